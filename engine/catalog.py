@@ -1,0 +1,139 @@
+"""The SQLite catalog (SQLAlchemy): files, segments, errors, tags, captions, metadata.
+
+Segment ids are the FAISS vector ids (``AUTOINCREMENT``: an id is never reused, so a
+vector id can never point at the wrong segment). The database runs in WAL mode so
+readers keep answering while a writer commits.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (Float, ForeignKey, Index, Integer, String, Text, create_engine, event,
+                        select)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+SCHEMA_VERSION = 1
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class File(Base):
+    """One audio file of the library, as it was when indexed."""
+
+    __tablename__ = "files"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True, index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int] = mapped_column(Integer)
+    duration: Mapped[float] = mapped_column(Float)
+    sample_rate: Mapped[int] = mapped_column(Integer)
+    channels: Mapped[int] = mapped_column(Integer)
+    format: Mapped[str] = mapped_column(String(32))
+    subtype: Mapped[str] = mapped_column(String(32), default="")
+    indexed_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+    segments: Mapped[list["SegmentRow"]] = relationship(
+        back_populates="file", cascade="all, delete-orphan", passive_deletes=True)
+    tags: Mapped[list["Tag"]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+    captions: Mapped[list["Caption"]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+
+class SegmentRow(Base):
+    """A time span of a file; its id is the vector id in the FAISS index."""
+
+    __tablename__ = "segments"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float] = mapped_column(Float)
+
+    file: Mapped[File] = relationship(back_populates="segments")
+
+
+class ErrorRow(Base):
+    """A file that could not be indexed, and why (latest attempt per path)."""
+
+    __tablename__ = "errors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True, index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class Tag(Base):
+    """A label attached to a file (zero-shot, AudioSet/YAMNet, or the user's)."""
+
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(Text)
+    score: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(64))
+
+
+class Caption(Base):
+    """A caption of a file (e.g. tag-guided synthetic captions from `soundsift caption`)."""
+
+    __tablename__ = "captions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(64))
+
+
+class Meta(Base):
+    """Key → JSON value: model name and fingerprint, dim, rate, policy, current vector file …"""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+Index("ix_tags_label", Tag.label)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def open_catalog(path: str | Path, *, create: bool = False) -> Engine:
+    """An SQLAlchemy engine on the catalog at ``path`` (WAL mode, foreign keys on)."""
+    path = Path(path)
+    if not create and not path.is_file():
+        from engine.errors import IndexNotFound
+        raise IndexNotFound(f"no catalog at {path}")
+    engine = create_engine(f"sqlite:///{path}", future=True)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    if create:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        Base.metadata.create_all(engine)
+    return engine
+
+
+def get_meta(session: Session) -> dict[str, Any]:
+    """All metadata as a dict of decoded JSON values."""
+    return {m.key: json.loads(m.value) for m in session.scalars(select(Meta))}
+
+
+def set_meta(session: Session, **values: Any) -> None:
+    """Insert or replace metadata keys (JSON-encoded); the caller commits."""
+    for key, value in values.items():
+        session.merge(Meta(key=key, value=json.dumps(value)))

@@ -1,0 +1,38 @@
+"""Domain exceptions raised at soundsift's public boundary.
+
+Every message names the thing at fault and tells the user what to do next.
+"""
+from __future__ import annotations
+
+
+class SoundsiftError(Exception):
+    """Base class of every error soundsift reports to a user."""
+
+
+class UnreadableAudio(SoundsiftError):
+    """A file could not be decoded into usable audio (the reason says why)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ModelUnavailable(SoundsiftError):
+    """A model could not be loaded: not bundled, not a local folder, not downloadable."""
+
+
+class ModelMismatch(SoundsiftError):
+    """An index was built with another model than the one asked for."""
+
+
+class IndexNotFound(SoundsiftError):
+    """No index exists at the given name or path."""
+
+
+class IndexBusy(SoundsiftError):
+    """Another process is writing this index."""
+
+
+class InvalidQuery(SoundsiftError):
+    """A query's arguments are not usable (empty text, bad filter, unknown file)."""

@@ -1,0 +1,59 @@
+"""Where an index lives on disk, and how a name or a path resolves to it.
+
+``indexes/<name>/`` holds
+  catalog.db               SQLite catalog (WAL), the source of truth
+  vectors-<generation>.faiss   the FAISS index of one committed generation
+  index.json               human-readable mirror of the catalog's metadata
+  .lock                    held by the one writer
+The catalog's ``meta.vectors_file`` names the FAISS file that belongs to its last
+commit, so a reader always gets a catalog and vectors of the same generation.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+INDEX_HOME_ENV = "SOUNDSIFT_INDEX_HOME"
+DEFAULT_INDEX = "default"
+
+
+def index_home() -> Path:
+    """Folder holding named indexes: $SOUNDSIFT_INDEX_HOME or ./indexes."""
+    return Path(os.environ.get(INDEX_HOME_ENV) or Path.cwd() / "indexes")
+
+
+def resolve_index_dir(name_or_dir: str | Path | None = None) -> Path:
+    """A bare name means ``<index home>/<name>``; anything path-like is used as given."""
+    if name_or_dir is None or str(name_or_dir) == "":
+        return index_home() / DEFAULT_INDEX
+    text = str(name_or_dir)
+    p = Path(text).expanduser()
+    if os.sep in text or text.startswith(".") or p.is_absolute() or p.is_dir():
+        return p
+    return index_home() / text
+
+
+@dataclass(frozen=True)
+class IndexLayout:
+    """Paths of the files of one index."""
+
+    root: Path
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / "catalog.db"
+
+    @property
+    def index_json(self) -> Path:
+        return self.root / "index.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / ".lock"
+
+    def vectors_file(self, generation: int) -> Path:
+        return self.root / f"vectors-{generation:06d}.faiss"
+
+    def vector_files(self) -> list[Path]:
+        return sorted(self.root.glob("vectors-*.faiss"))

@@ -1,0 +1,77 @@
+"""One factory for every model: ``load_model(name_or_path) -> AudioTextModel``.
+
+Resolution order:
+  1. a bundled model name (``soundsift-base``) → its folder inside this package;
+  2. an existing local folder → its ``config.json`` says which backend reads it
+     (``"model_type": "clap"`` → Hugging Face CLAP, ``"model_type": "soundsift-clap"``
+     → soundsift's own CLAP);
+  3. anything shaped like a hub id (``laion/clap-htsat-unfused``) → Hugging Face CLAP,
+     downloaded by transformers on a connected machine.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from pathlib import Path
+
+from engine.errors import ModelUnavailable
+from engine.models.base import AudioTextModel
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_MODEL = "soundsift-base"
+
+#: bundled model name → folder holding config.json + model.safetensors
+BUNDLED: dict[str, Path] = {"soundsift-base": WEIGHTS_DIR / "soundsift-base"}
+
+#: config.json "model_type" → "module:callable(path_or_id, name=...)" building the model
+BACKENDS: dict[str, str] = {
+    "clap": "engine.models.hf_clap:HFClapModel.load",
+    "soundsift-clap": "engine.models.soundsift_clap:SoundsiftClapModel.load",
+}
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _backend(model_type: str):
+    try:
+        target = BACKENDS[model_type]
+    except KeyError:
+        raise ModelUnavailable(
+            f"unknown model_type {model_type!r} in config.json; "
+            f"known: {', '.join(sorted(BACKENDS))}") from None
+    module_name, _, attr = target.partition(":")
+    obj = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def load_model(name_or_path: str | Path | None = None) -> AudioTextModel:
+    """Build the model named by ``name_or_path`` (default: ``soundsift-base``)."""
+    name = str(name_or_path) if name_or_path is not None else DEFAULT_MODEL
+    folder = BUNDLED.get(name)
+    if folder is not None and not (folder / "config.json").is_file():
+        raise ModelUnavailable(
+            f"bundled model {name!r} is missing its weights at {folder}; "
+            "reinstall soundsift or pass --model with a local folder or a laion/* id")
+    if folder is None:
+        candidate = Path(name).expanduser()
+        if candidate.is_dir():
+            folder = candidate
+        elif candidate.exists():
+            raise ModelUnavailable(f"{name}: not a model folder (expected a directory with config.json)")
+    if folder is not None:
+        config_path = folder / "config.json"
+        if not config_path.is_file():
+            raise ModelUnavailable(f"{folder}: no config.json; a model folder needs config.json and its weights")
+        try:
+            model_type = json.loads(config_path.read_text()).get("model_type", "")
+        except json.JSONDecodeError as e:
+            raise ModelUnavailable(f"{config_path}: not valid JSON ({e})") from e
+        return _backend(model_type)(str(folder), name=name)
+    if _HUB_ID.match(name):
+        return _backend("clap")(name, name=name)
+    raise ModelUnavailable(
+        f"model {name!r} not found: use 'soundsift-base', a local folder with config.json, "
+        "or a Hugging Face CLAP id such as laion/clap-htsat-unfused")

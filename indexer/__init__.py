@@ -1,0 +1,1 @@
+"""Incremental indexer: scan → decode → embed → write (FAISS + SQLite catalog)."""

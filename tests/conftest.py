@@ -1,0 +1,43 @@
+"""Shared fixtures: generated audio, small libraries. Everything offline and CPU-only."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def tone(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def noise(seconds: float, sr: int, seed: int = 0, amp: float = 0.3) -> np.ndarray:
+    return (amp * np.random.default_rng(seed).standard_normal(int(seconds * sr))).astype(np.float32)
+
+
+def chirp(f0: float, f1: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    phase = 2 * np.pi * (f0 * t + (f1 - f0) * t * t / (2 * seconds))
+    return (amp * np.sin(phase)).astype(np.float32)
+
+
+def write(path: Path, data: np.ndarray, sr: int, **kw) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), data, sr, **kw)
+    return path
+
+
+@pytest.fixture
+def audio_tools():
+    """The generators above, for tests that build their own files."""
+    class Tools:
+        pass
+    t = Tools()
+    t.tone, t.noise, t.chirp, t.write = tone, noise, chirp, write
+    return t

@@ -1,0 +1,1 @@
+"""Training and evaluation of soundsift's language–audio models."""

@@ -1,0 +1,50 @@
+"""What every CLI command shares: JSON output, logging to stderr, error reporting."""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from typing import Any, Callable, TypeVar
+
+import typer
+from rich.console import Console
+
+from engine.errors import SoundsiftError
+
+#: logs, progress and tables for humans; stdout is kept for --json output
+err_console = Console(stderr=True)
+out_console = Console()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+INDEX_HELP = "Index name (a folder under indexes/) or path to an index folder."
+MODEL_HELP = "Model: 'soundsift-base', a local model folder, or a laion/* CLAP id."
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Log to stderr; INFO by default, DEBUG with --verbose."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def print_json(obj: Any) -> None:
+    """Write one JSON document to stdout."""
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def reports_errors(fn: F) -> F:
+    """Turn a SoundsiftError into one clear line on stderr and exit code 1."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SoundsiftError as e:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+            raise typer.Exit(1) from e
+    return wrapper  # type: ignore[return-value]
