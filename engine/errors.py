@@ -36,3 +36,7 @@ class IndexBusy(SoundsiftError):
 
 class InvalidQuery(SoundsiftError):
     """A query's arguments are not usable (empty text, bad filter, unknown file)."""
+
+
+class InvalidDataset(SoundsiftError):
+    """An evaluation CSV/manifest is malformed or names audio that cannot be found."""
