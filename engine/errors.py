@@ -40,3 +40,7 @@ class InvalidQuery(SoundsiftError):
 
 class InvalidDataset(SoundsiftError):
     """An evaluation CSV/manifest is malformed or names audio that cannot be found."""
+
+
+class InvalidConfig(SoundsiftError):
+    """A training config (JSON/TOML) is malformed, has unknown keys, or names missing data."""
