@@ -1,0 +1,95 @@
+"""The README's first command: generate a small demo library, index it, search it.
+
+Sounds are synthesised here (no downloads): tones, noise colours, sweeps, a
+metronome, rain-like crackle, a siren, and speech when espeak-ng is installed. The
+commands it runs are the same a user types; they are echoed before they run.
+"""
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+DEMO_DIR = Path("demo/sounds")
+INDEX = "demo"
+QUERIES = ["a person speaking", "a siren", "white noise", "a bell ringing"]
+
+
+def _t(seconds: float, sr: int) -> np.ndarray:
+    return np.arange(int(seconds * sr)) / sr
+
+
+def _sounds(sr: int = 44100, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    t3 = _t(3.0, sr)
+    white = rng.standard_normal(len(t3))
+    brown = np.cumsum(rng.standard_normal(len(t3)))
+    brown -= np.convolve(brown, np.ones(2001) / 2001, mode="same")
+    siren_f = 700 + 300 * np.sin(2 * np.pi * 0.5 * _t(6.0, sr))
+    siren = np.sin(2 * np.pi * np.cumsum(siren_f) / sr)
+    clicks = np.zeros(int(4.0 * sr))
+    for k in range(8):
+        a = int(k * 0.5 * sr)
+        clicks[a:a + 400] = np.hanning(800)[400:] * rng.standard_normal(400)
+    rain = rng.standard_normal(int(8.0 * sr)) * (rng.random(int(8.0 * sr)) < 0.02)
+    bell_t = _t(4.0, sr)
+    bell = sum(np.sin(2 * np.pi * f * bell_t) * np.exp(-bell_t * d)
+               for f, d in [(880, 1.5), (2200, 2.5), (3500, 4.0)])
+    sweep_t = _t(5.0, sr)
+    sweep = np.sin(2 * np.pi * (100 * sweep_t + (8000 - 100) * sweep_t ** 2 / 10))
+    return {
+        "tones/sine_440hz.wav": np.sin(2 * np.pi * 440 * t3),
+        "tones/rising_sweep.flac": sweep,
+        "noise/white_noise.wav": white,
+        "noise/brown_noise.flac": brown / (np.abs(brown).max() + 1e-9),
+        "alarms/siren_wail.ogg": siren,
+        "alarms/bell_ring.wav": bell / 3,
+        "rhythm/metronome_clicks.wav": clicks,
+        "weather/rain_crackle_long.flac": rain,
+    }
+
+
+def generate(folder: Path = DEMO_DIR) -> list[Path]:
+    """Write the demo library into ``folder`` (idempotent)."""
+    written = []
+    for rel, x in _sounds().items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            sf.write(str(path), (0.5 * x / (np.abs(x).max() + 1e-9)).astype(np.float32), 44100)
+        written.append(path)
+    espeak = shutil.which("espeak-ng") or shutil.which("espeak")
+    if espeak:
+        for name, voice, text in [("speech_en_hello.wav", "en", "Hello, welcome to the sound library."),
+                                  ("speech_fr_bonjour.wav", "fr", "Bonjour, ceci est un test.")]:
+            path = folder / "voices" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                subprocess.run([espeak, "-v", voice, "-w", str(path), text], check=True)
+            written.append(path)
+    else:
+        print("espeak-ng not found: the demo library has no speech", file=sys.stderr)
+    return written
+
+
+def _run(args: list[str]) -> None:
+    print("$ soundsift " + " ".join(shlex.quote(a) for a in args), flush=True)
+    subprocess.run([sys.executable, "-m", "ui.cli", *args], check=True)
+
+
+def main() -> None:
+    files = generate()
+    print(f"demo library: {len(files)} files in {DEMO_DIR}/", flush=True)
+    _run(["index", str(DEMO_DIR), "--index", INDEX])
+    for q in QUERIES:
+        _run(["search", q, "--index", INDEX, "-k", "3"])
+    _run(["info", "--index", INDEX])
+
+
+if __name__ == "__main__":
+    main()
