@@ -1,0 +1,205 @@
+"""Stage 2: decode, resample and segment files in parallel worker processes.
+
+Workers run :func:`engine.audio.iter_segments` (soundfile → mono → soxr → fixed
+segments) and stream each segment back as soon as it is cut, through a *bounded*
+queue: memory stays bounded however long a file is, and decoding runs ahead of the
+model by at most ``queue_size`` segments. Workers are started with the 'forkserver'
+context (never fork after torch has been imported); they import numpy, soundfile and
+soxr only. A worker that dies (e.g. a codec crash) fails only the file it was on, and
+a fresh worker takes its place.
+
+The events a :class:`DecodePool` yields, in order per file:
+``SegmentReady``… then exactly one of ``FileDecoded`` or ``FileFailed``.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import queue
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Union
+
+import numpy as np
+
+from engine.audio import AudioInfo, iter_segments, probe
+from engine.errors import UnreadableAudio
+from engine.segments import SegmentPolicy
+
+log = logging.getLogger(__name__)
+
+START_METHOD = "forkserver"
+
+
+@dataclass(frozen=True)
+class DecodeJob:
+    """One file to decode; ``job`` is the caller's key for it."""
+
+    job: int
+    path: str
+
+
+@dataclass
+class SegmentReady:
+    job: int
+    index: int
+    start: float
+    end: float
+    waveform: np.ndarray
+
+
+@dataclass
+class FileDecoded:
+    job: int
+    info: AudioInfo
+    n_segments: int
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class FileFailed:
+    job: int
+    reason: str
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+DecodeEvent = Union[SegmentReady, FileDecoded, FileFailed]
+
+
+def default_workers() -> int:
+    """Half the CPU cores (at least 1, at most 8): the model needs the others."""
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
+
+
+def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iterator[DecodeEvent]:
+    """All events of one file, decoded in this process. Never raises for a bad file."""
+    stats: dict[str, float] = {}
+    n = 0
+    try:
+        info = probe(job.path)
+        for seg in iter_segments(job.path, sample_rate, policy, stats=stats):
+            yield SegmentReady(job.job, n, seg.start, seg.end, seg.waveform)
+            n += 1
+    except UnreadableAudio as e:
+        yield FileFailed(job.job, e.reason, stats)
+        return
+    except Exception as e:  # a decoder bug must fail one file, not the run
+        yield FileFailed(job.job, f"decoding failed: {type(e).__name__}: {e}", stats)
+        return
+    yield FileDecoded(job.job, info, n, stats)
+
+
+def iter_decoded(jobs: Iterable[DecodeJob], sample_rate: int, policy: SegmentPolicy,
+                 workers: int = 0, queue_size: int = 64) -> Iterator[DecodeEvent]:
+    """Decode ``jobs``: in this process when ``workers`` is 0, else in a worker pool."""
+    if workers <= 0:
+        for job in jobs:
+            yield from decode_file(job, sample_rate, policy)
+        return
+    with DecodePool(sample_rate, policy, workers, queue_size) as pool:
+        yield from pool.run(jobs)
+
+
+# --- worker side ---------------------------------------------------------------------
+
+def _worker_main(tasks: "mp.Queue", results: "mp.Queue", sample_rate: int,
+                 policy: SegmentPolicy) -> None:
+    """Loop of one worker process: take a job, stream its events, until a None arrives."""
+    pid = os.getpid()
+    while True:
+        job = tasks.get()
+        if job is None:
+            break
+        results.put(("start", pid, job.job))
+        for event in decode_file(job, sample_rate, policy):
+            results.put(("event", pid, event))
+
+
+# --- parent side ---------------------------------------------------------------------
+
+class DecodePool:
+    """A pool of decoder processes streaming segments through a bounded queue."""
+
+    def __init__(self, sample_rate: int, policy: SegmentPolicy, workers: int,
+                 queue_size: int = 64) -> None:
+        self.sample_rate = sample_rate
+        self.policy = policy
+        self.n_workers = max(1, workers)
+        self._ctx = mp.get_context(START_METHOD)
+        self._tasks = self._ctx.Queue()
+        self._results = self._ctx.Queue(maxsize=max(2, queue_size))
+        self._procs: dict[int, mp.process.BaseProcess] = {}
+        self._current: dict[int, int] = {}       # worker pid → job it is decoding
+
+    def __enter__(self) -> "DecodePool":
+        for _ in range(self.n_workers):
+            self._spawn()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _spawn(self) -> None:
+        p = self._ctx.Process(target=_worker_main, daemon=True, name="soundsift-decode",
+                              args=(self._tasks, self._results, self.sample_rate, self.policy))
+        p.start()
+        self._procs[p.pid] = p
+
+    def run(self, jobs: Iterable[DecodeJob]) -> Iterator[DecodeEvent]:
+        """Yield the events of every job; each job ends with FileDecoded or FileFailed."""
+        pending = set()
+        for job in jobs:
+            self._tasks.put(job)
+            pending.add(job.job)
+        for _ in range(self.n_workers):
+            self._tasks.put(None)
+        while pending:
+            try:
+                kind, pid, payload = self._results.get(timeout=0.5)
+            except queue.Empty:
+                yield from self._reap_dead(pending)
+                continue
+            if kind == "start":
+                self._current[pid] = payload
+                continue
+            event: DecodeEvent = payload
+            if isinstance(event, (FileDecoded, FileFailed)):
+                pending.discard(event.job)
+                self._current.pop(pid, None)
+            yield event
+
+    def _reap_dead(self, pending: set[int]) -> Iterator[DecodeEvent]:
+        """Fail the file a dead worker was on, and start a replacement worker."""
+        for pid, proc in list(self._procs.items()):
+            if proc.is_alive():
+                continue
+            del self._procs[pid]
+            job = self._current.pop(pid, None)
+            if proc.exitcode == 0:
+                continue
+            log.warning("decoder process %s died (exit code %s)", pid, proc.exitcode)
+            if job is not None and job in pending:
+                pending.discard(job)
+                yield FileFailed(job, f"decoder process crashed (exit code {proc.exitcode})")
+            if pending:
+                self._spawn()       # the dead worker left its stop sentinel for this one
+        if pending and not self._procs:
+            # every worker has exited and the queue is empty: a job was lost with a
+            # worker that died before it could report it
+            for job in sorted(pending):
+                yield FileFailed(job, "decoder process lost while decoding this file")
+            pending.clear()
+
+    def close(self) -> None:
+        """Stop every worker (they may be blocked on a full queue: terminate them)."""
+        for proc in self._procs.values():
+            if proc.is_alive():
+                proc.terminate()
+        for proc in self._procs.values():
+            proc.join(timeout=5)
+        self._procs.clear()
+        self._results.cancel_join_thread()
+        self._tasks.cancel_join_thread()
+        self._results.close()
+        self._tasks.close()

@@ -1,0 +1,259 @@
+"""The runner: scan → decode (worker processes) → embed (batches) → write (checkpoints).
+
+:func:`build_index` is the indexer's public entry point. It times every stage so the
+bottleneck is visible: ``scan`` and ``write`` are wall time in this process, ``embed``
+is time inside ``model.embed_audio``, ``decode`` and ``resample`` are summed over the
+worker processes (they overlap with embedding), and ``decode_wait`` is how long the
+model sat idle waiting for decoded audio.
+
+Failed files are retried on every run (a failure costs little: most fail at the header),
+so ``failed`` counts the failures of this run and a file that was fixed is picked up
+without any flag.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from engine.audio import AudioInfo
+from engine.errors import ModelMismatch
+from engine.layout import IndexLayout, resolve_index_dir
+from engine.models.base import AudioTextModel
+from engine.segments import SegmentPolicy
+from indexer.decode import (DecodeJob, FileDecoded, FileFailed, SegmentReady, default_workers,
+                            iter_decoded)
+from indexer.embed import DEFAULT_BATCH_SIZE, SegmentBatcher
+from indexer.scan import ScannedFile, diff, normalize_root, scan, under_roots
+from indexer.write import Changes, IndexedFile, IndexWriter
+
+log = logging.getLogger(__name__)
+
+#: commit a checkpoint after this many finished files, or this many seconds
+CHECKPOINT_FILES = 256
+CHECKPOINT_SECONDS = 60.0
+STAGES = ("scan", "decode", "resample", "embed", "write")
+
+
+@dataclass
+class IndexSummary:
+    """What one run of :func:`build_index` did (``to_dict()`` is the ``--json`` output)."""
+
+    index: str
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    n_segments: int = 0                 # segments embedded in this run
+    audio_seconds: float = 0.0          # duration of the files indexed in this run
+    seconds: float = 0.0                # wall time of the run
+    files_per_second: float = 0.0       # (added + updated + failed) / seconds
+    x_realtime: float = 0.0             # audio_seconds / seconds
+    timings: dict[str, float] = field(default_factory=dict)
+    generation: int = 0
+    commits: int = 0
+    totals: dict[str, Any] = field(default_factory=dict)   # files/segments/errors in the index
+    model: str = ""
+    model_fingerprint: str = ""
+    errors: list[dict[str, str]] = field(default_factory=list)   # failures of this run
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Work:
+    """A file on its way through decode and embed."""
+
+    scanned: ScannedFile
+    changed: bool
+    bounds: dict[int, tuple[float, float]] = field(default_factory=dict)
+    vectors: dict[int, np.ndarray] = field(default_factory=dict)
+    info: AudioInfo | None = None
+    n_segments: int = -1
+
+    @property
+    def ready(self) -> bool:
+        return self.info is not None and len(self.vectors) == self.n_segments
+
+
+def model_ref(model: AudioTextModel) -> str:
+    """How to load ``model`` again later: a local folder as an absolute path, else its name."""
+    p = Path(model.name).expanduser()
+    return str(p.resolve()) if p.is_dir() else model.name
+
+
+def resolve_model(model: AudioTextModel | str | Path | None, meta: dict[str, Any]) -> AudioTextModel:
+    """The model for an index: the one given, else the one it was built with, else the default.
+
+    Raises ModelMismatch if the index was built with a model of another fingerprint.
+    """
+    from engine.models import DEFAULT_MODEL, load_model
+    recorded_name = meta.get("model_name")
+    recorded_fp = meta.get("model_fingerprint")
+    if model is None:
+        model = load_model(recorded_name or DEFAULT_MODEL)
+    elif not isinstance(model, AudioTextModel):
+        model = load_model(model)
+    if recorded_fp and model.fingerprint != recorded_fp:
+        raise ModelMismatch(
+            f"this index was built with model {recorded_name!r} (fingerprint {recorded_fp[:12]}), "
+            f"not {model.name!r} (fingerprint {model.fingerprint[:12]}); leave out --model to use "
+            "the index's own model, or pass a new --index to build a separate index with this one")
+    return model
+
+
+def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | None = None,
+                model: AudioTextModel | str | Path | None = None, *, workers: int | None = None,
+                batch_size: int | None = None, progress: bool = True,
+                checkpoint_files: int = CHECKPOINT_FILES,
+                checkpoint_seconds: float = CHECKPOINT_SECONDS) -> IndexSummary:
+    """Index the audio files under ``paths`` into ``index`` (name or folder), incrementally.
+
+    ``model``: an AudioTextModel, a name/folder for :func:`engine.load_model`, or None for
+    the index's own model (a new index gets ``engine.models.DEFAULT_MODEL``).
+    ``workers``: decoder processes (0 decodes in this process; default half the cores).
+    Bad files become error rows and WARNING log lines; they never stop the run.
+    """
+    t_start = time.perf_counter()
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    layout = IndexLayout(resolve_index_dir(index))
+    workers = default_workers() if workers is None else max(0, int(workers))
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
+    timings = {k: 0.0 for k in STAGES}
+    timings["decode_wait"] = 0.0
+    summary = IndexSummary(index=str(layout.root))
+
+    with IndexWriter(layout) as writer:
+        model = resolve_model(model, writer.meta)
+        policy = SegmentPolicy(window=float(model.window_seconds))
+        meta = {"model_name": model_ref(model), "model_fingerprint": model.fingerprint,
+                "dim": int(model.dim), "sample_rate": int(model.sample_rate),
+                "segment_policy": policy.as_dict()}
+        summary.model, summary.model_fingerprint = meta["model_name"], model.fingerprint
+
+        # stage 1: scan and diff
+        t = time.perf_counter()
+        roots = [normalize_root(p) for p in paths]
+        scanned = scan(paths)
+        unlisted = [normalize_root(e.path) for e in scanned.errors if e.folder]
+        plan = diff(writer.catalog_state(), scanned.files, roots, keep_under=unlisted)
+        old_errors = [p for p in writer.error_paths()
+                      if under_roots(p, roots) and not under_roots(p, unlisted)]
+        timings["scan"] = time.perf_counter() - t
+        summary.unchanged = len(plan.unchanged)
+        log.info("%s: %d new, %d changed, %d deleted, %d unchanged, %d unusable entries",
+                 layout.root, len(plan.new), len(plan.changed), len(plan.deleted),
+                 len(plan.unchanged), len(scanned.errors))
+
+        pending = Changes(remove=list(plan.deleted))
+        summary.removed = len(plan.deleted)
+        failures: dict[str, str] = {}
+
+        def fail(path: str, reason: str) -> None:
+            log.warning("skipped %s: %s", path, reason)
+            failures[path] = reason
+            pending.errors[path] = reason
+
+        for e in scanned.errors:
+            fail(e.path, e.reason)
+
+        todo = plan.new + plan.changed
+        work = {i: _Work(f, changed=i >= len(plan.new)) for i, f in enumerate(todo)}
+        last_commit = time.perf_counter()
+
+        def commit() -> None:
+            nonlocal pending, last_commit
+            summary.generation = writer.commit(pending, meta)
+            summary.commits += 1
+            pending = Changes()
+            last_commit = time.perf_counter()
+
+        def finish(job: int) -> None:
+            w = work.pop(job)
+            order = sorted(w.bounds)
+            vectors = (np.stack([w.vectors[i] for i in order]) if order
+                       else np.zeros((0, model.dim), np.float32))
+            pending.add.append(IndexedFile(w.scanned.path, w.scanned.size, w.scanned.mtime_ns,
+                                           w.info, [w.bounds[i] for i in order], vectors))
+            summary.n_segments += len(order)
+            summary.audio_seconds += w.info.duration
+            if w.changed:
+                summary.updated += 1
+            else:
+                summary.added += 1
+            bar.update(1)
+
+        def deliver(pairs: Iterable[tuple[tuple[int, int], np.ndarray]]) -> None:
+            for (job, idx), vec in pairs:
+                w = work.get(job)
+                if w is None:           # the file failed after some segments were queued
+                    continue
+                w.vectors[idx] = vec
+                if w.ready:
+                    finish(job)
+
+        from tqdm import tqdm
+        bar = tqdm(total=len(todo), unit="file", desc="indexing", file=sys.stderr,
+                   disable=not progress or not todo, dynamic_ncols=True)
+        batcher = SegmentBatcher(model, batch_size)
+        jobs = [DecodeJob(i, f.path) for i, f in enumerate(todo)]
+        events = iter_decoded(jobs, int(model.sample_rate), policy, workers=workers,
+                              queue_size=max(2 * batch_size, 4 * max(1, workers)))
+        try:
+            while True:
+                t = time.perf_counter()
+                ev = next(events, None)
+                timings["decode_wait"] += time.perf_counter() - t
+                if ev is None:
+                    break
+                if isinstance(ev, SegmentReady):
+                    work[ev.job].bounds[ev.index] = (ev.start, ev.end)
+                    deliver(batcher.add((ev.job, ev.index), ev.waveform))
+                    continue
+                timings["decode"] += ev.stats.get("decode", 0.0)
+                timings["resample"] += ev.stats.get("resample", 0.0)
+                if isinstance(ev, FileDecoded):
+                    w = work[ev.job]
+                    w.info, w.n_segments = ev.info, ev.n_segments
+                    if w.ready:
+                        finish(ev.job)
+                elif isinstance(ev, FileFailed):
+                    w = work.pop(ev.job)
+                    fail(w.scanned.path, ev.reason)
+                    if w.changed:           # its old vectors describe content that is gone
+                        pending.remove.append(w.scanned.path)
+                    bar.update(1)
+                n_done = len(pending.add) + len(pending.errors)
+                if n_done and (n_done >= checkpoint_files
+                               or time.perf_counter() - last_commit >= checkpoint_seconds):
+                    commit()
+            deliver(batcher.flush())
+        finally:
+            events.close()
+            bar.close()
+        if work:   # every job reports exactly once; anything left is a bug, not a bad file
+            raise RuntimeError(f"{len(work)} files were neither indexed nor failed; please report this")
+        pending.clear_errors = [p for p in old_errors if p not in failures]
+        if pending or writer.generation == 0:
+            commit()
+        summary.generation = writer.generation
+        summary.totals = dict(writer.meta.get("counts", {}))
+        timings["embed"] = batcher.seconds
+        timings["write"] = writer.seconds
+
+    summary.failed = len(failures)
+    summary.errors = [{"path": p, "reason": r} for p, r in failures.items()]
+    summary.seconds = time.perf_counter() - t_start
+    summary.timings = {k: round(v, 4) for k, v in timings.items()}
+    processed = summary.added + summary.updated + summary.failed
+    summary.files_per_second = processed / summary.seconds if summary.seconds else 0.0
+    summary.x_realtime = summary.audio_seconds / summary.seconds if summary.seconds else 0.0
+    return summary

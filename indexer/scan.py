@@ -1,0 +1,209 @@
+"""Stage 1: walk the library and decide what changed since the last run.
+
+A file's identity is its resolved absolute path plus its size and ``mtime_ns``: the
+same path with another size or mtime is a changed file. (Content hashing would cost a
+full read of every file on every run; size + mtime_ns is what rsync and make trust.)
+
+:func:`scan` never raises for a bad entry: broken symbolic links, symbolic-link loops,
+directories that cannot be listed and names that are not valid UTF-8 come back as
+:class:`ScanError` rows; the walk goes on. :func:`diff` is a pure function of the
+catalog's state and the scan.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from engine.audio import AUDIO_EXTENSIONS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScannedFile:
+    """An audio file found on disk: resolved absolute path, size in bytes, mtime in ns."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class ScanError:
+    """A path the walk could not use, and why (becomes an error row in the catalog)."""
+
+    path: str
+    reason: str
+    folder: bool = False        # a folder that could not be listed (its files are unknown)
+
+
+@dataclass
+class ScanResult:
+    """Everything one walk found: files by path, and the entries it could not use."""
+
+    files: dict[str, ScannedFile] = field(default_factory=dict)
+    errors: list[ScanError] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Diff:
+    """What a run has to do, each list sorted by path.
+
+    new        on disk, not in the catalog
+    changed    in the catalog with another size or mtime
+    deleted    in the catalog under one of the scanned roots, no longer on disk
+    unchanged  same path, size and mtime as in the catalog
+    """
+
+    new: list[ScannedFile]
+    changed: list[ScannedFile]
+    deleted: list[str]
+    unchanged: list[str]
+
+
+def is_audio_name(name: str) -> bool:
+    """True if ``name`` has one of the extensions libsndfile reads (case-insensitive)."""
+    return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
+
+
+def printable(path: str) -> str:
+    """``path`` made safe to store and print (undecodable bytes shown as escapes)."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def normalize_root(root: str | Path) -> str:
+    """A root as an absolute path with symbolic links resolved (how catalog paths are kept)."""
+    return os.path.realpath(os.path.abspath(os.path.expanduser(str(root))))
+
+
+def scan(roots: Iterable[str | Path]) -> ScanResult:
+    """Walk ``roots`` recursively (following symbolic links) and collect the audio files.
+
+    A root may also be a single audio file. A root that does not exist is a ScanError.
+    """
+    result = ScanResult()
+    visited_dirs: set[tuple[int, int]] = set()
+    for root in roots:
+        given = os.path.abspath(os.path.expanduser(str(root)))
+        if not os.path.lexists(given):
+            result.errors.append(ScanError(printable(given), "not found: no such file or directory"))
+            continue
+        try:
+            st = os.stat(given)
+        except OSError as e:
+            result.errors.append(ScanError(printable(given), _reason(e)))
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            _walk(given, (), visited_dirs, result)
+        else:
+            _add_file(given, result)
+    return result
+
+
+def _reason(e: OSError) -> str:
+    if e.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if e.errno == errno.ENOENT:
+        return "vanished or broken symbolic link"
+    return f"{e.strerror or type(e).__name__}"
+
+
+def _walk(directory: str, ancestors: tuple[tuple[int, int], ...],
+          visited: set[tuple[int, int]], result: ScanResult) -> None:
+    """Depth-first walk of ``directory``; ``ancestors`` are the (dev, inode) keys above it."""
+    try:
+        st = os.stat(directory)
+    except OSError as e:
+        result.errors.append(ScanError(printable(directory), _reason(e)))
+        return
+    key = (st.st_dev, st.st_ino)
+    if key in ancestors:
+        result.errors.append(ScanError(printable(directory),
+                                       "symbolic link loop: points back to a folder above it"))
+        return
+    if key in visited:          # reached twice through links: already walked, nothing to add
+        log.debug("already scanned %s", printable(directory))
+        return
+    visited.add(key)
+    try:
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as e:
+        result.errors.append(ScanError(printable(directory),
+                                       f"cannot list folder: {_reason(e)}", folder=True))
+        return
+    for entry in entries:
+        path = entry.path
+        try:
+            is_dir = entry.is_dir()          # follows links
+        except OSError as e:
+            if is_audio_name(entry.name):
+                result.errors.append(ScanError(printable(path), _reason(e)))
+            continue
+        if is_dir:
+            _walk(path, ancestors + (key,), visited, result)
+        elif is_audio_name(entry.name):
+            _add_file(path, result)
+
+
+def _add_file(path: str, result: ScanResult) -> None:
+    """Resolve ``path`` and record it, or record why it cannot be used."""
+    if printable(path) != path:
+        result.errors.append(ScanError(printable(path),
+                                       "file name is not valid UTF-8: rename the file to index it"))
+        return
+    try:
+        real = os.path.realpath(path, strict=True)
+        st = os.stat(real)
+    except OSError as e:
+        if os.path.islink(path) and e.errno in (errno.ENOENT, errno.ELOOP):
+            reason = ("symbolic link loop" if e.errno == errno.ELOOP
+                      else "broken symbolic link: its target does not exist")
+        else:
+            reason = _reason(e)
+        result.errors.append(ScanError(path, reason))
+        return
+    if not stat.S_ISREG(st.st_mode):
+        result.errors.append(ScanError(path, "not a regular file"))
+        return
+    result.files.setdefault(real, ScannedFile(real, int(st.st_size), int(st.st_mtime_ns)))
+
+
+def under_roots(path: str, roots: Iterable[str]) -> bool:
+    """True if ``path`` is one of ``roots`` or lies inside one of them."""
+    for root in roots:
+        if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
+            return True
+    return False
+
+
+def diff(catalog_state: Mapping[str, tuple[int, int]], scanned: Mapping[str, ScannedFile],
+         roots: Iterable[str], keep_under: Iterable[str] = ()) -> Diff:
+    """Compare the catalog (path → (size, mtime_ns)) with a scan of ``roots``.
+
+    Only catalog files under the scanned roots can be ``deleted``: files indexed from
+    other roots are left alone (their drive may just be unmounted). Files under
+    ``keep_under`` (folders the walk could not list this time) are not deleted either.
+    """
+    roots = list(roots)
+    keep_under = list(keep_under)
+    new, changed, unchanged = [], [], []
+    for path in sorted(scanned):
+        f = scanned[path]
+        known = catalog_state.get(path)
+        if known is None:
+            new.append(f)
+        elif tuple(known) != (f.size, f.mtime_ns):
+            changed.append(f)
+        else:
+            unchanged.append(path)
+    deleted = sorted(p for p in catalog_state
+                     if p not in scanned and under_roots(p, roots) and not under_roots(p, keep_under))
+    return Diff(new=new, changed=changed, deleted=deleted, unchanged=unchanged)

@@ -1,0 +1,313 @@
+"""Stage 4: commit batches of work to the FAISS file and the SQLite catalog.
+
+Protocol (one writer at a time, under an fcntl lock on ``.lock``):
+
+1. write the next generation's vectors to ``vectors-<gen+1>.faiss`` (previous vectors,
+   minus the segments of removed/changed files, plus the new ones), atomically;
+2. then, in ONE SQLite transaction, apply every catalog change of the batch and point
+   ``meta.vectors_file`` at the new file;
+3. then delete the previous generation's file (readers that opened it keep their copy)
+   and rewrite ``index.json``.
+
+A crash before step 2 leaves an orphan FAISS file that the next writer deletes; a crash
+after it leaves a complete new generation. Segment ids (= vector ids) are allocated from
+the catalog's AUTOINCREMENT counter, so ids written to an orphan file are simply reused
+by the next attempt and never point at the wrong segment.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.orm import Session
+
+from engine.audio import AudioInfo
+from engine.catalog import ErrorRow, File, SegmentRow, get_meta, open_catalog, set_meta
+from engine.errors import IndexBusy, IndexNotFound
+from engine.layout import IndexLayout
+from engine.vectors import fsync_dir, new_index, write_index_atomic
+
+log = logging.getLogger(__name__)
+
+INDEX_TYPE = "Flat"                      # exact inner-product search
+FAISS_FACTORY = "IDMap2,Flat"
+METRIC = "inner_product"
+
+
+@dataclass
+class IndexedFile:
+    """A file decoded and embedded in this run, ready to be committed."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    info: AudioInfo
+    segments: list[tuple[float, float]]
+    vectors: np.ndarray                 # (len(segments), dim) float32
+
+
+@dataclass
+class Changes:
+    """One checkpoint's worth of catalog changes."""
+
+    add: list[IndexedFile] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)          # paths whose rows go
+    errors: dict[str, str] = field(default_factory=dict)     # path → reason (replaced)
+    clear_errors: list[str] = field(default_factory=list)    # paths whose error rows go
+
+    def __bool__(self) -> bool:
+        return bool(self.add or self.remove or self.errors or self.clear_errors)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions recorded in index.json (read from metadata: nothing heavy is imported)."""
+    out = {"python": platform.python_version()}
+    for dist in ("soundsift", "faiss-cpu", "faiss-gpu", "torch", "transformers", "soundfile", "soxr"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+class WriterLock:
+    """An exclusive, non-blocking fcntl lock on the index's ``.lock`` file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            os.close(fd)
+            if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                who = f" (process {holder})" if holder else ""
+                raise IndexBusy(
+                    f"index {self.path.parent} is being written by another process{who}; "
+                    "wait for that run to finish, or index into another --index") from e
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class IndexWriter:
+    """The single writer of one index: holds the lock, the catalog and the live vectors."""
+
+    def __init__(self, layout: IndexLayout) -> None:
+        self.layout = layout
+        self._lock = WriterLock(layout.lock)
+        self.engine = None
+        self._index = None                     # faiss index of the current generation
+        self.meta: dict[str, Any] = {}
+        self.seconds = 0.0                     # time spent committing
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def __enter__(self) -> "IndexWriter":
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()
+        try:
+            self.engine = open_catalog(self.layout.catalog, create=True)
+            with Session(self.engine) as s:
+                self.meta = get_meta(s)
+            self._delete_orphans()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.dispose()
+            self.engine = None
+        self._lock.release()
+
+    @property
+    def generation(self) -> int:
+        return int(self.meta.get("generation", 0))
+
+    @property
+    def vectors_path(self) -> Path | None:
+        name = self.meta.get("vectors_file")
+        return self.layout.root / name if name else None
+
+    def _delete_orphans(self) -> None:
+        """Remove FAISS files (and temporaries) that no committed generation names."""
+        keep = self.vectors_path
+        for p in list(self.layout.vector_files()) + list(self.layout.root.glob("vectors-*.faiss.tmp")):
+            if keep is None or p.resolve() != keep.resolve():
+                log.info("removing %s left by an interrupted run", p.name)
+                p.unlink(missing_ok=True)
+
+    # -- reads ---------------------------------------------------------------------------
+    def catalog_state(self) -> dict[str, tuple[int, int]]:
+        """Every indexed file: path → (size, mtime_ns)."""
+        with Session(self.engine) as s:
+            return {p: (size, mt) for p, size, mt in s.execute(select(File.path, File.size, File.mtime_ns))}
+
+    def error_paths(self) -> list[str]:
+        with Session(self.engine) as s:
+            return list(s.scalars(select(ErrorRow.path)))
+
+    # -- the commit ----------------------------------------------------------------------
+    def _live_index(self, dim: int):
+        if self._index is None:
+            path = self.vectors_path
+            if path is not None and path.is_file():
+                import faiss
+                self._index = faiss.read_index(str(path))  # writable copy in memory
+            elif path is not None and int(self.meta.get("counts", {}).get("segments", 0)):
+                raise IndexNotFound(
+                    f"{path} (the vectors of {self.layout.root}) is missing; delete the index "
+                    "folder and index again, or index into another --index")
+            else:
+                self._index = new_index(dim)
+        return self._index
+
+    def commit(self, changes: Changes, meta: dict[str, Any]) -> int:
+        """Apply ``changes`` as the next generation; returns the new generation number.
+
+        ``meta`` holds the model keys (model_name, model_fingerprint, dim, sample_rate,
+        segment_policy) written with every commit.
+        """
+        t0 = time.perf_counter()
+        try:
+            return self._commit(changes, meta)
+        except BaseException:
+            self._index = None      # the in-memory vectors may be ahead of the catalog: reload
+            raise
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def _commit(self, changes: Changes, meta: dict[str, Any]) -> int:
+        dim = int(meta["dim"])
+        index = self._live_index(dim)
+        gen = self.generation + 1
+        new_file = self.layout.vectors_file(gen)
+        gone_paths = sorted(set(changes.remove) | {f.path for f in changes.add})
+        with Session(self.engine) as s:
+            gone_ids = _segment_ids_of(s, gone_paths)
+            next_id = _next_segment_id(s)
+        # step 1: the vectors of generation gen, written beside the current file
+        if gone_ids:
+            index.remove_ids(np.asarray(gone_ids, dtype=np.int64))
+        seg_id = next_id
+        ids_per_file = []
+        for f in changes.add:
+            ids = np.arange(seg_id, seg_id + len(f.segments), dtype=np.int64)
+            seg_id += len(f.segments)
+            ids_per_file.append(ids)
+            if len(ids):
+                index.add_with_ids(np.ascontiguousarray(f.vectors, dtype=np.float32), ids)
+        write_index_atomic(index, new_file)
+        # step 2: one transaction makes it the committed generation
+        with Session(self.engine) as s, s.begin():
+            if gone_paths:
+                s.execute(delete(File).where(File.path.in_(gone_paths)))
+            for f, ids in zip(changes.add, ids_per_file):
+                row = File(path=f.path, size=f.size, mtime_ns=f.mtime_ns, duration=f.info.duration,
+                           sample_rate=f.info.sample_rate, channels=f.info.channels,
+                           format=f.info.format, subtype=f.info.subtype, indexed_at=time.time())
+                s.add(row)
+                s.flush()
+                s.add_all(SegmentRow(id=int(i), file_id=row.id, start=a, end=b)
+                          for i, (a, b) in zip(ids, f.segments))
+            cleared = set(changes.clear_errors) | {f.path for f in changes.add}
+            if cleared:
+                s.execute(delete(ErrorRow).where(ErrorRow.path.in_(sorted(cleared))))
+            for path, reason in changes.errors.items():
+                _set_error(s, path, reason)
+            s.flush()
+            counts = _counts(s)
+            new_meta = dict(meta, vectors_file=new_file.name, generation=gen, counts=counts,
+                            index_type=INDEX_TYPE, faiss_factory=FAISS_FACTORY, metric=METRIC,
+                            updated_at=time.time())
+            set_meta(s, **new_meta)
+        # step 3: the old generation is garbage; index.json mirrors the catalog
+        old = self.vectors_path
+        self.meta.update(new_meta)
+        if old is not None and old != new_file:
+            old.unlink(missing_ok=True)
+        self.write_index_json()
+        if index.ntotal != counts["segments"]:
+            raise RuntimeError(f"{new_file}: {index.ntotal} vectors but the catalog holds "
+                               f"{counts['segments']} segments; this is a bug, please report it")
+        return gen
+
+    def write_index_json(self) -> None:
+        """Write index.json atomically (a human-readable mirror of the catalog's meta)."""
+        keys = ("model_name", "model_fingerprint", "dim", "sample_rate", "segment_policy",
+                "index_type", "faiss_factory", "metric", "counts", "generation", "vectors_file",
+                "updated_at")
+        doc = {k: self.meta.get(k) for k in keys}
+        doc["versions"] = package_versions()
+        path = self.layout.index_json
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+
+
+def _set_error(s: Session, path: str, reason: str) -> None:
+    """Insert or replace the error row of ``path`` (one row per path: the latest attempt)."""
+    row = s.scalar(select(ErrorRow).where(ErrorRow.path == path))
+    if row is None:
+        s.add(ErrorRow(path=path, reason=reason, at=time.time()))
+    else:
+        row.reason, row.at = reason, time.time()
+
+
+def _segment_ids_of(s: Session, paths: list[str]) -> list[int]:
+    ids: list[int] = []
+    for i in range(0, len(paths), 500):
+        chunk = paths[i:i + 500]
+        ids += s.scalars(select(SegmentRow.id).join(File).where(File.path.in_(chunk)))
+    return ids
+
+
+def _next_segment_id(s: Session) -> int:
+    """The id SQLite's AUTOINCREMENT would hand out next (never a reused one)."""
+    seq = s.execute(text("SELECT seq FROM sqlite_sequence WHERE name = 'segments'")).scalar()
+    top = s.scalar(select(func.max(SegmentRow.id)))
+    return max(int(seq or 0), int(top or 0)) + 1
+
+
+def _counts(s: Session) -> dict[str, Any]:
+    return {
+        "files": int(s.scalar(select(func.count()).select_from(File)) or 0),
+        "segments": int(s.scalar(select(func.count()).select_from(SegmentRow)) or 0),
+        "errors": int(s.scalar(select(func.count()).select_from(ErrorRow)) or 0),
+        "duration": float(s.scalar(select(func.coalesce(func.sum(File.duration), 0.0))) or 0.0),
+    }
