@@ -1,0 +1,67 @@
+"""What an index holds, read from its catalog alone (no model is loaded)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine.catalog import ErrorRow, File, SegmentRow, get_meta, open_catalog
+from engine.errors import IndexNotFound
+from engine.layout import IndexLayout, resolve_index_dir
+
+#: meta keys shown as they are (those written by the indexer, and by index tuning)
+META_KEYS = ("model_name", "model_fingerprint", "dim", "sample_rate", "segment_policy",
+             "index_type", "faiss_factory", "metric", "index_params", "recall_at_10",
+             "generation", "vectors_file", "updated_at")
+
+
+def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[str, Any]:
+    """Counts, model, vectors file, format breakdown and the latest errors of an index.
+
+    Raises IndexNotFound when there is no catalog at the resolved folder.
+    """
+    layout = IndexLayout(resolve_index_dir(index))
+    if not layout.catalog.is_file():
+        raise IndexNotFound(
+            f"no index at {layout.root}; build one with `soundsift index PATH --index {index or 'default'}`")
+    engine = open_catalog(layout.catalog)
+    try:
+        with Session(engine) as s:
+            meta = get_meta(s)
+            n_files = int(s.scalar(select(func.count()).select_from(File)) or 0)
+            n_segments = int(s.scalar(select(func.count()).select_from(SegmentRow)) or 0)
+            n_errors = int(s.scalar(select(func.count()).select_from(ErrorRow)) or 0)
+            duration = float(s.scalar(select(func.coalesce(func.sum(File.duration), 0.0))) or 0.0)
+            formats = [{"format": fmt, "files": int(n), "duration": float(d or 0.0)}
+                       for fmt, n, d in s.execute(
+                           select(File.format, func.count(), func.sum(File.duration))
+                           .group_by(File.format).order_by(func.count().desc(), File.format))]
+            rates = [{"sample_rate": int(sr), "files": int(n)}
+                     for sr, n in s.execute(select(File.sample_rate, func.count())
+                                            .group_by(File.sample_rate).order_by(File.sample_rate))]
+            errors = [{"path": e.path, "reason": e.reason, "at": e.at}
+                      for e in s.scalars(select(ErrorRow).order_by(ErrorRow.at.desc(), ErrorRow.path)
+                                         .limit(max(0, errors_limit)))]
+    finally:
+        engine.dispose()
+    info: dict[str, Any] = {"index": str(layout.root.resolve())}
+    info.update({k: meta.get(k) for k in META_KEYS})
+    vectors = layout.root / meta["vectors_file"] if meta.get("vectors_file") else None
+    info["vectors_bytes"] = vectors.stat().st_size if vectors is not None and vectors.is_file() else None
+    info["counts"] = {"files": n_files, "segments": n_segments, "errors": n_errors}
+    info["total_duration"] = duration
+    info["formats"] = formats
+    info["sample_rates"] = rates
+    info["errors"] = errors
+    info["versions"] = _versions(layout)
+    return info
+
+
+def _versions(layout: IndexLayout) -> dict[str, str]:
+    try:
+        return dict(json.loads(layout.index_json.read_text()).get("versions", {}))
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,77 @@
+"""``soundsift index PATH...``: build or update an index (incremental)."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from ui.cli.app import app
+from ui.cli.common import (INDEX_HELP, MODEL_HELP, out_console, print_json, reports_errors,
+                           setup_logging)
+
+
+@app.command("index")
+@reports_errors
+def index_command(
+    paths: List[Path] = typer.Argument(..., help="Folders (scanned recursively) or audio files."),
+    index: Optional[str] = typer.Option(None, "--index", "-i", help=INDEX_HELP),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m",
+        help=MODEL_HELP + " Default: the model the index was built with; 'soundsift-base' for a new one."),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", "-w", min=0, help="Decoder processes (0: decode in this process). Default: half the cores."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1,
+                                             help="Segments per model call (default 16)."),
+    checkpoint_files: int = typer.Option(
+        256, "--checkpoint-files", min=1, help="Commit after this many finished files (an interrupted run keeps them)."),
+    checkpoint_seconds: float = typer.Option(60.0, "--checkpoint-seconds", min=0.0,
+                                             help="…or after this many seconds, whichever comes first."),
+    json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
+                                            help="Progress bar on stderr (default: when stderr is a terminal)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
+    """Index the audio files under PATH... (new and changed files only; deleted ones are dropped).
+
+    Bad files are reported (one warning each; `soundsift info` lists them) and skipped: the run still exits 0.
+
+    An interrupted run keeps its last checkpoint: run it again to finish.
+    """
+    setup_logging(verbose)
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    from indexer import build_index
+
+    summary = build_index(paths, index=index, model=model, workers=workers, batch_size=batch_size,
+                          progress=sys.stderr.isatty() if progress is None else progress,
+                          checkpoint_files=checkpoint_files, checkpoint_seconds=checkpoint_seconds)
+    if json_out:
+        print_json(summary.to_dict())
+    else:
+        _print_summary(summary.to_dict())
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"index {s['index']} (generation {s['generation']})", show_header=False)
+    for key in ("added", "updated", "removed", "unchanged", "failed"):
+        t.add_row(key, str(s[key]))
+    t.add_row("segments embedded", str(s["n_segments"]))
+    t.add_row("audio", f"{s['audio_seconds']:.1f} s")
+    t.add_row("wall time", f"{s['seconds']:.2f} s")
+    t.add_row("speed", f"{s['files_per_second']:.2f} files/s, {s['x_realtime']:.1f}× real time")
+    totals = s.get("totals") or {}
+    t.add_row("index now holds", f"{totals.get('files', 0)} files, {totals.get('segments', 0)} segments, "
+                                 f"{totals.get('errors', 0)} errors")
+    out_console.print(t)
+    st = Table(title="time per stage (s)")
+    st.add_column("stage")
+    st.add_column("seconds", justify="right")
+    for stage, sec in s["timings"].items():
+        st.add_row(stage, f"{sec:.3f}")
+    out_console.print(st)
+    out_console.print("decode and resample run in worker processes, beside embed; "
+                      "decode_wait is the time the model waited for audio.", style="dim")

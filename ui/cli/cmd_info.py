@@ -1,0 +1,81 @@
+"""``soundsift info``: what an index holds, which model built it, which files failed."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Optional
+
+import typer
+
+from ui.cli.app import app
+from ui.cli.common import INDEX_HELP, out_console, print_json, reports_errors, setup_logging
+
+
+@app.command("info")
+@reports_errors
+def info_command(
+    index: Optional[str] = typer.Option(None, "--index", "-i", help=INDEX_HELP),
+    errors: int = typer.Option(20, "--errors", "-e", min=0, help="Show the latest N error rows."),
+    json_out: bool = typer.Option(False, "--json", help="Print the information as JSON on stdout."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
+    """Counts of files, segments and errors, total duration, model, index type, formats, errors."""
+    setup_logging(verbose)
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    from indexer.info import index_info
+
+    info = index_info(index, errors_limit=errors)
+    if json_out:
+        print_json(info)
+    else:
+        _print_info(info)
+
+
+def _duration(seconds: float) -> str:
+    h, rest = divmod(int(round(seconds)), 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _print_info(info: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    c = info["counts"]
+    t = Table(title=f"index {info['index']}", show_header=False)
+    t.add_row("files", str(c["files"]))
+    t.add_row("segments", str(c["segments"]))
+    t.add_row("errors", str(c["errors"]))
+    t.add_row("total duration", _duration(info["total_duration"]))
+    t.add_row("model", str(info.get("model_name")))
+    t.add_row("fingerprint", str(info.get("model_fingerprint")))
+    t.add_row("dim / sample rate", f"{info.get('dim')} / {info.get('sample_rate')} Hz")
+    policy = info.get("segment_policy") or {}
+    if policy:
+        t.add_row("segments policy", f"{policy.get('window')} s windows, hop {policy.get('hop')} s")
+    t.add_row("index type", f"{info.get('index_type')} ({info.get('faiss_factory')}, {info.get('metric')})")
+    if info.get("index_params"):
+        t.add_row("index parameters", str(info["index_params"]))
+    if info.get("recall_at_10") is not None:
+        t.add_row("recall@10 (measured)", f"{info['recall_at_10']:.3f}")
+    size = info.get("vectors_bytes")
+    t.add_row("vectors file", f"{info.get('vectors_file')}"
+                              + (f" ({size / 1e6:.1f} MB)" if size is not None else " (missing)"))
+    t.add_row("generation", str(info.get("generation")))
+    if info.get("updated_at"):
+        t.add_row("updated", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["updated_at"])))
+    out_console.print(t)
+
+    if info["formats"]:
+        f = Table(title="formats")
+        for col in ("format", "files", "duration"):
+            f.add_column(col, justify="left" if col == "format" else "right")
+        for row in info["formats"]:
+            f.add_row(row["format"], str(row["files"]), _duration(row["duration"]))
+        out_console.print(f)
+    if info["errors"]:
+        e = Table(title=f"latest errors ({len(info['errors'])} of {c['errors']})")
+        e.add_column("file", overflow="fold")
+        e.add_column("reason", overflow="fold")
+        for row in info["errors"]:
+            e.add_row(row["path"], row["reason"])
+        out_console.print(e)
