@@ -1,0 +1,201 @@
+"""Hugging Face CLAP backend: ``laion/*`` CLAP checkpoints or a local folder in their format.
+
+Works with fused (``laion/clap-htsat-fused``) and unfused (``laion/clap-htsat-unfused``,
+``laion/larger_clap_general``, ``laion/larger_clap_music_and_speech``) checkpoints. Audio
+preprocessing equals transformers' ``ClapProcessor`` without its randomness (see
+:mod:`engine.models.clap_features`); text goes through the checkpoint's own tokenizer,
+truncated to its maximum length.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from engine.errors import ModelUnavailable
+from engine.models.base import AudioTextModel, l2_normalize
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from engine.models.clap_features import ClapFeatureExtractor
+
+log = logging.getLogger(__name__)
+
+#: bump when preprocessing or pooling changes in a way that changes vectors
+BACKEND_VERSION = "hf-clap/1"
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+
+
+def pick_device(device: "str | torch.device | None" = None) -> "torch.device":
+    """The given device, else CUDA when available, else CPU."""
+    import torch
+
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _pooled(output: Any) -> "torch.Tensor":
+    """get_*_features returns a tensor (transformers 4) or an output with pooler_output (5)."""
+    return output if hasattr(output, "shape") else output.pooler_output
+
+
+def weights_digest(model: "torch.nn.Module") -> str:
+    """sha256 over the state dict (sorted names, dtypes, shapes and raw bytes)."""
+    import torch
+
+    h = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous().reshape(-1)
+        h.update(f"{key}|{t.dtype}|{tuple(tensor.shape)}\n".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _tokenizer_digest(tokenizer) -> str:
+    vocab = sorted(tokenizer.get_vocab().items())
+    return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode()).hexdigest()
+
+
+class HFClapModel(AudioTextModel):
+    """A transformers ``ClapModel`` behind the :class:`AudioTextModel` contract.
+
+    ``embed_audio`` takes clips of any length: clips up to ``window_seconds`` are
+    repeat-padded to the window (as transformers does); longer clips get the front window
+    (unfused) or the fixed front/middle/back fusion crops (fused).
+    """
+
+    def __init__(self, model, features: "ClapFeatureExtractor", tokenizer, *, name: str,
+                 fingerprint: str, device: "torch.device", audio_batch_size: int = 16,
+                 text_batch_size: int = 64) -> None:
+        self.model = model
+        self.features = features
+        self.tokenizer = tokenizer
+        self.name = name
+        self.fingerprint = fingerprint
+        self.device = device
+        self.sample_rate = features.params.sampling_rate
+        self.window_seconds = features.params.max_length_s
+        self.dim = int(model.config.projection_dim)
+        self.fused = bool(model.config.audio_config.enable_fusion)
+        self.audio_batch_size = audio_batch_size
+        self.text_batch_size = text_batch_size
+        max_pos = int(model.config.text_config.max_position_embeddings) - 2  # RoBERTa offset
+        self.text_max_length = min(int(tokenizer.model_max_length), max_pos)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path_or_id: str | Path, name: str | None = None, *,
+             device: "str | torch.device | None" = None) -> "HFClapModel":
+        """Load a CLAP checkpoint from a local folder or a hub id (cached or downloaded).
+
+        Raises :class:`ModelUnavailable` when it cannot be had (offline and not cached,
+        missing weights or processor files).
+        """
+        source = str(path_or_id)
+        name = name or source
+        folder = Path(source).expanduser()
+        is_local = folder.is_dir()
+        if is_local and not any((folder / f).is_file() for f in WEIGHT_FILES):
+            raise ModelUnavailable(
+                f"{folder}: no weights (expected model.safetensors or pytorch_model.bin next to "
+                "config.json); save the checkpoint with ClapModel.save_pretrained, or pass a "
+                "laion/* id on a connected machine")
+        try:
+            from transformers import AutoTokenizer, ClapModel
+            from transformers import ClapFeatureExtractor as HFFeatureExtractor
+
+            model = ClapModel.from_pretrained(source)
+            hf_features = HFFeatureExtractor.from_pretrained(source)
+            tokenizer = AutoTokenizer.from_pretrained(source)
+        except Exception as e:  # noqa: BLE001 - every load failure is reported as ModelUnavailable
+            if is_local:
+                raise ModelUnavailable(
+                    f"{folder}: could not load the CLAP checkpoint ({type(e).__name__}: {e}); the "
+                    "folder needs config.json, weights, the processor config and tokenizer files "
+                    "as written by ClapModel.save_pretrained + ClapProcessor.save_pretrained") from e
+            raise ModelUnavailable(
+                f"could not load {source} from the Hugging Face hub (offline or unknown id?): "
+                f"{type(e).__name__}: {e}. Connect once so transformers can download and cache "
+                "it, or pass a local folder with config.json and weights") from e
+        return cls.from_parts(model, hf_features, tokenizer, name=name, device=device)
+
+    @classmethod
+    def from_parts(cls, model, hf_features, tokenizer, *, name: str,
+                   device: "str | torch.device | None" = None) -> "HFClapModel":
+        """Wrap an already loaded transformers ClapModel + ClapFeatureExtractor + tokenizer."""
+        from engine.models.clap_features import ClapFeatureExtractor
+
+        dev = pick_device(device)
+        fused = bool(model.config.audio_config.enable_fusion)
+        if fused and hf_features.truncation != "fusion":
+            log.warning("%s: fused model with truncation=%r; long clips get a front crop",
+                        name, hf_features.truncation)
+        if not fused and hf_features.truncation == "fusion":
+            raise ModelUnavailable(
+                f"{name}: the feature extractor asks for fusion (4-channel input) but the model "
+                "has audio_config.enable_fusion = false; fix preprocessor_config.json "
+                "('truncation': 'rand_trunc') or the model config")
+        features = ClapFeatureExtractor.from_transformers(hf_features, device=dev)
+        fingerprint = cls._fingerprint(model, features, tokenizer)
+        model = model.to(dev).eval()
+        batch = 64 if dev.type == "cuda" else 16
+        return cls(model, features, tokenizer, name=name, fingerprint=fingerprint, device=dev,
+                   audio_batch_size=batch)
+
+    @staticmethod
+    def _fingerprint(model, features: "ClapFeatureExtractor", tokenizer) -> str:
+        preprocessing = {
+            "backend": BACKEND_VERSION,
+            "features": features.params.__dict__,
+            "crops": "front-window / fusion front-middle-back fixed",
+            "text_max_length": int(tokenizer.model_max_length),
+            "tokenizer": _tokenizer_digest(tokenizer),
+        }
+        h = hashlib.sha256()
+        h.update(weights_digest(model).encode())
+        h.update(json.dumps(preprocessing, sort_keys=True).encode())
+        return f"{BACKEND_VERSION}:{h.hexdigest()}"
+
+    # ---------------------------------------------------------------- embedding
+    def embed_audio(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        """Mono float32 clips at ``sample_rate`` (any length > 0) → (N, dim) L2-normalised."""
+        import torch
+
+        out = np.zeros((len(waveforms), self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(waveforms), self.audio_batch_size):
+                chunk = waveforms[start: start + self.audio_batch_size]
+                input_features, is_longer = self.features(chunk)
+                pooled = _pooled(self.model.get_audio_features(
+                    input_features=input_features.to(self.device), is_longer=is_longer.to(self.device)))
+                out[start: start + len(chunk)] = pooled.float().cpu().numpy()
+        return l2_normalize(out)
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """Strings → (N, dim) L2-normalised; each text truncated to the tokenizer's limit."""
+        import torch
+
+        if isinstance(texts, str):
+            raise TypeError("embed_text takes a list of strings, not a single string")
+        texts = list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"text {i} is {type(t).__name__}, expected str")
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.text_batch_size):
+                chunk = texts[start: start + self.text_batch_size]
+                tokens = self.tokenizer(chunk, padding=True, truncation=True,
+                                        max_length=self.text_max_length, return_tensors="pt")
+                pooled = _pooled(self.model.get_text_features(
+                    input_ids=tokens["input_ids"].to(self.device),
+                    attention_mask=tokens["attention_mask"].to(self.device)))
+                out[start: start + len(chunk)] = pooled.float().cpu().numpy()
+        return l2_normalize(out)
