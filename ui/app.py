@@ -1,0 +1,78 @@
+"""soundsift's search page (Streamlit). Start it with ``soundsift ui [--index NAME_OR_DIR]``.
+
+The index comes from $SOUNDSIFT_UI_INDEX (set by ``soundsift ui``); the index and its
+model are opened once per process and reopened only when the index gets a new
+generation. The tabs' logic lives in ui/components/.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from engine.errors import SoundsiftError
+from ui.components import resources
+from ui.components.library import FilterChoices
+from ui.components.overview_tab import build_map_data, render_overview_tab
+from ui.components.result_tags import ResultTagger
+from ui.components.search_tab import render_search_tab
+from ui.components.sidebar import render_filters
+from ui.components.tag_tab import render_tag_tab
+
+st.set_page_config(page_title="soundsift", page_icon=":material/graphic_eq:", layout="wide")
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _file_vectors(index_dir: str, generation: str, model: str | None):
+    return resources.sound_index(index_dir, model).file_vectors()
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _map_data(index_dir: str, generation: str, model: str | None, root: str) -> list[dict]:
+    fv = _file_vectors(index_dir, generation, model)
+    return build_map_data(fv.file_ids.tolist(), fv.vectors, resources.library(index_dir), root)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _choices(index_dir: str, generation: str, model: str | None) -> FilterChoices:
+    facets = resources.sound_index(index_dir, model).facets()
+    return FilterChoices(facets["max_duration"], resources.library(index_dir).folders(),
+                         [str(f) for f in facets["formats"]], facets["sample_rates"])
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _tagger(index_dir: str, generation: str, model: str | None) -> ResultTagger:
+    fv = _file_vectors(index_dir, generation, model)
+    return ResultTagger(resources.sound_index(index_dir, model), fv.file_ids, fv.vectors)
+
+
+def main() -> None:
+    index_dir = resources.index_dir_from_env()
+    model = resources.model_from_env()
+    key = str(index_dir)
+    try:
+        lib = resources.library(key)
+        generation = lib.generation()
+        index = resources.sound_index(key, model)
+    except SoundsiftError as e:
+        st.title("soundsift")
+        st.error(f"{e}", icon=":material/error:")
+        st.stop()
+
+    choices = _choices(key, generation, model)
+    root = choices.folders[0] if choices.folders else ""
+    filters = render_filters(choices)
+    tagger = _tagger(key, generation, model)
+
+    def tags_for(hit):
+        return lib.stored_tags(hit.file_id, top=3) or tagger(hit.file_id)
+
+    st.markdown("### :material/graphic_eq: soundsift")
+    search, tag, overview = st.tabs(["Search", "Tag", "Overview"], key="tab")
+    with search:
+        render_search_tab(index, lib, filters, root, tags_for)
+    with tag:
+        render_tag_tab(index)
+    with overview:
+        render_overview_tab(index, lib, root, _map_data(key, generation, model, root))
+
+
+main()

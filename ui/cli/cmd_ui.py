@@ -1,0 +1,50 @@
+"""``soundsift ui``: serve the Streamlit search page on an index."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from ui.cli.app import app
+from ui.cli.common import INDEX_HELP, MODEL_HELP, err_console, reports_errors, setup_logging
+
+
+@app.command("ui")
+@reports_errors
+def ui_command(
+    index: Optional[str] = typer.Option(None, "--index", "-i", help=INDEX_HELP),
+    port: int = typer.Option(8501, "--port", "-p", help="Port to serve the page on."),
+    host: str = typer.Option("127.0.0.1", "--host",
+                             help="Address to bind; 0.0.0.0 shares the page on your network."),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help=MODEL_HELP + " Default: the model the index was built with."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
+    """Open the search page in the browser (Streamlit), on one index."""
+    import subprocess
+
+    from engine.errors import IndexNotFound
+    from engine.layout import IndexLayout, resolve_index_dir
+    from ui.components.server import start_page
+
+    setup_logging(verbose)
+    index_dir = resolve_index_dir(index).resolve()
+    if not IndexLayout(index_dir).catalog.is_file():
+        raise IndexNotFound(
+            f"no index at {index_dir}; build one first with `soundsift index PATH --index {index or 'default'}`")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(f"[yellow]warning:[/] serving on {host}: anyone who can reach this "
+                          "address can search and play your library")
+    err_console.print(f"soundsift ui: index {index_dir} on http://{host}:{port}/ (Ctrl+C stops)")
+    proc = start_page(index_dir, port=port, host=host, model=model)
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            code = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+    if code not in (0, -2, -15):
+        raise typer.Exit(code)

@@ -1,0 +1,130 @@
+"""Read-only catalog look-ups for the page.
+
+Every file the page plays, draws or names comes from here, looked up by its catalog id:
+nothing the browser sends is ever turned into a filesystem path.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.catalog import File, Meta, Tag, open_catalog
+from engine.errors import InvalidQuery
+from engine.layout import IndexLayout
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One indexed file as the catalog recorded it."""
+
+    file_id: int
+    path: str
+    duration: float
+    sample_rate: int
+    channels: int
+    format: str
+    size: int
+    mtime_ns: int
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+    @property
+    def folder(self) -> str:
+        return str(Path(self.path).parent)
+
+
+@dataclass(frozen=True)
+class FilterChoices:
+    """The values the sidebar filters can offer for this library."""
+
+    max_duration: float
+    folders: list[str]
+    formats: list[str]
+    sample_rates: list[int]
+
+
+class Library:
+    """The catalog of one index, opened read-only for look-ups by file id."""
+
+    def __init__(self, index_dir: str | Path) -> None:
+        self.layout = IndexLayout(Path(index_dir))
+        self._engine = open_catalog(self.layout.catalog)
+
+    def generation(self) -> str:
+        """The committed generation's vector file name: changes whenever the index does."""
+        with Session(self._engine) as s:
+            row = s.get(Meta, "vectors_file")
+            return row.value if row is not None else ""
+
+    def _record(self, row: File) -> FileRecord:
+        return FileRecord(row.id, row.path, float(row.duration), int(row.sample_rate),
+                          int(row.channels), str(row.format), int(row.size), int(row.mtime_ns))
+
+    def file(self, file_id: int) -> FileRecord:
+        """The file with catalog id ``file_id``; InvalidQuery if there is none."""
+        try:
+            fid = int(file_id)
+        except (TypeError, ValueError) as e:
+            raise InvalidQuery(f"not a file id: {file_id!r}") from e
+        with Session(self._engine) as s:
+            row = s.get(File, fid)
+            if row is None:
+                raise InvalidQuery(
+                    f"no file with id {fid} in {self.layout.catalog}; the index may have "
+                    "changed since the results were shown: search again")
+            return self._record(row)
+
+    def files(self, file_ids: list[int]) -> dict[int, FileRecord]:
+        """Records of the given ids that exist (missing ids are left out)."""
+        with Session(self._engine) as s:
+            rows = s.scalars(select(File).where(File.id.in_([int(i) for i in file_ids])))
+            return {r.id: self._record(r) for r in rows}
+
+    def stored_tags(self, file_id: int, top: int = 5) -> list[dict]:
+        """Tags the catalog holds for a file, best first (may be empty)."""
+        with Session(self._engine) as s:
+            rows = s.execute(select(Tag.label, Tag.score).where(Tag.file_id == int(file_id))
+                             .order_by(Tag.score.desc()).limit(top))
+            return [{"label": label, "score": float(score)} for label, score in rows]
+
+    def folders(self) -> list[str]:
+        """Every folder holding an indexed file, and its ancestors up to the library root."""
+        with Session(self._engine) as s:
+            return folders_of(list(s.scalars(select(File.path))))
+
+
+def folders_of(paths: list[str]) -> list[str]:
+    """Every folder holding a file and each of their ancestors below the common root."""
+    if not paths:
+        return []
+    parents = {str(Path(p).parent) for p in paths}
+    root = os.path.commonpath(sorted(parents)) if len(parents) > 1 else next(iter(parents))
+    out = set()
+    for folder in parents:
+        f = Path(folder)
+        while True:
+            out.add(str(f))
+            if str(f) == root or f.parent == f:
+                break
+            f = f.parent
+    return sorted(out)
+
+
+def folder_prefix(folder: str) -> str:
+    """A path prefix that matches files inside ``folder`` only (not ``folder2/``)."""
+    return folder if folder.endswith(os.sep) else folder + os.sep
+
+
+def relative_to_root(path: str, root: str) -> str:
+    """``path`` shown below the library root when it lies inside it."""
+    try:
+        rel = Path(path).relative_to(root)
+    except ValueError:
+        return path
+    return "." if str(rel) == "." else str(rel)

@@ -1,0 +1,99 @@
+"""The Overview tab: model, counts, failed files, and the library map (click a point to play)."""
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from ui.components import resources
+from ui.components.library import Library
+from ui.components.library_map import map_rows, pca_2d, selected_file_id
+
+MAP_KEY = "library_map"
+MAP_PICK = "map_file_id"        # file id of the point last picked on the map
+MAX_MAP_POINTS = 20_000
+
+
+def on_map_select() -> None:
+    fid = selected_file_id(st.session_state.get(MAP_KEY))
+    if fid is not None:
+        st.session_state[MAP_PICK] = fid
+
+
+def render_overview_tab(index: Any, lib: Library, root: str, map_data: list[dict]) -> None:
+    """Draw model facts, counts, the map and the failed files."""
+    info = index.info()
+    failed = index.errors()
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Files", f"{int(info.get('files') or 0):,}")
+    c2.metric("Segments", f"{int(info.get('segments') or 0):,}")
+    c3.metric("Failed files", f"{len(failed):,}")
+    c4.metric("Dimensions", f"{info.get('dim', '?')}")
+    st.caption(f"Model **{info.get('model', '?')}** · {info.get('sample_rate', '?')} Hz · "
+               f"{info.get('index_type', '?')} · generation {info.get('generation', '?')} · "
+               f"index at `{info.get('index', lib.layout.root)}`")
+
+    st.subheader("Library map")
+    if len(map_data) < 2:
+        st.caption("The map needs at least two indexed files.")
+    else:
+        render_map(map_data)
+        pick = st.session_state.get(MAP_PICK)
+        if pick is not None:
+            play_picked(lib, root, int(pick))
+
+    st.subheader(f"Failed files ({len(failed)})")
+    if failed:
+        st.dataframe([{"path": f["path"], "reason": f["reason"]} for f in failed],
+                     hide_index=True, width="stretch")
+    else:
+        st.caption("Every file was indexed.")
+
+
+def render_map(rows: list[dict]) -> None:
+    """Scatter of the files, coloured by folder; hover names them, clicking picks one."""
+    import altair as alt
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    pick = alt.selection_point(name="pick", fields=["file_id"], on="click")
+    chart = (alt.Chart(frame).mark_circle(size=70, opacity=0.85)
+             .encode(x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
+                     color=alt.Color("folder:N", legend=alt.Legend(title="Folder", orient="right")),
+                     tooltip=[alt.Tooltip("name:N", title="File"), alt.Tooltip("folder:N", title="Folder")],
+                     size=alt.condition(pick, alt.value(140), alt.value(60)))
+             .add_params(pick).properties(height=380))
+    st.altair_chart(chart, key=MAP_KEY, on_select=on_map_select, selection_mode="pick",
+                    width="stretch")
+    st.caption("Files that sound alike lie close together (PCA of the file vectors). "
+               "Hover a point for its name; click it to listen.")
+
+
+def play_picked(lib: Library, root: str, file_id: int) -> None:
+    """Play the file picked on the map, looked up by id in the catalog."""
+    from engine.errors import SoundsiftError
+    try:
+        record = lib.file(file_id)
+        src = resources.player(record, 0.0)
+    except SoundsiftError as e:
+        st.warning(str(e), icon=":material/warning:")
+        return
+    st.markdown(f"**{record.name}** · {record.duration:.1f} s")
+    st.audio(src.data, format=src.mime, start_time=src.start_time)
+
+
+def build_map_data(file_ids: list[int], vectors: Any, lib: Library, root: str) -> list[dict]:
+    """Map points for the files (at most MAX_MAP_POINTS, evenly picked)."""
+    import numpy as np
+
+    vectors = np.asarray(vectors, dtype=np.float32)
+    ids = list(file_ids)
+    if len(ids) > MAX_MAP_POINTS:
+        keep = np.linspace(0, len(ids) - 1, MAX_MAP_POINTS).round().astype(int)
+        ids = [ids[i] for i in keep]
+        vectors = vectors[keep]
+    records = lib.files(ids)
+    present = [i for i, fid in enumerate(ids) if fid in records]
+    ids = [ids[i] for i in present]
+    xy = pca_2d(vectors[present]) if present else np.zeros((0, 2), np.float32)
+    return map_rows(ids, [records[f].path for f in ids], xy, root=root)

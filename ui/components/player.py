@@ -1,0 +1,63 @@
+"""What the page's audio player gets for a catalog file and a start time.
+
+Small files in a format browsers play are served whole, starting at the match; anything
+else (AIFF, CAF, very large files) is served as a WAV excerpt that begins at the match,
+so the browser never receives a whole hour of audio or a container it cannot play.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import soundfile as sf
+
+from engine.errors import UnreadableAudio
+from ui.components.library import FileRecord
+
+#: soundfile container name → MIME type browsers play
+BROWSER_FORMATS = {"WAV": "audio/wav", "WAVEX": "audio/wav", "FLAC": "audio/flac",
+                   "OGG": "audio/ogg", "MP3": "audio/mpeg"}
+MAX_WHOLE_BYTES = 20 * 1024 * 1024
+EXCERPT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class PlayerSource:
+    """Bytes for st.audio, their MIME type, and where playback starts (seconds)."""
+
+    data: bytes
+    mime: str
+    start_time: float
+    excerpt_offset: float | None = None  # file time of the excerpt's first sample
+
+
+def player_source(record: FileRecord, start: float = 0.0, *,
+                  max_whole_bytes: int = MAX_WHOLE_BYTES,
+                  excerpt_seconds: float = EXCERPT_SECONDS) -> PlayerSource:
+    """The audio to play for ``record`` from ``start`` seconds."""
+    start = max(0.0, min(float(start), max(0.0, record.duration)))
+    mime = BROWSER_FORMATS.get(record.format.upper())
+    if mime is not None and record.size <= max_whole_bytes:
+        try:
+            with open(record.path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise UnreadableAudio(record.path, f"cannot be read for playback ({e.strerror}); "
+                                  "re-index the library if it moved") from e
+        return PlayerSource(data, mime, start)
+    return PlayerSource(wav_excerpt(record.path, start, excerpt_seconds), "audio/wav", 0.0, start)
+
+
+def wav_excerpt(path: str, start: float, seconds: float) -> bytes:
+    """``seconds`` of ``path`` from ``start`` as 16-bit WAV bytes (native rate and channels)."""
+    try:
+        with sf.SoundFile(path) as f:
+            first = min(int(start * f.samplerate), max(0, f.frames - 1))
+            f.seek(first)
+            data = f.read(int(seconds * f.samplerate), dtype="float32", always_2d=True)
+            rate = f.samplerate
+    except Exception as e:
+        raise UnreadableAudio(path, f"cannot be read for playback ({e})") from e
+    buf = io.BytesIO()
+    sf.write(buf, data, rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()

@@ -1,0 +1,169 @@
+"""The Search tab: text query (bound to ?q=), query by example, results, "more like this".
+
+What is searched is held in ``st.session_state``:
+  q          the text box, bound to the address's ``?q=`` (shareable searches)
+  search_by  None (text), {"kind": "similar", "file_id", "name"} or {"kind": "example", "widget"}
+  shown      how many results are shown (grows by PAGE with "Show more")
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import streamlit as st
+
+from engine.errors import SoundsiftError
+from engine.filters import Filters
+from ui.components import resources
+from ui.components.library import Library, relative_to_root
+from ui.components.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_example
+
+PAGE = 10
+EXAMPLES = ("rain on a window", "dog barking", "door knock", "birds chirping")
+UPLOAD_KEY = "example_upload"
+RECORD_KEY = "example_recording"
+
+
+@dataclass
+class Search:
+    """The search to run this time, as a description and a function of k."""
+
+    title: str
+    run: Callable[[int], list[Any]]
+
+
+def _reset_page() -> None:
+    st.session_state["shown"] = PAGE
+
+
+def on_text_change() -> None:
+    st.session_state["search_by"] = None
+    _reset_page()
+
+
+def on_example_change(widget: str) -> None:
+    has_audio = st.session_state.get(widget) is not None
+    st.session_state["search_by"] = {"kind": "example", "widget": widget} if has_audio else None
+    _reset_page()
+
+
+def more_like(file_id: int, name: str) -> None:
+    st.session_state["search_by"] = {"kind": "similar", "file_id": int(file_id), "name": name}
+    _reset_page()
+
+
+def back_to_text() -> None:
+    st.session_state["search_by"] = None
+    _reset_page()
+
+
+def show_more() -> None:
+    st.session_state["shown"] = st.session_state.get("shown", PAGE) + PAGE
+
+
+def use_example(text: str) -> None:
+    st.session_state["q"] = text
+    on_text_change()
+
+
+def current_search(index: Any, filters: Filters) -> Search | None:
+    """What to search for, from the session state; None when nothing is asked yet."""
+    by = st.session_state.get("search_by")
+    if by and by.get("kind") == "similar":
+        fid = by["file_id"]
+        return Search(f"More like **{by['name']}**",
+                      lambda k: index.similar_to_file(fid, k=k, filters=filters))
+    if by and by.get("kind") == "example":
+        upload = st.session_state.get(by["widget"])
+        if upload is not None:
+            example = read_example(upload.name or "recording", upload.getvalue())
+            return Search(f"Sounds like **{example.name}** ({example.duration:.1f} s)",
+                          lambda k: index.search_audio(example.waveform, k=k, filters=filters,
+                                                       per_file=True, sample_rate=example.sample_rate))
+        st.session_state["search_by"] = None
+    text = (st.session_state.get("q") or "").strip()
+    if text:
+        return Search(f"Results for **{text}**",
+                      lambda k: index.search_text(text, k=k, filters=filters, per_file=True))
+    return None
+
+
+def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
+                      tags_for: Callable[[Any], list[dict]]) -> None:
+    """Draw the tab: inputs, then the results of the current search."""
+    st.session_state.setdefault("shown", PAGE)
+    st.session_state.setdefault("search_by", None)
+    st.text_input("Describe the sound", key="q", bind="query-params", on_change=on_text_change,
+                  placeholder="e.g. heavy rain on a tin roof", icon=":material/search:")
+    with st.expander("Search by example: upload or record a sound",
+                     expanded=(st.session_state["search_by"] or {}).get("kind") == "example"):
+        up, rec = st.columns(2)
+        with up:
+            st.file_uploader(f"Audio file (up to {MAX_UPLOAD_MB} MB)", type=UPLOAD_TYPES,
+                             key=UPLOAD_KEY, on_change=on_example_change, args=(UPLOAD_KEY,),
+                             max_upload_size=MAX_UPLOAD_MB)
+        with rec:
+            st.audio_input("Record with the microphone", key=RECORD_KEY, sample_rate=48000,
+                           on_change=on_example_change, args=(RECORD_KEY,))
+
+    try:
+        search = current_search(index, filters)
+        if search is None:
+            st.caption("Type what you hear in your head, or try one of these:")
+            cols = st.columns(len(EXAMPLES))
+            for col, text in zip(cols, EXAMPLES):
+                col.button(text, key=f"try_{text}", on_click=use_example, args=(text,),
+                           icon=":material/north_east:", type="tertiary")
+            return
+        shown = int(st.session_state["shown"])
+        hits = search.run(shown + 1)
+    except SoundsiftError as e:
+        st.error(str(e), icon=":material/error:")
+        return
+
+    head, side = st.columns([4, 1], vertical_alignment="center")
+    head.markdown(f"{search.title} · {min(len(hits), shown)} shown")
+    if st.session_state["search_by"]:
+        side.button("Back to text search", on_click=back_to_text, icon=":material/arrow_back:",
+                    key="back_to_text")
+    if not hits:
+        st.info("Nothing found. Loosen the filters in the sidebar or describe the sound differently.",
+                icon=":material/search_off:")
+        return
+    records = lib.files([h.file_id for h in hits[:shown]])
+    for rank, hit in enumerate(hits[:shown], start=1):
+        record = records.get(hit.file_id)
+        if record is None:  # the index changed under us; never play what the catalog lacks
+            continue
+        render_result(rank, hit, record, root, tags_for(hit))
+    if len(hits) > shown:
+        st.button("Show more", on_click=show_more, icon=":material/expand_more:", key="show_more")
+
+
+def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict]) -> None:
+    """One result card: name, folder, facts, tags, thumbnail, player, "more like this"."""
+    with st.container(border=True):
+        info, media = st.columns([5, 6], vertical_alignment="center")
+        with info:
+            st.markdown(f"**{rank}. {record.name}**")
+            folder = relative_to_root(record.folder, root)
+            st.caption(
+                f":material/folder: {folder} · {record.duration:.1f} s · {record.format} · "
+                f"{record.sample_rate / 1000:g} kHz  \n"
+                f"match {hit.start:.1f}–{hit.end:.1f} s · score {hit.score:.3f}")
+            if tags:
+                st.markdown(" ".join(f":blue-badge[{t['label']}]" for t in tags))
+            st.button("More like this", key=f"more_{rank}_{hit.file_id}", on_click=more_like,
+                      args=(hit.file_id, record.name), icon=":material/graph_3:", type="secondary")
+        with media:
+            try:
+                png = resources.thumbnail(record.path, record.size, record.mtime_ns,
+                                          record.duration, hit.start, hit.end)
+                st.image(png, width="stretch")
+                src = resources.player(record, hit.start)
+            except SoundsiftError as e:
+                st.warning(str(e), icon=":material/warning:")
+                return
+            st.audio(src.data, format=src.mime, start_time=src.start_time)
+            if src.excerpt_offset is not None:
+                st.caption(f"excerpt from {src.excerpt_offset:.1f} s")

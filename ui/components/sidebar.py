@@ -1,0 +1,51 @@
+"""The sidebar's filters: duration, folder, format, sample rate → engine.filters.Filters."""
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from engine.filters import Filters
+from ui.components.library import FilterChoices, folder_prefix, relative_to_root
+
+ALL_FOLDERS = "(whole library)"
+
+
+def filters_from_choices(duration: tuple[float, float] | None, longest: float, folder: str | None,
+                         formats: list[str], rates: list[int]) -> Filters:
+    """Filters for the sidebar's values; a slider left at its full range filters nothing."""
+    lo = hi = None
+    if duration is not None:
+        top = slider_top(longest)
+        lo = float(duration[0]) if duration[0] > 0 else None
+        hi = float(duration[1]) if duration[1] < top else None
+    prefix = folder_prefix(folder) if folder and folder != ALL_FOLDERS else None
+    return Filters(min_duration=lo, max_duration=hi, path_prefix=prefix,
+                   formats=tuple(formats), sample_rates=tuple(int(r) for r in rates))
+
+
+def slider_top(longest: float) -> float:
+    """The duration slider's upper end: the longest file, rounded up to a whole second."""
+    return float(max(1, math.ceil(longest)))
+
+
+def render_filters(choices: FilterChoices) -> Filters:
+    """Draw the filters in the sidebar and return what they select."""
+    with st.sidebar:
+        st.header("Filters")
+        top = slider_top(choices.max_duration)
+        duration = st.slider("Duration (s)", 0.0, top, (0.0, top), step=0.5 if top <= 60 else 1.0,
+                             key="f_duration", help="Only files whose length lies in this range.")
+        root = choices.folders[0] if choices.folders else ""
+        folder = st.selectbox(
+            "Folder", [ALL_FOLDERS] + choices.folders, key="f_folder",
+            format_func=lambda f: f if f == ALL_FOLDERS else (relative_to_root(f, root) if f != root else f),
+            help="Only files inside this folder (and its subfolders).")
+        formats = st.multiselect("Format", choices.formats, key="f_formats",
+                                 placeholder="any format")
+        rates = st.multiselect("Sample rate", choices.sample_rates, key="f_rates",
+                               format_func=lambda r: f"{r / 1000:g} kHz", placeholder="any rate")
+        filters = filters_from_choices(duration, choices.max_duration, folder, formats, rates)
+        if filters.active:
+            st.caption("Filters are on: results come only from the files they keep.")
+    return filters

@@ -1,0 +1,56 @@
+"""The Tag tab: upload or record a sound, get zero-shot tags (default or typed labels)."""
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from engine.errors import SoundsiftError
+from ui.components.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_example
+
+TAG_UPLOAD_KEY = "tag_upload"
+TAG_RECORD_KEY = "tag_recording"
+
+
+def parse_label_text(text: str) -> list[str] | None:
+    """Labels typed by the user (commas or new lines); None means the default vocabulary."""
+    labels = []
+    for part in text.replace("\n", ",").split(","):
+        part = part.strip()
+        if part and part not in labels:
+            labels.append(part)
+    return labels or None
+
+
+def render_tag_tab(index: Any) -> None:
+    """Draw the tab and the tags of the uploaded or recorded sound."""
+    up, rec = st.columns(2)
+    with up:
+        upload = st.file_uploader(f"Audio file (up to {MAX_UPLOAD_MB} MB)", type=UPLOAD_TYPES,
+                                  key=TAG_UPLOAD_KEY, max_upload_size=MAX_UPLOAD_MB)
+    with rec:
+        recording = st.audio_input("Or record one", key=TAG_RECORD_KEY, sample_rate=48000)
+    labels_text = st.text_area(
+        "Labels (optional)", key="tag_labels", height=80,
+        placeholder="dog bark, cat meow, rain, thunder — leave empty for the default vocabulary")
+    top = st.slider("How many tags", 1, 20, 5, key="tag_top")
+    source = upload if upload is not None else recording
+    if source is None:
+        st.caption("Upload or record a sound to see which labels fit it best.")
+        return
+    try:
+        example = read_example(source.name or "recording", source.getvalue())
+        labels = parse_label_text(labels_text)
+        tags = index.tag(example.waveform, labels=labels, top=top, sample_rate=example.sample_rate)
+    except SoundsiftError as e:
+        st.error(str(e), icon=":material/error:")
+        return
+    st.audio(source.getvalue())
+    vocabulary = "your labels" if labels else "the default vocabulary"
+    st.markdown(f"Top {len(tags)} tags for **{example.name}** from {vocabulary}:")
+    st.dataframe(
+        [{"label": t["label"], "score": round(float(t["score"]), 4)} for t in tags],
+        hide_index=True, width="stretch",
+        column_config={"score": st.column_config.ProgressColumn(
+            "score", min_value=0.0, max_value=max(1e-6, max(float(t["score"]) for t in tags)),
+            format="%.3f")} if tags else None)

@@ -1,0 +1,51 @@
+"""Query-by-example uploads and recordings: checked for size, decoded in memory.
+
+Nothing uploaded is written anywhere, least of all into the library.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+
+from engine.errors import InvalidQuery, UnreadableAudio
+
+MAX_UPLOAD_MB = 50
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+UPLOAD_TYPES = ["wav", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "aifc", "au", "caf", "w64"]
+
+
+@dataclass(frozen=True)
+class ExampleAudio:
+    """A decoded upload: mono float32 at its own sample rate."""
+
+    name: str
+    waveform: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        return self.waveform.size / self.sample_rate
+
+
+def read_example(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> ExampleAudio:
+    """Decode uploaded bytes; InvalidQuery if too large, UnreadableAudio if not audio."""
+    if len(data) > max_bytes:
+        raise InvalidQuery(
+            f"{name}: {len(data) / 2**20:.1f} MB is more than the {max_bytes / 2**20:.0f} MB "
+            "upload limit; trim the file to the part you want to search by")
+    if not data:
+        raise UnreadableAudio(name, "empty upload")
+    try:
+        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except Exception as e:
+        raise UnreadableAudio(name, f"not readable as audio ({str(e).strip()[:200]}); "
+                              f"upload one of: {', '.join(UPLOAD_TYPES)}") from e
+    if samples.shape[0] == 0:
+        raise UnreadableAudio(name, "empty: the upload holds no samples")
+    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    if not np.isfinite(mono).all():
+        raise UnreadableAudio(name, "contains NaN or Inf samples")
+    return ExampleAudio(name, np.ascontiguousarray(mono, dtype=np.float32), int(rate))
