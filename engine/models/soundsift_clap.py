@@ -1,0 +1,410 @@
+"""soundsift's own CLAP: frozen pretrained towers + trainable projections into MiniLM's space.
+
+Two layers:
+
+* :class:`SoundsiftClap` — the torch ``nn.Module`` the trainer trains. Audio goes through the
+  frozen YAMNet ONNX (class posteriors and pooled embedding, averaged over 0.96 s patches) and,
+  optionally, the fine-tunable aisfx EmbeddingNet; linear projections map these into the
+  384-d all-MiniLM-L6-v2 sentence space where the (frozen) text tower lives.
+* :class:`SoundsiftClapModel` — the :class:`~engine.models.base.AudioTextModel` the factory
+  returns for folders whose config.json says ``"model_type": "soundsift-clap"``.
+
+Initialisation (:meth:`SoundsiftClap.init_baseline`) makes the untrained model *equal* the
+training-free tag–text baseline: ``audio = normalise(mean_patches(sigmoid(YAMNet logits)) @ E)``
+with ``E`` the MiniLM embeddings of the 521 AudioSet class names. Every other branch (YAMNet
+embedding, aisfx, residual MLP, text adapter) starts at zero contribution.
+
+A folder holds ``config.json`` (:class:`SoundsiftClapConfig` as data) and ``model.safetensors``
+(the trainable weights; the frozen text encoder is not saved unless it was trained).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.errors import ModelUnavailable
+from engine.models.base import AudioTextModel, l2_normalize
+
+MODEL_TYPE = "soundsift-clap"
+#: bumped when this module's audio preprocessing changes (enters the fingerprint)
+PREPROCESSING_VERSION = "soundsift-clap-preproc-1"
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class SoundsiftClapConfig:
+    """Everything that shapes a soundsift CLAP model, stored as config.json.
+
+    sample_rate is derived: 16000 when only YAMNet is used; 44100 when aisfx is on (YAMNet's
+    16 kHz input is then resampled inside with soxr).
+    """
+
+    model_type: str = MODEL_TYPE
+    dim: int = 384                          # MiniLM sentence space
+    window_seconds: float = 10.0
+    use_yamnet_embedding: bool = True       # 1024-d pooled YAMNet layer, zero-initialised branch
+    use_aisfx: bool = False                 # aisfx EmbeddingNet branch (fine-tunable), zero-init
+    aisfx_trainable: bool = True
+    fusion: bool = False                    # LAION-CLAP feature fusion for clips > window
+    residual_hidden: int = 0                # >0: MLP on all features, zero-initialised output
+    text_adapter: bool = True               # residual Linear on text vectors, zero-initialised
+    text_trainable: bool = False            # fine-tune MiniLM itself
+    class_text_template: str = "{}"         # how AudioSet names are written when building E
+    logit_scale_init: float = math.log(1 / 0.07)
+    logit_scale_max: float = 100.0
+    onnx_threads: int = 0                   # 0 = onnxruntime's default
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (training run, etc.)
+
+    @property
+    def sample_rate(self) -> int:
+        from engine.towers import aisfx, yamnet
+        return aisfx.SAMPLE_RATE if self.use_aisfx else yamnet.SAMPLE_RATE
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["sample_rate"] = self.sample_rate  # informative; recomputed on load
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SoundsiftClapConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known - {"sample_rate"}
+        if unknown:
+            raise ModelUnavailable(f"unknown soundsift-clap config keys: {', '.join(sorted(unknown))}")
+        if data.get("model_type", MODEL_TYPE) != MODEL_TYPE:
+            raise ModelUnavailable(f"config model_type {data.get('model_type')!r} is not {MODEL_TYPE!r}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "SoundsiftClapConfig":
+        path = Path(path)
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ModelUnavailable(f"{path}: cannot read soundsift-clap config ({e})") from e
+
+
+@dataclass
+class AudioFeatures:
+    """Frozen per-clip features (what :meth:`SoundsiftClap.extract_features` returns).
+
+    ``posteriors`` (V, 521) and ``embedding`` (V, 1024): YAMNet means over patches, one row per
+    view (V = 1 without fusion, 4 with). ``aisfx_blocks``: one (blocks, 100, 96) log-mel tensor
+    per view, fed to the trainable EmbeddingNet in :meth:`SoundsiftClap.project`. Without aisfx
+    these features are fixed, so a trainer may compute them once and cache them.
+    """
+
+    posteriors: torch.Tensor
+    embedding: torch.Tensor
+    aisfx_blocks: list[torch.Tensor] | None = None
+
+
+class SoundsiftClap(nn.Module):
+    """Trainable soundsift CLAP (see module docstring).
+
+    API for the trainer::
+
+        model = SoundsiftClap(SoundsiftClapConfig(fusion=True)); model.init_baseline()
+        a = model.encode_audio(waveforms)       # list of 1-D float arrays at config.sample_rate
+        t = model.encode_text(captions)         # (B, 384) L2-normalised
+        logits = model.logit_scale_value() * a @ t.T
+        model.save_pretrained(folder); SoundsiftClap.from_pretrained(folder)
+
+    In ``train()`` mode fusion crops are random; in ``eval()`` mode everything is deterministic.
+    """
+
+    def __init__(self, config: SoundsiftClapConfig | None = None, *,
+                 aisfx_weights: str | Path | None = None) -> None:
+        super().__init__()
+        from engine.towers import yamnet
+        from engine.towers.fusion import ViewAttention
+        from engine.towers.minilm import MiniLMTextTower
+
+        self.config = config = config or SoundsiftClapConfig()
+        self.text = MiniLMTextTower(trainable=config.text_trainable)
+        if self.text.dim != config.dim:
+            raise ModelUnavailable(f"config dim {config.dim} does not match the text tower's {self.text.dim}")
+        self._yamnet = yamnet.shared_tower(config.onnx_threads)  # frozen, not an nn.Module
+        d = config.dim
+        self.class_proj = nn.Linear(yamnet.NUM_CLASSES, d, bias=False)
+        self.embedding_proj = nn.Linear(yamnet.EMBEDDING_DIM, d, bias=False) if config.use_yamnet_embedding else None
+        self.aisfx_frontend = self.aisfx = self.aisfx_proj = None
+        if config.use_aisfx:
+            from engine.towers.aisfx import AisfxFrontend, EmbeddingNet, load_embedding_net
+            self.aisfx_frontend = AisfxFrontend()
+            self.aisfx = load_embedding_net(aisfx_weights) if aisfx_weights else EmbeddingNet()
+            for p in self.aisfx.parameters():
+                p.requires_grad_(config.aisfx_trainable)
+            self.aisfx_proj = nn.Linear(self.aisfx.out_dim, d, bias=False)
+        self.residual = None
+        if config.residual_hidden > 0:
+            self.residual = nn.Sequential(
+                nn.Linear(self._feature_width(), config.residual_hidden), nn.GELU(),
+                nn.Linear(config.residual_hidden, d))
+        self.fusion = ViewAttention(d) if config.fusion else None
+        self.text_adapter = nn.Linear(d, d) if config.text_adapter else None
+        self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init)))
+        self._zero_extra_branches()
+
+    # -- initialisation ------------------------------------------------------------------------
+    def _feature_width(self) -> int:
+        from engine.towers import yamnet
+        width = yamnet.NUM_CLASSES
+        if self.embedding_proj is not None:
+            width += yamnet.EMBEDDING_DIM
+        if self.aisfx_proj is not None:
+            width += self.aisfx.out_dim
+        return width
+
+    def _zero_extra_branches(self) -> None:
+        for layer in (self.embedding_proj, self.aisfx_proj, self.text_adapter):
+            if layer is not None:
+                nn.init.zeros_(layer.weight)
+                if layer.bias is not None:
+                    nn.init.zeros_(layer.bias)
+        if self.residual is not None:
+            nn.init.zeros_(self.residual[-1].weight)
+            nn.init.zeros_(self.residual[-1].bias)
+
+    def class_texts(self) -> list[str]:
+        """The 521 AudioSet names as written when building ``E`` (config.class_text_template)."""
+        from engine.towers.yamnet import class_names
+        return [self.config.class_text_template.format(n) for n in class_names()]
+
+    @torch.no_grad()
+    def init_baseline(self) -> "SoundsiftClap":
+        """Set the class projection to E (MiniLM embeddings of the class names), zero the rest."""
+        was_training = self.training
+        self.eval()
+        names = self.class_texts()
+        emb = torch.cat([self.text.forward(names[i:i + 128]) for i in range(0, len(names), 128)])
+        self.class_proj.weight.copy_(emb.T)
+        self._zero_extra_branches()
+        self.logit_scale.fill_(float(self.config.logit_scale_init))
+        self.train(was_training)
+        return self
+
+    # -- audio --------------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    def _to_numpy_waves(self, waveforms) -> list[np.ndarray]:
+        if isinstance(waveforms, torch.Tensor):
+            waveforms = list(waveforms.detach().cpu().numpy()) if waveforms.ndim == 2 else [waveforms.cpu().numpy()]
+        return [np.asarray(w, dtype=np.float32).reshape(-1) for w in waveforms]
+
+    def extract_features(self, waveforms: Sequence[np.ndarray] | torch.Tensor,
+                         positions: Sequence[Sequence[float]] | None = None) -> list[AudioFeatures]:
+        """Frozen features for each clip (no gradients). Waveforms at ``config.sample_rate``.
+
+        ``positions``: per clip, three fusion crop fractions; default front/middle/back, or
+        random ones in ``train()`` mode.
+        """
+        from engine.towers import fusion, yamnet
+
+        cfg = self.config
+        out: list[AudioFeatures] = []
+        for i, wave in enumerate(self._to_numpy_waves(waveforms)):
+            if cfg.fusion:
+                wave = fusion.repeat_pad(wave, int(round(cfg.window_seconds * cfg.sample_rate)))
+            pos = fusion.INFERENCE_POSITIONS
+            if positions is not None:
+                pos = tuple(positions[i])
+            elif cfg.fusion and self.training:
+                pos = fusion.random_positions()
+            wave16 = wave
+            if cfg.use_aisfx:
+                import soxr
+                wave16 = soxr.resample(wave, cfg.sample_rate, yamnet.SAMPLE_RATE).astype(np.float32)
+            frames = torch.from_numpy(self._yamnet.log_mel(wave16))
+            if cfg.fusion:
+                views = fusion.fusion_views(frames, int(round(cfg.window_seconds * self._yamnet.frames_per_second)), pos)
+            else:
+                views = frames.unsqueeze(0)
+            feats = [self._yamnet.clip_features(v.numpy()) for v in views]
+            blocks = None
+            if cfg.use_aisfx:
+                from engine.towers.aisfx import blocks as to_blocks
+                with torch.no_grad():
+                    a_frames = self.aisfx_frontend(torch.from_numpy(wave))
+                if cfg.fusion:
+                    a_views = fusion.fusion_views(
+                        a_frames, int(round(cfg.window_seconds * self.aisfx_frontend.frames_per_second)), pos)
+                else:
+                    a_views = a_frames.unsqueeze(0)
+                blocks = [to_blocks(v) for v in a_views]
+            out.append(AudioFeatures(
+                posteriors=torch.from_numpy(np.stack([f["posteriors"] for f in feats])),
+                embedding=torch.from_numpy(np.stack([f["embedding"] for f in feats])),
+                aisfx_blocks=blocks))
+        return out
+
+    def project(self, features: Sequence[AudioFeatures]) -> torch.Tensor:
+        """Trainable part: features → (B, dim) L2-normalised audio vectors."""
+        if not features:
+            return torch.zeros(0, self.config.dim)
+        device = self.logit_scale.device
+        counts = [f.posteriors.shape[0] for f in features]
+        post = torch.cat([f.posteriors for f in features]).to(device)
+        z = self.class_proj(post)
+        parts = [post]
+        if self.embedding_proj is not None:
+            emb = torch.cat([f.embedding for f in features]).to(device)
+            z = z + self.embedding_proj(emb)
+            parts.append(emb)
+        if self.aisfx_proj is not None:
+            blocks = [b for f in features for b in f.aisfx_blocks]
+            sizes = [b.shape[0] for b in blocks]
+            a = self.aisfx(torch.cat(blocks).to(device))
+            a = torch.stack([chunk.mean(0) for chunk in torch.split(a, sizes)])
+            z = z + self.aisfx_proj(a)
+            parts.append(a)
+        if self.residual is not None:
+            z = z + self.residual(torch.cat(parts, dim=-1))
+        if self.fusion is not None:
+            z = self.fusion(z.view(len(features), counts[0], -1))
+        elif max(counts) > 1:
+            raise ValueError("features have several views but the model has no fusion")
+        return nn.functional.normalize(z, dim=-1)
+
+    def encode_audio(self, waveforms: Sequence[np.ndarray] | torch.Tensor) -> torch.Tensor:
+        """Waveforms (list of 1-D arrays or a (B, T) tensor at ``sample_rate``) → (B, dim)."""
+        return self.project(self.extract_features(waveforms))
+
+    # -- text ---------------------------------------------------------------------------------
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        """Strings → (B, dim) L2-normalised text vectors."""
+        t = self.text(list(texts)).to(self.logit_scale.device)
+        if self.text_adapter is not None:
+            t = t + self.text_adapter(t)
+        return nn.functional.normalize(t, dim=-1)
+
+    # -- training helpers ---------------------------------------------------------------------
+    def logit_scale_value(self) -> torch.Tensor:
+        """exp(logit_scale), clamped at ``config.logit_scale_max`` (CLIP's 100)."""
+        return self.logit_scale.exp().clamp(max=self.config.logit_scale_max)
+
+    def forward(self, waveforms, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(audio vectors, text vectors, logit scale) for a contrastive loss."""
+        return self.encode_audio(waveforms), self.encode_text(texts), self.logit_scale_value()
+
+    # -- persistence --------------------------------------------------------------------------
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """What model.safetensors holds: everything but the frozen text encoder."""
+        state = self.state_dict()
+        if not self.config.text_trainable:
+            state = {k: v for k, v in state.items() if not k.startswith("text.")}
+        return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write config.json + model.safetensors into ``folder`` (created if needed)."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2, sort_keys=True) + "\n")
+        save_file(self.trainable_state_dict(), str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> "SoundsiftClap":
+        """Load a folder written by :meth:`save_pretrained` (weights must match the config)."""
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        config = SoundsiftClapConfig.from_file(folder / CONFIG_FILE)
+        weights = folder / WEIGHTS_FILE
+        if not weights.is_file():
+            raise ModelUnavailable(f"{weights}: missing; a soundsift-clap folder needs config.json and {WEIGHTS_FILE}")
+        model = cls(config)
+        try:
+            state = load_file(str(weights))
+        except Exception as e:  # safetensors raises its own SafetensorError
+            raise ModelUnavailable(f"{weights}: unreadable safetensors file ({e})") from e
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if config.text_trainable or not k.startswith("text.")]
+        if missing or unexpected:
+            raise ModelUnavailable(
+                f"{weights} does not match {folder / CONFIG_FILE}: "
+                f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+        return model
+
+
+def fingerprint_of(folder: str | Path, config: SoundsiftClapConfig) -> str:
+    """SHA-256 over config.json, model.safetensors, the frozen towers' files and preprocessing."""
+    from engine.towers import aisfx, minilm, yamnet
+    from engine.towers.cache import file_sha256
+
+    folder = Path(folder)
+    h = hashlib.sha256()
+    h.update(json.dumps(config.to_dict(), sort_keys=True).encode())
+    h.update(file_sha256(folder / WEIGHTS_FILE).encode())
+    parts = [PREPROCESSING_VERSION, yamnet.onnx_zip_sha256(), yamnet.FRONTEND_VERSION, minilm.weights_id()]
+    if config.use_aisfx:
+        parts.append(aisfx.FRONTEND_VERSION)
+    h.update("|".join(parts).encode())
+    return h.hexdigest()
+
+
+class SoundsiftClapModel(AudioTextModel):
+    """The factory-facing wrapper (``"model_type": "soundsift-clap"``), always in eval mode."""
+
+    text_batch_size = 64
+
+    def __init__(self, module: SoundsiftClap, name: str, fingerprint: str) -> None:
+        self.module = module.eval()
+        self.name = name
+        self.sample_rate = module.sample_rate
+        self.dim = module.config.dim
+        self.window_seconds = float(module.config.window_seconds)
+        self.fingerprint = fingerprint
+
+    @classmethod
+    def load(cls, path: str | Path, name: str | None = None) -> "SoundsiftClapModel":
+        """Build from a folder holding config.json + model.safetensors."""
+        module = SoundsiftClap.from_pretrained(path)
+        return cls(module, name=name or str(path), fingerprint=fingerprint_of(path, module.config))
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """AudioSet class names (the default zero-shot vocabulary)."""
+        from engine.towers.yamnet import class_names
+        return class_names()
+
+    def embed_audio(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        if len(waveforms) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        with torch.inference_mode():
+            out = self.module.encode_audio(waveforms)
+        return l2_normalize(out.cpu().numpy())
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        with torch.inference_mode():
+            chunks = [self.module.encode_text(texts[i:i + self.text_batch_size])
+                      for i in range(0, len(texts), self.text_batch_size)]
+        return l2_normalize(torch.cat(chunks).cpu().numpy())
+
+
+def write_baseline(folder: str | Path, config: SoundsiftClapConfig | None = None,
+                   aisfx_weights: str | Path | None = None) -> Path:
+    """Write an untrained (baseline-initialised) model folder, e.g. the bundled soundsift-base."""
+    return SoundsiftClap(config, aisfx_weights=aisfx_weights).init_baseline().save_pretrained(folder)
+
+
+if __name__ == "__main__":  # python -m engine.models.soundsift_clap FOLDER
+    import sys
+
+    print(write_baseline(sys.argv[1] if len(sys.argv) > 1 else "engine/models/weights/soundsift-base"))

