@@ -1,0 +1,99 @@
+"""Search filters on file properties, turned into one SQL condition on the catalog.
+
+A filter keeps the files whose duration lies in ``[min_duration, max_duration]``, whose
+path starts with ``path_prefix``, whose format is one of ``formats`` and whose sample
+rate is one of ``sample_rates``; unset fields keep everything. The query layer asks the
+catalog once for the allowed files and restricts the vector search to their segments.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.sql import Select
+
+from engine.catalog import File
+from engine.errors import InvalidQuery
+
+
+def _tuple(values: Iterable[Any] | Any | None) -> tuple[Any, ...]:
+    if values is None:
+        return ()
+    if isinstance(values, (str, int)):
+        return (values,)
+    return tuple(values)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict a search to some files.
+
+    ``formats`` match either the container format soundfile reports (WAV, FLAC, OGG,
+    MP3, AIFF, …) or the file's extension, case-insensitively: ``"wav"``, ``".flac"``,
+    ``"opus"`` all work. ``path_prefix`` is a plain string prefix of the stored path
+    (a relative prefix is also tried as an absolute path).
+    """
+
+    min_duration: float | None = None
+    max_duration: float | None = None
+    path_prefix: str | None = None
+    formats: tuple[str, ...] = field(default=())
+    sample_rates: tuple[int, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "formats", tuple(
+            str(f).strip().lstrip(".").lower() for f in _tuple(self.formats) if str(f).strip()))
+        try:
+            rates = tuple(int(r) for r in _tuple(self.sample_rates))
+        except (TypeError, ValueError) as e:
+            raise InvalidQuery(f"sample rates must be whole numbers of Hz, got {self.sample_rates!r}") from e
+        object.__setattr__(self, "sample_rates", rates)
+        if self.path_prefix is not None and not str(self.path_prefix):
+            object.__setattr__(self, "path_prefix", None)
+        for name in ("min_duration", "max_duration"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise InvalidQuery(f"{name} must be ≥ 0 seconds, got {value}")
+        if (self.min_duration is not None and self.max_duration is not None
+                and self.min_duration > self.max_duration):
+            raise InvalidQuery(f"min_duration {self.min_duration} is larger than max_duration "
+                               f"{self.max_duration}: no file can match")
+
+    @property
+    def active(self) -> bool:
+        """True when the filter excludes anything at all."""
+        return bool(self.min_duration is not None or self.max_duration is not None
+                    or self.path_prefix or self.formats or self.sample_rates)
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """SQLAlchemy conditions on :class:`engine.catalog.File`."""
+        conds: list[ColumnElement[bool]] = []
+        if self.min_duration is not None:
+            conds.append(File.duration >= float(self.min_duration))
+        if self.max_duration is not None:
+            conds.append(File.duration <= float(self.max_duration))
+        if self.path_prefix:
+            prefixes = {str(self.path_prefix)}
+            absolute = os.path.abspath(os.path.expanduser(str(self.path_prefix)))
+            if str(self.path_prefix).endswith(os.sep) and not absolute.endswith(os.sep):
+                absolute += os.sep
+            prefixes.add(absolute)
+            conds.append(or_(*(func.substr(File.path, 1, len(p)) == p for p in sorted(prefixes))))
+        if self.formats:
+            names = [f.upper() for f in self.formats]
+            conds.append(or_(func.upper(File.format).in_(names),
+                             *(func.lower(File.path).like(f"%.{f}") for f in self.formats)))
+        if self.sample_rates:
+            conds.append(File.sample_rate.in_(self.sample_rates))
+        return conds
+
+    def file_ids_query(self) -> Select[Any]:
+        """``SELECT files.id`` of the files this filter keeps."""
+        return select(File.id).where(and_(*self.conditions()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"min_duration": self.min_duration, "max_duration": self.max_duration,
+                "path_prefix": self.path_prefix, "formats": list(self.formats),
+                "sample_rates": list(self.sample_rates)}

@@ -1,0 +1,539 @@
+"""The query layer: :class:`SoundIndex` searches one index by text, by example, or by file.
+
+How a search runs:
+
+1. *Reload on change.* In one read transaction on the catalog, the meta keys
+   ``vectors_file``/``generation`` are compared with the ones in memory; when a writer has
+   committed a new generation, its FAISS file is opened (memory-mapped, read-only) and the
+   segment table (id → file, start, end) is loaded into numpy arrays, both from the same
+   snapshot. Nothing is reopened while the generation stays the same.
+2. *Filters* (:class:`engine.filters.Filters`) become one SQL query for the allowed file
+   ids; their segments are passed to FAISS as an ``IDSelectorBatch``, so the result is
+   exactly the top-k among the allowed segments.
+3. *Per file* (the default): the best segment of each file wins and its start/end are
+   reported. FAISS is asked for more segments than k, and for more again until k
+   distinct files are certain (or the allowed segments are exhausted).
+4. The hits' files are read in one SQL query.
+
+Query vectors: text → ``model.embed_text``; audio → mean of its segment vectors,
+re-normalised (engine.zeroshot); an *indexed* file ("more like this") → its stored
+segment vectors, each used as a query, a candidate scoring its best match to any of
+them, so the file itself comes first with score 1.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection, Engine
+
+from engine import zeroshot
+from engine.catalog import ErrorRow, File, Meta, SegmentRow, open_catalog
+from engine.errors import IndexNotFound, InvalidQuery, ModelMismatch
+from engine.filters import Filters
+from engine.layout import IndexLayout, resolve_index_dir
+from engine.models.base import AudioTextModel, l2_normalize
+from engine.segments import SegmentPolicy
+
+__all__ = ["SoundIndex", "Hit", "Filters", "FileVectors"]
+
+log = logging.getLogger(__name__)
+
+#: most stored segments of one file used as queries by similar_to_file (evenly spaced)
+MAX_QUERY_SEGMENTS = 32
+_RELOAD_RETRIES = 3
+
+
+@dataclass
+class Hit:
+    """One search result: a file and its best-matching span (seconds)."""
+
+    path: str
+    start: float
+    end: float
+    score: float
+    file_id: int
+    segment_id: int
+    duration: float
+    format: str
+    sample_rate: int
+    folder: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.folder:
+            self.folder = os.path.dirname(self.path)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: path, start, end, score, file_id, segment_id, duration, format, …"""
+        return asdict(self)
+
+
+@dataclass
+class FileVectors:
+    """One unit vector per file (mean of its segment vectors), for maps of the library."""
+
+    file_ids: np.ndarray
+    paths: list[str]
+    vectors: np.ndarray
+
+
+@dataclass
+class _Snapshot:
+    """Vectors and segment table of one committed generation."""
+
+    key: tuple[Any, Any]
+    index: Any                 # faiss.Index or None for an empty index
+    seg_ids: np.ndarray        # sorted segment ids (== vector ids)
+    seg_file: np.ndarray       # file id of each segment, aligned with seg_ids
+    seg_start: np.ndarray
+    seg_end: np.ndarray
+    n_files: int
+
+    @property
+    def ntotal(self) -> int:
+        return 0 if self.index is None else int(self.index.ntotal)
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """Positions of segment ``ids`` in the aligned arrays."""
+        return np.searchsorted(self.seg_ids, ids)
+
+
+def _meta_value(conn: Connection, key: str) -> Any:
+    raw = conn.execute(select(Meta.value).where(Meta.key == key)).scalar()
+    return None if raw is None else json.loads(raw)
+
+
+def _all_meta(conn: Connection) -> dict[str, Any]:
+    return {key: json.loads(value) for key, value in conn.execute(select(Meta.key, Meta.value))}
+
+
+class SoundIndex:
+    """A read-only view of one index: search by text, audio or indexed file; tag; info.
+
+    Thread-safe for queries (the UI shares one instance); reopens the vectors by itself
+    when ``soundsift index`` commits a new generation.
+    """
+
+    def __init__(self, root: Path, engine: Engine, meta: dict[str, Any],
+                 model: AudioTextModel | None = None) -> None:
+        self.root = Path(root)
+        self.layout = IndexLayout(self.root)
+        self._engine = engine
+        self.meta = meta
+        self._model = model
+        self._snap: _Snapshot | None = None
+        self._lock = threading.RLock()
+        self._allowed_cache: dict[tuple[Any, Filters], np.ndarray] = {}
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, index: str | Path | None = None,
+             model: AudioTextModel | str | Path | None = None) -> "SoundIndex":
+        """Open the index ``index`` (a name under indexes/, or a folder; default 'default').
+
+        ``model``: an AudioTextModel, or a name/path for :func:`engine.models.load_model`;
+        by default the model that built the index, loaded on first use. A model whose
+        fingerprint differs from the index's raises :class:`ModelMismatch`.
+        """
+        root = resolve_index_dir(index)
+        layout = IndexLayout(root)
+        if not layout.catalog.is_file():
+            raise IndexNotFound(f"no index at {root} (no {layout.catalog.name}); build one with "
+                                f"`soundsift index PATH... --index {index or root}`")
+        engine = open_catalog(layout.catalog)
+        with _ReadTxn(engine) as conn:
+            meta = _all_meta(conn)
+        if not meta.get("model_fingerprint"):
+            raise IndexNotFound(f"{root} holds no finished index (its catalog names no model); "
+                                "run `soundsift index` on it again")
+        self = cls(root, engine, meta)
+        if model is not None:
+            if not isinstance(model, AudioTextModel):
+                from engine.models import load_model
+                model = load_model(model)
+            self._check_model(model)
+            self._model = model
+        with self._read() as conn:
+            self._refresh(conn)
+        return self
+
+    def _check_model(self, model: AudioTextModel) -> None:
+        want = str(self.meta.get("model_fingerprint"))
+        if str(model.fingerprint) != want:
+            built_by = self.meta.get("model_name", "?")
+            raise ModelMismatch(
+                f"index {self.root} was built with model {built_by!r} (fingerprint {want[:12]}), "
+                f"not with {model.name!r} (fingerprint {str(model.fingerprint)[:12]}): search it "
+                f"with --model {built_by}, or rebuild it with `soundsift index ... --index "
+                f"{self.root} --model {model.name}`")
+
+    @property
+    def model(self) -> AudioTextModel:
+        """The index's model, loaded on first use (and checked against the index)."""
+        with self._lock:
+            if self._model is None:
+                from engine.models import load_model
+                model = load_model(self.meta.get("model_name"))
+                self._check_model(model)
+                self._model = model
+            return self._model
+
+    @property
+    def policy(self) -> SegmentPolicy:
+        """The segment policy the index was built with."""
+        pol = self.meta.get("segment_policy")
+        if isinstance(pol, dict) and pol.get("window"):
+            return SegmentPolicy(float(pol["window"]), float(pol["hop"]) if pol.get("hop") else None)
+        return SegmentPolicy(float(self.model.window_seconds))
+
+    def close(self) -> None:
+        self._snap = None
+        self._engine.dispose()
+
+    def __enter__(self) -> "SoundIndex":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------- generations
+    def _read(self) -> Any:
+        """A connection inside one read transaction (one consistent snapshot)."""
+        return _ReadTxn(self._engine)
+
+    def _refresh(self, conn: Connection) -> _Snapshot:
+        """Reopen vectors and segment table if a new generation was committed."""
+        key = (_meta_value(conn, "vectors_file"), _meta_value(conn, "generation"))
+        snap = self._snap
+        if snap is not None and snap.key == key:
+            return snap
+        with self._lock:
+            if self._snap is not None and self._snap.key == key:
+                return self._snap
+            self._snap = self._load(conn, key)
+            self.meta = _all_meta(conn)
+            self._allowed_cache.clear()
+            log.debug("opened generation %s of %s (%d vectors)", key[1], self.root, self._snap.ntotal)
+            return self._snap
+
+    def _load(self, conn: Connection, key: tuple[Any, Any]) -> _Snapshot:
+        from engine.vectors import read_index
+        rows = conn.exec_driver_sql('SELECT id, file_id, start, "end" FROM segments ORDER BY id').fetchall()
+        arr = np.array(rows, dtype=np.float64).reshape(-1, 4)
+        n_files = int(conn.execute(select(func.count(File.id))).scalar() or 0)
+        index = None
+        if key[0]:
+            path = Path(str(key[0]))
+            if not path.is_absolute():
+                path = self.root / path
+            try:
+                index = read_index(path, mmap=True)
+            except (RuntimeError, OSError) as e:
+                raise _VectorsGone(str(path)) from e
+        snap = _Snapshot(key, index, arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64),
+                         arr[:, 2].copy(), arr[:, 3].copy(), n_files)
+        if snap.ntotal != len(snap.seg_ids):
+            log.warning("%s: %d vectors but %d segments in the catalog", self.root, snap.ntotal,
+                        len(snap.seg_ids))
+        return snap
+
+    def _with_snapshot(self, fn: Any) -> Any:
+        """Run ``fn(conn, snap)`` inside one read transaction on a current snapshot."""
+        for attempt in range(_RELOAD_RETRIES):
+            try:
+                with self._read() as conn:
+                    return fn(conn, self._refresh(conn))
+            except _VectorsGone as e:
+                if attempt == _RELOAD_RETRIES - 1:
+                    raise IndexNotFound(f"vectors file {e} of index {self.root} is missing; "
+                                        "re-run `soundsift index` to repair the index") from e
+        raise AssertionError("unreachable")
+
+    def refresh(self) -> bool:
+        """Check for a new generation now; True if one was loaded."""
+        before = self._snap.key if self._snap else None
+        self._with_snapshot(lambda conn, snap: None)
+        return self._snap is not None and self._snap.key != before
+
+    # ---------------------------------------------------------------- searching
+    def search_text(self, text: str, k: int = 10, filters: Filters | None = None,
+                    per_file: bool = True) -> list[Hit]:
+        """Files (or segments, with ``per_file=False``) best matching ``text``."""
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidQuery("the search text is empty; describe the sound, e.g. \"dog barking\"")
+        query = self.model.embed_text([text])
+        return self.search_vectors(query, k, filters, per_file)
+
+    def search_audio(self, path_or_waveform: zeroshot.AudioInput, k: int = 10,
+                     filters: Filters | None = None, per_file: bool = True,
+                     sample_rate: int | None = None) -> list[Hit]:
+        """Files most like the given audio (its segment vectors' mean, re-normalised)."""
+        query = self.audio_vector(path_or_waveform, sample_rate)
+        return self.search_vectors(query, k, filters, per_file)
+
+    def similar_to_file(self, path_or_file_id: str | Path | int, k: int = 10,
+                        filters: Filters | None = None, per_file: bool = True) -> list[Hit]:
+        """"More like this" for an indexed file, from its stored vectors (it comes first)."""
+        def run(conn: Connection, snap: _Snapshot) -> list[Hit]:
+            file_id = self._resolve_file(conn, path_or_file_id)
+            ids = snap.seg_ids[snap.seg_file == file_id]
+            if len(ids) == 0 or snap.index is None:
+                raise InvalidQuery(f"file {path_or_file_id} has no vectors in index {self.root}")
+            if len(ids) > MAX_QUERY_SEGMENTS:
+                ids = ids[np.linspace(0, len(ids) - 1, MAX_QUERY_SEGMENTS).round().astype(int)]
+            queries = np.stack([snap.index.reconstruct(int(i)) for i in ids])
+            return self._search(conn, snap, queries, k, filters, per_file)
+        return self._with_snapshot(run)
+
+    def search_vectors(self, queries: np.ndarray, k: int = 10, filters: Filters | None = None,
+                       per_file: bool = True) -> list[Hit]:
+        """Search by unit vector(s); with several, a segment scores its best match to any."""
+        from engine.vectors import as_query
+        q = as_query(queries)
+        if q.shape[1] != int(self.meta.get("dim", q.shape[1])):
+            raise InvalidQuery(f"query vectors have {q.shape[1]} dims; index {self.root} holds "
+                               f"{self.meta.get('dim')}-dim vectors")
+        return self._with_snapshot(lambda conn, snap: self._search(conn, snap, q, k, filters, per_file))
+
+    def _allowed(self, conn: Connection, snap: _Snapshot, filters: Filters) -> np.ndarray:
+        """Sorted segment ids of the files ``filters`` keeps (cached per generation)."""
+        key = (snap.key, filters)
+        hit = self._allowed_cache.get(key)
+        if hit is not None:
+            return hit
+        file_ids = np.fromiter(conn.execute(filters.file_ids_query()).scalars(), dtype=np.int64)
+        allowed = snap.seg_ids[np.isin(snap.seg_file, file_ids)]
+        if len(self._allowed_cache) > 32:
+            self._allowed_cache.clear()
+        self._allowed_cache[key] = allowed
+        return allowed
+
+    def _search(self, conn: Connection, snap: _Snapshot, q: np.ndarray, k: int,
+                filters: Filters | None, per_file: bool) -> list[Hit]:
+        import faiss
+        if k < 1:
+            raise InvalidQuery(f"k must be ≥ 1, got {k}")
+        params, n_allowed = None, snap.ntotal
+        if filters is not None and filters.active:
+            allowed = self._allowed(conn, snap, filters)
+            n_allowed = len(allowed)
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+        if n_allowed == 0 or snap.index is None:
+            return []
+        if per_file:
+            avg = max(1.0, len(snap.seg_ids) / max(1, snap.n_files))
+            fetch = min(n_allowed, int(k * avg * 2) + 16)
+        else:
+            fetch = min(n_allowed, k)
+        while True:
+            D, I = snap.index.search(q, fetch, params=params)
+            best = self._best(snap, D, I, per_file)
+            # every unseen item scores ≤ the fetch-th score of each query
+            full = I[:, -1] >= 0
+            threshold = float(D[full, -1].max()) if full.any() else -np.inf
+            certain = sum(1 for s, _ in best.values() if s >= threshold)
+            if not per_file or certain >= k or fetch >= n_allowed:
+                break
+            fetch = min(n_allowed, fetch * 4)
+        top = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
+        return self._hits(conn, snap, top, per_file)
+
+    @staticmethod
+    def _best(snap: _Snapshot, D: np.ndarray, I: np.ndarray,
+              per_file: bool) -> dict[int, tuple[float, int]]:
+        """key (file id, or segment id) → (best score, its segment id)."""
+        valid = I >= 0
+        ids, scores = I[valid], D[valid]
+        order = np.argsort(-scores, kind="stable")
+        ids, scores = ids[order], scores[order]
+        keys = snap.seg_file[snap.rows(ids)] if per_file else ids
+        _, first = np.unique(keys, return_index=True)
+        return {int(keys[i]): (float(scores[i]), int(ids[i])) for i in first}
+
+    def _hits(self, conn: Connection, snap: _Snapshot, top: list[tuple[int, tuple[float, int]]],
+              per_file: bool) -> list[Hit]:
+        if not top:
+            return []
+        seg_ids = np.array([seg for _, (_, seg) in top], dtype=np.int64)
+        rows = snap.rows(seg_ids)
+        file_ids = snap.seg_file[rows]
+        files = {r.id: r for r in conn.execute(
+            select(File.id, File.path, File.duration, File.format, File.sample_rate)
+            .where(File.id.in_([int(f) for f in set(file_ids.tolist())])))}
+        hits = []
+        for (_, (score, seg)), row, fid in zip(top, rows, file_ids):
+            f = files.get(int(fid))
+            if f is None:  # the catalog lost the file: a broken commit; skip it, loudly
+                log.warning("%s: segment %d points at missing file %d", self.root, seg, fid)
+                continue
+            hits.append(Hit(path=f.path, start=float(snap.seg_start[row]), end=float(snap.seg_end[row]),
+                            score=score, file_id=int(fid), segment_id=seg, duration=float(f.duration),
+                            format=str(f.format), sample_rate=int(f.sample_rate)))
+        return hits
+
+    # ------------------------------------------------------ audio and zero-shot
+    def audio_vector(self, audio: zeroshot.AudioInput, sample_rate: int | None = None) -> np.ndarray:
+        """Unit query vector of a file or waveform (mean of its segment vectors)."""
+        return zeroshot.audio_query_vector(self.model, audio, sample_rate, self.policy)
+
+    def rank_texts(self, audio: zeroshot.AudioInput, texts: Sequence[str],
+                   sample_rate: int | None = None) -> list[tuple[str, float]]:
+        """``(text, cosine)`` best first: which captions or labels fit ``audio``."""
+        return zeroshot.rank_texts(self.model, self.audio_vector(audio, sample_rate), texts)
+
+    def tag(self, audio: zeroshot.AudioInput, labels: Sequence[str] | None = None, top: int = 5,
+            template: str = zeroshot.DEFAULT_TEMPLATE,
+            sample_rate: int | None = None) -> list[dict[str, Any]]:
+        """Zero-shot tags ``{"label", "score", "cosine"}`` best first (see engine.zeroshot)."""
+        from engine.vocabulary import default_labels
+        labels = list(labels) if labels else default_labels(self.model)
+        return zeroshot.tag(self.model, self.audio_vector(audio, sample_rate), labels, top, template)
+
+    # --------------------------------------------------------------- catalog
+    def _resolve_file(self, conn: Connection, path_or_file_id: str | Path | int) -> int:
+        if isinstance(path_or_file_id, (int, np.integer)):
+            found = conn.execute(select(File.id).where(File.id == int(path_or_file_id))).scalar()
+        else:
+            candidates = [str(path_or_file_id)]
+            p = Path(path_or_file_id).expanduser()
+            for alt in (p.absolute(), p.resolve()):
+                if str(alt) not in candidates:
+                    candidates.append(str(alt))
+            found = conn.execute(select(File.id).where(File.path.in_(candidates)).limit(1)).scalar()
+        if found is None:
+            raise InvalidQuery(f"{path_or_file_id} is not in index {self.root}; index it first, "
+                               "or search by its audio instead (`soundsift similar` does that)")
+        return int(found)
+
+    def file_id_for_path(self, path: str | Path) -> int | None:
+        """The file id of an indexed path, or None."""
+        with self._read() as conn:
+            try:
+                return self._resolve_file(conn, str(path))
+            except InvalidQuery:
+                return None
+
+    def get_file(self, file_id: int) -> dict[str, Any]:
+        """Catalog record of one file: path, size, duration, format, rate, channels, segments."""
+        with self._read() as conn:
+            f = conn.execute(select(File.id, File.path, File.size, File.duration, File.format,
+                                    File.subtype, File.sample_rate, File.channels)
+                             .where(File.id == int(file_id))).first()
+            if f is None:
+                raise InvalidQuery(f"file id {file_id} is not in index {self.root}")
+            segs = conn.execute(select(SegmentRow.id, SegmentRow.start, SegmentRow.end)
+                                .where(SegmentRow.file_id == int(file_id)).order_by(SegmentRow.id)).all()
+        return {"file_id": int(f.id), "path": f.path, "folder": os.path.dirname(f.path),
+                "size": int(f.size), "duration": float(f.duration), "format": f.format,
+                "subtype": f.subtype, "sample_rate": int(f.sample_rate), "channels": int(f.channels),
+                "segments": [{"segment_id": int(s.id), "start": float(s.start), "end": float(s.end)}
+                             for s in segs]}
+
+    def errors(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Files that could not be indexed: ``{"path", "reason", "at"}``, newest first."""
+        with self._read() as conn:
+            stmt = select(ErrorRow.path, ErrorRow.reason, ErrorRow.at).order_by(ErrorRow.at.desc())
+            if limit is not None:
+                stmt = stmt.limit(limit)
+            return [{"path": r.path, "reason": r.reason, "at": float(r.at)} for r in conn.execute(stmt)]
+
+    def facets(self) -> dict[str, Any]:
+        """What the filters can choose from: formats, sample rates, duration range."""
+        with self._read() as conn:
+            formats = sorted(conn.execute(select(File.format).distinct()).scalars())
+            rates = sorted(conn.execute(select(File.sample_rate).distinct()).scalars())
+            lo, hi = conn.execute(select(func.min(File.duration), func.max(File.duration))).one()
+        return {"formats": formats, "sample_rates": [int(r) for r in rates],
+                "min_duration": float(lo or 0.0), "max_duration": float(hi or 0.0)}
+
+    def info(self) -> dict[str, Any]:
+        """Counts, model, fingerprint, dim, index type, generation, failed-file count."""
+        def run(conn: Connection, snap: _Snapshot) -> dict[str, Any]:
+            n_err = int(conn.execute(select(func.count(ErrorRow.id))).scalar() or 0)
+            return {
+                "index": str(self.root),
+                "model": self.meta.get("model_name"),
+                "fingerprint": self.meta.get("model_fingerprint"),
+                "dim": self.meta.get("dim"),
+                "sample_rate": self.meta.get("sample_rate"),
+                "segment_policy": self.meta.get("segment_policy"),
+                "index_type": self.meta.get("index_type") or _describe(snap.index),
+                "generation": self.meta.get("generation"),
+                "vectors_file": self.meta.get("vectors_file"),
+                "files": snap.n_files,
+                "segments": len(snap.seg_ids),
+                "vectors": snap.ntotal,
+                "errors": n_err,
+            }
+        return self._with_snapshot(run)
+
+    def file_vectors(self) -> FileVectors:
+        """Every file's mean segment vector (unit length), for the UI's library map."""
+        def run(conn: Connection, snap: _Snapshot) -> FileVectors:
+            paths = dict(conn.execute(select(File.id, File.path)).all())
+            dim = int(self.meta.get("dim") or (snap.index.d if snap.index is not None else 0))
+            if snap.ntotal == 0:
+                return FileVectors(np.zeros(0, np.int64), [], np.zeros((0, dim), np.float32))
+            ids, vecs = _all_vectors(snap.index)
+            keep = np.isin(ids, snap.seg_ids)
+            ids, vecs = ids[keep], vecs[keep]
+            fids = snap.seg_file[snap.rows(ids)]
+            uniq, inv = np.unique(fids, return_inverse=True)
+            sums = np.zeros((len(uniq), vecs.shape[1]), np.float64)
+            np.add.at(sums, inv, vecs)
+            present = [i for i, f in enumerate(uniq) if int(f) in paths]
+            return FileVectors(uniq[present].astype(np.int64), [paths[int(uniq[i])] for i in present],
+                               l2_normalize(sums[present]))
+        return self._with_snapshot(run)
+
+
+class _VectorsGone(Exception):
+    """The vectors file named by a snapshot disappeared (a writer moved on): retry."""
+
+
+class _ReadTxn:
+    """``with _ReadTxn(engine) as conn``: one explicit SQLite read transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def __enter__(self) -> Connection:
+        self._conn = self._engine.connect()
+        self._conn.exec_driver_sql("BEGIN")
+        return self._conn
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self._conn.rollback()
+        finally:
+            self._conn.close()
+
+
+def _describe(index: Any) -> str:
+    """A short name of a FAISS index's structure, e.g. 'IDMap2,FlatIP'."""
+    if index is None:
+        return "empty"
+    import faiss
+    parts, cur = [], faiss.downcast_index(index)
+    while cur is not None:
+        parts.append(type(cur).__name__.removeprefix("Index"))
+        inner = getattr(cur, "index", None)
+        cur = faiss.downcast_index(inner) if inner is not None else None
+    return ",".join(parts)
+
+
+def _all_vectors(index: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) of every vector stored in an IDMap-wrapped index."""
+    import faiss
+    idx = faiss.downcast_index(index)
+    ids = faiss.vector_to_array(idx.id_map).astype(np.int64)
+    inner = faiss.downcast_index(idx.index)
+    vecs = inner.reconstruct_n(0, inner.ntotal)
+    return ids, np.asarray(vecs, np.float32)

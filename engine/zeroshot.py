@@ -1,0 +1,157 @@
+"""Audio query vectors, audio→text ranking and zero-shot tagging on any AudioTextModel.
+
+Audio given as a query (a path, or a waveform with its sample rate) is cut by the same
+fixed segment policy as the indexer (engine.segments); each segment is embedded and the
+**query vector is the mean of the segment vectors, re-normalised to unit length** — for
+audio no longer than the model's window that is simply its one embedding.
+
+Tag scores are probability-like: ``softmax(logit_scale · cosine)`` over the label set,
+with the model's ``logit_scale`` when it exposes one and :data:`DEFAULT_LOGIT_SCALE`
+(CLAP's trained value, ≈ 100) otherwise; each tag also carries its raw ``cosine``.
+Label text embeddings are cached in memory per (model fingerprint, template, labels).
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Sequence, Union
+
+import numpy as np
+
+from engine.errors import InvalidQuery
+from engine.models.base import AudioTextModel, l2_normalize
+from engine.segments import SegmentPolicy, segment_bounds
+
+#: what a query by example may be: a file path, or a waveform (with its sample rate)
+AudioInput = Union[str, Path, np.ndarray]
+
+DEFAULT_TEMPLATE = "This is a sound of {label}."
+DEFAULT_LOGIT_SCALE = 100.0
+EMBED_BATCH = 16
+TEXT_BATCH = 64
+_LABEL_CACHE_SIZE = 16
+
+_label_cache: OrderedDict[tuple[str, str, tuple[str, ...]], np.ndarray] = OrderedDict()
+_label_lock = threading.Lock()
+
+
+def _policy(model: AudioTextModel, policy: SegmentPolicy | None) -> SegmentPolicy:
+    return policy if policy is not None else SegmentPolicy(float(model.window_seconds))
+
+
+def _embed_in_batches(model: AudioTextModel, pieces: list[np.ndarray]) -> np.ndarray:
+    out = [model.embed_audio(pieces[i:i + EMBED_BATCH]) for i in range(0, len(pieces), EMBED_BATCH)]
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def _waveform_pieces(model: AudioTextModel, waveform: np.ndarray, sample_rate: int | None,
+                     policy: SegmentPolicy) -> list[np.ndarray]:
+    if sample_rate is None:
+        raise InvalidQuery("a waveform query needs its sample_rate (Hz)")
+    x = np.asarray(waveform, dtype=np.float32)
+    if x.ndim == 2:  # (samples, channels) → mono
+        x = x.mean(axis=1) if x.shape[0] >= x.shape[1] else x.mean(axis=0)
+    if x.ndim != 1 or x.size == 0:
+        raise InvalidQuery(f"a waveform query must be a non-empty 1-D array, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise InvalidQuery("the waveform query contains NaN or Inf samples")
+    if int(sample_rate) != int(model.sample_rate):
+        import soxr
+        x = soxr.resample(x, int(sample_rate), int(model.sample_rate), quality="HQ").astype(np.float32)
+    bounds = segment_bounds(len(x), int(model.sample_rate), policy)
+    return [np.ascontiguousarray(x[a:b]) for a, b in bounds]
+
+
+def audio_segment_vectors(model: AudioTextModel, audio: AudioInput, sample_rate: int | None = None,
+                          policy: SegmentPolicy | None = None) -> np.ndarray:
+    """Embeddings (n_segments, dim) of ``audio`` cut by the indexer's segment policy."""
+    pol = _policy(model, policy)
+    if isinstance(audio, (str, Path)):
+        from engine.audio import iter_segments
+        if not Path(audio).is_file():
+            raise InvalidQuery(f"audio file {audio} does not exist")
+        vectors, batch = [], []
+        for seg in iter_segments(audio, int(model.sample_rate), pol):  # UnreadableAudio passes up
+            batch.append(seg.waveform)
+            if len(batch) == EMBED_BATCH:
+                vectors.append(_embed_in_batches(model, batch))
+                batch = []
+        if batch:
+            vectors.append(_embed_in_batches(model, batch))
+        return np.concatenate(vectors)
+    return _embed_in_batches(model, _waveform_pieces(model, audio, sample_rate, pol))
+
+
+def audio_query_vector(model: AudioTextModel, audio: AudioInput, sample_rate: int | None = None,
+                       policy: SegmentPolicy | None = None) -> np.ndarray:
+    """One unit vector (dim,) for ``audio``: mean of its segment vectors, re-normalised."""
+    return l2_normalize(audio_segment_vectors(model, audio, sample_rate, policy).mean(axis=0))
+
+
+def text_vectors(model: AudioTextModel, texts: Sequence[str]) -> np.ndarray:
+    """Embeddings (n, dim) of ``texts``, in batches."""
+    texts = list(texts)
+    out = [model.embed_text(texts[i:i + TEXT_BATCH]) for i in range(0, len(texts), TEXT_BATCH)]
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def label_vectors(model: AudioTextModel, labels: Sequence[str],
+                  template: str = DEFAULT_TEMPLATE) -> np.ndarray:
+    """Embeddings of ``template.format(label=…)`` for each label, cached per model."""
+    key = (str(model.fingerprint), template, tuple(labels))
+    with _label_lock:
+        cached = _label_cache.get(key)
+        if cached is not None:
+            _label_cache.move_to_end(key)
+            return cached
+    try:
+        prompts = [template.format(label=label) for label in labels]
+    except (KeyError, IndexError, ValueError) as e:
+        raise InvalidQuery(f"template {template!r} must contain {{label}} and no other fields") from e
+    vectors = text_vectors(model, prompts)
+    with _label_lock:
+        _label_cache[key] = vectors
+        while len(_label_cache) > _LABEL_CACHE_SIZE:
+            _label_cache.popitem(last=False)
+    return vectors
+
+
+def rank_texts(model: AudioTextModel, audio_vector: np.ndarray,
+               texts: Sequence[str]) -> list[tuple[str, float]]:
+    """``(text, cosine)`` for each text, best match to ``audio_vector`` first."""
+    texts = list(texts)
+    if not texts:
+        raise InvalidQuery("rank_texts needs at least one text")
+    scores = text_vectors(model, texts) @ np.asarray(audio_vector, np.float32).reshape(-1)
+    order = np.argsort(-scores, kind="stable")
+    return [(texts[i], float(scores[i])) for i in order]
+
+
+def logit_scale(model: Any) -> float:
+    """The model's logit scale (CLAP's exp(t)), or :data:`DEFAULT_LOGIT_SCALE`."""
+    value = getattr(model, "logit_scale", None)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return DEFAULT_LOGIT_SCALE
+    return value if np.isfinite(value) and value > 0 else DEFAULT_LOGIT_SCALE
+
+
+def tag(model: AudioTextModel, audio_vector: np.ndarray, labels: Sequence[str], top: int = 5,
+        template: str = DEFAULT_TEMPLATE) -> list[dict[str, Any]]:
+    """Top ``top`` labels as ``{"label", "score", "cosine"}``, best first.
+
+    ``score`` is the softmax over all ``labels`` of ``logit_scale · cosine``.
+    """
+    labels = list(dict.fromkeys(str(label).strip() for label in labels if str(label).strip()))
+    if not labels:
+        raise InvalidQuery("tag needs at least one label")
+    if top < 1:
+        raise InvalidQuery(f"top must be ≥ 1, got {top}")
+    cos = label_vectors(model, labels, template) @ np.asarray(audio_vector, np.float32).reshape(-1)
+    logits = logit_scale(model) * cos.astype(np.float64)
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    order = np.argsort(-probs, kind="stable")[:top]
+    return [{"label": labels[i], "score": float(probs[i]), "cosine": float(cos[i])} for i in order]

@@ -1,0 +1,282 @@
+"""The query layer against brute force, on indexes whose every vector the test chose."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import tone, write
+from engine.errors import IndexNotFound, InvalidQuery, ModelMismatch
+from engine.query import Filters, SoundIndex
+from query_fixtures import FakeModel, FileSpec, write_index
+
+DIM = 16
+FORMATS = ["WAV", "FLAC", "OGG", "MP3"]
+RATES = [8000, 16000, 44100, 48000]
+
+
+def random_library(seed: int = 0, n_files: int = 40) -> list[FileSpec]:
+    rng = np.random.default_rng(seed)
+    files = []
+    for i in range(n_files):
+        n_seg = int(rng.integers(1, 6))
+        folder = "animals" if i % 3 == 0 else ("water" if i % 3 == 1 else "tools")
+        files.append(FileSpec(path=f"/lib/{folder}/f{i:03d}.{FORMATS[i % 4].lower()}",
+                              vectors=rng.standard_normal((n_seg, DIM)),
+                              duration=0.5 + n_seg * 0.5, format=FORMATS[i % 4],
+                              sample_rate=RATES[(i // 4) % 4]))
+    return files
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    x = np.atleast_2d(np.asarray(x, np.float64))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def brute_force(files: list[FileSpec], q: np.ndarray, k: int, per_file: bool,
+                keep=lambda f: True) -> list[tuple[str, float, int]]:
+    """(path, score, segment index within the file) of the true top-k."""
+    rows = []
+    for f in files:
+        if not keep(f):
+            continue
+        scores = unit(f.vectors) @ np.asarray(q, np.float64).reshape(-1)
+        if per_file:
+            j = int(np.argmax(scores))
+            rows.append((f.path, float(scores[j]), j))
+        else:
+            rows.extend((f.path, float(s), j) for j, s in enumerate(scores))
+    rows.sort(key=lambda r: -r[1])
+    return rows[:k]
+
+
+@pytest.fixture
+def library(tmp_path):
+    files = random_library()
+    write_index(tmp_path / "idx", files, dim=DIM, errors=[("/lib/bad.wav", "not readable as audio")])
+    model = FakeModel(DIM)
+    with SoundIndex.open(tmp_path / "idx", model=model) as index:
+        yield index, files, model
+
+
+@pytest.mark.parametrize("per_file", [True, False])
+@pytest.mark.parametrize("k", [1, 5, 17, 100])
+def test_search_text_is_exact_top_k(library, per_file, k):
+    index, files, model = library
+    for text in ["dog barking", "rain on a tin roof", "x"]:
+        q = model.embed_text([text])[0]
+        hits = index.search_text(text, k=k, per_file=per_file)
+        truth = brute_force(files, q, k, per_file)
+        assert [h.path for h in hits] == [t[0] for t in truth]
+        np.testing.assert_allclose([h.score for h in hits], [t[1] for t in truth], atol=1e-5)
+
+
+def test_per_file_reports_best_segment_span(library):
+    index, files, model = library
+    q = model.embed_text(["a query"])[0]
+    by_path = {f.path: f for f in files}
+    hits = index.search_text("a query", k=10)
+    assert len({h.file_id for h in hits}) == len(hits) == 10
+    for h in hits:
+        f = by_path[h.path]
+        j = int(np.argmax(unit(f.vectors) @ q))
+        assert (h.start, h.end) == pytest.approx((j * 0.5, min(f.duration, j * 0.5 + 1.0)))
+        assert h.folder == h.path.rsplit("/", 1)[0]
+        assert h.duration == pytest.approx(f.duration)
+        assert h.format == f.format and h.sample_rate == f.sample_rate
+        d = h.to_dict()
+        assert {"path", "start", "end", "score", "file_id", "segment_id"} <= d.keys()
+
+
+def test_all_segments_mode_returns_several_segments_of_one_file(tmp_path):
+    v = unit(np.eye(DIM)[:3])
+    files = [FileSpec("/a.wav", np.vstack([v[0], v[0] * 0.9 + v[1] * 0.1, v[2]]), duration=2.0),
+             FileSpec("/b.wav", v[0] + v[1])]
+    write_index(tmp_path / "i", files, dim=DIM)
+    with SoundIndex.open(tmp_path / "i", model=FakeModel(DIM)) as index:
+        segs = index.search_vectors(v[0], k=3, per_file=False)
+        assert [h.path for h in segs] == ["/a.wav", "/a.wav", "/b.wav"]
+        assert segs[0].score == pytest.approx(1.0, abs=1e-6)
+        assert len({h.segment_id for h in segs}) == 3
+        per_file = index.search_vectors(v[0], k=3)
+        assert [h.path for h in per_file] == ["/a.wav", "/b.wav"]   # only two files exist
+
+
+FILTERS = [
+    (Filters(min_duration=1.5), lambda f: f.duration >= 1.5),
+    (Filters(max_duration=1.0), lambda f: f.duration <= 1.0),
+    (Filters(min_duration=1.0, max_duration=2.0), lambda f: 1.0 <= f.duration <= 2.0),
+    (Filters(path_prefix="/lib/water/"), lambda f: f.path.startswith("/lib/water/")),
+    (Filters(formats=("flac", ".mp3")), lambda f: f.format in ("FLAC", "MP3")),
+    (Filters(formats=["Wav"]), lambda f: f.format == "WAV"),
+    (Filters(sample_rates=[44100]), lambda f: f.sample_rate == 44100),
+    (Filters(path_prefix="/lib/animals", sample_rates=(8000, 48000), max_duration=2.5),
+     lambda f: f.path.startswith("/lib/animals") and f.sample_rate in (8000, 48000) and f.duration <= 2.5),
+]
+
+
+@pytest.mark.parametrize("per_file", [True, False])
+@pytest.mark.parametrize("filters,keep", FILTERS)
+def test_filters_give_exact_top_k_among_allowed(library, filters, keep, per_file):
+    index, files, model = library
+    assert any(keep(f) for f in files) and not all(keep(f) for f in files)
+    for text in ["footsteps", "thunder"]:
+        q = model.embed_text([text])[0]
+        hits = index.search_text(text, k=6, filters=filters, per_file=per_file)
+        truth = brute_force(files, q, 6, per_file, keep)
+        assert [h.path for h in hits] == [t[0] for t in truth]
+        np.testing.assert_allclose([h.score for h in hits], [t[1] for t in truth], atol=1e-5)
+
+
+def test_filter_matching_nothing_gives_no_hits(library):
+    index, _, _ = library
+    assert index.search_text("dog", filters=Filters(path_prefix="/elsewhere")) == []
+
+
+def test_bad_filters_and_queries_are_invalid(library):
+    index, _, _ = library
+    with pytest.raises(InvalidQuery, match="larger than max_duration"):
+        Filters(min_duration=3, max_duration=1)
+    with pytest.raises(InvalidQuery, match="≥ 0"):
+        Filters(min_duration=-1)
+    with pytest.raises(InvalidQuery, match="empty"):
+        index.search_text("  ")
+    with pytest.raises(InvalidQuery, match="k must be"):
+        index.search_text("dog", k=0)
+
+
+def test_similar_to_indexed_file_returns_it_first(library):
+    index, files, _ = library
+    for i in (0, 7, 13):
+        path = files[i].path
+        hits = index.similar_to_file(path, k=5)
+        assert hits[0].path == path and hits[0].score >= 0.999
+        assert len({h.path for h in hits}) == 5
+        by_id = index.similar_to_file(hits[0].file_id, k=5)
+        assert [h.path for h in by_id] == [h.path for h in hits]
+
+
+def test_similar_scores_best_match_to_any_segment(library):
+    index, files, _ = library
+    f = files[4]
+    q = unit(f.vectors)
+    truth = []
+    for g in files:
+        truth.append((g.path, float((unit(g.vectors) @ q.T).max())))
+    truth.sort(key=lambda r: -r[1])
+    hits = index.similar_to_file(f.path, k=8)
+    assert [h.path for h in hits] == [t[0] for t in truth[:8]]
+    np.testing.assert_allclose([h.score for h in hits], [t[1] for t in truth[:8]], atol=1e-5)
+
+
+def test_similar_to_unknown_file_is_invalid(library):
+    index, _, _ = library
+    with pytest.raises(InvalidQuery, match="not in index"):
+        index.similar_to_file("/lib/none.wav")
+    assert index.file_id_for_path("/lib/none.wav") is None
+
+
+@pytest.fixture
+def tone_index(tmp_path):
+    """One file per fake-model band, each holding that band's vector."""
+    model = FakeModel(DIM)
+    files = [FileSpec(f"/tones/band{b:02d}.wav", model.band_vector(b)) for b in range(DIM)]
+    write_index(tmp_path / "tones", files, dim=DIM)
+    with SoundIndex.open(tmp_path / "tones", model=model) as index:
+        yield index, model
+
+
+def test_search_audio_by_waveform_and_by_path(tone_index, tmp_path):
+    index, model = tone_index
+    band = model.band_of(440.0)
+    hits = index.search_audio(tone(440.0, 0.8, 8000), k=3, sample_rate=8000)
+    assert hits[0].path == f"/tones/band{band:02d}.wav" and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    # another rate is resampled to the model's; a 3 s file is segmented and averaged
+    path = write(tmp_path / "q.flac", tone(440.0, 3.0, 22050), 22050)
+    assert index.search_audio(path, k=1)[0].path == hits[0].path
+    assert index.search_audio(tone(440.0, 0.8, 22050), k=1, sample_rate=22050)[0].path == hits[0].path
+
+
+def test_search_audio_rejects_bad_waveforms(tone_index):
+    index, _ = tone_index
+    with pytest.raises(InvalidQuery, match="sample_rate"):
+        index.search_audio(tone(440.0, 0.5, 8000))
+    with pytest.raises(InvalidQuery, match="NaN"):
+        index.search_audio(np.full(800, np.nan, np.float32), sample_rate=8000)
+    with pytest.raises(InvalidQuery, match="does not exist"):
+        index.search_audio("/no/such/file.wav")
+
+
+def test_tag_and_rank_texts(tone_index):
+    index, model = tone_index
+    band = model.band_of(1000.0)
+    labels = [f"band {b}" for b in range(DIM)]
+    audio = tone(1000.0, 0.8, 8000)
+    tags = index.tag(audio, labels=labels, top=3, template="{label}", sample_rate=8000)
+    assert [t["label"] for t in tags][0] == f"band {band}"
+    assert [t["score"] for t in tags] == sorted((t["score"] for t in tags), reverse=True)
+    assert tags[0]["cosine"] == pytest.approx(1.0, abs=1e-5)
+    every = index.tag(audio, labels=labels, top=DIM, template="{label}", sample_rate=8000)
+    assert sum(t["score"] for t in every) == pytest.approx(1.0)
+    ranked = index.rank_texts(audio, ["band 0", f"band {band}", "band 15"], sample_rate=8000)
+    assert ranked[0] == (f"band {band}", pytest.approx(1.0, abs=1e-5))
+    assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
+
+
+def test_label_embeddings_are_cached_per_model(tone_index):
+    index, model = tone_index
+    labels = [f"band {b}" for b in range(DIM)]
+    audio = tone(300.0, 0.5, 8000)
+    index.tag(audio, labels=labels, template="{label}!", sample_rate=8000)
+    calls = model.text_calls
+    index.tag(audio, labels=labels, template="{label}!", sample_rate=8000)
+    assert model.text_calls == calls
+    with pytest.raises(InvalidQuery, match="template"):
+        index.tag(audio, labels=labels, template="{name}", sample_rate=8000)
+
+
+def test_model_with_other_fingerprint_is_refused(tmp_path):
+    write_index(tmp_path / "i", random_library(n_files=3), dim=DIM, model_name="fake")
+    with pytest.raises(ModelMismatch, match=r"built with model 'fake'.*--model fake"):
+        SoundIndex.open(tmp_path / "i", model=FakeModel(DIM, name="other", fingerprint="other-v2"))
+
+
+def test_missing_index_is_reported(tmp_path):
+    with pytest.raises(IndexNotFound, match="soundsift index"):
+        SoundIndex.open(tmp_path / "nothing")
+
+
+def test_reload_after_new_generation(tmp_path):
+    root = tmp_path / "i"
+    first = random_library(seed=1, n_files=5)
+    write_index(root, first, dim=DIM, generation=1)
+    with SoundIndex.open(root, model=FakeModel(DIM)) as index:
+        assert {h.path for h in index.search_text("q", k=50)} == {f.path for f in first}
+        second = [FileSpec(f"/new/g{i}.wav", f.vectors) for i, f in enumerate(random_library(seed=2, n_files=7))]
+        write_index(root, second, dim=DIM, generation=2)
+        (root / "vectors-000001.faiss").unlink()          # the writer drops the old generation
+        assert {h.path for h in index.search_text("q", k=50)} == {f.path for f in second}
+        assert index.info()["generation"] == 2
+        assert index.refresh() is False
+
+
+def test_info_errors_facets_get_file_and_file_vectors(library):
+    index, files, _ = library
+    info = index.info()
+    n_segs = sum(len(f.vectors) for f in files)
+    assert (info["files"], info["segments"], info["vectors"], info["errors"]) == (len(files), n_segs, n_segs, 1)
+    assert info["model"] == "fake" and info["fingerprint"] == "fake-v1" and info["dim"] == DIM
+    assert info["index_type"] == "IDMap2,FlatIP"
+    assert index.errors() == [{"path": "/lib/bad.wav", "reason": "not readable as audio",
+                               "at": pytest.approx(index.errors()[0]["at"])}]
+    facets = index.facets()
+    assert facets["formats"] == sorted(FORMATS) and facets["sample_rates"] == RATES
+    rec = index.get_file(index.file_id_for_path(files[2].path))
+    assert rec["path"] == files[2].path and len(rec["segments"]) == len(files[2].vectors)
+    with pytest.raises(InvalidQuery):
+        index.get_file(10_000)
+    fv = index.file_vectors()
+    assert fv.vectors.shape == (len(files), DIM) and len(fv.paths) == len(files)
+    for fid, path, vec in zip(fv.file_ids, fv.paths, fv.vectors):
+        f = next(f for f in files if f.path == path)
+        np.testing.assert_allclose(vec, unit(unit(f.vectors).mean(axis=0))[0], atol=1e-5)
+        assert index.get_file(int(fid))["path"] == path
