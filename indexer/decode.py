@@ -54,6 +54,7 @@ class FileDecoded:
     job: int
     info: AudioInfo
     n_segments: int
+    duration: float                 # seconds actually decoded (the header may promise more)
     stats: dict[str, float] = field(default_factory=dict)
 
 
@@ -76,18 +77,23 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
     """All events of one file, decoded in this process. Never raises for a bad file."""
     stats: dict[str, float] = {}
     n = 0
+    end = 0.0
     try:
         info = probe(job.path)
         for seg in iter_segments(job.path, sample_rate, policy, stats=stats):
             yield SegmentReady(job.job, n, seg.start, seg.end, seg.waveform)
             n += 1
+            end = max(end, seg.end)
     except UnreadableAudio as e:
         yield FileFailed(job.job, e.reason, stats)
         return
     except Exception as e:  # a decoder bug must fail one file, not the run
         yield FileFailed(job.job, f"decoding failed: {type(e).__name__}: {e}", stats)
         return
-    yield FileDecoded(job.job, info, n, stats)
+    if end < 0.98 * info.duration - 0.05:
+        log.warning("%s: shorter than its header says (%.2f s of %.2f s; truncated?): "
+                    "indexing the audio that decodes", job.path, end, info.duration)
+    yield FileDecoded(job.job, info, n, end, stats)
 
 
 def iter_decoded(jobs: Iterable[DecodeJob], sample_rate: int, policy: SegmentPolicy,

@@ -12,6 +12,7 @@ without any flag.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -76,6 +77,7 @@ class _Work:
     bounds: dict[int, tuple[float, float]] = field(default_factory=dict)
     vectors: dict[int, np.ndarray] = field(default_factory=dict)
     info: AudioInfo | None = None
+    duration: float = 0.0
     n_segments: int = -1
 
     @property
@@ -182,9 +184,10 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
             vectors = (np.stack([w.vectors[i] for i in order]) if order
                        else np.zeros((0, model.dim), np.float32))
             pending.add.append(IndexedFile(w.scanned.path, w.scanned.size, w.scanned.mtime_ns,
-                                           w.info, [w.bounds[i] for i in order], vectors))
+                                           w.info, w.duration, [w.bounds[i] for i in order],
+                                           vectors))
             summary.n_segments += len(order)
-            summary.audio_seconds += w.info.duration
+            summary.audio_seconds += w.duration
             if w.changed:
                 summary.updated += 1
             else:
@@ -201,6 +204,10 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
                     finish(job)
 
         from tqdm import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
+        stack = contextlib.ExitStack()
+        if progress and todo:
+            stack.enter_context(logging_redirect_tqdm())   # warnings print above the bar
         bar = tqdm(total=len(todo), unit="file", desc="indexing", file=sys.stderr,
                    disable=not progress or not todo, dynamic_ncols=True)
         batcher = SegmentBatcher(model, batch_size)
@@ -222,7 +229,7 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
                 timings["resample"] += ev.stats.get("resample", 0.0)
                 if isinstance(ev, FileDecoded):
                     w = work[ev.job]
-                    w.info, w.n_segments = ev.info, ev.n_segments
+                    w.info, w.n_segments, w.duration = ev.info, ev.n_segments, ev.duration
                     if w.ready:
                         finish(ev.job)
                 elif isinstance(ev, FileFailed):
@@ -239,6 +246,7 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
         finally:
             events.close()
             bar.close()
+            stack.close()
         if work:   # every job reports exactly once; anything left is a bug, not a bad file
             raise RuntimeError(f"{len(work)} files were neither indexed nor failed; please report this")
         pending.clear_errors = [p for p in old_errors if p not in failures]

@@ -53,6 +53,7 @@ class IndexedFile:
     size: int
     mtime_ns: int
     info: AudioInfo
+    duration: float                     # seconds of audio decoded
     segments: list[tuple[float, float]]
     vectors: np.ndarray                 # (len(segments), dim) float32
 
@@ -233,7 +234,7 @@ class IndexWriter:
             if gone_paths:
                 s.execute(delete(File).where(File.path.in_(gone_paths)))
             for f, ids in zip(changes.add, ids_per_file):
-                row = File(path=f.path, size=f.size, mtime_ns=f.mtime_ns, duration=f.info.duration,
+                row = File(path=f.path, size=f.size, mtime_ns=f.mtime_ns, duration=f.duration,
                            sample_rate=f.info.sample_rate, channels=f.info.channels,
                            format=f.info.format, subtype=f.info.subtype, indexed_at=time.time())
                 s.add(row)

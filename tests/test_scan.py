@@ -1,0 +1,145 @@
+"""indexer.scan: the pure diff (pinned), and the walk over odd trees (links, loops, names)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from indexer.scan import Diff, ScannedFile, diff, normalize_root, scan, under_roots
+
+
+def F(path: str, size: int = 10, mtime: int = 100) -> ScannedFile:
+    return ScannedFile(path, size, mtime)
+
+
+CATALOG = {
+    "/lib/a.wav": (10, 100),        # unchanged
+    "/lib/b.wav": (10, 100),        # size changes
+    "/lib/c.wav": (10, 100),        # mtime changes
+    "/lib/d.wav": (10, 100),        # deleted from disk
+    "/lib/sub/e.wav": (10, 100),    # deleted from disk, in a subfolder
+    "/other/f.wav": (10, 100),      # indexed from another root: untouched
+    "/library2/g.wav": (10, 100),   # shares the prefix "/lib" but is not under /lib
+}
+SCANNED = {
+    "/lib/a.wav": F("/lib/a.wav"),
+    "/lib/b.wav": F("/lib/b.wav", size=11),
+    "/lib/c.wav": F("/lib/c.wav", mtime=101),
+    "/lib/new.flac": F("/lib/new.flac"),
+    "/lib/0new.ogg": F("/lib/0new.ogg"),
+}
+
+
+def test_diff_pinned():
+    d = diff(CATALOG, SCANNED, ["/lib"])
+    assert d == Diff(new=[F("/lib/0new.ogg"), F("/lib/new.flac")],
+                     changed=[F("/lib/b.wav", size=11), F("/lib/c.wav", mtime=101)],
+                     deleted=["/lib/d.wav", "/lib/sub/e.wav"],
+                     unchanged=["/lib/a.wav"])
+
+
+def test_diff_keeps_files_under_folders_that_could_not_be_listed():
+    d = diff(CATALOG, SCANNED, ["/lib"], keep_under=["/lib/sub"])
+    assert d.deleted == ["/lib/d.wav"]
+
+
+def test_diff_empty_catalog_and_empty_scan():
+    assert diff({}, {}, ["/lib"]) == Diff([], [], [], [])
+    d = diff(CATALOG, {}, ["/"])
+    assert sorted(d.deleted) == sorted(CATALOG) and not d.new
+
+
+@pytest.mark.parametrize("path, roots, expected", [
+    ("/lib/a.wav", ["/lib"], True),
+    ("/lib", ["/lib"], True),
+    ("/library/a.wav", ["/lib"], False),
+    ("/lib/a.wav", ["/lib/"], True),
+    ("/x/a.wav", ["/lib", "/x"], True),
+    ("/x/a.wav", [], False),
+])
+def test_under_roots(path, roots, expected):
+    assert under_roots(path, roots) is expected
+
+
+def test_scan_finds_audio_by_extension_recursively(tmp_path):
+    (tmp_path / "a.WAV").write_bytes(b"x")
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    (tmp_path / "deep" / "er" / "b.flac").write_bytes(b"xy")
+    (tmp_path / "notes.txt").write_text("not audio")
+    (tmp_path / "folder.wav").mkdir()             # a directory named like audio is walked
+    (tmp_path / "folder.wav" / "c.ogg").write_bytes(b"xyz")
+    r = scan([tmp_path])
+    root = normalize_root(tmp_path)
+    assert sorted(r.files) == [f"{root}/a.WAV", f"{root}/deep/er/b.flac", f"{root}/folder.wav/c.ogg"]
+    st = os.stat(tmp_path / "deep" / "er" / "b.flac")
+    assert r.files[f"{root}/deep/er/b.flac"] == ScannedFile(f"{root}/deep/er/b.flac", 2, st.st_mtime_ns)
+    assert r.errors == []
+
+
+def test_scan_links_loops_and_broken_links_become_errors(tmp_path):
+    lib = tmp_path / "lib"
+    (lib / "sub").mkdir(parents=True)
+    (lib / "sub" / "real.wav").write_bytes(b"data")
+    os.symlink(lib / "sub" / "real.wav", lib / "alias.wav")          # same file twice
+    os.symlink(tmp_path / "missing.wav", lib / "broken.wav")        # target does not exist
+    os.symlink(lib / "self.wav", lib / "self.wav")                  # a link to itself
+    os.symlink(lib, lib / "sub" / "loop")                           # folder loop
+    r = scan([lib])
+    root = normalize_root(lib)
+    assert list(r.files) == [f"{root}/sub/real.wav"]                 # resolved, counted once
+    reasons = {os.path.basename(e.path): e.reason for e in r.errors}
+    assert "broken symbolic link" in reasons["broken.wav"]
+    assert "loop" in reasons["self.wav"]
+    assert "loop" in reasons["loop"]
+    assert len(r.errors) == 3
+
+
+def test_scan_missing_root_and_single_file_root(tmp_path):
+    f = tmp_path / "one.aiff"
+    f.write_bytes(b"1234")
+    r = scan([tmp_path / "nope", f])
+    assert list(r.files) == [normalize_root(f)]
+    assert len(r.errors) == 1 and "not found" in r.errors[0].reason
+
+
+def test_scan_non_utf8_name_is_an_error_not_a_crash(tmp_path):
+    name = os.fsencode(str(tmp_path)) + b"/caf\xe9.wav"
+    with open(name, "wb") as fh:
+        fh.write(b"data")
+    (tmp_path / "ok.wav").write_bytes(b"data")
+    r = scan([tmp_path])
+    assert list(r.files) == [normalize_root(tmp_path / "ok.wav")]
+    assert len(r.errors) == 1 and "UTF-8" in r.errors[0].reason
+    r.errors[0].path.encode("utf-8")        # storable: no lone surrogates
+
+
+def test_scan_unlistable_folder_is_an_error(tmp_path, monkeypatch):
+    (tmp_path / "open").mkdir()
+    (tmp_path / "open" / "a.wav").write_bytes(b"x")
+    (tmp_path / "closed").mkdir()
+    (tmp_path / "closed" / "b.wav").write_bytes(b"x")
+    real_scandir = os.scandir
+    closed = str(tmp_path / "closed")
+
+    def scandir(path):
+        if str(path) == closed:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr("indexer.scan.os.scandir", scandir)
+    r = scan([tmp_path])
+    assert list(r.files) == [normalize_root(tmp_path / "open" / "a.wav")]
+    assert [(e.path, e.folder) for e in r.errors] == [(closed, True)]
+    assert "permission denied" in r.errors[0].reason
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root lists folders whatever their permissions")
+def test_scan_unreadable_folder_for_real(tmp_path):
+    (tmp_path / "closed").mkdir()
+    (tmp_path / "closed" / "b.wav").write_bytes(b"x")
+    os.chmod(tmp_path / "closed", 0)
+    try:
+        r = scan([tmp_path])
+    finally:
+        os.chmod(tmp_path / "closed", 0o755)
+    assert r.files == {} and r.errors[0].folder
