@@ -1,0 +1,142 @@
+"""Markdown reports with PNG plots (matplotlib, Agg canvas; no display needed).
+
+Retrieval: ``report.md`` + ``recall_at_k.png`` (R@k curves, text→audio and audio→text).
+Zero-shot: ``report.md`` + ``confusion_matrix.png`` + ``per_class_accuracy.png``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+RETRIEVAL_KEYS = ("R@1", "R@5", "R@10", "mAP@10", "median_rank", "mean_rank")
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_recall_curves(curves: Mapping[str, np.ndarray], out: Path) -> Path:
+    """One line per direction: R@k against k = 1 … len(curve)."""
+    fig = _figure(6, 4)
+    ax = fig.add_subplot()
+    for name, curve in curves.items():
+        ks = np.arange(1, len(curve) + 1)
+        ax.plot(ks, curve, marker="o" if len(curve) <= 20 else None, markersize=3, label=name)
+    ax.set_xlabel("k")
+    ax.set_ylabel("recall@k")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title("Retrieval recall@k")
+    fig.tight_layout()
+    fig.savefig(out, format="png")
+    return out
+
+
+def plot_confusion(matrix: np.ndarray, labels: Sequence[str], out: Path) -> Path:
+    """Row-normalised confusion matrix (true class down, predicted across)."""
+    n = len(labels)
+    size = min(4 + 0.22 * n, 24)
+    fig = _figure(size, size)
+    ax = fig.add_subplot()
+    rows = matrix.sum(axis=1, keepdims=True)
+    norm = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=float), where=rows > 0)
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    fontsize = max(4, 10 - n // 10)
+    ax.set_xticks(range(n), labels, rotation=90, fontsize=fontsize)
+    ax.set_yticks(range(n), labels, fontsize=fontsize)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("Zero-shot confusion matrix (row-normalised)")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    fig.savefig(out, format="png")
+    return out
+
+
+def plot_per_class(per_class: Mapping[str, float], out: Path) -> Path:
+    """Horizontal bars of per-class top-1 accuracy, best on top."""
+    items = sorted(per_class.items(), key=lambda kv: kv[1])
+    fig = _figure(7, max(3, 0.22 * len(items) + 1))
+    ax = fig.add_subplot()
+    ax.barh(range(len(items)), [v for _, v in items], color="tab:blue")
+    ax.set_yticks(range(len(items)), [k for k, _ in items], fontsize=max(4, 10 - len(items) // 10))
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("top-1 accuracy")
+    ax.set_title("Per-class accuracy")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, format="png")
+    return out
+
+
+def _fmt(key: str, value: float) -> str:
+    return f"{value:.2f}" if key.endswith("rank") else f"{100 * value:.2f} %"
+
+
+def write_retrieval_report(out_dir: str | Path, result: Mapping, curves: Mapping[str, np.ndarray],
+                           source: str = "") -> Path:
+    """``report.md`` and ``recall_at_k.png`` in ``out_dir``; returns the Markdown path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_recall_curves(curves, out / "recall_at_k.png")
+    lines = [
+        "# Retrieval evaluation",
+        "",
+        f"- model: `{result['model']}`",
+        *([f"- data: `{source}`"] if source else []),
+        f"- audio clips: {result['n_audio']}, captions: {result['n_captions']}",
+        "- protocol: LAION-CLAP (R@k; mAP@10; ties ranked pessimistically)",
+        "",
+        "| direction | " + " | ".join(RETRIEVAL_KEYS) + " |",
+        "|---|" + "---:|" * len(RETRIEVAL_KEYS),
+    ]
+    for direction, title in (("t2a", "text → audio"), ("a2t", "audio → text")):
+        row = result[direction]
+        lines.append(f"| {title} | " + " | ".join(_fmt(k, row[k]) for k in RETRIEVAL_KEYS) + " |")
+    lines += ["", "![recall@k](recall_at_k.png)", ""]
+    md = out / "report.md"
+    md.write_text("\n".join(lines), encoding="utf-8")
+    return md
+
+
+def write_zeroshot_report(out_dir: str | Path, result: Mapping, confusion: np.ndarray,
+                          labels: Sequence[str], template: str, source: str = "") -> Path:
+    """``report.md``, ``confusion_matrix.png`` and ``per_class_accuracy.png`` in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_confusion(confusion, labels, out / "confusion_matrix.png")
+    plot_per_class(result["per_class"], out / "per_class_accuracy.png")
+    lines = [
+        "# Zero-shot classification",
+        "",
+        f"- model: `{result['model']}`",
+        *([f"- data: `{source}`"] if source else []),
+        f"- clips: {result['n']}, classes: {len(labels)}",
+        f"- prompt template: `{template}`",
+        "",
+        "| top-1 | top-5 |",
+        "|---:|---:|",
+        f"| {100 * result['top1']:.2f} % | {100 * result['top5']:.2f} % |",
+        "",
+    ]
+    if result.get("per_fold"):
+        lines += ["## Per fold", "", "| fold | n | top-1 | top-5 |", "|---|---:|---:|---:|"]
+        for fold, row in result["per_fold"].items():
+            lines.append(f"| {fold} | {row['n']} | {100 * row['top1']:.2f} % | {100 * row['top5']:.2f} % |")
+        lines.append("")
+    lines += ["## Per class", "", "| class | top-1 |", "|---|---:|"]
+    for label, acc in sorted(result["per_class"].items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"| {label} | {100 * acc:.2f} % |")
+    lines += ["", "![per-class accuracy](per_class_accuracy.png)", "",
+              "![confusion matrix](confusion_matrix.png)", ""]
+    md = out / "report.md"
+    md.write_text("\n".join(lines), encoding="utf-8")
+    return md

@@ -1,0 +1,110 @@
+"""End-to-end evaluations: dataset CSV + audio folder + model → the figures (and a report).
+
+The trainer reuses these for periodic validation; on precomputed embeddings use
+:func:`trainer.evaluation.metrics.retrieval_metrics` / ``zeroshot_metrics`` directly.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import InvalidQuery
+from engine.models.base import AudioTextModel
+from trainer.evaluation import metrics
+from trainer.evaluation.cache import EmbeddingCache
+from trainer.evaluation.datasets import load_classification, load_retrieval
+from trainer.evaluation.embed import DEFAULT_BATCH_SIZE, embed_audio_files, embed_texts
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TEMPLATE = "This is a sound of {label}."
+CURVE_MAX_K = 50
+
+
+def _model(model: AudioTextModel | str | Path | None) -> AudioTextModel:
+    if isinstance(model, AudioTextModel):
+        return model
+    from engine.models.factory import load_model
+    return load_model(model)
+
+
+def _embed_audio(model: AudioTextModel, paths, batch_size: int, cache_dir, use_cache: bool,
+                 progress: bool) -> np.ndarray:
+    if not use_cache:
+        return embed_audio_files(model, paths, batch_size=batch_size, progress=progress)
+    with EmbeddingCache(cache_dir) as cache:
+        return embed_audio_files(model, paths, batch_size=batch_size, cache=cache, progress=progress)
+
+
+def evaluate_retrieval(csv_path: str | Path, audio_dir: str | Path | None = None,
+                       model: AudioTextModel | str | Path | None = None, *,
+                       batch_size: int = DEFAULT_BATCH_SIZE, cache_dir: str | Path | None = None,
+                       use_cache: bool = True, progress: bool = True,
+                       report_dir: str | Path | None = None) -> dict[str, Any]:
+    """Caption retrieval both ways by the LAION-CLAP protocol.
+
+    Returns ``{"t2a": {...}, "a2t": {...}, "n_audio", "n_captions", "model"}`` with
+    R@1/5/10 and mAP@10 as fractions and median/mean rank (1-based). With
+    ``report_dir``, also writes ``report.md`` and ``recall_at_k.png`` there.
+    """
+    data = load_retrieval(csv_path, audio_dir)     # check the CSV before loading a model
+    m = _model(model)
+    log.info("retrieval: %d audio clips, %d captions (%s format)", len(data.audio_paths),
+             len(data.captions), data.format)
+    audio = _embed_audio(m, data.audio_paths, batch_size, cache_dir, use_cache, progress)
+    text = embed_texts(m, data.captions, batch_size=batch_size, progress=progress)
+    figures = metrics.retrieval_metrics(audio, text, data.caption_audio)
+    result = {"t2a": figures["t2a"], "a2t": figures["a2t"], "n_audio": len(data.audio_paths),
+              "n_captions": len(data.captions), "model": m.name}
+    if report_dir is not None:
+        from trainer.evaluation.report import write_retrieval_report
+        sim = audio.astype(np.float64) @ text.astype(np.float64).T
+        max_k = min(CURVE_MAX_K, len(data.audio_paths))
+        curves = {
+            "text → audio": metrics.recall_curve(metrics.ranks_t2a(sim, data.caption_audio), max_k),
+            "audio → text": metrics.recall_curve(
+                np.array([r[0] for r in metrics.ranks_a2t(sim, data.caption_audio)]),
+                min(CURVE_MAX_K, len(data.captions))),
+        }
+        write_retrieval_report(report_dir, result, curves, source=str(csv_path))
+    return result
+
+
+def class_prompts(labels: list[str], template: str) -> list[str]:
+    """``template`` with ``{label}`` filled in for each class."""
+    if "{label}" not in template:
+        raise InvalidQuery(f"prompt template {template!r} has no {{label}} placeholder; "
+                           'use e.g. "This is a sound of {label}."')
+    return [template.replace("{label}", label) for label in labels]
+
+
+def evaluate_zeroshot(csv_path: str | Path, audio_dir: str | Path | None = None,
+                      model: AudioTextModel | str | Path | None = None, *,
+                      template: str = DEFAULT_TEMPLATE, batch_size: int = DEFAULT_BATCH_SIZE,
+                      cache_dir: str | Path | None = None, use_cache: bool = True,
+                      progress: bool = True, report_dir: str | Path | None = None) -> dict[str, Any]:
+    """Zero-shot classification: each clip against one prompt per class.
+
+    Returns ``{"top1", "top5", "per_class": {label: acc}, "per_fold": {...}`` (only when
+    the CSV has folds) ``, "n", "model"}``. With ``report_dir``, also writes
+    ``report.md``, ``confusion_matrix.png`` and ``per_class_accuracy.png`` there.
+    """
+    data = load_classification(csv_path, audio_dir)
+    prompts = class_prompts(data.labels, template)
+    m = _model(model)
+    log.info("zero-shot: %d clips, %d classes (%s format)", len(data.audio_paths),
+             len(data.labels), data.format)
+    audio = _embed_audio(m, data.audio_paths, batch_size, cache_dir, use_cache, progress)
+    text = embed_texts(m, prompts, batch_size=batch_size, progress=progress)
+    logits = audio.astype(np.float64) @ text.astype(np.float64).T
+    result = metrics.zeroshot_from_logits(logits, data.targets, data.labels, data.folds)
+    result["model"] = m.name
+    if report_dir is not None:
+        from trainer.evaluation.report import write_zeroshot_report
+        predicted = metrics.predictions(logits, data.targets)
+        confusion = metrics.confusion_matrix(data.targets, predicted, len(data.labels))
+        write_zeroshot_report(report_dir, result, confusion, data.labels, template, source=str(csv_path))
+    return result

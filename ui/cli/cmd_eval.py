@@ -1,0 +1,131 @@
+"""``soundsift eval retrieval|zeroshot``: batch evaluation by the LAION-CLAP protocol."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from ui.cli.app import app
+from ui.cli.common import MODEL_HELP, out_console, print_json, reports_errors, setup_logging
+
+eval_app = typer.Typer(
+    help="Measure a model: caption retrieval (Clotho, AudioCaps, manifests) and zero-shot "
+         "classification (ESC-50, UrbanSound8K, audio/label CSVs).",
+    no_args_is_help=True,
+)
+app.add_typer(eval_app, name="eval")
+
+AUDIO_DIR_HELP = "Folder holding the audio files the CSV names."
+REPORT_HELP = "Also write report.md and PNG plots into this folder."
+CACHE_HELP = ("Embedding cache folder (default: $SOUNDSIFT_CACHE_DIR/embeddings or "
+              "~/.cache/soundsift/embeddings).")
+
+
+def _progress(flag: Optional[bool]) -> bool:
+    return sys.stderr.isatty() if flag is None else flag
+
+
+@eval_app.command("retrieval")
+@reports_errors
+def retrieval_command(
+    csv: Path = typer.Argument(..., help="Clotho (file_name, caption_1…5), AudioCaps "
+                               "(audiocap_id, youtube_id, start_time, caption) or manifest (audio, caption) CSV."),
+    audio_dir: Path = typer.Option(..., "--audio-dir", "-a", help=AUDIO_DIR_HELP),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Default: soundsift-base."),
+    json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON on stdout."),
+    report: Optional[Path] = typer.Option(None, "--report", help=REPORT_HELP),
+    batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Clips or captions per model call."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse and store audio embeddings."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
+                                            help="Progress bars on stderr (default: when stderr is a terminal)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
+    """Text→audio and audio→text retrieval: R@1/5/10, mAP@10, median and mean rank.
+
+    Every caption queries all audio, every audio queries all captions; ties rank pessimistically.
+    """
+    setup_logging(verbose)
+    from trainer.evaluation.runner import evaluate_retrieval
+
+    result = evaluate_retrieval(csv, audio_dir, model, batch_size=batch_size, cache_dir=cache_dir,
+                                use_cache=cache, progress=_progress(progress), report_dir=report)
+    if json_out:
+        print_json(result)
+    else:
+        _print_retrieval(result)
+    if report is not None:
+        from ui.cli.common import err_console
+        err_console.print(f"report written to {report / 'report.md'}", highlight=False)
+
+
+@eval_app.command("zeroshot")
+@reports_errors
+def zeroshot_command(
+    csv: Path = typer.Argument(..., help="ESC-50 (filename, fold, target, category), UrbanSound8K "
+                               "(slice_file_name, fold, classID, class) or generic (audio, label) CSV."),
+    audio_dir: Path = typer.Option(..., "--audio-dir", "-a", help=AUDIO_DIR_HELP),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Default: soundsift-base."),
+    template: str = typer.Option("This is a sound of {label}.", "--template", "-t",
+                                 help="Prompt per class; {label} is replaced by the class name."),
+    json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON on stdout."),
+    report: Optional[Path] = typer.Option(None, "--report", help=REPORT_HELP),
+    batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Clips or prompts per model call."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse and store audio embeddings."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
+                                            help="Progress bars on stderr (default: when stderr is a terminal)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
+    """Zero-shot classification: top-1/top-5 accuracy, per class and per fold."""
+    setup_logging(verbose)
+    from trainer.evaluation.runner import evaluate_zeroshot
+
+    result = evaluate_zeroshot(csv, audio_dir, model, template=template, batch_size=batch_size,
+                               cache_dir=cache_dir, use_cache=cache, progress=_progress(progress),
+                               report_dir=report)
+    if json_out:
+        print_json(result)
+    else:
+        _print_zeroshot(result)
+    if report is not None:
+        from ui.cli.common import err_console
+        err_console.print(f"report written to {report / 'report.md'}", highlight=False)
+
+
+def _print_retrieval(result: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"retrieval · {result['model']} · {result['n_audio']} clips, "
+                    f"{result['n_captions']} captions")
+    keys = ("R@1", "R@5", "R@10", "mAP@10", "median_rank", "mean_rank")
+    t.add_column("direction")
+    for k in keys:
+        t.add_column(k, justify="right")
+    for direction, title in (("t2a", "text → audio"), ("a2t", "audio → text")):
+        row = result[direction]
+        t.add_row(title, *(f"{row[k]:.2f}" if k.endswith("rank") else f"{100 * row[k]:.2f}%" for k in keys))
+    out_console.print(t)
+
+
+def _print_zeroshot(result: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    out_console.print(f"zero-shot · {result['model']} · {result['n']} clips: "
+                      f"top-1 {100 * result['top1']:.2f}%, top-5 {100 * result['top5']:.2f}%",
+                      highlight=False)
+    if result.get("per_fold"):
+        t = Table(title="per fold")
+        for col in ("fold", "n", "top-1", "top-5"):
+            t.add_column(col, justify="right")
+        for fold, row in result["per_fold"].items():
+            t.add_row(fold, str(row["n"]), f"{100 * row['top1']:.2f}%", f"{100 * row['top5']:.2f}%")
+        out_console.print(t)
+    t = Table(title="per class (top-1)")
+    t.add_column("class")
+    t.add_column("accuracy", justify="right")
+    for label, acc in sorted(result["per_class"].items(), key=lambda kv: (-kv[1], kv[0])):
+        t.add_row(label, f"{100 * acc:.2f}%")
+    out_console.print(t)
