@@ -1,0 +1,61 @@
+"""What the search-like commands share: filter options → Filters, hits → table or JSON."""
+from __future__ import annotations
+
+import os
+from typing import Any, Optional, Sequence
+
+from ui.cli.common import out_console, print_json
+
+MIN_DURATION_HELP = "Only files at least this long (seconds)."
+MAX_DURATION_HELP = "Only files at most this long (seconds)."
+PATH_PREFIX_HELP = "Only files whose path starts with this prefix (e.g. a folder)."
+FORMAT_HELP = "Only these formats or extensions (wav, flac, mp3 …); repeat or comma-separate."
+SAMPLE_RATE_HELP = "Only files at these sample rates (Hz); repeat or comma-separate."
+ALL_SEGMENTS_HELP = "List every matching segment instead of the best segment per file."
+
+
+def _split(values: Optional[Sequence[str]]) -> list[str]:
+    return [v.strip() for value in values or () for v in str(value).split(",") if v.strip()]
+
+
+def make_filters(min_duration: Optional[float], max_duration: Optional[float],
+                 path_prefix: Optional[str], formats: Optional[Sequence[str]],
+                 sample_rates: Optional[Sequence[str]]) -> Any:
+    """engine.filters.Filters from the command-line options (None when nothing is set)."""
+    from engine.errors import InvalidQuery
+    from engine.filters import Filters
+
+    rates = _split(sample_rates)
+    try:
+        rate_values = tuple(int(float(r)) for r in rates)
+    except ValueError as e:
+        raise InvalidQuery(f"--sample-rate takes numbers of Hz, got {', '.join(rates)}") from e
+    filters = Filters(min_duration=min_duration, max_duration=max_duration, path_prefix=path_prefix,
+                      formats=tuple(_split(formats)), sample_rates=rate_values)
+    return filters if filters.active else None
+
+
+def _time(seconds: float) -> str:
+    m, s = divmod(max(0.0, seconds), 60)
+    return f"{int(m)}:{s:05.2f}"
+
+
+def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
+    """Hits as a JSON list (``Hit.to_dict``) on stdout, or a readable table."""
+    if json_out:
+        print_json([h.to_dict() for h in hits])
+        return
+    if not hits:
+        out_console.print(f"{title}: no results")
+        return
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col, justify in (("#", "right"), ("score", "right"), ("file", "left"), ("folder", "left"),
+                         ("match", "right"), ("duration", "right"), ("format", "left")):
+        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for rank, h in enumerate(hits, 1):
+        table.add_row(str(rank), f"{h.score:.3f}", os.path.basename(h.path), h.folder,
+                      f"{_time(h.start)}–{_time(h.end)}", _time(h.duration),
+                      f"{h.format} {h.sample_rate / 1000:g} kHz")
+    out_console.print(table)
