@@ -194,7 +194,9 @@ class IndexWriter:
         return self._index
 
     def commit(self, changes: Changes, meta: dict[str, Any]) -> int:
-        """Apply ``changes`` as the next generation; returns the new generation number.
+        """Apply ``changes`` as the next generation; returns the generation now committed.
+
+        A commit that changes only error rows keeps the current vectors file and generation.
 
         ``meta`` holds the model keys (model_name, model_fingerprint, dim, sample_rate,
         segment_policy) written with every commit.
@@ -211,7 +213,8 @@ class IndexWriter:
     def _commit(self, changes: Changes, meta: dict[str, Any]) -> int:
         dim = int(meta["dim"])
         index = self._live_index(dim)
-        gen = self.generation + 1
+        vectors_change = bool(changes.add or changes.remove) or self.vectors_path is None
+        gen = self.generation + 1 if vectors_change else self.generation
         new_file = self.layout.vectors_file(gen)
         gone_paths = sorted(set(changes.remove) | {f.path for f in changes.add})
         with Session(self.engine) as s:
@@ -228,7 +231,8 @@ class IndexWriter:
             ids_per_file.append(ids)
             if len(ids):
                 index.add_with_ids(np.ascontiguousarray(f.vectors, dtype=np.float32), ids)
-        write_index_atomic(index, new_file)
+        if vectors_change:          # only error rows changed: the vectors file stays
+            write_index_atomic(index, new_file)
         # step 2: one transaction makes it the committed generation
         with Session(self.engine) as s, s.begin():
             if gone_paths:

@@ -1,0 +1,296 @@
+"""build_index end to end on a generated library: formats, rates, channels, lengths, bad files.
+
+The fake model (tests/index_fakes.py) keeps these fast; the CLI tests use the tiny CLAP.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+import soundfile as sf
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.audio import decode, iter_segments
+from engine.catalog import ErrorRow, File, SegmentRow, get_meta, open_catalog
+from engine.errors import IndexBusy, ModelMismatch
+from engine.layout import IndexLayout
+from engine.segments import SegmentPolicy, segment_bounds
+from indexer import build_index
+from indexer.write import WriterLock
+from tests.conftest import chirp, noise, tone, write
+from tests.index_fakes import FakeModel
+
+SUMMARY_KEYS = {"added", "updated", "removed", "unchanged", "failed", "n_segments", "seconds",
+                "files_per_second", "x_realtime", "timings", "errors", "totals"}
+STAGES = {"scan", "decode", "resample", "embed", "write"}
+
+
+def make_good(lib: Path) -> list[Path]:
+    """Good files: 8–96 kHz, mono/stereo/6-channel, 0.05 s to 2 minutes, six containers."""
+    six = np.stack([tone(200 * (c + 1), 1.0, 44100) for c in range(6)], axis=1)
+    stereo = np.stack([chirp(100, 3000, 3.0, 16000), noise(3.0, 16000, seed=1)], axis=1)
+    return [
+        write(lib / "short_8k.wav", tone(1000, 0.05, 8000), 8000),
+        write(lib / "stereo_16k.wav", stereo, 16000),
+        write(lib / "six_44k.wav", six, 44100),
+        write(lib / "mono_48k.wav", chirp(200, 8000, 5.0, 48000), 48000),
+        write(lib / "float_96k.wav", noise(2.5, 96000, seed=2), 96000, subtype="FLOAT"),
+        write(lib / "sub" / "sweep_22k.flac", chirp(50, 5000, 4.0, 22050), 22050),
+        write(lib / "sub" / "hum_44k.ogg", tone(60, 2.0, 44100), 44100),
+        write(lib / "sub" / "beep_44k.mp3", tone(880, 3.0, 44100), 44100),
+        write(lib / "deep" / "er" / "pad_32k.aiff", noise(1.5, 32000, seed=3), 32000),
+        write(lib / "long_8k.wav", chirp(100, 3500, 120.0, 8000), 8000),
+    ]
+
+
+def make_bad(lib: Path) -> dict[str, str]:
+    """Broken files → a word their error reason must contain."""
+    (lib / "bad").mkdir(parents=True, exist_ok=True)
+    (lib / "bad" / "text.wav").write_text("this is not audio\n")
+    (lib / "bad" / "empty.wav").write_bytes(b"")
+    (lib / "bad" / "zero.mp3").write_bytes(b"")
+    flac = write(lib / "bad" / "trunc.flac", noise(3.0, 44100, seed=4), 44100)
+    flac.write_bytes(flac.read_bytes()[: flac.stat().st_size // 2])
+    x = noise(1.0, 16000, seed=5)
+    x[100] = np.nan
+    write(lib / "bad" / "nan.wav", x, 16000, subtype="FLOAT")
+    y = noise(1.0, 16000, seed=6)
+    y[-1] = np.inf
+    write(lib / "bad" / "inf.wav", y, 16000, subtype="FLOAT")
+    write(lib / "bad" / "noframes.wav", np.zeros(0, np.float32), 16000)
+    return {"text.wav": "not readable", "empty.wav": "not readable", "zero.mp3": "not readable",
+            "trunc.flac": "decoding failed", "nan.wav": "NaN", "inf.wav": "Inf",
+            "noframes.wav": "empty"}
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> tuple[Path, list[Path], dict[str, str]]:
+    lib = tmp_path_factory.mktemp("lib")
+    return lib, make_good(lib), make_bad(lib)
+
+
+@pytest.fixture
+def lib_copy(library, tmp_path) -> tuple[Path, list[Path], dict[str, str]]:
+    lib, good, bad = library
+    dst = tmp_path / "lib"
+    shutil.copytree(lib, dst)
+    return dst.resolve(), [dst.resolve() / p.relative_to(lib) for p in good], bad
+
+
+@pytest.fixture(scope="module")
+def built(library, tmp_path_factory):
+    """The library indexed once with 2 decoder processes and small batches."""
+    lib, good, bad = library
+    idx = tmp_path_factory.mktemp("idx")
+    model = FakeModel()
+    summary = build_index([lib], idx, model, workers=2, batch_size=5, progress=False)
+    return idx, model, summary
+
+
+def catalog_rows(idx: Path):
+    eng = open_catalog(IndexLayout(idx).catalog)
+    with Session(eng) as s:
+        files = {f.path: f for f in s.scalars(select(File))}
+        segs = {}
+        for seg in s.scalars(select(SegmentRow).order_by(SegmentRow.id)):
+            segs.setdefault(seg.file_id, []).append(seg)
+        errors = {e.path: e.reason for e in s.scalars(select(ErrorRow))}
+        meta = get_meta(s)
+        for f in files.values():
+            s.expunge(f)
+    eng.dispose()
+    return files, segs, errors, meta
+
+
+def vectors_of(idx: Path, meta) -> faiss.Index:
+    return faiss.read_index(str(IndexLayout(idx).root / meta["vectors_file"]))
+
+
+def test_every_good_file_indexed_every_bad_one_reported(built, library):
+    idx, model, summary = built
+    lib, good, bad = library
+    assert summary.added == len(good) and summary.failed == len(bad)
+    assert summary.updated == summary.removed == summary.unchanged == 0
+    files, segs, errors, meta = catalog_rows(idx)
+    assert sorted(files) == sorted(str(p.resolve()) for p in good)
+    assert sorted(os.path.basename(p) for p in errors) == sorted(bad)
+    for path, reason in errors.items():
+        assert bad[os.path.basename(path)] in reason, (path, reason)
+    assert {e["path"] for e in summary.errors} == set(errors)
+    info = sf.info(str(good[2]))
+    six = files[str(good[2].resolve())]
+    assert (six.channels, six.sample_rate, six.format) == (6, 44100, "WAV")
+    assert six.duration == pytest.approx(info.duration, abs=1e-3)
+
+
+def test_segments_follow_the_policy_and_vectors_match_the_model(built, library):
+    idx, model, _ = built
+    lib, good, _ = library
+    batches = list(model.calls)
+    files, segs, _, meta = catalog_rows(idx)
+    policy = SegmentPolicy(window=model.window_seconds)
+    sr = model.sample_rate
+    assert meta["segment_policy"] == policy.as_dict() and meta["sample_rate"] == sr
+    index = vectors_of(idx, meta)
+    all_ids = [s.id for rows in segs.values() for s in rows]
+    assert index.ntotal == len(all_ids) == meta["counts"]["segments"] == len(set(all_ids))
+    for p in good:
+        rows = segs[files[str(p.resolve())].id]
+        n = len(decode(p, sr))
+        bounds = segment_bounds(n, sr, policy)
+        got = [x for r in rows for x in (r.start, r.end)]
+        assert got == pytest.approx([x / sr for ab in bounds for x in ab]), p
+    # each vector is the model's embedding of exactly that segment, alone
+    for p in (good[1], good[-1]):
+        rows = segs[files[str(p.resolve())].id]
+        expected = model.embed_audio([s.waveform for s in iter_segments(p, sr, policy)])
+        got = np.stack([index.reconstruct(r.id) for r in rows])
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert max(batches) == 5 and len(batches) == -(-len(all_ids) // 5)   # batches span files
+
+
+def test_summary_and_meta(built):
+    idx, model, summary = built
+    d = summary.to_dict()
+    assert SUMMARY_KEYS <= set(d)
+    assert STAGES <= set(d["timings"]) and all(v >= 0 for v in d["timings"].values())
+    assert d["timings"]["embed"] > 0 and d["timings"]["decode"] > 0 and d["timings"]["resample"] > 0
+    assert d["n_segments"] == d["totals"]["segments"] > len(d["errors"])
+    assert d["audio_seconds"] > 130 and d["x_realtime"] > 0 and d["files_per_second"] > 0
+    files, segs, errors, meta = catalog_rows(idx)
+    assert meta["model_fingerprint"] == "fake-v1" and meta["dim"] == 8
+    assert meta["generation"] == 1 and meta["vectors_file"] == IndexLayout(idx).vectors_file(1).name
+    assert meta["counts"]["files"] == len(files) and meta["counts"]["errors"] == len(errors)
+    layout = IndexLayout(idx)
+    assert layout.vector_files() == [layout.vectors_file(1)]
+    import json
+    doc = json.loads(layout.index_json.read_text())
+    assert doc["model_fingerprint"] == "fake-v1" and doc["index_type"] == "Flat"
+    assert doc["counts"] == meta["counts"] and {"faiss-cpu", "torch", "python"} <= set(doc["versions"])
+
+
+def test_in_process_decoding_gives_the_same_index(built, library, tmp_path):
+    idx, _, _ = built
+    lib, _, _ = library
+    build_index([lib], tmp_path / "serial", FakeModel(), workers=0, batch_size=3, progress=False)
+    a_files, a_segs, a_err, a_meta = catalog_rows(idx)
+    b_files, b_segs, b_err, b_meta = catalog_rows(tmp_path / "serial")
+    assert sorted(a_files) == sorted(b_files) and sorted(a_err) == sorted(b_err)
+    va, vb = vectors_of(idx, a_meta), vectors_of(tmp_path / "serial", b_meta)
+    for path in a_files:
+        ra, rb = a_segs[a_files[path].id], b_segs[b_files[path].id]
+        assert [(r.start, r.end) for r in ra] == [(r.start, r.end) for r in rb]
+        np.testing.assert_allclose(np.stack([va.reconstruct(r.id) for r in ra]),
+                                   np.stack([vb.reconstruct(r.id) for r in rb]), atol=1e-6)
+
+
+def test_incremental_runs(lib_copy, tmp_path, caplog):
+    lib, good, bad = lib_copy
+    idx = tmp_path / "idx"
+    build_index([lib], idx, FakeModel(), workers=0, progress=False)
+    # nothing changed: nothing embedded, no new generation
+    model = FakeModel()
+    s = build_index([lib], idx, model, workers=0, progress=False)
+    assert (s.added, s.updated, s.removed, s.unchanged, s.failed) == (0, 0, 0, len(good), len(bad))
+    assert model.calls == [] and s.generation == 1
+    # modify one, delete one, add one, fix a bad one, delete a bad one
+    write(good[1], tone(300, 2.0, 16000), 16000)
+    good[3].unlink()
+    write(lib / "sub" / "new.wav", tone(500, 1.0, 22050), 22050)
+    write(lib / "bad" / "text.wav", tone(700, 1.0, 16000), 16000)
+    (lib / "bad" / "zero.mp3").unlink()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="indexer.runner"):
+        s = build_index([lib], idx, FakeModel(), workers=0, progress=False)
+    assert (s.added, s.updated, s.removed, s.failed) == (2, 1, 1, len(bad) - 2)
+    assert s.unchanged == len(good) - 2 and s.generation == 2
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == len(bad) - 2 and all("skipped" in w for w in warned)
+    files, segs, errors, meta = catalog_rows(idx)
+    assert str(good[3]) not in files and str(lib / "sub" / "new.wav") in files
+    assert str(lib / "bad" / "text.wav") in files
+    assert not any(p.endswith(("text.wav", "zero.mp3")) for p in errors)
+    assert files[str(good[1])].duration == pytest.approx(2.0)
+    assert len(segs[files[str(good[1])].id]) == 1           # old 3 s segments are gone
+    index = vectors_of(idx, meta)
+    assert index.ntotal == sum(len(v) for v in segs.values()) == meta["counts"]["segments"]
+    assert IndexLayout(idx).vector_files() == [IndexLayout(idx).vectors_file(2)]
+
+
+def test_checkpoints_commit_as_they_go(lib_copy, tmp_path):
+    lib, good, bad = lib_copy
+    s = build_index([lib], tmp_path / "idx", FakeModel(), workers=2, checkpoint_files=3,
+                    progress=False)
+    assert s.commits >= 3 and s.generation >= 3
+    files, segs, errors, meta = catalog_rows(tmp_path / "idx")
+    assert len(files) == len(good) and len(errors) == len(bad)
+    assert vectors_of(tmp_path / "idx", meta).ntotal == meta["counts"]["segments"]
+    assert IndexLayout(tmp_path / "idx").vector_files() == [IndexLayout(tmp_path / "idx").vectors_file(s.generation)]
+
+
+def test_a_file_vanishing_between_scan_and_decode(lib_copy, tmp_path, monkeypatch):
+    import indexer.runner as runner
+    lib, good, bad = lib_copy
+    real_scan = runner.scan
+
+    def scan_then_delete(paths):
+        result = real_scan(paths)
+        good[0].unlink()
+        return result
+
+    monkeypatch.setattr(runner, "scan", scan_then_delete)
+    s = build_index([lib], tmp_path / "idx", FakeModel(), workers=0, progress=False)
+    assert s.added == len(good) - 1 and s.failed == len(bad) + 1
+    assert any(e["path"] == str(good[0]) for e in s.errors)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_permission_denied_file(lib_copy, tmp_path):
+    lib, good, bad = lib_copy
+    os.chmod(good[0], 0)
+    s = build_index([lib], tmp_path / "idx", FakeModel(), workers=0, progress=False)
+    assert any(e["path"] == str(good[0]) for e in s.errors)
+
+
+def test_another_model_is_refused(built, library):
+    idx, _, _ = built
+    lib, _, _ = library
+    with pytest.raises(ModelMismatch) as e:
+        build_index([lib], idx, FakeModel(name="other", fingerprint="other-v2"), progress=False)
+    msg = str(e.value)
+    assert "fake" in msg and "other" in msg and "--index" in msg
+
+
+def test_second_writer_gets_index_busy(tmp_path):
+    layout = IndexLayout(tmp_path / "idx")
+    layout.root.mkdir()
+    lock = WriterLock(layout.lock)
+    lock.acquire()
+    try:
+        with pytest.raises(IndexBusy, match=str(os.getpid())):
+            build_index([tmp_path], layout.root, FakeModel(), progress=False)
+    finally:
+        lock.release()
+    s = build_index([tmp_path], layout.root, FakeModel(), progress=False)   # free again
+    assert s.generation == 1 and s.totals["files"] == 0
+
+
+def test_orphans_of_an_interrupted_commit_are_removed(built, library, tmp_path):
+    lib, good, _ = library
+    idx = tmp_path / "idx"
+    build_index([good[0]], idx, FakeModel(), workers=0, progress=False)
+    layout = IndexLayout(idx)
+    orphan, tmp = layout.vectors_file(2), layout.root / "vectors-000002.faiss.tmp"
+    orphan.write_bytes(b"half written")
+    tmp.write_bytes(b"half")
+    s = build_index([good[0], good[1]], idx, FakeModel(), workers=0, progress=False)
+    assert s.added == 1 and s.unchanged == 1
+    assert layout.vector_files() == [layout.vectors_file(2)] and not tmp.exists()
+    files, segs, _, meta = catalog_rows(idx)
+    assert vectors_of(idx, meta).ntotal == sum(len(v) for v in segs.values())
