@@ -49,9 +49,9 @@ def main() -> None:
     model = resources.model_from_env()
     key = str(index_dir)
     try:
+        index = resources.sound_index(key, model)  # says how to build a missing index
         lib = resources.library(key)
         generation = lib.generation()
-        index = resources.sound_index(key, model)
     except SoundsiftError as e:
         st.title("soundsift")
         st.error(f"{e}", icon=":material/error:")

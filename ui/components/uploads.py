@@ -30,8 +30,13 @@ class ExampleAudio:
         return self.waveform.size / self.sample_rate
 
 
-def read_example(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> ExampleAudio:
-    """Decode uploaded bytes; InvalidQuery if too large, UnreadableAudio if not audio."""
+def read_example(name: str, data: bytes, max_bytes: int | None = None) -> ExampleAudio:
+    """Decode uploaded bytes; InvalidQuery if too large, UnreadableAudio if not audio.
+
+    ``max_bytes`` defaults to :data:`MAX_UPLOAD_BYTES` (Streamlit's server.maxUploadSize
+    stops larger uploads first; this check holds wherever the bytes come from).
+    """
+    max_bytes = MAX_UPLOAD_BYTES if max_bytes is None else max_bytes
     if len(data) > max_bytes:
         raise InvalidQuery(
             f"{name}: {len(data) / 2**20:.1f} MB is more than the {max_bytes / 2**20:.0f} MB "

@@ -1,0 +1,301 @@
+"""The Streamlit page, flow by flow, with streamlit.testing AppTest on a tiny-CLAP index."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import tone
+from tests.tiny_models import tiny_clap_dir  # noqa: F401  (fixture of ui_library)
+from tests.ui_library import SR, UiLibrary, ui_library, wav_bytes  # noqa: F401
+from ui.components import search_tab
+from ui.components.server import INDEX_ENV, MODEL_ENV
+
+APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
+RESULT = re.compile(r"^\*\*(\d+)\. (.+)\*\*$")
+
+
+@pytest.fixture
+def app(ui_library: UiLibrary, monkeypatch) -> AppTest:  # noqa: F811
+    monkeypatch.setenv(INDEX_ENV, str(ui_library.index_dir))
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    return AppTest.from_file(str(APP), default_timeout=60)
+
+
+def result_names(at: AppTest) -> list[str]:
+    """Names of the result cards, in rank order."""
+    names = []
+    for md in at.markdown:
+        m = RESULT.match(md.value)
+        if m:
+            names.append(m.group(2))
+    return names
+
+
+def heading(at: AppTest) -> str:
+    return next((md.value for md in at.markdown if " shown" in md.value), "")
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_q_in_the_address_opens_with_that_search_done(app):
+    app.query_params["q"] = "dog barking"
+    app.run()
+    no_exception(app)
+    assert app.text_input(key="q").value == "dog barking"
+    assert heading(app).startswith("Results for **dog barking**")
+    names = result_names(app)
+    assert sorted(names) == ["cat_meow.flac", "dog_bark.wav", "engine_idle.wav",
+                             "rain_heavy.wav", "thunder_far.wav"]
+    # every card: folder, duration, score and matching span; a thumbnail; a player
+    facts = [c.value for c in app.caption if "match " in c.value]
+    assert len(facts) == 5
+    assert all(re.search(r"\d+\.\d s · \w+ · [\d.]+ kHz", f) for f in facts)
+    assert all(re.search(r"match \d+\.\d–\d+\.\d s · score -?\d\.\d{3}", f) for f in facts)
+    assert len(app.get("image")) == 5
+    assert len(app.get("audio")) == 5
+    # top zero-shot tags on each card
+    badges = [md.value for md in app.markdown if md.value.startswith(":blue-badge[")]
+    assert len(badges) == 5 and all(b.count(":blue-badge[") == 3 for b in badges)
+
+
+def test_player_starts_at_the_matching_segment(app, ui_library):  # noqa: F811
+    app.query_params["q"] = "distant thunder"
+    app.run()
+    no_exception(app)
+    names = result_names(app)
+    facts = [c.value for c in app.caption if "match " in c.value]
+    thunder = names.index("thunder_far.wav")
+    start = float(re.search(r"match (\d+\.\d)–", facts[thunder]).group(1))
+    players = app.get("audio")
+    assert players[thunder].proto.start_time == int(start)
+    # the 12 s file has two 10 s segments (0–10, 2–12): whichever matched, its start is shown
+    assert start in (0.0, 2.0)
+
+
+def test_typing_a_query_searches(app):
+    app.run()
+    no_exception(app)
+    assert result_names(app) == []
+    assert any(b.label == "dog barking" for b in app.button)  # suggestions while empty
+    app.text_input(key="q").set_value("rain on a window").run()
+    no_exception(app)
+    assert heading(app).startswith("Results for **rain on a window**")
+    assert len(result_names(app)) == 5
+
+
+def test_suggestion_button_fills_the_query(app):
+    app.run()
+    next(b for b in app.button if b.label == "birds chirping").click().run()
+    no_exception(app)
+    assert app.text_input(key="q").value == "birds chirping"
+    assert len(result_names(app)) == 5
+
+
+def test_filters_in_the_sidebar_restrict_the_results(app, ui_library):  # noqa: F811
+    app.query_params["q"] = "sound"
+    app.run()
+    assert len(result_names(app)) == 5
+    app.sidebar.multiselect(key="f_formats").set_value(["FLAC"]).run()
+    no_exception(app)
+    assert result_names(app) == ["cat_meow.flac"]
+
+    app.sidebar.multiselect(key="f_formats").set_value([]).run()
+    weather = str(ui_library.root / "weather")
+    folder = app.sidebar.selectbox(key="f_folder")
+    assert weather in folder.options or "weather" in folder.options
+    folder.set_value(weather).run()
+    no_exception(app)
+    assert sorted(result_names(app)) == ["rain_heavy.wav", "thunder_far.wav"]
+
+    folder.set_value("(whole library)").run()
+    app.sidebar.multiselect(key="f_rates").set_value([22_050]).run()
+    assert result_names(app) == ["thunder_far.wav"]
+
+    app.sidebar.multiselect(key="f_rates").set_value([]).run()
+    app.sidebar.slider(key="f_duration").set_value((0.0, 2.0)).run()
+    no_exception(app)
+    assert sorted(result_names(app)) == ["cat_meow.flac", "dog_bark.wav"]
+
+    app.sidebar.slider(key="f_duration").set_value((5.0, 12.0)).run()
+    assert result_names(app) == ["thunder_far.wav"]
+
+
+def test_filters_that_keep_nothing_say_so(app):
+    app.query_params["q"] = "sound"
+    app.run()
+    app.sidebar.multiselect(key="f_formats").set_value(["FLAC"]).run()
+    app.sidebar.multiselect(key="f_rates").set_value([48_000]).run()
+    no_exception(app)
+    assert result_names(app) == []
+    assert any("Nothing found" in i.value for i in app.info)
+
+
+def test_more_like_this_searches_by_that_file(app):
+    app.query_params["q"] = "sound"
+    app.run()
+    names = result_names(app)
+    rank = names.index("rain_heavy.wav")
+    more = [b for b in app.button if b.label == "More like this"]
+    assert len(more) == 5
+    more[rank].click().run()
+    no_exception(app)
+    assert heading(app).startswith("More like **rain_heavy.wav**")
+    names = result_names(app)
+    assert names[0] == "rain_heavy.wav" and len(names) == 5
+    first = next(c.value for c in app.caption if "match " in c.value)
+    assert "score 1.000" in first  # a file is most like itself
+    # back to the text search the address still holds
+    next(b for b in app.button if b.label == "Back to text search").click().run()
+    assert heading(app).startswith("Results for **sound**")
+
+
+def test_more_like_this_respects_filters(app):
+    app.query_params["q"] = "sound"
+    app.run()
+    app.sidebar.multiselect(key="f_rates").set_value([48_000]).run()
+    names = result_names(app)
+    more = [b for b in app.button if b.label == "More like this"]
+    more[names.index("dog_bark.wav")].click().run()
+    no_exception(app)
+    assert sorted(result_names(app)) == ["dog_bark.wav", "engine_idle.wav", "rain_heavy.wav"]
+
+
+def test_show_more_pages_through_the_results(app, monkeypatch):
+    monkeypatch.setattr(search_tab, "PAGE", 2)
+    app.query_params["q"] = "sound"
+    app.run()
+    assert len(result_names(app)) == 2
+    app.button(key="show_more").click().run()
+    assert len(result_names(app)) == 4
+    app.button(key="show_more").click().run()
+    no_exception(app)
+    names = result_names(app)
+    assert len(names) == 5 and len(set(names)) == 5
+    assert not any(b.key == "show_more" for b in app.button)
+
+
+def test_upload_searches_by_example(app, ui_library):  # noqa: F811
+    app.run()
+    app.file_uploader(key=search_tab.UPLOAD_KEY).upload(
+        "query.wav", wav_bytes(ui_library.dog_wave), "audio/wav").run()
+    no_exception(app)
+    assert heading(app).startswith("Sounds like **query.wav** (1.5 s)")
+    names = result_names(app)
+    assert names[0] == "dog_bark.wav" and len(names) == 5
+    # the upload went nowhere near the library
+    assert not list(ui_library.root.rglob("query.wav"))
+
+
+def test_recording_searches_by_example(app):
+    app.run()
+    app.audio_input(key=search_tab.RECORD_KEY).upload(
+        "recording.wav", wav_bytes(tone(80, 2.5, SR))).run()
+    no_exception(app)
+    assert heading(app).startswith("Sounds like **recording.wav**")
+    assert result_names(app)[0] == "engine_idle.wav"
+
+
+def test_typing_after_an_upload_returns_to_text_search(app, ui_library):  # noqa: F811
+    app.run()
+    app.file_uploader(key=search_tab.UPLOAD_KEY).upload(
+        "query.wav", wav_bytes(ui_library.dog_wave), "audio/wav").run()
+    app.text_input(key="q").set_value("thunder").run()
+    assert heading(app).startswith("Results for **thunder**")
+
+
+def test_oversized_or_broken_upload_is_refused_with_a_reason(app, monkeypatch, ui_library):  # noqa: F811
+    from ui.components import uploads
+    monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", 1000)
+    app.run()
+    app.file_uploader(key=search_tab.UPLOAD_KEY).upload(
+        "big.wav", wav_bytes(ui_library.dog_wave), "audio/wav").run()
+    assert not app.exception
+    assert any("upload limit" in e.value for e in app.error)
+    assert result_names(app) == []
+    monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", 50 * 2**20)
+    app.file_uploader(key=search_tab.UPLOAD_KEY).set_value(
+        ("notes.wav", b"these are not samples", "audio/wav")).run()
+    assert any("notes.wav" in e.value and "not readable as audio" in e.value for e in app.error)
+
+
+def test_tag_tab_tags_an_upload_with_the_users_labels(app, ui_library):  # noqa: F811
+    app.run()
+    app.file_uploader(key="tag_upload").upload(
+        "clip.wav", wav_bytes(ui_library.dog_wave), "audio/wav")
+    app.text_area(key="tag_labels").set_value("dog bark, rain, car engine")
+    app.run()
+    no_exception(app)
+    assert any("from your labels" in md.value for md in app.markdown)
+    table = app.dataframe[0].value
+    assert sorted(table["label"]) == ["car engine", "dog bark", "rain"]
+    assert list(table["score"]) == sorted(table["score"], reverse=True)
+    assert abs(float(table["score"].sum()) - 1.0) < 1e-3  # softmax over the three labels
+
+
+def test_tag_tab_uses_the_default_vocabulary(app):
+    from engine.vocabulary import everyday_labels
+    app.run()
+    app.audio_input(key="tag_recording").upload("recording.wav", wav_bytes(tone(440, 1.0, SR)))
+    app.slider(key="tag_top").set_value(7)
+    app.run()
+    no_exception(app)
+    assert any("from the default vocabulary" in md.value for md in app.markdown)
+    labels = list(app.dataframe[0].value["label"])
+    assert len(labels) == 7 and set(labels) <= set(everyday_labels())
+
+
+def test_overview_shows_model_counts_failures_and_the_map(app, ui_library):  # noqa: F811
+    app.run()
+    no_exception(app)
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Files"] == "5"
+    assert metrics["Segments"] == "6"
+    assert metrics["Failed files"] == "1"
+    assert any(str(ui_library.root.parent.parent) in c.value or "tiny_clap" in c.value
+               for c in app.caption if c.value.startswith("Model "))
+    failed = app.dataframe[-1].value
+    assert list(failed["path"]) == [str(ui_library.root / "machines" / "broken.wav")]
+    assert "not readable as audio" in failed["reason"][0]
+    charts = app.get("vega_lite_chart")
+    assert len(charts) == 1
+    spec = charts[0].proto.spec
+    assert '"pick"' in spec and '"folder"' in spec and '"name"' in spec
+
+
+def test_picking_a_point_on_the_map_plays_that_file(app, ui_library):  # noqa: F811
+    from ui.components.library import Library
+    from ui.components.overview_tab import MAP_PICK
+    fid = Library(ui_library.index_dir).files(list(range(1, 50)))
+    dog_id = next(i for i, r in fid.items() if r.name == "dog_bark.wav")
+    app.run()
+    before = len(app.get("audio"))
+    app.session_state[MAP_PICK] = dog_id
+    app.run()
+    no_exception(app)
+    assert any(md.value.startswith("**dog_bark.wav**") for md in app.markdown)
+    assert len(app.get("audio")) == before + 1
+
+
+def test_unknown_file_ids_are_refused_not_turned_into_paths(app):
+    from ui.components.overview_tab import MAP_PICK
+    app.run()
+    app.session_state[MAP_PICK] = 987654
+    app.session_state["search_by"] = {"kind": "similar", "file_id": 987654, "name": "x"}
+    app.run()
+    assert not app.exception
+    assert any("no file with id 987654" in w.value for w in app.warning)
+    assert any("987654" in e.value for e in app.error)
+    assert result_names(app) == []
+
+
+def test_missing_index_shows_how_to_build_one(tmp_path, monkeypatch):
+    monkeypatch.setenv(INDEX_ENV, str(tmp_path / "nowhere"))
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    assert not at.exception
+    assert any("soundsift index" in e.value for e in at.error)

@@ -1,0 +1,65 @@
+"""A small sound library indexed with the tiny CLAP model, shared by the UI tests.
+
+Five files in three folders (two formats, three sample rates, 1.5–12 s) and one broken
+file, so every filter, the failed-files table and the map have something to show.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.conftest import chirp, noise, tone, write
+from tests.tiny_models import tiny_clap_dir  # noqa: F401  (fixture used below)
+
+SR = 48_000
+
+
+@dataclass(frozen=True)
+class UiLibrary:
+    """The library's root, its index folder, and the audio of its dog file."""
+
+    root: Path
+    index_dir: Path
+    dog_wave: np.ndarray
+
+    def path(self, name: str) -> Path:
+        return next(self.root.rglob(name))
+
+
+def make_library(root: Path) -> np.ndarray:
+    """Write the library's files; returns the waveform of animals/dog_bark.wav."""
+    dog = tone(440, 1.5, SR)
+    write(root / "animals" / "dog_bark.wav", dog, SR)
+    write(root / "animals" / "cat_meow.flac", chirp(300, 900, 2.0, 44_100), 44_100)
+    write(root / "weather" / "rain_heavy.wav", noise(3.0, SR, seed=1), SR)
+    write(root / "weather" / "thunder_far.wav", noise(12.0, 22_050, seed=2, amp=0.1), 22_050)
+    write(root / "machines" / "engine_idle.wav", tone(80, 2.5, SR), SR)
+    (root / "machines" / "broken.wav").write_bytes(b"RIFF but not really a wave file")
+    return dog
+
+
+def wav_bytes(wave: np.ndarray, sr: int = SR) -> bytes:
+    """A waveform as WAV bytes, as an upload or a recording arrives."""
+    buf = io.BytesIO()
+    sf.write(buf, wave, sr, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def ui_library(tmp_path_factory, tiny_clap_dir) -> UiLibrary:  # noqa: F811
+    """The library, indexed once per session with the tiny CLAP model."""
+    from indexer import build_index
+
+    base = tmp_path_factory.mktemp("ui_library")
+    root = base / "library"
+    dog = make_library(root)
+    index_dir = base / "index"
+    summary = build_index([root], index=index_dir, model=str(tiny_clap_dir), workers=0,
+                          progress=False)
+    assert summary.added == 5 and summary.failed == 1, summary
+    return UiLibrary(root, index_dir, dog)
