@@ -63,6 +63,21 @@ def _tokenizer_digest(tokenizer) -> str:
     return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode()).hexdigest()
 
 
+def _check_tokenizer(tokenizer, config) -> None:
+    """Refuse a tokenizer that cannot be this checkpoint's own.
+
+    transformers 5 silently builds an empty RoBERTa tokenizer (special tokens only) when a
+    folder has no tokenizer files; every text would then embed the same.
+    """
+    size, specials = len(tokenizer), len(set(tokenizer.all_special_tokens))
+    if size <= specials:
+        raise ValueError(f"the tokenizer has only its {specials} special tokens (tokenizer.json "
+                         "or vocab.json + merges.txt missing?)")
+    if size > int(config.text_config.vocab_size):
+        raise ValueError(f"the tokenizer has {size} tokens but the text model only "
+                         f"{config.text_config.vocab_size} embeddings: not this model's tokenizer")
+
+
 class HFClapModel(AudioTextModel):
     """A transformers ``ClapModel`` behind the :class:`AudioTextModel` contract.
 
@@ -114,15 +129,17 @@ class HFClapModel(AudioTextModel):
             model = ClapModel.from_pretrained(source)
             hf_features = HFFeatureExtractor.from_pretrained(source)
             tokenizer = AutoTokenizer.from_pretrained(source)
+            _check_tokenizer(tokenizer, model.config)
         except Exception as e:  # noqa: BLE001 - every load failure is reported as ModelUnavailable
+            reason = f"{type(e).__name__}: {' '.join(str(e).split()).rstrip('.')}"
             if is_local:
                 raise ModelUnavailable(
-                    f"{folder}: could not load the CLAP checkpoint ({type(e).__name__}: {e}); the "
+                    f"{folder}: could not load the CLAP checkpoint ({reason}); the "
                     "folder needs config.json, weights, the processor config and tokenizer files "
                     "as written by ClapModel.save_pretrained + ClapProcessor.save_pretrained") from e
             raise ModelUnavailable(
                 f"could not load {source} from the Hugging Face hub (offline or unknown id?): "
-                f"{type(e).__name__}: {e}. Connect once so transformers can download and cache "
+                f"{reason}. Connect once so transformers can download and cache "
                 "it, or pass a local folder with config.json and weights") from e
         return cls.from_parts(model, hf_features, tokenizer, name=name, device=device)
 
