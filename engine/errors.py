@@ -44,3 +44,7 @@ class InvalidDataset(SoundsiftError):
 
 class InvalidConfig(SoundsiftError):
     """A training config (JSON/TOML) is malformed, has unknown keys, or names missing data."""
+
+
+class CorpusError(SoundsiftError):
+    """The offline training corpus cannot be built (a package, tool or source is missing)."""
