@@ -1,0 +1,256 @@
+"""Training data: every source format, crops, deterministic randomness, augmentations."""
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engine.errors import InvalidDataset
+from tests.conftest import chirp, noise, tone, write
+from trainer import augment
+from trainer.datasets import (AudioTextDataset, EpochBatchSampler, Item, TarMember, collate, drop_missing,
+                              join_captions, load_clip, read_class_folders, read_clotho, read_items,
+                              read_manifest, read_webdataset, repeat_pad)
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("lib")
+    write(root / "sounds" / "beep.wav", tone(1000, 0.5, SR), SR)
+    write(root / "sounds" / "hiss.flac", noise(2.0, 22050, seed=1), 22050)
+    write(root / "sounds" / "sweep.wav", np.stack([chirp(200, 4000, 1.5, SR)] * 2, axis=1), SR)
+    return root
+
+
+# --------------------------------------------------------------------------- formats
+
+def test_jsonl_manifest_reads_captions_tags_and_relative_paths(library):
+    m = library / "train.jsonl"
+    m.write_text(
+        json.dumps({"audio": "sounds/beep.wav", "captions": ["A beep.", "A short tone."], "tags": ["beep"]}) + "\n"
+        + "\n"
+        + json.dumps({"path": str(library / "sounds/hiss.flac"), "caption": "Static hiss", "source": "synth"}) + "\n"
+        + json.dumps({"audio": "sounds/sweep.wav", "tags": "sweep; tone"}) + "\n")
+    items = read_manifest(m)
+    assert [Path(i.audio).name for i in items] == ["beep.wav", "hiss.flac", "sweep.wav"]
+    assert items[0].captions == ["A beep.", "A short tone."] and items[0].tags == ["beep"]
+    assert Path(items[0].audio).is_absolute() and Path(items[0].audio).is_file()
+    assert items[1].captions == ["Static hiss"] and items[1].source == "synth"
+    assert items[2].captions == [] and items[2].tags == ["sweep", "tone"]
+    assert items[2].caption() == "This is a sound of sweep and tone."   # keyword-to-caption
+
+
+def test_csv_manifest_splits_multiple_captions_and_tags(library):
+    m = library / "train.csv"
+    m.write_text("audio,caption,tags\n"
+                 "sounds/beep.wav,A beep.|A short tone,beep;electronic\n"
+                 "sounds/hiss.flac,Hiss,\n")
+    items = read_manifest(m)
+    assert items[0].captions == ["A beep.", "A short tone"] and items[0].tags == ["beep", "electronic"]
+    assert items[1].captions == ["Hiss"] and items[1].tags == []
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("audio,caption\n,no audio\n", "train.csv:2: no audio path"),
+    ("audio,caption\nsounds/beep.wav,\n", "neither captions nor tags"),
+])
+def test_csv_manifest_errors_name_the_line(library, tmp_path, text, needle):
+    m = tmp_path / "train.csv"
+    m.write_text(text)
+    with pytest.raises(InvalidDataset, match=needle):
+        read_manifest(m)
+
+
+def test_bad_jsonl_line_is_reported(tmp_path):
+    m = tmp_path / "bad.jsonl"
+    m.write_text('{"audio": "a.wav", "caption": "x"}\n{not json\n')
+    with pytest.raises(InvalidDataset, match=r"bad.jsonl:2: not valid JSON"):
+        read_manifest(m)
+
+
+def test_class_folders_tag_each_file_with_its_folder(tmp_path):
+    write(tmp_path / "dog_bark" / "1.wav", tone(300, 0.2, SR), SR)
+    write(tmp_path / "dog_bark" / "2.wav", tone(320, 0.2, SR), SR)
+    write(tmp_path / "rain" / "a.flac", noise(0.2, SR), SR)
+    (tmp_path / "rain" / "notes.txt").write_text("not audio")
+    items = read_class_folders(tmp_path)
+    assert [(Path(i.audio).name, i.tags) for i in items] == [
+        ("1.wav", ["dog bark"]), ("2.wav", ["dog bark"]), ("a.flac", ["rain"])]
+    assert items[0].caption() == "This is a sound of dog bark."
+
+
+def test_clotho_csv(library):
+    csv_path = library / "clotho_captions_development.csv"
+    csv_path.write_text("file_name,caption_1,caption_2,caption_3,caption_4,caption_5\n"
+                        "beep.wav,a beep,a tone,,a sine,a whistle\n")
+    items = read_clotho(csv_path, library / "sounds")
+    assert len(items) == 1
+    assert items[0].audio == str(library / "sounds" / "beep.wav")
+    assert items[0].captions == ["a beep", "a tone", "a sine", "a whistle"]
+    with pytest.raises(InvalidDataset, match="not a Clotho CSV"):
+        (library / "other.csv").write_text("audio,caption\nx.wav,y\n")
+        read_clotho(library / "other.csv")
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def make_shard(path: Path) -> list[np.ndarray]:
+    """A LAION-Audio-630K-style shard: <key>.flac + <key>.json with "text" and "tag"."""
+    clips = [tone(440, 0.6, 48000), noise(0.4, 48000, seed=3)]
+    with tarfile.open(path, "w") as tar:
+        for i, (clip, text) in enumerate(zip(clips, (["a tone", "a beep"], "static"))):
+            buf = io.BytesIO()
+            sf.write(buf, clip, 48000, format="FLAC")
+            _add(tar, f"part/{i:06d}.flac", buf.getvalue())
+            _add(tar, f"part/{i:06d}.json", json.dumps({"text": text, "tag": ["sound"],
+                                                        "original_data": {"id": i}}).encode())
+        _add(tar, "part/000009.json", json.dumps({"text": "audio missing"}).encode())
+    return clips
+
+
+def test_webdataset_shard(tmp_path):
+    clips = make_shard(tmp_path / "shard-000000.tar")
+    for spec in (tmp_path / "shard-000000.tar", tmp_path, str(tmp_path / "shard-*.tar")):
+        items = read_webdataset(spec)
+        assert [i.captions for i in items] == [["a tone", "a beep"], ["static"]]
+        assert all(isinstance(i.audio, TarMember) and i.tags == ["sound"] for i in items)
+    x = load_clip(items[0].audio, 48000, None, None)
+    np.testing.assert_allclose(x, clips[0], atol=1e-4)          # FLAC is lossless (16-bit)
+    y = load_clip(items[1].audio, SR, 0.25, None)                # decoded and resampled from memory
+    assert y.shape == (4000,) and y.dtype == np.float32
+    with pytest.raises(InvalidDataset, match="no .tar shards"):
+        read_webdataset(tmp_path / "empty-dir-*.tar")
+
+
+def test_read_items_dispatch_and_unknown_format(library):
+    assert len(read_items("folders", library)) == 3
+    with pytest.raises(InvalidDataset, match="unknown dataset format"):
+        read_items("parquet", library)
+
+
+def test_drop_missing_leaves_out_unreadable_files(library, tmp_path):
+    (tmp_path / "broken.wav").write_bytes(b"RIFF nonsense")
+    items = [Item(str(library / "sounds/beep.wav"), ["x"]), Item(str(tmp_path / "broken.wav"), ["y"]),
+             Item(str(tmp_path / "absent.wav"), ["z"])]
+    assert [i.captions for i in drop_missing(items)] == [["x"]]
+    with pytest.raises(InvalidDataset, match="none of the 2"):
+        drop_missing(items[1:])
+
+
+# --------------------------------------------------------------------------- crops and determinism
+
+def test_crops_have_window_length_and_are_deterministic(library):
+    items = read_class_folders(library)         # beep 0.5 s, hiss 2 s at 22.05 kHz, stereo sweep 1.5 s
+    ds = AudioTextDataset(items, SR, 1.0, train=True, augment=augment.AugmentConfig(), seed=3)
+    for i in range(len(ds)):
+        a = ds[(0, i)]
+        assert a["audio"].shape == (SR,) and a["audio"].dtype == np.float32 and np.isfinite(a["audio"]).all()
+        np.testing.assert_array_equal(a["audio"], ds[(0, i)]["audio"])        # pure function of the key
+        assert a["text"] == ds[(0, i)]["text"]
+    hiss = [i for i, it in enumerate(items) if it.audio.endswith("hiss.flac")][0]
+    assert not np.array_equal(ds[(0, hiss)]["audio"], ds[(1, hiss)]["audio"])  # new epoch, new crop
+
+    val = AudioTextDataset(items, SR, 1.0, train=False)
+    first = val[hiss]["audio"]
+    full = load_clip(items[hiss].audio, SR, None, None)
+    np.testing.assert_allclose(first, full[:SR], atol=1e-6)                   # validation: first window
+    beep = [i for i, it in enumerate(items) if it.audio.endswith("beep.wav")][0]
+    short = load_clip(items[beep].audio, SR, None, None)
+    np.testing.assert_array_equal(val[beep]["audio"], repeat_pad(short, SR))   # short clips repeat
+
+
+def test_mixing_joins_captions(library):
+    items = [Item(str(library / "sounds/beep.wav"), ["A beep."]), Item(str(library / "sounds/hiss.flac"), ["Hiss."])]
+    ds = AudioTextDataset(items, SR, 0.5, train=True, augment=augment.AugmentConfig(
+        gain_db=0, loudness=0, band_limit=0, codec=0, noise=0, reverb=0, mix=1.0), seed=0)
+    assert ds[(0, 0)]["text"] == "A beep and hiss"
+    assert ds[(0, 1)]["text"] == "Hiss and a beep"
+    assert join_captions("A dog barks.", "") == "A dog barks"
+
+
+def test_collate_stacks_batch(library):
+    ds = AudioTextDataset(read_class_folders(library), SR, 0.25, train=False)
+    batch = collate([ds[0], ds[1]])
+    assert tuple(batch["audio"].shape) == (2, 4000) and batch["text"] == [ds[0]["text"], ds[1]["text"]]
+    assert batch["index"].tolist() == [0, 1]
+
+
+def test_epoch_batch_sampler_permutes_and_resumes():
+    s = EpochBatchSampler(10, 3, seed=5)
+    it = iter(s)
+    batches = [next(it) for _ in range(9)]                      # 3 batches per epoch, 3 epochs
+    for e in range(3):
+        keys = [k for b in batches[3 * e:3 * e + 3] for k in b]
+        assert {k[0] for k in keys} == {e}
+        assert len({k[1] for k in keys}) == 9                  # no repeats inside an epoch
+    resumed = iter(EpochBatchSampler(10, 3, seed=5, start_batch=4))
+    assert [next(resumed) for _ in range(5)] == batches[4:]
+    with pytest.raises(InvalidDataset, match="larger than the training set"):
+        EpochBatchSampler(2, 3, seed=0)
+
+
+# --------------------------------------------------------------------------- augmentations
+
+def _band_energy(x: np.ndarray, sr: int, lo: float, hi: float) -> float:
+    spec = np.abs(np.fft.rfft(x)) ** 2
+    f = np.fft.rfftfreq(len(x), 1 / sr)
+    return float(spec[(f >= lo) & (f < hi)].sum())
+
+
+def test_band_limit_removes_content_above_the_new_nyquist():
+    x = tone(300, 1.0, SR) + tone(6000, 1.0, SR)
+    y = augment.band_limit(x, SR, np.random.default_rng(0), rate=8000)
+    assert y.shape == x.shape
+    assert _band_energy(y, SR, 4500, 8000) < 1e-4 * _band_energy(x, SR, 4500, 8000)
+    assert _band_energy(y, SR, 200, 400) > 0.9 * _band_energy(x, SR, 200, 400)
+
+
+def test_codec_round_trip_keeps_length_and_sound():
+    x = tone(440, 1.0, SR, amp=0.9) * 1.5           # above full scale: must not clip
+    for seed in (0, 1, 2, 3):                       # covers both mp3 and ogg
+        y = augment.codec_round_trip(x, SR, np.random.default_rng(seed))
+        assert y.shape == x.shape and y.dtype == np.float32
+        c = np.corrcoef(x[2000:-2000], y[2000:-2000])[0, 1]
+        assert c > 0.95
+        assert abs(augment.rms(y) / augment.rms(x) - 1) < 0.1
+
+
+def test_noise_reverb_loudness_gain_change_the_channel_but_not_the_length():
+    rng = np.random.default_rng(0)
+    x = tone(500, 1.0, SR)
+    noisy = augment.add_noise(x, rng, (10.0, 10.0))
+    snr = 20 * np.log10(augment.rms(x) / augment.rms(noisy - x))
+    assert snr == pytest.approx(10.0, abs=0.01)
+    wet = augment.synthetic_reverb(x, SR, rng, (0.5, 0.5))
+    assert wet.shape == x.shape and not np.allclose(wet, x)
+    loud = augment.loudness(x, rng, (-20.0, -20.0))
+    assert 20 * np.log10(augment.rms(loud)) == pytest.approx(-20.0, abs=0.01)
+    g = augment.gain(x, rng, 6.0)
+    assert 10 ** (-6 / 20) - 1e-6 <= augment.rms(g) / augment.rms(x) <= 10 ** (6 / 20) + 1e-6
+    for colour in ("white", "pink", "brown"):
+        n = augment.coloured_noise(SR, rng, colour)
+        assert augment.rms(n) == pytest.approx(1.0)
+    pink = augment.coloured_noise(SR, np.random.default_rng(1), "pink")
+    assert _band_energy(pink, SR, 20, 200) > _band_energy(pink, SR, 4000, 4180)
+
+
+def test_channel_augment_off_is_identity_and_on_is_seeded():
+    x = chirp(200, 3000, 0.5, SR)
+    off = augment.ChannelAugment(augment.AugmentConfig.off())
+    np.testing.assert_array_equal(off(x, SR, np.random.default_rng(0)), x)
+    everything = augment.ChannelAugment(augment.AugmentConfig(loudness=1, band_limit=1, codec=1, noise=1, reverb=1))
+    a = everything(x, SR, np.random.default_rng(7))
+    b = everything(x, SR, np.random.default_rng(7))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == x.shape and np.isfinite(a).all() and not np.allclose(a, x, atol=1e-3)
