@@ -21,13 +21,16 @@ def ui_command(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
     """Open the search page in the browser (Streamlit), on one index."""
-    import subprocess
+    import sys
+    from pathlib import Path
 
     from engine.errors import IndexNotFound
     from engine.layout import IndexLayout, resolve_index_dir
-    from ui.components.server import start_page
+    from ui.components.server import exec_page
 
     setup_logging(verbose)
+    if model and Path(model).expanduser().exists():
+        model = str(Path(model).expanduser().resolve())
     index_dir = resolve_index_dir(index).resolve()
     if not IndexLayout(index_dir).catalog.is_file():
         raise IndexNotFound(
@@ -36,15 +39,6 @@ def ui_command(
         err_console.print(f"[yellow]warning:[/] serving on {host}: anyone who can reach this "
                           "address can search and play your library")
     err_console.print(f"soundsift ui: index {index_dir} on http://{host}:{port}/ (Ctrl+C stops)")
-    proc = start_page(index_dir, port=port, host=host, model=model)
-    try:
-        code = proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        try:
-            code = proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = proc.wait()
-    if code not in (0, -2, -15):
-        raise typer.Exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    exec_page(index_dir, port=port, host=host, model=model)

@@ -49,8 +49,10 @@ def page_env(index_dir: str | Path, model: str | None = None,
         env[MODEL_ENV] = str(model)
     else:
         env.pop(MODEL_ENV, None)
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # the script imports engine/ and ui/ from this checkout, wherever it is started
+    root = str(APP_SCRIPT.parents[1])
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in paths if p != root])
     # Streamlit reads these too; they keep a first start from asking for an e-mail
     env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] = "false"
     env["STREAMLIT_SERVER_HEADLESS"] = "true"
@@ -60,9 +62,14 @@ def page_env(index_dir: str | Path, model: str | None = None,
 def start_page(index_dir: str | Path, *, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST,
                model: str | None = None, **popen_kw) -> subprocess.Popen:
     """Start serving the page in a child process (the caller stops it)."""
-    root = APP_SCRIPT.parents[1]
-    return subprocess.Popen(streamlit_command(port, host), env=page_env(index_dir, model),
-                            cwd=str(root), **popen_kw)
+    return subprocess.Popen(streamlit_command(port, host), env=page_env(index_dir, model), **popen_kw)
+
+
+def exec_page(index_dir: str | Path, *, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST,
+              model: str | None = None) -> None:
+    """Become the Streamlit server (exec): Ctrl+C and signals reach it directly."""
+    cmd = streamlit_command(port, host)
+    os.execve(cmd[0], cmd, page_env(index_dir, model))
 
 
 def wait_until_healthy(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:

@@ -1,0 +1,37 @@
+"""One real-browser test: `soundsift ui` on a small index, /?q=… in headless Chromium.
+
+Needs Debian's `chromium` at /usr/bin/chromium (.ci/run installs it). When it is missing
+this test FAILS with the install command: it never skips.
+"""
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlparse
+
+from tests.tiny_models import tiny_clap_dir  # noqa: F401  (fixture of ui_library)
+from tests.ui_library import UiLibrary, ui_library  # noqa: F401
+from ui.components.screenshot import chromium_page, search_url, serving, wait_for_results
+
+
+def test_shared_search_address_shows_results_in_chromium(ui_library: UiLibrary, tmp_path):  # noqa: F811
+    log = tmp_path / "soundsift-ui.log"
+    with serving(ui_library.index_dir, log=log) as base, chromium_page() as page:
+        page.goto(search_url(base, "dog barking"))
+        wait_for_results(page)
+        # a result card names its file, and the box holds the shared query
+        assert page.get_by_text("dog_bark.wav", exact=False).first.is_visible()
+        assert page.get_by_role("button", name="More like this").count() == 5
+        assert page.get_by_label("Describe the sound").input_value() == "dog barking"
+        assert page.locator("audio[data-testid=stAudio]").count() == 5
+        shot = tmp_path / "results.png"
+        page.screenshot(path=str(shot))
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+        # the address follows a new query typed in the box
+        box = page.get_by_label("Describe the sound")
+        box.fill("thunder storm")
+        box.press("Enter")
+        page.get_by_text(re.compile(r"Results for thunder storm")).wait_for(timeout=30_000)
+        page.wait_for_function("() => window.location.search.includes('thunder')", timeout=30_000)
+        assert parse_qs(urlparse(page.url).query)["q"] == ["thunder storm"]
+    assert "Traceback" not in log.read_text(errors="replace")
