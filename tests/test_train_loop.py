@@ -1,0 +1,172 @@
+"""The training loop on a tiny in-test model: loss goes down, checkpoint → resume is exact."""
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from engine.errors import InvalidConfig
+from tests.conftest import chirp, noise, tone, write
+from trainer.augment import AugmentConfig
+from trainer.config import config_from_dict
+from trainer.datasets import AudioTextDataset, Item
+from trainer.loop import checkpoint_dirs, fit, latest_checkpoint, lr_factor, param_groups, validate
+
+SR = 8000
+
+
+class TinyClap(nn.Module):
+    """Spectrum → linear audio tower; hashed character trigrams → linear text tower."""
+
+    def __init__(self, dim: int = 16, buckets: int = 128) -> None:
+        super().__init__()
+        self.config = type("Cfg", (), {"window_seconds": 0.5})()
+        self.sample_rate = SR
+        self.buckets = buckets
+        self.audio_proj = nn.Sequential(nn.Linear(65, 32), nn.Dropout(0.1), nn.Linear(32, dim))
+        self.text_emb = nn.EmbeddingBag(buckets, dim, mode="mean")
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(10.0)))
+
+    def encode_audio(self, audio: torch.Tensor) -> torch.Tensor:
+        spec = torch.stft(audio, n_fft=128, hop_length=64, window=torch.hann_window(128), return_complex=True)
+        feats = torch.log1p(spec.abs().mean(-1))
+        return nn.functional.normalize(self.audio_proj(feats), dim=-1)
+
+    def encode_text(self, texts) -> torch.Tensor:
+        ids, offsets = [], []
+        for t in texts:
+            offsets.append(len(ids))
+            s = f"  {t.lower()} "
+            ids += [zlib.crc32(s[i:i + 3].encode()) % self.buckets for i in range(len(s) - 2)]
+        out = self.text_emb(torch.tensor(ids), torch.tensor(offsets))
+        return nn.functional.normalize(out, dim=-1)
+
+    def save_pretrained(self, folder) -> None:
+        from safetensors.torch import save_file
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps({"model_type": "tiny-test"}))
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(folder / "model.safetensors"))
+
+
+KINDS = {
+    "a low hum": lambda i: tone(150 + 10 * i, 0.7, SR),
+    "a high whistle": lambda i: tone(2500 + 50 * i, 0.7, SR),
+    "static hiss": lambda i: noise(0.7, SR, seed=i),
+    "a rising sweep": lambda i: chirp(200, 3500, 0.7, SR),
+}
+
+
+@pytest.fixture(scope="module")
+def toy_items(tmp_path_factory) -> list[Item]:
+    root = tmp_path_factory.mktemp("toy")
+    items = []
+    for label, make in KINDS.items():
+        for i in range(6):
+            path = write(root / label.replace(" ", "_") / f"{i}.wav", make(i), SR)
+            items.append(Item(str(path), [label], [label.split(" ", 1)[-1]]))
+    return items
+
+
+def make_cfg(tmp_path: Path, **kw):
+    base = {"data": {"train": [{"format": "manifest", "path": "unused.jsonl"}], "num_workers": 0},
+            "optim": {"lr": 0.05, "warmup_steps": 2, "weight_decay": 0.01},
+            "steps": 12, "batch_size": 8, "seed": 1, "progress": False, "out_dir": str(tmp_path / "run")}
+    base.update(kw)
+    return config_from_dict(base, tmp_path)
+
+
+def datasets(items, augment=None):
+    train = AudioTextDataset(items, SR, 0.5, train=True, augment=augment or AugmentConfig(
+        gain_db=3.0, loudness=0.0, band_limit=0.3, codec=0.0, noise=0.3, reverb=0.0), seed=1)
+    return train, AudioTextDataset(items, SR, 0.5, train=False)
+
+
+def test_lr_schedule_warmup_then_cosine():
+    assert [round(lr_factor(s, 4, 12), 4) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_factor(4, 4, 12) == pytest.approx(1.0)
+    assert lr_factor(8, 4, 12) == pytest.approx(0.5)
+    assert lr_factor(12, 4, 12) == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor(12, 4, 12, min_ratio=0.1) == pytest.approx(0.1)
+
+
+def test_param_groups_exclude_bias_and_logit_scale_from_decay():
+    model = TinyClap()
+    decay, no_decay = param_groups(model, 0.1)
+    named = {id(p): n for n, p in model.named_parameters()}
+    assert {named[id(p)] for p in no_decay["params"]} == {"logit_scale", "audio_proj.0.bias", "audio_proj.2.bias"}
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    frozen = TinyClap()
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(InvalidConfig, match="no trainable parameters"):
+        param_groups(frozen, 0.1)
+
+
+def test_few_steps_lower_the_loss_and_write_a_model(tmp_path, toy_items):
+    torch.manual_seed(0)
+    model = TinyClap()
+    train, val = datasets(toy_items)
+    before = validate(model, val)
+    cfg = make_cfg(tmp_path, steps=30, val_every=15, checkpoint_every=10, keep_checkpoints=2)
+    result = fit(model, train, cfg, val_set=val)
+    first, last = np.mean(result.losses[:3]), np.mean(result.losses[-3:])
+    assert last < first - 0.3, result.losses
+    assert result.validation["t2a"]["R@1"] > before["t2a"]["R@1"]
+    assert result.validation["zeroshot"]["classes"] == 4
+
+    out = Path(cfg.out_dir)
+    assert (out / "model" / "config.json").is_file() and (out / "model" / "model.safetensors").is_file()
+    assert [p.name for p in checkpoint_dirs(out)] == ["step-0000020", "step-0000030"]   # keep 2
+    events = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events].count("step") == 30
+    assert [e["step"] for e in events if e["event"] == "validation"] == [15, 30]
+    assert all(0 < e["logit_scale"] <= 100 for e in events if e["event"] == "step")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 30 and summary["validation"]["n"] == len(toy_items)
+
+
+@pytest.mark.parametrize("accum", [1, 2])
+def test_resume_gives_the_same_next_step_loss(tmp_path, toy_items, accum):
+    train, _ = datasets(toy_items)
+    steps = 6
+
+    torch.manual_seed(0)
+    straight = fit(TinyClap(), train, make_cfg(tmp_path / "a", steps=steps, accum_steps=accum))
+
+    torch.manual_seed(0)
+    cfg = make_cfg(tmp_path / "b", steps=steps, accum_steps=accum, checkpoint_every=2)
+    first = fit(TinyClap(), train, cfg, max_steps=3)             # the session "ends" after step 3
+    assert first.steps == 3 and not (Path(cfg.out_dir) / "model").exists()
+    assert latest_checkpoint(cfg.out_dir).name == "step-0000003"
+    torch.manual_seed(123)                                       # a new process: other RNG, other init
+    resumed = fit(TinyClap(), train, cfg, resume=True)
+    assert resumed.steps == steps
+    assert first.losses == straight.losses[:3]
+    assert resumed.losses == straight.losses[3:]                 # bitwise, step 4 onwards
+    a = (Path(tmp_path / "a" / "run" / "model") / "model.safetensors").read_bytes()
+    b = (Path(cfg.out_dir) / "model" / "model.safetensors").read_bytes()
+    assert a == b
+
+
+def test_resume_without_checkpoint_starts_fresh(tmp_path, toy_items):
+    train, _ = datasets(toy_items, AugmentConfig.off())
+    result = fit(TinyClap(), train, make_cfg(tmp_path, steps=2), resume=True)
+    assert result.steps == 2 and len(result.losses) == 2
+
+
+def test_decoding_in_worker_processes_gives_the_same_batches(tmp_path, toy_items):
+    train, _ = datasets(toy_items)
+    torch.manual_seed(0)
+    inline = fit(TinyClap(), train, make_cfg(tmp_path / "a", steps=2))
+    torch.manual_seed(0)
+    cfg = make_cfg(tmp_path / "b", steps=2)
+    cfg.data.num_workers = 2
+    workers = fit(TinyClap(), train, cfg)
+    assert workers.losses == inline.losses

@@ -1,0 +1,208 @@
+"""A training run as data: a JSON or TOML file parsed into :class:`TrainConfig`.
+
+Every field has a default, unknown keys are errors (a typo must not silently fall back to
+a default), and data paths are resolved against the config file's folder, so a config
+and its manifests travel together. ``out_dir`` is resolved against the current folder.
+
+Minimal JSON::
+
+    {"model": {"init": "soundsift-base"},
+     "data": {"train": [{"format": "manifest", "path": "my_sounds.csv"}]},
+     "steps": 500, "out_dir": "runs/mine"}
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import InvalidConfig
+from trainer.augment import AugmentConfig
+
+
+@dataclass
+class DatasetSpec:
+    """One data source: ``format`` is manifest | folders | clotho | webdataset."""
+
+    format: str = "manifest"
+    path: str | list[str] = ""
+    audio_dir: str | None = None      # clotho: folder of the audio files
+
+
+@dataclass
+class ToyDataConfig:
+    """Generate the toy set (trainer.toy_data) into ``<out_dir>/toy-data`` before training."""
+
+    per_class: int = 8
+    val_per_class: int = 2
+    seconds: float = 1.0
+    sample_rate: int = 16000
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    train: list[DatasetSpec] = field(default_factory=list)
+    val: list[DatasetSpec] = field(default_factory=list)
+    toy: ToyDataConfig | None = None
+    clip_seconds: float | None = None   # crop length; default: the model's window
+    num_workers: int = 0
+    check_files: bool = True            # probe every file first and leave out unreadable ones
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class ModelSpec:
+    """Where the weights start: ``init`` (a model name or folder load_model reads, e.g.
+    ``soundsift-base`` to fine-tune) or, when empty, a fresh soundsift-clap built from
+    ``config`` (keys of its config.json)."""
+
+    init: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    train_text_tower: bool | None = None   # None: keep the model's own setting
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    warmup_steps: int = 10
+    min_lr_ratio: float = 0.0           # cosine decays to lr * min_lr_ratio
+    grad_clip: float | None = 1.0
+
+
+@dataclass
+class CaptionConfig:
+    seq2seq_model: str | None = None    # local transformers folder for keyword-to-caption
+    prompt: str = "keywords: {tags}"
+
+
+@dataclass
+class TrainConfig:
+    model: ModelSpec = field(default_factory=ModelSpec)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    captions: CaptionConfig = field(default_factory=CaptionConfig)
+    out_dir: str = "runs/train"
+    seed: int = 0
+    steps: int = 100                    # optimizer steps
+    batch_size: int = 16                # per micro-batch (per rank)
+    accum_steps: int = 1                # micro-batches per optimizer step
+    amp: bool = True                    # mixed precision on CUDA (ignored on CPU)
+    device: str = "auto"                # auto | cpu | cuda | cuda:N
+    checkpoint_every: int = 0           # steps; 0: only at the end
+    keep_checkpoints: int = 2
+    val_every: int = 0                  # steps; 0: only at the end
+    val_batch_size: int = 32
+    log_every: int = 1
+    zeroshot_prompt: str = "This is a sound of {label}."
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Instantiate dataclass ``cls`` from ``data`` recursively, rejecting unknown keys."""
+    if dataclasses.is_dataclass(cls):
+        if not isinstance(data, dict):
+            raise InvalidConfig(f"{where}: expected a table/object, got {type(data).__name__}")
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise InvalidConfig(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        return cls(**{k: _build(hints[k], v, f"{where}.{k}") for k, v in data.items()})
+    origin = typing.get_origin(cls)
+    args = typing.get_args(cls)
+    if origin is list and args:
+        if not isinstance(data, list):
+            raise InvalidConfig(f"{where}: expected a list")
+        return [_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(data)]
+    if origin is tuple and args:
+        if not isinstance(data, (list, tuple)) or len(data) != len(args):
+            raise InvalidConfig(f"{where}: expected a list of {len(args)} values")
+        return tuple(_build(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, data)))
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if data is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _build(a, data, where)
+            except InvalidConfig as e:
+                errors.append(str(e))
+        raise InvalidConfig(errors[0] if errors else f"{where}: invalid value {data!r}")
+    if cls is float and isinstance(data, (int, float)) and not isinstance(data, bool):
+        return float(data)
+    if cls is Any or (origin is dict):
+        return data
+    if isinstance(cls, type) and not isinstance(data, cls) or (cls is int and isinstance(data, bool)):
+        raise InvalidConfig(f"{where}: expected {getattr(cls, '__name__', cls)}, got {data!r}")
+    return data
+
+
+def _resolve(path: str, base: Path) -> str:
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else base / p)
+
+
+def config_from_dict(data: dict[str, Any], base_dir: str | Path = ".") -> TrainConfig:
+    """A :class:`TrainConfig` from a plain dict; data paths resolved against ``base_dir``."""
+    cfg: TrainConfig = _build(TrainConfig, data, "config")
+    base = Path(base_dir)
+    for spec in cfg.data.train + cfg.data.val:
+        if not spec.path:
+            raise InvalidConfig(f"config.data: a {spec.format} dataset has no 'path'")
+        spec.path = ([_resolve(p, base) for p in spec.path] if isinstance(spec.path, list)
+                     else _resolve(spec.path, base))
+        if spec.audio_dir:
+            spec.audio_dir = _resolve(spec.audio_dir, base)
+    for name in ("init",):
+        value = getattr(cfg.model, name)
+        if value and (value.startswith((".", "~", "/")) or (base / value).is_dir()):
+            setattr(cfg.model, name, _resolve(value, base))
+    if cfg.captions.seq2seq_model:
+        cfg.captions.seq2seq_model = _resolve(cfg.captions.seq2seq_model, base)
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg: TrainConfig) -> None:
+    if cfg.steps < 1:
+        raise InvalidConfig("config.steps must be at least 1")
+    if cfg.batch_size < 2:
+        raise InvalidConfig("config.batch_size must be at least 2 (a contrastive loss needs negatives)")
+    if cfg.accum_steps < 1:
+        raise InvalidConfig("config.accum_steps must be at least 1")
+    if not cfg.data.train and cfg.data.toy is None:
+        raise InvalidConfig("config.data.train is empty; list at least one dataset (or set data.toy)")
+    if cfg.optim.lr <= 0:
+        raise InvalidConfig("config.optim.lr must be positive")
+
+
+def load_config(path: str | Path, **overrides: Any) -> TrainConfig:
+    """Read a ``.json`` or ``.toml`` training config; ``overrides`` replace top-level keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidConfig(f"{path}: config file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".toml":
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+        raise InvalidConfig(f"{path}: not valid {path.suffix.lstrip('.').upper() or 'JSON'} ({e})") from e
+    if not isinstance(data, dict):
+        raise InvalidConfig(f"{path}: the top level must be an object/table")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return config_from_dict(data, path.parent)

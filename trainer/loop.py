@@ -1,0 +1,355 @@
+"""The training loop: AdamW, warmup + cosine, clipping, AMP, accumulation, checkpoints, validation.
+
+It trains any ``torch.nn.Module`` that follows :class:`TrainableModel`:
+
+* ``encode_audio(audio: Tensor (B, T)) -> Tensor (B, D)`` and
+  ``encode_text(texts: list[str]) -> Tensor (B, D)``, both L2-normalised;
+* ``logit_scale``: a scalar parameter in log space (clamped to [0, ln 100]);
+* ``save_pretrained(folder)``: writes config.json + model.safetensors that
+  :func:`engine.models.load_model` reads.
+
+On disk, under ``out_dir``::
+
+    log.jsonl                       one JSON object per logged step / validation
+    checkpoints/step-0000100/       a loadable model folder + trainer_state.pt
+    model/                          the final model (config.json + model.safetensors)
+    summary.json                    steps, time, last loss, last validation
+
+``resume=True`` continues from the newest checkpoint: weights, optimizer, scheduler,
+AMP scaler, RNG states and the data position are restored, so the next step's loss is
+the one the uninterrupted run would have had.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.errors import InvalidConfig
+from trainer.config import TrainConfig
+from trainer.datasets import AudioTextDataset, EpochBatchSampler, collate
+from trainer.loss import MAX_LOG_SCALE, ContrastiveLoss
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "trainer_state.pt"
+TRAINABLE_FILE = "trainable.safetensors"
+
+
+class TrainableModel(Protocol):
+    logit_scale: torch.Tensor
+
+    def encode_audio(self, audio: torch.Tensor) -> torch.Tensor: ...
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor: ...
+    def save_pretrained(self, folder: str | Path) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced."""
+
+    out_dir: Path
+    model_dir: Path
+    steps: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)      # per optimizer step of this process
+    validation: dict[str, Any] | None = None
+
+
+# --------------------------------------------------------------------------- schedule
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float = 0.0) -> float:
+    """Linear warmup over ``warmup`` steps, then cosine from 1 to ``min_ratio`` at ``total``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    span = max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Trainable parameters; biases, norms, gains and the logit scale get no weight decay."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim < 2 or "logit_scale" in name or "norm" in name.lower() or name.endswith(".bias"):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    if not decay and not no_decay:
+        raise InvalidConfig("the model has no trainable parameters; unfreeze a tower or its projections")
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def checkpoint_dirs(out_dir: str | Path) -> list[Path]:
+    """Complete checkpoints under ``out_dir``, oldest first."""
+    root = Path(out_dir) / "checkpoints"
+    return sorted(p for p in root.glob("step-*") if (p / STATE_FILE).is_file()) if root.is_dir() else []
+
+
+def latest_checkpoint(out_dir: str | Path) -> Path | None:
+    found = checkpoint_dirs(out_dir)
+    return found[-1] if found else None
+
+
+def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Everything that can change while training: trainable parameters and all buffers."""
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k not in frozen}
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(out_dir: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: Any, scaler: Any, keep: int) -> Path:
+    """Write ``checkpoints/step-NNNNNNN`` (written beside, then renamed) and prune old ones."""
+    from safetensors.torch import save_file
+    root = out_dir / "checkpoints"
+    final = root / f"step-{step:07d}"
+    tmp = root / f".tmp-step-{step:07d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp)
+    save_file(_trainable_state(model), str(tmp / TRAINABLE_FILE))
+    torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None, "rng": _rng_state()},
+               tmp / STATE_FILE)
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    for old in checkpoint_dirs(out_dir)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                    scaler: Any) -> int:
+    """Restore a checkpoint into live objects; returns its step."""
+    from safetensors.torch import load_file
+    weights = load_file(str(folder / TRAINABLE_FILE))
+    missing = set(_trainable_state(model)) - set(weights)
+    if missing:
+        raise InvalidConfig(f"{folder}: checkpoint lacks {len(missing)} trainable tensors "
+                            f"(e.g. {sorted(missing)[0]}); was it made with another model config?")
+    model.load_state_dict(weights, strict=False)
+    state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    _set_rng_state(state["rng"])
+    return int(state["step"])
+
+
+# --------------------------------------------------------------------------- validation
+
+@torch.no_grad()
+def embed_dataset(model: TrainableModel, dataset: AudioTextDataset, batch_size: int, device: torch.device
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(audio embeddings, caption embeddings) of a validation set, one caption per item."""
+    audio, text = [], []
+    for start in range(0, len(dataset), batch_size):
+        batch = collate([dataset[i] for i in range(start, min(len(dataset), start + batch_size))])
+        audio.append(model.encode_audio(batch["audio"].to(device)).float().cpu().numpy())
+        text.append(model.encode_text(batch["text"]).float().cpu().numpy())
+    return np.concatenate(audio), np.concatenate(text)
+
+
+@torch.no_grad()
+def validate(model: TrainableModel, dataset: AudioTextDataset, *, batch_size: int = 32,
+             device: torch.device | str = "cpu", prompt: str = "This is a sound of {label}.") -> dict[str, Any]:
+    """T2A/A2T R@1/5/10 and mAP@10 on the captions, and zero-shot accuracy when items have tags.
+
+    Zero-shot classes are the distinct first tags; each class is the prompt with its label.
+    """
+    from trainer.evaluation.metrics import retrieval_metrics, zeroshot_metrics
+    device = torch.device(device)
+    was_training = getattr(model, "training", False)
+    model.eval()
+    try:
+        audio, text = embed_dataset(model, dataset, batch_size, device)
+        out: dict[str, Any] = retrieval_metrics(audio, text, list(range(len(dataset))))
+        labels = sorted({item.tags[0] for item in dataset.items if item.tags})
+        tagged = [i for i, item in enumerate(dataset.items) if item.tags]
+        if len(labels) >= 2:
+            class_emb = model.encode_text([prompt.format(label=label) for label in labels]).float().cpu().numpy()
+            targets = [labels.index(dataset.items[i].tags[0]) for i in tagged]
+            zs = zeroshot_metrics(audio[tagged], class_emb, targets, labels)
+            out["zeroshot"] = {"top1": zs["top1"], "top5": zs["top5"], "n": zs["n"], "classes": len(labels)}
+        out["n"] = len(dataset)
+        return out
+    finally:
+        model.train(was_training)
+
+
+def _flat(metrics: dict[str, Any]) -> str:
+    parts = []
+    for d in ("t2a", "a2t"):
+        if d in metrics:
+            parts.append(f"{d} R@1 {metrics[d]['R@1']:.3f} R@5 {metrics[d]['R@5']:.3f} "
+                         f"mAP@10 {metrics[d]['mAP@10']:.3f}")
+    if "zeroshot" in metrics:
+        parts.append(f"zero-shot top1 {metrics['zeroshot']['top1']:.3f}")
+    return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- training
+
+class _JsonlLog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, **record: Any) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
+        val_set: AudioTextDataset | None = None, out_dir: str | Path | None = None,
+        resume: bool = False, max_steps: int | None = None) -> TrainResult:
+    """Train ``model`` on ``train_set`` for ``cfg.steps`` optimizer steps.
+
+    ``max_steps`` stops this process early (after that many total steps) while keeping the
+    schedule of ``cfg.steps``: a checkpoint is written there, as when a session ends.
+    """
+    out = Path(out_dir or cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(cfg.device)
+    _seed_everything(cfg.seed)
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
+                                  betas=cfg.optim.betas, eps=cfg.optim.eps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, cfg.optim.warmup_steps, cfg.steps, cfg.optim.min_lr_ratio))
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    loss_fn = ContrastiveLoss()
+    jlog = _JsonlLog(out / "log.jsonl")
+
+    step = 0
+    if resume:
+        ckpt = latest_checkpoint(out)
+        if ckpt is None:
+            log.warning("--resume: no checkpoint under %s; starting from step 0", out / "checkpoints")
+        else:
+            step = load_checkpoint(ckpt, model, optimizer, scheduler, scaler)
+            log.info("resumed from %s (step %d)", ckpt, step)
+            jlog.write(event="resume", step=step, checkpoint=str(ckpt))
+    if step == 0:
+        jlog.write(event="start", config=cfg.to_dict(), train_items=len(train_set),
+                   val_items=len(val_set) if val_set is not None else 0, device=str(device))
+
+    stop = min(cfg.steps, max_steps) if max_steps is not None else cfg.steps
+    sampler = EpochBatchSampler(len(train_set), cfg.batch_size, cfg.seed, start_batch=step * cfg.accum_steps)
+    loader = torch.utils.data.DataLoader(
+        train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.data.num_workers,
+        persistent_workers=False, pin_memory=device.type == "cuda",
+        # its own generator: starting the loader must not draw from the global RNG that
+        # dropout and fusion crops use, or a resumed run would drift from the original
+        generator=torch.Generator().manual_seed(cfg.seed))
+    batches = iter(loader)
+    trainable = [p for g in optimizer.param_groups for p in g["params"]]
+    losses: list[float] = []
+    validation: dict[str, Any] | None = None
+    started = time.perf_counter()
+
+    from tqdm.auto import tqdm
+    bar = tqdm(total=stop, initial=step, desc="train", unit="step", disable=not cfg.progress, dynamic_ncols=True)
+    try:
+        while step < stop:
+            t0 = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            step_loss = 0.0
+            for _ in range(cfg.accum_steps):
+                batch = next(batches)
+                audio = batch["audio"].to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                    a = model.encode_audio(audio)
+                    t = model.encode_text(batch["text"])
+                    loss = loss_fn(a, t, model.logit_scale) / cfg.accum_steps
+                (scaler.scale(loss) if scaler is not None else loss).backward()
+                step_loss += float(loss.detach())
+            if not math.isfinite(step_loss):
+                raise FloatingPointError(f"loss became {step_loss} at step {step + 1}; lower optim.lr "
+                                         "or set optim.grad_clip")
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            grad_norm = (float(torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip))
+                         if cfg.optim.grad_clip else float("nan"))
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            scheduler.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0.0, MAX_LOG_SCALE)
+            step += 1
+            losses.append(step_loss)
+            bar.update(1)
+            bar.set_postfix(loss=f"{step_loss:.4f}")
+            if cfg.log_every and (step % cfg.log_every == 0 or step == stop):
+                jlog.write(event="step", step=step, loss=step_loss, lr=scheduler.get_last_lr()[0],
+                           logit_scale=float(model.logit_scale.detach().exp()), grad_norm=grad_norm,
+                           seconds=time.perf_counter() - t0)
+            if val_set is not None and (step == cfg.steps or (cfg.val_every and step % cfg.val_every == 0)):
+                validation = validate(model, val_set, batch_size=cfg.val_batch_size, device=device,
+                                      prompt=cfg.zeroshot_prompt)
+                jlog.write(event="validation", step=step, **validation)
+                log.info("step %d validation: %s", step, _flat(validation))
+            if step == stop or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                save_checkpoint(out, step, model, optimizer, scheduler, scaler, cfg.keep_checkpoints)
+    finally:
+        bar.close()
+        del batches, loader
+
+    model_dir = out / "model"
+    seconds = time.perf_counter() - started
+    if step >= cfg.steps:
+        tmp = out / ".model.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        shutil.rmtree(model_dir, ignore_errors=True)
+        tmp.rename(model_dir)
+        summary = {"steps": step, "seconds": seconds, "last_loss": losses[-1] if losses else None,
+                   "validation": validation, "model_dir": str(model_dir)}
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        jlog.write(event="end", step=step, seconds=seconds, model_dir=str(model_dir))
+    return TrainResult(out, model_dir, step, seconds, losses, validation)

@@ -1,0 +1,125 @@
+"""``soundsift train CONFIG``: config → model → datasets → :func:`trainer.loop.fit` → a model folder.
+
+The model is soundsift's own CLAP (:mod:`engine.models.soundsift_clap`): either fine-tuned
+from a folder/bundled name (``model.init``, e.g. ``soundsift-base``) or built fresh from
+``model.config`` and initialised to the training-free tag–text baseline.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from engine.errors import InvalidConfig, ModelUnavailable
+from trainer.config import DatasetSpec, TrainConfig, load_config
+from trainer.datasets import AudioTextDataset, Item, drop_missing, read_items
+from trainer.loop import TrainResult, fit
+
+log = logging.getLogger(__name__)
+
+
+def _model_folder(init: str) -> Path:
+    from engine.models.factory import BUNDLED
+    folder = BUNDLED.get(init) or Path(init).expanduser()
+    if not (folder / "config.json").is_file():
+        raise InvalidConfig(f"model.init {init!r}: no model folder with config.json there; "
+                            "use 'soundsift-base', a soundsift-clap folder, or leave it empty for a fresh model")
+    return folder
+
+
+def build_model(cfg: TrainConfig):
+    """The trainable :class:`~engine.models.soundsift_clap.SoundsiftClap` the config asks for."""
+    from engine.models.soundsift_clap import MODEL_TYPE, SoundsiftClap, SoundsiftClapConfig
+    spec = cfg.model
+    if spec.init:
+        folder = _model_folder(spec.init)
+        data = json.loads((folder / "config.json").read_text())
+        if data.get("model_type") != MODEL_TYPE:
+            raise InvalidConfig(f"{folder}: model_type {data.get('model_type')!r} cannot be trained here; "
+                                f"the trainer trains {MODEL_TYPE!r} models (soundsift-base or its descendants)")
+        if spec.config:
+            raise InvalidConfig("give either model.init (fine-tune a folder) or model.config (a fresh model), not both")
+        if spec.train_text_tower is None or spec.train_text_tower == data.get("text_trainable", False):
+            return SoundsiftClap.from_pretrained(folder)
+        from safetensors.torch import load_file
+        config = SoundsiftClapConfig.from_dict({**data, "text_trainable": spec.train_text_tower})
+        model = SoundsiftClap(config)
+        model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=False)
+        return model
+    try:
+        config = SoundsiftClapConfig.from_dict(dict(spec.config))
+    except (ModelUnavailable, TypeError) as e:
+        raise InvalidConfig(f"model.config: {e}") from e
+    if spec.train_text_tower is not None:
+        config.text_trainable = spec.train_text_tower
+    return SoundsiftClap(config).init_baseline()
+
+
+def load_items(specs: list[DatasetSpec], check_files: bool) -> list[Item]:
+    items: list[Item] = []
+    for spec in specs:
+        found = read_items(spec.format, spec.path, audio_dir=spec.audio_dir)
+        log.info("%s %s: %d items", spec.format, spec.path, len(found))
+        items += found
+    return drop_missing(items) if check_files and items else items
+
+
+def add_seq2seq_captions(items: list[Item], folder: str, prompt: str) -> None:
+    """Give every tag-only item one caption written by a local seq2seq model."""
+    from trainer.captions import Seq2SeqCaptioner
+    todo = [it for it in items if it.tags and not it.captions]
+    if not todo:
+        return
+    captioner = Seq2SeqCaptioner(folder, prompt=prompt)
+    for start in range(0, len(todo), 32):
+        chunk = todo[start:start + 32]
+        for item, caption in zip(chunk, captioner([it.tags for it in chunk])):
+            if caption:
+                item.captions.append(caption)
+    log.info("seq2seq captions for %d tag-only items", len(todo))
+
+
+def prepare_data(cfg: TrainConfig, out_dir: Path) -> None:
+    """Generate the toy set into ``out_dir/toy-data`` and add it to the config's datasets."""
+    if cfg.data.toy is None:
+        return
+    from trainer.toy_data import write_toy_set
+    t = cfg.data.toy
+    folder = out_dir / "toy-data"
+    train, val = folder / "train.jsonl", folder / "val.jsonl"
+    if not (train.is_file() and val.is_file()):
+        train, val = write_toy_set(folder, per_class=t.per_class, val_per_class=t.val_per_class,
+                                   seconds=t.seconds, sample_rate=t.sample_rate, seed=t.seed)
+    cfg.data.train = cfg.data.train + [DatasetSpec("manifest", str(train))]
+    cfg.data.val = cfg.data.val + [DatasetSpec("manifest", str(val))]
+    cfg.data.toy = None
+
+
+def run_training(config: TrainConfig | str | Path, *, resume: bool = False, out_dir: str | Path | None = None,
+                 max_steps: int | None = None, model: Any = None) -> TrainResult:
+    """Train as ``config`` says; returns the run's :class:`~trainer.loop.TrainResult`.
+
+    ``out_dir`` overrides the config's; ``model`` (a trainable module) replaces
+    :func:`build_model`, for tests and custom towers.
+    """
+    cfg = config if isinstance(config, TrainConfig) else load_config(config)
+    out = Path(out_dir or cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.out_dir = str(out)
+    prepare_data(cfg, out)
+    train_items = load_items(cfg.data.train, cfg.data.check_files)
+    val_items = load_items(cfg.data.val, cfg.data.check_files) if cfg.data.val else []
+    if cfg.captions.seq2seq_model:
+        add_seq2seq_captions(train_items, cfg.captions.seq2seq_model, cfg.captions.prompt)
+    if model is None:
+        model = build_model(cfg)
+    sample_rate = int(model.sample_rate)
+    clip = cfg.data.clip_seconds or float(getattr(model, "window_seconds", None) or model.config.window_seconds)
+    train_set = AudioTextDataset(train_items, sample_rate, clip, train=True, augment=cfg.data.augment,
+                                 seed=cfg.seed)
+    val_set = AudioTextDataset(val_items, sample_rate, clip, train=False) if val_items else None
+    (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    log.info("training on %d items (%d validation), %d steps of %d×%d, crops of %.2f s at %d Hz → %s",
+             len(train_items), len(val_items), cfg.steps, cfg.batch_size, cfg.accum_steps, clip, sample_rate, out)
+    return fit(model, train_set, cfg, val_set=val_set, out_dir=out, resume=resume, max_steps=max_steps)
