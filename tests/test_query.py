@@ -14,6 +14,12 @@ FORMATS = ["WAV", "FLAC", "OGG", "MP3"]
 RATES = [8000, 16000, 44100, 48000]
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """Label embeddings cached on disk go to a folder of this test."""
+    monkeypatch.setenv("SOUNDSIFT_CACHE", str(tmp_path / "cache"))
+
+
 def random_library(seed: int = 0, n_files: int = 40) -> list[FileSpec]:
     rng = np.random.default_rng(seed)
     files = []
@@ -232,6 +238,20 @@ def test_label_embeddings_are_cached_per_model(tone_index):
     assert model.text_calls == calls
     with pytest.raises(InvalidQuery, match="template"):
         index.tag(audio, labels=labels, template="{name}", sample_rate=8000)
+
+
+def test_label_embeddings_are_cached_on_disk_across_processes(tmp_path):
+    from engine import zeroshot
+    labels = ["dog", "rain", "band 3"]
+    first = zeroshot.label_vectors(FakeModel(DIM), labels)
+    zeroshot._label_cache.clear()                       # as in a new process
+    again = FakeModel(DIM)
+    np.testing.assert_array_equal(zeroshot.label_vectors(again, labels), first)
+    assert again.text_calls == 0
+    assert len(list((tmp_path / "cache" / "labels").glob("*.npy"))) == 1
+    other = FakeModel(DIM, fingerprint="fake-v2")       # another model never reuses them
+    zeroshot.label_vectors(other, labels)
+    assert other.text_calls == 1
 
 
 def test_model_with_other_fingerprint_is_refused(tmp_path):

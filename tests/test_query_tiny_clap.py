@@ -12,6 +12,12 @@ from engine.query import SoundIndex
 from tiny_models import tiny_clap_dir, tiny_fused_clap_dir  # noqa: F401  (session fixtures)
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """Label embeddings cached on disk go to a folder of this test."""
+    monkeypatch.setenv("SOUNDSIFT_CACHE", str(tmp_path / "cache"))
+
+
 @pytest.fixture(scope="module")
 def clap_library(tmp_path_factory, tiny_clap_dir):  # noqa: F811
     """Eight files in mixed formats and rates (one 24 s file → several segments), indexed."""

@@ -1,0 +1,148 @@
+"""CLI contracts of `soundsift search`, `similar` and `tag` (DESIGN.md §3)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import chirp, noise, tone, write
+from engine.query import SoundIndex
+from tiny_models import tiny_clap_dir  # noqa: F401  (session fixture)
+from ui.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOUNDSIFT_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, tiny_clap_dir):  # noqa: F811
+    from indexer import build_index
+    lib = tmp_path_factory.mktemp("cli_lib")
+    write(lib / "a" / "tone.wav", tone(440, 1.0, 48000), 48000)
+    write(lib / "a" / "noise.flac", noise(2.0, 44100, seed=4), 44100)
+    write(lib / "b" / "sweep.wav", chirp(100, 6000, 3.0, 16000), 16000)
+    write(lib / "b" / "low.ogg", tone(120, 1.5, 22050), 22050)
+    write(lib / "long.wav", np.concatenate([tone(300, 6.0, 16000), noise(8.0, 16000)]), 16000)
+    index_dir = tmp_path_factory.mktemp("cli_idx") / "i"
+    build_index([lib], index=index_dir, model=str(tiny_clap_dir), workers=0, progress=False)
+    return lib, index_dir
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def json_out(result) -> list[dict]:
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("command", ["search", "similar", "tag"])
+def test_help(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0
+    assert "--json" in result.stdout and "Usage" in result.stdout
+
+
+def test_search_json_contract(indexed):
+    lib, index_dir = indexed
+    hits = json_out(run("search", "a beep", "--index", index_dir, "-k", 3, "--json"))
+    assert len(hits) == 3
+    for h in hits:
+        assert isinstance(h["path"], str) and h["path"].startswith(str(lib))
+        assert all(isinstance(h[key], float) for key in ("start", "end", "score"))
+        assert 0.0 <= h["start"] < h["end"]
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    with SoundIndex.open(index_dir) as index:
+        assert hits == [h.to_dict() for h in index.search_text("a beep", k=3)]
+
+
+def test_search_filters_and_all_segments(indexed):
+    lib, index_dir = indexed
+    flac_or_ogg = json_out(run("search", "noise", "-i", index_dir, "--json", "--format", "flac,ogg"))
+    assert sorted(h["path"] for h in flac_or_ogg) == [str(lib / "a" / "noise.flac"), str(lib / "b" / "low.ogg")]
+    under_b = json_out(run("search", "noise", "-i", index_dir, "--json", "--path-prefix", lib / "b"))
+    assert {h["path"] for h in under_b} == {str(lib / "b" / "sweep.wav"), str(lib / "b" / "low.ogg")}
+    rates = json_out(run("search", "noise", "-i", index_dir, "--json", "--sample-rate", 16000,
+                         "--min-duration", 5))
+    assert [h["path"] for h in rates] == [str(lib / "long.wav")]
+    segments = json_out(run("search", "noise", "-i", index_dir, "--json", "--all-segments", "-k", 50))
+    long_segments = [h for h in segments if h["path"] == str(lib / "long.wav")]
+    assert len(long_segments) >= 2 and len(segments) > 5
+
+
+def test_search_table_output(indexed):
+    _, index_dir = indexed
+    result = run("search", "a beep", "--index", index_dir, "-k", 2)
+    assert result.exit_code == 0, result.stderr
+    assert "score" in result.stdout and ".wav" in result.stdout
+
+
+def test_search_errors_are_one_line_and_exit_1(indexed, tmp_path):
+    result = run("search", "dog", "--index", tmp_path / "missing", "--json")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "no index at" in result.stderr and "soundsift index" in result.stderr
+    result = run("search", "dog", "--index", indexed[1], "--min-duration", 5, "--max-duration", 1)
+    assert result.exit_code == 1 and "larger than max_duration" in result.stderr
+
+
+def test_similar_indexed_file_comes_first(indexed):
+    lib, index_dir = indexed
+    for name in ("a/tone.wav", "long.wav"):
+        hits = json_out(run("similar", lib / name, "--index", index_dir, "-k", 4, "--json"))
+        assert hits[0]["path"] == str(lib / name) and hits[0]["score"] >= 0.999
+        assert len(hits) == 4
+
+
+def test_similar_unindexed_file_is_embedded(indexed, tmp_path):
+    lib, index_dir = indexed
+    copy = write(tmp_path / "outside.wav", chirp(100, 6000, 3.0, 16000), 16000)
+    hits = json_out(run("similar", copy, "--index", index_dir, "-k", 2, "--json"))
+    assert hits[0]["path"] == str(lib / "b" / "sweep.wav") and hits[0]["score"] >= 0.999
+
+
+def test_similar_missing_file(indexed, tmp_path):
+    result = run("similar", tmp_path / "nope.wav", "--index", indexed[1])
+    assert result.exit_code == 1 and "does not exist" in result.stderr
+
+
+def test_tag_json_contract(indexed, tmp_path, tiny_clap_dir):  # noqa: F811
+    lib, _ = indexed
+    audio = lib / "a" / "tone.wav"
+    tags = json_out(run("tag", audio, "--model", tiny_clap_dir, "--labels", "dog,rain,siren,piano",
+                        "--top", 3, "--json"))
+    assert len(tags) == 3 and {t["label"] for t in tags} <= {"dog", "rain", "siren", "piano"}
+    assert all(isinstance(t["score"], float) and 0 <= t["score"] <= 1 for t in tags)
+    assert [t["score"] for t in tags] == sorted((t["score"] for t in tags), reverse=True)
+    labels_file = tmp_path / "labels.txt"
+    labels_file.write_text("dog\nrain\n", encoding="utf-8")
+    tags = json_out(run("tag", audio, "-m", tiny_clap_dir, "--labels-file", labels_file, "--json"))
+    assert sorted(t["label"] for t in tags) == ["dog", "rain"]
+    assert sum(t["score"] for t in tags) == pytest.approx(1.0)
+    table = run("tag", audio, "-m", tiny_clap_dir, "--labels", "dog,rain")
+    assert table.exit_code == 0 and "dog" in table.stdout
+
+
+def test_tag_argument_errors(indexed, tmp_path, tiny_clap_dir):  # noqa: F811
+    audio = indexed[0] / "a" / "tone.wav"
+    both = run("tag", audio, "-m", tiny_clap_dir, "--labels", "a", "--labels-file", tmp_path / "x.txt")
+    assert both.exit_code == 1 and "not both" in both.stderr
+    missing = run("tag", tmp_path / "none.wav", "-m", tiny_clap_dir)
+    assert missing.exit_code == 1 and "does not exist" in missing.stderr
+    not_audio = tmp_path / "text.wav"
+    not_audio.write_text("hello")
+    bad = run("tag", not_audio, "-m", tiny_clap_dir, "--labels", "a,b")
+    assert bad.exit_code == 1 and "text.wav" in bad.stderr
+
+
+def test_tag_default_model_is_soundsift_base(indexed):
+    audio = indexed[0] / "a" / "tone.wav"
+    result = run("tag", audio, "--labels", "Telephone,Dog,Rain", "--top", 3)
+    assert result.exit_code == 0, result.stderr
+    assert "soundsift-base" in result.stdout and "Telephone" in result.stdout
