@@ -1,0 +1,53 @@
+"""``soundsift corpus build``: the offline training corpus (Debian sound packages + synthesis)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ui.cli.app import app
+from ui.cli.common import err_console, print_json, reports_errors, setup_logging
+
+corpus_app = typer.Typer(help="Build the offline training corpus (see trainer/corpus).",
+                         no_args_is_help=True)
+app.add_typer(corpus_app, name="corpus")
+
+
+@corpus_app.command("build")
+@reports_errors
+def build_command(
+    out: Path = typer.Option(Path("corpus"), "--out", "-o", help="Output folder."),
+    sources: Optional[List[str]] = typer.Option(None, "--sources", "-s",
+                                                help="A source to use (repeatable; default: all)."),
+    max_per_label: int = typer.Option(40, "--max-per-label", min=1, help="Training clips per label."),
+    val_max_per_label: int = typer.Option(40, "--val-max-per-label", min=1, help="Validation clips per label."),
+    val_sources: Optional[List[str]] = typer.Option(None, "--val-source",
+                                                    help="A source held out for validation (repeatable)."),
+    synth_per_label: int = typer.Option(8, "--synth-per-label", min=1, help="Synthetic clips per label."),
+    max_seconds: float = typer.Option(30.0, "--max-seconds", help="Clips are cut to this length."),
+    seed: int = typer.Option(0, "--seed"),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Folder of .debs and unpacked packages."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
+    """Fetch the sound packages, synthesise, label, balance, split by source, write manifests."""
+    setup_logging(verbose)
+    from trainer.corpus.runner import build_corpus
+
+    summary = build_corpus(out, sources or None, max_per_label=max_per_label,
+                           val_max_per_label=val_max_per_label, val_sources=val_sources or None,
+                           seed=seed, synth_per_label=synth_per_label, max_seconds=max_seconds,
+                           cache=cache)
+    if json_out:
+        print_json(summary.__dict__)
+    else:
+        err_console.print(f"{summary.train} training + {summary.val} validation clips in {out} "
+                          f"({sum(summary.seconds.values()):.0f} s of audio); see {out / 'stats.json'}")
+
+
+@corpus_app.command("list")
+def list_command() -> None:
+    """Print the sources the recipe knows."""
+    from trainer.corpus.runner import all_sources
+    print("\n".join(all_sources()))
