@@ -1,0 +1,242 @@
+"""The page's pieces without Streamlit running: look-ups, thumbnails, player, uploads,
+map projection, filters, links, and the `soundsift ui` command line."""
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from engine.errors import InvalidQuery, UnreadableAudio
+from tests.conftest import noise, tone, write
+from ui.components.library import FileRecord, folder_prefix, folders_of, relative_to_root
+from ui.components.library_map import map_rows, pca_2d, selected_file_id
+from ui.components.links import query_from_params, share_url
+from ui.components.player import player_source
+from ui.components.server import INDEX_ENV, MODEL_ENV, page_env, streamlit_command
+from ui.components.sidebar import ALL_FOLDERS, filters_from_choices, slider_top
+from ui.components.tag_tab import parse_label_text
+from ui.components.thumbnails import BAND_HIT, WAVE, envelope, render_png, waveform_png
+from ui.components.uploads import read_example
+
+
+def record_for(path, fmt: str, duration: float, sr: int) -> FileRecord:
+    return FileRecord(1, str(path), duration, sr, 1, fmt, os.path.getsize(path),
+                      os.stat(path).st_mtime_ns)
+
+
+# --- library look-ups ---------------------------------------------------------------
+
+def test_folders_of_lists_every_folder_below_the_common_root():
+    paths = ["/lib/a/x.wav", "/lib/a/b/y.wav", "/lib/c/d/z.wav"]
+    assert folders_of(paths) == ["/lib", "/lib/a", "/lib/a/b", "/lib/c", "/lib/c/d"]
+    assert folders_of(["/lib/a/x.wav", "/lib/a/y.wav"]) == ["/lib/a"]
+    assert folders_of([]) == []
+
+
+def test_folder_prefix_does_not_match_sibling_folders():
+    assert folder_prefix("/lib/dog") == "/lib/dog" + os.sep
+    assert not "/lib/dogs/a.wav".startswith(folder_prefix("/lib/dog"))
+    assert relative_to_root("/lib/a/b", "/lib") == "a/b"
+    assert relative_to_root("/lib", "/lib") == "."
+    assert relative_to_root("/elsewhere/a", "/lib") == "/elsewhere/a"
+
+
+# --- thumbnails -----------------------------------------------------------------------
+
+def test_envelope_follows_the_signal_loudness(tmp_path):
+    sr = 8000
+    x = np.concatenate([np.zeros(sr, np.float32), tone(200, 1.0, sr, amp=0.8)])
+    p = write(tmp_path / "half.wav", x, sr)
+    env = envelope(p, columns=100, block_frames=1000)  # many blocks: block seams covered
+    assert env.shape == (100, 2)
+    assert np.abs(env[:45]).max() < 1e-3           # silent first half
+    assert env[55:, 1].min() > 0.7 and env[55:, 0].max() < -0.7
+
+
+def test_envelope_of_a_file_shorter_than_the_width(tmp_path):
+    p = write(tmp_path / "tiny.wav", np.array([0.5, -0.5, 0.25], np.float32), 8000, subtype="FLOAT")
+    env = envelope(p, columns=30)
+    assert env.shape == (30, 2)
+    assert env.max() == pytest.approx(0.5) and env.min() == pytest.approx(-0.5)
+
+
+def test_envelope_of_a_broken_file_names_it(tmp_path):
+    p = tmp_path / "bad.wav"
+    p.write_bytes(b"nope")
+    with pytest.raises(UnreadableAudio, match="bad.wav"):
+        envelope(p)
+
+
+def test_png_highlights_the_matching_span():
+    env = np.stack([-np.full(200, 0.5), np.full(200, 0.5)], axis=1).astype(np.float32)
+    png = render_png(env, height=40, highlight=(0.5, 0.75))
+    from PIL import Image
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+    assert img.shape == (40, 200, 4)
+    top_row = img[0]
+    assert (top_row[110:140] == BAND_HIT).all()      # band drawn over the span only
+    assert not (top_row[:90] == BAND_HIT).all(axis=1).any()
+    mid = img[20]
+    assert (mid[:90] == WAVE).all(axis=1).all()       # waveform colour outside the span
+
+
+def test_waveform_png_of_a_file(tmp_path):
+    p = write(tmp_path / "n.wav", noise(2.0, 16000), 16000)
+    png = waveform_png(p, 2.0, 0.5, 1.0, width=120, height=30)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- player ---------------------------------------------------------------------------
+
+def test_small_browser_playable_file_is_served_whole_from_the_match(tmp_path):
+    p = write(tmp_path / "a.wav", tone(300, 3.0, 16000), 16000)
+    src = player_source(record_for(p, "WAV", 3.0, 16000), 1.5)
+    assert src.data == p.read_bytes() and src.mime == "audio/wav"
+    assert src.start_time == 1.5 and src.excerpt_offset is None
+
+
+def test_aiff_or_large_files_become_a_wav_excerpt_from_the_match(tmp_path):
+    sr = 8000
+    x = np.concatenate([np.zeros(2 * sr), tone(500, 2.0, sr)]).astype(np.float32)
+    p = write(tmp_path / "a.aiff", x, sr, format="AIFF")
+    src = player_source(record_for(p, "AIFF", 4.0, sr), 2.0, excerpt_seconds=1.0)
+    assert src.mime == "audio/wav" and src.start_time == 0.0 and src.excerpt_offset == 2.0
+    data, rate = sf.read(io.BytesIO(src.data))
+    assert rate == sr and len(data) == sr
+    assert np.abs(data).max() > 0.4                   # it starts at the tone, not the silence
+    big = write(tmp_path / "b.wav", x, sr)
+    src = player_source(record_for(big, "WAV", 4.0, sr), 0.5, max_whole_bytes=100, excerpt_seconds=1.0)
+    assert src.excerpt_offset == 0.5 and len(sf.read(io.BytesIO(src.data))[0]) == sr
+
+
+def test_player_of_a_moved_file_says_what_to_do(tmp_path):
+    p = write(tmp_path / "gone.wav", tone(300, 0.5, 8000), 8000)
+    rec = record_for(p, "WAV", 0.5, 8000)
+    p.unlink()
+    with pytest.raises(UnreadableAudio, match="re-index"):
+        player_source(rec, 0.0)
+
+
+# --- uploads --------------------------------------------------------------------------
+
+def wav(x: np.ndarray, sr: int) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, x, sr, format="WAV", subtype="FLOAT")
+    return buf.getvalue()
+
+
+def test_upload_is_decoded_in_memory_to_mono():
+    stereo = np.stack([tone(200, 0.5, 16000), tone(200, 0.5, 16000) * 0.5], axis=1)
+    ex = read_example("clip.wav", wav(stereo, 16000))
+    assert ex.sample_rate == 16000 and ex.waveform.ndim == 1
+    assert ex.duration == pytest.approx(0.5)
+    np.testing.assert_allclose(ex.waveform, stereo.mean(axis=1), atol=1e-6)
+
+
+def test_upload_over_the_limit_or_not_audio_is_refused():
+    data = wav(tone(200, 1.0, 16000), 16000)
+    with pytest.raises(InvalidQuery, match="upload limit"):
+        read_example("big.wav", data, max_bytes=len(data) - 1)
+    with pytest.raises(UnreadableAudio, match="notes.txt"):
+        read_example("notes.txt", b"hello there")
+    with pytest.raises(UnreadableAudio, match="empty"):
+        read_example("e.wav", b"")
+
+
+# --- map ------------------------------------------------------------------------------
+
+def test_pca_puts_points_on_their_main_axis_with_a_fixed_sign():
+    rng = np.random.default_rng(0)
+    t = np.linspace(-1, 1, 20)
+    x = np.outer(t, rng.standard_normal(8)) + 1e-3 * rng.standard_normal((20, 8))
+    xy = pca_2d(x)
+    assert xy.shape == (20, 2)
+    assert abs(np.corrcoef(xy[:, 0], t)[0, 1]) > 0.999
+    assert np.abs(xy[:, 1]).max() < 0.05 * np.abs(xy[:, 0]).max()
+    np.testing.assert_allclose(pca_2d(x), xy)          # deterministic
+    assert xy[np.argmax(np.abs(xy[:, 0])), 0] > 0      # sign fixed
+    np.testing.assert_allclose(pca_2d(-x), xy, atol=1e-5)  # mirrored input, same map
+    assert pca_2d(x[:1]).tolist() == [[0.0, 0.0]]
+
+
+def test_map_rows_and_picked_point():
+    rows = map_rows([3, 7], ["/lib/a/x.wav", "/lib/b/y.wav"], np.array([[0, 1], [2, 3]]), root="/lib")
+    assert rows == [{"file_id": 3, "name": "x.wav", "folder": "a", "x": 0.0, "y": 1.0},
+                    {"file_id": 7, "name": "y.wav", "folder": "b", "x": 2.0, "y": 3.0}]
+    assert selected_file_id({"selection": {"pick": [{"file_id": 7}]}}) == 7
+    assert selected_file_id({"selection": {"pick": []}}) is None
+    assert selected_file_id({"selection": {"pick": [{"file_id": "../../etc/passwd"}]}}) is None
+    assert selected_file_id(None) is None
+
+
+# --- filters, links, labels -----------------------------------------------------------
+
+def test_sidebar_values_become_query_filters():
+    f = filters_from_choices((0.0, slider_top(11.2)), 11.2, ALL_FOLDERS, [], [])
+    assert not f.active and slider_top(11.2) == 12.0
+    f = filters_from_choices((1.0, 5.0), 11.2, "/lib/dog", ["FLAC"], [44100])
+    assert (f.min_duration, f.max_duration, f.path_prefix) == (1.0, 5.0, "/lib/dog" + os.sep)
+    assert f.formats == ("flac",) and f.sample_rates == (44100,)
+
+
+def test_shareable_links():
+    assert query_from_params({"q": "  dog barking "}) == "dog barking"
+    assert query_from_params({"q": ["a", "rain"]}) == "rain"
+    assert query_from_params({}) == ""
+    assert share_url("http://h:8501", "dog barking") == "http://h:8501/?q=dog+barking"
+    assert share_url("http://h:8501/", " ") == "http://h:8501/"
+
+
+def test_typed_labels():
+    assert parse_label_text("dog bark, rain\nthunder,, rain ") == ["dog bark", "rain", "thunder"]
+    assert parse_label_text("  ") is None
+
+
+# --- `soundsift ui` -------------------------------------------------------------------
+
+def test_streamlit_is_started_headless_on_localhost_without_telemetry():
+    cmd = streamlit_command(8600, "127.0.0.1")
+    opts = dict(zip(cmd[5::2], cmd[6::2]))
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith(os.path.join("ui", "app.py"))
+    assert opts["--server.address"] == "127.0.0.1" and opts["--server.port"] == "8600"
+    assert opts["--server.headless"] == "true"
+    assert opts["--browser.gatherUsageStats"] == "false"
+    assert opts["--server.maxUploadSize"] == "50"
+    env = page_env("/x/idx", None, base={"PATH": "/bin", MODEL_ENV: "stale"})
+    assert env[INDEX_ENV] == "/x/idx" and MODEL_ENV not in env and env["PATH"] == "/bin"
+
+
+def test_ui_command_execs_streamlit_with_the_index(tmp_path, monkeypatch):
+    from engine.catalog import open_catalog
+    from ui.cli import app
+    from ui.components import server
+
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    open_catalog(idx / "catalog.db", create=True).dispose()
+    seen = {}
+    monkeypatch.setattr(server.os, "execve", lambda exe, argv, env: seen.update(argv=argv, env=env))
+    r = CliRunner().invoke(app, ["ui", "--index", str(idx), "--port", "8777", "--host", "0.0.0.0"])
+    assert r.exit_code == 0, r.output
+    assert seen["env"][INDEX_ENV] == str(idx.resolve())
+    argv = seen["argv"]
+    assert argv[argv.index("--server.port") + 1] == "8777"
+    assert argv[argv.index("--server.address") + 1] == "0.0.0.0"
+
+
+def test_ui_command_on_a_missing_index_exits_with_advice(tmp_path):
+    from ui.cli import app
+    r = CliRunner().invoke(app, ["ui", "--index", str(tmp_path / "nothing")])
+    assert r.exit_code == 1
+    assert "soundsift index" in r.output
+
+
+def test_ui_command_has_help():
+    from ui.cli import app
+    r = CliRunner().invoke(app, ["ui", "--help"])
+    assert r.exit_code == 0
+    assert "--index" in r.output and "--port" in r.output and "--host" in r.output
