@@ -212,7 +212,8 @@ def validate(model: TrainableModel, dataset: AudioTextDataset, *, batch_size: in
         model.train(was_training)
 
 
-def _flat(metrics: dict[str, Any]) -> str:
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """One line: R@1/R@5/mAP@10 both ways and zero-shot top-1."""
     parts = []
     for d in ("t2a", "a2t"):
         if d in metrics:
@@ -333,7 +334,7 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
                 validation = validate(model, val_set, batch_size=cfg.val_batch_size, device=device,
                                       prompt=cfg.zeroshot_prompt)
                 jlog.write(event="validation", step=step, **validation)
-                log.info("step %d validation: %s", step, _flat(validation))
+                log.info("step %d validation: %s", step, format_metrics(validation))
             if step == stop or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                 save_checkpoint(out, step, model, optimizer, scheduler, scaler, cfg.keep_checkpoints)
     finally:

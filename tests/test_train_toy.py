@@ -1,0 +1,73 @@
+"""`soundsift train` on the example toy config, and training configs as data."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from engine.errors import InvalidConfig
+from tests.conftest import tone
+from trainer.config import load_config
+from ui.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+TOY = REPO / "trainer" / "configs" / "toy.json"
+
+
+def test_toy_config_trains_into_a_model_folder_load_model_reads(tmp_path):
+    out = tmp_path / "toy"
+    result = CliRunner().invoke(app, ["train", str(TOY), "--out", str(out), "--steps", "4", "--json",
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["steps"] == 4 and summary["model_dir"] == str(out / "model")
+    assert summary["validation"]["n"] == 14 and summary["validation"]["zeroshot"]["classes"] == 7
+    assert (out / "toy-data" / "train.jsonl").is_file()
+    assert len(list((out / "toy-data" / "audio").rglob("*.wav"))) == 70
+
+    from engine.models import load_model
+    model = load_model(out / "model")
+    assert model.sample_rate == 16000 and model.window_seconds == 1.0
+    a = model.embed_audio([tone(200, 1.0, 16000), tone(3000, 1.0, 16000)])
+    t = model.embed_text(["a low tone", "a high tone"])
+    assert a.shape == t.shape == (2, model.dim)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-5)
+    events = [json.loads(line)["event"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert events[0] == "start" and events[-1] == "end" and events.count("step") == 4
+
+
+def test_configs_load_from_toml_with_paths_relative_to_the_file(tmp_path):
+    (tmp_path / "cfg.toml").write_text(
+        'steps = 50\nbatch_size = 4\n[model]\ninit = "soundsift-base"\n'
+        '[[data.train]]\nformat = "manifest"\npath = "mine.csv"\n'
+        '[[data.train]]\nformat = "webdataset"\npath = ["shards/a.tar", "shards/b.tar"]\n'
+        '[data.augment]\nmix = 0.2\nnoise_snr_db = [5, 30]\n')
+    cfg = load_config(tmp_path / "cfg.toml", steps=9)
+    assert cfg.steps == 9 and cfg.batch_size == 4 and cfg.model.init == "soundsift-base"
+    assert cfg.data.train[0].path == str(tmp_path / "mine.csv")
+    assert cfg.data.train[1].path == [str(tmp_path / "shards/a.tar"), str(tmp_path / "shards/b.tar")]
+    assert cfg.data.augment.mix == 0.2 and cfg.data.augment.noise_snr_db == (5.0, 30.0)
+    assert load_config(TOY).data.toy.per_class == 8
+
+
+@pytest.mark.parametrize("text,needle", [
+    ('{"stepz": 3, "data": {"toy": {}}}', "unknown key.*stepz"),
+    ('{"steps": "many", "data": {"toy": {}}}', r"config.steps: expected int"),
+    ('{"batch_size": 1, "data": {"toy": {}}}', "at least 2"),
+    ('{"steps": 3}', "data.train is empty"),
+    ('{"data": {"train": [{"format": "manifest"}]}}', "has no 'path'"),
+    ('{"data": {"toy": {}}, ', "not valid JSON"),
+])
+def test_bad_configs_are_reported(tmp_path, text, needle):
+    (tmp_path / "c.json").write_text(text)
+    with pytest.raises(InvalidConfig, match=needle):
+        load_config(tmp_path / "c.json")
+
+
+def test_cli_reports_config_errors_in_one_line(tmp_path):
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "absent.json")])
+    assert result.exit_code == 1
+    assert "config file not found" in result.output
