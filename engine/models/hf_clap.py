@@ -22,7 +22,7 @@ from engine.models.base import AudioTextModel, l2_normalize
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from engine.models.clap_features import ClapFeatureExtractor
+    from engine.models.clap_features import ClapFeatures
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class HFClapModel(AudioTextModel):
     (unfused) or the fixed front/middle/back fusion crops (fused).
     """
 
-    def __init__(self, model, features: "ClapFeatureExtractor", tokenizer, *, name: str,
+    def __init__(self, model, features: "ClapFeatures", tokenizer, *, name: str,
                  fingerprint: str, device: "torch.device", audio_batch_size: int = 16,
                  text_batch_size: int = 64) -> None:
         self.model = model
@@ -147,7 +147,7 @@ class HFClapModel(AudioTextModel):
     def from_parts(cls, model, hf_features, tokenizer, *, name: str,
                    device: "str | torch.device | None" = None) -> "HFClapModel":
         """Wrap an already loaded transformers ClapModel + ClapFeatureExtractor + tokenizer."""
-        from engine.models.clap_features import ClapFeatureExtractor
+        from engine.models.clap_features import ClapFeatures
 
         dev = pick_device(device)
         fused = bool(model.config.audio_config.enable_fusion)
@@ -159,7 +159,7 @@ class HFClapModel(AudioTextModel):
                 f"{name}: the feature extractor asks for fusion (4-channel input) but the model "
                 "has audio_config.enable_fusion = false; fix preprocessor_config.json "
                 "('truncation': 'rand_trunc') or the model config")
-        features = ClapFeatureExtractor.from_transformers(hf_features, device=dev)
+        features = ClapFeatures.from_transformers(hf_features, device=dev)
         fingerprint = cls._fingerprint(model, features, tokenizer)
         model = model.to(dev).eval()
         batch = 64 if dev.type == "cuda" else 16
@@ -167,7 +167,7 @@ class HFClapModel(AudioTextModel):
                    audio_batch_size=batch)
 
     @staticmethod
-    def _fingerprint(model, features: "ClapFeatureExtractor", tokenizer) -> str:
+    def _fingerprint(model, features: "ClapFeatures", tokenizer) -> str:
         preprocessing = {
             "backend": BACKEND_VERSION,
             "features": features.params.__dict__,
