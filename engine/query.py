@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 #: most stored segments of one file used as queries by similar_to_file (evenly spaced)
 MAX_QUERY_SEGMENTS = 32
 _RELOAD_RETRIES = 3
+_SQL_CHUNK = 900           # ids per "IN (...)" (well under SQLite's variable limit)
 
 
 @dataclass
@@ -105,9 +106,12 @@ class _Snapshot:
         return np.searchsorted(self.seg_ids, ids)
 
 
-def _meta_value(conn: Connection, key: str) -> Any:
-    raw = conn.execute(select(Meta.value).where(Meta.key == key)).scalar()
-    return None if raw is None else json.loads(raw)
+def _generation_key(conn: Connection) -> tuple[Any, Any]:
+    """(vectors_file, generation) of the last commit: one cheap query per search."""
+    rows = dict(conn.exec_driver_sql(
+        "SELECT key, value FROM meta WHERE key IN ('vectors_file', 'generation')").fetchall())
+    return tuple(json.loads(rows[k]) if k in rows else None  # type: ignore[return-value]
+                 for k in ("vectors_file", "generation"))
 
 
 def _all_meta(conn: Connection) -> dict[str, Any]:
@@ -210,7 +214,7 @@ class SoundIndex:
 
     def _refresh(self, conn: Connection) -> _Snapshot:
         """Reopen vectors and segment table if a new generation was committed."""
-        key = (_meta_value(conn, "vectors_file"), _meta_value(conn, "generation"))
+        key = _generation_key(conn)
         snap = self._snap
         if snap is not None and snap.key == key:
             return snap
@@ -302,6 +306,10 @@ class SoundIndex:
                                f"{self.meta.get('dim')}-dim vectors")
         return self._with_snapshot(lambda conn, snap: self._search(conn, snap, q, k, filters, per_file))
 
+    def allowed_segment_ids(self, filters: Filters) -> np.ndarray:
+        """Sorted ids of the segments whose files ``filters`` keeps."""
+        return self._with_snapshot(lambda conn, snap: self._allowed(conn, snap, filters))
+
     def _allowed(self, conn: Connection, snap: _Snapshot, filters: Filters) -> np.ndarray:
         """Sorted segment ids of the files ``filters`` keeps (cached per generation)."""
         key = (snap.key, filters)
@@ -364,18 +372,23 @@ class SoundIndex:
         seg_ids = np.array([seg for _, (_, seg) in top], dtype=np.int64)
         rows = snap.rows(seg_ids)
         file_ids = snap.seg_file[rows]
-        files = {r.id: r for r in conn.execute(
-            select(File.id, File.path, File.duration, File.format, File.sample_rate)
-            .where(File.id.in_([int(f) for f in set(file_ids.tolist())])))}
+        wanted = sorted(set(file_ids.tolist()))
+        files = {}
+        for i in range(0, len(wanted), _SQL_CHUNK):
+            chunk = tuple(wanted[i:i + _SQL_CHUNK])
+            files.update((r[0], r) for r in conn.exec_driver_sql(
+                "SELECT id, path, duration, format, sample_rate FROM files WHERE id IN "
+                f"({','.join('?' * len(chunk))})", chunk).fetchall())
         hits = []
         for (_, (score, seg)), row, fid in zip(top, rows, file_ids):
             f = files.get(int(fid))
             if f is None:  # the catalog lost the file: a broken commit; skip it, loudly
                 log.warning("%s: segment %d points at missing file %d", self.root, seg, fid)
                 continue
-            hits.append(Hit(path=f.path, start=float(snap.seg_start[row]), end=float(snap.seg_end[row]),
-                            score=score, file_id=int(fid), segment_id=seg, duration=float(f.duration),
-                            format=str(f.format), sample_rate=int(f.sample_rate)))
+            _, path, duration, fmt, rate = f
+            hits.append(Hit(path=path, start=float(snap.seg_start[row]), end=float(snap.seg_end[row]),
+                            score=score, file_id=int(fid), segment_id=seg, duration=float(duration),
+                            format=str(fmt), sample_rate=int(rate)))
         return hits
 
     # ------------------------------------------------------ audio and zero-shot
