@@ -70,4 +70,4 @@ def test_bad_configs_are_reported(tmp_path, text, needle):
 def test_cli_reports_config_errors_in_one_line(tmp_path):
     result = CliRunner().invoke(app, ["train", str(tmp_path / "absent.json")])
     assert result.exit_code == 1
-    assert "config file not found" in result.output
+    assert "config file not found" in " ".join(result.output.split())

@@ -1,0 +1,116 @@
+"""`soundsift caption`: tags → captions → a training manifest, and captions stored in a catalog."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from engine.catalog import Caption, File, Tag, open_catalog
+from tests.conftest import chirp, noise, tone, write
+from tests.tiny_models import tiny_clap_dir  # noqa: F401  (session fixture)
+from trainer.captions import captions_from_tags
+from trainer.caption_loop import TagScore, merge_tags, top_tags
+from trainer.datasets import read_manifest
+from ui.cli import app
+
+SR = 16000
+LABELS = ["beep", "hiss", "sweep"]
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("unlabeled")
+    write(root / "a" / "beep.wav", tone(1000, 1.0, SR), SR)
+    write(root / "a" / "hiss.flac", noise(1.5, SR, seed=2), SR)
+    write(root / "b" / "sweep.wav", chirp(300, 3000, 1.0, SR), SR)
+    (root / "b" / "broken.wav").write_bytes(b"RIFF\x00\x00 not audio at all")
+    return root
+
+
+def test_top_tags_and_merge_are_pinned():
+    scores = np.array([0.1, 0.7, 0.3, 0.7, 0.05])
+    got = top_tags(["a", "b", "c", "d", "e"], scores, 3, 0.2, "yamnet")
+    assert [(t.label, t.score) for t in got] == [("b", 0.7), ("d", 0.7), ("c", 0.3)]
+    assert top_tags(["a", "b"], np.array([0.1, 0.15]), 5, 0.2, "x") == []
+    merged = merge_tags([TagScore("Dog", 0.4, "yamnet"), TagScore("Rain", 0.2, "yamnet")],
+                        [TagScore("dog", 0.9, "zeroshot"), TagScore("wind", 0.3, "zeroshot")], top_k=2)
+    assert [(t.label, t.source) for t in merged] == [("dog", "zeroshot"), ("wind", "zeroshot")]
+
+
+def test_caption_with_model_tags_writes_manifest_and_stores_in_index(tmp_path, library, tiny_clap_dir):
+    from indexer import build_index
+    index = tmp_path / "idx"
+    build_index([library], index=index, model=tiny_clap_dir, workers=0, progress=False)
+    out = tmp_path / "blat.jsonl"
+    args = ["caption", str(library), "--out", str(out), "--index", str(index), "--source", "model",
+            "--model", str(tiny_clap_dir), "--labels", ",".join(LABELS), "--top-k", "2", "--threshold", "0",
+            "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["rows"] == 3 and len(report["failed"]) == 1 and "broken.wav" in report["failed"][0]
+    assert report["stored"] == {"files": 3, "not_in_index": 0, "tags": 6, "captions": 9}
+
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(Path(r["audio"]).name for r in rows) == ["beep.wav", "hiss.flac", "sweep.wav"]
+    for r in rows:
+        assert len(r["tags"]) == 2 and set(r["tags"]) <= set(LABELS)
+        scores = [t["score"] for t in r["tag_scores"]]
+        assert scores == sorted(scores, reverse=True) and all(t["source"] == "zeroshot" for t in r["tag_scores"])
+        assert len(r["captions"]) == 3
+        assert r["captions"][1] == f"This is a sound of {r['tags'][0]} and {r['tags'][1]}."
+    items = read_manifest(out)                   # the manifest is training data as it stands
+    assert [i.captions for i in items] == [r["captions"] for r in rows]
+
+    def catalog_state():
+        engine = open_catalog(index / "catalog.db")
+        try:
+            with Session(engine) as s:
+                caps = s.execute(select(File.path, Caption.text, Caption.source).join(Caption)).all()
+                tags = s.execute(select(File.path, Tag.label, Tag.source).join(Tag)).all()
+        finally:
+            engine.dispose()
+        return sorted(caps), sorted(tags)
+
+    caps, tags = catalog_state()
+    assert len(caps) == 9 and {c.source for c in caps} == {"blat"}
+    by_row = {Path(r["audio"]).name: r for r in rows}
+    for path, text, _ in caps:
+        assert text in by_row[Path(path).name]["captions"]
+    assert len(tags) == 6 and {t.source for t in tags} == {"zeroshot"}
+
+    again = CliRunner().invoke(app, args)          # re-captioning replaces, never duplicates
+    assert again.exit_code == 0, again.output
+    assert catalog_state() == (caps, tags)
+
+
+def test_caption_with_yamnet_audioset_tags(tmp_path, library):
+    from engine.towers.yamnet import class_names
+    out = tmp_path / "m.jsonl"
+    result = CliRunner().invoke(app, ["caption", str(library / "a" / "hiss.flac"), str(library / "a" / "beep.wav"),
+                                      "--out", str(out), "--top-k", "3", "--threshold", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    names = set(class_names())
+    assert len(rows) == 2
+    for r in rows:
+        assert len(r["tags"]) == 3 and set(r["tags"]) <= names
+        assert r["captions"] == captions_from_tags(r["tags"], 3)
+        assert all(t["source"] == "yamnet" and 0 <= t["score"] <= 1 for t in r["tag_scores"])
+    high = CliRunner().invoke(app, ["caption", str(library / "a"), "--out", str(tmp_path / "none.jsonl"),
+                                    "--threshold", "1.0", "--json"])
+    assert json.loads(high.stdout)["rows"] == 0          # nothing certain enough: no rows
+
+
+def test_caption_errors_are_one_line(tmp_path, library):
+    result = CliRunner().invoke(app, ["caption", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1 and "no such file or folder" in " ".join(result.output.split())
+    result = CliRunner().invoke(app, ["caption", str(tmp_path)])
+    assert result.exit_code == 1 and "no audio files" in " ".join(result.output.split())
+    result = CliRunner().invoke(app, ["caption", str(library / "a"), "--source", "radio"])
+    assert result.exit_code == 1 and "--source must be one of yamnet, model, both" in " ".join(result.output.split())

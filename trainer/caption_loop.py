@@ -1,0 +1,203 @@
+"""Tag-guided synthetic captions (BLAT): unlabeled audio → tags → captions → a training manifest.
+
+Tags come from YAMNet's AudioSet posteriors (as BLAT guides its captions with AudioSet
+tags) and/or the current model's zero-shot tags (:mod:`engine.zeroshot`); the top ``k``
+tags scoring at least ``threshold`` are kept, turned into captions by keyword-to-caption
+(:mod:`trainer.captions`), written as a JSONL manifest that :mod:`trainer.datasets`
+reads, and optionally stored in an index's catalog (``tags`` and ``captions`` tables).
+
+The loop: model → tags → captions → retrain (``soundsift train`` on the manifest) →
+a better model → better tags.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from engine.audio import AUDIO_EXTENSIONS, decode
+from engine.errors import InvalidQuery, UnreadableAudio
+from trainer.captions import captions_from_tags
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("yamnet", "model", "both")
+CAPTION_SOURCE = "blat"
+
+
+@dataclass
+class TagScore:
+    label: str
+    score: float
+    source: str            # "yamnet" or "zeroshot"
+
+
+@dataclass
+class CaptionedFile:
+    """One file's tags (best first) and the captions made from them."""
+
+    path: str
+    tags: list[TagScore] = field(default_factory=list)
+    captions: list[str] = field(default_factory=list)
+
+    def manifest_row(self) -> dict[str, Any]:
+        return {"audio": self.path, "captions": self.captions, "tags": [t.label for t in self.tags],
+                "tag_scores": [{"label": t.label, "score": round(t.score, 6), "source": t.source} for t in self.tags],
+                "source": CAPTION_SOURCE}
+
+
+def audio_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The audio files named by ``paths`` (files, or folders searched recursively), sorted."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InvalidQuery(f"{p}: no such file or folder")
+    return [Path(os.path.abspath(f)) for f in dict.fromkeys(out)]
+
+
+def top_tags(labels: Sequence[str], scores: np.ndarray, top_k: int, threshold: float, source: str) -> list[TagScore]:
+    """The ``top_k`` best labels whose score is at least ``threshold`` (ties: label order)."""
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:top_k]
+    return [TagScore(labels[i], float(scores[i]), source) for i in order if scores[i] >= threshold]
+
+
+def merge_tags(*groups: Sequence[TagScore], top_k: int) -> list[TagScore]:
+    """Union of tag lists, one entry per label (case-insensitive, best score kept), best first."""
+    best: dict[str, TagScore] = {}
+    for group in groups:
+        for t in group:
+            key = t.label.strip().lower()
+            if key not in best or t.score > best[key].score:
+                best[key] = t
+    return sorted(best.values(), key=lambda t: -t.score)[:top_k]
+
+
+class YamnetTagger:
+    """AudioSet tags from YAMNet: sigmoid posteriors averaged over the file's 0.96 s patches."""
+
+    def __init__(self) -> None:
+        from engine.towers import yamnet
+        self.tower = yamnet.shared_tower()
+        self.labels = list(yamnet.class_names())
+        self.sample_rate = yamnet.SAMPLE_RATE
+
+    def scores(self, path: str | Path) -> np.ndarray:
+        wave = decode(path, self.sample_rate)
+        return self.tower.clip_features(self.tower.log_mel(wave))["posteriors"]
+
+
+class ZeroShotTagger:
+    """The model's zero-shot tags: softmax over ``labels`` of the scaled cosine (engine.zeroshot)."""
+
+    def __init__(self, model: Any, labels: Sequence[str], template: str) -> None:
+        self.model = model
+        self.labels = list(dict.fromkeys(str(x).strip() for x in labels if str(x).strip()))
+        self.template = template
+
+    def tags(self, path: str | Path, top_k: int, threshold: float) -> list[TagScore]:
+        from engine import zeroshot
+        vector = zeroshot.audio_query_vector(self.model, path)
+        found = zeroshot.tag(self.model, vector, self.labels, top=top_k, template=self.template)
+        return [TagScore(t["label"], t["score"], "zeroshot") for t in found if t["score"] >= threshold]
+
+
+def caption_files(files: Sequence[Path], *, source: str = "yamnet", model: Any = None,
+                  labels: Sequence[str] | None = None, top_k: int = 5, threshold: float = 0.2,
+                  captions_per_file: int = 3, template: str = "This is a sound of {label}."
+                  ) -> tuple[list[CaptionedFile], list[UnreadableAudio]]:
+    """Tag and caption every file; unreadable files are returned as errors, not raised."""
+    if source not in SOURCES:
+        raise InvalidQuery(f"--source must be one of {', '.join(SOURCES)}, not {source!r}")
+    if top_k < 1:
+        raise InvalidQuery("--top-k must be at least 1")
+    yam = YamnetTagger() if source in ("yamnet", "both") else None
+    zs = None
+    if source in ("model", "both"):
+        if model is None:
+            raise InvalidQuery("zero-shot tags need a model (--model)")
+        if labels is None:
+            from engine.vocabulary import default_labels
+            labels = default_labels(model)
+        zs = ZeroShotTagger(model, labels, template)
+    done: list[CaptionedFile] = []
+    errors: list[UnreadableAudio] = []
+    for path in files:
+        try:
+            groups = []
+            if yam is not None:
+                groups.append(top_tags(yam.labels, yam.scores(path), top_k, threshold, "yamnet"))
+            if zs is not None:
+                groups.append(zs.tags(path, top_k, threshold))
+        except UnreadableAudio as e:
+            log.warning("%s", e)
+            errors.append(e)
+            continue
+        tags = merge_tags(*groups, top_k=top_k)
+        done.append(CaptionedFile(str(path), tags, captions_from_tags([t.label for t in tags], captions_per_file)))
+        if not tags:
+            log.info("%s: no tag reached the threshold %.2f; no captions", path, threshold)
+    return done, errors
+
+
+def write_manifest(rows: Sequence[CaptionedFile], out: str | Path) -> int:
+    """Write the captioned files as a JSONL training manifest; returns the rows written.
+
+    Files without any tag above the threshold are left out (they have nothing to say).
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    kept = [r for r in rows if r.captions]
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r.manifest_row(), ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
+    os.replace(tmp, out)
+    return len(kept)
+
+
+def store_in_catalog(index: str | Path | None, rows: Sequence[CaptionedFile]) -> dict[str, int]:
+    """Replace each indexed file's tags (per source) and BLAT captions in the index's catalog.
+
+    Files not in the index are counted, not added (index them first). One transaction.
+    """
+    from sqlalchemy import delete, select
+    from sqlalchemy.orm import Session
+
+    from engine.catalog import Caption, File, Tag, open_catalog
+    from engine.errors import IndexNotFound
+    from engine.layout import IndexLayout, resolve_index_dir
+
+    layout = IndexLayout(resolve_index_dir(index))
+    if not layout.catalog.is_file():
+        raise IndexNotFound(f"no index at {layout.root}; build it with: soundsift index PATH --index {index}")
+    engine = open_catalog(layout.catalog)
+    stored = missing = tags_written = captions_written = 0
+    try:
+        with Session(engine) as session, session.begin():
+            for row in rows:
+                candidates = list(dict.fromkeys([row.path, os.path.realpath(row.path)]))
+                file_id = session.scalar(select(File.id).where(File.path.in_(candidates)))
+                if file_id is None:
+                    missing += 1
+                    continue
+                sources = {t.source for t in row.tags} | {"yamnet", "zeroshot"}
+                session.execute(delete(Tag).where(Tag.file_id == file_id, Tag.source.in_(sources)))
+                session.execute(delete(Caption).where(Caption.file_id == file_id, Caption.source == CAPTION_SOURCE))
+                session.add_all(Tag(file_id=file_id, label=t.label, score=t.score, source=t.source) for t in row.tags)
+                session.add_all(Caption(file_id=file_id, text=c, source=CAPTION_SOURCE) for c in row.captions)
+                stored += 1
+                tags_written += len(row.tags)
+                captions_written += len(row.captions)
+    finally:
+        engine.dispose()
+    if missing:
+        log.warning("%d captioned files are not in index %s; index them first to store their captions",
+                    missing, layout.root)
+    return {"files": stored, "not_in_index": missing, "tags": tags_written, "captions": captions_written}

@@ -1,0 +1,84 @@
+"""``soundsift caption PATH...``: tag-guided synthetic captions (BLAT) → a training manifest."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ui.cli.app import app
+from ui.cli.common import INDEX_HELP, MODEL_HELP, err_console, print_json, reports_errors, setup_logging
+
+
+def _index_model(index: Optional[str]) -> Optional[str]:
+    """The model an existing index was built with (its catalog's ``model_name``)."""
+    from sqlalchemy.orm import Session
+
+    from engine.catalog import get_meta, open_catalog
+    from engine.layout import IndexLayout, resolve_index_dir
+
+    catalog = IndexLayout(resolve_index_dir(index)).catalog
+    if not catalog.is_file():
+        return None
+    engine = open_catalog(catalog)
+    try:
+        with Session(engine) as s:
+            return get_meta(s).get("model_name")
+    finally:
+        engine.dispose()
+
+
+@app.command("caption")
+@reports_errors
+def caption_command(
+    paths: List[Path] = typer.Argument(..., help="Audio files or folders (searched recursively)."),
+    out: Path = typer.Option(Path("manifest.jsonl"), "--out", "-o", help="Training manifest to write (JSONL)."),
+    index: Optional[str] = typer.Option(None, "--index", "-i",
+                                        help=INDEX_HELP + " When given, tags and captions are stored in its catalog."),
+    source: str = typer.Option("yamnet", "--source", "-s",
+                               help="yamnet: AudioSet tags from YAMNet; model: the model's zero-shot tags; both."),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help=MODEL_HELP + " For --source model/both; default: the index's model, "
+                                                          "else soundsift-base."),
+    labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Comma-separated zero-shot labels."),
+    labels_file: Optional[Path] = typer.Option(None, "--labels-file", help="Zero-shot labels, one per line."),
+    top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="Keep at most this many tags per file."),
+    threshold: float = typer.Option(0.2, "--threshold", "-t", min=0.0, max=1.0,
+                                    help="Minimum tag score (YAMNet posterior / zero-shot softmax)."),
+    captions_per_file: int = typer.Option(3, "--captions", min=1, help="Captions written per file."),
+    json_out: bool = typer.Option(False, "--json", help="Print the captioned files as JSON on stdout."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
+    """Tag unlabeled audio (YAMNet AudioSet tags and/or zero-shot tags), turn the tags into
+    captions, write a training manifest, and store tags and captions in an index."""
+    setup_logging(verbose)
+    from engine.errors import InvalidQuery
+    from trainer.caption_loop import audio_files, caption_files, store_in_catalog, write_manifest
+
+    if labels and labels_file:
+        raise InvalidQuery("give --labels or --labels-file, not both")
+    files = audio_files(paths)
+    if not files:
+        raise InvalidQuery(f"no audio files under {', '.join(map(str, paths))}")
+    the_model, label_list = None, None
+    if source in ("model", "both"):
+        from engine.models import load_model
+        the_model = load_model(model or (_index_model(index) if index else None))
+        if labels or labels_file:
+            from engine.vocabulary import load_labels_file, parse_labels
+            label_list = parse_labels(labels) if labels else load_labels_file(labels_file)
+    rows, errors = caption_files(files, source=source, model=the_model, labels=label_list, top_k=top_k,
+                                 threshold=threshold, captions_per_file=captions_per_file)
+    written = write_manifest(rows, out)
+    stored = store_in_catalog(index, rows) if index else None
+    if json_out:
+        print_json({"manifest": str(out), "rows": written, "failed": [str(e) for e in errors], "stored": stored,
+                    "files": [r.manifest_row() for r in rows]})
+        return
+    err_console.print(f"captioned {written} of {len(files)} files → {out}"
+                      + (f"; {len(errors)} unreadable" if errors else ""), highlight=False)
+    if stored is not None:
+        err_console.print(f"stored {stored['tags']} tags and {stored['captions']} captions for "
+                          f"{stored['files']} files in the index"
+                          + (f" ({stored['not_in_index']} files not indexed)" if stored["not_in_index"] else ""),
+                          highlight=False)
