@@ -162,6 +162,10 @@ def test_embed_audio_edge_cases(unfused):
     assert np.isfinite(tiny).all() and tiny.shape == (1, 32)
     with pytest.raises(ValueError, match="waveform 1: .*empty"):
         unfused.embed_audio([np.ones(100, np.float32), np.zeros(0, np.float32)])
+    with pytest.raises(ValueError, match="waveform 0: .*NaN"):
+        unfused.embed_audio([np.array([0.1, np.nan, 0.2], np.float32)])
+    with pytest.raises(ValueError, match="waveform 0: .*1-D mono"):
+        unfused.embed_audio([np.zeros((2, 4800), np.float32)])
 
 
 TEXTS = ["a dog barking", "rain", "this is a sound of thunder and wind in the storm", "",

@@ -148,6 +148,8 @@ class ClapFeatures:
             raise ValueError(f"expected a 1-D mono waveform, got shape {waveform.shape}")
         if waveform.shape[0] == 0:
             raise ValueError("cannot embed an empty waveform (0 samples)")
+        if not np.isfinite(waveform).all():
+            raise ValueError("waveform has NaN or infinite samples")
         channels = 4 if self.fusion else 1
         if waveform.shape[0] <= p.max_samples:
             mel = self.log_mel(pad_short(waveform, p.max_samples, p.padding))

@@ -182,7 +182,10 @@ class HFClapModel(AudioTextModel):
 
     # ---------------------------------------------------------------- embedding
     def embed_audio(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
-        """Mono float32 clips at ``sample_rate`` (any length > 0) → (N, dim) L2-normalised."""
+        """Mono float32 clips at ``sample_rate`` (any length > 0) → (N, dim) L2-normalised.
+
+        Raises ValueError naming the clip for an empty, non-finite or multi-channel waveform.
+        """
         import torch
 
         out = np.zeros((len(waveforms), self.dim), dtype=np.float32)
