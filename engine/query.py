@@ -359,9 +359,14 @@ class SoundIndex:
         """key (file id, or segment id) → (best score, its segment id)."""
         valid = I >= 0
         ids, scores = I[valid], D[valid]
+        rows = np.minimum(snap.rows(ids), max(0, len(snap.seg_ids) - 1))
+        known = snap.seg_ids[rows] == ids if len(snap.seg_ids) else np.zeros(len(ids), bool)
+        if not known.all():   # vectors without a catalog row: never report a wrong file
+            log.warning("ignoring %d vector ids missing from the catalog", int((~known).sum()))
+            ids, scores, rows = ids[known], scores[known], rows[known]
         order = np.argsort(-scores, kind="stable")
-        ids, scores = ids[order], scores[order]
-        keys = snap.seg_file[snap.rows(ids)] if per_file else ids
+        ids, scores, rows = ids[order], scores[order], rows[order]
+        keys = snap.seg_file[rows] if per_file else ids
         _, first = np.unique(keys, return_index=True)
         return {int(keys[i]): (float(scores[i]), int(ids[i])) for i in first}
 

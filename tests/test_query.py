@@ -300,3 +300,38 @@ def test_info_errors_facets_get_file_and_file_vectors(library):
         f = next(f for f in files if f.path == path)
         np.testing.assert_allclose(vec, unit(unit(f.vectors).mean(axis=0))[0], atol=1e-5)
         assert index.get_file(int(fid))["path"] == path
+
+
+def test_concurrent_readers_during_rewrites_see_whole_generations(tmp_path):
+    """Searches in threads while generations are committed: every answer is one generation."""
+    import threading
+    root = tmp_path / "i"
+    gens = {g: [FileSpec(f"/gen{g}/f{i}.wav", f.vectors) for i, f in enumerate(random_library(seed=g, n_files=6))]
+            for g in range(1, 7)}
+    write_index(root, gens[1], dim=DIM, generation=1)
+    failures: list[str] = []
+    seen: set[int] = set()
+    with SoundIndex.open(root, model=FakeModel(DIM)) as index:
+        def reader(seed: int) -> None:
+            rng = np.random.default_rng(seed)
+            for _ in range(40):
+                try:
+                    hits = index.search_vectors(rng.standard_normal(DIM).astype(np.float32), k=6)
+                except Exception as e:  # noqa: BLE001 - collected and asserted below
+                    failures.append(repr(e))
+                    continue
+                folders = {h.folder for h in hits}
+                if len(hits) != 6 or len(folders) != 1:
+                    failures.append(f"mixed or short answer: {[h.path for h in hits]}")
+                else:
+                    seen.add(int(folders.pop()[4:]))
+        threads = [threading.Thread(target=reader, args=(s,)) for s in range(3)]
+        for t in threads:
+            t.start()
+        for g in range(2, 7):
+            write_index(root, gens[g], dim=DIM, generation=g)
+        for t in threads:
+            t.join()
+        assert failures == []
+        assert index.search_vectors(np.ones(DIM, np.float32), k=1)[0].folder == "/gen6"
+    assert seen and seen <= set(gens)
