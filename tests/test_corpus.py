@@ -244,7 +244,7 @@ def test_write_clip_resamples_when_asked_and_skips_silence(tmp_path):
 def test_synthesis_commands_are_pinned(tmp_path):
     out = tmp_path / "a.wav"
     assert sox_command(out, 16000, 2.0, ["sine", "440"], -6) == [
-        "sox", "-n", "-r", "16000", "-b", "16", "-c", "1", str(out), "synth", "2", "sine", "440",
+        "sox", "-R", "-D", "-n", "-r", "16000", "-b", "16", "-c", "1", str(out), "synth", "2", "sine", "440",
         "gain", "-6", "fade", "0.01", "0", "0.01"]
     assert espeak_command(out, "fr+f3", "Bonjour.", 150, 50) == [
         "espeak-ng", "-v", "fr+f3", "-s", "150", "-p", "50", "-w", str(out), "Bonjour."]
@@ -275,6 +275,10 @@ def test_tone_recipes_render_what_their_captions_say(tmp_path):
     assert sine.captions[0] == f"a {freq} Hz sine tone"
     sine.render(tmp_path / "s.wav")
     data, sr = sf.read(str(tmp_path / "s.wav"))
+    noise = next(c for c in cands if c.label == "white noise")
+    noise.render(tmp_path / "n1.wav")
+    noise.render(tmp_path / "n2.wav")
+    assert (tmp_path / "n1.wav").read_bytes() == (tmp_path / "n2.wav").read_bytes()   # repeatable
     spectrum = np.abs(np.fft.rfft(data))
     assert abs(np.argmax(spectrum) * sr / len(data) - freq) < 3
 
@@ -305,3 +309,14 @@ def test_build_corpus_end_to_end_on_synthesis(tmp_path):
     assert stats["per_source"] == {"tones": 8, "speech": 5} and stats["val_sources"] == ["speech"]
     with pytest.raises(CorpusError, match="nope"):
         build_corpus(tmp_path / "d", ["nope"])
+
+
+def test_prune_audio_removes_only_clips_no_manifest_names(tmp_path):
+    from trainer.corpus.runner import prune_audio
+    for rel in ("audio/a/kept.flac", "audio/a/stale.flac", "audio/b/val.flac"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    (tmp_path / "train.jsonl").write_text(json.dumps({"audio": "audio/a/kept.flac"}) + "\n")
+    (tmp_path / "val.jsonl").write_text(json.dumps({"audio": "audio/b/val.flac"}) + "\n")
+    assert prune_audio(tmp_path) == 1
+    assert sorted(p.name for p in (tmp_path / "audio").rglob("*.flac")) == ["kept.flac", "val.flac"]

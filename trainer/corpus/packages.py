@@ -118,6 +118,13 @@ def _reader_of_file(p: Path) -> Callable[[], bytes]:
     return p.read_bytes
 
 
+def _zip_member_reader(archive: Path, member: str) -> Callable[[], bytes]:
+    def read() -> bytes:
+        with zipfile.ZipFile(archive) as z:
+            return z.read(member)
+    return read
+
+
 def iter_package_files(tree: Path, recipe: PackageRecipe) -> Iterator[tuple[str, Callable[[], bytes]]]:
     """(path inside the recipe's root, reader of its bytes) for every file of the package,
     looking inside .rcc and .pk3 containers when the recipe says so. Sorted, so deterministic."""
@@ -138,14 +145,8 @@ def iter_package_files(tree: Path, recipe: PackageRecipe) -> Iterator[tuple[str,
         for p in sorted(root.rglob("*.pk3")):
             with zipfile.ZipFile(p) as z:
                 names = sorted(i.filename for i in z.infolist() if not i.is_dir())
-
-            def reader(pk3: Path = p, member: str = "") -> Callable[[], bytes]:
-                def read() -> bytes:
-                    with zipfile.ZipFile(pk3) as z:
-                        return z.read(member)
-                return read
             for n in names:
-                yield f"{p.stem}/{n}", reader(p, n)
+                yield f"{p.stem}/{n}", _zip_member_reader(p, n)
 
 
 def package_candidates(tree: Path, recipe: PackageRecipe) -> tuple[list[Candidate], int]:

@@ -38,6 +38,7 @@ class CorpusSummary:
     val_sources: list[str] = field(default_factory=list)
     dropped_names: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
+    stale_removed: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -125,6 +126,7 @@ def build_corpus(out: Path, sources: list[str] | None = None, *, max_per_label: 
         _write_jsonl(out / f"{split}.jsonl", rows)
         setattr(summary, split, len(rows))
     summary.timings["convert"] = round(time.perf_counter() - t1, 1)
+    summary.stale_removed = prune_audio(out)
     summary.timings["total"] = round(time.perf_counter() - t0, 1)
     summary.per_source = dict(per_source.most_common())
     summary.per_label = dict(per_label.most_common())
@@ -142,6 +144,23 @@ def build_corpus(out: Path, sources: list[str] | None = None, *, max_per_label: 
         log.warning("validation split has %d clips, fewer than %d: hold out more sources "
                     "(--val-sources)", summary.val, min_val)
     return summary
+
+
+def prune_audio(out: Path) -> int:
+    """Delete clips under ``out/audio`` that no manifest names (left by an earlier build with
+    other settings); return how many."""
+    named: set[str] = set()
+    for split in ("train", "val"):
+        path = out / f"{split}.jsonl"
+        if path.is_file():
+            with path.open(encoding="utf-8") as f:
+                named.update(json.loads(line)["audio"] for line in f if line.strip())
+    removed = 0
+    for p in sorted((out / "audio").rglob("*.flac")):
+        if p.relative_to(out).as_posix() not in named:
+            p.unlink()
+            removed += 1
+    return removed
 
 
 def _caps() -> dict[str, int]:

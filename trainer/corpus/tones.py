@@ -21,8 +21,9 @@ NOISES = {"whitenoise": "white noise", "pinknoise": "pink noise", "brownnoise": 
 
 
 def sox_command(out: Path, rate: int, seconds: float, synth: list[str], gain_db: float) -> list[str]:
-    """``sox -n`` command writing ``seconds`` of ``synth`` (sox synth arguments) to ``out``."""
-    return ["sox", "-n", "-r", str(rate), "-b", "16", "-c", "1", str(out),
+    """``sox -n`` command writing ``seconds`` of ``synth`` (sox synth arguments) to ``out``;
+    repeatable (-R: fixed random numbers for noise) and without dither (-D)."""
+    return ["sox", "-R", "-D", "-n", "-r", str(rate), "-b", "16", "-c", "1", str(out),
             "synth", f"{seconds:g}", *synth, "gain", f"{gain_db:g}", "fade", "0.01", "0", "0.01"]
 
 

@@ -55,7 +55,8 @@ def load_audio(c: Candidate) -> tuple[np.ndarray, int]:
     except SkipClip:
         raise
     except Exception as e:  # decoder and tool failures become a counted skip with the reason
-        raise SkipClip(f"{c.origin}: {type(e).__name__}: {str(e).strip().splitlines()[0][:160] if str(e).strip() else ''}") from e
+        first_line = (str(e).strip().splitlines() or [""])[0][:160]
+        raise SkipClip(f"{c.origin}: {type(e).__name__} {first_line}".rstrip()) from e
     return data, int(sr)
 
 
