@@ -63,6 +63,16 @@ def _tokenizer_digest(tokenizer) -> str:
     return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode()).hexdigest()
 
 
+def _first_sentence(error: BaseException, limit: int = 200) -> str:
+    """``Type: first sentence`` of an exception, on one line (the full text stays in __cause__)."""
+    text = " ".join(str(error).split())
+    cut = text.find(". ")
+    text = (text[:cut] if cut > 0 else text).rstrip(".")
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return f"{type(error).__name__}: {text}"
+
+
 def _check_tokenizer(tokenizer, config) -> None:
     """Refuse a tokenizer that cannot be this checkpoint's own.
 
@@ -131,7 +141,7 @@ class HFClapModel(AudioTextModel):
             tokenizer = AutoTokenizer.from_pretrained(source)
             _check_tokenizer(tokenizer, model.config)
         except Exception as e:  # noqa: BLE001 - every load failure is reported as ModelUnavailable
-            reason = f"{type(e).__name__}: {' '.join(str(e).split()).rstrip('.')}"
+            reason = _first_sentence(e)
             if is_local:
                 raise ModelUnavailable(
                     f"{folder}: could not load the CLAP checkpoint ({reason}); the "
