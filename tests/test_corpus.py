@@ -320,3 +320,17 @@ def test_prune_audio_removes_only_clips_no_manifest_names(tmp_path):
     (tmp_path / "val.jsonl").write_text(json.dumps({"audio": "audio/b/val.flac"}) + "\n")
     assert prune_audio(tmp_path) == 1
     assert sorted(p.name for p in (tmp_path / "audio").rglob("*.flac")) == ["kept.flac", "val.flac"]
+
+
+def test_cli_corpus_commands(tmp_path):
+    from typer.testing import CliRunner
+
+    from ui.cli import app
+    runner = CliRunner()
+    listed = runner.invoke(app, ["corpus", "list"])
+    assert listed.exit_code == 0
+    assert {"gcompris", "ktuberling", "tones", "speech", "music"} <= set(listed.stdout.split())
+    helped = runner.invoke(app, ["corpus", "build", "--help"])
+    assert helped.exit_code == 0 and "--max-per-label" in helped.stdout
+    bad = runner.invoke(app, ["corpus", "build", "--sources", "nope", "--out", str(tmp_path / "c")])
+    assert bad.exit_code == 1 and "unknown corpus source" in bad.stderr
