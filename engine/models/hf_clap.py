@@ -1,7 +1,7 @@
 """Hugging Face CLAP backend: ``laion/*`` CLAP checkpoints or a local folder in their format.
 
-Works with fused (``laion/clap-htsat-fused``) and unfused (``laion/clap-htsat-unfused``,
-``laion/larger_clap_general``, ``laion/larger_clap_music_and_speech``) checkpoints. Audio
+Works with fused (``laion/clap-htsat-fused``) and unfused (``laion/clap-htsat-unfused``)
+checkpoints and the ``laion/larger_clap_*`` ones; the checkpoint's own config says which. Audio
 preprocessing equals transformers' ``ClapProcessor`` without its randomness (see
 :mod:`engine.models.clap_features`); text goes through the checkpoint's own tokenizer,
 truncated to its maximum length.
@@ -54,7 +54,7 @@ def weights_digest(model: "torch.nn.Module") -> str:
     for key, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().to("cpu").contiguous().reshape(-1)
         h.update(f"{key}|{t.dtype}|{tuple(tensor.shape)}\n".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes())
+        h.update(t.view(torch.uint8).numpy())  # buffer protocol: no copy
     return h.hexdigest()
 
 
