@@ -24,12 +24,12 @@ SR = 8000
 class TinyClap(nn.Module):
     """Spectrum → linear audio tower; hashed character trigrams → linear text tower."""
 
-    def __init__(self, dim: int = 16, buckets: int = 128) -> None:
+    def __init__(self, dim: int = 16, buckets: int = 128, dropout: float = 0.1) -> None:
         super().__init__()
         self.config = type("Cfg", (), {"window_seconds": 0.5})()
         self.sample_rate = SR
         self.buckets = buckets
-        self.audio_proj = nn.Sequential(nn.Linear(65, 32), nn.Dropout(0.1), nn.Linear(32, dim))
+        self.audio_proj = nn.Sequential(nn.Linear(65, 32), nn.Dropout(dropout), nn.Linear(32, dim))
         self.text_emb = nn.EmbeddingBag(buckets, dim, mode="mean")
         self.logit_scale = nn.Parameter(torch.tensor(math.log(10.0)))
 
@@ -170,3 +170,36 @@ def test_decoding_in_worker_processes_gives_the_same_batches(tmp_path, toy_items
     cfg.data.num_workers = 2
     workers = fit(TinyClap(), train, cfg)
     assert workers.losses == inline.losses
+
+
+def _rank_fit(rank: int, world: int, port: int, items, tmp: str, out) -> None:
+    import os
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)
+        train, _ = datasets(items)
+        result = fit(TinyClap(dropout=0.0), train, make_cfg(Path(tmp), steps=3, batch_size=4))
+        out[rank] = result.losses
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_two_ranks_train_like_one_process_with_the_global_batch(tmp_path, toy_items):
+    """torchrun-style: 2 ranks × 4 items, gathered loss, averaged gradients == 1 process × 8."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    torch.manual_seed(0)
+    train, _ = datasets(toy_items)
+    single = fit(TinyClap(dropout=0.0), train, make_cfg(tmp_path / "one", steps=3, batch_size=8))
+    ctx = torch.multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        shared = manager.dict()
+        torch.multiprocessing.start_processes(_rank_fit, args=(2, port, toy_items, str(tmp_path / "two"), shared),
+                                              nprocs=2, join=True, start_method="spawn")
+        losses = dict(shared)
+    np.testing.assert_allclose(losses[0], single.losses, rtol=1e-5)
+    np.testing.assert_allclose(losses[1], single.losses, rtol=1e-5)
+    assert (tmp_path / "two" / "run" / "model" / "model.safetensors").is_file()   # written by rank 0

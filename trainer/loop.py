@@ -227,12 +227,42 @@ def format_metrics(metrics: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- training
 
 class _JsonlLog:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, enabled: bool = True) -> None:
         self.path = path
+        self.enabled = enabled
 
     def write(self, **record: Any) -> None:
+        if not self.enabled:
+            return
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+class RankSlice:
+    """Under torch.distributed: each global batch of ``world × B`` keys, this rank's ``B``."""
+
+    def __init__(self, sampler: EpochBatchSampler, rank: int, world: int) -> None:
+        self.sampler, self.rank, self.world = sampler, rank, world
+
+    def __iter__(self):
+        for batch in self.sampler:
+            per = len(batch) // self.world
+            yield batch[self.rank * per:(self.rank + 1) * per]
+
+
+def _dist() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _average_gradients(params: list[torch.Tensor], world: int) -> None:
+    """Mean of the ranks' gradients (what DDP does; the model's encode_* bypass DDP's forward)."""
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        torch.distributed.all_reduce(p.grad)
+        p.grad.div_(world)
 
 
 def _seed_everything(seed: int) -> None:
@@ -249,10 +279,17 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
 
     ``max_steps`` stops this process early (after that many total steps) while keeping the
     schedule of ``cfg.steps``: a checkpoint is written there, as when a session ends.
+
+    Under ``torchrun`` (a process group already initialised), each rank takes its share of
+    a global batch of ``world_size × batch_size``, features are gathered across ranks in
+    the loss, gradients are averaged, and rank 0 alone logs, validates and checkpoints.
     """
     out = Path(out_dir or cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    rank, world = _dist()
     device = pick_device(cfg.device)
+    if device.type == "cuda" and world > 1 and device.index is None:
+        device = torch.device("cuda", rank % torch.cuda.device_count())
     _seed_everything(cfg.seed)
     model.to(device).train()
     optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
@@ -262,7 +299,7 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     loss_fn = ContrastiveLoss()
-    jlog = _JsonlLog(out / "log.jsonl")
+    jlog = _JsonlLog(out / "log.jsonl", enabled=rank == 0)
 
     step = 0
     if resume:
@@ -278,7 +315,10 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
                    val_items=len(val_set) if val_set is not None else 0, device=str(device))
 
     stop = min(cfg.steps, max_steps) if max_steps is not None else cfg.steps
-    sampler = EpochBatchSampler(len(train_set), cfg.batch_size, cfg.seed, start_batch=step * cfg.accum_steps)
+    sampler: Any = EpochBatchSampler(len(train_set), cfg.batch_size * world, cfg.seed,
+                                     start_batch=step * cfg.accum_steps)
+    if world > 1:
+        sampler = RankSlice(sampler, rank, world)
     loader = torch.utils.data.DataLoader(
         train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.data.num_workers,
         persistent_workers=False, pin_memory=device.type == "cuda",
@@ -292,7 +332,8 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
     started = time.perf_counter()
 
     from tqdm.auto import tqdm
-    bar = tqdm(total=stop, initial=step, desc="train", unit="step", disable=not cfg.progress, dynamic_ncols=True)
+    bar = tqdm(total=stop, initial=step, desc="train", unit="step", disable=not cfg.progress or rank != 0,
+               dynamic_ncols=True)
     try:
         while step < stop:
             t0 = time.perf_counter()
@@ -310,6 +351,8 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
             if not math.isfinite(step_loss):
                 raise FloatingPointError(f"loss became {step_loss} at step {step + 1}; lower optim.lr "
                                          "or set optim.grad_clip")
+            if world > 1:
+                _average_gradients(trainable, world)
             if scaler is not None:
                 scaler.unscale_(optimizer)
             grad_norm = (float(torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip))
@@ -330,20 +373,23 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
                 jlog.write(event="step", step=step, loss=step_loss, lr=scheduler.get_last_lr()[0],
                            logit_scale=float(model.logit_scale.detach().exp()), grad_norm=grad_norm,
                            seconds=time.perf_counter() - t0)
-            if val_set is not None and (step == cfg.steps or (cfg.val_every and step % cfg.val_every == 0)):
+            if rank == 0 and val_set is not None and (step == cfg.steps or (cfg.val_every and step % cfg.val_every == 0)):
                 validation = validate(model, val_set, batch_size=cfg.val_batch_size, device=device,
                                       prompt=cfg.zeroshot_prompt)
                 jlog.write(event="validation", step=step, **validation)
                 log.info("step %d validation: %s", step, format_metrics(validation))
             if step == stop or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
-                save_checkpoint(out, step, model, optimizer, scheduler, scaler, cfg.keep_checkpoints)
+                if rank == 0:
+                    save_checkpoint(out, step, model, optimizer, scheduler, scaler, cfg.keep_checkpoints)
+                if world > 1:
+                    torch.distributed.barrier()
     finally:
         bar.close()
         del batches, loader
 
     model_dir = out / "model"
     seconds = time.perf_counter() - started
-    if step >= cfg.steps:
+    if step >= cfg.steps and rank == 0:
         tmp = out / ".model.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp)
