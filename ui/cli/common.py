@@ -45,6 +45,6 @@ def reports_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except SoundsiftError as e:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from e
     return wrapper  # type: ignore[return-value]
