@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
-import socket
 
 import pytest
 import torch
@@ -65,16 +63,10 @@ def test_perfect_alignment_gives_lower_loss_than_random():
 
 # --------------------------------------------------------------------------- distributed
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank: int, world: int, port: int, a, t, log_scale, out):
+def _worker(rank: int, world: int, store: str, a, t, log_scale, out):
     """Both gather modes in one process group (one spawn keeps the test quick)."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    # a file rendezvous: no TCP port that another process on this machine could take first
+    torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
         b = a.shape[0] // world
         for local_loss in (False, True):
@@ -89,7 +81,7 @@ def _worker(rank: int, world: int, port: int, a, t, log_scale, out):
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without distributed")
-def test_gathered_loss_over_two_ranks_equals_global_batch():
+def test_gathered_loss_over_two_ranks_equals_global_batch(tmp_path):
     """Each rank contrasts against the global batch; gathered gradients sum over ranks."""
     a, t = features(6, 5, seed=4)
     log_scale = math.log(20.0)
@@ -102,7 +94,7 @@ def test_gathered_loss_over_two_ranks_equals_global_batch():
     with ctx.Manager() as manager:
         shared = manager.dict()
         torch.multiprocessing.start_processes(
-            _worker, args=(2, _free_port(), a, t, log_scale, shared), nprocs=2, join=True,
+            _worker, args=(2, str(tmp_path / "rendezvous"), a, t, log_scale, shared), nprocs=2, join=True,
             start_method="spawn")
         out = dict(shared)
 

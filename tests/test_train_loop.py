@@ -172,10 +172,8 @@ def test_decoding_in_worker_processes_gives_the_same_batches(tmp_path, toy_items
     assert workers.losses == inline.losses
 
 
-def _rank_fit(rank: int, world: int, port: int, items, tmp: str, out) -> None:
-    import os
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+def _rank_fit(rank: int, world: int, store: str, items, tmp: str, out) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
         torch.manual_seed(0)
         train, _ = datasets(items)
@@ -187,17 +185,13 @@ def _rank_fit(rank: int, world: int, port: int, items, tmp: str, out) -> None:
 
 def test_two_ranks_train_like_one_process_with_the_global_batch(tmp_path, toy_items):
     """torchrun-style: 2 ranks × 4 items, gathered loss, averaged gradients == 1 process × 8."""
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     torch.manual_seed(0)
     train, _ = datasets(toy_items)
     single = fit(TinyClap(dropout=0.0), train, make_cfg(tmp_path / "one", steps=3, batch_size=8))
     ctx = torch.multiprocessing.get_context("spawn")
     with ctx.Manager() as manager:
         shared = manager.dict()
-        torch.multiprocessing.start_processes(_rank_fit, args=(2, port, toy_items, str(tmp_path / "two"), shared),
+        torch.multiprocessing.start_processes(_rank_fit, args=(2, str(tmp_path / "rendezvous"), toy_items, str(tmp_path / "two"), shared),
                                               nprocs=2, join=True, start_method="spawn")
         losses = dict(shared)
     np.testing.assert_allclose(losses[0], single.losses, rtol=1e-5)
