@@ -109,9 +109,31 @@ def iter_decoded(jobs: Iterable[DecodeJob], sample_rate: int, policy: SegmentPol
 
 # --- worker side ---------------------------------------------------------------------
 
+def _exit_when_orphaned(parent_pid: int, interval: float = 0.5) -> None:
+    """End this worker once the indexing process is gone (e.g. killed with SIGKILL).
+
+    A worker blocked on a full queue would otherwise wait forever, holding the forkserver,
+    the resource tracker and the terminal's pipes open.
+    """
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:     # the pid was reused by another user's process
+                os._exit(1)
+
+    threading.Thread(target=watch, name="soundsift-orphan-watch", daemon=True).start()
+
+
 def _worker_main(tasks: "mp.Queue", results: "mp.Queue", sample_rate: int,
-                 policy: SegmentPolicy) -> None:
+                 policy: SegmentPolicy, parent_pid: int) -> None:
     """Loop of one worker process: take a job, stream its events, until a None arrives."""
+    _exit_when_orphaned(parent_pid)
     pid = os.getpid()
     while True:
         job = tasks.get()
@@ -148,7 +170,8 @@ class DecodePool:
 
     def _spawn(self) -> None:
         p = self._ctx.Process(target=_worker_main, daemon=True, name="soundsift-decode",
-                              args=(self._tasks, self._results, self.sample_rate, self.policy))
+                              args=(self._tasks, self._results, self.sample_rate, self.policy,
+                                    os.getpid()))
         p.start()
         self._procs[p.pid] = p
 
