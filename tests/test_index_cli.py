@@ -1,0 +1,81 @@
+"""`soundsift index` and `soundsift info` on a tiny random CLAP folder (the real HF backend)."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import chirp, noise, tone, write
+from tests.tiny_models import tiny_clap_dir  # noqa: F401  (session fixture)
+from ui.cli import app
+
+
+def run(*args: str):
+    result = CliRunner().invoke(app, list(args))
+    return result
+
+
+@pytest.fixture
+def lib(tmp_path):
+    lib = tmp_path / "lib"
+    write(lib / "tone.wav", tone(440, 1.0, 44100), 44100)
+    write(lib / "sweep.flac", chirp(100, 6000, 2.0, 22050), 22050)
+    write(lib / "stereo.ogg", np.stack([noise(1.0, 48000), noise(1.0, 48000, seed=1)], 1), 48000)
+    (lib / "broken.wav").write_text("not audio")
+    return lib
+
+
+def test_index_then_info_json(lib, tmp_path, tiny_clap_dir):  # noqa: F811
+    idx = str(tmp_path / "idx")
+    r = run("index", str(lib), "--index", idx, "--model", str(tiny_clap_dir), "--workers", "1", "--json")
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert (s["added"], s["updated"], s["removed"], s["unchanged"], s["failed"]) == (3, 0, 0, 0, 1)
+    assert {"scan", "decode", "resample", "embed", "write"} <= set(s["timings"])
+    assert s["errors"][0]["path"].endswith("broken.wav")
+    assert s["n_segments"] == 3                   # every file is shorter than the 10 s window
+
+    # a re-run without --model uses the index's own model and embeds nothing
+    r = run("index", str(lib), "--index", idx, "--workers", "0", "--json")
+    assert r.exit_code == 0, r.output
+    s2 = json.loads(r.stdout)
+    assert (s2["added"], s2["unchanged"], s2["n_segments"]) == (0, 3, 0)
+
+    r = run("info", "--index", idx, "--json")
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.stdout)
+    assert info["counts"] == {"files": 3, "segments": 3, "errors": 1}
+    assert info["model_name"] == str(tiny_clap_dir.resolve()) and info["dim"] == 32
+    assert info["sample_rate"] == 48000 and info["index_type"] == "Flat"
+    assert info["total_duration"] == pytest.approx(4.0, abs=0.01)
+    assert sorted(f["format"] for f in info["formats"]) == ["FLAC", "OGG", "WAV"]
+    assert info["errors"][0]["path"].endswith("broken.wav") and info["errors"][0]["reason"]
+    assert os.path.isfile(os.path.join(idx, info["vectors_file"]))
+
+    r = run("info", "--index", idx)                 # the readable tables
+    assert r.exit_code == 0 and "broken.wav" in r.stdout and "FLAC" in r.stdout
+
+
+def test_index_with_another_model_is_a_clear_error(lib, tmp_path, tiny_clap_dir):  # noqa: F811
+    from tests.index_fakes import FakeModel
+    from indexer import build_index
+
+    idx = tmp_path / "idx"
+    build_index([lib / "tone.wav"], idx, FakeModel(), workers=0, progress=False)
+    r = run("index", str(lib), "--index", str(idx), "--model", str(tiny_clap_dir))
+    assert r.exit_code == 1
+    assert "fake" in r.output and "--index" in r.output and "Traceback" not in r.output
+
+
+def test_info_on_a_missing_index(tmp_path):
+    r = run("info", "--index", str(tmp_path / "nothing"))
+    assert r.exit_code == 1 and "soundsift index" in r.output
+
+
+@pytest.mark.parametrize("cmd", ["index", "info"])
+def test_help(cmd):
+    r = run(cmd, "--help")
+    assert r.exit_code == 0 and "--index" in r.output and "--json" in r.output
