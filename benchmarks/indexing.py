@@ -1,0 +1,185 @@
+"""Indexing throughput with a real-size CLAP (random weights) on a generated library.
+
+Run by hand (not a test):
+    .venv/bin/python benchmarks/indexing.py [--files 500] [--minutes 30] [--workers N]
+
+Builds transformers' default ``ClapConfig()`` (the laion/clap-htsat-unfused architecture)
+with random weights into a temp folder (loaded by the HF backend like a download), writes
+a mixed library (wav/flac/ogg/mp3/aiff, 16–96 kHz, mono/stereo, 1 s to 2 min), then in
+one run measures:
+  * pipeline: ``build_index`` (worker decode + cross-file batches), × real time, files/s,
+    time per stage;
+  * model only: ``embed_audio`` on pre-decoded 48 kHz segments at several batch sizes
+    (best one kept) — the ceiling the pipeline is compared with;
+  * naive: one file at a time, decode → resample → embed each segment alone.
+Prints one JSON object (also written with --out).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+FORMATS = [("wav", {}), ("flac", {}), ("ogg", {}), ("mp3", {}), ("aiff", {})]
+RATES = [16000, 22050, 44100, 48000, 96000]
+
+
+def make_model(folder: Path) -> Path:
+    """A real-size random CLAP checkpoint with a processor (tokenizer trained offline)."""
+    import torch
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor
+
+    from tests.tiny_models import _train_tokenizer
+
+    if (folder / "config.json").is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    ClapModel(ClapConfig()).eval().save_pretrained(folder)
+    ClapProcessor(feature_extractor=ClapFeatureExtractor(),
+                  tokenizer=_train_tokenizer(folder)).save_pretrained(folder)
+    return folder
+
+
+def lengths(n_files: int, minutes: float, rng: np.random.Generator) -> list[float]:
+    """Mostly short effects (1–8 s), a few long ambiences (30–120 s), scaled to ``minutes``."""
+    n_long = max(1, n_files // 25)
+    x = np.concatenate([rng.uniform(1, 8, n_files - n_long), rng.uniform(30, 120, n_long)])
+    x *= minutes * 60 / x.sum()
+    return [float(max(0.2, v)) for v in rng.permutation(x)]
+
+
+def make_library(folder: Path, n_files: int, minutes: float, seed: int = 0) -> list[Path]:
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i, seconds in enumerate(lengths(n_files, minutes, rng)):
+        ext, kw = FORMATS[i % len(FORMATS)]
+        sr = RATES[(i // len(FORMATS)) % len(RATES)]
+        if ext == "mp3" and sr == 96000:
+            sr = 48000                      # MP3 tops out at 48 kHz
+        n = int(seconds * sr)
+        t = np.arange(n) / sr
+        x = 0.3 * np.sin(2 * np.pi * rng.uniform(80, 4000) * t) + 0.1 * rng.standard_normal(n)
+        if i % 3 == 0:
+            x = np.stack([x, np.roll(x, 100)], axis=1)
+        p = folder / f"d{i % 10}" / f"s{i:04d}.{ext}"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if not p.exists():
+            sf.write(str(p), x.astype(np.float32), sr, **kw)
+        paths.append(p)
+    return paths
+
+
+def model_only(model, segments: list[np.ndarray], batch_sizes: list[int]) -> dict[str, float]:
+    """Segments per second of ``embed_audio`` on pre-decoded clips, per batch size."""
+    out = {}
+    model.embed_audio(segments[:1])             # warm-up
+    for bs in batch_sizes:
+        t = time.perf_counter()
+        for i in range(0, len(segments), bs):
+            model.embed_audio(segments[i:i + bs])
+        out[str(bs)] = len(segments) / (time.perf_counter() - t)
+    return out
+
+
+def naive(model, paths: list[Path]) -> tuple[float, int, float]:
+    """One file at a time, one segment at a time: (seconds, segments, audio seconds)."""
+    from engine.audio import iter_segments
+    from engine.segments import SegmentPolicy
+
+    policy = SegmentPolicy(window=model.window_seconds)
+    t = time.perf_counter()
+    n = 0
+    audio = 0.0
+    for p in paths:
+        for seg in iter_segments(p, model.sample_rate, policy):
+            model.embed_audio([seg.waveform])
+            n += 1
+        audio += sf.info(str(p)).duration
+    return time.perf_counter() - t, n, audio
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="indexing throughput benchmark")
+    ap.add_argument("--files", type=int, default=500)
+    ap.add_argument("--minutes", type=float, default=30.0)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=None, help="pipeline batch (default: best model-only)")
+    ap.add_argument("--batch-sizes", default="1,4,8,16")
+    ap.add_argument("--probe-segments", type=int, default=48, help="segments for the model-only sweep")
+    ap.add_argument("--naive-files", type=int, default=40, help="files for the naive loop (a sample)")
+    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "soundsift-bench")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+
+    import torch
+
+    from engine.audio import iter_segments
+    from engine.models import load_model
+    from engine.segments import SegmentPolicy
+    from indexer import build_index
+
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    model = load_model(str(make_model(args.workdir / "clap-htsat-unfused-random")))
+    paths = make_library(args.workdir / f"lib-{args.files}-{args.minutes:g}", args.files, args.minutes)
+    setup_s = time.perf_counter() - t
+    policy = SegmentPolicy(window=model.window_seconds)
+
+    # (a) model only, on pre-decoded segments
+    segs = []
+    for p in paths:
+        segs += [s.waveform for s in iter_segments(p, model.sample_rate, policy)]
+        if len(segs) >= args.probe_segments:
+            break
+    segs = segs[:args.probe_segments]
+    sweep = model_only(model, segs, [int(b) for b in args.batch_sizes.split(",")])
+    best_bs, best_rate = max(sweep.items(), key=lambda kv: kv[1])
+
+    # the pipeline, at the best batch size unless told otherwise
+    idx = args.workdir / f"index-{os.getpid()}"
+    s = build_index(paths, idx, model, workers=args.workers,
+                    batch_size=args.batch_size or int(best_bs), progress=True)
+    pipe_rate = s.n_segments / s.seconds
+
+    # (b) naive loop on a sample of the files
+    sample = paths[:: max(1, len(paths) // args.naive_files)][:args.naive_files]
+    naive_s, naive_n, naive_audio = naive(model, sample)
+    naive_rate = naive_n / naive_s
+
+    result = {
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "device": str(getattr(model, "device", "cpu"))},
+        "library": {"files": len(paths), "audio_minutes": round(s.audio_seconds / 60, 2),
+                    "segments": s.n_segments, "setup_seconds": round(setup_s, 1)},
+        "pipeline": {"seconds": round(s.seconds, 2), "x_realtime": round(s.x_realtime, 2),
+                     "files_per_second": round(s.files_per_second, 3),
+                     "segments_per_second": round(pipe_rate, 3), "batch_size": args.batch_size or int(best_bs),
+                     "workers": args.workers, "timings": s.timings,
+                     "stage_x_realtime": {k: round(s.audio_seconds / v, 1) for k, v in s.timings.items() if v > 0},
+                     "stage_files_per_second": {k: round(len(paths) / v, 2) for k, v in s.timings.items() if v > 0}},
+        "model_only": {"segments_per_second_by_batch": {k: round(v, 3) for k, v in sweep.items()},
+                       "best_batch_size": int(best_bs), "probe_segments": len(segs)},
+        "naive": {"files": len(sample), "segments": naive_n, "seconds": round(naive_s, 2),
+                  "segments_per_second": round(naive_rate, 3),
+                  "x_realtime": round(naive_audio / naive_s, 2)},
+        "ratios": {"pipeline_vs_model_only": round(pipe_rate / best_rate, 3),
+                   "pipeline_vs_naive": round(pipe_rate / naive_rate, 3)},
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
