@@ -335,3 +335,12 @@ def test_concurrent_readers_during_rewrites_see_whole_generations(tmp_path):
         assert failures == []
         assert index.search_vectors(np.ones(DIM, np.float32), k=1)[0].folder == "/gen6"
     assert seen and seen <= set(gens)
+
+
+def test_empty_index_answers_with_nothing(tmp_path):
+    write_index(tmp_path / "e", [], dim=DIM)
+    with SoundIndex.open(tmp_path / "e", model=FakeModel(DIM)) as index:
+        assert index.search_text("dog") == []
+        assert index.search_text("dog", filters=Filters(formats=["wav"])) == []
+        assert (index.info()["files"], index.info()["vectors"]) == (0, 0)
+        assert index.file_vectors().vectors.shape == (0, DIM)
