@@ -1,0 +1,132 @@
+"""Cached frozen features (trainer.precompute) and training on them (trainer.cached_train).
+
+The real frozen towers (YAMNet ONNX, MiniLM) on a few generated clips; the check that matters:
+projecting cached features gives exactly what the saved model computes from the audio.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import InvalidDataset
+from engine.models import load_model
+from tests.conftest import chirp, noise, tone, write
+from trainer.augment import AugmentConfig
+from trainer.cached_train import (CachedTrainConfig, Split, TextBank, build_module, clip_vectors, evaluate,
+                                  project_rows, train_run)
+from trainer.datasets import read_manifest
+from trainer.precompute import FeatureCache, build_cache
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    clips = {"beep": tone(880, 2.0, 22050), "hiss": noise(12.5, 22050, seed=3),
+             "sweep": chirp(300, 3000, 0.6, 22050), "hum": tone(60, 3.0, 22050, amp=0.3)}
+    rows = [{"audio": str(write(root / f"{k}.flac", v, 22050)), "captions": [k, f"the sound of {k}"],
+             "tags": [k]} for k, v in clips.items()]
+    (root / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return read_manifest(root / "m.jsonl"), root
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    """One baseline module both extracts features and trains (MiniLM loads once)."""
+    return build_module(CachedTrainConfig(variant="yamnet")).eval()
+
+
+@pytest.fixture(scope="module")
+def val_cache(corpus, extractor, tmp_path_factory):
+    return build_cache(corpus[0], tmp_path_factory.mktemp("val") / "val.npz", views=0, model=extractor)
+
+
+@pytest.fixture(scope="module")
+def train_cache(corpus, extractor, tmp_path_factory):
+    items, _ = corpus
+    path = tmp_path_factory.mktemp("cache") / "train.npz"
+    aug = AugmentConfig(codec=0.0)    # keep the test fast; the codec path is tested in test_augment
+    return build_cache(items, path, views=3, seed=5, augment=aug, save_every=2, model=extractor), path
+
+
+def test_training_views_shapes_and_clean_first_view(corpus, extractor, train_cache):
+    items, _ = corpus
+    cache, _ = train_cache
+    assert len(cache) == 3 * len(items) and cache.aisfx is None
+    assert cache.posteriors.shape == (12, 521) and cache.embedding.shape == (12, 1024)
+    np.testing.assert_array_equal(cache.item, np.repeat(np.arange(4), 3))
+    np.testing.assert_array_equal(cache.view, np.tile(np.arange(3), 4))
+    # view 0 is the clean first window (whole clip when shorter), as inference sees it
+    from trainer.datasets import load_clip
+    wave = load_clip(items[1].audio, SR, None, None)[:10 * SR]
+    clean = extractor.extract_features([wave])[0]
+    np.testing.assert_allclose(cache.posteriors[3], clean.posteriors[0].numpy(), atol=1e-6)
+    # augmented views differ from the clean one
+    assert not np.allclose(cache.embedding[3], cache.embedding[4])
+
+
+def test_views_are_deterministic_and_rerun_reuses_the_cache(corpus, extractor, train_cache, tmp_path):
+    items, _ = corpus
+    cache, path = train_cache
+    again = build_cache(items, tmp_path / "again.npz", views=3, seed=5, augment=AugmentConfig(codec=0.0),
+                        model=extractor)
+    np.testing.assert_array_equal(again.posteriors, cache.posteriors)
+    # complete cache: nothing is recomputed (a model that would fail if used)
+    reused = build_cache(items, path, views=3, seed=5, augment=AugmentConfig(codec=0.0), model=object())
+    np.testing.assert_array_equal(reused.embedding, cache.embedding)
+    with pytest.raises(InvalidDataset, match="other settings"):
+        build_cache(items, path, views=4, seed=5, augment=AugmentConfig(codec=0.0), model=object())
+
+
+def test_partial_cache_is_finished_not_redone(corpus, extractor, train_cache, tmp_path):
+    items, _ = corpus
+    cache, path = train_cache
+    partial = FeatureCache.load(path)
+    keep = partial.item < 2
+    partial.posteriors, partial.embedding = partial.posteriors[keep], partial.embedding[keep]
+    partial.item, partial.view = partial.item[keep], partial.view[keep]
+    partial.meta["done_items"] = 2
+    partial.save(tmp_path / "p.npz")
+    done = build_cache(items, tmp_path / "p.npz", views=3, seed=5, augment=AugmentConfig(codec=0.0),
+                       model=extractor)
+    np.testing.assert_allclose(done.posteriors, cache.posteriors, atol=1e-6)
+    assert FeatureCache.load(tmp_path / "p.npz").done_items() == 4
+
+
+def test_eval_segments_follow_the_index_policy(val_cache):
+    cache = val_cache
+    # the 12.5 s clip → windows [0, 10) and the end-aligned [2.5, 12.5); the others one each
+    np.testing.assert_array_equal(cache.item, [0, 1, 1, 2, 3])
+    np.testing.assert_array_equal(cache.view, [0, 0, 1, 0, 0])
+
+
+def test_trained_projection_saves_to_a_model_that_matches_the_cache(corpus, extractor, train_cache, val_cache,
+                                                                   tmp_path):
+    items, _ = corpus
+    cache, _ = train_cache
+    cfg = CachedTrainConfig(variant="yamnet", steps=30, batch_size=4, lr=1e-2, warmup_steps=2,
+                            decay_to_init=0.0, val_every=10)
+    module = extractor
+    train, val = Split.of(items, cache), Split.of(items, val_cache)
+    bank = TextBank(module.text)
+    bank.add([c for it in items for c in it.captions] + [f"This is a sound of {x}." for x in val.labels])
+    init = {k: v.clone() for k, v in module.state_dict().items()}
+    before = evaluate(module, val, bank)
+    history = train_run(module, cfg, train, val, bank, 0, init, set(train.labels))
+    assert [h["step"] for h in history] == [0, 10, 20, 30]
+    assert {k: history[0][k] for k in before} == before
+    # the zero-initialised branches moved, so the model is no longer the baseline
+    assert module.embedding_proj.weight.abs().sum() > 0
+    module.save_pretrained(tmp_path / "m")
+    model = load_model(tmp_path / "m")
+    from trainer.datasets import load_clip
+    waves = [load_clip(it.audio, SR, None, None) for it in items if "hiss" not in str(it.audio)]
+    expected = clip_vectors(module, val)[[0, 2, 3]]
+    np.testing.assert_allclose(model.embed_audio(waves), expected, atol=1e-5)
+    with torch.no_grad():
+        rows = project_rows(module, val_cache, np.array([0])).numpy()
+    np.testing.assert_allclose(rows[0], expected[0], atol=1e-5)

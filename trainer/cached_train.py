@@ -1,0 +1,373 @@
+"""Train soundsift-base's projections on cached frozen features (:mod:`trainer.precompute`).
+
+The frozen towers' features of several channel-augmented views per training clip are computed
+once; then the trainable parts of :class:`~engine.models.soundsift_clap.SoundsiftClap` —
+``class_proj`` (initialised to the tag–text baseline), ``embedding_proj`` / ``aisfx_proj``
+(zero-initialised), ``text_adapter`` (zero) and ``logit_scale`` — train for many steps in seconds.
+What trains is exactly what :meth:`SoundsiftClap.project` computes for an unfused model whose aisfx
+branch is frozen, so the result is saved with ``save_pretrained`` and loaded by ``load_model``.
+
+Gentle adaptation, so the AudioSet knowledge stays the foundation:
+
+* batches of distinct labels (sampled ∝ √count, so "speech" does not swamp the rest and no
+  batch holds two clips of one label as false negatives), a random view and caption each;
+* symmetric InfoNCE (:class:`trainer.loss.ContrastiveLoss`) plus ``decay_to_init`` · ‖θ − θ₀‖²
+  pulling every weight back toward its baseline initialisation;
+* a fixed number of steps (chosen on the by-source validation split, reported with its curve).
+
+Validation (:func:`evaluate`) on the by-source split: a clip's vector is the re-normalised mean
+of its segment vectors; zero-shot top-1/top-5 over the distinct validation labels with the prompt
+"This is a sound of {label}." (also split into labels seen / unseen in training); text→audio
+R@1/R@5 with the bare label as the query and every clip of that label relevant; audio→text R@1
+over the bare labels.
+
+    python -m trainer.cached_train trainer/configs/soundsift_base.json [--out FOLDER]
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.errors import InvalidConfig
+from trainer.augment import AugmentConfig
+from trainer.datasets import Item, read_manifest
+from trainer.precompute import FeatureCache, build_cache
+
+log = logging.getLogger(__name__)
+
+#: which feature branches feed the audio vector, per ablation variant
+VARIANTS: dict[str, dict[str, bool]] = {
+    "baseline": {"class": True, "embedding": False, "aisfx": False},
+    "yamnet-class": {"class": True, "embedding": False, "aisfx": False},
+    "yamnet": {"class": True, "embedding": True, "aisfx": False},
+    "aisfx": {"class": False, "embedding": False, "aisfx": True},
+    "both": {"class": True, "embedding": True, "aisfx": True},
+}
+PROMPT = "This is a sound of {label}."
+
+
+@dataclass
+class CachedTrainConfig:
+    """A cached-feature training run as data (trainer/configs/soundsift_base*.json)."""
+
+    train_manifest: str = "corpus/train.jsonl"
+    val_manifest: str = "corpus/val.jsonl"
+    cache_dir: str = "runs/soundsift-base/cache"
+    views: int = 8                      # clean + 7 augmented views per training clip
+    view_seed: int = 0
+    augment: dict[str, Any] = field(default_factory=dict)   # AugmentConfig fields
+    aisfx_weights: str | None = None    # frozen aisfx branch (converted EmbeddingNet)
+    variant: str = "yamnet"             # a key of VARIANTS
+    text_adapter: bool = True
+    steps: int = 600
+    batch_size: int = 64
+    lr: float = 3e-4
+    warmup_steps: int = 50
+    decay_to_init: float = 1.0          # coefficient of ‖θ − θ₀‖² (summed over weights)
+    label_power: float = 0.5            # label sampling ∝ count ** label_power
+    seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])   # judged on validation
+    val_every: int = 100
+    out: str = "runs/soundsift-base/model"
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "CachedTrainConfig":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise InvalidConfig(f"{path}: cannot read the training config ({e})") from e
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidConfig(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        cfg = cls(**data)
+        if cfg.variant not in VARIANTS:
+            raise InvalidConfig(f"{path}: variant {cfg.variant!r} is not one of {', '.join(VARIANTS)}")
+        if VARIANTS[cfg.variant]["aisfx"] and not cfg.aisfx_weights:
+            raise InvalidConfig(f"{path}: variant {cfg.variant!r} needs aisfx_weights")
+        return cfg
+
+    def augment_config(self) -> AugmentConfig:
+        try:
+            return AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.augment.items()})
+        except TypeError as e:
+            raise InvalidConfig(f"augment: {e}") from e
+
+
+# --------------------------------------------------------------------------- data
+
+@dataclass
+class Split:
+    """Items of a manifest with their cached features and text vectors."""
+
+    items: list[Item]
+    cache: FeatureCache
+    labels: list[str]           # first tag of each item
+
+    @classmethod
+    def of(cls, items: list[Item], cache: FeatureCache) -> "Split":
+        return cls(items, cache, [it.tags[0] if it.tags else it.captions[0] for it in items])
+
+
+def load_splits(cfg: CachedTrainConfig) -> tuple[Split, Split]:
+    """Build (or reuse) the training-view and validation-segment caches."""
+    train_items, val_items = read_manifest(cfg.train_manifest), read_manifest(cfg.val_manifest)
+    tag = "both" if cfg.aisfx_weights else "yamnet"
+    cache_dir = Path(cfg.cache_dir)
+    t0 = time.perf_counter()
+    train = build_cache(train_items, cache_dir / f"train_{tag}_v{cfg.views}_s{cfg.view_seed}.npz",
+                        views=cfg.views, seed=cfg.view_seed, augment=cfg.augment_config(),
+                        aisfx_weights=cfg.aisfx_weights)
+    val = build_cache(val_items, cache_dir / f"val_{tag}.npz", views=0, aisfx_weights=cfg.aisfx_weights)
+    log.info("feature caches ready in %.0f s: %d training rows, %d validation rows",
+             time.perf_counter() - t0, len(train), len(val))
+    return Split.of(train_items, train), Split.of(val_items, val)
+
+
+class TextBank:
+    """Frozen MiniLM vectors of strings, computed once."""
+
+    def __init__(self, text_tower) -> None:
+        self.tower = text_tower
+        self.index: dict[str, int] = {}
+        self.vectors = torch.zeros(0, 384)
+
+    @torch.no_grad()
+    def add(self, texts: Sequence[str]) -> None:
+        new = [t for t in dict.fromkeys(texts) if t not in self.index]
+        if not new:
+            return
+        chunks = [self.tower.forward(new[i:i + 128]) for i in range(0, len(new), 128)]
+        base = len(self.index)
+        self.index.update({t: base + i for i, t in enumerate(new)})
+        self.vectors = torch.cat([self.vectors, torch.cat(chunks).float()])
+
+    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
+        return self.vectors[[self.index[t] for t in texts]]
+
+
+# --------------------------------------------------------------------------- model on features
+
+def build_module(cfg: CachedTrainConfig):
+    """A baseline-initialised SoundsiftClap with the variant's branches (unfused)."""
+    from engine.models.soundsift_clap import SoundsiftClap, SoundsiftClapConfig
+
+    branches = VARIANTS[cfg.variant]
+    config = SoundsiftClapConfig(use_yamnet_embedding=branches["embedding"], use_aisfx=branches["aisfx"],
+                                 aisfx_trainable=False, fusion=False, text_adapter=cfg.text_adapter)
+    module = SoundsiftClap(config, aisfx_weights=cfg.aisfx_weights if branches["aisfx"] else None)
+    module.init_baseline()
+    if not branches["class"]:
+        with torch.no_grad():
+            module.class_proj.weight.zero_()
+        module.class_proj.weight.requires_grad_(False)
+    if module.aisfx is not None:
+        module.aisfx.eval()
+    return module
+
+
+def reset_module(module, cfg: CachedTrainConfig, init_state: dict[str, torch.Tensor], seed: int) -> None:
+    """Back to the baseline initialisation; aisfx-only starts its projection at random (seeded)."""
+    module.load_state_dict(init_state)
+    if not VARIANTS[cfg.variant]["class"] and module.aisfx_proj is not None:
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            bound = 1.0 / math.sqrt(module.aisfx_proj.in_features)
+            module.aisfx_proj.weight.copy_(torch.rand(module.aisfx_proj.weight.shape, generator=g) * 2 * bound - bound)
+
+
+def trainable(module) -> dict[str, nn.Parameter]:
+    """The parameters trained on cached features (never the frozen towers)."""
+    names = ("class_proj.", "embedding_proj.", "aisfx_proj.", "text_adapter.", "logit_scale")
+    return {n: p for n, p in module.named_parameters() if n.startswith(names) and p.requires_grad}
+
+
+def project_rows(module, cache: FeatureCache, rows: np.ndarray | slice) -> torch.Tensor:
+    """Audio vectors of cache rows, as :meth:`SoundsiftClap.project` computes them."""
+    z = module.class_proj(torch.from_numpy(cache.posteriors[rows]))
+    if module.embedding_proj is not None:
+        z = z + module.embedding_proj(torch.from_numpy(cache.embedding[rows]))
+    if module.aisfx_proj is not None:
+        z = z + module.aisfx_proj(torch.from_numpy(cache.aisfx[rows]))
+    return nn.functional.normalize(z, dim=-1)
+
+
+def encode_texts(module, bank: TextBank, texts: Sequence[str]) -> torch.Tensor:
+    t = bank(texts)
+    if module.text_adapter is not None:
+        t = t + module.text_adapter(t)
+    return nn.functional.normalize(t, dim=-1)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+@torch.no_grad()
+def clip_vectors(module, split: Split) -> np.ndarray:
+    """One vector per item: the re-normalised mean of its segment vectors."""
+    seg = project_rows(module, split.cache, slice(None)).numpy().astype(np.float64)
+    out = np.zeros((len(split.items), seg.shape[1]))
+    np.add.at(out, split.cache.item, seg)
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+@torch.no_grad()
+def evaluate(module, val: Split, bank: TextBank, seen_labels: set[str] | None = None) -> dict[str, float]:
+    """Zero-shot, text→audio and audio→text figures on the validation split (see module doc)."""
+    from trainer.evaluation.metrics import recall_at, relevant_ranks, zeroshot_from_logits
+
+    audio = clip_vectors(module, val)
+    labels = sorted(set(val.labels))
+    targets = np.array([labels.index(x) for x in val.labels])
+    prompts = encode_texts(module, bank, [PROMPT.format(label=x) for x in labels]).numpy().astype(np.float64)
+    bare = encode_texts(module, bank, labels).numpy().astype(np.float64)
+    zs = zeroshot_from_logits(audio @ prompts.T, targets, labels)
+    out = {"zs_top1": zs["top1"], "zs_top5": zs["top5"]}
+    if seen_labels is not None:
+        seen = np.array([x in seen_labels for x in val.labels])
+        ranks = (audio @ prompts.T >= (audio @ prompts.T)[np.arange(len(targets)), targets][:, None]).sum(1)
+        out["zs_top1_seen"] = recall_at(ranks[seen], 1) if seen.any() else float("nan")
+        out["zs_top1_unseen"] = recall_at(ranks[~seen], 1) if (~seen).any() else float("nan")
+    sim_t2a = bare @ audio.T                                  # (labels, clips)
+    best = np.array([r[0] for r in relevant_ranks(sim_t2a, [np.flatnonzero(targets == i) for i in range(len(labels))])])
+    out["t2a_R@1"], out["t2a_R@5"] = recall_at(best, 1), recall_at(best, 5)
+    a2t = relevant_ranks(audio @ bare.T, [[t] for t in targets])
+    out["a2t_R@1"] = recall_at(np.array([r[0] for r in a2t]), 1)
+    return out
+
+
+def score(metrics: dict[str, float]) -> float:
+    """One number to compare runs: mean of zero-shot top-1, T2A R@1 and A2T R@1."""
+    return (metrics["zs_top1"] + metrics["t2a_R@1"] + metrics["a2t_R@1"]) / 3
+
+
+# --------------------------------------------------------------------------- training
+
+class LabelBatches:
+    """Batches of distinct labels (∝ count ** power), one random item, view and caption each."""
+
+    def __init__(self, split: Split, batch_size: int, power: float, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.labels = sorted(set(split.labels))
+        by_label = {x: [] for x in self.labels}
+        for i, x in enumerate(split.labels):
+            by_label[x].append(i)
+        self.items_of = [np.array(by_label[x]) for x in self.labels]
+        counts = np.array([len(v) for v in self.items_of], dtype=np.float64)
+        self.p = counts ** power / np.sum(counts ** power)
+        self.batch_size = min(batch_size, len(self.labels))
+        self.rows_of = {}
+        for r, i in enumerate(split.cache.item):
+            self.rows_of.setdefault(int(i), []).append(r)
+        self.split = split
+
+    def __call__(self) -> tuple[np.ndarray, list[str]]:
+        labels = self.rng.choice(len(self.labels), size=self.batch_size, replace=False, p=self.p)
+        rows, texts = [], []
+        for li in labels:
+            item = int(self.rng.choice(self.items_of[li]))
+            rows.append(int(self.rng.choice(self.rows_of[item])))
+            caps = self.split.items[item].captions or [self.split.labels[item]]
+            texts.append(caps[int(self.rng.integers(len(caps)))])
+        return np.array(rows), texts
+
+
+def train_run(module, cfg: CachedTrainConfig, train: Split, val: Split, bank: TextBank, seed: int,
+              init_state: dict[str, torch.Tensor], seen: set[str]) -> list[dict[str, float]]:
+    """One seeded run from the baseline init; returns validation figures every ``val_every`` steps."""
+    from trainer.loss import ContrastiveLoss
+
+    torch.manual_seed(seed)
+    reset_module(module, cfg, init_state, seed)
+    params = trainable(module)
+    anchors = {n: p.detach().clone() for n, p in params.items() if n != "logit_scale"}
+    opt = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=0.0)
+    loss_fn = ContrastiveLoss()
+    batches = LabelBatches(train, cfg.batch_size, cfg.label_power, seed)
+    history = [{"step": 0, **evaluate(module, val, bank, seen)}]
+    for step in range(1, cfg.steps + 1):
+        warm = min(1.0, step / max(1, cfg.warmup_steps))
+        cosine = 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * warm * cosine
+        rows, texts = batches()
+        a = project_rows(module, train.cache, rows)
+        t = encode_texts(module, bank, texts)
+        loss = loss_fn(a, t, module.logit_scale)
+        reg = sum(((params[n] - w0) ** 2).sum() for n, w0 in anchors.items())
+        opt.zero_grad()
+        (loss + cfg.decay_to_init * reg).backward()
+        opt.step()
+        if step % cfg.val_every == 0 or step == cfg.steps:
+            history.append({"step": step, "loss": loss.item(), **evaluate(module, val, bank, seen)})
+    return history
+
+
+def prepare(cfg: CachedTrainConfig):
+    """Caches, the module, its initial state and the text bank for a config."""
+    train, val = load_splits(cfg)
+    module = build_module(cfg)
+    bank = TextBank(module.text)
+    labels = sorted(set(val.labels))
+    bank.add([c for it in train.items for c in it.captions] + train.labels + labels
+             + [PROMPT.format(label=x) for x in labels])
+    init_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    return train, val, module, bank, init_state
+
+
+def run(cfg: CachedTrainConfig, out: str | Path | None = None) -> dict[str, Any]:
+    """Train ``cfg.seeds`` on validation, then the final ``cfg.seed`` run, saved to ``out``."""
+    t0 = time.perf_counter()
+    train, val, module, bank, init_state = prepare(cfg)
+    t_cache = time.perf_counter() - t0
+    seen = set(train.labels)
+    baseline = evaluate(module, val, bank, seen)
+    log.info("baseline: %s", _fmt(baseline))
+    runs = {}
+    for seed in cfg.seeds:
+        runs[seed] = train_run(module, cfg, train, val, bank, seed, init_state, seen)
+        log.info("seed %d: %s", seed, _fmt(runs[seed][-1]))
+    t1 = time.perf_counter()
+    history = train_run(module, cfg, train, val, bank, cfg.seed, init_state, seen)
+    t_train = time.perf_counter() - t1
+    final = history[-1]
+    out = Path(out or cfg.out)
+    module.config.extra = {"trained": {"variant": cfg.variant, "steps": cfg.steps, "seed": cfg.seed,
+                                       "validation": {k: round(v, 4) for k, v in final.items() if k != "step"}}}
+    module.save_pretrained(out)
+    report = {"config": asdict(cfg), "baseline": baseline, "seeds": {str(s): h[-1] for s, h in runs.items()},
+              "final": final, "history": history, "seconds": {"caches": t_cache, "final_training": t_train,
+                                                               "total": time.perf_counter() - t0}}
+    (out / "training_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    log.info("final (seed %d): %s → %s (%.0f s)", cfg.seed, _fmt(final), out, time.perf_counter() - t0)
+    return report
+
+
+def _fmt(m: dict[str, float]) -> str:
+    keys = ("zs_top1", "zs_top5", "t2a_R@1", "t2a_R@5", "a2t_R@1", "zs_top1_seen", "zs_top1_unseen")
+    return " ".join(f"{k} {m[k]:.3f}" for k in keys if k in m)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description="train soundsift-base's projections on cached frozen features")
+    p.add_argument("config")
+    p.add_argument("--out", default=None, help="model folder (default: the config's 'out')")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    report = run(CachedTrainConfig.from_file(args.config), args.out)
+    print(json.dumps({"baseline": report["baseline"], "final": report["final"]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""Frozen-tower features computed once, so the projections can train for many steps on a CPU.
+
+soundsift-base's audio towers (YAMNet, and aisfx when it is kept frozen) cost far more than the
+trainable projections on top of them. This module decodes each manifest item, makes several
+*views* of it — view 0 is the clean first window, views 1… are random window crops passed
+through the trainer's channel augmentations (:class:`trainer.augment.ChannelAugment`: band
+limit, codec round trip, noise, reverb, loudness) — and stores the frozen features of every
+view in a :class:`FeatureCache` (one ``.npz``):
+
+* ``posteriors`` (N, 521): YAMNet class posteriors, mean over 0.96 s patches;
+* ``embedding`` (N, 1024): YAMNet pooled embedding, mean over patches;
+* ``aisfx`` (N, 512), optional: the *frozen* aisfx EmbeddingNet, mean over its blocks;
+* ``item`` / ``view``: which manifest item and which view each row holds.
+
+For evaluation (``views=0``) the rows are instead the indexer's segments of the whole clip
+(:func:`engine.segments.segment_bounds`, the model window, 50 % hop), so a clip's vector can be
+the re-normalised mean of its segment vectors, as the evaluator and the index summarise files.
+
+Randomness is a pure function of ``(seed, view, item index)``; a cache being built is saved every
+``save_every`` items and a rerun continues where it stopped.
+
+    python -m trainer.precompute corpus/train.jsonl runs/cache/train.npz --views 6 --aisfx W.safetensors
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from engine.errors import InvalidDataset
+from trainer.augment import AugmentConfig, ChannelAugment
+from trainer.datasets import Item, load_clip
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+ARRAYS = ("posteriors", "embedding", "aisfx", "item", "view")
+
+
+@dataclass
+class FeatureCache:
+    """Frozen features of many views/segments of many items (see the module docstring)."""
+
+    posteriors: np.ndarray
+    embedding: np.ndarray
+    item: np.ndarray
+    view: np.ndarray
+    aisfx: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.item.shape[0])
+
+    @classmethod
+    def empty(cls, with_aisfx: bool, meta: dict[str, Any] | None = None) -> "FeatureCache":
+        return cls(np.zeros((0, 521), np.float32), np.zeros((0, 1024), np.float32),
+                   np.zeros(0, np.int64), np.zeros(0, np.int64),
+                   np.zeros((0, 512), np.float32) if with_aisfx else None, dict(meta or {}))
+
+    def extend(self, rows: dict[str, np.ndarray]) -> None:
+        """Append rows (a dict with the array names of :data:`ARRAYS`)."""
+        self.posteriors = np.concatenate([self.posteriors, rows["posteriors"]])
+        self.embedding = np.concatenate([self.embedding, rows["embedding"]])
+        self.item = np.concatenate([self.item, rows["item"]])
+        self.view = np.concatenate([self.view, rows["view"]])
+        if self.aisfx is not None:
+            self.aisfx = np.concatenate([self.aisfx, rows["aisfx"]])
+
+    def done_items(self) -> int:
+        """How many items (a prefix of the manifest) are complete."""
+        return int(self.meta.get("done_items", 0))
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically (temporary file, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        arrays = {k: getattr(self, k) for k in ARRAYS if getattr(self, k) is not None}
+        np.savez(tmp, meta=np.array(json.dumps(self.meta, sort_keys=True)), **arrays)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FeatureCache":
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                if meta.get("version") != CACHE_VERSION:
+                    raise InvalidDataset(f"{path}: feature cache version {meta.get('version')} is not "
+                                         f"{CACHE_VERSION}; delete it and run the precompute again")
+                return cls(posteriors=data["posteriors"], embedding=data["embedding"], item=data["item"],
+                           view=data["view"], aisfx=data["aisfx"] if "aisfx" in data else None, meta=meta)
+        except (OSError, ValueError, KeyError) as e:
+            raise InvalidDataset(f"{path}: unreadable feature cache ({e}); delete it and run the precompute again") from e
+
+
+# --------------------------------------------------------------------------- views
+
+def train_views(item: Item, index: int, sample_rate: int, window_seconds: float, views: int,
+                augment: ChannelAugment, seed: int) -> list[np.ndarray]:
+    """``views`` waveforms of ``item``: the clean first window, then augmented random crops.
+
+    Clips no longer than the window are used whole (as the indexer embeds them), never padded.
+    """
+    whole = load_clip(item.audio, sample_rate, None, None)
+    n = max(1, int(round(window_seconds * sample_rate)))
+    out = [np.ascontiguousarray(whole[:n], dtype=np.float32)]
+    for v in range(1, views):
+        rng = np.random.default_rng([seed, v, index])
+        start = int(rng.integers(0, len(whole) - n + 1)) if len(whole) > n else 0
+        out.append(augment(whole[start:start + n], sample_rate, rng))
+    return out
+
+
+def eval_segments(item: Item, sample_rate: int, window_seconds: float) -> list[np.ndarray]:
+    """The indexer's segments of the whole clip (one when it fits the window)."""
+    from engine.segments import SegmentPolicy, segment_bounds
+
+    whole = load_clip(item.audio, sample_rate, None, None)
+    bounds = segment_bounds(len(whole), sample_rate, SegmentPolicy(window=window_seconds)) or [(0, len(whole))]
+    return [np.ascontiguousarray(whole[a:b], dtype=np.float32) for a, b in bounds]
+
+
+# --------------------------------------------------------------------------- extraction
+
+def feature_model(aisfx_weights: str | Path | None = None, window_seconds: float = 10.0):
+    """An eval-mode SoundsiftClap whose frozen towers produce the features (aisfx when weights given)."""
+    from engine.models.soundsift_clap import SoundsiftClap, SoundsiftClapConfig
+
+    config = SoundsiftClapConfig(use_aisfx=aisfx_weights is not None, aisfx_trainable=False,
+                                 window_seconds=window_seconds, fusion=False, text_adapter=False)
+    return SoundsiftClap(config, aisfx_weights=aisfx_weights).eval()
+
+
+def extract(model, waves: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """Frozen features of waveforms at ``model.sample_rate``: posteriors, embedding (and aisfx)."""
+    import torch
+
+    feats = model.extract_features(list(waves))
+    out = {"posteriors": np.concatenate([f.posteriors.numpy() for f in feats]).astype(np.float32),
+           "embedding": np.concatenate([f.embedding.numpy() for f in feats]).astype(np.float32)}
+    if model.aisfx is not None:
+        with torch.no_grad():
+            vecs = [model.aisfx(b).mean(0) for f in feats for b in f.aisfx_blocks]
+        out["aisfx"] = torch.stack(vecs).numpy().astype(np.float32)
+    return out
+
+
+def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed: int = 0,
+                augment: AugmentConfig | None = None, aisfx_weights: str | Path | None = None,
+                window_seconds: float = 10.0, save_every: int = 100, model=None) -> FeatureCache:
+    """Compute (or finish) the feature cache at ``path`` for ``items``.
+
+    ``views`` > 0: training views (clean + augmented); 0: evaluation segments. A cache
+    already at ``path`` must have been made with the same settings; its finished items are kept.
+    """
+    path = Path(path)
+    meta = {"version": CACHE_VERSION, "views": int(views), "seed": int(seed),
+            "augment": (augment or AugmentConfig()).__dict__ if views > 1 else None,
+            "window_seconds": float(window_seconds), "aisfx": aisfx_weights is not None,
+            "items": len(items), "audio": [str(it.audio) for it in items]}
+    meta["augment"] = json.loads(json.dumps(meta["augment"]))   # tuples → lists, as stored
+    cache = FeatureCache.empty(aisfx_weights is not None, {**meta, "done_items": 0})
+    if path.is_file():
+        old = FeatureCache.load(path)
+        same = {k: old.meta.get(k) for k in meta} == meta
+        if not same:
+            raise InvalidDataset(f"{path}: a feature cache made with other settings or items is there; "
+                                 "delete it or choose another path")
+        cache = old
+    if cache.done_items() >= len(items):
+        return cache
+    model = model or feature_model(aisfx_weights, window_seconds)
+    rate = int(model.sample_rate)
+    channel = ChannelAugment(augment or AugmentConfig())
+    t0, start = time.perf_counter(), cache.done_items()
+    for index in range(start, len(items)):
+        item = items[index]
+        waves = (train_views(item, index, rate, window_seconds, views, channel, seed) if views > 0
+                 else eval_segments(item, rate, window_seconds))
+        rows = extract(model, waves)
+        rows["item"] = np.full(len(waves), index, np.int64)
+        rows["view"] = np.arange(len(waves), dtype=np.int64)
+        cache.extend(rows)
+        cache.meta["done_items"] = index + 1
+        if (index + 1) % save_every == 0 or index + 1 == len(items):
+            cache.save(path)
+            rate_s = (index + 1 - start) / max(time.perf_counter() - t0, 1e-9)
+            log.info("%s: %d/%d items (%.2f items/s)", path.name, index + 1, len(items), rate_s)
+    return cache
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import argparse
+
+    from trainer.datasets import read_manifest
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("manifest")
+    p.add_argument("out")
+    p.add_argument("--views", type=int, default=0, help="training views per item (0: evaluation segments)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--aisfx", default=None, help="aisfx EmbeddingNet safetensors (frozen branch)")
+    p.add_argument("--window", type=float, default=10.0)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    items = read_manifest(args.manifest)
+    cache = build_cache(items, args.out, views=args.views, seed=args.seed, aisfx_weights=args.aisfx,
+                        window_seconds=args.window)
+    print(f"{args.out}: {len(cache)} rows for {cache.done_items()} items")
+
+
+if __name__ == "__main__":
+    main()
