@@ -41,6 +41,7 @@ from engine.filters import Filters
 from engine.layout import IndexLayout, resolve_index_dir
 from engine.models.base import AudioTextModel, l2_normalize
 from engine.segments import SegmentPolicy
+from engine.vector_access import all_vectors, reconstruct, search_parameters
 
 __all__ = ["SoundIndex", "Hit", "Filters", "FileVectors"]
 
@@ -292,7 +293,7 @@ class SoundIndex:
                 raise InvalidQuery(f"file {path_or_file_id} has no vectors in index {self.root}")
             if len(ids) > MAX_QUERY_SEGMENTS:
                 ids = ids[np.linspace(0, len(ids) - 1, MAX_QUERY_SEGMENTS).round().astype(int)]
-            queries = np.stack([snap.index.reconstruct(int(i)) for i in ids])
+            queries = reconstruct(snap.index, ids)
             return self._search(conn, snap, queries, k, filters, per_file)
         return self._with_snapshot(run)
 
@@ -328,13 +329,16 @@ class SoundIndex:
         import faiss
         if k < 1:
             raise InvalidQuery(f"k must be ≥ 1, got {k}")
-        params, n_allowed = None, snap.ntotal
+        n_allowed = snap.ntotal
         if filters is not None and filters.active:
             allowed = self._allowed(conn, snap, filters)
             n_allowed = len(allowed)
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+            selector = faiss.IDSelectorBatch(allowed)
+        else:
+            selector = None
         if n_allowed == 0 or snap.index is None:
             return []
+        params = search_parameters(snap.index, selector, self.meta.get("index_params"))
         if per_file:
             avg = max(1.0, len(snap.seg_ids) / max(1, snap.n_files))
             fetch = min(n_allowed, int(k * avg * 2) + 16)
@@ -499,7 +503,7 @@ class SoundIndex:
             dim = int(self.meta.get("dim") or (snap.index.d if snap.index is not None else 0))
             if snap.ntotal == 0:
                 return FileVectors(np.zeros(0, np.int64), [], np.zeros((0, dim), np.float32))
-            ids, vecs = _all_vectors(snap.index)
+            ids, vecs = all_vectors(snap.index, snap.seg_ids)
             keep = np.isin(ids, snap.seg_ids)
             ids, vecs = ids[keep], vecs[keep]
             fids = snap.seg_file[snap.rows(ids)]
@@ -546,12 +550,3 @@ def _describe(index: Any) -> str:
         cur = faiss.downcast_index(inner) if inner is not None else None
     return ",".join(parts)
 
-
-def _all_vectors(index: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) of every vector stored in an IDMap-wrapped index."""
-    import faiss
-    idx = faiss.downcast_index(index)
-    ids = faiss.vector_to_array(idx.id_map).astype(np.int64)
-    inner = faiss.downcast_index(idx.index)
-    vecs = inner.reconstruct_n(0, inner.ntotal)
-    return ids, np.asarray(vecs, np.float32)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import faiss
 import numpy as np
 from sqlalchemy.orm import Session
 
@@ -78,14 +79,21 @@ class FileSpec:
 
 def write_index(root: Path, files: Sequence[FileSpec], *, model_name: str = "fake",
                 fingerprint: str = "fake-v1", dim: int | None = None, generation: int = 1,
-                window: float = 1.0, errors: Sequence[tuple[str, str]] = ()) -> dict[int, int]:
-    """Write (or replace the content of) the index at ``root``; returns segment id → file id."""
+                window: float = 1.0, errors: Sequence[tuple[str, str]] = (),
+                factory: str | None = None, index_params: dict | None = None) -> dict[int, int]:
+    """Write (or replace the content of) the index at ``root``; returns segment id → file id.
+
+    ``factory``: a FAISS factory string (inner product) trained on the vectors themselves,
+    instead of the exact IDMap2,Flat; ``index_params`` goes to meta (e.g. nprobe).
+    """
     layout = IndexLayout(Path(root))
     layout.root.mkdir(parents=True, exist_ok=True)
     engine = open_catalog(layout.catalog, create=True)
     dim = dim or int(np.asarray(files[0].vectors).shape[-1])
     index = new_index(dim)
     seg_to_file: dict[int, int] = {}
+    all_vecs: list[np.ndarray] = []
+    all_ids: list[np.ndarray] = []
     with Session(engine) as s:
         s.query(SegmentRow).delete()
         s.query(File).delete()
@@ -102,15 +110,23 @@ def write_index(root: Path, files: Sequence[FileSpec], *, model_name: str = "fak
             s.add_all(segs)
             s.flush()
             ids = np.array([seg.id for seg in segs], np.int64)
-            index.add_with_ids(vecs, ids)
+            all_vecs.append(vecs)
+            all_ids.append(ids)
             seg_to_file.update({int(i): f.id for i in ids})
         for path, reason in errors:
             s.add(ErrorRow(path=path, reason=reason))
+        if all_vecs:
+            vecs, ids = np.concatenate(all_vecs), np.concatenate(all_ids)
+            if factory:
+                index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+                index.train(vecs)
+            index.add_with_ids(vecs, ids)
         write_index_atomic(index, layout.vectors_file(generation))
         set_meta(s, model_name=model_name, model_fingerprint=fingerprint, dim=dim, sample_rate=8000,
                  segment_policy=SegmentPolicy(window).as_dict(), generation=generation,
                  vectors_file=layout.vectors_file(generation).name,
-                 counts={"files": len(files), "segments": len(seg_to_file)})
+                 counts={"files": len(files), "segments": len(seg_to_file)},
+                 index_params=index_params or {})
         s.commit()
     engine.dispose()
     return seg_to_file

@@ -344,3 +344,31 @@ def test_empty_index_answers_with_nothing(tmp_path):
         assert index.search_text("dog", filters=Filters(formats=["wav"])) == []
         assert (index.info()["files"], index.info()["vectors"]) == (0, 0)
         assert index.file_vectors().vectors.shape == (0, DIM)
+
+
+@pytest.mark.parametrize("per_file", [True, False])
+def test_ivf_index_with_all_lists_probed_is_exact(tmp_path, per_file):
+    """IVF indexes (engine.index_choice) take nprobe from meta and the selector nested right."""
+    files = random_library(seed=5)
+    write_index(tmp_path / "ivf", files, dim=DIM, factory="IVF4,Flat", index_params={"nprobe": 4})
+    model = FakeModel(DIM)
+    with SoundIndex.open(tmp_path / "ivf", model=model) as index:
+        assert index.info()["index_type"].startswith("IVF")
+        for filters, keep in [(None, lambda f: True), FILTERS[3], FILTERS[4]]:
+            q = model.embed_text(["wind"])[0]
+            hits = index.search_text("wind", k=7, filters=filters, per_file=per_file)
+            truth = brute_force(files, q, 7, per_file, keep)
+            assert [h.path for h in hits] == [t[0] for t in truth]
+        first = index.similar_to_file(files[3].path, k=3)[0]
+        assert first.path == files[3].path and first.score >= 0.999
+        assert index.file_vectors().vectors.shape == (len(files), DIM)
+
+
+def test_opq_ivf_pq_index_honours_filters(tmp_path):
+    files = random_library(seed=6, n_files=120)
+    write_index(tmp_path / "pq", files, dim=DIM, factory="OPQ4,IVF4,PQ4x4", index_params={"nprobe": 4})
+    with SoundIndex.open(tmp_path / "pq", model=FakeModel(DIM)) as index:
+        hits = index.search_text("wind", k=5, filters=Filters(path_prefix="/lib/water/"))
+        assert len(hits) == 5 and all(h.path.startswith("/lib/water/") for h in hits)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        assert index.similar_to_file(files[1].path, k=1)[0].path == files[1].path
