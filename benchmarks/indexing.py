@@ -45,7 +45,7 @@ def make_model(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     ClapModel(ClapConfig()).eval().save_pretrained(folder)
-    ClapProcessor(feature_extractor=ClapFeatureExtractor(),
+    ClapProcessor(feature_extractor=ClapFeatureExtractor(truncation="rand_trunc", padding="repeatpad"),
                   tokenizer=_train_tokenizer(folder)).save_pretrained(folder)
     return folder
 
