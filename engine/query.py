@@ -159,14 +159,17 @@ class SoundIndex:
             raise IndexNotFound(f"{root} holds no finished index (its catalog names no model); "
                                 "run `soundsift index` on it again")
         self = cls(root, engine, meta)
-        if model is not None:
-            if not isinstance(model, AudioTextModel):
-                from engine.models import load_model
-                model = load_model(model)
-            self._check_model(model)
-            self._model = model
-        with self._read() as conn:
-            self._refresh(conn)
+        try:
+            if model is not None:
+                if not isinstance(model, AudioTextModel):
+                    from engine.models import load_model
+                    model = load_model(model)
+                self._check_model(model)
+                self._model = model
+            self._with_snapshot(lambda conn, snap: None)
+        except BaseException:
+            engine.dispose()
+            raise
         return self
 
     def _check_model(self, model: AudioTextModel) -> None:
