@@ -1,0 +1,45 @@
+"""Every command of the `soundsift` CLI answers --help (sqlite-utils style)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from ui.cli import app
+
+EXPECTED = {"index", "search", "similar", "tag", "info", "ui", "train", "caption", "eval",
+            "eval retrieval", "eval zeroshot"}
+
+
+def _commands(group, prefix: str = "") -> list[str]:
+    names = []
+    if hasattr(group, "commands"):  # a group (typer vendors its own click)
+        for name, cmd in group.commands.items():
+            full = f"{prefix}{name}"
+            names.append(full)
+            names += _commands(cmd, full + " ")
+    return names
+
+
+ALL = _commands(typer.main.get_command(app))
+
+
+def test_design_commands_are_all_there():
+    assert EXPECTED <= set(ALL), sorted(EXPECTED - set(ALL))
+
+
+@pytest.mark.parametrize("command", ALL)
+def test_help(command):
+    result = CliRunner().invoke(app, [*command.split(), "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output and "--help" in result.output
+
+
+def test_console_script_entry_point_starts():
+    out = subprocess.run([sys.executable, "-m", "ui.cli", "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for name in ("index", "search", "similar", "tag", "info"):
+        assert name in out.stdout
