@@ -1,7 +1,9 @@
 """Which FAISS index to build: a pure function of (vectors, dim, memory budget, GPU).
 
 Tiers (autofaiss-style), by vector count and by the memory the raw vectors need:
-  * exact ``Flat`` while the library is small (≤ EXACT_MAX vectors): perfect recall;
+  * exact ``Flat`` while the library is small (≤ EXACT_MAX vectors): perfect recall; also
+    whatever the budget below POINTS_PER_LIST·MIN_NLIST (~10k) vectors, too few to train
+    an IVF (and a few MB at most);
   * ``IVF<nlist>,Flat`` in the middle, while raw float32 vectors fit the budget;
   * ``IVF<nlist>,SQ8`` when they don't but 1 byte per dimension does (4× smaller);
   * ``OPQ<m>,IVF<nlist>,PQ<m>`` when even that doesn't fit (dim/… bytes per vector).
@@ -12,15 +14,21 @@ starts at the value returned here and is then set by measurement
 from __future__ import annotations
 
 import math
+import os
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 EXACT_MAX = 100_000
+MIN_NLIST = 256
 SQ8_BYTES_PER_DIM = 1
 FLOAT_BYTES = 4
 TARGET_RECALL = 0.95
+#: share of physical memory the index may use when no budget is given
+DEFAULT_BUDGET_SHARE = 0.25
+MEMORY_BUDGET_ENV = "SOUNDSIFT_MEMORY_BUDGET"
 
 
 @dataclass(frozen=True)
@@ -39,9 +47,17 @@ class IndexChoice:
         return asdict(self)
 
 
-def _nlist(n: int) -> int:
-    """About 4·√n lists, a power of two, between 256 and 65536."""
-    return int(min(65536, max(256, 2 ** round(math.log2(4 * math.sqrt(max(n, 1)))))))
+#: k-means wants at least this many training points per list (faiss warns below 39)
+POINTS_PER_LIST = 39
+
+
+def _nlist(n: int, min_nlist: int = MIN_NLIST) -> int:
+    """About 4·√n lists, a power of two, between ``min_nlist`` and 65536, and no more than
+    n / POINTS_PER_LIST so that every list gets enough training points."""
+    nlist = int(min(65536, max(min_nlist, 2 ** round(math.log2(4 * math.sqrt(max(n, 1)))))))
+    while nlist > min_nlist and nlist * POINTS_PER_LIST > n:
+        nlist //= 2
+    return nlist
 
 
 def _pq_m(dim: int) -> int:
@@ -52,14 +68,19 @@ def _pq_m(dim: int) -> int:
     return m
 
 
-def choose_index(n_vectors: int, dim: int, memory_budget: int, gpu: bool = False) -> IndexChoice:
-    """The index type for ``n_vectors`` vectors of ``dim`` within ``memory_budget`` bytes."""
+def choose_index(n_vectors: int, dim: int, memory_budget: int, gpu: bool = False, *,
+                 exact_max: int = EXACT_MAX, min_nlist: int = MIN_NLIST) -> IndexChoice:
+    """The index type for ``n_vectors`` vectors of ``dim`` within ``memory_budget`` bytes.
+
+    ``exact_max`` and ``min_nlist`` move the tier boundaries (tests use small ones).
+    """
     if n_vectors < 0 or dim <= 0 or memory_budget <= 0:
         raise ValueError("n_vectors ≥ 0, dim > 0 and memory_budget > 0 are required")
     flat_bytes = n_vectors * dim * FLOAT_BYTES
-    if n_vectors <= EXACT_MAX and flat_bytes <= memory_budget:
+    too_few_to_train = n_vectors < POINTS_PER_LIST * min_nlist    # ~10k: tiny whatever the budget
+    if too_few_to_train or (n_vectors <= exact_max and flat_bytes <= memory_budget):
         return IndexChoice("IDMap2,Flat", "flat", gpu=gpu, bytes_per_vector=dim * FLOAT_BYTES + 8)
-    nlist = _nlist(n_vectors)
+    nlist = _nlist(n_vectors, min_nlist)
     train = min(n_vectors, 64 * nlist)
     nprobe = max(8, nlist // 64)
     if flat_bytes <= memory_budget:
@@ -73,6 +94,49 @@ def choose_index(n_vectors: int, dim: int, memory_budget: int, gpu: bool = False
                        {"nprobe": nprobe * 2}, gpu, m + 8)
 
 
+def needs_rebuild(current_factory: str | None, choice: IndexChoice) -> bool:
+    """True when the index on disk is not the one ``choice`` asks for.
+
+    The factory string holds the type and ``nlist`` (a power of two near 4·√n), so an IVF
+    index is retrained once the library has grown (or shrunk) about 4× since it was built.
+    A missing ``current_factory`` means an exact index written before index choice existed.
+    """
+    return (current_factory or "IDMap2,Flat") != choice.factory
+
+
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_memory_budget(text: str | int) -> int:
+    """Bytes from ``"4G"``, ``"512MiB"``, ``"1.5GB"``, ``"25%"`` (of physical memory) or an int."""
+    if isinstance(text, int):
+        value = text
+    else:
+        t = str(text).strip().upper().replace(" ", "")
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)(%|[KMGT]?)(?:I?B)?", t)
+        if not m:
+            raise ValueError(f"memory budget {text!r} is not a size; write e.g. 4G, 512M, 25% "
+                             "or a number of bytes")
+        number, unit = float(m.group(1)), m.group(2)
+        value = int(number / 100 * physical_memory()) if unit == "%" else int(number * _UNITS[unit])
+    if value <= 0:
+        raise ValueError(f"memory budget {text!r} must be more than 0 bytes")
+    return value
+
+
+def physical_memory() -> int:
+    """Bytes of physical memory of this machine."""
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def default_memory_budget() -> int:
+    """$SOUNDSIFT_MEMORY_BUDGET if set, else a quarter of physical memory."""
+    env = os.environ.get(MEMORY_BUDGET_ENV, "").strip()
+    if env:
+        return parse_memory_budget(env)
+    return int(DEFAULT_BUDGET_SHARE * physical_memory())
+
+
 def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
     """Mean share of the exact top-k ids that the approximate search also returned."""
     hits = [len(set(f[:k]) & set(t[:k])) / k for f, t in zip(found, truth)]
@@ -81,20 +145,41 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
 
 def tune_nprobe(index: Any, queries: np.ndarray, truth_ids: np.ndarray, start: int, nlist: int,
                 k: int = 10, target: float = TARGET_RECALL) -> tuple[int, float]:
-    """Smallest power-of-two step of ``nprobe`` (from ``start``) reaching ``target`` recall@k.
+    """Smallest ``nprobe`` (from ``start``) whose measured recall@k reaches ``target``.
 
-    ``truth_ids`` are the exact top-k ids of ``queries`` (brute force on the same vectors).
-    Returns (nprobe, measured recall); if even nprobe = nlist misses the target the
-    best recall found is returned with it, for the caller to report honestly.
+    Doubles ``nprobe`` until the target is met, then bisects between the last miss and
+    the first hit (recall grows with nprobe), so the answer is the smallest integer, not
+    just the smallest power of two. ``truth_ids`` are the exact top-k ids of ``queries``
+    (brute force on the same vectors). Returns (nprobe, measured recall); if even
+    nprobe = nlist misses the target the best recall found is returned with it, for the
+    caller to report honestly. The index's own ``nprobe`` is left at the returned value.
     """
     import faiss
 
     ivf = faiss.extract_index_ivf(index)
-    nprobe = max(1, min(start, nlist))
-    while True:
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+
+    def measure(nprobe: int) -> float:
         ivf.nprobe = nprobe
-        _, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-        r = recall_at_k(ids, truth_ids, k)
+        _, ids = index.search(q, k)
+        return recall_at_k(ids, truth_ids, k)
+
+    nprobe = max(1, min(start, nlist))
+    miss = 0                                   # largest nprobe known to miss
+    while True:
+        r = measure(nprobe)
         if r >= target or nprobe >= nlist:
-            return nprobe, r
-        nprobe = min(nlist, nprobe * 2)
+            break
+        miss, nprobe = nprobe, min(nlist, nprobe * 2)
+    if r < target:
+        return nprobe, r
+    hit, hit_recall = nprobe, r
+    while hit - miss > 1:
+        mid = (hit + miss) // 2
+        r = measure(mid)
+        if r >= target:
+            hit, hit_recall = mid, r
+        else:
+            miss = mid
+    ivf.nprobe = hit
+    return hit, hit_recall

@@ -1,11 +1,31 @@
-"""FAISS helpers: inner product over L2-normalised vectors, ids = segment ids."""
+"""FAISS helpers: inner product over L2-normalised vectors, ids = segment ids.
+
+Memory-mapping (measured with faiss 1.15, RssAnon vs RssFile after ``read_index``):
+``IO_FLAG_MMAP_IFC`` maps the codes of every type the indexer builds — ``IDMap2,Flat``,
+``IVF…,Flat``, ``IVF…,SQ8`` and ``OPQ…,IVF…,PQ…`` — so the vectors are paged in from the
+file on demand and shared between processes; the older ``IO_FLAG_MMAP`` maps only IVF
+inverted lists (a Flat index is still copied into anonymous memory). :func:`read_index`
+tries ``MMAP_IFC``, then ``MMAP``, then a plain read, so an index type that supports
+neither still opens. A mapped file stays valid after the writer unlinks it (its inode
+lives while mapped), which is what lets readers keep answering during a commit.
+"""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: set to "0" to keep indexes on the CPU even where faiss sees a CUDA GPU
+GPU_ENV = "SOUNDSIFT_GPU"
+
+MMAP_FLAGS = tuple(f for f in (getattr(faiss, "IO_FLAG_MMAP_IFC", None), faiss.IO_FLAG_MMAP)
+                   if f is not None)
 
 
 def new_index(dim: int) -> faiss.Index:
@@ -15,15 +35,15 @@ def new_index(dim: int) -> faiss.Index:
 
 def read_index(path: str | Path, mmap: bool = True) -> faiss.Index:
     """Load a FAISS file read-only; memory-mapped where the index type allows it."""
-    flags = faiss.IO_FLAG_READ_ONLY
+    base = faiss.IO_FLAG_READ_ONLY
     if mmap:
-        flags |= faiss.IO_FLAG_MMAP
-    try:
-        return faiss.read_index(str(path), flags)
-    except RuntimeError:
-        if not mmap:
-            raise
-        return faiss.read_index(str(path), faiss.IO_FLAG_READ_ONLY)
+        for flag in MMAP_FLAGS:
+            try:
+                return faiss.read_index(str(path), base | flag)
+            except RuntimeError as e:
+                log.debug("%s: cannot memory-map with flag %#x (%s); trying the next way",
+                          path, flag, str(e).splitlines()[0] if str(e) else e)
+    return faiss.read_index(str(path), base)
 
 
 def write_index_atomic(index: faiss.Index, path: str | Path) -> None:
@@ -52,3 +72,38 @@ def as_query(x: np.ndarray) -> np.ndarray:
     if x.ndim == 1:
         x = x[None, :]
     return np.ascontiguousarray(x)
+
+
+# --- GPU -------------------------------------------------------------------------------
+
+def gpu_count() -> int:
+    """CUDA GPUs faiss can use (0 with faiss-cpu, or when $SOUNDSIFT_GPU is "0")."""
+    if os.environ.get(GPU_ENV, "").strip() == "0":
+        return 0
+    get = getattr(faiss, "get_num_gpus", None)
+    return int(get()) if get is not None else 0
+
+
+_gpu_resources: Any = None
+
+
+def to_gpu(index: faiss.Index) -> faiss.Index:
+    """A copy of ``index`` on GPU 0 (IVF lists and flat codes in GPU memory).
+
+    Raises RuntimeError when no GPU is usable; callers check :func:`gpu_count` first.
+    """
+    global _gpu_resources
+    if gpu_count() == 0:
+        raise RuntimeError("no CUDA GPU is visible to faiss (faiss-cpu, or $SOUNDSIFT_GPU=0)")
+    if _gpu_resources is None:
+        _gpu_resources = faiss.StandardGpuResources()
+    opts = faiss.GpuClonerOptions()
+    opts.useFloat16 = False            # keep exact scores for Flat / IVF-Flat
+    return faiss.index_cpu_to_gpu(_gpu_resources, 0, index, opts)
+
+
+def to_cpu(index: faiss.Index) -> faiss.Index:
+    """``index`` back in CPU memory (a no-op for a CPU index): what gets written to disk."""
+    if hasattr(faiss, "index_gpu_to_cpu") and "Gpu" in type(index).__name__:
+        return faiss.index_gpu_to_cpu(index)
+    return index

@@ -115,12 +115,16 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
                 model: AudioTextModel | str | Path | None = None, *, workers: int | None = None,
                 batch_size: int | None = None, progress: bool = True,
                 checkpoint_files: int = CHECKPOINT_FILES,
-                checkpoint_seconds: float = CHECKPOINT_SECONDS) -> IndexSummary:
+                checkpoint_seconds: float = CHECKPOINT_SECONDS,
+                memory_budget: int | str | None = None) -> IndexSummary:
     """Index the audio files under ``paths`` into ``index`` (name or folder), incrementally.
 
     ``model``: an AudioTextModel, a name/folder for :func:`engine.load_model`, or None for
     the index's own model (a new index gets ``engine.models.DEFAULT_MODEL``).
     ``workers``: decoder processes (0 decodes in this process; default half the cores).
+    ``memory_budget``: bytes (or "4G", "25%") the vectors may take in memory; it picks the
+    FAISS index type (engine.index_choice). Default: $SOUNDSIFT_MEMORY_BUDGET, else a
+    quarter of physical memory.
     Bad files become error rows and WARNING log lines; they never stop the run.
     """
     t_start = time.perf_counter()
@@ -132,8 +136,11 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
     timings = {k: 0.0 for k in STAGES}
     timings["decode_wait"] = 0.0
     summary = IndexSummary(index=str(layout.root))
+    if memory_budget is not None:
+        from engine.index_choice import parse_memory_budget
+        memory_budget = parse_memory_budget(memory_budget)
 
-    with IndexWriter(layout) as writer:
+    with IndexWriter(layout, memory_budget=memory_budget) as writer:
         model = resolve_model(model, writer.meta)
         policy = SegmentPolicy(window=float(model.window_seconds))
         meta = {"model_name": model_ref(model), "model_fingerprint": model.fingerprint,
@@ -256,6 +263,7 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
         summary.totals = dict(writer.meta.get("counts", {}))
         timings["embed"] = batcher.seconds
         timings["write"] = writer.seconds
+        timings["index_tuning"] = writer.retrain_seconds      # part of "write"
 
     summary.failed = len(failures)
     summary.errors = [{"path": p, "reason": r} for p, r in failures.items()]

@@ -9,6 +9,13 @@ Protocol (one writer at a time, under an fcntl lock on ``.lock``):
 3. then delete the previous generation's file (readers that opened it keep their copy)
    and rewrite ``index.json``.
 
+Step 1 also decides the index type (engine.index_choice, from the vector count after
+the batch, the dim and the memory budget). When it differs from the type on disk the
+vectors are rebuilt as the new type (trained on a seeded sample; see indexer.retrain),
+and an IVF index's ``nprobe`` is re-measured at every commit that changes its vectors so
+recall@10 against exact search stays ≥ 0.95. Lossy types also write a float16 sidecar
+``vectors-<gen>.raw.npy`` (the raw vectors a later rebuild needs).
+
 A crash before step 2 leaves an orphan FAISS file that the next writer deletes; a crash
 after it leaves a complete new generation. Segment ids (= vector ids) are allocated from
 the catalog's AUTOINCREMENT counter, so ids written to an orphan file are simply reused
@@ -26,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from sqlalchemy import delete, func, select, text
@@ -35,14 +42,16 @@ from sqlalchemy.orm import Session
 from engine.audio import AudioInfo
 from engine.catalog import ErrorRow, File, SegmentRow, get_meta, open_catalog, set_meta
 from engine.errors import IndexBusy, IndexNotFound
+from engine.index_choice import IndexChoice, choose_index, default_memory_budget, needs_rebuild
 from engine.layout import IndexLayout
-from engine.vectors import fsync_dir, new_index, write_index_atomic
+from engine.vectors import fsync_dir, gpu_count, new_index, write_index_atomic
 
 log = logging.getLogger(__name__)
 
-INDEX_TYPE = "Flat"                      # exact inner-product search
-FAISS_FACTORY = "IDMap2,Flat"
 METRIC = "inner_product"
+#: index kind (engine.index_choice) → the ``index_type`` shown by `soundsift info`
+INDEX_TYPES = {"flat": "Flat", "ivf-flat": "IVF-Flat", "ivf-sq8": "IVF-SQ8",
+               "opq-ivf-pq": "OPQ-IVF-PQ"}
 
 
 @dataclass
@@ -117,13 +126,17 @@ class WriterLock:
 class IndexWriter:
     """The single writer of one index: holds the lock, the catalog and the live vectors."""
 
-    def __init__(self, layout: IndexLayout) -> None:
+    def __init__(self, layout: IndexLayout, memory_budget: int | None = None,
+                 chooser: Callable[..., IndexChoice] = choose_index) -> None:
         self.layout = layout
         self._lock = WriterLock(layout.lock)
         self.engine = None
         self._index = None                     # faiss index of the current generation
         self.meta: dict[str, Any] = {}
         self.seconds = 0.0                     # time spent committing
+        self.memory_budget = int(memory_budget) if memory_budget else default_memory_budget()
+        self.chooser = chooser                 # (n, dim, budget, gpu) → IndexChoice
+        self.retrain_seconds = 0.0             # part of ``seconds`` spent rebuilding/tuning
 
     # -- lifecycle -----------------------------------------------------------------------
     def __enter__(self) -> "IndexWriter":
@@ -160,11 +173,23 @@ class IndexWriter:
         name = self.meta.get("vectors_file")
         return self.layout.root / name if name else None
 
+    @property
+    def sidecar_path(self) -> Path | None:
+        """The raw-vector sidecar of the current generation, if it has one."""
+        from indexer.retrain import sidecar_path
+        path = self.vectors_path
+        side = sidecar_path(path) if path is not None else None
+        return side if side is not None and side.is_file() else None
+
     def _delete_orphans(self) -> None:
-        """Remove FAISS files (and temporaries) that no committed generation names."""
+        """Remove FAISS files, sidecars and temporaries that no committed generation names."""
+        from indexer.retrain import sidecar_path
         keep = self.vectors_path
-        for p in list(self.layout.vector_files()) + list(self.layout.root.glob("vectors-*.faiss.tmp")):
-            if keep is None or p.resolve() != keep.resolve():
+        keep_names = {keep.name, sidecar_path(keep).name} if keep is not None else set()
+        root = self.layout.root
+        for p in (list(self.layout.vector_files()) + list(root.glob("vectors-*.faiss.tmp"))
+                  + list(root.glob("vectors-*.raw.npy")) + list(root.glob("vectors-*.raw.npy.tmp"))):
+            if p.name not in keep_names:
                 log.info("removing %s left by an interrupted run", p.name)
                 p.unlink(missing_ok=True)
 
@@ -231,7 +256,14 @@ class IndexWriter:
             ids_per_file.append(ids)
             if len(ids):
                 index.add_with_ids(np.ascontiguousarray(f.vectors, dtype=np.float32), ids)
+        index_meta = {k: self.meta[k] for k in INDEX_META_KEYS if k in self.meta}
         if vectors_change:          # only error rows changed: the vectors file stays
+            new_ids = np.concatenate(ids_per_file) if ids_per_file else np.zeros(0, np.int64)
+            new_vecs = (np.concatenate([f.vectors for f in changes.add]).astype(np.float32)
+                        if changes.add else np.zeros((0, dim), np.float32))
+            index, index_meta = self._arrange(index, dim, gen, new_file,
+                                              np.asarray(gone_ids, np.int64), new_ids, new_vecs)
+            self._index = index
             write_index_atomic(index, new_file)
         # step 2: one transaction makes it the committed generation
         with Session(self.engine) as s, s.begin():
@@ -253,25 +285,75 @@ class IndexWriter:
             s.flush()
             counts = _counts(s)
             new_meta = dict(meta, vectors_file=new_file.name, generation=gen, counts=counts,
-                            index_type=INDEX_TYPE, faiss_factory=FAISS_FACTORY, metric=METRIC,
-                            updated_at=time.time())
+                            metric=METRIC, updated_at=time.time(), **index_meta)
             set_meta(s, **new_meta)
         # step 3: the old generation is garbage; index.json mirrors the catalog
         old = self.vectors_path
         self.meta.update(new_meta)
         if old is not None and old != new_file:
+            from indexer.retrain import sidecar_path
             old.unlink(missing_ok=True)
+            sidecar_path(old).unlink(missing_ok=True)
         self.write_index_json()
         if index.ntotal != counts["segments"]:
             raise RuntimeError(f"{new_file}: {index.ntotal} vectors but the catalog holds "
                                f"{counts['segments']} segments; this is a bug, please report it")
         return gen
 
+    def _arrange(self, index: Any, dim: int, gen: int, new_file: Path, gone_ids: np.ndarray,
+                 new_ids: np.ndarray, new_vecs: np.ndarray) -> tuple[Any, dict[str, Any]]:
+        """Choose the index type for the new vector count; rebuild and tune as needed.
+
+        ``index`` already holds the batch's changes. Returns the index to write and the
+        meta keys describing it (INDEX_META_KEYS).
+        """
+        from indexer import retrain
+        t0 = time.perf_counter()
+        n = int(index.ntotal)
+        choice = self.chooser(n, dim, self.memory_budget, gpu_count() > 0)
+        current = self.meta.get("faiss_factory")
+        current_kind = self.meta.get("index_kind", "flat")
+        rebuild = needs_rebuild(current, choice)
+        raw = None
+        if choice.kind in retrain.LOSSY_KINDS or current_kind in retrain.LOSSY_KINDS:
+            old_side = self.sidecar_path
+            if old_side is not None:
+                old_raw, gone = retrain.read_sidecar(old_side), gone_ids
+            elif current_kind in retrain.LOSSY_KINDS:
+                raise IndexNotFound(
+                    f"{self.layout.root}: the raw vectors ({retrain.sidecar_path(self.vectors_path)}) "
+                    "of this compressed index are missing; delete the index folder and index again")
+            else:   # the index on disk is exact and already holds this batch
+                old_raw, gone, new_ids = retrain.raw_from_index(index), np.zeros(0, np.int64), new_ids[:0]
+                new_vecs = new_vecs[:0]
+            raw = retrain.write_sidecar(retrain.sidecar_path(new_file), old_raw, gone, new_ids,
+                                        new_vecs, dim)
+        trained = int(self.meta.get("trained_on", 0))
+        if rebuild:
+            log.info("%s: %d vectors → rebuilding as %s (was %s)", self.layout.root, n,
+                     choice.factory, current or "IDMap2,Flat")
+            if raw is None:
+                raw = retrain.raw_from_index(index)
+            index = new_index(dim) if choice.kind == "flat" else retrain.build(choice, dim, raw, seed=gen)
+            if choice.kind == "flat":
+                for ids, vecs in raw.chunks():
+                    index.add_with_ids(np.ascontiguousarray(vecs), ids)
+            trained = n if choice.nlist else 0
+        params, recall = {}, 1.0
+        if choice.nlist:
+            if raw is None:
+                raw = retrain.raw_from_index(index)
+            params, recall = retrain.tune(index, choice, raw, seed=gen)
+        self.retrain_seconds += time.perf_counter() - t0
+        return index, {"index_type": INDEX_TYPES.get(choice.kind, choice.kind),
+                       "index_kind": choice.kind, "faiss_factory": choice.factory,
+                       "index_params": params, "recall_at_10": round(recall, 4),
+                       "trained_on": trained, "memory_budget": self.memory_budget}
+
     def write_index_json(self) -> None:
         """Write index.json atomically (a human-readable mirror of the catalog's meta)."""
         keys = ("model_name", "model_fingerprint", "dim", "sample_rate", "segment_policy",
-                "index_type", "faiss_factory", "metric", "counts", "generation", "vectors_file",
-                "updated_at")
+                "metric", *INDEX_META_KEYS, "counts", "generation", "vectors_file", "updated_at")
         doc = {k: self.meta.get(k) for k in keys}
         doc["versions"] = package_versions()
         path = self.layout.index_json
@@ -283,6 +365,11 @@ class IndexWriter:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         fsync_dir(path.parent)
+
+
+#: meta keys that describe the FAISS index (written by every vector-changing commit)
+INDEX_META_KEYS = ("index_type", "index_kind", "faiss_factory", "index_params", "recall_at_10",
+                   "trained_on", "memory_budget")
 
 
 def _set_error(s: Session, path: str, reason: str) -> None:
