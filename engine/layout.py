@@ -24,13 +24,16 @@ def index_home() -> Path:
 
 
 def resolve_index_dir(name_or_dir: str | Path | None = None) -> Path:
-    """A bare name means ``<index home>/<name>``; anything path-like is used as given."""
+    """A bare name means ``<index home>/<name>``; anything path-like is used as given.
+
+    Path-like: contains a path separator, or starts with ``.`` or ``~`` (so ``./lib``
+    is a folder here while ``lib`` is ``indexes/lib``, whatever folders exist here).
+    """
     if name_or_dir is None or str(name_or_dir) == "":
         return index_home() / DEFAULT_INDEX
     text = str(name_or_dir)
-    p = Path(text).expanduser()
-    if os.sep in text or text.startswith(".") or p.is_absolute() or p.is_dir():
-        return p
+    if os.sep in text or text.startswith((".", "~")):
+        return Path(text).expanduser()
     return index_home() / text
 
 

@@ -30,6 +30,7 @@ def setup_logging(verbose: bool = False) -> None:
         stream=sys.stderr,
         force=True,
     )
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 
 def print_json(obj: Any) -> None:
