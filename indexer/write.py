@@ -254,13 +254,14 @@ class IndexWriter:
             ids = np.arange(seg_id, seg_id + len(f.segments), dtype=np.int64)
             seg_id += len(f.segments)
             ids_per_file.append(ids)
-            if len(ids):
-                index.add_with_ids(np.ascontiguousarray(f.vectors, dtype=np.float32), ids)
+        new_ids = np.concatenate(ids_per_file) if ids_per_file else np.zeros(0, np.int64)
+        new_vecs = (np.ascontiguousarray(np.concatenate([f.vectors for f in changes.add]),
+                                         dtype=np.float32).reshape(-1, dim)
+                    if changes.add else np.zeros((0, dim), np.float32))
+        if len(new_ids):            # one call: per-call overhead is large for IVF types
+            index.add_with_ids(new_vecs, new_ids)
         index_meta = {k: self.meta[k] for k in INDEX_META_KEYS if k in self.meta}
         if vectors_change:          # only error rows changed: the vectors file stays
-            new_ids = np.concatenate(ids_per_file) if ids_per_file else np.zeros(0, np.int64)
-            new_vecs = (np.concatenate([f.vectors for f in changes.add]).astype(np.float32)
-                        if changes.add else np.zeros((0, dim), np.float32))
             index, index_meta = self._arrange(index, dim, gen, new_file,
                                               np.asarray(gone_ids, np.int64), new_ids, new_vecs)
             self._index = index

@@ -5,7 +5,8 @@ import faiss
 import numpy as np
 import pytest
 
-from engine.index_choice import choose_index, recall_at_k, tune_nprobe
+from engine.index_choice import (choose_index, needs_rebuild, parse_memory_budget, physical_memory,
+                                 recall_at_k, tune_nprobe)
 
 GiB = 1 << 30
 
@@ -17,9 +18,9 @@ GiB = 1 << 30
     (100_001, 512, GiB, "IVF1024,Flat", "ivf-flat"),
     (1_000_000, 512, 4 * GiB, "IVF4096,Flat", "ivf-flat"),
     (1_000_000, 512, 1 * GiB, "IVF4096,SQ8", "ivf-sq8"),
-    (1_000_000, 512, 256 << 20, "OPQ64,IVF4096,PQ64", "opq-ivf-pq"),
+    (1_000_000, 512, 256 << 20, "OPQ64,IVF4096,PQ64np", "opq-ivf-pq"),
     (10_000_000, 384, 64 * GiB, "IVF16384,Flat", "ivf-flat"),
-    (50_000, 512, 1 << 20, "OPQ64,IVF1024,PQ64", "opq-ivf-pq"),  # small but over a tiny budget
+    (50_000, 512, 1 << 20, "OPQ64,IVF1024,PQ64np", "opq-ivf-pq"),  # small but over a tiny budget
 ])
 def test_choice_pinned(n, dim, budget, factory, kind):
     c = choose_index(n, dim, budget)
@@ -59,8 +60,59 @@ def test_tune_nprobe_reaches_target_on_clustered_data():
     _, truth = exact.search(q, 10)
     nprobe, recall = tune_nprobe(index, q, truth, start=1, nlist=256)
     assert recall >= 0.95
-    # the step below the chosen one must have missed the target (it is the smallest)
+    assert faiss.extract_index_ivf(index).nprobe == nprobe       # left at the chosen value
+    # the value below the chosen one must miss the target (bisection: the smallest integer)
     if nprobe > 1:
-        faiss.extract_index_ivf(index).nprobe = nprobe // 2
+        faiss.extract_index_ivf(index).nprobe = nprobe - 1
         _, ids = index.search(q, 10)
         assert recall_at_k(ids, truth) < 0.95
+
+
+@pytest.mark.parametrize("n, factory", [
+    (9_983, "IDMap2,Flat"),          # < 39 · 256: too few to train, exact whatever the budget
+    (9_984, "OPQ64,IVF256,PQ64np"),
+    (20_000, "OPQ64,IVF512,PQ64np"),  # 4·√n ≈ 566 → 512 ≤ n/39
+    (15_000, "OPQ64,IVF256,PQ64np"),  # 4·√n ≈ 490 → 512, capped at n/39 ≈ 385 → 256
+    (200_000, "OPQ64,IVF2048,PQ64np"),
+])
+def test_small_counts_and_the_list_cap_under_a_tiny_budget(n, factory):
+    assert choose_index(n, 512, 1 << 20).factory == factory
+
+
+def test_tier_boundaries_can_be_moved_for_tests():
+    assert choose_index(2_000, 32, GiB, exact_max=500, min_nlist=8).factory == "IVF32,Flat"
+    assert choose_index(400, 32, GiB, exact_max=500, min_nlist=8).factory == "IDMap2,Flat"
+
+
+@pytest.mark.parametrize("current, n, rebuild", [
+    (None, 5_000, False),                  # pre-choice indexes were exact
+    ("IDMap2,Flat", 100_000, False),
+    ("IDMap2,Flat", 100_001, True),        # grew past the exact tier
+    ("IVF1024,Flat", 120_000, False),      # nlist 1024 covers 4·√n in [724, 1448]: n ≤ 131072
+    ("IVF1024,Flat", 150_000, True),       # nlist 2048 now: retrain
+    ("IVF4096,Flat", 2_000_000, False),    # one band spans 4× in n
+    ("IVF4096,Flat", 600_000, False),
+    ("IVF1024,Flat", 50_000, True),        # shrank back into the exact tier
+])
+def test_needs_rebuild_pinned(current, n, rebuild):
+    assert needs_rebuild(current, choose_index(n, 512, 8 * GiB)) is rebuild
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("4G", 4 * GiB), ("4GiB", 4 * GiB), ("512M", 512 << 20), ("1.5GB", 3 * GiB // 2),
+    ("100k", 100 << 10), ("123456", 123456), (1000, 1000),
+])
+def test_parse_memory_budget(text, expected):
+    assert parse_memory_budget(text) == expected
+
+
+def test_parse_memory_budget_percent_and_errors(monkeypatch):
+    assert parse_memory_budget("50%") == physical_memory() // 2
+    for bad in ("lots", "0", "-1G", "4X"):
+        with pytest.raises(ValueError, match="memory budget"):
+            parse_memory_budget(bad)
+    from engine import index_choice
+    monkeypatch.setenv(index_choice.MEMORY_BUDGET_ENV, "3G")
+    assert index_choice.default_memory_budget() == 3 * GiB
+    monkeypatch.delenv(index_choice.MEMORY_BUDGET_ENV)
+    assert index_choice.default_memory_budget() == physical_memory() // 4
