@@ -84,7 +84,7 @@ def main() -> None:
     # tune nprobe on the index's own vectors (brute-force ground truth)
     tune_q = x[rng.choice(args.n, 200, replace=False)]
     _, tune_truth = exact.search(tune_q, k)
-    nprobe, tune_recall = (tune_nprobe(index, tune_q, tune_truth, choice.params.get("nprobe", 1),
+    nprobe, tune_recall = (tune_nprobe(index, tune_q, tune_truth, 1,
                                        choice.nlist, k) if choice.nlist else (0, 1.0))
 
     faiss.omp_set_num_threads(faiss.omp_get_max_threads())

@@ -50,6 +50,8 @@ def test_index_then_info_json(lib, tmp_path, tiny_clap_dir):  # noqa: F811
     assert info["counts"] == {"files": 3, "segments": 3, "errors": 1}
     assert info["model_name"] == str(tiny_clap_dir.resolve()) and info["dim"] == 32
     assert info["sample_rate"] == 48000 and info["index_type"] == "Flat"
+    assert info["faiss_factory"] == "IDMap2,Flat" and info["recall_at_10"] == 1.0
+    assert info["index_params"] == {}
     assert info["total_duration"] == pytest.approx(4.0, abs=0.01)
     assert sorted(f["format"] for f in info["formats"]) == ["FLAC", "OGG", "WAV"]
     assert info["errors"][0]["path"].endswith("broken.wav") and info["errors"][0]["reason"]
@@ -79,3 +81,11 @@ def test_info_on_a_missing_index(tmp_path):
 def test_help(cmd):
     r = run(cmd, "--help")
     assert r.exit_code == 0 and "--index" in r.output and "--json" in r.output
+
+
+def test_memory_budget_option(lib, tmp_path):
+    r = run("index", str(lib), "--index", str(tmp_path / "idx"), "--memory-budget", "lots")
+    assert r.exit_code == 2 and "memory budget" in r.output and "4G" in r.output
+    assert not (tmp_path / "idx").exists()
+    r = run("index", "--help")
+    assert "--memory-budget" in r.output

@@ -29,6 +29,11 @@ def index_command(
         256, "--checkpoint-files", min=1, help="Commit after this many finished files (an interrupted run keeps them)."),
     checkpoint_seconds: float = typer.Option(60.0, "--checkpoint-seconds", min=0.0,
                                              help="…or after this many seconds, whichever comes first."),
+    memory_budget: Optional[str] = typer.Option(
+        None, "--memory-budget",
+        help="Memory the vectors may take (e.g. 4G, 512M, 25%); picks the FAISS index type: exact "
+             "while small, IVF-Flat, then compressed (SQ8, OPQ+PQ) when float32 vectors don't fit. "
+             "Default: $SOUNDSIFT_MEMORY_BUDGET, else a quarter of physical memory."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
                                             help="Progress bar on stderr (default: when stderr is a terminal)."),
@@ -44,9 +49,16 @@ def index_command(
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     from indexer import build_index
 
+    from engine.index_choice import parse_memory_budget
+
+    try:
+        budget = parse_memory_budget(memory_budget) if memory_budget is not None else None
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--memory-budget") from e
     summary = build_index(paths, index=index, model=model, workers=workers, batch_size=batch_size,
                           progress=sys.stderr.isatty() if progress is None else progress,
-                          checkpoint_files=checkpoint_files, checkpoint_seconds=checkpoint_seconds)
+                          checkpoint_files=checkpoint_files, checkpoint_seconds=checkpoint_seconds,
+                          memory_budget=budget)
     if json_out:
         print_json(summary.to_dict())
     else:
