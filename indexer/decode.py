@@ -133,6 +133,10 @@ def _exit_when_orphaned(parent_pid: int, interval: float = 0.5) -> None:
 def _worker_main(tasks: "mp.Queue", results: "mp.Queue", sample_rate: int,
                  policy: SegmentPolicy, parent_pid: int) -> None:
     """Loop of one worker process: take a job, stream its events, until a None arrives."""
+    import signal
+    # Ctrl-C reaches the whole process group: the indexing process decides what to do
+    # (commit what is finished) and then stops its workers itself
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_when_orphaned(parent_pid)
     pid = os.getpid()
     while True:

@@ -180,7 +180,13 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
 
         def commit() -> None:
             nonlocal pending, last_commit
-            summary.generation = writer.commit(pending, meta)
+            before = writer.generation
+            try:
+                summary.generation = writer.commit(pending, meta)
+            except BaseException:
+                if writer.generation != before:     # interrupted after the catalog committed
+                    pending = Changes()
+                raise
             summary.commits += 1
             pending = Changes()
             last_commit = time.perf_counter()
@@ -250,6 +256,19 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
                                or time.perf_counter() - last_commit >= checkpoint_seconds):
                     commit()
             deliver(batcher.flush())
+        except KeyboardInterrupt:
+            # Ctrl-C: keep what is finished. The files already embedded are committed as
+            # one more generation (a second Ctrl-C during that commit leaves the previous
+            # generation intact: a commit is atomic); the rest waits for the next run.
+            events.close()
+            bar.close()
+            stack.close()
+            if pending.add or pending.remove or pending.errors:
+                commit()
+            log.warning("interrupted: %s now holds %d files (generation %d); run the same "
+                        "command again to index the rest", layout.root,
+                        writer.meta.get("counts", {}).get("files", 0), writer.generation)
+            raise
         finally:
             events.close()
             bar.close()

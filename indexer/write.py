@@ -164,6 +164,12 @@ class IndexWriter:
             self.engine = None
         self._lock.release()
 
+    def _reload_meta(self) -> None:
+        """Re-read meta from the catalog (what is committed, whatever happened in memory)."""
+        if self.engine is not None:
+            with Session(self.engine) as s:
+                self.meta = get_meta(s)
+
     @property
     def generation(self) -> int:
         return int(self.meta.get("generation", 0))
@@ -231,6 +237,7 @@ class IndexWriter:
             return self._commit(changes, meta)
         except BaseException:
             self._index = None      # the in-memory vectors may be ahead of the catalog: reload
+            self._reload_meta()     # and the catalog may be ahead of self.meta (e.g. Ctrl-C in step 3)
             raise
         finally:
             self.seconds += time.perf_counter() - t0

@@ -1,8 +1,15 @@
-"""Crash safety: an indexing process killed with SIGKILL leaves a complete, readable index,
-and a re-run finishes the work with every file exactly once."""
+"""Crash safety: SIGKILL at 10 seeded random moments, and Ctrl-C (SIGINT).
+
+Each round changes the library (rewrites, deletes, additions; seeded), starts an indexing
+process that commits after every file, and kills it with SIGKILL at a random moment after
+its imports (scan, decode, embed, or in the middle of a commit). After every kill the
+index must open as one committed generation: FAISS ids == catalog segment ids, counts in
+meta == rows, every file's segments follow the policy and its vectors are the model's
+embedding of the content that was committed. A final run completes with every file on
+disk exactly once, and a second one finds nothing to do.
+"""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,115 +23,181 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.audio import decode
-from engine.catalog import File, SegmentRow, get_meta, open_catalog
+from engine.audio import iter_segments
+from engine.catalog import ErrorRow, File, SegmentRow, get_meta, open_catalog
 from engine.layout import IndexLayout
-from engine.segments import SegmentPolicy, segment_bounds
+from engine.query import SoundIndex
+from engine.segments import SegmentPolicy
 from indexer import build_index
 from tests.conftest import chirp, noise, write
 from tests.index_fakes import FakeModel
 
 ROOT = Path(__file__).resolve().parents[1]
-N_FILES = 14
+N_FILES = 12
+KILLS = 10
+SEED = 20240601
 
-#: the run a test kills: slow model calls, one decoder process, a commit every 2 files
+#: the run a test interrupts: marks "ready" after its imports and "done" at the end (in
+#: files: decoder processes inherit stdout, so a pipe would stay open after a SIGKILL);
+#: slow model calls, one decoder process, a commit after every finished file
 SCRIPT = """
-import sys
+import pathlib, sys
 from indexer import build_index
 from tests.index_fakes import FakeModel
-build_index([sys.argv[1]], sys.argv[2], FakeModel(delay=0.15), workers=1, batch_size=2,
-            checkpoint_files=2, progress=False)
+pathlib.Path(sys.argv[3] + ".ready").touch()
+build_index([sys.argv[1]], sys.argv[2], FakeModel(delay=0.2), workers=1, batch_size=2,
+            checkpoint_files=1, progress=False)
+pathlib.Path(sys.argv[3] + ".done").touch()
 """
 
 
-@pytest.fixture(scope="module")
-def library(tmp_path_factory) -> Path:
-    lib = tmp_path_factory.mktemp("killlib")
-    for i in range(N_FILES):
-        sr = (16000, 22050, 44100)[i % 3]
-        x = chirp(100 + 50 * i, 4000, 1.5 + 0.5 * (i % 4), sr) + noise(1.5 + 0.5 * (i % 4), sr, seed=i, amp=0.05)
-        write(lib / f"f{i:02d}.{'wav' if i % 2 else 'flac'}", x, sr)
-    return lib.resolve()
+def sound(rng: np.random.Generator, sr: int) -> np.ndarray:
+    seconds = float(rng.uniform(0.5, 4.5))
+    f0 = float(rng.uniform(80, 2000))
+    return chirp(f0, f0 * 3, seconds, sr) + noise(seconds, sr, seed=int(rng.integers(1 << 30)), amp=0.05)
 
 
-def committed_state(idx: Path) -> tuple[int, dict[str, list[tuple[int, float, float]]], faiss.Index]:
-    """(generation, path → segments, vectors) as a reader sees the index right now."""
+def write_file(path: Path, rng: np.random.Generator) -> None:
+    sr = int(rng.choice([16000, 22050, 44100]))
+    write(path, sound(rng, sr), sr)
+
+
+def mutate(lib: Path, rng: np.random.Generator, round_no: int) -> None:
+    """Rewrite about half the files, delete one, add one (new content ⇒ new size and mtime)."""
+    files = sorted(lib.iterdir())
+    for p in rng.choice(files, size=len(files) // 2, replace=False):
+        write_file(Path(p), rng)
+    Path(rng.choice(files)).unlink()
+    write_file(lib / f"r{round_no:02d}.{'wav' if round_no % 2 else 'flac'}", rng)
+
+
+def start(lib: Path, idx: Path, log: Path) -> subprocess.Popen:
+    """Start an indexing process and return once its imports are done."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(lib), str(idx), str(log)],
+                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    ready = Path(str(log) + ".ready")
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.01)
+    return proc
+
+
+def generation(idx: Path) -> int:
+    if not IndexLayout(idx).catalog.exists():
+        return 0
+    eng = open_catalog(IndexLayout(idx).catalog)
+    with Session(eng) as s:
+        gen = int(get_meta(s).get("generation", 0))
+    eng.dispose()
+    return gen
+
+
+def finished(log: Path) -> bool:
+    return Path(str(log) + ".done").exists()
+
+
+def check_consistent(idx: Path, lib: Path) -> dict[str, int]:
+    """One committed generation, whole: returns path → number of segments."""
     layout = IndexLayout(idx)
     eng = open_catalog(layout.catalog)
     with Session(eng) as s:
         meta = get_meta(s)
-        rows = s.execute(select(File.path, SegmentRow.id, SegmentRow.start, SegmentRow.end)
-                         .join(SegmentRow).order_by(SegmentRow.id)).all()
+        files = {f.id: (f.path, f.size, f.mtime_ns) for f in s.scalars(select(File))}
+        segs = s.execute(select(SegmentRow.id, SegmentRow.file_id, SegmentRow.start, SegmentRow.end)
+                         .order_by(SegmentRow.id)).all()
+        n_errors = len(list(s.scalars(select(ErrorRow.id))))
     eng.dispose()
-    files: dict[str, list[tuple[int, float, float]]] = {}
-    for path, sid, a, b in rows:
-        files.setdefault(path, []).append((sid, a, b))
+    if not meta.get("vectors_file"):          # killed before the first commit
+        assert not files and not segs
+        return {}
     index = faiss.read_index(str(layout.root / meta["vectors_file"]))
-    return int(meta["generation"]), files, index
-
-
-def assert_complete(idx: Path, expected_segments: dict[str, int]) -> dict[str, list]:
-    """Every indexed file has exactly its policy's segments, and vectors == segments."""
-    _, files, index = committed_state(idx)
-    for path, segs in files.items():
-        assert len(segs) == expected_segments[path], path
-    ids = sorted(sid for segs in files.values() for sid, _, _ in segs)
     stored = np.sort(faiss.vector_to_array(index.id_map)) if index.ntotal else np.zeros(0, np.int64)
-    assert stored.tolist() == ids
-    return files
+    assert stored.tolist() == [s.id for s in segs]
+    assert meta["counts"]["files"] == len(files) and meta["counts"]["segments"] == len(segs)
+    assert meta["counts"]["errors"] == n_errors
+    by_file: dict[int, list] = {}
+    for seg in segs:
+        by_file.setdefault(seg.file_id, []).append(seg)
+    model = FakeModel()
+    policy = SegmentPolicy(window=model.window_seconds)
+    for fid, (path, size, mtime) in files.items():
+        rows = by_file.get(fid, [])
+        assert rows, f"{path} has no segments"
+        st = os.stat(path) if os.path.exists(path) else None
+        if st is None or (st.st_size, st.st_mtime_ns) != (size, mtime):
+            continue                           # changed on disk since: the next run's job
+        want = list(iter_segments(path, model.sample_rate, policy))
+        assert [x for r in rows for x in (r.start, r.end)] == pytest.approx(
+            [x for w in want for x in (w.start, w.end)])
+        got = np.stack([index.reconstruct(int(r.id)) for r in rows])
+        np.testing.assert_allclose(got, model.embed_audio([w.waveform for w in want]), atol=1e-5)
+    with SoundIndex.open(idx, model=FakeModel()) as si:   # and a reader opens it
+        assert si.info()["vectors"] == len(segs)
+    return {files[fid][0]: len(v) for fid, v in by_file.items()}
 
 
-@pytest.fixture(scope="module")
-def expected_segments(library) -> dict[str, int]:
-    m = FakeModel()
-    policy = SegmentPolicy(window=m.window_seconds)
-    return {str(p): len(segment_bounds(len(decode(p, m.sample_rate)), m.sample_rate, policy))
-            for p in sorted(library.iterdir())}
+@pytest.fixture
+def library(tmp_path) -> Path:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    rng = np.random.default_rng(SEED)
+    for i in range(N_FILES):
+        write_file(lib / f"f{i:02d}.{'wav' if i % 2 else 'flac'}", rng)
+    return lib.resolve()
 
 
-def index_json_generation(layout: IndexLayout) -> int:
-    try:
-        return int(json.loads(layout.index_json.read_text())["generation"])
-    except (OSError, ValueError, KeyError):
-        return 0
-
-
-def run_and_kill(library: Path, idx: Path, after_generation: int, log: Path) -> None:
-    """Start an indexing process; SIGKILL it once ``after_generation`` is committed."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    layout = IndexLayout(idx)
-    with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(library), str(idx)], cwd=ROOT,
-                                env=env, stdout=subprocess.DEVNULL, stderr=err)
-        try:
-            while proc.poll() is None and index_json_generation(layout) < after_generation:
-                time.sleep(0.02)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    assert proc.returncode == -signal.SIGKILL, f"the run ended before the kill: {log.read_text()[-2000:]}"
-
-
-def test_sigkill_mid_run_then_rerun_completes(library, expected_segments, tmp_path):
+def test_sigkill_at_ten_random_moments_then_rerun_completes(library, tmp_path):
     idx = tmp_path / "idx"
-    for after in (1, 3):                     # kill once after each of two checkpoints
-        run_and_kill(library, idx, after, tmp_path / f"kill{after}.log")
-        gen, files, _ = committed_state(idx)
-        assert gen >= after
-        assert 0 < len(files) < N_FILES      # killed mid-run: some files, not all
-        assert_complete(idx, expected_segments)
-    run_and_kill(library, idx, 0, tmp_path / "kill0.log")   # kill right after start: nothing new committed
-    assert_complete(idx, expected_segments)
+    rng = np.random.default_rng(SEED)
+    moments = rng.uniform(0.0, 1.2, KILLS)           # seconds after the process is ready
+    killed_mid_work = advanced = 0
+    for i, delay in enumerate(moments):
+        before = generation(idx)
+        if i:
+            mutate(library, rng, i)
+        log = tmp_path / f"kill{i}.log"
+        proc = start(library, idx, log)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        assert proc.returncode == -signal.SIGKILL
+        killed_mid_work += not finished(log)
+        check_consistent(idx, library)
+        advanced += generation(idx) > before
+    assert killed_mid_work == KILLS                  # every kill landed before the run ended
+    assert 0 < advanced < KILLS                      # some after a commit, some before any
 
     s = build_index([library], idx, FakeModel(), workers=1, progress=False)
-    assert s.failed == 0 and s.removed == 0 and s.added + s.unchanged == N_FILES
-    files = assert_complete(idx, expected_segments)
-    assert sorted(files) == sorted(expected_segments)          # every file, exactly once
+    assert s.failed == 0
+    segments = check_consistent(idx, library)
+    assert sorted(segments) == sorted(str(p) for p in library.iterdir())   # each file once
     layout = IndexLayout(idx)
     assert layout.vector_files() == [layout.vectors_file(s.generation)]   # orphans gone
     assert not list(layout.root.glob("*.tmp"))
     again = build_index([library], idx, FakeModel(), workers=1, progress=False)
-    assert (again.added, again.updated, again.unchanged) == (0, 0, N_FILES)
+    assert (again.added, again.updated, again.removed) == (0, 0, 0)
+    assert again.unchanged == len(segments)
+
+
+def test_ctrl_c_commits_finished_files_and_stops(library, tmp_path):
+    idx = tmp_path / "idx"
+    log_path = tmp_path / "int.log"
+    proc = start(library, idx, log_path)
+    layout = IndexLayout(idx)
+    deadline = time.monotonic() + 30
+    while not layout.index_json.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)                              # the first commit has happened
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    log = log_path.read_text()
+    assert proc.returncode != 0 and not finished(log_path), log[-2000:]
+    assert "interrupted" in log and "run the same command again" in log
+    segments = check_consistent(idx, library)
+    assert 0 < len(segments) < N_FILES
+    assert not any(IndexLayout(idx).root.glob("*.tmp"))
+    s = build_index([library], idx, FakeModel(), workers=1, progress=False)
+    assert s.added == N_FILES - len(segments) and s.unchanged == len(segments)
+    assert sorted(check_consistent(idx, library)) == sorted(str(p) for p in library.iterdir())
