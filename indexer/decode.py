@@ -79,13 +79,14 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
     n = 0
     end = 0.0
     try:
+        _check_openable(job.path)
         info = probe(job.path)
         for seg in iter_segments(job.path, sample_rate, policy, stats=stats):
             yield SegmentReady(job.job, n, seg.start, seg.end, seg.waveform)
             n += 1
             end = max(end, seg.end)
     except UnreadableAudio as e:
-        yield FileFailed(job.job, e.reason, stats)
+        yield FileFailed(job.job, _clearer(e.reason), stats)
         return
     except Exception as e:  # a decoder bug must fail one file, not the run
         yield FileFailed(job.job, f"decoding failed: {type(e).__name__}: {e}", stats)
@@ -94,6 +95,38 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
         log.warning("%s: shorter than its header says (%.2f s of %.2f s; truncated?): "
                     "indexing the audio that decodes", job.path, end, info.duration)
     yield FileDecoded(job.job, info, n, end, stats)
+
+
+def _check_openable(path: str) -> None:
+    """Raise UnreadableAudio with the OS's reason when ``path`` cannot be opened at all.
+
+    libsndfile reports every open failure as "System error"; asking the OS first gives
+    the user the actual reason (permission denied, vanished since the scan, a folder …).
+    """
+    try:
+        with open(path, "rb") as f:
+            empty = os.fstat(f.fileno()).st_size == 0
+    except PermissionError as e:
+        raise UnreadableAudio(path, "permission denied: make the file readable to index it") from e
+    except FileNotFoundError as e:
+        raise UnreadableAudio(path, "vanished since the scan (deleted or renamed)") from e
+    except IsADirectoryError as e:
+        raise UnreadableAudio(path, "is a folder, not a file") from e
+    except OSError as e:
+        raise UnreadableAudio(path, f"cannot be opened: {e.strerror or e}") from e
+    if empty:
+        raise UnreadableAudio(path, "empty: the file is 0 bytes")
+
+
+#: libsndfile's reason for an unrecognised MP3 stream, although the file is there
+_MISLEADING = "File does not exist or is not a regular file"
+
+
+def _clearer(reason: str) -> str:
+    """A reason that does not send the user looking for a file that is right there."""
+    if _MISLEADING in reason:
+        return "not readable as audio (format not recognised: no audio stream found)"
+    return reason
 
 
 def iter_decoded(jobs: Iterable[DecodeJob], sample_rate: int, policy: SegmentPolicy,
