@@ -17,6 +17,8 @@ class AudioTextModel(ABC):
       fingerprint     identifies weights + preprocessing; stored in every index
       window_seconds  longest audio embedded as one piece; the indexer cuts longer
                       files into segments of this length (engine.segments)
+      logit_scale     optional: the trained temperature exp(t) of cosine logits, used to
+                      turn zero-shot cosines into probabilities (engine.zeroshot)
     """
 
     name: str

@@ -109,6 +109,8 @@ class HFClapModel(AudioTextModel):
         self.window_seconds = features.params.max_length_s
         self.dim = int(model.config.projection_dim)
         self.fused = bool(model.config.audio_config.enable_fusion)
+        # audio→text temperature of the checkpoint (transformers' logits_per_audio)
+        self.logit_scale = float(model.logit_scale_a.detach().exp().clamp(max=100.0))
         self.audio_batch_size = audio_batch_size
         self.text_batch_size = text_batch_size
         max_pos = int(model.config.text_config.max_position_embeddings) - 2  # RoBERTa offset
@@ -136,9 +138,12 @@ class HFClapModel(AudioTextModel):
             from transformers import AutoTokenizer, ClapModel
             from transformers import ClapFeatureExtractor as HFFeatureExtractor
 
-            model = ClapModel.from_pretrained(source)
-            hf_features = HFFeatureExtractor.from_pretrained(source)
-            tokenizer = AutoTokenizer.from_pretrained(source)
+            from engine.towers.minilm import quiet_loading
+
+            with quiet_loading():
+                model = ClapModel.from_pretrained(source)
+                hf_features = HFFeatureExtractor.from_pretrained(source)
+                tokenizer = AutoTokenizer.from_pretrained(source)
             _check_tokenizer(tokenizer, model.config)
         except Exception as e:  # noqa: BLE001 - every load failure is reported as ModelUnavailable
             reason = _first_sentence(e)

@@ -368,6 +368,7 @@ class SoundsiftClapModel(AudioTextModel):
         self.dim = module.config.dim
         self.window_seconds = float(module.config.window_seconds)
         self.fingerprint = fingerprint
+        self.logit_scale = float(module.logit_scale_value().detach())
 
     @classmethod
     def load(cls, path: str | Path, name: str | None = None) -> "SoundsiftClapModel":

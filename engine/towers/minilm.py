@@ -41,7 +41,7 @@ def weights_id() -> str:
 
 
 @contextmanager
-def _quiet_loading():
+def quiet_loading():
     """Hide transformers' per-load progress bar (restored afterwards)."""
     from transformers.utils import logging as hf_logging
 
@@ -73,7 +73,7 @@ class MiniLMTextTower(nn.Module):
             folder = bundled_folder()
             source = folder if folder is not None else HUB_ID
         try:
-            with _quiet_loading():
+            with quiet_loading():
                 self.tokenizer = AutoTokenizer.from_pretrained(str(source))
                 self.encoder = AutoModel.from_pretrained(str(source))
         except (OSError, ValueError) as e:
