@@ -7,6 +7,8 @@ run that is still busy when the signal lands).
 """
 from __future__ import annotations
 
+import ctypes
+import os
 import time
 from pathlib import Path
 
@@ -39,3 +41,18 @@ class FakeModel(AudioTextModel):
 
     def embed_text(self, texts):
         return l2_normalize(np.ones((len(texts), self.dim), np.float32))
+
+
+def drop_read_override() -> None:
+    """``preexec_fn`` for a subprocess that must obey file permissions even as root.
+
+    Drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding set before exec, so
+    the new program never gets them. Not root: nothing to do (permissions apply anyway).
+    """
+    if os.geteuid() != 0:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 1, 2
+    for cap in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")

@@ -13,7 +13,6 @@ Choices made here (and what the tests pin):
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import struct
@@ -31,7 +30,7 @@ from engine.catalog import ErrorRow, File, SegmentRow, open_catalog
 from engine.layout import IndexLayout
 from indexer import build_index
 from tests.conftest import chirp, noise, tone, write
-from tests.index_fakes import FakeModel
+from tests.index_fakes import FakeModel, drop_read_override
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -190,18 +189,6 @@ def test_each_kind(corpus, kind):
 
 # --- no read permission: root reads anything, so the run drops the capabilities that let it
 
-def _drop_read_override() -> None:
-    """In the child before exec: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the
-    bounding set, so root's python obeys file permissions like any user."""
-    if os.geteuid() != 0:
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 1, 2
-    for cap in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
-        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
-
-
 INDEX_SCRIPT = """
 import json, sys
 from indexer import build_index
@@ -218,7 +205,7 @@ def test_file_without_read_permission(tmp_path):
     secret.chmod(0)
     r = subprocess.run([sys.executable, "-c", INDEX_SCRIPT, str(lib), str(tmp_path / "idx")],
                        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
-                       text=True, preexec_fn=_drop_read_override, timeout=120)
+                       text=True, preexec_fn=drop_read_override, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads(r.stdout)
     assert s["added"] == 1 and s["failed"] == 1

@@ -133,13 +133,34 @@ def test_scan_unlistable_folder_is_an_error(tmp_path, monkeypatch):
     assert "permission denied" in r.errors[0].reason
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root lists folders whatever their permissions")
+SCAN_SCRIPT = """
+import json, sys
+from indexer.scan import scan
+r = scan([sys.argv[1]])
+print(json.dumps({"files": sorted(r.files), "errors": [[e.path, e.reason, e.folder] for e in r.errors]}))
+"""
+
+
 def test_scan_unreadable_folder_for_real(tmp_path):
+    """A real unlistable folder, in a process that obeys permissions even as root."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.index_fakes import drop_read_override
+    root = Path(__file__).resolve().parents[1]
     (tmp_path / "closed").mkdir()
     (tmp_path / "closed" / "b.wav").write_bytes(b"x")
+    (tmp_path / "a.wav").write_bytes(b"x")
     os.chmod(tmp_path / "closed", 0)
     try:
-        r = scan([tmp_path])
+        r = subprocess.run([sys.executable, "-c", SCAN_SCRIPT, str(tmp_path)], cwd=root,
+                           env=dict(os.environ, PYTHONPATH=str(root)), capture_output=True, text=True,
+                           preexec_fn=drop_read_override, timeout=60)
     finally:
         os.chmod(tmp_path / "closed", 0o755)
-    assert r.files == {} and r.errors[0].folder
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    assert out["files"] == [normalize_root(tmp_path / "a.wav")]
+    assert out["errors"] == [[normalize_root(tmp_path / "closed"), "cannot list folder: permission denied", True]]
