@@ -20,17 +20,50 @@ import numpy as np
 from engine.index_choice import choose_index, recall_at_k, tune_nprobe
 
 
-def clustered(n: int, dim: int, n_clusters: int, rng: np.random.Generator, spread: float) -> np.ndarray:
+def cluster_shares(n_clusters: int, rng: np.random.Generator, max_share: float) -> np.ndarray:
+    """Uneven (Zipf 1.5) cluster sizes, no cluster above ``max_share`` of the vectors."""
+    p = rng.zipf(1.5, n_clusters).astype(np.float64)
+    p /= p.sum()
+    for _ in range(20):                      # cap and renormalise until it holds
+        if p.max() <= max_share * (1 + 1e-9):
+            break
+        p = np.minimum(p, max_share)
+        p /= p.sum()
+    return p
+
+
+def clustered(n: int, dim: int, n_clusters: int, rng: np.random.Generator, spread: float,
+              intrinsic_dim: int = 0, max_share: float = 1.0, noise: float = 0.1) -> np.ndarray:
+    """L2-normalised vectors around ``n_clusters`` random centres.
+
+    ``intrinsic_dim`` 0: each cluster is an isotropic Gaussian blob of radius ``spread``
+    (in 512-d its points are nearly equidistant: neighbours carry no structure, the worst
+    case for any ANN index). ``intrinsic_dim`` k > 0: each cluster spreads along its own
+    random k-dimensional subspace (radius ``spread``) plus isotropic ``noise``, the way
+    embeddings of real sounds lie near low-dimensional manifolds.
+    """
     centers = rng.standard_normal((n_clusters, dim)).astype(np.float32)
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    sizes = rng.zipf(1.5, n_clusters).astype(np.float64)      # uneven cluster sizes
-    labels = rng.choice(n_clusters, n, p=sizes / sizes.sum())
+    labels = rng.choice(n_clusters, n, p=cluster_shares(n_clusters, rng, max_share))
     out = np.empty((n, dim), np.float32)
-    step = 100_000
-    for a in range(0, n, step):
-        b = min(n, a + step)
-        x = centers[labels[a:b]] + spread * rng.standard_normal((b - a, dim)).astype(np.float32) / np.sqrt(dim)
-        out[a:b] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    if intrinsic_dim <= 0:
+        step = 100_000
+        for a in range(0, n, step):
+            b = min(n, a + step)
+            x = centers[labels[a:b]] + spread * rng.standard_normal((b - a, dim)).astype(np.float32) / np.sqrt(dim)
+            out[a:b] = x / np.linalg.norm(x, axis=1, keepdims=True)
+        return out
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(n_clusters + 1))
+    for c in range(n_clusters):
+        rows = order[bounds[c]:bounds[c + 1]]
+        if len(rows) == 0:
+            continue
+        basis = rng.standard_normal((intrinsic_dim, dim)).astype(np.float32) / np.sqrt(dim)
+        coef = rng.standard_normal((len(rows), intrinsic_dim)).astype(np.float32) * (spread / np.sqrt(intrinsic_dim))
+        x = centers[c] + coef @ basis
+        x += noise * rng.standard_normal(x.shape).astype(np.float32) / np.sqrt(dim)
+        out[rows] = x / np.linalg.norm(x, axis=1, keepdims=True)
     return out
 
 
@@ -50,6 +83,11 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--clusters", type=int, default=2000)
     ap.add_argument("--spread", type=float, default=0.8)
+    ap.add_argument("--intrinsic-dim", type=int, default=0,
+                    help="0: isotropic blobs (worst case); k: clusters along k-dim subspaces")
+    ap.add_argument("--max-share", type=float, default=0.01,
+                    help="largest share of all vectors one cluster may hold (1: uncapped Zipf, "
+                         "which puts half the vectors into one structureless blob)")
     ap.add_argument("--budget-gib", type=float, default=4.0)
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
@@ -58,7 +96,8 @@ def main() -> None:
     k = 10
 
     t = time.perf_counter()
-    x = clustered(args.n + args.queries, args.dim, args.clusters, rng, args.spread)
+    x = clustered(args.n + args.queries, args.dim, args.clusters, rng, args.spread,
+                  args.intrinsic_dim, args.max_share)
     x, queries = x[: args.n], x[args.n:]
     print(f"generated {args.n} × {args.dim} clustered vectors in {time.perf_counter() - t:.1f} s", flush=True)
 
@@ -82,17 +121,19 @@ def main() -> None:
     index_bytes = faiss.serialize_index(index).nbytes
 
     # tune nprobe on the index's own vectors (brute-force ground truth)
-    tune_q = x[rng.choice(args.n, 200, replace=False)]
-    _, tune_truth = exact.search(tune_q, k)
-    nprobe, tune_recall = (tune_nprobe(index, tune_q, tune_truth, 1,
-                                       choice.nlist, k) if choice.nlist else (0, 1.0))
+    tune_rows = rng.choice(args.n, 200, replace=False)
+    tune_q = x[tune_rows]
+    _, tune_truth = exact.search(tune_q, k + 1)       # each query's self-match left out
+    nprobe, tune_recall = (tune_nprobe(index, tune_q, tune_truth, 1, choice.nlist, k,
+                                       self_ids=tune_rows) if choice.nlist else (0, 1.0))
 
     faiss.omp_set_num_threads(faiss.omp_get_max_threads())
     exact_t, truth = latencies(exact, queries, k)
     approx_t, found = latencies(index, queries, k)
     recall = recall_at_k(found, truth, k)
     result = {
-        "n": args.n, "dim": args.dim, "index": choice.factory, "nprobe": nprobe,
+        "n": args.n, "dim": args.dim, "intrinsic_dim": args.intrinsic_dim, "max_share": args.max_share,
+        "index": choice.factory, "nprobe": nprobe,
         "tune_recall@10": round(tune_recall, 4), "recall@10": round(recall, 4),
         "build_s": round(build, 1), "train_s": round(t_train, 1), "exact_build_s": round(exact_build, 1),
         "index_bytes": index_bytes, "bytes_per_vector": round(index_bytes / args.n, 1),

@@ -145,14 +145,34 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
     return float(np.mean(hits)) if hits else 1.0
 
 
+def without_self(ids: np.ndarray, self_ids: np.ndarray | None, k: int) -> np.ndarray:
+    """The first ``k`` ids of each row other than the row's own query id (-1 padded).
+
+    Queries drawn from the index's own vectors always find themselves; leaving that
+    match out keeps it from inflating the measured recall (by up to 1/k).
+    """
+    ids = np.asarray(ids)
+    if self_ids is None:
+        return ids[:, :k]
+    out = np.full((len(ids), k), -1, dtype=np.int64)
+    for i, (row, me) in enumerate(zip(ids, np.asarray(self_ids))):
+        rest = row[row != me][:k]
+        out[i, :len(rest)] = rest
+    return out
+
+
 def tune_nprobe(index: Any, queries: np.ndarray, truth_ids: np.ndarray, start: int, nlist: int,
-                k: int = 10, target: float = TARGET_RECALL) -> tuple[int, float]:
+                k: int = 10, target: float = TARGET_RECALL,
+                self_ids: np.ndarray | None = None) -> tuple[int, float]:
     """Smallest ``nprobe`` (from ``start``) whose measured recall@k reaches ``target``.
 
     Doubles ``nprobe`` until the target is met, then bisects between the last miss and
     the first hit (recall grows with nprobe), so the answer is the smallest integer, not
     just the smallest power of two. ``truth_ids`` are the exact top-k ids of ``queries``
-    (brute force on the same vectors). Returns (nprobe, measured recall); if even
+    (brute force on the same vectors). With ``self_ids`` (the queries' own ids in the
+    index) each query's match with itself is left out of both sides: ``truth_ids`` must
+    then be the exact top-(k+1), and the index is searched for k+1 as well (see
+    :func:`without_self`). Returns (nprobe, measured recall); if even
     nprobe = nlist misses the target the best recall found is returned with it, for the
     caller to report honestly. The index's own ``nprobe`` is left at the returned value.
     """
@@ -161,10 +181,13 @@ def tune_nprobe(index: Any, queries: np.ndarray, truth_ids: np.ndarray, start: i
     ivf = faiss.extract_index_ivf(index)
     q = np.ascontiguousarray(queries, dtype=np.float32)
 
+    truth = without_self(truth_ids, self_ids, k)
+    fetch = k if self_ids is None else k + 1
+
     def measure(nprobe: int) -> float:
         ivf.nprobe = nprobe
-        _, ids = index.search(q, k)
-        return recall_at_k(ids, truth_ids, k)
+        _, ids = index.search(q, fetch)
+        return recall_at_k(without_self(ids, self_ids, k), truth, k)
 
     nprobe = max(1, min(start, nlist))
     miss = 0                                   # largest nprobe known to miss

@@ -13,7 +13,8 @@ Raw vectors are needed to train and fill a new index. Where they come from:
 
 After a (re)build, and at every commit that changes the vectors of an IVF index,
 ``nprobe`` is set by measurement: a seeded sample of the index's own vectors is
-searched, exact top-10 comes from brute force over the raw vectors, and
+searched, exact top-10 comes from brute force over the raw vectors (each query's match
+with itself is left out on both sides: it would inflate recall by up to 0.1), and
 :func:`engine.index_choice.tune_nprobe` picks the smallest nprobe reaching recall@10 ≥ 0.95.
 """
 from __future__ import annotations
@@ -245,9 +246,9 @@ def tune(index: Any, choice: IndexChoice, raw: RawVectors, seed: int = 0,
     rng = np.random.default_rng(seed + 1)
     rows = np.sort(rng.choice(len(raw), min(n_queries, len(raw)), replace=False))
     queries = np.ascontiguousarray(raw.take(rows))
-    truth = exact_top_k(queries, raw, K)
+    truth = exact_top_k(queries, raw, K + 1)          # the query itself is left out of both
     nprobe, recall = tune_nprobe(index, queries, truth, start=1, nlist=choice.nlist, k=K,
-                                 target=TARGET_RECALL)
+                                 target=TARGET_RECALL, self_ids=raw.ids[rows])
     if recall < TARGET_RECALL:
         log.warning("%s reaches recall@10 %.3f < %.2f even with nprobe = %d; a larger memory "
                     "budget (--memory-budget) allows a more exact index type", choice.factory,
