@@ -106,6 +106,14 @@ def test_growth_rebuilds_and_tunes(tmp_path):
         assert doc[key] == meta[key]
     info = index_info(root)
     assert info["index_params"] == meta["index_params"] and info["recall_at_10"] == meta["recall_at_10"]
+    assert info["trained_on"] == 8100 and info["memory_budget"] == BIG
+    from typer.testing import CliRunner
+    from ui.cli import app
+    shown = CliRunner().invoke(app, ["info", "--index", str(root)])
+    assert shown.exit_code == 0, shown.output
+    for text in ("IVF-Flat", "IVF128,Flat", "nprobe", "recall@10", f"{meta['recall_at_10']:.3f}",
+                 "trained on", "8100"):
+        assert text in shown.stdout, text
     assert IndexLayout(root).vector_files() == [IndexLayout(root).vectors_file(4)]
 
 
@@ -141,10 +149,10 @@ def test_budget_forces_compression_and_back(tmp_path):
 
 def test_pq_tier_when_even_sq8_does_not_fit(tmp_path):
     root = tmp_path / "idx"
-    meta = commit(root, files("a", 300, 10, seed=8), budget=40_000)   # 3000 × 32 B SQ8 > 40 kB
-    assert meta["faiss_factory"] == "OPQ4,IVF64,PQ4np" and meta["index_kind"] == "opq-ivf-pq"
+    meta = commit(root, files("a", 200, 10, seed=8), budget=40_000)   # 2000 × 32 B SQ8 > 40 kB
+    assert meta["faiss_factory"] == "OPQ4,IVF32,PQ4np" and meta["index_kind"] == "opq-ivf-pq"
     index = on_disk(root, meta)
-    assert index.ntotal == 3000 and 0 < meta["recall_at_10"] <= 1.0
+    assert index.ntotal == 2000 and 0 < meta["recall_at_10"] <= 1.0
     assert meta["index_params"]["nprobe"] >= 1
     assert sidecar_path(root / meta["vectors_file"]).is_file()
 

@@ -57,6 +57,10 @@ def _print_info(info: dict[str, Any]) -> None:
         t.add_row("index parameters", str(info["index_params"]))
     if info.get("recall_at_10") is not None:
         t.add_row("recall@10 (measured)", f"{info['recall_at_10']:.3f}")
+    if info.get("trained_on"):
+        t.add_row("trained on", f"{info['trained_on']} vectors (retrained when ~4× more or fewer)")
+    if info.get("memory_budget"):
+        t.add_row("memory budget", f"{info['memory_budget'] / 2**30:.2f} GiB")
     size = info.get("vectors_bytes")
     t.add_row("vectors file", f"{info.get('vectors_file')}"
                               + (f" ({size / 1e6:.1f} MB)" if size is not None else " (missing)"))
