@@ -171,3 +171,16 @@ def test_served_index_searches_with_meta_nprobe(tmp_path):
             hits = index.search_vectors(f.vectors[3], k=3, per_file=False)
             assert hits[0].path == f.path and hits[0].start == pytest.approx(1.5)
             assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_orphan_sidecars_are_removed_and_the_current_one_kept(tmp_path):
+    root = tmp_path / "idx"
+    meta = commit(root, files("a", 250, 10, seed=5), budget=200_000)
+    current = sidecar_path(root / meta["vectors_file"])
+    orphan = root / "vectors-000099.raw.npy"
+    half = root / "vectors-000002.raw.npy.tmp"
+    orphan.write_bytes(b"left by a killed run")
+    half.write_bytes(b"half")
+    with IndexWriter(IndexLayout(root), memory_budget=200_000, chooser=CHOOSER):
+        pass
+    assert current.is_file() and not orphan.exists() and not half.exists()
