@@ -57,7 +57,11 @@ PROMPT = "This is a sound of {label}."
 
 @dataclass
 class CachedTrainConfig:
-    """A cached-feature training run as data (trainer/configs/soundsift_base*.json)."""
+    """A cached-feature training run as data (trainer/configs/soundsift_base*.json).
+
+    Manifest and weight paths are relative to the config file; ``cache_dir`` and ``out`` to the
+    current folder (as the trainer's ``out_dir``).
+    """
 
     train_manifest: str = "corpus/train.jsonl"
     val_manifest: str = "corpus/val.jsonl"
@@ -67,16 +71,17 @@ class CachedTrainConfig:
     augment: dict[str, Any] = field(default_factory=dict)   # AugmentConfig fields
     aisfx_weights: str | None = None    # frozen aisfx branch (converted EmbeddingNet)
     variant: str = "yamnet"             # a key of VARIANTS
-    text_adapter: bool = True
+    text_adapter: bool = False          # residual Linear on text vectors (off: MiniLM as is)
     steps: int = 600
     batch_size: int = 64
     lr: float = 3e-4
     warmup_steps: int = 50
-    decay_to_init: float = 1.0          # coefficient of ‖θ − θ₀‖² (summed over weights)
+    decay_to_init: float = 0.3          # coefficient of ‖θ − θ₀‖² (summed over weights)
     label_power: float = 0.5            # label sampling ∝ count ** label_power
     seed: int = 0
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])   # judged on validation
     val_every: int = 100
+    threads: int = 1                    # torch threads (tiny ops: more threads only add contention)
     out: str = "runs/soundsift-base/model"
 
     @classmethod
@@ -91,6 +96,10 @@ class CachedTrainConfig:
         if unknown:
             raise InvalidConfig(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         cfg = cls(**data)
+        for key in ("train_manifest", "val_manifest", "aisfx_weights"):   # relative to the config file
+            value = getattr(cfg, key)
+            if value and not Path(value).expanduser().is_absolute():
+                setattr(cfg, key, str(path.parent / value))
         if cfg.variant not in VARIANTS:
             raise InvalidConfig(f"{path}: variant {cfg.variant!r} is not one of {', '.join(VARIANTS)}")
         if VARIANTS[cfg.variant]["aisfx"] and not cfg.aisfx_weights:
@@ -135,12 +144,20 @@ def load_splits(cfg: CachedTrainConfig) -> tuple[Split, Split]:
 
 
 class TextBank:
-    """Frozen MiniLM vectors of strings, computed once."""
+    """Frozen MiniLM vectors of strings, computed once (and kept in ``path`` when given)."""
 
-    def __init__(self, text_tower) -> None:
+    def __init__(self, text_tower, path: str | Path | None = None) -> None:
         self.tower = text_tower
         self.index: dict[str, int] = {}
         self.vectors = torch.zeros(0, 384)
+        self.path = Path(path) if path else None
+        if self.path and self.path.is_file():
+            from engine.towers.minilm import weights_id
+            with np.load(self.path, allow_pickle=False) as data:
+                if str(data["weights"]) == weights_id():
+                    texts = [str(t) for t in data["texts"]]
+                    self.index = {t: i for i, t in enumerate(texts)}
+                    self.vectors = torch.from_numpy(data["vectors"])
 
     @torch.no_grad()
     def add(self, texts: Sequence[str]) -> None:
@@ -151,6 +168,13 @@ class TextBank:
         base = len(self.index)
         self.index.update({t: base + i for i, t in enumerate(new)})
         self.vectors = torch.cat([self.vectors, torch.cat(chunks).float()])
+        if self.path:
+            from engine.towers.minilm import weights_id
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.name + ".tmp.npz")
+            np.savez(tmp, texts=np.array(list(self.index)), vectors=self.vectors.numpy(),
+                     weights=np.array(weights_id()))
+            tmp.replace(self.path)
 
     def __call__(self, texts: Sequence[str]) -> torch.Tensor:
         return self.vectors[[self.index[t] for t in texts]]
@@ -314,9 +338,10 @@ def train_run(module, cfg: CachedTrainConfig, train: Split, val: Split, bank: Te
 
 def prepare(cfg: CachedTrainConfig):
     """Caches, the module, its initial state and the text bank for a config."""
+    torch.set_num_threads(cfg.threads)
     train, val = load_splits(cfg)
     module = build_module(cfg)
-    bank = TextBank(module.text)
+    bank = TextBank(module.text, Path(cfg.cache_dir) / "text_minilm.npz")
     labels = sorted(set(val.labels))
     bank.add([c for it in train.items for c in it.captions] + train.labels + labels
              + [PROMPT.format(label=x) for x in labels])

@@ -101,6 +101,14 @@ class FeatureCache:
             raise InvalidDataset(f"{path}: unreadable feature cache ({e}); delete it and run the precompute again") from e
 
 
+def items_key(items: Sequence[Item]) -> str:
+    """SHA-1 of the items' last two path parts, so a cache follows a corpus that moves."""
+    import hashlib
+
+    names = "\n".join("/".join(Path(str(it.audio)).parts[-2:]) for it in items)
+    return hashlib.sha1(names.encode()).hexdigest()
+
+
 # --------------------------------------------------------------------------- views
 
 def train_views(item: Item, index: int, sample_rate: int, window_seconds: float, views: int,
@@ -165,7 +173,7 @@ def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed
     meta = {"version": CACHE_VERSION, "views": int(views), "seed": int(seed),
             "augment": (augment or AugmentConfig()).__dict__ if views > 1 else None,
             "window_seconds": float(window_seconds), "aisfx": aisfx_weights is not None,
-            "items": len(items), "audio": [str(it.audio) for it in items]}
+            "items": len(items), "items_sha1": items_key(items)}
     meta["augment"] = json.loads(json.dumps(meta["augment"]))   # tuples → lists, as stored
     cache = FeatureCache.empty(aisfx_weights is not None, {**meta, "done_items": 0})
     if path.is_file():
