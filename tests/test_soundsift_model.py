@@ -29,6 +29,14 @@ def base():
 
 
 @pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    """An untrained, baseline-initialised model (the bundled weights are trained)."""
+    from engine.models.soundsift_clap import write_baseline
+
+    return load_model(write_baseline(tmp_path_factory.mktemp("baseline") / "soundsift-baseline"))
+
+
+@pytest.fixture(scope="module")
 def clips():
     return [tone(440, 3.0, SR), noise(2.0, SR, seed=1), chirp(200, 4000, 0.4, SR),
             tone(1000, 12.5, SR, amp=0.1) + noise(12.5, SR, seed=2, amp=0.05)]
@@ -85,7 +93,7 @@ def test_bundled_folder_is_small():
 
 # -- baseline initialisation ----------------------------------------------------------------------
 
-def test_untrained_model_equals_tag_text_baseline(base, clips):
+def test_untrained_model_equals_tag_text_baseline(baseline, clips):
     """normalise(mean_patches(sigmoid(logits)) @ E), E = MiniLM(class names), computed by hand."""
     from transformers import AutoModel, AutoTokenizer
 
@@ -109,12 +117,12 @@ def test_untrained_model_equals_tag_text_baseline(base, clips):
         p = (1 / (1 + np.exp(-logits.astype(np.float64)))).mean(0)
         v = p @ E
         expected.append(v / np.linalg.norm(v))
-    np.testing.assert_allclose(base.embed_audio(clips), np.array(expected), atol=2e-5)
+    np.testing.assert_allclose(baseline.embed_audio(clips), np.array(expected), atol=2e-5)
     # untrained text side is MiniLM itself
     q = tok(["glass breaking"], return_tensors="pt")
     with torch.no_grad():
         t = enc(**q).last_hidden_state.mean(1)
-    np.testing.assert_allclose(base.embed_text(["glass breaking"])[0],
+    np.testing.assert_allclose(baseline.embed_text(["glass breaking"])[0],
                                torch.nn.functional.normalize(t, dim=-1)[0].numpy(), atol=1e-5)
 
 
