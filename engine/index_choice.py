@@ -17,7 +17,7 @@ import math
 import os
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -163,7 +163,8 @@ def without_self(ids: np.ndarray, self_ids: np.ndarray | None, k: int) -> np.nda
 
 def tune_nprobe(index: Any, queries: np.ndarray, truth_ids: np.ndarray, start: int, nlist: int,
                 k: int = 10, target: float = TARGET_RECALL,
-                self_ids: np.ndarray | None = None) -> tuple[int, float]:
+                self_ids: np.ndarray | None = None,
+                search: Callable[[np.ndarray, int], np.ndarray] | None = None) -> tuple[int, float]:
     """Smallest ``nprobe`` (from ``start``) whose measured recall@k reaches ``target``.
 
     Doubles ``nprobe`` until the target is met, then bisects between the last miss and
@@ -175,6 +176,8 @@ def tune_nprobe(index: Any, queries: np.ndarray, truth_ids: np.ndarray, start: i
     :func:`without_self`). Returns (nprobe, measured recall); if even
     nprobe = nlist misses the target the best recall found is returned with it, for the
     caller to report honestly. The index's own ``nprobe`` is left at the returned value.
+    ``search(queries, n) → ids`` replaces ``index.search`` (e.g. a re-ranked search that
+    reads the index's ``nprobe``).
     """
     import faiss
 
@@ -186,7 +189,7 @@ def tune_nprobe(index: Any, queries: np.ndarray, truth_ids: np.ndarray, start: i
 
     def measure(nprobe: int) -> float:
         ivf.nprobe = nprobe
-        _, ids = index.search(q, fetch)
+        ids = search(q, fetch) if search is not None else index.search(q, fetch)[1]
         return recall_at_k(without_self(ids, self_ids, k), truth, k)
 
     nprobe = max(1, min(start, nlist))
@@ -208,3 +211,56 @@ def tune_nprobe(index: Any, queries: np.ndarray, truth_ids: np.ndarray, start: i
             miss = mid
     ivf.nprobe = hit
     return hit, hit_recall
+
+
+#: re-rank factors tried for a compressed index (candidates = k · factor), ascending
+RERANK_FACTORS = (4, 8, 16, 32, 64)
+#: cost of re-scoring one candidate against its raw vector, in units of one PQ code
+#: scanned (a random read of dim·2 bytes plus a dim-long dot product vs. m table lookups;
+#: a rough ratio, only used to choose between settings that all reach the target)
+RERANK_COST = 32
+
+
+def search_cost(nprobe: int, factor: int, n_vectors: int, nlist: int, k: int = 10) -> float:
+    """Work per query of an IVF search with re-ranking, in scanned codes."""
+    return nprobe * n_vectors / max(1, nlist) + RERANK_COST * k * factor
+
+
+def tune_reranked(index: Any, queries: np.ndarray, truth_ids: np.ndarray, nlist: int,
+                  n_vectors: int, vectors: Callable[[np.ndarray], np.ndarray], k: int = 10,
+                  target: float = TARGET_RECALL, self_ids: np.ndarray | None = None,
+                  factors: tuple[int, ...] = RERANK_FACTORS) -> tuple[dict[str, int], float]:
+    """(``{"nprobe", "rerank"}``, measured recall@k) for an IVF index searched with re-ranking.
+
+    For each re-rank factor the smallest ``nprobe`` reaching ``target`` is measured (recall
+    of the re-ranked results, :func:`tune_nprobe`); of the settings that reach it, the one
+    with the least :func:`search_cost` wins. Larger factors are not tried once their
+    re-ranking alone costs more than the best setting found. If none reaches the target the
+    best recall found is returned with its setting. ``vectors(ids)`` returns raw vectors;
+    the arguments are otherwise those of :func:`tune_nprobe`. The index's ``nprobe`` is
+    left at the chosen value.
+    """
+    import faiss
+    from engine.rerank import reranked_search
+
+    def plain(q: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return index.search(q, n)
+
+    tried: list[tuple[bool, float, float, int, int]] = []   # (reached, -recall, cost, factor, nprobe)
+    for factor in factors:
+        best = min((t for t in tried if t[0]), key=lambda t: t[2], default=None)
+        if best is not None and search_cost(0, factor, n_vectors, nlist, k) >= best[2]:
+            break
+
+        def search(q: np.ndarray, n: int, factor: int = factor) -> np.ndarray:
+            return reranked_search(plain, q, n, factor, vectors, limit=n_vectors)[1]
+
+        nprobe, recall = tune_nprobe(index, queries, truth_ids, 1, nlist, k, target, self_ids,
+                                     search=search)
+        tried.append((recall >= target, -recall, search_cost(nprobe, factor, n_vectors, nlist, k),
+                      factor, nprobe))
+    reached = [t for t in tried if t[0]]
+    pick = (min(reached, key=lambda t: t[2]) if reached
+            else min(tried, key=lambda t: (t[1], t[2])))
+    faiss.extract_index_ivf(index).nprobe = pick[4]
+    return {"nprobe": int(pick[4]), "rerank": int(pick[3])}, float(-pick[1])

@@ -87,10 +87,13 @@ def gpu_count() -> int:
 _gpu_resources: Any = None
 
 
-def to_gpu(index: faiss.Index) -> faiss.Index:
+def to_gpu(index: faiss.Index, nprobe: int | None = None, float16: bool = False) -> faiss.Index:
     """A copy of ``index`` on GPU 0 (IVF lists and flat codes in GPU memory).
 
-    Raises RuntimeError when no GPU is usable; callers check :func:`gpu_count` first.
+    ``nprobe`` is set on the copy (GPU indexes take no per-search IVF parameters).
+    ``float16``: float16 storage / PQ lookup tables (needed for PQ codes over 48 bytes;
+    fine where scores are re-ranked exactly afterwards); off, Flat / IVF-Flat scores stay
+    exact. Raises RuntimeError when no GPU is usable; callers check :func:`gpu_count` first.
     """
     global _gpu_resources
     if gpu_count() == 0:
@@ -98,8 +101,11 @@ def to_gpu(index: faiss.Index) -> faiss.Index:
     if _gpu_resources is None:
         _gpu_resources = faiss.StandardGpuResources()
     opts = faiss.GpuClonerOptions()
-    opts.useFloat16 = False            # keep exact scores for Flat / IVF-Flat
-    return faiss.index_cpu_to_gpu(_gpu_resources, 0, index, opts)
+    opts.useFloat16 = bool(float16)
+    gpu = faiss.index_cpu_to_gpu(_gpu_resources, 0, index, opts)
+    if nprobe is not None:
+        faiss.GpuParameterSpace().set_index_parameter(gpu, "nprobe", int(nprobe))
+    return gpu
 
 
 def to_cpu(index: faiss.Index) -> faiss.Index:
