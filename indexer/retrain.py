@@ -15,7 +15,10 @@ After a (re)build, and at every commit that changes the vectors of an IVF index,
 ``nprobe`` is set by measurement: a seeded sample of the index's own vectors is
 searched, exact top-10 comes from brute force over the raw vectors (each query's match
 with itself is left out on both sides: it would inflate recall by up to 0.1), and
-:func:`engine.index_choice.tune_nprobe` picks the smallest nprobe reaching recall@10 ≥ 0.95.
+:func:`engine.index_choice.tune_nprobe` picks the smallest nprobe reaching recall@10 ≥ 0.95
+(plus ``TUNING_MARGIN``). PQ indexes are searched with exact re-ranking from the sidecar
+(engine.rerank), so :func:`engine.index_choice.tune_reranked` picks nprobe *and* the
+re-rank factor by the recall of the re-ranked search.
 """
 from __future__ import annotations
 
@@ -27,8 +30,8 @@ from typing import Any, Iterator
 import faiss
 import numpy as np
 
-from engine.index_choice import (TARGET_RECALL, IndexChoice, recall_at_k, tune_nprobe,
-                                 tune_reranked)
+from engine.index_choice import (TARGET_RECALL, TUNING_MARGIN, IndexChoice, recall_at_k,
+                                 tune_nprobe, tune_reranked)
 from engine.rerank import sidecar_path
 from engine.vectors import fsync_dir, gpu_count
 
@@ -245,6 +248,7 @@ def vectors_by_id(raw: RawVectors):
 def build(choice: IndexChoice, dim: int, raw: RawVectors, seed: int = 0) -> Any:
     """A new index of ``choice.factory`` trained on a seeded sample of ``raw``, holding all of it."""
     index = faiss.index_factory(dim, choice.factory, faiss.METRIC_INNER_PRODUCT)
+    _set_opq_niter(index)
     if not index.is_trained:
         rng = np.random.default_rng(seed)
         size = min(len(raw), max(choice.train_size, 1))
@@ -256,6 +260,17 @@ def build(choice: IndexChoice, dim: int, raw: RawVectors, seed: int = 0) -> Any:
     for ids, vecs in raw.chunks():
         index.add_with_ids(np.ascontiguousarray(vecs), ids)
     return index
+
+
+def _set_opq_niter(index: Any) -> None:
+    """Train an OPQ rotation with engine.index_choice.OPQ_NITER iterations."""
+    from engine import index_choice
+    idx = faiss.downcast_index(index)
+    if isinstance(idx, faiss.IndexPreTransform):
+        for i in range(idx.chain.size()):
+            vt = faiss.downcast_VectorTransform(idx.chain.at(i))
+            if isinstance(vt, faiss.OPQMatrix):
+                vt.niter = int(index_choice.OPQ_NITER)
 
 
 def exact_top_k(queries: np.ndarray, raw: RawVectors, k: int = K) -> np.ndarray:
@@ -287,12 +302,13 @@ def tune(index: Any, choice: IndexChoice, raw: RawVectors, seed: int = 0,
     truth = exact_top_k(queries, raw, K + 1)          # the query itself is left out of both
     if choice.kind in RERANKED_KINDS:                  # searched with exact re-ranking
         params, recall = tune_reranked(index, queries, truth, choice.nlist, len(raw),
-                                       vectors_by_id(raw), k=K, target=TARGET_RECALL,
+                                       vectors_by_id(raw), k=K,
+                                       target=TARGET_RECALL + TUNING_MARGIN,
                                        self_ids=raw.ids[rows])
         nprobe = params["nprobe"]
     else:
         nprobe, recall = tune_nprobe(index, queries, truth, start=1, nlist=choice.nlist, k=K,
-                                     target=TARGET_RECALL, self_ids=raw.ids[rows])
+                                     target=TARGET_RECALL + TUNING_MARGIN, self_ids=raw.ids[rows])
         params = {"nprobe": int(nprobe)}
     if recall < TARGET_RECALL:
         log.warning("%s reaches recall@10 %.3f < %.2f even with nprobe = %d; a larger memory "
