@@ -245,14 +245,18 @@ def vectors_by_id(raw: RawVectors):
 
 # --- build and tune --------------------------------------------------------------------
 
+def training_rows(n: int, train_size: int, seed: int) -> np.ndarray:
+    """The sorted rows :func:`build` trains on (a seeded sample of ``train_size`` of ``n``)."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, min(n, max(train_size, 1)), replace=False))
+
+
 def build(choice: IndexChoice, dim: int, raw: RawVectors, seed: int = 0) -> Any:
     """A new index of ``choice.factory`` trained on a seeded sample of ``raw``, holding all of it."""
     index = faiss.index_factory(dim, choice.factory, faiss.METRIC_INNER_PRODUCT)
     _set_opq_niter(index)
     if not index.is_trained:
-        rng = np.random.default_rng(seed)
-        size = min(len(raw), max(choice.train_size, 1))
-        rows = np.sort(rng.choice(len(raw), size, replace=False))
+        rows = training_rows(len(raw), choice.train_size, seed)
         if gpu_count() > 0:       # k-means on the GPU; the index itself stays on the CPU
             ivf = faiss.extract_index_ivf(index)
             ivf.clustering_index = faiss.index_cpu_to_all_gpus(faiss.IndexFlatL2(ivf.d))
@@ -297,7 +301,12 @@ def tune(index: Any, choice: IndexChoice, raw: RawVectors, seed: int = 0,
     if choice.nlist == 0 or len(raw) == 0:
         return {}, 1.0
     rng = np.random.default_rng(seed + 1)
-    rows = np.sort(rng.choice(len(raw), min(n_queries, len(raw)), replace=False))
+    pool = np.arange(len(raw))
+    if choice.train_size and len(raw) - choice.train_size >= n_queries:
+        # queries the quantizers were not fitted to (their own training points would
+        # score optimistically: measured ~0.01 higher recall at 200k × 512)
+        pool = np.setdiff1d(pool, training_rows(len(raw), choice.train_size, seed))
+    rows = np.sort(rng.choice(pool, min(n_queries, len(pool)), replace=False))
     queries = np.ascontiguousarray(raw.take(rows))
     truth = exact_top_k(queries, raw, K + 1)          # the query itself is left out of both
     if choice.kind in RERANKED_KINDS:                  # searched with exact re-ranking
