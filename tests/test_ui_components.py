@@ -240,3 +240,14 @@ def test_ui_command_has_help():
     r = CliRunner().invoke(app, ["ui", "--help"])
     assert r.exit_code == 0
     assert "--index" in r.output and "--port" in r.output and "--host" in r.output
+
+
+def test_a_match_spanning_the_whole_file_is_not_highlighted(tmp_path):
+    from PIL import Image
+    x = np.concatenate([np.zeros(8000, np.float32), tone(300, 1.0, 8000)])
+    p = write(tmp_path / "w.wav", x, 8000)
+    whole = np.asarray(Image.open(io.BytesIO(waveform_png(p, 2.0, 0.0, 2.0, width=50, height=20))))
+    part = np.asarray(Image.open(io.BytesIO(waveform_png(p, 2.0, 0.0, 1.0, width=50, height=20))))
+    band_cols = lambda img: (img == BAND_HIT).all(axis=-1).any(axis=0)  # noqa: E731
+    assert not band_cols(whole).any()
+    assert band_cols(part)[:24].all() and not band_cols(part)[26:].any()

@@ -89,9 +89,14 @@ def render_png(env: np.ndarray, *, height: int = 64, highlight: tuple[float, flo
 
 def waveform_png(path: str | Path, duration: float, start: float | None = None,
                  end: float | None = None, *, width: int = 320, height: int = 64) -> bytes:
-    """A PNG of the file's waveform with the span [start, end] (seconds) highlighted."""
+    """A PNG of the file's waveform with the span [start, end] (seconds) highlighted.
+
+    A span covering the whole file (a file no longer than the model's window) is not
+    highlighted: there is nothing to point at.
+    """
     env = envelope(path, columns=width)
     span = None
     if start is not None and end is not None and duration > 0:
-        span = (start / duration, end / duration)
+        if start > 0.02 * duration or end < 0.98 * duration:
+            span = (start / duration, end / duration)
     return render_png(env, height=height, highlight=span)
