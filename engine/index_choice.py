@@ -28,8 +28,9 @@ FLOAT_BYTES = 4
 TARGET_RECALL = 0.95
 #: tuning aims this much above TARGET_RECALL: it measures on a few hundred of the index's
 #: own vectors and keeps the cheapest setting that crosses the target there, so on new
-#: queries recall lands ~0.01 lower (measured: 0.951 tuned → 0.938 held out at 50k × 512)
-TUNING_MARGIN = 0.01
+#: queries recall lands lower (measured at 200k × 512, PQ re-ranked: tuned 0.962 → 0.948,
+#: 0.961 → 0.946 on 300 held-out queries)
+TUNING_MARGIN = 0.02
 #: iterations of the OPQ rotation's training. faiss's default, 50, took 108 s of a 112 s
 #: build at 50k × 512 (2 cores); 10 takes 29 s, and the re-ranked search tuned after it
 #: still reaches the target (the re-rank factor absorbs the coarser codes)
