@@ -131,7 +131,7 @@ def test_missing_csv_and_audio_dir(tmp_path):
 def test_bad_jsonl_line(tmp_path):
     p = tmp_path / "m.jsonl"
     p.write_text('{"audio": "a.wav", "caption": "x"}\n{broken\n')
-    with pytest.raises(InvalidDataset, match="line 2: not valid JSON"):
+    with pytest.raises(InvalidDataset, match=r"m\.jsonl:2: not valid JSON"):
         load_retrieval(p, tmp_path)
 
 

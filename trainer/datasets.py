@@ -44,6 +44,7 @@ from engine.audio import AUDIO_EXTENSIONS, decode, probe
 from engine.errors import InvalidDataset, UnreadableAudio
 from trainer.augment import AugmentConfig, ChannelAugment, mix_clips
 from trainer.captions import captions_from_tags, keyword_to_caption
+from trainer.jsonl import iter_objects
 
 log = logging.getLogger(__name__)
 
@@ -123,17 +124,8 @@ def read_manifest(path: str | Path) -> list[Item]:
         raise InvalidDataset(f"{path}: manifest not found")
     items: list[Item] = []
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        with path.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise InvalidDataset(f"{path}:{n}: not valid JSON ({e.msg}); one object per line") from e
-                if not isinstance(row, dict):
-                    raise InvalidDataset(f"{path}:{n}: expected a JSON object per line")
-                items.append(_row_to_item(row, path.parent, f"{path}:{n}", caption_sep="\n"))
+        for n, row in iter_objects(path):
+            items.append(_row_to_item(row, path.parent, f"{path}:{n}", caption_sep="\n"))
     elif path.suffix.lower() in (".csv", ".tsv"):
         with path.open(encoding="utf-8", newline="") as f:
             reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")

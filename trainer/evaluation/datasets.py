@@ -23,7 +23,6 @@ The format is recognised from the header. Problems raise
 from __future__ import annotations
 
 import csv
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Iterator
 
 from engine.audio import AUDIO_EXTENSIONS
 from engine.errors import InvalidDataset
+from trainer.jsonl import iter_objects
 
 
 @dataclass
@@ -100,23 +100,24 @@ def _read_rows(path: Path) -> tuple[list[str], list[_Row]]:
 def _read_jsonl(path: Path) -> tuple[list[str], list[_Row]]:
     rows: list[_Row] = []
     keys: list[str] = []
-    with path.open(encoding="utf-8") as f:
-        for n, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise InvalidDataset(f"{path}: line {n}: not valid JSON ({e.msg})") from e
-            if not isinstance(obj, dict):
-                raise InvalidDataset(f"{path}: line {n}: expected a JSON object")
-            for k in obj:
-                if k not in keys:
-                    keys.append(k)
-            rows.append(_Row(n, {k: str(v).strip() for k, v in obj.items() if v is not None}))
+    for n, obj in iter_objects(path):
+        for k in obj:
+            if k not in keys:
+                keys.append(k)
+        rows.append(_Row(n, {k: str(v).strip() for k, v in obj.items() if v is not None}))
     if not rows:
         raise InvalidDataset(f"{path}: no records")
     return keys, rows
+
+
+def _open_table(csv_path: str | Path, audio_dir: str | Path | None) -> tuple[Path, list[str], list[_Row], Path]:
+    """The table's path, header and rows, and the audio folder (default: the table's folder)."""
+    path = Path(csv_path)
+    header, rows = _read_rows(path)
+    root = Path(audio_dir) if audio_dir is not None else path.parent
+    if not root.is_dir():
+        raise InvalidDataset(f"{root}: audio folder does not exist; pass --audio-dir")
+    return path, header, rows, root
 
 
 def _cell(path: Path, row: _Row, column: str) -> str:
@@ -165,11 +166,7 @@ def load_retrieval(csv_path: str | Path, audio_dir: str | Path | None = None) ->
 
     ``audio_dir`` defaults to the CSV's folder.
     """
-    path = Path(csv_path)
-    header, rows = _read_rows(path)
-    root = Path(audio_dir) if audio_dir is not None else path.parent
-    if not root.is_dir():
-        raise InvalidDataset(f"{root}: audio folder does not exist; pass --audio-dir")
+    path, header, rows, root = _open_table(csv_path, audio_dir)
     cols = set(header)
     caption_cols = sorted((h for h in header if re.fullmatch(r"caption_\d+", h)),
                           key=lambda h: int(h.split("_")[1]))
@@ -271,11 +268,7 @@ def load_classification(csv_path: str | Path, audio_dir: str | Path | None = Non
 
     ``audio_dir`` defaults to the CSV's folder.
     """
-    path = Path(csv_path)
-    header, rows = _read_rows(path)
-    root = Path(audio_dir) if audio_dir is not None else path.parent
-    if not root.is_dir():
-        raise InvalidDataset(f"{root}: audio folder does not exist; pass --audio-dir")
+    path, header, rows, root = _open_table(csv_path, audio_dir)
     cols = set(header)
     if {"filename", "fold", "target", "category"} <= cols:
         return _numbered_classes(path, rows, root, "esc50", "filename", "target", "category",
