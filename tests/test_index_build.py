@@ -32,7 +32,7 @@ STAGES = {"scan", "decode", "resample", "embed", "write"}
 
 
 def make_good(lib: Path) -> list[Path]:
-    """Good files: 8–96 kHz, mono/stereo/6-channel, 0.05 s to 2 minutes, six containers."""
+    """Good files: 8–96 kHz, mono/stereo/6-channel, 0.05 s to 5 minutes, six containers."""
     six = np.stack([tone(200 * (c + 1), 1.0, 44100) for c in range(6)], axis=1)
     stereo = np.stack([chirp(100, 3000, 3.0, 16000), noise(3.0, 16000, seed=1)], axis=1)
     return [
@@ -45,7 +45,7 @@ def make_good(lib: Path) -> list[Path]:
         write(lib / "sub" / "hum_44k.ogg", tone(60, 2.0, 44100), 44100),
         write(lib / "sub" / "beep_44k.mp3", tone(880, 3.0, 44100), 44100),
         write(lib / "deep" / "er" / "pad_32k.aiff", noise(1.5, 32000, seed=3), 32000),
-        write(lib / "long_8k.wav", chirp(100, 3500, 120.0, 8000), 8000),
+        write(lib / "long_8k.wav", chirp(100, 3500, 300.0, 8000), 8000),
     ]
 
 
