@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+import subprocess
 import zipfile
 
 import numpy as np
@@ -54,14 +56,36 @@ def _randomise(module: torch.nn.Module, seed: int = 0) -> None:
 
 def test_bundled_model_contract(base, clips):
     assert isinstance(base, SoundsiftClapModel)
-    assert (base.name, base.sample_rate, base.dim, base.window_seconds) == ("soundsift-base", 16000, 384, 10.0)
+    # the shipped model: AudioSet class space (521-d) with the aisfx branch, so 44.1 kHz input
+    assert (base.name, base.sample_rate, base.dim, base.window_seconds) == ("soundsift-base", 44100, 521, 10.0)
+    assert base.module.config.space == "audioset" and base.module.aisfx is not None
     audio = base.embed_audio(clips)
     text = base.embed_text(["a dog barking", "rain on a roof", "speech"])
     for out, n in ((audio, len(clips)), (text, 3)):
-        assert out.shape == (n, 384) and out.dtype == np.float32
+        assert out.shape == (n, 521) and out.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
-    assert base.embed_audio([]).shape == (0, 384)
-    assert base.embed_text([]).shape == (0, 384)
+    assert base.embed_audio([]).shape == (0, 521)
+    assert base.embed_text([]).shape == (0, 521)
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (.ci/run installs it)")
+def test_bundled_model_names_speech_noise_and_tone(base, tmp_path):
+    """Zero-shot with the evaluation prompt and text→audio on sounds whose labels are literally true."""
+    import soundfile as sf
+    import soxr
+
+    wav = tmp_path / "speech.wav"
+    subprocess.run(["espeak-ng", "-v", "en", "-w", str(wav),
+                    "Please remember to switch off the lights when you leave the office tonight."], check=True)
+    speech, rate = sf.read(str(wav), dtype="float32")
+    sr = base.sample_rate
+    clips = {"speech": soxr.resample(speech, rate, sr).astype(np.float32), "white noise": noise(4.0, sr, seed=7),
+             "sine wave": tone(523.25, 4.0, sr, amp=0.3)}
+    labels = list(clips)
+    audio = base.embed_audio(list(clips.values()))
+    prompts = base.embed_text([f"This is a sound of {x}." for x in labels])
+    assert [labels[i] for i in (audio @ prompts.T).argmax(1)] == labels
+    assert [labels[i] for i in (base.embed_text(labels) @ audio.T).argmax(1)] == labels
 
 
 def test_embeddings_same_alone_or_batched_and_repeatable(base, clips):
@@ -93,37 +117,90 @@ def test_bundled_folder_is_small():
 
 # -- baseline initialisation ----------------------------------------------------------------------
 
-def test_untrained_model_equals_tag_text_baseline(baseline, clips):
-    """normalise(mean_patches(sigmoid(logits)) @ E), E = MiniLM(class names), computed by hand."""
+def _minilm_by_hand(texts: list[str]) -> np.ndarray:
+    """all-MiniLM-L6-v2 sentence vectors (masked mean pooling, L2-normalised) straight from transformers."""
     from transformers import AutoModel, AutoTokenizer
 
     from engine.towers.minilm import bundled_folder
 
     folder = bundled_folder()
     tok, enc = AutoTokenizer.from_pretrained(str(folder)), AutoModel.from_pretrained(str(folder)).eval()
-    names = list(yamnet.class_names())
     rows = []
     with torch.no_grad():
-        for i in range(0, len(names), 200):
-            b = tok(names[i:i + 200], padding=True, truncation=True, return_tensors="pt")
+        for i in range(0, len(texts), 200):
+            b = tok(texts[i:i + 200], padding=True, truncation=True, return_tensors="pt")
             h = enc(**b).last_hidden_state
             m = b["attention_mask"].unsqueeze(-1).float()
             rows.append(torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1))
-    E = torch.cat(rows).numpy()
+    return torch.cat(rows).numpy().astype(np.float64)
+
+
+def _mean_posteriors(clip: np.ndarray) -> np.ndarray:
     tower = yamnet.shared_tower()
-    expected = []
-    for clip in clips:
-        logits, _ = tower.run_patches(tower.patches(tower.log_mel(clip)))
-        p = (1 / (1 + np.exp(-logits.astype(np.float64)))).mean(0)
-        v = p @ E
-        expected.append(v / np.linalg.norm(v))
+    logits, _ = tower.run_patches(tower.patches(tower.log_mel(clip)))
+    return (1 / (1 + np.exp(-logits.astype(np.float64)))).mean(0)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def test_untrained_model_equals_tag_text_baseline(baseline, clips):
+    """normalise(mean_patches(sigmoid(logits)) @ E), E = MiniLM(class names), computed by hand."""
+    E = _minilm_by_hand(list(yamnet.class_names()))
+    expected = [_unit(_mean_posteriors(clip) @ E) for clip in clips]
     np.testing.assert_allclose(baseline.embed_audio(clips), np.array(expected), atol=2e-5)
     # untrained text side is MiniLM itself
-    q = tok(["glass breaking"], return_tensors="pt")
+    np.testing.assert_allclose(baseline.embed_text(["glass breaking"])[0], _minilm_by_hand(["glass breaking"])[0],
+                               atol=1e-5)
+
+
+# -- the AudioSet class space ---------------------------------------------------------------------
+
+def _audioset_config(**kw) -> SoundsiftClapConfig:
+    return SoundsiftClapConfig(space="audioset", dim=yamnet.NUM_CLASSES, text_adapter=False, **kw)
+
+
+def test_untrained_audioset_space_is_prior_scaled_posteriors_and_text_softmax(clips, tmp_path):
+    """Audio: normalise(p / (prior + 1e-3) ** 0.5); text: normalise(softmax(cos(t, E) / 0.05)), by hand."""
+    prior = np.random.default_rng(0).uniform(0, 0.3, yamnet.NUM_CLASSES)
+    SoundsiftClap(_audioset_config()).init_baseline(prior).save_pretrained(tmp_path / "m")
+    model = load_model(tmp_path / "m")
+    assert model.dim == yamnet.NUM_CLASSES and model.sample_rate == SR
+    expected = [_unit(_mean_posteriors(clip) / (prior + 1e-3) ** 0.5) for clip in clips]
+    np.testing.assert_allclose(model.embed_audio(clips), np.array(expected), atol=2e-5)
+    queries = ["This is a sound of dog.", "church bells ringing"]
+    cos = _minilm_by_hand(queries) @ _minilm_by_hand(list(yamnet.class_names())).T
+    w = np.exp((cos - cos.max(1, keepdims=True)) / 0.05)
+    np.testing.assert_allclose(model.embed_text(queries), _unit(w / w.sum(1, keepdims=True)), atol=1e-5)
+    # the words pick their AudioSet classes
+    top = [yamnet.class_names()[i] for i in model.embed_text(queries).argmax(1)]
+    assert top == ["Dog", "Church bell"]
+
+
+def test_audioset_space_without_prior_is_plain_posteriors(clips):
+    module = SoundsiftClap(_audioset_config(use_yamnet_embedding=False)).init_baseline().eval()
     with torch.no_grad():
-        t = enc(**q).last_hidden_state.mean(1)
-    np.testing.assert_allclose(baseline.embed_text(["glass breaking"])[0],
-                               torch.nn.functional.normalize(t, dim=-1)[0].numpy(), atol=1e-5)
+        got = module.encode_audio(clips[:2]).numpy()
+    np.testing.assert_allclose(got, np.array([_unit(_mean_posteriors(c)) for c in clips[:2]]), atol=2e-5)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"space": "audioset", "dim": 384}, "needs dim 521"),
+    ({"space": "clap"}, "is not one of"),
+    ({"space": "audioset", "dim": 521, "text_temperature": 0.0}, "text_temperature"),
+])
+def test_audioset_space_config_errors(bad, message):
+    with pytest.raises(ModelUnavailable, match=message):
+        SoundsiftClap(SoundsiftClapConfig(**bad))
+
+
+def test_audioset_space_rejects_a_malformed_prior():
+    module = SoundsiftClap(_audioset_config())
+    with pytest.raises(ValueError, match="521 non-negative"):
+        module.init_baseline(np.ones(10))
+    with pytest.raises(ValueError, match="521 non-negative"):
+        module.init_baseline(-np.ones(yamnet.NUM_CLASSES))
 
 
 def test_float_logits_match_the_wheels_quantised_output():

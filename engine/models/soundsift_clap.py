@@ -1,4 +1,16 @@
-"""soundsift's own CLAP: frozen pretrained towers + trainable projections into MiniLM's space.
+"""soundsift's own CLAP: frozen pretrained towers + trainable projections into a shared space.
+
+Two shared spaces (``config.space``):
+
+* ``"minilm"`` — audio is projected into the 384-d all-MiniLM-L6-v2 sentence space where the
+  (frozen) text tower lives; the untrained audio vector is the posterior-weighted mean of the
+  MiniLM embeddings of the 521 AudioSet class names (the issue's tag–text baseline).
+* ``"audioset"`` — the 521-d AudioSet class space: audio is YAMNet's mean posteriors, divided
+  per class by ``prior ** class_prior_power`` (the class's mean posterior over a training corpus,
+  so ever-present classes such as "Music" or "Speech" do not dominate every vector); text is
+  mapped *into* that space as ``softmax(cos(MiniLM(text), MiniLM(class name)) / text_temperature)``
+  over the 521 classes. A query then scores audio by the classes its words name, rather than
+  by a blur of all class-name embeddings, which is sharper for everyday labels.
 
 Two layers:
 
@@ -37,6 +49,8 @@ MODEL_TYPE = "soundsift-clap"
 #: bumped when this module's audio preprocessing changes (enters the fingerprint)
 PREPROCESSING_VERSION = "soundsift-clap-preproc-1"
 CONFIG_FILE = "config.json"
+#: the shared spaces a model can embed into (see the module docstring)
+SPACES = ("minilm", "audioset")
 WEIGHTS_FILE = "model.safetensors"
 
 
@@ -49,7 +63,8 @@ class SoundsiftClapConfig:
     """
 
     model_type: str = MODEL_TYPE
-    dim: int = 384                          # MiniLM sentence space
+    space: str = "minilm"                   # shared space: "minilm" (384-d) or "audioset" (521-d)
+    dim: int = 384                          # 384 for "minilm", 521 for "audioset"
     window_seconds: float = 10.0
     use_yamnet_embedding: bool = True       # 1024-d pooled YAMNet layer, zero-initialised branch
     use_aisfx: bool = False                 # aisfx EmbeddingNet branch (fine-tunable), zero-init
@@ -59,6 +74,8 @@ class SoundsiftClapConfig:
     text_adapter: bool = True               # residual Linear on text vectors, zero-initialised
     text_trainable: bool = False            # fine-tune MiniLM itself
     class_text_template: str = "{}"         # how AudioSet names are written when building E
+    class_prior_power: float = 0.5          # "audioset": audio posteriors / prior ** power
+    text_temperature: float = 0.05          # "audioset": softmax temperature of text → classes
     logit_scale_init: float = math.log(1 / 0.07)
     logit_scale_max: float = 100.0
     onnx_threads: int = 0                   # 0 = onnxruntime's default
@@ -83,6 +100,17 @@ class SoundsiftClapConfig:
         if data.get("model_type", MODEL_TYPE) != MODEL_TYPE:
             raise ModelUnavailable(f"config model_type {data.get('model_type')!r} is not {MODEL_TYPE!r}")
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    def check(self) -> None:
+        """Raise :class:`ModelUnavailable` when the space and dim disagree."""
+        from engine.towers import yamnet
+
+        if self.space not in SPACES:
+            raise ModelUnavailable(f"config space {self.space!r} is not one of {', '.join(SPACES)}")
+        if self.space == "audioset" and self.dim != yamnet.NUM_CLASSES:
+            raise ModelUnavailable(f"config space 'audioset' needs dim {yamnet.NUM_CLASSES}, not {self.dim}")
+        if self.space == "audioset" and self.text_temperature <= 0:
+            raise ModelUnavailable(f"config text_temperature must be > 0, not {self.text_temperature}")
 
     @classmethod
     def from_file(cls, path: str | Path) -> "SoundsiftClapConfig":
@@ -130,8 +158,9 @@ class SoundsiftClap(nn.Module):
         from engine.towers.minilm import MiniLMTextTower
 
         self.config = config = config or SoundsiftClapConfig()
+        config.check()
         self.text = MiniLMTextTower(trainable=config.text_trainable)
-        if self.text.dim != config.dim:
+        if config.space == "minilm" and self.text.dim != config.dim:
             raise ModelUnavailable(f"config dim {config.dim} does not match the text tower's {self.text.dim}")
         self._yamnet = yamnet.shared_tower(config.onnx_threads)  # frozen, not an nn.Module
         d = config.dim
@@ -151,7 +180,12 @@ class SoundsiftClap(nn.Module):
                 nn.Linear(self._feature_width(), config.residual_hidden), nn.GELU(),
                 nn.Linear(config.residual_hidden, d))
         self.fusion = ViewAttention(d) if config.fusion else None
-        self.text_adapter = nn.Linear(d, d) if config.text_adapter else None
+        t = self.text.dim
+        self.text_adapter = nn.Linear(t, t) if config.text_adapter else None
+        self.class_text = self.log_text_temperature = None
+        if config.space == "audioset":   # text → AudioSet class space (set by init_baseline)
+            self.class_text = nn.Parameter(torch.zeros(yamnet.NUM_CLASSES, t))
+            self.log_text_temperature = nn.Parameter(torch.tensor(math.log(config.text_temperature)))
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init)))
         self._zero_extra_branches()
 
@@ -181,13 +215,28 @@ class SoundsiftClap(nn.Module):
         return [self.config.class_text_template.format(n) for n in class_names()]
 
     @torch.no_grad()
-    def init_baseline(self) -> "SoundsiftClap":
-        """Set the class projection to E (MiniLM embeddings of the class names), zero the rest."""
+    def init_baseline(self, class_prior: np.ndarray | torch.Tensor | None = None) -> "SoundsiftClap":
+        """The training-free start; every extra branch zeroed.
+
+        ``"minilm"``: the class projection becomes E (MiniLM embeddings of the class names).
+        ``"audioset"``: the class projection becomes diag(1 / (prior + 1e-3) ** class_prior_power)
+        with ``class_prior`` the mean posterior per class over a corpus (uniform when None), and
+        the text side's class table becomes E.
+        """
         was_training = self.training
         self.eval()
         names = self.class_texts()
         emb = torch.cat([self.text.forward(names[i:i + 128]) for i in range(0, len(names), 128)])
-        self.class_proj.weight.copy_(emb.T)
+        if self.config.space == "audioset":
+            prior = torch.full((len(names),), 1.0) if class_prior is None else torch.as_tensor(
+                np.asarray(class_prior, dtype=np.float32))
+            if prior.shape != (len(names),) or not bool(torch.all(prior >= 0)):
+                raise ValueError(f"class_prior must be {len(names)} non-negative numbers")
+            self.class_proj.weight.copy_(torch.diag((prior + 1e-3) ** -self.config.class_prior_power))
+            self.class_text.copy_(emb)
+            self.log_text_temperature.fill_(math.log(self.config.text_temperature))
+        else:
+            self.class_proj.weight.copy_(emb.T)
         self._zero_extra_branches()
         self.logit_scale.fill_(float(self.config.logit_scale_init))
         self.train(was_training)
@@ -284,9 +333,20 @@ class SoundsiftClap(nn.Module):
     # -- text ---------------------------------------------------------------------------------
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
         """Strings → (B, dim) L2-normalised text vectors."""
-        t = self.text(list(texts)).to(self.logit_scale.device)
+        return self.text_head(self.text(list(texts)).to(self.logit_scale.device))
+
+    def text_head(self, sentence_vectors: torch.Tensor) -> torch.Tensor:
+        """MiniLM sentence vectors (B, 384) → (B, dim) L2-normalised text vectors in the shared space.
+
+        The trainer calls it on cached MiniLM vectors; :meth:`encode_text` on fresh ones.
+        """
+        t = sentence_vectors
         if self.text_adapter is not None:
             t = t + self.text_adapter(t)
+        t = nn.functional.normalize(t, dim=-1)
+        if self.class_text is not None:
+            cos = t @ nn.functional.normalize(self.class_text, dim=-1).T
+            t = torch.softmax(cos / self.log_text_temperature.exp(), dim=-1)
         return nn.functional.normalize(t, dim=-1)
 
     # -- training helpers ---------------------------------------------------------------------
