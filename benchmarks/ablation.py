@@ -2,9 +2,11 @@
 
 Every variant trains the same steps on the same cached views (clean + channel-augmented, see
 trainer.precompute) and is judged on the by-source validation split, several seeds each, beside
-the training-free baseline: yamnet-class (posteriors → class_proj only), yamnet (+ the 1024-d
+the training-free tag–text baseline: yamnet-class (posteriors → class_proj only), yamnet (+ the 1024-d
 YAMNet embedding), aisfx (frozen aisfx EmbeddingNet only, projection from a random start), both.
 aisfx is kept frozen here (its features are cached); fine-tuning it costs ~50× more CPU.
+Variants train in the config's shared ``space`` ("minilm" or "audioset"; ``--grid space=…`` compares
+them); in "audioset" space the untrained start is reported too.
 
     .venv/bin/python benchmarks/ablation.py trainer/configs/soundsift_base_ablation.json \\
         --out runs/ablation/ablation.json
@@ -27,14 +29,16 @@ import statistics
 import time
 from pathlib import Path
 
-from trainer.cached_train import VARIANTS, CachedTrainConfig, evaluate, prepare, score, train_run
+from trainer.cached_train import VARIANTS, CachedTrainConfig, build_module, evaluate, prepare, score, train_run
 
-KEYS = ("zs_top1", "zs_top5", "t2a_R@1", "t2a_R@5", "a2t_R@1", "zs_top1_seen", "zs_top1_unseen")
+BASE_KEYS = ("zs_top1", "zs_top5", "t2a_R@1", "t2a_R@5", "a2t_R@1", "zs_top1_seen", "zs_top1_unseen")
+#: the table's columns: the figures over all validation labels, then over the everyday ones
+KEYS = BASE_KEYS + tuple(f"{k}_everyday" for k in ("zs_top1", "t2a_R@1", "t2a_R@5"))
 
 
 def summarise(finals: list[dict[str, float]]) -> dict[str, str]:
     out = {}
-    for k in KEYS:
+    for k in (k for k in KEYS if k in finals[0]):
         vals = [f[k] for f in finals]
         out[k] = f"{statistics.mean(vals):.3f}" + (f" ± {statistics.stdev(vals):.3f}" if len(vals) > 1 else "")
     return out
@@ -100,16 +104,17 @@ def main() -> None:
     results: dict[str, dict] = {}
     names = []
     for variant in args.variants:
-        prepared = None
         for combo in combos:
             cfg = dataclasses.replace(base_cfg, variant=variant, **combo)
             name = " ".join([variant] + [f"{k}={v}" for k, v in combo.items()])
-            if prepared is None or combo.get("text_adapter", base_cfg.text_adapter) != prepared[2].config.text_adapter:
-                prepared = prepare(cfg)
-            train, val, module, bank, init = prepared
+            train, val, module, bank, init = prepare(cfg)
             seen = set(train.labels)
             if "baseline" not in results:
-                results["baseline"] = {"final": evaluate(module, val, bank, seen)}
+                reference = build_module(dataclasses.replace(base_cfg, variant="yamnet-class", space="minilm"))
+                results["baseline"] = {"final": evaluate(reference, val, bank, seen, cfg.everyday_exclude)}
+            start = f"untrained {cfg.space} start"
+            if cfg.space != "minilm" and VARIANTS[variant]["class"] and start not in results:
+                results[start] = {"final": evaluate(module, val, bank, seen, cfg.everyday_exclude)}
             t0 = time.perf_counter()
             runs = {s: train_run(module, cfg, train, val, bank, s, init, seen) for s in cfg.seeds}
             results[name] = {"seeds": {str(s): h for s, h in runs.items()},
@@ -121,12 +126,15 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"config": dataclasses.asdict(base_cfg), "results": results}, indent=2) + "\n")
-    print(f"| variant | {' | '.join(KEYS)} |")
-    print("|---" * (len(KEYS) + 1) + "|")
-    base = results["baseline"]["final"]
-    print("| baseline (no training) | " + " | ".join(f"{base[k]:.3f}" for k in KEYS) + " |")
+    keys = [k for k in KEYS if k in results["baseline"]["final"]]
+    print(f"| variant | {' | '.join(keys)} |")
+    print("|---" * (len(keys) + 1) + "|")
+    for name in ("baseline", *(k for k in results if k.startswith("untrained"))):
+        fixed = results[name]["final"]
+        label = "tag–text baseline (no training)" if name == "baseline" else name
+        print(f"| {label} | " + " | ".join(f"{fixed[k]:.3f}" for k in keys) + " |")
     for v in names:
-        print(f"| {v} | {' | '.join(results[v]['summary'][k] for k in KEYS)} |")
+        print(f"| {v} | {' | '.join(results[v]['summary'][k] for k in keys)} |")
     print("\nmean validation score (zs_top1 + t2a_R@1 + a2t_R@1)/3 by step:")
     for v in names:
         print(f"{v:40s} " + " ".join(f"{step}:{val:.3f}" for step, val in results[v]["curve"]))

@@ -130,3 +130,41 @@ def test_trained_projection_saves_to_a_model_that_matches_the_cache(corpus, extr
     with torch.no_grad():
         rows = project_rows(module, val_cache, np.array([0])).numpy()
     np.testing.assert_allclose(rows[0], expected[0], atol=1e-5)
+
+
+def test_audioset_space_trains_from_the_cache_prior_and_saves_a_matching_model(corpus, train_cache, val_cache,
+                                                                              tmp_path):
+    from trainer.cached_train import class_prior
+
+    items, _ = corpus
+    cache, _ = train_cache
+    prior = class_prior(cache)
+    np.testing.assert_allclose(prior, cache.posteriors[cache.view == 0].mean(0))
+    cfg = CachedTrainConfig(variant="yamnet", space="audioset", steps=20, batch_size=4, lr=1e-2, warmup_steps=2,
+                            decay_to_init=0.0, val_every=10, everyday_exclude=["hiss"])
+    module = build_module(cfg, prior)
+    assert module.config.dim == 521
+    # the untrained start is the prior-scaled posteriors
+    expected = val_cache.posteriors / (prior + 1e-3) ** cfg.class_prior_power
+    with torch.no_grad():
+        start = project_rows(module, val_cache, slice(None)).numpy()
+    np.testing.assert_allclose(start, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
+    train, val = Split.of(items, cache), Split.of(items, val_cache)
+    bank = TextBank(module.text)
+    bank.add([c for it in items for c in it.captions] + val.labels + [f"This is a sound of {x}." for x in val.labels])
+    init = {k: v.clone() for k, v in module.state_dict().items()}
+    text_before = module.class_text.detach().clone()
+    history = train_run(module, cfg, train, val, bank, 0, init, set(train.labels))
+    assert [h["step"] for h in history] == [0, 10, 20]
+    # figures over the everyday labels (all but "hiss") are reported beside the full ones
+    assert "zs_top1_everyday" in history[-1] and "zs_top1_everyday" in history[0]
+    assert not torch.allclose(module.class_text.detach(), text_before)
+    module.save_pretrained(tmp_path / "m")
+    model = load_model(tmp_path / "m")
+    from trainer.datasets import load_clip
+    waves = [load_clip(it.audio, SR, None, None) for it in items if "hiss" not in str(it.audio)]
+    np.testing.assert_allclose(model.embed_audio(waves), clip_vectors(module, val)[[0, 2, 3]], atol=1e-5)
+    from trainer.cached_train import encode_texts
+    with torch.no_grad():
+        cached = encode_texts(module, bank, ["beep", "the sound of hum"]).numpy()
+    np.testing.assert_allclose(model.embed_text(["beep", "the sound of hum"]), cached, atol=1e-5)

@@ -6,6 +6,9 @@ once; then the trainable parts of :class:`~engine.models.soundsift_clap.Soundsif
 (zero-initialised), ``text_adapter`` (zero) and ``logit_scale`` — train for many steps in seconds.
 What trains is exactly what :meth:`SoundsiftClap.project` computes for an unfused model whose aisfx
 branch is frozen, so the result is saved with ``save_pretrained`` and loaded by ``load_model``.
+In the ``"audioset"`` shared space (``space``), the class prior that scales the posteriors is the
+mean clean-view posterior of the training clips, and the text side's class table and temperature
+train too. ``steps: 0`` saves the training-free start as the model.
 
 Gentle adaptation, so the AudioSet knowledge stays the foundation:
 
@@ -19,7 +22,10 @@ Validation (:func:`evaluate`) on the by-source split: a clip's vector is the re-
 of its segment vectors; zero-shot top-1/top-5 over the distinct validation labels with the prompt
 "This is a sound of {label}." (also split into labels seen / unseen in training); text→audio
 R@1/R@5 with the bare label as the query and every clip of that label relevant; audio→text R@1
-over the bare labels.
+over the bare labels. With ``everyday_exclude``, the same figures are also reported (suffix
+``_everyday``) over the validation labels that name everyday sounds, i.e. all labels but those
+listed (game effects such as "gun reload"): that subset is our nearest proxy for a set of real
+recordings of everyday sounds.
 
     python -m trainer.cached_train trainer/configs/soundsift_base.json [--out FOLDER]
 """
@@ -71,6 +77,9 @@ class CachedTrainConfig:
     augment: dict[str, Any] = field(default_factory=dict)   # AugmentConfig fields
     aisfx_weights: str | None = None    # frozen aisfx branch (converted EmbeddingNet)
     variant: str = "yamnet"             # a key of VARIANTS
+    space: str = "minilm"               # the model's shared space: "minilm" or "audioset"
+    class_prior_power: float = 0.5      # "audioset": posteriors / prior ** power
+    text_temperature: float = 0.05      # "audioset": text → class softmax temperature
     text_adapter: bool = False          # residual Linear on text vectors (off: MiniLM as is)
     steps: int = 600
     batch_size: int = 64
@@ -81,6 +90,7 @@ class CachedTrainConfig:
     seed: int = 0
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])   # judged on validation
     val_every: int = 100
+    everyday_exclude: list[str] = field(default_factory=list)   # labels left out of *_everyday
     threads: int = 1                    # torch threads (tiny ops: more threads only add contention)
     out: str = "runs/soundsift-base/model"
 
@@ -104,6 +114,10 @@ class CachedTrainConfig:
             raise InvalidConfig(f"{path}: variant {cfg.variant!r} is not one of {', '.join(VARIANTS)}")
         if VARIANTS[cfg.variant]["aisfx"] and not cfg.aisfx_weights:
             raise InvalidConfig(f"{path}: variant {cfg.variant!r} needs aisfx_weights")
+        if cfg.space not in ("minilm", "audioset"):
+            raise InvalidConfig(f"{path}: space {cfg.space!r} is not 'minilm' or 'audioset'")
+        if cfg.steps < 0:
+            raise InvalidConfig(f"{path}: steps must be ≥ 0, not {cfg.steps}")
         return cfg
 
     def augment_config(self) -> AugmentConfig:
@@ -182,15 +196,24 @@ class TextBank:
 
 # --------------------------------------------------------------------------- model on features
 
-def build_module(cfg: CachedTrainConfig):
-    """A baseline-initialised SoundsiftClap with the variant's branches (unfused)."""
+def class_prior(cache: FeatureCache) -> np.ndarray:
+    """Mean YAMNet posterior per class over the clean views (view 0) of a training cache."""
+    clean = cache.view == 0
+    return cache.posteriors[clean if clean.any() else slice(None)].mean(0)
+
+
+def build_module(cfg: CachedTrainConfig, prior: np.ndarray | None = None):
+    """A baseline-initialised SoundsiftClap with the variant's branches (unfused) in ``cfg.space``."""
     from engine.models.soundsift_clap import SoundsiftClap, SoundsiftClapConfig
+    from engine.towers import yamnet
 
     branches = VARIANTS[cfg.variant]
+    space = {"space": cfg.space, "dim": yamnet.NUM_CLASSES, "class_prior_power": cfg.class_prior_power,
+             "text_temperature": cfg.text_temperature} if cfg.space == "audioset" else {}
     config = SoundsiftClapConfig(use_yamnet_embedding=branches["embedding"], use_aisfx=branches["aisfx"],
-                                 aisfx_trainable=False, fusion=False, text_adapter=cfg.text_adapter)
+                                 aisfx_trainable=False, fusion=False, text_adapter=cfg.text_adapter, **space)
     module = SoundsiftClap(config, aisfx_weights=cfg.aisfx_weights if branches["aisfx"] else None)
-    module.init_baseline()
+    module.init_baseline(prior)
     if not branches["class"]:
         with torch.no_grad():
             module.class_proj.weight.zero_()
@@ -212,7 +235,8 @@ def reset_module(module, cfg: CachedTrainConfig, init_state: dict[str, torch.Ten
 
 def trainable(module) -> dict[str, nn.Parameter]:
     """The parameters trained on cached features (never the frozen towers)."""
-    names = ("class_proj.", "embedding_proj.", "aisfx_proj.", "text_adapter.", "logit_scale")
+    names = ("class_proj.", "embedding_proj.", "aisfx_proj.", "text_adapter.", "logit_scale", "class_text",
+             "log_text_temperature")
     return {n: p for n, p in module.named_parameters() if n.startswith(names) and p.requires_grad}
 
 
@@ -227,10 +251,8 @@ def project_rows(module, cache: FeatureCache, rows: np.ndarray | slice) -> torch
 
 
 def encode_texts(module, bank: TextBank, texts: Sequence[str]) -> torch.Tensor:
-    t = bank(texts)
-    if module.text_adapter is not None:
-        t = t + module.text_adapter(t)
-    return nn.functional.normalize(t, dim=-1)
+    """Text vectors of strings from their cached MiniLM vectors (:meth:`SoundsiftClap.text_head`)."""
+    return module.text_head(bank(texts))
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -245,19 +267,34 @@ def clip_vectors(module, split: Split) -> np.ndarray:
 
 
 @torch.no_grad()
-def evaluate(module, val: Split, bank: TextBank, seen_labels: set[str] | None = None) -> dict[str, float]:
-    """Zero-shot, text→audio and audio→text figures on the validation split (see module doc)."""
+def evaluate(module, val: Split, bank: TextBank, seen_labels: set[str] | None = None,
+             exclude: Sequence[str] = ()) -> dict[str, float]:
+    """Zero-shot, text→audio and audio→text figures on the validation split (see module doc).
+
+    With ``exclude``, the figures over the labels not excluded are added with suffix ``_everyday``.
+    """
+    audio = clip_vectors(module, val)
+    out = _figures(module, bank, audio, val.labels, seen_labels)
+    if exclude:
+        keep = np.array([x not in set(exclude) for x in val.labels])
+        sub = _figures(module, bank, audio[keep], [x for x, k in zip(val.labels, keep) if k], None)
+        out.update({f"{k}_everyday": v for k, v in sub.items()})
+    return out
+
+
+def _figures(module, bank: TextBank, audio: np.ndarray, clip_labels: Sequence[str],
+             seen_labels: set[str] | None) -> dict[str, float]:
+    """The figures for clip vectors and their labels, the candidates being the distinct labels."""
     from trainer.evaluation.metrics import recall_at, relevant_ranks, zeroshot_from_logits
 
-    audio = clip_vectors(module, val)
-    labels = sorted(set(val.labels))
-    targets = np.array([labels.index(x) for x in val.labels])
+    labels = sorted(set(clip_labels))
+    targets = np.array([labels.index(x) for x in clip_labels])
     prompts = encode_texts(module, bank, [PROMPT.format(label=x) for x in labels]).numpy().astype(np.float64)
     bare = encode_texts(module, bank, labels).numpy().astype(np.float64)
     zs = zeroshot_from_logits(audio @ prompts.T, targets, labels)
     out = {"zs_top1": zs["top1"], "zs_top5": zs["top5"]}
     if seen_labels is not None:
-        seen = np.array([x in seen_labels for x in val.labels])
+        seen = np.array([x in seen_labels for x in clip_labels])
         ranks = (audio @ prompts.T >= (audio @ prompts.T)[np.arange(len(targets)), targets][:, None]).sum(1)
         out["zs_top1_seen"] = recall_at(ranks[seen], 1) if seen.any() else float("nan")
         out["zs_top1_unseen"] = recall_at(ranks[~seen], 1) if (~seen).any() else float("nan")
@@ -317,7 +354,7 @@ def train_run(module, cfg: CachedTrainConfig, train: Split, val: Split, bank: Te
     opt = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=0.0)
     loss_fn = ContrastiveLoss()
     batches = LabelBatches(train, cfg.batch_size, cfg.label_power, seed)
-    history = [{"step": 0, **evaluate(module, val, bank, seen)}]
+    history = [{"step": 0, **evaluate(module, val, bank, seen, cfg.everyday_exclude)}]
     for step in range(1, cfg.steps + 1):
         warm = min(1.0, step / max(1, cfg.warmup_steps))
         cosine = 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
@@ -332,7 +369,7 @@ def train_run(module, cfg: CachedTrainConfig, train: Split, val: Split, bank: Te
         (loss + cfg.decay_to_init * reg).backward()
         opt.step()
         if step % cfg.val_every == 0 or step == cfg.steps:
-            history.append({"step": step, "loss": loss.item(), **evaluate(module, val, bank, seen)})
+            history.append({"step": step, "loss": loss.item(), **evaluate(module, val, bank, seen, cfg.everyday_exclude)})
     return history
 
 
@@ -340,7 +377,7 @@ def prepare(cfg: CachedTrainConfig):
     """Caches, the module, its initial state and the text bank for a config."""
     torch.set_num_threads(cfg.threads)
     train, val = load_splits(cfg)
-    module = build_module(cfg)
+    module = build_module(cfg, class_prior(train.cache))
     bank = TextBank(module.text, Path(cfg.cache_dir) / "text_minilm.npz")
     labels = sorted(set(val.labels))
     bank.add([c for it in train.items for c in it.captions] + train.labels + labels
@@ -355,8 +392,13 @@ def run(cfg: CachedTrainConfig, out: str | Path | None = None) -> dict[str, Any]
     train, val, module, bank, init_state = prepare(cfg)
     t_cache = time.perf_counter() - t0
     seen = set(train.labels)
-    baseline = evaluate(module, val, bank, seen)
-    log.info("baseline: %s", _fmt(baseline))
+    baseline = evaluate(module, val, bank, seen, cfg.everyday_exclude)
+    log.info("start (%s space, untrained): %s", cfg.space, _fmt(baseline))
+    tag_text = baseline
+    if cfg.space != "minilm" or cfg.variant not in ("baseline", "yamnet-class", "yamnet"):
+        reference = build_module(CachedTrainConfig(variant="yamnet-class"))   # the issue's tag–text baseline
+        tag_text = evaluate(reference, val, bank, seen, cfg.everyday_exclude)
+    log.info("tag-text baseline: %s", _fmt(tag_text))
     runs = {}
     for seed in cfg.seeds:
         runs[seed] = train_run(module, cfg, train, val, bank, seed, init_state, seen)
@@ -369,7 +411,7 @@ def run(cfg: CachedTrainConfig, out: str | Path | None = None) -> dict[str, Any]
     module.config.extra = {"trained": {"variant": cfg.variant, "steps": cfg.steps, "seed": cfg.seed,
                                        "validation": {k: round(v, 4) for k, v in final.items() if k != "step"}}}
     module.save_pretrained(out)
-    report = {"config": asdict(cfg), "baseline": baseline, "seeds": {str(s): h[-1] for s, h in runs.items()},
+    report = {"config": asdict(cfg), "baseline": tag_text, "start": baseline, "seeds": {str(s): h[-1] for s, h in runs.items()},
               "final": final, "history": history, "seconds": {"caches": t_cache, "final_training": t_train,
                                                                "total": time.perf_counter() - t0}}
     (out / "training_report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -379,6 +421,7 @@ def run(cfg: CachedTrainConfig, out: str | Path | None = None) -> dict[str, Any]
 
 def _fmt(m: dict[str, float]) -> str:
     keys = ("zs_top1", "zs_top5", "t2a_R@1", "t2a_R@5", "a2t_R@1", "zs_top1_seen", "zs_top1_unseen")
+    keys += tuple(f"{k}_everyday" for k in keys[:5])
     return " ".join(f"{k} {m[k]:.3f}" for k in keys if k in m)
 
 
@@ -391,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     report = run(CachedTrainConfig.from_file(args.config), args.out)
-    print(json.dumps({"baseline": report["baseline"], "final": report["final"]}, indent=2))
+    print(json.dumps({"baseline": report["baseline"], "start": report["start"], "final": report["final"]}, indent=2))
 
 
 if __name__ == "__main__":
