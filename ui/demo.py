@@ -30,16 +30,25 @@ def _sounds(sr: int = 44100, seed: int = 0) -> dict[str, np.ndarray]:
     white = rng.standard_normal(len(t3))
     brown = np.cumsum(rng.standard_normal(len(t3)))
     brown -= np.convolve(brown, np.ones(2001) / 2001, mode="same")
-    siren_f = 700 + 300 * np.sin(2 * np.pi * 0.5 * _t(6.0, sr))
-    siren = np.sin(2 * np.pi * np.cumsum(siren_f) / sr)
+    # a wail siren: 600–1300 Hz, 4 s per cycle, with the harmonics of a real horn
+    siren_phase = 2 * np.pi * np.cumsum(950 + 350 * np.sin(2 * np.pi * 0.25 * _t(6.0, sr))) / sr
+    siren = sum(np.sin(k * siren_phase) / k for k in range(1, 8)) / 2
     clicks = np.zeros(int(4.0 * sr))
     for k in range(8):
         a = int(k * 0.5 * sr)
         clicks[a:a + 400] = np.hanning(800)[400:] * rng.standard_normal(400)
     rain = rng.standard_normal(int(8.0 * sr)) * (rng.random(int(8.0 * sr)) < 0.02)
-    bell_t = _t(4.0, sr)
-    bell = sum(np.sin(2 * np.pi * f * bell_t) * np.exp(-bell_t * d)
-               for f, d in [(880, 1.5), (2200, 2.5), (3500, 4.0)])
+    # an electric bell ringing: two small bells (inharmonic partials) struck alternately at
+    # 20 Hz for 2 s, twice
+    bell = np.zeros(int(6.0 * sr))
+    strike_t = _t(0.3, sr)
+    for burst in (0.0, 3.0):
+        for k in range(40):
+            f0, a = (1800 if k % 2 else 2100), int((burst + k / 20) * sr)
+            ring = sum(g * np.sin(2 * np.pi * f0 * r * strike_t) * np.exp(-strike_t * d)
+                       for r, g, d in [(1.0, 1.0, 6), (2.76, 0.6, 9), (5.4, 0.4, 12), (8.93, 0.2, 15)])
+            ring += 0.5 * rng.standard_normal(len(strike_t)) * np.exp(-strike_t * 80)
+            bell[a:a + len(ring)] += ring
     sweep_t = _t(5.0, sr)
     sweep = np.sin(2 * np.pi * (100 * sweep_t + (8000 - 100) * sweep_t ** 2 / 10))
     return {
