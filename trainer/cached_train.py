@@ -27,6 +27,7 @@ over the bare labels. With ``everyday_exclude``, the same figures are also repor
 listed (game effects such as "gun reload"): that subset is our nearest proxy for a set of real
 recordings of everyday sounds.
 
+    soundsift train trainer/configs/soundsift_base.json [--out FOLDER] [--steps N] [--json]
     python -m trainer.cached_train trainer/configs/soundsift_base.json [--out FOLDER]
 """
 from __future__ import annotations
@@ -45,6 +46,7 @@ from torch import nn
 
 from engine.errors import InvalidConfig
 from trainer.augment import AugmentConfig
+from trainer.config import read_config_file
 from trainer.datasets import Item, read_manifest
 from trainer.precompute import FeatureCache, build_cache
 
@@ -66,9 +68,11 @@ class CachedTrainConfig:
     """A cached-feature training run as data (trainer/configs/soundsift_base*.json).
 
     Manifest and weight paths are relative to the config file; ``cache_dir`` and ``out`` to the
-    current folder (as the trainer's ``out_dir``).
+    current folder (as the trainer's ``out_dir``). ``trainer`` is the discriminator that
+    ``soundsift train`` dispatches on (:func:`trainer.config.trainer_of`).
     """
 
+    trainer: str = "cached-features"
     train_manifest: str = "corpus/train.jsonl"
     val_manifest: str = "corpus/val.jsonl"
     cache_dir: str = "runs/soundsift-base/cache"
@@ -97,15 +101,15 @@ class CachedTrainConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> "CachedTrainConfig":
         path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise InvalidConfig(f"{path}: cannot read the training config ({e})") from e
+        data = read_config_file(path)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise InvalidConfig(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         cfg = cls(**data)
+        if cfg.trainer != "cached-features":
+            raise InvalidConfig(f"{path}: trainer {cfg.trainer!r} is not 'cached-features'; "
+                                f"run it with: soundsift train {path}")
         for key in ("train_manifest", "val_manifest", "aisfx_weights"):   # relative to the config file
             value = getattr(cfg, key)
             if value and not Path(value).expanduser().is_absolute():

@@ -9,6 +9,10 @@ Minimal JSON::
     {"model": {"init": "soundsift-base"},
      "data": {"train": [{"format": "manifest", "path": "my_sounds.csv"}]},
      "steps": 500, "out_dir": "runs/mine"}
+
+The optional top-level ``"trainer"`` key says which trainer a config is for (:func:`trainer_of`):
+``"loop"`` (the default, this module's :class:`TrainConfig`) or ``"cached-features"``
+(:class:`trainer.cached_train.CachedTrainConfig`); ``soundsift train CONFIG`` runs either.
 """
 from __future__ import annotations
 
@@ -22,6 +26,9 @@ from typing import Any
 
 from engine.errors import InvalidConfig
 from trainer.augment import AugmentConfig
+
+#: values of a config's ``"trainer"`` key (none: ``"loop"``)
+TRAINERS = ("loop", "cached-features")
 
 
 @dataclass
@@ -85,6 +92,7 @@ class CaptionConfig:
 
 @dataclass
 class TrainConfig:
+    trainer: str = "loop"               # the discriminator (see trainer_of); always "loop" here
     model: ModelSpec = field(default_factory=ModelSpec)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -177,6 +185,9 @@ def config_from_dict(data: dict[str, Any], base_dir: str | Path = ".") -> TrainC
 
 
 def _check(cfg: TrainConfig) -> None:
+    if cfg.trainer != "loop":
+        raise InvalidConfig(f"config.trainer is {cfg.trainer!r}; a {cfg.trainer!r} config is run by "
+                            "`soundsift train CONFIG`, not loaded as a loop config")
     if cfg.steps < 1:
         raise InvalidConfig("config.steps must be at least 1")
     if cfg.batch_size < 2:
@@ -189,12 +200,15 @@ def _check(cfg: TrainConfig) -> None:
         raise InvalidConfig("config.optim.lr must be positive")
 
 
-def load_config(path: str | Path, **overrides: Any) -> TrainConfig:
-    """Read a ``.json`` or ``.toml`` training config; ``overrides`` replace top-level keys."""
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The top-level table of a ``.json`` or ``.toml`` config file, not yet checked."""
     path = Path(path)
     if not path.is_file():
         raise InvalidConfig(f"{path}: config file not found")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidConfig(f"{path}: cannot read the config ({e})") from e
     try:
         if path.suffix.lower() == ".toml":
             data = tomllib.loads(text)
@@ -204,5 +218,29 @@ def load_config(path: str | Path, **overrides: Any) -> TrainConfig:
         raise InvalidConfig(f"{path}: not valid {path.suffix.lstrip('.').upper() or 'JSON'} ({e})") from e
     if not isinstance(data, dict):
         raise InvalidConfig(f"{path}: the top level must be an object/table")
+    return data
+
+
+def trainer_of(path: str | Path) -> str:
+    """Which trainer a config file is for: its ``"trainer"`` key, or ``"loop"`` without one.
+
+    ``"cached-features"`` configs are :class:`trainer.cached_train.CachedTrainConfig`; the
+    others are :class:`TrainConfig` for :func:`trainer.train.run_training`.
+    """
+    data = read_config_file(path)
+    kind = data.get("trainer", "loop")
+    if kind not in TRAINERS:
+        raise InvalidConfig(f"{path}: trainer {kind!r} is not one of {', '.join(map(repr, TRAINERS))}; "
+                            "leave 'trainer' out for the default loop")
+    return kind
+
+
+def load_config(path: str | Path, **overrides: Any) -> TrainConfig:
+    """Read a ``.json`` or ``.toml`` training config; ``overrides`` replace top-level keys."""
+    path = Path(path)
+    data = read_config_file(path)
+    if data.get("trainer", "loop") != "loop":
+        raise InvalidConfig(f"{path}: a {data['trainer']!r} config, not a loop config; "
+                            f"run it with: soundsift train {path}")
     data.update({k: v for k, v in overrides.items() if v is not None})
     return config_from_dict(data, path.parent)

@@ -1,11 +1,13 @@
 """``soundsift train CONFIG``: train or fine-tune soundsift's CLAP from a JSON/TOML config."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from engine.errors import InvalidConfig
 from ui.cli.app import app
 from ui.cli.common import err_console, print_json, reports_errors, setup_logging
 
@@ -15,7 +17,8 @@ from ui.cli.common import err_console, print_json, reports_errors, setup_logging
 def train_command(
     config: Path = typer.Argument(..., help="Training config (.json or .toml), e.g. trainer/configs/toy.json."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in the output folder."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (overrides the config's out_dir)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (overrides the config's out_dir; for a cached-features config, the model "
+                                              "folder, overriding its out)."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimizer steps (overrides the config)."),
     max_steps: Optional[int] = typer.Option(
         None, "--max-steps", min=1,
@@ -26,11 +29,22 @@ def train_command(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
     """Train on the config's datasets; writes checkpoints, log.jsonl and OUT/model (a model folder
-    that --model and load_model accept)."""
+    that --model and load_model accept). A config with "trainer": "cached-features" (e.g.
+    trainer/configs/soundsift_base.json) trains soundsift-base's projections on cached frozen
+    features instead and writes the model folder to OUT (default: the config's "out")."""
     setup_logging(verbose)
-    from trainer.config import load_config
-    from trainer.train import run_training
+    from trainer.config import load_config, trainer_of
 
+    if trainer_of(config) == "cached-features":
+        rejected = [flag for flag, given in (("--resume", resume), ("--max-steps", max_steps is not None),
+                                             ("--device", device is not None)) if given]
+        if rejected:
+            raise InvalidConfig(f"{config}: {', '.join(rejected)} cannot be used with a cached-features config "
+                                "(it trains on the CPU in one go, without checkpoints); use --steps and --out only")
+        _train_cached(config, out, steps, json_out)
+        return
+
+    from trainer.train import run_training
     cfg = load_config(config, steps=steps, device=device, progress=False if no_progress else None)
     result = run_training(cfg, resume=resume, out_dir=out, max_steps=max_steps)
     summary = {"out_dir": str(result.out_dir), "steps": result.steps, "seconds": round(result.seconds, 3),
@@ -49,3 +63,29 @@ def train_command(
     if result.validation:
         from trainer.loop import format_metrics
         err_console.print(f"validation: {format_metrics(result.validation)}", highlight=False)
+
+
+def _train_cached(config: Path, out: Optional[Path], steps: Optional[int], json_out: bool) -> None:
+    """Run a cached-feature config (trainer.cached_train); --steps and --out override it."""
+    from trainer.cached_train import CachedTrainConfig, run
+
+    cfg = CachedTrainConfig.from_file(config)
+    if steps is not None:
+        cfg.steps = steps
+    model_dir = Path(out or cfg.out)
+    report = run(cfg, model_dir)
+    summary = {"trainer": "cached-features", "out_dir": str(model_dir), "model_dir": str(model_dir),
+               "steps": cfg.steps, "seconds": round(report["seconds"]["total"], 3),
+               **{k: _finite(report[k]) for k in ("baseline", "start", "final")}}
+    if json_out:
+        print_json(summary)
+        return
+    err_console.print(f"trained {cfg.steps} steps in {summary['seconds']:.1f} s → model in {model_dir}")
+    figures = " ".join(f"{k} {v:.3f}" for k, v in summary["final"].items() if k not in ("step", "loss") and v is not None)
+    err_console.print(f"validation: {figures} (the start and the baseline are logged above; all in "
+                      f"{model_dir / 'training_report.json'})", highlight=False)
+
+
+def _finite(figures: dict[str, float]) -> dict[str, float | None]:
+    """Figures with NaN (an empty subset, e.g. no unseen labels) as None, so --json stays valid JSON."""
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in figures.items()}

@@ -1,0 +1,126 @@
+"""`soundsift train` on a cached-feature config ("trainer": "cached-features"), beside the loop.
+
+A tiny corpus of generated clips, the real frozen towers (YAMNet ONNX, MiniLM), two views and a
+few steps: the CLI dispatches on the config's ``trainer`` key, applies --steps and --out, and
+writes a model folder that load_model reads.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from engine.errors import InvalidConfig
+from tests.conftest import chirp, noise, tone, write
+from trainer.cached_train import CachedTrainConfig
+from trainer.config import load_config, trainer_of
+from ui.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+SR = 16000
+CLIPS = {"beep": lambda: tone(880, 1.5, SR), "hiss": lambda: noise(1.5, SR, seed=3),
+         "sweep": lambda: chirp(300, 3000, 1.5, SR), "hum": lambda: tone(60, 1.5, SR, amp=0.3)}
+
+
+def _manifest(path: Path, folder: str) -> None:
+    rows = []
+    for label, make in CLIPS.items():
+        audio = write(path.parent / folder / f"{label}.wav", make(), SR)
+        rows.append({"audio": audio.relative_to(path.parent).as_posix(), "tags": [label],
+                     "captions": [label, f"the sound of {label}"]})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _config(tmp_path: Path, **overrides) -> Path:
+    data = {"trainer": "cached-features", "train_manifest": "train.jsonl", "val_manifest": "val.jsonl",
+            "cache_dir": str(tmp_path / "cache"), "views": 2, "augment": {"codec": 0.0}, "variant": "yamnet",
+            "steps": 0, "batch_size": 4, "lr": 0.01, "warmup_steps": 2, "seeds": [0], "val_every": 3,
+            "out": str(tmp_path / "config-out"), **overrides}
+    path = tmp_path / "cached.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cached-corpus")
+    _manifest(root / "train.jsonl", "train")
+    _manifest(root / "val.jsonl", "val")
+    return root
+
+
+def test_cached_config_trains_through_the_cli_into_a_loadable_model(corpus, tmp_path):
+    config = _config(corpus, cache_dir=str(tmp_path / "cache"), out=str(tmp_path / "config-out"))
+    out = tmp_path / "model"
+    result = CliRunner().invoke(app, ["train", str(config), "--steps", "6", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+
+    def strict(name):
+        raise AssertionError(f"--json printed {name}, which is not JSON")
+    summary = json.loads(result.stdout, parse_constant=strict)
+    assert summary["trainer"] == "cached-features" and summary["steps"] == 6
+    assert summary["out_dir"] == summary["model_dir"] == str(out)
+    assert isinstance(summary["seconds"], float)
+    for name in ("baseline", "start", "final"):
+        for key in ("zs_top1", "zs_top5", "t2a_R@1", "t2a_R@5", "a2t_R@1"):
+            assert 0.0 <= summary[name][key] <= 1.0, (name, key)
+    assert summary["final"]["step"] == 6                    # --steps overrode the config's 0
+    assert summary["final"]["zs_top1_unseen"] is None       # every validation label was seen: no NaN
+    assert not (tmp_path / "config-out").exists()           # --out overrode the config's out
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [
+        "text_minilm.npz", "train_yamnet_v2_s0.npz", "val_yamnet.npz"]
+
+    report = json.loads((out / "training_report.json").read_text())
+    assert report["config"]["steps"] == 6 and report["config"]["trainer"] == "cached-features"
+    assert [h["step"] for h in report["history"]] == [0, 3, 6]
+
+    from engine.models import load_model
+    model = load_model(out)
+    a = model.embed_audio([tone(880, 1.5, model.sample_rate), noise(1.5, model.sample_rate, seed=3)])
+    t = model.embed_text(["beep", "hiss"])
+    assert a.shape == t.shape == (2, model.dim)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("flags,named", [
+    (["--resume"], "--resume"),
+    (["--max-steps", "3"], "--max-steps"),
+    (["--device", "cpu", "--resume"], "--resume, --device"),
+])
+def test_loop_only_options_are_refused_for_a_cached_config(tmp_path, flags, named):
+    config = _config(tmp_path)
+    result = CliRunner().invoke(app, ["train", str(config), *flags])
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert f"{config}: {named} cannot be used with a cached-features config" in message
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "config-out").exists()
+
+
+def test_an_unknown_trainer_is_reported(tmp_path):
+    config = _config(tmp_path, trainer="cached")
+    result = CliRunner().invoke(app, ["train", str(config)])
+    assert result.exit_code == 1
+    assert "trainer 'cached' is not one of 'loop', 'cached-features'" in " ".join(result.output.split())
+
+
+def test_the_trainer_key_selects_the_config_class(tmp_path):
+    for name in ("soundsift_base.json", "soundsift_base_ablation.json"):
+        path = REPO / "trainer" / "configs" / name
+        assert trainer_of(path) == "cached-features"
+        assert CachedTrainConfig.from_file(path).trainer == "cached-features"
+    toy = REPO / "trainer" / "configs" / "toy.json"
+    assert trainer_of(toy) == "loop"
+    explicit = tmp_path / "loop.toml"          # an explicit "loop", in TOML, is the default loop config
+    explicit.write_text('trainer = "loop"\nsteps = 3\n[data.toy]\nper_class = 2\n')
+    assert trainer_of(explicit) == "loop" and load_config(explicit).steps == 3
+    with pytest.raises(InvalidConfig, match="a 'cached-features' config, not a loop config"):
+        load_config(REPO / "trainer" / "configs" / "soundsift_base.json")
+    cached_toml = tmp_path / "cached.toml"     # cached configs read TOML too, through the same reader
+    cached_toml.write_text('trainer = "cached-features"\nsteps = 5\nvariant = "yamnet"\n')
+    assert CachedTrainConfig.from_file(cached_toml).steps == 5
+    cached_toml.write_text('trainer = "loop"\nvariant = "yamnet"\n')
+    with pytest.raises(InvalidConfig, match="trainer 'loop' is not 'cached-features'"):
+        CachedTrainConfig.from_file(cached_toml)
