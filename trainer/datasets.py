@@ -100,15 +100,26 @@ def _split(value: Any, sep: str) -> list[str]:
     return [v.strip() for v in str(value).split(sep) if v.strip()]
 
 
-def _row_to_item(row: dict[str, Any], base: Path, where: str, *, caption_sep: str) -> Item:
+def row_audio(row: dict[str, Any]) -> str | None:
+    """A manifest row's audio path as written (``audio``, ``path``, ``file`` …), or None."""
     audio = next((row[k] for k in _AUDIO_KEYS if row.get(k)), None)
+    return str(audio) if audio else None
+
+
+def row_tags(row: dict[str, Any]) -> list[str]:
+    """A manifest row's tags (a list, or one ``;``-separated string), in order."""
+    return _split(row.get("tags", row.get("tag")), ";")
+
+
+def _row_to_item(row: dict[str, Any], base: Path, where: str, *, caption_sep: str) -> Item:
+    audio = row_audio(row)
     if not audio:
         raise InvalidDataset(f"{where}: no audio path (expected a column/key named 'audio' or 'path')")
     captions: list[str] = []
     for key in _CAPTION_KEYS:
         captions += _split(row.get(key), caption_sep)
     captions += [str(row[k]).strip() for k in sorted(row) if k.startswith("caption_") and row[k]]
-    tags = _split(row.get("tags", row.get("tag")), ";")
+    tags = row_tags(row)
     if not captions and not tags:
         raise InvalidDataset(f"{where}: {audio} has neither captions nor tags; give it a 'caption' or 'tags'")
     path = Path(str(audio)).expanduser()
@@ -117,22 +128,28 @@ def _row_to_item(row: dict[str, Any], base: Path, where: str, *, caption_sep: st
     return Item(str(path), list(dict.fromkeys(captions)), tags, str(row.get("source") or ""))
 
 
-def read_manifest(path: str | Path) -> list[Item]:
-    """Items of a ``.jsonl`` or ``.csv`` manifest (see the module docstring)."""
+def manifest_rows(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``("<path>:<line>", raw row)`` for each row of a ``.jsonl`` or ``.csv``/``.tsv`` manifest."""
     path = Path(path)
     if not path.is_file():
         raise InvalidDataset(f"{path}: manifest not found")
-    items: list[Item] = []
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
         for n, row in iter_objects(path):
-            items.append(_row_to_item(row, path.parent, f"{path}:{n}", caption_sep="\n"))
+            yield f"{path}:{n}", row
     elif path.suffix.lower() in (".csv", ".tsv"):
         with path.open(encoding="utf-8", newline="") as f:
             reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
             for n, row in enumerate(reader, 2):
-                items.append(_row_to_item(row, path.parent, f"{path}:{n}", caption_sep="|"))
+                yield f"{path}:{n}", row
     else:
         raise InvalidDataset(f"{path}: unknown manifest type; use .jsonl or .csv")
+
+
+def read_manifest(path: str | Path) -> list[Item]:
+    """Items of a ``.jsonl`` or ``.csv`` manifest (see the module docstring)."""
+    path = Path(path)
+    caption_sep = "|" if path.suffix.lower() in (".csv", ".tsv") else "\n"
+    items = [_row_to_item(row, path.parent, where, caption_sep=caption_sep) for where, row in manifest_rows(path)]
     if not items:
         raise InvalidDataset(f"{path}: manifest is empty")
     return items

@@ -1,4 +1,5 @@
-"""``soundsift corpus build``: the offline training corpus (Debian sound packages + synthesis)."""
+"""``soundsift corpus build|list|labels``: the offline training corpus (Debian sound packages +
+synthesis), and the zero-shot evaluator's label CSV from one of its manifests."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +10,7 @@ import typer
 from ui.cli.app import app
 from ui.cli.common import err_console, print_json, reports_errors, setup_logging
 
-corpus_app = typer.Typer(help="Build the offline training corpus (see trainer/corpus).",
+corpus_app = typer.Typer(help="Build the offline training corpus (see trainer/corpus); write label CSVs from it.",
                          no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")
 
@@ -51,3 +52,32 @@ def list_command() -> None:
     """Print the sources the recipe knows."""
     from trainer.corpus.runner import all_sources
     print("\n".join(all_sources()))
+
+
+@corpus_app.command("labels")
+@reports_errors
+def labels_command(
+    manifest: Path = typer.Argument(..., help="Corpus manifest (.jsonl or .csv), e.g. corpus/val.jsonl."),
+    out: Path = typer.Option(..., "--out", "-o", help="Label CSV to write (audio,label)."),
+    exclude_labels: Optional[str] = typer.Option(None, "--exclude-labels",
+                                                 help='Comma-separated labels to leave out, e.g. "gun reload,beep".'),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
+    """Write the CSV `soundsift eval zeroshot` reads: one audio,label row per item (label: its first
+    tag, else its label field; audio relative to the manifest's folder, which is then -a)."""
+    setup_logging(verbose)
+    from trainer.corpus.eval_labels import write_label_csv
+
+    exclude = [x.strip() for x in (exclude_labels or "").split(",") if x.strip()]
+    result = write_label_csv(manifest, out, exclude)
+    summary = {"out": str(out), "rows": len(result.rows), "labels": len(result.labels),
+               "excluded_rows": result.excluded, "unmatched_exclude_labels": result.unmatched,
+               "audio_dir": str(manifest.parent)}
+    if json_out:
+        print_json(summary)
+        return
+    err_console.print(f"{summary['rows']} rows, {summary['labels']} labels → {out}"
+                      + (f" ({result.excluded} excluded)" if result.excluded else "")
+                      + f"; evaluate with: soundsift eval zeroshot {out} -a {manifest.parent} -m MODEL",
+                      highlight=False)
