@@ -92,11 +92,21 @@ def package_versions() -> dict[str, str]:
 
 
 class WriterLock:
-    """An exclusive, non-blocking fcntl lock on the index's ``.lock`` file."""
+    """An exclusive, non-blocking fcntl lock on the index's ``.lock`` file.
+
+    ``with WriterLock(layout.lock): …`` holds it for a block (IndexBusy when another holds it).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
+
+    def __enter__(self) -> "WriterLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     def acquire(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)

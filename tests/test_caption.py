@@ -114,3 +114,57 @@ def test_caption_errors_are_one_line(tmp_path, library):
     assert result.exit_code == 1 and "no audio files" in " ".join(result.output.split())
     result = CliRunner().invoke(app, ["caption", str(library / "a"), "--source", "radio"])
     assert result.exit_code == 1 and "--source must be one of yamnet, model, both" in " ".join(result.output.split())
+
+
+def _caption_rows(index: Path) -> tuple[int, int]:
+    engine = open_catalog(index / "catalog.db")
+    try:
+        with Session(engine) as s:
+            return len(s.scalars(select(Caption.id)).all()), len(s.scalars(select(Tag.id)).all())
+    finally:
+        engine.dispose()
+
+
+def test_caption_into_an_index_being_written_is_refused_like_index(tmp_path, library, tiny_clap_dir, monkeypatch):
+    import os
+
+    from engine.errors import IndexBusy
+    from engine.layout import IndexLayout
+    from indexer import build_index
+    from indexer.write import WriterLock
+    import trainer.caption_loop as caption_loop
+
+    index = tmp_path / "idx"
+    build_index([library / "a"], index=index, model=tiny_clap_dir, workers=0, progress=False)
+    out = tmp_path / "blat.jsonl"
+    args = ["caption", str(library / "a"), "--out", str(out), "--index", str(index), "--source", "model",
+            "--model", str(tiny_clap_dir), "--labels", ",".join(LABELS), "--threshold", "0", "--json"]
+    with WriterLock(IndexLayout(index).lock):            # another writer (an index run) holds the index
+        busy = CliRunner().invoke(app, args)
+    assert busy.exit_code == 1 and isinstance(busy.exception, SystemExit)
+    message = " ".join(busy.output.split())
+    assert f"index {index} is being written by another process (process {os.getpid()})" in message
+    assert _caption_rows(index) == (0, 0) and not out.exists()       # nothing written anywhere
+
+    store = caption_loop.store_in_catalog
+
+    def store_checking_the_lock(*a, **kw):              # the catalog write happens under the writer lock
+        with pytest.raises(IndexBusy):
+            WriterLock(IndexLayout(index).lock).acquire()
+        return store(*a, **kw)
+    monkeypatch.setattr(caption_loop, "store_in_catalog", store_checking_the_lock)
+    free = CliRunner().invoke(app, args)                 # free again: writes as before
+    assert free.exit_code == 0, free.output
+    assert json.loads(free.stdout)["stored"] == {"files": 2, "not_in_index": 0, "tags": 6, "captions": 6}
+    assert _caption_rows(index) == (6, 6) and out.is_file()
+    with WriterLock(IndexLayout(index).lock):            # and the lock was released afterwards
+        pass
+
+
+def test_caption_into_a_missing_index_fails_before_any_work(tmp_path, library):
+    out = tmp_path / "m.jsonl"
+    result = CliRunner().invoke(app, ["caption", str(library / "a"), "--out", str(out),
+                                      "--index", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1
+    assert f"no index at {tmp_path / 'nowhere'}" in " ".join(result.output.split())
+    assert not out.exists() and not (tmp_path / "nowhere").exists()

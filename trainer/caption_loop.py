@@ -162,21 +162,30 @@ def write_manifest(rows: Sequence[CaptionedFile], out: str | Path) -> int:
     return len(kept)
 
 
-def store_in_catalog(index: str | Path | None, rows: Sequence[CaptionedFile]) -> dict[str, int]:
-    """Replace each indexed file's tags (per source) and BLAT captions in the index's catalog.
-
-    Files not in the index are counted, not added (index them first). One transaction.
-    """
-    from sqlalchemy import delete, select
-    from sqlalchemy.orm import Session
-
-    from engine.catalog import Caption, File, Tag, open_catalog
+def existing_index(index: str | Path | None):
+    """The :class:`~engine.layout.IndexLayout` of an index that has a catalog, else IndexNotFound."""
     from engine.errors import IndexNotFound
     from engine.layout import IndexLayout, resolve_index_dir
 
     layout = IndexLayout(resolve_index_dir(index))
     if not layout.catalog.is_file():
         raise IndexNotFound(f"no index at {layout.root}; build it with: soundsift index PATH --index {index}")
+    return layout
+
+
+def store_in_catalog(index: str | Path | None, rows: Sequence[CaptionedFile]) -> dict[str, int]:
+    """Replace each indexed file's tags (per source) and BLAT captions in the index's catalog.
+
+    Files not in the index are counted, not added (index them first). One transaction. The
+    caller holds the index's writer lock (``indexer.write.WriterLock``), as ``soundsift caption``
+    does, so this never writes beside an index run.
+    """
+    from sqlalchemy import delete, select
+    from sqlalchemy.orm import Session
+
+    from engine.catalog import Caption, File, Tag, open_catalog
+
+    layout = existing_index(index)
     engine = open_catalog(layout.catalog)
     stored = missing = tags_written = captions_written = 0
     try:

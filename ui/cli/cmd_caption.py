@@ -50,27 +50,36 @@ def caption_command(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
     """Tag unlabeled audio (YAMNet AudioSet tags and/or zero-shot tags), turn the tags into
-    captions, write a training manifest, and store tags and captions in an index."""
+    captions, write a training manifest, and store tags and captions in an index. With --index,
+    the run holds the index's writer lock, as `soundsift index` does: it fails at once when
+    another process is writing that index."""
     setup_logging(verbose)
+    from contextlib import AbstractContextManager, nullcontext
+
     from engine.errors import InvalidQuery
-    from trainer.caption_loop import audio_files, caption_files, store_in_catalog, write_manifest
+    from trainer.caption_loop import audio_files, caption_files, existing_index, store_in_catalog, write_manifest
 
     if labels and labels_file:
         raise InvalidQuery("give --labels or --labels-file, not both")
-    files = audio_files(paths)
-    if not files:
-        raise InvalidQuery(f"no audio files under {', '.join(map(str, paths))}")
-    the_model, label_list = None, None
-    if source in ("model", "both"):
-        from engine.models import load_model
-        the_model = load_model(model or (_index_model(index) if index else None))
-        if labels or labels_file:
-            from engine.vocabulary import load_labels_file, parse_labels
-            label_list = parse_labels(labels) if labels else load_labels_file(labels_file)
-    rows, errors = caption_files(files, source=source, model=the_model, labels=label_list, top_k=top_k,
-                                 threshold=threshold, captions_per_file=captions_per_file)
-    written = write_manifest(rows, out)
-    stored = store_in_catalog(index, rows) if index else None
+    lock: AbstractContextManager = nullcontext()
+    if index is not None:
+        from indexer.write import WriterLock
+        lock = WriterLock(existing_index(index).lock)      # IndexNotFound / IndexBusy before any work
+    with lock:
+        files = audio_files(paths)
+        if not files:
+            raise InvalidQuery(f"no audio files under {', '.join(map(str, paths))}")
+        the_model, label_list = None, None
+        if source in ("model", "both"):
+            from engine.models import load_model
+            the_model = load_model(model or (_index_model(index) if index else None))
+            if labels or labels_file:
+                from engine.vocabulary import load_labels_file, parse_labels
+                label_list = parse_labels(labels) if labels else load_labels_file(labels_file)
+        rows, errors = caption_files(files, source=source, model=the_model, labels=label_list, top_k=top_k,
+                                     threshold=threshold, captions_per_file=captions_per_file)
+        written = write_manifest(rows, out)
+        stored = store_in_catalog(index, rows) if index else None
     if json_out:
         print_json({"manifest": str(out), "rows": written, "failed": [str(e) for e in errors], "stored": stored,
                     "files": [r.manifest_row() for r in rows]})
