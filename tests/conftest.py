@@ -11,6 +11,10 @@ import soundfile as sf
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+# The tiny random CLAP checkpoints, as session fixtures for every test module: defined once
+# here, so each is built once per run (a module importing them would get its own copy).
+from tests.tiny_models import tiny_clap_dir, tiny_fused_clap_dir  # noqa: E402,F401
+
 
 def tone(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:
     t = np.arange(int(seconds * sr)) / sr

@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from engine.catalog import Caption, File, Tag, open_catalog
 from tests.conftest import chirp, noise, tone, write
-from tests.tiny_models import tiny_clap_dir  # noqa: F401  (session fixture)
 from trainer.captions import captions_from_tags
 from trainer.caption_loop import TagScore, merge_tags, top_tags
 from trainer.datasets import read_manifest

@@ -9,7 +9,6 @@ from typer.testing import CliRunner
 
 from conftest import chirp, noise, tone, write
 from engine.query import SoundIndex
-from tiny_models import tiny_clap_dir  # noqa: F401  (session fixture)
 from ui.cli import app
 
 runner = CliRunner()

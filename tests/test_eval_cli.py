@@ -11,7 +11,6 @@ from conftest import chirp, noise, tone, write
 from engine.audio import decode
 from engine.models import load_model
 from test_eval_metrics import brute_metrics
-from tiny_models import tiny_clap_dir  # noqa: F401  (session fixture)
 from ui.cli import app
 
 SR = 22050

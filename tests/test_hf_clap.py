@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import chirp, noise, tone
-from tiny_models import make_tiny_clap, tiny_clap_dir, tiny_fused_clap_dir  # noqa: F401 (fixtures)
+from tests.tiny_models import make_tiny_clap
 
 from engine.errors import ModelUnavailable
 from engine.models import load_model

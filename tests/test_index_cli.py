@@ -9,7 +9,6 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import chirp, noise, tone, write
-from tests.tiny_models import tiny_clap_dir  # noqa: F401  (session fixture)
 from ui.cli import app
 
 

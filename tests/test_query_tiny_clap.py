@@ -9,7 +9,6 @@ from engine.errors import ModelMismatch
 from engine.filters import Filters
 from engine.models import load_model
 from engine.query import SoundIndex
-from tiny_models import tiny_clap_dir, tiny_fused_clap_dir  # noqa: F401  (session fixtures)
 
 
 @pytest.fixture(autouse=True)

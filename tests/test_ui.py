@@ -8,7 +8,6 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import tone
-from tests.tiny_models import tiny_clap_dir  # noqa: F401  (fixture of ui_library)
 from tests.ui_library import SR, UiLibrary, ui_library, wav_bytes  # noqa: F401
 from ui.components import search_tab
 from ui.components.server import INDEX_ENV, MODEL_ENV

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlparse
 
-from tests.tiny_models import tiny_clap_dir  # noqa: F401  (fixture of ui_library)
 from tests.ui_library import UiLibrary, ui_library  # noqa: F401
 from ui.components.screenshot import chromium_page, search_url, serving, wait_for_results
 

@@ -8,9 +8,8 @@ trained in-process on a small word list. The audio side keeps the real feature e
 (``spec_size`` 256), with a two-stage HTSAT of width 16/32; the text side is a two-layer
 RoBERTa of width 32; both project to 32 dimensions.
 
-Use the session fixtures ``tiny_clap_dir`` / ``tiny_fused_clap_dir`` in tests: add
-``pytest_plugins = ["tests.tiny_models"]`` to a test module, or import the fixtures
-(``from tests.tiny_models import tiny_clap_dir``).
+The session fixtures ``tiny_clap_dir`` / ``tiny_fused_clap_dir`` reach every test through
+``tests/conftest.py``; test modules request them by name and do not import them.
 """
 from __future__ import annotations
 

@@ -14,7 +14,6 @@ import pytest
 import soundfile as sf
 
 from tests.conftest import chirp, noise, tone, write
-from tests.tiny_models import tiny_clap_dir  # noqa: F401  (fixture used below)
 
 SR = 48_000
 
