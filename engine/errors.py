@@ -34,6 +34,10 @@ class IndexBusy(SoundsiftError):
     """Another process is writing this index."""
 
 
+class RebuildFailed(SoundsiftError):
+    """``soundsift index --rebuild`` was refused or did not finish; the index is as it was."""
+
+
 class InvalidQuery(SoundsiftError):
     """A query's arguments are not usable (empty text, bad filter, unknown file)."""
 

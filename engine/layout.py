@@ -17,6 +17,11 @@ from pathlib import Path
 INDEX_HOME_ENV = "SOUNDSIFT_INDEX_HOME"
 DEFAULT_INDEX = "default"
 
+#: what soundsift writes in an index folder (names, then glob patterns); anything else is not its own
+OWN_NAMES = frozenset({"catalog.db", "catalog.db-wal", "catalog.db-shm", "catalog.db-journal",
+                       "index.json", "index.json.tmp", ".lock"})
+OWN_PATTERNS = ("vectors-*.faiss", "vectors-*.faiss.tmp", "vectors-*.raw.npy", "vectors-*.raw.npy.tmp")
+
 
 def index_home() -> Path:
     """Folder holding named indexes: $SOUNDSIFT_INDEX_HOME or ./indexes."""
@@ -60,3 +65,10 @@ class IndexLayout:
 
     def vector_files(self) -> list[Path]:
         return sorted(self.root.glob("vectors-*.faiss"))
+
+    def foreign_entries(self) -> list[Path]:
+        """Entries of the index folder that soundsift did not write (the user's files)."""
+        from fnmatch import fnmatchcase
+        return sorted(p for p in self.root.iterdir()
+                      if p.name not in OWN_NAMES
+                      and not any(fnmatchcase(p.name, pat) for pat in OWN_PATTERNS))

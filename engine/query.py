@@ -199,12 +199,9 @@ class SoundIndex:
     def _check_model(self, model: AudioTextModel) -> None:
         want = str(self.meta.get("model_fingerprint"))
         if str(model.fingerprint) != want:
-            built_by = self.meta.get("model_name", "?")
-            raise ModelMismatch(
-                f"index {self.root} was built with model {built_by!r} (fingerprint {want[:12]}), "
-                f"not with {model.name!r} (fingerprint {str(model.fingerprint)[:12]}): search it "
-                f"with --model {built_by}, or rebuild it with `soundsift index ... --index "
-                f"{self.root} --model {model.name}`")
+            from engine.mismatch import mismatch_message
+            raise ModelMismatch(mismatch_message(self.root, self.meta.get("model_name"), want,
+                                                 model, searching=True))
 
     @property
     def model(self) -> AudioTextModel:

@@ -9,6 +9,9 @@ model sat idle waiting for decoded audio.
 Failed files are retried on every run (a failure costs little: most fail at the header),
 so ``failed`` counts the failures of this run and a file that was fixed is picked up
 without any flag.
+
+``build_index(..., rebuild=True)`` runs the same stages (:func:`index_into`) into a fresh
+index beside the old one and swaps it in (:mod:`indexer.rebuild`).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import numpy as np
 from engine.audio import AudioInfo
 from engine.errors import ModelMismatch
 from engine.layout import IndexLayout, resolve_index_dir
+from engine.mismatch import mismatch_message, model_ref
 from engine.models.base import AudioTextModel
 from engine.segments import SegmentPolicy
 from indexer.decode import (DecodeJob, FileDecoded, FileFailed, SegmentReady, default_workers,
@@ -63,6 +67,12 @@ class IndexSummary:
     model: str = ""
     model_fingerprint: str = ""
     errors: list[dict[str, str]] = field(default_factory=list)   # failures of this run
+    # --rebuild (indexer.rebuild): the index was re-embedded into a fresh one that replaced it
+    rebuild: bool = False
+    previous_model: str = ""            # the model of the index it replaced
+    previous_model_fingerprint: str = ""
+    carried_over: dict[str, int] = field(default_factory=lambda: {"tags": 0, "captions": 0})
+    not_carried_over: dict[str, int] = field(default_factory=lambda: {"tags": 0, "captions": 0})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,16 +95,12 @@ class _Work:
         return self.info is not None and len(self.vectors) == self.n_segments
 
 
-def model_ref(model: AudioTextModel) -> str:
-    """How to load ``model`` again later: a local folder as an absolute path, else its name."""
-    p = Path(model.name).expanduser()
-    return str(p.resolve()) if p.is_dir() else model.name
-
-
-def resolve_model(model: AudioTextModel | str | Path | None, meta: dict[str, Any]) -> AudioTextModel:
+def resolve_model(model: AudioTextModel | str | Path | None, meta: dict[str, Any],
+                  index_root: str | Path) -> AudioTextModel:
     """The model for an index: the one given, else the one it was built with, else the default.
 
-    Raises ModelMismatch if the index was built with a model of another fingerprint.
+    Raises ModelMismatch if the index was built with a model of another fingerprint; its
+    message says how to go on (engine.mismatch), e.g. ``--rebuild`` when the model changed.
     """
     from engine.models import DEFAULT_MODEL, load_model
     recorded_name = meta.get("model_name")
@@ -104,11 +110,20 @@ def resolve_model(model: AudioTextModel | str | Path | None, meta: dict[str, Any
     elif not isinstance(model, AudioTextModel):
         model = load_model(model)
     if recorded_fp and model.fingerprint != recorded_fp:
-        raise ModelMismatch(
-            f"this index was built with model {recorded_name!r} (fingerprint {recorded_fp[:12]}), "
-            f"not {model.name!r} (fingerprint {model.fingerprint[:12]}); leave out --model to use "
-            "the index's own model, or pass a new --index to build a separate index with this one")
+        raise ModelMismatch(mismatch_message(index_root, recorded_name, recorded_fp, model,
+                                             searching=False))
     return model
+
+
+@dataclass
+class RunOptions:
+    """How :func:`build_index` runs (see its docstring)."""
+
+    workers: int
+    batch_size: int
+    progress: bool = True
+    checkpoint_files: int = CHECKPOINT_FILES
+    checkpoint_seconds: float = CHECKPOINT_SECONDS
 
 
 def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | None = None,
@@ -116,7 +131,7 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
                 batch_size: int | None = None, progress: bool = True,
                 checkpoint_files: int = CHECKPOINT_FILES,
                 checkpoint_seconds: float = CHECKPOINT_SECONDS,
-                memory_budget: int | str | None = None) -> IndexSummary:
+                memory_budget: int | str | None = None, rebuild: bool = False) -> IndexSummary:
     """Index the audio files under ``paths`` into ``index`` (name or folder), incrementally.
 
     ``model``: an AudioTextModel, a name/folder for :func:`engine.load_model`, or None for
@@ -125,170 +140,203 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
     ``memory_budget``: bytes (or "4G", "25%") the vectors may take in memory; it picks the
     FAISS index type (engine.index_choice). Default: $SOUNDSIFT_MEMORY_BUDGET, else a
     quarter of physical memory.
+    ``rebuild``: re-embed every file under ``paths`` with ``model`` (None: DEFAULT_MODEL,
+    not the index's own) into a fresh index that replaces this one when it is complete
+    (:mod:`indexer.rebuild`); an index that does not exist yet is simply built.
     Bad files become error rows and WARNING log lines; they never stop the run.
     """
     t_start = time.perf_counter()
     if isinstance(paths, (str, Path)):
         paths = [paths]
     layout = IndexLayout(resolve_index_dir(index))
-    workers = default_workers() if workers is None else max(0, int(workers))
-    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
-    timings = {k: 0.0 for k in STAGES}
-    timings["decode_wait"] = 0.0
-    summary = IndexSummary(index=str(layout.root))
+    opts = RunOptions(workers=default_workers() if workers is None else max(0, int(workers)),
+                      batch_size=DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size),
+                      progress=progress, checkpoint_files=checkpoint_files,
+                      checkpoint_seconds=checkpoint_seconds)
     if memory_budget is not None:
         from engine.index_choice import parse_memory_budget
         memory_budget = parse_memory_budget(memory_budget)
-
+    from indexer import rebuild as rebuilding
+    if rebuild and layout.catalog.is_file():
+        return rebuilding.rebuild_index(paths, layout, model, opts, memory_budget, t_start)
+    rebuilding.check_not_half_swapped(layout.root)
+    if rebuild:
+        log.info("%s is not an index yet: building it", layout.root)
+    summary = IndexSummary(index=str(layout.root))
     with IndexWriter(layout, memory_budget=memory_budget) as writer:
-        model = resolve_model(model, writer.meta)
-        policy = SegmentPolicy(window=float(model.window_seconds))
-        meta = {"model_name": model_ref(model), "model_fingerprint": model.fingerprint,
-                "dim": int(model.dim), "sample_rate": int(model.sample_rate),
-                "segment_policy": policy.as_dict()}
-        summary.model, summary.model_fingerprint = meta["model_name"], model.fingerprint
+        model = resolve_model(model, writer.meta, layout.root)
+        failures = index_into(writer, paths, model, opts, summary)
+    return finish_summary(summary, failures, t_start)
 
-        # stage 1: scan and diff
-        t = time.perf_counter()
-        roots = [normalize_root(p) for p in paths]
-        scanned = scan(paths)
-        unlisted = [normalize_root(e.path) for e in scanned.errors if e.folder]
-        plan = diff(writer.catalog_state(), scanned.files, roots, keep_under=unlisted)
-        old_errors = [p for p in writer.error_paths()
-                      if under_roots(p, roots) and not under_roots(p, unlisted)]
-        timings["scan"] = time.perf_counter() - t
-        summary.unchanged = len(plan.unchanged)
-        log.info("%s: %d new, %d changed, %d deleted, %d unchanged, %d unusable entries",
-                 layout.root, len(plan.new), len(plan.changed), len(plan.deleted),
-                 len(plan.unchanged), len(scanned.errors))
 
-        pending = Changes(remove=list(plan.deleted))
-        summary.removed = len(plan.deleted)
-        failures: dict[str, str] = {}
-
-        def fail(path: str, reason: str) -> None:
-            log.warning("skipped %s: %s", path, reason)
-            failures[path] = reason
-            pending.errors[path] = reason
-
-        for e in scanned.errors:
-            fail(e.path, e.reason)
-
-        todo = plan.new + plan.changed
-        work = {i: _Work(f, changed=i >= len(plan.new)) for i, f in enumerate(todo)}
-        last_commit = time.perf_counter()
-
-        def commit() -> None:
-            nonlocal pending, last_commit
-            before = writer.generation
-            try:
-                summary.generation = writer.commit(pending, meta)
-            except BaseException:
-                if writer.generation != before:     # interrupted after the catalog committed
-                    pending = Changes()
-                raise
-            summary.commits += 1
-            pending = Changes()
-            last_commit = time.perf_counter()
-
-        def finish(job: int) -> None:
-            w = work.pop(job)
-            order = sorted(w.bounds)
-            vectors = (np.stack([w.vectors[i] for i in order]) if order
-                       else np.zeros((0, model.dim), np.float32))
-            pending.add.append(IndexedFile(w.scanned.path, w.scanned.size, w.scanned.mtime_ns,
-                                           w.info, w.duration, [w.bounds[i] for i in order],
-                                           vectors))
-            summary.n_segments += len(order)
-            summary.audio_seconds += w.duration
-            if w.changed:
-                summary.updated += 1
-            else:
-                summary.added += 1
-            bar.update(1)
-
-        def deliver(pairs: Iterable[tuple[tuple[int, int], np.ndarray]]) -> None:
-            for (job, idx), vec in pairs:
-                w = work.get(job)
-                if w is None:           # the file failed after some segments were queued
-                    continue
-                w.vectors[idx] = vec
-                if w.ready:
-                    finish(job)
-
-        from tqdm import tqdm
-        from tqdm.contrib.logging import logging_redirect_tqdm
-        stack = contextlib.ExitStack()
-        if progress and todo:
-            stack.enter_context(logging_redirect_tqdm())   # warnings print above the bar
-        bar = tqdm(total=len(todo), unit="file", desc="indexing", file=sys.stderr,
-                   disable=not progress or not todo, dynamic_ncols=True)
-        batcher = SegmentBatcher(model, batch_size)
-        jobs = [DecodeJob(i, f.path) for i, f in enumerate(todo)]
-        events = iter_decoded(jobs, int(model.sample_rate), policy, workers=workers,
-                              queue_size=max(2 * batch_size, 4 * max(1, workers)))
-        try:
-            while True:
-                t = time.perf_counter()
-                ev = next(events, None)
-                timings["decode_wait"] += time.perf_counter() - t
-                if ev is None:
-                    break
-                if isinstance(ev, SegmentReady):
-                    work[ev.job].bounds[ev.index] = (ev.start, ev.end)
-                    deliver(batcher.add((ev.job, ev.index), ev.waveform))
-                    continue
-                timings["decode"] += ev.stats.get("decode", 0.0)
-                timings["resample"] += ev.stats.get("resample", 0.0)
-                if isinstance(ev, FileDecoded):
-                    w = work[ev.job]
-                    w.info, w.n_segments, w.duration = ev.info, ev.n_segments, ev.duration
-                    if w.ready:
-                        finish(ev.job)
-                elif isinstance(ev, FileFailed):
-                    w = work.pop(ev.job)
-                    fail(w.scanned.path, ev.reason)
-                    if w.changed:           # its old vectors describe content that is gone
-                        pending.remove.append(w.scanned.path)
-                    bar.update(1)
-                n_done = len(pending.add) + len(pending.errors)
-                if n_done and (n_done >= checkpoint_files
-                               or time.perf_counter() - last_commit >= checkpoint_seconds):
-                    commit()
-            deliver(batcher.flush())
-        except KeyboardInterrupt:
-            # Ctrl-C: keep what is finished. The files already embedded are committed as
-            # one more generation (a second Ctrl-C during that commit leaves the previous
-            # generation intact: a commit is atomic); the rest waits for the next run.
-            events.close()
-            bar.close()
-            stack.close()
-            if pending.add or pending.remove or pending.errors:
-                commit()
-            log.warning("interrupted: %s now holds %d files (generation %d); run the same "
-                        "command again to index the rest", layout.root,
-                        writer.meta.get("counts", {}).get("files", 0), writer.generation)
-            raise
-        finally:
-            events.close()
-            bar.close()
-            stack.close()
-        if work:   # every job reports exactly once; anything left is a bug, not a bad file
-            raise RuntimeError(f"{len(work)} files were neither indexed nor failed; please report this")
-        pending.clear_errors = [p for p in old_errors if p not in failures]
-        if pending or writer.generation == 0:
-            commit()
-        summary.generation = writer.generation
-        summary.totals = dict(writer.meta.get("counts", {}))
-        timings["embed"] = batcher.seconds
-        timings["write"] = writer.seconds
-        timings["index_tuning"] = writer.retrain_seconds      # part of "write"
-
+def finish_summary(summary: IndexSummary, failures: dict[str, str], t_start: float) -> IndexSummary:
+    """Fill in the failures and the speed figures of a finished run."""
     summary.failed = len(failures)
     summary.errors = [{"path": p, "reason": r} for p, r in failures.items()]
     summary.seconds = time.perf_counter() - t_start
-    summary.timings = {k: round(v, 4) for k, v in timings.items()}
     processed = summary.added + summary.updated + summary.failed
     summary.files_per_second = processed / summary.seconds if summary.seconds else 0.0
     summary.x_realtime = summary.audio_seconds / summary.seconds if summary.seconds else 0.0
     return summary
+
+
+def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel,
+               opts: RunOptions, summary: IndexSummary, *,
+               keep_on_interrupt: bool = True) -> dict[str, str]:
+    """Scan, decode, embed and commit ``paths`` into the open ``writer``; returns the failures.
+
+    Fills in ``summary`` (counts, timings, generation, totals). ``keep_on_interrupt``:
+    Ctrl-C commits the files already embedded before it propagates (False: it propagates
+    at once; a rebuild throws its unfinished index away anyway).
+    """
+    layout = writer.layout
+    workers, batch_size = opts.workers, opts.batch_size
+    checkpoint_files, checkpoint_seconds, progress = (opts.checkpoint_files,
+                                                      opts.checkpoint_seconds, opts.progress)
+    timings = {k: 0.0 for k in STAGES}
+    timings["decode_wait"] = 0.0
+    policy = SegmentPolicy(window=float(model.window_seconds))
+    meta = {"model_name": model_ref(model), "model_fingerprint": model.fingerprint,
+            "dim": int(model.dim), "sample_rate": int(model.sample_rate),
+            "segment_policy": policy.as_dict()}
+    summary.model, summary.model_fingerprint = meta["model_name"], model.fingerprint
+
+    # stage 1: scan and diff
+    t = time.perf_counter()
+    roots = [normalize_root(p) for p in paths]
+    scanned = scan(paths)
+    unlisted = [normalize_root(e.path) for e in scanned.errors if e.folder]
+    plan = diff(writer.catalog_state(), scanned.files, roots, keep_under=unlisted)
+    old_errors = [p for p in writer.error_paths()
+                  if under_roots(p, roots) and not under_roots(p, unlisted)]
+    timings["scan"] = time.perf_counter() - t
+    summary.unchanged = len(plan.unchanged)
+    log.info("%s: %d new, %d changed, %d deleted, %d unchanged, %d unusable entries",
+             layout.root, len(plan.new), len(plan.changed), len(plan.deleted),
+             len(plan.unchanged), len(scanned.errors))
+
+    pending = Changes(remove=list(plan.deleted))
+    summary.removed = len(plan.deleted)
+    failures: dict[str, str] = {}
+
+    def fail(path: str, reason: str) -> None:
+        log.warning("skipped %s: %s", path, reason)
+        failures[path] = reason
+        pending.errors[path] = reason
+
+    for e in scanned.errors:
+        fail(e.path, e.reason)
+
+    todo = plan.new + plan.changed
+    work = {i: _Work(f, changed=i >= len(plan.new)) for i, f in enumerate(todo)}
+    last_commit = time.perf_counter()
+
+    def commit() -> None:
+        nonlocal pending, last_commit
+        before = writer.generation
+        try:
+            summary.generation = writer.commit(pending, meta)
+        except BaseException:
+            if writer.generation != before:     # interrupted after the catalog committed
+                pending = Changes()
+            raise
+        summary.commits += 1
+        pending = Changes()
+        last_commit = time.perf_counter()
+
+    def finish(job: int) -> None:
+        w = work.pop(job)
+        order = sorted(w.bounds)
+        vectors = (np.stack([w.vectors[i] for i in order]) if order
+                   else np.zeros((0, model.dim), np.float32))
+        pending.add.append(IndexedFile(w.scanned.path, w.scanned.size, w.scanned.mtime_ns,
+                                       w.info, w.duration, [w.bounds[i] for i in order],
+                                       vectors))
+        summary.n_segments += len(order)
+        summary.audio_seconds += w.duration
+        if w.changed:
+            summary.updated += 1
+        else:
+            summary.added += 1
+        bar.update(1)
+
+    def deliver(pairs: Iterable[tuple[tuple[int, int], np.ndarray]]) -> None:
+        for (job, idx), vec in pairs:
+            w = work.get(job)
+            if w is None:           # the file failed after some segments were queued
+                continue
+            w.vectors[idx] = vec
+            if w.ready:
+                finish(job)
+
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+    stack = contextlib.ExitStack()
+    if progress and todo:
+        stack.enter_context(logging_redirect_tqdm())   # warnings print above the bar
+    bar = tqdm(total=len(todo), unit="file", desc="indexing", file=sys.stderr,
+               disable=not progress or not todo, dynamic_ncols=True)
+    batcher = SegmentBatcher(model, batch_size)
+    jobs = [DecodeJob(i, f.path) for i, f in enumerate(todo)]
+    events = iter_decoded(jobs, int(model.sample_rate), policy, workers=workers,
+                          queue_size=max(2 * batch_size, 4 * max(1, workers)))
+    try:
+        while True:
+            t = time.perf_counter()
+            ev = next(events, None)
+            timings["decode_wait"] += time.perf_counter() - t
+            if ev is None:
+                break
+            if isinstance(ev, SegmentReady):
+                work[ev.job].bounds[ev.index] = (ev.start, ev.end)
+                deliver(batcher.add((ev.job, ev.index), ev.waveform))
+                continue
+            timings["decode"] += ev.stats.get("decode", 0.0)
+            timings["resample"] += ev.stats.get("resample", 0.0)
+            if isinstance(ev, FileDecoded):
+                w = work[ev.job]
+                w.info, w.n_segments, w.duration = ev.info, ev.n_segments, ev.duration
+                if w.ready:
+                    finish(ev.job)
+            elif isinstance(ev, FileFailed):
+                w = work.pop(ev.job)
+                fail(w.scanned.path, ev.reason)
+                if w.changed:           # its old vectors describe content that is gone
+                    pending.remove.append(w.scanned.path)
+                bar.update(1)
+            n_done = len(pending.add) + len(pending.errors)
+            if n_done and (n_done >= checkpoint_files
+                           or time.perf_counter() - last_commit >= checkpoint_seconds):
+                commit()
+        deliver(batcher.flush())
+    except KeyboardInterrupt:
+        # Ctrl-C: keep what is finished. The files already embedded are committed as
+        # one more generation (a second Ctrl-C during that commit leaves the previous
+        # generation intact: a commit is atomic); the rest waits for the next run.
+        if not keep_on_interrupt:
+            raise
+        events.close()
+        bar.close()
+        stack.close()
+        if pending.add or pending.remove or pending.errors:
+            commit()
+        log.warning("interrupted: %s now holds %d files (generation %d); run the same "
+                    "command again to index the rest", layout.root,
+                    writer.meta.get("counts", {}).get("files", 0), writer.generation)
+        raise
+    finally:
+        events.close()
+        bar.close()
+        stack.close()
+    if work:   # every job reports exactly once; anything left is a bug, not a bad file
+        raise RuntimeError(f"{len(work)} files were neither indexed nor failed; please report this")
+    pending.clear_errors = [p for p in old_errors if p not in failures]
+    if pending or not writer.meta.get("vectors_file"):   # a new index gets its first generation
+        commit()
+    summary.generation = writer.generation
+    summary.totals = dict(writer.meta.get("counts", {}))
+    timings["embed"] = batcher.seconds
+    timings["write"] = writer.seconds
+    timings["index_tuning"] = writer.retrain_seconds      # part of "write"
+    summary.timings = {k: round(v, 4) for k, v in timings.items()}
+    return failures

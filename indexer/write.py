@@ -137,8 +137,14 @@ class IndexWriter:
     """The single writer of one index: holds the lock, the catalog and the live vectors."""
 
     def __init__(self, layout: IndexLayout, memory_budget: int | None = None,
-                 chooser: Callable[..., IndexChoice] = choose_index) -> None:
+                 chooser: Callable[..., IndexChoice] = choose_index, *,
+                 after_generation: int = 0) -> None:
+        """``after_generation``: a new index's first commit is generation after_generation + 1
+        (a rebuild continues the numbering of the index it replaces, so a reader that has the
+        old one open sees a new generation, never a same-named vectors file of other content).
+        """
         self.layout = layout
+        self._after_generation = int(after_generation)
         self._lock = WriterLock(layout.lock)
         self.engine = None
         self._index = None                     # faiss index of the current generation
@@ -169,10 +175,14 @@ class IndexWriter:
             raise
 
     def close(self) -> None:
+        self.close_catalog()
+        self._lock.release()
+
+    def close_catalog(self) -> None:
+        """Close the catalog but keep holding the lock (a rebuild moves the folder under it)."""
         if self.engine is not None:
             self.engine.dispose()
             self.engine = None
-        self._lock.release()
 
     def _reload_meta(self) -> None:
         """Re-read meta from the catalog (what is committed, whatever happened in memory)."""
@@ -182,7 +192,7 @@ class IndexWriter:
 
     @property
     def generation(self) -> int:
-        return int(self.meta.get("generation", 0))
+        return int(self.meta.get("generation", self._after_generation))
 
     @property
     def vectors_path(self) -> Path | None:

@@ -20,7 +20,8 @@ def index_command(
     index: Optional[str] = typer.Option(None, "--index", "-i", help=INDEX_HELP),
     model: Optional[str] = typer.Option(
         None, "--model", "-m",
-        help=MODEL_HELP + " Default: the model the index was built with; 'soundsift-base' for a new one."),
+        help=MODEL_HELP + " Default: the model the index was built with; 'soundsift-base' for a new "
+                          "one, and with --rebuild."),
     workers: Optional[int] = typer.Option(
         None, "--workers", "-w", min=0, help="Decoder processes (0: decode in this process). Default: half the cores."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1,
@@ -34,6 +35,12 @@ def index_command(
         help="Memory the vectors may take (e.g. 4G, 512M, 25%); picks the FAISS index type: exact "
              "while small, IVF-Flat, then compressed (SQ8, OPQ+PQ) when float32 vectors don't fit. "
              "Default: $SOUNDSIFT_MEMORY_BUDGET, else a quarter of physical memory."),
+    rebuild: bool = typer.Option(
+        False, "--rebuild",
+        help="Re-embed every file under PATH... with --model (default soundsift-base, not the index's "
+             "own model) into a fresh index that replaces this one once complete; tags and captions of "
+             "unchanged files are carried over. Until then the index stays searchable; a failed or "
+             "interrupted rebuild leaves it as it was. For a changed or another model."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
                                             help="Progress bar on stderr (default: when stderr is a terminal)."),
@@ -44,6 +51,8 @@ def index_command(
     Bad files are reported (one warning each; `soundsift info` lists them) and skipped: the run still exits 0.
 
     An interrupted run keeps its last checkpoint: run it again to finish.
+
+    With --rebuild the whole index is re-embedded (e.g. after soundsift-base was retrained).
     """
     setup_logging(verbose)
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
@@ -58,7 +67,7 @@ def index_command(
     summary = build_index(paths, index=index, model=model, workers=workers, batch_size=batch_size,
                           progress=sys.stderr.isatty() if progress is None else progress,
                           checkpoint_files=checkpoint_files, checkpoint_seconds=checkpoint_seconds,
-                          memory_budget=budget)
+                          memory_budget=budget, rebuild=rebuild)
     if json_out:
         print_json(summary.to_dict())
     else:
@@ -68,7 +77,10 @@ def index_command(
 def _print_summary(s: dict[str, Any]) -> None:
     from rich.table import Table
 
-    t = Table(title=f"index {s['index']} (generation {s['generation']})", show_header=False)
+    title = f"index {s['index']} (generation {s['generation']})"
+    t = Table(title=title + (", rebuilt" if s.get("rebuild") else ""), show_header=False)
+    if s.get("rebuild"):
+        t.add_row("model", f"{s['model']} (was {s['previous_model'] or '?'})")
     for key in ("added", "updated", "removed", "unchanged", "failed"):
         t.add_row(key, str(s[key]))
     t.add_row("segments embedded", str(s["n_segments"]))
@@ -78,6 +90,10 @@ def _print_summary(s: dict[str, Any]) -> None:
     totals = s.get("totals") or {}
     t.add_row("index now holds", f"{totals.get('files', 0)} files, {totals.get('segments', 0)} segments, "
                                  f"{totals.get('errors', 0)} errors")
+    if s.get("rebuild"):
+        kept, left = s["carried_over"], s["not_carried_over"]
+        t.add_row("carried over", f"{kept['tags']} tags, {kept['captions']} captions "
+                                  f"(not: {left['tags']} tags, {left['captions']} captions)")
     out_console.print(t)
     st = Table(title="time per stage (s)")
     st.add_column("stage")

@@ -1,0 +1,321 @@
+"""``soundsift index PATH... --rebuild``: re-embed an index into a fresh one, then swap it in.
+
+For a new model (or new weights of the same one) every vector has to be made again.
+Holding the index's writer lock for the whole run (another writer gets IndexBusy):
+
+1. refuse up front what the rebuild would lose: files of the index outside the given
+   PATH... (it can only re-embed what it scans), entries of the index folder that
+   soundsift did not write (the folder is replaced as a whole);
+2. build a complete index in the sibling folder ``<index>.rebuild-<pid>``, with the same
+   stages and checkpoints as any run; its generations continue the old index's numbers,
+   so a reader holding the old one open sees a new generation, never a same-named file;
+3. carry over the tags and captions of files whose identity (path, size, mtime_ns: see
+   indexer.scan) is the same in both (:func:`carry_over` says which rows);
+4. swap: rename the index to ``<index>.replaced-<pid>``, the new one into its place, then
+   delete the old one. The new folder's own lock is held across the swap too.
+
+Until the swap the old index is complete, untouched and searchable. An exception or
+Ctrl-C before it removes the temporary folder and leaves the old index as it was (the
+error says so). A process killed outright (SIGKILL, power loss) leaves the temporary
+folder behind; the next rebuild of that index removes it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from engine.catalog import Caption, File, Tag, get_meta, open_catalog
+from engine.errors import IndexBusy, IndexNotFound, RebuildFailed
+from engine.layout import IndexLayout
+from engine.models.base import AudioTextModel
+from engine.vectors import fsync_dir
+from indexer.scan import normalize_root, under_roots
+from indexer.write import IndexWriter, WriterLock
+
+log = logging.getLogger(__name__)
+
+#: tag sources computed by a CLAP model (zero-shot tags of `soundsift caption --source
+#: model|both`): the previous model's opinion, not carried over into a re-embedded index
+MODEL_TAG_SOURCES = frozenset({"zeroshot"})
+#: caption sources generated from the file's tags (BLAT): not carried over when those
+#: tags included model tags (a caption run replaces a file's tags and captions together)
+TAG_CAPTION_SOURCES = frozenset({"blat"})
+
+REBUILD_SUFFIX = ".rebuild-"
+REPLACED_SUFFIX = ".replaced-"
+
+
+@dataclass
+class _OldIndex:
+    """What the rebuild needs to know of the index it replaces."""
+
+    meta: dict[str, Any]
+    files: list[str]
+
+    @property
+    def generation(self) -> int:
+        return int(self.meta.get("generation", 0))
+
+    def describe(self) -> str:
+        return (f"model {self.meta.get('model_name', '?')!r}, {len(self.files)} files, "
+                f"generation {self.generation}")
+
+
+def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
+                  model: AudioTextModel | str | Path | None, opts: Any,
+                  memory_budget: int | None, t_start: float) -> Any:
+    """Re-embed the audio under ``paths`` into a fresh index that replaces ``layout``'s.
+
+    ``model``: None means ``engine.models.DEFAULT_MODEL`` (not the index's recorded model:
+    moving to the current model is what a rebuild is for). ``opts`` is the runner's
+    RunOptions. Returns the runner's IndexSummary with ``rebuild`` set. Raises IndexBusy
+    when another process writes the index, RebuildFailed when the rebuild is refused or
+    fails (the index is then unchanged).
+    """
+    from indexer.runner import IndexSummary, finish_summary, index_into
+
+    root = Path(os.path.realpath(layout.root))      # a linked index is rebuilt where it lives
+    live = IndexLayout(root)
+    summary = IndexSummary(index=str(layout.root), rebuild=True)
+    with WriterLock(live.lock):
+        old = _read_old(live)
+        _refuse_losses(live, old, paths)
+        model = _load(model)
+        summary.previous_model = str(old.meta.get("model_name") or "")
+        summary.previous_model_fingerprint = str(old.meta.get("model_fingerprint") or "")
+        _remove_stale_siblings(root)
+        tmp = root.with_name(f"{root.name}{REBUILD_SUFFIX}{os.getpid()}")
+        try:
+            tmp.mkdir()
+        except OSError as e:
+            raise RebuildFailed(f"cannot create {tmp} to rebuild {root} in ({e}); "
+                                "nothing was changed") from e
+        log.info("rebuilding %s (%s) with model %r in %s", root, old.describe(), model.name, tmp)
+        writer = IndexWriter(IndexLayout(tmp), memory_budget=memory_budget,
+                             after_generation=old.generation)
+        try:
+            writer.open()
+            failures = index_into(writer, paths, model, opts, summary, keep_on_interrupt=False)
+            _count_against(summary, old, writer)
+            _refuse_unlisted(old, failures)
+            summary.carried_over, summary.not_carried_over = carry_over(live.catalog, writer.engine)
+            writer.close_catalog()
+            aside = _swap(root, tmp)
+        except KeyboardInterrupt:
+            writer.close()
+            log.warning("interrupted: the rebuild of %s was abandoned; %s. The index is "
+                        "unchanged (%s)", root, _remove_tmp(tmp), old.describe())
+            raise
+        except Exception as e:
+            writer.close()
+            raise RebuildFailed(
+                f"rebuilding {root} failed ({type(e).__name__}: {e}); the index is unchanged "
+                f"({old.describe()}) and {_remove_tmp(tmp)}") from e
+        try:
+            _remove_tree(aside)
+        except OSError as e:        # the rebuild is done: say what is left, do not fail it
+            log.warning("rebuilt %s, but the old index moved aside to %s could not be deleted "
+                        "(%s); delete that folder by hand", root, aside, e)
+        finally:
+            writer.close()          # the lock of the new folder, held across the swap
+    log.info("rebuilt %s with model %r: %d files, %d tags and %d captions carried over",
+             root, model.name, summary.totals.get("files", 0), summary.carried_over["tags"],
+             summary.carried_over["captions"])
+    return finish_summary(summary, failures, t_start)
+
+
+def carry_over(old_catalog: Path, new_engine: Engine) -> tuple[dict[str, int], dict[str, int]]:
+    """Copy tags and captions from the old catalog to the new one; returns (carried, not carried).
+
+    Only rows of files with the same path, size and mtime_ns in both are candidates (a
+    deleted, changed or now unreadable file's rows go). Of those, every tag and caption
+    is copied except the ones a CLAP model derived from the audio: tags whose source is in
+    MODEL_TAG_SOURCES, and captions generated from them (TAG_CAPTION_SOURCES on a file
+    that had such tags); `soundsift caption --index … --source model` makes them again
+    with the new model. Everything else (YAMNet tags, the user's tags and captions, other
+    sources) is copied: no rebuild recomputes it. One transaction on the new catalog.
+    """
+    old_engine = open_catalog(old_catalog)
+    try:
+        with Session(old_engine) as s:
+            old_files = {fid: (p, size, mt) for fid, p, size, mt in
+                         s.execute(select(File.id, File.path, File.size, File.mtime_ns))}
+            tags = s.execute(select(Tag.file_id, Tag.label, Tag.score, Tag.source)).all()
+            captions = s.execute(select(Caption.file_id, Caption.text, Caption.source)).all()
+    finally:
+        old_engine.dispose()
+    gone = derived = 0          # rows not carried over: their file's content left / made by a model
+    with Session(new_engine) as s, s.begin():
+        new_ids = {(p, size, mt): fid for fid, p, size, mt in
+                   s.execute(select(File.id, File.path, File.size, File.mtime_ns))}
+        target = {fid: new_ids.get(key) for fid, key in old_files.items()}
+        model_tagged = {t.file_id for t in tags if t.source in MODEL_TAG_SOURCES}
+        tag_rows, caption_rows = [], []
+        for t in tags:
+            new = target.get(t.file_id)
+            if new is None:
+                gone += 1
+            elif t.source in MODEL_TAG_SOURCES:
+                derived += 1
+            else:
+                tag_rows.append({"file_id": new, "label": t.label, "score": t.score,
+                                 "source": t.source})
+        for c in captions:
+            new = target.get(c.file_id)
+            if new is None:
+                gone += 1
+            elif c.source in TAG_CAPTION_SOURCES and c.file_id in model_tagged:
+                derived += 1
+            else:
+                caption_rows.append({"file_id": new, "text": c.text, "source": c.source})
+        if tag_rows:
+            s.execute(insert(Tag), tag_rows)
+        if caption_rows:
+            s.execute(insert(Caption), caption_rows)
+    carried = {"tags": len(tag_rows), "captions": len(caption_rows)}
+    dropped = {"tags": len(tags) - len(tag_rows), "captions": len(captions) - len(caption_rows)}
+    if gone:
+        log.info("%d tags and captions of files deleted, changed or unreadable since they were "
+                 "made were not carried over", gone)
+    if derived:
+        log.info("%d zero-shot tags and captions made by the previous model were not carried "
+                 "over; `soundsift caption PATH... --index … --source model` makes them with the "
+                 "new one", derived)
+    return carried, dropped
+
+
+def check_not_half_swapped(root: Path) -> None:
+    """Refuse to start a new index where a rebuild was killed between its two renames.
+
+    Then ``root`` is missing while ``<root>.replaced-<pid>`` holds the old index (and
+    ``<root>.rebuild-<pid>`` the finished new one); raises IndexNotFound naming them.
+    """
+    if IndexLayout(root).catalog.is_file() or not root.parent.is_dir():
+        return
+    left = _siblings(root, REPLACED_SUFFIX)
+    if left:
+        done = _siblings(root, REBUILD_SUFFIX)
+        raise IndexNotFound(
+            f"no index at {root}, but {left[0]} holds it as it was before a rebuild that was "
+            "killed while swapping folders" + (f" ({done[0]} holds the rebuilt one)" if done else "")
+            + f": rename one of them to {root} and run again")
+
+
+# -- steps ---------------------------------------------------------------------------------
+def _read_old(live: IndexLayout) -> _OldIndex:
+    engine = open_catalog(live.catalog)
+    try:
+        with Session(engine) as s:
+            return _OldIndex(get_meta(s), list(s.scalars(select(File.path))))
+    finally:
+        engine.dispose()
+
+
+def _refuse_losses(live: IndexLayout, old: _OldIndex, paths: Sequence[str | Path]) -> None:
+    """RebuildFailed when the rebuild would drop indexed files or the user's own files."""
+    missing = [str(p) for p in paths if not os.path.exists(os.path.expanduser(str(p)))]
+    if missing:
+        raise RebuildFailed(
+            f"{', '.join(missing)}: no such file or folder; a rebuild of {live.root} would drop "
+            "every file the index holds there (an unmounted drive?). Nothing was changed")
+    roots = [normalize_root(p) for p in paths]
+    outside = sorted(p for p in old.files if not under_roots(p, roots))
+    if outside:
+        folders = sorted({os.path.dirname(p) for p in outside})
+        shown = ", ".join(folders[:3]) + (f" and {len(folders) - 3} more" if len(folders) > 3 else "")
+        raise RebuildFailed(
+            f"index {live.root} also holds {len(outside)} files outside the given paths (in "
+            f"{shown}); a rebuild keeps only what it re-embeds, so give every folder the index "
+            "was built from. Nothing was changed")
+    foreign = live.foreign_entries()
+    if foreign:
+        names = ", ".join(p.name for p in foreign[:5]) + (" …" if len(foreign) > 5 else "")
+        raise RebuildFailed(
+            f"index folder {live.root} holds entries soundsift did not write ({names}); a "
+            "rebuild replaces the whole folder, so move them out of it and run again. "
+            "Nothing was changed")
+
+
+def _refuse_unlisted(old: _OldIndex, failures: dict[str, str]) -> None:
+    """RebuildFailed when folders that hold indexed files could not be listed this time.
+
+    An ordinary run keeps such files (their folder may be unmounted); a rebuild cannot
+    re-embed them, and would drop them.
+    """
+    folders = [p for p in failures if os.path.isdir(p)]
+    held = {f: sum(under_roots(p, [f]) for p in old.files) for f in folders}
+    held = {f: n for f, n in held.items() if n}
+    if held:
+        where = ", ".join(f"{f} ({failures[f]}; {n} indexed files)" for f, n in sorted(held.items()))
+        raise RebuildFailed(f"could not list {where}: the rebuild would drop those files; "
+                            "make the folders readable and run again")
+
+
+def _load(model: AudioTextModel | str | Path | None) -> AudioTextModel:
+    if isinstance(model, AudioTextModel):
+        return model
+    from engine.models import DEFAULT_MODEL, load_model
+    return load_model(model if model is not None else DEFAULT_MODEL)
+
+
+def _count_against(summary: Any, old: _OldIndex, writer: IndexWriter) -> None:
+    """Counts relative to the replaced index: new files added, known ones updated, the rest removed."""
+    with Session(writer.engine) as s:
+        now = set(s.scalars(select(File.path)))
+    before = set(old.files)
+    summary.added, summary.updated = len(now - before), len(now & before)
+    summary.removed, summary.unchanged = len(before - now), 0
+
+
+def _swap(root: Path, new_root: Path) -> Path:
+    """Put ``new_root`` in the place of ``root``; returns where the old folder went."""
+    aside = root.with_name(f"{root.name}{REPLACED_SUFFIX}{os.getpid()}")
+    os.rename(root, aside)
+    try:
+        os.rename(new_root, root)
+    except BaseException:
+        os.rename(aside, root)
+        raise
+    fsync_dir(root.parent)
+    return aside
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path)
+
+
+def _remove_tmp(tmp: Path) -> str:
+    """Delete the unfinished new index; returns what happened, for the message."""
+    try:
+        _remove_tree(tmp)
+    except FileNotFoundError:
+        return f"the temporary folder {tmp} is gone"
+    except OSError as e:
+        return f"the temporary folder {tmp} could not be removed ({e}): delete it by hand"
+    return f"the temporary folder {tmp} was removed"
+
+
+def _siblings(root: Path, suffix: str) -> list[Path]:
+    """Folders named ``<root><suffix><pid>`` beside ``root``."""
+    prefix = root.name + suffix
+    return sorted(p for p in root.parent.iterdir()
+                  if p.name.startswith(prefix) and p.name[len(prefix):].isdigit() and p.is_dir())
+
+
+def _remove_stale_siblings(root: Path) -> None:
+    """Delete the folders of rebuilds of ``root`` that were killed (their lock is free)."""
+    for stale in _siblings(root, REBUILD_SUFFIX) + _siblings(root, REPLACED_SUFFIX):
+        try:
+            with WriterLock(IndexLayout(stale).lock):
+                log.info("removing %s, left by a rebuild that was killed", stale)
+                _remove_tree(stale)
+        except IndexBusy:
+            log.warning("%s is held by another process; leaving it", stale)

@@ -1,0 +1,481 @@
+"""`soundsift index --rebuild`: re-embed an index with another (or a changed) model and swap it in.
+
+The fake models (tests/index_fakes.py) keep the library tests fast; the CLI tests use the
+tiny CLAP folders, with the bundled name 'soundsift-base' pointed at them to replay what a
+user sees when soundsift-base is retrained.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from engine.catalog import Caption, File, SegmentRow, Tag, open_catalog
+from engine.errors import IndexBusy, IndexNotFound, ModelMismatch, RebuildFailed
+from engine.layout import IndexLayout
+from engine.query import SoundIndex
+from indexer import build_index
+from indexer import rebuild as rebuilding
+from indexer.info import index_info
+from indexer.write import IndexWriter, WriterLock
+from tests.conftest import chirp, noise, tone, write
+from tests.index_fakes import FakeModel
+from ui.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+SR = 16000
+
+
+class WideModel(FakeModel):
+    """Model B: another dim and a shorter window than FakeModel (so other segments)."""
+
+    dim = 12
+    window_seconds = 1.0
+
+
+def model_a() -> FakeModel:
+    return FakeModel(name="fake", fingerprint="fake-v1")
+
+
+def model_b() -> WideModel:
+    return WideModel(name="wide", fingerprint="wide-v1")
+
+
+@pytest.fixture
+def lib(tmp_path) -> Path:
+    lib = tmp_path / "lib"
+    write(lib / "keep.wav", chirp(200, 3000, 3.0, SR), SR)
+    write(lib / "tagged_by_model.wav", tone(440, 2.5, SR), SR)
+    write(lib / "changed.wav", noise(1.5, SR, seed=1), SR)
+    write(lib / "gone.wav", tone(1000, 0.5, SR), SR)
+    return lib.resolve()
+
+
+def segments_by_path(idx: Path) -> dict[str, list[tuple[float, float]]]:
+    eng = open_catalog(IndexLayout(idx).catalog)
+    try:
+        with Session(eng) as s:
+            out: dict[str, list[tuple[float, float]]] = {}
+            for path, a, b in s.execute(select(File.path, SegmentRow.start, SegmentRow.end)
+                                        .join(SegmentRow).order_by(SegmentRow.id)):
+                out.setdefault(path, []).append((a, b))
+            return out
+    finally:
+        eng.dispose()
+
+
+def notes(idx: Path) -> tuple[dict[str, set], dict[str, set]]:
+    """Tags (label, score, source) and captions (text, source) of every file, by file name."""
+    eng = open_catalog(IndexLayout(idx).catalog)
+    try:
+        with Session(eng) as s:
+            tags: dict[str, set] = {}
+            for path, label, score, source in s.execute(
+                    select(File.path, Tag.label, Tag.score, Tag.source).join(Tag)):
+                tags.setdefault(Path(path).name, set()).add((label, score, source))
+            caps: dict[str, set] = {}
+            for path, text, source in s.execute(select(File.path, Caption.text, Caption.source).join(Caption)):
+                caps.setdefault(Path(path).name, set()).add((text, source))
+            return tags, caps
+    finally:
+        eng.dispose()
+
+
+def add_notes(idx: Path) -> None:
+    """What `soundsift caption --index` and a user would have stored: every source there is."""
+    eng = open_catalog(IndexLayout(idx).catalog)
+    with Session(eng) as s, s.begin():
+        ids = {Path(p).name: i for i, p in s.execute(select(File.id, File.path))}
+        s.add_all([
+            Tag(file_id=ids["keep.wav"], label="sweep", score=0.9, source="yamnet"),
+            Tag(file_id=ids["keep.wav"], label="my favourite", score=1.0, source="user"),
+            Caption(file_id=ids["keep.wav"], text="a rising sweep", source="blat"),
+            Caption(file_id=ids["keep.wav"], text="the intro whoosh", source="user"),
+            Tag(file_id=ids["tagged_by_model.wav"], label="beep", score=0.7, source="yamnet"),
+            Tag(file_id=ids["tagged_by_model.wav"], label="sine", score=0.6, source="zeroshot"),
+            Caption(file_id=ids["tagged_by_model.wav"], text="a beep and a sine", source="blat"),
+            Caption(file_id=ids["tagged_by_model.wav"], text="test tone", source="user"),
+            Tag(file_id=ids["changed.wav"], label="noise", score=0.8, source="yamnet"),
+            Caption(file_id=ids["changed.wav"], text="hiss", source="user"),
+            Tag(file_id=ids["gone.wav"], label="beep", score=0.5, source="user"),
+            Caption(file_id=ids["gone.wav"], text="short beep", source="user"),
+        ])
+    eng.dispose()
+
+
+@pytest.fixture
+def built(lib, tmp_path) -> Path:
+    """An index of ``lib`` made with model A, with tags and captions of every source."""
+    idx = tmp_path / "idx"
+    build_index([lib], idx, model_a(), workers=0, progress=False)
+    add_notes(idx)
+    return idx
+
+
+def folder_bytes(folder: Path, but: tuple[str, ...] = ()) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and p.name not in but}
+
+
+def leftovers(idx: Path) -> list[str]:
+    return sorted(p.name for p in idx.parent.iterdir() if p.name.startswith(idx.name + "."))
+
+
+def top_path(idx: Path, model: FakeModel, audio: Path) -> str:
+    with SoundIndex.open(idx, model=model) as index:
+        return index.search_audio(audio, k=1)[0].path
+
+
+# -- (a) rebuild with another model ------------------------------------------------------------
+def test_rebuild_with_another_model_re_embeds_and_carries_notes_over(built, lib, tmp_path):
+    idx = built
+    old_generation = index_info(idx)["generation"]
+    (lib / "gone.wav").unlink()
+    write(lib / "changed.wav", noise(2.0, SR, seed=2), SR)          # new content, size and mtime
+    write(lib / "new.flac", chirp(300, 900, 1.2, SR), SR)
+
+    s = build_index([lib], idx, model_b(), workers=0, progress=False, rebuild=True)
+
+    assert s.rebuild and (s.previous_model, s.previous_model_fingerprint) == ("fake", "fake-v1")
+    assert (s.model, s.model_fingerprint) == ("wide", "wide-v1")
+    assert (s.added, s.updated, s.removed, s.unchanged, s.failed) == (1, 3, 1, 0, 0)
+    info = index_info(idx)
+    assert (info["model_name"], info["model_fingerprint"], info["dim"]) == ("wide", "wide-v1", 12)
+    assert info["generation"] == s.generation == old_generation + 1
+    # segments follow B's 1 s window: exactly what a fresh index built with B holds
+    fresh = tmp_path / "fresh"
+    build_index([lib], fresh, model_b(), workers=0, progress=False)
+    assert segments_by_path(idx) == segments_by_path(fresh)
+    assert len(segments_by_path(idx)[str(lib / "keep.wav")]) == 5      # 3 s, 1 s windows every 0.5 s
+    assert info["counts"]["segments"] == s.n_segments == sum(map(len, segments_by_path(fresh).values()))
+    # searchable with B, refused with A
+    for name in ("keep.wav", "changed.wav", "new.flac"):
+        assert top_path(idx, model_b(), lib / name) == str(lib / name)
+    with pytest.raises(ModelMismatch):
+        SoundIndex.open(idx, model=model_a())
+    # tags and captions: unchanged files keep theirs, except what model A derived
+    tags, caps = notes(idx)
+    assert tags == {"keep.wav": {("sweep", 0.9, "yamnet"), ("my favourite", 1.0, "user")},
+                    "tagged_by_model.wav": {("beep", 0.7, "yamnet")}}
+    assert caps == {"keep.wav": {("a rising sweep", "blat"), ("the intro whoosh", "user")},
+                    "tagged_by_model.wav": {("test tone", "user")}}
+    assert s.carried_over == {"tags": 3, "captions": 3}
+    assert s.not_carried_over == {"tags": 3, "captions": 3}   # zero-shot + changed + gone
+    assert leftovers(idx) == []
+
+
+def test_rebuild_of_a_folder_that_is_no_index_yet_builds_it(lib, tmp_path):
+    s = build_index([lib], tmp_path / "new", model_b(), workers=0, progress=False, rebuild=True)
+    assert not s.rebuild and s.added == 4 and s.generation == 1
+    assert index_info(tmp_path / "new")["model_fingerprint"] == "wide-v1"
+
+
+def test_rebuild_without_model_takes_the_default_not_the_index_model(built, lib, monkeypatch):
+    import engine.models
+    seen = []
+
+    def load(name=None):
+        seen.append(name)
+        return model_b()
+    monkeypatch.setattr(engine.models, "load_model", load)
+    build_index([lib], built, workers=0, progress=False, rebuild=True)
+    assert seen == [engine.models.DEFAULT_MODEL]
+    assert index_info(built)["model_fingerprint"] == "wide-v1"
+
+
+# -- (b) a failed or interrupted rebuild leaves the old index as it was ------------------------
+def fail_embed(monkeypatch, exc: BaseException) -> None:
+    real = WideModel.embed_audio
+    calls = []
+
+    def embed(self, waveforms):
+        calls.append(len(waveforms))
+        if len(calls) == 2:
+            raise exc
+        return real(self, waveforms)
+    monkeypatch.setattr(WideModel, "embed_audio", embed)
+
+
+def fail_second_commit(monkeypatch) -> None:
+    real = IndexWriter.commit
+    calls = []
+
+    def commit(self, changes, meta):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(self, changes, meta)
+    monkeypatch.setattr(IndexWriter, "commit", commit)
+
+
+def fail_swap(monkeypatch) -> None:
+    real = os.rename
+
+    def rename(src, dst):           # the old index is moved aside, the new one cannot follow
+        if rebuilding.REBUILD_SUFFIX in str(src):
+            raise OSError(13, "Permission denied")
+        return real(src, dst)
+    monkeypatch.setattr(rebuilding.os, "rename", rename)
+
+
+@pytest.mark.parametrize("where", ["embed", "commit", "carry_over", "swap"])
+def test_a_failed_rebuild_leaves_the_old_index_untouched(built, lib, monkeypatch, where):
+    idx = built
+    before = folder_bytes(idx)
+    expected = {p.name: top_path(idx, model_a(), p) for p in lib.iterdir()}
+    if where == "embed":
+        fail_embed(monkeypatch, RuntimeError("CUDA out of memory"))
+    elif where == "commit":
+        fail_second_commit(monkeypatch)
+    elif where == "carry_over":
+        def broken(*a, **kw):
+            raise RuntimeError("database disk image is malformed")
+        monkeypatch.setattr(rebuilding, "carry_over", broken)
+    else:
+        fail_swap(monkeypatch)
+    with pytest.raises(RebuildFailed) as e:
+        build_index([lib], idx, model_b(), workers=0, batch_size=1, checkpoint_files=1,
+                    progress=False, rebuild=True)
+    msg = str(e.value)
+    assert f"rebuilding {idx} failed" in msg and "the index is unchanged" in msg
+    assert "model 'fake', 4 files" in msg and "was removed" in msg
+    assert e.value.__cause__ is not None
+    assert folder_bytes(idx) == before and leftovers(idx) == []
+    assert {p.name: top_path(idx, model_a(), p) for p in lib.iterdir()} == expected
+    assert notes(idx)[0]["keep.wav"]                              # and its notes are still there
+
+
+def test_ctrl_c_during_a_rebuild_leaves_the_old_index_untouched(built, lib, monkeypatch, caplog):
+    before = folder_bytes(built)
+    fail_embed(monkeypatch, KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        build_index([lib], built, model_b(), workers=0, batch_size=1, checkpoint_files=1,
+                    progress=False, rebuild=True)
+    assert folder_bytes(built) == before and leftovers(built) == []
+    assert "the rebuild of" in caplog.text and "abandoned" in caplog.text and "was removed" in caplog.text
+    assert index_info(built)["model_fingerprint"] == "fake-v1"
+
+
+KILL_SCRIPT = """
+import pathlib, sys
+from indexer import build_index
+from tests.index_fakes import FakeModel
+pathlib.Path(sys.argv[3]).touch()
+build_index([sys.argv[1]], sys.argv[2], FakeModel(name="slow", fingerprint="slow-v1", delay=0.3),
+            workers=0, batch_size=1, checkpoint_files=1, progress=False, rebuild=True)
+"""
+
+
+def test_a_killed_rebuild_leaves_the_old_index_and_the_next_one_cleans_up(built, lib, tmp_path):
+    before = folder_bytes(built, but=(".lock",))      # a killed writer leaves its pid in .lock
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(lib), str(built), str(ready)],
+                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tmp = built.with_name(f"{built.name}.rebuild-{proc.pid}")
+    deadline = time.monotonic() + 60
+    while not IndexLayout(tmp).index_json.exists():            # its first checkpoint is written
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert folder_bytes(built, but=(".lock",)) == before and leftovers(built) == [tmp.name]
+    assert top_path(built, model_a(), lib / "keep.wav") == str(lib / "keep.wav")
+    s = build_index([lib], built, model_b(), workers=0, progress=False, rebuild=True)
+    assert s.rebuild and leftovers(built) == []
+    assert index_info(built)["model_fingerprint"] == "wide-v1"
+
+
+# -- (c) the writer lock is held for the whole rebuild -----------------------------------------
+def test_the_writer_lock_is_held_from_start_to_swap(built, lib, monkeypatch):
+    layout = IndexLayout(built)
+    seen = []
+    real_embed = WideModel.embed_audio
+
+    def embed(self, waveforms):
+        if not seen:                    # mid-rebuild: no other writer; readers see the old index
+            with pytest.raises(IndexBusy, match=str(os.getpid())):
+                build_index([lib], built, model_a(), workers=0, progress=False)
+            with pytest.raises(IndexBusy):
+                build_index([lib], built, model_b(), workers=0, progress=False, rebuild=True)
+            assert top_path(built, model_a(), lib / "keep.wav") == str(lib / "keep.wav")
+            seen.append("embed")
+        return real_embed(self, waveforms)
+
+    real_remove = rebuilding._remove_tree
+
+    def remove(path):
+        if rebuilding.REPLACED_SUFFIX in path.name:    # swapped in, old one not yet deleted
+            with pytest.raises(IndexBusy):
+                WriterLock(layout.lock).acquire()
+            assert index_info(built)["model_fingerprint"] == "wide-v1"
+            seen.append("swap")
+        real_remove(path)
+
+    monkeypatch.setattr(WideModel, "embed_audio", embed)
+    monkeypatch.setattr(rebuilding, "_remove_tree", remove)
+    build_index([lib], built, model_b(), workers=0, progress=False, rebuild=True)
+    assert seen == ["embed", "swap"]
+    with WriterLock(layout.lock):                      # released afterwards
+        pass
+
+
+def test_a_rebuild_of_a_busy_index_is_refused_before_any_work(built, lib):
+    with WriterLock(IndexLayout(built).lock):
+        with pytest.raises(IndexBusy):
+            build_index([lib], built, model_b(), workers=0, progress=False, rebuild=True)
+    assert leftovers(built) == [] and index_info(built)["model_fingerprint"] == "fake-v1"
+
+
+# -- what a rebuild would lose is refused up front ---------------------------------------------
+def test_files_outside_the_given_paths_are_not_dropped(built, lib, tmp_path):
+    other = tmp_path / "other"
+    write(other / "x.wav", tone(300, 1.0, SR), SR)
+    build_index([other], built, model_a(), workers=0, progress=False)
+    before = folder_bytes(built)
+    with pytest.raises(RebuildFailed, match=r"also holds 1 files outside the given paths .*other"):
+        build_index([lib], built, model_b(), workers=0, progress=False, rebuild=True)
+    assert folder_bytes(built) == before and leftovers(built) == []
+    s = build_index([lib, other], built, model_b(), workers=0, progress=False, rebuild=True)
+    assert s.totals["files"] == 5
+
+
+def test_a_missing_path_or_a_foreign_file_is_refused(built, lib, tmp_path):
+    with pytest.raises(RebuildFailed, match="no such file or folder.*unmounted"):
+        build_index([tmp_path / "unplugged"], built, model_b(), progress=False, rebuild=True)
+    (built / "notes.txt").write_text("mine")
+    with pytest.raises(RebuildFailed, match=r"holds entries soundsift did not write \(notes.txt\)"):
+        build_index([lib], built, model_b(), workers=0, progress=False, rebuild=True)
+    assert (built / "notes.txt").read_text() == "mine" and leftovers(built) == []
+
+
+def test_files_in_a_folder_that_cannot_be_listed_are_not_dropped(built, lib, monkeypatch):
+    from indexer import runner
+    from indexer.scan import ScanError
+    write(lib / "sub" / "x.wav", tone(300, 1.0, SR), SR)
+    build_index([lib], built, model_a(), workers=0, progress=False)
+    before = folder_bytes(built)
+    sub = str(lib / "sub")
+    real_scan = runner.scan
+
+    def scan_without_sub(paths):            # as when sub/ turns unreadable (root ignores chmod)
+        result = real_scan(paths)
+        result.files = {p: f for p, f in result.files.items() if not p.startswith(sub + os.sep)}
+        result.errors.append(ScanError(sub, "cannot list folder: permission denied", folder=True))
+        return result
+    monkeypatch.setattr(runner, "scan", scan_without_sub)
+    with pytest.raises(RebuildFailed, match=r"could not list .*sub \(cannot list folder: permission "
+                                            r"denied; 1 indexed files\).*the index is unchanged"):
+        build_index([lib], built, model_b(), workers=0, progress=False, rebuild=True)
+    assert folder_bytes(built) == before and leftovers(built) == []
+
+
+def test_a_swap_killed_halfway_is_reported_not_papered_over(built, lib):
+    aside = built.with_name(built.name + ".replaced-4242")
+    built.rename(aside)                                  # as if killed between the two renames
+    with pytest.raises(IndexNotFound, match=r"\.replaced-4242 holds it as it was before a rebuild"):
+        build_index([lib], built, model_b(), workers=0, progress=False)
+    assert not built.exists()
+
+
+# -- (d) ModelMismatch messages give advice that works -----------------------------------------
+def test_index_run_with_a_changed_model_suggests_rebuild(built, lib):
+    with pytest.raises(ModelMismatch) as e:
+        build_index([lib], built, FakeModel(name="fake", fingerprint="fake-v2"), progress=False)
+    msg = str(e.value)
+    assert "model 'fake' has changed since" in msg and "fake-v1" in msg and "fake-v2" in msg
+    assert f"`soundsift index PATH... --index {built} --rebuild --model fake`" in msg
+    assert "leave out --model" not in msg                    # that would fail the same way
+
+
+def test_index_run_with_another_model_suggests_rebuild_or_a_new_index(built, lib):
+    with pytest.raises(ModelMismatch) as e:
+        build_index([lib], built, model_b(), progress=False)
+    msg = str(e.value)
+    assert "built with model 'fake'" in msg and "not with 'wide'" in msg
+    assert "leave out --model to keep indexing it with 'fake'" in msg
+    assert f"`soundsift index PATH... --index {built} --rebuild --model wide`" in msg
+    assert "`soundsift index PATH... --index NEW_NAME --model wide`" in msg
+
+
+def test_search_with_a_changed_model_suggests_rebuild(built):
+    with pytest.raises(ModelMismatch) as e:
+        SoundIndex.open(built, model=FakeModel(name="fake", fingerprint="fake-v2"))
+    msg = str(e.value)
+    assert "model 'fake' has changed since" in msg and "--model fake`" in msg
+    assert f"`soundsift index PATH... --index {built} --rebuild --model fake`" in msg
+
+
+def test_search_with_another_model_suggests_its_own_or_rebuild(built):
+    with pytest.raises(ModelMismatch) as e:
+        SoundIndex.open(built, model=model_b())
+    msg = str(e.value)
+    assert "search it with its own model (leave out --model, or pass --model fake)" in msg
+    assert f"`soundsift index PATH... --index {built} --rebuild --model wide`" in msg
+
+
+def test_advice_for_the_default_model_names_no_model(tmp_path):
+    from engine.mismatch import mismatch_message
+    changed = FakeModel(name="soundsift-base", fingerprint="659b" + "0" * 60)
+    msg = mismatch_message(tmp_path / "my lib", "soundsift-base", "a847" + "1" * 60, changed,
+                           searching=True)
+    assert "model 'soundsift-base' has changed since" in msg and "a847" in msg and "659b" in msg
+    assert f"`soundsift index PATH... --index '{tmp_path / 'my lib'}' --rebuild` (PATH...:" in msg
+
+
+# -- (e) the user's case end to end: soundsift-base retrained, CLI --rebuild --json ------------
+def run(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_retrained_default_model_cli_rebuild(tmp_path, monkeypatch, tiny_clap_dir, tiny_fused_clap_dir):
+    from engine.models import factory
+
+    lib = tmp_path / "lib"
+    write(lib / "tone.wav", tone(440, 1.0, 48000), 48000)
+    write(lib / "sweep.flac", chirp(100, 6000, 2.0, 22050), 22050)
+    idx = tmp_path / "mylib"
+    monkeypatch.setitem(factory.BUNDLED, "soundsift-base", tiny_clap_dir)   # the old weights
+    r = run("index", lib, "--index", idx, "--workers", "0", "--json")
+    assert r.exit_code == 0, r.output
+    old_fp = json.loads(r.stdout)["model_fingerprint"]
+    eng = open_catalog(IndexLayout(idx).catalog)
+    with Session(eng) as s, s.begin():
+        s.add(Tag(file_id=s.scalar(select(File.id).where(File.path == str(lib.resolve() / "tone.wav"))),
+                  label="beep", score=0.9, source="yamnet"))
+    eng.dispose()
+
+    monkeypatch.setitem(factory.BUNDLED, "soundsift-base", tiny_fused_clap_dir)   # retrained
+    r = run("search", "beep", "--index", idx)
+    assert r.exit_code == 1
+    msg = " ".join(r.output.split())
+    assert "model 'soundsift-base' has changed since" in msg
+    assert f"`soundsift index PATH... --index {idx} --rebuild` (PATH...:" in msg
+    r = run("index", lib, "--index", idx, "--model", "soundsift-base")    # the old advice
+    assert r.exit_code == 1 and f"--index {idx} --rebuild`" in " ".join(r.output.split())
+
+    r = run("index", lib, "--index", idx, "--rebuild", "--workers", "0", "--json")   # the advice
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["rebuild"] is True and s["index"] == str(idx)
+    assert s["model"] == "soundsift-base" and s["model_fingerprint"] != old_fp
+    assert (s["previous_model"], s["previous_model_fingerprint"]) == ("soundsift-base", old_fp)
+    assert (s["added"], s["updated"], s["removed"], s["failed"]) == (0, 2, 0, 0)
+    assert s["carried_over"] == {"tags": 1, "captions": 0}
+    assert s["not_carried_over"] == {"tags": 0, "captions": 0}
+    assert s["totals"]["files"] == 2 and s["n_segments"] == 2
+    assert index_info(idx)["model_fingerprint"] == s["model_fingerprint"]
+
+    r = run("search", "beep", "--index", idx, "--json")
+    assert r.exit_code == 0, r.output
+    assert sorted(h["path"] for h in json.loads(r.stdout)) == sorted(str(p) for p in lib.resolve().iterdir())
+    r = run("index", lib, "--index", idx, "--rebuild", "--workers", "0")      # the readable table
+    assert r.exit_code == 0 and "rebuilt" in r.stdout and "carried over" in r.stdout
