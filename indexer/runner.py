@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -206,6 +207,8 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     roots = [normalize_root(p) for p in paths]
     scanned = scan(paths)
     unlisted = [normalize_root(e.path) for e in scanned.errors if e.folder]
+    # a root that is gone (an unmounted drive, a typo) is reported, never read as "all deleted"
+    unlisted += [r for r in roots if not os.path.lexists(r)]
     plan = diff(writer.catalog_state(), scanned.files, roots, keep_under=unlisted)
     old_errors = [p for p in writer.error_paths()
                   if under_roots(p, roots) and not under_roots(p, unlisted)]

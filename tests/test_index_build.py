@@ -223,6 +223,20 @@ def test_incremental_runs(lib_copy, tmp_path, caplog):
     assert IndexLayout(idx).vector_files() == [IndexLayout(idx).vectors_file(2)]
 
 
+def test_a_root_that_is_gone_keeps_its_files(lib_copy, tmp_path):
+    """An unmounted drive or a typo is not "every file deleted": the files stay indexed."""
+    lib, good, bad = lib_copy
+    idx = tmp_path / "idx"
+    first = build_index([lib], idx, FakeModel(), workers=0, progress=False)
+    before, segs_before, _, _ = catalog_rows(idx)
+    lib.rename(lib.with_name("moved"))
+    s = build_index([lib], idx, FakeModel(), workers=0, progress=False)
+    assert (s.added, s.updated, s.removed) == (0, 0, 0) and s.generation == first.generation
+    after, segs_after, _, meta = catalog_rows(idx)
+    assert set(after) == set(before) and len(after) == len(good)
+    assert vectors_of(idx, meta).ntotal == sum(len(v) for v in segs_before.values())
+
+
 def test_checkpoints_commit_as_they_go(lib_copy, tmp_path):
     lib, good, bad = lib_copy
     s = build_index([lib], tmp_path / "idx", FakeModel(), workers=2, checkpoint_files=3,
