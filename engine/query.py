@@ -29,6 +29,17 @@ Query vectors: text → ``model.embed_text``; audio → mean of its segment vect
 re-normalised (engine.zeroshot); an *indexed* file ("more like this") → its stored
 segment vectors, each used as a query, a candidate scoring its best match to any of
 them, so the file itself comes first with score 1.
+
+A *replaced* index (``soundsift index --rebuild`` renames a new folder into the index's
+place, indexer.rebuild) is followed too: before each query, the folder and catalog at the
+index's path are compared (two ``stat`` calls) with the ones opened. The open folder is
+held by a file descriptor, so its inode number cannot be reused by a later folder. When
+they differ, the catalog engine is disposed and the new one opened (a query finds the
+path missing for a moment during the swap: it waits :attr:`SoundIndex.missing_waits`
+before it raises IndexNotFound); a new model fingerprint in the meta means a new model:
+the index's own is loaded when none was given at open, a given one that no longer
+matches raises ModelMismatch on every query. Queries already running finish on the old
+engine and vectors; one that embedded its query with the old model embeds it again.
 """
 from __future__ import annotations
 
@@ -36,19 +47,22 @@ import json
 import logging
 import os
 import threading
+import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from time import sleep as _sleep
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from engine import zeroshot
-from engine.catalog import ErrorRow, File, Meta, SegmentRow, open_catalog
-from engine.errors import IndexNotFound, InvalidQuery, ModelMismatch
+from engine.catalog import ErrorRow, File, Meta, SegmentRow
+from engine.errors import IndexBusy, IndexNotFound, InvalidQuery, ModelMismatch
 from engine.filters import Filters
 from engine.layout import IndexLayout, resolve_index_dir
+from engine.live_catalog import CatalogHandle, LiveCatalog
 from engine.models.base import AudioTextModel, l2_normalize
 from engine.segments import SegmentPolicy
 from engine.rerank import RawSidecar, rerank_factor, reranked_search, sidecar_path
@@ -102,6 +116,8 @@ class _Snapshot:
     """Vectors and segment table of one committed generation."""
 
     key: tuple[Any, Any]
+    fingerprint: str           # model fingerprint of the catalog this generation came from
+    dim: int | None
     index: Any                 # faiss.Index or None for an empty index
     seg_ids: np.ndarray        # sorted segment ids (== vector ids)
     seg_file: np.ndarray       # file id of each segment, aligned with seg_ids
@@ -147,16 +163,20 @@ class SoundIndex:
     """A read-only view of one index: search by text, audio or indexed file; tag; info.
 
     Thread-safe for queries (the UI shares one instance); reopens the vectors by itself
-    when ``soundsift index`` commits a new generation.
+    when ``soundsift index`` commits a new generation, and the whole index when
+    ``soundsift index --rebuild`` replaces it (with the new model, when none was given).
     """
 
-    def __init__(self, root: Path, engine: Engine, meta: dict[str, Any],
-                 model: AudioTextModel | None = None) -> None:
+    def __init__(self, root: Path, catalog: LiveCatalog, handle: CatalogHandle,
+                 meta: dict[str, Any], model: AudioTextModel | None = None) -> None:
         self.root = Path(root)
         self.layout = IndexLayout(self.root)
-        self._engine = engine
+        self._catalog = catalog
+        self._handle = handle              # the opened folder that ``meta`` and ``_snap`` belong to
         self.meta = meta
         self._model = model
+        self._given_model = model          # the caller's model (None: the index's own)
+        self._mismatch: str | None = None  # why the caller's model no longer fits a rebuilt index
         self._snap: _Snapshot | None = None
         self._lock = threading.RLock()
         self._allowed_cache: dict[tuple[Any, Filters], np.ndarray] = {}
@@ -168,45 +188,51 @@ class SoundIndex:
         """Open the index ``index`` (a name under indexes/, or a folder; default 'default').
 
         ``model``: an AudioTextModel, or a name/path for :func:`engine.models.load_model`;
-        by default the model that built the index, loaded on first use. A model whose
-        fingerprint differs from the index's raises :class:`ModelMismatch`.
+        by default the model that built the index, loaded on first use (and the new one
+        after a rebuild). A model whose fingerprint differs from the index's raises
+        :class:`ModelMismatch`, at open and after a rebuild to another model.
         """
         root = resolve_index_dir(index)
         layout = IndexLayout(root)
         if not layout.catalog.is_file():
             raise IndexNotFound(f"no index at {root} (no {layout.catalog.name}); build one with "
                                 f"`soundsift index PATH... --index {index or root}`")
-        engine = open_catalog(layout.catalog)
-        with _ReadTxn(engine) as conn:
-            meta = _all_meta(conn)
-        if not meta.get("model_fingerprint"):
-            raise IndexNotFound(f"{root} holds no finished index (its catalog names no model); "
-                                "run `soundsift index` on it again")
-        self = cls(root, engine, meta)
+        catalog = LiveCatalog(root)
         try:
+            handle = catalog.handle()
+            meta = _finished_meta(root, handle)
+            self = cls(root, catalog, handle, meta)
             if model is not None:
                 if not isinstance(model, AudioTextModel):
                     from engine.models import load_model
                     model = load_model(model)
                 self._check_model(model)
-                self._model = model
+                self._model = self._given_model = model
             self._with_snapshot(lambda conn, snap: None)
         except BaseException:
-            engine.dispose()
+            catalog.close()
             raise
         return self
 
     def _check_model(self, model: AudioTextModel) -> None:
-        want = str(self.meta.get("model_fingerprint"))
-        if str(model.fingerprint) != want:
-            from engine.mismatch import mismatch_message
-            raise ModelMismatch(mismatch_message(self.root, self.meta.get("model_name"), want,
-                                                 model, searching=True))
+        message = self._mismatch_message(model, self.meta)
+        if message:
+            raise ModelMismatch(message)
+
+    def _mismatch_message(self, model: AudioTextModel, meta: dict[str, Any]) -> str | None:
+        """The ModelMismatch message when ``model`` cannot search the index ``meta`` describes."""
+        want = str(meta.get("model_fingerprint"))
+        if str(model.fingerprint) == want:
+            return None
+        from engine.mismatch import mismatch_message
+        return mismatch_message(self.root, meta.get("model_name"), want, model, searching=True)
 
     @property
     def model(self) -> AudioTextModel:
         """The index's model, loaded on first use (and checked against the index)."""
+        self._current()
         with self._lock:
+            self._raise_mismatch()
             if self._model is None:
                 from engine.models import load_model
                 model = load_model(self.meta.get("model_name"))
@@ -224,7 +250,7 @@ class SoundIndex:
 
     def close(self) -> None:
         self._snap = None
-        self._engine.dispose()
+        self._catalog.close()
 
     def __enter__(self) -> "SoundIndex":
         return self
@@ -232,21 +258,63 @@ class SoundIndex:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    # ------------------------------------------------------ replaced index folder
+    def _current(self) -> CatalogHandle:
+        """The handle on the folder now at the index's path, adopted if it is a new one."""
+        handle = self._catalog.handle()
+        if handle is self._handle:
+            return handle
+        with self._lock:
+            if handle.epoch > self._handle.epoch:
+                self._adopt(handle)
+            return self._handle
+
+    def _adopt(self, handle: CatalogHandle) -> None:
+        """Switch to a replaced index (caller holds the lock): its meta, snapshot and model."""
+        meta = _finished_meta(self.root, handle)
+        fingerprint = str(meta.get("model_fingerprint"))
+        changed = fingerprint != str(self.meta.get("model_fingerprint"))
+        if self._given_model is not None:
+            message = self._mismatch_message(self._given_model, meta)
+            self._mismatch = None if message is None else (
+                f"index {self.root} was rebuilt while it was open here, and its model changed: "
+                f"{message}")
+        elif self._model is not None and str(self._model.fingerprint) != fingerprint:
+            self._model = None             # the index's new model, loaded on first use
+        self.meta = meta
+        self._snap = None
+        self._allowed_cache.clear()
+        self._handle = handle
+        log.info("%s: following the index now in its place (model %r%s)", self.root,
+                 meta.get("model_name"), ", changed" if changed else "")
+
+    def _raise_mismatch(self) -> None:
+        if self._mismatch:
+            raise ModelMismatch(self._mismatch)
+
     # ------------------------------------------------------------- generations
     def _read(self) -> Any:
         """A connection inside one read transaction (one consistent snapshot)."""
-        return _ReadTxn(self._engine)
+        return _ReadTxn(self._current().engine)
 
-    def _refresh(self, conn: Connection) -> _Snapshot:
-        """Reopen vectors and segment table if a new generation was committed."""
+    def _refresh(self, conn: Connection, handle: CatalogHandle) -> _Snapshot:
+        """Reopen vectors and segment table if a new generation was committed.
+
+        Raises _Replaced when ``conn`` (of ``handle``) may belong to another index than the
+        one adopted: the handle was superseded, or the catalog names another model.
+        """
         key = _generation_key(conn)
         snap = self._snap
-        if snap is not None and snap.key == key:
+        if snap is not None and snap.key == key and handle is self._handle:
             return snap
         with self._lock:
+            if handle is not self._handle:
+                raise _Replaced()
             if self._snap is not None and self._snap.key == key:
                 return self._snap
             meta = _all_meta(conn)
+            if str(meta.get("model_fingerprint")) != str(self.meta.get("model_fingerprint")):
+                raise _Replaced()          # a swapped-in folder not noticed yet: reopen
             self._snap = self._load(conn, key, meta)
             self.meta = meta
             self._allowed_cache.clear()
@@ -274,7 +342,9 @@ class SoundIndex:
             if rerank_factor(params) and raw is None:
                 log.warning("%s: no raw vectors (%s) to re-rank with; scores are approximate",
                             self.root, sidecar_path(path).name)
-        snap = _Snapshot(key, index, seg_ids, arr[:, 1].astype(np.int64),
+        dim = meta.get("dim")
+        snap = _Snapshot(key, str(meta.get("model_fingerprint")), None if dim is None else int(dim),
+                         index, seg_ids, arr[:, 1].astype(np.int64),
                          arr[:, 2].copy(), arr[:, 3].copy(), n_files, params, raw)
         snap.gpu = _gpu_copy(index, params, str(meta.get("index_kind", "")))
         if snap.ntotal != len(snap.seg_ids):
@@ -283,16 +353,28 @@ class SoundIndex:
         return snap
 
     def _with_snapshot(self, fn: Any) -> Any:
-        """Run ``fn(conn, snap)`` inside one read transaction on a current snapshot."""
-        for attempt in range(_RELOAD_RETRIES):
+        """Run ``fn(conn, snap)`` inside one read transaction on a current snapshot.
+
+        Retried (on the new folder, when the index was replaced meanwhile) when the
+        snapshot's vectors file is gone or its catalog turns out to be another index's.
+        """
+        last: Exception | None = None
+        for _ in range(_RELOAD_RETRIES):
+            handle = self._current()
+            self._raise_mismatch()
             try:
-                with self._read() as conn:
-                    return fn(conn, self._refresh(conn))
+                with _ReadTxn(handle.engine) as conn:
+                    return fn(conn, self._refresh(conn, handle))
             except _VectorsGone as e:
-                if attempt == _RELOAD_RETRIES - 1:
-                    raise IndexNotFound(f"vectors file {e} of index {self.root} is missing; "
-                                        "re-run `soundsift index` to repair the index") from e
-        raise AssertionError("unreachable")
+                last = e
+            except _Replaced as e:
+                last = e
+                self._catalog.reopen(handle)
+        if isinstance(last, _VectorsGone):
+            raise IndexNotFound(f"vectors file {last} of index {self.root} is missing; "
+                                "re-run `soundsift index` to repair the index") from last
+        raise IndexBusy(f"index {self.root} was replaced {_RELOAD_RETRIES} times while one query "
+                        "read it (is it being rebuilt over and over?); search again") from last
 
     def refresh(self) -> bool:
         """Check for a new generation now; True if one was loaded."""
@@ -306,15 +388,14 @@ class SoundIndex:
         """Files (or segments, with ``per_file=False``) best matching ``text``."""
         if not isinstance(text, str) or not text.strip():
             raise InvalidQuery("the search text is empty; describe the sound, e.g. \"dog barking\"")
-        query = self.model.embed_text([text])
-        return self.search_vectors(query, k, filters, per_file)
+        return self._search_embedded(lambda model: model.embed_text([text]), k, filters, per_file)
 
     def search_audio(self, path_or_waveform: zeroshot.AudioInput, k: int = 10,
                      filters: Filters | None = None, per_file: bool = True,
                      sample_rate: int | None = None) -> list[Hit]:
         """Files most like the given audio (its segment vectors' mean, re-normalised)."""
-        query = self.audio_vector(path_or_waveform, sample_rate)
-        return self.search_vectors(query, k, filters, per_file)
+        return self._search_embedded(
+            lambda model: self._audio_vector(model, path_or_waveform, sample_rate), k, filters, per_file)
 
     def similar_to_file(self, path_or_file_id: str | Path | int, k: int = 10,
                         filters: Filters | None = None, per_file: bool = True) -> list[Hit]:
@@ -333,12 +414,36 @@ class SoundIndex:
     def search_vectors(self, queries: np.ndarray, k: int = 10, filters: Filters | None = None,
                        per_file: bool = True) -> list[Hit]:
         """Search by unit vector(s); with several, a segment scores its best match to any."""
+        return self._search_query(queries, k, filters, per_file, fingerprint=None)
+
+    def _search_embedded(self, embed: Callable[[AudioTextModel], np.ndarray], k: int,
+                         filters: Filters | None, per_file: bool) -> list[Hit]:
+        """Search by the query ``embed(model)`` makes with the index's model; made again with
+        the new model when a rebuild swaps in another one between embedding and searching."""
+        for _ in range(_RELOAD_RETRIES):
+            model = self.model
+            try:
+                return self._search_query(embed(model), k, filters, per_file,
+                                          fingerprint=str(model.fingerprint))
+            except _QueryModelChanged:
+                log.info("%s: the index changed model during a query; embedding it again", self.root)
+        raise IndexBusy(f"index {self.root} changed model {_RELOAD_RETRIES} times during one query "
+                        "(is it being rebuilt over and over?); search again")
+
+    def _search_query(self, queries: np.ndarray, k: int, filters: Filters | None, per_file: bool,
+                      fingerprint: str | None) -> list[Hit]:
+        """Search by query vectors made by the model with ``fingerprint`` (None: unknown)."""
         from engine.vectors import as_query
         q = as_query(queries)
-        if q.shape[1] != int(self.meta.get("dim", q.shape[1])):
-            raise InvalidQuery(f"query vectors have {q.shape[1]} dims; index {self.root} holds "
-                               f"{self.meta.get('dim')}-dim vectors")
-        return self._with_snapshot(lambda conn, snap: self._search(conn, snap, q, k, filters, per_file))
+
+        def run(conn: Connection, snap: _Snapshot) -> list[Hit]:
+            if fingerprint is not None and fingerprint != snap.fingerprint:
+                raise _QueryModelChanged()
+            if snap.dim is not None and q.shape[1] != snap.dim:
+                raise InvalidQuery(f"query vectors have {q.shape[1]} dims; index {self.root} "
+                                   f"holds {snap.dim}-dim vectors")
+            return self._search(conn, snap, q, k, filters, per_file)
+        return self._with_snapshot(run)
 
     def allowed_segment_ids(self, filters: Filters) -> np.ndarray:
         """Sorted ids of the segments whose files ``filters`` keeps."""
@@ -454,20 +559,26 @@ class SoundIndex:
     # ------------------------------------------------------ audio and zero-shot
     def audio_vector(self, audio: zeroshot.AudioInput, sample_rate: int | None = None) -> np.ndarray:
         """Unit query vector of a file or waveform (mean of its segment vectors)."""
-        return zeroshot.audio_query_vector(self.model, audio, sample_rate, self.policy)
+        return self._audio_vector(self.model, audio, sample_rate)
+
+    def _audio_vector(self, model: AudioTextModel, audio: zeroshot.AudioInput,
+                      sample_rate: int | None) -> np.ndarray:
+        return zeroshot.audio_query_vector(model, audio, sample_rate, self.policy)
 
     def rank_texts(self, audio: zeroshot.AudioInput, texts: Sequence[str],
                    sample_rate: int | None = None) -> list[tuple[str, float]]:
         """``(text, cosine)`` best first: which captions or labels fit ``audio``."""
-        return zeroshot.rank_texts(self.model, self.audio_vector(audio, sample_rate), texts)
+        model = self.model                 # one model for both sides, even across a rebuild
+        return zeroshot.rank_texts(model, self._audio_vector(model, audio, sample_rate), texts)
 
     def tag(self, audio: zeroshot.AudioInput, labels: Sequence[str] | None = None, top: int = 5,
             template: str = zeroshot.DEFAULT_TEMPLATE,
             sample_rate: int | None = None) -> list[dict[str, Any]]:
         """Zero-shot tags ``{"label", "score", "cosine"}`` best first (see engine.zeroshot)."""
         from engine.vocabulary import default_labels
-        labels = list(labels) if labels else default_labels(self.model)
-        return zeroshot.tag(self.model, self.audio_vector(audio, sample_rate), labels, top, template)
+        model = self.model
+        labels = list(labels) if labels else default_labels(model)
+        return zeroshot.tag(model, self._audio_vector(model, audio, sample_rate), labels, top, template)
 
     # --------------------------------------------------------------- catalog
     def _resolve_file(self, conn: Connection, path_or_file_id: str | Path | int) -> int:
@@ -586,6 +697,24 @@ def _gpu_copy(index: Any, params: dict[str, Any], kind: str) -> Any:
 
 class _VectorsGone(Exception):
     """The vectors file named by a snapshot disappeared (a writer moved on): retry."""
+
+
+class _Replaced(Exception):
+    """The connection may read another index than the one adopted (a swap): reopen, retry."""
+
+
+class _QueryModelChanged(Exception):
+    """A query was embedded by a model the index no longer uses (it was just rebuilt): again."""
+
+
+def _finished_meta(root: Path, handle: CatalogHandle) -> dict[str, Any]:
+    """The meta of the catalog ``handle`` opened; IndexNotFound when it names no model."""
+    with _ReadTxn(handle.engine) as conn:
+        meta = _all_meta(conn)
+    if not meta.get("model_fingerprint"):
+        raise IndexNotFound(f"{root} holds no finished index (its catalog names no model); "
+                            "run `soundsift index` on it again")
+    return meta
 
 
 class _ReadTxn:

@@ -2,7 +2,8 @@
 
 The index comes from $SOUNDSIFT_UI_INDEX (set by ``soundsift ui``); the index and its
 model are opened once per process and reopened only when the index gets a new
-generation. The tabs' logic lives in ui/components/.
+generation, or a new folder (``soundsift index --rebuild``) with its model. The tabs'
+logic lives in ui/components/.
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ def main() -> None:
     key = str(index_dir)
     try:
         index = resources.sound_index(key, model)  # says how to build a missing index
+        index.refresh()        # follows a rebuild; a --model that no longer fits says so here
         lib = resources.library(key)
         generation = lib.generation()
     except SoundsiftError as e:

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from engine.catalog import File, Meta, Tag, open_catalog
+from engine.catalog import File, Meta, Tag
 from engine.errors import InvalidQuery
 from engine.layout import IndexLayout
+from engine.live_catalog import LiveCatalog
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,20 @@ class FilterChoices:
 
 
 class Library:
-    """The catalog of one index, opened read-only for look-ups by file id."""
+    """The catalog of one index, opened read-only for look-ups by file id.
+
+    Follows the index when ``soundsift index --rebuild`` swaps a new folder into its place
+    (engine.live_catalog), as the page's SoundIndex does, so the file ids of its hits are
+    looked up in the rebuilt catalog, not the deleted one.
+    """
 
     def __init__(self, index_dir: str | Path) -> None:
         self.layout = IndexLayout(Path(index_dir))
-        self._engine = open_catalog(self.layout.catalog)
+        self._catalog = LiveCatalog(self.layout.root)
+
+    @property
+    def _engine(self) -> Engine:
+        return self._catalog.engine
 
     def generation(self) -> str:
         """The committed generation's vector file name: changes whenever the index does."""

@@ -24,7 +24,7 @@ def model_from_env() -> str | None:
 
 @st.cache_resource(show_spinner="Loading the index and its model…")
 def sound_index(index_dir: str, model: str | None):
-    """The query layer on ``index_dir`` (it follows new generations of the index by itself)."""
+    """The query layer on ``index_dir`` (it follows new generations and rebuilds by itself)."""
     from engine.query import SoundIndex
     return SoundIndex.open(index_dir, model=model)
 
