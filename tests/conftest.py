@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,16 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # The tiny random CLAP checkpoints, as session fixtures for every test module: defined once
 # here, so each is built once per run (a module importing them would get its own copy).
 from tests.tiny_models import tiny_clap_dir, tiny_fused_clap_dir  # noqa: E402,F401
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """Streamlit's AppTest leaves ui/app.py registered as ``__main__``; a later child process
+    started with "spawn" (the trainer's two-rank test) would run the page again. Put it back."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
 
 
 def tone(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 from pathlib import Path
 
@@ -273,9 +272,7 @@ def page(index_dir: Path, monkeypatch, model: Path | None = None):
     from streamlit.testing.v1 import AppTest
 
     from ui.components.server import INDEX_ENV, MODEL_ENV
-    # AppTest leaves ui/app.py as __main__, which a later "spawn" child process (the
-    # trainer's tests) would run again: put the real one back after the test
-    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
+    # (conftest puts the real __main__ back after the test: AppTest replaces it)
     monkeypatch.setenv(INDEX_ENV, str(index_dir))
     if model is None:
         monkeypatch.delenv(MODEL_ENV, raising=False)
