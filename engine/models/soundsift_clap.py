@@ -6,7 +6,7 @@ Two shared spaces (``config.space``):
   (frozen) text tower lives; the untrained audio vector is the posterior-weighted mean of the
   MiniLM embeddings of the 521 AudioSet class names (the issue's tag–text baseline).
 * ``"audioset"`` — the 521-d AudioSet class space: audio is YAMNet's mean posteriors, divided
-  per class by ``prior ** class_prior_power`` (the class's mean posterior over a training corpus,
+  per class by ``(prior + 0.001) ** class_prior_power`` (the class's mean posterior over a training corpus,
   so ever-present classes such as "Music" or "Speech" do not dominate every vector); text is
   mapped *into* that space as ``softmax(cos(MiniLM(text), MiniLM(class name)) / text_temperature)``
   over the 521 classes. A query then scores audio by the classes its words name, rather than
@@ -102,7 +102,7 @@ class SoundsiftClapConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def check(self) -> None:
-        """Raise :class:`ModelUnavailable` when the space and dim disagree."""
+        """Raise :class:`ModelUnavailable` for an unknown space, a dim that does not fit it, or τ ≤ 0."""
         from engine.towers import yamnet
 
         if self.space not in SPACES:
