@@ -159,6 +159,15 @@ def test_audioset_space_trains_from_the_cache_prior_and_saves_a_matching_model(c
     # figures over the everyday labels (all but "hiss") are reported beside the full ones
     assert "zs_top1_everyday" in history[-1] and "zs_top1_everyday" in history[0]
     assert not torch.allclose(module.class_text.detach(), text_before)
+    # train_text_classes=False keeps the text side's class table and τ where they started
+    frozen_cfg = CachedTrainConfig(**{**cfg.__dict__, "train_text_classes": False})
+    frozen = build_module(frozen_cfg, prior)
+    tau_before = frozen.log_text_temperature.detach().clone()
+    frozen_init = {k: v.clone() for k, v in frozen.state_dict().items()}
+    train_run(frozen, frozen_cfg, train, val, bank, 0, frozen_init, set(train.labels))
+    assert torch.equal(frozen.class_text.detach(), text_before)
+    assert torch.equal(frozen.log_text_temperature.detach(), tau_before)
+    assert not torch.equal(frozen.class_proj.weight.detach(), frozen_init["class_proj.weight"])
     module.save_pretrained(tmp_path / "m")
     model = load_model(tmp_path / "m")
     from trainer.datasets import load_clip

@@ -84,6 +84,8 @@ class CachedTrainConfig:
     space: str = "minilm"               # the model's shared space: "minilm" or "audioset"
     class_prior_power: float = 0.5      # "audioset": posteriors / prior ** power
     text_temperature: float = 0.05      # "audioset": text → class softmax temperature
+    class_text_template: str | list[str] = "{}"   # how classes are written (SoundsiftClapConfig)
+    train_text_classes: bool = True     # "audioset": train the text side's class table and τ too
     text_adapter: bool = False          # residual Linear on text vectors (off: MiniLM as is)
     steps: int = 600
     batch_size: int = 64
@@ -215,13 +217,17 @@ def build_module(cfg: CachedTrainConfig, prior: np.ndarray | None = None):
     space = {"space": cfg.space, "dim": yamnet.NUM_CLASSES, "class_prior_power": cfg.class_prior_power,
              "text_temperature": cfg.text_temperature} if cfg.space == "audioset" else {}
     config = SoundsiftClapConfig(use_yamnet_embedding=branches["embedding"], use_aisfx=branches["aisfx"],
-                                 aisfx_trainable=False, fusion=False, text_adapter=cfg.text_adapter, **space)
+                                 aisfx_trainable=False, fusion=False, text_adapter=cfg.text_adapter,
+                                 class_text_template=cfg.class_text_template, **space)
     module = SoundsiftClap(config, aisfx_weights=cfg.aisfx_weights if branches["aisfx"] else None)
     module.init_baseline(prior)
     if not branches["class"]:
         with torch.no_grad():
             module.class_proj.weight.zero_()
         module.class_proj.weight.requires_grad_(False)
+    if module.class_text is not None and not cfg.train_text_classes:
+        module.class_text.requires_grad_(False)
+        module.log_text_temperature.requires_grad_(False)
     if module.aisfx is not None:
         module.aisfx.eval()
     return module
