@@ -421,3 +421,37 @@ def test_convert_aisfx_keeps_embedding_net_weights(tmp_path):
         torch.testing.assert_close(loaded.state_dict()[k], v)
     with pytest.raises(ModelUnavailable, match="convert"):
         aisfx.load_embedding_net(tmp_path / "missing.safetensors")
+
+
+def test_text_to_class_gold_sets_name_real_classes_and_score_a_perfect_mapping_as_one():
+    """benchmarks/text_to_class.py: every gold class exists; an encoder that returns the gold
+    distribution scores top1 = mass = 1, one that always answers "Speech" scores what it should."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / "text_to_class.py"
+    spec = importlib.util.spec_from_file_location("text_to_class", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    names = list(yamnet.class_names())
+    sets = {k: v for k, v in json.loads(bench.GOLD_FILE.read_text()).items() if isinstance(v, dict)}
+    assert set(sets) == {"a", "b"} and all(len(g) > 100 for g in sets.values())
+    assert {c for g in sets.values() for classes in g.values() for c in classes} <= set(names)
+    gold = sets["b"]
+    by_text = {t: gold[x] for x in gold for t in (x, bench.PROMPT.format(x))}
+
+    def perfect(texts):
+        v = np.zeros((len(texts), len(names)))
+        for i, t in enumerate(texts):
+            v[i, [names.index(c) for c in by_text[t]]] = 1.0
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def speech(texts):
+        return np.tile(np.eye(len(names))[0], (len(texts), 1))
+
+    f = bench.figures(perfect, gold, names)
+    assert f["bare_top1"] == f["prompt_top1"] == 1.0 and f["prompt_mass"] == pytest.approx(1.0)
+    s = bench.figures(speech, gold, names)
+    share = np.mean(["Speech" in classes for classes in gold.values()])
+    assert 0 < share < 1 and s["bare_top1"] == pytest.approx(share) and s["bare_mass"] == pytest.approx(share)
+    assert all(m.endswith("→ Speech") for m in s["prompt_misses"])
