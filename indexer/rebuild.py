@@ -11,7 +11,10 @@ Holding the index's writer lock for the whole run (another writer gets IndexBusy
    so a reader holding the old one open sees a new generation, never a same-named file;
 3. carry over the tags and captions of files whose identity (path, size, mtime_ns: see
    indexer.scan) is the same in both (:func:`carry_over` says which rows);
-4. swap: rename the index to ``<index>.replaced-<pid>``, the new one into its place, then
+4. swap: exchange the two folders in one atomic step (indexer.swap: Linux renameat2), so
+   the index path always holds a complete index, and rename the old one, now at the
+   temporary path, to ``<index>.replaced-<pid>``; where the exchange is not available,
+   rename the index to ``<index>.replaced-<pid>`` and the new one into its place. Then
    delete the old one. The new folder's own lock is held across the swap too.
 
 Until the swap the old index is complete, untouched and searchable. An exception or
@@ -38,6 +41,7 @@ from engine.layout import IndexLayout
 from engine.models.base import AudioTextModel
 from engine.vectors import fsync_dir
 from indexer.scan import normalize_root, under_roots
+from indexer.swap import exchange_paths
 from indexer.write import IndexWriter, WriterLock
 
 log = logging.getLogger(__name__)
@@ -196,7 +200,8 @@ def check_not_half_swapped(root: Path) -> None:
     """Refuse to start a new index where a rebuild was killed between its two renames.
 
     Then ``root`` is missing while ``<root>.replaced-<pid>`` holds the old index (and
-    ``<root>.rebuild-<pid>`` the finished new one); raises IndexNotFound naming them.
+    ``<root>.rebuild-<pid>`` the finished new one); raises IndexNotFound naming them. Only
+    the fallback swap of :func:`_swap` has two renames; the atomic exchange leaves no such state.
     """
     if IndexLayout(root).catalog.is_file() or not root.parent.is_dir():
         return
@@ -276,8 +281,16 @@ def _count_against(summary: Any, old: _OldIndex, writer: IndexWriter) -> None:
 
 
 def _swap(root: Path, new_root: Path) -> Path:
-    """Put ``new_root`` in the place of ``root``; returns where the old folder went."""
+    """Put ``new_root`` in the place of ``root``; returns where the old folder went.
+
+    One atomic exchange where the system can (then nothing after it raises: the swap is
+    done, and the caller's error path would otherwise delete the old folder, now at
+    ``new_root``, and say the index is unchanged); else two renames, between which
+    ``root`` is missing for a moment.
+    """
     aside = root.with_name(f"{root.name}{REPLACED_SUFFIX}{os.getpid()}")
+    if exchange_paths(new_root, root):
+        return _set_aside(root, new_root, aside)
     os.rename(root, aside)
     try:
         os.rename(new_root, root)
@@ -286,6 +299,25 @@ def _swap(root: Path, new_root: Path) -> Path:
         raise
     fsync_dir(root.parent)
     return aside
+
+
+def _set_aside(root: Path, old: Path, aside: Path) -> Path:
+    """After the exchange: move the old index from ``old`` to ``aside``; returns where it is.
+
+    Logs what fails instead of raising: the rebuilt index is in place already.
+    """
+    where = aside
+    try:
+        os.rename(old, aside)
+    except OSError as e:
+        log.warning("rebuilt %s, but the old index could not be moved from %s to %s (%s); "
+                    "it is deleted from there", root, old, aside, e)
+        where = old
+    try:
+        fsync_dir(root.parent)
+    except OSError as e:
+        log.warning("rebuilt %s, but the swap could not be synced to disk (%s)", root, e)
+    return where
 
 
 def _remove_tree(path: Path) -> None:

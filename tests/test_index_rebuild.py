@@ -7,10 +7,14 @@ user sees when soundsift-base is retrained.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import queue
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,10 +29,12 @@ from engine.layout import IndexLayout
 from engine.query import SoundIndex
 from indexer import build_index
 from indexer import rebuild as rebuilding
+from indexer import swap
 from indexer.info import index_info
 from indexer.write import IndexWriter, WriterLock
 from tests.conftest import chirp, noise, tone, write
 from tests.index_fakes import FakeModel
+from tests.test_index_swap import break_exchange, needs_exchange
 from ui.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -217,6 +223,8 @@ def fail_second_commit(monkeypatch) -> None:
 
 
 def fail_swap(monkeypatch) -> None:
+    """The two-rename swap (where there is no atomic exchange) fails halfway."""
+    break_exchange(monkeypatch, "missing")
     real = os.rename
 
     def rename(src, dst):           # the old index is moved aside, the new one cannot follow
@@ -226,7 +234,7 @@ def fail_swap(monkeypatch) -> None:
     monkeypatch.setattr(rebuilding.os, "rename", rename)
 
 
-@pytest.mark.parametrize("where", ["embed", "commit", "carry_over", "swap"])
+@pytest.mark.parametrize("where", ["embed", "commit", "carry_over", "swap", "fallback swap"])
 def test_a_failed_rebuild_leaves_the_old_index_untouched(built, lib, monkeypatch, where):
     idx = built
     before = folder_bytes(idx)
@@ -239,6 +247,8 @@ def test_a_failed_rebuild_leaves_the_old_index_untouched(built, lib, monkeypatch
         def broken(*a, **kw):
             raise RuntimeError("database disk image is malformed")
         monkeypatch.setattr(rebuilding, "carry_over", broken)
+    elif where == "swap":
+        break_exchange(monkeypatch, "EACCES")           # the atomic exchange fails
     else:
         fail_swap(monkeypatch)
     with pytest.raises(RebuildFailed) as e:
@@ -384,6 +394,142 @@ def test_a_swap_killed_halfway_is_reported_not_papered_over(built, lib):
     with pytest.raises(IndexNotFound, match=r"\.replaced-4242 holds it as it was before a rebuild"):
         build_index([lib], built, model_b(), workers=0, progress=False)
     assert not built.exists()
+
+
+# -- the swap: one atomic exchange where the filesystem has it, two renames where not ----------
+class Reader(threading.Thread):
+    """A reader of the index path in a thread of its own; :meth:`look` has it look now."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(daemon=True)
+        self.root = root
+        self.asks: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[tuple[str, bool, str]] = []     # (step, path exists, fingerprint or error)
+
+    def run(self) -> None:
+        while (step := self.asks.get()) is not None:
+            exists = self.root.exists()
+            try:
+                found = index_info(self.root)["model_fingerprint"]
+            except Exception as e:  # noqa: BLE001 - what a reader would get, asserted below
+                found = type(e).__name__
+            self.seen.append((step, exists, found))
+            self.asks.task_done()
+
+    def look(self, step: str) -> None:
+        self.asks.put(step)
+        self.asks.join()
+
+
+@pytest.mark.parametrize("how", [pytest.param("atomic", marks=needs_exchange), "two renames"])
+def test_a_reader_never_finds_the_index_missing_during_an_atomic_swap(built, lib, monkeypatch, how):
+    """The reader looks before the swap, before and after each of its renames and syncs, and
+    after it (hooks, not timing): with the exchange the path always holds an index."""
+    if how == "two renames":
+        break_exchange(monkeypatch, "EINVAL")          # a filesystem without RENAME_EXCHANGE
+    reader = Reader(built)
+    reader.start()
+    swapping = threading.Event()
+    real_swap, real_rename, real_fsync = rebuilding._swap, os.rename, rebuilding.fsync_dir
+
+    def watched_swap(root, new_root):
+        reader.look("before the swap")
+        swapping.set()
+        try:
+            return real_swap(root, new_root)
+        finally:
+            swapping.clear()
+            reader.look("after the swap")
+
+    def rename(src, dst):
+        if swapping.is_set():
+            reader.look(f"before renaming {Path(src).name}")
+        real_rename(src, dst)
+        if swapping.is_set():
+            reader.look(f"after renaming {Path(src).name}")
+
+    def fsync_dir(folder):
+        if swapping.is_set():
+            reader.look("before the sync")
+        real_fsync(folder)
+
+    monkeypatch.setattr(rebuilding, "_swap", watched_swap)
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(rebuilding, "fsync_dir", fsync_dir)
+    try:
+        build_index([lib], built, model_b(), workers=0, progress=False, rebuild=True)
+    finally:
+        reader.asks.put(None)
+        reader.join(timeout=10)
+    assert reader.seen[0] == ("before the swap", True, "fake-v1")
+    assert reader.seen[-1] == ("after the swap", True, "wide-v1")
+    assert len(reader.seen) >= 4                        # it looked between the steps too
+    missing = [step for step, exists, found in reader.seen if not exists]
+    if how == "atomic":
+        assert missing == [], reader.seen
+        assert {found for _, _, found in reader.seen} == {"fake-v1", "wide-v1"}, reader.seen
+    else:                                               # the moment the exchange does away with
+        assert missing == [f"after renaming {built.name}",
+                           f"before renaming {built.name}{rebuilding.REBUILD_SUFFIX}{os.getpid()}"]
+    assert leftovers(built) == []
+
+
+def rebuilt_state(idx: Path, lib: Path) -> tuple:
+    info = {k: v for k, v in index_info(idx).items() if k not in ("index", "updated_at")}
+    return (sorted(p.name for p in idx.iterdir()), info, notes(idx),
+            top_path(idx, model_b(), lib / "keep.wav"))
+
+
+@needs_exchange
+@pytest.mark.parametrize("why", ["missing", "EINVAL", "ENOSYS", "EOPNOTSUPP"])
+def test_without_the_exchange_a_rebuild_swaps_with_two_renames_to_the_same_end(
+        built, lib, tmp_path, monkeypatch, caplog, why):
+    twin = tmp_path / "twin" / "idx"
+    shutil.copytree(built, twin)
+    exchanged = []
+    real_lookup = swap._renameat2
+
+    def lookup():
+        exchanged.append(1)
+        return real_lookup()
+    monkeypatch.setattr(swap, "_renameat2", lookup)
+    build_index([lib], built, model_b(), workers=0, progress=False, rebuild=True)
+    assert exchanged == [1]                              # the atomic swap did it
+
+    renames = []
+    real_rename = os.rename
+
+    def rename(src, dst):
+        renames.append((Path(src).name, Path(dst).name))
+        real_rename(src, dst)
+    break_exchange(monkeypatch, why)
+    monkeypatch.setattr(rebuilding.os, "rename", rename)
+    with caplog.at_level(logging.DEBUG, logger="indexer.swap"):
+        build_index([lib], twin, model_b(), workers=0, progress=False, rebuild=True)
+    pid = os.getpid()
+    assert renames == [("idx", f"idx.replaced-{pid}"), (f"idx.rebuild-{pid}", "idx")]
+    assert "no atomic exchange" in caplog.text
+    assert rebuilt_state(twin, lib) == rebuilt_state(built, lib)
+    assert leftovers(twin) == leftovers(built) == []
+    assert rebuilt_state(built, lib)[1]["model_fingerprint"] == "wide-v1"
+
+
+@needs_exchange
+def test_a_failure_after_the_exchange_is_reported_not_taken_for_a_failed_rebuild(
+        built, lib, monkeypatch, caplog):
+    """The exchange is the swap: its clean-up failing must not send the rebuild down its error
+    path (which deletes the temporary folder, by then the old index, and says "unchanged")."""
+    real = os.rename
+
+    def rename(src, dst):
+        if rebuilding.REPLACED_SUFFIX in Path(dst).name:
+            raise OSError(13, "Permission denied")
+        return real(src, dst)
+    monkeypatch.setattr(rebuilding.os, "rename", rename)
+    s = build_index([lib], built, model_b(), workers=0, progress=False, rebuild=True)
+    assert s.rebuild and index_info(built)["model_fingerprint"] == "wide-v1"
+    assert "the old index could not be moved" in caplog.text and "deleted from there" in caplog.text
+    assert leftovers(built) == []                       # deleted from the temporary path
 
 
 # -- (d) ModelMismatch messages give advice that works -----------------------------------------
