@@ -1,7 +1,7 @@
 """The catalog of the index at a path, followed when a new folder is swapped into that path.
 
-``soundsift index --rebuild`` builds a complete new index beside the old one and renames it
-into the old one's place (indexer.rebuild). An SQLAlchemy engine opened before that keeps
+``soundsift index --rebuild`` builds a complete new index beside the old one and swaps it
+into the old one's place (indexer.rebuild: one atomic exchange on Linux, two renames elsewhere). An SQLAlchemy engine opened before that keeps
 pooled connections to the old, deleted ``catalog.db`` (and opens new ones on the new file:
 a mix of both). :class:`LiveCatalog` notices the swap and hands out a fresh engine:
 
@@ -9,7 +9,7 @@ a mix of both). :class:`LiveCatalog` notices the swap and hands out a fresh engi
   of ``catalog.db`` at the path with the ones opened (two ``stat`` calls);
 * the opened folder is held by a file descriptor, so its inode number cannot be given to
   a later folder while it is held (a swapped-in folder is never mistaken for the old one);
-* while the path is missing (between the rebuild's two renames) it waits
+* while the path is missing (between the fallback swap's two renames) it waits
   :attr:`LiveCatalog.missing_waits`, then raises IndexNotFound.
 
 Each reopen gives a new :class:`CatalogHandle` with a higher ``epoch``; the old handle's
@@ -86,7 +86,7 @@ class LiveCatalog:
     """
 
     #: seconds to wait, one after another, for a missing index path to come back (a rebuild's
-    #: two renames leave it missing for a moment) before IndexNotFound
+    #: fallback swap, two renames, leaves it missing for a moment) before IndexNotFound
     missing_waits: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)
 
     def __init__(self, root: str | Path) -> None:

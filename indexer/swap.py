@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 AT_FDCWD = -100
 RENAME_EXCHANGE = 2
 #: errnos by which renameat2 says it cannot exchange here (an old kernel, a filesystem
-#: without RENAME_EXCHANGE): the caller falls back to two renames
-UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
+#: without RENAME_EXCHANGE, a container whose seccomp profile refuses the call with EPERM):
+#: the caller falls back to two renames, which report a real permission error themselves
+UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM})
 
 
 def _renameat2() -> Callable[..., int]:

@@ -88,7 +88,7 @@ def test_other_errors_of_renameat2_raise(tmp_path, monkeypatch):
     assert e.value.errno == errno.EACCES
 
 
-@pytest.mark.parametrize("why", ["missing", "EINVAL", "ENOSYS", "EOPNOTSUPP"])
+@pytest.mark.parametrize("why", ["missing", "EINVAL", "ENOSYS", "EOPNOTSUPP", "EPERM"])
 def test_without_renameat2_exchange_says_so_and_changes_nothing(tmp_path, monkeypatch, caplog, why):
     a, b = two_folders(tmp_path)
     before = contents(a), contents(b)
