@@ -8,9 +8,11 @@ Two shared spaces (``config.space``):
 * ``"audioset"`` — the 521-d AudioSet class space: audio is YAMNet's mean posteriors, divided
   per class by ``(prior + 0.001) ** class_prior_power`` (the class's mean posterior over a training corpus,
   so ever-present classes such as "Music" or "Speech" do not dominate every vector); text is
-  mapped *into* that space as ``softmax(cos(MiniLM(text), MiniLM(class name)) / text_temperature)``
-  over the 521 classes. A query then scores audio by the classes its words name, rather than
-  by a blur of all class-name embeddings, which is sharper for everyday labels.
+  mapped *into* that space as ``softmax(cos(MiniLM(text), E) / text_temperature)`` over the 521
+  classes, ``E`` being the MiniLM vectors of the class texts (``class_text_template``: the class
+  name, or the mean of the name's and a plain-language description's vectors). A query then
+  scores audio by the classes its words mean, rather than by a blur of all class-name
+  embeddings, which is sharper for everyday labels.
 
 Two layers:
 
@@ -21,10 +23,11 @@ Two layers:
 * :class:`SoundsiftClapModel` — the :class:`~engine.models.base.AudioTextModel` the factory
   returns for folders whose config.json says ``"model_type": "soundsift-clap"``.
 
-Initialisation (:meth:`SoundsiftClap.init_baseline`) makes the untrained model *equal* the
-training-free tag–text baseline: ``audio = normalise(mean_patches(sigmoid(YAMNet logits)) @ E)``
-with ``E`` the MiniLM embeddings of the 521 AudioSet class names. Every other branch (YAMNet
-embedding, aisfx, residual MLP, text adapter) starts at zero contribution.
+Initialisation (:meth:`SoundsiftClap.init_baseline`) makes the untrained ``"minilm"`` model
+*equal* the training-free tag–text baseline: ``audio = normalise(mean_patches(sigmoid(YAMNet
+logits)) @ E)`` with ``E`` the MiniLM embeddings of the 521 AudioSet class names (the default
+``class_text_template``). Every other branch (YAMNet embedding, aisfx, residual MLP, text
+adapter) starts at zero contribution.
 
 A folder holds ``config.json`` (:class:`SoundsiftClapConfig` as data) and ``model.safetensors``
 (the trainable weights; the frozen text encoder is not saved unless it was trained).
@@ -237,7 +240,7 @@ class SoundsiftClap(nn.Module):
         names = class_names()
         templates = self.config.class_text_templates()
         descriptions = [""] * len(names)
-        if any("{description}" in t for t in templates):
+        if any("description" in t for t in templates):     # "{description}", "{description!s}" …
             rows = audioset_descriptions()
             if [n for n, _ in rows] != list(names):
                 raise ModelUnavailable("engine/data/audioset_descriptions.tsv does not list the "
