@@ -29,6 +29,7 @@ import statistics
 import time
 from pathlib import Path
 
+from engine.zeroshot import DEFAULT_TEMPLATE
 from trainer.cached_train import (VARIANTS, CachedTrainConfig, evaluate, prepare, score, tag_text_baseline,
                                   train_run)
 
@@ -73,7 +74,7 @@ def fusion_check(folder: str, val_manifest: str) -> dict[str, dict[str, float]]:
     window, rate = config.window_seconds, unfused.sample_rate
     long_items = [it for it in items if len(load_clip(it.audio, rate, None, None)) > window * rate]
     with torch.no_grad():
-        prompts = unfused.encode_text([f"This is a sound of {x}." for x in labels]).numpy()
+        prompts = unfused.encode_text([DEFAULT_TEMPLATE.format(label=x) for x in labels]).numpy()
         vec_u, vec_f = [], []
         for it in long_items:
             seg = unfused.encode_audio(eval_segments(it, rate, window)).mean(0)

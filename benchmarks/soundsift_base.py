@@ -26,7 +26,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-PROMPT = "This is a sound of {}."
+from engine.zeroshot import DEFAULT_TEMPLATE
+
 GM_PROGRAMS = {"piano": 0, "church organ": 19, "acoustic guitar": 24, "violin": 40,
                "trumpet": 56, "flute": 73}
 VOICES = ["en", "en-us", "de", "fr"]
@@ -92,7 +93,7 @@ def throughput(model, seconds: float, batch: int = 8) -> dict:
 
 def zero_shot(model, sounds: list[tuple[str, np.ndarray]]) -> dict:
     labels = sorted({label for label, _ in sounds})
-    text = model.embed_text([PROMPT.format(label) for label in labels])
+    text = model.embed_text([DEFAULT_TEMPLATE.format(label=label) for label in labels])
     audio = model.embed_audio([w for _, w in sounds])
     predicted = [labels[i] for i in (audio @ text.T).argmax(axis=1)]
     rows = [{"label": label, "predicted": p} for (label, _), p in zip(sounds, predicted)]

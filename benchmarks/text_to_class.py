@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.zeroshot import DEFAULT_TEMPLATE
+
 GOLD_FILE = Path(__file__).parent / "data" / "everyday_text_to_class.json"
-PROMPT = "This is a sound of {}."
 
 
 def class_distributions(encode, texts: list[str]) -> np.ndarray:
@@ -44,7 +45,7 @@ def figures(encode, gold: dict[str, list[str]], names: list[str]) -> dict[str, o
     labels = list(gold)
     want = [np.array([class_index[c] for c in gold[x]]) for x in labels]
     out: dict[str, object] = {}
-    for kind, texts in (("bare", labels), ("prompt", [PROMPT.format(x) for x in labels])):
+    for kind, texts in (("bare", labels), ("prompt", [DEFAULT_TEMPLATE.format(label=x) for x in labels])):
         p = class_distributions(encode, texts)
         top = p.argmax(1)
         hits = np.array([top[i] in w for i, w in enumerate(want)])

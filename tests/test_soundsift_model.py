@@ -438,7 +438,7 @@ def test_text_to_class_gold_sets_name_real_classes_and_score_a_perfect_mapping_a
     assert set(sets) == {"a", "b"} and all(len(g) > 100 for g in sets.values())
     assert {c for g in sets.values() for classes in g.values() for c in classes} <= set(names)
     gold = sets["b"]
-    by_text = {t: gold[x] for x in gold for t in (x, bench.PROMPT.format(x))}
+    by_text = {t: gold[x] for x in gold for t in (x, bench.DEFAULT_TEMPLATE.format(label=x))}
 
     def perfect(texts):
         v = np.zeros((len(texts), len(names)))

@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from engine.errors import InvalidConfig
+from engine.zeroshot import DEFAULT_TEMPLATE
 from trainer.augment import AugmentConfig
 from trainer.config import read_config_file
 from trainer.datasets import Item, read_manifest
@@ -60,7 +61,7 @@ VARIANTS: dict[str, dict[str, bool]] = {
     "aisfx": {"class": False, "embedding": False, "aisfx": True},
     "both": {"class": True, "embedding": True, "aisfx": True},
 }
-PROMPT = "This is a sound of {label}."
+PROMPT = DEFAULT_TEMPLATE     # the zero-shot prompt of the evaluator and the query layer
 
 
 @dataclass

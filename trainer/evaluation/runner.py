@@ -13,6 +13,7 @@ import numpy as np
 
 from engine.errors import InvalidQuery
 from engine.models.base import AudioTextModel
+from engine.zeroshot import DEFAULT_TEMPLATE
 from trainer.evaluation import metrics
 from trainer.evaluation.cache import EmbeddingCache
 from trainer.evaluation.datasets import load_classification, load_retrieval
@@ -20,7 +21,6 @@ from trainer.evaluation.embed import DEFAULT_BATCH_SIZE, embed_audio_files, embe
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TEMPLATE = "This is a sound of {label}."
 CURVE_MAX_K = 50
 
 
