@@ -80,6 +80,9 @@ def test_views_are_deterministic_and_rerun_reuses_the_cache(corpus, extractor, t
     np.testing.assert_array_equal(reused.embedding, cache.embedding)
     with pytest.raises(InvalidDataset, match="other settings"):
         build_cache(items, path, views=4, seed=5, augment=AugmentConfig(codec=0.0), model=object())
+    with pytest.raises(InvalidDataset, match="other settings"):     # features of another input level
+        build_cache(items, path, views=3, seed=5, augment=AugmentConfig(codec=0.0), yamnet_min_peak_db=-20.0,
+                    model=object())
 
 
 def test_partial_cache_is_finished_not_redone(corpus, extractor, train_cache, tmp_path):

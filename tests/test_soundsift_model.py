@@ -189,10 +189,50 @@ def test_audioset_space_without_prior_is_plain_posteriors(clips):
     ({"space": "audioset", "dim": 384}, "needs dim 521"),
     ({"space": "clap"}, "is not one of"),
     ({"space": "audioset", "dim": 521, "text_temperature": 0.0}, "text_temperature"),
+    ({"yamnet_min_peak_db": 3.0}, "yamnet_min_peak_db"),
+    ({"yamnet_max_gain_db": -1.0}, "yamnet_max_gain_db"),
 ])
 def test_audioset_space_config_errors(bad, message):
     with pytest.raises(ModelUnavailable, match=message):
         SoundsiftClap(SoundsiftClapConfig(**bad))
+
+
+def test_lift_quiet_lifts_only_quiet_audio_and_caps_the_gain():
+    w = (0.01 * np.sin(np.linspace(0, 200, 16000))).astype(np.float32)        # peak −40 dBFS
+    np.testing.assert_allclose(np.abs(yamnet.lift_quiet(w, -20.0, 60.0)).max(), 0.1, rtol=1e-5)
+    np.testing.assert_allclose(yamnet.lift_quiet(w, -20.0, 10.0), w * 10 ** (10 / 20), rtol=1e-5)  # capped
+    loud = 0.5 * w / np.abs(w).max()                                          # −6 dBFS: untouched
+    assert np.array_equal(yamnet.lift_quiet(loud, -20.0, 40.0), loud)
+    assert not yamnet.lift_quiet(np.zeros(100, np.float32), -20.0, 40.0).any()
+    assert np.array_equal(yamnet.lift_quiet(w, None, 40.0), w)
+
+
+def test_lifting_quiet_input_makes_quiet_copies_alike_and_leaves_loud_clips(clips):
+    """With yamnet_min_peak_db −20, copies of a clip 30 and 45 dB down both reach −20 dBFS and get
+    one vector (up to the int8 graph's rounding); without it YAMNet hears them as other sounds.
+    A clip above −20 dBFS gets exactly the vector it had without the option."""
+    full = [clips[0], clips[1], clips[3]]
+
+    def vectors(min_peak_db, gain_db):
+        m = SoundsiftClap(_audioset_config(yamnet_min_peak_db=min_peak_db)).init_baseline().eval()
+        with torch.no_grad():
+            return m.encode_audio([c * 10 ** (gain_db / 20) for c in full]).numpy()
+    lifted = (vectors(-20.0, -30) * vectors(-20.0, -45)).sum(1)
+    raw = (vectors(None, -30) * vectors(None, -45)).sum(1)
+    assert lifted.min() > 0.999 and raw.min() < 0.9
+    np.testing.assert_array_equal(vectors(-20.0, 0), vectors(None, 0))
+
+
+def test_levelling_keys_enter_the_fingerprint_only_when_on(tmp_path):
+    SoundsiftClap(_audioset_config()).init_baseline().save_pretrained(tmp_path / "off")
+    cfg = json.loads((tmp_path / "off" / "config.json").read_text())
+    before = load_model(tmp_path / "off").fingerprint
+    for key in ("yamnet_min_peak_db", "yamnet_max_gain_db"):       # a config saved before the keys
+        cfg.pop(key)
+    (tmp_path / "off" / "config.json").write_text(json.dumps(cfg))
+    assert load_model(tmp_path / "off").fingerprint == before
+    SoundsiftClap(_audioset_config(yamnet_min_peak_db=-20.0)).init_baseline().save_pretrained(tmp_path / "on")
+    assert load_model(tmp_path / "on").fingerprint != before
 
 
 def test_descriptions_list_every_audioset_class_in_order():

@@ -81,6 +81,7 @@ class CachedTrainConfig:
     view_seed: int = 0
     augment: dict[str, Any] = field(default_factory=dict)   # AugmentConfig fields
     aisfx_weights: str | None = None    # frozen aisfx branch (converted EmbeddingNet)
+    yamnet_min_peak_db: float | None = None   # quiet audio lifted to this peak for YAMNet (SoundsiftClapConfig)
     variant: str = "yamnet"             # a key of VARIANTS
     space: str = "minilm"               # the model's shared space: "minilm" or "audioset"
     class_prior_power: float = 0.5      # "audioset": posteriors / prior ** power
@@ -153,12 +154,14 @@ def load_splits(cfg: CachedTrainConfig) -> tuple[Split, Split]:
     """Build (or reuse) the training-view and validation-segment caches."""
     train_items, val_items = read_manifest(cfg.train_manifest), read_manifest(cfg.val_manifest)
     tag = "both" if cfg.aisfx_weights else "yamnet"
+    if cfg.yamnet_min_peak_db is not None:
+        tag += f"_minpeak{cfg.yamnet_min_peak_db:g}"
     cache_dir = Path(cfg.cache_dir)
     t0 = time.perf_counter()
+    level = {"aisfx_weights": cfg.aisfx_weights, "yamnet_min_peak_db": cfg.yamnet_min_peak_db}
     train = build_cache(train_items, cache_dir / f"train_{tag}_v{cfg.views}_s{cfg.view_seed}.npz",
-                        views=cfg.views, seed=cfg.view_seed, augment=cfg.augment_config(),
-                        aisfx_weights=cfg.aisfx_weights)
-    val = build_cache(val_items, cache_dir / f"val_{tag}.npz", views=0, aisfx_weights=cfg.aisfx_weights)
+                        views=cfg.views, seed=cfg.view_seed, augment=cfg.augment_config(), **level)
+    val = build_cache(val_items, cache_dir / f"val_{tag}.npz", views=0, **level)
     log.info("feature caches ready in %.0f s: %d training rows, %d validation rows",
              time.perf_counter() - t0, len(train), len(val))
     return Split.of(train_items, train), Split.of(val_items, val)
@@ -219,7 +222,8 @@ def build_module(cfg: CachedTrainConfig, prior: np.ndarray | None = None):
              "text_temperature": cfg.text_temperature} if cfg.space == "audioset" else {}
     config = SoundsiftClapConfig(use_yamnet_embedding=branches["embedding"], use_aisfx=branches["aisfx"],
                                  aisfx_trainable=False, fusion=False, text_adapter=cfg.text_adapter,
-                                 class_text_template=cfg.class_text_template, **space)
+                                 class_text_template=cfg.class_text_template,
+                                 yamnet_min_peak_db=cfg.yamnet_min_peak_db, **space)
     module = SoundsiftClap(config, aisfx_weights=cfg.aisfx_weights if branches["aisfx"] else None)
     module.init_baseline(prior)
     if not branches["class"]:

@@ -138,12 +138,15 @@ def eval_segments(item: Item, sample_rate: int, window_seconds: float) -> list[n
 
 # --------------------------------------------------------------------------- extraction
 
-def feature_model(aisfx_weights: str | Path | None = None, window_seconds: float = 10.0):
-    """An eval-mode SoundsiftClap whose frozen towers produce the features (aisfx when weights given)."""
+def feature_model(aisfx_weights: str | Path | None = None, window_seconds: float = 10.0,
+                  yamnet_min_peak_db: float | None = None):
+    """An eval-mode SoundsiftClap whose frozen towers produce the features (aisfx when weights
+    given; quiet input lifted to ``yamnet_min_peak_db`` before YAMNet when not None)."""
     from engine.models.soundsift_clap import SoundsiftClap, SoundsiftClapConfig
 
     config = SoundsiftClapConfig(use_aisfx=aisfx_weights is not None, aisfx_trainable=False,
-                                 window_seconds=window_seconds, fusion=False, text_adapter=False)
+                                 window_seconds=window_seconds, fusion=False, text_adapter=False,
+                                 yamnet_min_peak_db=yamnet_min_peak_db)
     return SoundsiftClap(config, aisfx_weights=aisfx_weights).eval()
 
 
@@ -163,17 +166,20 @@ def extract(model, waves: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
 
 def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed: int = 0,
                 augment: AugmentConfig | None = None, aisfx_weights: str | Path | None = None,
-                window_seconds: float = 10.0, save_every: int = 100, model=None) -> FeatureCache:
+                window_seconds: float = 10.0, yamnet_min_peak_db: float | None = None,
+                save_every: int = 100, model=None) -> FeatureCache:
     """Compute (or finish) the feature cache at ``path`` for ``items``.
 
     ``views`` > 0: training views (clean + augmented); 0: evaluation segments. A cache
     already at ``path`` must have been made with the same settings; its finished items are kept.
+    ``yamnet_min_peak_db``: quiet audio is lifted to it for YAMNet (:func:`engine.towers.yamnet.lift_quiet`).
     """
     path = Path(path)
     meta = {"version": CACHE_VERSION, "views": int(views), "seed": int(seed),
             "augment": (augment or AugmentConfig()).__dict__ if views > 1 else None,
             "window_seconds": float(window_seconds), "aisfx": aisfx_weights is not None,
-            "items": len(items), "items_sha1": items_key(items)}
+            "items": len(items), "items_sha1": items_key(items),
+            "yamnet_min_peak_db": yamnet_min_peak_db}     # absent in older caches: read as None
     meta["augment"] = json.loads(json.dumps(meta["augment"]))   # tuples → lists, as stored
     cache = FeatureCache.empty(aisfx_weights is not None, {**meta, "done_items": 0})
     if path.is_file():
@@ -185,7 +191,7 @@ def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed
         cache = old
     if cache.done_items() >= len(items):
         return cache
-    model = model or feature_model(aisfx_weights, window_seconds)
+    model = model or feature_model(aisfx_weights, window_seconds, yamnet_min_peak_db)
     rate = int(model.sample_rate)
     channel = ChannelAugment(augment or AugmentConfig())
     t0, start = time.perf_counter(), cache.done_items()
@@ -217,11 +223,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--aisfx", default=None, help="aisfx EmbeddingNet safetensors (frozen branch)")
     p.add_argument("--window", type=float, default=10.0)
+    p.add_argument("--min-peak-db", type=float, default=None,
+                   help="lift quieter audio to this peak (dBFS) for YAMNet, as the model config yamnet_min_peak_db")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     items = read_manifest(args.manifest)
     cache = build_cache(items, args.out, views=args.views, seed=args.seed, aisfx_weights=args.aisfx,
-                        window_seconds=args.window)
+                        window_seconds=args.window, yamnet_min_peak_db=args.min_peak_db)
     print(f"{args.out}: {len(cache)} rows for {cache.done_items()} items")
 
 

@@ -84,6 +84,10 @@ class SoundsiftClapConfig:
     text_temperature: float = 0.05          # "audioset": softmax temperature of text → classes
     logit_scale_init: float = math.log(1 / 0.07)
     logit_scale_max: float = 100.0
+    # YAMNet's input level: a clip (segment) whose peak is below this (dBFS) is lifted to it, by at
+    # most yamnet_max_gain_db of gain (engine.towers.yamnet.lift_quiet); None = the level as is
+    yamnet_min_peak_db: float | None = None
+    yamnet_max_gain_db: float = 40.0
     onnx_threads: int = 0                   # 0 = onnxruntime's default
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (training run, etc.)
 
@@ -109,8 +113,15 @@ class SoundsiftClapConfig:
 
     def check(self) -> None:
         """Raise :class:`ModelUnavailable` for an unknown space, a dim that does not fit it, τ ≤ 0,
-        or a class text template with fields other than ``{}``, ``{name}``, ``{description}``."""
+        or a class text template with fields other than ``{}``, ``{name}``, ``{description}``,
+        or an input level above 0 dBFS or a negative gain cap."""
         from engine.towers import yamnet
+
+        if self.yamnet_min_peak_db is not None and not self.yamnet_min_peak_db <= 0:
+            raise ModelUnavailable(f"config yamnet_min_peak_db must be ≤ 0 dBFS or null, "
+                                   f"not {self.yamnet_min_peak_db}")
+        if not self.yamnet_max_gain_db >= 0:
+            raise ModelUnavailable(f"config yamnet_max_gain_db must be ≥ 0, not {self.yamnet_max_gain_db}")
 
         if self.space not in SPACES:
             raise ModelUnavailable(f"config space {self.space!r} is not one of {', '.join(SPACES)}")
@@ -313,6 +324,7 @@ class SoundsiftClap(nn.Module):
             if cfg.use_aisfx:
                 import soxr
                 wave16 = soxr.resample(wave, cfg.sample_rate, yamnet.SAMPLE_RATE).astype(np.float32)
+            wave16 = yamnet.lift_quiet(wave16, cfg.yamnet_min_peak_db, cfg.yamnet_max_gain_db)
             frames = torch.from_numpy(self._yamnet.log_mel(wave16))
             if cfg.fusion:
                 views = fusion.fusion_views(frames, int(round(cfg.window_seconds * self._yamnet.frames_per_second)), pos)
@@ -445,13 +457,23 @@ def fingerprint_of(folder: str | Path, config: SoundsiftClapConfig) -> str:
 
     folder = Path(folder)
     h = hashlib.sha256()
-    h.update(json.dumps(config.to_dict(), sort_keys=True).encode())
+    h.update(json.dumps(_fingerprinted(config), sort_keys=True).encode())
     h.update(file_sha256(folder / WEIGHTS_FILE).encode())
     parts = [PREPROCESSING_VERSION, yamnet.onnx_zip_sha256(), yamnet.FRONTEND_VERSION, minilm.weights_id()]
     if config.use_aisfx:
         parts.append(aisfx.FRONTEND_VERSION)
     h.update("|".join(parts).encode())
     return h.hexdigest()
+
+
+def _fingerprinted(config: SoundsiftClapConfig) -> dict[str, Any]:
+    """The config as the fingerprint hashes it: without the input-level keys while levelling is
+    off, so models saved before those keys existed keep their fingerprint (and their indexes)."""
+    d = config.to_dict()
+    if d.get("yamnet_min_peak_db") is None:
+        d.pop("yamnet_min_peak_db", None)
+        d.pop("yamnet_max_gain_db", None)
+    return d
 
 
 class SoundsiftClapModel(AudioTextModel):

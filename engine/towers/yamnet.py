@@ -47,6 +47,26 @@ MIN_SAMPLES = (PATCH_FRAMES - 1) * FRAME_HOP + FRAME_LENGTH
 #: bump when the graph edit or the frontend changes (enters the model fingerprint)
 FRONTEND_VERSION = "yamnet-tf-frontend-1+graph-float-logits-1"
 
+def lift_quiet(waveform: np.ndarray, min_peak_db: float | None, max_gain_db: float) -> np.ndarray:
+    """``waveform`` lifted so its peak reaches ``min_peak_db`` dBFS, if it is below; by at most
+    ``max_gain_db`` of gain. Louder audio, silence and ``min_peak_db`` None are returned as they are.
+
+    YAMNet's log-mel has a fixed floor (``log(mel + 0.001)``), so it hears a recording 40 dB
+    down as mostly silence. Lifting only quiet audio makes the tags robust to a low recording
+    level without touching the levels it was trained on (normalising every clip to one peak
+    scored lower on the validation split). The gain cap keeps near-silence from turning into noise.
+    """
+    w = np.asarray(waveform, dtype=np.float32)
+    if min_peak_db is None or w.size == 0:
+        return w
+    peak = float(np.max(np.abs(w)))
+    target = 10.0 ** (min_peak_db / 20.0)
+    if peak <= 0.0 or peak >= target:
+        return w
+    gain = min(target / peak, 10.0 ** (max_gain_db / 20.0))
+    return (w * np.float32(gain)).astype(np.float32)
+
+
 _LOGITS_NODE_OUTPUT = "class_scores_updated"
 _EMBEDDING_NODE_OUTPUT = "/model/Reshape_output_0_qdq"
 _RESHAPE_SHAPE_INPUT = "/model/Constant_output_0"
