@@ -39,13 +39,13 @@ SEED = 20240601
 
 #: the run a test interrupts: marks "ready" after its imports and "done" at the end (in
 #: files: decoder processes inherit stdout, so a pipe would stay open after a SIGKILL);
-#: slow model calls, one decoder process, a commit after every finished file
+#: slow model calls (argv[4] seconds each), one decoder process, a commit after every file
 SCRIPT = """
 import pathlib, sys
 from indexer import build_index
 from tests.index_fakes import FakeModel
 pathlib.Path(sys.argv[3] + ".ready").touch()
-build_index([sys.argv[1]], sys.argv[2], FakeModel(delay=0.2), workers=1, batch_size=2,
+build_index([sys.argv[1]], sys.argv[2], FakeModel(delay=float(sys.argv[4])), workers=1, batch_size=2,
             checkpoint_files=1, progress=False)
 pathlib.Path(sys.argv[3] + ".done").touch()
 """
@@ -71,11 +71,11 @@ def mutate(lib: Path, rng: np.random.Generator, round_no: int) -> None:
     write_file(lib / f"r{round_no:02d}.{'wav' if round_no % 2 else 'flac'}", rng)
 
 
-def start(lib: Path, idx: Path, log: Path) -> subprocess.Popen:
-    """Start an indexing process and return once its imports are done."""
+def start(lib: Path, idx: Path, log: Path, delay: float = 0.2) -> subprocess.Popen:
+    """Start an indexing process (``delay`` s per model call) and return once its imports are done."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(lib), str(idx), str(log)],
+        proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(lib), str(idx), str(log), str(delay)],
                                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
     ready = Path(str(log) + ".ready")
     deadline = time.monotonic() + 60
@@ -185,7 +185,10 @@ def test_sigkill_at_ten_random_moments_then_rerun_completes(library, tmp_path):
 def test_ctrl_c_commits_finished_files_and_stops(library, tmp_path):
     idx = tmp_path / "idx"
     log_path = tmp_path / "int.log"
-    proc = start(library, idx, log_path)
+    # 1 s per model call: the rest of the run takes many seconds after the first commit, so
+    # the SIGINT lands mid-run even when this process is descheduled for a while (once, under
+    # a loaded full suite, the whole run finished before it at 0.2 s per call)
+    proc = start(library, idx, log_path, delay=1.0)
     layout = IndexLayout(idx)
     deadline = time.monotonic() + 30
     while not layout.index_json.exists() and time.monotonic() < deadline:
