@@ -82,7 +82,11 @@ def merge_tags(*groups: Sequence[TagScore], top_k: int) -> list[TagScore]:
 
 
 class YamnetTagger:
-    """AudioSet tags from YAMNet: sigmoid posteriors averaged over the file's 0.96 s patches."""
+    """AudioSet tags from YAMNet: sigmoid posteriors averaged over the file's 0.96 s patches.
+
+    A file whose peak is below ``yamnet.QUIET_PEAK_DB`` is lifted to it first (as soundsift-base
+    does), so a quietly recorded file is not tagged as silence.
+    """
 
     def __init__(self) -> None:
         from engine.towers import yamnet
@@ -91,7 +95,8 @@ class YamnetTagger:
         self.sample_rate = yamnet.SAMPLE_RATE
 
     def scores(self, path: str | Path) -> np.ndarray:
-        wave = decode(path, self.sample_rate)
+        from engine.towers import yamnet
+        wave = yamnet.lift_quiet(decode(path, self.sample_rate), yamnet.QUIET_PEAK_DB, yamnet.MAX_LIFT_DB)
         return self.tower.clip_features(self.tower.log_mel(wave))["posteriors"]
 
 

@@ -47,6 +47,7 @@ from torch import nn
 
 from engine.errors import ModelUnavailable
 from engine.models.base import AudioTextModel, l2_normalize
+from engine.towers.yamnet import MAX_LIFT_DB
 
 MODEL_TYPE = "soundsift-clap"
 #: bumped when this module's audio preprocessing changes (enters the fingerprint)
@@ -87,7 +88,7 @@ class SoundsiftClapConfig:
     # YAMNet's input level: a clip (segment) whose peak is below this (dBFS) is lifted to it, by at
     # most yamnet_max_gain_db of gain (engine.towers.yamnet.lift_quiet); None = the level as is
     yamnet_min_peak_db: float | None = None
-    yamnet_max_gain_db: float = 40.0
+    yamnet_max_gain_db: float = MAX_LIFT_DB
     onnx_threads: int = 0                   # 0 = onnxruntime's default
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (training run, etc.)
 

@@ -47,6 +47,12 @@ MIN_SAMPLES = (PATCH_FRAMES - 1) * FRAME_HOP + FRAME_LENGTH
 #: bump when the graph edit or the frontend changes (enters the model fingerprint)
 FRONTEND_VERSION = "yamnet-tf-frontend-1+graph-float-logits-1"
 
+#: the level soundsift lifts quieter audio to for YAMNet (soundsift-base, the caption tagger)
+QUIET_PEAK_DB = -20.0
+#: the most gain :func:`lift_quiet` applies there (dB), so near-silence stays quiet
+MAX_LIFT_DB = 40.0
+
+
 def lift_quiet(waveform: np.ndarray, min_peak_db: float | None, max_gain_db: float) -> np.ndarray:
     """``waveform`` lifted so its peak reaches ``min_peak_db`` dBFS, if it is below; by at most
     ``max_gain_db`` of gain. Louder audio, silence and ``min_peak_db`` None are returned as they are.
