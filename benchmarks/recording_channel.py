@@ -1,12 +1,13 @@
-"""How much models lose on quiet recordings (run by hand).
+"""How much models lose on quiet or narrowband recordings (run by hand).
 
-Scores soundsift-clap models on the by-source validation split of a cached-training config twice:
-as recorded, and with every validation segment attenuated by a random 0 to ``--max-db`` dB
-(seeded, the same draw for every model). Features are computed from the audio by each model's
+Scores soundsift-clap models on the by-source validation split of a cached-training config three
+times: as recorded; with every validation segment attenuated by a random 0 to ``--max-db`` dB
+(seeded, the same draw for every model); and narrowband (through 8 kHz sampling and back, as a
+telephone or an old recorder would give). Features are computed from the audio by each model's
 own towers, so a model's input-level setting (``yamnet_min_peak_db``) is what is measured.
 Prints zero-shot top-1, text→audio R@1/R@5 (all labels and the everyday subset) per model.
 
-    .venv/bin/python benchmarks/recording_level.py trainer/configs/soundsift_base.json \\
+    .venv/bin/python benchmarks/recording_channel.py trainer/configs/soundsift_base.json \\
         engine/models/weights/soundsift-base OTHER_MODEL_FOLDER --max-db 40
 """
 from __future__ import annotations
@@ -30,6 +31,13 @@ def segment_features(model, segments: list[np.ndarray], gains: np.ndarray) -> di
         for key, value in extract(model, [wave * np.float32(gain)]).items():
             rows.setdefault(key, []).append(value)
     return {key: np.concatenate(values) for key, values in rows.items()}
+
+
+def narrowband(wave: np.ndarray, sample_rate: int, narrow_rate: int = 8000) -> np.ndarray:
+    """``wave`` through ``narrow_rate`` sampling and back (nothing above narrow_rate / 2 survives)."""
+    import soxr
+    down = soxr.resample(wave, sample_rate, narrow_rate)
+    return soxr.resample(down, narrow_rate, sample_rate)[:len(wave)].astype(np.float32)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,13 +66,17 @@ def main(argv: list[str] | None = None) -> None:
     bank.add(labels + [DEFAULT_TEMPLATE.format(label=x) for x in labels])
     print(f"{len(items)} validation clips, {len(segments)} segments, attenuation 0–{args.max_db:g} dB")
     print("model | level | zero-shot top-1 | T2A R@1 | T2A R@5 | everyday: zero-shot / T2A R@1 / R@5")
+    narrow = [narrowband(w, first.sample_rate) for w in segments]
+    conditions = (("as recorded", segments, np.ones(len(segments))),
+                  (f"0–{args.max_db:g} dB down", segments, attenuated),
+                  ("narrowband (8 kHz)", narrow, np.ones(len(segments))))
     for folder in args.models:
         model = SoundsiftClap.from_pretrained(folder).eval()
         if model.sample_rate != first.sample_rate or model.config.window_seconds != first.config.window_seconds:
             raise SystemExit(f"{folder}: sample rate or window differs from {args.models[0]}; compare like with like")
-        for name, gains in (("as recorded", np.ones(len(segments))), (f"0–{args.max_db:g} dB down", attenuated)):
+        for name, waves, gains in conditions:
             cache = FeatureCache.empty(model.aisfx is not None)
-            cache.extend({**segment_features(model, segments, gains), "item": item_of, "view": view_of})
+            cache.extend({**segment_features(model, waves, gains), "item": item_of, "view": view_of})
             r = evaluate(model, Split.of(items, cache), bank, None, cfg.everyday_exclude)
             print(f"{Path(folder).name} | {name} | {r['zs_top1']:.3f} | {r['t2a_R@1']:.3f} | {r['t2a_R@5']:.3f} | "
                   f"{r['zs_top1_everyday']:.3f} / {r['t2a_R@1_everyday']:.3f} / {r['t2a_R@5_everyday']:.3f}",
