@@ -19,7 +19,9 @@ Holding the index's writer lock for the whole run (another writer gets IndexBusy
 
 Until the swap the old index is complete, untouched and searchable. An exception or
 Ctrl-C before it removes the temporary folder and leaves the old index as it was (the
-error says so). A process killed outright (SIGKILL, power loss) leaves the temporary
+error says so). A Ctrl-C during the swap is held until the swap has finished, then the
+rebuild completes and the interrupt is raised with a warning that the rebuilt index is in
+place (in the main thread, where a SIGINT handler can be installed). A process killed outright (SIGKILL, power loss) leaves the temporary
 folder behind; the next rebuild of that index removes it.
 """
 from __future__ import annotations
@@ -27,9 +29,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
@@ -112,7 +117,8 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
             _refuse_unlisted(old, failures)
             summary.carried_over, summary.not_carried_over = carry_over(live.catalog, writer.engine)
             writer.close_catalog()
-            aside = _swap(root, tmp)
+            with _sigint_held() as interrupted:
+                aside = _swap(root, tmp)
         except KeyboardInterrupt:
             writer.close()
             log.warning("interrupted: the rebuild of %s was abandoned; %s. The index is "
@@ -133,7 +139,28 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
     log.info("rebuilt %s with model %r: %d files, %d tags and %d captions carried over",
              root, model.name, summary.totals.get("files", 0), summary.carried_over["tags"],
              summary.carried_over["captions"])
+    if interrupted.is_set():
+        log.warning("interrupted during the swap, which was finished first: %s holds the rebuilt "
+                    "index (model %r)", root, model.name)
+        raise KeyboardInterrupt
     return finish_summary(summary, failures, t_start)
+
+
+@contextmanager
+def _sigint_held() -> Iterator[threading.Event]:
+    """Hold a Ctrl-C (SIGINT) that arrives in the block until the block has finished; the
+    event yielded says whether one came. Outside the main thread (no handler can be
+    installed there) or under a handler not set from Python, the block runs unprotected."""
+    arrived = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield arrived
+        return
+    signal.signal(signal.SIGINT, lambda signum, frame: arrived.set())
+    try:
+        yield arrived
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def carry_over(old_catalog: Path, new_engine: Engine) -> tuple[dict[str, int], dict[str, int]]:

@@ -274,6 +274,39 @@ def test_ctrl_c_during_a_rebuild_leaves_the_old_index_untouched(built, lib, monk
     assert index_info(built)["model_fingerprint"] == "fake-v1"
 
 
+@pytest.mark.parametrize("how", [pytest.param("exchange", marks=needs_exchange), "two renames"])
+def test_ctrl_c_during_the_swap_finishes_it_and_says_the_rebuilt_index_is_in_place(
+        built, lib, monkeypatch, caplog, how):
+    """A SIGINT that lands after the folders were swapped must neither delete the old index
+    as a failed rebuild's temporary folder nor claim the index is unchanged."""
+    def interrupt() -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)                                   # let a default handler act here
+    if how == "exchange":
+        real_set_aside = rebuilding._set_aside
+
+        def set_aside(*args):
+            interrupt()                                    # right after the exchange
+            return real_set_aside(*args)
+        monkeypatch.setattr(rebuilding, "_set_aside", set_aside)
+    else:
+        break_exchange(monkeypatch, "EINVAL")
+        real_rename = os.rename
+
+        def rename(src, dst):
+            real_rename(src, dst)
+            if Path(dst).name == "idx":                    # the rebuilt index moved into place
+                interrupt()
+        monkeypatch.setattr(rebuilding.os, "rename", rename)
+    with pytest.raises(KeyboardInterrupt):
+        build_index([lib], built, model_b(), workers=0, progress=False, rebuild=True)
+    assert index_info(built)["model_fingerprint"] == "wide-v1"
+    assert leftovers(built) == []
+    assert "unchanged" not in caplog.text and "abandoned" not in caplog.text
+    assert "interrupted during the swap" in caplog.text and "holds the rebuilt index" in caplog.text
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler     # handler restored
+
+
 KILL_SCRIPT = """
 import pathlib, sys
 from indexer import build_index
