@@ -22,6 +22,7 @@ import numpy as np
 
 from engine.audio import AUDIO_EXTENSIONS, decode
 from engine.errors import InvalidQuery, UnreadableAudio
+from engine.zeroshot import DEFAULT_TEMPLATE
 from trainer.captions import captions_from_tags
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class ZeroShotTagger:
 
 def caption_files(files: Sequence[Path], *, source: str = "yamnet", model: Any = None,
                   labels: Sequence[str] | None = None, top_k: int = 5, threshold: float = 0.2,
-                  captions_per_file: int = 3, template: str = "This is a sound of {label}."
+                  captions_per_file: int = 3, template: str = DEFAULT_TEMPLATE
                   ) -> tuple[list[CaptionedFile], list[UnreadableAudio]]:
     """Tag and caption every file; unreadable files are returned as errors, not raised."""
     if source not in SOURCES:

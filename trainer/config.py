@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InvalidConfig
+from engine.zeroshot import DEFAULT_TEMPLATE
 from trainer.augment import AugmentConfig
 
 #: values of a config's ``"trainer"`` key (none: ``"loop"``)
@@ -109,7 +110,7 @@ class TrainConfig:
     val_every: int = 0                  # steps; 0: only at the end
     val_batch_size: int = 32
     log_every: int = 1
-    zeroshot_prompt: str = "This is a sound of {label}."
+    zeroshot_prompt: str = DEFAULT_TEMPLATE
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from engine.errors import InvalidConfig
+from engine.zeroshot import DEFAULT_TEMPLATE
 from trainer.config import TrainConfig
 from trainer.datasets import AudioTextDataset, EpochBatchSampler, collate
 from trainer.loss import MAX_LOG_SCALE, ContrastiveLoss
@@ -192,7 +193,7 @@ def embed_dataset(model: TrainableModel, dataset: AudioTextDataset, batch_size: 
 
 @torch.no_grad()
 def validate(model: TrainableModel, dataset: AudioTextDataset, *, batch_size: int = 32,
-             device: torch.device | str = "cpu", prompt: str = "This is a sound of {label}.") -> dict[str, Any]:
+             device: torch.device | str = "cpu", prompt: str = DEFAULT_TEMPLATE) -> dict[str, Any]:
     """T2A/A2T R@1/5/10 and mAP@10 on the captions, and zero-shot accuracy when items have tags.
 
     Zero-shot classes are the distinct first tags; each class is the prompt with its label.

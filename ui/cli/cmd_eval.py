@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import typer
 
+from engine.zeroshot import DEFAULT_TEMPLATE
 from ui.cli.app import app
 from ui.cli.common import MODEL_HELP, out_console, print_json, reports_errors, setup_logging
 
@@ -68,7 +69,7 @@ def zeroshot_command(
                                "(slice_file_name, fold, classID, class) or generic (audio, label) CSV."),
     audio_dir: Path = typer.Option(..., "--audio-dir", "-a", help=AUDIO_DIR_HELP),
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Default: soundsift-base."),
-    template: str = typer.Option("This is a sound of {label}.", "--template", "-t",
+    template: str = typer.Option(DEFAULT_TEMPLATE, "--template", "-t",
                                  help="Prompt per class; {label} is replaced by the class name."),
     json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON on stdout."),
     report: Optional[Path] = typer.Option(None, "--report", help=REPORT_HELP),

@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+from engine.zeroshot import DEFAULT_TEMPLATE
 from ui.cli.app import app
 from ui.cli.common import MODEL_HELP, out_console, print_json, reports_errors, setup_logging
 
@@ -24,7 +25,7 @@ def tag_command(
     top: int = typer.Option(5, "--top", "-t", min=1, help="Number of labels to show."),
     model: Optional[str] = typer.Option(None, "--model", "-m",
                                         help=MODEL_HELP + " Default: soundsift-base."),
-    template: str = typer.Option("This is a sound of {label}.", "--template", help=TEMPLATE_HELP),
+    template: str = typer.Option(DEFAULT_TEMPLATE, "--template", help=TEMPLATE_HELP),
     json_out: bool = typer.Option(False, "--json",
                                   help='Print [{"label", "score", "cosine"}] on stdout, best first.'),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
