@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     bank = TextBank(first.text, Path(cfg.cache_dir) / "text_minilm.npz")
     bank.add(labels + [DEFAULT_TEMPLATE.format(label=x) for x in labels])
     print(f"{len(items)} validation clips, {len(segments)} segments, attenuation 0–{args.max_db:g} dB")
-    print("model | level | zero-shot top-1 | T2A R@1 | T2A R@5 | everyday: zero-shot / T2A R@1 / R@5")
+    print("model | condition | zero-shot top-1 | T2A R@1 | T2A R@5 | everyday: zero-shot / T2A R@1 / R@5")
     narrow = [narrowband(w, first.sample_rate) for w in segments]
     conditions = (("as recorded", segments, np.ones(len(segments))),
                   (f"0–{args.max_db:g} dB down", segments, attenuated),

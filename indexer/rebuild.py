@@ -21,8 +21,9 @@ Until the swap the old index is complete, untouched and searchable. An exception
 Ctrl-C before it removes the temporary folder and leaves the old index as it was (the
 error says so). A Ctrl-C during the swap is held until the swap has finished, then the
 rebuild completes and the interrupt is raised with a warning that the rebuilt index is in
-place (in the main thread, where a SIGINT handler can be installed). A process killed outright (SIGKILL, power loss) leaves the temporary
-folder behind; the next rebuild of that index removes it.
+place (in the main thread, where a SIGINT handler can be installed). A process killed
+outright (SIGKILL, power loss) leaves the temporary folder behind; the next rebuild of
+that index removes it.
 """
 from __future__ import annotations
 
@@ -149,11 +150,13 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
 @contextmanager
 def _sigint_held() -> Iterator[threading.Event]:
     """Hold a Ctrl-C (SIGINT) that arrives in the block until the block has finished; the
-    event yielded says whether one came. Outside the main thread (no handler can be
-    installed there) or under a handler not set from Python, the block runs unprotected."""
+    event yielded says whether one came. Only where a SIGINT would raise KeyboardInterrupt
+    (Python's default handler, in the main thread, the only one that can install a handler);
+    elsewhere (SIGINT ignored, another handler, another thread) the block runs as it is."""
     arrived = threading.Event()
     previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is None:
+    in_main = threading.current_thread() is threading.main_thread()
+    if not in_main or previous is not signal.default_int_handler:
         yield arrived
         return
     signal.signal(signal.SIGINT, lambda signum, frame: arrived.set())
