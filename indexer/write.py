@@ -371,7 +371,8 @@ class IndexWriter:
         if choice.nlist:
             if raw is None:
                 raw = retrain.raw_from_index(index)
-            params, recall = retrain.tune(index, choice, raw, seed=gen)
+            previous = None if rebuild else self.meta.get("index_params")
+            params, recall = retrain.tune(index, choice, raw, seed=gen, previous=previous)
         self.retrain_seconds += time.perf_counter() - t0
         return index, {"index_type": INDEX_TYPES.get(choice.kind, choice.kind),
                        "index_kind": choice.kind, "faiss_factory": choice.factory,

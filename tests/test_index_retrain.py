@@ -117,6 +117,39 @@ def test_growth_rebuilds_and_tunes(tmp_path):
     assert IndexLayout(root).vector_files() == [IndexLayout(root).vectors_file(4)]
 
 
+def test_tuning_starts_from_the_previous_params():
+    """A commit that adds a few vectors measures the previous params first and keeps them
+    while they reach the target; when they miss, nprobe grows from there to the smallest
+    value that reaches it (not back down to a sweep from 1)."""
+    from engine.index_choice import TARGET_RECALL, TUNING_MARGIN, IndexChoice
+    from indexer.retrain import _recall_with, build, tune
+
+    vecs = np.random.default_rng(5).standard_normal((3000, DIM)).astype(np.float32)   # no clusters:
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)                                # nprobe 1 misses
+    raw = _ArrayVectors(np.arange(1, 3001), vecs)
+    choice = IndexChoice(factory="IVF32,Flat", kind="ivf-flat", nlist=32, train_size=3000,
+                         params={}, gpu=False, bytes_per_vector=4 * DIM)
+    index = build(choice, DIM, raw, seed=0)
+    target = TARGET_RECALL + TUNING_MARGIN
+    swept, swept_recall = tune(index, choice, raw, seed=1)
+    assert swept_recall >= target and 1 < swept["nprobe"] < 32
+
+    kept, kept_recall = tune(index, choice, raw, seed=1, previous={"nprobe": 32})
+    assert kept == {"nprobe": 32} and kept_recall >= target           # a sweep would never give 32
+    assert faiss.extract_index_ivf(index).nprobe == 32
+
+    start = swept["nprobe"] // 2                                       # misses: below the smallest hit
+    assert start > 1
+    grown, grown_recall = tune(index, choice, raw, seed=1, previous={"nprobe": start})
+    assert grown == swept and grown_recall == pytest.approx(swept_recall)
+
+    # the measurement behind "kept" is the served recall at those params
+    rng = np.random.default_rng(2)
+    rows = np.sort(rng.choice(3000, 256, replace=False))
+    truth = exact_top_k(vecs[rows], raw, 11)
+    assert _recall_with(index, choice, raw, vecs[rows], truth, raw.ids[rows], {"nprobe": 1}) < target
+
+
 def test_budget_forces_compression_and_back(tmp_path):
     root = tmp_path / "idx"
     batch = files("a", 250, 10, seed=5)                       # 2500 vectors × 32 d = 320 kB float32
