@@ -17,9 +17,10 @@ searched, exact top-10 comes from brute force over the raw vectors (each query's
 with itself is left out on both sides: it would inflate recall by up to 0.1), and
 :func:`engine.index_choice.tune_nprobe` picks the smallest nprobe reaching recall@10 ≥ 0.95
 (plus ``TUNING_MARGIN``). At a commit that does not rebuild, the previous params are measured
-first and kept while they reach the target; when they miss, nprobe grows from them. PQ indexes are searched with exact re-ranking from the sidecar
-(engine.rerank), so :func:`engine.index_choice.tune_reranked` picks nprobe *and* the
-re-rank factor by the recall of the re-ranked search.
+first and kept while they reach the target; when they miss, nprobe grows from them. PQ
+indexes are searched with exact re-ranking from the sidecar (engine.rerank), so
+:func:`engine.index_choice.tune_reranked` picks nprobe *and* the re-rank factor by the
+recall of the re-ranked search.
 """
 from __future__ import annotations
 
@@ -315,7 +316,8 @@ def tune(index: Any, choice: IndexChoice, raw: RawVectors, seed: int = 0,
     queries = np.ascontiguousarray(raw.take(rows))
     truth = exact_top_k(queries, raw, K + 1)          # the query itself is left out of both
     start = 1
-    if previous and int(previous.get("nprobe", 0)) > 0:
+    if (previous and int(previous.get("nprobe", 0)) > 0
+            and (choice.kind not in RERANKED_KINDS or "rerank" in previous)):
         recall = _recall_with(index, choice, raw, queries, truth, raw.ids[rows], previous)
         if recall >= TARGET_RECALL + TUNING_MARGIN:
             return dict(previous), recall

@@ -143,10 +143,10 @@ def test_tuning_starts_from_the_previous_params():
     grown, grown_recall = tune(index, choice, raw, seed=1, previous={"nprobe": start})
     assert grown == swept and grown_recall == pytest.approx(swept_recall)
 
-    # the measurement behind "kept" is the served recall at those params
-    rng = np.random.default_rng(2)
-    rows = np.sort(rng.choice(3000, 256, replace=False))
+    # "kept" reports the recall measured at the kept params on tune's own sample (seed + 1)
+    rows = np.sort(np.random.default_rng(2).choice(3000, 256, replace=False))
     truth = exact_top_k(vecs[rows], raw, 11)
+    assert _recall_with(index, choice, raw, vecs[rows], truth, raw.ids[rows], {"nprobe": 32}) == kept_recall
     assert _recall_with(index, choice, raw, vecs[rows], truth, raw.ids[rows], {"nprobe": 1}) < target
 
 
@@ -188,6 +188,11 @@ def test_pq_tier_when_even_sq8_does_not_fit(tmp_path):
     assert index.ntotal == 2000 and 0 < meta["recall_at_10"] <= 1.0
     assert meta["index_params"]["nprobe"] >= 1
     assert sidecar_path(root / meta["vectors_file"]).is_file()
+    # a later commit in the same tier starts from those params, re-rank factor included
+    grown = commit(root, files("b", 10, 10, seed=9), budget=40_000)
+    assert grown["faiss_factory"] == meta["faiss_factory"] and grown["trained_on"] == meta["trained_on"]
+    assert grown["index_params"] == meta["index_params"]       # still reach the target: kept
+    assert grown["recall_at_10"] >= 0.95 and on_disk(root, grown).ntotal == 2100
 
 
 def test_served_index_searches_with_meta_nprobe(tmp_path):
