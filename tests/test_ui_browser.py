@@ -17,11 +17,17 @@ def test_shared_search_address_shows_results_in_chromium(ui_library: UiLibrary, 
     with serving(ui_library.index_dir, log=log) as base, chromium_page() as page:
         page.goto(search_url(base, "dog barking"))
         wait_for_results(page)
+        # Streamlit draws the cards progressively: wait for the fifth button and player (a
+        # CI run once counted 0 players right after the first button showed), then count
+        buttons = page.get_by_role("button", name="More like this")
+        players = page.locator("audio[data-testid=stAudio]")
+        buttons.nth(4).wait_for(state="visible", timeout=30_000)
+        players.nth(4).wait_for(state="attached", timeout=30_000)
         # a result card names its file, and the box holds the shared query
         assert page.get_by_text("dog_bark.wav", exact=False).first.is_visible()
-        assert page.get_by_role("button", name="More like this").count() == 5
+        assert buttons.count() == 5
         assert page.get_by_label("Describe the sound").input_value() == "dog barking"
-        assert page.locator("audio[data-testid=stAudio]").count() == 5
+        assert players.count() == 5
         shot = tmp_path / "results.png"
         page.screenshot(path=str(shot))
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
