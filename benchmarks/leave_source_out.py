@@ -25,7 +25,6 @@ import torch
 
 from trainer.cached_train import (PROMPT, CachedTrainConfig, Split, build_module, class_prior,
                                   evaluate, load_splits, tag_text_baseline, TextBank, train_run)
-from trainer.precompute import FeatureCache
 
 
 def subset(split: Split, keep: np.ndarray, clean_only: bool = False) -> Split:
@@ -36,9 +35,7 @@ def subset(split: Split, keep: np.ndarray, clean_only: bool = False) -> Split:
     rows = keep[split.cache.item]
     if clean_only:
         rows &= split.cache.view == 0
-    c = split.cache
-    cache = FeatureCache(c.posteriors[rows], c.embedding[rows], new_id[c.item[rows]], c.view[rows],
-                         None if c.aisfx is None else c.aisfx[rows], dict(c.meta))
+    cache = split.cache.take(rows, item=new_id[split.cache.item[rows]])
     return Split([split.items[i] for i in index], cache, [split.labels[i] for i in index])
 
 
@@ -65,15 +62,17 @@ def main(argv: list[str] | None = None) -> None:
             if n >= args.min_clips and len(set(np.array(train.labels)[sources == s])) >= args.min_labels]
 
     rows = []
+    bank = None
     print("held-out source | clips | labels (seen elsewhere) | zero-shot top-1: baseline / start / trained | "
           "T2A R@1: baseline / start / trained")
     for source in held:
         rest, test = subset(train, sources != source), subset(train, sources == source, clean_only=True)
         module = build_module(cfg, class_prior(rest.cache))
-        bank = TextBank(module.text, f"{cfg.cache_dir}/text_minilm.npz")
+        if bank is None:     # every text of the split, once (MiniLM is the same frozen tower each fold)
+            bank = TextBank(module.text, f"{cfg.cache_dir}/text_minilm.npz")
+            bank.add([c for it in train.items for c in it.captions] + train.labels
+                     + [PROMPT.format(label=x) for x in sorted(set(train.labels))])
         labels = sorted(set(test.labels))
-        bank.add([c for it in rest.items for c in it.captions] + rest.labels + labels
-                 + [PROMPT.format(label=x) for x in labels])
         init = {k: v.detach().clone() for k, v in module.state_dict().items()}
         seen = set(rest.labels)
         base = tag_text_baseline(test, bank, seen)

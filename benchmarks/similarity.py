@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from trainer.cached_train import CachedTrainConfig, Split, clip_vectors, load_splits
-from trainer.precompute import FeatureCache
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -31,13 +30,6 @@ def clip_means(split: Split, rows: np.ndarray) -> np.ndarray:
     out = np.zeros((len(split.items), rows.shape[1]))
     np.add.at(out, split.cache.item, rows)
     return out
-
-
-def clean_views(cache: FeatureCache) -> FeatureCache:
-    """A training cache's clean rows (view 0: the clip as recorded, no channel augmentation)."""
-    keep = cache.view == 0
-    return FeatureCache(cache.posteriors[keep], cache.embedding[keep], cache.item[keep], cache.view[keep],
-                        None if cache.aisfx is None else cache.aisfx[keep], dict(cache.meta))
 
 
 def retrieval(vectors: np.ndarray, labels: np.ndarray, sources: np.ndarray,
@@ -75,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     train, val = load_splits(cfg)
     model = SoundsiftClap.from_pretrained(args.model).eval()
     if args.split == "train":
-        val = Split(train.items, clean_views(train.cache), train.labels)
+        val = Split(train.items, train.cache.take(train.cache.view == 0), train.labels)   # clean views
     with torch.no_grad():
         own = clip_vectors(model, val)
     reps: dict[str, np.ndarray] = {

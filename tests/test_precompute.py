@@ -180,3 +180,18 @@ def test_audioset_space_trains_from_the_cache_prior_and_saves_a_matching_model(c
     with torch.no_grad():
         cached = encode_texts(module, bank, ["beep", "the sound of hum"]).numpy()
     np.testing.assert_allclose(model.embed_text(["beep", "the sound of hum"]), cached, atol=1e-5)
+
+
+def test_take_selects_rows_of_every_array_and_can_renumber_items():
+    rng = np.random.default_rng(0)
+    cache = FeatureCache(rng.random((6, 521), np.float32), rng.random((6, 1024), np.float32),
+                         np.array([0, 0, 1, 1, 2, 2]), np.array([0, 1, 0, 1, 0, 1]),
+                         rng.random((6, 512), np.float32), {"done_items": 3})
+    clean = cache.take(cache.view == 0)
+    assert len(clean) == 3 and clean.item.tolist() == [0, 1, 2] and clean.view.tolist() == [0, 0, 0]
+    np.testing.assert_array_equal(clean.aisfx, cache.aisfx[[0, 2, 4]])
+    np.testing.assert_array_equal(clean.posteriors, cache.posteriors[[0, 2, 4]])
+    last = cache.take(np.array([4, 5]), item=np.array([0, 0]))
+    assert last.item.tolist() == [0, 0] and last.meta == cache.meta and last.meta is not cache.meta
+    np.testing.assert_array_equal(last.embedding, cache.embedding[4:])
+    assert FeatureCache(cache.posteriors, cache.embedding, cache.item, cache.view).take([1]).aisfx is None

@@ -72,6 +72,12 @@ class FeatureCache:
         if self.aisfx is not None:
             self.aisfx = np.concatenate([self.aisfx, rows["aisfx"]])
 
+    def take(self, rows: np.ndarray, item: np.ndarray | None = None) -> "FeatureCache":
+        """The rows selected by ``rows`` (a mask or indices), optionally with new item ids."""
+        return FeatureCache(self.posteriors[rows], self.embedding[rows],
+                            self.item[rows] if item is None else item, self.view[rows],
+                            None if self.aisfx is None else self.aisfx[rows], dict(self.meta))
+
     def done_items(self) -> int:
         """How many items (a prefix of the manifest) are complete."""
         return int(self.meta.get("done_items", 0))
