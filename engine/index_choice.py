@@ -173,7 +173,8 @@ def without_self(ids: np.ndarray, self_ids: np.ndarray | None, k: int) -> np.nda
 def tune_nprobe(index: Any, queries: np.ndarray, truth_ids: np.ndarray, start: int, nlist: int,
                 k: int = 10, target: float = TARGET_RECALL,
                 self_ids: np.ndarray | None = None,
-                search: Callable[[np.ndarray, int], np.ndarray] | None = None) -> tuple[int, float]:
+                search: Callable[[np.ndarray, int], np.ndarray] | None = None,
+                known_miss: int = 0) -> tuple[int, float]:
     """Smallest ``nprobe`` (from ``start``) whose measured recall@k reaches ``target``.
 
     Doubles ``nprobe`` until the target is met, then bisects between the last miss and
@@ -186,7 +187,8 @@ def tune_nprobe(index: Any, queries: np.ndarray, truth_ids: np.ndarray, start: i
     nprobe = nlist misses the target the best recall found is returned with it, for the
     caller to report honestly. The index's own ``nprobe`` is left at the returned value.
     ``search(queries, n) → ids`` replaces ``index.search`` (e.g. a re-ranked search that
-    reads the index's ``nprobe``).
+    reads the index's ``nprobe``). ``known_miss``: an nprobe already measured below the target
+    (the bisection's lower end, so it is not searched again; ``start`` must be above it).
     """
     import faiss
 
@@ -202,7 +204,7 @@ def tune_nprobe(index: Any, queries: np.ndarray, truth_ids: np.ndarray, start: i
         return recall_at_k(without_self(ids, self_ids, k), truth, k)
 
     nprobe = max(1, min(start, nlist))
-    miss = 0                                   # largest nprobe known to miss
+    miss = known_miss                          # largest nprobe known to miss
     while True:
         r = measure(nprobe)
         if r >= target or nprobe >= nlist:

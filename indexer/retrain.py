@@ -315,13 +315,14 @@ def tune(index: Any, choice: IndexChoice, raw: RawVectors, seed: int = 0,
     rows = np.sort(rng.choice(pool, min(n_queries, len(pool)), replace=False))
     queries = np.ascontiguousarray(raw.take(rows))
     truth = exact_top_k(queries, raw, K + 1)          # the query itself is left out of both
-    start = 1
+    start, known_miss = 1, 0
     if (previous and int(previous.get("nprobe", 0)) > 0
             and (choice.kind not in RERANKED_KINDS or "rerank" in previous)):
         recall = _recall_with(index, choice, raw, queries, truth, raw.ids[rows], previous)
         if recall >= TARGET_RECALL + TUNING_MARGIN:
             return dict(previous), recall
-        start = min(int(previous["nprobe"]), choice.nlist)
+        known_miss = min(int(previous["nprobe"]), choice.nlist - 1)    # measured just now: no repeat
+        start = min(2 * known_miss, choice.nlist)
     if choice.kind in RERANKED_KINDS:                  # searched with exact re-ranking
         params, recall = tune_reranked(index, queries, truth, choice.nlist, len(raw),
                                        vectors_by_id(raw), k=K,
@@ -330,7 +331,8 @@ def tune(index: Any, choice: IndexChoice, raw: RawVectors, seed: int = 0,
         nprobe = params["nprobe"]
     else:
         nprobe, recall = tune_nprobe(index, queries, truth, start=start, nlist=choice.nlist, k=K,
-                                     target=TARGET_RECALL + TUNING_MARGIN, self_ids=raw.ids[rows])
+                                     target=TARGET_RECALL + TUNING_MARGIN, self_ids=raw.ids[rows],
+                                     known_miss=known_miss)
         params = {"nprobe": int(nprobe)}
     if recall < TARGET_RECALL:
         log.warning("%s reaches recall@10 %.3f < %.2f even with nprobe = %d; a larger memory "

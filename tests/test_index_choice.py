@@ -67,6 +67,17 @@ def test_tune_nprobe_reaches_target_on_clustered_data():
         _, ids = index.search(q, 10)
         assert recall_at_k(ids, truth) < 0.95
 
+    # a caller that already measured a miss passes it on: same answer, that nprobe not searched again
+    assert nprobe >= 4
+    probed = []
+
+    def search(queries, n):
+        probed.append(faiss.extract_index_ivf(index).nprobe)
+        return index.search(queries, n)[1]
+    miss = nprobe // 2
+    again, again_recall = tune_nprobe(index, q, truth, start=2 * miss, nlist=256, search=search, known_miss=miss)
+    assert (again, again_recall) == (nprobe, recall) and miss not in probed and probed[0] == 2 * miss
+
 
 @pytest.mark.parametrize("n, factory", [
     (9_983, "IDMap2,Flat"),          # < 39 · 256: too few to train, exact whatever the budget
