@@ -84,6 +84,13 @@ def test_rules_tables_drop_map_and_keyword():
     ("hedgewars-voices", "Default/Hmm.ogg", None),                       # explicitly dropped
     ("hedgewars-voices", "Default/Hello.ogg", "speech"),
     ("hedgewars-voices", "Robot/Hello.ogg", None),                       # processed voice
+    ("fillets", "elk/en/deu-l-neznaju.ogg", "speech"),
+    ("fillets", "linux/en/key6.ogg", "computer keyboard"),              # not speech (session 6)
+    ("fillets", "bathyscaph/en/bat-t-phone0.ogg", "telephone ringing"),
+    ("fillets", "barrel/en/bar-x-kchkch.ogg", None),                     # meaning unknown: no fallback
+    ("fillets", "cabin1/en/k1-chob-2.ogg", None),
+    ("sonic-pi", "mehackit_robot1.flac", None),                          # mechanisms, not a voice
+    ("openarena", "pak0/sound/world/new/moan1.wav", None),               # an ambience, not a person
 ])
 def test_recipe_tables_on_pinned_package_paths(source, relpath, label):
     recipe = load_recipes()[source]
