@@ -91,10 +91,31 @@ def _run(args: list[str]) -> None:
     subprocess.run([sys.executable, "-m", "ui.cli", *args], check=True)
 
 
+def built_with_older_model(index: str = INDEX) -> bool:
+    """Whether the demo index exists but was built with another soundsift-base than the one
+    installed (an upgrade that retrained the weights), so indexing it again must re-embed it."""
+    import json
+
+    from engine.layout import IndexLayout, resolve_index_dir
+    from engine.models.factory import BUNDLED, DEFAULT_MODEL
+    from engine.models.soundsift_clap import SoundsiftClapConfig, fingerprint_of
+
+    index_json = IndexLayout(resolve_index_dir(index)).index_json
+    if not index_json.is_file():
+        return False
+    recorded = json.loads(index_json.read_text()).get("model_fingerprint")
+    folder = BUNDLED[DEFAULT_MODEL]
+    current = fingerprint_of(folder, SoundsiftClapConfig.from_file(folder / "config.json"))
+    return recorded is not None and recorded != current
+
+
 def main() -> None:
     files = generate()
     print(f"demo library: {len(files)} files in {DEMO_DIR}/", flush=True)
-    _run(["index", str(DEMO_DIR), "--index", INDEX])
+    rebuild = built_with_older_model()
+    if rebuild:
+        print(f"the demo index was built with an older {INDEX!r} model; re-embedding it", flush=True)
+    _run(["index", str(DEMO_DIR), "--index", INDEX] + (["--rebuild"] if rebuild else []))
     for q in QUERIES:
         _run(["search", q, "--index", INDEX, "-k", "3"])
     _run(["info", "--index", INDEX])
