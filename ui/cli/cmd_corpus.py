@@ -1,5 +1,5 @@
-"""``soundsift corpus build|list|labels``: the offline training corpus (Debian sound packages +
-synthesis), and the zero-shot evaluator's label CSV from one of its manifests."""
+"""``soundsift corpus build|list|labels|audit``: the offline training corpus (Debian sound packages +
+synthesis), the zero-shot evaluator's label CSV from one of its manifests, and a label audit."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -81,3 +81,35 @@ def labels_command(
                       + (f" ({result.excluded} excluded)" if result.excluded else "")
                       + f"; evaluate with: soundsift eval zeroshot {out} -a {manifest.parent} -m MODEL",
                       highlight=False)
+
+
+@corpus_app.command("audit")
+@reports_errors
+def audit_command(
+    manifest: Path = typer.Argument(..., help="Manifest (.jsonl or .csv) with audio, tags or label, and source."),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="A model NOT trained on this manifest (default: soundsift-base)."),
+    with_vocabulary: bool = typer.Option(False, "--with-vocabulary",
+                                         help="Let the model's default vocabulary (AudioSet classes for "
+                                              "soundsift-base) compete with the manifest's labels."),
+    min_clips: int = typer.Option(3, "--min-clips", min=1, help="Report groups with at least this many clips."),
+    top: int = typer.Option(25, "--top", min=1, help="How many of the worst groups to print."),
+    json_out: bool = typer.Option(False, "--json", help="Print the whole report as JSON on stdout."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
+    """Rank each (source, label) group by how low the model ranks its own label among all the
+    manifest's labels ("This is a sound of {label}."); the top of the list is worth listening to."""
+    setup_logging(verbose)
+    from dataclasses import asdict
+
+    from engine.models import load_model
+    from engine.vocabulary import default_labels
+    from trainer.corpus.audit import audit_manifest, format_report
+
+    the_model = load_model(model)
+    extra = default_labels(the_model) if with_vocabulary else ()
+    report = audit_manifest(manifest, the_model, extra_labels=extra, min_clips=min_clips, progress=not json_out)
+    if json_out:
+        print_json(asdict(report))
+        return
+    print("\n".join(format_report(report, top)))

@@ -1,0 +1,130 @@
+"""Which labels of a manifest the model hears least: a check for recipes that mislabel files.
+
+Every clip is scored zero-shot against the prompts of all the manifest's labels; clips are grouped
+by (source, label) and a group whose own label ranks low for most of its clips — heard as
+something else, consistently — is worth listening to. This is how the fillets recipe was found
+labelling key presses "speech" (model card, "Label audit"). A manifest with few labels leaves a
+wrong label little to lose against, so ``extra_labels`` (e.g. the model's default vocabulary) can
+join the competition.
+
+Audit with a model that was **not** trained on the manifest (for the offline corpus: the
+training-free tag–text baseline, ``python -m engine.models.soundsift_clap runs/baseline``);
+a model trained on wrong labels has learnt them.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from engine.errors import InvalidDataset
+from engine.models.base import AudioTextModel
+from engine.zeroshot import DEFAULT_TEMPLATE
+from trainer.datasets import manifest_rows, row_audio, row_tags
+from trainer.evaluation.datasets import label_text
+from trainer.evaluation.embed import DEFAULT_BATCH_SIZE, embed_audio_files, embed_texts
+from trainer.evaluation.metrics import class_ranks
+from trainer.evaluation.runner import class_prompts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GroupAudit:
+    """How the model hears the clips one source gave one label."""
+
+    source: str
+    label: str
+    clips: int
+    median_rank: float                        # of the label among all labels (1 = heard as it)
+    top1: float                               # share of clips whose first label is their own
+    heard_as: list[tuple[str, int]]           # most frequent first labels, with counts
+    examples: list[str] = field(default_factory=list)    # the clips whose label ranks lowest
+
+
+@dataclass
+class AuditReport:
+    manifest: str
+    model: str
+    clips: int
+    labels: int                               # the manifest's own labels
+    extra_labels: int                         # further labels they competed against
+    groups: list[GroupAudit]                  # worst first (highest median rank)
+
+
+def _rows(manifest: Path) -> list[tuple[Path, str, str]]:
+    """(audio path, label, source) of every item; the label is the first tag, else ``label``."""
+    out = []
+    for where, row in manifest_rows(manifest):
+        audio = row_audio(row)
+        if not audio:
+            raise InvalidDataset(f"{where}: no audio path (expected a key named 'audio' or 'path')")
+        tags = row_tags(row)
+        label = label_text(tags[0] if tags else str(row.get("label") or ""))
+        if not label:
+            raise InvalidDataset(f"{where}: {audio} has neither tags nor a label; give it 'tags' or 'label'")
+        path = Path(audio).expanduser()
+        path = path if path.is_absolute() else manifest.parent / path
+        if not path.is_file():
+            raise InvalidDataset(f"{where}: audio file {audio!r} not found")
+        out.append((path, label, str(row.get("source") or "")))
+    if not out:
+        raise InvalidDataset(f"{manifest}: no items to audit")
+    return out
+
+
+def audit_manifest(manifest: str | Path, model: AudioTextModel, *, template: str = DEFAULT_TEMPLATE,
+                   extra_labels: Sequence[str] = (), min_clips: int = 1, examples: int = 3, batch_size: int = DEFAULT_BATCH_SIZE,
+                   progress: bool = True) -> AuditReport:
+    """Score every clip of ``manifest`` against all its labels and rank the (source, label) groups.
+
+    ``extra_labels`` compete too (a rank counts them). Groups with fewer than ``min_clips`` clips
+    are left out of the report (not of the scoring).
+    """
+    manifest = Path(manifest)
+    rows = _rows(manifest)
+    own = {label for _, label, _ in rows}
+    taken = {x.lower() for x in own}          # "White noise" does not compete with "white noise"
+    extra = sorted({x for x in map(label_text, extra_labels) if x and x.lower() not in taken})
+    labels = sorted(own) + extra
+    index = {label: i for i, label in enumerate(labels)}
+    audio = embed_audio_files(model, [p for p, _, _ in rows], batch_size=batch_size, progress=progress)
+    text = embed_texts(model, class_prompts(labels, template), batch_size=batch_size, progress=progress)
+    logits = audio.astype(np.float64) @ text.astype(np.float64).T
+    targets = np.array([index[label] for _, label, _ in rows])
+    ranks = class_ranks(logits, targets)
+    first = logits.argmax(axis=1)
+
+    members: dict[tuple[str, str], list[int]] = {}
+    for i, (_, label, source) in enumerate(rows):
+        members.setdefault((source, label), []).append(i)
+    groups = []
+    for (source, label), idx in members.items():
+        if len(idx) < min_clips:
+            continue
+        r = ranks[idx]
+        worst = [idx[j] for j in np.argsort(-r, kind="stable")[:examples]]
+        groups.append(GroupAudit(
+            source=source, label=label, clips=len(idx), median_rank=float(np.median(r)),
+            top1=float(np.mean(r == 1)),
+            heard_as=Counter(labels[first[i]] for i in idx).most_common(3),
+            examples=[str(rows[i][0]) for i in worst]))
+    groups.sort(key=lambda g: (-g.median_rank, g.top1, g.source, g.label))
+    log.info("audit: %d clips, %d labels, %d groups of ≥ %d clips", len(rows), len(own),
+             len(groups), min_clips)
+    return AuditReport(str(manifest), model.name, len(rows), len(own), len(extra), groups)
+
+
+def format_report(report: AuditReport, top: int | None = None) -> Sequence[str]:
+    """Plain-text lines, worst group first."""
+    extra = f" (+ {report.extra_labels} vocabulary labels)" if report.extra_labels else ""
+    lines = [f"{report.manifest}: {report.clips} clips, {report.labels} labels{extra}, model {report.model}",
+             "median rank | top-1 | clips | source | label | heard as"]
+    for g in report.groups[:top]:
+        heard = ", ".join(f"{name} ({n})" for name, n in g.heard_as)
+        lines.append(f"{g.median_rank:g} | {g.top1:.2f} | {g.clips} | {g.source or '-'} | {g.label} | {heard}")
+    return lines
