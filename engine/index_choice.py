@@ -174,7 +174,7 @@ def tune_nprobe(index: Any, queries: np.ndarray, truth_ids: np.ndarray, start: i
                 k: int = 10, target: float = TARGET_RECALL,
                 self_ids: np.ndarray | None = None,
                 search: Callable[[np.ndarray, int], np.ndarray] | None = None,
-                known_miss: int = 0) -> tuple[int, float]:
+                known_miss: int = 0, growth: float = 2.0, tolerance: float = 0.0) -> tuple[int, float]:
     """Smallest ``nprobe`` (from ``start``) whose measured recall@k reaches ``target``.
 
     Doubles ``nprobe`` until the target is met, then bisects between the last miss and
@@ -189,6 +189,10 @@ def tune_nprobe(index: Any, queries: np.ndarray, truth_ids: np.ndarray, start: i
     ``search(queries, n) → ids`` replaces ``index.search`` (e.g. a re-ranked search that
     reads the index's ``nprobe``). ``known_miss``: an nprobe already measured below the target
     (the bisection's lower end, so it is not searched again; ``start`` must be above it).
+    ``growth``: the factor nprobe grows by while it misses; ``tolerance``: the bisection stops
+    once the answer is within this fraction above the smallest (0: the exact integer). A caller
+    that knows the answer is near ``start`` (a previous commit's value) passes a small growth
+    and a tolerance, and saves most of the searches, each of which costs seconds near nlist.
     """
     import faiss
 
@@ -209,11 +213,11 @@ def tune_nprobe(index: Any, queries: np.ndarray, truth_ids: np.ndarray, start: i
         r = measure(nprobe)
         if r >= target or nprobe >= nlist:
             break
-        miss, nprobe = nprobe, min(nlist, nprobe * 2)
+        miss, nprobe = nprobe, min(nlist, max(nprobe + 1, int(np.ceil(nprobe * growth))))
     if r < target:
         return nprobe, r
     hit, hit_recall = nprobe, r
-    while hit - miss > 1:
+    while hit - miss > max(1, int(tolerance * miss)):
         mid = (hit + miss) // 2
         r = measure(mid)
         if r >= target:

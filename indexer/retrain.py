@@ -46,6 +46,9 @@ RERANKED_KINDS = frozenset({"opq-ivf-pq"})
 CHUNK = 65536
 TUNE_QUERIES = 256
 K = 10
+#: when a previous commit's nprobe misses: grow it by this factor per step (not 2×) and stop the
+#: bisection within this fraction above the smallest nprobe that reaches the target (not at it)
+WARM_GROWTH, WARM_TOLERANCE = 1.25, 0.05
 
 
 class RawVectors:
@@ -302,7 +305,9 @@ def tune(index: Any, choice: IndexChoice, raw: RawVectors, seed: int = 0,
     params this index (same type, not rebuilt since) was searched with; they are measured
     first and kept when they still reach the target, so a commit that adds a few vectors
     costs one search of the queries instead of a whole sweep (at 300k random 521-d vectors
-    in IVF2048: 22 searches, 60 s); when they miss, nprobe grows from there.
+    in IVF2048: 22 searches, 60 s); when they miss, nprobe grows from there in steps of
+    :data:`WARM_GROWTH` and is kept within :data:`WARM_TOLERANCE` of the smallest that reaches the
+    target (a few searches instead of a bisection to the exact integer).
     """
     if choice.nlist == 0 or len(raw) == 0:
         return {}, 1.0
@@ -315,14 +320,15 @@ def tune(index: Any, choice: IndexChoice, raw: RawVectors, seed: int = 0,
     rows = np.sort(rng.choice(pool, min(n_queries, len(pool)), replace=False))
     queries = np.ascontiguousarray(raw.take(rows))
     truth = exact_top_k(queries, raw, K + 1)          # the query itself is left out of both
-    start, known_miss = 1, 0
+    start, known_miss, growth, tolerance = 1, 0, 2.0, 0.0
     if (previous and int(previous.get("nprobe", 0)) > 0
             and (choice.kind not in RERANKED_KINDS or "rerank" in previous)):
         recall = _recall_with(index, choice, raw, queries, truth, raw.ids[rows], previous)
         if recall >= TARGET_RECALL + TUNING_MARGIN:
             return dict(previous), recall
         known_miss = min(int(previous["nprobe"]), choice.nlist - 1)    # measured just now: no repeat
-        start = min(2 * known_miss, choice.nlist)
+        start = min(max(known_miss + 1, int(np.ceil(WARM_GROWTH * known_miss))), choice.nlist)
+        growth, tolerance = WARM_GROWTH, WARM_TOLERANCE
     if choice.kind in RERANKED_KINDS:                  # searched with exact re-ranking
         params, recall = tune_reranked(index, queries, truth, choice.nlist, len(raw),
                                        vectors_by_id(raw), k=K,
@@ -332,7 +338,7 @@ def tune(index: Any, choice: IndexChoice, raw: RawVectors, seed: int = 0,
     else:
         nprobe, recall = tune_nprobe(index, queries, truth, start=start, nlist=choice.nlist, k=K,
                                      target=TARGET_RECALL + TUNING_MARGIN, self_ids=raw.ids[rows],
-                                     known_miss=known_miss)
+                                     known_miss=known_miss, growth=growth, tolerance=tolerance)
         params = {"nprobe": int(nprobe)}
     if recall < TARGET_RECALL:
         log.warning("%s reaches recall@10 %.3f < %.2f even with nprobe = %d; a larger memory "

@@ -79,6 +79,27 @@ def test_tune_nprobe_reaches_target_on_clustered_data():
     assert (again, again_recall) == (nprobe, recall) and miss not in probed and probed[0] == 2 * miss
 
 
+def test_tune_nprobe_with_growth_and_tolerance_stops_near_the_smallest_hit():
+    """The warm path of a commit: from a previous value that just missed, small steps and a
+    bisection that stops within 5 % above the smallest nprobe reaching the target."""
+    index = faiss.index_factory(8, "IVF2048,Flat", faiss.METRIC_INNER_PRODUCT)   # never searched
+    truth = np.arange(10)[None, :]
+    probed = []
+
+    def search(queries, n):            # recall 1 from nprobe 700 on, 0 below: a step at 700
+        nprobe = faiss.extract_index_ivf(index).nprobe
+        probed.append(nprobe)
+        return truth if nprobe >= 700 else truth + 100
+    q = np.zeros((1, 8), np.float32)
+    exact, _ = tune_nprobe(index, q, truth, start=550, nlist=2048, search=search, known_miss=549)
+    exact_searches, probed[:] = len(probed), []
+    near, recall = tune_nprobe(index, q, truth, start=687, nlist=2048, search=search, known_miss=549,
+                               growth=1.25, tolerance=0.05)
+    assert exact == 700 and recall == 1.0
+    assert 700 <= near <= 700 * 1.05 and faiss.extract_index_ivf(index).nprobe == near
+    assert probed[0] == 687 and probed[1] == 859 and len(probed) < exact_searches / 2
+
+
 @pytest.mark.parametrize("n, factory", [
     (9_983, "IDMap2,Flat"),          # < 39 · 256: too few to train, exact whatever the budget
     (9_984, "OPQ64,IVF256,PQ64np"),
