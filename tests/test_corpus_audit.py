@@ -51,11 +51,19 @@ def test_audit_puts_the_mislabelled_group_first(tmp_path, base):
     assert len(audit_manifest(tmp_path / "train.jsonl", base, min_clips=4, progress=False).groups) == 0
 
 
-def test_audit_names_the_missing_file(tmp_path, base):
+def test_audit_names_the_missing_file_and_goes_on_past_an_unreadable_one(tmp_path, base):
     path = tmp_path / "m.jsonl"
     path.write_text(json.dumps({"audio": "gone.wav", "tags": ["dog"]}) + "\n")
     with pytest.raises(InvalidDataset, match="gone.wav"):
         audit_manifest(path, base, progress=False)
+    manifest = _manifest(tmp_path)
+    (tmp_path / "broken.wav").write_text("not audio")
+    with manifest.open("a") as f:
+        f.write(json.dumps({"audio": "broken.wav", "tags": ["dog"], "source": "x"}) + "\n")
+    report = audit_manifest(manifest, base, progress=False)
+    assert report.clips == 9 and len(report.skipped) == 1 and "broken.wav" in report.skipped[0]
+    assert report.groups[0].label == "speech"
+    assert format_report(report)[-1].startswith("left out (unreadable): ") and "broken.wav" in format_report(report)[-1]
 
 
 def test_cli_corpus_audit_json(tmp_path):

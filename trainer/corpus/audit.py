@@ -21,7 +21,8 @@ from typing import Sequence
 
 import numpy as np
 
-from engine.errors import InvalidDataset
+from engine.audio import probe
+from engine.errors import InvalidDataset, UnreadableAudio
 from engine.models.base import AudioTextModel
 from engine.zeroshot import DEFAULT_TEMPLATE
 from trainer.datasets import manifest_rows, row_audio, row_tags
@@ -54,10 +55,14 @@ class AuditReport:
     labels: int                               # the manifest's own labels
     extra_labels: int                         # further labels they competed against
     groups: list[GroupAudit]                  # worst first (highest median rank)
+    skipped: list[str] = field(default_factory=list)    # "path: reason" of unreadable files
 
 
-def _rows(manifest: Path) -> list[tuple[Path, str, str]]:
-    """(audio path, label, source) of every item; the label is the first tag, else ``label``."""
+def _rows(manifest: Path, skipped: list[str]) -> list[tuple[Path, str, str]]:
+    """(audio path, label, source) of every item; the label is the first tag, else ``label``.
+
+    A file that is not readable audio is left out with a warning and its reason in ``skipped``.
+    """
     out = []
     for where, row in manifest_rows(manifest):
         audio = row_audio(row)
@@ -71,22 +76,29 @@ def _rows(manifest: Path) -> list[tuple[Path, str, str]]:
         path = path if path.is_absolute() else manifest.parent / path
         if not path.is_file():
             raise InvalidDataset(f"{where}: audio file {audio!r} not found")
+        try:
+            probe(path)
+        except UnreadableAudio as e:
+            log.warning("%s: left out of the audit: %s", where, e)
+            skipped.append(str(e))
+            continue
         out.append((path, label, str(row.get("source") or "")))
     if not out:
-        raise InvalidDataset(f"{manifest}: no items to audit")
+        raise InvalidDataset(f"{manifest}: no readable items to audit")
     return out
 
 
 def audit_manifest(manifest: str | Path, model: AudioTextModel, *, template: str = DEFAULT_TEMPLATE,
-                   extra_labels: Sequence[str] = (), min_clips: int = 1, examples: int = 3, batch_size: int = DEFAULT_BATCH_SIZE,
-                   progress: bool = True) -> AuditReport:
+                   extra_labels: Sequence[str] = (), min_clips: int = 1, examples: int = 3,
+                   batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True) -> AuditReport:
     """Score every clip of ``manifest`` against all its labels and rank the (source, label) groups.
 
     ``extra_labels`` compete too (a rank counts them). Groups with fewer than ``min_clips`` clips
     are left out of the report (not of the scoring).
     """
     manifest = Path(manifest)
-    rows = _rows(manifest)
+    skipped: list[str] = []
+    rows = _rows(manifest, skipped)
     own = {label for _, label, _ in rows}
     taken = {x.lower() for x in own}          # "White noise" does not compete with "white noise"
     extra = sorted({x for x in map(label_text, extra_labels) if x and x.lower() not in taken})
@@ -116,7 +128,7 @@ def audit_manifest(manifest: str | Path, model: AudioTextModel, *, template: str
     groups.sort(key=lambda g: (-g.median_rank, g.top1, g.source, g.label))
     log.info("audit: %d clips, %d labels, %d groups of ≥ %d clips", len(rows), len(own),
              len(groups), min_clips)
-    return AuditReport(str(manifest), model.name, len(rows), len(own), len(extra), groups)
+    return AuditReport(str(manifest), model.name, len(rows), len(own), len(extra), groups, skipped)
 
 
 def format_report(report: AuditReport, top: int | None = None) -> Sequence[str]:
@@ -127,4 +139,5 @@ def format_report(report: AuditReport, top: int | None = None) -> Sequence[str]:
     for g in report.groups[:top]:
         heard = ", ".join(f"{name} ({n})" for name, n in g.heard_as)
         lines.append(f"{g.median_rank:g} | {g.top1:.2f} | {g.clips} | {g.source or '-'} | {g.label} | {heard}")
+    lines += [f"left out (unreadable): {reason}" for reason in report.skipped]
     return lines
