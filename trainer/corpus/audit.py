@@ -25,7 +25,7 @@ from engine.audio import probe
 from engine.errors import InvalidDataset, UnreadableAudio
 from engine.models.base import AudioTextModel
 from engine.zeroshot import DEFAULT_TEMPLATE
-from trainer.datasets import manifest_rows, row_audio, row_tags
+from trainer.corpus.eval_labels import labelled_rows
 from trainer.evaluation.datasets import label_text
 from trainer.evaluation.embed import DEFAULT_BATCH_SIZE, embed_audio_files, embed_texts
 from trainer.evaluation.metrics import class_ranks
@@ -59,30 +59,19 @@ class AuditReport:
 
 
 def _rows(manifest: Path, skipped: list[str]) -> list[tuple[Path, str, str]]:
-    """(audio path, label, source) of every item; the label is the first tag, else ``label``.
+    """(audio path, label, source) of every item (:func:`labelled_rows`; the label as prompts use it).
 
     A file that is not readable audio is left out with a warning and its reason in ``skipped``.
     """
     out = []
-    for where, row in manifest_rows(manifest):
-        audio = row_audio(row)
-        if not audio:
-            raise InvalidDataset(f"{where}: no audio path (expected a key named 'audio' or 'path')")
-        tags = row_tags(row)
-        label = label_text(tags[0] if tags else str(row.get("label") or ""))
-        if not label:
-            raise InvalidDataset(f"{where}: {audio} has neither tags nor a label; give it 'tags' or 'label'")
-        path = Path(audio).expanduser()
-        path = path if path.is_absolute() else manifest.parent / path
-        if not path.is_file():
-            raise InvalidDataset(f"{where}: audio file {audio!r} not found")
+    for item in labelled_rows(manifest):
         try:
-            probe(path)
+            probe(item.path)
         except UnreadableAudio as e:
-            log.warning("%s: left out of the audit: %s", where, e)
+            log.warning("%s: left out of the audit: %s", item.where, e)
             skipped.append(str(e))
             continue
-        out.append((path, label, str(row.get("source") or "")))
+        out.append((item.path, label_text(item.label), str(item.row.get("source") or "")))
     if not out:
         raise InvalidDataset(f"{manifest}: no readable items to audit")
     return out

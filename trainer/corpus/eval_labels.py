@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterator, Sequence
 
 from engine.errors import InvalidDataset
 from trainer.datasets import manifest_rows, row_audio, row_tags
@@ -38,16 +38,24 @@ class LabelRows:
         return sorted({label_text(label) for _, label in self.rows})
 
 
-def label_rows(manifest: str | Path, exclude: Sequence[str] = ()) -> LabelRows:
-    """``(audio, label)`` of each item of ``manifest`` whose label is not in ``exclude``.
+@dataclass(frozen=True)
+class LabelledRow:
+    """One manifest item with its label and its audio file, checked."""
 
-    Every audio file must exist (relative paths against the manifest's folder); a row without
-    audio, without a tag or label, or naming a missing file is an InvalidDataset naming its line.
+    where: str                 # "manifest:line", for messages
+    row: dict[str, Any]
+    audio: str                 # as the manifest writes it
+    label: str                 # its first tag, else its ``label`` field (as written)
+    path: Path                 # the audio file (relative paths against the manifest's folder)
+
+
+def labelled_rows(manifest: str | Path) -> Iterator[LabelledRow]:
+    """Every item of ``manifest`` with its label and audio file.
+
+    A row without audio, without a tag or label, or naming a missing file is an InvalidDataset
+    naming its line.
     """
     manifest = Path(manifest)
-    drop = {label_text(x) for x in exclude if label_text(x)}
-    out = LabelRows()
-    seen: set[str] = set()
     for where, row in manifest_rows(manifest):
         audio = row_audio(row)
         if not audio:
@@ -57,13 +65,27 @@ def label_rows(manifest: str | Path, exclude: Sequence[str] = ()) -> LabelRows:
         if not label_text(label):
             raise InvalidDataset(f"{where}: {audio} has neither tags nor a label; give it 'tags' or 'label'")
         path = Path(audio).expanduser()
-        if not (path if path.is_absolute() else manifest.parent / path).is_file():
+        path = path if path.is_absolute() else manifest.parent / path
+        if not path.is_file():
             raise InvalidDataset(f"{where}: audio file {audio!r} not found in {manifest.parent}")
-        seen.add(label_text(label))
-        if label_text(label) in drop:
+        yield LabelledRow(where, row, audio, label, path)
+
+
+def label_rows(manifest: str | Path, exclude: Sequence[str] = ()) -> LabelRows:
+    """``(audio, label)`` of each item of ``manifest`` whose label is not in ``exclude``.
+
+    Every audio file must exist (relative paths against the manifest's folder); a row without
+    audio, without a tag or label, or naming a missing file is an InvalidDataset naming its line.
+    """
+    drop = {label_text(x) for x in exclude if label_text(x)}
+    out = LabelRows()
+    seen: set[str] = set()
+    for item in labelled_rows(manifest):
+        seen.add(label_text(item.label))
+        if label_text(item.label) in drop:
             out.excluded += 1
             continue
-        out.rows.append((audio, label))
+        out.rows.append((item.audio, item.label))
     out.unmatched = sorted(drop - seen)
     if out.unmatched:
         log.warning("%s: no item has the excluded label(s) %s", manifest, ", ".join(out.unmatched))
