@@ -170,6 +170,12 @@ def without_self(ids: np.ndarray, self_ids: np.ndarray | None, k: int) -> np.nda
     return out
 
 
+def grown_nprobe(nprobe: int, growth: float, nlist: int) -> int:
+    """The next nprobe to try after ``nprobe`` missed: ``growth`` times it, at least one more,
+    at most ``nlist``."""
+    return min(nlist, max(nprobe + 1, int(np.ceil(nprobe * growth))))
+
+
 def tune_nprobe(index: Any, queries: np.ndarray, truth_ids: np.ndarray, start: int, nlist: int,
                 k: int = 10, target: float = TARGET_RECALL,
                 self_ids: np.ndarray | None = None,
@@ -213,7 +219,7 @@ def tune_nprobe(index: Any, queries: np.ndarray, truth_ids: np.ndarray, start: i
         r = measure(nprobe)
         if r >= target or nprobe >= nlist:
             break
-        miss, nprobe = nprobe, min(nlist, max(nprobe + 1, int(np.ceil(nprobe * growth))))
+        miss, nprobe = nprobe, grown_nprobe(nprobe, growth, nlist)
     if r < target:
         return nprobe, r
     hit, hit_recall = nprobe, r

@@ -32,8 +32,8 @@ from typing import Any, Iterator
 import faiss
 import numpy as np
 
-from engine.index_choice import (TARGET_RECALL, TUNING_MARGIN, IndexChoice, recall_at_k,
-                                 tune_nprobe, tune_reranked)
+from engine.index_choice import (TARGET_RECALL, TUNING_MARGIN, IndexChoice, grown_nprobe,
+                                 recall_at_k, tune_nprobe, tune_reranked)
 from engine.rerank import sidecar_path
 from engine.vectors import fsync_dir, gpu_count
 
@@ -327,7 +327,7 @@ def tune(index: Any, choice: IndexChoice, raw: RawVectors, seed: int = 0,
         if recall >= TARGET_RECALL + TUNING_MARGIN:
             return dict(previous), recall
         known_miss = min(int(previous["nprobe"]), choice.nlist - 1)    # measured just now: no repeat
-        start = min(max(known_miss + 1, int(np.ceil(WARM_GROWTH * known_miss))), choice.nlist)
+        start = grown_nprobe(known_miss, WARM_GROWTH, choice.nlist)
         growth, tolerance = WARM_GROWTH, WARM_TOLERANCE
     if choice.kind in RERANKED_KINDS:                  # searched with exact re-ranking
         params, recall = tune_reranked(index, queries, truth, choice.nlist, len(raw),
