@@ -114,7 +114,8 @@ def main() -> None:
     print(f"demo library: {len(files)} files in {DEMO_DIR}/", flush=True)
     rebuild = built_with_older_model()
     if rebuild:
-        print(f"the demo index was built with an older {INDEX!r} model; re-embedding it", flush=True)
+        from engine.models.factory import DEFAULT_MODEL
+        print(f"the demo index was built with an older {DEFAULT_MODEL!r}; re-embedding it", flush=True)
     _run(["index", str(DEMO_DIR), "--index", INDEX] + (["--rebuild"] if rebuild else []))
     for q in QUERIES:
         _run(["search", q, "--index", INDEX, "-k", "3"])
