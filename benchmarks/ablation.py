@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 
 from engine.zeroshot import DEFAULT_TEMPLATE
-from trainer.cached_train import (VARIANTS, CachedTrainConfig, evaluate, prepare, score, tag_text_baseline,
-                                  train_run)
+from trainer.cached_train import (VARIANTS, CachedTrainConfig, evaluate, note_if_trained_on_validation, prepare,
+                                  score, tag_text_baseline, train_run)
 
 BASE_KEYS = ("zs_top1", "zs_top5", "t2a_R@1", "t2a_R@5", "a2t_R@1", "zs_top1_seen", "zs_top1_unseen")
 #: the table's columns: the figures over all validation labels, then over the everyday ones
@@ -63,6 +63,7 @@ def fusion_check(folder: str, val_manifest: str) -> dict[str, dict[str, float]]:
 
     torch.set_num_threads(1)
     unfused = SoundsiftClap.from_pretrained(folder).eval()
+    note_if_trained_on_validation(unfused, folder)
     config = SoundsiftClapConfig.from_file(Path(folder) / CONFIG_FILE)
     config.fusion = True
     fused = SoundsiftClap(config)

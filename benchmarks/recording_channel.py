@@ -8,7 +8,7 @@ own towers, so a model's input-level setting (``yamnet_min_peak_db``) is what is
 Prints zero-shot top-1, text→audio R@1/R@5 (all labels and the everyday subset) per model.
 
     .venv/bin/python benchmarks/recording_channel.py trainer/configs/soundsift_base.json \\
-        engine/models/weights/soundsift-base OTHER_MODEL_FOLDER --max-db 40
+        runs/soundsift-base/model/held-out OTHER_MODEL_FOLDER --max-db 40
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from engine.zeroshot import DEFAULT_TEMPLATE
-from trainer.cached_train import CachedTrainConfig, Split, TextBank, evaluate
+from trainer.cached_train import CachedTrainConfig, Split, TextBank, evaluate, note_if_trained_on_validation
 from trainer.datasets import read_manifest
 from trainer.precompute import FeatureCache, eval_segments, extract
 
@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
                   ("narrowband (8 kHz)", narrow, np.ones(len(segments))))
     for folder in args.models:
         model = SoundsiftClap.from_pretrained(folder).eval()
+        note_if_trained_on_validation(model, folder)
         if model.sample_rate != first.sample_rate or model.config.window_seconds != first.config.window_seconds:
             raise SystemExit(f"{folder}: sample rate or window differs from {args.models[0]}; compare like with like")
         for name, waves, gains in conditions:

@@ -9,7 +9,7 @@ second table keeps only candidates from *other* sources, since clips of one labe
 source share a recording chain that a representation can match without hearing the sound.
 
     .venv/bin/python benchmarks/similarity.py trainer/configs/soundsift_base.json \\
-        engine/models/weights/soundsift-base
+        runs/soundsift-base/model/held-out       # the bundled recipe's seed 0, trained without validation
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import argparse
 import numpy as np
 import torch
 
-from trainer.cached_train import CachedTrainConfig, Split, clip_vectors, load_splits
+from trainer.cached_train import CachedTrainConfig, Split, clip_vectors, load_splits, note_if_trained_on_validation
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     cfg = CachedTrainConfig.from_file(args.config)
     train, val = load_splits(cfg)
     model = SoundsiftClap.from_pretrained(args.model).eval()
+    if args.split == "val":
+        note_if_trained_on_validation(model, args.model)
     if args.split == "train":
         val = Split(train.items, train.cache.take(train.cache.view == 0), train.labels)   # clean views
     with torch.no_grad():

@@ -85,6 +85,20 @@ def test_views_are_deterministic_and_rerun_reuses_the_cache(corpus, extractor, t
                     model=object())
 
 
+def test_first_index_draws_the_views_of_an_appended_manifest(corpus, extractor, train_cache, tmp_path):
+    items, _ = corpus
+    cache, path = train_cache
+    tail = build_cache(items[2:], tmp_path / "tail.npz", views=3, seed=5, augment=AugmentConfig(codec=0.0),
+                       first_index=2, model=extractor)
+    rows = cache.item >= 2              # items 2 and 3 of the whole manifest, drawn the same way
+    np.testing.assert_allclose(tail.embedding, cache.embedding[rows], atol=1e-6)
+    np.testing.assert_array_equal(tail.item, cache.item[rows] - 2)
+    assert tail.meta["first_index"] == 2 and "first_index" not in cache.meta
+    with pytest.raises(InvalidDataset, match="other settings"):     # another offset is another cache
+        build_cache(items[2:], tmp_path / "tail.npz", views=3, seed=5, augment=AugmentConfig(codec=0.0),
+                    model=object())
+
+
 def test_partial_cache_is_finished_not_redone(corpus, extractor, train_cache, tmp_path):
     items, _ = corpus
     cache, path = train_cache

@@ -85,6 +85,51 @@ def test_cached_config_trains_through_the_cli_into_a_loadable_model(corpus, tmp_
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-5)
 
 
+def test_final_with_val_trains_the_saved_model_on_the_validation_clips_too(corpus, tmp_path, capsys):
+    config = _config(corpus, cache_dir=str(tmp_path / "cache"), space="audioset", final_with_val=True)   # steps 0
+    out = tmp_path / "model"
+    result = CliRunner().invoke(app, ["train", str(config), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    report = json.loads((out / "training_report.json").read_text())
+    assert summary["final_trained_on_validation"] is True and report["final_trained_on_validation"] is True
+    held_out = report["seeds"]["0"]                                 # the seed trained without them
+    assert summary["held_out"]["zs_top1"] == held_out["zs_top1"] and summary["held_out"]["zs_top1_unseen"] is None
+    # the validation clips joined the training views: 4 clips × 2 views, drawn after the 4 training clips
+    from trainer.precompute import FeatureCache
+    extra = FeatureCache.load(tmp_path / "cache" / "valtrain_yamnet_v2_s0.npz")
+    train = FeatureCache.load(tmp_path / "cache" / "train_yamnet_v2_s0.npz")
+    assert len(extra) == 8 and extra.meta["first_index"] == 4
+    # ... and the saved start's class prior is the mean clean view over both manifests
+    from safetensors.numpy import load_file
+    prior = np.concatenate([train.posteriors[train.view == 0], extra.posteriors[extra.view == 0]]).mean(0)
+    saved = np.diag(load_file(out / "model.safetensors")["class_proj.weight"])
+    np.testing.assert_allclose(saved, (prior + 1e-3) ** -0.5, rtol=1e-5)
+    trained = json.loads((out / "config.json").read_text())["extra"]["trained"]
+    assert trained["validation_clips_trained_on"] is True and "validation" not in trained
+    assert trained["validation_without_them"]["t2a_R@1"] == round(held_out["t2a_R@1"], 4)
+    # the held-out seed is saved beside it: the train-only prior, its validation figures
+    kept = json.loads((out / "held-out" / "config.json").read_text())["extra"]["trained"]
+    assert kept["validation"]["t2a_R@1"] == round(held_out["t2a_R@1"], 4)
+    train_prior = train.posteriors[train.view == 0].mean(0)
+    np.testing.assert_allclose(np.diag(load_file(out / "held-out" / "model.safetensors")["class_proj.weight"]),
+                               (train_prior + 1e-3) ** -0.5, rtol=1e-5)
+    # benchmarks on the validation split say which of the two they were given
+    from engine.models.soundsift_clap import SoundsiftClap
+    from trainer.cached_train import note_if_trained_on_validation
+    capsys.readouterr()
+    assert note_if_trained_on_validation(SoundsiftClap.from_pretrained(out), out)
+    assert "fit, not validation" in capsys.readouterr().err
+    assert not note_if_trained_on_validation(SoundsiftClap.from_pretrained(out / "held-out"), out / "held-out")
+    assert capsys.readouterr().err == ""
+    # without --json the figures are labelled for what they are
+    plain = CliRunner().invoke(app, ["train", str(config), "--out", str(tmp_path / "m2")])
+    assert plain.exit_code == 0, plain.output
+    text = " ".join(plain.output.split())
+    assert "validation (seed 0, trained without the validation clips): zs_top1" in text
+    assert "on the validation clips, which the saved model also trained on: zs_top1" in text
+
+
 @pytest.mark.parametrize("flags,named", [
     (["--resume"], "--resume"),
     (["--max-steps", "3"], "--max-steps"),

@@ -62,6 +62,7 @@ VARIANTS: dict[str, dict[str, bool]] = {
     "both": {"class": True, "embedding": True, "aisfx": True},
 }
 PROMPT = DEFAULT_TEMPLATE     # the zero-shot prompt of the evaluator and the query layer
+HELD_OUT = "held-out"         # subfolder of a final_with_val run's model: its seed trained without validation
 
 
 @dataclass
@@ -100,6 +101,7 @@ class CachedTrainConfig:
     val_every: int = 100
     everyday_exclude: list[str] = field(default_factory=list)   # labels left out of *_everyday
     threads: int = 1                    # torch threads (tiny ops: more threads only add contention)
+    final_with_val: bool = False        # the final run also trains on the validation clips (the seeds do not)
     out: str = "runs/soundsift-base/model"
 
     @classmethod
@@ -150,21 +152,41 @@ class Split:
         return cls(items, cache, [it.tags[0] if it.tags else it.captions[0] for it in items])
 
 
-def load_splits(cfg: CachedTrainConfig) -> tuple[Split, Split]:
-    """Build (or reuse) the training-view and validation-segment caches."""
-    train_items, val_items = read_manifest(cfg.train_manifest), read_manifest(cfg.val_manifest)
+def _cache_settings(cfg: CachedTrainConfig) -> tuple[str, dict[str, Any]]:
+    """The cache-name tag and the frozen-feature settings of a config."""
     tag = "both" if cfg.aisfx_weights else "yamnet"
     if cfg.yamnet_min_peak_db is not None:
         tag += f"_minpeak{cfg.yamnet_min_peak_db:g}"
+    return tag, {"aisfx_weights": cfg.aisfx_weights, "yamnet_min_peak_db": cfg.yamnet_min_peak_db}
+
+
+def load_splits(cfg: CachedTrainConfig) -> tuple[Split, Split]:
+    """Build (or reuse) the training-view and validation-segment caches."""
+    train_items, val_items = read_manifest(cfg.train_manifest), read_manifest(cfg.val_manifest)
+    tag, level = _cache_settings(cfg)
     cache_dir = Path(cfg.cache_dir)
     t0 = time.perf_counter()
-    level = {"aisfx_weights": cfg.aisfx_weights, "yamnet_min_peak_db": cfg.yamnet_min_peak_db}
     train = build_cache(train_items, cache_dir / f"train_{tag}_v{cfg.views}_s{cfg.view_seed}.npz",
                         views=cfg.views, seed=cfg.view_seed, augment=cfg.augment_config(), **level)
     val = build_cache(val_items, cache_dir / f"val_{tag}.npz", views=0, **level)
     log.info("feature caches ready in %.0f s: %d training rows, %d validation rows",
              time.perf_counter() - t0, len(train), len(val))
     return Split.of(train_items, train), Split.of(val_items, val)
+
+
+def validation_as_training(cfg: CachedTrainConfig, train: Split, val: Split) -> Split:
+    """The training split joined by the validation clips as training views (clean + augmented).
+
+    Their cache draws as if the validation manifest were appended to the training one.
+    """
+    tag, level = _cache_settings(cfg)
+    views = build_cache(val.items, Path(cfg.cache_dir) / f"valtrain_{tag}_v{cfg.views}_s{cfg.view_seed}.npz",
+                        views=cfg.views, seed=cfg.view_seed, augment=cfg.augment_config(),
+                        first_index=len(train.items), **level)
+    cache = train.cache.take(np.arange(len(train.cache)))     # a copy, so ``train`` stays as it is
+    cache.extend({"posteriors": views.posteriors, "embedding": views.embedding, "aisfx": views.aisfx,
+                  "item": views.item + len(train.items), "view": views.view})
+    return Split(train.items + val.items, cache, train.labels + val.labels)
 
 
 class TextBank:
@@ -409,7 +431,14 @@ def prepare(cfg: CachedTrainConfig):
 
 
 def run(cfg: CachedTrainConfig, out: str | Path | None = None) -> dict[str, Any]:
-    """Train ``cfg.seeds`` on validation, then the final ``cfg.seed`` run, saved to ``out``."""
+    """Train ``cfg.seeds`` on validation, then the final ``cfg.seed`` run, saved to ``out``.
+
+    With ``final_with_val`` the final run trains on the validation clips too (as training views,
+    class prior included): the seeds judge the recipe on sources never trained on, and the saved
+    model has heard every source. Its figures on the validation split are then fit, and the model
+    records the same seed's held-out figures instead (``validation_without_them``); that held-out
+    model is saved too, in ``out/held-out``, for benchmarks on the validation split.
+    """
     t0 = time.perf_counter()
     train, val, module, bank, init_state = prepare(cfg)
     t_cache = time.perf_counter() - t0
@@ -420,24 +449,60 @@ def run(cfg: CachedTrainConfig, out: str | Path | None = None) -> dict[str, Any]
     same_start = cfg.space == "minilm" and cfg.variant in ("baseline", "yamnet-class", "yamnet")
     tag_text = baseline if same_start else tag_text_baseline(val, bank, seen, cfg.everyday_exclude)
     log.info("tag-text baseline: %s", _fmt(tag_text))
+    out = Path(out or cfg.out)
+    trained: dict[str, Any] = {"variant": cfg.variant, "steps": cfg.steps, "seed": cfg.seed}
     runs = {}
     for seed in cfg.seeds:
         runs[seed] = train_run(module, cfg, train, val, bank, seed, init_state, seen)
         log.info("seed %d: %s", seed, _fmt(runs[seed][-1]))
+        if cfg.final_with_val and seed == cfg.seed:     # the saved model's recipe, held out: for benchmarks
+            _save(module, out / HELD_OUT, {**trained, "validation": _rounded(runs[seed][-1])})
+    held_out = runs[cfg.seed][-1] if cfg.seed in runs else None
+    if cfg.final_with_val:      # the recipe is judged above; the shipped model hears every source
+        train = validation_as_training(cfg, train, val)
+        seen = set(train.labels)
+        module = build_module(cfg, class_prior(train.cache))
+        init_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        bank.add([c for it in val.items for c in it.captions])
+        log.info("final run: %d training clips, the validation clips among them", len(train.items))
     t1 = time.perf_counter()
     history = train_run(module, cfg, train, val, bank, cfg.seed, init_state, seen)
     t_train = time.perf_counter() - t1
     final = history[-1]
-    out = Path(out or cfg.out)
-    module.config.extra = {"trained": {"variant": cfg.variant, "steps": cfg.steps, "seed": cfg.seed,
-                                       "validation": {k: round(v, 4) for k, v in final.items() if k != "step"}}}
-    module.save_pretrained(out)
+    if not cfg.final_with_val:
+        trained["validation"] = _rounded(final)
+    else:       # its own figures on the validation clips are fit, not validation
+        trained["validation_clips_trained_on"] = True
+        if held_out is not None:
+            trained["validation_without_them"] = _rounded(held_out)
+    _save(module, out, trained)
     report = {"config": asdict(cfg), "baseline": tag_text, "start": baseline, "seeds": {str(s): h[-1] for s, h in runs.items()},
-              "final": final, "history": history, "seconds": {"caches": t_cache, "final_training": t_train,
-                                                               "total": time.perf_counter() - t0}}
+              "final": final, "final_trained_on_validation": cfg.final_with_val, "history": history,
+              "seconds": {"caches": t_cache, "final_training": t_train, "total": time.perf_counter() - t0}}
     (out / "training_report.json").write_text(json.dumps(report, indent=2) + "\n")
     log.info("final (seed %d): %s → %s (%.0f s)", cfg.seed, _fmt(final), out, time.perf_counter() - t0)
     return report
+
+
+def note_if_trained_on_validation(model, folder: str | Path) -> bool:
+    """For benchmarks on the validation split: say on stderr when ``model`` trained on its clips."""
+    import sys
+
+    if not ((model.config.extra or {}).get("trained") or {}).get("validation_clips_trained_on"):
+        return False
+    print(f"note: {folder} was trained on the validation clips too (final_with_val), so its figures on "
+          f"the validation split are fit, not validation; the held-out model of its recipe is in "
+          f"the training run's {HELD_OUT}/ folder", file=sys.stderr)
+    return True
+
+
+def _save(module, folder: Path, trained: dict[str, Any]) -> None:
+    module.config.extra = {"trained": trained}
+    module.save_pretrained(folder)
+
+
+def _rounded(m: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in m.items() if k != "step"}
 
 
 def _fmt(m: dict[str, float]) -> str:

@@ -173,12 +173,14 @@ def extract(model, waves: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
 def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed: int = 0,
                 augment: AugmentConfig | None = None, aisfx_weights: str | Path | None = None,
                 window_seconds: float = 10.0, yamnet_min_peak_db: float | None = None,
-                save_every: int = 100, model=None) -> FeatureCache:
+                first_index: int = 0, save_every: int = 100, model=None) -> FeatureCache:
     """Compute (or finish) the feature cache at ``path`` for ``items``.
 
     ``views`` > 0: training views (clean + augmented); 0: evaluation segments. A cache
     already at ``path`` must have been made with the same settings; its finished items are kept.
     ``yamnet_min_peak_db``: quiet audio is lifted to it for YAMNet (:func:`engine.towers.yamnet.lift_quiet`).
+    ``first_index``: the views' random draws take item ``i`` as item ``first_index + i``, so the
+    cache of a second manifest draws as if it were appended to the first one.
     """
     path = Path(path)
     meta = {"version": CACHE_VERSION, "views": int(views), "seed": int(seed),
@@ -186,11 +188,14 @@ def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed
             "window_seconds": float(window_seconds), "aisfx": aisfx_weights is not None,
             "items": len(items), "items_sha1": items_key(items),
             "yamnet_min_peak_db": yamnet_min_peak_db}     # absent in older caches: read as None
+    if first_index:
+        meta["first_index"] = int(first_index)          # only when set, so older caches stay valid
     meta["augment"] = json.loads(json.dumps(meta["augment"]))   # tuples → lists, as stored
     cache = FeatureCache.empty(aisfx_weights is not None, {**meta, "done_items": 0})
     if path.is_file():
         old = FeatureCache.load(path)
-        same = {k: old.meta.get(k) for k in meta} == meta
+        same = ({k: old.meta.get(k) for k in meta} == meta
+                and old.meta.get("first_index", 0) == first_index)
         if not same:
             raise InvalidDataset(f"{path}: a feature cache made with other settings or items is there; "
                                  "delete it or choose another path")
@@ -203,7 +208,7 @@ def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed
     t0, start = time.perf_counter(), cache.done_items()
     for index in range(start, len(items)):
         item = items[index]
-        waves = (train_views(item, index, rate, window_seconds, views, channel, seed) if views > 0
+        waves = (train_views(item, first_index + index, rate, window_seconds, views, channel, seed) if views > 0
                  else eval_segments(item, rate, window_seconds))
         rows = extract(model, waves)
         rows["item"] = np.full(len(waves), index, np.int64)

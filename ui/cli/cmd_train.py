@@ -76,14 +76,29 @@ def _train_cached(config: Path, out: Optional[Path], steps: Optional[int], json_
     report = run(cfg, model_dir)
     summary = {"trainer": "cached-features", "out_dir": str(model_dir), "model_dir": str(model_dir),
                "steps": cfg.steps, "seconds": round(report["seconds"]["total"], 3),
+               "final_trained_on_validation": report["final_trained_on_validation"],
                **{k: _finite(report[k]) for k in ("baseline", "start", "final")}}
+    held_out = report["seeds"].get(str(cfg.seed))
+    if cfg.final_with_val and held_out is not None:
+        summary["held_out"] = _finite(held_out)
     if json_out:
         print_json(summary)
         return
     err_console.print(f"trained {cfg.steps} steps in {summary['seconds']:.1f} s → model in {model_dir}")
-    figures = " ".join(f"{k} {v:.3f}" for k, v in summary["final"].items() if k not in ("step", "loss") and v is not None)
-    err_console.print(f"validation: {figures} (the start and the baseline are logged above; all in "
-                      f"{model_dir / 'training_report.json'})", highlight=False)
+    if cfg.final_with_val:
+        if held_out is not None:
+            err_console.print(f"validation (seed {cfg.seed}, trained without the validation clips): "
+                              f"{_figures(held_out)}", highlight=False)
+        err_console.print(f"on the validation clips, which the saved model also trained on: {_figures(report['final'])}",
+                          highlight=False)
+    else:
+        err_console.print(f"validation: {_figures(report['final'])}", highlight=False)
+    err_console.print(f"(the start and the baseline are logged above; all in {model_dir / 'training_report.json'})",
+                      highlight=False)
+
+
+def _figures(figures: dict[str, float]) -> str:
+    return " ".join(f"{k} {v:.3f}" for k, v in _finite(figures).items() if k not in ("step", "loss") and v is not None)
 
 
 def _finite(figures: dict[str, float]) -> dict[str, float | None]:
