@@ -6,7 +6,8 @@ Tiers (autofaiss-style), by vector count and by the memory the raw vectors need:
     an IVF (and a few MB at most);
   * ``IVF<nlist>,Flat`` in the middle, while raw float32 vectors fit the budget;
   * ``IVF<nlist>,SQ8`` when they don't but 1 byte per dimension does (4× smaller);
-  * ``OPQ<m>,IVF<nlist>,PQ<m>np`` when even that doesn't fit (dim/… bytes per vector).
+  * ``OPQ<m>[_<d>],IVF<nlist>,PQ<m>np`` when even that doesn't fit (about dim/8 bytes per
+    vector; the rotation also projects to ``d`` dims when m does not divide dim).
 All use inner product over L2-normalised vectors. The search parameter (``nprobe``)
 starts at the value returned here and is then set by measurement
 (:func:`tune_nprobe`) so recall@10 against exact search reaches the target.
@@ -69,12 +70,22 @@ def _nlist(n: int, min_nlist: int = MIN_NLIST) -> int:
     return nlist
 
 
-def _pq_m(dim: int) -> int:
-    """PQ sub-quantizers: dim/8 (64 for 512-d), a divisor of dim, at most 96 for GPU."""
+#: code sizes (bytes per vector) that faiss's GPU IVF-PQ supports
+GPU_PQ_M = (1, 2, 3, 4, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 96)
+
+
+def _pq_shape(dim: int, gpu: bool = False) -> tuple[int, int]:
+    """(PQ sub-quantizers m, the OPQ output dimension) for ``dim``-d vectors.
+
+    m = dim/8, about 8 dimensions per code byte (64 for 512-d); on a GPU the largest supported
+    size not above it. PQ needs m to divide its input, so when it does not divide ``dim`` the
+    OPQ rotation also projects to the largest multiple of m below ``dim``: soundsift-base's
+    521-d vectors (521 is prime) become 520-d for PQ65 (512-d for PQ64 on a GPU), not PQ1.
+    """
     m = max(1, dim // 8)
-    while dim % m:
-        m -= 1
-    return m
+    if gpu:
+        m = max(x for x in GPU_PQ_M if x <= m)
+    return m, m * (dim // m)
 
 
 def choose_index(n_vectors: int, dim: int, memory_budget: int, gpu: bool = False, *,
@@ -98,10 +109,11 @@ def choose_index(n_vectors: int, dim: int, memory_budget: int, gpu: bool = False
     if n_vectors * dim * SQ8_BYTES_PER_DIM <= memory_budget:
         return IndexChoice(f"IVF{nlist},SQ8", "ivf-sq8", nlist, train, {"nprobe": nprobe}, gpu,
                            dim * SQ8_BYTES_PER_DIM + 8)
-    m = _pq_m(dim)
+    m, d_out = _pq_shape(dim, gpu)
+    opq = f"OPQ{m}" if d_out == dim else f"OPQ{m}_{d_out}"
     # "np": no polysemous training (a Hamming-order code layout for L2 filtering we never
     # use; it made PQ training ~40× slower in measurements)
-    return IndexChoice(f"OPQ{m},IVF{nlist},PQ{m}np", "opq-ivf-pq", nlist, train,
+    return IndexChoice(f"{opq},IVF{nlist},PQ{m}np", "opq-ivf-pq", nlist, train,
                        {"nprobe": nprobe * 2}, gpu, m + 8)
 
 
@@ -250,7 +262,8 @@ def search_cost(nprobe: int, factor: int, n_vectors: int, nlist: int, k: int = 1
 def tune_reranked(index: Any, queries: np.ndarray, truth_ids: np.ndarray, nlist: int,
                   n_vectors: int, vectors: Callable[[np.ndarray], np.ndarray], k: int = 10,
                   target: float = TARGET_RECALL, self_ids: np.ndarray | None = None,
-                  factors: tuple[int, ...] = RERANK_FACTORS) -> tuple[dict[str, int], float]:
+                  factors: tuple[int, ...] = RERANK_FACTORS, missed: dict[str, int] | None = None,
+                  growth: float = 2.0, tolerance: float = 0.0) -> tuple[dict[str, int], float]:
     """(``{"nprobe", "rerank"}``, measured recall@k) for an IVF index searched with re-ranking.
 
     For each re-rank factor the smallest ``nprobe`` reaching ``target`` is measured (recall
@@ -260,6 +273,11 @@ def tune_reranked(index: Any, queries: np.ndarray, truth_ids: np.ndarray, nlist:
     best recall found is returned with its setting. ``vectors(ids)`` returns raw vectors;
     the arguments are otherwise those of :func:`tune_nprobe`. The index's ``nprobe`` is
     left at the chosen value.
+
+    ``missed``: a setting (``{"nprobe", "rerank"}``, a previous commit's choice) just measured
+    below the target. Its factor is kept and only nprobe grows from there (``growth``,
+    ``tolerance`` as in :func:`tune_nprobe`): the factor was the cheapest on nearly the same
+    vectors. The full sweep runs only when that factor cannot reach the target at any nprobe.
     """
     import faiss
     from engine.rerank import reranked_search
@@ -267,17 +285,24 @@ def tune_reranked(index: Any, queries: np.ndarray, truth_ids: np.ndarray, nlist:
     def plain(q: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         return index.search(q, n)
 
+    def searcher(factor: int) -> Callable[[np.ndarray, int], np.ndarray]:
+        return lambda q, n: reranked_search(plain, q, n, factor, vectors, limit=n_vectors)[1]
+
+    if missed is not None:
+        miss = min(int(missed["nprobe"]), nlist - 1)
+        nprobe, recall = tune_nprobe(index, queries, truth_ids, grown_nprobe(miss, growth, nlist), nlist, k,
+                                     target, self_ids, search=searcher(int(missed["rerank"])),
+                                     known_miss=miss, growth=growth, tolerance=tolerance)
+        if recall >= target:
+            return {"nprobe": int(nprobe), "rerank": int(missed["rerank"])}, float(recall)
+
     tried: list[tuple[bool, float, float, int, int]] = []   # (reached, -recall, cost, factor, nprobe)
     for factor in factors:
         best = min((t for t in tried if t[0]), key=lambda t: t[2], default=None)
         if best is not None and search_cost(0, factor, n_vectors, nlist, k) >= best[2]:
             break
-
-        def search(q: np.ndarray, n: int, factor: int = factor) -> np.ndarray:
-            return reranked_search(plain, q, n, factor, vectors, limit=n_vectors)[1]
-
         nprobe, recall = tune_nprobe(index, queries, truth_ids, 1, nlist, k, target, self_ids,
-                                     search=search)
+                                     search=searcher(factor))
         tried.append((recall >= target, -recall, search_cost(nprobe, factor, n_vectors, nlist, k),
                       factor, nprobe))
     reached = [t for t in tried if t[0]]

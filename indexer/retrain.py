@@ -320,20 +320,22 @@ def tune(index: Any, choice: IndexChoice, raw: RawVectors, seed: int = 0,
     rows = np.sort(rng.choice(pool, min(n_queries, len(pool)), replace=False))
     queries = np.ascontiguousarray(raw.take(rows))
     truth = exact_top_k(queries, raw, K + 1)          # the query itself is left out of both
-    start, known_miss, growth, tolerance = 1, 0, 2.0, 0.0
+    start, known_miss, growth, tolerance, missed = 1, 0, 2.0, 0.0, None
     if (previous and int(previous.get("nprobe", 0)) > 0
             and (choice.kind not in RERANKED_KINDS or "rerank" in previous)):
         recall = _recall_with(index, choice, raw, queries, truth, raw.ids[rows], previous)
         if recall >= TARGET_RECALL + TUNING_MARGIN:
             return dict(previous), recall
-        known_miss = min(int(previous["nprobe"]), choice.nlist - 1)    # measured just now: no repeat
+        missed = previous                                               # measured just now: no repeat
+        known_miss = min(int(previous["nprobe"]), choice.nlist - 1)
         start = grown_nprobe(known_miss, WARM_GROWTH, choice.nlist)
         growth, tolerance = WARM_GROWTH, WARM_TOLERANCE
     if choice.kind in RERANKED_KINDS:                  # searched with exact re-ranking
         params, recall = tune_reranked(index, queries, truth, choice.nlist, len(raw),
                                        vectors_by_id(raw), k=K,
                                        target=TARGET_RECALL + TUNING_MARGIN,
-                                       self_ids=raw.ids[rows])
+                                       self_ids=raw.ids[rows], missed=missed,
+                                       growth=WARM_GROWTH, tolerance=WARM_TOLERANCE)
         nprobe = params["nprobe"]
     else:
         nprobe, recall = tune_nprobe(index, queries, truth, start=start, nlist=choice.nlist, k=K,

@@ -173,3 +173,75 @@ def test_self_matches_do_not_inflate_tuned_recall():
     _, with_self = tune_nprobe(index, x[rows], truth11[:, :10], start=1, nlist=1)   # nprobe 1 only
     _, honest = tune_nprobe(index, x[rows], truth11, start=1, nlist=1, self_ids=rows)
     assert with_self - honest >= 0.05          # ≈ 0.1·(1 - honest): the free self-match
+
+
+def test_tune_reranked_after_a_miss_keeps_the_factor_and_grows_nprobe():
+    """The warm path for re-ranked (PQ) indexes: a previous setting that just missed keeps its
+    re-rank factor and grows nprobe from there, with far fewer searches than the full sweep; a
+    factor that cannot reach the target at any nprobe falls back to the sweep."""
+    from engine.index_choice import tune_reranked
+
+    rng = np.random.default_rng(3)
+    vecs = rng.standard_normal((4000, 32)).astype(np.float32)          # no clusters: nprobe matters
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    index = faiss.index_factory(32, "IVF64,PQ4np", faiss.METRIC_INNER_PRODUCT)   # coarse codes
+    index.train(vecs)
+    index.add(vecs)
+    q = vecs[rng.choice(4000, 200, replace=False)]
+    _, truth = _exact(vecs, q)
+    fetched = []
+
+    def vectors(ids):
+        fetched.append(1)
+        return vecs[ids]
+    full, full_recall = tune_reranked(index, q, truth, 64, 4000, vectors, target=0.95)
+    full_searches, fetched[:] = len(fetched), []
+    assert full_recall >= 0.95 and full["nprobe"] >= 8
+
+    missed = {"nprobe": full["nprobe"] // 2, "rerank": full["rerank"]}
+    warm, warm_recall = tune_reranked(index, q, truth, 64, 4000, vectors, target=0.95, missed=missed,
+                                      growth=1.25, tolerance=0.05)
+    assert warm["rerank"] == full["rerank"] and warm_recall >= 0.95
+    assert full["nprobe"] <= warm["nprobe"] <= int(full["nprobe"] * 1.05) + 1
+    assert faiss.extract_index_ivf(index).nprobe == warm["nprobe"]
+    assert len(fetched) < full_searches
+
+    # the coarse codes cannot find the true top 10 among only 10 candidates: no nprobe reaches
+    # 0.95 at factor 1, so the sweep decides, as without a previous setting
+    hopeless, _ = tune_reranked(index, q, truth, 64, 4000, vectors, target=0.95,
+                                missed={"nprobe": 4, "rerank": 1}, growth=1.25, tolerance=0.05)
+    assert hopeless == full
+
+
+def _exact(vecs: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    flat = faiss.IndexFlatIP(vecs.shape[1])
+    flat.add(vecs)
+    return flat.search(q, 10)
+
+
+def test_pq_projects_first_when_m_does_not_divide_the_dimension():
+    """soundsift-base's vectors are 521-d and 521 is prime: PQ's sub-quantizers must divide their
+    input, so the OPQ rotation also projects (to 520-d for PQ65) instead of falling to PQ1."""
+    from indexer.retrain import _set_opq_niter
+    assert choose_index(1_000_000, 521, 256 << 20).factory == "OPQ65_520,IVF4096,PQ65np"
+    assert choose_index(1_000_000, 521, 256 << 20, gpu=True).factory == "OPQ64_512,IVF4096,PQ64np"
+    assert choose_index(1_000_000, 1024, 256 << 20, gpu=True).factory == "OPQ96_960,IVF4096,PQ96np"
+
+    rng = np.random.default_rng(0)
+    vecs = rng.standard_normal((4_000, 37)).astype(np.float32)        # 37 is prime too
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    choice = choose_index(4_000, 37, 1000, exact_max=100, min_nlist=16)
+    assert choice.factory.startswith("OPQ4_36,IVF") and choice.factory.endswith(",PQ4np")
+    recalls = {}
+    for factory in (choice.factory, choice.factory.replace("OPQ4_36", "OPQ1").replace("PQ4np", "PQ1np")):
+        index = faiss.index_factory(37, factory, faiss.METRIC_INNER_PRODUCT)
+        _set_opq_niter(index)                    # as the indexer builds it (fewer rotation rounds)
+        index.train(vecs)
+        index.add(vecs)
+        ivf = faiss.extract_index_ivf(index)
+        ivf.nprobe = choice.nlist
+        recalls[factory] = recall_at_k(index.search(vecs[:200], 10)[1], _exact(vecs, vecs[:200])[1])
+    assert faiss.downcast_index(faiss.extract_index_ivf(
+        faiss.index_factory(37, choice.factory, faiss.METRIC_INNER_PRODUCT))).pq.M == 4
+    codes_4, codes_1 = recalls.values()
+    assert codes_4 > codes_1 + 0.1          # 4 code bytes per vector, not 1
