@@ -188,6 +188,12 @@ def grown_nprobe(nprobe: int, growth: float, nlist: int) -> int:
     return min(nlist, max(nprobe + 1, int(np.ceil(nprobe * growth))))
 
 
+def warm_start(missed_nprobe: int, growth: float, nlist: int) -> tuple[int, int]:
+    """(the known miss, the first nprobe to try) after ``missed_nprobe`` was measured below target."""
+    miss = min(int(missed_nprobe), nlist - 1)
+    return miss, grown_nprobe(miss, growth, nlist)
+
+
 def tune_nprobe(index: Any, queries: np.ndarray, truth_ids: np.ndarray, start: int, nlist: int,
                 k: int = 10, target: float = TARGET_RECALL,
                 self_ids: np.ndarray | None = None,
@@ -289,8 +295,8 @@ def tune_reranked(index: Any, queries: np.ndarray, truth_ids: np.ndarray, nlist:
         return lambda q, n: reranked_search(plain, q, n, factor, vectors, limit=n_vectors)[1]
 
     if missed is not None:
-        miss = min(int(missed["nprobe"]), nlist - 1)
-        nprobe, recall = tune_nprobe(index, queries, truth_ids, grown_nprobe(miss, growth, nlist), nlist, k,
+        miss, start = warm_start(missed["nprobe"], growth, nlist)
+        nprobe, recall = tune_nprobe(index, queries, truth_ids, start, nlist, k,
                                      target, self_ids, search=searcher(int(missed["rerank"])),
                                      known_miss=miss, growth=growth, tolerance=tolerance)
         if recall >= target:

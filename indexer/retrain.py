@@ -32,7 +32,7 @@ from typing import Any, Iterator
 import faiss
 import numpy as np
 
-from engine.index_choice import (TARGET_RECALL, TUNING_MARGIN, IndexChoice, grown_nprobe,
+from engine.index_choice import (TARGET_RECALL, TUNING_MARGIN, IndexChoice, warm_start,
                                  recall_at_k, tune_nprobe, tune_reranked)
 from engine.rerank import sidecar_path
 from engine.vectors import fsync_dir, gpu_count
@@ -327,8 +327,7 @@ def tune(index: Any, choice: IndexChoice, raw: RawVectors, seed: int = 0,
         if recall >= TARGET_RECALL + TUNING_MARGIN:
             return dict(previous), recall
         missed = previous                                               # measured just now: no repeat
-        known_miss = min(int(previous["nprobe"]), choice.nlist - 1)
-        start = grown_nprobe(known_miss, WARM_GROWTH, choice.nlist)
+        known_miss, start = warm_start(previous["nprobe"], WARM_GROWTH, choice.nlist)
         growth, tolerance = WARM_GROWTH, WARM_TOLERANCE
     if choice.kind in RERANKED_KINDS:                  # searched with exact re-ranking
         params, recall = tune_reranked(index, queries, truth, choice.nlist, len(raw),
