@@ -13,6 +13,9 @@ split has, at the cost of one training run per source (≈ 10 s each with the ca
 
 ``--with-val`` adds the validation sources' clips (as training views) to every fold's training
 data: does a recipe gain on unseen sources from hearing more sources (the ``final_with_val`` question)?
+``--validation-sources`` asks the same of the validation split itself: each validation source is
+held out in turn (judged on its segments, as the fixed split is) and the recipe trains on the
+training sources alone, then also on the other validation sources, for every seed of the config.
 
 Prints zero-shot top-1 and text→audio R@1 per held-out source (over that source's own labels),
 then their mean over sources and the sum of clips right, for the baseline, the start and trained.
@@ -55,6 +58,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="override a config field (JSON value), e.g. --set decay_to_init=0.3")
     p.add_argument("--with-val", action="store_true",
                    help="every fold also trains on the validation sources' clips")
+    p.add_argument("--validation-sources", action="store_true",
+                   help="hold out each validation source instead, with and without the other two in training")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -63,6 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     cfg = dataclasses.replace(cfg, val_every=cfg.steps, **overrides)   # evaluated at the start and the end
     torch.set_num_threads(cfg.threads)
     train, val = load_splits(cfg)
+    if args.validation_sources:
+        return each_validation_source(cfg, train, val)
     pool = validation_as_training(cfg, train, val) if args.with_val else train   # what folds train on
     sources = np.array([it.source for it in train.items])
     pool_sources = np.array([it.source for it in pool.items])
@@ -109,6 +116,31 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
+
+
+def each_validation_source(cfg: CachedTrainConfig, train: Split, val: Split) -> None:
+    """``--validation-sources``: see the module docstring. Prints means over the config's seeds."""
+    joined = validation_as_training(cfg, train, val)
+    joined_sources = np.array([it.source for it in joined.items])
+    val_sources = np.array([it.source for it in val.items])
+    bank = None
+    print(f"held-out validation source | clips | labels | mean of seeds {cfg.seeds}, training sources only → "
+          "with the other validation sources: zero-shot top-1 | T2A R@1 | T2A R@5")
+    for source in sorted(set(val_sources)):
+        test = subset(val, val_sources == source)
+        runs = {}
+        for name, pool in (("alone", train), ("joined", subset(joined, joined_sources != source))):
+            module = build_module(cfg, class_prior(pool.cache))
+            if bank is None:
+                bank = TextBank(module.text, f"{cfg.cache_dir}/text_minilm.npz")
+                bank.add([c for it in joined.items for c in it.captions] + joined.labels
+                         + [PROMPT.format(label=x) for x in sorted(set(joined.labels))])
+            init = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            runs[name] = [train_run(module, cfg, pool, test, bank, seed, init, set(pool.labels))[-1]
+                          for seed in cfg.seeds]
+        cells = [" → ".join(f"{np.mean([m[k] for m in runs[n]]):.3f}" for n in ("alone", "joined"))
+                 for k in ("zs_top1", "t2a_R@1", "t2a_R@5")]
+        print(f"{source} | {len(test.items)} | {len(set(test.labels))} | " + " | ".join(cells), flush=True)
 
 
 if __name__ == "__main__":
