@@ -320,15 +320,13 @@ def tune(index: Any, choice: IndexChoice, raw: RawVectors, seed: int = 0,
     rows = np.sort(rng.choice(pool, min(n_queries, len(pool)), replace=False))
     queries = np.ascontiguousarray(raw.take(rows))
     truth = exact_top_k(queries, raw, K + 1)          # the query itself is left out of both
-    start, known_miss, growth, tolerance, missed = 1, 0, 2.0, 0.0, None
+    missed = None                                      # previous params, measured just now below target
     if (previous and int(previous.get("nprobe", 0)) > 0
             and (choice.kind not in RERANKED_KINDS or "rerank" in previous)):
         recall = _recall_with(index, choice, raw, queries, truth, raw.ids[rows], previous)
         if recall >= TARGET_RECALL + TUNING_MARGIN:
             return dict(previous), recall
-        missed = previous                                               # measured just now: no repeat
-        known_miss, start = warm_start(previous["nprobe"], WARM_GROWTH, choice.nlist)
-        growth, tolerance = WARM_GROWTH, WARM_TOLERANCE
+        missed = previous
     if choice.kind in RERANKED_KINDS:                  # searched with exact re-ranking
         params, recall = tune_reranked(index, queries, truth, choice.nlist, len(raw),
                                        vectors_by_id(raw), k=K,
@@ -337,9 +335,13 @@ def tune(index: Any, choice: IndexChoice, raw: RawVectors, seed: int = 0,
                                        growth=WARM_GROWTH, tolerance=WARM_TOLERANCE)
         nprobe = params["nprobe"]
     else:
+        known_miss, start, warm = 0, 1, {}
+        if missed is not None:                         # not searched again; small steps from there
+            known_miss, start = warm_start(missed["nprobe"], WARM_GROWTH, choice.nlist)
+            warm = {"growth": WARM_GROWTH, "tolerance": WARM_TOLERANCE}
         nprobe, recall = tune_nprobe(index, queries, truth, start=start, nlist=choice.nlist, k=K,
                                      target=TARGET_RECALL + TUNING_MARGIN, self_ids=raw.ids[rows],
-                                     known_miss=known_miss, growth=growth, tolerance=tolerance)
+                                     known_miss=known_miss, **warm)
         params = {"nprobe": int(nprobe)}
     if recall < TARGET_RECALL:
         log.warning("%s reaches recall@10 %.3f < %.2f even with nprobe = %d; a larger memory "
