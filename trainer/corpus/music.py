@@ -40,6 +40,18 @@ SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10),
 DRUMS = {"bass drum": 36, "snare": 38, "closed hi-hat": 42, "open hi-hat": 46, "crash": 49, "ride": 51}
 
 
+#: GM sound-effect program (0-based) → (label, captions, hits): sampled effects of the soundfont,
+#: which the untrained model ranks at or next to their labels; ``hits`` are struck several times, the rest held
+EFFECTS: dict[int, tuple[str, tuple[str, ...], bool]] = {
+    122: ("ocean waves", ("waves breaking on a shore", "the sea washing on a beach", "ocean waves"), False),
+    123: ("birds chirping", ("birds chirping", "a bird tweeting", "birdsong"), True),
+    124: ("telephone ringing", ("a telephone ringing", "an old telephone bell ringing", "a phone ringing"), True),
+    125: ("helicopter", ("a helicopter", "a helicopter flying", "helicopter rotor blades"), False),
+    126: ("applause", ("applause", "an audience clapping", "people applauding"), False),
+    127: ("gunshot", ("gunshots", "a gun firing", "shots fired"), True),
+}
+
+
 def fluidsynth_command(soundfont: str, midi: Path, out: Path, rate: int = 44100) -> list[str]:
     """fluidsynth command rendering ``midi`` with ``soundfont`` to the WAV ``out`` (no audio device)."""
     return ["fluidsynth", "-ni", "-g", "0.7", "-r", str(rate), "-F", str(out), soundfont, str(midi)]
@@ -88,6 +100,17 @@ def drum_beat(rng: random.Random, bars: int) -> list[Note]:
     return notes
 
 
+def _rendered(source: str, key: str, label: str, tags: tuple[str, ...], caps: list[str], mid: bytes,
+              sf2: str, workdir: Path, rate: int) -> Candidate:
+    """A candidate whose audio is ``mid`` (written to ``workdir`` now) rendered by fluidsynth."""
+    midi_path = workdir / f"{key}.mid"
+    midi_path.write_bytes(mid)
+
+    def render(path: Path, m=midi_path) -> None:
+        subprocess.run(fluidsynth_command(sf2, m, path), check=True, capture_output=True)
+    return Candidate(source, f"fluidsynth:{key}", label, tags, tuple(caps), render=render, rate=rate)
+
+
 def music_candidates(per_instrument: int, seed: int, workdir: Path) -> list[Candidate]:
     """``per_instrument`` melodies for every instrument, plus as many drum-kit beats."""
     if shutil.which("fluidsynth") is None:
@@ -99,13 +122,7 @@ def music_candidates(per_instrument: int, seed: int, workdir: Path) -> list[Cand
     out: list[Candidate] = []
 
     def add(key: str, label: str, tags: tuple[str, ...], caps: list[str], mid: bytes) -> None:
-        midi_path = workdir / f"{key}.mid"
-        midi_path.write_bytes(mid)
-
-        def render(path: Path, m=midi_path) -> None:
-            subprocess.run(fluidsynth_command(sf2, m, path), check=True, capture_output=True)
-        out.append(Candidate("music", f"fluidsynth:{key}", label, tags, tuple(caps),
-                             render=render, rate=rng.choice(RATES[1:])))
+        out.append(_rendered("music", key, label, tags, caps, mid, sf2, workdir, rng.choice(RATES[1:])))
 
     for program, (label, low, high) in sorted(INSTRUMENTS.items()):
         for i in range(per_instrument):
@@ -124,4 +141,31 @@ def music_candidates(per_instrument: int, seed: int, workdir: Path) -> list[Cand
         caps = ["a drum beat", "a drum kit playing a rock beat", "drums", "a drummer playing a beat"]
         add(f"drums-{i}", "drum kit", ("drum kit", "drums", "music"), caps,
             midi_bytes(drum_beat(rng, rng.randint(2, 3)), program=0, channel=9, bpm=bpm))
+    return out
+
+
+def effect_candidates(per_label: int, seed: int, workdir: Path) -> list[Candidate]:
+    """``per_label`` renderings of every GM sound effect in :data:`EFFECTS`: held for 2–8 s, or
+    struck 2–6 times at irregular intervals, at a pitch within ±3 semitones of the sample's own."""
+    if shutil.which("fluidsynth") is None:
+        raise CorpusError("fluidsynth not found: apt-get install fluidsynth fluid-soundfont-gm "
+                          "(or leave 'gm-effects' out of --sources)")
+    sf2 = soundfont()
+    rng = random.Random(f"gm-effects:{seed}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    out: list[Candidate] = []
+    for program, (label, caps, hits) in sorted(EFFECTS.items()):
+        for i in range(per_label):
+            pitch = 60 + rng.randint(-3, 3)
+            if hits:
+                notes, t = [], rng.uniform(0.0, 0.5)
+                for _ in range(rng.randint(2, 6)):
+                    length = rng.uniform(0.3, 1.5)
+                    notes.append(Note(pitch, t, length, rng.randint(70, 120)))
+                    t += length + rng.uniform(0.1, 1.0)
+            else:
+                notes = [Note(pitch, rng.uniform(0.0, 0.5), rng.uniform(2.0, 8.0), rng.randint(70, 120))]
+            out.append(_rendered("gm-effects", f"fx{program}-{i}", label, (label, "sound effect"),
+                                 list(caps), midi_bytes(notes, program=program, bpm=60.0), sf2, workdir,
+                                 rng.choice(RATES[1:])))
     return out

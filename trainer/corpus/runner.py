@@ -22,7 +22,7 @@ from trainer.corpus.select import DEFAULT_VALIDATION, balance, split_by_source
 
 log = logging.getLogger(__name__)
 
-SYNTH_SOURCES = ("tones", "speech", "music")
+SYNTH_SOURCES = ("tones", "speech", "music", "signals", "gm-effects")
 MIN_VALIDATION = 200
 
 
@@ -70,6 +70,12 @@ def gather(sources: list[str], cache: Path, *, seed: int, synth_per_label: int
         elif name == "speech":
             from trainer.corpus.speech import speech_candidates
             got = speech_candidates(synth_per_label * 15, seed)
+        elif name == "signals":
+            from trainer.corpus.signals import signal_candidates
+            got = signal_candidates(synth_per_label, seed)
+        elif name == "gm-effects":
+            from trainer.corpus.music import effect_candidates
+            got = effect_candidates(synth_per_label, seed, cache / "midi")
         else:
             from trainer.corpus.music import music_candidates
             got = music_candidates(max(1, synth_per_label // 2), seed, cache / "midi")
