@@ -91,7 +91,7 @@ def test_busy_and_dial_tones_use_network_frequencies(tmp_path):
 
 
 def test_ringer_trills_between_two_tones_and_sirens_sweep(tmp_path):
-    for x in render("telephone ringing", tmp_path):
+    for x in render("phone ringtone", tmp_path):
         peaks = frame_peaks(x)
         assert 0.1 < on_fraction(x) < 0.9                      # rings and pauses
         assert peaks.max() / peaks.min() > 1.15                 # two alternating tones
