@@ -111,14 +111,20 @@ def _rendered(source: str, key: str, label: str, tags: tuple[str, ...], caps: li
     return Candidate(source, f"fluidsynth:{key}", label, tags, tuple(caps), render=render, rate=rate)
 
 
-def music_candidates(per_instrument: int, seed: int, workdir: Path) -> list[Candidate]:
-    """``per_instrument`` melodies for every instrument, plus as many drum-kit beats."""
+def _fluidsynth_source(source: str, seed: int, workdir: Path) -> tuple[str, random.Random]:
+    """The soundfont and the seeded generator of a fluidsynth source, or CorpusError saying what
+    to install; ``workdir`` (for the MIDI files) is created."""
     if shutil.which("fluidsynth") is None:
         raise CorpusError("fluidsynth not found: apt-get install fluidsynth fluid-soundfont-gm "
-                                "(or leave 'music' out of --sources)")
+                          f"(or leave '{source}' out of --sources)")
     sf2 = soundfont()
-    rng = random.Random(f"music:{seed}")
     workdir.mkdir(parents=True, exist_ok=True)
+    return sf2, random.Random(f"{source}:{seed}")
+
+
+def music_candidates(per_instrument: int, seed: int, workdir: Path) -> list[Candidate]:
+    """``per_instrument`` melodies for every instrument, plus as many drum-kit beats."""
+    sf2, rng = _fluidsynth_source("music", seed, workdir)
     out: list[Candidate] = []
 
     def add(key: str, label: str, tags: tuple[str, ...], caps: list[str], mid: bytes) -> None:
@@ -147,12 +153,7 @@ def music_candidates(per_instrument: int, seed: int, workdir: Path) -> list[Cand
 def effect_candidates(per_label: int, seed: int, workdir: Path) -> list[Candidate]:
     """``per_label`` renderings of every GM sound effect in :data:`EFFECTS`: held for 2–8 s, or
     struck 2–6 times at irregular intervals, at a pitch within ±3 semitones of the sample's own."""
-    if shutil.which("fluidsynth") is None:
-        raise CorpusError("fluidsynth not found: apt-get install fluidsynth fluid-soundfont-gm "
-                          "(or leave 'gm-effects' out of --sources)")
-    sf2 = soundfont()
-    rng = random.Random(f"gm-effects:{seed}")
-    workdir.mkdir(parents=True, exist_ok=True)
+    sf2, rng = _fluidsynth_source("gm-effects", seed, workdir)
     out: list[Candidate] = []
     for program, (label, caps, hits) in sorted(EFFECTS.items()):
         for i in range(per_label):
