@@ -114,6 +114,24 @@ def test_partial_cache_is_finished_not_redone(corpus, extractor, train_cache, tm
     assert FeatureCache.load(tmp_path / "p.npz").done_items() == 4
 
 
+def test_cache_of_a_manifest_that_grew_is_extended_as_a_rebuild_would_be(corpus, extractor, train_cache,
+                                                                        tmp_path):
+    items, _ = corpus
+    cache, _ = train_cache
+    aug = AugmentConfig(codec=0.0)
+    build_cache(items[:2], tmp_path / "grown.npz", views=3, seed=5, augment=aug, model=extractor)
+    grown = build_cache(items, tmp_path / "grown.npz", views=3, seed=5, augment=aug, model=extractor)
+    np.testing.assert_allclose(grown.embedding, cache.embedding, atol=1e-6)
+    np.testing.assert_array_equal(grown.item, cache.item)
+    saved = FeatureCache.load(tmp_path / "grown.npz").meta
+    assert {k: saved[k] for k in ("items", "items_sha1", "done_items")} == \
+        {k: cache.meta[k] for k in ("items", "items_sha1", "done_items")}
+    # anything but growth at the end is another corpus: shrunk, reordered, or changed in front
+    for other in (items[:1], items[::-1], items[1:]):
+        with pytest.raises(InvalidDataset, match="other settings or items"):
+            build_cache(other, tmp_path / "grown.npz", views=3, seed=5, augment=aug, model=object())
+
+
 def test_eval_segments_follow_the_index_policy(val_cache):
     cache = val_cache
     # the 12.5 s clip → windows [0, 10) and the end-aligned [2.5, 12.5); the others one each

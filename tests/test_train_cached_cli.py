@@ -97,7 +97,7 @@ def test_final_with_val_trains_the_saved_model_on_the_validation_clips_too(corpu
     assert summary["held_out"]["zs_top1"] == held_out["zs_top1"] and summary["held_out"]["zs_top1_unseen"] is None
     # the validation clips joined the training views: 4 clips × 2 views, drawn after the 4 training clips
     from trainer.precompute import FeatureCache
-    extra = FeatureCache.load(tmp_path / "cache" / "valtrain_yamnet_v2_s0.npz")
+    extra = FeatureCache.load(tmp_path / "cache" / "valtrain_yamnet_v2_s0_at4.npz")
     train = FeatureCache.load(tmp_path / "cache" / "train_yamnet_v2_s0.npz")
     assert len(extra) == 8 and extra.meta["first_index"] == 4
     # ... and the saved start's class prior is the mean clean view over both manifests

@@ -177,10 +177,12 @@ def load_splits(cfg: CachedTrainConfig) -> tuple[Split, Split]:
 def validation_as_training(cfg: CachedTrainConfig, train: Split, val: Split) -> Split:
     """The training split joined by the validation clips as training views (clean + augmented).
 
-    Their cache draws as if the validation manifest were appended to the training one.
+    Their cache draws as if the validation manifest were appended to the training one; its name
+    holds that offset, so a grown training manifest gets a new one rather than an error.
     """
     tag, level = _cache_settings(cfg)
-    views = build_cache(val.items, Path(cfg.cache_dir) / f"valtrain_{tag}_v{cfg.views}_s{cfg.view_seed}.npz",
+    name = f"valtrain_{tag}_v{cfg.views}_s{cfg.view_seed}_at{len(train.items)}.npz"
+    views = build_cache(val.items, Path(cfg.cache_dir) / name,
                         views=cfg.views, seed=cfg.view_seed, augment=cfg.augment_config(),
                         first_index=len(train.items), **level)
     cache = train.cache.take(np.arange(len(train.cache)))     # a copy, so ``train`` stays as it is

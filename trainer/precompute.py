@@ -170,6 +170,18 @@ def extract(model, waves: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+def _continues(old: dict[str, Any], new: dict[str, Any], items: Sequence[Item]) -> bool:
+    """Whether a cache with metadata ``old`` can be kept (and finished) for ``items``: the same
+    settings, and its items the start of ``items``. A view's draws depend only on the seed, the
+    view and the item's index, so the cache of a manifest that grew at its end is a prefix of
+    the grown manifest's cache."""
+    settings = [k for k in new if k not in ("items", "items_sha1")]
+    if any(old.get(k) != new[k] for k in settings) or old.get("first_index", 0) != new.get("first_index", 0):
+        return False
+    n = old.get("items")
+    return isinstance(n, int) and n <= len(items) and items_key(items[:n]) == old.get("items_sha1")
+
+
 def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed: int = 0,
                 augment: AugmentConfig | None = None, aisfx_weights: str | Path | None = None,
                 window_seconds: float = 10.0, yamnet_min_peak_db: float | None = None,
@@ -177,7 +189,8 @@ def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed
     """Compute (or finish) the feature cache at ``path`` for ``items``.
 
     ``views`` > 0: training views (clean + augmented); 0: evaluation segments. A cache
-    already at ``path`` must have been made with the same settings; its finished items are kept.
+    already at ``path`` must have been made with the same settings, for ``items`` or for the
+    first items of ``items`` (a manifest that grew at its end); its finished items are kept.
     ``yamnet_min_peak_db``: quiet audio is lifted to it for YAMNet (:func:`engine.towers.yamnet.lift_quiet`).
     ``first_index``: the views' random draws take item ``i`` as item ``first_index + i``, so the
     cache of a second manifest draws as if it were appended to the first one.
@@ -193,13 +206,14 @@ def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed
     meta["augment"] = json.loads(json.dumps(meta["augment"]))   # tuples → lists, as stored
     cache = FeatureCache.empty(aisfx_weights is not None, {**meta, "done_items": 0})
     if path.is_file():
-        old = FeatureCache.load(path)
-        same = ({k: old.meta.get(k) for k in meta} == meta
-                and old.meta.get("first_index", 0) == first_index)
-        if not same:
+        cache = FeatureCache.load(path)
+        if not _continues(cache.meta, meta, items):
             raise InvalidDataset(f"{path}: a feature cache made with other settings or items is there; "
                                  "delete it or choose another path")
-        cache = old
+        if cache.meta["items"] < len(items):
+            log.info("%s: the manifest grew from %d to %d items; the cache is extended", path.name,
+                     cache.meta["items"], len(items))
+            cache.meta.update(items=meta["items"], items_sha1=meta["items_sha1"])
     if cache.done_items() >= len(items):
         return cache
     model = model or feature_model(aisfx_weights, window_seconds, yamnet_min_peak_db)
