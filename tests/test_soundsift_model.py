@@ -260,6 +260,11 @@ def test_several_class_templates_average_their_minilm_vectors():
         top = [[yamnet.class_names()[int(i)] for i in m.encode_text(["knocking", "cow"]).argmax(1)]
                for m in (names_only, module)]
     assert top == [["Engine knocking", "Animal"], ["Knock", "Cattle, bovinae"]]
+    # ... and keep word overlap with longer class names from winning ("Cowbell", "Telephone bell ringing")
+    with torch.no_grad():
+        top = [yamnet.class_names()[int(i)] for i in
+               module.encode_text(["This is a sound of cow.", "a bell ringing", "a phone ringing"]).argmax(1)]
+    assert top == ["Cattle, bovinae", "Bell", "Telephone bell ringing"]
 
 
 @pytest.mark.parametrize("template", ["{label}", "{0} {1}", [], [""]])
