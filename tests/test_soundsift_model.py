@@ -59,6 +59,8 @@ def test_bundled_model_contract(base, clips):
     # the shipped model: AudioSet class space (521-d) with the aisfx branch, so 44.1 kHz input
     assert (base.name, base.sample_rate, base.dim, base.window_seconds) == ("soundsift-base", 44100, 521, 10.0)
     assert base.module.config.space == "audioset" and base.module.aisfx is not None
+    # loaded for inference: the aisfx CNN is the batch-norm-folded copy (aisfx.for_inference)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in base.module.aisfx.modules())
     audio = base.embed_audio(clips)
     text = base.embed_text(["a dog barking", "rain on a roof", "speech"])
     for out, n in ((audio, len(clips)), (text, 3)):
@@ -435,6 +437,29 @@ def test_aisfx_frontend_and_embedding_net_shapes():
     net = aisfx.EmbeddingNet().eval()
     with torch.no_grad():
         assert net(blocks).shape == (blocks.shape[0], 512)
+
+
+def test_aisfx_inference_copy_folds_batch_norm_and_matches_the_net():
+    net = aisfx.EmbeddingNet()
+    _randomise(net)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():       # batch-norm statistics far from the identity, so the fold matters
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5, generator=gen)
+                m.running_var.uniform_(0.25, 4.0, generator=gen)
+    net.eval()
+    fast = aisfx.for_inference(net)
+    blocks = torch.rand(5, 100, 96, generator=gen)
+    with torch.no_grad():
+        want, got = net(blocks), fast(blocks)
+    assert not torch.equal(net.conv_block1.bn1(torch.ones(1, 64, 2, 2)), torch.ones(1, 64, 2, 2))
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert not any(p.requires_grad for p in fast.parameters())
+    # the original keeps its batch norms and stays trainable
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == 8
+    assert all(p.requires_grad for p in net.parameters())
 
 
 def test_model_with_aisfx_branch_runs_at_44k(clips):

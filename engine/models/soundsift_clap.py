@@ -493,8 +493,16 @@ class SoundsiftClapModel(AudioTextModel):
 
     @classmethod
     def load(cls, path: str | Path, name: str | None = None) -> "SoundsiftClapModel":
-        """Build from a folder holding config.json + model.safetensors."""
+        """Build from a folder holding config.json + model.safetensors.
+
+        The wrapper never trains its module, so the aisfx CNN is swapped for its faster inference
+        copy (:func:`engine.towers.aisfx.for_inference`; equal to float rounding). The trainer and
+        its feature caches use the module as saved.
+        """
         module = SoundsiftClap.from_pretrained(path)
+        if module.aisfx is not None:
+            from engine.towers.aisfx import for_inference
+            module.aisfx = for_inference(module.aisfx)
         return cls(module, name=name or str(path), fingerprint=fingerprint_of(path, module.config))
 
     @property
