@@ -11,7 +11,6 @@ vectors move:
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import time
 
@@ -35,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     if model.module.aisfx is None:
         raise SystemExit(f"{args.model} has no aisfx branch")
     variants = {"as saved": SoundsiftClap.from_pretrained(BUNDLED.get(args.model, Path(args.model))).aisfx.eval(),
-                "for_inference": copy.deepcopy(model.module.aisfx)}
+                "for_inference": model.module.aisfx}
     rng = np.random.default_rng(0)
     sr = model.sample_rate
     clips = [(0.1 * rng.standard_normal(10 * sr)).astype(np.float32) for _ in range(args.clips)]

@@ -119,7 +119,7 @@ class EmbeddingNet(nn.Module):
 def for_inference(net: EmbeddingNet) -> EmbeddingNet:
     """A frozen copy for inference: each batch norm folded into its convolution, the weights in
     channels-last layout. Its outputs equal ``net``'s to float rounding (≈ 1e-5 here, 1e-7 after
-    soundsift-base's projection) and it runs ≈ 1.4× faster end to end on 2 CPU cores
+    soundsift-base's projection), and soundsift-base embeds ≈ 1.3–1.4× faster with it on 2 CPU cores
     (``benchmarks/aisfx_inference.py``). It cannot be trained: the batch-norm statistics are gone."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
