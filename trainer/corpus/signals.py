@@ -42,12 +42,15 @@ def _t(seconds: float) -> np.ndarray:
     return np.arange(int(seconds * RENDER_RATE)) / RENDER_RATE
 
 
+def _buzz(x: np.ndarray, buzz: float) -> np.ndarray:
+    """``buzz`` > 0 squares a tone off (tanh), as a piezo or small speaker does."""
+    return np.tanh(buzz * x) / np.tanh(buzz) if buzz > 0 else x
+
+
 def _tone(freqs: tuple[float, ...] | list[float], seconds: float, buzz: float = 0.0) -> np.ndarray:
-    """Sum of sines; ``buzz`` > 0 squares them off (tanh), as a piezo or small speaker does."""
+    """Sum of sines, optionally buzzing (:func:`_buzz`), with 4 ms ramps."""
     t = _t(seconds)
-    x = sum(np.sin(2 * np.pi * f * t) for f in freqs) / len(freqs)
-    if buzz > 0:
-        x = np.tanh(buzz * x) / np.tanh(buzz)
+    x = _buzz(sum(np.sin(2 * np.pi * f * t) for f in freqs) / len(freqs), buzz)
     ramp = min(len(x) // 2, int(0.004 * RENDER_RATE))   # 4 ms ramps: no clicks
     if ramp:
         env = np.ones(len(x))
@@ -58,8 +61,7 @@ def _tone(freqs: tuple[float, ...] | list[float], seconds: float, buzz: float = 
 
 def _sweep(freq: np.ndarray, buzz: float) -> np.ndarray:
     """A tone following the instantaneous frequency ``freq`` (Hz per sample)."""
-    x = np.sin(2 * np.pi * np.cumsum(freq) / RENDER_RATE)
-    return np.tanh(buzz * x) / np.tanh(buzz) if buzz > 0 else x
+    return _buzz(np.sin(2 * np.pi * np.cumsum(freq) / RENDER_RATE), buzz)
 
 
 def _cadence(on: Callable[[float], np.ndarray], pattern: tuple[float, ...], seconds: float,
@@ -85,14 +87,15 @@ def _ringer(rng: random.Random, seconds: float) -> np.ndarray:
     return _cadence(on, ring, seconds, rng)
 
 
-def _ringback(rng: random.Random, seconds: float) -> np.ndarray:
-    freqs, pattern = rng.choice(RINGBACK)
-    return _cadence(lambda d: _tone(freqs, d), pattern, seconds, rng)
+Draw = Callable[[random.Random, float], np.ndarray]
 
 
-def _busy(rng: random.Random, seconds: float) -> np.ndarray:
-    freqs, pattern = rng.choice(BUSY)
-    return _cadence(lambda d: _tone(freqs, d), pattern, seconds, rng)
+def _line_tone(table: list[tuple[tuple[int, ...], tuple[float, ...]]]) -> Draw:
+    """A drawer of network line tones: one (tones, cadence) pair of ``table`` per clip."""
+    def draw(rng: random.Random, seconds: float) -> np.ndarray:
+        freqs, pattern = rng.choice(table)
+        return _cadence(lambda d: _tone(freqs, d), pattern, seconds, rng)
+    return draw
 
 
 def _dial(rng: random.Random, seconds: float) -> np.ndarray:
@@ -149,9 +152,9 @@ LABELS: tuple[SignalLabel, ...] = (
     SignalLabel("phone ringtone", ("a phone ringtone", "an electronic phone ringer trilling",
                                    "the ringtone of an electronic telephone"), _ringer),
     SignalLabel("ringback tone", ("a ringback tone", "the ringing tone a caller hears on the line",
-                                  "a phone line ringing"), _ringback),
+                                  "a phone line ringing"), _line_tone(RINGBACK)),
     SignalLabel("busy signal", ("a busy signal", "a telephone busy tone", "an engaged tone on a phone line"),
-                _busy),
+                _line_tone(BUSY)),
     SignalLabel("dial tone", ("a dial tone", "a telephone dial tone", "a steady phone line tone"), _dial),
     SignalLabel("touch-tone dialing", ("touch-tone dialing", "DTMF tones of a phone keypad",
                                        "dialing a number on a phone"), _dtmf),
