@@ -26,15 +26,15 @@ def main(argv: list[str] | None = None) -> None:
 
     from pathlib import Path
 
-    from engine.models import load_model
     from engine.models.factory import BUNDLED
-    from engine.models.soundsift_clap import SoundsiftClap
+    from engine.models.soundsift_clap import SoundsiftClap, SoundsiftClapModel
+    from engine.towers.aisfx import for_inference
 
-    model = load_model(args.model)
-    if model.module.aisfx is None:
+    module = SoundsiftClap.from_pretrained(BUNDLED.get(args.model, Path(args.model)))
+    if module.aisfx is None:
         raise SystemExit(f"{args.model} has no aisfx branch")
-    variants = {"as saved": SoundsiftClap.from_pretrained(BUNDLED.get(args.model, Path(args.model))).aisfx.eval(),
-                "for_inference": model.module.aisfx}
+    variants = {"as saved": module.aisfx.eval(), "for_inference": for_inference(module.aisfx)}
+    model = SoundsiftClapModel(module, name=args.model, fingerprint="")     # one load, both CNNs
     rng = np.random.default_rng(0)
     sr = model.sample_rate
     clips = [(0.1 * rng.standard_normal(10 * sr)).astype(np.float32) for _ in range(args.clips)]
