@@ -1,10 +1,11 @@
 """Indexing throughput with a real-size CLAP (random weights) on a generated library.
 
 Run by hand (not a test):
-    .venv/bin/python benchmarks/indexing.py [--files 500] [--minutes 30] [--workers N]
+    .venv/bin/python benchmarks/indexing.py [--files 500] [--minutes 30] [--workers N] [--model M]
 
 Builds transformers' default ``ClapConfig()`` (the laion/clap-htsat-unfused architecture)
-with random weights into a temp folder (loaded by the HF backend like a download), writes
+with random weights into a temp folder (loaded by the HF backend like a download), or loads
+``--model`` (e.g. soundsift-base, soundsift-fast) instead, writes
 a mixed library (wav/flac/ogg/mp3/aiff, 16–96 kHz, mono/stereo, 1 s to 2 min), then in
 one run measures:
   * pipeline: ``build_index`` (worker decode + cross-file batches), × real time, files/s,
@@ -119,6 +120,7 @@ def main() -> None:
     ap.add_argument("--naive-files", type=int, default=40, help="files for the naive loop (a sample)")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "soundsift-bench")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--model", help="a model for load_model (default: a random real-size HF CLAP)")
     args = ap.parse_args()
 
     import torch
@@ -130,7 +132,7 @@ def main() -> None:
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    model = load_model(str(make_model(args.workdir / "clap-htsat-unfused-random")))
+    model = load_model(args.model or str(make_model(args.workdir / "clap-htsat-unfused-random")))
     paths = make_library(args.workdir / f"lib-{args.files}-{args.minutes:g}", args.files, args.minutes)
     setup_s = time.perf_counter() - t
     policy = SegmentPolicy(window=model.window_seconds)
@@ -157,6 +159,7 @@ def main() -> None:
     naive_rate = naive_n / naive_s
 
     result = {
+        "model": args.model or "random clap-htsat-unfused",
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "device": str(getattr(model, "device", "cpu"))},
         "library": {"files": len(paths), "audio_minutes": round(s.audio_seconds / 60, 2),

@@ -1,9 +1,12 @@
 """soundsift-base by hand: embedding throughput (× real time) and a zero-shot sanity check.
 
     .venv/bin/python benchmarks/soundsift_base.py [--model soundsift-base] [--seconds 120]
+    .venv/bin/python benchmarks/soundsift_base.py --model soundsift-base --model soundsift-fast
 
-Throughput: embeds ``--seconds`` of 10 s clips (the indexer's segment length) in batches of 8,
-after one warm-up batch, and reports audio seconds per wall second.
+Throughput: embeds ``--seconds`` of 10 s clips (the indexer's segment length, at the model's own
+sample rate) in batches of 8, after one warm-up batch, and reports audio seconds per wall second.
+Given several models, each is loaded once and their throughputs are measured in alternating
+rounds in the same run, and the ratio of each to the first model is printed.
 
 Sanity check: renders a few sounds whose label is literally true — espeak-ng speech (several
 voices), General MIDI instruments through fluidsynth (FluidR3_GM), white/pink noise, a sine
@@ -91,6 +94,18 @@ def throughput(model, seconds: float, batch: int = 8) -> dict:
     return {"audio_seconds": audio, "wall_seconds": round(wall, 3), "x_real_time": round(audio / wall, 1)}
 
 
+def compare_throughput(models: dict, seconds: float, rounds: int = 3) -> dict:
+    """Throughput of each model in ``rounds`` alternating rounds; median × real time and ratio to the first."""
+    runs: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            runs[name].append(throughput(model, seconds)["x_real_time"])
+    medians = {name: float(np.median(xs)) for name, xs in runs.items()}
+    first = next(iter(medians.values()))
+    return {name: {"x_real_time": xs, "median": medians[name], "ratio_to_first": round(medians[name] / first, 2)}
+            for name, xs in runs.items()}
+
+
 def zero_shot(model, sounds: list[tuple[str, np.ndarray]]) -> dict:
     labels = sorted({label for label, _ in sounds})
     text = model.embed_text([DEFAULT_TEMPLATE.format(label=label) for label in labels])
@@ -103,19 +118,30 @@ def zero_shot(model, sounds: list[tuple[str, np.ndarray]]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="soundsift-base")
+    parser.add_argument("--model", action="append", help="a model to measure; repeat to compare "
+                        "several in one run (default: soundsift-base)")
     parser.add_argument("--seconds", type=float, default=120.0)
     args = parser.parse_args()
     from engine.models import load_model
 
-    start = time.perf_counter()
-    model = load_model(args.model)
-    report = {"model": args.model, "fingerprint": model.fingerprint[:12],
-              "load_seconds": round(time.perf_counter() - start, 2)}
-    report["throughput"] = throughput(model, args.seconds)
-    with tempfile.TemporaryDirectory() as tmp:
-        report["zero_shot"] = zero_shot(model, render_sounds(Path(tmp), model.sample_rate))
-    print(json.dumps(report, indent=2))
+    names = args.model or ["soundsift-base"]
+    models, reports = {}, []
+    for name in names:
+        start = time.perf_counter()
+        models[name] = load_model(name)
+        reports.append({"model": name, "fingerprint": models[name].fingerprint[:12],
+                        "load_seconds": round(time.perf_counter() - start, 2)})
+    if len(models) > 1:
+        compared = compare_throughput(models, args.seconds)
+        for report in reports:
+            report["throughput"] = compared[report["model"]]
+    else:
+        reports[0]["throughput"] = throughput(models[names[0]], args.seconds)
+    for report in reports:
+        model = models[report["model"]]
+        with tempfile.TemporaryDirectory() as tmp:
+            report["zero_shot"] = zero_shot(model, render_sounds(Path(tmp), model.sample_rate))
+        print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
