@@ -20,6 +20,7 @@ def test_shipped_vocabulary_is_a_few_hundred_distinct_everyday_sounds():
 def test_soundsift_base_uses_the_audioset_classes():
     labels = default_labels("soundsift-base")
     assert len(labels) == 521 and labels[0] == "Speech"
+    assert default_labels("soundsift-fast") == labels
     assert {"Dog", "Rain", "Telephone bell ringing", "Piano"} <= set(labels)
     assert default_labels("laion/clap-htsat-unfused") == default_labels(FakeModel())
 

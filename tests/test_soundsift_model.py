@@ -31,6 +31,11 @@ def base():
 
 
 @pytest.fixture(scope="module")
+def fast():
+    return load_model("soundsift-fast")
+
+
+@pytest.fixture(scope="module")
 def baseline(tmp_path_factory):
     """An untrained, baseline-initialised model (the bundled weights are trained)."""
     from engine.models.soundsift_clap import write_baseline
@@ -70,11 +75,28 @@ def test_bundled_model_contract(base, clips):
     assert base.embed_text([]).shape == (0, 521)
 
 
+def test_bundled_fast_model_is_the_recipe_without_aisfx(fast, base, clips):
+    """soundsift-fast: YAMNet alone at 16 kHz, in the same space and with the same text side as base."""
+    assert (fast.name, fast.sample_rate, fast.dim, fast.window_seconds) == ("soundsift-fast", 16000, 521, 10.0)
+    assert fast.module.config.space == "audioset" and fast.module.aisfx is None
+    assert fast.module.embedding_proj is not None and fast.fingerprint != base.fingerprint
+    audio = fast.embed_audio(clips)
+    assert audio.shape == (len(clips), 521) and audio.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(audio, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(fast.embed_audio(clips[:1])[0], audio[0], atol=1e-6)
+    # the text side is frozen in both recipes, so a query means the same classes to either model
+    texts = ["a dog barking", "This is a sound of rain.", "telephone ringing"]
+    np.testing.assert_allclose(fast.embed_text(texts), base.embed_text(texts), atol=1e-5)
+
+
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (.ci/run installs it)")
-def test_bundled_model_names_speech_noise_and_tone(base, tmp_path):
+@pytest.mark.parametrize("model_name", ["base", "fast"])
+def test_bundled_model_names_speech_noise_and_tone(model_name, request, tmp_path):
     """Zero-shot with the evaluation prompt and text→audio on sounds whose labels are literally true."""
     import soundfile as sf
     import soxr
+
+    base = request.getfixturevalue(model_name)
 
     wav = tmp_path / "speech.wav"
     subprocess.run(["espeak-ng", "-v", "en", "-w", str(wav),
@@ -111,10 +133,11 @@ def test_fingerprint_stable_and_sensitive_to_weights(base, tmp_path):
     assert load_model(tmp_path / "m").fingerprint != base.fingerprint
 
 
-def test_bundled_folder_is_small():
+@pytest.mark.parametrize("name", ["soundsift-base", "soundsift-fast"])
+def test_bundled_folder_is_small(name):
     from engine.models.factory import BUNDLED
-    total = sum(p.stat().st_size for p in BUNDLED["soundsift-base"].iterdir())
-    assert total <= 40 * 1024 * 1024
+    total = sum(p.stat().st_size for p in BUNDLED[name].iterdir())
+    assert 0 < total <= 40 * 1024 * 1024
 
 
 # -- baseline initialisation ----------------------------------------------------------------------

@@ -6,6 +6,7 @@ writes a model folder that load_model reads.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -152,7 +153,7 @@ def test_an_unknown_trainer_is_reported(tmp_path):
 
 
 def test_the_trainer_key_selects_the_config_class(tmp_path):
-    for name in ("soundsift_base.json", "soundsift_base_ablation.json"):
+    for name in ("soundsift_base.json", "soundsift_base_ablation.json", "soundsift_fast.json"):
         path = REPO / "trainer" / "configs" / name
         assert trainer_of(path) == "cached-features"
         assert CachedTrainConfig.from_file(path).trainer == "cached-features"
@@ -169,3 +170,13 @@ def test_the_trainer_key_selects_the_config_class(tmp_path):
     cached_toml.write_text('trainer = "loop"\nvariant = "yamnet"\n')
     with pytest.raises(InvalidConfig, match="trainer 'loop' is not 'cached-features'"):
         CachedTrainConfig.from_file(cached_toml)
+
+
+def test_soundsift_fast_is_the_base_recipe_without_the_aisfx_branch():
+    """The two bundled models' configs differ only where the README says they do."""
+    configs = REPO / "trainer" / "configs"
+    base = CachedTrainConfig.from_file(configs / "soundsift_base.json")
+    fast = CachedTrainConfig.from_file(configs / "soundsift_fast.json")
+    differ = {f.name for f in dataclasses.fields(CachedTrainConfig) if getattr(base, f.name) != getattr(fast, f.name)}
+    assert differ == {"aisfx_weights", "variant", "cache_dir", "out"}
+    assert (fast.variant, fast.aisfx_weights, base.variant) == ("yamnet", None, "both")

@@ -19,7 +19,8 @@ out_console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
 INDEX_HELP = "Index name (a folder under indexes/) or path to an index folder."
-MODEL_HELP = "Model: 'soundsift-base', a local model folder, or a laion/* CLAP id."
+MODEL_HELP = ("Model: 'soundsift-base', 'soundsift-fast' (≈ 10× faster, less accurate), a local model "
+              "folder, or a laion/* CLAP id.")
 
 
 def setup_logging(verbose: bool = False) -> None:
