@@ -39,9 +39,12 @@ SEED = 20240601
 
 #: the run a test interrupts: marks "ready" after its imports and "done" at the end (in
 #: files: decoder processes inherit stdout, so a pipe would stay open after a SIGKILL);
-#: slow model calls (argv[4] seconds each), one decoder process, a commit after every file
+#: slow model calls (argv[4] seconds each), one decoder process, a commit after every file.
+#: Ctrl-C raises KeyboardInterrupt in it as in a terminal, even when the test runner itself was
+#: started with SIGINT ignored (a background job without job control passes SIG_IGN on).
 SCRIPT = """
-import pathlib, sys
+import pathlib, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from indexer import build_index
 from tests.index_fakes import FakeModel
 pathlib.Path(sys.argv[3] + ".ready").touch()

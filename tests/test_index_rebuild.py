@@ -274,9 +274,18 @@ def test_ctrl_c_during_a_rebuild_leaves_the_old_index_untouched(built, lib, monk
     assert index_info(built)["model_fingerprint"] == "fake-v1"
 
 
+@pytest.fixture
+def default_sigint():
+    """Ctrl-C raises KeyboardInterrupt in this process, as in a terminal, even when the test runner
+    was started with SIGINT ignored (a background job without job control inherits SIG_IGN)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("how", [pytest.param("exchange", marks=needs_exchange), "two renames"])
 def test_ctrl_c_during_the_swap_finishes_it_and_says_the_rebuilt_index_is_in_place(
-        built, lib, monkeypatch, caplog, how):
+        built, lib, monkeypatch, caplog, how, default_sigint):
     """A SIGINT that lands after the folders were swapped must neither delete the old index
     as a failed rebuild's temporary folder nor claim the index is unchanged."""
     def interrupt() -> None:
