@@ -88,3 +88,22 @@ def test_memory_budget_option(lib, tmp_path):
     assert not (tmp_path / "idx").exists()
     r = run("index", "--help")
     assert "--memory-budget" in r.output
+
+
+def test_index_and_search_a_library_with_the_bundled_fast_model(tmp_path):
+    """soundsift-fast end to end through the CLI: 16 kHz index, text search finds the right file."""
+    lib = tmp_path / "lib"
+    write(lib / "hum.wav", tone(440, 3.0, 44100, amp=0.3), 44100)
+    write(lib / "hiss.flac", noise(3.0, 48000, seed=3, amp=0.3), 48000)
+    beeps = tone(1000, 3.0, 22050, amp=0.3) * (np.arange(3 * 22050) % 11025 < 3300)   # 0.15 s on, 0.35 s off
+    write(lib / "beeps.ogg", beeps, 22050)
+    idx = str(tmp_path / "idx")
+    r = run("index", str(lib), "--index", idx, "--model", "soundsift-fast", "--workers", "0", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["added"] == 3
+    info = json.loads(run("info", "--index", idx, "--json").stdout)
+    assert (info["model_name"], info["sample_rate"], info["dim"]) == ("soundsift-fast", 16000, 521)
+    for query, expected in (("white noise", "hiss.flac"), ("a sine wave", "hum.wav"), ("beeping", "beeps.ogg")):
+        r = run("search", query, "--index", idx, "-k", "3", "--json")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)[0]["path"].endswith(expected), (query, r.stdout)
