@@ -19,7 +19,7 @@ out_console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
 INDEX_HELP = "Index name (a folder under indexes/) or path to an index folder."
-MODEL_HELP = ("Model: 'soundsift-base', 'soundsift-fast' (5–7× faster, less accurate), a local model "
+MODEL_HELP = ("Model: 'soundsift-base', 'soundsift-fast' (5–10× faster, less accurate), a local model "
               "folder, or a laion/* CLAP id.")
 
 
