@@ -96,20 +96,19 @@ def test_bundled_model_names_speech_noise_and_tone(model_name, request, tmp_path
     import soundfile as sf
     import soxr
 
-    base = request.getfixturevalue(model_name)
-
+    model = request.getfixturevalue(model_name)
     wav = tmp_path / "speech.wav"
     subprocess.run(["espeak-ng", "-v", "en", "-w", str(wav),
                     "Please remember to switch off the lights when you leave the office tonight."], check=True)
     speech, rate = sf.read(str(wav), dtype="float32")
-    sr = base.sample_rate
+    sr = model.sample_rate
     clips = {"speech": soxr.resample(speech, rate, sr).astype(np.float32), "white noise": noise(4.0, sr, seed=7),
              "sine wave": tone(523.25, 4.0, sr, amp=0.3)}
     labels = list(clips)
-    audio = base.embed_audio(list(clips.values()))
-    prompts = base.embed_text([f"This is a sound of {x}." for x in labels])
+    audio = model.embed_audio(list(clips.values()))
+    prompts = model.embed_text([f"This is a sound of {x}." for x in labels])
     assert [labels[i] for i in (audio @ prompts.T).argmax(1)] == labels
-    assert [labels[i] for i in (base.embed_text(labels) @ audio.T).argmax(1)] == labels
+    assert [labels[i] for i in (model.embed_text(labels) @ audio.T).argmax(1)] == labels
 
 
 def test_embeddings_same_alone_or_batched_and_repeatable(base, clips):
