@@ -180,3 +180,20 @@ def test_soundsift_fast_is_the_base_recipe_without_the_aisfx_branch():
     differ = {f.name for f in dataclasses.fields(CachedTrainConfig) if getattr(base, f.name) != getattr(fast, f.name)}
     assert differ == {"aisfx_weights", "variant", "cache_dir", "out"}
     assert (fast.variant, fast.aisfx_weights, base.variant) == ("yamnet", None, "both")
+
+
+def test_a_config_extends_another_with_its_paths_read_where_each_is_written(tmp_path):
+    base = _config(tmp_path, aisfx_weights="w/aisfx.safetensors", steps=7)    # tmp_path/cached.json
+    (tmp_path / "sub").mkdir()
+    child = tmp_path / "sub" / "fast.json"
+    child.write_text(json.dumps({"trainer": "cached-features", "extends": "../cached.json",
+                                 "aisfx_weights": None, "val_manifest": "mine.jsonl", "steps": 3}))
+    parent_cfg, cfg = CachedTrainConfig.from_file(base), CachedTrainConfig.from_file(child)
+    assert (parent_cfg.steps, parent_cfg.aisfx_weights) == (7, str(tmp_path / "w/aisfx.safetensors"))
+    assert (cfg.steps, cfg.aisfx_weights, cfg.batch_size) == (3, None, 4)          # own keys win, others inherited
+    assert Path(cfg.train_manifest) == tmp_path / "sub" / ".." / "train.jsonl"     # the base's, from its folder
+    assert Path(cfg.val_manifest) == tmp_path / "sub" / "mine.jsonl"               # its own, from its folder
+    loop = tmp_path / "loop.json"
+    loop.write_text(json.dumps({"trainer": "cached-features", "extends": "loop.json"}))
+    with pytest.raises(InvalidConfig, match="leads back to loop.json"):
+        CachedTrainConfig.from_file(loop)

@@ -53,6 +53,9 @@ from trainer.precompute import FeatureCache, build_cache
 
 log = logging.getLogger(__name__)
 
+#: config keys holding files, written relative to the config file that sets them
+_FILE_PATHS = ("train_manifest", "val_manifest", "aisfx_weights")
+
 #: which feature branches feed the audio vector, per ablation variant
 VARIANTS: dict[str, dict[str, bool]] = {
     "baseline": {"class": True, "embedding": False, "aisfx": False},
@@ -105,9 +108,27 @@ class CachedTrainConfig:
     out: str = "runs/soundsift-base/model"
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "CachedTrainConfig":
-        path = Path(path)
+    def _read(cls, path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+        """A config file's keys over those of the file its ``"extends"`` names (relative to it),
+        each file's manifest and weight paths made relative to the current folder."""
         data = read_config_file(path)
+        for key in _FILE_PATHS:
+            value = data.get(key)
+            if value and not Path(value).expanduser().is_absolute():
+                data[key] = str(path.parent / value)
+        parent = data.pop("extends", None)
+        if parent is None:
+            return data
+        base = path.parent / str(parent)
+        if base.resolve() in seen + (path.resolve(),):
+            raise InvalidConfig(f"{path}: \"extends\": {parent!r} leads back to {path.name}")
+        return {**cls._read(base, seen + (path.resolve(),)), **data}
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "CachedTrainConfig":
+        """Read and check a config; ``"extends": "other.json"`` takes that file's keys first."""
+        path = Path(path)
+        data = cls._read(path)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -116,10 +137,6 @@ class CachedTrainConfig:
         if cfg.trainer != "cached-features":
             raise InvalidConfig(f"{path}: trainer {cfg.trainer!r} is not 'cached-features'; "
                                 f"run it with: soundsift train {path}")
-        for key in ("train_manifest", "val_manifest", "aisfx_weights"):   # relative to the config file
-            value = getattr(cfg, key)
-            if value and not Path(value).expanduser().is_absolute():
-                setattr(cfg, key, str(path.parent / value))
         if cfg.variant not in VARIANTS:
             raise InvalidConfig(f"{path}: variant {cfg.variant!r} is not one of {', '.join(VARIANTS)}")
         if VARIANTS[cfg.variant]["aisfx"] and not cfg.aisfx_weights:
