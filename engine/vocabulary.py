@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InvalidQuery
+from engine.models.factory import BUNDLED
 
-#: models whose default vocabulary is the AudioSet class list
-AUDIOSET_MODELS = frozenset({"soundsift-base", "soundsift-fast"})
+#: models whose default vocabulary is the AudioSet class list: the bundled ones, every one of which
+#: embeds in AudioSet's class space (soundsift-base, soundsift-fast)
+AUDIOSET_MODELS = frozenset(BUNDLED)
 
 _CSV_COLUMNS = ("display_name", "label", "name")
 
