@@ -83,6 +83,32 @@ def test_search_table_output(indexed):
     assert "score" in result.stdout and ".wav" in result.stdout
 
 
+@pytest.mark.parametrize("width", [80, 160])
+def test_hit_table_fits_the_terminal(width, tmp_path, monkeypatch):
+    """Times and scores never wrap; a narrow terminal gets one path column relative to the cwd."""
+    import io
+
+    from rich.console import Console
+
+    from engine.query import Hit
+    from ui.cli import results
+
+    buf = io.StringIO()
+    monkeypatch.setattr(results, "out_console", Console(file=buf, width=width))
+    monkeypatch.chdir(tmp_path)
+    path = str(tmp_path / "doors" / "a-rather-long-file-name-for-a-door-slam-take-07.wav")
+    results.show_hits([Hit(path, 1.5, 11.5, 0.734, 1, 1, 73.25, "WAV", 48000)], False, "search")
+    text = buf.getvalue()
+    assert all(len(line) <= width for line in text.splitlines())
+    assert "0:01.50–0:11.50" in text and "1:13.25" in text and "0.734" in text
+    assert str(tmp_path) not in text                  # shown relative to the working directory
+    third_column = "".join(line.split("│")[3].strip() for line in text.splitlines() if line.count("│") > 3)
+    name = "a-rather-long-file-name-for-a-door-slam-take-07.wav"
+    assert third_column == (f"doors/{name}" if width < results.NARROW_COLUMNS else name)
+    assert ("format" in text) == (width >= results.NARROW_COLUMNS)
+    assert ("WAV 48 kHz" in text) == (width >= results.NARROW_COLUMNS)
+
+
 def test_search_errors_are_one_line_and_exit_1(indexed, tmp_path):
     result = run("search", "dog", "--index", tmp_path / "missing", "--json")
     assert result.exit_code == 1 and result.stdout == ""

@@ -40,8 +40,25 @@ def _time(seconds: float) -> str:
     return f"{int(m)}:{s:05.2f}"
 
 
+def _folder_for_display(folder: str) -> str:
+    """A folder relative to the working directory when it lies under it, else as stored."""
+    try:
+        rel = os.path.relpath(folder)
+    except ValueError:  # another drive (Windows)
+        return folder
+    return folder if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
+
+
+NARROW_COLUMNS = 110  # below this terminal width the table shows one path column, no format
+
+
 def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
-    """Hits as a JSON list (``Hit.to_dict``) on stdout, or a readable table."""
+    """Hits as a JSON list (``Hit.to_dict``) on stdout, or a readable table.
+
+    Paths are shown relative to the working directory when under it; figures and times never
+    wrap. A terminal narrower than ``NARROW_COLUMNS`` gets one path column instead of file,
+    folder and format. JSON keeps the full paths.
+    """
     if json_out:
         print_json([h.to_dict() for h in hits])
         return
@@ -50,12 +67,21 @@ def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
         return
     from rich.table import Table
 
+    narrow = out_console.width < NARROW_COLUMNS
+    names = ("path",) if narrow else ("file", "folder")
     table = Table(title=title)
-    for col, justify in (("#", "right"), ("score", "right"), ("file", "left"), ("folder", "left"),
-                         ("match", "right"), ("duration", "right"), ("format", "left")):
-        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("score", justify="right", no_wrap=True)
+    for name in names:
+        table.add_column(name, overflow="fold", ratio=1)
+    table.add_column("match", justify="right", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
+    if not narrow:
+        table.add_column("format", no_wrap=True)
     for rank, h in enumerate(hits, 1):
-        table.add_row(str(rank), f"{h.score:.3f}", os.path.basename(h.path), h.folder,
-                      f"{_time(h.start)}–{_time(h.end)}", _time(h.duration),
-                      f"{h.format} {h.sample_rate / 1000:g} kHz")
+        folder = _folder_for_display(h.folder)
+        where = [os.path.join(folder, os.path.basename(h.path))] if narrow else [os.path.basename(h.path), folder]
+        fmt = [] if narrow else [f"{h.format} {h.sample_rate / 1000:g} kHz"]
+        table.add_row(str(rank), f"{h.score:.3f}", *where, f"{_time(h.start)}–{_time(h.end)}",
+                      _time(h.duration), *fmt)
     out_console.print(table)
