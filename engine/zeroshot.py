@@ -33,6 +33,8 @@ from engine.segments import SegmentPolicy, segment_bounds
 AudioInput = Union[str, Path, np.ndarray]
 
 DEFAULT_TEMPLATE = "This is a sound of {label}."
+#: a class's text→audio query when a labelled set is evaluated (`soundsift eval zeroshot`)
+LABEL_QUERY_TEMPLATE = "{label}"
 DEFAULT_LOGIT_SCALE = 100.0
 EMBED_BATCH = 16
 TEXT_BATCH = 64

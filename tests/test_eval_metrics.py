@@ -118,6 +118,39 @@ def test_matches_brute_force_on_random_similarities(seed, tied):
             assert got[direction][key] == pytest.approx(value, abs=1e-12), (direction, key)
 
 
+def test_label_t2a_hand_case():
+    # 3 labels (label 2 has no clip), 4 clips: label 0 owns clips 0 and 2, label 1 clips 1 and 3
+    audio = np.eye(4)
+    text = np.array([[0.1, 0.9, 0.5, 0.0],    # label 0: clip 1 (0.9) first, its clips rank 2 and 3
+                     [0.0, 0.2, 0.1, 0.8],    # label 1: clip 3 first → rank 1; clip 1 rank 2
+                     [1.0, 0.0, 0.0, 0.0]])   # label 2: no clip, not a query
+    got = M.label_t2a_metrics(audio, text, [0, 1, 0, 1])
+    assert got["R@1"] == 0.5 and got["R@5"] == 1.0
+    assert got["median_rank"] == 1.5 and got["mean_rank"] == 1.5
+    assert got["mAP@10"] == pytest.approx(((1 / 2 + 2 / 3) / 2 + (1 / 1 + 2 / 2) / 2) / 2)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("tied", [False, True])
+def test_label_t2a_matches_brute_force(seed, tied):
+    rng = np.random.default_rng(100 + seed)
+    n_labels, n_clips, dim = int(rng.integers(2, 9)), int(rng.integers(3, 30)), 6
+    targets = rng.integers(0, n_labels, size=n_clips)
+    audio, text = rng.standard_normal((n_clips, dim)), rng.standard_normal((n_labels, dim))
+    if tied:
+        audio, text = np.round(audio), np.round(text)
+    sim = text @ audio.T
+    queries = [i for i in range(n_labels) if (targets == i).any()]
+    ranks = [brute_ranks(sim[i], np.flatnonzero(targets == i).tolist()) for i in queries]
+    best = [r[0] for r in ranks]
+    got = M.label_t2a_metrics(audio, text, targets)
+    for k in (1, 5, 10):
+        assert got[f"R@{k}"] == pytest.approx(sum(b <= k for b in best) / len(best))
+    aps = [sum((j + 1) / x for j, x in enumerate(r) if x <= 10) / len(r) for r in ranks]
+    assert got["mAP@10"] == pytest.approx(sum(aps) / len(aps))
+    assert got["mean_rank"] == pytest.approx(sum(best) / len(best))
+
+
 def test_recall_curve_matches_recall_at():
     ranks = np.array([1, 3, 3, 7, 20])
     curve = M.recall_curve(ranks, 10)

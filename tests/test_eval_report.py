@@ -64,6 +64,8 @@ def test_zeroshot_report_with_folds(library, tmp_path):
     md = (out / "report.md").read_text()
     assert md.startswith("# Zero-shot classification")
     assert "## Per fold" in md and "| white noise |" in md and "This is a sound of {label}." in md
+    assert "each of the 4 classes queries every clip as `{label}`" in md
+    assert f"| {100 * result['t2a']['R@1']:.2f} % |" in md
     assert set(linked_images(md)) == {"per_class_accuracy.png", "confusion_matrix.png"}
     for name in linked_images(md):
         assert_png(out / name)

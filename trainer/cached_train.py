@@ -342,7 +342,7 @@ def evaluate(module, val: Split, bank: TextBank, seen_labels: set[str] | None = 
 def _figures(module, bank: TextBank, audio: np.ndarray, clip_labels: Sequence[str],
              seen_labels: set[str] | None) -> dict[str, float]:
     """The figures for clip vectors and their labels, the candidates being the distinct labels."""
-    from trainer.evaluation.metrics import recall_at, relevant_ranks, zeroshot_from_logits
+    from trainer.evaluation.metrics import label_t2a_metrics, recall_at, relevant_ranks, zeroshot_from_logits
 
     labels = sorted(set(clip_labels))
     targets = np.array([labels.index(x) for x in clip_labels])
@@ -355,9 +355,8 @@ def _figures(module, bank: TextBank, audio: np.ndarray, clip_labels: Sequence[st
         ranks = (audio @ prompts.T >= (audio @ prompts.T)[np.arange(len(targets)), targets][:, None]).sum(1)
         out["zs_top1_seen"] = recall_at(ranks[seen], 1) if seen.any() else float("nan")
         out["zs_top1_unseen"] = recall_at(ranks[~seen], 1) if (~seen).any() else float("nan")
-    sim_t2a = bare @ audio.T                                  # (labels, clips)
-    best = np.array([r[0] for r in relevant_ranks(sim_t2a, [np.flatnonzero(targets == i) for i in range(len(labels))])])
-    out["t2a_R@1"], out["t2a_R@5"] = recall_at(best, 1), recall_at(best, 5)
+    t2a = label_t2a_metrics(audio, bare, targets)
+    out["t2a_R@1"], out["t2a_R@5"] = t2a["R@1"], t2a["R@5"]
     a2t = relevant_ranks(audio @ bare.T, [[t] for t in targets])
     out["a2t_R@1"] = recall_at(np.array([r[0] for r in a2t]), 1)
     return out

@@ -139,6 +139,25 @@ def retrieval_metrics(audio_emb: np.ndarray, text_emb: np.ndarray,
     return {"t2a": t2a_metrics(sim, caption_audio), "a2t": a2t_metrics(sim, caption_audio)}
 
 
+def label_t2a_metrics(audio_emb: np.ndarray, label_text_emb: np.ndarray,
+                      targets: Sequence[int]) -> dict[str, float]:
+    """Text→audio over a labelled clip set: each label queries all clips, every clip of it relevant.
+
+    ``label_text_emb[i]`` embeds label i's query text, ``targets[n]`` is clip n's label
+    index; labels without a clip are not queries. R@k = share of labels with one of their
+    clips in the top k (the rank of the first one, ties pessimistic); mAP@10 over all of a
+    label's clips (:func:`average_precision_at`); median/mean rank of the first relevant clip.
+    """
+    targets = np.asarray(targets, dtype=np.int64)
+    sim = np.asarray(label_text_emb, dtype=np.float64) @ np.asarray(audio_emb, dtype=np.float64).T
+    queries = [i for i in range(len(label_text_emb)) if np.any(targets == i)]
+    if not queries:
+        raise ValueError("no label has a clip")
+    ranks = relevant_ranks(sim[queries], [np.flatnonzero(targets == i) for i in queries])
+    best = np.array([r[0] for r in ranks], dtype=np.int64)
+    return _summary(best, np.array([average_precision_at(r) for r in ranks]))
+
+
 # --------------------------------------------------------------------------- zero-shot
 def class_ranks(logits: np.ndarray, targets: Sequence[int]) -> np.ndarray:
     """1-based rank of each clip's true class among all classes (ties pessimistic)."""

@@ -108,7 +108,8 @@ def write_retrieval_report(out_dir: str | Path, result: Mapping, curves: Mapping
 
 
 def write_zeroshot_report(out_dir: str | Path, result: Mapping, confusion: np.ndarray,
-                          labels: Sequence[str], template: str, source: str = "") -> Path:
+                          labels: Sequence[str], template: str, source: str = "",
+                          query_template: str = "{label}") -> Path:
     """``report.md``, ``confusion_matrix.png`` and ``per_class_accuracy.png`` in ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,6 +128,11 @@ def write_zeroshot_report(out_dir: str | Path, result: Mapping, confusion: np.nd
         f"| {100 * result['top1']:.2f} % | {100 * result['top5']:.2f} % |",
         "",
     ]
+    if "t2a" in result:
+        lines += [f"Text → audio: each of the {result['t2a_queries']} classes queries every clip as "
+                  f"`{query_template}`; all clips of the class are relevant.", "",
+                  "| " + " | ".join(RETRIEVAL_KEYS) + " |", "|" + "---:|" * len(RETRIEVAL_KEYS),
+                  "| " + " | ".join(_fmt(k, result["t2a"][k]) for k in RETRIEVAL_KEYS) + " |", ""]
     if result.get("per_fold"):
         lines += ["## Per fold", "", "| fold | n | top-1 | top-5 |", "|---|---:|---:|---:|"]
         for fold, row in result["per_fold"].items():

@@ -13,7 +13,7 @@ import numpy as np
 
 from engine.errors import InvalidQuery
 from engine.models.base import AudioTextModel
-from engine.zeroshot import DEFAULT_TEMPLATE
+from engine.zeroshot import DEFAULT_TEMPLATE, LABEL_QUERY_TEMPLATE
 from trainer.evaluation import metrics
 from trainer.evaluation.cache import EmbeddingCache
 from trainer.evaluation.datasets import load_classification, load_retrieval
@@ -83,17 +83,22 @@ def class_prompts(labels: list[str], template: str) -> list[str]:
 
 def evaluate_zeroshot(csv_path: str | Path, audio_dir: str | Path | None = None,
                       model: AudioTextModel | str | Path | None = None, *,
-                      template: str = DEFAULT_TEMPLATE, batch_size: int = DEFAULT_BATCH_SIZE,
+                      template: str = DEFAULT_TEMPLATE, query_template: str = LABEL_QUERY_TEMPLATE,
+                      batch_size: int = DEFAULT_BATCH_SIZE,
                       cache_dir: str | Path | None = None, use_cache: bool = True,
                       progress: bool = True, report_dir: str | Path | None = None) -> dict[str, Any]:
-    """Zero-shot classification: each clip against one prompt per class.
+    """Zero-shot classification (each clip against one prompt per class), and text→audio
+    retrieval with each class's ``query_template`` (the bare label by default) as the query and
+    every clip of the class relevant.
 
     Returns ``{"top1", "top5", "per_class": {label: acc}, "per_fold": {...}`` (only when
-    the CSV has folds) ``, "n", "model"}``. With ``report_dir``, also writes
-    ``report.md``, ``confusion_matrix.png`` and ``per_class_accuracy.png`` there.
+    the CSV has folds) ``, "n", "model", "t2a": {R@1, R@5, R@10, mAP@10, median_rank,
+    mean_rank}, "t2a_queries"}``. With ``report_dir``, also writes ``report.md``,
+    ``confusion_matrix.png`` and ``per_class_accuracy.png`` there.
     """
     data = load_classification(csv_path, audio_dir)
     prompts = class_prompts(data.labels, template)
+    queries = class_prompts(data.labels, query_template)
     m = _model(model)
     log.info("zero-shot: %d clips, %d classes (%s format)", len(data.audio_paths),
              len(data.labels), data.format)
@@ -102,9 +107,13 @@ def evaluate_zeroshot(csv_path: str | Path, audio_dir: str | Path | None = None,
     logits = audio.astype(np.float64) @ text.astype(np.float64).T
     result = metrics.zeroshot_from_logits(logits, data.targets, data.labels, data.folds)
     result["model"] = m.name
+    query_text = text if queries == prompts else embed_texts(m, queries, batch_size=batch_size, progress=progress)
+    result["t2a"] = metrics.label_t2a_metrics(audio, query_text, data.targets)
+    result["t2a_queries"] = len(set(data.targets))
     if report_dir is not None:
         from trainer.evaluation.report import write_zeroshot_report
         predicted = metrics.predictions(logits, data.targets)
         confusion = metrics.confusion_matrix(data.targets, predicted, len(data.labels))
-        write_zeroshot_report(report_dir, result, confusion, data.labels, template, source=str(csv_path))
+        write_zeroshot_report(report_dir, result, confusion, data.labels, template, source=str(csv_path),
+                              query_template=query_template)
     return result

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from engine.zeroshot import DEFAULT_TEMPLATE
+from engine.zeroshot import DEFAULT_TEMPLATE, LABEL_QUERY_TEMPLATE
 from ui.cli.app import app
 from ui.cli.common import MODEL_HELP, out_console, print_json, reports_errors, setup_logging
 
@@ -71,6 +71,9 @@ def zeroshot_command(
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Default: soundsift-base."),
     template: str = typer.Option(DEFAULT_TEMPLATE, "--template", "-t",
                                  help="Prompt per class; {label} is replaced by the class name."),
+    query_template: str = typer.Option(LABEL_QUERY_TEMPLATE, "--query-template",
+                                       help="Text→audio query per class (every clip of the class "
+                                            "is relevant); default the bare label."),
     json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON on stdout."),
     report: Optional[Path] = typer.Option(None, "--report", help=REPORT_HELP),
     batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Clips or prompts per model call."),
@@ -80,11 +83,13 @@ def zeroshot_command(
                                             help="Progress bars on stderr (default: when stderr is a terminal)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
-    """Zero-shot classification: top-1/top-5 accuracy, per class and per fold."""
+    """Zero-shot classification: top-1/top-5 accuracy, per class and per fold; and text→audio
+    R@1/5/10 and mAP@10 with each class label as the query."""
     setup_logging(verbose)
     from trainer.evaluation.runner import evaluate_zeroshot
 
-    result = evaluate_zeroshot(csv, audio_dir, model, template=template, batch_size=batch_size,
+    result = evaluate_zeroshot(csv, audio_dir, model, template=template, query_template=query_template,
+                               batch_size=batch_size,
                                cache_dir=cache_dir, use_cache=cache, progress=_progress(progress),
                                report_dir=report)
     if json_out:
@@ -116,6 +121,10 @@ def _print_zeroshot(result: dict[str, Any]) -> None:
 
     out_console.print(f"zero-shot · {result['model']} · {result['n']} clips: "
                       f"top-1 {100 * result['top1']:.2f}%, top-5 {100 * result['top5']:.2f}%",
+                      highlight=False)
+    t2a = result["t2a"]
+    out_console.print(f"text → audio · {result['t2a_queries']} class queries: "
+                      + ", ".join(f"{k} {100 * t2a[k]:.2f}%" for k in ("R@1", "R@5", "R@10", "mAP@10")),
                       highlight=False)
     if result.get("per_fold"):
         t = Table(title="per fold")
