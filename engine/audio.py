@@ -6,16 +6,17 @@ Every failure becomes :class:`~engine.errors.UnreadableAudio` naming the file an
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import soundfile as sf
 import soxr
 
-from engine.errors import UnreadableAudio
+from engine.errors import InvalidQuery, UnreadableAudio
 from engine.segments import SegmentPolicy
 
 #: extensions scanned by the indexer: the containers libsndfile reads
@@ -25,6 +26,21 @@ AUDIO_EXTENSIONS = frozenset({
 })
 
 BLOCK_SECONDS = 20.0
+
+
+def audio_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The audio files named by ``paths`` (files, or folders searched recursively), absolute,
+    in the given order with each folder's files sorted; :class:`InvalidQuery` for a path that
+    does not exist. (The indexer's scan, ``indexer.scan``, also records unreadable folders.)"""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InvalidQuery(f"{p}: no such file or folder")
+    return [Path(os.path.abspath(f)) for f in dict.fromkeys(out)]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from engine.audio import AUDIO_EXTENSIONS, decode
+from engine.audio import decode
 from engine.errors import InvalidQuery, UnreadableAudio
 from engine.zeroshot import DEFAULT_TEMPLATE
 from trainer.captions import captions_from_tags
@@ -50,19 +50,6 @@ class CaptionedFile:
         return {"audio": self.path, "captions": self.captions, "tags": [t.label for t in self.tags],
                 "tag_scores": [{"label": t.label, "score": round(t.score, 6), "source": t.source} for t in self.tags],
                 "source": CAPTION_SOURCE}
-
-
-def audio_files(paths: Iterable[str | Path]) -> list[Path]:
-    """The audio files named by ``paths`` (files, or folders searched recursively), sorted."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise InvalidQuery(f"{p}: no such file or folder")
-    return [Path(os.path.abspath(f)) for f in dict.fromkeys(out)]
 
 
 def top_tags(labels: Sequence[str], scores: np.ndarray, top_k: int, threshold: float, source: str) -> list[TagScore]:

@@ -57,7 +57,8 @@ def caption_command(
     from contextlib import AbstractContextManager, nullcontext
 
     from engine.errors import InvalidQuery
-    from trainer.caption_loop import audio_files, caption_files, existing_index, store_in_catalog, write_manifest
+    from engine.audio import audio_files
+    from trainer.caption_loop import caption_files, existing_index, store_in_catalog, write_manifest
 
     if labels and labels_file:
         raise InvalidQuery("give --labels or --labels-file, not both")
