@@ -185,14 +185,23 @@ def tag(model: AudioTextModel, audio_vector: np.ndarray, labels: Sequence[str], 
 
     ``score`` is the softmax over all ``labels`` of ``logit_scale · cosine``.
     """
+    return tag_many(model, np.asarray(audio_vector, np.float32).reshape(1, -1), labels, top, template)[0]
+
+
+def tag_many(model: AudioTextModel, audio_vectors: np.ndarray, labels: Sequence[str], top: int = 5,
+             template: str = DEFAULT_TEMPLATE) -> list[list[dict[str, Any]]]:
+    """:func:`tag` for each row of ``audio_vectors`` (n, dim), the labels embedded once."""
     labels = list(dict.fromkeys(str(label).strip() for label in labels if str(label).strip()))
     if not labels:
         raise InvalidQuery("tag needs at least one label")
     if top < 1:
         raise InvalidQuery(f"top must be ≥ 1, got {top}")
-    cos = label_vectors(model, labels, template) @ np.asarray(audio_vector, np.float32).reshape(-1)
+    cos = np.asarray(audio_vectors, np.float32) @ label_vectors(model, labels, template).T   # (n, labels)
     logits = logit_scale(model) * cos.astype(np.float64)
-    probs = np.exp(logits - logits.max())
-    probs /= probs.sum()
-    order = np.argsort(-probs, kind="stable")[:top]
-    return [{"label": labels[i], "score": float(probs[i]), "cosine": float(cos[i])} for i in order]
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    out = []
+    for p, c in zip(probs, cos):
+        order = np.argsort(-p, kind="stable")[:top]
+        out.append([{"label": labels[i], "score": float(p[i]), "cosine": float(c[i])} for i in order])
+    return out
