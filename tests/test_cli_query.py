@@ -159,7 +159,7 @@ def test_tag_argument_errors(indexed, tmp_path, tiny_clap_dir):  # noqa: F811
     both = run("tag", audio, "-m", tiny_clap_dir, "--labels", "a", "--labels-file", tmp_path / "x.txt")
     assert both.exit_code == 1 and "not both" in both.stderr
     missing = run("tag", tmp_path / "none.wav", "-m", tiny_clap_dir)
-    assert missing.exit_code == 1 and "does not exist" in missing.stderr
+    assert missing.exit_code == 1 and "none.wav: no such file or folder" in " ".join(missing.stderr.split())
     not_audio = tmp_path / "text.wav"
     not_audio.write_text("hello")
     bad = run("tag", not_audio, "-m", tiny_clap_dir, "--labels", "a,b")
@@ -171,3 +171,56 @@ def test_tag_default_model_is_soundsift_base(indexed):
     result = run("tag", audio, "--labels", "Telephone,Dog,Rain", "--top", 3)
     assert result.exit_code == 0, result.stderr
     assert "soundsift-base" in result.stdout and "Telephone" in result.stdout
+
+
+def test_tag_folder_gives_each_file_its_tags_and_skips_unreadable(indexed, tmp_path, tiny_clap_dir):  # noqa: F811
+    lib, _ = indexed
+    folder = tmp_path / "takes"
+    write(folder / "hum.wav", tone(120, 1.0, 16000), 16000)
+    write(folder / "sub" / "hiss.flac", noise(1.5, 44100, seed=9), 44100)
+    (folder / "broken.wav").write_text("not audio")
+    result = run("tag", folder, "-m", tiny_clap_dir, "--labels", "dog,rain,siren", "--top", 2, "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["path"] for r in rows] == [str(folder / "hum.wav"), str(folder / "sub" / "hiss.flac")]
+    assert all(len(r["tags"]) == 2 and not r["from_index"] for r in rows)
+    single = json_out(run("tag", folder / "hum.wav", "-m", tiny_clap_dir, "--labels", "dog,rain,siren",
+                          "--top", 2, "--json"))
+    assert [t["label"] for t in rows[0]["tags"]] == [t["label"] for t in single]     # as tagged alone
+    assert [t["score"] for t in rows[0]["tags"]] == pytest.approx([t["score"] for t in single], abs=1e-6)
+    assert "broken.wav" in " ".join(result.stderr.split()) and "1 of 3 files could not be read" in result.stderr
+    table = run("tag", folder, "-m", tiny_clap_dir, "--labels", "dog,rain,siren")
+    assert table.exit_code == 0 and "hum.wav" in table.stdout and "2 files" in table.stdout
+
+
+def test_tag_with_index_uses_stored_vectors(indexed, tmp_path, monkeypatch):
+    """Indexed files are tagged from the index without decoding; an outside file is embedded."""
+    from engine import zeroshot
+
+    lib, index_dir = indexed
+    outside = write(tmp_path / "outside.wav", chirp(100, 6000, 3.0, 16000), 16000)
+    decoded: list[str] = []
+    real = zeroshot.audio_query_vector
+    monkeypatch.setattr(zeroshot, "audio_query_vector",
+                        lambda model, audio, *a, **k: decoded.append(str(audio)) or real(model, audio, *a, **k))
+    result = run("tag", lib, outside, "--index", index_dir, "--labels", "dog,rain,siren", "--top", 3, "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert decoded == [str(outside)]                          # only the file the index lacks
+    assert {r["path"]: r["from_index"] for r in rows} == {
+        **{str(p): True for p in sorted(lib.rglob("*.*"))}, str(outside): False}
+    # the stored vector tags a file as its audio does (same model, same segment policy)
+    by_path = {r["path"]: r["tags"] for r in rows}
+    from engine.query import SoundIndex
+    with SoundIndex.open(index_dir) as idx:
+        expected = idx.tag(str(lib / "long.wav"), labels=["dog", "rain", "siren"], top=3)
+    assert [t["label"] for t in by_path[str(lib / "long.wav")]] == [t["label"] for t in expected]
+    assert [t["score"] for t in by_path[str(lib / "long.wav")]] == pytest.approx([t["score"] for t in expected], abs=1e-5)
+
+
+def test_tag_files_needs_exactly_one_of_model_and_index(tiny_clap_dir):  # noqa: F811
+    from engine.errors import InvalidQuery
+    from engine.tagging import tag_files
+
+    with pytest.raises(InvalidQuery, match="not both and not neither"):
+        tag_files([], ["a"])

@@ -1,14 +1,15 @@
-"""``soundsift tag AUDIO_FILE``: zero-shot labels for a sound; needs a model, not an index."""
+"""``soundsift tag PATH...``: zero-shot labels for a sound, a folder, or the files of an index."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, List, Optional
 
 import typer
 
 from engine.zeroshot import DEFAULT_TEMPLATE
 from ui.cli.app import app
-from ui.cli.common import MODEL_HELP, out_console, print_json, reports_errors, setup_logging
+from ui.cli.common import INDEX_HELP, MODEL_HELP, out_console, print_json, reports_errors, setup_logging
 
 TEMPLATE_HELP = "Prompt each label is put in; must contain {label}."
 
@@ -16,53 +17,102 @@ TEMPLATE_HELP = "Prompt each label is put in; must contain {label}."
 @app.command("tag")
 @reports_errors
 def tag_command(
-    audio_file: Path = typer.Argument(..., help="The audio file to tag."),
+    paths: List[Path] = typer.Argument(..., help="Audio files or folders (searched recursively)."),
     labels: Optional[str] = typer.Option(None, "--labels", "-l",
                                          help="Comma-separated labels, e.g. \"dog,rain,car horn\"."),
     labels_file: Optional[Path] = typer.Option(
         None, "--labels-file", help="Text file with one label per line (or a CSV with a "
                                     "display_name/label/name column)."),
     top: int = typer.Option(5, "--top", "-t", min=1, help="Number of labels to show."),
+    index: Optional[str] = typer.Option(
+        None, "--index", "-i", help=INDEX_HELP + " Tag with its model; the files it holds are tagged "
+                                    "from their stored vectors, without decoding."),
     model: Optional[str] = typer.Option(None, "--model", "-m",
-                                        help=MODEL_HELP + " Default: soundsift-base."),
+                                        help=MODEL_HELP + " Default: the index's model, else soundsift-base."),
     template: str = typer.Option(DEFAULT_TEMPLATE, "--template", help=TEMPLATE_HELP),
     json_out: bool = typer.Option(False, "--json",
-                                  help='Print [{"label", "score", "cosine"}] on stdout, best first.'),
+                                  help='Print [{"label", "score", "cosine"}] on stdout, best first; for a '
+                                       'folder or several files [{"path", "tags", "from_index"}].'),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
     """Zero-shot tags: score = softmax over the labels of the model's scaled cosine.
 
     Labels default to the shipped vocabulary (AudioSet classes for soundsift-base,
-    a few hundred everyday sounds otherwise).
+    a few hundred everyday sounds otherwise). One file gives its tags; a folder or several
+    files give each file's top tags (unreadable files are reported and skipped).
     """
     setup_logging(verbose)
-    from engine import zeroshot
+    from engine.audio import audio_files
     from engine.errors import InvalidQuery
-    from engine.models import load_model
-    from engine.vocabulary import default_labels, load_labels_file, parse_labels
+    from engine.vocabulary import load_labels_file, parse_labels
 
     if labels and labels_file:
         raise InvalidQuery("give --labels or --labels-file, not both")
-    if not audio_file.is_file():
-        raise InvalidQuery(f"audio file {audio_file} does not exist")
-    the_model = load_model(model)
-    if labels:
-        label_list = parse_labels(labels)
-    elif labels_file:
-        label_list = load_labels_file(labels_file)
+    label_list = parse_labels(labels) if labels else load_labels_file(labels_file) if labels_file else None
+    one_file = len(paths) == 1 and paths[0].is_file()
+    files = audio_files(paths)
+    if not files:
+        raise InvalidQuery(f"no audio files under {', '.join(map(str, paths))}")
+    with _tagging_source(index, model) as (the_model, sound_index):
+        from engine.tagging import tag_files
+        from engine.vocabulary import default_labels
+
+        name = (sound_index.model if sound_index else the_model).name
+        label_list = label_list or default_labels(sound_index.model if sound_index else the_model)
+        tagged, errors = tag_files(files, label_list, model=the_model, index=sound_index, top=top,
+                                   template=template)
+    if not tagged:
+        if len(files) == 1:
+            raise errors[0]
+        raise InvalidQuery(f"none of the {len(files)} files could be read; the first: {errors[0]}")
+    n_labels = len(label_list)
+    if one_file:
+        _print_tags(tagged[0].tags, f"{paths[0].name} — {name}, {n_labels} labels", json_out)
+        return
+    if json_out:
+        print_json([t.to_dict() for t in tagged])
     else:
-        label_list = default_labels(the_model)
-    vector = zeroshot.audio_query_vector(the_model, audio_file)
-    tags = zeroshot.tag(the_model, vector, label_list, top=top, template=template)
+        _print_file_tags(tagged, f"{len(tagged)} files — {name}, {n_labels} labels")
+    if errors:
+        from ui.cli.common import err_console
+        err_console.print(f"{len(errors)} of {len(files)} files could not be read (warnings above)", highlight=False)
+
+
+@contextmanager
+def _tagging_source(index: Optional[str], model: Optional[str]) -> Iterator[tuple]:
+    """(model, None) without an index; (None, open SoundIndex) with one."""
+    if index is None:
+        from engine.models import load_model
+        yield load_model(model), None
+        return
+    from engine.query import SoundIndex
+    with SoundIndex.open(index, model=model) as sound_index:
+        yield None, sound_index
+
+
+def _print_tags(tags: list[dict], title: str, json_out: bool) -> None:
     if json_out:
         print_json(tags)
         return
     from rich.table import Table
 
-    table = Table(title=f"{audio_file.name} — {the_model.name}, {len(label_list)} labels")
+    table = Table(title=title)
     table.add_column("label")
     table.add_column("score", justify="right")
     table.add_column("cosine", justify="right")
     for t in tags:
         table.add_row(t["label"], f"{t['score']:.3f}", f"{t['cosine']:.3f}")
+    out_console.print(table)
+
+
+def _print_file_tags(tagged: list, title: str) -> None:
+    from rich.table import Table
+
+    from ui.cli.results import display_path
+
+    table = Table(title=title)
+    table.add_column("file", overflow="fold", ratio=1)
+    table.add_column("tags (score)", overflow="fold", ratio=2)
+    for t in tagged:
+        table.add_row(display_path(t.path), ", ".join(f"{x['label']} {x['score']:.2f}" for x in t.tags))
     out_console.print(table)

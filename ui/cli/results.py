@@ -40,13 +40,13 @@ def _time(seconds: float) -> str:
     return f"{int(m)}:{s:05.2f}"
 
 
-def _folder_for_display(folder: str) -> str:
-    """A folder relative to the working directory when it lies under it, else as stored."""
+def display_path(path: str) -> str:
+    """A path relative to the working directory when it lies under it, else as given."""
     try:
-        rel = os.path.relpath(folder)
+        rel = os.path.relpath(path)
     except ValueError:  # another drive (Windows)
-        return folder
-    return folder if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
+        return path
+    return path if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
 
 
 NARROW_COLUMNS = 110  # below this terminal width the table shows one path column, no format
@@ -79,7 +79,7 @@ def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
     if not narrow:
         table.add_column("format", no_wrap=True)
     for rank, h in enumerate(hits, 1):
-        folder = _folder_for_display(h.folder)
+        folder = display_path(h.folder)
         where = [os.path.join(folder, os.path.basename(h.path))] if narrow else [os.path.basename(h.path), folder]
         fmt = [] if narrow else [f"{h.format} {h.sample_rate / 1000:g} kHz"]
         table.add_row(str(rank), f"{h.score:.3f}", *where, f"{_time(h.start)}–{_time(h.end)}",
