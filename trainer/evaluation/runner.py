@@ -103,11 +103,13 @@ def evaluate_zeroshot(csv_path: str | Path, audio_dir: str | Path | None = None,
     log.info("zero-shot: %d clips, %d classes (%s format)", len(data.audio_paths),
              len(data.labels), data.format)
     audio = _embed_audio(m, data.audio_paths, batch_size, cache_dir, use_cache, progress)
-    text = embed_texts(m, prompts, batch_size=batch_size, progress=progress)
+    same = queries == prompts                    # one text pass for the prompts and the queries
+    both = embed_texts(m, prompts if same else prompts + queries, batch_size=batch_size, progress=progress)
+    text = both[:len(prompts)]
+    query_text = text if same else both[len(prompts):]
     logits = audio.astype(np.float64) @ text.astype(np.float64).T
     result = metrics.zeroshot_from_logits(logits, data.targets, data.labels, data.folds)
     result["model"] = m.name
-    query_text = text if queries == prompts else embed_texts(m, queries, batch_size=batch_size, progress=progress)
     result["t2a"] = metrics.label_t2a_metrics(audio, query_text, data.targets)
     result["t2a_queries"] = len(set(data.targets))
     if report_dir is not None:
