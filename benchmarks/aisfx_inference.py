@@ -1,10 +1,11 @@
-"""soundsift-base's aisfx CNN as saved vs its inference copy (run by hand).
+"""soundsift-base's aisfx CNN as saved vs its inference copies (run by hand).
 
 The aisfx CNN is most of soundsift-base's embedding cost. ``load_model`` swaps it for
-:func:`engine.towers.aisfx.for_inference` (batch norm folded into the convolutions, channels-last
-weights). This embeds the same 10 s clips with both, in alternating rounds so that load on the
-machine hits both alike, and prints the median throughput of each, their ratio, and how far the
-vectors move:
+:func:`engine.towers.aisfx.fastest_for_inference`: the CNN with batch norm folded into the
+convolutions (:func:`~engine.towers.aisfx.for_inference`, channels-last weights in torch), exported
+to ONNX and run with onnxruntime. This embeds the same 10 s clips with each, in alternating rounds
+so that load on the machine hits all alike, and prints the median throughput of each, the ratio to
+the CNN as saved, and how far the vectors move:
 
     .venv/bin/python benchmarks/aisfx_inference.py [--model soundsift-base] [--clips 8] [--rounds 7]
 """
@@ -28,13 +29,15 @@ def main(argv: list[str] | None = None) -> None:
 
     from engine.models.factory import BUNDLED
     from engine.models.soundsift_clap import SoundsiftClap, SoundsiftClapModel
-    from engine.towers.aisfx import for_inference
+    from engine.towers.aisfx import OnnxEmbeddingNet, for_inference
 
     module = SoundsiftClap.from_pretrained(BUNDLED.get(args.model, Path(args.model)))
     if module.aisfx is None:
         raise SystemExit(f"{args.model} has no aisfx branch")
-    variants = {"as saved": module.aisfx.eval(), "for_inference": for_inference(module.aisfx)}
-    model = SoundsiftClapModel(module, name=args.model, fingerprint="")     # one load, both CNNs
+    folded = for_inference(module.aisfx)
+    variants = {"as saved": module.aisfx.eval(), "folded, torch": folded,
+                "folded, onnxruntime": OnnxEmbeddingNet(folded, module.config.onnx_threads)}
+    model = SoundsiftClapModel(module, name=args.model, fingerprint="")     # one load, every CNN
     rng = np.random.default_rng(0)
     sr = model.sample_rate
     clips = [(0.1 * rng.standard_normal(10 * sr)).astype(np.float32) for _ in range(args.clips)]
@@ -52,9 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     base = statistics.median(seconds["as saved"])
     for name, s in seconds.items():
         med = statistics.median(s)
-        print(f"{name:14s} {audio / med:6.1f} × real time  ({base / med:.2f} × as saved; median of {args.rounds})")
-    diff = np.abs(vectors["for_inference"] - vectors["as saved"]).max()
-    print(f"largest difference between the two models' vectors: {diff:.1e}")
+        print(f"{name:20s} {audio / med:6.1f} × real time  ({base / med:.2f} × as saved; median of {args.rounds})")
+    for name in list(variants)[1:]:
+        diff = np.abs(vectors[name] - vectors["as saved"]).max()
+        print(f"largest difference of the vectors, {name} against as saved: {diff:.1e}")
 
 
 if __name__ == "__main__":

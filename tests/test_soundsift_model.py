@@ -64,8 +64,8 @@ def test_bundled_model_contract(base, clips):
     # the shipped model: AudioSet class space (521-d) with the aisfx branch, so 44.1 kHz input
     assert (base.name, base.sample_rate, base.dim, base.window_seconds) == ("soundsift-base", 44100, 521, 10.0)
     assert base.module.config.space == "audioset" and base.module.aisfx is not None
-    # loaded for inference: the aisfx CNN is the batch-norm-folded copy (aisfx.for_inference)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in base.module.aisfx.modules())
+    # loaded for inference: the aisfx CNN is the batch-norm-folded copy run by onnxruntime
+    assert isinstance(base.module.aisfx, aisfx.OnnxEmbeddingNet)
     audio = base.embed_audio(clips)
     text = base.embed_text(["a dog barking", "rain on a roof", "speech"])
     for out, n in ((audio, len(clips)), (text, 3)):
@@ -465,16 +465,21 @@ def test_aisfx_frontend_and_embedding_net_shapes():
         assert net(blocks).shape == (blocks.shape[0], 512)
 
 
-def test_aisfx_inference_copy_folds_batch_norm_and_matches_the_net():
+def _random_aisfx_net(gen: torch.Generator) -> "aisfx.EmbeddingNet":
+    """An EmbeddingNet with random weights and batch-norm statistics far from the identity."""
     net = aisfx.EmbeddingNet()
     _randomise(net)
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():       # batch-norm statistics far from the identity, so the fold matters
+    with torch.no_grad():
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.5, 0.5, generator=gen)
                 m.running_var.uniform_(0.25, 4.0, generator=gen)
-    net.eval()
+    return net.eval()
+
+
+def test_aisfx_inference_copy_folds_batch_norm_and_matches_the_net():
+    gen = torch.Generator().manual_seed(1)
+    net = _random_aisfx_net(gen)
     fast = aisfx.for_inference(net)
     blocks = torch.rand(5, 100, 96, generator=gen)
     with torch.no_grad():
@@ -486,6 +491,32 @@ def test_aisfx_inference_copy_folds_batch_norm_and_matches_the_net():
     # the original keeps its batch norms and stays trainable
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == 8
     assert all(p.requires_grad for p in net.parameters())
+
+
+def test_aisfx_onnxruntime_copy_matches_the_net_and_is_exported_once(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("SOUNDSIFT_CACHE", str(tmp_path / "cache"))
+    gen = torch.Generator().manual_seed(2)
+    net = _random_aisfx_net(gen)
+    fast = aisfx.fastest_for_inference(net)
+    assert isinstance(fast, aisfx.OnnxEmbeddingNet)
+    for n in (1, 6):                                   # the batch size is free
+        blocks = torch.rand(n, 100, 96, generator=gen)
+        with torch.no_grad():
+            torch.testing.assert_close(fast(blocks), net(blocks), rtol=1e-4, atol=1e-4)
+    assert len(list((tmp_path / "cache" / "aisfx-onnx").glob("*.onnx"))) == 1
+
+    def no_export(*a, **k):
+        raise AssertionError("exported again")
+    monkeypatch.setattr(torch.onnx, "export", no_export)
+    again = aisfx.fastest_for_inference(net)           # read from the cache
+    assert isinstance(again, aisfx.OnnxEmbeddingNet)
+    other = _random_aisfx_net(gen)                     # other weights: a new export, which fails here
+    fallback = aisfx.fastest_for_inference(other)
+    assert isinstance(fallback, aisfx.EmbeddingNet)    # the folded torch CNN, with a logged reason
+    assert "running it in torch, not onnxruntime (AssertionError: exported again)" in caplog.text
+    blocks = torch.rand(3, 100, 96, generator=gen)
+    with torch.no_grad():
+        torch.testing.assert_close(fallback(blocks), other(blocks), rtol=1e-4, atol=1e-4)
 
 
 def test_model_with_aisfx_branch_runs_at_44k(clips):

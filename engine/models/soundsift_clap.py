@@ -496,13 +496,14 @@ class SoundsiftClapModel(AudioTextModel):
         """Build from a folder holding config.json + model.safetensors.
 
         The wrapper never trains its module, so the aisfx CNN is swapped for its faster inference
-        copy (:func:`engine.towers.aisfx.for_inference`; equal to float rounding). The trainer and
-        its feature caches use the module as saved.
+        copy (:func:`engine.towers.aisfx.fastest_for_inference`: batch norm folded, run with
+        onnxruntime; equal to float rounding). The trainer and its feature caches use the module
+        as saved.
         """
         module = SoundsiftClap.from_pretrained(path)
         if module.aisfx is not None:
-            from engine.towers.aisfx import for_inference
-            module.aisfx = for_inference(module.aisfx)
+            from engine.towers.aisfx import fastest_for_inference
+            module.aisfx = fastest_for_inference(module.aisfx, module.config.onnx_threads)
         return cls(module, name=name or str(path), fingerprint=fingerprint_of(path, module.config))
 
     @property
