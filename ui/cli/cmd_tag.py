@@ -57,8 +57,8 @@ def tag_command(
         from engine.tagging import tag_files
         from engine.vocabulary import default_labels
 
-        name = (sound_index.model if sound_index else the_model).name
-        label_list = label_list or default_labels(sound_index.model if sound_index else the_model)
+        tagger = sound_index.model if sound_index else the_model
+        name, label_list = tagger.name, label_list or default_labels(tagger)
         tagged, errors = tag_files(files, label_list, model=the_model, index=sound_index, top=top,
                                    template=template)
     if not tagged:
