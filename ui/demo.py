@@ -18,6 +18,8 @@ import soundfile as sf
 DEMO_DIR = Path("demo/sounds")
 INDEX = "demo"
 QUERIES = ["a person speaking", "a siren", "white noise", "a bell ringing"]
+#: zero-shot labels the demo tags its whole library with (from the index's stored vectors)
+TAG_LABELS = "speech,siren,bell,white noise,rain,ticking clock,tone"
 
 
 def _t(seconds: float, sr: int) -> np.ndarray:
@@ -119,6 +121,7 @@ def main() -> None:
     _run(["index", str(DEMO_DIR), "--index", INDEX] + (["--rebuild"] if rebuild else []))
     for q in QUERIES:
         _run(["search", q, "--index", INDEX, "-k", "3"])
+    _run(["tag", str(DEMO_DIR), "--index", INDEX, "--labels", TAG_LABELS, "--top", "2"])
     _run(["info", "--index", INDEX])
 
 
