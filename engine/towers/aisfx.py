@@ -138,7 +138,8 @@ def for_inference(net: EmbeddingNet) -> EmbeddingNet:
 
 
 class OnnxEmbeddingNet(nn.Module):
-    """An :class:`EmbeddingNet` exported to ONNX in memory and run with onnxruntime.
+    """An :class:`EmbeddingNet` exported to ONNX (once per weights, kept in the cache folder) and
+    run with onnxruntime.
 
     Inference only (no gradients), outputs equal to the torch CNN's to float rounding. On 2 CPU
     cores onnxruntime runs this CNN ≈ 1.7–2× faster than torch (``benchmarks/aisfx_inference.py``).

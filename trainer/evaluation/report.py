@@ -10,6 +10,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from engine.zeroshot import LABEL_QUERY_TEMPLATE
+
 RETRIEVAL_KEYS = ("R@1", "R@5", "R@10", "mAP@10", "median_rank", "mean_rank")
 
 
@@ -109,7 +111,7 @@ def write_retrieval_report(out_dir: str | Path, result: Mapping, curves: Mapping
 
 def write_zeroshot_report(out_dir: str | Path, result: Mapping, confusion: np.ndarray,
                           labels: Sequence[str], template: str, source: str = "",
-                          query_template: str = "{label}") -> Path:
+                          query_template: str = LABEL_QUERY_TEMPLATE) -> Path:
     """``report.md``, ``confusion_matrix.png`` and ``per_class_accuracy.png`` in ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
