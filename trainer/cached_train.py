@@ -342,17 +342,19 @@ def evaluate(module, val: Split, bank: TextBank, seen_labels: set[str] | None = 
 def _figures(module, bank: TextBank, audio: np.ndarray, clip_labels: Sequence[str],
              seen_labels: set[str] | None) -> dict[str, float]:
     """The figures for clip vectors and their labels, the candidates being the distinct labels."""
-    from trainer.evaluation.metrics import label_t2a_metrics, recall_at, relevant_ranks, zeroshot_from_logits
+    from trainer.evaluation.metrics import (class_ranks, label_t2a_metrics, recall_at, relevant_ranks,
+                                            zeroshot_from_logits)
 
     labels = sorted(set(clip_labels))
     targets = np.array([labels.index(x) for x in clip_labels])
     prompts = encode_texts(module, bank, [PROMPT.format(label=x) for x in labels]).numpy().astype(np.float64)
     bare = encode_texts(module, bank, labels).numpy().astype(np.float64)
-    zs = zeroshot_from_logits(audio @ prompts.T, targets, labels)
+    logits = audio @ prompts.T
+    zs = zeroshot_from_logits(logits, targets, labels)
     out = {"zs_top1": zs["top1"], "zs_top5": zs["top5"]}
     if seen_labels is not None:
         seen = np.array([x in seen_labels for x in clip_labels])
-        ranks = (audio @ prompts.T >= (audio @ prompts.T)[np.arange(len(targets)), targets][:, None]).sum(1)
+        ranks = class_ranks(logits, targets)
         out["zs_top1_seen"] = recall_at(ranks[seen], 1) if seen.any() else float("nan")
         out["zs_top1_unseen"] = recall_at(ranks[~seen], 1) if (~seen).any() else float("nan")
     t2a = label_t2a_metrics(audio, bare, targets)

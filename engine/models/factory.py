@@ -74,5 +74,5 @@ def load_model(name_or_path: str | Path | None = None) -> AudioTextModel:
     if _HUB_ID.match(name):
         return _backend("clap")(name, name=name)
     raise ModelUnavailable(
-        f"model {name!r} not found: use 'soundsift-base', 'soundsift-fast', a local folder with config.json, "
+        f"model {name!r} not found: use {', '.join(map(repr, BUNDLED))}, a local folder with config.json, "
         "or a Hugging Face CLAP id such as laion/clap-htsat-unfused")
