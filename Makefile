@@ -2,15 +2,21 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# torch goes in first, so the project's `torch>=2.4` is already met. 2.13.0 is this machine's CPU
+# build (a file in /opt/wheels; ~1 GB in the venv instead of ~6 GB for the CUDA build and its
+# nvidia-* libraries). On a GPU machine: make setup TORCH='torch==2.14.1'.
+TORCH ?= torch==2.13.0
+PIP := $(PY) -m pip install -q --no-cache-dir
 
 .PHONY: setup demo test bench clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PIP) --upgrade pip
+	$(PIP) '$(TORCH)'
+	$(PIP) -e '.[test]'
 	touch $@
 
 demo: setup
