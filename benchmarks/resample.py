@@ -1,6 +1,8 @@
 """Resampling speed: soxr (what engine.audio uses) vs torchaudio, to the model's 48 kHz.
 
 Run by hand:  .venv/bin/python benchmarks/resample.py [--seconds 60] [--repeats 5]
+torchaudio is not one of soundsift's dependencies: run this in a venv that has it (on this
+machine the pair that imports is torch==2.14.1 with torchaudio==2.11.0, a CUDA build).
 Prints one JSON object: per source rate, seconds per call and × real time of each library
 (the best of ``repeats``), on mono float32 noise, single-threaded torch.
 """
@@ -31,7 +33,11 @@ def main() -> None:
 
     import soxr
     import torch
-    import torchaudio.functional as AF
+    try:
+        import torchaudio.functional as AF
+    except (ImportError, OSError) as e:
+        raise SystemExit(f"torchaudio does not import here ({e}); this comparison needs it: "
+                         "pip install torch==2.14.1 torchaudio==2.11.0 in a separate venv") from e
 
     torch.set_num_threads(1)
     out = {"seconds_of_audio": args.seconds, "target_rate": args.target, "rates": {}}
