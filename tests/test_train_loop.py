@@ -179,6 +179,7 @@ def _rank_fit(rank: int, world: int, store: str, items, tmp: str, out) -> None:
         train, _ = datasets(items)
         result = fit(TinyClap(dropout=0.0), train, make_cfg(Path(tmp), steps=3, batch_size=4))
         out[rank] = result.losses
+        torch.distributed.barrier()
     finally:
         torch.distributed.destroy_process_group()
 

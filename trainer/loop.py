@@ -38,6 +38,7 @@ from engine.errors import InvalidConfig
 from engine.zeroshot import DEFAULT_TEMPLATE
 from trainer.config import TrainConfig
 from trainer.datasets import AudioTextDataset, EpochBatchSampler, collate
+from trainer.distributed import local_device_index, rank_and_world
 from trainer.loss import MAX_LOG_SCALE, ContrastiveLoss
 
 log = logging.getLogger(__name__)
@@ -256,12 +257,6 @@ class RankSlice:
             yield batch[self.rank * per:(self.rank + 1) * per]
 
 
-def _dist() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
 def _average_gradients(params: list[torch.Tensor], world: int) -> None:
     """Mean of the ranks' gradients (what DDP does; the model's encode_* bypass DDP's forward)."""
     for p in params:
@@ -292,10 +287,10 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
     """
     out = Path(out_dir or cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rank, world = _dist()
+    rank, world = rank_and_world()
     device = pick_device(cfg.device)
     if device.type == "cuda" and world > 1 and device.index is None:
-        device = torch.device("cuda", rank % torch.cuda.device_count())
+        device = torch.device("cuda", local_device_index(rank))
     _seed_everything(cfg.seed)
     model.to(device).train()
     optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
@@ -405,4 +400,6 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
                    "validation": validation, "model_dir": str(model_dir)}
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         jlog.write(event="end", step=step, seconds=seconds, model_dir=str(model_dir))
+    if world > 1:   # every rank returns once rank 0's model folder is complete
+        torch.distributed.barrier()
     return TrainResult(out, model_dir, step, seconds, losses, validation)

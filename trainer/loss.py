@@ -15,14 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainer.distributed import rank_and_world
+
 #: the largest logit scale (CLIP's clamp): ``exp(log_scale) <= 100``
 MAX_LOG_SCALE = math.log(100.0)
-
-
-def _dist_info() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 def gather_features(audio: torch.Tensor, text: torch.Tensor, *, gather_with_grad: bool = True,
@@ -64,7 +60,7 @@ class ContrastiveLoss(nn.Module):
     def logits(self, audio: torch.Tensor, text: torch.Tensor, log_scale: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(audio→text logits, text→audio logits, target column per row)."""
-        rank, world = _dist_info()
+        rank, world = rank_and_world()
         scale = clamp_log_scale(log_scale).exp()
         all_audio, all_text = gather_features(audio, text, gather_with_grad=self.gather_with_grad,
                                               rank=rank, world_size=world)

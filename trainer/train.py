@@ -14,6 +14,7 @@ from typing import Any
 from engine.errors import InvalidConfig, ModelUnavailable
 from trainer.config import DatasetSpec, TrainConfig, load_config
 from trainer.datasets import AudioTextDataset, Item, drop_missing, read_items
+from trainer.distributed import barrier, torchrun_process_group
 from trainer.loop import TrainResult, fit
 
 log = logging.getLogger(__name__)
@@ -101,13 +102,25 @@ def run_training(config: TrainConfig | str | Path, *, resume: bool = False, out_
     """Train as ``config`` says; returns the run's :class:`~trainer.loop.TrainResult`.
 
     ``out_dir`` overrides the config's; ``model`` (a trainable module) replaces
-    :func:`build_model`, for tests and custom towers.
+    :func:`build_model`, for tests and custom towers. Launched by ``torchrun`` with several
+    processes, each joins the process group for the run (:mod:`trainer.distributed`) and
+    trains on its share of every global batch; rank 0 writes the data, logs and model.
     """
     cfg = config if isinstance(config, TrainConfig) else load_config(config)
+    with torchrun_process_group(cfg.device) as (rank, _world):
+        return _run_training(cfg, rank, resume=resume, out_dir=out_dir, max_steps=max_steps, model=model)
+
+
+def _run_training(cfg: TrainConfig, rank: int, *, resume: bool, out_dir: str | Path | None,
+                  max_steps: int | None, model: Any) -> TrainResult:
     out = Path(out_dir or cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg.out_dir = str(out)
-    prepare_data(cfg, out)
+    if rank == 0:   # the toy set is written once; the other ranks read it after the barrier
+        prepare_data(cfg, out)
+    barrier()
+    if rank != 0:
+        prepare_data(cfg, out)
     train_items = load_items(cfg.data.train, cfg.data.check_files)
     val_items = load_items(cfg.data.val, cfg.data.check_files) if cfg.data.val else []
     if cfg.captions.seq2seq_model:
@@ -119,7 +132,8 @@ def run_training(config: TrainConfig | str | Path, *, resume: bool = False, out_
     train_set = AudioTextDataset(train_items, sample_rate, clip, train=True, augment=cfg.data.augment,
                                  seed=cfg.seed)
     val_set = AudioTextDataset(val_items, sample_rate, clip, train=False) if val_items else None
-    (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    if rank == 0:
+        (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     log.info("training on %d items (%d validation), %d steps of %d×%d, crops of %.2f s at %d Hz → %s",
              len(train_items), len(val_items), cfg.steps, cfg.batch_size, cfg.accum_steps, clip, sample_rate, out)
     return fit(model, train_set, cfg, val_set=val_set, out_dir=out, resume=resume, max_steps=max_steps)

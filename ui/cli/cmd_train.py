@@ -47,6 +47,9 @@ def train_command(
     from trainer.train import run_training
     cfg = load_config(config, steps=steps, device=device, progress=False if no_progress else None)
     result = run_training(cfg, resume=resume, out_dir=out, max_steps=max_steps)
+    from trainer.distributed import launched_rank
+    if launched_rank() != 0:   # under torchrun, rank 0 alone reports (it wrote the model and log)
+        return
     summary = {"out_dir": str(result.out_dir), "steps": result.steps, "seconds": round(result.seconds, 3),
                "first_loss": result.losses[0] if result.losses else None,
                "last_loss": result.losses[-1] if result.losses else None,
