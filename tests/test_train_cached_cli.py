@@ -145,6 +145,16 @@ def test_loop_only_options_are_refused_for_a_cached_config(tmp_path, flags, name
     assert not (tmp_path / "cache").exists() and not (tmp_path / "config-out").exists()
 
 
+def test_a_cached_config_is_refused_under_torchrun(tmp_path, monkeypatch):
+    """Every torchrun process would train the same model into the same folder."""
+    config = _config(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = CliRunner().invoke(app, ["train", str(config)])
+    assert result.exit_code == 1
+    assert "trains in one process on the CPU; run it without torchrun" in " ".join(result.output.split())
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "config-out").exists()
+
+
 def test_an_unknown_trainer_is_reported(tmp_path):
     config = _config(tmp_path, trainer="cached")
     result = CliRunner().invoke(app, ["train", str(config)])

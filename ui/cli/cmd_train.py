@@ -41,6 +41,10 @@ def train_command(
         if rejected:
             raise InvalidConfig(f"{config}: {', '.join(rejected)} cannot be used with a cached-features config "
                                 "(it trains on the CPU in one go, without checkpoints); use --steps and --out only")
+        from trainer.distributed import launched_world_size
+        if launched_world_size() > 1:
+            raise InvalidConfig(f"{config}: a cached-features config trains in one process on the CPU; "
+                                "run it without torchrun")
         _train_cached(config, out, steps, json_out)
         return
 
