@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from engine.errors import InvalidConfig
 from ui.cli.app import app
 from ui.cli.common import err_console, print_json, reports_errors, setup_logging
+
+if TYPE_CHECKING:
+    from trainer.loop import TrainResult
 
 
 @app.command("train")
@@ -51,9 +54,15 @@ def train_command(
     from trainer.train import run_training
     cfg = load_config(config, steps=steps, device=device, progress=False if no_progress else None)
     result = run_training(cfg, resume=resume, out_dir=out, max_steps=max_steps)
-    from trainer.distributed import launched_rank
-    if launched_rank() != 0:   # under torchrun, rank 0 alone reports (it wrote the model and log)
-        return
+    from trainer.distributed import exit_torchrun_process, launched_rank, launched_world_size
+    if launched_rank() == 0:   # under torchrun, rank 0 alone reports (it wrote the model and log)
+        _report(result, config, out, json_out)
+    if launched_world_size() > 1:
+        exit_torchrun_process(0)
+
+
+def _report(result: TrainResult, config: Path, out: Optional[Path], json_out: bool) -> None:
+    """Print a loop run's summary (JSON on stdout with --json; a line on stderr otherwise)."""
     summary = {"out_dir": str(result.out_dir), "steps": result.steps, "seconds": round(result.seconds, 3),
                "first_loss": result.losses[0] if result.losses else None,
                "last_loss": result.losses[-1] if result.losses else None,
