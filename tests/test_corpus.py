@@ -341,3 +341,9 @@ def test_cli_corpus_commands(tmp_path):
     assert helped.exit_code == 0 and "--max-per-label" in helped.stdout
     bad = runner.invoke(app, ["corpus", "build", "--sources", "nope", "--out", str(tmp_path / "c")])
     assert bad.exit_code == 1 and "unknown corpus source" in bad.stderr
+    # the same option names as `python -m trainer.corpus build`; lists comma-separated or repeated
+    mixed = runner.invoke(app, ["corpus", "build", "--sources", "tones,nope", "--source", "other",
+                                "--val-sources", "tones", "--out", str(tmp_path / "c")])
+    assert mixed.exit_code == 1 and "['nope', 'other']" in " ".join(mixed.stderr.split())
+    as_json = runner.invoke(app, ["corpus", "list", "--json"])
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout) == listed.stdout.split()

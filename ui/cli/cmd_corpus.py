@@ -19,12 +19,12 @@ app.add_typer(corpus_app, name="corpus")
 @reports_errors
 def build_command(
     out: Path = typer.Option(Path("corpus"), "--out", "-o", help="Output folder."),
-    sources: Optional[List[str]] = typer.Option(None, "--sources", "-s",
-                                                help="A source to use (repeatable; default: all)."),
+    sources: Optional[List[str]] = typer.Option(None, "--sources", "--source", "-s",
+                                                help="Sources to use, comma-separated or repeated (default: all)."),
     max_per_label: int = typer.Option(40, "--max-per-label", min=1, help="Training clips per label."),
     val_max_per_label: int = typer.Option(40, "--val-max-per-label", min=1, help="Validation clips per label."),
-    val_sources: Optional[List[str]] = typer.Option(None, "--val-source",
-                                                    help="A source held out for validation (repeatable)."),
+    val_sources: Optional[List[str]] = typer.Option(None, "--val-sources", "--val-source",
+                                                    help="Sources held out for validation, comma-separated or repeated."),
     synth_per_label: int = typer.Option(8, "--synth-per-label", min=1, help="Synthetic clips per label."),
     max_seconds: float = typer.Option(30.0, "--max-seconds", help="Clips are cut to this length."),
     seed: int = typer.Option(0, "--seed"),
@@ -36,8 +36,8 @@ def build_command(
     setup_logging(verbose)
     from trainer.corpus.runner import build_corpus
 
-    summary = build_corpus(out, sources or None, max_per_label=max_per_label,
-                           val_max_per_label=val_max_per_label, val_sources=val_sources or None,
+    summary = build_corpus(out, _names(sources), max_per_label=max_per_label,
+                           val_max_per_label=val_max_per_label, val_sources=_names(val_sources),
                            seed=seed, synth_per_label=synth_per_label, max_seconds=max_seconds,
                            cache=cache)
     if json_out:
@@ -47,11 +47,22 @@ def build_command(
                           f"({sum(summary.seconds.values()):.0f} s of audio); see {out / 'stats.json'}")
 
 
+def _names(values: Optional[List[str]]) -> Optional[List[str]]:
+    """``--sources a,b --sources c`` → ``[a, b, c]``; None when none were given."""
+    names = [name.strip() for value in values or [] for name in value.split(",") if name.strip()]
+    return names or None
+
+
 @corpus_app.command("list")
-def list_command() -> None:
+def list_command(
+    json_out: bool = typer.Option(False, "--json", help="Print the sources as a JSON list on stdout."),
+) -> None:
     """Print the sources the recipe knows."""
     from trainer.corpus.runner import all_sources
-    print("\n".join(all_sources()))
+    if json_out:
+        print_json(list(all_sources()))
+    else:
+        print("\n".join(all_sources()))
 
 
 @corpus_app.command("labels")
