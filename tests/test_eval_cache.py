@@ -104,9 +104,11 @@ def test_new_template_reuses_audio_embeddings(tmp_path):
 
 
 def test_default_cache_dir_follows_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("SOUNDSIFT_CACHE_DIR", str(tmp_path / "x"))
+    """One variable moves every cache of soundsift, the evaluator's embeddings included."""
+    monkeypatch.setenv("SOUNDSIFT_CACHE", str(tmp_path / "x"))
     assert default_cache_dir() == tmp_path / "x" / "embeddings"
-    monkeypatch.delenv("SOUNDSIFT_CACHE_DIR")
+    monkeypatch.delenv("SOUNDSIFT_CACHE")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     assert default_cache_dir().parts[-3:] == (".cache", "soundsift", "embeddings")
 
 

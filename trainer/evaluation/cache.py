@@ -1,7 +1,8 @@
 """Audio embeddings cached per (model fingerprint, file content, segment policy).
 
 One SQLite file, ``<cache dir>/embeddings.sqlite``; the cache dir is ``--cache-dir``,
-else ``$SOUNDSIFT_CACHE_DIR/embeddings``, else ``~/.cache/soundsift/embeddings``.
+else ``embeddings/`` in soundsift's cache folder (``$SOUNDSIFT_CACHE``, else
+``~/.cache/soundsift``: :func:`engine.towers.cache.cache_dir`).
 Re-running an evaluation with another prompt template or on another CSV over the same
 audio embeds nothing again. Entries are keyed by the model's fingerprint, so another
 model (other weights or preprocessing) never sees them: changing the model invalidates
@@ -11,7 +12,6 @@ not re-read either.
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -19,8 +19,8 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from engine.errors import SoundsiftError
+from engine.towers.cache import cache_dir
 
-CACHE_ENV = "SOUNDSIFT_CACHE_DIR"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS embeddings (
     fingerprint TEXT NOT NULL, content_hash TEXT NOT NULL, policy TEXT NOT NULL,
@@ -33,9 +33,8 @@ CREATE TABLE IF NOT EXISTS file_hashes (
 
 
 def default_cache_dir() -> Path:
-    """``$SOUNDSIFT_CACHE_DIR/embeddings`` or ``~/.cache/soundsift/embeddings``."""
-    base = os.environ.get(CACHE_ENV)
-    return Path(base) / "embeddings" if base else Path.home() / ".cache" / "soundsift" / "embeddings"
+    """``embeddings/`` under soundsift's cache folder (``$SOUNDSIFT_CACHE`` or ``~/.cache/soundsift``)."""
+    return cache_dir() / "embeddings"
 
 
 def hash_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -20,7 +20,7 @@ app.add_typer(eval_app, name="eval")
 
 AUDIO_DIR_HELP = "Folder holding the audio files the CSV names."
 REPORT_HELP = "Also write report.md and PNG plots into this folder."
-CACHE_HELP = ("Embedding cache folder (default: $SOUNDSIFT_CACHE_DIR/embeddings or "
+CACHE_HELP = ("Embedding cache folder (default: embeddings/ in $SOUNDSIFT_CACHE, else "
               "~/.cache/soundsift/embeddings).")
 
 
