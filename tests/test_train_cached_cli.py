@@ -207,3 +207,16 @@ def test_a_config_extends_another_with_its_paths_read_where_each_is_written(tmp_
     loop.write_text(json.dumps({"trainer": "cached-features", "extends": "loop.json"}))
     with pytest.raises(InvalidConfig, match="leads back to loop.json"):
         CachedTrainConfig.from_file(loop)
+
+
+def test_the_module_entry_point_takes_steps_and_out_too(corpus, tmp_path, capsys):
+    """`python -m trainer.cached_train CONFIG --steps N --out DIR`, as the README says."""
+    from trainer.cached_train import main
+    config = _config(corpus, cache_dir=str(tmp_path / "cache"), out=str(tmp_path / "config-out"))
+    main([str(config), "--steps", "3", "--out", str(tmp_path / "model")])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["final"]["step"] == 3
+    assert json.loads((tmp_path / "model" / "training_report.json").read_text())["config"]["steps"] == 3
+    assert not (tmp_path / "config-out").exists()
+    with pytest.raises(SystemExit):
+        main([str(config), "--steps", "0"])

@@ -537,9 +537,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="train soundsift-base's projections on cached frozen features")
     p.add_argument("config")
     p.add_argument("--out", default=None, help="model folder (default: the config's 'out')")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the config's 'steps')")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    report = run(CachedTrainConfig.from_file(args.config), args.out)
+    cfg = CachedTrainConfig.from_file(args.config)
+    if args.steps is not None:
+        if args.steps < 1:
+            p.error(f"--steps {args.steps}: must be at least 1")
+        cfg.steps = args.steps
+    report = run(cfg, args.out)
     print(json.dumps({"baseline": report["baseline"], "start": report["start"], "final": report["final"]}, indent=2))
 
 
