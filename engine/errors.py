@@ -30,6 +30,10 @@ class IndexNotFound(SoundsiftError):
     """No index exists at the given name or path."""
 
 
+class NothingToIndex(SoundsiftError):
+    """None of the paths given to a new index exists; no index was created."""
+
+
 class IndexBusy(SoundsiftError):
     """Another process is writing this index."""
 

@@ -27,7 +27,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from engine.audio import AudioInfo
-from engine.errors import ModelMismatch
+from engine.errors import ModelMismatch, NothingToIndex
 from engine.layout import IndexLayout, resolve_index_dir
 from engine.mismatch import mismatch_message, model_ref
 from engine.models.base import AudioTextModel
@@ -163,6 +163,13 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
     rebuilding.check_not_half_swapped(layout.root)
     if rebuild:
         log.info("%s is not an index yet: building it", layout.root)
+    if not layout.catalog.is_file():
+        # a new index: refuse a typo'd path and load the model before any folder is made, so
+        # neither leaves an empty index behind (an existing index keeps a gone root's files)
+        missing = [str(p) for p in paths if not os.path.lexists(normalize_root(p))]
+        if missing and len(missing) == len(paths):
+            raise NothingToIndex(f"{', '.join(missing)}: no such file or folder; no index was created")
+        model = resolve_model(model, {}, layout.root)
     summary = IndexSummary(index=str(layout.root))
     with IndexWriter(layout, memory_budget=memory_budget) as writer:
         model = resolve_model(model, writer.meta, layout.root)

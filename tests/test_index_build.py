@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from engine.audio import decode, iter_segments
 from engine.catalog import ErrorRow, File, SegmentRow, get_meta, open_catalog
-from engine.errors import IndexBusy, ModelMismatch
+from engine.errors import IndexBusy, ModelMismatch, ModelUnavailable, NothingToIndex
 from engine.layout import IndexLayout
 from engine.segments import SegmentPolicy, segment_bounds
 from indexer import build_index
@@ -235,6 +235,25 @@ def test_a_root_that_is_gone_keeps_its_files(lib_copy, tmp_path):
     after, segs_after, _, meta = catalog_rows(idx)
     assert set(after) == set(before) and len(after) == len(good)
     assert vectors_of(idx, meta).ntotal == sum(len(v) for v in segs_before.values())
+
+
+def test_a_new_index_of_paths_that_do_not_exist_is_not_created(lib_copy, tmp_path):
+    """A typo in the only path is an error, not an empty index with one error row."""
+    lib, good, bad = lib_copy
+    with pytest.raises(NothingToIndex, match=r"nope.*no such file or folder; no index was created"):
+        build_index([tmp_path / "nope"], tmp_path / "idx", FakeModel(), workers=0, progress=False)
+    assert not (tmp_path / "idx").exists()
+    s = build_index([tmp_path / "nope", lib], tmp_path / "idx", FakeModel(), workers=0, progress=False)
+    assert s.added == len(good)                               # one good root: the run goes on
+    paths = [e["path"] for e in s.errors]
+    assert str(tmp_path / "nope") in paths and len(paths) == len(bad) + 1
+
+
+def test_a_model_that_does_not_load_leaves_no_index_behind(lib_copy, tmp_path):
+    lib, _, _ = lib_copy
+    with pytest.raises(ModelUnavailable):
+        build_index([lib], tmp_path / "idx", tmp_path / "no-such-model", workers=0, progress=False)
+    assert not (tmp_path / "idx").exists()
 
 
 def test_checkpoints_commit_as_they_go(lib_copy, tmp_path):

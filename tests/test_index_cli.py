@@ -71,6 +71,13 @@ def test_index_with_another_model_is_a_clear_error(lib, tmp_path, tiny_clap_dir)
     assert "fake" in r.output and "--index" in r.output and "Traceback" not in r.output
 
 
+def test_a_mistyped_path_is_one_line_and_exit_1_with_no_index_made(tmp_path):
+    r = run("index", str(tmp_path / "Sonds"), "--index", str(tmp_path / "idx"))
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "Sonds: no such file or folder; no index was created" in " ".join(r.stderr.split())
+    assert not (tmp_path / "idx").exists()
+
+
 def test_info_on_a_missing_index(tmp_path):
     r = run("info", "--index", str(tmp_path / "nothing"))
     assert r.exit_code == 1 and "soundsift index" in r.output
