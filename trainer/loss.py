@@ -2,8 +2,9 @@
 
 As in open_clip's ``ClipLoss``: under ``torchrun`` every rank gathers the audio and text
 features of all ranks so each rank contrasts against the global batch. With
-``gather_with_grad`` the gather is differentiable (``torch.distributed.nn.all_gather``);
-without it the gathered copies are constants and this rank's own slice is put back in
+``gather_with_grad`` the gather is differentiable (:class:`GatherWithGrad`: every rank's
+gradient for this rank's rows is summed back to it, as ``torch.distributed.nn.all_gather``
+did before torch deprecated it); without it the gathered copies are constants and this rank's own slice is put back in
 place so its gradients still flow. The logit scale is kept in log space and clamped at
 ln(100), so logits are never scaled by more than 100.
 """
@@ -21,14 +22,38 @@ from trainer.distributed import rank_and_world
 MAX_LOG_SCALE = math.log(100.0)
 
 
+class GatherWithGrad(torch.autograd.Function):
+    """``(B, D)`` on each rank → ``(world × B, D)``, all ranks' rows in rank order, differentiable.
+
+    Each rank's loss depends on every rank's rows, so a row's gradient is the sum over ranks
+    of the gradients their losses send it: the backward all-reduces the incoming gradient
+    and keeps this rank's slice (a reduce-scatter, written with the one collective that Gloo
+    and NCCL both have). Every rank must pass the same shape.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        rank, world = rank_and_world()
+        parts = [torch.empty_like(x) for _ in range(world)]
+        torch.distributed.all_gather(parts, x.contiguous())
+        ctx.rows = (rank * x.shape[0], (rank + 1) * x.shape[0])
+        return torch.cat(parts, 0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        total = grad.contiguous().clone()
+        torch.distributed.all_reduce(total)
+        start, stop = ctx.rows
+        return total[start:stop]
+
+
 def gather_features(audio: torch.Tensor, text: torch.Tensor, *, gather_with_grad: bool = True,
                     rank: int = 0, world_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """All ranks' features concatenated in rank order: ``(world_size * B, D)`` each."""
     if world_size == 1:
         return audio, text
     if gather_with_grad:
-        import torch.distributed.nn as dist_nn
-        return torch.cat(dist_nn.all_gather(audio), 0), torch.cat(dist_nn.all_gather(text), 0)
+        return GatherWithGrad.apply(audio), GatherWithGrad.apply(text)
     all_audio = [torch.zeros_like(audio) for _ in range(world_size)]
     all_text = [torch.zeros_like(text) for _ in range(world_size)]
     torch.distributed.all_gather(all_audio, audio)
