@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -88,13 +89,12 @@ def exit_torchrun_process(code: int = 0) -> None:
     With Gloo, a worker that already destroyed its process group still aborts now and then
     while the interpreter shuts down ("terminate called without an active exception", no
     Python frame; 2-rank stress runs of the loss test here: 1 of 20 without a barrier before
-    destroy_process_group, 3 of 400 with a barrier and/or a garbage collection first), and torchrun then reports the whole run as failed
-    although its work is saved. Ending with ``os._exit`` after the run is complete avoids
-    that teardown; call it only when nothing is left to do.
+    destroy_process_group, 3 of 400 with a barrier and/or a garbage collection first), and
+    torchrun then reports the whole run as failed although its work is saved. Ending with
+    ``os._exit`` after the run is complete avoids that teardown; call it only when nothing is
+    left to do.
     """
-    import logging as _logging
-    import sys
-    _logging.shutdown()
+    logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     os._exit(code)

@@ -4,8 +4,8 @@ As in open_clip's ``ClipLoss``: under ``torchrun`` every rank gathers the audio 
 features of all ranks so each rank contrasts against the global batch. With
 ``gather_with_grad`` the gather is differentiable (:class:`GatherWithGrad`: every rank's
 gradient for this rank's rows is summed back to it, as ``torch.distributed.nn.all_gather``
-did before torch deprecated it); without it the gathered copies are constants and this rank's own slice is put back in
-place so its gradients still flow. The logit scale is kept in log space and clamped at
+did before torch deprecated it); without it the gathered copies are constants and this
+rank's own slice is put back in place so its gradients still flow. The logit scale is kept in log space and clamped at
 ln(100), so logits are never scaled by more than 100.
 """
 from __future__ import annotations
@@ -32,19 +32,18 @@ class GatherWithGrad(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        rank, world = rank_and_world()
+    def forward(ctx, x: torch.Tensor, rank: int, world: int) -> torch.Tensor:
         parts = [torch.empty_like(x) for _ in range(world)]
         torch.distributed.all_gather(parts, x.contiguous())
         ctx.rows = (rank * x.shape[0], (rank + 1) * x.shape[0])
         return torch.cat(parts, 0)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         total = grad.contiguous().clone()
         torch.distributed.all_reduce(total)
         start, stop = ctx.rows
-        return total[start:stop]
+        return total[start:stop], None, None
 
 
 def gather_features(audio: torch.Tensor, text: torch.Tensor, *, gather_with_grad: bool = True,
@@ -53,7 +52,8 @@ def gather_features(audio: torch.Tensor, text: torch.Tensor, *, gather_with_grad
     if world_size == 1:
         return audio, text
     if gather_with_grad:
-        return GatherWithGrad.apply(audio), GatherWithGrad.apply(text)
+        return (GatherWithGrad.apply(audio, rank, world_size),
+                GatherWithGrad.apply(text, rank, world_size))
     all_audio = [torch.zeros_like(audio) for _ in range(world_size)]
     all_text = [torch.zeros_like(text) for _ in range(world_size)]
     torch.distributed.all_gather(all_audio, audio)
