@@ -7,7 +7,8 @@ from typing import List, Optional
 import typer
 
 from ui.cli.app import app
-from ui.cli.common import INDEX_HELP, MODEL_HELP, err_console, print_json, reports_errors, setup_logging
+from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, err_console, print_json, reports_errors,
+                           setup_logging)
 
 
 def _index_model(index: Optional[str]) -> Optional[str]:
@@ -47,7 +48,7 @@ def caption_command(
                                     help="Minimum tag score (YAMNet posterior / zero-shot softmax)."),
     captions_per_file: int = typer.Option(3, "--captions", min=1, help="Captions written per file."),
     json_out: bool = typer.Option(False, "--json", help="Print the captioned files as JSON on stdout."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    verbose: VerboseOption = False,
 ) -> None:
     """Tag unlabeled audio (YAMNet AudioSet tags and/or zero-shot tags), turn the tags into
     captions, write a training manifest, and store tags and captions in an index. With --index,

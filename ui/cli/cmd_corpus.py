@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ui.cli.app import app
-from ui.cli.common import err_console, print_json, reports_errors, setup_logging
+from ui.cli.common import VerboseOption, err_console, print_json, reports_errors, setup_logging
 
 corpus_app = typer.Typer(help="Build the offline training corpus (see trainer/corpus); write label CSVs from it.",
                          no_args_is_help=True)
@@ -30,7 +30,7 @@ def build_command(
     seed: int = typer.Option(0, "--seed"),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Folder of .debs and unpacked packages."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    verbose: VerboseOption = False,
 ) -> None:
     """Fetch the sound packages, synthesise, label, balance, split by source, write manifests."""
     setup_logging(verbose)
@@ -73,7 +73,7 @@ def labels_command(
     exclude_labels: Optional[str] = typer.Option(None, "--exclude-labels",
                                                  help='Comma-separated labels to leave out, e.g. "gun reload,beep".'),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    verbose: VerboseOption = False,
 ) -> None:
     """Write the CSV `soundsift eval zeroshot` reads: one audio,label row per item (label: its first
     tag, else its label field; audio relative to the manifest's folder, which is then -a)."""
@@ -106,7 +106,7 @@ def audit_command(
     min_clips: int = typer.Option(3, "--min-clips", min=1, help="Report groups with at least this many clips."),
     top: int = typer.Option(25, "--top", min=1, help="How many of the worst groups to print."),
     json_out: bool = typer.Option(False, "--json", help="Print the whole report as JSON on stdout."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    verbose: VerboseOption = False,
 ) -> None:
     """Rank each (source, label) group by how low the model ranks its own label among all the
     manifest's labels ("This is a sound of {label}."); the top of the list is worth listening to."""

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 
 from engine.zeroshot import DEFAULT_TEMPLATE, LABEL_QUERY_TEMPLATE
 from ui.cli.app import app
-from ui.cli.common import MODEL_HELP, out_console, print_json, reports_errors, setup_logging
+from ui.cli.common import (MODEL_HELP, VerboseOption, err_console, out_console, print_json, reports_errors,
+                           setup_logging)
 
 eval_app = typer.Typer(
     help="Measure a model: caption retrieval (Clotho, AudioCaps, manifests) and zero-shot "
@@ -24,8 +25,30 @@ CACHE_HELP = ("Embedding cache folder (default: embeddings/ in $SOUNDSIFT_CACHE,
               "~/.cache/soundsift/embeddings).")
 
 
+# Option declarations both eval commands take.
+AudioDirOption = Annotated[Path, typer.Option("--audio-dir", "-a", help=AUDIO_DIR_HELP)]
+EvalModelOption = Annotated[Optional[str], typer.Option("--model", "-m", help=MODEL_HELP + " Default: soundsift-base.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the figures as JSON on stdout.")]
+ReportOption = Annotated[Optional[Path], typer.Option("--report", help=REPORT_HELP)]
+CacheDirOption = Annotated[Optional[Path], typer.Option("--cache-dir", help=CACHE_HELP)]
+CacheOption = Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse and store audio embeddings.")]
+ProgressOption = Annotated[Optional[bool], typer.Option(
+    "--progress/--no-progress", help="Progress bars on stderr (default: when stderr is a terminal).")]
+
+
 def _progress(flag: Optional[bool]) -> bool:
     return sys.stderr.isatty() if flag is None else flag
+
+
+def _show(result: dict[str, Any], json_out: bool, print_table: Callable[[dict[str, Any]], None],
+          report: Optional[Path]) -> None:
+    """The figures as JSON or tables on stdout, then where the report went (stderr)."""
+    if json_out:
+        print_json(result)
+    else:
+        print_table(result)
+    if report is not None:
+        err_console.print(f"report written to {report / 'report.md'}", highlight=False)
 
 
 @eval_app.command("retrieval")
@@ -33,16 +56,15 @@ def _progress(flag: Optional[bool]) -> bool:
 def retrieval_command(
     csv: Path = typer.Argument(..., help="Clotho (file_name, caption_1…5), AudioCaps "
                                "(audiocap_id, youtube_id, start_time, caption) or manifest (audio, caption) CSV."),
-    audio_dir: Path = typer.Option(..., "--audio-dir", "-a", help=AUDIO_DIR_HELP),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Default: soundsift-base."),
-    json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON on stdout."),
-    report: Optional[Path] = typer.Option(None, "--report", help=REPORT_HELP),
+    audio_dir: AudioDirOption = ...,
+    model: EvalModelOption = None,
+    json_out: JsonOption = False,
+    report: ReportOption = None,
     batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Clips or captions per model call."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
-    cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse and store audio embeddings."),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
-                                            help="Progress bars on stderr (default: when stderr is a terminal)."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    cache_dir: CacheDirOption = None,
+    cache: CacheOption = True,
+    progress: ProgressOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Text→audio and audio→text retrieval: R@1/5/10, mAP@10, median and mean rank.
 
@@ -53,13 +75,7 @@ def retrieval_command(
 
     result = evaluate_retrieval(csv, audio_dir, model, batch_size=batch_size, cache_dir=cache_dir,
                                 use_cache=cache, progress=_progress(progress), report_dir=report)
-    if json_out:
-        print_json(result)
-    else:
-        _print_retrieval(result)
-    if report is not None:
-        from ui.cli.common import err_console
-        err_console.print(f"report written to {report / 'report.md'}", highlight=False)
+    _show(result, json_out, _print_retrieval, report)
 
 
 @eval_app.command("zeroshot")
@@ -67,21 +83,20 @@ def retrieval_command(
 def zeroshot_command(
     csv: Path = typer.Argument(..., help="ESC-50 (filename, fold, target, category), UrbanSound8K "
                                "(slice_file_name, fold, classID, class) or generic (audio, label) CSV."),
-    audio_dir: Path = typer.Option(..., "--audio-dir", "-a", help=AUDIO_DIR_HELP),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Default: soundsift-base."),
+    audio_dir: AudioDirOption = ...,
+    model: EvalModelOption = None,
     template: str = typer.Option(DEFAULT_TEMPLATE, "--template", "-t",
                                  help="Prompt per class; {label} is replaced by the class name."),
     query_template: str = typer.Option(LABEL_QUERY_TEMPLATE, "--query-template",
                                        help="Text→audio query per class (every clip of the class "
                                             "is relevant); default the bare label."),
-    json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON on stdout."),
-    report: Optional[Path] = typer.Option(None, "--report", help=REPORT_HELP),
+    json_out: JsonOption = False,
+    report: ReportOption = None,
     batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Clips or prompts per model call."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
-    cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse and store audio embeddings."),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
-                                            help="Progress bars on stderr (default: when stderr is a terminal)."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    cache_dir: CacheDirOption = None,
+    cache: CacheOption = True,
+    progress: ProgressOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Zero-shot classification: top-1/top-5 accuracy, per class and per fold; and text→audio
     R@1/5/10 and mAP@10 with each class label as the query."""
@@ -92,13 +107,7 @@ def zeroshot_command(
                                batch_size=batch_size,
                                cache_dir=cache_dir, use_cache=cache, progress=_progress(progress),
                                report_dir=report)
-    if json_out:
-        print_json(result)
-    else:
-        _print_zeroshot(result)
-    if report is not None:
-        from ui.cli.common import err_console
-        err_console.print(f"report written to {report / 'report.md'}", highlight=False)
+    _show(result, json_out, _print_zeroshot, report)
 
 
 def _print_retrieval(result: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from typing import Any, List, Optional
 import typer
 
 from ui.cli.app import app
-from ui.cli.common import (INDEX_HELP, MODEL_HELP, out_console, print_json, reports_errors,
+from ui.cli.common import (MODEL_HELP, IndexOption, VerboseOption, out_console, print_json, reports_errors,
                            setup_logging)
 
 
@@ -17,7 +17,7 @@ from ui.cli.common import (INDEX_HELP, MODEL_HELP, out_console, print_json, repo
 @reports_errors
 def index_command(
     paths: List[Path] = typer.Argument(..., help="Folders (scanned recursively) or audio files."),
-    index: Optional[str] = typer.Option(None, "--index", "-i", help=INDEX_HELP),
+    index: IndexOption = None,
     model: Optional[str] = typer.Option(
         None, "--model", "-m",
         help=MODEL_HELP + " Default: the model the index was built with; 'soundsift-base' for a new "
@@ -44,7 +44,7 @@ def index_command(
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
                                             help="Progress bar on stderr (default: when stderr is a terminal)."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    verbose: VerboseOption = False,
 ) -> None:
     """Index the audio files under PATH... (new and changed files only; deleted ones are dropped).
 

@@ -3,21 +3,21 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from ui.cli.app import app
-from ui.cli.common import INDEX_HELP, out_console, print_json, reports_errors, setup_logging
+from ui.cli.common import IndexOption, VerboseOption, out_console, print_json, reports_errors, setup_logging
 
 
 @app.command("info")
 @reports_errors
 def info_command(
-    index: Optional[str] = typer.Option(None, "--index", "-i", help=INDEX_HELP),
+    index: IndexOption = None,
     errors: int = typer.Option(20, "--errors", "-e", min=0, help="Show the latest N error rows."),
     json_out: bool = typer.Option(False, "--json", help="Print the information as JSON on stdout."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    verbose: VerboseOption = False,
 ) -> None:
     """Counts of files, segments and errors, total duration, model, index type, formats, errors."""
     setup_logging(verbose)

@@ -9,7 +9,8 @@ import typer
 
 from engine.zeroshot import DEFAULT_TEMPLATE
 from ui.cli.app import app
-from ui.cli.common import INDEX_HELP, MODEL_HELP, out_console, print_json, reports_errors, setup_logging
+from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, out_console, print_json, reports_errors,
+                           setup_logging)
 
 TEMPLATE_HELP = "Prompt each label is put in; must contain {label}."
 
@@ -33,7 +34,7 @@ def tag_command(
     json_out: bool = typer.Option(False, "--json",
                                   help='Print [{"label", "score", "cosine"}] on stdout, best first; for a '
                                        'folder or several files [{"path", "tags", "from_index"}].'),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    verbose: VerboseOption = False,
 ) -> None:
     """Zero-shot tags: score = softmax over the labels of the model's scaled cosine.
 

@@ -9,7 +9,7 @@ import typer
 
 from engine.errors import InvalidConfig
 from ui.cli.app import app
-from ui.cli.common import err_console, print_json, reports_errors, setup_logging
+from ui.cli.common import VerboseOption, err_console, print_json, reports_errors, setup_logging
 
 if TYPE_CHECKING:
     from trainer.loop import TrainResult
@@ -29,7 +29,7 @@ def train_command(
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides the config)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    verbose: VerboseOption = False,
 ) -> None:
     """Train on the config's datasets; writes checkpoints, log.jsonl and OUT/model (a model folder
     that --model and load_model accept). A config with "trainer": "cached-features" (e.g.

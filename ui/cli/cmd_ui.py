@@ -6,19 +6,19 @@ from typing import Optional
 import typer
 
 from ui.cli.app import app
-from ui.cli.common import INDEX_HELP, MODEL_HELP, err_console, reports_errors, setup_logging
+from ui.cli.common import MODEL_HELP, IndexOption, VerboseOption, err_console, reports_errors, setup_logging
 
 
 @app.command("ui")
 @reports_errors
 def ui_command(
-    index: Optional[str] = typer.Option(None, "--index", "-i", help=INDEX_HELP),
+    index: IndexOption = None,
     port: int = typer.Option(8501, "--port", "-p", help="Port to serve the page on."),
     host: str = typer.Option("127.0.0.1", "--host",
                              help="Address to bind; 0.0.0.0 shares the page on your network."),
     model: Optional[str] = typer.Option(None, "--model", "-m",
                                         help=MODEL_HELP + " Default: the model the index was built with."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    verbose: VerboseOption = False,
 ) -> None:
     """Open the search page in the browser (Streamlit), on one index."""
     import sys

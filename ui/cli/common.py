@@ -5,7 +5,7 @@ import functools
 import json
 import logging
 import sys
-from typing import Any, Callable, TypeVar
+from typing import Annotated, Any, Callable, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,8 +19,13 @@ out_console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
 INDEX_HELP = "Index name (a folder under indexes/) or path to an index folder."
-MODEL_HELP = ("Model: 'soundsift-base', 'soundsift-fast' (5–10× faster, less accurate), a local model "
+MODEL_HELP = ("Model: 'soundsift-base', 'soundsift-fast' (about 10× faster, less accurate), a local model "
               "folder, or a laion/* CLAP id.")
+
+#: ``--index/-i`` as most commands take it (an option declaration shared by their signatures)
+IndexOption = Annotated[Optional[str], typer.Option("--index", "-i", help=INDEX_HELP)]
+#: ``--verbose/-v``: debug logging, in every command
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
 
 
 def setup_logging(verbose: bool = False) -> None:

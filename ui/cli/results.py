@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Sequence
+from typing import Annotated, Any, List, Optional, Sequence
 
-from ui.cli.common import out_console, print_json
+import typer
+
+from ui.cli.common import MODEL_HELP, out_console, print_json
 
 MIN_DURATION_HELP = "Only files at least this long (seconds)."
 MAX_DURATION_HELP = "Only files at most this long (seconds)."
@@ -12,6 +14,17 @@ PATH_PREFIX_HELP = "Only files whose path starts with this prefix (e.g. a folder
 FORMAT_HELP = "Only these formats or extensions (wav, flac, mp3 …); repeat or comma-separate."
 SAMPLE_RATE_HELP = "Only files at these sample rates (Hz); repeat or comma-separate."
 ALL_SEGMENTS_HELP = "List every matching segment instead of the best segment per file."
+
+# Option declarations the search-like commands share (``name: AllSegmentsOption = False`` …).
+AllSegmentsOption = Annotated[bool, typer.Option("--all-segments", help=ALL_SEGMENTS_HELP)]
+MinDurationOption = Annotated[Optional[float], typer.Option("--min-duration", min=0, help=MIN_DURATION_HELP)]
+MaxDurationOption = Annotated[Optional[float], typer.Option("--max-duration", min=0, help=MAX_DURATION_HELP)]
+PathPrefixOption = Annotated[Optional[str], typer.Option("--path-prefix", help=PATH_PREFIX_HELP)]
+FormatOption = Annotated[Optional[List[str]], typer.Option("--format", help=FORMAT_HELP)]
+SampleRateOption = Annotated[Optional[List[str]], typer.Option("--sample-rate", help=SAMPLE_RATE_HELP)]
+#: ``--model/-m`` of a command that queries an existing index
+IndexModelOption = Annotated[Optional[str], typer.Option(
+    "--model", "-m", help=MODEL_HELP + " Default: the model that built the index.")]
 
 
 def _split(values: Optional[Sequence[str]]) -> list[str]:
