@@ -47,6 +47,15 @@ def subset(split: Split, keep: np.ndarray, clean_only: bool = False) -> Split:
     return Split([split.items[i] for i in index], cache, [split.labels[i] for i in index])
 
 
+def _override(key_value: str) -> tuple[str, object]:
+    """``KEY=VALUE`` → (key, value): VALUE read as JSON (numbers, lists, true, null …), else kept as text."""
+    key, _, value = key_value.partition("=")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("config", help="cached-features training config")
@@ -55,7 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="also write the per-source figures here")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field (JSON value), e.g. --set decay_to_init=0.3")
+                   help="override a config field (a JSON value, else the text as a string), "
+                        "e.g. --set decay_to_init=0.3 --set cache_dir=runs/other-cache")
     p.add_argument("--with-val", action="store_true",
                    help="every fold also trains on the validation sources' clips")
     p.add_argument("--validation-sources", action="store_true",
@@ -64,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
 
     cfg = CachedTrainConfig.from_file(args.config)
-    overrides = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    overrides = dict(_override(kv) for kv in args.set)
     cfg = dataclasses.replace(cfg, val_every=cfg.steps, **overrides)   # evaluated at the start and the end
     torch.set_num_threads(cfg.threads)
     train, val = load_splits(cfg)
