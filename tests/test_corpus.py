@@ -318,6 +318,15 @@ def test_build_corpus_end_to_end_on_synthesis(tmp_path):
         build_corpus(tmp_path / "d", ["nope"])
 
 
+def test_build_corpus_refuses_bad_source_names_before_writing(tmp_path):
+    from trainer.corpus.runner import build_corpus
+    with pytest.raises(CorpusError, match=r"unknown corpus source\(s\) \['spech'\]"):
+        build_corpus(tmp_path / "a", ["tones"], val_sources=["spech"])
+    with pytest.raises(CorpusError, match=r"validation source\(s\) \['speech'\] are not among"):
+        build_corpus(tmp_path / "b", ["tones"], val_sources=["speech"])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_prune_audio_removes_only_clips_no_manifest_names(tmp_path):
     from trainer.corpus.runner import prune_audio
     for rel in ("audio/a/kept.flac", "audio/a/stale.flac", "audio/b/val.flac"):
@@ -341,9 +350,28 @@ def test_cli_corpus_commands(tmp_path):
     assert helped.exit_code == 0 and "--max-per-label" in helped.stdout
     bad = runner.invoke(app, ["corpus", "build", "--sources", "nope", "--out", str(tmp_path / "c")])
     assert bad.exit_code == 1 and "unknown corpus source" in bad.stderr
-    # the same option names as `python -m trainer.corpus build`; lists comma-separated or repeated
+    # lists comma-separated or repeated
     mixed = runner.invoke(app, ["corpus", "build", "--sources", "tones,nope", "--source", "other",
                                 "--val-sources", "tones", "--out", str(tmp_path / "c")])
     assert mixed.exit_code == 1 and "['nope', 'other']" in " ".join(mixed.stderr.split())
     as_json = runner.invoke(app, ["corpus", "list", "--json"])
     assert as_json.exit_code == 0 and json.loads(as_json.stdout) == listed.stdout.split()
+
+
+def test_module_entry_is_the_same_command_group(tmp_path):
+    """`python -m trainer.corpus` runs `soundsift corpus`: same commands, options and one-line errors."""
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "trainer.corpus", *args], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parents[1], timeout=120)
+
+    listed = run("list", "--json")
+    assert listed.returncode == 0 and "gcompris" in json.loads(listed.stdout)
+    bad = run("build", "--sources", "tones,nope", "--out", str(tmp_path / "c"))
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "unknown corpus source(s) ['nope']" in " ".join(bad.stderr.split())
+    assert not (tmp_path / "c").exists()
+    usage = run("build", "--sources", "tones", "speech")        # the old space-separated form
+    assert usage.returncode == 2 and "python -m trainer.corpus build" in usage.stderr

@@ -48,6 +48,18 @@ def all_sources() -> list[str]:
     return sorted(load_recipes()) + list(SYNTH_SOURCES)
 
 
+def check_source_names(sources: list[str], val_sources: list[str] | None = None) -> None:
+    """Raise :class:`CorpusError` for a source the recipe does not know, or a validation source
+    that is not among ``sources``."""
+    known = all_sources()
+    unknown = [s for s in [*sources, *(val_sources or [])] if s not in known]
+    if unknown:
+        raise CorpusError(f"unknown corpus source(s) {unknown}; known: {known}")
+    outside = [s for s in val_sources or [] if s not in sources]
+    if outside:
+        raise CorpusError(f"validation source(s) {outside} are not among the sources built {sources}")
+
+
 def gather(sources: list[str], cache: Path, *, seed: int, synth_per_label: int
            ) -> tuple[list[Candidate], dict[str, int]]:
     """Candidates of every named source (packages fetched into ``cache`` once) and how many
@@ -55,9 +67,7 @@ def gather(sources: list[str], cache: Path, *, seed: int, synth_per_label: int
     from trainer.corpus.debian import fetch_package
     from trainer.corpus.packages import load_recipes, package_candidates
     recipes = load_recipes()
-    unknown = [s for s in sources if s not in recipes and s not in SYNTH_SOURCES]
-    if unknown:
-        raise CorpusError(f"unknown corpus source(s) {unknown}; known: {all_sources()}")
+    check_source_names(sources)
     cands: list[Candidate] = []
     dropped: dict[str, int] = {}
     for name in sources:
@@ -92,9 +102,10 @@ def build_corpus(out: Path, sources: list[str] | None = None, *, max_per_label: 
     from trainer.corpus.writer import SkipClip, manifest_row, write_clip
     t0 = time.perf_counter()
     out = Path(out)
+    sources = list(sources) if sources else all_sources()
+    check_source_names(sources, val_sources)       # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(cache) if cache else out / ".cache"
-    sources = list(sources) if sources else all_sources()
     held = [s for s in (val_sources if val_sources is not None else DEFAULT_VALIDATION) if s in sources]
     summary = CorpusSummary(val_sources=held)
 
