@@ -179,6 +179,26 @@ def test_untrained_model_equals_tag_text_baseline(baseline, clips):
                                atol=1e-5)
 
 
+def test_baseline_command_needs_a_folder_and_keeps_an_existing_model(tmp_path, capsys):
+    """`python -m engine.models.soundsift_clap` once took any first word (even --help) as the
+    folder, and with none overwrote the bundled soundsift-base."""
+    from engine.models.soundsift_clap import WEIGHTS_FILE, main
+
+    with pytest.raises(SystemExit) as no_folder:
+        main([])
+    assert no_folder.value.code == 2
+    with pytest.raises(SystemExit) as helped:
+        main(["--help"])
+    assert helped.value.code == 0 and not any(tmp_path.iterdir())
+    assert main([str(tmp_path / "b")]) == 0
+    written = (tmp_path / "b" / WEIGHTS_FILE).read_bytes()
+    with pytest.raises(SystemExit) as refused:
+        main([str(tmp_path / "b")])
+    assert refused.value.code == 1 and "already holds a model" in capsys.readouterr().err
+    assert main([str(tmp_path / "b"), "--force"]) == 0
+    assert (tmp_path / "b" / WEIGHTS_FILE).read_bytes() == written      # deterministic baseline
+
+
 # -- the AudioSet class space ---------------------------------------------------------------------
 
 def _audioset_config(**kw) -> SoundsiftClapConfig:

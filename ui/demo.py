@@ -111,7 +111,11 @@ def built_with_older_model(index: str = INDEX) -> bool:
     return recorded is not None and recorded != current
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Generate the demo library under demo/, index it as "demo", search and tag it (`make demo`)."""
+    import argparse
+
+    argparse.ArgumentParser(prog="python -m ui.demo", description=main.__doc__).parse_args(argv)
     files = generate()
     print(f"demo library: {len(files)} files in {DEMO_DIR}/", flush=True)
     rebuild = built_with_older_model()

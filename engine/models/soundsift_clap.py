@@ -535,7 +535,22 @@ def write_baseline(folder: str | Path, config: SoundsiftClapConfig | None = None
     return SoundsiftClap(config, aisfx_weights=aisfx_weights).init_baseline().save_pretrained(folder)
 
 
-if __name__ == "__main__":  # python -m engine.models.soundsift_clap FOLDER
-    import sys
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m engine.models.soundsift_clap FOLDER [--force]``: write the tag–text baseline."""
+    import argparse
 
-    print(write_baseline(sys.argv[1] if len(sys.argv) > 1 else "engine/models/weights/soundsift-base"))
+    p = argparse.ArgumentParser(prog="python -m engine.models.soundsift_clap",
+                                description="Write the issue's training-free tag–text baseline (MiniLM space, "
+                                            "YAMNet posteriors only) as a soundsift-clap model folder.")
+    p.add_argument("folder", type=Path, help="model folder to write, e.g. runs/baseline")
+    p.add_argument("--force", action="store_true", help="replace a model already in FOLDER")
+    args = p.parse_args(argv)
+    if (args.folder / WEIGHTS_FILE).exists() and not args.force:
+        p.exit(1, f"error: {args.folder} already holds a model ({WEIGHTS_FILE}); "
+                  "choose another folder or pass --force\n")
+    print(write_baseline(args.folder))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
