@@ -59,12 +59,21 @@ def test_configs_load_from_toml_with_paths_relative_to_the_file(tmp_path):
     ('{"batch_size": 1, "data": {"toy": {}}}', "at least 2"),
     ('{"steps": 3}', "data.train is empty"),
     ('{"data": {"train": [{"format": "manifest"}]}}', "has no 'path'"),
-    ('{"data": {"toy": {}}, ', "not valid JSON"),
+    ('{"data": {"toy": {}}, ', "c.json: not a valid JSON config"),
 ])
 def test_bad_configs_are_reported(tmp_path, text, needle):
     (tmp_path / "c.json").write_text(text)
     with pytest.raises(InvalidConfig, match=needle):
         load_config(tmp_path / "c.json")
+
+
+@pytest.mark.parametrize("name,needle", [("c.toml", "c.toml: not a valid TOML config"),
+                                         ("c.wav", "c.wav: not a valid JSON config")])
+def test_config_syntax_errors_name_the_format_read(tmp_path, name, needle):
+    """A .toml file is read as TOML, any other name as JSON (a .wav given by mistake too)."""
+    (tmp_path / name).write_text("RIFF not a config [[")
+    with pytest.raises(InvalidConfig, match=needle):
+        load_config(tmp_path / name)
 
 
 def test_cli_reports_config_errors_in_one_line(tmp_path):

@@ -210,13 +210,11 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise InvalidConfig(f"{path}: cannot read the config ({e})") from e
+    kind = "TOML" if path.suffix.lower() == ".toml" else "JSON"    # any other name is read as JSON
     try:
-        if path.suffix.lower() == ".toml":
-            data = tomllib.loads(text)
-        else:
-            data = json.loads(text)
+        data = tomllib.loads(text) if kind == "TOML" else json.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        raise InvalidConfig(f"{path}: not valid {path.suffix.lstrip('.').upper() or 'JSON'} ({e})") from e
+        raise InvalidConfig(f"{path}: not a valid {kind} config ({e})") from e
     if not isinstance(data, dict):
         raise InvalidConfig(f"{path}: the top level must be an object/table")
     return data
