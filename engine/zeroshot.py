@@ -79,6 +79,8 @@ def audio_segment_vectors(model: AudioTextModel, audio: AudioInput, sample_rate:
     pol = _policy(model, policy)
     if isinstance(audio, (str, Path)):
         from engine.audio import iter_segments
+        if Path(audio).is_dir():
+            raise InvalidQuery(f"{audio} is a folder; give one audio file")
         if not Path(audio).is_file():
             raise InvalidQuery(f"audio file {audio} does not exist")
         vectors, batch = [], []
@@ -106,19 +108,25 @@ def text_vectors(model: AudioTextModel, texts: Sequence[str]) -> np.ndarray:
     return np.concatenate(out).astype(np.float32, copy=False)
 
 
+def class_prompts(labels: Sequence[str], template: str) -> list[str]:
+    """``template`` with ``{label}`` replaced by each label; :class:`InvalidQuery` when it has no
+    ``{label}`` (every label would get the same text). Other braces are kept as written."""
+    if "{label}" not in template:
+        raise InvalidQuery(f"prompt template {template!r} has no {{label}} placeholder; "
+                           'use e.g. "This is a sound of {label}."')
+    return [template.replace("{label}", label) for label in labels]
+
+
 def label_vectors(model: AudioTextModel, labels: Sequence[str],
                   template: str = DEFAULT_TEMPLATE) -> np.ndarray:
-    """Embeddings of ``template.format(label=…)`` for each label, cached per model."""
+    """Embeddings of ``template`` filled with each label (:func:`class_prompts`), cached per model."""
     key = (str(model.fingerprint), template, tuple(labels))
     with _label_lock:
         cached = _label_cache.get(key)
         if cached is not None:
             _label_cache.move_to_end(key)
             return cached
-    try:
-        prompts = [template.format(label=label) for label in labels]
-    except (KeyError, IndexError, ValueError) as e:
-        raise InvalidQuery(f"template {template!r} must contain {{label}} and no other fields") from e
+    prompts = class_prompts(labels, template)
     disk = _label_cache_file(key)
     vectors = _read_cached(disk, len(prompts))
     if vectors is None:

@@ -1,6 +1,8 @@
 """The query layer against brute force, on indexes whose every vector the test chose."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -210,6 +212,8 @@ def test_search_audio_rejects_bad_waveforms(tone_index):
         index.search_audio(np.full(800, np.nan, np.float32), sample_rate=8000)
     with pytest.raises(InvalidQuery, match="does not exist"):
         index.search_audio("/no/such/file.wav")
+    with pytest.raises(InvalidQuery, match="is a folder; give one audio file"):
+        index.search_audio(str(Path(__file__).parent))
 
 
 def test_tag_and_rank_texts(tone_index):
@@ -223,6 +227,12 @@ def test_tag_and_rank_texts(tone_index):
     assert tags[0]["cosine"] == pytest.approx(1.0, abs=1e-5)
     every = index.tag(audio, labels=labels, top=DIM, template="{label}", sample_rate=8000)
     assert sum(t["score"] for t in every) == pytest.approx(1.0)
+    # a template without {label} would give every label the same text, hence the same score
+    with pytest.raises(InvalidQuery, match="has no {label} placeholder"):
+        index.tag(audio, labels=labels, top=3, template="a sound", sample_rate=8000)
+    # other braces are text, not fields
+    from engine.zeroshot import class_prompts
+    assert class_prompts(["dog", "rain"], "{label} {x}") == ["dog {x}", "rain {x}"]
     ranked = index.rank_texts(audio, ["band 0", f"band {band}", "band 15"], sample_rate=8000)
     assert ranked[0] == (f"band {band}", pytest.approx(1.0, abs=1e-5))
     assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)

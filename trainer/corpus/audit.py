@@ -24,12 +24,11 @@ import numpy as np
 from engine.audio import probe
 from engine.errors import InvalidDataset, UnreadableAudio
 from engine.models.base import AudioTextModel
-from engine.zeroshot import DEFAULT_TEMPLATE
+from engine.zeroshot import DEFAULT_TEMPLATE, class_prompts
 from trainer.corpus.eval_labels import labelled_rows
 from trainer.evaluation.datasets import label_text
 from trainer.evaluation.embed import DEFAULT_BATCH_SIZE, embed_audio_files, embed_texts
 from trainer.evaluation.metrics import class_ranks
-from trainer.evaluation.runner import class_prompts
 
 log = logging.getLogger(__name__)
 

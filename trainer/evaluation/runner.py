@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import InvalidQuery
 from engine.models.base import AudioTextModel
-from engine.zeroshot import DEFAULT_TEMPLATE, LABEL_QUERY_TEMPLATE
+from engine.zeroshot import DEFAULT_TEMPLATE, LABEL_QUERY_TEMPLATE, class_prompts
 from trainer.evaluation import metrics
 from trainer.evaluation.cache import EmbeddingCache
 from trainer.evaluation.datasets import load_classification, load_retrieval
@@ -71,14 +70,6 @@ def evaluate_retrieval(csv_path: str | Path, audio_dir: str | Path | None = None
         }
         write_retrieval_report(report_dir, result, curves, source=str(csv_path))
     return result
-
-
-def class_prompts(labels: list[str], template: str) -> list[str]:
-    """``template`` with ``{label}`` filled in for each class."""
-    if "{label}" not in template:
-        raise InvalidQuery(f"prompt template {template!r} has no {{label}} placeholder; "
-                           'use e.g. "This is a sound of {label}."')
-    return [template.replace("{label}", label) for label in labels]
 
 
 def evaluate_zeroshot(csv_path: str | Path, audio_dir: str | Path | None = None,
