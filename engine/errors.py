@@ -34,6 +34,10 @@ class NothingToIndex(SoundsiftError):
     """None of the paths given to a new index exists; no index was created."""
 
 
+class IndexLocationTaken(SoundsiftError):
+    """The place asked for a new index is a file, or a folder holding files soundsift did not write."""
+
+
 class IndexBusy(SoundsiftError):
     """Another process is writing this index."""
 

@@ -27,7 +27,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from engine.audio import AudioInfo
-from engine.errors import ModelMismatch, NothingToIndex
+from engine.errors import IndexLocationTaken, ModelMismatch, NothingToIndex
 from engine.layout import IndexLayout, resolve_index_dir
 from engine.mismatch import mismatch_message, model_ref
 from engine.models.base import AudioTextModel
@@ -169,12 +169,30 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
         missing = [str(p) for p in paths if not os.path.lexists(normalize_root(p))]
         if missing and len(missing) == len(paths):
             raise NothingToIndex(f"{', '.join(missing)}: no such file or folder; no index was created")
+        check_new_index_location(layout)
         model = resolve_model(model, {}, layout.root)
     summary = IndexSummary(index=str(layout.root))
     with IndexWriter(layout, memory_budget=memory_budget) as writer:
         model = resolve_model(model, writer.meta, layout.root)
         failures = index_into(writer, paths, model, opts, summary)
     return finish_summary(summary, failures, t_start)
+
+
+def check_new_index_location(layout: IndexLayout) -> None:
+    """:class:`IndexLocationTaken` unless a new index can live at ``layout.root``: a new or
+    empty folder, or one holding only soundsift's own files (a run stopped before its catalog).
+
+    An index written among the user's files would mix with them, and a later ``--rebuild``,
+    which replaces the whole folder, would refuse it.
+    """
+    root = layout.root
+    if root.exists() and not root.is_dir():
+        raise IndexLocationTaken(f"{root} is a file, not an index folder; choose another --index")
+    foreign = layout.foreign_entries() if root.is_dir() else []
+    if foreign:
+        names = ", ".join(p.name for p in foreign[:3]) + (" …" if len(foreign) > 3 else "")
+        raise IndexLocationTaken(f"{root} is a folder that is not a soundsift index (it holds {names}); "
+                                 "a new index needs a new or empty folder. No index was created")
 
 
 def finish_summary(summary: IndexSummary, failures: dict[str, str], t_start: float) -> IndexSummary:

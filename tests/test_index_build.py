@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from engine.audio import decode, iter_segments
 from engine.catalog import ErrorRow, File, SegmentRow, get_meta, open_catalog
-from engine.errors import IndexBusy, ModelMismatch, ModelUnavailable, NothingToIndex
+from engine.errors import IndexBusy, IndexLocationTaken, ModelMismatch, ModelUnavailable, NothingToIndex
 from engine.layout import IndexLayout
 from engine.segments import SegmentPolicy, segment_bounds
 from indexer import build_index
@@ -247,6 +247,25 @@ def test_a_new_index_of_paths_that_do_not_exist_is_not_created(lib_copy, tmp_pat
     assert s.added == len(good)                               # one good root: the run goes on
     paths = [e["path"] for e in s.errors]
     assert str(tmp_path / "nope") in paths and len(paths) == len(bad) + 1
+
+
+def test_a_new_index_needs_a_new_or_empty_folder(lib_copy, tmp_path):
+    """Not a file, not among the user's files (a later --rebuild replaces the whole folder)."""
+    lib, good, _ = lib_copy
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(IndexLocationTaken, match="a_file is a file, not an index folder"):
+        build_index([lib], tmp_path / "a_file", FakeModel(), workers=0, progress=False)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes.txt").write_text("mine")
+    with pytest.raises(IndexLocationTaken, match=r"docs is a folder that is not a soundsift index \(it holds notes.txt\)"):
+        build_index([lib], docs, FakeModel(), workers=0, progress=False)
+    assert [p.name for p in docs.iterdir()] == ["notes.txt"]
+    (tmp_path / "empty").mkdir()
+    assert build_index([lib], tmp_path / "empty", FakeModel(), workers=0, progress=False).added == len(good)
+    (docs / "notes.txt").unlink()                # only soundsift's own leftovers: fine
+    (docs / ".lock").write_text("")
+    assert build_index([lib], docs, FakeModel(), workers=0, progress=False).added == len(good)
 
 
 def test_a_model_that_does_not_load_leaves_no_index_behind(lib_copy, tmp_path):
