@@ -47,10 +47,8 @@ import json
 import logging
 import os
 import threading
-import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from time import sleep as _sleep
 from typing import Any, Callable, Sequence
 
 import numpy as np

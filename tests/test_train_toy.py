@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from engine.errors import InvalidConfig
@@ -74,6 +75,25 @@ def test_config_syntax_errors_name_the_format_read(tmp_path, name, needle):
     (tmp_path / name).write_text("RIFF not a config [[")
     with pytest.raises(InvalidConfig, match=needle):
         load_config(tmp_path / name)
+
+
+def test_devices_and_output_folders_are_checked_before_training(tmp_path, monkeypatch):
+    from trainer.loop import pick_device
+    from trainer.train import run_training
+
+    (tmp_path / "c.json").write_text('{"device": "banana", "data": {"toy": {}}}')
+    with pytest.raises(InvalidConfig, match="config.device 'banana': use auto, cpu, cuda"):
+        load_config(tmp_path / "c.json")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("auto").type == "cpu" and pick_device("cpu").type == "cpu"
+    with pytest.raises(InvalidConfig, match="device 'cuda:1': no CUDA GPU is usable here"):
+        pick_device("cuda:1")
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(InvalidConfig, match="taken: is a file; the output"):
+        run_training(load_config(TOY, steps=1), out_dir=tmp_path / "taken")
+    with pytest.raises(InvalidConfig, match="no CUDA GPU"):
+        run_training(load_config(TOY, steps=1, device="cuda"), out_dir=tmp_path / "gpu")
+    assert not (tmp_path / "gpu").exists()
 
 
 def test_cli_reports_config_errors_in_one_line(tmp_path):

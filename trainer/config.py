@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -199,6 +200,16 @@ def _check(cfg: TrainConfig) -> None:
         raise InvalidConfig("config.data.train is empty; list at least one dataset (or set data.toy)")
     if cfg.optim.lr <= 0:
         raise InvalidConfig("config.optim.lr must be positive")
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", cfg.device):
+        raise InvalidConfig(f"config.device {cfg.device!r}: use auto, cpu, cuda or cuda:N (or mps)")
+
+
+def check_output_folder(path: str | Path) -> Path:
+    """``path`` as a Path; :class:`InvalidConfig` when it exists and is not a folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InvalidConfig(f"{path}: is a file; the output (--out) must be a folder")
+    return path
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

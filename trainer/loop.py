@@ -94,9 +94,22 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 
 def pick_device(name: str) -> torch.device:
+    """The config's device: ``auto`` is CUDA when there is a GPU, else the CPU. A CUDA or MPS
+    device this machine does not have is an :class:`InvalidConfig`, before anything runs."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise InvalidConfig(f"device {name!r}: not a device; use auto, cpu, cuda or cuda:N") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidConfig(f"device {name!r}: no CUDA GPU is usable here (torch {torch.__version__}); "
+                            "use --device cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InvalidConfig(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise InvalidConfig(f"device {name!r}: MPS is not available here; use --device cpu or auto")
+    return device
 
 
 # --------------------------------------------------------------------------- checkpoints
