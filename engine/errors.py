@@ -54,6 +54,10 @@ class InvalidDataset(SoundsiftError):
     """An evaluation CSV/manifest is malformed or names audio that cannot be found."""
 
 
+class InvalidOutput(SoundsiftError):
+    """Where a command was told to write is unusable: a folder where a file goes, or the reverse."""
+
+
 class InvalidConfig(SoundsiftError):
     """A training config (JSON/TOML) is malformed, has unknown keys, or names missing data."""
 

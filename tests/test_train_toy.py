@@ -9,7 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from engine.errors import InvalidConfig
+from engine.errors import InvalidConfig, InvalidOutput
 from tests.conftest import tone
 from trainer.config import load_config
 from ui.cli import app
@@ -89,7 +89,7 @@ def test_devices_and_output_folders_are_checked_before_training(tmp_path, monkey
     with pytest.raises(InvalidConfig, match="device 'cuda:1': no CUDA GPU is usable here"):
         pick_device("cuda:1")
     (tmp_path / "taken").write_text("x")
-    with pytest.raises(InvalidConfig, match="taken: is a file; the output"):
+    with pytest.raises(InvalidOutput, match="taken: is a file; --out must name a folder"):
         run_training(load_config(TOY, steps=1), out_dir=tmp_path / "taken")
     with pytest.raises(InvalidConfig, match="no CUDA GPU"):
         run_training(load_config(TOY, steps=1, device="cuda"), out_dir=tmp_path / "gpu")

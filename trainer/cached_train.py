@@ -45,9 +45,10 @@ import torch
 from torch import nn
 
 from engine.errors import InvalidConfig
+from engine.outputs import output_folder
 from engine.zeroshot import DEFAULT_TEMPLATE
 from trainer.augment import AugmentConfig
-from trainer.config import check_output_folder, read_config_file
+from trainer.config import read_config_file
 from trainer.datasets import Item, read_manifest
 from trainer.precompute import FeatureCache, build_cache
 
@@ -459,7 +460,7 @@ def run(cfg: CachedTrainConfig, out: str | Path | None = None) -> dict[str, Any]
     records the same seed's held-out figures instead (``validation_without_them``); that held-out
     model is saved too, in ``out/held-out``, for benchmarks on the validation split.
     """
-    check_output_folder(out or cfg.out)       # before minutes of training, not after
+    output_folder(out or cfg.out)     # before minutes of training, not after
     t0 = time.perf_counter()
     train, val, module, bank, init_state = prepare(cfg)
     t_cache = time.perf_counter() - t0

@@ -22,6 +22,7 @@ import numpy as np
 
 from engine.audio import decode
 from engine.errors import InvalidQuery, UnreadableAudio
+from engine.outputs import output_file
 from engine.zeroshot import DEFAULT_TEMPLATE
 from trainer.captions import captions_from_tags
 
@@ -146,7 +147,7 @@ def write_manifest(rows: Sequence[CaptionedFile], out: str | Path) -> int:
 
     Files without any tag above the threshold are left out (they have nothing to say).
     """
-    out = Path(out)
+    out = output_file(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     kept = [r for r in rows if r.captions]
     tmp = out.with_name(out.name + ".tmp")

@@ -204,14 +204,6 @@ def _check(cfg: TrainConfig) -> None:
         raise InvalidConfig(f"config.device {cfg.device!r}: use auto, cpu, cuda or cuda:N (or mps)")
 
 
-def check_output_folder(path: str | Path) -> Path:
-    """``path`` as a Path; :class:`InvalidConfig` when it exists and is not a folder."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise InvalidConfig(f"{path}: is a file; the output (--out) must be a folder")
-    return path
-
-
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The top-level table of a ``.json`` or ``.toml`` config file, not yet checked."""
     path = Path(path)

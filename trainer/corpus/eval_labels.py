@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from engine.errors import InvalidDataset
+from engine.outputs import output_file
 from trainer.datasets import manifest_rows, row_audio, row_tags
 from trainer.evaluation.datasets import label_text
 
@@ -97,8 +98,8 @@ def label_rows(manifest: str | Path, exclude: Sequence[str] = ()) -> LabelRows:
 
 def write_label_csv(manifest: str | Path, out: str | Path, exclude: Sequence[str] = ()) -> LabelRows:
     """Write ``out`` (``audio,label`` CSV, UTF-8) from ``manifest``; atomic replace."""
+    out = output_file(out)
     result = label_rows(manifest, exclude)
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with tmp.open("w", encoding="utf-8", newline="") as f:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import CorpusError
+from engine.outputs import output_folder
 from trainer.corpus.clips import Candidate
 from trainer.corpus.select import DEFAULT_VALIDATION, balance, split_by_source
 
@@ -101,7 +102,7 @@ def build_corpus(out: Path, sources: list[str] | None = None, *, max_per_label: 
     """Build the corpus under ``out`` (see the module docstring) and return its summary."""
     from trainer.corpus.writer import SkipClip, manifest_row, write_clip
     t0 = time.perf_counter()
-    out = Path(out)
+    out = output_folder(out)
     sources = list(sources) if sources else all_sources()
     check_source_names(sources, val_sources)       # before anything is written
     out.mkdir(parents=True, exist_ok=True)

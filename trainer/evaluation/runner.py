@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from engine.models.base import AudioTextModel
+from engine.outputs import output_folder
 from engine.zeroshot import DEFAULT_TEMPLATE, LABEL_QUERY_TEMPLATE, class_prompts
 from trainer.evaluation import metrics
 from trainer.evaluation.cache import EmbeddingCache
@@ -49,6 +50,8 @@ def evaluate_retrieval(csv_path: str | Path, audio_dir: str | Path | None = None
     R@1/5/10 and mAP@10 as fractions and median/mean rank (1-based). With
     ``report_dir``, also writes ``report.md`` and ``recall_at_k.png`` there.
     """
+    if report_dir is not None:
+        output_folder(report_dir, "--report")
     data = load_retrieval(csv_path, audio_dir)     # check the CSV before loading a model
     m = _model(model)
     log.info("retrieval: %d audio clips, %d captions (%s format)", len(data.audio_paths),
@@ -87,6 +90,8 @@ def evaluate_zeroshot(csv_path: str | Path, audio_dir: str | Path | None = None,
     mean_rank}, "t2a_queries"}``. With ``report_dir``, also writes ``report.md``,
     ``confusion_matrix.png`` and ``per_class_accuracy.png`` there.
     """
+    if report_dir is not None:
+        output_folder(report_dir, "--report")
     data = load_classification(csv_path, audio_dir)
     prompts = class_prompts(data.labels, template)
     queries = class_prompts(data.labels, query_template)

@@ -59,10 +59,12 @@ def caption_command(
 
     from engine.errors import InvalidQuery
     from engine.audio import audio_files
+    from engine.outputs import output_file
     from trainer.caption_loop import caption_files, existing_index, store_in_catalog, write_manifest
 
     if labels and labels_file:
         raise InvalidQuery("give --labels or --labels-file, not both")
+    output_file(out)                  # a folder there: say so before any work
     lock: AbstractContextManager = nullcontext()
     if index is not None:
         from indexer.write import WriterLock

@@ -1,0 +1,54 @@
+"""Where a command writes: a folder where a file goes (or the reverse) is one line, before any work."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from engine.errors import InvalidOutput
+from engine.outputs import output_file, output_folder
+from tests.conftest import tone, write
+from ui.cli import app
+
+SR = 16000
+TOY = str(Path(__file__).resolve().parents[1] / "trainer" / "configs" / "toy.json")
+
+
+def test_output_file_and_folder(tmp_path):
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "d").mkdir()
+    assert output_file(tmp_path / "f") == tmp_path / "f" and output_file(tmp_path / "new.csv").name == "new.csv"
+    assert output_folder(tmp_path / "d") == tmp_path / "d" and output_folder(tmp_path / "new") == tmp_path / "new"
+    with pytest.raises(InvalidOutput, match="d: is a folder; --out must name a file"):
+        output_file(tmp_path / "d")
+    with pytest.raises(InvalidOutput, match="f: is a file; --report must name a folder"):
+        output_folder(tmp_path / "f", "--report")
+
+
+@pytest.fixture
+def places(tmp_path):
+    audio = tmp_path / "audio"
+    write(audio / "beep.wav", tone(1000, 1.0, SR), SR)
+    (tmp_path / "labels.csv").write_text("audio,label\nbeep.wav,beep\n")
+    (tmp_path / "m.jsonl").write_text(json.dumps({"audio": "audio/beep.wav", "captions": ["a beep"], "tags": ["beep"]}) + "\n")
+    (tmp_path / "a_folder").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    return tmp_path
+
+
+@pytest.mark.parametrize("args,message", [
+    (["caption", "{t}/audio", "--out", "{t}/a_folder"], "a_folder: is a folder; --out must name a file"),
+    (["corpus", "labels", "{t}/m.jsonl", "--out", "{t}/a_folder"], "a_folder: is a folder; --out must name a file"),
+    (["corpus", "build", "--out", "{t}/a_file", "--sources", "tones"], "a_file: is a file; --out must name a folder"),
+    (["eval", "zeroshot", "{t}/labels.csv", "-a", "{t}/audio", "--report", "{t}/a_file", "--no-cache"],
+     "a_file: is a file; --report must name a folder"),
+    (["train", TOY, "--out", "{t}/a_file"], "a_file: is a file; --out must name a folder"),
+])
+def test_commands_refuse_unusable_outputs_in_one_line(places, args, message):
+    result = CliRunner().invoke(app, [a.replace("{t}", str(places)) for a in args])
+    assert result.exit_code == 1, result.output
+    assert message in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
+    assert sorted(p.name for p in places.iterdir()) == ["a_file", "a_folder", "audio", "labels.csv", "m.jsonl"]
+    assert not any((places / "a_folder").iterdir()) and (places / "a_file").read_text() == "x"
