@@ -247,7 +247,7 @@ LONG_SCRIPT = """
 import json, resource, sys
 from indexer import build_index
 from tests.index_fakes import FakeModel
-build_index([sys.argv[1]], sys.argv[3] + "/warm", FakeModel(), workers=0, progress=False)
+build_index([sys.argv[1]], sys.argv[3] + "/warm-index", FakeModel(), workers=0, progress=False)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 s = build_index([sys.argv[2]], sys.argv[3] + "/long", FakeModel(), workers=0, progress=False)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
