@@ -188,6 +188,10 @@ def check_new_index_location(layout: IndexLayout) -> None:
     root = layout.root
     if root.exists() and not root.is_dir():
         raise IndexLocationTaken(f"{root} is a file, not an index folder; choose another --index")
+    blocking = next((p for p in root.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise IndexLocationTaken(f"{root} cannot be made: {blocking} is a file, not a folder "
+                                 "(check --index and $SOUNDSIFT_INDEX_HOME)")
     foreign = layout.foreign_entries() if root.is_dir() else []
     if foreign:
         names = ", ".join(p.name for p in foreign[:3]) + (" …" if len(foreign) > 3 else "")

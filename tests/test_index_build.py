@@ -255,6 +255,8 @@ def test_a_new_index_needs_a_new_or_empty_folder(lib_copy, tmp_path):
     (tmp_path / "a_file").write_text("x")
     with pytest.raises(IndexLocationTaken, match="a_file is a file, not an index folder"):
         build_index([lib], tmp_path / "a_file", FakeModel(), workers=0, progress=False)
+    with pytest.raises(IndexLocationTaken, match="idx cannot be made: .*a_file is a file, not a folder"):
+        build_index([lib], tmp_path / "a_file" / "idx", FakeModel(), workers=0, progress=False)
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "notes.txt").write_text("mine")

@@ -1,23 +1,21 @@
 """``soundsift ui``: serve the Streamlit search page on an index."""
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from ui.cli.app import app
-from ui.cli.common import MODEL_HELP, IndexOption, VerboseOption, err_console, reports_errors, setup_logging
+from ui.cli.common import IndexOption, VerboseOption, err_console, reports_errors, setup_logging
+from ui.cli.results import IndexModelOption
 
 
 @app.command("ui")
 @reports_errors
 def ui_command(
     index: IndexOption = None,
-    port: int = typer.Option(8501, "--port", "-p", help="Port to serve the page on."),
+    port: int = typer.Option(8501, "--port", "-p", min=1, max=65535, help="Port to serve the page on."),
     host: str = typer.Option("127.0.0.1", "--host",
                              help="Address to bind; 0.0.0.0 shares the page on your network."),
-    model: Optional[str] = typer.Option(None, "--model", "-m",
-                                        help=MODEL_HELP + " Default: the model the index was built with."),
+    model: IndexModelOption = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Open the search page in the browser (Streamlit), on one index."""
