@@ -21,6 +21,8 @@ DEFAULT_INDEX = "default"
 OWN_NAMES = frozenset({"catalog.db", "catalog.db-wal", "catalog.db-shm", "catalog.db-journal",
                        "index.json", "index.json.tmp", ".lock"})
 OWN_PATTERNS = ("vectors-*.faiss", "vectors-*.faiss.tmp", "vectors-*.raw.npy", "vectors-*.raw.npy.tmp")
+#: folder metadata file managers write on their own (macOS Finder, Windows Explorer): never the user's data
+SYSTEM_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 
 
 def index_home() -> Path:
@@ -67,8 +69,9 @@ class IndexLayout:
         return sorted(self.root.glob("vectors-*.faiss"))
 
     def foreign_entries(self) -> list[Path]:
-        """Entries of the index folder that soundsift did not write (the user's files)."""
+        """Entries of the index folder that soundsift did not write (the user's files; a file
+        manager's folder metadata, :data:`SYSTEM_NAMES`, does not count)."""
         from fnmatch import fnmatchcase
         return sorted(p for p in self.root.iterdir()
-                      if p.name not in OWN_NAMES
+                      if p.name not in OWN_NAMES and p.name not in SYSTEM_NAMES
                       and not any(fnmatchcase(p.name, pat) for pat in OWN_PATTERNS))

@@ -264,6 +264,7 @@ def test_a_new_index_needs_a_new_or_empty_folder(lib_copy, tmp_path):
         build_index([lib], docs, FakeModel(), workers=0, progress=False)
     assert [p.name for p in docs.iterdir()] == ["notes.txt"]
     (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / ".DS_Store").write_bytes(b"\0")     # a file manager's, not the user's
     assert build_index([lib], tmp_path / "empty", FakeModel(), workers=0, progress=False).added == len(good)
     (docs / "notes.txt").unlink()                # only soundsift's own leftovers: fine
     (docs / ".lock").write_text("")
