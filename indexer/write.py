@@ -133,6 +133,16 @@ class WriterLock:
             self._fd = None
 
 
+def _size(n_bytes: float) -> str:
+    """Bytes for people: ``512 B``, ``20.6 KiB``, ``1.5 GiB``."""
+    value, unit = float(n_bytes), "B"
+    for bigger in ("KiB", "MiB", "GiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.0f} B" if unit == "B" else f"{value:.1f} {unit}"
+
+
 class IndexWriter:
     """The single writer of one index: holds the lock, the catalog and the live vectors."""
 
@@ -151,6 +161,7 @@ class IndexWriter:
         self.meta: dict[str, Any] = {}
         self.seconds = 0.0                     # time spent committing
         self.memory_budget = int(memory_budget) if memory_budget else default_memory_budget()
+        self._warned_budget = False
         self.chooser = chooser                 # (n, dim, budget, gpu) → IndexChoice
         self.retrain_seconds = 0.0             # part of ``seconds`` spent rebuilding/tuning
 
@@ -328,6 +339,15 @@ class IndexWriter:
                                f"{counts['segments']} segments; this is a bug, please report it")
         return gen
 
+    def _warn_if_over_budget(self, n: int, choice: IndexChoice) -> None:
+        """One warning per run when even the chosen (most compact fitting) index exceeds the budget."""
+        need = n * choice.bytes_per_vector
+        if need > self.memory_budget and not self._warned_budget:
+            self._warned_budget = True
+            log.warning("%s: %d vectors need about %s as %s, more than the memory budget of %s; "
+                        "nothing smaller is built, so raise --memory-budget", self.layout.root, n,
+                        _size(need), INDEX_TYPES.get(choice.kind, choice.kind), _size(self.memory_budget))
+
     def _arrange(self, index: Any, dim: int, gen: int, new_file: Path, gone_ids: np.ndarray,
                  new_ids: np.ndarray, new_vecs: np.ndarray) -> tuple[Any, dict[str, Any]]:
         """Choose the index type for the new vector count; rebuild and tune as needed.
@@ -339,6 +359,7 @@ class IndexWriter:
         t0 = time.perf_counter()
         n = int(index.ntotal)
         choice = self.chooser(n, dim, self.memory_budget, gpu_count() > 0)
+        self._warn_if_over_budget(n, choice)
         current = self.meta.get("faiss_factory")
         current_kind = self.meta.get("index_kind", "flat")
         rebuild = needs_rebuild(current, choice)

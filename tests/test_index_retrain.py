@@ -222,3 +222,19 @@ def test_orphan_sidecars_are_removed_and_the_current_one_kept(tmp_path):
     with IndexWriter(IndexLayout(root), memory_budget=200_000, chooser=CHOOSER):
         pass
     assert current.is_file() and not orphan.exists() and not half.exists()
+
+
+def test_a_budget_nothing_fits_is_warned_about_once_per_run(tmp_path, caplog):
+    """Below what even the most compact index needs, the index is still built, with one warning."""
+    root = tmp_path / "idx"
+    with caplog.at_level("WARNING", logger="indexer.write"):
+        with IndexWriter(IndexLayout(root), memory_budget=1000, chooser=CHOOSER) as w:
+            for k in range(2):
+                w.commit(Changes(add=files(f"p{k}", 5, 10, seed=k)), META)
+            meta = dict(w.meta)
+    warned = [r.getMessage() for r in caplog.records if "memory budget" in r.getMessage()]
+    assert len(warned) == 1 and "more than the memory budget of 1000 B" in warned[0], warned
+    assert on_disk(root, meta).ntotal == 100
+    caplog.clear()
+    commit(tmp_path / "roomy", files("q", 5, 10, seed=3), budget=BIG)
+    assert not [r for r in caplog.records if "memory budget" in r.getMessage()]
