@@ -5,18 +5,16 @@ here too; lists are comma-separated or the option repeated (``--sources tuxpaint
 """
 from __future__ import annotations
 
-import sys
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the ``soundsift corpus`` command group under this module's name."""
+def main(argv: list[str] | None = None) -> None:
+    """Run the ``soundsift corpus`` command group under this module's name (it exits the process
+    with the command's status, as Click's standalone mode does)."""
     import typer.main
 
     from ui.cli.cmd_corpus import corpus_app
 
-    command = typer.main.get_command(corpus_app)
-    return command.main(args=argv, prog_name="python -m trainer.corpus")
+    typer.main.get_command(corpus_app).main(args=argv, prog_name="python -m trainer.corpus")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
