@@ -227,3 +227,30 @@ def test_take_selects_rows_of_every_array_and_can_renumber_items():
     assert last.item.tolist() == [0, 0] and last.meta == cache.meta and last.meta is not cache.meta
     np.testing.assert_array_equal(last.embedding, cache.embedding[4:])
     assert FeatureCache(cache.posteriors, cache.embedding, cache.item, cache.view).take([1]).aisfx is None
+
+
+def test_minilm_mix_trains_from_the_cache_and_saves_a_matching_model(corpus, train_cache, val_cache, tmp_path):
+    """The cached trainer computes the mixed vectors as the saved model does (audio and text)."""
+    from trainer.cached_train import class_prior, encode_texts
+
+    items, _ = corpus
+    cache, _ = train_cache
+    cfg = CachedTrainConfig(variant="yamnet", space="audioset", minilm_mix=0.25, steps=10, batch_size=4,
+                            lr=1e-2, warmup_steps=2, decay_to_init=0.0, val_every=10, train_text_classes=False)
+    module = build_module(cfg, class_prior(cache))
+    train, val = Split.of(items, cache), Split.of(items, val_cache)
+    bank = TextBank(module.text)
+    bank.add([c for it in items for c in it.captions] + val.labels + [f"This is a sound of {x}." for x in val.labels])
+    init = {k: v.clone() for k, v in module.state_dict().items()}
+    train_run(module, cfg, train, val, bank, 0, init, set(train.labels))
+    assert not torch.equal(module.embedding_proj.weight.detach(), init["embedding_proj.weight"])
+    assert torch.equal(module.mix_class_table, init["mix_class_table"])      # the baseline's part stays frozen
+    module.save_pretrained(tmp_path / "m")
+    model = load_model(tmp_path / "m")
+    assert model.dim == 521 + 384
+    from trainer.datasets import load_clip
+    waves = [load_clip(it.audio, SR, None, None) for it in items if "hiss" not in str(it.audio)]
+    np.testing.assert_allclose(model.embed_audio(waves), clip_vectors(module, val)[[0, 2, 3]], atol=1e-5)
+    with torch.no_grad():
+        cached = encode_texts(module, bank, ["beep", "the sound of hum"]).numpy()
+    np.testing.assert_allclose(model.embed_text(["beep", "the sound of hum"]), cached, atol=1e-5)

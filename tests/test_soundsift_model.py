@@ -235,6 +235,9 @@ def test_audioset_space_without_prior_is_plain_posteriors(clips):
     ({"space": "audioset", "dim": 521, "text_temperature": 0.0}, "text_temperature"),
     ({"yamnet_min_peak_db": 3.0}, "yamnet_min_peak_db"),
     ({"yamnet_max_gain_db": -1.0}, "yamnet_max_gain_db"),
+    ({"minilm_mix": 0.1}, "minilm_mix needs space 'audioset'"),
+    ({"space": "audioset", "dim": 521, "minilm_mix": 1.0}, r"minilm_mix must be in \[0, 1\)"),
+    ({"space": "audioset", "dim": 521, "minilm_mix": -0.1}, r"minilm_mix must be in \[0, 1\)"),
 ])
 def test_audioset_space_config_errors(bad, message):
     with pytest.raises(ModelUnavailable, match=message):
@@ -271,12 +274,53 @@ def test_levelling_keys_enter_the_fingerprint_only_when_on(tmp_path):
     SoundsiftClap(_audioset_config()).init_baseline().save_pretrained(tmp_path / "off")
     cfg = json.loads((tmp_path / "off" / "config.json").read_text())
     before = load_model(tmp_path / "off").fingerprint
-    for key in ("yamnet_min_peak_db", "yamnet_max_gain_db"):       # a config saved before the keys
+    for key in ("yamnet_min_peak_db", "yamnet_max_gain_db", "minilm_mix"):   # a config saved before the keys
         cfg.pop(key)
     (tmp_path / "off" / "config.json").write_text(json.dumps(cfg))
     assert load_model(tmp_path / "off").fingerprint == before
     SoundsiftClap(_audioset_config(yamnet_min_peak_db=-20.0)).init_baseline().save_pretrained(tmp_path / "on")
     assert load_model(tmp_path / "on").fingerprint != before
+
+
+def test_minilm_mix_scores_are_the_weighted_sum_of_class_space_and_baseline_scores(baseline, clips, tmp_path):
+    """With minilm_mix m every cosine is (1 − m)·class-space cosine + m·tag–text baseline cosine:
+    the vectors are the two unit vectors side by side, scaled by √(1 − m) and √m."""
+    m = 0.2
+    prior = np.random.default_rng(1).uniform(0, 0.3, yamnet.NUM_CLASSES)
+    SoundsiftClap(_audioset_config()).init_baseline(prior).save_pretrained(tmp_path / "plain")
+    SoundsiftClap(_audioset_config(minilm_mix=m)).init_baseline(prior).save_pretrained(tmp_path / "mixed")
+    plain, mixed = load_model(tmp_path / "plain"), load_model(tmp_path / "mixed")
+    assert mixed.dim == yamnet.NUM_CLASSES + 384
+    texts = ["This is a sound of dog.", "rain on a window", "a telephone ringing"]
+    audio, text = mixed.embed_audio(clips), mixed.embed_text(texts)
+    assert audio.shape == (len(clips), mixed.dim) and text.shape == (3, mixed.dim)
+    np.testing.assert_allclose(np.linalg.norm(audio, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(audio[:, :521] / np.sqrt(1 - m), plain.embed_audio(clips), atol=1e-5)
+    np.testing.assert_allclose(audio[:, 521:] / np.sqrt(m), baseline.embed_audio(clips), atol=2e-5)
+    expected = ((1 - m) * plain.embed_audio(clips) @ plain.embed_text(texts).T
+                + m * baseline.embed_audio(clips) @ baseline.embed_text(texts).T)
+    np.testing.assert_allclose(audio @ text.T, expected, atol=2e-5)
+    assert mixed.embed_audio([]).shape == (0, mixed.dim) and mixed.embed_text([]).shape == (0, mixed.dim)
+    # the baseline's class-name table is saved with the weights, so a later edit of the
+    # descriptions or names cannot change a saved model's vectors
+    from safetensors.torch import load_file
+    assert "mix_class_table" in load_file(str(tmp_path / "mixed" / "model.safetensors"))
+    assert mixed.fingerprint != plain.fingerprint
+
+
+def test_minilm_mix_with_fusion_mixes_the_views_mean_posteriors(clips):
+    cfg = _audioset_config(window_seconds=2.0, fusion=True, minilm_mix=0.3)
+    module = SoundsiftClap(cfg).init_baseline().eval()
+    long_clip = clips[3]
+    with torch.no_grad():
+        feats = module.extract_features([long_clip])
+        got = module.project(feats)
+        again = module.encode_audio([long_clip])
+    assert got.shape == (1, 521 + 384)
+    torch.testing.assert_close(got, again, rtol=0, atol=0)
+    base = torch.nn.functional.normalize(feats[0].posteriors.mean(0) @ module.mix_class_table, dim=-1)
+    torch.testing.assert_close(got[0, 521:], np.sqrt(0.3) * base, rtol=0, atol=1e-6)
 
 
 def test_descriptions_list_every_audioset_class_in_order():

@@ -182,6 +182,12 @@ def test_the_trainer_key_selects_the_config_class(tmp_path):
         CachedTrainConfig.from_file(cached_toml)
 
 
+@pytest.mark.parametrize("settings", [{"minilm_mix": 0.2}, {"space": "audioset", "minilm_mix": 1.0}])
+def test_a_minilm_mix_outside_the_audioset_space_or_range_is_refused(tmp_path, settings):
+    with pytest.raises(InvalidConfig, match=r"minilm_mix must be in \[0, 1\) and needs space 'audioset'"):
+        CachedTrainConfig.from_file(_config(tmp_path, **settings))
+
+
 def test_soundsift_fast_is_the_base_recipe_without_the_aisfx_branch():
     """The two bundled models' configs differ only where the README says they do."""
     configs = REPO / "trainer" / "configs"

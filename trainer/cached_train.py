@@ -8,7 +8,9 @@ What trains is exactly what :meth:`SoundsiftClap.project` computes for an unfuse
 branch is frozen, so the result is saved with ``save_pretrained`` and loaded by ``load_model``.
 In the ``"audioset"`` shared space (``space``), the class prior that scales the posteriors is the
 mean clean-view posterior of the training clips, and the text side's class table and temperature
-train too. ``steps: 0`` saves the training-free start as the model.
+train too (unless ``train_text_classes`` is false); ``minilm_mix`` keeps a share of the tag–text
+baseline's own (frozen) similarity in every score, in training as in use. ``steps: 0`` saves the
+training-free start as the model.
 
 Gentle adaptation, so the AudioSet knowledge stays the foundation:
 
@@ -91,6 +93,7 @@ class CachedTrainConfig:
     space: str = "minilm"               # the model's shared space: "minilm" or "audioset"
     class_prior_power: float = 0.5      # "audioset": posteriors / prior ** power
     text_temperature: float = 0.05      # "audioset": text → class softmax temperature
+    minilm_mix: float = 0.0             # "audioset": weight of the baseline's MiniLM-space cosine (SoundsiftClapConfig)
     class_text_template: str | list[str] = "{}"   # how classes are written (SoundsiftClapConfig)
     train_text_classes: bool = True     # "audioset": train the text side's class table and τ too
     text_adapter: bool = False          # residual Linear on text vectors (off: MiniLM as is)
@@ -146,6 +149,9 @@ class CachedTrainConfig:
             raise InvalidConfig(f"{path}: space {cfg.space!r} is not 'minilm' or 'audioset'")
         if cfg.steps < 0:
             raise InvalidConfig(f"{path}: steps must be ≥ 0, not {cfg.steps}")
+        if not 0 <= cfg.minilm_mix < 1 or (cfg.minilm_mix and cfg.space != "audioset"):
+            raise InvalidConfig(f"{path}: minilm_mix must be in [0, 1) and needs space 'audioset' "
+                                f"(got {cfg.minilm_mix} in space {cfg.space!r})")
         return cfg
 
     def augment_config(self) -> AugmentConfig:
@@ -261,7 +267,7 @@ def build_module(cfg: CachedTrainConfig, prior: np.ndarray | None = None):
 
     branches = VARIANTS[cfg.variant]
     space = {"space": cfg.space, "dim": yamnet.NUM_CLASSES, "class_prior_power": cfg.class_prior_power,
-             "text_temperature": cfg.text_temperature} if cfg.space == "audioset" else {}
+             "text_temperature": cfg.text_temperature, "minilm_mix": cfg.minilm_mix} if cfg.space == "audioset" else {}
     config = SoundsiftClapConfig(use_yamnet_embedding=branches["embedding"], use_aisfx=branches["aisfx"],
                                  aisfx_trainable=False, fusion=False, text_adapter=cfg.text_adapter,
                                  class_text_template=cfg.class_text_template,
@@ -304,7 +310,8 @@ def project_rows(module, cache: FeatureCache, rows: np.ndarray | slice) -> torch
         z = z + module.embedding_proj(torch.from_numpy(cache.embedding[rows]))
     if module.aisfx_proj is not None:
         z = z + module.aisfx_proj(torch.from_numpy(cache.aisfx[rows]))
-    return nn.functional.normalize(z, dim=-1)
+    z = nn.functional.normalize(z, dim=-1)
+    return module.mix_audio(z, torch.from_numpy(cache.posteriors[rows])) if module.mix_class_table is not None else z
 
 
 def encode_texts(module, bank: TextBank, texts: Sequence[str]) -> torch.Tensor:

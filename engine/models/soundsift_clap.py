@@ -14,6 +14,12 @@ Two shared spaces (``config.space``):
   scores audio by the classes its words mean, rather than by a blur of all class-name
   embeddings, which is sharper for everyday labels.
 
+  With ``minilm_mix`` m > 0 an ``"audioset"`` model also keeps the tag–text baseline's view: each
+  vector is ``[√(1−m)·class-space vector, √m·MiniLM-space vector]`` (521 + 384 dims, unit
+  length), the MiniLM part being the baseline's (posteriors · MiniLM class-name vectors for audio,
+  MiniLM itself for text), so every score is ``(1−m)·class-space cosine + m·baseline cosine`` and
+  FAISS needs nothing new.
+
 Two layers:
 
 * :class:`SoundsiftClap` — the torch ``nn.Module`` the trainer trains. Audio goes through the
@@ -83,6 +89,7 @@ class SoundsiftClapConfig:
     class_text_template: str | list[str] = "{}"
     class_prior_power: float = 0.5          # "audioset": audio posteriors / prior ** power
     text_temperature: float = 0.05          # "audioset": softmax temperature of text → classes
+    minilm_mix: float = 0.0                 # "audioset": weight of the baseline's MiniLM-space cosine (0 = none)
     logit_scale_init: float = math.log(1 / 0.07)
     logit_scale_max: float = 100.0
     # YAMNet's input level: a clip (segment) whose peak is below this (dBFS) is lifted to it, by at
@@ -96,6 +103,12 @@ class SoundsiftClapConfig:
     def sample_rate(self) -> int:
         from engine.towers import aisfx, yamnet
         return aisfx.SAMPLE_RATE if self.use_aisfx else yamnet.SAMPLE_RATE
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of the vectors the model outputs: ``dim``, plus MiniLM's 384 with ``minilm_mix``."""
+        from engine.towers import minilm
+        return self.dim + (minilm.DIM if self.minilm_mix > 0 else 0)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -115,7 +128,8 @@ class SoundsiftClapConfig:
     def check(self) -> None:
         """Raise :class:`ModelUnavailable` for an unknown space, a dim that does not fit it, τ ≤ 0,
         or a class text template with fields other than ``{}``, ``{name}``, ``{description}``,
-        or an input level above 0 dBFS or a negative gain cap."""
+        an input level above 0 dBFS or a negative gain cap, or a ``minilm_mix`` outside [0, 1) or
+        outside the ``"audioset"`` space."""
         from engine.towers import yamnet
 
         if self.yamnet_min_peak_db is not None and not self.yamnet_min_peak_db <= 0:
@@ -130,6 +144,10 @@ class SoundsiftClapConfig:
             raise ModelUnavailable(f"config space 'audioset' needs dim {yamnet.NUM_CLASSES}, not {self.dim}")
         if self.space == "audioset" and self.text_temperature <= 0:
             raise ModelUnavailable(f"config text_temperature must be > 0, not {self.text_temperature}")
+        if not 0 <= self.minilm_mix < 1:
+            raise ModelUnavailable(f"config minilm_mix must be in [0, 1), not {self.minilm_mix}")
+        if self.minilm_mix > 0 and self.space != "audioset":
+            raise ModelUnavailable("config minilm_mix needs space 'audioset' (the 'minilm' space is the baseline's already)")
         templates = self.class_text_templates()
         if not templates or not all(isinstance(t, str) and t.strip() for t in templates):
             raise ModelUnavailable(f"config class_text_template must be a template or a non-empty list "
@@ -220,6 +238,9 @@ class SoundsiftClap(nn.Module):
         if config.space == "audioset":   # text → AudioSet class space (set by init_baseline)
             self.class_text = nn.Parameter(torch.zeros(yamnet.NUM_CLASSES, t))
             self.log_text_temperature = nn.Parameter(torch.tensor(math.log(config.text_temperature)))
+        # minilm_mix: the baseline's MiniLM class-name vectors, frozen (set by init_baseline; None = no mix)
+        self.register_buffer("mix_class_table",
+                             torch.zeros(yamnet.NUM_CLASSES, t) if config.minilm_mix > 0 else None)
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init)))
         self._zero_extra_branches()
 
@@ -268,7 +289,8 @@ class SoundsiftClap(nn.Module):
         mean over templates when ``class_text_template`` lists several).
         ``"audioset"``: the class projection becomes diag(1 / (prior + 1e-3) ** class_prior_power)
         with ``class_prior`` the mean posterior per class over a corpus (uniform when None), and
-        the text side's class table becomes E.
+        the text side's class table becomes E; with ``minilm_mix``, the frozen table of the
+        baseline's part becomes the MiniLM vectors of the bare class names.
         """
         was_training = self.training
         self.eval()
@@ -285,6 +307,11 @@ class SoundsiftClap(nn.Module):
             self.class_proj.weight.copy_(torch.diag((prior + 1e-3) ** -self.config.class_prior_power))
             self.class_text.copy_(emb)
             self.log_text_temperature.fill_(math.log(self.config.text_temperature))
+            if self.mix_class_table is not None:
+                from engine.towers.yamnet import class_names
+                names = list(class_names())
+                self.mix_class_table.copy_(torch.cat([self.text.forward(names[i:i + 128])
+                                                      for i in range(0, len(names), 128)]))
         else:
             self.class_proj.weight.copy_(emb.T)
         self._zero_extra_branches()
@@ -350,9 +377,9 @@ class SoundsiftClap(nn.Module):
         return out
 
     def project(self, features: Sequence[AudioFeatures]) -> torch.Tensor:
-        """Trainable part: features → (B, dim) L2-normalised audio vectors."""
+        """Trainable part: features → (B, embedding_dim) L2-normalised audio vectors."""
         if not features:
-            return torch.zeros(0, self.config.dim)
+            return torch.zeros(0, self.config.embedding_dim)
         device = self.logit_scale.device
         counts = [f.posteriors.shape[0] for f in features]
         post = torch.cat([f.posteriors for f in features]).to(device)
@@ -375,7 +402,21 @@ class SoundsiftClap(nn.Module):
             z = self.fusion(z.view(len(features), counts[0], -1))
         elif max(counts) > 1:
             raise ValueError("features have several views but the model has no fusion")
-        return nn.functional.normalize(z, dim=-1)
+        z = nn.functional.normalize(z, dim=-1)
+        if self.mix_class_table is None:
+            return z
+        clip_posteriors = torch.stack([chunk.mean(0) for chunk in torch.split(post, counts)])
+        return self.mix_audio(z, clip_posteriors)
+
+    def mix_audio(self, class_vectors: torch.Tensor, posteriors: torch.Tensor) -> torch.Tensor:
+        """With ``minilm_mix`` m: unit class-space audio vectors (B, dim) and the clips' mean
+        YAMNet posteriors (B, 521) → ``[√(1−m)·vector, √m·normalise(posteriors · table)]``.
+        Without it the vectors come back as they are."""
+        if self.mix_class_table is None:
+            return class_vectors
+        m = self.config.minilm_mix
+        base = nn.functional.normalize(posteriors @ self.mix_class_table, dim=-1)
+        return torch.cat([math.sqrt(1 - m) * class_vectors, math.sqrt(m) * base], dim=-1)
 
     def encode_audio(self, waveforms: Sequence[np.ndarray] | torch.Tensor) -> torch.Tensor:
         """Waveforms (list of 1-D arrays or a (B, T) tensor at ``sample_rate``) → (B, dim)."""
@@ -387,7 +428,8 @@ class SoundsiftClap(nn.Module):
         return self.text_head(self.text(list(texts)).to(self.logit_scale.device))
 
     def text_head(self, sentence_vectors: torch.Tensor) -> torch.Tensor:
-        """MiniLM sentence vectors (B, 384) → (B, dim) L2-normalised text vectors in the shared space.
+        """MiniLM sentence vectors (B, 384) → (B, embedding_dim) L2-normalised text vectors in the
+        shared space (with ``minilm_mix``, the normalised MiniLM vectors themselves appended).
 
         The trainer calls it on cached MiniLM vectors; :meth:`encode_text` on fresh ones.
         """
@@ -398,7 +440,12 @@ class SoundsiftClap(nn.Module):
         if self.class_text is not None:
             cos = t @ nn.functional.normalize(self.class_text, dim=-1).T
             t = torch.softmax(cos / self.log_text_temperature.exp(), dim=-1)
-        return nn.functional.normalize(t, dim=-1)
+        t = nn.functional.normalize(t, dim=-1)
+        if self.mix_class_table is None:
+            return t
+        m = self.config.minilm_mix
+        return torch.cat([math.sqrt(1 - m) * t,
+                          math.sqrt(m) * nn.functional.normalize(sentence_vectors, dim=-1)], dim=-1)
 
     # -- training helpers ---------------------------------------------------------------------
     def logit_scale_value(self) -> torch.Tensor:
@@ -469,8 +516,11 @@ def fingerprint_of(folder: str | Path, config: SoundsiftClapConfig) -> str:
 
 def _fingerprinted(config: SoundsiftClapConfig) -> dict[str, Any]:
     """The config as the fingerprint hashes it: without the input-level keys while levelling is
-    off, so models saved before those keys existed keep their fingerprint (and their indexes)."""
+    off and without ``minilm_mix`` while it is 0, so models saved before those keys existed keep
+    their fingerprint (and their indexes)."""
     d = config.to_dict()
+    if not d.get("minilm_mix"):
+        d.pop("minilm_mix", None)
     if d.get("yamnet_min_peak_db") is None:
         d.pop("yamnet_min_peak_db", None)
         d.pop("yamnet_max_gain_db", None)
@@ -486,7 +536,7 @@ class SoundsiftClapModel(AudioTextModel):
         self.module = module.eval()
         self.name = name
         self.sample_rate = module.sample_rate
-        self.dim = module.config.dim
+        self.dim = module.config.embedding_dim
         self.window_seconds = float(module.config.window_seconds)
         self.fingerprint = fingerprint
         self.logit_scale = float(module.logit_scale_value().detach())
