@@ -220,10 +220,12 @@ def _exact(vecs: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_pq_projects_first_when_m_does_not_divide_the_dimension():
-    """soundsift-base's vectors are 521-d and 521 is prime: PQ's sub-quantizers must divide their
-    input, so the OPQ rotation also projects (to 520-d for PQ65) instead of falling to PQ1."""
+    """soundsift-base's vectors were 521-d (a prime) until session 16 and are 905-d (5 × 181) now:
+    PQ's sub-quantizers must divide their input, so the OPQ rotation also projects (to 520-d for
+    PQ65, 904-d for PQ113) instead of falling to PQ1 or PQ5."""
     from indexer.retrain import _set_opq_niter
     assert choose_index(1_000_000, 521, 256 << 20).factory == "OPQ65_520,IVF4096,PQ65np"
+    assert choose_index(1_000_000, 905, 256 << 20).factory == "OPQ113_904,IVF4096,PQ113np"
     assert choose_index(1_000_000, 521, 256 << 20, gpu=True).factory == "OPQ64_512,IVF4096,PQ64np"
     assert choose_index(1_000_000, 1024, 256 << 20, gpu=True).factory == "OPQ96_960,IVF4096,PQ96np"
 

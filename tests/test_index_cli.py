@@ -109,7 +109,7 @@ def test_index_and_search_a_library_with_the_bundled_fast_model(tmp_path):
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["added"] == 3
     info = json.loads(run("info", "--index", idx, "--json").stdout)
-    assert (info["model_name"], info["sample_rate"], info["dim"]) == ("soundsift-fast", 16000, 521)
+    assert (info["model_name"], info["sample_rate"], info["dim"]) == ("soundsift-fast", 16000, 905)
     for query, expected in (("white noise", "hiss.flac"), ("a sine wave", "hum.wav"), ("beeping", "beeps.ogg")):
         r = run("search", query, "--index", idx, "-k", "3", "--json")
         assert r.exit_code == 0, r.output

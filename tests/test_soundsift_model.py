@@ -61,27 +61,29 @@ def _randomise(module: torch.nn.Module, seed: int = 0) -> None:
 
 def test_bundled_model_contract(base, clips):
     assert isinstance(base, SoundsiftClapModel)
-    # the shipped model: AudioSet class space (521-d) with the aisfx branch, so 44.1 kHz input
-    assert (base.name, base.sample_rate, base.dim, base.window_seconds) == ("soundsift-base", 44100, 521, 10.0)
+    # the shipped model: AudioSet class space (521-d) with the tag–text baseline's MiniLM space
+    # (384-d) beside it, and the aisfx branch, so 44.1 kHz input
+    assert (base.name, base.sample_rate, base.dim, base.window_seconds) == ("soundsift-base", 44100, 905, 10.0)
     assert base.module.config.space == "audioset" and base.module.aisfx is not None
+    assert base.module.config.minilm_mix == 0.15
     # loaded for inference: the aisfx CNN is the batch-norm-folded copy run by onnxruntime
     assert isinstance(base.module.aisfx, aisfx.OnnxEmbeddingNet)
     audio = base.embed_audio(clips)
     text = base.embed_text(["a dog barking", "rain on a roof", "speech"])
     for out, n in ((audio, len(clips)), (text, 3)):
-        assert out.shape == (n, 521) and out.dtype == np.float32
+        assert out.shape == (n, 905) and out.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
-    assert base.embed_audio([]).shape == (0, 521)
-    assert base.embed_text([]).shape == (0, 521)
+    assert base.embed_audio([]).shape == (0, 905)
+    assert base.embed_text([]).shape == (0, 905)
 
 
 def test_bundled_fast_model_is_the_recipe_without_aisfx(fast, base, clips):
     """soundsift-fast: YAMNet alone at 16 kHz, in the same space and with the same text side as base."""
-    assert (fast.name, fast.sample_rate, fast.dim, fast.window_seconds) == ("soundsift-fast", 16000, 521, 10.0)
+    assert (fast.name, fast.sample_rate, fast.dim, fast.window_seconds) == ("soundsift-fast", 16000, 905, 10.0)
     assert fast.module.config.space == "audioset" and fast.module.aisfx is None
     assert fast.module.embedding_proj is not None and fast.fingerprint != base.fingerprint
     audio = fast.embed_audio(clips)
-    assert audio.shape == (len(clips), 521) and audio.dtype == np.float32
+    assert audio.shape == (len(clips), 905) and audio.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(audio, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(fast.embed_audio(clips[:1])[0], audio[0], atol=1e-6)
     # the text side is frozen in both recipes, so a query means the same classes to either model
