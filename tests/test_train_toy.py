@@ -61,6 +61,7 @@ def test_configs_load_from_toml_with_paths_relative_to_the_file(tmp_path):
     ('{"steps": 3}', "data.train is empty"),
     ('{"data": {"train": [{"format": "manifest"}]}}', "has no 'path'"),
     ('{"data": {"toy": {}}, ', "c.json: not a valid JSON config"),
+    ('{"data": {"toy": {}}, "zeroshot_prompt": "a sound of {}"}', "zeroshot_prompt 'a sound of {}' has no {label}"),
 ])
 def test_bad_configs_are_reported(tmp_path, text, needle):
     (tmp_path / "c.json").write_text(text)

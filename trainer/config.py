@@ -202,6 +202,9 @@ def _check(cfg: TrainConfig) -> None:
         raise InvalidConfig("config.optim.lr must be positive")
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", cfg.device):
         raise InvalidConfig(f"config.device {cfg.device!r}: use auto, cpu, cuda or cuda:N (or mps)")
+    if "{label}" not in cfg.zeroshot_prompt:      # checked here so training never fails at its first validation
+        raise InvalidConfig(f"config.zeroshot_prompt {cfg.zeroshot_prompt!r} has no {{label}} placeholder; "
+                            'use e.g. "This is a sound of {label}."')
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

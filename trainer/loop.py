@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from engine.errors import InvalidConfig
-from engine.zeroshot import DEFAULT_TEMPLATE
+from engine.zeroshot import DEFAULT_TEMPLATE, class_prompts
 from trainer.config import TrainConfig
 from trainer.datasets import AudioTextDataset, EpochBatchSampler, collate
 from trainer.distributed import local_device_index, rank_and_world
@@ -210,7 +210,8 @@ def validate(model: TrainableModel, dataset: AudioTextDataset, *, batch_size: in
              device: torch.device | str = "cpu", prompt: str = DEFAULT_TEMPLATE) -> dict[str, Any]:
     """T2A/A2T R@1/5/10 and mAP@10 on the captions, and zero-shot accuracy when items have tags.
 
-    Zero-shot classes are the distinct first tags; each class is the prompt with its label.
+    Zero-shot classes are the distinct first tags; each class is the prompt with its label
+    (:func:`engine.zeroshot.class_prompts`, as tagging and the evaluator fill it).
     """
     from trainer.evaluation.metrics import retrieval_metrics, zeroshot_metrics
     device = torch.device(device)
@@ -222,7 +223,7 @@ def validate(model: TrainableModel, dataset: AudioTextDataset, *, batch_size: in
         labels = sorted({item.tags[0] for item in dataset.items if item.tags})
         tagged = [i for i, item in enumerate(dataset.items) if item.tags]
         if len(labels) >= 2:
-            class_emb = model.encode_text([prompt.format(label=label) for label in labels]).float().cpu().numpy()
+            class_emb = model.encode_text(class_prompts(labels, prompt)).float().cpu().numpy()
             targets = [labels.index(dataset.items[i].tags[0]) for i in tagged]
             zs = zeroshot_metrics(audio[tagged], class_emb, targets, labels)
             out["zeroshot"] = {"top1": zs["top1"], "top5": zs["top5"], "n": zs["n"], "classes": len(labels)}
