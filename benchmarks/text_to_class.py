@@ -55,6 +55,16 @@ def figures(encode, gold: dict[str, list[str]], names: list[str]) -> dict[str, o
     return out
 
 
+def class_space_encoder(model):
+    """``model.embed_text`` over the 521 classes: for a model with ``minilm_mix`` (soundsift-base
+    since session 16) the class-space part of its vectors, which comes first."""
+    from engine.towers import yamnet
+
+    if getattr(getattr(model, "module", None), "mix_class_table", None) is None:
+        return model.embed_text
+    return lambda texts: model.embed_text(texts)[:, :yamnet.NUM_CLASSES]
+
+
 def _untrained_encoder(templates: list[str], tau: float):
     from engine.models.soundsift_clap import SoundsiftClap, SoundsiftClapConfig
     from engine.towers import yamnet
@@ -85,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     names = list(class_names())
     gold_sets = {k: v for k, v in json.loads(GOLD_FILE.read_text()).items() if isinstance(v, dict)}
     rows: dict[str, object] = {}
-    encoders = [(m, load_model(m).embed_text) for m in args.models]
+    encoders = [(m, class_space_encoder(load_model(m))) for m in args.models]
     encoders += [(f"untrained {t} τ={tau}", _untrained_encoder(t.split("|"), tau))
                  for t in args.untrained for tau in (args.tau or [0.05])]
     for name, encode in encoders:

@@ -648,3 +648,24 @@ def test_text_to_class_gold_sets_name_real_classes_and_score_a_perfect_mapping_a
     share = np.mean(["Speech" in classes for classes in gold.values()])
     assert 0 < share < 1 and s["bare_top1"] == pytest.approx(share) and s["bare_mass"] == pytest.approx(share)
     assert all(m.endswith("→ Speech") for m in s["prompt_misses"])
+
+
+def test_text_to_class_reads_the_class_space_part_of_a_mixed_model(tmp_path):
+    """A minilm_mix model's text vectors end with MiniLM's (negative entries too); the benchmark
+    reads their first 521 dims, which rank the classes as the unmixed model's vectors do."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / "text_to_class.py"
+    spec = importlib.util.spec_from_file_location("text_to_class", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    SoundsiftClap(_audioset_config()).init_baseline().save_pretrained(tmp_path / "plain")
+    SoundsiftClap(_audioset_config(minilm_mix=0.3)).init_baseline().save_pretrained(tmp_path / "mixed")
+    plain, mixed = load_model(tmp_path / "plain"), load_model(tmp_path / "mixed")
+    texts = ["a dog barking", "This is a sound of rain."]
+    with pytest.raises(SystemExit, match="not class distributions"):
+        bench.class_distributions(mixed.embed_text, texts)
+    assert bench.class_space_encoder(plain) == plain.embed_text
+    np.testing.assert_allclose(bench.class_distributions(bench.class_space_encoder(mixed), texts),
+                               bench.class_distributions(plain.embed_text, texts), atol=1e-5)

@@ -419,12 +419,12 @@ class SoundsiftClap(nn.Module):
         return torch.cat([math.sqrt(1 - m) * class_vectors, math.sqrt(m) * base], dim=-1)
 
     def encode_audio(self, waveforms: Sequence[np.ndarray] | torch.Tensor) -> torch.Tensor:
-        """Waveforms (list of 1-D arrays or a (B, T) tensor at ``sample_rate``) → (B, dim)."""
+        """Waveforms (list of 1-D arrays or a (B, T) tensor at ``sample_rate``) → (B, embedding_dim)."""
         return self.project(self.extract_features(waveforms))
 
     # -- text ---------------------------------------------------------------------------------
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
-        """Strings → (B, dim) L2-normalised text vectors."""
+        """Strings → (B, embedding_dim) L2-normalised text vectors."""
         return self.text_head(self.text(list(texts)).to(self.logit_scale.device))
 
     def text_head(self, sentence_vectors: torch.Tensor) -> torch.Tensor:
