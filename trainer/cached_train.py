@@ -311,7 +311,7 @@ def project_rows(module, cache: FeatureCache, rows: np.ndarray | slice) -> torch
     if module.aisfx_proj is not None:
         z = z + module.aisfx_proj(torch.from_numpy(cache.aisfx[rows]))
     z = nn.functional.normalize(z, dim=-1)
-    return module.mix_audio(z, torch.from_numpy(cache.posteriors[rows])) if module.mix_class_table is not None else z
+    return module.mix_audio(z, torch.from_numpy(cache.posteriors[rows]))     # as it is without minilm_mix
 
 
 def encode_texts(module, bank: TextBank, texts: Sequence[str]) -> torch.Tensor:

@@ -414,9 +414,14 @@ class SoundsiftClap(nn.Module):
         Without it the vectors come back as they are."""
         if self.mix_class_table is None:
             return class_vectors
+        return self._side_by_side(class_vectors, posteriors @ self.mix_class_table)
+
+    def _side_by_side(self, class_vectors: torch.Tensor, baseline_vectors: torch.Tensor) -> torch.Tensor:
+        """``[√(1−m)·class_vectors, √m·normalise(baseline_vectors)]``: unit vectors whose cosines
+        are (1 − m)·class-space cosine + m·baseline cosine (m = ``minilm_mix``)."""
         m = self.config.minilm_mix
-        base = nn.functional.normalize(posteriors @ self.mix_class_table, dim=-1)
-        return torch.cat([math.sqrt(1 - m) * class_vectors, math.sqrt(m) * base], dim=-1)
+        return torch.cat([math.sqrt(1 - m) * class_vectors,
+                          math.sqrt(m) * nn.functional.normalize(baseline_vectors, dim=-1)], dim=-1)
 
     def encode_audio(self, waveforms: Sequence[np.ndarray] | torch.Tensor) -> torch.Tensor:
         """Waveforms (list of 1-D arrays or a (B, T) tensor at ``sample_rate``) → (B, embedding_dim)."""
@@ -441,11 +446,7 @@ class SoundsiftClap(nn.Module):
             cos = t @ nn.functional.normalize(self.class_text, dim=-1).T
             t = torch.softmax(cos / self.log_text_temperature.exp(), dim=-1)
         t = nn.functional.normalize(t, dim=-1)
-        if self.mix_class_table is None:
-            return t
-        m = self.config.minilm_mix
-        return torch.cat([math.sqrt(1 - m) * t,
-                          math.sqrt(m) * nn.functional.normalize(sentence_vectors, dim=-1)], dim=-1)
+        return t if self.mix_class_table is None else self._side_by_side(t, sentence_vectors)
 
     # -- training helpers ---------------------------------------------------------------------
     def logit_scale_value(self) -> torch.Tensor:
