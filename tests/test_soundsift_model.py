@@ -585,6 +585,28 @@ def test_aisfx_onnxruntime_copy_matches_the_net_and_is_exported_once(tmp_path, m
         torch.testing.assert_close(fallback(blocks), other(blocks), rtol=1e-4, atol=1e-4)
 
 
+def test_project_pooled_equals_project_for_every_branch_the_residual_and_the_mix():
+    """The cached trainer scores stored pooled features with project_pooled; it must give the
+    vectors project gives from the waveforms' features (all branches, residual MLP, baseline mix)."""
+    cfg = _audioset_config(window_seconds=2.0, use_yamnet_embedding=True, use_aisfx=True,
+                           residual_hidden=8, minilm_mix=0.2)
+    module = SoundsiftClap(cfg).init_baseline()
+    _randomise(module)
+    module.eval()
+    waves = [tone(440, 2.5, 44100), noise(1.0, 44100, seed=3)]
+    with torch.no_grad():
+        feats = module.extract_features(waves)
+        expected = module.project(feats)
+        post = torch.cat([f.posteriors for f in feats])
+        emb = torch.cat([f.embedding for f in feats])
+        aisfx_mean = torch.stack([module.aisfx(f.aisfx_blocks[0]).mean(0) for f in feats])
+        got = module.project_pooled(post, emb, aisfx_mean)
+    assert got.shape == (2, 521 + 384)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="aisfx embedding branch but no aisfx embedding"):
+        module.project_pooled(post, emb)
+
+
 def test_model_with_aisfx_branch_runs_at_44k(clips):
     cfg = SoundsiftClapConfig(window_seconds=2.0, use_aisfx=True)
     module = SoundsiftClap(cfg).init_baseline().eval()

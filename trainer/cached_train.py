@@ -304,14 +304,10 @@ def trainable(module) -> dict[str, nn.Parameter]:
 
 
 def project_rows(module, cache: FeatureCache, rows: np.ndarray | slice) -> torch.Tensor:
-    """Audio vectors of cache rows, as :meth:`SoundsiftClap.project` computes them."""
-    z = module.class_proj(torch.from_numpy(cache.posteriors[rows]))
-    if module.embedding_proj is not None:
-        z = z + module.embedding_proj(torch.from_numpy(cache.embedding[rows]))
-    if module.aisfx_proj is not None:
-        z = z + module.aisfx_proj(torch.from_numpy(cache.aisfx[rows]))
-    z = nn.functional.normalize(z, dim=-1)
-    return module.mix_audio(z, torch.from_numpy(cache.posteriors[rows]))     # as it is without minilm_mix
+    """Audio vectors of cache rows (:meth:`SoundsiftClap.project_pooled` on the stored features)."""
+    return module.project_pooled(
+        torch.from_numpy(cache.posteriors[rows]), torch.from_numpy(cache.embedding[rows]),
+        None if cache.aisfx is None else torch.from_numpy(cache.aisfx[rows]))
 
 
 def encode_texts(module, bank: TextBank, texts: Sequence[str]) -> torch.Tensor:

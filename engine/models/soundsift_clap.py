@@ -383,30 +383,47 @@ class SoundsiftClap(nn.Module):
         device = self.logit_scale.device
         counts = [f.posteriors.shape[0] for f in features]
         post = torch.cat([f.posteriors for f in features]).to(device)
-        z = self.class_proj(post)
-        parts = [post]
-        if self.embedding_proj is not None:
-            emb = torch.cat([f.embedding for f in features]).to(device)
-            z = z + self.embedding_proj(emb)
-            parts.append(emb)
+        emb = torch.cat([f.embedding for f in features]).to(device) if self.embedding_proj is not None else None
+        a = None
         if self.aisfx_proj is not None:
             blocks = [b for f in features for b in f.aisfx_blocks]
             sizes = [b.shape[0] for b in blocks]
             a = self.aisfx(torch.cat(blocks).to(device))
             a = torch.stack([chunk.mean(0) for chunk in torch.split(a, sizes)])
-            z = z + self.aisfx_proj(a)
-            parts.append(a)
-        if self.residual is not None:
-            z = z + self.residual(torch.cat(parts, dim=-1))
+        z = self._branch_sum(post, emb, a)
         if self.fusion is not None:
             z = self.fusion(z.view(len(features), counts[0], -1))
         elif max(counts) > 1:
             raise ValueError("features have several views but the model has no fusion")
-        z = nn.functional.normalize(z, dim=-1)
-        if self.mix_class_table is None:
-            return z
-        clip_posteriors = torch.stack([chunk.mean(0) for chunk in torch.split(post, counts)])
-        return self.mix_audio(z, clip_posteriors)
+        if self.mix_class_table is not None:
+            post = torch.stack([chunk.mean(0) for chunk in torch.split(post, counts)])
+        return self.mix_audio(nn.functional.normalize(z, dim=-1), post)
+
+    def project_pooled(self, posteriors: torch.Tensor, embedding: torch.Tensor | None = None,
+                       aisfx: torch.Tensor | None = None) -> torch.Tensor:
+        """One view's pooled features per row → (B, embedding_dim) unit vectors, as :meth:`project`
+        computes them for unfused features: mean YAMNet posteriors (B, 521), YAMNet embedding
+        (B, 1024) and aisfx embedding (B, 512, the mean over its blocks), the last two where the
+        model has that branch. The cached trainer calls it on stored features."""
+        z = self._branch_sum(posteriors, embedding, aisfx)
+        return self.mix_audio(nn.functional.normalize(z, dim=-1), posteriors)
+
+    def _branch_sum(self, posteriors: torch.Tensor, embedding: torch.Tensor | None,
+                    aisfx: torch.Tensor | None) -> torch.Tensor:
+        """The sum of the branches' projections (and the residual MLP's), before normalising."""
+        z = self.class_proj(posteriors)
+        parts = [posteriors]
+        for name, proj, x in (("YAMNet embedding", self.embedding_proj, embedding),
+                              ("aisfx embedding", self.aisfx_proj, aisfx)):
+            if proj is None:
+                continue
+            if x is None:
+                raise ValueError(f"the model has a {name} branch but no {name} was given")
+            z = z + proj(x)
+            parts.append(x)
+        if self.residual is not None:
+            z = z + self.residual(torch.cat(parts, dim=-1))
+        return z
 
     def mix_audio(self, class_vectors: torch.Tensor, posteriors: torch.Tensor) -> torch.Tensor:
         """With ``minilm_mix`` m: unit class-space audio vectors (B, dim) and the clips' mean
