@@ -395,9 +395,8 @@ class SoundsiftClap(nn.Module):
             z = self.fusion(z.view(len(features), counts[0], -1))
         elif max(counts) > 1:
             raise ValueError("features have several views but the model has no fusion")
-        if self.mix_class_table is not None:
-            post = torch.stack([chunk.mean(0) for chunk in torch.split(post, counts)])
-        return self.mix_audio(nn.functional.normalize(z, dim=-1), post)
+        clip_posteriors = torch.stack([chunk.mean(0) for chunk in torch.split(post, counts)])
+        return self.mix_audio(nn.functional.normalize(z, dim=-1), clip_posteriors)
 
     def project_pooled(self, posteriors: torch.Tensor, embedding: torch.Tensor | None = None,
                        aisfx: torch.Tensor | None = None) -> torch.Tensor:
