@@ -6,7 +6,10 @@ queue: memory stays bounded however long a file is, and decoding runs ahead of t
 model by at most ``queue_size`` segments. Workers are started with the 'forkserver'
 context (never fork after torch has been imported); they import numpy, soundfile and
 soxr only. A worker that dies (e.g. a codec crash) fails only the file it was on, and
-a fresh worker takes its place.
+a fresh worker takes its place. What the C decoders write to stderr in a worker (libmpg123's
+"Illegal Audio-MPEG-Header … Trying to resync" on a damaged MP3) is captured there and sent back
+as the ``notes`` of that file's last event, so the indexer reports it under the file's name
+instead of as anonymous lines on the terminal.
 
 The events a :class:`DecodePool` yields, in order per file:
 ``SegmentReady``… then exactly one of ``FileDecoded`` or ``FileFailed``.
@@ -17,6 +20,8 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Union
@@ -56,6 +61,7 @@ class FileDecoded:
     n_segments: int
     duration: float                 # seconds actually decoded (the header may promise more)
     stats: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)     # warnings about this file (see the module doc)
 
 
 @dataclass
@@ -63,6 +69,7 @@ class FileFailed:
     job: int
     reason: str
     stats: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)     # what the decoder said besides ``reason``
 
 
 DecodeEvent = Union[SegmentReady, FileDecoded, FileFailed]
@@ -91,10 +98,11 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
     except Exception as e:  # a decoder bug must fail one file, not the run
         yield FileFailed(job.job, f"decoding failed: {type(e).__name__}: {e}", stats)
         return
+    notes = []
     if end < 0.98 * info.duration - 0.05:
-        log.warning("%s: shorter than its header says (%.2f s of %.2f s; truncated?): "
-                    "indexing the audio that decodes", job.path, end, info.duration)
-    yield FileDecoded(job.job, info, n, end, stats)
+        notes.append(f"shorter than its header says ({end:.2f} s of {info.duration:.2f} s; truncated?): "
+                     "indexing the audio that decodes")
+    yield FileDecoded(job.job, info, n, end, stats, notes)
 
 
 def _check_openable(path: str) -> None:
@@ -172,13 +180,55 @@ def _worker_main(tasks: "mp.Queue", results: "mp.Queue", sample_rate: int,
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_when_orphaned(parent_pid)
     pid = os.getpid()
-    while True:
-        job = tasks.get()
-        if job is None:
-            break
-        results.put(("start", pid, job.job))
-        for event in decode_file(job, sample_rate, policy):
-            results.put(("event", pid, event))
+    with StderrCapture() as stderr:
+        while True:
+            job = tasks.get()
+            if job is None:
+                break
+            results.put(("start", pid, job.job))
+            for event in decode_file(job, sample_rate, policy):
+                if isinstance(event, (FileDecoded, FileFailed)):
+                    event.notes.extend(stderr.take())
+                results.put(("event", pid, event))
+
+
+class StderrCapture:
+    """Everything written to file descriptor 2 (by C libraries too) goes to a temporary file
+    until the context ends; :meth:`take` returns and clears what arrived since the last call.
+
+    On leaving (an error included) the real stderr comes back and whatever was not taken is
+    written to it, so nothing is lost: a worker's traceback still reaches the terminal.
+    """
+
+    MAX_LINES = 6
+
+    def __enter__(self) -> "StderrCapture":
+        sys.stderr.flush()
+        self._file = tempfile.TemporaryFile(buffering=0)
+        self._saved = os.dup(2)
+        os.dup2(self._file.fileno(), 2)
+        return self
+
+    def take(self) -> list[str]:
+        """The non-empty lines written since the last call (at most MAX_LINES, then a count)."""
+        sys.stderr.flush()
+        self._file.seek(0)
+        text = self._file.read().decode("utf-8", "replace")
+        self._file.seek(0)
+        self._file.truncate()
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if len(lines) > self.MAX_LINES:
+            lines = lines[:self.MAX_LINES] + [f"(… {len(lines) - self.MAX_LINES} more lines)"]
+        return lines
+
+    def __exit__(self, *exc: object) -> None:
+        left = self.take()
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._file.close()
+        if left:
+            sys.stderr.write("\n".join(left) + "\n")
+            sys.stderr.flush()
 
 
 # --- parent side ---------------------------------------------------------------------
@@ -196,6 +246,7 @@ class DecodePool:
         self._results = self._ctx.Queue(maxsize=max(2, queue_size))
         self._procs: dict[int, mp.process.BaseProcess] = {}
         self._current: dict[int, int] = {}       # worker pid → job it is decoding
+        self._deaths_before_work = 0             # workers in a row that died before taking a job
 
     def __enter__(self) -> "DecodePool":
         for _ in range(self.n_workers):
@@ -205,8 +256,13 @@ class DecodePool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    #: after this many workers in a row die before taking a job, the pool stops replacing them
+    MAX_DEATHS_BEFORE_WORK = 3
+    #: the loop each worker process runs
+    worker_main = staticmethod(_worker_main)
+
     def _spawn(self) -> None:
-        p = self._ctx.Process(target=_worker_main, daemon=True, name="soundsift-decode",
+        p = self._ctx.Process(target=self.worker_main, daemon=True, name="soundsift-decode",
                               args=(self._tasks, self._results, self.sample_rate, self.policy,
                                     os.getpid()))
         p.start()
@@ -228,6 +284,7 @@ class DecodePool:
                 continue
             if kind == "start":
                 self._current[pid] = payload
+                self._deaths_before_work = 0
                 continue
             event: DecodeEvent = payload
             if isinstance(event, (FileDecoded, FileFailed)):
@@ -248,6 +305,16 @@ class DecodePool:
             if job is not None and job in pending:
                 pending.discard(job)
                 yield FileFailed(job, f"decoder process crashed (exit code {proc.exitcode})")
+            elif job is None:
+                self._deaths_before_work += 1
+                if self._deaths_before_work >= self.MAX_DEATHS_BEFORE_WORK:
+                    # a worker that cannot even start would be replaced forever
+                    reason = (f"decoder processes could not start (exit code {proc.exitcode}, "
+                              f"{self._deaths_before_work} in a row; their error is printed above)")
+                    for lost in sorted(pending):
+                        yield FileFailed(lost, reason)
+                    pending.clear()
+                    return
             if pending:
                 self._spawn()       # the dead worker left its stop sentinel for this one
         if pending and not self._procs:

@@ -327,12 +327,16 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
             timings["resample"] += ev.stats.get("resample", 0.0)
             if isinstance(ev, FileDecoded):
                 w = work[ev.job]
+                for note in ev.notes:
+                    log.warning("%s: %s", w.scanned.path, note)
                 w.info, w.n_segments, w.duration = ev.info, ev.n_segments, ev.duration
                 if w.ready:
                     finish(ev.job)
             elif isinstance(ev, FileFailed):
                 w = work.pop(ev.job)
                 fail(w.scanned.path, ev.reason)
+                for note in ev.notes:
+                    log.debug("%s: the decoder also said: %s", w.scanned.path, note)
                 if w.changed:           # its old vectors describe content that is gone
                     pending.remove.append(w.scanned.path)
                 bar.update(1)
