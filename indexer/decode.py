@@ -210,13 +210,13 @@ class StderrCapture:
         return self
 
     def take(self) -> list[str]:
-        """The non-empty lines written since the last call (at most MAX_LINES, then a count)."""
+        """The distinct non-empty lines written since the last call (at most MAX_LINES, then a count)."""
         sys.stderr.flush()
         self._file.seek(0)
         text = self._file.read().decode("utf-8", "replace")
         self._file.seek(0)
         self._file.truncate()
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        lines = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
         if len(lines) > self.MAX_LINES:
             lines = lines[:self.MAX_LINES] + [f"(… {len(lines) - self.MAX_LINES} more lines)"]
         return lines

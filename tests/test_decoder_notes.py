@@ -17,8 +17,8 @@ from tests.index_fakes import FakeModel
 
 def test_stderr_capture_takes_what_arrived_since_the_last_take(capfd):
     with StderrCapture() as captured:
-        os.write(2, b"libfoo: one\n\n   libfoo: two  \n")        # as C code writes, past Python
-        assert captured.take() == ["libfoo: one", "libfoo: two"]
+        os.write(2, b"libfoo: one\n\n   libfoo: two  \nlibfoo: one\n")    # as C code writes, past Python
+        assert captured.take() == ["libfoo: one", "libfoo: two"]          # each line once
         assert captured.take() == []
         os.write(2, "".join(f"line {i}\n" for i in range(10)).encode())
         assert captured.take() == [f"line {i}" for i in range(StderrCapture.MAX_LINES)] + [
