@@ -74,7 +74,7 @@ def probe(path: str | Path) -> AudioInfo:
     try:
         info = sf.info(p)
     except Exception as e:  # soundfile raises LibsndfileError/RuntimeError/TypeError
-        raise UnreadableAudio(p, f"not readable as audio ({_short(e)})") from e
+        raise UnreadableAudio(p, f"not readable as audio ({_clear_reason(p, e)})") from e
     if info.samplerate <= 0:
         raise UnreadableAudio(p, f"invalid sample rate {info.samplerate}")
     if info.channels <= 0:
@@ -83,6 +83,17 @@ def probe(path: str | Path) -> AudioInfo:
         raise UnreadableAudio(p, "empty: the file holds no samples")
     return AudioInfo(p, int(info.frames), int(info.samplerate), int(info.channels),
                      str(info.format), str(info.subtype))
+
+
+#: libsndfile's reason for an unrecognised MP3 stream, although the file is there
+_MISLEADING = "File does not exist or is not a regular file"
+
+
+def _clear_reason(path: str, e: BaseException) -> str:
+    """libsndfile's reason, except one that would send the user looking for a file that is right there."""
+    if _MISLEADING in str(e) and os.path.isfile(path):
+        return "format not recognised: no audio stream found"
+    return _short(e)
 
 
 def _short(e: BaseException) -> str:

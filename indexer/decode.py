@@ -93,7 +93,7 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
             n += 1
             end = max(end, seg.end)
     except UnreadableAudio as e:
-        yield FileFailed(job.job, _clearer(e.reason), stats)
+        yield FileFailed(job.job, e.reason, stats)
         return
     except Exception as e:  # a decoder bug must fail one file, not the run
         yield FileFailed(job.job, f"decoding failed: {type(e).__name__}: {e}", stats)
@@ -124,17 +124,6 @@ def _check_openable(path: str) -> None:
         raise UnreadableAudio(path, f"cannot be opened: {e.strerror or e}") from e
     if empty:
         raise UnreadableAudio(path, "empty: the file is 0 bytes")
-
-
-#: libsndfile's reason for an unrecognised MP3 stream, although the file is there
-_MISLEADING = "File does not exist or is not a regular file"
-
-
-def _clearer(reason: str) -> str:
-    """A reason that does not send the user looking for a file that is right there."""
-    if _MISLEADING in reason:
-        return "not readable as audio (format not recognised: no audio stream found)"
-    return reason
 
 
 def iter_decoded(jobs: Iterable[DecodeJob], sample_rate: int, policy: SegmentPolicy,

@@ -6,6 +6,7 @@ import logging
 import os
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from indexer import build_index
@@ -67,3 +68,19 @@ def test_workers_that_cannot_start_fail_the_files_instead_of_respawning_forever(
     assert sorted(e.job for e in events) == [0, 1, 2]
     assert all(e.reason.startswith("decoder processes could not start (exit code 3, 3 in a row")
                for e in events)
+
+
+def test_an_unrecognised_mp3_is_named_as_such_outside_the_indexer_too(tmp_path):
+    """libsndfile says "File does not exist" for an MP3 stream it cannot parse; every decode
+    path (soundsift similar, tag, the trainer) reports what is really wrong."""
+    from engine.audio import decode
+    from engine.errors import UnreadableAudio
+
+    bad = tmp_path / "noise.mp3"
+    bad.write_bytes(np.random.default_rng(0).bytes(5000))
+    with pytest.raises(UnreadableAudio) as caught:
+        decode(bad, 16000)
+    assert caught.value.reason == "not readable as audio (format not recognised: no audio stream found)"
+    with pytest.raises(UnreadableAudio) as caught:     # a file that is not there keeps libsndfile's reason
+        decode(tmp_path / "missing.mp3", 16000)
+    assert "format not recognised" not in caught.value.reason
