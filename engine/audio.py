@@ -74,6 +74,8 @@ def probe(path: str | Path) -> AudioInfo:
     try:
         info = sf.info(p)
     except Exception as e:  # soundfile raises LibsndfileError/RuntimeError/TypeError
+        if os.path.isfile(p) and os.path.getsize(p) == 0:
+            raise UnreadableAudio(p, "empty: the file is 0 bytes") from e
         raise UnreadableAudio(p, f"not readable as audio ({_clear_reason(p, e)})") from e
     if info.samplerate <= 0:
         raise UnreadableAudio(p, f"invalid sample rate {info.samplerate}")

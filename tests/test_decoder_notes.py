@@ -70,9 +70,10 @@ def test_workers_that_cannot_start_fail_the_files_instead_of_respawning_forever(
                for e in events)
 
 
-def test_an_unrecognised_mp3_is_named_as_such_outside_the_indexer_too(tmp_path):
-    """libsndfile says "File does not exist" for an MP3 stream it cannot parse; every decode
-    path (soundsift similar, tag, the trainer) reports what is really wrong."""
+def test_unrecognised_and_empty_files_are_named_as_such_outside_the_indexer_too(tmp_path):
+    """libsndfile says "File does not exist" for an MP3 stream it cannot parse and "Format not
+    recognised" for a 0-byte file; every decode path (soundsift similar, tag, caption, the
+    trainer) reports what is really wrong, as the indexer does."""
     from engine.audio import decode
     from engine.errors import UnreadableAudio
 
@@ -81,6 +82,9 @@ def test_an_unrecognised_mp3_is_named_as_such_outside_the_indexer_too(tmp_path):
     with pytest.raises(UnreadableAudio) as caught:
         decode(bad, 16000)
     assert caught.value.reason == "not readable as audio (format not recognised: no audio stream found)"
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(UnreadableAudio, match="empty: the file is 0 bytes$"):
+        decode(tmp_path / "empty.wav", 16000)
     with pytest.raises(UnreadableAudio) as caught:     # a file that is not there keeps libsndfile's reason
         decode(tmp_path / "missing.mp3", 16000)
     assert "format not recognised" not in caught.value.reason
