@@ -106,14 +106,15 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
 
 
 def _check_openable(path: str) -> None:
-    """Raise UnreadableAudio with the OS's reason when ``path`` cannot be opened at all.
+    """Raise UnreadableAudio with the OS's reason when ``path`` cannot be opened at all
+    (an empty file is named by :func:`engine.audio.probe`, for every decode path).
 
     libsndfile reports every open failure as "System error"; asking the OS first gives
     the user the actual reason (permission denied, vanished since the scan, a folder …).
     """
     try:
-        with open(path, "rb") as f:
-            empty = os.fstat(f.fileno()).st_size == 0
+        with open(path, "rb"):
+            pass
     except PermissionError as e:
         raise UnreadableAudio(path, "permission denied: make the file readable to index it") from e
     except FileNotFoundError as e:
@@ -122,8 +123,6 @@ def _check_openable(path: str) -> None:
         raise UnreadableAudio(path, "is a folder, not a file") from e
     except OSError as e:
         raise UnreadableAudio(path, f"cannot be opened: {e.strerror or e}") from e
-    if empty:
-        raise UnreadableAudio(path, "empty: the file is 0 bytes")
 
 
 def iter_decoded(jobs: Iterable[DecodeJob], sample_rate: int, policy: SegmentPolicy,
