@@ -1,5 +1,8 @@
-"""What C decoders print to stderr in a decoder process reaches the indexer as notes on that
-file (named, logged), not as anonymous lines on the user's terminal."""
+"""Decoder output and decoder failures, said under the file they are about: what C decoders
+print to stderr in a decoder process reaches the indexer as notes on that file (named, logged),
+not as anonymous lines on the user's terminal; a pool whose processes cannot start fails its
+files instead of respawning forever; libsndfile's misleading reasons are translated for every
+decode path."""
 from __future__ import annotations
 
 import logging
@@ -9,8 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from indexer import build_index
 from engine.segments import SegmentPolicy
+from indexer import build_index
 from indexer.decode import DecodeJob, DecodePool, FileFailed, StderrCapture
 from tests.conftest import tone, write
 from tests.index_fakes import FakeModel
