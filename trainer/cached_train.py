@@ -236,10 +236,9 @@ class TextBank:
         new = [t for t in dict.fromkeys(texts) if t not in self.index]
         if not new:
             return
-        chunks = [self.tower.forward(new[i:i + 128]) for i in range(0, len(new), 128)]
         base = len(self.index)
         self.index.update({t: base + i for i, t in enumerate(new)})
-        self.vectors = torch.cat([self.vectors, torch.cat(chunks).float()])
+        self.vectors = torch.cat([self.vectors, self.tower.encode_many(new).float()])
         if self.path:
             from engine.towers.minilm import weights_id
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -295,8 +295,7 @@ class SoundsiftClap(nn.Module):
         was_training = self.training
         self.eval()
         # MiniLM vectors are unit length; several templates average them (one stays as it is)
-        per_template = [torch.cat([self.text.forward(texts[i:i + 128]) for i in range(0, len(texts), 128)])
-                        for texts in self.class_texts()]
+        per_template = [self.text.encode_many(texts) for texts in self.class_texts()]
         emb = per_template[0] if len(per_template) == 1 else torch.stack(per_template).mean(0)
         n = emb.shape[0]
         if self.config.space == "audioset":
@@ -309,9 +308,7 @@ class SoundsiftClap(nn.Module):
             self.log_text_temperature.fill_(math.log(self.config.text_temperature))
             if self.mix_class_table is not None:
                 from engine.towers.yamnet import class_names
-                names = list(class_names())
-                self.mix_class_table.copy_(torch.cat([self.text.forward(names[i:i + 128])
-                                                      for i in range(0, len(names), 128)]))
+                self.mix_class_table.copy_(self.text.encode_many(class_names()))
         else:
             self.class_proj.weight.copy_(emb.T)
         self._zero_extra_branches()

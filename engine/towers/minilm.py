@@ -102,3 +102,9 @@ class MiniLMTextTower(nn.Module):
             out = self.encoder(**batch)
             pooled = mean_pool(out.last_hidden_state, batch["attention_mask"])
         return nn.functional.normalize(pooled, dim=-1)
+
+    def encode_many(self, texts: Sequence[str], chunk_size: int = 128) -> torch.Tensor:
+        """:meth:`forward` over many texts, ``chunk_size`` at a time (bounded memory; each chunk
+        is padded to its own longest text), concatenated in order."""
+        texts = list(texts)
+        return torch.cat([self.forward(texts[i:i + chunk_size]) for i in range(0, len(texts), chunk_size)])
