@@ -6,6 +6,7 @@ Every failure becomes :class:`~engine.errors.UnreadableAudio` naming the file an
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ AUDIO_EXTENSIONS = frozenset({
 })
 
 BLOCK_SECONDS = 20.0
+
+log = logging.getLogger(__name__)
 
 
 def audio_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -104,10 +107,15 @@ def _short(e: BaseException) -> str:
 
 
 def iter_blocks(path: str | Path, target_sr: int, *, block_seconds: float = BLOCK_SECONDS,
-                stats: dict[str, float] | None = None) -> Iterator[np.ndarray]:
+                stats: dict[str, float] | None = None,
+                notes: list[str] | None = None) -> Iterator[np.ndarray]:
     """Yield mono float32 blocks of ``path`` resampled to ``target_sr``.
 
-    ``stats`` (optional) accumulates seconds spent in "decode" and "resample".
+    ``stats`` (optional) accumulates seconds spent in "decode" and "resample". A stream
+    that breaks off after some audio decoded (a truncated or damaged FLAC) ends where it
+    broke: the audio before the break is kept, and one line saying where and why goes to
+    ``notes`` when given, else to this module's logger as a warning. A stream that yields
+    nothing at all raises UnreadableAudio.
     """
     p = str(path)
     info = probe(p)
@@ -116,41 +124,99 @@ def iter_blocks(path: str | Path, target_sr: int, *, block_seconds: float = BLOC
                  if info.sample_rate != target_sr else None)
     total = 0
     t = time.perf_counter()
-    try:
-        with sf.SoundFile(p) as f:
-            while True:
-                data = f.read(block, dtype="float32", always_2d=True)
-                n = data.shape[0]
-                last = n < block
-                mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-                if n and not np.isfinite(mono).all():
-                    raise UnreadableAudio(p, "contains NaN or Inf samples")
-                now = time.perf_counter()
-                if stats is not None:
-                    stats["decode"] = stats.get("decode", 0.0) + now - t
-                t = now
-                if resampler is not None:
-                    mono = resampler.resample_chunk(np.ascontiguousarray(mono, dtype=np.float32), last=last)
-                    now = time.perf_counter()
-                    if stats is not None:
-                        stats["resample"] = stats.get("resample", 0.0) + now - t
-                    t = now
-                total += n
-                if mono.size:
-                    yield np.ascontiguousarray(mono, dtype=np.float32)
-                if last:
-                    break
-    except UnreadableAudio:
-        raise
-    except Exception as e:
-        raise UnreadableAudio(p, f"decoding failed after {total} frames ({_short(e)})") from e
+    for data, last in _read_blocks(p, info, block, notes):
+        n = data.shape[0]
+        mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+        if n and not np.isfinite(mono).all():
+            raise UnreadableAudio(p, "contains NaN or Inf samples")
+        now = time.perf_counter()
+        if stats is not None:
+            stats["decode"] = stats.get("decode", 0.0) + now - t
+        t = now
+        if resampler is not None:
+            mono = resampler.resample_chunk(np.ascontiguousarray(mono, dtype=np.float32), last=last)
+            now = time.perf_counter()
+            if stats is not None:
+                stats["resample"] = stats.get("resample", 0.0) + now - t
+            t = now
+        total += n
+        if mono.size:
+            yield np.ascontiguousarray(mono, dtype=np.float32)
     if total == 0:
         raise UnreadableAudio(p, "empty: the file holds no samples")
 
 
-def decode(path: str | Path, target_sr: int, stats: dict[str, float] | None = None) -> np.ndarray:
-    """The whole of ``path`` as one mono float32 array at ``target_sr``."""
-    blocks = list(iter_blocks(path, target_sr, stats=stats))
+#: read sizes (frames) when salvaging the audio before a break: each next size starts where
+#: the previous one failed, so the salvage reaches the last decodable frame in few reads
+SALVAGE_READS = (4096, 256, 16, 1)
+
+
+def _read_blocks(p: str, info: AudioInfo, block: int,
+                 notes: list[str] | None) -> Iterator[tuple[np.ndarray, bool]]:
+    """(frames × channels float32, is-last) blocks of ``p``, salvaging what precedes a break.
+
+    libsndfile fails a whole read when the stream breaks anywhere inside it, so after a
+    failed read the file is reopened at the same frame and read in small pieces up to the
+    break. Blocks are only yielded once read, so a break never duplicates or drops audio.
+    """
+    total = 0
+    try:
+        with sf.SoundFile(p) as f:
+            while True:
+                data = f.read(block, dtype="float32", always_2d=True)
+                total += data.shape[0]
+                last = data.shape[0] < block
+                yield data, last
+                if last:
+                    return
+    except Exception as e:
+        error = e
+    pieces = _salvage(p, total)
+    reason = _short(error)
+    kept = total + sum(x.shape[0] for x in pieces)
+    if kept == 0:
+        raise UnreadableAudio(p, f"decoding failed after 0 frames ({reason})") from error
+    for i, x in enumerate(pieces):
+        yield x, i == len(pieces) - 1
+    if not pieces:
+        yield np.zeros((0, info.channels), np.float32), True
+    message = (f"decoding stopped at {kept / info.sample_rate:.2f} s of {info.duration:.2f} s "
+               f"({reason}): keeping the audio before it")
+    if notes is not None:
+        notes.append(message)
+    else:
+        log.warning("%s: %s", p, message)
+
+
+def _salvage(p: str, start: int) -> list[np.ndarray]:
+    """The frames of ``p`` from ``start`` up to the last one that decodes.
+
+    The read that meets the break raises again (libsndfile then says only "Internal
+    psf_fseek() failed."); it ends that read size's pass, and the caller reports the
+    first failure's reason.
+    """
+    pieces: list[np.ndarray] = []
+    at = start
+    for size in SALVAGE_READS:
+        try:
+            with sf.SoundFile(p) as f:
+                f.seek(at)
+                while True:
+                    x = f.read(size, dtype="float32", always_2d=True)
+                    if x.shape[0]:
+                        pieces.append(x)
+                        at += x.shape[0]
+                    if x.shape[0] < size:
+                        return pieces          # the end of the stream after all
+        except Exception:  # the break itself: try smaller reads from here, then stop
+            continue
+    return pieces
+
+
+def decode(path: str | Path, target_sr: int, stats: dict[str, float] | None = None,
+           notes: list[str] | None = None) -> np.ndarray:
+    """The whole of ``path`` as one mono float32 array at ``target_sr`` (``notes``: as :func:`iter_blocks`)."""
+    blocks = list(iter_blocks(path, target_sr, stats=stats, notes=notes))
     out = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
     if out.size == 0:
         raise UnreadableAudio(str(path), "no samples left after resampling")
@@ -158,10 +224,12 @@ def decode(path: str | Path, target_sr: int, stats: dict[str, float] | None = No
 
 
 def iter_segments(path: str | Path, target_sr: int, policy: SegmentPolicy,
-                  stats: dict[str, float] | None = None) -> Iterator[Segment]:
+                  stats: dict[str, float] | None = None,
+                  notes: list[str] | None = None) -> Iterator[Segment]:
     """Stream ``path`` and yield its segments by :func:`engine.segments.segment_bounds`.
 
     Only about one window of audio is held at a time, whatever the file's length.
+    ``stats`` and ``notes``: as :func:`iter_blocks`.
     """
     win = policy.window_samples(target_sr)
     hop = policy.hop_samples(target_sr)
@@ -169,7 +237,7 @@ def iter_segments(path: str | Path, target_sr: int, policy: SegmentPolicy,
     buf_start = 0          # sample offset of buf[0] in the stream
     next_start = 0         # start of the next regular window
     last_end = 0           # end of the last emitted segment
-    for block in iter_blocks(path, target_sr, stats=stats):
+    for block in iter_blocks(path, target_sr, stats=stats, notes=notes):
         buf = np.concatenate([buf, block])
         while next_start + win <= buf_start + len(buf):
             a = next_start - buf_start

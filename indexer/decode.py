@@ -83,12 +83,13 @@ def default_workers() -> int:
 def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iterator[DecodeEvent]:
     """All events of one file, decoded in this process. Never raises for a bad file."""
     stats: dict[str, float] = {}
+    notes: list[str] = []
     n = 0
     end = 0.0
     try:
         _check_openable(job.path)
         info = probe(job.path)
-        for seg in iter_segments(job.path, sample_rate, policy, stats=stats):
+        for seg in iter_segments(job.path, sample_rate, policy, stats=stats, notes=notes):
             yield SegmentReady(job.job, n, seg.start, seg.end, seg.waveform)
             n += 1
             end = max(end, seg.end)
@@ -98,8 +99,7 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
     except Exception as e:  # a decoder bug must fail one file, not the run
         yield FileFailed(job.job, f"decoding failed: {type(e).__name__}: {e}", stats)
         return
-    notes = []
-    if end < 0.98 * info.duration - 0.05:
+    if not notes and end < 0.98 * info.duration - 0.05:  # a stop note already says where it ended
         notes.append(f"shorter than its header says ({end:.2f} s of {info.duration:.2f} s; truncated?): "
                      "indexing the audio that decodes")
     yield FileDecoded(job.job, info, n, end, stats, notes)

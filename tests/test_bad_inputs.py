@@ -6,8 +6,10 @@ Choices made here (and what the tests pin):
 * the container is sniffed, not trusted from the name: a FLAC or an OGG named .wav is
   indexed as what it is;
 * a header that promises more audio than the file holds (truncated WAV, absurd data
-  size) indexes the audio that decodes, with a warning; a compressed stream cut in the
-  middle (truncated FLAC) fails: its decoder stops with an error;
+  size) indexes the audio that decodes, with a warning; so does a compressed stream cut
+  in the middle (truncated FLAC), whose decoder stops with an error: the audio before
+  the cut is kept (test_index_build checks the warning); a FLAC cut before its first
+  audio frame fails;
 * a folder named like audio (x.wav) is walked like any folder;
 * a symbolic link to a file of the library indexes the file once, under its real path.
 """
@@ -105,8 +107,11 @@ def build_corpus(lib: Path) -> dict[str, tuple[str, str]]:
     y = noise(1.0, 16000, seed=2)
     y[-1] = -np.inf
     write(add("Inf float wav", "inf.wav", "Inf"), y, 16000, subtype="FLOAT")
-    flac = write(add("truncated flac", "trunc.flac", "decoding failed"), noise(3.0, 44100, seed=3), 44100)
+    flac = write(add("truncated flac", "trunc.flac", GOOD), noise(3.0, 44100, seed=3), 44100)
     flac.write_bytes(flac.read_bytes()[: flac.stat().st_size // 2])
+    flac = write(add("flac cut before its first frame", "stub.flac", "decoding failed after 0 frames"),
+                 noise(3.0, 44100, seed=3), 44100)
+    flac.write_bytes(flac.read_bytes()[:200])
     add("broken symlink", "dangling.wav", "broken symbolic link").symlink_to(lib / "nowhere.wav")
     a, b = add("symlink loop", "loop_a.wav", "symbolic link loop"), lib / "loop_b.wav"
     a.symlink_to(b)

@@ -2,7 +2,8 @@
 print to stderr in a decoder process reaches the indexer as notes on that file (named, logged),
 not as anonymous lines on the user's terminal; a pool whose processes cannot start fails its
 files instead of respawning forever; libsndfile's misleading reasons are translated for every
-decode path."""
+decode path; a stream that breaks off (a truncated FLAC) keeps the audio before the break and says
+where it stopped."""
 from __future__ import annotations
 
 import logging
@@ -91,3 +92,62 @@ def test_unrecognised_and_empty_files_are_named_as_such_outside_the_indexer_too(
     with pytest.raises(UnreadableAudio) as caught:     # a file that is not there keeps libsndfile's reason
         decode(tmp_path / "missing.mp3", 16000)
     assert "format not recognised" not in caught.value.reason
+
+
+def _truncated_flac(path, seconds: float = 3.0):
+    """A 44.1 kHz noise FLAC cut to half its bytes (as an interrupted copy leaves it), and the original."""
+    x = (0.1 * np.random.default_rng(3).standard_normal(int(seconds * 44100))).astype(np.float32)
+    sf.write(str(path), x, 44100)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path, x
+
+
+def test_a_truncated_flac_decodes_up_to_the_cut_and_says_where_it_stopped(tmp_path, caplog):
+    from engine.audio import decode, iter_blocks
+
+    path, x = _truncated_flac(tmp_path / "cut.flac")
+    with pytest.raises(sf.LibsndfileError):       # what libsndfile does with it in one read
+        sf.read(str(path))
+    notes: list[str] = []
+    y = decode(path, 44100, notes=notes)
+    # up to the last frame before the cut (half the file's bytes, 1.49 s of noise), and sample
+    # for sample the original
+    whole = 0
+    with sf.SoundFile(str(path)) as f:
+        with pytest.raises(sf.LibsndfileError):
+            while f.read(1).shape[0]:
+                whole += 1
+    assert 0.4 * len(x) < whole == len(y)
+    np.testing.assert_allclose(y, x[: len(y)], atol=1e-4)
+    assert len(notes) == 1
+    assert notes[0].startswith(f"decoding stopped at {len(y) / 44100:.2f} s of 3.00 s (")
+    assert notes[0].endswith("): keeping the audio before it")
+    # the break inside a later block: the blocks before it are not read twice or lost
+    small = np.concatenate(list(iter_blocks(path, 44100, block_seconds=0.1, notes=[])))
+    np.testing.assert_array_equal(small, y)
+    # without a notes list the same line goes to the log, naming the file
+    with caplog.at_level(logging.WARNING, logger="engine.audio"):
+        assert len(decode(path, 16000)) > 0
+    assert [r.getMessage() for r in caplog.records if r.name == "engine.audio"] == [f"{path}: {notes[0]}"]
+
+
+def test_the_indexer_keeps_a_truncated_flac_with_one_warning(tmp_path, caplog):
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from engine.catalog import SegmentRow, open_catalog
+    from engine.layout import IndexLayout
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    path, _ = _truncated_flac(lib / "cut.flac")
+    with caplog.at_level(logging.WARNING, logger="indexer.runner"):
+        summary = build_index([lib], tmp_path / "idx", FakeModel(), workers=1, progress=False)
+    assert (summary.added, summary.failed) == (1, 0)
+    warned = [r.getMessage() for r in caplog.records if r.name == "indexer.runner"]
+    assert len(warned) == 1 and warned[0].startswith(f"{path}: decoding stopped at ")
+    eng = open_catalog(IndexLayout(tmp_path / "idx").catalog)
+    with Session(eng) as s:
+        ends = [seg.end for seg in s.scalars(select(SegmentRow))]
+    eng.dispose()
+    assert 1.2 < max(ends) < 1.5

@@ -55,8 +55,8 @@ def make_bad(lib: Path) -> dict[str, str]:
     (lib / "bad" / "text.wav").write_text("this is not audio\n")
     (lib / "bad" / "empty.wav").write_bytes(b"")
     (lib / "bad" / "zero.mp3").write_bytes(b"")
-    flac = write(lib / "bad" / "trunc.flac", noise(3.0, 44100, seed=4), 44100)
-    flac.write_bytes(flac.read_bytes()[: flac.stat().st_size // 2])
+    flac = write(lib / "bad" / "stub.flac", noise(3.0, 44100, seed=4), 44100)
+    flac.write_bytes(flac.read_bytes()[:200])       # cut before its first audio frame
     x = noise(1.0, 16000, seed=5)
     x[100] = np.nan
     write(lib / "bad" / "nan.wav", x, 16000, subtype="FLOAT")
@@ -65,7 +65,7 @@ def make_bad(lib: Path) -> dict[str, str]:
     write(lib / "bad" / "inf.wav", y, 16000, subtype="FLOAT")
     write(lib / "bad" / "noframes.wav", np.zeros(0, np.float32), 16000)
     return {"text.wav": "not readable", "empty.wav": "0 bytes", "zero.mp3": "0 bytes",
-            "trunc.flac": "decoding failed", "nan.wav": "NaN", "inf.wav": "Inf",
+            "stub.flac": "decoding failed", "nan.wav": "NaN", "inf.wav": "Inf",
             "noframes.wav": "empty"}
 
 
