@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -182,10 +183,18 @@ def test_the_trainer_key_selects_the_config_class(tmp_path):
         CachedTrainConfig.from_file(cached_toml)
 
 
-@pytest.mark.parametrize("settings", [{"minilm_mix": 0.2}, {"space": "audioset", "minilm_mix": 1.0}])
-def test_a_minilm_mix_outside_the_audioset_space_or_range_is_refused(tmp_path, settings):
-    with pytest.raises(InvalidConfig, match=r"minilm_mix must be in \[0, 1\) and needs space 'audioset'"):
-        CachedTrainConfig.from_file(_config(tmp_path, **settings))
+@pytest.mark.parametrize("settings, message", [
+    ({"minilm_mix": 0.2}, "config minilm_mix needs space 'audioset'"),
+    ({"space": "audioset", "minilm_mix": 1.0}, r"config minilm_mix must be in \[0, 1\), not 1.0"),
+    ({"space": "audioset", "text_temperature": 0}, "config text_temperature must be > 0, not 0"),
+    ({"class_text_template": "{label}"}, "config class_text_template '{label}' may only use"),
+])
+def test_a_config_the_model_would_refuse_is_refused_when_read(tmp_path, settings, message):
+    """The model config's own check runs when a cached config is read, so a bad setting stops the
+    run before any feature is computed, with the config file's name in front."""
+    path = _config(tmp_path, **settings)
+    with pytest.raises(InvalidConfig, match=f"^{re.escape(str(path))}: {message}"):
+        CachedTrainConfig.from_file(path)
 
 
 def test_soundsift_fast_is_the_base_recipe_without_the_aisfx_branch():

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.errors import InvalidConfig
+from engine.errors import InvalidConfig, ModelUnavailable
 from engine.outputs import output_folder
 from engine.zeroshot import DEFAULT_TEMPLATE
 from trainer.augment import AugmentConfig
@@ -149,9 +149,10 @@ class CachedTrainConfig:
             raise InvalidConfig(f"{path}: space {cfg.space!r} is not 'minilm' or 'audioset'")
         if cfg.steps < 0:
             raise InvalidConfig(f"{path}: steps must be ≥ 0, not {cfg.steps}")
-        if not 0 <= cfg.minilm_mix < 1 or (cfg.minilm_mix and cfg.space != "audioset"):
-            raise InvalidConfig(f"{path}: minilm_mix must be in [0, 1) and needs space 'audioset' "
-                                f"(got {cfg.minilm_mix} in space {cfg.space!r})")
+        try:        # the model's own rules (minilm_mix, text_temperature, templates …), before any work
+            model_config(cfg).check()
+        except ModelUnavailable as e:
+            raise InvalidConfig(f"{path}: {e}") from e
         return cfg
 
     def augment_config(self) -> AugmentConfig:
@@ -259,19 +260,26 @@ def class_prior(cache: FeatureCache) -> np.ndarray:
     return cache.posteriors[clean if clean.any() else slice(None)].mean(0)
 
 
-def build_module(cfg: CachedTrainConfig, prior: np.ndarray | None = None):
-    """A baseline-initialised SoundsiftClap with the variant's branches (unfused) in ``cfg.space``."""
-    from engine.models.soundsift_clap import SoundsiftClap, SoundsiftClapConfig
+def model_config(cfg: CachedTrainConfig):
+    """The SoundsiftClapConfig a cached run trains and saves: the variant's branches, unfused, in ``cfg.space``."""
+    from engine.models.soundsift_clap import SoundsiftClapConfig
     from engine.towers import yamnet
 
     branches = VARIANTS[cfg.variant]
     space = {"space": cfg.space, "dim": yamnet.NUM_CLASSES, "class_prior_power": cfg.class_prior_power,
-             "text_temperature": cfg.text_temperature, "minilm_mix": cfg.minilm_mix} if cfg.space == "audioset" else {}
-    config = SoundsiftClapConfig(use_yamnet_embedding=branches["embedding"], use_aisfx=branches["aisfx"],
-                                 aisfx_trainable=False, fusion=False, text_adapter=cfg.text_adapter,
-                                 class_text_template=cfg.class_text_template,
-                                 yamnet_min_peak_db=cfg.yamnet_min_peak_db, **space)
-    module = SoundsiftClap(config, aisfx_weights=cfg.aisfx_weights if branches["aisfx"] else None)
+             "text_temperature": cfg.text_temperature} if cfg.space == "audioset" else {}
+    return SoundsiftClapConfig(use_yamnet_embedding=branches["embedding"], use_aisfx=branches["aisfx"],
+                               aisfx_trainable=False, fusion=False, text_adapter=cfg.text_adapter,
+                               class_text_template=cfg.class_text_template, minilm_mix=cfg.minilm_mix,
+                               yamnet_min_peak_db=cfg.yamnet_min_peak_db, **space)
+
+
+def build_module(cfg: CachedTrainConfig, prior: np.ndarray | None = None):
+    """A baseline-initialised SoundsiftClap with the variant's branches (unfused) in ``cfg.space``."""
+    from engine.models.soundsift_clap import SoundsiftClap
+
+    branches = VARIANTS[cfg.variant]
+    module = SoundsiftClap(model_config(cfg), aisfx_weights=cfg.aisfx_weights if branches["aisfx"] else None)
     module.init_baseline(prior)
     if not branches["class"]:
         with torch.no_grad():
