@@ -43,3 +43,20 @@ def test_console_script_entry_point_starts():
     assert out.returncode == 0, out.stderr
     for name in ("index", "search", "similar", "tag", "info"):
         assert name in out.stdout
+
+
+@pytest.mark.parametrize("command", ALL)
+def test_help_paragraphs_reflow_to_the_terminal(command):
+    """A docstring's paragraph is wrapped to the terminal, not at its source line breaks: on a
+    wide terminal each paragraph of the command's own description is one line."""
+    cmd = typer.main.get_command(app)
+    for name in command.split():
+        cmd = cmd.commands[name]
+    doc = (cmd.help or "").strip()
+    paragraphs = [" ".join(p.split()) for p in doc.split("\n\n") if p.strip()]
+    result = CliRunner().invoke(app, [*command.split(), "--help"], env={"COLUMNS": "1000"})
+    assert result.exit_code == 0, result.output
+    lines = {" ".join(line.strip(" │").split()) for line in result.output.splitlines()}
+    for paragraph in paragraphs:
+        plain = paragraph.replace("`", "")          # Markdown code spans are shown without backticks
+        assert plain in lines, (command, paragraph)

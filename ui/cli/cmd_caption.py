@@ -50,10 +50,12 @@ def caption_command(
     json_out: bool = typer.Option(False, "--json", help="Print the captioned files as JSON on stdout."),
     verbose: VerboseOption = False,
 ) -> None:
-    """Tag unlabeled audio (YAMNet AudioSet tags and/or zero-shot tags), turn the tags into
-    captions, write a training manifest, and store tags and captions in an index. With --index,
-    the run holds the index's writer lock, as `soundsift index` does: it fails at once when
-    another process is writing that index."""
+    """Caption unlabeled audio from its tags (BLAT) and write a training manifest.
+
+    Tags come from YAMNet (AudioSet classes) and/or the model's zero-shot labels. With --index,
+    tags and captions are also stored in that index's catalog; the run then holds the index's
+    writer lock, as `soundsift index` does: it fails at once when another process is writing
+    that index."""
     setup_logging(verbose)
     from contextlib import AbstractContextManager, nullcontext
 

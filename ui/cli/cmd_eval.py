@@ -8,7 +8,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 
 from engine.zeroshot import DEFAULT_TEMPLATE, LABEL_QUERY_TEMPLATE
-from ui.cli.app import app
+from ui.cli.app import MARKUP, app
 from ui.cli.common import (MODEL_HELP, VerboseOption, err_console, out_console, print_json, reports_errors,
                            setup_logging)
 
@@ -16,6 +16,7 @@ eval_app = typer.Typer(
     help="Measure a model: caption retrieval (Clotho, AudioCaps, manifests) and zero-shot "
          "classification (ESC-50, UrbanSound8K, audio/label CSVs).",
     no_args_is_help=True,
+    rich_markup_mode=MARKUP,
 )
 app.add_typer(eval_app, name="eval")
 

@@ -31,8 +31,10 @@ def train_command(
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
     verbose: VerboseOption = False,
 ) -> None:
-    """Train on the config's datasets; writes checkpoints, log.jsonl and OUT/model (a model folder
-    that --model and load_model accept). A config with "trainer": "cached-features" (e.g.
+    """Train a model from a config; the result is a model folder --model accepts.
+
+    A training-loop config writes checkpoints, log.jsonl and OUT/model (a model folder that
+    --model and load_model accept). A config with "trainer": "cached-features" (e.g.
     trainer/configs/soundsift_base.json) trains soundsift-base's projections on cached frozen
     features instead and writes the model folder to OUT (default: the config's "out")."""
     setup_logging(verbose)
