@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -18,6 +19,7 @@ import soundfile as sf
 import soxr
 
 from engine.errors import InvalidQuery, UnreadableAudio
+from engine.stderr_capture import StderrCapture, summarised
 from engine.segments import SegmentPolicy
 
 #: extensions scanned by the indexer: the containers libsndfile reads
@@ -106,6 +108,41 @@ def _short(e: BaseException) -> str:
     return text[:200]
 
 
+_relaying = 0          # > 0 inside relaying_decoder_output()
+
+
+@contextmanager
+def relaying_decoder_output() -> Iterator[None]:
+    """Inside this context, what C decoders print to stderr while a file is read (libmpg123's
+    "Note: Illegal Audio-MPEG-Header …") is said under that file's name — its ``notes``, or
+    this module's log (a warning for a file that decoded, debug detail for one that failed) —
+    instead of as anonymous lines on the terminal.
+
+    stderr (fd 2) is process-wide and is redirected during each libsndfile call: use it where
+    no other thread writes to stderr meanwhile (the command-line commands that decode in their
+    own process; the indexer's decoder processes capture their stderr themselves).
+    """
+    global _relaying
+    _relaying += 1
+    try:
+        yield
+    finally:
+        _relaying -= 1
+
+
+@contextmanager
+def _heard(lines: list[str] | None) -> Iterator[None]:
+    """Capture fd 2 during the block into ``lines`` (nothing when ``lines`` is None)."""
+    if lines is None:
+        yield
+        return
+    with StderrCapture() as captured:
+        try:
+            yield
+        finally:
+            lines.extend(captured.take_lines())
+
+
 def iter_blocks(path: str | Path, target_sr: int, *, block_seconds: float = BLOCK_SECONDS,
                 stats: dict[str, float] | None = None,
                 notes: list[str] | None = None) -> Iterator[np.ndarray]:
@@ -115,16 +152,35 @@ def iter_blocks(path: str | Path, target_sr: int, *, block_seconds: float = BLOC
     that breaks off after some audio decoded (a truncated or damaged FLAC) ends where it
     broke: the audio before the break is kept, and one line saying where and why goes to
     ``notes`` when given, else to this module's logger as a warning. A stream that yields
-    nothing at all raises UnreadableAudio.
+    nothing at all raises UnreadableAudio. Inside :func:`relaying_decoder_output`, what the
+    C decoders print meanwhile is said the same way.
     """
     p = str(path)
-    info = probe(p)
+    heard: list[str] | None = [] if _relaying else None
+    try:
+        yield from _decoded_blocks(p, target_sr, block_seconds, stats, notes, heard)
+    except Exception:
+        for line in summarised(heard or []):
+            log.debug("%s: the decoder also said: %s", p, line)
+        raise
+    for line in summarised(heard or []):
+        if notes is not None:
+            notes.append(line)
+        else:
+            log.warning("%s: %s", p, line)
+
+
+def _decoded_blocks(p: str, target_sr: int, block_seconds: float, stats: dict[str, float] | None,
+                    notes: list[str] | None, heard: list[str] | None) -> Iterator[np.ndarray]:
+    """:func:`iter_blocks` itself; ``heard`` collects decoder output when it is a list."""
+    with _heard(heard):
+        info = probe(p)
     block = max(1024, int(block_seconds * info.sample_rate))
     resampler = (soxr.ResampleStream(info.sample_rate, target_sr, 1, dtype="float32", quality="HQ")
                  if info.sample_rate != target_sr else None)
     total = 0
     t = time.perf_counter()
-    for data, last in _read_blocks(p, info, block, notes):
+    for data, last in _read_blocks(p, info, block, notes, heard):
         n = data.shape[0]
         mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
         if n and not np.isfinite(mono).all():
@@ -151,8 +207,8 @@ def iter_blocks(path: str | Path, target_sr: int, *, block_seconds: float = BLOC
 SALVAGE_READS = (4096, 256, 16, 1)
 
 
-def _read_blocks(p: str, info: AudioInfo, block: int,
-                 notes: list[str] | None) -> Iterator[tuple[np.ndarray, bool]]:
+def _read_blocks(p: str, info: AudioInfo, block: int, notes: list[str] | None,
+                 heard: list[str] | None) -> Iterator[tuple[np.ndarray, bool]]:
     """(frames × channels float32, is-last) blocks of ``p``, salvaging what precedes a break.
 
     libsndfile fails a whole read when the stream breaks anywhere inside it, so after a
@@ -161,9 +217,12 @@ def _read_blocks(p: str, info: AudioInfo, block: int,
     """
     total = 0
     try:
-        with sf.SoundFile(p) as f:
+        with _heard(heard):
+            f = sf.SoundFile(p)
+        with f:
             while True:
-                data = f.read(block, dtype="float32", always_2d=True)
+                with _heard(heard):
+                    data = f.read(block, dtype="float32", always_2d=True)
                 total += data.shape[0]
                 last = data.shape[0] < block
                 yield data, last
@@ -171,7 +230,8 @@ def _read_blocks(p: str, info: AudioInfo, block: int,
                     return
     except Exception as e:
         error = e
-    pieces = _salvage(p, total)
+    with _heard(heard):
+        pieces = _salvage(p, total)
     reason = _short(error)
     kept = total + sum(x.shape[0] for x in pieces)
     if kept == 0:

@@ -20,8 +20,6 @@ import logging
 import multiprocessing as mp
 import os
 import queue
-import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Union
@@ -30,6 +28,7 @@ import numpy as np
 
 from engine.audio import AudioInfo, iter_segments, probe
 from engine.errors import UnreadableAudio
+from engine.stderr_capture import StderrCapture
 from engine.segments import SegmentPolicy
 
 log = logging.getLogger(__name__)
@@ -178,45 +177,6 @@ def _worker_main(tasks: "mp.Queue", results: "mp.Queue", sample_rate: int,
                 if isinstance(event, (FileDecoded, FileFailed)):
                     event.notes.extend(stderr.take())
                 results.put(("event", pid, event))
-
-
-class StderrCapture:
-    """Everything written to file descriptor 2 (by C libraries too) goes to a temporary file
-    until the context ends; :meth:`take` returns and clears what arrived since the last call.
-
-    On leaving (an error included) the real stderr comes back and whatever was not taken is
-    written to it, so nothing is lost: a worker's traceback still reaches the terminal.
-    """
-
-    MAX_LINES = 6
-
-    def __enter__(self) -> "StderrCapture":
-        sys.stderr.flush()
-        self._file = tempfile.TemporaryFile(buffering=0)
-        self._saved = os.dup(2)
-        os.dup2(self._file.fileno(), 2)
-        return self
-
-    def take(self) -> list[str]:
-        """The distinct non-empty lines written since the last call (at most MAX_LINES, then a count)."""
-        sys.stderr.flush()
-        self._file.seek(0)
-        text = self._file.read().decode("utf-8", "replace")
-        self._file.seek(0)
-        self._file.truncate()
-        lines = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
-        if len(lines) > self.MAX_LINES:
-            lines = lines[:self.MAX_LINES] + [f"(… {len(lines) - self.MAX_LINES} more lines)"]
-        return lines
-
-    def __exit__(self, *exc: object) -> None:
-        left = self.take()
-        os.dup2(self._saved, 2)
-        os.close(self._saved)
-        self._file.close()
-        if left:
-            sys.stderr.write("\n".join(left) + "\n")
-            sys.stderr.flush()
 
 
 # --- parent side ---------------------------------------------------------------------

@@ -224,3 +224,19 @@ def test_tag_files_needs_exactly_one_of_model_and_index(tiny_clap_dir):  # noqa:
 
     with pytest.raises(InvalidQuery, match="not both and not neither"):
         tag_files([], ["a"])
+
+
+@pytest.mark.parametrize("command", ["similar", "tag"])
+def test_decoder_chatter_is_logged_under_the_file_not_left_on_the_terminal(indexed, tmp_path, tiny_clap_dir,
+                                                                            capfd, command):
+    """An MP3 with junk after its last frame makes libmpg123 print a warning on fd 2; the
+    command logs it under the file's name instead (tests/test_decoder_notes.py shows the line)."""
+    padded = write(tmp_path / "padded.mp3", tone(440, 2.0, 44100), 44100)
+    padded.write_bytes(padded.read_bytes() + bytes(padded.stat().st_size))
+    extra = ["--index", indexed[1]] if command == "similar" else ["-m", tiny_clap_dir, "--labels", "dog,rain"]
+    capfd.readouterr()
+    result = run(command, padded, *extra, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert capfd.readouterr().err == ""                       # nothing anonymous on fd 2
+    logged = [line for line in result.stderr.splitlines() if "Xing" in line]
+    assert logged and all(line.startswith(f"WARNING engine.audio: {padded}: ") for line in logged)

@@ -14,8 +14,9 @@ import pytest
 import soundfile as sf
 
 from engine.segments import SegmentPolicy
+from engine.stderr_capture import StderrCapture
 from indexer import build_index
-from indexer.decode import DecodeJob, DecodePool, FileFailed, StderrCapture
+from indexer.decode import DecodeJob, DecodePool, FileFailed
 from tests.conftest import tone, write
 from tests.index_fakes import FakeModel
 
@@ -151,3 +152,32 @@ def test_the_indexer_keeps_a_truncated_flac_with_one_warning(tmp_path, caplog):
         ends = [seg.end for seg in s.scalars(select(SegmentRow))]
     eng.dispose()
     assert 1.2 < max(ends) < 1.5
+
+
+def test_relaying_says_in_process_decoder_output_under_the_file(tmp_path, capfd, caplog):
+    """`soundsift similar`, `tag` and `caption` decode in their own process: inside
+    relaying_decoder_output libmpg123's lines are logged under the file, not left on the terminal."""
+    from engine.audio import decode, relaying_decoder_output
+    from engine.errors import UnreadableAudio
+
+    padded = write(tmp_path / "padded.mp3", tone(440, 2.0, 44100), 44100)
+    padded.write_bytes(padded.read_bytes() + bytes(padded.stat().st_size))
+    bad = tmp_path / "noise.mp3"
+    bad.write_bytes(np.random.default_rng(0).bytes(5000))
+    decode(padded, 16000)
+    said = capfd.readouterr().err.strip()
+    assert said                                   # unrelayed, libmpg123 speaks on the terminal, unattributed
+    lines = list(dict.fromkeys(said.splitlines()))      # (the same line, once per libsndfile call)
+    with relaying_decoder_output(), caplog.at_level(logging.DEBUG, logger="engine.audio"):
+        decode(padded, 16000)
+        with pytest.raises(UnreadableAudio):
+            decode(bad, 16000)
+        notes: list[str] = []
+        decode(padded, 16000, notes=notes)
+    assert capfd.readouterr().err == ""
+    records = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "engine.audio"]
+    assert [m for lvl, m in records if lvl == logging.WARNING] == [f"{padded}: {line}" for line in lines]
+    assert notes == lines                                         # given a notes list, the lines go there, once
+    assert any(lvl == logging.DEBUG and m.startswith(f"{bad}: the decoder also said: ") for lvl, m in records)
+    decode(padded, 16000)                                          # the relay ends with its context
+    assert capfd.readouterr().err.strip() == said

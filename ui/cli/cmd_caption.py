@@ -7,8 +7,8 @@ from typing import List, Optional
 import typer
 
 from ui.cli.app import app
-from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, err_console, print_json, reports_errors,
-                           setup_logging)
+from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, err_console,
+                           print_json, relays_decoder_output, reports_errors, setup_logging)
 
 
 def _index_model(index: Optional[str]) -> Optional[str]:
@@ -31,6 +31,7 @@ def _index_model(index: Optional[str]) -> Optional[str]:
 
 @app.command("caption")
 @reports_errors
+@relays_decoder_output
 def caption_command(
     paths: List[Path] = typer.Argument(..., help="Audio files or folders (searched recursively)."),
     out: Path = typer.Option(Path("manifest.jsonl"), "--out", "-o", help="Training manifest to write (JSONL)."),

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ui.cli.app import app
-from ui.cli.common import IndexOption, VerboseOption, reports_errors, setup_logging
+from ui.cli.common import IndexOption, VerboseOption, relays_decoder_output, reports_errors, setup_logging
 from ui.cli.results import (AllSegmentsOption, FormatOption, IndexModelOption, MaxDurationOption, MinDurationOption,
                             PathPrefixOption, SampleRateOption, make_filters, show_hits)
 
@@ -16,6 +16,7 @@ log = logging.getLogger("soundsift.similar")
 
 @app.command("similar")
 @reports_errors
+@relays_decoder_output
 def similar_command(
     audio_file: Path = typer.Argument(..., help="An audio file: indexed (its stored vectors are "
                                                 "used) or not (it is embedded now)."),

@@ -9,14 +9,15 @@ import typer
 
 from engine.zeroshot import DEFAULT_TEMPLATE
 from ui.cli.app import app
-from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, out_console, print_json, reports_errors,
-                           setup_logging)
+from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, out_console,
+                           print_json, relays_decoder_output, reports_errors, setup_logging)
 
 TEMPLATE_HELP = "Prompt each label is put in; must contain {label}."
 
 
 @app.command("tag")
 @reports_errors
+@relays_decoder_output
 def tag_command(
     paths: List[Path] = typer.Argument(..., help="Audio files or folders (searched recursively)."),
     labels: Optional[str] = typer.Option(None, "--labels", "-l",

@@ -45,6 +45,19 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+def relays_decoder_output(fn: F) -> F:
+    """Run a command that decodes audio in its own process inside
+    :func:`engine.audio.relaying_decoder_output`: decoder libraries' stderr lines are logged
+    under the file they are about (warnings; debug detail for a file that failed)."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from engine.audio import relaying_decoder_output
+
+        with relaying_decoder_output():
+            return fn(*args, **kwargs)
+    return wrapper  # type: ignore[return-value]
+
+
 def reports_errors(fn: F) -> F:
     """Turn a SoundsiftError into one clear line on stderr and exit code 1."""
     @functools.wraps(fn)
