@@ -390,19 +390,41 @@ class SoundIndex:
 
     def search_audio(self, path_or_waveform: zeroshot.AudioInput, k: int = 10,
                      filters: Filters | None = None, per_file: bool = True,
-                     sample_rate: int | None = None) -> list[Hit]:
-        """Files most like the given audio (its segment vectors' mean, re-normalised)."""
-        return self._search_embedded(
-            lambda model: self._audio_vector(model, path_or_waveform, sample_rate), k, filters, per_file)
+                     sample_rate: int | None = None, start: float | None = None,
+                     end: float | None = None) -> list[Hit]:
+        """Files most like the given audio (its segment vectors' mean, re-normalised); with
+        ``start``/``end`` (seconds), like that part of it."""
+        if start is None and end is None:
+            return self._search_embedded(
+                lambda model: self._audio_vector(model, path_or_waveform, sample_rate), k, filters, per_file)
+
+        def embed(model: AudioTextModel) -> np.ndarray:
+            wave, rate = zeroshot.excerpt(model, path_or_waveform, sample_rate, start, end)
+            return self._audio_vector(model, wave, rate)
+        return self._search_embedded(embed, k, filters, per_file)
 
     def similar_to_file(self, path_or_file_id: str | Path | int, k: int = 10,
-                        filters: Filters | None = None, per_file: bool = True) -> list[Hit]:
-        """"More like this" for an indexed file, from its stored vectors (it comes first)."""
+                        filters: Filters | None = None, per_file: bool = True,
+                        start: float | None = None, end: float | None = None) -> list[Hit]:
+        """"More like this" for an indexed file, from its stored vectors (it comes first). With
+        ``start``/``end`` (seconds), more like that moment: only its segments overlapping it
+        are the query (a hit's ``start``/``end`` give the moment it matched)."""
+        zeroshot.check_span(start, end)
+
         def run(conn: Connection, snap: _Snapshot) -> list[Hit]:
             file_id = self._resolve_file(conn, path_or_file_id)
-            ids = snap.seg_ids[snap.seg_file == file_id]
+            mine = snap.seg_file == file_id
+            ids = snap.seg_ids[mine]
             if len(ids) == 0 or snap.index is None:
                 raise InvalidQuery(f"file {path_or_file_id} has no vectors in index {self.root}")
+            if start is not None or end is not None:
+                a, b = start or 0.0, np.inf if end is None else end
+                overlap = (snap.seg_end[mine] > a) & (snap.seg_start[mine] < b)
+                if not overlap.any():   # segments tile the file: only a start past its end is left
+                    path = conn.execute(select(File.path).where(File.id == file_id)).scalar()
+                    raise InvalidQuery(f"{path} is {float(snap.seg_end[mine].max()):.2f} s long; "
+                                       f"the start time {a:g} s is past its end")
+                ids = ids[overlap]
             if len(ids) > MAX_QUERY_SEGMENTS:
                 ids = ids[np.linspace(0, len(ids) - 1, MAX_QUERY_SEGMENTS).round().astype(int)]
             queries = snap.vectors(ids)

@@ -73,6 +73,42 @@ def _waveform_pieces(model: AudioTextModel, waveform: np.ndarray, sample_rate: i
     return [np.ascontiguousarray(x[a:b]) for a, b in bounds]
 
 
+def check_span(start: float | None, end: float | None) -> None:
+    """InvalidQuery unless ``start``/``end`` (seconds, either may be None) make a forward span."""
+    if start is not None and start < 0:
+        raise InvalidQuery(f"the start time must be ≥ 0 s, not {start:g}")
+    if end is not None and end <= 0:
+        raise InvalidQuery(f"the end time must be > 0 s, not {end:g}")
+    if start is not None and end is not None and end <= start:
+        raise InvalidQuery(f"the end time ({end:g} s) must come after the start time ({start:g} s)")
+
+
+def excerpt(model: AudioTextModel, audio: AudioInput, sample_rate: int | None,
+            start: float | None, end: float | None) -> tuple[np.ndarray, int]:
+    """The part of ``audio`` from ``start`` to ``end`` seconds (None: its start / its end) as a
+    mono waveform and its rate; a file is decoded at the model's rate. InvalidQuery when the
+    span starts past the end of the audio."""
+    check_span(start, end)
+    if isinstance(audio, (str, Path)):
+        from engine.audio import decode
+        if not Path(audio).is_file():
+            raise InvalidQuery(f"audio file {audio} does not exist")
+        wave, rate, name = decode(audio, int(model.sample_rate)), int(model.sample_rate), str(audio)
+    else:
+        if sample_rate is None:
+            raise InvalidQuery("a waveform query needs its sample_rate (Hz)")
+        wave = np.asarray(audio, dtype=np.float32)
+        if wave.ndim == 2:  # (samples, channels) → mono, as _waveform_pieces reads it
+            wave = wave.mean(axis=1) if wave.shape[0] >= wave.shape[1] else wave.mean(axis=0)
+        rate, name = int(sample_rate), "the example"
+    duration = len(wave) / rate
+    a = int(round((start or 0.0) * rate))
+    b = len(wave) if end is None else min(len(wave), int(round(end * rate)))
+    if a >= len(wave):
+        raise InvalidQuery(f"{name} is {duration:.2f} s long; the start time {start:g} s is past its end")
+    return np.ascontiguousarray(wave[a:b]), rate
+
+
 def audio_segment_vectors(model: AudioTextModel, audio: AudioInput, sample_rate: int | None = None,
                           policy: SegmentPolicy | None = None) -> np.ndarray:
     """Embeddings (n_segments, dim) of ``audio`` cut by the indexer's segment policy."""

@@ -132,6 +132,34 @@ def test_similar_unindexed_file_is_embedded(indexed, tmp_path):
     assert hits[0]["path"] == str(lib / "b" / "sweep.wav") and hits[0]["score"] >= 0.999
 
 
+def test_similar_to_a_moment_of_a_file(indexed, tmp_path):
+    """--start/--end: more like that part. long.wav (14 s) has segments 0–10 s and 4–14 s; a span
+    after 10 s overlaps only the second, one before 4 s only the first. A file outside the index
+    is cut to the span before it is embedded: 4–14 s of a copy is exactly the stored second segment."""
+    lib, index_dir = indexed
+    long = lib / "long.wav"
+
+    def top_segment(*args):
+        hits = json_out(run("similar", *args, "--index", index_dir, "-k", 3, "--all-segments", "--json"))
+        return hits[0]["path"], hits[0]["start"], hits[0]["end"], hits[0]["score"]
+
+    path, start, end, score = top_segment(long, "--start", "0:11")
+    assert (path, start, end) == (str(long), 4.0, 14.0) and score >= 0.999
+    path, start, end, score = top_segment(long, "--end", "3.5")
+    assert (path, start, end) == (str(long), 0.0, 10.0) and score >= 0.999
+    copy = tmp_path / "copy.wav"
+    copy.write_bytes(long.read_bytes())
+    path, start, end, score = top_segment(copy, "--start", "4", "--end", "0:14")
+    assert (path, start, end) == (str(long), 4.0, 14.0) and score >= 0.999
+    for target in (long, copy):
+        past = run("similar", target, "--index", index_dir, "--start", "20")
+        assert past.exit_code == 1 and f"{target} is 14.00 s long; the start time 20 s is past its end" in past.stderr
+    backwards = run("similar", long, "--index", index_dir, "--start", "5", "--end", "2")
+    assert backwards.exit_code == 1 and "must come after the start time" in backwards.stderr
+    nonsense = run("similar", long, "--index", index_dir, "--start", "1:75")
+    assert nonsense.exit_code == 2 and "is not a time" in nonsense.stderr
+
+
 def test_similar_missing_file(indexed, tmp_path):
     result = run("similar", tmp_path / "nope.wav", "--index", indexed[1])
     assert result.exit_code == 1 and "does not exist" in result.stderr

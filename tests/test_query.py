@@ -204,6 +204,25 @@ def test_search_audio_by_waveform_and_by_path(tone_index, tmp_path):
     assert index.search_audio(tone(440.0, 0.8, 22050), k=1, sample_rate=22050)[0].path == hits[0].path
 
 
+def test_search_audio_by_a_span_of_the_example(tone_index, tmp_path):
+    """start/end pick the part of the example that is the query: a 440 Hz second, then a
+    2 kHz second, found by each span alone, as a waveform and as a file."""
+    index, model = tone_index
+    low, high = model.band_of(440.0), model.band_of(2000.0)
+    assert low != high
+    wave = np.concatenate([tone(440.0, 1.0, 8000), tone(2000.0, 1.0, 8000)])
+    path = write(tmp_path / "two.wav", wave, 8000)
+    for audio, rate in ((wave, 8000), (path, None)):
+        first = index.search_audio(audio, k=1, sample_rate=rate, end=1.0)[0]
+        second = index.search_audio(audio, k=1, sample_rate=rate, start=1.0)[0]
+        assert (first.path, second.path) == (f"/tones/band{low:02d}.wav", f"/tones/band{high:02d}.wav")
+        assert second.score == pytest.approx(1.0, abs=1e-5)
+        with pytest.raises(InvalidQuery, match="is 2.00 s long; the start time 3 s is past its end"):
+            index.search_audio(audio, k=1, sample_rate=rate, start=3.0)
+        with pytest.raises(InvalidQuery, match="must come after"):
+            index.search_audio(audio, k=1, sample_rate=rate, start=1.5, end=0.5)
+
+
 def test_search_audio_rejects_bad_waveforms(tone_index):
     index, _ = tone_index
     with pytest.raises(InvalidQuery, match="sample_rate"):

@@ -144,7 +144,7 @@ def test_more_like_this_searches_by_that_file(app):
     assert len(more) == 5
     more[rank].click().run()
     no_exception(app)
-    assert heading(app).startswith("More like **rain_heavy.wav**")
+    assert heading(app).startswith("More like **rain_heavy.wav** ·")   # a 3 s file: all of it
     names = result_names(app)
     assert names[0] == "rain_heavy.wav" and len(names) == 5
     first = next(c.value for c in app.caption if "match " in c.value)
@@ -152,6 +152,25 @@ def test_more_like_this_searches_by_that_file(app):
     # back to the text search the address still holds
     next(b for b in app.button if b.label == "Back to text search").click().run()
     assert heading(app).startswith("Results for **sound**")
+
+
+def test_more_like_this_on_part_of_a_longer_file_searches_by_that_moment(app):
+    """thunder_far.wav is 12 s (segments 0–10 s and 2–12 s): its card shows and plays the
+    matched 10 s, so "more like this" searches by that moment (the engine's and the CLI's tests
+    check which segments that moment selects; here both hold the same noise)."""
+    app.query_params["q"] = "sound"
+    app.run()
+    names = result_names(app)
+    rank = names.index("thunder_far.wav")
+    match = [c.value for c in app.caption if "match " in c.value][rank]
+    span = match.split("match ")[1].split(" s ·")[0]                   # e.g. "2.0–12.0"
+    assert span in ("0.0–10.0", "2.0–12.0")
+    [b for b in app.button if b.label == "More like this"][rank].click().run()
+    no_exception(app)
+    assert heading(app).startswith(f"More like **thunder_far.wav** {span} s")
+    assert result_names(app)[0] == "thunder_far.wav"
+    first = next(c.value for c in app.caption if "match " in c.value)
+    assert "score 1.000" in first
 
 
 def test_more_like_this_respects_filters(app):

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, relays_decoder_output, reports_errors, setup_logging
 from ui.cli.results import (AllSegmentsOption, FormatOption, IndexModelOption, MaxDurationOption, MinDurationOption,
-                            PathPrefixOption, SampleRateOption, make_filters, show_hits)
+                            PathPrefixOption, SampleRateOption, clock, make_filters, parse_time, show_hits)
 
 log = logging.getLogger("soundsift.similar")
 
@@ -29,21 +30,30 @@ def similar_command(
     path_prefix: PathPrefixOption = None,
     formats: FormatOption = None,
     sample_rates: SampleRateOption = None,
+    start: Optional[str] = typer.Option(None, "--start", help="Only the part of AUDIO_FILE from this "
+                                        "time: seconds (83.5) or minutes:seconds (1:23.5), as matches are shown."),
+    end: Optional[str] = typer.Option(None, "--end", help="Only the part of AUDIO_FILE up to this time."),
     model: IndexModelOption = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """Files that sound like AUDIO_FILE. An indexed file comes first with score ≈ 1."""
+    """Files that sound like AUDIO_FILE, or like the part of it from --start to --end.
+
+    An indexed file comes first with score ≈ 1; its stored segment vectors are the query (with
+    --start/--end, those overlapping the span). A file not in the index is embedded now."""
     setup_logging(verbose)
     from engine.query import SoundIndex
 
     filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates)
     per_file = not all_segments
+    span = {"start": parse_time(start), "end": parse_time(end)}
     with SoundIndex.open(index, model=model) as sound_index:
         file_id = sound_index.file_id_for_path(audio_file)
         if file_id is not None:
             log.debug("%s is indexed (file id %d): using its stored vectors", audio_file, file_id)
-            hits = sound_index.similar_to_file(file_id, k=k, filters=filters, per_file=per_file)
+            hits = sound_index.similar_to_file(file_id, k=k, filters=filters, per_file=per_file, **span)
         else:
             log.info("%s is not in the index: embedding it", audio_file)
-            hits = sound_index.search_audio(str(audio_file), k=k, filters=filters, per_file=per_file)
-    show_hits(hits, json_out, f"similar to {audio_file.name}")
+            hits = sound_index.search_audio(str(audio_file), k=k, filters=filters, per_file=per_file, **span)
+    part = (f" {clock(span['start'] or 0.0)}–{'end' if span['end'] is None else clock(span['end'])}"
+            if start is not None or end is not None else "")
+    show_hits(hits, json_out, f"similar to {audio_file.name}{part}")

@@ -48,9 +48,27 @@ def make_filters(min_duration: Optional[float], max_duration: Optional[float],
     return filters if filters.active else None
 
 
-def _time(seconds: float) -> str:
+def clock(seconds: float) -> str:
+    """``m:ss.ff``, as matches are shown (and --start/--end read them)."""
     m, s = divmod(max(0.0, seconds), 60)
     return f"{int(m)}:{s:05.2f}"
+
+
+def parse_time(text: Optional[str]) -> Optional[float]:
+    """Seconds from ``"83.5"``, ``"1:23.5"`` (as hits show a match) or ``"1:01:23.5"``; None stays None."""
+    if text is None:
+        return None
+    parts = str(text).strip().split(":")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if not 1 <= len(values) <= 3 or any(v < 0 or v != v for v in values) or any(v >= 60 for v in values[1:]):
+        raise typer.BadParameter(f"{text!r} is not a time: give seconds (83.5) or minutes:seconds (1:23.5)")
+    seconds = 0.0
+    for v in values:
+        seconds = seconds * 60 + v
+    return seconds
 
 
 def display_path(path: str) -> str:
@@ -95,6 +113,6 @@ def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
         folder = display_path(h.folder)
         where = [os.path.join(folder, os.path.basename(h.path))] if narrow else [os.path.basename(h.path), folder]
         fmt = [] if narrow else [f"{h.format} {h.sample_rate / 1000:g} kHz"]
-        table.add_row(str(rank), f"{h.score:.3f}", *where, f"{_time(h.start)}–{_time(h.end)}",
-                      _time(h.duration), *fmt)
+        table.add_row(str(rank), f"{h.score:.3f}", *where, f"{clock(h.start)}–{clock(h.end)}",
+                      clock(h.duration), *fmt)
     out_console.print(table)

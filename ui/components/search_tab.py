@@ -2,7 +2,8 @@
 
 What is searched is held in ``st.session_state``:
   q          the text box, bound to the address's ``?q=`` (shareable searches)
-  search_by  None (text), {"kind": "similar", "file_id", "name"} or {"kind": "example", "widget"}
+  search_by  None (text), {"kind": "similar", "file_id", "name", "start", "end"} or
+             {"kind": "example", "widget"}
   shown      how many results are shown (grows by PAGE with "Show more")
 """
 from __future__ import annotations
@@ -47,9 +48,19 @@ def on_example_change(widget: str) -> None:
     _reset_page()
 
 
-def more_like(file_id: int, name: str) -> None:
-    st.session_state["search_by"] = {"kind": "similar", "file_id": int(file_id), "name": name}
+def more_like(file_id: int, name: str, start: float | None = None, end: float | None = None) -> None:
+    """Search by an indexed file; with ``start``/``end``, by that moment of it."""
+    st.session_state["search_by"] = {"kind": "similar", "file_id": int(file_id), "name": name,
+                                     "start": start, "end": end}
     _reset_page()
+
+
+def moment(hit: Any, duration: float) -> tuple[float | None, float | None]:
+    """The span "more like this" should search by: the hit's match when it is only part of a
+    longer file (what the card shows and plays), else the whole file (None, None)."""
+    if hit.end - hit.start < duration - 0.05:
+        return float(hit.start), float(hit.end)
+    return None, None
 
 
 def back_to_text() -> None:
@@ -70,9 +81,10 @@ def current_search(index: Any, filters: Filters) -> Search | None:
     """What to search for, from the session state; None when nothing is asked yet."""
     by = st.session_state.get("search_by")
     if by and by.get("kind") == "similar":
-        fid = by["file_id"]
-        return Search(f"More like **{by['name']}**",
-                      lambda k: index.similar_to_file(fid, k=k, filters=filters))
+        fid, start, end = by["file_id"], by.get("start"), by.get("end")
+        part = f" {start:.1f}–{end:.1f} s" if start is not None and end is not None else ""
+        return Search(f"More like **{by['name']}**{part}",
+                      lambda k: index.similar_to_file(fid, k=k, filters=filters, start=start, end=end))
     if by and by.get("kind") == "example":
         upload = st.session_state.get(by["widget"])
         if upload is not None:
@@ -154,7 +166,9 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict])
             if tags:
                 st.markdown(" ".join(f":blue-badge[{t['label']}]" for t in tags))
             st.button("More like this", key=f"more_{rank}_{hit.file_id}", on_click=more_like,
-                      args=(hit.file_id, record.name), icon=":material/graph_3:", type="secondary")
+                      args=(hit.file_id, record.name, *moment(hit, record.duration)),
+                      help="Sounds like the match shown here" if moment(hit, record.duration)[0] is not None
+                      else "Sounds like this file", icon=":material/graph_3:", type="secondary")
         with media:
             try:
                 png = resources.thumbnail(record.path, record.size, record.mtime_ns,
