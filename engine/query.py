@@ -72,6 +72,8 @@ log = logging.getLogger(__name__)
 
 #: most stored segments of one file used as queries by similar_to_file (evenly spaced)
 MAX_QUERY_SEGMENTS = 32
+#: files taken from each side (sound, keywords) before a keyword search fuses them (at least 5 k)
+KEYWORD_POOL = 100
 _RELOAD_RETRIES = 3
 _SQL_CHUNK = 900           # ids per "IN (...)" (well under SQLite's variable limit)
 
@@ -90,14 +92,19 @@ class Hit:
     format: str
     sample_rate: int
     folder: str = field(default="")
+    keywords: float | None = None     # BM25 of the query's words in its path, tags, captions (keyword search)
 
     def __post_init__(self) -> None:
         if not self.folder:
             self.folder = os.path.dirname(self.path)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: path, start, end, score, file_id, segment_id, duration, format, …"""
-        return asdict(self)
+        """JSON-ready: path, start, end, score, file_id, segment_id, duration, format, …
+        (``keywords`` only from a keyword search)."""
+        d = asdict(self)
+        if d["keywords"] is None:
+            del d["keywords"]
+        return d
 
 
 @dataclass
@@ -126,6 +133,8 @@ class _Snapshot:
     raw: RawSidecar | None = None      # raw vectors, for re-ranking (compressed indexes)
     gpu: Any = None                    # GPU copy of ``index`` for unfiltered searches
     gpu_lock: threading.Lock = field(default_factory=threading.Lock)
+    keywords: Any = None               # (tags/captions stamp, engine.keywords.KeywordIndex), built on use
+    keyword_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def rerank(self) -> int:
@@ -382,11 +391,90 @@ class SoundIndex:
 
     # ---------------------------------------------------------------- searching
     def search_text(self, text: str, k: int = 10, filters: Filters | None = None,
-                    per_file: bool = True) -> list[Hit]:
-        """Files (or segments, with ``per_file=False``) best matching ``text``."""
+                    per_file: bool = True, keywords: bool = False) -> list[Hit]:
+        """Files (or segments, with ``per_file=False``) best matching ``text``.
+
+        With ``keywords``, files whose path, tags or captions hold the query's words rank up
+        too: the sound match and a BM25 keyword match (engine.keywords) are fused by reciprocal
+        rank, so a file found by its name alone can come first. Each hit keeps its cosine as
+        ``score`` (its best segment) and gets its BM25 as ``keywords`` (0 without a word in common).
+        """
         if not isinstance(text, str) or not text.strip():
             raise InvalidQuery("the search text is empty; describe the sound, e.g. \"dog barking\"")
-        return self._search_embedded(lambda model: model.embed_text([text]), k, filters, per_file)
+        if not keywords:
+            return self._search_embedded(lambda model: model.embed_text([text]), k, filters, per_file)
+        if not per_file:
+            raise InvalidQuery("keyword search ranks files; ask for the best segment per file")
+        for _ in range(_RELOAD_RETRIES):
+            model = self.model
+            q = model.embed_text([text])
+            try:
+                return self._with_snapshot(
+                    lambda conn, snap: self._keyword_search(conn, snap, text, q, k, filters,
+                                                            str(model.fingerprint)))
+            except _QueryModelChanged:
+                log.info("%s: the index changed model during a query; embedding it again", self.root)
+        raise IndexBusy(f"index {self.root} changed model {_RELOAD_RETRIES} times during one query "
+                        "(is it being rebuilt over and over?); search again")
+
+    def _keyword_search(self, conn: Connection, snap: _Snapshot, text: str, q: np.ndarray, k: int,
+                        filters: Filters | None, fingerprint: str) -> list[Hit]:
+        """The fused ranking of :meth:`search_text` with ``keywords``, in one snapshot."""
+        from engine.keywords import fuse
+        from engine.vectors import as_query
+        if fingerprint != snap.fingerprint:
+            raise _QueryModelChanged()
+        if k < 1:
+            raise InvalidQuery(f"k must be ≥ 1, got {k}")
+        q = as_query(q)
+        pool = max(KEYWORD_POOL, 5 * k)
+        by_sound = self._search(conn, snap, q, pool, filters, per_file=True)
+        allowed = None
+        if filters is not None and filters.active:
+            allowed = np.unique(snap.seg_file[snap.rows(self._allowed(conn, snap, filters))])
+        kw_ids, kw_scores = self._keywords(conn, snap).scores(text, allowed)
+        if len(kw_ids) > pool:     # the pool, and every file tied with its last (up to 10 pools)
+            tied = int(np.searchsorted(-kw_scores, -kw_scores[pool - 1], side="right"))
+            kw_ids, kw_scores = kw_ids[:min(tied, 10 * pool)], kw_scores[:min(tied, 10 * pool)]
+        bm25 = dict(zip(kw_ids.tolist(), kw_scores.tolist()))
+        best = {h.file_id: (h.score, h.segment_id) for h in by_sound}
+        best.update(self._best_segments(snap, kw_ids[~np.isin(kw_ids, list(best))], q[0]))
+        # equal BM25 (names alike but for a number) keeps the sound's order, not the file ids'
+        by_words = sorted((int(f) for f in kw_ids if int(f) in best),
+                          key=lambda f: (-round(bm25[f], 9), -best[f][0], f))[:pool]
+        order = fuse([h.file_id for h in by_sound], by_words)[:k]
+        hits = self._hits(conn, snap, [(f, best[f]) for f in order], per_file=True)
+        for h in hits:
+            h.keywords = float(bm25.get(h.file_id, 0.0))
+        return hits
+
+    @staticmethod
+    def _best_segments(snap: _Snapshot, file_ids: np.ndarray, q: np.ndarray) -> dict[int, tuple[float, int]]:
+        """file id → (best cosine with ``q``, its segment id), from the stored vectors."""
+        mask = np.isin(snap.seg_file, file_ids)
+        if not mask.any() or snap.index is None:
+            return {}
+        ids, files = snap.seg_ids[mask], snap.seg_file[mask]
+        cos = snap.vectors(ids) @ q
+        order = np.lexsort((-cos, files))                     # by file, best segment first
+        keys, first = np.unique(files[order], return_index=True)
+        return {int(f): (float(cos[order][i]), int(ids[order][i])) for f, i in zip(keys, first)}
+
+    def _keywords(self, conn: Connection, snap: _Snapshot) -> Any:
+        """The snapshot's KeywordIndex (paths, tags, captions), built on first use and again
+        when tags or captions change (``soundsift caption --index`` adds them between generations)."""
+        from engine.keywords import KeywordIndex
+        stamp = tuple(conn.exec_driver_sql(
+            "SELECT (SELECT count(*) FROM tags), (SELECT max(id) FROM tags), "
+            "(SELECT count(*) FROM captions), (SELECT max(id) FROM captions)").fetchone())
+        with snap.keyword_lock:
+            if snap.keywords is None or snap.keywords[0] != stamp:
+                docs = [(fid, os.path.splitext(path)[0])        # folders and name, not the extension
+                        for fid, path in conn.exec_driver_sql("SELECT id, path FROM files")]
+                docs += conn.exec_driver_sql("SELECT file_id, label FROM tags").fetchall()
+                docs += conn.exec_driver_sql("SELECT file_id, text FROM captions").fetchall()
+                snap.keywords = (stamp, KeywordIndex.build(docs))
+            return snap.keywords[1]
 
     def search_audio(self, path_or_waveform: zeroshot.AudioInput, k: int = 10,
                      filters: Filters | None = None, per_file: bool = True,

@@ -132,6 +132,19 @@ def test_similar_unindexed_file_is_embedded(indexed, tmp_path):
     assert hits[0]["path"] == str(lib / "b" / "sweep.wav") and hits[0]["score"] >= 0.999
 
 
+def test_search_with_keywords(indexed):
+    """--keywords: the file whose name holds the word comes first, with its BM25 in "keywords";
+    it ranks files, so --all-segments is refused with a reason."""
+    lib, index_dir = indexed
+    hits = json_out(run("search", "a rising sweep", "--index", index_dir, "--keywords", "--json"))
+    assert hits[0]["path"] == str(lib / "b" / "sweep.wav") and hits[0]["keywords"] > 0
+    assert all(h["keywords"] == 0 for h in hits[1:])
+    plain = json_out(run("search", "a rising sweep", "--index", index_dir, "--json"))
+    assert all("keywords" not in h for h in plain)
+    both = run("search", "sweep", "--index", index_dir, "--keywords", "--all-segments")
+    assert both.exit_code == 1 and "keyword search ranks files" in both.stderr
+
+
 def test_similar_to_a_moment_of_a_file(indexed, tmp_path):
     """--start/--end: more like that part. long.wav (14 s) has segments 0–10 s and 4–14 s; a span
     after 10 s overlaps only the second, one before 4 s only the first. A file outside the index

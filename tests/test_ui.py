@@ -88,6 +88,18 @@ def test_typing_a_query_searches(app):
     assert len(result_names(app)) == 5
 
 
+def test_the_names_toggle_ranks_a_file_by_its_name(app):
+    """With "also match names" on, the file whose name holds a query word comes first."""
+    app.query_params["q"] = "a cat"
+    app.run()
+    plain = result_names(app)
+    assert plain[0] != "cat_meow.flac"             # the tiny model's sound match alone ranks it lower
+    app.toggle(key="keywords").set_value(True).run()
+    no_exception(app)
+    assert heading(app).startswith("Results for **a cat** (sound + names)")
+    assert result_names(app)[0] == "cat_meow.flac" and sorted(result_names(app)) == sorted(plain)
+
+
 def test_suggestion_button_fills_the_query(app):
     app.run()
     next(b for b in app.button if b.label == "birds chirping").click().run()

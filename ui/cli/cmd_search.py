@@ -1,7 +1,6 @@
 """``soundsift search "TEXT"``: the files of an index that best match a description."""
 from __future__ import annotations
 
-
 import typer
 
 from ui.cli.app import app
@@ -18,6 +17,9 @@ def search_command(
     k: int = typer.Option(10, "-k", "--top-k", min=1, help="Number of results."),
     json_out: bool = typer.Option(False, "--json", help="Print results as a JSON list on stdout."),
     all_segments: AllSegmentsOption = False,
+    keywords: bool = typer.Option(False, "--keywords", "-w", help="Also match the words of file and folder "
+                                  "names, tags and captions (BM25), fused with the sound match; JSON hits "
+                                  "gain \"keywords\". Ranks files, so not with --all-segments."),
     min_duration: MinDurationOption = None,
     max_duration: MaxDurationOption = None,
     path_prefix: PathPrefixOption = None,
@@ -32,5 +34,6 @@ def search_command(
 
     filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates)
     with SoundIndex.open(index, model=model) as sound_index:
-        hits = sound_index.search_text(text, k=k, filters=filters, per_file=not all_segments)
-    show_hits(hits, json_out, f"search {text!r}")
+        hits = sound_index.search_text(text, k=k, filters=filters, per_file=not all_segments,
+                                       keywords=keywords)
+    show_hits(hits, json_out, f"search {text!r}" + (" (sound + keywords)" if keywords else ""))

@@ -4,6 +4,7 @@ What is searched is held in ``st.session_state``:
   q          the text box, bound to the address's ``?q=`` (shareable searches)
   search_by  None (text), {"kind": "similar", "file_id", "name", "start", "end"} or
              {"kind": "example", "widget"}
+  keywords   the "also match names" toggle (keyword search fused with the sound match)
   shown      how many results are shown (grows by PAGE with "Show more")
 """
 from __future__ import annotations
@@ -95,8 +96,10 @@ def current_search(index: Any, filters: Filters) -> Search | None:
         st.session_state["search_by"] = None
     text = (st.session_state.get("q") or "").strip()
     if text:
-        return Search(f"Results for **{text}**",
-                      lambda k: index.search_text(text, k=k, filters=filters, per_file=True))
+        keywords = bool(st.session_state.get("keywords"))
+        return Search(f"Results for **{text}**" + (" (sound + names)" if keywords else ""),
+                      lambda k: index.search_text(text, k=k, filters=filters, per_file=True,
+                                                  keywords=keywords))
     return None
 
 
@@ -107,6 +110,9 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
     st.session_state.setdefault("search_by", None)
     st.text_input("Describe the sound", key="q", bind="query-params", on_change=on_text_change,
                   placeholder="e.g. heavy rain on a tin roof", icon=":material/search:")
+    st.toggle("Also match file and folder names, tags and captions", key="keywords", on_change=_reset_page,
+              help="Words of the query found in a file's path, tags or captions rank it up, "
+                   "fused with the sound match (soundsift search --keywords).")
     with st.expander("Search by example: upload or record a sound",
                      expanded=(st.session_state["search_by"] or {}).get("kind") == "example"):
         up, rec = st.columns(2)
