@@ -141,6 +141,9 @@ def test_search_with_keywords(indexed):
     assert all(h["keywords"] == 0 for h in hits[1:])
     plain = json_out(run("search", "a rising sweep", "--index", index_dir, "--json"))
     assert all("keywords" not in h for h in plain)
+    table = run("search", "a rising sweep", "--index", index_dir, "--keywords")
+    assert table.exit_code == 0 and "words" in table.stdout and "sweep.wav" in table.stdout
+    assert "words" not in run("search", "a rising sweep", "--index", index_dir).stdout
     both = run("search", "sweep", "--index", index_dir, "--keywords", "--all-segments")
     assert both.exit_code == 1 and "keyword search ranks files" in both.stderr
 
