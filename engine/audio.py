@@ -58,6 +58,7 @@ class AudioInfo:
     channels: int
     format: str
     subtype: str
+    metadata: tuple[tuple[str, str], ...] = ()     # (key, value) the file carries (the indexer reads it)
 
     @property
     def duration(self) -> float:

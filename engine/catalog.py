@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (Float, ForeignKey, Index, Integer, String, Text, create_engine, event,
-                        select)
+                        select, text)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
@@ -44,6 +44,7 @@ class File(Base):
         back_populates="file", cascade="all, delete-orphan", passive_deletes=True)
     tags: Mapped[list["Tag"]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
     captions: Mapped[list["Caption"]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+    embedded: Mapped[list["FileMetadata"]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
 
 class SegmentRow(Base):
@@ -94,6 +95,18 @@ class Caption(Base):
     source: Mapped[str] = mapped_column(String(64))
 
 
+class FileMetadata(Base):
+    """A description the file carries inside it (title, comment, bext description …;
+    engine.file_metadata), read when it was indexed."""
+
+    __tablename__ = "file_metadata"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(Text)
+
+
 class Meta(Base):
     """Key → JSON value: model name and fingerprint, dim, rate, policy, current vector file …"""
 
@@ -126,6 +139,13 @@ def open_catalog(path: str | Path, *, create: bool = False) -> Engine:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         Base.metadata.create_all(engine)
     return engine
+
+
+def has_table(conn: Any, name: str) -> bool:
+    """Whether the catalog behind ``conn`` (a Connection or Session) has table ``name``: a
+    catalog written by an older soundsift may lack a newer table until its next index run."""
+    return conn.execute(text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :n"),
+                        {"n": name}).first() is not None
 
 
 def get_meta(session: Session) -> dict[str, Any]:

@@ -56,8 +56,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from engine import zeroshot
-from engine.catalog import ErrorRow, File, Meta, SegmentRow
+from engine.catalog import ErrorRow, File, FileMetadata, Meta, SegmentRow, has_table
 from engine.errors import IndexBusy, IndexNotFound, InvalidQuery, ModelMismatch
+from engine.file_metadata import SEARCHED_KEYS
 from engine.filters import Filters
 from engine.layout import IndexLayout, resolve_index_dir
 from engine.live_catalog import CatalogHandle, LiveCatalog
@@ -461,7 +462,8 @@ class SoundIndex:
         return {int(f): (float(cos[order][i]), int(ids[order][i])) for f, i in zip(keys, first)}
 
     def _keywords(self, conn: Connection, snap: _Snapshot) -> Any:
-        """The snapshot's KeywordIndex (paths, tags, captions), built on first use and again
+        """The snapshot's KeywordIndex (paths, tags, captions, the descriptions files carry:
+        engine.file_metadata.SEARCHED_KEYS), built on first use and again
         when tags or captions change (``soundsift caption --index`` adds them between generations)."""
         from engine.keywords import KeywordIndex
         stamp = tuple(conn.exec_driver_sql(
@@ -473,6 +475,10 @@ class SoundIndex:
                         for fid, path in conn.exec_driver_sql("SELECT id, path FROM files")]
                 docs += conn.exec_driver_sql("SELECT file_id, label FROM tags").fetchall()
                 docs += conn.exec_driver_sql("SELECT file_id, text FROM captions").fetchall()
+                if has_table(conn, "file_metadata"):     # catalogs from before it have none
+                    docs += conn.exec_driver_sql(
+                        "SELECT file_id, value FROM file_metadata WHERE key IN "
+                        f"({','.join('?' * len(SEARCHED_KEYS))})", SEARCHED_KEYS).fetchall()
                 snap.keywords = (stamp, KeywordIndex.build(docs))
             return snap.keywords[1]
 
@@ -713,7 +719,8 @@ class SoundIndex:
                 return None
 
     def get_file(self, file_id: int) -> dict[str, Any]:
-        """Catalog record of one file: path, size, duration, format, rate, channels, segments."""
+        """Catalog record of one file: path, size, duration, format, rate, channels, segments,
+        and the metadata it carries (title, comment, bext description …)."""
         with self._read() as conn:
             f = conn.execute(select(File.id, File.path, File.size, File.duration, File.format,
                                     File.subtype, File.sample_rate, File.channels)
@@ -722,11 +729,16 @@ class SoundIndex:
                 raise InvalidQuery(f"file id {file_id} is not in index {self.root}")
             segs = conn.execute(select(SegmentRow.id, SegmentRow.start, SegmentRow.end)
                                 .where(SegmentRow.file_id == int(file_id)).order_by(SegmentRow.id)).all()
+            embedded = (dict(conn.execute(select(FileMetadata.key, FileMetadata.value)
+                                          .where(FileMetadata.file_id == int(file_id))
+                                          .order_by(FileMetadata.key)).all())
+                        if has_table(conn, "file_metadata") else {})
         return {"file_id": int(f.id), "path": f.path, "folder": os.path.dirname(f.path),
                 "size": int(f.size), "duration": float(f.duration), "format": f.format,
                 "subtype": f.subtype, "sample_rate": int(f.sample_rate), "channels": int(f.channels),
                 "segments": [{"segment_id": int(s.id), "start": float(s.start), "end": float(s.end)}
-                             for s in segs]}
+                             for s in segs],
+                "metadata": embedded}
 
     def errors(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Files that could not be indexed: ``{"path", "reason", "at"}``, newest first."""

@@ -16,6 +16,7 @@ The events a :class:`DecodePool` yields, in order per file:
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing as mp
 import os
@@ -28,6 +29,7 @@ import numpy as np
 
 from engine.audio import AudioInfo, iter_segments, probe
 from engine.errors import UnreadableAudio
+from engine.file_metadata import read_metadata
 from engine.stderr_capture import StderrCapture
 from engine.segments import SegmentPolicy
 
@@ -88,6 +90,7 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
     try:
         _check_openable(job.path)
         info = probe(job.path)
+        info = _with_metadata(info, notes)
         for seg in iter_segments(job.path, sample_rate, policy, stats=stats, notes=notes):
             yield SegmentReady(job.job, n, seg.start, seg.end, seg.waveform)
             n += 1
@@ -102,6 +105,17 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
         notes.append(f"shorter than its header says ({end:.2f} s of {info.duration:.2f} s; truncated?): "
                      "indexing the audio that decodes")
     yield FileDecoded(job.job, info, n, end, stats, notes)
+
+
+def _with_metadata(info: AudioInfo, notes: list[str]) -> AudioInfo:
+    """``info`` with the descriptions the file carries; a file whose metadata cannot be read
+    is indexed without it, and the reason becomes a note on the file."""
+    try:
+        found = read_metadata(info.path)
+    except Exception as e:  # metadata is a bonus: never fail a file that decodes for it
+        notes.append(f"embedded metadata not read ({type(e).__name__}: {e})")
+        return info
+    return dataclasses.replace(info, metadata=tuple(sorted(found.items())))
 
 
 def _check_openable(path: str) -> None:

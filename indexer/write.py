@@ -40,7 +40,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from engine.audio import AudioInfo
-from engine.catalog import ErrorRow, File, SegmentRow, get_meta, open_catalog, set_meta
+from engine.catalog import ErrorRow, File, FileMetadata, SegmentRow, get_meta, open_catalog, set_meta
 from engine.errors import IndexBusy, IndexNotFound
 from engine.index_choice import IndexChoice, choose_index, default_memory_budget, needs_rebuild
 from engine.layout import IndexLayout
@@ -316,6 +316,7 @@ class IndexWriter:
                 s.flush()
                 s.add_all(SegmentRow(id=int(i), file_id=row.id, start=a, end=b)
                           for i, (a, b) in zip(ids, f.segments))
+                s.add_all(FileMetadata(file_id=row.id, key=k, value=v) for k, v in f.info.metadata)
             cleared = set(changes.clear_errors) | {f.path for f in changes.add}
             if cleared:
                 s.execute(delete(ErrorRow).where(ErrorRow.path.in_(sorted(cleared))))

@@ -8,8 +8,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import tone
-from tests.ui_library import SR, UiLibrary, ui_library, wav_bytes  # noqa: F401
+from tests.ui_library import SR, THUNDER_COMMENT, THUNDER_TITLE, UiLibrary, ui_library, wav_bytes  # noqa: F401
 from ui.components import search_tab
+from ui.components.search_tab import plain_markdown
 from ui.components.server import INDEX_ENV, MODEL_ENV
 
 APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
@@ -61,6 +62,17 @@ def test_q_in_the_address_opens_with_that_search_done(app):
     # top zero-shot tags on each card
     badges = [md.value for md in app.markdown if md.value.startswith(":blue-badge[")]
     assert len(badges) == 5 and all(b.count(":blue-badge[") == 3 for b in badges)
+
+
+def test_a_card_shows_what_the_file_says_it_holds(app):
+    """thunder_far.wav carries a title and a comment (WAV INFO): its card shows them as written
+    (Markdown escaped), the other cards show nothing of the kind."""
+    app.query_params["q"] = "thunder"
+    app.run()
+    no_exception(app)
+    shown = [c.value for c in app.caption if "far" in c.value and "match " not in c.value]
+    assert shown == [plain_markdown(f"{THUNDER_TITLE} — {THUNDER_COMMENT}")]
+    assert "\\*far\\*" in shown[0] and "\\[take 2\\]" in shown[0]
 
 
 def test_player_starts_at_the_matching_segment(app, ui_library):  # noqa: F811

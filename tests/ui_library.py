@@ -16,6 +16,7 @@ import soundfile as sf
 from tests.conftest import chirp, noise, tone, write
 
 SR = 48_000
+THUNDER_TITLE, THUNDER_COMMENT = "Thunder *far* away [take 2]", "rolling, 3.5 km"
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,9 @@ def make_library(root: Path) -> np.ndarray:
     write(root / "animals" / "dog_bark.wav", dog, SR)
     write(root / "animals" / "cat_meow.flac", chirp(300, 900, 2.0, 44_100), 44_100)
     write(root / "weather" / "rain_heavy.wav", noise(3.0, SR, seed=1), SR)
-    write(root / "weather" / "thunder_far.wav", noise(12.0, 22_050, seed=2, amp=0.1), 22_050)
+    thunder = write(root / "weather" / "thunder_far.wav", noise(12.0, 22_050, seed=2, amp=0.1), 22_050)
+    with sf.SoundFile(str(thunder), "r+") as f:       # what it says it holds (WAV INFO), shown on its card
+        f.title, f.comment = THUNDER_TITLE, THUNDER_COMMENT
     write(root / "machines" / "engine_idle.wav", tone(80, 2.5, SR), SR)
     (root / "machines" / "broken.wav").write_bytes(b"RIFF but not really a wave file")
     return dog

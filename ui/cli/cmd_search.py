@@ -18,7 +18,8 @@ def search_command(
     json_out: bool = typer.Option(False, "--json", help="Print results as a JSON list on stdout."),
     all_segments: AllSegmentsOption = False,
     keywords: bool = typer.Option(False, "--keywords", "-w", help="Also match the words of file and folder "
-                                  "names, tags and captions (BM25), fused with the sound match; JSON hits "
+                                  "names, the descriptions files carry, tags and captions (BM25), fused with "
+                                  "the sound match; JSON hits "
                                   "gain \"keywords\". Ranks files, so not with --all-segments."),
     min_duration: MinDurationOption = None,
     max_duration: MaxDurationOption = None,

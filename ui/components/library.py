@@ -6,14 +6,14 @@ nothing the browser sends is ever turned into a filesystem path.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from engine.catalog import File, Meta, Tag
+from engine.catalog import File, FileMetadata, Meta, Tag, has_table
 from engine.errors import InvalidQuery
 from engine.layout import IndexLayout
 from engine.live_catalog import LiveCatalog
@@ -31,6 +31,7 @@ class FileRecord:
     format: str
     size: int
     mtime_ns: int
+    about: str = ""          # what the file says it holds: title — description — comment
 
     @property
     def name(self) -> str:
@@ -92,10 +93,17 @@ class Library:
             return self._record(row)
 
     def files(self, file_ids: list[int]) -> dict[int, FileRecord]:
-        """Records of the given ids that exist (missing ids are left out)."""
+        """Records of the given ids that exist (missing ids are left out), with what they carry."""
+        ids = [int(i) for i in file_ids]
         with Session(self._engine) as s:
-            rows = s.scalars(select(File).where(File.id.in_([int(i) for i in file_ids])))
-            return {r.id: self._record(r) for r in rows}
+            rows = list(s.scalars(select(File).where(File.id.in_(ids))))
+            about: dict[int, dict[str, str]] = {}
+            if has_table(s, "file_metadata"):
+                for fid, key, value in s.execute(select(FileMetadata.file_id, FileMetadata.key, FileMetadata.value)
+                                                 .where(FileMetadata.file_id.in_(ids),
+                                                        FileMetadata.key.in_(ABOUT_KEYS))):
+                    about.setdefault(fid, {})[key] = value
+            return {r.id: replace(self._record(r), about=_about(about.get(r.id, {}))) for r in rows}
 
     def stored_tags(self, file_id: int, top: int = 5) -> list[dict]:
         """Tags the catalog holds for a file, best first (may be empty)."""
@@ -108,6 +116,15 @@ class Library:
         """Every folder holding an indexed file, and its ancestors up to the library root."""
         with Session(self._engine) as s:
             return folders_of(list(s.scalars(select(File.path))))
+
+
+#: metadata shown on a result card, in this order
+ABOUT_KEYS = ("title", "description", "comment")
+
+
+def _about(found: dict[str, str]) -> str:
+    """The distinct values of ABOUT_KEYS, joined."""
+    return " — ".join(dict.fromkeys(found[k] for k in ABOUT_KEYS if found.get(k)))
 
 
 def folders_of(paths: list[str]) -> list[str]:

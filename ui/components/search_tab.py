@@ -9,6 +9,7 @@ What is searched is held in ``st.session_state``:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -110,9 +111,9 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
     st.session_state.setdefault("search_by", None)
     st.text_input("Describe the sound", key="q", bind="query-params", on_change=on_text_change,
                   placeholder="e.g. heavy rain on a tin roof", icon=":material/search:")
-    st.toggle("Also match file and folder names, tags and captions", key="keywords", on_change=_reset_page,
-              help="Words of the query found in a file's path, tags or captions rank it up, "
-                   "fused with the sound match (soundsift search --keywords).")
+    st.toggle("Also match names, descriptions, tags and captions", key="keywords", on_change=_reset_page,
+              help="Words of the query found in a file's path, the description it carries, its tags "
+                   "or captions rank it up, fused with the sound match (soundsift search --keywords).")
     with st.expander("Search by example: upload or record a sound",
                      expanded=(st.session_state["search_by"] or {}).get("kind") == "example"):
         up, rec = st.columns(2)
@@ -158,6 +159,14 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
         st.button("Show more", on_click=show_more, icon=":material/expand_more:", key="show_more")
 
 
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain_markdown(text: str) -> str:
+    """``text`` with Markdown's punctuation escaped, so a file's own words show as written."""
+    return _MARKDOWN.sub(r"\\\1", " ".join(text.split()))
+
+
 def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict]) -> None:
     """One result card: name, folder, facts, tags, thumbnail, player, "more like this"."""
     with st.container(border=True):
@@ -169,6 +178,8 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict])
                 f":material/folder: {folder} · {record.duration:.1f} s · {record.format} · "
                 f"{record.sample_rate / 1000:g} kHz  \n"
                 f"match {hit.start:.1f}–{hit.end:.1f} s · score {hit.score:.3f}")
+            if record.about:
+                st.caption(plain_markdown(record.about))
             if tags:
                 st.markdown(" ".join(f":blue-badge[{t['label']}]" for t in tags))
             st.button("More like this", key=f"more_{rank}_{hit.file_id}", on_click=more_like,
