@@ -93,7 +93,7 @@ class Hit:
     format: str
     sample_rate: int
     folder: str = field(default="")
-    keywords: float | None = None     # BM25 of the query's words in its path, tags, captions (keyword search)
+    keywords: float | None = None     # BM25 of the query's words in its path, metadata, tags, captions
 
     def __post_init__(self) -> None:
         if not self.folder:
@@ -395,39 +395,24 @@ class SoundIndex:
                     per_file: bool = True, keywords: bool = False) -> list[Hit]:
         """Files (or segments, with ``per_file=False``) best matching ``text``.
 
-        With ``keywords``, files whose path, tags or captions hold the query's words rank up
-        too: the sound match and a BM25 keyword match (engine.keywords) are fused by reciprocal
+        With ``keywords``, files whose path, embedded description, tags or captions hold the
+        query's words rank up too: the sound match and a BM25 keyword match (engine.keywords) are fused by reciprocal
         rank, so a file found by its name alone can come first. Each hit keeps its cosine as
         ``score`` (its best segment) and gets its BM25 as ``keywords`` (0 without a word in common).
         """
         if not isinstance(text, str) or not text.strip():
             raise InvalidQuery("the search text is empty; describe the sound, e.g. \"dog barking\"")
-        if not keywords:
-            return self._search_embedded(lambda model: model.embed_text([text]), k, filters, per_file)
-        if not per_file:
+        if keywords and not per_file:
             raise InvalidQuery("keyword search ranks files; ask for the best segment per file")
-        for _ in range(_RELOAD_RETRIES):
-            model = self.model
-            q = model.embed_text([text])
-            try:
-                return self._with_snapshot(
-                    lambda conn, snap: self._keyword_search(conn, snap, text, q, k, filters,
-                                                            str(model.fingerprint)))
-            except _QueryModelChanged:
-                log.info("%s: the index changed model during a query; embedding it again", self.root)
-        raise IndexBusy(f"index {self.root} changed model {_RELOAD_RETRIES} times during one query "
-                        "(is it being rebuilt over and over?); search again")
+        return self._search_embedded(lambda model: model.embed_text([text]), k, filters, per_file,
+                                     words=text if keywords else None)
 
     def _keyword_search(self, conn: Connection, snap: _Snapshot, text: str, q: np.ndarray, k: int,
-                        filters: Filters | None, fingerprint: str) -> list[Hit]:
+                        filters: Filters | None) -> list[Hit]:
         """The fused ranking of :meth:`search_text` with ``keywords``, in one snapshot."""
         from engine.keywords import fuse
-        from engine.vectors import as_query
-        if fingerprint != snap.fingerprint:
-            raise _QueryModelChanged()
         if k < 1:
             raise InvalidQuery(f"k must be ≥ 1, got {k}")
-        q = as_query(q)
         pool = max(KEYWORD_POOL, 5 * k)
         by_sound = self._search(conn, snap, q, pool, filters, per_file=True)
         allowed = None
@@ -531,22 +516,24 @@ class SoundIndex:
         return self._search_query(queries, k, filters, per_file, fingerprint=None)
 
     def _search_embedded(self, embed: Callable[[AudioTextModel], np.ndarray], k: int,
-                         filters: Filters | None, per_file: bool) -> list[Hit]:
+                         filters: Filters | None, per_file: bool, words: str | None = None) -> list[Hit]:
         """Search by the query ``embed(model)`` makes with the index's model; made again with
-        the new model when a rebuild swaps in another one between embedding and searching."""
+        the new model when a rebuild swaps in another one between embedding and searching.
+        ``words``: fuse with a keyword search for them (:meth:`search_text`)."""
         for _ in range(_RELOAD_RETRIES):
             model = self.model
             try:
                 return self._search_query(embed(model), k, filters, per_file,
-                                          fingerprint=str(model.fingerprint))
+                                          fingerprint=str(model.fingerprint), words=words)
             except _QueryModelChanged:
                 log.info("%s: the index changed model during a query; embedding it again", self.root)
         raise IndexBusy(f"index {self.root} changed model {_RELOAD_RETRIES} times during one query "
                         "(is it being rebuilt over and over?); search again")
 
     def _search_query(self, queries: np.ndarray, k: int, filters: Filters | None, per_file: bool,
-                      fingerprint: str | None) -> list[Hit]:
-        """Search by query vectors made by the model with ``fingerprint`` (None: unknown)."""
+                      fingerprint: str | None, words: str | None = None) -> list[Hit]:
+        """Search by query vectors made by the model with ``fingerprint`` (None: unknown);
+        with ``words``, fused with a keyword search for them."""
         from engine.vectors import as_query
         q = as_query(queries)
 
@@ -556,6 +543,8 @@ class SoundIndex:
             if snap.dim is not None and q.shape[1] != snap.dim:
                 raise InvalidQuery(f"query vectors have {q.shape[1]} dims; index {self.root} "
                                    f"holds {snap.dim}-dim vectors")
+            if words is not None:
+                return self._keyword_search(conn, snap, words, q, k, filters)
             return self._search(conn, snap, q, k, filters, per_file)
         return self._with_snapshot(run)
 
