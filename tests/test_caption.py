@@ -188,3 +188,36 @@ def test_caption_into_a_missing_index_fails_before_any_work(tmp_path, library):
     assert result.exit_code == 1
     assert f"no index at {tmp_path / 'nowhere'}" in " ".join(result.output.split())
     assert not out.exists() and not (tmp_path / "nowhere").exists()
+
+
+def test_caption_from_the_descriptions_files_carry(tmp_path, library):
+    """--source metadata: a described library's own words become its captions (bext description,
+    title, comment, in that order, each once); an undescribed file is left out of the manifest,
+    a broken one reported; with --index it is refused (the index holds the metadata already)."""
+    import soundfile as sf
+
+    from tests.test_file_metadata import bext_chunk
+    from tests.test_bad_inputs import pcm16, wav_bytes
+
+    lib = tmp_path / "described"
+    lib.mkdir()
+    with sf.SoundFile(str(lib / "door.flac"), "w", SR, 1, format="FLAC") as f:
+        f.title, f.comment = "Door slam, oak", "Door slam, oak"       # the same words twice: once
+        f.write(tone(300, 1.0, SR))
+    (lib / "rain.wav").write_bytes(wav_bytes(pcm16(noise(1.0, SR, seed=3)), rate=SR,
+                                             extra_chunks=bext_chunk(b"Rain on a tin roof, heavy")))
+    write(lib / "plain.wav", tone(900, 1.0, SR), SR)
+    (lib / "broken.wav").write_bytes(b"RIFF\x00\x00 not audio at all")
+    out = tmp_path / "own.jsonl"
+    result = CliRunner().invoke(app, ["caption", str(lib), "--source", "metadata", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["rows"] == 2 and len(report["failed"]) == 1 and "broken.wav" in report["failed"][0]
+    rows = {Path(r["audio"]).name: r for r in map(json.loads, out.read_text().splitlines())}
+    assert rows["door.flac"]["captions"] == ["Door slam, oak"] and rows["door.flac"]["tags"] == []
+    assert {r["source"] for r in rows.values()} == {"metadata"}
+    assert rows["rain.wav"]["captions"] == ["Rain on a tin roof, heavy"]
+    items = read_manifest(out)                                # what `soundsift train` reads
+    assert sorted(i.captions[0] for i in items) == ["Door slam, oak", "Rain on a tin roof, heavy"]
+    refused = CliRunner().invoke(app, ["caption", str(lib), "--source", "metadata", "--index", str(tmp_path / "i")])
+    assert refused.exit_code == 1 and "drop --index" in refused.stderr

@@ -28,7 +28,9 @@ from trainer.captions import captions_from_tags
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("yamnet", "model", "both")
+SOURCES = ("yamnet", "model", "both", "metadata")
+#: what a file's own description is read from, in the order its captions take (``--source metadata``)
+METADATA_CAPTION_KEYS = ("description", "title", "comment")
 CAPTION_SOURCE = "blat"
 
 
@@ -46,11 +48,12 @@ class CaptionedFile:
     path: str
     tags: list[TagScore] = field(default_factory=list)
     captions: list[str] = field(default_factory=list)
+    source: str = CAPTION_SOURCE      # where the captions came from: "blat" (tags), "metadata"
 
     def manifest_row(self) -> dict[str, Any]:
         return {"audio": self.path, "captions": self.captions, "tags": [t.label for t in self.tags],
                 "tag_scores": [{"label": t.label, "score": round(t.score, 6), "source": t.source} for t in self.tags],
-                "source": CAPTION_SOURCE}
+                "source": self.source}
 
 
 def top_tags(labels: Sequence[str], scores: np.ndarray, top_k: int, threshold: float, source: str) -> list[TagScore]:
@@ -113,6 +116,8 @@ def caption_files(files: Sequence[Path], *, source: str = "yamnet", model: Any =
         raise InvalidQuery(f"--source must be one of {', '.join(SOURCES)}, not {source!r}")
     if top_k < 1:
         raise InvalidQuery("--top-k must be at least 1")
+    if source == "metadata":
+        return described_files(files, captions_per_file)
     yam = YamnetTagger() if source in ("yamnet", "both") else None
     zs = None
     if source in ("model", "both"):
@@ -139,6 +144,36 @@ def caption_files(files: Sequence[Path], *, source: str = "yamnet", model: Any =
         done.append(CaptionedFile(str(path), tags, captions_from_tags([t.label for t in tags], captions_per_file)))
         if not tags:
             log.info("%s: no tag reached the threshold %.2f; no captions", path, threshold)
+    return done, errors
+
+
+def described_files(files: Sequence[Path], captions_per_file: int = 3
+                    ) -> tuple[list[CaptionedFile], list[UnreadableAudio]]:
+    """Captions from what each file says it holds (its bext description, title, comment;
+    engine.file_metadata): a library's own descriptions as training captions, no tagger
+    involved. A file without any is kept with no captions (the manifest leaves it out)."""
+    from engine.audio import probe
+    from engine.file_metadata import read_metadata
+
+    done: list[CaptionedFile] = []
+    errors: list[UnreadableAudio] = []
+    for path in files:
+        try:
+            probe(path)
+            found = read_metadata(path)
+        except UnreadableAudio as e:
+            log.warning("%s", e)
+            errors.append(e)
+            continue
+        except Exception as e:  # metadata it cannot read: a reason under the file, and go on
+            error = UnreadableAudio(str(path), f"metadata not readable ({type(e).__name__}: {e})")
+            log.warning("%s", error)
+            errors.append(error)
+            continue
+        captions = list(dict.fromkeys(found[k] for k in METADATA_CAPTION_KEYS if found.get(k)))
+        done.append(CaptionedFile(str(path), [], captions[:captions_per_file], source="metadata"))
+        if not captions:
+            log.info("%s: carries no description, title or comment; no captions", path)
     return done, errors
 
 

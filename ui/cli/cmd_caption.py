@@ -38,7 +38,8 @@ def caption_command(
     index: Optional[str] = typer.Option(None, "--index", "-i",
                                         help=INDEX_HELP + " When given, tags and captions are stored in its catalog."),
     source: str = typer.Option("yamnet", "--source", "-s",
-                               help="yamnet: AudioSet tags from YAMNet; model: the model's zero-shot tags; both."),
+                               help="yamnet: AudioSet tags from YAMNet; model: the model's zero-shot tags; both; "
+                                    "metadata: the description, title and comment each file carries, as written."),
     model: Optional[str] = typer.Option(None, "--model", "-m",
                                         help=MODEL_HELP + " For --source model/both; default: the index's model, "
                                                           "else soundsift-base."),
@@ -53,7 +54,9 @@ def caption_command(
 ) -> None:
     """Caption unlabeled audio from its tags (BLAT) and write a training manifest.
 
-    Tags come from YAMNet (AudioSet classes) and/or the model's zero-shot labels. With --index,
+    Tags come from YAMNet (AudioSet classes) and/or the model's zero-shot labels; with --source
+    metadata the captions are the descriptions the files carry (a described library trains on
+    its own words). With --index,
     tags and captions are also stored in that index's catalog; the run then holds the index's
     writer lock, as `soundsift index` does: it fails at once when another process is writing
     that index."""
@@ -67,6 +70,9 @@ def caption_command(
 
     if labels and labels_file:
         raise InvalidQuery("give --labels or --labels-file, not both")
+    if source == "metadata" and index is not None:
+        raise InvalidQuery("--source metadata reads what the files carry, which the index already holds "
+                           "(keyword search matches it): drop --index")
     output_file(out)                  # a folder there: say so before any work
     lock: AbstractContextManager = nullcontext()
     if index is not None:
