@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine.catalog import ErrorRow, File, SegmentRow, get_meta, open_catalog
+from engine.catalog import ErrorRow, File, FileMetadata, SegmentRow, get_meta, has_table, open_catalog
 from engine.errors import IndexNotFound
+from engine.file_metadata import SEARCHED_KEYS
 from engine.layout import IndexLayout, resolve_index_dir
 
 #: meta keys shown as they are (those written by the indexer, and by index tuning)
@@ -19,7 +20,8 @@ META_KEYS = ("model_name", "model_fingerprint", "dim", "sample_rate", "segment_p
 
 
 def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[str, Any]:
-    """Counts, model, vectors file, format breakdown and the latest errors of an index.
+    """Counts (``described``: files carrying a title, description, comment … that keyword
+    search reads), model, vectors file, format breakdown and the latest errors of an index.
 
     Raises IndexNotFound when there is no catalog at the resolved folder.
     """
@@ -35,6 +37,9 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
             n_segments = int(s.scalar(select(func.count()).select_from(SegmentRow)) or 0)
             n_errors = int(s.scalar(select(func.count()).select_from(ErrorRow)) or 0)
             duration = float(s.scalar(select(func.coalesce(func.sum(File.duration), 0.0))) or 0.0)
+            described = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
+                                       .where(FileMetadata.key.in_(SEARCHED_KEYS))) or 0)
+                         if has_table(s, "file_metadata") else 0)
             formats = [{"format": fmt, "files": int(n), "duration": float(d or 0.0)}
                        for fmt, n, d in s.execute(
                            select(File.format, func.count(), func.sum(File.duration))
@@ -51,7 +56,7 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
     info.update({k: meta.get(k) for k in META_KEYS})
     vectors = layout.root / meta["vectors_file"] if meta.get("vectors_file") else None
     info["vectors_bytes"] = vectors.stat().st_size if vectors is not None and vectors.is_file() else None
-    info["counts"] = {"files": n_files, "segments": n_segments, "errors": n_errors}
+    info["counts"] = {"files": n_files, "segments": n_segments, "errors": n_errors, "described": described}
     info["total_duration"] = duration
     info["formats"] = formats
     info["sample_rates"] = rates

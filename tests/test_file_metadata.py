@@ -81,6 +81,8 @@ def test_the_indexer_stores_it_and_keyword_search_finds_it(tmp_path):
         rows = {(key, value) for key, value in s.execute(select(FileMetadata.key, FileMetadata.value))}
     engine.dispose()
     assert set(TAGS.items()) | {("description", "Rain on a tin roof"), ("copyright", "Acme Works")} <= rows
+    from indexer.info import index_info
+    assert index_info(tmp_path / "idx")["counts"]["described"] == 2     # a copyright alone describes nothing
     with SoundIndex.open(tmp_path / "idx", model=FakeModel()) as index:
         # the fake model's text vector is the same for every query: the words decide
         rain = index.search_text("rain on the roof", k=3, keywords=True)

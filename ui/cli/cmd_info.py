@@ -42,7 +42,8 @@ def _print_info(info: dict[str, Any]) -> None:
 
     c = info["counts"]
     t = Table(title=f"index {info['index']}", show_header=False)
-    t.add_row("files", str(c["files"]))
+    t.add_row("files", str(c["files"]) + (f" ({c['described']} describe themselves: title, comment …)"
+                                          if c.get("described") else ""))
     t.add_row("segments", str(c["segments"]))
     t.add_row("errors", str(c["errors"]))
     t.add_row("total duration", _duration(info["total_duration"]))
