@@ -22,15 +22,25 @@ MAX_VALUE = 2000
 _MAX_CHUNKS = 64
 
 
+#: RIFF LIST/INFO ids → the keys libsndfile gives them
+INFO_KEYS = {b"INAM": "title", b"ICMT": "comment", b"IART": "artist", b"IPRD": "album",
+             b"IGNR": "genre", b"ICOP": "copyright", b"ISFT": "software", b"ICRD": "date"}
+
+
 def read_metadata(path: str | Path) -> dict[str, str]:
     """Non-empty metadata of ``path``: libsndfile's string fields and a BWF's bext
-    ``description``/``originator``. Raises what soundfile raises for a file it cannot open."""
+    ``description``/``originator``. libsndfile decodes every string as UTF-8; a WAV INFO value
+    written in Latin-1 (common in older libraries) comes back with U+FFFD where its accents
+    were, so such values are read again from the RIFF chunk with a Latin-1 fallback.
+    Raises what soundfile raises for a file it cannot open."""
     out: dict[str, str] = {}
     with sf.SoundFile(str(path)) as f:
         for key, value in f.copy_metadata().items():
             _put(out, key, value)
-    for key, value in bext_fields(path).items():
-        _put(out, key, value)
+    riff = riff_fields(path)
+    for key, value in riff.items():
+        if key not in out or "\ufffd" in out[key]:
+            _put(out, key, value)
     return out
 
 
@@ -42,22 +52,49 @@ def _put(out: dict[str, str], key: str, value: object) -> None:
 
 def bext_fields(path: str | Path) -> dict[str, str]:
     """``description`` and ``originator`` from a RIFF/RF64 WAVE file's bext chunk ({} without one)."""
+    return {k: v for k, v in riff_fields(path).items() if k in ("description", "originator")}
+
+
+def riff_fields(path: str | Path) -> dict[str, str]:
+    """What a RIFF/RF64 WAVE file's bext chunk (``description``, ``originator``) and LIST/INFO
+    chunk (:data:`INFO_KEYS`) say, decoded as UTF-8 where they decode, else Latin-1 ({} for
+    any other file). Chunk sizes are trusted only as far as the file goes."""
+    out: dict[str, str] = {}
     with open(path, "rb") as f:
         head = f.read(12)
         if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
-            return {}
+            return out
         for _ in range(_MAX_CHUNKS):
             chunk = f.read(8)
             if len(chunk) < 8:
-                return {}
+                break
             cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if size == 0xFFFFFFFF:           # an RF64 size kept in ds64: nothing walkable beyond
+                break
             if cid == b"bext":
                 body = f.read(min(size, 288))
-                return {"description": _text(body[:256]), "originator": _text(body[256:288])}
-            if size == 0xFFFFFFFF:           # an RF64 size kept in ds64: nothing walkable beyond
-                return {}
-            f.seek(size + (size & 1), 1)
-    return {}
+                out.update(description=_text(body[:256]), originator=_text(body[256:288]))
+                f.seek(size - len(body) + (size & 1), 1)
+            elif cid == b"LIST" and size <= 1 << 20:
+                out.update(_info(f.read(size)))
+                f.seek(size & 1, 1)
+            else:
+                f.seek(size + (size & 1), 1)
+    return out
+
+
+def _info(body: bytes) -> dict[str, str]:
+    """The INFO_KEYS of a LIST chunk's body when it is an INFO list."""
+    out: dict[str, str] = {}
+    if body[:4] != b"INFO":
+        return out
+    at = 4
+    while at + 8 <= len(body):
+        cid, size = body[at:at + 4], struct.unpack("<I", body[at + 4:at + 8])[0]
+        if cid in INFO_KEYS:
+            out[INFO_KEYS[cid]] = _text(body[at + 8:at + 8 + size])
+        at += 8 + size + (size & 1)
+    return out
 
 
 def _text(raw: bytes) -> str:

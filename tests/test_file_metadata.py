@@ -65,6 +65,29 @@ def test_a_broadcast_wav_description_and_originator(tmp_path):
     assert len(read_metadata(long)["comment"]) == MAX_VALUE
 
 
+def info_chunk(**fields: bytes) -> bytes:
+    """A LIST/INFO chunk with the given 4-letter ids (bytes as written: any encoding)."""
+    body = b"INFO"
+    for cid, value in fields.items():
+        raw = value + b"\x00"
+        body += cid.encode() + struct.pack("<I", len(raw)) + raw + b"\x00" * (len(raw) & 1)
+    return b"LIST" + struct.pack("<I", len(body)) + body
+
+
+def test_latin1_info_text_keeps_its_accents(tmp_path):
+    """libsndfile decodes WAV INFO as UTF-8 and turns Latin-1 accents into U+FFFD; those values
+    are read again from the chunk. UTF-8 values and values libsndfile got right are kept."""
+    path = tmp_path / "gewitter.wav"
+    path.write_bytes(wav_bytes(pcm16(tone(440, 0.5, 16000)), extra_chunks=info_chunk(
+        INAM="Gewitter über dem Tal".encode("latin-1"), ICMT="Donner, grollend — fern".encode(),
+        IART=b"Plain Name")))
+    with sf.SoundFile(str(path)) as f:
+        assert "\ufffd" in f.title                      # what libsndfile alone gives
+    found = read_metadata(path)
+    assert found["title"] == "Gewitter über dem Tal"
+    assert found["comment"] == "Donner, grollend — fern" and found["artist"] == "Plain Name"
+
+
 def test_the_indexer_stores_it_and_keyword_search_finds_it(tmp_path):
     lib = tmp_path / "lib"
     door = tagged(lib / "take_001.flac", "FLAC", tone(300, 1.0, 16000))
