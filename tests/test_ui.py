@@ -112,6 +112,16 @@ def test_the_names_toggle_ranks_a_file_by_its_name(app):
     assert result_names(app)[0] == "cat_meow.flac" and sorted(result_names(app)) == sorted(plain)
 
 
+def test_an_address_with_keywords_opens_with_the_toggle_on(app):
+    app.query_params["q"] = "a cat"
+    app.query_params["keywords"] = "true"
+    app.run()
+    no_exception(app)
+    assert app.toggle(key="keywords").value is True
+    assert heading(app).startswith("Results for **a cat** (sound + names)")
+    assert result_names(app)[0] == "cat_meow.flac"
+
+
 def test_suggestion_button_fills_the_query(app):
     app.run()
     next(b for b in app.button if b.label == "birds chirping").click().run()

@@ -4,7 +4,8 @@ What is searched is held in ``st.session_state``:
   q          the text box, bound to the address's ``?q=`` (shareable searches)
   search_by  None (text), {"kind": "similar", "file_id", "name", "start", "end"} or
              {"kind": "example", "widget"}
-  keywords   the "also match names" toggle (keyword search fused with the sound match)
+  keywords   the "also match names" toggle (keyword search fused with the sound match), bound
+             to the address's ``?keywords=`` like q
   shown      how many results are shown (grows by PAGE with "Show more")
 """
 from __future__ import annotations
@@ -111,7 +112,8 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
     st.session_state.setdefault("search_by", None)
     st.text_input("Describe the sound", key="q", bind="query-params", on_change=on_text_change,
                   placeholder="e.g. heavy rain on a tin roof", icon=":material/search:")
-    st.toggle("Also match names, descriptions, tags and captions", key="keywords", on_change=_reset_page,
+    st.toggle("Also match names, descriptions, tags and captions", key="keywords", bind="query-params",
+              on_change=_reset_page,
               help="Words of the query found in a file's path, the description it carries, its tags "
                    "or captions rank it up, fused with the sound match (soundsift search --keywords).")
     with st.expander("Search by example: upload or record a sound",
