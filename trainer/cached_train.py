@@ -97,6 +97,7 @@ class CachedTrainConfig:
     class_text_template: str | list[str] = "{}"   # how classes are written (SoundsiftClapConfig)
     train_text_classes: bool = True     # "audioset": train the text side's class table and τ too
     text_adapter: bool = False          # residual Linear on text vectors (off: MiniLM as is)
+    query_carriers: list[str] = field(default_factory=list)   # phrases queries are read without (SoundsiftClapConfig)
     steps: int = 600
     batch_size: int = 64
     lr: float = 3e-4
@@ -271,6 +272,7 @@ def model_config(cfg: CachedTrainConfig):
     return SoundsiftClapConfig(use_yamnet_embedding=branches["embedding"], use_aisfx=branches["aisfx"],
                                aisfx_trainable=False, fusion=False, text_adapter=cfg.text_adapter,
                                class_text_template=cfg.class_text_template, minilm_mix=cfg.minilm_mix,
+                               query_carriers=list(cfg.query_carriers),
                                yamnet_min_peak_db=cfg.yamnet_min_peak_db, **space)
 
 
@@ -318,8 +320,11 @@ def project_rows(module, cache: FeatureCache, rows: np.ndarray | slice) -> torch
 
 
 def encode_texts(module, bank: TextBank, texts: Sequence[str]) -> torch.Tensor:
-    """Text vectors of strings from their cached MiniLM vectors (:meth:`SoundsiftClap.text_head`)."""
-    return module.text_head(bank(texts))
+    """Text vectors of strings from their cached MiniLM vectors, read as the model reads them
+    (:meth:`SoundsiftClap.query_texts`, then :meth:`SoundsiftClap.text_head`)."""
+    read = module.query_texts(texts)
+    bank.add(read)                       # a no-op once every form is cached (prepare adds them)
+    return module.text_head(bank(read))
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -455,8 +460,8 @@ def prepare(cfg: CachedTrainConfig):
     module = build_module(cfg, class_prior(train.cache))
     bank = TextBank(module.text, Path(cfg.cache_dir) / "text_minilm.npz")
     labels = sorted(set(val.labels))
-    bank.add([c for it in train.items for c in it.captions] + train.labels + labels
-             + [PROMPT.format(label=x) for x in labels])
+    bank.add(module.query_texts([c for it in train.items for c in it.captions] + train.labels + labels
+                                + [PROMPT.format(label=x) for x in labels]))
     init_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
     return train, val, module, bank, init_state
 
@@ -495,7 +500,7 @@ def run(cfg: CachedTrainConfig, out: str | Path | None = None) -> dict[str, Any]
         seen = set(train.labels)
         module = build_module(cfg, class_prior(train.cache))
         init_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        bank.add([c for it in val.items for c in it.captions])
+        bank.add(module.query_texts([c for it in val.items for c in it.captions]))
         log.info("final run: %d training clips, the validation clips among them", len(train.items))
     t1 = time.perf_counter()
     history = train_run(module, cfg, train, val, bank, cfg.seed, init_state, seen)

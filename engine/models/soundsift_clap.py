@@ -53,6 +53,7 @@ from torch import nn
 
 from engine.errors import ModelUnavailable
 from engine.models.base import AudioTextModel, l2_normalize
+from engine.prompt_carriers import strip_carrier
 from engine.towers.yamnet import MAX_LIFT_DB
 
 MODEL_TYPE = "soundsift-clap"
@@ -97,6 +98,9 @@ class SoundsiftClapConfig:
     yamnet_min_peak_db: float | None = None
     yamnet_max_gain_db: float = MAX_LIFT_DB
     onnx_threads: int = 0                   # 0 = onnxruntime's default
+    # leading phrases a query is read without ("This is a sound of {label}." → "{label}";
+    # engine.prompt_carriers); [] = every query as written
+    query_carriers: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (training run, etc.)
 
     @property
@@ -128,8 +132,8 @@ class SoundsiftClapConfig:
     def check(self) -> None:
         """Raise :class:`ModelUnavailable` for an unknown space, a dim that does not fit it, τ ≤ 0,
         or a class text template with fields other than ``{}``, ``{name}``, ``{description}``,
-        an input level above 0 dBFS or a negative gain cap, or a ``minilm_mix`` outside [0, 1) or
-        outside the ``"audioset"`` space."""
+        an input level above 0 dBFS or a negative gain cap, a ``minilm_mix`` outside [0, 1) or
+        outside the ``"audioset"`` space, or query carriers that are not lower-case phrases."""
         from engine.towers import yamnet
 
         if self.yamnet_min_peak_db is not None and not self.yamnet_min_peak_db <= 0:
@@ -148,6 +152,11 @@ class SoundsiftClapConfig:
             raise ModelUnavailable(f"config minilm_mix must be in [0, 1), not {self.minilm_mix}")
         if self.minilm_mix > 0 and self.space != "audioset":
             raise ModelUnavailable("config minilm_mix needs space 'audioset' (the 'minilm' space is the baseline's already)")
+        carriers = self.query_carriers
+        if not isinstance(carriers, list) or not all(isinstance(c, str) and c.strip() == c and c
+                                                     and c == c.lower() for c in carriers):
+            raise ModelUnavailable(f"config query_carriers must be a list of lower-case phrases, "
+                                   f"not {carriers!r}")
         templates = self.class_text_templates()
         if not templates or not all(isinstance(t, str) and t.strip() for t in templates):
             raise ModelUnavailable(f"config class_text_template must be a template or a non-empty list "
@@ -442,8 +451,14 @@ class SoundsiftClap(nn.Module):
 
     # -- text ---------------------------------------------------------------------------------
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
-        """Strings → (B, embedding_dim) L2-normalised text vectors."""
-        return self.text_head(self.text(list(texts)).to(self.logit_scale.device))
+        """Strings → (B, embedding_dim) L2-normalised text vectors (read as :meth:`query_texts`)."""
+        return self.text_head(self.text(self.query_texts(texts)).to(self.logit_scale.device))
+
+    def query_texts(self, texts: Sequence[str]) -> list[str]:
+        """The strings as the text tower reads them: without a leading carrier phrase of the
+        config's ``query_carriers`` (engine.prompt_carriers)."""
+        carriers = self.config.query_carriers
+        return [strip_carrier(t, carriers) for t in texts] if carriers else list(texts)
 
     def text_head(self, sentence_vectors: torch.Tensor) -> torch.Tensor:
         """MiniLM sentence vectors (B, 384) → (B, embedding_dim) L2-normalised text vectors in the
