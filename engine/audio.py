@@ -160,10 +160,12 @@ def iter_blocks(path: str | Path, target_sr: int, *, block_seconds: float = BLOC
     heard: list[str] | None = [] if _relaying else None
     try:
         yield from _decoded_blocks(p, target_sr, block_seconds, stats, notes, heard)
-    except Exception:
+    except Exception as e:
         for line in summarised(heard or []):
             log.debug("%s: the decoder also said: %s", p, line)
-        raise
+        if isinstance(e, UnreadableAudio):
+            raise
+        raise UnreadableAudio(p, f"decoding failed ({_short(e)})") from e   # e.g. the resampler
     for line in summarised(heard or []):
         if notes is not None:
             notes.append(line)

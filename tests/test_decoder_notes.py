@@ -181,3 +181,24 @@ def test_relaying_says_in_process_decoder_output_under_the_file(tmp_path, capfd,
     assert any(lvl == logging.DEBUG and m.startswith(f"{bad}: the decoder also said: ") for lvl, m in records)
     decode(padded, 16000)                                          # the relay ends with its context
     assert capfd.readouterr().err.strip() == said
+
+
+def test_a_failure_past_the_reader_is_still_one_clear_reason(tmp_path, monkeypatch):
+    """Whatever fails while a file is decoded (here the resampler) reaches every caller as
+    UnreadableAudio naming the file, not as a bare library exception."""
+    import engine.audio as audio
+    from engine.errors import UnreadableAudio
+
+    class Broken:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def resample_chunk(self, *args, **kwargs):
+            raise RuntimeError("soxr: out of memory")
+
+    monkeypatch.setattr(audio.soxr, "ResampleStream", Broken)
+    path = write(tmp_path / "a.wav", tone(440, 0.5, 22050), 22050)
+    with pytest.raises(UnreadableAudio) as caught:
+        audio.decode(path, 16000)
+    assert caught.value.reason == "decoding failed (soxr: out of memory)"
+    assert str(path) in str(caught.value)
