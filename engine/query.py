@@ -486,8 +486,9 @@ class SoundIndex:
                         filters: Filters | None = None, per_file: bool = True,
                         start: float | None = None, end: float | None = None) -> list[Hit]:
         """"More like this" for an indexed file, from its stored vectors (it comes first). With
-        ``start``/``end`` (seconds), more like that moment: only its segments overlapping it
-        are the query (a hit's ``start``/``end`` give the moment it matched)."""
+        ``start``/``end`` (seconds), more like that moment: its segments inside the span are the
+        query, or, for a span shorter than a segment, those overlapping it (a hit's
+        ``start``/``end`` give exactly the segment it matched)."""
         zeroshot.check_span(start, end)
 
         def run(conn: Connection, snap: _Snapshot) -> list[Hit]:
@@ -498,12 +499,14 @@ class SoundIndex:
                 raise InvalidQuery(f"file {path_or_file_id} has no vectors in index {self.root}")
             if start is not None or end is not None:
                 a, b = start or 0.0, np.inf if end is None else end
-                overlap = (snap.seg_end[mine] > a) & (snap.seg_start[mine] < b)
+                seg_start, seg_end = snap.seg_start[mine], snap.seg_end[mine]
+                overlap = (seg_end > a) & (seg_start < b)
                 if not overlap.any():   # segments tile the file: only a start past its end is left
                     path = conn.execute(select(File.path).where(File.id == file_id)).scalar()
-                    raise InvalidQuery(f"{path} is {float(snap.seg_end[mine].max()):.2f} s long; "
+                    raise InvalidQuery(f"{path} is {float(seg_end.max()):.2f} s long; "
                                        f"the start time {a:g} s is past its end")
-                ids = ids[overlap]
+                inside = (seg_start >= a - 1e-6) & (seg_end <= b + 1e-6)
+                ids = ids[inside if inside.any() else overlap]
             if len(ids) > MAX_QUERY_SEGMENTS:
                 ids = ids[np.linspace(0, len(ids) - 1, MAX_QUERY_SEGMENTS).round().astype(int)]
             queries = snap.vectors(ids)

@@ -223,6 +223,23 @@ def test_search_audio_by_a_span_of_the_example(tone_index, tmp_path):
             index.search_audio(audio, k=1, sample_rate=rate, start=1.5, end=0.5)
 
 
+def test_similar_to_a_moment_queries_the_segments_inside_it(tmp_path):
+    """Segments 0–1, 0.5–1.5 and 1–2 s of one file, each its own band: the span of the middle
+    segment queries that segment alone; a span inside no segment, those overlapping it."""
+    model = FakeModel(DIM)
+    bands = [2, 8, 14]
+    spec = FileSpec("/lib/long.wav", np.stack([model.band_vector(b) for b in bands]), duration=2.0,
+                    bounds=[(0.0, 1.0), (0.5, 1.5), (1.0, 2.0)])
+    write_index(tmp_path / "moments", [spec], dim=DIM)
+    with SoundIndex.open(tmp_path / "moments", model=model) as index:
+        exact = index.similar_to_file("/lib/long.wav", k=3, per_file=False, start=0.5, end=1.5)
+        assert (exact[0].start, exact[0].end) == (0.5, 1.5) and exact[0].score == pytest.approx(1.0, abs=1e-5)
+        assert all(h.score < 0.99 for h in exact[1:])
+        short = index.similar_to_file("/lib/long.wav", k=3, per_file=False, start=0.9, end=1.1)
+        assert sorted((h.start, h.end) for h in short) == [(0.0, 1.0), (0.5, 1.5), (1.0, 2.0)]
+        assert all(h.score == pytest.approx(1.0, abs=1e-5) for h in short)
+
+
 def test_search_audio_rejects_bad_waveforms(tone_index):
     index, _ = tone_index
     with pytest.raises(InvalidQuery, match="sample_rate"):
