@@ -86,27 +86,44 @@ def check_span(start: float | None, end: float | None) -> None:
 def excerpt(model: AudioTextModel, audio: AudioInput, sample_rate: int | None,
             start: float | None, end: float | None) -> tuple[np.ndarray, int]:
     """The part of ``audio`` from ``start`` to ``end`` seconds (None: its start / its end) as a
-    mono waveform and its rate; a file is decoded at the model's rate. InvalidQuery when the
-    span starts past the end of the audio."""
+    mono waveform and its rate; a file is decoded at the model's rate, only up to ``end``.
+    InvalidQuery when the span starts past the end of the audio."""
     check_span(start, end)
     if isinstance(audio, (str, Path)):
-        from engine.audio import decode
         if not Path(audio).is_file():
             raise InvalidQuery(f"audio file {audio} does not exist")
-        wave, rate, name = decode(audio, int(model.sample_rate)), int(model.sample_rate), str(audio)
-    else:
-        if sample_rate is None:
-            raise InvalidQuery("a waveform query needs its sample_rate (Hz)")
-        wave = np.asarray(audio, dtype=np.float32)
-        if wave.ndim == 2:  # (samples, channels) → mono, as _waveform_pieces reads it
-            wave = wave.mean(axis=1) if wave.shape[0] >= wave.shape[1] else wave.mean(axis=0)
-        rate, name = int(sample_rate), "the example"
-    duration = len(wave) / rate
+        return _file_excerpt(str(audio), int(model.sample_rate), start, end), int(model.sample_rate)
+    if sample_rate is None:
+        raise InvalidQuery("a waveform query needs its sample_rate (Hz)")
+    wave = np.asarray(audio, dtype=np.float32)
+    if wave.ndim == 2:  # (samples, channels) → mono, as _waveform_pieces reads it
+        wave = wave.mean(axis=1) if wave.shape[0] >= wave.shape[1] else wave.mean(axis=0)
+    rate = int(sample_rate)
     a = int(round((start or 0.0) * rate))
     b = len(wave) if end is None else min(len(wave), int(round(end * rate)))
     if a >= len(wave):
-        raise InvalidQuery(f"{name} is {duration:.2f} s long; the start time {start:g} s is past its end")
+        raise InvalidQuery(f"the example is {len(wave) / rate:.2f} s long; the start time {start:g} s "
+                           "is past its end")
     return np.ascontiguousarray(wave[a:b]), rate
+
+
+def _file_excerpt(path: str, rate: int, start: float | None, end: float | None) -> np.ndarray:
+    """Samples ``start``–``end`` s of a file at ``rate``, streamed: decoding stops at ``end`` and
+    only the excerpt is held, so a moment of an hour-long recording costs what that moment does."""
+    from engine.audio import iter_blocks
+    a = int(round((start or 0.0) * rate))
+    b = None if end is None else int(round(end * rate))
+    kept, at = [], 0
+    for block in iter_blocks(path, rate):
+        lo, hi = max(a - at, 0), len(block) if b is None else min(b - at, len(block))
+        if hi > lo:
+            kept.append(block[lo:hi])
+        at += len(block)
+        if b is not None and at >= b:
+            break
+    if not kept:
+        raise InvalidQuery(f"{path} is {at / rate:.2f} s long; the start time {start:g} s is past its end")
+    return np.ascontiguousarray(np.concatenate(kept))
 
 
 def audio_segment_vectors(model: AudioTextModel, audio: AudioInput, sample_rate: int | None = None,

@@ -223,6 +223,24 @@ def test_search_audio_by_a_span_of_the_example(tone_index, tmp_path):
             index.search_audio(audio, k=1, sample_rate=rate, start=1.5, end=0.5)
 
 
+def test_an_excerpt_of_a_long_file_stops_decoding_at_its_end(tmp_path, monkeypatch):
+    """A moment near the start of a 70 s file reads one 20 s block, not the whole file."""
+    import engine.audio as audio
+    from engine.zeroshot import excerpt
+
+    path = write(tmp_path / "long.wav", tone(440.0, 70.0, 8000), 8000)
+    pulled = []
+    real = audio.iter_blocks
+
+    def counting(*args, **kwargs):
+        for block in real(*args, **kwargs):
+            pulled.append(len(block))
+            yield block
+    monkeypatch.setattr(audio, "iter_blocks", counting)
+    wave, rate = excerpt(FakeModel(DIM), path, None, 2.0, 5.0)
+    assert (len(wave), rate) == (3 * 8000, 8000) and len(pulled) == 1
+
+
 def test_similar_to_a_moment_queries_the_segments_inside_it(tmp_path):
     """Segments 0–1, 0.5–1.5 and 1–2 s of one file, each its own band: the span of the middle
     segment queries that segment alone; a span inside no segment, those overlapping it."""
