@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import tone
 from tests.ui_library import SR, THUNDER_COMMENT, THUNDER_TITLE, UiLibrary, ui_library, wav_bytes  # noqa: F401
 from ui.components import search_tab
-from ui.components.search_tab import plain_markdown
+from ui.components.markdown_text import plain_markdown
 from ui.components.server import INDEX_ENV, MODEL_ENV
 
 APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
@@ -30,7 +30,7 @@ def result_names(at: AppTest) -> list[str]:
     for md in at.markdown:
         m = RESULT.match(md.value)
         if m:
-            names.append(m.group(2))
+            names.append(re.sub(r"\\(.)", r"\1", m.group(2)))     # as shown: Markdown escapes undone
     return names
 
 
@@ -122,6 +122,23 @@ def test_an_address_with_keywords_opens_with_the_toggle_on(app):
     assert result_names(app)[0] == "cat_meow.flac"
 
 
+@pytest.mark.parametrize("text, shown", [
+    ("Door *slam* $5 [take 2].wav", r"Door \*slam\* \$5 \[take 2\].wav"),
+    ("_draft_ :red[x] a|b <i> ~~c~~ `d` #e \\f", r"\_draft\_ \:red\[x\] a\|b \<i\> \~\~c\~\~ \`d\` \#e \\f"),
+    ("- not a list", r"\- not a list"), ("1. not a list", r"1\. not a list"),
+    ("rain.wav  on\ntwo lines", r"rain.wav on two lines"),
+])
+def test_plain_markdown_escapes_what_markdown_would_act_on(text, shown):
+    assert plain_markdown(text) == shown
+
+
+def test_a_query_with_markdown_characters_is_shown_as_typed(app):
+    app.query_params["q"] = "a $5 *coin* drop"
+    app.run()
+    no_exception(app)
+    assert heading(app).startswith(r"Results for **a \$5 \*coin\* drop**")
+
+
 def test_suggestion_button_fills_the_query(app):
     app.run()
     next(b for b in app.button if b.label == "birds chirping").click().run()
@@ -178,7 +195,7 @@ def test_more_like_this_searches_by_that_file(app):
     assert len(more) == 5
     more[rank].click().run()
     no_exception(app)
-    assert heading(app).startswith("More like **rain_heavy.wav** ·")   # a 3 s file: all of it
+    assert heading(app).startswith("More like **rain\\_heavy.wav** ·")   # a 3 s file: all of it
     names = result_names(app)
     assert names[0] == "rain_heavy.wav" and len(names) == 5
     first = next(c.value for c in app.caption if "match " in c.value)
@@ -201,7 +218,7 @@ def test_more_like_this_on_part_of_a_longer_file_searches_by_that_moment(app):
     assert span in ("0.0–10.0", "2.0–12.0")
     [b for b in app.button if b.label == "More like this"][rank].click().run()
     no_exception(app)
-    assert heading(app).startswith(f"More like **thunder_far.wav** {span} s")
+    assert heading(app).startswith(f"More like **thunder\\_far.wav** {span} s")
     assert result_names(app)[0] == "thunder_far.wav"
     first = next(c.value for c in app.caption if "match " in c.value)
     assert "score 1.000" in first
@@ -330,7 +347,7 @@ def test_picking_a_point_on_the_map_plays_that_file(app, ui_library):  # noqa: F
     app.session_state[MAP_PICK] = dog_id
     app.run()
     no_exception(app)
-    assert any(md.value.startswith("**dog_bark.wav**") for md in app.markdown)
+    assert any(md.value.startswith("**dog\\_bark.wav**") for md in app.markdown)
     assert len(app.get("audio")) == before + 1
 
 

@@ -8,6 +8,7 @@ import streamlit as st
 from ui.components import resources
 from ui.components.library import Library
 from ui.components.library_map import map_rows, pca_2d, selected_file_id
+from ui.components.markdown_text import plain_markdown
 
 MAP_KEY = "library_map"
 MAP_PICK = "map_file_id"        # file id of the point last picked on the map
@@ -78,7 +79,7 @@ def play_picked(lib: Library, root: str, file_id: int) -> None:
     except SoundsiftError as e:
         st.warning(str(e), icon=":material/warning:")
         return
-    st.markdown(f"**{record.name}** · {record.duration:.1f} s")
+    st.markdown(f"**{plain_markdown(record.name)}** · {record.duration:.1f} s")
     st.audio(src.data, format=src.mime, start_time=src.start_time)
 
 

@@ -10,7 +10,6 @@ What is searched is held in ``st.session_state``:
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -20,6 +19,7 @@ from engine.errors import SoundsiftError
 from engine.filters import Filters
 from ui.components import resources
 from ui.components.library import Library, relative_to_root
+from ui.components.markdown_text import plain_markdown
 from ui.components.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_example
 
 PAGE = 10
@@ -86,20 +86,20 @@ def current_search(index: Any, filters: Filters) -> Search | None:
     if by and by.get("kind") == "similar":
         fid, start, end = by["file_id"], by.get("start"), by.get("end")
         part = f" {start:.1f}–{end:.1f} s" if start is not None and end is not None else ""
-        return Search(f"More like **{by['name']}**{part}",
+        return Search(f"More like **{plain_markdown(by['name'])}**{part}",
                       lambda k: index.similar_to_file(fid, k=k, filters=filters, start=start, end=end))
     if by and by.get("kind") == "example":
         upload = st.session_state.get(by["widget"])
         if upload is not None:
             example = read_example(upload.name or "recording", upload.getvalue())
-            return Search(f"Sounds like **{example.name}** ({example.duration:.1f} s)",
+            return Search(f"Sounds like **{plain_markdown(example.name)}** ({example.duration:.1f} s)",
                           lambda k: index.search_audio(example.waveform, k=k, filters=filters,
                                                        per_file=True, sample_rate=example.sample_rate))
         st.session_state["search_by"] = None
     text = (st.session_state.get("q") or "").strip()
     if text:
         keywords = bool(st.session_state.get("keywords"))
-        return Search(f"Results for **{text}**" + (" (sound + names)" if keywords else ""),
+        return Search(f"Results for **{plain_markdown(text)}**" + (" (sound + names)" if keywords else ""),
                       lambda k: index.search_text(text, k=k, filters=filters, per_file=True,
                                                   keywords=keywords))
     return None
@@ -161,20 +161,12 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
         st.button("Show more", on_click=show_more, icon=":material/expand_more:", key="show_more")
 
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
-
-
-def plain_markdown(text: str) -> str:
-    """``text`` with Markdown's punctuation escaped, so a file's own words show as written."""
-    return _MARKDOWN.sub(r"\\\1", " ".join(text.split()))
-
-
 def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict]) -> None:
     """One result card: name, folder, facts, tags, thumbnail, player, "more like this"."""
     with st.container(border=True):
         info, media = st.columns([5, 6], vertical_alignment="center")
         with info:
-            st.markdown(f"**{rank}. {record.name}**")
+            st.markdown(f"**{rank}. {plain_markdown(record.name)}**")
             folder = relative_to_root(record.folder, root)
             st.caption(
                 f":material/folder: {folder} · {record.duration:.1f} s · {record.format} · "
