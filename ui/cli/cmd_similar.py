@@ -39,7 +39,8 @@ def similar_command(
     """Files that sound like AUDIO_FILE, or like the part of it from --start to --end.
 
     An indexed file comes first with score ≈ 1; its stored segment vectors are the query (with
-    --start/--end, those overlapping the span). A file not in the index is embedded now."""
+    --start/--end, those inside the span, or overlapping it when it is shorter than a segment).
+    A file not in the index is embedded now (with --start/--end, only that excerpt)."""
     setup_logging(verbose)
     from engine.query import SoundIndex
 
