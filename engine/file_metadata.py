@@ -18,7 +18,7 @@ import soundfile as sf
 SEARCHED_KEYS = ("title", "description", "comment", "album", "genre", "artist", "originator")
 #: longest value kept (characters)
 MAX_VALUE = 2000
-#: chunks walked at most when looking for bext (a WAV has a handful)
+#: chunks walked at most when looking for bext and LIST/INFO (a WAV has a handful)
 _MAX_CHUNKS = 64
 
 
@@ -48,11 +48,6 @@ def _put(out: dict[str, str], key: str, value: object) -> None:
     text = " ".join(str(value).replace("\x00", " ").split())
     if text:
         out[str(key)] = text[:MAX_VALUE]
-
-
-def bext_fields(path: str | Path) -> dict[str, str]:
-    """``description`` and ``originator`` from a RIFF/RF64 WAVE file's bext chunk ({} without one)."""
-    return {k: v for k, v in riff_fields(path).items() if k in ("description", "originator")}
 
 
 def riff_fields(path: str | Path) -> dict[str, str]:

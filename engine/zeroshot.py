@@ -55,13 +55,19 @@ def _embed_in_batches(model: AudioTextModel, pieces: list[np.ndarray]) -> np.nda
     return np.concatenate(out).astype(np.float32, copy=False)
 
 
+def _mono(waveform: np.ndarray) -> np.ndarray:
+    """A waveform query as float32, (samples, channels) or (channels, samples) averaged to mono."""
+    x = np.asarray(waveform, dtype=np.float32)
+    if x.ndim == 2:
+        x = x.mean(axis=1) if x.shape[0] >= x.shape[1] else x.mean(axis=0)
+    return x
+
+
 def _waveform_pieces(model: AudioTextModel, waveform: np.ndarray, sample_rate: int | None,
                      policy: SegmentPolicy) -> list[np.ndarray]:
     if sample_rate is None:
         raise InvalidQuery("a waveform query needs its sample_rate (Hz)")
-    x = np.asarray(waveform, dtype=np.float32)
-    if x.ndim == 2:  # (samples, channels) → mono
-        x = x.mean(axis=1) if x.shape[0] >= x.shape[1] else x.mean(axis=0)
+    x = _mono(waveform)
     if x.ndim != 1 or x.size == 0:
         raise InvalidQuery(f"a waveform query must be a non-empty 1-D array, got shape {x.shape}")
     if not np.isfinite(x).all():
@@ -95,9 +101,7 @@ def excerpt(model: AudioTextModel, audio: AudioInput, sample_rate: int | None,
         return _file_excerpt(str(audio), int(model.sample_rate), start, end), int(model.sample_rate)
     if sample_rate is None:
         raise InvalidQuery("a waveform query needs its sample_rate (Hz)")
-    wave = np.asarray(audio, dtype=np.float32)
-    if wave.ndim == 2:  # (samples, channels) → mono, as _waveform_pieces reads it
-        wave = wave.mean(axis=1) if wave.shape[0] >= wave.shape[1] else wave.mean(axis=0)
+    wave = _mono(audio)
     rate = int(sample_rate)
     a = int(round((start or 0.0) * rate))
     b = len(wave) if end is None else min(len(wave), int(round(end * rate)))

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.catalog import FileMetadata, open_catalog
-from engine.file_metadata import MAX_VALUE, bext_fields, read_metadata
+from engine.file_metadata import MAX_VALUE, read_metadata, riff_fields
 from engine.layout import IndexLayout
 from engine.query import SoundIndex
 from indexer import build_index
@@ -53,11 +53,11 @@ def test_a_broadcast_wav_description_and_originator(tmp_path):
     assert read_metadata(path) == {"description": "Thunder, distant roll — Tür", "originator": "soundsift tests"}
     latin = tmp_path / "latin.wav"                            # not UTF-8: read as Latin-1
     latin.write_bytes(wav_bytes(pcm, extra_chunks=bext_chunk("Gewitter über".encode("latin-1"))))
-    assert bext_fields(latin)["description"] == "Gewitter über"
+    assert riff_fields(latin)["description"] == "Gewitter über"
     cut = tmp_path / "cut.wav"                                # a chunk size past the end of the file
     cut.write_bytes(wav_bytes(pcm)[:36] + bext_chunk(b"half", size=10_000)[:60])   # RIFF, fmt, then a cut bext
-    assert bext_fields(cut) == {"description": "half", "originator": ""}
-    assert bext_fields(write(tmp_path / "plain.flac", tone(440, 0.2, 16000), 16000)) == {}
+    assert riff_fields(cut) == {"description": "half", "originator": ""}
+    assert riff_fields(write(tmp_path / "plain.flac", tone(440, 0.2, 16000), 16000)) == {}
     long = tmp_path / "long.flac"
     with sf.SoundFile(str(long), "w", 16000, 1, format="FLAC") as f:
         f.comment = "x" * (MAX_VALUE + 500)

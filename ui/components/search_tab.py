@@ -176,9 +176,10 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict])
                 st.caption(plain_markdown(record.about))
             if tags:
                 st.markdown(" ".join(f":blue-badge[{t['label']}]" for t in tags))
+            span = moment(hit, record.duration)
             st.button("More like this", key=f"more_{rank}_{hit.file_id}", on_click=more_like,
-                      args=(hit.file_id, record.name, *moment(hit, record.duration)),
-                      help="Sounds like the match shown here" if moment(hit, record.duration)[0] is not None
+                      args=(hit.file_id, record.name, *span),
+                      help="Sounds like the match shown here" if span[0] is not None
                       else "Sounds like this file", icon=":material/graph_3:", type="secondary")
         with media:
             try:
