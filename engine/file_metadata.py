@@ -1,25 +1,37 @@
 """The descriptions a sound file carries inside it.
 
 Sound-effects libraries write what a file holds into the file: a title and a comment (WAV INFO,
-AIFF, FLAC and Ogg Vorbis comments, MP3 ID3 — all read by libsndfile) and, in Broadcast WAV, the
-``bext`` chunk's 256-character Description and its Originator. The indexer stores them in the
-catalog (``file_metadata``) and keyword search reads the descriptive ones
-(:data:`SEARCHED_KEYS`).
+AIFF, FLAC and Ogg Vorbis comments, MP3 ID3 — all read by libsndfile); in Broadcast WAV, the
+``bext`` chunk's 256-character Description and its Originator; and in the WAV ``iXML`` chunk the
+fields library tools write there — Soundminer's and BaseHead's ``USER`` block (DESCRIPTION,
+CATEGORY, SUBCATEGORY, CATID, FXNAME, KEYWORDS …, the Universal Category System's fields), the
+Audio Standards Working Group's ``ASWG`` block, and Steinberg MediaBay's ``ATTR_LIST``
+(MediaComment, MediaCategoryPost …). The indexer stores them in the catalog (``file_metadata``)
+and keyword search reads the descriptive ones (:data:`SEARCHED_KEYS`).
 """
 from __future__ import annotations
 
+import logging
+import re
 import struct
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import soundfile as sf
 
+log = logging.getLogger(__name__)
+
 #: keys whose values describe the sound (keyword search reads these; "software", "date",
 #: "tracknumber", "copyright" and "license" are stored but not searched)
-SEARCHED_KEYS = ("title", "description", "comment", "album", "genre", "artist", "originator")
+SEARCHED_KEYS = ("title", "description", "comment", "album", "genre", "artist", "originator",
+                 "category", "subcategory", "catid", "keywords", "library", "designer", "note",
+                 "location")
 #: longest value kept (characters)
 MAX_VALUE = 2000
-#: chunks walked at most when looking for bext and LIST/INFO (a WAV has a handful)
+#: chunks walked at most when looking for bext, LIST/INFO and iXML (a WAV has a handful)
 _MAX_CHUNKS = 64
+#: largest LIST or iXML chunk read (an iXML chunk is a few kB; anything far larger is not metadata)
+_MAX_TEXT_CHUNK = 1 << 20
 
 
 #: RIFF LIST/INFO ids → the keys libsndfile gives them
@@ -27,19 +39,27 @@ INFO_KEYS = {b"INAM": "title", b"ICMT": "comment", b"IART": "artist", b"IPRD": "
              b"IGNR": "genre", b"ICOP": "copyright", b"ISFT": "software", b"ICRD": "date"}
 
 
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """Non-empty metadata of ``path``: libsndfile's string fields and a BWF's bext
-    ``description``/``originator``. libsndfile decodes every string as UTF-8; a WAV INFO value
-    written in Latin-1 (common in older libraries) comes back with U+FFFD where its accents
-    were, so such values are read again from the RIFF chunk with a Latin-1 fallback.
-    Raises what soundfile raises for a file it cannot open."""
+def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[str, str]:
+    """Non-empty metadata of ``path``: libsndfile's string fields, a BWF's bext
+    ``description``/``originator`` and a WAV's iXML fields (:func:`ixml_fields`). libsndfile
+    decodes every string as UTF-8; a WAV INFO value written in Latin-1 (common in older
+    libraries) comes back with U+FFFD where its accents were, so such values are read again
+    from the RIFF chunk with a Latin-1 fallback. A value that is the start of a longer one
+    from another chunk (bext's 256 characters of an iXML description) gives way to it.
+
+    A part that cannot be read (an iXML chunk that is not XML) is left out and its reason
+    appended to ``problems``, or logged as a warning when no list is given. Raises what
+    soundfile raises for a file it cannot open."""
     out: dict[str, str] = {}
     with sf.SoundFile(str(path)) as f:
         for key, value in f.copy_metadata().items():
             _put(out, key, value)
-    riff = riff_fields(path)
+    riff = riff_fields(path, problems)
     for key, value in riff.items():
         if key not in out or "\ufffd" in out[key]:
+            _put(out, key, value)
+    for key, value in riff.ixml.items():
+        if key not in out or value.startswith(out[key]):
             _put(out, key, value)
     return out
 
@@ -50,11 +70,21 @@ def _put(out: dict[str, str], key: str, value: object) -> None:
         out[str(key)] = text[:MAX_VALUE]
 
 
-def riff_fields(path: str | Path) -> dict[str, str]:
+class RiffFields(dict):
+    """The bext and LIST/INFO fields of a WAVE file (the dict), and its iXML fields apart
+    (``ixml``), since the two can say the same thing and read_metadata ranks them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ixml: dict[str, str] = {}
+
+
+def riff_fields(path: str | Path, problems: list[str] | None = None) -> RiffFields:
     """What a RIFF/RF64 WAVE file's bext chunk (``description``, ``originator``) and LIST/INFO
-    chunk (:data:`INFO_KEYS`) say, decoded as UTF-8 where they decode, else Latin-1 ({} for
-    any other file). Chunk sizes are trusted only as far as the file goes."""
-    out: dict[str, str] = {}
+    chunk (:data:`INFO_KEYS`) say, decoded as UTF-8 where they decode, else Latin-1, and in
+    ``.ixml`` what its iXML chunk says (empty for any other file). Chunk sizes are trusted
+    only as far as the file goes. An unreadable iXML chunk is reported as read_metadata says."""
+    out = RiffFields()
     with open(path, "rb") as f:
         head = f.read(12)
         if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
@@ -70,12 +100,93 @@ def riff_fields(path: str | Path) -> dict[str, str]:
                 body = f.read(min(size, 288))
                 out.update(description=_text(body[:256]), originator=_text(body[256:288]))
                 f.seek(size - len(body) + (size & 1), 1)
-            elif cid == b"LIST" and size <= 1 << 20:
+            elif cid == b"LIST" and size <= _MAX_TEXT_CHUNK:
                 out.update(_info(f.read(size)))
+                f.seek(size & 1, 1)
+            elif cid == b"iXML" and size <= _MAX_TEXT_CHUNK:
+                try:
+                    out.ixml = ixml_fields(f.read(size))
+                except ValueError as e:
+                    _report(problems, path, f"iXML chunk not read ({e})")
                 f.seek(size & 1, 1)
             else:
                 f.seek(size + (size & 1), 1)
     return out
+
+
+def _report(problems: list[str] | None, path: str | Path, reason: str) -> None:
+    """``reason`` onto the caller's list (which says whose file it is), else a warning naming the file."""
+    if problems is None:
+        log.warning("%s: %s", path, reason)
+    else:
+        problems.append(reason)
+
+
+#: iXML USER (Soundminer, BaseHead: the UCS fields) and ASWG element names, lower-cased, and
+#: Steinberg MediaBay attribute names → soundsift's keys
+IXML_KEYS = {
+    "description": "description", "category": "category", "subcategory": "subcategory",
+    "catid": "catid", "fxname": "title", "tracktitle": "title", "keywords": "keywords",
+    "library": "library", "designer": "designer", "notes": "note", "location": "location",
+    "genre": "genre", "songtitle": "title",
+}
+STEINBERG_KEYS = {
+    "MediaComment": "description", "MediaCategoryPost": "category",
+    "MusicalCategory": "subcategory", "MediaTrackTitle": "title", "MediaLibrary": "library",
+    "MediaLibraryName": "library", "MediaArtist": "designer",
+    "MediaRecordingLocation": "location", "MediaGenre": "genre",
+}
+
+
+def ixml_fields(body: bytes) -> dict[str, str]:
+    """The descriptive fields of an iXML chunk (:data:`IXML_KEYS`, :data:`STEINBERG_KEYS`, and
+    the production recorder's top-level NOTE as ``note``), first value of each key winning.
+    The USER block may also be free text (the iXML spec's form): it becomes ``note`` then.
+    Raises ValueError when the chunk is not well-formed XML."""
+    root = _parse_xml(body.split(b"\x00", 1)[0])
+    out: dict[str, str] = {}
+
+    def put(key: str, value: str | None) -> None:
+        value = " ".join((value or "").split())
+        if value and key not in out:
+            out[key] = value[:MAX_VALUE]
+
+    for block in root.iter():
+        tag = block.tag.upper() if isinstance(block.tag, str) else ""
+        if tag in ("USER", "ASWG"):
+            children = list(block)
+            for child in children:
+                key = IXML_KEYS.get(str(child.tag).lower())
+                if key:
+                    put(key, child.text)
+            if tag == "USER" and not children:
+                put("note", block.text)
+        elif tag == "ATTR":                 # Steinberg: NAME/VALUE as children or attributes
+            name = block.get("NAME") or block.findtext("NAME") or ""
+            value = block.get("VALUE") if block.get("VALUE") is not None else block.findtext("VALUE")
+            key = STEINBERG_KEYS.get(name.strip())
+            if key:
+                put(key, value)
+    put("note", root.findtext("NOTE"))
+    return out
+
+
+def _parse_xml(raw: bytes) -> ET.Element:
+    """The XML in ``raw``, as declared; bytes that are not UTF-8 and do not parse as declared
+    (older tools write Latin-1 under a UTF-8 declaration, or none) are read as Latin-1.
+    ValueError when neither parses."""
+    try:
+        return ET.fromstring(raw)
+    except ET.ParseError as e:
+        error = e
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            return ET.fromstring(re.sub(r"^<\?xml[^>]*\?>", "", raw.decode("latin-1")))
+        except ET.ParseError:
+            pass
+    raise ValueError(f"not well-formed XML: {error}")
 
 
 def _info(body: bytes) -> dict[str, str]:

@@ -91,6 +91,7 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
         _check_openable(job.path)
         info = probe(job.path)
         info = _with_metadata(info, notes)
+        before_decoding = len(notes)
         for seg in iter_segments(job.path, sample_rate, policy, stats=stats, notes=notes):
             yield SegmentReady(job.job, n, seg.start, seg.end, seg.waveform)
             n += 1
@@ -101,7 +102,8 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
     except Exception as e:  # a decoder bug must fail one file, not the run
         yield FileFailed(job.job, f"decoding failed: {type(e).__name__}: {e}", stats)
         return
-    if not notes and end < 0.98 * info.duration - 0.05:  # a stop note already says where it ended
+    stop_noted = len(notes) > before_decoding           # a stop note already says where it ended
+    if not stop_noted and end < 0.98 * info.duration - 0.05:
         notes.append(f"shorter than its header says ({end:.2f} s of {info.duration:.2f} s; truncated?): "
                      "indexing the audio that decodes")
     yield FileDecoded(job.job, info, n, end, stats, notes)
@@ -109,9 +111,10 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
 
 def _with_metadata(info: AudioInfo, notes: list[str]) -> AudioInfo:
     """``info`` with the descriptions the file carries; a file whose metadata cannot be read
-    is indexed without it, and the reason becomes a note on the file."""
+    is indexed without it, and the reason becomes a note on the file (as does a part of it
+    that cannot be read, such as a broken iXML chunk)."""
     try:
-        found = read_metadata(info.path)
+        found = read_metadata(info.path, notes)
     except Exception as e:  # metadata is a bonus: never fail a file that decodes for it
         notes.append(f"embedded metadata not read ({type(e).__name__}: {e})")
         return info

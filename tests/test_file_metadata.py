@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.catalog import FileMetadata, open_catalog
-from engine.file_metadata import MAX_VALUE, read_metadata, riff_fields
+from engine.file_metadata import MAX_VALUE, ixml_fields, read_metadata, riff_fields
 from engine.layout import IndexLayout
 from engine.query import SoundIndex
 from indexer import build_index
@@ -117,3 +117,139 @@ def test_the_indexer_stores_it_and_keyword_search_finds_it(tmp_path):
         assert all(h.keywords == 0 for h in acme)
         mine = next(h for h in acme if h.path.endswith("take_004.flac"))
         assert index.get_file(mine.file_id)["metadata"] == {"copyright": "Acme Works"}
+
+
+def ixml_chunk(xml: str, encoding: str = "utf-8") -> bytes:
+    raw = xml.encode(encoding) + b"\x00"
+    return b"iXML" + struct.pack("<I", len(raw)) + raw + b"\x00" * (len(raw) & 1)
+
+
+def with_trailing_chunk(wav: bytes, chunk: bytes) -> bytes:
+    """``wav`` with ``chunk`` after its data chunk (where recorders and library tools put iXML)."""
+    body = wav[8:] + chunk
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+LONG_DESCRIPTION = ("Door, wood, old barn door creaking open slowly on rusty hinges, then latching; "
+                    "recorded close with a pair of small-diaphragm condensers in a quiet barn. ") * 3
+SOUNDMINER_IXML = f"""<?xml version="1.0" encoding="UTF-8"?>
+<BWFXML><IXML_VERSION>2.10</IXML_VERSION><PROJECT>Barn session</PROJECT><NOTE>take after the rain</NOTE>
+<USER><CATEGORY>DOORS</CATEGORY><SUBCATEGORY>WOOD</SUBCATEGORY><CATID>DOORWood</CATID>
+<FXNAME>Barn Door Creak Open</FXNAME><DESCRIPTION>{LONG_DESCRIPTION}</DESCRIPTION>
+<KEYWORDS>hinge, squeak, rusty, latch</KEYWORDS><LIBRARY>Farm Doors</LIBRARY>
+<DESIGNER>Jane Foley</DESIGNER><MICROPHONE>MKH 8040</MICROPHONE><SHORTID>ABCD</SHORTID></USER>
+</BWFXML>"""
+
+
+def test_an_ixml_chunk_after_the_data_gives_the_ucs_fields(tmp_path):
+    """Soundminer/BaseHead write the UCS fields into iXML's USER block, often after the audio; the
+    bext description they mirror is cut at 256 characters, so the whole one from iXML wins."""
+    wav = wav_bytes(pcm16(tone(440, 0.5, 16000)), extra_chunks=bext_chunk(LONG_DESCRIPTION.encode()[:256]))
+    path = tmp_path / "DOORWood_Barn Door Creak Open_JF_FARM.wav"
+    path.write_bytes(with_trailing_chunk(wav, ixml_chunk(SOUNDMINER_IXML)))
+    assert sf.info(str(path)).frames == 8000
+    found = read_metadata(path)
+    assert found == {"description": " ".join(LONG_DESCRIPTION.split()), "originator": "soundsift tests",
+                     "category": "DOORS", "subcategory": "WOOD", "catid": "DOORWood",
+                     "title": "Barn Door Creak Open", "keywords": "hinge, squeak, rusty, latch",
+                     "library": "Farm Doors", "designer": "Jane Foley", "note": "take after the rain"}
+    # a description that is not the start of the iXML one is kept (another chunk said otherwise)
+    other = tmp_path / "other.wav"
+    other.write_bytes(with_trailing_chunk(
+        wav_bytes(pcm16(tone(440, 0.5, 16000)), extra_chunks=bext_chunk(b"Gate, metal")),
+        ixml_chunk(SOUNDMINER_IXML)))
+    assert read_metadata(other)["description"] == "Gate, metal"
+
+
+@pytest.mark.parametrize("xml", [
+    # Steinberg MediaBay as child elements, and as attributes (both are written in the wild)
+    "<BWFXML><STEINBERG><ATTR_LIST>"
+    "<ATTR><TYPE>string</TYPE><NAME>MediaCategoryPost</NAME><VALUE>RAIN</VALUE></ATTR>"
+    "<ATTR><TYPE>string</TYPE><NAME>MusicalCategory</NAME><VALUE>ROOF</VALUE></ATTR>"
+    "<ATTR><TYPE>string</TYPE><NAME>MediaComment</NAME><VALUE>Rain on a tin roof, heavy</VALUE></ATTR>"
+    "<ATTR><TYPE>string</TYPE><NAME>MediaRecordingMethod</NAME><VALUE>MS</VALUE></ATTR>"
+    "</ATTR_LIST></STEINBERG></BWFXML>",
+    '<BWFXML><STEINBERG><ATTR_LIST><ATTR TYPE="string" NAME="MediaCategoryPost" VALUE="RAIN"/>'
+    '<ATTR TYPE="string" NAME="MusicalCategory" VALUE="ROOF"/>'
+    '<ATTR TYPE="string" NAME="MediaComment" VALUE="Rain on a tin roof, heavy"/></ATTR_LIST></STEINBERG></BWFXML>',
+    # the ASWG block (camelCase names), with the description in the USER block
+    "<BWFXML><ASWG><category>RAIN</category><subCategory>ROOF</subCategory><isDesigned>false</isDesigned>"
+    "</ASWG><USER><Description>Rain on a tin roof, heavy</Description></USER></BWFXML>",
+])
+def test_steinberg_and_aswg_ixml_say_the_same(xml):
+    assert ixml_fields(xml.encode()) == {"category": "RAIN", "subcategory": "ROOF",
+                                         "description": "Rain on a tin roof, heavy"}
+
+
+def test_free_text_user_block_and_latin1_ixml():
+    """The iXML spec's USER block is free text: it becomes the note. An encoding declaration is
+    honoured (Latin-1 here); bytes that are not UTF-8 are read as Latin-1 whatever it says."""
+    xml = '<?xml version="1.0" encoding="ISO-8859-1"?><BWFXML><USER>Gewitter über dem Tal</USER></BWFXML>'
+    assert ixml_fields(xml.encode("latin-1")) == {"note": "Gewitter über dem Tal"}
+    # Latin-1 bytes under a declaration that says UTF-8 (or none): read as Latin-1
+    xml = '<?xml version="1.0" encoding="UTF-8"?><BWFXML><USER><DESCRIPTION>Tür knarrt</DESCRIPTION></USER></BWFXML>'
+    assert ixml_fields(xml.encode("latin-1")) == {"description": "Tür knarrt"}
+    assert ixml_fields(xml.split("?>", 1)[1].encode("latin-1")) == {"description": "Tür knarrt"}
+
+
+def test_a_broken_ixml_chunk_costs_only_itself(tmp_path, caplog):
+    """Not XML: the bext description is still read, and the reason is said under the file (into
+    the caller's list, or as a warning naming the file)."""
+    path = tmp_path / "broken_ixml.wav"
+    path.write_bytes(with_trailing_chunk(
+        wav_bytes(pcm16(tone(440, 0.5, 16000)), extra_chunks=bext_chunk(b"Wind in pines")),
+        ixml_chunk("<BWFXML><USER><DESCRIPTION>cut off")))
+    problems: list[str] = []
+    assert read_metadata(path, problems)["description"] == "Wind in pines"
+    assert len(problems) == 1 and problems[0].startswith("iXML chunk not read (not well-formed XML")
+    with caplog.at_level("WARNING", logger="engine.file_metadata"):
+        assert read_metadata(path)["description"] == "Wind in pines"
+    assert f"{path}: iXML chunk not read" in caplog.text
+    caplog.clear()
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / path.name).write_bytes(path.read_bytes())
+    with caplog.at_level("WARNING"):
+        summary = build_index([lib], tmp_path / "idx", FakeModel(), workers=1, progress=False)
+    assert summary.added == 1 and summary.failed == 0
+    said = [r.getMessage() for r in caplog.records if "iXML" in r.getMessage()]
+    assert len(said) == 1
+    assert said[0].startswith(f"{(lib / path.name).resolve()}: iXML chunk not read (not well-formed XML: ")
+    with SoundIndex.open(tmp_path / "idx", model=FakeModel()) as index:
+        assert index.get_file(1)["metadata"]["description"] == "Wind in pines"
+
+
+def test_ucs_fields_are_searched_and_shown_on_the_card(tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    barn = lib / "take_101.wav"
+    barn.write_bytes(with_trailing_chunk(wav_bytes(pcm16(noise(1.0, 16000, seed=3))), ixml_chunk(SOUNDMINER_IXML)))
+    write(lib / "take_102.wav", tone(900, 1.0, 16000), 16000)
+    build_index([lib], tmp_path / "idx", FakeModel(), workers=1, progress=False)
+    with SoundIndex.open(tmp_path / "idx", model=FakeModel()) as index:
+        for query in ("squeaky hinges", "wood doors", "farm doors library"):   # keywords, category, library
+            hits = index.search_text(query, k=2, keywords=True)
+            assert hits[0].path == str(barn.resolve()) and hits[0].keywords > 0, query
+        file_id = hits[0].file_id
+    from ui.components.library import Library
+    about = Library(tmp_path / "idx").files([file_id])[file_id].about
+    assert about == f"DOORS / WOOD: Barn Door Creak Open — {' '.join(LONG_DESCRIPTION.split())}"
+
+
+def test_a_metadata_note_does_not_hide_the_truncation_note(tmp_path, monkeypatch):
+    """A file whose audio stops short of its header's length without a decoder note, and whose
+    iXML chunk is broken: the decode worker says both (the first note once hid the second)."""
+    import indexer.decode as decode
+    from engine.audio import Segment
+    from engine.segments import SegmentPolicy
+
+    path = tmp_path / "short.wav"
+    path.write_bytes(wav_bytes(pcm16(tone(440, 2.0, 16000)), extra_chunks=ixml_chunk("<USER>")))
+
+    def first_second_only(path, rate, policy, stats=None, notes=None):   # a decoder that ends early, silently
+        yield Segment(0.0, 1.0, np.zeros(rate, np.float32))
+    monkeypatch.setattr(decode, "iter_segments", first_second_only)
+    events = list(decode.decode_file(decode.DecodeJob(0, str(path)), 16000, SegmentPolicy(1.0)))
+    done = events[-1]
+    assert isinstance(done, decode.FileDecoded) and done.duration == 1.0
+    assert [n.split(" (")[0] for n in done.notes] == ["iXML chunk not read", "shorter than its header says"]

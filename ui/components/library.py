@@ -31,7 +31,7 @@ class FileRecord:
     format: str
     size: int
     mtime_ns: int
-    about: str = ""          # what the file says it holds: title — description — comment
+    about: str = ""          # what the file says it holds: category / subcategory: title — description — comment
 
     @property
     def name(self) -> str:
@@ -101,7 +101,7 @@ class Library:
             if has_table(s, "file_metadata"):
                 for fid, key, value in s.execute(select(FileMetadata.file_id, FileMetadata.key, FileMetadata.value)
                                                  .where(FileMetadata.file_id.in_(ids),
-                                                        FileMetadata.key.in_(ABOUT_KEYS))):
+                                                        FileMetadata.key.in_(ABOUT_KEYS + CATEGORY_KEYS))):
                     about.setdefault(fid, {})[key] = value
             return {r.id: replace(self._record(r), about=_about(about.get(r.id, {}))) for r in rows}
 
@@ -120,11 +120,16 @@ class Library:
 
 #: metadata shown on a result card, in this order
 ABOUT_KEYS = ("title", "description", "comment")
+#: a library's category for the file (UCS, from iXML), shown before them
+CATEGORY_KEYS = ("category", "subcategory")
 
 
 def _about(found: dict[str, str]) -> str:
-    """The distinct values of ABOUT_KEYS, joined."""
-    return " — ".join(dict.fromkeys(found[k] for k in ABOUT_KEYS if found.get(k)))
+    """The distinct values of ABOUT_KEYS, joined, after the category when there is one
+    ("DOORS / WOOD: Door creak — …")."""
+    about = " — ".join(dict.fromkeys(found[k] for k in ABOUT_KEYS if found.get(k)))
+    category = " / ".join(dict.fromkeys(found[k] for k in CATEGORY_KEYS if found.get(k)))
+    return f"{category}: {about}" if category and about else category or about
 
 
 def folders_of(paths: list[str]) -> list[str]:
