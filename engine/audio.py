@@ -80,6 +80,7 @@ def probe(path: str | Path) -> AudioInfo:
     try:
         info = sf.info(p)
     except Exception as e:  # soundfile raises LibsndfileError/RuntimeError/TypeError
+        check_openable(p)
         if os.path.isfile(p) and os.path.getsize(p) == 0:
             raise UnreadableAudio(p, "empty: the file is 0 bytes") from e
         raise UnreadableAudio(p, f"not readable as audio ({_clear_reason(p, e)})") from e
@@ -91,6 +92,25 @@ def probe(path: str | Path) -> AudioInfo:
         raise UnreadableAudio(p, "empty: the file holds no samples")
     return AudioInfo(p, int(info.frames), int(info.samplerate), int(info.channels),
                      str(info.format), str(info.subtype))
+
+
+def check_openable(path: str) -> None:
+    """Raise UnreadableAudio with the OS's reason when ``path`` cannot be opened at all.
+
+    libsndfile reports every open failure as "System error"; asking the OS gives the user the
+    actual reason (permission denied, deleted or renamed since it was listed, a folder …).
+    """
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError as e:
+        raise UnreadableAudio(path, "permission denied: make the file readable") from e
+    except FileNotFoundError as e:
+        raise UnreadableAudio(path, "not found: deleted or renamed since it was listed") from e
+    except IsADirectoryError as e:
+        raise UnreadableAudio(path, "is a folder, not a file") from e
+    except OSError as e:
+        raise UnreadableAudio(path, f"cannot be opened: {e.strerror or e}") from e
 
 
 #: libsndfile's reason for an unrecognised MP3 stream, although the file is there

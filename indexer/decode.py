@@ -88,8 +88,7 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
     n = 0
     end = 0.0
     try:
-        _check_openable(job.path)
-        info = probe(job.path)
+        info = probe(job.path)            # names why a file cannot be opened (engine.audio.check_openable)
         info = _with_metadata(info, notes)
         before_decoding = len(notes)
         for seg in iter_segments(job.path, sample_rate, policy, stats=stats, notes=notes):
@@ -119,26 +118,6 @@ def _with_metadata(info: AudioInfo, notes: list[str]) -> AudioInfo:
         notes.append(f"embedded metadata not read ({type(e).__name__}: {e})")
         return info
     return dataclasses.replace(info, metadata=tuple(sorted(found.items())))
-
-
-def _check_openable(path: str) -> None:
-    """Raise UnreadableAudio with the OS's reason when ``path`` cannot be opened at all
-    (an empty file is named by :func:`engine.audio.probe`, for every decode path).
-
-    libsndfile reports every open failure as "System error"; asking the OS first gives
-    the user the actual reason (permission denied, vanished since the scan, a folder …).
-    """
-    try:
-        with open(path, "rb"):
-            pass
-    except PermissionError as e:
-        raise UnreadableAudio(path, "permission denied: make the file readable to index it") from e
-    except FileNotFoundError as e:
-        raise UnreadableAudio(path, "vanished since the scan (deleted or renamed)") from e
-    except IsADirectoryError as e:
-        raise UnreadableAudio(path, "is a folder, not a file") from e
-    except OSError as e:
-        raise UnreadableAudio(path, f"cannot be opened: {e.strerror or e}") from e
 
 
 def iter_decoded(jobs: Iterable[DecodeJob], sample_rate: int, policy: SegmentPolicy,

@@ -302,7 +302,7 @@ def test_a_file_vanishing_between_scan_and_decode(lib_copy, tmp_path, monkeypatc
     monkeypatch.setattr(runner, "scan", scan_then_delete)
     s = build_index([lib], tmp_path / "idx", FakeModel(), workers=0, progress=False)
     assert s.added == len(good) - 1 and s.failed == len(bad) + 1
-    assert any(e["path"] == str(good[0]) and "vanished since the scan" in e["reason"]
+    assert any(e["path"] == str(good[0]) and "deleted or renamed since it was listed" in e["reason"]
                for e in s.errors)
 
 
