@@ -110,11 +110,14 @@ class Hit:
 
 @dataclass
 class FileVectors:
-    """One unit vector per file (mean of its segment vectors), for maps of the library."""
+    """One unit vector per file (mean of its segment vectors), for maps of the library, with
+    each file's duration (seconds) and size (bytes) as the catalog has them."""
 
     file_ids: np.ndarray
     paths: list[str]
     vectors: np.ndarray
+    durations: np.ndarray
+    sizes: np.ndarray
 
 
 @dataclass
@@ -770,13 +773,19 @@ class SoundIndex:
             }
         return self._with_snapshot(run)
 
-    def file_vectors(self) -> FileVectors:
-        """Every file's mean segment vector (unit length), for the UI's library map."""
+    def file_vectors(self, filters: Filters | None = None) -> FileVectors:
+        """Every file's mean segment vector (unit length), duration and size: for the UI's
+        library map, tagging from stored vectors and finding duplicates. ``filters``: only the
+        files they keep."""
         def run(conn: Connection, snap: _Snapshot) -> FileVectors:
-            paths = dict(conn.execute(select(File.id, File.path)).all())
+            query = select(File.id, File.path, File.duration, File.size)
+            if filters is not None and filters.active:
+                query = query.where(*filters.conditions())
+            files = {int(r.id): r for r in conn.execute(query)}
             dim = int(self.meta.get("dim") or (snap.index.d if snap.index is not None else 0))
             if snap.ntotal == 0:
-                return FileVectors(np.zeros(0, np.int64), [], np.zeros((0, dim), np.float32))
+                return FileVectors(np.zeros(0, np.int64), [], np.zeros((0, dim), np.float32),
+                                   np.zeros(0), np.zeros(0, np.int64))
             if snap.raw is not None:
                 ids, vecs = snap.seg_ids, snap.raw.vectors(snap.seg_ids)
             else:
@@ -787,9 +796,11 @@ class SoundIndex:
             uniq, inv = np.unique(fids, return_inverse=True)
             sums = np.zeros((len(uniq), vecs.shape[1]), np.float64)
             np.add.at(sums, inv, vecs)
-            present = [i for i, f in enumerate(uniq) if int(f) in paths]
-            return FileVectors(uniq[present].astype(np.int64), [paths[int(uniq[i])] for i in present],
-                               l2_normalize(sums[present]))
+            rows = [files[int(f)] for f in uniq if int(f) in files]
+            present = [i for i, f in enumerate(uniq) if int(f) in files]
+            return FileVectors(uniq[present].astype(np.int64), [r.path for r in rows],
+                               l2_normalize(sums[present]), np.array([float(r.duration) for r in rows]),
+                               np.array([int(r.size) for r in rows], np.int64))
         return self._with_snapshot(run)
 
 

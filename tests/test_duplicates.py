@@ -1,0 +1,132 @@
+"""Duplicates (engine.duplicates, `soundsift duplicates`): the same recording as a copy, an MP3,
+a quieter FLAC at another rate is one group; another take of the same sound, and another stretch
+of the same noise, are not, although the stored vectors propose them."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+from typer.testing import CliRunner
+
+from engine.audio import decode
+from engine.duplicates import RATE, candidate_pairs, difference_db, find_duplicates
+from engine.query import SoundIndex
+from indexer import build_index
+from tests.conftest import noise, tone, write
+from tests.index_fakes import FakeModel
+from ui.cli import app
+
+SR = 44100
+
+
+def take(seed: int, seconds: float = 3.0) -> np.ndarray:
+    """Six noise bursts at random moments over a faint bed: one "take" of a door-slam series."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    bursts = np.exp(-((t[:, None] - rng.uniform(0, seconds, 6)) ** 2) / 0.01).sum(1)
+    return (0.3 * rng.standard_normal(len(t)) * bursts + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    lib = tmp_path_factory.mktemp("dup_lib")
+    slam = take(1)
+    original = write(lib / "doors" / "slam.wav", slam, SR)
+    (lib / "copies").mkdir()
+    shutil.copy(original, lib / "copies" / "slam copy.wav")
+    (lib / "mp3").mkdir()
+    sf.write(str(lib / "mp3" / "slam.mp3"), slam, SR, format="MP3")
+    write(lib / "quiet" / "slam.flac", 0.3 * soxr.resample(slam, SR, 48000), 48000)
+    write(lib / "doors" / "slam_take2.wav", take(2), SR)                 # the same kind of sound, not the same
+    rain = write(lib / "weather" / "rain.wav", noise(3.0, SR, seed=5), SR)
+    shutil.copy(rain, lib / "weather" / "rain (1).wav")
+    write(lib / "weather" / "rain_other.wav", noise(3.0, SR, seed=6), SR)  # same spectrum, another stretch
+    write(lib / "tone.wav", tone(440, 3.0, SR), SR)
+    index_dir = tmp_path_factory.mktemp("dup_idx") / "i"
+    summary = build_index([lib], index_dir, FakeModel(), workers=1, progress=False)
+    assert summary.added == 9 and summary.failed == 0
+    return lib, index_dir
+
+
+def heard(path) -> np.ndarray:
+    return decode(str(path), RATE)
+
+
+def test_the_audio_check_ignores_codec_gain_rate_and_lead_in_not_the_take(library):
+    lib, _ = library
+    slam = heard(lib / "doors" / "slam.wav")
+    for other in ("mp3/slam.mp3", "quiet/slam.flac", "copies/slam copy.wav"):
+        assert difference_db(slam, heard(lib / other)) < 0.5, other
+    assert difference_db(slam, heard(lib / "doors" / "slam_take2.wav")) > 3.0
+    assert difference_db(heard(lib / "weather" / "rain.wav"), heard(lib / "weather" / "rain_other.wav")) > 2.0
+    for lead_in in (0.0123, 0.2):                      # a few ms, or a longer lead-in: aligned to the sample
+        late = np.concatenate([np.zeros(int(lead_in * RATE), np.float32), slam])
+        assert difference_db(slam, late) < 0.1 and difference_db(late, slam) < 0.1
+    assert difference_db(slam, -slam) < 0.01           # polarity inverted
+    assert difference_db(np.zeros(RATE, np.float32), np.zeros(RATE // 2, np.float32)) == 0.0
+
+
+def test_candidates_are_paired_within_the_duration_window_only():
+    v = np.array([[1, 0], [1, 0], [0.6, 0.8], [1, 0], [1, 0]], np.float32)
+    d = np.array([10.0, 10.1, 10.0, 10.5, 2.0])
+    # 10.0 and 10.1 (within 0.2 s), not 10.5 (beyond 2 %), not 2.0; row 2 points elsewhere
+    assert [(i, j) for i, j, _ in candidate_pairs(v, d, 0.95)] == [(0, 1)]
+    assert sorted((i, j) for i, j, _ in candidate_pairs(v, d, 0.5)) == [(0, 1), (0, 2), (1, 2)]
+    assert candidate_pairs(v[:0], d[:0]) == []
+
+
+def test_groups_from_an_index(library):
+    lib, index_dir = library
+    with SoundIndex.open(index_dir, model=FakeModel()) as index:
+        fv = index.file_vectors()
+    report = find_duplicates(fv.paths, fv.vectors, fv.durations, fv.sizes)
+    names = [[p.removeprefix(str(lib.resolve()) + "/") for p in g.paths] for g in report.groups]
+    assert sorted(names) == [["copies/slam copy.wav", "doors/slam.wav", "mp3/slam.mp3", "quiet/slam.flac"],
+                             ["weather/rain (1).wav", "weather/rain.wav"]]
+    identical = {tuple(n): g.identical for n, g in zip(names, report.groups)}
+    assert identical == {("weather/rain (1).wav", "weather/rain.wav"): True,
+                         ("copies/slam copy.wav", "doors/slam.wav", "mp3/slam.mp3", "quiet/slam.flac"): False}
+    # the vectors proposed the other take and the other rain too; the audio turned them down
+    proposed = {frozenset((fv.paths[i], fv.paths[j])) for i, j, _ in candidate_pairs(fv.vectors, fv.durations)}
+    root = str(lib.resolve())
+    assert frozenset((f"{root}/doors/slam.wav", f"{root}/doors/slam_take2.wav")) in proposed
+    assert frozenset((f"{root}/weather/rain.wav", f"{root}/weather/rain_other.wav")) in proposed
+    assert report.candidates > report.confirmed == 6 + 1      # every pair inside each group, nothing else
+
+
+def test_cli_json_and_filters(library):
+    lib, index_dir = library
+    result = CliRunner().invoke(app, ["duplicates", "--index", str(index_dir), "--json"])
+    assert result.exit_code == 0, result.stderr
+    groups = json.loads(result.stdout)
+    assert sorted(len(g["paths"]) for g in groups) == [2, 4]
+    assert all(set(g) == {"paths", "durations", "difference_db", "identical"} for g in groups)
+    assert [g["difference_db"] for g in groups] == sorted(g["difference_db"] for g in groups)
+    assert groups[0]["identical"] and groups[0]["difference_db"] == 0.0
+    only_weather = CliRunner().invoke(app, ["duplicates", "--index", str(index_dir), "--json",
+                                            "--path-prefix", str(lib.resolve() / "weather")])
+    assert [len(g["paths"]) for g in json.loads(only_weather.stdout)] == [2]
+    table = CliRunner().invoke(app, ["duplicates", "--index", str(index_dir), "--format", "mp3"])
+    assert table.exit_code == 0 and "no duplicates among 1 files" in table.stdout
+
+
+def test_a_file_gone_since_indexing_is_reported_and_left_out(tmp_path, caplog):
+    lib = tmp_path / "lib"
+    a = write(lib / "a.wav", take(3), SR)
+    shutil.copy(a, lib / "b.wav")
+    shutil.copy(a, lib / "c.wav")
+    build_index([lib], tmp_path / "idx", FakeModel(), workers=1, progress=False)
+    (lib / "b.wav").unlink()
+    with SoundIndex.open(tmp_path / "idx", model=FakeModel()) as index:
+        fv = index.file_vectors()
+    with caplog.at_level("WARNING", logger="engine.duplicates"):
+        report = find_duplicates(fv.paths, fv.vectors, fv.durations, fv.sizes)
+    assert [e.path for e in report.unreadable] == [str((lib / "b.wav").resolve())]     # once, for 2 pairs
+    assert report.unreadable[0].reason == "not found: deleted or renamed since it was listed"
+    assert caplog.text.count("b.wav") == 1
+    assert [[p.rsplit("/", 1)[1] for p in g.paths] for g in report.groups] == [["a.wav", "c.wav"]]
+    assert report.groups[0].identical and report.candidates == 3 and report.confirmed == 1

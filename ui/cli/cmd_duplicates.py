@@ -1,0 +1,76 @@
+"""``soundsift duplicates``: files an index holds more than once (engine.duplicates)."""
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from ui.cli.app import app
+from ui.cli.common import (IndexOption, VerboseOption, err_console, out_console, print_json, relays_decoder_output,
+                           reports_errors, setup_logging)
+from ui.cli.results import (FormatOption, MaxDurationOption, MinDurationOption, PathPrefixOption, SampleRateOption,
+                            clock, display_path, make_filters)
+
+log = logging.getLogger("soundsift.duplicates")
+
+
+@app.command("duplicates")
+@reports_errors
+@relays_decoder_output
+def duplicates_command(
+    index: IndexOption = None,
+    path_prefix: PathPrefixOption = None,
+    min_duration: MinDurationOption = None,
+    max_duration: MaxDurationOption = None,
+    formats: FormatOption = None,
+    sample_rates: SampleRateOption = None,
+    max_difference: float = typer.Option(1.0, "--max-difference", min=0.0,
+                                         help="Largest level difference of two duplicates, dB RMS once "
+                                              "aligned in time and gain (copies and re-encodes: under "
+                                              "0.8 dB; other takes of a sound: more)."),
+    min_cosine: float = typer.Option(0.9, "--min-cosine", min=-1.0, max=1.0,
+                                     help="Cosine of the stored mean vectors for a pair to be compared "
+                                          "at all (lower: more pairs decoded, slower)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the groups as a JSON list on stdout."),
+    verbose: VerboseOption = False,
+) -> None:
+    """Files holding the same recording: copies, and the same audio in another format, at another
+    gain, sample rate or bit rate.
+
+    The stored vectors propose pairs of files of about the same duration; each pair is confirmed
+    by decoding both and comparing how their sound moves over time, so two takes of one sound are
+    not duplicates. JSON: `[{"paths", "durations", "difference_db", "identical"}]`, closest first."""
+    setup_logging(verbose)
+    from rich.progress import Progress
+
+    from engine.duplicates import find_duplicates
+    from engine.query import SoundIndex
+
+    filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates)
+    with SoundIndex.open(index) as sound_index:
+        fv = sound_index.file_vectors(filters)
+    with Progress(console=err_console, transient=True, disable=json_out) as bar:
+        task = bar.add_task("comparing", total=None)
+        report = find_duplicates(fv.paths, fv.vectors, fv.durations, fv.sizes,
+                                 min_cosine=min_cosine, max_difference_db=max_difference,
+                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
+    log.info("%d files, %d pairs compared on their audio, %d confirmed, %d groups", report.files,
+             report.candidates, report.confirmed, len(report.groups))
+    if json_out:
+        print_json([g.to_dict() for g in report.groups])
+        return
+    if not report.groups:
+        out_console.print(f"no duplicates among {report.files} files")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(report.groups)} groups of duplicates among {report.files} files")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("difference", justify="right", no_wrap=True)
+    table.add_column("files", overflow="fold", ratio=1)
+    table.add_column("duration", justify="right", no_wrap=True)
+    for n, g in enumerate(report.groups, 1):
+        kind = "identical bytes" if g.identical else f"{g.difference_db:.2f} dB"
+        table.add_row(str(n), kind, "\n".join(display_path(p) for p in g.paths),
+                      "\n".join(clock(d) for d in g.durations))
+    out_console.print(table)
