@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 SEARCHED_KEYS = ("title", "description", "comment", "album", "genre", "artist", "originator",
                  "category", "subcategory", "catid", "keywords", "library", "designer", "note",
                  "location")
+#: what read_metadata reads: 1 libsndfile's fields, bext and LIST/INFO (session 18); 2 also the
+#: iXML chunk (session 19). An index whose files were read by an older reader reads them again
+#: on its next `soundsift index` run (indexer.metadata_refresh).
+READER_VERSION = 2
 #: longest value kept (characters)
 MAX_VALUE = 2000
 #: chunks walked at most when looking for bext, LIST/INFO and iXML (a WAV has a handful)

@@ -137,7 +137,7 @@ class _Snapshot:
     raw: RawSidecar | None = None      # raw vectors, for re-ranking (compressed indexes)
     gpu: Any = None                    # GPU copy of ``index`` for unfiltered searches
     gpu_lock: threading.Lock = field(default_factory=threading.Lock)
-    keywords: Any = None               # (tags/captions stamp, engine.keywords.KeywordIndex), built on use
+    keywords: Any = None               # (tags/captions/metadata stamp, engine.keywords.KeywordIndex), built on use
     keyword_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -452,11 +452,13 @@ class SoundIndex:
     def _keywords(self, conn: Connection, snap: _Snapshot) -> Any:
         """The snapshot's KeywordIndex (paths, tags, captions, the descriptions files carry:
         engine.file_metadata.SEARCHED_KEYS), built on first use and again
-        when tags or captions change (``soundsift caption --index`` adds them between generations)."""
+        when tags, captions or file metadata change (``soundsift caption --index`` adds them
+        between generations; an index run may read files' metadata again)."""
         from engine.keywords import KeywordIndex
         stamp = tuple(conn.exec_driver_sql(
             "SELECT (SELECT count(*) FROM tags), (SELECT max(id) FROM tags), "
-            "(SELECT count(*) FROM captions), (SELECT max(id) FROM captions)").fetchone())
+            "(SELECT count(*) FROM captions), (SELECT max(id) FROM captions), "
+            "(SELECT value FROM meta WHERE key = 'metadata_replaced_at')").fetchone())
         with snap.keyword_lock:
             if snap.keywords is None or snap.keywords[0] != stamp:
                 docs = [(fid, os.path.splitext(path)[0])        # folders and name, not the extension

@@ -35,6 +35,7 @@ from engine.segments import SegmentPolicy
 from indexer.decode import (DecodeJob, FileDecoded, FileFailed, SegmentReady, default_workers,
                             iter_decoded)
 from indexer.embed import DEFAULT_BATCH_SIZE, SegmentBatcher
+from indexer.metadata_refresh import refresh_metadata
 from indexer.scan import ScannedFile, diff, normalize_root, scan, under_roots
 from indexer.write import Changes, IndexedFile, IndexWriter
 
@@ -56,6 +57,7 @@ class IndexSummary:
     removed: int = 0
     unchanged: int = 0
     failed: int = 0
+    metadata_reread: int = 0            # unchanged files whose embedded metadata was read again
     n_segments: int = 0                 # segments embedded in this run
     audio_seconds: float = 0.0          # duration of the files indexed in this run
     seconds: float = 0.0                # wall time of the run
@@ -246,6 +248,9 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     log.info("%s: %d new, %d changed, %d deleted, %d unchanged, %d unusable entries",
              layout.root, len(plan.new), len(plan.changed), len(plan.deleted),
              len(plan.unchanged), len(scanned.errors))
+
+    # files indexed before the metadata reader learnt more (iXML …): read theirs again, once
+    summary.metadata_reread = refresh_metadata(writer, set(plan.new) | set(plan.changed) | set(plan.deleted))
 
     pending = Changes(remove=list(plan.deleted))
     summary.removed = len(plan.deleted)

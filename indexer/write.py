@@ -340,6 +340,22 @@ class IndexWriter:
                                f"{counts['segments']} segments; this is a bug, please report it")
         return gen
 
+    def replace_metadata(self, found: dict[str, tuple[tuple[str, str], ...]], reader: int | None) -> None:
+        """Replace the embedded metadata of indexed files (path → (key, value) pairs) in one
+        transaction, without touching vectors or the generation; ``reader``: the metadata
+        reader version every indexed file has now been read with (None: not all of them)."""
+        with Session(self.engine) as s, s.begin():
+            ids = dict(s.execute(select(File.path, File.id).where(File.path.in_(sorted(found)))).all())
+            if ids:
+                s.execute(delete(FileMetadata).where(FileMetadata.file_id.in_(sorted(ids.values()))))
+                s.add_all(FileMetadata(file_id=ids[path], key=k, value=v)
+                          for path, pairs in found.items() if path in ids for k, v in pairs)
+            stamp = {"metadata_replaced_at": time.time()}          # readers rebuild their word index
+            if reader is not None:
+                stamp["metadata_reader"] = reader
+            set_meta(s, **stamp)
+        self.meta.update(stamp)
+
     def _warn_if_over_budget(self, n: int, choice: IndexChoice) -> None:
         """One warning per run when even the chosen (most compact fitting) index exceeds the budget."""
         need = n * choice.bytes_per_vector

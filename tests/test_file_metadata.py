@@ -253,3 +253,78 @@ def test_a_metadata_note_does_not_hide_the_truncation_note(tmp_path, monkeypatch
     done = events[-1]
     assert isinstance(done, decode.FileDecoded) and done.duration == 1.0
     assert [n.split(" (")[0] for n in done.notes] == ["iXML chunk not read", "shorter than its header says"]
+
+
+def _forget_ixml(index_dir) -> None:
+    """Make the catalog look as a session-18 index run left it: no iXML fields, reader 1."""
+    from engine.catalog import Meta, set_meta
+    engine = open_catalog(IndexLayout(index_dir).catalog)
+    with Session(engine) as s, s.begin():
+        s.query(FileMetadata).filter(FileMetadata.key.in_(("category", "subcategory", "catid", "keywords",
+                                                           "library", "designer", "note", "title",
+                                                           "description"))).delete()
+        s.query(Meta).filter(Meta.key == "metadata_reader").delete()
+        set_meta(s, metadata_reader=1)
+    engine.dispose()
+
+
+def _reader(index_dir):
+    from engine.catalog import get_meta
+    engine = open_catalog(IndexLayout(index_dir).catalog)
+    with Session(engine) as s:
+        meta = get_meta(s)
+    engine.dispose()
+    return meta.get("metadata_reader"), meta["generation"]
+
+
+def test_an_index_run_reads_older_files_metadata_again_once(tmp_path, caplog):
+    """An index built by an older reader gains the iXML fields on its next run, without any file
+    changing or being embedded again; an open SoundIndex's keyword search sees them at once;
+    the run after that reads nothing again."""
+    from engine.file_metadata import READER_VERSION
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    barn = lib / "take_201.wav"
+    barn.write_bytes(with_trailing_chunk(wav_bytes(pcm16(noise(1.0, 16000, seed=4))), ixml_chunk(SOUNDMINER_IXML)))
+    write(lib / "take_202.wav", tone(700, 1.0, 16000), 16000)
+    idx = tmp_path / "idx"
+    build_index([lib], idx, FakeModel(), workers=1, progress=False)
+    assert _reader(idx) == (READER_VERSION, 1)
+    _forget_ixml(idx)
+    with SoundIndex.open(idx, model=FakeModel()) as index:
+        assert all(h.keywords == 0 for h in index.search_text("wood doors", k=2, keywords=True))
+        with caplog.at_level("INFO", logger="indexer.metadata_refresh"):
+            summary = build_index([lib], idx, FakeModel(), workers=1, progress=False)
+        assert summary.added == summary.updated == 0 and summary.unchanged == summary.metadata_reread == 2
+        assert "reading the embedded metadata of 2 indexed files again" in caplog.text
+        assert _reader(idx) == (READER_VERSION, 1)                  # no new generation
+        hits = index.search_text("wood doors", k=2, keywords=True)    # the same open index
+        assert hits[0].path == str(barn.resolve()) and hits[0].keywords > 0
+        assert index.get_file(hits[0].file_id)["metadata"]["category"] == "DOORS"
+    caplog.clear()
+    with caplog.at_level("INFO", logger="indexer.metadata_refresh"):
+        build_index([lib], idx, FakeModel(), workers=1, progress=False)
+    assert "again" not in caplog.text
+
+
+def test_a_file_not_there_now_keeps_its_metadata_and_the_reader_stays_old(tmp_path, caplog):
+    lib, other = tmp_path / "lib", tmp_path / "drive"
+    lib.mkdir()
+    other.mkdir()
+    ixml = with_trailing_chunk(wav_bytes(pcm16(noise(1.0, 16000, seed=4)), extra_chunks=bext_chunk(b"Barn door")),
+                               ixml_chunk(SOUNDMINER_IXML))
+    (lib / "a.wav").write_bytes(ixml)
+    (other / "b.wav").write_bytes(ixml)
+    idx = tmp_path / "idx"
+    build_index([lib, other], idx, FakeModel(), workers=1, progress=False)
+    _forget_ixml(idx)
+    (other / "b.wav").rename(tmp_path / "b.wav")            # "the drive is not mounted"; only lib is indexed
+    with caplog.at_level("WARNING", logger="indexer.metadata_refresh"):
+        build_index([lib], idx, FakeModel(), workers=1, progress=False)
+    assert "embedded metadata of 1 indexed files not read again" in caplog.text
+    assert str((other / "b.wav").resolve()) in caplog.text
+    assert _reader(idx)[0] == 1                                # the next run tries again
+    with SoundIndex.open(idx, model=FakeModel()) as index:
+        a = index.get_file(index.file_id_for_path(lib / "a.wav"))["metadata"]
+        b = index.get_file(index.file_id_for_path(other / "b.wav"))["metadata"]
+    assert a["category"] == "DOORS" and b == {"originator": "soundsift tests"}     # b: what it had

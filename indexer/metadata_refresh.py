@@ -1,0 +1,52 @@
+"""Read the embedded metadata of already indexed files again when the reader has learnt more.
+
+Metadata is read when a file is indexed, so an index built before soundsift read a kind of
+metadata (INFO and bext since session 18, iXML since session 19) would gain it only as its
+files change. Reading metadata costs well under a millisecond a file, embedding far more, so the
+next `soundsift index` run reads every unchanged file's metadata again instead, once, and the
+catalog records the reader version (meta ``metadata_reader``) so later runs skip it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.catalog import File
+from engine.file_metadata import READER_VERSION, read_metadata
+from indexer.write import IndexWriter
+
+log = logging.getLogger(__name__)
+
+
+def refresh_metadata(writer: IndexWriter, busy: set[str]) -> int:
+    """Re-read the metadata of every indexed file not in ``busy`` (files this run adds, changes
+    or removes: they are read, or dropped, anyway) when the catalog's reader is older than
+    :data:`READER_VERSION`; returns how many files were read. The catalog is marked current
+    only when every file could be read; one that cannot keeps what it had, with a warning."""
+    if int(writer.meta.get("metadata_reader", 0)) >= READER_VERSION:
+        return 0
+    with Session(writer.engine) as s:
+        paths = [p for p in s.scalars(select(File.path)) if p not in busy]
+    if paths:
+        log.info("reading the embedded metadata of %d indexed files again (this version also reads "
+                 "iXML: UCS category, keywords …)", len(paths))
+    found: dict[str, tuple[tuple[str, str], ...]] = {}
+    missed: list[str] = []
+    for path in paths:
+        notes: list[str] = []
+        try:
+            if not os.path.isfile(path):
+                raise FileNotFoundError("not found: deleted, renamed or on a drive not mounted now")
+            found[path] = tuple(sorted(read_metadata(path, notes).items()))
+        except Exception as e:  # a file we cannot read now keeps what it had; said below
+            missed.append(f"{path}: {e}")
+        for note in notes:
+            log.warning("%s: %s", path, note)
+    if missed:
+        log.warning("embedded metadata of %d indexed files not read again (they keep what they had; "
+                    "the next run tries again), e.g. %s", len(missed), missed[0])
+    writer.replace_metadata(found, None if missed else READER_VERSION)
+    return len(found)
