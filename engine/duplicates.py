@@ -102,15 +102,17 @@ def candidate_pairs(vectors: np.ndarray, durations: np.ndarray, min_cosine: floa
 
 def level_map(x: np.ndarray) -> np.ndarray:
     """Levels of ``x`` (mono at RATE) as frames × BANDS: each band's energy in dB below the
-    loudest cell, floored at :data:`FLOOR_DB`."""
+    loudest cell, floored at :data:`FLOOR_DB`. Frames are analysed 4,096 at a time, so an hour
+    of audio needs tens of MB, not GB."""
     if len(x) < FRAME:
         x = np.pad(x, (0, FRAME - len(x)))
-    frames = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP] * np.hanning(FRAME).astype(np.float32)
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    frames = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP]
+    window = np.hanning(FRAME).astype(np.float32)
     freqs = np.fft.rfftfreq(FRAME, 1.0 / RATE)
-    edges = np.geomspace(60.0, RATE / 2, BANDS + 1)
-    band = np.clip(np.searchsorted(edges, freqs, side="right") - 1, -1, BANDS)
-    energy = np.stack([power[:, band == b].sum(1) for b in range(BANDS)], 1)
+    band = np.searchsorted(np.geomspace(60.0, RATE / 2, BANDS + 1), freqs, side="right") - 1
+    to_bands = (band[:, None] == np.arange(BANDS)[None, :]).astype(np.float64)     # bins × bands
+    energy = np.concatenate([(np.abs(np.fft.rfft(frames[i:i + 4096] * window, axis=1)) ** 2) @ to_bands
+                             for i in range(0, len(frames), 4096)])
     level = 10.0 * np.log10(energy / max(float(energy.max()), 1e-20) + 1e-30)
     return np.maximum(level, FLOOR_DB).astype(np.float32)
 
