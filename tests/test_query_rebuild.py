@@ -287,7 +287,9 @@ def page(index_dir: Path, monkeypatch, model: Path | None = None):
 def cards(at) -> list[tuple[str, str]]:
     """(file name, score as shown) of each result card, in rank order."""
     import re
-    names = [re.sub(r"\\(.)", r"\1", m.group(1))          # as shown: Markdown escapes undone
+
+    from tests.ui_library import as_shown
+    names = [as_shown(m.group(1))
              for md in at.markdown if (m := re.match(r"^\*\*\d+\. (.+)\*\*$", md.value))]
     scores = [re.search(r"score (-?\d\.\d{3})", c.value).group(1) for c in at.caption if "match " in c.value]
     return list(zip(names, scores))

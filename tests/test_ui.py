@@ -8,7 +8,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import tone
-from tests.ui_library import SR, THUNDER_COMMENT, THUNDER_TITLE, UiLibrary, ui_library, wav_bytes  # noqa: F401
+from tests.ui_library import (SR, THUNDER_COMMENT, THUNDER_TITLE, UiLibrary, as_shown, ui_library,  # noqa: F401
+                              wav_bytes)
 from ui.components import search_tab
 from ui.components.markdown_text import plain_markdown
 from ui.components.server import INDEX_ENV, MODEL_ENV
@@ -30,7 +31,7 @@ def result_names(at: AppTest) -> list[str]:
     for md in at.markdown:
         m = RESULT.match(md.value)
         if m:
-            names.append(re.sub(r"\\(.)", r"\1", m.group(2)))     # as shown: Markdown escapes undone
+            names.append(as_shown(m.group(2)))
     return names
 
 

@@ -6,6 +6,7 @@ file, so every filter, the failed-files table and the map have something to show
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,11 @@ def make_library(root: Path) -> np.ndarray:
     write(root / "machines" / "engine_idle.wav", tone(80, 2.5, SR), SR)
     (root / "machines" / "broken.wav").write_bytes(b"RIFF but not really a wave file")
     return dog
+
+
+def as_shown(markdown: str) -> str:
+    """A name as the page shows it: the Markdown escapes plain_markdown added, undone."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def wav_bytes(wave: np.ndarray, sr: int = SR) -> bytes:
