@@ -46,11 +46,11 @@ DURATION_SLACK, DURATION_SHARE = 0.15, 0.02
 #: level maps are floored this far below a file's loudest cell (dB)
 FLOOR_DB = -60.0
 #: defaults: candidate threshold on the mean vectors' cosine, and the largest level difference
-#: (dB RMS) of a duplicate. Indexed with soundsift-fast, the 1,973 clips of the training corpus
-#: give 5,141 pairs at cosine 0.8: 83 differ by at most 0.8 dB (copies of a sample in two drum
+#: (dB RMS) of a duplicate. Indexed with soundsift-base, the 1,973 clips of the training corpus
+#: give 9,804 pairs at cosine 0.8: 84 differ by at most 0.8 dB (copies of a sample in two drum
 #: kits, renders with one seed), one by 0.91 dB, the rest by more than 1 dB (other takes,
-#: velocity layers, other hits); 79 of the 84 under 1 dB have cosine 0.9 or more
-#: (benchmarks/duplicates.py)
+#: velocity layers, other hits); 84 of the 85 under 1 dB have cosine 0.9 or more (79 of 84
+#: with soundsift-fast; benchmarks/duplicates.py)
 MIN_COSINE, MAX_DIFFERENCE_DB = 0.9, 1.0
 
 
