@@ -1,8 +1,9 @@
 """Search filters on file properties, turned into one SQL condition on the catalog.
 
 A filter keeps the files whose duration lies in ``[min_duration, max_duration]``, whose
-path starts with ``path_prefix``, whose format is one of ``formats`` and whose sample
-rate is one of ``sample_rates``; unset fields keep everything. The query layer asks the
+path starts with ``path_prefix``, whose format is one of ``formats``, whose sample
+rate is one of ``sample_rates`` and whose library category is one of ``categories``; unset
+fields keep everything. The query layer asks the
 catalog once for the allowed files and restricts the vector search to their segments.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Iterable
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.sql import Select
 
-from engine.catalog import File
+from engine.catalog import File, FileMetadata
 from engine.errors import InvalidQuery
 
 
@@ -33,7 +34,9 @@ class Filters:
     ``formats`` match either the container format soundfile reports (WAV, FLAC, OGG,
     MP3, AIFF, …) or the file's extension, case-insensitively: ``"wav"``, ``".flac"``,
     ``"opus"`` all work. ``path_prefix`` is a plain string prefix of the stored path
-    (a relative prefix is also tried as an absolute path).
+    (a relative prefix is also tried as an absolute path). ``categories`` match the category a
+    file carries (UCS, from its iXML: ``"DOORS"``) or its CatID (``"DOORWood"``: category and
+    subcategory), case-insensitively.
     """
 
     min_duration: float | None = None
@@ -41,8 +44,11 @@ class Filters:
     path_prefix: str | None = None
     formats: tuple[str, ...] = field(default=())
     sample_rates: tuple[int, ...] = field(default=())
+    categories: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "categories", tuple(
+            str(c).strip() for c in _tuple(self.categories) if str(c).strip()))
         object.__setattr__(self, "formats", tuple(
             str(f).strip().lstrip(".").lower() for f in _tuple(self.formats) if str(f).strip()))
         try:
@@ -65,7 +71,7 @@ class Filters:
     def active(self) -> bool:
         """True when the filter excludes anything at all."""
         return bool(self.min_duration is not None or self.max_duration is not None
-                    or self.path_prefix or self.formats or self.sample_rates)
+                    or self.path_prefix or self.formats or self.sample_rates or self.categories)
 
     def conditions(self) -> list[ColumnElement[bool]]:
         """SQLAlchemy conditions on :class:`engine.catalog.File`."""
@@ -87,6 +93,10 @@ class Filters:
                              *(func.lower(File.path).like(f"%.{f}") for f in self.formats)))
         if self.sample_rates:
             conds.append(File.sample_rate.in_(self.sample_rates))
+        if self.categories:
+            conds.append(File.id.in_(select(FileMetadata.file_id).where(
+                FileMetadata.key.in_(("category", "catid")),
+                func.upper(FileMetadata.value).in_(sorted({c.upper() for c in self.categories})))))
         return conds
 
     def file_ids_query(self) -> Select[Any]:
@@ -96,4 +106,4 @@ class Filters:
     def to_dict(self) -> dict[str, Any]:
         return {"min_duration": self.min_duration, "max_duration": self.max_duration,
                 "path_prefix": self.path_prefix, "formats": list(self.formats),
-                "sample_rates": list(self.sample_rates)}
+                "sample_rates": list(self.sample_rates), "categories": list(self.categories)}

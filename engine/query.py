@@ -566,12 +566,19 @@ class SoundIndex:
         hit = self._allowed_cache.get(key)
         if hit is not None:
             return hit
+        self._check_filters(conn, filters)
         file_ids = np.fromiter(conn.execute(filters.file_ids_query()).scalars(), dtype=np.int64)
         allowed = snap.seg_ids[np.isin(snap.seg_file, file_ids)]
         if len(self._allowed_cache) > 32:
             self._allowed_cache.clear()
         self._allowed_cache[key] = allowed
         return allowed
+
+    def _check_filters(self, conn: Connection, filters: Filters) -> None:
+        """InvalidQuery for a category filter on a catalog from before embedded metadata."""
+        if filters.categories and not has_table(conn, "file_metadata"):
+            raise InvalidQuery(f"{self.root} holds no embedded metadata yet, so no categories: run "
+                               "`soundsift index` on it once (it reads the files' metadata, no re-embedding)")
 
     def _search(self, conn: Connection, snap: _Snapshot, q: np.ndarray, k: int,
                 filters: Filters | None, per_file: bool) -> list[Hit]:
@@ -746,13 +753,17 @@ class SoundIndex:
             return [{"path": r.path, "reason": r.reason, "at": float(r.at)} for r in conn.execute(stmt)]
 
     def facets(self) -> dict[str, Any]:
-        """What the filters can choose from: formats, sample rates, duration range."""
+        """What the filters can choose from: formats, sample rates, duration range, and the
+        library categories files carry (empty when none does)."""
         with self._read() as conn:
             formats = sorted(conn.execute(select(File.format).distinct()).scalars())
             rates = sorted(conn.execute(select(File.sample_rate).distinct()).scalars())
             lo, hi = conn.execute(select(func.min(File.duration), func.max(File.duration))).one()
+            categories = (sorted(conn.execute(select(FileMetadata.value).where(FileMetadata.key == "category")
+                                              .distinct()).scalars(), key=str.upper)
+                          if has_table(conn, "file_metadata") else [])
         return {"formats": formats, "sample_rates": [int(r) for r in rates],
-                "min_duration": float(lo or 0.0), "max_duration": float(hi or 0.0)}
+                "min_duration": float(lo or 0.0), "max_duration": float(hi or 0.0), "categories": categories}
 
     def info(self) -> dict[str, Any]:
         """Counts, model, fingerprint, dim, index type, generation, failed-file count."""
@@ -782,6 +793,7 @@ class SoundIndex:
         def run(conn: Connection, snap: _Snapshot) -> FileVectors:
             query = select(File.id, File.path, File.duration, File.size)
             if filters is not None and filters.active:
+                self._check_filters(conn, filters)
                 query = query.where(*filters.conditions())
             files = {int(r.id): r for r in conn.execute(query)}
             dim = int(self.meta.get("dim") or (snap.index.d if snap.index is not None else 0))

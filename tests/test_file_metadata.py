@@ -4,6 +4,7 @@ returned by SoundIndex.get_file, found by keyword search and shown on the page's
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -328,3 +329,71 @@ def test_a_file_not_there_now_keeps_its_metadata_and_the_reader_stays_old(tmp_pa
         a = index.get_file(index.file_id_for_path(lib / "a.wav"))["metadata"]
         b = index.get_file(index.file_id_for_path(other / "b.wav"))["metadata"]
     assert a["category"] == "DOORS" and b == {"originator": "soundsift tests"}     # b: what it had
+
+
+STEINBERG_RAIN = ('<BWFXML><STEINBERG><ATTR_LIST><ATTR TYPE="string" NAME="MediaCategoryPost" VALUE="RAIN"/>'
+                  '<ATTR TYPE="string" NAME="MusicalCategory" VALUE="ROOF"/></ATTR_LIST></STEINBERG></BWFXML>')
+
+
+def categorised_library(root):
+    """A door (UCS fields, CatID DOORWood), a rain (MediaBay category RAIN) and a plain file."""
+    root.mkdir(parents=True, exist_ok=True)
+    door, rain = root / "take_301.wav", root / "take_302.wav"
+    door.write_bytes(with_trailing_chunk(wav_bytes(pcm16(noise(1.0, 16000, seed=7))), ixml_chunk(SOUNDMINER_IXML)))
+    rain.write_bytes(with_trailing_chunk(wav_bytes(pcm16(noise(1.0, 16000, seed=8))), ixml_chunk(STEINBERG_RAIN)))
+    plain = write(root / "take_303.wav", tone(500, 1.0, 16000), 16000)
+    return door.resolve(), rain.resolve(), plain.resolve()
+
+
+def test_search_by_library_category(tmp_path):
+    from engine.errors import InvalidQuery
+    from engine.filters import Filters
+    door, rain, plain = categorised_library(tmp_path / "lib")
+    idx = tmp_path / "idx"
+    build_index([tmp_path / "lib"], idx, FakeModel(), workers=1, progress=False)
+    with SoundIndex.open(idx, model=FakeModel()) as index:
+        assert index.facets()["categories"] == ["DOORS", "RAIN"]
+
+        def found(*categories):
+            return {h.path for h in index.search_text("anything", k=3, filters=Filters(categories=categories))}
+        assert found("doors") == found("DOORWood") == {str(door)}          # category or CatID, any case
+        assert found("rain", "Doors") == {str(door), str(rain)}
+        assert found("WOOD") == set()                                     # a subcategory alone is not a category
+        assert index.file_vectors(Filters(categories=("rain",))).paths == [str(rain)]
+    engine = open_catalog(IndexLayout(idx).catalog)                       # a catalog from before session 18
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE file_metadata")
+    engine.dispose()
+    with SoundIndex.open(idx, model=FakeModel()) as index:
+        assert index.facets()["categories"] == []
+        with pytest.raises(InvalidQuery, match="holds no embedded metadata yet.*soundsift index"):
+            index.search_text("anything", filters=Filters(categories=("rain",)))
+
+
+def test_category_on_the_command_line_and_the_page(tmp_path, tiny_clap_dir, monkeypatch):
+    import json as _json
+
+    from streamlit.testing.v1 import AppTest
+    from typer.testing import CliRunner
+
+    from ui.cli import app
+    from ui.components.server import INDEX_ENV, MODEL_ENV
+    door, rain, plain = categorised_library(tmp_path / "lib")
+    idx = tmp_path / "idx"
+    build_index([tmp_path / "lib"], idx, str(tiny_clap_dir), workers=0, progress=False)
+    result = CliRunner().invoke(app, ["search", "rain", "--index", str(idx), "--json", "--category", "rain,doorwood"])
+    assert result.exit_code == 0, result.stderr
+    assert {h["path"] for h in _json.loads(result.stdout)} == {str(door), str(rain)}
+
+    monkeypatch.setenv(INDEX_ENV, str(idx))
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    page = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "ui" / "app.py"), default_timeout=60)
+    page.query_params["q"] = "rain"
+    page.run()
+    assert not page.exception
+    category = page.sidebar.multiselect(key="f_categories")
+    assert category.options == ["DOORS", "RAIN"]
+    category.set_value(["RAIN"]).run()
+    assert not page.exception
+    cards = [md.value for md in page.markdown if md.value.startswith("**1. ")]
+    assert cards == ["**1. take\\_302.wav**"] and not any(md.value.startswith("**2. ") for md in page.markdown)

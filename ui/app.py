@@ -36,7 +36,7 @@ def _map_data(index_dir: str, generation: str, model: str | None, root: str) -> 
 def _choices(index_dir: str, generation: str, model: str | None) -> FilterChoices:
     facets = resources.sound_index(index_dir, model).facets()
     return FilterChoices(facets["max_duration"], resources.library(index_dir).folders(),
-                         [str(f) for f in facets["formats"]], facets["sample_rates"])
+                         [str(f) for f in facets["formats"]], facets["sample_rates"], facets["categories"])
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -59,7 +59,7 @@ def main() -> None:
         st.error(f"{e}", icon=":material/error:")
         st.stop()
 
-    choices = _choices(key, generation, model)
+    choices = _choices(key, generation + lib.metadata_stamp(), model)    # categories come from metadata
     root = choices.folders[0] if choices.folders else ""
     filters = render_filters(choices)
     tagger = _tagger(key, generation, model)

@@ -5,8 +5,8 @@ import typer
 
 from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, reports_errors, setup_logging
-from ui.cli.results import (AllSegmentsOption, FormatOption, IndexModelOption, MaxDurationOption, MinDurationOption,
-                            PathPrefixOption, SampleRateOption, make_filters, show_hits)
+from ui.cli.results import (AllSegmentsOption, CategoryOption, FormatOption, IndexModelOption, MaxDurationOption,
+                            MinDurationOption, PathPrefixOption, SampleRateOption, make_filters, show_hits)
 
 
 @app.command("search")
@@ -26,6 +26,7 @@ def search_command(
     path_prefix: PathPrefixOption = None,
     formats: FormatOption = None,
     sample_rates: SampleRateOption = None,
+    categories: CategoryOption = None,
     model: IndexModelOption = None,
     verbose: VerboseOption = False,
 ) -> None:
@@ -33,7 +34,7 @@ def search_command(
     setup_logging(verbose)
     from engine.query import SoundIndex
 
-    filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates)
+    filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories)
     with SoundIndex.open(index, model=model) as sound_index:
         hits = sound_index.search_text(text, k=k, filters=filters, per_file=not all_segments,
                                        keywords=keywords)

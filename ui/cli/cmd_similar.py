@@ -9,8 +9,9 @@ import typer
 
 from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, relays_decoder_output, reports_errors, setup_logging
-from ui.cli.results import (AllSegmentsOption, FormatOption, IndexModelOption, MaxDurationOption, MinDurationOption,
-                            PathPrefixOption, SampleRateOption, clock, make_filters, parse_time, show_hits)
+from ui.cli.results import (AllSegmentsOption, CategoryOption, FormatOption, IndexModelOption, MaxDurationOption,
+                            MinDurationOption, PathPrefixOption, SampleRateOption, clock, make_filters, parse_time,
+                            show_hits)
 
 log = logging.getLogger("soundsift.similar")
 
@@ -30,6 +31,7 @@ def similar_command(
     path_prefix: PathPrefixOption = None,
     formats: FormatOption = None,
     sample_rates: SampleRateOption = None,
+    categories: CategoryOption = None,
     start: Optional[str] = typer.Option(None, "--start", help="Only the part of AUDIO_FILE from this "
                                         "time: seconds (83.5) or minutes:seconds (1:23.5), as matches are shown."),
     end: Optional[str] = typer.Option(None, "--end", help="Only the part of AUDIO_FILE up to this time."),
@@ -44,7 +46,7 @@ def similar_command(
     setup_logging(verbose)
     from engine.query import SoundIndex
 
-    filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates)
+    filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories)
     per_file = not all_segments
     span = {"start": parse_time(start), "end": parse_time(end)}
     with SoundIndex.open(index, model=model) as sound_index:

@@ -13,6 +13,8 @@ MAX_DURATION_HELP = "Only files at most this long (seconds)."
 PATH_PREFIX_HELP = "Only files whose path starts with this prefix (e.g. a folder)."
 FORMAT_HELP = "Only these formats or extensions (wav, flac, mp3 …); repeat or comma-separate."
 SAMPLE_RATE_HELP = "Only files at these sample rates (Hz); repeat or comma-separate."
+CATEGORY_HELP = ("Only files whose embedded library category (UCS, from iXML: DOORS) or CatID "
+                 "(DOORWood) is one of these; repeat or comma-separate.")
 ALL_SEGMENTS_HELP = "List every matching segment instead of the best segment per file."
 
 # Option declarations the search-like commands share (``name: AllSegmentsOption = False`` …).
@@ -22,6 +24,7 @@ MaxDurationOption = Annotated[Optional[float], typer.Option("--max-duration", mi
 PathPrefixOption = Annotated[Optional[str], typer.Option("--path-prefix", help=PATH_PREFIX_HELP)]
 FormatOption = Annotated[Optional[List[str]], typer.Option("--format", help=FORMAT_HELP)]
 SampleRateOption = Annotated[Optional[List[str]], typer.Option("--sample-rate", help=SAMPLE_RATE_HELP)]
+CategoryOption = Annotated[Optional[List[str]], typer.Option("--category", help=CATEGORY_HELP)]
 #: ``--model/-m`` of a command that queries an existing index
 IndexModelOption = Annotated[Optional[str], typer.Option(
     "--model", "-m", help=MODEL_HELP + " Default: the model that built the index.")]
@@ -33,7 +36,7 @@ def _split(values: Optional[Sequence[str]]) -> list[str]:
 
 def make_filters(min_duration: Optional[float], max_duration: Optional[float],
                  path_prefix: Optional[str], formats: Optional[Sequence[str]],
-                 sample_rates: Optional[Sequence[str]]) -> Any:
+                 sample_rates: Optional[Sequence[str]], categories: Optional[Sequence[str]] = None) -> Any:
     """engine.filters.Filters from the command-line options (None when nothing is set)."""
     from engine.errors import InvalidQuery
     from engine.filters import Filters
@@ -44,7 +47,8 @@ def make_filters(min_duration: Optional[float], max_duration: Optional[float],
     except ValueError as e:
         raise InvalidQuery(f"--sample-rate takes numbers of Hz, got {', '.join(rates)}") from e
     filters = Filters(min_duration=min_duration, max_duration=max_duration, path_prefix=path_prefix,
-                      formats=tuple(_split(formats)), sample_rates=rate_values)
+                      formats=tuple(_split(formats)), sample_rates=rate_values,
+                      categories=tuple(_split(categories)))
     return filters if filters.active else None
 
 

@@ -6,7 +6,7 @@ nothing the browser sends is ever turned into a filesystem path.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy import select
@@ -50,6 +50,7 @@ class FilterChoices:
     folders: list[str]
     formats: list[str]
     sample_rates: list[int]
+    categories: list[str] = field(default_factory=list)    # library categories files carry (UCS)
 
 
 class Library:
@@ -72,6 +73,13 @@ class Library:
         """The committed generation's vector file name: changes whenever the index does."""
         with Session(self._engine) as s:
             row = s.get(Meta, "vectors_file")
+            return row.value if row is not None else ""
+
+    def metadata_stamp(self) -> str:
+        """Changes when an index run has read the files' embedded metadata again between
+        generations (indexer.metadata_refresh), so what the page derives from it is redone."""
+        with Session(self._engine) as s:
+            row = s.get(Meta, "metadata_replaced_at")
             return row.value if row is not None else ""
 
     def _record(self, row: File) -> FileRecord:

@@ -1,4 +1,4 @@
-"""The sidebar's filters: duration, folder, format, sample rate → engine.filters.Filters."""
+"""The sidebar's filters: duration, folder, format, sample rate, category → engine.filters.Filters."""
 from __future__ import annotations
 
 import math
@@ -12,7 +12,7 @@ ALL_FOLDERS = "(whole library)"
 
 
 def filters_from_choices(duration: tuple[float, float] | None, longest: float, folder: str | None,
-                         formats: list[str], rates: list[int]) -> Filters:
+                         formats: list[str], rates: list[int], categories: list[str] = ()) -> Filters:
     """Filters for the sidebar's values; a slider left at its full range filters nothing."""
     lo = hi = None
     if duration is not None:
@@ -21,7 +21,7 @@ def filters_from_choices(duration: tuple[float, float] | None, longest: float, f
         hi = float(duration[1]) if duration[1] < top else None
     prefix = folder_prefix(folder) if folder and folder != ALL_FOLDERS else None
     return Filters(min_duration=lo, max_duration=hi, path_prefix=prefix,
-                   formats=tuple(formats), sample_rates=tuple(int(r) for r in rates))
+                   formats=tuple(formats), sample_rates=tuple(int(r) for r in rates), categories=tuple(categories))
 
 
 def slider_top(longest: float) -> float:
@@ -45,7 +45,10 @@ def render_filters(choices: FilterChoices) -> Filters:
                                  placeholder="any format")
         rates = st.multiselect("Sample rate", choices.sample_rates, key="f_rates",
                                format_func=lambda r: f"{r / 1000:g} kHz", placeholder="any rate")
-        filters = filters_from_choices(duration, choices.max_duration, folder, formats, rates)
+        categories = (st.multiselect("Category", choices.categories, key="f_categories", placeholder="any category",
+                                     help="The library category files carry (UCS, from their iXML metadata).")
+                      if choices.categories else [])
+        filters = filters_from_choices(duration, choices.max_duration, folder, formats, rates, categories)
         if filters.active:
             st.caption("Filters are on: results come only from the files they keep.")
     return filters
