@@ -130,3 +130,28 @@ def test_a_file_gone_since_indexing_is_reported_and_left_out(tmp_path, caplog):
     assert caplog.text.count("b.wav") == 1
     assert [[p.rsplit("/", 1)[1] for p in g.paths] for g in report.groups] == [["a.wav", "c.wav"]]
     assert report.groups[0].identical and report.candidates == 3 and report.confirmed == 1
+
+
+def test_the_page_finds_them_on_request(tmp_path, tiny_clap_dir, monkeypatch):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from ui.components.server import INDEX_ENV, MODEL_ENV
+    lib = tmp_path / "lib"
+    slam = take(4)
+    write(lib / "doors" / "slam.wav", slam, SR)
+    sf.write(str(lib / "slam.mp3"), slam, SR, format="MP3")
+    write(lib / "tone.wav", tone(330, 3.0, SR), SR)
+    build_index([lib], tmp_path / "idx", str(tiny_clap_dir), workers=0, progress=False)
+    monkeypatch.setenv(INDEX_ENV, str(tmp_path / "idx"))
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    page = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "ui" / "app.py"), default_timeout=60)
+    page.run()
+    assert any(c.value == "Look for files that hold the same recording twice." for c in page.caption)
+    next(b for b in page.button if b.label == "Find duplicates").click().run()
+    assert not page.exception
+    assert any(c.value.startswith("1 group of duplicates among 3 files") for c in page.caption)
+    table = page.dataframe[0].value
+    assert list(table["file"]) == ["doors/slam.wav", "slam.mp3"] and list(table["group"]) == [1, 1]
+    assert not table["identical bytes"].any() and (table["difference (dB)"] < 1.0).all()

@@ -336,6 +336,9 @@ def test_overview_shows_model_counts_failures_and_the_map(app, ui_library):  # n
     assert len(charts) == 1
     spec = charts[0].proto.spec
     assert '"pick"' in spec and '"folder"' in spec and '"name"' in spec
+    next(b for b in app.button if b.label == "Find duplicates").click().run()
+    no_exception(app)
+    assert any(c.value == "No duplicates among 5 files." for c in app.caption)
 
 
 def test_picking_a_point_on_the_map_plays_that_file(app, ui_library):  # noqa: F811

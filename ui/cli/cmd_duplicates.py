@@ -65,7 +65,8 @@ def duplicates_command(
         return
     from rich.table import Table
 
-    table = Table(title=f"{len(report.groups)} groups of duplicates among {report.files} files")
+    n = len(report.groups)
+    table = Table(title=f"{n} {'group' if n == 1 else 'groups'} of duplicates among {report.files} files")
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("difference", justify="right", no_wrap=True)
     table.add_column("files", overflow="fold", ratio=1)

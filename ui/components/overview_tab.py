@@ -1,4 +1,5 @@
-"""The Overview tab: model, counts, failed files, and the library map (click a point to play)."""
+"""The Overview tab: model, counts, the library map (click a point to play), duplicates on
+request, and failed files."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,13 +7,14 @@ from typing import Any
 import streamlit as st
 
 from ui.components import resources
-from ui.components.library import Library
+from ui.components.library import Library, relative_to_root
 from ui.components.library_map import map_rows, pca_2d, selected_file_id
 from ui.components.markdown_text import plain_markdown
 
 MAP_KEY = "library_map"
 MAP_PICK = "map_file_id"        # file id of the point last picked on the map
 MAX_MAP_POINTS = 20_000
+DUPLICATES = "duplicates"       # session key: (generation, rows) of the last duplicates search
 
 
 def on_map_select() -> None:
@@ -42,6 +44,8 @@ def render_overview_tab(index: Any, lib: Library, root: str, map_data: list[dict
         pick = st.session_state.get(MAP_PICK)
         if pick is not None:
             play_picked(lib, root, int(pick))
+
+    render_duplicates(index, lib, root)
 
     st.subheader(f"Failed files ({len(failed)})")
     if failed:
@@ -81,6 +85,37 @@ def play_picked(lib: Library, root: str, file_id: int) -> None:
         return
     st.markdown(f"**{plain_markdown(record.name)}** · {record.duration:.1f} s")
     st.audio(src.data, format=src.mime, start_time=src.start_time)
+
+
+def render_duplicates(index: Any, lib: Library, root: str) -> None:
+    """Groups of files holding the same recording (engine.duplicates), found on request: it
+    decodes the candidate pairs, seconds for a few thousand files, minutes for tens of thousands."""
+    from engine.duplicates import find_duplicates
+
+    st.subheader("Duplicates")
+    generation = lib.generation()
+    done = st.session_state.get(DUPLICATES)
+    if st.button("Find duplicates", key="find_duplicates", icon=":material/content_copy:",
+                 help="Copies, and the same recording in another format, at another gain or rate: "
+                      "proposed by the stored vectors, confirmed on the audio."):
+        fv = index.file_vectors()
+        bar = st.progress(0.0, text="comparing files")
+        report = find_duplicates(fv.paths, fv.vectors, fv.durations, fv.sizes,
+                                 progress=lambda i, n: bar.progress(i / n, text=f"comparing pair {i} of {n}"))
+        bar.empty()
+        rows = [{"group": n, "file": relative_to_root(path, root), "duration (s)": round(d, 2),
+                 "difference (dB)": round(g.difference_db, 2), "identical bytes": g.identical}
+                for n, g in enumerate(report.groups, 1) for path, d in zip(g.paths, g.durations)]
+        done = st.session_state[DUPLICATES] = (generation, rows, report.files)
+    if done is None or done[0] != generation:
+        st.caption("Look for files that hold the same recording twice.")
+    elif not done[1]:
+        st.caption(f"No duplicates among {done[2]:,} files.")
+    else:
+        groups = done[1][-1]["group"]
+        st.caption(f"{groups} {'group' if groups == 1 else 'groups'} of duplicates among {done[2]:,} files, "
+                   "closest first.")
+        st.dataframe(done[1], hide_index=True, width="stretch")
 
 
 def build_map_data(file_ids: list[int], vectors: Any, lib: Library, root: str) -> list[dict]:
