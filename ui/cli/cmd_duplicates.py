@@ -39,8 +39,8 @@ def duplicates_command(
     gain, sample rate or bit rate.
 
     The stored vectors propose pairs of files of about the same duration; each pair is confirmed
-    by decoding both and comparing how their sound moves over time, so two takes of one sound are
-    not duplicates. JSON: `[{"paths", "durations", "difference_db", "identical"}]`, closest first."""
+    by decoding both, aligning them to the sample and comparing their levels band by band over
+    time, so two takes of one sound are not duplicates. JSON: `[{"paths", "durations", "difference_db", "identical"}]`, closest first."""
     setup_logging(verbose)
     from rich.progress import Progress
 
@@ -71,8 +71,8 @@ def duplicates_command(
     table.add_column("difference", justify="right", no_wrap=True)
     table.add_column("files", overflow="fold", ratio=1)
     table.add_column("duration", justify="right", no_wrap=True)
-    for n, g in enumerate(report.groups, 1):
+    for rank, g in enumerate(report.groups, 1):
         kind = "identical bytes" if g.identical else f"{g.difference_db:.2f} dB"
-        table.add_row(str(n), kind, "\n".join(display_path(p) for p in g.paths),
+        table.add_row(str(rank), kind, "\n".join(display_path(p) for p in g.paths),
                       "\n".join(clock(d) for d in g.durations))
     out_console.print(table)
