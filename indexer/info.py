@@ -21,7 +21,8 @@ META_KEYS = ("model_name", "model_fingerprint", "dim", "sample_rate", "segment_p
 
 def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[str, Any]:
     """Counts (``described``: files carrying a title, description, comment … that keyword
-    search reads), model, vectors file, format breakdown and the latest errors of an index.
+    search reads), model, vectors file, format breakdown, the library categories files carry
+    (``--category`` filters by them) and the latest errors of an index.
 
     Raises IndexNotFound when there is no catalog at the resolved folder.
     """
@@ -40,6 +41,11 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
             described = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
                                        .where(FileMetadata.key.in_(SEARCHED_KEYS))) or 0)
                          if has_table(s, "file_metadata") else 0)
+            categories = ([{"category": c, "files": int(n)} for c, n in s.execute(
+                               select(FileMetadata.value, func.count(func.distinct(FileMetadata.file_id)))
+                               .where(FileMetadata.key == "category").group_by(FileMetadata.value)
+                               .order_by(func.count(func.distinct(FileMetadata.file_id)).desc(), FileMetadata.value))]
+                          if has_table(s, "file_metadata") else [])
             formats = [{"format": fmt, "files": int(n), "duration": float(d or 0.0)}
                        for fmt, n, d in s.execute(
                            select(File.format, func.count(), func.sum(File.duration))
@@ -59,6 +65,7 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
     info["counts"] = {"files": n_files, "segments": n_segments, "errors": n_errors, "described": described}
     info["total_duration"] = duration
     info["formats"] = formats
+    info["categories"] = categories
     info["sample_rates"] = rates
     info["errors"] = errors
     info["versions"] = _versions(layout)

@@ -397,3 +397,15 @@ def test_category_on_the_command_line_and_the_page(tmp_path, tiny_clap_dir, monk
     assert not page.exception
     cards = [md.value for md in page.markdown if md.value.startswith("**1. ")]
     assert cards == ["**1. take\\_302.wav**"] and not any(md.value.startswith("**2. ") for md in page.markdown)
+
+
+def test_info_lists_the_library_categories(tmp_path):
+    from indexer.info import index_info
+    categorised_library(tmp_path / "lib")
+    write(tmp_path / "lib" / "take_304.wav", noise(1.0, 16000, seed=9), 16000)
+    (tmp_path / "lib" / "take_305.wav").write_bytes(with_trailing_chunk(
+        wav_bytes(pcm16(noise(1.0, 16000, seed=10))), ixml_chunk(STEINBERG_RAIN)))
+    build_index([tmp_path / "lib"], tmp_path / "idx", FakeModel(), workers=1, progress=False)
+    info = index_info(tmp_path / "idx")
+    assert info["categories"] == [{"category": "RAIN", "files": 2}, {"category": "DOORS", "files": 1}]
+    assert info["counts"]["described"] == 3

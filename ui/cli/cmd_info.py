@@ -19,7 +19,8 @@ def info_command(
     json_out: bool = typer.Option(False, "--json", help="Print the information as JSON on stdout."),
     verbose: VerboseOption = False,
 ) -> None:
-    """Counts of files, segments and errors, total duration, model, index type, formats, errors."""
+    """Counts of files, segments and errors, total duration, model, index type, formats, library
+    categories, errors."""
     setup_logging(verbose)
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     from indexer.info import index_info
@@ -29,6 +30,10 @@ def info_command(
         print_json(info)
     else:
         _print_info(info)
+
+
+#: library categories listed in the table (all of them in --json)
+CATEGORIES_SHOWN = 12
 
 
 def _duration(seconds: float) -> str:
@@ -77,6 +82,15 @@ def _print_info(info: dict[str, Any]) -> None:
         for row in info["formats"]:
             f.add_row(row["format"], str(row["files"]), _duration(row["duration"]))
         out_console.print(f)
+    if info.get("categories"):
+        shown = info["categories"][:CATEGORIES_SHOWN]
+        g = Table(title="library categories (--category)" + (f", the {len(shown)} largest of {len(info['categories'])}"
+                                                              if len(shown) < len(info["categories"]) else ""))
+        g.add_column("category")
+        g.add_column("files", justify="right")
+        for row in shown:
+            g.add_row(row["category"], str(row["files"]))
+        out_console.print(g)
     if info["errors"]:
         e = Table(title=f"latest errors ({len(info['errors'])} of {c['errors']})")
         e.add_column("file", overflow="fold")
