@@ -221,3 +221,27 @@ def test_caption_from_the_descriptions_files_carry(tmp_path, library):
     assert sorted(i.captions[0] for i in items) == ["Door slam, oak", "Rain on a tin roof, heavy"]
     refused = CliRunner().invoke(app, ["caption", str(lib), "--source", "metadata", "--index", str(tmp_path / "i")])
     assert refused.exit_code == 1 and "drop --index" in refused.stderr
+
+
+def test_caption_from_metadata_uses_ixml_keywords_while_there_is_room(tmp_path):
+    """A file whose iXML carries only keywords gets captions made from them as from tags; one
+    with a description and a title gets the keywords as its third caption."""
+    from tests.test_bad_inputs import pcm16, wav_bytes
+    from tests.test_file_metadata import ixml_chunk, with_trailing_chunk
+    from trainer.caption_loop import described_files
+
+    lib = tmp_path / "ixml"
+    lib.mkdir()
+    only = lib / "only_keywords.wav"
+    only.write_bytes(with_trailing_chunk(wav_bytes(pcm16(noise(1.0, SR, seed=4)), rate=SR), ixml_chunk(
+        "<BWFXML><USER><KEYWORDS>hinge; squeak, door</KEYWORDS></USER></BWFXML>")))
+    full = lib / "full.wav"
+    full.write_bytes(with_trailing_chunk(wav_bytes(pcm16(noise(1.0, SR, seed=5)), rate=SR), ixml_chunk(
+        "<BWFXML><USER><FXNAME>Gate Creak</FXNAME><DESCRIPTION>Old iron gate creaking open</DESCRIPTION>"
+        "<KEYWORDS>gate, metal</KEYWORDS></USER></BWFXML>")))
+    done, errors = described_files([only, full])
+    assert errors == []
+    by_name = {Path(d.path).name: d.captions for d in done}
+    assert by_name["only_keywords.wav"] == ["hinge, squeak and door", "This is a sound of hinge, squeak and door.",
+                                            "The sound of hinge, squeak and door."]
+    assert by_name["full.wav"] == ["Old iron gate creaking open", "Gate Creak", "gate and metal"]

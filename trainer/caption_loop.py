@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -149,9 +150,10 @@ def caption_files(files: Sequence[Path], *, source: str = "yamnet", model: Any =
 
 def described_files(files: Sequence[Path], captions_per_file: int = 3
                     ) -> tuple[list[CaptionedFile], list[UnreadableAudio]]:
-    """Captions from what each file says it holds (its bext description, title, comment;
-    engine.file_metadata): a library's own descriptions as training captions, no tagger
-    involved. A file without any is kept with no captions (the manifest leaves it out)."""
+    """Captions from what each file says it holds (its bext or iXML description, title,
+    comment; engine.file_metadata), then, while there is room, captions made from its iXML
+    keywords as from tags (keyword-to-caption): a library's own words as training captions, no
+    tagger involved. A file without any is kept with no captions (the manifest leaves it out)."""
     from engine.audio import probe
     from engine.file_metadata import read_metadata
 
@@ -170,10 +172,14 @@ def described_files(files: Sequence[Path], captions_per_file: int = 3
             log.warning("%s", error)
             errors.append(error)
             continue
-        captions = list(dict.fromkeys(found[k] for k in METADATA_CAPTION_KEYS if found.get(k)))
-        done.append(CaptionedFile(str(path), [], captions[:captions_per_file], source="metadata"))
+        captions = list(dict.fromkeys(found[k] for k in METADATA_CAPTION_KEYS if found.get(k)))[:captions_per_file]
+        keywords = [w.strip() for w in re.split(r"[,;]", found.get("keywords", "")) if w.strip()]
+        if keywords and len(captions) < captions_per_file:      # keyword-to-caption, as for tags
+            captions += [c for c in captions_from_tags(keywords, captions_per_file - len(captions))
+                         if c not in captions]
+        done.append(CaptionedFile(str(path), [], captions, source="metadata"))
         if not captions:
-            log.info("%s: carries no description, title or comment; no captions", path)
+            log.info("%s: carries no description, title, comment or keywords; no captions", path)
     return done, errors
 
 
