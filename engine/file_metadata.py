@@ -87,19 +87,28 @@ def riff_fields(path: str | Path, problems: list[str] | None = None) -> RiffFiel
     """What a RIFF/RF64 WAVE file's bext chunk (``description``, ``originator``) and LIST/INFO
     chunk (:data:`INFO_KEYS`) say, decoded as UTF-8 where they decode, else Latin-1, and in
     ``.ixml`` what its iXML chunk says (empty for any other file). Chunk sizes are trusted
-    only as far as the file goes. An unreadable iXML chunk is reported as read_metadata says."""
+    only as far as the file goes; an RF64 file's data chunk is stepped over by the size its
+    ds64 chunk gives, so chunks after the audio (where iXML often is) are read there too. An unreadable iXML chunk is reported as read_metadata says."""
     out = RiffFields()
     with open(path, "rb") as f:
         head = f.read(12)
         if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
             return out
+        data_size64: int | None = None
         for _ in range(_MAX_CHUNKS):
             chunk = f.read(8)
             if len(chunk) < 8:
                 break
             cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if size == 0xFFFFFFFF:           # an RF64 size kept in ds64: nothing walkable beyond
-                break
+            if cid == b"ds64" and size >= 16:    # RF64: the 64-bit sizes, the data chunk's second
+                body = f.read(size)
+                data_size64 = struct.unpack("<Q", body[8:16])[0] if len(body) >= 16 else None
+                f.seek(size & 1, 1)
+                continue
+            if size == 0xFFFFFFFF:               # a size kept in ds64 (the data chunk's, in RF64)
+                if cid != b"data" or data_size64 is None:
+                    break
+                size = data_size64
             if cid == b"bext":
                 body = f.read(min(size, 288))
                 out.update(description=_text(body[:256]), originator=_text(body[256:288]))

@@ -409,3 +409,18 @@ def test_info_lists_the_library_categories(tmp_path):
     info = index_info(tmp_path / "idx")
     assert info["categories"] == [{"category": "RAIN", "files": 2}, {"category": "DOORS", "files": 1}]
     assert info["counts"]["described"] == 3
+
+
+def test_ixml_after_the_audio_of_an_rf64_file(tmp_path):
+    """RF64 (WAV past 4 GB, as long field recorders write it) keeps the data chunk's size in
+    ds64 and 0xFFFFFFFF in the chunk; the iXML after the audio is still found."""
+    pcm = pcm16(tone(440, 0.5, 16000))
+    fmt = struct.pack("<HHIIHH", 1, 1, 16000, 32000, 2, 16)
+    ds64 = b"ds64" + struct.pack("<I", 28) + struct.pack("<QQQI", 0, len(pcm), len(pcm) // 2, 0)
+    body = (b"WAVE" + ds64 + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+            + b"data" + struct.pack("<I", 0xFFFFFFFF) + pcm + ixml_chunk(SOUNDMINER_IXML))
+    path = tmp_path / "long_take.wav"
+    path.write_bytes(b"RF64" + struct.pack("<I", 0xFFFFFFFF) + body)
+    assert sf.info(str(path)).frames == 8000                  # libsndfile reads it as audio
+    assert riff_fields(path).ixml["category"] == "DOORS"
+    assert read_metadata(path)["catid"] == "DOORWood"
