@@ -155,3 +155,26 @@ def test_the_page_finds_them_on_request(tmp_path, tiny_clap_dir, monkeypatch):
     table = page.dataframe[0].value
     assert list(table["file"]) == ["doors/slam.wav", "slam.mp3"] and list(table["group"]) == [1, 1]
     assert not table["identical bytes"].any() and (table["difference (dB)"] < 1.0).all()
+
+
+def test_the_page_says_which_files_it_could_not_read(tmp_path, tiny_clap_dir, monkeypatch):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from ui.components.server import INDEX_ENV, MODEL_ENV
+    lib = tmp_path / "lib"
+    a = write(lib / "a.wav", take(5), SR)
+    shutil.copy(a, lib / "b.wav")
+    build_index([lib], tmp_path / "idx", str(tiny_clap_dir), workers=0, progress=False)
+    (lib / "b.wav").unlink()
+    monkeypatch.setenv(INDEX_ENV, str(tmp_path / "idx"))
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    page = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "ui" / "app.py"), default_timeout=60)
+    page.run()
+    next(b for b in page.button if b.label == "Find duplicates").click().run()
+    assert not page.exception
+    assert any(c.value == "No duplicates among 2 files." for c in page.caption)
+    from tests.ui_library import as_shown
+    assert [as_shown(w.value) for w in page.warning] == [
+        "1 file could not be read to compare it: b.wav: not found: deleted or renamed since it was listed"]

@@ -106,16 +106,23 @@ def render_duplicates(index: Any, lib: Library, root: str) -> None:
         rows = [{"group": n, "file": relative_to_root(path, root), "duration (s)": round(d, 2),
                  "difference (dB)": round(g.difference_db, 2), "identical bytes": g.identical}
                 for n, g in enumerate(report.groups, 1) for path, d in zip(g.paths, g.durations)]
-        done = st.session_state[DUPLICATES] = (generation, rows, report.files)
+        unread = [f"{relative_to_root(e.path, root)}: {e.reason}" for e in report.unreadable]
+        done = st.session_state[DUPLICATES] = (generation, rows, report.files, unread)
     if done is None or done[0] != generation:
         st.caption("Look for files that hold the same recording twice.")
-    elif not done[1]:
+        return
+    if not done[1]:
         st.caption(f"No duplicates among {done[2]:,} files.")
     else:
         groups = done[1][-1]["group"]
         st.caption(f"{groups} {'group' if groups == 1 else 'groups'} of duplicates among {done[2]:,} files, "
                    "closest first.")
         st.dataframe(done[1], hide_index=True, width="stretch")
+    if done[3]:
+        n = len(done[3])
+        st.warning(plain_markdown(f"{n} {'file' if n == 1 else 'files'} could not be read to compare "
+                                  f"{'it' if n == 1 else 'them'}: {done[3][0]}" + (" …" if n > 1 else "")),
+                   icon=":material/warning:")
 
 
 def build_map_data(file_ids: list[int], vectors: Any, lib: Library, root: str) -> list[dict]:
