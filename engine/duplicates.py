@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -204,6 +205,34 @@ def find_duplicates(paths: list[str], vectors: np.ndarray, durations: np.ndarray
               for r, files in grouped.items()]
     groups.sort(key=lambda g: (g.difference_db, g.paths))
     return DuplicateReport(groups, len(paths), len(pairs), len(scores), unreadable)
+
+
+def copies_of(query: str, candidates: Sequence[tuple[str, float, float]],
+              min_cosine: float = MIN_COSINE, max_difference_db: float = MAX_DIFFERENCE_DB) -> dict[str, float]:
+    """Which of ``candidates`` — (path, duration in seconds, cosine to the query), as "more like
+    this" results give them — are copies of the audio file ``query``, holding its recording:
+    path → level difference (dB). The query file itself is not its own copy. Only candidates at
+    ``min_cosine`` or more and of the query's duration (within the slack) are decoded. A
+    candidate that cannot be decoded is logged and left out; an unreadable query raises
+    UnreadableAudio."""
+    me = os.path.realpath(query)
+    near = [(p, d) for p, d, cos in candidates if cos >= min_cosine and os.path.realpath(p) != me]
+    if not near:
+        return {}
+    x = decode(query, RATE)
+    length = len(x) / RATE
+    out: dict[str, float] = {}
+    for path, duration in near:
+        if abs(duration - length) > max(DURATION_SLACK, DURATION_SHARE * max(duration, length)):
+            continue
+        try:
+            score = difference_db(x, decode(path, RATE))
+        except UnreadableAudio as e:
+            log.warning("%s", e)
+            continue
+        if score <= max_difference_db:
+            out[path] = score
+    return out
 
 
 def _same_bytes(paths: list[str], sizes: list[int]) -> bool:

@@ -94,6 +94,7 @@ class Hit:
     sample_rate: int
     folder: str = field(default="")
     keywords: float | None = None     # BM25 of the query's words in its path, metadata, tags, captions
+    same_recording: bool | None = None   # "more like this": the query's recording (engine.duplicates.copies_of)
 
     def __post_init__(self) -> None:
         if not self.folder:
@@ -101,10 +102,11 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: path, start, end, score, file_id, segment_id, duration, format, …
-        (``keywords`` only from a keyword search)."""
+        (``keywords`` only from a keyword search, ``same_recording`` only where it was checked)."""
         d = asdict(self)
-        if d["keywords"] is None:
-            del d["keywords"]
+        for optional in ("keywords", "same_recording"):
+            if d[optional] is None:
+                del d[optional]
         return d
 
 

@@ -178,3 +178,63 @@ def test_the_page_says_which_files_it_could_not_read(tmp_path, tiny_clap_dir, mo
     from tests.ui_library import as_shown
     assert [as_shown(w.value) for w in page.warning] == [
         "1 file could not be read to compare it: b.wav: not found: deleted or renamed since it was listed"]
+
+
+def test_copies_of_a_query_among_more_like_this_results(library):
+    from engine.duplicates import copies_of
+    lib, _ = library
+    r = {name: str((lib / name).resolve()) for name in ("doors/slam.wav", "copies/slam copy.wav", "mp3/slam.mp3",
+                                                         "quiet/slam.flac", "doors/slam_take2.wav", "tone.wav")}
+    candidates = [(r["doors/slam.wav"], 3.0, 1.0), (r["mp3/slam.mp3"], 3.0, 0.99), (r["quiet/slam.flac"], 3.0, 0.93),
+                  (r["doors/slam_take2.wav"], 3.0, 0.97), (r["tone.wav"], 3.0, 0.95),
+                  (r["copies/slam copy.wav"], 3.0, 0.6)]           # a copy the vectors put far away: not decoded
+    copies = copies_of(r["doors/slam.wav"], candidates)
+    assert set(copies) == {r["mp3/slam.mp3"], r["quiet/slam.flac"]} and max(copies.values()) < 0.5
+    assert copies_of(r["doors/slam.wav"], candidates[:1]) == {}        # the file itself is not its copy
+
+
+@pytest.fixture(scope="module")
+def clap_library(tmp_path_factory, tiny_clap_dir):
+    lib = tmp_path_factory.mktemp("copies_lib")
+    slam = take(6)
+    write(lib / "doors" / "slam.wav", slam, SR)
+    sf.write(str(lib / "slam.mp3"), slam, SR, format="MP3")
+    write(lib / "tone.wav", tone(330, 3.0, SR), SR)
+    index_dir = tmp_path_factory.mktemp("copies_idx") / "i"
+    build_index([lib], index_dir, str(tiny_clap_dir), workers=0, progress=False)
+    return lib.resolve(), index_dir
+
+
+def test_similar_marks_the_copies_of_its_file(clap_library):
+    lib, index_dir = clap_library
+    result = CliRunner().invoke(app, ["similar", str(lib / "doors" / "slam.wav"), "--index", str(index_dir), "--json"])
+    assert result.exit_code == 0, result.stderr
+    marks = {h["path"].removeprefix(str(lib) + "/"): h.get("same_recording", "absent")
+             for h in json.loads(result.stdout)}
+    assert marks == {"doors/slam.wav": "absent", "slam.mp3": True, "tone.wav": False}
+    table = CliRunner().invoke(app, ["similar", str(lib / "doors" / "slam.wav"), "--index", str(index_dir)])
+    assert table.exit_code == 0 and "same recording" in table.stdout
+    spans = CliRunner().invoke(app, ["similar", str(lib / "doors" / "slam.wav"), "--index", str(index_dir),
+                                     "--json", "--start", "0", "--end", "2"])
+    assert all("same_recording" not in h for h in json.loads(spans.stdout))   # a moment, not the recording
+
+
+def test_more_like_this_on_the_page_badges_the_copies(clap_library, monkeypatch):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from ui.components.server import INDEX_ENV, MODEL_ENV
+    lib, index_dir = clap_library
+    monkeypatch.setenv(INDEX_ENV, str(index_dir))
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    with SoundIndex.open(index_dir) as index:
+        fid = index.file_id_for_path(lib / "doors" / "slam.wav")
+    page = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "ui" / "app.py"), default_timeout=60)
+    page.run()
+    page.session_state["search_by"] = {"kind": "similar", "file_id": fid, "name": "slam.wav"}
+    page.run()
+    assert not page.exception
+    cards = [md.value for md in page.markdown if md.value.startswith("**") or "same recording" in md.value]
+    assert cards[:2] == ["**1. slam.wav**", "**2. slam.mp3**"]
+    assert cards[2] == ":orange-badge[:material/content_copy: same recording]" and len(cards) == 4

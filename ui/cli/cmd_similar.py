@@ -42,7 +42,10 @@ def similar_command(
 
     An indexed file comes first with score ≈ 1; its stored segment vectors are the query (with
     --start/--end, those inside the span, or overlapping it when it is shorter than a segment).
-    A file not in the index is embedded now (with --start/--end, only that excerpt)."""
+    A file not in the index is embedded now (with --start/--end, only that excerpt). Results
+    that hold AUDIO_FILE's very recording (a copy, its MP3, a quieter or resampled version; see
+    `soundsift duplicates`) are marked: "same recording" in the table, `"same_recording": true`
+    in JSON (whole files only, not with --start/--end or --all-segments)."""
     setup_logging(verbose)
     from engine.query import SoundIndex
 
@@ -57,6 +60,15 @@ def similar_command(
         else:
             log.info("%s is not in the index: embedding it", audio_file)
             hits = sound_index.search_audio(str(audio_file), k=k, filters=filters, per_file=per_file, **span)
+    if per_file and start is None and end is None:      # which hits are copies of this very recording
+        import os
+        from dataclasses import replace
+
+        from engine.duplicates import copies_of
+        copies = copies_of(str(audio_file), [(h.path, h.duration, h.score) for h in hits])
+        me = os.path.realpath(audio_file)
+        hits = [replace(h, same_recording=None if os.path.realpath(h.path) == me else h.path in copies)
+                for h in hits]
     part = (f" {clock(span['start'] or 0.0)}–{'end' if span['end'] is None else clock(span['end'])}"
             if start is not None or end is not None else "")
     show_hits(hits, json_out, f"similar to {audio_file.name}{part}")

@@ -80,14 +80,32 @@ def use_example(text: str) -> None:
     on_text_change()
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def _copies(query: str, candidates: tuple[tuple[str, float, float], ...]) -> dict[str, float]:
+    from engine.duplicates import copies_of
+    return copies_of(query, list(candidates))
+
+
+def mark_copies(query: str, hits: list[Any]) -> list[Any]:
+    """``hits`` of "more like" the indexed file ``query``, each marked ``same_recording`` when it
+    is a copy of that very recording (engine.duplicates.copies_of; the file itself unmarked)."""
+    from dataclasses import replace
+
+    copies = _copies(query, tuple((h.path, h.duration, h.score) for h in hits))
+    return [replace(h, same_recording=None if h.path == query else h.path in copies) for h in hits]
+
+
 def current_search(index: Any, filters: Filters) -> Search | None:
     """What to search for, from the session state; None when nothing is asked yet."""
     by = st.session_state.get("search_by")
     if by and by.get("kind") == "similar":
         fid, start, end = by["file_id"], by.get("start"), by.get("end")
         part = f" {start:.1f}–{end:.1f} s" if start is not None and end is not None else ""
-        return Search(f"More like **{plain_markdown(by['name'])}**{part}",
-                      lambda k: index.similar_to_file(fid, k=k, filters=filters, start=start, end=end))
+
+        def more_like_it(k: int) -> list[Any]:
+            hits = index.similar_to_file(fid, k=k, filters=filters, start=start, end=end)
+            return hits if start is not None or end is not None else mark_copies(index.get_file(fid)["path"], hits)
+        return Search(f"More like **{plain_markdown(by['name'])}**{part}", more_like_it)
     if by and by.get("kind") == "example":
         upload = st.session_state.get(by["widget"])
         if upload is not None:
@@ -174,6 +192,10 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict])
                 f"match {hit.start:.1f}–{hit.end:.1f} s · score {hit.score:.3f}")
             if record.about:
                 st.caption(plain_markdown(record.about))
+            if getattr(hit, "same_recording", None):
+                st.markdown(":orange-badge[:material/content_copy: same recording]",
+                            help="A copy of the file you asked for more like: the same recording, "
+                                 "maybe in another format or at another level")
             if tags:
                 st.markdown(" ".join(f":blue-badge[{t['label']}]" for t in tags))
             span = moment(hit, record.duration)
