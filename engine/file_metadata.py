@@ -6,7 +6,7 @@ AIFF, FLAC and Ogg Vorbis comments, MP3 ID3 — all read by libsndfile); in Broa
 fields library tools write there — Soundminer's and BaseHead's ``USER`` block (DESCRIPTION,
 CATEGORY, SUBCATEGORY, CATID, FXNAME, KEYWORDS …, the Universal Category System's fields), the
 Audio Standards Working Group's ``ASWG`` block, and Steinberg MediaBay's ``ATTR_LIST``
-(MediaComment, MediaCategoryPost …). The indexer stores them in the catalog (``file_metadata``)
+(MediaComment, MediaCategoryPost …); the same UCS names as a FLAC file's Vorbis comments. The indexer stores them in the catalog (``file_metadata``)
 and keyword search reads the descriptive ones (:data:`SEARCHED_KEYS`).
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ SEARCHED_KEYS = ("title", "description", "comment", "album", "genre", "artist", 
                  "category", "subcategory", "catid", "keywords", "library", "designer", "note",
                  "location")
 #: what read_metadata reads: 1 libsndfile's fields, bext and LIST/INFO (session 18); 2 also the
-#: iXML chunk (session 19). An index whose files were read by an older reader reads them again
+#: iXML chunk and FLAC Vorbis comments with UCS names (session 19). An index whose files were read by an older reader reads them again
 #: on its next `soundsift index` run (indexer.metadata_refresh).
 READER_VERSION = 2
 #: longest value kept (characters)
@@ -45,7 +45,8 @@ INFO_KEYS = {b"INAM": "title", b"ICMT": "comment", b"IART": "artist", b"IPRD": "
 
 def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[str, str]:
     """Non-empty metadata of ``path``: libsndfile's string fields, a BWF's bext
-    ``description``/``originator`` and a WAV's iXML fields (:func:`ixml_fields`). libsndfile
+    ``description``/``originator``, a WAV's iXML fields (:func:`ixml_fields`) and a FLAC's
+    UCS-named Vorbis comments (:func:`flac_fields`). libsndfile
     decodes every string as UTF-8; a WAV INFO value written in Latin-1 (common in older
     libraries) comes back with U+FFFD where its accents were, so such values are read again
     from the RIFF chunk with a Latin-1 fallback. A value that is the start of a longer one
@@ -62,7 +63,7 @@ def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[s
     for key, value in riff.items():
         if key not in out or "\ufffd" in out[key]:
             _put(out, key, value)
-    for key, value in riff.ixml.items():
+    for key, value in {**flac_fields(path), **riff.ixml}.items():
         if key not in out or value.startswith(out[key]):
             _put(out, key, value)
     return out
@@ -182,6 +183,52 @@ def ixml_fields(body: bytes) -> dict[str, str]:
                 put(key, value)
     put("note", root.findtext("NOTE"))
     return out
+
+
+def flac_fields(path: str | Path) -> dict[str, str]:
+    """A native FLAC file's Vorbis comments under the names library tools use for the UCS
+    fields (CATEGORY, SUBCATEGORY, CATID, FXNAME, DESCRIPTION, KEYWORDS … as :data:`IXML_KEYS`
+    maps them), first value of each key winning; {} for any other file. libsndfile gives only
+    the standard keys (title, comment, artist …)."""
+    out: dict[str, str] = {}
+    with open(path, "rb") as f:
+        if f.read(4) != b"fLaC":
+            return out
+        for _ in range(_MAX_CHUNKS):
+            head = f.read(4)
+            if len(head) < 4:
+                break
+            kind, size = head[0] & 0x7F, int.from_bytes(head[1:4], "big")
+            if kind == 4:                                  # VORBIS_COMMENT
+                for entry in _vorbis_comments(f.read(min(size, _MAX_TEXT_CHUNK))):
+                    name, _, value = entry.partition("=")
+                    key = IXML_KEYS.get(name.strip().lower())
+                    value = " ".join(value.split())
+                    if key and value and key not in out:
+                        out[key] = value[:MAX_VALUE]
+                break
+            if head[0] & 0x80:                             # the last metadata block
+                break
+            f.seek(size, 1)
+    return out
+
+
+def _vorbis_comments(body: bytes) -> list[str]:
+    """The ``KEY=value`` entries of a Vorbis comment block (lengths trusted as far as it goes)."""
+    if len(body) < 8:
+        return []
+    at = 4 + struct.unpack("<I", body[:4])[0]              # past the vendor string
+    if at + 4 > len(body):
+        return []
+    count, at = struct.unpack("<I", body[at:at + 4])[0], at + 4
+    entries = []
+    for _ in range(min(count, 1024)):
+        if at + 4 > len(body):
+            break
+        n, at = struct.unpack("<I", body[at:at + 4])[0], at + 4
+        entries.append(body[at:at + n].decode("utf-8", errors="replace"))
+        at += n
+    return entries
 
 
 def _parse_xml(raw: bytes) -> ET.Element:

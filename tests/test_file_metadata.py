@@ -424,3 +424,40 @@ def test_ixml_after_the_audio_of_an_rf64_file(tmp_path):
     assert sf.info(str(path)).frames == 8000                  # libsndfile reads it as audio
     assert riff_fields(path).ixml["category"] == "DOORS"
     assert read_metadata(path)["catid"] == "DOORWood"
+
+
+def flac_with_comments(path, comments: dict[str, str]):
+    """A FLAC file whose Vorbis comment block holds ``comments`` (written after libsndfile's)."""
+    write(path, tone(440, 0.5, 16000), 16000, format="FLAC")
+    raw = path.read_bytes()
+    at, blocks = 4, []
+    while True:                                   # split the metadata blocks from the frames
+        kind, size = raw[at] & 0x7F, int.from_bytes(raw[at + 1:at + 4], "big")
+        last = raw[at] & 0x80
+        blocks.append((kind, raw[at + 4:at + 4 + size]))
+        at += 4 + size
+        if last:
+            break
+    entries = [f"{k}={v}".encode() for k, v in comments.items()]
+    vorbis = (struct.pack("<I", 6) + b"tests!" + struct.pack("<I", len(entries))
+              + b"".join(struct.pack("<I", len(e)) + e for e in entries))
+    blocks = [b for b in blocks if b[0] != 4] + [(4, vorbis)]
+    out = b"fLaC"
+    for i, (kind, body) in enumerate(blocks):
+        out += bytes([kind | (0x80 if i == len(blocks) - 1 else 0)]) + len(body).to_bytes(3, "big") + body
+    path.write_bytes(out + raw[at:])
+    return path
+
+
+def test_ucs_names_in_flac_vorbis_comments(tmp_path):
+    path = flac_with_comments(tmp_path / "gate.flac", {
+        "TITLE": "Iron Gate", "CATEGORY": "DOORS", "SubCategory": "METAL", "CATID": "DOORMetl",
+        "FXNAME": "Iron Gate Creak", "KEYWORDS": "gate, iron, creak", "ENCODER": "x", "DESCRIPTION": "An iron gate"})
+    assert sf.info(str(path)).frames == 8000
+    found = read_metadata(path)
+    assert {k: found.get(k) for k in ("category", "subcategory", "catid", "keywords", "title")} == {
+        "category": "DOORS", "subcategory": "METAL", "catid": "DOORMetl", "keywords": "gate, iron, creak",
+        "title": "Iron Gate Creak"}                       # FXName extends the shorter TITLE
+    assert "encoder" not in found
+    from engine.file_metadata import flac_fields
+    assert flac_fields(write(tmp_path / "plain.wav", tone(440, 0.2, 16000), 16000)) == {}
