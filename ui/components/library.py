@@ -132,12 +132,19 @@ ABOUT_KEYS = ("title", "description", "comment")
 CATEGORY_KEYS = ("category", "subcategory")
 
 
+#: longest about-line on a card (characters; the catalog and JSON keep the whole text)
+ABOUT_CHARS = 280
+
+
 def _about(found: dict[str, str]) -> str:
     """The distinct values of ABOUT_KEYS, joined, after the category when there is one
-    ("DOORS / WOOD: Door creak — …")."""
+    ("DOORS / WOOD: Door creak — …"), cut at a word to ABOUT_CHARS."""
     about = " — ".join(dict.fromkeys(found[k] for k in ABOUT_KEYS if found.get(k)))
     category = " / ".join(dict.fromkeys(found[k] for k in CATEGORY_KEYS if found.get(k)))
-    return f"{category}: {about}" if category and about else category or about
+    line = f"{category}: {about}" if category and about else category or about
+    if len(line) <= ABOUT_CHARS:
+        return line
+    return line[:ABOUT_CHARS].rsplit(" ", 1)[0].rstrip(" ,;:—") + " …"
 
 
 def folders_of(paths: list[str]) -> list[str]:
