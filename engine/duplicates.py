@@ -213,13 +213,17 @@ def copies_of(query: str, candidates: Sequence[tuple[str, float, float]],
     this" results give them — are copies of the audio file ``query``, holding its recording:
     path → level difference (dB). The query file itself is not its own copy. Only candidates at
     ``min_cosine`` or more and of the query's duration (within the slack) are decoded. A
-    candidate that cannot be decoded is logged and left out; an unreadable query raises
-    UnreadableAudio."""
+    candidate that cannot be decoded is logged and left out; so is everything when the query
+    cannot be (the results stand without the marks)."""
     me = os.path.realpath(query)
     near = [(p, d) for p, d, cos in candidates if cos >= min_cosine and os.path.realpath(p) != me]
     if not near:
         return {}
-    x = decode(query, RATE)
+    try:
+        x = decode(query, RATE)
+    except UnreadableAudio as e:
+        log.warning("%s; its copies are not marked", e)
+        return {}
     length = len(x) / RATE
     out: dict[str, float] = {}
     for path, duration in near:

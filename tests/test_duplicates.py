@@ -191,6 +191,7 @@ def test_copies_of_a_query_among_more_like_this_results(library):
     copies = copies_of(r["doors/slam.wav"], candidates)
     assert set(copies) == {r["mp3/slam.mp3"], r["quiet/slam.flac"]} and max(copies.values()) < 0.5
     assert copies_of(r["doors/slam.wav"], candidates[:1]) == {}        # the file itself is not its copy
+    assert copies_of(str(lib / "gone.wav"), candidates) == {}          # a query gone since: no marks, no error
 
 
 @pytest.fixture(scope="module")
