@@ -14,7 +14,7 @@ from ui.components.markdown_text import plain_markdown
 MAP_KEY = "library_map"
 MAP_PICK = "map_file_id"        # file id of the point last picked on the map
 MAX_MAP_POINTS = 20_000
-DUPLICATES = "duplicates"       # session key: (generation, rows) of the last duplicates search
+DUPLICATES = "duplicates"       # session key: (generation, rows, files compared, unreadable) of the last search
 
 
 def on_map_select() -> None:
@@ -100,8 +100,11 @@ def render_duplicates(index: Any, lib: Library, root: str) -> None:
                       "proposed by the stored vectors, confirmed on the audio."):
         fv = index.file_vectors()
         bar = st.progress(0.0, text="comparing files")
-        report = find_duplicates(fv.paths, fv.vectors, fv.durations, fv.sizes,
-                                 progress=lambda i, n: bar.progress(i / n, text=f"comparing pair {i} of {n}"))
+
+        def progress(i: int, n: int) -> None:          # about a hundred updates, not one a pair
+            if i == n or i % max(1, n // 100) == 0:
+                bar.progress(i / n, text=f"comparing pair {i:,} of {n:,}")
+        report = find_duplicates(fv.paths, fv.vectors, fv.durations, fv.sizes, progress=progress)
         bar.empty()
         rows = [{"group": n, "file": relative_to_root(path, root), "duration (s)": round(d, 2),
                  "difference (dB)": round(g.difference_db, 2), "identical bytes": g.identical}

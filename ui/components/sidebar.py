@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import streamlit as st
 
@@ -12,7 +13,7 @@ ALL_FOLDERS = "(whole library)"
 
 
 def filters_from_choices(duration: tuple[float, float] | None, longest: float, folder: str | None,
-                         formats: list[str], rates: list[int], categories: list[str] = ()) -> Filters:
+                         formats: list[str], rates: list[int], categories: Sequence[str] = ()) -> Filters:
     """Filters for the sidebar's values; a slider left at its full range filters nothing."""
     lo = hi = None
     if duration is not None:
@@ -46,7 +47,7 @@ def render_filters(choices: FilterChoices) -> Filters:
         rates = st.multiselect("Sample rate", choices.sample_rates, key="f_rates",
                                format_func=lambda r: f"{r / 1000:g} kHz", placeholder="any rate")
         categories = (st.multiselect("Category", choices.categories, key="f_categories", placeholder="any category",
-                                     help="The library category files carry (UCS, from their iXML metadata).")
+                                     help="The library category files carry (UCS, from their iXML or FLAC metadata).")
                       if choices.categories else [])
         filters = filters_from_choices(duration, choices.max_duration, folder, formats, rates, categories)
         if filters.active:
