@@ -35,8 +35,8 @@ class Filters:
     MP3, AIFF, …) or the file's extension, case-insensitively: ``"wav"``, ``".flac"``,
     ``"opus"`` all work. ``path_prefix`` is a plain string prefix of the stored path
     (a relative prefix is also tried as an absolute path). ``categories`` match the category a
-    file carries (UCS, from its iXML: ``"DOORS"``) or its CatID (``"DOORWood"``: category and
-    subcategory), case-insensitively.
+    file carries (UCS, from its iXML or FLAC comments: ``"DOORS"``) or its CatID
+    (``"DOORWood"``: category and subcategory), case-insensitively.
     """
 
     min_duration: float | None = None

@@ -13,7 +13,7 @@ MAX_DURATION_HELP = "Only files at most this long (seconds)."
 PATH_PREFIX_HELP = "Only files whose path starts with this prefix (e.g. a folder)."
 FORMAT_HELP = "Only these formats or extensions (wav, flac, mp3 …); repeat or comma-separate."
 SAMPLE_RATE_HELP = "Only files at these sample rates (Hz); repeat or comma-separate."
-CATEGORY_HELP = ("Only files whose embedded library category (UCS, from iXML: DOORS) or CatID "
+CATEGORY_HELP = ("Only files whose embedded library category (UCS, from iXML or FLAC: DOORS) or CatID "
                  "(DOORWood) is one of these; repeat or comma-separate.")
 ALL_SEGMENTS_HELP = "List every matching segment instead of the best segment per file."
 

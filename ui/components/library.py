@@ -128,7 +128,7 @@ class Library:
 
 #: metadata shown on a result card, in this order
 ABOUT_KEYS = ("title", "description", "comment")
-#: a library's category for the file (UCS, from iXML), shown before them
+#: a library's category for the file (UCS, from iXML or FLAC comments), shown before them
 CATEGORY_KEYS = ("category", "subcategory")
 
 
