@@ -16,6 +16,7 @@ import re
 import struct
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import BinaryIO
 
 import soundfile as sf
 
@@ -59,11 +60,14 @@ def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[s
     with sf.SoundFile(str(path)) as f:
         for key, value in f.copy_metadata().items():
             _put(out, key, value)
-    riff = riff_fields(path, problems)
+    with open(path, "rb") as f:                 # one open for both containers' own chunks
+        riff = _riff_walk(f, path, problems)
+        f.seek(0)
+        flac = _flac_walk(f)
     for key, value in riff.items():
         if key not in out or "\ufffd" in out[key]:
             _put(out, key, value)
-    for key, value in {**flac_fields(path), **riff.ixml}.items():
+    for key, value in {**flac, **riff.ixml}.items():
         if key not in out or value.startswith(out[key]):
             _put(out, key, value)
     return out
@@ -73,6 +77,13 @@ def _put(out: dict[str, str], key: str, value: object) -> None:
     text = " ".join(str(value).replace("\x00", " ").split())
     if text:
         out[str(key)] = text[:MAX_VALUE]
+
+
+def _put_first(out: dict[str, str], key: str, value: object) -> None:
+    """:func:`_put` unless ``key`` already has a value (the first one a block gives wins) or
+    ``value`` is None (an element without text)."""
+    if key not in out and value is not None:
+        _put(out, key, value)
 
 
 class RiffFields(dict):
@@ -89,42 +100,48 @@ def riff_fields(path: str | Path, problems: list[str] | None = None) -> RiffFiel
     chunk (:data:`INFO_KEYS`) say, decoded as UTF-8 where they decode, else Latin-1, and in
     ``.ixml`` what its iXML chunk says (empty for any other file). Chunk sizes are trusted
     only as far as the file goes; an RF64 file's data chunk is stepped over by the size its
-    ds64 chunk gives, so chunks after the audio (where iXML often is) are read there too. An unreadable iXML chunk is reported as read_metadata says."""
-    out = RiffFields()
+    ds64 chunk gives, so chunks after the audio (where iXML often is) are read there too. An
+    unreadable iXML chunk is reported as read_metadata says."""
     with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
-            return out
-        data_size64: int | None = None
-        for _ in range(_MAX_CHUNKS):
-            chunk = f.read(8)
-            if len(chunk) < 8:
+        return _riff_walk(f, path, problems)
+
+
+def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> RiffFields:
+    """:func:`riff_fields` of the open file ``f``, read from its start."""
+    out = RiffFields()
+    head = f.read(12)
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+        return out
+    data_size64: int | None = None
+    for _ in range(_MAX_CHUNKS):
+        chunk = f.read(8)
+        if len(chunk) < 8:
+            break
+        cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if cid == b"ds64" and size >= 16:    # RF64: the 64-bit sizes, the data chunk's second
+            body = f.read(size)
+            data_size64 = struct.unpack("<Q", body[8:16])[0] if len(body) >= 16 else None
+            f.seek(size & 1, 1)
+            continue
+        if size == 0xFFFFFFFF:               # a size kept in ds64 (the data chunk's, in RF64)
+            if cid != b"data" or data_size64 is None:
                 break
-            cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if cid == b"ds64" and size >= 16:    # RF64: the 64-bit sizes, the data chunk's second
-                body = f.read(size)
-                data_size64 = struct.unpack("<Q", body[8:16])[0] if len(body) >= 16 else None
-                f.seek(size & 1, 1)
-                continue
-            if size == 0xFFFFFFFF:               # a size kept in ds64 (the data chunk's, in RF64)
-                if cid != b"data" or data_size64 is None:
-                    break
-                size = data_size64
-            if cid == b"bext":
-                body = f.read(min(size, 288))
-                out.update(description=_text(body[:256]), originator=_text(body[256:288]))
-                f.seek(size - len(body) + (size & 1), 1)
-            elif cid == b"LIST" and size <= _MAX_TEXT_CHUNK:
-                out.update(_info(f.read(size)))
-                f.seek(size & 1, 1)
-            elif cid == b"iXML" and size <= _MAX_TEXT_CHUNK:
-                try:
-                    out.ixml = ixml_fields(f.read(size))
-                except ValueError as e:
-                    _report(problems, path, f"iXML chunk not read ({e})")
-                f.seek(size & 1, 1)
-            else:
-                f.seek(size + (size & 1), 1)
+            size = data_size64
+        if cid == b"bext":
+            body = f.read(min(size, 288))
+            out.update(description=_text(body[:256]), originator=_text(body[256:288]))
+            f.seek(size - len(body) + (size & 1), 1)
+        elif cid == b"LIST" and size <= _MAX_TEXT_CHUNK:
+            out.update(_info(f.read(size)))
+            f.seek(size & 1, 1)
+        elif cid == b"iXML" and size <= _MAX_TEXT_CHUNK:
+            try:
+                out.ixml = ixml_fields(f.read(size))
+            except ValueError as e:
+                _report(problems, path, f"iXML chunk not read ({e})")
+            f.seek(size & 1, 1)
+        else:
+            f.seek(size + (size & 1), 1)
     return out
 
 
@@ -159,12 +176,6 @@ def ixml_fields(body: bytes) -> dict[str, str]:
     Raises ValueError when the chunk is not well-formed XML."""
     root = _parse_xml(body.split(b"\x00", 1)[0])
     out: dict[str, str] = {}
-
-    def put(key: str, value: str | None) -> None:
-        value = " ".join((value or "").split())
-        if value and key not in out:
-            out[key] = value[:MAX_VALUE]
-
     for block in root.iter():
         tag = block.tag.upper() if isinstance(block.tag, str) else ""
         if tag in ("USER", "ASWG"):
@@ -172,16 +183,16 @@ def ixml_fields(body: bytes) -> dict[str, str]:
             for child in children:
                 key = IXML_KEYS.get(str(child.tag).lower())
                 if key:
-                    put(key, child.text)
+                    _put_first(out, key, child.text)
             if tag == "USER" and not children:
-                put("note", block.text)
+                _put_first(out, "note", block.text)
         elif tag == "ATTR":                 # Steinberg: NAME/VALUE as children or attributes
             name = block.get("NAME") or block.findtext("NAME") or ""
             value = block.get("VALUE") if block.get("VALUE") is not None else block.findtext("VALUE")
             key = STEINBERG_KEYS.get(name.strip())
             if key:
-                put(key, value)
-    put("note", root.findtext("NOTE"))
+                _put_first(out, key, value)
+    _put_first(out, "note", root.findtext("NOTE"))
     return out
 
 
@@ -190,26 +201,30 @@ def flac_fields(path: str | Path) -> dict[str, str]:
     fields (CATEGORY, SUBCATEGORY, CATID, FXNAME, DESCRIPTION, KEYWORDS … as :data:`IXML_KEYS`
     maps them), first value of each key winning; {} for any other file. libsndfile gives only
     the standard keys (title, comment, artist …)."""
-    out: dict[str, str] = {}
     with open(path, "rb") as f:
-        if f.read(4) != b"fLaC":
-            return out
-        for _ in range(_MAX_CHUNKS):
-            head = f.read(4)
-            if len(head) < 4:
-                break
-            kind, size = head[0] & 0x7F, int.from_bytes(head[1:4], "big")
-            if kind == 4:                                  # VORBIS_COMMENT
-                for entry in _vorbis_comments(f.read(min(size, _MAX_TEXT_CHUNK))):
-                    name, _, value = entry.partition("=")
-                    key = IXML_KEYS.get(name.strip().lower())
-                    value = " ".join(value.split())
-                    if key and value and key not in out:
-                        out[key] = value[:MAX_VALUE]
-                break
-            if head[0] & 0x80:                             # the last metadata block
-                break
-            f.seek(size, 1)
+        return _flac_walk(f)
+
+
+def _flac_walk(f: BinaryIO) -> dict[str, str]:
+    """:func:`flac_fields` of the open file ``f``, read from its start."""
+    out: dict[str, str] = {}
+    if f.read(4) != b"fLaC":
+        return out
+    for _ in range(_MAX_CHUNKS):
+        head = f.read(4)
+        if len(head) < 4:
+            break
+        kind, size = head[0] & 0x7F, int.from_bytes(head[1:4], "big")
+        if kind == 4:                                  # VORBIS_COMMENT
+            for entry in _vorbis_comments(f.read(min(size, _MAX_TEXT_CHUNK))):
+                name, _, value = entry.partition("=")
+                key = IXML_KEYS.get(name.strip().lower())
+                if key:
+                    _put_first(out, key, value)
+            break
+        if head[0] & 0x80:                             # the last metadata block
+            break
+        f.seek(size, 1)
     return out
 
 
