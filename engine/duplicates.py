@@ -81,6 +81,11 @@ class DuplicateReport:
     unreadable: list[UnreadableAudio] = field(default_factory=list)
 
 
+def longest_match(duration: np.ndarray | float) -> np.ndarray | float:
+    """The longest duration a file of ``duration`` seconds is compared with (the slack)."""
+    return duration + np.maximum(DURATION_SLACK, DURATION_SHARE * duration)
+
+
 def candidate_pairs(vectors: np.ndarray, durations: np.ndarray, min_cosine: float = MIN_COSINE
                     ) -> list[tuple[int, int, float]]:
     """Pairs (i, j, cosine), i < j, of rows whose durations are within the slack and whose unit
@@ -89,7 +94,7 @@ def candidate_pairs(vectors: np.ndarray, durations: np.ndarray, min_cosine: floa
     order = np.argsort(durations, kind="stable")
     d = np.asarray(durations, np.float64)[order]
     v = np.asarray(vectors, np.float32)[order]
-    reach = np.searchsorted(d, d + np.maximum(DURATION_SLACK, DURATION_SHARE * d), side="right")
+    reach = np.searchsorted(d, longest_match(d), side="right")
     out: list[tuple[int, int, float]] = []
     for a in range(len(d)):
         if reach[a] <= a + 1:
@@ -227,7 +232,7 @@ def copies_of(query: str, candidates: Sequence[tuple[str, float, float]],
     length = len(x) / RATE
     out: dict[str, float] = {}
     for path, duration in near:
-        if abs(duration - length) > max(DURATION_SLACK, DURATION_SHARE * max(duration, length)):
+        if max(duration, length) > longest_match(min(duration, length)):
             continue
         try:
             score = difference_db(x, decode(path, RATE))
@@ -237,6 +242,18 @@ def copies_of(query: str, candidates: Sequence[tuple[str, float, float]],
         if score <= max_difference_db:
             out[path] = score
     return out
+
+
+def mark_copies(query: str, hits: Sequence[Any],
+                copies: Callable[[str, list[tuple[str, float, float]]], dict[str, float]] | None = None) -> list[Any]:
+    """"More like" ``query`` results (objects with ``path``, ``duration``, ``score``; dataclasses)
+    with ``same_recording`` set: True for a copy (:func:`copies_of`, or the ``copies`` function
+    given, e.g. a cached one), False for another file, None for the query file itself."""
+    from dataclasses import replace
+
+    found = (copies or copies_of)(query, [(h.path, h.duration, h.score) for h in hits])
+    me = os.path.realpath(query)
+    return [replace(h, same_recording=None if os.path.realpath(h.path) == me else h.path in found) for h in hits]
 
 
 def _same_bytes(paths: list[str], sizes: list[int]) -> bool:

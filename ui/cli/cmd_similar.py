@@ -61,14 +61,8 @@ def similar_command(
             log.info("%s is not in the index: embedding it", audio_file)
             hits = sound_index.search_audio(str(audio_file), k=k, filters=filters, per_file=per_file, **span)
     if per_file and start is None and end is None:      # which hits are copies of this very recording
-        import os
-        from dataclasses import replace
-
-        from engine.duplicates import copies_of
-        copies = copies_of(str(audio_file), [(h.path, h.duration, h.score) for h in hits])
-        me = os.path.realpath(audio_file)
-        hits = [replace(h, same_recording=None if os.path.realpath(h.path) == me else h.path in copies)
-                for h in hits]
+        from engine.duplicates import mark_copies
+        hits = mark_copies(str(audio_file), hits)
     part = (f" {clock(span['start'] or 0.0)}–{'end' if span['end'] is None else clock(span['end'])}"
             if start is not None or end is not None else "")
     show_hits(hits, json_out, f"similar to {audio_file.name}{part}")

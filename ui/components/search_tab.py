@@ -81,18 +81,10 @@ def use_example(text: str) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _copies(query: str, candidates: tuple[tuple[str, float, float], ...]) -> dict[str, float]:
+def _copies(query: str, candidates: list[tuple[str, float, float]]) -> dict[str, float]:
+    """engine.duplicates.copies_of, kept across reruns (it decodes audio)."""
     from engine.duplicates import copies_of
-    return copies_of(query, list(candidates))
-
-
-def mark_copies(query: str, hits: list[Any]) -> list[Any]:
-    """``hits`` of "more like" the indexed file ``query``, each marked ``same_recording`` when it
-    is a copy of that very recording (engine.duplicates.copies_of; the file itself unmarked)."""
-    from dataclasses import replace
-
-    copies = _copies(query, tuple((h.path, h.duration, h.score) for h in hits))
-    return [replace(h, same_recording=None if h.path == query else h.path in copies) for h in hits]
+    return copies_of(query, candidates)
 
 
 def current_search(index: Any, filters: Filters) -> Search | None:
@@ -104,7 +96,10 @@ def current_search(index: Any, filters: Filters) -> Search | None:
 
         def more_like_it(k: int) -> list[Any]:
             hits = index.similar_to_file(fid, k=k, filters=filters, start=start, end=end)
-            return hits if start is not None or end is not None else mark_copies(index.get_file(fid)["path"], hits)
+            if start is not None or end is not None:
+                return hits
+            from engine.duplicates import mark_copies
+            return mark_copies(index.get_file(fid)["path"], hits, copies=_copies)
         return Search(f"More like **{plain_markdown(by['name'])}**{part}", more_like_it)
     if by and by.get("kind") == "example":
         upload = st.session_state.get(by["widget"])
