@@ -133,20 +133,14 @@ def test_a_file_gone_since_indexing_is_reported_and_left_out(tmp_path, caplog):
 
 
 def test_the_page_finds_them_on_request(tmp_path, tiny_clap_dir, monkeypatch):
-    from pathlib import Path
-
-    from streamlit.testing.v1 import AppTest
-
-    from ui.components.server import INDEX_ENV, MODEL_ENV
+    from tests.ui_library import page_on
     lib = tmp_path / "lib"
     slam = take(4)
     write(lib / "doors" / "slam.wav", slam, SR)
     sf.write(str(lib / "slam.mp3"), slam, SR, format="MP3")
     write(lib / "tone.wav", tone(330, 3.0, SR), SR)
     build_index([lib], tmp_path / "idx", str(tiny_clap_dir), workers=0, progress=False)
-    monkeypatch.setenv(INDEX_ENV, str(tmp_path / "idx"))
-    monkeypatch.delenv(MODEL_ENV, raising=False)
-    page = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "ui" / "app.py"), default_timeout=60)
+    page = page_on(tmp_path / "idx", monkeypatch)
     page.run()
     assert any(c.value == "Look for files that hold the same recording twice." for c in page.caption)
     next(b for b in page.button if b.label == "Find duplicates").click().run()
@@ -158,19 +152,13 @@ def test_the_page_finds_them_on_request(tmp_path, tiny_clap_dir, monkeypatch):
 
 
 def test_the_page_says_which_files_it_could_not_read(tmp_path, tiny_clap_dir, monkeypatch):
-    from pathlib import Path
-
-    from streamlit.testing.v1 import AppTest
-
-    from ui.components.server import INDEX_ENV, MODEL_ENV
+    from tests.ui_library import page_on
     lib = tmp_path / "lib"
     a = write(lib / "a.wav", take(5), SR)
     shutil.copy(a, lib / "b.wav")
     build_index([lib], tmp_path / "idx", str(tiny_clap_dir), workers=0, progress=False)
     (lib / "b.wav").unlink()
-    monkeypatch.setenv(INDEX_ENV, str(tmp_path / "idx"))
-    monkeypatch.delenv(MODEL_ENV, raising=False)
-    page = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "ui" / "app.py"), default_timeout=60)
+    page = page_on(tmp_path / "idx", monkeypatch)
     page.run()
     next(b for b in page.button if b.label == "Find duplicates").click().run()
     assert not page.exception
@@ -221,17 +209,11 @@ def test_similar_marks_the_copies_of_its_file(clap_library):
 
 
 def test_more_like_this_on_the_page_badges_the_copies(clap_library, monkeypatch):
-    from pathlib import Path
-
-    from streamlit.testing.v1 import AppTest
-
-    from ui.components.server import INDEX_ENV, MODEL_ENV
+    from tests.ui_library import page_on
     lib, index_dir = clap_library
-    monkeypatch.setenv(INDEX_ENV, str(index_dir))
-    monkeypatch.delenv(MODEL_ENV, raising=False)
     with SoundIndex.open(index_dir) as index:
         fid = index.file_id_for_path(lib / "doors" / "slam.wav")
-    page = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "ui" / "app.py"), default_timeout=60)
+    page = page_on(index_dir, monkeypatch)
     page.run()
     page.session_state["search_by"] = {"kind": "similar", "file_id": fid, "name": "slam.wav"}
     page.run()

@@ -4,7 +4,6 @@ returned by SoundIndex.get_file, found by keyword search and shown on the page's
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -375,11 +374,10 @@ def test_search_by_library_category(tmp_path):
 def test_category_on_the_command_line_and_the_page(tmp_path, tiny_clap_dir, monkeypatch):
     import json as _json
 
-    from streamlit.testing.v1 import AppTest
     from typer.testing import CliRunner
 
+    from tests.ui_library import page_on
     from ui.cli import app
-    from ui.components.server import INDEX_ENV, MODEL_ENV
     door, rain, plain = categorised_library(tmp_path / "lib")
     idx = tmp_path / "idx"
     build_index([tmp_path / "lib"], idx, str(tiny_clap_dir), workers=0, progress=False)
@@ -387,9 +385,7 @@ def test_category_on_the_command_line_and_the_page(tmp_path, tiny_clap_dir, monk
     assert result.exit_code == 0, result.stderr
     assert {h["path"] for h in _json.loads(result.stdout)} == {str(door), str(rain)}
 
-    monkeypatch.setenv(INDEX_ENV, str(idx))
-    monkeypatch.delenv(MODEL_ENV, raising=False)
-    page = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "ui" / "app.py"), default_timeout=60)
+    page = page_on(idx, monkeypatch)
     page.query_params["q"] = "rain"
     page.run()
     assert not page.exception

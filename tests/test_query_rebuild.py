@@ -269,17 +269,9 @@ def page_index(tmp_path, tiny_clap_dir) -> Path:
 
 def page(index_dir: Path, monkeypatch, model: Path | None = None):
     """The page on ``index_dir`` with ?q=dog barking (not run yet)."""
-    from streamlit.testing.v1 import AppTest
-
-    from ui.components.server import INDEX_ENV, MODEL_ENV
+    from tests.ui_library import page_on
     # (conftest puts the real __main__ back after the test: AppTest replaces it)
-    monkeypatch.setenv(INDEX_ENV, str(index_dir))
-    if model is None:
-        monkeypatch.delenv(MODEL_ENV, raising=False)
-    else:
-        monkeypatch.setenv(MODEL_ENV, str(model))
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "ui" / "app.py"),
-                           default_timeout=60)
+    at = page_on(index_dir, monkeypatch, model)
     at.query_params["q"] = "dog barking"
     return at
 

@@ -46,6 +46,19 @@ def make_library(root: Path) -> np.ndarray:
     return dog
 
 
+def page_on(index_dir: Path, monkeypatch, model: Path | None = None):
+    """The page (streamlit AppTest, not run yet) on ``index_dir``, with ``model`` or the index's own."""
+    from streamlit.testing.v1 import AppTest
+
+    from ui.components.server import INDEX_ENV, MODEL_ENV
+    monkeypatch.setenv(INDEX_ENV, str(index_dir))
+    if model is None:
+        monkeypatch.delenv(MODEL_ENV, raising=False)
+    else:
+        monkeypatch.setenv(MODEL_ENV, str(model))
+    return AppTest.from_file(str(Path(__file__).resolve().parents[1] / "ui" / "app.py"), default_timeout=60)
+
+
 def as_shown(markdown: str) -> str:
     """A name as the page shows it: the Markdown escapes plain_markdown added, undone."""
     return re.sub(r"\\(.)", r"\1", markdown)
