@@ -284,3 +284,38 @@ def test_decoder_chatter_is_logged_under_the_file_not_left_on_the_terminal(index
     assert capfd.readouterr().err == ""                       # nothing anonymous on fd 2
     logged = [line for line in result.stderr.splitlines() if "Xing" in line]
     assert logged and all(line.startswith(f"WARNING engine.audio: {padded}: ") for line in logged)
+
+
+def test_search_and_similar_export_their_results(indexed, tmp_path):
+    """--export: a whole-file match is copied, a match on part of long.wav (14 s) is cut out;
+    --json stays one JSON document on stdout, the summary goes to stderr."""
+    import soundfile as sf
+    lib, index_dir = indexed
+    out = tmp_path / "picks"
+    hits = json_out(run("search", "noise", "-i", index_dir, "--json", "-k", 3, "--all-segments",
+                        "--path-prefix", lib / "long.wav", "--export", out))
+    assert [(h["start"], h["end"]) for h in hits] in ([(0.0, 10.0), (4.0, 14.0)], [(4.0, 14.0), (0.0, 10.0)])
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted([f"{r}_long_{h['start']:.1f}-{h['end']:.1f}s.wav" for r, h in
+                            zip(("01", "02"), hits)] + ["soundsift-export.csv"])
+    assert all(sf.info(str(p)).duration == 10.0 for p in out.glob("*.wav"))
+    result = run("search", "noise", "-i", index_dir, "--json", "--format", "flac", "--export", out)
+    assert "exported 1 of 1 results" in result.stderr and "1 file copied, 0 spans cut out" in result.stderr
+    assert (out / "01_noise.flac").read_bytes() == (lib / "a" / "noise.flac").read_bytes()
+
+    moment = run("similar", lib / "long.wav", "-i", index_dir, "--start", "11", "-k", 1, "--all-segments",
+                 "--export", out, "--pad", "1", "--whole-files")
+    assert moment.exit_code == 0, moment.stderr
+    assert (out / "01_long.wav").read_bytes() == (lib / "long.wav").read_bytes()
+    assert "similar to" in (out / "soundsift-export.csv").read_text().splitlines()[-1]
+
+
+def test_export_options_are_checked_before_searching(indexed, tmp_path):
+    _, index_dir = indexed
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    into_file = run("search", "noise", "-i", index_dir, "--export", a_file)
+    assert into_file.exit_code == 1 and f"{a_file}: is a file; --export must name a folder" in into_file.stderr
+    assert "search 'noise'" not in into_file.stdout
+    stray = run("search", "noise", "-i", index_dir, "--pad", "2")
+    assert stray.exit_code == 1 and "give --export FOLDER too" in stray.stderr

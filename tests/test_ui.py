@@ -1,9 +1,11 @@
 """The Streamlit page, flow by flow, with streamlit.testing AppTest on a tiny-CLAP index."""
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -372,3 +374,44 @@ def test_missing_index_shows_how_to_build_one(tmp_path, monkeypatch):
     at = AppTest.from_file(str(APP), default_timeout=30).run()
     assert not at.exception
     assert any("soundsift index" in e.value for e in at.error)
+
+
+def test_each_card_offers_its_file_and_a_long_files_match_for_download(app):
+    """The 12 s thunder file matched on one 10 s segment: its card offers that span and the file;
+    the other (short) files match whole, so their cards offer the file only."""
+    app.query_params["q"] = "distant thunder"
+    app.run()
+    no_exception(app)
+    names = result_names(app)
+    buttons: dict[int, list] = {}
+    for b in app.get("download_button"):
+        rank = int(b.proto.id.rsplit("download_", 1)[1].split("_")[1])
+        buttons.setdefault(rank, []).append(b.proto)
+    assert sorted(buttons) == list(range(1, len(names) + 1))
+    for rank, name in enumerate(names, start=1):
+        labels = [p.label for p in buttons[rank]]
+        assert labels == (["Match", "File"] if name == "thunder_far.wav" else ["File"])
+    match = buttons[names.index("thunder_far.wav") + 1][0]
+    assert re.fullmatch(r"Download (0\.0–10\.0|2\.0–12\.0) s of thunder\\_far\.wav as WAV .*", match.help)
+
+
+def test_download_data_is_the_span_or_the_file_made_on_click(ui_library):
+    from types import SimpleNamespace
+
+    import soundfile as sf
+
+    from ui.components import downloads as dl
+    path = ui_library.path("thunder_far.wav")
+    record = SimpleNamespace(path=str(path), duration=12.0, size=path.stat().st_size)
+    match, whole = dl.downloads(SimpleNamespace(start=2.0, end=12.0), record)
+    assert (match["file_name"], match["mime"], whole["file_name"]) == ("thunder_far_2.0-12.0s.wav", "audio/wav",
+                                                                       "thunder_far.wav")
+    audio, rate = sf.read(io.BytesIO(match["data"]()), dtype="int16")
+    stored, _ = sf.read(str(path), dtype="int16")
+    assert rate == 22_050 and len(audio) == 10 * rate
+    np.testing.assert_array_equal(audio[1000:], stored[2 * rate + 1000:])   # faded in at the cut only
+    assert abs(int(audio[0])) < abs(int(stored[2 * rate])) or stored[2 * rate] == 0
+    assert whole["data"]() == path.read_bytes() and not whole["disabled"]
+    huge = SimpleNamespace(path=str(path), duration=12.0, size=dl.MAX_FILE_BYTES + 1)
+    (only,) = dl.downloads(SimpleNamespace(start=0.0, end=12.0), huge)
+    assert only["disabled"] and "too large to download through the page" in only["help"]

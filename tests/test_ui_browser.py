@@ -1,4 +1,4 @@
-"""One real-browser test: `soundsift ui` on a small index, /?q=… in headless Chromium.
+"""One real-browser test: `soundsift ui` on a small index, /?q=… in headless Chromium, a download.
 
 Needs Debian's `chromium` at /usr/bin/chromium (.ci/run installs it). When it is missing
 this test FAILS with the install command: it never skips.
@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 from urllib.parse import parse_qs, urlparse
+
+import soundfile as sf
 
 from tests.ui_library import UiLibrary, ui_library  # noqa: F401
 from ui.components.screenshot import chromium_page, search_url, serving, wait_for_results
@@ -39,4 +41,15 @@ def test_shared_search_address_shows_results_in_chromium(ui_library: UiLibrary, 
         page.get_by_text(re.compile(r"Results for thunder storm")).wait_for(timeout=30_000)
         page.wait_for_function("() => window.location.search.includes('thunder')", timeout=30_000)
         assert parse_qs(urlparse(page.url).query)["q"] == ["thunder storm"]
+
+        # the long thunder file matched on one segment: its card's "Match" downloads that span
+        match = page.get_by_role("button", name="Match", exact=True)
+        match.wait_for(state="visible", timeout=30_000)
+        with page.expect_download(timeout=30_000) as download:
+            match.click()
+        saved = tmp_path / download.value.suggested_filename
+        download.value.save_as(saved)
+        assert re.fullmatch(r"thunder_far_(0\.0-10\.0|2\.0-12\.0)s\.wav", saved.name)
+        info = sf.info(str(saved))
+        assert (info.samplerate, info.frames) == (22_050, 10 * 22_050)
     assert "Traceback" not in log.read_text(errors="replace")

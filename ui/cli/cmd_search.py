@@ -5,8 +5,9 @@ import typer
 
 from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, reports_errors, setup_logging
-from ui.cli.results import (AllSegmentsOption, CategoryOption, FormatOption, IndexModelOption, MaxDurationOption,
-                            MinDurationOption, PathPrefixOption, SampleRateOption, make_filters, show_hits)
+from ui.cli.results import (AllSegmentsOption, CategoryOption, ExportOption, FormatOption, IndexModelOption,
+                            MaxDurationOption, MinDurationOption, PadOption, PathPrefixOption, SampleRateOption,
+                            WholeFilesOption, check_export, export_results, make_filters, show_hits)
 
 
 @app.command("search")
@@ -27,6 +28,9 @@ def search_command(
     formats: FormatOption = None,
     sample_rates: SampleRateOption = None,
     categories: CategoryOption = None,
+    export: ExportOption = None,
+    whole_files: WholeFilesOption = False,
+    pad: PadOption = 0.0,
     model: IndexModelOption = None,
     verbose: VerboseOption = False,
 ) -> None:
@@ -34,8 +38,10 @@ def search_command(
     setup_logging(verbose)
     from engine.query import SoundIndex
 
+    check_export(export, whole_files, pad)
     filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories)
     with SoundIndex.open(index, model=model) as sound_index:
         hits = sound_index.search_text(text, k=k, filters=filters, per_file=not all_segments,
                                        keywords=keywords)
     show_hits(hits, json_out, f"search {text!r}" + (" (sound + keywords)" if keywords else ""))
+    export_results(hits, export, whole_files, pad, text)

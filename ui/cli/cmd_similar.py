@@ -9,8 +9,9 @@ import typer
 
 from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, relays_decoder_output, reports_errors, setup_logging
-from ui.cli.results import (AllSegmentsOption, CategoryOption, FormatOption, IndexModelOption, MaxDurationOption,
-                            MinDurationOption, PathPrefixOption, SampleRateOption, clock, make_filters, parse_time,
+from ui.cli.results import (AllSegmentsOption, CategoryOption, ExportOption, FormatOption, IndexModelOption,
+                            MaxDurationOption, MinDurationOption, PadOption, PathPrefixOption, SampleRateOption,
+                            WholeFilesOption, check_export, clock, export_results, make_filters, parse_time,
                             show_hits)
 
 log = logging.getLogger("soundsift.similar")
@@ -35,6 +36,9 @@ def similar_command(
     start: Optional[str] = typer.Option(None, "--start", help="Only the part of AUDIO_FILE from this "
                                         "time: seconds (83.5) or minutes:seconds (1:23.5), as matches are shown."),
     end: Optional[str] = typer.Option(None, "--end", help="Only the part of AUDIO_FILE up to this time."),
+    export: ExportOption = None,
+    whole_files: WholeFilesOption = False,
+    pad: PadOption = 0.0,
     model: IndexModelOption = None,
     verbose: VerboseOption = False,
 ) -> None:
@@ -49,6 +53,7 @@ def similar_command(
     setup_logging(verbose)
     from engine.query import SoundIndex
 
+    check_export(export, whole_files, pad)
     filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories)
     per_file = not all_segments
     span = {"start": parse_time(start), "end": parse_time(end)}
@@ -66,3 +71,4 @@ def similar_command(
     part = (f" {clock(span['start'] or 0.0)}–{'end' if span['end'] is None else clock(span['end'])}"
             if start is not None or end is not None else "")
     show_hits(hits, json_out, f"similar to {audio_file.name}{part}")
+    export_results(hits, export, whole_files, pad, f"similar to {audio_file}{part}")

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Any, List, Optional, Sequence
 
 import typer
 
-from ui.cli.common import MODEL_HELP, out_console, print_json
+from ui.cli.common import MODEL_HELP, err_console, out_console, print_json
 
 MIN_DURATION_HELP = "Only files at least this long (seconds)."
 MAX_DURATION_HELP = "Only files at most this long (seconds)."
@@ -16,6 +17,9 @@ SAMPLE_RATE_HELP = "Only files at these sample rates (Hz); repeat or comma-separ
 CATEGORY_HELP = ("Only files whose embedded library category (UCS, from iXML or FLAC: DOORS) or CatID "
                  "(DOORWood) is one of these; repeat or comma-separate.")
 ALL_SEGMENTS_HELP = "List every matching segment instead of the best segment per file."
+EXPORT_HELP = ("Also write the results into this folder, ranked: a whole-file match as a copy of the file, a "
+               "match on part of a longer recording as that span cut out (WAV at its own rate and bit depth); "
+               "soundsift-export.csv lists where each came from.")
 
 # Option declarations the search-like commands share (``name: AllSegmentsOption = False`` …).
 AllSegmentsOption = Annotated[bool, typer.Option("--all-segments", help=ALL_SEGMENTS_HELP)]
@@ -25,6 +29,11 @@ PathPrefixOption = Annotated[Optional[str], typer.Option("--path-prefix", help=P
 FormatOption = Annotated[Optional[List[str]], typer.Option("--format", help=FORMAT_HELP)]
 SampleRateOption = Annotated[Optional[List[str]], typer.Option("--sample-rate", help=SAMPLE_RATE_HELP)]
 CategoryOption = Annotated[Optional[List[str]], typer.Option("--category", help=CATEGORY_HELP)]
+ExportOption = Annotated[Optional[Path], typer.Option("--export", help=EXPORT_HELP)]
+WholeFilesOption = Annotated[bool, typer.Option(
+    "--whole-files", help="With --export: copy every result's whole file, not only the matched span.")]
+PadOption = Annotated[float, typer.Option(
+    "--pad", min=0.0, help="With --export: seconds kept before and after each cut-out span.")]
 #: ``--model/-m`` of a command that queries an existing index
 IndexModelOption = Annotated[Optional[str], typer.Option(
     "--model", "-m", help=MODEL_HELP + " Default: the model that built the index.")]
@@ -50,6 +59,35 @@ def make_filters(min_duration: Optional[float], max_duration: Optional[float],
                       formats=tuple(_split(formats)), sample_rates=rate_values,
                       categories=tuple(_split(categories)))
     return filters if filters.active else None
+
+
+def check_export(folder: Optional[Path], whole_files: bool, pad: float) -> None:
+    """Refuse a bad --export before any work: a file given as the folder, or its companion
+    options without it."""
+    from engine.errors import InvalidOutput
+    from engine.outputs import output_folder
+
+    if folder is not None:
+        output_folder(folder, "--export")
+    elif whole_files or pad:
+        raise InvalidOutput("--whole-files and --pad say how to --export; give --export FOLDER too")
+
+
+def export_results(hits: Sequence[Any], folder: Optional[Path], whole_files: bool, pad: float,
+                   query: str) -> None:
+    """Write ``hits`` into ``folder`` (engine.export) and say on stderr what was written."""
+    if folder is None:
+        return
+    from engine.export import export_hits
+
+    result = export_hits(hits, folder, whole_files=whole_files, pad=pad, query=query)
+    for path, reason in result.failed:
+        err_console.print(f"[bold yellow]not exported:[/] {path}: {reason}", highlight=False, soft_wrap=True)
+    spans = sum(1 for w in result.written if w.kind == "excerpt")
+    files = len(result.written) - spans
+    err_console.print(f"exported {len(result.written)} of {len(hits)} results to {display_path(str(folder))} "
+                      f"({files} {'file' if files == 1 else 'files'} copied, "
+                      f"{spans} {'span' if spans == 1 else 'spans'} cut out)", highlight=False, soft_wrap=True)
 
 
 def clock(seconds: float) -> str:

@@ -18,6 +18,7 @@ import streamlit as st
 from engine.errors import SoundsiftError
 from engine.filters import Filters
 from ui.components import resources
+from ui.components.downloads import downloads
 from ui.components.library import Library, relative_to_root
 from ui.components.markdown_text import plain_markdown
 from ui.components.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_example
@@ -175,7 +176,7 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
 
 
 def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict]) -> None:
-    """One result card: name, folder, facts, tags, thumbnail, player, "more like this"."""
+    """One result card: name, folder, facts, tags, thumbnail, player, downloads, "more like this"."""
     with st.container(border=True):
         info, media = st.columns([5, 6], vertical_alignment="center")
         with info:
@@ -210,3 +211,7 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict])
             st.audio(src.data, format=src.mime, start_time=src.start_time)
             if src.excerpt_offset is not None:
                 st.caption(f"excerpt from {src.excerpt_offset:.1f} s")
+            with st.container(horizontal=True, gap="small"):
+                for n, button in enumerate(downloads(hit, record)):
+                    st.download_button(key=f"download_{n}_{rank}_{hit.file_id}", on_click="ignore",
+                                       icon=":material/download:", type="tertiary", **button)

@@ -1,0 +1,195 @@
+"""Pulling search results out of the library: each hit's matched moment as its own file.
+
+A sound designer takes what a search found into a session folder. Each hit becomes
+``NN_<name>`` (NN its rank, so the folder sorts as the results did):
+
+- a hit that matched the whole file is the file itself, copied byte for byte;
+- a hit on part of a longer recording is that span (± ``pad`` seconds) cut out as WAV at the
+  source's own sample rate, channels and bit depth (lossy sources: 16-bit), with short fades
+  where it was cut so it starts and ends without a click, and a RIFF comment saying where it
+  came from.
+
+A manifest, ``soundsift-export.csv``, gains one row per file written (what it is, where it came
+from, the span, the score, the query), so a folder filled by several searches stays traceable.
+A hit that cannot be read is reported (file and reason) and the others are still written.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import soundfile as sf
+
+from engine.audio import check_openable
+from engine.errors import UnreadableAudio
+from engine.outputs import output_folder
+
+log = logging.getLogger("soundsift.export")
+
+MANIFEST = "soundsift-export.csv"
+MANIFEST_COLUMNS = ("exported", "kind", "source", "start", "end", "score", "rank", "query")
+DEFAULT_FADE = 0.005          # seconds of fade at a cut inside the recording
+WHOLE_FILE_SLACK = 0.05       # a match this close to the whole file is the whole file
+LOSSY_SUBTYPES = frozenset({"MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III", "VORBIS", "OPUS"})
+
+
+@dataclass(frozen=True)
+class Exported:
+    """One file written: where, what (``"file"`` or ``"excerpt"``) and where it came from."""
+
+    path: Path
+    kind: str
+    source: str
+    start: float
+    end: float
+    score: float
+    rank: int
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_hits` wrote, and the hits it could not (path, reason)."""
+
+    written: list[Exported] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    manifest: Path | None = None
+
+
+def is_whole_file(start: float, end: float, duration: float) -> bool:
+    """Whether the span ``start``–``end`` covers a file ``duration`` seconds long."""
+    return start <= WHOLE_FILE_SLACK and end >= duration - WHOLE_FILE_SLACK
+
+
+def excerpt_name(source: str | Path, start: float, end: float) -> str:
+    """The file name of an excerpt: ``<stem>_<start>-<end>s.wav`` (seconds, one decimal)."""
+    return f"{Path(source).stem}_{start:.1f}-{end:.1f}s.wav"
+
+
+def excerpt_subtype(subtype: str) -> str:
+    """The WAV sample format for an excerpt of audio stored as ``subtype``: the same where WAV
+    holds it, 16-bit for lossy sources, else 24-bit."""
+    if subtype in LOSSY_SUBTYPES:
+        return "PCM_16"
+    if sf.check_format("WAV", subtype):
+        return subtype
+    return "PCM_24"
+
+
+def excerpt_wav(source: str | Path, start: float, end: float, *, pad: float = 0.0,
+                fade: float = DEFAULT_FADE) -> tuple[bytes, float, float]:
+    """The span ``start``–``end`` (± ``pad``) of ``source`` as WAV bytes at its own rate,
+    channels and bit depth, with ``fade`` seconds of fade at each cut inside the recording.
+
+    Returns the bytes and the span actually cut (clamped to the file). UnreadableAudio names
+    the file and the reason when it cannot be read.
+    """
+    path = str(source)
+    check_openable(path)
+    try:
+        with sf.SoundFile(path) as f:
+            rate, frames, subtype = f.samplerate, f.frames, f.subtype
+            first = max(0, int(round((start - pad) * rate)))
+            last = min(frames, int(round((end + pad) * rate)))
+            if last <= first:
+                raise UnreadableAudio(path, f"the span {start:.2f}–{end:.2f} s is not inside the file "
+                                            f"({frames / rate:.2f} s long); re-index it if it changed")
+            f.seek(first)
+            data = f.read(last - first, dtype="float64" if subtype in ("DOUBLE", "PCM_32") else "float32",
+                          always_2d=True)
+    except UnreadableAudio:
+        raise
+    except Exception as e:  # soundfile raises LibsndfileError/RuntimeError on a broken stream
+        raise UnreadableAudio(path, f"cannot be read for export ({str(e).strip() or type(e).__name__})") from e
+    last = first + len(data)          # a truncated file holds fewer frames than its header says
+    _fade(data, int(round(fade * rate)), fade_in=first > 0, fade_out=last < frames)
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", samplerate=rate, channels=data.shape[1], format="WAV",
+                      subtype=excerpt_subtype(subtype)) as out:
+        out.comment = f"{first / rate:.3f}-{last / rate:.3f} s of {path} (soundsift export)"
+        out.software = "soundsift"
+        out.write(data)
+    return buf.getvalue(), first / rate, last / rate
+
+
+def _fade(data: np.ndarray, n: int, *, fade_in: bool, fade_out: bool) -> None:
+    """Raised-cosine fades of ``n`` frames (at most a quarter of the excerpt each), in place."""
+    n = min(n, len(data) // 4)
+    if n <= 0:
+        return
+    ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(data.dtype)[:, None]
+    if fade_in:
+        data[:n] *= ramp
+    if fade_out:
+        data[-n:] *= ramp[::-1]
+
+
+def export_hits(hits: Sequence[Any], folder: str | Path, *, whole_files: bool = False,
+                pad: float = 0.0, fade: float = DEFAULT_FADE, query: str = "",
+                option: str = "--export") -> ExportResult:
+    """Write ``hits`` (engine.query.Hit, best first) into ``folder``: the file for a whole-file
+    match (or every hit with ``whole_files``), else the matched span as a WAV excerpt.
+
+    Nothing in ``folder`` is overwritten: a name already there gets " (2)", " (3)" …
+    """
+    out = output_folder(folder, option)
+    out.mkdir(parents=True, exist_ok=True)
+    result = ExportResult()
+    width = max(2, len(str(len(hits))))
+    for rank, hit in enumerate(hits, start=1):
+        source = Path(hit.path)
+        start, end = float(hit.start), min(float(hit.end), float(hit.duration))
+        try:
+            if whole_files or is_whole_file(start, end, float(hit.duration)):
+                target = _free_path(out, f"{rank:0{width}d}_{source.name}")
+                _copy(source, target)
+                item = Exported(target, "file", str(source), 0.0, float(hit.duration), hit.score, rank)
+            else:
+                data, cut_start, cut_end = excerpt_wav(source, start, end, pad=pad, fade=fade)
+                target = _free_path(out, f"{rank:0{width}d}_{excerpt_name(source, cut_start, cut_end)}")
+                target.write_bytes(data)
+                item = Exported(target, "excerpt", str(source), cut_start, cut_end, hit.score, rank)
+        except UnreadableAudio as e:
+            log.warning("not exported: %s", e)
+            result.failed.append((e.path, e.reason))
+            continue
+        result.written.append(item)
+    if result.written:
+        result.manifest = _append_manifest(out / MANIFEST, result.written, query)
+    return result
+
+
+def _copy(source: Path, target: Path) -> None:
+    check_openable(str(source))
+    try:
+        shutil.copy2(source, target)
+    except OSError as e:
+        target.unlink(missing_ok=True)
+        raise UnreadableAudio(str(source), f"cannot be copied to {target} ({e.strerror or e})") from e
+
+
+def _free_path(folder: Path, name: str) -> Path:
+    """``folder / name``, or ``name (2)``, ``name (3)`` … when that is taken."""
+    target = folder / name
+    n = 2
+    while target.exists():
+        target = folder / f"{Path(name).stem} ({n}){Path(name).suffix}"
+        n += 1
+    return target
+
+
+def _append_manifest(path: Path, items: Sequence[Exported], query: str) -> Path:
+    new = not path.exists()
+    with open(path, "a", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(MANIFEST_COLUMNS)
+        for it in items:
+            writer.writerow([it.path.name, it.kind, it.source, f"{it.start:.3f}", f"{it.end:.3f}",
+                             f"{it.score:.4f}", it.rank, query])
+    return path

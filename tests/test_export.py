@@ -1,0 +1,110 @@
+"""engine.export: search results written out as files (whole files copied, spans cut out)."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import noise, tone, write
+from engine.errors import InvalidOutput, UnreadableAudio
+from engine.export import MANIFEST, excerpt_subtype, excerpt_wav, export_hits
+from engine.query import Hit
+
+SR = 48_000
+
+
+def hit(path: Path, start: float, end: float, duration: float, score: float = 0.5) -> Hit:
+    return Hit(path=str(path), start=start, end=end, score=score, file_id=1, segment_id=1,
+               duration=duration, format="WAV", sample_rate=SR, folder=str(path.parent))
+
+
+def read(data: bytes) -> tuple[np.ndarray, sf._SoundFileInfo]:
+    return sf.read(io.BytesIO(data), dtype="float32", always_2d=True)[0], sf.info(io.BytesIO(data))
+
+
+def test_an_excerpt_is_the_span_at_the_sources_rate_channels_and_bit_depth(tmp_path):
+    stereo = np.random.default_rng(0).uniform(-0.5, 0.5, (5 * SR, 2)).astype("float32")
+    src = tmp_path / "field.wav"
+    sf.write(src, stereo, SR, subtype="PCM_24")
+    data, start, end = excerpt_wav(src, 1.25, 3.5, fade=0)
+    audio, info = read(data)
+    assert (start, end) == (1.25, 3.5)
+    assert (info.samplerate, info.channels, info.subtype) == (SR, 2, "PCM_24")
+    as_stored = sf.read(src, dtype="float32", always_2d=True)[0]
+    np.testing.assert_array_equal(audio, as_stored[int(1.25 * SR):int(3.5 * SR)])
+    with sf.SoundFile(io.BytesIO(data)) as f:
+        assert f.comment == f"1.250-3.500 s of {src} (soundsift export)"
+
+
+def test_fades_only_where_the_recording_was_cut(tmp_path):
+    src = write(tmp_path / "dc.wav", np.full(4 * SR, 0.5, dtype="float32"), SR)
+    middle, _ = read(excerpt_wav(src, 1.0, 2.0)[0])
+    assert abs(middle[0, 0]) < 0.01 and abs(middle[-1, 0]) < 0.01       # cut on both sides: faded
+    assert middle[len(middle) // 2, 0] == pytest.approx(0.5, abs=1e-4)
+    assert middle[int(0.005 * SR), 0] == pytest.approx(0.5, abs=1e-4)    # 5 ms of fade, no more
+    head, _ = read(excerpt_wav(src, 0.0, 1.0)[0])
+    assert head[0, 0] == pytest.approx(0.5, abs=1e-4) and abs(head[-1, 0]) < 0.01
+    tail, _ = read(excerpt_wav(src, 3.0, 4.0)[0])
+    assert abs(tail[0, 0]) < 0.01 and tail[-1, 0] == pytest.approx(0.5, abs=1e-4)
+
+
+def test_sample_formats_of_excerpts(tmp_path):
+    assert excerpt_subtype("PCM_16") == "PCM_16" and excerpt_subtype("FLOAT") == "FLOAT"
+    assert excerpt_subtype("MPEG_LAYER_III") == "PCM_16" and excerpt_subtype("VORBIS") == "PCM_16"
+    assert excerpt_subtype("ALAC_24") == "PCM_24"                     # what WAV cannot hold
+    ints = (np.random.default_rng(1).integers(-2**31, 2**31 - 1, SR, dtype=np.int64)).astype(np.int32)
+    src = tmp_path / "deep.wav"
+    sf.write(src, ints, SR, subtype="PCM_32")
+    data = excerpt_wav(src, 0.0, 1.0)[0]
+    np.testing.assert_array_equal(sf.read(io.BytesIO(data), dtype="int32")[0], ints)   # 32-bit kept exactly
+    ogg = write(tmp_path / "tone.ogg", tone(440, 2.0, 44_100), 44_100)
+    assert read(excerpt_wav(ogg, 0.5, 1.5)[0])[1].subtype == "PCM_16"
+
+
+def test_a_span_outside_the_file_is_one_clear_error(tmp_path):
+    src = write(tmp_path / "short.wav", tone(440, 1.0, SR), SR)
+    with pytest.raises(UnreadableAudio, match=r"short\.wav: the span 5\.00–6\.00 s is not inside the file"):
+        excerpt_wav(src, 5.0, 6.0)
+
+
+def test_export_copies_whole_files_cuts_spans_and_keeps_going(tmp_path):
+    lib = tmp_path / "lib"
+    whole = write(lib / "dog.wav", tone(440, 2.0, SR), SR)
+    long = write(lib / "storm.flac", noise(14.0, SR, seed=3), SR)
+    gone = write(lib / "gone.wav", tone(220, 1.0, SR), SR)
+    gone.unlink()
+    hits = [hit(long, 4.0, 14.0, 14.0, 0.9), hit(gone, 0.0, 1.0, 1.0, 0.8), hit(whole, 0.0, 2.0, 2.0, 0.7)]
+    out = tmp_path / "session" / "picks"
+    result = export_hits(hits, out, pad=0.5, query="thunder")
+
+    assert [(w.path.name, w.kind) for w in result.written] == [
+        ("01_storm_3.5-14.0s.wav", "excerpt"), ("03_dog.wav", "file")]   # the pad stops at the file's end
+    assert (out / "03_dog.wav").read_bytes() == whole.read_bytes()
+    cut, info = read((out / "01_storm_3.5-14.0s.wav").read_bytes())
+    assert len(cut) == int(10.5 * SR) and info.samplerate == SR
+    assert result.failed == [(str(gone), "not found: deleted or renamed since it was listed")]
+    with open(out / MANIFEST, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["exported"], r["kind"], r["source"], r["start"], r["end"], r["rank"], r["query"]) for r in rows] == [
+        ("01_storm_3.5-14.0s.wav", "excerpt", str(long), "3.500", "14.000", "1", "thunder"),
+        ("03_dog.wav", "file", str(whole), "0.000", "2.000", "3", "thunder")]
+
+    again = export_hits(hits[2:], out, whole_files=True, query="dog")     # nothing is overwritten
+    assert [w.path.name for w in again.written] == ["01_dog.wav"]
+    more = export_hits(hits[:1], out, whole_files=True, query="storm")
+    assert [w.path.name for w in more.written] == ["01_storm.flac"]
+    assert (out / "01_storm.flac").read_bytes() == long.read_bytes()
+    twice = export_hits(hits[2:], out, whole_files=True, query="dog")
+    assert [w.path.name for w in twice.written] == ["01_dog (2).wav"]
+    with open(out / MANIFEST, newline="") as f:
+        assert [r["query"] for r in csv.DictReader(f)] == ["thunder", "thunder", "dog", "storm", "dog"]
+
+
+def test_export_into_a_file_is_refused(tmp_path):
+    src = write(tmp_path / "dog.wav", tone(440, 1.0, SR), SR)
+    with pytest.raises(InvalidOutput, match="is a file; --export must name a folder"):
+        export_hits([hit(src, 0.0, 1.0, 1.0)], src)

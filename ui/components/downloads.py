@@ -1,0 +1,59 @@
+"""A result card's downloads: the matched moment as a WAV excerpt, and the whole file.
+
+The bytes are made only when the button is clicked (Streamlit calls the function then, on its
+own thread), so a page of results costs no extra decoding. The excerpt is exactly what
+``soundsift search --export`` cuts (engine.export); the file is served as stored, up to
+``MAX_FILE_BYTES``.
+"""
+from __future__ import annotations
+
+import functools
+import mimetypes
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.errors import UnreadableAudio
+from engine.export import excerpt_name, excerpt_wav, is_whole_file
+from ui.components.markdown_text import plain_markdown
+
+MAX_FILE_BYTES = 512 * 1024 * 1024
+
+
+def excerpt_bytes(path: str, start: float, end: float) -> bytes:
+    """The span of ``path`` as WAV bytes at its own rate, channels and bit depth."""
+    return excerpt_wav(path, start, end)[0]
+
+
+def file_bytes(path: str) -> bytes:
+    """The stored file, byte for byte."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise UnreadableAudio(path, f"cannot be read for download ({e.strerror or e}); "
+                                    "re-index the library if it moved") from e
+
+
+def downloads(hit: Any, record: Any) -> list[dict[str, Any]]:
+    """The download buttons of one card, as ``st.download_button`` keyword arguments (without
+    key): the matched span when it is part of a longer file, then the file when it is not too
+    large to pass through the page."""
+    name = Path(record.path).name
+    buttons = []
+    start, end = float(hit.start), min(float(hit.end), float(record.duration))
+    if not is_whole_file(start, end, float(record.duration)):
+        buttons.append(dict(label="Match", data=_deferred(excerpt_bytes, record.path, start, end),
+                            file_name=excerpt_name(name, start, end), mime="audio/wav",
+                            help=f"Download {start:.1f}–{end:.1f} s of {plain_markdown(name)} as WAV (its own sample "
+                                 "rate and bit depth)"))
+    too_large = record.size > MAX_FILE_BYTES
+    buttons.append(dict(label="File", data=_deferred(file_bytes, record.path), file_name=name,
+                        mime=mimetypes.guess_type(name)[0] or "application/octet-stream",
+                        disabled=too_large,
+                        help=(f"{record.size / 2**20:.0f} MB: too large to download through the page; it is at "
+                              f"{plain_markdown(record.path)}") if too_large
+                        else f"Download {plain_markdown(name)} as stored"))
+    return buttons
+
+
+def _deferred(fn: Callable[..., bytes], *args: Any) -> Callable[[], bytes]:
+    return functools.partial(fn, *args)
