@@ -2,7 +2,8 @@
 
 A filter keeps the files whose duration lies in ``[min_duration, max_duration]``, whose
 path starts with ``path_prefix``, whose format is one of ``formats``, whose sample
-rate is one of ``sample_rates`` and whose library category is one of ``categories``; unset
+rate is one of ``sample_rates``, whose channel count is one of ``channels`` and whose library
+category is one of ``categories``; unset
 fields keep everything. The query layer asks the
 catalog once for the allowed files and restricts the vector search to their segments.
 """
@@ -36,7 +37,8 @@ class Filters:
     ``"opus"`` all work. ``path_prefix`` is a plain string prefix of the stored path
     (a relative prefix is also tried as an absolute path). ``categories`` match the category a
     file carries (UCS, from its iXML or FLAC comments: ``"DOORS"``) or its CatID
-    (``"DOORWood"``: category and subcategory), case-insensitively.
+    (``"DOORWood"``: category and subcategory), case-insensitively. ``channels`` are channel
+    counts: ``(1,)`` mono files only, ``(2,)`` stereo.
     """
 
     min_duration: float | None = None
@@ -45,6 +47,7 @@ class Filters:
     formats: tuple[str, ...] = field(default=())
     sample_rates: tuple[int, ...] = field(default=())
     categories: tuple[str, ...] = field(default=())
+    channels: tuple[int, ...] = field(default=())
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "categories", tuple(
@@ -56,6 +59,13 @@ class Filters:
         except (TypeError, ValueError) as e:
             raise InvalidQuery(f"sample rates must be whole numbers of Hz, got {self.sample_rates!r}") from e
         object.__setattr__(self, "sample_rates", rates)
+        try:
+            channels = tuple(int(c) for c in _tuple(self.channels))
+        except (TypeError, ValueError) as e:
+            raise InvalidQuery(f"channel counts must be whole numbers, got {self.channels!r}") from e
+        if any(c < 1 for c in channels):
+            raise InvalidQuery(f"channel counts must be 1 or more, got {', '.join(map(str, channels))}")
+        object.__setattr__(self, "channels", channels)
         if self.path_prefix is not None and not str(self.path_prefix):
             object.__setattr__(self, "path_prefix", None)
         for name in ("min_duration", "max_duration"):
@@ -71,7 +81,8 @@ class Filters:
     def active(self) -> bool:
         """True when the filter excludes anything at all."""
         return bool(self.min_duration is not None or self.max_duration is not None
-                    or self.path_prefix or self.formats or self.sample_rates or self.categories)
+                    or self.path_prefix or self.formats or self.sample_rates or self.categories
+                    or self.channels)
 
     def conditions(self) -> list[ColumnElement[bool]]:
         """SQLAlchemy conditions on :class:`engine.catalog.File`."""
@@ -93,6 +104,8 @@ class Filters:
                              *(func.lower(File.path).like(f"%.{f}") for f in self.formats)))
         if self.sample_rates:
             conds.append(File.sample_rate.in_(self.sample_rates))
+        if self.channels:
+            conds.append(File.channels.in_(self.channels))
         if self.categories:
             conds.append(File.id.in_(select(FileMetadata.file_id).where(
                 FileMetadata.key.in_(("category", "catid")),
@@ -106,4 +119,5 @@ class Filters:
     def to_dict(self) -> dict[str, Any]:
         return {"min_duration": self.min_duration, "max_duration": self.max_duration,
                 "path_prefix": self.path_prefix, "formats": list(self.formats),
-                "sample_rates": list(self.sample_rates), "categories": list(self.categories)}
+                "sample_rates": list(self.sample_rates), "categories": list(self.categories),
+                "channels": list(self.channels)}

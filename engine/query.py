@@ -755,16 +755,17 @@ class SoundIndex:
             return [{"path": r.path, "reason": r.reason, "at": float(r.at)} for r in conn.execute(stmt)]
 
     def facets(self) -> dict[str, Any]:
-        """What the filters can choose from: formats, sample rates, duration range, and the
-        library categories files carry (empty when none does)."""
+        """What the filters can choose from: formats, sample rates, channel counts, duration
+        range, and the library categories files carry (empty when none does)."""
         with self._read() as conn:
             formats = sorted(conn.execute(select(File.format).distinct()).scalars())
             rates = sorted(conn.execute(select(File.sample_rate).distinct()).scalars())
+            channels = sorted(conn.execute(select(File.channels).distinct()).scalars())
             lo, hi = conn.execute(select(func.min(File.duration), func.max(File.duration))).one()
             categories = (sorted(conn.execute(select(FileMetadata.value).where(FileMetadata.key == "category")
                                               .distinct()).scalars(), key=str.upper)
                           if has_table(conn, "file_metadata") else [])
-        return {"formats": formats, "sample_rates": [int(r) for r in rates],
+        return {"formats": formats, "sample_rates": [int(r) for r in rates], "channels": [int(c) for c in channels],
                 "min_duration": float(lo or 0.0), "max_duration": float(hi or 0.0), "categories": categories}
 
     def info(self) -> dict[str, Any]:

@@ -74,6 +74,11 @@ def test_search_filters_and_all_segments(indexed):
     segments = json_out(run("search", "noise", "-i", index_dir, "--json", "--all-segments", "-k", 50))
     long_segments = [h for h in segments if h["path"] == str(lib / "long.wav")]
     assert len(long_segments) >= 2 and len(segments) > 5
+    mono = json_out(run("search", "noise", "-i", index_dir, "--json", "--channels", "1", "-k", 10))
+    assert len(mono) == 5                                           # every file of this library is mono
+    assert json_out(run("search", "noise", "-i", index_dir, "--json", "--channels", "2,6")) == []
+    bad = run("search", "noise", "-i", index_dir, "--channels", "stereo")
+    assert bad.exit_code == 1 and "--channels takes channel counts (1 mono, 2 stereo …), got stereo" in bad.stderr
 
 
 def test_search_table_output(indexed):

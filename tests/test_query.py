@@ -135,6 +135,14 @@ def test_filters_give_exact_top_k_among_allowed(library, filters, keep, per_file
         np.testing.assert_allclose([h.score for h in hits], [t[1] for t in truth], atol=1e-5)
 
 
+def test_channel_counts_must_be_whole_and_positive():
+    assert Filters(channels=("2", 1)).channels == (2, 1) and Filters(channels=2).active
+    with pytest.raises(InvalidQuery, match="channel counts must be 1 or more, got 0"):
+        Filters(channels=[0])
+    with pytest.raises(InvalidQuery, match="channel counts must be whole numbers"):
+        Filters(channels=["stereo"])
+
+
 def test_filter_matching_nothing_gives_no_hits(library):
     index, _, _ = library
     assert index.search_text("dog", filters=Filters(path_prefix="/elsewhere")) == []

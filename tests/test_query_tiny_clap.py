@@ -95,6 +95,8 @@ def test_filters_match_brute_force(clap_index, clap_library):
         (Filters(formats=["wav"]), lambda p: p.endswith(".wav")),
         (Filters(min_duration=2.5), lambda p: p.endswith(("hiss.wav", "sweep.wav", "long.wav"))),
         (Filters(sample_rates=[48000, 8000]), lambda p: p.endswith(("low.wav", "stereo.wav", "beep.aiff"))),
+        (Filters(channels=[2]), lambda p: p.endswith("stereo.wav")),
+        (Filters(channels=(1,), formats=["wav"]), lambda p: p.endswith(".wav") and not p.endswith("stereo.wav")),
     ]:
         hits = clap_index.search_text("water", k=8, filters=filters)
         truth = truth_per_file(paths, fids, vecs, q, keep)

@@ -178,6 +178,13 @@ def test_filters_in_the_sidebar_restrict_the_results(app, ui_library):  # noqa: 
     app.sidebar.slider(key="f_duration").set_value((5.0, 12.0)).run()
     assert result_names(app) == ["thunder_far.wav"]
 
+    app.sidebar.slider(key="f_duration").set_value((0.0, 12.0)).run()
+    channels = app.sidebar.multiselect(key="f_channels")
+    assert channels.options == ["mono", "stereo"]
+    channels.set_value([2]).run()
+    no_exception(app)
+    assert result_names(app) == ["rain_heavy.wav"]
+
 
 def test_filters_that_keep_nothing_say_so(app):
     app.query_params["q"] = "sound"

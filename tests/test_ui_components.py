@@ -17,7 +17,7 @@ from ui.components.library_map import map_rows, pca_2d, selected_file_id
 from ui.components.links import query_from_params, share_url
 from ui.components.player import player_source
 from ui.components.server import INDEX_ENV, MODEL_ENV, page_env, streamlit_command
-from ui.components.sidebar import ALL_FOLDERS, filters_from_choices, slider_top
+from ui.components.sidebar import ALL_FOLDERS, channel_name, filters_from_choices, slider_top
 from ui.components.tag_tab import parse_label_text
 from ui.components.thumbnails import BAND_HIT, WAVE, envelope, render_png, waveform_png
 from ui.components.uploads import read_example
@@ -180,7 +180,10 @@ def test_sidebar_values_become_query_filters():
     assert not f.active and slider_top(11.2) == 12.0
     f = filters_from_choices((1.0, 5.0), 11.2, "/lib/dog", ["FLAC"], [44100])
     assert (f.min_duration, f.max_duration, f.path_prefix) == (1.0, 5.0, "/lib/dog" + os.sep)
-    assert f.formats == ("flac",) and f.sample_rates == (44100,)
+    assert f.formats == ("flac",) and f.sample_rates == (44100,) and f.channels == ()
+    f = filters_from_choices(None, 11.2, ALL_FOLDERS, [], [], channels=[2, 6])
+    assert f.active and f.channels == (2, 6)
+    assert [channel_name(c) for c in (1, 2, 6)] == ["mono", "stereo", "6 channels"]
 
 
 def test_shareable_links():

@@ -1,6 +1,6 @@
 """A small sound library indexed with the tiny CLAP model, shared by the UI tests.
 
-Five files in three folders (two formats, three sample rates, 1.5–12 s) and one broken
+Five files in three folders (two formats, three sample rates, mono and stereo, 1.5–12 s) and one broken
 file, so every filter, the failed-files table and the map have something to show.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ def make_library(root: Path) -> np.ndarray:
     dog = tone(440, 1.5, SR)
     write(root / "animals" / "dog_bark.wav", dog, SR)
     write(root / "animals" / "cat_meow.flac", chirp(300, 900, 2.0, 44_100), 44_100)
-    write(root / "weather" / "rain_heavy.wav", noise(3.0, SR, seed=1), SR)
+    write(root / "weather" / "rain_heavy.wav", np.stack([noise(3.0, SR, seed=1), noise(3.0, SR, seed=5)], 1), SR)
     thunder = write(root / "weather" / "thunder_far.wav", noise(12.0, 22_050, seed=2, amp=0.1), 22_050)
     with sf.SoundFile(str(thunder), "r+") as f:       # what it says it holds (WAV INFO), shown on its card
         f.title, f.comment = THUNDER_TITLE, THUNDER_COMMENT

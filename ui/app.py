@@ -36,7 +36,8 @@ def _map_data(index_dir: str, generation: str, model: str | None, root: str) -> 
 def _choices(index_dir: str, generation: str, model: str | None) -> FilterChoices:
     facets = resources.sound_index(index_dir, model).facets()
     return FilterChoices(facets["max_duration"], resources.library(index_dir).folders(),
-                         [str(f) for f in facets["formats"]], facets["sample_rates"], facets["categories"])
+                         [str(f) for f in facets["formats"]], facets["sample_rates"], facets["categories"],
+                         facets["channels"])
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)

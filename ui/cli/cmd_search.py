@@ -5,8 +5,8 @@ import typer
 
 from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, reports_errors, setup_logging
-from ui.cli.results import (AllSegmentsOption, CategoryOption, ExportOption, FormatOption, IndexModelOption,
-                            MaxDurationOption, MinDurationOption, PadOption, PathPrefixOption, SampleRateOption,
+from ui.cli.results import (AllSegmentsOption, CategoryOption, ChannelsOption, ExportOption, FormatOption,
+                            IndexModelOption, MaxDurationOption, MinDurationOption, PadOption, PathPrefixOption, SampleRateOption,
                             WholeFilesOption, check_export, export_results, make_filters, show_hits)
 
 
@@ -28,6 +28,7 @@ def search_command(
     formats: FormatOption = None,
     sample_rates: SampleRateOption = None,
     categories: CategoryOption = None,
+    channels: ChannelsOption = None,
     export: ExportOption = None,
     whole_files: WholeFilesOption = False,
     pad: PadOption = 0.0,
@@ -39,7 +40,8 @@ def search_command(
     from engine.query import SoundIndex
 
     check_export(export, whole_files, pad)
-    filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories)
+    filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories,
+                           channels)
     with SoundIndex.open(index, model=model) as sound_index:
         hits = sound_index.search_text(text, k=k, filters=filters, per_file=not all_segments,
                                        keywords=keywords)

@@ -9,8 +9,8 @@ import typer
 
 from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, relays_decoder_output, reports_errors, setup_logging
-from ui.cli.results import (AllSegmentsOption, CategoryOption, ExportOption, FormatOption, IndexModelOption,
-                            MaxDurationOption, MinDurationOption, PadOption, PathPrefixOption, SampleRateOption,
+from ui.cli.results import (AllSegmentsOption, CategoryOption, ChannelsOption, ExportOption, FormatOption,
+                            IndexModelOption, MaxDurationOption, MinDurationOption, PadOption, PathPrefixOption, SampleRateOption,
                             WholeFilesOption, check_export, clock, export_results, make_filters, parse_time,
                             show_hits)
 
@@ -33,6 +33,7 @@ def similar_command(
     formats: FormatOption = None,
     sample_rates: SampleRateOption = None,
     categories: CategoryOption = None,
+    channels: ChannelsOption = None,
     start: Optional[str] = typer.Option(None, "--start", help="Only the part of AUDIO_FILE from this "
                                         "time: seconds (83.5) or minutes:seconds (1:23.5), as matches are shown."),
     end: Optional[str] = typer.Option(None, "--end", help="Only the part of AUDIO_FILE up to this time."),
@@ -54,7 +55,8 @@ def similar_command(
     from engine.query import SoundIndex
 
     check_export(export, whole_files, pad)
-    filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories)
+    filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories,
+                           channels)
     per_file = not all_segments
     span = {"start": parse_time(start), "end": parse_time(end)}
     with SoundIndex.open(index, model=model) as sound_index:

@@ -14,6 +14,7 @@ MAX_DURATION_HELP = "Only files at most this long (seconds)."
 PATH_PREFIX_HELP = "Only files whose path starts with this prefix (e.g. a folder)."
 FORMAT_HELP = "Only these formats or extensions (wav, flac, mp3 …); repeat or comma-separate."
 SAMPLE_RATE_HELP = "Only files at these sample rates (Hz); repeat or comma-separate."
+CHANNELS_HELP = "Only files with these channel counts (1 mono, 2 stereo, 6 for 5.1 …); repeat or comma-separate."
 CATEGORY_HELP = ("Only files whose embedded library category (UCS, from iXML or FLAC: DOORS) or CatID "
                  "(DOORWood) is one of these; repeat or comma-separate.")
 ALL_SEGMENTS_HELP = "List every matching segment instead of the best segment per file."
@@ -29,6 +30,7 @@ PathPrefixOption = Annotated[Optional[str], typer.Option("--path-prefix", help=P
 FormatOption = Annotated[Optional[List[str]], typer.Option("--format", help=FORMAT_HELP)]
 SampleRateOption = Annotated[Optional[List[str]], typer.Option("--sample-rate", help=SAMPLE_RATE_HELP)]
 CategoryOption = Annotated[Optional[List[str]], typer.Option("--category", help=CATEGORY_HELP)]
+ChannelsOption = Annotated[Optional[List[str]], typer.Option("--channels", help=CHANNELS_HELP)]
 ExportOption = Annotated[Optional[Path], typer.Option("--export", help=EXPORT_HELP)]
 WholeFilesOption = Annotated[bool, typer.Option(
     "--whole-files", help="With --export: copy every result's whole file, not only the matched span.")]
@@ -45,7 +47,8 @@ def _split(values: Optional[Sequence[str]]) -> list[str]:
 
 def make_filters(min_duration: Optional[float], max_duration: Optional[float],
                  path_prefix: Optional[str], formats: Optional[Sequence[str]],
-                 sample_rates: Optional[Sequence[str]], categories: Optional[Sequence[str]] = None) -> Any:
+                 sample_rates: Optional[Sequence[str]], categories: Optional[Sequence[str]] = None,
+                 channels: Optional[Sequence[str]] = None) -> Any:
     """engine.filters.Filters from the command-line options (None when nothing is set)."""
     from engine.errors import InvalidQuery
     from engine.filters import Filters
@@ -55,9 +58,14 @@ def make_filters(min_duration: Optional[float], max_duration: Optional[float],
         rate_values = tuple(int(float(r)) for r in rates)
     except ValueError as e:
         raise InvalidQuery(f"--sample-rate takes numbers of Hz, got {', '.join(rates)}") from e
+    counts = _split(channels)
+    try:
+        channel_values = tuple(int(c) for c in counts)
+    except ValueError as e:
+        raise InvalidQuery(f"--channels takes channel counts (1 mono, 2 stereo …), got {', '.join(counts)}") from e
     filters = Filters(min_duration=min_duration, max_duration=max_duration, path_prefix=path_prefix,
                       formats=tuple(_split(formats)), sample_rates=rate_values,
-                      categories=tuple(_split(categories)))
+                      categories=tuple(_split(categories)), channels=channel_values)
     return filters if filters.active else None
 
 

@@ -51,6 +51,7 @@ class FilterChoices:
     formats: list[str]
     sample_rates: list[int]
     categories: list[str] = field(default_factory=list)    # library categories files carry (UCS)
+    channels: list[int] = field(default_factory=list)      # channel counts of the files
 
 
 class Library:

@@ -1,4 +1,4 @@
-"""The sidebar's filters: duration, folder, format, sample rate, category → engine.filters.Filters."""
+"""The sidebar's filters: duration, folder, format, sample rate, channels, category → engine.filters.Filters."""
 from __future__ import annotations
 
 import math
@@ -13,7 +13,8 @@ ALL_FOLDERS = "(whole library)"
 
 
 def filters_from_choices(duration: tuple[float, float] | None, longest: float, folder: str | None,
-                         formats: list[str], rates: list[int], categories: Sequence[str] = ()) -> Filters:
+                         formats: list[str], rates: list[int], categories: Sequence[str] = (),
+                         channels: Sequence[int] = ()) -> Filters:
     """Filters for the sidebar's values; a slider left at its full range filters nothing."""
     lo = hi = None
     if duration is not None:
@@ -22,7 +23,13 @@ def filters_from_choices(duration: tuple[float, float] | None, longest: float, f
         hi = float(duration[1]) if duration[1] < top else None
     prefix = folder_prefix(folder) if folder and folder != ALL_FOLDERS else None
     return Filters(min_duration=lo, max_duration=hi, path_prefix=prefix,
-                   formats=tuple(formats), sample_rates=tuple(int(r) for r in rates), categories=tuple(categories))
+                   formats=tuple(formats), sample_rates=tuple(int(r) for r in rates), categories=tuple(categories),
+                   channels=tuple(int(c) for c in channels))
+
+
+def channel_name(count: int) -> str:
+    """How a channel count is offered: mono, stereo, else the count."""
+    return {1: "mono", 2: "stereo"}.get(int(count), f"{int(count)} channels")
 
 
 def slider_top(longest: float) -> float:
@@ -46,10 +53,13 @@ def render_filters(choices: FilterChoices) -> Filters:
                                  placeholder="any format")
         rates = st.multiselect("Sample rate", choices.sample_rates, key="f_rates",
                                format_func=lambda r: f"{r / 1000:g} kHz", placeholder="any rate")
+        channels = (st.multiselect("Channels", choices.channels, key="f_channels", format_func=channel_name,
+                                   placeholder="any", help="Only files with these channel counts.")
+                    if len(choices.channels) > 1 else [])
         categories = (st.multiselect("Category", choices.categories, key="f_categories", placeholder="any category",
                                      help="The library category files carry (UCS, from their iXML or FLAC metadata).")
                       if choices.categories else [])
-        filters = filters_from_choices(duration, choices.max_duration, folder, formats, rates, categories)
+        filters = filters_from_choices(duration, choices.max_duration, folder, formats, rates, categories, channels)
         if filters.active:
             st.caption("Filters are on: results come only from the files they keep.")
     return filters
