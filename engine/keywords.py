@@ -111,6 +111,18 @@ class KeywordIndex:
         return ids[order], sc[order]
 
 
+    def containing_all(self, text: str) -> np.ndarray:
+        """File ids of the files holding every searchable word of ``text`` (none when it has no
+        searchable word)."""
+        terms = list(dict.fromkeys(words(text)))
+        if not terms or any(t not in self.postings for t in terms):
+            return np.zeros(0, np.int64)
+        rows = self.postings[terms[0]][0]
+        for t in terms[1:]:
+            rows = np.intersect1d(rows, self.postings[t][0])
+        return self.file_ids[rows]
+
+
 def fuse(*rankings: Sequence[int], k: int = RRF_K) -> list[int]:
     """Reciprocal rank fusion: items by Σ 1 / (k + rank) over the rankings they appear in
     (rank from 1); ties keep the order of first appearance, earlier rankings first."""

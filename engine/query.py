@@ -75,8 +75,19 @@ log = logging.getLogger(__name__)
 MAX_QUERY_SEGMENTS = 32
 #: files taken from each side (sound, keywords) before a keyword search fuses them (at least 5 k)
 KEYWORD_POOL = 100
+#: how much each excluded text's cosine is taken from a segment's score (search_text ``exclude``)
+EXCLUDE_WEIGHT = 0.5
 _RELOAD_RETRIES = 3
 _SQL_CHUNK = 900           # ids per "IN (...)" (well under SQLite's variable limit)
+
+
+def excluded_texts(texts: Sequence[str] | str | None) -> list[str]:
+    """The excluded sounds of a search, each stripped, empty ones dropped; one string is one text."""
+    if texts is None:
+        return []
+    if isinstance(texts, str):
+        texts = [texts]
+    return [t.strip() for t in texts if isinstance(t, str) and t.strip()]
 
 
 @dataclass
@@ -397,24 +408,39 @@ class SoundIndex:
 
     # ---------------------------------------------------------------- searching
     def search_text(self, text: str, k: int = 10, filters: Filters | None = None,
-                    per_file: bool = True, keywords: bool = False) -> list[Hit]:
+                    per_file: bool = True, keywords: bool = False, exclude: Sequence[str] = (),
+                    exclude_weight: float = EXCLUDE_WEIGHT) -> list[Hit]:
         """Files (or segments, with ``per_file=False``) best matching ``text``.
 
         With ``keywords``, files whose path, embedded description, tags or captions hold the
         query's words rank up too: the sound match and a BM25 keyword match (engine.keywords) are fused by reciprocal
         rank, so a file found by its name alone can come first. Each hit keeps its cosine as
         ``score`` (its best segment) and gets its BM25 as ``keywords`` (0 without a word in common).
+
+        ``exclude``: sounds not wanted ("rain", not "thunder"). A segment then scores
+        cos(segment, text) − ``exclude_weight`` · Σ cos(segment, excluded text), exactly (one
+        inner product with the query vector minus the weighted excluded vectors), and ``score``
+        is that. With ``keywords``, files whose names and descriptions hold every word of an
+        excluded text are left out of the keyword side.
         """
         if not isinstance(text, str) or not text.strip():
             raise InvalidQuery("the search text is empty; describe the sound, e.g. \"dog barking\"")
         if keywords and not per_file:
             raise InvalidQuery("keyword search ranks files; ask for the best segment per file")
-        return self._search_embedded(lambda model: model.embed_text([text]), k, filters, per_file,
-                                     words=text if keywords else None)
+        unwanted = excluded_texts(exclude)
+        if not 0.0 <= exclude_weight <= 10.0:
+            raise InvalidQuery(f"the weight of excluded sounds must lie in 0–10, got {exclude_weight}")
+
+        def embed(model: AudioTextModel) -> np.ndarray:
+            vectors = model.embed_text([text, *unwanted])
+            return vectors[:1] - exclude_weight * vectors[1:].sum(axis=0, keepdims=True)
+        return self._search_embedded(embed, k, filters, per_file, words=text if keywords else None,
+                                     unwanted_words=unwanted if keywords else ())
 
     def _keyword_search(self, conn: Connection, snap: _Snapshot, text: str, q: np.ndarray, k: int,
-                        filters: Filters | None) -> list[Hit]:
-        """The fused ranking of :meth:`search_text` with ``keywords``, in one snapshot."""
+                        filters: Filters | None, unwanted: Sequence[str] = ()) -> list[Hit]:
+        """The fused ranking of :meth:`search_text` with ``keywords``, in one snapshot; files
+        whose words match an ``unwanted`` text are left out of the keyword side."""
         from engine.keywords import fuse
         if k < 1:
             raise InvalidQuery(f"k must be ≥ 1, got {k}")
@@ -423,7 +449,11 @@ class SoundIndex:
         allowed = None
         if filters is not None and filters.active:
             allowed = np.unique(snap.seg_file[snap.rows(self._allowed(conn, snap, filters))])
-        kw_ids, kw_scores = self._keywords(conn, snap).scores(text, allowed)
+        words = self._keywords(conn, snap)
+        kw_ids, kw_scores = words.scores(text, allowed)
+        for term in unwanted:
+            keep = ~np.isin(kw_ids, words.containing_all(term))
+            kw_ids, kw_scores = kw_ids[keep], kw_scores[keep]
         if len(kw_ids) > pool:     # the pool, and every file tied with its last (up to 10 pools)
             tied = int(np.searchsorted(-kw_scores, -kw_scores[pool - 1], side="right"))
             kw_ids, kw_scores = kw_ids[:min(tied, 10 * pool)], kw_scores[:min(tied, 10 * pool)]
@@ -526,22 +556,26 @@ class SoundIndex:
         return self._search_query(queries, k, filters, per_file, fingerprint=None)
 
     def _search_embedded(self, embed: Callable[[AudioTextModel], np.ndarray], k: int,
-                         filters: Filters | None, per_file: bool, words: str | None = None) -> list[Hit]:
+                         filters: Filters | None, per_file: bool, words: str | None = None,
+                         unwanted_words: Sequence[str] = ()) -> list[Hit]:
         """Search by the query ``embed(model)`` makes with the index's model; made again with
         the new model when a rebuild swaps in another one between embedding and searching.
-        ``words``: fuse with a keyword search for them (:meth:`search_text`)."""
+        ``words``: fuse with a keyword search for them, without files matching ``unwanted_words``
+        (:meth:`search_text`)."""
         for _ in range(_RELOAD_RETRIES):
             model = self.model
             try:
                 return self._search_query(embed(model), k, filters, per_file,
-                                          fingerprint=str(model.fingerprint), words=words)
+                                          fingerprint=str(model.fingerprint), words=words,
+                                          unwanted_words=unwanted_words)
             except _QueryModelChanged:
                 log.info("%s: the index changed model during a query; embedding it again", self.root)
         raise IndexBusy(f"index {self.root} changed model {_RELOAD_RETRIES} times during one query "
                         "(is it being rebuilt over and over?); search again")
 
     def _search_query(self, queries: np.ndarray, k: int, filters: Filters | None, per_file: bool,
-                      fingerprint: str | None, words: str | None = None) -> list[Hit]:
+                      fingerprint: str | None, words: str | None = None,
+                      unwanted_words: Sequence[str] = ()) -> list[Hit]:
         """Search by query vectors made by the model with ``fingerprint`` (None: unknown);
         with ``words``, fused with a keyword search for them."""
         from engine.vectors import as_query
@@ -554,7 +588,7 @@ class SoundIndex:
                 raise InvalidQuery(f"query vectors have {q.shape[1]} dims; index {self.root} "
                                    f"holds {snap.dim}-dim vectors")
             if words is not None:
-                return self._keyword_search(conn, snap, words, q, k, filters)
+                return self._keyword_search(conn, snap, words, q, k, filters, unwanted_words)
             return self._search(conn, snap, q, k, filters, per_file)
         return self._with_snapshot(run)
 

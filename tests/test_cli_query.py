@@ -324,3 +324,16 @@ def test_export_options_are_checked_before_searching(indexed, tmp_path):
     assert "search 'noise'" not in into_file.stdout
     stray = run("search", "noise", "-i", index_dir, "--pad", "2")
     assert stray.exit_code == 1 and "give --export FOLDER too" in stray.stderr
+
+
+def test_search_not_ranks_excluded_sounds_down(indexed):
+    _, index_dir = indexed
+    got = json_out(run("search", "a beep", "-i", index_dir, "--json", "--not", "noise,hiss", "--not-weight", "0.75"))
+    with SoundIndex.open(index_dir) as index:
+        want = index.search_text("a beep", k=10, exclude=["noise", "hiss"], exclude_weight=0.75)
+        plain = index.search_text("a beep", k=10)
+    assert got == [h.to_dict() for h in want] and [h["score"] for h in got] != [h.score for h in plain]
+    table = run("search", "a beep", "-i", index_dir, "--not", "noise")
+    assert table.exit_code == 0 and "search 'a beep' not 'noise'" in table.stdout
+    too_much = run("search", "a beep", "-i", index_dir, "--not", "noise", "--not-weight", "11")
+    assert too_much.exit_code == 2

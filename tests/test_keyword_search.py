@@ -110,3 +110,20 @@ def test_captions_stored_later_are_searched_without_a_new_generation(named_index
     engine.dispose()
     hits = index.search_text("gravel footsteps", k=3, keywords=True)
     assert hits[0].path == "/lib/misc/x17.wav" and hits[0].keywords > 0
+
+
+def test_files_holding_every_word_of_an_excluded_text_leave_the_keyword_side(named_index):
+    """Weight 0 leaves the sound side as it is, so only the keyword side can change."""
+    index, _, _ = named_index
+    plain = [h.path for h in index.search_text("band 3", k=8)]
+    fused = index.search_text("band 3", k=8, keywords=True, exclude=["Brass bands"], exclude_weight=0.0)
+    assert [h.path for h in fused] == plain and all(h.keywords == 0.0 for h in fused)
+    partly = index.search_text("band 3", k=3, keywords=True, exclude=["brass trumpet"], exclude_weight=0.0)
+    assert partly[0].path == "/lib/misc/brass_band_take.wav" and partly[0].keywords > 0
+
+
+def test_files_containing_all_words():
+    kw = KeywordIndex.build([(1, "/lib/Brass_Band_Take.wav"), (2, "/lib/brass/solo.wav"), (3, "rain on a roof")])
+    assert kw.containing_all("brass band").tolist() == [1]
+    assert sorted(kw.containing_all("brass").tolist()) == [1, 2]
+    assert kw.containing_all("brass trumpet").tolist() == [] and kw.containing_all("the a").tolist() == []

@@ -444,3 +444,21 @@ def test_opq_ivf_pq_index_honours_filters(tmp_path):
         assert len(hits) == 5 and all(h.path.startswith("/lib/water/") for h in hits)
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
         assert index.similar_to_file(files[1].path, k=1)[0].path == files[1].path
+
+
+@pytest.mark.parametrize("per_file", [True, False])
+def test_excluded_sounds_score_exactly_cosine_minus_their_weighted_cosines(library, per_file):
+    index, files, model = library
+    q, thunder, wind = model.embed_text(["footsteps", "thunder", "wind"])
+    plain = [h.path for h in index.search_text("footsteps", k=6, per_file=per_file)]
+    changed = False
+    for exclude, weight, vector in [(["thunder"], 0.5, q - 0.5 * thunder), (["thunder", " wind "], 1.0, q - thunder - wind),
+                                    ("thunder", 2.0, q - 2.0 * thunder), ([" "], 0.5, q)]:
+        hits = index.search_text("footsteps", k=6, per_file=per_file, exclude=exclude, exclude_weight=weight)
+        truth = brute_force(files, vector, 6, per_file)
+        assert [h.path for h in hits] == [t[0] for t in truth]
+        np.testing.assert_allclose([h.score for h in hits], [t[1] for t in truth], atol=1e-5)
+        changed |= [h.path for h in hits] != plain
+    assert changed                               # the random library does move under exclusion
+    with pytest.raises(InvalidQuery, match="weight of excluded sounds must lie in 0–10, got -1"):
+        index.search_text("footsteps", exclude=["thunder"], exclude_weight=-1)

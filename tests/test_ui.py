@@ -422,3 +422,21 @@ def test_download_data_is_the_span_or_the_file_made_on_click(ui_library):
     huge = SimpleNamespace(path=str(path), duration=12.0, size=dl.MAX_FILE_BYTES + 1)
     (only,) = dl.downloads(SimpleNamespace(start=0.0, end=12.0), huge)
     assert only["disabled"] and "too large to download through the page" in only["help"]
+
+
+def test_the_without_box_ranks_those_sounds_down(app, ui_library):
+    from engine.query import SoundIndex
+    app.query_params["q"] = "distant thunder"
+    app.query_params["not"] = " rain,, engine idle "
+    app.run()
+    no_exception(app)
+    assert heading(app).startswith("Results for **distant thunder** without **rain**, **engine idle**")
+    def shown(hits) -> list[tuple[str, str]]:
+        return [(Path(h.path).name, f"{h.score:.3f}") for h in hits]
+    with SoundIndex.open(ui_library.index_dir) as index:
+        plain = shown(index.search_text("distant thunder", k=10))
+        without = shown(index.search_text("distant thunder", k=10, exclude=["rain", "engine idle"]))
+    assert without != plain                 # the exclusion moves the scores (the tiny model keeps the order)
+    scores = [re.search(r"score (-?\d\.\d+)", c.value).group(1) for c in app.caption if "match " in c.value]
+    assert list(zip(result_names(app), scores)) == without
+    assert app.text_input(key="not").value == " rain,, engine idle "

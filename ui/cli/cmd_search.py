@@ -1,13 +1,17 @@
 """``soundsift search "TEXT"``: the files of an index that best match a description."""
 from __future__ import annotations
 
+from typing import List, Optional
+
 import typer
 
+from engine.query import EXCLUDE_WEIGHT
 from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, reports_errors, setup_logging
 from ui.cli.results import (AllSegmentsOption, CategoryOption, ChannelsOption, ExportOption, FormatOption,
-                            IndexModelOption, MaxDurationOption, MinDurationOption, PadOption, PathPrefixOption, SampleRateOption,
-                            WholeFilesOption, check_export, export_results, make_filters, show_hits)
+                            IndexModelOption, MaxDurationOption, MinDurationOption, PadOption, PathPrefixOption,
+                            SampleRateOption, WholeFilesOption, check_export, export_results, make_filters, show_hits,
+                            split_values)
 
 
 @app.command("search")
@@ -18,6 +22,11 @@ def search_command(
     k: int = typer.Option(10, "-k", "--top-k", min=1, help="Number of results."),
     json_out: bool = typer.Option(False, "--json", help="Print results as a JSON list on stdout."),
     all_segments: AllSegmentsOption = False,
+    exclude: Optional[List[str]] = typer.Option(None, "--not", help="Sounds not wanted, e.g. --not thunder: "
+                                                "segments that sound like them score lower (cosine minus "
+                                                "--not-weight × their cosine); repeat or comma-separate."),
+    exclude_weight: float = typer.Option(EXCLUDE_WEIGHT, "--not-weight", min=0.0, max=10.0,
+                                         help="How much each --not sound's cosine is taken off."),
     keywords: bool = typer.Option(False, "--keywords", "-w", help="Also match the words of file and folder "
                                   "names, the descriptions files carry, tags and captions (BM25), fused with "
                                   "the sound match; JSON hits "
@@ -39,11 +48,15 @@ def search_command(
     setup_logging(verbose)
     from engine.query import SoundIndex
 
+    unwanted = split_values(exclude)
+
     check_export(export, whole_files, pad)
     filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories,
                            channels)
     with SoundIndex.open(index, model=model) as sound_index:
         hits = sound_index.search_text(text, k=k, filters=filters, per_file=not all_segments,
-                                       keywords=keywords)
-    show_hits(hits, json_out, f"search {text!r}" + (" (sound + keywords)" if keywords else ""))
-    export_results(hits, export, whole_files, pad, text)
+                                       keywords=keywords, exclude=unwanted, exclude_weight=exclude_weight)
+    query = text + "".join(f" not {u!r}" for u in unwanted)
+    show_hits(hits, json_out, f"search {text!r}" + "".join(f" not {u!r}" for u in unwanted)
+              + (" (sound + keywords)" if keywords else ""))
+    export_results(hits, export, whole_files, pad, query)

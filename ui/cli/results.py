@@ -41,7 +41,8 @@ IndexModelOption = Annotated[Optional[str], typer.Option(
     "--model", "-m", help=MODEL_HELP + " Default: the model that built the index.")]
 
 
-def _split(values: Optional[Sequence[str]]) -> list[str]:
+def split_values(values: Optional[Sequence[str]]) -> list[str]:
+    """An option's values, each also split at commas, stripped, empty ones dropped."""
     return [v.strip() for value in values or () for v in str(value).split(",") if v.strip()]
 
 
@@ -53,19 +54,19 @@ def make_filters(min_duration: Optional[float], max_duration: Optional[float],
     from engine.errors import InvalidQuery
     from engine.filters import Filters
 
-    rates = _split(sample_rates)
+    rates = split_values(sample_rates)
     try:
         rate_values = tuple(int(float(r)) for r in rates)
     except ValueError as e:
         raise InvalidQuery(f"--sample-rate takes numbers of Hz, got {', '.join(rates)}") from e
-    counts = _split(channels)
+    counts = split_values(channels)
     try:
         channel_values = tuple(int(c) for c in counts)
     except ValueError as e:
         raise InvalidQuery(f"--channels takes channel counts (1 mono, 2 stereo …), got {', '.join(counts)}") from e
     filters = Filters(min_duration=min_duration, max_duration=max_duration, path_prefix=path_prefix,
-                      formats=tuple(_split(formats)), sample_rates=rate_values,
-                      categories=tuple(_split(categories)), channels=channel_values)
+                      formats=tuple(split_values(formats)), sample_rates=rate_values,
+                      categories=tuple(split_values(categories)), channels=channel_values)
     return filters if filters.active else None
 
 

@@ -6,6 +6,7 @@ What is searched is held in ``st.session_state``:
              {"kind": "example", "widget"}
   keywords   the "also match names" toggle (keyword search fused with the sound match), bound
              to the address's ``?keywords=`` like q
+  not        sounds not wanted in a text search (comma-separated), bound to ``?not=``
   shown      how many results are shown (grows by PAGE with "Show more")
 """
 from __future__ import annotations
@@ -88,6 +89,11 @@ def _copies(query: str, candidates: list[tuple[str, float, float]]) -> dict[str,
     return copies_of(query, candidates)
 
 
+def unwanted_sounds(text: str | None) -> list[str]:
+    """The "Without" box's sounds: comma-separated, stripped, empty ones dropped."""
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
 def current_search(index: Any, filters: Filters) -> Search | None:
     """What to search for, from the session state; None when nothing is asked yet."""
     by = st.session_state.get("search_by")
@@ -113,9 +119,11 @@ def current_search(index: Any, filters: Filters) -> Search | None:
     text = (st.session_state.get("q") or "").strip()
     if text:
         keywords = bool(st.session_state.get("keywords"))
-        return Search(f"Results for **{plain_markdown(text)}**" + (" (sound + names)" if keywords else ""),
+        unwanted = unwanted_sounds(st.session_state.get("not"))
+        without = " without " + ", ".join(f"**{plain_markdown(u)}**" for u in unwanted) if unwanted else ""
+        return Search(f"Results for **{plain_markdown(text)}**{without}" + (" (sound + names)" if keywords else ""),
                       lambda k: index.search_text(text, k=k, filters=filters, per_file=True,
-                                                  keywords=keywords))
+                                                  keywords=keywords, exclude=unwanted))
     return None
 
 
@@ -124,8 +132,13 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
     """Draw the tab: inputs, then the results of the current search."""
     st.session_state.setdefault("shown", PAGE)
     st.session_state.setdefault("search_by", None)
-    st.text_input("Describe the sound", key="q", bind="query-params", on_change=on_text_change,
-                  placeholder="e.g. heavy rain on a tin roof", icon=":material/search:")
+    describe, without = st.columns([3, 1])
+    describe.text_input("Describe the sound", key="q", bind="query-params", on_change=on_text_change,
+                        placeholder="e.g. heavy rain on a tin roof", icon=":material/search:")
+    without.text_input("Without", key="not", bind="query-params", on_change=on_text_change,
+                       placeholder="e.g. thunder, wind", icon=":material/block:",
+                       help="Sounds you don't want: results that sound like them rank lower "
+                            "(soundsift search --not). Comma-separate several.")
     st.toggle("Also match names, descriptions, tags and captions", key="keywords", bind="query-params",
               on_change=_reset_page,
               help="Words of the query found in a file's path, the description it carries, its tags "
