@@ -58,6 +58,7 @@ class IndexSummary:
     unchanged: int = 0
     failed: int = 0
     metadata_reread: int = 0            # unchanged files whose embedded metadata was read again
+    skipped: dict[str, int] = field(default_factory=dict)   # system entries not scanned (indexer.scan)
     n_segments: int = 0                 # segments embedded in this run
     audio_seconds: float = 0.0          # duration of the files indexed in this run
     seconds: float = 0.0                # wall time of the run
@@ -245,6 +246,9 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
                   if under_roots(p, roots) and not under_roots(p, unlisted)]
     timings["scan"] = time.perf_counter() - t
     summary.unchanged = len(plan.unchanged)
+    summary.skipped = dict(scanned.skipped)
+    if scanned.skipped:
+        log.info("not scanned: %s", ", ".join(f"{n} {kind}" for kind, n in scanned.skipped.items()))
     log.info("%s: %d new, %d changed, %d deleted, %d unchanged, %d unusable entries",
              layout.root, len(plan.new), len(plan.changed), len(plan.deleted),
              len(plan.unchanged), len(scanned.errors))

@@ -8,6 +8,13 @@ full read of every file on every run; size + mtime_ns is what rsync and make tru
 directories that cannot be listed and names that are not valid UTF-8 come back as
 :class:`ScanError` rows; the walk goes on. :func:`diff` is a pure function of the
 catalog's state and the scan.
+
+What an operating system leaves beside a library is not walked and not reported as a failure,
+only counted: the ``._Name.wav`` AppleDouble files macOS writes next to every file it copies to
+an exFAT or network drive (4 KB of Finder metadata each, recognised by their magic number),
+``__MACOSX`` folders of unpacked zips, hidden folders (``.Trashes``, ``.Spotlight-V100``,
+``.Trash-1000``, ``.git`` …) and Windows' ``$RECYCLE.BIN`` and ``System Volume Information``.
+A folder given as a root is walked whatever its name.
 """
 from __future__ import annotations
 
@@ -42,12 +49,26 @@ class ScanError:
     folder: bool = False        # a folder that could not be listed (its files are unknown)
 
 
+#: the first four bytes of an AppleDouble file (macOS metadata written as ``._<name>``)
+APPLEDOUBLE_MAGIC = b"\x00\x05\x16\x07"
+#: folders of system files that hold no library (besides hidden folders, whose names start with ".")
+SYSTEM_FOLDERS = frozenset({"__MACOSX", "$RECYCLE.BIN", "System Volume Information"})
+SKIPPED_METADATA = "macOS metadata files (._*)"
+SKIPPED_FOLDERS = "hidden or system folders"
+
+
 @dataclass
 class ScanResult:
-    """Everything one walk found: files by path, and the entries it could not use."""
+    """Everything one walk found: files by path, the entries it could not use, and how many
+    system entries it passed over (kind → count: SKIPPED_METADATA, SKIPPED_FOLDERS)."""
 
     files: dict[str, ScannedFile] = field(default_factory=dict)
     errors: list[ScanError] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, kind: str, path: str) -> None:
+        log.debug("not scanned (%s): %s", kind, printable(path))
+        self.skipped[kind] = self.skipped.get(kind, 0) + 1
 
 
 @dataclass(frozen=True)
@@ -69,6 +90,22 @@ class Diff:
 def is_audio_name(name: str) -> bool:
     """True if ``name`` has one of the extensions libsndfile reads (case-insensitive)."""
     return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
+
+
+def is_system_folder(name: str) -> bool:
+    """True for a hidden folder or one an operating system keeps for itself."""
+    return name.startswith(".") or name in SYSTEM_FOLDERS
+
+
+def is_appledouble(path: str, name: str) -> bool:
+    """True for macOS's ``._<name>`` companion of a file: Finder metadata, not audio."""
+    if not name.startswith("._"):
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == APPLEDOUBLE_MAGIC
+    except OSError:
+        return False            # unreadable: left to _add_file, which says why
 
 
 def printable(path: str) -> str:
@@ -148,9 +185,15 @@ def _walk(directory: str, ancestors: tuple[tuple[int, int], ...],
                 result.errors.append(ScanError(printable(path), _reason(e)))
             continue
         if is_dir:
-            _walk(path, ancestors + (key,), visited, result)
+            if is_system_folder(entry.name):
+                result.skip(SKIPPED_FOLDERS, path)
+            else:
+                _walk(path, ancestors + (key,), visited, result)
         elif is_audio_name(entry.name):
-            _add_file(path, result)
+            if is_appledouble(path, entry.name):
+                result.skip(SKIPPED_METADATA, path)
+            else:
+                _add_file(path, result)
 
 
 def _add_file(path: str, result: ScanResult) -> None:

@@ -223,6 +223,29 @@ def test_incremental_runs(lib_copy, tmp_path, caplog):
     assert IndexLayout(idx).vector_files() == [IndexLayout(idx).vectors_file(2)]
 
 
+def test_a_library_copied_by_a_mac_indexes_without_a_failure_per_file(lib_copy, tmp_path):
+    """Copied to an exFAT drive, every file gets a ._ twin (AppleDouble, not audio). An index
+    built before soundsift passed over them held one error row each; the next run drops those."""
+    from indexer.scan import APPLEDOUBLE_MAGIC, SKIPPED_METADATA
+    lib, good, bad = lib_copy
+    idx = tmp_path / "idx"
+    twins = [g.with_name("._" + g.name) for g in good]
+    for twin in twins:
+        twin.write_bytes(APPLEDOUBLE_MAGIC + bytes(4092))
+    s = build_index([lib], idx, FakeModel(), workers=0, progress=False)
+    assert (s.added, s.failed, s.skipped) == (len(good), len(bad), {SKIPPED_METADATA: len(good)})
+    assert not any(os.path.basename(p).startswith("._") for p in catalog_rows(idx)[2])
+
+    engine = open_catalog(IndexLayout(idx).catalog)   # as an older soundsift left it: an error row per twin
+    with Session(engine) as session:
+        session.add_all(ErrorRow(path=str(t), reason="not readable as audio", at=1.0) for t in twins)
+        session.commit()
+    engine.dispose()
+    s = build_index([lib], idx, FakeModel(), workers=0, progress=False)
+    errors = catalog_rows(idx)[2]
+    assert s.failed == len(bad) and len(errors) == len(bad) and not any("._" in p for p in errors)
+
+
 def test_a_root_that_is_gone_keeps_its_files(lib_copy, tmp_path):
     """An unmounted drive or a typo is not "every file deleted": the files stay indexed."""
     lib, good, bad = lib_copy

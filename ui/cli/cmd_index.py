@@ -85,6 +85,8 @@ def _print_summary(s: dict[str, Any]) -> None:
         t.add_row(key, str(s[key]))
     if s.get("metadata_reread"):
         t.add_row("metadata read again", f"{s['metadata_reread']} unchanged files (a newer reader)")
+    if s.get("skipped"):
+        t.add_row("not scanned", ", ".join(f"{n} {kind}" for kind, n in s["skipped"].items()))
     t.add_row("segments embedded", str(s["n_segments"]))
     t.add_row("audio", f"{s['audio_seconds']:.1f} s")
     t.add_row("wall time", f"{s['seconds']:.2f} s")
