@@ -74,24 +74,67 @@ class Segment:
     waveform: np.ndarray
 
 
+class _StreamSoundFile(sf.SoundFile):
+    """A SoundFile read through a Python file object it owns (and closes with itself)."""
+
+    def __init__(self, path: str) -> None:
+        self._stream = open(path, "rb")
+        try:
+            super().__init__(self._stream)
+        except BaseException:
+            self._stream.close()
+            raise
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._stream.close()
+
+
+def appledouble_twin(path: str) -> str:
+    """Where macOS keeps ``path``'s Finder metadata on a drive without its own: ``._<name>``."""
+    folder, name = os.path.split(path)
+    return os.path.join(folder, "._" + name)
+
+
+def open_sound(path: str | Path) -> sf.SoundFile:
+    """``soundfile.SoundFile(path)`` for reading, also beside macOS's ``._<name>`` files.
+
+    Given a path to a file it does not recognise at once (an MP3 among them), libsndfile looks for
+    a Sound Designer II resource fork in ``._<name>`` and, finding the AppleDouble file macOS
+    writes there on exFAT and network drives, fails ("bad resource fork") instead of reading the
+    MP3. When that twin exists the file is opened again as a plain stream, which libsndfile reads
+    without looking beside it.
+    """
+    p = str(path)
+    try:
+        return sf.SoundFile(p)
+    except Exception:
+        if not os.path.isfile(appledouble_twin(p)):
+            raise
+    log.debug("%s: opened as a stream (libsndfile stumbles on the ._ file beside it)", p)
+    return _StreamSoundFile(p)
+
+
 def probe(path: str | Path) -> AudioInfo:
     """Read the header of ``path``; raise UnreadableAudio if it is not usable audio."""
     p = str(path)
     try:
-        info = sf.info(p)
+        with open_sound(p) as f:
+            info = AudioInfo(p, int(f.frames), int(f.samplerate), int(f.channels), str(f.format), str(f.subtype))
     except Exception as e:  # soundfile raises LibsndfileError/RuntimeError/TypeError
         check_openable(p)
         if os.path.isfile(p) and os.path.getsize(p) == 0:
             raise UnreadableAudio(p, "empty: the file is 0 bytes") from e
         raise UnreadableAudio(p, f"not readable as audio ({_clear_reason(p, e)})") from e
-    if info.samplerate <= 0:
-        raise UnreadableAudio(p, f"invalid sample rate {info.samplerate}")
+    if info.sample_rate <= 0:
+        raise UnreadableAudio(p, f"invalid sample rate {info.sample_rate}")
     if info.channels <= 0:
         raise UnreadableAudio(p, "no audio channels")
     if info.frames == 0:
         raise UnreadableAudio(p, "empty: the file holds no samples")
-    return AudioInfo(p, int(info.frames), int(info.samplerate), int(info.channels),
-                     str(info.format), str(info.subtype))
+    return info
 
 
 def check_openable(path: str) -> None:
@@ -241,7 +284,7 @@ def _read_blocks(p: str, info: AudioInfo, block: int, notes: list[str] | None,
     total = 0
     try:
         with _heard(heard):
-            f = sf.SoundFile(p)
+            f = open_sound(p)
         with f:
             while True:
                 with _heard(heard):
@@ -282,7 +325,7 @@ def _salvage(p: str, start: int) -> list[np.ndarray]:
     at = start
     for size in SALVAGE_READS:
         try:
-            with sf.SoundFile(p) as f:
+            with open_sound(p) as f:
                 f.seek(at)
                 while True:
                     x = f.read(size, dtype="float32", always_2d=True)

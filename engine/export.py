@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 import soundfile as sf
 
-from engine.audio import check_openable
+from engine.audio import check_openable, open_sound
 from engine.errors import UnreadableAudio
 from engine.outputs import output_folder
 
@@ -92,7 +92,7 @@ def excerpt_wav(source: str | Path, start: float, end: float, *, pad: float = 0.
     path = str(source)
     check_openable(path)
     try:
-        with sf.SoundFile(path) as f:
+        with open_sound(path) as f:
             rate, frames, subtype = f.samplerate, f.frames, f.subtype
             first = max(0, int(round((start - pad) * rate)))
             last = min(frames, int(round((end + pad) * rate)))

@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import BinaryIO
 
-import soundfile as sf
+from engine.audio import open_sound
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[s
     appended to ``problems``, or logged as a warning when no list is given. Raises what
     soundfile raises for a file it cannot open."""
     out: dict[str, str] = {}
-    with sf.SoundFile(str(path)) as f:
+    with open_sound(path) as f:
         for key, value in f.copy_metadata().items():
             _put(out, key, value)
     with open(path, "rb") as f:                 # one open for both containers' own chunks

@@ -40,7 +40,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from engine.audio import AUDIO_EXTENSIONS, decode, probe
+from engine.audio import AUDIO_EXTENSIONS, decode, open_sound, probe
 from engine.errors import InvalidDataset, UnreadableAudio
 from trainer.augment import AugmentConfig, ChannelAugment, mix_clips
 from trainer.captions import captions_from_tags, keyword_to_caption
@@ -306,7 +306,9 @@ def load_clip(audio: str | TarMember, sample_rate: int, seconds: float | None,
             return _crop(decode(audio, sample_rate), sample_rate, seconds, rng)
         start = int(rng.integers(0, info.frames - native + 1)) if rng is not None else 0
         lo, hi = max(0, start - margin), min(info.frames, start + native + margin)
-        data, sr = sf.read(audio, start=lo, frames=hi - lo, dtype="float32", always_2d=True)
+        with open_sound(audio) as f:
+            f.seek(lo)
+            data, sr = f.read(hi - lo, dtype="float32", always_2d=True), f.samplerate
         x = _mono(data)
         if sr != sample_rate:
             x = soxr.resample(x, sr, sample_rate)

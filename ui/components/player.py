@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import soundfile as sf
 
+from engine.audio import open_sound
 from engine.errors import UnreadableAudio
 from ui.components.library import FileRecord
 
@@ -51,7 +52,7 @@ def player_source(record: FileRecord, start: float = 0.0, *,
 def wav_excerpt(path: str, start: float, seconds: float) -> bytes:
     """``seconds`` of ``path`` from ``start`` as 16-bit WAV bytes (native rate and channels)."""
     try:
-        with sf.SoundFile(path) as f:
+        with open_sound(path) as f:
             first = min(int(start * f.samplerate), max(0, f.frames - 1))
             f.seek(first)
             data = f.read(int(seconds * f.samplerate), dtype="float32", always_2d=True)

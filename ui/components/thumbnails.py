@@ -10,8 +10,8 @@ import io
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
+from engine.audio import open_sound
 from engine.errors import UnreadableAudio
 
 WAVE = (74, 111, 165, 255)
@@ -25,7 +25,7 @@ def envelope(path: str | Path, columns: int = 320, block_frames: int = 1 << 16) 
     """(columns, 2) min/max of the mono signal of ``path`` per column, in [-1, 1]."""
     p = str(path)
     try:
-        with sf.SoundFile(p) as f:
+        with open_sound(p) as f:
             frames = f.frames
             if frames <= 0:
                 raise UnreadableAudio(p, "empty: the file holds no samples")
