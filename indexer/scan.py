@@ -14,7 +14,9 @@ only counted: the ``._Name.wav`` AppleDouble files macOS writes next to every fi
 an exFAT or network drive (4 KB of Finder metadata each, recognised by their magic number),
 ``__MACOSX`` folders of unpacked zips, hidden folders (``.Trashes``, ``.Spotlight-V100``,
 ``.Trash-1000``, ``.git`` …) and Windows' ``$RECYCLE.BIN`` and ``System Volume Information``.
-A folder given as a root is walked whatever its name.
+A folder given as a root is walked whatever its name. Sound files in formats libsndfile cannot
+decode (``.m4a``, ``.wma``, ``.sd2`` …) are counted per extension the same way, so a user learns
+they are there.
 """
 from __future__ import annotations
 
@@ -55,6 +57,14 @@ APPLEDOUBLE_MAGIC = b"\x00\x05\x16\x07"
 SYSTEM_FOLDERS = frozenset({"__MACOSX", "$RECYCLE.BIN", "System Volume Information"})
 SKIPPED_METADATA = "macOS metadata files (._*)"
 SKIPPED_FOLDERS = "hidden or system folders"
+#: sound formats libsndfile cannot decode: counted (a library holds them), not failed one by one
+UNSUPPORTED_AUDIO = frozenset({".m4a", ".aac", ".alac", ".wma", ".ape", ".wv", ".mka", ".ac3", ".dts",
+                               ".amr", ".sd2", ".mp2", ".m4b", ".tta"})
+
+
+def skipped_format(ext: str) -> str:
+    """The summary's name for files with the unreadable extension ``ext``."""
+    return f"{ext} files (a format soundsift cannot decode)"
 
 
 @dataclass
@@ -194,6 +204,8 @@ def _walk(directory: str, ancestors: tuple[tuple[int, int], ...],
                 result.skip(SKIPPED_METADATA, path)
             else:
                 _add_file(path, result)
+        elif (ext := os.path.splitext(entry.name)[1].lower()) in UNSUPPORTED_AUDIO and not entry.name.startswith("._"):
+            result.skip(skipped_format(ext), path)
 
 
 def _add_file(path: str, result: ScanResult) -> None:
