@@ -28,6 +28,11 @@ def _tuple(values: Iterable[Any] | Any | None) -> tuple[Any, ...]:
     return tuple(values)
 
 
+def channel_name(count: int) -> str:
+    """A channel count as people say it: mono, stereo, else the count."""
+    return {1: "mono", 2: "stereo"}.get(int(count), f"{int(count)} channels")
+
+
 @dataclass(frozen=True)
 class Filters:
     """Restrict a search to some files.

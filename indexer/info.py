@@ -53,6 +53,9 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
             rates = [{"sample_rate": int(sr), "files": int(n)}
                      for sr, n in s.execute(select(File.sample_rate, func.count())
                                             .group_by(File.sample_rate).order_by(File.sample_rate))]
+            channels = [{"channels": int(ch), "files": int(n)}
+                        for ch, n in s.execute(select(File.channels, func.count())
+                                               .group_by(File.channels).order_by(File.channels))]
             errors = [{"path": e.path, "reason": e.reason, "at": e.at}
                       for e in s.scalars(select(ErrorRow).order_by(ErrorRow.at.desc(), ErrorRow.path)
                                          .limit(max(0, errors_limit)))]
@@ -67,6 +70,7 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
     info["formats"] = formats
     info["categories"] = categories
     info["sample_rates"] = rates
+    info["channels"] = channels
     info["errors"] = errors
     info["versions"] = _versions(layout)
     return info

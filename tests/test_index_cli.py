@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 
 import numpy as np
@@ -53,11 +54,14 @@ def test_index_then_info_json(lib, tmp_path, tiny_clap_dir):  # noqa: F811
     assert info["index_params"] == {}
     assert info["total_duration"] == pytest.approx(4.0, abs=0.01)
     assert sorted(f["format"] for f in info["formats"]) == ["FLAC", "OGG", "WAV"]
+    assert info["sample_rates"] == [{"sample_rate": r, "files": 1} for r in (22050, 44100, 48000)]
+    assert info["channels"] == [{"channels": 1, "files": 2}, {"channels": 2, "files": 1}]
     assert info["errors"][0]["path"].endswith("broken.wav") and info["errors"][0]["reason"]
     assert os.path.isfile(os.path.join(idx, info["vectors_file"]))
 
     r = run("info", "--index", idx)                 # the readable tables
     assert r.exit_code == 0 and "broken.wav" in r.stdout and "FLAC" in r.stdout
+    assert re.search(r"22\.05 kHz │\s+1 │\s+mono │\s+2", r.stdout) and re.search(r"stereo │\s+1", r.stdout)
 
 
 def test_index_with_another_model_is_a_clear_error(lib, tmp_path, tiny_clap_dir):  # noqa: F811

@@ -17,7 +17,8 @@ from ui.components.library_map import map_rows, pca_2d, selected_file_id
 from ui.components.links import query_from_params, share_url
 from ui.components.player import player_source
 from ui.components.server import INDEX_ENV, MODEL_ENV, page_env, streamlit_command
-from ui.components.sidebar import ALL_FOLDERS, channel_name, filters_from_choices, slider_top
+from engine.filters import channel_name
+from ui.components.sidebar import ALL_FOLDERS, filters_from_choices, slider_top
 from ui.components.tag_tab import parse_label_text
 from ui.components.thumbnails import BAND_HIT, WAVE, envelope, render_png, waveform_png
 from ui.components.uploads import read_example

@@ -82,6 +82,17 @@ def _print_info(info: dict[str, Any]) -> None:
         for row in info["formats"]:
             f.add_row(row["format"], str(row["files"]), _duration(row["duration"]))
         out_console.print(f)
+    if info.get("sample_rates") or info.get("channels"):
+        from engine.filters import channel_name
+        r = Table(title="sample rates · channels")
+        for col in ("sample rate", "files", "channels", "files "):
+            r.add_column(col, justify="right")
+        rates, chans = info.get("sample_rates") or [], info.get("channels") or []
+        for i in range(max(len(rates), len(chans))):
+            rate = [f"{rates[i]['sample_rate'] / 1000:g} kHz", str(rates[i]["files"])] if i < len(rates) else ["", ""]
+            chan = [channel_name(chans[i]["channels"]), str(chans[i]["files"])] if i < len(chans) else ["", ""]
+            r.add_row(*rate, *chan)
+        out_console.print(r)
     if info.get("categories"):
         shown = info["categories"][:CATEGORIES_SHOWN]
         g = Table(title="library categories (--category)" + (f", the {len(shown)} largest of {len(info['categories'])}"

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import streamlit as st
 
-from engine.filters import Filters
+from engine.filters import Filters, channel_name
 from ui.components.library import FilterChoices, folder_prefix, relative_to_root
 
 ALL_FOLDERS = "(whole library)"
@@ -25,11 +25,6 @@ def filters_from_choices(duration: tuple[float, float] | None, longest: float, f
     return Filters(min_duration=lo, max_duration=hi, path_prefix=prefix,
                    formats=tuple(formats), sample_rates=tuple(int(r) for r in rates), categories=tuple(categories),
                    channels=tuple(int(c) for c in channels))
-
-
-def channel_name(count: int) -> str:
-    """How a channel count is offered: mono, stereo, else the count."""
-    return {1: "mono", 2: "stereo"}.get(int(count), f"{int(count)} channels")
 
 
 def slider_top(longest: float) -> float:
