@@ -26,11 +26,14 @@ log = logging.getLogger(__name__)
 #: "tracknumber", "copyright" and "license" are stored but not searched)
 SEARCHED_KEYS = ("title", "description", "comment", "album", "genre", "artist", "originator",
                  "category", "subcategory", "catid", "keywords", "library", "designer", "note",
-                 "location")
+                 "location", "markers")
 #: what read_metadata reads: 1 libsndfile's fields, bext and LIST/INFO (session 18); 2 also the
-#: iXML chunk and FLAC Vorbis comments with UCS names (session 19). An index whose files were read by an older reader reads them again
+#: iXML chunk and FLAC Vorbis comments with UCS names (session 19); 3 also a WAV's named cue markers
+#: (session 20). An index whose files were read by an older reader reads them again
 #: on its next `soundsift index` run (indexer.metadata_refresh).
-READER_VERSION = 2
+READER_VERSION = 3
+#: most markers kept per file (a file with more is a marker track, not labelled takes)
+MAX_MARKERS = 200
 #: longest value kept (characters)
 MAX_VALUE = 2000
 #: chunks walked at most when looking for bext, LIST/INFO and iXML (a WAV has a handful)
@@ -87,8 +90,8 @@ def _put_first(out: dict[str, str], key: str, value: object) -> None:
 
 
 class RiffFields(dict):
-    """The bext and LIST/INFO fields of a WAVE file (the dict), and its iXML fields apart
-    (``ixml``), since the two can say the same thing and read_metadata ranks them."""
+    """The bext and LIST/INFO fields of a WAVE file and its named cue markers (the dict), and its
+    iXML fields apart (``ixml``), since the two can say the same thing and read_metadata ranks them."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -113,6 +116,7 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
     if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
         return out
     data_size64: int | None = None
+    rate, cues, names = 0, {}, {}
     for _ in range(_MAX_CHUNKS):
         chunk = f.read(8)
         if len(chunk) < 8:
@@ -132,7 +136,16 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
             out.update(description=_text(body[:256]), originator=_text(body[256:288]))
             f.seek(size - len(body) + (size & 1), 1)
         elif cid == b"LIST" and size <= _MAX_TEXT_CHUNK:
-            out.update(_info(f.read(size)))
+            body = f.read(size)
+            out.update(_info(body))
+            names.update(_labels(body))
+            f.seek(size & 1, 1)
+        elif cid == b"fmt " and size >= 8:
+            body = f.read(size)
+            rate = struct.unpack("<I", body[4:8])[0]
+            f.seek(size & 1, 1)
+        elif cid == b"cue " and size <= _MAX_TEXT_CHUNK:
+            cues = _cue_points(f.read(size))
             f.seek(size & 1, 1)
         elif cid == b"iXML" and size <= _MAX_TEXT_CHUNK:
             try:
@@ -142,7 +155,45 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
             f.seek(size & 1, 1)
         else:
             f.seek(size + (size & 1), 1)
+    if rate and cues and names:
+        out.update(markers=_markers(cues, names, rate))
     return out
+
+
+def _cue_points(body: bytes) -> dict[int, int]:
+    """Cue point id → sample offset, from a ``cue `` chunk's body."""
+    if len(body) < 4:
+        return {}
+    count = struct.unpack("<I", body[:4])[0]
+    points = {}
+    for at in range(4, min(len(body), 4 + 24 * count) - 23, 24):
+        cue_id, _, _, _, _, offset = struct.unpack("<II4sIII", body[at:at + 24])
+        points[cue_id] = offset
+    return points
+
+
+def _labels(body: bytes) -> dict[int, str]:
+    """Cue point id → its name, from an ``adtl`` LIST's ``labl`` (else ``note``, else ``ltxt``) texts."""
+    if body[:4] != b"adtl":
+        return {}
+    found: dict[bytes, dict[int, str]] = {b"labl": {}, b"note": {}, b"ltxt": {}}
+    at = 4
+    while at + 12 <= len(body):
+        cid, size = body[at:at + 4], struct.unpack("<I", body[at + 4:at + 8])[0]
+        sub = body[at + 8:at + 8 + size]
+        if cid in found and len(sub) >= 4:
+            text = _text(sub[20:] if cid == b"ltxt" else sub[4:])
+            if text:
+                found[cid].setdefault(struct.unpack("<I", sub[:4])[0], text)
+        at += 8 + size + (size & 1)
+    return {**found[b"ltxt"], **found[b"note"], **found[b"labl"]}
+
+
+def _markers(cues: dict[int, int], names: dict[int, str], rate: int) -> str:
+    """The named cue points as ``"0:01.2 Door slam · 0:03.5 Creak"``, in time order."""
+    named = sorted((offset, names[cue]) for cue, offset in cues.items() if cue in names)[:MAX_MARKERS]
+    return " · ".join(f"{int(t // 60)}:{t % 60:04.1f} {name}" for t, name in
+                      ((offset / rate, name) for offset, name in named))
 
 
 def _report(problems: list[str] | None, path: str | Path, reason: str) -> None:

@@ -459,3 +459,52 @@ def test_ucs_names_in_flac_vorbis_comments(tmp_path):
     assert "encoder" not in found
     from engine.file_metadata import flac_fields
     assert flac_fields(write(tmp_path / "plain.wav", tone(440, 0.2, 16000), 16000)) == {}
+
+
+def riff_chunk(cid: bytes, body: bytes) -> bytes:
+    return cid + struct.pack("<I", len(body)) + body + b"\x00" * (len(body) & 1)
+
+
+def cue_chunk(*points: tuple[int, int]) -> bytes:
+    """A ``cue `` chunk of (cue id, sample offset) points in the data chunk."""
+    body = struct.pack("<I", len(points)) + b"".join(
+        struct.pack("<II4sIII", cue, 0, b"data", 0, 0, offset) for cue, offset in points)
+    return riff_chunk(b"cue ", body)
+
+
+def adtl_chunk(*labels: tuple[bytes, int, str]) -> bytes:
+    """A LIST/adtl chunk of (labl, note or ltxt, cue id, text) labels."""
+    subs = b""
+    for kind, cue, text in labels:
+        head = struct.pack("<I", cue) + (struct.pack("<I4s4H", 16000, b"rgn ", 0, 0, 0, 0) if kind == b"ltxt" else b"")
+        subs += riff_chunk(kind, head + text.encode() + b"\x00")
+    return riff_chunk(b"LIST", b"adtl" + subs)
+
+
+def test_named_cue_markers_are_read_searched_and_shown(tmp_path):
+    """A take file with named markers (cue + LIST/adtl): names by time, labl before note before
+    ltxt, unnamed cue points left out; keyword search finds a marker's name; the card shows them."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    takes = lib / "take_301.wav"
+    chunks = (cue_chunk((1, 56_000), (2, 8_000), (3, 24_000), (4, 40_000))
+              + adtl_chunk((b"note", 1, "second thought"), (b"labl", 1, "Gate latch"), (b"labl", 2, "Hinge squeal"),
+                           (b"ltxt", 3, "Wind gust")))
+    takes.write_bytes(with_trailing_chunk(wav_bytes(pcm16(noise(4.0, 16000, seed=5))), chunks))
+    assert read_metadata(takes) == {"markers": "0:00.5 Hinge squeal · 0:01.5 Wind gust · 0:03.5 Gate latch"}
+    unnamed = lib / "take_302.wav"
+    unnamed.write_bytes(with_trailing_chunk(wav_bytes(pcm16(tone(500, 1.0, 16000))), cue_chunk((1, 800))))
+    assert read_metadata(unnamed) == {}
+    cut = lib / "take_303.wav"                       # a cue chunk cut short: what is there is read
+    cut.write_bytes(with_trailing_chunk(wav_bytes(pcm16(tone(600, 1.0, 16000))),
+                                        riff_chunk(b"cue ", cue_chunk((7, 1600), (8, 3200))[8:-20])
+                                        + adtl_chunk((b"labl", 7, "Click"), (b"labl", 8, "Clack"))))
+    assert read_metadata(cut) == {"markers": "0:00.1 Click"}
+    build_index([lib], tmp_path / "idx", FakeModel(), workers=1, progress=False)
+    with SoundIndex.open(tmp_path / "idx", model=FakeModel()) as index:
+        hits = index.search_text("squealing hinge", k=3, keywords=True)
+        assert hits[0].path == str(takes.resolve()) and hits[0].keywords > 0
+        file_id = hits[0].file_id
+    from ui.components.library import Library
+    assert Library(tmp_path / "idx").files([file_id])[file_id].about == (
+        "markers 0:00.5 Hinge squeal · 0:01.5 Wind gust · 0:03.5 Gate latch")

@@ -110,7 +110,7 @@ class Library:
             if has_table(s, "file_metadata"):
                 for fid, key, value in s.execute(select(FileMetadata.file_id, FileMetadata.key, FileMetadata.value)
                                                  .where(FileMetadata.file_id.in_(ids),
-                                                        FileMetadata.key.in_(ABOUT_KEYS + CATEGORY_KEYS))):
+                                                        FileMetadata.key.in_(ABOUT_KEYS + CATEGORY_KEYS + ("markers",)))):
                     about.setdefault(fid, {})[key] = value
             return {r.id: replace(self._record(r), about=_about(about.get(r.id, {}))) for r in rows}
 
@@ -139,8 +139,12 @@ ABOUT_CHARS = 280
 
 def _about(found: dict[str, str]) -> str:
     """The distinct values of ABOUT_KEYS, joined, after the category when there is one
-    ("DOORS / WOOD: Door creak — …"), cut at a word to ABOUT_CHARS."""
-    about = " — ".join(dict.fromkeys(found[k] for k in ABOUT_KEYS if found.get(k)))
+    ("DOORS / WOOD: Door creak — …") and before the named markers ("markers 0:01.2 Creak · …"),
+    cut at a word to ABOUT_CHARS."""
+    parts = [found[k] for k in ABOUT_KEYS if found.get(k)]
+    if found.get("markers"):
+        parts.append(f"markers {found['markers']}")
+    about = " — ".join(dict.fromkeys(parts))
     category = " / ".join(dict.fromkeys(found[k] for k in CATEGORY_KEYS if found.get(k)))
     line = f"{category}: {about}" if category and about else category or about
     if len(line) <= ABOUT_CHARS:
