@@ -19,7 +19,9 @@ import csv
 import io
 import logging
 import shutil
-from dataclasses import dataclass, field
+import tempfile
+import zipfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,6 +35,8 @@ from engine.outputs import output_folder
 log = logging.getLogger("soundsift.export")
 
 MANIFEST = "soundsift-export.csv"
+#: in a zip of results: the results that could not be read, and why
+NOT_EXPORTED = "not-exported.txt"
 MANIFEST_COLUMNS = ("exported", "kind", "source", "start", "end", "score", "rank", "query")
 DEFAULT_FADE = 0.005          # seconds of fade at a cut inside the recording
 WHOLE_FILE_SLACK = 0.05       # a match this close to the whole file is the whole file
@@ -162,6 +166,27 @@ def export_hits(hits: Sequence[Any], folder: str | Path, *, whole_files: bool = 
     if result.written:
         result.manifest = _append_manifest(out / MANIFEST, result.written, query)
     return result
+
+
+def export_zip(hits: Sequence[Any], *, whole_files: bool = False, pad: float = 0.0,
+               fade: float = DEFAULT_FADE, query: str = "") -> tuple[bytes, ExportResult]:
+    """What :func:`export_hits` writes into a folder, as the bytes of a zip file (stored, not
+    compressed: audio barely compresses), with ``not-exported.txt`` listing the results that
+    could not be read. The result's paths are the names inside the zip. For the page's
+    "download these results"."""
+    with tempfile.TemporaryDirectory(prefix="soundsift-export-") as tmp:
+        result = export_hits(hits, tmp, whole_files=whole_files, pad=pad, fade=fade, query=query)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+            for item in result.written:
+                zf.write(item.path, item.path.name)
+            if result.manifest is not None:
+                zf.write(result.manifest, MANIFEST)
+            if result.failed:
+                zf.writestr(NOT_EXPORTED, "".join(f"{path}: {reason}\n" for path, reason in result.failed))
+    result.written = [replace(item, path=Path(item.path.name)) for item in result.written]
+    result.manifest = Path(MANIFEST) if result.manifest is not None else None
+    return buf.getvalue(), result
 
 
 def _copy(source: Path, target: Path) -> None:

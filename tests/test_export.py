@@ -108,3 +108,22 @@ def test_export_into_a_file_is_refused(tmp_path):
     src = write(tmp_path / "dog.wav", tone(440, 1.0, SR), SR)
     with pytest.raises(InvalidOutput, match="is a file; --export must name a folder"):
         export_hits([hit(src, 0.0, 1.0, 1.0)], src)
+
+
+def test_a_zip_of_results_holds_what_the_folder_would(tmp_path):
+    import zipfile
+
+    from engine.export import NOT_EXPORTED, export_zip
+    lib = tmp_path / "lib"
+    dog = write(lib / "dog.wav", tone(440, 2.0, SR), SR)
+    storm = write(lib / "storm.flac", noise(14.0, SR, seed=3), SR)
+    hits = [hit(storm, 4.0, 14.0, 14.0, 0.9), hit(lib / "gone.wav", 0.0, 1.0, 1.0, 0.8), hit(dog, 0.0, 2.0, 2.0, 0.7)]
+    data, result = export_zip(hits, query="storm")
+    folder = export_hits(hits, tmp_path / "out", query="storm")
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert sorted(zf.namelist()) == sorted([w.path.name for w in folder.written] + [MANIFEST, NOT_EXPORTED])
+        for w in folder.written:
+            assert zf.read(w.path.name) == w.path.read_bytes()
+        assert zf.read(MANIFEST) == (tmp_path / "out" / MANIFEST).read_bytes()
+        assert zf.read(NOT_EXPORTED).decode() == f"{lib / 'gone.wav'}: not found: deleted or renamed since it was listed\n"
+    assert [w.path for w in result.written] == [Path("01_storm_4.0-14.0s.wav"), Path("03_dog.wav")]

@@ -392,6 +392,8 @@ def test_each_card_offers_its_file_and_a_long_files_match_for_download(app):
     names = result_names(app)
     buttons: dict[int, list] = {}
     for b in app.get("download_button"):
+        if b.proto.id.endswith("download_results"):     # the zip of all of them, tested below
+            continue
         rank = int(b.proto.id.rsplit("download_", 1)[1].split("_")[1])
         buttons.setdefault(rank, []).append(b.proto)
     assert sorted(buttons) == list(range(1, len(names) + 1))
@@ -440,3 +442,30 @@ def test_the_without_box_ranks_those_sounds_down(app, ui_library):
     scores = [re.search(r"score (-?\d\.\d+)", c.value).group(1) for c in app.caption if "match " in c.value]
     assert list(zip(result_names(app), scores)) == without
     assert app.text_input(key="not").value == " rain,, engine idle "
+
+
+def test_the_results_shown_download_as_one_zip(app, ui_library):
+    import zipfile
+    from types import SimpleNamespace
+
+    from engine.query import SoundIndex
+    from ui.components import downloads as dl
+    app.query_params["q"] = "distant thunder"
+    app.run()
+    no_exception(app)
+    button = app.get("download_button")[-1].proto
+    assert button.label == "Download these 5 results (.zip)" and "soundsift search --export" in button.help
+    # what the button's deferred data makes, for two of the results
+    with SoundIndex.open(ui_library.index_dir) as index:
+        hits = index.search_text("distant thunder", k=10)
+    thunder = next(h for h in hits if h.path.endswith("thunder_far.wav"))
+    dog = next(h for h in hits if h.path.endswith("dog_bark.wav"))
+    with zipfile.ZipFile(io.BytesIO(dl.results_zip([thunder, dog], "distant thunder"))) as zf:
+        names = zf.namelist()
+        assert names[1] == "02_dog_bark.wav" and zf.read(names[1]) == ui_library.path("dog_bark.wav").read_bytes()
+        assert re.fullmatch(r"01_thunder_far_(0\.0-10\.0|2\.0-12\.0)s\.wav", names[0])
+        assert "distant thunder" in zf.read("soundsift-export.csv").decode()
+    record = SimpleNamespace(duration=12.0, size=dl.MAX_FILE_BYTES + 1, sample_rate=22_050, channels=1)
+    whole = SimpleNamespace(start=0.0, end=12.0)
+    assert dl.results_download([(whole, record)], "q")["disabled"]
+    assert not dl.results_download([(SimpleNamespace(start=2.0, end=12.0), record)], "q")["disabled"]  # a span of it

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engine.errors import UnreadableAudio
-from engine.export import excerpt_name, excerpt_wav, is_whole_file
+from engine.export import excerpt_name, excerpt_wav, export_zip, is_whole_file
 from ui.components.markdown_text import plain_markdown
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -53,6 +53,37 @@ def downloads(hit: Any, record: Any) -> list[dict[str, Any]]:
                               f"{plain_markdown(record.path)}") if too_large
                         else f"Download {plain_markdown(name)} as stored"))
     return buttons
+
+
+def results_zip(hits: list[Any], query: str) -> bytes:
+    """The results as ``soundsift search --export`` writes them, zipped."""
+    return export_zip(hits, query=query)[0]
+
+
+def results_download(listed: list[tuple[Any, Any]], query: str) -> dict[str, Any]:
+    """The "download these results" button (``st.download_button`` keyword arguments without
+    key) for the cards shown, as (hit, catalog record) pairs; disabled when the files it would
+    hold pass ``MAX_FILE_BYTES`` together."""
+    hits = [hit for hit, _ in listed]
+    size = sum(_exported_bytes(hit, record) for hit, record in listed)
+    too_large = size > MAX_FILE_BYTES
+    n = len(hits)
+    return dict(label=f"Download these {n} results (.zip)" if n != 1 else "Download this result (.zip)",
+                data=_deferred(results_zip, hits, query), file_name="soundsift-results.zip",
+                mime="application/zip", disabled=too_large or not hits,
+                help=(f"About {size / 2**20:.0f} MB: too large to download through the page; use "
+                      "soundsift search --export") if too_large else
+                     "Each result as soundsift search --export writes it: the file, or the matched span of a "
+                     "longer one as WAV, named by rank, with soundsift-export.csv saying where each came from")
+
+
+def _exported_bytes(hit: Any, record: Any) -> int:
+    """At most how many bytes a result adds to the zip: its file, or its span as WAV (4 bytes a
+    sample at most)."""
+    start, end = float(hit.start), min(float(hit.end), float(record.duration))
+    if is_whole_file(start, end, float(record.duration)):
+        return int(record.size)
+    return int((end - start) * record.sample_rate * record.channels * 4) + 4096
 
 
 def _deferred(fn: Callable[..., bytes], *args: Any) -> Callable[[], bytes]:

@@ -19,7 +19,7 @@ import streamlit as st
 from engine.errors import SoundsiftError
 from engine.filters import Filters
 from ui.components import resources
-from ui.components.downloads import downloads
+from ui.components.downloads import downloads, results_download
 from ui.components.library import Library, relative_to_root
 from ui.components.markdown_text import plain_markdown
 from ui.components.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_example
@@ -32,10 +32,12 @@ RECORD_KEY = "example_recording"
 
 @dataclass
 class Search:
-    """The search to run this time, as a description and a function of k."""
+    """The search to run this time: its heading (Markdown), a function of k, and what it asked in
+    plain words (the export manifest's query)."""
 
     title: str
     run: Callable[[int], list[Any]]
+    query: str = ""
 
 
 def _reset_page() -> None:
@@ -107,14 +109,16 @@ def current_search(index: Any, filters: Filters) -> Search | None:
                 return hits
             from engine.duplicates import mark_copies
             return mark_copies(index.get_file(fid)["path"], hits, copies=_copies)
-        return Search(f"More like **{plain_markdown(by['name'])}**{part}", more_like_it)
+        return Search(f"More like **{plain_markdown(by['name'])}**{part}", more_like_it,
+                      f"similar to {by['name']}{part}")
     if by and by.get("kind") == "example":
         upload = st.session_state.get(by["widget"])
         if upload is not None:
             example = read_example(upload.name or "recording", upload.getvalue())
             return Search(f"Sounds like **{plain_markdown(example.name)}** ({example.duration:.1f} s)",
                           lambda k: index.search_audio(example.waveform, k=k, filters=filters,
-                                                       per_file=True, sample_rate=example.sample_rate))
+                                                       per_file=True, sample_rate=example.sample_rate),
+                          f"sounds like {example.name}")
         st.session_state["search_by"] = None
     text = (st.session_state.get("q") or "").strip()
     if text:
@@ -123,7 +127,8 @@ def current_search(index: Any, filters: Filters) -> Search | None:
         without = " without " + ", ".join(f"**{plain_markdown(u)}**" for u in unwanted) if unwanted else ""
         return Search(f"Results for **{plain_markdown(text)}**{without}" + (" (sound + names)" if keywords else ""),
                       lambda k: index.search_text(text, k=k, filters=filters, per_file=True,
-                                                  keywords=keywords, exclude=unwanted))
+                                                  keywords=keywords, exclude=unwanted),
+                      text + "".join(f" not {u!r}" for u in unwanted))
     return None
 
 
@@ -179,13 +184,18 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
                 icon=":material/search_off:")
         return
     records = lib.files([h.file_id for h in hits[:shown]])
+    listed = []
     for rank, hit in enumerate(hits[:shown], start=1):
         record = records.get(hit.file_id)
         if record is None:  # the index changed under us; never play what the catalog lacks
             continue
         render_result(rank, hit, record, root, tags_for(hit))
-    if len(hits) > shown:
-        st.button("Show more", on_click=show_more, icon=":material/expand_more:", key="show_more")
+        listed.append((hit, record))
+    with st.container(horizontal=True, gap="small"):
+        if len(hits) > shown:
+            st.button("Show more", on_click=show_more, icon=":material/expand_more:", key="show_more")
+        st.download_button(key="download_results", on_click="ignore", icon=":material/folder_zip:",
+                           **results_download(listed, search.query))
 
 
 def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict]) -> None:
