@@ -29,7 +29,7 @@ import numpy as np
 import soundfile as sf
 
 from engine.audio import check_openable, open_sound
-from engine.errors import UnreadableAudio
+from engine.errors import InvalidOutput, UnreadableAudio
 from engine.outputs import output_folder
 
 log = logging.getLogger("soundsift.export")
@@ -139,11 +139,28 @@ def export_hits(hits: Sequence[Any], folder: str | Path, *, whole_files: bool = 
     """Write ``hits`` (engine.query.Hit, best first) into ``folder``: the file for a whole-file
     match (or every hit with ``whole_files``), else the matched span as a WAV excerpt.
 
-    Nothing in ``folder`` is overwritten: a name already there gets " (2)", " (3)" …
+    Nothing in ``folder`` is overwritten: a name already there gets " (2)", " (3)" … A result
+    that cannot be read is reported in ``failed`` and the others are written; a folder that
+    cannot be written to (no permission, a full disk) is an InvalidOutput naming it, raised
+    after the manifest has recorded what was written before.
     """
     out = output_folder(folder, option)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InvalidOutput(f"{out}: cannot create the {option} folder ({e.strerror or e})") from e
     result = ExportResult()
+    try:
+        _export_each(hits, out, result, whole_files, pad, fade)
+    finally:
+        if result.written:
+            result.manifest = _append_manifest(out / MANIFEST, result.written, query)
+    return result
+
+
+def _export_each(hits: Sequence[Any], out: Path, result: ExportResult, whole_files: bool,
+                 pad: float, fade: float) -> None:
+    """The loop of :func:`export_hits`, filling ``result`` as it goes."""
     width = max(2, len(str(len(hits))))
     for rank, hit in enumerate(hits, start=1):
         source = Path(hit.path)
@@ -156,16 +173,13 @@ def export_hits(hits: Sequence[Any], folder: str | Path, *, whole_files: bool = 
             else:
                 data, cut_start, cut_end = excerpt_wav(source, start, end, pad=pad, fade=fade)
                 target = _free_path(out, f"{rank:0{width}d}_{excerpt_name(source, cut_start, cut_end)}")
-                target.write_bytes(data)
+                _write(target, data)
                 item = Exported(target, "excerpt", str(source), cut_start, cut_end, hit.score, rank)
         except UnreadableAudio as e:
             log.warning("not exported: %s", e)
             result.failed.append((e.path, e.reason))
             continue
         result.written.append(item)
-    if result.written:
-        result.manifest = _append_manifest(out / MANIFEST, result.written, query)
-    return result
 
 
 def export_zip(hits: Sequence[Any], *, whole_files: bool = False, pad: float = 0.0,
@@ -190,12 +204,22 @@ def export_zip(hits: Sequence[Any], *, whole_files: bool = False, pad: float = 0
 
 
 def _copy(source: Path, target: Path) -> None:
+    """``source`` copied to ``target``: UnreadableAudio when the source cannot be read (checked
+    first), InvalidOutput when the copy then fails (the target's side: permission, full disk)."""
     check_openable(str(source))
     try:
         shutil.copy2(source, target)
     except OSError as e:
         target.unlink(missing_ok=True)
-        raise UnreadableAudio(str(source), f"cannot be copied to {target} ({e.strerror or e})") from e
+        raise InvalidOutput(f"{target}: cannot write the copy of {source} ({e.strerror or e})") from e
+
+
+def _write(target: Path, data: bytes) -> None:
+    try:
+        target.write_bytes(data)
+    except OSError as e:
+        target.unlink(missing_ok=True)
+        raise InvalidOutput(f"{target}: cannot write the excerpt ({e.strerror or e})") from e
 
 
 def _free_path(folder: Path, name: str) -> Path:
@@ -210,11 +234,14 @@ def _free_path(folder: Path, name: str) -> Path:
 
 def _append_manifest(path: Path, items: Sequence[Exported], query: str) -> Path:
     new = not path.exists()
-    with open(path, "a", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(MANIFEST_COLUMNS)
-        for it in items:
-            writer.writerow([it.path.name, it.kind, it.source, f"{it.start:.3f}", f"{it.end:.3f}",
-                             f"{it.score:.4f}", it.rank, query])
+    try:
+        with open(path, "a", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(MANIFEST_COLUMNS)
+            for it in items:
+                writer.writerow([it.path.name, it.kind, it.source, f"{it.start:.3f}", f"{it.end:.3f}",
+                                 f"{it.score:.4f}", it.rank, query])
+    except OSError as e:
+        raise InvalidOutput(f"{path}: cannot write the manifest ({e.strerror or e})") from e
     return path

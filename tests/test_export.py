@@ -127,3 +127,24 @@ def test_a_zip_of_results_holds_what_the_folder_would(tmp_path):
         assert zf.read(MANIFEST) == (tmp_path / "out" / MANIFEST).read_bytes()
         assert zf.read(NOT_EXPORTED).decode() == f"{lib / 'gone.wav'}: not found: deleted or renamed since it was listed\n"
     assert [w.path for w in result.written] == [Path("01_storm_4.0-14.0s.wav"), Path("03_dog.wav")]
+
+
+def test_a_folder_that_fills_up_stops_the_export_with_one_clear_error(tmp_path, monkeypatch):
+    import errno
+    lib = tmp_path / "lib"
+    dog = write(lib / "dog.wav", tone(440, 2.0, SR), SR)
+    storm = write(lib / "storm.flac", noise(14.0, SR, seed=3), SR)
+    out = tmp_path / "out"
+
+    def full(self, data):
+        self.write_text("partial")                 # what a full disk leaves
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(InvalidOutput, match=r"01_storm_4\.0-14\.0s\.wav: cannot write the excerpt \(No space left"):
+        export_hits([hit(dog, 0.0, 2.0, 2.0), hit(storm, 4.0, 14.0, 14.0)][::-1], out)
+    assert sorted(p.name for p in out.iterdir()) == []          # the half-written excerpt is gone
+    with pytest.raises(InvalidOutput, match=r"02_storm_4\.0-14\.0s\.wav: cannot write the excerpt"):
+        export_hits([hit(dog, 0.0, 2.0, 2.0), hit(storm, 4.0, 14.0, 14.0)], out, query="q")
+    with open(out / MANIFEST, newline="") as f:                 # what was written before it is recorded
+        assert [r["exported"] for r in csv.DictReader(f)] == ["01_dog.wav"]
+    assert (out / "01_dog.wav").read_bytes() == dog.read_bytes()
