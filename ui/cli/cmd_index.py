@@ -41,7 +41,12 @@ def index_command(
              "own model) into a fresh index that replaces this one once complete; tags and captions of "
              "unchanged files are carried over. Until then the index stays searchable; a failed or "
              "interrupted rebuild leaves it as it was. For a changed or another model."),
-    json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
+    watch: Optional[float] = typer.Option(
+        None, "--watch", min=1.0, metavar="SECONDS",
+        help="Keep going: look at PATH... every SECONDS (names, sizes, times; no audio read) and index "
+             "again when files were added, changed or removed. The model stays loaded. Ctrl-C stops."),
+    json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout "
+                                                        "(with --watch: one line per run)."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
                                             help="Progress bar on stderr (default: when stderr is a terminal)."),
     verbose: VerboseOption = False,
@@ -64,14 +69,51 @@ def index_command(
         budget = parse_memory_budget(memory_budget) if memory_budget is not None else None
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--memory-budget") from e
-    summary = build_index(paths, index=index, model=model, workers=workers, batch_size=batch_size,
-                          progress=sys.stderr.isatty() if progress is None else progress,
-                          checkpoint_files=checkpoint_files, checkpoint_seconds=checkpoint_seconds,
-                          memory_budget=budget, rebuild=rebuild)
+    options = dict(workers=workers, batch_size=batch_size,
+                   progress=sys.stderr.isatty() if progress is None else progress,
+                   checkpoint_files=checkpoint_files, checkpoint_seconds=checkpoint_seconds, memory_budget=budget)
+    if watch is not None:
+        if rebuild:
+            raise typer.BadParameter("--rebuild replaces the index once; run it, then --watch", param_hint="--watch")
+        _watch(paths, index, model, watch, json_out, options)
+        return
+    summary = build_index(paths, index=index, model=model, rebuild=rebuild, **options)
     if json_out:
         print_json(summary.to_dict())
     else:
         _print_summary(summary.to_dict())
+
+
+def _watch(paths: List[Path], index: Optional[str], model: Optional[str], interval: float, json_out: bool,
+           options: dict[str, Any]) -> None:
+    """``--watch``: the first run's summary as usual, then one line per run."""
+    import json
+    import signal
+    import threading
+    import time
+
+    from indexer.watch import watch_index
+
+    def report(summary: Any) -> None:
+        s = summary.to_dict()
+        if json_out:
+            sys.stdout.write(json.dumps(s, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        elif not report.seen:
+            _print_summary(s)
+        else:
+            out_console.print(f"{time.strftime('%H:%M:%S')} generation {s['generation']}: {s['added']} added, "
+                              f"{s['updated']} updated, {s['removed']} removed, {s['failed']} failed "
+                              f"({s['seconds']:.1f} s)", highlight=False)
+        report.seen = True
+    report.seen = False
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())     # a service manager's stop: finish the run, then end
+    try:
+        watch_index(paths, index, model, interval=interval, on_run=report, stop=stop, **options)
+    except KeyboardInterrupt:
+        pass
+    out_console.print("stopped watching", highlight=False)
 
 
 def _print_summary(s: dict[str, Any]) -> None:

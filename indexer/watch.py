@@ -1,0 +1,70 @@
+"""Keep an index up to date while files are added to, changed in or removed from a library.
+
+``soundsift index PATH --watch 30``: index once, then look at the folders every 30 seconds and
+index again when what they hold changed. Looking is a walk of the folders (names, sizes and
+modification times; no audio is read), so it also works on network drives, where file-system
+notifications do not arrive. The model is loaded once and kept between runs. A run starts only
+when the walk differs from the one before the previous run, so a file that stays unreadable
+is not retried every cycle (it is retried when it changes, or on the next plain
+``soundsift index``).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Callable, Sequence
+
+from engine.models.base import AudioTextModel
+from indexer.runner import IndexSummary, build_index
+from indexer.scan import scan
+
+log = logging.getLogger(__name__)
+
+#: a walk of the library: path → (size, mtime_ns) of every audio file found
+Snapshot = dict[str, tuple[int, int]]
+
+
+def snapshot(paths: Sequence[str | Path]) -> Snapshot:
+    """What the library holds now, as :func:`indexer.scan.scan` finds it."""
+    return {p: (f.size, f.mtime_ns) for p, f in scan(paths).files.items()}
+
+
+def changes(before: Snapshot, after: Snapshot) -> tuple[int, int, int]:
+    """(added, changed, removed) file counts between two walks."""
+    added = sum(1 for p in after if p not in before)
+    changed = sum(1 for p, sig in after.items() if p in before and before[p] != sig)
+    removed = sum(1 for p in before if p not in after)
+    return added, changed, removed
+
+
+def watch_index(paths: Sequence[str | Path], index: str | Path | None = None,
+                model: AudioTextModel | str | Path | None = None, *, interval: float = 30.0,
+                on_run: Callable[[IndexSummary], None] | None = None,
+                stop: threading.Event | None = None, **build_options) -> int:
+    """Index ``paths`` into ``index`` now and again whenever they change, checking every
+    ``interval`` seconds, until ``stop`` is set (or Ctrl-C). ``on_run`` gets each run's summary;
+    ``build_options`` go to :func:`indexer.build_index`. Returns the number of runs."""
+    stop = stop or threading.Event()
+    before = snapshot(paths)
+    summary = build_index(paths, index, model, **build_options)
+    runs = 1
+    if on_run is not None:
+        on_run(summary)
+    if not isinstance(model, AudioTextModel):     # load it once, as the first run resolved it
+        from engine.models import load_model
+        loaded = load_model(summary.model)
+        model = loaded if loaded.fingerprint == summary.model_fingerprint else summary.model
+    log.info("watching %s every %g s (Ctrl-C stops)", ", ".join(map(str, paths)), interval)
+    while not stop.wait(interval):
+        now = snapshot(paths)
+        added, changed, removed = changes(before, now)
+        if not (added or changed or removed):
+            continue
+        log.info("%d added, %d changed, %d removed since the last run: indexing", added, changed, removed)
+        before = now
+        summary = build_index(paths, index, model, **build_options)
+        runs += 1
+        if on_run is not None:
+            on_run(summary)
+    return runs

@@ -1,0 +1,86 @@
+"""`soundsift index --watch`: index again when the library changes, not otherwise."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from indexer.watch import changes, snapshot, watch_index
+from tests.conftest import tone, write
+from tests.index_fakes import FakeModel
+from tests.test_index_build import catalog_rows
+
+SR = 16_000
+
+
+def wait_for(condition, timeout: float = 30.0) -> None:
+    """Poll ``condition`` until it holds; fail (not hang) after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "the watcher did not get there"
+        time.sleep(0.02)
+
+
+def test_changes_between_two_walks(tmp_path):
+    a = write(tmp_path / "a.wav", tone(300, 1.0, SR), SR)
+    write(tmp_path / "b.wav", tone(400, 1.0, SR), SR)
+    before = snapshot([tmp_path])
+    write(tmp_path / "c.wav", tone(500, 1.0, SR), SR)
+    write(a, tone(300, 2.0, SR), SR)
+    (tmp_path / "b.wav").unlink()
+    assert changes(before, snapshot([tmp_path])) == (1, 1, 1)
+    assert changes(before, before) == (0, 0, 0)
+
+
+def test_the_watcher_indexes_what_arrives_and_nothing_when_nothing_does(tmp_path):
+    lib, idx = tmp_path / "lib", tmp_path / "idx"
+    write(lib / "dog.wav", tone(440, 1.0, SR), SR)
+    (lib / "broken.wav").write_bytes(b"not audio")           # stays broken: no run for it every cycle
+    summaries, stop, model = [], threading.Event(), FakeModel()
+    watcher = threading.Thread(target=watch_index, args=([lib], idx, model),
+                               kwargs=dict(interval=0.05, on_run=summaries.append, stop=stop, workers=0,
+                                           progress=False))
+    watcher.start()
+    try:
+        wait_for(lambda: len(summaries) == 1)
+        assert (summaries[0].added, summaries[0].failed) == (1, 1)
+        time.sleep(0.5)                                       # about ten quiet cycles
+        assert len(summaries) == 1 and len(model.calls) == 1
+        staged = write(tmp_path / "staging" / "rain.wav", tone(900, 2.0, SR), SR)
+        os.replace(staged, lib / "rain.wav")                 # arrives whole, as a finished copy does
+        wait_for(lambda: len(summaries) == 2)
+        (lib / "dog.wav").unlink()
+        wait_for(lambda: len(summaries) == 3)
+    finally:
+        stop.set()
+        watcher.join(30)
+    assert not watcher.is_alive()
+    assert [(s.added, s.removed) for s in summaries[1:]] == [(1, 0), (0, 1)]
+    assert sorted(p.rsplit("/", 1)[1] for p in catalog_rows(idx)[0]) == ["rain.wav"]
+
+
+def test_soundsift_index_watch_reports_each_run_and_stops_on_sigterm(tmp_path, tiny_clap_dir):  # noqa: F811
+    """The command: the first run's table, a line per later run, and a clean end on SIGTERM (a
+    service manager's stop) after the run in progress."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    lib, idx = tmp_path / "lib", tmp_path / "idx"
+    write(lib / "dog.wav", tone(440, 1.0, SR), SR)
+    proc = subprocess.Popen([sys.executable, "-m", "ui.cli", "index", str(lib), "--index", str(idx), "--model",
+                             str(tiny_clap_dir), "--workers", "0", "--watch", "1", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert (first["added"], first["generation"]) == (1, 1)
+        staged = write(tmp_path / "staging" / "rain.wav", tone(900, 2.0, SR), SR)
+        os.replace(staged, lib / "rain.wav")
+        second = json.loads(proc.stdout.readline())
+        assert (second["added"], second["unchanged"], second["generation"]) == (1, 1, 2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and out.strip() == "stopped watching" and "Traceback" not in err
