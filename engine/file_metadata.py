@@ -189,11 +189,25 @@ def _labels(body: bytes) -> dict[int, str]:
     return {**found[b"ltxt"], **found[b"note"], **found[b"labl"]}
 
 
+MARKER_SEPARATOR = " · "
+_MARKER = re.compile(r"(\d+):(\d\d\.\d) (.+)")
+
+
 def _markers(cues: dict[int, int], names: dict[int, str], rate: int) -> str:
     """The named cue points as ``"0:01.2 Door slam · 0:03.5 Creak"``, in time order."""
     named = sorted((offset, names[cue]) for cue, offset in cues.items() if cue in names)[:MAX_MARKERS]
-    return " · ".join(f"{int(t // 60)}:{t % 60:04.1f} {name}" for t, name in
-                      ((offset / rate, name) for offset, name in named))
+    return MARKER_SEPARATOR.join(f"{int(t // 60)}:{t % 60:04.1f} {name.replace('·', ' ')}" for t, name in
+                                 ((offset / rate, name) for offset, name in named))
+
+
+def parse_markers(text: str) -> list[tuple[float, str]]:
+    """``(seconds, name)`` of the ``markers`` value read_metadata gives, in its order."""
+    out = []
+    for part in text.split(MARKER_SEPARATOR):
+        m = _MARKER.fullmatch(part.strip())
+        if m:
+            out.append((int(m.group(1)) * 60 + float(m.group(2)), m.group(3)))
+    return out
 
 
 def _report(problems: list[str] | None, path: str | Path, reason: str) -> None:

@@ -106,6 +106,8 @@ class Hit:
     folder: str = field(default="")
     keywords: float | None = None     # BM25 of the query's words in its path, metadata, tags, captions
     same_recording: bool | None = None   # "more like this": the query's recording (engine.duplicates.copies_of)
+    marker: str | None = None         # keyword search: the file's named marker the query's words found …
+    marker_at: float | None = None    # … and its time (seconds); the hit's span is the segment around it
 
     def __post_init__(self) -> None:
         if not self.folder:
@@ -113,9 +115,10 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: path, start, end, score, file_id, segment_id, duration, format, …
-        (``keywords`` only from a keyword search, ``same_recording`` only where it was checked)."""
+        (``keywords`` only from a keyword search, ``same_recording`` only where it was checked,
+        ``marker`` and ``marker_at`` only where a keyword search found a named marker)."""
         d = asdict(self)
-        for optional in ("keywords", "same_recording"):
+        for optional in ("keywords", "same_recording", "marker", "marker_at"):
             if d[optional] is None:
                 del d[optional]
         return d
@@ -467,7 +470,36 @@ class SoundIndex:
         hits = self._hits(conn, snap, [(f, best[f]) for f in order], per_file=True)
         for h in hits:
             h.keywords = float(bm25.get(h.file_id, 0.0))
+        self._place_at_markers(conn, snap, [h for h in hits if h.keywords], text, q[0])
         return hits
+
+    @staticmethod
+    def _place_at_markers(conn: Connection, snap: _Snapshot, hits: list[Hit], text: str, q: np.ndarray) -> None:
+        """Hits whose file has a named marker sharing words with ``text`` move to the segment
+        around that marker (the one whose middle is nearest it; the most words in common, then the
+        earliest marker), with that segment's cosine as score."""
+        from engine.file_metadata import parse_markers
+        from engine.keywords import words
+        wanted = set(words(text))
+        if not hits or not wanted or not has_table(conn, "file_metadata"):
+            return
+        found = dict(conn.execute(select(FileMetadata.file_id, FileMetadata.value).where(
+            FileMetadata.key == "markers", FileMetadata.file_id.in_([h.file_id for h in hits]))).all())
+        for h in hits:
+            scored = [(len(wanted & set(words(name))), -at, name) for at, name in parse_markers(found.get(h.file_id, ""))]
+            if not scored or max(scored)[0] == 0:
+                continue
+            _, minus_at, name = max(scored)
+            at = -minus_at
+            mask = snap.seg_file == h.file_id
+            ids, starts, ends = snap.seg_ids[mask], snap.seg_start[mask], snap.seg_end[mask]
+            around = (starts <= at) & (at <= ends)
+            if not around.any():                # a marker past the audio (a file changed since)
+                continue
+            i = int(np.flatnonzero(around)[np.argmin(np.abs((starts + ends)[around] / 2 - at))])
+            h.start, h.end, h.segment_id = float(starts[i]), float(ends[i]), int(ids[i])
+            h.score = float(snap.vectors(ids[i:i + 1])[0] @ q)
+            h.marker, h.marker_at = name, float(at)
 
     @staticmethod
     def _best_segments(snap: _Snapshot, file_ids: np.ndarray, q: np.ndarray) -> dict[int, tuple[float, int]]:

@@ -481,30 +481,74 @@ def adtl_chunk(*labels: tuple[bytes, int, str]) -> bytes:
     return riff_chunk(b"LIST", b"adtl" + subs)
 
 
-def test_named_cue_markers_are_read_searched_and_shown(tmp_path):
-    """A take file with named markers (cue + LIST/adtl): names by time, labl before note before
-    ltxt, unnamed cue points left out; keyword search finds a marker's name; the card shows them."""
-    lib = tmp_path / "lib"
+def take_library(lib):
+    """Three takes: one with named markers (labl, a note the labl outranks, an ltxt, one cue
+    point unnamed), one whose only cue point has no name, one whose cue chunk was cut short."""
     lib.mkdir()
     takes = lib / "take_301.wav"
     chunks = (cue_chunk((1, 56_000), (2, 8_000), (3, 24_000), (4, 40_000))
               + adtl_chunk((b"note", 1, "second thought"), (b"labl", 1, "Gate latch"), (b"labl", 2, "Hinge squeal"),
                            (b"ltxt", 3, "Wind gust")))
     takes.write_bytes(with_trailing_chunk(wav_bytes(pcm16(noise(4.0, 16000, seed=5))), chunks))
-    assert read_metadata(takes) == {"markers": "0:00.5 Hinge squeal · 0:01.5 Wind gust · 0:03.5 Gate latch"}
     unnamed = lib / "take_302.wav"
     unnamed.write_bytes(with_trailing_chunk(wav_bytes(pcm16(tone(500, 1.0, 16000))), cue_chunk((1, 800))))
-    assert read_metadata(unnamed) == {}
-    cut = lib / "take_303.wav"                       # a cue chunk cut short: what is there is read
+    cut = lib / "take_303.wav"
     cut.write_bytes(with_trailing_chunk(wav_bytes(pcm16(tone(600, 1.0, 16000))),
                                         riff_chunk(b"cue ", cue_chunk((7, 1600), (8, 3200))[8:-20])
                                         + adtl_chunk((b"labl", 7, "Click"), (b"labl", 8, "Clack"))))
+    return takes, unnamed, cut
+
+
+def test_named_cue_markers_are_read_searched_and_shown(tmp_path):
+    """Marker names by time, labl before note before ltxt, unnamed cue points left out, a cut
+    chunk read as far as it goes; keyword search lands on the marker its words name; the card
+    shows them."""
+    lib = tmp_path / "lib"
+    takes, unnamed, cut = take_library(lib)
+    assert read_metadata(takes) == {"markers": "0:00.5 Hinge squeal · 0:01.5 Wind gust · 0:03.5 Gate latch"}
+    assert read_metadata(unnamed) == {}
     assert read_metadata(cut) == {"markers": "0:00.1 Click"}
+    from engine.file_metadata import parse_markers
+    assert parse_markers(read_metadata(takes)["markers"]) == [(0.5, "Hinge squeal"), (1.5, "Wind gust"),
+                                                              (3.5, "Gate latch")]
     build_index([lib], tmp_path / "idx", FakeModel(), workers=1, progress=False)
     with SoundIndex.open(tmp_path / "idx", model=FakeModel()) as index:
         hits = index.search_text("squealing hinge", k=3, keywords=True)
         assert hits[0].path == str(takes.resolve()) and hits[0].keywords > 0
         file_id = hits[0].file_id
+        # the hit is the segment around the marker its words name (2 s windows, 1 s hop: 0-2, 1-3, 2-4)
+        assert (hits[0].marker, hits[0].marker_at, hits[0].start, hits[0].end) == ("Hinge squeal", 0.5, 0.0, 2.0)
+        latch = index.search_text("the gate latch", k=3, keywords=True)[0]
+        assert (latch.marker, latch.marker_at, latch.start, latch.end) == ("Gate latch", 3.5, 2.0, 4.0)
+        segments = {(h.start, h.end): h.score for h in index.search_text("the gate latch", k=50, per_file=False)
+                    if h.file_id == file_id}
+        assert latch.score == pytest.approx(segments[(2.0, 4.0)], abs=1e-6)
+        assert latch.to_dict()["marker_at"] == 3.5 and "marker" not in index.search_text("gate latch")[0].to_dict()
     from ui.components.library import Library
     assert Library(tmp_path / "idx").files([file_id])[file_id].about == (
         "markers 0:00.5 Hinge squeal · 0:01.5 Wind gust · 0:03.5 Gate latch")
+
+
+def test_a_marker_found_by_its_name_on_the_command_line_and_the_page(tmp_path, tiny_clap_dir, monkeypatch):
+    """The table's "marker" column; the card's badge, and its player starting at the marker."""
+    from typer.testing import CliRunner
+
+    from tests.ui_library import page_on
+    from ui.cli import app
+    lib = tmp_path / "lib"
+    take_library(lib)
+    idx = tmp_path / "idx"
+    build_index([lib], idx, str(tiny_clap_dir), workers=0, progress=False)
+    table = CliRunner().invoke(app, ["search", "gate latch", "--index", str(idx), "--keywords"], env={"COLUMNS": "160"})
+    assert table.exit_code == 0, table.stderr
+    assert "marker" in table.stdout and "0:03.50 Gate latch" in table.stdout
+
+    page = page_on(idx, monkeypatch)
+    page.query_params["q"] = "gate latch"
+    page.query_params["keywords"] = "true"
+    page.run()
+    assert not page.exception
+    names = [md.value for md in page.markdown if md.value.startswith("**")]
+    assert names[0] == "**1. take\\_301.wav**"
+    assert any(md.value.startswith(":violet-badge[:material/bookmark: Gate latch at 3.5 s]") for md in page.markdown)
+    assert page.get("audio")[0].proto.start_time == 3

@@ -139,8 +139,9 @@ def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
 
     Paths are shown relative to the working directory when under it; figures and times never
     wrap. A terminal narrower than ``NARROW_COLUMNS`` gets one path column instead of file,
-    folder and format. JSON keeps the full paths. A keyword search adds its BM25 ("words"),
-    "more like this" a "copy" column when some hits hold the query's very recording.
+    folder and format. JSON keeps the full paths. A keyword search adds its BM25 ("words")
+    and the named markers it found ("marker"), "more like this" a "copy" column when some hits
+    hold the query's very recording.
     """
     if json_out:
         print_json([h.to_dict() for h in hits])
@@ -161,6 +162,9 @@ def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
     same = any(getattr(h, "same_recording", None) for h in hits)    # "more like this": copies marked
     if same:
         table.add_column("copy", no_wrap=True)
+    marked = any(getattr(h, "marker", None) for h in hits)          # a keyword search found named markers
+    if marked:
+        table.add_column("marker", overflow="fold")
     for name in names:
         table.add_column(name, overflow="fold", ratio=1)
     table.add_column("match", justify="right", no_wrap=True)
@@ -173,6 +177,7 @@ def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
         fmt = [] if narrow else [f"{h.format} {h.sample_rate / 1000:g} kHz"]
         bm25 = [f"{h.keywords or 0.0:.2f}"] if words else []
         copy = ["same recording" if h.same_recording else ""] if same else []
-        table.add_row(str(rank), f"{h.score:.3f}", *bm25, *copy, *where, f"{clock(h.start)}–{clock(h.end)}",
+        mark = [f"{clock(h.marker_at)} {h.marker}" if h.marker else ""] if marked else []
+        table.add_row(str(rank), f"{h.score:.3f}", *bm25, *copy, *mark, *where, f"{clock(h.start)}–{clock(h.end)}",
                       clock(h.duration), *fmt)
     out_console.print(table)

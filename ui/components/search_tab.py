@@ -211,6 +211,9 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict])
                 f"match {hit.start:.1f}–{hit.end:.1f} s · score {hit.score:.3f}")
             if record.about:
                 st.caption(plain_markdown(record.about))
+            if getattr(hit, "marker", None):
+                st.markdown(f":violet-badge[:material/bookmark: {plain_markdown(hit.marker)} at {hit.marker_at:.1f} s]",
+                            help="A marker in the file whose name has the query's words; playback starts there")
             if getattr(hit, "same_recording", None):
                 st.markdown(":orange-badge[:material/content_copy: same recording]",
                             help="A copy of the file you asked for more like: the same recording, "
@@ -227,7 +230,7 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict])
                 png = resources.thumbnail(record.path, record.size, record.mtime_ns,
                                           record.duration, hit.start, hit.end)
                 st.image(png, width="stretch")
-                src = resources.player(record, hit.start)
+                src = resources.player(record, hit.marker_at if getattr(hit, "marker", None) else hit.start)
             except SoundsiftError as e:
                 st.warning(str(e), icon=":material/warning:")
                 return
