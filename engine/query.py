@@ -452,10 +452,10 @@ class SoundIndex:
         allowed = None
         if filters is not None and filters.active:
             allowed = np.unique(snap.seg_file[snap.rows(self._allowed(conn, snap, filters))])
-        words = self._keywords(conn, snap)
-        kw_ids, kw_scores = words.scores(text, allowed)
+        word_index = self._keywords(conn, snap)
+        kw_ids, kw_scores = word_index.scores(text, allowed)
         for term in unwanted:
-            keep = ~np.isin(kw_ids, words.containing_all(term))
+            keep = ~np.isin(kw_ids, word_index.containing_all(term))
             kw_ids, kw_scores = kw_ids[keep], kw_scores[keep]
         if len(kw_ids) > pool:     # the pool, and every file tied with its last (up to 10 pools)
             tied = int(np.searchsorted(-kw_scores, -kw_scores[pool - 1], side="right"))
@@ -486,7 +486,8 @@ class SoundIndex:
         found = dict(conn.execute(select(FileMetadata.file_id, FileMetadata.value).where(
             FileMetadata.key == "markers", FileMetadata.file_id.in_([h.file_id for h in hits]))).all())
         for h in hits:
-            scored = [(len(wanted & set(words(name))), -at, name) for at, name in parse_markers(found.get(h.file_id, ""))]
+            scored = [(len(wanted & set(words(name))), -at, name)
+                      for at, name in parse_markers(found.get(h.file_id, ""))]
             if not scored or max(scored)[0] == 0:
                 continue
             _, minus_at, name = max(scored)

@@ -452,7 +452,8 @@ def test_excluded_sounds_score_exactly_cosine_minus_their_weighted_cosines(libra
     q, thunder, wind = model.embed_text(["footsteps", "thunder", "wind"])
     plain = [h.path for h in index.search_text("footsteps", k=6, per_file=per_file)]
     changed = False
-    for exclude, weight, vector in [(["thunder"], 0.5, q - 0.5 * thunder), (["thunder", " wind "], 1.0, q - thunder - wind),
+    for exclude, weight, vector in [(["thunder"], 0.5, q - 0.5 * thunder),
+                                    (["thunder", " wind "], 1.0, q - thunder - wind),
                                     ("thunder", 2.0, q - 2.0 * thunder), ([" "], 0.5, q)]:
         hits = index.search_text("footsteps", k=6, per_file=per_file, exclude=exclude, exclude_weight=weight)
         truth = brute_force(files, vector, 6, per_file)

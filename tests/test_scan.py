@@ -82,8 +82,8 @@ APPLEDOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(4050) 
 
 def test_scan_passes_over_what_operating_systems_leave_beside_a_library(tmp_path):
     """macOS's ._ companions, unpacked zips' __MACOSX, hidden and recycle folders, and sound
-    formats libsndfile cannot decode: counted, not scanned, not errors. A "._" name that is not AppleDouble is a file like any other, and a
-    hidden folder given as the root is walked."""
+    formats libsndfile cannot decode: counted, not scanned, not errors. A "._" name that is not
+    AppleDouble is a file like any other, and a hidden folder given as the root is walked."""
     (tmp_path / "doors").mkdir()
     (tmp_path / "doors" / "slam.wav").write_bytes(b"RIFF")
     (tmp_path / "doors" / "._slam.wav").write_bytes(APPLEDOUBLE)

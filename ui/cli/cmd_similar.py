@@ -10,9 +10,9 @@ import typer
 from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, relays_decoder_output, reports_errors, setup_logging
 from ui.cli.results import (AllSegmentsOption, CategoryOption, ChannelsOption, ExportOption, FormatOption,
-                            IndexModelOption, MaxDurationOption, MinDurationOption, PadOption, PathPrefixOption, SampleRateOption,
-                            WholeFilesOption, check_export, clock, export_results, make_filters, parse_time,
-                            show_hits)
+                            IndexModelOption, MaxDurationOption, MinDurationOption, PadOption, PathPrefixOption,
+                            SampleRateOption, WholeFilesOption, check_export, clock, export_results, make_filters,
+                            parse_time, show_hits)
 
 log = logging.getLogger("soundsift.similar")
 

@@ -110,7 +110,7 @@ class Library:
             if has_table(s, "file_metadata"):
                 for fid, key, value in s.execute(select(FileMetadata.file_id, FileMetadata.key, FileMetadata.value)
                                                  .where(FileMetadata.file_id.in_(ids),
-                                                        FileMetadata.key.in_(ABOUT_KEYS + CATEGORY_KEYS + ("markers",)))):
+                                                        FileMetadata.key.in_(ABOUT_KEYS + CATEGORY_KEYS + MARKER_KEYS))):
                     about.setdefault(fid, {})[key] = value
             return {r.id: replace(self._record(r), about=_about(about.get(r.id, {}))) for r in rows}
 
@@ -131,6 +131,8 @@ class Library:
 ABOUT_KEYS = ("title", "description", "comment")
 #: a library's category for the file (UCS, from iXML or FLAC comments), shown before them
 CATEGORY_KEYS = ("category", "subcategory")
+#: a take file's named markers, shown after them
+MARKER_KEYS = ("markers",)
 
 
 #: longest about-line on a card (characters; the catalog and JSON keep the whole text)

@@ -212,7 +212,8 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict])
             if record.about:
                 st.caption(plain_markdown(record.about))
             if getattr(hit, "marker", None):
-                st.markdown(f":violet-badge[:material/bookmark: {plain_markdown(hit.marker)} at {hit.marker_at:.1f} s]",
+                st.markdown(f":violet-badge[:material/bookmark: {plain_markdown(hit.marker)} "
+                            f"at {hit.marker_at:.1f} s]",
                             help="A marker in the file whose name has the query's words; playback starts there")
             if getattr(hit, "same_recording", None):
                 st.markdown(":orange-badge[:material/content_copy: same recording]",
