@@ -18,6 +18,8 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -222,8 +224,20 @@ def _write(target: Path, data: bytes) -> None:
         raise InvalidOutput(f"{target}: cannot write the excerpt ({e.strerror or e})") from e
 
 
+#: characters Windows, exFAT and FAT drives refuse in a file name (a USB stick, a shared drive)
+_UNPORTABLE = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
+
+
+def portable_name(name: str) -> str:
+    """``name`` with what Windows, exFAT and FAT refuse replaced by "_" (and no trailing dots
+    or spaces), so an export folder can live on any drive."""
+    stem, suffix = os.path.splitext(_UNPORTABLE.sub("_", name))
+    return (stem.rstrip(". ") or "_") + suffix
+
+
 def _free_path(folder: Path, name: str) -> Path:
-    """``folder / name``, or ``name (2)``, ``name (3)`` … when that is taken."""
+    """``folder / name`` (made portable), or ``name (2)``, ``name (3)`` … when that is taken."""
+    name = portable_name(name)
     target = folder / name
     n = 2
     while target.exists():

@@ -148,3 +148,11 @@ def test_a_folder_that_fills_up_stops_the_export_with_one_clear_error(tmp_path, 
     with open(out / MANIFEST, newline="") as f:                 # what was written before it is recorded
         assert [r["exported"] for r in csv.DictReader(f)] == ["01_dog.wav"]
     assert (out / "01_dog.wav").read_bytes() == dog.read_bytes()
+
+
+def test_exported_names_are_valid_on_any_drive(tmp_path):
+    from engine.export import portable_name
+    src = write(tmp_path / "lib" / 'Take 1: door "slam"?.wav', tone(440, 1.0, SR), SR)
+    result = export_hits([hit(src, 0.0, 1.0, 1.0)], tmp_path / "usb")
+    assert [w.path.name for w in result.written] == ["01_Take 1_ door _slam__.wav"]
+    assert portable_name("a|b*c<d>e\\f.flac") == "a_b_c_d_e_f.flac" and portable_name("end. .wav") == "end.wav"
