@@ -112,6 +112,8 @@ def excerpt_wav(source: str | Path, start: float, end: float, *, pad: float = 0.
         raise
     except Exception as e:  # soundfile raises LibsndfileError/RuntimeError on a broken stream
         raise UnreadableAudio(path, f"cannot be read for export ({str(e).strip() or type(e).__name__})") from e
+    if len(data) == 0:
+        raise UnreadableAudio(path, f"holds no audio from {first / rate:.2f} s on (cut short since it was indexed?)")
     last = first + len(data)          # a truncated file holds fewer frames than its header says
     _fade(data, int(round(fade * rate)), fade_in=first > 0, fade_out=last < frames)
     buf = io.BytesIO()
