@@ -6,7 +6,8 @@ modification times; no audio is read), so it also works on network drives, where
 notifications do not arrive. The model is loaded once and kept between runs. A run starts only
 when the walk differs from the one before the previous run, so a file that stays unreadable
 is not retried every cycle (it is retried when it changes, or on the next plain
-``soundsift index``).
+``soundsift index``). While another writer holds the index (``soundsift caption --index``, a
+second ``soundsift index``), the run waits for the next cycle.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
+from engine.errors import IndexBusy
 from engine.models.base import AudioTextModel
 from indexer.runner import IndexSummary, build_index
 from indexer.scan import scan
@@ -62,8 +64,12 @@ def watch_index(paths: Sequence[str | Path], index: str | Path | None = None,
         if not (added or changed or removed):
             continue
         log.info("%d added, %d changed, %d removed since the last run: indexing", added, changed, removed)
+        try:
+            summary = build_index(paths, index, model, **build_options)
+        except IndexBusy as e:              # another writer (caption --index, an index run) holds it
+            log.warning("%s; trying again in %g s", e, interval)
+            continue
         before = now
-        summary = build_index(paths, index, model, **build_options)
         runs += 1
         if on_run is not None:
             on_run(summary)

@@ -5,7 +5,9 @@ import os
 import threading
 import time
 
+from engine.layout import IndexLayout
 from indexer.watch import changes, snapshot, watch_index
+from indexer.write import WriterLock
 from tests.conftest import tone, write
 from tests.index_fakes import FakeModel
 from tests.test_index_build import catalog_rows
@@ -51,12 +53,21 @@ def test_the_watcher_indexes_what_arrives_and_nothing_when_nothing_does(tmp_path
         wait_for(lambda: len(summaries) == 2)
         (lib / "dog.wav").unlink()
         wait_for(lambda: len(summaries) == 3)
+        lock = WriterLock(IndexLayout(idx).lock)             # another writer holds the index a while
+        lock.acquire()
+        try:
+            os.replace(write(tmp_path / "staging" / "owl.wav", tone(600, 1.0, SR), SR), lib / "owl.wav")
+            time.sleep(0.5)
+            assert len(summaries) == 3                        # waited, did not die
+        finally:
+            lock.release()
+        wait_for(lambda: len(summaries) == 4)
     finally:
         stop.set()
         watcher.join(30)
     assert not watcher.is_alive()
-    assert [(s.added, s.removed) for s in summaries[1:]] == [(1, 0), (0, 1)]
-    assert sorted(p.rsplit("/", 1)[1] for p in catalog_rows(idx)[0]) == ["rain.wav"]
+    assert [(s.added, s.removed) for s in summaries[1:]] == [(1, 0), (0, 1), (1, 0)]
+    assert sorted(p.rsplit("/", 1)[1] for p in catalog_rows(idx)[0]) == ["owl.wav", "rain.wav"]
 
 
 def test_soundsift_index_watch_reports_each_run_and_stops_on_sigterm(tmp_path, tiny_clap_dir):  # noqa: F811
