@@ -583,6 +583,38 @@ class SoundIndex:
             return self._search(conn, snap, queries, k, filters, per_file)
         return self._with_snapshot(run)
 
+    def similar_to_files(self, examples: Sequence[str | Path | int], k: int = 10, filters: Filters | None = None,
+                         per_file: bool = True) -> list[Hit]:
+        """"More like these": files that sound like the examples together. The query is the mean
+        of the examples' unit vectors (an indexed file's from its stored segment vectors, any
+        other file embedded now), so what they share counts most. Paths or file ids."""
+        if len(examples) == 0:
+            raise InvalidQuery("give at least one example to search by")
+        indexed: dict[int, int] = {}          # position → file id
+        with self._read() as conn:
+            for i, e in enumerate(examples):
+                if isinstance(e, (int, np.integer)):
+                    indexed[i] = self._resolve_file(conn, e)
+                else:
+                    try:
+                        indexed[i] = self._resolve_file(conn, str(e))
+                    except InvalidQuery:
+                        pass                   # not in the index: embedded below
+
+        def embed(model: AudioTextModel) -> np.ndarray:
+            outside = [self._audio_vector(model, e, None) for i, e in enumerate(examples) if i not in indexed]
+            stored = self._with_snapshot(lambda conn, snap: [self._file_vector(snap, f) for f in indexed.values()])
+            return l2_normalize(np.mean(np.vstack([*stored, *outside]), axis=0))
+        return self._search_embedded(embed, k, filters, per_file)
+
+    @staticmethod
+    def _file_vector(snap: _Snapshot, file_id: int) -> np.ndarray:
+        """A file's unit vector: the mean of its stored segment vectors, re-normalised."""
+        ids = snap.seg_ids[snap.seg_file == file_id]
+        if len(ids) == 0:
+            raise InvalidQuery(f"file id {file_id} has no vectors in this index")
+        return l2_normalize(snap.vectors(ids).mean(axis=0))
+
     def search_vectors(self, queries: np.ndarray, k: int = 10, filters: Filters | None = None,
                        per_file: bool = True) -> list[Hit]:
         """Search by unit vector(s); with several, a segment scores its best match to any."""

@@ -337,3 +337,16 @@ def test_search_not_ranks_excluded_sounds_down(indexed):
     assert table.exit_code == 0 and "search 'a beep' not 'noise'" in table.stdout
     too_much = run("search", "a beep", "-i", index_dir, "--not", "noise", "--not-weight", "11")
     assert too_much.exit_code == 2
+
+
+def test_similar_to_several_files_is_like_all_of_them(indexed, tmp_path):
+    lib, index_dir = indexed
+    outside = write(tmp_path / "probe.wav", tone(300, 1.0, 16000), 16000)
+    got = json_out(run("similar", lib / "a" / "tone.wav", outside, "-i", index_dir, "--json", "-k", 4))
+    with SoundIndex.open(index_dir) as index:
+        want = index.similar_to_files([str(lib / "a" / "tone.wav"), str(outside)], k=4)
+    assert got == [h.to_dict() for h in want]
+    table = run("similar", lib / "a" / "tone.wav", outside, "-i", index_dir)
+    assert table.exit_code == 0 and "similar to tone.wav + probe.wav" in table.stdout
+    moment = run("similar", lib / "a" / "tone.wav", outside, "-i", index_dir, "--start", "1")
+    assert moment.exit_code == 1 and "give one AUDIO_FILE with them" in moment.stderr

@@ -463,3 +463,26 @@ def test_excluded_sounds_score_exactly_cosine_minus_their_weighted_cosines(libra
     assert changed                               # the random library does move under exclusion
     with pytest.raises(InvalidQuery, match="weight of excluded sounds must lie in 0–10, got -1"):
         index.search_text("footsteps", exclude=["thunder"], exclude_weight=-1)
+
+
+@pytest.mark.parametrize("per_file", [True, False])
+def test_more_like_these_searches_by_the_mean_of_the_examples(library, tmp_path, per_file):
+    """Two indexed files (stored vectors) and one outside the index (embedded now): the query is
+    the mean of their unit vectors, and the results are exactly its top k."""
+    index, files, model = library
+    outside = write(tmp_path / "probe.wav", tone(440, 1.0, model.sample_rate), model.sample_rate)
+    probe = model.band_vector(model.band_of(440))
+    examples = [files[0].path, index.file_id_for_path(files[3].path), outside]
+    centroid = unit(np.mean([unit(unit(files[0].vectors).mean(axis=0))[0],
+                             unit(unit(files[3].vectors).mean(axis=0))[0], probe], axis=0))[0]
+    hits = index.similar_to_files(examples, k=6, per_file=per_file)
+    truth = brute_force(files, centroid, 6, per_file)
+    assert [h.path for h in hits] == [t[0] for t in truth]
+    np.testing.assert_allclose([h.score for h in hits], [t[1] for t in truth], atol=1e-5)
+    alone = unit(unit(files[0].vectors).mean(axis=0))[0]
+    assert [h.path for h in index.similar_to_files([files[0].path], k=3)] == [
+        t[0] for t in brute_force(files, alone, 3, True)]
+    with pytest.raises(InvalidQuery, match="at least one example"):
+        index.similar_to_files([])
+    with pytest.raises(InvalidQuery, match="99999 is not in index"):
+        index.similar_to_files([99_999])

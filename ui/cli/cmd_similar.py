@@ -1,12 +1,13 @@
-"""``soundsift similar AUDIO_FILE``: "more like this" — files of an index that sound alike."""
+"""``soundsift similar AUDIO_FILE...``: "more like this (or these)" — files of an index that sound alike."""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Any, List, Optional
 
 import typer
 
+from engine.errors import InvalidQuery
 from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, relays_decoder_output, reports_errors, setup_logging
 from ui.cli.results import (AllSegmentsOption, CategoryOption, ChannelsOption, ExportOption, FormatOption,
@@ -21,8 +22,9 @@ log = logging.getLogger("soundsift.similar")
 @reports_errors
 @relays_decoder_output
 def similar_command(
-    audio_file: Path = typer.Argument(..., help="An audio file: indexed (its stored vectors are "
-                                                "used) or not (it is embedded now)."),
+    audio_files: List[Path] = typer.Argument(..., metavar="AUDIO_FILE...",
+                                             help="An audio file: indexed (its stored vectors are used) or "
+                                                  "not (it is embedded now). Several: more like all of them."),
     index: IndexOption = None,
     k: int = typer.Option(10, "-k", "--top-k", min=1, help="Number of results."),
     json_out: bool = typer.Option(False, "--json", help="Print results as a JSON list on stdout."),
@@ -43,7 +45,8 @@ def similar_command(
     model: IndexModelOption = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """Files that sound like AUDIO_FILE, or like the part of it from --start to --end.
+    """Files that sound like AUDIO_FILE, or like the part of it from --start to --end; given
+    several files, like all of them together (the mean of their vectors).
 
     An indexed file comes first with score ≈ 1; its stored segment vectors are the query (with
     --start/--end, those inside the span, or overlapping it when it is shorter than a segment).
@@ -55,6 +58,14 @@ def similar_command(
     from engine.query import SoundIndex
 
     check_export(export, whole_files, pad)
+    if len(audio_files) > 1:
+        if start is not None or end is not None:
+            raise InvalidQuery("--start and --end take a moment of one file; give one AUDIO_FILE with them")
+        _more_like_these(audio_files, index, model, k, json_out, all_segments,
+                         make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories,
+                                      channels), export, whole_files, pad)
+        return
+    audio_file = audio_files[0]
     filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories,
                            channels)
     per_file = not all_segments
@@ -74,3 +85,17 @@ def similar_command(
             if start is not None or end is not None else "")
     show_hits(hits, json_out, f"similar to {audio_file.name}{part}")
     export_results(hits, export, whole_files, pad, f"similar to {audio_file}{part}")
+
+
+def _more_like_these(audio_files: List[Path], index: Optional[str], model: Optional[str], k: int, json_out: bool,
+                     all_segments: bool, filters: Any, export: Optional[Path], whole_files: bool,
+                     pad: float) -> None:
+    """``similar A B …``: files like all the examples together (SoundIndex.similar_to_files)."""
+    from engine.query import SoundIndex
+
+    with SoundIndex.open(index, model=model) as sound_index:
+        hits = sound_index.similar_to_files([str(p) for p in audio_files], k=k, filters=filters,
+                                            per_file=not all_segments)
+    names = " + ".join(p.name for p in audio_files)
+    show_hits(hits, json_out, f"similar to {names}")
+    export_results(hits, export, whole_files, pad, f"similar to {', '.join(map(str, audio_files))}")
