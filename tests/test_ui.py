@@ -469,3 +469,31 @@ def test_the_results_shown_download_as_one_zip(app, ui_library):
     whole = SimpleNamespace(start=0.0, end=12.0)
     assert dl.results_download([(whole, record)], "q")["disabled"]
     assert not dl.results_download([(SimpleNamespace(start=2.0, end=12.0), record)], "q")["disabled"]  # a span of it
+
+
+def test_picked_results_search_for_more_like_all_of_them(app, ui_library):
+    from engine.query import SoundIndex
+    app.query_params["q"] = "sound"
+    app.run()
+    names = result_names(app)
+    first, second = names[0], names[3]
+    ids = {}
+    for name in (first, second):
+        rank = names.index(name)
+        box = [c for c in app.checkbox if c.label == "Pick"][rank]
+        ids[name] = int(box.key.rsplit("_", 1)[1])
+        box.check().run()
+    no_exception(app)
+    assert any(f"Picked: {plain_markdown(first)}, {plain_markdown(second)}" in c.value for c in app.caption)
+    app.button(key="more_like_picked").click().run()
+    no_exception(app)
+    assert heading(app).startswith(f"More like **{plain_markdown(first)}** + **{plain_markdown(second)}**")
+    with SoundIndex.open(ui_library.index_dir) as index:
+        want = [Path(h.path).name for h in index.similar_to_files([ids[first], ids[second]], k=10)]
+    assert result_names(app) == want
+    # picks stay ticked on the new cards, and clearing them ends that search
+    ticked = [names_ for names_, c in zip(result_names(app), [c for c in app.checkbox if c.label == "Pick"]) if c.value]
+    assert sorted(ticked) == sorted([first, second])
+    app.button(key="clear_picks").click().run()
+    no_exception(app)
+    assert not any("Picked:" in c.value for c in app.caption) and heading(app).startswith("Results for **sound**")

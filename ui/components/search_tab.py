@@ -2,8 +2,9 @@
 
 What is searched is held in ``st.session_state``:
   q          the text box, bound to the address's ``?q=`` (shareable searches)
-  search_by  None (text), {"kind": "similar", "file_id", "name", "start", "end"} or
-             {"kind": "example", "widget"}
+  search_by  None (text), {"kind": "similar", "file_id", "name", "start", "end"},
+             {"kind": "example", "widget"} or {"kind": "picked"} (more like the picked files)
+  picked     file id → name of the results picked as examples (kept across searches)
   keywords   the "also match names" toggle (keyword search fused with the sound match), bound
              to the address's ``?keywords=`` like q
   not        sounds not wanted in a text search (comma-separated), bound to ``?not=``
@@ -70,6 +71,29 @@ def moment(hit: Any, duration: float) -> tuple[float | None, float | None]:
     return None, None
 
 
+def toggle_pick(file_id: int, name: str) -> None:
+    """A card's "Pick" box changed: add the file to the examples, or take it out."""
+    picked = st.session_state.setdefault("picked", {})
+    if st.session_state.get(f"pick_{file_id}"):
+        picked[int(file_id)] = name
+    else:
+        picked.pop(int(file_id), None)
+
+
+def more_like_picked() -> None:
+    st.session_state["search_by"] = {"kind": "picked"}
+    _reset_page()
+
+
+def clear_picks() -> None:
+    for file_id in st.session_state.get("picked", {}):
+        st.session_state[f"pick_{file_id}"] = False
+    st.session_state["picked"] = {}
+    if (st.session_state.get("search_by") or {}).get("kind") == "picked":
+        st.session_state["search_by"] = None
+    _reset_page()
+
+
 def back_to_text() -> None:
     st.session_state["search_by"] = None
     _reset_page()
@@ -99,6 +123,12 @@ def unwanted_sounds(text: str | None) -> list[str]:
 def current_search(index: Any, filters: Filters) -> Search | None:
     """What to search for, from the session state; None when nothing is asked yet."""
     by = st.session_state.get("search_by")
+    picked = dict(st.session_state.get("picked", {}))
+    if by and by.get("kind") == "picked" and picked:
+        names = " + ".join(f"**{plain_markdown(n)}**" for n in picked.values())
+        return Search(f"More like {names}",
+                      lambda k: index.similar_to_files(list(picked), k=k, filters=filters),
+                      "similar to " + ", ".join(picked.values()))
     if by and by.get("kind") == "similar":
         fid, start, end = by["file_id"], by.get("start"), by.get("end")
         part = f" {start:.1f}–{end:.1f} s" if start is not None and end is not None else ""
@@ -174,6 +204,7 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
         st.error(str(e), icon=":material/error:")
         return
 
+    render_picks()
     head, side = st.columns([4, 1], vertical_alignment="center")
     head.markdown(f"{search.title} · {min(len(hits), shown)} shown")
     if st.session_state["search_by"]:
@@ -196,6 +227,19 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
             st.button("Show more", on_click=show_more, icon=":material/expand_more:", key="show_more")
         st.download_button(key="download_results", on_click="ignore", icon=":material/folder_zip:",
                            **results_download(listed, search.query))
+
+
+def render_picks() -> None:
+    """The files picked as examples, and "More like these" once there are any."""
+    picked = st.session_state.get("picked", {})
+    if not picked:
+        return
+    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+        st.caption(f":material/playlist_add_check: Picked: {', '.join(plain_markdown(n) for n in picked.values())}")
+        st.button(f"More like {'these ' + str(len(picked)) if len(picked) > 1 else 'this one'}",
+                  on_click=more_like_picked, icon=":material/graph_3:", key="more_like_picked",
+                  help="Sounds like all the picked files together (soundsift similar A B …)")
+        st.button("Clear picks", on_click=clear_picks, key="clear_picks", type="tertiary")
 
 
 def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict]) -> None:
@@ -222,6 +266,9 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict])
             if tags:
                 st.markdown(" ".join(f":blue-badge[{t['label']}]" for t in tags))
             span = moment(hit, record.duration)
+            st.session_state[f"pick_{hit.file_id}"] = hit.file_id in st.session_state.get("picked", {})
+            st.checkbox("Pick", key=f"pick_{hit.file_id}", on_change=toggle_pick, args=(hit.file_id, record.name),
+                        help="Pick several results, then search for more like all of them together")
             st.button("More like this", key=f"more_{rank}_{hit.file_id}", on_click=more_like,
                       args=(hit.file_id, record.name, *span),
                       help="Sounds like the match shown here" if span[0] is not None
