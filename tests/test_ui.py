@@ -166,7 +166,7 @@ def test_filters_in_the_sidebar_restrict_the_results(app, ui_library):  # noqa: 
     no_exception(app)
     assert sorted(result_names(app)) == ["rain_heavy.wav", "thunder_far.wav"]
 
-    folder.set_value("(whole library)").run()
+    app.sidebar.selectbox(key="f_folder").set_value("(whole library)").run()    # a fresh handle: the cards changed
     app.sidebar.multiselect(key="f_rates").set_value([22_050]).run()
     assert result_names(app) == ["thunder_far.wav"]
 

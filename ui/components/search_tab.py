@@ -87,7 +87,7 @@ def more_like_picked() -> None:
 
 def clear_picks() -> None:
     for file_id in st.session_state.get("picked", {}):
-        st.session_state[f"pick_{file_id}"] = False
+        st.session_state.pop(f"pick_{file_id}", None)      # its box is drawn again, unticked
     st.session_state["picked"] = {}
     if (st.session_state.get("search_by") or {}).get("kind") == "picked":
         st.session_state["search_by"] = None
@@ -266,8 +266,8 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict])
             if tags:
                 st.markdown(" ".join(f":blue-badge[{t['label']}]" for t in tags))
             span = moment(hit, record.duration)
-            st.session_state[f"pick_{hit.file_id}"] = hit.file_id in st.session_state.get("picked", {})
-            st.checkbox("Pick", key=f"pick_{hit.file_id}", on_change=toggle_pick, args=(hit.file_id, record.name),
+            st.checkbox("Pick", value=hit.file_id in st.session_state.get("picked", {}), key=f"pick_{hit.file_id}",
+                        on_change=toggle_pick, args=(hit.file_id, record.name),
                         help="Pick several results, then search for more like all of them together")
             st.button("More like this", key=f"more_{rank}_{hit.file_id}", on_click=more_like,
                       args=(hit.file_id, record.name, *span),
