@@ -21,6 +21,7 @@ import soxr
 from engine.errors import InvalidQuery, UnreadableAudio
 from engine.stderr_capture import StderrCapture, summarised
 from engine.segments import SegmentPolicy
+from engine.system_files import is_appledouble, is_system_folder
 
 #: extensions scanned by the indexer: the containers libsndfile reads
 AUDIO_EXTENSIONS = frozenset({
@@ -36,11 +37,19 @@ log = logging.getLogger(__name__)
 def audio_files(paths: Iterable[str | Path]) -> list[Path]:
     """The audio files named by ``paths`` (files, or folders searched recursively), absolute,
     in the given order with each folder's files sorted; :class:`InvalidQuery` for a path that
-    does not exist. (The indexer's scan, ``indexer.scan``, also records unreadable folders.)"""
+    does not exist. Inside folders, what operating systems leave (engine.system_files: macOS's
+    ``._`` files, hidden and recycle folders) is passed over, as the indexer's scan does (which
+    also records unreadable folders)."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+            found = []
+            for folder, subfolders, names in os.walk(p):
+                subfolders[:] = [d for d in subfolders if not is_system_folder(d)]
+                found += [Path(folder) / n for n in names
+                          if os.path.splitext(n)[1].lower() in AUDIO_EXTENSIONS
+                          and not is_appledouble(os.path.join(folder, n), n)]
+            out += sorted(f for f in found if f.is_file())
         elif p.is_file():
             out.append(p)
         else:

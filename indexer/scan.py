@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from engine.audio import AUDIO_EXTENSIONS
+from engine.system_files import is_appledouble, is_system_folder
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,6 @@ class ScanError:
     folder: bool = False        # a folder that could not be listed (its files are unknown)
 
 
-#: the first four bytes of an AppleDouble file (macOS metadata written as ``._<name>``)
-APPLEDOUBLE_MAGIC = b"\x00\x05\x16\x07"
-#: folders of system files that hold no library (besides hidden folders, whose names start with ".")
-SYSTEM_FOLDERS = frozenset({"__MACOSX", "$RECYCLE.BIN", "System Volume Information"})
 SKIPPED_METADATA = "macOS metadata files (._*)"
 SKIPPED_FOLDERS = "hidden or system folders"
 #: sound formats libsndfile cannot decode: counted (a library holds them), not failed one by one
@@ -100,22 +97,6 @@ class Diff:
 def is_audio_name(name: str) -> bool:
     """True if ``name`` has one of the extensions libsndfile reads (case-insensitive)."""
     return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
-
-
-def is_system_folder(name: str) -> bool:
-    """True for a hidden folder or one an operating system keeps for itself."""
-    return name.startswith(".") or name in SYSTEM_FOLDERS
-
-
-def is_appledouble(path: str, name: str) -> bool:
-    """True for macOS's ``._<name>`` companion of a file: Finder metadata, not audio."""
-    if not name.startswith("._"):
-        return False
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == APPLEDOUBLE_MAGIC
-    except OSError:
-        return False            # unreadable: left to _add_file, which says why
 
 
 def printable(path: str) -> str:

@@ -226,7 +226,8 @@ def test_incremental_runs(lib_copy, tmp_path, caplog):
 def test_a_library_copied_by_a_mac_indexes_without_a_failure_per_file(lib_copy, tmp_path):
     """Copied to an exFAT drive, every file gets a ._ twin (AppleDouble, not audio). An index
     built before soundsift passed over them held one error row each; the next run drops those."""
-    from indexer.scan import APPLEDOUBLE_MAGIC, SKIPPED_METADATA
+    from engine.system_files import APPLEDOUBLE_MAGIC
+    from indexer.scan import SKIPPED_METADATA
     lib, good, bad = lib_copy
     idx = tmp_path / "idx"
     twins = [g.with_name("._" + g.name) for g in good]

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.audio import decode, open_sound, probe
+from engine.audio import audio_files, decode, open_sound, probe
 from engine.errors import UnreadableAudio
 from engine.export import excerpt_wav
 from engine.file_metadata import read_metadata
 from indexer import build_index
-from indexer.scan import APPLEDOUBLE_MAGIC, SKIPPED_METADATA
+from engine.system_files import APPLEDOUBLE_MAGIC
+from indexer.scan import SKIPPED_METADATA
 from tests.conftest import tone, write
 from tests.index_fakes import FakeModel
 
@@ -74,3 +75,13 @@ def test_a_library_copied_by_macos_indexes_whole(mp3):
     s = build_index([lib], lib.parent / "idx", FakeModel(), workers=0, progress=False)
     assert (s.added, s.failed, s.errors) == (3, 0, [])
     assert s.skipped == {SKIPPED_METADATA: 3}
+
+
+def test_tag_and_caption_folders_pass_over_them_too(mp3):
+    """engine.audio.audio_files (soundsift tag and caption on a folder) follows the scan's rules."""
+    lib = mp3.parent
+    door = with_twin(write(lib / "door.wav", tone(300, 1.5, SR), SR))
+    (lib / ".Trashes" / "501").mkdir(parents=True)
+    write(lib / ".Trashes" / "501" / "old.wav", tone(200, 1.0, SR), SR)
+    write(lib / "__MACOSX" / "door.wav", tone(300, 1.0, SR), SR)
+    assert audio_files([lib]) == [mp3, door]
