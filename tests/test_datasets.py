@@ -80,6 +80,8 @@ def test_class_folders_tag_each_file_with_its_folder(tmp_path):
     write(tmp_path / "dog_bark" / "2.wav", tone(320, 0.2, SR), SR)
     write(tmp_path / "rain" / "a.flac", noise(0.2, SR), SR)
     (tmp_path / "rain" / "notes.txt").write_text("not audio")
+    (tmp_path / "rain" / "._a.flac").write_bytes(b"\x00\x05\x16\x07" + bytes(60))   # copied by a Mac
+    write(tmp_path / "__MACOSX" / "rain" / "a.flac", noise(0.2, SR), SR)             # an unpacked zip's
     items = read_class_folders(tmp_path)
     assert [(Path(i.audio).name, i.tags) for i in items] == [
         ("1.wav", ["dog bark"]), ("2.wav", ["dog bark"]), ("a.flac", ["rain"])]

@@ -40,7 +40,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from engine.audio import AUDIO_EXTENSIONS, decode, open_sound, probe
+from engine.audio import AUDIO_EXTENSIONS, audio_files, decode, open_sound, probe
+from engine.system_files import is_system_folder
 from engine.errors import InvalidDataset, UnreadableAudio
 from trainer.augment import AugmentConfig, ChannelAugment, mix_clips
 from trainer.captions import captions_from_tags, keyword_to_caption
@@ -156,13 +157,14 @@ def read_manifest(path: str | Path) -> list[Item]:
 
 
 def read_class_folders(root: str | Path) -> list[Item]:
-    """``root/<label>/<audio>``: each file tagged with its folder's name."""
+    """``root/<label>/<audio>``: each file tagged with its folder's name (macOS's ``._`` files and
+    hidden or system folders passed over, engine.system_files)."""
     root = Path(root)
     if not root.is_dir():
         raise InvalidDataset(f"{root}: not a folder of class folders")
     items = [Item(str(p), [], [sub.name.replace("_", " ")], root.name)
-             for sub in sorted(p for p in root.iterdir() if p.is_dir())
-             for p in sorted(sub.rglob("*")) if p.suffix.lower() in AUDIO_EXTENSIONS]
+             for sub in sorted(p for p in root.iterdir() if p.is_dir() and not is_system_folder(p.name))
+             for p in audio_files([sub])]
     if not items:
         raise InvalidDataset(f"{root}: no audio in class folders (expected {root}/<label>/<file>.wav)")
     return items
