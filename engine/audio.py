@@ -217,9 +217,12 @@ def _heard(lines: list[str] | None) -> Iterator[None]:
 
 
 def iter_blocks(path: str | Path, target_sr: int, *, block_seconds: float = BLOCK_SECONDS,
-                stats: dict[str, float] | None = None,
-                notes: list[str] | None = None) -> Iterator[np.ndarray]:
+                stats: dict[str, float] | None = None, notes: list[str] | None = None,
+                levels: dict[str, float] | None = None) -> Iterator[np.ndarray]:
     """Yield mono float32 blocks of ``path`` resampled to ``target_sr``.
+
+    ``levels`` (optional) receives, once the stream ends, the recording's peak and loudness
+    measured on its native channels (engine.loudness: ``peak_dbfs``, ``loudness_lufs``).
 
     ``stats`` (optional) accumulates seconds spent in "decode" and "resample". A stream
     that breaks off after some audio decoded (a truncated or damaged FLAC) ends where it
@@ -231,7 +234,7 @@ def iter_blocks(path: str | Path, target_sr: int, *, block_seconds: float = BLOC
     p = str(path)
     heard: list[str] | None = [] if _relaying else None
     try:
-        yield from _decoded_blocks(p, target_sr, block_seconds, stats, notes, heard)
+        yield from _decoded_blocks(p, target_sr, block_seconds, stats, notes, heard, levels)
     except Exception as e:
         for line in summarised(heard or []):
             log.debug("%s: the decoder also said: %s", p, line)
@@ -246,10 +249,15 @@ def iter_blocks(path: str | Path, target_sr: int, *, block_seconds: float = BLOC
 
 
 def _decoded_blocks(p: str, target_sr: int, block_seconds: float, stats: dict[str, float] | None,
-                    notes: list[str] | None, heard: list[str] | None) -> Iterator[np.ndarray]:
+                    notes: list[str] | None, heard: list[str] | None,
+                    levels: dict[str, float] | None = None) -> Iterator[np.ndarray]:
     """:func:`iter_blocks` itself; ``heard`` collects decoder output when it is a list."""
     with _heard(heard):
         info = probe(p)
+    meter = None
+    if levels is not None:
+        from engine.loudness import LevelMeter
+        meter = LevelMeter(info.sample_rate, info.channels)
     block = max(1024, int(block_seconds * info.sample_rate))
     resampler = (soxr.ResampleStream(info.sample_rate, target_sr, 1, dtype="float32", quality="HQ")
                  if info.sample_rate != target_sr else None)
@@ -260,6 +268,8 @@ def _decoded_blocks(p: str, target_sr: int, block_seconds: float, stats: dict[st
         mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
         if n and not np.isfinite(mono).all():
             raise UnreadableAudio(p, "contains NaN or Inf samples")
+        if meter is not None:
+            meter.add(data)
         now = time.perf_counter()
         if stats is not None:
             stats["decode"] = stats.get("decode", 0.0) + now - t
@@ -275,6 +285,8 @@ def _decoded_blocks(p: str, target_sr: int, block_seconds: float, stats: dict[st
             yield np.ascontiguousarray(mono, dtype=np.float32)
     if total == 0:
         raise UnreadableAudio(p, "empty: the file holds no samples")
+    if meter is not None:
+        levels.update(meter.result())
 
 
 #: read sizes (frames) when salvaging the audio before a break: each next size starts where
@@ -359,12 +371,12 @@ def decode(path: str | Path, target_sr: int, stats: dict[str, float] | None = No
 
 
 def iter_segments(path: str | Path, target_sr: int, policy: SegmentPolicy,
-                  stats: dict[str, float] | None = None,
-                  notes: list[str] | None = None) -> Iterator[Segment]:
+                  stats: dict[str, float] | None = None, notes: list[str] | None = None,
+                  levels: dict[str, float] | None = None) -> Iterator[Segment]:
     """Stream ``path`` and yield its segments by :func:`engine.segments.segment_bounds`.
 
     Only about one window of audio is held at a time, whatever the file's length.
-    ``stats`` and ``notes``: as :func:`iter_blocks`.
+    ``stats``, ``notes`` and ``levels``: as :func:`iter_blocks`.
     """
     win = policy.window_samples(target_sr)
     hop = policy.hop_samples(target_sr)
@@ -372,7 +384,7 @@ def iter_segments(path: str | Path, target_sr: int, policy: SegmentPolicy,
     buf_start = 0          # sample offset of buf[0] in the stream
     next_start = 0         # start of the next regular window
     last_end = 0           # end of the last emitted segment
-    for block in iter_blocks(path, target_sr, stats=stats, notes=notes):
+    for block in iter_blocks(path, target_sr, stats=stats, notes=notes, levels=levels):
         buf = np.concatenate([buf, block])
         while next_start + win <= buf_start + len(buf):
             a = next_start - buf_start

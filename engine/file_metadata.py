@@ -34,6 +34,8 @@ SEARCHED_KEYS = ("title", "description", "comment", "album", "genre", "artist", 
 READER_VERSION = 3
 #: most markers kept per file (a file with more is a marker track, not labelled takes)
 MAX_MARKERS = 200
+#: keys the indexer stores beside what a file says: its levels, measured while decoding (engine.loudness)
+LEVEL_KEYS = ("peak_dbfs", "loudness_lufs")
 #: longest value kept (characters)
 MAX_VALUE = 2000
 #: chunks walked at most when looking for bext, LIST/INFO and iXML (a WAV has a handful)

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, Float, and_, cast, func, or_, select
 from sqlalchemy.sql import Select
 
 from engine.catalog import File, FileMetadata
@@ -43,7 +43,9 @@ class Filters:
     (a relative prefix is also tried as an absolute path). ``categories`` match the category a
     file carries (UCS, from its iXML or FLAC comments: ``"DOORS"``) or its CatID
     (``"DOORWood"``: category and subcategory), case-insensitively. ``channels`` are channel
-    counts: ``(1,)`` mono files only, ``(2,)`` stereo.
+    counts: ``(1,)`` mono files only, ``(2,)`` stereo. ``min_loudness``/``max_loudness`` (LUFS)
+    keep files whose loudness measured at indexing lies in that range (files indexed before
+    soundsift measured it have none, so such a filter leaves them out).
     """
 
     min_duration: float | None = None
@@ -53,6 +55,8 @@ class Filters:
     sample_rates: tuple[int, ...] = field(default=())
     categories: tuple[str, ...] = field(default=())
     channels: tuple[int, ...] = field(default=())
+    min_loudness: float | None = None       # LUFS, as measured when the file was indexed (engine.loudness)
+    max_loudness: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "categories", tuple(
@@ -77,6 +81,10 @@ class Filters:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise InvalidQuery(f"{name} must be ≥ 0 seconds, got {value}")
+        if (self.min_loudness is not None and self.max_loudness is not None
+                and self.min_loudness > self.max_loudness):
+            raise InvalidQuery(f"min_loudness {self.min_loudness} LUFS is above max_loudness "
+                               f"{self.max_loudness} LUFS: no file can match")
         if (self.min_duration is not None and self.max_duration is not None
                 and self.min_duration > self.max_duration):
             raise InvalidQuery(f"min_duration {self.min_duration} is larger than max_duration "
@@ -87,7 +95,7 @@ class Filters:
         """True when the filter excludes anything at all."""
         return bool(self.min_duration is not None or self.max_duration is not None
                     or self.path_prefix or self.formats or self.sample_rates or self.categories
-                    or self.channels)
+                    or self.channels or self.min_loudness is not None or self.max_loudness is not None)
 
     def conditions(self) -> list[ColumnElement[bool]]:
         """SQLAlchemy conditions on :class:`engine.catalog.File`."""
@@ -111,6 +119,14 @@ class Filters:
             conds.append(File.sample_rate.in_(self.sample_rates))
         if self.channels:
             conds.append(File.channels.in_(self.channels))
+        if self.min_loudness is not None or self.max_loudness is not None:
+            loudness = cast(FileMetadata.value, Float)
+            bounds = [FileMetadata.key == "loudness_lufs"]
+            if self.min_loudness is not None:
+                bounds.append(loudness >= float(self.min_loudness))
+            if self.max_loudness is not None:
+                bounds.append(loudness <= float(self.max_loudness))
+            conds.append(File.id.in_(select(FileMetadata.file_id).where(*bounds)))
         if self.categories:
             conds.append(File.id.in_(select(FileMetadata.file_id).where(
                 FileMetadata.key.in_(("category", "catid")),
@@ -125,4 +141,5 @@ class Filters:
         return {"min_duration": self.min_duration, "max_duration": self.max_duration,
                 "path_prefix": self.path_prefix, "formats": list(self.formats),
                 "sample_rates": list(self.sample_rates), "categories": list(self.categories),
-                "channels": list(self.channels)}
+                "channels": list(self.channels), "min_loudness": self.min_loudness,
+                "max_loudness": self.max_loudness}

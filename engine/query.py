@@ -58,7 +58,7 @@ from sqlalchemy.engine import Connection, Engine
 from engine import zeroshot
 from engine.catalog import ErrorRow, File, FileMetadata, Meta, SegmentRow, has_table
 from engine.errors import IndexBusy, IndexNotFound, InvalidQuery, ModelMismatch
-from engine.file_metadata import SEARCHED_KEYS
+from engine.file_metadata import LEVEL_KEYS, SEARCHED_KEYS
 from engine.filters import Filters
 from engine.layout import IndexLayout, resolve_index_dir
 from engine.live_catalog import CatalogHandle, LiveCatalog
@@ -825,7 +825,8 @@ class SoundIndex:
 
     def get_file(self, file_id: int) -> dict[str, Any]:
         """Catalog record of one file: path, size, duration, format, rate, channels, segments,
-        and the metadata it carries (title, comment, bext description …)."""
+        the metadata it carries (title, comment, bext description …) and its ``levels`` measured
+        when it was indexed (``peak_dbfs``, ``loudness_lufs``; empty for files indexed before)."""
         with self._read() as conn:
             f = conn.execute(select(File.id, File.path, File.size, File.duration, File.format,
                                     File.subtype, File.sample_rate, File.channels)
@@ -843,7 +844,8 @@ class SoundIndex:
                 "subtype": f.subtype, "sample_rate": int(f.sample_rate), "channels": int(f.channels),
                 "segments": [{"segment_id": int(s.id), "start": float(s.start), "end": float(s.end)}
                              for s in segs],
-                "metadata": embedded}
+                "metadata": {k: v for k, v in embedded.items() if k not in LEVEL_KEYS},
+                "levels": {k: float(embedded[k]) for k in LEVEL_KEYS if k in embedded}}
 
     def errors(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Files that could not be indexed: ``{"path", "reason", "at"}``, newest first."""

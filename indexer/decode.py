@@ -85,13 +85,14 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
     """All events of one file, decoded in this process. Never raises for a bad file."""
     stats: dict[str, float] = {}
     notes: list[str] = []
+    levels: dict[str, float] = {}
     n = 0
     end = 0.0
     try:
         info = probe(job.path)            # names why a file cannot be opened (engine.audio.check_openable)
         info = _with_metadata(info, notes)
         before_decoding = len(notes)
-        for seg in iter_segments(job.path, sample_rate, policy, stats=stats, notes=notes):
+        for seg in iter_segments(job.path, sample_rate, policy, stats=stats, notes=notes, levels=levels):
             yield SegmentReady(job.job, n, seg.start, seg.end, seg.waveform)
             n += 1
             end = max(end, seg.end)
@@ -105,6 +106,9 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
     if not stop_noted and end < 0.98 * info.duration - 0.05:
         notes.append(f"shorter than its header says ({end:.2f} s of {info.duration:.2f} s; truncated?): "
                      "indexing the audio that decodes")
+    if levels:                  # measured while decoding, stored beside what the file says of itself
+        info = dataclasses.replace(info, metadata=tuple(sorted(dict(info.metadata, **{
+            k: f"{v:.1f}" for k, v in levels.items()}).items())))
     yield FileDecoded(job.job, info, n, end, stats, notes)
 
 

@@ -248,7 +248,7 @@ def test_a_metadata_note_does_not_hide_the_truncation_note(tmp_path, monkeypatch
     path = tmp_path / "short.wav"
     path.write_bytes(wav_bytes(pcm16(tone(440, 2.0, 16000)), extra_chunks=ixml_chunk("<USER>")))
 
-    def first_second_only(path, rate, policy, stats=None, notes=None):   # a decoder that ends early, silently
+    def first_second_only(path, rate, policy, stats=None, notes=None, levels=None):   # ends early, silently
         yield Segment(0.0, 1.0, np.zeros(rate, np.float32))
     monkeypatch.setattr(decode, "iter_segments", first_second_only)
     events = list(decode.decode_file(decode.DecodeJob(0, str(path)), 16000, SegmentPolicy(1.0)))

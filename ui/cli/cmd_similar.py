@@ -11,9 +11,9 @@ from engine.errors import InvalidQuery
 from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, relays_decoder_output, reports_errors, setup_logging
 from ui.cli.results import (AllSegmentsOption, CategoryOption, ChannelsOption, ExportOption, FormatOption,
-                            IndexModelOption, MaxDurationOption, MinDurationOption, PadOption, PathPrefixOption,
-                            SampleRateOption, WholeFilesOption, check_export, clock, export_results, make_filters,
-                            parse_time, show_hits)
+                            IndexModelOption, MaxDurationOption, MaxLoudnessOption, MinDurationOption,
+                            MinLoudnessOption, PadOption, PathPrefixOption, SampleRateOption, WholeFilesOption,
+                            check_export, clock, export_results, make_filters, parse_time, show_hits)
 
 log = logging.getLogger("soundsift.similar")
 
@@ -36,6 +36,8 @@ def similar_command(
     sample_rates: SampleRateOption = None,
     categories: CategoryOption = None,
     channels: ChannelsOption = None,
+    min_loudness: MinLoudnessOption = None,
+    max_loudness: MaxLoudnessOption = None,
     start: Optional[str] = typer.Option(None, "--start", help="Only the part of AUDIO_FILE from this "
                                         "time: seconds (83.5) or minutes:seconds (1:23.5), as matches are shown."),
     end: Optional[str] = typer.Option(None, "--end", help="Only the part of AUDIO_FILE up to this time."),
@@ -61,13 +63,13 @@ def similar_command(
     if len(audio_files) > 1:
         if start is not None or end is not None:
             raise InvalidQuery("--start and --end take a moment of one file; give one AUDIO_FILE with them")
-        _more_like_these(audio_files, index, model, k, json_out, all_segments,
-                         make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories,
-                                      channels), export, whole_files, pad)
+        filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories,
+                               channels, min_loudness, max_loudness)
+        _more_like_these(audio_files, index, model, k, json_out, all_segments, filters, export, whole_files, pad)
         return
     audio_file = audio_files[0]
     filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories,
-                           channels)
+                           channels, min_loudness, max_loudness)
     per_file = not all_segments
     span = {"start": parse_time(start), "end": parse_time(end)}
     with SoundIndex.open(index, model=model) as sound_index:

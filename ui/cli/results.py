@@ -31,6 +31,10 @@ FormatOption = Annotated[Optional[List[str]], typer.Option("--format", help=FORM
 SampleRateOption = Annotated[Optional[List[str]], typer.Option("--sample-rate", help=SAMPLE_RATE_HELP)]
 CategoryOption = Annotated[Optional[List[str]], typer.Option("--category", help=CATEGORY_HELP)]
 ChannelsOption = Annotated[Optional[List[str]], typer.Option("--channels", help=CHANNELS_HELP)]
+MinLoudnessOption = Annotated[Optional[float], typer.Option(
+    "--min-loudness", help="Only files at least this loud (LUFS, measured when indexed; e.g. -30).")]
+MaxLoudnessOption = Annotated[Optional[float], typer.Option(
+    "--max-loudness", help="Only files at most this loud (LUFS; e.g. -40 for quiet room tones).")]
 ExportOption = Annotated[Optional[Path], typer.Option("--export", help=EXPORT_HELP)]
 WholeFilesOption = Annotated[bool, typer.Option(
     "--whole-files", help="With --export: copy every result's whole file, not only the matched span.")]
@@ -49,7 +53,8 @@ def split_values(values: Optional[Sequence[str]]) -> list[str]:
 def make_filters(min_duration: Optional[float], max_duration: Optional[float],
                  path_prefix: Optional[str], formats: Optional[Sequence[str]],
                  sample_rates: Optional[Sequence[str]], categories: Optional[Sequence[str]] = None,
-                 channels: Optional[Sequence[str]] = None) -> Any:
+                 channels: Optional[Sequence[str]] = None, min_loudness: Optional[float] = None,
+                 max_loudness: Optional[float] = None) -> Any:
     """engine.filters.Filters from the command-line options (None when nothing is set)."""
     from engine.errors import InvalidQuery
     from engine.filters import Filters
@@ -66,7 +71,8 @@ def make_filters(min_duration: Optional[float], max_duration: Optional[float],
         raise InvalidQuery(f"--channels takes channel counts (1 mono, 2 stereo …), got {', '.join(counts)}") from e
     filters = Filters(min_duration=min_duration, max_duration=max_duration, path_prefix=path_prefix,
                       formats=tuple(split_values(formats)), sample_rates=rate_values,
-                      categories=tuple(split_values(categories)), channels=channel_values)
+                      categories=tuple(split_values(categories)), channels=channel_values,
+                      min_loudness=min_loudness, max_loudness=max_loudness)
     return filters if filters.active else None
 
 

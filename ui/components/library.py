@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from engine.catalog import File, FileMetadata, Meta, Tag, has_table
 from engine.errors import InvalidQuery
+from engine.file_metadata import LEVEL_KEYS
 from engine.layout import IndexLayout
 from engine.live_catalog import LiveCatalog
 
@@ -32,6 +33,7 @@ class FileRecord:
     size: int
     mtime_ns: int
     about: str = ""          # what the file says it holds: category / subcategory: title — description — comment
+    levels: str = ""         # as measured when indexed: "-23.4 LUFS · peak -0.3 dBFS" (empty before that)
 
     @property
     def name(self) -> str:
@@ -110,9 +112,11 @@ class Library:
             if has_table(s, "file_metadata"):
                 for fid, key, value in s.execute(select(FileMetadata.file_id, FileMetadata.key, FileMetadata.value)
                                                  .where(FileMetadata.file_id.in_(ids),
-                                                        FileMetadata.key.in_(ABOUT_KEYS + CATEGORY_KEYS + MARKER_KEYS))):
+                                                        FileMetadata.key.in_(ABOUT_KEYS + CATEGORY_KEYS + MARKER_KEYS
+                                                                             + LEVEL_KEYS))):
                     about.setdefault(fid, {})[key] = value
-            return {r.id: replace(self._record(r), about=_about(about.get(r.id, {}))) for r in rows}
+            return {r.id: replace(self._record(r), about=_about(about.get(r.id, {})),
+                                  levels=_levels(about.get(r.id, {}))) for r in rows}
 
     def stored_tags(self, file_id: int, top: int = 5) -> list[dict]:
         """Tags the catalog holds for a file, best first (may be empty)."""
@@ -137,6 +141,13 @@ MARKER_KEYS = ("markers",)
 
 #: longest about-line on a card (characters; the catalog and JSON keep the whole text)
 ABOUT_CHARS = 280
+
+
+def _levels(found: dict[str, str]) -> str:
+    """"-23.4 LUFS · peak -0.3 dBFS" from the measured levels, or "" when there are none."""
+    if "loudness_lufs" not in found:
+        return ""
+    return f"{found['loudness_lufs']} LUFS · peak {found.get('peak_dbfs', '?')} dBFS"
 
 
 def _about(found: dict[str, str]) -> str:

@@ -251,7 +251,7 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict])
             folder = relative_to_root(record.folder, root)
             st.caption(
                 f":material/folder: {folder} · {record.duration:.1f} s · {record.format} · "
-                f"{record.sample_rate / 1000:g} kHz  \n"
+                f"{record.sample_rate / 1000:g} kHz" + (f" · {record.levels}" if record.levels else "") + "  \n"
                 f"match {hit.start:.1f}–{hit.end:.1f} s · score {hit.score:.3f}")
             if record.about:
                 st.caption(plain_markdown(record.about))
