@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import Float, cast, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from engine import zeroshot
@@ -857,7 +857,8 @@ class SoundIndex:
 
     def facets(self) -> dict[str, Any]:
         """What the filters can choose from: formats, sample rates, channel counts, duration
-        range, and the library categories files carry (empty when none does)."""
+        range, the library categories files carry (empty when none does) and the range of
+        measured loudness (LUFS; None when no file was measured)."""
         with self._read() as conn:
             formats = sorted(conn.execute(select(File.format).distinct()).scalars())
             rates = sorted(conn.execute(select(File.sample_rate).distinct()).scalars())
@@ -866,8 +867,13 @@ class SoundIndex:
             categories = (sorted(conn.execute(select(FileMetadata.value).where(FileMetadata.key == "category")
                                               .distinct()).scalars(), key=str.upper)
                           if has_table(conn, "file_metadata") else [])
+            quietest, loudest = (conn.execute(select(func.min(cast(FileMetadata.value, Float)),
+                                                     func.max(cast(FileMetadata.value, Float)))
+                                              .where(FileMetadata.key == "loudness_lufs")).one()
+                                 if has_table(conn, "file_metadata") else (None, None))
         return {"formats": formats, "sample_rates": [int(r) for r in rates], "channels": [int(c) for c in channels],
-                "min_duration": float(lo or 0.0), "max_duration": float(hi or 0.0), "categories": categories}
+                "min_duration": float(lo or 0.0), "max_duration": float(hi or 0.0), "categories": categories,
+                "loudness": None if quietest is None else (float(quietest), float(loudest))}
 
     def info(self) -> dict[str, Any]:
         """Counts, model, fingerprint, dim, index type, generation, failed-file count."""

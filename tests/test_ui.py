@@ -497,3 +497,20 @@ def test_picked_results_search_for_more_like_all_of_them(app, ui_library):
     app.button(key="clear_picks").click().run()
     no_exception(app)
     assert not any("Picked:" in c.value for c in app.caption) and heading(app).startswith("Results for **sound**")
+
+
+def test_the_loudness_slider_keeps_the_files_in_its_range(app, ui_library):
+    from engine.query import SoundIndex
+    app.query_params["q"] = "sound"
+    app.run()
+    with SoundIndex.open(ui_library.index_dir) as index:
+        loudness = {Path(h.path).name: index.get_file(h.file_id)["levels"]["loudness_lufs"]
+                    for h in index.search_text("sound", k=10)}
+    slider = app.sidebar.slider(key="f_loudness")
+    low, high = slider.value
+    assert (low, high) == (np.floor(min(loudness.values())), np.ceil(max(loudness.values())))
+    cut = float(np.round(np.median(list(loudness.values()))))
+    slider.set_value((low, cut)).run()
+    no_exception(app)
+    quiet = sorted(name for name, lufs in loudness.items() if lufs <= cut)
+    assert sorted(result_names(app)) == quiet and 0 < len(quiet) < len(loudness)

@@ -37,7 +37,7 @@ def _choices(index_dir: str, generation: str, model: str | None) -> FilterChoice
     facets = resources.sound_index(index_dir, model).facets()
     return FilterChoices(facets["max_duration"], resources.library(index_dir).folders(),
                          [str(f) for f in facets["formats"]], facets["sample_rates"], facets["categories"],
-                         facets["channels"])
+                         facets["channels"], facets["loudness"])
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)

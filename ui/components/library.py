@@ -54,6 +54,7 @@ class FilterChoices:
     sample_rates: list[int]
     categories: list[str] = field(default_factory=list)    # library categories files carry (UCS)
     channels: list[int] = field(default_factory=list)      # channel counts of the files
+    loudness: tuple[float, float] | None = None             # quietest and loudest file (LUFS), if measured
 
 
 class Library:

@@ -14,7 +14,8 @@ ALL_FOLDERS = "(whole library)"
 
 def filters_from_choices(duration: tuple[float, float] | None, longest: float, folder: str | None,
                          formats: list[str], rates: list[int], categories: Sequence[str] = (),
-                         channels: Sequence[int] = ()) -> Filters:
+                         channels: Sequence[int] = (), loudness: tuple[float, float] | None = None,
+                         loudness_range: tuple[float, float] | None = None) -> Filters:
     """Filters for the sidebar's values; a slider left at its full range filters nothing."""
     lo = hi = None
     if duration is not None:
@@ -22,9 +23,19 @@ def filters_from_choices(duration: tuple[float, float] | None, longest: float, f
         lo = float(duration[0]) if duration[0] > 0 else None
         hi = float(duration[1]) if duration[1] < top else None
     prefix = folder_prefix(folder) if folder and folder != ALL_FOLDERS else None
+    quiet = loud = None
+    if loudness is not None and loudness_range is not None:       # a slider end left where it was: no bound
+        low, high = loudness_slider(loudness_range)
+        quiet = float(loudness[0]) if loudness[0] > low else None
+        loud = float(loudness[1]) if loudness[1] < high else None
     return Filters(min_duration=lo, max_duration=hi, path_prefix=prefix,
                    formats=tuple(formats), sample_rates=tuple(int(r) for r in rates), categories=tuple(categories),
-                   channels=tuple(int(c) for c in channels))
+                   channels=tuple(int(c) for c in channels), min_loudness=quiet, max_loudness=loud)
+
+
+def loudness_slider(measured: tuple[float, float]) -> tuple[float, float]:
+    """The loudness slider's ends: the quietest and loudest file, to whole LU outwards."""
+    return float(math.floor(measured[0])), float(math.ceil(measured[1]))
 
 
 def slider_top(longest: float) -> float:
@@ -51,10 +62,18 @@ def render_filters(choices: FilterChoices) -> Filters:
         channels = (st.multiselect("Channels", choices.channels, key="f_channels", format_func=channel_name,
                                    placeholder="any", help="Only files with these channel counts.")
                     if len(choices.channels) > 1 else [])
+        loudness = None
+        if choices.loudness is not None:
+            low, high = loudness_slider(choices.loudness)
+            if high > low:
+                loudness = st.slider("Loudness (LUFS)", low, high, (low, high), step=1.0, key="f_loudness",
+                                     help="Only files whose loudness (ITU-R BS.1770, measured when indexed) lies "
+                                          "in this range: quiet room tones at the left, hot takes at the right.")
         categories = (st.multiselect("Category", choices.categories, key="f_categories", placeholder="any category",
                                      help="The library category files carry (UCS, from their iXML or FLAC metadata).")
                       if choices.categories else [])
-        filters = filters_from_choices(duration, choices.max_duration, folder, formats, rates, categories, channels)
+        filters = filters_from_choices(duration, choices.max_duration, folder, formats, rates, categories, channels,
+                                       loudness, choices.loudness)
         if filters.active:
             st.caption("Filters are on: results come only from the files they keep.")
     return filters
