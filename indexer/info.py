@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Float, cast, func, select
 from sqlalchemy.orm import Session
 
 from engine.catalog import ErrorRow, File, FileMetadata, SegmentRow, get_meta, has_table, open_catalog
@@ -53,6 +53,10 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
             rates = [{"sample_rate": int(sr), "files": int(n)}
                      for sr, n in s.execute(select(File.sample_rate, func.count())
                                             .group_by(File.sample_rate).order_by(File.sample_rate))]
+            measured = (s.execute(select(func.count(), func.min(cast(FileMetadata.value, Float)),
+                                         func.max(cast(FileMetadata.value, Float)))
+                                  .where(FileMetadata.key == "loudness_lufs")).one()
+                        if has_table(s, "file_metadata") else (0, None, None))
             channels = [{"channels": int(ch), "files": int(n)}
                         for ch, n in s.execute(select(File.channels, func.count())
                                                .group_by(File.channels).order_by(File.channels))]
@@ -71,6 +75,9 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
     info["categories"] = categories
     info["sample_rates"] = rates
     info["channels"] = channels
+    info["loudness"] = {"measured_files": int(measured[0] or 0),
+                        "quietest_lufs": None if measured[1] is None else float(measured[1]),
+                        "loudest_lufs": None if measured[2] is None else float(measured[2])}
     info["errors"] = errors
     info["versions"] = _versions(layout)
     return info

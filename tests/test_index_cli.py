@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,12 +57,28 @@ def test_index_then_info_json(lib, tmp_path, tiny_clap_dir):  # noqa: F811
     assert sorted(f["format"] for f in info["formats"]) == ["FLAC", "OGG", "WAV"]
     assert info["sample_rates"] == [{"sample_rate": r, "files": 1} for r in (22050, 44100, 48000)]
     assert info["channels"] == [{"channels": 1, "files": 2}, {"channels": 2, "files": 1}]
+    assert info["loudness"]["measured_files"] == 3
+    assert -40 < info["loudness"]["quietest_lufs"] < info["loudness"]["loudest_lufs"] < 0
     assert info["errors"][0]["path"].endswith("broken.wav") and info["errors"][0]["reason"]
     assert os.path.isfile(os.path.join(idx, info["vectors_file"]))
 
     r = run("info", "--index", idx)                 # the readable tables
     assert r.exit_code == 0 and "broken.wav" in r.stdout and "FLAC" in r.stdout
     assert re.search(r"22\.05 kHz │\s+1 │\s+mono │\s+2", r.stdout) and re.search(r"stereo │\s+1", r.stdout)
+    assert re.search(r"loudness\s+│ -\d+\.\d … -\d+\.\d LUFS\s+│", r.stdout)
+    from sqlalchemy import delete
+    from sqlalchemy.orm import Session
+
+    from engine.catalog import FileMetadata, open_catalog
+    from engine.layout import IndexLayout
+    engine = open_catalog(IndexLayout(Path(idx)).catalog)   # one file indexed before levels were measured
+    with Session(engine) as s, s.begin():
+        first = s.query(FileMetadata.file_id).filter(FileMetadata.key == "loudness_lufs").first()[0]
+        s.execute(delete(FileMetadata).where(FileMetadata.file_id == first, FileMetadata.key == "loudness_lufs"))
+    engine.dispose()
+    r = run("info", "--index", idx)
+    cells = " ".join(re.sub(r"[│┃]", " ", r.stdout).split())      # the table may wrap the row
+    assert "(2 of 3 files measured; `soundsift index … --rebuild` measures the others)" in cells
 
 
 def test_index_with_another_model_is_a_clear_error(lib, tmp_path, tiny_clap_dir):  # noqa: F811

@@ -52,6 +52,12 @@ def _print_info(info: dict[str, Any]) -> None:
     t.add_row("segments", str(c["segments"]))
     t.add_row("errors", str(c["errors"]))
     t.add_row("total duration", _duration(info["total_duration"]))
+    levels = info.get("loudness") or {}
+    if levels.get("measured_files"):
+        t.add_row("loudness", f"{levels['quietest_lufs']:.1f} … {levels['loudest_lufs']:.1f} LUFS"
+                  + ("" if levels["measured_files"] == c["files"] else
+                     f" ({levels['measured_files']} of {c['files']} files measured; `soundsift index … --rebuild` "
+                     "measures the others)"))
     t.add_row("model", str(info.get("model_name")))
     t.add_row("fingerprint", str(info.get("model_fingerprint")))
     t.add_row("dim / sample rate", f"{info.get('dim')} / {info.get('sample_rate')} Hz")
