@@ -67,7 +67,7 @@ def skipped_format(ext: str) -> str:
 @dataclass
 class ScanResult:
     """Everything one walk found: files by path, the entries it could not use, and how many
-    system entries it passed over (kind → count: SKIPPED_METADATA, SKIPPED_FOLDERS)."""
+    entries it passed over (kind → count: SKIPPED_METADATA, SKIPPED_FOLDERS, skipped_format(ext))."""
 
     files: dict[str, ScannedFile] = field(default_factory=dict)
     errors: list[ScanError] = field(default_factory=list)
@@ -185,8 +185,10 @@ def _walk(directory: str, ancestors: tuple[tuple[int, int], ...],
                 result.skip(SKIPPED_METADATA, path)
             else:
                 _add_file(path, result)
-        elif (ext := os.path.splitext(entry.name)[1].lower()) in UNSUPPORTED_AUDIO and not entry.name.startswith("._"):
-            result.skip(skipped_format(ext), path)
+        else:
+            ext = os.path.splitext(entry.name)[1].lower()
+            if ext in UNSUPPORTED_AUDIO and not entry.name.startswith("._"):
+                result.skip(skipped_format(ext), path)
 
 
 def _add_file(path: str, result: ScanResult) -> None:

@@ -61,7 +61,8 @@ def test_gates_silence_and_short_clips():
     assert measure(quiet_tail, sr)["loudness_lufs"] == pytest.approx(-23.0, abs=0.3)   # not −26: gated out
     assert measure(np.zeros((sr, 2)), sr) == {"peak_dbfs": SILENCE_DB, "loudness_lufs": SILENCE_DB}
     click = measure(0.5 * tone[: sr // 10], sr)              # 100 ms: one block of what there is
-    assert click["peak_dbfs"] == pytest.approx(-6.0, abs=0.05) and click["loudness_lufs"] == pytest.approx(-9.0, abs=0.1)
+    assert click["peak_dbfs"] == pytest.approx(-6.0, abs=0.05)
+    assert click["loudness_lufs"] == pytest.approx(-9.0, abs=0.1)
 
 
 def test_the_indexer_measures_each_file_and_searches_filter_by_it(tmp_path):

@@ -94,19 +94,21 @@ def _watch(paths: List[Path], index: Optional[str], model: Optional[str], interv
 
     from indexer.watch import watch_index
 
+    runs = 0
+
     def report(summary: Any) -> None:
+        nonlocal runs
         s = summary.to_dict()
         if json_out:
             sys.stdout.write(json.dumps(s, ensure_ascii=False) + "\n")
             sys.stdout.flush()
-        elif not report.seen:
+        elif runs == 0:
             _print_summary(s)
         else:
             out_console.print(f"{time.strftime('%H:%M:%S')} generation {s['generation']}: {s['added']} added, "
                               f"{s['updated']} updated, {s['removed']} removed, {s['failed']} failed "
                               f"({s['seconds']:.1f} s)", highlight=False)
-        report.seen = True
-    report.seen = False
+        runs += 1
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())     # a service manager's stop: finish the run, then end
     try:
