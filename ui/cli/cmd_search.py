@@ -58,7 +58,6 @@ def search_command(
     with SoundIndex.open(index, model=model) as sound_index:
         hits = sound_index.search_text(text, k=k, filters=filters, per_file=not all_segments,
                                        keywords=keywords, exclude=unwanted, exclude_weight=exclude_weight)
-    query = text + "".join(f" not {u!r}" for u in unwanted)
-    show_hits(hits, json_out, f"search {text!r}" + "".join(f" not {u!r}" for u in unwanted)
-              + (" (sound + keywords)" if keywords else ""))
-    export_results(hits, export, whole_files, pad, query)
+    without = "".join(f" not {u!r}" for u in unwanted)
+    show_hits(hits, json_out, f"search {text!r}{without}" + (" (sound + keywords)" if keywords else ""))
+    export_results(hits, export, whole_files, pad, text + without)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import List, Optional
 
 import typer
 
@@ -60,44 +60,32 @@ def similar_command(
     from engine.query import SoundIndex
 
     check_export(export, whole_files, pad)
-    if len(audio_files) > 1:
-        if start is not None or end is not None:
-            raise InvalidQuery("--start and --end take a moment of one file; give one AUDIO_FILE with them")
-        filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories,
-                               channels, min_loudness, max_loudness)
-        _more_like_these(audio_files, index, model, k, json_out, all_segments, filters, export, whole_files, pad)
-        return
-    audio_file = audio_files[0]
     filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories,
                            channels, min_loudness, max_loudness)
     per_file = not all_segments
-    span = {"start": parse_time(start), "end": parse_time(end)}
-    with SoundIndex.open(index, model=model) as sound_index:
-        file_id = sound_index.file_id_for_path(audio_file)
-        if file_id is not None:
-            log.debug("%s is indexed (file id %d): using its stored vectors", audio_file, file_id)
-            hits = sound_index.similar_to_file(file_id, k=k, filters=filters, per_file=per_file, **span)
-        else:
-            log.info("%s is not in the index: embedding it", audio_file)
-            hits = sound_index.search_audio(str(audio_file), k=k, filters=filters, per_file=per_file, **span)
-    if per_file and start is None and end is None:      # which hits are copies of this very recording
-        from engine.duplicates import mark_copies
-        hits = mark_copies(str(audio_file), hits)
-    part = (f" {clock(span['start'] or 0.0)}–{'end' if span['end'] is None else clock(span['end'])}"
-            if start is not None or end is not None else "")
-    show_hits(hits, json_out, f"similar to {audio_file.name}{part}")
-    export_results(hits, export, whole_files, pad, f"similar to {audio_file}{part}")
-
-
-def _more_like_these(audio_files: List[Path], index: Optional[str], model: Optional[str], k: int, json_out: bool,
-                     all_segments: bool, filters: Any, export: Optional[Path], whole_files: bool,
-                     pad: float) -> None:
-    """``similar A B …``: files like all the examples together (SoundIndex.similar_to_files)."""
-    from engine.query import SoundIndex
-
-    with SoundIndex.open(index, model=model) as sound_index:
-        hits = sound_index.similar_to_files([str(p) for p in audio_files], k=k, filters=filters,
-                                            per_file=not all_segments)
-    names = " + ".join(p.name for p in audio_files)
-    show_hits(hits, json_out, f"similar to {names}")
-    export_results(hits, export, whole_files, pad, f"similar to {', '.join(map(str, audio_files))}")
+    if len(audio_files) > 1:            # more like these: the mean of their vectors
+        if start is not None or end is not None:
+            raise InvalidQuery("--start and --end take a moment of one file; give one AUDIO_FILE with them")
+        with SoundIndex.open(index, model=model) as sound_index:
+            hits = sound_index.similar_to_files([str(p) for p in audio_files], k=k, filters=filters,
+                                                per_file=per_file)
+        shown, query = " + ".join(p.name for p in audio_files), ", ".join(map(str, audio_files))
+    else:
+        audio_file = audio_files[0]
+        span = {"start": parse_time(start), "end": parse_time(end)}
+        with SoundIndex.open(index, model=model) as sound_index:
+            file_id = sound_index.file_id_for_path(audio_file)
+            if file_id is not None:
+                log.debug("%s is indexed (file id %d): using its stored vectors", audio_file, file_id)
+                hits = sound_index.similar_to_file(file_id, k=k, filters=filters, per_file=per_file, **span)
+            else:
+                log.info("%s is not in the index: embedding it", audio_file)
+                hits = sound_index.search_audio(str(audio_file), k=k, filters=filters, per_file=per_file, **span)
+        if per_file and start is None and end is None:      # which hits are copies of this very recording
+            from engine.duplicates import mark_copies
+            hits = mark_copies(str(audio_file), hits)
+        part = (f" {clock(span['start'] or 0.0)}–{'end' if span['end'] is None else clock(span['end'])}"
+                if start is not None or end is not None else "")
+        shown, query = f"{audio_file.name}{part}", f"{audio_file}{part}"
+    show_hits(hits, json_out, f"similar to {shown}")
+    export_results(hits, export, whole_files, pad, f"similar to {query}")
