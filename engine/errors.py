@@ -64,3 +64,7 @@ class InvalidConfig(SoundsiftError):
 
 class CorpusError(SoundsiftError):
     """The offline training corpus cannot be built (a package, tool or source is missing)."""
+
+
+class RelocationFailed(SoundsiftError):
+    """``soundsift relocate`` was refused (nothing indexed there, no such folder); nothing changed."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,11 +23,12 @@ from indexer.write import IndexWriter
 log = logging.getLogger(__name__)
 
 
-def refresh_metadata(writer: IndexWriter, busy: set[str]) -> int:
-    """Re-read the metadata of every indexed file not in ``busy`` (files this run adds, changes
+def refresh_metadata(writer: IndexWriter, busy: set[str], moved: Mapping[str, str] | None = None) -> int:
+    """Re-read the metadata of every indexed file not in ``busy`` (paths this run adds, changes
     or removes: they are read, or dropped, anyway) when the catalog's reader is older than
-    :data:`READER_VERSION`; returns how many files were read. The catalog is marked current
-    only when every file could be read; one that cannot keeps what it had, with a warning."""
+    :data:`READER_VERSION`; returns how many files were read. ``moved``: indexed path → where
+    the file is now (indexer.moves), read there. The catalog is marked current only when every
+    file could be read; one that cannot keeps what it had, with a warning."""
     if int(writer.meta.get("metadata_reader", 0)) >= READER_VERSION:
         return 0
     with Session(writer.engine) as s:
@@ -37,16 +39,18 @@ def refresh_metadata(writer: IndexWriter, busy: set[str]) -> int:
     started = time.perf_counter()
     found: dict[str, tuple[tuple[str, str], ...]] = {}
     missed: list[str] = []
+    moved = moved or {}
     for path in paths:
         notes: list[str] = []
+        where = moved.get(path, path)
         try:
-            if not os.path.isfile(path):
+            if not os.path.isfile(where):
                 raise FileNotFoundError("not found: deleted, renamed or on a drive not mounted now")
-            found[path] = tuple(sorted(read_metadata(path, notes).items()))
+            found[path] = tuple(sorted(read_metadata(where, notes).items()))
         except Exception as e:  # a file we cannot read now keeps what it had; said below
-            missed.append(f"{path}: {e}")
+            missed.append(f"{where}: {e}")
         for note in notes:
-            log.warning("%s: %s", path, note)
+            log.warning("%s: %s", where, note)
     if missed:
         log.warning("embedded metadata of %d indexed files not read again (they keep what they had; "
                     "the next run tries again), e.g. %s", len(missed), missed[0])

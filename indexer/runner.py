@@ -36,7 +36,8 @@ from indexer.decode import (DecodeJob, FileDecoded, FileFailed, SegmentReady, de
                             iter_decoded)
 from indexer.embed import DEFAULT_BATCH_SIZE, SegmentBatcher
 from indexer.metadata_refresh import refresh_metadata
-from indexer.scan import ScannedFile, diff, normalize_root, scan, under_roots
+from indexer.moves import find_moves, moved_root_hint
+from indexer.scan import Diff, ScannedFile, diff, normalize_root, scan, under_roots
 from indexer.write import Changes, IndexedFile, IndexWriter
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class IndexSummary:
     added: int = 0
     updated: int = 0
     removed: int = 0
+    moved: int = 0                      # indexed files found at another path (indexer.moves)
     unchanged: int = 0
     failed: int = 0
     metadata_reread: int = 0            # unchanged files whose embedded metadata was read again
@@ -241,22 +243,32 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     unlisted = [normalize_root(e.path) for e in scanned.errors if e.folder]
     # a root that is gone (an unmounted drive, a typo) is reported, never read as "all deleted"
     unlisted += [r for r in roots if not os.path.lexists(r)]
-    plan = diff(writer.catalog_state(), scanned.files, roots, keep_under=unlisted)
+    state = writer.catalog_state()
+    plan = diff(state, scanned.files, roots, keep_under=unlisted)
+    moves = find_moves(plan.deleted, plan.new, state, writer.headers(plan.deleted)) if plan.new else []
+    if moves:                   # moved or renamed: the catalog rows follow, nothing is embedded again
+        moved_old, moved_new = {m.old for m in moves}, {m.new for m in moves}
+        plan = Diff(new=[f for f in plan.new if f.path not in moved_new], changed=plan.changed,
+                    deleted=[p for p in plan.deleted if p not in moved_old], unchanged=plan.unchanged)
+    elif plan.new:
+        moved_root_hint(state, plan.new, roots, layout.root)
     old_errors = [p for p in writer.error_paths()
                   if under_roots(p, roots) and not under_roots(p, unlisted)]
     timings["scan"] = time.perf_counter() - t
+    summary.moved = len(moves)
     summary.unchanged = len(plan.unchanged)
     summary.skipped = dict(scanned.skipped)
     if scanned.skipped:
         log.info("not scanned: %s", ", ".join(f"{n} {kind}" for kind, n in scanned.skipped.items()))
-    log.info("%s: %d new, %d changed, %d deleted, %d unchanged, %d unusable entries",
-             layout.root, len(plan.new), len(plan.changed), len(plan.deleted),
+    log.info("%s: %d new, %d changed, %d deleted, %d moved, %d unchanged, %d unusable entries",
+             layout.root, len(plan.new), len(plan.changed), len(plan.deleted), len(moves),
              len(plan.unchanged), len(scanned.errors))
 
     # files indexed before the metadata reader learnt more (iXML …): read theirs again, once
-    summary.metadata_reread = refresh_metadata(writer, set(plan.new) | set(plan.changed) | set(plan.deleted))
+    busy = {f.path for f in plan.new} | {f.path for f in plan.changed} | set(plan.deleted)
+    summary.metadata_reread = refresh_metadata(writer, busy, {m.old: m.new for m in moves})
 
-    pending = Changes(remove=list(plan.deleted))
+    pending = Changes(remove=list(plan.deleted), moves=moves)
     summary.removed = len(plan.deleted)
     failures: dict[str, str] = {}
 
@@ -363,7 +375,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
         events.close()
         bar.close()
         stack.close()
-        if pending.add or pending.remove or pending.errors:
+        if pending:
             commit()
         log.warning("interrupted: %s now holds %d files (generation %d); run the same "
                     "command again to index the rest", layout.root,

@@ -33,19 +33,25 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from engine.audio import AudioInfo
-from engine.catalog import ErrorRow, File, FileMetadata, SegmentRow, get_meta, open_catalog, set_meta
+from engine.catalog import (Caption, ErrorRow, File, FileMetadata, SegmentRow, Tag, get_meta, open_catalog,
+                            set_meta)
 from engine.errors import IndexBusy, IndexNotFound
 from engine.file_metadata import LEVEL_KEYS
 from engine.index_choice import IndexChoice, choose_index, default_memory_budget, needs_rebuild
 from engine.layout import IndexLayout
 from engine.vectors import fsync_dir, gpu_count, new_index, write_index_atomic
+
+from indexer.moves import Move
+
+if TYPE_CHECKING:
+    from indexer.moves import Header
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +82,13 @@ class Changes:
     remove: list[str] = field(default_factory=list)          # paths whose rows go
     errors: dict[str, str] = field(default_factory=dict)     # path → reason (replaced)
     clear_errors: list[str] = field(default_factory=list)    # paths whose error rows go
+    moves: list[Move] = field(default_factory=list)          # files at a new path (rows kept)
+    absorb: dict[str, str] = field(default_factory=dict)     # old path → an indexed path that
+                                                             # takes its tags and captions; old goes
 
     def __bool__(self) -> bool:
-        return bool(self.add or self.remove or self.errors or self.clear_errors)
+        return bool(self.add or self.remove or self.errors or self.clear_errors or self.moves
+                    or self.absorb)
 
 
 def package_versions() -> dict[str, str]:
@@ -241,6 +251,23 @@ class IndexWriter:
         with Session(self.engine) as s:
             return list(s.scalars(select(ErrorRow.path)))
 
+    def error_reasons(self) -> dict[str, str]:
+        """Every error row: path → reason."""
+        with Session(self.engine) as s:
+            return dict(s.execute(select(ErrorRow.path, ErrorRow.reason)).all())
+
+    def headers(self, paths: list[str]) -> dict[str, Header]:
+        """The audio header the catalog holds for each of ``paths`` that is indexed."""
+        from indexer.moves import Header
+        out = {}
+        with Session(self.engine) as s:
+            for i in range(0, len(paths), 500):
+                rows = s.execute(select(File.path, File.sample_rate, File.channels, File.format, File.subtype,
+                                        File.duration).where(File.path.in_(paths[i:i + 500])))
+                out.update({r.path: Header(r.sample_rate, r.channels, r.format, r.subtype or "", r.duration)
+                            for r in rows})
+        return out
+
     # -- the commit ----------------------------------------------------------------------
     def _live_index(self, dim: int):
         if self._index is None:
@@ -277,10 +304,12 @@ class IndexWriter:
     def _commit(self, changes: Changes, meta: dict[str, Any]) -> int:
         dim = int(meta["dim"])
         index = self._live_index(dim)
-        vectors_change = bool(changes.add or changes.remove) or self.vectors_path is None
+        # a move keeps the vectors but is a new generation all the same: readers hold paths per generation
+        vectors_change = (bool(changes.add or changes.remove or changes.moves or changes.absorb)
+                          or self.vectors_path is None)
         gen = self.generation + 1 if vectors_change else self.generation
         new_file = self.layout.vectors_file(gen)
-        gone_paths = sorted(set(changes.remove) | {f.path for f in changes.add})
+        gone_paths = sorted(set(changes.remove) | {f.path for f in changes.add} | set(changes.absorb))
         with Session(self.engine) as s:
             gone_ids = _segment_ids_of(s, gone_paths)
             next_id = _next_segment_id(s)
@@ -307,8 +336,12 @@ class IndexWriter:
             write_index_atomic(index, new_file)
         # step 2: one transaction makes it the committed generation
         with Session(self.engine) as s, s.begin():
+            if changes.absorb:
+                _absorb(s, changes.absorb)
             if gone_paths:
                 s.execute(delete(File).where(File.path.in_(gone_paths)))
+            if changes.moves:
+                _move(s, changes.moves)
             for f, ids in zip(changes.add, ids_per_file):
                 row = File(path=f.path, size=f.size, mtime_ns=f.mtime_ns, duration=f.duration,
                            sample_rate=f.info.sample_rate, channels=f.info.channels,
@@ -318,7 +351,7 @@ class IndexWriter:
                 s.add_all(SegmentRow(id=int(i), file_id=row.id, start=a, end=b)
                           for i, (a, b) in zip(ids, f.segments))
                 s.add_all(FileMetadata(file_id=row.id, key=k, value=v) for k, v in f.info.metadata)
-            cleared = set(changes.clear_errors) | {f.path for f in changes.add}
+            cleared = set(changes.clear_errors) | {f.path for f in changes.add} | {m.new for m in changes.moves}
             if cleared:
                 s.execute(delete(ErrorRow).where(ErrorRow.path.in_(sorted(cleared))))
             for path, reason in changes.errors.items():
@@ -448,6 +481,41 @@ def _set_error(s: Session, path: str, reason: str) -> None:
         s.add(ErrorRow(path=path, reason=reason, at=time.time()))
     else:
         row.reason, row.at = reason, time.time()
+
+
+def _move(s: Session, moves: list[Move]) -> None:
+    """Give files their new paths (and modification times) in two steps, so a new path that is
+    another moved file's old one never meets the unique constraint (the interim names are not
+    absolute paths)."""
+    by_old = {m.old: m for m in moves}
+    olds = sorted(by_old)
+    ids: dict[str, int] = {}
+    for i in range(0, len(olds), 500):
+        ids.update(s.execute(select(File.path, File.id).where(File.path.in_(olds[i:i + 500]))).all())
+    for fid in ids.values():
+        s.execute(update(File).where(File.id == fid).values(path=f"moving:{fid}"))
+    for old, fid in ids.items():
+        m = by_old[old]
+        s.execute(update(File).where(File.id == fid).values(path=m.new, mtime_ns=m.mtime_ns))
+
+
+def _absorb(s: Session, absorb: dict[str, str]) -> None:
+    """Copy the tags and captions of each old path's file onto the file indexed at its new path
+    (rows it holds already are not doubled); the old file's rows go with it afterwards."""
+    paths = sorted(set(absorb) | set(absorb.values()))
+    ids = dict(s.execute(select(File.path, File.id).where(File.path.in_(paths))).all())
+    for old, new in absorb.items():
+        if old not in ids or new not in ids:
+            continue
+        have = set(s.execute(select(Tag.label, Tag.source).where(Tag.file_id == ids[new])).all())
+        for label, score, source in s.execute(select(Tag.label, Tag.score, Tag.source)
+                                              .where(Tag.file_id == ids[old])).all():
+            if (label, source) not in have:
+                s.add(Tag(file_id=ids[new], label=label, score=score, source=source))
+        have_c = set(s.execute(select(Caption.text, Caption.source).where(Caption.file_id == ids[new])).all())
+        for text_, source in s.execute(select(Caption.text, Caption.source).where(Caption.file_id == ids[old])).all():
+            if (text_, source) not in have_c:
+                s.add(Caption(file_id=ids[new], text=text_, source=source))
 
 
 def _segment_ids_of(s: Session, paths: list[str]) -> list[int]:

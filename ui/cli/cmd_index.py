@@ -106,7 +106,8 @@ def _watch(paths: List[Path], index: Optional[str], model: Optional[str], interv
             _print_summary(s)
         else:
             out_console.print(f"{time.strftime('%H:%M:%S')} generation {s['generation']}: {s['added']} added, "
-                              f"{s['updated']} updated, {s['removed']} removed, {s['failed']} failed "
+                              f"{s['updated']} updated, {s['removed']} removed, "
+                              + (f"{s['moved']} moved, " if s.get("moved") else "") + f"{s['failed']} failed "
                               f"({s['seconds']:.1f} s)", highlight=False)
         runs += 1
     stop = threading.Event()
@@ -127,6 +128,8 @@ def _print_summary(s: dict[str, Any]) -> None:
         t.add_row("model", f"{s['model']} (was {s['previous_model'] or '?'})")
     for key in ("added", "updated", "removed", "unchanged", "failed"):
         t.add_row(key, str(s[key]))
+    if s.get("moved"):
+        t.add_row("moved or renamed", f"{s['moved']} (kept their vectors, tags and captions)")
     if s.get("metadata_reread"):
         t.add_row("metadata read again", f"{s['metadata_reread']} unchanged files (a newer reader)")
     if s.get("skipped"):

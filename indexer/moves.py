@@ -1,0 +1,146 @@
+"""Files that moved or were renamed keep their vectors, tags and captions.
+
+Sound designers reorganise libraries: a folder renamed, files sorted into category folders, a
+batch renamed to a naming scheme. By path alone each of those is a deleted file and a new one,
+so it was embedded again (hours for a large library) and the user's tags and captions on it
+were lost. :func:`find_moves` pairs the deleted files of a run with its new files instead:
+
+* the same size and the same modification time to the nanosecond (``mv``, Finder, Explorer
+  and ``rsync -a`` keep both; a file written anew does not have the old one's time);
+* the same audio header: sample rate, channels, container and encoding, and a length within
+  0.1 s or 1 % (read from the new file's header, so a stray match of size and time between
+  two different recordings is not taken);
+* one to one: when several deleted and several new files share size and time (a batch of
+  equal-length renders unpacked from one archive) they are paired by file name; what stays
+  ambiguous is embedded again, as before.
+
+:mod:`indexer.relocate` is for what a run cannot see: the library's drive mounted at another path, or
+its top folder renamed, so the old paths are outside every root the run scans;
+:func:`moved_root_hint` notices that case in an ordinary run and names the command.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from engine.audio import probe
+from engine.errors import UnreadableAudio
+from indexer.scan import ScannedFile, under_roots
+
+log = logging.getLogger(__name__)
+
+#: how far a moved file's length read from its header may be from the decoded one
+LENGTH_TOLERANCE_S, LENGTH_TOLERANCE_REL = 0.1, 0.01
+
+
+@dataclass(frozen=True)
+class Move:
+    """An indexed file now found at another path: its catalog row follows it."""
+
+    old: str
+    new: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Header:
+    """What the catalog knows of a file's audio (compared with a candidate's header)."""
+
+    sample_rate: int
+    channels: int
+    format: str
+    subtype: str
+    duration: float
+
+
+def same_audio(header: Header, path: str) -> bool:
+    """Whether the audio header of ``path`` matches ``header`` (False when it cannot be read)."""
+    try:
+        info = probe(path)
+    except UnreadableAudio as e:
+        log.debug("%s: not taken as a moved file (%s)", path, e)
+        return False
+    length = info.frames / info.sample_rate
+    return ((info.sample_rate, info.channels, info.format, info.subtype)
+            == (header.sample_rate, header.channels, header.format, header.subtype)
+            and abs(length - header.duration) <= max(LENGTH_TOLERANCE_S, LENGTH_TOLERANCE_REL * header.duration))
+
+
+def find_moves(deleted: Sequence[str], new: Sequence[ScannedFile], state: Mapping[str, tuple[int, int]],
+               headers: Mapping[str, Header]) -> list[Move]:
+    """Pairs (deleted catalog file, new file on disk) that are one file moved or renamed.
+
+    ``state``: the catalog's path → (size, mtime_ns); ``headers``: the catalog's header of
+    each deleted path. Sorted by old path.
+    """
+    gone: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for path in deleted:
+        gone[tuple(state[path])].append(path)
+    arrived: dict[tuple[int, int], list[ScannedFile]] = defaultdict(list)
+    for f in new:
+        if (f.size, f.mtime_ns) in gone:
+            arrived[(f.size, f.mtime_ns)].append(f)
+    moves = []
+    for key, files in arrived.items():
+        for old, f in _pair(gone[key], files):
+            if same_audio(headers[old], f.path):
+                moves.append(Move(old, f.path, f.size, f.mtime_ns))
+    return sorted(moves, key=lambda m: m.old)
+
+
+def _pair(olds: list[str], news: list[ScannedFile]) -> list[tuple[str, ScannedFile]]:
+    """One to one: the only pair, else the pairs whose file names are unique on both sides."""
+    if len(olds) == 1 and len(news) == 1:
+        return [(olds[0], news[0])]
+    old_names = Counter(os.path.basename(p) for p in olds)
+    new_by_name: dict[str, list[ScannedFile]] = defaultdict(list)
+    for f in news:
+        new_by_name[os.path.basename(f.path)].append(f)
+    return [(p, new_by_name[os.path.basename(p)][0]) for p in olds
+            if old_names[os.path.basename(p)] == 1 and len(new_by_name[os.path.basename(p)]) == 1]
+
+
+def _split_at_common_tail(old: str, new: str) -> tuple[str, str]:
+    """The folders above the longest shared tail of two paths: ``/a/x/y.wav``, ``/b/x/y.wav`` →
+    ``/a``, ``/b``."""
+    a, b = Path(old).parts, Path(new).parts
+    n = 0
+    while n < min(len(a), len(b)) - 1 and a[-1 - n] == b[-1 - n]:
+        n += 1
+    return str(Path(*a[:len(a) - n])), str(Path(*b[:len(b) - n]))
+
+
+def moved_root_hint(state: Mapping[str, tuple[int, int]], new: Sequence[ScannedFile],
+                    roots: Sequence[str], index: str | Path) -> tuple[str, str, int] | None:
+    """When new files are indexed files whose old place outside ``roots`` is gone (a drive
+    mounted elsewhere, a renamed top folder), warn once with the `soundsift relocate` command
+    that keeps their vectors, tags and captions; returns (old folder, new folder, files) or None.
+
+    A candidate has the same size, modification time and file name as an indexed file, and
+    that file's path does not exist now.
+    """
+    outside: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for path, key in state.items():
+        if not under_roots(path, roots):
+            outside[tuple(key)].append(path)
+    if not outside:
+        return None
+    votes: Counter[tuple[str, str]] = Counter()
+    for f in new:
+        olds = outside.get((f.size, f.mtime_ns), [])
+        if (len(olds) == 1 and os.path.basename(olds[0]) == os.path.basename(f.path)
+                and not os.path.lexists(olds[0])):
+            votes[_split_at_common_tail(olds[0], f.path)] += 1
+    if not votes:
+        return None
+    (old, new_folder), n = votes.most_common(1)[0]
+    log.warning("%d of the %d new files were indexed before under %s, which is not there now. If the "
+                "library moved, stop this run (Ctrl-C keeps what is done) and run `soundsift relocate "
+                "%s %s --index %s`: it keeps their vectors, tags and captions instead of embedding them "
+                "again", n, len(new), old, old, new_folder, index)
+    return old, new_folder, n

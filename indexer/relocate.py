@@ -1,0 +1,139 @@
+"""``soundsift relocate OLD NEW``: the library's folder is now somewhere else; keep its index.
+
+A drive mounted at another path (``/Volumes/SFX`` → ``/media/me/SFX``, ``D:`` → ``E:``), a
+library copied to a new disk, or its top folder renamed: every indexed path under the old
+folder is outside what a run scans, so ``soundsift index NEW`` would embed the whole library
+again and keep the old rows. :func:`relocate` rewrites the catalog's paths under ``old`` to
+the same paths under ``new`` in one commit, without reading audio: vectors, tags, captions
+and embedded metadata stay. Error rows move with their files.
+
+* A file that is at the new place with the same size takes that file's modification time (a
+  copy made without keeping times would otherwise read as changed and be embedded again).
+* A file that is not at the new place is relocated all the same and reported; the next
+  ``soundsift index NEW`` drops it (or embeds it again if its size changed).
+* A new path the index holds already (``soundsift index NEW`` ran before the relocation)
+  keeps its own row; the old row's tags and captions are added to it and the old row goes.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from engine.errors import IndexNotFound, RelocationFailed
+from engine.layout import IndexLayout, resolve_index_dir
+from indexer.moves import Move
+from indexer.scan import normalize_root, under_roots
+from indexer.write import Changes, IndexWriter
+
+log = logging.getLogger(__name__)
+
+#: the model keys every commit records (indexer.runner writes the same ones)
+MODEL_META_KEYS = ("model_name", "model_fingerprint", "dim", "sample_rate", "segment_policy")
+
+
+@dataclass
+class RelocationPlan:
+    """Every indexed path under ``old`` → the same path under ``new``."""
+
+    old: str
+    new: str
+    renames: dict[str, str] = field(default_factory=dict)    # old path → new path
+    merged: list[str] = field(default_factory=list)          # new paths indexed already (rows merged)
+    missing: list[str] = field(default_factory=list)         # new paths with no file there now
+    retimed: int = 0                                         # files whose modification time was taken
+    errors: dict[str, str] = field(default_factory=dict)     # error rows: old path → new path
+    generation: int = 0                                      # the generation committed (0: dry run)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"old": self.old, "new": self.new, "files": len(self.renames), "merged": len(self.merged),
+                "missing": len(self.missing), "retimed": self.retimed, "errors": len(self.errors),
+                "generation": self.generation, "missing_paths": self.missing[:50]}
+
+
+def new_path(path: str, old: str, new: str) -> str:
+    """``path`` (``old`` or inside it) with ``old`` replaced by ``new``."""
+    if path == old:
+        return new
+    return os.path.join(new, os.path.relpath(path, old))
+
+
+def plan_relocation(paths: Iterable[str], error_paths: Iterable[str], old: str, new: str) -> RelocationPlan:
+    """The renames that take the indexed ``paths`` and ``error_paths`` from folder ``old`` to ``new``
+    (both absolute). Pure but for checking which new paths hold a file now."""
+    paths = list(paths)
+    plan = RelocationPlan(old, new)
+    plan.renames = {p: new_path(p, old, new) for p in paths if under_roots(p, [old])}
+    staying = {p for p in paths if p not in plan.renames}
+    plan.merged = sorted(t for t in plan.renames.values() if t in staying)
+    plan.missing = sorted(t for t in plan.renames.values() if not os.path.isfile(t))
+    plan.errors = {p: new_path(p, old, new) for p in error_paths if under_roots(p, [old])}
+    return plan
+
+
+def relocate(index: str | Path | None, old: str | Path, new: str | Path, *,
+             dry_run: bool = False) -> RelocationPlan:
+    """Move the index's files under folder ``old`` to the same places under folder ``new``.
+
+    ``old`` is taken as written (it may be gone: an unmounted drive); ``new`` must be a folder
+    that exists and holds at least one of the files. Raises RelocationFailed (nothing changed)
+    otherwise, and IndexNotFound for a missing index. ``dry_run``: plan and report, change nothing.
+    """
+    layout = IndexLayout(resolve_index_dir(index))
+    if not layout.catalog.is_file():
+        raise IndexNotFound(f"{layout.root} is not an index (no catalog.db); nothing to relocate")
+    old_root = os.path.normpath(os.path.abspath(os.path.expanduser(str(old))))
+    new_root = normalize_root(new)
+    if not os.path.isdir(new_root):
+        raise RelocationFailed(f"{new}: no such folder (mount the drive, or check the path); nothing was changed")
+    if old_root == new_root:
+        raise RelocationFailed(f"{old} and {new} are the same folder; nothing was changed")
+    with IndexWriter(layout) as writer:
+        state = writer.catalog_state()
+        reasons = writer.error_reasons()
+        plan = plan_relocation(state, reasons, old_root, new_root)
+        if not plan.renames:
+            raise RelocationFailed(f"index {layout.root} holds no files under {old_root} "
+                                   f"(it holds files under {_top_folders(state)}); nothing was changed")
+        if len(plan.missing) == len(plan.renames):
+            raise RelocationFailed(f"none of the {len(plan.renames)} files indexed under {old_root} is at "
+                                   f"the same place under {new_root} (e.g. {plan.missing[0]}): is it "
+                                   "the right folder? Nothing was changed")
+        merged = set(plan.merged)
+        moves = []
+        for old_path, target in plan.renames.items():
+            if target in merged:    # that row stays; this one only gives it its tags and captions
+                continue
+            size, mtime_ns = state[old_path]
+            try:
+                st = os.stat(target)
+                if st.st_size == size and st.st_mtime_ns != mtime_ns:
+                    mtime_ns, plan.retimed = int(st.st_mtime_ns), plan.retimed + 1
+            except OSError:
+                pass                # missing: counted in plan.missing; the next run drops it
+            moves.append(Move(old_path, target, size, mtime_ns))
+        if plan.missing:
+            log.warning("%d of the %d files are not at the new place (e.g. %s); the next `soundsift index "
+                        "%s` drops them", len(plan.missing), len(plan.renames), plan.missing[0], new_root)
+        if dry_run:
+            return plan
+        targets = set(plan.renames.values())
+        changes = Changes(moves=moves, absorb={o: t for o, t in plan.renames.items() if t in merged},
+                          errors={t: reasons[o] for o, t in plan.errors.items() if t not in targets},
+                          clear_errors=sorted(plan.errors))
+        meta = {k: writer.meta[k] for k in MODEL_META_KEYS if k in writer.meta}
+        plan.generation = writer.commit(changes, meta)
+    log.info("relocated %d files from %s to %s (generation %d)", len(plan.renames), old_root, new_root,
+             plan.generation)
+    return plan
+
+
+def _top_folders(state: dict[str, Any], shown: int = 3) -> str:
+    """The folders directly holding the index's files, a few of them, for a message."""
+    folders = sorted({os.path.dirname(p) for p in state})
+    common = os.path.commonpath(folders) if folders else ""
+    if common and common != os.sep:
+        return common
+    return ", ".join(folders[:shown]) + (" …" if len(folders) > shown else "")

@@ -1,0 +1,265 @@
+"""Moved and renamed files keep their vectors, tags and captions (indexer.moves), and
+`soundsift relocate` follows a library to another folder or mount point (indexer.relocate)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from engine.catalog import Caption, ErrorRow, File, SegmentRow, Tag, open_catalog
+from engine.errors import IndexNotFound, RelocationFailed
+from engine.layout import IndexLayout
+from engine.query import SoundIndex
+from indexer import build_index
+from indexer.moves import Header, find_moves
+from indexer.relocate import relocate
+from indexer.scan import ScannedFile
+from tests.conftest import chirp, noise, tone, write
+from tests.index_fakes import FakeModel
+from ui.cli import app
+
+
+@pytest.fixture
+def lib(tmp_path) -> Path:
+    lib = (tmp_path / "Library").resolve()
+    write(lib / "Doors" / "door_slam.wav", noise(1.5, 16000, seed=1), 16000)
+    write(lib / "Doors" / "door_creak.flac", chirp(200, 900, 2.0, 22050), 22050)
+    write(lib / "Misc" / "beep.wav", tone(880, 0.5, 44100), 44100)
+    write(lib / "Misc" / "hum.ogg", tone(60, 3.0, 48000), 48000)
+    write(lib / "rain.wav", np.stack([noise(4.0, 48000, seed=2), noise(4.0, 48000, seed=3)], 1), 48000)
+    (lib / "Misc" / "broken.wav").write_text("not audio")
+    return lib
+
+
+def index(paths, idx: Path, model: FakeModel | None = None):
+    return build_index([str(p) for p in paths], idx, model or FakeModel(), workers=0, progress=False)
+
+
+def rows(idx: Path) -> dict[str, dict]:
+    """path → id, segment ids, tags, captions of every indexed file."""
+    engine = open_catalog(IndexLayout(idx).catalog)
+    try:
+        with Session(engine) as s:
+            out = {}
+            for f in s.scalars(select(File)):
+                out[f.path] = {
+                    "id": f.id, "mtime_ns": f.mtime_ns,
+                    "segments": list(s.scalars(select(SegmentRow.id).where(SegmentRow.file_id == f.id)
+                                               .order_by(SegmentRow.id))),
+                    "tags": sorted(s.execute(select(Tag.label, Tag.source).where(Tag.file_id == f.id)).all()),
+                    "captions": sorted(s.scalars(select(Caption.text).where(Caption.file_id == f.id)))}
+            return out
+    finally:
+        engine.dispose()
+
+
+def error_paths(idx: Path) -> list[str]:
+    engine = open_catalog(IndexLayout(idx).catalog)
+    try:
+        with Session(engine) as s:
+            return sorted(s.scalars(select(ErrorRow.path)))
+    finally:
+        engine.dispose()
+
+
+def label(idx: Path, path: Path, tag: str, caption: str) -> None:
+    """The user's own tag and caption on ``path`` (what `soundsift caption --index` stores)."""
+    engine = open_catalog(IndexLayout(idx).catalog)
+    try:
+        with Session(engine) as s, s.begin():
+            fid = s.scalar(select(File.id).where(File.path == str(path)))
+            s.add(Tag(file_id=fid, label=tag, score=1.0, source="user"))
+            s.add(Caption(file_id=fid, text=caption, source="user"))
+    finally:
+        engine.dispose()
+
+
+def test_moved_and_renamed_files_keep_their_rows_and_nothing_is_embedded_again(lib, tmp_path):
+    idx = tmp_path / "idx"
+    first = index([lib], idx)
+    label(idx, lib / "Doors" / "door_slam.wav", "slam", "a heavy wooden door slammed shut")
+    before = rows(idx)
+    (lib / "Foley" / "Doors").mkdir(parents=True)
+    os.rename(lib / "Doors" / "door_slam.wav", lib / "Foley" / "Doors" / "DOOR_Slam_Heavy.wav")   # moved, renamed
+    os.rename(lib / "Misc", lib / "Interface")                                                   # folder renamed
+    os.rename(lib / "rain.wav", lib / "rain_on_roof.wav")                                        # renamed in place
+
+    model = FakeModel()
+    s = index([lib], idx, model)
+    assert model.calls == []                                   # nothing embedded again
+    assert (s.moved, s.added, s.removed, s.updated, s.unchanged, s.failed) == (4, 0, 0, 0, 1, 1)
+    assert s.generation == first.generation + 1                # readers see the new paths
+    after = rows(idx)
+    renamed = {lib / "Doors" / "door_slam.wav": lib / "Foley" / "Doors" / "DOOR_Slam_Heavy.wav",
+               lib / "Misc" / "beep.wav": lib / "Interface" / "beep.wav",
+               lib / "Misc" / "hum.ogg": lib / "Interface" / "hum.ogg",
+               lib / "rain.wav": lib / "rain_on_roof.wav"}
+    assert set(after) == {str(renamed.get(Path(p), Path(p))) for p in before}
+    for old, new in renamed.items():
+        assert after[str(new)] == before[str(old)]             # same id, segments, tags, captions
+    assert after[str(lib / "Foley" / "Doors" / "DOOR_Slam_Heavy.wav")]["tags"] == [("slam", "user")]
+    # the broken file's error row follows its folder's new name (a new path, retried and failed)
+    assert error_paths(idx) == [str(lib / "Interface" / "broken.wav")]
+
+    with SoundIndex.open(idx, model=FakeModel()) as si:         # vectors still answer, under new paths
+        hits = si.similar_to_file(str(lib / "rain_on_roof.wav"), k=2)
+        assert hits[0].path == str(lib / "rain_on_roof.wav") and hits[0].score == pytest.approx(1.0, abs=1e-5)
+        assert si.info()["files"] == 5
+
+
+def test_a_reader_open_before_a_move_sees_the_new_path(lib, tmp_path):
+    idx = tmp_path / "idx"
+    index([lib], idx)
+    with SoundIndex.open(idx, model=FakeModel()) as si:
+        assert si.similar_to_file(str(lib / "rain.wav"), k=1)[0].path == str(lib / "rain.wav")
+        os.rename(lib / "rain.wav", lib / "storm.wav")
+        index([lib], idx)
+        assert si.similar_to_file(str(lib / "storm.wav"), k=1)[0].path == str(lib / "storm.wav")
+
+
+def test_same_size_and_time_but_other_audio_is_embedded_as_new(lib, tmp_path):
+    """A different recording that happens to share size and time is not taken for the deleted file."""
+    idx = tmp_path / "idx"
+    index([lib], idx)
+    old = lib / "Doors" / "door_slam.wav"                      # 1.5 s, 16 kHz, mono, 16-bit
+    st = os.stat(old)
+    other = write(lib / "other.wav", noise(3.0, 8000, seed=9), 8000)    # the same bytes of samples
+    assert other.stat().st_size == st.st_size
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    old.unlink()
+    model = FakeModel()
+    s = index([lib], idx, model)
+    assert (s.moved, s.added, s.removed) == (0, 1, 1) and model.calls
+
+
+def test_ambiguous_candidates_pair_by_name_or_not_at_all(tmp_path):
+    files = [write(tmp_path / d / n, tone(440 + i, 1.0, 16000), 16000)
+             for i, (d, n) in enumerate([("new", "a.wav"), ("new", "b.wav"), ("new", "c.wav")])]
+    size = files[0].stat().st_size
+    scanned = [ScannedFile(str(f), size, 7) for f in files]
+    header = Header(16000, 1, "WAV", "PCM_16", 1.0)
+    state = {f"/old/{n}": (size, 7) for n in ("a.wav", "b.wav", "x.wav")}
+    headers = {p: header for p in state}
+    moves = find_moves(sorted(state), scanned, state, headers)
+    assert [(m.old, Path(m.new).name) for m in moves] == [("/old/a.wav", "a.wav"), ("/old/b.wav", "b.wav")]
+    # one deleted and one new: paired whatever the names
+    single = find_moves(["/old/x.wav"], scanned[2:], state, headers)
+    assert [(m.old, m.new) for m in single] == [("/old/x.wav", str(files[2]))]
+    # a header that differs in length is not the same file
+    longer = {"/old/x.wav": Header(16000, 1, "WAV", "PCM_16", 1.5)}
+    assert find_moves(["/old/x.wav"], scanned[2:], state, longer) == []
+
+
+def test_relocate_follows_a_library_to_another_mount_point(lib, tmp_path):
+    idx = tmp_path / "idx"
+    index([lib], idx)
+    label(idx, lib / "rain.wav", "rain", "rain on a tin roof")
+    before = rows(idx)
+    mounted = tmp_path / "media" / "SFX"
+    mounted.parent.mkdir()
+    os.rename(lib, mounted)                                    # the drive, mounted elsewhere
+
+    dry = relocate(idx, lib, mounted, dry_run=True)
+    assert len(dry.renames) == 5 and dry.generation == 0 and rows(idx) == before
+    plan = relocate(idx, lib, mounted)
+    assert (len(plan.renames), plan.missing, plan.merged, plan.retimed) == (5, [], [], 0)
+    after = rows(idx)
+    assert after == {str(mounted / Path(p).relative_to(lib)): r for p, r in before.items()}
+    assert error_paths(idx) == [str(mounted / "Misc" / "broken.wav")]
+    model = FakeModel()
+    s = index([mounted], idx, model)                           # nothing to do at the new place
+    assert (s.added, s.updated, s.removed, s.unchanged, s.moved) == (0, 0, 0, 5, 0) and model.calls == []
+
+
+def test_relocate_takes_the_times_of_copies_and_merges_rows_indexed_twice(lib, tmp_path):
+    idx = tmp_path / "idx"
+    index([lib], idx)
+    label(idx, lib / "Misc" / "beep.wav", "beep", "a short interface beep")
+    copy = tmp_path / "NewDrive" / "Library"
+    shutil.copytree(lib, copy, copy_function=shutil.copy)      # a copy that did not keep the times
+    index([copy / "Doors"], idx)                               # one folder indexed at the new place already
+    (copy / "rain.wav").unlink()                               # and one file not copied
+    n_before = len(rows(idx))
+    assert n_before == 7
+
+    plan = relocate(idx, lib, copy)
+    assert (len(plan.renames), len(plan.merged), len(plan.missing)) == (5, 2, 1)
+    assert plan.retimed == 2                                   # beep.wav and hum.ogg (Doors merged, rain missing)
+    after = rows(idx)
+    assert len(after) == 5 and all(p.startswith(str(copy)) for p in after)
+    assert after[str(copy / "Misc" / "beep.wav")]["tags"] == [("beep", "user")]
+    model = FakeModel()
+    s = index([copy], idx, model)
+    assert (s.added, s.updated, s.removed, s.unchanged) == (0, 0, 1, 4) and model.calls == []
+    with SoundIndex.open(idx, model=FakeModel()) as si:
+        assert si.info()["files"] == 4
+        assert si.info()["vectors"] == sum(len(r["segments"]) for r in rows(idx).values())
+
+
+def test_relocate_refuses_what_it_cannot_do(lib, tmp_path):
+    idx = tmp_path / "idx"
+    index([lib], idx)
+    with pytest.raises(RelocationFailed, match="no such folder"):
+        relocate(idx, lib, tmp_path / "nowhere")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with pytest.raises(RelocationFailed, match="holds no files under"):
+        relocate(idx, tmp_path / "other", elsewhere)
+    with pytest.raises(RelocationFailed, match="none of the 5 files"):
+        relocate(idx, lib, elsewhere)
+    with pytest.raises(RelocationFailed, match="same folder"):
+        relocate(idx, lib, lib)
+    with pytest.raises(IndexNotFound):
+        relocate(tmp_path / "no-index", lib, elsewhere)
+    assert len(rows(idx)) == 5
+
+
+def test_relocate_into_a_subfolder_of_itself(lib, tmp_path):
+    """New paths that are other files' old paths are no clash (the catalog renames in two steps)."""
+    idx = tmp_path / "idx"
+    index([lib], idx)
+    before = rows(idx)
+    inner = lib / "Library"
+    tmp = lib.with_name("tmp-move")
+    os.rename(lib, tmp)
+    lib.mkdir()
+    os.rename(tmp, inner)
+    relocate(idx, lib, inner)
+    assert rows(idx) == {str(inner / Path(p).relative_to(lib)): r for p, r in before.items()}
+
+
+def test_an_index_run_says_how_to_relocate_a_moved_root(lib, tmp_path, caplog):
+    idx = tmp_path / "idx"
+    index([lib], idx)
+    moved = tmp_path / "Renamed"
+    os.rename(lib, moved)
+    with caplog.at_level(logging.WARNING, logger="indexer.moves"):
+        index([moved], idx)
+    said = [r.getMessage() for r in caplog.records if r.name == "indexer.moves"]
+    assert len(said) == 1 and f"soundsift relocate {lib} {moved} --index {idx}" in said[0]
+    assert said[0].startswith("5 of the 6 new files")     # broken.wav was never indexed
+
+
+def test_relocate_command(lib, tmp_path):
+    idx = tmp_path / "idx"
+    index([lib], idx)
+    moved = tmp_path / "Moved"
+    os.rename(lib, moved)
+    runner = CliRunner()
+    r = runner.invoke(app, ["relocate", str(lib), str(moved), "--index", str(idx), "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["files"] == 5 and json.loads(r.stdout)["dry_run"] is True
+    r = runner.invoke(app, ["relocate", str(lib), str(moved), "--index", str(idx)])
+    assert r.exit_code == 0, r.output
+    assert "moved 5 indexed files" in " ".join(r.stdout.split())
+    assert all(p.startswith(str(moved)) for p in rows(idx))
+    r = runner.invoke(app, ["relocate", str(lib), str(moved), "--index", str(idx)])
+    assert r.exit_code == 1 and "holds no files under" in " ".join(r.output.split())
