@@ -72,6 +72,10 @@ class ErrorRow(Base):
     at: Mapped[float] = mapped_column(Float, default=time.time)
 
 
+#: ``Tag.source`` of the user's own tags (indexer.user_tags)
+USER_TAG_SOURCE = "user"
+
+
 class Tag(Base):
     """A label attached to a file (zero-shot, AudioSet/YAMNet, or the user's)."""
 

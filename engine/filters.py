@@ -16,7 +16,7 @@ from typing import Any, Iterable
 from sqlalchemy import ColumnElement, Float, and_, cast, func, or_, select
 from sqlalchemy.sql import Select
 
-from engine.catalog import File, FileMetadata
+from engine.catalog import File, FileMetadata, Tag
 from engine.errors import InvalidQuery
 
 
@@ -45,7 +45,9 @@ class Filters:
     (``"DOORWood"``: category and subcategory), case-insensitively. ``channels`` are channel
     counts: ``(1,)`` mono files only, ``(2,)`` stereo. ``min_loudness``/``max_loudness`` (LUFS)
     keep files whose loudness measured at indexing lies in that range (files indexed before
-    soundsift measured it have none, so such a filter leaves them out).
+    soundsift measured it have none, so such a filter leaves them out). ``tags`` keep files that
+    carry any of them, whoever stored it (the user's own with `soundsift tags add`, or AudioSet
+    tags stored by `soundsift caption --index`), A–Z in any case.
     """
 
     min_duration: float | None = None
@@ -57,8 +59,11 @@ class Filters:
     channels: tuple[int, ...] = field(default=())
     min_loudness: float | None = None       # LUFS, as measured when the file was indexed (engine.loudness)
     max_loudness: float | None = None
+    tags: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", tuple(
+            " ".join(str(t).split()) for t in _tuple(self.tags) if str(t).strip()))
         object.__setattr__(self, "categories", tuple(
             str(c).strip() for c in _tuple(self.categories) if str(c).strip()))
         object.__setattr__(self, "formats", tuple(
@@ -95,7 +100,8 @@ class Filters:
         """True when the filter excludes anything at all."""
         return bool(self.min_duration is not None or self.max_duration is not None
                     or self.path_prefix or self.formats or self.sample_rates or self.categories
-                    or self.channels or self.min_loudness is not None or self.max_loudness is not None)
+                    or self.channels or self.min_loudness is not None or self.max_loudness is not None
+                    or self.tags)
 
     def conditions(self) -> list[ColumnElement[bool]]:
         """SQLAlchemy conditions on :class:`engine.catalog.File`."""
@@ -131,6 +137,10 @@ class Filters:
             conds.append(File.id.in_(select(FileMetadata.file_id).where(
                 FileMetadata.key.in_(("category", "catid")),
                 func.upper(FileMetadata.value).in_(sorted({c.upper() for c in self.categories})))))
+        if self.tags:                   # SQLite's lower() folds A–Z only: compare like with like
+            conds.append(File.id.in_(select(Tag.file_id).where(or_(
+                Tag.label.in_(sorted(set(self.tags))),
+                func.lower(Tag.label).in_(sorted({ascii_lower(t) for t in self.tags}))))))
         return conds
 
     def file_ids_query(self) -> Select[Any]:
@@ -142,4 +152,9 @@ class Filters:
                 "path_prefix": self.path_prefix, "formats": list(self.formats),
                 "sample_rates": list(self.sample_rates), "categories": list(self.categories),
                 "channels": list(self.channels), "min_loudness": self.min_loudness,
-                "max_loudness": self.max_loudness}
+                "max_loudness": self.max_loudness, "tags": list(self.tags)}
+
+
+def ascii_lower(text: str) -> str:
+    """``text`` with A–Z lowered and every other character kept, as SQLite's ``lower()`` does."""
+    return "".join(c.lower() if "A" <= c <= "Z" else c for c in text)

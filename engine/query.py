@@ -523,7 +523,8 @@ class SoundIndex:
         stamp = tuple(conn.exec_driver_sql(
             "SELECT (SELECT count(*) FROM tags), (SELECT max(id) FROM tags), "
             "(SELECT count(*) FROM captions), (SELECT max(id) FROM captions), "
-            "(SELECT value FROM meta WHERE key = 'metadata_replaced_at')").fetchone())
+            "(SELECT value FROM meta WHERE key = 'metadata_replaced_at'), "
+            "(SELECT value FROM meta WHERE key = 'tags_changed_at')").fetchone())
         with snap.keyword_lock:
             if snap.keywords is None or snap.keywords[0] != stamp:
                 docs = [(fid, os.path.splitext(path)[0])        # folders and name, not the extension
@@ -662,8 +663,13 @@ class SoundIndex:
         return self._with_snapshot(lambda conn, snap: self._allowed(conn, snap, filters))
 
     def _allowed(self, conn: Connection, snap: _Snapshot, filters: Filters) -> np.ndarray:
-        """Sorted segment ids of the files ``filters`` keeps (cached per generation)."""
-        key = (snap.key, filters)
+        """Sorted segment ids of the files ``filters`` keeps (cached per generation, and per state
+        of the tags for a tag filter: tags change between generations)."""
+        key: tuple[Any, ...] = (snap.key, filters)
+        if filters.tags:
+            key += tuple(conn.exec_driver_sql(
+                "SELECT count(*), max(id), (SELECT value FROM meta WHERE key = 'tags_changed_at') "
+                "FROM tags").fetchone())
         hit = self._allowed_cache.get(key)
         if hit is not None:
             return hit

@@ -514,3 +514,36 @@ def test_the_loudness_slider_keeps_the_files_in_its_range(app, ui_library):
     no_exception(app)
     quiet = sorted(name for name, lufs in loudness.items() if lufs <= cut)
     assert sorted(result_names(app)) == quiet and 0 < len(quiet) < len(loudness)
+
+
+def test_a_cards_tags_are_stored_shown_and_filter_the_results(ui_library, tmp_path, monkeypatch):  # noqa: F811
+    """Tag a result from its card's Tags popover; the badge appears, the sidebar's Tagged filter
+    keeps only that file, and taking the tag off again removes it from the catalog."""
+    import shutil
+
+    from indexer.user_tags import tag_counts
+    index_dir = tmp_path / "index"              # a copy: the shared index stays untagged
+    shutil.copytree(ui_library.index_dir, index_dir)
+    monkeypatch.setenv(INDEX_ENV, str(index_dir))
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params["q"] = "sound"
+    at.run()
+    no_exception(at)
+    assert not [m for m in at.sidebar.multiselect if m.key == "f_tags"]      # no tags yet: no filter
+    rank = result_names(at).index("dog_bark.wav") + 1
+
+    def card_tags():
+        return next(m for m in at.multiselect if m.key.startswith(f"user_tags_{rank}_"))
+    card_tags().set_value(["keeper"]).run()
+    no_exception(at)
+    assert tag_counts(index_dir) == {"keeper": 1}
+    assert ":green-badge[:material/sell: keeper]" in [md.value for md in at.markdown]
+    assert card_tags().value == ["keeper"]
+    at.sidebar.multiselect(key="f_tags").set_value(["keeper"]).run()
+    no_exception(at)
+    assert result_names(at) == ["dog_bark.wav"]
+    rank = 1
+    card_tags().set_value([]).run()
+    no_exception(at)
+    assert tag_counts(index_dir) == {}

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -218,7 +219,7 @@ def store_in_catalog(index: str | Path | None, rows: Sequence[CaptionedFile]) ->
     from sqlalchemy import delete, select
     from sqlalchemy.orm import Session
 
-    from engine.catalog import Caption, File, Tag, open_catalog
+    from engine.catalog import Caption, File, Tag, open_catalog, set_meta
 
     layout = existing_index(index)
     engine = open_catalog(layout.catalog)
@@ -239,6 +240,7 @@ def store_in_catalog(index: str | Path | None, rows: Sequence[CaptionedFile]) ->
                 stored += 1
                 tags_written += len(row.tags)
                 captions_written += len(row.captions)
+            set_meta(session, tags_changed_at=time.time())      # readers rebuild what they keep of tags
     finally:
         engine.dispose()
     if missing:

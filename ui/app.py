@@ -35,9 +35,10 @@ def _map_data(index_dir: str, generation: str, model: str | None, root: str) -> 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _choices(index_dir: str, generation: str, model: str | None) -> FilterChoices:
     facets = resources.sound_index(index_dir, model).facets()
-    return FilterChoices(facets["max_duration"], resources.library(index_dir).folders(),
+    lib = resources.library(index_dir)
+    return FilterChoices(facets["max_duration"], lib.folders(),
                          [str(f) for f in facets["formats"]], facets["sample_rates"], facets["categories"],
-                         facets["channels"], facets["loudness"])
+                         facets["channels"], facets["loudness"], lib.user_tag_names())
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -60,7 +61,8 @@ def main() -> None:
         st.error(f"{e}", icon=":material/error:")
         st.stop()
 
-    choices = _choices(key, generation + lib.metadata_stamp(), model)    # categories come from metadata
+    # categories come from metadata, tags change between generations
+    choices = _choices(key, generation + lib.metadata_stamp() + lib.tags_stamp(), model)
     root = choices.folders[0] if choices.folders else ""
     filters = render_filters(choices)
     tagger = _tagger(key, generation, model)

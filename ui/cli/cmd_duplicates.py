@@ -9,7 +9,8 @@ from ui.cli.app import app
 from ui.cli.common import (IndexOption, VerboseOption, err_console, out_console, print_json, relays_decoder_output,
                            reports_errors, setup_logging)
 from ui.cli.results import (CategoryOption, ChannelsOption, FormatOption, MaxDurationOption, MaxLoudnessOption,
-                            MinDurationOption, MinLoudnessOption, PathPrefixOption, SampleRateOption, clock,
+                            MinDurationOption, MinLoudnessOption, PathPrefixOption, SampleRateOption, TaggedOption,
+                            clock,
                             display_path, make_filters)
 
 log = logging.getLogger("soundsift.duplicates")
@@ -29,6 +30,7 @@ def duplicates_command(
     channels: ChannelsOption = None,
     min_loudness: MinLoudnessOption = None,
     max_loudness: MaxLoudnessOption = None,
+    tagged: TaggedOption = None,
     max_difference: float = typer.Option(1.0, "--max-difference", min=0.0,
                                          help="Largest level difference of two duplicates, dB RMS once "
                                               "aligned in time and gain (copies and re-encodes: under "
@@ -52,7 +54,7 @@ def duplicates_command(
     from engine.query import SoundIndex
 
     filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories,
-                           channels, min_loudness, max_loudness)
+                           channels, min_loudness, max_loudness, tagged)
     with SoundIndex.open(index) as sound_index:
         fv = sound_index.file_vectors(filters)
     with Progress(console=err_console, transient=True, disable=json_out) as bar:

@@ -10,7 +10,8 @@ from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, reports_errors, setup_logging
 from ui.cli.results import (AllSegmentsOption, CategoryOption, ChannelsOption, ExportOption, FormatOption,
                             IndexModelOption, MaxDurationOption, MaxLoudnessOption, MinDurationOption,
-                            MinLoudnessOption, PadOption, PathPrefixOption, SampleRateOption, WholeFilesOption,
+                            MinLoudnessOption, PadOption, PathPrefixOption, SampleRateOption, TaggedOption,
+                            WholeFilesOption,
                             check_export, export_results, make_filters, show_hits, split_values)
 
 
@@ -40,6 +41,7 @@ def search_command(
     channels: ChannelsOption = None,
     min_loudness: MinLoudnessOption = None,
     max_loudness: MaxLoudnessOption = None,
+    tagged: TaggedOption = None,
     export: ExportOption = None,
     whole_files: WholeFilesOption = False,
     pad: PadOption = 0.0,
@@ -54,7 +56,7 @@ def search_command(
 
     check_export(export, whole_files, pad)
     filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories,
-                           channels, min_loudness, max_loudness)
+                           channels, min_loudness, max_loudness, tagged)
     with SoundIndex.open(index, model=model) as sound_index:
         hits = sound_index.search_text(text, k=k, filters=filters, per_file=not all_segments,
                                        keywords=keywords, exclude=unwanted, exclude_weight=exclude_weight)

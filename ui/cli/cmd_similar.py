@@ -12,7 +12,8 @@ from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, relays_decoder_output, reports_errors, setup_logging
 from ui.cli.results import (AllSegmentsOption, CategoryOption, ChannelsOption, ExportOption, FormatOption,
                             IndexModelOption, MaxDurationOption, MaxLoudnessOption, MinDurationOption,
-                            MinLoudnessOption, PadOption, PathPrefixOption, SampleRateOption, WholeFilesOption,
+                            MinLoudnessOption, PadOption, PathPrefixOption, SampleRateOption, TaggedOption,
+                            WholeFilesOption,
                             check_export, clock, export_results, make_filters, parse_time, show_hits)
 
 log = logging.getLogger("soundsift.similar")
@@ -38,6 +39,7 @@ def similar_command(
     channels: ChannelsOption = None,
     min_loudness: MinLoudnessOption = None,
     max_loudness: MaxLoudnessOption = None,
+    tagged: TaggedOption = None,
     start: Optional[str] = typer.Option(None, "--start", help="Only the part of AUDIO_FILE from this "
                                         "time: seconds (83.5) or minutes:seconds (1:23.5), as matches are shown."),
     end: Optional[str] = typer.Option(None, "--end", help="Only the part of AUDIO_FILE up to this time."),
@@ -61,7 +63,7 @@ def similar_command(
 
     check_export(export, whole_files, pad)
     filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories,
-                           channels, min_loudness, max_loudness)
+                           channels, min_loudness, max_loudness, tagged)
     per_file = not all_segments
     if len(audio_files) > 1:            # more like these: the mean of their vectors
         if start is not None or end is not None:

@@ -35,6 +35,9 @@ MinLoudnessOption = Annotated[Optional[float], typer.Option(
     "--min-loudness", help="Only files at least this loud (LUFS, measured when indexed; e.g. -30).")]
 MaxLoudnessOption = Annotated[Optional[float], typer.Option(
     "--max-loudness", help="Only files at most this loud (LUFS; e.g. -40 for quiet room tones).")]
+TaggedOption = Annotated[Optional[List[str]], typer.Option(
+    "--tagged", help="Only files carrying this tag (yours from `soundsift tags add`, or AudioSet tags stored by "
+                     "`soundsift caption --index`); repeat it or separate with commas for any of several.")]
 ExportOption = Annotated[Optional[Path], typer.Option("--export", help=EXPORT_HELP)]
 WholeFilesOption = Annotated[bool, typer.Option(
     "--whole-files", help="With --export: copy every result's whole file, not only the matched span.")]
@@ -54,7 +57,7 @@ def make_filters(min_duration: Optional[float], max_duration: Optional[float],
                  path_prefix: Optional[str], formats: Optional[Sequence[str]],
                  sample_rates: Optional[Sequence[str]], categories: Optional[Sequence[str]] = None,
                  channels: Optional[Sequence[str]] = None, min_loudness: Optional[float] = None,
-                 max_loudness: Optional[float] = None) -> Any:
+                 max_loudness: Optional[float] = None, tags: Optional[Sequence[str]] = None) -> Any:
     """engine.filters.Filters from the command-line options (None when nothing is set)."""
     from engine.errors import InvalidQuery
     from engine.filters import Filters
@@ -72,7 +75,7 @@ def make_filters(min_duration: Optional[float], max_duration: Optional[float],
     filters = Filters(min_duration=min_duration, max_duration=max_duration, path_prefix=path_prefix,
                       formats=tuple(split_values(formats)), sample_rates=rate_values,
                       categories=tuple(split_values(categories)), channels=channel_values,
-                      min_loudness=min_loudness, max_loudness=max_loudness)
+                      min_loudness=min_loudness, max_loudness=max_loudness, tags=tuple(split_values(tags)))
     return filters if filters.active else None
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from engine.catalog import File, FileMetadata, Meta, Tag, has_table
+from engine.catalog import USER_TAG_SOURCE as USER_SOURCE, File, FileMetadata, Meta, Tag, has_table
 from engine.errors import InvalidQuery
 from engine.file_metadata import LEVEL_KEYS
 from engine.layout import IndexLayout
@@ -55,6 +55,7 @@ class FilterChoices:
     categories: list[str] = field(default_factory=list)    # library categories files carry (UCS)
     channels: list[int] = field(default_factory=list)      # channel counts of the files
     loudness: tuple[float, float] | None = None             # quietest and loudest file (LUFS), if measured
+    tags: list[str] = field(default_factory=list)          # the user's own tags (indexer.user_tags)
 
 
 class Library:
@@ -120,11 +121,32 @@ class Library:
                                   levels=_levels(about.get(r.id, {}))) for r in rows}
 
     def stored_tags(self, file_id: int, top: int = 5) -> list[dict]:
-        """Tags the catalog holds for a file, best first (may be empty)."""
+        """Tags `soundsift caption` stored for a file, best first (may be empty; not the user's own)."""
         with Session(self._engine) as s:
-            rows = s.execute(select(Tag.label, Tag.score).where(Tag.file_id == int(file_id))
+            rows = s.execute(select(Tag.label, Tag.score).where(Tag.file_id == int(file_id),
+                                                                Tag.source != USER_SOURCE)
                              .order_by(Tag.score.desc()).limit(top))
             return [{"label": label, "score": float(score)} for label, score in rows]
+
+    def user_tags(self, file_ids: list[int]) -> dict[int, list[str]]:
+        """The user's own tags of each of ``file_ids`` that has some, in the order they were added."""
+        with Session(self._engine) as s:
+            out: dict[int, list[str]] = {}
+            for fid, label in s.execute(select(Tag.file_id, Tag.label).where(
+                    Tag.file_id.in_([int(i) for i in file_ids]), Tag.source == USER_SOURCE).order_by(Tag.id)):
+                out.setdefault(int(fid), []).append(label)
+            return out
+
+    def user_tag_names(self) -> list[str]:
+        """Every tag the user gave a file of this library, A–Z."""
+        with Session(self._engine) as s:
+            return sorted(s.scalars(select(Tag.label).where(Tag.source == USER_SOURCE).distinct()), key=str.lower)
+
+    def tags_stamp(self) -> str:
+        """Changes whenever tags were added or removed (indexer.user_tags, `soundsift caption`)."""
+        with Session(self._engine) as s:
+            row = s.get(Meta, "tags_changed_at")
+            return row.value if row is not None else ""
 
     def folders(self) -> list[str]:
         """Every folder holding an indexed file, and its ancestors up to the library root."""

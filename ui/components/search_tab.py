@@ -24,6 +24,7 @@ from ui.components.downloads import downloads, results_download
 from ui.components.library import Library, relative_to_root
 from ui.components.markdown_text import plain_markdown
 from ui.components.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_example
+from ui.components.user_tags import CardTags, render_card_tags, show_tag_error
 
 PAGE = 10
 EXAMPLES = ("rain on a window", "dog barking", "door knock", "birds chirping")
@@ -215,12 +216,16 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
                 icon=":material/search_off:")
         return
     records = lib.files([h.file_id for h in hits[:shown]])
+    own = lib.user_tags([h.file_id for h in hits[:shown]])
+    known = tuple(lib.user_tag_names())
+    show_tag_error()
     listed = []
     for rank, hit in enumerate(hits[:shown], start=1):
         record = records.get(hit.file_id)
         if record is None:  # the index changed under us; never play what the catalog lacks
             continue
-        render_result(rank, hit, record, root, tags_for(hit))
+        render_result(rank, hit, record, root, tags_for(hit),
+                      CardTags(lib.layout.root, hit.file_id, tuple(own.get(hit.file_id, ())), known))
         listed.append((hit, record))
     with st.container(horizontal=True, gap="small"):
         if len(hits) > shown:
@@ -242,8 +247,10 @@ def render_picks() -> None:
         st.button("Clear picks", on_click=clear_picks, key="clear_picks", type="tertiary")
 
 
-def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict]) -> None:
-    """One result card: name, folder, facts, tags, thumbnail, player, downloads, "more like this"."""
+def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict],
+                  own_tags: CardTags | None = None) -> None:
+    """One result card: name, folder, facts, tags (the model's; the user's, editable, with
+    ``own_tags``), thumbnail, player, downloads, "more like this"."""
     with st.container(border=True):
         info, media = st.columns([5, 6], vertical_alignment="center")
         with info:
@@ -265,6 +272,8 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict])
                                  "maybe in another format or at another level")
             if tags:
                 st.markdown(" ".join(f":blue-badge[{t['label']}]" for t in tags))
+            if own_tags is not None:
+                render_card_tags(own_tags, rank)
             span = moment(hit, record.duration)
             st.checkbox("Pick", value=hit.file_id in st.session_state.get("picked", {}), key=f"pick_{hit.file_id}",
                         on_change=toggle_pick, args=(hit.file_id, record.name),

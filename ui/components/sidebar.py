@@ -1,4 +1,5 @@
-"""The sidebar's filters: duration, folder, format, sample rate, channels, category → engine.filters.Filters."""
+"""The sidebar's filters: duration, folder, format, sample rate, channels, loudness, category, tags →
+engine.filters.Filters."""
 from __future__ import annotations
 
 import math
@@ -15,7 +16,7 @@ ALL_FOLDERS = "(whole library)"
 def filters_from_choices(duration: tuple[float, float] | None, longest: float, folder: str | None,
                          formats: list[str], rates: list[int], categories: Sequence[str] = (),
                          channels: Sequence[int] = (), loudness: tuple[float, float] | None = None,
-                         loudness_range: tuple[float, float] | None = None) -> Filters:
+                         loudness_range: tuple[float, float] | None = None, tags: Sequence[str] = ()) -> Filters:
     """Filters for the sidebar's values; a slider left at its full range filters nothing."""
     lo = hi = None
     if duration is not None:
@@ -30,7 +31,8 @@ def filters_from_choices(duration: tuple[float, float] | None, longest: float, f
         loud = float(loudness[1]) if loudness[1] < high else None
     return Filters(min_duration=lo, max_duration=hi, path_prefix=prefix,
                    formats=tuple(formats), sample_rates=tuple(int(r) for r in rates), categories=tuple(categories),
-                   channels=tuple(int(c) for c in channels), min_loudness=quiet, max_loudness=loud)
+                   channels=tuple(int(c) for c in channels), min_loudness=quiet, max_loudness=loud,
+                   tags=tuple(tags))
 
 
 def loudness_slider(measured: tuple[float, float]) -> tuple[float, float]:
@@ -72,8 +74,12 @@ def render_filters(choices: FilterChoices) -> Filters:
         categories = (st.multiselect("Category", choices.categories, key="f_categories", placeholder="any category",
                                      help="The library category files carry (UCS, from their iXML or FLAC metadata).")
                       if choices.categories else [])
+        tags = (st.multiselect("Tagged", choices.tags, key="f_tags", placeholder="any file",
+                               help="Only files carrying one of these tags of yours (a card's Tags button, or "
+                                    "soundsift tags add).")
+                if choices.tags else [])
         filters = filters_from_choices(duration, choices.max_duration, folder, formats, rates, categories, channels,
-                                       loudness, choices.loudness)
+                                       loudness, choices.loudness, tags)
         if filters.active:
             st.caption("Filters are on: results come only from the files they keep.")
     return filters

@@ -1,0 +1,141 @@
+"""The user's own tags on indexed files: "favourite", "used in ep 3", "whoosh – good".
+
+They live in the catalog's ``tags`` table with source ``user`` (score 1), beside the AudioSet
+tags ``soundsift caption --index`` stores, so they are keyword-searched with the file, kept when
+the file is moved or renamed (indexer.moves) or the index rebuilt (indexer.rebuild), and a
+search can be restricted to them (``Filters.tags``, ``--tagged``). Writes take the index's writer
+lock (IndexBusy while an index run holds it: a rebuild copies tags when it finishes, and a tag
+written beside it would be lost).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from engine.catalog import USER_TAG_SOURCE, File, Tag, open_catalog, set_meta
+from engine.errors import IndexNotFound, InvalidQuery
+from engine.filters import ascii_lower
+from engine.layout import IndexLayout, resolve_index_dir
+from indexer.scan import normalize_root, under_roots
+from indexer.write import WriterLock
+
+USER_SOURCE = USER_TAG_SOURCE
+MAX_TAG_LENGTH = 100
+
+
+@dataclass
+class TagChange:
+    """What :func:`add_tags` or :func:`remove_tags` did."""
+
+    files: int = 0                                           # indexed files the paths named
+    changed: int = 0                                         # tag rows added or removed
+    not_indexed: list[str] = field(default_factory=list)     # paths the index does not hold
+
+    def to_dict(self) -> dict[str, object]:
+        return {"files": self.files, "changed": self.changed, "not_indexed": self.not_indexed}
+
+
+def clean_tags(tags: Iterable[str]) -> list[str]:
+    """Tags as stored: whitespace collapsed, empty ones dropped, one per A–Z-insensitive spelling;
+    InvalidQuery for none at all or one longer than MAX_TAG_LENGTH characters."""
+    out: dict[str, str] = {}
+    for tag in tags:
+        t = " ".join(str(tag).split())
+        if len(t) > MAX_TAG_LENGTH:
+            raise InvalidQuery(f"tag {t[:40]!r}… is {len(t)} characters long; tags are at most "
+                               f"{MAX_TAG_LENGTH} (a caption can be longer)")
+        if t:
+            out.setdefault(ascii_lower(t), t)
+    if not out:
+        raise InvalidQuery("no tag given (an empty tag cannot be stored)")
+    return list(out.values())
+
+
+def _layout(index: str | Path | None) -> IndexLayout:
+    layout = IndexLayout(resolve_index_dir(index))
+    if not layout.catalog.is_file():
+        raise IndexNotFound(f"no index at {layout.root}; build it with: soundsift index PATH --index {index}")
+    return layout
+
+
+def _file_ids(s: Session, items: Sequence[str | Path | int], change: TagChange) -> list[int]:
+    """The ids of the indexed files ``items`` name: ids, files, or folders (every indexed file
+    under them); what names nothing indexed goes to ``change.not_indexed``."""
+    ids: dict[int, None] = {}
+    for item in items:
+        if isinstance(item, int):
+            found = [item] if s.get(File, item) is not None else []
+        else:
+            given = os.path.abspath(os.path.expanduser(str(item)))
+            paths = list(dict.fromkeys([given, normalize_root(given)]))
+            found = list(s.scalars(select(File.id).where(File.path.in_(paths))))
+            if not found and os.path.isdir(given):
+                found = [fid for fid, p in s.execute(select(File.id, File.path)) if under_roots(p, paths)]
+        if not found:
+            change.not_indexed.append(str(item))
+        ids.update(dict.fromkeys(found))
+    change.files = len(ids)
+    return list(ids)
+
+
+def add_tags(index: str | Path | None, items: Sequence[str | Path | int], tags: Iterable[str]) -> TagChange:
+    """Give the indexed files ``items`` (paths, folders, file ids) each of ``tags`` (a file that
+    has a tag in any A–Z case already keeps it as it is). One transaction."""
+    wanted = clean_tags(tags)
+    layout = _layout(index)
+    change = TagChange()
+    engine = open_catalog(layout.catalog)
+    try:
+        with WriterLock(layout.lock), Session(engine) as s, s.begin():
+            for fid in _file_ids(s, items, change):
+                have = {ascii_lower(t) for t in s.scalars(select(Tag.label).where(
+                    Tag.file_id == fid, Tag.source == USER_SOURCE))}
+                new = [t for t in wanted if ascii_lower(t) not in have]
+                s.add_all(Tag(file_id=fid, label=t, score=1.0, source=USER_SOURCE) for t in new)
+                change.changed += len(new)
+            set_meta(s, tags_changed_at=time.time())
+    finally:
+        engine.dispose()
+    return change
+
+
+def remove_tags(index: str | Path | None, items: Sequence[str | Path | int], tags: Iterable[str]) -> TagChange:
+    """Take ``tags`` (any A–Z case) off the indexed files ``items``; only the user's own tags
+    go (AudioSet tags stored by `soundsift caption` are replaced by running it again)."""
+    unwanted = sorted({ascii_lower(t) for t in clean_tags(tags)})
+    layout = _layout(index)
+    change = TagChange()
+    engine = open_catalog(layout.catalog)
+    try:
+        with WriterLock(layout.lock), Session(engine) as s, s.begin():
+            ids = _file_ids(s, items, change)
+            for i in range(0, len(ids), 500):
+                result = s.execute(delete(Tag).where(
+                    Tag.file_id.in_(ids[i:i + 500]), Tag.source == USER_SOURCE,
+                    func.lower(Tag.label).in_(unwanted)))
+                change.changed += int(result.rowcount or 0)
+            set_meta(s, tags_changed_at=time.time())
+    finally:
+        engine.dispose()
+    return change
+
+
+def tag_counts(index: str | Path | None, source: str | None = USER_SOURCE) -> dict[str, int]:
+    """Tag → number of files carrying it, most used first (``source`` None: every source)."""
+    layout = _layout(index)
+    engine = open_catalog(layout.catalog)
+    try:
+        with Session(engine) as s:
+            q = select(Tag.label, func.count(func.distinct(Tag.file_id))).group_by(Tag.label)
+            if source is not None:
+                q = q.where(Tag.source == source)
+            rows = s.execute(q).all()
+    finally:
+        engine.dispose()
+    return dict(sorted(((str(label), int(n)) for label, n in rows), key=lambda kv: (-kv[1], kv[0].lower())))

@@ -1,0 +1,99 @@
+"""``soundsift tags add|remove|list``: the user's own tags on indexed files."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, List
+
+import typer
+
+from ui.cli.app import MARKUP, app
+from ui.cli.common import IndexOption, VerboseOption, out_console, print_json, reports_errors, setup_logging
+from ui.cli.results import split_values
+
+if TYPE_CHECKING:
+    from indexer.user_tags import TagChange
+
+tags_app = typer.Typer(
+    help="Your own tags on indexed files (\"favourite\", \"used in ep 3\"): add, remove, list. Searches "
+         "find files by them, and --tagged keeps only the files that carry one. For zero-shot tags of "
+         "a sound, see `soundsift tag`.",
+    no_args_is_help=True,
+    rich_markup_mode=MARKUP,
+)
+app.add_typer(tags_app, name="tags")
+
+TAGS_HELP = "The tag, or several separated by commas (\"whoosh, favourite\")."
+PATHS_HELP = "Indexed files, or folders (every indexed file under them)."
+
+
+@tags_app.command("add")
+@reports_errors
+def add_command(
+    tags: str = typer.Argument(..., help=TAGS_HELP),
+    paths: List[Path] = typer.Argument(..., help=PATHS_HELP),
+    index: IndexOption = None,
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    verbose: VerboseOption = False,
+) -> None:
+    """Tag indexed files. A file keeps a tag it has already (in any case of A–Z).
+
+    Tags stay with a file when it is moved or renamed, and when the index is rebuilt.
+    """
+    setup_logging(verbose)
+    from indexer.user_tags import add_tags
+    _report(add_tags(index, paths, split_values([tags])), "added", json_out)
+
+
+@tags_app.command("remove")
+@reports_errors
+def remove_command(
+    tags: str = typer.Argument(..., help=TAGS_HELP),
+    paths: List[Path] = typer.Argument(..., help=PATHS_HELP),
+    index: IndexOption = None,
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    verbose: VerboseOption = False,
+) -> None:
+    """Take your tags off indexed files (tags stored by `soundsift caption` stay)."""
+    setup_logging(verbose)
+    from indexer.user_tags import remove_tags
+    _report(remove_tags(index, paths, split_values([tags])), "removed", json_out)
+
+
+@tags_app.command("list")
+@reports_errors
+def list_command(
+    index: IndexOption = None,
+    every_source: bool = typer.Option(False, "--all", help="Also the AudioSet tags `soundsift caption` stored."),
+    json_out: bool = typer.Option(False, "--json", help='Print {"tag": files} on stdout, most used first.'),
+    verbose: VerboseOption = False,
+) -> None:
+    """Every tag of the index and how many files carry it, most used first."""
+    setup_logging(verbose)
+    from rich.table import Table
+
+    from indexer.user_tags import tag_counts
+    counts = tag_counts(index, source=None if every_source else "user")
+    if json_out:
+        print_json(counts)
+        return
+    if not counts:
+        out_console.print("no tags yet: `soundsift tags add TAG PATH... --index …` adds some", highlight=False)
+        return
+    table = Table(title=f"{len(counts)} tags")
+    table.add_column("tag")
+    table.add_column("files", justify="right")
+    for tag, n in counts.items():
+        table.add_row(tag, str(n))
+    out_console.print(table)
+
+
+def _report(change: "TagChange", verb: str, json_out: bool) -> None:
+    from ui.cli.common import err_console
+    if json_out:
+        print_json(change.to_dict())
+    else:
+        out_console.print(f"{verb} {change.changed} tags on {change.files} files", highlight=False)
+    for path in change.not_indexed:
+        err_console.print(f"{path}: not in the index (index it first)", highlight=False)
+    if change.not_indexed and not change.files:
+        raise typer.Exit(1)

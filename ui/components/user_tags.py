@@ -1,0 +1,57 @@
+"""A result card's own tags: shown as badges, edited in a popover (indexer.user_tags)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import streamlit as st
+
+from engine.errors import SoundsiftError
+from ui.components.markdown_text import plain_markdown
+
+ERROR_KEY = "user_tags_error"
+
+
+@dataclass(frozen=True)
+class CardTags:
+    """What one card needs to show and edit the user's tags of its file."""
+
+    index_root: Path
+    file_id: int
+    tags: tuple[str, ...] = ()
+    known: tuple[str, ...] = field(default=())      # every user tag of the library, to pick from
+
+
+def save_tags(card: CardTags, key: str) -> None:
+    """The popover's selection changed: store what was added and take off what was removed."""
+    from indexer.user_tags import add_tags, remove_tags
+
+    chosen = [str(t) for t in st.session_state.get(key) or []]
+    added = [t for t in chosen if t not in card.tags]
+    removed = [t for t in card.tags if t not in chosen]
+    try:
+        if added:
+            add_tags(card.index_root, [card.file_id], added)
+        if removed:
+            remove_tags(card.index_root, [card.file_id], removed)
+    except SoundsiftError as e:
+        st.session_state[ERROR_KEY] = f"Tags not saved: {e}"
+
+
+def render_card_tags(card: CardTags, rank: int) -> None:
+    """The file's tags as badges, and a "Tags" popover to add or remove them."""
+    if card.tags:
+        st.markdown(" ".join(f":green-badge[:material/sell: {plain_markdown(t)}]" for t in card.tags))
+    key = f"user_tags_{rank}_{card.file_id}_{len(card.tags)}_{hash(card.tags)}"
+    with st.popover("Tags", icon=":material/sell:", help="Your own tags on this file: searches find it by "
+                    "them, and the sidebar's Tagged filter keeps only files with them (soundsift tags add)"):
+        st.multiselect("Tags of this file", sorted(set(card.known) | set(card.tags), key=str.lower),
+                       default=list(card.tags), key=key, accept_new_options=True,
+                       placeholder="type a tag and press Enter", on_change=save_tags, args=(card, key))
+
+
+def show_tag_error() -> None:
+    """Say once that the last tag edit could not be stored (e.g. an index run holds the index)."""
+    message = st.session_state.pop(ERROR_KEY, None)
+    if message:
+        st.toast(message, icon=":material/error:")
