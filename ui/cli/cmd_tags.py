@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, List
+from typing import TYPE_CHECKING, Annotated, List
 
 import typer
 
@@ -22,17 +22,16 @@ tags_app = typer.Typer(
 )
 app.add_typer(tags_app, name="tags")
 
-TAGS_HELP = "The tag, or several separated by commas (\"whoosh, favourite\")."
-PATHS_HELP = "Indexed files, or folders (every indexed file under them)."
+# Arguments and options `add` and `remove` share.
+TagsArgument = Annotated[str, typer.Argument(help="The tag, or several separated by commas (\"whoosh, favourite\").")]
+PathsArgument = Annotated[List[Path], typer.Argument(help="Indexed files, or folders (every indexed file under them).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
 @tags_app.command("add")
 @reports_errors
 def add_command(
-    tags: str = typer.Argument(..., help=TAGS_HELP),
-    paths: List[Path] = typer.Argument(..., help=PATHS_HELP),
-    index: IndexOption = None,
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    tags: TagsArgument, paths: PathsArgument, index: IndexOption = None, json_out: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Tag indexed files. A file keeps a tag it has already (in any case of A–Z).
@@ -47,10 +46,7 @@ def add_command(
 @tags_app.command("remove")
 @reports_errors
 def remove_command(
-    tags: str = typer.Argument(..., help=TAGS_HELP),
-    paths: List[Path] = typer.Argument(..., help=PATHS_HELP),
-    index: IndexOption = None,
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    tags: TagsArgument, paths: PathsArgument, index: IndexOption = None, json_out: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Take your tags off indexed files (tags stored by `soundsift caption` stay)."""
