@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 from sqlalchemy import delete, func, select, text, update
@@ -47,11 +47,7 @@ from engine.file_metadata import LEVEL_KEYS
 from engine.index_choice import IndexChoice, choose_index, default_memory_budget, needs_rebuild
 from engine.layout import IndexLayout
 from engine.vectors import fsync_dir, gpu_count, new_index, write_index_atomic
-
-from indexer.moves import Move
-
-if TYPE_CHECKING:
-    from indexer.moves import Header
+from indexer.moves import Header, Move
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +254,6 @@ class IndexWriter:
 
     def headers(self, paths: list[str]) -> dict[str, Header]:
         """The audio header the catalog holds for each of ``paths`` that is indexed."""
-        from indexer.moves import Header
         out = {}
         with Session(self.engine) as s:
             for i in range(0, len(paths), 500):
