@@ -75,3 +75,13 @@ class IndexLayout:
         return sorted(p for p in self.root.iterdir()
                       if p.name not in OWN_NAMES and p.name not in SYSTEM_NAMES
                       and not any(fnmatchcase(p.name, pat) for pat in OWN_PATTERNS))
+
+
+def existing_index(index: str | Path | None) -> "IndexLayout":
+    """The :class:`IndexLayout` of an index that has a catalog, else IndexNotFound."""
+    from engine.errors import IndexNotFound
+
+    layout = IndexLayout(resolve_index_dir(index))
+    if not layout.catalog.is_file():
+        raise IndexNotFound(f"no index at {layout.root}; build it with: soundsift index PATH --index {index}")
+    return layout

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from engine.errors import IndexNotFound, RelocationFailed
-from engine.layout import IndexLayout, resolve_index_dir
+from engine.errors import RelocationFailed
+from engine.layout import existing_index
 from indexer.moves import Move
 from indexer.scan import normalize_root, under_roots
 from indexer.write import Changes, IndexWriter
@@ -62,15 +63,23 @@ def new_path(path: str, old: str, new: str) -> str:
 
 def plan_relocation(paths: Iterable[str], error_paths: Iterable[str], old: str, new: str) -> RelocationPlan:
     """The renames that take the indexed ``paths`` and ``error_paths`` from folder ``old`` to ``new``
-    (both absolute). Pure but for checking which new paths hold a file now."""
+    (both absolute), and which new paths the index holds already. Reads nothing from disk."""
     paths = list(paths)
     plan = RelocationPlan(old, new)
     plan.renames = {p: new_path(p, old, new) for p in paths if under_roots(p, [old])}
     staying = {p for p in paths if p not in plan.renames}
     plan.merged = sorted(t for t in plan.renames.values() if t in staying)
-    plan.missing = sorted(t for t in plan.renames.values() if not os.path.isfile(t))
     plan.errors = {p: new_path(p, old, new) for p in error_paths if under_roots(p, [old])}
     return plan
+
+
+def _file_stat(path: str) -> os.stat_result | None:
+    """``os.stat(path)`` of a regular file, else None (missing, a folder, unreadable)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
 
 
 def relocate(index: str | Path | None, old: str | Path, new: str | Path, *,
@@ -81,9 +90,7 @@ def relocate(index: str | Path | None, old: str | Path, new: str | Path, *,
     that exists and holds at least one of the files. Raises RelocationFailed (nothing changed)
     otherwise, and IndexNotFound for a missing index. ``dry_run``: plan and report, change nothing.
     """
-    layout = IndexLayout(resolve_index_dir(index))
-    if not layout.catalog.is_file():
-        raise IndexNotFound(f"{layout.root} is not an index (no catalog.db); nothing to relocate")
+    layout = existing_index(index)
     old_root = os.path.normpath(os.path.abspath(os.path.expanduser(str(old))))
     new_root = normalize_root(new)
     if not os.path.isdir(new_root):
@@ -97,23 +104,23 @@ def relocate(index: str | Path | None, old: str | Path, new: str | Path, *,
         if not plan.renames:
             raise RelocationFailed(f"index {layout.root} holds no files under {old_root} "
                                    f"(it holds files under {_top_folders(state)}); nothing was changed")
+        merged = set(plan.merged)
+        moves = []
+        for old_path, target in plan.renames.items():
+            st = _file_stat(target)
+            if st is None:          # relocated all the same; the next run drops it
+                plan.missing.append(target)
+            if target in merged:    # that row stays; this one only gives it its tags and captions
+                continue
+            size, mtime_ns = state[old_path]
+            if st is not None and st.st_size == size and st.st_mtime_ns != mtime_ns:
+                mtime_ns, plan.retimed = int(st.st_mtime_ns), plan.retimed + 1
+            moves.append(Move(old_path, target, size, mtime_ns))
+        plan.missing.sort()
         if len(plan.missing) == len(plan.renames):
             raise RelocationFailed(f"none of the {len(plan.renames)} files indexed under {old_root} is at "
                                    f"the same place under {new_root} (e.g. {plan.missing[0]}): is it "
                                    "the right folder? Nothing was changed")
-        merged = set(plan.merged)
-        moves = []
-        for old_path, target in plan.renames.items():
-            if target in merged:    # that row stays; this one only gives it its tags and captions
-                continue
-            size, mtime_ns = state[old_path]
-            try:
-                st = os.stat(target)
-                if st.st_size == size and st.st_mtime_ns != mtime_ns:
-                    mtime_ns, plan.retimed = int(st.st_mtime_ns), plan.retimed + 1
-            except OSError:
-                pass                # missing: counted in plan.missing; the next run drops it
-            moves.append(Move(old_path, target, size, mtime_ns))
         if plan.missing:
             log.warning("%d of the %d files are not at the new place (e.g. %s); the next `soundsift index "
                         "%s` drops them", len(plan.missing), len(plan.renames), plan.missing[0], new_root)

@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from engine.catalog import USER_TAG_SOURCE, File, Tag, open_catalog, set_meta
-from engine.errors import IndexNotFound, InvalidQuery
+from engine.errors import InvalidQuery
 from engine.filters import ascii_lower
-from engine.layout import IndexLayout, resolve_index_dir
+from engine.layout import existing_index
 from indexer.scan import normalize_root, under_roots
 from indexer.write import WriterLock
 
-USER_SOURCE = USER_TAG_SOURCE
 MAX_TAG_LENGTH = 100
 
 
@@ -57,11 +57,22 @@ def clean_tags(tags: Iterable[str]) -> list[str]:
     return list(out.values())
 
 
-def _layout(index: str | Path | None) -> IndexLayout:
-    layout = IndexLayout(resolve_index_dir(index))
-    if not layout.catalog.is_file():
-        raise IndexNotFound(f"no index at {layout.root}; build it with: soundsift index PATH --index {index}")
-    return layout
+@contextmanager
+def _catalog(index: str | Path | None, *, write: bool) -> Iterator[Session]:
+    """A session on the index's catalog; ``write``: under the writer lock, in one transaction
+    that also stamps ``tags_changed_at`` (readers redo what they keep of tags)."""
+    layout = existing_index(index)
+    engine = open_catalog(layout.catalog)
+    try:
+        if not write:
+            with Session(engine) as s:
+                yield s
+            return
+        with WriterLock(layout.lock), Session(engine) as s, s.begin():
+            yield s
+            set_meta(s, tags_changed_at=time.time())
+    finally:
+        engine.dispose()
 
 
 def _file_ids(s: Session, items: Sequence[str | Path | int], change: TagChange) -> list[int]:
@@ -88,20 +99,14 @@ def add_tags(index: str | Path | None, items: Sequence[str | Path | int], tags: 
     """Give the indexed files ``items`` (paths, folders, file ids) each of ``tags`` (a file that
     has a tag in any A–Z case already keeps it as it is). One transaction."""
     wanted = clean_tags(tags)
-    layout = _layout(index)
     change = TagChange()
-    engine = open_catalog(layout.catalog)
-    try:
-        with WriterLock(layout.lock), Session(engine) as s, s.begin():
-            for fid in _file_ids(s, items, change):
-                have = {ascii_lower(t) for t in s.scalars(select(Tag.label).where(
-                    Tag.file_id == fid, Tag.source == USER_SOURCE))}
-                new = [t for t in wanted if ascii_lower(t) not in have]
-                s.add_all(Tag(file_id=fid, label=t, score=1.0, source=USER_SOURCE) for t in new)
-                change.changed += len(new)
-            set_meta(s, tags_changed_at=time.time())
-    finally:
-        engine.dispose()
+    with _catalog(index, write=True) as s:
+        for fid in _file_ids(s, items, change):
+            have = {ascii_lower(t) for t in s.scalars(select(Tag.label).where(
+                Tag.file_id == fid, Tag.source == USER_TAG_SOURCE))}
+            new = [t for t in wanted if ascii_lower(t) not in have]
+            s.add_all(Tag(file_id=fid, label=t, score=1.0, source=USER_TAG_SOURCE) for t in new)
+            change.changed += len(new)
     return change
 
 
@@ -109,33 +114,22 @@ def remove_tags(index: str | Path | None, items: Sequence[str | Path | int], tag
     """Take ``tags`` (any A–Z case) off the indexed files ``items``; only the user's own tags
     go (AudioSet tags stored by `soundsift caption` are replaced by running it again)."""
     unwanted = sorted({ascii_lower(t) for t in clean_tags(tags)})
-    layout = _layout(index)
     change = TagChange()
-    engine = open_catalog(layout.catalog)
-    try:
-        with WriterLock(layout.lock), Session(engine) as s, s.begin():
-            ids = _file_ids(s, items, change)
-            for i in range(0, len(ids), 500):
-                result = s.execute(delete(Tag).where(
-                    Tag.file_id.in_(ids[i:i + 500]), Tag.source == USER_SOURCE,
-                    func.lower(Tag.label).in_(unwanted)))
-                change.changed += int(result.rowcount or 0)
-            set_meta(s, tags_changed_at=time.time())
-    finally:
-        engine.dispose()
+    with _catalog(index, write=True) as s:
+        ids = _file_ids(s, items, change)
+        for i in range(0, len(ids), 500):
+            result = s.execute(delete(Tag).where(
+                Tag.file_id.in_(ids[i:i + 500]), Tag.source == USER_TAG_SOURCE,
+                func.lower(Tag.label).in_(unwanted)))
+            change.changed += int(result.rowcount or 0)
     return change
 
 
-def tag_counts(index: str | Path | None, source: str | None = USER_SOURCE) -> dict[str, int]:
+def tag_counts(index: str | Path | None, source: str | None = USER_TAG_SOURCE) -> dict[str, int]:
     """Tag → number of files carrying it, most used first (``source`` None: every source)."""
-    layout = _layout(index)
-    engine = open_catalog(layout.catalog)
-    try:
-        with Session(engine) as s:
-            q = select(Tag.label, func.count(func.distinct(Tag.file_id))).group_by(Tag.label)
-            if source is not None:
-                q = q.where(Tag.source == source)
-            rows = s.execute(q).all()
-    finally:
-        engine.dispose()
+    with _catalog(index, write=False) as s:
+        q = select(Tag.label, func.count(func.distinct(Tag.file_id))).group_by(Tag.label)
+        if source is not None:
+            q = q.where(Tag.source == source)
+        rows = s.execute(q).all()
     return dict(sorted(((str(label), int(n)) for label, n in rows), key=lambda kv: (-kv[1], kv[0].lower())))

@@ -198,17 +198,6 @@ def write_manifest(rows: Sequence[CaptionedFile], out: str | Path) -> int:
     return len(kept)
 
 
-def existing_index(index: str | Path | None):
-    """The :class:`~engine.layout.IndexLayout` of an index that has a catalog, else IndexNotFound."""
-    from engine.errors import IndexNotFound
-    from engine.layout import IndexLayout, resolve_index_dir
-
-    layout = IndexLayout(resolve_index_dir(index))
-    if not layout.catalog.is_file():
-        raise IndexNotFound(f"no index at {layout.root}; build it with: soundsift index PATH --index {index}")
-    return layout
-
-
 def store_in_catalog(index: str | Path | None, rows: Sequence[CaptionedFile]) -> dict[str, int]:
     """Replace each indexed file's tags (per source) and BLAT captions in the index's catalog.
 
@@ -220,6 +209,7 @@ def store_in_catalog(index: str | Path | None, rows: Sequence[CaptionedFile]) ->
     from sqlalchemy.orm import Session
 
     from engine.catalog import Caption, File, Tag, open_catalog, set_meta
+    from engine.layout import existing_index
 
     layout = existing_index(index)
     engine = open_catalog(layout.catalog)

@@ -66,7 +66,8 @@ def caption_command(
     from engine.errors import InvalidQuery
     from engine.audio import audio_files
     from engine.outputs import output_file
-    from trainer.caption_loop import caption_files, existing_index, store_in_catalog, write_manifest
+    from engine.layout import existing_index
+    from trainer.caption_loop import caption_files, store_in_catalog, write_manifest
 
     if labels and labels_file:
         raise InvalidQuery("give --labels or --labels-file, not both")

@@ -67,8 +67,9 @@ def list_command(
     setup_logging(verbose)
     from rich.table import Table
 
+    from engine.catalog import USER_TAG_SOURCE
     from indexer.user_tags import tag_counts
-    counts = tag_counts(index, source=None if every_source else "user")
+    counts = tag_counts(index, source=None if every_source else USER_TAG_SOURCE)
     if json_out:
         print_json(counts)
         return

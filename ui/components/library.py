@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from engine.catalog import USER_TAG_SOURCE as USER_SOURCE, File, FileMetadata, Meta, Tag, has_table
+from engine.catalog import USER_TAG_SOURCE, File, FileMetadata, Meta, Tag, has_table
 from engine.errors import InvalidQuery
 from engine.file_metadata import LEVEL_KEYS
 from engine.layout import IndexLayout
@@ -124,7 +124,7 @@ class Library:
         """Tags `soundsift caption` stored for a file, best first (may be empty; not the user's own)."""
         with Session(self._engine) as s:
             rows = s.execute(select(Tag.label, Tag.score).where(Tag.file_id == int(file_id),
-                                                                Tag.source != USER_SOURCE)
+                                                                Tag.source != USER_TAG_SOURCE)
                              .order_by(Tag.score.desc()).limit(top))
             return [{"label": label, "score": float(score)} for label, score in rows]
 
@@ -133,14 +133,14 @@ class Library:
         with Session(self._engine) as s:
             out: dict[int, list[str]] = {}
             for fid, label in s.execute(select(Tag.file_id, Tag.label).where(
-                    Tag.file_id.in_([int(i) for i in file_ids]), Tag.source == USER_SOURCE).order_by(Tag.id)):
+                    Tag.file_id.in_([int(i) for i in file_ids]), Tag.source == USER_TAG_SOURCE).order_by(Tag.id)):
                 out.setdefault(int(fid), []).append(label)
             return out
 
     def user_tag_names(self) -> list[str]:
         """Every tag the user gave a file of this library, A–Z."""
         with Session(self._engine) as s:
-            return sorted(s.scalars(select(Tag.label).where(Tag.source == USER_SOURCE).distinct()), key=str.lower)
+            return sorted(s.scalars(select(Tag.label).where(Tag.source == USER_TAG_SOURCE).distinct()), key=str.lower)
 
     def tags_stamp(self) -> str:
         """Changes whenever tags were added or removed (indexer.user_tags, `soundsift caption`)."""
