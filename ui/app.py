@@ -73,7 +73,7 @@ def main() -> None:
     st.markdown("### :material/graphic_eq: soundsift")
     search, tag, overview = st.tabs(["Search", "Tag", "Overview"], key="tab")
     with search:
-        render_search_tab(index, lib, filters, root, tags_for)
+        render_search_tab(index, lib, filters, root, tags_for, choices.tags)
     with tag:
         render_tag_tab(index)
     with overview:

@@ -13,7 +13,7 @@ What is searched is held in ``st.session_state``:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import streamlit as st
 
@@ -164,8 +164,9 @@ def current_search(index: Any, filters: Filters) -> Search | None:
 
 
 def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
-                      tags_for: Callable[[Any], list[dict]]) -> None:
-    """Draw the tab: inputs, then the results of the current search."""
+                      tags_for: Callable[[Any], list[dict]], known_tags: Sequence[str] = ()) -> None:
+    """Draw the tab: inputs, then the results of the current search. ``known_tags``: every tag of
+    the user's in the library (the sidebar's choices), offered on each card."""
     st.session_state.setdefault("shown", PAGE)
     st.session_state.setdefault("search_by", None)
     describe, without = st.columns([3, 1])
@@ -217,7 +218,7 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
         return
     records = lib.files([h.file_id for h in hits[:shown]])
     own = lib.user_tags([h.file_id for h in hits[:shown]])
-    known = tuple(lib.user_tag_names())
+    known = tuple(known_tags)
     show_tag_error()
     listed = []
     for rank, hit in enumerate(hits[:shown], start=1):
