@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import logging
+from typing import Optional
 
 import typer
 
+from engine.filters import Filters
 from ui.cli.app import app
 from ui.cli.common import (IndexOption, VerboseOption, err_console, out_console, print_json, relays_decoder_output,
                            reports_errors, setup_logging)
-from ui.cli.results import (CategoryOption, ChannelsOption, FormatOption, MaxDurationOption, MaxLoudnessOption,
-                            MinDurationOption, MinLoudnessOption, PathPrefixOption, SampleRateOption, TaggedOption,
-                            clock,
-                            display_path, make_filters)
+from ui.cli.results import clock, display_path, filter_options
 
 log = logging.getLogger("soundsift.duplicates")
 
@@ -19,18 +18,10 @@ log = logging.getLogger("soundsift.duplicates")
 @app.command("duplicates")
 @reports_errors
 @relays_decoder_output
+@filter_options
 def duplicates_command(
     index: IndexOption = None,
-    path_prefix: PathPrefixOption = None,
-    min_duration: MinDurationOption = None,
-    max_duration: MaxDurationOption = None,
-    formats: FormatOption = None,
-    sample_rates: SampleRateOption = None,
-    categories: CategoryOption = None,
-    channels: ChannelsOption = None,
-    min_loudness: MinLoudnessOption = None,
-    max_loudness: MaxLoudnessOption = None,
-    tagged: TaggedOption = None,
+    filters: Optional[Filters] = None,      # replaced by the filter options (filter_options)
     max_difference: float = typer.Option(1.0, "--max-difference", min=0.0,
                                          help="Largest level difference of two duplicates, dB RMS once "
                                               "aligned in time and gain (copies and re-encodes: under "
@@ -53,8 +44,6 @@ def duplicates_command(
     from engine.duplicates import find_duplicates
     from engine.query import SoundIndex
 
-    filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories,
-                           channels, min_loudness, max_loudness, tagged)
     with SoundIndex.open(index) as sound_index:
         fv = sound_index.file_vectors(filters)
     with Progress(console=err_console, transient=True, disable=json_out) as bar:

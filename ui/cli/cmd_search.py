@@ -5,18 +5,17 @@ from typing import List, Optional
 
 import typer
 
+from engine.filters import Filters
 from engine.query import EXCLUDE_WEIGHT
 from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, reports_errors, setup_logging
-from ui.cli.results import (AllSegmentsOption, CategoryOption, ChannelsOption, ExportOption, FormatOption,
-                            IndexModelOption, MaxDurationOption, MaxLoudnessOption, MinDurationOption,
-                            MinLoudnessOption, PadOption, PathPrefixOption, SampleRateOption, TaggedOption,
-                            WholeFilesOption,
-                            check_export, export_results, make_filters, show_hits, split_values)
+from ui.cli.results import (AllSegmentsOption, ExportOption, IndexModelOption, PadOption, WholeFilesOption,
+                            check_export, export_results, filter_options, show_hits, split_values)
 
 
 @app.command("search")
 @reports_errors
+@filter_options
 def search_command(
     text: str = typer.Argument(..., help="What the sound is like, e.g. \"dog barking in the rain\"."),
     index: IndexOption = None,
@@ -32,16 +31,7 @@ def search_command(
                                   "names, the descriptions files carry, tags and captions (BM25), fused with "
                                   "the sound match; JSON hits "
                                   "gain \"keywords\". Ranks files, so not with --all-segments."),
-    min_duration: MinDurationOption = None,
-    max_duration: MaxDurationOption = None,
-    path_prefix: PathPrefixOption = None,
-    formats: FormatOption = None,
-    sample_rates: SampleRateOption = None,
-    categories: CategoryOption = None,
-    channels: ChannelsOption = None,
-    min_loudness: MinLoudnessOption = None,
-    max_loudness: MaxLoudnessOption = None,
-    tagged: TaggedOption = None,
+    filters: Optional[Filters] = None,      # replaced by the filter options (filter_options)
     export: ExportOption = None,
     whole_files: WholeFilesOption = False,
     pad: PadOption = 0.0,
@@ -55,8 +45,6 @@ def search_command(
     unwanted = split_values(exclude)
 
     check_export(export, whole_files, pad)
-    filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories,
-                           channels, min_loudness, max_loudness, tagged)
     with SoundIndex.open(index, model=model) as sound_index:
         hits = sound_index.search_text(text, k=k, filters=filters, per_file=not all_segments,
                                        keywords=keywords, exclude=unwanted, exclude_weight=exclude_weight)

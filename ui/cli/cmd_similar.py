@@ -8,13 +8,11 @@ from typing import List, Optional
 import typer
 
 from engine.errors import InvalidQuery
+from engine.filters import Filters
 from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, relays_decoder_output, reports_errors, setup_logging
-from ui.cli.results import (AllSegmentsOption, CategoryOption, ChannelsOption, ExportOption, FormatOption,
-                            IndexModelOption, MaxDurationOption, MaxLoudnessOption, MinDurationOption,
-                            MinLoudnessOption, PadOption, PathPrefixOption, SampleRateOption, TaggedOption,
-                            WholeFilesOption,
-                            check_export, clock, export_results, make_filters, parse_time, show_hits)
+from ui.cli.results import (AllSegmentsOption, ExportOption, IndexModelOption, PadOption, WholeFilesOption,
+                            check_export, clock, export_results, filter_options, parse_time, show_hits)
 
 log = logging.getLogger("soundsift.similar")
 
@@ -22,6 +20,7 @@ log = logging.getLogger("soundsift.similar")
 @app.command("similar")
 @reports_errors
 @relays_decoder_output
+@filter_options
 def similar_command(
     audio_files: List[Path] = typer.Argument(..., metavar="AUDIO_FILE...",
                                              help="An audio file: indexed (its stored vectors are used) or "
@@ -30,16 +29,7 @@ def similar_command(
     k: int = typer.Option(10, "-k", "--top-k", min=1, help="Number of results."),
     json_out: bool = typer.Option(False, "--json", help="Print results as a JSON list on stdout."),
     all_segments: AllSegmentsOption = False,
-    min_duration: MinDurationOption = None,
-    max_duration: MaxDurationOption = None,
-    path_prefix: PathPrefixOption = None,
-    formats: FormatOption = None,
-    sample_rates: SampleRateOption = None,
-    categories: CategoryOption = None,
-    channels: ChannelsOption = None,
-    min_loudness: MinLoudnessOption = None,
-    max_loudness: MaxLoudnessOption = None,
-    tagged: TaggedOption = None,
+    filters: Optional[Filters] = None,      # replaced by the filter options (filter_options)
     start: Optional[str] = typer.Option(None, "--start", help="Only the part of AUDIO_FILE from this "
                                         "time: seconds (83.5) or minutes:seconds (1:23.5), as matches are shown."),
     end: Optional[str] = typer.Option(None, "--end", help="Only the part of AUDIO_FILE up to this time."),
@@ -62,8 +52,6 @@ def similar_command(
     from engine.query import SoundIndex
 
     check_export(export, whole_files, pad)
-    filters = make_filters(min_duration, max_duration, path_prefix, formats, sample_rates, categories,
-                           channels, min_loudness, max_loudness, tagged)
     per_file = not all_segments
     if len(audio_files) > 1:            # more like these: the mean of their vectors
         if start is not None or end is not None:

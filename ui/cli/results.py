@@ -1,9 +1,11 @@
 """What the search-like commands share: filter options → Filters, hits → table or JSON."""
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 from pathlib import Path
-from typing import Annotated, Any, List, Optional, Sequence
+from typing import Annotated, Any, Callable, List, Optional, Sequence, TypeVar
 
 import typer
 
@@ -51,6 +53,38 @@ IndexModelOption = Annotated[Optional[str], typer.Option(
 def split_values(values: Optional[Sequence[str]]) -> list[str]:
     """An option's values, each also split at commas, stripped, empty ones dropped."""
     return [v.strip() for value in values or () for v in str(value).split(",") if v.strip()]
+
+
+#: the filter options of the search-like commands (parameter → its declaration), in --help's order
+FILTER_OPTIONS: dict[str, Any] = {
+    "min_duration": MinDurationOption, "max_duration": MaxDurationOption, "path_prefix": PathPrefixOption,
+    "formats": FormatOption, "sample_rates": SampleRateOption, "categories": CategoryOption,
+    "channels": ChannelsOption, "min_loudness": MinLoudnessOption, "max_loudness": MaxLoudnessOption,
+    "tags": TaggedOption,
+}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def filter_options(command: F) -> F:
+    """Declare :data:`FILTER_OPTIONS` on a command in place of its ``filters`` parameter, and call
+    it with the Filters they make (None when none is set; a bad value is InvalidQuery).
+
+    Typer reads a command's options from its signature, so the wrapper's signature is the
+    command's with ``filters`` replaced by the options (annotations evaluated, as Typer needs them).
+    """
+    signature = inspect.signature(command, eval_str=True)
+    params = list(signature.parameters.values())
+    at = [p.name for p in params].index("filters")
+    params[at:at + 1] = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                           annotation=option) for name, option in FILTER_OPTIONS.items()]
+
+    @functools.wraps(command)
+    def with_filters(**kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name in FILTER_OPTIONS}
+        return command(filters=make_filters(**values), **kwargs)
+    with_filters.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    with_filters.__annotations__ = {p.name: p.annotation for p in params}    # typing.get_type_hints reads these
+    return with_filters  # type: ignore[return-value]
 
 
 def make_filters(min_duration: Optional[float], max_duration: Optional[float],
