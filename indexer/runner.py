@@ -37,7 +37,7 @@ from indexer.decode import (DecodeJob, FileDecoded, FileFailed, SegmentReady, de
 from indexer.embed import DEFAULT_BATCH_SIZE, SegmentBatcher
 from indexer.metadata_refresh import refresh_metadata
 from indexer.moves import find_moves, moved_root_hint
-from indexer.scan import Diff, ScannedFile, diff, normalize_root, scan, under_roots
+from indexer.scan import Diff, ScannedFile, ScanResult, diff, normalize_root, scan, under_roots
 from indexer.write import Changes, IndexedFile, IndexWriter
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,7 @@ class RunOptions:
     progress: bool = True
     checkpoint_files: int = CHECKPOINT_FILES
     checkpoint_seconds: float = CHECKPOINT_SECONDS
+    scanned: ScanResult | None = None   # a walk of the paths already made (indexer.watch), else walked
 
 
 def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | None = None,
@@ -137,7 +138,8 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
                 batch_size: int | None = None, progress: bool = True,
                 checkpoint_files: int = CHECKPOINT_FILES,
                 checkpoint_seconds: float = CHECKPOINT_SECONDS,
-                memory_budget: int | str | None = None, rebuild: bool = False) -> IndexSummary:
+                memory_budget: int | str | None = None, rebuild: bool = False,
+                scanned: ScanResult | None = None) -> IndexSummary:
     """Index the audio files under ``paths`` into ``index`` (name or folder), incrementally.
 
     ``model``: an AudioTextModel, a name/folder for :func:`engine.load_model`, or None for
@@ -149,6 +151,8 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
     ``rebuild``: re-embed every file under ``paths`` with ``model`` (None: DEFAULT_MODEL,
     not the index's own) into a fresh index that replaces this one when it is complete
     (:mod:`indexer.rebuild`); an index that does not exist yet is simply built.
+    ``scanned``: :func:`indexer.scan.scan` of ``paths`` made by the caller just before (the
+    watcher's walk), so the folders are not walked twice.
     Bad files become error rows and WARNING log lines; they never stop the run.
     """
     t_start = time.perf_counter()
@@ -158,7 +162,7 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
     opts = RunOptions(workers=default_workers() if workers is None else max(0, int(workers)),
                       batch_size=DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size),
                       progress=progress, checkpoint_files=checkpoint_files,
-                      checkpoint_seconds=checkpoint_seconds)
+                      checkpoint_seconds=checkpoint_seconds, scanned=scanned)
     if memory_budget is not None:
         from engine.index_choice import parse_memory_budget
         memory_budget = parse_memory_budget(memory_budget)
@@ -239,7 +243,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     # stage 1: scan and diff
     t = time.perf_counter()
     roots = [normalize_root(p) for p in paths]
-    scanned = scan(paths)
+    scanned = opts.scanned if opts.scanned is not None else scan(paths)
     unlisted = [normalize_root(e.path) for e in scanned.errors if e.folder]
     # a root that is gone (an unmounted drive, a typo) is reported, never read as "all deleted"
     unlisted += [r for r in roots if not os.path.lexists(r)]

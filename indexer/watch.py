@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 from engine.errors import IndexBusy
 from engine.models.base import AudioTextModel
 from indexer.runner import IndexSummary, build_index
-from indexer.scan import scan
+from indexer.scan import ScanResult, scan
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +27,10 @@ log = logging.getLogger(__name__)
 Snapshot = dict[str, tuple[int, int]]
 
 
-def snapshot(paths: Sequence[str | Path]) -> Snapshot:
-    """What the library holds now, as :func:`indexer.scan.scan` finds it."""
-    return {p: (f.size, f.mtime_ns) for p, f in scan(paths).files.items()}
+def snapshot(paths: Sequence[str | Path] | ScanResult) -> Snapshot:
+    """What the library holds now, as :func:`indexer.scan.scan` finds it (or a walk already made)."""
+    walked = paths if isinstance(paths, ScanResult) else scan(paths)
+    return {p: (f.size, f.mtime_ns) for p, f in walked.files.items()}
 
 
 def changes(before: Snapshot, after: Snapshot) -> tuple[int, int, int]:
@@ -48,8 +49,9 @@ def watch_index(paths: Sequence[str | Path], index: str | Path | None = None,
     ``interval`` seconds, until ``stop`` is set (or Ctrl-C). ``on_run`` gets each run's summary;
     ``build_options`` go to :func:`indexer.build_index`. Returns the number of runs."""
     stop = stop or threading.Event()
-    before = snapshot(paths)
-    summary = build_index(paths, index, model, **build_options)
+    walked = scan(paths)                # one walk per run: the run indexes what the watcher saw
+    before = snapshot(walked)
+    summary = build_index(paths, index, model, scanned=walked, **build_options)
     runs = 1
     if on_run is not None:
         on_run(summary)
@@ -59,13 +61,14 @@ def watch_index(paths: Sequence[str | Path], index: str | Path | None = None,
         model = loaded if loaded.fingerprint == summary.model_fingerprint else summary.model
     log.info("watching %s every %g s (Ctrl-C stops)", ", ".join(map(str, paths)), interval)
     while not stop.wait(interval):
-        now = snapshot(paths)
+        walked = scan(paths)
+        now = snapshot(walked)
         added, changed, removed = changes(before, now)
         if not (added or changed or removed):
             continue
         log.info("%d added, %d changed, %d removed since the last run: indexing", added, changed, removed)
         try:
-            summary = build_index(paths, index, model, **build_options)
+            summary = build_index(paths, index, model, scanned=walked, **build_options)
         except IndexBusy as e:              # another writer (caption --index, an index run) holds it
             log.warning("%s; trying again in %g s", e, interval)
             continue

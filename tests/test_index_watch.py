@@ -6,6 +6,7 @@ import threading
 import time
 
 from engine.layout import IndexLayout
+from indexer.scan import scan
 from indexer.watch import changes, snapshot, watch_index
 from indexer.write import WriterLock
 from tests.conftest import tone, write
@@ -95,3 +96,39 @@ def test_soundsift_index_watch_reports_each_run_and_stops_on_sigterm(tmp_path, t
     finally:
         proc.kill()
     assert proc.returncode == 0 and out.strip() == "stopped watching" and "Traceback" not in err
+
+def test_each_watched_run_indexes_the_walk_that_started_it(tmp_path, monkeypatch):
+    """One walk per cycle: the run is given the watcher's walk instead of walking the folders
+    again, so what it indexes is exactly what the watcher saw change."""
+    import indexer.runner
+    import indexer.watch
+
+    lib, idx = tmp_path / "lib", tmp_path / "idx"
+    write(lib / "dog.wav", tone(440, 1.0, SR), SR)
+    walks = []
+
+    def counted_scan(paths):
+        walks.append(list(paths))
+        return scan(paths)
+
+    def no_second_walk(paths):
+        raise AssertionError("the run walked the folders again")
+
+    monkeypatch.setattr(indexer.watch, "scan", counted_scan)
+    monkeypatch.setattr(indexer.runner, "scan", no_second_walk)
+    summaries, stop = [], threading.Event()
+    watcher = threading.Thread(target=watch_index, args=([lib], idx, FakeModel()),
+                               kwargs=dict(interval=0.05, on_run=summaries.append, stop=stop, workers=0,
+                                           progress=False))
+    watcher.start()
+    try:
+        wait_for(lambda: len(summaries) == 1)
+        assert len(walks) == 1                               # the first run: one walk, not two
+        os.replace(write(tmp_path / "staging" / "rain.wav", tone(900, 2.0, SR), SR), lib / "rain.wav")
+        wait_for(lambda: len(summaries) == 2)
+    finally:
+        stop.set()
+        watcher.join(30)
+    assert not watcher.is_alive()
+    assert [(s.added, s.failed) for s in summaries] == [(1, 0), (1, 0)]
+    assert sorted(p.rsplit("/", 1)[1] for p in catalog_rows(idx)[0]) == ["dog.wav", "rain.wav"]
