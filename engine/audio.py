@@ -370,6 +370,16 @@ def decode(path: str | Path, target_sr: int, stats: dict[str, float] | None = No
     return out
 
 
+def measure_levels(path: str | Path, notes: list[str] | None = None) -> dict[str, float]:
+    """The sample peak and integrated loudness of ``path`` (``{"peak_dbfs", "loudness_lufs"}``,
+    engine.loudness), decoded at its own rate, without resampling; UnreadableAudio as
+    :func:`iter_blocks` (``notes`` too)."""
+    levels: dict[str, float] = {}
+    for _ in iter_blocks(path, probe(path).sample_rate, notes=notes, levels=levels):
+        pass
+    return levels
+
+
 def iter_segments(path: str | Path, target_sr: int, policy: SegmentPolicy,
                   stats: dict[str, float] | None = None, notes: list[str] | None = None,
                   levels: dict[str, float] | None = None) -> Iterator[Segment]:

@@ -664,12 +664,16 @@ class SoundIndex:
 
     def _allowed(self, conn: Connection, snap: _Snapshot, filters: Filters) -> np.ndarray:
         """Sorted segment ids of the files ``filters`` keeps (cached per generation, and per state
-        of the tags for a tag filter: tags change between generations)."""
+        of what changes between generations: tags for a tag filter, the files' metadata and
+        measured levels for a category or loudness filter)."""
         key: tuple[Any, ...] = (snap.key, filters)
         if filters.tags:
             key += tuple(conn.exec_driver_sql(
                 "SELECT count(*), max(id), (SELECT value FROM meta WHERE key = 'tags_changed_at') "
                 "FROM tags").fetchone())
+        if filters.categories or filters.min_loudness is not None or filters.max_loudness is not None:
+            key += tuple(conn.exec_driver_sql(
+                "SELECT value FROM meta WHERE key = 'metadata_replaced_at'").fetchall())
         hit = self._allowed_cache.get(key)
         if hit is not None:
             return hit

@@ -386,6 +386,22 @@ class IndexWriter:
             set_meta(s, **stamp)
         self.meta.update(stamp)
 
+    def replace_levels(self, found: dict[str, dict[str, float]]) -> None:
+        """Store the measured peak and loudness (engine.loudness; path → levels) of indexed files
+        in one transaction, without touching vectors or the generation; stamps
+        ``metadata_replaced_at`` so readers redo what they derived (filters, the page)."""
+        with Session(self.engine) as s, s.begin():
+            ids = dict(s.execute(select(File.path, File.id).where(File.path.in_(sorted(found)))).all())
+            if ids:
+                s.execute(delete(FileMetadata).where(FileMetadata.file_id.in_(sorted(ids.values())),
+                                                     FileMetadata.key.in_(LEVEL_KEYS)))
+                s.add_all(FileMetadata(file_id=ids[path], key=k, value=f"{v:.1f}")
+                          for path, levels in found.items() if path in ids
+                          for k, v in levels.items() if k in LEVEL_KEYS)
+            stamp = {"metadata_replaced_at": time.time()}
+            set_meta(s, **stamp)
+        self.meta.update(stamp)
+
     def _warn_if_over_budget(self, n: int, choice: IndexChoice) -> None:
         """One warning per run when even the chosen (most compact fitting) index exceeds the budget."""
         need = n * choice.bytes_per_vector

@@ -107,3 +107,59 @@ def test_the_indexer_measures_each_file_and_searches_filter_by_it(tmp_path):
     with SoundIndex.open(idx, model=FakeModel()) as index:
         fid = index.file_id_for_path(lib / "room_tone.wav")
     assert Library(idx).files([fid])[fid].levels == "-40.0 LUFS · peak -40.0 dBFS"
+
+
+def test_files_indexed_before_levels_were_measured_are_measured_once(tmp_path, caplog):
+    """An index from before session 20 (no levels) gains them on its next run without embedding
+    anything: an open SoundIndex's loudness filter sees them, a file unreadable now is retried by
+    the next run, and a third run has nothing left to measure."""
+    import logging
+    import os
+
+    from sqlalchemy.orm import Session
+
+    from engine.catalog import FileMetadata, open_catalog
+    from engine.filters import Filters
+    from engine.layout import IndexLayout
+    from engine.query import SoundIndex
+    from indexer import build_index
+    from tests.conftest import write
+    from tests.index_fakes import FakeModel
+    sr = 44_100
+    tone = np.sin(2 * np.pi * 997 * np.arange(2 * sr) / sr)
+    lib, idx = tmp_path / "lib", tmp_path / "idx"
+    write(lib / "hot.wav", 0.999 * tone, sr)
+    write(lib / "room_tone.wav", 0.01 * tone, sr)
+    write(lib / "speech.wav", 0.1 * tone, sr)
+    build_index([lib], idx, FakeModel(), workers=0, progress=False)
+    engine = open_catalog(IndexLayout(idx).catalog)           # as an index from before session 20
+    with Session(engine) as s, s.begin():
+        s.query(FileMetadata).filter(FileMetadata.key.in_(["peak_dbfs", "loudness_lufs"])).delete()
+    engine.dispose()
+    speech = lib / "speech.wav"                                # unreadable now, same size and times
+    st = speech.stat()
+    saved = speech.read_bytes()
+    speech.write_bytes(b"\0" * st.st_size)
+    os.utime(speech, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    with SoundIndex.open(idx, model=FakeModel()) as index:
+        def quiet() -> list[str]:
+            return sorted(h.path.rsplit("/", 1)[1] for h in index.search_text("x", k=10, filters=Filters(max_loudness=-30)))
+        assert quiet() == []                                   # nothing measured: the filter keeps none
+        model = FakeModel()
+        with caplog.at_level(logging.WARNING, logger="indexer.level_refresh"):
+            summary = build_index([lib], idx, model, workers=1, progress=False)
+        assert (summary.levels_measured, summary.added, summary.updated, len(model.calls)) == (2, 0, 0, 0)
+        assert "loudness" in summary.timings
+        assert any("speech.wav" in r.getMessage() for r in caplog.records)
+        assert quiet() == ["room_tone.wav"]                    # the open index sees them, same generation
+
+    speech.write_bytes(saved)
+    os.utime(speech, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert build_index([lib], idx, FakeModel(), workers=0, progress=False).levels_measured == 1
+    assert build_index([lib], idx, FakeModel(), workers=0, progress=False).levels_measured == 0
+    with SoundIndex.open(idx, model=FakeModel()) as index:
+        levels = {h.path.rsplit("/", 1)[1]: index.get_file(h.file_id)["levels"] for h in index.search_text("x", k=10)}
+    assert levels == {"hot.wav": {"peak_dbfs": 0.0, "loudness_lufs": -3.0},
+                      "room_tone.wav": {"peak_dbfs": -40.0, "loudness_lufs": -43.0},     # a mono sine: 3 dB below its peak
+                      "speech.wav": {"peak_dbfs": -20.0, "loudness_lufs": -23.0}}

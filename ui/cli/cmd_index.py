@@ -132,6 +132,8 @@ def _print_summary(s: dict[str, Any]) -> None:
         t.add_row("moved or renamed", f"{s['moved']} (kept their vectors, tags and captions)")
     if s.get("metadata_reread"):
         t.add_row("metadata read again", f"{s['metadata_reread']} unchanged files (a newer reader)")
+    if s.get("levels_measured"):
+        t.add_row("loudness measured", f"{s['levels_measured']} unchanged files (indexed before it was)")
     if s.get("skipped"):
         t.add_row("not scanned", ", ".join(f"{n} {kind}" for kind, n in s["skipped"].items()))
     t.add_row("segments embedded", str(s["n_segments"]))

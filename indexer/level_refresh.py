@@ -1,0 +1,121 @@
+"""Measure the loudness of indexed files that were indexed before soundsift measured it.
+
+Since session 20 the indexer measures each file's sample peak and integrated loudness
+(engine.loudness) while decoding it for embedding. Files indexed before have none, so a loudness
+filter (``--min-loudness``, the page's slider) leaves them out. The next ``soundsift index`` run
+measures those it finds on disk instead, once, after its own new and changed files are
+embedded: each is decoded
+at its own rate (no resampling, no model) in the run's decoder processes, and its levels are
+stored beside its metadata; nothing is embedded and the generation stays. What is measured is
+written every :data:`CHECKPOINT_FILES` files or :data:`CHECKPOINT_SECONDS`, so an interrupted
+pass keeps it. A file that cannot be read now keeps no levels (one warning for all of them), and
+the next run tries again.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Iterator
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from engine.catalog import File, FileMetadata, has_table
+from engine.errors import UnreadableAudio
+from indexer.decode import START_METHOD
+from indexer.write import IndexWriter
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILES = 500
+CHECKPOINT_SECONDS = 60.0
+
+#: one file's outcome: (path, levels, None) or (path, None, why it could not be measured)
+Measured = tuple[str, "dict[str, float] | None", "str | None"]
+
+
+def unmeasured(writer: IndexWriter, present: set[str]) -> list[str]:
+    """The indexed paths among ``present`` that have no measured loudness."""
+    with Session(writer.engine) as s:
+        if not has_table(s, "file_metadata"):
+            return []
+        measured = exists().where(FileMetadata.file_id == File.id, FileMetadata.key == "loudness_lufs")
+        return [p for p in s.scalars(select(File.path).where(~measured).order_by(File.path)) if p in present]
+
+
+def measure(path: str) -> Measured:
+    """The levels of one file, or why they could not be had; never raises for a bad file."""
+    from engine.audio import measure_levels
+    notes: list[str] = []
+    try:
+        return path, measure_levels(path, notes), None
+    except UnreadableAudio as e:
+        return path, None, e.reason
+    except Exception as e:  # a decoder bug must cost one file's levels, not the run
+        return path, None, f"{type(e).__name__}: {e}"
+
+
+def _measured(paths: list[str], workers: int) -> Iterator[Measured]:
+    if workers <= 0 or len(paths) < 2:
+        yield from map(measure, paths)
+        return
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(START_METHOD),
+                               initializer=_ignore_interrupts)
+    try:
+        yield from pool.map(measure, paths, chunksize=4)
+    finally:                        # Ctrl-C: the files not started yet are not waited for
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ignore_interrupts() -> None:
+    """Ctrl-C reaches the whole process group: the indexing process stores what is measured."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def refresh_levels(writer: IndexWriter, present: set[str], workers: int = 0) -> int:
+    """Measure and store the levels of the indexed files among ``present`` (those this run
+    found on disk as indexed: unchanged or moved; not the files of an unmounted drive) that have
+    none, in ``workers`` processes (0: this one); returns how many were stored."""
+    paths = unmeasured(writer, present)
+    if not paths:
+        return 0
+    log.info("measuring the loudness of %d files indexed before soundsift measured it (decoding "
+             "only, once; nothing is embedded again)", len(paths))
+    started = last = time.perf_counter()
+    found: dict[str, dict[str, float]] = {}
+    missed: list[str] = []
+    stored = 0
+
+    def store() -> None:
+        nonlocal found, stored, last
+        if found:
+            writer.replace_levels(found)
+            stored += len(found)
+            found = {}
+        last = time.perf_counter()
+
+    done = 0
+    try:
+        for path, levels, why in _measured(paths, workers):
+            done += 1
+            if levels:
+                found[path] = levels
+            else:
+                missed.append(f"{path}: {why}")
+            if len(found) >= CHECKPOINT_FILES or time.perf_counter() - last >= CHECKPOINT_SECONDS:
+                store()
+                log.info("loudness measured for %d of %d files", stored, len(paths))
+    except BrokenProcessPool:       # a decoder crashed the process (not a Python error): stop here
+        log.warning("a decoder process died while measuring loudness; %d files are left for the "
+                    "next run", len(paths) - done)
+    finally:                        # Ctrl-C too: what is measured is kept
+        store()
+    if missed:
+        log.warning("loudness of %d indexed files not measured (the next run tries again), e.g. %s",
+                    len(missed), missed[0])
+    log.info("loudness of %d files measured in %.1f s", stored, time.perf_counter() - started)
+    return stored
