@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -20,7 +20,7 @@ import soxr
 
 from engine.errors import InvalidQuery, UnreadableAudio
 from engine.stderr_capture import StderrCapture, summarised
-from engine.segments import SegmentPolicy
+from engine.segments import MIN_TAKE, SegmentPolicy, regular_take, take_bounds
 from engine.system_files import is_appledouble, is_system_folder
 
 #: extensions scanned by the indexer: the containers libsndfile reads
@@ -382,18 +382,28 @@ def measure_levels(path: str | Path, notes: list[str] | None = None) -> dict[str
 
 def iter_segments(path: str | Path, target_sr: int, policy: SegmentPolicy,
                   stats: dict[str, float] | None = None, notes: list[str] | None = None,
-                  levels: dict[str, float] | None = None) -> Iterator[Segment]:
-    """Stream ``path`` and yield its segments by :func:`engine.segments.segment_bounds`.
+                  levels: dict[str, float] | None = None,
+                  markers: Sequence[tuple[float, float | None]] = ()) -> Iterator[Segment]:
+    """Stream ``path`` and yield its segments by :func:`engine.segments.segment_bounds`, and one
+    per take its named ``markers`` (``(at, region length or None)`` seconds) mark
+    (:func:`engine.segments.take_bounds`), each as soon as its audio is in.
 
     Only about one window of audio is held at a time, whatever the file's length.
     ``stats``, ``notes`` and ``levels``: as :func:`iter_blocks`.
     """
     win = policy.window_samples(target_sr)
     hop = policy.hop_samples(target_sr)
+    takes = take_bounds(markers, target_sr, policy) if markers else []
     buf = np.zeros(0, np.float32)
     buf_start = 0          # sample offset of buf[0] in the stream
     next_start = 0         # start of the next regular window
     last_end = 0           # end of the last emitted segment
+    t = 0                  # next take to emit (takes are ordered by start)
+
+    def take(a: int, b: int, n: int | None) -> Iterator[Segment]:
+        if b - a >= MIN_TAKE * target_sr and not regular_take(a, b, n, target_sr, policy):
+            yield Segment(a / target_sr, b / target_sr, buf[a - buf_start:b - buf_start].copy())
+
     for block in iter_blocks(path, target_sr, stats=stats, notes=notes, levels=levels):
         buf = np.concatenate([buf, block])
         while next_start + win <= buf_start + len(buf):
@@ -401,8 +411,12 @@ def iter_segments(path: str | Path, target_sr: int, policy: SegmentPolicy,
             yield Segment(next_start / target_sr, (next_start + win) / target_sr, buf[a:a + win].copy())
             last_end = next_start + win
             next_start += hop
-        # keep what the next window or the end-aligned tail could still need
-        keep_from = min(next_start, buf_start + len(buf) - win)
+        while t < len(takes) and takes[t][1] <= buf_start + len(buf):
+            yield from take(*takes[t], None)
+            t += 1
+        # keep what the next window, the end-aligned tail or the next take could still need
+        keep_from = min(next_start, buf_start + len(buf) - win,
+                        takes[t][0] if t < len(takes) else next_start)
         if keep_from > buf_start:
             buf = buf[keep_from - buf_start:]
             buf_start = keep_from
@@ -413,3 +427,6 @@ def iter_segments(path: str | Path, target_sr: int, policy: SegmentPolicy,
         yield Segment(0.0, n / target_sr, buf.copy())
     elif last_end < n:
         yield Segment((n - win) / target_sr, n / target_sr, buf[len(buf) - win:].copy())
+    for a, b in takes[t:]:               # the takes the file ends in (or before)
+        if a < n:
+            yield from take(a, min(b, n), n)

@@ -15,6 +15,7 @@ import logging
 import re
 import struct
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -91,13 +92,25 @@ def _put_first(out: dict[str, str], key: str, value: object) -> None:
         _put(out, key, value)
 
 
+@dataclass(frozen=True)
+class Marker:
+    """A named cue point of a WAVE file: where (seconds, to the sample), its name, and how long
+    the region it starts is when the file says (an ``ltxt`` sample length; None for a point)."""
+
+    at: float
+    name: str
+    length: float | None = None
+
+
 class RiffFields(dict):
-    """The bext and LIST/INFO fields of a WAVE file and its named cue markers (the dict), and its
-    iXML fields apart (``ixml``), since the two can say the same thing and read_metadata ranks them."""
+    """The bext and LIST/INFO fields of a WAVE file and its named cue markers (the dict), its
+    iXML fields apart (``ixml``), since the two can say the same thing and read_metadata ranks them,
+    and the markers to the sample (``marker_list``, in time order, at most :data:`MAX_MARKERS`)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.ixml: dict[str, str] = {}
+        self.marker_list: list[Marker] = []
 
 
 def riff_fields(path: str | Path, problems: list[str] | None = None) -> RiffFields:
@@ -118,7 +131,7 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
     if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
         return out
     data_size64: int | None = None
-    rate, cues, names = 0, {}, {}
+    rate, cues, names, lengths = 0, {}, {}, {}
     for _ in range(_MAX_CHUNKS):
         chunk = f.read(8)
         if len(chunk) < 8:
@@ -141,6 +154,7 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
             body = f.read(size)
             out.update(_info(body))
             names.update(_labels(body))
+            lengths.update(_region_lengths(body))
             f.seek(size & 1, 1)
         elif cid == b"fmt " and size >= 8:
             body = f.read(size)
@@ -158,8 +172,17 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
         else:
             f.seek(size + (size & 1), 1)
     if rate and cues and names:
-        out.update(markers=_markers(cues, names, rate))
+        named = sorted((offset, cue) for cue, offset in cues.items() if cue in names)[:MAX_MARKERS]
+        out.marker_list = [Marker(offset / rate, names[cue], lengths[cue] / rate if lengths.get(cue) else None)
+                           for offset, cue in named]
+        out.update(markers=_markers(out.marker_list))
     return out
+
+
+def named_markers(path: str | Path) -> list[Marker]:
+    """The named cue markers of a WAVE file to the sample, in time order (none for other files).
+    What else the file holds is read_metadata's to report, so its problems are not said here."""
+    return riff_fields(path, []).marker_list
 
 
 def _cue_points(body: bytes) -> dict[int, int]:
@@ -191,15 +214,29 @@ def _labels(body: bytes) -> dict[int, str]:
     return {**found[b"ltxt"], **found[b"note"], **found[b"labl"]}
 
 
+def _region_lengths(body: bytes) -> dict[int, int]:
+    """Cue point id → the sample length of the region it starts, from an ``adtl`` LIST's ``ltxt``."""
+    if body[:4] != b"adtl":
+        return {}
+    out: dict[int, int] = {}
+    at = 4
+    while at + 12 <= len(body):
+        cid, size = body[at:at + 4], struct.unpack("<I", body[at + 4:at + 8])[0]
+        if cid == b"ltxt" and size >= 8:
+            cue, length = struct.unpack("<II", body[at + 8:at + 16])
+            out.setdefault(cue, length)
+        at += 8 + size + (size & 1)
+    return out
+
+
 MARKER_SEPARATOR = " · "
 _MARKER = re.compile(r"(\d+):(\d\d\.\d) (.+)")
 
 
-def _markers(cues: dict[int, int], names: dict[int, str], rate: int) -> str:
+def _markers(markers: list[Marker]) -> str:
     """The named cue points as ``"0:01.2 Door slam · 0:03.5 Creak"``, in time order."""
-    named = sorted((offset, names[cue]) for cue, offset in cues.items() if cue in names)[:MAX_MARKERS]
-    return MARKER_SEPARATOR.join(f"{int(t // 60)}:{t % 60:04.1f} {name.replace('·', ' ')}" for t, name in
-                                 ((offset / rate, name) for offset, name in named))
+    return MARKER_SEPARATOR.join(f"{int(m.at // 60)}:{m.at % 60:04.1f} {m.name.replace('·', ' ')}"
+                                 for m in markers)
 
 
 def parse_markers(text: str) -> list[tuple[float, str]]:

@@ -77,6 +77,8 @@ MAX_QUERY_SEGMENTS = 32
 KEYWORD_POOL = 100
 #: how much each excluded text's cosine is taken from a segment's score (search_text ``exclude``)
 EXCLUDE_WEIGHT = 0.5
+#: seconds between a stored marker time (kept to 0.1 s) and the start of the take it begins
+MARKER_TOLERANCE = 0.06
 _RELOAD_RETRIES = 3
 _SQL_CHUNK = 900           # ids per "IN (...)" (well under SQLite's variable limit)
 
@@ -106,8 +108,8 @@ class Hit:
     folder: str = field(default="")
     keywords: float | None = None     # BM25 of the query's words in its path, metadata, tags, captions
     same_recording: bool | None = None   # "more like this": the query's recording (engine.duplicates.copies_of)
-    marker: str | None = None         # keyword search: the file's named marker the query's words found …
-    marker_at: float | None = None    # … and its time (seconds); the hit's span is the segment around it
+    marker: str | None = None         # the named marker of the take the hit is (a segment starting at it),
+    marker_at: float | None = None    # or one the query's words found (keyword search); its time (seconds)
 
     def __post_init__(self) -> None:
         if not self.folder:
@@ -116,7 +118,8 @@ class Hit:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: path, start, end, score, file_id, segment_id, duration, format, …
         (``keywords`` only from a keyword search, ``same_recording`` only where it was checked,
-        ``marker`` and ``marker_at`` only where a keyword search found a named marker)."""
+        ``marker`` and ``marker_at`` only where the hit is a marked take or a keyword search found
+        a named marker)."""
         d = asdict(self)
         for optional in ("keywords", "same_recording", "marker", "marker_at"):
             if d[optional] is None:
@@ -494,13 +497,15 @@ class SoundIndex:
             at = -minus_at
             mask = snap.seg_file == h.file_id
             ids, starts, ends = snap.seg_ids[mask], snap.seg_start[mask], snap.seg_end[mask]
-            around = (starts <= at) & (at <= ends)
+            around = (starts <= at + MARKER_TOLERANCE) & (at <= ends)
             if not around.any():                # a marker past the audio (a file changed since)
                 continue
-            i = int(np.flatnonzero(around)[np.argmin(np.abs((starts + ends)[around] / 2 - at))])
+            at_take = around & (np.abs(starts - at) <= MARKER_TOLERANCE)     # the take it starts
+            i = (int(np.flatnonzero(at_take)[np.argmin(np.abs(starts[at_take] - at))]) if at_take.any() else
+                 int(np.flatnonzero(around)[np.argmin(np.abs((starts + ends)[around] / 2 - at))]))
             h.start, h.end, h.segment_id = float(starts[i]), float(ends[i]), int(ids[i])
             h.score = float(snap.vectors(ids[i:i + 1])[0] @ q)
-            h.marker, h.marker_at = name, float(at)
+            h.marker, h.marker_at = name, float(starts[i]) if at_take.any() else float(at)
 
     @staticmethod
     def _best_segments(snap: _Snapshot, file_ids: np.ndarray, q: np.ndarray) -> dict[int, tuple[float, int]]:
@@ -783,7 +788,27 @@ class SoundIndex:
             hits.append(Hit(path=path, start=float(snap.seg_start[row]), end=float(snap.seg_end[row]),
                             score=score, file_id=int(fid), segment_id=seg, duration=float(duration),
                             format=str(fmt), sample_rate=int(rate)))
+        self._name_takes(conn, hits)
         return hits
+
+    @staticmethod
+    def _name_takes(conn: Connection, hits: list[Hit]) -> None:
+        """A hit whose segment starts at one of its file's named markers (the take that marker
+        begins: engine.segments.take_bounds) gets that marker's name and time."""
+        from engine.file_metadata import parse_markers
+        if not hits or not has_table(conn, "file_metadata"):
+            return
+        wanted = sorted({h.file_id for h in hits})
+        found: dict[int, str] = {}
+        for i in range(0, len(wanted), _SQL_CHUNK):
+            found.update(conn.execute(select(FileMetadata.file_id, FileMetadata.value).where(
+                FileMetadata.key == "markers", FileMetadata.file_id.in_(wanted[i:i + _SQL_CHUNK]))).all())
+        for h in hits:
+            near = [(abs(at - h.start), at, name) for at, name in parse_markers(found.get(h.file_id, ""))
+                    if abs(at - h.start) <= MARKER_TOLERANCE]
+            if near:                            # the take's start is the marker's time to the sample
+                _, _, h.marker = min(near)
+                h.marker_at = h.start
 
     # ------------------------------------------------------ audio and zero-shot
     def audio_vector(self, audio: zeroshot.AudioInput, sample_rate: int | None = None) -> np.ndarray:

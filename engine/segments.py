@@ -7,10 +7,17 @@ of the end, one more window is aligned to the end of the file, so every sample i
 covered and no segment is shorter than the window. Positions are in samples at the
 model's rate, so the policy is a pure function of (length, rate, window) and
 deterministic: no random crops at inference.
+
+A WAVE file with named cue markers (the takes of a field recording, the regions a library tool
+wrote) also gets one segment per marker (:func:`take_bounds`): from the marker to the next one,
+the end of its region or one window later, whichever comes first, so a search can land on one
+take, by its name, instead of a window that straddles two. A take that is exactly a regular
+segment, or shorter than :data:`MIN_TAKE`, adds none.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 
 @dataclass(frozen=True)
@@ -25,7 +32,7 @@ class SegmentPolicy:
         return self.hop if self.hop is not None else self.window / 2
 
     def as_dict(self) -> dict[str, float | str]:
-        return {"kind": "fixed-window, end-aligned tail", "window": self.window,
+        return {"kind": "fixed-window, end-aligned tail, one more per named marker", "window": self.window,
                 "hop": self.hop_seconds}
 
     def window_samples(self, sample_rate: int) -> int:
@@ -51,3 +58,39 @@ def segment_bounds(n_samples: int, sample_rate: int, policy: SegmentPolicy) -> l
     if bounds[-1][1] < n_samples:
         bounds.append((n_samples - win, n_samples))
     return bounds
+
+
+#: shortest marked take given a segment of its own (seconds): shorter ones are slips of the hand
+MIN_TAKE = 0.1
+
+
+def take_bounds(markers: Sequence[tuple[float, float | None]], sample_rate: int,
+                policy: SegmentPolicy) -> list[tuple[int, int]]:
+    """The takes of a file whose named markers are ``(at, region length or None)`` in seconds:
+    ``(start, end)`` sample offsets at ``sample_rate``, in order of start. Each ends at the next
+    marker, the end of its region or one window after its start, whichever is first; where the
+    file ends earlier, it ends there (the caller knows where: :func:`regular_take`). One per
+    start; takes shorter than :data:`MIN_TAKE` are left out."""
+    win = policy.window_samples(sample_rate)
+    starts: dict[int, int] = {}
+    for at, length in sorted(markers, key=lambda m: m[0]):
+        a = max(0, int(round(at * sample_rate)))
+        end = a + win if not length or length <= 0 else min(a + win, a + int(round(length * sample_rate)))
+        starts.setdefault(a, end)
+    ordered = sorted(starts)
+    out = []
+    for i, a in enumerate(ordered):
+        end = min(starts[a], ordered[i + 1]) if i + 1 < len(ordered) else starts[a]
+        if end - a >= MIN_TAKE * sample_rate:
+            out.append((a, end))
+    return out
+
+
+def regular_take(start: int, end: int, n_samples: int | None, sample_rate: int, policy: SegmentPolicy) -> bool:
+    """Whether the take ``start``–``end`` is one of :func:`segment_bounds`' segments of a file of
+    ``n_samples`` (None: longer than ``end``, not known yet), so it adds nothing."""
+    win, hop = policy.window_samples(sample_rate), policy.hop_samples(sample_rate)
+    if n_samples is not None and end >= n_samples:
+        return (n_samples <= win and start == 0) or (n_samples > win and start == n_samples - win)
+    return end - start == win and start % hop == 0
+

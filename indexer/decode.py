@@ -29,7 +29,7 @@ import numpy as np
 
 from engine.audio import AudioInfo, iter_segments, probe
 from engine.errors import UnreadableAudio
-from engine.file_metadata import read_metadata
+from engine.file_metadata import named_markers, read_metadata
 from engine.stderr_capture import StderrCapture
 from engine.segments import SegmentPolicy
 
@@ -91,8 +91,10 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
     try:
         info = probe(job.path)            # names why a file cannot be opened (engine.audio.check_openable)
         info = _with_metadata(info, notes)
+        takes = _marked_takes(job.path, notes)
         before_decoding = len(notes)
-        for seg in iter_segments(job.path, sample_rate, policy, stats=stats, notes=notes, levels=levels):
+        for seg in iter_segments(job.path, sample_rate, policy, stats=stats, notes=notes, levels=levels,
+                                 markers=takes):
             yield SegmentReady(job.job, n, seg.start, seg.end, seg.waveform)
             n += 1
             end = max(end, seg.end)
@@ -122,6 +124,16 @@ def _with_metadata(info: AudioInfo, notes: list[str]) -> AudioInfo:
         notes.append(f"embedded metadata not read ({type(e).__name__}: {e})")
         return info
     return dataclasses.replace(info, metadata=tuple(sorted(found.items())))
+
+
+def _marked_takes(path: str, notes: list[str]) -> list[tuple[float, float | None]]:
+    """``(at, region length)`` of the file's named cue markers: each marks a take that gets a
+    segment of its own (engine.segments.take_bounds). Unreadable markers are a note, not a failure."""
+    try:
+        return [(m.at, m.length) for m in named_markers(path)]
+    except Exception as e:  # markers are a bonus: never fail a file that decodes for them
+        notes.append(f"markers not read ({type(e).__name__}: {e})")
+        return []
 
 
 def iter_decoded(jobs: Iterable[DecodeJob], sample_rate: int, policy: SegmentPolicy,

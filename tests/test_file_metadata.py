@@ -248,7 +248,7 @@ def test_a_metadata_note_does_not_hide_the_truncation_note(tmp_path, monkeypatch
     path = tmp_path / "short.wav"
     path.write_bytes(wav_bytes(pcm16(tone(440, 2.0, 16000)), extra_chunks=ixml_chunk("<USER>")))
 
-    def first_second_only(path, rate, policy, stats=None, notes=None, levels=None):   # ends early, silently
+    def first_second_only(path, rate, policy, stats=None, notes=None, levels=None, markers=()):   # ends early
         yield Segment(0.0, 1.0, np.zeros(rate, np.float32))
     monkeypatch.setattr(decode, "iter_segments", first_second_only)
     events = list(decode.decode_file(decode.DecodeJob(0, str(path)), 16000, SegmentPolicy(1.0)))
@@ -516,14 +516,22 @@ def test_named_cue_markers_are_read_searched_and_shown(tmp_path):
         hits = index.search_text("squealing hinge", k=3, keywords=True)
         assert hits[0].path == str(takes.resolve()) and hits[0].keywords > 0
         file_id = hits[0].file_id
-        # the hit is the segment around the marker its words name (2 s windows, 1 s hop: 0-2, 1-3, 2-4)
-        assert (hits[0].marker, hits[0].marker_at, hits[0].start, hits[0].end) == ("Hinge squeal", 0.5, 0.0, 2.0)
+        # the hit is the take the marker its words name begins (2 s windows, 1 s hop: 0-2, 1-3,
+        # 2-4; takes 0.5-1.5 to the next marker, 1.5-2.5 its ltxt region, 3.5-4 to the end)
+        assert (hits[0].marker, hits[0].marker_at, hits[0].start, hits[0].end) == ("Hinge squeal", 0.5, 0.5, 1.5)
         latch = index.search_text("the gate latch", k=3, keywords=True)[0]
-        assert (latch.marker, latch.marker_at, latch.start, latch.end) == ("Gate latch", 3.5, 2.0, 4.0)
+        assert (latch.marker, latch.marker_at, latch.start, latch.end) == ("Gate latch", 3.5, 3.5, 4.0)
         segments = {(h.start, h.end): h.score for h in index.search_text("the gate latch", k=50, per_file=False)
                     if h.file_id == file_id}
-        assert latch.score == pytest.approx(segments[(2.0, 4.0)], abs=1e-6)
-        assert latch.to_dict()["marker_at"] == 3.5 and "marker" not in index.search_text("gate latch")[0].to_dict()
+        assert sorted(segments) == [(0.0, 2.0), (0.5, 1.5), (1.0, 3.0), (1.5, 2.5), (2.0, 4.0), (3.5, 4.0)]
+        assert latch.score == pytest.approx(segments[(3.5, 4.0)], abs=1e-6)
+        assert latch.to_dict()["marker_at"] == 3.5
+        named = {(h.path.rsplit("/", 1)[1], h.start): h.to_dict().get("marker")       # sound hits: named when takes
+                 for h in index.search_text("gate latch", k=50, per_file=False)}
+        assert named == {("take_301.wav", 0.0): None, ("take_301.wav", 0.5): "Hinge squeal",
+                         ("take_301.wav", 1.0): None, ("take_301.wav", 1.5): "Wind gust",
+                         ("take_301.wav", 2.0): None, ("take_301.wav", 3.5): "Gate latch",
+                         ("take_302.wav", 0.0): None, ("take_303.wav", 0.0): None, ("take_303.wav", 0.1): "Click"}
     from ui.components.library import Library
     assert Library(tmp_path / "idx").files([file_id])[file_id].about == (
         "markers 0:00.5 Hinge squeal · 0:01.5 Wind gust · 0:03.5 Gate latch")
@@ -552,3 +560,26 @@ def test_a_marker_found_by_its_name_on_the_command_line_and_the_page(tmp_path, t
     assert names[0] == "**1. take\\_301.wav**"
     assert any(md.value.startswith(":violet-badge[:material/bookmark: Gate latch at 3.5 s]") for md in page.markdown)
     assert page.get("audio")[0].proto.start_time == 3
+
+
+def test_an_index_from_before_takes_embeds_its_marked_files_again_once(tmp_path, monkeypatch):
+    """Files indexed before marked takes were cut gain their take segments on the next run; the
+    files without markers are not embedded again, and the run after has nothing to do."""
+    from indexer import decode
+    lib, idx = tmp_path / "lib", tmp_path / "idx"
+    takes, _, _ = take_library(lib)
+    with monkeypatch.context() as m:                       # as the indexer did before session 22
+        m.setattr(decode, "_marked_takes", lambda path, notes: [])
+        build_index([lib], idx, FakeModel(), workers=0, progress=False)
+
+    def segments() -> set[tuple[float, float]]:
+        with SoundIndex.open(idx, model=FakeModel()) as index:
+            return {(h.start, h.end) for h in index.search_text("x", k=50, per_file=False)
+                    if h.path == str(takes.resolve())}
+    assert segments() == {(0.0, 2.0), (1.0, 3.0), (2.0, 4.0)}
+    model = FakeModel()
+    summary = build_index([lib], idx, model, workers=0, progress=False)
+    assert (summary.updated, summary.unchanged, summary.added) == (2, 1, 0)   # take_301 and take_303 (Click)
+    assert segments() == {(0.0, 2.0), (1.0, 3.0), (2.0, 4.0), (0.5, 1.5), (1.5, 2.5), (3.5, 4.0)}
+    again = build_index([lib], idx, FakeModel(), workers=0, progress=False)
+    assert (again.updated, again.unchanged) == (0, 3)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from engine.audio import decode, iter_segments
-from engine.segments import SegmentPolicy, segment_bounds
+from engine.segments import SegmentPolicy, regular_take, segment_bounds, take_bounds
 from tests.conftest import chirp, write
 
 POLICY = SegmentPolicy(window=10.0)
@@ -52,3 +52,38 @@ def test_streaming_resampled_equals_whole_decode(tmp_path):
     for s in segs:
         a = round(s.start * 16000)
         np.testing.assert_array_equal(s.waveform, whole[a:a + len(s.waveform)])
+
+
+def test_take_bounds_pinned():
+    """One take per named marker: to the next marker, its region's end or one window, whichever
+    is first; one per start; none shorter than 0.1 s."""
+    markers = [(3.0, None), (0.5, None), (0.5, None), (1.0, 0.5), (2.0, 30.0), (2.95, None), (9.0, None)]
+    assert take_bounds(markers, 100, POLICY) == [(50, 100), (100, 150), (200, 295), (300, 900), (900, 1900)]
+    assert take_bounds([], 10, POLICY) == []
+
+
+def test_a_take_that_is_a_regular_segment_adds_nothing():
+    assert regular_take(50, 150, None, 10, POLICY)              # on the hop grid, a window long
+    assert not regular_take(40, 140, None, 10, POLICY)
+    assert not regular_take(50, 120, None, 10, POLICY)
+    assert regular_take(60, 160, 160, 10, POLICY)               # the end-aligned tail
+    assert regular_take(0, 80, 80, 10, POLICY)                  # a file no longer than a window
+    assert not regular_take(20, 80, 80, 10, POLICY)
+
+
+def test_streaming_cuts_each_marked_take_from_the_same_audio(tmp_path):
+    """Takes come out beside the regular segments, across the decoder's 20 s blocks, cut at the
+    file's end; the regular segments are the same as without markers."""
+    sr = 8000
+    x = chirp(100, 3000, 61.0, sr)
+    path = write(tmp_path / "c.wav", x, sr)
+    markers = [(9.0, None), (19.5, None), (21.0, 3.0), (30.0, None), (40.0, None), (40.05, None), (55.0, None)]
+    segs = list(iter_segments(path, sr, POLICY, markers=markers))
+    bounds = [(round(s.start * sr), round(s.end * sr)) for s in segs]
+    regular = segment_bounds(len(x), sr, POLICY)
+    assert sorted(b for b in bounds if b not in regular) == [
+        (9 * sr, 19 * sr), (int(19.5 * sr), 21 * sr), (21 * sr, 24 * sr), (int(40.05 * sr), int(50.05 * sr)),
+        (55 * sr, 61 * sr)]     # 9–19.5 stops a window on; 30–40 is a regular window; 40–40.05 too short
+    assert [b for b in bounds if b in regular] == regular
+    for s, (a, b) in zip(segs, bounds):
+        np.testing.assert_allclose(s.waveform, x[a:b], atol=1e-4)

@@ -1,0 +1,60 @@
+"""Find indexed files whose named markers mark takes that have no segment of their own.
+
+Since session 22 the indexer gives each take a WAVE file's named cue markers begin a segment
+(engine.segments.take_bounds). Files indexed before have only the regular windows, so the next
+``soundsift index`` run embeds those files again, once — only files whose catalog rows carry
+markers, so a library without them costs one small query. A file is due when a take its markers
+mark (read again from the file, to the sample, as the decoder reads them), other than a regular
+segment, has no stored segment starting there: so the test holds after an interrupted run too,
+and a file whose takes were cut is never due again.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.catalog import File, FileMetadata, SegmentRow, has_table
+from engine.file_metadata import named_markers
+from engine.segments import MIN_TAKE, SegmentPolicy, regular_take, take_bounds
+from indexer.write import IndexWriter
+
+log = logging.getLogger(__name__)
+
+_SQL_CHUNK = 900
+
+
+def files_missing_takes(writer: IndexWriter, present: set[str], policy: SegmentPolicy,
+                        sample_rate: int) -> list[str]:
+    """The paths among ``present`` whose marked takes are not all segments yet, sorted. A file
+    whose markers cannot be read now is left as it is."""
+    with Session(writer.engine) as s:
+        if not has_table(s, "file_metadata"):
+            return []
+        marked = [(fid, path, duration) for fid, path, duration in s.execute(
+            select(File.id, File.path, File.duration)
+            .join(FileMetadata, FileMetadata.file_id == File.id).where(FileMetadata.key == "markers"))
+            if path in present]
+        starts: dict[int, set[int]] = defaultdict(set)
+        ids = [fid for fid, _, _ in marked]
+        for i in range(0, len(ids), _SQL_CHUNK):
+            for fid, start in s.execute(select(SegmentRow.file_id, SegmentRow.start)
+                                        .where(SegmentRow.file_id.in_(ids[i:i + _SQL_CHUNK]))):
+                starts[fid].add(int(round(start * sample_rate)))
+    due = []
+    for fid, path, duration in marked:
+        try:
+            markers = [(m.at, m.length) for m in named_markers(path)]
+        except OSError as e:
+            log.debug("%s: markers not read (%s)", path, e)
+            continue
+        n = int(round(duration * sample_rate))
+        for a, b in take_bounds(markers, sample_rate, policy):
+            b = min(b, n)
+            if (a < n and b - a >= MIN_TAKE * sample_rate and a not in starts[fid]
+                    and not regular_take(a, b, n if b >= n else None, sample_rate, policy)):
+                due.append(path)
+                break
+    return sorted(due)
