@@ -30,9 +30,9 @@ SEARCHED_KEYS = ("title", "description", "comment", "album", "genre", "artist", 
                  "location", "markers")
 #: what read_metadata reads: 1 libsndfile's fields, bext and LIST/INFO (session 18); 2 also the
 #: iXML chunk and FLAC Vorbis comments with UCS names (session 19); 3 also a WAV's named cue markers
-#: (session 20). An index whose files were read by an older reader reads them again
-#: on its next `soundsift index` run (indexer.metadata_refresh).
-READER_VERSION = 3
+#: (session 20); 4 also an AIFF's named markers (session 22). An index whose files were read by
+#: an older reader reads them again on its next `soundsift index` run (indexer.metadata_refresh).
+READER_VERSION = 4
 #: most markers kept per file (a file with more is a marker track, not labelled takes)
 MAX_MARKERS = 200
 #: keys the indexer stores beside what a file says: its levels, measured while decoding (engine.loudness)
@@ -66,10 +66,14 @@ def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[s
     with open_sound(path) as f:
         for key, value in f.copy_metadata().items():
             _put(out, key, value)
-    with open(path, "rb") as f:                 # one open for both containers' own chunks
+    with open(path, "rb") as f:                 # one open for the containers' own chunks
         riff = _riff_walk(f, path, problems)
         f.seek(0)
         flac = _flac_walk(f)
+        f.seek(0)
+        aiff = aiff_markers(f)
+    if aiff:
+        _put(out, "markers", _markers(aiff))
     for key, value in riff.items():
         if key not in out or "\ufffd" in out[key]:
             _put(out, key, value)
@@ -180,9 +184,67 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
 
 
 def named_markers(path: str | Path) -> list[Marker]:
-    """The named cue markers of a WAVE file to the sample, in time order (none for other files).
-    What else the file holds is read_metadata's to report, so its problems are not said here."""
-    return riff_fields(path, []).marker_list
+    """The named markers of a WAVE file (cue points) or an AIFF/AIFC file (its MARK chunk) to the
+    sample, in time order (none for other files). What else the file holds is read_metadata's to
+    report, so its problems are not said here."""
+    with open(path, "rb") as f:
+        found = _riff_walk(f, path, []).marker_list
+        if not found:
+            f.seek(0)
+            found = aiff_markers(f)
+    return found
+
+
+def aiff_markers(f: BinaryIO) -> list[Marker]:
+    """The named markers of the open AIFF or AIFC file ``f`` (its ``MARK`` chunk, placed by the
+    ``COMM`` chunk's sample rate), in time order, at most :data:`MAX_MARKERS`; none for any other
+    file. Chunk sizes are trusted only as far as the file goes."""
+    head = f.read(12)
+    if len(head) < 12 or head[:4] != b"FORM" or head[8:12] not in (b"AIFF", b"AIFC"):
+        return []
+    rate, points = 0.0, []
+    for _ in range(_MAX_CHUNKS):
+        chunk = f.read(8)
+        if len(chunk) < 8:
+            break
+        cid, size = chunk[:4], struct.unpack(">I", chunk[4:])[0]
+        if cid == b"COMM" and size >= 18:
+            body = f.read(size)
+            rate = _extended(body[8:18]) if len(body) >= 18 else 0.0
+            f.seek(size & 1, 1)
+        elif cid == b"MARK" and size <= _MAX_TEXT_CHUNK:
+            points = _mark_points(f.read(size))
+            f.seek(size & 1, 1)
+        else:
+            f.seek(size + (size & 1), 1)
+    if rate <= 0:
+        return []
+    named = sorted((at, name) for at, name in points if name)[:MAX_MARKERS]
+    return [Marker(at / rate, name) for at, name in named]
+
+
+def _extended(b: bytes) -> float:
+    """An 80-bit IEEE 754 extended float (the AIFF sample rate)."""
+    exponent = ((b[0] & 0x7F) << 8) | b[1]
+    mantissa = int.from_bytes(b[2:10], "big")
+    if exponent == 0 and mantissa == 0:
+        return 0.0
+    value = mantissa * 2.0 ** (exponent - 16383 - 63)
+    return -value if b[0] & 0x80 else value
+
+
+def _mark_points(body: bytes) -> list[tuple[int, str]]:
+    """(sample frame, name) of a ``MARK`` chunk's markers, as far as the chunk goes."""
+    if len(body) < 2:
+        return []
+    count, at, out = struct.unpack(">H", body[:2])[0], 2, []
+    for _ in range(count):
+        if at + 7 > len(body):
+            break
+        position, length = struct.unpack(">I", body[at + 2:at + 6])[0], body[at + 6]
+        out.append((position, _text(body[at + 7:at + 7 + length])))
+        at += 7 + length + (0 if length % 2 else 1)      # the Pascal string pads to an even size
+    return out
 
 
 def _cue_points(body: bytes) -> dict[int, int]:

@@ -583,3 +583,36 @@ def test_an_index_from_before_takes_embeds_its_marked_files_again_once(tmp_path,
     assert segments() == {(0.0, 2.0), (1.0, 3.0), (2.0, 4.0), (0.5, 1.5), (1.5, 2.5), (3.5, 4.0)}
     again = build_index([lib], idx, FakeModel(), workers=0, progress=False)
     assert (again.updated, again.unchanged) == (0, 3)
+
+
+def aiff_with_markers(path, seconds: float, rate: int, marks: list[tuple[int, int, str]]) -> None:
+    """An AIFF file (soundfile writes COMM and SSND) with a MARK chunk of (id, frame, name)."""
+    sf.write(path, noise(seconds, rate, seed=3), rate, format="AIFF", subtype="PCM_16")
+    body = struct.pack(">H", len(marks))
+    for mark_id, frame, name in marks:
+        text = name.encode("latin-1")
+        body += struct.pack(">HIB", mark_id, frame, len(text)) + text + (b"\0" if len(text) % 2 == 0 else b"")
+    raw = path.read_bytes()
+    chunk = b"MARK" + struct.pack(">I", len(body)) + body + (b"\0" if len(body) & 1 else b"")
+    path.write_bytes(raw[:4] + struct.pack(">I", len(raw) - 8 + len(chunk)) + raw[8:] + chunk)
+
+
+def test_an_aiff_files_named_markers_are_read_and_cut_as_takes(tmp_path):
+    """The MARK chunk's named markers, placed by COMM's extended-float rate, in time order
+    (unnamed ones left out); they are searched by name and each begins a take."""
+    from engine.file_metadata import Marker, named_markers
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    path = lib / "foley_pass.aiff"
+    aiff_with_markers(path, 4.0, 22_050, [(2, 33_075, "Cloth rustle"), (1, 11_025, "Keys jingle"),
+                                          (3, 60_000, ""), (4, 77_175, "Zip")])
+    assert sf.info(str(path)).frames == 88_200                         # still a readable AIFF
+    assert named_markers(path) == [Marker(0.5, "Keys jingle"), Marker(1.5, "Cloth rustle"), Marker(3.5, "Zip")]
+    assert read_metadata(path)["markers"] == "0:00.5 Keys jingle · 0:01.5 Cloth rustle · 0:03.5 Zip"
+    build_index([lib], tmp_path / "idx", FakeModel(), workers=0, progress=False)
+    with SoundIndex.open(tmp_path / "idx", model=FakeModel()) as index:
+        spans = {(h.start, h.end): h.marker for h in index.search_text("zip", k=50, per_file=False)}
+        assert spans == {(0.0, 2.0): None, (1.0, 3.0): None, (2.0, 4.0): None, (0.5, 1.5): "Keys jingle",
+                         (1.5, 3.5): "Cloth rustle", (3.5, 4.0): "Zip"}
+        found = index.search_text("the zip", k=1, keywords=True)[0]
+        assert (found.marker, found.start, found.end) == ("Zip", 3.5, 4.0)
