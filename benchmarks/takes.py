@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import struct
 import sys
 import tempfile
 from pathlib import Path
@@ -36,24 +35,16 @@ RATE = 48_000
 GAP = 0.5
 
 
-def _chunk(cid: bytes, body: bytes) -> bytes:
-    return cid + struct.pack("<I", len(body)) + body + (b"\0" if len(body) & 1 else b"")
-
-
 def write_marked(path: Path, clips: list[tuple[np.ndarray, str]]) -> list[tuple[float, float, str]]:
     """A WAV of ``clips`` (mono at RATE) with a named cue marker at each; returns the takes."""
-    parts, cues, takes, at = [], [], [], 0
-    for i, (x, label) in enumerate(clips, 1):
-        cues.append(struct.pack("<II4sIII", i, 0, b"data", 0, 0, at))
+    from ui.demo import append_markers
+    parts, takes, at = [], [], 0
+    for x, label in clips:
         takes.append((at / RATE, (at + len(x)) / RATE, label))
         parts += [x, np.zeros(int(GAP * RATE), np.float32)]
         at += len(x) + int(GAP * RATE)
     sf.write(path, np.concatenate(parts), RATE, subtype="PCM_24")
-    labels = b"".join(_chunk(b"labl", struct.pack("<I", i) + label.encode() + b"\0")
-                      for i, (_, label) in enumerate(clips, 1))
-    extra = _chunk(b"cue ", struct.pack("<I", len(clips)) + b"".join(cues)) + _chunk(b"LIST", b"adtl" + labels)
-    raw = path.read_bytes()
-    path.write_bytes(raw[:4] + struct.pack("<I", len(raw) - 8 + len(extra)) + raw[8:] + extra)
+    append_markers(path, [(a, label) for a, _, label in takes])
     return takes
 
 

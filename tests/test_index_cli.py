@@ -66,6 +66,7 @@ def test_index_then_info_json(lib, tmp_path, tiny_clap_dir):  # noqa: F811
     assert r.exit_code == 0 and "broken.wav" in r.stdout and "FLAC" in r.stdout
     assert re.search(r"22\.05 kHz │\s+1 │\s+mono │\s+2", r.stdout) and re.search(r"stereo │\s+1", r.stdout)
     assert re.search(r"loudness\s+│ -\d+\.\d … -\d+\.\d LUFS\s+│", r.stdout)
+    assert "one per marked take" in " ".join(re.sub(r"[│┃]", " ", r.stdout).split())
     from sqlalchemy import delete
     from sqlalchemy.orm import Session
 

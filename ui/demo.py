@@ -1,13 +1,15 @@
 """The README's first command: generate a small demo library, index it, search it.
 
 Sounds are synthesised here (no downloads): tones, noise colours, sweeps, a
-metronome, rain-like crackle, a siren, and speech when espeak-ng is installed. The
-commands it runs are the same a user types; they are echoed before they run.
+metronome, rain-like crackle, a siren, a bell, a street recording of three takes with named
+markers, and speech when espeak-ng is installed. The commands it runs are the same a user
+types; they are echoed before they run.
 """
 from __future__ import annotations
 
 import shlex
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +55,9 @@ def _sounds(sr: int = 44100, seed: int = 0) -> dict[str, np.ndarray]:
             bell[a:a + len(ring)] += ring
     sweep_t = _t(5.0, sr)
     sweep = np.sin(2 * np.pi * (100 * sweep_t + (8000 - 100) * sweep_t ** 2 / 10))
+    gap = np.zeros(sr // 2)
+    street = np.concatenate([clicks / np.abs(clicks).max(), gap, siren / np.abs(siren).max(), gap,
+                             bell / np.abs(bell).max()])
     return {
         "tones/sine_440hz.wav": np.sin(2 * np.pi * 440 * t3),
         "tones/rising_sweep.flac": sweep,
@@ -62,7 +67,27 @@ def _sounds(sr: int = 44100, seed: int = 0) -> dict[str, np.ndarray]:
         "alarms/bell_ring.wav": bell / 3,
         "rhythm/metronome_clicks.wav": clicks,
         "weather/rain_crackle_long.flac": rain,
+        "field/street_takes.wav": street,
     }
+
+
+#: the takes of field/street_takes.wav: (start in seconds, marker name)
+STREET_TAKES = [(0.0, "Clock ticking"), (4.5, "Siren passing"), (11.0, "Door bell")]
+
+
+def append_markers(path: Path, markers: list[tuple[float, str]]) -> None:
+    """Give the WAV file ``path`` named cue markers ((seconds, name)), as a recorder or library
+    tool writes them: a ``cue `` chunk and a LIST/adtl chunk of ``labl`` names."""
+    def chunk(cid: bytes, body: bytes) -> bytes:
+        return cid + struct.pack("<I", len(body)) + body + (b"\0" if len(body) & 1 else b"")
+    rate = sf.info(str(path)).samplerate
+    points = b"".join(struct.pack("<II4sIII", i, 0, b"data", 0, 0, int(round(at * rate)))
+                      for i, (at, _) in enumerate(markers, 1))
+    names = b"".join(chunk(b"labl", struct.pack("<I", i) + name.encode() + b"\0")
+                     for i, (_, name) in enumerate(markers, 1))
+    extra = chunk(b"cue ", struct.pack("<I", len(markers)) + points) + chunk(b"LIST", b"adtl" + names)
+    raw = path.read_bytes()
+    path.write_bytes(raw[:4] + struct.pack("<I", len(raw) - 8 + len(extra)) + raw[8:] + extra)
 
 
 def generate(folder: Path = DEMO_DIR) -> list[Path]:
@@ -73,6 +98,8 @@ def generate(folder: Path = DEMO_DIR) -> list[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             sf.write(str(path), (0.5 * x / (np.abs(x).max() + 1e-9)).astype(np.float32), 44100)
+            if rel == "field/street_takes.wav":
+                append_markers(path, STREET_TAKES)
         written.append(path)
     espeak = shutil.which("espeak-ng") or shutil.which("espeak")
     if espeak:

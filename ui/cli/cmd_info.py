@@ -63,7 +63,8 @@ def _print_info(info: dict[str, Any]) -> None:
     t.add_row("dim / sample rate", f"{info.get('dim')} / {info.get('sample_rate')} Hz")
     policy = info.get("segment_policy") or {}
     if policy:
-        t.add_row("segments policy", f"{policy.get('window')} s windows, hop {policy.get('hop')} s")
+        takes = ", and one per marked take" if "marker" in str(policy.get("kind", "")) else ""
+        t.add_row("segments policy", f"{policy.get('window')} s windows, hop {policy.get('hop')} s{takes}")
     t.add_row("index type", f"{info.get('index_type')} ({info.get('faiss_factory')}, {info.get('metric')})")
     if info.get("index_params"):
         t.add_row("index parameters", str(info["index_params"]))
