@@ -500,9 +500,12 @@ class SoundIndex:
             around = (starts <= at + MARKER_TOLERANCE) & (at <= ends)
             if not around.any():                # a marker past the audio (a file changed since)
                 continue
-            at_take = around & (np.abs(starts - at) <= MARKER_TOLERANCE)     # the take it starts
-            i = (int(np.flatnonzero(at_take)[np.argmin(np.abs(starts[at_take] - at))]) if at_take.any() else
-                 int(np.flatnonzero(around)[np.argmin(np.abs((starts + ends)[around] / 2 - at))]))
+            at_take = around & (np.abs(starts - at) <= MARKER_TOLERANCE)     # the take it starts:
+            if at_take.any():                   # the shortest segment starting there
+                cand = np.flatnonzero(at_take)
+                i = int(cand[np.lexsort((ends[cand], np.abs(starts[cand] - at)))[0]])
+            else:
+                i = int(np.flatnonzero(around)[np.argmin(np.abs((starts + ends)[around] / 2 - at))])
             h.start, h.end, h.segment_id = float(starts[i]), float(ends[i]), int(ids[i])
             h.score = float(snap.vectors(ids[i:i + 1])[0] @ q)
             h.marker, h.marker_at = name, float(starts[i]) if at_take.any() else float(at)
@@ -788,13 +791,15 @@ class SoundIndex:
             hits.append(Hit(path=path, start=float(snap.seg_start[row]), end=float(snap.seg_end[row]),
                             score=score, file_id=int(fid), segment_id=seg, duration=float(duration),
                             format=str(fmt), sample_rate=int(rate)))
-        self._name_takes(conn, hits)
+        self._name_takes(conn, snap, hits)
         return hits
 
     @staticmethod
-    def _name_takes(conn: Connection, hits: list[Hit]) -> None:
-        """A hit whose segment starts at one of its file's named markers (the take that marker
-        begins: engine.segments.take_bounds) gets that marker's name and time."""
+    def _name_takes(conn: Connection, snap: _Snapshot, hits: list[Hit]) -> None:
+        """A hit that is the take one of its file's named markers begins (engine.segments.
+        take_bounds: the shortest of the file's segments starting at the marker; a regular
+        window there is the take only when no shorter segment starts there) gets that marker's
+        name and time."""
         from engine.file_metadata import parse_markers
         if not hits or not has_table(conn, "file_metadata"):
             return
@@ -806,8 +811,11 @@ class SoundIndex:
         for h in hits:
             near = [(abs(at - h.start), at, name) for at, name in parse_markers(found.get(h.file_id, ""))
                     if abs(at - h.start) <= MARKER_TOLERANCE]
-            if near:                            # the take's start is the marker's time to the sample
-                _, _, h.marker = min(near)
+            if not near:
+                continue
+            same_start = (snap.seg_file == h.file_id) & (np.abs(snap.seg_start - h.start) < 1e-6)
+            if h.end <= float(snap.seg_end[same_start].min()) + 1e-6:
+                _, _, h.marker = min(near)      # the take's start is the marker's time to the sample
                 h.marker_at = h.start
 
     # ------------------------------------------------------ audio and zero-shot
@@ -849,6 +857,18 @@ class SoundIndex:
             raise InvalidQuery(f"{path_or_file_id} is not in index {self.root}; index it first, "
                                "or search by its audio instead (`soundsift similar` does that)")
         return int(found)
+
+    def file_segments(self, path_or_file_id: str | Path | int) -> tuple[list[Hit], np.ndarray]:
+        """An indexed file's stored segments in time order (as hits, score 0; a marked take named
+        as in a search) and their vectors (n, dim)."""
+        def run(conn: Connection, snap: _Snapshot) -> tuple[list[Hit], np.ndarray]:
+            file_id = self._resolve_file(conn, path_or_file_id)
+            mine = np.flatnonzero(snap.seg_file == file_id)
+            mine = mine[np.lexsort((snap.seg_end[mine], snap.seg_start[mine]))]
+            ids = snap.seg_ids[mine]
+            hits = self._hits(conn, snap, [(file_id, (0.0, int(i))) for i in ids], per_file=False)
+            return hits, snap.vectors(ids) if len(ids) else np.zeros((0, snap.dim or 0), np.float32)
+        return self._with_snapshot(run)
 
     def file_id_for_path(self, path: str | Path) -> int | None:
         """The file id of an indexed path, or None."""

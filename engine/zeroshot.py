@@ -135,21 +135,31 @@ def audio_segment_vectors(model: AudioTextModel, audio: AudioInput, sample_rate:
     """Embeddings (n_segments, dim) of ``audio`` cut by the indexer's segment policy."""
     pol = _policy(model, policy)
     if isinstance(audio, (str, Path)):
-        from engine.audio import iter_segments
-        if Path(audio).is_dir():
-            raise InvalidQuery(f"{audio} is a folder; give one audio file")
-        if not Path(audio).is_file():
-            raise InvalidQuery(f"audio file {audio} does not exist")
-        vectors, batch = [], []
-        for seg in iter_segments(audio, int(model.sample_rate), pol):  # UnreadableAudio passes up
-            batch.append(seg.waveform)
-            if len(batch) == EMBED_BATCH:
-                vectors.append(_embed_in_batches(model, batch))
-                batch = []
-        if batch:
-            vectors.append(_embed_in_batches(model, batch))
-        return np.concatenate(vectors)
+        return file_segment_vectors(model, audio, pol)[1]
     return _embed_in_batches(model, _waveform_pieces(model, audio, sample_rate, pol))
+
+
+def file_segment_vectors(model: AudioTextModel, path: str | Path, policy: SegmentPolicy | None = None,
+                         markers: Sequence[tuple[float, float | None]] = ()
+                         ) -> tuple[list[tuple[float, float]], np.ndarray]:
+    """The ``(start, end)`` seconds and embeddings (n, dim) of a file's segments, in the order
+    the streaming decoder gives them (``markers``: its takes too, engine.audio.iter_segments);
+    only a batch of segments is held at a time."""
+    from engine.audio import iter_segments
+    if Path(path).is_dir():
+        raise InvalidQuery(f"{path} is a folder; give one audio file")
+    if not Path(path).is_file():
+        raise InvalidQuery(f"audio file {path} does not exist")
+    spans, vectors, batch = [], [], []
+    for seg in iter_segments(path, int(model.sample_rate), _policy(model, policy), markers=markers):
+        spans.append((seg.start, seg.end))                         # UnreadableAudio passes up
+        batch.append(seg.waveform)
+        if len(batch) == EMBED_BATCH:
+            vectors.append(_embed_in_batches(model, batch))
+            batch = []
+    if batch:
+        vectors.append(_embed_in_batches(model, batch))
+    return spans, np.concatenate(vectors)
 
 
 def audio_query_vector(model: AudioTextModel, audio: AudioInput, sample_rate: int | None = None,

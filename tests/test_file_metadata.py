@@ -616,3 +616,76 @@ def test_an_aiff_files_named_markers_are_read_and_cut_as_takes(tmp_path):
                          (1.5, 3.5): "Cloth rustle", (3.5, 4.0): "Zip"}
         found = index.search_text("the zip", k=1, keywords=True)[0]
         assert (found.marker, found.start, found.end) == ("Zip", 3.5, 4.0)
+
+
+def test_a_timeline_tags_each_segment_and_names_the_takes(tmp_path, tiny_clap_dir):
+    """`soundsift tag FILE --timeline`: every segment in time order, the takes named, the same
+    from the index's stored vectors as from decoding; a folder is refused with one line."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from engine.models import load_model
+    from engine.segments import SegmentPolicy, segment_bounds, take_bounds
+    from ui.cli import app
+    lib = tmp_path / "lib"
+    takes, _, _ = take_library(lib)
+    idx = tmp_path / "idx"
+    build_index([lib], idx, str(tiny_clap_dir), workers=0, progress=False)
+    model = load_model(str(tiny_clap_dir))
+    sr, policy = int(model.sample_rate), SegmentPolicy(float(model.window_seconds))
+    n = 4 * sr
+    regular = segment_bounds(n, sr, policy)
+    marked = [(0.5, None), (1.5, 1.0), (3.5, None)]
+    expected = sorted({(a / sr, min(b, n) / sr) for a, b in regular + take_bounds(marked, sr, policy)})
+
+    def timeline(*extra: str) -> list[dict]:
+        r = CliRunner().invoke(app, ["tag", str(takes), "--timeline", "--json", "--labels", "door,wind,latch,hinge",
+                                     "--top", "2", *extra])
+        assert r.exit_code == 0, r.stderr
+        return json.loads(r.stdout)
+    stored, decoded = timeline("--index", str(idx)), timeline("--model", str(tiny_clap_dir))
+    for spans in (stored, decoded):
+        assert [t for s in spans for t in (s["start"], s["end"])] == pytest.approx([t for span in expected for t in span])
+        assert {s["start"]: s["marker"] for s in spans if "marker" in s} == {
+            0.5: "Hinge squeal", 1.5: "Wind gust", 3.5: "Gate latch"}
+        assert all(len(s["tags"]) == 2 and s["tags"][0]["score"] >= s["tags"][1]["score"] for s in spans)
+    assert [[t["label"] for t in s["tags"]] for s in stored] == [[t["label"] for t in s["tags"]] for s in decoded]
+    assert [s["tags"][0]["cosine"] for s in stored] == pytest.approx([s["tags"][0]["cosine"] for s in decoded], abs=1e-4)
+    table = CliRunner().invoke(app, ["tag", str(takes), "--timeline", "--index", str(idx), "--labels", "door,wind"],
+                               env={"COLUMNS": "160"})
+    assert table.exit_code == 0 and "Gate latch" in table.stdout and "stored vectors" in table.stdout
+    refused = CliRunner().invoke(app, ["tag", str(lib), "--timeline"])
+    assert refused.exit_code == 1 and "--timeline tags one file" in refused.stderr and "is a folder" in refused.stderr
+
+
+def test_a_timeline_interleaves_the_windows_and_the_takes(tmp_path):
+    """The takes between the overlapping windows, in time order, from stored vectors or decoded."""
+    from engine.tagging import tag_timeline
+    lib, idx = tmp_path / "lib", tmp_path / "idx"
+    takes, _, _ = take_library(lib)
+    build_index([lib], idx, FakeModel(), workers=0, progress=False)
+    with SoundIndex.open(idx, model=FakeModel()) as index:
+        spans, from_index = tag_timeline(takes, ["a", "b"], index=index, top=1)
+    assert from_index
+    assert [(s.start, s.end, s.marker) for s in spans] == [
+        (0.0, 2.0, None), (0.5, 1.5, "Hinge squeal"), (1.0, 3.0, None), (1.5, 2.5, "Wind gust"),
+        (2.0, 4.0, None), (3.5, 4.0, "Gate latch")]
+    spans, from_index = tag_timeline(takes, ["a", "b"], model=FakeModel(), top=1)
+    assert not from_index and [(s.start, s.end, s.marker) for s in spans][1] == (0.5, 1.5, "Hinge squeal")
+
+
+def test_the_take_is_the_shortest_segment_starting_at_its_marker(tmp_path):
+    """A window starting at a marker is not named when the take there is shorter, and is the
+    take (named) when the take would repeat it; search and timeline agree."""
+    from engine.tagging import tag_timeline
+    from ui.demo import append_markers
+    lib, idx = tmp_path / "lib", tmp_path / "idx"
+    path = write(lib / "two_takes.wav", noise(4.0, 16000, seed=9), 16000)
+    append_markers(path, [(0.0, "Alpha"), (1.0, "Bravo")])       # takes 0–1 and 1–3 (= the window 1–3)
+    build_index([lib], idx, FakeModel(), workers=0, progress=False)
+    with SoundIndex.open(idx, model=FakeModel()) as index:
+        named = {(h.start, h.end): h.marker for h in index.search_text("x", k=50, per_file=False)}
+        spans, _ = tag_timeline(path, ["a"], index=index, top=1)
+    assert named == {(0.0, 1.0): "Alpha", (0.0, 2.0): None, (1.0, 3.0): "Bravo", (2.0, 4.0): None}
+    assert {(s.start, s.end): s.marker for s in spans} == named

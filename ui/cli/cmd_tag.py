@@ -32,16 +32,22 @@ def tag_command(
     model: Optional[str] = typer.Option(None, "--model", "-m",
                                         help=MODEL_HELP + " Default: the index's model, else soundsift-base."),
     template: str = typer.Option(DEFAULT_TEMPLATE, "--template", help=TEMPLATE_HELP),
+    timeline: bool = typer.Option(False, "--timeline",
+                                  help="One file: the tags of each of its segments in time order (10 s "
+                                       "windows every 5 s, and each take its named markers mark), so a long "
+                                       "recording says what it holds when."),
     json_out: bool = typer.Option(False, "--json",
                                   help='Print [{"label", "score", "cosine"}] on stdout, best first; for a '
-                                       'folder or several files [{"path", "tags", "from_index"}].'),
+                                       'folder or several files [{"path", "tags", "from_index"}]; with '
+                                       '--timeline [{"start", "end", "tags", "marker" (takes only)}].'),
     verbose: VerboseOption = False,
 ) -> None:
     """Zero-shot tags: score = softmax over the labels of the model's scaled cosine.
 
     Labels default to the shipped vocabulary (AudioSet classes for soundsift-base,
     a few hundred everyday sounds otherwise). One file gives its tags; a folder or several
-    files give each file's top tags (unreadable files are reported and skipped).
+    files give each file's top tags (unreadable files are reported and skipped); --timeline
+    gives one file's tags segment by segment.
     """
     setup_logging(verbose)
     from engine.audio import audio_files
@@ -52,6 +58,13 @@ def tag_command(
         raise InvalidQuery("give --labels or --labels-file, not both")
     label_list = parse_labels(labels) if labels else load_labels_file(labels_file) if labels_file else None
     one_file = len(paths) == 1 and paths[0].is_file()
+    if timeline:
+        if not one_file:
+            raise InvalidQuery(f"--timeline tags one file; {', '.join(map(str, paths))} "
+                               + ("is a folder" if len(paths) == 1 and paths[0].is_dir() else
+                                  "is not one audio file"))
+        _tag_timeline(paths[0], label_list, index, model, top, template, json_out)
+        return
     files = audio_files(paths)
     if not files:
         raise InvalidQuery(f"no audio files under {', '.join(map(str, paths))}")
@@ -78,6 +91,33 @@ def tag_command(
     if errors:
         from ui.cli.common import err_console
         err_console.print(f"{len(errors)} of {len(files)} files could not be read (warnings above)", highlight=False)
+
+
+def _tag_timeline(path: Path, label_list: Optional[list], index: Optional[str], model: Optional[str],
+                  top: int, template: str, json_out: bool) -> None:
+    """``soundsift tag FILE --timeline``: one row per segment, in time order."""
+    from engine.tagging import tag_timeline
+    from engine.vocabulary import default_labels
+    with _tagging_source(index, model) as (the_model, sound_index):
+        tagger = sound_index.model if sound_index else the_model
+        label_list = label_list or default_labels(tagger)
+        spans, from_index = tag_timeline(path, label_list, model=the_model, index=sound_index, top=top,
+                                         template=template)
+    if json_out:
+        print_json([s.to_dict() for s in spans])
+        return
+    from rich.table import Table
+
+    from ui.cli.results import clock
+    source = "stored vectors" if from_index else "decoded"
+    table = Table(title=f"{path.name} — {tagger.name}, {len(label_list)} labels, {len(spans)} segments ({source})")
+    table.add_column("time", no_wrap=True)
+    table.add_column("take", overflow="fold")
+    table.add_column("tags (score)", overflow="fold", ratio=1)
+    for s in spans:
+        table.add_row(f"{clock(s.start)}–{clock(s.end)}", s.marker or "",
+                      ", ".join(f"{t['label']} {t['score']:.2f}" for t in s.tags))
+    out_console.print(table)
 
 
 @contextmanager
