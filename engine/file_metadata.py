@@ -183,15 +183,17 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
     return out
 
 
-def named_markers(path: str | Path) -> list[Marker]:
+def named_markers(source: str | Path | BinaryIO) -> list[Marker]:
     """The named markers of a WAVE file (cue points) or an AIFF/AIFC file (its MARK chunk) to the
-    sample, in time order (none for other files). What else the file holds is read_metadata's to
-    report, so its problems are not said here."""
-    with open(path, "rb") as f:
-        found = _riff_walk(f, path, []).marker_list
-        if not found:
-            f.seek(0)
-            found = aiff_markers(f)
+    sample, in time order (none for other files); a path or an open binary file (an upload).
+    What else the file holds is read_metadata's to report, so its problems are not said here."""
+    if isinstance(source, (str, Path)):
+        with open(source, "rb") as f:
+            return named_markers(f)
+    found = _riff_walk(source, "upload", []).marker_list
+    if not found:
+        source.seek(0)
+        found = aiff_markers(source)
     return found
 
 

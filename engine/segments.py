@@ -94,3 +94,17 @@ def regular_take(start: int, end: int, n_samples: int | None, sample_rate: int, 
         return (n_samples <= win and start == 0) or (n_samples > win and start == n_samples - win)
     return end - start == win and start % hop == 0
 
+
+def bounds_with_takes(n_samples: int, sample_rate: int, policy: SegmentPolicy,
+                      markers: Sequence[tuple[float, float | None]] = ()) -> list[tuple[int, int]]:
+    """Every segment of a file of ``n_samples`` with named ``markers``: :func:`segment_bounds`,
+    then the takes that add something (cut at the end, at least :data:`MIN_TAKE`), as
+    :func:`engine.audio.iter_segments` gives them when streaming."""
+    out = segment_bounds(n_samples, sample_rate, policy)
+    for a, b in take_bounds(markers, sample_rate, policy):
+        b = min(b, n_samples)
+        if a < n_samples and b - a >= MIN_TAKE * sample_rate and not regular_take(
+                a, b, n_samples if b >= n_samples else None, sample_rate, policy):
+            out.append((a, b))
+    return out
+

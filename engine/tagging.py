@@ -93,51 +93,63 @@ class SpanTags:
         return d
 
 
-def tag_timeline(path: str | Path, labels: Sequence[str] | None = None, *,
+def tag_timeline(audio: str | Path | np.ndarray, labels: Sequence[str] | None = None, *,
                  model: AudioTextModel | None = None, index: Any = None, top: int = 3,
-                 template: str = zeroshot.DEFAULT_TEMPLATE) -> tuple[list[SpanTags], bool]:
-    """What one file holds when: the tags of each of its segments (the regular windows and its
-    marked takes, engine.segments) in time order, and whether they came from ``index``'s stored
-    vectors (a file it holds decodes nothing) rather than from decoding the file with ``model``
-    (or the index's model). UnreadableAudio for a file that cannot be read."""
+                 template: str = zeroshot.DEFAULT_TEMPLATE, sample_rate: int | None = None,
+                 markers: Sequence[Any] = ()) -> tuple[list[SpanTags], bool]:
+    """What one recording holds when: the tags of each of its segments (the regular windows and
+    its marked takes, engine.segments) in time order, and whether they came from ``index``'s
+    stored vectors (a file it holds decodes nothing) rather than from embedding it with ``model``
+    (or the index's model). ``audio``: a file, or a waveform with its ``sample_rate`` and its
+    ``markers`` (engine.file_metadata.Marker: an upload's). UnreadableAudio for a file that
+    cannot be read."""
     if (model is None) == (index is None):
         raise InvalidQuery("tag a file with a model or with an index, not both and not neither")
     from engine.vocabulary import default_labels
 
     the_model = index.model if index is not None else model
     labels = list(labels) if labels else default_labels(the_model)
-    if index is not None and index.file_id_for_path(path) is not None:
-        hits, vectors = index.file_segments(path)
-        spans = [(h.start, h.end, h.marker) for h in hits]
-        from_index = True
+    policy = index.policy if index is not None else None
+    from_index = False
+    if not isinstance(audio, (str, Path)):
+        spans, vectors = zeroshot.waveform_segment_vectors(the_model, audio, sample_rate, policy,
+                                                           [(m.at, m.length) for m in markers])
+        named = _in_time_order(spans, markers, int(the_model.sample_rate))
+    elif index is not None and index.file_id_for_path(audio) is not None:
+        hits, vectors = index.file_segments(audio)
+        named, from_index = [(i, h.start, h.end, h.marker) for i, h in enumerate(hits)], True
     else:
-        policy = index.policy if index is not None else None
-        spans, vectors = _decoded_segments(the_model, str(path), policy)
-        from_index = False
-    if not spans:
+        spans, vectors, markers = _decoded_segments(the_model, str(audio), policy)
+        named = _in_time_order(spans, markers, int(the_model.sample_rate))
+    if not named:
         return [], from_index
-    tags = zeroshot.tag_many(the_model, vectors, labels, top, template)
-    return [SpanTags(a, b, name, t) for (a, b, name), t in zip(spans, tags)], from_index
+    tags = zeroshot.tag_many(the_model, vectors[[i for i, *_ in named]], labels, top, template)
+    return [SpanTags(a, b, name, t) for (_, a, b, name), t in zip(named, tags)], from_index
 
 
 def _decoded_segments(model: AudioTextModel, path: str, policy: Any
-                      ) -> tuple[list[tuple[float, float, str | None]], np.ndarray]:
+                      ) -> tuple[list[tuple[float, float]], np.ndarray, list[Any]]:
     """The segments of a file not in an index, cut as the indexer cuts them (marked takes too),
-    in time order, with the names of the takes, and their vectors."""
+    their vectors and the file's markers."""
     from engine.file_metadata import named_markers
     try:
         markers = named_markers(path) if os.path.isfile(path) else []
     except OSError as e:
         raise UnreadableAudio(path, f"cannot be read ({e.strerror or e})") from e
     spans, vectors = zeroshot.file_segment_vectors(model, path, policy, [(m.at, m.length) for m in markers])
-    rate = int(model.sample_rate)
+    return spans, vectors, markers
+
+
+def _in_time_order(spans: list[tuple[float, float]], markers: Sequence[Any], rate: int
+                   ) -> list[tuple[int, float, float, str | None]]:
+    """``(row, start, end, take name)`` of the segments by time; the take of a marker is the
+    shortest segment starting at it (engine.segments.take_bounds)."""
     names: dict[int, str] = {}
     for m in markers:                   # one name per start, the first marker's (as take_bounds)
         names.setdefault(round(m.at * rate), m.name)
-    order = sorted(range(len(spans)), key=lambda i: spans[i])
     out, named = [], set()
-    for i in order:                     # the take is the shortest segment starting at its marker
+    for i in sorted(range(len(spans)), key=lambda i: spans[i]):
         start = round(spans[i][0] * rate)
-        out.append((*spans[i], names.get(start) if start not in named else None))
+        out.append((i, *spans[i], names.get(start) if start not in named else None))
         named.add(start)
-    return out, vectors[order] if len(order) else vectors
+    return out

@@ -27,7 +27,7 @@ import numpy as np
 
 from engine.errors import InvalidQuery
 from engine.models.base import AudioTextModel, l2_normalize
-from engine.segments import SegmentPolicy, segment_bounds
+from engine.segments import SegmentPolicy, bounds_with_takes, segment_bounds
 
 #: what a query by example may be: a file path, or a waveform (with its sample rate)
 AudioInput = Union[str, Path, np.ndarray]
@@ -65,6 +65,26 @@ def _mono(waveform: np.ndarray) -> np.ndarray:
 
 def _waveform_pieces(model: AudioTextModel, waveform: np.ndarray, sample_rate: int | None,
                      policy: SegmentPolicy) -> list[np.ndarray]:
+    x = _at_model_rate(model, waveform, sample_rate)
+    bounds = segment_bounds(len(x), int(model.sample_rate), policy)
+    return [np.ascontiguousarray(x[a:b]) for a, b in bounds]
+
+
+def waveform_segment_vectors(model: AudioTextModel, waveform: np.ndarray, sample_rate: int | None,
+                             policy: SegmentPolicy | None = None,
+                             markers: Sequence[tuple[float, float | None]] = ()
+                             ) -> tuple[list[tuple[float, float]], np.ndarray]:
+    """:func:`file_segment_vectors` for a waveform (an upload): its segments' ``(start, end)``
+    seconds, its marked takes after the regular windows, and their embeddings."""
+    x = _at_model_rate(model, waveform, sample_rate)
+    rate = int(model.sample_rate)
+    bounds = bounds_with_takes(len(x), rate, _policy(model, policy), markers)
+    return ([(a / rate, b / rate) for a, b in bounds],
+            _embed_in_batches(model, [np.ascontiguousarray(x[a:b]) for a, b in bounds]))
+
+
+def _at_model_rate(model: AudioTextModel, waveform: np.ndarray, sample_rate: int | None) -> np.ndarray:
+    """A waveform query checked and made mono at the model's rate (InvalidQuery when it is not usable)."""
     if sample_rate is None:
         raise InvalidQuery("a waveform query needs its sample_rate (Hz)")
     x = _mono(waveform)
@@ -75,8 +95,7 @@ def _waveform_pieces(model: AudioTextModel, waveform: np.ndarray, sample_rate: i
     if int(sample_rate) != int(model.sample_rate):
         import soxr
         x = soxr.resample(x, int(sample_rate), int(model.sample_rate), quality="HQ").astype(np.float32)
-    bounds = segment_bounds(len(x), int(model.sample_rate), policy)
-    return [np.ascontiguousarray(x[a:b]) for a, b in bounds]
+    return x
 
 
 def check_span(start: float | None, end: float | None) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from engine.catalog import File, FileMetadata, SegmentRow, has_table
 from engine.file_metadata import named_markers
-from engine.segments import MIN_TAKE, SegmentPolicy, regular_take, take_bounds
+from engine.segments import SegmentPolicy, bounds_with_takes, segment_bounds
 from indexer.write import IndexWriter
 
 log = logging.getLogger(__name__)
@@ -51,10 +51,7 @@ def files_missing_takes(writer: IndexWriter, present: set[str], policy: SegmentP
             log.debug("%s: markers not read (%s)", path, e)
             continue
         n = int(round(duration * sample_rate))
-        for a, b in take_bounds(markers, sample_rate, policy):
-            b = min(b, n)
-            if (a < n and b - a >= MIN_TAKE * sample_rate and a not in starts[fid]
-                    and not regular_take(a, b, n if b >= n else None, sample_rate, policy)):
-                due.append(path)
-                break
+        takes = bounds_with_takes(n, sample_rate, policy, markers)[len(segment_bounds(n, sample_rate, policy)):]
+        if any(a not in starts[fid] for a, _ in takes):
+            due.append(path)
     return sorted(due)

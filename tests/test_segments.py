@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from engine.audio import decode, iter_segments
-from engine.segments import SegmentPolicy, regular_take, segment_bounds, take_bounds
+from engine.segments import SegmentPolicy, bounds_with_takes, regular_take, segment_bounds, take_bounds
 from tests.conftest import chirp, write
 
 POLICY = SegmentPolicy(window=10.0)
@@ -85,5 +85,6 @@ def test_streaming_cuts_each_marked_take_from_the_same_audio(tmp_path):
         (9 * sr, 19 * sr), (int(19.5 * sr), 21 * sr), (21 * sr, 24 * sr), (int(40.05 * sr), int(50.05 * sr)),
         (55 * sr, 61 * sr)]     # 9–19.5 stops a window on; 30–40 is a regular window; 40–40.05 too short
     assert [b for b in bounds if b in regular] == regular
+    assert sorted(bounds) == sorted(bounds_with_takes(len(x), sr, POLICY, markers))    # the same, unstreamed
     for s, (a, b) in zip(segs, bounds):
         np.testing.assert_allclose(s.waveform, x[a:b], atol=1e-4)

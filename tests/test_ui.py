@@ -317,6 +317,24 @@ def test_tag_tab_tags_an_upload_with_the_users_labels(app, ui_library):  # noqa:
     assert abs(float(table["score"].sum()) - 1.0) < 1e-3  # softmax over the three labels
 
 
+def test_tag_tab_shows_an_upload_over_time_with_its_marked_takes(app, tmp_path):
+    """The "Over time" toggle: one row per segment in time order, the upload's marked takes named."""
+    from ui.demo import append_markers
+    path = tmp_path / "street.wav"
+    path.write_bytes(wav_bytes(np.concatenate([tone(440, 6.0, SR), tone(880, 6.0, SR)])))
+    append_markers(path, [(1.0, "First call"), (6.0, "Second call")])
+    app.run()
+    app.file_uploader(key="tag_upload").upload("street.wav", path.read_bytes(), "audio/wav")
+    app.toggle(key="tag_timeline").set_value(True)
+    app.text_area(key="tag_labels").set_value("tone, noise")
+    app.run()
+    no_exception(app)
+    table = app.dataframe[0].value
+    assert list(table["take"]).count("First call") == 1 and list(table["take"]).count("Second call") == 1
+    assert len(table) > 2 and list(table["time"]) == sorted(table["time"])
+    assert any("over time" in md.value and "2 of them marked takes" in md.value for md in app.markdown)
+
+
 def test_tag_tab_uses_the_default_vocabulary(app):
     from engine.vocabulary import everyday_labels
     app.run()

@@ -34,6 +34,9 @@ def render_tag_tab(index: Any) -> None:
         "Labels (optional)", key="tag_labels", height=80,
         placeholder="dog bark, cat meow, rain, thunder — leave empty for the default vocabulary")
     top = st.slider("How many tags", 1, 20, 5, key="tag_top")
+    over_time = st.toggle("Over time: each segment and marked take", key="tag_timeline",
+                          help="The tags of every 10 s window (every 5 s) and of each take the file's "
+                               "named markers mark, in time order.")
     source = upload if upload is not None else recording
     if source is None:
         st.caption("Upload or record a sound to see which labels fit it best.")
@@ -41,6 +44,10 @@ def render_tag_tab(index: Any) -> None:
     try:
         example = read_example(source.name or "recording", source.getvalue())
         labels = parse_label_text(labels_text)
+        if over_time:
+            st.audio(source.getvalue())
+            _render_timeline(index, example, source.getvalue(), labels, top)
+            return
         tags = index.tag(example.waveform, labels=labels, top=top, sample_rate=example.sample_rate)
     except SoundsiftError as e:
         st.error(str(e), icon=":material/error:")
@@ -54,3 +61,21 @@ def render_tag_tab(index: Any) -> None:
         column_config={"score": st.column_config.ProgressColumn(
             "score", min_value=0.0, max_value=max(1e-6, max(float(t["score"]) for t in tags)),
             format="%.3f")} if tags else None)
+
+
+def _render_timeline(index: Any, example: Any, data: bytes, labels: list[str] | None, top: int) -> None:
+    """The tags of each segment of the upload (engine.tagging.tag_timeline), in time order."""
+    import io
+
+    from engine.file_metadata import named_markers
+    from engine.tagging import tag_timeline
+    from ui.cli.results import clock
+    spans, _ = tag_timeline(example.waveform, labels, index=index, top=top, sample_rate=example.sample_rate,
+                            markers=named_markers(io.BytesIO(data)))
+    takes = sum(s.marker is not None for s in spans)
+    st.markdown(f"**{example.name}** over time: {len(spans)} segments"
+                + (f", {takes} of them marked takes" if takes else "") + ":")
+    st.dataframe([{"time": f"{clock(s.start)}–{clock(s.end)}", "take": s.marker or "",
+                   "tags": ", ".join(f"{t['label']} {t['score']:.2f}" for t in s.tags)} for s in spans],
+                 hide_index=True, width="stretch")
+
