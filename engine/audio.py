@@ -411,7 +411,7 @@ def iter_segments(path: str | Path, target_sr: int, policy: SegmentPolicy,
             yield Segment(next_start / target_sr, (next_start + win) / target_sr, buf[a:a + win].copy())
             last_end = next_start + win
             next_start += hop
-        while t < len(takes) and takes[t][1] <= buf_start + len(buf):
+        while t < len(takes) and takes[t][1] < buf_start + len(buf):    # ending at the end: below
             yield from take(*takes[t], None)
             t += 1
         # keep what the next window, the end-aligned tail or the next take could still need

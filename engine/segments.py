@@ -8,8 +8,8 @@ covered and no segment is shorter than the window. Positions are in samples at t
 model's rate, so the policy is a pure function of (length, rate, window) and
 deterministic: no random crops at inference.
 
-A WAVE file with named cue markers (the takes of a field recording, the regions a library tool
-wrote) also gets one segment per marker (:func:`take_bounds`): from the marker to the next one,
+A WAVE or AIFF file with named markers (the takes of a field recording, the regions a library
+tool wrote) also gets one segment per marker (:func:`take_bounds`): from the marker to the next one,
 the end of its region or one window later, whichever comes first, so a search can land on one
 take, by its name, instead of a window that straddles two. A take that is exactly a regular
 segment, or shorter than :data:`MIN_TAKE`, adds none.

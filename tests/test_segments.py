@@ -88,3 +88,16 @@ def test_streaming_cuts_each_marked_take_from_the_same_audio(tmp_path):
     assert sorted(bounds) == sorted(bounds_with_takes(len(x), sr, POLICY, markers))    # the same, unstreamed
     for s, (a, b) in zip(segs, bounds):
         np.testing.assert_allclose(s.waveform, x[a:b], atol=1e-4)
+
+
+def test_a_take_that_ends_the_file_as_its_tail_does_is_not_cut_twice(tmp_path):
+    """A take ending where the file does is judged once the end is known: 13–23 s of a 23 s file
+    is the end-aligned tail, off the hop grid, so it adds nothing."""
+    sr = 8000
+    x = chirp(100, 3000, 23.0, sr)
+    path = write(tmp_path / "c.wav", x, sr)
+    segs = list(iter_segments(path, sr, POLICY, markers=[(13.0, None), (2.0, 3.0)]))
+    bounds = [(round(s.start * sr), round(s.end * sr)) for s in segs]
+    assert len(bounds) == len(set(bounds))
+    assert sorted(bounds) == sorted(bounds_with_takes(len(x), sr, POLICY, [(13.0, None), (2.0, 3.0)]))
+    assert (2 * sr, 5 * sr) in bounds and (13 * sr, 23 * sr) in bounds
