@@ -101,3 +101,22 @@ def test_a_take_that_ends_the_file_as_its_tail_does_is_not_cut_twice(tmp_path):
     assert len(bounds) == len(set(bounds))
     assert sorted(bounds) == sorted(bounds_with_takes(len(x), sr, POLICY, [(13.0, None), (2.0, 3.0)]))
     assert (2 * sr, 5 * sr) in bounds and (13 * sr, 23 * sr) in bounds
+
+
+def test_streamed_takes_match_the_unstreamed_bounds_for_random_markers(tmp_path):
+    """Random markers and regions on files of several lengths (around the decoder's 20 s blocks
+    and the window): the streamed segments are bounds_with_takes', each once, each the audio."""
+    rng = np.random.default_rng(7)
+    sr = 4000
+    for seconds in (3.0, 10.0, 19.99, 20.0, 27.5, 45.0):
+        x = chirp(100, 1500, seconds, sr)
+        path = write(tmp_path / f"c{seconds}.wav", x, sr)
+        for _ in range(4):
+            markers = [(float(rng.uniform(0, seconds + 1)), None if rng.random() < 0.5 else float(rng.uniform(0, 12)))
+                       for _ in range(int(rng.integers(1, 8)))]
+            segs = list(iter_segments(path, sr, POLICY, markers=markers))
+            bounds = [(round(s.start * sr), round(s.end * sr)) for s in segs]
+            assert sorted(bounds) == sorted(bounds_with_takes(len(x), sr, POLICY, markers)), (seconds, markers)
+            assert len(bounds) == len(set(bounds))
+            for s, (a, b) in zip(segs, bounds):
+                np.testing.assert_allclose(s.waveform, x[a:b], atol=1e-4)
