@@ -58,7 +58,7 @@ from sqlalchemy.engine import Connection, Engine
 from engine import zeroshot
 from engine.catalog import ErrorRow, File, FileMetadata, Meta, SegmentRow, has_table
 from engine.errors import IndexBusy, IndexNotFound, InvalidQuery, ModelMismatch
-from engine.file_metadata import LEVEL_KEYS, SEARCHED_KEYS
+from engine.file_metadata import INDEXER_KEYS, LEVEL_KEYS, SEARCHED_KEYS
 from engine.filters import Filters
 from engine.layout import IndexLayout, resolve_index_dir
 from engine.live_catalog import CatalogHandle, LiveCatalog
@@ -899,7 +899,7 @@ class SoundIndex:
                 "subtype": f.subtype, "sample_rate": int(f.sample_rate), "channels": int(f.channels),
                 "segments": [{"segment_id": int(s.id), "start": float(s.start), "end": float(s.end)}
                              for s in segs],
-                "metadata": {k: v for k, v in embedded.items() if k not in LEVEL_KEYS},
+                "metadata": {k: v for k, v in embedded.items() if k not in INDEXER_KEYS},
                 "levels": {k: float(embedded[k]) for k in LEVEL_KEYS if k in embedded}}
 
     def errors(self, limit: int | None = None) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ import numpy as np
 
 from engine.audio import AudioInfo, iter_segments, probe
 from engine.errors import UnreadableAudio
-from engine.file_metadata import named_markers, read_metadata
+from engine.file_metadata import content_fingerprint, named_markers, read_metadata
 from engine.stderr_capture import StderrCapture
 from engine.segments import SegmentPolicy
 
@@ -108,9 +108,13 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
     if not stop_noted and end < 0.98 * info.duration - 0.05:
         notes.append(f"shorter than its header says ({end:.2f} s of {info.duration:.2f} s; truncated?): "
                      "indexing the audio that decodes")
-    if levels:                  # measured while decoding, stored beside what the file says of itself
-        info = dataclasses.replace(info, metadata=tuple(sorted(dict(info.metadata, **{
-            k: f"{v:.1f}" for k, v in levels.items()}).items())))
+    # measured while decoding, stored beside what the file says of itself (engine.file_metadata.INDEXER_KEYS)
+    stored = {k: f"{v:.1f}" for k, v in levels.items()}
+    try:
+        stored["fingerprint"] = content_fingerprint(job.path)
+    except OSError as e:        # only moves lose by it (indexer.moves): a note, not a failure
+        notes.append(f"no content fingerprint ({e.strerror or e})")
+    info = dataclasses.replace(info, metadata=tuple(sorted(dict(info.metadata, **stored).items())))
     yield FileDecoded(job.job, info, n, end, stats, notes)
 
 

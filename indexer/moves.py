@@ -10,6 +10,9 @@ were lost. :func:`find_moves` pairs the deleted files of a run with its new file
 * the same audio header: sample rate, channels, container and encoding, and a length within
   0.1 s or 1 % (read from the new file's header, so a stray match of size and time between
   two different recordings is not taken);
+* the same content fingerprint (a hash of 16 kB at the start, middle and end of the file,
+  stored when it was indexed; files indexed before session 22 have none and pair without it),
+  so two equal-length renders of one pack, unpacked with one time, are not taken for each other;
 * one to one: when several deleted and several new files share size and time (a batch of
   equal-length renders unpacked from one archive) they are paired by file name; what stays
   ambiguous is embedded again, as before.
@@ -29,6 +32,7 @@ from typing import Mapping, Sequence
 
 from engine.audio import probe
 from engine.errors import UnreadableAudio
+from engine.file_metadata import content_fingerprint
 from indexer.scan import ScannedFile, under_roots
 
 log = logging.getLogger(__name__)
@@ -56,19 +60,23 @@ class Header:
     format: str
     subtype: str
     duration: float
+    fingerprint: str | None = None      # engine.file_metadata.content_fingerprint; None before session 22
 
 
 def same_audio(header: Header, path: str) -> bool:
-    """Whether the audio header of ``path`` matches ``header`` (False when it cannot be read)."""
+    """Whether the audio header of ``path`` matches ``header``, and its content fingerprint the
+    catalog's where the catalog has one (False when it cannot be read)."""
     try:
         info = probe(path)
-    except UnreadableAudio as e:
+        if not ((info.sample_rate, info.channels, info.format, info.subtype)
+                == (header.sample_rate, header.channels, header.format, header.subtype)
+                and abs(info.frames / info.sample_rate - header.duration)
+                <= max(LENGTH_TOLERANCE_S, LENGTH_TOLERANCE_REL * header.duration)):
+            return False
+        return header.fingerprint is None or content_fingerprint(path) == header.fingerprint
+    except (UnreadableAudio, OSError) as e:
         log.debug("%s: not taken as a moved file (%s)", path, e)
         return False
-    length = info.frames / info.sample_rate
-    return ((info.sample_rate, info.channels, info.format, info.subtype)
-            == (header.sample_rate, header.channels, header.format, header.subtype)
-            and abs(length - header.duration) <= max(LENGTH_TOLERANCE_S, LENGTH_TOLERANCE_REL * header.duration))
 
 
 def find_moves(deleted: Sequence[str], new: Sequence[ScannedFile], state: Mapping[str, tuple[int, int]],

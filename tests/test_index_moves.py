@@ -140,6 +140,36 @@ def test_same_size_and_time_but_other_audio_is_embedded_as_new(lib, tmp_path):
     assert (s.moved, s.added, s.removed) == (0, 1, 1) and model.calls
 
 
+def test_another_render_of_the_same_length_and_time_is_not_taken_for_the_deleted_one(tmp_path):
+    """Equal-length renders of one pack, unpacked with one time, share size, time and header:
+    the content fingerprint stored at indexing tells them apart. A catalog from before it was
+    stored (no fingerprint) pairs them by size, time and header as before."""
+    from engine.catalog import FileMetadata
+    lib, idx = (tmp_path / "Pack").resolve(), tmp_path / "idx"
+    kick1 = write(lib / "kick_01.wav", noise(1.0, 16000, seed=5), 16000)
+    index([lib], idx)
+    kick2 = write(tmp_path / "unpacked" / "kick_02.wav", noise(1.0, 16000, seed=6), 16000)
+    st = kick1.stat()
+    assert kick2.stat().st_size == st.st_size
+    os.utime(kick2, ns=(st.st_atime_ns, st.st_mtime_ns))
+    kick1.rename(tmp_path / "kick_01.wav")               # deleted from the library …
+    shutil.move(str(kick2), lib / "kick_02.wav")          # … and the other render added, one run
+    model = FakeModel()
+    s = index([lib], idx, model)
+    assert (s.moved, s.added, s.removed) == (0, 1, 1) and model.calls
+
+    os.replace(tmp_path / "kick_01.wav", lib / "kick_01.wav")     # back: kick_01 new, kick_02 indexed
+    index([lib], idx)
+    engine = open_catalog(IndexLayout(idx).catalog)      # as a catalog from before session 22
+    with Session(engine) as s_, s_.begin():
+        s_.query(FileMetadata).filter(FileMetadata.key == "fingerprint").delete()
+    engine.dispose()
+    (lib / "kick_01.wav").rename(tmp_path / "moved_kick.wav")
+    shutil.move(str(tmp_path / "moved_kick.wav"), lib / "renamed_kick.wav")
+    s = index([lib], idx, FakeModel())
+    assert (s.moved, s.added) == (1, 0)                   # a true rename still pairs without it
+
+
 def test_ambiguous_candidates_pair_by_name_or_not_at_all(tmp_path):
     files = [write(tmp_path / d / n, tone(440 + i, 1.0, 16000), 16000)
              for i, (d, n) in enumerate([("new", "a.wav"), ("new", "b.wav"), ("new", "c.wav")])]
