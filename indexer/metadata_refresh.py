@@ -4,7 +4,9 @@ Metadata is read when a file is indexed, so an index built before soundsift read
 metadata (INFO and bext since session 18, iXML since session 19, markers since sessions 20 and
 22) would gain it only as its files change. Reading metadata costs well under a millisecond a file, embedding far more, so the
 next `soundsift index` run reads every unchanged file's metadata again instead, once, and the
-catalog records the reader version (meta ``metadata_reader``) so later runs skip it.
+catalog records the reader version (meta ``metadata_reader``) so later runs skip it. The file's
+content fingerprint (indexer.moves) is taken again with it, so indexes from before session 22
+gain theirs in the same pass.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.catalog import File
-from engine.file_metadata import READER_VERSION, read_metadata
+from engine.file_metadata import READER_VERSION, content_fingerprint, read_metadata
 from indexer.write import IndexWriter
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,9 @@ def refresh_metadata(writer: IndexWriter, busy: set[str], moved: Mapping[str, st
         try:
             if not os.path.isfile(where):
                 raise FileNotFoundError("not found: deleted, renamed or on a drive not mounted now")
-            found[path] = tuple(sorted(read_metadata(where, notes).items()))
+            read = read_metadata(where, notes)
+            read["fingerprint"] = content_fingerprint(where)      # indexer.moves (none before session 22)
+            found[path] = tuple(sorted(read.items()))
         except Exception as e:  # a file we cannot read now keeps what it had; said below
             missed.append(f"{where}: {e}")
         for note in notes:

@@ -43,7 +43,7 @@ from engine.audio import AudioInfo
 from engine.catalog import (Caption, ErrorRow, File, FileMetadata, SegmentRow, Tag, get_meta, open_catalog,
                             set_meta)
 from engine.errors import IndexBusy, IndexNotFound
-from engine.file_metadata import INDEXER_KEYS, LEVEL_KEYS
+from engine.file_metadata import LEVEL_KEYS
 from engine.index_choice import IndexChoice, choose_index, default_memory_budget, needs_rebuild
 from engine.layout import IndexLayout
 from engine.vectors import fsync_dir, gpu_count, new_index, write_index_atomic
@@ -379,9 +379,9 @@ class IndexWriter:
         reader version every indexed file has now been read with (None: not all of them)."""
         with Session(self.engine) as s, s.begin():
             ids = dict(s.execute(select(File.path, File.id).where(File.path.in_(sorted(found)))).all())
-            if ids:                 # what the file says is replaced; what the indexer measured stays
+            if ids:                 # what the file says (and its fingerprint) is replaced; its levels stay
                 s.execute(delete(FileMetadata).where(FileMetadata.file_id.in_(sorted(ids.values())),
-                                                     FileMetadata.key.not_in(INDEXER_KEYS)))
+                                                     FileMetadata.key.not_in(LEVEL_KEYS)))
                 s.add_all(FileMetadata(file_id=ids[path], key=k, value=v)
                           for path, pairs in found.items() if path in ids for k, v in pairs)
             stamp = {"metadata_replaced_at": time.time()}          # readers rebuild their word index

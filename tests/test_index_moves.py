@@ -169,6 +169,19 @@ def test_another_render_of_the_same_length_and_time_is_not_taken_for_the_deleted
     s = index([lib], idx, FakeModel())
     assert (s.moved, s.added) == (1, 0)                   # a true rename still pairs without it
 
+    from engine.catalog import Meta, set_meta               # an older metadata reader: read again, once,
+    engine = open_catalog(IndexLayout(idx).catalog)       # and the fingerprints come back with it
+    with Session(engine) as s_, s_.begin():
+        s_.query(FileMetadata).filter(FileMetadata.key == "fingerprint").delete()
+        s_.query(Meta).filter(Meta.key == "metadata_reader").delete()
+        set_meta(s_, metadata_reader=3)
+    engine.dispose()
+    assert index([lib], idx).metadata_reread == 2
+    engine = open_catalog(IndexLayout(idx).catalog)
+    with Session(engine) as s_:
+        assert s_.query(FileMetadata).filter(FileMetadata.key == "fingerprint").count() == 2
+    engine.dispose()
+
 
 def test_ambiguous_candidates_pair_by_name_or_not_at_all(tmp_path):
     files = [write(tmp_path / d / n, tone(440 + i, 1.0, 16000), 16000)
