@@ -533,8 +533,9 @@ def test_named_cue_markers_are_read_searched_and_shown(tmp_path):
                          ("take_301.wav", 2.0): None, ("take_301.wav", 3.5): "Gate latch",
                          ("take_302.wav", 0.0): None, ("take_303.wav", 0.0): None, ("take_303.wav", 0.1): "Click"}
     from ui.components.library import Library
-    assert Library(tmp_path / "idx").files([file_id])[file_id].about == (
-        "markers 0:00.5 Hinge squeal · 0:01.5 Wind gust · 0:03.5 Gate latch")
+    record = Library(tmp_path / "idx").files([file_id])[file_id]
+    assert record.about == "markers 0:00.5 Hinge squeal · 0:01.5 Wind gust · 0:03.5 Gate latch"
+    assert record.marks == (0.5, 1.5, 3.5)                 # ticked on the card's waveform
 
 
 def test_a_marker_found_by_its_name_on_the_command_line_and_the_page(tmp_path, tiny_clap_dir, monkeypatch):

@@ -85,6 +85,17 @@ def test_png_highlights_the_matching_span():
     assert (mid[:90] == WAVE).all(axis=1).all()       # waveform colour outside the span
 
 
+def test_named_markers_are_ticked_on_the_waveform(tmp_path):
+    from PIL import Image
+
+    from ui.components.thumbnails import MARK, MARK_TICK
+    p = write(tmp_path / "n.wav", noise(4.0, 16000), 16000)
+    img = np.asarray(Image.open(io.BytesIO(waveform_png(p, 4.0, width=200, height=40, marks=(1.0, 3.0)))).convert("RGBA"))
+    ticked = (img[:MARK_TICK] == MARK).all(axis=2).all(axis=0)
+    assert list(np.flatnonzero(ticked)) == [50, 51, 150, 151]     # at 1 s and 3 s of 4 s, 2 px wide
+    assert (img[-MARK_TICK:, 50] == MARK).all() and not (img[MARK_TICK:-MARK_TICK, 50] == MARK).all(axis=1).any()
+
+
 def test_waveform_png_of_a_file(tmp_path):
     p = write(tmp_path / "n.wav", noise(2.0, 16000), 16000)
     png = waveform_png(p, 2.0, 0.5, 1.0, width=120, height=30)

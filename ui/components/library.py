@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from engine.catalog import USER_TAG_SOURCE, File, FileMetadata, Meta, Tag, has_table
 from engine.errors import InvalidQuery
-from engine.file_metadata import LEVEL_KEYS
+from engine.file_metadata import LEVEL_KEYS, parse_markers
 from engine.layout import IndexLayout
 from engine.live_catalog import LiveCatalog
 
@@ -34,6 +34,7 @@ class FileRecord:
     mtime_ns: int
     about: str = ""          # what the file says it holds: category / subcategory: title — description — comment
     levels: str = ""         # as measured when indexed: "-23.4 LUFS · peak -0.3 dBFS" (empty before that)
+    marks: tuple[float, ...] = ()   # the times (s) of its named markers, drawn on its waveform
 
     @property
     def name(self) -> str:
@@ -118,7 +119,9 @@ class Library:
                                                                              + LEVEL_KEYS))):
                     about.setdefault(fid, {})[key] = value
             return {r.id: replace(self._record(r), about=_about(about.get(r.id, {})),
-                                  levels=_levels(about.get(r.id, {}))) for r in rows}
+                                  levels=_levels(about.get(r.id, {})),
+                                  marks=tuple(at for at, _ in parse_markers(about.get(r.id, {}).get("markers", ""))))
+                    for r in rows}
 
     def stored_tags(self, file_id: int, top: int = 5) -> list[dict]:
         """Tags `soundsift caption` stored for a file, best first (may be empty; not the user's own)."""

@@ -37,10 +37,11 @@ def library(index_dir: str) -> Library:
 
 @st.cache_data(max_entries=2000, show_spinner=False)
 def thumbnail(path: str, size: int, mtime_ns: int, duration: float,
-              start: float | None, end: float | None) -> bytes:
-    """Waveform PNG of a file (size and mtime make the cache key follow file changes)."""
+              start: float | None, end: float | None, marks: tuple[float, ...] = ()) -> bytes:
+    """Waveform PNG of a file (size and mtime make the cache key follow file changes), its
+    named markers ticked."""
     from ui.components.thumbnails import waveform_png
-    return waveform_png(path, duration, start, end)
+    return waveform_png(path, duration, start, end, marks=marks)
 
 
 @st.cache_data(max_entries=24, show_spinner=False)

@@ -286,7 +286,7 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict],
         with media:
             try:
                 png = resources.thumbnail(record.path, record.size, record.mtime_ns,
-                                          record.duration, hit.start, hit.end)
+                                          record.duration, hit.start, hit.end, record.marks)
                 st.image(png, width="stretch")
                 src = resources.player(record, hit.marker_at if getattr(hit, "marker", None) else hit.start)
             except SoundsiftError as e:

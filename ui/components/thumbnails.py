@@ -2,12 +2,13 @@
 
 The envelope is computed at the file's own rate in bounded memory (hour-long files
 included); the matching segment is drawn in another colour so a result shows where
-in the file the match lies.
+in the file the match lies, and the file's named markers (its takes) as violet ticks.
 """
 from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -19,6 +20,8 @@ WAVE_HIT = (217, 72, 15, 255)
 BAND_HIT = (255, 236, 179, 255)
 BACKGROUND = (246, 247, 249, 255)
 MIDLINE = (210, 214, 220, 255)
+MARK = (124, 58, 237, 255)          # violet, as the marker badge on a card
+MARK_TICK = 8                       # pixels of a marker's tick at the top and the bottom
 
 
 def envelope(path: str | Path, columns: int = 320, block_frames: int = 1 << 16) -> np.ndarray:
@@ -58,8 +61,9 @@ def envelope(path: str | Path, columns: int = 320, block_frames: int = 1 << 16) 
 
 
 def render_png(env: np.ndarray, *, height: int = 64, highlight: tuple[float, float] | None = None,
-               normalise: bool = True) -> bytes:
-    """Draw an envelope as a PNG; ``highlight`` is a (start, end) span as fractions of the width."""
+               normalise: bool = True, marks: Sequence[float] = ()) -> bytes:
+    """Draw an envelope as a PNG; ``highlight`` is a (start, end) span as fractions of the width,
+    ``marks`` marker positions as fractions of the width (ticks at the top and the bottom)."""
     from PIL import Image
 
     env = np.asarray(env, dtype=np.float32)
@@ -82,14 +86,21 @@ def render_png(env: np.ndarray, *, height: int = 64, highlight: tuple[float, flo
     inside = (rows >= top[None, :]) & (rows <= bottom[None, :])
     colour = np.where(hit[None, :, None], np.array(WAVE_HIT, np.uint8), np.array(WAVE, np.uint8))
     img = np.where(inside[:, :, None], colour, img)
+    for at in marks:
+        if 0.0 <= at <= 1.0:
+            col = min(width - 1, int(at * width))
+            img[:MARK_TICK, col:col + 2] = MARK
+            img[height - MARK_TICK:, col:col + 2] = MARK
     buf = io.BytesIO()
     Image.fromarray(img.astype(np.uint8), "RGBA").save(buf, format="PNG", optimize=True)
     return buf.getvalue()
 
 
 def waveform_png(path: str | Path, duration: float, start: float | None = None,
-                 end: float | None = None, *, width: int = 320, height: int = 64) -> bytes:
-    """A PNG of the file's waveform with the span [start, end] (seconds) highlighted.
+                 end: float | None = None, *, width: int = 320, height: int = 64,
+                 marks: Sequence[float] = ()) -> bytes:
+    """A PNG of the file's waveform with the span [start, end] (seconds) highlighted and its
+    named markers (``marks``, seconds) ticked.
 
     A span covering the whole file (a file no longer than the model's window) is not
     highlighted: there is nothing to point at.
@@ -99,4 +110,5 @@ def waveform_png(path: str | Path, duration: float, start: float | None = None,
     if start is not None and end is not None and duration > 0:
         if start > 0.02 * duration or end < 0.98 * duration:
             span = (start / duration, end / duration)
-    return render_png(env, height=height, highlight=span)
+    return render_png(env, height=height, highlight=span,
+                      marks=[at / duration for at in marks] if duration > 0 else ())
