@@ -7,8 +7,10 @@ again and keep the old rows. :func:`relocate` rewrites the catalog's paths under
 the same paths under ``new`` in one commit, without reading audio: vectors, tags, captions
 and embedded metadata stay. Error rows move with their files.
 
-* A file that is at the new place with the same size takes that file's modification time (a
-  copy made without keeping times would otherwise read as changed and be embedded again).
+* A file that is at the new place with the same size (and content fingerprint, where the
+  catalog has one) takes that file's modification time (a copy made without keeping times would
+  otherwise read as changed and be embedded again); a same-size file with other content keeps
+  the old time, so the next run embeds it again.
 * A file that is not at the new place is relocated all the same and reported; the next
   ``soundsift index NEW`` drops it (or embeds it again if its size changed).
 * A new path the index holds already (``soundsift index NEW`` ran before the relocation)
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from engine.errors import RelocationFailed
+from engine.file_metadata import content_fingerprint
 from engine.layout import existing_index
 from indexer.moves import Move
 from indexer.scan import normalize_root, under_roots
@@ -73,6 +76,18 @@ def plan_relocation(paths: Iterable[str], error_paths: Iterable[str], old: str, 
     return plan
 
 
+def _same_content(path: str, fingerprint: str | None) -> bool:
+    """Whether a same-size file at the new place is the indexed one: its content fingerprint
+    agrees (engine.file_metadata; files indexed before session 22 have none and are taken on
+    size alone). One that differs keeps the old time, so the next run embeds it again."""
+    if fingerprint is None:
+        return True
+    try:
+        return content_fingerprint(path) == fingerprint
+    except OSError:
+        return False
+
+
 def _file_stat(path: str) -> os.stat_result | None:
     """``os.stat(path)`` of a regular file, else None (missing, a folder, unreadable)."""
     try:
@@ -105,15 +120,19 @@ def relocate(index: str | Path | None, old: str | Path, new: str | Path, *,
             raise RelocationFailed(f"index {layout.root} holds no files under {old_root} "
                                    f"(it holds files under {_top_folders(state)}); nothing was changed")
         merged = set(plan.merged)
+        stats = {target: _file_stat(target) for target in plan.renames.values()}
+        retime = [o for o, t in plan.renames.items() if t not in merged and stats[t] is not None
+                  and stats[t].st_size == state[o][0] and stats[t].st_mtime_ns != state[o][1]]
+        fingerprints = {o: h.fingerprint for o, h in writer.headers(retime).items()}
         moves = []
         for old_path, target in plan.renames.items():
-            st = _file_stat(target)
+            st = stats[target]
             if st is None:          # relocated all the same; the next run drops it
                 plan.missing.append(target)
             if target in merged:    # that row stays; this one only gives it its tags and captions
                 continue
             size, mtime_ns = state[old_path]
-            if st is not None and st.st_size == size and st.st_mtime_ns != mtime_ns:
+            if old_path in fingerprints and _same_content(target, fingerprints[old_path]):
                 mtime_ns, plan.retimed = int(st.st_mtime_ns), plan.retimed + 1
             moves.append(Move(old_path, target, size, mtime_ns))
         plan.missing.sort()

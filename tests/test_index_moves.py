@@ -242,6 +242,14 @@ def test_relocate_takes_the_times_of_copies_and_merges_rows_indexed_twice(lib, t
     model = FakeModel()
     s = index([copy], idx, model)
     assert (s.added, s.updated, s.removed, s.unchanged) == (0, 0, 1, 4) and model.calls == []
+
+    # back, with one file at the new place re-rendered in between: same size, other content
+    shutil.copytree(copy, tmp_path / "Third", copy_function=shutil.copy)
+    write(tmp_path / "Third" / "Misc" / "beep.wav", tone(990, 0.5, 44100), 44100)
+    plan = relocate(idx, copy, tmp_path / "Third")
+    assert plan.retimed == 3                                   # not the re-rendered beep: it keeps the old time
+    s = index([tmp_path / "Third"], idx, FakeModel())
+    assert (s.updated, s.unchanged) == (1, 3)                  # … so the next run embeds it again
     with SoundIndex.open(idx, model=FakeModel()) as si:
         assert si.info()["files"] == 4
         assert si.info()["vectors"] == sum(len(r["segments"]) for r in rows(idx).values())
