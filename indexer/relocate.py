@@ -4,7 +4,7 @@ A drive mounted at another path (``/Volumes/SFX`` → ``/media/me/SFX``, ``D:`` 
 library copied to a new disk, or its top folder renamed: every indexed path under the old
 folder is outside what a run scans, so ``soundsift index NEW`` would embed the whole library
 again and keep the old rows. :func:`relocate` rewrites the catalog's paths under ``old`` to
-the same paths under ``new`` in one commit, without reading audio: vectors, tags, captions
+the same paths under ``new`` in one commit, without decoding audio: vectors, tags, captions
 and embedded metadata stay. Error rows move with their files.
 
 * A file that is at the new place with the same size (and content fingerprint, where the
