@@ -41,6 +41,9 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
             described = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
                                        .where(FileMetadata.key.in_(SEARCHED_KEYS))) or 0)
                          if has_table(s, "file_metadata") else 0)
+            marked = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
+                                   .where(FileMetadata.key == "markers")) or 0)
+                      if has_table(s, "file_metadata") else 0)
             categories = ([{"category": c, "files": int(n)} for c, n in s.execute(
                                select(FileMetadata.value, func.count(func.distinct(FileMetadata.file_id)))
                                .where(FileMetadata.key == "category").group_by(FileMetadata.value)
@@ -69,7 +72,8 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
     info.update({k: meta.get(k) for k in META_KEYS})
     vectors = layout.root / meta["vectors_file"] if meta.get("vectors_file") else None
     info["vectors_bytes"] = vectors.stat().st_size if vectors is not None and vectors.is_file() else None
-    info["counts"] = {"files": n_files, "segments": n_segments, "errors": n_errors, "described": described}
+    info["counts"] = {"files": n_files, "segments": n_segments, "errors": n_errors, "described": described,
+                      "marked": marked}
     info["total_duration"] = duration
     info["formats"] = formats
     info["categories"] = categories

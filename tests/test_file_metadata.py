@@ -512,6 +512,8 @@ def test_named_cue_markers_are_read_searched_and_shown(tmp_path):
     assert parse_markers(read_metadata(takes)["markers"]) == [(0.5, "Hinge squeal"), (1.5, "Wind gust"),
                                                               (3.5, "Gate latch")]
     build_index([lib], tmp_path / "idx", FakeModel(), workers=1, progress=False)
+    from indexer.info import index_info
+    assert index_info(tmp_path / "idx")["counts"]["marked"] == 2          # take_301 and take_303
     with SoundIndex.open(tmp_path / "idx", model=FakeModel()) as index:
         hits = index.search_text("squealing hinge", k=3, keywords=True)
         assert hits[0].path == str(takes.resolve()) and hits[0].keywords > 0

@@ -49,7 +49,9 @@ def _print_info(info: dict[str, Any]) -> None:
     t = Table(title=f"index {info['index']}", show_header=False)
     t.add_row("files", str(c["files"]) + (f" ({c['described']} describe themselves: title, comment …)"
                                           if c.get("described") else ""))
-    t.add_row("segments", str(c["segments"]))
+    marked = int(c.get("marked") or 0)
+    t.add_row("segments", str(c["segments"]) + (f" (with the takes of {marked} file{'s' if marked != 1 else ''} "
+                                                "with named markers)" if marked else ""))
     t.add_row("errors", str(c["errors"]))
     t.add_row("total duration", _duration(info["total_duration"]))
     levels = info.get("loudness") or {}
