@@ -660,6 +660,8 @@ def test_a_timeline_tags_each_segment_and_names_the_takes(tmp_path, tiny_clap_di
     assert table.exit_code == 0 and "Gate latch" in table.stdout and "stored vectors" in table.stdout
     refused = CliRunner().invoke(app, ["tag", str(lib), "--timeline"])
     assert refused.exit_code == 1 and "--timeline tags one file" in refused.stderr and "is a folder" in refused.stderr
+    missing = CliRunner().invoke(app, ["tag", str(lib / "nope.wav"), "--timeline"])
+    assert missing.exit_code == 1 and "nope.wav does not exist" in missing.stderr
 
 
 def test_a_timeline_interleaves_the_windows_and_the_takes(tmp_path):

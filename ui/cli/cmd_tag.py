@@ -60,9 +60,11 @@ def tag_command(
     one_file = len(paths) == 1 and paths[0].is_file()
     if timeline:
         if not one_file:
+            single = len(paths) == 1
             raise InvalidQuery(f"--timeline tags one file; {', '.join(map(str, paths))} "
-                               + ("is a folder" if len(paths) == 1 and paths[0].is_dir() else
-                                  "is not one audio file"))
+                               + ("is a folder" if single and paths[0].is_dir() else
+                                  "does not exist" if single and not paths[0].exists() else
+                                  "are several" if not single else "is not a file"))
         _tag_timeline(paths[0], label_list, index, model, top, template, json_out)
         return
     files = audio_files(paths)
