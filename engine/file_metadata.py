@@ -119,8 +119,9 @@ def _put_first(out: dict[str, str], key: str, value: object) -> None:
 
 @dataclass(frozen=True)
 class Marker:
-    """A named cue point of a WAVE file: where (seconds, to the sample), its name, and how long
-    the region it starts is when the file says (an ``ltxt`` sample length; None for a point)."""
+    """A named marker of a WAVE file (a cue point) or an AIFF file (a MARK entry): where
+    (seconds, to the sample), its name, and how long the region it starts is when the file says
+    (a WAVE ``ltxt`` sample length; None for a point)."""
 
     at: float
     name: str
@@ -207,14 +208,18 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
 def named_markers(source: str | Path | BinaryIO) -> list[Marker]:
     """The named markers of a WAVE file (cue points) or an AIFF/AIFC file (its MARK chunk) to the
     sample, in time order (none for other files); a path or an open binary file (an upload).
-    What else the file holds is read_metadata's to report, so its problems are not said here."""
+    What else the file holds is read_metadata's to report, so its problems are not said here.
+    OSError when it cannot be read, ValueError for a damaged chunk."""
     if isinstance(source, (str, Path)):
         with open(source, "rb") as f:
             return named_markers(f)
-    found = _riff_walk(source, "upload", []).marker_list
-    if not found:
-        source.seek(0)
-        found = aiff_markers(source)
+    try:
+        found = _riff_walk(source, "upload", []).marker_list
+        if not found:
+            source.seek(0)
+            found = aiff_markers(source)
+    except struct.error as e:       # a chunk cut shorter than its fields
+        raise ValueError(f"a damaged marker chunk ({e})") from e
     return found
 
 
@@ -307,7 +312,7 @@ def _region_lengths(body: bytes) -> dict[int, int]:
     at = 4
     while at + 12 <= len(body):
         cid, size = body[at:at + 4], struct.unpack("<I", body[at + 4:at + 8])[0]
-        if cid == b"ltxt" and size >= 8:
+        if cid == b"ltxt" and size >= 8 and at + 16 <= len(body):
             cue, length = struct.unpack("<II", body[at + 8:at + 16])
             out.setdefault(cue, length)
         at += 8 + size + (size & 1)

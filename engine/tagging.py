@@ -136,6 +136,9 @@ def _decoded_segments(model: AudioTextModel, path: str, policy: Any
         markers = named_markers(path) if os.path.isfile(path) else []
     except OSError as e:
         raise UnreadableAudio(path, f"cannot be read ({e.strerror or e})") from e
+    except ValueError as e:             # the audio may still decode: its windows alone are tagged
+        log.warning("%s: markers not read (%s); tagging its windows only", path, e)
+        markers = []
     spans, vectors = zeroshot.file_segment_vectors(model, path, policy, [(m.at, m.length) for m in markers])
     return spans, vectors, markers
 

@@ -694,3 +694,19 @@ def test_the_take_is_the_shortest_segment_starting_at_its_marker(tmp_path):
         spans, _ = tag_timeline(path, ["a"], index=index, top=1)
     assert named == {(0.0, 1.0): "Alpha", (0.0, 2.0): None, (1.0, 3.0): "Bravo", (2.0, 4.0): None}
     assert {(s.start, s.end): s.marker for s in spans} == named
+
+
+def test_a_damaged_marker_chunk_is_a_value_error_not_a_crash():
+    """named_markers on bytes cut inside a chunk's fields says so (its callers go on without
+    markers and say why); an ltxt region cut short is read as far as it goes."""
+    import io
+
+    from engine.file_metadata import named_markers
+    cut_fmt = b"RIFF" + struct.pack("<I", 100) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + b"\x01\x00"
+    with pytest.raises(ValueError, match="damaged marker chunk"):
+        named_markers(io.BytesIO(cut_fmt))
+    cut_region = (wav_bytes(pcm16(tone(440, 1.0, 16000))) + cue_chunk((1, 8000))
+                  + riff_chunk(b"LIST", b"adtl" + riff_chunk(b"labl", struct.pack("<I", 1) + b"Beep\0")
+                               + b"ltxt" + struct.pack("<I", 20) + struct.pack("<I", 1)))
+    raw = cut_region[:4] + struct.pack("<I", len(cut_region) - 8) + cut_region[8:]
+    assert [(m.at, m.name, m.length) for m in named_markers(io.BytesIO(raw))] == [(0.5, "Beep", None)]

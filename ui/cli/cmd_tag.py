@@ -33,9 +33,9 @@ def tag_command(
                                         help=MODEL_HELP + " Default: the index's model, else soundsift-base."),
     template: str = typer.Option(DEFAULT_TEMPLATE, "--template", help=TEMPLATE_HELP),
     timeline: bool = typer.Option(False, "--timeline",
-                                  help="One file: the tags of each of its segments in time order (10 s "
-                                       "windows every 5 s, and each take its named markers mark), so a long "
-                                       "recording says what it holds when."),
+                                  help="One file: the tags of each of its segments in time order (the "
+                                       "model's windows, 10 s every 5 s for soundsift-base, and each take its "
+                                       "named markers mark), so a long recording says what it holds when."),
     json_out: bool = typer.Option(False, "--json",
                                   help='Print [{"label", "score", "cosine"}] on stdout, best first; for a '
                                        'folder or several files [{"path", "tags", "from_index"}]; with '

@@ -35,8 +35,8 @@ def render_tag_tab(index: Any) -> None:
         placeholder="dog bark, cat meow, rain, thunder — leave empty for the default vocabulary")
     top = st.slider("How many tags", 1, 20, 5, key="tag_top")
     over_time = st.toggle("Over time: each segment and marked take", key="tag_timeline",
-                          help="The tags of every 10 s window (every 5 s) and of each take the file's "
-                               "named markers mark, in time order.")
+                          help="The tags of each of the model's windows (10 s every 5 s for "
+                               "soundsift-base) and of each take the file's named markers mark, in time order.")
     source = upload if upload is not None else recording
     if source is None:
         st.caption("Upload or record a sound to see which labels fit it best.")
@@ -70,8 +70,13 @@ def _render_timeline(index: Any, example: Any, data: bytes, labels: list[str] | 
     from engine.file_metadata import named_markers
     from engine.tagging import tag_timeline
     from ui.cli.results import clock
+    try:
+        markers = named_markers(io.BytesIO(data))
+    except (ValueError, OSError) as e:          # a damaged marker chunk
+        st.caption(f"The file's markers could not be read ({e}); its windows alone are tagged.")
+        markers = []
     spans, _ = tag_timeline(example.waveform, labels, index=index, top=top, sample_rate=example.sample_rate,
-                            markers=named_markers(io.BytesIO(data)))
+                            markers=markers)
     takes = sum(s.marker is not None for s in spans)
     st.markdown(f"**{example.name}** over time: {len(spans)} segments"
                 + (f", {takes} of them marked takes" if takes else "") + ":")
