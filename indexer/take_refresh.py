@@ -47,8 +47,8 @@ def files_missing_takes(writer: IndexWriter, present: set[str], policy: SegmentP
     for fid, path, duration in marked:
         try:
             markers = [(m.at, m.length) for m in named_markers(path)]
-        except OSError as e:
-            log.debug("%s: markers not read (%s)", path, e)
+        except (OSError, ValueError) as e:     # unreadable now, or a damaged chunk: left as it is
+            log.warning("%s: markers not read (%s); its takes are not cut", path, e)
             continue
         n = int(round(duration * sample_rate))
         takes = bounds_with_takes(n, sample_rate, policy, markers)[len(segment_bounds(n, sample_rate, policy)):]
