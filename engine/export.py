@@ -72,9 +72,18 @@ def is_whole_file(start: float, end: float, duration: float) -> bool:
     return start <= WHOLE_FILE_SLACK and end >= duration - WHOLE_FILE_SLACK
 
 
-def excerpt_name(source: str | Path, start: float, end: float) -> str:
-    """The file name of an excerpt: ``<stem>_<start>-<end>s.wav`` (seconds, one decimal)."""
-    return f"{Path(source).stem}_{start:.1f}-{end:.1f}s.wav"
+def excerpt_name(source: str | Path, start: float, end: float, take: str | None = None) -> str:
+    """The file name of an excerpt: ``<stem>_<start>-<end>s.wav`` (seconds, one decimal), with
+    the take's name after the stem when the excerpt is a marked take (``street_Siren passing_…``)."""
+    named = f"_{portable_name(take.strip())}" if take and take.strip() else ""
+    return f"{Path(source).stem}{named}_{start:.1f}-{end:.1f}s.wav"
+
+
+def take_name(hit: Any) -> str | None:
+    """The marker name of a hit that is a marked take (engine.query: its span starts at the
+    marker), else None (a keyword hit around a marker is not the take)."""
+    marker, at = getattr(hit, "marker", None), getattr(hit, "marker_at", None)
+    return marker if marker and at is not None and abs(float(at) - float(hit.start)) < 1e-6 else None
 
 
 def excerpt_subtype(subtype: str) -> str:
@@ -176,7 +185,8 @@ def _export_each(hits: Sequence[Any], out: Path, result: ExportResult, whole_fil
                 item = Exported(target, "file", str(source), 0.0, float(hit.duration), hit.score, rank)
             else:
                 data, cut_start, cut_end = excerpt_wav(source, start, end, pad=pad, fade=fade)
-                target = _free_path(out, f"{rank:0{width}d}_{excerpt_name(source, cut_start, cut_end)}")
+                take = take_name(hit) if pad == 0 else None      # padded, it is more than the take
+                target = _free_path(out, f"{rank:0{width}d}_{excerpt_name(source, cut_start, cut_end, take)}")
                 _write(target, data)
                 item = Exported(target, "excerpt", str(source), cut_start, cut_end, hit.score, rank)
         except UnreadableAudio as e:

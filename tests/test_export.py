@@ -157,3 +157,21 @@ def test_exported_names_are_valid_on_any_drive(tmp_path):
     result = export_hits([hit(src, 0.0, 1.0, 1.0)], tmp_path / "usb")
     assert [w.path.name for w in result.written] == ["01_Take 1_ door _slam__.wav"]
     assert portable_name("a|b*c<d>e\\f.flac") == "a_b_c_d_e_f.flac" and portable_name("end. .wav") == "end.wav"
+
+
+def test_an_exported_take_is_named_by_its_marker(tmp_path):
+    """A hit that is a marked take carries the marker's name into the excerpt's file name (made
+    valid on any drive); a keyword hit around a marker, or a padded take, does not."""
+    long = write(tmp_path / "lib" / "street.wav", noise(14.0, SR, seed=4), SR)
+    take = hit(long, 4.5, 11.0, 14.0)
+    take.marker, take.marker_at = "Siren / passing", 4.5
+    around = hit(long, 0.0, 10.0, 14.0)
+    around.marker, around.marker_at = "Siren / passing", 4.5
+    out = tmp_path / "picks"
+    assert [w.path.name for w in export_hits([take, around], out).written] == [
+        "01_street_Siren _ passing_4.5-11.0s.wav", "02_street_0.0-10.0s.wav"]
+    assert [w.path.name for w in export_hits([take], out, pad=0.5).written] == ["01_street_4.0-11.5s.wav"]
+    from ui.components.downloads import downloads
+    from ui.components.library import FileRecord
+    record = FileRecord(1, str(long), 14.0, SR, 1, "WAV", long.stat().st_size, 0)
+    assert downloads(take, record)[0]["file_name"] == "street_Siren _ passing_4.5-11.0s.wav"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engine.errors import UnreadableAudio
-from engine.export import excerpt_name, excerpt_wav, export_zip, is_whole_file
+from engine.export import excerpt_name, excerpt_wav, export_zip, is_whole_file, take_name
 from ui.components.markdown_text import plain_markdown
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -42,7 +42,7 @@ def downloads(hit: Any, record: Any) -> list[dict[str, Any]]:
     start, end = float(hit.start), min(float(hit.end), float(record.duration))
     if not is_whole_file(start, end, float(record.duration)):
         buttons.append(dict(label="Match", data=_deferred(excerpt_bytes, record.path, start, end),
-                            file_name=excerpt_name(name, start, end), mime="audio/wav",
+                            file_name=excerpt_name(name, start, end, take_name(hit)), mime="audio/wav",
                             help=f"Download {start:.1f}–{end:.1f} s of {plain_markdown(name)} as WAV (its own sample "
                                  "rate and bit depth)"))
     too_large = record.size > MAX_FILE_BYTES
