@@ -13,8 +13,10 @@ the next run tries again.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -76,13 +78,16 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def refresh_levels(writer: IndexWriter, present: set[str], workers: int = 0) -> int:
+def refresh_levels(writer: IndexWriter, present: set[str], workers: int = 0, progress: bool = False) -> int:
     """Measure and store the levels of the indexed files among ``present`` (those this run
     found on disk as indexed: unchanged or moved; not the files of an unmounted drive) that have
-    none, in ``workers`` processes (0: this one); returns how many were stored."""
+    none, in ``workers`` processes (0: this one), with a progress bar on stderr when
+    ``progress``; returns how many were stored."""
     paths = unmeasured(writer, present)
     if not paths:
         return 0
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
     log.info("measuring the loudness of %d files indexed before soundsift measured it (decoding "
              "only, once; nothing is embedded again)", len(paths))
     started = last = time.perf_counter()
@@ -99,20 +104,25 @@ def refresh_levels(writer: IndexWriter, present: set[str], workers: int = 0) -> 
         last = time.perf_counter()
 
     done = 0
+    bar = tqdm(total=len(paths), unit="file", desc="loudness", file=sys.stderr, disable=not progress,
+               dynamic_ncols=True)
     try:
-        for path, levels, why in _measured(paths, workers):
-            done += 1
-            if levels:
-                found[path] = levels
-            else:
-                missed.append(f"{path}: {why}")
-            if len(found) >= CHECKPOINT_FILES or time.perf_counter() - last >= CHECKPOINT_SECONDS:
-                store()
-                log.info("loudness measured for %d of %d files", stored, len(paths))
+        with logging_redirect_tqdm() if progress else contextlib.nullcontext():
+            for path, levels, why in _measured(paths, workers):
+                done += 1
+                bar.update(1)
+                if levels:
+                    found[path] = levels
+                else:
+                    missed.append(f"{path}: {why}")
+                if len(found) >= CHECKPOINT_FILES or time.perf_counter() - last >= CHECKPOINT_SECONDS:
+                    store()
+                    log.info("loudness measured for %d of %d files", stored, len(paths))
     except BrokenProcessPool:       # a decoder crashed the process (not a Python error): stop here
         log.warning("a decoder process died while measuring loudness; %d files are left for the "
                     "next run", len(paths) - done)
     finally:                        # Ctrl-C too: what is measured is kept
+        bar.close()
         store()
     if missed:
         log.warning("loudness of %d indexed files not measured (the next run tries again), e.g. %s",

@@ -409,7 +409,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     # files indexed before loudness was measured (session 20): measure theirs, once, by decoding
     t = time.perf_counter()              # nothing else runs now: every core measures (1.8× on 2)
     summary.levels_measured = refresh_levels(writer, set(plan.unchanged) | {m.new for m in moves},
-                                             min(16, os.cpu_count() or 1) if workers else 0)
+                                             min(16, os.cpu_count() or 1) if workers else 0, progress)
     if summary.levels_measured:
         timings["loudness"] = time.perf_counter() - t
     summary.generation = writer.generation
