@@ -27,7 +27,7 @@ import numpy as np
 
 from engine.errors import InvalidQuery
 from engine.models.base import AudioTextModel, l2_normalize
-from engine.segments import SegmentPolicy, bounds_with_takes, segment_bounds
+from engine.segments import SegmentPolicy, bounds_with_takes
 
 #: what a query by example may be: a file path, or a waveform (with its sample rate)
 AudioInput = Union[str, Path, np.ndarray]
@@ -61,13 +61,6 @@ def _mono(waveform: np.ndarray) -> np.ndarray:
     if x.ndim == 2:
         x = x.mean(axis=1) if x.shape[0] >= x.shape[1] else x.mean(axis=0)
     return x
-
-
-def _waveform_pieces(model: AudioTextModel, waveform: np.ndarray, sample_rate: int | None,
-                     policy: SegmentPolicy) -> list[np.ndarray]:
-    x = _at_model_rate(model, waveform, sample_rate)
-    bounds = segment_bounds(len(x), int(model.sample_rate), policy)
-    return [np.ascontiguousarray(x[a:b]) for a, b in bounds]
 
 
 def waveform_segment_vectors(model: AudioTextModel, waveform: np.ndarray, sample_rate: int | None,
@@ -155,7 +148,7 @@ def audio_segment_vectors(model: AudioTextModel, audio: AudioInput, sample_rate:
     pol = _policy(model, policy)
     if isinstance(audio, (str, Path)):
         return file_segment_vectors(model, audio, pol)[1]
-    return _embed_in_batches(model, _waveform_pieces(model, audio, sample_rate, pol))
+    return waveform_segment_vectors(model, audio, sample_rate, pol)[1]
 
 
 def file_segment_vectors(model: AudioTextModel, path: str | Path, policy: SegmentPolicy | None = None,
