@@ -376,33 +376,29 @@ class IndexWriter:
     def replace_metadata(self, found: dict[str, tuple[tuple[str, str], ...]], reader: int | None) -> None:
         """Replace the embedded metadata of indexed files (path → (key, value) pairs) in one
         transaction, without touching vectors or the generation; ``reader``: the metadata
-        reader version every indexed file has now been read with (None: not all of them)."""
-        with Session(self.engine) as s, s.begin():
-            ids = dict(s.execute(select(File.path, File.id).where(File.path.in_(sorted(found)))).all())
-            if ids:                 # what the file says (and its fingerprint) is replaced; its levels stay
-                s.execute(delete(FileMetadata).where(FileMetadata.file_id.in_(sorted(ids.values())),
-                                                     FileMetadata.key.not_in(LEVEL_KEYS)))
-                s.add_all(FileMetadata(file_id=ids[path], key=k, value=v)
-                          for path, pairs in found.items() if path in ids for k, v in pairs)
-            stamp = {"metadata_replaced_at": time.time()}          # readers rebuild their word index
-            if reader is not None:
-                stamp["metadata_reader"] = reader
-            set_meta(s, **stamp)
-        self.meta.update(stamp)
+        reader version every indexed file has now been read with (None: not all of them).
+        What the file says (and its fingerprint) is replaced; its measured levels stay."""
+        self._replace_file_metadata(found, FileMetadata.key.not_in(LEVEL_KEYS),
+                                    {} if reader is None else {"metadata_reader": reader})
 
     def replace_levels(self, found: dict[str, dict[str, float]]) -> None:
         """Store the measured peak and loudness (engine.loudness; path → levels) of indexed files
-        in one transaction, without touching vectors or the generation; stamps
-        ``metadata_replaced_at`` so readers redo what they derived (filters, the page)."""
+        in one transaction, without touching vectors or the generation."""
+        self._replace_file_metadata({path: tuple((k, f"{v:.1f}") for k, v in levels.items() if k in LEVEL_KEYS)
+                                     for path, levels in found.items()}, FileMetadata.key.in_(LEVEL_KEYS), {})
+
+    def _replace_file_metadata(self, found: dict[str, tuple[tuple[str, str], ...]], replaced: Any,
+                               meta: dict[str, Any]) -> None:
+        """The rows of indexed files whose key matches ``replaced`` become ``found``'s pairs (path →
+        (key, value) pairs), and ``meta`` is set, in one transaction; stamps ``metadata_replaced_at``
+        so readers redo what they derived from the rows (word index, filters, the page)."""
         with Session(self.engine) as s, s.begin():
             ids = dict(s.execute(select(File.path, File.id).where(File.path.in_(sorted(found)))).all())
             if ids:
-                s.execute(delete(FileMetadata).where(FileMetadata.file_id.in_(sorted(ids.values())),
-                                                     FileMetadata.key.in_(LEVEL_KEYS)))
-                s.add_all(FileMetadata(file_id=ids[path], key=k, value=f"{v:.1f}")
-                          for path, levels in found.items() if path in ids
-                          for k, v in levels.items() if k in LEVEL_KEYS)
-            stamp = {"metadata_replaced_at": time.time()}
+                s.execute(delete(FileMetadata).where(FileMetadata.file_id.in_(sorted(ids.values())), replaced))
+                s.add_all(FileMetadata(file_id=ids[path], key=k, value=v)
+                          for path, pairs in found.items() if path in ids for k, v in pairs)
+            stamp = {"metadata_replaced_at": time.time(), **meta}
             set_meta(s, **stamp)
         self.meta.update(stamp)
 
