@@ -189,6 +189,22 @@ def _all_meta(conn: Connection) -> dict[str, Any]:
     return {key: json.loads(value) for key, value in conn.execute(select(Meta.key, Meta.value))}
 
 
+def _stored_markers(conn: Connection, file_ids: Sequence[int]) -> dict[int, list[tuple[float, str]]]:
+    """File id → its named markers as the catalog stored them ((seconds, name), in time order;
+    engine.file_metadata.parse_markers), for the files that have some; none for a catalog from
+    before metadata was stored."""
+    from engine.file_metadata import parse_markers
+    if not file_ids or not has_table(conn, "file_metadata"):
+        return {}
+    wanted = sorted(set(int(f) for f in file_ids))
+    found: dict[int, list[tuple[float, str]]] = {}
+    for i in range(0, len(wanted), _SQL_CHUNK):
+        for fid, text in conn.execute(select(FileMetadata.file_id, FileMetadata.value).where(
+                FileMetadata.key == "markers", FileMetadata.file_id.in_(wanted[i:i + _SQL_CHUNK]))):
+            found[fid] = parse_markers(text)
+    return found
+
+
 class SoundIndex:
     """A read-only view of one index: search by text, audio or indexed file; tag; info.
 
@@ -481,16 +497,13 @@ class SoundIndex:
         """Hits whose file has a named marker sharing words with ``text`` move to the segment
         around that marker (the one whose middle is nearest it; the most words in common, then the
         earliest marker), with that segment's cosine as score."""
-        from engine.file_metadata import parse_markers
         from engine.keywords import words
         wanted = set(words(text))
-        if not hits or not wanted or not has_table(conn, "file_metadata"):
+        if not hits or not wanted:
             return
-        found = dict(conn.execute(select(FileMetadata.file_id, FileMetadata.value).where(
-            FileMetadata.key == "markers", FileMetadata.file_id.in_([h.file_id for h in hits]))).all())
+        found = _stored_markers(conn, [h.file_id for h in hits])
         for h in hits:
-            scored = [(len(wanted & set(words(name))), -at, name)
-                      for at, name in parse_markers(found.get(h.file_id, ""))]
+            scored = [(len(wanted & set(words(name))), -at, name) for at, name in found.get(h.file_id, [])]
             if not scored or max(scored)[0] == 0:
                 continue
             _, minus_at, name = max(scored)
@@ -800,16 +813,9 @@ class SoundIndex:
         take_bounds: the shortest of the file's segments starting at the marker; a regular
         window there is the take only when no shorter segment starts there) gets that marker's
         name and time."""
-        from engine.file_metadata import parse_markers
-        if not hits or not has_table(conn, "file_metadata"):
-            return
-        wanted = sorted({h.file_id for h in hits})
-        found: dict[int, str] = {}
-        for i in range(0, len(wanted), _SQL_CHUNK):
-            found.update(conn.execute(select(FileMetadata.file_id, FileMetadata.value).where(
-                FileMetadata.key == "markers", FileMetadata.file_id.in_(wanted[i:i + _SQL_CHUNK]))).all())
+        found = _stored_markers(conn, [h.file_id for h in hits])
         for h in hits:
-            near = [(abs(at - h.start), at, name) for at, name in parse_markers(found.get(h.file_id, ""))
+            near = [(abs(at - h.start), at, name) for at, name in found.get(h.file_id, [])
                     if abs(at - h.start) <= MARKER_TOLERANCE]
             if not near:
                 continue
