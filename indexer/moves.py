@@ -5,8 +5,10 @@ batch renamed to a naming scheme. By path alone each of those is a deleted file 
 so it was embedded again (hours for a large library) and the user's tags and captions on it
 were lost. :func:`find_moves` pairs the deleted files of a run with its new files instead:
 
-* the same size and the same modification time to the nanosecond (``mv``, Finder, Explorer
-  and ``rsync -a`` keep both; a file written anew does not have the old one's time);
+* the same size and the same modification time (``mv``, Finder, Explorer and ``rsync -a`` keep
+  both; a file written anew does not have the old one's time): to the nanosecond, or as a
+  filesystem with coarser times keeps it (:func:`kept_time`: a move onto a FAT, exFAT, HFS+ or
+  network drive rounds it) when the content fingerprint below agrees;
 * the same audio header: sample rate, channels, container and encoding, and a length within
   0.1 s or 1 % (read from the new file's header, so a stray match of size and time between
   two different recordings is not taken);
@@ -14,8 +16,8 @@ were lost. :func:`find_moves` pairs the deleted files of a run with its new file
   stored when it was indexed; files indexed before session 22 have none and pair without it),
   so two equal-length renders of one pack, unpacked with one time, are not taken for each other;
 * one to one: when several deleted and several new files share size and time (a batch of
-  equal-length renders unpacked from one archive) they are paired by file name; what stays
-  ambiguous is embedded again, as before.
+  equal-length renders unpacked from one archive) they are paired by file name, then by content
+  fingerprint; what stays ambiguous is embedded again, as before.
 
 :mod:`indexer.relocate` is for what a run cannot see: the library's drive mounted at another path, or
 its top folder renamed, so the old paths are outside every root the run scans;
@@ -39,6 +41,15 @@ log = logging.getLogger(__name__)
 
 #: how far a moved file's length read from its header may be from the decoded one
 LENGTH_TOLERANCE_S, LENGTH_TOLERANCE_REL = 0.1, 0.01
+#: the coarsest time a filesystem keeps (FAT: 2 s; HFS+, ext3, SMB: 1 s; exFAT: 10 ms; NTFS: 100 ns)
+COARSEST_TIME_NS = 2_000_000_000
+
+
+def kept_time(old_ns: int, new_ns: int) -> bool:
+    """Whether modification time ``new_ns`` is ``old_ns`` itself or ``old_ns`` as a filesystem
+    with coarser times keeps it: within 2 s, and in whole 100 ns (what every such filesystem
+    stores; a time the kernel stamps on a file written anew is to the nanosecond)."""
+    return new_ns == old_ns or (abs(new_ns - old_ns) <= COARSEST_TIME_NS and new_ns % 100 == 0)
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,7 @@ def find_moves(deleted: Sequence[str], new: Sequence[ScannedFile], state: Mappin
         for old, f in _pair(gone[key], files):
             if same_audio(headers[old], f.path):
                 moves.append(Move(old, f.path, f.size, f.mtime_ns))
+    moves += _pair_by_fingerprint(deleted, new, state, headers, moves)
     return sorted(moves, key=lambda m: m.old)
 
 
@@ -111,6 +123,37 @@ def _pair(olds: list[str], news: list[ScannedFile]) -> list[tuple[str, ScannedFi
         new_by_name[os.path.basename(f.path)].append(f)
     return [(p, new_by_name[os.path.basename(p)][0]) for p in olds
             if old_names[os.path.basename(p)] == 1 and len(new_by_name[os.path.basename(p)]) == 1]
+
+
+def _pair_by_fingerprint(deleted: Sequence[str], new: Sequence[ScannedFile], state: Mapping[str, tuple[int, int]],
+                         headers: Mapping[str, Header], paired: Sequence[Move]) -> list[Move]:
+    """The moves the size-and-time pairing left: a deleted file with a stored fingerprint and a new
+    file of its size whose time is its own or a coarser filesystem's rounding of it
+    (:func:`kept_time`), paired where the fingerprint is unique on both sides."""
+    taken_old, taken_new = {m.old for m in paired}, {m.new for m in paired}
+    olds: dict[int, list[str]] = defaultdict(list)
+    for path in deleted:
+        if path not in taken_old and headers[path].fingerprint is not None:
+            olds[state[path][0]].append(path)
+    by_print: dict[tuple[int, str], tuple[list[str], list[ScannedFile]]] = {}
+    for path in (p for group in olds.values() for p in group):
+        by_print.setdefault((state[path][0], headers[path].fingerprint or ""), ([], []))[0].append(path)
+    for f in new:
+        if f.path in taken_new or not any(kept_time(state[o][1], f.mtime_ns) for o in olds.get(f.size, ())):
+            continue
+        try:
+            key = (f.size, content_fingerprint(f.path))
+        except OSError as e:
+            log.debug("%s: not taken as a moved file (%s)", f.path, e)
+            continue
+        if key in by_print:
+            by_print[key][1].append(f)
+    moves = []
+    for (size, _), (old_paths, files) in by_print.items():
+        if (len(old_paths) == 1 and len(files) == 1 and kept_time(state[old_paths[0]][1], files[0].mtime_ns)
+                and same_audio(headers[old_paths[0]], files[0].path)):
+            moves.append(Move(old_paths[0], files[0].path, size, files[0].mtime_ns))
+    return moves
 
 
 def _split_at_common_tail(old: str, new: str) -> tuple[str, str]:
@@ -129,20 +172,21 @@ def moved_root_hint(state: Mapping[str, tuple[int, int]], new: Sequence[ScannedF
     mounted elsewhere, a renamed top folder), warn once with the `soundsift relocate` command
     that keeps their vectors, tags and captions; returns (old folder, new folder, files) or None.
 
-    A candidate has the same size, modification time and file name as an indexed file, and
-    that file's path does not exist now.
+    A candidate has the same size, file name and modification time (or that time as a coarser
+    filesystem keeps it, :func:`kept_time`) as exactly one indexed file, and that file's path
+    does not exist now.
     """
-    outside: dict[tuple[int, int], list[str]] = defaultdict(list)
-    for path, key in state.items():
+    outside: dict[tuple[int, str], list[str]] = defaultdict(list)
+    for path, (size, _) in state.items():
         if not under_roots(path, roots):
-            outside[tuple(key)].append(path)
+            outside[(size, os.path.basename(path))].append(path)
     if not outside:
         return None
     votes: Counter[tuple[str, str]] = Counter()
     for f in new:
-        olds = outside.get((f.size, f.mtime_ns), [])
-        if (len(olds) == 1 and os.path.basename(olds[0]) == os.path.basename(f.path)
-                and not os.path.lexists(olds[0])):
+        olds = [p for p in outside.get((f.size, os.path.basename(f.path)), ())
+                if kept_time(state[p][1], f.mtime_ns)]
+        if len(olds) == 1 and not os.path.lexists(olds[0]):
             votes[_split_at_common_tail(olds[0], f.path)] += 1
     if not votes:
         return None

@@ -19,7 +19,7 @@ from engine.errors import IndexNotFound, RelocationFailed
 from engine.layout import IndexLayout
 from engine.query import SoundIndex
 from indexer import build_index
-from indexer.moves import Header, find_moves
+from indexer.moves import Header, find_moves, kept_time
 from indexer.relocate import relocate
 from indexer.scan import ScannedFile
 from tests.conftest import chirp, noise, tone, write
@@ -201,6 +201,72 @@ def test_ambiguous_candidates_pair_by_name_or_not_at_all(tmp_path):
     assert find_moves(["/old/x.wav"], scanned[2:], state, longer) == []
 
 
+def test_a_time_rounded_by_a_coarser_filesystem_is_the_same_time():
+    t = 1_700_000_000_123_456_789
+    assert kept_time(t, t)
+    assert kept_time(t, 1_700_000_000_000_000_000)          # HFS+, ext3, SMB: whole seconds
+    assert kept_time(t, 1_700_000_002_000_000_000)          # FAT: rounded up to an even second
+    assert kept_time(t, 1_700_000_000_120_000_000)          # exFAT: 10 ms
+    assert kept_time(t, 1_700_000_000_123_456_700)          # NTFS: 100 ns
+    assert not kept_time(t, 1_700_000_000_123_456_790)      # stamped anew, to the nanosecond
+    assert not kept_time(t, 1_700_000_003_000_000_000)      # more than 2 s away
+
+
+def test_a_move_onto_a_drive_with_coarser_times_keeps_its_rows(lib, tmp_path):
+    """A file moved onto a FAT or exFAT drive arrives with its time rounded: the fingerprint it
+    was indexed with pairs it. Without a fingerprint (an index from before session 22) only an
+    exact time is trusted, so it is embedded again."""
+    from engine.catalog import FileMetadata
+    idx = tmp_path / "idx"
+    index([lib], idx)
+    label(idx, lib / "rain.wav", "rain", "rain on a tin roof")
+    before = rows(idx)
+    (lib / "FAT").mkdir()
+    for name in ("rain.wav", "Misc/beep.wav"):
+        moved = lib / "FAT" / Path(name).name.replace(".wav", "_moved.wav")
+        st = os.stat(lib / name)
+        os.rename(lib / name, moved)
+        os.utime(moved, ns=(st.st_atime_ns, (st.st_mtime_ns // 2_000_000_000 + 1) * 2_000_000_000))
+    model = FakeModel()
+    s = index([lib], idx, model)
+    assert model.calls == [] and (s.moved, s.added, s.removed) == (2, 0, 0)
+    after = rows(idx)
+    moved = after[str(lib / "FAT" / "rain_moved.wav")]
+    assert {k: moved[k] for k in ("id", "segments", "tags", "captions")} == \
+        {k: before[str(lib / "rain.wav")][k] for k in ("id", "segments", "tags", "captions")}
+    assert moved["mtime_ns"] == os.stat(lib / "FAT" / "rain_moved.wav").st_mtime_ns   # the time now on disk
+
+    engine = open_catalog(IndexLayout(idx).catalog)       # as a catalog from before session 22
+    with Session(engine) as s_, s_.begin():
+        s_.query(FileMetadata).filter(FileMetadata.key == "fingerprint").delete()
+    engine.dispose()
+    st = os.stat(lib / "FAT" / "rain_moved.wav")
+    os.rename(lib / "FAT" / "rain_moved.wav", lib / "rain.wav")
+    os.utime(lib / "rain.wav", ns=(st.st_atime_ns, st.st_mtime_ns - 1_000_000_000))
+    s = index([lib], idx, FakeModel())
+    assert (s.moved, s.added, s.removed) == (0, 1, 1)
+
+
+def test_a_renamed_batch_of_equal_renders_pairs_by_fingerprint(tmp_path):
+    """Equal-length renders unpacked with one time and renamed to a scheme: the names cannot pair
+    them, their fingerprints do."""
+    lib, idx = (tmp_path / "Pack").resolve(), tmp_path / "idx"
+    kicks = [write(lib / f"kick_{i}.wav", noise(1.0, 16000, seed=20 + i), 16000) for i in range(3)]
+    t = kicks[0].stat().st_mtime_ns
+    for k in kicks:
+        os.utime(k, ns=(t, t))
+    index([lib], idx)
+    before = rows(idx)
+    for i, k in enumerate(kicks):
+        k.rename(lib / f"KICK_Punchy_{i:02d}.wav")
+    model = FakeModel()
+    s = index([lib], idx, model)
+    assert model.calls == [] and (s.moved, s.added, s.removed) == (3, 0, 0)
+    after = rows(idx)
+    for i in range(3):
+        assert after[str(lib / f"KICK_Punchy_{i:02d}.wav")]["id"] == before[str(kicks[i])]["id"]
+
+
 def test_relocate_follows_a_library_to_another_mount_point(lib, tmp_path):
     idx = tmp_path / "idx"
     index([lib], idx)
@@ -297,6 +363,23 @@ def test_an_index_run_says_how_to_relocate_a_moved_root(lib, tmp_path, caplog):
     said = [r.getMessage() for r in caplog.records if r.name == "indexer.moves"]
     assert len(said) == 1 and f"soundsift relocate {lib} {moved} --index {idx}" in said[0]
     assert said[0].startswith("5 of the 6 new files")     # broken.wav was never indexed
+
+
+def test_the_relocate_hint_knows_a_drive_with_coarser_times(lib, tmp_path, caplog):
+    """The library copied onto an exFAT drive (times kept to 10 ms) and the old folder gone."""
+    idx = tmp_path / "idx"
+    index([lib], idx)
+    copied = tmp_path / "exFAT"
+    shutil.copytree(lib, copied)                          # copy2 keeps the times …
+    for f in copied.rglob("*"):
+        if f.is_file():
+            st = f.stat()
+            os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns // 10_000_000 * 10_000_000))   # … as exFAT does
+    shutil.rmtree(lib)
+    with caplog.at_level(logging.WARNING, logger="indexer.moves"):
+        index([copied], idx)
+    said = [r.getMessage() for r in caplog.records if r.name == "indexer.moves"]
+    assert len(said) == 1 and f"soundsift relocate {lib} {copied} --index {idx}" in said[0]
 
 
 def test_relocate_command(lib, tmp_path):
