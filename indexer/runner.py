@@ -93,6 +93,7 @@ class _Work:
 
     scanned: ScannedFile
     changed: bool
+    same_audio: bool = False            # embedded again for its takes (a cue sheet, markers), not its content
     bounds: dict[int, tuple[float, float]] = field(default_factory=dict)
     vectors: dict[int, np.ndarray] = field(default_factory=dict)
     info: AudioInfo | None = None
@@ -297,7 +298,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
         fail(e.path, e.reason)
 
     todo = plan.new + plan.changed
-    work = {i: _Work(f, changed=i >= len(plan.new)) for i, f in enumerate(todo)}
+    work = {i: _Work(f, changed=i >= len(plan.new), same_audio=f.path in retake) for i, f in enumerate(todo)}
     last_commit = time.perf_counter()
 
     def commit() -> None:
@@ -323,7 +324,8 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
                                        vectors))
         summary.n_segments += len(order)
         summary.audio_seconds += w.duration
-        if w.changed:
+        if w.changed:               # the user's tags and captions stay (all of them, for the same audio)
+            pending.keep[w.scanned.path] = w.same_audio
             summary.updated += 1
         else:
             summary.added += 1

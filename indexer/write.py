@@ -70,6 +70,13 @@ class IndexedFile:
     vectors: np.ndarray                 # (len(segments), dim) float32
 
 
+#: tags and captions soundsift made from a file's audio or its description (trainer.caption_loop):
+#: a file whose content changed loses them (`soundsift caption --index` makes them again), while
+#: the rest, the user's own, stays with it
+DERIVED_TAG_SOURCES = frozenset({"yamnet", "zeroshot"})
+DERIVED_CAPTION_SOURCES = frozenset({"blat", "metadata"})
+
+
 @dataclass
 class Changes:
     """One checkpoint's worth of catalog changes."""
@@ -81,6 +88,9 @@ class Changes:
     moves: list[Move] = field(default_factory=list)          # files at a new path (rows kept)
     absorb: dict[str, str] = field(default_factory=dict)     # old path → an indexed path that
                                                              # takes its tags and captions; old goes
+    keep: dict[str, bool] = field(default_factory=dict)      # path of an added file indexed before →
+                                                             # its tags and captions stay: all (True:
+                                                             # the same audio), or the user's (False)
 
     def __bool__(self) -> bool:
         return bool(self.add or self.remove or self.errors or self.clear_errors or self.moves
@@ -337,6 +347,7 @@ class IndexWriter:
         with Session(self.engine) as s, s.begin():
             if changes.absorb:
                 _absorb(s, changes.absorb)
+            kept = _kept_rows(s, changes.keep)
             if gone_paths:
                 s.execute(delete(File).where(File.path.in_(gone_paths)))
             if changes.moves:
@@ -350,6 +361,9 @@ class IndexWriter:
                 s.add_all(SegmentRow(id=int(i), file_id=row.id, start=a, end=b)
                           for i, (a, b) in zip(ids, f.segments))
                 s.add_all(FileMetadata(file_id=row.id, key=k, value=v) for k, v in f.info.metadata)
+                tags, captions = kept.get(f.path, ((), ()))
+                s.add_all(Tag(file_id=row.id, label=label, score=score, source=source) for label, score, source in tags)
+                s.add_all(Caption(file_id=row.id, text=text_, source=source) for text_, source in captions)
             cleared = set(changes.clear_errors) | {f.path for f in changes.add} | {m.new for m in changes.moves}
             if cleared:
                 s.execute(delete(ErrorRow).where(ErrorRow.path.in_(sorted(cleared))))
@@ -508,6 +522,25 @@ def _move(s: Session, moves: list[Move]) -> None:
     for old, fid in ids.items():
         m = by_old[old]
         s.execute(update(File).where(File.id == fid).values(path=m.new, mtime_ns=m.mtime_ns))
+
+
+def _kept_rows(s: Session, keep: dict[str, bool]) -> dict[str, tuple[list, list]]:
+    """The tags ((label, score, source)) and captions ((text, source)) of the indexed files in
+    ``keep`` that stay with them when they are embedded again: all, or only the user's
+    (:data:`DERIVED_TAG_SOURCES` and :data:`DERIVED_CAPTION_SOURCES` left out)."""
+    out: dict[str, tuple[list, list]] = {}
+    paths = sorted(keep)
+    for i in range(0, len(paths), 500):
+        ids = dict(s.execute(select(File.id, File.path).where(File.path.in_(paths[i:i + 500]))).all())
+        for fid, label, score, source in s.execute(select(Tag.file_id, Tag.label, Tag.score, Tag.source)
+                                                   .where(Tag.file_id.in_(sorted(ids)))):
+            if keep[ids[fid]] or source not in DERIVED_TAG_SOURCES:
+                out.setdefault(ids[fid], ([], []))[0].append((label, score, source))
+        for fid, text_, source in s.execute(select(Caption.file_id, Caption.text, Caption.source)
+                                            .where(Caption.file_id.in_(sorted(ids)))):
+            if keep[ids[fid]] or source not in DERIVED_CAPTION_SOURCES:
+                out.setdefault(ids[fid], ([], []))[1].append((text_, source))
+    return out
 
 
 def _absorb(s: Session, absorb: dict[str, str]) -> None:

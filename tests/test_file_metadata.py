@@ -424,9 +424,11 @@ def test_ixml_after_the_audio_of_an_rf64_file(tmp_path):
     assert read_metadata(path)["catid"] == "DOORWood"
 
 
-def flac_with_comments(path, comments: dict[str, str]):
-    """A FLAC file whose Vorbis comment block holds ``comments`` (written after libsndfile's)."""
-    write(path, tone(440, 0.5, 16000), 16000, format="FLAC")
+def flac_with_comments(path, comments: dict[str, str], wave: np.ndarray | None = None, rate: int = 16000,
+                       blocks_after: tuple[tuple[int, bytes], ...] = ()):
+    """A FLAC file of ``wave`` (a 0.5 s tone) whose Vorbis comment block holds ``comments``
+    (written after libsndfile's), then the metadata ``blocks_after`` ((type, body) each)."""
+    write(path, tone(440, 0.5, rate) if wave is None else wave, rate, format="FLAC")
     raw = path.read_bytes()
     at, blocks = 4, []
     while True:                                   # split the metadata blocks from the frames
@@ -439,7 +441,7 @@ def flac_with_comments(path, comments: dict[str, str]):
     entries = [f"{k}={v}".encode() for k, v in comments.items()]
     vorbis = (struct.pack("<I", 6) + b"tests!" + struct.pack("<I", len(entries))
               + b"".join(struct.pack("<I", len(e)) + e for e in entries))
-    blocks = [b for b in blocks if b[0] != 4] + [(4, vorbis)]
+    blocks = [b for b in blocks if b[0] != 4] + [(4, vorbis), *blocks_after]
     out = b"fLaC"
     for i, (kind, body) in enumerate(blocks):
         out += bytes([kind | (0x80 if i == len(blocks) - 1 else 0)]) + len(body).to_bytes(3, "big") + body
@@ -580,10 +582,23 @@ def test_an_index_from_before_takes_embeds_its_marked_files_again_once(tmp_path,
             return {(h.start, h.end) for h in index.search_text("x", k=50, per_file=False)
                     if h.path == str(takes.resolve())}
     assert segments() == {(0.0, 2.0), (1.0, 3.0), (2.0, 4.0)}
+    from engine.catalog import File, Tag
+    engine = open_catalog(IndexLayout(idx).catalog)         # tags `soundsift caption --index` stored
+    with Session(engine) as s, s.begin():
+        fid = s.scalar(select(File.id).where(File.path == str(takes.resolve())))
+        s.add_all([Tag(file_id=fid, label="Door", score=0.8, source="yamnet"),
+                   Tag(file_id=fid, label="keeper", score=1.0, source="user")])
+    engine.dispose()
     model = FakeModel()
     summary = build_index([lib], idx, model, workers=0, progress=False)
     assert (summary.updated, summary.unchanged, summary.added) == (2, 1, 0)   # take_301 and take_303 (Click)
     assert segments() == {(0.0, 2.0), (1.0, 3.0), (2.0, 4.0), (0.5, 1.5), (1.5, 2.5), (3.5, 4.0)}
+    engine = open_catalog(IndexLayout(idx).catalog)         # the same audio: every tag stays
+    with Session(engine) as s:
+        assert sorted(s.execute(select(Tag.label, Tag.source).join(File, File.id == Tag.file_id)
+                                .where(File.path == str(takes.resolve()))).all()) == [("Door", "yamnet"),
+                                                                                       ("keeper", "user")]
+    engine.dispose()
     again = build_index([lib], idx, FakeModel(), workers=0, progress=False)
     assert (again.updated, again.unchanged) == (0, 3)
 

@@ -201,6 +201,28 @@ def test_ambiguous_candidates_pair_by_name_or_not_at_all(tmp_path):
     assert find_moves(["/old/x.wav"], scanned[2:], state, longer) == []
 
 
+def test_a_file_edited_in_place_keeps_the_users_tags_and_captions(lib, tmp_path):
+    """Trimmed, de-clicked or re-rendered under its name: it is embedded again, the tags and
+    captions the user gave it stay, and the ones soundsift derived from the old audio go."""
+    idx = tmp_path / "idx"
+    index([lib], idx)
+    slam = lib / "Doors" / "door_slam.wav"
+    label(idx, slam, "keeper", "the take we used in episode 3")
+    engine = open_catalog(IndexLayout(idx).catalog)       # what `soundsift caption --index` stores
+    with Session(engine) as s, s.begin():
+        fid = s.scalar(select(File.id).where(File.path == str(slam)))
+        s.add_all([Tag(file_id=fid, label="Door", score=0.8, source="yamnet"),
+                   Tag(file_id=fid, label="slam", score=0.3, source="zeroshot"),
+                   Caption(file_id=fid, text="a door", source="blat")])
+    engine.dispose()
+    write(slam, noise(1.2, 16000, seed=7), 16000)          # trimmed in place
+    s = index([lib], idx)
+    assert (s.updated, s.moved, s.added) == (1, 0, 0)
+    after = rows(idx)[str(slam)]
+    assert after["tags"] == [("keeper", "user")]
+    assert after["captions"] == ["the take we used in episode 3"]
+
+
 def test_a_time_rounded_by_a_coarser_filesystem_is_the_same_time():
     t = 1_700_000_000_123_456_789
     assert kept_time(t, t)
