@@ -10,7 +10,10 @@ only, as before session 22). Each take's label is then searched (``--all-segment
 - right take: the take the hit's span overlaps most is the one searched for;
 - share: how much of the hit's span is that take (1.0 when the hit is the take itself).
 
-    .venv/bin/python benchmarks/takes.py [--model soundsift-base] [--source gcompris]
+    .venv/bin/python benchmarks/takes.py [--model soundsift-base] [--source gcompris] [--carrier cue]
+
+``--carrier cue`` writes the takes as a sidecar cue sheet (``field_00.cue``: a track per take,
+its label the title, times to the cue frame, 1/75 s) instead of WAV cue markers.
 
 The clips come from ``corpus/`` (``python -m trainer.corpus build --out corpus/``). The bundled
 soundsift-base trained on them (final_with_val), so this measures the segmenting, not the model.
@@ -35,8 +38,9 @@ RATE = 48_000
 GAP = 0.5
 
 
-def write_marked(path: Path, clips: list[tuple[np.ndarray, str]]) -> list[tuple[float, float, str]]:
-    """A WAV of ``clips`` (mono at RATE) with a named cue marker at each; returns the takes."""
+def write_marked(path: Path, clips: list[tuple[np.ndarray, str]], carrier: str = "wav") -> list[tuple[float, float, str]]:
+    """A WAV of ``clips`` (mono at RATE) with a named cue marker at each (``carrier`` "wav"), or
+    a sidecar cue sheet with a track at each ("cue"); returns the takes."""
     from ui.demo import append_markers
     parts, takes, at = [], [], 0
     for x, label in clips:
@@ -44,8 +48,19 @@ def write_marked(path: Path, clips: list[tuple[np.ndarray, str]]) -> list[tuple[
         parts += [x, np.zeros(int(GAP * RATE), np.float32)]
         at += len(x) + int(GAP * RATE)
     sf.write(path, np.concatenate(parts), RATE, subtype="PCM_24")
-    append_markers(path, [(a, label) for a, _, label in takes])
+    if carrier == "cue":
+        tracks = "".join(f'  TRACK {i:02d} AUDIO\n    TITLE "{label}"\n    INDEX 01 {cue_time_text(a)}\n'
+                         for i, (a, _, label) in enumerate(takes, 1))
+        path.with_suffix(".cue").write_text(f'FILE "{path.name}" WAVE\n{tracks}')
+    else:
+        append_markers(path, [(a, label) for a, _, label in takes])
     return takes
+
+
+def cue_time_text(seconds: float) -> str:
+    """``mm:ss:ff`` (75 frames a second) of ``seconds``, to the nearest frame."""
+    frames = int(round(seconds * 75))
+    return f"{frames // 4500:02d}:{frames // 75 % 60:02d}:{frames % 75:02d}"
 
 
 def load_clips(source: str) -> dict[str, list[str]]:
@@ -82,6 +97,8 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=6)
     ap.add_argument("--takes", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--carrier", choices=("wav", "cue"), default="wav",
+                    help="where the takes are written: WAV cue markers, or a sidecar cue sheet")
     args = ap.parse_args()
 
     from engine.models import load_model
@@ -100,7 +117,7 @@ def main() -> None:
                 x, sr = sf.read(rng.choice(by_label[label]), always_2d=True, dtype="float32")
                 clips.append((soxr.resample(x.mean(axis=1), sr, RATE)[: 6 * RATE].astype(np.float32), label))
             path = lib / f"field_{f:02d}.wav"
-            files[str(path)] = write_marked(path, clips)
+            files[str(path)] = write_marked(path, clips, args.carrier)
         seconds = sum(t[-1][1] for t in files.values())
         with_takes = Path(tmp) / "with"
         build_index([lib], with_takes, model, workers=0, progress=False)
@@ -114,7 +131,8 @@ def main() -> None:
         rows = {"regular windows only": judge(without, model, files),
                 "with a segment per marked take": judge(with_takes, model, files)}
     n = sum(len(t) for t in files.values())
-    print(f"{args.files} files, {n} takes, {seconds:.0f} s, model {args.model}, clips from {args.source}")
+    print(f"{args.files} files, {n} takes, {seconds:.0f} s, model {args.model}, clips from {args.source}, "
+          f"takes marked by {'a sidecar cue sheet' if args.carrier == 'cue' else 'WAV cue markers'}")
     print(f"{'segments':<32} {'right take':>10} {'share of span':>14}")
     for name, (right, share) in rows.items():
         print(f"{name:<32} {right:>10.3f} {share:>14.3f}")

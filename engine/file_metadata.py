@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from engine.audio import open_sound
+from engine.cue_sheet import CueTrack, cue_tracks, flac_cuesheet_block, sidecar_tracks
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +32,21 @@ SEARCHED_KEYS = ("title", "description", "comment", "album", "genre", "artist", 
                  "location", "markers")
 #: what read_metadata reads: 1 libsndfile's fields, bext and LIST/INFO (session 18); 2 also the
 #: iXML chunk and FLAC Vorbis comments with UCS names (session 19); 3 also a WAV's named cue markers
-#: (session 20); 4 also an AIFF's named markers (session 22). An index whose files were read by
-#: an older reader reads them again on its next `soundsift index` run (indexer.metadata_refresh).
-READER_VERSION = 4
+#: (session 20); 4 also an AIFF's named markers (session 22); 5 also cue sheets (a FLAC's and a
+#: sidecar ``.cue``, session 23). An index whose files were read by an older reader reads them
+#: again on its next `soundsift index` run (indexer.metadata_refresh).
+READER_VERSION = 5
 #: most markers kept per file (a file with more is a marker track, not labelled takes)
 MAX_MARKERS = 200
 #: keys the indexer stores beside what a file says: its levels, measured while decoding (engine.loudness)
 LEVEL_KEYS = ("peak_dbfs", "loudness_lufs")
-#: everything the indexer stores beside what a file says: its levels and its content fingerprint
+#: the sidecar cue sheet a file's segments were cut with (engine.cue_sheet.sidecar_state): kept
+#: until the file is embedded again, so an added, edited or removed sheet is noticed
+CUE_SHEET_KEY = "cue_sheet"
+#: everything the indexer stores beside what a file says: its levels, its content fingerprint
 #: (:func:`content_fingerprint`, which tells a moved file from another of the same size and time)
-INDEXER_KEYS = (*LEVEL_KEYS, "fingerprint")
+#: and its sidecar cue sheet's state
+INDEXER_KEYS = (*LEVEL_KEYS, "fingerprint", CUE_SHEET_KEY)
 #: bytes read at each of a file's start, middle and end for its fingerprint
 FINGERPRINT_BLOCK = 16_384
 #: longest value kept (characters)
@@ -58,8 +64,9 @@ INFO_KEYS = {b"INAM": "title", b"ICMT": "comment", b"IART": "artist", b"IPRD": "
 
 def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[str, str]:
     """Non-empty metadata of ``path``: libsndfile's string fields, a BWF's bext
-    ``description``/``originator``, a WAV's iXML fields (:func:`ixml_fields`) and a FLAC's
-    UCS-named Vorbis comments (:func:`flac_fields`). libsndfile
+    ``description``/``originator``, a WAV's iXML fields (:func:`ixml_fields`), a FLAC's
+    UCS-named Vorbis comments (:func:`flac_fields`) and the file's named markers
+    (:func:`named_markers`: its own, else its cue sheet's tracks). libsndfile
     decodes every string as UTF-8; a WAV INFO value written in Latin-1 (common in older
     libraries) comes back with U+FFFD where its accents were, so such values are read again
     from the RIFF chunk with a Latin-1 fallback. A value that is the start of a longer one
@@ -78,8 +85,14 @@ def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[s
         flac = _flac_walk(f)
         f.seek(0)
         aiff = aiff_markers(f)
-    if aiff:
-        _put(out, "markers", _markers(aiff))
+    if not riff.marker_list:
+        try:
+            found = aiff or flac.marker_list or _cue_markers(sidecar_tracks(path))
+        except (OSError, ValueError) as e:
+            found = []
+            _report(problems, path, f"cue sheet not read ({e})")
+        if found:
+            _put(out, "markers", _markers(found))
     for key, value in riff.items():
         if key not in out or "\ufffd" in out[key]:
             _put(out, key, value)
@@ -206,21 +219,32 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
 
 
 def named_markers(source: str | Path | BinaryIO) -> list[Marker]:
-    """The named markers of a WAVE file (cue points) or an AIFF/AIFC file (its MARK chunk) to the
-    sample, in time order (none for other files); a path or an open binary file (an upload).
+    """The named markers of a WAVE file (cue points), an AIFF/AIFC file (its MARK chunk) or a
+    FLAC file (its cue sheet: the ``CUESHEET`` comment, else the metadata block's numbered
+    tracks), to the sample, in time order; for a path without any, the tracks of its sidecar
+    ``.cue`` (engine.cue_sheet). A path or an open binary file (an upload: no sidecar).
     What else the file holds is read_metadata's to report, so its problems are not said here.
-    OSError when it cannot be read, ValueError for a damaged chunk."""
+    OSError when it cannot be read, ValueError for a damaged chunk or cue sheet."""
     if isinstance(source, (str, Path)):
         with open(source, "rb") as f:
-            return named_markers(f)
+            found = named_markers(f)
+        return found or _cue_markers(sidecar_tracks(source))
     try:
         found = _riff_walk(source, "upload", []).marker_list
         if not found:
             source.seek(0)
             found = aiff_markers(source)
+        if not found:
+            source.seek(0)
+            found = _flac_walk(source).marker_list
     except struct.error as e:       # a chunk cut shorter than its fields
         raise ValueError(f"a damaged marker chunk ({e})") from e
     return found
+
+
+def _cue_markers(tracks: list[CueTrack]) -> list[Marker]:
+    """A cue sheet's tracks as markers (the first :data:`MAX_MARKERS`)."""
+    return [Marker(t.at, t.name, t.length) for t in tracks[:MAX_MARKERS]]
 
 
 def aiff_markers(f: BinaryIO) -> list[Marker]:
@@ -399,26 +423,46 @@ def flac_fields(path: str | Path) -> dict[str, str]:
         return _flac_walk(f)
 
 
-def _flac_walk(f: BinaryIO) -> dict[str, str]:
-    """:func:`flac_fields` of the open file ``f``, read from its start."""
-    out: dict[str, str] = {}
+class FlacFields(dict):
+    """A FLAC file's UCS-named Vorbis comments (the dict) and its cue sheet's tracks as markers
+    (``marker_list``: the ``CUESHEET`` comment's, else the CUESHEET block's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.marker_list: list[Marker] = []
+
+
+def _flac_walk(f: BinaryIO) -> FlacFields:
+    """:func:`flac_fields` of the open file ``f``, read from its start, and its cue sheet."""
+    out = FlacFields()
     if f.read(4) != b"fLaC":
         return out
+    rate, sheet, block = 0, "", []
     for _ in range(_MAX_CHUNKS):
         head = f.read(4)
         if len(head) < 4:
             break
         kind, size = head[0] & 0x7F, int.from_bytes(head[1:4], "big")
-        if kind == 4:                                  # VORBIS_COMMENT
-            for entry in _vorbis_comments(f.read(min(size, _MAX_TEXT_CHUNK))):
-                name, _, value = entry.partition("=")
-                key = IXML_KEYS.get(name.strip().lower())
-                if key:
-                    _put_first(out, key, value)
-            break
+        if kind in (0, 4, 5) and size <= _MAX_TEXT_CHUNK:
+            body = f.read(size)
+            if kind == 0 and len(body) >= 13:          # STREAMINFO: the sample rate, 20 bits
+                rate = (body[10] << 12) | (body[11] << 4) | (body[12] >> 4)
+            elif kind == 4:                            # VORBIS_COMMENT
+                for entry in _vorbis_comments(body):
+                    name, _, value = entry.partition("=")
+                    if name.strip().lower() == "cuesheet":
+                        sheet = sheet or value
+                    key = IXML_KEYS.get(name.strip().lower())
+                    if key:
+                        _put_first(out, key, value)
+            else:                                      # CUESHEET
+                block = flac_cuesheet_block(body, rate)
+        else:
+            f.seek(size, 1)
         if head[0] & 0x80:                             # the last metadata block
             break
-        f.seek(size, 1)
+    tracks = cue_tracks(sheet) if sheet else block
+    out.marker_list = _cue_markers(tracks)
     return out
 
 

@@ -29,7 +29,8 @@ import numpy as np
 
 from engine.audio import AudioInfo, iter_segments, probe
 from engine.errors import UnreadableAudio
-from engine.file_metadata import content_fingerprint, named_markers, read_metadata
+from engine.cue_sheet import sidecar_state
+from engine.file_metadata import CUE_SHEET_KEY, content_fingerprint, named_markers, read_metadata
 from engine.stderr_capture import StderrCapture
 from engine.segments import SegmentPolicy
 
@@ -114,6 +115,11 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
         stored["fingerprint"] = content_fingerprint(job.path)
     except OSError as e:        # only moves lose by it (indexer.moves): a note, not a failure
         notes.append(f"no content fingerprint ({e.strerror or e})")
+    try:                        # the sheet these takes were cut with (indexer.take_refresh)
+        if sheet := sidecar_state(job.path):
+            stored[CUE_SHEET_KEY] = sheet
+    except OSError as e:
+        notes.append(f"cue sheet not read ({e.strerror or e})")
     info = dataclasses.replace(info, metadata=tuple(sorted(dict(info.metadata, **stored).items())))
     yield FileDecoded(job.job, info, n, end, stats, notes)
 

@@ -39,7 +39,7 @@ from indexer.level_refresh import refresh_levels
 from indexer.metadata_refresh import refresh_metadata
 from indexer.moves import find_moves, moved_root_hint
 from indexer.scan import Diff, ScannedFile, ScanResult, diff, normalize_root, scan, under_roots
-from indexer.take_refresh import files_missing_takes
+from indexer.take_refresh import files_missing_takes, files_with_changed_cue_sheets
 from indexer.write import Changes, IndexedFile, IndexWriter
 
 log = logging.getLogger(__name__)
@@ -275,11 +275,18 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     # files indexed before the metadata reader learnt more (iXML …): read theirs again, once
     busy = {f.path for f in plan.new} | {f.path for f in plan.changed} | set(plan.deleted)
     summary.metadata_reread = refresh_metadata(writer, busy, {m.old: m.new for m in moves})
-    # files indexed before their marked takes were cut (session 22): embed them again, once
-    retake = set(files_missing_takes(writer, set(plan.unchanged), policy, int(model.sample_rate)))
+    # a sidecar cue sheet added, edited or removed beside an unchanged file: cut its takes again
+    retake = set(files_with_changed_cue_sheets(writer, set(plan.unchanged), scanned.cue_folders()))
     if retake:
+        log.info("%d unchanged files have a cue sheet that is new or changed since they were indexed: "
+                 "embedding them again", len(retake))
+    # files indexed before their marked takes were cut (session 22): embed them again, once
+    missing = set(files_missing_takes(writer, set(plan.unchanged) - retake, policy, int(model.sample_rate)))
+    if missing:
         log.info("%d unchanged files have named markers whose takes get segments of their own since "
-                 "this version: embedding them again", len(retake))
+                 "this version: embedding them again", len(missing))
+        retake |= missing
+    if retake:
         plan = Diff(new=plan.new, changed=sorted(plan.changed + [scanned.files[p] for p in retake],
                                                  key=lambda f: f.path),
                     deleted=plan.deleted, unchanged=[p for p in plan.unchanged if p not in retake])

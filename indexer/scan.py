@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from engine.audio import AUDIO_EXTENSIONS
+from engine.cue_sheet import sidecar_cue
 from engine.system_files import is_appledouble, is_system_folder
 
 log = logging.getLogger(__name__)
@@ -66,12 +67,18 @@ def skipped_format(ext: str) -> str:
 
 @dataclass
 class ScanResult:
-    """Everything one walk found: files by path, the entries it could not use, and how many
-    entries it passed over (kind → count: SKIPPED_METADATA, SKIPPED_FOLDERS, skipped_format(ext))."""
+    """Everything one walk found: files by path, the entries it could not use, how many
+    entries it passed over (kind → count: SKIPPED_METADATA, SKIPPED_FOLDERS, skipped_format(ext)),
+    and the cue sheets in the folders walked (resolved path → (size, mtime_ns); engine.cue_sheet)."""
 
     files: dict[str, ScannedFile] = field(default_factory=dict)
     errors: list[ScanError] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    cue_sheets: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def cue_folders(self) -> set[str]:
+        """The folders that hold a cue sheet (where an audio file may have a sidecar)."""
+        return {os.path.dirname(p) for p in self.cue_sheets}
 
     def skip(self, kind: str, path: str) -> None:
         log.debug("not scanned (%s): %s", kind, printable(path))
@@ -130,6 +137,9 @@ def scan(roots: Iterable[str | Path]) -> ScanResult:
             _walk(given, (), visited_dirs, result)
         else:
             _add_file(given, result)
+            sheet = sidecar_cue(os.path.realpath(given))
+            if sheet:
+                _add_cue_sheet(sheet, result)
     return result
 
 
@@ -189,6 +199,8 @@ def _walk(directory: str, ancestors: tuple[tuple[int, int], ...],
             ext = os.path.splitext(entry.name)[1].lower()
             if ext in UNSUPPORTED_AUDIO and not entry.name.startswith("._"):
                 result.skip(skipped_format(ext), path)
+            elif ext == ".cue" and not entry.name.startswith("._"):
+                _add_cue_sheet(path, result)
 
 
 def _add_file(path: str, result: ScanResult) -> None:
@@ -212,6 +224,18 @@ def _add_file(path: str, result: ScanResult) -> None:
         result.errors.append(ScanError(path, "not a regular file"))
         return
     result.files.setdefault(real, ScannedFile(real, int(st.st_size), int(st.st_mtime_ns)))
+
+
+def _add_cue_sheet(path: str, result: ScanResult) -> None:
+    """Record the cue sheet ``path`` (one that cannot be resolved or stat'ed is left out: the
+    file it describes says why when its sheet is read)."""
+    try:
+        real = os.path.realpath(path, strict=True)
+        st = os.stat(real)
+    except OSError as e:
+        log.debug("cue sheet %s not recorded (%s)", printable(path), e)
+        return
+    result.cue_sheets.setdefault(real, (int(st.st_size), int(st.st_mtime_ns)))
 
 
 def under_roots(path: str, roots: Iterable[str]) -> bool:

@@ -7,17 +7,24 @@ markers, so a library without them costs one small query. A file is due when a t
 mark (read again from the file, to the sample, as the decoder reads them), other than a regular
 segment, has no stored segment starting there: so the test holds after an interrupted run too,
 and a file whose takes were cut is never due again.
+
+A sidecar cue sheet (engine.cue_sheet) is not part of its audio file's size and time, so a sheet
+added, edited or removed beside an indexed file would leave its takes as they were:
+:func:`files_with_changed_cue_sheets` finds those files (the sheet's state is stored when the
+file is embedded), and the run embeds them again.
 """
 from __future__ import annotations
 
 import logging
+import os
 from collections import defaultdict
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.catalog import File, FileMetadata, SegmentRow, has_table
-from engine.file_metadata import named_markers
+from engine.cue_sheet import sidecar_state
+from engine.file_metadata import CUE_SHEET_KEY, named_markers
 from engine.segments import SegmentPolicy, bounds_with_takes, segment_bounds
 from indexer.write import IndexWriter
 
@@ -55,3 +62,24 @@ def files_missing_takes(writer: IndexWriter, present: set[str], policy: SegmentP
         if any(a not in starts[fid] for a, _ in takes):
             due.append(path)
     return sorted(due)
+
+
+def files_with_changed_cue_sheets(writer: IndexWriter, present: set[str], cue_folders: set[str]) -> list[str]:
+    """The paths among ``present`` whose sidecar cue sheet is not the one their segments were cut
+    with (added, edited, renamed or removed since), sorted. Looked at: the files in
+    ``cue_folders`` (the folders the walk found a sheet in) and the files embedded with a sheet."""
+    with Session(writer.engine) as s:
+        stored = {path: state for path, state in s.execute(
+            select(File.path, FileMetadata.value).join(FileMetadata, FileMetadata.file_id == File.id)
+            .where(FileMetadata.key == CUE_SHEET_KEY))} if has_table(s, "file_metadata") else {}
+    looked = {p for p in present if os.path.dirname(p) in cue_folders} | (set(stored) & present)
+    due = []
+    for path in sorted(looked):
+        try:
+            now = sidecar_state(path)
+        except OSError as e:        # a sheet there but unreadable now: left as it is
+            log.warning("%s: cue sheet not read (%s); its takes are left as they are", path, e)
+            continue
+        if now != stored.get(path, ""):
+            due.append(path)
+    return due

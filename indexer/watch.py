@@ -23,14 +23,15 @@ from indexer.scan import ScanResult, scan
 
 log = logging.getLogger(__name__)
 
-#: a walk of the library: path → (size, mtime_ns) of every audio file found
+#: a walk of the library: path → (size, mtime_ns) of every audio file and cue sheet found
 Snapshot = dict[str, tuple[int, int]]
 
 
 def snapshot(paths: Sequence[str | Path] | ScanResult) -> Snapshot:
-    """What the library holds now, as :func:`indexer.scan.scan` finds it (or a walk already made)."""
+    """What the library holds now, as :func:`indexer.scan.scan` finds it (or a walk already made):
+    its audio files and its cue sheets (an edited sheet cuts its file's takes again)."""
     walked = paths if isinstance(paths, ScanResult) else scan(paths)
-    return {p: (f.size, f.mtime_ns) for p, f in walked.files.items()}
+    return {**walked.cue_sheets, **{p: (f.size, f.mtime_ns) for p, f in walked.files.items()}}
 
 
 def changes(before: Snapshot, after: Snapshot) -> tuple[int, int, int]:

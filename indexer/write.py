@@ -43,7 +43,7 @@ from engine.audio import AudioInfo
 from engine.catalog import (Caption, ErrorRow, File, FileMetadata, SegmentRow, Tag, get_meta, open_catalog,
                             set_meta)
 from engine.errors import IndexBusy, IndexNotFound
-from engine.file_metadata import LEVEL_KEYS
+from engine.file_metadata import CUE_SHEET_KEY, LEVEL_KEYS
 from engine.index_choice import IndexChoice, choose_index, default_memory_budget, needs_rebuild
 from engine.layout import IndexLayout
 from engine.vectors import fsync_dir, gpu_count, new_index, write_index_atomic
@@ -391,8 +391,9 @@ class IndexWriter:
         """Replace the embedded metadata of indexed files (path → (key, value) pairs) in one
         transaction, without touching vectors or the generation; ``reader``: the metadata
         reader version every indexed file has now been read with (None: not all of them).
-        What the file says (and its fingerprint) is replaced; its measured levels stay."""
-        self._replace_file_metadata(found, FileMetadata.key.not_in(LEVEL_KEYS),
+        What the file says (and its fingerprint) is replaced; its measured levels and the state of
+        the cue sheet its segments were cut with stay."""
+        self._replace_file_metadata(found, FileMetadata.key.not_in((*LEVEL_KEYS, CUE_SHEET_KEY)),
                                     {} if reader is None else {"metadata_reader": reader})
 
     def replace_levels(self, found: dict[str, dict[str, float]]) -> None:
