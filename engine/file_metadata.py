@@ -30,6 +30,28 @@ log = logging.getLogger(__name__)
 SEARCHED_KEYS = ("title", "description", "comment", "album", "genre", "artist", "originator",
                  "category", "subcategory", "catid", "keywords", "library", "designer", "note",
                  "location", "markers")
+#: what a library's metadata spreadsheet says of a file (indexer.metadata_sheet) is stored under
+#: its key with this prefix, apart from what the file says: re-reading the file leaves it, and
+#: where the file says nothing under a key, the sheet's value stands in (:func:`with_sheet`)
+SHEET_PREFIX = "sheet:"
+#: the file name of the sheet that described a file
+SHEET_NAME_KEY = SHEET_PREFIX + "sheet"
+#: the keys keyword search reads: the searched ones a file carries and the same from a sheet
+SEARCHED_KEYS_WITH_SHEETS = SEARCHED_KEYS + tuple(SHEET_PREFIX + k for k in SEARCHED_KEYS)
+#: the keys a category filter matches (a library's category, or its UCS CatID), from the file or a sheet
+CATEGORY_FILTER_KEYS = ("category", "catid", SHEET_PREFIX + "category", SHEET_PREFIX + "catid")
+
+
+def with_sheet(found: dict[str, str]) -> dict[str, str]:
+    """A file's stored metadata (key → value) with a sheet's values under their plain keys where
+    the file itself says nothing under that key; the sheet keys themselves left out."""
+    out = {k: v for k, v in found.items() if not k.startswith(SHEET_PREFIX)}
+    for key, value in found.items():
+        if key.startswith(SHEET_PREFIX) and key != SHEET_NAME_KEY:
+            out.setdefault(key[len(SHEET_PREFIX):], value)
+    return out
+
+
 #: what read_metadata reads: 1 libsndfile's fields, bext and LIST/INFO (session 18); 2 also the
 #: iXML chunk and FLAC Vorbis comments with UCS names (session 19); 3 also a WAV's named cue markers
 #: (session 20); 4 also an AIFF's named markers (session 22); 5 also cue sheets (a FLAC's and a

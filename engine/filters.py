@@ -18,6 +18,7 @@ from sqlalchemy.sql import Select
 
 from engine.catalog import File, FileMetadata, Tag
 from engine.errors import InvalidQuery
+from engine.file_metadata import CATEGORY_FILTER_KEYS
 
 
 def _tuple(values: Iterable[Any] | Any | None) -> tuple[Any, ...]:
@@ -41,7 +42,7 @@ class Filters:
     MP3, AIFF, …) or the file's extension, case-insensitively: ``"wav"``, ``".flac"``,
     ``"opus"`` all work. ``path_prefix`` is a plain string prefix of the stored path
     (a relative prefix is also tried as an absolute path). ``categories`` match the category a
-    file carries (UCS, from its iXML or FLAC comments: ``"DOORS"``) or its CatID
+    file carries (UCS, from its iXML or FLAC comments, or an imported library sheet: ``"DOORS"``) or its CatID
     (``"DOORWood"``: category and subcategory), case-insensitively. ``channels`` are channel
     counts: ``(1,)`` mono files only, ``(2,)`` stereo. ``min_loudness``/``max_loudness`` (LUFS)
     keep files whose loudness measured at indexing lies in that range (files indexed before
@@ -135,7 +136,7 @@ class Filters:
             conds.append(File.id.in_(select(FileMetadata.file_id).where(*bounds)))
         if self.categories:
             conds.append(File.id.in_(select(FileMetadata.file_id).where(
-                FileMetadata.key.in_(("category", "catid")),
+                FileMetadata.key.in_(CATEGORY_FILTER_KEYS),
                 func.upper(FileMetadata.value).in_(sorted({c.upper() for c in self.categories})))))
         if self.tags:                   # SQLite's lower() folds A–Z only: compare like with like
             conds.append(File.id.in_(select(Tag.file_id).where(or_(

@@ -58,7 +58,7 @@ from sqlalchemy.engine import Connection, Engine
 from engine import zeroshot
 from engine.catalog import ErrorRow, File, FileMetadata, Meta, SegmentRow, has_table
 from engine.errors import IndexBusy, IndexNotFound, InvalidQuery, ModelMismatch
-from engine.file_metadata import INDEXER_KEYS, LEVEL_KEYS, SEARCHED_KEYS
+from engine.file_metadata import INDEXER_KEYS, LEVEL_KEYS, SEARCHED_KEYS_WITH_SHEETS, SHEET_NAME_KEY, SHEET_PREFIX, with_sheet
 from engine.filters import Filters
 from engine.layout import IndexLayout, resolve_index_dir
 from engine.live_catalog import CatalogHandle, LiveCatalog
@@ -536,8 +536,8 @@ class SoundIndex:
         return {int(f): (float(cos[order][i]), int(ids[order][i])) for f, i in zip(keys, first)}
 
     def _keywords(self, conn: Connection, snap: _Snapshot) -> Any:
-        """The snapshot's KeywordIndex (paths, tags, captions, the descriptions files carry:
-        engine.file_metadata.SEARCHED_KEYS), built on first use and again
+        """The snapshot's KeywordIndex (paths, tags, captions, the descriptions files carry and
+        the library sheets give them: engine.file_metadata.SEARCHED_KEYS_WITH_SHEETS), built on first use and again
         when tags, captions or file metadata change (``soundsift caption --index`` adds them
         between generations; an index run may read files' metadata again)."""
         from engine.keywords import KeywordIndex
@@ -555,7 +555,7 @@ class SoundIndex:
                 if has_table(conn, "file_metadata"):     # catalogs from before it have none
                     docs += conn.exec_driver_sql(
                         "SELECT file_id, value FROM file_metadata WHERE key IN "
-                        f"({','.join('?' * len(SEARCHED_KEYS))})", SEARCHED_KEYS).fetchall()
+                        f"({','.join('?' * len(SEARCHED_KEYS_WITH_SHEETS))})", SEARCHED_KEYS_WITH_SHEETS).fetchall()
                 snap.keywords = (stamp, KeywordIndex.build(docs))
             return snap.keywords[1]
 
@@ -886,8 +886,10 @@ class SoundIndex:
 
     def get_file(self, file_id: int) -> dict[str, Any]:
         """Catalog record of one file: path, size, duration, format, rate, channels, segments,
-        the metadata it carries (title, comment, bext description …) and its ``levels`` measured
-        when it was indexed (``peak_dbfs``, ``loudness_lufs``; empty for files indexed before)."""
+        the metadata it carries (title, comment, bext description …; where it says nothing under
+        a key, what an imported library sheet says, and ``sheet`` names that sheet) and its
+        ``levels`` measured when it was indexed (``peak_dbfs``, ``loudness_lufs``; empty for
+        files indexed before)."""
         with self._read() as conn:
             f = conn.execute(select(File.id, File.path, File.size, File.duration, File.format,
                                     File.subtype, File.sample_rate, File.channels)
@@ -905,8 +907,9 @@ class SoundIndex:
                 "subtype": f.subtype, "sample_rate": int(f.sample_rate), "channels": int(f.channels),
                 "segments": [{"segment_id": int(s.id), "start": float(s.start), "end": float(s.end)}
                              for s in segs],
-                "metadata": {k: v for k, v in embedded.items() if k not in INDEXER_KEYS},
-                "levels": {k: float(embedded[k]) for k in LEVEL_KEYS if k in embedded}}
+                "metadata": {k: v for k, v in with_sheet(embedded).items() if k not in INDEXER_KEYS},
+                "levels": {k: float(embedded[k]) for k in LEVEL_KEYS if k in embedded},
+                **({"sheet": embedded[SHEET_NAME_KEY]} if SHEET_NAME_KEY in embedded else {})}
 
     def errors(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Files that could not be indexed: ``{"path", "reason", "at"}``, newest first."""
@@ -925,7 +928,8 @@ class SoundIndex:
             rates = sorted(conn.execute(select(File.sample_rate).distinct()).scalars())
             channels = sorted(conn.execute(select(File.channels).distinct()).scalars())
             lo, hi = conn.execute(select(func.min(File.duration), func.max(File.duration))).one()
-            categories = (sorted(conn.execute(select(FileMetadata.value).where(FileMetadata.key == "category")
+            categories = (sorted(conn.execute(select(FileMetadata.value)
+                                              .where(FileMetadata.key.in_(("category", SHEET_PREFIX + "category")))
                                               .distinct()).scalars(), key=str.upper)
                           if has_table(conn, "file_metadata") else [])
             quietest, loudest = (conn.execute(select(func.min(cast(FileMetadata.value, Float)),

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from engine.catalog import ErrorRow, File, FileMetadata, SegmentRow, get_meta, has_table, open_catalog
 from engine.errors import IndexNotFound
-from engine.file_metadata import SEARCHED_KEYS
+from engine.file_metadata import SEARCHED_KEYS_WITH_SHEETS, SHEET_PREFIX
 from engine.layout import IndexLayout, resolve_index_dir
 
 #: meta keys shown as they are (those written by the indexer, and by index tuning)
@@ -39,14 +39,15 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
             n_errors = int(s.scalar(select(func.count()).select_from(ErrorRow)) or 0)
             duration = float(s.scalar(select(func.coalesce(func.sum(File.duration), 0.0))) or 0.0)
             described = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
-                                       .where(FileMetadata.key.in_(SEARCHED_KEYS))) or 0)
+                                       .where(FileMetadata.key.in_(SEARCHED_KEYS_WITH_SHEETS))) or 0)
                          if has_table(s, "file_metadata") else 0)
             marked = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
                                    .where(FileMetadata.key == "markers")) or 0)
                       if has_table(s, "file_metadata") else 0)
             categories = ([{"category": c, "files": int(n)} for c, n in s.execute(
                                select(FileMetadata.value, func.count(func.distinct(FileMetadata.file_id)))
-                               .where(FileMetadata.key == "category").group_by(FileMetadata.value)
+                               .where(FileMetadata.key.in_(("category", SHEET_PREFIX + "category")))
+                               .group_by(FileMetadata.value)
                                .order_by(func.count(func.distinct(FileMetadata.file_id)).desc(), FileMetadata.value))]
                           if has_table(s, "file_metadata") else [])
             formats = [{"format": fmt, "files": int(n), "duration": float(d or 0.0)}

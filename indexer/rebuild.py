@@ -41,8 +41,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from engine.catalog import Caption, File, Tag, get_meta, open_catalog
+from engine.catalog import Caption, File, FileMetadata, Tag, get_meta, has_table, open_catalog
 from engine.errors import IndexBusy, IndexNotFound, RebuildFailed
+from engine.file_metadata import SHEET_PREFIX
 from engine.layout import IndexLayout
 from engine.models.base import AudioTextModel
 from engine.vectors import fsync_dir
@@ -175,7 +176,8 @@ def carry_over(old_catalog: Path, new_engine: Engine) -> tuple[dict[str, int], d
     MODEL_TAG_SOURCES, and captions generated from them (TAG_CAPTION_SOURCES on a file
     that had such tags); `soundsift caption --index … --source model` makes them again
     with the new model. Everything else (YAMNet tags, the user's tags and captions, other
-    sources) is copied: no rebuild recomputes it. One transaction on the new catalog.
+    sources) is copied: no rebuild recomputes it, nor what an imported library sheet said of the
+    file (its ``sheet:`` metadata rows, not counted). One transaction on the new catalog.
     """
     old_engine = open_catalog(old_catalog)
     try:
@@ -184,6 +186,9 @@ def carry_over(old_catalog: Path, new_engine: Engine) -> tuple[dict[str, int], d
                          s.execute(select(File.id, File.path, File.size, File.mtime_ns))}
             tags = s.execute(select(Tag.file_id, Tag.label, Tag.score, Tag.source)).all()
             captions = s.execute(select(Caption.file_id, Caption.text, Caption.source)).all()
+            sheets = (s.execute(select(FileMetadata.file_id, FileMetadata.key, FileMetadata.value)
+                                .where(FileMetadata.key.like(SHEET_PREFIX + "%"))).all()
+                      if has_table(s, "file_metadata") else [])
     finally:
         old_engine.dispose()
     gone = derived = 0          # rows not carried over: their file's content left / made by a model
@@ -214,6 +219,10 @@ def carry_over(old_catalog: Path, new_engine: Engine) -> tuple[dict[str, int], d
             s.execute(insert(Tag), tag_rows)
         if caption_rows:
             s.execute(insert(Caption), caption_rows)
+        sheet_rows = [{"file_id": target[fid], "key": key, "value": value} for fid, key, value in sheets
+                      if target.get(fid) is not None]          # what an imported library sheet said
+        if sheet_rows:
+            s.execute(insert(FileMetadata), sheet_rows)
     carried = {"tags": len(tag_rows), "captions": len(caption_rows)}
     dropped = {"tags": len(tags) - len(tag_rows), "captions": len(captions) - len(caption_rows)}
     if gone:

@@ -36,14 +36,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import and_, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from engine.audio import AudioInfo
 from engine.catalog import (Caption, ErrorRow, File, FileMetadata, SegmentRow, Tag, get_meta, open_catalog,
                             set_meta)
 from engine.errors import IndexBusy, IndexNotFound
-from engine.file_metadata import CUE_SHEET_KEY, LEVEL_KEYS
+from engine.file_metadata import CUE_SHEET_KEY, LEVEL_KEYS, SHEET_PREFIX
 from engine.index_choice import IndexChoice, choose_index, default_memory_budget, needs_rebuild
 from engine.layout import IndexLayout
 from engine.vectors import fsync_dir, gpu_count, new_index, write_index_atomic
@@ -361,9 +361,10 @@ class IndexWriter:
                 s.add_all(SegmentRow(id=int(i), file_id=row.id, start=a, end=b)
                           for i, (a, b) in zip(ids, f.segments))
                 s.add_all(FileMetadata(file_id=row.id, key=k, value=v) for k, v in f.info.metadata)
-                tags, captions = kept.get(f.path, ((), ()))
+                tags, captions, sheet = kept.get(f.path, ((), (), ()))
                 s.add_all(Tag(file_id=row.id, label=label, score=score, source=source) for label, score, source in tags)
                 s.add_all(Caption(file_id=row.id, text=text_, source=source) for text_, source in captions)
+                s.add_all(FileMetadata(file_id=row.id, key=k, value=v) for k, v in sheet)
             cleared = set(changes.clear_errors) | {f.path for f in changes.add} | {m.new for m in changes.moves}
             if cleared:
                 s.execute(delete(ErrorRow).where(ErrorRow.path.in_(sorted(cleared))))
@@ -391,9 +392,10 @@ class IndexWriter:
         """Replace the embedded metadata of indexed files (path → (key, value) pairs) in one
         transaction, without touching vectors or the generation; ``reader``: the metadata
         reader version every indexed file has now been read with (None: not all of them).
-        What the file says (and its fingerprint) is replaced; its measured levels and the state of
-        the cue sheet its segments were cut with stay."""
-        self._replace_file_metadata(found, FileMetadata.key.not_in((*LEVEL_KEYS, CUE_SHEET_KEY)),
+        What the file says (and its fingerprint) is replaced; its measured levels, the state of
+        the cue sheet its segments were cut with and what an imported library sheet says stay."""
+        self._replace_file_metadata(found, and_(FileMetadata.key.not_in((*LEVEL_KEYS, CUE_SHEET_KEY)),
+                                                FileMetadata.key.not_like(SHEET_PREFIX + "%")),
                                     {} if reader is None else {"metadata_reader": reader})
 
     def replace_levels(self, found: dict[str, dict[str, float]]) -> None:
@@ -525,28 +527,34 @@ def _move(s: Session, moves: list[Move]) -> None:
         s.execute(update(File).where(File.id == fid).values(path=m.new, mtime_ns=m.mtime_ns))
 
 
-def _kept_rows(s: Session, keep: dict[str, bool]) -> dict[str, tuple[list, list]]:
-    """The tags ((label, score, source)) and captions ((text, source)) of the indexed files in
-    ``keep`` that stay with them when they are embedded again: all, or only the user's
-    (:data:`DERIVED_TAG_SOURCES` and :data:`DERIVED_CAPTION_SOURCES` left out)."""
-    out: dict[str, tuple[list, list]] = {}
+def _kept_rows(s: Session, keep: dict[str, bool]) -> dict[str, tuple[list, list, list]]:
+    """The tags ((label, score, source)), captions ((text, source)) and library-sheet metadata
+    ((key, value)) of the indexed files in ``keep`` that stay with them when they are embedded
+    again: all, or only the user's (:data:`DERIVED_TAG_SOURCES` and
+    :data:`DERIVED_CAPTION_SOURCES` left out; a sheet's rows always stay)."""
+    out: dict[str, tuple[list, list, list]] = {}
     paths = sorted(keep)
     for i in range(0, len(paths), 500):
         ids = dict(s.execute(select(File.id, File.path).where(File.path.in_(paths[i:i + 500]))).all())
         for fid, label, score, source in s.execute(select(Tag.file_id, Tag.label, Tag.score, Tag.source)
                                                    .where(Tag.file_id.in_(sorted(ids)))):
             if keep[ids[fid]] or source not in DERIVED_TAG_SOURCES:
-                out.setdefault(ids[fid], ([], []))[0].append((label, score, source))
+                out.setdefault(ids[fid], ([], [], []))[0].append((label, score, source))
         for fid, text_, source in s.execute(select(Caption.file_id, Caption.text, Caption.source)
                                             .where(Caption.file_id.in_(sorted(ids)))):
             if keep[ids[fid]] or source not in DERIVED_CAPTION_SOURCES:
-                out.setdefault(ids[fid], ([], []))[1].append((text_, source))
+                out.setdefault(ids[fid], ([], [], []))[1].append((text_, source))
+        for fid, key, value in s.execute(select(FileMetadata.file_id, FileMetadata.key, FileMetadata.value)
+                                         .where(FileMetadata.file_id.in_(sorted(ids)),
+                                                FileMetadata.key.like(SHEET_PREFIX + "%"))):
+            out.setdefault(ids[fid], ([], [], []))[2].append((key, value))
     return out
 
 
 def _absorb(s: Session, absorb: dict[str, str]) -> None:
     """Copy the tags and captions of each old path's file onto the file indexed at its new path
-    (rows it holds already are not doubled); the old file's rows go with it afterwards."""
+    (rows it holds already are not doubled), and what a library sheet said of it unless a sheet
+    describes the new one already; the old file's rows go with it afterwards."""
     paths = sorted(set(absorb) | set(absorb.values()))
     ids = dict(s.execute(select(File.path, File.id).where(File.path.in_(paths))).all())
     for old, new in absorb.items():
@@ -561,6 +569,10 @@ def _absorb(s: Session, absorb: dict[str, str]) -> None:
         for text_, source in s.execute(select(Caption.text, Caption.source).where(Caption.file_id == ids[old])).all():
             if (text_, source) not in have_c:
                 s.add(Caption(file_id=ids[new], text=text_, source=source))
+        sheet = FileMetadata.key.like(SHEET_PREFIX + "%")       # a library sheet's fields, unless it has some
+        if s.scalar(select(func.count()).select_from(FileMetadata).where(FileMetadata.file_id == ids[new], sheet)) == 0:
+            s.add_all(FileMetadata(file_id=ids[new], key=k, value=v) for k, v in s.execute(
+                select(FileMetadata.key, FileMetadata.value).where(FileMetadata.file_id == ids[old], sheet)))
 
 
 def _segment_ids_of(s: Session, paths: list[str]) -> list[int]:

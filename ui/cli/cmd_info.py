@@ -47,7 +47,7 @@ def _print_info(info: dict[str, Any]) -> None:
 
     c = info["counts"]
     t = Table(title=f"index {info['index']}", show_header=False)
-    t.add_row("files", str(c["files"]) + (f" ({c['described']} describe themselves: title, comment …)"
+    t.add_row("files", str(c["files"]) + (f" ({c['described']} described: title, comment … in the file or an imported sheet)"
                                           if c.get("described") else ""))
     marked = int(c.get("marked") or 0)
     t.add_row("segments", str(c["segments"]) + (f" (with the takes of {marked} file{'s' if marked != 1 else ''} "

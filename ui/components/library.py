@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from engine.catalog import USER_TAG_SOURCE, File, FileMetadata, Meta, Tag, has_table
 from engine.errors import InvalidQuery
-from engine.file_metadata import LEVEL_KEYS, parse_markers
+from engine.file_metadata import LEVEL_KEYS, SHEET_PREFIX, parse_markers, with_sheet
 from engine.layout import IndexLayout
 from engine.live_catalog import LiveCatalog
 
@@ -115,9 +115,9 @@ class Library:
             if has_table(s, "file_metadata"):
                 for fid, key, value in s.execute(select(FileMetadata.file_id, FileMetadata.key, FileMetadata.value)
                                                  .where(FileMetadata.file_id.in_(ids),
-                                                        FileMetadata.key.in_(ABOUT_KEYS + CATEGORY_KEYS + MARKER_KEYS
-                                                                             + LEVEL_KEYS))):
+                                                        FileMetadata.key.in_(SHOWN_KEYS))):
                     about.setdefault(fid, {})[key] = value
+                about = {fid: with_sheet(found) for fid, found in about.items()}
             return {r.id: replace(self._record(r), about=_about(about.get(r.id, {})),
                                   levels=_levels(about.get(r.id, {})),
                                   marks=tuple(at for at, _ in parse_markers(about.get(r.id, {}).get("markers", ""))))
@@ -163,6 +163,9 @@ ABOUT_KEYS = ("title", "description", "comment")
 CATEGORY_KEYS = ("category", "subcategory")
 #: a take file's named markers, shown after them
 MARKER_KEYS = ("markers",)
+#: every key a card reads: the above, the levels, and what an imported library sheet says in their stead
+SHOWN_KEYS = (*ABOUT_KEYS, *CATEGORY_KEYS, *MARKER_KEYS, *LEVEL_KEYS,
+              *(SHEET_PREFIX + k for k in (*ABOUT_KEYS, *CATEGORY_KEYS)))
 
 
 #: longest about-line on a card (characters; the catalog and JSON keep the whole text)

@@ -1,0 +1,186 @@
+"""Library metadata sheets (indexer.metadata_sheet, `soundsift sheet`): a library's spreadsheet
+describes the indexed files it names; keyword search, the category filter, get_file and the
+page's card read it, and it stays with the files through re-reads, edits, moves and rebuilds."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from typer.testing import CliRunner
+
+from engine.errors import InvalidQuery
+from engine.filters import Filters
+from engine.query import SoundIndex
+from indexer import build_index
+from indexer.metadata_sheet import import_sheet, read_sheet, remove_sheet, sheet_counts
+from tests.conftest import noise, tone, write
+from tests.index_fakes import FakeModel
+from ui.cli import app
+
+#: the BBC Sound Effects archive's layout: numbered files, the descriptions in a CSV
+BBC = ('"location","description","secs","category","CDNumber","CDName","tracknum"\r\n'
+       '"07076051.wav","Skylark singing high above a meadow, early morning.","3","Nature: Birds","EC117B",'
+       '"British Birds","1"\r\n'
+       '"07076052.wav","Steam train departing from a station, whistle.","2","Transport: Trains","EC118A",'
+       '"Railways","4"\r\n'
+       '"07076099.wav","Not in this library.","2","Misc","X","X","1"\r\n')
+
+
+@pytest.fixture
+def lib(tmp_path):
+    lib = (tmp_path / "BBC").resolve()
+    write(lib / "07076051.wav", noise(3.0, 16000, seed=1), 16000)
+    write(lib / "07076052.wav", tone(300, 2.0, 16000), 16000)
+    write(lib / "other.wav", tone(500, 1.0, 16000), 16000)
+    return lib
+
+
+def index(lib, idx, **kw):
+    return build_index([lib], idx, FakeModel(), workers=0, progress=False, **kw)
+
+
+def test_sheet_layouts_are_read(tmp_path):
+    bbc = tmp_path / "BBCSoundEffects.csv"
+    bbc.write_bytes(BBC.replace("early morning", "café terrace").encode("cp1252"))
+    sheet = read_sheet(bbc)
+    assert sheet.file_column == "location"                   # its values are file names: the file column
+    assert sheet.used == {"description": "description", "category": "category", "CDName": "album"}
+    assert sheet.unused == ["secs", "CDNumber", "tracknum"]
+    assert sheet.rows[0] == ("07076051.wav", {"description": "Skylark singing high above a meadow, café terrace.",
+                                              "category": "Nature: Birds", "album": "British Birds"})
+    export = tmp_path / "soundminer.txt"                       # a tab-separated export, Location a place
+    export.write_text("Filename\tFXName\tDescription\tCategory\tSubCategory\tCatID\tKeywords\tLocation\tMicrophone\n"
+                      "DOOR_Wood_01.wav\tDoor wood slam\tHeavy oak door slams shut\tDOORS\tWOOD\tDOORWood\t"
+                      "slam, oak\tBerlin\tMKH416\n")
+    sheet = read_sheet(export)
+    assert sheet.file_column == "Filename" and sheet.unused == ["Microphone"]
+    assert sheet.rows == [("DOOR_Wood_01.wav", {"title": "Door wood slam", "description": "Heavy oak door slams shut",
+                                                "category": "DOORS", "subcategory": "WOOD", "catid": "DOORWood",
+                                                "keywords": "slam, oak", "location": "Berlin"})]
+    semicolons = tmp_path / "excel.csv"                        # Excel's CSV where ',' is the decimal mark
+    semicolons.write_text("File;Description;Duration\nrain.wav;Rain on a tin roof, heavy;12,5\n")
+    assert read_sheet(semicolons).rows == [("rain.wav", {"description": "Rain on a tin roof, heavy"})]
+    nameless = tmp_path / "nameless.csv"
+    nameless.write_text("Description,Category\nA door,DOORS\n")
+    with pytest.raises(InvalidQuery, match=r"nameless.csv: no column names the files .*Description, Category"):
+        read_sheet(nameless)
+    xlsx = tmp_path / "meta.xlsx"
+    xlsx.write_bytes(b"PK\x03\x04")
+    with pytest.raises(InvalidQuery, match="save it as CSV"):
+        read_sheet(xlsx)
+
+
+def test_a_sheet_describes_numbered_files_for_search_filters_and_the_card(lib, tmp_path):
+    idx = tmp_path / "idx"
+    index(lib, idx)
+    sheet = tmp_path / "BBCSoundEffects.csv"
+    sheet.write_text(BBC)
+    dry = import_sheet(idx, sheet, dry_run=True)
+    assert (dry.rows, dry.matched_rows, dry.files, dry.unmatched) == (3, 2, 2, ["07076099.wav"])
+    with SoundIndex.open(idx, model=FakeModel()) as si:
+        assert si.search_text("skylark", k=1, keywords=True)[0].keywords == 0      # a dry run changes nothing
+        report = import_sheet(idx, sheet)
+        assert report.files == 2
+        hit = si.search_text("skylark meadow", k=1, keywords=True)[0]           # the open index sees it
+        assert hit.path == str(lib / "07076051.wav") and hit.keywords > 0
+        record = si.get_file(hit.file_id)
+        assert record["metadata"]["description"].startswith("Skylark singing")
+        assert record["metadata"]["album"] == "British Birds" and record["sheet"] == "BBCSoundEffects.csv"
+        trains = si.search_text("x", k=5, filters=Filters(categories=("transport: trains",)))
+        assert [h.path for h in trains] == [str(lib / "07076052.wav")]
+        assert "Nature: Birds" in si.facets()["categories"]
+    from ui.components.library import Library
+    card = Library(idx).files([hit.file_id])[hit.file_id]
+    assert card.about.startswith("Nature: Birds: Skylark singing high above a meadow")
+    assert sheet_counts(idx) == {"BBCSoundEffects.csv": 2}
+    from indexer.info import index_info
+    assert index_info(idx)["counts"]["described"] == 2
+
+
+def test_what_the_file_says_comes_first_and_paths_pick_the_folder(tmp_path):
+    import soundfile as sf
+    lib = (tmp_path / "Lib").resolve()
+    for folder in ("Doors", "Windows"):
+        write(lib / folder / "creak_01.wav", noise(1.0, 16000, seed=len(folder)), 16000)
+    with sf.SoundFile(str(lib / "titled.wav"), "w", 16000, 1) as f:
+        f.title = "Title the file carries"
+        f.write(tone(440, 0.5, 16000))
+    write(lib / "converted.flac", tone(220, 0.5, 16000), 16000, format="FLAC")
+    idx = tmp_path / "idx"
+    index(lib, idx)
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("Path,Title,Description\n"
+                     "Doors/creak_01.wav,Door creak,An old door creaks open\n"
+                     "titled.wav,Title from the sheet,A tone\n"
+                     "converted.wav,Converted,A sheet made before the library was converted to FLAC\n")
+    report = import_sheet(idx, sheet)
+    assert (report.files, report.shared_rows, report.unmatched) == (3, 0, [])
+    with SoundIndex.open(idx, model=FakeModel()) as si:
+        by_path = {h.path: si.get_file(h.file_id)["metadata"] for h in si.search_text("x", k=10)}
+    assert by_path[str(lib / "Doors" / "creak_01.wav")]["title"] == "Door creak"
+    assert "title" not in by_path[str(lib / "Windows" / "creak_01.wav")]       # the path named Doors only
+    assert by_path[str(lib / "titled.wav")] == {"title": "Title the file carries", "description": "A tone"}
+    assert by_path[str(lib / "converted.flac")]["title"] == "Converted"
+    # a bare name matches the file of that name in every folder
+    (tmp_path / "names.csv").write_text("Filename,Description\ncreak_01.wav,A creak\n")
+    shared = import_sheet(idx, tmp_path / "names.csv")
+    assert (shared.files, shared.shared_rows) == (2, 1)
+    assert sheet_counts(idx) == {"names.csv": 2, "sheet.csv": 2}   # the newer sheet describes the creaks now
+    with pytest.raises(InvalidQuery, match="holds no files under"):
+        import_sheet(idx, sheet, under=tmp_path / "Other")
+
+
+def test_a_sheet_stays_with_its_files_and_goes_when_removed(lib, tmp_path):
+    idx = tmp_path / "idx"
+    index(lib, idx)
+    sheet = tmp_path / "BBCSoundEffects.csv"
+    sheet.write_text(BBC)
+    import_sheet(idx, sheet)
+
+    def skylark() -> str | None:
+        with SoundIndex.open(idx, model=FakeModel()) as si:
+            hits = [h for h in si.search_text("meadow", k=3, keywords=True) if h.keywords > 0]
+            return hits[0].path if hits else None
+    from engine.catalog import Meta, open_catalog, set_meta     # an older metadata reader: read again
+    from engine.layout import IndexLayout
+    from sqlalchemy.orm import Session
+    engine = open_catalog(IndexLayout(idx).catalog)
+    with Session(engine) as s, s.begin():
+        s.query(Meta).filter(Meta.key == "metadata_reader").delete()
+        set_meta(s, metadata_reader=1)
+    engine.dispose()
+    assert index(lib, idx).metadata_reread == 3 and skylark() == str(lib / "07076051.wav")
+    write(lib / "07076051.wav", noise(2.5, 16000, seed=3), 16000)            # edited in place
+    assert index(lib, idx).updated == 1 and skylark() == str(lib / "07076051.wav")
+    os.rename(lib / "07076051.wav", lib / "skylark.wav")                      # renamed
+    assert index(lib, idx).moved == 1 and skylark() == str(lib / "skylark.wav")
+    assert index(lib, idx, rebuild=True).rebuild and skylark() == str(lib / "skylark.wav")
+
+    import_sheet(idx, sheet)                  # imported again: the renamed file is no longer named by it
+    assert skylark() is None and sheet_counts(idx) == {"BBCSoundEffects.csv": 1}
+    assert remove_sheet(idx, "BBCSoundEffects.csv") == 1 and sheet_counts(idx) == {}
+    with pytest.raises(InvalidQuery, match="no file .* is described by a sheet named 'BBC.csv' .no sheet"):
+        remove_sheet(idx, "BBC.csv")
+
+
+def test_sheet_commands(lib, tmp_path):
+    idx = tmp_path / "idx"
+    index(lib, idx)
+    sheet = tmp_path / "BBCSoundEffects.csv"
+    sheet.write_text(BBC)
+    run = CliRunner().invoke
+    done = run(app, ["sheet", "import", str(sheet), "--index", str(idx)], env={"COLUMNS": "200"})
+    assert done.exit_code == 0, done.stderr
+    assert "BBCSoundEffects.csv: described 2 indexed files from 2 of 3 rows (files named in column 'location')" in done.stdout
+    assert "columns not used: secs, CDNumber, tracknum" in done.stdout
+    assert "1 rows name no indexed file, e.g. 07076099.wav" in done.stderr
+    listed = run(app, ["sheet", "list", "--index", str(idx), "--json"])
+    assert json.loads(listed.stdout) == {"BBCSoundEffects.csv": 2}
+    (tmp_path / "none.csv").write_text("Filename,Description\nnothing.wav,Nothing\n")
+    none = run(app, ["sheet", "import", str(tmp_path / "none.csv"), "--index", str(idx), "--json"])
+    assert none.exit_code == 1 and json.loads(none.stdout)["matched_rows"] == 0
+    gone = run(app, ["sheet", "remove", "BBCSoundEffects.csv", "--index", str(idx)])
+    assert gone.exit_code == 0 and "removed from 2 files" in gone.stdout
+    bad = run(app, ["sheet", "import", str(tmp_path / "missing.csv"), "--index", str(idx)])
+    assert bad.exit_code == 1 and "missing.csv: cannot read it" in bad.stderr

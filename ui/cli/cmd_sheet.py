@@ -1,0 +1,96 @@
+"""``soundsift sheet import|list|remove``: a library's metadata spreadsheet, searchable."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ui.cli.app import MARKUP, app
+from ui.cli.common import IndexOption, VerboseOption, err_console, out_console, print_json, reports_errors, setup_logging
+
+sheet_app = typer.Typer(
+    help="A library's metadata spreadsheet (CSV or tab-separated: the BBC archive's, a Soundminer or "
+         "BaseHead export, a vendor's sheet): its descriptions, categories and keywords stored with the "
+         "indexed files they name, for keyword search, --category and the page's cards. import, list, remove.",
+    no_args_is_help=True,
+    rich_markup_mode=MARKUP,
+)
+app.add_typer(sheet_app, name="sheet")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+@sheet_app.command("import")
+@reports_errors
+def import_command(
+    sheet: Annotated[Path, typer.Argument(help="The sheet: CSV, semicolon- or tab-separated text, a header row first.")],
+    index: IndexOption = None,
+    under: Annotated[Optional[Path], typer.Option(
+        "--under", help="Only the indexed files under this folder (the library the sheet describes).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Match and report; change nothing.")] = False,
+    json_out: JsonOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Describe indexed files by a library's sheet: each row's file (a **Filename**, **File**,
+    **Path** or **location** column: a name matches the indexed files of that name, a path those
+    whose path ends with it) gets its **Description**, **Title**/**FXName**, **Category**,
+    **SubCategory**, **CatID**, **Keywords**, **Library**, **CDName**, **Designer**, **Notes** …
+
+    Keyword search finds the files by them, `--category` filters by them, the page's card shows
+    them (a field the file carries itself comes first). Importing a sheet of the same file name
+    again replaces what it said; they stay with the files when moved, edited or re-embedded.
+    """
+    setup_logging(verbose)
+    from indexer.metadata_sheet import import_sheet
+    report = import_sheet(index, sheet, under=under, dry_run=dry_run)
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        verb = "would describe" if dry_run else "described"
+        out_console.print(f"{report.sheet}: {verb} {report.files} indexed files from {report.matched_rows} of "
+                          f"{report.rows} rows (files named in column {report.file_column!r})", highlight=False)
+        if report.columns:
+            out_console.print("columns used: " + ", ".join(f"{c} → {k}" for c, k in report.columns.items()),
+                              highlight=False)
+        if report.unused_columns:
+            out_console.print("columns not used: " + ", ".join(report.unused_columns), highlight=False)
+        if report.shared_rows:
+            out_console.print(f"{report.shared_rows} rows matched several files (the same name in several "
+                              "folders: each got the row)", highlight=False)
+    if report.unmatched:
+        err_console.print(f"{len(report.unmatched)} rows name no indexed file, e.g. "
+                          + ", ".join(report.unmatched[:5]), highlight=False)
+    if report.rows and not report.matched_rows:
+        raise typer.Exit(1)
+
+
+@sheet_app.command("list")
+@reports_errors
+def list_command(index: IndexOption = None, json_out: JsonOption = False, verbose: VerboseOption = False) -> None:
+    """The sheets imported into the index and how many files each describes."""
+    setup_logging(verbose)
+    from indexer.metadata_sheet import sheet_counts
+    counts = sheet_counts(index)
+    if json_out:
+        print_json(counts)
+        return
+    if not counts:
+        out_console.print("no sheet imported: `soundsift sheet import SHEET.csv --index …` imports one",
+                          highlight=False)
+        return
+    for name, n in counts.items():
+        out_console.print(f"{name}: {n} files", highlight=False)
+
+
+@sheet_app.command("remove")
+@reports_errors
+def remove_command(
+    name: Annotated[str, typer.Argument(help="The sheet's file name, as `soundsift sheet list` shows it.")],
+    index: IndexOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Take away what a sheet said of the files."""
+    setup_logging(verbose)
+    from indexer.metadata_sheet import remove_sheet
+    out_console.print(f"{name}: removed from {remove_sheet(index, name)} files", highlight=False)
