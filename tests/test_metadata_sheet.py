@@ -184,3 +184,27 @@ def test_sheet_commands(lib, tmp_path):
     assert gone.exit_code == 0 and "removed from 2 files" in gone.stdout
     bad = run(app, ["sheet", "import", str(tmp_path / "missing.csv"), "--index", str(idx)])
     assert bad.exit_code == 1 and "missing.csv: cannot read it" in bad.stderr
+
+
+def test_a_relocation_that_merges_rows_keeps_what_the_sheet_said(lib, tmp_path):
+    """The library indexed again at its new place before `soundsift relocate`: the old rows merge
+    into the new ones, and the sheet's fields come along."""
+    import shutil
+
+    from indexer.relocate import relocate
+    idx = tmp_path / "idx"
+    index(lib, idx)
+    sheet = tmp_path / "BBCSoundEffects.csv"
+    sheet.write_text(BBC)
+    import_sheet(idx, sheet, under=lib)
+    moved = (tmp_path / "SFX").resolve()
+    shutil.copytree(lib, moved)
+    index(moved, idx)
+    shutil.rmtree(lib)
+    plan = relocate(idx, lib, moved)
+    assert len(plan.merged) == 3
+    with SoundIndex.open(idx, model=FakeModel()) as si:
+        hit = si.search_text("meadow", k=1, keywords=True)[0]
+        assert hit.path == str(moved / "07076051.wav") and hit.keywords > 0
+        assert si.get_file(hit.file_id)["sheet"] == "BBCSoundEffects.csv"
+    assert sheet_counts(idx) == {"BBCSoundEffects.csv": 2}
