@@ -2,7 +2,7 @@
 
 Metadata is read when a file is indexed, so an index built before soundsift read a kind of
 metadata (INFO and bext since session 18, iXML since session 19, markers since sessions 20 and
-22) would gain it only as its files change. Reading metadata costs well under a millisecond a file, embedding far more, so the
+22, cue sheets since session 23) would gain it only as its files change. Reading metadata costs well under a millisecond a file, embedding far more, so the
 next `soundsift index` run reads every unchanged file's metadata again instead, once, and the
 catalog records the reader version (meta ``metadata_reader``) so later runs skip it. The file's
 content fingerprint (indexer.moves) is taken again with it, so indexes from before session 22
@@ -37,7 +37,7 @@ def refresh_metadata(writer: IndexWriter, busy: set[str], moved: Mapping[str, st
         paths = [p for p in s.scalars(select(File.path)) if p not in busy]
     if paths:
         log.info("reading the embedded metadata of %d indexed files again (this version also reads "
-                 "iXML and FLAC's UCS fields, WAV and AIFF markers …)", len(paths))
+                 "iXML and FLAC's UCS fields, WAV and AIFF markers, cue sheets …)", len(paths))
     started = time.perf_counter()
     found: dict[str, tuple[tuple[str, str], ...]] = {}
     missed: list[str] = []
