@@ -12,6 +12,7 @@ from engine.catalog import ErrorRow, File, FileMetadata, SegmentRow, get_meta, h
 from engine.errors import IndexNotFound
 from engine.file_metadata import SEARCHED_KEYS_WITH_SHEETS, SHEET_PREFIX
 from engine.layout import IndexLayout, resolve_index_dir
+from indexer.metadata_sheet import sheet_counts_in
 
 #: meta keys shown as they are (those written by the indexer, and by index tuning)
 META_KEYS = ("model_name", "model_fingerprint", "dim", "sample_rate", "segment_policy",
@@ -41,6 +42,7 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
             described = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
                                        .where(FileMetadata.key.in_(SEARCHED_KEYS_WITH_SHEETS))) or 0)
                          if has_table(s, "file_metadata") else 0)
+            sheets = sheet_counts_in(s) if has_table(s, "file_metadata") else {}
             marked = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
                                    .where(FileMetadata.key == "markers")) or 0)
                       if has_table(s, "file_metadata") else 0)
@@ -78,6 +80,7 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
     info["total_duration"] = duration
     info["formats"] = formats
     info["categories"] = categories
+    info["sheets"] = sheets
     info["sample_rates"] = rates
     info["channels"] = channels
     info["loudness"] = {"measured_files": int(measured[0] or 0),

@@ -96,6 +96,7 @@ def test_a_sheet_describes_numbered_files_for_search_filters_and_the_card(lib, t
     assert sheet_counts(idx) == {"BBCSoundEffects.csv": 2}
     from indexer.info import index_info
     assert index_info(idx)["counts"]["described"] == 2
+    assert index_info(idx)["sheets"] == {"BBCSoundEffects.csv": 2}
 
 
 def test_what_the_file_says_comes_first_and_paths_pick_the_folder(tmp_path):

@@ -53,6 +53,8 @@ def _print_info(info: dict[str, Any]) -> None:
     t.add_row("segments", str(c["segments"]) + (f" (with the takes of {marked} file{'s' if marked != 1 else ''} "
                                                 "with named markers)" if marked else ""))
     t.add_row("errors", str(c["errors"]))
+    if info.get("sheets"):
+        t.add_row("library sheets", " · ".join(f"{name} ({n} files)" for name, n in info["sheets"].items()))
     t.add_row("total duration", _duration(info["total_duration"]))
     levels = info.get("loudness") or {}
     if levels.get("measured_files"):
