@@ -251,6 +251,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     unlisted = [normalize_root(e.path) for e in scanned.errors if e.folder]
     # a root that is gone (an unmounted drive, a typo) is reported, never read as "all deleted"
     unlisted += [r for r in roots if not os.path.lexists(r)]
+    unlisted += scanned.held            # still being written (indexer.watch): next time
     state = writer.catalog_state()
     plan = diff(state, scanned.files, roots, keep_under=unlisted)
     moves = find_moves(plan.deleted, plan.new, state, writer.headers(plan.deleted)) if plan.new else []

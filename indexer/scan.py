@@ -69,12 +69,15 @@ def skipped_format(ext: str) -> str:
 class ScanResult:
     """Everything one walk found: files by path, the entries it could not use, how many
     entries it passed over (kind → count: SKIPPED_METADATA, SKIPPED_FOLDERS, skipped_format(ext)),
-    and the cue sheets in the folders walked (resolved path → (size, mtime_ns); engine.cue_sheet)."""
+    and the cue sheets in the folders walked (resolved path → (size, mtime_ns); engine.cue_sheet).
+    ``held``: files the caller took out of ``files`` for now (indexer.watch: still being written);
+    a run neither indexes nor drops them."""
 
     files: dict[str, ScannedFile] = field(default_factory=dict)
     errors: list[ScanError] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
     cue_sheets: dict[str, tuple[int, int]] = field(default_factory=dict)
+    held: list[str] = field(default_factory=list)
 
     def cue_folders(self) -> set[str]:
         """The folders that hold a cue sheet (where an audio file may have a sidecar)."""

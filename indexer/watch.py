@@ -6,12 +6,16 @@ modification times; no audio is read), so it also works on network drives, where
 notifications do not arrive. The model is loaded once and kept between runs. A run starts only
 when the walk differs from the one before the previous run, so a file that stays unreadable
 is not retried every cycle (it is retried when it changes, or on the next plain
-``soundsift index``). While another writer holds the index (``soundsift caption --index``, a
+``soundsift index``). A file that arrived or changed since the last walk is looked at again
+after ``settle`` seconds: one still growing (a render being bounced, a copy in progress) is
+left for a later cycle instead of being indexed half-written (no clock is compared, so a
+network drive's clock does not matter). While another writer holds the index (``soundsift caption --index``, a
 second ``soundsift index``), the run waits for the next cycle.
 """
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Callable, Sequence
@@ -19,12 +23,14 @@ from typing import Callable, Sequence
 from engine.errors import IndexBusy
 from engine.models.base import AudioTextModel
 from indexer.runner import IndexSummary, build_index
-from indexer.scan import ScanResult, scan
+from indexer.scan import ScanResult, ScannedFile, scan
 
 log = logging.getLogger(__name__)
 
 #: a walk of the library: path → (size, mtime_ns) of every audio file and cue sheet found
 Snapshot = dict[str, tuple[int, int]]
+#: seconds between a walk and the second look at what changed (a file being written changes meanwhile)
+SETTLE_SECONDS = 2.0
 
 
 def snapshot(paths: Sequence[str | Path] | ScanResult) -> Snapshot:
@@ -42,12 +48,47 @@ def changes(before: Snapshot, after: Snapshot) -> tuple[int, int, int]:
     return added, changed, removed
 
 
+def still_written(files: Sequence[ScannedFile]) -> list[str]:
+    """The paths among ``files`` (as a walk found them) whose size or modification time is not
+    that any more, or that are gone: a render or a copy still writing them."""
+    out = []
+    for f in files:
+        try:
+            st = os.stat(f.path)
+        except OSError:
+            out.append(f.path)
+            continue
+        if (int(st.st_size), int(st.st_mtime_ns)) != (f.size, f.mtime_ns):
+            out.append(f.path)
+    return out
+
+
+def hold_growing(walked: ScanResult, before: Snapshot, settle: float, stop: threading.Event) -> bool:
+    """Take the files that arrived or changed since ``before`` and are still being written
+    ``settle`` seconds later out of ``walked`` (into ``walked.held``). False when ``stop`` was
+    set while waiting."""
+    fresh = [f for p, f in walked.files.items() if before.get(p) != (f.size, f.mtime_ns)]
+    if not fresh or settle <= 0:
+        return True
+    if stop.wait(settle):
+        return False
+    walked.held = still_written(fresh)
+    for path in walked.held:
+        walked.files.pop(path, None)
+    if walked.held:
+        log.info("%d files are still being written (e.g. %s): indexed once they stop changing",
+                 len(walked.held), walked.held[0])
+    return True
+
+
 def watch_index(paths: Sequence[str | Path], index: str | Path | None = None,
                 model: AudioTextModel | str | Path | None = None, *, interval: float = 30.0,
                 on_run: Callable[[IndexSummary], None] | None = None,
-                stop: threading.Event | None = None, **build_options) -> int:
+                stop: threading.Event | None = None, settle: float = SETTLE_SECONDS, **build_options) -> int:
     """Index ``paths`` into ``index`` now and again whenever they change, checking every
-    ``interval`` seconds, until ``stop`` is set (or Ctrl-C). ``on_run`` gets each run's summary;
+    ``interval`` seconds, until ``stop`` is set (or Ctrl-C). A file that arrived or changed since
+    the last walk and changes again within ``settle`` seconds waits for a later cycle (the first
+    run indexes what is there, as `soundsift index` does). ``on_run`` gets each run's summary;
     ``build_options`` go to :func:`indexer.build_index`. Returns the number of runs."""
     stop = stop or threading.Event()
     walked = scan(paths)                # one walk per run: the run indexes what the watcher saw
@@ -67,6 +108,14 @@ def watch_index(paths: Sequence[str | Path], index: str | Path | None = None,
         added, changed, removed = changes(before, now)
         if not (added or changed or removed):
             continue
+        if not hold_growing(walked, before, settle, stop):
+            break
+        if walked.held:                 # compared next cycle against what was there before them
+            now = {**{p: sig for p, sig in now.items() if p not in walked.held},
+                   **{p: before[p] for p in walked.held if p in before}}
+            added, changed, removed = changes(before, now)
+            if not (added or changed or removed):
+                continue
         log.info("%d added, %d changed, %d removed since the last run: indexing", added, changed, removed)
         try:
             summary = build_index(paths, index, model, scanned=walked, **build_options)

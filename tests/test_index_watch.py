@@ -42,7 +42,7 @@ def test_the_watcher_indexes_what_arrives_and_nothing_when_nothing_does(tmp_path
     summaries, stop, model = [], threading.Event(), FakeModel()
     watcher = threading.Thread(target=watch_index, args=([lib], idx, model),
                                kwargs=dict(interval=0.05, on_run=summaries.append, stop=stop, workers=0,
-                                           progress=False))
+                                           progress=False, settle=0.05))
     watcher.start()
     try:
         wait_for(lambda: len(summaries) == 1)
@@ -119,7 +119,7 @@ def test_each_watched_run_indexes_the_walk_that_started_it(tmp_path, monkeypatch
     summaries, stop = [], threading.Event()
     watcher = threading.Thread(target=watch_index, args=([lib], idx, FakeModel()),
                                kwargs=dict(interval=0.05, on_run=summaries.append, stop=stop, workers=0,
-                                           progress=False))
+                                           progress=False, settle=0.05))
     watcher.start()
     try:
         wait_for(lambda: len(summaries) == 1)
@@ -132,3 +132,34 @@ def test_each_watched_run_indexes_the_walk_that_started_it(tmp_path, monkeypatch
     assert not watcher.is_alive()
     assert [(s.added, s.failed) for s in summaries] == [(1, 0), (1, 0)]
     assert sorted(p.rsplit("/", 1)[1] for p in catalog_rows(idx)[0]) == ["dog.wav", "rain.wav"]
+
+
+def test_a_file_still_being_written_waits_until_it_is_whole(tmp_path):
+    """A render bounced into the library (written block by block, its header finished last) is
+    not indexed half-written, nor failed: the watcher looks again after the settle time and
+    leaves a file that is still growing for a later cycle."""
+    import soundfile as sf
+
+    lib, idx = tmp_path / "lib", tmp_path / "idx"
+    write(lib / "dog.wav", tone(440, 1.0, SR), SR)
+    summaries, stop = [], threading.Event()
+    watcher = threading.Thread(target=watch_index, args=([lib], idx, FakeModel()),
+                               kwargs=dict(interval=0.05, on_run=summaries.append, stop=stop, workers=0,
+                                           progress=False, settle=0.6))
+    watcher.start()
+    try:
+        wait_for(lambda: len(summaries) == 1)
+        wave = tone(700, 2.0, SR)
+        with sf.SoundFile(str(lib / "render.wav"), "w", SR, 1, subtype="PCM_16") as out:
+            for block in range(20):                           # 0.1 s of audio every 0.03 s
+                out.write(wave[block * SR // 10:(block + 1) * SR // 10])
+                out.flush()
+                time.sleep(0.03)
+        wait_for(lambda: any(s.added for s in summaries[1:]))
+        time.sleep(0.5)                                       # nothing more to do after it
+    finally:
+        stop.set()
+        watcher.join(30)
+    later = summaries[1:]
+    assert [(s.added, s.updated, s.failed) for s in later] == [(1, 0, 0)]
+    assert later[0].audio_seconds == 2.0                      # the whole render, indexed once
