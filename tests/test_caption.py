@@ -245,3 +245,31 @@ def test_caption_from_metadata_uses_ixml_keywords_while_there_is_room(tmp_path):
     assert by_name["only_keywords.wav"] == ["hinge, squeak and door", "This is a sound of hinge, squeak and door.",
                                             "The sound of hinge, squeak and door."]
     assert by_name["full.wav"] == ["Old iron gate creaking open", "Gate Creak", "gate and metal"]
+
+
+def test_caption_from_a_library_sheet_for_files_that_carry_nothing(tmp_path):
+    """--sheet: the BBC archive's numbered files carry no words, its CSV does; the sheet's
+    description and title become the captions (after the file's own), its keywords fill the
+    room left; --sheet without --source metadata is refused."""
+    import soundfile as sf
+
+    lib = tmp_path / "BBC"
+    write(lib / "07076051.wav", noise(1.0, SR, seed=1), SR)
+    with sf.SoundFile(str(lib / "07076052.wav"), "w", SR, 1) as f:
+        f.title = "Steam train"
+        f.write(tone(300, 1.0, SR))
+    write(lib / "07076053.wav", tone(600, 1.0, SR), SR)          # the sheet does not name it
+    sheet = tmp_path / "BBCSoundEffects.csv"
+    sheet.write_text('"location","description","category","Keywords"\n'
+                     '"07076051.wav","Skylark singing high above a meadow","Nature: Birds","lark, song"\n'
+                     '"07076052.wav","Steam train departing, whistle","Transport: Trains",""\n')
+    out = tmp_path / "bbc.jsonl"
+    result = CliRunner().invoke(app, ["caption", str(lib), "--source", "metadata", "--sheet", str(sheet),
+                                      "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {Path(r["audio"]).name: r["captions"] for r in map(json.loads, out.read_text().splitlines())}
+    assert rows == {"07076051.wav": ["Skylark singing high above a meadow", "lark and song",
+                                     "This is a sound of lark and song."],
+                    "07076052.wav": ["Steam train", "Steam train departing, whistle"]}
+    refused = CliRunner().invoke(app, ["caption", str(lib), "--sheet", str(sheet), "--out", str(out)])
+    assert refused.exit_code == 1 and "--sheet gives descriptions: it goes with --source metadata" in refused.stderr

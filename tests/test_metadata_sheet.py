@@ -13,7 +13,8 @@ from engine.errors import InvalidQuery
 from engine.filters import Filters
 from engine.query import SoundIndex
 from indexer import build_index
-from indexer.metadata_sheet import import_sheet, read_sheet, remove_sheet, sheet_counts
+from engine.metadata_sheet import read_sheet
+from indexer.metadata_sheet import import_sheet, remove_sheet, sheet_counts
 from tests.conftest import noise, tone, write
 from tests.index_fakes import FakeModel
 from ui.cli import app

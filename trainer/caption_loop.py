@@ -111,15 +111,19 @@ class ZeroShotTagger:
 
 def caption_files(files: Sequence[Path], *, source: str = "yamnet", model: Any = None,
                   labels: Sequence[str] | None = None, top_k: int = 5, threshold: float = 0.2,
-                  captions_per_file: int = 3, template: str = DEFAULT_TEMPLATE
+                  captions_per_file: int = 3, template: str = DEFAULT_TEMPLATE, sheet: str | Path | None = None
                   ) -> tuple[list[CaptionedFile], list[UnreadableAudio]]:
-    """Tag and caption every file; unreadable files are returned as errors, not raised."""
+    """Tag and caption every file; unreadable files are returned as errors, not raised.
+    ``sheet``: a library's metadata sheet whose descriptions join the files' own (source
+    "metadata" only)."""
     if source not in SOURCES:
         raise InvalidQuery(f"--source must be one of {', '.join(SOURCES)}, not {source!r}")
     if top_k < 1:
         raise InvalidQuery("--top-k must be at least 1")
+    if sheet is not None and source != "metadata":
+        raise InvalidQuery("--sheet gives descriptions: it goes with --source metadata")
     if source == "metadata":
-        return described_files(files, captions_per_file)
+        return described_files(files, captions_per_file, sheet)
     yam = YamnetTagger() if source in ("yamnet", "both") else None
     zs = None
     if source in ("model", "both"):
@@ -149,18 +153,26 @@ def caption_files(files: Sequence[Path], *, source: str = "yamnet", model: Any =
     return done, errors
 
 
-def described_files(files: Sequence[Path], captions_per_file: int = 3
+def described_files(files: Sequence[Path], captions_per_file: int = 3, sheet: str | Path | None = None
                     ) -> tuple[list[CaptionedFile], list[UnreadableAudio]]:
     """Captions from what each file says it holds (its bext or iXML description, title,
-    comment; engine.file_metadata), then, while there is room, captions made from its iXML
-    keywords as from tags (keyword-to-caption): a library's own words as training captions, no
-    tagger involved. A file without any is kept with no captions (the manifest leaves it out)."""
+    comment; engine.file_metadata), then from what the library's ``sheet`` says of it
+    (engine.metadata_sheet: the BBC archive's CSV, a Soundminer export …), then, while there is
+    room, captions made from its keywords as from tags (keyword-to-caption): a library's own
+    words as training captions, no tagger involved. A file without any is kept with no captions
+    (the manifest leaves it out)."""
     from engine.audio import probe
     from engine.file_metadata import read_metadata
 
+    from_sheet: dict[int, dict[str, str]] = {}
+    if sheet is not None:
+        from engine.metadata_sheet import match_rows, read_sheet
+        from_sheet, report = match_rows(read_sheet(sheet), {i: str(p) for i, p in enumerate(files)})
+        log.info("%s: describes %d of the %d files (%d of its %d rows matched)", report.sheet, report.files,
+                 len(files), report.matched_rows, report.rows)
     done: list[CaptionedFile] = []
     errors: list[UnreadableAudio] = []
-    for path in files:
+    for i, path in enumerate(files):
         try:
             probe(path)
             found = read_metadata(path)
@@ -173,8 +185,12 @@ def described_files(files: Sequence[Path], captions_per_file: int = 3
             log.warning("%s", error)
             errors.append(error)
             continue
-        captions = list(dict.fromkeys(found[k] for k in METADATA_CAPTION_KEYS if found.get(k)))[:captions_per_file]
-        keywords = [w.strip() for w in re.split(r"[,;]", found.get("keywords", "")) if w.strip()]
+        sheet_says = from_sheet.get(i, {})
+        captions = list(dict.fromkeys([found[k] for k in METADATA_CAPTION_KEYS if found.get(k)]
+                                      + [sheet_says[k] for k in METADATA_CAPTION_KEYS if sheet_says.get(k)]
+                                      ))[:captions_per_file]
+        keywords = [w.strip() for w in re.split(r"[,;]", found.get("keywords") or sheet_says.get("keywords", ""))
+                    if w.strip()]
         if keywords and len(captions) < captions_per_file:      # keyword-to-caption, as for tags
             captions += [c for c in captions_from_tags(keywords, captions_per_file - len(captions))
                          if c not in captions]

@@ -49,14 +49,18 @@ def caption_command(
     threshold: float = typer.Option(0.2, "--threshold", "-t", min=0.0, max=1.0,
                                     help="Minimum tag score (YAMNet posterior / zero-shot softmax)."),
     captions_per_file: int = typer.Option(3, "--captions", min=1, help="Captions written per file."),
+    sheet: Optional[Path] = typer.Option(None, "--sheet",
+                                         help="With --source metadata: a library's metadata sheet (CSV or "
+                                              "tab-separated, as `soundsift sheet import` reads) whose "
+                                              "descriptions join the files' own."),
     json_out: bool = typer.Option(False, "--json", help="Print the captioned files as JSON on stdout."),
     verbose: VerboseOption = False,
 ) -> None:
     """Caption unlabeled audio from its tags (BLAT) and write a training manifest.
 
     Tags come from YAMNet (AudioSet classes) and/or the model's zero-shot labels; with --source
-    metadata the captions are the descriptions the files carry (a described library trains on
-    its own words). With --index,
+    metadata the captions are the descriptions the files carry, and with --sheet those a
+    library's spreadsheet gives them (a described library trains on its own words). With --index,
     tags and captions are also stored in that index's catalog; the run then holds the index's
     writer lock, as `soundsift index` does: it fails at once when another process is writing
     that index."""
@@ -91,7 +95,7 @@ def caption_command(
                 from engine.vocabulary import load_labels_file, parse_labels
                 label_list = parse_labels(labels) if labels else load_labels_file(labels_file)
         rows, errors = caption_files(files, source=source, model=the_model, labels=label_list, top_k=top_k,
-                                     threshold=threshold, captions_per_file=captions_per_file)
+                                     threshold=threshold, captions_per_file=captions_per_file, sheet=sheet)
         written = write_manifest(rows, out)
         stored = store_in_catalog(index, rows) if index else None
     if json_out:

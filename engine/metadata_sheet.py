@@ -1,0 +1,196 @@
+"""Library metadata sheets: read a library's spreadsheet and match its rows to sound files.
+
+Many sound libraries describe their files in a spreadsheet beside them instead of inside them:
+the BBC Sound Effects archive's CSV (``location``, ``description``, ``category``, ``CDName`` …,
+its files named by number), Soundminer and BaseHead exports (``Filename``, ``Description``,
+``Category``, ``SubCategory``, ``CatID``, ``FXName``, ``Keywords`` …), a vendor's metadata sheet
+saved from Excel. :func:`read_sheet` reads one (comma-, semicolon- or tab-separated; UTF-8 or
+Windows-1252) and :func:`match_rows` gives each file the fields of the rows that name it.
+
+A row names its file in the first file column (:data:`FILE_COLUMNS`, the first whose values
+mostly end in an audio extension): a name matches every file of that name (A–Z case aside; else
+of that name with another extension, as a library converted to FLAC keeps its sheet), a path
+(with ``/`` or ``\\``) the files whose path ends with it. The columns :data:`FIELD_COLUMNS`
+knows become metadata keys (engine.file_metadata); the indexer stores them with the indexed
+files (indexer.metadata_sheet, ``soundsift sheet import``) and ``soundsift caption --source
+metadata --sheet`` turns their descriptions into training captions.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.audio import AUDIO_EXTENSIONS
+from engine.errors import InvalidQuery
+from engine.file_metadata import MAX_VALUE
+
+#: column names (lower case, without spaces, ``_``, ``-`` or ``.``) that may name a row's file,
+#: most telling first
+FILE_COLUMNS = ("filename", "file", "filepath", "path", "fullpath", "pathname", "soundfile", "audiofile",
+                "location", "name")
+#: column names (normalised likewise) → the metadata key their values are stored under
+FIELD_COLUMNS = {
+    "description": "description", "desc": "description", "fxdescription": "description",
+    "longdescription": "description", "caption": "description",
+    "title": "title", "fxname": "title", "tracktitle": "title", "name": "title",
+    "category": "category", "subcategory": "subcategory", "catid": "catid",
+    "keywords": "keywords", "keyword": "keywords", "tags": "keywords",
+    "library": "library", "publisher": "library", "manufacturer": "library", "vendor": "library",
+    "album": "album", "cdname": "album", "cdtitle": "album", "collection": "album",
+    "designer": "designer", "creatorid": "designer", "creator": "designer", "recordist": "designer",
+    "artist": "artist", "notes": "note", "note": "note", "comment": "comment", "comments": "comment",
+    "location": "location", "recordinglocation": "location", "genre": "genre",
+}
+#: largest sheet read (the BBC archive's 33,000 rows are 5 MB)
+MAX_SHEET_BYTES = 200 << 20
+
+
+@dataclass
+class Sheet:
+    """A sheet read: its rows as (file value, {key: value}), the file column, the columns used
+    (column → key) and the columns left unused."""
+
+    name: str
+    rows: list[tuple[str, dict[str, str]]]
+    file_column: str
+    used: dict[str, str]
+    unused: list[str]
+
+
+@dataclass
+class SheetImport:
+    """What :func:`import_sheet` did (or, with ``dry_run``, would do)."""
+
+    sheet: str
+    rows: int = 0                                            # rows that name a file
+    matched_rows: int = 0                                    # rows that matched an indexed file
+    files: int = 0                                           # indexed files now described by the sheet
+    shared_rows: int = 0                                     # rows that matched several files
+    unmatched: list[str] = field(default_factory=list)       # file values no indexed file has
+    columns: dict[str, str] = field(default_factory=dict)    # column → key
+    unused_columns: list[str] = field(default_factory=list)
+    file_column: str = ""
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sheet": self.sheet, "rows": self.rows, "matched_rows": self.matched_rows, "files": self.files,
+                "shared_rows": self.shared_rows, "unmatched": len(self.unmatched),
+                "unmatched_examples": self.unmatched[:20], "file_column": self.file_column,
+                "columns": self.columns, "unused_columns": self.unused_columns, "dry_run": self.dry_run}
+
+
+def _normalise(column: str) -> str:
+    return "".join(ch for ch in column.lower() if ch not in " _-.\ufeff")
+
+
+def _decode(raw: bytes) -> str:
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            pass
+    return raw.decode("latin-1")
+
+
+def _is_audio_name(value: str) -> bool:
+    return os.path.splitext(value.strip())[1].lower() in AUDIO_EXTENSIONS
+
+
+def read_sheet(path: str | Path) -> Sheet:
+    """The rows of the CSV/TSV sheet at ``path``. InvalidQuery naming the sheet when it cannot
+    be read, has no header row, or no column names a file."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_SHEET_BYTES:
+            raise InvalidQuery(f"{path}: larger than {MAX_SHEET_BYTES >> 20} MB; not a metadata sheet")
+        text = _decode(path.read_bytes())
+    except OSError as e:
+        raise InvalidQuery(f"{path}: cannot read it ({e.strerror or e})") from e
+    if path.suffix.lower() in (".xlsx", ".xls", ".ods", ".numbers"):
+        raise InvalidQuery(f"{path}: a spreadsheet file; save it as CSV (comma- or tab-separated) and import that")
+    try:
+        dialect = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel_tab if "\t" in text.split("\n", 1)[0] else csv.excel
+    table = [row for row in csv.reader(text.splitlines(), dialect) if any(c.strip() for c in row)]
+    if len(table) < 2:
+        raise InvalidQuery(f"{path}: no header row and rows under it (is it a CSV or tab-separated sheet?)")
+    header = [c.strip() for c in table[0]]
+    names = [_normalise(c) for c in header]
+    column = _file_column(names, table[1:])
+    if column is None:
+        raise InvalidQuery(f"{path}: no column names the files (one of {', '.join(FILE_COLUMNS[:6])} …); "
+                           f"its columns are {', '.join(header)}")
+    used = {i: FIELD_COLUMNS[n] for i, n in enumerate(names) if i != column and n in FIELD_COLUMNS}
+    rows = []
+    for row in table[1:]:
+        value = row[column].strip() if column < len(row) else ""
+        if not value:
+            continue
+        fields: dict[str, str] = {}
+        for i, key in used.items():
+            text_ = " ".join(row[i].split())[:MAX_VALUE] if i < len(row) else ""
+            if text_:
+                fields.setdefault(key, text_)
+        rows.append((value, fields))
+    return Sheet(path.name, rows, header[column], {header[i]: key for i, key in used.items()},
+                 [h for i, h in enumerate(header) if i != column and i not in used and h])
+
+
+def _file_column(names: list[str], rows: list[list[str]]) -> int | None:
+    """The column naming each row's file: the first of FILE_COLUMNS present whose values mostly
+    end in an audio extension, else the first of them that is not a description's column."""
+    present = [names.index(n) for n in FILE_COLUMNS if n in names]
+    for i in present:
+        values = [r[i] for r in rows if i < len(r) and r[i].strip()]
+        if values and sum(map(_is_audio_name, values)) >= len(values) / 2:
+            return i
+    plain = [i for i in present if names[i] not in ("location", "name")]
+    return plain[0] if plain else None
+
+
+def _parts(value: str) -> tuple[str, ...]:
+    return tuple(p for p in value.replace("\\", "/").lower().split("/") if p)
+
+
+def match_rows(sheet: Sheet, files: dict[int, str]) -> tuple[dict[int, dict[str, str]], SheetImport]:
+    """The fields each indexed file (id → path) gets from ``sheet`` (the first row naming a
+    file wins a key), and the counts of the match."""
+    by_name: dict[str, list[int]] = {}
+    by_stem: dict[str, list[int]] = {}
+    for fid, p in files.items():
+        name = os.path.basename(p).lower()
+        by_name.setdefault(name, []).append(fid)
+        by_stem.setdefault(os.path.splitext(name)[0], []).append(fid)
+    report = SheetImport(sheet.name, columns=dict(sheet.used), unused_columns=list(sheet.unused),
+                         file_column=sheet.file_column)
+    out: dict[int, dict[str, str]] = {}
+    for value, fields in sheet.rows:
+        report.rows += 1
+        parts = _parts(value)
+        if not parts:
+            continue
+        name = parts[-1]
+        found = by_name.get(name) or by_stem.get(os.path.splitext(name)[0] if _is_audio_name(name) else name, [])
+        if len(parts) > 1:          # a path: the files whose path ends with it (extension aside)
+            found = [f for f in found if _ends_with(_parts(files[f]), parts)]
+        if not found:
+            report.unmatched.append(value)
+            continue
+        report.matched_rows += 1
+        report.shared_rows += len(found) > 1
+        for fid in found:
+            target = out.setdefault(fid, {})
+            for key, text_ in fields.items():
+                target.setdefault(key, text_)
+    report.files = len(out)
+    return out, report
+
+
+def _ends_with(path: tuple[str, ...], tail: tuple[str, ...]) -> bool:
+    if len(tail) > len(path) or path[len(path) - len(tail):-1] != tail[:-1]:
+        return False
+    return path[-1] == tail[-1] or os.path.splitext(path[-1])[0] == os.path.splitext(tail[-1])[0]
