@@ -42,6 +42,36 @@ SEARCHED_KEYS_WITH_SHEETS = SEARCHED_KEYS + tuple(SHEET_PREFIX + k for k in SEAR
 CATEGORY_FILTER_KEYS = ("category", "catid", SHEET_PREFIX + "category", SHEET_PREFIX + "catid")
 
 
+#: what a file's one-line description is made of (:func:`about_line`), in this order
+ABOUT_KEYS = ("title", "description", "comment")
+#: a library's category for the file, shown before them
+CATEGORY_KEYS = ("category", "subcategory")
+#: every key an about line reads, from the file or a library sheet
+ABOUT_LINE_KEYS = (*ABOUT_KEYS, *CATEGORY_KEYS, *(SHEET_PREFIX + k for k in (*ABOUT_KEYS, *CATEGORY_KEYS)))
+#: longest about line (characters; the catalog and JSON keep the whole text)
+ABOUT_CHARS = 280
+
+
+def about_line(found: dict[str, str], limit: int = ABOUT_CHARS) -> str:
+    """One line saying what a file is, from its metadata (after :func:`with_sheet`): the
+    category when there is one, then the distinct title, description and comment, then its
+    named markers when ``found`` holds them ("DOORS / WOOD: Door creak — … — markers 0:01.2
+    Creak"), cut at a word to ``limit`` characters; "" when it says nothing."""
+    parts = [found[k] for k in ABOUT_KEYS if found.get(k)]
+    if found.get("markers"):
+        parts.append(f"markers {found['markers']}")
+    about = " — ".join(dict.fromkeys(parts))
+    category = " / ".join(dict.fromkeys(found[k] for k in CATEGORY_KEYS if found.get(k)))
+    return cut_at_word(f"{category}: {about}" if category and about else category or about, limit)
+
+
+def cut_at_word(line: str, limit: int) -> str:
+    """``line``, or its first words up to ``limit`` characters and " …"."""
+    if len(line) <= limit:
+        return line
+    return line[:limit].rsplit(" ", 1)[0].rstrip(" ,;:—") + " …"
+
+
 def with_sheet(found: dict[str, str]) -> dict[str, str]:
     """A file's stored metadata (key → value) with a sheet's values under their plain keys where
     the file itself says nothing under that key; the sheet keys themselves left out."""

@@ -58,7 +58,8 @@ from sqlalchemy.engine import Connection, Engine
 from engine import zeroshot
 from engine.catalog import ErrorRow, File, FileMetadata, Meta, SegmentRow, has_table
 from engine.errors import IndexBusy, IndexNotFound, InvalidQuery, ModelMismatch
-from engine.file_metadata import INDEXER_KEYS, LEVEL_KEYS, SEARCHED_KEYS_WITH_SHEETS, SHEET_NAME_KEY, SHEET_PREFIX, with_sheet
+from engine.file_metadata import (ABOUT_LINE_KEYS, INDEXER_KEYS, LEVEL_KEYS, SEARCHED_KEYS_WITH_SHEETS, SHEET_NAME_KEY,
+                                  SHEET_PREFIX, about_line, with_sheet)
 from engine.filters import Filters
 from engine.layout import IndexLayout, resolve_index_dir
 from engine.live_catalog import CatalogHandle, LiveCatalog
@@ -110,6 +111,7 @@ class Hit:
     same_recording: bool | None = None   # "more like this": the query's recording (engine.duplicates.copies_of)
     marker: str | None = None         # the named marker of the take the hit is (a segment starting at it),
     marker_at: float | None = None    # or one the query's words found (keyword search); its time (seconds)
+    about: str | None = None          # what the file says it is, or a library sheet says of it (one line)
 
     def __post_init__(self) -> None:
         if not self.folder:
@@ -119,9 +121,9 @@ class Hit:
         """JSON-ready: path, start, end, score, file_id, segment_id, duration, format, …
         (``keywords`` only from a keyword search, ``same_recording`` only where it was checked,
         ``marker`` and ``marker_at`` only where the hit is a marked take or a keyword search found
-        a named marker)."""
+        a named marker, ``about`` only where the file or a library sheet describes it)."""
         d = asdict(self)
-        for optional in ("keywords", "same_recording", "marker", "marker_at"):
+        for optional in ("keywords", "same_recording", "marker", "marker_at", "about"):
             if d[optional] is None:
                 del d[optional]
         return d
@@ -189,20 +191,30 @@ def _all_meta(conn: Connection) -> dict[str, Any]:
     return {key: json.loads(value) for key, value in conn.execute(select(Meta.key, Meta.value))}
 
 
-def _stored_markers(conn: Connection, file_ids: Sequence[int]) -> dict[int, list[tuple[float, str]]]:
-    """File id → its named markers as the catalog stored them ((seconds, name), in time order;
-    engine.file_metadata.parse_markers), for the files that have some; none for a catalog from
-    before metadata was stored."""
-    from engine.file_metadata import parse_markers
+def _stored_fields(conn: Connection, file_ids: Sequence[int], keys: Sequence[str]) -> dict[int, dict[str, str]]:
+    """File id → {key: value} of the metadata ``keys`` the catalog holds for each of ``file_ids``
+    that has some; none for a catalog from before metadata was stored."""
     if not file_ids or not has_table(conn, "file_metadata"):
         return {}
     wanted = sorted(set(int(f) for f in file_ids))
-    found: dict[int, list[tuple[float, str]]] = {}
+    found: dict[int, dict[str, str]] = {}
     for i in range(0, len(wanted), _SQL_CHUNK):
-        for fid, text in conn.execute(select(FileMetadata.file_id, FileMetadata.value).where(
-                FileMetadata.key == "markers", FileMetadata.file_id.in_(wanted[i:i + _SQL_CHUNK]))):
-            found[fid] = parse_markers(text)
+        for fid, key, value in conn.execute(select(FileMetadata.file_id, FileMetadata.key, FileMetadata.value).where(
+                FileMetadata.key.in_(keys), FileMetadata.file_id.in_(wanted[i:i + _SQL_CHUNK]))):
+            found.setdefault(fid, {})[key] = value
     return found
+
+
+def _markers_of(fields: dict[int, dict[str, str]]) -> dict[int, list[tuple[float, str]]]:
+    """File id → its named markers ((seconds, name), in time order; engine.file_metadata.
+    parse_markers) from :func:`_stored_fields`' rows, for the files that have some."""
+    from engine.file_metadata import parse_markers
+    return {fid: parse_markers(f["markers"]) for fid, f in fields.items() if f.get("markers")}
+
+
+def _stored_markers(conn: Connection, file_ids: Sequence[int]) -> dict[int, list[tuple[float, str]]]:
+    """File id → its named markers as the catalog stored them, for the files that have some."""
+    return _markers_of(_stored_fields(conn, file_ids, ("markers",)))
 
 
 class SoundIndex:
@@ -804,16 +816,19 @@ class SoundIndex:
             hits.append(Hit(path=path, start=float(snap.seg_start[row]), end=float(snap.seg_end[row]),
                             score=score, file_id=int(fid), segment_id=seg, duration=float(duration),
                             format=str(fmt), sample_rate=int(rate)))
-        self._name_takes(conn, snap, hits)
+        fields = _stored_fields(conn, [h.file_id for h in hits], ("markers", *ABOUT_LINE_KEYS))   # one lookup
+        self._name_takes(snap, hits, _markers_of(fields))
+        for h in hits:      # what the file (or a library sheet) says it is: category, title, description
+            said = {k: v for k, v in fields.get(h.file_id, {}).items() if k != "markers"}
+            h.about = about_line(with_sheet(said)) or None
         return hits
 
     @staticmethod
-    def _name_takes(conn: Connection, snap: _Snapshot, hits: list[Hit]) -> None:
-        """A hit that is the take one of its file's named markers begins (engine.segments.
-        take_bounds: the shortest of the file's segments starting at the marker; a regular
-        window there is the take only when no shorter segment starts there) gets that marker's
-        name and time."""
-        found = _stored_markers(conn, [h.file_id for h in hits])
+    def _name_takes(snap: _Snapshot, hits: list[Hit], found: dict[int, list[tuple[float, str]]]) -> None:
+        """A hit that is the take one of its file's named markers (``found``: file id → (seconds,
+        name)) begins (engine.segments.take_bounds: the shortest of the file's segments starting
+        at the marker; a regular window there is the take only when no shorter segment starts
+        there) gets that marker's name and time."""
         for h in hits:
             near = [(abs(at - h.start), at, name) for at, name in found.get(h.file_id, [])
                     if abs(at - h.start) <= MARKER_TOLERANCE]

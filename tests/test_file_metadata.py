@@ -231,7 +231,8 @@ def test_ucs_fields_are_searched_and_shown_on_the_card(tmp_path):
             hits = index.search_text(query, k=2, keywords=True)
             assert hits[0].path == str(barn.resolve()) and hits[0].keywords > 0, query
         file_id = hits[0].file_id
-    from ui.components.library import ABOUT_CHARS, Library
+    from engine.file_metadata import ABOUT_CHARS
+    from ui.components.library import Library
     about = Library(tmp_path / "idx").files([file_id])[file_id].about
     whole = f"DOORS / WOOD: Barn Door Creak Open — {' '.join(LONG_DESCRIPTION.split())}"
     assert about.endswith(" …") and whole.startswith(about[:-2]) and len(about) <= ABOUT_CHARS + 2

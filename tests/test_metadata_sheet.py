@@ -210,3 +210,24 @@ def test_a_relocation_that_merges_rows_keeps_what_the_sheet_said(lib, tmp_path):
         assert hit.path == str(moved / "07076051.wav") and hit.keywords > 0
         assert si.get_file(hit.file_id)["sheet"] == "BBCSoundEffects.csv"
     assert sheet_counts(idx) == {"BBCSoundEffects.csv": 2}
+
+
+def test_hits_say_what_the_files_are(lib, tmp_path, tiny_clap_dir):
+    """A hit carries its file's about line (category, title, description: the file's own, else
+    the sheet's): the table's "about" column on a wide terminal, "about" in JSON."""
+    idx = tmp_path / "idx"
+    build_index([lib], idx, str(tiny_clap_dir), workers=0, progress=False)
+    sheet = tmp_path / "BBCSoundEffects.csv"
+    sheet.write_text(BBC)
+    import_sheet(idx, sheet)
+    run = CliRunner().invoke
+    table = run(app, ["search", "skylark", "-w", "--index", str(idx), "-k", "3"], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.stderr
+    assert "about" in table.stdout and "Nature: Birds: Skylark singing high above a meadow" in table.stdout
+    hits = json.loads(run(app, ["search", "steam", "-w", "--index", str(idx), "-k", "3", "--json"]).stdout)
+    about = {os.path.basename(h["path"]): h.get("about") for h in hits}
+    assert about == {"07076052.wav": "Transport: Trains: Steam train departing from a station, whistle.",
+                     "07076051.wav": "Nature: Birds: Skylark singing high above a meadow, early morning.",
+                     "other.wav": None}
+    narrow = run(app, ["search", "skylark", "-w", "--index", str(idx), "-k", "3"], env={"COLUMNS": "90"})
+    assert narrow.exit_code == 0 and "Skylark singing" not in narrow.stdout

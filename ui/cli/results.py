@@ -174,7 +174,9 @@ def display_path(path: str) -> str:
     return path if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
 
 
-NARROW_COLUMNS = 110  # below this terminal width the table shows one path column, no format
+NARROW_COLUMNS = 110  # below this terminal width the table shows one path column, no format and no about
+#: longest about line in the table (JSON keeps the line whole)
+TABLE_ABOUT_CHARS = 100
 
 
 def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
@@ -182,7 +184,8 @@ def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
 
     Paths are shown relative to the working directory when under it; figures and times never
     wrap. A terminal narrower than ``NARROW_COLUMNS`` gets one path column instead of file,
-    folder and format. JSON keeps the full paths. A keyword search adds its BM25 ("words")
+    folder and format (and no "about": what a file or its library sheet says it is). JSON keeps
+    the full paths. A keyword search adds its BM25 ("words")
     and the named markers it found ("marker"), "more like this" a "copy" column when some hits
     hold the query's very recording.
     """
@@ -194,6 +197,7 @@ def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
         return
     from rich.table import Table
 
+    from engine.file_metadata import cut_at_word
     narrow = out_console.width < NARROW_COLUMNS
     names = ("path",) if narrow else ("file", "folder")
     table = Table(title=title)
@@ -210,6 +214,9 @@ def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
         table.add_column("marker", overflow="fold")
     for name in names:
         table.add_column(name, overflow="fold", ratio=1)
+    described = not narrow and any(getattr(h, "about", None) for h in hits)   # what files say they are
+    if described:
+        table.add_column("about", overflow="fold", ratio=2)
     table.add_column("match", justify="right", no_wrap=True)
     table.add_column("duration", justify="right", no_wrap=True)
     if not narrow:
@@ -221,6 +228,7 @@ def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
         bm25 = [f"{h.keywords or 0.0:.2f}"] if words else []
         copy = ["same recording" if h.same_recording else ""] if same else []
         mark = [f"{clock(h.marker_at)} {h.marker}" if h.marker else ""] if marked else []
-        table.add_row(str(rank), f"{h.score:.3f}", *bm25, *copy, *mark, *where, f"{clock(h.start)}–{clock(h.end)}",
-                      clock(h.duration), *fmt)
+        about = [cut_at_word(h.about or "", TABLE_ABOUT_CHARS)] if described else []
+        table.add_row(str(rank), f"{h.score:.3f}", *bm25, *copy, *mark, *where, *about,
+                      f"{clock(h.start)}–{clock(h.end)}", clock(h.duration), *fmt)
     out_console.print(table)

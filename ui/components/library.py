@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from engine.catalog import USER_TAG_SOURCE, File, FileMetadata, Meta, Tag, has_table
 from engine.errors import InvalidQuery
-from engine.file_metadata import LEVEL_KEYS, SHEET_PREFIX, parse_markers, with_sheet
+from engine.file_metadata import ABOUT_LINE_KEYS, LEVEL_KEYS, about_line, parse_markers, with_sheet
 from engine.layout import IndexLayout
 from engine.live_catalog import LiveCatalog
 
@@ -118,7 +118,7 @@ class Library:
                                                         FileMetadata.key.in_(SHOWN_KEYS))):
                     about.setdefault(fid, {})[key] = value
                 about = {fid: with_sheet(found) for fid, found in about.items()}
-            return {r.id: replace(self._record(r), about=_about(about.get(r.id, {})),
+            return {r.id: replace(self._record(r), about=about_line(about.get(r.id, {})),
                                   levels=_levels(about.get(r.id, {})),
                                   marks=tuple(at for at, _ in parse_markers(about.get(r.id, {}).get("markers", ""))))
                     for r in rows}
@@ -157,19 +157,10 @@ class Library:
             return folders_of(list(s.scalars(select(File.path))))
 
 
-#: metadata shown on a result card, in this order
-ABOUT_KEYS = ("title", "description", "comment")
-#: a library's category for the file (UCS, from iXML or FLAC comments), shown before them
-CATEGORY_KEYS = ("category", "subcategory")
 #: a take file's named markers, shown after them
 MARKER_KEYS = ("markers",)
-#: every key a card reads: the above, the levels, and what an imported library sheet says in their stead
-SHOWN_KEYS = (*ABOUT_KEYS, *CATEGORY_KEYS, *MARKER_KEYS, *LEVEL_KEYS,
-              *(SHEET_PREFIX + k for k in (*ABOUT_KEYS, *CATEGORY_KEYS)))
-
-
-#: longest about-line on a card (characters; the catalog and JSON keep the whole text)
-ABOUT_CHARS = 280
+#: every key a card reads: what its about line says (the file's or a library sheet's), the levels
+SHOWN_KEYS = (*ABOUT_LINE_KEYS, *MARKER_KEYS, *LEVEL_KEYS)
 
 
 def _levels(found: dict[str, str]) -> str:
@@ -177,21 +168,6 @@ def _levels(found: dict[str, str]) -> str:
     if "loudness_lufs" not in found:
         return ""
     return f"{found['loudness_lufs']} LUFS · peak {found.get('peak_dbfs', '?')} dBFS"
-
-
-def _about(found: dict[str, str]) -> str:
-    """The distinct values of ABOUT_KEYS, joined, after the category when there is one
-    ("DOORS / WOOD: Door creak — …") and before the named markers ("markers 0:01.2 Creak · …"),
-    cut at a word to ABOUT_CHARS."""
-    parts = [found[k] for k in ABOUT_KEYS if found.get(k)]
-    if found.get("markers"):
-        parts.append(f"markers {found['markers']}")
-    about = " — ".join(dict.fromkeys(parts))
-    category = " / ".join(dict.fromkeys(found[k] for k in CATEGORY_KEYS if found.get(k)))
-    line = f"{category}: {about}" if category and about else category or about
-    if len(line) <= ABOUT_CHARS:
-        return line
-    return line[:ABOUT_CHARS].rsplit(" ", 1)[0].rstrip(" ,;:—") + " …"
 
 
 def folders_of(paths: list[str]) -> list[str]:
