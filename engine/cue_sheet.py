@@ -23,6 +23,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.text_encoding import decode_text
+
 #: frames a second in a cue sheet's mm:ss:ff times (CD sectors)
 CUE_FRAMES = 75
 #: largest cue sheet read (a 99-track sheet is a few kB)
@@ -56,17 +58,6 @@ def cue_time(text: str) -> float:
     if not m or int(m.group(2)) >= 60 or int(m.group(3)) >= CUE_FRAMES:
         raise ValueError(f"not a cue sheet time (mm:ss:ff): {text!r}")
     return int(m.group(1)) * 60 + int(m.group(2)) + int(m.group(3)) / CUE_FRAMES
-
-
-def decode_cue(raw: bytes) -> str:
-    """A cue sheet's text: UTF-8 (with or without a byte-order mark), else Windows-1252 (what
-    older rippers write), else Latin-1."""
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            pass
-    return raw.decode("latin-1")
 
 
 def _words(line: str) -> list[str]:
@@ -149,7 +140,7 @@ def sidecar_tracks(audio: str | Path) -> list[CueTrack]:
     if os.path.getsize(sheet) > MAX_CUE_BYTES:
         raise ValueError(f"{os.path.basename(sheet)} is larger than {MAX_CUE_BYTES >> 10} kB: not a cue sheet")
     with open(sheet, "rb") as f:
-        return cue_tracks(decode_cue(f.read()), os.path.basename(str(audio)))
+        return cue_tracks(decode_text(f.read()), os.path.basename(str(audio)))
 
 
 def sidecar_state(audio: str | Path) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 from engine.audio import AUDIO_EXTENSIONS
 from engine.errors import InvalidQuery
 from engine.file_metadata import MAX_VALUE
+from engine.text_encoding import decode_text
 
 #: column names (lower case, without spaces, ``_``, ``-`` or ``.``) that may name a row's file,
 #: most telling first
@@ -86,15 +87,6 @@ def _normalise(column: str) -> str:
     return "".join(ch for ch in column.lower() if ch not in " _-.\ufeff")
 
 
-def _decode(raw: bytes) -> str:
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            pass
-    return raw.decode("latin-1")
-
-
 def _is_audio_name(value: str) -> bool:
     return os.path.splitext(value.strip())[1].lower() in AUDIO_EXTENSIONS
 
@@ -106,7 +98,7 @@ def read_sheet(path: str | Path) -> Sheet:
     try:
         if path.stat().st_size > MAX_SHEET_BYTES:
             raise InvalidQuery(f"{path}: larger than {MAX_SHEET_BYTES >> 20} MB; not a metadata sheet")
-        text = _decode(path.read_bytes())
+        text = decode_text(path.read_bytes())
     except OSError as e:
         raise InvalidQuery(f"{path}: cannot read it ({e.strerror or e})") from e
     if path.suffix.lower() in (".xlsx", ".xls", ".ods", ".numbers"):

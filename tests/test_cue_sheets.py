@@ -9,10 +9,11 @@ import struct
 
 import pytest
 
-from engine.cue_sheet import CueTrack, cue_time, cue_tracks, decode_cue, sidecar_cue
+from engine.cue_sheet import CueTrack, cue_time, cue_tracks, sidecar_cue
 from engine.file_metadata import Marker, named_markers, read_metadata
 from engine.filters import Filters
 from engine.query import SoundIndex
+from engine.text_encoding import decode_text
 from indexer import build_index
 from indexer.scan import scan
 from indexer.watch import changes, snapshot
@@ -64,8 +65,9 @@ def test_cue_times_and_text():
     for bad in ("1:60:00", "1:00:75", "1:00", "ab:cd:ef"):
         with pytest.raises(ValueError):
             cue_time(bad)
-    assert decode_cue(b'\xef\xbb\xbfTITLE "Caf\xc3\xa9"') == 'TITLE "Café"'      # UTF-8 with a BOM
-    assert decode_cue('TITLE "Café – bar"'.encode("cp1252")) == 'TITLE "Café – bar"'
+    assert decode_text(b'\xef\xbb\xbfTITLE "Caf\xc3\xa9"') == 'TITLE "Café"'      # UTF-8 with a BOM
+    assert decode_text('TITLE "Café – bar"'.encode("cp1252")) == 'TITLE "Café – bar"'
+    assert decode_text(b'\x81\x8d') == '\x81\x8d'                           # not cp1252 either: Latin-1
 
 
 def test_a_sheet_naming_several_files_gives_each_its_tracks():

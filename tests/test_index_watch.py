@@ -24,6 +24,15 @@ def wait_for(condition, timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
+def start_watcher(lib, idx, model, summaries: list, stop: threading.Event, settle: float = 0.05) -> threading.Thread:
+    """``watch_index`` in a thread, looking every 0.05 s, each run's summary onto ``summaries``."""
+    watcher = threading.Thread(target=watch_index, args=([lib], idx, model),
+                               kwargs=dict(interval=0.05, on_run=summaries.append, stop=stop, workers=0,
+                                           progress=False, settle=settle))
+    watcher.start()
+    return watcher
+
+
 def test_changes_between_two_walks(tmp_path):
     a = write(tmp_path / "a.wav", tone(300, 1.0, SR), SR)
     write(tmp_path / "b.wav", tone(400, 1.0, SR), SR)
@@ -40,10 +49,7 @@ def test_the_watcher_indexes_what_arrives_and_nothing_when_nothing_does(tmp_path
     write(lib / "dog.wav", tone(440, 1.0, SR), SR)
     (lib / "broken.wav").write_bytes(b"not audio")           # stays broken: no run for it every cycle
     summaries, stop, model = [], threading.Event(), FakeModel()
-    watcher = threading.Thread(target=watch_index, args=([lib], idx, model),
-                               kwargs=dict(interval=0.05, on_run=summaries.append, stop=stop, workers=0,
-                                           progress=False, settle=0.05))
-    watcher.start()
+    watcher = start_watcher(lib, idx, model, summaries, stop)
     try:
         wait_for(lambda: len(summaries) == 1)
         assert (summaries[0].added, summaries[0].failed) == (1, 1)
@@ -117,10 +123,7 @@ def test_each_watched_run_indexes_the_walk_that_started_it(tmp_path, monkeypatch
     monkeypatch.setattr(indexer.watch, "scan", counted_scan)
     monkeypatch.setattr(indexer.runner, "scan", no_second_walk)
     summaries, stop = [], threading.Event()
-    watcher = threading.Thread(target=watch_index, args=([lib], idx, FakeModel()),
-                               kwargs=dict(interval=0.05, on_run=summaries.append, stop=stop, workers=0,
-                                           progress=False, settle=0.05))
-    watcher.start()
+    watcher = start_watcher(lib, idx, FakeModel(), summaries, stop)
     try:
         wait_for(lambda: len(summaries) == 1)
         assert len(walks) == 1                               # the first run: one walk, not two
@@ -143,10 +146,7 @@ def test_a_file_still_being_written_waits_until_it_is_whole(tmp_path):
     lib, idx = tmp_path / "lib", tmp_path / "idx"
     write(lib / "dog.wav", tone(440, 1.0, SR), SR)
     summaries, stop = [], threading.Event()
-    watcher = threading.Thread(target=watch_index, args=([lib], idx, FakeModel()),
-                               kwargs=dict(interval=0.05, on_run=summaries.append, stop=stop, workers=0,
-                                           progress=False, settle=0.6))
-    watcher.start()
+    watcher = start_watcher(lib, idx, FakeModel(), summaries, stop, settle=0.6)
     try:
         wait_for(lambda: len(summaries) == 1)
         wave = tone(700, 2.0, SR)

@@ -1,0 +1,14 @@
+"""Text files written by other tools, in whatever encoding they used."""
+from __future__ import annotations
+
+
+def decode_text(raw: bytes) -> str:
+    """``raw`` as UTF-8 (with or without a byte-order mark), else Windows-1252 (what older
+    Windows tools write: cue sheets from rippers, CSV saved by Excel), else Latin-1 (which
+    decodes any bytes)."""
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            pass
+    return raw.decode("latin-1")
