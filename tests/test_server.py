@@ -1,0 +1,162 @@
+"""`soundsift serve` (ui/server.py): the query layer over HTTP, the index and model kept open."""
+from __future__ import annotations
+
+import io
+import json
+import threading
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
+
+import pytest
+import soundfile as sf
+
+from engine.query import SoundIndex
+from indexer import build_index
+from tests.conftest import chirp, noise, tone, write
+from tests.index_fakes import FakeModel
+from ui.server import serve
+
+SR = 16_000
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A small library, indexed, served on a free port; yields (base url, library folder)."""
+    tmp = tmp_path_factory.mktemp("served")
+    lib = (tmp / "lib").resolve()
+    write(lib / "door_slam.wav", noise(1.5, SR, seed=1), SR)
+    write(lib / "creak.flac", chirp(200, 900, 2.0, SR), SR, format="FLAC")
+    write(lib / "beep.wav", tone(880, 3.0, SR), SR)
+    build_index([lib], tmp / "idx", FakeModel(), workers=0, progress=False)
+    index = SoundIndex.open(tmp / "idx", model=FakeModel())
+    ready, stop = threading.Event(), threading.Event()
+    found = {}
+
+    def started(server):
+        found["url"] = server.url
+        ready.set()
+    thread = threading.Thread(target=serve, args=(index,), kwargs=dict(port=0, ready=started, stop=stop))
+    thread.start()
+    assert ready.wait(30)
+    yield found["url"], lib
+    stop.set()
+    thread.join(30)
+    index.close()
+    assert not thread.is_alive()
+
+
+def get(url: str, data: bytes | None = None) -> tuple[int, object, str]:
+    """(status, JSON body or bytes, content type) of a GET, or a POST of ``data``."""
+    request = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            status, body, kind = r.status, r.read(), r.headers["Content-Type"]
+    except urllib.error.HTTPError as e:
+        status, body, kind = e.code, e.read(), e.headers["Content-Type"]
+    return status, (json.loads(body) if kind == "application/json" else body), kind
+
+
+def test_search_with_filters_and_keywords(served):
+    url, lib = served
+    status, hits, _ = get(f"{url}/search?q={quote('a door slam')}&k=5")
+    assert status == 200 and len(hits) == 3
+    assert {h["path"] for h in hits} == {str(lib / n) for n in ("door_slam.wav", "creak.flac", "beep.wav")}
+    assert set(hits[0]) >= {"path", "start", "end", "score", "file_id", "duration", "format"}
+    _, flac, _ = get(f"{url}/search?q=creak&format=flac")
+    assert [h["path"] for h in flac] == [str(lib / "creak.flac")]
+    _, worded, _ = get(f"{url}/search?q=slam&keywords=1&k=1")
+    assert worded[0]["path"] == str(lib / "door_slam.wav") and worded[0]["keywords"] > 0
+    _, segments, _ = get(f"{url}/search?q=beep&segments=1&k=20&path_prefix={quote(str(lib / 'beep'))}")
+    assert len(segments) > 1 and {h["path"] for h in segments} == {str(lib / "beep.wav")}
+
+
+def test_more_like_a_file_or_a_clip_and_tags(served):
+    url, lib = served
+    status, hits, _ = get(f"{url}/similar?file={quote(str(lib / 'creak.flac'))}&k=2")
+    assert status == 200 and hits[0]["path"] == str(lib / "creak.flac") and hits[0]["score"] == pytest.approx(1, abs=1e-4)
+    _, by_id, _ = get(f"{url}/similar?file={hits[0]['file_id']}&k=2")
+    assert by_id == hits
+    clip = (lib / "door_slam.wav").read_bytes()
+    status, posted, _ = get(f"{url}/similar?k=1", data=clip)
+    assert status == 200 and posted[0]["path"] == str(lib / "door_slam.wav")
+    status, tags, _ = get(f"{url}/tag?file={quote(str(lib / 'beep.wav'))}&labels=beep,dog,rain&top=2")
+    assert status == 200 and len(tags) == 2 and {"label", "score", "cosine"} <= set(tags[0])
+    assert {t["label"] for t in tags} <= {"beep", "dog", "rain"}
+    status, clip_tags, _ = get(f"{url}/tag?labels=beep,dog,rain&top=3", data=(lib / "beep.wav").read_bytes())
+    assert status == 200 and sorted(t["label"] for t in clip_tags) == ["beep", "dog", "rain"]
+
+
+def test_files_audio_and_info(served):
+    url, lib = served
+    _, hits, _ = get(f"{url}/search?q=beep&k=3")
+    beep = next(h for h in hits if h["path"].endswith("beep.wav"))
+    status, record, _ = get(f"{url}/files/{beep['file_id']}")
+    assert status == 200 and record["path"] == str(lib / "beep.wav") and record["duration"] == pytest.approx(3.0)
+    status, wav, kind = get(f"{url}/audio/{beep['file_id']}?start=0.5&end=1.0")
+    assert status == 200 and kind == "audio/wav"
+    samples, rate = sf.read(io.BytesIO(wav))
+    assert rate == SR and len(samples) == SR // 2
+    _, whole, _ = get(f"{url}/audio/{beep['file_id']}")
+    assert sf.info(io.BytesIO(whole)).duration == pytest.approx(3.0)
+    status, info, _ = get(f"{url}/info")
+    assert status == 200 and info["files"] == 3
+
+
+def test_bad_requests_get_a_reason_and_a_status(served):
+    url, lib = served
+    cases = [
+        ("/search", 400, "q (the text to search for) is missing"),
+        ("/search?q=x&k=abc", 400, "k must be a number"),
+        ("/search?q=x&k=0", 400, "k must be a number of at least 1"),
+        ("/search?q=x&min_duration=-1", 400, "min_duration must be a number of at least 0"),
+        ("/similar", 400, "file (an indexed path or file id) is missing"),
+        (f"/similar?file={quote('/etc/passwd')}", 404, "/etc/passwd is not in index"),
+        ("/files/999999", 404, "file id 999999 is not in index"),
+        ("/files/abc", 404, "give a file id"),
+        ("/nowhere", 404, "no route GET /nowhere; the routes are:"),
+    ]
+    for path, status, said in cases:
+        got, body, _ = get(url + path)
+        assert (got, said in body["error"]) == (status, True), (path, body)
+    got, body, _ = get(f"{url}/similar", data=b"not audio at all")
+    assert got == 400 and "not readable as audio" in body["error"]
+    _, hits, _ = get(f"{url}/search?q=beep&k=3")
+    got, body, _ = get(f"{url}/audio/{hits[0]['file_id']}?start=2&end=1")
+    assert got == 400 and "must come after start" in body["error"]
+
+
+def test_concurrent_requests(served):
+    url, _ = served
+    queries = ["door", "creak", "beep", "rain", "slam", "chirp", "tone", "noise"] * 3
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda q: get(f"{url}/search?q={q}&k=3"), queries))
+    assert all(status == 200 and len(hits) == 3 for status, hits, _ in answers)
+    alone = {q: get(f"{url}/search?q={q}&k=3")[1] for q in set(queries)}
+    assert all(hits == alone[q] for q, (_, hits, _) in zip(queries, answers))
+
+
+def test_soundsift_serve_command(tmp_path, tiny_clap_dir):
+    """The command: says where it listens, answers, and stops cleanly on SIGTERM."""
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    lib = tmp_path / "lib"
+    write(lib / "dog.wav", tone(440, 1.0, SR), SR)
+    build_index([lib], tmp_path / "idx", str(tiny_clap_dir), workers=0, progress=False)
+    proc = subprocess.Popen([sys.executable, "-m", "ui.cli", "serve", "--index", str(tmp_path / "idx"), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        found = re.search(r"on (http://127\.0\.0\.1:\d+)/", line)
+        assert found, line
+        status, hits, _ = get(f"{found.group(1)}/search?q=dog&k=1")
+        assert status == 200 and hits[0]["path"] == str((lib / "dog.wav").resolve())
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and "stopped serving" in err and "Traceback" not in err

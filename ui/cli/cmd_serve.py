@@ -1,0 +1,51 @@
+"""``soundsift serve``: answer searches over HTTP with the index and model kept open."""
+from __future__ import annotations
+
+import typer
+
+from ui.cli.app import app
+from ui.cli.common import IndexOption, VerboseOption, err_console, reports_errors, setup_logging
+from ui.cli.results import IndexModelOption
+
+
+@app.command("serve")
+@reports_errors
+def serve_command(
+    index: IndexOption = None,
+    port: int = typer.Option(8765, "--port", "-p", min=0, max=65535, help="Port to listen on (0: any free one)."),
+    host: str = typer.Option("127.0.0.1", "--host",
+                             help="Address to bind; 0.0.0.0 answers anyone on your network."),
+    model: IndexModelOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Answer searches as JSON over HTTP, the index and its model loaded once: milliseconds a
+    query instead of a model load per command, for DAW scripts, launchers and other programs.
+
+    GET /search?q=rain&k=10 (keywords=1, not=thunder, segments=1, and the filters of `soundsift
+    search`: min_duration, path_prefix, format, category, tagged …), GET /similar?file=PATH_OR_ID,
+    POST /similar with a clip as the body, GET /tag?file=…&labels=dog,rain, POST /tag, GET
+    /files/ID, GET /audio/ID?start=&end= (a WAV preview), GET /info. Errors are {"error": …}
+    with 400, 404 or 413. Only indexed files are read from disk. Ctrl-C or SIGTERM stops it.
+    """
+    import signal
+    import threading
+
+    from engine.query import SoundIndex
+    from ui.server import serve
+
+    setup_logging(verbose)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(f"[yellow]warning:[/] serving on {host}: anyone who can reach this "
+                          "address can search your library and play its files")
+    with SoundIndex.open(index, model=model) as sound_index:
+        sound_index.model                      # loaded now, not on the first request
+        def ready(server) -> None:
+            err_console.print(f"soundsift serve: index {sound_index.root} on {server.url}/ "
+                              "(Ctrl+C stops)", highlight=False, soft_wrap=True)
+        try:
+            serve(sound_index, host, port, ready=ready, stop=stop)
+        except KeyboardInterrupt:
+            pass
+    err_console.print("stopped serving", highlight=False)

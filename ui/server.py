@@ -1,0 +1,303 @@
+"""``soundsift serve``: the query layer over HTTP, with the index and its model kept open.
+
+A command-line search loads the model every time (about 6 s on this machine); a DAW script, a
+launcher or any program that asks often wants its answer in milliseconds. ``soundsift serve
+--index NAME`` opens the index once (engine.query.SoundIndex, which answers from several
+threads and follows new generations and rebuilds by itself) and answers JSON over HTTP:
+
+=====  ====================  ==================================================================
+GET    ``/search``           ``q`` text; ``k``; ``keywords=1``; ``not`` (comma-separated sounds
+                             not wanted); ``segments=1`` (every matching segment); filters
+GET    ``/similar``          ``file`` (an indexed path or file id), ``start``/``end`` seconds; ``k``; filters
+POST   ``/similar``          the body is a clip (WAV, FLAC, MP3 …): files that sound like it
+GET    ``/tag``              ``file`` (indexed), ``labels`` (comma-separated; default the model's
+                             vocabulary), ``top``: zero-shot tags from its stored vectors
+POST   ``/tag``              the body is a clip: its zero-shot tags
+GET    ``/files/ID``         the file's record (path, format, segments, metadata, levels)
+GET    ``/audio/ID``         WAV of an indexed file, or of its span ``start``–``end`` (a preview)
+GET    ``/info``             the index's counts, model, index type
+=====  ====================  ==================================================================
+
+Filters (as the CLI's options): ``min_duration``, ``max_duration``, ``path_prefix``,
+``format``, ``sample_rate``, ``category``, ``channels``, ``min_loudness``, ``max_loudness``,
+``tagged``. Hits are ``Hit.to_dict`` (as ``soundsift search --json``).
+
+A bad request gets ``{"error": "…"}`` with 400 (a bad parameter, audio that cannot be read),
+404 (a path the index does not hold, an unknown file id or route) or 413 (a clip over the upload
+limit). Only files the index holds are read from disk, by path or id, so a request cannot make
+the server read any other file; clips come in the request body. It listens on 127.0.0.1 unless
+told otherwise.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+from urllib.parse import parse_qs, unquote, urlparse
+
+import numpy as np
+
+from engine.errors import InvalidQuery, SoundsiftError, UnreadableAudio
+from engine.query import SoundIndex
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8765
+MAX_K = 1000
+FILTER_PARAMS = ("min_duration", "max_duration", "path_prefix", "format", "sample_rate", "category",
+                 "channels", "min_loudness", "max_loudness", "tagged")
+
+
+class NotFound(SoundsiftError):
+    """A route, file id or path the server does not know (404)."""
+
+
+class TooLarge(SoundsiftError):
+    """A request body over the upload limit (413)."""
+
+
+class Query:
+    """A request's query string: typed, checked parameters (InvalidQuery names the bad one)."""
+
+    def __init__(self, raw: str) -> None:
+        self.values = {k: v[-1] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        value = self.values.get(name, default)
+        return value.strip() if isinstance(value, str) and value.strip() else default
+
+    def number(self, name: str, default: float | None = None, low: float | None = None) -> float | None:
+        value = self.text(name)
+        if value is None:
+            return default
+        try:
+            x = float(value)
+        except ValueError as e:
+            raise InvalidQuery(f"{name} must be a number, got {value!r}") from e
+        if not np.isfinite(x) or (low is not None and x < low):
+            raise InvalidQuery(f"{name} must be a number{f' of at least {low:g}' if low is not None else ''}, "
+                               f"got {value!r}")
+        return x
+
+    def count(self, name: str, default: int) -> int:
+        value = self.number(name, default, low=1)
+        if value != int(value) or value > MAX_K:
+            raise InvalidQuery(f"{name} must be a whole number from 1 to {MAX_K}, got {self.text(name)!r}")
+        return int(value)
+
+    def flag(self, name: str) -> bool:
+        return (self.text(name) or "").lower() in ("1", "true", "yes", "on")
+
+    def listed(self, name: str) -> list[str]:
+        return [v.strip() for v in (self.text(name) or "").split(",") if v.strip()]
+
+    def filters(self) -> Any:
+        from ui.cli.results import make_filters
+        return make_filters(self.number("min_duration", low=0), self.number("max_duration", low=0),
+                            self.text("path_prefix"), self.listed("format"), self.listed("sample_rate"),
+                            self.listed("category"), self.listed("channels"), self.number("min_loudness"),
+                            self.number("max_loudness"), self.listed("tagged"))
+
+
+class SoundsiftHandler(BaseHTTPRequestHandler):
+    """One request: route, answer JSON (or WAV bytes), map soundsift's errors to statuses."""
+
+    server: "SoundsiftServer"
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 (the http.server name)
+        self._answer("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._answer("POST")
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def _answer(self, method: str) -> None:
+        url = urlparse(self.path)
+        query = Query(url.query)
+        try:
+            route = self.server.route(method, url.path)
+            status, body, kind = route(self, query, url.path)
+        except NotFound as e:
+            status, body, kind = HTTPStatus.NOT_FOUND, _json({"error": str(e)}), "application/json"
+        except TooLarge as e:
+            status, body, kind = HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _json({"error": str(e)}), "application/json"
+        except (InvalidQuery, UnreadableAudio) as e:
+            status, body, kind = HTTPStatus.BAD_REQUEST, _json({"error": str(e)}), "application/json"
+        except SoundsiftError as e:       # the index went missing, a mismatched model …
+            status, body, kind = HTTPStatus.SERVICE_UNAVAILABLE, _json({"error": str(e)}), "application/json"
+        except Exception as e:            # a bug: said to the client and logged with its traceback
+            log.exception("%s %s failed", method, self.path)
+            status = HTTPStatus.INTERNAL_SERVER_ERROR
+            body, kind = _json({"error": f"{type(e).__name__}: {e}"}), "application/json"
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def body(self) -> bytes:
+        """The request body (a clip), at most the upload limit."""
+        from ui.components.uploads import MAX_UPLOAD_BYTES
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_UPLOAD_BYTES:
+            raise TooLarge(f"{length / 2**20:.1f} MB is more than the {MAX_UPLOAD_BYTES / 2**20:.0f} MB upload "
+                           "limit; send the part you want to search by")
+        return self.rfile.read(length) if length > 0 else b""
+
+
+Route = Callable[[SoundsiftHandler, Query, str], tuple[int, bytes, str]]
+
+
+class SoundsiftServer(ThreadingHTTPServer):
+    """The HTTP server over one open SoundIndex (see the module docstring for the routes)."""
+
+    daemon_threads = True
+
+    def __init__(self, index: SoundIndex, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
+        super().__init__((host, port), SoundsiftHandler)
+        self.index = index
+        self.routes: dict[tuple[str, str], Route] = {
+            ("GET", "/search"): self._search, ("GET", "/similar"): self._similar,
+            ("POST", "/similar"): self._similar_clip, ("GET", "/tag"): self._tag, ("POST", "/tag"): self._tag_clip,
+            ("GET", "/files"): self._file, ("GET", "/audio"): self._audio, ("GET", "/info"): self._info,
+        }
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def route(self, method: str, path: str) -> Route:
+        base = "/" + path.strip("/").split("/", 1)[0]
+        found = self.routes.get((method, base))
+        if found is None:
+            known = sorted(f"{m} {p}" for m, p in self.routes)
+            raise NotFound(f"no route {method} {path}; the routes are: {', '.join(known)}")
+        return found
+
+    # -- routes --------------------------------------------------------------------------
+    def _search(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        text = q.text("q")
+        if text is None:
+            raise InvalidQuery("q (the text to search for) is missing")
+        hits = self.index.search_text(text, k=q.count("k", 10), filters=q.filters(),
+                                      per_file=not q.flag("segments"), keywords=q.flag("keywords"),
+                                      exclude=q.listed("not"))
+        return _hits(hits)
+
+    def _similar(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        file_id = self._indexed(q)
+        hits = self.index.similar_to_file(file_id, k=q.count("k", 10), filters=q.filters(),
+                                          per_file=not q.flag("segments"), start=q.number("start", low=0),
+                                          end=q.number("end", low=0))
+        return _hits(hits)
+
+    def _similar_clip(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        clip = _clip(handler)
+        hits = self.index.search_audio(clip.waveform, k=q.count("k", 10), filters=q.filters(),
+                                       per_file=not q.flag("segments"), sample_rate=clip.sample_rate)
+        return _hits(hits)
+
+    def _tag(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        from engine import zeroshot
+        from engine.vocabulary import default_labels
+        file_id = self._indexed(q)
+        model = self.index.model
+        _, vectors = self.index.file_segments(file_id)
+        mean = vectors.mean(axis=0)
+        vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
+        labels = q.listed("labels") or default_labels(model)
+        return HTTPStatus.OK, _json(zeroshot.tag(model, vector, labels, q.count("top", 5))), "application/json"
+
+    def _tag_clip(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        clip = _clip(handler)
+        tags = self.index.tag(clip.waveform, labels=q.listed("labels") or None, top=q.count("top", 5),
+                              sample_rate=clip.sample_rate)
+        return HTTPStatus.OK, _json(tags), "application/json"
+
+    def _file(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        return HTTPStatus.OK, _json(self.index.get_file(self._id_in(path))), "application/json"
+
+    def _audio(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        from engine.export import excerpt_wav
+        record = self.index.get_file(self._id_in(path))
+        start, end = q.number("start", 0.0, low=0), q.number("end", record["duration"], low=0)
+        if end <= start:
+            raise InvalidQuery(f"end ({end:g} s) must come after start ({start:g} s)")
+        data, _, _ = excerpt_wav(record["path"], start, end, fade=0.0)
+        return HTTPStatus.OK, data, "audio/wav"
+
+    def _info(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        return HTTPStatus.OK, _json(self.index.info()), "application/json"
+
+    # -- helpers -------------------------------------------------------------------------
+    def _indexed(self, q: Query) -> int:
+        """The file id ``file`` names (an indexed path or a file id); NotFound otherwise."""
+        given = q.text("file")
+        if given is None:
+            raise InvalidQuery("file (an indexed path or file id) is missing")
+        if given.isdigit():
+            self._id_in(f"/files/{given}")
+            return int(given)
+        found = self.index.file_id_for_path(given)
+        if found is None:
+            raise NotFound(f"{given} is not in index {self.index.root}; POST the clip instead")
+        return found
+
+    def _id_in(self, path: str) -> int:
+        """The file id at the end of ``/files/ID`` or ``/audio/ID``, one the index holds."""
+        tail = unquote(path.rstrip("/").rsplit("/", 1)[-1])
+        if not tail.isdigit():
+            raise NotFound(f"{path}: give a file id (a number, as hits' file_id)")
+        try:
+            self.index.get_file(int(tail))
+        except InvalidQuery as e:
+            raise NotFound(str(e)) from e
+        return int(tail)
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, default=_plain).encode("utf-8")
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def _hits(hits: list) -> tuple[int, bytes, str]:
+    return HTTPStatus.OK, _json([h.to_dict() for h in hits]), "application/json"
+
+
+def _clip(handler: SoundsiftHandler) -> Any:
+    from ui.components.uploads import read_example
+    data = handler.body()
+    name = handler.headers.get("X-Filename") or "request body"
+    return read_example(name, data)
+
+
+def serve(index: SoundIndex, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+          ready: Callable[[SoundsiftServer], None] | None = None,
+          stop: threading.Event | None = None) -> None:
+    """Answer requests on ``host``:``port`` until ``stop`` is set (or Ctrl-C); ``ready`` gets
+    the listening server (its ``url``; port 0 picks a free one)."""
+    server = SoundsiftServer(index, host, port)
+    if ready is not None:
+        ready(server)
+    stop = stop or threading.Event()
+    worker = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    worker.start()
+    try:
+        while not stop.wait(0.2):
+            pass
+    finally:
+        server.shutdown()
+        server.server_close()
+        worker.join(10)
