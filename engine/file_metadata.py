@@ -495,8 +495,9 @@ def _flac_walk(f: BinaryIO) -> FlacFields:
         if len(head) < 4:
             break
         kind, size = head[0] & 0x7F, int.from_bytes(head[1:4], "big")
-        if kind in (0, 4, 5) and size <= _MAX_TEXT_CHUNK:
-            body = f.read(size)
+        if kind in (0, 4, 5):                          # a larger block is read as far as the limit
+            body = f.read(min(size, _MAX_TEXT_CHUNK))
+            f.seek(size - len(body), 1)
             if kind == 0 and len(body) >= 13:          # STREAMINFO: the sample rate, 20 bits
                 rate = (body[10] << 12) | (body[11] << 4) | (body[12] >> 4)
             elif kind == 4:                            # VORBIS_COMMENT

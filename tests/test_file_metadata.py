@@ -462,6 +462,9 @@ def test_ucs_names_in_flac_vorbis_comments(tmp_path):
     assert "encoder" not in found
     from engine.file_metadata import flac_fields
     assert flac_fields(write(tmp_path / "plain.wav", tone(440, 0.2, 16000), 16000)) == {}
+    # cover art kept as a comment makes the block larger than what is read: its start still counts
+    art = flac_with_comments(tmp_path / "art.flac", {"CATEGORY": "DOORS", "METADATA_BLOCK_PICTURE": "A" * (1 << 21)})
+    assert read_metadata(art)["category"] == "DOORS" and sf.info(str(art)).frames == 8000
 
 
 def riff_chunk(cid: bytes, body: bytes) -> bytes:
