@@ -111,7 +111,7 @@ def cue_tracks(text: str, audio_name: str | None = None) -> list[CueTrack]:
     if audio_name is not None and len(set(files)) > 1:
         mine = [f for f in files if _same_file(f, audio_name)] or [f for f in files if _same_stem(f, audio_name)]
         tracks = [t for t in tracks if t.file in mine]
-    placed = sorted((t.starts[1], t) for t in tracks if t.starts and 1 in t.starts)
+    placed = sorted(((t.starts[1], t) for t in tracks if t.starts and 1 in t.starts), key=lambda p: p[0])
     out = []
     for i, (at, track) in enumerate(placed):
         following = [t for _, t in placed[i + 1:] if t.file == track.file]

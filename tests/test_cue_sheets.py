@@ -94,6 +94,9 @@ FILE "side_b.wav" WAVE
     # track 3's pregap is in side_a, its audio in side_b; untitled tracks keep their number
     assert cue_tracks(sheet, "side_b.flac") == [CueTrack(0.0, "Track 03", 5.0), CueTrack(5.0, "Sirens", None)]
     assert cue_tracks(sheet, "other.wav") == []
+    # two tracks at one time (a sheet written by hand): both kept, in the sheet's order
+    twice = 'FILE "a.wav" WAVE\n TRACK 01 AUDIO\n  INDEX 01 00:00:00\n TRACK 02 AUDIO\n  INDEX 01 00:00:00\n'
+    assert [t.name for t in cue_tracks(twice, "a.wav")] == ["Track 01", "Track 02"]
     # a sheet naming one file applies to the file it sits beside, whatever name it gives
     assert [t.name for t in cue_tracks(DISC, "renamed.flac")] == ["Dog barking", "Rain on a roof", "Door slam"]
 
