@@ -10,7 +10,8 @@ Windows-1252) and :func:`match_rows` gives each file the fields of the rows that
 A row names its file in the first file column (:data:`FILE_COLUMNS`, the first whose values
 mostly end in an audio extension): a name matches every file of that name (A–Z case aside; else
 of that name with another extension, as a library converted to FLAC keeps its sheet), a path
-(with ``/`` or ``\\``) the files whose path ends with it. The columns :data:`FIELD_COLUMNS`
+(with ``/`` or ``\\``, perhaps from another machine: ``D:\\SFX\\Doors\\creak.wav``) the files of
+that name whose folders end most like its folders. The columns :data:`FIELD_COLUMNS`
 knows become metadata keys (engine.file_metadata); the indexer stores them with the indexed
 files (indexer.metadata_sheet, ``soundsift sheet import``) and ``soundsift caption --source
 metadata --sheet`` turns their descriptions into training captions.
@@ -167,8 +168,9 @@ def match_rows(sheet: Sheet, files: dict[int, str]) -> tuple[dict[int, dict[str,
             continue
         name = parts[-1]
         found = by_name.get(name) or by_stem.get(os.path.splitext(name)[0] if _is_audio_name(name) else name, [])
-        if len(parts) > 1:          # a path: the files whose path ends with it (extension aside)
-            found = [f for f in found if _ends_with(_parts(files[f]), parts)]
+        if len(parts) > 1 and len(found) > 1:     # a path: the files whose paths end most like it
+            tails = {f: _common_tail(_parts(files[f]), parts) for f in found}
+            found = [f for f in found if tails[f] == max(tails.values())]
         if not found:
             report.unmatched.append(value)
             continue
@@ -182,7 +184,10 @@ def match_rows(sheet: Sheet, files: dict[int, str]) -> tuple[dict[int, dict[str,
     return out, report
 
 
-def _ends_with(path: tuple[str, ...], tail: tuple[str, ...]) -> bool:
-    if len(tail) > len(path) or path[len(path) - len(tail):-1] != tail[:-1]:
-        return False
-    return path[-1] == tail[-1] or os.path.splitext(path[-1])[0] == os.path.splitext(tail[-1])[0]
+def _common_tail(path: tuple[str, ...], other: tuple[str, ...]) -> int:
+    """How many trailing folders two paths share, beyond their (matching) file names: a sheet
+    written on another machine names its files by paths that end like the local ones."""
+    n = 0
+    while n + 1 < min(len(path), len(other)) and path[-2 - n] == other[-2 - n]:
+        n += 1
+    return n

@@ -231,3 +231,18 @@ def test_hits_say_what_the_files_are(lib, tmp_path, tiny_clap_dir):
                      "other.wav": None}
     narrow = run(app, ["search", "skylark", "-w", "--index", str(idx), "-k", "3"], env={"COLUMNS": "90"})
     assert narrow.exit_code == 0 and "Skylark singing" not in narrow.stdout
+
+
+def test_paths_written_on_another_machine_match_by_their_ends():
+    """A Soundminer export made on Windows names files by absolute paths there: the file name
+    finds the candidates, the folders they share with the row's path pick among them."""
+    from engine.metadata_sheet import Sheet, match_rows
+    files = {1: "/home/me/SFX/Doors/Wood/creak_01.wav", 2: "/home/me/SFX/Windows/creak_01.wav",
+             3: "/home/me/SFX/Doors/slam.flac"}
+    sheet = Sheet("export.csv", [("D:\\Libraries\\SFX\\Doors\\Wood\\creak_01.wav", {"title": "Door creak"}),
+                                 ("D:\\Libraries\\SFX\\Doors\\slam.wav", {"title": "Door slam"}),
+                                 ("D:\\Libraries\\SFX\\Gone\\missing.wav", {"title": "Missing"})],
+                  "FilePath", {"Title": "title"}, [])
+    fields, report = match_rows(sheet, files)
+    assert fields == {1: {"title": "Door creak"}, 3: {"title": "Door slam"}}
+    assert (report.matched_rows, report.shared_rows, report.unmatched) == (2, 0, ["D:\\Libraries\\SFX\\Gone\\missing.wav"])
