@@ -33,8 +33,8 @@ def import_command(
     verbose: VerboseOption = False,
 ) -> None:
     """Describe indexed files by a library's sheet: each row's file (a Filename, File,
-    Path or location column: a name matches the indexed files of that name, a path those
-    whose path ends with it) gets its Description, Title/FXName, Category,
+    Path or location column: a name matches the indexed files of that name, a path those of
+    its name whose folders end most like it) gets its Description, Title/FXName, Category,
     SubCategory, CatID, Keywords, Library, CDName, Designer, Notes …
 
     Keyword search finds the files by them, `--category` filters by them, the page's card shows
