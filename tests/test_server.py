@@ -125,6 +125,8 @@ def test_bad_requests_get_a_reason_and_a_status(served):
     _, hits, _ = get(f"{url}/search?q=beep&k=3")
     got, body, _ = get(f"{url}/audio/{hits[0]['file_id']}?start=2&end=1")
     assert got == 400 and "must come after start" in body["error"]
+    got, body, _ = get(f"{url}/audio/{hits[0]['file_id']}?start=0&end=3600")
+    assert got == 400 and "longer than the 600 s /audio sends" in body["error"]
 
 
 def test_concurrent_requests(served):

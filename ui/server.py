@@ -14,7 +14,8 @@ GET    ``/tag``              ``file`` (indexed), ``labels`` (comma-separated; de
                              vocabulary), ``top``: zero-shot tags from its stored vectors
 POST   ``/tag``              the body is a clip: its zero-shot tags
 GET    ``/files/ID``         the file's record (path, format, segments, metadata, levels)
-GET    ``/audio/ID``         WAV of an indexed file, or of its span ``start``–``end`` (a preview)
+GET    ``/audio/ID``         WAV of an indexed file, or of its span ``start``–``end`` (a preview;
+                             at most :data:`MAX_AUDIO_SECONDS`, the file's start by default)
 GET    ``/info``             the index's counts, model, index type
 =====  ====================  ==================================================================
 
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8765
 MAX_K = 1000
+#: longest span ``/audio`` sends (a preview; an hour of 96 kHz stereo would be 2 GB in memory)
+MAX_AUDIO_SECONDS = 600.0
 FILTER_PARAMS = ("min_duration", "max_duration", "path_prefix", "format", "sample_rate", "category",
                  "channels", "min_loudness", "max_loudness", "tagged")
 
@@ -227,9 +230,13 @@ class SoundsiftServer(ThreadingHTTPServer):
     def _audio(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         from engine.export import excerpt_wav
         record = self.index.get_file(self._id_in(path))
-        start, end = q.number("start", 0.0, low=0), q.number("end", record["duration"], low=0)
+        start = q.number("start", 0.0, low=0)
+        end = q.number("end", min(record["duration"], start + MAX_AUDIO_SECONDS), low=0)
         if end <= start:
             raise InvalidQuery(f"end ({end:g} s) must come after start ({start:g} s)")
+        if end - start > MAX_AUDIO_SECONDS:
+            raise InvalidQuery(f"a span of {end - start:g} s is longer than the {MAX_AUDIO_SECONDS:g} s "
+                               "/audio sends; ask for a part")
         data, _, _ = excerpt_wav(record["path"], start, end, fade=0.0)
         return HTTPStatus.OK, data, "audio/wav"
 
