@@ -4,7 +4,8 @@ from __future__ import annotations
 import typer
 
 from ui.cli.app import app
-from ui.cli.common import IndexOption, VerboseOption, err_console, reports_errors, setup_logging
+from ui.cli.common import (HostOption, IndexOption, VerboseOption, err_console, reports_errors, setup_logging,
+                           warn_if_shared)
 from ui.cli.results import IndexModelOption
 
 
@@ -13,8 +14,7 @@ from ui.cli.results import IndexModelOption
 def serve_command(
     index: IndexOption = None,
     port: int = typer.Option(8765, "--port", "-p", min=0, max=65535, help="Port to listen on (0: any free one)."),
-    host: str = typer.Option("127.0.0.1", "--host",
-                             help="Address to bind; 0.0.0.0 answers anyone on your network."),
+    host: HostOption = "127.0.0.1",
     model: IndexModelOption = None,
     verbose: VerboseOption = False,
 ) -> None:
@@ -36,9 +36,7 @@ def serve_command(
     setup_logging(verbose)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        err_console.print(f"[yellow]warning:[/] serving on {host}: anyone who can reach this "
-                          "address can search your library and play its files")
+    warn_if_shared(host, "search your library and play its files")
     with SoundIndex.open(index, model=model) as sound_index:
         sound_index.model                      # loaded now, not on the first request
         def ready(server) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import typer
 
 from ui.cli.app import app
-from ui.cli.common import IndexOption, VerboseOption, err_console, reports_errors, setup_logging
+from ui.cli.common import (HostOption, IndexOption, VerboseOption, err_console, reports_errors, setup_logging,
+                           warn_if_shared)
 from ui.cli.results import IndexModelOption
 
 
@@ -13,8 +14,7 @@ from ui.cli.results import IndexModelOption
 def ui_command(
     index: IndexOption = None,
     port: int = typer.Option(8501, "--port", "-p", min=1, max=65535, help="Port to serve the page on."),
-    host: str = typer.Option("127.0.0.1", "--host",
-                             help="Address to bind; 0.0.0.0 shares the page on your network."),
+    host: HostOption = "127.0.0.1",
     model: IndexModelOption = None,
     verbose: VerboseOption = False,
 ) -> None:
@@ -33,9 +33,7 @@ def ui_command(
     if not IndexLayout(index_dir).catalog.is_file():
         raise IndexNotFound(
             f"no index at {index_dir}; build one first with `soundsift index PATH --index {index or 'default'}`")
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        err_console.print(f"[yellow]warning:[/] serving on {host}: anyone who can reach this "
-                          "address can search and play your library")
+    warn_if_shared(host, "search and play your library")
     err_console.print(f"soundsift ui: index {index_dir} on http://{host}:{port}/ (Ctrl+C stops)")
     sys.stdout.flush()
     sys.stderr.flush()

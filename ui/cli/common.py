@@ -26,6 +26,14 @@ MODEL_HELP = ("Model: 'soundsift-base', 'soundsift-fast' (about 10× faster, les
 IndexOption = Annotated[Optional[str], typer.Option("--index", "-i", help=INDEX_HELP)]
 #: ``--verbose/-v``: debug logging, in every command
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
+#: ``--host`` of the commands that listen (`soundsift ui`, `soundsift serve`)
+HostOption = Annotated[str, typer.Option("--host", help="Address to bind; 0.0.0.0 answers anyone on your network.")]
+
+
+def warn_if_shared(host: str, what: str) -> None:
+    """Say on stderr that ``what`` is open to the network when ``host`` is not this machine's own."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(f"[yellow]warning:[/] serving on {host}: anyone who can reach this address can {what}")
 
 
 def setup_logging(verbose: bool = False) -> None:
