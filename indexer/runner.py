@@ -384,8 +384,9 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
                 fail(w.scanned.path, ev.reason)
                 for note in ev.notes:
                     log.debug("%s: the decoder also said: %s", w.scanned.path, note)
-                if w.changed:           # its old vectors describe content that is gone
-                    pending.remove.append(w.scanned.path)
+                if w.changed:           # indexed before: nothing is lost for a file that reads badly now
+                    log.warning("%s: its earlier index entry (vectors, tags, captions) stays until it reads "
+                                "again; the next run tries it again", w.scanned.path)
                 bar.update(1)
             n_done = len(pending.add) + len(pending.errors)
             if n_done and (n_done >= checkpoint_files

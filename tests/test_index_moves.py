@@ -419,3 +419,27 @@ def test_relocate_command(lib, tmp_path):
     assert all(p.startswith(str(moved)) for p in rows(idx))
     r = runner.invoke(app, ["relocate", str(lib), str(moved), "--index", str(idx)])
     assert r.exit_code == 1 and "holds no files under" in " ".join(r.output.split())
+
+
+def test_a_file_that_changed_and_no_longer_reads_keeps_its_entry_until_it_does(lib, tmp_path):
+    """Overwritten by something unreadable (a copy that failed half-way, a render in a format
+    the decoder does not know): the error is recorded and the run goes on, and the file's earlier
+    vectors, tags and captions stay; once it reads again it is embedded again, keeping them."""
+    from engine.query import SoundIndex
+    idx = tmp_path / "idx"
+    index([lib], idx)
+    slam = lib / "Doors" / "door_slam.wav"
+    label(idx, slam, "keeper", "the take we used in episode 3")
+    before = rows(idx)[str(slam)]
+    slam.write_bytes(b"RIFF\x00\x00\x00\x00WAVE truncated by a failed copy")
+    s = index([lib], idx)
+    assert (s.failed, s.updated, s.removed) == (2, 0, 0)           # broken.wav, and the slam now
+    assert rows(idx)[str(slam)] == before and str(slam) in error_paths(idx)
+    with SoundIndex.open(idx, model=FakeModel()) as si:
+        assert si.similar_to_file(str(slam), k=1)[0].path == str(slam)
+    assert index([lib], idx).failed == 2                            # tried again, still unreadable
+    write(slam, noise(1.2, 16000, seed=9), 16000)                    # fixed
+    s = index([lib], idx)
+    assert (s.updated, s.failed) == (1, 1) and str(slam) not in error_paths(idx)
+    after = rows(idx)[str(slam)]
+    assert after["tags"] == [("keeper", "user")] and after["captions"] == ["the take we used in episode 3"]
