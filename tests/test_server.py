@@ -122,6 +122,16 @@ def test_bad_requests_get_a_reason_and_a_status(served):
         assert (got, said in body["error"]) == (status, True), (path, body)
     got, body, _ = get(f"{url}/similar", data=b"not audio at all")
     assert got == 400 and "not readable as audio" in body["error"]
+    got, body, _ = get(f"{url}/search?q=x", data=b"a body no route reads")      # POST /search: no such route
+    assert got == 404 and "no route POST /search" in body["error"]
+    import http.client                       # one connection: a refused body does not spoil the next request
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    conn.request("POST", "/nowhere", body=b"x" * 1000)
+    first = conn.getresponse()
+    assert first.status == 404 and first.getheader("Connection") == "close"
+    first.read()
+    conn.close()
     _, hits, _ = get(f"{url}/search?q=beep&k=3")
     got, body, _ = get(f"{url}/audio/{hits[0]['file_id']}?start=2&end=1")
     assert got == 400 and "must come after start" in body["error"]

@@ -123,6 +123,7 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
     def _answer(self, method: str) -> None:
         url = urlparse(self.path)
         query = Query(url.query)
+        self.body_read = False
         try:
             route = self.server.route(method, url.path)
             status, body, kind = route(self, query, url.path)
@@ -138,20 +139,29 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
             log.exception("%s %s failed", method, self.path)
             status = HTTPStatus.INTERNAL_SERVER_ERROR
             body, kind = _json({"error": f"{type(e).__name__}: {e}"}), "application/json"
+        if method == "POST" and not self.body_read:
+            self.close_connection = True    # its unread body must not be taken for the next request
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
 
     def body(self) -> bytes:
         """The request body (a clip), at most the upload limit."""
         from ui.components.uploads import MAX_UPLOAD_BYTES
-        length = int(self.headers.get("Content-Length") or 0)
+        given = self.headers.get("Content-Length") or "0"
+        if not given.strip().isdigit():
+            raise InvalidQuery(f"Content-Length must be a number of bytes, got {given!r}")
+        length = int(given)
         if length > MAX_UPLOAD_BYTES:
             raise TooLarge(f"{length / 2**20:.1f} MB is more than the {MAX_UPLOAD_BYTES / 2**20:.0f} MB upload "
                            "limit; send the part you want to search by")
-        return self.rfile.read(length) if length > 0 else b""
+        data = self.rfile.read(length) if length > 0 else b""
+        self.body_read = True
+        return data
 
 
 Route = Callable[[SoundsiftHandler, Query, str], tuple[int, bytes, str]]
