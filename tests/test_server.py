@@ -102,6 +102,8 @@ def test_files_audio_and_info(served):
     assert sf.info(io.BytesIO(whole)).duration == pytest.approx(3.0)
     status, info, _ = get(f"{url}/info")
     assert status == 200 and info["files"] == 3
+    status, facets, _ = get(f"{url}/facets")
+    assert status == 200 and facets["formats"] == ["FLAC", "WAV"] and facets["sample_rates"] == [SR]
 
 
 def test_bad_requests_get_a_reason_and_a_status(served):

@@ -17,6 +17,7 @@ GET    ``/files/ID``         the file's record (path, format, segments, metadata
 GET    ``/audio/ID``         WAV of an indexed file, or of its span ``start``–``end`` (a preview;
                              at most :data:`MAX_AUDIO_SECONDS`, the file's start by default)
 GET    ``/info``             the index's counts, model, index type
+GET    ``/facets``           what the filters can choose from (formats, rates, categories …)
 =====  ====================  ==================================================================
 
 Filters (as the CLI's options): ``min_duration``, ``max_duration``, ``path_prefix``,
@@ -179,6 +180,7 @@ class SoundsiftServer(ThreadingHTTPServer):
             ("GET", "/search"): self._search, ("GET", "/similar"): self._similar,
             ("POST", "/similar"): self._similar_clip, ("GET", "/tag"): self._tag, ("POST", "/tag"): self._tag_clip,
             ("GET", "/files"): self._file, ("GET", "/audio"): self._audio, ("GET", "/info"): self._info,
+            ("GET", "/facets"): self._facets,
         }
 
     @property
@@ -252,6 +254,9 @@ class SoundsiftServer(ThreadingHTTPServer):
 
     def _info(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         return HTTPStatus.OK, _json(self.index.info()), "application/json"
+
+    def _facets(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        return HTTPStatus.OK, _json(self.index.facets()), "application/json"
 
     # -- helpers -------------------------------------------------------------------------
     def _indexed(self, q: Query) -> int:
