@@ -42,7 +42,7 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
             described = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
                                        .where(FileMetadata.key.in_(SEARCHED_KEYS_WITH_SHEETS))) or 0)
                          if has_table(s, "file_metadata") else 0)
-            sheets = sheet_counts_in(s) if has_table(s, "file_metadata") else {}
+            sheets = sheet_counts_in(s)
             marked = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
                                    .where(FileMetadata.key == "markers")) or 0)
                       if has_table(s, "file_metadata") else 0)

@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from engine.catalog import File, FileMetadata, open_catalog, set_meta
+from engine.catalog import File, FileMetadata, has_table, open_catalog, set_meta
 from engine.errors import InvalidQuery
 from engine.file_metadata import SHEET_NAME_KEY, SHEET_PREFIX
 from engine.layout import existing_index
@@ -57,7 +57,9 @@ def import_sheet(index: str | Path | None, sheet_path: str | Path, under: str | 
             for i in range(0, len(cleared), _SQL_CHUNK):
                 s.execute(delete(FileMetadata).where(FileMetadata.file_id.in_(cleared[i:i + _SQL_CHUNK]),
                                                      FileMetadata.key.like(SHEET_PREFIX + "%")))
-            alive = set(s.scalars(select(File.id).where(File.id.in_(sorted(described))))) if described else set()
+            wanted, alive = sorted(described), set()          # files an index run may have removed meanwhile
+            for i in range(0, len(wanted), _SQL_CHUNK):
+                alive.update(s.scalars(select(File.id).where(File.id.in_(wanted[i:i + _SQL_CHUNK]))))
             s.add_all(FileMetadata(file_id=fid, key=SHEET_PREFIX + key, value=value)
                       for fid, fields in described.items() if fid in alive
                       for key, value in {**fields, "sheet": sheet.name}.items())
@@ -101,7 +103,10 @@ def sheet_counts(index: str | Path | None) -> dict[str, int]:
 
 
 def sheet_counts_in(s: Session) -> dict[str, int]:
-    """:func:`sheet_counts` on an open session of the catalog."""
+    """:func:`sheet_counts` on an open session of the catalog (none for a catalog from before
+    file metadata was stored)."""
+    if not has_table(s, "file_metadata"):
+        return {}
     rows = s.execute(select(FileMetadata.value, func.count()).where(FileMetadata.key == SHEET_NAME_KEY)
                      .group_by(FileMetadata.value).order_by(func.count().desc(), FileMetadata.value))
     return {name: int(n) for name, n in rows}

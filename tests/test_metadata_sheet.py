@@ -246,3 +246,36 @@ def test_paths_written_on_another_machine_match_by_their_ends():
     fields, report = match_rows(sheet, files)
     assert fields == {1: {"title": "Door creak"}, 3: {"title": "Door slam"}}
     assert (report.matched_rows, report.shared_rows, report.unmatched) == (2, 0, ["D:\\Libraries\\SFX\\Gone\\missing.wav"])
+
+
+def test_a_sheet_for_a_large_library_imports_in_chunks(lib, tmp_path, monkeypatch):
+    """More files than one SQLite query takes as parameters (32,766 in many builds; this one is
+    held to 999 here): the import asks in chunks."""
+    import sqlite3
+    import time as clock
+
+    from sqlalchemy import insert
+
+    import engine.catalog
+    from engine.catalog import File, open_catalog
+    from engine.layout import IndexLayout
+    idx = tmp_path / "idx"
+    index(lib, idx)
+    n = 2_500
+    engine_ = open_catalog(IndexLayout(idx).catalog)      # catalog rows only: the import reads no audio
+    with engine_.begin() as conn:
+        conn.execute(insert(File), [{"path": f"/archive/{i:08d}.wav", "size": 1, "mtime_ns": 1, "duration": 1.0,
+                                     "sample_rate": 44100, "channels": 1, "format": "WAV", "subtype": "PCM_16",
+                                     "indexed_at": clock.time()} for i in range(n)])
+    engine_.dispose()
+    pragmas = engine.catalog._sqlite_pragmas
+
+    def held_to_999(dbapi_conn, record):
+        pragmas(dbapi_conn, record)
+        dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+    monkeypatch.setattr(engine.catalog, "_sqlite_pragmas", held_to_999)
+    sheet = tmp_path / "BBCSoundEffects.csv"
+    sheet.write_text("location,description\n" + "".join(f"{i:08d}.wav,Sound number {i}\n" for i in range(n)))
+    assert import_sheet(idx, sheet).files == n
+    assert sheet_counts(idx) == {"BBCSoundEffects.csv": n}
+    assert remove_sheet(idx, "BBCSoundEffects.csv") == n
