@@ -49,7 +49,7 @@ from engine.models.base import AudioTextModel
 from engine.vectors import fsync_dir
 from indexer.scan import normalize_root, under_roots
 from indexer.swap import exchange_paths
-from indexer.write import IndexWriter, WriterLock
+from indexer.write import DERIVED_CAPTION_SOURCES, DERIVED_TAG_SOURCES, IndexWriter, WriterLock
 
 log = logging.getLogger(__name__)
 
@@ -170,14 +170,16 @@ def _sigint_held() -> Iterator[threading.Event]:
 def carry_over(old_catalog: Path, new_engine: Engine) -> tuple[dict[str, int], dict[str, int]]:
     """Copy tags and captions from the old catalog to the new one; returns (carried, not carried).
 
-    Only rows of files with the same path, size and mtime_ns in both are candidates (a
-    deleted, changed or now unreadable file's rows go). Of those, every tag and caption
-    is copied except the ones a CLAP model derived from the audio: tags whose source is in
-    MODEL_TAG_SOURCES, and captions generated from them (TAG_CAPTION_SOURCES on a file
-    that had such tags); `soundsift caption --index … --source model` makes them again
-    with the new model. Everything else (YAMNet tags, the user's tags and captions, other
-    sources) is copied: no rebuild recomputes it, nor what an imported library sheet said of the
-    file (its ``sheet:`` metadata rows, not counted). One transaction on the new catalog.
+    Rows of files with the same path, size and mtime_ns in both are candidates: every tag and
+    caption is copied except the ones a CLAP model derived from the audio (tags whose source is
+    in MODEL_TAG_SOURCES, and captions generated from them: TAG_CAPTION_SOURCES on a file that
+    had such tags); `soundsift caption --index … --source model` makes them again with the new
+    model. Everything else (YAMNet tags, the user's tags and captions, other sources) is copied:
+    no rebuild recomputes it. A file edited in place since (the same path, another size or time)
+    keeps the user's own rows only (indexer.write.DERIVED_*_SOURCES describe the old audio), as
+    an index run does; a deleted or now unreadable file's rows go. What an imported library sheet
+    said of a file (its ``sheet:`` metadata rows, not counted) follows it by path. One
+    transaction on the new catalog.
     """
     old_engine = open_catalog(old_catalog)
     try:
@@ -193,41 +195,50 @@ def carry_over(old_catalog: Path, new_engine: Engine) -> tuple[dict[str, int], d
         old_engine.dispose()
     gone = derived = 0          # rows not carried over: their file's content left / made by a model
     with Session(new_engine) as s, s.begin():
-        new_ids = {(p, size, mt): fid for fid, p, size, mt in
-                   s.execute(select(File.id, File.path, File.size, File.mtime_ns))}
+        rows = s.execute(select(File.id, File.path, File.size, File.mtime_ns)).all()
+        new_ids = {(p, size, mt): fid for fid, p, size, mt in rows}
+        by_path = {p: fid for fid, p, _, _ in rows}
         target = {fid: new_ids.get(key) for fid, key in old_files.items()}
+        edited = {fid: by_path[key[0]] for fid, key in old_files.items()      # the same path, other content
+                  if target[fid] is None and key[0] in by_path}
         model_tagged = {t.file_id for t in tags if t.source in MODEL_TAG_SOURCES}
         tag_rows, caption_rows = [], []
         for t in tags:
             new = target.get(t.file_id)
-            if new is None:
+            if new is None and t.file_id in edited and t.source not in DERIVED_TAG_SOURCES:
+                new = edited[t.file_id]
+            elif new is None:
                 gone += 1
+                continue
             elif t.source in MODEL_TAG_SOURCES:
                 derived += 1
-            else:
-                tag_rows.append({"file_id": new, "label": t.label, "score": t.score,
-                                 "source": t.source})
+                continue
+            tag_rows.append({"file_id": new, "label": t.label, "score": t.score, "source": t.source})
         for c in captions:
             new = target.get(c.file_id)
-            if new is None:
+            if new is None and c.file_id in edited and c.source not in DERIVED_CAPTION_SOURCES:
+                new = edited[c.file_id]
+            elif new is None:
                 gone += 1
+                continue
             elif c.source in TAG_CAPTION_SOURCES and c.file_id in model_tagged:
                 derived += 1
-            else:
-                caption_rows.append({"file_id": new, "text": c.text, "source": c.source})
+                continue
+            caption_rows.append({"file_id": new, "text": c.text, "source": c.source})
         if tag_rows:
             s.execute(insert(Tag), tag_rows)
         if caption_rows:
             s.execute(insert(Caption), caption_rows)
-        sheet_rows = [{"file_id": target[fid], "key": key, "value": value} for fid, key, value in sheets
-                      if target.get(fid) is not None]          # what an imported library sheet said
+        follow = {fid: target[fid] or edited.get(fid) for fid in old_files}
+        sheet_rows = [{"file_id": follow[fid], "key": key, "value": value} for fid, key, value in sheets
+                      if follow.get(fid) is not None]          # what an imported library sheet said
         if sheet_rows:
             s.execute(insert(FileMetadata), sheet_rows)
     carried = {"tags": len(tag_rows), "captions": len(caption_rows)}
     dropped = {"tags": len(tags) - len(tag_rows), "captions": len(captions) - len(caption_rows)}
     if gone:
-        log.info("%d tags and captions of files deleted, changed or unreadable since they were "
-                 "made were not carried over", gone)
+        log.info("%d tags and captions of files deleted or unreadable since they were made, or made "
+                 "from the audio of files changed since, were not carried over", gone)
     if derived:
         log.info("%d zero-shot tags and captions made by the previous model were not carried "
                  "over; `soundsift caption PATH... --index … --source model` makes them with the "

@@ -443,3 +443,26 @@ def test_a_file_that_changed_and_no_longer_reads_keeps_its_entry_until_it_does(l
     assert (s.updated, s.failed) == (1, 1) and str(slam) not in error_paths(idx)
     after = rows(idx)[str(slam)]
     assert after["tags"] == [("keeper", "user")] and after["captions"] == ["the take we used in episode 3"]
+
+
+def test_a_rebuild_keeps_the_users_tags_on_a_file_edited_since(lib, tmp_path):
+    """`--rebuild` after a file was edited in place: as an index run would, it keeps the user's
+    tags and captions and lets the ones made from the old audio go."""
+    idx = tmp_path / "idx"
+    index([lib], idx)
+    slam = lib / "Doors" / "door_slam.wav"
+    label(idx, slam, "keeper", "the take we used in episode 3")
+    label(idx, lib / "rain.wav", "wet", "rain on the roof")
+    engine = open_catalog(IndexLayout(idx).catalog)
+    with Session(engine) as s, s.begin():
+        fid = s.scalar(select(File.id).where(File.path == str(slam)))
+        s.add_all([Tag(file_id=fid, label="Door", score=0.8, source="yamnet"),
+                   Caption(file_id=fid, text="a door", source="blat")])
+    engine.dispose()
+    write(slam, noise(1.2, 16000, seed=7), 16000)          # edited in place, then the index rebuilt
+    s = build_index([str(lib)], idx, FakeModel(), workers=0, progress=False, rebuild=True)
+    assert s.rebuild
+    after = rows(idx)
+    assert after[str(slam)]["tags"] == [("keeper", "user")]
+    assert after[str(slam)]["captions"] == ["the take we used in episode 3"]
+    assert after[str(lib / "rain.wav")]["tags"] == [("wet", "user")]          # unchanged: as before

@@ -167,14 +167,15 @@ def test_rebuild_with_another_model_re_embeds_and_carries_notes_over(built, lib,
         assert top_path(idx, model_b(), lib / name) == str(lib / name)
     with pytest.raises(ModelMismatch):
         SoundIndex.open(idx, model=model_a())
-    # tags and captions: unchanged files keep theirs, except what model A derived
+    # tags and captions: unchanged files keep theirs, except what model A derived; the file
+    # edited since keeps the user's caption, not the YAMNet tag of its old audio
     tags, caps = notes(idx)
     assert tags == {"keep.wav": {("sweep", 0.9, "yamnet"), ("my favourite", 1.0, "user")},
                     "tagged_by_model.wav": {("beep", 0.7, "yamnet")}}
     assert caps == {"keep.wav": {("a rising sweep", "blat"), ("the intro whoosh", "user")},
-                    "tagged_by_model.wav": {("test tone", "user")}}
-    assert s.carried_over == {"tags": 3, "captions": 3}
-    assert s.not_carried_over == {"tags": 3, "captions": 3}   # zero-shot + changed + gone
+                    "tagged_by_model.wav": {("test tone", "user")}, "changed.wav": {("hiss", "user")}}
+    assert s.carried_over == {"tags": 3, "captions": 4}
+    assert s.not_carried_over == {"tags": 3, "captions": 2}   # zero-shot + changed's YAMNet + gone
     assert leftovers(idx) == []
 
 
