@@ -31,14 +31,14 @@ def main() -> None:
     args = ap.parse_args()
 
     import engine.query as query
-    real = query._stored_fields
+    real = query.stored_metadata
     index = query.SoundIndex.open(args.index)
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((args.queries, int(index.info()["dim"]))).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
 
     def run(described: bool) -> float:
-        query._stored_fields = real if described else (lambda conn, ids, keys: real(conn, ids, ("markers",)))
+        query.stored_metadata = real if described else (lambda conn, ids, keys: real(conn, ids, ("markers",)))
         t = time.perf_counter()
         for v in vectors:
             index.search_vectors(v, k=args.k)
@@ -49,7 +49,7 @@ def main() -> None:
     for _ in range(args.rounds):
         now.append(run(True))
         markers_only.append(run(False))
-    query._stored_fields = real
+    query.stored_metadata = real
     hits = index.search_vectors(vectors[0], k=args.k)
     a, b = statistics.median(now), statistics.median(markers_only)
     print(f"{args.index}: {index.info()['files']} files, k {args.k}, "

@@ -152,6 +152,25 @@ def has_table(conn: Any, name: str) -> bool:
                         {"n": name}).first() is not None
 
 
+#: ids per IN (...) list (SQLite builds may take as few as 999 parameters a query)
+SQL_CHUNK = 900
+
+
+def stored_metadata(conn: Any, file_ids: Any, keys: Any) -> dict[int, dict[str, str]]:
+    """File id → {key: value} of the metadata ``keys`` the catalog holds for each of ``file_ids``
+    that has some (asked in chunks); none for a catalog from before metadata was stored.
+    ``conn``: a Connection or Session."""
+    if not len(file_ids) or not has_table(conn, "file_metadata"):
+        return {}
+    wanted = sorted(set(int(f) for f in file_ids))
+    found: dict[int, dict[str, str]] = {}
+    for i in range(0, len(wanted), SQL_CHUNK):
+        for fid, key, value in conn.execute(select(FileMetadata.file_id, FileMetadata.key, FileMetadata.value).where(
+                FileMetadata.key.in_(tuple(keys)), FileMetadata.file_id.in_(wanted[i:i + SQL_CHUNK]))):
+            found.setdefault(fid, {})[key] = value
+    return found
+
+
 def get_meta(session: Session) -> dict[str, Any]:
     """All metadata as a dict of decoded JSON values."""
     return {m.key: json.loads(m.value) for m in session.scalars(select(Meta))}

@@ -56,7 +56,7 @@ from sqlalchemy import Float, cast, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from engine import zeroshot
-from engine.catalog import ErrorRow, File, FileMetadata, Meta, SegmentRow, has_table
+from engine.catalog import ErrorRow, File, FileMetadata, Meta, SegmentRow, has_table, stored_metadata
 from engine.errors import IndexBusy, IndexNotFound, InvalidQuery, ModelMismatch
 from engine.file_metadata import (ABOUT_LINE_KEYS, INDEXER_KEYS, LEVEL_KEYS, SEARCHED_KEYS_WITH_SHEETS, SHEET_NAME_KEY,
                                   SHEET_PREFIX, about_line, with_sheet)
@@ -191,30 +191,16 @@ def _all_meta(conn: Connection) -> dict[str, Any]:
     return {key: json.loads(value) for key, value in conn.execute(select(Meta.key, Meta.value))}
 
 
-def _stored_fields(conn: Connection, file_ids: Sequence[int], keys: Sequence[str]) -> dict[int, dict[str, str]]:
-    """File id → {key: value} of the metadata ``keys`` the catalog holds for each of ``file_ids``
-    that has some; none for a catalog from before metadata was stored."""
-    if not file_ids or not has_table(conn, "file_metadata"):
-        return {}
-    wanted = sorted(set(int(f) for f in file_ids))
-    found: dict[int, dict[str, str]] = {}
-    for i in range(0, len(wanted), _SQL_CHUNK):
-        for fid, key, value in conn.execute(select(FileMetadata.file_id, FileMetadata.key, FileMetadata.value).where(
-                FileMetadata.key.in_(keys), FileMetadata.file_id.in_(wanted[i:i + _SQL_CHUNK]))):
-            found.setdefault(fid, {})[key] = value
-    return found
-
-
 def _markers_of(fields: dict[int, dict[str, str]]) -> dict[int, list[tuple[float, str]]]:
     """File id → its named markers ((seconds, name), in time order; engine.file_metadata.
-    parse_markers) from :func:`_stored_fields`' rows, for the files that have some."""
+    parse_markers) from :func:`engine.catalog.stored_metadata`' rows, for the files that have some."""
     from engine.file_metadata import parse_markers
     return {fid: parse_markers(f["markers"]) for fid, f in fields.items() if f.get("markers")}
 
 
 def _stored_markers(conn: Connection, file_ids: Sequence[int]) -> dict[int, list[tuple[float, str]]]:
     """File id → its named markers as the catalog stored them, for the files that have some."""
-    return _markers_of(_stored_fields(conn, file_ids, ("markers",)))
+    return _markers_of(stored_metadata(conn, file_ids, ("markers",)))
 
 
 class SoundIndex:
@@ -816,7 +802,7 @@ class SoundIndex:
             hits.append(Hit(path=path, start=float(snap.seg_start[row]), end=float(snap.seg_end[row]),
                             score=score, file_id=int(fid), segment_id=seg, duration=float(duration),
                             format=str(fmt), sample_rate=int(rate)))
-        fields = _stored_fields(conn, [h.file_id for h in hits], ("markers", *ABOUT_LINE_KEYS))   # one lookup
+        fields = stored_metadata(conn, [h.file_id for h in hits], ("markers", *ABOUT_LINE_KEYS))   # one lookup
         self._name_takes(snap, hits, _markers_of(fields))
         for h in hits:      # what the file (or a library sheet) says it is: category, title, description
             said = {k: v for k, v in fields.get(h.file_id, {}).items() if k != "markers"}

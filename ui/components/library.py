@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from engine.catalog import USER_TAG_SOURCE, File, FileMetadata, Meta, Tag, has_table
+from engine.catalog import USER_TAG_SOURCE, File, Meta, Tag, stored_metadata
 from engine.errors import InvalidQuery
 from engine.file_metadata import ABOUT_LINE_KEYS, LEVEL_KEYS, about_line, parse_markers, with_sheet
 from engine.layout import IndexLayout
@@ -111,13 +111,7 @@ class Library:
         ids = [int(i) for i in file_ids]
         with Session(self._engine) as s:
             rows = list(s.scalars(select(File).where(File.id.in_(ids))))
-            about: dict[int, dict[str, str]] = {}
-            if has_table(s, "file_metadata"):
-                for fid, key, value in s.execute(select(FileMetadata.file_id, FileMetadata.key, FileMetadata.value)
-                                                 .where(FileMetadata.file_id.in_(ids),
-                                                        FileMetadata.key.in_(SHOWN_KEYS))):
-                    about.setdefault(fid, {})[key] = value
-                about = {fid: with_sheet(found) for fid, found in about.items()}
+            about = {fid: with_sheet(found) for fid, found in stored_metadata(s, ids, SHOWN_KEYS).items()}
             return {r.id: replace(self._record(r), about=about_line(about.get(r.id, {})),
                                   levels=_levels(about.get(r.id, {})),
                                   marks=tuple(at for at, _ in parse_markers(about.get(r.id, {}).get("markers", ""))))
