@@ -627,6 +627,10 @@ class SoundIndex:
             return l2_normalize(np.mean(np.vstack([*stored, *outside]), axis=0))
         return self._search_embedded(embed, k, filters, per_file)
 
+    def file_vector(self, path_or_file_id: str | Path | int) -> np.ndarray:
+        """An indexed file's unit vector from its stored segment vectors (nothing is decoded)."""
+        return self._with_snapshot(lambda conn, snap: self._file_vector(snap, self._resolve_file(conn, path_or_file_id)))
+
     @staticmethod
     def _file_vector(snap: _Snapshot, file_id: int) -> np.ndarray:
         """A file's unit vector: the mean of its stored segment vectors, re-normalised."""

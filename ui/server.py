@@ -222,11 +222,8 @@ class SoundsiftServer(ThreadingHTTPServer):
     def _tag(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         from engine import zeroshot
         from engine.vocabulary import default_labels
-        file_id = self._indexed(q)
+        vector = self.index.file_vector(self._indexed(q))
         model = self.index.model
-        _, vectors = self.index.file_segments(file_id)
-        mean = vectors.mean(axis=0)
-        vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
         labels = q.listed("labels") or default_labels(model)
         return HTTPStatus.OK, _json(zeroshot.tag(model, vector, labels, q.count("top", 5))), "application/json"
 
@@ -237,11 +234,11 @@ class SoundsiftServer(ThreadingHTTPServer):
         return HTTPStatus.OK, _json(tags), "application/json"
 
     def _file(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
-        return HTTPStatus.OK, _json(self.index.get_file(self._id_in(path))), "application/json"
+        return HTTPStatus.OK, _json(self._record(path)), "application/json"
 
     def _audio(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         from engine.export import excerpt_wav
-        record = self.index.get_file(self._id_in(path))
+        record = self._record(path)
         start = q.number("start", 0.0, low=0)
         end = q.number("end", min(record["duration"], start + MAX_AUDIO_SECONDS), low=0)
         if end <= start:
@@ -265,23 +262,22 @@ class SoundsiftServer(ThreadingHTTPServer):
         if given is None:
             raise InvalidQuery("file (an indexed path or file id) is missing")
         if given.isdigit():
-            self._id_in(f"/files/{given}")
-            return int(given)
+            return int(self._record(f"/files/{given}")["file_id"])
         found = self.index.file_id_for_path(given)
         if found is None:
             raise NotFound(f"{given} is not in index {self.index.root}; POST the clip instead")
         return found
 
-    def _id_in(self, path: str) -> int:
-        """The file id at the end of ``/files/ID`` or ``/audio/ID``, one the index holds."""
+    def _record(self, path: str) -> dict[str, Any]:
+        """The record (SoundIndex.get_file) of the file whose id ends ``/files/ID`` or ``/audio/ID``;
+        NotFound for an id the index does not hold."""
         tail = unquote(path.rstrip("/").rsplit("/", 1)[-1])
         if not tail.isdigit():
             raise NotFound(f"{path}: give a file id (a number, as hits' file_id)")
         try:
-            self.index.get_file(int(tail))
+            return self.index.get_file(int(tail))
         except InvalidQuery as e:
             raise NotFound(str(e)) from e
-        return int(tail)
 
 
 def _json(obj: Any) -> bytes:
