@@ -53,10 +53,7 @@ def import_sheet(index: str | Path | None, sheet_path: str | Path, under: str | 
         with WriterLock(layout.lock), Session(engine) as s, s.begin():
             before = set(s.scalars(select(FileMetadata.file_id).where(FileMetadata.key == SHEET_NAME_KEY,
                                                                       FileMetadata.value == sheet.name)))
-            cleared = sorted(before | set(described))
-            for i in range(0, len(cleared), _SQL_CHUNK):
-                s.execute(delete(FileMetadata).where(FileMetadata.file_id.in_(cleared[i:i + _SQL_CHUNK]),
-                                                     FileMetadata.key.like(SHEET_PREFIX + "%")))
+            _clear_sheet_rows(s, sorted(before | set(described)))
             wanted, alive = sorted(described), set()          # files an index run may have removed meanwhile
             for i in range(0, len(wanted), _SQL_CHUNK):
                 alive.update(s.scalars(select(File.id).where(File.id.in_(wanted[i:i + _SQL_CHUNK]))))
@@ -82,13 +79,18 @@ def remove_sheet(index: str | Path | None, name: str) -> int:
                 known = sorted(sheet_counts_in(s))
                 raise InvalidQuery(f"no file of index {layout.root} is described by a sheet named {name!r}"
                                    + (f" (sheets: {', '.join(known)})" if known else " (no sheet was imported)"))
-            for i in range(0, len(ids), _SQL_CHUNK):
-                s.execute(delete(FileMetadata).where(FileMetadata.file_id.in_(ids[i:i + _SQL_CHUNK]),
-                                                     FileMetadata.key.like(SHEET_PREFIX + "%")))
+            _clear_sheet_rows(s, ids)
             set_meta(s, metadata_replaced_at=time.time())
     finally:
         engine.dispose()
     return len(ids)
+
+
+def _clear_sheet_rows(s: Session, file_ids: list[int]) -> None:
+    """Delete what any sheet said of the files ``file_ids`` (their ``sheet:`` rows), in chunks."""
+    for i in range(0, len(file_ids), _SQL_CHUNK):
+        s.execute(delete(FileMetadata).where(FileMetadata.file_id.in_(file_ids[i:i + _SQL_CHUNK]),
+                                             FileMetadata.key.like(SHEET_PREFIX + "%")))
 
 
 def sheet_counts(index: str | Path | None) -> dict[str, int]:
