@@ -56,6 +56,7 @@ from sqlalchemy import Float, cast, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from engine import zeroshot
+from engine.catalog import SQL_CHUNK as _SQL_CHUNK
 from engine.catalog import ErrorRow, File, FileMetadata, Meta, SegmentRow, has_table, stored_metadata
 from engine.errors import IndexBusy, IndexNotFound, InvalidQuery, ModelMismatch
 from engine.file_metadata import (ABOUT_LINE_KEYS, INDEXER_KEYS, LEVEL_KEYS, SEARCHED_KEYS_WITH_SHEETS, SHEET_NAME_KEY,
@@ -81,7 +82,6 @@ EXCLUDE_WEIGHT = 0.5
 #: seconds between a stored marker time (kept to 0.1 s) and the start of the take it begins
 MARKER_TOLERANCE = 0.06
 _RELOAD_RETRIES = 3
-_SQL_CHUNK = 900           # ids per "IN (...)" (well under SQLite's variable limit)
 
 
 def excluded_texts(texts: Sequence[str] | str | None) -> list[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from engine.catalog import SQL_CHUNK as _SQL_CHUNK
 from engine.catalog import File, FileMetadata, has_table, open_catalog, set_meta
 from engine.errors import InvalidQuery
 from engine.file_metadata import SHEET_NAME_KEY, SHEET_PREFIX
@@ -26,8 +27,6 @@ from engine.layout import existing_index
 from engine.metadata_sheet import SheetImport, match_rows, read_sheet
 from indexer.scan import normalize_root, under_roots
 from indexer.write import WriterLock
-
-_SQL_CHUNK = 500
 
 
 def import_sheet(index: str | Path | None, sheet_path: str | Path, under: str | Path | None = None,

@@ -22,6 +22,7 @@ from collections import defaultdict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.catalog import SQL_CHUNK as _SQL_CHUNK
 from engine.catalog import File, FileMetadata, SegmentRow, has_table
 from engine.cue_sheet import sidecar_state
 from engine.file_metadata import CUE_SHEET_KEY, named_markers
@@ -29,8 +30,6 @@ from engine.segments import SegmentPolicy, bounds_with_takes, segment_bounds
 from indexer.write import IndexWriter
 
 log = logging.getLogger(__name__)
-
-_SQL_CHUNK = 900
 
 
 def files_missing_takes(writer: IndexWriter, present: set[str], policy: SegmentPolicy,
