@@ -4,8 +4,9 @@ Many sound libraries describe their files in a spreadsheet beside them instead o
 the BBC Sound Effects archive's CSV (``location``, ``description``, ``category``, ``CDName`` …,
 its files named by number), Soundminer and BaseHead exports (``Filename``, ``Description``,
 ``Category``, ``SubCategory``, ``CatID``, ``FXName``, ``Keywords`` …), a vendor's metadata sheet
-saved from Excel. :func:`read_sheet` reads one (comma-, semicolon- or tab-separated; UTF-8 or
-Windows-1252) and :func:`match_rows` gives each file the fields of the rows that name it.
+an Excel or OpenDocument workbook. :func:`read_sheet` reads one (comma-, semicolon- or
+tab-separated text in UTF-8 or Windows-1252, or the worksheets of an .xlsx or .ods workbook)
+and :func:`match_rows` gives each file the fields of the rows that name it.
 
 A row names its file in the first file column (:data:`FILE_COLUMNS`, the first whose values
 mostly end in an audio extension): a name matches every file of that name (A–Z case aside; else
@@ -28,6 +29,7 @@ from engine.audio import AUDIO_EXTENSIONS
 from engine.errors import InvalidQuery
 from engine.file_metadata import MAX_VALUE
 from engine.text_encoding import decode_text
+from engine.workbook import UNREADABLE_WORKBOOKS, WORKBOOK_SUFFIXES, workbook_tables
 
 #: column names (lower case, without spaces, ``_``, ``-`` or ``.``) that may name a row's file,
 #: most telling first
@@ -48,6 +50,8 @@ FIELD_COLUMNS = {
 }
 #: largest sheet read (the BBC archive's 33,000 rows are 5 MB)
 MAX_SHEET_BYTES = 200 << 20
+#: how far down a sheet its header row is looked for (vendors put a title and a blank row above it)
+HEADER_ROWS = 20
 
 
 @dataclass
@@ -60,6 +64,8 @@ class Sheet:
     file_column: str
     used: dict[str, str]
     unused: list[str]
+    worksheets: list[str] = field(default_factory=list)     # a workbook's worksheets read
+    skipped: list[str] = field(default_factory=list)        # … and those without a file column
 
 
 @dataclass
@@ -75,13 +81,16 @@ class SheetImport:
     columns: dict[str, str] = field(default_factory=dict)    # column → key
     unused_columns: list[str] = field(default_factory=list)
     file_column: str = ""
+    worksheets: list[str] = field(default_factory=list)
+    skipped_worksheets: list[str] = field(default_factory=list)
     dry_run: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"sheet": self.sheet, "rows": self.rows, "matched_rows": self.matched_rows, "files": self.files,
                 "shared_rows": self.shared_rows, "unmatched": len(self.unmatched),
                 "unmatched_examples": self.unmatched[:20], "file_column": self.file_column,
-                "columns": self.columns, "unused_columns": self.unused_columns, "dry_run": self.dry_run}
+                "columns": self.columns, "unused_columns": self.unused_columns, "worksheets": self.worksheets,
+                "skipped_worksheets": self.skipped_worksheets, "dry_run": self.dry_run}
 
 
 def _normalise(column: str) -> str:
@@ -93,44 +102,82 @@ def _is_audio_name(value: str) -> bool:
 
 
 def read_sheet(path: str | Path) -> Sheet:
-    """The rows of the CSV/TSV sheet at ``path``. InvalidQuery naming the sheet when it cannot
-    be read, has no header row, or no column names a file."""
+    """The rows of the sheet at ``path``: CSV or tab-separated text, or a workbook (.xlsx,
+    .ods; engine.workbook) whose worksheets with a file column are read one after another
+    (one per category is common; a "Read me" worksheet without one is skipped). The header
+    row is the first of the top :data:`HEADER_ROWS` rows that names a file column (a title
+    above it is passed over). InvalidQuery naming the sheet when it cannot be read, has no
+    header row, or no column names a file."""
     path = Path(path)
     try:
         if path.stat().st_size > MAX_SHEET_BYTES:
             raise InvalidQuery(f"{path}: larger than {MAX_SHEET_BYTES >> 20} MB; not a metadata sheet")
-        text = decode_text(path.read_bytes())
+        suffix = path.suffix.lower()
+        if suffix in WORKBOOK_SUFFIXES or suffix in UNREADABLE_WORKBOOKS:
+            tables = workbook_tables(path)
+        else:
+            tables = [("", _text_table(decode_text(path.read_bytes())))]
     except OSError as e:
         raise InvalidQuery(f"{path}: cannot read it ({e.strerror or e})") from e
-    if path.suffix.lower() in (".xlsx", ".xls", ".ods", ".numbers"):
-        raise InvalidQuery(f"{path}: a spreadsheet file; save it as CSV (comma- or tab-separated) and import that")
+    found = [(name, table, _header(table)) for name, table in tables]
+    read = [(name, table, head) for name, table, head in found if head is not None]
+    if not read:
+        raise _no_file_column(path, tables)
+    rows: list[tuple[str, dict[str, str]]] = []
+    used: dict[str, str] = {}
+    unused: list[str] = []
+    for _, table, (at, column) in read:
+        header = [c.strip() for c in table[at]]
+        names = [_normalise(c) for c in header]
+        keys = {i: FIELD_COLUMNS[n] for i, n in enumerate(names) if i != column and n in FIELD_COLUMNS}
+        for row in table[at + 1:]:
+            value = row[column].strip() if column < len(row) else ""
+            if not value:
+                continue
+            fields: dict[str, str] = {}
+            for i, key in keys.items():
+                text_ = " ".join(row[i].split())[:MAX_VALUE] if i < len(row) else ""
+                if text_:
+                    fields.setdefault(key, text_)
+            rows.append((value, fields))
+        for i, key in keys.items():
+            used.setdefault(header[i], key)
+        unused += [h for i, h in enumerate(header) if i != column and i not in keys and h and h not in unused]
+    first_table, (first_at, first_column) = read[0][1], read[0][2]
+    return Sheet(path.name, rows, first_table[first_at][first_column].strip(), used,
+                 [h for h in unused if h not in used],
+                 worksheets=[name for name, _, _ in read if name],
+                 skipped=[name for name, _, head in found if head is None and name])
+
+
+def _text_table(text: str) -> list[list[str]]:
+    """The non-empty rows of comma-, semicolon-, tab- or bar-separated text."""
     try:
         dialect = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel_tab if "\t" in text.split("\n", 1)[0] else csv.excel
-    table = [row for row in csv.reader(text.splitlines(), dialect) if any(c.strip() for c in row)]
-    if len(table) < 2:
-        raise InvalidQuery(f"{path}: no header row and rows under it (is it a CSV or tab-separated sheet?)")
-    header = [c.strip() for c in table[0]]
-    names = [_normalise(c) for c in header]
-    column = _file_column(names, table[1:])
-    if column is None:
-        raise InvalidQuery(f"{path}: no column names the files (one of {', '.join(FILE_COLUMNS[:6])} …); "
-                           f"its columns are {', '.join(header)}")
-    used = {i: FIELD_COLUMNS[n] for i, n in enumerate(names) if i != column and n in FIELD_COLUMNS}
-    rows = []
-    for row in table[1:]:
-        value = row[column].strip() if column < len(row) else ""
-        if not value:
-            continue
-        fields: dict[str, str] = {}
-        for i, key in used.items():
-            text_ = " ".join(row[i].split())[:MAX_VALUE] if i < len(row) else ""
-            if text_:
-                fields.setdefault(key, text_)
-        rows.append((value, fields))
-    return Sheet(path.name, rows, header[column], {header[i]: key for i, key in used.items()},
-                 [h for i, h in enumerate(header) if i != column and i not in used and h])
+    return [row for row in csv.reader(text.splitlines(), dialect) if any(c.strip() for c in row)]
+
+
+def _header(table: list[list[str]]) -> tuple[int, int] | None:
+    """(header row, file column) of a table: the first of its top rows with a file column
+    (:func:`_file_column`) and rows under it; None when there is none."""
+    for at in range(min(HEADER_ROWS, len(table) - 1)):
+        column = _file_column([_normalise(c) for c in table[at]], table[at + 1:])
+        if column is not None:
+            return at, column
+    return None
+
+
+def _no_file_column(path: Path, tables: list[tuple[str, list[list[str]]]]) -> InvalidQuery:
+    """The error for a sheet none of whose tables has a file column, naming what it has."""
+    wanted = ", ".join(FILE_COLUMNS[:6])
+    if not any(len(table) >= 2 for _, table in tables):
+        return InvalidQuery(f"{path}: no header row and rows under it (is it a CSV, tab-separated or "
+                            "spreadsheet file with a header row?)")
+    seen = "; ".join(f"{name + ': ' if name else ''}{', '.join(c.strip() for c in table[0] if c.strip())}"
+                     for name, table in tables if table)
+    return InvalidQuery(f"{path}: no column names the files (one of {wanted} …); its columns are {seen}")
 
 
 def _file_column(names: list[str], rows: list[list[str]]) -> int | None:
@@ -159,7 +206,8 @@ def match_rows(sheet: Sheet, files: dict[int, str]) -> tuple[dict[int, dict[str,
         by_name.setdefault(name, []).append(fid)
         by_stem.setdefault(os.path.splitext(name)[0], []).append(fid)
     report = SheetImport(sheet.name, columns=dict(sheet.used), unused_columns=list(sheet.unused),
-                         file_column=sheet.file_column)
+                         file_column=sheet.file_column, worksheets=list(sheet.worksheets),
+                         skipped_worksheets=list(sheet.skipped))
     out: dict[int, dict[str, str]] = {}
     for value, fields in sheet.rows:
         report.rows += 1

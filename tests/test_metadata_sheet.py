@@ -66,10 +66,107 @@ def test_sheet_layouts_are_read(tmp_path):
     nameless.write_text("Description,Category\nA door,DOORS\n")
     with pytest.raises(InvalidQuery, match=r"nameless.csv: no column names the files .*Description, Category"):
         read_sheet(nameless)
-    xlsx = tmp_path / "meta.xlsx"
-    xlsx.write_bytes(b"PK\x03\x04")
-    with pytest.raises(InvalidQuery, match="save it as CSV"):
-        read_sheet(xlsx)
+    broken = tmp_path / "meta.xlsx"
+    broken.write_bytes(b"PK\x03\x04")
+    with pytest.raises(InvalidQuery, match="meta.xlsx: not a readable Excel workbook"):
+        read_sheet(broken)
+    old_excel = tmp_path / "meta.xls"
+    old_excel.write_bytes(b"\xd0\xcf\x11\xe0")
+    with pytest.raises(InvalidQuery, match=r"meta.xls: an Excel 97–2003 workbook; save it as .xlsx, .ods or CSV"):
+        read_sheet(old_excel)
+
+
+def test_a_vendor_workbook_is_read_worksheet_by_worksheet(tmp_path):
+    import datetime as dt
+    from openpyxl import Workbook
+    book = Workbook()
+    readme = book.active
+    readme.title = "Read me"
+    readme.append(["Cinematic Doors by a vendor. Licence: see EULA.pdf"])
+    readme.append(["Files", 2])
+    doors = book.create_sheet("Doors")
+    doors.append(["Cinematic Doors — metadata"])               # a title and a blank row above the header
+    doors.append([])
+    doors.append(["Filename", "Description", "Category", "Duration", "Recorded"])
+    doors.append(["DOOR_Oak_01.wav", "Heavy oak door\nslams shut", "DOORS", 12.0, dt.datetime(2024, 5, 17)])
+    doors.append(["DOOR_Oak_02.wav", "=UPPER(B4)", "DOORS", 3.5, None])   # a formula: its cached value (none here)
+    metal = book.create_sheet("Metal")
+    metal.append(["File Name", "FX Name", "Category"])          # another worksheet, its own column names
+    metal.append(["MTL_Hit_01.wav", "Metal hit", "METAL"])
+    metal.append([None, "a row naming no file", None])
+    path = tmp_path / "Cinematic Doors.xlsx"
+    book.save(path)
+    sheet = read_sheet(path)
+    assert sheet.worksheets == ["Doors", "Metal"] and sheet.skipped == ["Read me"]
+    assert sheet.file_column == "Filename"
+    assert sheet.used == {"Description": "description", "Category": "category", "FX Name": "title"}
+    assert sheet.unused == ["Duration", "Recorded"]
+    assert sheet.rows == [("DOOR_Oak_01.wav", {"description": "Heavy oak door slams shut", "category": "DOORS"}),
+                          ("DOOR_Oak_02.wav", {"category": "DOORS"}),
+                          ("MTL_Hit_01.wav", {"title": "Metal hit", "category": "METAL"})]
+    from engine.workbook import workbook_tables
+    tables = dict(workbook_tables(path))
+    assert tables["Doors"][2][3:] == ["12", "2024-05-17"]      # whole numbers and dates as a user sees them
+    readme_only = Workbook()
+    readme_only.active.append(["Description", "Category"])
+    readme_only.active.append(["A door", "DOORS"])
+    readme_only.save(tmp_path / "nofiles.xlsx")
+    with pytest.raises(InvalidQuery, match=r"nofiles.xlsx: no column names the files .*Sheet: Description, Category"):
+        read_sheet(tmp_path / "nofiles.xlsx")
+
+
+def test_an_opendocument_sheet_is_read(tmp_path):
+    from odf.opendocument import OpenDocumentSpreadsheet
+    from odf.office import Annotation
+    from odf.table import CoveredTableCell, Table, TableCell, TableRow
+    from odf.teletype import addTextToElement
+    from odf.text import P
+
+    def cell(text="", **kw):
+        c = TableCell(valuetype="string", **kw) if text else TableCell(**kw)
+        if text:
+            p = P()
+            addTextToElement(p, text)                           # spaces, tabs, breaks as ODF writes them
+            c.addElement(p)
+        return c
+
+    def row(*cells, **kw):
+        r = TableRow(**kw)
+        for c in cells:
+            r.addElement(c)
+        return r
+
+    doc = OpenDocumentSpreadsheet()
+    notes = Table(name="Notes")
+    notes.addElement(row(cell("Recorded in 2024")))
+    doc.spreadsheet.addElement(notes)
+    sounds = Table(name="Sounds")
+    sounds.addElement(row(cell("Soundfile"), cell(numbercolumnsrepeated=2), cell("Description"), cell("Keywords")))
+    commented = cell("rain_tin.flac")
+    note = Annotation()
+    note.addElement(P(text="checked by the librarian"))       # a comment on the cell is not its text
+    commented.addElement(note)
+    sounds.addElement(row(commented, cell(numbercolumnsrepeated=2),
+                          cell("Rain on a tin roof,  heavy\tand\nsteady"), cell("rain, roof")))
+    sounds.addElement(row(cell(numbercolumnsrepeated=1024), numberrowsrepeated=1000000))   # what Calc writes
+    sounds.addElement(row(cell("wind.flac"), CoveredTableCell(numbercolumnsrepeated=2), cell("Wind"),
+                          cell("gust", numbercolumnsrepeated=2)))
+    doc.spreadsheet.addElement(sounds)
+    path = tmp_path / "library.ods"
+    doc.save(str(path))
+    from engine.workbook import workbook_tables
+    tables = dict(workbook_tables(path))
+    assert tables["Sounds"] == [["Soundfile", "", "", "Description", "Keywords"],
+                                ["rain_tin.flac", "", "", "Rain on a tin roof,  heavy and steady", "rain, roof"],
+                                ["wind.flac", "", "", "Wind", "gust", "gust"]]
+    sheet = read_sheet(path)
+    assert (sheet.worksheets, sheet.skipped, sheet.file_column) == (["Sounds"], ["Notes"], "Soundfile")
+    assert sheet.rows == [("rain_tin.flac", {"description": "Rain on a tin roof, heavy and steady",
+                                             "keywords": "rain, roof"}),
+                          ("wind.flac", {"description": "Wind", "keywords": "gust"})]
+    (tmp_path / "broken.ods").write_bytes(b"not a zip")
+    with pytest.raises(InvalidQuery, match="broken.ods: not a readable OpenDocument spreadsheet"):
+        read_sheet(tmp_path / "broken.ods")
 
 
 def test_a_sheet_describes_numbered_files_for_search_filters_and_the_card(lib, tmp_path):
@@ -186,6 +283,21 @@ def test_sheet_commands(lib, tmp_path):
     assert gone.exit_code == 0 and "removed from 2 files" in gone.stdout
     bad = run(app, ["sheet", "import", str(tmp_path / "missing.csv"), "--index", str(idx)])
     assert bad.exit_code == 1 and "missing.csv: cannot read it" in bad.stderr
+    from openpyxl import Workbook                             # a vendor's workbook: the same rows, two worksheets
+    book = Workbook()
+    book.active.title = "Read me"
+    book.active.append(["BBC Sound Effects, selected"])
+    listing = book.create_sheet("Birds and trains")
+    for line in BBC.strip().split("\r\n"):
+        listing.append([field.strip('"') for field in line.split('","')])
+    book.save(tmp_path / "BBC.xlsx")
+    done = run(app, ["sheet", "import", str(tmp_path / "BBC.xlsx"), "--index", str(idx)], env={"COLUMNS": "200"})
+    assert done.exit_code == 0, done.stderr
+    assert "BBC.xlsx: described 2 indexed files from 2 of 3 rows" in done.stdout
+    assert "worksheets read: Birds and trains; skipped, no file column: Read me" in done.stdout
+    with SoundIndex.open(idx, model=FakeModel()) as si:
+        hit = si.search_text("steam train", k=1, keywords=True)[0]
+        assert hit.path == str(lib / "07076052.wav") and si.get_file(hit.file_id)["sheet"] == "BBC.xlsx"
 
 
 def test_a_relocation_that_merges_rows_keeps_what_the_sheet_said(lib, tmp_path):

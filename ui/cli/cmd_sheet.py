@@ -10,8 +10,8 @@ from ui.cli.app import MARKUP, app
 from ui.cli.common import IndexOption, VerboseOption, err_console, out_console, print_json, reports_errors, setup_logging
 
 sheet_app = typer.Typer(
-    help="A library's metadata spreadsheet (CSV or tab-separated: the BBC archive's, a Soundminer or "
-         "BaseHead export, a vendor's sheet): its descriptions, categories and keywords stored with the "
+    help="A library's metadata spreadsheet (CSV, tab-separated, .xlsx or .ods: the BBC archive's, a "
+         "Soundminer or BaseHead export, a vendor's workbook): its descriptions, categories and keywords stored with the "
          "indexed files they name, for keyword search, --category and the page's cards. import, list, remove.",
     no_args_is_help=True,
     rich_markup_mode=MARKUP,
@@ -24,7 +24,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 @sheet_app.command("import")
 @reports_errors
 def import_command(
-    sheet: Annotated[Path, typer.Argument(help="The sheet: CSV, semicolon- or tab-separated text, a header row first.")],
+    sheet: Annotated[Path, typer.Argument(help="The sheet: CSV, semicolon- or tab-separated text, or an .xlsx/.ods workbook "
+                                                  "(every worksheet with a file column); a header row at its top.")],
     index: IndexOption = None,
     under: Annotated[Optional[Path], typer.Option(
         "--under", help="Only the indexed files under this folder (the library the sheet describes).")] = None,
@@ -50,6 +51,10 @@ def import_command(
         verb = "would describe" if dry_run else "described"
         out_console.print(f"{report.sheet}: {verb} {report.files} indexed files from {report.matched_rows} of "
                           f"{report.rows} rows (files named in column {report.file_column!r})", highlight=False)
+        if report.worksheets:
+            skipped = (f"; skipped, no file column: {', '.join(report.skipped_worksheets)}"
+                       if report.skipped_worksheets else "")
+            out_console.print(f"worksheets read: {', '.join(report.worksheets)}{skipped}", highlight=False)
         if report.columns:
             out_console.print("columns used: " + ", ".join(f"{c} → {k}" for c, k in report.columns.items()),
                               highlight=False)

@@ -1,0 +1,146 @@
+"""The cell texts of spreadsheet workbooks: Excel's ``.xlsx``/``.xlsm`` and OpenDocument ``.ods``.
+
+Sound libraries ship their metadata sheets as Excel workbooks more often than as CSV, sometimes
+with a "Read me" worksheet first and one worksheet per category. :func:`workbook_tables` gives
+each worksheet's non-empty rows as lists of strings, as a user sees the cells: text as written,
+whole numbers without ".0", dates as ISO dates, formulas by their last computed value. ``.xlsx``
+is read by openpyxl (read-only, streamed); ``.ods`` from its ``content.xml``, streamed with the
+standard library (the displayed text of each cell, repeated cells and rows expanded).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from engine.errors import InvalidQuery
+
+#: suffixes :func:`workbook_tables` reads
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".ods")
+#: spreadsheet files it cannot read, and what to save them as
+UNREADABLE_WORKBOOKS = {".xls": "an Excel 97–2003 workbook", ".numbers": "an Apple Numbers document",
+                        ".xlsb": "an Excel binary workbook"}
+#: most copies made of one repeated row or cell (an ODS file repeats an empty row to the sheet's
+#: end, a million times; a non-empty one this many times at most)
+MAX_REPEAT = 10_000
+#: largest uncompressed ``content.xml`` read (a zip bomb is not a metadata sheet)
+MAX_CONTENT_BYTES = 1 << 30
+
+_TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
+_TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
+
+Table = list[list[str]]
+
+
+def workbook_tables(path: str | Path) -> list[tuple[str, Table]]:
+    """(worksheet name, its non-empty rows) for each worksheet of the workbook at ``path``, in
+    the workbook's order. InvalidQuery naming the file when it is not a readable workbook."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in UNREADABLE_WORKBOOKS:
+        raise InvalidQuery(f"{path}: {UNREADABLE_WORKBOOKS[suffix]}; save it as .xlsx, .ods or CSV and import that")
+    if suffix == ".ods":
+        return _ods_tables(path)
+    if suffix in (".xlsx", ".xlsm"):
+        return _xlsx_tables(path)
+    raise InvalidQuery(f"{path}: not a workbook ({', '.join(WORKBOOK_SUFFIXES)})")
+
+
+def _xlsx_tables(path: Path) -> list[tuple[str, Table]]:
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError, ET.ParseError) as e:
+        raise InvalidQuery(f"{path}: not a readable Excel workbook ({type(e).__name__}: {e})") from e
+    try:
+        return [(sheet.title, [cells for cells in ([cell_text(v) for v in row]
+                                                   for row in sheet.iter_rows(values_only=True))
+                               if any(c.strip() for c in cells)])
+                for sheet in book.worksheets]
+    finally:
+        book.close()
+
+
+def cell_text(value: Any) -> str:
+    """A cell's value as its text: "" for an empty cell, 12 for 12.0, a date without a zero time."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    return str(value)
+
+
+def _ods_tables(path: Path) -> list[tuple[str, Table]]:
+    try:
+        with zipfile.ZipFile(path) as z:
+            if z.getinfo("content.xml").file_size > MAX_CONTENT_BYTES:
+                raise InvalidQuery(f"{path}: its content is larger than {MAX_CONTENT_BYTES >> 20} MB unpacked; "
+                                   "not a metadata sheet")
+            with z.open("content.xml") as f:
+                return list(_ods_content(f))
+    except (zipfile.BadZipFile, KeyError, ET.ParseError, OSError) as e:
+        raise InvalidQuery(f"{path}: not a readable OpenDocument spreadsheet ({type(e).__name__}: {e})") from e
+
+
+def _ods_content(f: Any) -> Iterator[tuple[str, Table]]:
+    """The tables of an ODS ``content.xml``, streamed row by row."""
+    name, rows, depth = "", [], 0
+    for event, el in ET.iterparse(f, events=("start", "end")):
+        if el.tag == _TABLE + "table":
+            if event == "start":
+                depth += 1
+                if depth == 1:
+                    name, rows = el.get(_TABLE + "name", ""), []
+            else:
+                depth -= 1
+                if depth == 0:
+                    yield name, rows
+                    el.clear()
+        elif event == "end" and el.tag == _TABLE + "table-row" and depth == 1:
+            cells = _ods_row(el)
+            if cells:
+                repeat = int(el.get(_TABLE + "number-rows-repeated", "1"))
+                rows.extend(list(cells) for _ in range(min(repeat, MAX_REPEAT)))
+            el.clear()
+
+
+def _ods_row(row: ET.Element) -> list[str]:
+    """A row's cell texts, repeated cells expanded, trailing empty cells dropped ([] when empty)."""
+    cells: list[str] = []
+    empty = 0                                   # empty cells seen since the last one with text
+    for cell in row:
+        if cell.tag not in (_TABLE + "table-cell", _TABLE + "covered-table-cell"):
+            continue
+        repeat = int(cell.get(_TABLE + "number-columns-repeated", "1"))
+        text = " ".join(_paragraph_text(p) for p in cell if p.tag == _TEXT + "p").strip()
+        if not text:
+            empty += repeat
+            continue
+        cells.extend([""] * empty)
+        cells.extend([text] * min(repeat, MAX_REPEAT))
+        empty = 0
+    return cells
+
+
+def _paragraph_text(el: ET.Element) -> str:
+    """The text of an ODF paragraph: spans read through, ``text:s`` as its spaces, tabs and line
+    breaks as spaces."""
+    parts = [el.text or ""]
+    for child in el:
+        if child.tag == _TEXT + "s":
+            parts.append(" " * int(child.get(_TEXT + "c", "1")))
+        elif child.tag in (_TEXT + "tab", _TEXT + "line-break"):
+            parts.append(" ")
+        else:
+            parts.append(_paragraph_text(child))
+        parts.append(child.tail or "")
+    return "".join(parts)
