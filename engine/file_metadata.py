@@ -6,7 +6,8 @@ AIFF, FLAC and Ogg Vorbis comments, MP3 ID3 — all read by libsndfile); in Broa
 fields library tools write there — Soundminer's and BaseHead's ``USER`` block (DESCRIPTION,
 CATEGORY, SUBCATEGORY, CATID, FXNAME, KEYWORDS …, the Universal Category System's fields), the
 Audio Standards Working Group's ``ASWG`` block, and Steinberg MediaBay's ``ATTR_LIST``
-(MediaComment, MediaCategoryPost …); the same UCS names as a FLAC file's Vorbis comments. The indexer stores them in the catalog (``file_metadata``)
+(MediaComment, MediaCategoryPost …), and its ``SYNC_POINT_LIST`` (a field recorder's named
+cues, as markers); the same UCS names as a FLAC or Ogg file's Vorbis comments. The indexer stores them in the catalog (``file_metadata``)
 and keyword search reads the descriptive ones (:data:`SEARCHED_KEYS`).
 """
 from __future__ import annotations
@@ -85,9 +86,10 @@ def with_sheet(found: dict[str, str]) -> dict[str, str]:
 #: what read_metadata reads: 1 libsndfile's fields, bext and LIST/INFO (session 18); 2 also the
 #: iXML chunk and FLAC Vorbis comments with UCS names (session 19); 3 also a WAV's named cue markers
 #: (session 20); 4 also an AIFF's named markers (session 22); 5 also cue sheets (a FLAC's and a
-#: sidecar ``.cue``, session 23). An index whose files were read by an older reader reads them
+#: sidecar ``.cue``, session 23); 6 also Ogg Vorbis/Opus/FLAC comments with UCS names and a
+#: ``CUESHEET``, and a WAV's iXML sync points as markers (session 24). An index whose files were read by an older reader reads them
 #: again on its next `soundsift index` run (indexer.metadata_refresh).
-READER_VERSION = 5
+READER_VERSION = 6
 #: most markers kept per file (a file with more is a marker track, not labelled takes)
 MAX_MARKERS = 200
 #: keys the indexer stores beside what a file says: its levels, measured while decoding (engine.loudness)
@@ -117,7 +119,7 @@ INFO_KEYS = {b"INAM": "title", b"ICMT": "comment", b"IART": "artist", b"IPRD": "
 def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[str, str]:
     """Non-empty metadata of ``path``: libsndfile's string fields, a BWF's bext
     ``description``/``originator``, a WAV's iXML fields (:func:`ixml_fields`), a FLAC's
-    UCS-named Vorbis comments (:func:`flac_fields`) and the file's named markers
+    UCS-named Vorbis comments and an Ogg file's (:func:`comment_fields`) and the file's named markers
     (:func:`named_markers`: its own, else its cue sheet's tracks). libsndfile
     decodes every string as UTF-8; a WAV INFO value written in Latin-1 (common in older
     libraries) comes back with U+FFFD where its accents were, so such values are read again
@@ -134,12 +136,12 @@ def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[s
     with open(path, "rb") as f:                 # one open for the containers' own chunks
         riff = _riff_walk(f, path, problems)
         f.seek(0)
-        flac = _flac_walk(f)
+        comments = _comment_walk(f)
         f.seek(0)
         aiff = aiff_markers(f)
     if not riff.marker_list:
         try:
-            found = aiff or flac.marker_list or _cue_markers(sidecar_tracks(path))
+            found = aiff or comments.marker_list or _cue_markers(sidecar_tracks(path))
         except (OSError, ValueError) as e:
             found = []
             _report(problems, path, f"cue sheet not read ({e})")
@@ -148,7 +150,7 @@ def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[s
     for key, value in riff.items():
         if key not in out or "\ufffd" in out[key]:
             _put(out, key, value)
-    for key, value in {**flac, **riff.ixml}.items():
+    for key, value in {**comments, **riff.ixml}.items():
         if key not in out or value.startswith(out[key]):
             _put(out, key, value)
     return out
@@ -223,6 +225,7 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
         return out
     data_size64: int | None = None
     rate, cues, names, lengths = 0, {}, {}, {}
+    time_reference, sync_points = 0, []
     for _ in range(_MAX_CHUNKS):
         chunk = f.read(8)
         if len(chunk) < 8:
@@ -238,8 +241,10 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
                 break
             size = data_size64
         if cid == b"bext":
-            body = f.read(min(size, 288))
+            body = f.read(min(size, 346))
             out.update(description=_text(body[:256]), originator=_text(body[256:288]))
+            if len(body) >= 346:              # TimeReference: the samples since midnight at the file's start
+                time_reference = struct.unpack("<Q", body[338:346])[0]
             f.seek(size - len(body) + (size & 1), 1)
         elif cid == b"LIST" and size <= _MAX_TEXT_CHUNK:
             body = f.read(size)
@@ -256,7 +261,8 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
             f.seek(size & 1, 1)
         elif cid == b"iXML" and size <= _MAX_TEXT_CHUNK:
             try:
-                out.ixml = ixml_fields(f.read(size))
+                root = _parse_xml(f.read(size).split(b"\x00", 1)[0])
+                out.ixml, sync_points = _ixml_fields(root), ixml_sync_points(root)
             except ValueError as e:
                 _report(problems, path, f"iXML chunk not read ({e})")
             f.seek(size & 1, 1)
@@ -266,14 +272,20 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
         named = sorted((offset, cue) for cue, offset in cues.items() if cue in names)[:MAX_MARKERS]
         out.marker_list = [Marker(offset / rate, names[cue], lengths[cue] / rate if lengths.get(cue) else None)
                            for offset, cue in named]
+    elif rate and sync_points:              # a field recorder's cues: an iXML SYNC_POINT_LIST
+        named = sorted((at if relative else at - time_reference, name, length)
+                       for at, name, length, relative in sync_points)
+        out.marker_list = [Marker(at / rate, name, length / rate if length else None)
+                           for at, name, length in named if at >= 0][:MAX_MARKERS]
+    if out.marker_list:
         out.update(markers=_markers(out.marker_list))
     return out
 
 
 def named_markers(source: str | Path | BinaryIO) -> list[Marker]:
     """The named markers of a WAVE file (cue points), an AIFF/AIFC file (its MARK chunk) or a
-    FLAC file (its cue sheet: the ``CUESHEET`` comment, else the metadata block's numbered
-    tracks), to the sample, in time order; for a path without any, the tracks of its sidecar
+    FLAC or Ogg file (its cue sheet: the ``CUESHEET`` comment, else a FLAC metadata block's
+    numbered tracks), to the sample, in time order; for a path without any, the tracks of its sidecar
     ``.cue`` (engine.cue_sheet). A path or an open binary file (an upload: no sidecar).
     What else the file holds is read_metadata's to report, so its problems are not said here.
     OSError when it cannot be read, ValueError for a damaged chunk or cue sheet."""
@@ -288,7 +300,7 @@ def named_markers(source: str | Path | BinaryIO) -> list[Marker]:
             found = aiff_markers(source)
         if not found:
             source.seek(0)
-            found = _flac_walk(source).marker_list
+            found = _comment_walk(source).marker_list
     except struct.error as e:       # a chunk cut shorter than its fields
         raise ValueError(f"a damaged marker chunk ({e})") from e
     return found
@@ -444,7 +456,11 @@ def ixml_fields(body: bytes) -> dict[str, str]:
     the production recorder's top-level NOTE as ``note``), first value of each key winning.
     The USER block may also be free text (the iXML spec's form): it becomes ``note`` then.
     Raises ValueError when the chunk is not well-formed XML."""
-    root = _parse_xml(body.split(b"\x00", 1)[0])
+    return _ixml_fields(_parse_xml(body.split(b"\x00", 1)[0]))
+
+
+def _ixml_fields(root: ET.Element) -> dict[str, str]:
+    """:func:`ixml_fields` of a parsed iXML document."""
     out: dict[str, str] = {}
     for block in root.iter():
         tag = block.tag.upper() if isinstance(block.tag, str) else ""
@@ -466,27 +482,76 @@ def ixml_fields(body: bytes) -> dict[str, str]:
     return out
 
 
-def flac_fields(path: str | Path) -> dict[str, str]:
-    """A native FLAC file's Vorbis comments under the names library tools use for the UCS
-    fields (CATEGORY, SUBCATEGORY, CATID, FXNAME, DESCRIPTION, KEYWORDS … as :data:`IXML_KEYS`
-    maps them), first value of each key winning; {} for any other file. libsndfile gives only
-    the standard keys (title, comment, artist …)."""
+def ixml_sync_points(root: ET.Element) -> list[tuple[int, str, int, bool]]:
+    """The named cues of an iXML ``SYNC_POINT_LIST`` (what production and field recorders
+    write when the recordist presses a cue button and names it): (sample offset, its
+    ``SYNC_POINT_COMMENT``, its ``SYNC_POINT_EVENT_DURATION`` in samples or 0, whether the
+    offset counts from the file's start — ``RELATIVE`` — rather than from midnight like the
+    bext time reference — ``ABSOLUTE``). Cues without a comment are left out: a marker needs a
+    name; a cue whose numbers do not parse is left out too."""
+    out = []
+    for point in root.iter("SYNC_POINT"):
+        name = " ".join((point.findtext("SYNC_POINT_COMMENT") or "").split())
+        if not name:
+            continue
+        try:
+            at = (int(point.findtext("SYNC_POINT_HIGH") or 0) << 32) | int(point.findtext("SYNC_POINT_LOW") or 0)
+            length = int(point.findtext("SYNC_POINT_EVENT_DURATION") or 0)
+        except ValueError:
+            continue
+        relative = (point.findtext("SYNC_POINT_TYPE") or "RELATIVE").strip().upper() != "ABSOLUTE"
+        out.append((at, name, max(length, 0), relative))
+    return out
+
+
+def comment_fields(path: str | Path) -> dict[str, str]:
+    """A FLAC or Ogg (Vorbis, Opus, FLAC) file's Vorbis comments under the names library tools
+    use for the UCS fields (CATEGORY, SUBCATEGORY, CATID, FXNAME, DESCRIPTION, KEYWORDS … as
+    :data:`IXML_KEYS` maps them), first value of each key winning; {} for any other file.
+    libsndfile gives only the standard keys (title, comment, artist …)."""
     with open(path, "rb") as f:
-        return _flac_walk(f)
+        return _comment_walk(f)
 
 
-class FlacFields(dict):
-    """A FLAC file's UCS-named Vorbis comments (the dict) and its cue sheet's tracks as markers
-    (``marker_list``: the ``CUESHEET`` comment's, else the CUESHEET block's)."""
+class CommentFields(dict):
+    """A FLAC or Ogg file's UCS-named Vorbis comments (the dict) and its cue sheet's tracks as
+    markers (``marker_list``: the ``CUESHEET`` comment's, else a FLAC CUESHEET block's)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.marker_list: list[Marker] = []
 
 
-def _flac_walk(f: BinaryIO) -> FlacFields:
-    """:func:`flac_fields` of the open file ``f``, read from its start, and its cue sheet."""
-    out = FlacFields()
+def _comment_walk(f: BinaryIO) -> CommentFields:
+    """:func:`comment_fields` of the open file ``f``, read from its start, and its cue sheet."""
+    magic = f.read(4)
+    f.seek(0)
+    if magic == b"fLaC":
+        return _flac_walk(f)
+    if magic == b"OggS":
+        out = CommentFields()
+        out.marker_list = _cue_markers(cue_tracks(_ucs_comments(ogg_comments(f), out)))
+        return out
+    return CommentFields()
+
+
+def _ucs_comments(entries: list[str], out: CommentFields) -> str:
+    """Put the UCS-named ``KEY=value`` entries of a Vorbis comment block into ``out``; the text
+    of its ``CUESHEET`` entry ("" when none)."""
+    sheet = ""
+    for entry in entries:
+        name, _, value = entry.partition("=")
+        if name.strip().lower() == "cuesheet":
+            sheet = sheet or value
+        key = IXML_KEYS.get(name.strip().lower())
+        if key:
+            _put_first(out, key, value)
+    return sheet
+
+
+def _flac_walk(f: BinaryIO) -> CommentFields:
+    """The comments and cue sheet of the open native FLAC file ``f``, read from its start."""
+    out = CommentFields()
     if f.read(4) != b"fLaC":
         return out
     rate, sheet, block = 0, "", []
@@ -501,13 +566,7 @@ def _flac_walk(f: BinaryIO) -> FlacFields:
             if kind == 0 and len(body) >= 13:          # STREAMINFO: the sample rate, 20 bits
                 rate = (body[10] << 12) | (body[11] << 4) | (body[12] >> 4)
             elif kind == 4:                            # VORBIS_COMMENT
-                for entry in _vorbis_comments(body):
-                    name, _, value = entry.partition("=")
-                    if name.strip().lower() == "cuesheet":
-                        sheet = sheet or value
-                    key = IXML_KEYS.get(name.strip().lower())
-                    if key:
-                        _put_first(out, key, value)
+                sheet = _ucs_comments(_vorbis_comments(body), out) or sheet
             else:                                      # CUESHEET
                 block = flac_cuesheet_block(body, rate)
         else:
@@ -517,6 +576,47 @@ def _flac_walk(f: BinaryIO) -> FlacFields:
     tracks = cue_tracks(sheet) if sheet else block
     out.marker_list = _cue_markers(tracks)
     return out
+
+
+#: Ogg pages read at most while looking for a stream's comment header (it follows the first)
+_MAX_OGG_PAGES = 64
+
+
+def ogg_comments(f: BinaryIO) -> list[str]:
+    """The ``KEY=value`` comments of the first logical stream of the open Ogg file ``f`` (its
+    second packet: a Vorbis ``\\x03vorbis``, an Opus ``OpusTags`` or an Ogg FLAC comment
+    header), read from its start across as many pages as it spans (as far as
+    :data:`_MAX_TEXT_CHUNK`); [] for a file that is not Ogg or a stream of another codec."""
+    serial, packets, current = None, [], bytearray()
+    for _ in range(_MAX_OGG_PAGES):
+        head = f.read(27)
+        if len(head) < 27 or head[:4] != b"OggS":
+            break
+        lacing = f.read(head[26])
+        body = f.read(sum(lacing))
+        if serial is None:
+            serial = head[14:18]
+        if head[14:18] != serial:                      # a page of another, multiplexed stream
+            continue
+        at = 0
+        for n in lacing:
+            if len(current) < _MAX_TEXT_CHUNK:
+                current += body[at:at + n]
+            at += n
+            if n < 255:                                # a packet ends at a segment under 255 bytes
+                packets.append(bytes(current))
+                current = bytearray()
+        if len(packets) >= 2:
+            break
+    if len(packets) < 2:
+        return []
+    packet = packets[1]
+    for prefix in (b"\x03vorbis", b"OpusTags"):
+        if packet.startswith(prefix):
+            return _vorbis_comments(packet[len(prefix):])
+    if packets[0].startswith(b"\x7fFLAC") and packet[:1] and packet[0] & 0x7F == 4:
+        return _vorbis_comments(packet[4:])             # Ogg FLAC: a metadata block, its 4-byte header first
+    return []
 
 
 def _vorbis_comments(body: bytes) -> list[str]:

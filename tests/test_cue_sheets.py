@@ -204,3 +204,75 @@ def test_the_walk_and_the_watcher_see_cue_sheets(tmp_path):
     before = snapshot([lib])
     sheet.write_text(DISC + "REM edited\n")
     assert changes(before, snapshot([lib])) == (0, 1, 0)
+
+
+def ogg_with_comments(path, comments: dict[str, str], subtype: str = "VORBIS", seconds: float = 6.0):
+    """An Ogg Vorbis or Opus file written by libsndfile, its comments then written by mutagen
+    (an Ogg writer that is not ours)."""
+    import soundfile as sf
+    from mutagen.oggopus import OggOpus
+    from mutagen.oggvorbis import OggVorbis
+    rate = 48000 if subtype == "OPUS" else 16000
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), noise(seconds, rate, seed=4), rate, format="OGG", subtype=subtype)
+    tagged = (OggOpus if subtype == "OPUS" else OggVorbis)(str(path))
+    for key, value in comments.items():
+        tagged[key] = value
+    tagged.save()
+    return path
+
+
+@pytest.mark.parametrize("subtype", ["VORBIS", "OPUS"])
+def test_an_ogg_files_comments_and_cue_sheet(tmp_path, subtype):
+    """Ogg Vorbis and Opus carry the UCS fields and a CUESHEET as Vorbis comments, as FLAC does;
+    libsndfile gives only the standard ones. A comment header spanning pages (cover art) is
+    read across them."""
+    import soundfile as sf
+    from engine.file_metadata import comment_fields, ogg_comments
+    path = ogg_with_comments(tmp_path / "disc12.ogg", {
+        "METADATA_BLOCK_PICTURE": "A" * 200_000, "TITLE": "Disc 12", "CATEGORY": "AMBIENCE",
+        "FXNAME": "Disc 12 field recordings", "DESCRIPTION": "Dogs, rain and doors", "CUESHEET": DISC}, subtype)
+    assert sf.info(str(path)).duration == pytest.approx(6.0, abs=0.05)      # still a valid stream
+    with open(path, "rb") as f:
+        entries = dict(e.split("=", 1) for e in ogg_comments(f))
+    assert list(entries)[-6:] == ["METADATA_BLOCK_PICTURE", "TITLE", "CATEGORY", "FXNAME", "DESCRIPTION", "CUESHEET"]
+    assert len(entries["METADATA_BLOCK_PICTURE"]) == 200_000 and entries["CUESHEET"] == DISC
+    found = read_metadata(path)
+    assert {k: found.get(k) for k in ("category", "title", "description", "markers")} == {
+        "category": "AMBIENCE", "title": "Disc 12 field recordings", "description": "Dogs, rain and doors",
+        "markers": "0:00.0 Dog barking · 0:01.6 Rain on a roof · 0:04.2 Door slam"}
+    assert named_markers(io.BytesIO(path.read_bytes())) == [
+        Marker(0.0, "Dog barking", 1.4), Marker(1.6, "Rain on a roof", pytest.approx(2.6)), Marker(4.2, "Door slam", None)]
+    plain = ogg_with_comments(tmp_path / "plain.ogg", {}, subtype)
+    assert comment_fields(plain) == {} and named_markers(plain) == []
+
+
+def test_an_indexed_ogg_file_gains_its_cue_sheets_takes_on_upgrade(tmp_path, monkeypatch):
+    """An index built by the reader before Ogg comments (version 5): the next run reads its
+    files again, finds the Ogg file's cue sheet and cuts its takes, keeping its tags."""
+    import engine.file_metadata as file_metadata
+    import indexer.metadata_refresh as metadata_refresh
+    lib, idx = tmp_path / "lib", tmp_path / "idx"
+    disc = ogg_with_comments(lib / "disc12.ogg", {"CUESHEET": DISC, "CATEGORY": "AMBIENCE"}).resolve()
+
+    def run():
+        return build_index([lib], idx, FakeModel(), workers=0, progress=False)
+    walk = file_metadata._comment_walk
+    with monkeypatch.context() as m:                        # the session-23 reader: FLAC comments only
+        m.setattr(file_metadata, "_comment_walk",
+                  lambda f: walk(f) if f.read(4) == b"fLaC" and f.seek(0) == 0 else file_metadata.CommentFields())
+        m.setattr(metadata_refresh, "READER_VERSION", 5)
+        run()
+        with SoundIndex.open(idx, model=FakeModel()) as index:
+            assert set(spans(index, disc).values()) == {None}
+            assert index.get_file(index.search_text("x", k=1)[0].file_id)["metadata"].get("category") is None
+    from indexer.user_tags import add_tags, tag_counts
+    add_tags(idx, [str(disc)], ["keeper"])
+    s = run()
+    assert (s.metadata_reread, s.updated) == (1, 1)
+    with SoundIndex.open(idx, model=FakeModel()) as index:
+        assert set(spans(index, disc).values()) == {"Dog barking", "Rain on a roof", "Door slam", None}
+        hit = index.search_text("door slam", k=1, keywords=True)[0]
+        assert (hit.marker, index.get_file(hit.file_id)["metadata"]["category"]) == ("Door slam", "AMBIENCE")
+    assert tag_counts(idx) == {"keeper": 1}
+    assert run().updated == 0

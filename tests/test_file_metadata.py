@@ -460,8 +460,8 @@ def test_ucs_names_in_flac_vorbis_comments(tmp_path):
         "category": "DOORS", "subcategory": "METAL", "catid": "DOORMetl", "keywords": "gate, iron, creak",
         "title": "Iron Gate Creak"}                       # FXName extends the shorter TITLE
     assert "encoder" not in found
-    from engine.file_metadata import flac_fields
-    assert flac_fields(write(tmp_path / "plain.wav", tone(440, 0.2, 16000), 16000)) == {}
+    from engine.file_metadata import comment_fields
+    assert comment_fields(write(tmp_path / "plain.wav", tone(440, 0.2, 16000), 16000)) == {}
     # cover art kept as a comment makes the block larger than what is read: its start still counts
     art = flac_with_comments(tmp_path / "art.flac", {"CATEGORY": "DOORS", "METADATA_BLOCK_PICTURE": "A" * (1 << 21)})
     assert read_metadata(art)["category"] == "DOORS" and sf.info(str(art)).frames == 8000
@@ -729,3 +729,37 @@ def test_a_damaged_marker_chunk_is_a_value_error_not_a_crash():
                                + b"ltxt" + struct.pack("<I", 20) + struct.pack("<I", 1)))
     raw = cut_region[:4] + struct.pack("<I", len(cut_region) - 8) + cut_region[8:]
     assert [(m.at, m.name, m.length) for m in named_markers(io.BytesIO(raw))] == [(0.5, "Beep", None)]
+
+
+def sync_point(at: int, comment: str | None, kind: str = "RELATIVE", duration: int = 0, low: str | None = None) -> str:
+    return ("<SYNC_POINT><SYNC_POINT_TYPE>" + kind + "</SYNC_POINT_TYPE><SYNC_POINT_FUNCTION>MARKER_GENERIC"
+            "</SYNC_POINT_FUNCTION>" + (f"<SYNC_POINT_COMMENT>{comment}</SYNC_POINT_COMMENT>" if comment else "")
+            + f"<SYNC_POINT_LOW>{low or at & 0xFFFFFFFF}</SYNC_POINT_LOW><SYNC_POINT_HIGH>{at >> 32}</SYNC_POINT_HIGH>"
+            f"<SYNC_POINT_EVENT_DURATION>{duration}</SYNC_POINT_EVENT_DURATION></SYNC_POINT>")
+
+
+def test_a_field_recorders_cues_in_ixml_are_named_markers(tmp_path):
+    """A recorder's named cues (iXML SYNC_POINT_LIST) are markers where the file has no named
+    cue chunk: RELATIVE from the file's start, ABSOLUTE from midnight less the bext time
+    reference; cues without a comment or with broken numbers are left out."""
+    from engine.file_metadata import Marker, named_markers
+    start = 80 * 3600 * 16000                                   # past 32 bits (as 192 kHz after 06:13 is)
+    bext = bytearray(bext_chunk(b"Roadside, morning")[8:])
+    bext[338:346] = struct.pack("<Q", start)
+    ixml = ("<?xml version='1.0' encoding='UTF-8'?><BWFXML><IXML_VERSION>2.10</IXML_VERSION><SYNC_POINT_LIST>"
+            "<SYNC_POINT_COUNT>5</SYNC_POINT_COUNT>"
+            + sync_point(start + 40_000, "Plane overhead", "ABSOLUTE")
+            + sync_point(16_000, "Car pass  by", duration=8_000) + sync_point(24_000, None)
+            + sync_point(0, "Broken", low="n/a") + sync_point(2_000, "Before the file", "ABSOLUTE")
+            + "</SYNC_POINT_LIST></BWFXML>")
+    field = tmp_path / "roadside.wav"
+    field.write_bytes(with_trailing_chunk(wav_bytes(pcm16(noise(4.0, 16000, seed=9)), extra_chunks=riff_chunk(b"bext", bytes(bext))),
+                                          riff_chunk(b"iXML", ixml.encode())))
+    assert named_markers(field) == [Marker(1.0, "Car pass by", 0.5), Marker(2.5, "Plane overhead", None)]
+    found = read_metadata(field)
+    assert (found["markers"], found["description"]) == ("0:01.0 Car pass by · 0:02.5 Plane overhead", "Roadside, morning")
+    # a named cue chunk is the file's own markers: the iXML cues then stay unread
+    both = tmp_path / "both.wav"
+    both.write_bytes(with_trailing_chunk(wav_bytes(pcm16(noise(4.0, 16000, seed=9))),
+                                         cue_chunk((1, 8_000)) + adtl_chunk((b"labl", 1, "Door")) + riff_chunk(b"iXML", ixml.encode())))
+    assert named_markers(both) == [Marker(0.5, "Door", None)]
