@@ -181,13 +181,20 @@ def _no_file_column(path: Path, tables: list[tuple[str, list[list[str]]]]) -> In
 
 
 def _file_column(names: list[str], rows: list[list[str]]) -> int | None:
-    """The column naming each row's file: the first of FILE_COLUMNS present whose values mostly
-    end in an audio extension, else the first of them that is not a description's column."""
+    """The column naming each row's file: of the FILE_COLUMNS present whose values mostly end in
+    an audio extension, the first whose values are mostly paths (a Soundminer export's
+    Pathname beside its Filename tells same-named files apart), else the first of them; else the
+    first of FILE_COLUMNS that is not a description's column."""
     present = [names.index(n) for n in FILE_COLUMNS if n in names]
+    audio = []
     for i in present:
         values = [r[i] for r in rows if i < len(r) and r[i].strip()]
         if values and sum(map(_is_audio_name, values)) >= len(values) / 2:
-            return i
+            if sum(len(_parts(v)) > 1 for v in values) >= len(values) / 2:
+                return i
+            audio.append(i)
+    if audio:
+        return audio[0]
     plain = [i for i in present if names[i] not in ("location", "name")]
     return plain[0] if plain else None
 

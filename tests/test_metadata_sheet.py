@@ -391,3 +391,75 @@ def test_a_sheet_for_a_large_library_imports_in_chunks(lib, tmp_path, monkeypatc
     assert import_sheet(idx, sheet).files == n
     assert sheet_counts(idx) == {"BBCSoundEffects.csv": n}
     assert remove_sheet(idx, "BBCSoundEffects.csv") == n
+
+
+def test_the_index_exports_its_own_sheet_and_another_index_reads_it(lib, tmp_path, tiny_clap_dir):
+    """`soundsift sheet export`: one row per file with what the index knows (the file's and the
+    sheet's descriptions, levels, the user's tags, zero-shot tags from the stored vectors); its
+    .xlsx read back by `sheet import` describes a copy of the library in another folder, file
+    for file by the Pathname column, though two copies share a name."""
+    import csv
+    import shutil
+    from engine.query import SoundIndex
+    from engine.tagging import tag_files
+    from indexer.user_tags import add_tags
+    write(lib / "Birds" / "07076051.wav", noise(1.0, 16000, seed=7), 16000)    # a second file of that name
+    idx = tmp_path / "idx"
+    build_index([lib], idx, str(tiny_clap_dir), workers=0, progress=False)
+    (tmp_path / "described.csv").write_text(                                   # paths tell the two apart
+        "location,description,category\n"
+        "BBC/07076051.wav,\"Skylark singing high above a meadow, café terrace.\",Nature: Birds\n"
+        "BBC/Birds/07076051.wav,A second skylark further off,Nature: Birds\n")
+    assert import_sheet(idx, tmp_path / "described.csv").shared_rows == 0
+    add_tags(idx, [str(lib / "other.wav")], ["keeper", "ep3"])
+    run = CliRunner().invoke
+    out = tmp_path / "export.csv"
+    done = run(app, ["sheet", "export", str(out), "--index", str(idx), "--zero-shot", "2", "--labels",
+                     "hiss,tone,birdsong", "--min-score", "0"])
+    assert done.exit_code == 0, done.output
+    assert "wrote 4 files" in done.stdout
+    assert out.read_bytes().startswith(b"\xef\xbb\xbf")                        # a BOM: Excel reads the accents
+    with open(out, encoding="utf-8-sig", newline="") as f:
+        rows = {r["Pathname"]: r for r in csv.DictReader(f)}
+    assert list(rows) == sorted(rows)                                           # path order
+    bird = rows[str(lib / "07076051.wav")]
+    assert (bird["Filename"], bird["Description"], bird["Category"], bird["Sheet"]) == (
+        "07076051.wav", "Skylark singing high above a meadow, café terrace.", "Nature: Birds", "described.csv")
+    assert (bird["SampleRate"], bird["Channels"], bird["Duration"]) == ("16000", "1", "3.000")
+    assert float(bird["PeakdBFS"]) <= 0 and float(bird["LoudnessLUFS"]) < 0
+    assert rows[str(lib / "other.wav")]["UserTags"] == "keeper, ep3"
+    assert rows[str(lib / "Birds" / "07076051.wav")]["Description"] == "A second skylark further off"
+    assert rows[str(lib / "07076052.wav")]["Description"] == ""
+    with SoundIndex.open(idx) as si:                                            # the same tags `soundsift tag` gives
+        tagged, _ = tag_files(list(rows), ["hiss", "tone", "birdsong"], index=si, top=2)
+    assert {t.path: ", ".join(x["label"] for x in t.tags) for t in tagged} == {
+        p: r["ZeroShotTags"] for p, r in rows.items()}
+    assert all(len(r["ZeroShotTags"].split(", ")) == 2 for r in rows.values())
+    choosy = run(app, ["sheet", "export", str(out), "--index", str(idx), "--zero-shot", "2", "--labels",
+                       "hiss,tone,birdsong", "--min-score", "0.99", "--path-prefix", str(lib / "Birds")])
+    assert choosy.exit_code == 0 and "wrote 1 files" in choosy.stdout
+    with open(out, encoding="utf-8-sig", newline="") as f:
+        assert [r["ZeroShotTags"] for r in csv.DictReader(f)] == [""]          # none that sure of three labels
+
+    workbook = tmp_path / "library.xlsx"
+    assert run(app, ["sheet", "export", str(workbook), "--index", str(idx)]).exit_code == 0
+    copy = (tmp_path / "Elsewhere" / "BBC").resolve()                          # the library on another disk
+    shutil.copytree(lib, copy)
+    other = tmp_path / "other_idx"
+    index(copy, other)
+    report = import_sheet(other, workbook)
+    assert (report.file_column, report.files, report.shared_rows) == ("Pathname", 4, 0)    # not by Filename
+    assert report.columns["Description"] == "description" and "UserTags" in report.unused_columns
+    with SoundIndex.open(other, model=FakeModel()) as si:
+        described = {h.path: si.get_file(h.file_id)["metadata"].get("description")
+                     for h in si.search_text("x", k=10)}
+    assert described[str(copy / "07076051.wav")] == "Skylark singing high above a meadow, café terrace."
+    assert described[str(copy / "Birds" / "07076051.wav")] == "A second skylark further off"
+    assert described[str(copy / "07076052.wav")] is None
+
+    refused = run(app, ["sheet", "export", str(tmp_path / "sheet.pdf"), "--index", str(idx)])
+    assert refused.exit_code == 1 and "write the sheet as one of .csv" in refused.stderr
+    folder = run(app, ["sheet", "export", str(tmp_path), "--index", str(idx)])
+    assert folder.exit_code == 1 and "is a folder" in folder.stderr
+    loose = run(app, ["sheet", "export", str(out), "--index", str(idx), "--labels", "hiss"])
+    assert loose.exit_code == 1 and "give --zero-shot N too" in loose.stderr

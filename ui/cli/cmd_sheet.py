@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from ui.cli.app import MARKUP, app
 from ui.cli.common import IndexOption, VerboseOption, err_console, out_console, print_json, reports_errors, setup_logging
+from ui.cli.results import IndexModelOption, filter_options
 
 sheet_app = typer.Typer(
     help="A library's metadata spreadsheet (CSV, tab-separated, .xlsx or .ods: the BBC archive's, a "
          "Soundminer or BaseHead export, a vendor's workbook): its descriptions, categories and keywords stored with the "
-         "indexed files they name, for keyword search, --category and the page's cards. import, list, remove.",
+         "indexed files they name, for keyword search, --category and the page's cards. import, list, remove; export writes the index's own sheet.",
     no_args_is_help=True,
     rich_markup_mode=MARKUP,
 )
@@ -99,3 +100,50 @@ def remove_command(
     setup_logging(verbose)
     from indexer.metadata_sheet import remove_sheet
     out_console.print(f"{name}: removed from {remove_sheet(index, name)} files", highlight=False)
+
+
+@sheet_app.command("export")
+@reports_errors
+@filter_options
+def export_command(
+    out: Annotated[Path, typer.Argument(help="The sheet to write: .csv, .tsv/.txt (tab-separated) or .xlsx.")],
+    index: IndexOption = None,
+    filters: Optional[Any] = None,          # replaced by the filter options (filter_options)
+    zero_shot: Annotated[int, typer.Option(
+        "--zero-shot", min=0, help="Also give each file its best N zero-shot tags (ZeroShotTags), from its stored "
+                                   "vectors with the index's model; 0: none.")] = 0,
+    labels: Annotated[Optional[str], typer.Option(
+        "--labels", "-l", help="With --zero-shot: comma-separated labels instead of the model's vocabulary.")] = None,
+    labels_file: Annotated[Optional[Path], typer.Option(
+        "--labels-file", help="With --zero-shot: a text file with one label per line (or a CSV with a label column).")] = None,
+    min_score: Annotated[float, typer.Option(
+        "--min-score", min=0.0, max=1.0, help="With --zero-shot: leave out tags scoring below this.")] = 0.1,
+    model: IndexModelOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Write a library sheet of the indexed files: one row per file with its name and path,
+    length, rate, channels, the descriptions it carries or a sheet gave it (FXName,
+    Description, Category, SubCategory, CatID, Keywords …), markers, levels, your tags, stored
+    AudioSet tags and, with --zero-shot N, its zero-shot tags. Soundminer, BaseHead and
+    spreadsheets read it; `soundsift sheet import` reads it back on another index or machine.
+    """
+    setup_logging(verbose)
+    from engine.errors import InvalidQuery
+    from engine.sheet_export import check_sheet_output, library_rows, write_library_sheet
+    from engine.vocabulary import load_labels_file, parse_labels
+
+    check_sheet_output(out)
+    if (labels or labels_file) and not zero_shot:
+        raise InvalidQuery("--labels and --labels-file say what --zero-shot tags with; give --zero-shot N too")
+    if labels and labels_file:
+        raise InvalidQuery("give --labels or --labels-file, not both")
+    if not zero_shot:
+        rows = library_rows(index, filters)
+    else:
+        from engine.query import SoundIndex
+        label_list = parse_labels(labels) if labels else load_labels_file(labels_file) if labels_file else None
+        with SoundIndex.open(index, model=model) as sound_index:
+            rows = library_rows(index, filters, sound_index=sound_index, zero_shot=zero_shot, labels=label_list,
+                                min_score=min_score)
+    write_library_sheet(rows, out)
+    out_console.print(f"wrote {len(rows)} files to {out}", highlight=False)

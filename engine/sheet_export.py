@@ -1,0 +1,162 @@
+"""Write what an index knows of its files as a library sheet, for a librarian's other tools.
+
+Soundminer, BaseHead and a spreadsheet read a sheet with one row per file; :func:`library_rows`
+gives each indexed file (those ``filters`` keep) its name and path, format, length, rate and
+channels, the descriptions it carries or a library sheet gave it (FXName, Description, Category,
+SubCategory, CatID, Keywords …), its named markers, measured levels, the user's own tags, the
+tags a tagger stored (``soundsift caption --index``), and, on request, its zero-shot tags from
+its stored vectors (no decoding). :func:`write_library_sheet` writes them as CSV (UTF-8 with a
+byte-order mark, so Excel reads the accents), tab-separated text or an ``.xlsx`` workbook.
+``soundsift sheet import`` reads such a sheet back (by its Pathname column), on this machine or
+another, so descriptions and tags travel between indexes.
+"""
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.catalog import SQL_CHUNK, USER_TAG_SOURCE, File, Tag, has_table, open_catalog, stored_metadata
+from engine.errors import InvalidOutput, InvalidQuery
+from engine.file_metadata import LEVEL_KEYS, SHEET_NAME_KEY, SHEET_PREFIX, with_sheet
+from engine.filters import Filters
+from engine.layout import existing_index
+
+#: stored metadata key → the column it is written under (Soundminer's and BaseHead's names)
+METADATA_COLUMNS = {"title": "FXName", "description": "Description", "category": "Category",
+                    "subcategory": "SubCategory", "catid": "CatID", "keywords": "Keywords",
+                    "library": "Library", "designer": "Designer", "note": "Notes", "comment": "Comment",
+                    "location": "RecordingLocation", "markers": "Markers"}
+#: every column, in the order written
+EXPORT_COLUMNS = ("Filename", "Pathname", "Duration", "SampleRate", "Channels", "Format",
+                  *METADATA_COLUMNS.values(), "PeakdBFS", "LoudnessLUFS", "UserTags", "StoredTags",
+                  "ZeroShotTags", "Sheet")
+#: what the sheet is written as, by the output's suffix
+SHEET_FORMATS = {".csv": "comma-separated", ".tsv": "tab-separated", ".txt": "tab-separated", ".xlsx": "Excel"}
+#: separator of several tags in one cell
+TAG_SEPARATOR = ", "
+
+
+def check_sheet_output(path: str | Path) -> Path:
+    """``path`` as a Path for :func:`write_library_sheet`; InvalidOutput for a folder or a suffix
+    it does not write."""
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidOutput(f"{path}: is a folder; name the sheet file to write")
+    if path.suffix.lower() not in SHEET_FORMATS:
+        raise InvalidOutput(f"{path}: write the sheet as one of {', '.join(SHEET_FORMATS)}")
+    return path
+
+
+def library_rows(index: str | Path | None, filters: Filters | None = None, *, sound_index: Any = None,
+                 zero_shot: int = 0, labels: Sequence[str] | None = None, min_score: float = 0.1,
+                 template: str | None = None) -> list[dict[str, str]]:
+    """One row (column → text, :data:`EXPORT_COLUMNS`) per indexed file that ``filters`` keep,
+    in path order. With ``zero_shot`` > 0 and an open :class:`~engine.query.SoundIndex` of the
+    same index as ``sound_index``, ``ZeroShotTags`` holds each file's best ``zero_shot`` labels
+    (``labels``, default the model's vocabulary) whose score is at least ``min_score``."""
+    layout = existing_index(index)
+    engine = open_catalog(layout.catalog)
+    try:
+        with Session(engine) as s:
+            if filters is not None and filters.categories and not has_table(s, "file_metadata"):
+                raise InvalidQuery(f"{layout.root} holds no embedded metadata yet, so no categories: run "
+                                   "`soundsift index` on it once")
+            query = select(File.id, File.path, File.duration, File.sample_rate, File.channels, File.format)
+            if filters is not None and filters.active:
+                query = query.where(*filters.conditions())
+            files = s.execute(query.order_by(File.path)).all()
+            ids = [int(f.id) for f in files]
+            keys = [*METADATA_COLUMNS, *LEVEL_KEYS, SHEET_NAME_KEY, *(SHEET_PREFIX + k for k in METADATA_COLUMNS)]
+            metadata = stored_metadata(s, ids, keys)
+            user: dict[int, list[str]] = defaultdict(list)
+            stored: dict[int, list[tuple[float, str]]] = defaultdict(list)
+            for i in range(0, len(ids), SQL_CHUNK):
+                for fid, label, score, source in s.execute(
+                        select(Tag.file_id, Tag.label, Tag.score, Tag.source)
+                        .where(Tag.file_id.in_(ids[i:i + SQL_CHUNK])).order_by(Tag.id)):
+                    if source == USER_TAG_SOURCE:
+                        user[fid].append(label)
+                    else:
+                        stored[fid].append((-float(score), label))
+    finally:
+        engine.dispose()
+    zero = _zero_shot_tags(sound_index, filters, zero_shot, labels, min_score, template) if zero_shot else {}
+    rows = []
+    for f in files:
+        found = metadata.get(int(f.id), {})
+        described = with_sheet(found)
+        row = {"Filename": Path(f.path).name, "Pathname": f.path, "Duration": f"{float(f.duration):.3f}",
+               "SampleRate": str(int(f.sample_rate)), "Channels": str(int(f.channels)), "Format": f.format,
+               **{column: described.get(key, "") for key, column in METADATA_COLUMNS.items()},
+               "PeakdBFS": _level(found.get("peak_dbfs")), "LoudnessLUFS": _level(found.get("loudness_lufs")),
+               "UserTags": TAG_SEPARATOR.join(dict.fromkeys(user.get(int(f.id), []))),
+               "StoredTags": TAG_SEPARATOR.join(dict.fromkeys(label for _, label in sorted(stored.get(int(f.id), [])))),
+               "ZeroShotTags": TAG_SEPARATOR.join(zero.get(int(f.id), [])),
+               "Sheet": found.get(SHEET_NAME_KEY, "")}
+        rows.append(row)
+    return rows
+
+
+def _level(value: str | None) -> str:
+    return "" if value is None else f"{float(value):.1f}"
+
+
+def _zero_shot_tags(sound_index: Any, filters: Filters | None, top: int, labels: Sequence[str] | None,
+                    min_score: float, template: str | None) -> dict[int, list[str]]:
+    """File id → its best ``top`` zero-shot labels scoring at least ``min_score``, from the
+    files' stored mean vectors."""
+    if sound_index is None:
+        raise InvalidQuery("zero-shot tags need the index opened with its model (sound_index)")
+    from engine import zeroshot
+    from engine.vocabulary import default_labels
+    vectors = sound_index.file_vectors(filters)
+    if not len(vectors.file_ids):
+        return {}
+    model = sound_index.model
+    tagged = zeroshot.tag_many(model, np.asarray(vectors.vectors), list(labels) if labels else default_labels(model),
+                               top, template or zeroshot.DEFAULT_TEMPLATE)
+    return {int(fid): [t["label"] for t in tags if t["score"] >= min_score]
+            for fid, tags in zip(vectors.file_ids, tagged)}
+
+
+def write_library_sheet(rows: list[dict[str, str]], path: str | Path) -> Path:
+    """Write ``rows`` to ``path`` as its suffix says (:data:`SHEET_FORMATS`), every column of
+    :data:`EXPORT_COLUMNS`; the file is written whole or not at all (a temporary file renamed)."""
+    path = check_sheet_output(path)
+    suffix = path.suffix.lower()
+    part = path.with_name(path.name + ".part")
+    try:
+        if suffix == ".xlsx":
+            from openpyxl import Workbook
+            book = Workbook(write_only=True)
+            sheet = book.create_sheet("soundsift")
+            sheet.append(list(EXPORT_COLUMNS))
+            for row in rows:
+                sheet.append([_number(c, row[c]) for c in EXPORT_COLUMNS])
+            book.save(part)
+        else:
+            with open(part, "w", encoding="utf-8-sig", newline="") as f:
+                writer = csv.writer(f, dialect=csv.excel if suffix == ".csv" else csv.excel_tab)
+                writer.writerow(EXPORT_COLUMNS)
+                writer.writerows([row[c] for c in EXPORT_COLUMNS] for row in rows)
+        part.replace(path)
+    finally:
+        part.unlink(missing_ok=True)
+    return path
+
+
+#: the columns written as numbers in a workbook
+_NUMERIC = {"Duration", "SampleRate", "Channels", "PeakdBFS", "LoudnessLUFS"}
+
+
+def _number(column: str, text: str) -> Any:
+    if column in _NUMERIC and text:
+        value = float(text)
+        return int(value) if value.is_integer() and column in ("SampleRate", "Channels") else value
+    return text
