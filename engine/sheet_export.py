@@ -13,6 +13,7 @@ another, so descriptions and tags travel between indexes.
 from __future__ import annotations
 
 import csv
+import io
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
@@ -129,26 +130,35 @@ def write_library_sheet(rows: list[dict[str, str]], path: str | Path) -> Path:
     """Write ``rows`` to ``path`` as its suffix says (:data:`SHEET_FORMATS`), every column of
     :data:`EXPORT_COLUMNS`; the file is written whole or not at all (a temporary file renamed)."""
     path = check_sheet_output(path)
-    suffix = path.suffix.lower()
     part = path.with_name(path.name + ".part")
     try:
-        if suffix == ".xlsx":
-            from openpyxl import Workbook
-            book = Workbook(write_only=True)
-            sheet = book.create_sheet("soundsift")
-            sheet.append(list(EXPORT_COLUMNS))
-            for row in rows:
-                sheet.append([_number(c, row[c]) for c in EXPORT_COLUMNS])
-            book.save(part)
-        else:
-            with open(part, "w", encoding="utf-8-sig", newline="") as f:
-                writer = csv.writer(f, dialect=csv.excel if suffix == ".csv" else csv.excel_tab)
-                writer.writerow(EXPORT_COLUMNS)
-                writer.writerows([row[c] for c in EXPORT_COLUMNS] for row in rows)
+        part.write_bytes(sheet_bytes(rows, path.suffix))
         part.replace(path)
     finally:
         part.unlink(missing_ok=True)
     return path
+
+
+def sheet_bytes(rows: list[dict[str, str]], suffix: str = ".csv") -> bytes:
+    """``rows`` as the bytes of a sheet of the kind ``suffix`` names (:data:`SHEET_FORMATS`)."""
+    suffix = suffix.lower()
+    if suffix not in SHEET_FORMATS:
+        raise InvalidOutput(f"a sheet is written as one of {', '.join(SHEET_FORMATS)}, not {suffix!r}")
+    if suffix == ".xlsx":
+        from openpyxl import Workbook
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet("soundsift")
+        sheet.append(list(EXPORT_COLUMNS))
+        for row in rows:
+            sheet.append([_number(c, row[c]) for c in EXPORT_COLUMNS])
+        buffer = io.BytesIO()
+        book.save(buffer)
+        return buffer.getvalue()
+    text = io.StringIO(newline="")
+    writer = csv.writer(text, dialect=csv.excel if suffix == ".csv" else csv.excel_tab)
+    writer.writerow(EXPORT_COLUMNS)
+    writer.writerows([row[c] for c in EXPORT_COLUMNS] for row in rows)
+    return text.getvalue().encode("utf-8-sig")
 
 
 #: the columns written as numbers in a workbook

@@ -410,7 +410,7 @@ def test_each_card_offers_its_file_and_a_long_files_match_for_download(app):
     names = result_names(app)
     buttons: dict[int, list] = {}
     for b in app.get("download_button"):
-        if b.proto.id.endswith("download_results"):     # the zip of all of them, tested below
+        if b.proto.id.endswith(("download_results", "download_library_sheet")):     # tested below
             continue
         rank = int(b.proto.id.rsplit("download_", 1)[1].split("_")[1])
         buttons.setdefault(rank, []).append(b.proto)
@@ -471,7 +471,7 @@ def test_the_results_shown_download_as_one_zip(app, ui_library):
     app.query_params["q"] = "distant thunder"
     app.run()
     no_exception(app)
-    button = app.get("download_button")[-1].proto
+    (button,) = [b.proto for b in app.get("download_button") if b.proto.id.endswith("download_results")]
     assert button.label == "Download these 5 results (.zip)" and "soundsift search --export" in button.help
     # what the button's deferred data makes, for two of the results
     with SoundIndex.open(ui_library.index_dir) as index:
@@ -565,3 +565,20 @@ def test_a_cards_tags_are_stored_shown_and_filter_the_results(ui_library, tmp_pa
     card_tags().set_value([]).run()
     no_exception(at)
     assert tag_counts(index_dir) == {}
+
+
+def test_the_overview_offers_the_library_sheet(app, ui_library):
+    """The Overview tab's "Library sheet (.csv)": what `soundsift sheet export` writes, made on click."""
+    import csv
+    from ui.components import downloads as dl
+    app.run()
+    no_exception(app)
+    (button,) = [b.proto for b in app.get("download_button") if b.proto.id.endswith("download_library_sheet")]
+    assert button.label == "Library sheet (.csv)" and not button.disabled
+    rows = list(csv.DictReader(io.StringIO(dl.library_sheet_bytes(str(ui_library.index_dir)).decode("utf-8-sig"))))
+    by_name = {r["Filename"]: r for r in rows}
+    assert len(rows) == len(set(r["Pathname"] for r in rows)) and "dog_bark.wav" in by_name
+    assert f"{len(rows):,}" in button.help
+    thunder = by_name["thunder_far.wav"]
+    assert (thunder["FXName"], thunder["Comment"]) == (THUNDER_TITLE, THUNDER_COMMENT)
+    assert thunder["Pathname"] == str(ui_library.path("thunder_far.wav"))

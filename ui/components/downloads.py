@@ -1,4 +1,5 @@
-"""A result card's downloads: the matched moment as a WAV excerpt, and the whole file.
+"""A result card's downloads: the matched moment as a WAV excerpt, and the whole file; the
+results shown as one zip; the library's sheet.
 
 The bytes are made only when the button is clicked (Streamlit calls the function then, on its
 own thread), so a page of results costs no extra decoding. The excerpt is exactly what
@@ -88,3 +89,19 @@ def _exported_bytes(hit: Any, record: Any) -> int:
 
 def _deferred(fn: Callable[..., bytes], *args: Any) -> Callable[[], bytes]:
     return functools.partial(fn, *args)
+
+
+def library_sheet_bytes(index_dir: str) -> bytes:
+    """The index's library sheet as CSV (what ``soundsift sheet export library.csv`` writes)."""
+    from engine.sheet_export import library_rows, sheet_bytes
+    return sheet_bytes(library_rows(index_dir), ".csv")
+
+
+def library_sheet_download(index_dir: str, files: int) -> dict[str, Any]:
+    """The "library sheet" button (``st.download_button`` keyword arguments without key) of an
+    index of ``files`` files; the sheet is made on click."""
+    return dict(label="Library sheet (.csv)", data=_deferred(library_sheet_bytes, index_dir),
+                file_name="soundsift-library.csv", mime="text/csv", disabled=not files,
+                help=f"One row per indexed file ({files:,}): name, path, length, format, the descriptions it "
+                     "carries or a library sheet gave it, markers, levels and your tags, under Soundminer's "
+                     "column names (soundsift sheet export writes the same, and can add zero-shot tags)")

@@ -7,6 +7,7 @@ from typing import Any
 import streamlit as st
 
 from ui.components import resources
+from ui.components.downloads import library_sheet_download
 from ui.components.library import Library, relative_to_root
 from ui.components.library_map import map_rows, pca_2d, selected_file_id
 from ui.components.markdown_text import plain_markdown
@@ -35,6 +36,8 @@ def render_overview_tab(index: Any, lib: Library, root: str, map_data: list[dict
     st.caption(f"Model **{info.get('model', '?')}** · {info.get('sample_rate', '?')} Hz · "
                f"{info.get('index_type', '?')} · generation {info.get('generation', '?')} · "
                f"index at `{info.get('index', lib.layout.root)}`")
+    st.download_button(**library_sheet_download(str(lib.layout.root), int(info.get("files") or 0)),
+                       key="download_library_sheet")
 
     st.subheader("Library map")
     if len(map_data) < 2:
