@@ -7,7 +7,8 @@ fields library tools write there — Soundminer's and BaseHead's ``USER`` block 
 CATEGORY, SUBCATEGORY, CATID, FXNAME, KEYWORDS …, the Universal Category System's fields), the
 Audio Standards Working Group's ``ASWG`` block, and Steinberg MediaBay's ``ATTR_LIST``
 (MediaComment, MediaCategoryPost …), and its ``SYNC_POINT_LIST`` (a field recorder's named
-cues, as markers); the same UCS names as a FLAC or Ogg file's Vorbis comments. The indexer stores them in the catalog (``file_metadata``)
+cues, as markers); the same UCS names as a FLAC or Ogg file's Vorbis comments and an MP3's
+ID3v2 user text (TXXX) frames. The indexer stores them in the catalog (``file_metadata``)
 and keyword search reads the descriptive ones (:data:`SEARCHED_KEYS`).
 """
 from __future__ import annotations
@@ -87,7 +88,8 @@ def with_sheet(found: dict[str, str]) -> dict[str, str]:
 #: iXML chunk and FLAC Vorbis comments with UCS names (session 19); 3 also a WAV's named cue markers
 #: (session 20); 4 also an AIFF's named markers (session 22); 5 also cue sheets (a FLAC's and a
 #: sidecar ``.cue``, session 23); 6 also Ogg Vorbis/Opus/FLAC comments with UCS names and a
-#: ``CUESHEET``, and a WAV's iXML sync points as markers (session 24). An index whose files were read by an older reader reads them
+#: ``CUESHEET``, an MP3's ID3v2 TXXX frames with UCS names, and a WAV's iXML sync points as
+#: markers (session 24). An index whose files were read by an older reader reads them
 #: again on its next `soundsift index` run (indexer.metadata_refresh).
 READER_VERSION = 6
 #: most markers kept per file (a file with more is a marker track, not labelled takes)
@@ -119,7 +121,8 @@ INFO_KEYS = {b"INAM": "title", b"ICMT": "comment", b"IART": "artist", b"IPRD": "
 def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[str, str]:
     """Non-empty metadata of ``path``: libsndfile's string fields, a BWF's bext
     ``description``/``originator``, a WAV's iXML fields (:func:`ixml_fields`), a FLAC's
-    UCS-named Vorbis comments and an Ogg file's (:func:`comment_fields`) and the file's named markers
+    UCS-named Vorbis comments, an Ogg file's and an MP3's UCS-named ID3 TXXX frames
+    (:func:`comment_fields`) and the file's named markers
     (:func:`named_markers`: its own, else its cue sheet's tracks). libsndfile
     decodes every string as UTF-8; a WAV INFO value written in Latin-1 (common in older
     libraries) comes back with U+FFFD where its accents were, so such values are read again
@@ -505,10 +508,11 @@ def ixml_sync_points(root: ET.Element) -> list[tuple[int, str, int, bool]]:
 
 
 def comment_fields(path: str | Path) -> dict[str, str]:
-    """A FLAC or Ogg (Vorbis, Opus, FLAC) file's Vorbis comments under the names library tools
-    use for the UCS fields (CATEGORY, SUBCATEGORY, CATID, FXNAME, DESCRIPTION, KEYWORDS … as
-    :data:`IXML_KEYS` maps them), first value of each key winning; {} for any other file.
-    libsndfile gives only the standard keys (title, comment, artist …)."""
+    """A FLAC or Ogg (Vorbis, Opus, FLAC) file's Vorbis comments, or an MP3's ID3v2 user text
+    frames (``TXXX``), under the names library tools use for the UCS fields (CATEGORY,
+    SUBCATEGORY, CATID, FXNAME, DESCRIPTION, KEYWORDS … as :data:`IXML_KEYS` maps them), first
+    value of each key winning; {} for any other file. libsndfile gives only the standard keys
+    (title, comment, artist …)."""
     with open(path, "rb") as f:
         return _comment_walk(f)
 
@@ -528,9 +532,10 @@ def _comment_walk(f: BinaryIO) -> CommentFields:
     f.seek(0)
     if magic == b"fLaC":
         return _flac_walk(f)
-    if magic == b"OggS":
+    if magic in (b"OggS", b"ID3\x03", b"ID3\x04"):
         out = CommentFields()
-        out.marker_list = _cue_markers(cue_tracks(_ucs_comments(ogg_comments(f), out)))
+        entries = ogg_comments(f) if magic == b"OggS" else id3_user_texts(f)
+        out.marker_list = _cue_markers(cue_tracks(_ucs_comments(entries, out)))
         return out
     return CommentFields()
 
@@ -617,6 +622,82 @@ def ogg_comments(f: BinaryIO) -> list[str]:
     if packets[0].startswith(b"\x7fFLAC") and packet[:1] and packet[0] & 0x7F == 4:
         return _vorbis_comments(packet[4:])             # Ogg FLAC: a metadata block, its 4-byte header first
     return []
+
+
+def id3_user_texts(f: BinaryIO) -> list[str]:
+    """The ``DESCRIPTION=value`` pairs of the ``TXXX`` frames of the ID3v2.3 or v2.4 tag at the
+    start of the open file ``f`` (where Mp3tag, Soundminer and other taggers put fields ID3 has
+    no frame for: CATEGORY, CatID, FXName …); [] when there is none. Compressed or encrypted
+    frames are left out; the tag is read as far as :data:`_MAX_TEXT_CHUNK`."""
+    head = f.read(10)
+    if len(head) < 10 or head[:3] != b"ID3" or head[3] not in (3, 4):
+        return []
+    version, flags = head[3], head[5]
+    body = f.read(min(_syncsafe(head[6:10]), _MAX_TEXT_CHUNK))
+    if version == 3 and flags & 0x80:                  # v2.3 unsynchronises the whole tag
+        body = body.replace(b"\xff\x00", b"\xff")
+    at = 0
+    if flags & 0x40 and len(body) >= 4:                # an extended header first
+        at = struct.unpack(">I", body[:4])[0] + 4 if version == 3 else _syncsafe(body[:4])
+    out = []
+    while at + 10 <= len(body) and body[at:at + 1] not in (b"\x00", b""):
+        frame, raw_size, frame_flags = body[at:at + 4], body[at + 4:at + 8], body[at + 8:at + 10]
+        size = struct.unpack(">I", raw_size)[0] if version == 3 else _syncsafe(raw_size)
+        data, at = body[at + 10:at + 10 + size], at + 10 + size
+        if frame != b"TXXX" or not data:
+            continue
+        if version == 3:
+            if frame_flags[1] & 0xC0:                  # compressed or encrypted
+                continue
+        else:
+            if frame_flags[1] & 0x0C:
+                continue
+            if frame_flags[1] & 0x01:                  # a data length indicator before the data
+                data = data[4:]
+            if frame_flags[1] & 0x02:
+                data = data.replace(b"\xff\x00", b"\xff")
+        pair = _id3_text_pair(data)
+        if pair:
+            out.append(f"{pair[0]}={pair[1]}")
+    return out
+
+
+def _syncsafe(b: bytes) -> int:
+    """An ID3v2 syncsafe integer (7 bits a byte)."""
+    return (b[0] & 0x7F) << 21 | (b[1] & 0x7F) << 14 | (b[2] & 0x7F) << 7 | (b[3] & 0x7F)
+
+
+#: ID3v2 text encodings → (codec, terminator)
+_ID3_ENCODINGS = {0: ("latin-1", b"\x00"), 1: ("utf-16", b"\x00\x00"), 2: ("utf-16-be", b"\x00\x00"),
+                  3: ("utf-8", b"\x00")}
+
+
+def _id3_text_pair(data: bytes) -> tuple[str, str] | None:
+    """(description, value) of a TXXX frame's data; several values (v2.4) joined by ", "."""
+    codec, end = _ID3_ENCODINGS.get(data[0], (None, b""))
+    if codec is None:
+        return None
+    strings = _split_on(data[1:], end)
+    if len(strings) < 2:
+        return None
+    bom = strings[0][:2] if codec == "utf-16" else b""
+    description, *values = [(bom + p if bom and p[:2] not in (b"\xff\xfe", b"\xfe\xff") else p)
+                            .decode(codec, errors="replace").strip() for p in strings]
+    text = ", ".join(v for v in values if v)
+    return (description, text) if description else None
+
+
+def _split_on(raw: bytes, end: bytes) -> list[bytes]:
+    """``raw`` split at the ``end`` terminators that fall on a character boundary (UTF-16: an
+    even offset), the empty piece after a final terminator dropped."""
+    parts, start = [], 0
+    for i in range(0, len(raw) - len(end) + 1, len(end)):
+        if raw[i:i + len(end)] == end and i >= start:
+            parts.append(raw[start:i])
+            start = i + len(end)
+    if start < len(raw):
+        parts.append(raw[start:])
+    return parts
 
 
 def _vorbis_comments(body: bytes) -> list[str]:

@@ -763,3 +763,45 @@ def test_a_field_recorders_cues_in_ixml_are_named_markers(tmp_path):
     both.write_bytes(with_trailing_chunk(wav_bytes(pcm16(noise(4.0, 16000, seed=9))),
                                          cue_chunk((1, 8_000)) + adtl_chunk((b"labl", 1, "Door")) + riff_chunk(b"iXML", ixml.encode())))
     assert named_markers(both) == [Marker(0.5, "Door", None)]
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_an_mp3s_user_text_frames_carry_the_library_fields(tmp_path, version):
+    """Taggers write the UCS fields ID3 has no frame for as TXXX frames (written here by
+    mutagen: UTF-8 in ID3v2.4, UTF-16 in v2.3); libsndfile reads only the standard frames."""
+    from mutagen.id3 import COMM, ID3, TIT2, TXXX
+    path = tmp_path / "door.mp3"
+    sf.write(str(path), noise(1.0, 44100, seed=3), 44100, format="MP3")
+    tag = ID3()
+    tag.add(TIT2(encoding=3, text="Door"))
+    tag.add(COMM(encoding=3, lang="eng", desc="", text="Heavy oak door"))
+    tag.add(TXXX(encoding=3, desc="CATEGORY", text="DOORS"))
+    tag.add(TXXX(encoding=3, desc="CatID", text="DOORWood"))
+    tag.add(TXXX(encoding=3, desc="FXName", text="Door slam, heavy oak, Türknall"))
+    tag.add(TXXX(encoding=3, desc="Keywords", text=["slam", "oak"] if version == 4 else "slam, oak"))
+    tag.add(TXXX(encoding=3, desc="Microphone", text="MKH 416"))
+    tag.save(str(path), v2_version=version)
+    found = read_metadata(path)
+    assert {k: found.get(k) for k in ("title", "comment", "category", "catid", "keywords")} == {
+        "title": "Door slam, heavy oak, Türknall", "comment": "Heavy oak door", "category": "DOORS",
+        "catid": "DOORWood", "keywords": "slam, oak"}
+    assert sf.info(str(path)).frames > 0
+
+
+def test_id3_frame_flags_are_honoured():
+    """A v2.4 frame with a data length indicator and unsynchronised data, and a compressed
+    frame left out (hand-made: mutagen writes neither)."""
+    import io
+    from engine.file_metadata import id3_user_texts
+
+    def frame(data: bytes, flags: int) -> bytes:
+        size = len(data)
+        syncsafe = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
+        return b"TXXX" + syncsafe + bytes([0, flags]) + data
+    plain = b"\x03CATEGORY\x00DOORS"
+    body = (frame(struct.pack(">I", len(plain)) + plain, 0x01)                        # its length first
+            + frame(b"\x03CatID\x00DOORWood", 0x08)                                     # compressed: left out
+            + frame(b"\x00Designer\x00A. \xff\x00\xe9", 0x02) + b"\x00" * 20)             # Latin-1, ff 00 → ff
+    size = len(body)
+    head = b"ID3\x04\x00\x00" + bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
+    assert id3_user_texts(io.BytesIO(head + body)) == ["CATEGORY=DOORS", "Designer=A. ÿé"]
