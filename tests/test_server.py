@@ -106,6 +106,24 @@ def test_files_audio_and_info(served):
     assert status == 200 and facets["formats"] == ["FLAC", "WAV"] and facets["sample_rates"] == [SR]
 
 
+def test_the_library_sheet(served):
+    """GET /sheet: the CSV `soundsift sheet export` writes, filtered; with zero-shot tags on request."""
+    import csv
+    url, lib = served
+    status, body, kind = get(f"{url}/sheet")
+    assert status == 200 and kind == "text/csv; charset=utf-8"
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+    assert sorted(r["Pathname"] for r in rows) == sorted(str(lib / n) for n in ("door_slam.wav", "creak.flac", "beep.wav"))
+    assert all(r["ZeroShotTags"] == "" for r in rows)
+    _, body, _ = get(f"{url}/sheet?format=flac&zero_shot=2&labels=beep,dog,rain&min_score=0")
+    (creak,) = csv.DictReader(io.StringIO(body.decode("utf-8-sig")))
+    assert creak["Filename"] == "creak.flac" and creak["Format"] == "FLAC"
+    labels = creak["ZeroShotTags"].split(", ")
+    assert len(labels) == 2 and set(labels) <= {"beep", "dog", "rain"}
+    status, error, _ = get(f"{url}/sheet?zero_shot=x")
+    assert status == 400 and "zero_shot must be a number" in error["error"]
+
+
 def test_bad_requests_get_a_reason_and_a_status(served):
     url, lib = served
     cases = [

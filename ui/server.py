@@ -18,6 +18,9 @@ GET    ``/audio/ID``         WAV of an indexed file, or of its span ``start``–
                              at most :data:`MAX_AUDIO_SECONDS`, the file's start by default)
 GET    ``/info``             the index's counts, model, index type
 GET    ``/facets``           what the filters can choose from (formats, rates, categories …)
+GET    ``/sheet``            the library sheet of the files the filters keep, as CSV (what
+                             ``soundsift sheet export`` writes); ``zero_shot`` N adds each
+                             file's best N zero-shot tags (``labels``, ``min_score``)
 =====  ====================  ==================================================================
 
 Filters (as the CLI's options): ``min_duration``, ``max_duration``, ``path_prefix``,
@@ -180,7 +183,7 @@ class SoundsiftServer(ThreadingHTTPServer):
             ("GET", "/search"): self._search, ("GET", "/similar"): self._similar,
             ("POST", "/similar"): self._similar_clip, ("GET", "/tag"): self._tag, ("POST", "/tag"): self._tag_clip,
             ("GET", "/files"): self._file, ("GET", "/audio"): self._audio, ("GET", "/info"): self._info,
-            ("GET", "/facets"): self._facets,
+            ("GET", "/facets"): self._facets, ("GET", "/sheet"): self._sheet,
         }
 
     @property
@@ -254,6 +257,13 @@ class SoundsiftServer(ThreadingHTTPServer):
 
     def _facets(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         return HTTPStatus.OK, _json(self.index.facets()), "application/json"
+
+    def _sheet(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        from engine.sheet_export import library_rows, sheet_bytes
+        zero_shot = q.count("zero_shot", 0) if q.text("zero_shot") not in (None, "0") else 0
+        rows = library_rows(self.index.root, q.filters(), sound_index=self.index, zero_shot=zero_shot,
+                            labels=q.listed("labels") or None, min_score=q.number("min_score", 0.1, low=0))
+        return HTTPStatus.OK, sheet_bytes(rows, ".csv"), "text/csv; charset=utf-8"
 
     # -- helpers -------------------------------------------------------------------------
     def _indexed(self, q: Query) -> int:
