@@ -228,7 +228,8 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
         return out
     data_size64: int | None = None
     rate, cues, names, lengths = 0, {}, {}, {}
-    time_reference, sync_points = 0, []
+    time_reference: int | None = None                 # bext's, in samples since midnight
+    block, data_size, sync_points = 0, None, []
     for _ in range(_MAX_CHUNKS):
         chunk = f.read(8)
         if len(chunk) < 8:
@@ -258,6 +259,7 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
         elif cid == b"fmt " and size >= 8:
             body = f.read(size)
             rate = struct.unpack("<I", body[4:8])[0]
+            block = struct.unpack("<H", body[12:14])[0] if len(body) >= 14 else 0
             f.seek(size & 1, 1)
         elif cid == b"cue " and size <= _MAX_TEXT_CHUNK:
             cues = _cue_points(f.read(size))
@@ -270,16 +272,19 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
                 _report(problems, path, f"iXML chunk not read ({e})")
             f.seek(size & 1, 1)
         else:
+            if cid == b"data":
+                data_size = size
             f.seek(size + (size & 1), 1)
     if rate and cues and names:
         named = sorted((offset, cue) for cue, offset in cues.items() if cue in names)[:MAX_MARKERS]
         out.marker_list = [Marker(offset / rate, names[cue], lengths[cue] / rate if lengths.get(cue) else None)
                            for offset, cue in named]
     elif rate and sync_points:              # a field recorder's cues: an iXML SYNC_POINT_LIST
+        frames = data_size // block if data_size is not None and block else None
         named = sorted((at if relative else at - time_reference, name, length)
-                       for at, name, length, relative in sync_points)
-        out.marker_list = [Marker(at / rate, name, length / rate if length else None)
-                           for at, name, length in named if at >= 0][:MAX_MARKERS]
+                       for at, name, length, relative in sync_points if relative or time_reference is not None)
+        out.marker_list = [Marker(at / rate, name, length / rate if length else None) for at, name, length in named
+                           if at >= 0 and (frames is None or at < frames)][:MAX_MARKERS]
     if out.marker_list:
         out.update(markers=_markers(out.marker_list))
     return out
@@ -541,8 +546,8 @@ def _comment_walk(f: BinaryIO) -> CommentFields:
 
 
 def _ucs_comments(entries: list[str], out: CommentFields) -> str:
-    """Put the UCS-named ``KEY=value`` entries of a Vorbis comment block into ``out``; the text
-    of its ``CUESHEET`` entry ("" when none)."""
+    """Put the UCS-named ``KEY=value`` entries of a Vorbis comment block (or an ID3 tag's TXXX
+    frames) into ``out``; the text of its ``CUESHEET`` entry ("" when none)."""
     sheet = ""
     for entry in entries:
         name, _, value = entry.partition("=")

@@ -3,14 +3,15 @@
 Many sound libraries describe their files in a spreadsheet beside them instead of inside them:
 the BBC Sound Effects archive's CSV (``location``, ``description``, ``category``, ``CDName`` …,
 its files named by number), Soundminer and BaseHead exports (``Filename``, ``Description``,
-``Category``, ``SubCategory``, ``CatID``, ``FXName``, ``Keywords`` …), a vendor's metadata sheet
-an Excel or OpenDocument workbook. :func:`read_sheet` reads one (comma-, semicolon- or
+``Category``, ``SubCategory``, ``CatID``, ``FXName``, ``Keywords`` …), a vendor's metadata sheet,
+often an Excel or OpenDocument workbook. :func:`read_sheet` reads one (comma-, semicolon- or
 tab-separated text in UTF-8 or Windows-1252, or the worksheets of an .xlsx or .ods workbook)
 and :func:`match_rows` gives each file the fields of the rows that name it.
 
-A row names its file in the first file column (:data:`FILE_COLUMNS`, the first whose values
-mostly end in an audio extension): a name matches every file of that name (A–Z case aside; else
-of that name with another extension, as a library converted to FLAC keeps its sheet), a path
+A row names its file in its file column (of :data:`FILE_COLUMNS`, the first whose values
+mostly end in an audio extension, one of paths before one of bare names): a name matches every
+file of that name (A–Z case aside; else of that name with another extension, as a library
+converted to FLAC keeps its sheet), a path
 (with ``/`` or ``\\``, perhaps from another machine: ``D:\\SFX\\Doors\\creak.wav``) the files of
 that name whose folders end most like its folders. The columns :data:`FIELD_COLUMNS`
 knows become metadata keys (engine.file_metadata); the indexer stores them with the indexed

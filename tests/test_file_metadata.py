@@ -751,6 +751,7 @@ def test_a_field_recorders_cues_in_ixml_are_named_markers(tmp_path):
             + sync_point(start + 40_000, "Plane overhead", "ABSOLUTE")
             + sync_point(16_000, "Car pass  by", duration=8_000) + sync_point(24_000, None)
             + sync_point(0, "Broken", low="n/a") + sync_point(2_000, "Before the file", "ABSOLUTE")
+            + sync_point(64_000, "After the file")
             + "</SYNC_POINT_LIST></BWFXML>")
     field = tmp_path / "roadside.wav"
     field.write_bytes(with_trailing_chunk(wav_bytes(pcm16(noise(4.0, 16000, seed=9)), extra_chunks=riff_chunk(b"bext", bytes(bext))),
@@ -763,6 +764,10 @@ def test_a_field_recorders_cues_in_ixml_are_named_markers(tmp_path):
     both.write_bytes(with_trailing_chunk(wav_bytes(pcm16(noise(4.0, 16000, seed=9))),
                                          cue_chunk((1, 8_000)) + adtl_chunk((b"labl", 1, "Door")) + riff_chunk(b"iXML", ixml.encode())))
     assert named_markers(both) == [Marker(0.5, "Door", None)]
+    # without a bext time reference an absolute cue cannot be placed: only the relative ones count
+    unplaced = tmp_path / "unplaced.wav"
+    unplaced.write_bytes(with_trailing_chunk(wav_bytes(pcm16(noise(4.0, 16000, seed=9))), riff_chunk(b"iXML", ixml.encode())))
+    assert named_markers(unplaced) == [Marker(1.0, "Car pass by", 0.5)]
 
 
 @pytest.mark.parametrize("version", [3, 4])
