@@ -17,8 +17,8 @@ PATH_PREFIX_HELP = "Only files whose path starts with this prefix (e.g. a folder
 FORMAT_HELP = "Only these formats or extensions (wav, flac, mp3 …); repeat or comma-separate."
 SAMPLE_RATE_HELP = "Only files at these sample rates (Hz); repeat or comma-separate."
 CHANNELS_HELP = "Only files with these channel counts (1 mono, 2 stereo, 6 for 5.1 …); repeat or comma-separate."
-CATEGORY_HELP = ("Only files whose embedded library category (UCS, from iXML or FLAC: DOORS) or CatID "
-                 "(DOORWood) is one of these; repeat or comma-separate.")
+CATEGORY_HELP = ("Only files whose library category (UCS: from iXML, FLAC/Ogg comments, ID3 or an imported "
+                 "sheet: DOORS) or CatID (DOORWood) is one of these; repeat or comma-separate.")
 ALL_SEGMENTS_HELP = "List every matching segment instead of the best segment per file."
 EXPORT_HELP = ("Also write the results into this folder, ranked: a whole-file match as a copy of the file, a "
                "match on part of a longer recording as that span cut out (WAV at its own rate and bit depth); "
