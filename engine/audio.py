@@ -1,4 +1,5 @@
-"""Decoding: soundfile → mono float32 → resampled to the model's rate (soxr), streamed.
+"""Decoding: soundfile (FFmpeg for what libsndfile cannot read) → mono float32 → resampled to
+the model's rate (soxr), streamed.
 
 Files are read in blocks so memory stays bounded for hour-long recordings; segments
 (engine.segments) are cut from the resampled stream as soon as they are complete.
@@ -19,15 +20,18 @@ import soundfile as sf
 import soxr
 
 from engine.errors import InvalidQuery, UnreadableAudio
+from engine.ffmpeg_audio import FFMPEG_EXTENSIONS, FFmpegSound
 from engine.stderr_capture import StderrCapture, summarised
 from engine.segments import MIN_TAKE, SegmentPolicy, regular_take, take_bounds
 from engine.system_files import is_appledouble, is_system_folder
 
-#: extensions scanned by the indexer: the containers libsndfile reads
-AUDIO_EXTENSIONS = frozenset({
+#: the containers libsndfile reads
+SNDFILE_EXTENSIONS = frozenset({
     ".wav", ".wave", ".bwf", ".aif", ".aiff", ".aifc", ".flac", ".ogg", ".oga",
     ".opus", ".mp3", ".au", ".snd", ".caf", ".w64", ".rf64",
 })
+#: extensions scanned by the indexer: libsndfile's, and those FFmpeg reads (engine.ffmpeg_audio)
+AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS
 
 BLOCK_SECONDS = 20.0
 
@@ -107,8 +111,10 @@ def appledouble_twin(path: str) -> str:
     return os.path.join(folder, "._" + name)
 
 
-def open_sound(path: str | Path) -> sf.SoundFile:
-    """``soundfile.SoundFile(path)`` for reading, also beside macOS's ``._<name>`` files.
+def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound:
+    """``soundfile.SoundFile(path)`` for reading, also beside macOS's ``._<name>`` files; for the
+    formats libsndfile does not read (``.m4a``, ``.wv`` …: :data:`FFMPEG_EXTENSIONS`) an
+    :class:`~engine.ffmpeg_audio.FFmpegSound`, which reads the same way.
 
     Given a path to a file it does not recognise at once (an MP3 among them), libsndfile looks for
     a Sound Designer II resource fork in ``._<name>`` and, finding the AppleDouble file macOS
@@ -117,6 +123,8 @@ def open_sound(path: str | Path) -> sf.SoundFile:
     without looking beside it.
     """
     p = str(path)
+    if os.path.splitext(p)[1].lower() in FFMPEG_EXTENSIONS:
+        return FFmpegSound(p)
     try:
         return sf.SoundFile(p)
     except Exception:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from engine.audio import open_sound
+from engine.ffmpeg_audio import FFMPEG_EXTENSIONS, FFmpegSound
 from engine.cue_sheet import CueTrack, cue_tracks, flac_cuesheet_block, sidecar_tracks
 
 log = logging.getLogger(__name__)
@@ -136,10 +137,11 @@ def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[s
     with open_sound(path) as f:
         for key, value in f.copy_metadata().items():
             _put(out, key, value)
+        tags = f.tags if isinstance(f, FFmpegSound) else None
     with open(path, "rb") as f:                 # one open for the containers' own chunks
         riff = _riff_walk(f, path, problems)
         f.seek(0)
-        comments = _comment_walk(f)
+        comments = _comment_walk(f) if tags is None else _tag_fields(tags)
         f.seek(0)
         aiff = aiff_markers(f)
     if not riff.marker_list:
@@ -298,8 +300,17 @@ def named_markers(source: str | Path | BinaryIO) -> list[Marker]:
     What else the file holds is read_metadata's to report, so its problems are not said here.
     OSError when it cannot be read, ValueError for a damaged chunk or cue sheet."""
     if isinstance(source, (str, Path)):
-        with open(source, "rb") as f:
-            found = named_markers(f)
+        if os.path.splitext(str(source))[1].lower() in FFMPEG_EXTENSIONS:     # its tags, read by FFmpeg
+            try:
+                with FFmpegSound(str(source)) as f:
+                    found = _tag_fields(f.tags).marker_list
+            except (OSError, ValueError):
+                raise
+            except Exception as e:                 # PyAV's errors for a file it cannot open
+                raise ValueError(f"not readable ({e})") from e
+        else:
+            with open(source, "rb") as f:
+                found = named_markers(f)
         return found or _cue_markers(sidecar_tracks(source))
     try:
         found = _riff_walk(source, "upload", []).marker_list
@@ -543,6 +554,14 @@ def _comment_walk(f: BinaryIO) -> CommentFields:
         out.marker_list = _cue_markers(cue_tracks(_ucs_comments(entries, out)))
         return out
     return CommentFields()
+
+
+def _tag_fields(tags: dict[str, str]) -> CommentFields:
+    """The UCS-named fields and the cue sheet's markers of a file's tags as FFmpeg reads them
+    (an M4A's freeform atoms, a WavPack or Monkey's Audio file's APEv2 tags …)."""
+    out = CommentFields()
+    out.marker_list = _cue_markers(cue_tracks(_ucs_comments([f"{k}={v}" for k, v in tags.items()], out)))
+    return out
 
 
 def _ucs_comments(entries: list[str], out: CommentFields) -> str:

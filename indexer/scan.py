@@ -14,9 +14,9 @@ only counted: the ``._Name.wav`` AppleDouble files macOS writes next to every fi
 an exFAT or network drive (4 KB of Finder metadata each, recognised by their magic number),
 ``__MACOSX`` folders of unpacked zips, hidden folders (``.Trashes``, ``.Spotlight-V100``,
 ``.Trash-1000``, ``.git`` …) and Windows' ``$RECYCLE.BIN`` and ``System Volume Information``.
-A folder given as a root is walked whatever its name. Sound files in formats libsndfile cannot
-decode (``.m4a``, ``.wma``, ``.sd2`` …) are counted per extension the same way, so a user learns
-they are there.
+A folder given as a root is walked whatever its name. Sound files in a format soundsift cannot
+decode (``.sd2``; ``.m4a``, ``.wma``, ``.wv`` … are read through FFmpeg, engine.ffmpeg_audio) are
+counted per extension the same way, so a user learns they are there.
 """
 from __future__ import annotations
 
@@ -55,9 +55,9 @@ class ScanError:
 
 SKIPPED_METADATA = "macOS metadata files (._*)"
 SKIPPED_FOLDERS = "hidden or system folders"
-#: sound formats libsndfile cannot decode: counted (a library holds them), not failed one by one
-UNSUPPORTED_AUDIO = frozenset({".m4a", ".aac", ".alac", ".wma", ".ape", ".wv", ".mka", ".ac3", ".dts",
-                               ".amr", ".sd2", ".mp2", ".m4b", ".tta"})
+#: sound formats soundsift cannot decode (Sound Designer II keeps its rate and channels in a
+#: resource fork other systems drop): counted (a library holds them), not failed one by one
+UNSUPPORTED_AUDIO = frozenset({".sd2"})
 
 
 def skipped_format(ext: str) -> str:

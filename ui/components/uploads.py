@@ -11,10 +11,12 @@ import numpy as np
 import soundfile as sf
 
 from engine.errors import InvalidQuery, UnreadableAudio
+from engine.ffmpeg_audio import FFmpegSound
 
 MAX_UPLOAD_MB = 50
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
-UPLOAD_TYPES = ["wav", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "aifc", "au", "caf", "w64"]
+UPLOAD_TYPES = ["wav", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "aifc", "au", "caf", "w64",
+                "m4a", "aac", "wv", "wma", "ape"]
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,12 @@ def read_example(name: str, data: bytes, max_bytes: int | None = None) -> Exampl
     try:
         samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except Exception as e:
-        raise UnreadableAudio(name, f"not readable as audio ({str(e).strip()[:200]}); "
-                              f"upload one of: {', '.join(UPLOAD_TYPES)}") from e
+        try:                                    # a format libsndfile does not read (.m4a, .wv …)
+            with FFmpegSound(io.BytesIO(data), name) as f:
+                samples, rate = f.read(dtype="float32", always_2d=True), f.samplerate
+        except Exception:
+            raise UnreadableAudio(name, f"not readable as audio ({str(e).strip()[:200]}); "
+                                  f"upload one of: {', '.join(UPLOAD_TYPES)}") from e
     if samples.shape[0] == 0:
         raise UnreadableAudio(name, "empty: the upload holds no samples")
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]

@@ -1,0 +1,140 @@
+"""Formats libsndfile cannot read (engine.ffmpeg_audio): AAC and ALAC in .m4a and WavPack, written
+here by FFmpeg through PyAV, are probed, decoded, sought, described, indexed, searched, drawn
+and exported like a WAV; a damaged one is one clear error and the run goes on."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.audio import decode, open_sound, probe
+from engine.errors import UnreadableAudio
+from engine.file_metadata import Marker, named_markers, read_metadata
+
+SR = 44100
+
+
+def stereo(seconds: float = 2.0) -> np.ndarray:
+    """(2, n) float32: 440 Hz left, 660 Hz right."""
+    t = np.arange(int(seconds * SR)) / SR
+    return np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.2 * np.sin(2 * np.pi * 660 * t)]).astype(np.float32)
+
+
+def encode(path, codec: str, signal: np.ndarray, tags: dict[str, str] | None = None):
+    """``signal`` (channels, n) written by FFmpeg's ``codec`` encoder, with container ``tags``."""
+    import av
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = {"movflags": "use_metadata_tags"} if path.suffix == ".m4a" else {}
+    planar = {"aac": "fltp", "alac": "s16p", "wavpack": "s16p"}[codec]
+    with av.open(str(path), "w", options=options) as out:
+        out.metadata.update(tags or {})
+        stream = out.add_stream(codec, rate=SR, layout="stereo" if len(signal) == 2 else "mono")
+        stream.codec_context.format = planar               # else the encoder's first format (WavPack: 8-bit)
+        for i in range(0, signal.shape[1], 1024):
+            chunk = signal[:, i:i + 1024]
+            if planar == "s16p":
+                chunk = np.round(chunk * 32767).astype(np.int16)
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=planar, layout=stream.layout.name)
+            frame.sample_rate = SR
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("codec, suffix", [("alac", ".m4a"), ("wavpack", ".wv")])
+def test_lossless_files_decode_to_the_samples_written(tmp_path, codec, suffix):
+    signal = stereo()
+    path = encode(tmp_path / f"tone{suffix}", codec, signal)
+    info = probe(path)
+    assert (info.sample_rate, info.channels, info.frames) == (SR, 2, signal.shape[1])
+    assert (info.format, info.subtype) == (suffix[1:].upper(), codec.upper())
+    with open_sound(path) as f:
+        whole = f.read(dtype="float32", always_2d=True)
+        assert whole.shape == (signal.shape[1], 2)
+        assert np.abs(whole - signal.T).max() < 1e-4                       # 16-bit at worst
+        f.seek(30_000)                                                     # back, then forward: exact
+        part = f.read(5_000, dtype="float32", always_2d=True)
+        assert np.array_equal(part, whole[30_000:35_000])
+        assert f.read(10**9, dtype="float32").shape == (signal.shape[1] - 35_000, 2)
+    mono = decode(path, 16000)
+    assert len(mono) == pytest.approx(2 * 16000, abs=2)
+
+
+def test_aac_decodes_to_the_sound_written(tmp_path):
+    """Lossy: the level and the pitch survive; the container's length counts the encoder's delay."""
+    path = encode(tmp_path / "memo.m4a", "aac", stereo(), {"title": "Voice memo", "comment": "kitchen"})
+    info = probe(path)
+    assert (info.format, info.subtype, info.channels) == ("M4A", "AAC", 2)
+    assert 0 <= info.frames - 2 * SR <= 2048
+    with open_sound(path) as f:
+        left = f.read(dtype="float32", always_2d=True)[4096:-4096, 0]
+    assert np.sqrt(np.mean(left ** 2)) == pytest.approx(0.3 / np.sqrt(2), rel=0.05)
+    spectrum = np.abs(np.fft.rfft(left * np.hanning(len(left))))
+    assert np.fft.rfftfreq(len(left), 1 / SR)[spectrum.argmax()] == pytest.approx(440, abs=2)
+    assert read_metadata(path)["title"] == "Voice memo"
+
+
+def test_tags_read_by_ffmpeg_carry_library_fields_and_a_cue_sheet(tmp_path):
+    """A WavPack rip's APEv2 tags: the UCS fields and an embedded CUESHEET (tracks → markers)."""
+    sheet = ('FILE "disc.wav" WAVE\n TRACK 01 AUDIO\n  TITLE "Hinge squeal"\n  INDEX 01 00:00:00\n'
+             ' TRACK 02 AUDIO\n  TITLE "Gate latch"\n  INDEX 01 00:01:00\n')
+    path = encode(tmp_path / "disc.wv", "wavpack", stereo(), {
+        "Title": "Gates", "CATEGORY": "DOORS", "CatID": "DOORMetl", "FXName": "Gates and hinges",
+        "Cuesheet": sheet})
+    found = read_metadata(path)
+    assert {k: found.get(k) for k in ("title", "category", "catid", "markers")} == {
+        "title": "Gates and hinges", "category": "DOORS", "catid": "DOORMetl",
+        "markers": "0:00.0 Hinge squeal · 0:01.0 Gate latch"}
+    assert named_markers(path) == [Marker(0.0, "Hinge squeal", 1.0), Marker(1.0, "Gate latch", None)]
+
+
+def test_an_m4a_library_is_indexed_searched_drawn_and_exported(tmp_path):
+    from engine.export import excerpt_wav
+    from engine.query import SoundIndex
+    from indexer import build_index
+    from tests.index_fakes import FakeModel
+    from ui.components.thumbnails import envelope
+    lib = tmp_path / "lib"
+    memo = encode(lib / "memo.m4a", "aac", stereo(3.0)).resolve()
+    encode(lib / "rip.wv", "wavpack", stereo(1.0), {"Description": "A metal gate"})
+    (lib / "broken.m4a").write_bytes(b"\x00\x00\x00\x18ftypM4A " + bytes(200))       # cut off after its header
+    stats = build_index([lib], tmp_path / "idx", FakeModel(), workers=0, progress=False)
+    assert (stats.added, stats.failed) == (2, 1)
+    with SoundIndex.open(tmp_path / "idx", model=FakeModel()) as index:
+        (error,) = index.errors()
+        assert error["path"].endswith("broken.m4a")
+        assert error["reason"] == "not readable as audio (Invalid data found when processing input)"
+        hit = index.search_text("a metal gate", k=1, keywords=True)[0]
+        assert hit.path.endswith("rip.wv")
+        record = index.get_file(index.file_id_for_path(memo))
+        assert (record["format"], record["sample_rate"], record["channels"]) == ("M4A", SR, 2)
+        assert record["duration"] == pytest.approx(3.0, abs=0.05)
+        rip = index.get_file(hit.file_id)
+        assert rip["levels"]["peak_dbfs"] == pytest.approx(20 * np.log10(0.3), abs=0.05)   # lossless
+    assert envelope(memo, columns=50).max() == pytest.approx(0.3, abs=0.05)
+    data, start, end = excerpt_wav(memo, 1.0, 2.0)
+    import io
+
+    import soundfile as sf
+    cut, rate = sf.read(io.BytesIO(data))
+    assert (rate, start, end, cut.shape) == (SR, 1.0, 2.0, (SR, 2))
+
+
+def test_a_file_that_is_not_what_its_name_says(tmp_path):
+    fake = tmp_path / "notes.wv"
+    fake.write_text("shopping list")
+    with pytest.raises(UnreadableAudio, match=r"notes.wv: not readable as audio"):
+        probe(fake)
+    with pytest.raises(ValueError):
+        named_markers(fake)
+
+
+def test_an_m4a_clip_dropped_on_the_page_or_posted_is_read(tmp_path):
+    """Query by example reads the bytes in memory: a voice memo (.m4a) as well as a WAV."""
+    from ui.components.uploads import read_example
+    data = encode(tmp_path / "memo.m4a", "aac", stereo()).read_bytes()
+    clip = read_example("memo.m4a", data)
+    assert clip.sample_rate == SR and clip.duration == pytest.approx(2.0, abs=0.05)
+    with pytest.raises(UnreadableAudio, match="not readable as audio"):
+        read_example("notes.m4a", b"shopping list")
