@@ -112,9 +112,13 @@ class FFmpegSound:
             return sum(frame.samples for frame in container.decode(container.streams.audio[0]))
 
     def _decode(self):
-        """(frames, channels) float32 blocks of the first audio stream, in order."""
-        for frame in self._container.decode(self._container.streams.audio[0]):
-            yield _float_frames(frame.to_ndarray(), frame.format.name, frame.format.is_planar, self.channels)
+        """(frames, channels) float32 blocks of the first audio stream, in order; a stream that
+        breaks off raises ValueError with FFmpeg's words for it."""
+        try:
+            for frame in self._container.decode(self._container.streams.audio[0]):
+                yield _float_frames(frame.to_ndarray(), frame.format.name, frame.format.is_planar, self.channels)
+        except self._av.error.FFmpegError as e:
+            raise ValueError(getattr(e, "strerror", None) or str(e)) from e
 
 
 def _open(av: Any, source: str | BinaryIO) -> Any:

@@ -138,3 +138,14 @@ def test_an_m4a_clip_dropped_on_the_page_or_posted_is_read(tmp_path):
     assert clip.sample_rate == SR and clip.duration == pytest.approx(2.0, abs=0.05)
     with pytest.raises(UnreadableAudio, match="not readable as audio"):
         read_example("notes.m4a", b"shopping list")
+
+
+def test_a_wavpack_file_cut_short_keeps_the_audio_before_the_break(tmp_path):
+    full = encode(tmp_path / "full.wv", "wavpack", stereo(4.0)).read_bytes()
+    half = tmp_path / "half.wv"
+    half.write_bytes(full[: len(full) // 2])
+    notes: list[str] = []
+    mono = decode(half, 16000, notes=notes)
+    assert 0.5 < len(mono) / 16000 < 3.5
+    (note,) = notes
+    assert note.startswith("decoding stopped at") and "(Invalid data found when processing input)" in note
