@@ -25,6 +25,8 @@ UNREADABLE_WORKBOOKS = {".xls": "an Excel 97–2003 workbook", ".numbers": "an A
 #: most copies made of one repeated row or cell (an ODS file repeats an empty row to the sheet's
 #: end, a million times; a non-empty one this many times at most)
 MAX_REPEAT = 10_000
+#: most columns kept of a row (a metadata sheet has tens; a repeated cell could claim thousands)
+MAX_COLUMNS = 1024
 #: largest uncompressed ``content.xml`` read (a zip bomb is not a metadata sheet)
 MAX_CONTENT_BYTES = 1 << 30
 
@@ -53,15 +55,15 @@ def _xlsx_tables(path: Path) -> list[tuple[str, Table]]:
     from openpyxl.utils.exceptions import InvalidFileException
     try:
         book = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError, ET.ParseError) as e:
+        try:                                    # read-only sheets parse as they are iterated
+            return [(sheet.title, [cells for cells in ([cell_text(v) for v in row]
+                                                       for row in sheet.iter_rows(values_only=True))
+                                   if any(c.strip() for c in cells)])
+                    for sheet in book.worksheets]
+        finally:
+            book.close()
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError, TypeError, ET.ParseError) as e:
         raise InvalidQuery(f"{path}: not a readable Excel workbook ({type(e).__name__}: {e})") from e
-    try:
-        return [(sheet.title, [cells for cells in ([cell_text(v) for v in row]
-                                                   for row in sheet.iter_rows(values_only=True))
-                               if any(c.strip() for c in cells)])
-                for sheet in book.worksheets]
-    finally:
-        book.close()
 
 
 def cell_text(value: Any) -> str:
@@ -87,7 +89,7 @@ def _ods_tables(path: Path) -> list[tuple[str, Table]]:
                                    "not a metadata sheet")
             with z.open("content.xml") as f:
                 return list(_ods_content(f))
-    except (zipfile.BadZipFile, KeyError, ET.ParseError, OSError) as e:
+    except (zipfile.BadZipFile, KeyError, ValueError, ET.ParseError, OSError) as e:     # ValueError: a bad repeat count
         raise InvalidQuery(f"{path}: not a readable OpenDocument spreadsheet ({type(e).__name__}: {e})") from e
 
 
@@ -125,10 +127,12 @@ def _ods_row(row: ET.Element) -> list[str]:
         if not text:
             empty += repeat
             continue
-        cells.extend([""] * empty)
-        cells.extend([text] * min(repeat, MAX_REPEAT))
+        cells.extend([""] * min(empty, MAX_COLUMNS))
+        cells.extend([text] * min(repeat, MAX_COLUMNS))
         empty = 0
-    return cells
+        if len(cells) >= MAX_COLUMNS:
+            break
+    return cells[:MAX_COLUMNS]
 
 
 def _paragraph_text(el: ET.Element) -> str:

@@ -463,3 +463,25 @@ def test_the_index_exports_its_own_sheet_and_another_index_reads_it(lib, tmp_pat
     assert folder.exit_code == 1 and "is a folder" in folder.stderr
     loose = run(app, ["sheet", "export", str(out), "--index", str(idx), "--labels", "hiss"])
     assert loose.exit_code == 1 and "give --zero-shot N too" in loose.stderr
+
+
+def test_a_damaged_workbook_is_one_clear_error(tmp_path):
+    """An .ods whose repeat count is not a number, an .xlsx that is a zip of something else:
+    InvalidQuery naming the file, not a traceback."""
+    import zipfile
+    ods = tmp_path / "odd.ods"
+    with zipfile.ZipFile(ods, "w") as z:
+        z.writestr("content.xml", '<?xml version="1.0"?><office:document-content '
+                   'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+                   'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+                   'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"><office:body><office:spreadsheet>'
+                   '<table:table table:name="S"><table:table-row><table:table-cell table:number-columns-repeated="x">'
+                   '<text:p>a</text:p></table:table-cell></table:table-row></table:table>'
+                   '</office:spreadsheet></office:body></office:document-content>')
+    with pytest.raises(InvalidQuery, match=r"odd.ods: not a readable OpenDocument spreadsheet \(ValueError"):
+        read_sheet(ods)
+    xlsx = tmp_path / "odd.xlsx"
+    with zipfile.ZipFile(xlsx, "w") as z:
+        z.writestr("readme.txt", "not a workbook")
+    with pytest.raises(InvalidQuery, match=r"odd.xlsx: not a readable Excel workbook"):
+        read_sheet(xlsx)
