@@ -13,6 +13,7 @@ and keyword search reads the descriptive ones (:data:`SEARCHED_KEYS`).
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -89,8 +90,8 @@ def with_sheet(found: dict[str, str]) -> dict[str, str]:
 #: iXML chunk and FLAC Vorbis comments with UCS names (session 19); 3 also a WAV's named cue markers
 #: (session 20); 4 also an AIFF's named markers (session 22); 5 also cue sheets (a FLAC's and a
 #: sidecar ``.cue``, session 23); 6 also Ogg Vorbis/Opus/FLAC comments with UCS names and a
-#: ``CUESHEET``, an MP3's ID3v2 TXXX frames with UCS names, and a WAV's iXML sync points as
-#: markers (session 24). An index whose files were read by an older reader reads them
+#: ``CUESHEET``, an MP3's ID3v2 TXXX frames with UCS names, a WAV's or AIFF's ID3 chunk, and a
+#: WAV's iXML sync points as markers (session 24). An index whose files were read by an older reader reads them
 #: again on its next `soundsift index` run (indexer.metadata_refresh).
 READER_VERSION = 6
 #: most markers kept per file (a file with more is a marker track, not labelled takes)
@@ -144,6 +145,15 @@ def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[s
         comments = _comment_walk(f) if tags is None else _tag_fields(tags)
         f.seek(0)
         aiff = aiff_markers(f)
+        f.seek(0)
+        id3 = container_id3(f)
+    if id3 is not None:                         # a WAV's or AIFF's ID3 chunk, which libsndfile does not read
+        for key, value in id3_standard_fields(io.BytesIO(id3)).items():
+            if key not in out:
+                _put(out, key, value)
+        sheet = _ucs_comments(id3_user_texts(io.BytesIO(id3)), comments)
+        if sheet and not comments.marker_list:
+            comments.marker_list = _cue_markers(cue_tracks(sheet))
     if not riff.marker_list:
         try:
             found = aiff or comments.marker_list or _cue_markers(sidecar_tracks(path))
@@ -653,6 +663,39 @@ def id3_user_texts(f: BinaryIO) -> list[str]:
     start of the open file ``f`` (where Mp3tag, Soundminer and other taggers put fields ID3 has
     no frame for: CATEGORY, CatID, FXName …); [] when there is none. Compressed or encrypted
     frames are left out; the tag is read as far as :data:`_MAX_TEXT_CHUNK`."""
+    out = []
+    for frame, data in _id3_frames(f):
+        pair = _id3_text_pair(data) if frame == b"TXXX" else None
+        if pair:
+            out.append(f"{pair[0]}={pair[1]}")
+    return out
+
+
+#: ID3v2 text frames → soundsift's keys (what libsndfile gives an MP3's; a WAV's or AIFF's ID3
+#: chunk it does not read)
+ID3_TEXT_FRAMES = {b"TIT2": "title", b"TPE1": "artist", b"TALB": "album", b"TCON": "genre",
+                   b"TCOP": "copyright", b"TDRC": "date", b"TYER": "date", b"TSSE": "software"}
+
+
+def id3_standard_fields(f: BinaryIO) -> dict[str, str]:
+    """The standard fields (:data:`ID3_TEXT_FRAMES`, and the comment ``COMM``) of the ID3v2 tag
+    at the start of the open file ``f``, first frame of each key winning."""
+    out: dict[str, str] = {}
+    for frame, data in _id3_frames(f):
+        if frame in ID3_TEXT_FRAMES:
+            values = _id3_strings(data)
+        elif frame == b"COMM" and len(data) > 4:
+            values = _id3_strings(data[:1] + data[4:])[1:]    # encoding, language, description, text
+        else:
+            continue
+        _put_first(out, ID3_TEXT_FRAMES.get(frame, "comment"), ", ".join(v for v in values if v) or None)
+    return out
+
+
+def _id3_frames(f: BinaryIO) -> list[tuple[bytes, bytes]]:
+    """(frame id, data) of each frame of the ID3v2.3 or v2.4 tag at the start of the open file
+    ``f``, unsynchronisation and data length indicators undone; compressed or encrypted frames
+    left out; [] when there is no such tag. Read as far as :data:`_MAX_TEXT_CHUNK`."""
     head = f.read(10)
     if len(head) < 10 or head[:3] != b"ID3" or head[3] not in (3, 4):
         return []
@@ -668,7 +711,7 @@ def id3_user_texts(f: BinaryIO) -> list[str]:
         frame, raw_size, frame_flags = body[at:at + 4], body[at + 4:at + 8], body[at + 8:at + 10]
         size = struct.unpack(">I", raw_size)[0] if version == 3 else _syncsafe(raw_size)
         data, at = body[at + 10:at + 10 + size], at + 10 + size
-        if frame != b"TXXX" or not data:
+        if not data:
             continue
         if version == 3:
             if frame_flags[1] & 0xC0:                  # compressed or encrypted
@@ -680,10 +723,34 @@ def id3_user_texts(f: BinaryIO) -> list[str]:
                 data = data[4:]
             if frame_flags[1] & 0x02:
                 data = data.replace(b"\xff\x00", b"\xff")
-        pair = _id3_text_pair(data)
-        if pair:
-            out.append(f"{pair[0]}={pair[1]}")
+        if data:
+            out.append((frame, data))
     return out
+
+
+def container_id3(f: BinaryIO) -> bytes | None:
+    """The ID3 tag kept in an ``id3 `` / ``ID3 `` chunk of the open WAV or AIFF file ``f`` (where
+    Mp3tag, foobar2000 and some DAWs tag them), read from its start; None when it has none."""
+    head = f.read(12)
+    if len(head) < 12:
+        return None
+    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+        endian = "<"
+    elif head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        endian = ">"
+    else:
+        return None
+    for _ in range(_MAX_CHUNKS):
+        chunk = f.read(8)
+        if len(chunk) < 8:
+            break
+        cid, size = chunk[:4], struct.unpack(endian + "I", chunk[4:])[0]
+        if cid in (b"id3 ", b"ID3 ") and size <= _MAX_TEXT_CHUNK:
+            return f.read(size)
+        if size == 0xFFFFFFFF:                         # RF64's data: its size is elsewhere
+            break
+        f.seek(size + (size & 1), 1)
+    return None
 
 
 def _syncsafe(b: bytes) -> int:
@@ -698,17 +765,23 @@ _ID3_ENCODINGS = {0: ("latin-1", b"\x00"), 1: ("utf-16", b"\x00\x00"), 2: ("utf-
 
 def _id3_text_pair(data: bytes) -> tuple[str, str] | None:
     """(description, value) of a TXXX frame's data; several values (v2.4) joined by ", "."""
-    codec, end = _ID3_ENCODINGS.get(data[0], (None, b""))
+    strings = _id3_strings(data)
+    if len(strings) < 2 or not strings[0]:
+        return None
+    return strings[0], ", ".join(v for v in strings[1:] if v)
+
+
+def _id3_strings(data: bytes) -> list[str]:
+    """The strings of an ID3v2 text frame's data (its encoding byte first), stripped; [] for an
+    unknown encoding. In UTF-16 each string may carry its own byte-order mark; one without
+    takes the first one's."""
+    codec, end = _ID3_ENCODINGS.get(data[0], (None, b"")) if data else (None, b"")
     if codec is None:
-        return None
-    strings = _split_on(data[1:], end)
-    if len(strings) < 2:
-        return None
-    bom = strings[0][:2] if codec == "utf-16" else b""
-    description, *values = [(bom + p if bom and p[:2] not in (b"\xff\xfe", b"\xfe\xff") else p)
-                            .decode(codec, errors="replace").strip() for p in strings]
-    text = ", ".join(v for v in values if v)
-    return (description, text) if description else None
+        return []
+    raw = _split_on(data[1:], end)
+    bom = raw[0][:2] if codec == "utf-16" and raw and raw[0][:2] in (b"\xff\xfe", b"\xfe\xff") else b""
+    return [(bom + p if bom and p[:2] not in (b"\xff\xfe", b"\xfe\xff") else p)
+            .decode(codec, errors="replace").strip() for p in raw]
 
 
 def _split_on(raw: bytes, end: bytes) -> list[bytes]:

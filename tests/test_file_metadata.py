@@ -810,3 +810,25 @@ def test_id3_frame_flags_are_honoured():
     size = len(body)
     head = b"ID3\x04\x00\x00" + bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
     assert id3_user_texts(io.BytesIO(head + body)) == ["CATEGORY=DOORS", "Designer=A. ÿé"]
+
+
+@pytest.mark.parametrize("kind", ["wav", "aiff"])
+def test_an_id3_chunk_in_a_wav_or_aiff_is_read(tmp_path, kind):
+    """Mp3tag and foobar2000 tag WAV and AIFF files with an ID3 chunk (written here by mutagen),
+    which libsndfile does not read: its title, artist, comment and UCS fields count."""
+    from mutagen.aiff import AIFF
+    from mutagen.id3 import COMM, TIT2, TPE1, TXXX
+    from mutagen.wave import WAVE
+    path = tmp_path / f"door.{kind}"
+    sf.write(str(path), tone(440, 0.5, 16000), 16000, format=kind.upper())
+    tagged = (WAVE if kind == "wav" else AIFF)(str(path))
+    tagged.add_tags()
+    tagged.tags.add(TIT2(encoding=1, text="Door slam"))                    # UTF-16
+    tagged.tags.add(TPE1(encoding=3, text="Field recordist"))
+    tagged.tags.add(COMM(encoding=3, lang="eng", desc="", text="Heavy oak door, Türknall"))
+    tagged.tags.add(TXXX(encoding=3, desc="CATEGORY", text="DOORS"))
+    tagged.save()
+    found = read_metadata(path)
+    assert {k: found.get(k) for k in ("title", "artist", "comment", "category")} == {
+        "title": "Door slam", "artist": "Field recordist", "comment": "Heavy oak door, Türknall", "category": "DOORS"}
+    assert sf.info(str(path)).frames == 8000
