@@ -51,6 +51,9 @@ def check_sheet_output(path: str | Path) -> Path:
         raise InvalidOutput(f"{path}: is a folder; name the sheet file to write")
     if path.suffix.lower() not in SHEET_FORMATS:
         raise InvalidOutput(f"{path}: write the sheet as one of {', '.join(SHEET_FORMATS)}")
+    above = next((folder for folder in path.parents if folder.exists()), None)
+    if above is not None and not above.is_dir():
+        raise InvalidOutput(f"{path}: {above} is a file, not a folder")
     return path
 
 
@@ -128,14 +131,20 @@ def _zero_shot_tags(sound_index: Any, filters: Filters | None, top: int, labels:
 
 def write_library_sheet(rows: list[dict[str, str]], path: str | Path) -> Path:
     """Write ``rows`` to ``path`` as its suffix says (:data:`SHEET_FORMATS`), every column of
-    :data:`EXPORT_COLUMNS`; the file is written whole or not at all (a temporary file renamed)."""
+    :data:`EXPORT_COLUMNS`, making its folder if need be; the file is written whole or not at all
+    (a temporary file renamed). InvalidOutput saying why when it cannot be written."""
     path = check_sheet_output(path)
     part = path.with_name(path.name + ".part")
+    data = sheet_bytes(rows, path.suffix)
     try:
-        part.write_bytes(sheet_bytes(rows, path.suffix))
-        part.replace(path)
-    finally:
-        part.unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            part.write_bytes(data)
+            part.replace(path)
+        finally:
+            part.unlink(missing_ok=True)
+    except OSError as e:
+        raise InvalidOutput(f"{path}: cannot write the sheet there ({e.strerror or e})") from e
     return path
 
 

@@ -463,6 +463,12 @@ def test_the_index_exports_its_own_sheet_and_another_index_reads_it(lib, tmp_pat
     assert folder.exit_code == 1 and "is a folder" in folder.stderr
     loose = run(app, ["sheet", "export", str(out), "--index", str(idx), "--labels", "hiss"])
     assert loose.exit_code == 1 and "give --zero-shot N too" in loose.stderr
+    nested = tmp_path / "new" / "folder" / "sheet.tsv"                         # its folder is made
+    assert run(app, ["sheet", "export", str(nested), "--index", str(idx)]).exit_code == 0
+    assert nested.read_bytes().decode("utf-8-sig").startswith("Filename\tPathname\t")
+    (tmp_path / "a_file").write_text("x")
+    blocked = run(app, ["sheet", "export", str(tmp_path / "a_file" / "sheet.csv"), "--index", str(idx)])
+    assert blocked.exit_code == 1 and "a_file is a file, not a folder" in blocked.stderr
 
 
 def test_a_damaged_workbook_is_one_clear_error(tmp_path):
