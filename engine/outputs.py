@@ -12,16 +12,27 @@ from engine.errors import InvalidOutput
 
 
 def output_file(path: str | Path, option: str = "--out") -> Path:
-    """``path`` as a Path, for a file to be (re)written; InvalidOutput when it is a folder."""
+    """``path`` as a Path, for a file to be (re)written (its folders made as needed);
+    InvalidOutput when it is a folder, or a file stands where one of its folders would go."""
     path = Path(path)
     if path.is_dir():
         raise InvalidOutput(f"{path}: is a folder; {option} must name a file")
+    _check_folders_above(path, option)
     return path
 
 
 def output_folder(path: str | Path, option: str = "--out") -> Path:
-    """``path`` as a Path, for a folder to be made or filled; InvalidOutput when it is a file."""
+    """``path`` as a Path, for a folder to be made or filled; InvalidOutput when it is a file,
+    or a file stands where one of the folders above it would go."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise InvalidOutput(f"{path}: is a file; {option} must name a folder")
+    _check_folders_above(path, option)
     return path
+
+
+def _check_folders_above(path: Path, option: str) -> None:
+    """InvalidOutput when the nearest existing folder above ``path`` is a file."""
+    above = next((folder for folder in path.absolute().parents if folder.exists()), None)
+    if above is not None and not above.is_dir():
+        raise InvalidOutput(f"{path}: {above} is a file, not a folder; {option} cannot go there")

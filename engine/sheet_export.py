@@ -27,6 +27,7 @@ from engine.errors import InvalidOutput, InvalidQuery
 from engine.file_metadata import LEVEL_KEYS, SHEET_NAME_KEY, SHEET_PREFIX, with_sheet
 from engine.filters import Filters
 from engine.layout import existing_index
+from engine.outputs import output_file
 
 #: stored metadata key → the column it is written under (Soundminer's and BaseHead's names)
 METADATA_COLUMNS = {"title": "FXName", "description": "Description", "category": "Category",
@@ -51,10 +52,7 @@ def check_sheet_output(path: str | Path) -> Path:
         raise InvalidOutput(f"{path}: is a folder; name the sheet file to write")
     if path.suffix.lower() not in SHEET_FORMATS:
         raise InvalidOutput(f"{path}: write the sheet as one of {', '.join(SHEET_FORMATS)}")
-    above = next((folder for folder in path.parents if folder.exists()), None)
-    if above is not None and not above.is_dir():
-        raise InvalidOutput(f"{path}: {above} is a file, not a folder")
-    return path
+    return output_file(path, "the sheet")
 
 
 def library_rows(index: str | Path | None, filters: Filters | None = None, *, sound_index: Any = None,

@@ -25,6 +25,10 @@ def test_output_file_and_folder(tmp_path):
         output_file(tmp_path / "d")
     with pytest.raises(InvalidOutput, match="f: is a file; --report must name a folder"):
         output_folder(tmp_path / "f", "--report")
+    with pytest.raises(InvalidOutput, match=r"f is a file, not a folder; --out cannot go there"):
+        output_file(tmp_path / "f" / "deeper" / "out.csv")
+    with pytest.raises(InvalidOutput, match=r"f is a file, not a folder; --report cannot go there"):
+        output_folder(tmp_path / "f" / "report", "--report")
 
 
 @pytest.fixture
@@ -45,6 +49,8 @@ def places(tmp_path):
     (["eval", "zeroshot", "{t}/labels.csv", "-a", "{t}/audio", "--report", "{t}/a_file", "--no-cache"],
      "a_file: is a file; --report must name a folder"),
     (["train", TOY, "--out", "{t}/a_file"], "a_file: is a file; --out must name a folder"),
+    (["caption", "{t}/audio", "--out", "{t}/a_file/m.jsonl"], "a_file is a file, not a folder; --out cannot go there"),
+    (["corpus", "labels", "{t}/m.jsonl", "--out", "{t}/a_file/l.csv"], "a_file is a file, not a folder"),
 ])
 def test_commands_refuse_unusable_outputs_in_one_line(places, args, message):
     result = CliRunner().invoke(app, [a.replace("{t}", str(places)) for a in args])
