@@ -25,9 +25,13 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine.audio import AudioInfo
+from engine.catalog import FileMetadata, has_table
 from engine.errors import IndexLocationTaken, ModelMismatch, NothingToIndex
+from engine.file_metadata import SHEET_NAME_KEY
 from engine.layout import IndexLayout, resolve_index_dir
 from engine.mismatch import mismatch_message, model_ref
 from engine.models.base import AudioTextModel
@@ -64,6 +68,7 @@ class IndexSummary:
     metadata_reread: int = 0            # unchanged files whose embedded metadata was read again
     levels_measured: int = 0            # unchanged files indexed before loudness was measured, measured now
     skipped: dict[str, int] = field(default_factory=dict)   # system entries not scanned (indexer.scan)
+    sheets_not_imported: list[str] = field(default_factory=list)   # spreadsheets in the library no import named
     n_segments: int = 0                 # segments embedded in this run
     audio_seconds: float = 0.0          # duration of the files indexed in this run
     seconds: float = 0.0                # wall time of the run
@@ -85,6 +90,17 @@ class IndexSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _sheets_not_imported(writer: IndexWriter, spreadsheets: list[str]) -> list[str]:
+    """The spreadsheets found among the library's files whose name no imported library sheet
+    has (indexer.metadata_sheet keeps sheets by file name), sorted."""
+    if not spreadsheets:
+        return []
+    with Session(writer.engine) as s:
+        imported = (set(s.scalars(select(FileMetadata.value).where(FileMetadata.key == SHEET_NAME_KEY).distinct()))
+                    if has_table(s, "file_metadata") else set())
+    return sorted(p for p in spreadsheets if os.path.basename(p) not in imported)
 
 
 @dataclass
@@ -267,6 +283,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     summary.moved = len(moves)
     summary.unchanged = len(plan.unchanged)
     summary.skipped = dict(scanned.skipped)
+    summary.sheets_not_imported = _sheets_not_imported(writer, scanned.spreadsheets)
     if scanned.skipped:
         log.info("not scanned: %s", ", ".join(f"{n} {kind}" for kind, n in scanned.skipped.items()))
     log.info("%s: %d new, %d changed, %d deleted, %d moved, %d unchanged, %d unusable entries",

@@ -60,6 +60,11 @@ SKIPPED_FOLDERS = "hidden or system folders"
 UNSUPPORTED_AUDIO = frozenset({".sd2"})
 
 
+#: spreadsheets a library may describe its files in (engine.metadata_sheet): noted by the walk,
+#: so a run can point at the ones not imported yet
+SHEET_SUFFIXES = frozenset({".csv", ".tsv", ".xlsx", ".xlsm", ".ods", ".xls"})
+
+
 def skipped_format(ext: str) -> str:
     """The summary's name for files with the unreadable extension ``ext``."""
     return f"{ext} files (a format soundsift cannot decode)"
@@ -70,6 +75,7 @@ class ScanResult:
     """Everything one walk found: files by path, the entries it could not use, how many
     entries it passed over (kind → count: SKIPPED_METADATA, SKIPPED_FOLDERS, skipped_format(ext)),
     and the cue sheets in the folders walked (resolved path → (size, mtime_ns); engine.cue_sheet).
+    ``spreadsheets``: the CSV/TSV/.xlsx/.ods files among them (a library's metadata sheet, maybe).
     ``held``: files the caller took out of ``files`` for now (indexer.watch: still being written);
     a run neither indexes nor drops them."""
 
@@ -78,6 +84,7 @@ class ScanResult:
     skipped: dict[str, int] = field(default_factory=dict)
     cue_sheets: dict[str, tuple[int, int]] = field(default_factory=dict)
     held: list[str] = field(default_factory=list)
+    spreadsheets: list[str] = field(default_factory=list)    # CSV, TSV, .xlsx, .ods … among the files
 
     def cue_folders(self) -> set[str]:
         """The folders that hold a cue sheet (where an audio file may have a sidecar)."""
@@ -204,6 +211,8 @@ def _walk(directory: str, ancestors: tuple[tuple[int, int], ...],
                 result.skip(skipped_format(ext), path)
             elif ext == ".cue" and not entry.name.startswith("._"):
                 _add_cue_sheet(path, result)
+            elif ext in SHEET_SUFFIXES and not entry.name.startswith("._"):
+                result.spreadsheets.append(printable(path))
 
 
 def _add_file(path: str, result: ScanResult) -> None:

@@ -491,3 +491,19 @@ def test_a_damaged_workbook_is_one_clear_error(tmp_path):
         z.writestr("readme.txt", "not a workbook")
     with pytest.raises(InvalidQuery, match=r"odd.xlsx: not a readable Excel workbook"):
         read_sheet(xlsx)
+
+
+def test_an_index_run_points_at_spreadsheets_not_imported(lib, tmp_path, capsys):
+    """A library's CSV lying among its files: the run's summary names it until it is imported."""
+    (lib / "BBCSoundEffects.csv").write_text(BBC)
+    (lib / "._BBCSoundEffects.csv").write_bytes(b"\x00\x05\x16\x07")          # macOS's companion: not a sheet
+    idx = tmp_path / "idx"
+    summary = index(lib, idx)
+    assert summary.sheets_not_imported == [str(lib / "BBCSoundEffects.csv")]
+    from ui.cli.cmd_index import _print_summary
+    _print_summary(summary.to_dict())                                          # what `soundsift index` prints
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "spreadsheets among the files, not imported as library sheets: BBCSoundEffects.csv" in printed
+    assert f"soundsift sheet import SHEET --index {idx}" in printed
+    import_sheet(idx, lib / "BBCSoundEffects.csv")
+    assert index(lib, idx).sheets_not_imported == []

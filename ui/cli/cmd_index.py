@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, List, Optional
@@ -148,6 +149,12 @@ def _print_summary(s: dict[str, Any]) -> None:
         t.add_row("carried over", f"{kept['tags']} tags, {kept['captions']} captions "
                                   f"(not: {left['tags']} tags, {left['captions']} captions)")
     out_console.print(t)
+    sheets = s.get("sheets_not_imported") or []
+    if sheets:
+        names = ", ".join(os.path.basename(p) for p in sheets[:3]) + (f" (+{len(sheets) - 3} more)" if len(sheets) > 3 else "")
+        out_console.print(f"spreadsheets among the files, not imported as library sheets: {names}; if one describes "
+                          f"the sounds, `soundsift sheet import SHEET --index {s['index']}` makes its descriptions "
+                          "searchable", style="dim", highlight=False)
     st = Table(title="time per stage (s)")
     st.add_column("stage")
     st.add_column("seconds", justify="right")
