@@ -119,6 +119,12 @@ def test_an_m4a_library_is_indexed_searched_drawn_and_exported(tmp_path):
     import soundfile as sf
     cut, rate = sf.read(io.BytesIO(data))
     assert (rate, start, end, cut.shape) == (SR, 1.0, 2.0, (SR, 2))
+    from trainer.datasets import load_clip
+    from ui.components.player import wav_excerpt
+    played, rate = sf.read(io.BytesIO(wav_excerpt(str(memo), 2.0, 0.5)))      # the page's player: from 2 s
+    assert rate == SR and played.shape == (SR // 2, 2)
+    crop = load_clip(str(memo), 16000, 1.0, np.random.default_rng(0))           # a training crop
+    assert crop.shape == (16000,) and np.sqrt(np.mean(crop ** 2)) == pytest.approx(np.sqrt((0.15 ** 2 + 0.1 ** 2) / 2), rel=0.05)   # the channels mixed
 
 
 def test_a_file_that_is_not_what_its_name_says(tmp_path):
