@@ -31,9 +31,9 @@ _FULL_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 92233720
 
 
 class FFmpegSound:
-    """An audio file decoded by FFmpeg, read like a ``soundfile.SoundFile`` (see the module
-    docstring). Raises what PyAV raises for a file it cannot open, or ValueError when the file
-    holds no audio stream."""
+    """An audio file (a path, or a binary file object and its ``name``) decoded by FFmpeg, read
+    like a ``soundfile.SoundFile`` (see the module docstring). OSError when it cannot be opened;
+    ValueError, in FFmpeg's words, when it is not audio FFmpeg reads or holds no audio stream."""
 
     def __init__(self, source: str | BinaryIO, name: str | None = None) -> None:
         import av
