@@ -142,8 +142,10 @@ def test_an_m4a_clip_dropped_on_the_page_or_posted_is_read(tmp_path):
     data = encode(tmp_path / "memo.m4a", "aac", stereo()).read_bytes()
     clip = read_example("memo.m4a", data)
     assert clip.sample_rate == SR and clip.duration == pytest.approx(2.0, abs=0.05)
-    with pytest.raises(UnreadableAudio, match="not readable as audio"):
-        read_example("notes.m4a", b"shopping list")
+    with pytest.raises(UnreadableAudio, match=r"notes.m4a: not readable as audio \(Invalid data found"):
+        read_example("notes.m4a", b"shopping list")                             # FFmpeg's reason for an .m4a
+    with pytest.raises(UnreadableAudio, match=r"notes.wav: not readable as audio \(Error opening"):
+        read_example("notes.wav", b"shopping list")                             # libsndfile's for a .wav
 
 
 def test_a_wavpack_file_cut_short_keeps_the_audio_before_the_break(tmp_path):

@@ -5,13 +5,14 @@ Nothing uploaded is written anywhere, least of all into the library.
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
 
 from engine.errors import InvalidQuery, UnreadableAudio
-from engine.ffmpeg_audio import FFmpegSound
+from engine.ffmpeg_audio import FFMPEG_EXTENSIONS, FFmpegSound
 
 MAX_UPLOAD_MB = 50
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
@@ -51,9 +52,10 @@ def read_example(name: str, data: bytes, max_bytes: int | None = None) -> Exampl
         try:                                    # a format libsndfile does not read (.m4a, .wv …)
             with FFmpegSound(io.BytesIO(data), name) as f:
                 samples, rate = f.read(dtype="float32", always_2d=True), f.samplerate
-        except Exception:
-            raise UnreadableAudio(name, f"not readable as audio ({str(e).strip()[:200]}); "
-                                  f"upload one of: {', '.join(UPLOAD_TYPES)}") from e
+        except Exception as ffmpeg_error:       # say the reader's reason that fits the file's name
+            reason = ffmpeg_error if os.path.splitext(name)[1].lower() in FFMPEG_EXTENSIONS else e
+            raise UnreadableAudio(name, f"not readable as audio ({str(reason).strip()[:200]}); "
+                                  f"upload one of: {', '.join(UPLOAD_TYPES)}") from reason
     if samples.shape[0] == 0:
         raise UnreadableAudio(name, "empty: the upload holds no samples")
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
