@@ -228,6 +228,21 @@ def test_codec_round_trip_keeps_length_and_sound():
         assert abs(augment.rms(y) / augment.rms(x) - 1) < 0.1
 
 
+def test_codec_round_trip_of_a_long_clip_does_not_crash():
+    """libsndfile 1.2.2's Vorbis encoder crashed the process when handed a minute of audio in one
+    write (whole-clip training on long recordings); the round trip writes in blocks."""
+    import subprocess
+    import sys
+    script = ("import numpy as np; from trainer import augment\n"
+              "x = (0.1 * np.random.default_rng(0).standard_normal(130 * 44100)).astype(np.float32)\n"
+              "rng = next(np.random.default_rng(s) for s in range(100) if np.random.default_rng(s).integers(2) == 1)\n"
+              "y = augment.codec_round_trip(x, 44100, rng)\n"
+              "assert y.shape == x.shape; print('ogg ok')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=str(Path(__file__).resolve().parents[1]))
+    assert done.returncode == 0 and "ogg ok" in done.stdout, (done.returncode, done.stderr[-500:])
+
+
 def test_noise_reverb_loudness_gain_change_the_channel_but_not_the_length():
     rng = np.random.default_rng(0)
     x = tone(500, 1.0, SR)

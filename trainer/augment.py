@@ -21,6 +21,8 @@ import soxr
 BAND_LIMIT_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100)
 #: (format, subtype) of the codec round trips
 CODECS = (("MP3", "MPEG_LAYER_III"), ("OGG", "VORBIS"))
+#: frames handed to the encoder per write in the codec round trip
+ENCODE_BLOCK = 1 << 16
 
 
 @dataclass
@@ -94,7 +96,9 @@ def codec_round_trip(x: np.ndarray, sr: int, rng: np.random.Generator) -> np.nda
     peak = float(np.max(np.abs(y))) if len(y) else 0.0
     scale = 0.99 / peak if peak > 0.99 else 1.0       # codecs clip at full scale
     buf = io.BytesIO()
-    sf.write(buf, y * scale, rate, format=fmt, subtype=subtype)
+    with sf.SoundFile(buf, "w", rate, 1, format=fmt, subtype=subtype) as out:
+        for i in range(0, len(y), ENCODE_BLOCK):     # libsndfile 1.2.2's Vorbis encoder crashes the
+            out.write(y[i:i + ENCODE_BLOCK] * scale)  # process given a minute or more in one write
     buf.seek(0)
     z, _ = sf.read(buf, dtype="float32")
     if z.ndim > 1:
