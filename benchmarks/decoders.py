@@ -1,0 +1,90 @@
+"""Decoding speed by format: libsndfile's (WAV, FLAC, MP3, Ogg Vorbis) against FFmpeg's through
+engine.ffmpeg_audio (M4A with AAC or ALAC, WavPack), all through engine.audio.decode to 16 kHz mono
+as the indexer reads them.
+
+Run by hand:  .venv/bin/python benchmarks/decoders.py [--seconds 60] [--repeats 3]
+The same stereo 44.1 kHz recording (a chord, noise and clicks) is written in each format into a
+temporary folder, then decoded ``repeats`` times each, interleaved; prints one JSON object:
+per format the best seconds per file, × real time and the ratio to WAV, measured in this run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SR = 44100
+
+
+def recording(seconds: float) -> np.ndarray:
+    """(2, n) float32: a chord, a little noise and a click every second."""
+    t = np.arange(int(seconds * SR)) / SR
+    rng = np.random.default_rng(0)
+    chord = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (220, 277, 330))
+    x = np.stack([chord, np.roll(chord, 441)]) + 0.02 * rng.standard_normal((2, t.size))
+    x[:, ::SR] += 0.5
+    return np.clip(x, -1, 1).astype(np.float32)
+
+
+def write_all(folder: Path, x: np.ndarray) -> dict[str, Path]:
+    import soundfile as sf
+    out = {}
+    for name, fmt, subtype in (("wav", "WAV", "PCM_16"), ("flac", "FLAC", "PCM_16"), ("mp3", "MP3", None),
+                               ("ogg", "OGG", "VORBIS")):
+        path = folder / f"rec.{name}"
+        with sf.SoundFile(str(path), "w", SR, 2, format=fmt, subtype=subtype) as f:
+            for i in range(0, x.shape[1], 1 << 16):       # in blocks: libsndfile's Vorbis encoder
+                f.write(np.ascontiguousarray(x[:, i:i + (1 << 16)].T))   # crashes on a minute at once
+        out[name.upper()] = path
+    for name, suffix, codec, sample_format in (("M4A AAC", ".m4a", "aac", "fltp"),
+                                               ("M4A ALAC", "_alac.m4a", "alac", "s16p"),
+                                               ("WV", ".wv", "wavpack", "s16p")):
+        path = folder / f"rec{suffix}"
+        _encode(path, codec, sample_format, x)
+        out[name] = path
+    return out
+
+
+def _encode(path: Path, codec: str, sample_format: str, x: np.ndarray) -> None:
+    import av
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=SR, layout="stereo")
+        stream.codec_context.format = sample_format
+        for i in range(0, x.shape[1], 1024):
+            chunk = x[:, i:i + 1024]
+            if sample_format == "s16p":
+                chunk = np.round(chunk * 32767).astype(np.int16)
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=sample_format, layout="stereo")
+            frame.sample_rate = SR
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0, help="length of the recording")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    from engine.audio import decode
+    with tempfile.TemporaryDirectory() as tmp:
+        files = write_all(Path(tmp), recording(args.seconds))
+        best = {name: float("inf") for name in files}
+        for _ in range(args.repeats):
+            for name, path in files.items():
+                t = time.perf_counter()
+                decode(path, 16000)
+                best[name] = min(best[name], time.perf_counter() - t)
+    print(json.dumps({"seconds_of_audio": args.seconds, "repeats": args.repeats, "formats": {
+        name: {"seconds": round(sec, 4), "x_realtime": round(args.seconds / sec, 1),
+               "ratio_to_wav": round(sec / best["WAV"], 2)} for name, sec in best.items()}}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
