@@ -47,7 +47,7 @@ class FFmpegSound:
             stream = self._container.streams.audio[0]
             context = stream.codec_context
             self.samplerate = int(context.sample_rate or stream.rate or 0)
-            self.channels = int(context.layout.nb_channels if context.layout else 0) or 1
+            self.channels = max(1, len(context.layout.channels)) if context.layout else 1
             self.frames = _container_frames(self._container, stream, self.samplerate) or self._count_frames()
             self.format = (os.path.splitext(self.name)[1].lstrip(".").upper()
                            or str(self._container.format.name).split(",")[0].upper())
