@@ -40,6 +40,11 @@ SEARCHED_KEYS = ("title", "description", "comment", "album", "genre", "artist", 
 SHEET_PREFIX = "sheet:"
 #: the file name of the sheet that described a file
 SHEET_NAME_KEY = SHEET_PREFIX + "sheet"
+#: … and its absolute path: two sheets of one name in two folders (a vendor's metadata.csv in each
+#: volume) are two sheets (rows from before session 24 have only the name)
+SHEET_PATH_KEY = SHEET_PREFIX + "path"
+#: the keys that say which sheet described a file, not what it said
+SHEET_SOURCE_KEYS = (SHEET_NAME_KEY, SHEET_PATH_KEY)
 #: the keys keyword search reads: the searched ones a file carries and the same from a sheet
 SEARCHED_KEYS_WITH_SHEETS = SEARCHED_KEYS + tuple(SHEET_PREFIX + k for k in SEARCHED_KEYS)
 #: the keys a category filter matches (a library's category, or its UCS CatID), from the file or a sheet
@@ -81,7 +86,7 @@ def with_sheet(found: dict[str, str]) -> dict[str, str]:
     the file itself says nothing under that key; the sheet keys themselves left out."""
     out = {k: v for k, v in found.items() if not k.startswith(SHEET_PREFIX)}
     for key, value in found.items():
-        if key.startswith(SHEET_PREFIX) and key != SHEET_NAME_KEY:
+        if key.startswith(SHEET_PREFIX) and key not in SHEET_SOURCE_KEYS:
             out.setdefault(key[len(SHEET_PREFIX):], value)
     return out
 

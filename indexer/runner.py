@@ -25,13 +25,10 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.audio import AudioInfo
-from engine.catalog import FileMetadata, has_table
 from engine.errors import IndexLocationTaken, ModelMismatch, NothingToIndex
-from engine.file_metadata import SHEET_NAME_KEY
 from engine.layout import IndexLayout, resolve_index_dir
 from engine.mismatch import mismatch_message, model_ref
 from engine.models.base import AudioTextModel
@@ -93,14 +90,17 @@ class IndexSummary:
 
 
 def _sheets_not_imported(writer: IndexWriter, spreadsheets: list[str]) -> list[str]:
-    """The spreadsheets found among the library's files whose name no imported library sheet
-    has (indexer.metadata_sheet keeps sheets by file name), sorted."""
+    """The spreadsheets found among the library's files that no imported library sheet is
+    (by path; by name for sheets imported before their paths were kept), sorted."""
     if not spreadsheets:
         return []
+    from indexer.metadata_sheet import imported_sheets
     with Session(writer.engine) as s:
-        imported = (set(s.scalars(select(FileMetadata.value).where(FileMetadata.key == SHEET_NAME_KEY).distinct()))
-                    if has_table(s, "file_metadata") else set())
-    return sorted(p for p in spreadsheets if os.path.basename(p) not in imported)
+        imported = imported_sheets(s)
+    paths = {path for _, path in imported if path}
+    unpathed = {name for name, path in imported if not path}
+    return sorted(p for p in spreadsheets
+                  if os.path.realpath(p) not in paths and os.path.basename(p) not in unpathed)
 
 
 @dataclass

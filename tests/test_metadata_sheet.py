@@ -283,6 +283,14 @@ def test_sheet_commands(lib, tmp_path):
     assert gone.exit_code == 0 and "removed from 2 files" in gone.stdout
     bad = run(app, ["sheet", "import", str(tmp_path / "missing.csv"), "--index", str(idx)])
     assert bad.exit_code == 1 and "missing.csv: cannot read it" in bad.stderr
+    # several at once: one that cannot be used is said, the others are imported
+    (tmp_path / "trains.csv").write_text("location,description\n07076052.wav,A steam train\n")
+    (tmp_path / "nameless.csv").write_text("Description,Category\nA door,DOORS\n")
+    several = run(app, ["sheet", "import", str(tmp_path / "nameless.csv"), str(tmp_path / "trains.csv"),
+                        "--index", str(idx), "--json"])
+    assert several.exit_code == 1 and "nameless.csv: no column names the files" in " ".join(several.stderr.split())
+    assert [r["sheet"] for r in json.loads(several.stdout)] == ["trains.csv"]
+    assert sheet_counts(idx)["trains.csv"] == 1
     from openpyxl import Workbook                             # a vendor's workbook: the same rows, two worksheets
     book = Workbook()
     book.active.title = "Read me"
@@ -507,3 +515,49 @@ def test_an_index_run_points_at_spreadsheets_not_imported(lib, tmp_path, capsys)
     assert f"soundsift sheet import SHEET --index {idx}" in printed
     import_sheet(idx, lib / "BBCSoundEffects.csv")
     assert index(lib, idx).sheets_not_imported == []
+
+
+def test_sheets_of_one_name_in_two_folders_are_two_sheets(tmp_path):
+    """A vendor's metadata.csv in each volume: importing the second keeps what the first said;
+    each is re-imported or removed on its own (by path when the name is ambiguous); rows an older
+    soundsift stored with the name alone are replaced by the next import of a sheet so named."""
+    lib = (tmp_path / "Vendor").resolve()
+    write(lib / "Vol1" / "door.wav", noise(1.0, 16000, seed=1), 16000)
+    write(lib / "Vol2" / "rain.wav", noise(1.0, 16000, seed=2), 16000)
+    idx = tmp_path / "idx"
+    index(lib, idx)
+    one, two = lib / "Vol1" / "metadata.csv", lib / "Vol2" / "metadata.csv"
+    one.write_text("Filename,Description\ndoor.wav,An oak door\n")
+    two.write_text("Filename,Description\nrain.wav,Rain on a roof\n")
+    import_sheet(idx, one)
+    import_sheet(idx, two)
+    assert sheet_counts(idx) == {str(one): 1, str(two): 1}
+
+    def described():
+        with SoundIndex.open(idx, model=FakeModel()) as si:
+            return {os.path.basename(h.path): (si.get_file(h.file_id)["metadata"], si.get_file(h.file_id).get("sheet"))
+                    for h in si.search_text("x", k=10)}
+    assert described() == {"door.wav": ({"description": "An oak door"}, "metadata.csv"),
+                           "rain.wav": ({"description": "Rain on a roof"}, "metadata.csv")}
+    one.write_text("Filename,Description\ndoor.wav,A heavy oak door\n")
+    import_sheet(idx, one)                                                     # replaces Vol1's only
+    assert described()["door.wav"][0] == {"description": "A heavy oak door"}
+    assert described()["rain.wav"][0] == {"description": "Rain on a roof"}
+    with pytest.raises(InvalidQuery, match="several sheets are named 'metadata.csv'.*give the path"):
+        remove_sheet(idx, "metadata.csv")
+    assert remove_sheet(idx, str(one)) == 1
+    assert sheet_counts(idx) == {"metadata.csv": 1}                             # unambiguous again
+    assert "description" not in described()["door.wav"][0]
+    # rows from before paths were kept: the same sheet's next import replaces them
+    from engine.catalog import FileMetadata, open_catalog
+    from engine.file_metadata import SHEET_PATH_KEY
+    from engine.layout import IndexLayout
+    from sqlalchemy.orm import Session
+    engine_ = open_catalog(IndexLayout(idx).catalog)
+    with Session(engine_) as s_, s_.begin():
+        s_.query(FileMetadata).filter(FileMetadata.key == SHEET_PATH_KEY).delete()
+    engine_.dispose()
+    assert sheet_counts(idx) == {"metadata.csv": 1}
+    two.write_text("Filename,Description\nnothing.wav,x\n")                   # now describes no indexed file
+    import_sheet(idx, two)                                # unpathed rows of that name: replaced, as before
+    assert described()["rain.wav"][0] == {} and sheet_counts(idx) == {}

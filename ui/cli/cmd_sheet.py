@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, List, Optional
 
 import typer
 
@@ -25,8 +25,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 @sheet_app.command("import")
 @reports_errors
 def import_command(
-    sheet: Annotated[Path, typer.Argument(help="The sheet: CSV, semicolon- or tab-separated text, or an .xlsx/.ods workbook "
-                                                  "(every worksheet with a file column); a header row at its top.")],
+    sheets: Annotated[List[Path], typer.Argument(
+        help="The sheets: CSV, semicolon- or tab-separated text, or .xlsx/.ods workbooks (every worksheet with a "
+             "file column); a header row at the top. Several are imported in turn: for a file two describe, the "
+             "later one's rows stand.")],
     index: IndexOption = None,
     under: Annotated[Optional[Path], typer.Option(
         "--under", help="Only the indexed files under this folder (the library the sheet describes).")] = None,
@@ -42,33 +44,51 @@ def import_command(
     Keyword search finds the files by them, `--category` filters by them, the page's card shows
     them (a field the file carries itself comes first). Importing a sheet of the same file name
     again replaces what it said; they stay with the files when moved, edited or re-embedded.
+    A sheet that cannot be read is said and the others are imported; the exit code is 1 when one
+    failed or matched no indexed file.
     """
     setup_logging(verbose)
+    from engine.errors import InvalidQuery
     from indexer.metadata_sheet import import_sheet
-    report = import_sheet(index, sheet, under=under, dry_run=dry_run)
+    reports, failed = [], 0
+    for sheet in sheets:
+        try:
+            report = import_sheet(index, sheet, under=under, dry_run=dry_run)
+        except InvalidQuery as e:
+            if len(sheets) == 1:
+                raise
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            failed += 1
+            continue
+        reports.append(report)
+        if not json_out:
+            _print_import(report)
+        if report.unmatched:
+            err_console.print(f"{report.sheet}: {len(report.unmatched)} rows name no indexed file, e.g. "
+                              + ", ".join(report.unmatched[:5]), highlight=False)
     if json_out:
-        print_json(report.to_dict())
-    else:
-        verb = "would describe" if dry_run else "described"
-        out_console.print(f"{report.sheet}: {verb} {report.files} indexed files from {report.matched_rows} of "
-                          f"{report.rows} rows (files named in column {report.file_column!r})", highlight=False)
-        if report.worksheets:
-            skipped = (f"; skipped, no file column: {', '.join(report.skipped_worksheets)}"
-                       if report.skipped_worksheets else "")
-            out_console.print(f"worksheets read: {', '.join(report.worksheets)}{skipped}", highlight=False)
-        if report.columns:
-            out_console.print("columns used: " + ", ".join(f"{c} → {k}" for c, k in report.columns.items()),
-                              highlight=False)
-        if report.unused_columns:
-            out_console.print("columns not used: " + ", ".join(report.unused_columns), highlight=False)
-        if report.shared_rows:
-            out_console.print(f"{report.shared_rows} rows matched several files (the same name in several "
-                              "folders: each got the row)", highlight=False)
-    if report.unmatched:
-        err_console.print(f"{len(report.unmatched)} rows name no indexed file, e.g. "
-                          + ", ".join(report.unmatched[:5]), highlight=False)
-    if report.rows and not report.matched_rows:
+        print_json(reports[0].to_dict() if len(sheets) == 1 else [r.to_dict() for r in reports])
+    if failed or any(r.rows and not r.matched_rows for r in reports):
         raise typer.Exit(1)
+
+
+def _print_import(report: Any) -> None:
+    """What one import did (or, with --dry-run, would do), for a person."""
+    verb = "would describe" if report.dry_run else "described"
+    out_console.print(f"{report.sheet}: {verb} {report.files} indexed files from {report.matched_rows} of "
+                      f"{report.rows} rows (files named in column {report.file_column!r})", highlight=False)
+    if report.worksheets:
+        skipped = (f"; skipped, no file column: {', '.join(report.skipped_worksheets)}"
+                   if report.skipped_worksheets else "")
+        out_console.print(f"worksheets read: {', '.join(report.worksheets)}{skipped}", highlight=False)
+    if report.columns:
+        out_console.print("columns used: " + ", ".join(f"{c} → {k}" for c, k in report.columns.items()),
+                          highlight=False)
+    if report.unused_columns:
+        out_console.print("columns not used: " + ", ".join(report.unused_columns), highlight=False)
+    if report.shared_rows:
+        out_console.print(f"{report.shared_rows} rows matched several files (the same name in several "
+                          "folders: each got the row)", highlight=False)
 
 
 @sheet_app.command("list")
@@ -92,7 +112,8 @@ def list_command(index: IndexOption = None, json_out: JsonOption = False, verbos
 @sheet_app.command("remove")
 @reports_errors
 def remove_command(
-    name: Annotated[str, typer.Argument(help="The sheet's file name, as `soundsift sheet list` shows it.")],
+    name: Annotated[str, typer.Argument(help="The sheet's file name as `soundsift sheet list` shows it, or its path "
+                                             "(which tells two sheets of one name apart).")],
     index: IndexOption = None,
     verbose: VerboseOption = False,
 ) -> None:
