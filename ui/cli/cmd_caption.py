@@ -50,8 +50,8 @@ def caption_command(
                                     help="Minimum tag score (YAMNet posterior / zero-shot softmax)."),
     captions_per_file: int = typer.Option(3, "--captions", min=1, help="Captions written per file."),
     sheet: Optional[Path] = typer.Option(None, "--sheet",
-                                         help="With --source metadata: a library's metadata sheet (CSV or "
-                                              "tab-separated, as `soundsift sheet import` reads) whose "
+                                         help="With --source metadata: a library's metadata sheet (CSV, "
+                                              "tab-separated, .xlsx or .ods, as `soundsift sheet import` reads) whose "
                                               "descriptions join the files' own."),
     json_out: bool = typer.Option(False, "--json", help="Print the captioned files as JSON on stdout."),
     verbose: VerboseOption = False,
