@@ -3,9 +3,15 @@ from __future__ import annotations
 
 
 def decode_text(raw: bytes) -> str:
-    """``raw`` as UTF-8 (with or without a byte-order mark), else Windows-1252 (what older
-    Windows tools write: cue sheets from rippers, CSV saved by Excel), else Latin-1 (which
-    decodes any bytes)."""
+    """``raw`` as UTF-16 when it starts with a UTF-16 byte-order mark (Excel's "Unicode Text"),
+    else as UTF-8 (with or without a byte-order mark), else Windows-1252 (what older Windows
+    tools write: cue sheets from rippers, CSV saved by Excel), else Latin-1 (which decodes any
+    bytes)."""
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
     for encoding in ("utf-8-sig", "cp1252"):
         try:
             return raw.decode(encoding)

@@ -68,6 +68,8 @@ def test_cue_times_and_text():
     assert decode_text(b'\xef\xbb\xbfTITLE "Caf\xc3\xa9"') == 'TITLE "Café"'      # UTF-8 with a BOM
     assert decode_text('TITLE "Café – bar"'.encode("cp1252")) == 'TITLE "Café – bar"'
     assert decode_text(b'\x81\x8d') == '\x81\x8d'                           # not cp1252 either: Latin-1
+    assert decode_text('TITLE "Café"'.encode("utf-16")) == 'TITLE "Café"'     # EAC's "Unicode" cue sheets
+    assert decode_text('TITLE "Café"'.encode("utf-16-be").join([b"\xfe\xff", b""])) == 'TITLE "Café"'
 
 
 def test_a_sheet_naming_several_files_gives_each_its_tracks():

@@ -59,6 +59,9 @@ def test_sheet_layouts_are_read(tmp_path):
     assert sheet.rows == [("DOOR_Wood_01.wav", {"title": "Door wood slam", "description": "Heavy oak door slams shut",
                                                 "category": "DOORS", "subcategory": "WOOD", "catid": "DOORWood",
                                                 "keywords": "slam, oak", "location": "Berlin"})]
+    unicode_text = tmp_path / "export.txt"                     # Excel's "Unicode Text": UTF-16, tabs
+    unicode_text.write_bytes("Filename\tDescription\r\nTür_01.wav\tTür knarrt\r\n".encode("utf-16"))
+    assert read_sheet(unicode_text).rows == [("Tür_01.wav", {"description": "Tür knarrt"})]
     semicolons = tmp_path / "excel.csv"                        # Excel's CSV where ',' is the decimal mark
     semicolons.write_text("File;Description;Duration\nrain.wav;Rain on a tin roof, heavy;12,5\n")
     assert read_sheet(semicolons).rows == [("rain.wav", {"description": "Rain on a tin roof, heavy"})]
