@@ -5,7 +5,7 @@ the BBC Sound Effects archive's CSV (``location``, ``description``, ``category``
 its files named by number), Soundminer and BaseHead exports (``Filename``, ``Description``,
 ``Category``, ``SubCategory``, ``CatID``, ``FXName``, ``Keywords`` …), a vendor's metadata sheet,
 often an Excel or OpenDocument workbook. :func:`read_sheet` reads one (comma-, semicolon- or
-tab-separated text in UTF-8 or Windows-1252, or the worksheets of an .xlsx or .ods workbook)
+tab-separated text in UTF-8, UTF-16 or Windows-1252, or the worksheets of an .xlsx or .ods workbook)
 and :func:`match_rows` gives each file the fields of the rows that name it.
 
 A row names its file in its file column (of :data:`FILE_COLUMNS`, the first whose values
