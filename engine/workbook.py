@@ -25,7 +25,7 @@ UNREADABLE_WORKBOOKS = {".xls": "an Excel 97–2003 workbook", ".numbers": "an A
 #: most copies made of one repeated row or cell (an ODS file repeats an empty row to the sheet's
 #: end, a million times; a non-empty one this many times at most)
 MAX_REPEAT = 10_000
-#: most columns kept of a row (a metadata sheet has tens; a repeated cell could claim thousands)
+#: most columns kept of a row (a metadata sheet has tens; a repeated or formatted cell could claim thousands)
 MAX_COLUMNS = 1024
 #: largest uncompressed ``content.xml`` read (a zip bomb is not a metadata sheet)
 MAX_CONTENT_BYTES = 1 << 30
@@ -56,8 +56,8 @@ def _xlsx_tables(path: Path) -> list[tuple[str, Table]]:
     try:
         book = load_workbook(path, read_only=True, data_only=True)
         try:                                    # read-only sheets parse as they are iterated
-            return [(sheet.title, [cells for cells in ([cell_text(v) for v in row]
-                                                       for row in sheet.iter_rows(values_only=True))
+            return [(sheet.title, [cells for cells in ([cell_text(v) for v in row] for row in sheet.iter_rows(
+                        values_only=True, max_col=min(sheet.max_column or MAX_COLUMNS, MAX_COLUMNS)))
                                    if any(c.strip() for c in cells)])
                     for sheet in book.worksheets]
         finally:
