@@ -56,14 +56,19 @@ def _xlsx_tables(path: Path) -> list[tuple[str, Table]]:
     try:
         book = load_workbook(path, read_only=True, data_only=True)
         try:                                    # read-only sheets parse as they are iterated
-            return [(sheet.title, [cells for cells in ([cell_text(v) for v in row] for row in sheet.iter_rows(
-                        values_only=True, max_col=min(sheet.max_column or MAX_COLUMNS, MAX_COLUMNS)))
-                                   if any(c.strip() for c in cells)])
-                    for sheet in book.worksheets]
+            return [(sheet.title, _xlsx_rows(sheet)) for sheet in book.worksheets]
         finally:
             book.close()
     except (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError, TypeError, ET.ParseError) as e:
         raise InvalidQuery(f"{path}: not a readable Excel workbook ({type(e).__name__}: {e})") from e
+
+
+def _xlsx_rows(sheet: Any) -> Table:
+    """A read-only worksheet's non-empty rows, at most :data:`MAX_COLUMNS` cells each (a sheet
+    whose stated width is larger is read no wider; one that states none is cut after reading)."""
+    width = {"max_col": min(sheet.max_column, MAX_COLUMNS)} if sheet.max_column else {}
+    rows = ([cell_text(v) for v in row[:MAX_COLUMNS]] for row in sheet.iter_rows(values_only=True, **width))
+    return [cells for cells in rows if any(c.strip() for c in cells)]
 
 
 def cell_text(value: Any) -> str:

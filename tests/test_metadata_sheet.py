@@ -97,6 +97,7 @@ def test_a_vendor_workbook_is_read_worksheet_by_worksheet(tmp_path):
     metal.append(["File Name", "FX Name", "Category"])          # another worksheet, its own column names
     metal.append(["MTL_Hit_01.wav", "Metal hit", "METAL"])
     metal.append([None, "a row naming no file", None])
+    metal.cell(row=1, column=5000, value="a note far off to the right")    # wider than any sheet needs
     path = tmp_path / "Cinematic Doors.xlsx"
     book.save(path)
     sheet = read_sheet(path)
@@ -110,6 +111,8 @@ def test_a_vendor_workbook_is_read_worksheet_by_worksheet(tmp_path):
     from engine.workbook import workbook_tables
     tables = dict(workbook_tables(path))
     assert tables["Doors"][2][3:] == ["12", "2024-05-17"]      # whole numbers and dates as a user sees them
+    from engine.workbook import MAX_COLUMNS
+    assert len(tables["Metal"][0]) == MAX_COLUMNS             # read no wider than that
     readme_only = Workbook()
     readme_only.active.append(["Description", "Category"])
     readme_only.active.append(["A door", "DOORS"])
