@@ -12,7 +12,7 @@ from engine.errors import InvalidOutput
 
 
 def output_file(path: str | Path, option: str = "--out") -> Path:
-    """``path`` as a Path, for a file to be (re)written (its folders made as needed);
+    """``path`` as a Path, for a file to be (re)written (the caller makes missing folders);
     InvalidOutput when it is a folder, or a file stands where one of its folders would go."""
     path = Path(path)
     if path.is_dir():
