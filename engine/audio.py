@@ -20,7 +20,7 @@ import soundfile as sf
 import soxr
 
 from engine.errors import InvalidQuery, UnreadableAudio
-from engine.ffmpeg_audio import FFMPEG_EXTENSIONS, FFmpegSound
+from engine.ffmpeg_audio import FFMPEG_EXTENSIONS, VIDEO_EXTENSIONS, FFmpegSound
 from engine.stderr_capture import StderrCapture, summarised
 from engine.segments import MIN_TAKE, SegmentPolicy, regular_take, take_bounds
 from engine.system_files import is_appledouble, is_system_folder
@@ -113,7 +113,8 @@ def appledouble_twin(path: str) -> str:
 
 def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound:
     """``soundfile.SoundFile(path)`` for reading, also beside macOS's ``._<name>`` files; for the
-    formats libsndfile does not read (``.m4a``, ``.wv`` …: :data:`FFMPEG_EXTENSIONS`) an
+    formats libsndfile does not read (``.m4a``, ``.wv`` …: :data:`FFMPEG_EXTENSIONS`) and for
+    a video's sound (a query clip: ``VIDEO_EXTENSIONS``) an
     :class:`~engine.ffmpeg_audio.FFmpegSound`, which reads the same way.
 
     Given a path to a file it does not recognise at once (an MP3 among them), libsndfile looks for
@@ -123,7 +124,7 @@ def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound:
     without looking beside it.
     """
     p = str(path)
-    if os.path.splitext(p)[1].lower() in FFMPEG_EXTENSIONS:
+    if os.path.splitext(p)[1].lower() in FFMPEG_EXTENSIONS | VIDEO_EXTENSIONS:
         return FFmpegSound(p)
     try:
         return sf.SoundFile(p)

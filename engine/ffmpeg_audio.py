@@ -22,6 +22,9 @@ import numpy as np
 #: extensions read through FFmpeg (the formats libsndfile does not read)
 FFMPEG_EXTENSIONS = frozenset({".m4a", ".m4b", ".aac", ".alac", ".wma", ".ape", ".wv", ".mka", ".ac3", ".tta",
                                ".mp2", ".amr", ".dts"})
+#: video files whose sound FFmpeg reads when one is given as a query ("more like this" from a
+#: director's reference clip); a library scan does not index them
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
 #: soundfile's metadata names, as FFmpeg's container tags name them
 _STANDARD_TAGS = {"title": "title", "artist": "artist", "album": "album", "comment": "comment",
                   "genre": "genre", "date": "date", "copyright": "copyright", "encoder": "software",

@@ -157,3 +157,44 @@ def test_a_wavpack_file_cut_short_keeps_the_audio_before_the_break(tmp_path):
     assert 0.5 < len(mono) / 16000 < 3.5
     (note,) = notes
     assert note.startswith("decoding stopped at") and "(Invalid data found when processing input)" in note
+
+
+def test_a_video_reference_clip_is_heard_as_its_sound(tmp_path):
+    """A director's reference clip (.mp4: video and an AAC track) given as a query: its sound is
+    read, as a path or as an upload; a library scan does not index videos."""
+    import av
+
+    from engine.audio import audio_files
+    from ui.components.uploads import read_example
+    path = tmp_path / "reference.mp4"
+    signal = stereo(2.0)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("mpeg4", rate=25)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        audio = out.add_stream("aac", rate=SR, layout="stereo")
+        for i in range(50):
+            for packet in video.encode(av.VideoFrame.from_ndarray(np.full((32, 32, 3), i * 5, np.uint8), format="rgb24")):
+                out.mux(packet)
+        for i in range(0, signal.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(signal[:, i:i + 1024]), format="fltp", layout="stereo")
+            frame.sample_rate = SR
+            for packet in audio.encode(frame):
+                out.mux(packet)
+        for stream in (video, audio):
+            for packet in stream.encode(None):
+                out.mux(packet)
+    info = probe(path)
+    assert (info.format, info.subtype, info.sample_rate, info.channels) == ("MP4", "AAC", SR, 2)
+    assert len(decode(path, 16000)) == pytest.approx(2 * 16000, abs=800)
+    clip = read_example("reference.mp4", path.read_bytes())
+    assert clip.sample_rate == SR and clip.duration == pytest.approx(2.0, abs=0.05)
+    assert audio_files([tmp_path]) == []                                        # a folder's videos: not sounds
+    silent = tmp_path / "silent.mp4"                                            # a video without a sound track
+    with av.open(str(silent), "w") as out:
+        video = out.add_stream("mpeg4", rate=25)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        for packet in [*video.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")),
+                       *video.encode(None)]:
+            out.mux(packet)
+    with pytest.raises(UnreadableAudio, match=r"silent.mp4: not readable as audio \(no audio stream in the file\)"):
+        probe(silent)

@@ -12,12 +12,12 @@ import numpy as np
 import soundfile as sf
 
 from engine.errors import InvalidQuery, UnreadableAudio
-from engine.ffmpeg_audio import FFMPEG_EXTENSIONS, FFmpegSound
+from engine.ffmpeg_audio import FFMPEG_EXTENSIONS, VIDEO_EXTENSIONS, FFmpegSound
 
 MAX_UPLOAD_MB = 50
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 UPLOAD_TYPES = ["wav", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "aifc", "au", "caf", "w64",
-                "m4a", "aac", "wv", "wma", "ape"]
+                "m4a", "aac", "wv", "wma", "ape", "mp4", "mov", "webm", "mkv"]     # a video: its sound
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,8 @@ def read_example(name: str, data: bytes, max_bytes: int | None = None) -> Exampl
             with FFmpegSound(io.BytesIO(data), name) as f:
                 samples, rate = f.read(dtype="float32", always_2d=True), f.samplerate
         except Exception as ffmpeg_error:       # say the reader's reason that fits the file's name
-            reason = ffmpeg_error if os.path.splitext(name)[1].lower() in FFMPEG_EXTENSIONS else e
+            ffmpeg_named = os.path.splitext(name)[1].lower() in FFMPEG_EXTENSIONS | VIDEO_EXTENSIONS
+            reason = ffmpeg_error if ffmpeg_named else e
             raise UnreadableAudio(name, f"not readable as audio ({str(reason).strip()[:200]}); "
                                   f"upload one of: {', '.join(UPLOAD_TYPES)}") from reason
     if samples.shape[0] == 0:
