@@ -51,7 +51,8 @@ class FFmpegSound:
             context = stream.codec_context
             self.samplerate = int(context.sample_rate or stream.rate or 0)
             self.channels = max(1, len(context.layout.channels)) if context.layout else 1
-            self.frames = _container_frames(self._container, stream, self.samplerate) or self._count_frames()
+            self.frames = (_container_frames(self._container, stream, self.samplerate)      # (a file object is
+                           or (self._count_frames() if isinstance(source, str) else 0))   # not opened twice)
             self.format = (os.path.splitext(self.name)[1].lstrip(".").upper()
                            or str(self._container.format.name).split(",")[0].upper())
             self.subtype = str(context.name).upper()
