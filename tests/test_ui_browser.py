@@ -6,6 +6,7 @@ this test FAILS with the install command: it never skips.
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import parse_qs, urlparse
 
 import soundfile as sf
@@ -42,8 +43,14 @@ def test_shared_search_address_shows_results_in_chromium(ui_library: UiLibrary, 
         page.wait_for_function("() => window.location.search.includes('thunder')", timeout=30_000)
         assert parse_qs(urlparse(page.url).query)["q"] == ["thunder storm"]
 
-        # the long thunder file matched on one segment: its card's "Match" downloads that span
+        # the long thunder file matched on one segment: its card's "Match" downloads that span.
+        # While Streamlit redraws, the previous search's cards can stand beside the new ones (a
+        # CI run once saw two "Match" buttons): wait until the page holds the one of this search
         match = page.get_by_role("button", name="Match", exact=True)
+        deadline = time.monotonic() + 30
+        while match.count() != 1 and time.monotonic() < deadline:
+            page.wait_for_timeout(200)
+        assert match.count() == 1
         match.wait_for(state="visible", timeout=30_000)
         with page.expect_download(timeout=30_000) as download:
             match.click()
