@@ -104,6 +104,14 @@ class Filters:
                     or self.channels or self.min_loudness is not None or self.max_loudness is not None
                     or self.tags)
 
+    def check_catalog(self, conn: Any, root: Any) -> None:
+        """InvalidQuery when a category filter meets the catalog ``conn`` (of the index at
+        ``root``) from before embedded metadata was stored, which has no categories to match."""
+        from engine.catalog import has_table
+        if self.categories and not has_table(conn, "file_metadata"):
+            raise InvalidQuery(f"{root} holds no embedded metadata yet, so no categories: run "
+                               "`soundsift index` on it once (it reads the files' metadata, no re-embedding)")
+
     def conditions(self) -> list[ColumnElement[bool]]:
         """SQLAlchemy conditions on :class:`engine.catalog.File`."""
         conds: list[ColumnElement[bool]] = []

@@ -710,9 +710,7 @@ class SoundIndex:
 
     def _check_filters(self, conn: Connection, filters: Filters) -> None:
         """InvalidQuery for a category filter on a catalog from before embedded metadata."""
-        if filters.categories and not has_table(conn, "file_metadata"):
-            raise InvalidQuery(f"{self.root} holds no embedded metadata yet, so no categories: run "
-                               "`soundsift index` on it once (it reads the files' metadata, no re-embedding)")
+        filters.check_catalog(conn, self.root)
 
     def _search(self, conn: Connection, snap: _Snapshot, q: np.ndarray, k: int,
                 filters: Filters | None, per_file: bool) -> list[Hit]:

@@ -22,7 +22,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.catalog import SQL_CHUNK, USER_TAG_SOURCE, File, Tag, has_table, open_catalog, stored_metadata
+from engine.catalog import SQL_CHUNK, USER_TAG_SOURCE, File, Tag, open_catalog, stored_metadata
 from engine.errors import InvalidOutput, InvalidQuery
 from engine.file_metadata import LEVEL_KEYS, SHEET_NAME_KEY, SHEET_PREFIX, with_sheet
 from engine.filters import Filters
@@ -47,12 +47,10 @@ TAG_SEPARATOR = ", "
 def check_sheet_output(path: str | Path) -> Path:
     """``path`` as a Path for :func:`write_library_sheet`; InvalidOutput for a folder or a suffix
     it does not write."""
-    path = Path(path)
-    if path.is_dir():
-        raise InvalidOutput(f"{path}: is a folder; name the sheet file to write")
+    path = output_file(path, "OUT")
     if path.suffix.lower() not in SHEET_FORMATS:
         raise InvalidOutput(f"{path}: write the sheet as one of {', '.join(SHEET_FORMATS)}")
-    return output_file(path, "the sheet")
+    return path
 
 
 def library_rows(index: str | Path | None, filters: Filters | None = None, *, sound_index: Any = None,
@@ -66,9 +64,8 @@ def library_rows(index: str | Path | None, filters: Filters | None = None, *, so
     engine = open_catalog(layout.catalog)
     try:
         with Session(engine) as s:
-            if filters is not None and filters.categories and not has_table(s, "file_metadata"):
-                raise InvalidQuery(f"{layout.root} holds no embedded metadata yet, so no categories: run "
-                                   "`soundsift index` on it once")
+            if filters is not None:
+                filters.check_catalog(s, layout.root)
             query = select(File.id, File.path, File.duration, File.sample_rate, File.channels, File.format)
             if filters is not None and filters.active:
                 query = query.where(*filters.conditions())
