@@ -109,18 +109,18 @@ def test_caption_with_yamnet_audioset_tags(tmp_path, library):
 def test_yamnet_tagger_lifts_a_quiet_file_before_tagging(tmp_path):
     """A file 40 dB down (peak ≈ −48 dBFS) is tagged as its copy at −20 dBFS peak; a file above
     −20 dBFS is tagged as it is."""
-    from engine.towers import yamnet
     from trainer.caption_loop import YamnetTagger
 
     loud = (0.3 * np.sin(2 * np.pi * 440 * np.arange(2 * SR) / SR)).astype(np.float32) + noise(2.0, SR, seed=4, amp=0.02)
     quiet = loud * np.float32(10 ** (-40 / 20))
     write(tmp_path / "loud.wav", loud, SR, subtype="FLOAT")
     write(tmp_path / "quiet.wav", quiet, SR, subtype="FLOAT")
-    tower = yamnet.shared_tower()
+    tagger = YamnetTagger()
+    tower = tagger.tower
+    assert tower.weights == "float"
 
     def posteriors(wave: np.ndarray) -> np.ndarray:
         return tower.clip_features(tower.log_mel(wave))["posteriors"]
-    tagger = YamnetTagger()
     at_minus_20 = quiet * np.float32(10 ** (-20 / 20) / np.abs(quiet).max())
     np.testing.assert_allclose(tagger.scores(tmp_path / "quiet.wav"), posteriors(at_minus_20), atol=1e-4)
     assert np.abs(posteriors(quiet) - posteriors(at_minus_20)).max() > 0.1     # the lift matters here

@@ -89,6 +89,7 @@ class CachedTrainConfig:
     augment: dict[str, Any] = field(default_factory=dict)   # AugmentConfig fields
     aisfx_weights: str | None = None    # frozen aisfx branch (converted EmbeddingNet)
     yamnet_min_peak_db: float | None = None   # quiet audio lifted to this peak for YAMNet (SoundsiftClapConfig)
+    yamnet_weights: str = "int8"        # YAMNet's "int8" export or its "float" weights (SoundsiftClapConfig)
     variant: str = "yamnet"             # a key of VARIANTS
     space: str = "minilm"               # the model's shared space: "minilm" or "audioset"
     class_prior_power: float = 0.5      # "audioset": posteriors / prior ** power
@@ -183,7 +184,10 @@ def _cache_settings(cfg: CachedTrainConfig) -> tuple[str, dict[str, Any]]:
     tag = "both" if cfg.aisfx_weights else "yamnet"
     if cfg.yamnet_min_peak_db is not None:
         tag += f"_minpeak{cfg.yamnet_min_peak_db:g}"
-    return tag, {"aisfx_weights": cfg.aisfx_weights, "yamnet_min_peak_db": cfg.yamnet_min_peak_db}
+    if cfg.yamnet_weights != "int8":
+        tag += f"_{cfg.yamnet_weights}"
+    return tag, {"aisfx_weights": cfg.aisfx_weights, "yamnet_min_peak_db": cfg.yamnet_min_peak_db,
+                 "yamnet_weights": cfg.yamnet_weights}
 
 
 def load_splits(cfg: CachedTrainConfig) -> tuple[Split, Split]:
@@ -273,7 +277,8 @@ def model_config(cfg: CachedTrainConfig):
                                aisfx_trainable=False, fusion=False, text_adapter=cfg.text_adapter,
                                class_text_template=cfg.class_text_template, minilm_mix=cfg.minilm_mix,
                                query_carriers=list(cfg.query_carriers),
-                               yamnet_min_peak_db=cfg.yamnet_min_peak_db, **space)
+                               yamnet_min_peak_db=cfg.yamnet_min_peak_db, yamnet_weights=cfg.yamnet_weights,
+                               **space)
 
 
 def build_module(cfg: CachedTrainConfig, prior: np.ndarray | None = None):

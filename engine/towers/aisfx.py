@@ -163,36 +163,10 @@ class OnnxEmbeddingNet(nn.Module):
 def _onnx_bytes(net: EmbeddingNet) -> bytes:
     """``net`` as an ONNX graph (batch size free), exported once per weights and torch version and
     kept in the cache folder (``$SOUNDSIFT_CACHE``); exporting takes ≈ 1 s."""
-    import hashlib
-    import io
-    import os
-    import warnings
+    from engine.towers.onnx_export import exported_onnx
 
-    from engine.towers.cache import cache_dir
-
-    h = hashlib.sha256(f"{torch.__version__} opset17 {ONNX_EXPORT_VERSION}".encode())
-    for name, tensor in sorted(net.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().contiguous().cpu().numpy().tobytes())
-    path = cache_dir() / "aisfx-onnx" / f"{h.hexdigest()[:24]}.onnx"
-    if path.is_file():
-        return path.read_bytes()
-    plain = copy.deepcopy(net).eval().to(memory_format=torch.contiguous_format)
-    buf = io.BytesIO()
-    with warnings.catch_warnings():   # the TorchScript exporter warns that it is deprecated
-        warnings.simplefilter("ignore")
-        torch.onnx.export(plain, (torch.zeros(2, BLOCK_FRAMES, N_MELS),), buf, input_names=["blocks"],
-                          output_names=["embedding"], dynamic_axes={"blocks": {0: "n"}, "embedding": {0: "n"}},
-                          opset_version=17, dynamo=False)
-    data = buf.getvalue()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        log.warning("could not keep the exported aisfx CNN in %s (%s); it is exported again next time", path, e)
-    return data
+    return exported_onnx(net, torch.zeros(2, BLOCK_FRAMES, N_MELS), "aisfx-onnx", ONNX_EXPORT_VERSION,
+                         input_name="blocks", output_names=("embedding",))
 
 
 def fastest_for_inference(net: EmbeddingNet, num_threads: int = 0) -> nn.Module:

