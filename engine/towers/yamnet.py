@@ -17,9 +17,10 @@ below reproduces YAMNet's own (TensorFlow) feature code in torch.
   (:func:`engine.towers.cache.cache_dir`) under a folder named by its SHA-256.
 * ``"float"`` — YAMNet's float weights (``engine/data/yamnet.safetensors``, converted by
   ``trainer/convert_yamnet.py``) in :mod:`engine.towers.yamnet_net`, folded and run with
-  onnxruntime. The int8 export's logits differ from these by up to ~20 (a third of a class's
-  top patch differs); on the by-source validation split the float network retrieves better
-  (MODEL_CARD.md, "YAMNet's float weights").
+  onnxruntime, at about a quarter of the int8 export's speed. The int8 logits differ from these
+  by up to ~20; a patch's top class differs in about one patch in seven. Trained alone the float
+  network retrieves better; beside the aisfx branch it does not, so the bundled models keep
+  int8 (MODEL_CARD.md, "YAMNet's float weights").
 """
 from __future__ import annotations
 

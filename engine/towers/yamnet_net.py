@@ -94,7 +94,7 @@ class YamnetNet(nn.Module):
 
 
 def load_net(path: str | Path = WEIGHTS_PATH) -> YamnetNet:
-    """A :class:`YamnetNet` with the float weights at ``path`` (float16 on disk, float32 here)."""
+    """A :class:`YamnetNet` with the float weights at ``path`` (stored as float32 or float16; computed in float32)."""
     from safetensors.torch import load_file
 
     path = Path(path)
