@@ -60,3 +60,14 @@ def test_help_paragraphs_reflow_to_the_terminal(command):
     for paragraph in paragraphs:
         plain = paragraph.replace("`", "")          # Markdown code spans are shown without backticks
         assert plain in lines, (command, paragraph)
+
+
+def test_version_names_soundsift_and_the_packages_it_runs_on():
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    line = result.output.strip()
+    assert line.startswith(f"soundsift {version('soundsift')} (Python ")
+    assert f"torch {version('torch')}" in line and f"onnxruntime {version('onnxruntime')}" in line
+    assert len(result.output.strip().splitlines()) == 1

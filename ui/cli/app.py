@@ -15,3 +15,35 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=MARKUP,
 )
+
+
+#: the packages whose versions ``soundsift --version`` lists beside its own (for bug reports)
+VERSION_PACKAGES = ("torch", "transformers", "faiss-cpu", "faiss-gpu", "onnxruntime", "soundfile", "av")
+
+
+def version_line() -> str:
+    """``soundsift X (Python …, torch …, …)``, read from the installed packages' metadata without
+    importing them, so it prints at once."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+    parts = [f"Python {platform.python_version()}"]
+    parts += [f"{name} {v}" for name in VERSION_PACKAGES if (v := installed(name))]
+    return f"soundsift {installed('soundsift') or 'unknown (not installed)'} ({', '.join(parts)})"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(version_line())
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                       help="Print soundsift's version and its main packages' and exit.")) -> None:
+    """Search a sound library by text, by example, or tag it with zero-shot labels."""
