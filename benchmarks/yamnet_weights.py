@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     (li, ei), (lf, ef) = outputs["int8"], outputs["float"]
     with np.errstate(over="ignore"):
         pi, pf = (1 / (1 + np.exp(-x.astype(np.float64))) for x in (li, lf))
-    print(f"logits: largest difference {np.abs(li - lf).max():.2f}, correlation {np.corrcoef(li.ravel(), lf.ravel())[0, 1]:.3f}")
+    correlation = np.corrcoef(li.ravel(), lf.ravel())[0, 1]
+    print(f"logits: largest difference {np.abs(li - lf).max():.2f}, correlation {correlation:.3f}")
     print(f"patch posteriors: largest difference {np.abs(pi - pf).max():.3f}; "
           f"top class equal in {np.mean(li.argmax(1) == lf.argmax(1)):.2f} of the patches")
     print(f"embeddings: correlation {np.corrcoef(ei.ravel(), ef.ravel())[0, 1]:.3f}")

@@ -58,7 +58,8 @@ def write_bundle(tensors: dict[str, np.ndarray], strings: tuple[str, ...] = ()) 
             continue
         array = np.ascontiguousarray(tensors[name], dtype="<f4")
         shape = b"".join(_field(2, _field(1, d)) for d in array.shape)
-        entries.append((name.encode(), _field(1, 1) + _field(2, shape) + _field(4, len(data)) + _field(5, array.nbytes)))
+        entry = _field(1, 1) + _field(2, shape) + _field(4, len(data)) + _field(5, array.nbytes)
+        entries.append((name.encode(), entry))
         data += array.tobytes()
     index = bytearray()
 

@@ -24,8 +24,9 @@ Two layers:
 
 * :class:`SoundsiftClap` — the torch ``nn.Module`` the trainer trains. Audio goes through the
   frozen YAMNet (config ``yamnet_weights``: float or int8; class posteriors and pooled
-  embedding, averaged over 0.96 s patches) and, optionally, the fine-tunable aisfx EmbeddingNet; linear projections map these into the
-  384-d all-MiniLM-L6-v2 sentence space where the (frozen) text tower lives.
+  embedding, averaged over 0.96 s patches) and, optionally, the fine-tunable aisfx
+  EmbeddingNet; linear projections map these into the 384-d all-MiniLM-L6-v2 sentence space
+  where the (frozen) text tower lives.
 * :class:`SoundsiftClapModel` — the :class:`~engine.models.base.AudioTextModel` the factory
   returns for folders whose config.json says ``"model_type": "soundsift-clap"``.
 
@@ -135,8 +136,9 @@ class SoundsiftClapConfig:
     def check(self) -> None:
         """Raise :class:`ModelUnavailable` for an unknown space, a dim that does not fit it, τ ≤ 0,
         or a class text template with fields other than ``{}``, ``{name}``, ``{description}``,
-        an input level above 0 dBFS or a negative gain cap, unknown YAMNet weights, a ``minilm_mix`` outside [0, 1) or
-        outside the ``"audioset"`` space, or query carriers that are not lower-case phrases."""
+        an input level above 0 dBFS or a negative gain cap, unknown YAMNet weights, a
+        ``minilm_mix`` outside [0, 1) or outside the ``"audioset"`` space, or query carriers that
+        are not lower-case phrases."""
         from engine.towers import yamnet
 
         if self.yamnet_min_peak_db is not None and not self.yamnet_min_peak_db <= 0:
