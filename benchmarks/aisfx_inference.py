@@ -5,7 +5,8 @@ The aisfx CNN is most of soundsift-base's embedding cost. ``load_model`` swaps i
 convolutions (:func:`~engine.towers.aisfx.for_inference`, channels-last weights in torch), exported
 to ONNX and run with onnxruntime. This embeds the same 10 s clips with each, in alternating rounds
 so that load on the machine hits all alike, and prints the median throughput of each, the ratio to
-the CNN as saved, and how far the vectors move:
+the CNN as saved, and how far the vectors move. A model folder with an int8 copy of the CNN
+(``aisfx_int8.onnx``, ``trainer/quantize_aisfx.py``) adds it as a fourth:
 
     .venv/bin/python benchmarks/aisfx_inference.py [--model soundsift-base] [--clips 8] [--rounds 7]
 """
@@ -29,14 +30,18 @@ def main(argv: list[str] | None = None) -> None:
 
     from engine.models.factory import BUNDLED
     from engine.models.soundsift_clap import SoundsiftClap, SoundsiftClapModel
-    from engine.towers.aisfx import OnnxEmbeddingNet, for_inference
+    from engine.towers.aisfx import INT8_FILE, OnnxEmbeddingNet, for_inference
 
-    module = SoundsiftClap.from_pretrained(BUNDLED.get(args.model, Path(args.model)))
+    folder = BUNDLED.get(args.model, Path(args.model))
+    module = SoundsiftClap.from_pretrained(folder)
     if module.aisfx is None:
         raise SystemExit(f"{args.model} has no aisfx branch")
     folded = for_inference(module.aisfx)
     variants = {"as saved": module.aisfx.eval(), "folded, torch": folded,
                 "folded, onnxruntime": OnnxEmbeddingNet(folded, module.config.onnx_threads)}
+    if (folder / INT8_FILE).is_file():
+        variants["int8, onnxruntime"] = OnnxEmbeddingNet(graph=(folder / INT8_FILE).read_bytes(),
+                                                         num_threads=module.config.onnx_threads)
     model = SoundsiftClapModel(module, name=args.model, fingerprint="")     # one load, every CNN
     rng = np.random.default_rng(0)
     sr = model.sample_rate

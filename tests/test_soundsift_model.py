@@ -66,8 +66,8 @@ def test_bundled_model_contract(base, clips):
     assert (base.name, base.sample_rate, base.dim, base.window_seconds) == ("soundsift-base", 44100, 905, 10.0)
     assert base.module.config.space == "audioset" and base.module.aisfx is not None
     assert base.module.config.minilm_mix == 0.15
-    # loaded for inference: the aisfx CNN is the batch-norm-folded copy run by onnxruntime
-    assert isinstance(base.module.aisfx, aisfx.OnnxEmbeddingNet)
+    # loaded for inference: the aisfx CNN is the folder's int8 copy run by onnxruntime
+    assert isinstance(base.module.aisfx, aisfx.OnnxEmbeddingNet) and base.module.aisfx.quantized
     audio = base.embed_audio(clips)
     text = base.embed_text(["a dog barking", "rain on a roof", "speech"])
     for out, n in ((audio, len(clips)), (text, 3)):

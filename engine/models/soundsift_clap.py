@@ -44,7 +44,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -81,6 +81,9 @@ class SoundsiftClapConfig:
     use_yamnet_embedding: bool = True       # 1024-d pooled YAMNet layer, zero-initialised branch
     use_aisfx: bool = False                 # aisfx EmbeddingNet branch (fine-tunable), zero-init
     aisfx_trainable: bool = True
+    # at inference, run the aisfx CNN from the folder's int8 copy (aisfx_int8.onnx, written by
+    # trainer/quantize_aisfx.py; ≈ 3.8× faster CNN); training always uses the float CNN
+    aisfx_int8: bool = False
     fusion: bool = False                    # LAION-CLAP feature fusion for clips > window
     residual_hidden: int = 0                # >0: MLP on all features, zero-initialised output
     text_adapter: bool = True               # residual Linear on text vectors, zero-initialised
@@ -147,6 +150,8 @@ class SoundsiftClapConfig:
         if not self.yamnet_max_gain_db >= 0:
             raise ModelUnavailable(f"config yamnet_max_gain_db must be ≥ 0, not {self.yamnet_max_gain_db}")
 
+        if self.aisfx_int8 and not self.use_aisfx:
+            raise ModelUnavailable("config aisfx_int8 needs use_aisfx (there is no aisfx CNN to quantise)")
         if self.yamnet_weights not in yamnet.WEIGHTS:
             raise ModelUnavailable(f"config yamnet_weights must be one of {', '.join(yamnet.WEIGHTS)}, "
                                    f"not {self.yamnet_weights!r}")
@@ -502,12 +507,16 @@ class SoundsiftClap(nn.Module):
         return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
     def save_pretrained(self, folder: str | Path) -> Path:
-        """Write config.json + model.safetensors into ``folder`` (created if needed)."""
+        """Write config.json + model.safetensors into ``folder`` (created if needed).
+
+        ``aisfx_int8`` is written off: the int8 copy of the aisfx CNN is not saved with the
+        weights (it may no longer match them; ``trainer/quantize_aisfx.py`` makes it again)."""
         from safetensors.torch import save_file
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2, sort_keys=True) + "\n")
+        config = replace(self.config, aisfx_int8=False).to_dict()
+        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         save_file(self.trainable_state_dict(), str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
         return folder
 
@@ -548,15 +557,20 @@ def fingerprint_of(folder: str | Path, config: SoundsiftClapConfig) -> str:
              minilm.weights_id()]
     if config.use_aisfx:
         parts.append(aisfx.FRONTEND_VERSION)
+    if config.use_aisfx and config.aisfx_int8 and (folder / aisfx.INT8_FILE).is_file():
+        parts.append(file_sha256(folder / aisfx.INT8_FILE))
     h.update("|".join(parts).encode())
     return h.hexdigest()
 
 
 def _fingerprinted(config: SoundsiftClapConfig) -> dict[str, Any]:
     """The config as the fingerprint hashes it: without the input-level keys while levelling is
-    off, without ``minilm_mix`` while it is 0 and without ``yamnet_weights`` while it is "int8",
-    so models saved before those keys existed keep their fingerprint (and their indexes)."""
+    off, without ``minilm_mix`` while it is 0, without ``yamnet_weights`` while it is "int8" and
+    without ``aisfx_int8`` while it is off, so models saved before those keys existed keep their
+    fingerprint (and their indexes)."""
     d = config.to_dict()
+    if not d.get("aisfx_int8"):
+        d.pop("aisfx_int8", None)
     if d.get("yamnet_weights") == "int8":
         d.pop("yamnet_weights", None)
     if not d.get("minilm_mix"):
@@ -587,11 +601,15 @@ class SoundsiftClapModel(AudioTextModel):
 
         The wrapper never trains its module, so the aisfx CNN is swapped for its faster inference
         copy (:func:`engine.towers.aisfx.fastest_for_inference`: batch norm folded, run with
-        onnxruntime; equal to float rounding). The trainer and its feature caches use the module
-        as saved.
+        onnxruntime; equal to float rounding), or, with ``aisfx_int8``, for the folder's int8
+        copy (:func:`engine.towers.aisfx.quantized_for_inference`). The trainer and its feature
+        caches use the module as saved.
         """
         module = SoundsiftClap.from_pretrained(path)
-        if module.aisfx is not None:
+        if module.aisfx is not None and module.config.aisfx_int8:
+            from engine.towers.aisfx import INT8_FILE, quantized_for_inference
+            module.aisfx = quantized_for_inference(Path(path) / INT8_FILE, module.config.onnx_threads)
+        elif module.aisfx is not None:
             from engine.towers.aisfx import fastest_for_inference
             module.aisfx = fastest_for_inference(module.aisfx, module.config.onnx_threads)
         return cls(module, name=name or str(path), fingerprint=fingerprint_of(path, module.config))
