@@ -82,7 +82,7 @@ class SoundsiftClapConfig:
     use_aisfx: bool = False                 # aisfx EmbeddingNet branch (fine-tunable), zero-init
     aisfx_trainable: bool = True
     # at inference, run the aisfx CNN from the folder's int8 copy (aisfx_int8.onnx, written by
-    # trainer/quantize_aisfx.py; ≈ 3.8× faster CNN); training always uses the float CNN
+    # trainer/quantize_aisfx.py; ≈ 3.7× faster CNN); training always uses the float CNN
     aisfx_int8: bool = False
     fusion: bool = False                    # LAION-CLAP feature fusion for clips > window
     residual_hidden: int = 0                # >0: MLP on all features, zero-initialised output

@@ -146,7 +146,7 @@ class OnnxEmbeddingNet(nn.Module):
 
     Inference only (no gradients), outputs equal to the torch CNN's to float rounding. On 2 CPU
     cores onnxruntime runs this CNN ≈ 1.7–2× faster than torch (``benchmarks/aisfx_inference.py``);
-    the int8 copy ≈ 3.8× faster again.
+    the int8 copy ≈ 3.7× faster again.
     """
 
     def __init__(self, net: EmbeddingNet | None = None, num_threads: int = 0, *, graph: bytes | None = None) -> None:
