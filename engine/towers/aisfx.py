@@ -154,7 +154,7 @@ class OnnxEmbeddingNet(nn.Module):
         import onnxruntime as ort
 
         if (net is None) == (graph is None):
-            raise ValueError("give the net or its ONNX graph, not both")
+            raise ValueError("give either the net or its ONNX graph")
         self.out_dim = net.out_dim if net is not None else EMBEDDING_DIM
         self.quantized = graph is not None
         options = ort.SessionOptions()
