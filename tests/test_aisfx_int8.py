@@ -42,6 +42,10 @@ def float_and_int8(tmp_path_factory):
     (root / "train.jsonl").write_text("\n".join(lines) + "\n")
     written = quantize(int8_dir, root / "train.jsonl", clips=6)
     assert written == int8_dir / aisfx.INT8_FILE and written.stat().st_size > 1_000_000
+    import onnx
+    graph = onnx.load(str(written))
+    assert [o.domain for o in graph.opset_import] == [""]     # no stamped domains an old runtime refuses
+    assert {n.op_type for n in graph.graph.node} >= {"QuantizeLinear", "DequantizeLinear", "Conv"}
     return load_model(float_dir), load_model(int8_dir)
 
 

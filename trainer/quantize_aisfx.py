@@ -43,6 +43,19 @@ def calibration_blocks(manifest: str | Path, clips: int, seed: int, seconds: flo
             yield blocks(frontend(torch.from_numpy(np.ascontiguousarray(wave))[None])).numpy().astype(np.float32)
 
 
+def _without_unused_opsets(graph: bytes) -> bytes:
+    """The graph importing only the operator sets its nodes use: the shape-inference step stamps
+    every domain onnx knows (ai.onnx.ml 5, training …), which an older onnxruntime refuses."""
+    import onnx
+
+    model = onnx.load_from_string(graph)
+    used = {node.domain for node in model.graph.node} | {""}
+    keep = [o for o in model.opset_import if o.domain in used]
+    del model.opset_import[:]
+    model.opset_import.extend(keep)
+    return model.SerializeToString()
+
+
 def quantize(folder: str | Path, manifest: str | Path, clips: int = 60, seed: int = 0, seconds: float = 10.0) -> Path:
     """Quantise ``folder``'s aisfx CNN, write it there and turn ``aisfx_int8`` on; returns its path."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -74,7 +87,7 @@ def quantize(folder: str | Path, manifest: str | Path, clips: int = 60, seed: in
         quantize_static(str(prepared), str(Path(tmp) / INT8_FILE), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8)
-        out.write_bytes((Path(tmp) / INT8_FILE).read_bytes())
+        out.write_bytes(_without_unused_opsets((Path(tmp) / INT8_FILE).read_bytes()))
     config = json.loads((folder / CONFIG_FILE).read_text())
     config["aisfx_int8"] = True
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
