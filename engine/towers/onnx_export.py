@@ -16,6 +16,18 @@ from engine.towers.cache import cache_dir
 log = logging.getLogger(__name__)
 
 
+def session_options(num_threads: int = 0):
+    """onnxruntime options for a frozen tower: ``num_threads`` intra-op threads (0: its default),
+    one inter-op thread, warnings and below not logged."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(num_threads)
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return options
+
+
 def exported_onnx(net: nn.Module, example: torch.Tensor, folder: str, version: str, *,
                   input_name: str, output_names: tuple[str, ...]) -> bytes:
     """``net`` as ONNX bytes with a free batch dimension, from ``$SOUNDSIFT_CACHE/folder`` when an

@@ -253,10 +253,9 @@ class YamnetTower:
     def _int8_session(num_threads: int):
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(num_threads)
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
+        from engine.towers.onnx_export import session_options
+
+        options = session_options(num_threads)
         path = extracted_onnx()
         try:
             return ort.InferenceSession(_edited_graph_bytes(path), options, providers=["CPUExecutionProvider"])

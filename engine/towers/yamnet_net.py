@@ -103,16 +103,26 @@ def load_net(path: str | Path = WEIGHTS_PATH) -> YamnetNet:
             f"{path}: YAMNet float weights not found; convert them once with python -m trainer.convert_yamnet")
     net = YamnetNet()
     try:
-        result = net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()}, strict=False)
+        state = {k: v.float() for k, v in load_file(str(path)).items()}
     except (RuntimeError, OSError) as e:
         raise ModelUnavailable(f"{path}: not a YAMNet safetensors file ({e})") from e
-    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
-    if missing or result.unexpected_keys:
-        raise ModelUnavailable(f"{path}: not a YAMNet safetensors file (missing {missing[:3]}, "
-                               f"unexpected {result.unexpected_keys[:3]})")
+    load_state(net, state, str(path))
     for p in net.parameters():
         p.requires_grad_(False)
     return net.eval()
+
+
+def load_state(net: YamnetNet, state: dict[str, torch.Tensor], where: str) -> None:
+    """Load ``state`` into ``net``; :class:`ModelUnavailable` naming ``where`` unless it fills every
+    weight with the right shape (the batch-norm counters, which Keras does not keep, aside)."""
+    try:
+        result = net.load_state_dict(state, strict=False)
+    except RuntimeError as e:     # a shape mismatch
+        raise ModelUnavailable(f"{where}: not YAMNet's weights ({e})") from e
+    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
+    if missing or result.unexpected_keys:
+        raise ModelUnavailable(f"{where}: not YAMNet's weights (missing {missing[:3]}, "
+                               f"unexpected {result.unexpected_keys[:3]})")
 
 
 def for_inference(net: YamnetNet) -> YamnetNet:
@@ -135,12 +145,9 @@ class OnnxYamnet:
     def __init__(self, net: YamnetNet, num_threads: int = 0) -> None:
         import onnxruntime as ort
 
-        from engine.towers.onnx_export import exported_onnx
+        from engine.towers.onnx_export import exported_onnx, session_options
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(num_threads)
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
+        options = session_options(num_threads)
         graph = exported_onnx(net, torch.zeros(2, 1, PATCH_FRAMES, N_MELS), "yamnet-onnx", ONNX_EXPORT_VERSION,
                               input_name="log_mel", output_names=("logits", "embedding"))
         self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
