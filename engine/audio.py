@@ -22,6 +22,7 @@ import soxr
 from engine.errors import InvalidQuery, UnreadableAudio
 from engine.ffmpeg_audio import FFMPEG_EXTENSIONS, VIDEO_EXTENSIONS, FFmpegSound
 from engine.stderr_capture import StderrCapture, summarised
+from engine.sound_designer import SD2_EXTENSION, is_sd2, open_sd2
 from engine.segments import MIN_TAKE, SegmentPolicy, regular_take, take_bounds
 from engine.system_files import is_appledouble, is_system_folder
 
@@ -30,8 +31,9 @@ SNDFILE_EXTENSIONS = frozenset({
     ".wav", ".wave", ".bwf", ".aif", ".aiff", ".aifc", ".flac", ".ogg", ".oga",
     ".opus", ".mp3", ".au", ".snd", ".caf", ".w64", ".rf64",
 })
-#: extensions scanned by the indexer: libsndfile's, and those FFmpeg reads (engine.ffmpeg_audio)
-AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS
+#: extensions scanned by the indexer: libsndfile's, those FFmpeg reads (engine.ffmpeg_audio) and
+#: Sound Designer II (engine.sound_designer)
+AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS | {SD2_EXTENSION}
 
 BLOCK_SECONDS = 20.0
 
@@ -115,7 +117,9 @@ def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound:
     """``soundfile.SoundFile(path)`` for reading, also beside macOS's ``._<name>`` files; for the
     formats libsndfile does not read (``.m4a``, ``.wv`` …: :data:`FFMPEG_EXTENSIONS`) and for
     a video's sound (a query clip: ``VIDEO_EXTENSIONS``) an
-    :class:`~engine.ffmpeg_audio.FFmpegSound`, which reads the same way.
+    :class:`~engine.ffmpeg_audio.FFmpegSound`, which reads the same way; for a Sound Designer II
+    file an :class:`~engine.sound_designer.Sd2SoundFile` (its resource fork found beside it or in
+    an unpacked zip's ``__MACOSX``; :class:`UnreadableAudio` when it is nowhere).
 
     Given a path to a file it does not recognise at once (an MP3 among them), libsndfile looks for
     a Sound Designer II resource fork in ``._<name>`` and, finding the AppleDouble file macOS
@@ -126,6 +130,8 @@ def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound:
     p = str(path)
     if os.path.splitext(p)[1].lower() in FFMPEG_EXTENSIONS | VIDEO_EXTENSIONS:
         return FFmpegSound(p)
+    if is_sd2(p):
+        return open_sd2(p)
     try:
         return sf.SoundFile(p)
     except Exception:
@@ -141,6 +147,8 @@ def probe(path: str | Path) -> AudioInfo:
     try:
         with open_sound(p) as f:
             info = AudioInfo(p, int(f.frames), int(f.samplerate), int(f.channels), str(f.format), str(f.subtype))
+    except UnreadableAudio:
+        raise
     except Exception as e:  # soundfile raises LibsndfileError/RuntimeError/TypeError
         check_openable(p)
         if os.path.isfile(p) and os.path.getsize(p) == 0:

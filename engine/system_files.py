@@ -7,6 +7,8 @@ the commands that take folders (``soundsift tag``, ``soundsift caption``) pass o
 """
 from __future__ import annotations
 
+import os
+
 #: the first four bytes of an AppleDouble file (macOS metadata written as ``._<name>``)
 APPLEDOUBLE_MAGIC = b"\x00\x05\x16\x07"
 #: folders of system files that hold no library (besides hidden folders, whose names start with ".")
@@ -19,9 +21,13 @@ def is_system_folder(name: str) -> bool:
 
 
 def is_appledouble(path: str, name: str) -> bool:
-    """True for macOS's ``._<name>`` companion of a file: Finder metadata, not audio."""
+    """True for macOS's ``._<name>`` companion of a file: Finder metadata or a resource fork, not
+    audio. Recognised by the AppleDouble magic number, or, for a Sound Designer II file's fork
+    (which libsndfile writes bare, without that header), by its ``<name>`` beside it."""
     if not name.startswith("._"):
         return False
+    if name.lower().endswith(".sd2") and os.path.isfile(os.path.join(os.path.dirname(path), name[2:])):
+        return True
     try:
         with open(path, "rb") as f:
             return f.read(4) == APPLEDOUBLE_MAGIC

@@ -14,9 +14,9 @@ only counted: the ``._Name.wav`` AppleDouble files macOS writes next to every fi
 an exFAT or network drive (4 KB of Finder metadata each, recognised by their magic number),
 ``__MACOSX`` folders of unpacked zips, hidden folders (``.Trashes``, ``.Spotlight-V100``,
 ``.Trash-1000``, ``.git`` …) and Windows' ``$RECYCLE.BIN`` and ``System Volume Information``.
-A folder given as a root is walked whatever its name. Sound files in a format soundsift cannot
-decode (``.sd2``; ``.m4a``, ``.wma``, ``.wv`` … are read through FFmpeg, engine.ffmpeg_audio) are
-counted per extension the same way, so a user learns they are there.
+A folder given as a root is walked whatever its name. (``.m4a``, ``.wma``, ``.wv`` … are read
+through FFmpeg, engine.ffmpeg_audio; Sound Designer II ``.sd2`` by its resource fork,
+engine.sound_designer.)
 """
 from __future__ import annotations
 
@@ -55,9 +55,6 @@ class ScanError:
 
 SKIPPED_METADATA = "macOS metadata files (._*)"
 SKIPPED_FOLDERS = "hidden or system folders"
-#: sound formats soundsift cannot decode (Sound Designer II keeps its rate and channels in a
-#: resource fork other systems drop): counted (a library holds them), not failed one by one
-UNSUPPORTED_AUDIO = frozenset({".sd2"})
 
 
 #: spreadsheets a library may describe its files in (engine.metadata_sheet): noted by the walk,
@@ -65,15 +62,10 @@ UNSUPPORTED_AUDIO = frozenset({".sd2"})
 SHEET_SUFFIXES = frozenset({".csv", ".tsv", ".xlsx", ".xlsm", ".ods", ".xls"})
 
 
-def skipped_format(ext: str) -> str:
-    """The summary's name for files with the unreadable extension ``ext``."""
-    return f"{ext} files (a format soundsift cannot decode)"
-
-
 @dataclass
 class ScanResult:
     """Everything one walk found: files by path, the entries it could not use, how many
-    entries it passed over (kind → count: SKIPPED_METADATA, SKIPPED_FOLDERS, skipped_format(ext)),
+    entries it passed over (kind → count: SKIPPED_METADATA, SKIPPED_FOLDERS),
     and the cue sheets in the folders walked (resolved path → (size, mtime_ns); engine.cue_sheet).
     ``spreadsheets``: the CSV/TSV/.xlsx/.ods files among them (a library's metadata sheet, maybe).
     ``held``: files the caller took out of ``files`` for now (indexer.watch: still being written);
@@ -207,9 +199,7 @@ def _walk(directory: str, ancestors: tuple[tuple[int, int], ...],
                 _add_file(path, result)
         else:
             ext = os.path.splitext(entry.name)[1].lower()
-            if ext in UNSUPPORTED_AUDIO and not entry.name.startswith("._"):
-                result.skip(skipped_format(ext), path)
-            elif ext == ".cue" and not entry.name.startswith("._"):
+            if ext == ".cue" and not entry.name.startswith("._"):
                 _add_cue_sheet(path, result)
             elif ext in SHEET_SUFFIXES and not entry.name.startswith("._"):
                 result.spreadsheets.append(printable(path))

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from indexer.scan import (SKIPPED_FOLDERS, SKIPPED_METADATA, Diff, ScannedFile, diff, normalize_root, scan,
-                          skipped_format, under_roots)
+                          under_roots)
 
 
 def F(path: str, size: int = 10, mtime: int = 100) -> ScannedFile:
@@ -81,14 +81,14 @@ APPLEDOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(4050) 
 
 
 def test_scan_passes_over_what_operating_systems_leave_beside_a_library(tmp_path):
-    """macOS's ._ companions, unpacked zips' __MACOSX, hidden and recycle folders, and sound
-    formats soundsift cannot decode (Sound Designer II): counted, not scanned, not errors. A "._" name that is not
-    AppleDouble is a file like any other, and a hidden folder given as the root is walked."""
+    """macOS's ._ companions, unpacked zips' __MACOSX, hidden and recycle folders: counted, not
+    scanned, not errors. A "._" name that is not AppleDouble is a file like any other, except a
+    Sound Designer II file's bare resource fork beside it; a hidden folder given as the root is walked."""
     (tmp_path / "doors").mkdir()
     (tmp_path / "doors" / "slam.wav").write_bytes(b"RIFF")
     (tmp_path / "doors" / "._slam.wav").write_bytes(APPLEDOUBLE)
     (tmp_path / "doors" / "._odd.wav").write_bytes(b"RIFF-not-appledouble")
-    for name in ("hinge.sd2", "take.SD2", "._hinge.sd2"):       # Sound Designer II: no resource fork here
+    for name in ("hinge.sd2", "take.SD2", "._hinge.sd2", "._lost.sd2"):   # Sound Designer II, a fork
         (tmp_path / "doors" / name).write_bytes(b"....")
     (tmp_path / "doors" / "memo.m4a").write_bytes(b"....")      # read through FFmpeg: scanned
     for folder in ("__MACOSX/doors", ".Trashes/501", ".Spotlight-V100", "$RECYCLE.BIN"):
@@ -96,9 +96,10 @@ def test_scan_passes_over_what_operating_systems_leave_beside_a_library(tmp_path
         (tmp_path / folder / "x.wav").write_bytes(b"RIFF")
     r = scan([tmp_path])
     root = normalize_root(tmp_path)
-    assert sorted(r.files) == [f"{root}/doors/._odd.wav", f"{root}/doors/memo.m4a", f"{root}/doors/slam.wav"]
+    assert sorted(r.files) == [f"{root}/doors/{n}" for n in
+                               ("._lost.sd2", "._odd.wav", "hinge.sd2", "memo.m4a", "slam.wav", "take.SD2")]
     assert r.errors == []
-    assert r.skipped == {SKIPPED_METADATA: 1, SKIPPED_FOLDERS: 4, skipped_format(".sd2"): 2}
+    assert r.skipped == {SKIPPED_METADATA: 2, SKIPPED_FOLDERS: 4}
     assert sorted(scan([tmp_path / ".Trashes"]).files) == [f"{root}/.Trashes/501/x.wav"]
 
 
