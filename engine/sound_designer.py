@@ -166,7 +166,10 @@ def open_sd2(path: str) -> Sd2SoundFile:
     for where in fork_locations(path):
         try:
             with open(where, "rb") as f:
-                fmt = sd2_format(f.read(_MAX_FORK_BYTES))
+                fork = f.read(_MAX_FORK_BYTES)
+            if not fork:                # macOS's named fork of a file that has none
+                continue
+            fmt = sd2_format(fork)
         except (FileNotFoundError, NotADirectoryError):
             continue
         except OSError as e:

@@ -95,6 +95,9 @@ def test_without_a_usable_fork_one_clear_error(tmp_path):
     fork.unlink()
     with pytest.raises(UnreadableAudio, match=r"hinge\.sd2: Sound Designer II file without its resource fork"):
         probe(path)
+    fork.write_bytes(b"")                       # an empty fork is no fork (macOS's ..namedfork/rsrc)
+    with pytest.raises(UnreadableAudio, match="without its resource fork"):
+        probe(path)
     fork.write_bytes(appledouble(None))
     with pytest.raises(UnreadableAudio, match="holds Finder information but no resource fork"):
         probe(path)
