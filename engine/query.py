@@ -179,6 +179,20 @@ class _Snapshot:
         return np.searchsorted(self.seg_ids, ids)
 
 
+#: scores this close count as a tie (float rounding of identical vectors)
+_TIE = 1e-6
+
+
+def _query_file_first(hits: list[Hit], file_id: int) -> list[Hit]:
+    """``hits`` with the query file's own hit ahead of the hits it ties with (a byte-identical
+    copy scores 1.000 too, and FAISS orders ties by id), so "more like this" starts with itself."""
+    for i, hit in enumerate(hits):
+        if hit.file_id == file_id:
+            first = next(j for j, h in enumerate(hits) if h.score <= hit.score + _TIE)
+            return hits[:first] + [hit] + hits[first:i] + hits[i + 1:]
+    return hits
+
+
 def _generation_key(conn: Connection) -> tuple[Any, Any]:
     """(vectors_file, generation) of the last commit: one cheap query per search."""
     rows = dict(conn.exec_driver_sql(
@@ -600,7 +614,7 @@ class SoundIndex:
             if len(ids) > MAX_QUERY_SEGMENTS:
                 ids = ids[np.linspace(0, len(ids) - 1, MAX_QUERY_SEGMENTS).round().astype(int)]
             queries = snap.vectors(ids)
-            return self._search(conn, snap, queries, k, filters, per_file)
+            return _query_file_first(self._search(conn, snap, queries, k, filters, per_file), file_id)
         return self._with_snapshot(run)
 
     def similar_to_files(self, examples: Sequence[str | Path | int], k: int = 10, filters: Filters | None = None,

@@ -171,6 +171,20 @@ def test_similar_to_indexed_file_returns_it_first(library):
         assert [h.path for h in by_id] == [h.path for h in hits]
 
 
+def test_similar_puts_the_query_before_an_identical_copy(tmp_path):
+    """A byte-identical copy ties at 1.000; the query itself comes first whichever id is lower."""
+    rng = np.random.default_rng(3)
+    v = rng.standard_normal((2, DIM))
+    files = [FileSpec(path=f"/lib/{n}.wav", vectors=v if n != "other" else rng.standard_normal((2, DIM)),
+                      duration=1.0, format="WAV", sample_rate=16000) for n in ("a_copy", "b_orig", "other")]
+    write_index(tmp_path / "idx", files, dim=DIM)
+    with SoundIndex.open(tmp_path / "idx", model=FakeModel(DIM)) as index:
+        for query, twin in (("/lib/b_orig.wav", "/lib/a_copy.wav"), ("/lib/a_copy.wav", "/lib/b_orig.wav")):
+            hits = index.similar_to_file(query, k=3)
+            assert [h.path for h in hits[:2]] == [query, twin]
+            assert hits[1].score == pytest.approx(hits[0].score, abs=1e-6) and hits[2].path == "/lib/other.wav"
+
+
 def test_similar_scores_best_match_to_any_segment(library):
     index, files, _ = library
     f = files[4]
