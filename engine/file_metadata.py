@@ -96,9 +96,12 @@ def with_sheet(found: dict[str, str]) -> dict[str, str]:
 #: (session 20); 4 also an AIFF's named markers (session 22); 5 also cue sheets (a FLAC's and a
 #: sidecar ``.cue``, session 23); 6 also Ogg Vorbis/Opus/FLAC comments with UCS names and a
 #: ``CUESHEET``, an MP3's ID3v2 TXXX frames with UCS names, a WAV's or AIFF's ID3 chunk, and a
-#: WAV's iXML sync points as markers (session 24). An index whose files were read by an older reader reads them
+#: WAV's iXML sync points as markers (session 24); 7 sets tool stamps ("Processed by SoX") aside
+#: as ``software`` instead of a comment (session 26). An index whose files were read by an older reader reads them
 #: again on its next `soundsift index` run (indexer.metadata_refresh).
-READER_VERSION = 6
+READER_VERSION = 7
+#: comments written by a tool on every file it touches (7: set aside as ``software``)
+TOOL_STAMP = re.compile(r"processed by sox", re.IGNORECASE)
 #: most markers kept per file (a file with more is a marker track, not labelled takes)
 MAX_MARKERS = 200
 #: keys the indexer stores beside what a file says: its levels, measured while decoding (engine.loudness)
@@ -173,7 +176,18 @@ def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[s
     for key, value in {**comments, **riff.ixml}.items():
         if key not in out or value.startswith(out[key]):
             _put(out, key, value)
+    _set_tool_stamps_aside(out)
     return out
+
+
+def _set_tool_stamps_aside(out: dict[str, str]) -> None:
+    """Move a tool's stamp out of the describing keys into ``software`` (stored, not searched):
+    SoX writes "Processed by SoX" as the comment of every file it converts, which is not a
+    description, a search hit or a training caption."""
+    for key in ABOUT_KEYS:
+        if key in out and TOOL_STAMP.fullmatch(out[key]):
+            stamp = out.pop(key)
+            out.setdefault("software", stamp)
 
 
 def content_fingerprint(path: str | Path) -> str:

@@ -45,6 +45,21 @@ def test_title_comment_and_artist_are_read_from_every_container(tmp_path, fmt, e
     assert {k: found.get(k) for k in TAGS} == TAGS
 
 
+@pytest.mark.parametrize("fmt, ext", [("WAV", "wav"), ("FLAC", "flac")])
+def test_sox_stamp_is_not_a_description(tmp_path, fmt, ext):
+    """SoX stamps "Processed by SoX" as the comment of what it converts: kept as the file's
+    software, not its comment (which the about line, keyword search and captions read)."""
+    path = tmp_path / f"hello.{ext}"
+    with sf.SoundFile(str(path), "w", 16000, 1, format=fmt) as f:
+        f.title, f.comment = "Hello", "Processed by SoX"
+        f.write(tone(440, 0.5, 16000))
+    assert read_metadata(path) == {"title": "Hello", "software": "Processed by SoX"}
+    with sf.SoundFile(str(path), "w", 16000, 1, format=fmt) as f:
+        f.comment = "Processed by SoX through a tape machine, then a spring reverb"
+        f.write(tone(440, 0.5, 16000))
+    assert read_metadata(path)["comment"].startswith("Processed by SoX through")   # a real comment
+
+
 def test_a_broadcast_wav_description_and_originator(tmp_path):
     pcm = pcm16(tone(440, 0.5, 16000))
     path = tmp_path / "bwf.wav"
