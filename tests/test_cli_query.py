@@ -207,6 +207,9 @@ def test_tag_argument_errors(indexed, tmp_path, tiny_clap_dir):  # noqa: F811
     audio = indexed[0] / "a" / "tone.wav"
     both = run("tag", audio, "-m", tiny_clap_dir, "--labels", "a", "--labels-file", tmp_path / "x.txt")
     assert both.exit_code == 1 and "not both" in both.stderr
+    for blank in ("", " , ,"):              # not a silent fall back to the default vocabulary
+        empty = run("tag", audio, "-m", tiny_clap_dir, "--labels", blank)
+        assert empty.exit_code == 1 and "holds no labels" in empty.stderr
     missing = run("tag", tmp_path / "none.wav", "-m", tiny_clap_dir)
     assert missing.exit_code == 1 and "none.wav: no such file or folder" in " ".join(missing.stderr.split())
     not_audio = tmp_path / "text.wav"

@@ -44,8 +44,8 @@ def tag_command(
 ) -> None:
     """Zero-shot tags: score = softmax over the labels of the model's scaled cosine.
 
-    Labels default to the shipped vocabulary (AudioSet classes for soundsift-base,
-    a few hundred everyday sounds otherwise). One file gives its tags; a folder or several
+    Labels default to the shipped vocabulary (AudioSet's 521 classes for the bundled
+    soundsift-base and soundsift-fast, 495 everyday sounds for other models). One file gives its tags; a folder or several
     files give each file's top tags (unreadable files are reported and skipped); --timeline
     gives one file's tags segment by segment.
     """
@@ -54,9 +54,10 @@ def tag_command(
     from engine.errors import InvalidQuery
     from engine.vocabulary import load_labels_file, parse_labels
 
-    if labels and labels_file:
+    if labels is not None and labels_file:
         raise InvalidQuery("give --labels or --labels-file, not both")
-    label_list = parse_labels(labels) if labels else load_labels_file(labels_file) if labels_file else None
+    label_list = (parse_labels(labels) if labels is not None
+                  else load_labels_file(labels_file) if labels_file else None)
     one_file = len(paths) == 1 and paths[0].is_file()
     if timeline:
         if not one_file:
