@@ -30,6 +30,7 @@ import numpy as np
 from engine.audio import AudioInfo, iter_segments, probe
 from engine.errors import UnreadableAudio
 from engine.cue_sheet import sidecar_state
+from engine.promised_length import promised_seconds
 from engine.file_metadata import CUE_SHEET_KEY, content_fingerprint, named_markers, read_metadata
 from engine.stderr_capture import StderrCapture
 from engine.segments import SegmentPolicy
@@ -106,8 +107,9 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
         yield FileFailed(job.job, f"decoding failed: {type(e).__name__}: {e}", stats)
         return
     stop_noted = len(notes) > before_decoding           # a stop note already says where it ended
-    if not stop_noted and end < 0.98 * info.duration - 0.05:
-        notes.append(f"shorter than its header says ({end:.2f} s of {info.duration:.2f} s; truncated?): "
+    promised = promised_seconds(job.path, info.frames, info.sample_rate)   # libsndfile's clips to the bytes there
+    if not stop_noted and end < 0.98 * promised - 0.05:
+        notes.append(f"shorter than its header says ({end:.2f} s of {promised:.2f} s; truncated?): "
                      "indexing the audio that decodes")
     # measured while decoding, stored beside what the file says of itself (engine.file_metadata.INDEXER_KEYS)
     stored = {k: f"{v:.1f}" for k, v in levels.items()}

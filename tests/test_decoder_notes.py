@@ -154,6 +154,34 @@ def test_the_indexer_keeps_a_truncated_flac_with_one_warning(tmp_path, caplog):
     assert 1.2 < max(ends) < 1.5
 
 
+@pytest.mark.parametrize("fmt", ["WAV", "AIFF", "RF64", "AU"])
+def test_a_cut_container_promises_its_header_length(tmp_path, fmt):
+    """libsndfile counts a cut WAV's frames from the bytes present; the data chunk's size says
+    how long it was meant to be (engine.promised_length)."""
+    from engine.promised_length import promised_seconds
+
+    path = write(tmp_path / f"whole.{fmt.lower()}", tone(440, 4.0, 16000), 16000, format=fmt)
+    info = sf.info(str(path))
+    assert promised_seconds(str(path), info.frames, info.samplerate) == info.duration == 4.0
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    info = sf.info(str(path))
+    assert info.duration < 1.4                                   # what libsndfile says of it
+    assert promised_seconds(str(path), info.frames, info.samplerate) == pytest.approx(4.0, abs=0.01)
+
+
+@pytest.mark.parametrize("ext", ["wav", "aiff"])
+def test_the_indexer_warns_once_of_a_cut_wav_or_aiff(tmp_path, caplog, ext):
+    lib = tmp_path / "lib"
+    path = write(lib / f"cut.{ext}", tone(440, 4.0, 16000), 16000)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    write(lib / f"whole.{ext}", tone(440, 4.0, 16000), 16000)
+    with caplog.at_level(logging.WARNING, logger="indexer.runner"):
+        summary = build_index([lib], tmp_path / "idx", FakeModel(), workers=0, progress=False)
+    assert (summary.added, summary.failed) == (2, 0)
+    warned = [r.getMessage() for r in caplog.records if r.name == "indexer.runner"]
+    assert len(warned) == 1 and warned[0].startswith(f"{path}: shorter than its header says (1.33 s of 4.00 s")
+
+
 def test_relaying_says_in_process_decoder_output_under_the_file(tmp_path, capfd, caplog):
     """`soundsift similar`, `tag` and `caption` decode in their own process: inside
     relaying_decoder_output libmpg123's lines are logged under the file, not left on the terminal."""
