@@ -83,18 +83,17 @@ class Filters:
         object.__setattr__(self, "channels", channels)
         if self.path_prefix is not None and not str(self.path_prefix):
             object.__setattr__(self, "path_prefix", None)
-        for name in ("min_duration", "max_duration"):
-            value = getattr(self, name)
+        for name, value in (("minimum", self.min_duration), ("maximum", self.max_duration)):
             if value is not None and value < 0:
-                raise InvalidQuery(f"{name} must be ≥ 0 seconds, got {value}")
+                raise InvalidQuery(f"the {name} duration must be ≥ 0 seconds, got {value}")
         if (self.min_loudness is not None and self.max_loudness is not None
                 and self.min_loudness > self.max_loudness):
-            raise InvalidQuery(f"min_loudness {self.min_loudness} LUFS is above max_loudness "
-                               f"{self.max_loudness} LUFS: no file can match")
+            raise InvalidQuery(f"the minimum loudness ({self.min_loudness} LUFS) is above the maximum "
+                               f"({self.max_loudness} LUFS): no file can match")
         if (self.min_duration is not None and self.max_duration is not None
                 and self.min_duration > self.max_duration):
-            raise InvalidQuery(f"min_duration {self.min_duration} is larger than max_duration "
-                               f"{self.max_duration}: no file can match")
+            raise InvalidQuery(f"the minimum duration ({self.min_duration} s) is longer than the maximum "
+                               f"({self.max_duration} s): no file can match")
 
     @property
     def active(self) -> bool:

@@ -77,8 +77,17 @@ def test_search_filters_and_all_segments(indexed):
     mono = json_out(run("search", "noise", "-i", index_dir, "--json", "--channels", "1", "-k", 10))
     assert len(mono) == 5                                           # every file of this library is mono
     assert json_out(run("search", "noise", "-i", index_dir, "--json", "--channels", "2,6")) == []
-    bad = run("search", "noise", "-i", index_dir, "--channels", "stereo")
-    assert bad.exit_code == 1 and "--channels takes channel counts (1 mono, 2 stereo …), got stereo" in bad.stderr
+    assert json_out(run("search", "noise", "-i", index_dir, "--json", "--channels", "mono", "-k", 10)) == mono
+    assert json_out(run("search", "noise", "-i", index_dir, "--json", "--channels", "stereo,5.1")) == []
+    bad = run("search", "noise", "-i", index_dir, "--channels", "surround")
+    assert bad.exit_code == 1 and "--channels takes channel counts or names" in bad.stderr
+    assert "got 'surround'" in bad.stderr
+    for rate in ("16k", "16kHz", "16", "16000 Hz"):            # 16 alone is kHz: nothing is sampled at 16 Hz
+        same = json_out(run("search", "noise", "-i", index_dir, "--json", "--sample-rate", rate,
+                            "--min-duration", 5))
+        assert same == rates, rate
+    bad = run("search", "noise", "-i", index_dir, "--sample-rate", "fast")
+    assert bad.exit_code == 1 and "--sample-rate takes rates such as 48000, 48k or 44.1kHz" in bad.stderr
 
 
 def test_search_table_output(indexed):
@@ -119,7 +128,7 @@ def test_search_errors_are_one_line_and_exit_1(indexed, tmp_path):
     assert result.exit_code == 1 and result.stdout == ""
     assert "no index at" in result.stderr and "soundsift index" in result.stderr
     result = run("search", "dog", "--index", indexed[1], "--min-duration", 5, "--max-duration", 1)
-    assert result.exit_code == 1 and "larger than max_duration" in result.stderr
+    assert result.exit_code == 1 and "minimum duration (5.0 s) is longer than the maximum (1.0 s)" in result.stderr
 
 
 def test_similar_indexed_file_comes_first(indexed):

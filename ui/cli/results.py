@@ -15,8 +15,9 @@ MIN_DURATION_HELP = "Only files at least this long (seconds)."
 MAX_DURATION_HELP = "Only files at most this long (seconds)."
 PATH_PREFIX_HELP = "Only files whose path starts with this prefix (e.g. a folder)."
 FORMAT_HELP = "Only these formats or extensions (wav, flac, mp3 …); repeat or comma-separate."
-SAMPLE_RATE_HELP = "Only files at these sample rates (Hz); repeat or comma-separate."
-CHANNELS_HELP = "Only files with these channel counts (1 mono, 2 stereo, 6 for 5.1 …); repeat or comma-separate."
+SAMPLE_RATE_HELP = "Only files at these sample rates (48000, 48k, 44.1kHz; 44.1 means kHz); repeat or comma-separate."
+CHANNELS_HELP = ("Only files with these channel counts (1 or mono, 2 or stereo, 6 or 5.1 …); repeat or "
+                 "comma-separate.")
 CATEGORY_HELP = ("Only files whose library category (UCS: from iXML, FLAC/Ogg comments, ID3 or an imported "
                  "sheet: DOORS) or CatID (DOORWood) is one of these; repeat or comma-separate.")
 ALL_SEGMENTS_HELP = "List every matching segment instead of the best segment per file."
@@ -96,21 +97,53 @@ def make_filters(min_duration: Optional[float], max_duration: Optional[float],
     from engine.errors import InvalidQuery
     from engine.filters import Filters
 
-    rates = split_values(sample_rates)
-    try:
-        rate_values = tuple(int(float(r)) for r in rates)
-    except ValueError as e:
-        raise InvalidQuery(f"--sample-rate takes numbers of Hz, got {', '.join(rates)}") from e
-    counts = split_values(channels)
-    try:
-        channel_values = tuple(int(c) for c in counts)
-    except ValueError as e:
-        raise InvalidQuery(f"--channels takes channel counts (1 mono, 2 stereo …), got {', '.join(counts)}") from e
+    rate_values = tuple(parse_sample_rate(r) for r in split_values(sample_rates))
+    channel_values = tuple(parse_channels(c) for c in split_values(channels))
     filters = Filters(min_duration=min_duration, max_duration=max_duration, path_prefix=path_prefix,
                       formats=tuple(split_values(formats)), sample_rates=rate_values,
                       categories=tuple(split_values(categories)), channels=channel_values,
                       min_loudness=min_loudness, max_loudness=max_loudness, tags=tuple(split_values(tags)))
     return filters if filters.active else None
+
+
+#: channel layouts by name (``--channels stereo``)
+CHANNEL_NAMES = {"mono": 1, "stereo": 2, "quad": 4, "5.1": 6, "7.1": 8}
+
+
+def parse_sample_rate(text: str) -> int:
+    """A ``--sample-rate`` value in Hz: ``48000``, ``48k``, ``44.1kHz``, ``44.1`` (a number under
+    1000 is read as kHz: no audio file is sampled that slowly)."""
+    from engine.errors import InvalidQuery
+
+    value = text.strip().lower().replace(" ", "")
+    scale = 1.0
+    for unit, factor in (("khz", 1000.0), ("hz", 1.0), ("k", 1000.0)):
+        if value.endswith(unit):
+            value, scale = value[: -len(unit)], factor
+            break
+    try:
+        hz = float(value) * scale
+    except ValueError:
+        raise InvalidQuery(f"--sample-rate takes rates such as 48000, 48k or 44.1kHz, got {text!r}") from None
+    if hz < 1000 and scale == 1.0 and not text.strip().lower().endswith("hz"):
+        hz *= 1000.0
+    if hz <= 0 or hz != hz:
+        raise InvalidQuery(f"--sample-rate must be above 0, got {text!r}")
+    return int(round(hz))
+
+
+def parse_channels(text: str) -> int:
+    """A ``--channels`` value: a count, or mono, stereo, quad, 5.1, 7.1."""
+    from engine.errors import InvalidQuery
+
+    value = text.strip().lower()
+    if value in CHANNEL_NAMES:
+        return CHANNEL_NAMES[value]
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidQuery(f"--channels takes channel counts or names (1 or mono, 2 or stereo, "
+                           f"6 or 5.1 …), got {text!r}") from None
 
 
 def check_export(folder: Optional[Path], whole_files: bool, pad: float) -> None:
