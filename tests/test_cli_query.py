@@ -159,7 +159,7 @@ def test_search_with_keywords(indexed):
     assert table.exit_code == 0 and "words" in table.stdout and "sweep.wav" in table.stdout
     assert "words" not in run("search", "a rising sweep", "--index", index_dir).stdout
     both = run("search", "sweep", "--index", index_dir, "--keywords", "--all-segments")
-    assert both.exit_code == 1 and "keyword search ranks files" in both.stderr
+    assert both.exit_code == 1 and "--keywords ranks whole files, so it does not go with --all-segments" in both.stderr
 
 
 def test_similar_to_a_moment_of_a_file(indexed, tmp_path):

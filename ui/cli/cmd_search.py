@@ -40,11 +40,14 @@ def search_command(
 ) -> None:
     """Search an index by text. JSON: [{"path", "start", "end", "score", …}], best first."""
     setup_logging(verbose)
+    from engine.errors import InvalidQuery
     from engine.query import SoundIndex
 
     unwanted = split_values(exclude)
 
     check_export(export, whole_files, pad)
+    if keywords and all_segments:
+        raise InvalidQuery("--keywords ranks whole files, so it does not go with --all-segments; drop one")
     with SoundIndex.open(index, model=model) as sound_index:
         hits = sound_index.search_text(text, k=k, filters=filters, per_file=not all_segments,
                                        keywords=keywords, exclude=unwanted, exclude_weight=exclude_weight)
