@@ -100,9 +100,15 @@ def test_tags_command_and_tagged_filter(indexed, tmp_path):
     r = runner.invoke(app, ["tags", "list", "--index", str(idx), "--json"])
     assert json.loads(r.stdout) == {"keeper": 2, "whoosh": 2}
     r = runner.invoke(app, ["tags", "remove", "keeper", str(lib / "Whooshes" / "whoosh_slow.wav"), "--index", str(idx)])
-    assert r.exit_code == 0 and "removed 1 tags on 1 files" in r.stdout
+    assert r.exit_code == 0 and "removed 1 tag on 1 file" in r.stdout
+    r = runner.invoke(app, ["tags", "remove", "keeper", str(lib / "Whooshes" / "whoosh_slow.wav"), "--index", str(idx)])
+    assert r.exit_code == 0 and "removed 0 tags on 1 file (none of them carried it)" in " ".join(r.stdout.split())
+    r = runner.invoke(app, ["tags", "add", "whoosh", str(lib / "Whooshes"), "--index", str(idx)])
+    assert r.exit_code == 0 and "added 0 tags on 2 files (they had them already)" in " ".join(r.stdout.split())
     r = runner.invoke(app, ["tags", "add", "x", str(tmp_path / "elsewhere.wav"), "--index", str(idx)])
-    assert r.exit_code == 1 and "not in the index" in " ".join(r.output.split())   # however the terminal wraps it
+    said = " ".join(r.output.split())                                         # however the terminal wraps it
+    assert r.exit_code == 1 and "error:" in said and "elsewhere.wav: not in the index" in said
+    assert "added" not in r.stdout                                            # no "added 0 tags on 0 files"
     r = runner.invoke(app, ["similar", str(lib / "beep.wav"), "--index", str(idx), "--tagged", "keeper",
                             "--json"])
     assert r.exit_code == 0, r.output

@@ -85,12 +85,21 @@ def list_command(
 
 
 def _report(change: "TagChange", verb: str, json_out: bool) -> None:
+    """The change in one line (why nothing changed, when nothing did), then each path the index
+    does not hold as an error line; exit code 1 when no path named an indexed file."""
     from ui.cli.common import err_console
     if json_out:
         print_json(change.to_dict())
-    else:
-        out_console.print(f"{verb} {change.changed} tags on {change.files} files", highlight=False)
+    elif change.files:
+        line = f"{verb} {_count(change.changed, 'tag')} on {_count(change.files, 'file')}"
+        if not change.changed:
+            line += " (they had them already)" if verb == "added" else " (none of them carried it)"
+        out_console.print(line, highlight=False)
     for path in change.not_indexed:
-        err_console.print(f"{path}: not in the index (index it first)", highlight=False)
+        err_console.print(f"error: {path}: not in the index (index it first)", highlight=False)
     if change.not_indexed and not change.files:
         raise typer.Exit(1)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
