@@ -42,7 +42,8 @@ def tag_files(files: Sequence[str | Path], labels: Sequence[str] | None = None, 
 
     Give a ``model``, or an open :class:`~engine.query.SoundIndex` as ``index``, whose model
     is then used and whose stored vectors tag the files it holds. Returns the tagged files in
-    the given order and the files that could not be read (each also logged as a warning).
+    the given order and the files that could not be read (the caller says so: one file's error, or
+    a warning each among many).
     """
     if (model is None) == (index is None):
         raise InvalidQuery("tag files with a model or with an index, not both and not neither")
@@ -65,7 +66,6 @@ def tag_files(files: Sequence[str | Path], labels: Sequence[str] | None = None, 
             try:
                 vector = index.audio_vector(path) if index is not None else zeroshot.audio_query_vector(the_model, path)
             except UnreadableAudio as e:
-                log.warning("%s", e)
                 errors.append(e)
                 continue
         kept.append((path, from_index))

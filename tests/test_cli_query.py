@@ -225,6 +225,7 @@ def test_tag_argument_errors(indexed, tmp_path, tiny_clap_dir):  # noqa: F811
     not_audio.write_text("hello")
     bad = run("tag", not_audio, "-m", tiny_clap_dir, "--labels", "a,b")
     assert bad.exit_code == 1 and "text.wav" in bad.stderr
+    assert "WARNING" not in bad.stderr and bad.stderr.count("error:") == 1   # said once, not warned first
 
 
 def test_tag_default_model_is_soundsift_base(indexed):

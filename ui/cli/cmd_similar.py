@@ -69,7 +69,8 @@ def similar_command(
                 log.debug("%s is indexed (file id %d): using its stored vectors", audio_file, file_id)
                 hits = sound_index.similar_to_file(file_id, k=k, filters=filters, per_file=per_file, **span)
             else:
-                log.info("%s is not in the index: embedding it", audio_file)
+                if audio_file.is_file():        # else the search says what is wrong with the path
+                    log.info("%s is not in the index: embedding it", audio_file)
                 hits = sound_index.search_audio(str(audio_file), k=k, filters=filters, per_file=per_file, **span)
         if per_file and start is None and end is None:      # which hits are copies of this very recording
             from engine.duplicates import mark_copies

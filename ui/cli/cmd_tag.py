@@ -1,6 +1,7 @@
 """``soundsift tag PATH...``: zero-shot labels for a sound, a folder, or the files of an index."""
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, List, Optional
@@ -13,6 +14,8 @@ from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, out_console,
                            print_json, relays_decoder_output, reports_errors, setup_logging)
 
 TEMPLATE_HELP = "Prompt each label is put in; must contain {label}."
+
+log = logging.getLogger("soundsift.tag")
 
 
 @app.command("tag")
@@ -79,9 +82,11 @@ def tag_command(
         name, label_list = tagger.name, label_list or default_labels(tagger)
         tagged, errors = tag_files(files, label_list, model=the_model, index=sound_index, top=top,
                                    template=template)
+    if len(files) == 1 and errors:
+        raise errors[0]
+    for e in errors:
+        log.warning("%s", e)
     if not tagged:
-        if len(files) == 1:
-            raise errors[0]
         raise InvalidQuery(f"none of the {len(files)} files could be read; the first: {errors[0]}")
     n_labels = len(label_list)
     if one_file:
@@ -90,7 +95,7 @@ def tag_command(
     if json_out:
         print_json([t.to_dict() for t in tagged])
     else:
-        _print_file_tags(tagged, f"{len(tagged)} files — {name}, {n_labels} labels")
+        _print_file_tags(tagged, f"{len(tagged)} file{'' if len(tagged) == 1 else 's'} — {name}, {n_labels} labels")
     if errors:
         from ui.cli.common import err_console
         err_console.print(f"{len(errors)} of {len(files)} files could not be read (warnings above)", highlight=False)
