@@ -190,7 +190,7 @@ def _export_each(hits: Sequence[Any], out: Path, result: ExportResult, whole_fil
                 _write(target, data)
                 item = Exported(target, "excerpt", str(source), cut_start, cut_end, hit.score, rank)
         except UnreadableAudio as e:
-            log.warning("not exported: %s", e)
+            log.debug("not exported: %s", e)        # result.failed: the caller says it
             result.failed.append((e.path, e.reason))
             continue
         result.written.append(item)

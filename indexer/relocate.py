@@ -141,7 +141,7 @@ def relocate(index: str | Path | None, old: str | Path, new: str | Path, *,
                                    f"the same place under {new_root} (e.g. {plan.missing[0]}): is it "
                                    "the right folder? Nothing was changed")
         if plan.missing:
-            log.warning("%d of the %d files are not at the new place (e.g. %s); the next `soundsift index "
+            log.debug("%d of the %d files are not at the new place (e.g. %s); the next `soundsift index "
                         "%s` drops them", len(plan.missing), len(plan.renames), plan.missing[0], new_root)
         if dry_run:
             return plan
@@ -151,7 +151,7 @@ def relocate(index: str | Path | None, old: str | Path, new: str | Path, *,
                           clear_errors=sorted(plan.errors))
         meta = {k: writer.meta[k] for k in MODEL_META_KEYS if k in writer.meta}
         plan.generation = writer.commit(changes, meta)
-    log.info("relocated %d files from %s to %s (generation %d)", len(plan.renames), old_root, new_root,
+    log.debug("relocated %d files from %s to %s (generation %d)", len(plan.renames), old_root, new_root,
              plan.generation)
     return plan
 
