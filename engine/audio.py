@@ -35,6 +35,10 @@ SNDFILE_EXTENSIONS = frozenset({
 #: Sound Designer II (engine.sound_designer)
 AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS | {SD2_EXTENSION}
 
+#: libsndfile's container names as a user knows them: a WAVE_FORMAT_EXTENSIBLE file (what SoX
+#: and many recorders write for 24-bit or multichannel audio) is a WAV
+CONTAINER_NAMES = {"WAVEX": "WAV"}
+
 BLOCK_SECONDS = 20.0
 
 log = logging.getLogger(__name__)
@@ -146,7 +150,8 @@ def probe(path: str | Path) -> AudioInfo:
     p = str(path)
     try:
         with open_sound(p) as f:
-            info = AudioInfo(p, int(f.frames), int(f.samplerate), int(f.channels), str(f.format), str(f.subtype))
+            info = AudioInfo(p, int(f.frames), int(f.samplerate), int(f.channels),
+                             CONTAINER_NAMES.get(str(f.format), str(f.format)), str(f.subtype))
     except UnreadableAudio:
         raise
     except Exception as e:  # soundfile raises LibsndfileError/RuntimeError/TypeError

@@ -198,3 +198,14 @@ def test_a_video_reference_clip_is_heard_as_its_sound(tmp_path):
             out.mux(packet)
     with pytest.raises(UnreadableAudio, match=r"silent.mp4: not readable as audio \(no audio stream in the file\)"):
         probe(silent)
+
+
+def test_a_wave_format_extensible_file_is_a_wav(tmp_path):
+    """libsndfile calls WAVE_FORMAT_EXTENSIBLE (SoX's 24-bit output, multichannel recorders)
+    "WAVEX"; the catalog, `info` and the result tables call it WAV, as the user does."""
+    import soundfile as sf
+
+    path = tmp_path / "take.wav"
+    sf.write(str(path), np.zeros((1600, 3), np.float32), 16000, format="WAVEX", subtype="PCM_24")
+    assert sf.info(str(path)).format == "WAVEX"
+    assert (probe(path).format, probe(path).channels) == ("WAV", 3)
