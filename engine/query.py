@@ -112,6 +112,7 @@ class Hit:
     marker: str | None = None         # the named marker of the take the hit is (a segment starting at it),
     marker_at: float | None = None    # or one the query's words found (keyword search); its time (seconds)
     about: str | None = None          # what the file says it is, or a library sheet says of it (one line)
+    missing: bool | None = None       # True: not on disk now (moved without relocate, an unmounted drive)
 
     def __post_init__(self) -> None:
         if not self.folder:
@@ -121,9 +122,10 @@ class Hit:
         """JSON-ready: path, start, end, score, file_id, segment_id, duration, format, …
         (``keywords`` only from a keyword search, ``same_recording`` only where it was checked,
         ``marker`` and ``marker_at`` only where the hit is a marked take or a keyword search found
-        a named marker, ``about`` only where the file or a library sheet describes it)."""
+        a named marker, ``about`` only where the file or a library sheet describes it, ``missing``
+        only for a file not on disk now)."""
         d = asdict(self)
-        for optional in ("keywords", "same_recording", "marker", "marker_at", "about"):
+        for optional in ("keywords", "same_recording", "marker", "marker_at", "about", "missing"):
             if d[optional] is None:
                 del d[optional]
         return d
@@ -820,9 +822,11 @@ class SoundIndex:
                             format=str(fmt), sample_rate=int(rate)))
         fields = stored_metadata(conn, [h.file_id for h in hits], ("markers", *ABOUT_LINE_KEYS))   # one lookup
         self._name_takes(snap, hits, _markers_of(fields))
+        on_disk = {p: os.path.exists(p) for p in {h.path for h in hits}}
         for h in hits:      # what the file (or a library sheet) says it is: category, title, description
             said = {k: v for k, v in fields.get(h.file_id, {}).items() if k != "markers"}
             h.about = about_line(with_sheet(said)) or None
+            h.missing = None if on_disk[h.path] else True
         return hits
 
     @staticmethod

@@ -62,6 +62,22 @@ def test_search_json_contract(indexed):
         assert hits == [h.to_dict() for h in index.search_text("a beep", k=3)]
 
 
+def test_a_hit_whose_file_is_gone_says_so(tmp_path, tiny_clap_dir, monkeypatch):  # noqa: F811
+    """Moved without `soundsift relocate`, or on a drive not mounted now: still found, marked."""
+    from indexer import build_index
+    lib = tmp_path / "lib"
+    write(lib / "tone.wav", tone(440, 1.0, 16000), 16000)
+    gone = write(lib / "sweep.wav", chirp(100, 6000, 1.5, 16000), 16000)
+    build_index([lib], index=tmp_path / "idx", model=str(tiny_clap_dir), workers=0, progress=False)
+    gone.rename(tmp_path / "elsewhere.wav")
+    hits = json_out(run("search", "a beep", "--index", tmp_path / "idx", "--json"))
+    assert {h["path"]: h.get("missing") for h in hits} == {str(lib / "tone.wav"): None, str(gone): True}
+    monkeypatch.setenv("COLUMNS", "160")
+    table = run("search", "a beep", "--index", tmp_path / "idx")
+    assert table.exit_code == 0 and "sweep.wav (not on disk)" in table.stdout
+    assert "tone.wav (not" not in table.stdout
+
+
 def test_search_filters_and_all_segments(indexed):
     lib, index_dir = indexed
     flac_or_ogg = json_out(run("search", "noise", "-i", index_dir, "--json", "--format", "flac,ogg"))

@@ -218,7 +218,8 @@ def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
     Paths are shown relative to the working directory when under it; figures and times never
     wrap. A terminal narrower than ``NARROW_COLUMNS`` gets one path column instead of file,
     folder and format (and no "about": what a file or its library sheet says it is). JSON keeps
-    the full paths. A keyword search adds its BM25 ("words")
+    the full paths. A file not on disk now (moved without `soundsift relocate`, an unmounted drive)
+    says so after its name. A keyword search adds its BM25 ("words")
     and the named markers it found ("marker"), "more like this" a "copy" column when some hits
     hold the query's very recording.
     """
@@ -256,7 +257,8 @@ def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
         table.add_column("format", no_wrap=True)
     for rank, h in enumerate(hits, 1):
         folder = display_path(h.folder)
-        where = [os.path.join(folder, os.path.basename(h.path))] if narrow else [os.path.basename(h.path), folder]
+        name = os.path.basename(h.path) + (" (not on disk)" if getattr(h, "missing", None) else "")
+        where = [os.path.join(folder, name)] if narrow else [name, folder]
         fmt = [] if narrow else [f"{h.format} {h.sample_rate / 1000:g} kHz"]
         bm25 = [f"{h.keywords or 0.0:.2f}"] if words else []
         copy = ["same recording" if h.same_recording else ""] if same else []
