@@ -2,21 +2,28 @@
 
 Segment ids are the FAISS vector ids (``AUTOINCREMENT``: an id is never reused, so a
 vector id can never point at the wrong segment). The database runs in WAL mode so
-readers keep answering while a writer commits.
+readers keep answering while a writer commits; in a folder that cannot be written (a read-only
+mount or share) it is opened read-only (:func:`open_catalog`).
 """
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import (Float, ForeignKey, Index, Integer, String, Text, create_engine, event,
                         select, text)
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 SCHEMA_VERSION = 1
+
+log = logging.getLogger(__name__)
 
 
 class Base(DeclarativeBase):
@@ -131,17 +138,89 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def open_catalog(path: str | Path, *, create: bool = False) -> Engine:
-    """An SQLAlchemy engine on the catalog at ``path`` (WAL mode, foreign keys on)."""
+    """An SQLAlchemy engine on the catalog at ``path`` (WAL mode, foreign keys on).
+
+    In a folder this process cannot write (a read-only mount or share) the catalog is opened
+    read-only (:func:`_read_only_engine`), also with ``create`` when it exists (its schema is
+    there already; every writer takes the index's WriterLock first, which refuses such a folder
+    with IndexReadOnly), and IndexReadOnly when it does not.
+    """
+    from engine.layout import folder_writable, read_only_error
+
     path = Path(path)
     if not create and not path.is_file():
         from engine.errors import IndexNotFound
         raise IndexNotFound(f"no catalog at {path}")
+    if path.parent.is_dir() and not folder_writable(path.parent):
+        if not path.is_file():
+            raise read_only_error(path.parent, path.name)
+        return _read_only_engine(path)
     engine = create_engine(f"sqlite:///{path}", future=True)
     event.listen(engine, "connect", _sqlite_pragmas)
     if create:
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         Base.metadata.create_all(engine)
+    return engine
+
+
+def wal_pending(path: str | Path) -> bool:
+    """Whether the catalog at ``path`` has a write-ahead log holding pages (``catalog.db-wal``,
+    not empty): a writer has it open, or one stopped (or was copied) before checkpointing."""
+    try:
+        return Path(f"{path}-wal").stat().st_size > 0
+    except FileNotFoundError:
+        return False
+
+
+def read_only_mode(engine: Engine) -> str | None:
+    """How ``engine`` reads its catalog: "immutable" or "ro" (:func:`_read_only_engine`), or None
+    (read-write, in a folder this process can write)."""
+    query = engine.url.query
+    return "immutable" if query.get("immutable") == "1" else "ro" if query.get("mode") == "ro" else None
+
+
+def _read_only_engine(path: Path) -> Engine:
+    """A read-only engine on the catalog at ``path``, in a folder this process cannot write.
+
+    SQLite opens a WAL database read-only only where its -shm and -wal files exist or can be
+    created, or with the URI parameter ``immutable=1`` (sqlite.org/wal.html, "WAL databases in
+    read-only directories"); a finished index has neither file (the last writer checkpoints the
+    log and removes both when it closes), so:
+
+    * no pending log: ``mode=ro&immutable=1``. Immutable promises SQLite that nobody changes the
+      file while it is open, so it takes no locks and needs no -shm. A folder this process cannot
+      write has no writer through it; a writer that starts later through a writable path to the
+      same folder (a read-only bind mount of a writable one) writes a -wal first and changes the
+      file when it checkpoints, and engine.live_catalog reopens the catalog on either (as below
+      while the log is there). A writer on another machine cannot share a WAL catalog with any
+      reader (its -shm is one host's shared memory), so immutable loses nothing there.
+    * a pending log (:func:`wal_pending`): ``mode=ro``, which reads the log through the existing
+      -shm (SQLite ≥ 3.22) and follows each commit; immutable would ignore the log and read stale
+      or half-checkpointed pages.
+
+    The URI is made here and percent-encoded, as SQLite wants it (SQLAlchemy would decode a
+    folder name holding "?", "#" or "%" into another file's); the engine's URL only records the
+    mode. IndexReadOnly when even so the catalog cannot be read (a -wal without its -shm).
+    """
+    from engine.errors import IndexReadOnly
+
+    params = {"mode": "ro"} if wal_pending(path) else {"mode": "ro", "immutable": "1"}
+    uri = f"file:{quote(str(path.absolute()))}?" + "&".join(f"{k}={v}" for k, v in params.items())
+    engine = create_engine(URL.create("sqlite", database=str(path), query={**params, "uri": "true"}),
+                           creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False))
+    event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT count(*) FROM sqlite_master")
+    except DBAPIError as e:
+        engine.dispose()
+        unfinished = ("" if "immutable" in params else
+                      f"; its write-ahead log {path.name}-wal was left unfinished: open the index once where "
+                      "its folder can be written, or copy it to a folder you can write")
+        raise IndexReadOnly(f"index {path.parent}: the folder is read-only and its catalog cannot be read "
+                            f"here ({e.orig}){unfinished}") from e
+    log.debug("%s: the folder is read-only; catalog opened with %s", path.parent, uri)
     return engine
 
 

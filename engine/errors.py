@@ -68,3 +68,8 @@ class CorpusError(SoundsiftError):
 
 class RelocationFailed(SoundsiftError):
     """``soundsift relocate`` was refused (nothing indexed there, no such folder); nothing changed."""
+
+
+class IndexReadOnly(SoundsiftError):
+    """An index folder cannot be written (a read-only mount or share, no write permission): it
+    can be searched, but not changed; nothing was written."""

@@ -10,9 +10,14 @@ commit, so a reader always gets a catalog and vectors of the same generation.
 """
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.errors import IndexReadOnly
 
 INDEX_HOME_ENV = "SOUNDSIFT_INDEX_HOME"
 DEFAULT_INDEX = "default"
@@ -21,6 +26,9 @@ DEFAULT_INDEX = "default"
 OWN_NAMES = frozenset({"catalog.db", "catalog.db-wal", "catalog.db-shm", "catalog.db-journal",
                        "index.json", "index.json.tmp", ".lock"})
 OWN_PATTERNS = ("vectors-*.faiss", "vectors-*.faiss.tmp", "vectors-*.raw.npy", "vectors-*.raw.npy.tmp")
+#: errno of a write refused because the folder (or file) cannot be written: a read-only mount or
+#: share, or no write permission
+READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 #: folder metadata file managers write on their own (macOS Finder, Windows Explorer): never the user's data
 SYSTEM_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 
@@ -85,3 +93,30 @@ def existing_index(index: str | Path | None) -> "IndexLayout":
     if not layout.catalog.is_file():
         raise IndexNotFound(f"no index at {layout.root}; build it with: soundsift index PATH --index {index}")
     return layout
+
+
+def folder_writable(folder: str | Path) -> bool:
+    """Whether this process may create and change files in ``folder``: False on a read-only
+    mount or share (for root too: access(2) reports EROFS whatever the permissions) and in a
+    folder the user may not write."""
+    return os.access(folder, os.W_OK)
+
+
+def read_only_error(root: Path, name: str, cause: OSError | None = None) -> "IndexReadOnly":
+    """The IndexReadOnly of a write to ``name`` that the index folder ``root`` refuses; ``cause``:
+    the refused system call's error, where there was one."""
+    from engine.errors import IndexReadOnly
+
+    if cause is not None:
+        why = (cause.strerror or str(cause)).lower()
+    else:
+        why = "read-only file system" if os.statvfs(root).f_flag & os.ST_RDONLY else "no write permission"
+    return IndexReadOnly(f"index {root}: the folder is read-only ({why}; cannot write {name}); searching it "
+                         "works, but to change it copy it to a folder you can write, or index into one")
+
+
+def require_writable(root: Path, name: str) -> None:
+    """IndexReadOnly, before anything is written, unless ``name`` may be written in the index
+    folder ``root``."""
+    if not folder_writable(root):
+        raise read_only_error(root, name)

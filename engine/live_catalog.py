@@ -10,7 +10,10 @@ a mix of both). :class:`LiveCatalog` notices the swap and hands out a fresh engi
 * the opened folder is held by a file descriptor, so its inode number cannot be given to
   a later folder while it is held (a swapped-in folder is never mistaken for the old one);
 * while the path is missing (between the fallback swap's two renames) it waits
-  :attr:`LiveCatalog.missing_waits`, then raises IndexNotFound.
+  :attr:`LiveCatalog.missing_waits`, then raises IndexNotFound;
+* a catalog in a read-only folder (engine.catalog._read_only_engine) is also reopened when a
+  writer comes or goes through another, writable path to that folder: its ``-wal`` appears or
+  goes, or the catalog file changes under an immutable engine (:func:`_read_only_stamp`).
 
 Each reopen gives a new :class:`CatalogHandle` with a higher ``epoch``; the old handle's
 engine is disposed (connections still checked out finish their work first).
@@ -24,10 +27,11 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import sleep as _sleep
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from engine.catalog import open_catalog
+from engine.catalog import open_catalog, read_only_mode, wal_pending
 from engine.errors import IndexNotFound
 from engine.layout import IndexLayout
 
@@ -36,6 +40,18 @@ log = logging.getLogger(__name__)
 
 def _identity(st: os.stat_result) -> tuple[int, int]:
     return st.st_dev, st.st_ino
+
+
+def _read_only_stamp(catalog: Path, mode: str | None) -> tuple[Any, ...] | None:
+    """What a catalog opened read-only (``mode``: engine.catalog.read_only_mode) was opened
+    for; when it changes, a writer came or went through another path and the catalog is opened
+    again. None for a read-write catalog (SQLite's WAL follows every change itself)."""
+    if mode is None:
+        return None
+    if mode == "ro":
+        return (wal_pending(catalog),)
+    st = os.stat(catalog)
+    return wal_pending(catalog), st.st_size, st.st_mtime_ns
 
 
 @dataclass(eq=False)
@@ -48,6 +64,7 @@ class CatalogHandle:
     catalog_id: tuple[int, int]
     epoch: int
     _unpin: weakref.finalize = field(repr=False)
+    read_only: tuple[Any, ...] | None = None     # _read_only_stamp at open (None: read-write)
 
     @classmethod
     def open(cls, root: Path, epoch: int = 0) -> "CatalogHandle":
@@ -58,18 +75,22 @@ class CatalogHandle:
             folder_id = _identity(os.fstat(fd))
             catalog_id = _identity(os.stat(layout.catalog.name, dir_fd=fd))
             engine = open_catalog(layout.catalog)
+            read_only = _read_only_stamp(layout.catalog, read_only_mode(engine))
         except BaseException:
             os.close(fd)
             raise
-        handle = cls(root, engine, folder_id, catalog_id, epoch, None)  # type: ignore[arg-type]
+        handle = cls(root, engine, folder_id, catalog_id, epoch, None, read_only)  # type: ignore[arg-type]
         handle._unpin = weakref.finalize(handle, os.close, fd)   # the fd lives as long as the handle
         return handle
 
     def is_current(self) -> bool:
-        """Whether the folder and catalog at ``root`` are still the ones this handle opened."""
+        """Whether the folder and catalog at ``root`` are still the ones this handle opened (and,
+        read-only, in the state it opened them in)."""
+        catalog = IndexLayout(self.root).catalog
         try:
             return (_identity(os.stat(self.root)) == self.folder_id
-                    and _identity(os.stat(IndexLayout(self.root).catalog)) == self.catalog_id)
+                    and _identity(os.stat(catalog)) == self.catalog_id
+                    and _read_only_stamp(catalog, read_only_mode(self.engine)) == self.read_only)
         except FileNotFoundError:
             return False
 
@@ -132,7 +153,12 @@ class LiveCatalog:
                             f"`soundsift index PATH... --index {self.root}`") from e
                     _sleep(waits.pop(0))
             self._handle = fresh
-        log.info("index %s was replaced on disk (a rebuild?); reopened its catalog", self.root)
+        same = (fresh.folder_id, fresh.catalog_id) == (stale.folder_id, stale.catalog_id)
+        if same and stale.read_only is not None:
+            log.info("index %s: a writer came or went through another path to this read-only folder; "
+                     "reopened its catalog", self.root)
+        else:
+            log.info("index %s was replaced on disk (a rebuild?); reopened its catalog", self.root)
         stale.close()
         return fresh
 

@@ -42,10 +42,10 @@ from sqlalchemy.orm import Session
 from engine.audio import AudioInfo
 from engine.catalog import (Caption, ErrorRow, File, FileMetadata, SegmentRow, Tag, get_meta, open_catalog,
                             set_meta)
-from engine.errors import IndexBusy, IndexNotFound
+from engine.errors import IndexBusy, IndexNotFound, IndexReadOnly
 from engine.file_metadata import CUE_SHEET_KEY, LEVEL_KEYS, SHEET_PREFIX
 from engine.index_choice import IndexChoice, choose_index, default_memory_budget, needs_rebuild
-from engine.layout import IndexLayout
+from engine.layout import READ_ONLY_ERRNOS, IndexLayout, read_only_error, require_writable
 from engine.vectors import fsync_dir, gpu_count, new_index, write_index_atomic
 from indexer.moves import Header, Move
 
@@ -112,6 +112,8 @@ class WriterLock:
     """An exclusive, non-blocking fcntl lock on the index's ``.lock`` file.
 
     ``with WriterLock(layout.lock): …`` holds it for a block (IndexBusy when another holds it).
+    Every writer takes it before it writes anything, so a folder that cannot be written (a
+    read-only mount or share) is refused here, with IndexReadOnly and nothing written.
     """
 
     def __init__(self, path: Path) -> None:
@@ -126,7 +128,13 @@ class WriterLock:
         self.release()
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        require_writable(self.path.parent, self.path.name)    # a writable .lock in a read-only folder too
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            if e.errno in READ_ONLY_ERRNOS:
+                raise read_only_error(self.path.parent, self.path.name, e) from e
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -191,7 +199,16 @@ class IndexWriter:
         self.close()
 
     def open(self) -> None:
-        self.layout.root.mkdir(parents=True, exist_ok=True)
+        """Make the index folder if needed, take the writer lock and open the catalog (IndexBusy,
+        IndexReadOnly: nothing was written)."""
+        try:
+            self.layout.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            if e.errno not in READ_ONLY_ERRNOS:
+                raise
+            why = (e.strerror or str(e)).lower()
+            raise IndexReadOnly(f"index {self.layout.root}: cannot create its folder ({why}); "
+                                "index into a folder you can write") from e
         self._lock.acquire()
         try:
             self.engine = open_catalog(self.layout.catalog, create=True)
