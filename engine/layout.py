@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from engine.errors import IndexReadOnly
+    from engine.errors import IndexNotFound, IndexReadOnly
 
 INDEX_HOME_ENV = "SOUNDSIFT_INDEX_HOME"
 DEFAULT_INDEX = "default"
@@ -87,12 +87,29 @@ class IndexLayout:
 
 def existing_index(index: str | Path | None) -> "IndexLayout":
     """The :class:`IndexLayout` of an index that has a catalog, else IndexNotFound."""
-    from engine.errors import IndexNotFound
-
     layout = IndexLayout(resolve_index_dir(index))
     if not layout.catalog.is_file():
-        raise IndexNotFound(f"no index at {layout.root}; build it with: soundsift index PATH --index {index}")
+        raise missing_index(layout.root, index)
     return layout
+
+
+def missing_index(root: Path, index: str | Path | None) -> "IndexNotFound":
+    """The IndexNotFound of ``--index index`` (resolved to ``root``) that has no catalog: how to
+    build one there, or, when ``root`` is a folder of other files (the library itself, given as the
+    index by mistake), that an index needs a folder of its own."""
+    from engine.errors import IndexNotFound
+
+    if root.is_dir():
+        try:
+            others = IndexLayout(root).foreign_entries()
+        except OSError:
+            others = []
+        if others:
+            return IndexNotFound(
+                f"no index at {root}: it holds other files ({others[0].name} …), not an index. An index "
+                f"needs a folder of its own: build one with `soundsift index {root} --index NAME`, "
+                "then search with --index NAME")
+    return IndexNotFound(f"no index at {root}; build one with `soundsift index PATH... --index {index or root}`")
 
 
 def folder_writable(folder: str | Path) -> bool:

@@ -62,7 +62,7 @@ from engine.errors import IndexBusy, IndexNotFound, InvalidQuery, ModelMismatch
 from engine.file_metadata import (ABOUT_LINE_KEYS, INDEXER_KEYS, LEVEL_KEYS, SEARCHED_KEYS_WITH_SHEETS, SHEET_NAME_KEY,
                                   SHEET_PREFIX, about_line, with_sheet)
 from engine.filters import Filters
-from engine.layout import IndexLayout, resolve_index_dir
+from engine.layout import IndexLayout, missing_index, resolve_index_dir
 from engine.live_catalog import CatalogHandle, LiveCatalog
 from engine.models.base import AudioTextModel, l2_normalize
 from engine.segments import SegmentPolicy
@@ -255,8 +255,7 @@ class SoundIndex:
         root = resolve_index_dir(index)
         layout = IndexLayout(root)
         if not layout.catalog.is_file():
-            raise IndexNotFound(f"no index at {root} (no {layout.catalog.name}); build one with "
-                                f"`soundsift index PATH... --index {index or root}`")
+            raise missing_index(root, index)
         catalog = LiveCatalog(root)
         try:
             handle = catalog.handle()

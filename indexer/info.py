@@ -9,9 +9,8 @@ from sqlalchemy import Float, cast, func, select
 from sqlalchemy.orm import Session
 
 from engine.catalog import ErrorRow, File, FileMetadata, SegmentRow, get_meta, has_table, open_catalog
-from engine.errors import IndexNotFound
 from engine.file_metadata import SEARCHED_KEYS_WITH_SHEETS, SHEET_PREFIX
-from engine.layout import IndexLayout, resolve_index_dir
+from engine.layout import IndexLayout, missing_index, resolve_index_dir
 from indexer.metadata_sheet import sheet_counts_in
 
 #: meta keys shown as they are (those written by the indexer, and by index tuning)
@@ -29,8 +28,7 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
     """
     layout = IndexLayout(resolve_index_dir(index))
     if not layout.catalog.is_file():
-        raise IndexNotFound(
-            f"no index at {layout.root}; build one with `soundsift index PATH --index {index or 'default'}`")
+        raise missing_index(layout.root, index)
     engine = open_catalog(layout.catalog)
     try:
         with Session(engine) as s:

@@ -379,3 +379,16 @@ def test_similar_to_several_files_is_like_all_of_them(indexed, tmp_path):
     assert table.exit_code == 0 and "similar to tone.wav + probe.wav" in table.stdout
     moment = run("similar", lib / "a" / "tone.wav", outside, "-i", index_dir, "--start", "1")
     assert moment.exit_code == 1 and "give one AUDIO_FILE with them" in moment.stderr
+
+
+def test_an_index_given_as_the_library_folder_says_what_to_do(tmp_path):
+    """--index pointing at a folder of sound files (the library itself): not an index, and the
+    hint says an index needs its own folder instead of suggesting to build one there."""
+    write(tmp_path / "lib" / "tone.wav", tone(440, 1.0, 16000), 16000)
+    for command in (["search", "dog"], ["info"], ["tags", "list"]):
+        result = run(*command, "--index", tmp_path / "lib")
+        said = " ".join(result.stderr.split())
+        assert result.exit_code == 1 and f"no index at {tmp_path / 'lib'}: it holds other files (tone.wav" in said
+        assert "needs a folder of its own" in said
+    empty = run("search", "dog", "--index", tmp_path / "none")
+    assert f"build one with `soundsift index PATH... --index {tmp_path / 'none'}`" in " ".join(empty.stderr.split())

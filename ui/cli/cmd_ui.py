@@ -22,8 +22,7 @@ def ui_command(
     import sys
     from pathlib import Path
 
-    from engine.errors import IndexNotFound
-    from engine.layout import IndexLayout, resolve_index_dir
+    from engine.layout import IndexLayout, missing_index, resolve_index_dir
     from ui.components.server import exec_page
 
     setup_logging(verbose)
@@ -31,8 +30,7 @@ def ui_command(
         model = str(Path(model).expanduser().resolve())
     index_dir = resolve_index_dir(index).resolve()
     if not IndexLayout(index_dir).catalog.is_file():
-        raise IndexNotFound(
-            f"no index at {index_dir}; build one first with `soundsift index PATH --index {index or 'default'}`")
+        raise missing_index(index_dir, index)
     warn_if_shared(host, "search and play your library")
     err_console.print(f"soundsift ui: index {index_dir} on http://{host}:{port}/ (Ctrl+C stops)")
     sys.stdout.flush()

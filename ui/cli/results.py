@@ -94,7 +94,6 @@ def make_filters(min_duration: Optional[float], max_duration: Optional[float],
                  channels: Optional[Sequence[str]] = None, min_loudness: Optional[float] = None,
                  max_loudness: Optional[float] = None, tags: Optional[Sequence[str]] = None) -> Any:
     """engine.filters.Filters from the command-line options (None when nothing is set)."""
-    from engine.errors import InvalidQuery
     from engine.filters import Filters
 
     rate_values = tuple(parse_sample_rate(r) for r in split_values(sample_rates))
