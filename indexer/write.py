@@ -144,7 +144,7 @@ class WriterLock:
                 who = f" (process {holder})" if holder else ""
                 raise IndexBusy(
                     f"index {self.path.parent} is being written by another process{who}; "
-                    "wait for that run to finish, or index into another --index") from e
+                    "run this again when that one finishes (searches work meanwhile)") from e
             raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
