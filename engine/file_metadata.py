@@ -43,8 +43,11 @@ SHEET_NAME_KEY = SHEET_PREFIX + "sheet"
 #: … and its absolute path: two sheets of one name in two folders (a vendor's metadata.csv in each
 #: volume) are two sheets (rows from before session 24 have only the name)
 SHEET_PATH_KEY = SHEET_PREFIX + "path"
+#: what the sheets imported before the standing one said of a file, oldest first (a JSON list,
+#: indexer.metadata_sheet): they stand again when the later sheet is removed
+SHEET_SHADOWED_KEY = SHEET_PREFIX + "shadowed"
 #: the keys that say which sheet described a file, not what it said
-SHEET_SOURCE_KEYS = (SHEET_NAME_KEY, SHEET_PATH_KEY)
+SHEET_SOURCE_KEYS = (SHEET_NAME_KEY, SHEET_PATH_KEY, SHEET_SHADOWED_KEY)
 #: the keys keyword search reads: the searched ones a file carries and the same from a sheet
 SEARCHED_KEYS_WITH_SHEETS = SEARCHED_KEYS + tuple(SHEET_PREFIX + k for k in SEARCHED_KEYS)
 #: the keys a category filter matches (a library's category, or its UCS CatID), from the file or a sheet

@@ -9,11 +9,19 @@ tab-separated text in UTF-8, UTF-16 or Windows-1252, or the worksheets of an .xl
 and :func:`match_rows` gives each file the fields of the rows that name it.
 
 A row names its file in its file column (of :data:`FILE_COLUMNS`, the first whose values
-mostly end in an audio extension, one of paths before one of bare names): a name matches every
-file of that name (A–Z case aside; else of that name with another extension, as a library
-converted to FLAC keeps its sheet), a path
-(with ``/`` or ``\\``, perhaps from another machine: ``D:\\SFX\\Doors\\creak.wav``) the files of
-that name whose folders end most like its folders. The columns :data:`FIELD_COLUMNS`
+mostly end in an audio extension, one of paths before one of bare names). How well a row names
+an indexed file is its :func:`match_score`: the same full path, then the more trailing folders
+in common (a sheet written on another machine: ``D:\\SFX\\Doors\\creak.wav`` against
+``/mnt/sfx/Doors/creak.wav``), then the same file name rather than only the same name before
+its extension (A–Z case aside). A bare name (a Soundminer ``Filename`` column) matches every
+file of that name, else of that name with another extension, as a library converted to FLAC
+keeps its sheet; a path matches the files of its name, and those of its name with another
+extension only where they share at least its last folder: a path whose folder and file name
+both differ from an indexed file's names another file (``new/hello.mp3`` is not
+``speech/hello.wav``). A row goes to the files it names best (several where they tie: the same
+name in several folders), and a file several rows name takes the fields of those that name it
+best (the first of them a key where they tie), so an exact path outranks a longer trailing
+path, which outranks a name alone, whatever the rows' order. The columns :data:`FIELD_COLUMNS`
 knows become metadata keys (engine.file_metadata); the indexer stores them with the indexed
 files (indexer.metadata_sheet, ``soundsift sheet import``) and ``soundsift caption --source
 metadata --sheet`` turns their descriptions into training captions.
@@ -204,45 +212,88 @@ def _parts(value: str) -> tuple[str, ...]:
     return tuple(p for p in value.replace("\\", "/").lower().split("/") if p)
 
 
+#: how well a row names an indexed file (:func:`match_score`): (the same full path, trailing folders
+#: in common, the same file name and not only the same stem); the larger the more specific
+Specificity = tuple[bool, int, bool]
+
+
 def match_rows(sheet: Sheet, files: dict[int, str]) -> tuple[dict[int, dict[str, str]], SheetImport]:
-    """The fields each indexed file (id → path) gets from ``sheet`` (the first row naming a
-    file wins a key), and the counts of the match."""
-    by_name: dict[str, list[int]] = {}
+    """The fields each indexed file (id → path) gets from ``sheet``, and the counts of the match.
+    Each row goes to the files it names best (:func:`match_score`); a file several rows name
+    takes the fields of the rows naming it best, in the sheet's order (the first of them a key)."""
+    parts = {fid: _parts(p) for fid, p in files.items()}
     by_stem: dict[str, list[int]] = {}
-    for fid, p in files.items():
-        name = os.path.basename(p).lower()
-        by_name.setdefault(name, []).append(fid)
-        by_stem.setdefault(os.path.splitext(name)[0], []).append(fid)
+    for fid, path in parts.items():
+        if path:
+            by_stem.setdefault(_stem(path[-1]), []).append(fid)
     report = SheetImport(sheet.name, columns=dict(sheet.used), unused_columns=list(sheet.unused),
                          file_column=sheet.file_column, worksheets=list(sheet.worksheets),
                          skipped_worksheets=list(sheet.skipped))
-    out: dict[int, dict[str, str]] = {}
-    for value, fields in sheet.rows:
+    claims: dict[int, tuple[Specificity, list[int]]] = {}     # file → its best rows' score and numbers
+    for at, (value, _) in enumerate(sheet.rows):
         report.rows += 1
-        parts = _parts(value)
-        if not parts:
+        row = _parts(value)
+        if not row:
             continue
-        name = parts[-1]
-        found = by_name.get(name) or by_stem.get(os.path.splitext(name)[0] if _is_audio_name(name) else name, [])
-        if len(parts) > 1 and len(found) > 1:     # a path: the files whose paths end most like it
-            tails = {f: _common_tail(_parts(files[f]), parts) for f in found}
-            found = [f for f in found if tails[f] == max(tails.values())]
+        found = _best_files(row, by_stem.get(_stem(row[-1]), []), parts)
         if not found:
             report.unmatched.append(value)
             continue
         report.matched_rows += 1
         report.shared_rows += len(found) > 1
-        for fid in found:
-            target = out.setdefault(fid, {})
-            for key, text_ in fields.items():
-                target.setdefault(key, text_)
+        for fid, score in found.items():
+            best = claims.get(fid)
+            if best is None or score > best[0]:
+                claims[fid] = (score, [at])
+            elif score == best[0]:
+                best[1].append(at)
+    out = {fid: _merged([sheet.rows[at][1] for at in rows]) for fid, (_, rows) in claims.items()}
     report.files = len(out)
     return out, report
 
 
+def match_score(row: tuple[str, ...], path: tuple[str, ...]) -> Specificity | None:
+    """How well a row's file value names an indexed file, both as :func:`_parts`; None when it
+    does not: the names differ (beyond an extension the row leaves off or names otherwise), or
+    the row is a path whose file name and last folder both differ from the file's."""
+    name, other = row[-1], path[-1]
+    same_name = name == other or (not _is_audio_name(name) and name == _stem(other))
+    if not same_name and _stem(name) != _stem(other):
+        return None
+    tail = _common_tail(path, row)
+    if not same_name and len(row) > 1 and tail == 0:
+        return None
+    return row == path, tail, same_name
+
+
+def _best_files(row: tuple[str, ...], candidates: list[int],
+                parts: dict[int, tuple[str, ...]]) -> dict[int, Specificity]:
+    """Of the ``candidates`` (file ids; their paths as :func:`_parts` in ``parts``), those the
+    row names best, with that :func:`match_score`; none when it names none of them."""
+    scores = {fid: score for fid in candidates if (score := match_score(row, parts[fid])) is not None}
+    if not scores:
+        return {}
+    best = max(scores.values())
+    return {fid: score for fid, score in scores.items() if score == best}
+
+
+def _merged(rows: list[dict[str, str]]) -> dict[str, str]:
+    """The fields of several rows naming one file equally well: the first row's value of a key."""
+    out: dict[str, str] = {}
+    for fields in rows:
+        for key, text_ in fields.items():
+            out.setdefault(key, text_)
+    return out
+
+
+def _stem(name: str) -> str:
+    """A file name without its audio extension (a name without one as it is)."""
+    return os.path.splitext(name)[0] if _is_audio_name(name) else name
+
+
 def _common_tail(path: tuple[str, ...], other: tuple[str, ...]) -> int:
-    """How many trailing folders two paths share, beyond their (matching) file names: a sheet
-    written on another machine names its files by paths that end like the local ones."""
+    """How many trailing folders two paths share, their file names aside: a sheet written on
+    another machine names its files by paths that end like the local ones."""
     n = 0
     while n + 1 < min(len(path), len(other)) and path[-2 - n] == other[-2 - n]:
         n += 1

@@ -10,32 +10,62 @@ their files when they are moved, renamed, edited or re-embedded, and when the in
 or relocated; importing a sheet again (same file name) replaces what it said, and
 :func:`remove_sheet` takes it away. Writes take the index's writer lock, as the user's own tags
 do (indexer.user_tags).
+
+Where several sheets describe a file, the one imported last stands: its fields are the file's
+``sheet:`` rows (with ``sheet:sheet`` and ``sheet:path`` naming it), and what the others say
+is kept beside them, oldest first, as a JSON list in one ``sheet:shadowed`` row (read by this
+module alone; engine.file_metadata.with_sheet leaves it out with the other source keys, and
+``sheet:`` rows travel with their files). Removing or re-importing a sheet takes its :class:`Layer` out
+of each file's stack, and the latest of the rest stands again: removing the sheet imported
+last gives each file back what it had before that import.
 """
 from __future__ import annotations
 
+import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from engine.catalog import SQL_CHUNK as _SQL_CHUNK
 from engine.catalog import File, FileMetadata, has_table, open_catalog, set_meta
 from engine.errors import InvalidQuery
-from engine.file_metadata import SHEET_NAME_KEY, SHEET_PATH_KEY, SHEET_PREFIX, SHEET_SOURCE_KEYS
+from engine.file_metadata import (SHEET_NAME_KEY, SHEET_PATH_KEY, SHEET_PREFIX, SHEET_SHADOWED_KEY,
+                                  SHEET_SOURCE_KEYS)
 from engine.layout import existing_index
 from engine.metadata_sheet import SheetImport, match_rows, read_sheet
 from indexer.scan import normalize_root, under_roots
 from indexer.write import WriterLock
 
 
+
+
+@dataclass
+class Layer:
+    """What one sheet says of one file: the sheet's file name, its absolute path (None for rows
+    stored before session 24, which have the name alone) and its fields (key → value, the
+    ``sheet:`` prefix left off)."""
+
+    sheet: str
+    path: str | None
+    fields: dict[str, str]
+
+    @property
+    def source(self) -> tuple[str, str | None]:
+        """The sheet as (name, path), as :func:`_names` and :func:`sheet_counts_in` know it."""
+        return self.sheet, self.path
+
+
 def import_sheet(index: str | Path | None, sheet_path: str | Path, under: str | Path | None = None,
                  dry_run: bool = False) -> SheetImport:
     """Describe the indexed files (those under ``under`` when given) by the sheet at
     ``sheet_path``; what that sheet (the same file, by its absolute path) said before is
-    replaced, and for a file it describes, what any other sheet said. One transaction under the
-    index's writer lock; ``dry_run``: match and report, change nothing."""
+    replaced, and for a file it describes, its rows stand over any other sheet's (kept beneath,
+    to stand again when this one is removed). One transaction under the index's writer lock;
+    ``dry_run``: match and report, change nothing."""
     sheet = read_sheet(sheet_path)
     source = str(Path(sheet_path).resolve())
     layout = existing_index(index)
@@ -53,15 +83,15 @@ def import_sheet(index: str | Path | None, sheet_path: str | Path, under: str | 
         if dry_run:
             return report
         with WriterLock(layout.lock), Session(engine) as s, s.begin():
-            before = {fid for fid, (name, path) in _sheet_sources(s).items()
-                      if path == source or (path is None and name == sheet.name)}   # (unpathed: before session 24)
-            _clear_sheet_rows(s, sorted(before | set(described)))
+            before = {fid for fid, sources in _sheet_sources(s).items()
+                      if any(_is_sheet(src, sheet.name, source) for src in sources)}
             wanted, alive = sorted(described), set()          # files an index run may have removed meanwhile
             for i in range(0, len(wanted), _SQL_CHUNK):
                 alive.update(s.scalars(select(File.id).where(File.id.in_(wanted[i:i + _SQL_CHUNK]))))
-            s.add_all(FileMetadata(file_id=fid, key=SHEET_PREFIX + key, value=value)
-                      for fid, fields in described.items() if fid in alive
-                      for key, value in {**fields, "sheet": sheet.name, "path": source}.items())
+            stacks = _stacks(s, sorted(before | alive))
+            _write_stacks(s, {fid: [layer for layer in stack if not _is_sheet(layer.source, sheet.name, source)]
+                              + ([Layer(sheet.name, source, described[fid])] if fid in alive else [])
+                              for fid, stack in stacks.items()})
             set_meta(s, metadata_replaced_at=time.time())
     finally:
         engine.dispose()
@@ -70,23 +100,27 @@ def import_sheet(index: str | Path | None, sheet_path: str | Path, under: str | 
 
 def remove_sheet(index: str | Path | None, name: str) -> int:
     """Take away what the sheet ``name`` said — its file name as ``sheet list`` shows it, or its
-    path — and return how many files it described. InvalidQuery when no file carries it, or when
-    a bare name is that of several sheets (then its path tells which)."""
+    path — and return how many files it described; where another sheet describes such a file
+    too, the latest imported of those stands again. InvalidQuery when no file carries it, or
+    when a bare name is that of several sheets (then its path tells which)."""
     layout = existing_index(index)
     engine = open_catalog(layout.catalog)
     try:
         with WriterLock(layout.lock), Session(engine) as s, s.begin():
             sources = _sheet_sources(s)
-            ids = sorted(fid for fid, source in sources.items() if _names(source, name))
-            if not ids:
+            named = {src for found in sources.values() for src in found if _names(src, name)}
+            if not named:
                 known = sorted(sheet_counts_in(s))
                 raise InvalidQuery(f"no file of index {layout.root} is described by a sheet named {name!r}"
                                    + (f" (sheets: {', '.join(known)})" if known else " (no sheet was imported)"))
-            paths = sorted({str(sources[fid][1]) for fid in ids if sources[fid][1]})
-            if len({sources[fid] for fid in ids}) > 1:
+            if len(named) > 1:
+                paths = sorted(str(path) for _, path in named if path)
                 raise InvalidQuery(f"several sheets are named {name!r}: {', '.join(paths)}; give the path of "
                                    "the one to remove")
-            _clear_sheet_rows(s, ids)
+            ids = sorted(fid for fid, found in sources.items() if named & set(found))
+            stacks = _stacks(s, ids)
+            _write_stacks(s, {fid: [layer for layer in stack if layer.source not in named]
+                              for fid, stack in stacks.items()})
             set_meta(s, metadata_replaced_at=time.time())
     finally:
         engine.dispose()
@@ -94,21 +128,86 @@ def remove_sheet(index: str | Path | None, name: str) -> int:
 
 
 def imported_sheets(s: Session) -> set[tuple[str, str | None]]:
-    """(name, absolute path or None) of every sheet that describes some indexed file."""
-    return set(_sheet_sources(s).values())
+    """(name, absolute path or None) of every sheet that describes some indexed file, its rows
+    standing or shadowed by a later sheet's."""
+    return {src for found in _sheet_sources(s).values() for src in found}
 
 
-def _sheet_sources(s: Session) -> dict[int, tuple[str, str | None]]:
-    """File id → (name, absolute path or None) of the sheet that describes it (no path for rows
-    imported before session 24), for every described file."""
+def _sheet_sources(s: Session) -> dict[int, list[tuple[str, str | None]]]:
+    """File id → (name, absolute path or None) of each sheet that describes it, oldest first,
+    the standing one last, for every described file."""
     if not has_table(s, "file_metadata"):
         return {}
-    found: dict[int, dict[str, str]] = {}
+    rows: dict[int, list[tuple[str, str]]] = {}
     for fid, key, value in s.execute(select(FileMetadata.file_id, FileMetadata.key, FileMetadata.value)
                                      .where(FileMetadata.key.in_(SHEET_SOURCE_KEYS))):
-        found.setdefault(fid, {})[key] = value
-    return {fid: (keys.get(SHEET_NAME_KEY, os.path.basename(keys.get(SHEET_PATH_KEY, ""))), keys.get(SHEET_PATH_KEY))
-            for fid, keys in found.items()}
+        rows.setdefault(fid, []).append((key, value))
+    layers = {fid: [layer.source for layer in _layers(found)] for fid, found in rows.items()}
+    return {fid: sources for fid, sources in layers.items() if sources}
+
+
+def _stacks(s: Session, file_ids: list[int]) -> dict[int, list[Layer]]:
+    """File id → the :class:`Layer` of each sheet that describes it, oldest first, the standing
+    one last (an empty list for a file none describes), for each of ``file_ids``, in chunks."""
+    rows: dict[int, list[tuple[str, str]]] = {fid: [] for fid in file_ids}
+    for i in range(0, len(file_ids), _SQL_CHUNK):
+        for fid, key, value in s.execute(select(FileMetadata.file_id, FileMetadata.key, FileMetadata.value)
+                                         .where(FileMetadata.file_id.in_(file_ids[i:i + _SQL_CHUNK]),
+                                                FileMetadata.key.like(SHEET_PREFIX + "%"))
+                                         .order_by(FileMetadata.id)):
+            rows[fid].append((key, value))
+    return {fid: _layers(found) for fid, found in rows.items()}
+
+
+def _layers(rows: list[tuple[str, str]]) -> list[Layer]:
+    """A file's layers, oldest first, from its ``sheet:`` rows (key, value): the shadowed ones
+    of its :data:`SHEET_SHADOWED_KEY` list, then the standing sheet's."""
+    shadowed: list[Layer] = []
+    name, path, fields = None, None, {}
+    for key, value in rows:
+        if key == SHEET_SHADOWED_KEY:
+            shadowed = [Layer(layer["sheet"], layer["path"], layer["fields"]) for layer in json.loads(value)]
+        elif key == SHEET_PATH_KEY:
+            path = value
+        elif key == SHEET_NAME_KEY:
+            name = value
+        else:
+            fields[key[len(SHEET_PREFIX):]] = value
+    if name is None and path is None and not fields:
+        return shadowed
+    return [*shadowed, Layer(name if name is not None else os.path.basename(path or ""), path, fields)]
+
+
+def _write_stacks(s: Session, stacks: dict[int, list[Layer]]) -> None:
+    """Store each file's layers (oldest first) in place of its ``sheet:`` rows: the last one's
+    fields, name and path as its rows, the others as its :data:`SHEET_SHADOWED_KEY` list (one insert
+    of many rows: a library's sheet describes tens of thousands of files)."""
+    _clear_sheet_rows(s, sorted(stacks))
+    rows = [{"file_id": fid, "key": key, "value": value}
+            for fid, stack in stacks.items() for key, value in _stack_rows(stack)]
+    if rows:
+        s.connection().execute(insert(FileMetadata.__table__), rows)      # Core: no ORM bookkeeping
+
+
+def _stack_rows(stack: list[Layer]) -> list[tuple[str, str]]:
+    """The ``sheet:`` rows (key, value) of one file's layers, oldest first (none for none)."""
+    if not stack:
+        return []
+    *shadowed, standing = stack
+    rows = [(SHEET_PREFIX + key, value) for key, value in standing.fields.items()]
+    rows.append((SHEET_NAME_KEY, standing.sheet))
+    if standing.path is not None:
+        rows.append((SHEET_PATH_KEY, standing.path))
+    if shadowed:
+        rows.append((SHEET_SHADOWED_KEY, json.dumps([{"sheet": layer.sheet, "path": layer.path, "fields": layer.fields}
+                                               for layer in shadowed], ensure_ascii=False)))
+    return rows
+
+
+def _is_sheet(source: tuple[str, str | None], name: str, path: str) -> bool:
+    """Whether ``source`` (a layer's sheet name and path) is the sheet ``name`` at ``path``:
+    the same path, or the same name for rows stored without one (before session 24)."""
+    return source[1] == path or (source[1] is None and source[0] == name)
 
 
 def _names(source: tuple[str, str | None], given: str) -> bool:
@@ -140,10 +239,11 @@ def sheet_counts(index: str | Path | None) -> dict[str, int]:
 def sheet_counts_in(s: Session) -> dict[str, int]:
     """:func:`sheet_counts` on an open session of the catalog (none for a catalog from before
     file metadata was stored). A sheet is listed by its file name, or by its path where several
-    imported sheets share that name."""
+    imported sheets share that name. A file counts for the sheet whose rows stand (the one
+    imported last of those that describe it)."""
     counts: dict[tuple[str, str | None], int] = {}
-    for source in _sheet_sources(s).values():
-        counts[source] = counts.get(source, 0) + 1
+    for sources in _sheet_sources(s).values():
+        counts[sources[-1]] = counts.get(sources[-1], 0) + 1
     names: dict[str, int] = {}
     for name, _ in counts:
         names[name] = names.get(name, 0) + 1

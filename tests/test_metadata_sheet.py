@@ -567,3 +567,141 @@ def test_sheets_of_one_name_in_two_folders_are_two_sheets(tmp_path):
     two.write_text("Filename,Description\nnothing.wav,x\n")                   # now describes no indexed file
     import_sheet(idx, two)                                # unpathed rows of that name: replaced, as before
     assert described()["rain.wav"][0] == {} and sheet_counts(idx) == {}
+
+
+def test_a_path_naming_another_folder_and_extension_matches_no_file():
+    """A row's full path whose folder and file name both differ from an indexed file's names
+    another file, not a same-stem one elsewhere; a bare name, or a path sharing the folder, still
+    finds the file converted to another format."""
+    from engine.metadata_sheet import Sheet, match_rows
+    files = {1: "/tmp/audit/lib/speech/hello.wav", 2: "/mnt/sfx/Doors/creak.flac"}
+
+    def matched(*values: str) -> tuple[dict[int, dict[str, str]], list[str]]:
+        rows = [(v, {"description": v}) for v in values]
+        fields, report = match_rows(Sheet("s.csv", rows, "Pathname", {}, []), files)
+        return fields, report.unmatched
+    assert matched("/tmp/audit/lib/new/hello.mp3") == ({}, ["/tmp/audit/lib/new/hello.mp3"])
+    assert matched("hello.mp3") == ({1: {"description": "hello.mp3"}}, [])              # a bare name: converted
+    assert matched("/Volumes/SFX/speech/hello.mp3")[0] == {1: {"description": "/Volumes/SFX/speech/hello.mp3"}}
+    assert matched("/Volumes/SFX/new/hello.wav")[0] == {1: {"description": "/Volumes/SFX/new/hello.wav"}}  # its name
+    assert matched("D:\\SFX\\Doors\\creak.wav")[0] == {2: {"description": "D:\\SFX\\Doors\\creak.wav"}}
+    assert matched("D:\\SFX\\Windows\\creak.wav") == ({}, ["D:\\SFX\\Windows\\creak.wav"])
+
+
+def test_the_row_naming_a_file_most_exactly_wins_whatever_the_order():
+    """Several rows naming one file: its exact path outranks a longer trailing path, which
+    outranks a name alone, which outranks the name with another extension, in either order of
+    the rows; rows naming it equally well give it their fields, the first row a key."""
+    from engine.metadata_sheet import Sheet, match_rows
+    files = {1: "/lib/SFX/Doors/creak.wav", 2: "/lib/SFX/Windows/creak.wav"}
+    rows = [("creak.flac", {"description": "converted name"}),               # least specific first
+            ("creak.wav", {"description": "name"}),
+            ("/Volumes/Backup/Doors/creak.wav", {"description": "one folder"}),
+            ("/Volumes/Backup/SFX/Doors/creak.wav", {"description": "two folders"}),
+            ("/lib/SFX/Doors/creak.wav", {"description": "exact"}),
+            ("/lib/SFX/Doors/creak.wav", {"description": "exact again", "title": "Creak"})]
+    for order in (rows, rows[::-1]):
+        fields, report = match_rows(Sheet("s.csv", order, "Pathname", {}, []), files)
+        first = "exact" if order is rows else "exact again"
+        assert fields == {1: {"description": first, "title": "Creak"}, 2: {"description": "name"}}
+        assert (report.matched_rows, report.shared_rows, report.unmatched) == (6, 2, [])
+    for kept in (4, 3, 2):                  # without the better rows: the best of the rest stands
+        for order in (rows[:kept], rows[:kept][::-1]):
+            fields, _ = match_rows(Sheet("s.csv", order, "Pathname", {}, []), files)
+            assert fields == {1: rows[kept - 1][1], 2: {"description": "name"}}
+    fields, _ = match_rows(Sheet("s.csv", rows[:1], "Filename", {}, []), files)
+    assert fields == {1: {"description": "converted name"}, 2: {"description": "converted name"}}
+
+
+def test_a_row_for_a_file_not_indexed_describes_no_other(tmp_path):
+    """`sheet import` of a row naming /…/new/hello.mp3 when only /…/speech/hello.wav is indexed:
+    no file described; an exported sheet read back with such a row added, and a bare name's row
+    before the paths, describes each file by its own row."""
+    import csv
+    lib = (tmp_path / "lib").resolve()
+    write(lib / "speech" / "hello.wav", noise(1.0, 16000, seed=1), 16000)
+    write(lib / "speech" / "bye.wav", tone(300, 1.0, 16000), 16000)
+    write(lib / "music" / "hello.wav", tone(600, 1.0, 16000), 16000)
+    idx = tmp_path / "idx"
+    index(lib, idx)
+
+    def described() -> dict[str, str | None]:
+        with SoundIndex.open(idx, model=FakeModel()) as si:
+            return {os.path.relpath(h.path, lib): si.get_file(h.file_id)["metadata"].get("description")
+                    for h in si.search_text("x", k=10)}
+    sheet = tmp_path / "copy.csv"
+    sheet.write_text(f"Pathname,Description\n{lib}/new/hello.mp3,MP3 COPY DESCRIPTION\n")
+    run = CliRunner().invoke
+    done = run(app, ["sheet", "import", str(sheet), "--index", str(idx)], env={"COLUMNS": "200"})
+    assert done.exit_code == 1 and "described 0 indexed files from 0 of 1 rows" in done.stdout
+    assert set(described().values()) == {None}
+
+    (tmp_path / "first.csv").write_text("Filename,Description\nhello.wav,Hello\nbye.wav,Bye\n")
+    import_sheet(idx, tmp_path / "first.csv")
+    rt = tmp_path / "rt.csv"
+    assert run(app, ["sheet", "export", str(rt), "--index", str(idx)]).exit_code == 0
+    with open(rt, encoding="utf-8-sig", newline="") as f:
+        exported = list(csv.DictReader(f))
+    for row in exported:
+        row["Description"] += f" ({os.path.basename(os.path.dirname(row['Pathname']))})"
+    bare = {**exported[0], "Filename": "hello.wav", "Pathname": "hello.wav", "Description": "BARE NAME"}
+    mp3 = {**exported[0], "Filename": "hello.mp3", "Pathname": f"{lib}/new/hello.mp3", "Description": "MP3 COPY"}
+    with open(rt, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(exported[0]))
+        writer.writeheader()
+        writer.writerows([bare, *exported, mp3])
+    report = import_sheet(idx, rt)
+    assert (report.file_column, report.files, report.unmatched) == ("Pathname", 3, [f"{lib}/new/hello.mp3"])
+    assert described() == {"speech/hello.wav": "Hello (speech)", "speech/bye.wav": "Bye (speech)",
+                           "music/hello.wav": "Hello (music)"}
+
+
+def test_removing_a_sheet_gives_back_what_the_others_said(tmp_path):
+    """Two sheets describing one file: the one imported later stands (search and get_file read
+    it alone); removing it gives the file back the earlier one's rows, `sheet list` its counts
+    from before, even after the file was renamed; removing the shadowed one leaves the standing
+    one as it is, and re-importing a sheet makes it the later one."""
+    lib = (tmp_path / "lib").resolve()
+    write(lib / "speech" / "hello.wav", noise(1.0, 16000, seed=1), 16000)
+    write(lib / "speech" / "bye.wav", tone(300, 1.0, 16000), 16000)
+    idx = tmp_path / "idx"
+    index(lib, idx)
+    s1, s2 = tmp_path / "s1.csv", tmp_path / "s2.csv"
+    s1.write_text("Filename,Description,Category\nhello.wav,Skylark over a meadow,BIRDS\nbye.wav,Steam train,TRAINS\n")
+    s2.write_text("Filename,Description\nhello.flac,Church bell ringing\n")             # by its stem
+
+    def hello() -> tuple[dict[str, str], str | None, bool]:
+        """hello.wav's metadata and sheet, and whether keyword search finds it by "skylark"."""
+        with SoundIndex.open(idx, model=FakeModel()) as si:
+            found = {os.path.basename(h.path): si.get_file(h.file_id) for h in si.search_text("x", k=10)}
+            skylark = [h for h in si.search_text("skylark", k=3, keywords=True) if h.keywords > 0]
+        name = next(n for n in found if n.startswith("hello"))
+        return found[name]["metadata"], found[name].get("sheet"), bool(skylark)
+    import_sheet(idx, s1)
+    before = (hello(), sheet_counts(idx))
+    assert before == (({"description": "Skylark over a meadow", "category": "BIRDS"}, "s1.csv", True), {"s1.csv": 2})
+    import_sheet(idx, s2)
+    assert hello() == ({"description": "Church bell ringing"}, "s2.csv", False)
+    assert sheet_counts(idx) == {"s1.csv": 1, "s2.csv": 1}
+    assert remove_sheet(idx, "s2.csv") == 1
+    assert (hello(), sheet_counts(idx)) == before
+
+    import_sheet(idx, s2)
+    os.rename(lib / "speech" / "hello.wav", lib / "speech" / "hello_renamed.wav")   # the rows follow the file
+    assert index(lib, idx).moved == 1
+    assert remove_sheet(idx, "s2.csv") == 1
+    assert hello() == before[0][:2] + (True,) and sheet_counts(idx) == {"s1.csv": 2}
+    os.rename(lib / "speech" / "hello_renamed.wav", lib / "speech" / "hello.wav")
+    assert index(lib, idx).moved == 1
+
+    import_sheet(idx, s2)
+    assert remove_sheet(idx, "s1.csv") == 2                                  # the shadowed one goes
+    assert hello() == ({"description": "Church bell ringing"}, "s2.csv", False)
+    assert sheet_counts(idx) == {"s2.csv": 1}
+    import_sheet(idx, s1)
+    import_sheet(idx, s2)
+    import_sheet(idx, s1)                                                    # imported again: the later one
+    assert hello()[1] == "s1.csv" and sheet_counts(idx) == {"s1.csv": 2}
+    assert remove_sheet(idx, "s1.csv") == 2
+    assert hello() == ({"description": "Church bell ringing"}, "s2.csv", False)
+    assert remove_sheet(idx, "s2.csv") == 1 and sheet_counts(idx) == {} and hello() == ({}, None, False)
