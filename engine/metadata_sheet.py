@@ -125,7 +125,11 @@ def read_sheet(path: str | Path) -> Sheet:
         if suffix in WORKBOOK_SUFFIXES or suffix in UNREADABLE_WORKBOOKS:
             tables = workbook_tables(path)
         else:
-            tables = [("", _text_table(decode_text(path.read_bytes())))]
+            raw = path.read_bytes()
+            if _is_binary(raw):
+                raise InvalidQuery(f"{path}: not a spreadsheet (binary data{', an audio file' if _is_audio_name(path.name) else ''}); "
+                                   "give a CSV or tab-separated text file, or an .xlsx or .ods workbook")
+            tables = [("", _text_table(decode_text(raw)))]
     except OSError as e:
         raise InvalidQuery(f"{path}: cannot read it ({e.strerror or e})") from e
     found = [(name, table, _header(table)) for name, table in tables]
@@ -215,6 +219,12 @@ def _parts(value: str) -> tuple[str, ...]:
 #: how well a row names an indexed file (:func:`match_score`): (the same full path, trailing folders
 #: in common, the same file name and not only the same stem); the larger the more specific
 Specificity = tuple[bool, int, bool]
+
+
+def _is_binary(raw: bytes) -> bool:
+    """Whether ``raw`` is not text: NUL bytes in its first 4 kB, unless it opens with a UTF-16
+    byte-order mark (Excel's "Unicode Text", which is text with a NUL in every other byte)."""
+    return b"\x00" in raw[:4096] and raw[:2] not in (b"\xff\xfe", b"\xfe\xff")
 
 
 def match_rows(sheet: Sheet, files: dict[int, str]) -> tuple[dict[int, dict[str, str]], SheetImport]:

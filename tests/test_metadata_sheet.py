@@ -69,6 +69,9 @@ def test_sheet_layouts_are_read(tmp_path):
     nameless.write_text("Description,Category\nA door,DOORS\n")
     with pytest.raises(InvalidQuery, match=r"nameless.csv: no column names the files .*Description, Category"):
         read_sheet(nameless)
+    sound = write(tmp_path / "hello.wav", tone(440, 0.2, 16000), 16000)       # given by mistake
+    with pytest.raises(InvalidQuery, match=r"hello.wav: not a spreadsheet \(binary data, an audio file\); give a CSV"):
+        read_sheet(sound)
     broken = tmp_path / "meta.xlsx"
     broken.write_bytes(b"PK\x03\x04")
     with pytest.raises(InvalidQuery, match="meta.xlsx: not a readable Excel workbook"):
