@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from sqlalchemy import ColumnElement, Float, and_, cast, func, or_, select
 from sqlalchemy.sql import Select
@@ -150,6 +150,44 @@ class Filters:
                 Tag.label.in_(sorted(set(self.tags))),
                 func.lower(Tag.label).in_(sorted({ascii_lower(t) for t in self.tags}))))))
         return conds
+
+    def unavailable(self, facets: dict[str, Any], tags: Sequence[str] = (),
+                    extensions: Sequence[str] = ()) -> list[str]:
+        """Why this filter can keep no file of an index, one sentence per value no file has:
+        ``facets`` as :meth:`engine.query.SoundIndex.facets` gives them, ``tags`` every tag the
+        index holds, ``extensions`` the asked formats some file's name ends in. Empty when every
+        value exists (then the filter and the query together keep nothing)."""
+        out: list[str] = []
+
+        def miss(what: str, wanted: Sequence[Any], have: Sequence[Any], shown: Sequence[str], key=str) -> None:
+            known = {key(h) for h in have}
+            lacking = [w for w in wanted if key(w) not in known]
+            if lacking:
+                here = ", ".join(shown) if shown else "none"
+                out.append(f"no indexed file has {what} {', '.join(map(str, lacking))} (this index: {here})")
+
+        formats = [f for f in self.formats if f not in {e.lower().lstrip(".") for e in extensions}]
+        miss("format", formats, facets["formats"], facets["formats"], key=lambda f: str(f).lower())
+        rates = facets["sample_rates"]
+        miss("sample rate", self.sample_rates, rates, [f"{r:g} Hz" for r in rates], key=int)
+        miss("channel count", self.channels, facets["channels"], [str(c) for c in facets["channels"]], key=int)
+        miss("category", self.categories, facets["categories"], facets["categories"][:20],
+             key=lambda c: str(c).upper())
+        miss("tag", self.tags, tags, list(tags)[:20], key=lambda t: ascii_lower(str(t)))
+        lo, hi = facets["min_duration"], facets["max_duration"]
+        if self.min_duration is not None and self.min_duration > hi:
+            out.append(f"no indexed file is {self.min_duration:g} s or longer (the longest: {hi:.1f} s)")
+        if self.max_duration is not None and self.max_duration < lo:
+            out.append(f"no indexed file is {self.max_duration:g} s or shorter (the shortest: {lo:.1f} s)")
+        loudness = facets["loudness"]
+        if (self.min_loudness is not None or self.max_loudness is not None) and loudness is None:
+            out.append("no indexed file has a measured loudness yet (`soundsift index` measures it)")
+        elif loudness is not None:
+            if self.min_loudness is not None and self.min_loudness > loudness[1]:
+                out.append(f"no indexed file is {self.min_loudness:g} LUFS or louder (the loudest: {loudness[1]:.1f})")
+            if self.max_loudness is not None and self.max_loudness < loudness[0]:
+                out.append(f"no indexed file is {self.max_loudness:g} LUFS or quieter (the quietest: {loudness[0]:.1f})")
+        return out
 
     def file_ids_query(self) -> Select[Any]:
         """``SELECT files.id`` of the files this filter keeps."""

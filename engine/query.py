@@ -57,7 +57,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from engine import zeroshot
 from engine.catalog import SQL_CHUNK as _SQL_CHUNK
-from engine.catalog import ErrorRow, File, FileMetadata, Meta, SegmentRow, has_table, stored_metadata
+from engine.catalog import ErrorRow, File, FileMetadata, Meta, SegmentRow, Tag, has_table, stored_metadata
 from engine.errors import IndexBusy, IndexNotFound, InvalidQuery, ModelMismatch
 from engine.file_metadata import (ABOUT_LINE_KEYS, INDEXER_KEYS, LEVEL_KEYS, SEARCHED_KEYS_WITH_SHEETS, SHEET_NAME_KEY,
                                   SHEET_PREFIX, about_line, with_sheet)
@@ -938,6 +938,17 @@ class SoundIndex:
             if limit is not None:
                 stmt = stmt.limit(limit)
             return [{"path": r.path, "reason": r.reason, "at": float(r.at)} for r in conn.execute(stmt)]
+
+    def why_no_file(self, filters: Filters) -> list[str]:
+        """The values of ``filters`` no indexed file has (:meth:`Filters.unavailable`), for a
+        search that found nothing: a format, rate, category or tag the index does not hold, a
+        duration or loudness beyond every file's."""
+        facets = self.facets()
+        with self._read() as conn:
+            tags = list(conn.execute(select(Tag.label).distinct()).scalars()) if filters.tags else []
+            extensions = [f for f in filters.formats if conn.execute(
+                select(File.id).where(func.lower(File.path).like(f"%.{f}")).limit(1)).first()]
+        return filters.unavailable(facets, tags, extensions)
 
     def facets(self) -> dict[str, Any]:
         """What the filters can choose from: formats, sample rates, channel counts, duration

@@ -392,3 +392,20 @@ def test_an_index_given_as_the_library_folder_says_what_to_do(tmp_path):
         assert "needs a folder of its own" in said
     empty = run("search", "dog", "--index", tmp_path / "none")
     assert f"build one with `soundsift index PATH... --index {tmp_path / 'none'}`" in " ".join(empty.stderr.split())
+
+
+def test_a_filter_that_keeps_nothing_says_which_value_the_index_lacks(indexed):
+    _, index_dir = indexed
+
+    def notes(*options):
+        result = run("search", "noise", "-i", index_dir, "--json", *options)
+        assert result.exit_code == 0 and json.loads(result.stdout) == []
+        return " ".join(result.stderr.split())
+    assert "no indexed file has format xyz (this index: FLAC, OGG, WAV)" in notes("--format", "xyz")
+    assert "no indexed file has sample rate 96000 (this index: 16000 Hz, 22050 Hz, 44100 Hz, 48000 Hz)" in \
+        notes("--sample-rate", "96k")
+    assert "no indexed file has channel count 2 (this index: 1)" in notes("--channels", "stereo")
+    assert "no indexed file has tag nothere (this index: none)" in notes("--tagged", "nothere")
+    said = notes("--min-duration", 100)
+    assert "no indexed file is 100 s or longer (the longest: 14.0 s)" in said
+    assert "note:" not in notes("--format", "ogg", "--min-duration", 10)   # each value exists; together nothing

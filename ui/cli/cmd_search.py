@@ -10,7 +10,7 @@ from engine.query import EXCLUDE_WEIGHT
 from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, reports_errors, setup_logging
 from ui.cli.results import (AllSegmentsOption, ExportOption, IndexModelOption, PadOption, WholeFilesOption,
-                            check_export, export_results, filter_options, show_hits, split_values)
+                            check_export, export_results, filter_options, say_why_none, show_hits, split_values)
 
 
 @app.command("search")
@@ -51,6 +51,7 @@ def search_command(
     with SoundIndex.open(index, model=model) as sound_index:
         hits = sound_index.search_text(text, k=k, filters=filters, per_file=not all_segments,
                                        keywords=keywords, exclude=unwanted, exclude_weight=exclude_weight)
+        say_why_none(sound_index, hits, filters)
     without = "".join(f" not {u!r}" for u in unwanted)
     show_hits(hits, json_out, f"search {text!r}{without}" + (" (sound + keywords)" if keywords else ""))
     export_results(hits, export, whole_files, pad, text + without)

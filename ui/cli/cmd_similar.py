@@ -12,7 +12,8 @@ from engine.filters import Filters
 from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, relays_decoder_output, reports_errors, setup_logging
 from ui.cli.results import (AllSegmentsOption, ExportOption, IndexModelOption, PadOption, WholeFilesOption,
-                            check_export, clock, export_results, filter_options, parse_time, show_hits)
+                            check_export, clock, export_results, filter_options, parse_time, say_why_none,
+                            show_hits)
 
 log = logging.getLogger("soundsift.similar")
 
@@ -59,6 +60,7 @@ def similar_command(
         with SoundIndex.open(index, model=model) as sound_index:
             hits = sound_index.similar_to_files([str(p) for p in audio_files], k=k, filters=filters,
                                                 per_file=per_file)
+            say_why_none(sound_index, hits, filters)
         shown, query = " + ".join(p.name for p in audio_files), ", ".join(map(str, audio_files))
     else:
         audio_file = audio_files[0]
@@ -72,6 +74,7 @@ def similar_command(
                 if audio_file.is_file():        # else the search says what is wrong with the path
                     log.info("%s is not in the index: embedding it", audio_file)
                 hits = sound_index.search_audio(str(audio_file), k=k, filters=filters, per_file=per_file, **span)
+            say_why_none(sound_index, hits, filters)
         if per_file and start is None and end is None:      # which hits are copies of this very recording
             from engine.duplicates import mark_copies
             hits = mark_copies(str(audio_file), hits)

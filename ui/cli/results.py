@@ -145,6 +145,15 @@ def parse_channels(text: str) -> int:
                            f"6 or 5.1 …), got {text!r}") from None
 
 
+def say_why_none(sound_index: Any, hits: Sequence[Any], filters: Any) -> None:
+    """When a filtered search found nothing, say on stderr which filter values no indexed file
+    has (``--format xyz``, a category or tag the index lacks, a duration beyond every file's)."""
+    if hits or filters is None:
+        return
+    for reason in sound_index.why_no_file(filters):
+        err_console.print(f"note: {reason}", highlight=False, soft_wrap=True)
+
+
 def check_export(folder: Optional[Path], whole_files: bool, pad: float) -> None:
     """Refuse a bad --export before any work: a file given as the folder, or its companion
     options without it."""
