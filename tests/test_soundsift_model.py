@@ -691,3 +691,21 @@ def test_text_to_class_reads_the_class_space_part_of_a_mixed_model(tmp_path):
     assert bench.class_space_encoder(plain) == plain.embed_text
     np.testing.assert_allclose(bench.class_distributions(bench.class_space_encoder(mixed), texts),
                                bench.class_distributions(plain.embed_text, texts), atol=1e-5)
+
+
+def test_the_edited_yamnet_graph_is_kept_and_reused(tmp_path, monkeypatch, clips):
+    """The graph edit (onnx import + edit, ≈ 0.6 s) runs once per cache; later loads read the
+    kept copy, which gives the same logits."""
+    monkeypatch.setenv("SOUNDSIFT_CACHE", str(tmp_path / "cache"))
+    first = yamnet.YamnetTower(num_threads=1)
+    source = yamnet.extracted_onnx()
+    kept = source.with_name(f"{source.name}.soundsift-edit-{yamnet._EDIT_VERSION}")
+    assert kept.is_file() and kept.read_bytes() == yamnet._edited_graph_bytes(source)
+    assert yamnet.extracted_onnx() == source                  # the kept copy is not taken for the export
+
+    def no_editing(_path):
+        raise AssertionError("edited again")
+    monkeypatch.setattr(yamnet, "_edited_graph_bytes", no_editing)
+    second = yamnet.YamnetTower(num_threads=1)
+    patches = first.patches(first.log_mel(clips[0]))
+    np.testing.assert_array_equal(second.run_patches(patches)[0], first.run_patches(patches)[0])
