@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import ColumnElement, Float, and_, cast, func, or_, select
 from sqlalchemy.sql import Select
@@ -159,7 +159,8 @@ class Filters:
         value exists (then the filter and the query together keep nothing)."""
         out: list[str] = []
 
-        def miss(what: str, wanted: Sequence[Any], have: Sequence[Any], shown: Sequence[str], key=str) -> None:
+        def miss(what: str, wanted: Sequence[Any], have: Sequence[Any], shown: Sequence[str],
+                 key: Callable[[Any], Any] = str) -> None:
             known = {key(h) for h in have}
             lacking = [w for w in wanted if key(w) not in known]
             if lacking:
@@ -183,10 +184,11 @@ class Filters:
         if (self.min_loudness is not None or self.max_loudness is not None) and loudness is None:
             out.append("no indexed file has a measured loudness yet (`soundsift index` measures it)")
         elif loudness is not None:
-            if self.min_loudness is not None and self.min_loudness > loudness[1]:
-                out.append(f"no indexed file is {self.min_loudness:g} LUFS or louder (the loudest: {loudness[1]:.1f})")
-            if self.max_loudness is not None and self.max_loudness < loudness[0]:
-                out.append(f"no indexed file is {self.max_loudness:g} LUFS or quieter (the quietest: {loudness[0]:.1f})")
+            quietest, loudest = loudness
+            if self.min_loudness is not None and self.min_loudness > loudest:
+                out.append(f"no indexed file is {self.min_loudness:g} LUFS or louder (the loudest: {loudest:.1f})")
+            if self.max_loudness is not None and self.max_loudness < quietest:
+                out.append(f"no indexed file is {self.max_loudness:g} LUFS or quieter (the quietest: {quietest:.1f})")
         return out
 
     def file_ids_query(self) -> Select[Any]:

@@ -127,8 +127,9 @@ def read_sheet(path: str | Path) -> Sheet:
         else:
             raw = path.read_bytes()
             if _is_binary(raw):
-                raise InvalidQuery(f"{path}: not a spreadsheet (binary data{', an audio file' if _is_audio_name(path.name) else ''}); "
-                                   "give a CSV or tab-separated text file, or an .xlsx or .ods workbook")
+                what = "binary data, an audio file" if _is_audio_name(path.name) else "binary data"
+                raise InvalidQuery(f"{path}: not a spreadsheet ({what}); give a CSV or tab-separated "
+                                   "text file, or an .xlsx or .ods workbook")
             tables = [("", _text_table(decode_text(raw)))]
     except OSError as e:
         raise InvalidQuery(f"{path}: cannot read it ({e.strerror or e})") from e

@@ -48,8 +48,9 @@ def tag_command(
     """Zero-shot tags: score = softmax over the labels of the model's scaled cosine.
 
     Labels default to the shipped vocabulary (AudioSet's 521 classes for the bundled
-    soundsift-base and soundsift-fast, 495 everyday sounds for other models). One file gives its tags; a folder or several
-    files give each file's top tags (unreadable files are reported and skipped); --timeline
+    soundsift-base and soundsift-fast, 495 everyday sounds for other models). One file gives
+    its tags; a folder or several files give each file's top tags (unreadable files are
+    reported and skipped); --timeline
     gives one file's tags segment by segment.
     """
     setup_logging(verbose)
