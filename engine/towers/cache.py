@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def cache_dir() -> Path:
@@ -22,3 +25,16 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def keep(path: Path, data: bytes, what: str) -> None:
+    """Write ``data`` to ``path`` atomically (a temporary file, then a rename), for later loads to
+    read instead of deriving it again; a cache that cannot be written costs only a warning
+    naming ``what`` is derived again next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        log.warning("could not keep %s in %s (%s); it is made again next time", what, path, e)

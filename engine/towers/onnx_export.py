@@ -4,16 +4,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
-import logging
-import os
 import warnings
 
 import torch
 from torch import nn
 
-from engine.towers.cache import cache_dir
-
-log = logging.getLogger(__name__)
+from engine.towers.cache import cache_dir, keep
 
 
 def session_options(num_threads: int = 0):
@@ -47,11 +43,5 @@ def exported_onnx(net: nn.Module, example: torch.Tensor, folder: str, version: s
         torch.onnx.export(plain, (example,), buf, input_names=[input_name], output_names=list(output_names),
                           dynamic_axes=axes, opset_version=17, dynamo=False)
     data = buf.getvalue()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        log.warning("could not keep the exported network in %s (%s); it is exported again next time", path, e)
+    keep(path, data, "the exported network")
     return data

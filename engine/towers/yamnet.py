@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import logging
-import os
 import threading
 import zipfile
 from functools import lru_cache
@@ -37,9 +35,8 @@ from typing import Sequence
 import numpy as np
 
 from engine.errors import ModelUnavailable
-from engine.towers.cache import cache_dir, file_sha256
+from engine.towers.cache import cache_dir, file_sha256, keep
 
-log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 NUM_CLASSES = 521
@@ -188,12 +185,7 @@ def _edited_graph(onnx_path: Path) -> bytes:
     if kept.is_file():
         return kept.read_bytes()
     data = _edited_graph_bytes(onnx_path)
-    try:
-        tmp = kept.with_name(f"{kept.name}.tmp{os.getpid()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, kept)
-    except OSError as e:
-        log.debug("could not keep the edited YAMNet graph in %s (%s); it is edited again next time", kept, e)
+    keep(kept, data, "the edited YAMNet graph")
     return data
 
 
