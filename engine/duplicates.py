@@ -221,14 +221,35 @@ def copies_of(query: str, candidates: Sequence[tuple[str, float, float]],
     candidate that cannot be decoded is logged and left out; so is everything when the query
     cannot be (the results stand without the marks)."""
     me = os.path.realpath(query)
-    near = [(p, d) for p, d, cos in candidates if cos >= min_cosine and os.path.realpath(p) != me]
-    if not near:
+    near = [(p, d, cos) for p, d, cos in candidates if os.path.realpath(p) != me]
+    if not any(cos >= min_cosine for _, _, cos in near):
         return {}
     try:
         x = decode(query, RATE)
     except UnreadableAudio as e:
         log.warning("%s; its copies are not marked", e)
         return {}
+    return _copies_among(x, near, min_cosine, max_difference_db)
+
+
+def copies_of_waveform(waveform: np.ndarray, sample_rate: int, candidates: Sequence[tuple[str, float, float]],
+                       min_cosine: float = MIN_COSINE, max_difference_db: float = MAX_DIFFERENCE_DB
+                       ) -> dict[str, float]:
+    """:func:`copies_of` for audio in memory (mono, at ``sample_rate``: a clip sent to the HTTP
+    API or dropped on the page)."""
+    import soxr
+
+    x = np.asarray(waveform, np.float32).reshape(-1)
+    if sample_rate != RATE:
+        x = soxr.resample(x, sample_rate, RATE).astype(np.float32)
+    return _copies_among(x, candidates, min_cosine, max_difference_db)
+
+
+def _copies_among(x: np.ndarray, candidates: Sequence[tuple[str, float, float]], min_cosine: float,
+                  max_difference_db: float) -> dict[str, float]:
+    """The candidates (path, duration, cosine) at ``min_cosine`` or more whose audio is ``x``'s
+    (mono at RATE) within ``max_difference_db``: path → level difference (dB)."""
+    near = [(p, d) for p, d, cos in candidates if cos >= min_cosine]
     length = len(x) / RATE
     out: dict[str, float] = {}
     for path, duration in near:
@@ -244,16 +265,25 @@ def copies_of(query: str, candidates: Sequence[tuple[str, float, float]],
     return out
 
 
-def mark_copies(query: str, hits: Sequence[Any],
-                copies: Callable[[str, list[tuple[str, float, float]]], dict[str, float]] | None = None) -> list[Any]:
+def mark_copies(query: str | None, hits: Sequence[Any],
+                copies: Callable[[str | None, list[tuple[str, float, float]]], dict[str, float]] | None = None
+                ) -> list[Any]:
     """"More like" ``query`` results (objects with ``path``, ``duration``, ``score``; dataclasses)
     with ``same_recording`` set: True for a copy (:func:`copies_of`, or the ``copies`` function
-    given, e.g. a cached one), False for another file, None for the query file itself."""
+    given, e.g. a cached one or :func:`copies_of_waveform` for a clip in memory, whose ``query``
+    is None), False for another file, None for the query file itself."""
     from dataclasses import replace
 
-    found = (copies or copies_of)(query, [(h.path, h.duration, h.score) for h in hits])
-    me = os.path.realpath(query)
-    return [replace(h, same_recording=None if os.path.realpath(h.path) == me else h.path in found) for h in hits]
+    candidates = [(h.path, h.duration, h.score) for h in hits]
+    if copies is None:
+        if query is None:
+            raise ValueError("mark_copies: a clip in memory needs its copies function")
+        found = copies_of(query, candidates)
+    else:
+        found = copies(query, candidates)
+    me = os.path.realpath(query) if query is not None else None
+    return [replace(h, same_recording=None if me is not None and os.path.realpath(h.path) == me
+                    else h.path in found) for h in hits]
 
 
 def _same_bytes(paths: list[str], sizes: list[int]) -> bool:

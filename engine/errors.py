@@ -73,3 +73,7 @@ class RelocationFailed(SoundsiftError):
 class IndexReadOnly(SoundsiftError):
     """An index folder cannot be written (a read-only mount or share, no write permission): it
     can be searched, but not changed; nothing was written."""
+
+
+class PortUnavailable(SoundsiftError):
+    """``soundsift serve`` could not listen where asked (the port is taken, or not allowed)."""

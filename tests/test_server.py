@@ -192,3 +192,62 @@ def test_soundsift_serve_command(tmp_path, tiny_clap_dir):
     finally:
         proc.kill()
     assert proc.returncode == 0 and "stopped serving" in err and "Traceback" not in err
+
+
+def test_ids_that_are_not_numbers_sqlite_holds_and_nul_paths_are_not_found(served):
+    """Unicode digits, an id past SQLite's integers and a path with a NUL byte were 500s."""
+    url, _ = served
+    for path in ("/files/99999999999999999999999", "/audio/99999999999999999999999", "/files/%C2%B2",
+                 "/files/%D9%A3", "/similar?file=99999999999999999999999", "/tag?file=%C2%B2",
+                 "/similar?file=%2Fetc%2Fpasswd%00.wav"):
+        got, body, _ = get(url + path)
+        assert got == 404 and "error" in body and "Error" not in body["error"], (path, body)
+
+
+def test_copies_of_the_query_are_marked_over_http(tmp_path):
+    """GET /similar?file= and a POSTed clip mark the results holding the query's very recording,
+    as `soundsift similar --json` does."""
+    lib = tmp_path / "lib"
+    beep = write(lib / "beep.wav", tone(880, 2.0, SR), SR)
+    write(lib / "beep_copy.flac", tone(880, 2.0, SR) * 0.5, SR, format="FLAC")     # 6 dB down, as FLAC
+    write(lib / "other_beep.wav", tone(880, 2.0, SR) * (1 + noise(2.0, SR, seed=5)), SR)
+    build_index([lib], tmp_path / "idx", FakeModel(), workers=0, progress=False)
+    ready, stop, found = threading.Event(), threading.Event(), {}
+
+    def started(server):
+        found["url"] = server.url
+        ready.set()
+    with SoundIndex.open(tmp_path / "idx", model=FakeModel()) as index:
+        thread = threading.Thread(target=serve, args=(index,), kwargs=dict(port=0, ready=started, stop=stop))
+        thread.start()
+        try:
+            assert ready.wait(30)
+            _, hits, _ = get(f"{found['url']}/similar?file={quote(str(beep.resolve()))}&k=3")
+            marks = {h["path"].rsplit("/", 1)[1]: h.get("same_recording") for h in hits}
+            assert marks == {"beep.wav": None, "beep_copy.flac": True, "other_beep.wav": False}
+            _, posted, _ = get(f"{found['url']}/similar?k=3", data=beep.read_bytes())
+            marks = {h["path"].rsplit("/", 1)[1]: h.get("same_recording") for h in posted}
+            assert marks == {"beep.wav": True, "beep_copy.flac": True, "other_beep.wav": False}
+        finally:
+            stop.set()
+            thread.join(30)
+
+
+def test_a_port_in_use_is_one_error_line(tmp_path, tiny_clap_dir):
+    import socket
+
+    from typer.testing import CliRunner
+
+    from ui.cli import app
+
+    lib = tmp_path / "lib"
+    write(lib / "dog.wav", tone(440, 1.0, SR), SR)
+    build_index([lib], tmp_path / "idx", str(tiny_clap_dir), workers=0, progress=False)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["serve", "--index", str(tmp_path / "idx"), "--port", str(port)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and f"error: cannot listen on 127.0.0.1:{port}" in said
+    assert "Traceback" not in said

@@ -45,7 +45,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import numpy as np
 
-from engine.errors import InvalidQuery, SoundsiftError, UnreadableAudio
+from engine.errors import InvalidQuery, PortUnavailable, SoundsiftError, UnreadableAudio
 from engine.query import SoundIndex
 
 log = logging.getLogger(__name__)
@@ -210,16 +210,24 @@ class SoundsiftServer(ThreadingHTTPServer):
         return _hits(hits)
 
     def _similar(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        from engine.duplicates import mark_copies
         file_id = self._indexed(q)
+        start, end, per_file = q.number("start", low=0), q.number("end", low=0), not q.flag("segments")
         hits = self.index.similar_to_file(file_id, k=q.count("k", 10), filters=q.filters(),
-                                          per_file=not q.flag("segments"), start=q.number("start", low=0),
-                                          end=q.number("end", low=0))
+                                          per_file=per_file, start=start, end=end)
+        if per_file and start is None and end is None:      # as `soundsift similar --json` marks them
+            hits = mark_copies(self.index.get_file(file_id)["path"], hits)
         return _hits(hits)
 
     def _similar_clip(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        from engine.duplicates import copies_of_waveform, mark_copies
         clip = _clip(handler)
+        per_file = not q.flag("segments")
         hits = self.index.search_audio(clip.waveform, k=q.count("k", 10), filters=q.filters(),
-                                       per_file=not q.flag("segments"), sample_rate=clip.sample_rate)
+                                       per_file=per_file, sample_rate=clip.sample_rate)
+        if per_file:                                        # files holding the clip's very recording
+            hits = mark_copies(None, hits, copies=lambda _none, candidates: copies_of_waveform(
+                clip.waveform, clip.sample_rate, candidates))
         return _hits(hits)
 
     def _tag(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
@@ -271,8 +279,10 @@ class SoundsiftServer(ThreadingHTTPServer):
         given = q.text("file")
         if given is None:
             raise InvalidQuery("file (an indexed path or file id) is missing")
-        if given.isdigit():
+        if _file_id(given) is not None:
             return int(self._record(f"/files/{given}")["file_id"])
+        if "\x00" in given:
+            raise NotFound(f"{given!r} is not a path (it holds a NUL character)")
         found = self.index.file_id_for_path(given)
         if found is None:
             raise NotFound(f"{given} is not in index {self.index.root}; POST the clip instead")
@@ -281,13 +291,21 @@ class SoundsiftServer(ThreadingHTTPServer):
     def _record(self, path: str) -> dict[str, Any]:
         """The record (SoundIndex.get_file) of the file whose id ends ``/files/ID`` or ``/audio/ID``;
         NotFound for an id the index does not hold."""
-        tail = unquote(path.rstrip("/").rsplit("/", 1)[-1])
-        if not tail.isdigit():
+        file_id = _file_id(unquote(path.rstrip("/").rsplit("/", 1)[-1]))
+        if file_id is None:
             raise NotFound(f"{path}: give a file id (a number, as hits' file_id)")
         try:
-            return self.index.get_file(int(tail))
+            return self.index.get_file(file_id)
         except InvalidQuery as e:
             raise NotFound(str(e)) from e
+
+
+def _file_id(text: str) -> int | None:
+    """``text`` as a file id: ASCII digits of a number SQLite can hold, else None (a path, or
+    no id at all; "²" and "٣" are digits to str.isdigit, not ids)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return None
+    return int(text)
 
 
 def _json(obj: Any) -> bytes:
@@ -316,7 +334,11 @@ def serve(index: SoundIndex, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
           stop: threading.Event | None = None) -> None:
     """Answer requests on ``host``:``port`` until ``stop`` is set (or Ctrl-C); ``ready`` gets
     the listening server (its ``url``; port 0 picks a free one)."""
-    server = SoundsiftServer(index, host, port)
+    try:
+        server = SoundsiftServer(index, host, port)
+    except OSError as e:            # taken by another program, a port below 1024, an unknown host
+        raise PortUnavailable(f"cannot listen on {host}:{port} ({e.strerror or e}); "
+                              "choose another with --port, or stop what uses it") from e
     if ready is not None:
         ready(server)
     stop = stop or threading.Event()

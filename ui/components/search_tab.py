@@ -146,10 +146,15 @@ def current_search(index: Any, filters: Filters) -> Search | None:
         upload = st.session_state.get(by["widget"])
         if upload is not None:
             example = read_example(upload.name or "recording", upload.getvalue())
+
+            def like_example(k: int) -> list[Any]:
+                from engine.duplicates import copies_of_waveform, mark_copies
+                hits = index.search_audio(example.waveform, k=k, filters=filters, per_file=True,
+                                          sample_rate=example.sample_rate)
+                return mark_copies(None, hits, copies=lambda _none, candidates: copies_of_waveform(
+                    example.waveform, example.sample_rate, candidates))    # the upload's very recording
             return Search(f"Sounds like **{plain_markdown(example.name)}** ({example.duration:.1f} s)",
-                          lambda k: index.search_audio(example.waveform, k=k, filters=filters,
-                                                       per_file=True, sample_rate=example.sample_rate),
-                          f"sounds like {example.name}")
+                          like_example, f"sounds like {example.name}")
         st.session_state["search_by"] = None
     text = (st.session_state.get("q") or "").strip()
     if text:
