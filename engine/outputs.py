@@ -1,11 +1,12 @@
 """Checks on where a command will write, made before it does any work.
 
-A folder given where a file is written (or a file where a folder is) is the user's slip, not a
-crash to be found after minutes of embedding or training: it is an :class:`InvalidOutput`
-naming the path.
+A folder given where a file is written (or a file where a folder is), or a place this process
+may not write, is the user's slip, not a crash to be found after minutes of embedding or
+training: it is an :class:`InvalidOutput` naming the path.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from engine.errors import InvalidOutput
@@ -32,7 +33,23 @@ def output_folder(path: str | Path, option: str = "--out") -> Path:
 
 
 def _check_folders_above(path: Path, option: str) -> None:
-    """InvalidOutput when the nearest existing folder above ``path`` is a file."""
+    """InvalidOutput when the nearest existing folder above ``path`` is a file, or when what
+    would be written there cannot be (no write permission, a read-only drive): said before any
+    work, not after minutes of captioning or training."""
     above = next((folder for folder in path.absolute().parents if folder.exists()), None)
     if above is not None and not above.is_dir():
         raise InvalidOutput(f"{path}: {above} is a file, not a folder; {option} cannot go there")
+    target = path if path.exists() else above
+    if target is not None and not os.access(target, os.W_OK):
+        raise InvalidOutput(f"{path}: cannot write {'it' if target == path else f'in {target}'} "
+                            f"({_why_not_writable(target)}); give {option} a place you can write")
+
+
+def _why_not_writable(path: Path) -> str:
+    """"read-only file system" or "permission denied", as the OS would say it."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    except OSError:
+        pass
+    return "permission denied"

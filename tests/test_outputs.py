@@ -58,3 +58,51 @@ def test_commands_refuse_unusable_outputs_in_one_line(places, args, message):
     assert message in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
     assert sorted(p.name for p in places.iterdir()) == ["a_file", "a_folder", "audio", "labels.csv", "m.jsonl"]
     assert not any((places / "a_folder").iterdir()) and (places / "a_file").read_text() == "x"
+
+
+def test_a_place_the_user_cannot_write_is_refused_before_any_work(places):
+    """A folder without write permission (checked by a child that obeys permissions even as
+    root): one line naming it, nothing written, no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.index_fakes import drop_read_override
+
+    shut = places / "shut"
+    shut.mkdir()
+    shut.chmod(0o555)
+    try:
+        for args in (["caption", f"{places}/audio", "--out", f"{shut}/m.jsonl"],
+                     ["train", TOY, "--out", f"{shut}/toy"],
+                     ["eval", "zeroshot", f"{places}/labels.csv", "-a", f"{places}/audio", "--report",
+                      f"{shut}/report", "--no-cache"]):
+            done = subprocess.run([sys.executable, "-m", "ui.cli", *args], capture_output=True, text=True,
+                                  preexec_fn=drop_read_override, timeout=300,
+                                  env={**os.environ, "COLUMNS": "200"})
+            said = " ".join(done.stderr.split())
+            assert done.returncode == 1, (args, done.stderr)
+            assert f"cannot write in {shut} (permission denied)" in said and "Traceback" not in said, args
+        assert list(shut.iterdir()) == []
+    finally:
+        shut.chmod(0o755)
+
+
+def test_a_write_the_machine_refuses_mid_command_is_one_line(capsys):
+    """The net under the up-front checks: a refused write (a drive that fills or turns read-only
+    during the run) is one error line naming the file; any other OSError is a bug and propagates."""
+    import errno
+    import os
+
+    import typer
+
+    from ui.cli.common import reports_errors
+
+    @reports_errors
+    def writes(code: int) -> None:
+        raise OSError(code, os.strerror(code), "/drive/out.csv")
+    with pytest.raises(typer.Exit):
+        writes(errno.ENOSPC)
+    assert "error: /drive/out.csv: no space left on device" in " ".join(capsys.readouterr().err.split())
+    with pytest.raises(FileNotFoundError):
+        writes(errno.ENOENT)

@@ -1,6 +1,7 @@
 """What every CLI command shares: JSON output, logging to stderr, error reporting."""
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
@@ -66,13 +67,25 @@ def relays_decoder_output(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+#: what the machine refused when a command wrote (not a bug): said in one line like a SoundsiftError
+_REFUSED_WRITES = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+
+
 def reports_errors(fn: F) -> F:
-    """Turn a SoundsiftError into one clear line on stderr and exit code 1."""
+    """Turn a SoundsiftError into one clear line on stderr and exit code 1; so too a write the
+    machine refuses (permission denied, a read-only drive, a full disk), naming the file."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except SoundsiftError as e:
             err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from e
+        except OSError as e:
+            if e.errno not in _REFUSED_WRITES:
+                raise
+            where = f"{e.filename}: " if e.filename else ""
+            err_console.print(f"[bold red]error:[/] {where}{(e.strerror or str(e)).lower()}", highlight=False,
+                              soft_wrap=True)
             raise typer.Exit(1) from e
     return wrapper  # type: ignore[return-value]
