@@ -81,6 +81,15 @@ def test_more_like_a_file_or_a_clip_and_tags(served):
     clip = (lib / "door_slam.wav").read_bytes()
     status, posted, _ = get(f"{url}/similar?k=1", data=clip)
     assert status == 200 and posted[0]["path"] == str(lib / "door_slam.wav")
+    _, part, _ = get(f"{url}/similar?file={hits[0]['file_id']}&k=2&start=0:00.5&end=0:01")   # m:ss, as hits show
+    _, in_seconds, _ = get(f"{url}/similar?file={hits[0]['file_id']}&k=2&start=0.5&end=1")
+    assert part == in_seconds and part[0]["path"] == str(lib / "creak.flac")
+    beep = (lib / "beep.wav").read_bytes()        # a POSTed clip's part: its tone alone is the query
+    _, whole, _ = get(f"{url}/similar?k=3", data=beep)
+    _, first_second, _ = get(f"{url}/similar?k=3&start=0&end=1", data=beep)
+    assert [h["path"] for h in first_second] == [h["path"] for h in whole]
+    status, body, _ = get(f"{url}/similar?k=3&start=5", data=beep)           # the span is read, not ignored
+    assert status == 400 and "error" in body
     status, tags, _ = get(f"{url}/tag?file={quote(str(lib / 'beep.wav'))}&labels=beep,dog,rain&top=2")
     assert status == 200 and len(tags) == 2 and {"label", "score", "cosine"} <= set(tags[0])
     assert {t["label"] for t in tags} <= {"beep", "dog", "rain"}
@@ -141,7 +150,8 @@ def test_bad_requests_get_a_reason_and_a_status(served):
         got, body, _ = get(url + path)
         assert (got, said in body["error"]) == (status, True), (path, body)
     got, body, _ = get(f"{url}/similar", data=b"not audio at all")
-    assert got == 400 and "not readable as audio" in body["error"]
+    assert got == 400 and "not readable as audio (Format not recognised" in body["error"]
+    assert "BytesIO" not in body["error"]
     got, body, _ = get(f"{url}/search?q=x", data=b"a body no route reads")      # POST /search: no such route
     assert got == 404 and "no route POST /search" in body["error"]
     import http.client                       # one connection: a refused body does not spoil the next request
@@ -153,8 +163,13 @@ def test_bad_requests_get_a_reason_and_a_status(served):
     first.read()
     conn.close()
     _, hits, _ = get(f"{url}/search?q=beep&k=3")
-    got, body, _ = get(f"{url}/audio/{hits[0]['file_id']}?start=2&end=1")
+    got, body, _ = get(f"{url}/audio/{hits[0]['file_id']}?start=1&end=0.5")
     assert got == 400 and "must come after start" in body["error"]
+    duration = hits[0]["duration"]
+    got, body, _ = get(f"{url}/audio/{hits[0]['file_id']}?start={duration + 1}")
+    assert got == 400 and f"is past the end of the file ({duration:g} s)" in body["error"]
+    got, body, _ = get(f"{url}/similar?file={hits[0]['file_id']}&start=soon")
+    assert got == 400 and "start: 'soon' is not a time" in body["error"]
     got, body, _ = get(f"{url}/audio/{hits[0]['file_id']}?start=0&end=3600")
     assert got == 400 and "longer than the 600 s /audio sends" in body["error"]
 

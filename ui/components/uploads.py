@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,7 +56,8 @@ def read_example(name: str, data: bytes, max_bytes: int | None = None) -> Exampl
         except Exception as ffmpeg_error:       # say the reader's reason that fits the file's name
             ffmpeg_named = os.path.splitext(name)[1].lower() in FFMPEG_EXTENSIONS | VIDEO_EXTENSIONS
             reason = ffmpeg_error if ffmpeg_named else e
-            raise UnreadableAudio(name, f"not readable as audio ({str(reason).strip()[:200]}); "
+            said = re.sub(r"^Error opening <[^>]*>: ", "", str(reason).strip())    # not the buffer's repr
+            raise UnreadableAudio(name, f"not readable as audio ({said[:200]}); "
                                   f"upload one of: {', '.join(UPLOAD_TYPES)}") from reason
     if samples.shape[0] == 0:
         raise UnreadableAudio(name, "empty: the upload holds no samples")
