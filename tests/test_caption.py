@@ -221,6 +221,11 @@ def test_caption_from_the_descriptions_files_carry(tmp_path, library):
     assert sorted(i.captions[0] for i in items) == ["Door slam, oak", "Rain on a tin roof, heavy"]
     refused = CliRunner().invoke(app, ["caption", str(lib), "--source", "metadata", "--index", str(tmp_path / "i")])
     assert refused.exit_code == 1 and "drop --index" in refused.stderr
+    empty = CliRunner().invoke(app, ["caption", str(lib / "plain.wav"), "--source", "metadata", "--out",
+                                     str(tmp_path / "none.jsonl")])       # says nothing of itself: no manifest to train on
+    said = " ".join(empty.stderr.split())
+    assert empty.exit_code == 1 and "captioned 0 of 1 files" in said
+    assert "error: no captions: none of them carries a description, title or comment" in said
 
 
 def test_caption_from_metadata_uses_ixml_keywords_while_there_is_room(tmp_path):

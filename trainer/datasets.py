@@ -115,7 +115,8 @@ def row_tags(row: dict[str, Any]) -> list[str]:
 def _row_to_item(row: dict[str, Any], base: Path, where: str, *, caption_sep: str) -> Item:
     audio = row_audio(row)
     if not audio:
-        raise InvalidDataset(f"{where}: no audio path (expected a column/key named 'audio' or 'path')")
+        raise InvalidDataset(f"{where}: no audio path (expected a column/key named "
+                             f"{', '.join(repr(k) for k in _AUDIO_KEYS)})")
     captions: list[str] = []
     for key in _CAPTION_KEYS:
         captions += _split(row.get(key), caption_sep)

@@ -104,6 +104,12 @@ def caption_command(
         return
     err_console.print(f"captioned {written} of {len(files)} files → {out}"
                       + (f"; {len(errors)} unreadable" if errors else ""), highlight=False)
+    if not written:         # an empty manifest trains nothing: say why, and fail the command
+        why = ("none of them could be read" if len(errors) == len(files) else
+               "none of them carries a description, title or comment (their metadata), and no --sheet "
+               "describes them" if source == "metadata" else "no tag reached --threshold")
+        err_console.print(f"[bold red]error:[/] no captions: {why}", highlight=False)
+        raise typer.Exit(1)
     if stored is not None:
         err_console.print(f"stored {stored['tags']} tags and {stored['captions']} captions for "
                           f"{stored['files']} files in the index"
