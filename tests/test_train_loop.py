@@ -129,6 +129,8 @@ def test_few_steps_lower_the_loss_and_write_a_model(tmp_path, toy_items):
     assert [e["event"] for e in events].count("step") == 30
     assert [e["step"] for e in events if e["event"] == "validation"] == [15, 30]
     assert all(0 < e["logit_scale"] <= 100 for e in events if e["event"] == "step")
+    logged = [e["lr"] for e in events if e["event"] == "step"]           # the rate each step used
+    assert logged == pytest.approx([0.05 * lr_factor(s, 2, 30) for s in range(30)])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 30 and summary["validation"]["n"] == len(toy_items)
 

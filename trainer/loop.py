@@ -372,6 +372,7 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
                 scaler.unscale_(optimizer)
             grad_norm = (float(torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip))
                          if cfg.optim.grad_clip else float("nan"))
+            step_lr = optimizer.param_groups[0]["lr"]      # what this step used (the log says it, not the next)
             if scaler is not None:
                 scaler.step(optimizer)
                 scaler.update()
@@ -385,7 +386,7 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.4f}")
             if cfg.log_every and (step % cfg.log_every == 0 or step == stop):
-                jlog.write(event="step", step=step, loss=step_loss, lr=scheduler.get_last_lr()[0],
+                jlog.write(event="step", step=step, loss=step_loss, lr=step_lr,
                            logit_scale=float(model.logit_scale.detach().exp()), grad_norm=grad_norm,
                            seconds=time.perf_counter() - t0)
             if rank == 0 and val_set is not None and (step == cfg.steps or (cfg.val_every and step % cfg.val_every == 0)):
