@@ -38,6 +38,10 @@ def test_toy_config_trains_into_a_model_folder_load_model_reads(tmp_path):
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-5)
     events = [json.loads(line)["event"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert events[0] == "start" and events[-1] == "end" and events.count("step") == 4
+    again = CliRunner().invoke(app, ["train", str(TOY), "--out", str(out), "--steps", "4", "--no-progress"])
+    said = " ".join(again.stderr.split())                   # a second run there would mix its checkpoints in
+    assert again.exit_code == 1 and "holds the checkpoints of an earlier run (newest: step-0000004)" in said
+    assert "Traceback" not in said and len(list((out / "checkpoints").iterdir())) == 1
 
 
 def test_configs_load_from_toml_with_paths_relative_to_the_file(tmp_path):

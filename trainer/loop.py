@@ -120,6 +120,17 @@ def checkpoint_dirs(out_dir: str | Path) -> list[Path]:
     return sorted(p for p in root.glob("step-*") if (p / STATE_FILE).is_file()) if root.is_dir() else []
 
 
+def refuse_earlier_run(out_dir: str | Path, resume: bool) -> None:
+    """InvalidConfig when a run that does not ``resume`` would write into the checkpoints of an
+    earlier one: they would mix, pruning could keep the old ones, and a later --resume could
+    continue the wrong run."""
+    earlier = latest_checkpoint(out_dir)
+    if earlier is not None and not resume:
+        raise InvalidConfig(f"{out_dir} holds the checkpoints of an earlier run (newest: {earlier.name}); "
+                            "--resume continues it; to start again give another --out, or remove "
+                            f"{Path(out_dir) / 'checkpoints'}")
+
+
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
     found = checkpoint_dirs(out_dir)
     return found[-1] if found else None
@@ -300,6 +311,7 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
     the loss, gradients are averaged, and rank 0 alone logs, validates and checkpoints.
     """
     out = Path(out_dir or cfg.out_dir)
+    refuse_earlier_run(out, resume)
     out.mkdir(parents=True, exist_ok=True)
     rank, world = rank_and_world()
     device = pick_device(cfg.device)

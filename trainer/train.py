@@ -16,7 +16,7 @@ from engine.outputs import output_folder
 from trainer.config import DatasetSpec, TrainConfig, load_config
 from trainer.datasets import AudioTextDataset, Item, drop_missing, read_items
 from trainer.distributed import barrier, torchrun_process_group
-from trainer.loop import TrainResult, fit, pick_device
+from trainer.loop import TrainResult, fit, pick_device, refuse_earlier_run
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ def run_training(config: TrainConfig | str | Path, *, resume: bool = False, out_
     cfg = config if isinstance(config, TrainConfig) else load_config(config)
     pick_device(cfg.device)                                  # a device this machine lacks: say so now
     output_folder(out_dir or cfg.out_dir)
+    refuse_earlier_run(out_dir or cfg.out_dir, resume)      # before the data is made, not after
     with torchrun_process_group(cfg.device) as (rank, _world):
         return _run_training(cfg, rank, resume=resume, out_dir=out_dir, max_steps=max_steps, model=model)
 
