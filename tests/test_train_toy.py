@@ -105,3 +105,14 @@ def test_cli_reports_config_errors_in_one_line(tmp_path):
     result = CliRunner().invoke(app, ["train", str(tmp_path / "absent.json")])
     assert result.exit_code == 1
     assert "config file not found" in " ".join(result.output.split())
+
+
+def test_a_model_config_typo_is_said_before_any_data_is_made(tmp_path):
+    config = json.loads(TOY.read_text())
+    config["model"] = {"config": {**config.get("model", {}).get("config", {}), "window_secs": 1.0}}
+    (tmp_path / "typo.json").write_text(json.dumps(config))
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "typo.json"), "--out", str(tmp_path / "run"),
+                                      "--no-progress"])
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 1 and "model.config" in said and "window_secs" in said, said
+    assert not (tmp_path / "run").exists()                 # no toy data generated first

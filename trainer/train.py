@@ -32,16 +32,10 @@ def _model_folder(init: str) -> Path:
 
 def build_model(cfg: TrainConfig):
     """The trainable :class:`~engine.models.soundsift_clap.SoundsiftClap` the config asks for."""
-    from engine.models.soundsift_clap import MODEL_TYPE, SoundsiftClap, SoundsiftClapConfig
+    from engine.models.soundsift_clap import SoundsiftClap, SoundsiftClapConfig
     spec = cfg.model
     if spec.init:
-        folder = _model_folder(spec.init)
-        data = json.loads((folder / "config.json").read_text())
-        if data.get("model_type") != MODEL_TYPE:
-            raise InvalidConfig(f"{folder}: model_type {data.get('model_type')!r} cannot be trained here; "
-                                f"the trainer trains {MODEL_TYPE!r} models (soundsift-base or its descendants)")
-        if spec.config:
-            raise InvalidConfig("give either model.init (fine-tune a folder) or model.config (a fresh model), not both")
+        folder, data = _init_folder(spec)
         if spec.train_text_tower is None or spec.train_text_tower == data.get("text_trainable", False):
             return SoundsiftClap.from_pretrained(folder)
         from safetensors.torch import load_file
@@ -49,13 +43,41 @@ def build_model(cfg: TrainConfig):
         model = SoundsiftClap(config)
         model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=False)
         return model
-    try:
-        config = SoundsiftClapConfig.from_dict(dict(spec.config))
-    except (ModelUnavailable, TypeError) as e:
-        raise InvalidConfig(f"model.config: {e}") from e
+    config = _fresh_config(spec)
     if spec.train_text_tower is not None:
         config.text_trainable = spec.train_text_tower
     return SoundsiftClap(config).init_baseline()
+
+
+def check_model_spec(cfg: TrainConfig) -> None:
+    """InvalidConfig for a model the config cannot build (a folder that is not a trainable model,
+    a typo in model.config), said before any data is made or read."""
+    if cfg.model.init:
+        _init_folder(cfg.model)
+    else:
+        _fresh_config(cfg.model)
+
+
+def _init_folder(spec: Any) -> tuple[Path, dict[str, Any]]:
+    """The model folder ``model.init`` names and its config, checked: one the trainer trains."""
+    from engine.models.soundsift_clap import MODEL_TYPE
+    folder = _model_folder(spec.init)
+    data = json.loads((folder / "config.json").read_text())
+    if data.get("model_type") != MODEL_TYPE:
+        raise InvalidConfig(f"{folder}: model_type {data.get('model_type')!r} cannot be trained here; "
+                            f"the trainer trains {MODEL_TYPE!r} models (soundsift-base or its descendants)")
+    if spec.config:
+        raise InvalidConfig("give either model.init (fine-tune a folder) or model.config (a fresh model), not both")
+    return folder, data
+
+
+def _fresh_config(spec: Any) -> Any:
+    """``model.config`` as a SoundsiftClapConfig; InvalidConfig naming a bad key or value."""
+    from engine.models.soundsift_clap import SoundsiftClapConfig
+    try:
+        return SoundsiftClapConfig.from_dict(dict(spec.config))
+    except (ModelUnavailable, TypeError) as e:
+        raise InvalidConfig(f"model.config: {e}") from e
 
 
 def load_items(specs: list[DatasetSpec], check_files: bool) -> list[Item]:
@@ -111,6 +133,7 @@ def run_training(config: TrainConfig | str | Path, *, resume: bool = False, out_
     pick_device(cfg.device)                                  # a device this machine lacks: say so now
     output_folder(out_dir or cfg.out_dir)
     refuse_earlier_run(out_dir or cfg.out_dir, resume)      # before the data is made, not after
+    check_model_spec(cfg)
     with torchrun_process_group(cfg.device) as (rank, _world):
         return _run_training(cfg, rank, resume=resume, out_dir=out_dir, max_steps=max_steps, model=model)
 
