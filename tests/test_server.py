@@ -152,8 +152,19 @@ def test_bad_requests_get_a_reason_and_a_status(served):
     got, body, _ = get(f"{url}/similar", data=b"not audio at all")
     assert got == 400 and "not readable as audio (Format not recognised" in body["error"]
     assert "BytesIO" not in body["error"]
-    got, body, _ = get(f"{url}/search?q=x", data=b"a body no route reads")      # POST /search: no such route
-    assert got == 404 and "no route POST /search" in body["error"]
+    got, body, _ = get(f"{url}/search?q=x", data=b"a body no route reads")      # POST /search: GET only
+    assert got == 405 and "/search answers GET, not POST" in body["error"]
+    for method, path, status in (("PUT", "/search?q=x", 405), ("DELETE", "/files/1", 405), ("PATCH", "/nowhere", 404)):
+        request = urllib.request.Request(url + path, method=method, data=b"")
+        try:
+            urllib.request.urlopen(request, timeout=60)
+        except urllib.error.HTTPError as e:        # JSON, not http.server's 501 page
+            assert (e.code, e.headers["Content-Type"]) == (status, "application/json")
+            assert "error" in json.loads(e.read())
+            if status == 405:
+                assert e.headers["Allow"] in ("GET", "GET, POST")
+        else:
+            raise AssertionError(f"{method} {path} answered 2xx")
     import http.client                       # one connection: a refused body does not spoil the next request
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=60)

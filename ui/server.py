@@ -30,8 +30,8 @@ Filters (as the CLI's options): ``min_duration``, ``max_duration``, ``path_prefi
 ``tagged``. Hits are ``Hit.to_dict`` (as ``soundsift search --json``).
 
 A bad request gets ``{"error": "…"}`` with 400 (a bad parameter, audio that cannot be read),
-404 (a path the index does not hold, an unknown file id or route) or 413 (a clip over the upload
-limit). Only files the index holds are read from disk, by path or id, so a request cannot make
+404 (a path the index does not hold, an unknown file id or route), 405 (a route asked with a
+method it does not answer) or 413 (a clip over the upload limit). Only files the index holds are read from disk, by path or id, so a request cannot make
 the server read any other file; clips come in the request body. It listens on 127.0.0.1 unless
 told otherwise.
 """
@@ -62,6 +62,14 @@ FILTER_PARAMS = ("min_duration", "max_duration", "path_prefix", "format", "sampl
 
 class NotFound(SoundsiftError):
     """A route, file id or path the server does not know (404)."""
+
+
+class MethodNotAllowed(SoundsiftError):
+    """A route asked with a method it does not answer (405; ``allowed`` go in the Allow header)."""
+
+    def __init__(self, message: str, allowed: list[str]) -> None:
+        super().__init__(message)
+        self.allowed = allowed
 
 
 class TooLarge(SoundsiftError):
@@ -135,6 +143,15 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         self._answer("POST")
 
+    def do_PUT(self) -> None:  # noqa: N802 (answered in JSON, not http.server's 501 page)
+        self._answer("PUT")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._answer("DELETE")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._answer("PATCH")
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
         log.debug("%s %s", self.address_string(), format % args)
 
@@ -142,11 +159,15 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         query = Query(url.query)
         self.body_read = False
+        allow = ""                          # the Allow header of a 405
         try:
             route = self.server.route(method, url.path)
             status, body, kind = route(self, query, url.path)
         except NotFound as e:
             status, body, kind = HTTPStatus.NOT_FOUND, _json({"error": str(e)}), "application/json"
+        except MethodNotAllowed as e:
+            status, body, kind = HTTPStatus.METHOD_NOT_ALLOWED, _json({"error": str(e)}), "application/json"
+            allow = ", ".join(e.allowed)
         except TooLarge as e:
             status, body, kind = HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _json({"error": str(e)}), "application/json"
         except (InvalidQuery, UnreadableAudio) as e:
@@ -157,12 +178,14 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
             log.exception("%s %s failed", method, self.path)
             status = HTTPStatus.INTERNAL_SERVER_ERROR
             body, kind = _json({"error": f"{type(e).__name__}: {e}"}), "application/json"
-        if method == "POST" and not self.body_read:
+        if method != "GET" and not self.body_read:
             self.close_connection = True    # its unread body must not be taken for the next request
         try:
             self.send_response(status)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
+            if allow:
+                self.send_header("Allow", allow)
             if self.close_connection:
                 self.send_header("Connection", "close")
             self.end_headers()
@@ -213,6 +236,9 @@ class SoundsiftServer(ThreadingHTTPServer):
         base = "/" + path.strip("/").split("/", 1)[0]
         found = self.routes.get((method, base))
         if found is None:
+            allowed = sorted(m for m, p in self.routes if p == base)
+            if allowed:             # the route is there, not for this method
+                raise MethodNotAllowed(f"{base} answers {' and '.join(allowed)}, not {method}", allowed)
             known = sorted(f"{m} {p}" for m, p in self.routes)
             raise NotFound(f"no route {method} {path}; the routes are: {', '.join(known)}")
         return found
