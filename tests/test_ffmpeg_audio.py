@@ -144,7 +144,7 @@ def test_an_m4a_clip_dropped_on_the_page_or_posted_is_read(tmp_path):
     assert clip.sample_rate == SR and clip.duration == pytest.approx(2.0, abs=0.05)
     with pytest.raises(UnreadableAudio, match=r"notes.m4a: not readable as audio \(Invalid data found"):
         read_example("notes.m4a", b"shopping list")                             # FFmpeg's reason for an .m4a
-    with pytest.raises(UnreadableAudio, match=r"notes.wav: not readable as audio \(Error opening"):
+    with pytest.raises(UnreadableAudio, match=r"notes.wav: not readable as audio \(Format not recognised"):
         read_example("notes.wav", b"shopping list")                             # libsndfile's for a .wav
 
 
