@@ -31,9 +31,9 @@ Filters (as the CLI's options): ``min_duration``, ``max_duration``, ``path_prefi
 
 A bad request gets ``{"error": "…"}`` with 400 (a bad parameter, audio that cannot be read),
 404 (a path the index does not hold, an unknown file id or route), 405 (a route asked with a
-method it does not answer) or 413 (a clip over the upload limit). Only files the index holds are read from disk, by path or id, so a request cannot make
-the server read any other file; clips come in the request body. It listens on 127.0.0.1 unless
-told otherwise.
+method it does not answer) or 413 (a clip over the upload limit). Only files the index holds are
+read from disk, by path or id, so a request cannot make the server read any other file; clips
+come in the request body. It listens on 127.0.0.1 unless told otherwise.
 """
 from __future__ import annotations
 
