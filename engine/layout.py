@@ -123,11 +123,12 @@ def read_only_error(root: Path, name: str, cause: OSError | None = None) -> "Ind
     """The IndexReadOnly of a write to ``name`` that the index folder ``root`` refuses; ``cause``:
     the refused system call's error, where there was one."""
     from engine.errors import IndexReadOnly
+    from engine.outputs import on_read_only_mount
 
     if cause is not None:
         why = (cause.strerror or str(cause)).lower()
     else:
-        why = "read-only file system" if os.statvfs(root).f_flag & os.ST_RDONLY else "no write permission"
+        why = "read-only file system" if on_read_only_mount(root) else "no write permission"
     return IndexReadOnly(f"index {root}: the folder is read-only ({why}; cannot write {name}); searching it "
                          "works, but to change it copy it to a folder you can write, or index into one")
 

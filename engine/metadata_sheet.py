@@ -37,7 +37,7 @@ from typing import Any
 from engine.audio import AUDIO_EXTENSIONS
 from engine.errors import InvalidQuery
 from engine.file_metadata import MAX_VALUE
-from engine.text_encoding import decode_text
+from engine.text_encoding import UTF16_BOMS, decode_text
 from engine.workbook import UNREADABLE_WORKBOOKS, WORKBOOK_SUFFIXES, workbook_tables
 
 #: column names (lower case, without spaces, ``_``, ``-`` or ``.``) that may name a row's file,
@@ -225,7 +225,7 @@ Specificity = tuple[bool, int, bool]
 def _is_binary(raw: bytes) -> bool:
     """Whether ``raw`` is not text: NUL bytes in its first 4 kB, unless it opens with a UTF-16
     byte-order mark (Excel's "Unicode Text", which is text with a NUL in every other byte)."""
-    return b"\x00" in raw[:4096] and raw[:2] not in (b"\xff\xfe", b"\xfe\xff")
+    return b"\x00" in raw[:4096] and raw[:2] not in UTF16_BOMS
 
 
 def match_rows(sheet: Sheet, files: dict[int, str]) -> tuple[dict[int, dict[str, str]], SheetImport]:

@@ -47,9 +47,12 @@ def _check_folders_above(path: Path, option: str) -> None:
 
 def _why_not_writable(path: Path) -> str:
     """"read-only file system" or "permission denied", as the OS would say it."""
+    return "read-only file system" if on_read_only_mount(path) else "permission denied"
+
+
+def on_read_only_mount(path: str | Path) -> bool:
+    """Whether ``path`` lies on a file system mounted read-only (False when that cannot be told)."""
     try:
-        if os.statvfs(path).f_flag & os.ST_RDONLY:
-            return "read-only file system"
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
     except OSError:
-        pass
-    return "permission denied"
+        return False

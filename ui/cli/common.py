@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from engine.errors import SoundsiftError
+from engine.layout import READ_ONLY_ERRNOS
 
 #: logs, progress and tables for humans; stdout is kept for --json output
 err_console = Console(stderr=True)
@@ -68,7 +69,7 @@ def relays_decoder_output(fn: F) -> F:
 
 
 #: what the machine refused when a command wrote (not a bug): said in one line like a SoundsiftError
-_REFUSED_WRITES = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+_REFUSED_WRITES = READ_ONLY_ERRNOS | {errno.ENOSPC, errno.EDQUOT}
 
 
 def reports_errors(fn: F) -> F:
