@@ -78,6 +78,7 @@ class IndexSummary:
     model: str = ""
     model_fingerprint: str = ""
     errors: list[dict[str, str]] = field(default_factory=list)   # failures of this run
+    interrupted: bool = False           # Ctrl-C: the counts are what the last commit kept
     # --rebuild (indexer.rebuild): the index was re-embedded into a fresh one that replaced it
     rebuild: bool = False
     previous_model: str = ""            # the model of the index it replaced
@@ -87,6 +88,15 @@ class IndexSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class IndexInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, after the finished files were committed; ``summary`` says what the
+    index now holds (``interrupted`` true). Still a KeyboardInterrupt to every caller."""
+
+    def __init__(self, summary: IndexSummary) -> None:
+        super().__init__()
+        self.summary = summary
 
 
 def _sheets_not_imported(writer: IndexWriter, spreadsheets: list[str]) -> list[str]:
@@ -203,7 +213,12 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
     summary = IndexSummary(index=str(layout.root))
     with IndexWriter(layout, memory_budget=memory_budget) as writer:
         model = resolve_model(model, writer.meta, layout.root)
-        failures = index_into(writer, paths, model, opts, summary)
+        try:
+            failures = index_into(writer, paths, model, opts, summary)
+        except KeyboardInterrupt as e:
+            if not summary.interrupted:     # before the run's work began: nothing to report
+                raise
+            raise IndexInterrupted(finish_summary(summary, summary_failures(summary), t_start)) from e
     return finish_summary(summary, failures, t_start)
 
 
@@ -226,6 +241,11 @@ def check_new_index_location(layout: IndexLayout) -> None:
         names = ", ".join(p.name for p in foreign[:3]) + (" …" if len(foreign) > 3 else "")
         raise IndexLocationTaken(f"{root} is a folder that is not a soundsift index (it holds {names}); "
                                  "a new index needs a new or empty folder. No index was created")
+
+
+def summary_failures(summary: IndexSummary) -> dict[str, str]:
+    """The failures an interrupted run recorded (``index_into`` keeps them on the summary)."""
+    return {e["path"]: e["reason"] for e in summary.errors}
 
 
 def finish_summary(summary: IndexSummary, failures: dict[str, str], t_start: float) -> IndexSummary:
@@ -421,6 +441,10 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
         stack.close()
         if pending:
             commit()
+        summary.interrupted = True
+        summary.errors = [{"path": p, "reason": r} for p, r in failures.items()]
+        summary.generation = writer.generation
+        summary.totals = dict(writer.meta.get("counts", {}))
         log.warning("interrupted: %s now holds %d files (generation %d); run the same "
                     "command again to index the rest", layout.root,
                     writer.meta.get("counts", {}).get("files", 0), writer.generation)

@@ -105,6 +105,24 @@ def test_info_on_a_missing_index(tmp_path):
     assert r.exit_code == 1 and "soundsift index" in r.output
 
 
+def test_an_interrupted_run_exits_130_and_json_says_what_was_kept(tmp_path, monkeypatch):
+    import indexer
+    from indexer.runner import IndexInterrupted, IndexSummary
+
+    kept = IndexSummary(index=str(tmp_path / "idx"), added=4, interrupted=True, generation=2,
+                        totals={"files": 4, "segments": 5, "errors": 0})
+
+    def stopped(*args, **kwargs):
+        raise IndexInterrupted(kept)
+    monkeypatch.setattr(indexer, "build_index", stopped)
+    r = run("index", str(tmp_path), "--index", str(tmp_path / "idx"), "--json")
+    assert r.exit_code == 130
+    s = json.loads(r.stdout)
+    assert s["interrupted"] is True and s["added"] == 4 and s["totals"]["files"] == 4
+    r = run("index", str(tmp_path), "--index", str(tmp_path / "idx"))
+    assert r.exit_code == 130 and r.stdout == ""      # the run's warning said it on stderr
+
+
 @pytest.mark.parametrize("cmd", ["index", "info"])
 def test_help(cmd):
     r = run(cmd, "--help")

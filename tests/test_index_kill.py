@@ -10,6 +10,7 @@ disk exactly once, and a second one finds nothing to do.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -40,16 +41,22 @@ SEED = 20240601
 #: the run a test interrupts: marks "ready" after its imports and "done" at the end (in
 #: files: decoder processes inherit stdout, so a pipe would stay open after a SIGKILL);
 #: slow model calls (argv[4] seconds each), one decoder process, a commit after every file.
+#: An interrupted run writes its summary beside the log (".summary.json").
 #: Ctrl-C raises KeyboardInterrupt in it as in a terminal, even when the test runner itself was
 #: started with SIGINT ignored (a background job without job control passes SIG_IGN on).
 SCRIPT = """
-import pathlib, signal, sys
+import json, pathlib, signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)
 from indexer import build_index
+from indexer.runner import IndexInterrupted
 from tests.index_fakes import FakeModel
 pathlib.Path(sys.argv[3] + ".ready").touch()
-build_index([sys.argv[1]], sys.argv[2], FakeModel(delay=float(sys.argv[4])), workers=1, batch_size=2,
-            checkpoint_files=1, progress=False)
+try:
+    build_index([sys.argv[1]], sys.argv[2], FakeModel(delay=float(sys.argv[4])), workers=1, batch_size=2,
+                checkpoint_files=1, progress=False)
+except IndexInterrupted as e:
+    pathlib.Path(sys.argv[3] + ".summary.json").write_text(json.dumps(e.summary.to_dict()))
+    raise
 pathlib.Path(sys.argv[3] + ".done").touch()
 """
 
@@ -204,6 +211,10 @@ def test_ctrl_c_commits_finished_files_and_stops(library, tmp_path):
     segments = check_consistent(idx, library)
     assert 0 < len(segments) < N_FILES
     assert not any(IndexLayout(idx).root.glob("*.tmp"))
+    summary = json.loads(Path(str(log_path) + ".summary.json").read_text())   # what was kept, said
+    assert summary["interrupted"] is True
+    assert summary["added"] == summary["totals"]["files"] == len(segments)
+    assert summary["generation"] == generation(idx) and summary["failed"] == 0
     s = build_index([library], idx, FakeModel(), workers=1, progress=False)
     assert s.added == N_FILES - len(segments) and s.unchanged == len(segments)
     assert sorted(check_consistent(idx, library)) == sorted(str(p) for p in library.iterdir())

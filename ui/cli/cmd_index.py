@@ -63,6 +63,7 @@ def index_command(
     setup_logging(verbose)
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     from indexer import build_index
+    from indexer.runner import IndexInterrupted
 
     from engine.index_choice import parse_memory_budget
 
@@ -78,7 +79,12 @@ def index_command(
             raise typer.BadParameter("--rebuild replaces the index once; run it, then --watch", param_hint="--watch")
         _watch(paths, index, model, watch, json_out, options)
         return
-    summary = build_index(paths, index=index, model=model, rebuild=rebuild, **options)
+    try:
+        summary = build_index(paths, index=index, model=model, rebuild=rebuild, **options)
+    except IndexInterrupted as stopped:     # the warning said what was kept; --json says it too
+        if json_out:
+            print_json(stopped.summary.to_dict())
+        raise typer.Exit(130) from None
     if json_out:
         print_json(summary.to_dict())
     else:
