@@ -73,6 +73,15 @@ def test_cli_corpus_audit_json(tmp_path):
     assert report["groups"][0]["source"] == "mislabelled" and report["model"] == "soundsift-base"
 
 
+def test_cli_corpus_audit_bars_only_when_asked_off_a_terminal(tmp_path):
+    manifest = str(_manifest(tmp_path))
+    quiet = CliRunner().invoke(app, ["corpus", "audit", manifest])       # stderr is not a terminal
+    assert quiet.exit_code == 0, quiet.output
+    assert "embedding audio" not in quiet.stderr and "mislabelled" in quiet.stdout
+    shown = CliRunner().invoke(app, ["corpus", "audit", manifest, "--progress"])
+    assert shown.exit_code == 0 and "embedding audio" in shown.stderr
+
+
 def test_extra_labels_compete_so_a_small_manifest_still_shows_a_wrong_label(tmp_path, base):
     rows = []
     for k in range(2):

@@ -8,7 +8,8 @@ from typing import List, Optional
 import typer
 
 from ui.cli.app import MARKUP, app
-from ui.cli.common import VerboseOption, err_console, print_json, reports_errors, setup_logging
+from ui.cli.common import (ProgressOption, VerboseOption, err_console, print_json, reports_errors, setup_logging,
+                           shows_progress)
 
 corpus_app = typer.Typer(help="Build the offline training corpus (see trainer/corpus); write label CSVs from it.",
                          no_args_is_help=True, add_completion=False,
@@ -107,6 +108,7 @@ def audit_command(
     min_clips: int = typer.Option(3, "--min-clips", min=1, help="Report groups with at least this many clips."),
     top: int = typer.Option(25, "--top", min=1, help="How many of the worst groups to print."),
     json_out: bool = typer.Option(False, "--json", help="Print the whole report as JSON on stdout."),
+    progress: ProgressOption = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Rank each (source, label) group by how low the model ranks its own label among all the
@@ -120,7 +122,8 @@ def audit_command(
 
     the_model = load_model(model)
     extra = default_labels(the_model) if with_vocabulary else ()
-    report = audit_manifest(manifest, the_model, extra_labels=extra, min_clips=min_clips, progress=not json_out)
+    report = audit_manifest(manifest, the_model, extra_labels=extra, min_clips=min_clips,
+                            progress=shows_progress(progress))
     if json_out:
         print_json(asdict(report))
         return

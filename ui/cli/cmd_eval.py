@@ -1,7 +1,6 @@
 """``soundsift eval retrieval|zeroshot``: batch evaluation by the LAION-CLAP protocol."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
@@ -9,8 +8,8 @@ import typer
 
 from engine.zeroshot import DEFAULT_TEMPLATE, LABEL_QUERY_TEMPLATE
 from ui.cli.app import MARKUP, app
-from ui.cli.common import (MODEL_HELP, VerboseOption, err_console, out_console, print_json, reports_errors,
-                           setup_logging)
+from ui.cli.common import (MODEL_HELP, ProgressOption, VerboseOption, err_console, out_console, print_json,
+                           reports_errors, setup_logging, shows_progress)
 
 eval_app = typer.Typer(
     help="Measure a model: caption retrieval (Clotho, AudioCaps, manifests) and zero-shot "
@@ -33,12 +32,6 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the figures as J
 ReportOption = Annotated[Optional[Path], typer.Option("--report", help=REPORT_HELP)]
 CacheDirOption = Annotated[Optional[Path], typer.Option("--cache-dir", help=CACHE_HELP)]
 CacheOption = Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse and store audio embeddings.")]
-ProgressOption = Annotated[Optional[bool], typer.Option(
-    "--progress/--no-progress", help="Progress bars on stderr (default: when stderr is a terminal).")]
-
-
-def _progress(flag: Optional[bool]) -> bool:
-    return sys.stderr.isatty() if flag is None else flag
 
 
 def _show(result: dict[str, Any], json_out: bool, print_table: Callable[[dict[str, Any]], None],
@@ -75,7 +68,7 @@ def retrieval_command(
     from trainer.evaluation.runner import evaluate_retrieval
 
     result = evaluate_retrieval(csv, audio_dir, model, batch_size=batch_size, cache_dir=cache_dir,
-                                use_cache=cache, progress=_progress(progress), report_dir=report)
+                                use_cache=cache, progress=shows_progress(progress), report_dir=report)
     _show(result, json_out, _print_retrieval, report)
 
 
@@ -106,7 +99,7 @@ def zeroshot_command(
 
     result = evaluate_zeroshot(csv, audio_dir, model, template=template, query_template=query_template,
                                batch_size=batch_size,
-                               cache_dir=cache_dir, use_cache=cache, progress=_progress(progress),
+                               cache_dir=cache_dir, use_cache=cache, progress=shows_progress(progress),
                                report_dir=report)
     _show(result, json_out, _print_zeroshot, report)
 

@@ -10,8 +10,8 @@ from typing import Any, List, Optional
 import typer
 
 from ui.cli.app import app
-from ui.cli.common import (MODEL_HELP, IndexOption, VerboseOption, out_console, print_json, reports_errors,
-                           setup_logging)
+from ui.cli.common import (MODEL_HELP, IndexOption, ProgressOption, VerboseOption, out_console, print_json,
+                           reports_errors, setup_logging, shows_progress)
 
 
 @app.command("index")
@@ -48,8 +48,7 @@ def index_command(
              "again when files were added, changed or removed. The model stays loaded. Ctrl-C stops."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout "
                                                         "(with --watch: one line per run)."),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
-                                            help="Progress bar on stderr (default: when stderr is a terminal)."),
+    progress: ProgressOption = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Index the audio files under PATH... (new and changed files only; deleted ones are dropped).
@@ -72,7 +71,7 @@ def index_command(
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--memory-budget") from e
     options = dict(workers=workers, batch_size=batch_size,
-                   progress=sys.stderr.isatty() if progress is None else progress,
+                   progress=shows_progress(progress),
                    checkpoint_files=checkpoint_files, checkpoint_seconds=checkpoint_seconds, memory_budget=budget)
     if watch is not None:
         if rebuild:

@@ -28,8 +28,17 @@ MODEL_HELP = ("Model: 'soundsift-base', 'soundsift-fast' (about 10× faster, les
 IndexOption = Annotated[Optional[str], typer.Option("--index", "-i", help=INDEX_HELP)]
 #: ``--verbose/-v``: debug logging, in every command
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
+#: ``--progress/--no-progress`` of the commands that show progress bars; None: :func:`shows_progress`
+ProgressOption = Annotated[Optional[bool], typer.Option(
+    "--progress/--no-progress", help="Progress bars on stderr (default: when stderr is a terminal).")]
 #: ``--host`` of the commands that listen (`soundsift ui`, `soundsift serve`)
 HostOption = Annotated[str, typer.Option("--host", help="Address to bind; 0.0.0.0 answers anyone on your network.")]
+
+
+def shows_progress(flag: Optional[bool]) -> bool:
+    """``--progress/--no-progress`` as given, else bars only when stderr is a terminal (a log file
+    or a pipe would fill with their redraws)."""
+    return sys.stderr.isatty() if flag is None else flag
 
 
 def warn_if_shared(host: str, what: str) -> None:
