@@ -36,6 +36,7 @@ def test_help(command):
     result = CliRunner().invoke(app, [*command.split(), "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output and "--help" in result.output
+    assert "<bool>" not in result.output        # an on/off flag takes no value (ui.cli.app.FlagsCommand)
 
 
 def test_console_script_entry_point_starts():

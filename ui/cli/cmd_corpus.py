@@ -7,11 +7,11 @@ from typing import List, Optional
 
 import typer
 
-from ui.cli.app import MARKUP, app
+from ui.cli.app import MARKUP, SoundsiftTyper, app
 from ui.cli.common import (ProgressOption, VerboseOption, err_console, print_json, reports_errors, setup_logging,
                            shows_progress)
 
-corpus_app = typer.Typer(help="Build the offline training corpus (see trainer/corpus); write label CSVs from it.",
+corpus_app = SoundsiftTyper(help="Build the offline training corpus (see trainer/corpus); write label CSVs from it.",
                          no_args_is_help=True, add_completion=False,
                          rich_markup_mode=MARKUP)   # also `python -m trainer.corpus`
 app.add_typer(corpus_app, name="corpus")

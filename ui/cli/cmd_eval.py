@@ -7,11 +7,11 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 
 from engine.zeroshot import DEFAULT_TEMPLATE, LABEL_QUERY_TEMPLATE
-from ui.cli.app import MARKUP, app
+from ui.cli.app import MARKUP, SoundsiftTyper, app
 from ui.cli.common import (MODEL_HELP, ProgressOption, VerboseOption, err_console, out_console, print_json,
                            reports_errors, setup_logging, shows_progress)
 
-eval_app = typer.Typer(
+eval_app = SoundsiftTyper(
     help="Measure a model: caption retrieval (Clotho, AudioCaps, manifests) and zero-shot "
          "classification (ESC-50, UrbanSound8K, audio/label CSVs).",
     no_args_is_help=True,

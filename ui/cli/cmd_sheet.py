@@ -6,11 +6,11 @@ from typing import Annotated, Any, List, Optional
 
 import typer
 
-from ui.cli.app import MARKUP, app
+from ui.cli.app import MARKUP, SoundsiftTyper, app
 from ui.cli.common import IndexOption, VerboseOption, err_console, out_console, print_json, reports_errors, setup_logging
 from ui.cli.results import IndexModelOption, filter_options
 
-sheet_app = typer.Typer(
+sheet_app = SoundsiftTyper(
     help="A library's metadata spreadsheet (CSV, tab-separated, .xlsx or .ods: the BBC archive's, a "
          "Soundminer or BaseHead export, a vendor's workbook): its descriptions, categories and keywords stored with the "
          "indexed files they name, for keyword search, --category and the page's cards. import, list, remove; export writes the index's own sheet.",

@@ -6,14 +6,14 @@ from typing import TYPE_CHECKING, Annotated, List
 
 import typer
 
-from ui.cli.app import MARKUP, app
+from ui.cli.app import MARKUP, SoundsiftTyper, app
 from ui.cli.common import IndexOption, VerboseOption, out_console, print_json, reports_errors, setup_logging
 from ui.cli.results import split_values
 
 if TYPE_CHECKING:
     from indexer.user_tags import TagChange
 
-tags_app = typer.Typer(
+tags_app = SoundsiftTyper(
     help="Your own tags on indexed files (\"favourite\", \"used in ep 3\"): add, remove, list. Searches "
          "find files by them, and --tagged keeps only the files that carry one. For zero-shot tags of "
          "a sound, see `soundsift tag`.",
