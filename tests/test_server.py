@@ -277,3 +277,85 @@ def test_a_port_in_use_is_one_error_line(tmp_path, tiny_clap_dir):
     said = " ".join(result.output.split())
     assert result.exit_code == 1 and f"error: cannot listen on 127.0.0.1:{port}" in said
     assert "Traceback" not in said
+
+
+def test_unknown_paths_are_not_found(served):
+    """Extra path segments were ignored (/info/xyz answered as /info): a 404 naming the path."""
+    url, _ = served
+    _, hits, _ = get(f"{url}/search?q=beep&k=1")
+    fid = hits[0]["file_id"]
+    for path in ("/info/xyz", "/facets/a/b", "/search/x?q=dog", "/sheet/x", "/similar/x?file=1", "/info;x",
+                 f"/files/{fid}/extra", f"/audio/{fid}/x", f"/files/abc/{fid}"):
+        got, body, kind = get(url + path)
+        assert (got, kind) == (404, "application/json"), (path, body)
+        assert f"no route GET {path.split('?')[0]}" in body["error"], (path, body)
+    assert get(f"{url}/info/")[0] == get(f"{url}/files/{fid}/")[0] == 200      # a trailing slash is fine
+
+
+def test_unknown_query_parameters_are_bad_requests(served):
+    url, lib = served
+    got, body, _ = get(f"{url}/search?q=dog&limt=5")
+    assert got == 400 and "unknown parameter limt for GET /search" in body["error"]
+    assert "q, k, keywords, not, segments, min_duration" in body["error"] and "tagged" in body["error"]
+    got, body, _ = get(f"{url}/info?verbose=1&x=2")
+    assert got == 400 and "unknown parameters verbose, x for GET /info; it takes none" in body["error"]
+    got, body, _ = get(f"{url}/similar?k=1&file=1", data=(lib / "beep.wav").read_bytes())    # file: GET only
+    assert got == 400 and "unknown parameter file for POST /similar" in body["error"]
+    _, hits, _ = get(f"{url}/search?q=beep&k=1")
+    fid = hits[0]["file_id"]
+    filters = ("min_duration=0&max_duration=100&path_prefix=/&format=wav,flac&sample_rate=16k&category=DOORS"
+               "&channels=mono&min_loudness=-100&max_loudness=10&tagged=x")
+    accepted = [f"/search?q=dog&k=2&keywords=1&not=rain&{filters}", f"/search?q=dog&segments=1&{filters}",
+                f"/similar?file={fid}&start=0&end=1&k=2&segments=1&{filters}", f"/tag?file={fid}&labels=a,b&top=1",
+                f"/audio/{fid}?start=0&end=1", f"/files/{fid}", "/info", "/facets",
+                f"/sheet?zero_shot=1&labels=a,b&min_score=0.5&{filters}"]
+    for path in accepted:                       # every parameter a route reads is still taken
+        got, body, _ = get(url + path)
+        assert got == 200, (path, body)
+    clip = (lib / "beep.wav").read_bytes()
+    for path in (f"/similar?start=0&end=1&k=2&segments=1&{filters}", "/tag?labels=a,b&top=1"):
+        got, body, _ = get(url + path, data=clip)
+        assert got == 200, (path, body)
+
+
+def test_filter_errors_name_the_query_parameter(served):
+    url, _ = served
+    for path, said in (("/search?q=x&sample_rate=fast", "sample_rate takes rates such as 48000"),
+                       ("/sheet?sample_rate=-5", "sample_rate must be above 0"),
+                       ("/search?q=x&channels=many", "channels takes channel counts or names")):
+        got, body, _ = get(url + path)
+        assert got == 400 and body["error"].startswith(said) and "--" not in body["error"], (path, body)
+
+
+def test_parameters_that_are_not_utf8_are_bad_requests(served):
+    import socket
+    url, _ = served
+    for path, name in (("/search?q=%FF%FEdog", "q"), ("/tag?file=1&labels=%C3", "labels"),
+                       ("/search?q=dog&path_prefix=%ED%A0%80", "path_prefix")):
+        got, body, _ = get(url + path)
+        assert got == 400 and f"{name} is not valid UTF-8" in body["error"], (path, body)
+    assert get(f"{url}/search?q=caf%C3%A9&k=1")[0] == 200
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as sock:      # raw bytes, not %-escaped
+        sock.sendall(b"GET /search?q=\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b"".join(iter(lambda: sock.recv(65536), b""))
+    assert answer.startswith(b"HTTP/1.1 400") and b"q is not valid UTF-8" in answer
+
+
+def test_min_score_is_a_score_from_0_to_1(served):
+    url, _ = served
+    for value in ("2", "-0.1", "1.01"):
+        got, body, _ = get(f"{url}/sheet?zero_shot=1&min_score={value}")
+        assert got == 400 and f"min_score must be a number from 0 to 1, got '{value}'" in body["error"], body
+    assert get(f"{url}/sheet?zero_shot=1&min_score=1")[0] == get(f"{url}/sheet?min_score=0")[0] == 200
+
+
+def test_similar_reads_the_file_record_once(served, monkeypatch):
+    url, lib = served
+    calls = []
+    get_file = SoundIndex.get_file
+    monkeypatch.setattr(SoundIndex, "get_file", lambda self, file_id: calls.append(file_id) or get_file(self, file_id))
+    _, hits, _ = get(f"{url}/similar?file={quote(str(lib / 'creak.flac'))}&k=2")
+    assert len(calls) == 1
+    _, by_id, _ = get(f"{url}/similar?file={hits[0]['file_id']}&k=2")
+    assert by_id == hits and len(calls) == 2

@@ -9,9 +9,9 @@ threads and follows new generations and rebuilds by itself) and answers JSON ove
 GET    ``/search``           ``q`` text; ``k``; ``keywords=1``; ``not`` (comma-separated sounds
                              not wanted); ``segments=1`` (every matching segment); filters
 GET    ``/similar``          ``file`` (an indexed path or file id), ``start``/``end`` (seconds or
-                             m:ss); ``k``; filters
+                             m:ss); ``k``; ``segments=1``; filters
 POST   ``/similar``          the body is a clip (WAV, FLAC, MP3 …): files that sound like it (or
-                             like its part ``start``–``end``)
+                             like its part ``start``–``end``); ``k``; ``segments=1``; filters
 GET    ``/tag``              ``file`` (indexed), ``labels`` (comma-separated; default the model's
                              vocabulary), ``top``: zero-shot tags from its stored vectors
 POST   ``/tag``              the body is a clip: its zero-shot tags
@@ -29,8 +29,9 @@ Filters (as the CLI's options): ``min_duration``, ``max_duration``, ``path_prefi
 ``format``, ``sample_rate``, ``category``, ``channels``, ``min_loudness``, ``max_loudness``,
 ``tagged``. Hits are ``Hit.to_dict`` (as ``soundsift search --json``).
 
-A bad request gets ``{"error": "…"}`` with 400 (a bad parameter, audio that cannot be read),
-404 (a path the index does not hold, an unknown file id or route), 405 (a route asked with a
+A bad request gets ``{"error": "…"}`` with 400 (a bad parameter, one the route does not take, one
+that is not UTF-8 once percent-decoded, audio that cannot be read), 404 (a path the index does not
+hold, an unknown file id or route, path segments a route does not take), 405 (a route asked with a
 method it does not answer) or 413 (a clip over the upload limit). Only files the index holds are
 read from disk, by path or id, so a request cannot make the server read any other file; clips
 come in the request body. It listens on 127.0.0.1 unless told otherwise.
@@ -39,11 +40,12 @@ from __future__ import annotations
 
 import json
 import logging
+import string
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
-from urllib.parse import parse_qs, unquote, urlparse
+from typing import Any, Callable, NamedTuple, Sequence
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import numpy as np
 
@@ -58,6 +60,8 @@ MAX_K = 1000
 MAX_AUDIO_SECONDS = 600.0
 FILTER_PARAMS = ("min_duration", "max_duration", "path_prefix", "format", "sample_rate", "category",
                  "channels", "min_loudness", "max_loudness", "tagged")
+#: routes followed by one more path segment, a file id (``/files/ID``)
+ID_ROUTES = frozenset({"/files", "/audio"})
 
 
 class NotFound(SoundsiftError):
@@ -80,13 +84,31 @@ class Query:
     """A request's query string: typed, checked parameters (InvalidQuery names the bad one)."""
 
     def __init__(self, raw: str) -> None:
-        self.values = {k: v[-1] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+        """Parse ``raw`` (as http.server gives it: bytes read as Latin-1); InvalidQuery for a name
+        or value that is not UTF-8 once percent-decoded (the last of a repeated name counts)."""
+        raw = quote(raw, safe=string.punctuation, encoding="latin-1")   # unescaped bytes ≥ 0x80 as %XX
+        self.values: dict[str, str] = {}
+        for name, value in parse_qsl(raw, keep_blank_values=True, errors="surrogateescape"):
+            if not _is_utf8(name):
+                raise InvalidQuery(f"a parameter name ({_shown(name)!r}) is not valid UTF-8 once percent-decoded")
+            if not _is_utf8(value):
+                raise InvalidQuery(f"{name} is not valid UTF-8 once percent-decoded")
+            self.values[name] = value
+
+    def only(self, accepted: Sequence[str], route: str) -> None:
+        """InvalidQuery naming the parameters ``route`` does not take (``accepted`` are those it does)."""
+        unknown = [name for name in self.values if name not in accepted]
+        if unknown:
+            takes = ", ".join(accepted) if accepted else "none"
+            raise InvalidQuery(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                               f"for {route}; it takes {takes}")
 
     def text(self, name: str, default: str | None = None) -> str | None:
         value = self.values.get(name, default)
         return value.strip() if isinstance(value, str) and value.strip() else default
 
-    def number(self, name: str, default: float | None = None, low: float | None = None) -> float | None:
+    def number(self, name: str, default: float | None = None, low: float | None = None,
+               high: float | None = None) -> float | None:
         value = self.text(name)
         if value is None:
             return default
@@ -94,9 +116,11 @@ class Query:
             x = float(value)
         except ValueError as e:
             raise InvalidQuery(f"{name} must be a number, got {value!r}") from e
-        if not np.isfinite(x) or (low is not None and x < low):
-            raise InvalidQuery(f"{name} must be a number{f' of at least {low:g}' if low is not None else ''}, "
-                               f"got {value!r}")
+        if not np.isfinite(x) or (low is not None and x < low) or (high is not None and x > high):
+            bounds = (f" from {low:g} to {high:g}" if low is not None and high is not None
+                      else f" of at least {low:g}" if low is not None
+                      else f" of at most {high:g}" if high is not None else "")
+            raise InvalidQuery(f"{name} must be a number{bounds}, got {value!r}")
         return x
 
     def time(self, name: str) -> float | None:
@@ -128,7 +152,7 @@ class Query:
         return make_filters(self.number("min_duration", low=0), self.number("max_duration", low=0),
                             self.text("path_prefix"), self.listed("format"), self.listed("sample_rate"),
                             self.listed("category"), self.listed("channels"), self.number("min_loudness"),
-                            self.number("max_loudness"), self.listed("tagged"))
+                            self.number("max_loudness"), self.listed("tagged"), name_of=lambda param: param)
 
 
 class SoundsiftHandler(BaseHTTPRequestHandler):
@@ -156,13 +180,14 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
     def _answer(self, method: str) -> None:
-        url = urlparse(self.path)
-        query = Query(url.query)
+        url = urlsplit(self.path)           # not urlparse: it would drop a ";…" after the path
         self.body_read = False
         allow = ""                          # the Allow header of a 405
         try:
             route = self.server.route(method, url.path)
-            status, body, kind = route(self, query, url.path)
+            query = Query(url.query)
+            query.only(route.params, f"{method} {route.path}{'/ID' if route.path in ID_ROUTES else ''}")
+            status, body, kind = route.answer(self, query, url.path)
         except NotFound as e:
             status, body, kind = HTTPStatus.NOT_FOUND, _json({"error": str(e)}), "application/json"
         except MethodNotAllowed as e:
@@ -209,7 +234,12 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
         return data
 
 
-Route = Callable[[SoundsiftHandler, Query, str], tuple[int, bytes, str]]
+class Route(NamedTuple):
+    """A route: its path (``/files`` for ``/files/ID``), what answers it, the parameters it reads."""
+
+    path: str
+    answer: Callable[[SoundsiftHandler, Query, str], tuple[int, bytes, str]]
+    params: tuple[str, ...] = ()
 
 
 class SoundsiftServer(ThreadingHTTPServer):
@@ -220,12 +250,17 @@ class SoundsiftServer(ThreadingHTTPServer):
     def __init__(self, index: SoundIndex, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
         super().__init__((host, port), SoundsiftHandler)
         self.index = index
-        self.routes: dict[tuple[str, str], Route] = {
-            ("GET", "/search"): self._search, ("GET", "/similar"): self._similar,
-            ("POST", "/similar"): self._similar_clip, ("GET", "/tag"): self._tag, ("POST", "/tag"): self._tag_clip,
-            ("GET", "/files"): self._file, ("GET", "/audio"): self._audio, ("GET", "/info"): self._info,
-            ("GET", "/facets"): self._facets, ("GET", "/sheet"): self._sheet,
-        }
+        similar = ("start", "end", "k", "segments", *FILTER_PARAMS)
+        routes = [
+            ("GET", "/search", self._search, ("q", "k", "keywords", "not", "segments", *FILTER_PARAMS)),
+            ("GET", "/similar", self._similar, ("file", *similar)),
+            ("POST", "/similar", self._similar_clip, similar),
+            ("GET", "/tag", self._tag, ("file", "labels", "top")), ("POST", "/tag", self._tag_clip, ("labels", "top")),
+            ("GET", "/files", self._file, ()), ("GET", "/audio", self._audio, ("start", "end")),
+            ("GET", "/info", self._info, ()), ("GET", "/facets", self._facets, ()),
+            ("GET", "/sheet", self._sheet, ("zero_shot", "labels", "min_score", *FILTER_PARAMS)),
+        ]
+        self.routes = {(method, path): Route(path, answer, params) for method, path, answer, params in routes}
 
     @property
     def url(self) -> str:
@@ -233,15 +268,17 @@ class SoundsiftServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
     def route(self, method: str, path: str) -> Route:
-        base = "/" + path.strip("/").split("/", 1)[0]
-        found = self.routes.get((method, base))
-        if found is None:
-            allowed = sorted(m for m, p in self.routes if p == base)
-            if allowed:             # the route is there, not for this method
-                raise MethodNotAllowed(f"{base} answers {' and '.join(allowed)}, not {method}", allowed)
-            known = sorted(f"{m} {p}" for m, p in self.routes)
+        """The route answering ``method`` on ``path``: NotFound for an unknown path (segments after
+        one a route does not take among them), MethodNotAllowed for a known one asked wrongly."""
+        first, *rest = path.strip("/").split("/")
+        base = "/" + first
+        allowed = sorted(m for m, p in self.routes if p == base)
+        if not allowed or len(rest) > (1 if base in ID_ROUTES else 0):
+            known = sorted(f"{m} {p}{'/ID' if p in ID_ROUTES else ''}" for m, p in self.routes)
             raise NotFound(f"no route {method} {path}; the routes are: {', '.join(known)}")
-        return found
+        if method not in allowed:       # the route is there, not for this method
+            raise MethodNotAllowed(f"{base} answers {' and '.join(allowed)}, not {method}", allowed)
+        return self.routes[(method, base)]
 
     # -- routes --------------------------------------------------------------------------
     def _search(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
@@ -255,12 +292,12 @@ class SoundsiftServer(ThreadingHTTPServer):
 
     def _similar(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         from engine.duplicates import mark_copies
-        file_id = self._indexed(q)
+        file_id, record = self._indexed(q)
         start, end, per_file = q.time("start"), q.time("end"), not q.flag("segments")
         hits = self.index.similar_to_file(file_id, k=q.count("k", 10), filters=q.filters(),
                                           per_file=per_file, start=start, end=end)
         if per_file and start is None and end is None:      # as `soundsift similar --json` marks them
-            hits = mark_copies(self.index.get_file(file_id)["path"], hits)
+            hits = mark_copies((record or self.index.get_file(file_id))["path"], hits)
         return _hits(hits)
 
     def _similar_clip(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
@@ -277,7 +314,7 @@ class SoundsiftServer(ThreadingHTTPServer):
     def _tag(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         from engine import zeroshot
         from engine.vocabulary import default_labels
-        vector = self.index.file_vector(self._indexed(q))
+        vector = self.index.file_vector(self._indexed(q)[0])
         model = self.index.model
         labels = q.listed("labels") or default_labels(model)
         return HTTPStatus.OK, _json(zeroshot.tag(model, vector, labels, q.count("top", 5))), "application/json"
@@ -317,23 +354,25 @@ class SoundsiftServer(ThreadingHTTPServer):
         from engine.sheet_export import library_rows, sheet_bytes
         zero_shot = q.count("zero_shot", 0) if q.text("zero_shot") not in (None, "0") else 0
         rows = library_rows(self.index.root, q.filters(), sound_index=self.index, zero_shot=zero_shot,
-                            labels=q.listed("labels") or None, min_score=q.number("min_score", 0.1, low=0))
+                            labels=q.listed("labels") or None, min_score=q.number("min_score", 0.1, low=0, high=1))
         return HTTPStatus.OK, sheet_bytes(rows, ".csv"), "text/csv; charset=utf-8"
 
     # -- helpers -------------------------------------------------------------------------
-    def _indexed(self, q: Query) -> int:
-        """The file id ``file`` names (an indexed path or a file id); NotFound otherwise."""
+    def _indexed(self, q: Query) -> tuple[int, dict[str, Any] | None]:
+        """The file id ``file`` names (an indexed path or a file id), with its record when reading
+        it was how the id was checked (None for a path); NotFound when the index lacks it."""
         given = q.text("file")
         if given is None:
             raise InvalidQuery("file (an indexed path or file id) is missing")
         if _file_id(given) is not None:
-            return int(self._record(f"/files/{given}")["file_id"])
+            record = self._record(f"/files/{given}")
+            return int(record["file_id"]), record
         if "\x00" in given:
             raise NotFound(f"{given!r} is not a path (it holds a NUL character)")
         found = self.index.file_id_for_path(given)
         if found is None:
             raise NotFound(f"{given} is not in index {self.index.root}; POST the clip instead")
-        return found
+        return found, None
 
     def _record(self, path: str) -> dict[str, Any]:
         """The record (SoundIndex.get_file) of the file whose id ends ``/files/ID`` or ``/audio/ID``;
@@ -353,6 +392,20 @@ def _file_id(text: str) -> int | None:
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
         return None
     return int(text)
+
+
+def _is_utf8(text: str) -> bool:
+    """Whether ``text`` (decoded with surrogateescape) came from valid UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(text: str) -> str:
+    """``text`` with the bytes surrogateescape kept shown as replacement characters."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _json(obj: Any) -> bytes:

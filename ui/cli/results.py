@@ -92,12 +92,16 @@ def make_filters(min_duration: Optional[float], max_duration: Optional[float],
                  path_prefix: Optional[str], formats: Optional[Sequence[str]],
                  sample_rates: Optional[Sequence[str]], categories: Optional[Sequence[str]] = None,
                  channels: Optional[Sequence[str]] = None, min_loudness: Optional[float] = None,
-                 max_loudness: Optional[float] = None, tags: Optional[Sequence[str]] = None) -> Any:
-    """engine.filters.Filters from the command-line options (None when nothing is set)."""
+                 max_loudness: Optional[float] = None, tags: Optional[Sequence[str]] = None, *,
+                 name_of: Optional[Callable[[str], str]] = None) -> Any:
+    """engine.filters.Filters from the command-line options (None when nothing is set).
+    ``name_of`` turns a filter's parameter (``sample_rate``) into the name its error messages
+    use: the CLI option (``--sample-rate``, :func:`cli_option`) unless told otherwise."""
     from engine.filters import Filters
 
-    rate_values = tuple(parse_sample_rate(r) for r in split_values(sample_rates))
-    channel_values = tuple(parse_channels(c) for c in split_values(channels))
+    name_of = name_of or cli_option
+    rate_values = tuple(parse_sample_rate(r, name_of("sample_rate")) for r in split_values(sample_rates))
+    channel_values = tuple(parse_channels(c, name_of("channels")) for c in split_values(channels))
     filters = Filters(min_duration=min_duration, max_duration=max_duration, path_prefix=path_prefix,
                       formats=tuple(split_values(formats)), sample_rates=rate_values,
                       categories=tuple(split_values(categories)), channels=channel_values,
@@ -109,9 +113,14 @@ def make_filters(min_duration: Optional[float], max_duration: Optional[float],
 CHANNEL_NAMES = {"mono": 1, "stereo": 2, "quad": 4, "5.1": 6, "7.1": 8}
 
 
-def parse_sample_rate(text: str) -> int:
+def cli_option(param: str) -> str:
+    """A filter's parameter name as the CLI spells its option: ``sample_rate`` → ``--sample-rate``."""
+    return "--" + param.replace("_", "-")
+
+
+def parse_sample_rate(text: str, name: str = "--sample-rate") -> int:
     """A ``--sample-rate`` value in Hz: ``48000``, ``48k``, ``44.1kHz``, ``44.1`` (a number under
-    1000 is read as kHz: no audio file is sampled that slowly)."""
+    1000 is read as kHz: no audio file is sampled that slowly); errors call it ``name``."""
     from engine.errors import InvalidQuery
 
     value = text.strip().lower().replace(" ", "")
@@ -123,16 +132,16 @@ def parse_sample_rate(text: str) -> int:
     try:
         hz = float(value) * scale
     except ValueError:
-        raise InvalidQuery(f"--sample-rate takes rates such as 48000, 48k or 44.1kHz, got {text!r}") from None
+        raise InvalidQuery(f"{name} takes rates such as 48000, 48k or 44.1kHz, got {text!r}") from None
     if hz < 1000 and scale == 1.0 and not text.strip().lower().endswith("hz"):
         hz *= 1000.0
     if hz <= 0 or hz != hz:
-        raise InvalidQuery(f"--sample-rate must be above 0, got {text!r}")
+        raise InvalidQuery(f"{name} must be above 0, got {text!r}")
     return int(round(hz))
 
 
-def parse_channels(text: str) -> int:
-    """A ``--channels`` value: a count, or mono, stereo, quad, 5.1, 7.1."""
+def parse_channels(text: str, name: str = "--channels") -> int:
+    """A ``--channels`` value: a count, or mono, stereo, quad, 5.1, 7.1; errors call it ``name``."""
     from engine.errors import InvalidQuery
 
     value = text.strip().lower()
@@ -141,7 +150,7 @@ def parse_channels(text: str) -> int:
     try:
         return int(value)
     except ValueError:
-        raise InvalidQuery(f"--channels takes channel counts or names (1 or mono, 2 or stereo, "
+        raise InvalidQuery(f"{name} takes channel counts or names (1 or mono, 2 or stereo, "
                            f"6 or 5.1 …), got {text!r}") from None
 
 
