@@ -28,14 +28,15 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from engine.audio import AudioInfo
-from engine.errors import IndexLocationTaken, ModelMismatch, NothingToIndex
+from engine.errors import IndexLocationTaken, NothingToIndex
 from engine.layout import IndexLayout, resolve_index_dir
-from engine.mismatch import mismatch_message, model_ref
+from engine.mismatch import model_ref
 from engine.models.base import AudioTextModel
 from engine.segments import SegmentPolicy
 from indexer.decode import (DecodeJob, FileDecoded, FileFailed, SegmentReady, default_workers,
                             iter_decoded)
 from indexer.embed import DEFAULT_BATCH_SIZE, SegmentBatcher
+from indexer.index_model import IndexedModel, resolve_model
 from indexer.level_refresh import refresh_levels
 from indexer.metadata_refresh import refresh_metadata
 from indexer.moves import find_moves, moved_root_hint
@@ -131,26 +132,6 @@ class _Work:
         return self.info is not None and len(self.vectors) == self.n_segments
 
 
-def resolve_model(model: AudioTextModel | str | Path | None, meta: dict[str, Any],
-                  index_root: str | Path) -> AudioTextModel:
-    """The model for an index: the one given, else the one it was built with, else the default.
-
-    Raises ModelMismatch if the index was built with a model of another fingerprint; its
-    message says how to go on (engine.mismatch), e.g. ``--rebuild`` when the model changed.
-    """
-    from engine.models import DEFAULT_MODEL, load_model
-    recorded_name = meta.get("model_name")
-    recorded_fp = meta.get("model_fingerprint")
-    if model is None:
-        model = load_model(recorded_name or DEFAULT_MODEL)
-    elif not isinstance(model, AudioTextModel):
-        model = load_model(model)
-    if recorded_fp and model.fingerprint != recorded_fp:
-        raise ModelMismatch(mismatch_message(index_root, recorded_name, recorded_fp, model,
-                                             searching=False))
-    return model
-
-
 @dataclass
 class RunOptions:
     """How :func:`build_index` runs (see its docstring)."""
@@ -212,7 +193,10 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
         model = resolve_model(model, {}, layout.root)
     summary = IndexSummary(index=str(layout.root))
     with IndexWriter(layout, memory_budget=memory_budget) as writer:
-        model = resolve_model(model, writer.meta, layout.root)
+        # the index's own model is loaded at the run's first embedding, if it has any: files that
+        # did not change, were removed or still do not decode need none
+        indexed = IndexedModel.of_index(writer.meta, layout.root) if model is None else None
+        model = indexed or resolve_model(model, writer.meta, layout.root)
         try:
             failures = index_into(writer, paths, model, opts, summary)
         except KeyboardInterrupt as e:

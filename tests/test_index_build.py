@@ -20,6 +20,7 @@ from engine.audio import decode, iter_segments
 from engine.catalog import ErrorRow, File, SegmentRow, get_meta, open_catalog
 from engine.errors import IndexBusy, IndexLocationTaken, ModelMismatch, ModelUnavailable, NothingToIndex
 from engine.layout import IndexLayout
+from engine.query import SoundIndex
 from engine.segments import SegmentPolicy, segment_bounds
 from indexer import build_index
 from indexer.write import WriterLock
@@ -337,6 +338,44 @@ def test_another_model_is_refused(built, library):
         build_index([lib], idx, FakeModel(name="other", fingerprint="other-v2"), progress=False)
     msg = str(e.value)
     assert "fake" in msg and "other" in msg and "--index" in msg
+
+
+def test_the_index_model_is_loaded_only_when_there_is_audio_to_embed(lib_copy, tmp_path, monkeypatch):
+    import engine.models
+
+    lib, good, bad = lib_copy
+    idx = tmp_path / "idx"
+    build_index([lib], idx, FakeModel(), workers=0, progress=False)
+    loads: list[str] = []
+    weights = {"fingerprint": "fake-v1"}
+
+    def load(name=None):
+        loads.append(name)
+        return FakeModel(name=name, fingerprint=weights["fingerprint"])
+    monkeypatch.setattr(engine.models, "load_model", load)
+
+    same = build_index([lib], idx, workers=0, progress=False)      # nothing changed: no model needed
+    good[0].unlink()
+    fewer = build_index([lib], idx, workers=0, progress=False)     # a removal needs none either
+    assert loads == []
+    assert (same.unchanged, same.failed, same.model, same.model_fingerprint) == (len(good), len(bad), "fake", "fake-v1")
+    assert (fewer.removed, fewer.added) == (1, 0)
+
+    new = write(lib / "new.wav", chirp(300, 900, 3.0, 16000), 16000)
+    more = build_index([lib], idx, workers=0, progress=False)
+    assert loads == ["fake"] and more.added == 1 and more.failed == len(bad)
+    with SoundIndex.open(idx, model=FakeModel()) as si:     # embedded by the model that was loaded
+        stored = si.file_vector(str(new))
+    want = FakeModel().embed_audio([w.waveform for w in iter_segments(new, 16000, SegmentPolicy(window=2.0))])
+    np.testing.assert_allclose(stored, want.mean(0) / np.linalg.norm(want.mean(0)), atol=1e-5)
+
+    weights["fingerprint"] = "fake-v2"        # other weights under the same name: refused before any work
+    generation = IndexLayout(idx).index_json.read_text()
+    write(lib / "newer.wav", tone(500, 1.0, 16000), 16000)
+    with pytest.raises(ModelMismatch):
+        build_index([lib], idx, workers=0, progress=False)
+    assert IndexLayout(idx).index_json.read_text() == generation       # nothing was written
+    assert build_index([lib], idx, FakeModel(), workers=0, progress=False).added == 1
 
 
 def test_second_writer_gets_index_busy(tmp_path):

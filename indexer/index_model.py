@@ -1,0 +1,81 @@
+"""Which model an index run embeds with, and loading it only when there is audio to embed.
+
+A run over a library that has not changed (the usual cron or ``--watch`` start) embeds no audio:
+files whose size and time are unchanged are skipped, removed ones only leave the catalog, and files
+that failed before are decoded again but, still failing, reach no model. Such a run needs the index's
+model only for what the index's meta already records: its name, fingerprint, dimension, sample rate
+and window. :class:`IndexedModel` stands for that model and loads the
+weights on first use; loading soundsift-base costs about 1.5–2 s (most of it importing torch), a
+laion/* checkpoint more.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from engine.errors import ModelMismatch
+from engine.mismatch import mismatch_message
+from engine.models.base import AudioTextModel
+
+
+def resolve_model(model: AudioTextModel | str | Path | None, meta: dict[str, Any],
+                  index_root: str | Path) -> AudioTextModel:
+    """The model for an index: the one given, else the one it was built with, else the default.
+
+    Raises ModelMismatch if the index was built with a model of another fingerprint; its
+    message says how to go on (engine.mismatch), e.g. ``--rebuild`` when the model changed.
+    """
+    from engine.models import DEFAULT_MODEL, load_model
+    recorded_name = meta.get("model_name")
+    recorded_fp = meta.get("model_fingerprint")
+    if model is None:
+        model = load_model(recorded_name or DEFAULT_MODEL)
+    elif not isinstance(model, AudioTextModel):
+        model = load_model(model)
+    if recorded_fp and model.fingerprint != recorded_fp:
+        raise ModelMismatch(mismatch_message(index_root, recorded_name, recorded_fp, model,
+                                             searching=False))
+    return model
+
+
+class IndexedModel(AudioTextModel):
+    """The model an existing index records in its meta, loaded (and its fingerprint checked
+    against the index's, :func:`resolve_model`) on the first :meth:`loaded` or embed call: a model
+    whose weights changed under its name stops the run there, before anything is embedded."""
+
+    def __init__(self, meta: dict[str, Any], index_root: str | Path) -> None:
+        self.meta, self.index_root = dict(meta), index_root
+        self.name = str(meta["model_name"])
+        self.fingerprint = str(meta["model_fingerprint"])
+        self.dim = int(meta["dim"])
+        self.sample_rate = int(meta["sample_rate"])
+        self.window_seconds = float(meta["segment_policy"]["window"])
+        self._model: AudioTextModel | None = None
+
+    @classmethod
+    def of_index(cls, meta: dict[str, Any], index_root: str | Path) -> "IndexedModel | None":
+        """The index's model, or None when its meta lacks what a run needs (an index from before
+        these keys, or one whose first run never committed)."""
+        try:
+            return cls(meta, index_root)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._model is not None
+
+    def loaded(self) -> AudioTextModel:
+        """The model itself, loaded once; ModelMismatch when the weights found under its name are
+        no longer the ones the index was built with."""
+        if self._model is None:
+            self._model = resolve_model(None, self.meta, self.index_root)
+        return self._model
+
+    def embed_audio(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        return self.loaded().embed_audio(waveforms)
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        return self.loaded().embed_text(texts)
