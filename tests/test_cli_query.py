@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -409,3 +410,26 @@ def test_a_filter_that_keeps_nothing_says_which_value_the_index_lacks(indexed):
     said = notes("--min-duration", 100)
     assert "no indexed file is 100 s or longer (the longest: 14.0 s)" in said
     assert "note:" not in notes("--format", "ogg", "--min-duration", 10)   # each value exists; together nothing
+
+
+def test_names_with_brackets_are_printed_as_they_are(tmp_path, tiny_clap_dir):  # noqa: F811
+    """Rich markup is never read in printed paths: "[sfx]" is not a style, "[/]" no closing tag."""
+    from indexer import build_index
+    lib = tmp_path / "lib"
+    names = ["[sfx] doors/door slam.wav", "hit [v2].wav", "mix[/]final.wav", "[bold]loud.wav"]
+    for i, name in enumerate(names):
+        write(lib / name, tone(300 + 100 * i, 1.0, 16000), 16000)
+    (lib / "bad [x].wav").write_text("not audio")
+    index_dir = tmp_path / "idx"
+    build_index([lib], index=index_dir, model=str(tiny_clap_dir), workers=0, progress=False)
+    wide = {"COLUMNS": "250"}
+    result = runner.invoke(app, ["search", "a tone", "--index", str(index_dir), "-k", "4"], env=wide)
+    assert result.exit_code == 0, result.output
+    for name in names:
+        assert Path(name).name in result.stdout, result.stdout
+    assert "[sfx] doors" in result.stdout or "[sfx]" in result.stdout
+    result = runner.invoke(app, ["info", "--index", str(index_dir)], env=wide)
+    assert result.exit_code == 0, result.output
+    assert "bad [x].wav" in result.stdout
+    result = runner.invoke(app, ["search", "a tone", "--index", str(index_dir), "--channels", "[/]"], env=wide)
+    assert result.exit_code == 1 and "[/]" in result.stderr       # an error line quoting a bracket

@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from ui.cli.app import app
-from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, err_console,
+from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, err_console, labelled,
                            print_json, relays_decoder_output, reports_errors, setup_logging)
 
 
@@ -108,7 +108,7 @@ def caption_command(
         why = ("none of them could be read" if len(errors) == len(files) else
                "none of them carries a description, title or comment (their metadata), and no --sheet "
                "describes them" if source == "metadata" else "no tag reached --threshold")
-        err_console.print(f"[bold red]error:[/] no captions: {why}", highlight=False)
+        err_console.print(labelled("error:", "bold red", f"no captions: {why}"), highlight=False)
         raise typer.Exit(1)
     if stored is not None:
         err_console.print(f"stored {stored['tags']} tags and {stored['captions']} captions for "

@@ -7,7 +7,8 @@ from typing import Annotated, Any, List, Optional
 import typer
 
 from ui.cli.app import MARKUP, SoundsiftTyper, app
-from ui.cli.common import IndexOption, VerboseOption, err_console, out_console, print_json, reports_errors, setup_logging
+from ui.cli.common import (IndexOption, VerboseOption, err_console, labelled, out_console, print_json, reports_errors,
+                           setup_logging)
 from ui.cli.results import IndexModelOption, filter_options
 
 sheet_app = SoundsiftTyper(
@@ -57,7 +58,7 @@ def import_command(
         except InvalidQuery as e:
             if len(sheets) == 1:
                 raise
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            err_console.print(labelled("error:", "bold red", e), highlight=False, soft_wrap=True)
             failed += 1
             continue
         reports.append(report)

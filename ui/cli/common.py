@@ -10,13 +10,21 @@ from typing import Annotated, Any, Callable, Optional, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from engine.errors import SoundsiftError
 from engine.layout import READ_ONLY_ERRNOS
 
-#: logs, progress and tables for humans; stdout is kept for --json output
-err_console = Console(stderr=True)
-out_console = Console()
+#: logs, progress and tables for humans; stdout is kept for --json output. Neither reads rich
+#: markup in what it prints: file names hold brackets ("hit [v2].wav", "[sfx] doors/", "mix[/]…")
+#: that markup would eat or choke on; a styled label goes through :func:`labelled`.
+err_console = Console(stderr=True, markup=False)
+out_console = Console(markup=False)
+
+
+def labelled(label: str, style: str, text: object) -> Text:
+    """``label`` in ``style``, a space, then ``text`` exactly as it is."""
+    return Text.assemble((label, style), " ", str(text))
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,7 +52,7 @@ def shows_progress(flag: Optional[bool]) -> bool:
 def warn_if_shared(host: str, what: str) -> None:
     """Say on stderr that ``what`` is open to the network when ``host`` is not this machine's own."""
     if host not in ("127.0.0.1", "localhost", "::1"):
-        err_console.print(f"[yellow]warning:[/] serving on {host}: anyone who can reach this address can {what}")
+        err_console.print(labelled("warning:", "yellow", f"serving on {host}: anyone who can reach this address can {what}"))
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -89,13 +97,13 @@ def reports_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except SoundsiftError as e:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            err_console.print(labelled("error:", "bold red", e), highlight=False, soft_wrap=True)
             raise typer.Exit(1) from e
         except OSError as e:
             if e.errno not in _REFUSED_WRITES:
                 raise
             where = f"{e.filename}: " if e.filename else ""
-            err_console.print(f"[bold red]error:[/] {where}{(e.strerror or str(e)).lower()}", highlight=False,
-                              soft_wrap=True)
+            err_console.print(labelled("error:", "bold red", f"{where}{(e.strerror or str(e)).lower()}"),
+                              highlight=False, soft_wrap=True)
             raise typer.Exit(1) from e
     return wrapper  # type: ignore[return-value]
