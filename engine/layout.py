@@ -47,9 +47,12 @@ def resolve_index_dir(name_or_dir: str | Path | None = None) -> Path:
     if name_or_dir is None or str(name_or_dir) == "":
         return index_home() / DEFAULT_INDEX
     text = str(name_or_dir)
-    if os.sep in text or text.startswith((".", "~")):
-        return Path(text).expanduser()
-    return index_home() / text
+    return index_home() / text if is_index_name(text) else Path(text).expanduser()
+
+
+def is_index_name(text: str) -> bool:
+    """Whether ``--index text`` is a bare name (looked up under :func:`index_home`), not a path."""
+    return bool(text) and os.sep not in text and not text.startswith((".", "~"))
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,11 @@ def missing_index(root: Path, index: str | Path | None) -> "IndexNotFound":
                 f"no index at {root}: it holds other files ({others[0].name} …), not an index. An index "
                 f"needs a folder of its own: build one with `soundsift index {root} --index NAME`, "
                 "then search with --index NAME")
-    return IndexNotFound(f"no index at {root}; build one with `soundsift index PATH... --index {index or root}`")
+    where = ""
+    if index is not None and is_index_name(str(index)):
+        where = (f" (a bare name is a folder under {index_home()}: $SOUNDSIFT_INDEX_HOME, else indexes/ in the "
+                 "current folder; give the index folder's path to use one elsewhere)")
+    return IndexNotFound(f"no index at {root}{where}; build one with `soundsift index PATH... --index {index or root}`")
 
 
 def folder_writable(folder: str | Path) -> bool:

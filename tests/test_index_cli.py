@@ -105,6 +105,16 @@ def test_info_on_a_missing_index(tmp_path):
     assert r.exit_code == 1 and "soundsift index" in r.output
 
 
+def test_a_missing_named_index_says_where_names_are_looked_up(tmp_path, monkeypatch):
+    monkeypatch.delenv("SOUNDSIFT_INDEX_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    said = " ".join(run("info", "--index", "mylib").output.split())
+    assert f"no index at {tmp_path / 'indexes' / 'mylib'} (a bare name is a folder under" in said
+    assert "$SOUNDSIFT_INDEX_HOME" in said and "current folder" in said
+    said = " ".join(run("info", "--index", str(tmp_path / "mylib")).output.split())
+    assert "bare name" not in said                   # a path is used as given
+
+
 def test_an_interrupted_run_exits_130_and_json_says_what_was_kept(tmp_path, monkeypatch):
     import indexer
     from indexer.runner import IndexInterrupted, IndexSummary
