@@ -10,8 +10,8 @@ from typing import Any, List, Optional
 import typer
 
 from ui.cli.app import app
-from ui.cli.common import (MODEL_HELP, IndexOption, ProgressOption, VerboseOption, out_console, print_json,
-                           reports_errors, setup_logging, shows_progress)
+from ui.cli.common import (MODEL_HELP, IndexOption, ProgressOption, VerboseOption, err_console, out_console,
+                           print_json, reports_errors, setup_logging, shows_progress)
 
 
 @app.command("index")
@@ -122,7 +122,7 @@ def _watch(paths: List[Path], index: Optional[str], model: Optional[str], interv
         watch_index(paths, index, model, interval=interval, on_run=report, stop=stop, **options)
     except KeyboardInterrupt:
         pass
-    out_console.print("stopped watching", highlight=False)
+    err_console.print("stopped watching", highlight=False)       # stdout: only the runs (JSON lines with --json)
 
 
 def _print_summary(s: dict[str, Any]) -> None:
