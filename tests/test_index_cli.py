@@ -164,3 +164,12 @@ def test_index_and_search_a_library_with_the_bundled_fast_model(tmp_path):
         r = run("search", query, "--index", idx, "-k", "3", "--json")
         assert r.exit_code == 0, r.output
         assert json.loads(r.stdout)[0]["path"].endswith(expected), (query, r.stdout)
+
+
+def test_a_file_name_with_control_characters_cannot_drive_the_terminal(tmp_path, tiny_clap_dir):  # noqa: F811
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "esc\x1b[2Jbad.wav").write_text("not audio")        # its warning names it
+    r = run("index", str(lib), "--index", str(tmp_path / "idx"), "--model", str(tiny_clap_dir), "--workers", "0")
+    assert r.exit_code == 0, r.output
+    assert "\x1b" not in r.stderr and "esc\\x1b[2Jbad.wav" in r.stderr

@@ -55,14 +55,25 @@ def warn_if_shared(host: str, what: str) -> None:
         err_console.print(labelled("warning:", "yellow", f"serving on {host}: anyone who can reach this address can {what}"))
 
 
+class TerminalSafeFormatter(logging.Formatter):
+    r"""Log lines with control characters shown as escapes (``\x1b``), line breaks and tabs kept:
+    a file named ``esc\x1b[2Jbad.wav`` must not clear the user's terminal when a warning names it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "".join(c if c in "\n\t" or not _is_control(c) else c.encode("unicode_escape").decode("ascii")
+                       for c in super().format(record))
+
+
+def _is_control(c: str) -> bool:
+    """C0 and C1 control characters and DEL."""
+    return c < " " or "\x7f" <= c <= "\x9f"
+
+
 def setup_logging(verbose: bool = False) -> None:
-    """Log to stderr; INFO by default, DEBUG with --verbose."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
+    """Log to stderr (:class:`TerminalSafeFormatter`); INFO by default, DEBUG with --verbose."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(TerminalSafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 
