@@ -38,6 +38,7 @@ from indexer.decode import (DecodeJob, FileDecoded, FileFailed, SegmentReady, de
 from indexer.embed import DEFAULT_BATCH_SIZE, SegmentBatcher
 from indexer.index_model import IndexedModel, resolve_model
 from indexer.level_refresh import refresh_levels
+from indexer.links import link_scope
 from indexer.metadata_refresh import refresh_metadata
 from indexer.moves import find_moves, moved_root_hint
 from indexer.scan import Diff, ScannedFile, ScanResult, diff, normalize_root, scan, under_roots
@@ -273,7 +274,9 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     unlisted += [r for r in roots if not os.path.lexists(r)]
     unlisted += scanned.held            # still being written (indexer.watch): next time
     state = writer.catalog_state()
-    plan = diff(state, scanned.files, roots, keep_under=unlisted)
+    walked_roots = [os.path.abspath(os.path.expanduser(str(p))) for p in paths]
+    linked = link_scope(writer.meta, walked_roots, roots, scanned.links)
+    plan = diff(state, scanned.files, roots + linked.targets, keep_under=unlisted)
     moves = find_moves(plan.deleted, plan.new, state, writer.headers(plan.deleted)) if plan.new else []
     if moves:                   # moved or renamed: the catalog rows follow, nothing is embedded again
         moved_old, moved_new = {m.old for m in moves}, {m.new for m in moves}
@@ -442,6 +445,8 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     pending.clear_errors = [p for p in old_errors if p not in failures]
     if pending or not writer.meta.get("vectors_file"):   # a new index gets its first generation
         commit()
+    if linked.changes(writer.meta):     # what the next run may drop under the links' targets
+        writer.update_meta(**linked.meta())
     # files indexed before loudness was measured (session 20): measure theirs, once, by decoding
     t = time.perf_counter()              # nothing else runs now: every core measures (1.8× on 2)
     summary.levels_measured = refresh_levels(writer, set(plan.unchanged) | {m.new for m in moves},

@@ -67,6 +67,8 @@ class ScanResult:
     """Everything one walk found: files by path, the entries it could not use, how many
     entries it passed over (kind → count: SKIPPED_METADATA, SKIPPED_FOLDERS),
     and the cue sheets in the folders walked (resolved path → (size, mtime_ns); engine.cue_sheet).
+    ``links``: the symbolic links to folders and audio files the walk met, as it spelt them, with
+    their resolved targets (a broken link's as far as it resolves; indexer.links).
     ``spreadsheets``: the CSV/TSV/.xlsx/.ods files among them (a library's metadata sheet, maybe).
     ``held``: files the caller took out of ``files`` for now (indexer.watch: still being written);
     a run neither indexes nor drops them."""
@@ -77,6 +79,7 @@ class ScanResult:
     cue_sheets: dict[str, tuple[int, int]] = field(default_factory=dict)
     held: list[str] = field(default_factory=list)
     spreadsheets: list[str] = field(default_factory=list)    # CSV, TSV, .xlsx, .ods … among the files
+    links: dict[str, str] = field(default_factory=dict)      # symbolic links met: path → resolved target
 
     def cue_folders(self) -> set[str]:
         """The folders that hold a cue sheet (where an audio file may have a sidecar)."""
@@ -191,6 +194,8 @@ def _walk(directory: str, ancestors: tuple[tuple[int, int], ...],
             if is_system_folder(entry.name):
                 result.skip(SKIPPED_FOLDERS, path)
             else:
+                if entry.is_symlink():
+                    result.links[printable(path)] = os.path.realpath(path)
                 _walk(path, ancestors + (key,), visited, result)
         elif is_audio_name(entry.name):
             if is_appledouble(path, entry.name):
@@ -211,6 +216,8 @@ def _add_file(path: str, result: ScanResult) -> None:
         result.errors.append(ScanError(printable(path),
                                        "file name is not valid UTF-8: rename the file to index it"))
         return
+    if os.path.islink(path):
+        result.links[path] = os.path.realpath(path)
     try:
         real = os.path.realpath(path, strict=True)
         st = os.stat(real)

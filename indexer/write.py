@@ -436,6 +436,12 @@ class IndexWriter:
             set_meta(s, **stamp)
         self.meta.update(stamp)
 
+    def update_meta(self, **values: Any) -> None:
+        """Set meta keys in one transaction, without touching vectors or the generation."""
+        with Session(self.engine) as s, s.begin():
+            set_meta(s, **values)
+        self.meta.update(values)
+
     def _warn_if_over_budget(self, n: int, choice: IndexChoice) -> None:
         """One warning per run when even the chosen (most compact fitting) index exceeds the budget."""
         need = n * choice.bytes_per_vector
