@@ -228,6 +228,25 @@ def check_new_index_location(layout: IndexLayout) -> None:
                                  "a new index needs a new or empty folder. No index was created")
 
 
+def warn_of_dropped_notes(writer: IndexWriter, plan: Diff, state: dict[str, tuple[int, int]]) -> None:
+    """One warning naming the files this run drops that carry the user's own tags or captions,
+    which leave the index with them; and, for a file that looks moved but could not be told apart
+    from another of the same size, time and audio (indexer.moves), that it was."""
+    notes = writer.users_notes(list(plan.deleted))
+    if not notes:
+        return
+    arrived = {(f.size, f.mtime_ns) for f in plan.new}
+    shown = [f"{path} ({', '.join(labels[:5])}{' …' if len(labels) > 5 else ''})"
+             + (": moved or renamed along with a file of the same size, time and audio, and could "
+                "not be told apart from it" if tuple(state[path]) in arrived else "")
+             for path, labels in list(notes.items())[:5]]
+    n = len(notes)
+    log.warning("%d file%s gone from the library carried your tags or captions, which leave the index "
+                "with %s: %s%s. Add them to the files where they are now with `soundsift tags add`",
+                n, "" if n == 1 else "s", "it" if n == 1 else "them", "; ".join(shown),
+                f"; and {n - 5} more" if n > 5 else "")
+
+
 def summary_failures(summary: IndexSummary) -> dict[str, str]:
     """The failures an interrupted run recorded (``index_into`` keeps them on the summary)."""
     return {e["path"]: e["reason"] for e in summary.errors}
@@ -317,6 +336,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
                     deleted=plan.deleted, unchanged=[p for p in plan.unchanged if p not in retake])
         summary.unchanged = len(plan.unchanged)
 
+    warn_of_dropped_notes(writer, plan, state)
     pending = Changes(remove=list(plan.deleted), moves=moves)
     summary.removed = len(plan.deleted)
     failures: dict[str, str] = {}

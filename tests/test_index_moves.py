@@ -201,6 +201,33 @@ def test_ambiguous_candidates_pair_by_name_or_not_at_all(tmp_path):
     assert find_moves(["/old/x.wav"], scanned[2:], state, longer) == []
 
 
+def test_files_dropped_with_the_users_tags_are_named_in_a_warning(lib, tmp_path, caplog):
+    """Two copies of one take renamed together cannot be told apart (same size, time and audio):
+    they are embedded again as new files, and the tags on the old paths, lost, are named."""
+    idx = tmp_path / "idx"
+    take = lib / "Doors" / "take.wav"
+    write(take, noise(1.0, 16000, seed=9), 16000)
+    shutil.copy2(take, lib / "Doors" / "take_alt.wav")          # `cp -a`: same size, time, audio
+    index([lib], idx)
+    label(idx, take, "keeper", "the one we used")
+    label(idx, lib / "rain.wav", "storm", "heavy rain")
+    os.rename(take, lib / "Doors" / "slam_01.wav")
+    os.rename(lib / "Doors" / "take_alt.wav", lib / "Doors" / "slam_02.wav")
+    (lib / "rain.wav").unlink()
+    with caplog.at_level(logging.WARNING, logger="indexer.runner"):
+        s = index([lib], idx)
+    assert (s.moved, s.added, s.removed) == (0, 2, 3)
+    said = " ".join(r.getMessage() for r in caplog.records if "tags or captions" in r.getMessage())
+    assert "2 files gone from the library carried your tags or captions" in said
+    assert f"{take} (keeper, caption: the one we used): moved or renamed along with a file" in said
+    assert f"{lib / 'rain.wav'} (storm, caption: heavy rain)." in said or f"{lib / 'rain.wav'} (storm, caption: heavy rain);" in said
+    assert "soundsift tags add" in said
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="indexer.runner"):
+        index([lib], idx)                                       # nothing tagged goes: no warning
+    assert not [r for r in caplog.records if "tags or captions" in r.getMessage()]
+
+
 def test_a_file_edited_in_place_keeps_the_users_tags_and_captions(lib, tmp_path):
     """Trimmed, de-clicked or re-rendered under its name: it is embedded again, the tags and
     captions the user gave it stay, and the ones soundsift derived from the old audio go."""
