@@ -228,6 +228,15 @@ def check_new_index_location(layout: IndexLayout) -> None:
                                  "a new index needs a new or empty folder. No index was created")
 
 
+def changed_since_scan(f: ScannedFile) -> bool:
+    """Whether the file the scan saw as ``f`` now has another size or time (gone: not this)."""
+    try:
+        st = os.stat(f.path)
+    except OSError:
+        return False
+    return (st.st_size, st.st_mtime_ns) != (f.size, f.mtime_ns)
+
+
 def warn_of_dropped_notes(writer: IndexWriter, plan: Diff, state: dict[str, tuple[int, int]]) -> None:
     """One warning naming the files this run drops that carry the user's own tags or captions,
     which leave the index with them; and, for a file that looks moved but could not be told apart
@@ -376,6 +385,10 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
                                        vectors))
         summary.n_segments += len(order)
         summary.audio_seconds += w.duration
+        if changed_since_scan(w.scanned):
+            log.warning("%s changed while it was being indexed (still being written?): it is indexed as it "
+                        "was read, and the next run indexes it again (`--watch` waits for such files)",
+                        w.scanned.path)
         if w.changed:               # the user's tags and captions stay (all of them, for the same audio)
             pending.keep[w.scanned.path] = w.same_audio
             summary.updated += 1

@@ -16,6 +16,7 @@ Choices made here (and what the tests pin):
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
 import subprocess
@@ -221,7 +222,7 @@ def test_file_without_read_permission(tmp_path):
 
 # --- a file that grows (or changes) between the scan and its decoding --------------------
 
-def test_file_growing_while_indexed(tmp_path, monkeypatch):
+def test_file_growing_while_indexed(tmp_path, monkeypatch, caplog):
     import indexer.runner as runner
     lib = tmp_path / "lib"
     growing = write(lib / "growing.wav", tone(440, 1.0, 16000), 16000)
@@ -234,9 +235,12 @@ def test_file_growing_while_indexed(tmp_path, monkeypatch):
         return result
 
     monkeypatch.setattr(runner, "scan", scan_then_grow)
-    s1 = build_index([lib], tmp_path / "idx", FakeModel(), workers=0, progress=False)
+    with caplog.at_level(logging.WARNING, logger="indexer.runner"):
+        s1 = build_index([lib], tmp_path / "idx", FakeModel(), workers=0, progress=False)
     monkeypatch.setattr(runner, "scan", real_scan)
     assert s1.added == 2 and s1.failed == 0
+    said = [r.getMessage() for r in caplog.records if "changed while it was being indexed" in r.getMessage()]
+    assert len(said) == 1 and str(growing) in said[0] and "the next run indexes it again" in said[0]
     assert s1.audio_seconds == pytest.approx(6.0, abs=0.01)   # what was there when decoded
     # the catalog kept the size seen by the scan, so the next run sees a changed file ...
     s2 = build_index([lib], tmp_path / "idx", FakeModel(), workers=0, progress=False)
