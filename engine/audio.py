@@ -388,7 +388,7 @@ def decode(path: str | Path, target_sr: int, stats: dict[str, float] | None = No
     blocks = list(iter_blocks(path, target_sr, stats=stats, notes=notes))
     out = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
     if out.size == 0:
-        raise UnreadableAudio(str(path), "no samples left after resampling")
+        raise UnreadableAudio(str(path), f"too short: not one sample left once resampled to {target_sr} Hz")
     return out
 
 
@@ -444,7 +444,7 @@ def iter_segments(path: str | Path, target_sr: int, policy: SegmentPolicy,
             buf_start = keep_from
     n = buf_start + len(buf)
     if n == 0:
-        raise UnreadableAudio(str(path), "no samples left after resampling")
+        raise UnreadableAudio(str(path), f"too short: not one sample left once resampled to {target_sr} Hz")
     if last_end == 0:
         yield Segment(0.0, n / target_sr, buf.copy())
     elif last_end < n:

@@ -121,6 +121,9 @@ def build_corpus(lib: Path) -> dict[str, tuple[str, str]]:
     tmp = write(lib / "tmp_name.wav", tone(300, 0.5, 16000), 16000)
     os.rename(tmp, os.fsencode(lib) + b"/bad_\xff_name.wav")
 
+    write(add("one sample at 48 kHz", "one_sample_48k.wav", "too short: not one sample left once resampled"),
+          np.array([0.5], np.float32), 48000)
+
     # odd but good files
     write(add("one sample", "one_sample.wav", GOOD), np.array([0.5], np.float32), 16000)
     write(add("8 channels", "eight.wav", GOOD),
