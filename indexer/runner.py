@@ -321,9 +321,10 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     summary.sheets_not_imported = _sheets_not_imported(writer, scanned.spreadsheets)
     if scanned.skipped:
         log.info("not scanned: %s", ", ".join(f"{n} {kind}" for kind, n in scanned.skipped.items()))
-    log.info("%s: %d new, %d changed, %d deleted, %d moved, %d unchanged, %d unusable entries",
-             layout.root, len(plan.new), len(plan.changed), len(plan.deleted), len(moves),
-             len(plan.unchanged), len(scanned.errors))
+    retried = len(set(old_errors) & {f.path for f in plan.new})
+    log.info("%s: %d new%s, %d changed, %d deleted, %d moved, %d unchanged, %d unusable entries", layout.root,
+             len(plan.new) - retried, f" (and {retried} that failed before, tried again)" if retried else "",
+             len(plan.changed), len(plan.deleted), len(moves), len(plan.unchanged), len(scanned.errors))
 
     # files indexed before the metadata reader learnt more (iXML …): read theirs again, once
     busy = {f.path for f in plan.new} | {f.path for f in plan.changed} | set(plan.deleted)

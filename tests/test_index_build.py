@@ -378,6 +378,18 @@ def test_the_index_model_is_loaded_only_when_there_is_audio_to_embed(lib_copy, t
     assert build_index([lib], idx, FakeModel(), workers=0, progress=False).added == 1
 
 
+def test_files_that_failed_before_are_not_counted_as_new(lib_copy, tmp_path, caplog):
+    lib, good, bad = lib_copy
+    idx = tmp_path / "idx"
+    build_index([lib], idx, FakeModel(), workers=0, progress=False)
+    failing = sum(1 for e in build_index([lib], idx, FakeModel(), workers=0, progress=False).errors
+                  if not os.path.islink(e["path"]))
+    with caplog.at_level(logging.INFO, logger="indexer.runner"):
+        build_index([lib], idx, FakeModel(), workers=0, progress=False)
+    said = [r.getMessage() for r in caplog.records if " unchanged, " in r.getMessage()]
+    assert len(said) == 1 and f": 0 new (and {failing} that failed before, tried again), 0 changed" in said[0]
+
+
 def test_second_writer_gets_index_busy(tmp_path):
     layout = IndexLayout(tmp_path / "idx")
     layout.root.mkdir()
