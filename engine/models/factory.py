@@ -22,7 +22,8 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = "soundsift-base"
 
 #: bundled model name → folder holding config.json + model.safetensors. soundsift-fast is the
-#: same recipe without the aisfx branch: YAMNet alone at 16 kHz, about 10× faster (8.5–12.6× measured), less accurate.
+#: same recipe without the aisfx branch: YAMNet alone at 16 kHz, about 4× faster (4.0× measured since soundsift-base's
+#: aisfx CNN runs in int8; 8.5–12.6× before), less accurate.
 BUNDLED: dict[str, Path] = {name: WEIGHTS_DIR / name for name in ("soundsift-base", "soundsift-fast")}
 
 #: config.json "model_type" → "module:callable(path_or_id, name=...)" building the model

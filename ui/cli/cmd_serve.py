@@ -24,8 +24,10 @@ def serve_command(
     GET /search?q=rain&k=10 (keywords=1, not=thunder, segments=1, and the filters of `soundsift
     search`: min_duration, path_prefix, format, category, tagged …), GET /similar?file=PATH_OR_ID,
     POST /similar with a clip as the body, GET /tag?file=…&labels=dog,rain, POST /tag, GET
-    /files/ID, GET /audio/ID?start=&end= (a WAV preview), GET /info, GET /facets. Errors are {"error": …}
-    with 400, 404 or 413. Only indexed files are read from disk. Ctrl-C or SIGTERM stops it.
+    /files/ID, GET /audio/ID?start=&end= (a WAV preview), GET /info, GET /facets, GET /sheet (CSV).
+    Errors are {"error": …} with 400 (a bad or unknown parameter), 404 (an unknown path or file), 405
+    (a route asked with another method; an Allow header says which) or 413 (a clip over the limit).
+    Only indexed files are read from disk. Ctrl-C or SIGTERM stops it.
     """
     import signal
     import threading

@@ -29,7 +29,7 @@ def labelled(label: str, style: str, text: object) -> Text:
 F = TypeVar("F", bound=Callable[..., Any])
 
 INDEX_HELP = "Index name (a folder under indexes/) or path to an index folder."
-MODEL_HELP = ("Model: 'soundsift-base', 'soundsift-fast' (about 10× faster, less accurate), a local model "
+MODEL_HELP = ("Model: 'soundsift-base', 'soundsift-fast' (about 4× faster, less accurate), a local model "
               "folder, or a laion/* CLAP id.")
 
 #: ``--index/-i`` as most commands take it (an option declaration shared by their signatures)
