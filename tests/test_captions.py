@@ -33,6 +33,12 @@ def test_several_tags_are_joined_and_audioset_alternatives_shortened():
     assert "A bird vocalization with rain and TV in the background." in phrasings
 
 
+def test_a_comma_in_brackets_does_not_cut_a_label():
+    phrasings = tags_phrasings(["Arrow", "Roaring cats (lions, tigers)", "Roar"])
+    assert phrasings[0] == "arrow, roaring cats (lions, tigers) and roar"
+    assert tags_phrasings(["Walk, footsteps", "Music"])[0] == "walk and music"
+
+
 def test_deterministic_without_rng_varied_with_rng():
     assert captions_from_tags(["siren"], 2) == ["siren", "This is a sound of siren."]
     assert keyword_to_caption(["siren"]) == "This is a sound of siren."

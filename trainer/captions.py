@@ -56,8 +56,14 @@ def sentence_case(label: str) -> str:
 
 
 def short_label(label: str) -> str:
-    """First alternative of an AudioSet-style label: ``Bird vocalization, bird call`` → ``Bird vocalization``."""
-    return clean_label(str(label).split(",")[0])
+    """First alternative of an AudioSet-style label: ``Bird vocalization, bird call`` → ``Bird
+    vocalization``; a comma inside brackets does not separate (``Roaring cats (lions, tigers)``)."""
+    depth = 0
+    for i, c in enumerate(str(label)):
+        depth += (c in "([") - (c in ")]")
+        if c == "," and depth <= 0:
+            return clean_label(str(label)[:i])
+    return clean_label(str(label))
 
 
 def with_article(label: str) -> str:
