@@ -185,7 +185,7 @@ def _export_each(hits: Sequence[Any], out: Path, result: ExportResult, whole_fil
                 item = Exported(target, "file", str(source), 0.0, float(hit.duration), hit.score, rank)
             else:
                 data, cut_start, cut_end = excerpt_wav(source, start, end, pad=pad, fade=fade)
-                take = take_name(hit) if pad == 0 else None      # padded, it is more than the take
+                take = take_name(hit)          # padded, it is the take with handles: the times say so
                 target = _free_path(out, f"{rank:0{width}d}_{excerpt_name(source, cut_start, cut_end, take)}")
                 _write(target, data)
                 item = Exported(target, "excerpt", str(source), cut_start, cut_end, hit.score, rank)

@@ -161,7 +161,7 @@ def test_exported_names_are_valid_on_any_drive(tmp_path):
 
 def test_an_exported_take_is_named_by_its_marker(tmp_path):
     """A hit that is a marked take carries the marker's name into the excerpt's file name (made
-    valid on any drive); a keyword hit around a marker, or a padded take, does not."""
+    valid on any drive), padded (handles) or not; a keyword hit around a marker does not."""
     long = write(tmp_path / "lib" / "street.wav", noise(14.0, SR, seed=4), SR)
     take = hit(long, 4.5, 11.0, 14.0)
     take.marker, take.marker_at = "Siren / passing", 4.5
@@ -170,7 +170,8 @@ def test_an_exported_take_is_named_by_its_marker(tmp_path):
     out = tmp_path / "picks"
     assert [w.path.name for w in export_hits([take, around], out).written] == [
         "01_street_Siren _ passing_4.5-11.0s.wav", "02_street_0.0-10.0s.wav"]
-    assert [w.path.name for w in export_hits([take], out, pad=0.5).written] == ["01_street_4.0-11.5s.wav"]
+    assert [w.path.name for w in export_hits([take], out, pad=0.5).written] == [
+        "01_street_Siren _ passing_4.0-11.5s.wav"]
     from ui.components.downloads import downloads
     from ui.components.library import FileRecord
     record = FileRecord(1, str(long), 14.0, SR, 1, "WAV", long.stat().st_size, 0)
