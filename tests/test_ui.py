@@ -306,11 +306,12 @@ def test_oversized_or_broken_upload_is_refused_with_a_reason(app, monkeypatch, u
 def test_tag_tab_tags_an_upload_with_the_users_labels(app, ui_library):  # noqa: F811
     app.run()
     app.file_uploader(key="tag_upload").upload(
-        "clip.wav", wav_bytes(ui_library.dog_wave), "audio/wav")
+        "*take* [v2].wav", wav_bytes(ui_library.dog_wave), "audio/wav")
     app.text_area(key="tag_labels").set_value("dog bark, rain, car engine")
     app.run()
     no_exception(app)
-    assert any("from your labels" in md.value for md in app.markdown)
+    said = next(md.value for md in app.markdown if "from your labels" in md.value)
+    assert f"**{plain_markdown('*take* [v2].wav')}**" in said        # the file's name, not Markdown
     table = app.dataframe[0].value
     assert sorted(table["label"]) == ["car engine", "dog bark", "rain"]
     assert list(table["score"]) == sorted(table["score"], reverse=True)

@@ -263,7 +263,7 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict],
             st.markdown(f"**{rank}. {plain_markdown(record.name)}**")
             folder = relative_to_root(record.folder, root)
             st.caption(
-                f":material/folder: {folder} · {record.duration:.1f} s · {record.format} · "
+                f":material/folder: {plain_markdown(folder)} · {record.duration:.1f} s · {record.format} · "
                 f"{record.sample_rate / 1000:g} kHz" + (f" · {record.levels}" if record.levels else "") + "  \n"
                 f"match {hit.start:.1f}–{hit.end:.1f} s · score {hit.score:.3f}")
             if record.about:
@@ -277,7 +277,7 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict],
                             help="A copy of the file you asked for more like: the same recording, "
                                  "maybe in another format or at another level")
             if tags:
-                st.markdown(" ".join(f":blue-badge[{t['label']}]" for t in tags))
+                st.markdown(" ".join(f":blue-badge[{plain_markdown(t['label'])}]" for t in tags))
             if own_tags is not None:
                 render_card_tags(own_tags, rank)
             span = moment(hit, record.duration)

@@ -6,6 +6,7 @@ from typing import Any
 import streamlit as st
 
 from engine.errors import SoundsiftError
+from ui.components.markdown_text import plain_markdown
 from ui.components.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_example
 
 TAG_UPLOAD_KEY = "tag_upload"
@@ -54,7 +55,7 @@ def render_tag_tab(index: Any) -> None:
         return
     st.audio(source.getvalue())
     vocabulary = "your labels" if labels else "the default vocabulary"
-    st.markdown(f"Top {len(tags)} tags for **{example.name}** from {vocabulary}:")
+    st.markdown(f"Top {len(tags)} tags for **{plain_markdown(example.name)}** from {vocabulary}:")
     st.dataframe(
         [{"label": t["label"], "score": round(float(t["score"]), 4)} for t in tags],
         hide_index=True, width="stretch",
@@ -78,7 +79,7 @@ def _render_timeline(index: Any, example: Any, data: bytes, labels: list[str] | 
     spans, _ = tag_timeline(example.waveform, labels, index=index, top=top, sample_rate=example.sample_rate,
                             markers=markers)
     takes = sum(s.marker is not None for s in spans)
-    st.markdown(f"**{example.name}** over time: {len(spans)} segments"
+    st.markdown(f"**{plain_markdown(example.name)}** over time: {len(spans)} segments"
                 + (f", {takes} of them marked takes" if takes else "") + ":")
     st.dataframe([{"time": f"{clock(s.start)}–{clock(s.end)}", "take": s.marker or "",
                    "tags": ", ".join(f"{t['label']} {t['score']:.2f}" for t in s.tags)} for s in spans],
