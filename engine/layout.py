@@ -119,6 +119,26 @@ def missing_index(root: Path, index: str | Path | None) -> "IndexNotFound":
     return IndexNotFound(f"no index at {root}{where}; build one with `soundsift index PATH... --index {index or root}`")
 
 
+def writer_process(root: str | Path) -> str | None:
+    """The process id (as text; "" when unknown) of the writer holding index ``root``'s ``.lock``
+    now, or None when no writer holds it. Reads only: a shared lock tried and let go at once."""
+    import fcntl
+
+    try:
+        fd = os.open(IndexLayout(Path(root)).lock, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return os.pread(fd, 64, 0).decode(errors="replace").strip()
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 def folder_writable(folder: str | Path) -> bool:
     """Whether this process may create and change files in ``folder``: False on a read-only
     mount or share (for root too: access(2) reports EROFS whatever the permissions) and in a

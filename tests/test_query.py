@@ -351,6 +351,26 @@ def test_missing_index_is_reported(tmp_path):
         SoundIndex.open(tmp_path / "nothing")
 
 
+def test_an_index_in_its_first_run_says_so(tmp_path):
+    """A search while the first run has made the catalog but committed nothing yet."""
+    import os
+
+    from engine.catalog import open_catalog
+    from engine.layout import IndexLayout
+    from indexer.write import WriterLock
+
+    layout = IndexLayout(tmp_path / "i")
+    layout.root.mkdir()
+    open_catalog(layout.catalog, create=True).dispose()
+    with pytest.raises(IndexNotFound, match="holds no finished index"):
+        SoundIndex.open(layout.root, model=FakeModel(DIM))
+    with WriterLock(layout.lock):
+        with pytest.raises(IndexNotFound, match=rf"being indexed for the first time \(process {os.getpid()}\)"):
+            SoundIndex.open(layout.root, model=FakeModel(DIM))
+    with pytest.raises(IndexNotFound, match="holds no finished index"):      # the writer gone
+        SoundIndex.open(layout.root, model=FakeModel(DIM))
+
+
 def test_reload_after_new_generation(tmp_path):
     root = tmp_path / "i"
     first = random_library(seed=1, n_files=5)
