@@ -1058,8 +1058,9 @@ def _finished_meta(root: Path, handle: CatalogHandle) -> dict[str, Any]:
         from engine.layout import writer_process
         writer = writer_process(root)
         if writer is not None:
-            raise IndexNotFound(f"{root} is being indexed for the first time{f' (process {writer})' if writer else ''}: "
-                                "search it once that run's first checkpoint is committed (every 256 files or 60 s)")
+            by = f" (process {writer})" if writer else ""
+            raise IndexNotFound(f"{root} is being indexed for the first time{by}: search it once that run's "
+                                "first checkpoint is committed (every 256 files or 60 s)")
         raise IndexNotFound(f"{root} holds no finished index (its catalog names no model); "
                             "run `soundsift index` on it again")
     return meta
