@@ -359,8 +359,11 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     for e in scanned.errors:
         fail(e.path, e.reason)
 
-    todo = plan.new + plan.changed
-    work = {i: _Work(f, changed=i >= len(plan.new), same_audio=f.path in retake) for i, f in enumerate(todo)}
+    # smallest first: a few hour-long recordings no longer hold every short file behind them, so the
+    # progress bar moves, the first checkpoint holds many files and Ctrl-C keeps them
+    changed_paths = {f.path for f in plan.changed}
+    todo = sorted(plan.new + plan.changed, key=lambda f: (f.size, f.path))
+    work = {i: _Work(f, changed=f.path in changed_paths, same_audio=f.path in retake) for i, f in enumerate(todo)}
     last_commit = time.perf_counter()
 
     def commit() -> None:

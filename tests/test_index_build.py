@@ -390,6 +390,21 @@ def test_files_that_failed_before_are_not_counted_as_new(lib_copy, tmp_path, cap
     assert len(said) == 1 and f": 0 new (and {failing} that failed before, tried again), 0 changed" in said[0]
 
 
+def test_short_files_are_indexed_before_long_ones(tmp_path):
+    """A long recording early in path order does not hold the short files behind it: they are
+    committed first (so Ctrl-C during the long one keeps them, and the progress bar moves)."""
+    lib = tmp_path / "lib"
+    write(lib / "a_field_recording.wav", noise(60.0, 8000, seed=1), 8000)
+    for i in range(3):
+        write(lib / f"b_hit_{i}.wav", tone(300 + 100 * i, 0.5, 16000), 16000)
+    build_index([lib], tmp_path / "idx", FakeModel(), workers=1, checkpoint_files=1, progress=False)
+    engine = open_catalog(IndexLayout(tmp_path / "idx").catalog)
+    with Session(engine) as s:
+        committed = [Path(p).name for p in s.scalars(select(File.path).order_by(File.id))]
+    engine.dispose()
+    assert committed == ["b_hit_0.wav", "b_hit_1.wav", "b_hit_2.wav", "a_field_recording.wav"]
+
+
 def test_second_writer_gets_index_busy(tmp_path):
     layout = IndexLayout(tmp_path / "idx")
     layout.root.mkdir()
