@@ -10,6 +10,7 @@ covers the same place: those files may still belong to the library through them.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -40,11 +41,14 @@ def link_scope(meta: Mapping[str, Any], walked_roots: Iterable[str], roots: Iter
                found: Mapping[str, str]) -> LinkScope:
     """The links of a run over ``walked_roots`` (absolute, as the walk spells paths; ``roots``: the
     same resolved) that found the symbolic links ``found`` (link path → resolved target) on its way;
-    ``meta``: the index's, as the previous runs left it."""
+    ``meta``: the index's, as the previous runs left it. A recorded link is this run's when it lies
+    under a walked root as spelt, or in a folder that resolves under one (the library given once as
+    ``~/Sounds``, once as the ``/mnt/sfx`` it links to)."""
     walked_roots, roots = list(walked_roots), list(roots)
     outside = {link: target for link, target in found.items() if not under_roots(target, roots)}
     before: dict[str, str] = dict(meta.get(LINKS_KEY) or {})
-    mine = {link: target for link, target in before.items() if under_roots(link, walked_roots)}
+    mine = {link: target for link, target in before.items()
+            if under_roots(link, walked_roots) or under_roots(os.path.realpath(os.path.dirname(link)), roots)}
     others = {link: target for link, target in before.items() if link not in mine}
     elsewhere = set(others.values()) | (set(meta.get(ROOTS_KEY) or []) - set(roots))
     targets = sorted(t for t in set(mine.values()) | set(outside.values())

@@ -79,3 +79,15 @@ def test_files_another_root_still_reaches_stay(tmp_path):
     (b / "shared").unlink()                     # the last link to it goes
     assert run([b], idx).removed == 1 and str(kept) not in indexed(idx)
     assert str(mine) in indexed(idx)
+
+
+def test_a_library_given_through_a_link_of_its_own_is_the_same_library(tmp_path):
+    real, ext, idx = tmp_path / "sfx", tmp_path / "ext", tmp_path / "idx"
+    sound(real / "own.wav", 300)
+    linked = sound(ext / "a.wav", 400)
+    os.symlink(ext, real / "linked")
+    os.symlink(real, tmp_path / "Sounds")        # ~/Sounds → /mnt/sfx
+    run([tmp_path / "Sounds"], idx)
+    assert str(linked) in indexed(idx)
+    (real / "linked").unlink()
+    assert run([real], idx).removed == 1 and str(linked) not in indexed(idx)
