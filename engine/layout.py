@@ -132,11 +132,16 @@ def writer_process(root: str | Path) -> str | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:
-            return os.pread(fd, 64, 0).decode(errors="replace").strip()
+            return lock_holder(fd)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)
+
+
+def lock_holder(fd: int) -> str:
+    """The process id the writer holding the ``.lock`` open as ``fd`` wrote into it ("" if none)."""
+    return os.pread(fd, 64, 0).decode(errors="replace").strip()
 
 
 def folder_writable(folder: str | Path) -> bool:

@@ -63,10 +63,6 @@ class IndexedModel(AudioTextModel):
         except (KeyError, TypeError, ValueError):
             return None
 
-    @property
-    def is_loaded(self) -> bool:
-        return self._model is not None
-
     def loaded(self) -> AudioTextModel:
         """The model itself, loaded once; ModelMismatch when the weights found under its name are
         no longer the ones the index was built with."""

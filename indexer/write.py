@@ -45,7 +45,7 @@ from engine.catalog import (Caption, ErrorRow, File, FileMetadata, SegmentRow, T
 from engine.errors import IndexBusy, IndexNotFound, IndexReadOnly
 from engine.file_metadata import CUE_SHEET_KEY, LEVEL_KEYS, SHEET_PREFIX
 from engine.index_choice import IndexChoice, choose_index, default_memory_budget, needs_rebuild
-from engine.layout import READ_ONLY_ERRNOS, IndexLayout, read_only_error, require_writable
+from engine.layout import READ_ONLY_ERRNOS, IndexLayout, lock_holder, read_only_error, require_writable
 from engine.vectors import fsync_dir, gpu_count, new_index, write_index_atomic
 from indexer.moves import Header, Move
 
@@ -138,7 +138,7 @@ class WriterLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            holder = lock_holder(fd)
             os.close(fd)
             if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 who = f" (process {holder})" if holder else ""

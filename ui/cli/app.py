@@ -10,6 +10,7 @@ from typer.core import TyperCommand, TyperGroup
 #: source line break, which left ragged lines) and `code` is shown as code
 MARKUP = "markdown"
 
+
 def _untyped_flags(params: list[Any]) -> list[Any]:
     """``params`` with no value type shown beside on/off flags: Typer 0.29 prints ``<bool>`` there,
     as if ``--rebuild`` took a value (``--rebuild true`` is then an "unexpected extra argument")."""

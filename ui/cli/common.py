@@ -60,13 +60,12 @@ class TerminalSafeFormatter(logging.Formatter):
     a file named ``esc\x1b[2Jbad.wav`` must not clear the user's terminal when a warning names it."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return "".join(c if c in "\n\t" or not _is_control(c) else c.encode("unicode_escape").decode("ascii")
-                       for c in super().format(record))
+        return super().format(record).translate(_CONTROL_ESCAPES)
 
 
-def _is_control(c: str) -> bool:
-    """C0 and C1 control characters and DEL."""
-    return c < " " or "\x7f" <= c <= "\x9f"
+#: C0 and C1 control characters and DEL (line break and tab kept) → their escapes
+_CONTROL_ESCAPES = {c: chr(c).encode("unicode_escape").decode("ascii")
+                    for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in "\n\t"}
 
 
 def setup_logging(verbose: bool = False) -> None:
