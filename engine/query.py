@@ -383,7 +383,8 @@ class SoundIndex:
     def _load(self, conn: Connection, key: tuple[Any, Any], meta: dict[str, Any]) -> _Snapshot:
         from engine.vectors import read_index
         rows = conn.exec_driver_sql('SELECT id, file_id, start, "end" FROM segments ORDER BY id').fetchall()
-        arr = np.array(rows, dtype=np.float64).reshape(-1, 4)
+        # as plain tuples: numpy reads SQLAlchemy rows one item at a time (0.87 s for 40,247, not 0.02 s)
+        arr = np.array([tuple(r) for r in rows], dtype=np.float64).reshape(-1, 4)
         n_files = int(conn.execute(select(func.count(File.id))).scalar() or 0)
         index = raw = None
         params = dict(meta.get("index_params") or {})

@@ -46,6 +46,13 @@ def no_exception(at: AppTest) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
+def open_tab(at: AppTest, label: str) -> AppTest:
+    """Select a tab as a click on it does (the tabs track the open one: ui/app.py)."""
+    from ui.components.overview_tab import TAB_KEY
+    at.session_state[TAB_KEY] = label
+    return at
+
+
 def test_q_in_the_address_opens_with_that_search_done(app):
     app.query_params["q"] = "dog barking"
     app.run()
@@ -349,7 +356,7 @@ def test_tag_tab_uses_the_default_vocabulary(app):
 
 
 def test_overview_shows_model_counts_failures_and_the_map(app, ui_library):  # noqa: F811
-    app.run()
+    open_tab(app, "Overview").run()
     no_exception(app)
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Files"] == "5"
@@ -369,12 +376,49 @@ def test_overview_shows_model_counts_failures_and_the_map(app, ui_library):  # n
     assert any(c.value == "No duplicates among 5 files." for c in app.caption)
 
 
+def test_the_overview_and_its_map_are_made_only_when_the_tab_is_opened(app, monkeypatch):
+    """The first load reads no file vectors and draws no map (seconds at 40,000 files), nor does
+    a search (its cards' tags read their own files' vectors); opening the Overview draws the map,
+    once per index generation; the other tabs do not redo it."""
+    import streamlit as st
+    from engine.query import SoundIndex
+    from ui.components import overview_tab
+    st.cache_data.clear()                         # the session's library was drawn by other tests
+    st.cache_resource.clear()
+    projected, read = [], []
+    real_pca, real_fv = overview_tab.pca_2d, SoundIndex.file_vectors
+    monkeypatch.setattr(overview_tab, "pca_2d", lambda v: projected.append(len(v)) or real_pca(v))
+    monkeypatch.setattr(SoundIndex, "file_vectors", lambda self, *a, **k: read.append(1) or real_fv(self, *a, **k))
+
+    app.run()
+    no_exception(app)
+    assert (projected, read) == ([], [])
+    assert not app.get("vega_lite_chart") and not app.metric
+    assert not any(b.label == "Find duplicates" for b in app.button)
+    app.text_input(key="q").set_value("dog barking").run()
+    no_exception(app)
+    assert len(result_names(app)) == 5 and (projected, read) == ([], [])
+    assert sum(md.value.startswith(":blue-badge[") for md in app.markdown) == 5   # zero-shot tags
+
+    open_tab(app, "Overview").run()
+    no_exception(app)
+    assert projected == [5] and len(read) == 1
+    assert len(app.get("vega_lite_chart")) == 1 and app.metric
+    app.run()                                     # a rerun on the tab: the cached map
+    open_tab(app, "Search").run()
+    no_exception(app)
+    assert not app.get("vega_lite_chart")
+    open_tab(app, "Overview").run()
+    assert len(app.get("vega_lite_chart")) == 1
+    assert projected == [5] and len(read) == 1
+
+
 def test_picking_a_point_on_the_map_plays_that_file(app, ui_library):  # noqa: F811
     from ui.components.library import Library
     from ui.components.overview_tab import MAP_PICK
     fid = Library(ui_library.index_dir).files(list(range(1, 50)))
     dog_id = next(i for i, r in fid.items() if r.name == "dog_bark.wav")
-    app.run()
+    open_tab(app, "Overview").run()
     before = len(app.get("audio"))
     app.session_state[MAP_PICK] = dog_id
     app.run()
@@ -385,7 +429,7 @@ def test_picking_a_point_on_the_map_plays_that_file(app, ui_library):  # noqa: F
 
 def test_unknown_file_ids_are_refused_not_turned_into_paths(app):
     from ui.components.overview_tab import MAP_PICK
-    app.run()
+    open_tab(app, "Overview").run()
     app.session_state[MAP_PICK] = 987654
     app.session_state["search_by"] = {"kind": "similar", "file_id": 987654, "name": "x"}
     app.run()
@@ -572,7 +616,7 @@ def test_the_overview_offers_the_library_sheet(app, ui_library):
     """The Overview tab's "Library sheet (.csv)": what `soundsift sheet export` writes, made on click."""
     import csv
     from ui.components import downloads as dl
-    app.run()
+    open_tab(app, "Overview").run()
     no_exception(app)
     (button,) = [b.proto for b in app.get("download_button") if b.proto.id.endswith("download_library_sheet")]
     assert button.label == "Library sheet (.csv)" and not button.disabled

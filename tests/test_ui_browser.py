@@ -1,4 +1,5 @@
-"""One real-browser test: `soundsift ui` on a small index, /?q=… in headless Chromium, a download.
+"""One real-browser test: `soundsift ui` on a small index, /?q=… in headless Chromium, a download,
+the Overview tab drawn when opened.
 
 Needs Debian's `chromium` at /usr/bin/chromium (.ci/run installs it). When it is missing
 this test FAILS with the install command: it never skips.
@@ -59,4 +60,12 @@ def test_shared_search_address_shows_results_in_chromium(ui_library: UiLibrary, 
         assert re.fullmatch(r"thunder_far_(0\.0-10\.0|2\.0-12\.0)s\.wav", saved.name)
         info = sf.info(str(saved))
         assert (info.samplerate, info.frames) == (22_050, 10 * 22_050)
+
+        # the Overview tab runs when it is opened (not on the first load): counts, then its map
+        page.get_by_role("tab", name="Overview").click()
+        page.get_by_text("Failed files (1)").wait_for(timeout=30_000)
+        page.locator("[data-testid=stVegaLiteChart]").first.wait_for(state="visible", timeout=30_000)
+        assert page.get_by_role("button", name="Find duplicates").is_visible()
+        page.get_by_role("tab", name="Search").click()      # back: the results are still there
+        page.get_by_role("button", name="More like this").nth(4).wait_for(state="visible", timeout=30_000)
     assert "Traceback" not in log.read_text(errors="replace")

@@ -175,6 +175,31 @@ def test_pca_puts_points_on_their_main_axis_with_a_fixed_sign():
     assert pca_2d(x[:1]).tolist() == [[0.0, 0.0]]
 
 
+def full_svd_pca(x: np.ndarray) -> np.ndarray:
+    """The reference projection: U·S of the full SVD of the centred vectors."""
+    x = np.asarray(x, np.float64)
+    u, s, _ = np.linalg.svd(x - x.mean(axis=0), full_matrices=False)
+    return u[:, :2] * s[:2]
+
+
+@pytest.mark.parametrize("n, d", [(400, 48), (48, 48), (30, 200), (3, 16), (2, 5), (50, 1)])
+def test_pca_equals_the_full_svd_up_to_sign(n, d):
+    """pca_2d takes its axes from XᵀX (XXᵀ when n < d), not the SVD of X: same map to rounding."""
+    rng = np.random.default_rng(n * 1000 + d)
+    spread = np.geomspace(3.0, 0.05, d)                   # distinct variances: unique axes
+    rotation, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    x = (rng.standard_normal((n, d)) * spread) @ rotation + rng.standard_normal(d)  # off-centre
+    x = x.astype(np.float32)
+    ref, xy = full_svd_pca(x), pca_2d(x)
+    assert xy.shape == (n, 2) and xy.dtype == np.float32
+    scale = np.abs(ref).max()
+    for j in range(ref.shape[1]):
+        sign = 1.0 if np.dot(xy[:, j], ref[:, j]) >= 0 else -1.0
+        np.testing.assert_allclose(sign * xy[:, j], ref[:, j], rtol=0, atol=1e-5 * scale)
+    if d == 1:
+        assert not xy[:, 1].any()
+
+
 def test_map_rows_and_picked_point():
     rows = map_rows([3, 7], ["/lib/a/x.wav", "/lib/b/y.wav"], np.array([[0, 1], [2, 3]]), root="/lib")
     assert rows == [{"file_id": 3, "name": "x.wav", "folder": "a", "x": 0.0, "y": 1.0},
@@ -183,6 +208,8 @@ def test_map_rows_and_picked_point():
     assert selected_file_id({"selection": {"pick": []}}) is None
     assert selected_file_id({"selection": {"pick": [{"file_id": "../../etc/passwd"}]}}) is None
     assert selected_file_id(None) is None
+    rows = map_rows([1, 2, 3], ["/lib/x.wav", "/elsewhere/y.wav", "z.wav"], np.zeros((3, 2)), root="/lib")
+    assert [(r["name"], r["folder"]) for r in rows] == [("x.wav", "."), ("y.wav", "/elsewhere"), ("z.wav", ".")]
 
 
 # --- filters, links, labels -----------------------------------------------------------

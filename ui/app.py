@@ -4,15 +4,21 @@ The index comes from $SOUNDSIFT_UI_INDEX (set by ``soundsift ui``); the index an
 model are opened once per process and reopened only when the index gets a new
 generation, or a new folder (``soundsift index --rebuild``) with its model. The tabs'
 logic lives in ui/components/.
+
+The first load reads only what the sidebar and the empty Search tab show. Every file's
+vector (SoundIndex.file_vectors: seconds for tens of thousands of files) is read only for the
+Overview tab's library map, and that tab runs only while it is open; a result card's tags
+read its own file's vector. What they compute is cached per index generation.
 """
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from engine.errors import SoundsiftError
 from ui.components import resources
 from ui.components.library import FilterChoices
-from ui.components.overview_tab import build_map_data, render_overview_tab
+from ui.components.overview_tab import OVERVIEW, TAB_KEY, build_map_data, render_overview_tab
 from ui.components.result_tags import ResultTagger
 from ui.components.search_tab import render_search_tab
 from ui.components.sidebar import render_filters
@@ -21,15 +27,11 @@ from ui.components.tag_tab import render_tag_tab
 st.set_page_config(page_title="soundsift", page_icon=":material/graphic_eq:", layout="wide")
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
-def _file_vectors(index_dir: str, generation: str, model: str | None):
-    return resources.sound_index(index_dir, model).file_vectors()
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
+@st.cache_data(show_spinner="Drawing the library map…", max_entries=4)
 def _map_data(index_dir: str, generation: str, model: str | None, root: str) -> list[dict]:
-    fv = _file_vectors(index_dir, generation, model)
-    return build_map_data(fv.file_ids.tolist(), fv.vectors, resources.library(index_dir), root)
+    """The map's points; the file vectors they come from are not kept (140 MB at 40,000 files)."""
+    fv = resources.sound_index(index_dir, model).file_vectors()
+    return build_map_data(fv.file_ids.tolist(), fv.vectors, fv.paths, root)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -41,10 +43,16 @@ def _choices(index_dir: str, generation: str, model: str | None) -> FilterChoice
                          facets["channels"], facets["loudness"], lib.user_tag_names())
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
-def _tagger(index_dir: str, generation: str, model: str | None) -> ResultTagger:
-    fv = _file_vectors(index_dir, generation, model)
-    return ResultTagger(resources.sound_index(index_dir, model), fv.file_ids, fv.vectors)
+@st.cache_data(show_spinner=False, max_entries=2000)
+def _zero_shot_tags(index_dir: str, generation: str, model: str | None, file_id: int) -> list[dict]:
+    """A result's tags from its file's stored vector, read for that file alone (a millisecond;
+    every file's vector, SoundIndex.file_vectors, takes seconds at tens of thousands of files)."""
+    index = resources.sound_index(index_dir, model)
+    try:
+        vector = index.file_vector(int(file_id))
+    except SoundsiftError:           # gone from the index since the search: no tags
+        return []
+    return ResultTagger(index, np.array([int(file_id)]), vector[None, :])(file_id)
 
 
 def main() -> None:
@@ -65,19 +73,20 @@ def main() -> None:
     choices = _choices(key, generation + lib.metadata_stamp() + lib.tags_stamp(), model)
     root = choices.folders[0] if choices.folders else ""
     filters = render_filters(choices)
-    tagger = _tagger(key, generation, model)
 
     def tags_for(hit):
-        return lib.stored_tags(hit.file_id, top=3) or tagger(hit.file_id)
+        return lib.stored_tags(hit.file_id, top=3) or _zero_shot_tags(key, generation, model, hit.file_id)
 
     st.markdown("### :material/graphic_eq: soundsift")
-    search, tag, overview = st.tabs(["Search", "Tag", "Overview"], key="tab")
+    # on_change="rerun": the tabs report which one is open, so the Overview runs only then
+    search, tag, overview = st.tabs(["Search", "Tag", OVERVIEW], key=TAB_KEY, on_change="rerun")
     with search:
         render_search_tab(index, lib, filters, root, tags_for, choices.tags)
     with tag:
         render_tag_tab(index)
-    with overview:
-        render_overview_tab(index, lib, root, _map_data(key, generation, model, root))
+    if overview.open:
+        with overview:
+            render_overview_tab(index, lib, root, lambda: _map_data(key, generation, model, root))
 
 
 main()

@@ -168,7 +168,8 @@ def folders_of(paths: list[str]) -> list[str]:
     """Every folder holding a file and each of their ancestors below the common root."""
     if not paths:
         return []
-    parents = {str(Path(p).parent) for p in paths}
+    # the few hundred distinct folders made Paths, not each of tens of thousands of files
+    parents = {str(Path(d)) for d in {os.path.dirname(p) for p in paths}}
     root = os.path.commonpath(sorted(parents)) if len(parents) > 1 else next(iter(parents))
     out = set()
     for folder in parents:

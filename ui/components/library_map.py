@@ -1,6 +1,7 @@
-"""The library map: file vectors projected to 2-D (PCA by SVD), one point per file."""
+"""The library map: file vectors projected to 2-D (PCA), one point per file."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -8,16 +9,27 @@ import numpy as np
 
 
 def pca_2d(vectors: np.ndarray) -> np.ndarray:
-    """(N, D) → (N, 2) coordinates on the two main axes; deterministic signs."""
+    """(N, D) → (N, 2) coordinates on the two main axes; deterministic signs.
+
+    The axes are the top two eigenvectors of the centred vectors' D×D scatter matrix XᵀX (of
+    the N×N Gram matrix XXᵀ when there are fewer vectors than dimensions): the coordinates of
+    the full SVD of X, U·S, to rounding (≈1e-14 relative at 20,000 × 905), in a sixth of its
+    time (0.5 s instead of 3.3 s on one core; benchmarks/web_first_load.py). When the second and
+    third axes explain the same variance, any basis of that plane is as good as the SVD's.
+    """
     x = np.asarray(vectors, dtype=np.float64)
-    n = x.shape[0]
-    out = np.zeros((n, 2), np.float64)
-    if n < 2:
+    out = np.zeros((x.shape[0], 2), np.float64)
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] == 0:
         return out.astype(np.float32)
+    n, d = x.shape
     x = x - x.mean(axis=0, keepdims=True)
-    u, s, _ = np.linalg.svd(x, full_matrices=False)
-    k = min(2, s.size)
-    proj = u[:, :k] * s[:k]
+    k = min(2, n, d)
+    if n >= d:
+        _, axes = np.linalg.eigh(x.T @ x)                  # eigenvalues ascending: take the last
+        proj = x @ axes[:, ::-1][:, :k]
+    else:
+        w, u = np.linalg.eigh(x @ x.T)
+        proj = u[:, ::-1][:, :k] * np.sqrt(np.clip(w[::-1][:k], 0.0, None))
     # fix the sign of each axis so the map does not flip between runs
     for j in range(k):
         pivot = np.argmax(np.abs(proj[:, j]))
@@ -30,16 +42,23 @@ def pca_2d(vectors: np.ndarray) -> np.ndarray:
 def map_rows(file_ids: Sequence[int], paths: Sequence[str], xy: np.ndarray,
              root: str | None = None) -> list[dict[str, Any]]:
     """One dict per point: file_id, name, folder (below ``root``), x, y."""
+    folders: dict[str, str] = {}          # a few hundred folders for tens of thousands of files
+
+    def folder_of(parent: str) -> str:
+        if parent not in folders:
+            folder = str(Path(parent))
+            if root:
+                try:
+                    folder = str(Path(parent).relative_to(root)) or "."
+                except ValueError:
+                    pass
+            folders[parent] = folder
+        return folders[parent]
+
     rows = []
-    for fid, path, (x, y) in zip(file_ids, paths, np.asarray(xy)):
-        p = Path(path)
-        folder = str(p.parent)
-        if root:
-            try:
-                folder = str(p.parent.relative_to(root)) or "."
-            except ValueError:
-                pass
-        rows.append({"file_id": int(fid), "name": p.name, "folder": folder,
+    for fid, path, (x, y) in zip(file_ids, paths, np.asarray(xy).tolist()):
+        parent, name = os.path.split(str(path))
+        rows.append({"file_id": int(fid), "name": name, "folder": folder_of(parent),
                      "x": float(x), "y": float(y)})
     return rows
 

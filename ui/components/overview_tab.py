@@ -1,8 +1,9 @@
 """The Overview tab: model, counts, the library map (click a point to play), duplicates on
-request, and failed files."""
+request, and failed files. The page runs it only while the tab is open (ui/app.py), and the
+map, the one costly part (seconds for tens of thousands of files), is drawn last."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import streamlit as st
 
@@ -12,6 +13,8 @@ from ui.components.library import Library, relative_to_root
 from ui.components.library_map import map_rows, pca_2d, selected_file_id
 from ui.components.markdown_text import plain_markdown
 
+TAB_KEY = "tab"                 # session key of the page's tabs: the label of the open one
+OVERVIEW = "Overview"           # this tab's label
 MAP_KEY = "library_map"
 MAP_PICK = "map_file_id"        # file id of the point last picked on the map
 MAX_MAP_POINTS = 20_000
@@ -24,8 +27,10 @@ def on_map_select() -> None:
         st.session_state[MAP_PICK] = fid
 
 
-def render_overview_tab(index: Any, lib: Library, root: str, map_data: list[dict]) -> None:
-    """Draw model facts, counts, the map and the failed files."""
+def render_overview_tab(index: Any, lib: Library, root: str, map_data: Callable[[], list[dict]]) -> None:
+    """Draw model facts, counts, the map and the failed files. ``map_data`` gives the map's
+    points (ui/app.py caches them per index generation); it is called after the rest is drawn,
+    so the counts, duplicates and failed files show while the map is computed."""
     info = index.info()
     failed = index.errors()
     c1, c2, c3, c4 = st.columns(4)
@@ -40,13 +45,7 @@ def render_overview_tab(index: Any, lib: Library, root: str, map_data: list[dict
                        key="download_library_sheet")
 
     st.subheader("Library map")
-    if len(map_data) < 2:
-        st.caption("The map needs at least two indexed files.")
-    else:
-        render_map(map_data)
-        pick = st.session_state.get(MAP_PICK)
-        if pick is not None:
-            play_picked(lib, root, int(pick))
+    map_box = st.container()
 
     render_duplicates(index, lib, root)
 
@@ -56,6 +55,16 @@ def render_overview_tab(index: Any, lib: Library, root: str, map_data: list[dict
                      hide_index=True, width="stretch")
     else:
         st.caption("Every file was indexed.")
+
+    with map_box:
+        rows = map_data()
+        if len(rows) < 2:
+            st.caption("The map needs at least two indexed files.")
+        else:
+            render_map(rows)
+            pick = st.session_state.get(MAP_PICK)
+            if pick is not None:
+                play_picked(lib, root, int(pick))
 
 
 def render_map(rows: list[dict]) -> None:
@@ -106,7 +115,7 @@ def render_duplicates(index: Any, lib: Library, root: str) -> None:
 
         def progress(i: int, n: int) -> None:          # about a hundred updates, not one a pair
             if i == n or i % max(1, n // 100) == 0:
-                bar.progress(i / n, text=f"comparing pair {i:,} of {n:,}")
+                bar.progress(i / n if n else 1.0, text=f"comparing pair {i:,} of {n:,}")
         report = find_duplicates(fv.paths, fv.vectors, fv.durations, fv.sizes, progress=progress)
         bar.empty()
         rows = [{"group": n, "file": relative_to_root(path, root), "duration (s)": round(d, 2),
@@ -131,18 +140,18 @@ def render_duplicates(index: Any, lib: Library, root: str) -> None:
                    icon=":material/warning:")
 
 
-def build_map_data(file_ids: list[int], vectors: Any, lib: Library, root: str) -> list[dict]:
-    """Map points for the files (at most MAX_MAP_POINTS, evenly picked)."""
+def build_map_data(file_ids: Sequence[int], vectors: Any, paths: Sequence[str], root: str) -> list[dict]:
+    """Map points for the files (at most MAX_MAP_POINTS, evenly picked): ``file_ids``,
+    ``vectors`` and ``paths`` as SoundIndex.file_vectors gives them, read from one catalog
+    snapshot (so no look-up by id is needed)."""
     import numpy as np
 
     vectors = np.asarray(vectors, dtype=np.float32)
-    ids = list(file_ids)
+    ids, paths = list(file_ids), list(paths)
     if len(ids) > MAX_MAP_POINTS:
         keep = np.linspace(0, len(ids) - 1, MAX_MAP_POINTS).round().astype(int)
         ids = [ids[i] for i in keep]
+        paths = [paths[i] for i in keep]
         vectors = vectors[keep]
-    records = lib.files(ids)
-    present = [i for i, fid in enumerate(ids) if fid in records]
-    ids = [ids[i] for i in present]
-    xy = pca_2d(vectors[present]) if present else np.zeros((0, 2), np.float32)
-    return map_rows(ids, [records[f].path for f in ids], xy, root=root)
+    xy = pca_2d(vectors) if ids else np.zeros((0, 2), np.float32)
+    return map_rows(ids, paths, xy, root=root)
