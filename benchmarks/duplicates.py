@@ -3,8 +3,9 @@
 Takes every pair of files the stored vectors propose at ``--min-cosine`` (engine.duplicates
 .candidate_pairs), measures each pair's level difference on the audio (difference_db), and prints
 the histogram of those differences, the pairs between 0.3 and 2 dB (the zone a threshold has to
-cut), how many pairs under 1 dB a higher cosine (0.9, the default) would not have proposed, and a
-check on known copies: ``--copies`` files of the index shifted by a random 1–4,000 samples and
+cut), how many pairs under 1 dB a higher cosine (0.9, the default) would not have proposed, how
+many of them the per-file cap (each file meets its PER_FILE closest) would leave out, and a check
+on known copies: ``--copies`` files of the index shifted by a random 1–4,000 samples and
 made 6 dB quieter, each compared with itself (all should be ≈ 0 dB). Then times the whole
 command's work (find_duplicates) at the default cosine.
 
@@ -54,6 +55,13 @@ def main() -> None:
     below = [(cos, d) for (_i, _j, cos), d in zip(pairs, diffs) if d <= dup.MAX_DIFFERENCE_DB]
     print(f"pairs ≤ {dup.MAX_DIFFERENCE_DB} dB: {len(below)}, of which cosine < {dup.MIN_COSINE}: "
           f"{sum(cos < dup.MIN_COSINE for cos, _ in below)}")
+    if pairs:
+        i, j, c = (np.array(col) for col in zip(*pairs))
+        ki, kj, _ = dup.closest_per_file(i, j, c.astype(np.float32), dup.PER_FILE)
+        kept = set(zip(ki.tolist(), kj.tolist()))
+        missed = sum((a, b) not in kept for (a, b, _), d in zip(pairs, diffs) if d <= dup.MAX_DIFFERENCE_DB)
+        print(f"with each file meeting its {dup.PER_FILE} closest: {len(kept)} of {len(pairs)} pairs compared, "
+              f"{missed} of the pairs ≤ {dup.MAX_DIFFERENCE_DB} dB left out")
     rng = np.random.default_rng(0)
     same = []
     for i in rng.choice(len(fv.paths), min(args.copies, len(fv.paths)), replace=False):

@@ -4,7 +4,8 @@ format, at another gain, sample rate or bit rate.
 An embedding says what a sound is, not which recording it is: two takes of a door slam can be
 as close in the model's space as a WAV and its MP3. So the stored vectors only propose
 candidates (files of about the same duration whose mean vectors are close, compared within a
-duration window so 40,000 files never meet pairwise), and every candidate pair is confirmed on
+duration window so 40,000 files never meet pairwise, each file with at most its :data:`PER_FILE`
+closest), and every candidate pair not already joined through others is confirmed on
 the audio: both files decoded at :data:`RATE` and aligned to the sample by cross-correlating
 their first :data:`ALIGN_SECONDS` within :data:`MAX_SHIFT_SECONDS` (so encoder delay and a
 trimmed lead-in do not count; a few milliseconds off would cost a noisy sound 1–2 dB below),
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -40,8 +42,11 @@ FRAME, HOP = 1024, 256
 BANDS = 32
 #: largest shift between two files (seconds), found on their first ALIGN_SECONDS
 MAX_SHIFT_SECONDS, ALIGN_SECONDS = 0.5, 20.0
-#: decoded audio kept for the pairs still to come (samples at RATE: 128 MB)
-CACHE_SAMPLES = 32_000_000
+#: a pair's fixed cost in the progress estimate, as seconds of audio (file opening, FFT set-up)
+PAIR_OVERHEAD_SECONDS = 1.0
+#: decoded audio and level maps kept for the pairs still to come (a file of 1 s: 70 kB), and
+#: the spectra of their heads (1 s: 130 kB; made again in a tenth of a decode's time)
+CACHE_BYTES, SPECTRA_BYTES = 512 * 2 ** 20, 256 * 2 ** 20
 #: durations of a pair may differ by this much (seconds), or DURATION_SHARE of the longer
 DURATION_SLACK, DURATION_SHARE = 0.15, 0.02
 #: level maps are floored this far below a file's loudest cell (dB)
@@ -53,6 +58,10 @@ FLOOR_DB = -60.0
 #: velocity layers, other hits); 84 of the 85 under 1 dB have cosine 0.9 or more (79 of 84
 #: with soundsift-fast; benchmarks/duplicates.py)
 MIN_COSINE, MAX_DIFFERENCE_DB = 0.9, 1.0
+#: each file is compared with at most this many others: its closest pairs by cosine (a pair is
+#: kept when it is among either file's closest). Unrelated generated sounds can all pass 0.9 (a
+#: 40,000-file test library gave 2.8 million pairs, hours of decoding); a copy ranks first.
+PER_FILE = 16
 
 
 @dataclass
@@ -76,9 +85,12 @@ class DuplicateReport:
 
     groups: list[DuplicateGroup]
     files: int                       # files compared
-    candidates: int                  # pairs proposed by the vectors
+    candidates: int                  # pairs proposed by the vectors (at most per_file per file)
     confirmed: int                   # pairs the audio confirmed
     unreadable: list[UnreadableAudio] = field(default_factory=list)
+    compared: int = 0                # candidate pairs gone through (all unless interrupted)
+    left_out: int = 0                # pairs over the cosine threshold left out by per_file
+    interrupted: bool = False        # Ctrl-C: the groups are those confirmed before it
 
 
 def longest_match(duration: np.ndarray | float) -> np.ndarray | float:
@@ -86,24 +98,63 @@ def longest_match(duration: np.ndarray | float) -> np.ndarray | float:
     return duration + np.maximum(DURATION_SLACK, DURATION_SHARE * duration)
 
 
-def candidate_pairs(vectors: np.ndarray, durations: np.ndarray, min_cosine: float = MIN_COSINE
-                    ) -> list[tuple[int, int, float]]:
-    """Pairs (i, j, cosine), i < j, of rows whose durations are within the slack and whose unit
-    vectors have at least ``min_cosine``. Files are swept in order of duration, each against
-    the files that are at most the slack longer."""
+def candidate_arrays(vectors: np.ndarray, durations: np.ndarray, min_cosine: float = MIN_COSINE,
+                     per_file: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`candidate_pairs` as three arrays (i, j, cosine), in the order they are compared
+    (by the duration of the shorter file). With ``per_file``, a pair is kept only when it is
+    among the ``per_file`` closest of i's or of j's pairs (a copy's cosine is about 1, so it
+    ranks first; files of one recording that all pass each other still join one group)."""
     order = np.argsort(durations, kind="stable")
     d = np.asarray(durations, np.float64)[order]
     v = np.asarray(vectors, np.float32)[order]
     reach = np.searchsorted(d, longest_match(d), side="right")
-    out: list[tuple[int, int, float]] = []
+    firsts, seconds, cosines = [], [], []
     for a in range(len(d)):
         if reach[a] <= a + 1:
             continue
         cos = v[a + 1:reach[a]] @ v[a]
-        for b in np.flatnonzero(cos >= min_cosine):
-            i, j = int(order[a]), int(order[a + 1 + b])
-            out.append((min(i, j), max(i, j), float(cos[b])))
-    return out
+        hit = np.flatnonzero(cos >= min_cosine)
+        if len(hit):
+            firsts.append(np.full(len(hit), order[a], np.int64))
+            seconds.append(order[a + 1 + hit].astype(np.int64))
+            cosines.append(cos[hit].astype(np.float32))
+    if not firsts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    x, y, c = np.concatenate(firsts), np.concatenate(seconds), np.concatenate(cosines)
+    i, j = np.minimum(x, y), np.maximum(x, y)
+    return (i, j, c) if per_file is None else closest_per_file(i, j, c, per_file)
+
+
+def closest_per_file(i: np.ndarray, j: np.ndarray, cosine: np.ndarray, per_file: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs (i, j, cosine) that are among the ``per_file`` highest cosines of i's pairs or
+    of j's, in their order."""
+    if not len(cosine):
+        return i, j, cosine
+    rank = _rank_within(np.concatenate([i, j]), np.concatenate([cosine, cosine]))   # among all of a file's pairs
+    keep = (rank[:len(cosine)] < per_file) | (rank[len(cosine):] < per_file)
+    return i[keep], j[keep], cosine[keep]
+
+
+def _rank_within(owner: np.ndarray, cosine: np.ndarray) -> np.ndarray:
+    """Each pair's rank among the pairs of the same ``owner`` file, highest cosine first."""
+    order = np.lexsort((-cosine, owner))
+    sorted_owner = owner[order]
+    starts = np.flatnonzero(np.r_[True, sorted_owner[1:] != sorted_owner[:-1]])
+    ranks_sorted = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    ranks = np.empty(len(order), np.int64)
+    ranks[order] = ranks_sorted
+    return ranks
+
+
+def candidate_pairs(vectors: np.ndarray, durations: np.ndarray, min_cosine: float = MIN_COSINE,
+                    per_file: int | None = None) -> list[tuple[int, int, float]]:
+    """Pairs (i, j, cosine), i < j, of rows whose durations are within the slack and whose unit
+    vectors have at least ``min_cosine``. Files are swept in order of duration, each against
+    the files that are at most the slack longer. ``per_file``: see :func:`candidate_arrays`
+    (here every pair is kept by default)."""
+    i, j, c = candidate_arrays(vectors, durations, min_cosine, per_file)
+    return [(int(a), int(b), float(x)) for a, b, x in zip(i, j, c)]
 
 
 def level_map(x: np.ndarray) -> np.ndarray:
@@ -127,12 +178,29 @@ def best_lag(x: np.ndarray, y: np.ndarray) -> int:
     """The shift (samples, within MAX_SHIFT_SECONDS) at which ``x[lag:]`` lines up best with
     ``y`` (negative: ``y[-lag:]`` with ``x``), by the largest |cross-correlation| of their first
     ALIGN_SECONDS (polarity does not count)."""
+    n = _fft_size(len(x), len(y))
+    return _lag_of(_head_spectrum(x, n), _head_spectrum(y, n), n, len(x), len(y))
+
+
+def _head(length: int) -> int:
+    """How many samples of a recording of ``length`` the alignment looks at."""
+    return min(length, int(ALIGN_SECONDS * RATE) + int(MAX_SHIFT_SECONDS * RATE))
+
+
+def _fft_size(len_x: int, len_y: int) -> int:
+    return 1 << int(np.ceil(np.log2(max(_head(len_x) + _head(len_y), 2))))
+
+
+def _head_spectrum(x: np.ndarray, n: int) -> np.ndarray:
+    return np.fft.rfft(np.asarray(x[:_head(len(x))], np.float64), n)
+
+
+def _lag_of(fx: np.ndarray, fy: np.ndarray, n: int, len_x: int, len_y: int) -> int:
+    """:func:`best_lag` from the two heads' spectra (size ``n``)."""
     shift = int(MAX_SHIFT_SECONDS * RATE)
-    a = np.asarray(x[:int(ALIGN_SECONDS * RATE) + shift], np.float64)
-    b = np.asarray(y[:int(ALIGN_SECONDS * RATE) + shift], np.float64)
-    n = 1 << int(np.ceil(np.log2(len(a) + len(b))))
-    corr = np.fft.irfft(np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n)), n)   # corr[k] = Σ a[t + k] b[t]
-    lags = np.arange(max(-shift, 1 - len(b)), min(shift, len(a) - 1) + 1)    # where the two overlap
+    la, lb = _head(len_x), _head(len_y)
+    corr = np.fft.irfft(fx * np.conj(fy), n)                                 # corr[k] = Σ a[t + k] b[t]
+    lags = np.arange(max(-shift, 1 - lb), min(shift, la - 1) + 1)            # where the two overlap
     return int(lags[np.argmax(np.abs(corr[lags % n]))])
 
 
@@ -142,7 +210,11 @@ def difference_db(x: np.ndarray, y: np.ndarray) -> float:
     where either is more than 10 dB above the floor (two silent stretches agree without telling
     anything). 0 for two silent recordings."""
     lag = best_lag(x, y)
-    a, b = level_map(x[max(lag, 0):]), level_map(y[max(-lag, 0):])
+    return _map_difference(level_map(x[max(lag, 0):]), level_map(y[max(-lag, 0):]))
+
+
+def _map_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """:func:`difference_db` of two aligned level maps."""
     m = min(len(a), len(b))
     a, b = a[:m], b[:m]
     heard = np.maximum(a, b) > FLOOR_DB + 10.0
@@ -152,35 +224,107 @@ def difference_db(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.sqrt(((d - d.mean()) ** 2).mean()))
 
 
-def find_duplicates(paths: list[str], vectors: np.ndarray, durations: np.ndarray, sizes: np.ndarray,
-                    min_cosine: float = MIN_COSINE, max_difference_db: float = MAX_DIFFERENCE_DB,
-                    progress: Callable[[int, int], None] | None = None) -> DuplicateReport:
-    """Groups of ``paths`` holding the same recording (see the module doc). ``vectors`` are the
-    files' unit mean vectors; ``progress(done, total)`` is called per candidate pair. A file
-    that cannot be decoded is reported once and left out of every pair."""
-    pairs = candidate_pairs(vectors, durations, min_cosine)
-    decoded: OrderedDict[int, np.ndarray] = OrderedDict()    # least recently used first
-    failed: set[int] = set()
-    unreadable: list[UnreadableAudio] = []
+class _LeastRecentlyUsed:
+    """Arrays by key, the least recently used dropped first once they hold more than ``limit``
+    bytes (the last ``keep`` always stay: a pair's own)."""
 
-    def audio(i: int) -> np.ndarray | None:
-        if i in failed:
+    def __init__(self, limit: int, keep: int = 4):
+        self.limit, self.keep = limit, keep
+        self.kept: OrderedDict[Any, np.ndarray] = OrderedDict()
+        self.bytes = 0
+
+    def get(self, key: Any, make: Callable[[], np.ndarray]) -> np.ndarray:
+        if key in self.kept:
+            self.kept.move_to_end(key)
+            return self.kept[key]
+        value = make()
+        self.kept[key] = value
+        self.bytes += value.nbytes
+        while self.bytes > self.limit and len(self.kept) > self.keep:
+            self.bytes -= self.kept.popitem(last=False)[1].nbytes
+        return value
+
+
+class _Recordings:
+    """The files' audio at RATE, decoded once while pairs still need them, with what every pair
+    of a file would compute again: its level map from the first sample and its head's spectrum
+    (per FFT size). Audio and maps (:data:`CACHE_BYTES`) are kept apart from the spectra
+    (:data:`SPECTRA_BYTES`, complex64), which are larger but quicker to make again than a file
+    is to decode. A file that cannot be decoded is reported once (``unreadable``) and is None
+    from then on."""
+
+    def __init__(self, paths: list[str]):
+        self.paths = paths
+        self.heard = _LeastRecentlyUsed(CACHE_BYTES)
+        self.spectra = _LeastRecentlyUsed(SPECTRA_BYTES)
+        self.failed: set[int] = set()
+        self.unreadable: list[UnreadableAudio] = []
+
+    def audio(self, i: int) -> np.ndarray | None:
+        if i in self.failed:
             return None
-        if i in decoded:
-            decoded.move_to_end(i)
-            return decoded[i]
         try:
-            x = decode(paths[i], RATE)
+            return self.heard.get(("audio", i), lambda: decode(self.paths[i], RATE))
         except UnreadableAudio as e:
             log.warning("%s", e)
-            unreadable.append(e)
-            failed.add(i)
+            self.unreadable.append(e)
+            self.failed.add(i)
             return None
-        decoded[i] = x
-        while sum(len(v) for v in decoded.values()) > CACHE_SAMPLES and len(decoded) > 2:
-            decoded.popitem(last=False)
-        return x
 
+    def difference(self, i: int, j: int) -> float | None:
+        """:func:`difference_db` of files i and j; None when either cannot be decoded."""
+        x, y = self.audio(i), self.audio(j)
+        if x is None or y is None:
+            return None
+        n = _fft_size(len(x), len(y))
+        lag = _lag_of(self.spectra.get((i, n), lambda: _head_spectrum(x, n).astype(np.complex64)),
+                      self.spectra.get((j, n), lambda: _head_spectrum(y, n).astype(np.complex64)),
+                      n, len(x), len(y))
+        a = self.heard.get(("map", i), lambda: level_map(x)) if lag <= 0 else level_map(x[lag:])
+        b = self.heard.get(("map", j), lambda: level_map(y)) if lag >= 0 else level_map(y[-lag:])
+        return _map_difference(a, b)
+
+
+class _Pace:
+    """Logs how many pairs are compared, then every ``every`` seconds how far it got and about
+    how long the rest takes. A pair's work grows with its audio (decoding, level maps) and the
+    pairs come shortest first, so the estimate weighs each pair by its files' seconds."""
+
+    def __init__(self, seconds: np.ndarray, files: int, every: float):
+        self.work = np.cumsum(PAIR_OVERHEAD_SECONDS + np.asarray(seconds, np.float64))
+        self.every = every
+        self.start = self.last = time.perf_counter()
+        log.info("comparing %d pairs of %d files on their audio", len(seconds), files)
+
+    def log(self, done: int) -> None:
+        now = time.perf_counter()
+        if done >= len(self.work) or now - self.last < self.every:
+            return
+        self.last = now
+        worked = self.work[done - 1]
+        left = (now - self.start) * (self.work[-1] - worked) / worked
+        log.info("compared %d of %d pairs, about %s left", done, len(self.work),
+                 f"{left / 60:.0f} min" if left >= 90 else f"{left:.0f} s")
+
+
+def find_duplicates(paths: list[str], vectors: np.ndarray, durations: np.ndarray, sizes: np.ndarray,
+                    min_cosine: float = MIN_COSINE, max_difference_db: float = MAX_DIFFERENCE_DB,
+                    progress: Callable[[int, int], None] | None = None,
+                    per_file: int | None = PER_FILE, report_every: float | None = None) -> DuplicateReport:
+    """Groups of ``paths`` holding the same recording (see the module doc). ``vectors`` are the
+    files' unit mean vectors; ``per_file``: how many pairs a file takes part in at most (its
+    closest; None: all, see :func:`candidate_arrays`); ``progress(done, total)`` is called
+    first with 0 and then per candidate pair; with ``report_every`` (seconds) it also logs how
+    many pairs there are, then that often how far it got and about how long the rest takes (for
+    a log file, where no bar is drawn). A pair whose files the audio already put in one group is
+    not compared again. A file that cannot be decoded is reported once and left out of
+    every pair. Ctrl-C stops the comparing: the report holds the groups confirmed so far and
+    says so (``interrupted``)."""
+    firsts, seconds, cosines = candidate_arrays(vectors, durations, min_cosine, None)
+    every = len(firsts)
+    if per_file is not None:
+        firsts, seconds, cosines = closest_per_file(firsts, seconds, cosines, per_file)
+    recordings = _Recordings(paths)
     parent = list(range(len(paths)))
 
     def root(i: int) -> int:
@@ -190,15 +334,25 @@ def find_duplicates(paths: list[str], vectors: np.ndarray, durations: np.ndarray
         return i
 
     scores: dict[tuple[int, int], float] = {}
-    for done, (i, j, _cos) in enumerate(pairs, 1):
-        a, b = audio(i), audio(j)
-        if a is not None and b is not None:
-            score = difference_db(a, b)
-            if score <= max_difference_db:
-                scores[(i, j)] = score
-                parent[root(j)] = root(i)
-        if progress is not None:
-            progress(done, len(pairs))
+    total, done, interrupted = len(firsts), 0, False
+    pace = _Pace(durations[firsts] + durations[seconds], len(paths), report_every) if report_every is not None else None
+    if progress is not None:
+        progress(0, total)
+    try:
+        for i, j in zip(firsts.tolist(), seconds.tolist()):
+            if root(i) != root(j):
+                score = recordings.difference(i, j)
+                if score is not None and score <= max_difference_db:
+                    scores[(i, j)] = score
+                    parent[root(j)] = root(i)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+            if pace is not None:
+                pace.log(done)
+    except KeyboardInterrupt:
+        interrupted = True
+        log.warning("interrupted after %d of %d pairs: the groups are those confirmed so far", done, total)
     grouped: dict[int, list[int]] = {}
     for k in sorted({k for pair in scores for k in pair}, key=lambda k: paths[k]):
         grouped.setdefault(root(k), []).append(k)
@@ -209,7 +363,8 @@ def find_duplicates(paths: list[str], vectors: np.ndarray, durations: np.ndarray
                              _same_bytes([paths[k] for k in files], [int(sizes[k]) for k in files]))
               for r, files in grouped.items()]
     groups.sort(key=lambda g: (g.difference_db, g.paths))
-    return DuplicateReport(groups, len(paths), len(pairs), len(scores), unreadable)
+    return DuplicateReport(groups, len(paths), total, len(scores), recordings.unreadable,
+                           compared=done, left_out=every - total, interrupted=interrupted)
 
 
 def copies_of(query: str, candidates: Sequence[tuple[str, float, float]],

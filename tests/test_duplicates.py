@@ -13,12 +13,13 @@ import soxr
 from typer.testing import CliRunner
 
 from engine.audio import decode
-from engine.duplicates import RATE, candidate_pairs, difference_db, find_duplicates
+from engine.duplicates import RATE, candidate_pairs, closest_per_file, difference_db, find_duplicates
 from engine.query import SoundIndex
 from indexer import build_index
 from tests.conftest import noise, tone, write
 from tests.index_fakes import FakeModel
 from ui.cli import app
+from ui.components.overview_tab import OVERVIEW, TAB_KEY
 
 SR = 44100
 
@@ -79,6 +80,115 @@ def test_candidates_are_paired_within_the_duration_window_only():
     assert candidate_pairs(v[:0], d[:0]) == []
 
 
+def test_each_file_meets_its_closest_files_only():
+    # file 0 has a copy (file 5, cosine 0.999) among four look-alikes; file 6 has one partner only
+    i = np.array([0, 0, 0, 0, 0, 1, 1, 6])
+    j = np.array([1, 2, 3, 4, 5, 2, 3, 7])
+    cos = np.array([0.95, 0.96, 0.94, 0.97, 0.999, 0.93, 0.92, 0.91], np.float32)
+    ki, kj, kc = closest_per_file(i, j, cos, 2)
+    kept = set(zip(ki.tolist(), kj.tolist()))
+    # 0's two closest (5, 4); 1's (1-0 and 1-2, 0.95 and 0.93); 2's (0-2 0.96, 1-2); 3's (0-3 0.94, 1-3);
+    # 4's only pair and 5's; 6-7 for both; 0-3 stays as 3's closest though 0 has closer ones
+    assert kept == {(0, 5), (0, 4), (0, 1), (1, 2), (0, 2), (0, 3), (1, 3), (6, 7)}
+    assert list(zip(ki.tolist(), kj.tolist())) == [p for p in zip(i.tolist(), j.tolist()) if p in kept]
+    ki, kj, _ = closest_per_file(i, j, cos, 1)                  # one each: the copy is still compared
+    # 0's closest is its copy; 1, 2, 3 and 4 each keep their pair with 0; 6-7 stays; 1-2 and 1-3 go
+    assert set(zip(ki.tolist(), kj.tolist())) == {(0, 5), (0, 1), (0, 2), (0, 3), (0, 4), (6, 7)}
+
+
+def test_copies_are_found_among_many_look_alikes(tmp_path):
+    # eight takes of one kind of sound that the vectors cannot tell apart, and one copy of take 0:
+    # with two pairs per file, 8 of the 36 pairs are compared and the copy is among them
+    lib = tmp_path / "lib"
+    for k in range(8):
+        write(lib / f"take{k}.wav", take(20 + k, 1.0), SR)
+    shutil.copy(lib / "take0.wav", lib / "take0 copy.wav")
+    build_index([lib], tmp_path / "idx", FakeModel(), workers=1, progress=False)
+    with SoundIndex.open(tmp_path / "idx", model=FakeModel()) as index:
+        fv = index.file_vectors()
+    same = np.tile(fv.vectors[:1], (len(fv.paths), 1))          # every file at cosine 1 to every other
+    copy = [k for k, p in enumerate(fv.paths) if p.endswith("take0 copy.wav")][0]
+    original = [k for k, p in enumerate(fv.paths) if p.endswith("take0.wav")][0]
+    noise_ = np.random.default_rng(0).standard_normal(same.shape).astype(np.float32) * 0.01
+    noise_[copy] = noise_[original]                               # the copy's vector is the original's
+    vectors = (same + noise_) / np.linalg.norm(same + noise_, axis=1, keepdims=True)
+    report = find_duplicates(fv.paths, vectors, fv.durations, fv.sizes, per_file=2)
+    assert [[p.rsplit("/", 1)[1] for p in g.paths] for g in report.groups] == [["take0 copy.wav", "take0.wav"]]
+    assert report.candidates + report.left_out == 36 and report.candidates <= 2 * 9
+    everything = find_duplicates(fv.paths, vectors, fv.durations, fv.sizes, per_file=None)
+    assert everything.candidates == 36 and everything.left_out == 0
+    assert [g.paths for g in everything.groups] == [g.paths for g in report.groups]
+
+
+def test_ctrl_c_keeps_the_groups_confirmed_so_far(library):
+    _, index_dir = library
+    with SoundIndex.open(index_dir, model=FakeModel()) as index:
+        fv = index.file_vectors()
+    seen = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append((done, total))
+        if done == 3:
+            raise KeyboardInterrupt
+    report = find_duplicates(fv.paths, fv.vectors, fv.durations, fv.sizes, progress=progress)
+    assert seen[0] == (0, report.candidates) and seen[-1][0] == 3 == report.compared
+    assert report.interrupted and report.compared < report.candidates
+    full = find_duplicates(fv.paths, fv.vectors, fv.durations, fv.sizes)
+    assert report.confirmed <= 3 and len(report.groups) <= len(full.groups)
+    for g in report.groups:                          # each partial group lies inside a full one
+        assert any(set(g.paths) <= set(f.paths) for f in full.groups)
+
+
+def test_cli_ctrl_c_prints_what_it_found_and_exits_130(library, monkeypatch):
+    from engine import duplicates as dup
+    _, index_dir = library
+    calls = []
+    real = dup._Recordings.difference
+
+    def difference(self, i, j):
+        calls.append((i, j))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, i, j)
+    monkeypatch.setattr(dup._Recordings, "difference", difference)
+    result = CliRunner().invoke(app, ["duplicates", "--index", str(index_dir), "--json", "--no-progress"])
+    assert result.exit_code == 130, result.output
+    assert "interrupted: 1 of" in result.stderr and "pairs compared" in result.stderr
+    groups = json.loads(result.stdout)
+    assert len(groups) <= 1 and all(len(g["paths"]) == 2 for g in groups)
+
+
+def test_cli_says_how_many_pairs_and_what_the_cap_left_out(library, caplog):
+    _, index_dir = library
+    result = CliRunner().invoke(app, ["duplicates", "--index", str(index_dir), "--json", "--per-file", "1"])
+    assert result.exit_code == 0, result.output
+    assert "comparing" in result.stderr and "pairs of 9 files on their audio" in result.stderr
+    assert "were not compared: each file meets its 1 closest (--per-file)" in result.stderr
+    everything = CliRunner().invoke(app, ["duplicates", "--index", str(index_dir), "--json", "--per-file", "0"])
+    assert "were not compared" not in everything.stderr
+    assert sorted(len(g["paths"]) for g in json.loads(everything.stdout)) == [2, 4]
+
+
+def test_off_a_terminal_it_logs_how_far_it_got_and_how_long_is_left(library, caplog, monkeypatch):
+    from engine import duplicates as dup
+    _, index_dir = library
+    with SoundIndex.open(index_dir, model=FakeModel()) as index:
+        fv = index.file_vectors()
+    with caplog.at_level("INFO", logger="engine.duplicates"):
+        report = find_duplicates(fv.paths, fv.vectors, fv.durations, fv.sizes, report_every=0.0)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == f"comparing {report.candidates} pairs of 9 files on their audio"
+    assert len(lines) == report.candidates and all(" left" in line for line in lines[1:])  # none at the end
+    assert lines[1].startswith(f"compared 1 of {report.candidates} pairs, about ")
+    # the estimate weighs pairs by their audio: half the pairs but 3/10 of the work in 10 s: 23 s left, not 10
+    monkeypatch.setattr(dup.time, "perf_counter", iter([0.0, 10.0]).__next__)
+    pace = dup._Pace(np.array([0.0, 1.0, 2.0, 3.0]), 5, every=0.0)     # work 1, 2, 3, 4 (with the overhead)
+    with caplog.at_level("INFO", logger="engine.duplicates"):
+        caplog.clear()
+        pace.log(2)
+    assert caplog.records[0].getMessage() == "compared 2 of 4 pairs, about 23 s left"
+
+
 def test_groups_from_an_index(library):
     lib, index_dir = library
     with SoundIndex.open(index_dir, model=FakeModel()) as index:
@@ -95,7 +205,9 @@ def test_groups_from_an_index(library):
     root = str(lib.resolve())
     assert frozenset((f"{root}/doors/slam.wav", f"{root}/doors/slam_take2.wav")) in proposed
     assert frozenset((f"{root}/weather/rain.wav", f"{root}/weather/rain_other.wav")) in proposed
-    assert report.candidates > report.confirmed == 6 + 1      # every pair inside each group, nothing else
+    # one confirmed pair per file joining a group: pairs inside a group already joined are not compared
+    assert report.candidates > report.confirmed == 3 + 1
+    assert report.compared == report.candidates and not report.interrupted and report.left_out == 0
 
 
 def test_cli_json_and_filters(library):
@@ -141,6 +253,7 @@ def test_the_page_finds_them_on_request(tmp_path, tiny_clap_dir, monkeypatch):
     write(lib / "tone.wav", tone(330, 3.0, SR), SR)
     build_index([lib], tmp_path / "idx", str(tiny_clap_dir), workers=0, progress=False)
     page = page_on(tmp_path / "idx", monkeypatch)
+    page.session_state[TAB_KEY] = OVERVIEW          # the Overview is drawn when it is open
     page.run()
     assert any(c.value == "Look for files that hold the same recording twice." for c in page.caption)
     next(b for b in page.button if b.label == "Find duplicates").click().run()
@@ -159,6 +272,7 @@ def test_the_page_says_which_files_it_could_not_read(tmp_path, tiny_clap_dir, mo
     build_index([lib], tmp_path / "idx", str(tiny_clap_dir), workers=0, progress=False)
     (lib / "b.wav").unlink()
     page = page_on(tmp_path / "idx", monkeypatch)
+    page.session_state[TAB_KEY] = OVERVIEW          # the Overview is drawn when it is open
     page.run()
     next(b for b in page.button if b.label == "Find duplicates").click().run()
     assert not page.exception

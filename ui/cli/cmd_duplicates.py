@@ -2,17 +2,23 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from engine.filters import Filters
 from ui.cli.app import app
-from ui.cli.common import (IndexOption, VerboseOption, err_console, out_console, print_json, relays_decoder_output,
-                           reports_errors, setup_logging)
+from ui.cli.common import (IndexOption, ProgressOption, VerboseOption, err_console, out_console, print_json,
+                           relays_decoder_output, reports_errors, setup_logging, shows_progress)
 from ui.cli.results import clock, display_path, filter_options
 
+if TYPE_CHECKING:
+    from engine.duplicates import DuplicateReport
+
 log = logging.getLogger("soundsift.duplicates")
+
+#: without a progress bar, a line on stderr this often (seconds) while pairs are compared
+REPORT_EVERY = 60.0
 
 
 @app.command("duplicates")
@@ -29,7 +35,12 @@ def duplicates_command(
     min_cosine: float = typer.Option(0.9, "--min-cosine", min=-1.0, max=1.0,
                                      help="Cosine of the stored mean vectors for a pair to be compared "
                                           "at all (lower: more pairs decoded, slower)."),
+    per_file: int = typer.Option(16, "--per-file", min=0,
+                                 help="Compare each file with at most this many others, its closest by "
+                                      "the stored vectors (a copy comes first); 0: every pair over "
+                                      "--min-cosine (hours for tens of thousands of similar files)."),
     json_out: bool = typer.Option(False, "--json", help="Print the groups as a JSON list on stdout."),
+    progress: ProgressOption = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Files holding the same recording: copies, and the same audio in another format, at another
@@ -37,7 +48,9 @@ def duplicates_command(
 
     The stored vectors propose pairs of files of about the same duration; each pair is confirmed
     by decoding both, aligning them to the sample and comparing their levels band by band over
-    time, so two takes of one sound are not duplicates. JSON: `[{"paths", "durations", "difference_db", "identical"}]`, closest first."""
+    time, so two takes of one sound are not duplicates. JSON: `[{"paths", "durations", "difference_db", "identical"}]`, closest first.
+
+    Ctrl-C stops the comparing and prints the groups confirmed so far (exit status 130)."""
     setup_logging(verbose)
     from rich.progress import Progress
 
@@ -46,13 +59,28 @@ def duplicates_command(
 
     with SoundIndex.open(index) as sound_index:
         fv = sound_index.file_vectors(filters)
-    with Progress(console=err_console, transient=True, disable=json_out) as bar:
+    with Progress(console=err_console, transient=True, disable=not shows_progress(progress)) as bar:
         task = bar.add_task("comparing", total=None)
         report = find_duplicates(fv.paths, fv.vectors, fv.durations, fv.sizes,
                                  min_cosine=min_cosine, max_difference_db=max_difference,
-                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
+                                 progress=lambda done, total: bar.update(task, completed=done, total=total),
+                                 per_file=per_file or None,
+                                 report_every=None if shows_progress(progress) else REPORT_EVERY)
     log.info("%d files, %d pairs compared on their audio, %d confirmed, %d groups", report.files,
-             report.candidates, report.confirmed, len(report.groups))
+             report.compared, report.confirmed, len(report.groups))
+    if report.left_out:
+        log.info("%d more pairs over --min-cosine %g were not compared: each file meets its %d closest "
+                 "(--per-file)", report.left_out, min_cosine, per_file)
+    _print_groups(report, json_out)
+    if report.interrupted:
+        raise typer.Exit(130)
+
+
+def _print_groups(report: DuplicateReport, json_out: bool) -> None:
+    """The groups as JSON on stdout, or as a table; an interrupted search says so."""
+    if report.interrupted:
+        err_console.print(f"interrupted: {report.compared} of {report.candidates} pairs compared; "
+                          "these are the groups found in them")
     if json_out:
         print_json([g.to_dict() for g in report.groups])
         return
