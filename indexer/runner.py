@@ -50,7 +50,22 @@ log = logging.getLogger(__name__)
 #: commit a checkpoint after this many finished files, or this many seconds
 CHECKPOINT_FILES = 256
 CHECKPOINT_SECONDS = 60.0
+#: a commit rewrites the whole vectors file, so its cost grows with the index (0.5 s at 40,000
+#: files): once one takes more than SLOW_COMMIT_SECONDS, the next waits until the run has worked
+#: (1 - WRITE_SHARE) / WRITE_SHARE times as long, keeping commits near WRITE_SHARE of the run
+#: instead of growing with the square of the library
+SLOW_COMMIT_SECONDS, WRITE_SHARE = 0.25, 0.05
 STAGES = ("scan", "decode", "resample", "embed", "write")
+
+
+def checkpoint_due(files: int, seconds: float, last_cost: float, checkpoint_files: int,
+                   checkpoint_seconds: float) -> bool:
+    """Whether to commit now, ``files`` finished and ``seconds`` worked since the last commit,
+    which took ``last_cost`` seconds: after ``checkpoint_files`` files or ``checkpoint_seconds``,
+    but after a slow commit not before the run has worked long enough (:data:`WRITE_SHARE`)."""
+    if last_cost > SLOW_COMMIT_SECONDS and seconds < last_cost * (1.0 - WRITE_SHARE) / WRITE_SHARE:
+        return False
+    return files >= checkpoint_files or seconds >= checkpoint_seconds
 
 
 @dataclass
@@ -365,9 +380,11 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     todo = sorted(plan.new + plan.changed, key=lambda f: (f.size, f.path))
     work = {i: _Work(f, changed=f.path in changed_paths, same_audio=f.path in retake) for i, f in enumerate(todo)}
     last_commit = time.perf_counter()
+    commit_cost = 0.0
 
     def commit() -> None:
-        nonlocal pending, last_commit
+        nonlocal pending, last_commit, commit_cost
+        last_commit_started = time.perf_counter()
         before = writer.generation
         try:
             summary.generation = writer.commit(pending, meta)
@@ -377,7 +394,8 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
             raise
         summary.commits += 1
         pending = Changes()
-        last_commit = time.perf_counter()
+        now = time.perf_counter()
+        commit_cost, last_commit = now - last_commit_started, now
 
     def finish(job: int) -> None:
         w = work.pop(job)
@@ -450,8 +468,8 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
                                 "again; the next run tries it again", w.scanned.path)
                 bar.update(1)
             n_done = len(pending.add) + len(pending.errors)
-            if n_done and (n_done >= checkpoint_files
-                           or time.perf_counter() - last_commit >= checkpoint_seconds):
+            if n_done and checkpoint_due(n_done, time.perf_counter() - last_commit, commit_cost,
+                                         checkpoint_files, checkpoint_seconds):
                 commit()
         deliver(batcher.flush())
     except KeyboardInterrupt:

@@ -314,6 +314,35 @@ def test_checkpoints_commit_as_they_go(lib_copy, tmp_path):
     assert IndexLayout(tmp_path / "idx").vector_files() == [IndexLayout(tmp_path / "idx").vectors_file(s.generation)]
 
 
+def test_checkpoint_due_keeps_slow_commits_a_small_share_of_the_run():
+    from indexer.runner import SLOW_COMMIT_SECONDS, WRITE_SHARE, checkpoint_due
+    assert checkpoint_due(256, 1.0, 0.01, 256, 60.0) and checkpoint_due(3, 60.0, 0.01, 256, 60.0)
+    assert not checkpoint_due(255, 59.0, 0.01, 256, 60.0)
+    slow = 2.0 * SLOW_COMMIT_SECONDS                    # a large index: the commit took this long
+    wait = slow * (1 - WRITE_SHARE) / WRITE_SHARE
+    assert not checkpoint_due(10_000, wait - 0.1, slow, 256, 60.0)
+    assert checkpoint_due(256, wait + 0.1, slow, 256, 60.0)
+    assert not checkpoint_due(1, wait + 0.1, slow, 256, 60.0)   # and still only when one is due
+
+
+def test_a_slow_commit_spaces_the_next_ones(lib_copy, tmp_path, monkeypatch):
+    # every file would be a checkpoint; a commit taking 1 s (a big index) makes the next wait 19 s
+    # of work, which these few files never take: the first file's commit, then the run's last
+    import time as time_
+    from indexer.write import IndexWriter
+    lib, good, bad = lib_copy
+    real = IndexWriter.commit
+
+    def slow_commit(self, changes, meta):
+        time_.sleep(1.0)
+        return real(self, changes, meta)
+    monkeypatch.setattr(IndexWriter, "commit", slow_commit)
+    s = build_index([lib], tmp_path / "idx", FakeModel(), workers=0, checkpoint_files=1, progress=False)
+    assert s.commits == 2 and s.added == len(good)
+    files, _segs, errors, _meta = catalog_rows(tmp_path / "idx")
+    assert len(files) == len(good) and len(errors) == len(bad)
+
+
 def test_a_file_vanishing_between_scan_and_decode(lib_copy, tmp_path, monkeypatch):
     import indexer.runner as runner
     lib, good, bad = lib_copy
