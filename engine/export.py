@@ -32,7 +32,7 @@ import soundfile as sf
 
 from engine.audio import check_openable, open_sound
 from engine.errors import InvalidOutput, UnreadableAudio
-from engine.outputs import output_folder
+from engine.outputs import make_folder, output_folder
 
 log = logging.getLogger("soundsift.export")
 
@@ -159,7 +159,7 @@ def export_hits(hits: Sequence[Any], folder: str | Path, *, whole_files: bool = 
     """
     out = output_folder(folder, option)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out)
     except OSError as e:
         raise InvalidOutput(f"{out}: cannot create the {option} folder ({e.strerror or e})") from e
     result = ExportResult()

@@ -6,10 +6,13 @@ training: it is an :class:`InvalidOutput` naming the path.
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from engine.errors import InvalidOutput
+
+log = logging.getLogger(__name__)
 
 
 def output_file(path: str | Path, option: str = "--out") -> Path:
@@ -29,6 +32,16 @@ def output_folder(path: str | Path, option: str = "--out") -> Path:
     if path.exists() and not path.is_dir():
         raise InvalidOutput(f"{path}: is a file; {option} must name a folder")
     _check_folders_above(path, option)
+    return path
+
+
+def make_folder(path: str | Path) -> Path:
+    """Make the output folder ``path`` (and those above it) if it is missing, and say so: a
+    mistyped ``--out`` should not become a new folder without a word."""
+    path = Path(path)
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        log.info("%s: made this folder (it did not exist)", path)
     return path
 
 

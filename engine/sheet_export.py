@@ -27,7 +27,7 @@ from engine.errors import InvalidOutput, InvalidQuery
 from engine.file_metadata import LEVEL_KEYS, SHEET_NAME_KEY, SHEET_PREFIX, with_sheet
 from engine.filters import Filters
 from engine.layout import existing_index
-from engine.outputs import output_file
+from engine.outputs import make_folder, output_file
 
 #: stored metadata key → the column it is written under (Soundminer's and BaseHead's names)
 METADATA_COLUMNS = {"title": "FXName", "description": "Description", "category": "Category",
@@ -132,7 +132,7 @@ def write_library_sheet(rows: list[dict[str, str]], path: str | Path) -> Path:
     part = path.with_name(path.name + ".part")
     data = sheet_bytes(rows, path.suffix)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(path.parent)
         try:
             part.write_bytes(data)
             part.replace(path)

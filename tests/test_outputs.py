@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from engine.errors import InvalidOutput
-from engine.outputs import output_file, output_folder
+from engine.outputs import make_folder, output_file, output_folder
 from tests.conftest import tone, write
 from ui.cli import app
 
@@ -29,6 +29,21 @@ def test_output_file_and_folder(tmp_path):
         output_file(tmp_path / "f" / "deeper" / "out.csv")
     with pytest.raises(InvalidOutput, match=r"f is a file, not a folder; --report cannot go there"):
         output_folder(tmp_path / "f" / "report", "--report")
+
+
+def test_a_folder_made_for_an_output_is_named(tmp_path, caplog):
+    with caplog.at_level("INFO", logger="engine.outputs"):
+        assert make_folder(tmp_path / "picks" / "rain") == tmp_path / "picks" / "rain"
+        make_folder(tmp_path / "picks")                          # there already: nothing said
+    assert (tmp_path / "picks" / "rain").is_dir()
+    assert [r.getMessage() for r in caplog.records] == [f"{tmp_path / 'picks' / 'rain'}: made this folder (it did not exist)"]
+
+
+def test_a_sheet_written_into_a_new_folder_says_it_made_it(tmp_path, caplog):
+    from engine.sheet_export import EXPORT_COLUMNS, write_library_sheet
+    with caplog.at_level("INFO", logger="engine.outputs"):
+        out = write_library_sheet([dict.fromkeys(EXPORT_COLUMNS, "x")], tmp_path / "sheest" / "lib.csv")   # a typo
+    assert out.is_file() and f"{tmp_path / 'sheest'}: made this folder (it did not exist)" in caplog.text
 
 
 @pytest.fixture

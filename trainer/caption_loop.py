@@ -24,7 +24,7 @@ import numpy as np
 
 from engine.audio import decode
 from engine.errors import InvalidQuery, UnreadableAudio
-from engine.outputs import output_file
+from engine.outputs import make_folder, output_file
 from engine.zeroshot import DEFAULT_TEMPLATE
 from trainer.captions import captions_from_tags
 
@@ -207,7 +207,7 @@ def write_manifest(rows: Sequence[CaptionedFile], out: str | Path) -> int:
     Files without any tag above the threshold are left out (they have nothing to say).
     """
     out = output_file(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out.parent)
     kept = [r for r in rows if r.captions]
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text("".join(json.dumps(r.manifest_row(), ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")

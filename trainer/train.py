@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InvalidConfig, ModelUnavailable
-from engine.outputs import output_folder
+from engine.outputs import make_folder, output_folder
 from trainer.config import DatasetSpec, TrainConfig, load_config
 from trainer.datasets import AudioTextDataset, Item, drop_missing, read_items
 from trainer.distributed import barrier, torchrun_process_group
@@ -140,8 +140,7 @@ def run_training(config: TrainConfig | str | Path, *, resume: bool = False, out_
 
 def _run_training(cfg: TrainConfig, rank: int, *, resume: bool, out_dir: str | Path | None,
                   max_steps: int | None, model: Any) -> TrainResult:
-    out = Path(out_dir or cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out_dir or cfg.out_dir)
     cfg.out_dir = str(out)
     if rank == 0:   # the toy set is written once; the other ranks read it after the barrier
         prepare_data(cfg, out)

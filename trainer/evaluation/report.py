@@ -10,6 +10,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from engine.outputs import make_folder
 from engine.zeroshot import LABEL_QUERY_TEMPLATE
 
 RETRIEVAL_KEYS = ("R@1", "R@5", "R@10", "mAP@10", "median_rank", "mean_rank")
@@ -86,8 +87,7 @@ def _fmt(key: str, value: float) -> str:
 def write_retrieval_report(out_dir: str | Path, result: Mapping, curves: Mapping[str, np.ndarray],
                            source: str = "") -> Path:
     """``report.md`` and ``recall_at_k.png`` in ``out_dir``; returns the Markdown path."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out_dir)
     plot_recall_curves(curves, out / "recall_at_k.png")
     lines = [
         "# Retrieval evaluation",
@@ -113,8 +113,7 @@ def write_zeroshot_report(out_dir: str | Path, result: Mapping, confusion: np.nd
                           labels: Sequence[str], template: str, source: str = "",
                           query_template: str = LABEL_QUERY_TEMPLATE) -> Path:
     """``report.md``, ``confusion_matrix.png`` and ``per_class_accuracy.png`` in ``out_dir``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out_dir)
     plot_confusion(confusion, labels, out / "confusion_matrix.png")
     plot_per_class(result["per_class"], out / "per_class_accuracy.png")
     lines = [
