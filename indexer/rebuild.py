@@ -145,7 +145,7 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
         log.warning("interrupted during the swap, which was finished first: %s holds the rebuilt "
                     "index (model %r)", root, model.name)
         raise KeyboardInterrupt
-    return finish_summary(summary, failures, t_start)
+    return finish_summary(summary, t_start)
 
 
 @contextmanager

@@ -214,12 +214,12 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
         indexed = IndexedModel.of_index(writer.meta, layout.root) if model is None else None
         model = indexed or resolve_model(model, writer.meta, layout.root)
         try:
-            failures = index_into(writer, paths, model, opts, summary)
+            index_into(writer, paths, model, opts, summary)
         except KeyboardInterrupt as e:
             if not summary.interrupted:     # before the run's work began: nothing to report
                 raise
-            raise IndexInterrupted(finish_summary(summary, summary_failures(summary), t_start)) from e
-    return finish_summary(summary, failures, t_start)
+            raise IndexInterrupted(finish_summary(summary, t_start)) from e
+    return finish_summary(summary, t_start)
 
 
 def check_new_index_location(layout: IndexLayout) -> None:
@@ -271,15 +271,9 @@ def warn_of_dropped_notes(writer: IndexWriter, plan: Diff, state: dict[str, tupl
                 f"; and {n - 5} more" if n > 5 else "")
 
 
-def summary_failures(summary: IndexSummary) -> dict[str, str]:
-    """The failures an interrupted run recorded (``index_into`` keeps them on the summary)."""
-    return {e["path"]: e["reason"] for e in summary.errors}
-
-
-def finish_summary(summary: IndexSummary, failures: dict[str, str], t_start: float) -> IndexSummary:
-    """Fill in the failures and the speed figures of a finished run."""
-    summary.failed = len(failures)
-    summary.errors = [{"path": p, "reason": r} for p, r in failures.items()]
+def finish_summary(summary: IndexSummary, t_start: float) -> IndexSummary:
+    """Count the failures :func:`index_into` left on the summary and fill in the speed figures."""
+    summary.failed = len(summary.errors)
     summary.seconds = time.perf_counter() - t_start
     processed = summary.added + summary.updated + summary.failed
     summary.files_per_second = processed / summary.seconds if summary.seconds else 0.0
@@ -290,9 +284,10 @@ def finish_summary(summary: IndexSummary, failures: dict[str, str], t_start: flo
 def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel,
                opts: RunOptions, summary: IndexSummary, *,
                keep_on_interrupt: bool = True) -> dict[str, str]:
-    """Scan, decode, embed and commit ``paths`` into the open ``writer``; returns the failures.
+    """Scan, decode, embed and commit ``paths`` into the open ``writer``; returns the failures
+    (path → reason), which ``summary.errors`` also lists, interrupted or not.
 
-    Fills in ``summary`` (counts, timings, generation, totals). ``keep_on_interrupt``:
+    Fills in ``summary`` (counts, timings, generation, totals, errors). ``keep_on_interrupt``:
     Ctrl-C commits the files already embedded before it propagates (False: it propagates
     at once; a rebuild throws its unfinished index away anyway).
     """
@@ -514,4 +509,5 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     timings["write"] = writer.seconds
     timings["index_tuning"] = writer.retrain_seconds      # part of "write"
     summary.timings = {k: round(v, 4) for k, v in timings.items()}
+    summary.errors = [{"path": p, "reason": r} for p, r in failures.items()]
     return failures
