@@ -123,14 +123,25 @@ def excerpt(model: AudioTextModel, audio: AudioInput, sample_rate: int | None,
     return np.ascontiguousarray(wave[a:b]), rate
 
 
+#: how much earlier than a moment's start the decoding of a file begins (the resampler settles)
+EXCERPT_PREROLL = 0.05
+
+
 def _file_excerpt(path: str, rate: int, start: float | None, end: float | None) -> np.ndarray:
-    """Samples ``start``–``end`` s of a file at ``rate``, streamed: decoding stops at ``end`` and
-    only the excerpt is held, so a moment of an hour-long recording costs what that moment does."""
-    from engine.audio import iter_blocks
-    a = int(round((start or 0.0) * rate))
-    b = None if end is None else int(round(end * rate))
+    """Samples ``start``–``end`` s of a file at ``rate``, streamed: the file is read from just
+    before ``start`` (a seek where its format allows) and decoding stops at ``end``, so a moment
+    of an hour-long recording costs what that moment does."""
+    from engine.audio import iter_blocks, probe
+    begin = 0.0
+    if start:
+        length = probe(path).duration
+        if start >= length:
+            raise InvalidQuery(f"{path} is {length:.2f} s long; the start time {start:g} s is past its end")
+        begin = max(0.0, start - EXCERPT_PREROLL)
+    a = int(round(((start or 0.0) - begin) * rate))
+    b = None if end is None else int(round((end - begin) * rate))
     kept, at = [], 0
-    for block in iter_blocks(path, rate):
+    for block in iter_blocks(path, rate, start_seconds=begin):
         lo, hi = max(a - at, 0), len(block) if b is None else min(b - at, len(block))
         if hi > lo:
             kept.append(block[lo:hi])
@@ -138,7 +149,7 @@ def _file_excerpt(path: str, rate: int, start: float | None, end: float | None) 
         if b is not None and at >= b:
             break
     if not kept:
-        raise InvalidQuery(f"{path} is {at / rate:.2f} s long; the start time {start:g} s is past its end")
+        raise InvalidQuery(f"{path} is {(at / rate) + begin:.2f} s long; the start time {start:g} s is past its end")
     return np.ascontiguousarray(np.concatenate(kept))
 
 

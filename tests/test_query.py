@@ -263,6 +263,34 @@ def test_an_excerpt_of_a_long_file_stops_decoding_at_its_end(tmp_path, monkeypat
     assert (len(wave), rate) == (3 * 8000, 8000) and len(pulled) == 1
 
 
+@pytest.mark.parametrize("suffix", [".wav", ".flac"])
+def test_a_moment_late_in_a_long_file_is_read_from_there(tmp_path, monkeypatch, suffix):
+    """60–62 s of a 70 s file at 44.1 kHz: the file is read from just before 60 s (a seek), and the
+    moment's samples at 16 kHz are those of the whole file decoded (within float rounding)."""
+    import engine.audio as audio
+    from engine.zeroshot import EXCERPT_PREROLL, _file_excerpt
+
+    sr = 44100
+    t = np.arange(70 * sr) / sr
+    x = (0.3 * np.sin(2 * np.pi * (200 + 30 * t) * t)).astype(np.float32)
+    path = write(tmp_path / f"long{suffix}", np.stack([x, 0.5 * x], 1), sr)
+    whole = audio.decode(path, 16000)
+    read = []
+    real = audio._read_blocks
+
+    def counting(*args, **kwargs):
+        for data, last in real(*args, **kwargs):
+            read.append(len(data))
+            yield data, last
+    monkeypatch.setattr(audio, "_read_blocks", counting)
+    moment = _file_excerpt(str(path), 16000, 60.0, 62.0)
+    assert len(moment) == 2 * 16000
+    np.testing.assert_allclose(moment, whole[60 * 16000:62 * 16000], atol=1e-5)
+    assert sum(read) <= (10.0 + EXCERPT_PREROLL) * sr       # one block from 59.95 s, not 60 s of audio first
+    with pytest.raises(InvalidQuery, match="is 70.00 s long; the start time 71 s is past its end"):
+        _file_excerpt(str(path), 16000, 71.0, None)
+
+
 def test_similar_to_a_moment_queries_the_segments_inside_it(tmp_path):
     """Segments 0–1, 0.5–1.5 and 1–2 s of one file, each its own band: the span of the middle
     segment queries that segment alone; a span inside no segment, those overlapping it."""
