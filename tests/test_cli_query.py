@@ -433,3 +433,11 @@ def test_names_with_brackets_are_printed_as_they_are(tmp_path, tiny_clap_dir):  
     assert "bad [x].wav" in result.stdout
     result = runner.invoke(app, ["search", "a tone", "--index", str(index_dir), "--channels", "[/]"], env=wide)
     assert result.exit_code == 1 and "[/]" in result.stderr       # an error line quoting a bracket
+
+
+def test_times_past_an_hour_read_as_hours_and_round_trip():
+    from ui.cli.results import clock, parse_time
+    assert [clock(s) for s in (0.0, 83.5, 59.999, 3599.996, 3600.0, 3725.25, 36000.0)] == [
+        "0:00.00", "1:23.50", "1:00.00", "1:00:00.00", "1:00:00.00", "1:02:05.25", "10:00:00.00"]
+    for seconds in (12.34, 754.5, 3725.25, 7384.01):
+        assert parse_time(clock(seconds)) == pytest.approx(seconds)

@@ -193,9 +193,12 @@ def export_results(hits: Sequence[Any], folder: Optional[Path], whole_files: boo
 
 
 def clock(seconds: float) -> str:
-    """``m:ss.ff``, as matches are shown (and --start/--end read them)."""
-    m, s = divmod(max(0.0, seconds), 60)
-    return f"{int(m)}:{s:05.2f}"
+    """``m:ss.ff``, or ``h:mm:ss.ff`` from an hour on, as matches are shown (and --start/--end
+    read them); rounded to the hundredth first, so 59.999 s is ``1:00.00``, not ``0:60.00``."""
+    hundredths = int(round(max(0.0, seconds) * 100))
+    m, s = divmod(hundredths, 6000)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s / 100:05.2f}" if h else f"{m}:{s / 100:05.2f}"
 
 
 def parse_time(text: Optional[str]) -> Optional[float]:
