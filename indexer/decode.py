@@ -55,6 +55,7 @@ class SegmentReady:
     start: float
     end: float
     waveform: np.ndarray
+    of: float = 0.0                 # the file's duration as its header says (for progress)
 
 
 @dataclass
@@ -97,7 +98,7 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
         before_decoding = len(notes)
         for seg in iter_segments(job.path, sample_rate, policy, stats=stats, notes=notes, levels=levels,
                                  markers=takes):
-            yield SegmentReady(job.job, n, seg.start, seg.end, seg.waveform)
+            yield SegmentReady(job.job, n, seg.start, seg.end, seg.waveform, info.duration)
             n += 1
             end = max(end, seg.end)
     except UnreadableAudio as e:

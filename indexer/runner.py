@@ -41,6 +41,7 @@ from indexer.level_refresh import refresh_levels
 from indexer.links import link_scope
 from indexer.metadata_refresh import refresh_metadata
 from indexer.moves import find_moves, moved_root_hint
+from indexer.progress import AudioProgress
 from indexer.scan import Diff, ScannedFile, ScanResult, diff, normalize_root, scan, under_roots
 from indexer.take_refresh import files_missing_takes, files_with_changed_cue_sheets
 from indexer.write import Changes, IndexedFile, IndexWriter
@@ -142,6 +143,7 @@ class _Work:
     info: AudioInfo | None = None
     duration: float = 0.0
     n_segments: int = -1
+    header_seconds: float = 0.0         # how long its header says it is (the progress bar's measure)
 
     @property
     def ready(self) -> bool:
@@ -411,7 +413,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
             summary.updated += 1
         else:
             summary.added += 1
-        bar.update(1)
+        shown.done(job, w.scanned.size)
 
     def deliver(pairs: Iterable[tuple[tuple[int, int], np.ndarray]]) -> None:
         for (job, idx), vec in pairs:
@@ -419,6 +421,8 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
             if w is None:           # the file failed after some segments were queued
                 continue
             w.vectors[idx] = vec
+            if w.header_seconds > 0:
+                shown.reached(job, w.scanned.size, w.bounds[idx][1] / w.header_seconds)
             if w.ready:
                 finish(job)
 
@@ -427,8 +431,9 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     stack = contextlib.ExitStack()
     if progress and todo:
         stack.enter_context(logging_redirect_tqdm())   # warnings print above the bar
-    bar = tqdm(total=len(todo), unit="file", desc="indexing", file=sys.stderr,
-               disable=not progress or not todo, dynamic_ncols=True)
+    bar = tqdm(total=sum(f.size for f in todo), unit="B", unit_scale=True, unit_divisor=1024,
+               desc="indexing", file=sys.stderr, disable=not progress or not todo, dynamic_ncols=True)
+    shown = AudioProgress(bar, len(todo))
     batcher = SegmentBatcher(model, batch_size)
     jobs = [DecodeJob(i, f.path) for i, f in enumerate(todo)]
     events = iter_decoded(jobs, int(model.sample_rate), policy, workers=workers,
@@ -442,6 +447,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
                 break
             if isinstance(ev, SegmentReady):
                 work[ev.job].bounds[ev.index] = (ev.start, ev.end)
+                work[ev.job].header_seconds = ev.of
                 deliver(batcher.add((ev.job, ev.index), ev.waveform))
                 continue
             timings["decode"] += ev.stats.get("decode", 0.0)
@@ -461,7 +467,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
                 if w.changed:           # indexed before: nothing is lost for a file that reads badly now
                     log.warning("%s: its earlier index entry (vectors, tags, captions) stays until it reads "
                                 "again; the next run tries it again", w.scanned.path)
-                bar.update(1)
+                shown.done(ev.job, w.scanned.size)
             n_done = len(pending.add) + len(pending.errors)
             if n_done and checkpoint_due(n_done, time.perf_counter() - last_commit, commit_cost,
                                          checkpoint_files, checkpoint_seconds):

@@ -343,6 +343,37 @@ def test_a_slow_commit_spaces_the_next_ones(lib_copy, tmp_path, monkeypatch):
     assert len(files) == len(good) and len(errors) == len(bad)
 
 
+def test_the_progress_bar_moves_through_a_long_file(tmp_path, monkeypatch):
+    """The bar counts bytes, credited as segments are embedded: a 40 s file moves it many times
+    before it is done, and the bar ends at every byte of every file."""
+    import tqdm as tqdm_module
+    lib = tmp_path / "lib"
+    write(lib / "long.wav", noise(40.0, 16000, seed=1), 16000)
+    for k in range(3):
+        write(lib / f"short{k}.wav", tone(300 + 100 * k, 0.5, 16000), 16000)
+    bars = []
+    real = tqdm_module.tqdm
+
+    class Spy(real):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.steps = []
+            bars.append(self)
+
+        def update(self, n=1):
+            self.steps.append(n)
+            return super().update(n)
+    monkeypatch.setattr(tqdm_module, "tqdm", Spy)
+    s = build_index([lib], tmp_path / "idx", FakeModel(), workers=0, progress=True)
+    assert s.added == 4
+    bar = bars[0]
+    sizes = {p.name: p.stat().st_size for p in lib.iterdir()}
+    assert bar.total == sum(sizes.values()) and sum(bar.steps) == bar.total
+    assert len(bar.steps) > 4 + 10                     # the long file moved it segment by segment, not once
+    assert max(bar.steps) < sizes["long.wav"] / 5      # never the whole long file in one step
+    assert bar.postfix == "4/4 files"
+
+
 def test_a_file_vanishing_between_scan_and_decode(lib_copy, tmp_path, monkeypatch):
     import indexer.runner as runner
     lib, good, bad = lib_copy
