@@ -41,6 +41,7 @@ from indexer.level_refresh import refresh_levels
 from indexer.links import link_scope
 from indexer.metadata_refresh import refresh_metadata
 from indexer.moves import find_moves, moved_root_hint
+from indexer.interrupts import remembered
 from indexer.progress import AudioProgress
 from indexer.scan import Diff, ScannedFile, ScanResult, diff, normalize_root, scan, under_roots
 from indexer.take_refresh import files_missing_takes, files_with_changed_cue_sheets
@@ -438,8 +439,10 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     jobs = [DecodeJob(i, f.path) for i, f in enumerate(todo)]
     events = iter_decoded(jobs, int(model.sample_rate), policy, workers=workers,
                           queue_size=max(2 * batch_size, 4 * max(1, workers)))
+    interrupt = stack.enter_context(remembered())
     try:
         while True:
+            interrupt.check()       # a Ctrl-C whose KeyboardInterrupt a finaliser swallowed
             t = time.perf_counter()
             ev = next(events, None)
             timings["decode_wait"] += time.perf_counter() - t

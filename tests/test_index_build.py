@@ -374,6 +374,33 @@ def test_the_progress_bar_moves_through_a_long_file(tmp_path, monkeypatch):
     assert bar.postfix == "4/4 files"
 
 
+def test_a_ctrl_c_swallowed_by_a_finaliser_still_stops_the_run(lib_copy, tmp_path, monkeypatch):
+    """A KeyboardInterrupt raised inside code that drops it (as Python does in a __del__) is not
+    lost: the run stops at its next event, keeping what is embedded, as after any Ctrl-C."""
+    import signal
+
+    import indexer.runner as runner
+    from indexer.runner import IndexInterrupted
+    lib, good, _bad = lib_copy
+    real = runner.changed_since_scan
+    pressed = []
+
+    def finaliser_meets_ctrl_c(f):
+        if not pressed:
+            pressed.append(f.path)
+            try:
+                signal.raise_signal(signal.SIGINT)
+            except KeyboardInterrupt:
+                pass                                  # what "Exception ignored in __del__" does
+        return real(f)
+    monkeypatch.setattr(runner, "changed_since_scan", finaliser_meets_ctrl_c)
+    with pytest.raises(IndexInterrupted) as stopped:
+        build_index([lib], tmp_path / "idx", FakeModel(), workers=0, progress=False)
+    summary = stopped.value.summary
+    assert summary.interrupted and 1 <= summary.added < len(good)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler     # put back
+
+
 def test_a_file_vanishing_between_scan_and_decode(lib_copy, tmp_path, monkeypatch):
     import indexer.runner as runner
     lib, good, bad = lib_copy
