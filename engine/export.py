@@ -21,17 +21,18 @@ import logging
 import os
 import re
 import shutil
+import struct
 import tempfile
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import soundfile as sf
 
 from engine.audio import check_openable, open_sound
-from engine.errors import InvalidOutput, UnreadableAudio
+from engine.errors import InvalidOutput, InvalidQuery, UnreadableAudio
 from engine.outputs import make_folder, output_folder
 
 log = logging.getLogger("soundsift.export")
@@ -43,6 +44,11 @@ MANIFEST_COLUMNS = ("exported", "kind", "source", "start", "end", "score", "rank
 DEFAULT_FADE = 0.005          # seconds of fade at a cut inside the recording
 WHOLE_FILE_SLACK = 0.05       # a match this close to the whole file is the whole file
 LOSSY_SUBTYPES = frozenset({"MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III", "VORBIS", "OPUS"})
+#: bytes a sample of the WAV sample formats :func:`excerpt_stream` writes as it reads (each sample
+#: coded alone, so the length is known before the first byte); others are made whole, in memory
+STREAMED_SUBTYPES = {"PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
+                     "ULAW": 1, "ALAW": 1}
+STREAM_BLOCK_BYTES = 1 << 20  # samples read at a time by excerpt_stream (as float32/float64)
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,192 @@ def excerpt_wav(source: str | Path, start: float, end: float, *, pad: float = 0.
         out.software = "soundsift"
         out.write(data)
     return buf.getvalue(), first / rate, last / rate
+
+
+class ExcerptStream:
+    """A WAV excerpt as it is sent: ``length`` bytes in all, given block by block by iterating
+    it once (the header, then the audio a block at a time), and the span it holds (``start``,
+    ``end``, seconds). Close it (or use ``with``) to close the file it reads."""
+
+    def __init__(self, length: int, chunks: Iterator[bytes], start: float, end: float,
+                 close: Any = None) -> None:
+        self.length, self.start, self.end = length, start, end
+        self._chunks, self._close = chunks, close
+
+    @classmethod
+    def whole(cls, data: bytes, start: float, end: float) -> "ExcerptStream":
+        return cls(len(data), iter((data,)), start, end)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        close, self._close = self._close, None
+        if close is not None:
+            close()
+
+    def __enter__(self) -> "ExcerptStream":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def excerpt_stream(source: str | Path, start: float, end: float, *,
+                   block_bytes: int | None = None) -> ExcerptStream:
+    """The span ``start``–``end`` of ``source`` as the very bytes ``excerpt_wav(source, start,
+    end, fade=0)`` returns, written as it is read: the header first (its lengths are known from
+    the span), then the audio in blocks of at most ``block_bytes`` (default
+    :data:`STREAM_BLOCK_BYTES`) of samples as read, so a span of any length costs a few MB, not
+    the span twice over. A float excerpt (whose PEAK chunk, in the header, holds each channel's
+    peak) reads the span once more first, to measure them.
+
+    UnreadableAudio (as ``excerpt_wav``) when the file cannot be read or holds nothing from
+    ``start`` on; InvalidQuery for a span too long for a WAV (4 GB). A read that fails once the
+    header is out raises UnreadableAudio from the iteration; a file that ends early (cut short
+    since it was indexed) is completed with silence, with a warning. Sample formats coded in
+    blocks (ADPCM, GSM …: not :data:`STREAMED_SUBTYPES`) are made whole, in memory, as before.
+    """
+    path = str(source)
+    check_openable(path)
+    try:
+        f = open_sound(path)
+    except Exception as e:  # soundfile raises LibsndfileError/RuntimeError on a broken stream
+        raise UnreadableAudio(path, f"cannot be read for export ({str(e).strip() or type(e).__name__})") from e
+    try:
+        made = _excerpt_stream(path, f, start, end, max(1, int(block_bytes or STREAM_BLOCK_BYTES)))
+    except BaseException:
+        f.close()
+        raise
+    if made is None:               # a sample format coded in blocks: the whole excerpt, as before
+        f.close()
+        data, cut_start, cut_end = excerpt_wav(path, start, end, fade=0.0)
+        return ExcerptStream.whole(data, cut_start, cut_end)
+    return made
+
+
+def _excerpt_stream(path: str, f: Any, start: float, end: float, block_bytes: int) -> ExcerptStream | None:
+    """:func:`excerpt_stream` over the open ``f`` (None for a sample format it does not stream)."""
+    def unreadable(e: Exception) -> UnreadableAudio:
+        return UnreadableAudio(path, f"cannot be read for export ({str(e).strip() or type(e).__name__})")
+
+    try:
+        rate, frames, subtype, channels = f.samplerate, f.frames, f.subtype, f.channels
+        out_subtype = excerpt_subtype(subtype)
+        if out_subtype not in STREAMED_SUBTYPES:
+            return None
+        first = max(0, int(round(start * rate)))
+        last = min(frames, int(round(end * rate)))
+        if last <= first:
+            raise UnreadableAudio(path, f"the span {start:.2f}–{end:.2f} s is not inside the file "
+                                        f"({frames / rate:.2f} s long); re-index it if it changed")
+        dtype = "float64" if subtype in ("DOUBLE", "PCM_32") else "float32"
+        block = max(1, block_bytes // (channels * np.dtype(dtype).itemsize))
+        f.seek(first)
+        peaks = None
+        if out_subtype in ("FLOAT", "DOUBLE"):          # the PEAK chunk comes before the audio
+            peaks, held = _peaks(f, last - first, block, dtype, channels)
+            last = first + held                         # a truncated file holds fewer frames than it says
+            f.seek(first)
+            pending = None
+        else:
+            pending = f.read(min(block, last - first), dtype=dtype, always_2d=True)
+            held = len(pending)
+    except UnreadableAudio:
+        raise
+    except Exception as e:
+        raise unreadable(e) from e
+    if held == 0:
+        raise UnreadableAudio(path, f"holds no audio from {first / rate:.2f} s on (cut short since it was indexed?)")
+    count = last - first
+    comment = f"{first / rate:.3f}-{last / rate:.3f} s of {path} (soundsift export)"
+    data_bytes = count * channels * STREAMED_SUBTYPES[out_subtype]
+    header = _wav_header(rate, channels, out_subtype, comment, count, data_bytes, peaks)
+    if len(header) - 8 + data_bytes + (data_bytes & 1) > 0xFFFFFFFF:
+        raise InvalidQuery(f"the span {first / rate:g}–{last / rate:g} s of {path} is "
+                           f"{data_bytes / 2**30:.1f} GB as WAV, more than a WAV holds (4 GB); ask for a shorter one")
+
+    def chunks() -> Iterator[bytes]:
+        yield header
+        sent, data, ended = 0, pending, False
+        while sent < count:
+            if data is None and not ended:
+                try:
+                    data = f.read(min(block, count - sent), dtype=dtype, always_2d=True)
+                except Exception as e:
+                    raise unreadable(e) from e
+                if len(data) == 0:
+                    log.warning("%s ended %.2f s early (cut short since it was indexed?); the excerpt "
+                                "is completed with silence", path, (count - sent) / rate)
+                    ended = True
+            if data is None or len(data) == 0:
+                data = np.zeros((min(block, count - sent), channels), dtype)
+            yield _encoded(data, rate, out_subtype)
+            sent += len(data)
+            data = None
+        if data_bytes & 1:
+            yield b"\x00"                                # RIFF chunks have an even length
+
+    return ExcerptStream(len(header) + data_bytes + (data_bytes & 1), chunks(), first / rate, last / rate, f.close)
+
+
+def _peaks(f: Any, count: int, block: int, dtype: str, channels: int) -> tuple[list[tuple[float, int]], int]:
+    """Each channel's peak (absolute value, first frame holding it) over the next ``count``
+    frames of ``f``, read a block at a time, as libsndfile writes them into a float WAV's PEAK
+    chunk; and how many frames there were."""
+    value, where = np.zeros(channels), np.zeros(channels, np.int64)
+    seen = 0
+    while seen < count:
+        data = f.read(min(block, count - seen), dtype=dtype, always_2d=True)
+        if len(data) == 0:
+            break
+        a = np.abs(np.ascontiguousarray(data.T))        # channel by channel: 40× faster than along axis 0
+        top = a.max(axis=1)
+        if np.isnan(top).any():                         # NaN is no peak
+            a[np.isnan(a)] = 0
+            top = a.max(axis=1)
+        for ch in np.flatnonzero(top > value):          # a higher peak: the first frame holding it
+            value[ch], where[ch] = top[ch], seen + int(np.argmax(a[ch]))
+        seen += len(data)
+    return [(float(v), int(w)) for v, w in zip(value, where)], seen
+
+
+def _wav_header(rate: int, channels: int, subtype: str, comment: str, frames: int, data_bytes: int,
+                peaks: list[tuple[float, int]] | None) -> bytes:
+    """The header libsndfile writes for ``frames`` frames of WAV ``subtype`` (``data_bytes``
+    of audio) with ``comment``: its header for no frames, with the lengths (and the PEAK chunk's
+    peaks) put in."""
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", samplerate=rate, channels=channels, format="WAV", subtype=subtype) as out:
+        out.comment = comment
+        out.software = "soundsift"
+    head = bytearray(buf.getvalue())
+    pos = 12
+    while pos + 8 <= len(head):
+        name, size = bytes(head[pos:pos + 4]), struct.unpack_from("<I", head, pos + 4)[0]
+        if name == b"data":
+            break
+        if name == b"fact":
+            struct.pack_into("<I", head, pos + 8, frames)
+        elif name == b"PEAK" and peaks is not None:     # version, timestamp, then value and frame a channel
+            for ch, (value, frame) in enumerate(peaks):
+                struct.pack_into("<fI", head, pos + 16 + 8 * ch, value, frame)
+        pos += 8 + size + (size & 1)
+    if head[:4] != b"RIFF" or pos + 8 != len(head) or head[pos:pos + 4] != b"data":
+        raise RuntimeError(f"libsndfile wrote a WAV header soundsift does not know ({bytes(head[:64])!r})")
+    struct.pack_into("<I", head, pos + 4, data_bytes)
+    struct.pack_into("<I", head, 4, len(head) - 8 + data_bytes + (data_bytes & 1))
+    return bytes(head)
+
+
+def _encoded(data: np.ndarray, rate: int, subtype: str) -> bytes:
+    """``data`` as the little-endian samples of a WAV's ``subtype`` (libsndfile's conversion,
+    as :func:`excerpt_wav` writes them)."""
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", samplerate=rate, channels=data.shape[1], format="RAW", subtype=subtype,
+                      endian="LITTLE") as out:
+        out.write(data)
+    return buf.getvalue()
 
 
 def _fade(data: np.ndarray, n: int, *, fade_in: bool, fade_out: bool) -> None:

@@ -359,3 +359,167 @@ def test_similar_reads_the_file_record_once(served, monkeypatch):
     assert len(calls) == 1
     _, by_id, _ = get(f"{url}/similar?file={hits[0]['file_id']}&k=2")
     assert by_id == hits and len(calls) == 2
+
+
+# -- GET /audio streams the excerpt (a long span cost the span twice over in memory) -------------
+
+def _unstamped(wav: bytes) -> bytes:
+    """``wav`` without its PEAK chunk's timestamp (libsndfile writes the second it was made)."""
+    at = wav.find(b"PEAK", 12)
+    return wav if at < 0 else wav[:at + 12] + b"...." + wav[at + 16:]
+
+
+def _audio_files(folder):
+    """Generated files in the sample formats /audio sends: (path, WAV subtype it sends)."""
+    import numpy as np
+    rng = np.random.default_rng(7)
+    made = []
+    for name, channels, subtype, fmt in (("six_24bit.wav", 6, "PCM_24", "WAV"), ("float.wav", 2, "FLOAT", "WAV"),
+                                         ("double.wav", 3, "DOUBLE", "WAV"), ("mono16.flac", 1, "PCM_16", "FLAC"),
+                                         ("ulaw.wav", 1, "ULAW", "WAV"), ("u8.wav", 1, "PCM_U8", "WAV"),
+                                         ("adpcm.wav", 1, "IMA_ADPCM", "WAV")):
+        x = rng.uniform(-0.9, 0.9, (3 * SR + 1, channels))
+        if subtype in ("FLOAT", "DOUBLE"):       # the same peak twice, blocks apart: the first is the PEAK's
+            x[1000, 0] = x[30_000, 0] = -1.25
+            x[20_000, 1] = 1.5
+        made.append((write(folder / name, x, SR, subtype=subtype, format=fmt), subtype))
+    return made
+
+
+def test_an_excerpt_streams_the_bytes_it_was_made_of(tmp_path):
+    """excerpt_stream gives, byte for byte, what excerpt_wav (fade=0, what /audio sent) makes:
+    24-bit six channels, float (with its PEAK chunk), double, FLAC, µ-law, 8-bit, ADPCM (made whole);
+    spans inside the file, at its start, reaching past its end, a single frame."""
+    from engine.export import excerpt_stream, excerpt_wav
+    for path, subtype in _audio_files(tmp_path):
+        for start, end in ((0, 3.0001), (0.5, 1.25), (1.00007, 2.99993), (2.5, 10), (0, 0.0001), (2.99995, 4),
+                           (1, 1.02)):
+            want, cut_start, cut_end = excerpt_wav(path, start, end, fade=0.0)
+            short = end - start < 0.05
+            for block_bytes in (None, 1000, 7) if short else (None, 1000):   # blocks of many, a few, one frame
+                with excerpt_stream(path, start, end, block_bytes=block_bytes) as stream:
+                    got = b"".join(stream)
+                assert _unstamped(got) == _unstamped(want), (path.name, start, end, block_bytes)
+                assert (stream.length, stream.start, stream.end) == (len(want), cut_start, cut_end)
+        assert sf.info(io.BytesIO(got)).subtype == subtype
+
+
+def test_an_excerpt_is_read_a_block_at_a_time(tmp_path, monkeypatch):
+    """Memory stays bounded whatever the span: the header comes before any audio is read past the
+    first block, and no read asks for more than a block (1 MB of float32 samples) — a 10 s span
+    of 48 kHz six-channel audio is read in 1 MB pieces, never at once."""
+    import numpy as np
+
+    from engine import export
+    rate, channels = 48_000, 6
+    path = write(tmp_path / "long.wav", np.zeros((10 * rate, channels), np.float32), rate, subtype="PCM_24")
+    reads = []
+    read = sf.SoundFile.read
+    monkeypatch.setattr(sf.SoundFile, "read",
+                        lambda self, frames=-1, **kw: reads.append(frames) or read(self, frames, **kw))
+    monkeypatch.setattr(export, "excerpt_wav", lambda *a, **kw: pytest.fail("the excerpt was made whole"))
+    block = export.STREAM_BLOCK_BYTES // (channels * 4)
+    with export.excerpt_stream(path, 0.5, 9.5) as stream:
+        chunks = iter(stream)
+        header = next(chunks)
+        assert len(header) < 1000 and reads == [block]
+        sizes = [len(c) for c in chunks]
+    assert stream.length == len(header) + sum(sizes) == len(header) + 9 * rate * channels * 3
+    assert len(reads) == -(-9 * rate // block) and max(reads) == block and sum(reads) == 9 * rate
+    assert max(sizes) == block * channels * 3
+    reads.clear()                         # a float excerpt reads the span twice (its peaks first), in blocks too
+    path = write(tmp_path / "long_float.wav", np.zeros((10 * rate, 2), np.float32), rate, subtype="FLOAT")
+    with export.excerpt_stream(path, 0, 10, block_bytes=64 * 1024) as stream:
+        for _ in stream:
+            pass
+    assert max(reads) == 64 * 1024 // (2 * 4) and sum(reads) == 2 * 10 * rate
+
+
+def test_audio_sends_the_bytes_it_sent_before(served):
+    """GET /audio is excerpt_wav's output (fade=0) byte for byte, with its length up front."""
+    from engine.export import excerpt_wav
+    url, lib = served
+    _, hits, _ = get(f"{url}/search?q=x&k=3")
+    for hit in hits:
+        for query, (start, end) in (("", (0, 600)), ("?start=0.5&end=1.25", (0.5, 1.25)),
+                                    ("?start=1", (1, 601)), ("?start=0:01.25&end=10", (1.25, 10))):
+            request = urllib.request.Request(f"{url}/audio/{hit['file_id']}{query}")
+            with urllib.request.urlopen(request, timeout=60) as r:
+                body, length = r.read(), int(r.headers["Content-Length"])
+            want = excerpt_wav(hit["path"], start, end, fade=0.0)[0]
+            assert (_unstamped(body), length) == (_unstamped(want), len(want)), (hit["path"], query)
+
+
+@pytest.fixture(scope="module")
+def served_long(tmp_path_factory):
+    """A library of one 30 s recording, 48 kHz, six channels, 24-bit (26 MB as WAV), served;
+    yields (base url, its file id)."""
+    import numpy as np
+    tmp = tmp_path_factory.mktemp("served_long")
+    rate = 48_000
+    t = np.arange(30 * rate) / rate
+    wave = (0.3 * np.sin(2 * np.pi * 220 * t)[:, None] * np.linspace(0.2, 1, 6)).astype(np.float32)
+    write(tmp / "lib" / "long.wav", wave, rate, subtype="PCM_24")
+    build_index([tmp / "lib"], tmp / "idx", FakeModel(), workers=0, progress=False)
+    ready, stop, found = threading.Event(), threading.Event(), {}
+
+    def started(server):
+        found["url"] = server.url
+        ready.set()
+    with SoundIndex.open(tmp / "idx", model=FakeModel()) as index:
+        thread = threading.Thread(target=serve, args=(index,), kwargs=dict(port=0, ready=started, stop=stop))
+        thread.start()
+        try:
+            assert ready.wait(30)
+            _, hits, _ = get(f"{found['url']}/search?q=x&k=1")
+            yield found["url"], hits[0]["file_id"]
+        finally:
+            stop.set()
+            thread.join(30)
+
+
+def test_a_client_hanging_up_mid_audio_is_a_debug_line(served_long, caplog):
+    """A player that stops listening: the server notes it at debug level, no traceback, and goes on."""
+    import logging
+    import socket
+    import time
+    url, file_id = served_long
+    caplog.set_level(logging.DEBUG, logger="ui.server")
+    host, port = url.removeprefix("http://").split(":")
+    for linger in (False, True):            # a FIN (broken pipe), then a reset
+        with socket.create_connection((host, int(port)), timeout=60) as sock:
+            if linger:
+                import struct
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.sendall(f"GET /audio/{file_id}?start=0 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        deadline = time.monotonic() + 30
+        while sum("the client went away" in r.getMessage() for r in caplog.records) <= linger:
+            assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+            time.sleep(0.05)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    status, wav, _ = get(f"{url}/audio/{file_id}?start=29&end=29.5")
+    assert status == 200 and sf.info(io.BytesIO(wav)).frames == 24_000
+
+
+def test_audio_that_fails_mid_stream_is_cut_short(served_long, monkeypatch, caplog):
+    """The status is out when a read fails: the answer stops short of its length, the connection
+    closes, and the server says why in a warning."""
+    import http.client
+    import logging
+    reads = []
+    read = sf.SoundFile.read
+
+    def failing(self, frames=-1, **kw):
+        reads.append(frames)
+        if len(reads) > 3:
+            raise RuntimeError("Error in WAV file: the disk went away")
+        return read(self, frames, **kw)
+    monkeypatch.setattr(sf.SoundFile, "read", failing)
+    url, file_id = served_long
+    with pytest.raises(http.client.IncompleteRead):
+        with urllib.request.urlopen(f"{url}/audio/{file_id}?start=0", timeout=60) as r:
+            assert r.status == 200
+            r.read()
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("the answer was cut short" in m and "the disk went away" in m for m in said), said

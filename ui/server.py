@@ -17,7 +17,8 @@ GET    ``/tag``              ``file`` (indexed), ``labels`` (comma-separated; de
 POST   ``/tag``              the body is a clip: its zero-shot tags
 GET    ``/files/ID``         the file's record (path, format, segments, metadata, levels)
 GET    ``/audio/ID``         WAV of an indexed file, or of its span ``start``–``end`` (a preview;
-                             at most :data:`MAX_AUDIO_SECONDS`, the file's start by default)
+                             at most :data:`MAX_AUDIO_SECONDS`, the file's start by default;
+                             streamed as it is read, so a long span costs no more memory)
 GET    ``/info``             the index's counts, model, index type
 GET    ``/facets``           what the filters can choose from (formats, rates, categories …)
 GET    ``/sheet``            the library sheet of the files the filters keep, as CSV (what
@@ -44,7 +45,7 @@ import string
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import numpy as np
@@ -52,12 +53,18 @@ import numpy as np
 from engine.errors import InvalidQuery, PortUnavailable, SoundsiftError, UnreadableAudio
 from engine.query import SoundIndex
 
+if TYPE_CHECKING:
+    from engine.export import ExcerptStream
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8765
 MAX_K = 1000
-#: longest span ``/audio`` sends (a preview; an hour of 96 kHz stereo would be 2 GB in memory)
+#: longest span ``/audio`` sends, and what it sends without ``end`` (a preview: 600 s of 96 kHz
+#: 6-channel 24-bit audio is 1 GB, streamed a block at a time, not held in memory)
 MAX_AUDIO_SECONDS = 600.0
+#: what a client hanging up mid-answer raises when the answer is written
+HUNG_UP = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 FILTER_PARAMS = ("min_duration", "max_duration", "path_prefix", "format", "sample_rate", "category",
                  "channels", "min_loudness", "max_loudness", "tagged")
 #: routes followed by one more path segment, a file id (``/files/ID``)
@@ -156,7 +163,7 @@ class Query:
 
 
 class SoundsiftHandler(BaseHTTPRequestHandler):
-    """One request: route, answer JSON (or WAV bytes), map soundsift's errors to statuses."""
+    """One request: route, answer JSON (or a WAV, streamed), map soundsift's errors to statuses."""
 
     server: "SoundsiftServer"
     protocol_version = "HTTP/1.1"
@@ -205,19 +212,28 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
             body, kind = _json({"error": f"{type(e).__name__}: {e}"}), "application/json"
         if method != "GET" and not self.body_read:
             self.close_connection = True    # its unread body must not be taken for the next request
+        streamed = not isinstance(body, bytes)      # an ExcerptStream (GET /audio): sent as it is read
         try:
             self.send_response(status)
             self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(body.length if streamed else len(body)))
             if allow:
                 self.send_header("Allow", allow)
             if self.close_connection:
                 self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError) as e:     # the client hung up: nobody to answer
+            for block in (body if streamed else (body,)):
+                self.wfile.write(block)
+        except HUNG_UP as e:                # the client hung up: nobody to answer
             log.debug("%s %s: the client went away (%s)", method, self.path, e)
             self.close_connection = True
+        except Exception as e:              # a streamed file failed once its status was sent: cut short
+            log.warning("%s %s: the answer was cut short: %s", method, self.path, e,
+                        exc_info=not isinstance(e, (SoundsiftError, OSError)))
+            self.close_connection = True
+        finally:
+            if streamed:
+                body.close()
 
     def body(self) -> bytes:
         """The request body (a clip), at most the upload limit."""
@@ -238,7 +254,7 @@ class Route(NamedTuple):
     """A route: its path (``/files`` for ``/files/ID``), what answers it, the parameters it reads."""
 
     path: str
-    answer: Callable[[SoundsiftHandler, Query, str], tuple[int, bytes, str]]
+    answer: Callable[[SoundsiftHandler, Query, str], tuple[int, "bytes | ExcerptStream", str]]
     params: tuple[str, ...] = ()
 
 
@@ -328,8 +344,10 @@ class SoundsiftServer(ThreadingHTTPServer):
     def _file(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         return HTTPStatus.OK, _json(self._record(path)), "application/json"
 
-    def _audio(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
-        from engine.export import excerpt_wav
+    def _audio(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, "ExcerptStream", str]:
+        """The span as WAV (engine.export.excerpt_stream: the bytes excerpt_wav makes, written
+        a block at a time as they are read; the handler closes it)."""
+        from engine.export import excerpt_stream
         record = self._record(path)
         start = q.time("start") or 0.0
         if start >= record["duration"]:
@@ -341,8 +359,7 @@ class SoundsiftServer(ThreadingHTTPServer):
         if end - start > MAX_AUDIO_SECONDS:
             raise InvalidQuery(f"a span of {end - start:g} s is longer than the {MAX_AUDIO_SECONDS:g} s "
                                "/audio sends; ask for a part")
-        data, _, _ = excerpt_wav(record["path"], start, end, fade=0.0)
-        return HTTPStatus.OK, data, "audio/wav"
+        return HTTPStatus.OK, excerpt_stream(record["path"], start, end), "audio/wav"
 
     def _info(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         return HTTPStatus.OK, _json(self.index.info()), "application/json"
