@@ -102,6 +102,147 @@ def test_waveform_png_of_a_file(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def _reference_envelope(x: np.ndarray, columns: int) -> np.ndarray:
+    """The thumbnail's envelope by definition: per column, min/max of every mono sample."""
+    mono = (x if x.ndim == 2 else x[:, None]).astype(np.float32).mean(axis=1)
+    cols = max(1, min(columns, mono.size))
+    edges = np.linspace(0, mono.size, cols + 1).astype(np.int64)
+    env = np.array([[mono[a:b].min(), mono[a:b].max()] for a, b in zip(edges[:-1], edges[1:])], np.float32)
+    if cols < columns:
+        env = env[np.linspace(0, cols - 1, columns).round().astype(int)]
+    return np.clip(env, -1.0, 1.0)
+
+
+class _ReadSpy:
+    """Wraps thumbnails.open_sound: counts opens and the frames read."""
+
+    def __init__(self, monkeypatch):
+        import ui.components.thumbnails as thumbnails
+        real = thumbnails.open_sound
+        self.opens = 0
+        self.frames = 0
+        self.reads = 0
+
+        def spying(path):
+            self.opens += 1
+            f = real(path)
+            read = f.read
+
+            def counted(*a, **kw):
+                out = read(*a, **kw)
+                self.frames += len(out)
+                self.reads += 1
+                return out
+            f.read = counted
+            return f
+        monkeypatch.setattr(thumbnails, "open_sound", spying)
+
+
+@pytest.mark.parametrize("seconds,channels,columns,block", [
+    (0.001, 1, 320, 1 << 16), (2.5, 2, 320, 1000), (7.3, 3, 120, 4096), (119.0, 1, 320, 1 << 16)])
+def test_short_files_keep_their_exact_thumbnail(tmp_path, seconds, channels, columns, block):
+    sr = 8000
+    x = (0.4 * np.random.default_rng(3).standard_normal((int(seconds * sr), channels))).astype(np.float32)
+    p = write(tmp_path / "short.wav", x, sr, subtype="FLOAT")
+    ref = _reference_envelope(x, columns)
+    np.testing.assert_array_equal(envelope(p, columns=columns, block_frames=block), ref)
+    assert waveform_png(p, seconds, 0.1 * seconds, 0.2 * seconds, width=columns) == \
+        render_png(ref, highlight=(0.1, 0.2))
+
+
+def _long_file(tmp_path, minutes=10.0, sr=8000, event_at=None):
+    """A quiet noise file of ``minutes`` at ``sr`` (mono), with a loud 3 s tone at ``event_at`` s."""
+    x = noise(minutes * 60, sr, amp=0.02)
+    if event_at is not None:
+        a = int(event_at * sr)
+        x[a:a + 3 * sr] += tone(440, 3.0, sr, amp=0.9)
+    p = write(tmp_path / "long.wav", x, sr)
+    return p, sf.read(str(p), dtype="float32")[0]            # as stored (16-bit)
+
+
+def test_long_file_envelope_is_sampled_from_bounded_reads(tmp_path, monkeypatch):
+    from ui.components.thumbnails import SAMPLE_FRAMES, SAMPLE_READS
+    p, x = _long_file(tmp_path, event_at=450.0)              # 7:30 of 10:00, 3 s long
+    spy = _ReadSpy(monkeypatch)
+    env = envelope(p, columns=320)
+    assert spy.frames <= 320 * SAMPLE_READS * SAMPLE_FRAMES < x.size / 3
+    assert env.shape == (320, 2)
+    loud = np.flatnonzero(env[:, 1] > 0.5)
+    assert loud.size and set(loud) <= {239, 240, 241}        # 450 s / 600 s × 320 = column 240
+    quiet = np.delete(np.arange(320), [239, 240, 241])
+    assert np.abs(env[quiet]).max() < 0.15                   # the noise floor elsewhere
+    exact = _reference_envelope(x, 320)
+    assert set(np.flatnonzero(exact[:, 1] > 0.5)) == set(loud)            # the same columns loud
+    assert (env[:, 1] <= exact[:, 1]).all() and (env[:, 0] >= exact[:, 0]).all()  # a sample of each
+
+
+def test_long_file_is_read_whole_when_sampling_is_off(tmp_path, monkeypatch):
+    p, x = _long_file(tmp_path, minutes=3.0)
+    spy = _ReadSpy(monkeypatch)
+    env = envelope(p, columns=64, sample_above=None)
+    assert spy.frames == x.size
+    np.testing.assert_array_equal(env, _reference_envelope(x, 64))
+
+
+def _band(png: bytes) -> np.ndarray:
+    """The columns drawn in the span's colours."""
+    from PIL import Image
+
+    from ui.components.thumbnails import WAVE_HIT
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+    return np.flatnonzero(((img == BAND_HIT) | (img == WAVE_HIT)).all(axis=-1).any(axis=0))
+
+
+def test_a_second_moment_of_a_short_file_does_not_read_it_again(tmp_path, monkeypatch):
+    p = write(tmp_path / "s.wav", noise(60.0, 8000), 8000)
+    spy = _ReadSpy(monkeypatch)
+    first = waveform_png(p, 60.0, 6.0, 12.0, width=100, height=20)
+    assert spy.opens == 1
+    second = waveform_png(p, 60.0, 30.0, 36.0, width=100, height=20)
+    assert spy.opens == 1                                    # the envelope came from the cache
+    assert _band(first).min() == 10 and _band(second).min() == 50   # each moment's own span drawn
+
+
+def test_a_moment_of_a_long_file_reads_only_its_own_columns_once(tmp_path, monkeypatch):
+    p, x = _long_file(tmp_path, minutes=3.0, event_at=60.0)
+    spy = _ReadSpy(monkeypatch)
+    first = waveform_png(p, 180.0, 10.0, 20.0, width=180, height=20)
+    from ui.components.thumbnails import SAMPLE_FRAMES, SAMPLE_READS
+    assert spy.opens == 2                                    # sampled, then the span's columns
+    assert spy.frames <= 180 * SAMPLE_READS * SAMPLE_FRAMES + 12 * 8000 < x.size
+    again = waveform_png(p, 180.0, 10.0, 20.0, width=180, height=20)
+    assert spy.opens == 2 and again == first                 # the same moment: nothing read
+    frames = spy.frames
+    second = waveform_png(p, 180.0, 120.0, 130.0, width=180, height=20)
+    assert spy.opens == 3 and spy.frames - frames <= 12 * 8000       # ~10 s under the span, no more
+    assert _band(first).min() == 10 and _band(second).min() == 120
+
+
+def test_a_short_event_under_the_moment_shows_though_sampling_missed_it(tmp_path):
+    from ui.components.thumbnails import file_envelope
+    sr, cols = 8000, 320
+    x = noise(600.0, sr, amp=0.02)
+    col = 15000                                              # frames under a column (600 s × 8 kHz / 320)
+    x[200 * col + 100:200 * col + 500] = 0.9                 # 50 ms at the start of column 200, between reads
+    p = write(tmp_path / "click.wav", x, sr)
+    x = sf.read(str(p), dtype="float32")[0]
+    assert envelope(p, columns=cols)[200, 1] < 0.2          # the sampling steps over it
+    assert file_envelope(p, cols)[200, 1] < 0.2
+    env = file_envelope(p, cols, span=(374.0, 384.0))       # a moment over it (click at 375 s)
+    assert env[200, 1] > 0.85
+    np.testing.assert_array_equal(env[199:205], _reference_envelope(x, cols)[199:205])  # 374–384 s
+    assert file_envelope(p, cols)[200, 1] > 0.85            # kept for the next card
+
+
+def test_a_changed_file_is_read_again(tmp_path, monkeypatch):
+    p = write(tmp_path / "c.wav", noise(2.0, 8000), 8000)
+    spy = _ReadSpy(monkeypatch)
+    waveform_png(p, 2.0, 0.5, 1.0, width=50, height=20)
+    write(p, noise(3.0, 8000, seed=1), 8000)                 # another size: another key
+    waveform_png(p, 3.0, 0.5, 1.0, width=50, height=20)
+    assert spy.opens == 2
+
+
 # --- player ---------------------------------------------------------------------------
 
 def test_small_browser_playable_file_is_served_whole_from_the_match(tmp_path):
