@@ -335,7 +335,9 @@ def find_duplicates(paths: list[str], vectors: np.ndarray, durations: np.ndarray
 
     scores: dict[tuple[int, int], float] = {}
     total, done, interrupted = len(firsts), 0, False
-    pace = _Pace(durations[firsts] + durations[seconds], len(paths), report_every) if report_every is not None else None
+    seconds_of = np.asarray(durations, np.float64)
+    pace = (_Pace(seconds_of[firsts] + seconds_of[seconds], len(paths), report_every)
+            if report_every is not None else None)
     if progress is not None:
         progress(0, total)
     try:
