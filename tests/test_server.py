@@ -1,12 +1,14 @@
 """`soundsift serve` (ui/server.py): the query layer over HTTP, the index and model kept open."""
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import threading
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
 from urllib.parse import quote
 
 import pytest
@@ -30,20 +32,26 @@ def served(tmp_path_factory):
     write(lib / "creak.flac", chirp(200, 900, 2.0, SR), SR, format="FLAC")
     write(lib / "beep.wav", tone(880, 3.0, SR), SR)
     build_index([lib], tmp / "idx", FakeModel(), workers=0, progress=False)
-    index = SoundIndex.open(tmp / "idx", model=FakeModel())
-    ready, stop = threading.Event(), threading.Event()
-    found = {}
+    with SoundIndex.open(tmp / "idx", model=FakeModel()) as index, serving(index) as url:
+        yield url, lib
+
+
+@contextlib.contextmanager
+def serving(index: SoundIndex) -> Iterator[str]:
+    """``index`` served on a free port in a thread, for the ``with`` block; yields the base url."""
+    ready, stop, found = threading.Event(), threading.Event(), {}
 
     def started(server):
         found["url"] = server.url
         ready.set()
     thread = threading.Thread(target=serve, args=(index,), kwargs=dict(port=0, ready=started, stop=stop))
     thread.start()
-    assert ready.wait(30)
-    yield found["url"], lib
-    stop.set()
-    thread.join(30)
-    index.close()
+    try:
+        assert ready.wait(30)
+        yield found["url"]
+    finally:
+        stop.set()
+        thread.join(30)
     assert not thread.is_alive()
 
 
@@ -238,25 +246,13 @@ def test_copies_of_the_query_are_marked_over_http(tmp_path):
     write(lib / "beep_copy.flac", tone(880, 2.0, SR) * 0.5, SR, format="FLAC")     # 6 dB down, as FLAC
     write(lib / "other_beep.wav", tone(880, 2.0, SR) * (1 + noise(2.0, SR, seed=5)), SR)
     build_index([lib], tmp_path / "idx", FakeModel(), workers=0, progress=False)
-    ready, stop, found = threading.Event(), threading.Event(), {}
-
-    def started(server):
-        found["url"] = server.url
-        ready.set()
-    with SoundIndex.open(tmp_path / "idx", model=FakeModel()) as index:
-        thread = threading.Thread(target=serve, args=(index,), kwargs=dict(port=0, ready=started, stop=stop))
-        thread.start()
-        try:
-            assert ready.wait(30)
-            _, hits, _ = get(f"{found['url']}/similar?file={quote(str(beep.resolve()))}&k=3")
-            marks = {h["path"].rsplit("/", 1)[1]: h.get("same_recording") for h in hits}
-            assert marks == {"beep.wav": None, "beep_copy.flac": True, "other_beep.wav": False}
-            _, posted, _ = get(f"{found['url']}/similar?k=3", data=beep.read_bytes())
-            marks = {h["path"].rsplit("/", 1)[1]: h.get("same_recording") for h in posted}
-            assert marks == {"beep.wav": True, "beep_copy.flac": True, "other_beep.wav": False}
-        finally:
-            stop.set()
-            thread.join(30)
+    with SoundIndex.open(tmp_path / "idx", model=FakeModel()) as index, serving(index) as url:
+        _, hits, _ = get(f"{url}/similar?file={quote(str(beep.resolve()))}&k=3")
+        marks = {h["path"].rsplit("/", 1)[1]: h.get("same_recording") for h in hits}
+        assert marks == {"beep.wav": None, "beep_copy.flac": True, "other_beep.wav": False}
+        _, posted, _ = get(f"{url}/similar?k=3", data=beep.read_bytes())
+        marks = {h["path"].rsplit("/", 1)[1]: h.get("same_recording") for h in posted}
+        assert marks == {"beep.wav": True, "beep_copy.flac": True, "other_beep.wav": False}
 
 
 def test_a_port_in_use_is_one_error_line(tmp_path, tiny_clap_dir):
@@ -461,21 +457,9 @@ def served_long(tmp_path_factory):
     wave = (0.3 * np.sin(2 * np.pi * 220 * t)[:, None] * np.linspace(0.2, 1, 6)).astype(np.float32)
     write(tmp / "lib" / "long.wav", wave, rate, subtype="PCM_24")
     build_index([tmp / "lib"], tmp / "idx", FakeModel(), workers=0, progress=False)
-    ready, stop, found = threading.Event(), threading.Event(), {}
-
-    def started(server):
-        found["url"] = server.url
-        ready.set()
-    with SoundIndex.open(tmp / "idx", model=FakeModel()) as index:
-        thread = threading.Thread(target=serve, args=(index,), kwargs=dict(port=0, ready=started, stop=stop))
-        thread.start()
-        try:
-            assert ready.wait(30)
-            _, hits, _ = get(f"{found['url']}/search?q=x&k=1")
-            yield found["url"], hits[0]["file_id"]
-        finally:
-            stop.set()
-            thread.join(30)
+    with SoundIndex.open(tmp / "idx", model=FakeModel()) as index, serving(index) as url:
+        _, hits, _ = get(f"{url}/search?q=x&k=1")
+        yield url, hits[0]["file_id"]
 
 
 def test_a_client_hanging_up_mid_audio_is_a_debug_line(served_long, caplog):
