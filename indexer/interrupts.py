@@ -30,18 +30,19 @@ class Interrupted:
 @contextlib.contextmanager
 def remembered() -> Iterator[Interrupted]:
     """Remember SIGINTs (and raise KeyboardInterrupt as usual); a no-op outside the main thread,
-    where signal handlers cannot be set."""
+    where signal handlers cannot be set, and where SIGINT is ignored (a process started in the
+    background by a shell)."""
     flag = Interrupted()
-    if threading.current_thread() is not threading.main_thread():
+    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if previous is None or previous == signal.SIG_IGN:     # not ours to set, or ignored on purpose
         yield flag
         return
-    previous = signal.getsignal(signal.SIGINT)
 
     def on_sigint(signum: int, frame: object) -> None:
         flag.arrived = True
         if callable(previous):
             previous(signum, frame)
-        elif previous != signal.SIG_IGN:
+        else:
             raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, on_sigint)

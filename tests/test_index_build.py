@@ -401,6 +401,28 @@ def test_a_ctrl_c_swallowed_by_a_finaliser_still_stops_the_run(lib_copy, tmp_pat
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler     # put back
 
 
+def test_a_process_that_ignores_ctrl_c_still_does():
+    """Started in the background by a shell, a process ignores SIGINT: remembering it must not
+    turn it into a stop."""
+    import signal
+
+    from indexer.interrupts import remembered
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with remembered() as interrupt:
+            signal.raise_signal(signal.SIGINT)
+            interrupt.check()                         # nothing arrived: no KeyboardInterrupt
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with remembered() as interrupt:                   # the usual handler: remembered and raised
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.check()
+        interrupt.check()                             # once
+
+
 def test_a_file_vanishing_between_scan_and_decode(lib_copy, tmp_path, monkeypatch):
     import indexer.runner as runner
     lib, good, bad = lib_copy

@@ -27,6 +27,7 @@ from indexer import build_index
 from tests.conftest import chirp, noise, tone, write
 from tests.index_fakes import FakeModel
 from tests.tiny_models import make_tiny_clap
+from ui.components.overview_tab import OVERVIEW, TAB_KEY
 
 SR = 16000
 
@@ -304,6 +305,8 @@ def test_the_page_shows_the_rebuilt_index_without_a_restart(page_index, tmp_path
     with SoundIndex.open(page_index) as fresh:
         expected = [(Path(h.path).name, f"{h.score:.3f}") for h in fresh.search_text("dog barking", k=5)]
     assert cards(at) == expected != before
+    at.session_state[TAB_KEY] = OVERVIEW              # the model is named there, drawn when it is open
+    at.run()
     assert any(str(tiny_clap_b) in c.value for c in at.caption if c.value.startswith("Model "))
 
 
