@@ -52,8 +52,8 @@ log = logging.getLogger(__name__)
 #: commit a checkpoint after this many finished files, or this many seconds
 CHECKPOINT_FILES = 256
 CHECKPOINT_SECONDS = 60.0
-#: a commit rewrites the whole vectors file, so its cost grows with the index (0.5 s at 40,000
-#: files): once one takes more than SLOW_COMMIT_SECONDS, the next waits until the run has worked
+#: a commit rewrites the whole vectors file, so its cost grows with the index (about 2 s near
+#: 40,000 files, 150 MB of vectors): once one takes more than SLOW_COMMIT_SECONDS, the next waits until the run has worked
 #: (1 - WRITE_SHARE) / WRITE_SHARE times as long, keeping commits near WRITE_SHARE of the run
 #: instead of growing with the square of the library
 SLOW_COMMIT_SECONDS, WRITE_SHARE = 0.25, 0.05
