@@ -486,6 +486,35 @@ def test_a_client_hanging_up_mid_audio_is_a_debug_line(served_long, caplog):
     assert status == 200 and sf.info(io.BytesIO(wav)).frames == 24_000
 
 
+def test_a_silent_client_is_dropped(served_long, monkeypatch, caplog):
+    """A connection that sends nothing, or stops reading a streamed preview, is closed after the
+    handler's timeout (120 s; 0.5 s here), so it does not hold a thread and a file for ever."""
+    import logging
+    import socket
+    import time
+
+    from ui.server import CLIENT_TIMEOUT_SECONDS, SoundsiftHandler
+    url, file_id = served_long
+    assert SoundsiftHandler.timeout == CLIENT_TIMEOUT_SECONDS == 120.0
+    monkeypatch.setattr(SoundsiftHandler, "timeout", 0.5)
+    caplog.set_level(logging.DEBUG, logger="ui.server")
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        assert sock.recv(1) == b""                    # nothing asked: the server hangs up
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(f"GET /audio/{file_id}?start=0 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert sock.recv(64).startswith(b"HTTP/1.1 200")
+        got = 64
+        deadline = time.monotonic() + 30              # stop reading until the server gives up
+        while not any("the client went away" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+            time.sleep(0.05)
+        while chunk := sock.recv(1 << 20):            # then what the buffers held, up to the close
+            got += len(chunk)
+    assert got < 26_000_000                           # cut short: the 30 s preview is 26 MB
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+
+
 def test_audio_that_fails_mid_stream_is_cut_short(served_long, monkeypatch, caplog):
     """The status is out when a read fails: the answer stops short of its length, the connection
     closes, and the server says why in a warning."""

@@ -63,8 +63,11 @@ MAX_K = 1000
 #: longest span ``/audio`` sends, and what it sends without ``end`` (a preview: 600 s of 96 kHz
 #: 6-channel 24-bit audio is 1 GB, streamed a block at a time, not held in memory)
 MAX_AUDIO_SECONDS = 600.0
-#: what a client hanging up mid-answer raises when the answer is written
-HUNG_UP = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+#: what a client hanging up mid-answer raises when the answer is written (or stalling: the socket
+#: timeout below)
+HUNG_UP = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+#: seconds a connection may stay silent (idle between requests, or not reading what is sent)
+CLIENT_TIMEOUT_SECONDS = 120.0
 FILTER_PARAMS = ("min_duration", "max_duration", "path_prefix", "format", "sample_rate", "category",
                  "channels", "min_loudness", "max_loudness", "tagged")
 #: routes followed by one more path segment, a file id (``/files/ID``)
@@ -167,6 +170,9 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
 
     server: "SoundsiftServer"
     protocol_version = "HTTP/1.1"
+    #: a client silent this long (not sending its request, or not reading a streamed answer) is
+    #: dropped: each connection holds a thread and, while streaming, an open file
+    timeout = CLIENT_TIMEOUT_SECONDS
 
     def do_GET(self) -> None:  # noqa: N802 (the http.server name)
         self._answer("GET")
