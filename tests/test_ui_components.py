@@ -434,3 +434,17 @@ def test_a_match_spanning_the_whole_file_is_not_highlighted(tmp_path):
     band_cols = lambda img: (img == BAND_HIT).all(axis=-1).any(axis=0)  # noqa: E731
     assert not band_cols(whole).any()
     assert band_cols(part)[:24].all() and not band_cols(part)[26:].any()
+
+
+def test_a_card_shows_long_files_and_moments_in_clock_time_and_many_channels():
+    from types import SimpleNamespace
+
+    from ui.components.search_tab import card_facts, seconds_text
+    short = SimpleNamespace(duration=3.25, format="WAV", sample_rate=44100, channels=2, levels="")
+    hit = SimpleNamespace(start=0.5, end=2.5, score=0.4567)
+    assert card_facts(short, hit) == "3.2 s · WAV · 44.1 kHz  \nmatch 0.5–2.5 s · score 0.457"
+    hour = SimpleNamespace(duration=3600.0, format="RF64", sample_rate=96000, channels=6, levels="−23.1 LUFS")
+    moment = SimpleNamespace(start=2470.0, end=2472.0, score=0.3)
+    assert card_facts(hour, moment) == ("1:00:00.00 · RF64 · 96 kHz · 6 ch · −23.1 LUFS  \n"
+                                        "match 41:10.00–41:12.00 · score 0.300")
+    assert [seconds_text(s) for s in (59.94, 75.5)] == ["59.9 s", "1:15.50"]

@@ -64,6 +64,24 @@ def more_like(file_id: int, name: str, start: float | None = None, end: float | 
     _reset_page()
 
 
+def seconds_text(seconds: float) -> str:
+    """``12.3 s`` under a minute, else ``m:ss.ff`` / ``h:mm:ss.ff`` as the CLI shows times (an
+    hour-long file read "3600.0 s", a moment in it "2470.0–2472.0 s")."""
+    from ui.cli.results import clock
+    return f"{seconds:.1f} s" if seconds < 60 else clock(seconds)
+
+
+def card_facts(record: Any, hit: Any) -> str:
+    """A result card's facts after its folder: duration, format, rate, channels beyond stereo,
+    levels; then the match's span and score."""
+    channels = f" · {record.channels} ch" if record.channels > 2 else ""
+    levels = f" · {record.levels}" if record.levels else ""
+    span = (f"{hit.start:.1f}–{hit.end:.1f} s" if hit.end < 60
+            else f"{seconds_text(hit.start)}–{seconds_text(hit.end)}")
+    return (f"{seconds_text(record.duration)} · {record.format} · {record.sample_rate / 1000:g} kHz{channels}{levels}"
+            f"  \nmatch {span} · score {hit.score:.3f}")
+
+
 def moment(hit: Any, duration: float) -> tuple[float | None, float | None]:
     """The span "more like this" should search by: the hit's match when it is only part of a
     longer file (what the card shows and plays), else the whole file (None, None)."""
@@ -262,15 +280,12 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict],
         with info:
             st.markdown(f"**{rank}. {plain_markdown(record.name)}**")
             folder = relative_to_root(record.folder, root)
-            st.caption(
-                f":material/folder: {plain_markdown(folder)} · {record.duration:.1f} s · {record.format} · "
-                f"{record.sample_rate / 1000:g} kHz" + (f" · {record.levels}" if record.levels else "") + "  \n"
-                f"match {hit.start:.1f}–{hit.end:.1f} s · score {hit.score:.3f}")
+            st.caption(f":material/folder: {plain_markdown(folder)} · {card_facts(record, hit)}")
             if record.about:
                 st.caption(plain_markdown(record.about))
             if getattr(hit, "marker", None):
                 st.markdown(f":violet-badge[:material/bookmark: {plain_markdown(hit.marker)} "
-                            f"at {hit.marker_at:.1f} s]",
+                            f"at {seconds_text(hit.marker_at)}]",
                             help="A marker in the file whose name has the query's words; playback starts there")
             if getattr(hit, "same_recording", None):
                 st.markdown(":orange-badge[:material/content_copy: same recording]",
