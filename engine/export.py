@@ -102,6 +102,33 @@ def excerpt_subtype(subtype: str) -> str:
     return "PCM_24"
 
 
+def _span_frames(path: str, rate: int, frames: int, start: float, end: float,
+                 pad: float = 0.0) -> tuple[int, int]:
+    """The frames ``start``–``end`` s (± ``pad``) cover in a file of ``frames`` at ``rate``,
+    clamped to it; UnreadableAudio when nothing of it is inside (the file changed since it was
+    indexed)."""
+    first = max(0, int(round((start - pad) * rate)))
+    last = min(frames, int(round((end + pad) * rate)))
+    if last <= first:
+        raise UnreadableAudio(path, f"the span {start:.2f}–{end:.2f} s is not inside the file "
+                                    f"({frames / rate:.2f} s long); re-index it if it changed")
+    return first, last
+
+
+def _read_dtype(subtype: str) -> str:
+    """What a file of ``subtype`` is read as for an excerpt: float64 where float32 would round."""
+    return "float64" if subtype in ("DOUBLE", "PCM_32") else "float32"
+
+
+def _excerpt_comment(path: str, first: int, last: int, rate: int) -> str:
+    return f"{first / rate:.3f}-{last / rate:.3f} s of {path} (soundsift export)"
+
+
+def _unreadable_for_export(path: str, e: Exception) -> UnreadableAudio:
+    """A read that failed (soundfile raises LibsndfileError/RuntimeError on a broken stream)."""
+    return UnreadableAudio(path, f"cannot be read for export ({str(e).strip() or type(e).__name__})")
+
+
 def excerpt_wav(source: str | Path, start: float, end: float, *, pad: float = 0.0,
                 fade: float = DEFAULT_FADE) -> tuple[bytes, float, float]:
     """The span ``start``–``end`` (± ``pad``) of ``source`` as WAV bytes at its own rate,
@@ -115,18 +142,13 @@ def excerpt_wav(source: str | Path, start: float, end: float, *, pad: float = 0.
     try:
         with open_sound(path) as f:
             rate, frames, subtype = f.samplerate, f.frames, f.subtype
-            first = max(0, int(round((start - pad) * rate)))
-            last = min(frames, int(round((end + pad) * rate)))
-            if last <= first:
-                raise UnreadableAudio(path, f"the span {start:.2f}–{end:.2f} s is not inside the file "
-                                            f"({frames / rate:.2f} s long); re-index it if it changed")
+            first, last = _span_frames(path, rate, frames, start, end, pad)
             f.seek(first)
-            data = f.read(last - first, dtype="float64" if subtype in ("DOUBLE", "PCM_32") else "float32",
-                          always_2d=True)
+            data = f.read(last - first, dtype=_read_dtype(subtype), always_2d=True)
     except UnreadableAudio:
         raise
-    except Exception as e:  # soundfile raises LibsndfileError/RuntimeError on a broken stream
-        raise UnreadableAudio(path, f"cannot be read for export ({str(e).strip() or type(e).__name__})") from e
+    except Exception as e:
+        raise _unreadable_for_export(path, e) from e
     if len(data) == 0:
         raise UnreadableAudio(path, f"holds no audio from {first / rate:.2f} s on (cut short since it was indexed?)")
     last = first + len(data)          # a truncated file holds fewer frames than its header says
@@ -134,7 +156,7 @@ def excerpt_wav(source: str | Path, start: float, end: float, *, pad: float = 0.
     buf = io.BytesIO()
     with sf.SoundFile(buf, "w", samplerate=rate, channels=data.shape[1], format="WAV",
                       subtype=excerpt_subtype(subtype)) as out:
-        out.comment = f"{first / rate:.3f}-{last / rate:.3f} s of {path} (soundsift export)"
+        out.comment = _excerpt_comment(path, first, last, rate)
         out.software = "soundsift"
         out.write(data)
     return buf.getvalue(), first / rate, last / rate
@@ -188,8 +210,8 @@ def excerpt_stream(source: str | Path, start: float, end: float, *,
     check_openable(path)
     try:
         f = open_sound(path)
-    except Exception as e:  # soundfile raises LibsndfileError/RuntimeError on a broken stream
-        raise UnreadableAudio(path, f"cannot be read for export ({str(e).strip() or type(e).__name__})") from e
+    except Exception as e:
+        raise _unreadable_for_export(path, e) from e
     try:
         made = _excerpt_stream(path, f, start, end, max(1, int(block_bytes or STREAM_BLOCK_BYTES)))
     except BaseException:
@@ -204,20 +226,13 @@ def excerpt_stream(source: str | Path, start: float, end: float, *,
 
 def _excerpt_stream(path: str, f: Any, start: float, end: float, block_bytes: int) -> ExcerptStream | None:
     """:func:`excerpt_stream` over the open ``f`` (None for a sample format it does not stream)."""
-    def unreadable(e: Exception) -> UnreadableAudio:
-        return UnreadableAudio(path, f"cannot be read for export ({str(e).strip() or type(e).__name__})")
-
     try:
         rate, frames, subtype, channels = f.samplerate, f.frames, f.subtype, f.channels
         out_subtype = excerpt_subtype(subtype)
         if out_subtype not in STREAMED_SUBTYPES:
             return None
-        first = max(0, int(round(start * rate)))
-        last = min(frames, int(round(end * rate)))
-        if last <= first:
-            raise UnreadableAudio(path, f"the span {start:.2f}–{end:.2f} s is not inside the file "
-                                        f"({frames / rate:.2f} s long); re-index it if it changed")
-        dtype = "float64" if subtype in ("DOUBLE", "PCM_32") else "float32"
+        first, last = _span_frames(path, rate, frames, start, end)
+        dtype = _read_dtype(subtype)
         block = max(1, block_bytes // (channels * np.dtype(dtype).itemsize))
         f.seek(first)
         peaks = None
@@ -232,11 +247,11 @@ def _excerpt_stream(path: str, f: Any, start: float, end: float, block_bytes: in
     except UnreadableAudio:
         raise
     except Exception as e:
-        raise unreadable(e) from e
+        raise _unreadable_for_export(path, e) from e
     if held == 0:
         raise UnreadableAudio(path, f"holds no audio from {first / rate:.2f} s on (cut short since it was indexed?)")
     count = last - first
-    comment = f"{first / rate:.3f}-{last / rate:.3f} s of {path} (soundsift export)"
+    comment = _excerpt_comment(path, first, last, rate)
     data_bytes = count * channels * STREAMED_SUBTYPES[out_subtype]
     header = _wav_header(rate, channels, out_subtype, comment, count, data_bytes, peaks)
     if len(header) - 8 + data_bytes + (data_bytes & 1) > 0xFFFFFFFF:
@@ -251,7 +266,7 @@ def _excerpt_stream(path: str, f: Any, start: float, end: float, block_bytes: in
                 try:
                     data = f.read(min(block, count - sent), dtype=dtype, always_2d=True)
                 except Exception as e:
-                    raise unreadable(e) from e
+                    raise _unreadable_for_export(path, e) from e
                 if len(data) == 0:
                     log.warning("%s ended %.2f s early (cut short since it was indexed?); the excerpt "
                                 "is completed with silence", path, (count - sent) / rate)
