@@ -98,12 +98,10 @@ def longest_match(duration: np.ndarray | float) -> np.ndarray | float:
     return duration + np.maximum(DURATION_SLACK, DURATION_SHARE * duration)
 
 
-def candidate_arrays(vectors: np.ndarray, durations: np.ndarray, min_cosine: float = MIN_COSINE,
-                     per_file: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def candidate_arrays(vectors: np.ndarray, durations: np.ndarray, min_cosine: float = MIN_COSINE
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`candidate_pairs` as three arrays (i, j, cosine), in the order they are compared
-    (by the duration of the shorter file). With ``per_file``, a pair is kept only when it is
-    among the ``per_file`` closest of i's or of j's pairs (a copy's cosine is about 1, so it
-    ranks first; files of one recording that all pass each other still join one group)."""
+    (by the duration of the shorter file)."""
     order = np.argsort(durations, kind="stable")
     d = np.asarray(durations, np.float64)[order]
     v = np.asarray(vectors, np.float32)[order]
@@ -121,14 +119,14 @@ def candidate_arrays(vectors: np.ndarray, durations: np.ndarray, min_cosine: flo
     if not firsts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     x, y, c = np.concatenate(firsts), np.concatenate(seconds), np.concatenate(cosines)
-    i, j = np.minimum(x, y), np.maximum(x, y)
-    return (i, j, c) if per_file is None else closest_per_file(i, j, c, per_file)
+    return np.minimum(x, y), np.maximum(x, y), c
 
 
 def closest_per_file(i: np.ndarray, j: np.ndarray, cosine: np.ndarray, per_file: int
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The pairs (i, j, cosine) that are among the ``per_file`` highest cosines of i's pairs or
-    of j's, in their order."""
+    of j's, in their order (a copy's cosine is about 1, so it ranks first; files of one recording
+    that all pass each other still join one group)."""
     if not len(cosine):
         return i, j, cosine
     rank = _rank_within(np.concatenate([i, j]), np.concatenate([cosine, cosine]))   # among all of a file's pairs
@@ -147,13 +145,12 @@ def _rank_within(owner: np.ndarray, cosine: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def candidate_pairs(vectors: np.ndarray, durations: np.ndarray, min_cosine: float = MIN_COSINE,
-                    per_file: int | None = None) -> list[tuple[int, int, float]]:
+def candidate_pairs(vectors: np.ndarray, durations: np.ndarray, min_cosine: float = MIN_COSINE
+                    ) -> list[tuple[int, int, float]]:
     """Pairs (i, j, cosine), i < j, of rows whose durations are within the slack and whose unit
     vectors have at least ``min_cosine``. Files are swept in order of duration, each against
-    the files that are at most the slack longer. ``per_file``: see :func:`candidate_arrays`
-    (here every pair is kept by default)."""
-    i, j, c = candidate_arrays(vectors, durations, min_cosine, per_file)
+    the files that are at most the slack longer."""
+    i, j, c = candidate_arrays(vectors, durations, min_cosine)
     return [(int(a), int(b), float(x)) for a, b, x in zip(i, j, c)]
 
 
@@ -313,14 +310,14 @@ def find_duplicates(paths: list[str], vectors: np.ndarray, durations: np.ndarray
                     per_file: int | None = PER_FILE, report_every: float | None = None) -> DuplicateReport:
     """Groups of ``paths`` holding the same recording (see the module doc). ``vectors`` are the
     files' unit mean vectors; ``per_file``: how many pairs a file takes part in at most (its
-    closest; None: all, see :func:`candidate_arrays`); ``progress(done, total)`` is called
+    closest; None: all, see :func:`closest_per_file`); ``progress(done, total)`` is called
     first with 0 and then per candidate pair; with ``report_every`` (seconds) it also logs how
     many pairs there are, then that often how far it got and about how long the rest takes (for
     a log file, where no bar is drawn). A pair whose files the audio already put in one group is
     not compared again. A file that cannot be decoded is reported once and left out of
     every pair. Ctrl-C stops the comparing: the report holds the groups confirmed so far and
     says so (``interrupted``)."""
-    firsts, seconds, cosines = candidate_arrays(vectors, durations, min_cosine, None)
+    firsts, seconds, cosines = candidate_arrays(vectors, durations, min_cosine)
     every = len(firsts)
     if per_file is not None:
         firsts, seconds, cosines = closest_per_file(firsts, seconds, cosines, per_file)

@@ -59,13 +59,14 @@ def duplicates_command(
 
     with SoundIndex.open(index) as sound_index:
         fv = sound_index.file_vectors(filters)
-    with Progress(console=err_console, transient=True, disable=not shows_progress(progress)) as bar:
+    bar_shown = shows_progress(progress)
+    with Progress(console=err_console, transient=True, disable=not bar_shown) as bar:
         task = bar.add_task("comparing", total=None)
         report = find_duplicates(fv.paths, fv.vectors, fv.durations, fv.sizes,
                                  min_cosine=min_cosine, max_difference_db=max_difference,
                                  progress=lambda done, total: bar.update(task, completed=done, total=total),
                                  per_file=per_file or None,
-                                 report_every=None if shows_progress(progress) else REPORT_EVERY)
+                                 report_every=None if bar_shown else REPORT_EVERY)
     log.info("%d files, %d pairs compared on their audio, %d confirmed, %d groups", report.files,
              report.compared, report.confirmed, len(report.groups))
     if report.left_out:
