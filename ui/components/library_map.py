@@ -7,6 +7,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ui.components.library import relative_to_root
+
 
 def pca_2d(vectors: np.ndarray) -> np.ndarray:
     """(N, D) → (N, 2) coordinates on the two main axes; deterministic signs.
@@ -47,12 +49,7 @@ def map_rows(file_ids: Sequence[int], paths: Sequence[str], xy: np.ndarray,
     def folder_of(parent: str) -> str:
         if parent not in folders:
             folder = str(Path(parent))
-            if root:
-                try:
-                    folder = str(Path(parent).relative_to(root)) or "."
-                except ValueError:
-                    pass
-            folders[parent] = folder
+            folders[parent] = relative_to_root(folder, root) if root else folder
         return folders[parent]
 
     rows = []
