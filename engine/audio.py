@@ -272,6 +272,20 @@ def iter_blocks(path: str | Path, target_sr: int, *, block_seconds: float = BLOC
             log.warning("%s: %s", p, line)
 
 
+def downmix(data: np.ndarray) -> np.ndarray:
+    """The mean of the channels of frames × channels ``data`` (a view of a mono block's one
+    channel). Added channel by channel: numpy's mean along a row of 6 interleaved samples is
+    3× slower, and for up to 7 channels this is the same sum, bit for bit."""
+    channels = data.shape[1]
+    if channels == 1:
+        return data[:, 0]
+    mono = data[:, 0] + data[:, 1]
+    for c in range(2, channels):
+        mono += data[:, c]
+    mono /= np.asarray(channels, mono.dtype)
+    return mono
+
+
 def _decoded_blocks(p: str, target_sr: int, block_seconds: float, stats: dict[str, float] | None,
                     notes: list[str] | None, heard: list[str] | None,
                     levels: dict[str, float] | None = None, start_seconds: float = 0.0) -> Iterator[np.ndarray]:
@@ -294,7 +308,7 @@ def _decoded_blocks(p: str, target_sr: int, block_seconds: float, stats: dict[st
     t = time.perf_counter()
     for data, last in _read_blocks(p, info, block, notes, heard, first):
         n = data.shape[0]
-        mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+        mono = downmix(data)
         if n and not np.isfinite(mono).all():
             raise UnreadableAudio(p, "contains NaN or Inf samples")
         if meter is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.audio import decode, iter_segments
+from engine.audio import decode, downmix, iter_segments
 from engine.segments import SegmentPolicy, bounds_with_takes, regular_take, segment_bounds, take_bounds
 from tests.conftest import chirp, write
 
@@ -139,3 +139,16 @@ def test_an_mp3_decodes_without_clicks_at_block_boundaries(tmp_path):
     streamed = np.concatenate(list(iter_blocks(path, sr, block_seconds=20.0)))
     assert len(streamed) == len(whole)
     np.testing.assert_allclose(streamed, whole, atol=1e-6)
+
+
+def test_downmix_is_the_mean_of_the_channels():
+    rng = np.random.default_rng(3)
+    for channels in range(1, 11):
+        data = rng.standard_normal((999, channels)).astype(np.float32)
+        mono = downmix(data)
+        assert mono.shape == (999,) and mono.dtype == np.float32
+        if channels < 8:          # the same sum in the same order as numpy's mean
+            assert np.array_equal(mono, data.mean(axis=1))
+        else:                     # numpy sums 8 or more in pairs: the last bit may differ
+            np.testing.assert_allclose(mono, data.mean(axis=1), rtol=0, atol=1e-6)
+    assert not np.shares_memory(downmix(data), data)
