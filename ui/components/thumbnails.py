@@ -18,7 +18,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from engine.audio import open_sound
+from engine.audio import downmix, open_sound
 from engine.errors import UnreadableAudio
 
 WAVE = (74, 111, 165, 255)
@@ -106,7 +106,8 @@ def _sampled(f, frames: int, cols: int, sample_above: float | None, reads_per_co
     seekable = getattr(f, "seekable", None)     # FFmpegSound has none: it seeks by decoding
     try:
         return bool(seekable()) if callable(seekable) else False
-    except Exception:
+    except Exception as e:          # libsndfile's never raises; were another reader's to, read it whole
+        log.debug("%s: cannot tell whether it seeks (%s); reading it whole", getattr(f, "name", "?"), e)
         return False
 
 
@@ -121,7 +122,7 @@ def _exact_min_max(f, edges: np.ndarray, frames: int, block_frames: int) -> tupl
         data = f.read(block_frames, dtype="float32", always_2d=True)
         if data.shape[0] == 0:
             break
-        _fold(lo, hi, edges, pos, data.mean(axis=1))
+        _fold(lo, hi, edges, pos, downmix(data))
         pos += data.shape[0]
     return lo, hi
 
@@ -160,7 +161,7 @@ def _sampled_min_max(f, edges: np.ndarray, reads_per_column: int,
             data = f.read(n, dtype="float32", always_2d=True)
             if data.shape[0] == 0:
                 continue
-            mono = data.mean(axis=1)
+            mono = downmix(data)
             lo[c] = min(lo[c], mono.min())
             hi[c] = max(hi[c], mono.max())
     return lo, hi
@@ -234,7 +235,7 @@ def _refine(p: str, key: tuple, entry: _Envelope, span: tuple[float, float]) -> 
                 data = f.read(min(1 << 16, stop - pos), dtype="float32", always_2d=True)
                 if data.shape[0] == 0:
                     break
-                _fold(lo, hi, edges, pos, data.mean(axis=1))
+                _fold(lo, hi, edges, pos, downmix(data))
                 pos += data.shape[0]
     except Exception as e:                  # the sampled columns still stand
         log.debug("%s: cannot read the span's columns in full (%s)", p, e)
