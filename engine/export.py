@@ -7,7 +7,9 @@ A sound designer takes what a search found into a session folder. Each hit becom
 - a hit on part of a longer recording is that span (± ``pad`` seconds) cut out as WAV at the
   source's own sample rate, channels and bit depth (lossy sources: 16-bit), with short fades
   where it was cut so it starts and ends without a click, and a RIFF comment saying where it
-  came from.
+  came from. An excerpt of a WAVE recording (RIFF, RF64, Wave64) keeps its channel layout
+  (the WAVE_FORMAT_EXTENSIBLE mask), its bext chunk and its iXML chunk, their timecode moved to
+  where the excerpt starts (engine.wav_chunks); it is plain RIFF WAVE whatever its source.
 
 A manifest, ``soundsift-export.csv``, gains one row per file written (what it is, where it came
 from, the span, the score, the query), so a folder filled by several searches stays traceable.
@@ -26,7 +28,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -34,6 +36,7 @@ import soundfile as sf
 from engine.audio import check_openable, open_sound
 from engine.errors import InvalidOutput, InvalidQuery, UnreadableAudio
 from engine.outputs import make_folder, output_folder
+from engine.wav_chunks import SourceChunks, data_offset, excerpt_header, source_chunks
 
 log = logging.getLogger("soundsift.export")
 
@@ -132,7 +135,8 @@ def _unreadable_for_export(path: str, e: Exception) -> UnreadableAudio:
 def excerpt_wav(source: str | Path, start: float, end: float, *, pad: float = 0.0,
                 fade: float = DEFAULT_FADE) -> tuple[bytes, float, float]:
     """The span ``start``–``end`` (± ``pad``) of ``source`` as WAV bytes at its own rate,
-    channels and bit depth, with ``fade`` seconds of fade at each cut inside the recording.
+    channels and bit depth, with ``fade`` seconds of fade at each cut inside the recording; of a
+    WAVE source, with its channel mask, bext and iXML (engine.wav_chunks.excerpt_header).
 
     Returns the bytes and the span actually cut (clamped to the file). UnreadableAudio names
     the file and the reason when it cannot be read.
@@ -153,31 +157,65 @@ def excerpt_wav(source: str | Path, start: float, end: float, *, pad: float = 0.
         raise UnreadableAudio(path, f"holds no audio from {first / rate:.2f} s on (cut short since it was indexed?)")
     last = first + len(data)          # a truncated file holds fewer frames than its header says
     _fade(data, int(round(fade * rate)), fade_in=first > 0, fade_out=last < frames)
+    out_subtype = excerpt_subtype(subtype)
     buf = io.BytesIO()
     with sf.SoundFile(buf, "w", samplerate=rate, channels=data.shape[1], format="WAV",
-                      subtype=excerpt_subtype(subtype)) as out:
+                      subtype=out_subtype) as out:
         out.comment = _excerpt_comment(path, first, last, rate)
         out.software = "soundsift"
         out.write(data)
-    return buf.getvalue(), first / rate, last / rate
+    wav = _with_peak_time(buf.getvalue(), _peak_time(path))
+    source = _source_chunks(path)
+    if source:                     # libsndfile's header, then the samples: the header gains the source's chunks
+        at = data_offset(wav)
+        wav = excerpt_header(path, wav[:at], source, first=first, last=last, rate=rate, subtype=out_subtype) + wav[at:]
+    return wav, first / rate, last / rate
+
+
+def _source_chunks(path: str) -> SourceChunks:
+    """engine.wav_chunks.source_chunks of ``path``; UnreadableAudio when it cannot be read."""
+    try:
+        return source_chunks(path)
+    except OSError as e:
+        raise _unreadable_for_export(path, e) from e
 
 
 class ExcerptStream:
     """A WAV excerpt as it is sent: ``length`` bytes in all, given block by block by iterating
     it once (the header, then the audio a block at a time), and the span it holds (``start``,
-    ``end``, seconds). Close it (or use ``with``) to close the file it reads."""
+    ``end``, seconds). Close it (or use ``with``) to close the file it reads.
+
+    ``header_length`` is the bytes before the first sample (everything up to and including the
+    data chunk's head) and ``frame_bytes`` the bytes of one frame after it, so byte ``n`` past
+    the header is in frame ``n // frame_bytes``; both None for an excerpt made whole in memory
+    (a sample format coded in blocks)."""
 
     def __init__(self, length: int, chunks: Iterator[bytes], start: float, end: float,
-                 close: Any = None) -> None:
+                 close: Any = None, *, header_length: int | None = None,
+                 frame_bytes: int | None = None, from_byte: Callable[[int], Iterator[bytes]] | None = None) -> None:
         self.length, self.start, self.end = length, start, end
-        self._chunks, self._close = chunks, close
+        self.header_length, self.frame_bytes = header_length, frame_bytes
+        self._chunks, self._close, self._from_byte = chunks, close, from_byte
 
     @classmethod
     def whole(cls, data: bytes, start: float, end: float) -> "ExcerptStream":
-        return cls(len(data), iter((data,)), start, end)
+        return cls(len(data), iter((data,)), start, end, from_byte=lambda at: iter((data[at:],)))
 
     def __iter__(self) -> Iterator[bytes]:
         return self._chunks
+
+    def part(self, first: int, last: int) -> "ExcerptStream":
+        """Bytes ``first``–``last`` (inclusive) of this excerpt, as a stream of their own that
+        takes over the file (iterate and close that one, not this). What comes before
+        ``first`` is not read where the file seeks exactly (else it is read and thrown away, so
+        the bytes are those of the whole excerpt); a float excerpt's peaks are measured only when
+        the part holds the header."""
+        if not 0 <= first <= last < self.length or self._from_byte is None:
+            raise ValueError(f"bytes {first}-{last} are not a part of this {self.length}-byte excerpt")
+        part = ExcerptStream(last - first + 1, _first_bytes(self._from_byte(first), last - first + 1),
+                             self.start, self.end, self._close)
+        self._close = self._chunks = None                       # the part reads the file now
+        return part
 
     def close(self) -> None:
         close, self._close = self._close, None
@@ -191,6 +229,15 @@ class ExcerptStream:
         self.close()
 
 
+def _first_bytes(chunks: Iterator[bytes], n: int) -> Iterator[bytes]:
+    """The first ``n`` bytes of ``chunks`` (then no more is read)."""
+    for chunk in chunks:
+        if n <= 0:
+            return
+        yield chunk[:n]
+        n -= len(chunk)
+
+
 def excerpt_stream(source: str | Path, start: float, end: float, *,
                    block_bytes: int | None = None) -> ExcerptStream:
     """The span ``start``–``end`` of ``source`` as the very bytes ``excerpt_wav(source, start,
@@ -198,7 +245,8 @@ def excerpt_stream(source: str | Path, start: float, end: float, *,
     the span), then the audio in blocks of at most ``block_bytes`` (default
     :data:`STREAM_BLOCK_BYTES`) of samples as read, so a span of any length costs a few MB, not
     the span twice over. A float excerpt (whose PEAK chunk, in the header, holds each channel's
-    peak) reads the span once more first, to measure them.
+    peak) reads the span once more first, to measure them. The header holds what the excerpt
+    keeps of a WAVE source (its channel mask, bext, iXML): the samples are all that follow it.
 
     UnreadableAudio (as ``excerpt_wav``) when the file cannot be read or holds nothing from
     ``start`` on; InvalidQuery for a span too long for a WAV (4 GB). A read that fails once the
@@ -235,32 +283,52 @@ def _excerpt_stream(path: str, f: Any, start: float, end: float, block_bytes: in
         dtype = _read_dtype(subtype)
         block = max(1, block_bytes // (channels * np.dtype(dtype).itemsize))
         f.seek(first)
-        peaks = None
-        if out_subtype in ("FLOAT", "DOUBLE"):          # the PEAK chunk comes before the audio
-            peaks, held = _peaks(f, last - first, block, dtype, channels)
-            last = first + held                         # a truncated file holds fewer frames than it says
-            f.seek(first)
-            pending = None
-        else:
-            pending = f.read(min(block, last - first), dtype=dtype, always_2d=True)
-            held = len(pending)
+        pending = f.read(min(block, last - first), dtype=dtype, always_2d=True)    # the first block
+        source = _source_chunks(path)
+        stamp = _peak_time(path)
     except UnreadableAudio:
         raise
     except Exception as e:
         raise _unreadable_for_export(path, e) from e
-    if held == 0:
+    if len(pending) == 0:
         raise UnreadableAudio(path, f"holds no audio from {first / rate:.2f} s on (cut short since it was indexed?)")
     count = last - first
     comment = _excerpt_comment(path, first, last, rate)
-    data_bytes = count * channels * STREAMED_SUBTYPES[out_subtype]
-    header = _wav_header(rate, channels, out_subtype, comment, count, data_bytes, peaks)
-    if len(header) - 8 + data_bytes + (data_bytes & 1) > 0xFFFFFFFF:
+    frame_bytes = channels * STREAMED_SUBTYPES[out_subtype]
+    data_bytes = count * frame_bytes
+
+    def header(peaks: list[tuple[float, int]] | None) -> bytes:
+        return excerpt_header(path, _wav_header(rate, channels, out_subtype, comment, count, data_bytes, peaks, stamp),
+                              source, first=first, last=last, rate=rate, subtype=out_subtype)
+    made = header(None)             # the PEAK chunk's values do not change its length
+    header_length = len(made)
+    if header_length - 8 + data_bytes + (data_bytes & 1) > 0xFFFFFFFF:
         raise InvalidQuery(f"the span {first / rate:g}–{last / rate:g} s of {path} is "
                            f"{data_bytes / 2**30:.1f} GB as WAV, more than a WAV holds (4 GB); ask for a shorter one")
+    measured = out_subtype not in ("FLOAT", "DOUBLE")          # a float WAV's PEAK chunk holds its peaks
+    unread = [pending]                                         # the first block, while the file is just past it
 
-    def chunks() -> Iterator[bytes]:
-        yield header
-        sent, data, ended = 0, pending, False
+    def from_byte(offset: int) -> Iterator[bytes]:
+        """The excerpt's bytes from ``offset`` on, read from the file as they are sent."""
+        nonlocal made, measured
+        if offset < header_length:
+            if not measured:                                   # read the span once before: its peaks
+                unread.clear()
+                try:
+                    f.seek(first)
+                    peaks, _ = _peaks(f, count, block, dtype, channels)
+                except Exception as e:
+                    raise _unreadable_for_export(path, e) from e
+                made, measured = header(peaks), True
+            yield made[offset:]
+            offset = header_length
+        frame, skip = divmod(offset - header_length, frame_bytes)
+        sent = frame - frame % block                            # blocks as the whole excerpt reads them
+        skip += (frame - sent) * frame_bytes
+        data, ended = (unread.pop() if unread and sent == 0 else None), False
+        unread.clear()
+        if data is None and sent < count:
+            _seek_block(path, f, first, sent, block, dtype)
         while sent < count:
             if data is None and not ended:
                 try:
@@ -273,13 +341,54 @@ def _excerpt_stream(path: str, f: Any, start: float, end: float, block_bytes: in
                     ended = True
             if data is None or len(data) == 0:
                 data = np.zeros((min(block, count - sent), channels), dtype)
-            yield _encoded(data, rate, out_subtype)
+            yield _encoded(data, rate, out_subtype)[skip:]
             sent += len(data)
-            data = None
+            data, skip = None, 0
         if data_bytes & 1:
             yield b"\x00"                                # RIFF chunks have an even length
 
-    return ExcerptStream(len(header) + data_bytes + (data_bytes & 1), chunks(), first / rate, last / rate, f.close)
+    return ExcerptStream(header_length + data_bytes + (data_bytes & 1), from_byte(0), first / rate, last / rate,
+                         f.close, header_length=header_length, frame_bytes=frame_bytes, from_byte=from_byte)
+
+
+def _seek_block(path: str, f: Any, first: int, frame: int, block: int, dtype: str) -> None:
+    """Move ``f`` to frame ``first + frame`` (``frame`` a multiple of ``block``) so that what is
+    read next is what reading the excerpt from its start gives: a seek where it lands exactly,
+    else the blocks before it read from ``first`` and thrown away (an MP3 read from another
+    place decodes its first samples differently)."""
+    from engine.audio import EXACT_SEEK_FORMATS
+    try:
+        if getattr(f, "format", None) in EXACT_SEEK_FORMATS and f.seekable():
+            f.seek(first + frame)
+            return
+        f.seek(first)
+        while frame > 0 and len(f.read(min(block, frame), dtype=dtype, always_2d=True)):
+            frame -= block
+    except Exception as e:
+        raise _unreadable_for_export(path, e) from e
+
+
+def _with_peak_time(wav: bytes, stamp: int) -> bytes:
+    """The WAV ``wav`` with ``stamp`` as its PEAK chunk's time (``wav`` itself when it has none)."""
+    pos = 12
+    while pos + 8 <= len(wav):
+        name, size = wav[pos:pos + 4], struct.unpack_from("<I", wav, pos + 4)[0]
+        if name == b"data":
+            break
+        if name == b"PEAK" and size >= 8:
+            return wav[:pos + 12] + struct.pack("<I", stamp) + wav[pos + 16:]
+        pos += 8 + size + (size & 1)
+    return wav
+
+
+def _peak_time(path: str) -> int:
+    """The time a float excerpt's PEAK chunk gives (seconds since 1970): the source's
+    modification time, so every excerpt of a span is the same bytes (libsndfile writes the
+    time it wrote it)."""
+    try:
+        return int(os.stat(path).st_mtime) & 0xFFFFFFFF
+    except OSError:
+        return 0
 
 
 def _peaks(f: Any, count: int, block: int, dtype: str, channels: int) -> tuple[list[tuple[float, int]], int]:
@@ -304,10 +413,10 @@ def _peaks(f: Any, count: int, block: int, dtype: str, channels: int) -> tuple[l
 
 
 def _wav_header(rate: int, channels: int, subtype: str, comment: str, frames: int, data_bytes: int,
-                peaks: list[tuple[float, int]] | None) -> bytes:
+                peaks: list[tuple[float, int]] | None, stamp: int) -> bytes:
     """The header libsndfile writes for ``frames`` frames of WAV ``subtype`` (``data_bytes``
     of audio) with ``comment``: its header for no frames, with the lengths (and the PEAK chunk's
-    peaks) put in."""
+    peaks, and ``stamp`` as its time) put in."""
     buf = io.BytesIO()
     with sf.SoundFile(buf, "w", samplerate=rate, channels=channels, format="WAV", subtype=subtype) as out:
         out.comment = comment
@@ -320,8 +429,9 @@ def _wav_header(rate: int, channels: int, subtype: str, comment: str, frames: in
             break
         if name == b"fact":
             struct.pack_into("<I", head, pos + 8, frames)
-        elif name == b"PEAK" and peaks is not None:     # version, timestamp, then value and frame a channel
-            for ch, (value, frame) in enumerate(peaks):
+        elif name == b"PEAK":                           # version, timestamp, then value and frame a channel
+            struct.pack_into("<I", head, pos + 12, stamp)
+            for ch, (value, frame) in enumerate(peaks or ()):
                 struct.pack_into("<fI", head, pos + 16 + 8 * ch, value, frame)
         pos += 8 + size + (size & 1)
     if head[:4] != b"RIFF" or pos + 8 != len(head) or head[pos:pos + 4] != b"data":

@@ -324,6 +324,81 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
     return out
 
 
+#: Sony Wave64 names a chunk by a GUID: a RIFF chunk's four letters, then these 12 bytes
+#: (``fmt ``, ``bext``, ``data`` …); its file and form GUIDs are these two
+_W64_SUFFIX = bytes.fromhex("f3acd3118cd100c04f8edb8a")
+_W64_RIFF = b"riff" + bytes.fromhex("2e91cf11a5d628db04c10000")
+_W64_WAVE = b"wave" + _W64_SUFFIX
+
+
+@dataclass(frozen=True)
+class WaveChunk:
+    """A chunk of a WAVE file: its id, the size its header gives, and its body as far as the
+    file holds it (shorter than ``size`` when the file ends inside it; empty when it is larger
+    than :func:`wave_chunks` reads)."""
+
+    cid: bytes
+    size: int
+    body: bytes
+
+
+def wave_chunks(path: str | Path, wanted: tuple[bytes, ...], limit: int = _MAX_TEXT_CHUNK) -> dict[bytes, WaveChunk]:
+    """The first chunk of each id in ``wanted`` (``b"fmt "``, ``b"bext"``, ``b"iXML"`` …) of a
+    RIFF, RF64 or Sony Wave64 WAVE file, before or after its audio (an RF64 file's data chunk
+    is stepped over by the size its ds64 chunk gives); {} for any other file. A chunk larger
+    than ``limit`` bytes comes with an empty body. OSError when the file cannot be read."""
+    with open(path, "rb") as f:
+        head = f.read(40)
+        if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+            f.seek(12)
+            return _wave_chunks(f, wanted, limit, wave64=False)
+        if head[:16] == _W64_RIFF and head[24:40] == _W64_WAVE:
+            return _wave_chunks(f, wanted, limit, wave64=True)
+    return {}
+
+
+def _wave_chunks(f: BinaryIO, wanted: tuple[bytes, ...], limit: int, wave64: bool) -> dict[bytes, WaveChunk]:
+    """:func:`wave_chunks` of the open file ``f``, at its first chunk."""
+    found: dict[bytes, WaveChunk] = {}
+    data_size64: int | None = None
+    for _ in range(_MAX_CHUNKS):
+        if wave64:          # a 16-byte GUID and a 64-bit size counting the 24-byte head; 8-byte aligned
+            head = f.read(24)
+            if len(head) < 24:
+                break
+            size = struct.unpack("<Q", head[16:24])[0] - 24
+            cid = head[:4] if head[4:16] == _W64_SUFFIX else head[:16]
+            pad = -size % 8
+        else:
+            head = f.read(8)
+            if len(head) < 8:
+                break
+            cid, size = head[:4], struct.unpack("<I", head[4:])[0]
+            if cid == b"ds64" and size >= 16:      # RF64: the data chunk's 64-bit size, second
+                body = f.read(size)
+                data_size64 = struct.unpack("<Q", body[8:16])[0] if len(body) >= 16 else None
+                f.seek(size & 1, 1)
+                continue
+            if size == 0xFFFFFFFF:                 # a size kept in ds64 (the data chunk's, in RF64)
+                if cid != b"data" or data_size64 is None:
+                    break
+                size = data_size64
+            pad = size & 1
+        if size < 0:
+            break
+        if cid in wanted and cid not in found:
+            body = f.read(size) if size <= limit else b""
+            found[cid] = WaveChunk(cid, size, body)
+            if len(body) < size and size <= limit:     # the file ends inside it
+                break
+            f.seek(size - len(body) + pad, 1)
+            if len(found) == len(set(wanted)):
+                break
+        else:
+            f.seek(size + pad, 1)
+    return found
+
+
 def named_markers(source: str | Path | BinaryIO) -> list[Marker]:
     """The named markers of a WAVE file (cue points), an AIFF/AIFC file (its MARK chunk) or a
     FLAC or Ogg file (its cue sheet: the ``CUESHEET`` comment, else a FLAC metadata block's

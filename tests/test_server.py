@@ -400,6 +400,45 @@ def test_an_excerpt_streams_the_bytes_it_was_made_of(tmp_path):
         assert sf.info(io.BytesIO(got)).subtype == subtype
 
 
+def test_any_part_of_an_excerpt_is_those_bytes_of_it(tmp_path, monkeypatch):
+    """ExcerptStream.part(first, last) gives bytes first–last of the whole excerpt, whatever the
+    sample format (an odd data size's pad byte, a float's PEAK chunk, ADPCM made whole) and the
+    source (an MP3 is read up to the part, not sought); a float part past the header measures no
+    peaks; the same span streams the same bytes twice (the PEAK chunk's time is the file's)."""
+    import numpy as np
+
+    from engine import export
+    made = _audio_files(tmp_path)
+    rng = np.random.default_rng(11)
+    t = np.arange(4 * SR) / SR
+    for name, fmt, subtype in (("tone.mp3", "MP3", "MPEG_LAYER_III"), ("tone.ogg", "OGG", "VORBIS")):
+        made.append((write(tmp_path / name, 0.5 * np.sin(2 * np.pi * 440 * t), SR, format=fmt, subtype=subtype),
+                     "PCM_16"))
+    made.append((write(tmp_path / "odd24.wav", rng.uniform(-0.5, 0.5, (SR + 1, 1)), SR, subtype="PCM_24"), "PCM_24"))
+    for path, _ in made:
+        with export.excerpt_stream(path, 0.5, 2.75, block_bytes=4000) as stream:
+            whole = b"".join(stream)
+        with export.excerpt_stream(path, 0.5, 2.75, block_bytes=4000) as stream:
+            assert b"".join(stream) == whole, path.name
+        assert len(whole) == stream.length
+        head = stream.header_length or 0
+        cuts = [(0, len(whole) - 1), (0, 3), (max(0, head - 1), head + 2), (head, head), (len(whole) - 1, len(whole) - 1),
+                (head + 4001, head + 12_345)] + [tuple(sorted(rng.integers(0, len(whole), 2))) for _ in range(5)]
+        for first, last in cuts:
+            with export.excerpt_stream(path, 0.5, 2.75, block_bytes=4000) as stream, \
+                    stream.part(first, last) as part:
+                assert part.length == last - first + 1
+                assert b"".join(part) == whole[first:last + 1], (path.name, first, last)
+        with pytest.raises(ValueError, match="not a part"):
+            export.excerpt_stream(path, 0.5, 2.75).part(len(whole) - 1, len(whole))
+    float_path = made[1][0]
+    with export.excerpt_stream(float_path, 0, 3) as stream:
+        whole = b"".join(stream)
+    monkeypatch.setattr(export, "_peaks", lambda *a: pytest.fail("peaks measured for a part without the header"))
+    with export.excerpt_stream(float_path, 0, 3) as stream, stream.part(stream.header_length, stream.length - 1) as part:
+        assert b"".join(part) == whole[stream.header_length:]
+
+
 def test_an_excerpt_is_read_a_block_at_a_time(tmp_path, monkeypatch):
     """Memory stays bounded whatever the span: the header comes before any audio is read past the
     first block, and no read asks for more than a block (1 MB of float32 samples) — a 10 s span
@@ -423,12 +462,13 @@ def test_an_excerpt_is_read_a_block_at_a_time(tmp_path, monkeypatch):
     assert stream.length == len(header) + sum(sizes) == len(header) + 9 * rate * channels * 3
     assert len(reads) == -(-9 * rate // block) and max(reads) == block and sum(reads) == 9 * rate
     assert max(sizes) == block * channels * 3
-    reads.clear()                         # a float excerpt reads the span twice (its peaks first), in blocks too
+    reads.clear()                         # a float excerpt reads its first block (is there audio?), then the
     path = write(tmp_path / "long_float.wav", np.zeros((10 * rate, 2), np.float32), rate, subtype="FLOAT")
-    with export.excerpt_stream(path, 0, 10, block_bytes=64 * 1024) as stream:
+    with export.excerpt_stream(path, 0, 10, block_bytes=64 * 1024) as stream:      # span twice (peaks first)
         for _ in stream:
             pass
-    assert max(reads) == 64 * 1024 // (2 * 4) and sum(reads) == 2 * 10 * rate
+    block = 64 * 1024 // (2 * 4)
+    assert max(reads) == block and sum(reads) == block + 2 * 10 * rate
 
 
 def test_audio_sends_the_bytes_it_sent_before(served):
@@ -536,3 +576,90 @@ def test_audio_that_fails_mid_stream_is_cut_short(served_long, monkeypatch, capl
             r.read()
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("the answer was cut short" in m and "the disk went away" in m for m in said), said
+
+
+# -- GET /audio answers a Range (a player seeking in a preview it has not fully loaded) ----------
+
+def test_byte_ranges_follow_rfc_9110():
+    from ui.byte_ranges import ByteRange, Unsatisfiable, requested_range
+    total = 1000
+    assert requested_range(None, total) is None
+    assert requested_range("bytes=0-499", total) == ByteRange(0, 499, total)
+    assert requested_range("bytes=500-", total) == ByteRange(500, 999, total)
+    assert requested_range("bytes=-200", total) == ByteRange(800, 999, total)
+    assert requested_range("bytes=-5000", total) == ByteRange(0, 999, total)       # a suffix longer than all
+    assert requested_range("bytes=990-5000", total) == ByteRange(990, 999, total)  # a last byte past the end
+    assert requested_range(" Bytes = 7 - 7 ", total).length == 1
+    assert requested_range("bytes=999-999", total).content_range() == "bytes 999-999/1000"
+    for ignored in ("bytes=0-1,5-6", "items=0-5", "bytes=5-1", "bytes=-", "bytes=a-b", "0-5", ""):
+        assert requested_range(ignored, total) is None, ignored
+    for outside in ("bytes=1000-", "bytes=1000-2000", "bytes=-0"):
+        with pytest.raises(Unsatisfiable, match="outside the 1000 bytes"):
+            requested_range(outside, total)
+
+
+def _ranged(url: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return r.status, r.read(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), dict(e.headers)
+
+
+def test_audio_sends_the_part_a_range_asks_for(served, tmp_path):
+    """Every part of a preview a Range asks for is those bytes of the whole (206, Content-Range);
+    a range past the end is 416; If-Range with a stale ETag gets the whole excerpt again."""
+    import numpy as np
+    url, lib = served
+    _, hits, _ = get(f"{url}/search?q=x&k=3")
+    for hit in hits:
+        preview = f"{url}/audio/{hit['file_id']}?start=0.25&end=1.5"
+        status, whole, headers = _ranged(preview, {})
+        assert status == 200 and headers["Accept-Ranges"] == "bytes"
+        tag, total = headers["ETag"], len(whole)
+        rng = np.random.default_rng(hit["file_id"])
+        cuts = [(0, 0), (0, 43), (44, 45), (45, 10_000), (total - 1, total - 1), (total - 3, total + 50)]
+        cuts += [tuple(sorted(rng.integers(0, total, 2))) for _ in range(6)]
+        for first, last in cuts:
+            status, part, headers = _ranged(preview, {"Range": f"bytes={first}-{last}"})
+            last = min(last, total - 1)
+            assert status == 206, (hit["path"], first, last)
+            assert headers["Content-Range"] == f"bytes {first}-{last}/{total}"
+            assert int(headers["Content-Length"]) == len(part) == last - first + 1
+            assert _unstamped(whole[:first] + part + whole[last + 1:]) == _unstamped(whole), (hit["path"], first, last)
+            assert headers["ETag"] == tag
+        status, tail, headers = _ranged(preview, {"Range": "bytes=-100"})
+        assert status == 206 and tail == whole[-100:]
+        status, body, headers = _ranged(preview, {"Range": f"bytes={total}-"})
+        assert status == 416 and headers["Content-Range"] == f"bytes */{total}"
+        assert "outside the" in json.loads(body)["error"]
+        status, again, _ = _ranged(preview, {"Range": "bytes=10-20", "If-Range": tag})
+        assert status == 206 and again == whole[10:21]
+        status, fresh, _ = _ranged(preview, {"Range": "bytes=10-20", "If-Range": '"stale"'})
+        assert status == 200 and _unstamped(fresh) == _unstamped(whole)
+        status, several, _ = _ranged(preview, {"Range": "bytes=0-1,5-6"})        # not served: the whole
+        assert status == 200 and len(several) == total
+
+
+def test_a_range_deep_in_a_long_preview_reads_from_there(served_long, monkeypatch):
+    """Seeking near the end of a 30 s six-channel preview reads the audio from there, not from
+    its start: the part's reads add up to about the part."""
+    from engine.export import STREAM_BLOCK_BYTES
+    url, file_id = served_long
+    reads = []
+    read = sf.SoundFile.read
+    monkeypatch.setattr(sf.SoundFile, "read",
+                        lambda self, frames=-1, **kw: reads.append(frames) or read(self, frames, **kw))
+    preview = f"{url}/audio/{file_id}?start=0&end=30"
+    status, _, headers = _ranged(preview, {"Range": "bytes=0-99"})
+    total = int(headers["Content-Range"].rsplit("/", 1)[1])
+    assert status == 206 and total > 25_000_000
+    reads.clear()
+    status, part, headers = _ranged(preview, {"Range": f"bytes={total - 288_000}-"})     # the last second
+    assert status == 206 and len(part) == 288_000
+    block = STREAM_BLOCK_BYTES // (6 * 4)                          # frames read at a time (as float32)
+    assert reads and sum(reads) <= 2 * block + 48_000              # the first block (is there audio?), then
+                                                                   # from the block holding the part: not 30 s
+    status, whole, _ = _ranged(preview, {})
+    assert whole[-288_000:] == part

@@ -18,7 +18,8 @@ POST   ``/tag``              the body is a clip: its zero-shot tags
 GET    ``/files/ID``         the file's record (path, format, segments, metadata, levels)
 GET    ``/audio/ID``         WAV of an indexed file, or of its span ``start``–``end`` (a preview;
                              at most :data:`MAX_AUDIO_SECONDS`, the file's start by default;
-                             streamed as it is read, so a long span costs no more memory)
+                             streamed as it is read, so a long span costs no more memory); a
+                             ``Range`` header gets that part (206), so a player can seek in it
 GET    ``/info``             the index's counts, model, index type
 GET    ``/facets``           what the filters can choose from (formats, rates, categories …)
 GET    ``/sheet``            the library sheet of the files the filters keep, as CSV (what
@@ -52,6 +53,7 @@ import numpy as np
 
 from engine.errors import InvalidQuery, PortUnavailable, SoundsiftError, UnreadableAudio
 from engine.query import SoundIndex
+from ui.byte_ranges import Unsatisfiable, requested_range
 
 if TYPE_CHECKING:
     from engine.export import ExcerptStream
@@ -84,6 +86,14 @@ class MethodNotAllowed(SoundsiftError):
     def __init__(self, message: str, allowed: list[str]) -> None:
         super().__init__(message)
         self.allowed = allowed
+
+
+class RangeNotSatisfiable(SoundsiftError):
+    """416: a ``Range`` past the end of an answer ``total`` bytes long."""
+
+    def __init__(self, message: str, total: int) -> None:
+        super().__init__(message)
+        self.total = total
 
 
 class TooLarge(SoundsiftError):
@@ -195,6 +205,7 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
     def _answer(self, method: str) -> None:
         url = urlsplit(self.path)           # not urlparse: it would drop a ";…" after the path
         self.body_read = False
+        self.extra_headers: list[tuple[str, str]] = []     # a route's own (an excerpt's ETag, its range)
         allow = ""                          # the Allow header of a 405
         try:
             route = self.server.route(method, url.path)
@@ -208,6 +219,9 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
             allow = ", ".join(e.allowed)
         except TooLarge as e:
             status, body, kind = HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _json({"error": str(e)}), "application/json"
+        except RangeNotSatisfiable as e:
+            status, body, kind = HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, _json({"error": str(e)}), "application/json"
+            self.extra_headers = [("Content-Range", f"bytes */{e.total}")]
         except (InvalidQuery, UnreadableAudio) as e:
             status, body, kind = HTTPStatus.BAD_REQUEST, _json({"error": str(e)}), "application/json"
         except SoundsiftError as e:       # the index went missing, a mismatched model …
@@ -225,6 +239,8 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(body.length if streamed else len(body)))
             if allow:
                 self.send_header("Allow", allow)
+            for name, value in self.extra_headers:
+                self.send_header(name, value)
             if self.close_connection:
                 self.send_header("Connection", "close")
             self.end_headers()
@@ -352,7 +368,8 @@ class SoundsiftServer(ThreadingHTTPServer):
 
     def _audio(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, "ExcerptStream", str]:
         """The span as WAV (engine.export.excerpt_stream: the bytes excerpt_wav makes, written
-        a block at a time as they are read; the handler closes it)."""
+        a block at a time as they are read; the handler closes it), or the part of it a
+        ``Range`` header asks for (206; ``If-Range`` with another ETag gets all of it)."""
         from engine.export import excerpt_stream
         record = self._record(path)
         start = q.time("start") or 0.0
@@ -365,7 +382,22 @@ class SoundsiftServer(ThreadingHTTPServer):
         if end - start > MAX_AUDIO_SECONDS:
             raise InvalidQuery(f"a span of {end - start:g} s is longer than the {MAX_AUDIO_SECONDS:g} s "
                                "/audio sends; ask for a part")
-        return HTTPStatus.OK, excerpt_stream(record["path"], start, end), "audio/wav"
+        tag = _excerpt_etag(record["path"], start, end)
+        wanted = handler.headers.get("Range")
+        if_range = handler.headers.get("If-Range")
+        if if_range is not None and if_range.strip() != tag:
+            wanted = None                   # the client holds another version: all of this one
+        stream = excerpt_stream(record["path"], start, end)
+        handler.extra_headers += [("Accept-Ranges", "bytes"), ("ETag", tag)]
+        try:
+            part = requested_range(wanted, stream.length)
+        except Unsatisfiable as e:
+            stream.close()
+            raise RangeNotSatisfiable(str(e), e.total) from e
+        if part is None:
+            return HTTPStatus.OK, stream, "audio/wav"
+        handler.extra_headers.append(("Content-Range", part.content_range()))
+        return HTTPStatus.PARTIAL_CONTENT, stream.part(part.first, part.last), "audio/wav"
 
     def _info(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         return HTTPStatus.OK, _json(self.index.info()), "application/json"
@@ -407,6 +439,21 @@ class SoundsiftServer(ThreadingHTTPServer):
             return self.index.get_file(file_id)
         except InvalidQuery as e:
             raise NotFound(str(e)) from e
+
+
+def _excerpt_etag(path: str, start: float, end: float) -> str:
+    """A strong ETag for the excerpt ``start``–``end`` of ``path`` as the file is now: its size
+    and modification time, and the span (a file rewritten in place gets a new one, so a player
+    that asks for the rest of an excerpt with ``If-Range`` gets all of the new one instead)."""
+    import hashlib
+    import os
+    try:
+        st = os.stat(path)
+        made = f"{st.st_size}:{st.st_mtime_ns}"
+    except OSError:                     # excerpt_stream says why it cannot be read
+        made = "missing"
+    digest = hashlib.sha256(f"{path}\0{made}\0{start!r}\0{end!r}".encode("utf-8", "surrogateescape"))
+    return f'"{digest.hexdigest()[:32]}"'
 
 
 def _file_id(text: str) -> int | None:

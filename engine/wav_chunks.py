@@ -1,0 +1,310 @@
+"""What an excerpt of a WAVE recording keeps of its source: its channel layout, bext and iXML.
+
+A field recording in Broadcast Wave says which channel is which (a WAVE_FORMAT_EXTENSIBLE
+fmt chunk's channel mask), when it was made and where on the timecode it starts (the ``bext``
+chunk's TimeReference, in samples since midnight) and what it holds (bext's Description and
+Originator, the iXML chunk's scene, take, track names and the UCS fields library tools write in
+its USER block). engine.export cuts excerpts with libsndfile, which writes none of that; this
+module puts it back into libsndfile's header:
+
+- the fmt chunk becomes WAVE_FORMAT_EXTENSIBLE with the source's mask (and its valid bits when
+  the container is the same), for linear PCM, float, A-law and µ-law;
+- bext is copied with its TimeReference moved to the excerpt's first frame, its loudness fields
+  (version 2) set to "not used" (7FFFh, EBU Tech 3285: they measured the whole recording) and a
+  CodingHistory line (EBU R 98) saying soundsift cut it; the UMID is kept, since it names the
+  material the excerpt is a part of;
+- iXML is copied byte for byte but for its sample counts: the timestamps (TIMESTAMP_SAMPLES_
+  SINCE_MIDNIGHT_HI/LO, BWF_TIME_REFERENCE_HI/LO) moved by the same frames, and the sync points
+  that count from the file's start (RELATIVE) moved back, those outside the excerpt left out.
+
+Both new chunks go after fmt, where EBU Tech 3285 puts bext, so the header is still everything
+before the data chunk (/audio's byte ranges count on it). A source chunk that cannot be used is
+left out with one warning naming the file and the reason; the audio is exported all the same.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from engine.file_metadata import wave_chunks
+
+log = logging.getLogger("soundsift.export")
+
+WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+#: format tags an extensible fmt chunk can name by a KSDATAFORMAT_SUBTYPE GUID: PCM, IEEE
+#: float, A-law, µ-law (the GUID is the tag, then :data:`_GUID_TAIL`)
+_SUBFORMAT_TAGS = (1, 3, 6, 7)
+_GUID_TAIL = bytes.fromhex("0000" "1000" "800000aa00389b71")
+#: largest bext or iXML chunk carried over (as engine.file_metadata reads them)
+MAX_CHUNK = 1 << 20
+#: the bext chunk's fixed fields (EBU Tech 3285), before its CodingHistory
+BEXT_FIXED = 602
+_TIME_REFERENCE, _VERSION, _LOUDNESS = 338, 346, 412
+#: what Tech 3285 v2 says a loudness field holds when it is "not being used"
+LOUDNESS_NOT_USED = 0x7FFF
+
+
+@dataclass(frozen=True)
+class SourceChunks:
+    """What an excerpt keeps of a WAVE source: its channel mask (None for none, or 0), the
+    valid and container bits its extensible fmt chunk gives, and its bext and iXML chunks'
+    bodies (None when it has none, or they could not be read)."""
+
+    mask: int | None = None
+    valid_bits: int = 0
+    container_bits: int = 0
+    bext: bytes | None = None
+    ixml: bytes | None = None
+
+    def __bool__(self) -> bool:
+        return self.mask is not None or self.bext is not None or self.ixml is not None
+
+
+def source_chunks(path: str | Path) -> SourceChunks:
+    """The channel mask, bext and iXML of the RIFF, RF64 or Wave64 file ``path``, wherever they
+    are (after the audio too); nothing for any other file. A bext or iXML chunk cut short by
+    the end of the file, or larger than :data:`MAX_CHUNK`, is left out with a warning naming
+    the file. OSError when the file cannot be read."""
+    found = wave_chunks(path, (b"fmt ", b"bext", b"iXML"), MAX_CHUNK)
+    mask, valid, container = None, 0, 0
+    fmt = found.get(b"fmt ")
+    if fmt is not None and len(fmt.body) >= 24 and struct.unpack_from("<H", fmt.body)[0] == WAVE_FORMAT_EXTENSIBLE:
+        container, valid, mask = struct.unpack_from("<H2xHI", fmt.body, 14)
+    bodies = {}
+    for cid, name in ((b"bext", "bext"), (b"iXML", "iXML")):
+        chunk = found.get(cid)
+        if chunk is None:
+            continue
+        if chunk.size > MAX_CHUNK:
+            log.warning("%s: its %s chunk (%d bytes, more than %d) is left out of the excerpt",
+                        path, name, chunk.size, MAX_CHUNK)
+        elif len(chunk.body) < chunk.size:
+            log.warning("%s: its %s chunk is cut short by the end of the file; it is left out of the excerpt",
+                        path, name)
+        else:
+            bodies[cid] = chunk.body
+    return SourceChunks(mask or None, valid, container, bodies.get(b"bext"), bodies.get(b"iXML"))
+
+
+def excerpt_header(path: str, header: bytes, source: SourceChunks, *, first: int, last: int,
+                   rate: int, subtype: str) -> bytes:
+    """libsndfile's WAV ``header`` (``RIFF`` … the data chunk's 8-byte head) of the excerpt of
+    frames ``first``–``last`` of ``path`` in WAV ``subtype``, with what it keeps of ``source``:
+    the fmt chunk made extensible with its mask, its bext and iXML moved to the excerpt after
+    fmt. ``header`` itself when the source has none of them. A bext or iXML chunk that cannot
+    be moved is left out, with a warning naming the file and the reason."""
+    if not source:
+        return header
+    chunks, data_at = header_chunks(header)
+    fmt = next(body for cid, body in chunks if cid == b"fmt ")
+    channels, bits = struct.unpack_from("<H", fmt, 2)[0], struct.unpack_from("<H", fmt, 14)[0]
+    extra = []
+    if source.bext is not None:
+        line = coding_history_line(subtype, rate, bits, channels, first / rate, last / rate)
+        _keep(extra, path, b"bext", lambda: excerpt_bext(source.bext, first, line))
+    if source.ixml is not None:
+        _keep(extra, path, b"iXML", lambda: excerpt_ixml(source.ixml, first, last - first, rate))
+    made = bytearray()
+    for cid, body in chunks:
+        if cid == b"fmt ":
+            made += _chunk(cid, extensible_fmt(fmt, source) if source.mask else body)
+            for extra_id, extra_body in extra:
+                made += _chunk(extra_id, extra_body)
+        else:
+            made += _chunk(cid, body)
+    riff_size = struct.unpack_from("<I", header, 4)[0] + len(made) - (data_at - 12)
+    return b"RIFF" + struct.pack("<I", riff_size) + b"WAVE" + bytes(made) + header[data_at:]
+
+
+def _keep(extra: list[tuple[bytes, bytes]], path: str, cid: bytes, make: Callable[[], bytes]) -> None:
+    """``(cid, make())`` onto ``extra``; a ValueError from ``make`` is warned of, the chunk left out."""
+    try:
+        extra.append((cid, make()))
+    except ValueError as e:
+        log.warning("%s: the excerpt is written without its %s chunk (%s)", path, cid.decode(), e)
+
+
+def header_chunks(header: bytes) -> tuple[list[tuple[bytes, bytes]], int]:
+    """The chunks (id, body) of the WAV ``header`` before its data chunk, and where that data
+    chunk's head is. RuntimeError for a header that is not RIFF WAVE chunks up to a data chunk
+    (libsndfile wrote something soundsift does not know)."""
+    chunks, pos = [], 12
+    while pos + 8 <= len(header):
+        cid, size = header[pos:pos + 4], struct.unpack_from("<I", header, pos + 4)[0]
+        if cid == b"data":
+            break
+        chunks.append((cid, header[pos + 8:pos + 8 + size]))
+        pos += 8 + size + (size & 1)
+    if header[:4] != b"RIFF" or header[8:12] != b"WAVE" or header[pos:pos + 4] != b"data":
+        raise RuntimeError(f"libsndfile wrote a WAV header soundsift does not know ({header[:64]!r})")
+    return chunks, pos
+
+
+def data_offset(wav: bytes) -> int:
+    """Where the samples of the RIFF WAVE file ``wav`` start (past its data chunk's head)."""
+    return header_chunks(wav)[1] + 8
+
+
+def _chunk(cid: bytes, body: bytes) -> bytes:
+    """A RIFF chunk: id, size, body, and a pad byte when the body's length is odd."""
+    return cid + struct.pack("<I", len(body)) + body + b"\x00" * (len(body) & 1)
+
+
+def extensible_fmt(fmt: bytes, source: SourceChunks) -> bytes:
+    """libsndfile's ``fmt`` body as WAVE_FORMAT_EXTENSIBLE with the source's channel mask (and
+    its valid bits when its container is as wide); ``fmt`` itself for a format no subformat
+    GUID names (ADPCM, GSM …: what the excerpt of such a source is written as)."""
+    tag, channels, rate, byte_rate, align, bits = struct.unpack_from("<HHIIHH", fmt)
+    if tag not in _SUBFORMAT_TAGS:
+        log.debug("a %04Xh WAV has no extensible form; the excerpt keeps no channel mask", tag)
+        return fmt
+    valid = source.valid_bits if source.container_bits == bits and 0 < source.valid_bits <= bits else bits
+    return (struct.pack("<HHIIHHHHI", WAVE_FORMAT_EXTENSIBLE, channels, rate, byte_rate, align, bits, 22,
+                        valid, source.mask or 0) + struct.pack("<I", tag) + _GUID_TAIL)
+
+
+def coding_history_line(subtype: str, rate: int, bits: int, channels: int, start: float, end: float) -> str:
+    """The CodingHistory line (EBU R 98: algorithm, sampling frequency, word length, mode, text;
+    CR LF at its end) saying soundsift cut the span ``start``–``end`` s out of the recording."""
+    algorithm = "PCM" if subtype.startswith("PCM") or subtype in ("FLOAT", "DOUBLE") else subtype
+    mode = {1: "mono", 2: "stereo"}.get(channels, "multi")
+    return f"A={algorithm},F={rate},W={bits},M={mode},T=soundsift excerpt {start:.3f}-{end:.3f} s\r\n"
+
+
+def excerpt_bext(body: bytes, first: int, line: str) -> bytes:
+    """The source's bext chunk ``body`` for an excerpt starting at its frame ``first``: its
+    TimeReference moved by ``first``, its loudness fields (version 2 and later) set to
+    :data:`LOUDNESS_NOT_USED`, ``line`` appended to its CodingHistory; the rest as it was (a
+    chunk short of the reserved bytes is completed with zeros). ValueError for a chunk too short
+    to hold a TimeReference."""
+    if len(body) < _VERSION:
+        raise ValueError(f"its bext chunk is {len(body)} bytes, too short for a TimeReference "
+                         f"({BEXT_FIXED} bytes of fixed fields)")
+    fixed = bytearray(body[:BEXT_FIXED].ljust(BEXT_FIXED, b"\x00"))
+    reference = struct.unpack_from("<Q", fixed, _TIME_REFERENCE)[0] + first
+    if reference >= 1 << 64:
+        raise ValueError("its bext TimeReference is past 64 bits once moved to the excerpt")
+    struct.pack_into("<Q", fixed, _TIME_REFERENCE, reference)
+    if struct.unpack_from("<H", fixed, _VERSION)[0] >= 2:      # measured over the whole recording
+        struct.pack_into("<5H", fixed, _LOUDNESS, *[LOUDNESS_NOT_USED] * 5)
+    history = body[BEXT_FIXED:].split(b"\x00", 1)[0]           # a NUL ends the text (and pads it)
+    if history and not history.endswith(b"\r\n"):
+        history = history.rstrip(b"\r\n") + b"\r\n"
+    made = bytes(fixed) + history + line.encode("ascii")
+    return made + b"\x00" * (len(made) & 1)                    # an even size: some readers need one
+
+
+#: iXML's 64-bit sample counts, each as a _HI and a _LO element
+_IXML_TIMESTAMP = "TIMESTAMP_SAMPLES_SINCE_MIDNIGHT"
+_IXML_TIME_REFERENCE = "BWF_TIME_REFERENCE"
+_SYNC_POINT = re.compile(rb"[ \t]*<SYNC_POINT(?:\s[^>]*)?>.*?</SYNC_POINT\s*>[ \t]*(?:\r?\n)?", re.S)
+
+
+def _element(name: str) -> re.Pattern[bytes]:
+    """An iXML element ``<name>text</name>``: group 1 is its text, blanks around it left out."""
+    n = re.escape(name.encode())
+    return re.compile(rb"<" + n + rb"(?:\s[^>]*)?>\s*([^<]*?)\s*</" + n + rb"\s*>")
+
+
+def excerpt_ixml(body: bytes, first: int, frames: int, rate: int) -> bytes:
+    """The source's iXML chunk ``body`` for the excerpt of ``frames`` frames from its frame
+    ``first``, byte for byte but for its sample counts: TIMESTAMP_SAMPLES_SINCE_MIDNIGHT (in
+    TIMESTAMP_SAMPLE_RATE samples, where it says) and BWF_TIME_REFERENCE moved on, RELATIVE
+    sync points moved back (those outside the excerpt left out, SYNC_POINT_COUNT lowered to
+    match). ValueError when one of them does not hold a number or cannot be written back."""
+    stamp_rate = _number(body, "TIMESTAMP_SAMPLE_RATE")
+    if stamp_rate is not None and not (math.isfinite(stamp_rate) and stamp_rate > 0):
+        raise ValueError(f"its iXML TIMESTAMP_SAMPLE_RATE is {stamp_rate:g}")
+    stamp_shift = first if stamp_rate in (None, rate) else round(first * stamp_rate / rate)
+    body = _moved_pair(body, _IXML_TIMESTAMP, stamp_shift)
+    body = _moved_pair(body, _IXML_TIME_REFERENCE, first)
+    return _moved_sync_points(body, first, frames)
+
+
+def _number(body: bytes, name: str) -> float | None:
+    """The number the first ``name`` element of ``body`` holds, None when there is none.
+    ValueError when it holds something else."""
+    found = _element(name).search(body)
+    if found is None:
+        return None
+    try:
+        return float(found.group(1))
+    except ValueError:
+        raise ValueError(f"its iXML {name} holds {found.group(1)[:40]!r}, not a number") from None
+
+
+def _count(text: bytes, name: str) -> int:
+    """A sample count an element holds (decimal digits). ValueError otherwise."""
+    if not re.fullmatch(rb"\d+", text):
+        raise ValueError(f"its iXML {name} holds {text[:40]!r}, not a sample count")
+    return int(text)
+
+
+def _moved_pair(body: bytes, name: str, shift: int) -> bytes:
+    """``body`` with each ``name``_HI/_LO pair (a 64-bit sample count) moved by ``shift``; a
+    _LO without _HI is a 32-bit count. ValueError when the pairs do not match up or a count
+    does not fit once moved."""
+    highs = list(_element(name + "_HI").finditer(body))
+    lows = list(_element(name + "_LO").finditer(body))
+    if highs and len(highs) != len(lows):
+        raise ValueError(f"its iXML {name}_HI and _LO do not come in pairs")
+    edits = []
+    for i, low in enumerate(lows):
+        high = highs[i] if highs else None
+        value = (_count(high.group(1), name + "_HI") << 32 if high else 0) + _count(low.group(1), name + "_LO")
+        value += shift
+        if not 0 <= value < (1 << 64 if high else 1 << 32):
+            raise ValueError(f"its iXML {name} does not fit its fields once moved to the excerpt")
+        edits.append((low.span(1), str(value & 0xFFFFFFFF).encode()))
+        if high:
+            edits.append((high.span(1), str(value >> 32).encode()))
+    return _edited(body, edits)
+
+
+def _edited(body: bytes, edits: list[tuple[tuple[int, int], bytes]]) -> bytes:
+    """``body`` with each span replaced by its bytes (spans that do not overlap)."""
+    out, at = bytearray(), 0
+    for (start, end), text in sorted(edits):
+        out += body[at:start] + text
+        at = end
+    return bytes(out + body[at:])
+
+
+def _moved_sync_points(body: bytes, first: int, frames: int) -> bytes:
+    """``body`` with its RELATIVE sync points (the default, as engine.file_metadata reads them)
+    moved back by ``first``, those that fall outside the ``frames`` of the excerpt left out and
+    SYNC_POINT_COUNT lowered by as many; ABSOLUTE ones (since midnight) stay as they are."""
+    removed = 0
+
+    def moved(point: re.Match[bytes]) -> bytes:
+        nonlocal removed
+        block = point.group(0)
+        kind = _element("SYNC_POINT_TYPE").search(block)
+        if kind is not None and kind.group(1).strip().upper() == b"ABSOLUTE":
+            return block
+        high, low = _element("SYNC_POINT_HIGH").search(block), _element("SYNC_POINT_LOW").search(block)
+        if low is None:
+            raise ValueError("its iXML has a SYNC_POINT without SYNC_POINT_LOW")
+        at = (_count(high.group(1), "SYNC_POINT_HIGH") << 32 if high else 0) + _count(low.group(1), "SYNC_POINT_LOW")
+        at -= first
+        if not 0 <= at < frames:
+            removed += 1
+            return b""
+        if high is None and at >= 1 << 32:
+            raise ValueError("its iXML SYNC_POINT_LOW does not fit once moved to the excerpt")
+        edits = [(low.span(1), str(at & 0xFFFFFFFF).encode())]
+        if high is not None:
+            edits.append((high.span(1), str(at >> 32).encode()))
+        return _edited(block, edits)
+
+    body = _SYNC_POINT.sub(moved, body)
+    count = _element("SYNC_POINT_COUNT").search(body)
+    if removed and count is not None:
+        left = max(0, _count(count.group(1), "SYNC_POINT_COUNT") - removed)
+        body = _edited(body, [(count.span(1), str(left).encode())])
+    return body
