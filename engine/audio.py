@@ -300,8 +300,6 @@ def _decoded_blocks(p: str, target_sr: int, block_seconds: float, stats: dict[st
         from engine.loudness import LevelMeter
         meter = LevelMeter(info.sample_rate, info.channels)
     block = max(1024, int(block_seconds * info.sample_rate))
-    if info.format == "MP3" and info.duration <= MP3_WHOLE_SECONDS:
-        block = info.frames + 2 * info.sample_rate      # one read (the header's count is an estimate)
     resampler = (soxr.ResampleStream(info.sample_rate, target_sr, 1, dtype="float32", quality="HQ")
                  if info.sample_rate != target_sr else None)
     total = 0
@@ -356,7 +354,7 @@ def _read_blocks(p: str, info: AudioInfo, block: int, notes: list[str] | None,
                 _skip_to(f, first, block)
             while True:
                 with _heard(heard):
-                    data = f.read(block, dtype="float32", always_2d=True)
+                    data = _read(f, block)
                 total += data.shape[0]
                 last = data.shape[0] < block
                 yield data, last
@@ -382,14 +380,57 @@ def _read_blocks(p: str, info: AudioInfo, block: int, notes: list[str] | None,
         log.warning("%s: %s", p, message)
 
 
-#: MP3s up to this long are read in one piece: libsndfile 1.2.2 gets the first ~120 samples after
-#: a read boundary wrong (up to 0.35 off) when the previous read ended in some part of an MP3
-#: frame, a click every block; 10 minutes of 48 kHz stereo is 230 MB for that read
-MP3_WHOLE_SECONDS = 600.0
+def read_frames(f: Any, frames: int, dtype: str = "float32") -> np.ndarray:
+    """Up to ``frames`` frames × channels of the open sound ``f`` from where it is, as ``dtype``
+    (fewer at its end); a float32 read of an MP3 through :func:`_read_mp3`, so reads of any
+    lengths add up to one whole read."""
+    return _read(f, frames) if dtype == "float32" else f.read(frames, dtype=dtype, always_2d=True)
+
+
+def skip_frames(f: Any, frames: int, block: int) -> None:
+    """Read ``frames`` frames of ``f`` from where it is and throw them away (``block`` at a
+    time): how an MP3 is moved on, since a seek in it is not sample-exact (:data:`EXACT_SEEK_FORMATS`)."""
+    while frames > 0:
+        got = _read(f, min(block, frames)).shape[0]
+        if got == 0:
+            return
+        frames -= got
+
+
+def _read(f: Any, frames: int) -> np.ndarray:
+    """Up to ``frames`` frames × channels float32 of the open sound ``f`` from where it is
+    (fewer at its end); an MP3 through :func:`_read_mp3`."""
+    # _read_mp3 uses soundfile's cffi internals; a soundfile without them reads as f.read
+    # (tests/test_mp3_blocks.py then fails)
+    if isinstance(f, sf.SoundFile) and f.format == "MP3" and hasattr(sf, "_snd"):
+        return _read_mp3(f, frames)
+    return f.read(frames, dtype="float32", always_2d=True)
+
+
+def _read_mp3(f: sf.SoundFile, frames: int) -> np.ndarray:
+    """``f.read(frames)`` without the seek soundfile makes after every read.
+
+    soundfile then seeks libsndfile to where the read ended (its own bookkeeping: libsndfile is
+    there already). For an MP3 libsndfile hands that seek to libmpg123, which drops the frame it
+    is decoding and decodes it again from a few frames back, not sample-exact: up to 0.4 off
+    for the rest of that frame, a click at every block boundary (and "part2_3_length too large"
+    on stderr). Without the seek, reads of any lengths add up to one whole read, sample for sample.
+    """
+    if f.seekable():                                   # as f.read: never past the end
+        frames = max(0, min(frames, f.frames - f.tell()))
+    out = np.empty((frames, f.channels), np.float32)
+    if not frames:
+        return out
+    got = sf._snd.sf_readf_float(f._file, sf._ffi.cast("float *", sf._ffi.from_buffer(out)), frames)
+    err = sf._snd.sf_error(f._file)
+    if err:
+        raise sf.LibsndfileError(err)              # as f.read raises it (a stream that breaks off)
+    return out[:got]
+
 
 #: containers whose seek lands on the exact frame (PCM, and FLAC's seek table plus decoding);
-#: libsndfile's MP3 seek was measured 0.24 off at 60 s into a file, so compressed streams are
-#: read up to the frame instead
+#: libsndfile's MP3 seek (libmpg123's) is up to 0.36 off for the next 1–13 MP3 frames, even to a
+#: frame's first sample, so compressed streams are read up to the frame instead
 EXACT_SEEK_FORMATS = {"WAV", "WAVEX", "RF64", "W64", "AIFF", "AIFC", "CAF", "AU", "FLAC"}
 
 
@@ -398,12 +439,7 @@ def _skip_to(f: Any, frame: int, block: int) -> None:
     if getattr(f, "format", None) in EXACT_SEEK_FORMATS and f.seekable():
         f.seek(frame)
         return
-    left = frame
-    while left > 0:
-        got = f.read(min(block, left), dtype="float32", always_2d=True).shape[0]
-        if got == 0:
-            return
-        left -= got
+    skip_frames(f, frame, block)
 
 
 def _salvage(p: str, start: int) -> list[np.ndarray]:

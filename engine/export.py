@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import soundfile as sf
 
-from engine.audio import check_openable, open_sound
+from engine.audio import check_openable, open_sound, read_frames, skip_frames
 from engine.errors import InvalidOutput, InvalidQuery, UnreadableAudio
 from engine.outputs import make_folder, output_folder
 from engine.wav_chunks import SourceChunks, data_offset, excerpt_header, source_chunks
@@ -147,8 +147,8 @@ def excerpt_wav(source: str | Path, start: float, end: float, *, pad: float = 0.
         with open_sound(path) as f:
             rate, frames, subtype = f.samplerate, f.frames, f.subtype
             first, last = _span_frames(path, rate, frames, start, end, pad)
-            f.seek(first)
-            data = f.read(last - first, dtype=_read_dtype(subtype), always_2d=True)
+            _go_to(f, first, 1 << 16)
+            data = read_frames(f, last - first, _read_dtype(subtype))
     except UnreadableAudio:
         raise
     except Exception as e:
@@ -282,8 +282,8 @@ def _excerpt_stream(path: str, f: Any, start: float, end: float, block_bytes: in
         first, last = _span_frames(path, rate, frames, start, end)
         dtype = _read_dtype(subtype)
         block = max(1, block_bytes // (channels * np.dtype(dtype).itemsize))
-        f.seek(first)
-        pending = f.read(min(block, last - first), dtype=dtype, always_2d=True)    # the first block
+        _go_to(f, first, block)
+        pending = read_frames(f, min(block, last - first), dtype)                   # the first block
         source = _source_chunks(path)
         stamp = _peak_time(path)
     except UnreadableAudio:
@@ -315,7 +315,7 @@ def _excerpt_stream(path: str, f: Any, start: float, end: float, block_bytes: in
             if not measured:                                   # read the span once before: its peaks
                 unread.clear()
                 try:
-                    f.seek(first)
+                    f.seek(first)                              # float: a PCM source, which seeks exactly
                     peaks, _ = _peaks(f, count, block, dtype, channels)
                 except Exception as e:
                     raise _unreadable_for_export(path, e) from e
@@ -326,13 +326,13 @@ def _excerpt_stream(path: str, f: Any, start: float, end: float, block_bytes: in
         sent = frame - frame % block                            # blocks as the whole excerpt reads them
         skip += (frame - sent) * frame_bytes
         data, ended = (unread.pop() if unread and sent == 0 else None), False
-        unread.clear()
         if data is None and sent < count:
-            _seek_block(path, f, first, sent, block, dtype)
+            _seek_block(path, f, first, sent, block, moved_on=block if unread else None)
+        unread.clear()
         while sent < count:
             if data is None and not ended:
                 try:
-                    data = f.read(min(block, count - sent), dtype=dtype, always_2d=True)
+                    data = read_frames(f, min(block, count - sent), dtype)
                 except Exception as e:
                     raise _unreadable_for_export(path, e) from e
                 if len(data) == 0:
@@ -351,19 +351,29 @@ def _excerpt_stream(path: str, f: Any, start: float, end: float, block_bytes: in
                          f.close, header_length=header_length, frame_bytes=frame_bytes, from_byte=from_byte)
 
 
-def _seek_block(path: str, f: Any, first: int, frame: int, block: int, dtype: str) -> None:
+def _go_to(f: Any, frame: int, block: int) -> None:
+    """Move the sound ``f``, just opened, to ``frame``: a seek, but an MP3 is read up to it
+    (libmpg123's seek is not sample-exact: up to 0.36 off for the next few MP3 frames)."""
+    if getattr(f, "format", None) == "MP3":
+        skip_frames(f, frame, block)
+    else:
+        f.seek(frame)
+
+
+def _seek_block(path: str, f: Any, first: int, frame: int, block: int, moved_on: int | None) -> None:
     """Move ``f`` to frame ``first + frame`` (``frame`` a multiple of ``block``) so that what is
-    read next is what reading the excerpt from its start gives: a seek where it lands exactly,
-    else the blocks before it read from ``first`` and thrown away (an MP3 read from another
-    place decodes its first samples differently)."""
+    read next is what reading the excerpt from its start gives: a seek where it lands exactly;
+    else (Ogg, MP3 …) the blocks before it read and thrown away, from where ``f`` is when it has
+    ``moved_on`` frames past ``first`` (just past the first block), else from ``first``."""
     from engine.audio import EXACT_SEEK_FORMATS
     try:
         if getattr(f, "format", None) in EXACT_SEEK_FORMATS and f.seekable():
             f.seek(first + frame)
             return
-        f.seek(first)
-        while frame > 0 and len(f.read(min(block, frame), dtype=dtype, always_2d=True)):
-            frame -= block
+        if moved_on is None or moved_on > frame:
+            f.seek(first)                       # not reached for an MP3: its part starts past the first block
+            moved_on = 0
+        skip_frames(f, frame - moved_on, block)
     except Exception as e:
         raise _unreadable_for_export(path, e) from e
 

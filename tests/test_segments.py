@@ -123,9 +123,9 @@ def test_streamed_takes_match_the_unstreamed_bounds_for_random_markers(tmp_path)
 
 
 def test_an_mp3_decodes_without_clicks_at_block_boundaries(tmp_path):
-    """libsndfile 1.2.2 gets ~120 samples wrong after a read that ends in some part of an MP3
-    frame (up to 0.35 off: a click every block); an MP3 of up to ten minutes is read in one
-    piece, so the streamed decode equals one whole read."""
+    """soundfile seeks after every read, and an MP3 seek (libmpg123's) decodes the frame again
+    not exactly (up to 0.35 off: a click every block); engine.audio reads an MP3 without that
+    seek, so the streamed decode equals one whole read (tests/test_mp3_blocks.py: more kinds)."""
     import soundfile as sf
 
     from engine.audio import iter_blocks
