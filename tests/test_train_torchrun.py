@@ -67,3 +67,18 @@ def test_without_torchrun_no_process_group_is_made(monkeypatch):
 def test_each_rank_drives_the_gpu_torchrun_names(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "3")
     assert local_device_index(rank=11) == 3     # rank 11 on the second 8-GPU node → its GPU 3
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_a_stopped_run_says_how_to_continue_it_with_as_many_processes(tmp_path, monkeypatch, world):
+    """--max-steps under torchrun: the line names the torchrun command (the same number of
+    processes resumes exactly), not a one-process `soundsift train`."""
+    from trainer import distributed
+    from trainer.loop import TrainResult
+    from ui.cli import cmd_train
+    monkeypatch.setattr(distributed, "launched_world_size", lambda: world)
+    monkeypatch.setattr(cmd_train.err_console, "width", 300)
+    with cmd_train.err_console.capture() as captured:
+        cmd_train._report(TrainResult(tmp_path, tmp_path / "model", 2, 1.0), Path("mine.json"), None, False)
+    launch = ("torchrun --standalone --nproc_per_node 2 -m ui.cli train" if world == 2 else "soundsift train")
+    assert f"stopped at step 2; continue with: {launch} mine.json --resume" in captured.get()

@@ -76,7 +76,11 @@ def _report(result: TrainResult, config: Path, out: Optional[Path], json_out: bo
     if summary["model_dir"]:
         err_console.print(f"trained {result.steps} steps in {result.seconds:.1f} s → model in {result.model_dir}")
     else:
-        err_console.print(f"stopped at step {result.steps}; continue with: soundsift train {config} --resume"
+        from trainer.distributed import launched_world_size
+        world = launched_world_size()
+        launch = (f"torchrun --standalone --nproc_per_node {world} -m ui.cli train" if world > 1
+                  else "soundsift train")               # the same number of processes resumes exactly
+        err_console.print(f"stopped at step {result.steps}; continue with: {launch} {config} --resume"
                           + (f" --out {out}" if out else ""))
     if result.validation:
         from trainer.loop import format_metrics
