@@ -271,3 +271,117 @@ def test_channel_augment_off_is_identity_and_on_is_seeded():
     b = everything(x, SR, np.random.default_rng(7))
     np.testing.assert_array_equal(a, b)
     assert a.shape == x.shape and np.isfinite(a).all() and not np.allclose(a, x, atol=1e-3)
+
+
+# --------------------------------------------------------------------------- manifest mistakes
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name == "trainer.datasets"]
+
+
+def test_manifest_synonym_columns_are_read(library, tmp_path, caplog):
+    m = tmp_path / "m.csv"
+    m.write_text(f"file,description,labels\n{library / 'sounds/beep.wav'},A beep.,beep;electronic\n")
+    [item] = read_manifest(m)
+    assert item.captions == ["A beep."] and item.tags == ["beep", "electronic"]
+    assert _warnings(caplog) == []
+    m.write_text(f"audio,captions,label\n{library / 'sounds/beep.wav'},A beep.|A tone,beep\n")
+    [item] = read_manifest(m)
+    assert item.captions == ["A beep.", "A tone"] and item.tags == ["beep"]
+
+
+def test_unused_columns_are_one_warning_naming_the_file(library, tmp_path, caplog):
+    m = tmp_path / "mine.csv"
+    rows = "".join(f"{library / 'sounds/beep.wav'},beep {n},note {n},\n" for n in range(5))
+    m.write_text("audio,caption,notes,empty\n" + rows)
+    items = read_manifest(m)
+    assert [i.captions for i in items] == [[f"beep {n}"] for n in range(5)]
+    [warning] = _warnings(caplog)                 # one per manifest, not one per row
+    assert warning == (f"{m}: column 'notes' is not used (soundsift reads audio/path/file/file_name/filename "
+                       "(the audio), captions/caption/text/description/caption_<n> (captions), "
+                       "tags/tag/labels/label (tags), source)")     # 'empty' holds nothing: not named
+
+
+def test_tags_with_commas_stay_one_tag_and_are_said_once(library, tmp_path, caplog):
+    m = tmp_path / "m.csv"
+    beep = library / "sounds/beep.wav"
+    m.write_text(f'audio,caption,tags\n{beep},x,"footsteps, recording"\n{beep},y,"a, b, c"\n{beep},z,d;e\n')
+    items = read_manifest(m)
+    assert items[0].tags == ["footsteps, recording"] and items[2].tags == ["d", "e"]
+    assert _warnings(caplog) == [
+        f"{m}: tags are separated by ';' — 'footsteps, recording' (line 2) is one tag; write "
+        "'footsteps; recording' for 2 tags (1 more row has commas but no ';' in its tags)"]
+
+
+def test_cells_written_as_lists_are_read_as_lists(library, tmp_path, caplog):
+    m = tmp_path / "m.csv"
+    beep = library / "sounds/beep.wav"
+    m.write_text(f'audio,captions,tags\n{beep},"[""A beep."", ""A tone""]","[""beep"", ""Domestic animals, pets""]"\n'
+                 f"{beep},A beep.,\"['beep', 'tone']\"\n")          # JSON, and pandas' to_csv of a list
+    items = read_manifest(m)
+    assert items[0].captions == ["A beep.", "A tone"] and items[0].tags == ["beep", "Domestic animals, pets"]
+    assert items[1].tags == ["beep", "tone"]
+    assert _warnings(caplog) == []
+
+
+def test_list_like_cell_that_is_not_a_list_is_said(library, tmp_path, caplog):
+    m = tmp_path / "m.csv"
+    m.write_text(f'audio,caption,tags,mood\n{library / "sounds/beep.wav"},x,"[beep, tone]",calm\n')
+    assert read_manifest(m)[0].tags == ["[beep, tone]"]
+    [warning] = _warnings(caplog)
+    assert warning.startswith(f"{m}: 2 things to check:\n  - column 'mood' is not used")
+    assert ("\n  - the tags cell '[beep, tone]' (line 2) looks like a list but is not a JSON list of strings, "
+            "so it is read as text; quote each item: [\"a\", \"b\"]") in warning
+
+
+def test_soundsift_own_manifests_read_without_warnings(tmp_path, caplog):
+    from trainer.caption_loop import CaptionedFile, TagScore
+    from trainer.corpus.clips import Candidate
+    from trainer.corpus.writer import WrittenClip, manifest_row
+    corpus_row = manifest_row(Candidate("esc50", "x.wav", "dog bark", ("Domestic animals, pets",), ("A dog barks.",)),
+                              WrittenClip("audio/a.flac", 1.0, 16000, 1), "train")
+    caption_row = CaptionedFile("/abs/b.wav", [TagScore("Speech", 0.9, "yamnet")], ["Someone speaks."]).manifest_row()
+    m = tmp_path / "m.jsonl"
+    m.write_text(json.dumps(corpus_row) + "\n" + json.dumps(caption_row) + "\n")
+    corpus_item, caption_item = read_manifest(m)
+    assert corpus_item.tags == ["dog bark", "Domestic animals, pets"]    # 'label' is its first tag already
+    assert corpus_item.captions == corpus_row["captions"] and corpus_item.source == "esc50"
+    assert caption_item.tags == ["Speech"] and caption_item.captions == ["Someone speaks."]
+    assert _warnings(caplog) == []
+
+
+def test_csv_header_spaces_byte_order_mark_blank_and_overfull_rows(library, tmp_path):
+    m = tmp_path / "m.csv"
+    beep = library / "sounds/beep.wav"
+    m.write_text(f"\ufeffaudio, caption\n,\n{beep},A beep\n", encoding="utf-8")
+    [item] = read_manifest(m)
+    assert item.captions == ["A beep"]
+    m.write_text(f"audio,caption,tags\n{beep},a dog, barking,dog\n")
+    with pytest.raises(InvalidDataset, match=r"m\.csv:2: 4 fields where the header has 3; quote cells"):
+        read_manifest(m)
+
+
+def test_no_captions_error_names_the_columns_not_read(library, tmp_path):
+    m = tmp_path / "m.csv"
+    m.write_text(f"audio,desc\n{library / 'sounds/beep.wav'},a beep\n")
+    with pytest.raises(InvalidDataset, match=r"m\.csv:2: .*neither captions nor tags.*its 'desc' is not read"):
+        read_manifest(m)
+
+
+def test_other_formats_read_as_before_without_warnings(tmp_path, caplog):
+    write(tmp_path / "lib" / "dog_bark" / "1.wav", tone(300, 0.2, SR), SR)
+    assert [(i.captions, i.tags) for i in read_items("folders", tmp_path / "lib")] == [([], ["dog bark"])]
+    (tmp_path / "clotho.csv").write_text("file_name,caption_1,caption_2\n1.wav,a|b,\"c, d\"\n")
+    [c] = read_items("clotho", tmp_path / "clotho.csv", audio_dir=tmp_path / "lib" / "dog_bark")
+    assert c.captions == ["a|b", "c, d"] and c.tags == []
+    buf = io.BytesIO()
+    sf.write(buf, tone(440, 0.2, SR), SR, format="WAV")
+    with tarfile.open(tmp_path / "s.tar", "w") as tar:
+        for name, data in (("k.wav", buf.getvalue()),
+                           ("k.json", json.dumps({"text": "a|b", "tags": "x, y", "extra": 1}).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    [w] = read_items("webdataset", tmp_path / "s.tar")
+    assert w.captions == ["a|b"] and w.tags == ["x, y"]
+    assert _warnings(caplog) == []

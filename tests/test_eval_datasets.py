@@ -199,3 +199,47 @@ def test_classification_errors_name_the_row(tmp_path):
 def test_label_text():
     assert label_text("  dog_bark ") == "dog bark"
     assert label_text("crackling__fire") == "crackling fire"
+
+
+# --------------------------------------------------------------------------- training manifests
+def test_manifest_is_read_as_the_trainer_reads_it(tmp_path):
+    from trainer.datasets import read_manifest
+    for n in range(10):
+        wav(tmp_path / f"{n}.wav")
+    csv = csv_file(tmp_path / "finetune.csv", "audio,caption,tags\n" + "".join(
+        f"{n}.wav,footsteps {n}|the sound of footsteps {n},steps\n" for n in range(10)))
+    ds = load_retrieval(csv)
+    assert ds.format == "manifest" and len(ds.audio_paths) == 10 and len(ds.captions) == 20
+    assert ds.captions[:2] == ["footsteps 0", "the sound of footsteps 0"] and ds.caption_audio[:4] == [0, 0, 1, 1]
+    items = read_manifest(csv)
+    assert ds.captions == [c for i in items for c in i.captions]
+    assert ds.audio_paths == [Path(i.audio) for i in items]
+
+
+def test_caption_and_corpus_manifests_jsonl(tmp_path):
+    from trainer.caption_loop import CaptionedFile, TagScore
+    from trainer.corpus.clips import Candidate
+    from trainer.corpus.writer import WrittenClip, manifest_row
+    wav(tmp_path / "audio" / "a.flac"); b = wav(tmp_path / "b.wav")
+    rows = [manifest_row(Candidate("esc50", "x.wav", "dog", (), ("A dog barks.",)),
+                         WrittenClip("audio/a.flac", 0.1, SR, 1), "test"),
+            CaptionedFile(str(b), [TagScore("Speech", 0.9, "yamnet")], ["Speech.", "Someone speaks."]).manifest_row(),
+            {"audio": "b.wav", "tags": "rain; wind"}]             # tags only: training's caption for them
+    m = tmp_path / "blat.jsonl"
+    m.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ds = load_retrieval(m)
+    assert ds.audio_paths == [tmp_path / "audio" / "a.flac", b]
+    assert ds.captions == rows[0]["captions"] + ["Speech.", "Someone speaks.", "This is a sound of rain and wind."]
+    assert ds.caption_audio == [0] * len(rows[0]["captions"]) + [1, 1, 1]
+
+
+def test_manifest_synonyms_tsv_and_missing_audio(tmp_path):
+    wav(tmp_path / "a.wav")
+    tsv = tmp_path / "m.tsv"
+    tsv.write_text("file\tdescription\na.wav\tA tone\n")
+    ds = load_retrieval(tsv)
+    assert ds.captions == ["A tone"] and ds.audio_paths == [tmp_path / "a.wav"]
+    csv = csv_file(tmp_path / "m.csv", "audio,captions\na.wav,x\n\ngone.wav,y|z\nalso.wav,w\n")
+    with pytest.raises(InvalidDataset) as e:
+        load_retrieval(csv, tmp_path)
+    assert "line 4: audio file 'gone.wav' not found" in str(e.value) and "1 more" in str(e.value)

@@ -12,11 +12,16 @@ hands the dataset ``(epoch, index)`` keys, so results do not depend on worker co
 a resumed run sees exactly the batches the uninterrupted run would have seen.
 
 Formats
-  manifest  .jsonl: one object per line, ``audio`` (or ``path``/``file``), ``caption`` /
-            ``captions`` / ``text`` (string or list), optional ``tags`` (list or
-            ``;``-separated), optional ``source``. .csv: the same column names; several
-            captions in one cell are separated by ``|``, tags by ``;``.
-            Relative audio paths are relative to the manifest's folder.
+  manifest  .jsonl: one object per line, ``audio`` (or ``path``/``file``/``file_name``/
+            ``filename``), ``captions`` / ``caption`` / ``text`` / ``description`` (string or
+            list; also ``caption_1`` …), optional ``tags`` / ``tag`` / ``labels`` / ``label``
+            (list or ``;``-separated), optional ``source``. .csv/.tsv: the same column names;
+            several captions in one cell are separated by ``|``, tags by ``;``; a cell written
+            as a list (``["a", "b"]``, or ``['a', 'b']`` as pandas writes one) is that list.
+            Relative audio paths are relative to the manifest's folder. Columns not read
+            (but for soundsift's own bookkeeping: split, origin, duration, …), tags with
+            commas but no ``;``, and list-like cells that are not lists are said in one
+            warning per manifest. The evaluator reads these manifests with this reader.
   folders   ``root/<label>/*.wav``: the folder name is the tag.
   clotho    Clotho CSV (``file_name, caption_1 … caption_5``) with an audio folder.
   webdataset  uncompressed ``.tar`` shards: ``<key>.flac|wav|mp3|ogg`` + ``<key>.json``
@@ -25,6 +30,7 @@ Formats
 """
 from __future__ import annotations
 
+import ast
 import csv
 import glob
 import io
@@ -51,7 +57,15 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("manifest", "folders", "clotho", "webdataset")
 _AUDIO_KEYS = ("audio", "path", "file", "file_name", "filename")
-_CAPTION_KEYS = ("captions", "caption", "text")
+_CAPTION_KEYS = ("captions", "caption", "text", "description")   # and caption_1, caption_2 …
+_TAG_KEYS = ("tags", "tag", "labels", "label")
+#: columns soundsift's own manifests carry (``corpus build``, ``caption --out``) that describe the
+#: file rather than what it sounds like: read by nothing here, and not worth a warning
+_BOOKKEEPING_KEYS = ("split", "origin", "duration", "sample_rate", "channels", "tag_scores")
+#: the columns a manifest is read from, as messages name them
+MANIFEST_COLUMNS = ("/".join(_AUDIO_KEYS) + " (the audio), " + "/".join(_CAPTION_KEYS)
+                    + "/caption_<n> (captions), " + "/".join(_TAG_KEYS) + " (tags), source")
+_JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 
 
 @dataclass(frozen=True)
@@ -101,60 +115,244 @@ def _split(value: Any, sep: str) -> list[str]:
     return [v.strip() for v in str(value).split(sep) if v.strip()]
 
 
+def _list_cell(text: str) -> list[str] | None:
+    """A cell written as a list of strings (JSON ``["a", "b"]``, or Python's ``['a', 'b']`` as
+    pandas writes a list column to CSV) as that list; None for any other text."""
+    s = text.strip()
+    if not (s.startswith("[") and s.endswith("]")):
+        return None
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            value = parse(s)
+        except Exception:   # noqa: BLE001 — any text that is not such a list is read as text
+            continue
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return [v.strip() for v in value if v.strip()]
+    return None
+
+
+def _looks_listed(text: str) -> bool:
+    s = text.strip()
+    return s.startswith("[") and s.endswith("]") and any(c in s for c in ",\"'")
+
+
+class _ManifestNotes:
+    """What one manifest's rows did that its author may not have meant: said once, after the last row."""
+
+    def __init__(self) -> None:
+        self.unused: dict[str, str] = {}                 # column not read → first row holding a value
+        self.comma_tags: list[tuple[str, str]] = []      # (where, cell): commas but no ';'
+        self.bad_lists: list[tuple[str, str, str]] = []  # (where, column, cell): [ … ] but not a list
+        self.lists: list[tuple[str, str, str]] = []      # (where, column, cell) read as lists
+
+    def row(self, where: str, row: dict[str, Any]) -> None:
+        for key, value in row.items():
+            if (key not in self.unused and not _is_read(key) and key not in _BOOKKEEPING_KEYS
+                    and value is not None and str(value).strip() and str(value).strip() not in ("[]", "{}")):
+                self.unused[key] = where
+
+    def warning(self, path: Path) -> str | None:
+        parts = []
+        if self.unused:
+            names = ", ".join(repr(k) for k in self.unused)
+            parts.append(f"{'columns' if len(self.unused) > 1 else 'column'} {names} "
+                         f"{'are' if len(self.unused) > 1 else 'is'} not used (soundsift reads {MANIFEST_COLUMNS})")
+        if self.comma_tags:
+            where, cell = self.comma_tags[0]
+            split = [t.strip() for t in cell.split(",") if t.strip()]
+            more = len(self.comma_tags) - 1
+            parts.append(f"tags are separated by ';' — {cell.strip()!r} (line {_line(where)}) is one tag; "
+                         f"write {'; '.join(split)!r} for {len(split)} tags"
+                         + (f" ({more} more {_rows(more)} {'has' if more == 1 else 'have'} commas but no ';' "
+                            f"in {'its' if more == 1 else 'their'} tags)" if more else ""))
+        if self.bad_lists:
+            where, key, cell = self.bad_lists[0]
+            more = len(self.bad_lists) - 1
+            parts.append(f"the {key} cell {cell.strip()!r} (line {_line(where)}) looks like a list but is not "
+                         "a JSON list of strings, so it is read as text"
+                         + (f" ({more} more such {'cell' if more == 1 else 'cells'})" if more else "")
+                         + "; quote each item: [\"a\", \"b\"]")
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return f"{path}: {parts[0]}"
+        return f"{path}: {len(parts)} things to check:" + "".join(f"\n  - {p}" for p in parts)
+
+
+def _rows(n: int) -> str:
+    return "row" if n == 1 else "rows"
+
+
+def _line(where: str) -> str:
+    return where.rsplit(":", 1)[-1]
+
+
+def _is_read(key: Any) -> bool:
+    return isinstance(key, str) and (key in _AUDIO_KEYS or key in _CAPTION_KEYS or key in _TAG_KEYS
+                                     or key == "source" or key.startswith("caption_"))
+
+
+def _cell_values(row: dict[str, Any], key: str, sep: str, where: str, notes: _ManifestNotes | None) -> list[str]:
+    """The values of one caption or tag cell: a list as it is, a cell written as a list as that
+    list, else the text split at ``sep``."""
+    value = row.get(key)
+    if value is None or isinstance(value, (list, tuple)):
+        return _split(value, sep)
+    text = str(value)
+    listed = _list_cell(text)
+    if listed is not None:
+        if notes is not None:
+            notes.lists.append((where, key, text))
+        return listed
+    if notes is not None:
+        if _looks_listed(text):
+            notes.bad_lists.append((where, key, text))
+        elif sep == ";" and "," in text and ";" not in text:
+            notes.comma_tags.append((where, text))
+    return _split(text, sep)
+
+
 def row_audio(row: dict[str, Any]) -> str | None:
     """A manifest row's audio path as written (``audio``, ``path``, ``file`` …), or None."""
-    audio = next((row[k] for k in _AUDIO_KEYS if row.get(k)), None)
-    return str(audio) if audio else None
+    audio = next((str(row[k]).strip() for k in _AUDIO_KEYS if row.get(k) and str(row[k]).strip()), None)
+    return audio or None
 
 
-def row_tags(row: dict[str, Any]) -> list[str]:
-    """A manifest row's tags (a list, or one ``;``-separated string), in order."""
-    return _split(row.get("tags", row.get("tag")), ";")
+def row_tags(row: dict[str, Any], where: str = "", notes: _ManifestNotes | None = None) -> list[str]:
+    """A manifest row's tags in order, from ``tags``, ``tag``, ``labels`` and ``label``: each a
+    list, a cell written as a list (``["a", "b"]``), or text with the tags separated by ``;``."""
+    tags = [t for key in _TAG_KEYS for t in _cell_values(row, key, ";", where, notes)]
+    return list(dict.fromkeys(tags))
 
 
-def _row_to_item(row: dict[str, Any], base: Path, where: str, *, caption_sep: str) -> Item:
+def row_captions(row: dict[str, Any], caption_sep: str, where: str = "",
+                 notes: _ManifestNotes | None = None) -> list[str]:
+    """A manifest row's captions in order, without repeats: ``captions``, ``caption``, ``text``,
+    ``description`` (each a list, a cell written as a list, or text with captions separated by
+    ``caption_sep``), then ``caption_1``, ``caption_2`` …"""
+    captions = [c for key in _CAPTION_KEYS for c in _cell_values(row, key, caption_sep, where, notes)]
+    captions += [str(row[k]).strip() for k in sorted(k for k in row if isinstance(k, str))
+                 if k.startswith("caption_") and row[k] is not None and str(row[k]).strip()]
+    return list(dict.fromkeys(captions))
+
+
+def looks_like_manifest(columns: Sequence[str]) -> bool:
+    """Whether a table with these columns is a manifest :func:`read_manifest` reads: an audio
+    column and a caption or tag column."""
+    cols = [c for c in columns if isinstance(c, str)]
+    return any(k in cols for k in _AUDIO_KEYS) and any(
+        k in _CAPTION_KEYS or k in _TAG_KEYS or k.startswith("caption_") for k in cols)
+
+
+def _row_to_item(row: dict[str, Any], base: Path, where: str, *, caption_sep: str,
+                 notes: _ManifestNotes | None = None) -> Item:
     audio = row_audio(row)
     if not audio:
         raise InvalidDataset(f"{where}: no audio path (expected a column/key named "
                              f"{', '.join(repr(k) for k in _AUDIO_KEYS)})")
-    captions: list[str] = []
-    for key in _CAPTION_KEYS:
-        captions += _split(row.get(key), caption_sep)
-    captions += [str(row[k]).strip() for k in sorted(row) if k.startswith("caption_") and row[k]]
-    tags = row_tags(row)
+    captions = row_captions(row, caption_sep, where, notes)
+    tags = row_tags(row, where, notes)
     if not captions and not tags:
-        raise InvalidDataset(f"{where}: {audio} has neither captions nor tags; give it a 'caption' or 'tags'")
-    path = Path(str(audio)).expanduser()
+        unread = [k for k, v in row.items() if not _is_read(k) and v is not None and str(v).strip()]
+        hint = f"; its {', '.join(repr(k) for k in unread)} {'is' if len(unread) == 1 else 'are'} not read" \
+            if unread else ""
+        raise InvalidDataset(f"{where}: {audio} has neither captions nor tags; give it a 'caption' or 'tags' "
+                             f"(a manifest is read from {MANIFEST_COLUMNS}){hint}")
+    path = Path(audio).expanduser()
     if not path.is_absolute():
         path = base / path
-    return Item(str(path), list(dict.fromkeys(captions)), tags, str(row.get("source") or ""))
+    return Item(str(path), captions, tags, str(row.get("source") or "").strip())
 
 
-def manifest_rows(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """``("<path>:<line>", raw row)`` for each row of a ``.jsonl`` or ``.csv``/``.tsv`` manifest."""
-    path = Path(path)
+def _manifest_kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in _JSONL_SUFFIXES:
+        return "jsonl"
+    if suffix in (".csv", ".tsv"):
+        return suffix[1:]
+    raise InvalidDataset(f"{path}: unknown manifest type; use .jsonl or .csv")
+
+
+def _numbered_rows(path: Path, kind: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line, raw row)`` of a manifest; ``kind`` ("jsonl", "csv", "tsv") overrides the suffix."""
     if not path.is_file():
         raise InvalidDataset(f"{path}: manifest not found")
-    if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        for n, row in iter_objects(path):
-            yield f"{path}:{n}", row
-    elif path.suffix.lower() in (".csv", ".tsv"):
-        with path.open(encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-            for n, row in enumerate(reader, 2):
-                yield f"{path}:{n}", row
-    else:
-        raise InvalidDataset(f"{path}: unknown manifest type; use .jsonl or .csv")
+    kind = kind or _manifest_kind(path)
+    if kind == "jsonl":
+        yield from iter_objects(path)
+        return
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:    # -sig: a spreadsheet's byte-order mark
+            reader = csv.DictReader(f, delimiter="\t" if kind == "tsv" else ",")
+            if reader.fieldnames:
+                reader.fieldnames = [h.strip() for h in reader.fieldnames]   # "audio, caption"
+            for row in reader:
+                extra = row.pop(None, None)     # cells beyond the header's
+                if extra and any(str(v).strip() for v in extra):
+                    raise InvalidDataset(
+                        f"{path}:{reader.line_num}: {len(reader.fieldnames) + len(extra)} fields where the "
+                        f"header has {len(reader.fieldnames)}; quote cells that contain commas")
+                if not any(v and v.strip() for v in row.values()):
+                    continue                    # a blank row (",,")
+                yield reader.line_num, row
+    except UnicodeDecodeError as e:
+        raise InvalidDataset(f"{path}: not UTF-8 text ({e.reason}); save the manifest as UTF-8") from e
+    except csv.Error as e:
+        raise InvalidDataset(f"{path}: malformed CSV ({e})") from e
 
 
-def read_manifest(path: str | Path) -> list[Item]:
-    """Items of a ``.jsonl`` or ``.csv`` manifest (see the module docstring)."""
+def manifest_rows(path: str | Path, kind: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``("<path>:<line>", raw row)`` for each row of a ``.jsonl`` or ``.csv``/``.tsv`` manifest
+    (blank rows passed over; a row with more cells than the header is an error)."""
     path = Path(path)
-    caption_sep = "|" if path.suffix.lower() in (".csv", ".tsv") else "\n"
-    items = [_row_to_item(row, path.parent, where, caption_sep=caption_sep) for where, row in manifest_rows(path)]
-    if not items:
+    for n, row in _numbered_rows(path, kind):
+        yield f"{path}:{n}", row
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One manifest row as read: where it is, its audio as written, and its item."""
+
+    line: int
+    audio: str
+    item: Item
+
+
+def read_manifest_entries(path: str | Path, audio_dir: str | Path | None = None, *,
+                          kind: str | None = None) -> list[ManifestEntry]:
+    """Every row of a manifest as a :class:`ManifestEntry` (see :func:`read_manifest`);
+    ``kind`` ("jsonl", "csv", "tsv") reads the file as that whatever its suffix."""
+    path = Path(path)
+    base = Path(audio_dir) if audio_dir is not None else path.parent
+    kind = kind or _manifest_kind(path)
+    caption_sep = "\n" if kind == "jsonl" else "|"
+    notes = _ManifestNotes()
+    entries = []
+    for n, row in _numbered_rows(path, kind):
+        where = f"{path}:{n}"
+        notes.row(where, row)
+        item = _row_to_item(row, base, where, caption_sep=caption_sep, notes=notes)
+        entries.append(ManifestEntry(n, row_audio(row) or "", item))
+    if not entries:
         raise InvalidDataset(f"{path}: manifest is empty")
-    return items
+    warning = notes.warning(path)
+    if warning:
+        log.warning("%s", warning)
+    if notes.lists:
+        where, key, cell = notes.lists[0]
+        log.info("%s: %d caption/tag cells written as lists (e.g. %s %r, line %s) read as lists",
+                 path, len(notes.lists), key, cell.strip(), _line(where))
+    return entries
+
+
+def read_manifest(path: str | Path, audio_dir: str | Path | None = None) -> list[Item]:
+    """Items of a ``.jsonl`` or ``.csv``/``.tsv`` manifest (see the module docstring); relative
+    audio paths against ``audio_dir`` (default: the manifest's folder).
+
+    Columns it does not read, tags that hold commas but no ``;``, and cells that look like a list
+    but are not one are said in one warning per manifest.
+    """
+    return [e.item for e in read_manifest_entries(path, audio_dir)]
 
 
 def read_class_folders(root: str | Path) -> list[Item]:

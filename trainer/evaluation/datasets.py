@@ -8,8 +8,12 @@ Retrieval (captions):
     the stems ``<youtube_id>_<start_time>``, ``Y<youtube_id>_<start_time>``,
     ``Y<youtube_id>``, ``<youtube_id>``, then ``<audiocap_id>`` of any of its rows
     (``start_time`` as written and as an integer, e.g. ``30`` for ``30.0``).
-  * **manifest**   ``audio, caption`` (CSV, or JSON Lines with those keys); several rows
-    per audio allowed. ``audio`` is relative to ``audio_dir`` unless absolute.
+  * **manifest**   a training manifest, read by :func:`trainer.datasets.read_manifest_entries`
+    (what ``soundsift train`` reads: ``audio, caption`` or ``audio, captions, tags`` …, CSV
+    with several captions in a cell separated by ``|``, or JSON Lines as ``corpus build`` and
+    ``caption --out`` write them); several rows per audio allowed. A row's captions are its
+    queries; a row with tags only has the caption training gives it ("This is a sound of
+    …"). ``audio`` is relative to ``audio_dir`` unless absolute.
 
 Zero-shot classification (labels; underscores in labels become spaces):
   * **ESC-50**     ``filename, fold, target, category, …`` — audio at ``<audio_dir>/<filename>``.
@@ -30,7 +34,10 @@ from typing import Iterator
 
 from engine.audio import AUDIO_EXTENSIONS
 from engine.errors import InvalidDataset
+from trainer.datasets import looks_like_manifest, read_manifest_entries
 from trainer.jsonl import iter_objects
+
+_JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")   # as trainer.datasets reads them
 
 
 @dataclass
@@ -70,11 +77,11 @@ def _read_rows(path: Path) -> tuple[list[str], list[_Row]]:
     """Header and rows of a CSV (or JSON Lines) file; every cell stripped."""
     if not path.is_file():
         raise InvalidDataset(f"{path}: no such file; pass the dataset's CSV")
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
+    if path.suffix.lower() in _JSONL_SUFFIXES:
         return _read_jsonl(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
+            reader = csv.reader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
             header = next(reader, None)
             if not header:
                 raise InvalidDataset(f"{path}: empty file; expected a header row")
@@ -174,12 +181,13 @@ def load_retrieval(csv_path: str | Path, audio_dir: str | Path | None = None) ->
         fmt, pairs = "clotho", _clotho_pairs(path, rows, root, caption_cols)
     elif {"youtube_id", "start_time", "caption"} <= cols:
         fmt, pairs = "audiocaps", _audiocaps_pairs(path, rows, root)
-    elif {"audio", "caption"} <= cols:
-        fmt, pairs = "manifest", _manifest_pairs(path, rows, root)
+    elif looks_like_manifest(header):
+        fmt, pairs = "manifest", _manifest_pairs(path, root)
     else:
         raise InvalidDataset(
             f"{path}: unrecognised header {header}; expected Clotho (file_name, caption_1…caption_5), "
-            "AudioCaps (audiocap_id, youtube_id, start_time, caption) or a manifest (audio, caption)")
+            "AudioCaps (audiocap_id, youtube_id, start_time, caption) or a training manifest "
+            "(audio, caption; or audio, captions, tags …)")
     audio_index: dict[Path, int] = {}
     captions: list[str] = []
     caption_audio: list[int] = []
@@ -202,15 +210,18 @@ def _clotho_pairs(path: Path, rows: list[_Row], root: Path, caption_cols: list[s
     return pairs
 
 
-def _manifest_pairs(path: Path, rows: list[_Row], root: Path) -> list[tuple[Path, str]]:
+def _manifest_pairs(path: Path, root: Path) -> list[tuple[Path, str]]:
+    """(audio, caption) of each caption of a training manifest, read as the trainer reads it."""
+    suffix = path.suffix.lower()
+    kind = "jsonl" if suffix in _JSONL_SUFFIXES else "tsv" if suffix == ".tsv" else "csv"
     missing = _Missing(path, root)
     pairs = []
-    for row in rows:
-        name = _cell(path, row, "audio")
-        audio = _resolve(root, name)
+    for entry in read_manifest_entries(path, root, kind=kind):
+        audio = Path(entry.item.audio)
         if not audio.is_file():
-            missing.add(row.line, repr(name))
-        pairs.append((audio, _cell(path, row, "caption")))
+            missing.add(entry.line, repr(entry.audio))
+        captions = entry.item.captions or [entry.item.caption(None)]   # tags only: training's caption
+        pairs.extend((audio, caption) for caption in captions)
     missing.raise_if_any()
     return pairs
 
