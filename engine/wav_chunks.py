@@ -27,6 +27,7 @@ import logging
 import math
 import re
 import struct
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -81,14 +82,30 @@ def source_chunks(path: str | Path) -> SourceChunks:
         if chunk is None:
             continue
         if chunk.size > MAX_CHUNK:
-            log.warning("%s: its %s chunk (%d bytes, more than %d) is left out of the excerpt",
-                        path, name, chunk.size, MAX_CHUNK)
+            _warn_once(f"{path}: its {name} chunk ({chunk.size} bytes, more than {MAX_CHUNK}) is left out "
+                       "of the excerpt")
         elif len(chunk.body) < chunk.size:
-            log.warning("%s: its %s chunk is cut short by the end of the file; it is left out of the excerpt",
-                        path, name)
+            _warn_once(f"{path}: its {name} chunk is cut short by the end of the file; it is left out of the excerpt")
         else:
             bodies[cid] = chunk.body
     return SourceChunks(mask or None, valid, container, bodies.get(b"bext"), bodies.get(b"iXML"))
+
+
+#: warnings already given in this process (a player asks /audio for a preview several times, in
+#: byte ranges: the same broken chunk is said once), at most this many remembered
+_WARNED: OrderedDict[str, None] = OrderedDict()
+_WARNED_MAX = 1024
+
+
+def _warn_once(message: str) -> None:
+    """Log ``message`` as a warning unless this process already has (then at debug level)."""
+    if message in _WARNED:
+        log.debug("%s (said before)", message)
+        return
+    _WARNED[message] = None
+    if len(_WARNED) > _WARNED_MAX:
+        _WARNED.popitem(last=False)
+    log.warning("%s", message)
 
 
 def excerpt_header(path: str, header: bytes, source: SourceChunks, *, first: int, last: int,
@@ -126,7 +143,7 @@ def _keep(extra: list[tuple[bytes, bytes]], path: str, cid: bytes, make: Callabl
     try:
         extra.append((cid, make()))
     except ValueError as e:
-        log.warning("%s: the excerpt is written without its %s chunk (%s)", path, cid.decode(), e)
+        _warn_once(f"{path}: the excerpt is written without its {cid.decode()} chunk ({e})")
 
 
 def header_chunks(header: bytes) -> tuple[list[tuple[bytes, bytes]], int]:
