@@ -21,7 +21,7 @@ import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 from engine.audio import open_sound
 from engine.ffmpeg_audio import FFMPEG_EXTENSIONS, FFmpegSound
@@ -260,55 +260,34 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
     head = f.read(12)
     if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
         return out
-    data_size64: int | None = None
     rate, cues, names, lengths = 0, {}, {}, {}
     time_reference: int | None = None                 # bext's, in samples since midnight
     block, data_size, sync_points = 0, None, []
-    for _ in range(_MAX_CHUNKS):
-        chunk = f.read(8)
-        if len(chunk) < 8:
-            break
-        cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-        if cid == b"ds64" and size >= 16:    # RF64: the 64-bit sizes, the data chunk's second
-            body = f.read(size)
-            data_size64 = struct.unpack("<Q", body[8:16])[0] if len(body) >= 16 else None
-            f.seek(size & 1, 1)
-            continue
-        if size == 0xFFFFFFFF:               # a size kept in ds64 (the data chunk's, in RF64)
-            if cid != b"data" or data_size64 is None:
-                break
-            size = data_size64
+    for cid, size in _chunk_heads(f):
         if cid == b"bext":
             body = f.read(min(size, 346))
             out.update(description=_text(body[:256]), originator=_text(body[256:288]))
             if len(body) >= 346:              # TimeReference: the samples since midnight at the file's start
                 time_reference = struct.unpack("<Q", body[338:346])[0]
-            f.seek(size - len(body) + (size & 1), 1)
         elif cid == b"LIST" and size <= _MAX_TEXT_CHUNK:
             body = f.read(size)
             out.update(_info(body))
             names.update(_labels(body))
             lengths.update(_region_lengths(body))
-            f.seek(size & 1, 1)
         elif cid == b"fmt " and size >= 8:
             body = f.read(size)
             rate = struct.unpack("<I", body[4:8])[0]
             block = struct.unpack("<H", body[12:14])[0] if len(body) >= 14 else 0
-            f.seek(size & 1, 1)
         elif cid == b"cue " and size <= _MAX_TEXT_CHUNK:
             cues = _cue_points(f.read(size))
-            f.seek(size & 1, 1)
         elif cid == b"iXML" and size <= _MAX_TEXT_CHUNK:
             try:
                 root = _parse_xml(f.read(size).split(b"\x00", 1)[0])
                 out.ixml, sync_points = _ixml_fields(root), ixml_sync_points(root)
             except ValueError as e:
                 _report(problems, path, f"iXML chunk not read ({e})")
-            f.seek(size & 1, 1)
-        else:
-            if cid == b"data":
-                data_size = size
-            f.seek(size + (size & 1), 1)
+        elif cid == b"data":
+            data_size = size
     if rate and cues and names:
         named = sorted((offset, cue) for cue, offset in cues.items() if cue in names)[:MAX_MARKERS]
         out.marker_list = [Marker(offset / rate, names[cue], lengths[cue] / rate if lengths.get(cue) else None)
@@ -360,43 +339,51 @@ def wave_chunks(path: str | Path, wanted: tuple[bytes, ...], limit: int = _MAX_T
 def _wave_chunks(f: BinaryIO, wanted: tuple[bytes, ...], limit: int, wave64: bool) -> dict[bytes, WaveChunk]:
     """:func:`wave_chunks` of the open file ``f``, at its first chunk."""
     found: dict[bytes, WaveChunk] = {}
+    for cid, size in _chunk_heads(f, wave64):
+        if cid in wanted and cid not in found:
+            body = f.read(size) if size <= limit else b""
+            found[cid] = WaveChunk(cid, size, body)
+            if len(body) < size and size <= limit:     # the file ends inside it
+                break
+            if len(found) == len(set(wanted)):
+                break
+    return found
+
+
+def _chunk_heads(f: BinaryIO, wave64: bool = False) -> Iterator[tuple[bytes, int]]:
+    """The chunks of a RIFF or RF64 (or, ``wave64``, Sony Wave64) WAVE file from ``f``'s place
+    (past its form header), as ``(id, size)`` with ``f`` at the chunk's body: whatever the caller
+    reads of it, the next comes from the chunk after. An RF64 data chunk's size is its ds64
+    chunk's (ds64 itself is not given); a Wave64 id is its GUID's four letters where the GUID
+    is a RIFF id's. Ends at the file's end, at a size it cannot know, or after :data:`_MAX_CHUNKS`."""
     data_size64: int | None = None
     for _ in range(_MAX_CHUNKS):
         if wave64:          # a 16-byte GUID and a 64-bit size counting the 24-byte head; 8-byte aligned
             head = f.read(24)
             if len(head) < 24:
-                break
+                return
             size = struct.unpack("<Q", head[16:24])[0] - 24
             cid = head[:4] if head[4:16] == _W64_SUFFIX else head[:16]
             pad = -size % 8
         else:
             head = f.read(8)
             if len(head) < 8:
-                break
+                return
             cid, size = head[:4], struct.unpack("<I", head[4:])[0]
-            if cid == b"ds64" and size >= 16:      # RF64: the data chunk's 64-bit size, second
-                body = f.read(size)
-                data_size64 = struct.unpack("<Q", body[8:16])[0] if len(body) >= 16 else None
-                f.seek(size & 1, 1)
-                continue
             if size == 0xFFFFFFFF:                 # a size kept in ds64 (the data chunk's, in RF64)
                 if cid != b"data" or data_size64 is None:
-                    break
+                    return
                 size = data_size64
             pad = size & 1
         if size < 0:
-            break
-        if cid in wanted and cid not in found:
-            body = f.read(size) if size <= limit else b""
-            found[cid] = WaveChunk(cid, size, body)
-            if len(body) < size and size <= limit:     # the file ends inside it
-                break
-            f.seek(size - len(body) + pad, 1)
-            if len(found) == len(set(wanted)):
-                break
+            return
+        start = f.tell()
+        if cid == b"ds64" and not wave64 and size >= 16:    # RF64: the 64-bit sizes, the data chunk's second
+            body = f.read(size)
+            data_size64 = struct.unpack("<Q", body[8:16])[0] if len(body) >= 16 else None
         else:
-            f.seek(size + pad, 1)
-    return found
+            yield cid, size
+        f.seek(start + size + pad)
 
 
 def named_markers(source: str | Path | BinaryIO) -> list[Marker]:
