@@ -201,3 +201,55 @@ def test_two_ranks_train_like_one_process_with_the_global_batch(tmp_path, toy_it
     np.testing.assert_allclose(losses[0], single.losses, rtol=1e-5)
     np.testing.assert_allclose(losses[1], single.losses, rtol=1e-5)
     assert (tmp_path / "two" / "run" / "model" / "model.safetensors").is_file()   # written by rank 0
+
+
+def test_a_resume_with_another_number_of_processes_is_told(tmp_path, toy_items, caplog):
+    """A checkpoint keeps how many processes wrote it; resuming with another count (a torchrun
+    run of 2 resumed as one process) continues, with a warning that the global batch changed."""
+    import logging
+
+    from trainer.loop import STATE_FILE
+    train, _ = datasets(toy_items)
+    cfg = make_cfg(tmp_path, steps=4, checkpoint_every=2)
+    fit(TinyClap(), train, cfg, max_steps=2)
+    state_file = latest_checkpoint(cfg.out_dir) / STATE_FILE
+    state = torch.load(state_file, weights_only=True)
+    assert state["world_size"] == 1
+    caplog.set_level(logging.WARNING, logger="trainer.loop")
+    assert fit(TinyClap(), train, cfg, max_steps=3, resume=True).steps == 3
+    assert not [r for r in caplog.records if "process" in r.getMessage()]
+    state = torch.load(latest_checkpoint(cfg.out_dir) / STATE_FILE, weights_only=True)
+    state["world_size"] = 2                                     # as rank 0 of a torchrun of 2 writes it
+    torch.save(state, latest_checkpoint(cfg.out_dir) / STATE_FILE)
+    assert fit(TinyClap(), train, cfg, resume=True).steps == 4
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("written by a run of 2 processes and this one has 1 (global batch "
+               f"{2 * cfg.batch_size} → {cfg.batch_size})" in m and "resume it with 2" in m for m in said), said
+
+
+def test_validation_counts_clips_sharing_a_caption_as_right_answers(monkeypatch):
+    """A labelled validation set (clips share captions): perfect embeddings score 1 both ways."""
+    import trainer.loop as loop
+    items = [Item("a.wav", ["footsteps"]), Item("b.wav", ["Footsteps "]),
+             Item("c.wav", ["rain", "light rain"]), Item("d.wav", ["light rain"])]
+    e = np.eye(3, dtype=np.float32)
+    key = {"footsteps": e[0], "rain": e[1], "light rain": e[2]}
+    audio = np.stack([e[0], e[0], (e[1] + e[2]) / np.sqrt(2), e[2]])
+    text = np.stack([key[it.captions[0].strip().lower()] for it in items])
+    monkeypatch.setattr(loop, "embed_dataset", lambda *a, **k: (audio, text))
+    got = validate(TinyClap(), AudioTextDataset(items, SR, 0.5, train=False))
+    perfect = {"R@1": 1.0, "R@5": 1.0, "R@10": 1.0, "mAP@10": 1.0,
+               "median_rank": 1.0, "mean_rank": 1.0}
+    assert got["t2a"] == perfect and got["a2t"] == perfect and got["n"] == 4
+    assert "zeroshot" not in got                         # no tags
+
+
+def test_a_batch_larger_than_the_data_stops_before_anything_is_written(tmp_path, toy_items):
+    """The run says so at once and leaves no out folder behind (a later run with a smaller
+    batch_size would otherwise meet an earlier run's log)."""
+    from engine.errors import InvalidDataset
+    train, _ = datasets(toy_items)
+    cfg = make_cfg(tmp_path / "out", steps=2, batch_size=len(train) + 1)
+    with pytest.raises(InvalidDataset, match=f"batch size {len(train) + 1} is larger than the training set"):
+        fit(TinyClap(), train, cfg)
+    assert not (tmp_path / "out").exists()

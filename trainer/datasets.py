@@ -608,6 +608,13 @@ def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
             "index": torch.tensor([b["index"] for b in batch], dtype=torch.long)}
 
 
+def check_batch_size(n_items: int, batch_size: int) -> None:
+    """InvalidDataset when a (global) batch of ``batch_size`` is more than the ``n_items`` there are."""
+    if batch_size > n_items:
+        raise InvalidDataset(f"batch size {batch_size} is larger than the training set ({n_items} items); "
+                             "lower batch_size or add data")
+
+
 class EpochBatchSampler:
     """Endless batches of ``(epoch, index)`` keys; the order of each epoch is a permutation
     seeded by ``(seed, epoch)``; incomplete last batches are dropped.
@@ -617,9 +624,7 @@ class EpochBatchSampler:
     """
 
     def __init__(self, n_items: int, batch_size: int, seed: int, start_batch: int = 0) -> None:
-        if batch_size > n_items:
-            raise InvalidDataset(f"batch size {batch_size} is larger than the training set ({n_items} items); "
-                                 "lower batch_size or add data")
+        check_batch_size(n_items, batch_size)
         self.n = n_items
         self.batch_size = batch_size
         self.seed = seed

@@ -37,7 +37,7 @@ from torch import nn
 from engine.errors import InvalidConfig
 from engine.zeroshot import DEFAULT_TEMPLATE, class_prompts
 from trainer.config import TrainConfig
-from trainer.datasets import AudioTextDataset, EpochBatchSampler, collate
+from trainer.datasets import AudioTextDataset, EpochBatchSampler, check_batch_size, collate
 from trainer.distributed import local_device_index, rank_and_world
 from trainer.loss import MAX_LOG_SCALE, ContrastiveLoss
 
@@ -162,8 +162,9 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(out_dir: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, scaler: Any, keep: int) -> Path:
-    """Write ``checkpoints/step-NNNNNNN`` (written beside, then renamed) and prune old ones."""
+                    scheduler: Any, scaler: Any, keep: int, world_size: int = 1) -> Path:
+    """Write ``checkpoints/step-NNNNNNN`` (written beside, then renamed) and prune old ones;
+    ``world_size`` (the processes training) is kept, so a resume with another count is told."""
     from safetensors.torch import save_file
     root = out_dir / "checkpoints"
     final = root / f"step-{step:07d}"
@@ -173,7 +174,8 @@ def save_checkpoint(out_dir: Path, step: int, model: nn.Module, optimizer: torch
     model.save_pretrained(tmp)
     save_file(_trainable_state(model), str(tmp / TRAINABLE_FILE))
     torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else None, "rng": _rng_state()},
+                "scaler": scaler.state_dict() if scaler is not None else None, "rng": _rng_state(),
+                "world_size": world_size},
                tmp / STATE_FILE)
     if final.exists():
         shutil.rmtree(final)
@@ -184,8 +186,10 @@ def save_checkpoint(out_dir: Path, step: int, model: nn.Module, optimizer: torch
 
 
 def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                    scaler: Any) -> int:
-    """Restore a checkpoint into live objects; returns its step."""
+                    scaler: Any, world_size: int = 1, batch_size: int | None = None) -> int:
+    """Restore a checkpoint into live objects; returns its step. A checkpoint written by another
+    number of processes than ``world_size`` is restored with a warning: the global batch (and
+    so the rest of the run) is not the one the original run would have had."""
     from safetensors.torch import load_file
     weights = load_file(str(folder / TRAINABLE_FILE))
     missing = set(_trainable_state(model)) - set(weights)
@@ -199,6 +203,12 @@ def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optim
     if scaler is not None and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
     _set_rng_state(state["rng"])
+    saved = int(state.get("world_size") or 1)           # checkpoints from before it: one process
+    if saved != world_size:
+        batches = f" (global batch {saved * batch_size} → {world_size * batch_size})" if batch_size else ""
+        log.warning("%s was written by a run of %d process%s and this one has %d%s: it continues, but "
+                    "not as the original run would have; resume it with %d to continue exactly",
+                    folder, saved, "" if saved == 1 else "es", world_size, batches, saved)
     return int(state["step"])
 
 
@@ -221,6 +231,12 @@ def validate(model: TrainableModel, dataset: AudioTextDataset, *, batch_size: in
              device: torch.device | str = "cpu", prompt: str = DEFAULT_TEMPLATE) -> dict[str, Any]:
     """T2A/A2T R@1/5/10 and mAP@10 on the captions, and zero-shot accuracy when items have tags.
 
+    Each item is embedded with its first caption. Items sharing a caption text (compared by
+    :func:`trainer.evaluation.metrics.caption_key`) are relevant to each other: a caption query's
+    relevant audios are every item that has that caption among its captions, an item's relevant
+    texts are every embedded caption equal to one of its captions (as ``soundsift eval
+    retrieval``); with distinct captions, each item's own caption only.
+
     Zero-shot classes are the distinct first tags; each class is the prompt with its label
     (:func:`engine.zeroshot.class_prompts`, as tagging and the evaluator fill it).
     """
@@ -230,7 +246,10 @@ def validate(model: TrainableModel, dataset: AudioTextDataset, *, batch_size: in
     model.eval()
     try:
         audio, text = embed_dataset(model, dataset, batch_size, device)
-        out: dict[str, Any] = retrieval_metrics(audio, text, list(range(len(dataset))))
+        items = dataset.items
+        out: dict[str, Any] = retrieval_metrics(audio, text, list(range(len(dataset))),
+                                                captions=[item.caption(None) for item in items],
+                                                audio_captions=[item.captions for item in items])
         labels = sorted({item.tags[0] for item in dataset.items if item.tags})
         tagged = [i for i, item in enumerate(dataset.items) if item.tags]
         if len(labels) >= 2:
@@ -312,8 +331,9 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
     """
     out = Path(out_dir or cfg.out_dir)
     refuse_earlier_run(out, resume)
-    out.mkdir(parents=True, exist_ok=True)
     rank, world = rank_and_world()
+    check_batch_size(len(train_set), cfg.batch_size * world)    # before anything is written to out
+    out.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.device)
     if device.type == "cuda" and world > 1 and device.index is None:
         device = torch.device("cuda", local_device_index(rank))
@@ -334,7 +354,7 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
         if ckpt is None:
             log.warning("--resume: no checkpoint under %s; starting from step 0", out / "checkpoints")
         else:
-            step = load_checkpoint(ckpt, model, optimizer, scheduler, scaler)
+            step = load_checkpoint(ckpt, model, optimizer, scheduler, scaler, world, cfg.batch_size)
             log.info("resumed from %s (step %d)", ckpt, step)
             jlog.write(event="resume", step=step, checkpoint=str(ckpt))
     if step == 0:
@@ -408,7 +428,7 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
                 log.info("step %d validation: %s", step, format_metrics(validation))
             if step == stop or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                 if rank == 0:
-                    save_checkpoint(out, step, model, optimizer, scheduler, scaler, cfg.keep_checkpoints)
+                    save_checkpoint(out, step, model, optimizer, scheduler, scaler, cfg.keep_checkpoints, world)
                 if world > 1:
                     torch.distributed.barrier()
     finally:

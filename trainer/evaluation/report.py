@@ -95,7 +95,8 @@ def write_retrieval_report(out_dir: str | Path, result: Mapping, curves: Mapping
         f"- model: `{result['model']}`",
         *([f"- data: `{source}`"] if source else []),
         f"- audio clips: {result['n_audio']}, captions: {result['n_captions']}",
-        "- protocol: LAION-CLAP (R@k; mAP@10; ties ranked pessimistically)",
+        "- protocol: LAION-CLAP (R@k; mAP@10 as AP@10; clips sharing a caption text are each a right answer; "
+        "ties ranked pessimistically)",
         "",
         "| direction | " + " | ".join(RETRIEVAL_KEYS) + " |",
         "|---|" + "---:|" * len(RETRIEVAL_KEYS),

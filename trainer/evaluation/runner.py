@@ -58,7 +58,8 @@ def evaluate_retrieval(csv_path: str | Path, audio_dir: str | Path | None = None
              len(data.captions), data.format)
     audio = _embed_audio(m, data.audio_paths, batch_size, cache_dir, use_cache, progress)
     text = embed_texts(m, data.captions, batch_size=batch_size, progress=progress)
-    figures = metrics.retrieval_metrics(audio, text, data.caption_audio)
+    # clips sharing a caption text are each a right answer (metrics.caption_relevance)
+    figures = metrics.retrieval_metrics(audio, text, data.caption_audio, data.captions)
     result = {"t2a": figures["t2a"], "a2t": figures["a2t"], "n_audio": len(data.audio_paths),
               "n_captions": len(data.captions), "model": m.name}
     if report_dir is not None:
@@ -66,9 +67,10 @@ def evaluate_retrieval(csv_path: str | Path, audio_dir: str | Path | None = None
         sim = audio.astype(np.float64) @ text.astype(np.float64).T
         max_k = min(CURVE_MAX_K, len(data.audio_paths))
         curves = {
-            "text → audio": metrics.recall_curve(metrics.ranks_t2a(sim, data.caption_audio), max_k),
+            "text → audio": metrics.recall_curve(
+                metrics.ranks_t2a(sim, data.caption_audio, data.captions), max_k),
             "audio → text": metrics.recall_curve(
-                np.array([r[0] for r in metrics.ranks_a2t(sim, data.caption_audio)]),
+                np.array([r[0] for r in metrics.ranks_a2t(sim, data.caption_audio, data.captions)]),
                 min(CURVE_MAX_K, len(data.captions))),
         }
         write_retrieval_report(report_dir, result, curves, source=str(csv_path))
