@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import soundfile as sf
 
-from engine.audio import check_openable, open_sound, read_frames, skip_frames
+from engine.audio import check_openable, go_to_frame, open_sound, read_frames, skip_frames
 from engine.errors import InvalidOutput, InvalidQuery, UnreadableAudio
 from engine.outputs import make_folder, output_folder
 from engine.wav_chunks import SourceChunks, data_offset, excerpt_header, source_chunks
@@ -147,7 +147,7 @@ def excerpt_wav(source: str | Path, start: float, end: float, *, pad: float = 0.
         with open_sound(path) as f:
             rate, frames, subtype = f.samplerate, f.frames, f.subtype
             first, last = _span_frames(path, rate, frames, start, end, pad)
-            _go_to(f, first, 1 << 16)
+            go_to_frame(f, first)
             data = read_frames(f, last - first, _read_dtype(subtype))
     except UnreadableAudio:
         raise
@@ -282,7 +282,7 @@ def _excerpt_stream(path: str, f: Any, start: float, end: float, block_bytes: in
         first, last = _span_frames(path, rate, frames, start, end)
         dtype = _read_dtype(subtype)
         block = max(1, block_bytes // (channels * np.dtype(dtype).itemsize))
-        _go_to(f, first, block)
+        go_to_frame(f, first, block)
         pending = read_frames(f, min(block, last - first), dtype)                   # the first block
         source = _source_chunks(path)
         stamp = _peak_time(path)
@@ -349,15 +349,6 @@ def _excerpt_stream(path: str, f: Any, start: float, end: float, block_bytes: in
 
     return ExcerptStream(header_length + data_bytes + (data_bytes & 1), from_byte(0), first / rate, last / rate,
                          f.close, header_length=header_length, frame_bytes=frame_bytes, from_byte=from_byte)
-
-
-def _go_to(f: Any, frame: int, block: int) -> None:
-    """Move the sound ``f``, just opened, to ``frame``: a seek, but an MP3 is read up to it
-    (libmpg123's seek is not sample-exact: up to 0.36 off for the next few MP3 frames)."""
-    if getattr(f, "format", None) == "MP3":
-        skip_frames(f, frame, block)
-    else:
-        f.seek(frame)
 
 
 def _seek_block(path: str, f: Any, first: int, frame: int, block: int, moved_on: int | None) -> None:

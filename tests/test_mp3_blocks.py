@@ -130,3 +130,16 @@ def test_an_excerpt_of_an_mp3_is_the_samples_of_one_whole_read(mp3s, kind):
             with excerpt_stream(path, 1.3, 3.1, block_bytes=block_bytes) as again, \
                     again.part(stream.length // 2, stream.length - 1) as part:
                 assert b"".join(part) == wav[stream.length // 2:]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_pages_player_excerpt_of_an_mp3_is_the_whole_reads_samples(mp3s, kind):
+    """The page plays a large MP3 as a WAV excerpt from the match: read up to there, not sought."""
+    from ui.components.player import wav_excerpt
+    path = mp3s[kind]
+    with sf.SoundFile(str(path)) as f:
+        whole, rate = f.read(dtype="float32", always_2d=True), f.samplerate
+    played = sf.read(io.BytesIO(wav_excerpt(str(path), 1.3, 1.0)), dtype="float32", always_2d=True)[0]
+    first = int(1.3 * rate)
+    assert len(played) == rate
+    np.testing.assert_allclose(played, whole[first:first + rate], rtol=0, atol=1.5 / 32768)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import soundfile as sf
 
-from engine.audio import open_sound
+from engine.audio import go_to_frame, open_sound, read_frames
 from engine.errors import UnreadableAudio
 from ui.components.library import FileRecord
 
@@ -54,8 +54,8 @@ def wav_excerpt(path: str, start: float, seconds: float) -> bytes:
     try:
         with open_sound(path) as f:
             first = min(int(start * f.samplerate), max(0, f.frames - 1))
-            f.seek(first)
-            data = f.read(int(seconds * f.samplerate), dtype="float32", always_2d=True)
+            go_to_frame(f, first)                  # an MP3 is read up to there: its seek clicks
+            data = read_frames(f, int(seconds * f.samplerate))
             rate = f.samplerate
     except Exception as e:
         raise UnreadableAudio(path, f"cannot be read for playback ({e})") from e
