@@ -143,3 +143,24 @@ def test_the_pages_player_excerpt_of_an_mp3_is_the_whole_reads_samples(mp3s, kin
     first = int(1.3 * rate)
     assert len(played) == rate
     np.testing.assert_allclose(played, whole[first:first + rate], rtol=0, atol=1.5 / 32768)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_training_crop_of_an_mp3_is_the_whole_reads_samples(mp3s, kind, monkeypatch):
+    """trainer.datasets.load_clip reads a random crop around its place (a seek, then a second of
+    pre-roll for an MP3): the crop equals that part of one whole read, to float rounding."""
+    from trainer.datasets import load_clip
+    path = mp3s[kind]
+    with sf.SoundFile(str(path)) as f:
+        rate = f.samplerate
+        whole = downmix(f.read(dtype="float32", always_2d=True))
+    starts = []
+    real = np.random.default_rng(5)
+
+    class Remembering:
+        def integers(self, lo, hi):
+            starts.append(int(real.integers(max(lo, 2 * rate), hi)))   # deep enough for a seek to matter
+            return starts[-1]
+    crop = load_clip(str(path), rate, 0.5, Remembering())
+    assert len(crop) == rate // 2
+    np.testing.assert_allclose(crop, whole[starts[0]:starts[0] + rate // 2], rtol=0, atol=1e-6)
