@@ -85,7 +85,7 @@ def excerpt_name(source: str | Path, start: float, end: float, take: str | None 
     """The file name of an excerpt: ``<stem>_<start>-<end>s.wav`` (seconds, one decimal), with
     the take's name after the stem when the excerpt is a marked take (``street_Siren passing_…``)."""
     named = f"_{portable_name(take.strip())}" if take and take.strip() else ""
-    return f"{Path(source).stem}{named}_{start:.1f}-{end:.1f}s.wav"
+    return fitting_name(f"{Path(source).stem}{named}_{start:.1f}-{end:.1f}s.wav")
 
 
 def take_name(hit: Any) -> str | None:
@@ -565,15 +565,45 @@ def portable_name(name: str) -> str:
     return (stem.rstrip(". ") or "_") + suffix
 
 
+#: the longest file name, in UTF-8 bytes, that ext4, APFS, NTFS and exFAT all take (the last two
+#: count 255 UTF-16 units, which UTF-8 never has fewer bytes than)
+NAME_MAX_BYTES = 255
+#: characters kept at the end of a shortened name's stem (an excerpt's times, "_12.5-22.5s")
+_KEPT_TAIL = 16
+
+
+def fitting_name(name: str, max_bytes: int = NAME_MAX_BYTES) -> str:
+    """``name`` itself when it fits ``max_bytes`` of UTF-8, else its stem shortened in the
+    middle ("…"), keeping its start, its last characters (an excerpt's times) and its suffix."""
+    if len(name.encode("utf-8", "surrogateescape")) <= max_bytes:
+        return name
+    stem, suffix = os.path.splitext(name)
+    tail = stem[-_KEPT_TAIL:] if len(stem) > 2 * _KEPT_TAIL else ""
+    head = stem[:len(stem) - len(tail)]
+    room = max_bytes - len(f"…{tail}{suffix}".encode("utf-8", "surrogateescape"))
+    while head and len(head.encode("utf-8", "surrogateescape")) > room:
+        head = head[:-1]
+    return f"{head}…{tail}{suffix}"
+
+
 def _free_path(folder: Path, name: str) -> Path:
-    """``folder / name`` (made portable), or ``name (2)``, ``name (3)`` … when that is taken."""
+    """``folder / name`` (made portable, and short enough for any drive: :func:`fitting_name`),
+    or ``name (2)``, ``name (3)`` … when that is taken."""
     name = portable_name(name)
-    target = folder / name
+    target = folder / fitting_name(name)
     n = 2
     while target.exists():
-        target = folder / f"{Path(name).stem} ({n}){Path(name).suffix}"
+        target = folder / _numbered(name, n)
         n += 1
     return target
+
+
+def _numbered(name: str, n: int) -> str:
+    """``name`` as ``stem (n).suffix``, its stem shortened as :func:`fitting_name` does so that
+    the whole fits, the number kept."""
+    mark = f" ({n})"
+    stem, suffix = os.path.splitext(fitting_name(name, NAME_MAX_BYTES - len(mark)))
+    return f"{stem}{mark}{suffix}"
 
 
 def _append_manifest(path: Path, items: Sequence[Exported], query: str) -> Path:

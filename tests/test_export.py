@@ -465,3 +465,22 @@ def test_a_broken_bext_or_ixml_is_left_out_with_one_warning(tmp_path, caplog):
     assert set(found) == {b"fmt ", b"LIST", b"data"}
     assert [r.getMessage() for r in caplog.records if r.name == "soundsift.export"] == [
         f"{cut_short}: its iXML chunk is cut short by the end of the file; it is left out of the excerpt"]
+
+
+def test_a_long_source_name_is_shortened_to_fit_any_drive(tmp_path):
+    """A 251-byte file name (ext4 takes 255) with "NN_" and the times added is too long to write:
+    the middle of its stem gives way to "…", the rank, the start of the name and the times stay."""
+    from engine.export import NAME_MAX_BYTES
+    lib = tmp_path / "lib"
+    longest = write(lib / ("y" * 247 + ".wav"), tone(440, 12.0, SR), SR)
+    accented = write(lib / ("é" * 125 + ".wav"), tone(660, 3.0, SR), SR)    # 254 bytes of UTF-8
+    hits = [hit(longest, 2.0, 12.0, 12.0), hit(accented, 0.0, 3.0, 3.0)]
+    for round_ in (1, 2):                     # the second time each name is taken: " (2)"
+        result = export_hits(hits, tmp_path / "out", query="noise")
+        assert not result.failed and len(result.written) == 2
+        names = [item.path.name for item in result.written]
+        assert all(len(n.encode()) <= NAME_MAX_BYTES for n in names), names
+        assert names[0].startswith("01_yyyy") and names[0].endswith(f"_2.0-12.0s{' (2)' if round_ == 2 else ''}.wav")
+        assert "…" in names[0] and names[1].startswith("02_éé") and "…" in names[1]
+        assert len(read(result.written[0].path.read_bytes())[0]) == 10 * SR
+        assert result.written[1].path.read_bytes() == accented.read_bytes()
