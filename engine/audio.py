@@ -138,11 +138,33 @@ def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound:
         return open_sd2(p)
     try:
         return sf.SoundFile(p)
+    except sf.LibsndfileError as e:
+        if e.code == UNSUPPORTED_ENCODING:      # a container libsndfile knows around a codec it does not
+            return _through_ffmpeg(p, e)
+        if not os.path.isfile(appledouble_twin(p)):
+            raise
     except Exception:
         if not os.path.isfile(appledouble_twin(p)):
             raise
     log.debug("%s: opened as a stream (libsndfile stumbles on the ._ file beside it)", p)
     return _StreamSoundFile(p)
+
+
+#: libsndfile's SF_ERR_UNSUPPORTED_ENCODING: "Supported file format but unsupported encoding"
+#: (ALAC or AAC in a CAF FFmpeg wrote, MP3 or a rare ADPCM inside a WAV …)
+UNSUPPORTED_ENCODING = 4
+
+
+def _through_ffmpeg(p: str, refused: Exception) -> FFmpegSound:
+    """``p``, which libsndfile refused for its encoding, read by FFmpeg; ``refused`` (libsndfile's
+    reason) raised again when FFmpeg cannot read it either."""
+    try:
+        found = FFmpegSound(p)
+    except Exception as e:                      # noqa: BLE001 — libsndfile's reason is the one to give
+        log.debug("%s: FFmpeg cannot read it either (%s)", p, e)
+        raise refused from None
+    log.debug("%s: libsndfile does not read its encoding; read by FFmpeg", p)
+    return found
 
 
 def probe(path: str | Path) -> AudioInfo:

@@ -209,3 +209,28 @@ def test_a_wave_format_extensible_file_is_a_wav(tmp_path):
     sf.write(str(path), np.zeros((1600, 3), np.float32), 16000, format="WAVEX", subtype="PCM_24")
     assert sf.info(str(path)).format == "WAVEX"
     assert (probe(path).format, probe(path).channels) == ("WAV", 3)
+
+
+def test_an_encoding_libsndfile_refuses_in_a_container_it_knows_is_read_by_ffmpeg(tmp_path, monkeypatch):
+    """An ALAC CAF that FFmpeg wrote: libsndfile knows CAF but refuses the encoding ("Supported
+    file format but unsupported encoding"), so FFmpeg reads it; a file neither reads keeps
+    libsndfile's reason."""
+    import soundfile as sf
+    signal = stereo()
+    path = encode(tmp_path / "tone.caf", "alac", signal)
+    with pytest.raises(sf.LibsndfileError, match="unsupported encoding"):
+        sf.SoundFile(str(path))
+    with open_sound(path) as f:
+        assert (f.samplerate, f.channels) == (SR, 2)
+        got = f.read(dtype="float32", always_2d=True)
+    # FFmpeg's CAF muxer loses part of the last ALAC packet (4096 frames): what decodes is compared
+    assert signal.shape[1] - 4096 < len(got) <= signal.shape[1]
+    assert np.abs(got - signal.T[:len(got)]).max() < 1e-4
+    assert len(decode(path, 16000)) == pytest.approx(len(got) * 16000 / SR, abs=2)
+    import engine.audio
+
+    def unreadable(*a, **kw):
+        raise ValueError("Invalid data found when processing input")
+    monkeypatch.setattr(engine.audio, "FFmpegSound", unreadable)       # neither reads it
+    with pytest.raises(sf.LibsndfileError, match="unsupported encoding"):
+        open_sound(path).close()
