@@ -151,7 +151,7 @@ def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound:
 
 
 #: libsndfile's SF_ERR_UNSUPPORTED_ENCODING: "Supported file format but unsupported encoding"
-#: (ALAC or AAC in a CAF FFmpeg wrote, MP3 or a rare ADPCM inside a WAV …)
+#: (ALAC in a CAF that FFmpeg wrote, for one)
 UNSUPPORTED_ENCODING = 4
 
 
