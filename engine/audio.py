@@ -132,7 +132,7 @@ def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound:
     without looking beside it.
     """
     p = str(path)
-    if os.path.splitext(p)[1].lower() in FFMPEG_EXTENSIONS | VIDEO_EXTENSIONS:
+    if os.path.splitext(p)[1].lower() in FFMPEG_EXTENSIONS | VIDEO_EXTENSIONS or _is_mp4(p):
         return FFmpegSound(p)
     if is_sd2(p):
         return open_sd2(p)
@@ -141,7 +141,11 @@ def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound:
     except sf.LibsndfileError as e:
         if e.code == UNSUPPORTED_ENCODING:      # a container libsndfile knows around a codec it does not
             return _through_ffmpeg(p, e)
-        if not os.path.isfile(appledouble_twin(p)):
+        if os.path.isfile(appledouble_twin(p)):
+            pass                                # read as a stream, below
+        elif e.code == UNRECOGNISED_FORMAT:     # an M4A named .mp3, say: FFmpeg may know it
+            return _through_ffmpeg(p, e)
+        else:
             raise
     except Exception:
         if not os.path.isfile(appledouble_twin(p)):
@@ -150,9 +154,20 @@ def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound:
     return _StreamSoundFile(p)
 
 
-#: libsndfile's SF_ERR_UNSUPPORTED_ENCODING: "Supported file format but unsupported encoding"
-#: (ALAC in a CAF that FFmpeg wrote, for one)
-UNSUPPORTED_ENCODING = 4
+def _is_mp4(p: str) -> bool:
+    """Whether ``p`` starts as an MP4/M4A file does (an ``ftyp`` box): a download named .mp3
+    that is AAC in MP4, which libsndfile's MP3 reader would take for a garbled MPEG stream."""
+    try:
+        with open(p, "rb") as f:
+            return f.read(12)[4:8] == b"ftyp"
+    except OSError:
+        return False                            # libsndfile gives the reason
+
+
+#: libsndfile's SF_ERR_UNRECOGNISED_FORMAT ("Format not recognised") and
+#: SF_ERR_UNSUPPORTED_ENCODING ("Supported file format but unsupported encoding": ALAC in a CAF
+#: that FFmpeg wrote, for one); FFmpeg is asked before either is given as the reason
+UNRECOGNISED_FORMAT, UNSUPPORTED_ENCODING = 1, 4
 
 
 def _through_ffmpeg(p: str, refused: Exception) -> FFmpegSound:
@@ -160,6 +175,9 @@ def _through_ffmpeg(p: str, refused: Exception) -> FFmpegSound:
     reason) raised again when FFmpeg cannot read it either."""
     try:
         found = FFmpegSound(p)
+        if found.samplerate <= 0 or found.channels <= 0:    # bytes FFmpeg's probe took for a stream
+            found.close()
+            raise ValueError(f"FFmpeg sees {found.channels} channels at {found.samplerate} Hz")
     except Exception as e:                      # noqa: BLE001 — libsndfile's reason is the one to give
         log.debug("%s: FFmpeg cannot read it either (%s)", p, e)
         raise refused from None

@@ -234,3 +234,21 @@ def test_an_encoding_libsndfile_refuses_in_a_container_it_knows_is_read_by_ffmpe
     monkeypatch.setattr(engine.audio, "FFmpegSound", unreadable)       # neither reads it
     with pytest.raises(sf.LibsndfileError, match="unsupported encoding"):
         open_sound(path).close()
+
+
+def test_an_m4a_named_mp3_is_read_by_ffmpeg_and_random_bytes_stay_unreadable(tmp_path):
+    """libsndfile does not recognise an M4A that a download named .mp3: FFmpeg reads it. Bytes
+    that are no audio at all keep libsndfile's reason (FFmpeg's probe is not taken for a stream
+    without a rate)."""
+    signal = stereo()
+    m4a = encode(tmp_path / "voice.m4a", "aac", signal)
+    misnamed = tmp_path / "voice.mp3"
+    misnamed.write_bytes(m4a.read_bytes())
+    info = probe(misnamed)
+    assert (info.sample_rate, info.channels) == (SR, 2) and abs(info.duration - 2.0) < 0.1
+    rng = np.random.default_rng(3)
+    for suffix in (".wav", ".flac", ".mp3", ".ogg", ".caf"):
+        junk = tmp_path / f"junk{suffix}"
+        junk.write_bytes(rng.integers(0, 256, 50_000, dtype=np.uint8).tobytes())
+        with pytest.raises(UnreadableAudio, match="not readable as audio"):
+            probe(junk)
