@@ -171,8 +171,8 @@ UNRECOGNISED_FORMAT, UNSUPPORTED_ENCODING = 1, 4
 
 
 def _through_ffmpeg(p: str, refused: Exception) -> FFmpegSound:
-    """``p``, which libsndfile refused for its encoding, read by FFmpeg; ``refused`` (libsndfile's
-    reason) raised again when FFmpeg cannot read it either."""
+    """``p``, which libsndfile refused (its format or its encoding), read by FFmpeg; ``refused``
+    (libsndfile's reason) raised again when FFmpeg cannot read it either, or sees no rate."""
     try:
         found = FFmpegSound(p)
         if found.samplerate <= 0 or found.channels <= 0:    # bytes FFmpeg's probe took for a stream
@@ -181,7 +181,7 @@ def _through_ffmpeg(p: str, refused: Exception) -> FFmpegSound:
     except Exception as e:                      # noqa: BLE001 — libsndfile's reason is the one to give
         log.debug("%s: FFmpeg cannot read it either (%s)", p, e)
         raise refused from None
-    log.debug("%s: libsndfile does not read its encoding; read by FFmpeg", p)
+    log.debug("%s: libsndfile does not read it (%s); read by FFmpeg", p, refused)
     return found
 
 
