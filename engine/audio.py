@@ -502,9 +502,17 @@ def _read_mp3(f: sf.SoundFile, frames: int) -> np.ndarray:
 EXACT_SEEK_FORMATS = {"WAV", "WAVEX", "RF64", "W64", "AIFF", "AIFC", "CAF", "AU", "FLAC"}
 
 
+def seeks_exactly(f: Any) -> bool:
+    """Whether a seek in the open sound ``f`` lands on the exact frame: libsndfile's, in one of
+    :data:`EXACT_SEEK_FORMATS` (an FFmpeg-read file, whatever its container, seeks by decoding
+    and says nothing of it)."""
+    seekable = getattr(f, "seekable", None)
+    return getattr(f, "format", None) in EXACT_SEEK_FORMATS and callable(seekable) and bool(seekable())
+
+
 def _skip_to(f: Any, frame: int, block: int) -> None:
     """Move the open sound ``f`` to ``frame``: a seek where that is exact, else reads thrown away."""
-    if getattr(f, "format", None) in EXACT_SEEK_FORMATS and f.seekable():
+    if seeks_exactly(f):
         f.seek(frame)
         return
     skip_frames(f, frame, block)

@@ -231,11 +231,14 @@ class ExcerptStream:
 
 def _first_bytes(chunks: Iterator[bytes], n: int) -> Iterator[bytes]:
     """The first ``n`` bytes of ``chunks`` (then no more is read)."""
+    if n <= 0:
+        return
     for chunk in chunks:
-        if n <= 0:
-            return
-        yield chunk[:n]
-        n -= len(chunk)
+        if chunk:
+            yield chunk[:n]
+            n -= len(chunk)
+            if n <= 0:
+                return
 
 
 def excerpt_stream(source: str | Path, start: float, end: float, *,
@@ -245,13 +248,16 @@ def excerpt_stream(source: str | Path, start: float, end: float, *,
     the span), then the audio in blocks of at most ``block_bytes`` (default
     :data:`STREAM_BLOCK_BYTES`) of samples as read, so a span of any length costs a few MB, not
     the span twice over. A float excerpt (whose PEAK chunk, in the header, holds each channel's
-    peak) reads the span once more first, to measure them. The header holds what the excerpt
-    keeps of a WAVE source (its channel mask, bext, iXML): the samples are all that follow it.
+    peak) reads the span once more when its header is first sent, to measure them (so a read
+    failing then cuts the answer short, as one failing later does). The header holds what the
+    excerpt keeps of a WAVE source (its channel mask, bext, iXML): the samples are all that
+    follow it. :meth:`ExcerptStream.part` gives any part of it, for a byte range.
 
     UnreadableAudio (as ``excerpt_wav``) when the file cannot be read or holds nothing from
     ``start`` on; InvalidQuery for a span too long for a WAV (4 GB). A read that fails once the
     header is out raises UnreadableAudio from the iteration; a file that ends early (cut short
-    since it was indexed) is completed with silence, with a warning. Sample formats coded in
+    since it was indexed, or a header that promises more frames than it holds) is completed
+    with silence, with a warning (``excerpt_wav`` is shorter then: it reads the span at once). Sample formats coded in
     blocks (ADPCM, GSM …: not :data:`STREAMED_SUBTYPES`) are made whole, in memory, as before.
     """
     path = str(source)
@@ -356,9 +362,9 @@ def _seek_block(path: str, f: Any, first: int, frame: int, block: int, moved_on:
     read next is what reading the excerpt from its start gives: a seek where it lands exactly;
     else (Ogg, MP3 …) the blocks before it read and thrown away, from where ``f`` is when it has
     ``moved_on`` frames past ``first`` (just past the first block), else from ``first``."""
-    from engine.audio import EXACT_SEEK_FORMATS
+    from engine.audio import seeks_exactly
     try:
-        if getattr(f, "format", None) in EXACT_SEEK_FORMATS and f.seekable():
+        if seeks_exactly(f):
             f.seek(first + frame)
             return
         if moved_on is None or moved_on > frame:

@@ -355,8 +355,13 @@ def _chunk_heads(f: BinaryIO, wave64: bool = False) -> Iterator[tuple[bytes, int
     (past its form header), as ``(id, size)`` with ``f`` at the chunk's body: whatever the caller
     reads of it, the next comes from the chunk after. An RF64 data chunk's size is its ds64
     chunk's (ds64 itself is not given); a Wave64 id is its GUID's four letters where the GUID
-    is a RIFF id's. Ends at the file's end, at a size it cannot know, or after :data:`_MAX_CHUNKS`."""
+    is a RIFF id's. Ends at the file's end, at a size it cannot know or that reaches past the
+    file's end (a chunk cut short is still given: its body is what the file holds), or after
+    :data:`_MAX_CHUNKS`."""
     data_size64: int | None = None
+    here = f.tell()
+    file_size = f.seek(0, os.SEEK_END)                  # a file object or bytes in memory alike
+    f.seek(here)
     for _ in range(_MAX_CHUNKS):
         if wave64:          # a 16-byte GUID and a 64-bit size counting the 24-byte head; 8-byte aligned
             head = f.read(24)
@@ -378,6 +383,10 @@ def _chunk_heads(f: BinaryIO, wave64: bool = False) -> Iterator[tuple[bytes, int
         if size < 0:
             return
         start = f.tell()
+        if start + size > file_size:                    # cut short, or a size no file has: the last
+            if not (cid == b"ds64" and not wave64):
+                yield cid, size
+            return
         if cid == b"ds64" and not wave64 and size >= 16:    # RF64: the 64-bit sizes, the data chunk's second
             body = f.read(size)
             data_size64 = struct.unpack("<Q", body[8:16])[0] if len(body) >= 16 else None

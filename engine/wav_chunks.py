@@ -27,6 +27,7 @@ import logging
 import math
 import re
 import struct
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +72,11 @@ def source_chunks(path: str | Path) -> SourceChunks:
     are (after the audio too); nothing for any other file. A bext or iXML chunk cut short by
     the end of the file, or larger than :data:`MAX_CHUNK`, is left out with a warning naming
     the file. OSError when the file cannot be read."""
-    found = wave_chunks(path, (b"fmt ", b"bext", b"iXML"), MAX_CHUNK)
+    try:
+        found = wave_chunks(path, (b"fmt ", b"bext", b"iXML"), MAX_CHUNK)
+    except (ValueError, OverflowError, struct.error) as e:     # chunk heads no reader could follow
+        _warn_once(f"{path}: its chunks cannot be walked ({e}); the excerpt keeps none of them")
+        return SourceChunks()
     mask, valid, container = None, 0, 0
     fmt = found.get(b"fmt ")
     if fmt is not None and len(fmt.body) >= 24 and struct.unpack_from("<H", fmt.body)[0] == WAVE_FORMAT_EXTENSIBLE:
@@ -95,17 +100,21 @@ def source_chunks(path: str | Path) -> SourceChunks:
 #: byte ranges: the same broken chunk is said once), at most this many remembered
 _WARNED: OrderedDict[str, None] = OrderedDict()
 _WARNED_MAX = 1024
+_WARNED_LOCK = threading.Lock()
 
 
 def _warn_once(message: str) -> None:
     """Log ``message`` as a warning unless this process already has (then at debug level)."""
-    if message in _WARNED:
+    with _WARNED_LOCK:                  # the HTTP server's threads share it
+        said = message in _WARNED
+        if not said:
+            _WARNED[message] = None
+            if len(_WARNED) > _WARNED_MAX:
+                _WARNED.popitem(last=False)
+    if said:
         log.debug("%s (said before)", message)
-        return
-    _WARNED[message] = None
-    if len(_WARNED) > _WARNED_MAX:
-        _WARNED.popitem(last=False)
-    log.warning("%s", message)
+    else:
+        log.warning("%s", message)
 
 
 def excerpt_header(path: str, header: bytes, source: SourceChunks, *, first: int, last: int,

@@ -608,10 +608,13 @@ def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
             "index": torch.tensor([b["index"] for b in batch], dtype=torch.long)}
 
 
-def check_batch_size(n_items: int, batch_size: int) -> None:
-    """InvalidDataset when a (global) batch of ``batch_size`` is more than the ``n_items`` there are."""
-    if batch_size > n_items:
-        raise InvalidDataset(f"batch size {batch_size} is larger than the training set ({n_items} items); "
+def check_batch_size(n_items: int, batch_size: int, processes: int = 1) -> None:
+    """InvalidDataset when a global batch (``batch_size`` on each of ``processes``) is more than
+    the ``n_items`` there are."""
+    if batch_size * processes > n_items:
+        whole = (f"the global batch {batch_size * processes} (batch_size {batch_size} × {processes} processes)"
+                 if processes > 1 else f"batch size {batch_size}")
+        raise InvalidDataset(f"{whole} is larger than the training set ({n_items} items); "
                              "lower batch_size or add data")
 
 

@@ -332,7 +332,7 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
     out = Path(out_dir or cfg.out_dir)
     refuse_earlier_run(out, resume)
     rank, world = rank_and_world()
-    check_batch_size(len(train_set), cfg.batch_size * world)    # before anything is written to out
+    check_batch_size(len(train_set), cfg.batch_size, world)     # before anything is written to out
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.device)
     if device.type == "cuda" and world > 1 and device.index is None:

@@ -20,8 +20,8 @@ Protocol (LAION-CLAP's evaluation, Wu et al., ICASSP 2023), with one extension f
   For n ≤ 10 (Clotho's and AudioCaps' 5 captions) the divisor is n, as LAION's.
 * median / mean rank: of the best-ranked relevant item (the caption's audio for t2a, the
   audio's best caption for a2t). Ranks are 1-based; the median is LAION's
-  ``floor(median(rank − 1)) + 1``, an integer (with an even number of queries, the lower of
-  the two middle ranks), the mean is not rounded.
+  ``floor(median(rank − 1)) + 1``, an integer (with an even number of queries, the mean of
+  the two middle ranks rounded down: ranks 1 and 4 give 2), the mean is not rounded.
 
 Differences from LAION-CLAP's reference code (``evaluate_clotho_audiocaps`` in
 ``laion_clap/training/train.py``): its audio→text mAP@10 pairs the j-th *caption in caption
