@@ -467,6 +467,22 @@ def test_a_broken_bext_or_ixml_is_left_out_with_one_warning(tmp_path, caplog):
         f"{cut_short}: its iXML chunk is cut short by the end of the file; it is left out of the excerpt"]
 
 
+def test_a_chunk_size_no_file_has_ends_the_walk_and_the_audio_is_exported(tmp_path):
+    """A chunk after the audio whose size reaches past the end of the file (2⁶³ in a Wave64,
+    4 GB in a RIFF): the chunk walk ends there; the excerpt is written, its mask kept."""
+    ints = (np.arange(SR * 2) % 200 - 100).astype("<i2").reshape(-1, 2)
+    for made in (riff([(b"fmt ", fmt(2, SR, 16, mask=0x3)), (b"data", ints.tobytes())])
+                 + b"junk" + struct.pack("<I", 0xFFFFFFF0) + b"tail",
+                 wave64([(b"fmt ", fmt(2, SR, 16, mask=0x3)), (b"data", ints.tobytes())])
+                 + b"junk" + bytes(12) + struct.pack("<Q", 1 << 63) + b"tail"):
+        src = tmp_path / ("odd.w64" if made[:4] == b"riff" else "odd.wav")
+        src.write_bytes(made)
+        data = excerpt_wav(src, 0.25, 0.5)[0]
+        found = chunks_of(data)
+        assert struct.unpack_from("<I", found[b"fmt "], 20)[0] == 0x3
+        assert len(sf.read(io.BytesIO(data))[0]) == SR // 4
+
+
 def test_a_long_source_name_is_shortened_to_fit_any_drive(tmp_path):
     """A 251-byte file name (ext4 takes 255) with "NN_" and the times added is too long to write:
     the middle of its stem gives way to "…", the rank, the start of the name and the times stay."""

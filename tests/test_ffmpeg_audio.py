@@ -227,6 +227,16 @@ def test_an_encoding_libsndfile_refuses_in_a_container_it_knows_is_read_by_ffmpe
     assert signal.shape[1] - 4096 < len(got) <= signal.shape[1]
     assert np.abs(got - signal.T[:len(got)]).max() < 1e-4
     assert len(decode(path, 16000)) == pytest.approx(len(got) * 16000 / SR, abs=2)
+    from engine.audio import iter_blocks
+    from engine.export import excerpt_stream
+    with excerpt_stream(path, 0.5, 1.5, block_bytes=20_000) as stream:     # /audio and its byte ranges
+        whole = b"".join(stream)
+    with excerpt_stream(path, 0.5, 1.5, block_bytes=20_000) as stream, \
+            stream.part(len(whole) - 1000, len(whole) - 1) as part:
+        assert b"".join(part) == whole[-1000:]
+    notes: list[str] = []                                                    # similar --start
+    from_one = np.concatenate(list(iter_blocks(path, 16000, start_seconds=1.0, notes=notes)))
+    assert not notes and len(from_one) == pytest.approx((len(got) - SR) * 16000 / SR, abs=2)
     import engine.audio
 
     def unreadable(*a, **kw):
