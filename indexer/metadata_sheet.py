@@ -26,8 +26,9 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.catalog import SQL_CHUNK as _SQL_CHUNK
@@ -125,6 +126,42 @@ def remove_sheet(index: str | Path | None, name: str) -> int:
     finally:
         engine.dispose()
     return len(ids)
+
+
+def move_sheet_paths(catalog: str | Path, moved: Callable[[str], str | None]) -> int:
+    """Record each imported sheet at the path ``moved`` gives for its recorded one (None: it
+    stays), standing and shadowed layers alike: after ``soundsift relocate``, a sheet that lay
+    under the old folder is under the new one, and importing it again from there replaces its
+    rows as importing it from the old place did. The caller holds the index's writer lock; one
+    transaction. Returns the rows changed."""
+    engine = open_catalog(catalog)
+    try:
+        with Session(engine) as s, s.begin():
+            if not has_table(s, "file_metadata"):
+                return 0
+            changes = []
+            for row_id, key, value in s.execute(select(FileMetadata.id, FileMetadata.key, FileMetadata.value)
+                                                .where(FileMetadata.key.in_((SHEET_PATH_KEY, SHEET_SHADOWED_KEY)))):
+                if key == SHEET_PATH_KEY:
+                    new = moved(value)
+                    if new is not None and new != value:
+                        changes.append({"row": row_id, "value": new})
+                    continue
+                layers = json.loads(value)
+                for layer in layers:
+                    new = moved(layer["path"]) if layer.get("path") else None
+                    if new is not None:
+                        layer["path"] = new
+                made = json.dumps(layers, ensure_ascii=False)
+                if made != value:
+                    changes.append({"row": row_id, "value": made})
+            if changes:
+                table = FileMetadata.__table__
+                s.connection().execute(update(table).where(table.c.id == bindparam("row"))
+                                       .values(value=bindparam("value")), changes)
+            return len(changes)
+    finally:
+        engine.dispose()
 
 
 def imported_sheets(s: Session) -> set[tuple[str, str | None]]:

@@ -28,6 +28,7 @@ from typing import Any, Iterable
 from engine.errors import RelocationFailed
 from engine.file_metadata import content_fingerprint
 from engine.layout import existing_index
+from indexer.metadata_sheet import move_sheet_paths
 from indexer.moves import Move
 from indexer.scan import normalize_root, under_roots
 from indexer.write import Changes, IndexWriter
@@ -151,6 +152,9 @@ def relocate(index: str | Path | None, old: str | Path, new: str | Path, *,
                           clear_errors=sorted(plan.errors))
         meta = {k: writer.meta[k] for k in MODEL_META_KEYS if k in writer.meta}
         plan.generation = writer.commit(changes, meta)
+        rows = move_sheet_paths(layout.catalog,        # a library's sheet moved with it
+                                lambda p: new_path(p, old_root, new_root) if under_roots(p, [old_root]) else None)
+        log.debug("%d sheet rows now name their sheet under %s", rows, new_root)
     log.debug("relocated %d files from %s to %s (generation %d)", len(plan.renames), old_root, new_root,
              plan.generation)
     return plan

@@ -708,3 +708,36 @@ def test_removing_a_sheet_gives_back_what_the_others_said(tmp_path):
     assert remove_sheet(idx, "s1.csv") == 2
     assert hello() == ({"description": "Church bell ringing"}, "s2.csv", False)
     assert remove_sheet(idx, "s2.csv") == 1 and sheet_counts(idx) == {} and hello() == ({}, None, False)
+
+
+def test_a_sheet_among_the_files_moves_with_them_on_relocate(lib, tmp_path):
+    """A library's own CSV, imported from inside it: after the library is copied elsewhere and
+    `soundsift relocate`d, the index knows the sheet at its new place (the next run does not
+    call it "not imported", and importing it again there replaces its rows), shadowed layers too."""
+    import shutil
+
+    from indexer.metadata_sheet import imported_sheets
+    from indexer.relocate import relocate
+    from engine.catalog import open_catalog
+    from engine.layout import IndexLayout
+    from sqlalchemy.orm import Session
+    (lib / "BBCSoundEffects.csv").write_text(BBC)
+    (lib / "older.csv").write_text(BBC.replace("meadow", "pasture"))
+    idx = tmp_path / "idx"
+    index(lib, idx)
+    import_sheet(idx, lib / "older.csv")
+    import_sheet(idx, lib / "BBCSoundEffects.csv")          # stands over older.csv, which is kept beneath
+    moved = (tmp_path / "SFX").resolve()
+    shutil.copytree(lib, moved)
+    relocate(idx, lib, moved)
+    engine = open_catalog(IndexLayout(idx).catalog)
+    with Session(engine) as s:
+        assert imported_sheets(s) == {("BBCSoundEffects.csv", str(moved / "BBCSoundEffects.csv")),
+                                      ("older.csv", str(moved / "older.csv"))}
+    engine.dispose()
+    shutil.rmtree(lib)
+    assert index(moved, idx).sheets_not_imported == []
+    import_sheet(idx, moved / "BBCSoundEffects.csv")        # the same sheet: its rows replaced, not doubled
+    assert sheet_counts(idx) == {"BBCSoundEffects.csv": 2}
+    remove_sheet(idx, "BBCSoundEffects.csv")                # older.csv stands again, at its new place
+    assert sheet_counts(idx) == {"older.csv": 2}
