@@ -265,8 +265,8 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
             raise InvalidQuery(f"Content-Length must be a number of bytes, got {given!r}")
         length = int(given)
         if length > MAX_UPLOAD_BYTES:
-            raise TooLarge(f"{length / 2**20:.1f} MB is more than the {MAX_UPLOAD_BYTES / 2**20:.0f} MB upload "
-                           "limit; send the part you want to search by")
+            raise TooLarge(f"{length / 2**20:.1f} MiB is more than the {MAX_UPLOAD_BYTES / 2**20:.0f} MiB upload "
+                           "limit; send only the part of the clip you want to search by")
         data = self.rfile.read(length) if length > 0 else b""
         self.body_read = True
         return data
