@@ -95,7 +95,10 @@ def excluded_texts(texts: Sequence[str] | str | None) -> list[str]:
 
 @dataclass
 class Hit:
-    """One search result: a file and its best-matching span (seconds)."""
+    """One search result: a file and its best-matching span (seconds).
+
+    ``score``: the cosine of the query and the matched segment, in [-1, 1] (:func:`_reported`);
+    a text search with excluded sounds scores cos − weight · Σ cos instead, which can pass 1."""
 
     path: str
     start: float
@@ -183,6 +186,21 @@ class _Snapshot:
 
 #: scores this close count as a tie (float rounding of identical vectors)
 _TIE = 1e-6
+
+
+def _reported(score: float, cosine: bool) -> float:
+    """A hit's score as it is reported (table, --json, the HTTP API, the page): with ``cosine``,
+    ``score`` clamped to [-1, 1].
+
+    ``cosine``: the query is unit vectors, as the stored ones are, so every score is a cosine,
+    which cannot leave [-1, 1]; float rounding takes it past 1 all the same (float32 inner
+    products of normalised vectors: 1.0000001 for a file found by its own vectors; float16 or
+    SQ8-rounded stored vectors by up to about 1e-3), and a cosine over 1 reads as a bug. The
+    clamp is applied once the hits are ranked, so the order stays the one the unclamped scores
+    gave (ties, and the query file's place among them, are :func:`_query_file_first`'s).
+    Without ``cosine`` (a text search with excluded sounds scores cos − weight · Σ cos, which
+    may lie past ±1 without any rounding) the score is left as it is."""
+    return min(1.0, max(-1.0, score)) if cosine else score
 
 
 def _query_file_first(hits: list[Hit], file_id: int) -> list[Hit]:
@@ -471,17 +489,19 @@ class SoundIndex:
             vectors = model.embed_text([text, *unwanted])
             return vectors[:1] - exclude_weight * vectors[1:].sum(axis=0, keepdims=True)
         return self._search_embedded(embed, k, filters, per_file, words=text if keywords else None,
-                                     unwanted_words=unwanted if keywords else ())
+                                     unwanted_words=unwanted if keywords else (),
+                                     cosine=not (unwanted and exclude_weight))
 
     def _keyword_search(self, conn: Connection, snap: _Snapshot, text: str, q: np.ndarray, k: int,
-                        filters: Filters | None, unwanted: Sequence[str] = ()) -> list[Hit]:
+                        filters: Filters | None, unwanted: Sequence[str] = (), cosine: bool = True) -> list[Hit]:
         """The fused ranking of :meth:`search_text` with ``keywords``, in one snapshot; files
-        whose words match an ``unwanted`` text are left out of the keyword side."""
+        whose words match an ``unwanted`` text are left out of the keyword side. ``cosine``:
+        the hits' scores are cosines (:func:`_reported`)."""
         from engine.keywords import fuse
         if k < 1:
             raise InvalidQuery(f"k must be ≥ 1, got {k}")
         pool = max(KEYWORD_POOL, 5 * k)
-        by_sound = self._search(conn, snap, q, pool, filters, per_file=True)
+        by_sound = self._search(conn, snap, q, pool, filters, per_file=True, cosine=False)   # ranked as found
         allowed = None
         if filters is not None and filters.active:
             allowed = np.unique(snap.seg_file[snap.rows(self._allowed(conn, snap, filters))])
@@ -500,17 +520,18 @@ class SoundIndex:
         by_words = sorted((int(f) for f in kw_ids if int(f) in best),
                           key=lambda f: (-round(bm25[f], 9), -best[f][0], f))[:pool]
         order = fuse([h.file_id for h in by_sound], by_words)[:k]
-        hits = self._hits(conn, snap, [(f, best[f]) for f in order], per_file=True)
+        hits = self._hits(conn, snap, [(f, best[f]) for f in order], per_file=True, cosine=cosine)
         for h in hits:
             h.keywords = float(bm25.get(h.file_id, 0.0))
-        self._place_at_markers(conn, snap, [h for h in hits if h.keywords], text, q[0])
+        self._place_at_markers(conn, snap, [h for h in hits if h.keywords], text, q[0], cosine)
         return hits
 
     @staticmethod
-    def _place_at_markers(conn: Connection, snap: _Snapshot, hits: list[Hit], text: str, q: np.ndarray) -> None:
+    def _place_at_markers(conn: Connection, snap: _Snapshot, hits: list[Hit], text: str, q: np.ndarray,
+                          cosine: bool = True) -> None:
         """Hits whose file has a named marker sharing words with ``text`` move to the segment
         around that marker (the one whose middle is nearest it; the most words in common, then the
-        earliest marker), with that segment's cosine as score."""
+        earliest marker), with that segment's cosine as score (:func:`_reported`)."""
         from engine.keywords import words
         wanted = set(words(text))
         if not hits or not wanted:
@@ -534,7 +555,7 @@ class SoundIndex:
             else:
                 i = int(np.flatnonzero(around)[np.argmin(np.abs((starts + ends)[around] / 2 - at))])
             h.start, h.end, h.segment_id = float(starts[i]), float(ends[i]), int(ids[i])
-            h.score = float(snap.vectors(ids[i:i + 1])[0] @ q)
+            h.score = _reported(float(snap.vectors(ids[i:i + 1])[0] @ q), cosine)
             h.marker, h.marker_at = name, float(starts[i]) if at_take.any() else float(at)
 
     @staticmethod
@@ -657,22 +678,23 @@ class SoundIndex:
 
     def search_vectors(self, queries: np.ndarray, k: int = 10, filters: Filters | None = None,
                        per_file: bool = True) -> list[Hit]:
-        """Search by unit vector(s); with several, a segment scores its best match to any."""
+        """Search by unit vector(s); with several, a segment scores its best match to any.
+        Scores are cosines, so they are clamped to [-1, 1] (:func:`_reported`)."""
         return self._search_query(queries, k, filters, per_file, fingerprint=None)
 
     def _search_embedded(self, embed: Callable[[AudioTextModel], np.ndarray], k: int,
                          filters: Filters | None, per_file: bool, words: str | None = None,
-                         unwanted_words: Sequence[str] = ()) -> list[Hit]:
+                         unwanted_words: Sequence[str] = (), cosine: bool = True) -> list[Hit]:
         """Search by the query ``embed(model)`` makes with the index's model; made again with
         the new model when a rebuild swaps in another one between embedding and searching.
         ``words``: fuse with a keyword search for them, without files matching ``unwanted_words``
-        (:meth:`search_text`)."""
+        (:meth:`search_text`). ``cosine``: the query is unit vectors (:func:`_reported`)."""
         for _ in range(_RELOAD_RETRIES):
             model = self.model
             try:
                 return self._search_query(embed(model), k, filters, per_file,
                                           fingerprint=str(model.fingerprint), words=words,
-                                          unwanted_words=unwanted_words)
+                                          unwanted_words=unwanted_words, cosine=cosine)
             except _QueryModelChanged:
                 log.info("%s: the index changed model during a query; embedding it again", self.root)
         raise IndexBusy(f"index {self.root} changed model {_RELOAD_RETRIES} times during one query "
@@ -680,9 +702,10 @@ class SoundIndex:
 
     def _search_query(self, queries: np.ndarray, k: int, filters: Filters | None, per_file: bool,
                       fingerprint: str | None, words: str | None = None,
-                      unwanted_words: Sequence[str] = ()) -> list[Hit]:
+                      unwanted_words: Sequence[str] = (), cosine: bool = True) -> list[Hit]:
         """Search by query vectors made by the model with ``fingerprint`` (None: unknown);
-        with ``words``, fused with a keyword search for them."""
+        with ``words``, fused with a keyword search for them. ``cosine``: the queries are unit
+        vectors, their scores cosines (:func:`_reported`)."""
         from engine.vectors import as_query
         q = as_query(queries)
 
@@ -693,8 +716,8 @@ class SoundIndex:
                 raise InvalidQuery(f"query vectors have {q.shape[1]} dims; index {self.root} "
                                    f"holds {snap.dim}-dim vectors")
             if words is not None:
-                return self._keyword_search(conn, snap, words, q, k, filters, unwanted_words)
-            return self._search(conn, snap, q, k, filters, per_file)
+                return self._keyword_search(conn, snap, words, q, k, filters, unwanted_words, cosine)
+            return self._search(conn, snap, q, k, filters, per_file, cosine)
         return self._with_snapshot(run)
 
     def allowed_segment_ids(self, filters: Filters) -> np.ndarray:
@@ -729,7 +752,10 @@ class SoundIndex:
         filters.check_catalog(conn, self.root)
 
     def _search(self, conn: Connection, snap: _Snapshot, q: np.ndarray, k: int,
-                filters: Filters | None, per_file: bool) -> list[Hit]:
+                filters: Filters | None, per_file: bool, cosine: bool = True) -> list[Hit]:
+        """The top ``k`` hits (files, or segments without ``per_file``) for the query vectors
+        ``q``, ranked by their scores as FAISS gives them; ``cosine``: the query is unit vectors,
+        and the hits report their scores clamped to [-1, 1] (:func:`_reported`)."""
         import faiss
         if k < 1:
             raise InvalidQuery(f"k must be ≥ 1, got {k}")
@@ -759,7 +785,7 @@ class SoundIndex:
                 break
             fetch = min(n_allowed, fetch * 4)
         top = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
-        return self._hits(conn, snap, top, per_file)
+        return self._hits(conn, snap, top, per_file, cosine=cosine)
 
     @staticmethod
     def _searcher(snap: _Snapshot, selector: Any, n_allowed: int) -> Any:
@@ -797,7 +823,9 @@ class SoundIndex:
         return {int(keys[i]): (float(scores[i]), int(ids[i])) for i in first}
 
     def _hits(self, conn: Connection, snap: _Snapshot, top: list[tuple[int, tuple[float, int]]],
-              per_file: bool) -> list[Hit]:
+              per_file: bool, cosine: bool = False) -> list[Hit]:
+        """Hits for ``top`` ((key, (score, segment id)), ranked), with their files' details;
+        ``cosine``: the scores are cosines, reported clamped to [-1, 1] (:func:`_reported`)."""
         if not top:
             return []
         seg_ids = np.array([seg for _, (_, seg) in top], dtype=np.int64)
@@ -818,7 +846,8 @@ class SoundIndex:
                 continue
             _, path, duration, fmt, rate = f
             hits.append(Hit(path=path, start=float(snap.seg_start[row]), end=float(snap.seg_end[row]),
-                            score=score, file_id=int(fid), segment_id=seg, duration=float(duration),
+                            score=_reported(score, cosine), file_id=int(fid), segment_id=seg,
+                            duration=float(duration),
                             format=str(fmt), sample_rate=int(rate)))
         fields = stored_metadata(conn, [h.file_id for h in hits], ("markers", *ABOUT_LINE_KEYS))   # one lookup
         self._name_takes(snap, hits, _markers_of(fields))

@@ -335,7 +335,7 @@ def test_search_and_similar_export_their_results(indexed, tmp_path):
                             zip(("01", "02"), hits)] + ["soundsift-export.csv"])
     assert all(sf.info(str(p)).duration == 10.0 for p in out.glob("*.wav"))
     result = run("search", "noise", "-i", index_dir, "--json", "--format", "flac", "--export", out)
-    assert "exported 1 of 1 results" in result.stderr and "1 file copied, 0 spans cut out" in result.stderr
+    assert "exported 1 of 1 result to" in result.stderr and "1 file copied, 0 spans cut out" in result.stderr
     assert (out / "01_noise.flac").read_bytes() == (lib / "a" / "noise.flac").read_bytes()
 
     moment = run("similar", lib / "long.wav", "-i", index_dir, "--start", "11", "-k", 1, "--all-segments",

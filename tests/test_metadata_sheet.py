@@ -282,7 +282,7 @@ def test_sheet_commands(lib, tmp_path):
     assert done.exit_code == 0, done.stderr
     assert "BBCSoundEffects.csv: described 2 indexed files from 2 of 3 rows (files named in column 'location')" in done.stdout
     assert "columns not used: secs, CDNumber, tracknum" in done.stdout
-    assert "1 rows name no indexed file, e.g. 07076099.wav" in done.stderr
+    assert "no indexed file for 1 row, e.g. 07076099.wav" in done.stderr
     listed = run(app, ["sheet", "list", "--index", str(idx), "--json"])
     assert json.loads(listed.stdout) == {"BBCSoundEffects.csv": 2}
     (tmp_path / "none.csv").write_text("Filename,Description\nnothing.wav,Nothing\n")
@@ -454,7 +454,7 @@ def test_the_index_exports_its_own_sheet_and_another_index_reads_it(lib, tmp_pat
     assert all(len(r["ZeroShotTags"].split(", ")) == 2 for r in rows.values())
     choosy = run(app, ["sheet", "export", str(out), "--index", str(idx), "--zero-shot", "2", "--labels",
                        "hiss,tone,birdsong", "--min-score", "0.99", "--path-prefix", str(lib / "Birds")])
-    assert choosy.exit_code == 0 and "wrote 1 files" in choosy.stdout
+    assert choosy.exit_code == 0 and "wrote 1 file to" in choosy.stdout
     with open(out, encoding="utf-8-sig", newline="") as f:
         assert [r["ZeroShotTags"] for r in csv.DictReader(f)] == [""]          # none that sure of three labels
 
@@ -636,7 +636,7 @@ def test_a_row_for_a_file_not_indexed_describes_no_other(tmp_path):
     sheet.write_text(f"Pathname,Description\n{lib}/new/hello.mp3,MP3 COPY DESCRIPTION\n")
     run = CliRunner().invoke
     done = run(app, ["sheet", "import", str(sheet), "--index", str(idx)], env={"COLUMNS": "200"})
-    assert done.exit_code == 1 and "described 0 indexed files from 0 of 1 rows" in done.stdout
+    assert done.exit_code == 1 and "described 0 indexed files from 0 of 1 row " in done.stdout
     assert set(described().values()) == {None}
 
     (tmp_path / "first.csv").write_text("Filename,Description\nhello.wav,Hello\nbye.wav,Bye\n")

@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from ui.cli.app import app
-from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, err_console, labelled,
+from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, count, err_console, labelled,
                            print_json, relays_decoder_output, reports_errors, setup_logging)
 
 
@@ -102,7 +102,7 @@ def caption_command(
         print_json({"manifest": str(out), "rows": written, "failed": [str(e) for e in errors], "stored": stored,
                     "files": [r.manifest_row() for r in rows]})
         return
-    err_console.print(f"captioned {written} of {len(files)} files → {out}"
+    err_console.print(f"captioned {written} of {count(len(files), 'file')} → {out}"
                       + (f"; {len(errors)} unreadable" if errors else ""), highlight=False)
     if not written:         # an empty manifest trains nothing: say why, and fail the command
         why = ("none of them could be read" if len(errors) == len(files) else
@@ -111,7 +111,7 @@ def caption_command(
         err_console.print(labelled("error:", "bold red", f"no captions: {why}"), highlight=False)
         raise typer.Exit(1)
     if stored is not None:
-        err_console.print(f"stored {stored['tags']} tags and {stored['captions']} captions for "
-                          f"{stored['files']} files in the index"
-                          + (f" ({stored['not_in_index']} files not indexed)" if stored["not_in_index"] else ""),
-                          highlight=False)
+        outside = stored["not_in_index"]
+        err_console.print(f"stored {count(stored['tags'], 'tag')} and {count(stored['captions'], 'caption')} for "
+                          f"{count(stored['files'], 'file')} in the index"
+                          + (f" ({count(outside, 'file')} not indexed)" if outside else ""), highlight=False)

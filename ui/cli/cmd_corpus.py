@@ -8,8 +8,8 @@ from typing import List, Optional
 import typer
 
 from ui.cli.app import MARKUP, SoundsiftTyper, app
-from ui.cli.common import (ProgressOption, VerboseOption, err_console, print_json, reports_errors, setup_logging,
-                           shows_progress)
+from ui.cli.common import (ProgressOption, VerboseOption, count, err_console, print_json, reports_errors,
+                           setup_logging, shows_progress)
 
 corpus_app = SoundsiftTyper(help="Build the offline training corpus (see trainer/corpus); write label CSVs from it.",
                          no_args_is_help=True, add_completion=False,
@@ -90,7 +90,7 @@ def labels_command(
     if json_out:
         print_json(summary)
         return
-    err_console.print(f"{summary['rows']} rows, {summary['labels']} labels → {out}"
+    err_console.print(f"{count(summary['rows'], 'row')}, {count(summary['labels'], 'label')} → {out}"
                       + (f" ({result.excluded} excluded)" if result.excluded else "")
                       + f"; evaluate with: soundsift eval zeroshot {out} -a {manifest.parent} -m MODEL",
                       highlight=False)

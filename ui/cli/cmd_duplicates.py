@@ -8,7 +8,7 @@ import typer
 
 from engine.filters import Filters
 from ui.cli.app import app
-from ui.cli.common import (IndexOption, ProgressOption, VerboseOption, err_console, out_console, print_json,
+from ui.cli.common import (IndexOption, ProgressOption, VerboseOption, count, err_console, out_console, print_json,
                            relays_decoder_output, reports_errors, setup_logging, shows_progress)
 from ui.cli.results import clock, display_path, filter_options
 
@@ -67,11 +67,11 @@ def duplicates_command(
                                  progress=lambda done, total: bar.update(task, completed=done, total=total),
                                  per_file=per_file or None,
                                  report_every=None if bar_shown else REPORT_EVERY)
-    log.info("%d files, %d pairs compared on their audio, %d confirmed, %d groups", report.files,
-             report.compared, report.confirmed, len(report.groups))
+    log.info("%s, %s compared on their audio, %d confirmed, %s", count(report.files, "file"),
+             count(report.compared, "pair"), report.confirmed, count(len(report.groups), "group"))
     if report.left_out:
-        log.info("%d more pairs over --min-cosine %g were not compared: each file meets its %d closest "
-                 "(--per-file)", report.left_out, min_cosine, per_file)
+        log.info("%s over --min-cosine %g not compared: each file meets its %d closest (--per-file)",
+                 count(report.left_out, "more pair"), min_cosine, per_file)
     _print_groups(report, json_out)
     if report.interrupted:
         raise typer.Exit(130)
@@ -80,18 +80,17 @@ def duplicates_command(
 def _print_groups(report: DuplicateReport, json_out: bool) -> None:
     """The groups as JSON on stdout, or as a table; an interrupted search says so."""
     if report.interrupted:
-        err_console.print(f"interrupted: {report.compared} of {report.candidates} pairs compared; "
+        err_console.print(f"interrupted: {report.compared} of {count(report.candidates, 'pair')} compared; "
                           "these are the groups found in them")
     if json_out:
         print_json([g.to_dict() for g in report.groups])
         return
     if not report.groups:
-        out_console.print(f"no duplicates among {report.files} files")
+        out_console.print(f"no duplicates among {count(report.files, 'file')}")
         return
     from rich.table import Table
 
-    n = len(report.groups)
-    table = Table(title=f"{n} {'group' if n == 1 else 'groups'} of duplicates among {report.files} files")
+    table = Table(title=f"{count(len(report.groups), 'group')} of duplicates among {count(report.files, 'file')}")
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("difference", justify="right", no_wrap=True)
     table.add_column("files", overflow="fold", ratio=1)

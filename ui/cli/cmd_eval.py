@@ -8,7 +8,7 @@ import typer
 
 from engine.zeroshot import DEFAULT_TEMPLATE, LABEL_QUERY_TEMPLATE
 from ui.cli.app import MARKUP, SoundsiftTyper, app
-from ui.cli.common import (MODEL_HELP, ProgressOption, VerboseOption, err_console, out_console, print_json,
+from ui.cli.common import (MODEL_HELP, ProgressOption, VerboseOption, count, err_console, out_console, print_json,
                            reports_errors, setup_logging, shows_progress)
 
 eval_app = SoundsiftTyper(
@@ -107,8 +107,8 @@ def zeroshot_command(
 def _print_retrieval(result: dict[str, Any]) -> None:
     from rich.table import Table
 
-    t = Table(title=f"retrieval · {result['model']} · {result['n_audio']} clips, "
-                    f"{result['n_captions']} captions")
+    t = Table(title=f"retrieval · {result['model']} · {count(result['n_audio'], 'clip')}, "
+                    f"{count(result['n_captions'], 'caption')}")
     keys = ("R@1", "R@5", "R@10", "mAP@10", "median_rank", "mean_rank")
     t.add_column("direction")
     for k in keys:
@@ -122,11 +122,11 @@ def _print_retrieval(result: dict[str, Any]) -> None:
 def _print_zeroshot(result: dict[str, Any]) -> None:
     from rich.table import Table
 
-    out_console.print(f"zero-shot · {result['model']} · {result['n']} clips: "
+    out_console.print(f"zero-shot · {result['model']} · {count(result['n'], 'clip')}: "
                       f"top-1 {100 * result['top1']:.2f}%, top-5 {100 * result['top5']:.2f}%",
                       highlight=False)
     t2a = result["t2a"]
-    out_console.print(f"text → audio · {result['t2a_queries']} class queries: "
+    out_console.print(f"text → audio · {count(result['t2a_queries'], 'class query', 'class queries')}: "
                       + ", ".join(f"{k} {100 * t2a[k]:.2f}%" for k in ("R@1", "R@5", "R@10", "mAP@10")),
                       highlight=False)
     if result.get("per_fold"):

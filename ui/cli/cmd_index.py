@@ -10,7 +10,7 @@ from typing import Any, List, Optional
 import typer
 
 from ui.cli.app import app
-from ui.cli.common import (MODEL_HELP, IndexOption, ProgressOption, VerboseOption, err_console, out_console,
+from ui.cli.common import (MODEL_HELP, IndexOption, ProgressOption, VerboseOption, count, err_console, out_console,
                            print_json, reports_errors, setup_logging, shows_progress)
 
 
@@ -138,9 +138,9 @@ def _print_summary(s: dict[str, Any]) -> None:
     if s.get("moved"):
         t.add_row("moved or renamed", f"{s['moved']} (kept their vectors, tags and captions)")
     if s.get("metadata_reread"):
-        t.add_row("metadata read again", f"{s['metadata_reread']} unchanged files (a newer reader)")
+        t.add_row("metadata read again", f"{count(s['metadata_reread'], 'unchanged file')} (a newer reader)")
     if s.get("levels_measured"):
-        t.add_row("loudness measured", f"{s['levels_measured']} unchanged files (indexed before it was)")
+        t.add_row("loudness measured", f"{count(s['levels_measured'], 'unchanged file')} (indexed before it was)")
     if s.get("skipped"):
         t.add_row("not scanned", ", ".join(f"{n} {kind}" for kind, n in s["skipped"].items()))
     t.add_row("segments embedded", str(s["n_segments"]))
@@ -148,12 +148,13 @@ def _print_summary(s: dict[str, Any]) -> None:
     t.add_row("wall time", f"{s['seconds']:.2f} s")
     t.add_row("speed", f"{s['files_per_second']:.2f} files/s, {s['x_realtime']:.1f}× real time")
     totals = s.get("totals") or {}
-    t.add_row("index now holds", f"{totals.get('files', 0)} files, {totals.get('segments', 0)} segments, "
-                                 f"{totals.get('errors', 0)} errors")
+    t.add_row("index now holds", f"{count(totals.get('files', 0), 'file')}, "
+                                 f"{count(totals.get('segments', 0), 'segment')}, "
+                                 f"{count(totals.get('errors', 0), 'error')}")
     if s.get("rebuild"):
         kept, left = s["carried_over"], s["not_carried_over"]
-        t.add_row("carried over", f"{kept['tags']} tags, {kept['captions']} captions "
-                                  f"(not: {left['tags']} tags, {left['captions']} captions)")
+        t.add_row("carried over", f"{count(kept['tags'], 'tag')}, {count(kept['captions'], 'caption')} "
+                                  f"(not: {count(left['tags'], 'tag')}, {count(left['captions'], 'caption')})")
     out_console.print(t)
     sheets = s.get("sheets_not_imported") or []
     if sheets:

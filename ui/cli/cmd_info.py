@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from ui.cli.app import app
-from ui.cli.common import IndexOption, VerboseOption, out_console, print_json, reports_errors, setup_logging
+from ui.cli.common import IndexOption, VerboseOption, count, out_console, print_json, reports_errors, setup_logging
 
 
 @app.command("info")
@@ -50,18 +50,18 @@ def _print_info(info: dict[str, Any]) -> None:
     t.add_row("files", str(c["files"]) + (f" ({c['described']} described: title, comment … in the file or an imported sheet)"
                                           if c.get("described") else ""))
     marked = int(c.get("marked") or 0)
-    t.add_row("segments", str(c["segments"]) + (f" (with the takes of {marked} file{'s' if marked != 1 else ''} "
+    t.add_row("segments", str(c["segments"]) + (f" (with the takes of {count(marked, 'file')} "
                                                 "with named markers)" if marked else ""))
     t.add_row("errors", str(c["errors"]))
     if info.get("sheets"):
-        t.add_row("library sheets", " · ".join(f"{name} ({n} files)" for name, n in info["sheets"].items()))
+        t.add_row("library sheets", " · ".join(f"{name} ({count(n, 'file')})" for name, n in info["sheets"].items()))
     t.add_row("total duration", _duration(info["total_duration"]))
     levels = info.get("loudness") or {}
     if levels.get("measured_files"):
         t.add_row("loudness", f"{levels['quietest_lufs']:.1f} … {levels['loudest_lufs']:.1f} LUFS"
                   + ("" if levels["measured_files"] == c["files"] else
-                     f" ({levels['measured_files']} of {c['files']} files measured; `soundsift index … --rebuild` "
-                     "measures the others)"))
+                     f" ({levels['measured_files']} of {count(c['files'], 'file')} measured; "
+                     "`soundsift index … --rebuild` measures the others)"))
     t.add_row("model", str(info.get("model_name")))
     t.add_row("fingerprint", str(info.get("model_fingerprint")))
     t.add_row("dim / sample rate", f"{info.get('dim')} / {info.get('sample_rate')} Hz")
@@ -75,7 +75,7 @@ def _print_info(info: dict[str, Any]) -> None:
     if info.get("recall_at_10") is not None:
         t.add_row("recall@10 (measured)", f"{info['recall_at_10']:.3f}")
     if info.get("trained_on"):
-        t.add_row("trained on", f"{info['trained_on']} vectors (retrained when ~4× more or fewer)")
+        t.add_row("trained on", f"{count(info['trained_on'], 'vector')} (retrained when ~4× more or fewer)")
     if info.get("memory_budget"):
         t.add_row("memory budget", f"{info['memory_budget'] / 2**30:.2f} GiB")
     size = info.get("vectors_bytes")

@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 
 from ui.cli.app import app
-from ui.cli.common import IndexOption, VerboseOption, out_console, print_json, reports_errors, setup_logging
+from ui.cli.common import IndexOption, VerboseOption, count, out_console, print_json, reports_errors, setup_logging
 
 
 @app.command("relocate")
@@ -35,17 +35,17 @@ def relocate_command(
         print_json(dict(result, dry_run=dry_run))
         return
     verb = "would move" if dry_run else "moved"
-    out_console.print(f"{verb} {result['files']} indexed files from {plan.old} to {plan.new}"
+    out_console.print(f"{verb} {count(result['files'], 'indexed file')} from {plan.old} to {plan.new}"
                       + ("" if dry_run else f" (generation {plan.generation})"), highlight=False)
     if plan.merged:
-        out_console.print(f"{len(plan.merged)} of them were indexed at the new place already: that row stays "
-                          "and takes the old one's tags and captions", highlight=False)
+        out_console.print(f"{count(len(plan.merged), 'file')} already indexed at the new place too: the row there "
+                          "stays and takes the old one's tags and captions", highlight=False)
     if plan.retimed:
-        out_console.print(f"{plan.retimed} copies have a new modification time (same size): taken, so they "
-                          "are not embedded again", highlight=False)
+        out_console.print(f"{count(plan.retimed, 'copy', 'copies')} with a new modification time (same size): "
+                          "taken, so not embedded again", highlight=False)
     if plan.errors:
-        out_console.print(f"{len(plan.errors)} files that failed before: their error rows moved too",
+        out_console.print(f"{count(len(plan.errors), 'file')} that failed before: the error rows moved too",
                           highlight=False)
     if plan.missing:
-        out_console.print(f"{len(plan.missing)} are not at the new place (e.g. {plan.missing[0]}); "
+        out_console.print(f"{count(len(plan.missing), 'file')} not at the new place (e.g. {plan.missing[0]}): "
                           f"the next `soundsift index {plan.new}` drops them", highlight=False)

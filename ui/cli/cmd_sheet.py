@@ -7,8 +7,8 @@ from typing import Annotated, Any, List, Optional
 import typer
 
 from ui.cli.app import MARKUP, SoundsiftTyper, app
-from ui.cli.common import (IndexOption, VerboseOption, err_console, labelled, out_console, print_json, reports_errors,
-                           setup_logging)
+from ui.cli.common import (IndexOption, VerboseOption, count, err_console, labelled, out_console, print_json,
+                           reports_errors, setup_logging)
 from ui.cli.results import IndexModelOption, filter_options
 
 sheet_app = SoundsiftTyper(
@@ -65,7 +65,7 @@ def import_command(
         if not json_out:
             _print_import(report)
         if report.unmatched:
-            err_console.print(f"{report.sheet}: {len(report.unmatched)} rows name no indexed file, e.g. "
+            err_console.print(f"{report.sheet}: no indexed file for {count(len(report.unmatched), 'row')}, e.g. "
                               + ", ".join(report.unmatched[:5]), highlight=False)
     if json_out:
         print_json(reports[0].to_dict() if len(sheets) == 1 else [r.to_dict() for r in reports])
@@ -76,8 +76,8 @@ def import_command(
 def _print_import(report: Any) -> None:
     """What one import did (or, with --dry-run, would do), for a person."""
     verb = "would describe" if report.dry_run else "described"
-    out_console.print(f"{report.sheet}: {verb} {report.files} indexed files from {report.matched_rows} of "
-                      f"{report.rows} rows (files named in column {report.file_column!r})", highlight=False)
+    out_console.print(f"{report.sheet}: {verb} {count(report.files, 'indexed file')} from {report.matched_rows} of "
+                      f"{count(report.rows, 'row')} (files named in column {report.file_column!r})", highlight=False)
     if report.worksheets:
         skipped = (f"; skipped, no file column: {', '.join(report.skipped_worksheets)}"
                    if report.skipped_worksheets else "")
@@ -88,7 +88,7 @@ def _print_import(report: Any) -> None:
     if report.unused_columns:
         out_console.print("columns not used: " + ", ".join(report.unused_columns), highlight=False)
     if report.shared_rows:
-        out_console.print(f"{report.shared_rows} rows matched several files (the same name in several "
+        out_console.print(f"{count(report.shared_rows, 'row')} matched several files (the same name in several "
                           "folders: each got the row)", highlight=False)
 
 
@@ -107,7 +107,7 @@ def list_command(index: IndexOption = None, json_out: JsonOption = False, verbos
                           highlight=False)
         return
     for name, n in counts.items():
-        out_console.print(f"{name}: {n} files", highlight=False)
+        out_console.print(f"{name}: {count(n, 'file')}", highlight=False)
 
 
 @sheet_app.command("remove")
@@ -121,7 +121,7 @@ def remove_command(
     """Take away what a sheet said of the files."""
     setup_logging(verbose)
     from indexer.metadata_sheet import remove_sheet
-    out_console.print(f"{name}: removed from {remove_sheet(index, name)} files", highlight=False)
+    out_console.print(f"{name}: removed from {count(remove_sheet(index, name), 'file')}", highlight=False)
 
 
 @sheet_app.command("export")
@@ -168,4 +168,4 @@ def export_command(
             rows = library_rows(index, filters, sound_index=sound_index, zero_shot=zero_shot, labels=label_list,
                                 min_score=min_score)
     write_library_sheet(rows, out)
-    out_console.print(f"wrote {len(rows)} files to {out}", highlight=False)
+    out_console.print(f"wrote {count(len(rows), 'file')} to {out}", highlight=False)

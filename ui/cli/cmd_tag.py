@@ -10,7 +10,7 @@ import typer
 
 from engine.zeroshot import DEFAULT_TEMPLATE
 from ui.cli.app import app
-from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, out_console,
+from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, count, out_console,
                            print_json, relays_decoder_output, reports_errors, setup_logging)
 
 TEMPLATE_HELP = "Prompt each label is put in; must contain {label}."
@@ -91,15 +91,16 @@ def tag_command(
         raise InvalidQuery(f"none of the {len(files)} files could be read; the first: {errors[0]}")
     n_labels = len(label_list)
     if one_file:
-        _print_tags(tagged[0].tags, f"{paths[0].name} — {name}, {n_labels} labels", json_out)
+        _print_tags(tagged[0].tags, f"{paths[0].name} — {name}, {count(n_labels, 'label')}", json_out)
         return
     if json_out:
         print_json([t.to_dict() for t in tagged])
     else:
-        _print_file_tags(tagged, f"{len(tagged)} file{'' if len(tagged) == 1 else 's'} — {name}, {n_labels} labels")
+        _print_file_tags(tagged, f"{count(len(tagged), 'file')} — {name}, {count(n_labels, 'label')}")
     if errors:
         from ui.cli.common import err_console
-        err_console.print(f"{len(errors)} of {len(files)} files could not be read (warnings above)", highlight=False)
+        err_console.print(f"{len(errors)} of {count(len(files), 'file')} could not be read (warnings above)",
+                          highlight=False)
 
 
 def _tag_timeline(path: Path, label_list: Optional[list], index: Optional[str], model: Optional[str],
@@ -119,7 +120,8 @@ def _tag_timeline(path: Path, label_list: Optional[list], index: Optional[str], 
 
     from ui.cli.results import clock
     source = "stored vectors" if from_index else "decoded"
-    table = Table(title=f"{path.name} — {tagger.name}, {len(label_list)} labels, {len(spans)} segments ({source})")
+    table = Table(title=f"{path.name} — {tagger.name}, {count(len(label_list), 'label')}, "
+                        f"{count(len(spans), 'segment')} ({source})")
     table.add_column("time", no_wrap=True)
     table.add_column("take", overflow="fold")
     table.add_column("tags (score)", overflow="fold", ratio=1)

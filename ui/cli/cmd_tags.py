@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, List
 import typer
 
 from ui.cli.app import MARKUP, SoundsiftTyper, app
-from ui.cli.common import IndexOption, VerboseOption, out_console, print_json, reports_errors, setup_logging
+from ui.cli.common import IndexOption, VerboseOption, count, out_console, print_json, reports_errors, setup_logging
 from ui.cli.results import split_values
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def list_command(
     if not counts:
         out_console.print("no tags yet: `soundsift tags add TAG PATH... --index …` adds some", highlight=False)
         return
-    table = Table(title=f"{len(counts)} tags")
+    table = Table(title=count(len(counts), "tag"))
     table.add_column("tag")
     table.add_column("files", justify="right")
     for tag, n in counts.items():
@@ -91,7 +91,7 @@ def _report(change: "TagChange", verb: str, json_out: bool) -> None:
     if json_out:
         print_json(change.to_dict())
     elif change.files:
-        line = f"{verb} {_count(change.changed, 'tag')} on {_count(change.files, 'file')}"
+        line = f"{verb} {count(change.changed, 'tag')} on {count(change.files, 'file')}"
         if not change.changed:
             line += " (they had them already)" if verb == "added" else " (none of them carried it)"
         out_console.print(line, highlight=False)
@@ -99,7 +99,3 @@ def _report(change: "TagChange", verb: str, json_out: bool) -> None:
         err_console.print(f"error: {path}: not in the index (index it first)", highlight=False)
     if change.not_indexed and not change.files:
         raise typer.Exit(1)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

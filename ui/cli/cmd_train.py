@@ -9,7 +9,7 @@ import typer
 
 from engine.errors import InvalidConfig
 from ui.cli.app import app
-from ui.cli.common import VerboseOption, err_console, print_json, reports_errors, setup_logging
+from ui.cli.common import VerboseOption, count, err_console, print_json, reports_errors, setup_logging
 
 if TYPE_CHECKING:
     from trainer.loop import TrainResult
@@ -74,7 +74,8 @@ def _report(result: TrainResult, config: Path, out: Optional[Path], json_out: bo
         print_json(summary)
         return
     if summary["model_dir"]:
-        err_console.print(f"trained {result.steps} steps in {result.seconds:.1f} s → model in {result.model_dir}")
+        err_console.print(f"trained {count(result.steps, 'step')} in {result.seconds:.1f} s "
+                          f"→ model in {result.model_dir}")
     else:
         from trainer.distributed import launched_world_size
         world = launched_world_size()
@@ -106,7 +107,7 @@ def _train_cached(config: Path, out: Optional[Path], steps: Optional[int], json_
     if json_out:
         print_json(summary)
         return
-    err_console.print(f"trained {cfg.steps} steps in {summary['seconds']:.1f} s → model in {model_dir}")
+    err_console.print(f"trained {count(cfg.steps, 'step')} in {summary['seconds']:.1f} s → model in {model_dir}")
     if cfg.final_with_val:
         if held_out is not None:
             err_console.print(f"validation (seed {cfg.seed}, trained without the validation clips): "

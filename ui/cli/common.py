@@ -26,6 +26,13 @@ def labelled(label: str, style: str, text: object) -> Text:
     """``label`` in ``style``, a space, then ``text`` exactly as it is."""
     return Text.assemble((label, style), " ", str(text))
 
+
+def count(n: int, noun: str, plural: Optional[str] = None) -> str:
+    """``n`` and ``noun`` agreeing, as messages say them: ``1 file``, ``0 files``, ``2 files``;
+    ``plural`` where it is not ``noun`` + s (``count(n, "copy", "copies")``)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 INDEX_HELP = "Index name (a folder under indexes/) or path to an index folder."

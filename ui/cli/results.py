@@ -9,7 +9,7 @@ from typing import Annotated, Any, Callable, List, Optional, Sequence, TypeVar
 
 import typer
 
-from ui.cli.common import MODEL_HELP, err_console, labelled, out_console, print_json
+from ui.cli.common import MODEL_HELP, count, err_console, labelled, out_console, print_json
 
 MIN_DURATION_HELP = "Only files at least this long (seconds)."
 MAX_DURATION_HELP = "Only files at most this long (seconds)."
@@ -187,9 +187,9 @@ def export_results(hits: Sequence[Any], folder: Optional[Path], whole_files: boo
         err_console.print(labelled("not exported:", "bold yellow", f"{path}: {reason}"), highlight=False, soft_wrap=True)
     spans = sum(1 for w in result.written if w.kind == "excerpt")
     files = len(result.written) - spans
-    err_console.print(f"exported {len(result.written)} of {len(hits)} results to {display_path(str(folder))} "
-                      f"({files} {'file' if files == 1 else 'files'} copied, "
-                      f"{spans} {'span' if spans == 1 else 'spans'} cut out)", highlight=False, soft_wrap=True)
+    err_console.print(f"exported {len(result.written)} of {count(len(hits), 'result')} to "
+                      f"{display_path(str(folder))} ({count(files, 'file')} copied, {count(spans, 'span')} cut out)",
+                      highlight=False, soft_wrap=True)
 
 
 def clock(seconds: float) -> str:
