@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -155,6 +156,8 @@ def open_catalog(path: str | Path, *, create: bool = False) -> Engine:
         if not path.is_file():
             raise read_only_error(path.parent, path.name)
         return _read_only_engine(path)
+    if create and not path.is_file():
+        _create_schema(path)
     engine = create_engine(f"sqlite:///{path}", future=True)
     event.listen(engine, "connect", _sqlite_pragmas)
     if create:
@@ -162,6 +165,33 @@ def open_catalog(path: str | Path, *, create: bool = False) -> Engine:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         Base.metadata.create_all(engine)
     return engine
+
+
+#: where a new catalog's tables are made before it is renamed into place (engine.layout.OWN_NAMES)
+NEW_CATALOG_SUFFIX = ".new"
+
+
+def _create_schema(path: Path) -> None:
+    """Make a new catalog at ``path`` with all its tables in one step: written beside it and
+    renamed into place, so that ``path`` never exists without its tables. A writer killed while
+    SQLite was making them left a catalog that every reader (``info``, ``search``) failed on
+    with "no such table: meta" until the next index run."""
+    tmp = path.with_name(path.name + NEW_CATALOG_SUFFIX)
+    for stale in (tmp, Path(f"{tmp}-journal")):     # left by a writer killed here before
+        stale.unlink(missing_ok=True)
+    engine = create_engine(f"sqlite:///{tmp}", future=True)
+    try:
+        Base.metadata.create_all(engine)
+    finally:
+        engine.dispose()
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(str(path.parent), os.O_RDONLY)       # the rename, durable
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def wal_pending(path: str | Path) -> bool:

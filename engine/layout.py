@@ -24,6 +24,7 @@ DEFAULT_INDEX = "default"
 
 #: what soundsift writes in an index folder (names, then glob patterns); anything else is not its own
 OWN_NAMES = frozenset({"catalog.db", "catalog.db-wal", "catalog.db-shm", "catalog.db-journal",
+                       "catalog.db.new", "catalog.db.new-journal",     # a new catalog's tables (engine.catalog)
                        "index.json", "index.json.tmp", ".lock"})
 OWN_PATTERNS = ("vectors-*.faiss", "vectors-*.faiss.tmp", "vectors-*.raw.npy", "vectors-*.raw.npy.tmp")
 #: errno of a write refused because the folder (or file) cannot be written: a read-only mount or

@@ -47,12 +47,28 @@ def read_index(path: str | Path, mmap: bool = True) -> faiss.Index:
 
 
 def write_index_atomic(index: faiss.Index, path: str | Path) -> None:
-    """Write ``index`` to ``path`` via a temporary file, fsync, and rename."""
+    """Write ``index`` to ``path`` via a temporary file, fsync, and rename.
+
+    The bytes go through a Python file (``faiss.PyCallbackIOWriter``), not faiss's own
+    ``fopen``: a refused write (a full disk, no permission, a read-only drive, an I/O error) is
+    then an OSError naming the temporary file, which the CLI reports in one line, instead of a
+    C++ RuntimeError; and a failure when the last buffered bytes are flushed is raised, where
+    faiss's writer only prints it from a destructor and leaves a short file to be renamed into
+    place. On any failure the temporary file is removed (on a full disk it holds the space the
+    next attempt needs) and ``path`` is untouched.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    faiss.write_index(index, str(tmp))
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            faiss.write_index(index, faiss.PyCallbackIOWriter(f.write))
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:    # a failed write() names no file
+            raise OSError(e.errno, e.strerror or str(e), str(tmp)) from e
+        raise
     os.replace(tmp, path)
     fsync_dir(path.parent)
 

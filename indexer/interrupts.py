@@ -5,6 +5,13 @@ a finaliser (``__del__``, a weakref callback), the exception is printed as "Exce
 and dropped, and an indexing run went on to the end as if no key had been pressed (one Ctrl-C in
 four, in the long-recordings audit; the message went to the decoder-output capture). While
 :func:`remembered` is active, a SIGINT also sets a flag, which the run checks between events.
+
+SIGTERM (``kill PID``, ``timeout``, a service manager or a container stopping) is taken as a
+Ctrl-C there too, where nobody chose another handler for it: Python's default for SIGTERM ends
+the process on the spot, like ``kill -9``, throwing away the files embedded since the last
+checkpoint (up to 256 files or 60 s of work) without a word; now they are committed and the run
+stops with the same message. Where SIGTERM already has a handler (``soundsift index --watch``
+finishes the run in progress, then stops) or is ignored, it is left alone.
 """
 from __future__ import annotations
 
@@ -29,24 +36,29 @@ class Interrupted:
 
 @contextlib.contextmanager
 def remembered() -> Iterator[Interrupted]:
-    """Remember SIGINTs (and raise KeyboardInterrupt as usual); a no-op outside the main thread,
-    where signal handlers cannot be set, and where SIGINT is ignored (a process started in the
-    background by a shell)."""
+    """Remember SIGINTs (and raise KeyboardInterrupt as usual), and take a SIGTERM that would
+    end the process on the spot as one; a no-op outside the main thread, where signal handlers
+    cannot be set, and for a signal that is ignored (SIGINT in a process started in the
+    background by a shell) or, for SIGTERM, has a handler of its own."""
     flag = Interrupted()
-    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
-    if previous is None or previous == signal.SIG_IGN:     # not ours to set, or ignored on purpose
-        yield flag
-        return
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
+    ours = {sig for sig, handler in previous.items()
+            if handler is not None and handler != signal.SIG_IGN
+            and (sig == signal.SIGINT or handler == signal.SIG_DFL)}     # not ours to set, or ignored on purpose
 
-    def on_sigint(signum: int, frame: object) -> None:
+    def on_signal(signum: int, frame: object) -> None:
         flag.arrived = True
-        if callable(previous):
-            previous(signum, frame)
+        before = previous[signum]
+        if signum == signal.SIGINT and callable(before):
+            before(signum, frame)
         else:
             raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, on_sigint)
+    for sig in ours:
+        signal.signal(sig, on_signal)
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig in ours:
+            signal.signal(sig, previous[sig])

@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import platform
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -37,6 +38,7 @@ from typing import Any, Callable
 
 import numpy as np
 from sqlalchemy import and_, delete, func, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from engine.audio import AudioInfo
@@ -264,6 +266,24 @@ class IndexWriter:
                 log.info("removing %s left by an interrupted run", p.name)
                 p.unlink(missing_ok=True)
 
+    def _discard_uncommitted(self, new_file: Path) -> None:
+        """Delete ``new_file`` (and its sidecar) after a failed step 2, unless the catalog names
+        it after all (the transaction committed before the error); when that cannot be read, the
+        file stays for the next writer's :meth:`_delete_orphans`."""
+        from indexer.retrain import sidecar_path
+        try:
+            with Session(self.engine) as s:
+                committed = get_meta(s).get("vectors_file")
+        except Exception as e:       # noqa: BLE001 - best effort: the error being raised matters more
+            log.debug("%s stays for the next writer: the catalog could not be read (%s)", new_file.name, e)
+            return
+        if committed != new_file.name:
+            for p in (new_file, sidecar_path(new_file)):
+                try:
+                    p.unlink(missing_ok=True)
+                except OSError as e:
+                    log.debug("%s stays for the next writer: %s", p.name, e)
+
     # -- reads ---------------------------------------------------------------------------
     def catalog_state(self) -> dict[str, tuple[int, int]]:
         """Every indexed file: path → (size, mtime_ns)."""
@@ -374,50 +394,71 @@ class IndexWriter:
             index.add_with_ids(new_vecs, new_ids)
         index_meta = {k: self.meta[k] for k in INDEX_META_KEYS if k in self.meta}
         if vectors_change:          # only error rows changed: the vectors file stays
-            index, index_meta = self._arrange(index, dim, gen, new_file,
-                                              np.asarray(gone_ids, np.int64), new_ids, new_vecs)
-            self._index = index
-            write_index_atomic(index, new_file)
+            try:
+                index, index_meta = self._arrange(index, dim, gen, new_file,
+                                                  np.asarray(gone_ids, np.int64), new_ids, new_vecs)
+                self._index = index
+                write_index_atomic(index, new_file)
+            except Exception:
+                self._discard_uncommitted(new_file)    # a lossy type's sidecar, already written
+                raise
         # step 2: one transaction makes it the committed generation
-        with Session(self.engine) as s, s.begin():
-            if changes.absorb:
-                _absorb(s, changes.absorb)
-            kept = _kept_rows(s, changes.keep)
-            if gone_paths:
-                s.execute(delete(File).where(File.path.in_(gone_paths)))
-            if changes.moves:
-                _move(s, changes.moves)
-            for f, ids in zip(changes.add, ids_per_file):
-                row = File(path=f.path, size=f.size, mtime_ns=f.mtime_ns, duration=f.duration,
-                           sample_rate=f.info.sample_rate, channels=f.info.channels,
-                           format=f.info.format, subtype=f.info.subtype, indexed_at=time.time())
-                s.add(row)
+        try:
+            with Session(self.engine) as s, s.begin():
+                if changes.absorb:
+                    _absorb(s, changes.absorb)
+                kept = _kept_rows(s, changes.keep)
+                if gone_paths:
+                    s.execute(delete(File).where(File.path.in_(gone_paths)))
+                if changes.moves:
+                    _move(s, changes.moves)
+                for f, ids in zip(changes.add, ids_per_file):
+                    row = File(path=f.path, size=f.size, mtime_ns=f.mtime_ns, duration=f.duration,
+                               sample_rate=f.info.sample_rate, channels=f.info.channels,
+                               format=f.info.format, subtype=f.info.subtype, indexed_at=time.time())
+                    s.add(row)
+                    s.flush()
+                    s.add_all(SegmentRow(id=int(i), file_id=row.id, start=a, end=b)
+                              for i, (a, b) in zip(ids, f.segments))
+                    s.add_all(FileMetadata(file_id=row.id, key=k, value=v) for k, v in f.info.metadata)
+                    tags, captions, sheet = kept.get(f.path, ((), (), ()))
+                    s.add_all(Tag(file_id=row.id, label=label, score=score, source=source) for label, score, source in tags)
+                    s.add_all(Caption(file_id=row.id, text=text_, source=source) for text_, source in captions)
+                    s.add_all(FileMetadata(file_id=row.id, key=k, value=v) for k, v in sheet)
+                cleared = set(changes.clear_errors) | {f.path for f in changes.add} | {m.new for m in changes.moves}
+                if cleared:
+                    s.execute(delete(ErrorRow).where(ErrorRow.path.in_(sorted(cleared))))
+                for path, reason in changes.errors.items():
+                    _set_error(s, path, reason)
                 s.flush()
-                s.add_all(SegmentRow(id=int(i), file_id=row.id, start=a, end=b)
-                          for i, (a, b) in zip(ids, f.segments))
-                s.add_all(FileMetadata(file_id=row.id, key=k, value=v) for k, v in f.info.metadata)
-                tags, captions, sheet = kept.get(f.path, ((), (), ()))
-                s.add_all(Tag(file_id=row.id, label=label, score=score, source=source) for label, score, source in tags)
-                s.add_all(Caption(file_id=row.id, text=text_, source=source) for text_, source in captions)
-                s.add_all(FileMetadata(file_id=row.id, key=k, value=v) for k, v in sheet)
-            cleared = set(changes.clear_errors) | {f.path for f in changes.add} | {m.new for m in changes.moves}
-            if cleared:
-                s.execute(delete(ErrorRow).where(ErrorRow.path.in_(sorted(cleared))))
-            for path, reason in changes.errors.items():
-                _set_error(s, path, reason)
-            s.flush()
-            counts = _counts(s)
-            new_meta = dict(meta, vectors_file=new_file.name, generation=gen, counts=counts,
-                            metric=METRIC, updated_at=time.time(), **index_meta)
-            set_meta(s, **new_meta)
+                counts = _counts(s)
+                new_meta = dict(meta, vectors_file=new_file.name, generation=gen, counts=counts,
+                                metric=METRIC, updated_at=time.time(), **index_meta)
+                set_meta(s, **new_meta)
+        except BaseException as e:
+            # rolled back: the file written in step 1 is no generation's; on a full disk it holds
+            # the space the next attempt needs, so it goes now rather than at the next open
+            if vectors_change and isinstance(e, Exception):
+                self._discard_uncommitted(new_file)
+            if isinstance(e, DBAPIError) and _disk_full(e):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.layout.catalog)) from e
+            raise
         # step 3: the old generation is garbage; index.json mirrors the catalog
         old = self.vectors_path
         self.meta.update(new_meta)
-        if old is not None and old != new_file:
-            from indexer.retrain import sidecar_path
-            old.unlink(missing_ok=True)
-            sidecar_path(old).unlink(missing_ok=True)
-        self.write_index_json()
+        # the commit is complete and durable: a refusal now (the folder made read-only, a full
+        # disk) is said, not raised, so the run does not stop as if this generation were lost;
+        # the next writer removes what is left (_delete_orphans), the next commit rewrites index.json
+        try:
+            if old is not None and old != new_file:
+                from indexer.retrain import sidecar_path
+                old.unlink(missing_ok=True)
+                sidecar_path(old).unlink(missing_ok=True)
+            self.write_index_json()
+        except OSError as e:
+            log.warning("%s: generation %d is committed, but %s: %s", self.layout.root, gen,
+                        "tidying up after it failed", f"{e.filename + ': ' if e.filename else ''}"
+                        f"{(e.strerror or str(e)).lower()}")
         if index.ntotal != counts["segments"]:
             raise RuntimeError(f"{new_file}: {index.ntotal} vectors but the catalog holds "
                                f"{counts['segments']} segments; this is a bug, please report it")
@@ -541,6 +582,13 @@ class IndexWriter:
 #: meta keys that describe the FAISS index (written by every vector-changing commit)
 INDEX_META_KEYS = ("index_type", "index_kind", "faiss_factory", "index_params", "recall_at_10",
                    "trained_on", "memory_budget")
+
+
+def _disk_full(e: DBAPIError) -> bool:
+    """Whether SQLite refused a write because the disk (or the quota) is full: SQLITE_FULL,
+    "database or disk is full"."""
+    code = getattr(e.orig, "sqlite_errorcode", None)
+    return code == getattr(sqlite3, "SQLITE_FULL", 13) or "disk is full" in str(e.orig)
 
 
 def _set_error(s: Session, path: str, reason: str) -> None:
