@@ -1092,7 +1092,8 @@ def _finished_meta(root: Path, handle: CatalogHandle) -> dict[str, Any]:
         if writer is not None:
             by = f" (process {writer})" if writer else ""
             raise IndexNotFound(f"{root} is being indexed for the first time{by}: search it once that run's "
-                                "first checkpoint is committed (every 256 files or 60 s)")
+                                "first checkpoint is committed (by default every 256 files or 60 s: "
+                                "--checkpoint-files, --checkpoint-seconds)")
         raise IndexNotFound(f"{root} holds no finished index (its catalog names no model); "
                             "run `soundsift index` on it again")
     return meta

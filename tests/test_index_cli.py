@@ -173,3 +173,20 @@ def test_a_file_name_with_control_characters_cannot_drive_the_terminal(tmp_path,
     r = run("index", str(lib), "--index", str(tmp_path / "idx"), "--model", str(tiny_clap_dir), "--workers", "0")
     assert r.exit_code == 0, r.output
     assert "\x1b" not in r.stderr and "esc\\x1b[2Jbad.wav" in r.stderr
+
+
+def test_info_before_the_first_commit_says_so(tmp_path):
+    """A catalog made by a first run that has not committed yet (or was killed before its first
+    checkpoint) has no model, vectors file or generation: info says that instead of "None" rows."""
+    from engine.catalog import open_catalog
+    from engine.layout import IndexLayout
+
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    open_catalog(IndexLayout(idx).catalog, create=True).dispose()
+    r = run("info", "--index", str(idx))
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0, r.output
+    assert "no commit yet" in said and "None" not in said
+    info = json.loads(run("info", "--index", str(idx), "--json").output)
+    assert info["generation"] is None and info["counts"]["files"] == 0

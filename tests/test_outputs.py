@@ -119,5 +119,8 @@ def test_a_write_the_machine_refuses_mid_command_is_one_line(capsys):
     with pytest.raises(typer.Exit):
         writes(errno.ENOSPC)
     assert "error: /drive/out.csv: no space left on device" in " ".join(capsys.readouterr().err.split())
+    with pytest.raises(typer.Exit):
+        writes(errno.EFBIG)            # over a file-size limit (ulimit -f, a FAT32 drive's 4 GiB)
+    assert "error: /drive/out.csv: file too large" in " ".join(capsys.readouterr().err.split())
     with pytest.raises(FileNotFoundError):
         writes(errno.ENOENT)

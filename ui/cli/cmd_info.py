@@ -62,28 +62,32 @@ def _print_info(info: dict[str, Any]) -> None:
                   + ("" if levels["measured_files"] == c["files"] else
                      f" ({levels['measured_files']} of {count(c['files'], 'file')} measured; "
                      "`soundsift index … --rebuild` measures the others)"))
-    t.add_row("model", str(info.get("model_name")))
-    t.add_row("fingerprint", str(info.get("model_fingerprint")))
-    t.add_row("dim / sample rate", f"{info.get('dim')} / {info.get('sample_rate')} Hz")
-    policy = info.get("segment_policy") or {}
-    if policy:
-        takes = ", and one per marked take" if "marker" in str(policy.get("kind", "")) else ""
-        t.add_row("segments policy", f"{policy.get('window')} s windows, hop {policy.get('hop')} s{takes}")
-    t.add_row("index type", f"{info.get('index_type')} ({info.get('faiss_factory')}, {info.get('metric')})")
-    if info.get("index_params"):
-        t.add_row("index parameters", str(info["index_params"]))
-    if info.get("recall_at_10") is not None:
-        t.add_row("recall@10 (measured)", f"{info['recall_at_10']:.3f}")
-    if info.get("trained_on"):
-        t.add_row("trained on", f"{count(info['trained_on'], 'vector')} (retrained when ~4× more or fewer)")
-    if info.get("memory_budget"):
-        t.add_row("memory budget", f"{info['memory_budget'] / 2**30:.2f} GiB")
-    size = info.get("vectors_bytes")
-    t.add_row("vectors file", f"{info.get('vectors_file')}"
-                              + (f" ({size / 1e6:.1f} MB)" if size is not None else " (missing)"))
-    t.add_row("generation", str(info.get("generation")))
-    if info.get("updated_at"):
-        t.add_row("updated", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["updated_at"])))
+    if info.get("generation") is None:      # no commit yet: no model, vectors or index type to show
+        t.add_row("state", "no commit yet: a first `soundsift index` run is writing it, or stopped before "
+                  "its first checkpoint (run it again to finish)")
+    else:
+        t.add_row("model", str(info.get("model_name")))
+        t.add_row("fingerprint", str(info.get("model_fingerprint")))
+        t.add_row("dim / sample rate", f"{info.get('dim')} / {info.get('sample_rate')} Hz")
+        policy = info.get("segment_policy") or {}
+        if policy:
+            takes = ", and one per marked take" if "marker" in str(policy.get("kind", "")) else ""
+            t.add_row("segments policy", f"{policy.get('window')} s windows, hop {policy.get('hop')} s{takes}")
+        t.add_row("index type", f"{info.get('index_type')} ({info.get('faiss_factory')}, {info.get('metric')})")
+        if info.get("index_params"):
+            t.add_row("index parameters", str(info["index_params"]))
+        if info.get("recall_at_10") is not None:
+            t.add_row("recall@10 (measured)", f"{info['recall_at_10']:.3f}")
+        if info.get("trained_on"):
+            t.add_row("trained on", f"{count(info['trained_on'], 'vector')} (retrained when ~4× more or fewer)")
+        if info.get("memory_budget"):
+            t.add_row("memory budget", f"{info['memory_budget'] / 2**30:.2f} GiB")
+        size = info.get("vectors_bytes")
+        t.add_row("vectors file", f"{info.get('vectors_file')}"
+                                  + (f" ({size / 1e6:.1f} MB)" if size is not None else " (missing)"))
+        t.add_row("generation", str(info.get("generation")))
+        if info.get("updated_at"):
+            t.add_row("updated", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["updated_at"])))
     out_console.print(t)
 
     if info["formats"]:

@@ -103,7 +103,7 @@ def relays_decoder_output(fn: F) -> F:
 
 
 #: what the machine refused when a command wrote (not a bug): said in one line like a SoundsiftError
-_REFUSED_WRITES = READ_ONLY_ERRNOS | {errno.ENOSPC, errno.EDQUOT}
+_REFUSED_WRITES = READ_ONLY_ERRNOS | {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}    # EFBIG: over a size limit
 
 
 def reports_errors(fn: F) -> F:
