@@ -64,7 +64,7 @@ def audio_files(paths: Iterable[str | Path]) -> list[Path]:
             out.append(p)
         else:
             raise InvalidQuery(f"{p}: no such file or folder")
-    return [Path(os.path.abspath(f)) for f in dict.fromkeys(out)]
+    return list(dict.fromkeys(Path(os.path.abspath(f)) for f in out))    # a file named twice (lib, lib/../lib/x.wav): once
 
 
 @dataclass(frozen=True)

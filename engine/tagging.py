@@ -3,7 +3,9 @@ or for each moment of one file (:func:`tag_timeline`).
 
 Files an index already holds are tagged from its stored vectors (the mean of their segment
 vectors, as :meth:`engine.query.SoundIndex.file_vectors` gives), so tagging an indexed library
-decodes nothing; other files are decoded and embedded with the same model and segment policy.
+decodes nothing; other files, and indexed files edited since (their size or modification time
+is not the one the catalog recorded, as the indexer tells a changed file), are decoded and
+embedded with the same model and segment policy.
 A file that cannot be read is reported and skipped, never fatal.
 """
 from __future__ import annotations
@@ -51,16 +53,21 @@ def tag_files(files: Sequence[str | Path], labels: Sequence[str] | None = None, 
 
     the_model = index.model if index is not None else model
     labels = list(labels) if labels else default_labels(the_model)
-    stored: dict[str, np.ndarray] = {}
+    stored: dict[str, tuple[str, np.ndarray]] = {}
+    as_indexed: dict[str, tuple[int, int]] = {}
     if index is not None:
         fv = index.file_vectors()
-        stored = {os.path.realpath(p): v for p, v in zip(fv.paths, fv.vectors)}
+        stored = {os.path.realpath(p): (p, v) for p, v in zip(fv.paths, fv.vectors)}
+        as_indexed = _as_indexed(index)
     kept: list[tuple[str, bool]] = []
     vectors: list[np.ndarray] = []
     errors: list[UnreadableAudio] = []
     for f in files:
         path = str(f)
-        vector = stored.get(os.path.realpath(path))
+        indexed_as, vector = stored.get(os.path.realpath(path), (None, None))
+        if indexed_as is not None and not _unchanged(indexed_as, as_indexed.get(indexed_as)):
+            log.info("%s changed since it was indexed: tagging its audio as it is now", path)
+            vector = None
         from_index = vector is not None
         if vector is None:
             try:
@@ -115,7 +122,7 @@ def tag_timeline(audio: str | Path | np.ndarray, labels: Sequence[str] | None = 
         spans, vectors = zeroshot.waveform_segment_vectors(the_model, audio, sample_rate, policy,
                                                            [(m.at, m.length) for m in markers])
         named = _in_time_order(spans, markers, int(the_model.sample_rate))
-    elif index is not None and index.file_id_for_path(audio) is not None:
+    elif index is not None and _unchanged_in_index(index, audio):
         hits, vectors = index.file_segments(audio)
         named, from_index = [(i, h.start, h.end, h.marker) for i, h in enumerate(hits)], True
     else:
@@ -125,6 +132,46 @@ def tag_timeline(audio: str | Path | np.ndarray, labels: Sequence[str] | None = 
         return [], from_index
     tags = zeroshot.tag_many(the_model, vectors[[i for i, *_ in named]], labels, top, template)
     return [SpanTags(a, b, name, t) for (_, a, b, name), t in zip(named, tags)], from_index
+
+
+def _as_indexed(index: Any, paths: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
+    """Each indexed path's (of ``paths``, default all) ``(size, mtime_ns)`` as the catalog recorded it."""
+    from sqlalchemy import select
+
+    from engine.catalog import File
+    query = select(File.path, File.size, File.mtime_ns)
+    if paths is not None:
+        query = query.where(File.path.in_(list(paths)))
+    with index._read() as conn:
+        return {str(p): (int(size), int(mtime)) for p, size, mtime in conn.execute(query)}
+
+
+def _unchanged(path: str, recorded: tuple[int, int] | None) -> bool:
+    """Whether the file at ``path`` is still as indexed (``recorded``: its size and mtime_ns
+    then): stored vectors describe its audio now. A file gone or unreadable is not."""
+    if recorded is None:
+        return False
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (int(st.st_size), int(st.st_mtime_ns)) == recorded
+
+
+def _unchanged_in_index(index: Any, path: str | Path) -> bool:
+    """Whether ``index`` holds ``path`` as it is now (not edited since it was indexed)."""
+    if index.file_id_for_path(path) is None:
+        return False
+    p = Path(path).expanduser()
+    candidates = list(dict.fromkeys([str(path), str(p.absolute()), str(p.resolve())]))
+    as_indexed = _as_indexed(index, candidates)
+    for candidate in candidates:
+        if candidate in as_indexed:
+            if _unchanged(candidate, as_indexed[candidate]):
+                return True
+            log.info("%s changed since it was indexed: tagging its audio as it is now", path)
+            return False
+    return False
 
 
 def _decoded_segments(model: AudioTextModel, path: str, policy: Any

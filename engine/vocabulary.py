@@ -6,7 +6,8 @@
   on AudioSet; the curated everyday-sound list ``engine/data/vocabulary.txt`` for every other model.
 * :func:`load_labels_file` — a user's vocabulary: one label per line (``#`` comments and
   blank lines ignored), or a CSV with a ``display_name`` / ``label`` / ``name`` column.
-* :func:`parse_labels` — a comma-separated ``--labels "a,b,c"`` argument.
+* :func:`parse_labels` — a comma-separated ``--labels "a,b,c"`` argument (a label holding a
+  comma in double quotes).
 * :func:`audioset_descriptions` — soundsift's plain-language description of each AudioSet
   class (``engine/data/audioset_descriptions.tsv``), which soundsift-clap embeds beside the
   class names so that a query maps onto classes by meaning rather than by shared words.
@@ -32,13 +33,15 @@ _CSV_COLUMNS = ("display_name", "label", "name")
 
 
 def _clean(labels: list[str]) -> list[str]:
-    """Strip, drop empties, keep first occurrence of each label."""
-    seen: dict[str, None] = {}
+    """Strip, drop empties, keep the first occurrence of each label: "Dog  barking" repeats
+    "dog barking" (case and runs of white space aside), which would otherwise split its score."""
+    seen: dict[str, str] = {}
     for label in labels:
         label = label.strip()
-        if label and label not in seen:
-            seen[label] = None
-    return list(seen)
+        key = " ".join(label.split()).casefold()
+        if label and key not in seen:
+            seen[key] = label
+    return list(seen.values())
 
 
 def _parse_lines(text: str) -> list[str]:
@@ -105,7 +108,7 @@ def load_labels_file(path: str | Path) -> list[str]:
     """Labels from a text file (one per line) or a CSV with a display_name/label/name column."""
     p = Path(path).expanduser()
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")      # a byte-order mark (Notepad, Excel) is not a label
     except FileNotFoundError as e:
         raise InvalidQuery(f"labels file {p} does not exist; give a text file with one label "
                            "per line") from e
@@ -118,8 +121,13 @@ def load_labels_file(path: str | Path) -> list[str]:
 
 
 def parse_labels(text: str) -> list[str]:
-    """``"dog, rain ,car horn"`` → ``["dog", "rain", "car horn"]``."""
-    labels = _clean(text.split(","))
+    """``"dog, rain ,car horn"`` → ``["dog", "rain", "car horn"]``; a label holding a comma is
+    written in double quotes, as in a CSV: ``'"Walk, footsteps",Rain'`` (AudioSet has 73 such)."""
+    if text.count('"') and text.count('"') % 2 == 0:
+        row = next(csv.reader([text], skipinitialspace=True), [])
+        labels = _clean(row)
+    else:                   # no quotes, or a lone one (12" vinyl): every comma separates
+        labels = _clean(text.split(","))
     if not labels:
         raise InvalidQuery(f"--labels {text!r} holds no labels; give them comma-separated, "
                            "e.g. --labels \"dog barking,rain,car horn\"")

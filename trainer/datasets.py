@@ -65,7 +65,8 @@ _BOOKKEEPING_KEYS = ("split", "origin", "duration", "sample_rate", "channels", "
 #: the columns a manifest is read from, as messages name them
 MANIFEST_COLUMNS = ("/".join(_AUDIO_KEYS) + " (the audio), " + "/".join(_CAPTION_KEYS)
                     + "/caption_<n> (captions), " + "/".join(_TAG_KEYS) + " (tags), source")
-_JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+#: manifest names read as JSONL (anything else as CSV/TSV); `soundsift caption --out` must have one
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 
 
 @dataclass(frozen=True)
@@ -266,7 +267,7 @@ def _row_to_item(row: dict[str, Any], base: Path, where: str, *, caption_sep: st
 
 def _manifest_kind(path: Path) -> str:
     suffix = path.suffix.lower()
-    if suffix in _JSONL_SUFFIXES:
+    if suffix in JSONL_SUFFIXES:
         return "jsonl"
     if suffix in (".csv", ".tsv"):
         return suffix[1:]

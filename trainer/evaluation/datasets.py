@@ -34,10 +34,9 @@ from typing import Iterator
 
 from engine.audio import AUDIO_EXTENSIONS
 from engine.errors import InvalidDataset
-from trainer.datasets import looks_like_manifest, read_manifest_entries
+from trainer.datasets import JSONL_SUFFIXES, looks_like_manifest, read_manifest_entries
 from trainer.jsonl import iter_objects
 
-_JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")   # as trainer.datasets reads them
 
 
 @dataclass
@@ -77,7 +76,7 @@ def _read_rows(path: Path) -> tuple[list[str], list[_Row]]:
     """Header and rows of a CSV (or JSON Lines) file; every cell stripped."""
     if not path.is_file():
         raise InvalidDataset(f"{path}: no such file; pass the dataset's CSV")
-    if path.suffix.lower() in _JSONL_SUFFIXES:
+    if path.suffix.lower() in JSONL_SUFFIXES:
         return _read_jsonl(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
@@ -213,7 +212,7 @@ def _clotho_pairs(path: Path, rows: list[_Row], root: Path, caption_cols: list[s
 def _manifest_pairs(path: Path, root: Path) -> list[tuple[Path, str]]:
     """(audio, caption) of each caption of a training manifest, read as the trainer reads it."""
     suffix = path.suffix.lower()
-    kind = "jsonl" if suffix in _JSONL_SUFFIXES else "tsv" if suffix == ".tsv" else "csv"
+    kind = "jsonl" if suffix in JSONL_SUFFIXES else "tsv" if suffix == ".tsv" else "csv"
     missing = _Missing(path, root)
     pairs = []
     for entry in read_manifest_entries(path, root, kind=kind):

@@ -34,7 +34,8 @@ def _index_model(index: Optional[str]) -> Optional[str]:
 @relays_decoder_output
 def caption_command(
     paths: List[Path] = typer.Argument(..., help="Audio files or folders (searched recursively)."),
-    out: Path = typer.Option(Path("manifest.jsonl"), "--out", "-o", help="Training manifest to write (JSONL)."),
+    out: Path = typer.Option(Path("manifest.jsonl"), "--out", "-o", help="Training manifest to write (JSONL: "
+                                                                                   "name it .jsonl)."),
     index: Optional[str] = typer.Option(None, "--index", "-i",
                                         help=INDEX_HELP + " When given, tags and captions are stored in its catalog."),
     source: str = typer.Option("yamnet", "--source", "-s",
@@ -43,8 +44,10 @@ def caption_command(
     model: Optional[str] = typer.Option(None, "--model", "-m",
                                         help=MODEL_HELP + " For --source model/both; default: the index's model, "
                                                           "else soundsift-base."),
-    labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Comma-separated zero-shot labels."),
-    labels_file: Optional[Path] = typer.Option(None, "--labels-file", help="Zero-shot labels, one per line."),
+    labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Comma-separated zero-shot labels (--source model/both; "
+                                                                   "a label holding a comma in double quotes)."),
+    labels_file: Optional[Path] = typer.Option(None, "--labels-file", help="Zero-shot labels, one per line "
+                                                                              "(--source model/both)."),
     top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="Keep at most this many tags per file."),
     threshold: float = typer.Option(0.2, "--threshold", "-t", min=0.0, max=1.0,
                                     help="Minimum tag score (YAMNet posterior / zero-shot softmax)."),
@@ -72,13 +75,20 @@ def caption_command(
     from engine.outputs import output_file
     from engine.layout import existing_index
     from trainer.caption_loop import caption_files, store_in_catalog, write_manifest
+    from trainer.datasets import JSONL_SUFFIXES
 
-    if labels and labels_file:
+    if labels is not None and labels_file:
         raise InvalidQuery("give --labels or --labels-file, not both")
+    if (labels is not None or labels_file) and source in ("yamnet", "metadata"):
+        raise InvalidQuery(f"--labels and --labels-file choose the zero-shot labels: they go with --source model or "
+                           f"both (--source {source} would ignore them)")
+    output_file(out)                  # a folder there: say so before any work
+    if out.suffix.lower() not in JSONL_SUFFIXES:
+        raise InvalidQuery(f"--out {out}: the manifest is written as JSONL, which `soundsift train` reads from a "
+                           f"file named .jsonl (or .json, .ndjson); name it e.g. {out.with_suffix('.jsonl').name}")
     if source == "metadata" and index is not None:
         raise InvalidQuery("--source metadata reads what the files carry, which the index already holds "
                            "(keyword search matches it): drop --index")
-    output_file(out)                  # a folder there: say so before any work
     lock: AbstractContextManager = nullcontext()
     if index is not None:
         from indexer.write import WriterLock
@@ -91,9 +101,9 @@ def caption_command(
         if source in ("model", "both"):
             from engine.models import load_model
             the_model = load_model(model or (_index_model(index) if index else None))
-            if labels or labels_file:
+            if labels is not None or labels_file:
                 from engine.vocabulary import load_labels_file, parse_labels
-                label_list = parse_labels(labels) if labels else load_labels_file(labels_file)
+                label_list = parse_labels(labels) if labels is not None else load_labels_file(labels_file)
         rows, errors = caption_files(files, source=source, model=the_model, labels=label_list, top_k=top_k,
                                      threshold=threshold, captions_per_file=captions_per_file, sheet=sheet)
         written = write_manifest(rows, out)

@@ -24,7 +24,8 @@ log = logging.getLogger("soundsift.tag")
 def tag_command(
     paths: List[Path] = typer.Argument(..., help="Audio files or folders (searched recursively)."),
     labels: Optional[str] = typer.Option(None, "--labels", "-l",
-                                         help="Comma-separated labels, e.g. \"dog,rain,car horn\"."),
+                                         help="Comma-separated labels, e.g. \"dog,rain,car horn\"; a label holding "
+                                              "a comma in double quotes: '\"Walk, footsteps\",rain'."),
     labels_file: Optional[Path] = typer.Option(
         None, "--labels-file", help="Text file with one label per line (or a CSV with a "
                                     "display_name/label/name column)."),
