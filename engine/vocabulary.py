@@ -120,14 +120,24 @@ def load_labels_file(path: str | Path) -> list[str]:
     return labels
 
 
-def parse_labels(text: str) -> list[str]:
-    """``"dog, rain ,car horn"`` → ``["dog", "rain", "car horn"]``; a label holding a comma is
-    written in double quotes, as in a CSV: ``'"Walk, footsteps",Rain'`` (AudioSet has 73 such)."""
+def split_list(text: str | None) -> list[str]:
+    """A comma-separated list as typed (``--labels``, ``--tagged``, ``tags add``, the page's
+    boxes, the HTTP API's list parameters): stripped, empty items dropped; an item holding a
+    comma is written in double quotes, as in a CSV: ``'"Walk, footsteps",Rain'`` (73 AudioSet
+    classes hold one, and ``caption --index`` stores them as tags). A lone quote (``12" vinyl``)
+    is a character: every comma then separates."""
+    text = text or ""
     if text.count('"') and text.count('"') % 2 == 0:
-        row = next(csv.reader([text], skipinitialspace=True), [])
-        labels = _clean(row)
-    else:                   # no quotes, or a lone one (12" vinyl): every comma separates
-        labels = _clean(text.split(","))
+        parts = next(csv.reader([text], skipinitialspace=True), [])
+    else:
+        parts = text.split(",")
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_labels(text: str) -> list[str]:
+    """``"dog, rain ,car horn"`` → ``["dog", "rain", "car horn"]`` (:func:`split_list`: a label
+    holding a comma in double quotes), each once."""
+    labels = _clean(split_list(text))
     if not labels:
         raise InvalidQuery(f"--labels {text!r} holds no labels; give them comma-separated, "
                            "e.g. --labels \"dog barking,rain,car horn\"")

@@ -113,3 +113,25 @@ def test_tags_command_and_tagged_filter(indexed, tmp_path):
                             "--json"])
     assert r.exit_code == 0, r.output
     assert [Path(h["path"]).name for h in json.loads(r.stdout)] == ["whoosh_fast.wav"]
+
+
+def test_a_tag_holding_a_comma_is_given_in_double_quotes(indexed):
+    """AudioSet names such as "Inside, small room" become tags (caption --index stores them):
+    in double quotes they are one tag when added and when filtered by, on the CLI and over HTTP;
+    unquoted, every comma separates as before."""
+    from engine.vocabulary import split_list
+
+    lib, idx = indexed
+    runner = CliRunner()
+    r = runner.invoke(app, ["tags", "add", '"Inside, small room", keeper', str(lib / "Ambience"),
+                            "--index", str(idx), "--json"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["tags", "list", "--index", str(idx), "--json"])
+    assert json.loads(r.stdout) == {"Inside, small room": 1, "keeper": 1}
+    r = runner.invoke(app, ["similar", str(lib / "beep.wav"), "--index", str(idx), "--tagged",
+                            '"Inside, small room"', "--json"])
+    assert r.exit_code == 0, r.output
+    assert [Path(h["path"]).name for h in json.loads(r.stdout)] == ["room_tone.wav"]
+    assert split_list('"Inside, small room",rain') == ["Inside, small room", "rain"]
+    assert split_list('Inside, small room') == ["Inside", "small room"]
+    assert split_list('12" vinyl, rain') == ['12" vinyl', "rain"]

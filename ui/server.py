@@ -165,7 +165,8 @@ class Query:
         return (self.text(name) or "").lower() in ("1", "true", "yes", "on")
 
     def listed(self, name: str) -> list[str]:
-        return [v.strip() for v in (self.text(name) or "").split(",") if v.strip()]
+        from engine.vocabulary import split_list
+        return split_list(self.text(name))          # "a,b" ('"Walk, footsteps",b': quoted)
 
     def filters(self) -> Any:
         from ui.cli.results import make_filters

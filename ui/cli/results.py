@@ -52,8 +52,10 @@ IndexModelOption = Annotated[Optional[str], typer.Option(
 
 
 def split_values(values: Optional[Sequence[str]]) -> list[str]:
-    """An option's values, each also split at commas, stripped, empty ones dropped."""
-    return [v.strip() for value in values or () for v in str(value).split(",") if v.strip()]
+    """An option's values, each also split at commas (a value holding a comma in double quotes:
+    engine.vocabulary.split_list), stripped, empty ones dropped."""
+    from engine.vocabulary import split_list
+    return [v for value in values or () for v in split_list(str(value))]
 
 
 #: the filter options of the search-like commands (parameter → its declaration), in --help's order

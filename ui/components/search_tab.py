@@ -135,8 +135,10 @@ def _copies(query: str, candidates: list[tuple[str, float, float]]) -> dict[str,
 
 
 def unwanted_sounds(text: str | None) -> list[str]:
-    """The "Without" box's sounds: comma-separated, stripped, empty ones dropped."""
-    return [t.strip() for t in (text or "").split(",") if t.strip()]
+    """The "Without" box's sounds: comma-separated (engine.vocabulary.split_list), stripped,
+    empty ones dropped."""
+    from engine.vocabulary import split_list
+    return split_list(text)
 
 
 def current_search(index: Any, filters: Filters) -> Search | None:

@@ -15,10 +15,10 @@ TAG_RECORD_KEY = "tag_recording"
 
 def parse_label_text(text: str) -> list[str] | None:
     """Labels typed by the user (commas or new lines); None means the default vocabulary."""
+    from engine.vocabulary import split_list
     labels = []
-    for part in text.replace("\n", ",").split(","):
-        part = part.strip()
-        if part and part not in labels:
+    for part in (p for line in text.splitlines() for p in split_list(line)):    # '"Walk, footsteps"' quoted
+        if part not in labels:
             labels.append(part)
     return labels or None
 
