@@ -31,6 +31,7 @@ import numpy as np
 
 from engine.audio import decode
 from engine.errors import UnreadableAudio
+from engine.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +292,7 @@ class _Pace:
         self.work = np.cumsum(PAIR_OVERHEAD_SECONDS + np.asarray(seconds, np.float64))
         self.every = every
         self.start = self.last = time.perf_counter()
-        log.info("comparing %d pairs of %d files on their audio", len(seconds), files)
+        log.info("comparing %s of %s on their audio", count(len(seconds), "pair"), count(files, "file"))
 
     def log(self, done: int) -> None:
         now = time.perf_counter()
@@ -300,7 +301,7 @@ class _Pace:
         self.last = now
         worked = self.work[done - 1]
         left = (now - self.start) * (self.work[-1] - worked) / worked
-        log.info("compared %d of %d pairs, about %s left", done, len(self.work),
+        log.info("compared %d of %s, about %s left", done, count(len(self.work), "pair"),
                  f"{left / 60:.0f} min" if left >= 90 else f"{left:.0f} s")
 
 
@@ -351,7 +352,8 @@ def find_duplicates(paths: list[str], vectors: np.ndarray, durations: np.ndarray
                 pace.log(done)
     except KeyboardInterrupt:
         interrupted = True
-        log.warning("interrupted after %d of %d pairs: the groups are those confirmed so far", done, total)
+        log.warning("interrupted after %d of %s: the groups are those confirmed so far", done,
+                    count(total, "pair"))
     grouped: dict[int, list[int]] = {}
     for k in sorted({k for pair in scores for k in pair}, key=lambda k: paths[k]):
         grouped.setdefault(root(k), []).append(k)

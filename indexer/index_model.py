@@ -10,14 +10,60 @@ laion/* checkpoint more.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from engine.errors import ModelMismatch
-from engine.mismatch import mismatch_message
+from engine.mismatch import mismatch_message, model_ref
 from engine.models.base import AudioTextModel
+from engine.segments import SegmentPolicy
+
+log = logging.getLogger(__name__)
+
+#: meta key: the model a new index was started with (:func:`engine.mismatch.model_ref`), recorded as
+#: soon as its writer has created it. Its first commit records the model itself (model_name,
+#: model_fingerprint …: :func:`model_meta`); a first run killed or interrupted before that commit
+#: leaves only this, and the next run without --model goes on with it rather than the default.
+#: Not model_name: readers take an index whose meta names a model for one with vectors.
+STARTED_WITH_KEY = "started_with_model"
+
+
+def model_meta(model: AudioTextModel) -> dict[str, Any]:
+    """The meta keys that record ``model`` as an index's model (written with every commit)."""
+    return {"model_name": model_ref(model), "model_fingerprint": model.fingerprint,
+            "dim": int(model.dim), "sample_rate": int(model.sample_rate),
+            "segment_policy": SegmentPolicy(window=float(model.window_seconds)).as_dict()}
+
+
+def model_for_run(model: AudioTextModel | str | Path | None, writer: Any) -> AudioTextModel:
+    """The model an index run embeds with, for the index the open ``writer`` holds: the one given,
+    else the index's own (:class:`IndexedModel`, loaded when first needed), else the one its first
+    run started with (:data:`STARTED_WITH_KEY`), else the default.
+
+    An index that no commit has recorded a model for yet takes the given model whatever it
+    started with (nothing was embedded with that one), and remembers it (:data:`STARTED_WITH_KEY`),
+    so a run cut short before its first commit is followed by one with the same model. Raises
+    ModelMismatch (:func:`resolve_model`) when the given model is not the one the index was built with.
+    """
+    meta, root = writer.meta, writer.layout.root
+    if meta.get("model_fingerprint"):
+        indexed = IndexedModel.of_index(meta, root) if model is None else None
+        return indexed or resolve_model(model, meta, root)
+    started = meta.get(STARTED_WITH_KEY)
+    if model is None and started:
+        log.info("%s has no commit yet: indexing with %r, the model its first run started with",
+                 root, started)
+        model = started
+    model = resolve_model(model, meta, root)
+    if started != model_ref(model):
+        if started:
+            log.info("%s has no commit yet: indexing with %r instead of %r, the model its first run "
+                     "started with", root, model_ref(model), started)
+        writer.update_meta(**{STARTED_WITH_KEY: model_ref(model)})
+    return model
 
 
 def resolve_model(model: AudioTextModel | str | Path | None, meta: dict[str, Any],

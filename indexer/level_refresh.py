@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from engine.catalog import File, FileMetadata, has_table
 from engine.errors import UnreadableAudio
+from engine.wording import count
 from indexer.decode import START_METHOD
 from indexer.write import IndexWriter
 
@@ -88,8 +89,8 @@ def refresh_levels(writer: IndexWriter, present: set[str], workers: int = 0, pro
         return 0
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
-    log.info("measuring the loudness of %d files indexed before soundsift measured it (decoding "
-             "only, once; nothing is embedded again)", len(paths))
+    log.info("measuring the loudness of %s indexed before soundsift measured it (decoding "
+             "only, once; nothing is embedded again)", count(len(paths), "file"))
     started = last = time.perf_counter()
     found: dict[str, dict[str, float]] = {}
     missed: list[str] = []
@@ -117,15 +118,16 @@ def refresh_levels(writer: IndexWriter, present: set[str], workers: int = 0, pro
                     missed.append(f"{path}: {why}")
                 if len(found) >= CHECKPOINT_FILES or time.perf_counter() - last >= CHECKPOINT_SECONDS:
                     store()
-                    log.info("loudness measured for %d of %d files", stored, len(paths))
+                    log.info("loudness measured for %d of %s", stored, count(len(paths), "file"))
     except BrokenProcessPool:       # a decoder crashed the process (not a Python error): stop here
-        log.warning("a decoder process died while measuring loudness; %d files are left for the "
-                    "next run", len(paths) - done)
+        left = len(paths) - done
+        log.warning("a decoder process died while measuring loudness; %s %s left for the "
+                    "next run", count(left, "file"), "is" if left == 1 else "are")
     finally:                        # Ctrl-C too: what is measured is kept
         bar.close()
         store()
     if missed:
-        log.warning("loudness of %d indexed files not measured (the next run tries again), e.g. %s",
-                    len(missed), missed[0])
-    log.info("loudness of %d files measured in %.1f s", stored, time.perf_counter() - started)
+        log.warning("loudness of %s not measured (the next run tries again), e.g. %s",
+                    count(len(missed), "indexed file"), missed[0])
+    log.info("loudness of %s measured in %.1f s", count(stored, "file"), time.perf_counter() - started)
     return stored

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from engine.catalog import File
 from engine.file_metadata import READER_VERSION, content_fingerprint, read_metadata
+from engine.wording import count
 from indexer.write import IndexWriter
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,8 @@ def refresh_metadata(writer: IndexWriter, busy: set[str], moved: Mapping[str, st
     with Session(writer.engine) as s:
         paths = [p for p in s.scalars(select(File.path)) if p not in busy]
     if paths:
-        log.info("reading the embedded metadata of %d indexed files again (this version also reads "
-                 "iXML and FLAC's UCS fields, WAV and AIFF markers, cue sheets …)", len(paths))
+        log.info("reading the embedded metadata of %s again (this version also reads "
+                 "iXML and FLAC's UCS fields, WAV and AIFF markers, cue sheets …)", count(len(paths), "indexed file"))
     started = time.perf_counter()
     found: dict[str, tuple[tuple[str, str], ...]] = {}
     missed: list[str] = []
@@ -56,9 +57,11 @@ def refresh_metadata(writer: IndexWriter, busy: set[str], moved: Mapping[str, st
         for note in notes:
             log.warning("%s: %s", where, note)
     if missed:
-        log.warning("embedded metadata of %d indexed files not read again (they keep what they had; "
-                    "the next run tries again), e.g. %s", len(missed), missed[0])
+        log.warning("embedded metadata of %s not read again (%s what %s had; the next run tries "
+                    "again), e.g. %s", count(len(missed), "indexed file"),
+                    *(("it keeps", "it") if len(missed) == 1 else ("they keep", "they")), missed[0])
     writer.replace_metadata(found, None if missed else READER_VERSION)
     if paths:
-        log.info("embedded metadata of %d files read again in %.1f s", len(found), time.perf_counter() - started)
+        log.info("embedded metadata of %s read again in %.1f s", count(len(found), "file"),
+                 time.perf_counter() - started)
     return len(found)

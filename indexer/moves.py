@@ -35,6 +35,7 @@ from typing import Mapping, Sequence
 from engine.audio import probe
 from engine.errors import UnreadableAudio
 from engine.file_metadata import content_fingerprint
+from engine.wording import count
 from indexer.scan import ScannedFile, under_roots
 
 log = logging.getLogger(__name__)
@@ -191,8 +192,9 @@ def moved_root_hint(state: Mapping[str, tuple[int, int]], new: Sequence[ScannedF
     if not votes:
         return None
     (old, new_folder), n = votes.most_common(1)[0]
-    log.warning("%d of the %d new files were indexed before under %s, which is not there now. If the "
+    log.warning("%d of the %s %s indexed before under %s, which is not there now. If the "
                 "library moved, stop this run (Ctrl-C keeps what is done) and run `soundsift relocate "
-                "%s %s --index %s`: it keeps their vectors, tags and captions instead of embedding them "
-                "again", n, len(new), old, old, new_folder, index)
+                "%s %s --index %s`: it keeps %s vectors, tags and captions instead of embedding %s "
+                "again", n, count(len(new), "new file"), "was" if n == 1 else "were", old, old, new_folder,
+                index, *(("its", "it") if n == 1 else ("their", "them")))
     return old, new_folder, n

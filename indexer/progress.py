@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.wording import count
+
 
 class AudioProgress:
     """Moves ``bar`` (a tqdm counting bytes) as files are embedded part by part."""
@@ -32,4 +34,4 @@ class AudioProgress:
         self.reached(job, size, 1.0)
         self.credited.pop(job, None)
         self.finished += 1
-        self.bar.set_postfix_str(f"{self.finished}/{self.files} files", refresh=False)
+        self.bar.set_postfix_str(f"{self.finished}/{count(self.files, 'file')}", refresh=False)

@@ -22,8 +22,8 @@ Ctrl-C before it removes the temporary folder and leaves the old index as it was
 error says so). A Ctrl-C during the swap is held until the swap has finished, then the
 rebuild completes and the interrupt is raised with a warning that the rebuilt index is in
 place (in the main thread, where a SIGINT handler can be installed). A process killed
-outright (SIGKILL, power loss) leaves the temporary folder behind; the next rebuild of
-that index removes it.
+outright (SIGKILL, power loss) leaves the temporary folder behind; the next run that writes
+that index (an index run, a rebuild: :func:`remove_stale_siblings`) removes it.
 """
 from __future__ import annotations
 
@@ -42,14 +42,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from engine.catalog import Caption, File, FileMetadata, Tag, get_meta, has_table, open_catalog
-from engine.errors import IndexBusy, IndexNotFound, RebuildFailed
+from engine.errors import IndexBusy, IndexNotFound, RebuildFailed, SoundsiftError
 from engine.file_metadata import SHEET_PREFIX
 from engine.layout import IndexLayout
 from engine.models.base import AudioTextModel
 from engine.vectors import fsync_dir
+from engine.wording import count
 from indexer.scan import normalize_root, under_roots
 from indexer.swap import exchange_paths
-from indexer.write import DERIVED_CAPTION_SOURCES, DERIVED_TAG_SOURCES, IndexWriter, WriterLock
+from indexer.write import DERIVED_CAPTION_SOURCES, DERIVED_TAG_SOURCES, IndexWriter, WriterLock, human_size
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class _OldIndex:
         return int(self.meta.get("generation", 0))
 
     def describe(self) -> str:
-        return (f"model {self.meta.get('model_name', '?')!r}, {len(self.files)} files, "
+        return (f"model {self.meta.get('model_name', '?')!r}, {count(len(self.files), 'file')}, "
                 f"generation {self.generation}")
 
 
@@ -102,7 +103,7 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
         model = _load(model)
         summary.previous_model = str(old.meta.get("model_name") or "")
         summary.previous_model_fingerprint = str(old.meta.get("model_fingerprint") or "")
-        _remove_stale_siblings(root)
+        remove_stale_siblings(root)
         tmp = root.with_name(f"{root.name}{REBUILD_SUFFIX}{os.getpid()}")
         try:
             tmp.mkdir()
@@ -138,9 +139,9 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
                         "(%s); delete that folder by hand", root, aside, e)
         finally:
             writer.close()          # the lock of the new folder, held across the swap
-    log.info("rebuilt %s with model %r: %d files, %d tags and %d captions carried over",
-             root, model.name, summary.totals.get("files", 0), summary.carried_over["tags"],
-             summary.carried_over["captions"])
+    log.info("rebuilt %s with model %r: %s, %s and %s carried over",
+             root, model.name, count(summary.totals.get("files", 0), "file"),
+             count(summary.carried_over["tags"], "tag"), count(summary.carried_over["captions"], "caption"))
     if interrupted.is_set():
         log.warning("interrupted during the swap, which was finished first: %s holds the rebuilt "
                     "index (model %r)", root, model.name)
@@ -237,12 +238,14 @@ def carry_over(old_catalog: Path, new_engine: Engine) -> tuple[dict[str, int], d
     carried = {"tags": len(tag_rows), "captions": len(caption_rows)}
     dropped = {"tags": len(tags) - len(tag_rows), "captions": len(captions) - len(caption_rows)}
     if gone:
-        log.info("%d tags and captions of files deleted or unreadable since they were made, or made "
-                 "from the audio of files changed since, were not carried over", gone)
+        log.info("%s of files deleted or unreadable since %s made, or made from the audio of files "
+                 "changed since, %s not carried over", count(gone, "tag or caption", "tags and captions"),
+                 *(("it was", "was") if gone == 1 else ("they were", "were")))
     if derived:
-        log.info("%d zero-shot tags and captions made by the previous model were not carried "
-                 "over; `soundsift caption PATH... --index … --source model` makes them with the "
-                 "new one", derived)
+        log.info("%s made by the previous model %s not carried over; `soundsift caption PATH... "
+                 "--index … --source model` makes %s with the new one",
+                 count(derived, "zero-shot tag or caption", "zero-shot tags and captions"),
+                 *(("was", "it") if derived == 1 else ("were", "them")))
     return carried, dropped
 
 
@@ -287,7 +290,7 @@ def _refuse_losses(live: IndexLayout, old: _OldIndex, paths: Sequence[str | Path
         folders = sorted({os.path.dirname(p) for p in outside})
         shown = ", ".join(folders[:3]) + (f" and {len(folders) - 3} more" if len(folders) > 3 else "")
         raise RebuildFailed(
-            f"index {live.root} also holds {len(outside)} files outside the given paths (in "
+            f"index {live.root} also holds {count(len(outside), 'file')} outside the given paths (in "
             f"{shown}); a rebuild keeps only what it re-embeds, so give every folder the index "
             "was built from. Nothing was changed")
     foreign = live.foreign_entries()
@@ -309,7 +312,7 @@ def _refuse_unlisted(old: _OldIndex, failures: dict[str, str]) -> None:
     held = {f: sum(under_roots(p, [f]) for p in old.files) for f in folders}
     held = {f: n for f, n in held.items() if n}
     if held:
-        where = ", ".join(f"{f} ({failures[f]}; {n} indexed files)" for f, n in sorted(held.items()))
+        where = ", ".join(f"{f} ({failures[f]}; {count(n, 'indexed file')})" for f, n in sorted(held.items()))
         raise RebuildFailed(f"could not list {where}: the rebuild would drop those files; "
                             "make the folders readable and run again")
 
@@ -392,12 +395,63 @@ def _siblings(root: Path, suffix: str) -> list[Path]:
                   if p.name.startswith(prefix) and p.name[len(prefix):].isdigit() and p.is_dir())
 
 
-def _remove_stale_siblings(root: Path) -> None:
-    """Delete the folders of rebuilds of ``root`` that were killed (their lock is free)."""
-    for stale in _siblings(root, REBUILD_SUFFIX) + _siblings(root, REPLACED_SUFFIX):
+def remove_stale_siblings(root: Path) -> list[Path]:
+    """Delete the folders that rebuilds of ``root`` left when they were killed (SIGKILL, power
+    loss); returns the folders removed.
+
+    They are ``<root>.rebuild-<pid>`` (a whole copy of the index, unfinished or not yet swapped in)
+    and ``<root>.replaced-<pid>`` (the old index, set aside by a swap that finished). One is left
+    over when its writer lock is free: a live rebuild holds the lock of both its folders until it
+    has deleted them, and a process that is gone holds none, whoever has its pid now. Called with
+    ``root``'s own writer lock held (by a rebuild, and by every IndexWriter: indexer.write), so no
+    rebuild of ``root`` is between making its folder and locking it. A folder holding anything
+    soundsift does not write (:meth:`IndexLayout.foreign_entries`) is the user's and stays. Logs one line naming what was
+    removed and how big it was; a folder held by a live process, or that cannot be removed, stays
+    (with a warning). Never raises for a folder it could not remove.
+    """
+    removed: list[tuple[Path, int]] = []
+    try:
+        stale_folders = _siblings(root, REBUILD_SUFFIX) + _siblings(root, REPLACED_SUFFIX)
+    except OSError as e:            # the folder above the index cannot be listed: nothing to tidy
+        log.debug("cannot look for folders left by killed rebuilds of %s: %s", root, e)
+        return []
+    for stale in stale_folders:
+        try:
+            foreign = IndexLayout(stale).foreign_entries()
+        except OSError as e:
+            log.warning("%s could not be listed (%s); leaving it", stale, e)
+            continue
+        if foreign:             # a folder of the user's that only looks like ours (sfx.rebuild-2024)
+            log.warning("%s is named like a folder a killed rebuild leaves, but holds files soundsift did "
+                        "not write (e.g. %s); leaving it", stale, foreign[0].name)
+            continue
         try:
             with WriterLock(IndexLayout(stale).lock):
-                log.info("removing %s, left by a rebuild that was killed", stale)
+                size = _tree_size(stale)
                 _remove_tree(stale)
         except IndexBusy:
             log.warning("%s is held by another process; leaving it", stale)
+            continue
+        except (OSError, SoundsiftError) as e:
+            log.warning("%s, left by a rebuild that was killed, could not be removed (%s); delete it "
+                        "by hand", stale, e)
+            continue
+        removed.append((stale, size))
+    if removed:
+        one = len(removed) == 1
+        log.info("removed %s left by %s killed: %s", count(len(removed), "folder"),
+                 "a rebuild that was" if one else "rebuilds that were",
+                 ", ".join(f"{path} ({human_size(size)})" for path, size in removed))
+    return [path for path, _ in removed]
+
+
+def _tree_size(folder: Path) -> int:
+    """Bytes of the files under ``folder`` (links not followed)."""
+    total = 0
+    for top, _, names in os.walk(folder):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(top, name)).st_size
+            except OSError:
+                continue
+    return total

@@ -138,8 +138,10 @@ def relocate(index: str | Path | None, old: str | Path, new: str | Path, *,
             moves.append(Move(old_path, target, size, mtime_ns))
         plan.missing.sort()
         if len(plan.missing) == len(plan.renames):
-            raise RelocationFailed(f"none of the {len(plan.renames)} files indexed under {old_root} is at "
-                                   f"the same place under {new_root} (e.g. {plan.missing[0]}): is it "
+            n = len(plan.renames)
+            raise RelocationFailed(f"{'the one file' if n == 1 else f'none of the {n} files'} indexed under "
+                                   f"{old_root} is {'not ' if n == 1 else ''}at the same place under "
+                                   f"{new_root} ({'' if n == 1 else 'e.g. '}{plan.missing[0]}): is it "
                                    "the right folder? Nothing was changed")
         if plan.missing:
             log.debug("%d of the %d files are not at the new place (e.g. %s); the next `soundsift index "

@@ -30,20 +30,21 @@ from sqlalchemy.orm import Session
 from engine.audio import AudioInfo
 from engine.errors import IndexLocationTaken, NothingToIndex
 from engine.layout import IndexLayout, resolve_index_dir
-from engine.mismatch import model_ref
 from engine.models.base import AudioTextModel
 from engine.segments import SegmentPolicy
+from engine.wording import count
 from indexer.decode import (DecodeJob, FileDecoded, FileFailed, SegmentReady, default_workers,
                             iter_decoded)
 from indexer.embed import DEFAULT_BATCH_SIZE, SegmentBatcher
-from indexer.index_model import IndexedModel, resolve_model
+from indexer.index_model import model_for_run, model_meta, resolve_model
 from indexer.level_refresh import refresh_levels
 from indexer.links import link_scope
 from indexer.metadata_refresh import refresh_metadata
 from indexer.moves import find_moves, moved_root_hint
 from indexer.interrupts import remembered
 from indexer.progress import AudioProgress
-from indexer.scan import Diff, ScannedFile, ScanResult, diff, normalize_root, scan, under_roots
+from indexer.scan import (Diff, ScannedFile, ScanResult, describe_skipped, diff, normalize_root, scan,
+                          under_roots)
 from indexer.take_refresh import files_missing_takes, files_with_changed_cue_sheets
 from indexer.write import Changes, IndexedFile, IndexWriter
 
@@ -213,9 +214,9 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
     summary = IndexSummary(index=str(layout.root))
     with IndexWriter(layout, memory_budget=memory_budget) as writer:
         # the index's own model is loaded at the run's first embedding, if it has any: files that
-        # did not change, were removed or still do not decode need none
-        indexed = IndexedModel.of_index(writer.meta, layout.root) if model is None else None
-        model = indexed or resolve_model(model, writer.meta, layout.root)
+        # did not change, were removed or still do not decode need none. A new index records the
+        # model now, so a run killed before its first commit is followed by one with the same model
+        model = model_for_run(model, writer)
         try:
             index_into(writer, paths, model, opts, summary)
         except KeyboardInterrupt as e:
@@ -268,9 +269,9 @@ def warn_of_dropped_notes(writer: IndexWriter, plan: Diff, state: dict[str, tupl
                 "not be told apart from it" if tuple(state[path]) in arrived else "")
              for path, labels in list(notes.items())[:5]]
     n = len(notes)
-    log.warning("%d file%s gone from the library carried your tags or captions, which leave the index "
+    log.warning("%s gone from the library carried your tags or captions, which leave the index "
                 "with %s: %s%s. Add them to the files where they are now with `soundsift tags add`",
-                n, "" if n == 1 else "s", "it" if n == 1 else "them", "; ".join(shown),
+                count(n, "file"), "it" if n == 1 else "them", "; ".join(shown),
                 f"; and {n - 5} more" if n > 5 else "")
 
 
@@ -301,9 +302,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     timings = {k: 0.0 for k in STAGES}
     timings["decode_wait"] = 0.0
     policy = SegmentPolicy(window=float(model.window_seconds))
-    meta = {"model_name": model_ref(model), "model_fingerprint": model.fingerprint,
-            "dim": int(model.dim), "sample_rate": int(model.sample_rate),
-            "segment_policy": policy.as_dict()}
+    meta = model_meta(model)
     summary.model, summary.model_fingerprint = meta["model_name"], model.fingerprint
 
     # stage 1: scan and diff
@@ -333,11 +332,12 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     summary.skipped = dict(scanned.skipped)
     summary.sheets_not_imported = _sheets_not_imported(writer, scanned.spreadsheets)
     if scanned.skipped:
-        log.info("not scanned: %s", ", ".join(f"{n} {kind}" for kind, n in scanned.skipped.items()))
+        log.info("not scanned: %s", describe_skipped(scanned.skipped))
     retried = len(set(old_errors) & {f.path for f in plan.new})
-    log.info("%s: %d new%s, %d changed, %d deleted, %d moved, %d unchanged, %d unusable entries", layout.root,
+    log.info("%s: %d new%s, %d changed, %d deleted, %d moved, %d unchanged, %s", layout.root,
              len(plan.new) - retried, f" (and {retried} that failed before, tried again)" if retried else "",
-             len(plan.changed), len(plan.deleted), len(moves), len(plan.unchanged), len(scanned.errors))
+             len(plan.changed), len(plan.deleted), len(moves), len(plan.unchanged),
+             count(len(scanned.errors), "unusable entry", "unusable entries"))
 
     # files indexed before the metadata reader learnt more (iXML …): read theirs again, once
     busy = {f.path for f in plan.new} | {f.path for f in plan.changed} | set(plan.deleted)
@@ -345,13 +345,15 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     # a sidecar cue sheet added, edited or removed beside an unchanged file: cut its takes again
     retake = set(files_with_changed_cue_sheets(writer, set(plan.unchanged), scanned.cue_folders()))
     if retake:
-        log.info("%d unchanged files have a cue sheet that is new or changed since they were indexed: "
-                 "embedding them again", len(retake))
+        log.info("%s %s a cue sheet that is new or changed since %s indexed: embedding %s again",
+                 count(len(retake), "unchanged file"), *(("has", "it was", "it") if len(retake) == 1
+                                                          else ("have", "they were", "them")))
     # files indexed before their marked takes were cut (session 22): embed them again, once
     missing = set(files_missing_takes(writer, set(plan.unchanged) - retake, policy, int(model.sample_rate)))
     if missing:
-        log.info("%d unchanged files have named markers whose takes get segments of their own since "
-                 "this version: embedding them again", len(missing))
+        log.info("%s %s named markers whose takes get segments of their own since this version: "
+                 "embedding %s again", count(len(missing), "unchanged file"),
+                 *(("has", "it") if len(missing) == 1 else ("have", "them")))
         retake |= missing
     if retake:
         plan = Diff(new=plan.new, changed=sorted(plan.changed + [scanned.files[p] for p in retake],
@@ -491,16 +493,16 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
         summary.errors = [{"path": p, "reason": r} for p, r in failures.items()]
         summary.generation = writer.generation
         summary.totals = dict(writer.meta.get("counts", {}))
-        log.warning("interrupted: %s now holds %d files (generation %d); run the same "
+        log.warning("interrupted: %s now holds %s (generation %d); run the same "
                     "command again to index the rest", layout.root,
-                    writer.meta.get("counts", {}).get("files", 0), writer.generation)
+                    count(writer.meta.get("counts", {}).get("files", 0), "file"), writer.generation)
         raise
     finally:
         events.close()
         bar.close()
         stack.close()
     if work:   # every job reports exactly once; anything left is a bug, not a bad file
-        raise RuntimeError(f"{len(work)} files were neither indexed nor failed; please report this")
+        raise RuntimeError(f"{count(len(work), 'file')} neither indexed nor failed; please report this")
     pending.clear_errors = [p for p in old_errors if p not in failures]
     if pending or not writer.meta.get("vectors_file"):   # a new index gets its first generation
         commit()

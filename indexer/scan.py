@@ -31,6 +31,7 @@ from typing import Iterable, Mapping
 from engine.audio import AUDIO_EXTENSIONS
 from engine.cue_sheet import sidecar_cue
 from engine.system_files import is_appledouble, is_system_folder
+from engine.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,18 @@ class ScanError:
     folder: bool = False        # a folder that could not be listed (its files are unknown)
 
 
+#: the kinds of entries a walk passes over: the keys of ``skipped`` (in `soundsift index --json`
+#: too, so they stay as they are); :func:`describe_skipped` words their counts for people
 SKIPPED_METADATA = "macOS metadata files (._*)"
 SKIPPED_FOLDERS = "hidden or system folders"
+#: each kind's singular, for a count of one ("1 macOS metadata file (._*)")
+_SKIPPED_ONE = {SKIPPED_METADATA: "macOS metadata file (._*)", SKIPPED_FOLDERS: "hidden or system folder"}
+
+
+def describe_skipped(skipped: Mapping[str, int]) -> str:
+    """What a walk passed over (kind → count, :attr:`ScanResult.skipped`), with each count agreeing
+    with its kind: ``1 macOS metadata file (._*), 3 hidden or system folders``."""
+    return ", ".join(count(n, _SKIPPED_ONE.get(kind, kind), kind) for kind, n in skipped.items())
 
 
 #: spreadsheets a library may describe its files in (engine.metadata_sheet): noted by the walk,

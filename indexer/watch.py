@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 
 from engine.errors import IndexBusy
 from engine.models.base import AudioTextModel
+from engine.wording import count
 from indexer.runner import IndexSummary, build_index
 from indexer.scan import ScanResult, ScannedFile, scan
 
@@ -76,8 +77,10 @@ def hold_growing(walked: ScanResult, before: Snapshot, settle: float, stop: thre
     for path in walked.held:
         walked.files.pop(path, None)
     if walked.held:
-        log.info("%d files are still being written (e.g. %s): indexed once they stop changing",
-                 len(walked.held), walked.held[0])
+        one = len(walked.held) == 1
+        log.info("%s %s still being written (%s%s): indexed once %s changing",
+                 count(len(walked.held), "file"), "is" if one else "are", "" if one else "e.g. ",
+                 walked.held[0], "it stops" if one else "they stop")
     return True
 
 

@@ -160,7 +160,7 @@ class WriterLock:
             self._fd = None
 
 
-def _size(n_bytes: float) -> str:
+def human_size(n_bytes: float) -> str:
     """Bytes for people: ``512 B``, ``20.6 KiB``, ``1.5 GiB``."""
     value, unit = float(n_bytes), "B"
     for bigger in ("KiB", "MiB", "GiB"):
@@ -217,6 +217,7 @@ class IndexWriter:
             with Session(self.engine) as s:
                 self.meta = get_meta(s)
             self._delete_orphans()
+            self._remove_killed_rebuilds()
         except BaseException:
             self.close()
             raise
@@ -265,6 +266,13 @@ class IndexWriter:
             if p.name not in keep_names:
                 log.info("removing %s left by an interrupted run", p.name)
                 p.unlink(missing_ok=True)
+
+    def _remove_killed_rebuilds(self) -> None:
+        """Remove the folders a killed ``--rebuild`` of this index left beside it (a whole copy of
+        the index each; indexer.rebuild.remove_stale_siblings, the rebuild's own cleanup), now
+        that this writer holds the index's lock; a live process's folder stays."""
+        from indexer.rebuild import remove_stale_siblings
+        remove_stale_siblings(Path(os.path.realpath(self.layout.root)))
 
     def _discard_uncommitted(self, new_file: Path) -> None:
         """Delete ``new_file`` (and its sidecar) after a failed step 2, unless the catalog names
@@ -508,7 +516,7 @@ class IndexWriter:
             self._warned_budget = True
             log.warning("%s: %d vectors need about %s as %s, more than the memory budget of %s; "
                         "nothing smaller is built, so raise --memory-budget", self.layout.root, n,
-                        _size(need), INDEX_TYPES.get(choice.kind, choice.kind), _size(self.memory_budget))
+                        human_size(need), INDEX_TYPES.get(choice.kind, choice.kind), human_size(self.memory_budget))
 
     def _arrange(self, index: Any, dim: int, gen: int, new_file: Path, gone_ids: np.ndarray,
                  new_ids: np.ndarray, new_vecs: np.ndarray) -> tuple[Any, dict[str, Any]]:

@@ -339,7 +339,7 @@ def test_a_file_not_there_now_keeps_its_metadata_and_the_reader_stays_old(tmp_pa
     (other / "b.wav").rename(tmp_path / "b.wav")            # "the drive is not mounted"; only lib is indexed
     with caplog.at_level("WARNING", logger="indexer.metadata_refresh"):
         build_index([lib], idx, FakeModel(), workers=1, progress=False)
-    assert "embedded metadata of 1 indexed files not read again" in caplog.text
+    assert "embedded metadata of 1 indexed file not read again" in caplog.text
     assert str((other / "b.wav").resolve()) in caplog.text
     assert _reader(idx)[0] == 1                                # the next run tries again
     with SoundIndex.open(idx, model=FakeModel()) as index:

@@ -395,7 +395,7 @@ def test_files_outside_the_given_paths_are_not_dropped(built, lib, tmp_path):
     write(other / "x.wav", tone(300, 1.0, SR), SR)
     build_index([other], built, model_a(), workers=0, progress=False)
     before = folder_bytes(built)
-    with pytest.raises(RebuildFailed, match=r"also holds 1 files outside the given paths .*other"):
+    with pytest.raises(RebuildFailed, match=r"also holds 1 file outside the given paths .*other"):
         build_index([lib], built, model_b(), workers=0, progress=False, rebuild=True)
     assert folder_bytes(built) == before and leftovers(built) == []
     s = build_index([lib, other], built, model_b(), workers=0, progress=False, rebuild=True)
@@ -427,7 +427,7 @@ def test_files_in_a_folder_that_cannot_be_listed_are_not_dropped(built, lib, mon
         return result
     monkeypatch.setattr(runner, "scan", scan_without_sub)
     with pytest.raises(RebuildFailed, match=r"could not list .*sub \(cannot list folder: permission "
-                                            r"denied; 1 indexed files\).*the index is unchanged"):
+                                            r"denied; 1 indexed file\).*the index is unchanged"):
         build_index([lib], built, model_b(), workers=0, progress=False, rebuild=True)
     assert folder_bytes(built) == before and leftovers(built) == []
 

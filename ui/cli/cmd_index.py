@@ -142,7 +142,8 @@ def _print_summary(s: dict[str, Any]) -> None:
     if s.get("levels_measured"):
         t.add_row("loudness measured", f"{count(s['levels_measured'], 'unchanged file')} (indexed before it was)")
     if s.get("skipped"):
-        t.add_row("not scanned", ", ".join(f"{n} {kind}" for kind, n in s["skipped"].items()))
+        from indexer.scan import describe_skipped
+        t.add_row("not scanned", describe_skipped(s["skipped"]))
     t.add_row("segments embedded", str(s["n_segments"]))
     t.add_row("audio", f"{s['audio_seconds']:.1f} s")
     t.add_row("wall time", f"{s['seconds']:.2f} s")

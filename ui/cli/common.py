@@ -14,6 +14,7 @@ from rich.text import Text
 
 from engine.errors import SoundsiftError
 from engine.layout import READ_ONLY_ERRNOS
+from engine.wording import count  # noqa: F401 - the commands' count(n, noun): one helper for every layer
 
 #: logs, progress and tables for humans; stdout is kept for --json output. Neither reads rich
 #: markup in what it prints: file names hold brackets ("hit [v2].wav", "[sfx] doors/", "mix[/]…")
@@ -25,12 +26,6 @@ out_console = Console(markup=False)
 def labelled(label: str, style: str, text: object) -> Text:
     """``label`` in ``style``, a space, then ``text`` exactly as it is."""
     return Text.assemble((label, style), " ", str(text))
-
-
-def count(n: int, noun: str, plural: Optional[str] = None) -> str:
-    """``n`` and ``noun`` agreeing, as messages say them: ``1 file``, ``0 files``, ``2 files``;
-    ``plural`` where it is not ``noun`` + s (``count(n, "copy", "copies")``)."""
-    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 F = TypeVar("F", bound=Callable[..., Any])
