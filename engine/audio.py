@@ -44,12 +44,14 @@ BLOCK_SECONDS = 20.0
 log = logging.getLogger(__name__)
 
 
-def audio_files(paths: Iterable[str | Path]) -> list[Path]:
+def audio_files(paths: Iterable[str | Path], missing: list[Path] | None = None) -> list[Path]:
     """The audio files named by ``paths`` (files, or folders searched recursively), absolute,
     in the given order with each folder's files sorted; :class:`InvalidQuery` for a path that
-    does not exist. Inside folders, what operating systems leave (engine.system_files: macOS's
-    ``._`` files, hidden and recycle folders) is passed over, as the indexer's scan does (which
-    also records unreadable folders)."""
+    does not exist, unless ``missing`` is a list: such a path is then added to it, as given, and
+    the rest are gathered (``soundsift tag a.wav gone.wav`` says so and tags a.wav). Inside
+    folders, what operating systems leave (engine.system_files: macOS's ``._`` files, hidden and
+    recycle folders) is passed over, as the indexer's scan does (which also records unreadable
+    folders)."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -62,6 +64,8 @@ def audio_files(paths: Iterable[str | Path]) -> list[Path]:
             out += sorted(f for f in found if f.is_file())
         elif p.is_file():
             out.append(p)
+        elif missing is not None:
+            missing.append(p)
         else:
             raise InvalidQuery(f"{p}: no such file or folder")
     return list(dict.fromkeys(Path(os.path.abspath(f)) for f in out))    # a file named twice (lib, lib/../lib/x.wav): once

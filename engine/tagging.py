@@ -39,8 +39,10 @@ class FileTags:
 
 def tag_files(files: Sequence[str | Path], labels: Sequence[str] | None = None, *,
               model: AudioTextModel | None = None, index: Any = None, top: int = 5,
-              template: str = zeroshot.DEFAULT_TEMPLATE) -> tuple[list[FileTags], list[UnreadableAudio]]:
-    """Tag each of ``files`` against ``labels`` (default: the model's vocabulary).
+              template: str = zeroshot.DEFAULT_TEMPLATE, min_score: float = 0.0
+              ) -> tuple[list[FileTags], list[UnreadableAudio]]:
+    """Tag each of ``files`` against ``labels`` (default: the model's vocabulary): its best
+    ``top`` tags, less those scoring below ``min_score`` (a file may keep none).
 
     Give a ``model``, or an open :class:`~engine.query.SoundIndex` as ``index``, whose model
     is then used and whose stored vectors tag the files it holds. Returns the tagged files in
@@ -80,7 +82,12 @@ def tag_files(files: Sequence[str | Path], labels: Sequence[str] | None = None, 
     if not kept:
         return [], errors
     tags = zeroshot.tag_many(the_model, np.stack(vectors), labels, top, template)
-    return [FileTags(p, t, from_index) for (p, from_index), t in zip(kept, tags)], errors
+    return [FileTags(p, _at_least(t, min_score), from_index) for (p, from_index), t in zip(kept, tags)], errors
+
+
+def _at_least(tags: list[dict[str, Any]], min_score: float) -> list[dict[str, Any]]:
+    """``tags`` scoring ``min_score`` or more (``soundsift tag --min-score``, as ``sheet export``'s)."""
+    return [t for t in tags if t["score"] >= min_score]
 
 
 @dataclass
@@ -103,13 +110,13 @@ class SpanTags:
 def tag_timeline(audio: str | Path | np.ndarray, labels: Sequence[str] | None = None, *,
                  model: AudioTextModel | None = None, index: Any = None, top: int = 3,
                  template: str = zeroshot.DEFAULT_TEMPLATE, sample_rate: int | None = None,
-                 markers: Sequence[Any] = ()) -> tuple[list[SpanTags], bool]:
+                 markers: Sequence[Any] = (), min_score: float = 0.0) -> tuple[list[SpanTags], bool]:
     """What one recording holds when: the tags of each of its segments (the regular windows and
     its marked takes, engine.segments) in time order, and whether they came from ``index``'s
     stored vectors (a file it holds decodes nothing) rather than from embedding it with ``model``
     (or the index's model). ``audio``: a file, or a waveform with its ``sample_rate`` and its
     ``markers`` (engine.file_metadata.Marker: an upload's). UnreadableAudio for a file that
-    cannot be read."""
+    cannot be read. ``min_score``: a segment's tags scoring below it are left out (it may keep none)."""
     if (model is None) == (index is None):
         raise InvalidQuery("tag a file with a model or with an index, not both and not neither")
     from engine.vocabulary import default_labels
@@ -131,7 +138,7 @@ def tag_timeline(audio: str | Path | np.ndarray, labels: Sequence[str] | None = 
     if not named:
         return [], from_index
     tags = zeroshot.tag_many(the_model, vectors[[i for i, *_ in named]], labels, top, template)
-    return [SpanTags(a, b, name, t) for (_, a, b, name), t in zip(named, tags)], from_index
+    return [SpanTags(a, b, name, _at_least(t, min_score)) for (_, a, b, name), t in zip(named, tags)], from_index
 
 
 def _as_indexed(index: Any, paths: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:

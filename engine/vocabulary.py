@@ -107,6 +107,8 @@ def default_labels(model: Any = None) -> list[str]:
 def load_labels_file(path: str | Path) -> list[str]:
     """Labels from a text file (one per line) or a CSV with a display_name/label/name column."""
     p = Path(path).expanduser()
+    if p.is_dir():                  # reading it said "[Errno 21] Is a directory"
+        raise InvalidQuery(f"{p}: is a folder; --labels-file must name a text file")
     try:
         text = p.read_text(encoding="utf-8-sig")      # a byte-order mark (Notepad, Excel) is not a label
     except FileNotFoundError as e:

@@ -53,7 +53,7 @@ def test_caption_with_model_tags_writes_manifest_and_stores_in_index(tmp_path, l
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["rows"] == 3 and len(report["failed"]) == 1 and "broken.wav" in report["failed"][0]
-    assert report["stored"] == {"files": 3, "not_in_index": 0, "tags": 6, "captions": 9}
+    assert report["stored"] == {"files": 3, "not_in_index": 0, "tags": 6, "captions": 9, "left_bare": 0}
 
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(Path(r["audio"]).name for r in rows) == ["beep.wav", "hiss.flac", "sweep.wav"]
@@ -175,7 +175,8 @@ def test_caption_into_an_index_being_written_is_refused_like_index(tmp_path, lib
     monkeypatch.setattr(caption_loop, "store_in_catalog", store_checking_the_lock)
     free = CliRunner().invoke(app, args)                 # free again: writes as before
     assert free.exit_code == 0, free.output
-    assert json.loads(free.stdout)["stored"] == {"files": 2, "not_in_index": 0, "tags": 6, "captions": 6}
+    assert json.loads(free.stdout)["stored"] == {"files": 2, "not_in_index": 0, "tags": 6, "captions": 6,
+                                                 "left_bare": 0}
     assert _caption_rows(index) == (6, 6) and out.is_file()
     with WriterLock(IndexLayout(index).lock):            # and the lock was released afterwards
         pass

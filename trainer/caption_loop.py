@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from engine.audio import decode
+from engine.audio import iter_blocks
 from engine.errors import InvalidQuery, UnreadableAudio
 from engine.outputs import make_folder, output_file
 from engine.zeroshot import DEFAULT_TEMPLATE
@@ -89,10 +89,27 @@ class YamnetTagger:
         self.labels = list(yamnet.class_names())
         self.sample_rate = yamnet.SAMPLE_RATE
 
-    def scores(self, path: str | Path) -> np.ndarray:
+    def scores(self, path: str | Path, chunk_patches: int | None = None) -> np.ndarray:
+        """The file's mean posteriors (521,), read and run in bounded pieces (at most
+        ``chunk_patches`` patches per network call, default yamnet.STREAM_CHUNK_PATCHES; the
+        audio in engine.audio's blocks), so an hour-long take needs no more memory than a minute:
+        the same posteriors as the whole file decoded and run at once, to float tolerance."""
         from engine.towers import yamnet
-        wave = yamnet.lift_quiet(decode(path, self.sample_rate), yamnet.QUIET_PEAK_DB, yamnet.MAX_LIFT_DB)
-        return self.tower.clip_features(self.tower.log_mel(wave))["posteriors"]
+
+        decoded = 0
+
+        def blocks(again: bool):
+            nonlocal decoded
+            decoded = 0
+            for block in iter_blocks(path, self.sample_rate, notes=[] if again else None):
+                decoded += block.size       # the second read's warnings were said by the first
+                yield block
+
+        lifted = yamnet.lift_quiet_blocks(blocks, yamnet.QUIET_PEAK_DB, yamnet.MAX_LIFT_DB)
+        found = self.tower.stream_features(lifted, chunk_patches or yamnet.STREAM_CHUNK_PATCHES)
+        if decoded == 0:                    # as engine.audio.decode says it
+            raise UnreadableAudio(str(path), f"too short: not one sample left once resampled to {self.sample_rate} Hz")
+        return found["posteriors"]
 
 
 class ZeroShotTagger:
@@ -217,6 +234,8 @@ def write_manifest(rows: Sequence[CaptionedFile], out: str | Path) -> int:
 
 def store_in_catalog(index: str | Path | None, rows: Sequence[CaptionedFile]) -> dict[str, int]:
     """Replace each indexed file's tags (per source) and BLAT captions in the index's catalog.
+    Returns the counts: ``files`` stored (``left_bare`` of them got no tag and no caption, so
+    all they had before is removed), ``not_in_index``, ``tags``, ``captions``.
 
     Files not in the index are counted, not added (index them first). One transaction. The
     caller holds the index's writer lock (``indexer.write.WriterLock``), as ``soundsift caption``
@@ -230,7 +249,7 @@ def store_in_catalog(index: str | Path | None, rows: Sequence[CaptionedFile]) ->
 
     layout = existing_index(index)
     engine = open_catalog(layout.catalog)
-    stored = missing = tags_written = captions_written = 0
+    stored = missing = tags_written = captions_written = left_bare = 0
     try:
         with Session(engine) as session, session.begin():
             for row in rows:
@@ -245,6 +264,7 @@ def store_in_catalog(index: str | Path | None, rows: Sequence[CaptionedFile]) ->
                 session.add_all(Tag(file_id=file_id, label=t.label, score=t.score, source=t.source) for t in row.tags)
                 session.add_all(Caption(file_id=file_id, text=c, source=CAPTION_SOURCE) for c in row.captions)
                 stored += 1
+                left_bare += not row.tags and not row.captions
                 tags_written += len(row.tags)
                 captions_written += len(row.captions)
             set_meta(session, tags_changed_at=time.time())      # readers rebuild what they keep of tags
@@ -253,4 +273,5 @@ def store_in_catalog(index: str | Path | None, rows: Sequence[CaptionedFile]) ->
     if missing:
         log.warning("%d captioned files are not in index %s; index them first to store their captions",
                     missing, layout.root)
-    return {"files": stored, "not_in_index": missing, "tags": tags_written, "captions": captions_written}
+    return {"files": stored, "not_in_index": missing, "tags": tags_written, "captions": captions_written,
+            "left_bare": left_bare}

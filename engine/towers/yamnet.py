@@ -30,7 +30,7 @@ import threading
 import zipfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -53,6 +53,9 @@ PATCH_HOP_FRAMES = 48       # 0.48 s
 MIN_SAMPLES = (PATCH_FRAMES - 1) * FRAME_HOP + FRAME_LENGTH
 #: the weight sets :class:`YamnetTower` runs (see the module docstring)
 WEIGHTS = ("int8", "float")
+#: patches per network call when a whole recording is tagged (:meth:`YamnetTower.stream_features`):
+#: what onnxruntime holds at once (≈ 2.7 MB a patch) stays bounded whatever the recording's length
+STREAM_CHUNK_PATCHES = 64
 #: bump when the graph edit or the frontend changes (enters the model fingerprint)
 FRONTEND_VERSION = "yamnet-tf-frontend-1+graph-float-logits-1"
 
@@ -74,12 +77,72 @@ def lift_quiet(waveform: np.ndarray, min_peak_db: float | None, max_gain_db: flo
     w = np.asarray(waveform, dtype=np.float32)
     if min_peak_db is None or w.size == 0:
         return w
-    peak = float(np.max(np.abs(w)))
+    gain = lift_gain(float(np.max(np.abs(w))), min_peak_db, max_gain_db)
+    return w if gain is None else _lifted(w, gain)
+
+
+def lift_gain(peak: float, min_peak_db: float | None, max_gain_db: float) -> float | None:
+    """The gain :func:`lift_quiet` applies to audio whose sample peak is ``peak``; None where it
+    leaves the audio as it is (loud enough, silent, or ``min_peak_db`` None)."""
+    if min_peak_db is None:
+        return None
     target = 10.0 ** (min_peak_db / 20.0)
     if peak <= 0.0 or peak >= target:
-        return w
-    gain = min(target / peak, 10.0 ** (max_gain_db / 20.0))
+        return None
+    return min(target / peak, 10.0 ** (max_gain_db / 20.0))
+
+
+def _lifted(w: np.ndarray, gain: float) -> np.ndarray:
     return (w * np.float32(gain)).astype(np.float32)
+
+
+#: how much quiet audio :func:`lift_quiet_blocks` holds while it waits for the stream's peak
+#: before it reads the stream a second time instead (16 kHz samples: 60 s, 3.8 MB)
+LIFT_HOLD_SAMPLES = 60 * SAMPLE_RATE
+
+
+def lift_quiet_blocks(open_blocks: Callable[[bool], Iterable[np.ndarray]], min_peak_db: float | None,
+                      max_gain_db: float, hold_samples: int | None = None) -> Iterator[np.ndarray]:
+    """The blocks of a stream lifted as :func:`lift_quiet` lifts their concatenation, without
+    ever holding much more than ``hold_samples`` of it.
+
+    ``open_blocks(again)`` starts the stream (``again``: the second time, where the caller
+    keeps the decoder from repeating its warnings). The gain depends on the whole stream's
+    peak: blocks are passed on as they are once the peak reaches ``min_peak_db`` (most
+    recordings, within their first block); a stream that stays quieter is held while it is
+    short, and a longer one is read to its end for its peak, then read again with the gain
+    (``hold_samples`` default :data:`LIFT_HOLD_SAMPLES`).
+    """
+    hold_samples = LIFT_HOLD_SAMPLES if hold_samples is None else hold_samples
+    stream = iter(open_blocks(False))
+    if min_peak_db is None:
+        yield from stream
+        return
+    target = 10.0 ** (min_peak_db / 20.0)
+    held: list[np.ndarray] | None = []
+    held_samples, peak = 0, 0.0
+    for block in stream:
+        b = np.asarray(block, dtype=np.float32).reshape(-1)
+        if b.size:
+            peak = max(peak, float(np.max(np.abs(b))))
+        if peak >= target:              # loud enough: nothing is lifted
+            yield from held
+            yield b
+            yield from stream
+            return
+        held.append(b)
+        held_samples += b.size
+        if held_samples > hold_samples:
+            held = None
+            for rest in stream:
+                rest = np.asarray(rest, dtype=np.float32).reshape(-1)
+                if rest.size:
+                    peak = max(peak, float(np.max(np.abs(rest))))
+            break
+    gain = lift_gain(peak, min_peak_db, max_gain_db)
+    blocks = held if held is not None else (np.asarray(b, dtype=np.float32).reshape(-1) for b in open_blocks(True))
+    for b in blocks:
+        yield b if gain is None else _lifted(b, gain)
 
 
 _LOGITS_NODE_OUTPUT = "class_scores_updated"
@@ -290,10 +353,7 @@ class YamnetTower:
     def log_mel(self, waveform: np.ndarray) -> np.ndarray:
         """1-D 16 kHz waveform → (frames, 64) log-mel, one frame per 10 ms."""
         w = self.pad(waveform)
-        n_frames = 1 + (w.size - FRAME_LENGTH) // FRAME_HOP
-        frames = np.lib.stride_tricks.sliding_window_view(w, FRAME_LENGTH)[::FRAME_HOP][:n_frames]
-        spectrum = np.abs(np.fft.rfft(frames * self._window, n=FFT_LENGTH)).astype(np.float32)
-        return np.log(spectrum @ self._mel + LOG_OFFSET).astype(np.float32)
+        return self._frames_log_mel(w, 1 + (w.size - FRAME_LENGTH) // FRAME_HOP)
 
     @staticmethod
     def patches(log_mel: np.ndarray) -> np.ndarray:
@@ -319,6 +379,57 @@ class YamnetTower:
             posteriors = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
         return {"posteriors": posteriors.mean(axis=0).astype(np.float32),
                 "embedding": embedding.mean(axis=0).astype(np.float32)}
+
+    def stream_features(self, blocks: Iterable[np.ndarray], chunk_patches: int = STREAM_CHUNK_PATCHES
+                        ) -> dict[str, np.ndarray]:
+        """:meth:`clip_features` of :meth:`log_mel` of the waveform whose consecutive pieces
+        ``blocks`` yields (equal to float tolerance), in bounded memory: frames and patches are
+        made as the audio comes in, and the network sees at most ``chunk_patches`` patches per
+        call, so a whole hour-long recording costs what a minute does (with a decoder that
+        streams too: engine.audio.iter_blocks)."""
+        if chunk_patches < 1:
+            raise ValueError(f"chunk_patches must be at least 1, not {chunk_patches}")
+        piece = chunk_patches * PATCH_HOP_FRAMES * FRAME_HOP     # samples taken in at a time
+        wave = np.zeros(0, np.float32)          # samples of frames not yet made
+        mel = np.zeros((0, N_MELS), np.float32)  # frames of patches not yet run
+        sums = {"posteriors": np.zeros(NUM_CLASSES), "embedding": np.zeros(EMBEDDING_DIM)}
+        n_patches = 0
+        total = 0
+        full_chunk = (chunk_patches - 1) * PATCH_HOP_FRAMES + PATCH_FRAMES     # frames of chunk_patches patches
+
+        def take(samples: np.ndarray, last: bool = False) -> None:
+            nonlocal wave, mel, n_patches
+            wave = np.concatenate([wave, samples])
+            n_frames = 1 + (wave.size - FRAME_LENGTH) // FRAME_HOP if wave.size >= FRAME_LENGTH else 0
+            if n_frames:
+                mel = np.concatenate([mel, self._frames_log_mel(wave, n_frames)])
+                wave = wave[n_frames * FRAME_HOP:]
+            if mel.shape[0] < (PATCH_FRAMES if last else full_chunk):
+                return
+            patches = self.patches(mel)
+            if not last:                        # whole chunks only, but at the end
+                patches = patches[:patches.shape[0] // chunk_patches * chunk_patches]
+            mel = mel[patches.shape[0] * PATCH_HOP_FRAMES:]
+            for start in range(0, patches.shape[0], chunk_patches):
+                logits, embedding = self.run_patches(patches[start:start + chunk_patches])
+                with np.errstate(over="ignore"):
+                    sums["posteriors"] += (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).sum(axis=0)
+                sums["embedding"] += embedding.astype(np.float64).sum(axis=0)
+                n_patches += logits.shape[0]
+
+        for block in blocks:
+            block = np.asarray(block, dtype=np.float32).reshape(-1)
+            total += block.size
+            for start in range(0, block.size, piece):
+                take(block[start:start + piece])
+        take(np.zeros(max(0, MIN_SAMPLES - total), np.float32), last=True)     # as pad(): zeros up to one patch
+        return {key: (value / n_patches).astype(np.float32) for key, value in sums.items()}
+
+    def _frames_log_mel(self, w: np.ndarray, n_frames: int) -> np.ndarray:
+        """The first ``n_frames`` log-mel frames of ``w`` (as :meth:`log_mel`, without padding)."""
+        frames = np.lib.stride_tricks.sliding_window_view(w, FRAME_LENGTH)[::FRAME_HOP][:n_frames]
+        spectrum = np.abs(np.fft.rfft(frames * self._window, n=FFT_LENGTH)).astype(np.float32)
+        return np.log(spectrum @ self._mel + LOG_OFFSET).astype(np.float32)
 
     def features(self, waveforms: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         """16 kHz waveforms → {"posteriors": (N, 521), "embedding": (N, 1024)}, mean over patches.

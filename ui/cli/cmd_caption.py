@@ -1,6 +1,7 @@
 """``soundsift caption PATH...``: tag-guided synthetic captions (BLAT) → a training manifest."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import List, Optional
 
@@ -8,7 +9,7 @@ import typer
 
 from ui.cli.app import app
 from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, count, err_console, labelled,
-                           print_json, relays_decoder_output, reports_errors, setup_logging)
+                           present_audio_files, print_json, relays_decoder_output, reports_errors, setup_logging)
 
 
 def _index_model(index: Optional[str]) -> Optional[str]:
@@ -71,7 +72,6 @@ def caption_command(
     from contextlib import AbstractContextManager, nullcontext
 
     from engine.errors import InvalidQuery
-    from engine.audio import audio_files
     from engine.outputs import output_file
     from engine.layout import existing_index
     from trainer.caption_loop import caption_files, store_in_catalog, write_manifest
@@ -94,9 +94,7 @@ def caption_command(
         from indexer.write import WriterLock
         lock = WriterLock(existing_index(index).lock)      # IndexNotFound / IndexBusy before any work
     with lock:
-        files = audio_files(paths)
-        if not files:
-            raise InvalidQuery(f"no audio files under {', '.join(map(str, paths))}")
+        files, missing = present_audio_files(paths, logging.getLogger("soundsift.caption"))
         the_model, label_list = None, None
         if source in ("model", "both"):
             from engine.models import load_model
@@ -109,19 +107,24 @@ def caption_command(
         written = write_manifest(rows, out)
         stored = store_in_catalog(index, rows) if index else None
     if json_out:
-        print_json({"manifest": str(out), "rows": written, "failed": [str(e) for e in errors], "stored": stored,
+        print_json({"manifest": str(out), "rows": written, "failed": [str(e) for e in errors],
+                    "missing": [str(p) for p in missing], "stored": stored,
                     "files": [r.manifest_row() for r in rows]})
         return
     err_console.print(f"captioned {written} of {count(len(files), 'file')} → {out}"
-                      + (f"; {len(errors)} unreadable" if errors else ""), highlight=False)
+                      + (f"; {len(errors)} unreadable" if errors else "")
+                      + (f"; {count(len(missing), 'path')} not found" if missing else ""), highlight=False)
+    if stored is not None:          # said even when nothing was written: the catalog changed
+        outside, bare = stored["not_in_index"], stored["left_bare"]
+        err_console.print(f"stored {count(stored['tags'], 'tag')} and {count(stored['captions'], 'caption')} for "
+                          f"{count(stored['files'] - bare, 'file')} in the index"
+                          + (f" ({count(outside, 'file')} not indexed)" if outside else "")
+                          + (f"; {count(bare, 'file')} got none (no tag reached --threshold): "
+                             f"{'its' if bare == 1 else 'their'} earlier tags and captions removed" if bare else ""),
+                          highlight=False)
     if not written:         # an empty manifest trains nothing: say why, and fail the command
         why = ("none of them could be read" if len(errors) == len(files) else
                "none of them carries a description, title or comment (their metadata), and no --sheet "
                "describes them" if source == "metadata" else "no tag reached --threshold")
         err_console.print(labelled("error:", "bold red", f"no captions: {why}"), highlight=False)
         raise typer.Exit(1)
-    if stored is not None:
-        outside = stored["not_in_index"]
-        err_console.print(f"stored {count(stored['tags'], 'tag')} and {count(stored['captions'], 'caption')} for "
-                          f"{count(stored['files'], 'file')} in the index"
-                          + (f" ({count(outside, 'file')} not indexed)" if outside else ""), highlight=False)

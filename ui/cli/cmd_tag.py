@@ -11,7 +11,7 @@ import typer
 from engine.zeroshot import DEFAULT_TEMPLATE
 from ui.cli.app import app
 from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, count, out_console,
-                           print_json, relays_decoder_output, reports_errors, setup_logging)
+                           present_audio_files, print_json, relays_decoder_output, reports_errors, setup_logging)
 
 TEMPLATE_HELP = "Prompt each label is put in; must contain {label}."
 
@@ -30,6 +30,9 @@ def tag_command(
         None, "--labels-file", help="Text file with one label per line (or a CSV with a "
                                     "display_name/label/name column)."),
     top: int = typer.Option(5, "--top", "-t", min=1, help="Number of labels to show."),
+    min_score: float = typer.Option(0.0, "--min-score", min=0.0, max=1.0,
+                                    help="Leave out tags scoring below this (of the --top best); a file or "
+                                         "segment with none left says so."),
     index: Optional[str] = typer.Option(
         None, "--index", "-i", help=INDEX_HELP + " Tag with its model; the files it holds are tagged "
                                     "from their stored vectors, without decoding."),
@@ -50,12 +53,11 @@ def tag_command(
 
     Labels default to the shipped vocabulary (AudioSet's 521 classes for the bundled
     soundsift-base and soundsift-fast, 495 everyday sounds for other models). One file gives
-    its tags; a folder or several files give each file's top tags (unreadable files are
-    reported and skipped); --timeline
-    gives one file's tags segment by segment.
+    its tags; a folder or several files give each file's top tags (unreadable files, and paths
+    that do not exist among several, are reported and skipped); --timeline gives one file's tags
+    segment by segment.
     """
     setup_logging(verbose)
-    from engine.audio import audio_files
     from engine.errors import InvalidQuery
     from engine.vocabulary import load_labels_file, parse_labels
 
@@ -71,11 +73,9 @@ def tag_command(
                                + ("is a folder" if single and paths[0].is_dir() else
                                   "does not exist" if single and not paths[0].exists() else
                                   "are several" if not single else "is not a file"))
-        _tag_timeline(paths[0], label_list, index, model, top, template, json_out)
+        _tag_timeline(paths[0], label_list, index, model, top, template, json_out, min_score)
         return
-    files = audio_files(paths)
-    if not files:
-        raise InvalidQuery(f"no audio files under {', '.join(map(str, paths))}")
+    files, missing = present_audio_files(paths, log)
     with _tagging_source(index, model) as (the_model, sound_index):
         from engine.tagging import tag_files
         from engine.vocabulary import default_labels
@@ -83,7 +83,7 @@ def tag_command(
         tagger = sound_index.model if sound_index else the_model
         name, label_list = tagger.name, label_list or default_labels(tagger)
         tagged, errors = tag_files(files, label_list, model=the_model, index=sound_index, top=top,
-                                   template=template)
+                                   template=template, min_score=min_score)
     if len(files) == 1 and errors:
         raise errors[0]
     for e in errors:
@@ -92,20 +92,21 @@ def tag_command(
         raise InvalidQuery(f"none of the {len(files)} files could be read; the first: {errors[0]}")
     n_labels = len(label_list)
     if one_file:
-        _print_tags(tagged[0].tags, f"{paths[0].name} — {name}, {count(n_labels, 'label')}", json_out)
+        _print_tags(tagged[0].tags, f"{paths[0].name} — {name}, {count(n_labels, 'label')}", json_out, min_score)
         return
     if json_out:
         print_json([t.to_dict() for t in tagged])
     else:
-        _print_file_tags(tagged, f"{count(len(tagged), 'file')} — {name}, {count(n_labels, 'label')}")
-    if errors:
+        _print_file_tags(tagged, f"{count(len(tagged), 'file')} — {name}, {count(n_labels, 'label')}", min_score)
+    skipped = ([f"{len(errors)} of {count(len(files), 'file')} could not be read"] if errors else []) + (
+        [f"{count(len(missing), 'path')} not found"] if missing else [])
+    if skipped:
         from ui.cli.common import err_console
-        err_console.print(f"{len(errors)} of {count(len(files), 'file')} could not be read (warnings above)",
-                          highlight=False)
+        err_console.print(f"{'; '.join(skipped)} (warnings above)", highlight=False)
 
 
 def _tag_timeline(path: Path, label_list: Optional[list], index: Optional[str], model: Optional[str],
-                  top: int, template: str, json_out: bool) -> None:
+                  top: int, template: str, json_out: bool, min_score: float = 0.0) -> None:
     """``soundsift tag FILE --timeline``: one row per segment, in time order."""
     from engine.tagging import tag_timeline
     from engine.vocabulary import default_labels
@@ -113,7 +114,7 @@ def _tag_timeline(path: Path, label_list: Optional[list], index: Optional[str], 
         tagger = sound_index.model if sound_index else the_model
         label_list = label_list or default_labels(tagger)
         spans, from_index = tag_timeline(path, label_list, model=the_model, index=sound_index, top=top,
-                                         template=template)
+                                         template=template, min_score=min_score)
     if json_out:
         print_json([s.to_dict() for s in spans])
         return
@@ -127,8 +128,7 @@ def _tag_timeline(path: Path, label_list: Optional[list], index: Optional[str], 
     table.add_column("take", overflow="fold")
     table.add_column("tags (score)", overflow="fold", ratio=1)
     for s in spans:
-        table.add_row(f"{clock(s.start)}–{clock(s.end)}", s.marker or "",
-                      ", ".join(f"{t['label']} {t['score']:.2f}" for t in s.tags))
+        table.add_row(f"{clock(s.start)}–{clock(s.end)}", s.marker or "", _tag_cell(s.tags, min_score))
     out_console.print(table)
 
 
@@ -144,9 +144,21 @@ def _tagging_source(index: Optional[str], model: Optional[str]) -> Iterator[tupl
         yield None, sound_index
 
 
-def _print_tags(tags: list[dict], title: str, json_out: bool) -> None:
+def _none_above(min_score: float) -> str:
+    """What a file or segment none of whose tags reached ``--min-score`` shows."""
+    return f"no tag scores {min_score:g} or more (--min-score)"
+
+
+def _tag_cell(tags: list[dict], min_score: float) -> str:
+    return ", ".join(f"{t['label']} {t['score']:.2f}" for t in tags) if tags else _none_above(min_score)
+
+
+def _print_tags(tags: list[dict], title: str, json_out: bool, min_score: float = 0.0) -> None:
     if json_out:
         print_json(tags)
+        return
+    if not tags:
+        out_console.print(f"{title}: {_none_above(min_score)}", highlight=False)
         return
     from rich.table import Table
 
@@ -159,7 +171,7 @@ def _print_tags(tags: list[dict], title: str, json_out: bool) -> None:
     out_console.print(table)
 
 
-def _print_file_tags(tagged: list, title: str) -> None:
+def _print_file_tags(tagged: list, title: str, min_score: float = 0.0) -> None:
     from rich.table import Table
 
     from ui.cli.results import display_path
@@ -168,5 +180,5 @@ def _print_file_tags(tagged: list, title: str) -> None:
     table.add_column("file", overflow="fold", ratio=1)
     table.add_column("tags (score)", overflow="fold", ratio=2)
     for t in tagged:
-        table.add_row(display_path(t.path), ", ".join(f"{x['label']} {x['score']:.2f}" for x in t.tags))
+        table.add_row(display_path(t.path), _tag_cell(t.tags, min_score))
     out_console.print(table)

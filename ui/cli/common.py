@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated, Any, Callable, Optional, TypeVar
 
 import typer
@@ -119,3 +120,22 @@ def reports_errors(fn: F) -> F:
                               highlight=False, soft_wrap=True)
             raise typer.Exit(1) from e
     return wrapper  # type: ignore[return-value]
+
+
+def present_audio_files(paths: list[Path], logger: logging.Logger) -> tuple[list[Path], list[Path]]:
+    """The audio files under ``paths`` and the paths that do not exist, each warned about once
+    ("gone.wav: no such file or folder") while the rest go on (`soundsift tag`, `soundsift caption`).
+    One path that does not exist is the command's error, as before; InvalidQuery too when no
+    audio file is left."""
+    from engine.audio import audio_files
+    from engine.errors import InvalidQuery
+
+    missing: list[Path] = []
+    files = audio_files(paths, missing=missing if len(paths) > 1 else None)
+    for p in missing:
+        logger.warning("%s: no such file or folder", p)
+    if not files:
+        present = [p for p in paths if p not in missing]
+        raise InvalidQuery(f"no audio files under {', '.join(map(str, present))}" if present else
+                           f"none of the {len(paths)} paths exists (warnings above)")
+    return files, missing
