@@ -189,6 +189,8 @@ def test_bad_requests_get_a_reason_and_a_status(served):
     assert got == 400 and f"is past the end of the file ({duration:g} s)" in body["error"]
     got, body, _ = get(f"{url}/similar?file={hits[0]['file_id']}&start=soon")
     assert got == 400 and "start: 'soon' is not a time" in body["error"]
+    got, body, _ = get(f"{url}/similar?file={hits[0]['file_id']}&start=1e309")     # inf, not a time
+    assert got == 400 and "start: '1e309' is not a time" in body["error"]
     got, body, _ = get(f"{url}/audio/{hits[0]['file_id']}?start=0&end=3600")
     assert got == 400 and "longer than the 600 s /audio sends" in body["error"]
 
@@ -317,7 +319,8 @@ def test_unknown_query_parameters_are_bad_requests(served):
 def test_filter_errors_name_the_query_parameter(served):
     url, _ = served
     for path, said in (("/search?q=x&sample_rate=fast", "sample_rate takes rates such as 48000"),
-                       ("/sheet?sample_rate=-5", "sample_rate must be above 0"),
+                       ("/sheet?sample_rate=-5", "sample_rate must be a rate above 0"),
+                       ("/sheet?sample_rate=1e309", "sample_rate must be a rate above 0"),
                        ("/search?q=x&channels=many", "channels takes channel counts or names")):
         got, body, _ = get(url + path)
         assert got == 400 and body["error"].startswith(said) and "--" not in body["error"], (path, body)

@@ -32,9 +32,13 @@ Filters (as the CLI's options): ``min_duration``, ``max_duration``, ``path_prefi
 ``tagged``. Hits are ``Hit.to_dict`` (as ``soundsift search --json``).
 
 A bad request gets ``{"error": "…"}`` with 400 (a bad parameter, one the route does not take, one
-that is not UTF-8 once percent-decoded, audio that cannot be read), 404 (a path the index does not
-hold, an unknown file id or route, path segments a route does not take), 405 (a route asked with a
-method it does not answer) or 413 (a clip over the upload limit). Only files the index holds are
+that is not UTF-8 once percent-decoded, audio that cannot be read, a body whose framing is not one
+clear length), 404 (a path the index does not hold, an unknown file id or route, path segments a
+route does not take, a preview of a file deleted since it was indexed), 405 (a route asked with a
+method it does not answer, OPTIONS and TRACE among them), 408 (a body that stopped arriving) or 413
+(a clip over the upload limit); http.server's own refusals (414, 431, 501, 505) are JSON too. HEAD
+answers what GET would, without the body; a body comes with a Content-Length or chunked
+(``Transfer-Encoding: chunked``). Only files the index holds are
 read from disk, by path or id, so a request cannot make the server read any other file; clips
 come in the request body. It listens on 127.0.0.1 unless told otherwise.
 """
@@ -42,6 +46,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import socket
 import string
 import threading
 from http import HTTPStatus
@@ -70,6 +77,11 @@ MAX_AUDIO_SECONDS = 600.0
 HUNG_UP = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 #: seconds a connection may stay silent (idle between requests, or not reading what is sent)
 CLIENT_TIMEOUT_SECONDS = 120.0
+#: after answering a request whose body was not read (a 413, a 400 before the body, a GET with a
+#: body), what is read and dropped before the connection closes: closing with the client's bytes
+#: unread resets it, and a reset can wipe the answer before the client reads it
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 64 * 2**20
 FILTER_PARAMS = ("min_duration", "max_duration", "path_prefix", "format", "sample_rate", "category",
                  "channels", "min_loudness", "max_loudness", "tagged")
 #: routes followed by one more path segment, a file id (``/files/ID``)
@@ -100,6 +112,10 @@ class TooLarge(SoundsiftError):
     """A request body over the upload limit (413)."""
 
 
+class RequestTimeout(SoundsiftError):
+    """A request body that stopped arriving for the handler's timeout (408)."""
+
+
 class Query:
     """A request's query string: typed, checked parameters (InvalidQuery names the bad one)."""
 
@@ -117,7 +133,7 @@ class Query:
 
     def only(self, accepted: Sequence[str], route: str) -> None:
         """InvalidQuery naming the parameters ``route`` does not take (``accepted`` are those it does)."""
-        unknown = [name for name in self.values if name not in accepted]
+        unknown = [name or "''" for name in self.values if name not in accepted]
         if unknown:
             takes = ", ".join(accepted) if accepted else "none"
             raise InvalidQuery(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
@@ -184,6 +200,8 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
     #: a client silent this long (not sending its request, or not reading a streamed answer) is
     #: dropped: each connection holds a thread and, while streaming, an open file
     timeout = CLIENT_TIMEOUT_SECONDS
+    #: the connection closes with a request body unread: drain it first (:meth:`finish`)
+    linger = False
 
     def do_GET(self) -> None:  # noqa: N802 (the http.server name)
         self._answer("GET")
@@ -199,6 +217,36 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
 
     def do_PATCH(self) -> None:  # noqa: N802
         self._answer("PATCH")
+
+    def do_HEAD(self) -> None:  # noqa: N802 (what GET would answer, without the body)
+        self._answer("HEAD")
+
+    def do_OPTIONS(self) -> None:  # noqa: N802 (405 with Allow, as any method a route does not answer)
+        self._answer("OPTIONS")
+
+    def do_TRACE(self) -> None:  # noqa: N802
+        self._answer("TRACE")
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a request line it cannot read, HTTP/2 spoken as text, an
+        address over 64 kB, over 100 headers, a method with no handler) in JSON, as soundsift's are;
+        with a status line even when the request line could not be read (http.server then
+        answers as to HTTP/0.9: the page alone)."""
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"
+        error = message or self.responses.get(code, ("error",))[0]
+        if explain:
+            error += f" ({explain})"
+        self.log_error("code %d, message %s", code, error)
+        body = _json({"error": error})
+        self.close_connection = True
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
         log.debug("%s %s", self.address_string(), format % args)
@@ -220,6 +268,8 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
             allow = ", ".join(e.allowed)
         except TooLarge as e:
             status, body, kind = HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _json({"error": str(e)}), "application/json"
+        except RequestTimeout as e:
+            status, body, kind = HTTPStatus.REQUEST_TIMEOUT, _json({"error": str(e)}), "application/json"
         except RangeNotSatisfiable as e:
             status, body, kind = HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, _json({"error": str(e)}), "application/json"
             self.extra_headers = [("Content-Range", f"bytes */{e.total}")]
@@ -231,8 +281,9 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
             log.exception("%s %s failed", method, self.path)
             status = HTTPStatus.INTERNAL_SERVER_ERROR
             body, kind = _json({"error": f"{type(e).__name__}: {e}"}), "application/json"
-        if method != "GET" and not self.body_read:
+        if not self.body_read and self._announces_body():
             self.close_connection = True    # its unread body must not be taken for the next request
+            self.linger = True
         streamed = not isinstance(body, bytes)      # an ExcerptStream (GET /audio): sent as it is read
         try:
             self.send_response(status)
@@ -245,8 +296,9 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
             if self.close_connection:
                 self.send_header("Connection", "close")
             self.end_headers()
-            for block in (body if streamed else (body,)):
-                self.wfile.write(block)
+            if method != "HEAD":
+                for block in (body if streamed else (body,)):
+                    self.wfile.write(block)
         except HUNG_UP as e:                # the client hung up: nobody to answer
             log.debug("%s %s: the client went away (%s)", method, self.path, e)
             self.close_connection = True
@@ -258,19 +310,88 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
             if streamed:
                 body.close()
 
+    def finish(self) -> None:
+        super().finish()
+        if self.linger:
+            _drain(self.connection)
+
+    def _announces_body(self) -> bool:
+        """Whether the request says a body follows (a Content-Length above 0, or a Transfer-Encoding)."""
+        return (self.headers.get("Transfer-Encoding") is not None
+                or (self.headers.get("Content-Length") or "0").strip() not in ("", "0"))
+
     def body(self) -> bytes:
-        """The request body (a clip), at most the upload limit."""
+        """The request body (a clip), at most the upload limit: ``Content-Length`` bytes, or the
+        chunks of ``Transfer-Encoding: chunked``. InvalidQuery for framing that is not one clear
+        length (two different lengths, a length and chunks, a body that ends short of it),
+        TooLarge over the limit, RequestTimeout when it stops arriving; the connection is closed
+        after any of those (where the next request would start is not known)."""
         from ui.components.uploads import MAX_UPLOAD_BYTES
-        given = self.headers.get("Content-Length") or "0"
-        if not given.strip().isdigit():
-            raise InvalidQuery(f"Content-Length must be a number of bytes, got {given!r}")
-        length = int(given)
-        if length > MAX_UPLOAD_BYTES:
-            raise TooLarge(f"{length / 2**20:.1f} MiB is more than the {MAX_UPLOAD_BYTES / 2**20:.0f} MiB upload "
-                           "limit; send only the part of the clip you want to search by")
-        data = self.rfile.read(length) if length > 0 else b""
+        codings = self.headers.get_all("Transfer-Encoding") or []
+        lengths = {value.strip() for value in self.headers.get_all("Content-Length") or []}
+        if codings:
+            if lengths:
+                raise InvalidQuery("a request body with both Content-Length and Transfer-Encoding; send one")
+            if [c.strip().lower() for c in ",".join(codings).split(",")] != ["chunked"]:
+                raise InvalidQuery(f"Transfer-Encoding {', '.join(codings)!r} is not read here; send the clip "
+                                   "with a Content-Length or as Transfer-Encoding: chunked")
+            data = self._chunks(MAX_UPLOAD_BYTES)
+        else:
+            if len(lengths) > 1:
+                raise InvalidQuery(f"Content-Length is given as {' and '.join(sorted(lengths))}; give one length")
+            given = lengths.pop() if lengths else "0"
+            if not (given.isascii() and given.isdigit()):     # "²" is a digit to str.isdigit, not to int()
+                raise InvalidQuery(f"Content-Length must be a number of bytes, got {_shown(given)!r}")
+            length = int(given)
+            if length > MAX_UPLOAD_BYTES:
+                raise TooLarge(f"{length / 2**20:.1f} MiB is more than the {MAX_UPLOAD_BYTES / 2**20:.0f} MiB upload "
+                               "limit; send only the part of the clip you want to search by")
+            data = self._read(length, f"the {length} bytes its Content-Length announced") if length > 0 else b""
+            if len(data) < length:
+                raise InvalidQuery(f"the request body ended after {len(data)} of the {length} bytes its "
+                                   "Content-Length announced")
         self.body_read = True
         return data
+
+    def _read(self, size: int, waiting_for: str, line: bool = False) -> bytes:
+        """``size`` bytes of the body (a line of at most ``size`` with ``line``); RequestTimeout
+        when the client sends nothing for the handler's timeout before ``waiting_for`` came."""
+        try:
+            return self.rfile.readline(size) if line else self.rfile.read(size)
+        except TimeoutError as e:
+            raise RequestTimeout(f"the request body stopped arriving before {waiting_for} (nothing for "
+                                 f"{self.timeout:g} s)") from e
+
+    def _chunks(self, limit: int) -> bytes:
+        """A ``Transfer-Encoding: chunked`` body (RFC 9112 §7.1), at most ``limit`` bytes."""
+        data = bytearray()
+        while True:
+            size_line = self._read(1024, "its last chunk", line=True)
+            found = _CHUNK_SIZE.fullmatch(size_line)
+            if found is None:
+                raise InvalidQuery(f"the chunked request body has a bad chunk size line {_shown(size_line.decode('latin-1'))!r}"
+                                   if size_line.endswith(b"\n") else "the chunked request body ended before its last chunk")
+            size = int(found.group(1), 16)
+            if size == 0:
+                break
+            if len(data) + size > limit:
+                raise TooLarge(f"the chunked request body is more than the {limit / 2**20:.0f} MiB upload limit; "
+                               "send only the part of the clip you want to search by")
+            chunk = self._read(size, "its last chunk")
+            if len(chunk) < size or self._read(2, "its last chunk", line=True) not in (b"\r\n", b"\n"):
+                raise InvalidQuery("the chunked request body ended inside a chunk, or a chunk is longer than its size")
+            data += chunk
+        for _ in range(100):                # trailer fields (ignored), up to the blank line
+            trailer = self._read(8192, "the end of its trailer", line=True)
+            if trailer in (b"\r\n", b"\n"):
+                return bytes(data)
+            if not trailer.endswith(b"\n"):
+                break
+        raise InvalidQuery("the chunked request body does not end with a blank line after its last chunk")
+
+
+#: a chunk's size line: hexadecimal digits, optional extensions (";name=value"), CRLF
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?\n")
 
 
 class Route(NamedTuple):
@@ -287,6 +408,8 @@ class SoundsiftServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, index: SoundIndex, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
+        if ":" in host:                     # an IPv6 address (::1, ::): the class's family is IPv4's
+            self.address_family = socket.AF_INET6
         super().__init__((host, port), SoundsiftHandler)
         self.index = index
         similar = ("start", "end", "k", "segments", *FILTER_PARAMS)
@@ -304,7 +427,7 @@ class SoundsiftServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def route(self, method: str, path: str) -> Route:
         """The route answering ``method`` on ``path``: NotFound for an unknown path (segments after
@@ -312,6 +435,7 @@ class SoundsiftServer(ThreadingHTTPServer):
         first, *rest = path.strip("/").split("/")
         base = "/" + first
         allowed = sorted(m for m, p in self.routes if p == base)
+        method = "GET" if method == "HEAD" and "GET" in allowed else method     # GET, its body left out
         if not allowed or len(rest) > (1 if base in ID_ROUTES else 0):
             known = sorted(f"{m} {p}{'/ID' if p in ID_ROUTES else ''}" for m, p in self.routes)
             raise NotFound(f"no route {method} {path}; the routes are: {', '.join(known)}")
@@ -324,6 +448,8 @@ class SoundsiftServer(ThreadingHTTPServer):
         text = q.text("q")
         if text is None:
             raise InvalidQuery("q (the text to search for) is missing")
+        if q.flag("keywords") and q.flag("segments"):   # the engine's refusal names neither parameter
+            raise InvalidQuery("keywords=1 ranks files, so it cannot be combined with segments=1; leave one out")
         hits = self.index.search_text(text, k=q.count("k", 10), filters=q.filters(),
                                       per_file=not q.flag("segments"), keywords=q.flag("keywords"),
                                       exclude=q.listed("not"))
@@ -388,7 +514,12 @@ class SoundsiftServer(ThreadingHTTPServer):
         if_range = handler.headers.get("If-Range")
         if if_range is not None and if_range.strip() != tag:
             wanted = None                   # the client holds another version: all of this one
-        stream = excerpt_stream(record["path"], start, end)
+        try:
+            stream = excerpt_stream(record["path"], start, end)
+        except UnreadableAudio as e:        # indexed, then deleted or renamed: not a bad request
+            if not os.path.lexists(record["path"]):
+                raise NotFound(f"{e} (file id {record['file_id']}; re-index to drop it)") from e
+            raise
         handler.extra_headers += [("Accept-Ranges", "bytes"), ("ETag", tag)]
         try:
             part = requested_range(wanted, stream.length)
@@ -408,7 +539,7 @@ class SoundsiftServer(ThreadingHTTPServer):
 
     def _sheet(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         from engine.sheet_export import library_rows, sheet_bytes
-        zero_shot = q.count("zero_shot", 0) if q.text("zero_shot") not in (None, "0") else 0
+        zero_shot = q.count("zero_shot", 0) if q.number("zero_shot", 0, low=0) != 0 else 0
         rows = library_rows(self.index.root, q.filters(), sound_index=self.index, zero_shot=zero_shot,
                             labels=q.listed("labels") or None, min_score=q.number("min_score", 0.1, low=0, high=1))
         return HTTPStatus.OK, sheet_bytes(rows, ".csv"), "text/csv; charset=utf-8"
@@ -442,12 +573,28 @@ class SoundsiftServer(ThreadingHTTPServer):
             raise NotFound(str(e)) from e
 
 
+def _drain(sock: socket.socket) -> None:
+    """Say the answer is complete (half-close), then read and drop what the client still sends,
+    for at most LINGER_SECONDS and LINGER_BYTES, so that closing does not reset the connection."""
+    import time
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        deadline, drained = time.monotonic() + LINGER_SECONDS, 0
+        while drained < LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            got = sock.recv(1 << 16)
+            if not got:
+                break
+            drained += len(got)
+    except OSError as e:                    # gone already, or silent for the rest of the time
+        log.debug("closing after an unread body: %s", e)
+
+
 def _excerpt_etag(path: str, start: float, end: float) -> str:
     """A strong ETag for the excerpt ``start``–``end`` of ``path`` as the file is now: its size
     and modification time, and the span (a file rewritten in place gets a new one, so a player
     that asks for the rest of an excerpt with ``If-Range`` gets all of the new one instead)."""
     import hashlib
-    import os
     try:
         st = os.stat(path)
         made = f"{st.st_size}:{st.st_mtime_ns}"

@@ -26,7 +26,8 @@ def serve_command(
     POST /similar with a clip as the body, GET /tag?file=…&labels=dog,rain, POST /tag, GET
     /files/ID, GET /audio/ID?start=&end= (a WAV preview), GET /info, GET /facets, GET /sheet (CSV).
     Errors are {"error": …} with 400 (a bad or unknown parameter), 404 (an unknown path or file), 405
-    (a route asked with another method; an Allow header says which) or 413 (a clip over the limit).
+    (a route asked with another method; an Allow header says which), 408 (a body that stopped
+    arriving) or 413 (a clip over the limit). --host ::1 serves IPv6.
     Only indexed files are read from disk. Ctrl-C or SIGTERM stops it.
     """
     import signal

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Any, Callable, List, Optional, Sequence, TypeVar
@@ -137,8 +138,8 @@ def parse_sample_rate(text: str, name: str = "--sample-rate") -> int:
         raise InvalidQuery(f"{name} takes rates such as 48000, 48k or 44.1kHz, got {text!r}") from None
     if hz < 1000 and scale == 1.0 and not text.strip().lower().endswith("hz"):
         hz *= 1000.0
-    if hz <= 0 or hz != hz:
-        raise InvalidQuery(f"{name} must be above 0, got {text!r}")
+    if not math.isfinite(hz) or hz <= 0:          # 1e309 is inf: int(round(inf)) would be a traceback
+        raise InvalidQuery(f"{name} must be a rate above 0, got {text!r}")
     return int(round(hz))
 
 
@@ -212,7 +213,7 @@ def parse_time(text: Optional[str]) -> Optional[float]:
         values = [float(p) for p in parts]
     except ValueError:
         values = []
-    if not 1 <= len(values) <= 3 or any(v < 0 or v != v for v in values) or any(v >= 60 for v in values[1:]):
+    if not 1 <= len(values) <= 3 or any(v < 0 or not math.isfinite(v) for v in values) or any(v >= 60 for v in values[1:]):
         raise typer.BadParameter(f"{text!r} is not a time: give seconds (83.5) or minutes:seconds (1:23.5)")
     seconds = 0.0
     for v in values:
