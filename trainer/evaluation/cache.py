@@ -12,6 +12,7 @@ not re-read either.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -46,6 +47,17 @@ def hash_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _path_key(p: Path) -> str | bytes:
+    """The path as SQLite stores it: text, or its bytes when the name is not UTF-8 (a Latin-1
+    folder name arrives with surrogate escapes, which SQLite refuses as text)."""
+    text = str(p)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return text
+
+
 class EmbeddingCache:
     """Get and put audio vectors by (fingerprint, content hash, policy)."""
 
@@ -73,14 +85,15 @@ class EmbeddingCache:
         """The file's content hash, re-read only when its size or mtime changed."""
         p = Path(path).resolve()
         st = p.stat()
+        key = _path_key(p)
         row = self._db.execute("SELECT size, mtime_ns, content_hash FROM file_hashes WHERE path = ?",
-                               (str(p),)).fetchone()
+                               (key,)).fetchone()
         if row and row[0] == st.st_size and row[1] == st.st_mtime_ns:
             return row[2]
         digest = hash_file(p)
         with self._db:
             self._db.execute("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?)",
-                             (str(p), st.st_size, st.st_mtime_ns, digest))
+                             (key, st.st_size, st.st_mtime_ns, digest))
         return digest
 
     def get_many(self, fingerprint: str, policy: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:

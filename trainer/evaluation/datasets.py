@@ -19,7 +19,8 @@ Zero-shot classification (labels; underscores in labels become spaces):
   * **ESC-50**     ``filename, fold, target, category, …`` — audio at ``<audio_dir>/<filename>``.
   * **UrbanSound8K** ``slice_file_name, fold, classID, class`` — audio at
     ``<audio_dir>/fold<k>/<slice_file_name>`` (or directly in ``audio_dir``).
-  * **generic**    ``audio, label`` (optional ``fold``) — classes in sorted order.
+  * **generic**    ``audio, label`` (optional ``fold``) — classes in sorted order; labels that
+    differ only in case are one class (the first spelling kept).
 
 The format is recognised from the header. Problems raise
 :class:`~engine.errors.InvalidDataset` naming the file and line.
@@ -71,9 +72,17 @@ def label_text(raw: str) -> str:
     return " ".join(raw.replace("_", " ").split())
 
 
+def label_key(label: str) -> str:
+    """How two class names are compared: as :func:`label_text` gives them, case folded."""
+    return label_text(label).casefold()
+
+
 # --------------------------------------------------------------------------- reading
 def _read_rows(path: Path) -> tuple[list[str], list[_Row]]:
     """Header and rows of a CSV (or JSON Lines) file; every cell stripped."""
+    if path.is_dir():
+        raise InvalidDataset(f"{path}: is a folder; pass the dataset's CSV (a folder per class is not "
+                             "read: list the clips in an audio, label CSV)")
     if not path.is_file():
         raise InvalidDataset(f"{path}: no such file; pass the dataset's CSV")
     if path.suffix.lower() in JSONL_SUFFIXES:
@@ -316,8 +325,9 @@ def _numbered_classes(path: Path, rows: list[_Row], root: Path, fmt: str, file_c
     order = sorted(names)
     index = {class_id: i for i, class_id in enumerate(order)}
     labels = [names[c] for c in order]
-    if len(set(labels)) != len(labels):
-        raise InvalidDataset(f"{path}: two class ids share one label; labels must be distinct")
+    if len({label_key(x) for x in labels}) != len(labels):    # "Dog" and "dog" prompt alike
+        raise InvalidDataset(f"{path}: two class ids share one label; labels must be distinct "
+                             "(compared ignoring case)")
     return ClassificationSet(fmt, audio, [index[c] for c in ids], labels, folds)
 
 
@@ -334,7 +344,13 @@ def _generic_classes(path: Path, rows: list[_Row], root: Path, has_folds: bool) 
         if has_folds:
             folds.append(_cell(path, row, "fold"))
     missing.raise_if_any()
-    labels = sorted(set(raw_labels))
-    index = {label: i for i, label in enumerate(labels)}
-    return ClassificationSet("generic", audio, [index[x] for x in raw_labels], labels,
+    # one class per label compared ignoring case ("Dog" and "dog" would be two classes whose
+    # prompts a case-blind text tower embeds alike: every clip of both a pessimistic tie), the
+    # first spelling kept, as captions in retrieval and labels files in tagging
+    spelling: dict[str, str] = {}
+    for x in raw_labels:
+        spelling.setdefault(label_key(x), x)
+    labels = sorted(spelling.values())
+    index = {label_key(label): i for i, label in enumerate(labels)}
+    return ClassificationSet("generic", audio, [index[label_key(x)] for x in raw_labels], labels,
                              folds if has_folds else None)

@@ -40,6 +40,9 @@ lucky ones, and the result never depends on the sort algorithm. Equivalently, th
 rank of a relevant item is 1 + (#irrelevant items scoring ≥ it) + (#relevant items
 scoring > it, or scoring the same with a lower index).
 
+A NaN score (a diverged model) is as pessimistic: a relevant item or true class scored NaN ranks
+after everything, and a NaN-scored irrelevant item or other class ranks ahead of it.
+
 Zero-shot: the rank of the true class among all class prompts, with the same
 pessimistic ties; top-k accuracy = share of clips whose true class ranks within k.
 """
@@ -123,12 +126,16 @@ def relevant_ranks(scores: np.ndarray, relevant: Sequence[Sequence[int]]) -> lis
         rel_scores = row[rel]
         others = np.ones(row.shape[0], dtype=bool)
         others[rel] = False
-        irrelevant = np.sort(row[others])
-        # irrelevant items scoring >= s
-        irrelevant_ge = irrelevant.size - np.searchsorted(irrelevant, rel_scores, side="left")
+        irrelevant = row[others]
+        unscored = np.isnan(irrelevant)          # NaN: ranks ahead of every relevant item
+        irrelevant = np.sort(irrelevant[~unscored])
+        # irrelevant items scoring >= s (a NaN relevant score: after all of them)
+        irrelevant_ge = np.where(np.isnan(rel_scores), irrelevant.size,
+                                 irrelevant.size - np.searchsorted(irrelevant, rel_scores, side="left"))
+        irrelevant_ge = irrelevant_ge + int(unscored.sum())
         # relevant items strictly above, or tied with a lower index: the position in
-        # (score descending, index ascending) order
-        order = np.lexsort((rel, -rel_scores))
+        # (score descending, index ascending) order, NaN last
+        order = np.lexsort((rel, -np.nan_to_num(rel_scores, nan=-np.inf)))
         relevant_before = np.empty(rel.size, dtype=np.int64)
         relevant_before[order] = np.arange(rel.size)
         out.append(np.sort(1 + irrelevant_ge + relevant_before))
@@ -257,7 +264,9 @@ def class_ranks(logits: np.ndarray, targets: Sequence[int]) -> np.ndarray:
     logits = np.asarray(logits, dtype=np.float64)
     targets = np.asarray(targets, dtype=np.int64)
     true = logits[np.arange(len(targets)), targets]
-    return (logits >= true[:, None]).sum(axis=1)  # classes scoring ≥ the true one, itself included
+    # classes not scoring below the true one, itself included: a NaN true score ranks last and a
+    # NaN elsewhere counts against it (``>=`` made a NaN true class rank 0, a hit)
+    return (~(logits < true[:, None])).sum(axis=1)
 
 
 def predictions(logits: np.ndarray, targets: Sequence[int]) -> np.ndarray:
@@ -266,7 +275,7 @@ def predictions(logits: np.ndarray, targets: Sequence[int]) -> np.ndarray:
     The true class is predicted only when it alone scores highest; among tied top
     scores another class wins (the lowest index among them).
     """
-    logits = np.asarray(logits, dtype=np.float64)
+    logits = np.nan_to_num(np.asarray(logits, dtype=np.float64), nan=-np.inf)  # NaN never wins
     targets = np.asarray(targets, dtype=np.int64)
     top = logits.max(axis=1, keepdims=True)
     tied = logits == top

@@ -106,7 +106,8 @@ def write_retrieval_report(out_dir: str | Path, result: Mapping, curves: Mapping
         lines.append(f"| {title} | " + " | ".join(_fmt(k, row[k]) for k in RETRIEVAL_KEYS) + " |")
     lines += ["", "![recall@k](recall_at_k.png)", ""]
     md = out / "report.md"
-    md.write_text("\n".join(lines), encoding="utf-8")
+    # a name that is not UTF-8 (surrogate escapes) is written escaped, not a traceback
+    md.write_text("\n".join(lines), encoding="utf-8", errors="backslashreplace")
     return md
 
 
@@ -146,5 +147,6 @@ def write_zeroshot_report(out_dir: str | Path, result: Mapping, confusion: np.nd
     lines += ["", "![per-class accuracy](per_class_accuracy.png)", "",
               "![confusion matrix](confusion_matrix.png)", ""]
     md = out / "report.md"
-    md.write_text("\n".join(lines), encoding="utf-8")
+    # a name that is not UTF-8 (surrogate escapes) is written escaped, not a traceback
+    md.write_text("\n".join(lines), encoding="utf-8", errors="backslashreplace")
     return md

@@ -34,9 +34,20 @@ def _model(model: AudioTextModel | str | Path | None) -> AudioTextModel:
 def _embed_audio(model: AudioTextModel, paths, batch_size: int, cache_dir, use_cache: bool,
                  progress: bool) -> np.ndarray:
     if not use_cache:
-        return embed_audio_files(model, paths, batch_size=batch_size, progress=progress)
-    with EmbeddingCache(cache_dir) as cache:
-        return embed_audio_files(model, paths, batch_size=batch_size, cache=cache, progress=progress)
+        out = embed_audio_files(model, paths, batch_size=batch_size, progress=progress)
+    else:
+        with EmbeddingCache(cache_dir) as cache:
+            out = embed_audio_files(model, paths, batch_size=batch_size, cache=cache, progress=progress)
+    _warn_not_finite(out, [str(p) for p in paths], "clip", model)
+    return out
+
+
+def _warn_not_finite(vectors: np.ndarray, names: list[str], what: str, model: AudioTextModel) -> None:
+    """Say so when the model gave NaN/Inf vectors (a diverged model): they rank last (metrics)."""
+    bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+    if bad.size:
+        log.warning("%s: %d of %d %s embeddings are not finite (first: %s); they rank last", model.name,
+                    bad.size, len(names), what, names[bad[0]])
 
 
 def evaluate_retrieval(csv_path: str | Path, audio_dir: str | Path | None = None,
@@ -58,6 +69,7 @@ def evaluate_retrieval(csv_path: str | Path, audio_dir: str | Path | None = None
              len(data.captions), data.format)
     audio = _embed_audio(m, data.audio_paths, batch_size, cache_dir, use_cache, progress)
     text = embed_texts(m, data.captions, batch_size=batch_size, progress=progress)
+    _warn_not_finite(text, data.captions, "caption", m)
     # clips sharing a caption text are each a right answer (metrics.caption_relevance)
     figures = metrics.retrieval_metrics(audio, text, data.caption_audio, data.captions)
     result = {"t2a": figures["t2a"], "a2t": figures["a2t"], "n_audio": len(data.audio_paths),
@@ -103,6 +115,7 @@ def evaluate_zeroshot(csv_path: str | Path, audio_dir: str | Path | None = None,
     audio = _embed_audio(m, data.audio_paths, batch_size, cache_dir, use_cache, progress)
     same = queries == prompts                    # one text pass for the prompts and the queries
     both = embed_texts(m, prompts if same else prompts + queries, batch_size=batch_size, progress=progress)
+    _warn_not_finite(both, prompts if same else prompts + queries, "prompt", m)
     text = both[:len(prompts)]
     query_text = text if same else both[len(prompts):]
     logits = audio.astype(np.float64) @ text.astype(np.float64).T
