@@ -17,3 +17,8 @@ def __getattr__(name: str) -> Any:
         from engine.query import SoundIndex
         return SoundIndex
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names with the lazily imported public ones (for dir(), completion)."""
+    return sorted(set(globals()) | set(__all__))

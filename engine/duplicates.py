@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from engine.audio import decode
-from engine.errors import UnreadableAudio
+from engine.errors import InvalidQuery, UnreadableAudio
 from engine.wording import count
 
 log = logging.getLogger(__name__)
@@ -311,16 +311,22 @@ def find_duplicates(paths: list[str], vectors: np.ndarray, durations: np.ndarray
                     per_file: int | None = PER_FILE, report_every: float | None = None) -> DuplicateReport:
     """Groups of ``paths`` holding the same recording (see the module doc). ``vectors`` are the
     files' unit mean vectors; ``per_file``: how many pairs a file takes part in at most (its
-    closest; None: all, see :func:`closest_per_file`); ``progress(done, total)`` is called
+    closest; None or 0: all, as ``--per-file 0``; see :func:`closest_per_file`); ``progress(done, total)`` is called
     first with 0 and then per candidate pair; with ``report_every`` (seconds) it also logs how
     many pairs there are, then that often how far it got and about how long the rest takes (for
     a log file, where no bar is drawn). A pair whose files the audio already put in one group is
     not compared again. A file that cannot be decoded is reported once and left out of
     every pair. Ctrl-C stops the comparing: the report holds the groups confirmed so far and
     says so (``interrupted``)."""
+    n = len(paths)
+    if not (len(vectors) == len(durations) == len(sizes) == n):
+        raise InvalidQuery(f"find_duplicates needs one vector, duration and size per path: got {n} paths, "
+                           f"{len(vectors)} vectors, {len(durations)} durations, {len(sizes)} sizes")
+    if per_file is not None and per_file < 0:
+        raise InvalidQuery(f"per_file must be ≥ 0 (0 or None: every pair), got {per_file}")
     firsts, seconds, cosines = candidate_arrays(vectors, durations, min_cosine)
     every = len(firsts)
-    if per_file is not None:
+    if per_file:                    # None or 0: every pair over min_cosine (as `--per-file 0`)
         firsts, seconds, cosines = closest_per_file(firsts, seconds, cosines, per_file)
     recordings = _Recordings(paths)
     parent = list(range(len(paths)))

@@ -479,8 +479,13 @@ def export_hits(hits: Sequence[Any], folder: str | Path, *, whole_files: bool = 
     Nothing in ``folder`` is overwritten: a name already there gets " (2)", " (3)" … A result
     that cannot be read is reported in ``failed`` and the others are written; a folder that
     cannot be written to (no permission, a full disk) is an InvalidOutput naming it, raised
-    after the manifest has recorded what was written before.
+    after the manifest has recorded what was written before. ``pad`` and ``fade`` are seconds,
+    finite and ≥ 0 (InvalidQuery otherwise, before anything is written).
     """
+    for name, value in (("pad", pad), ("fade", fade)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(value) or value < 0:
+            raise InvalidQuery(f"{name} must be a finite number of seconds ≥ 0, got {value!r}")
     out = output_folder(folder, option)
     try:
         make_folder(out)

@@ -9,6 +9,7 @@ catalog once for the allowed files and restricts the vector search to their segm
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
@@ -27,6 +28,24 @@ def _tuple(values: Iterable[Any] | Any | None) -> tuple[Any, ...]:
     if isinstance(values, (str, int)):
         return (values,)
     return tuple(values)
+
+
+def _number(value: Any, what: str, unit: str) -> float | None:
+    """A bound of a filter as a number: a real number as given, a numeric string as a float
+    (None stays None); InvalidQuery when it is no number or is NaN (a NaN bound would keep no
+    file and say nothing)."""
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                         and not math.isnan(value)):
+        return value
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = float(value)
+    except (TypeError, ValueError) as e:
+        raise InvalidQuery(f"the {what} must be a number of {unit}, got {value!r}") from e
+    if math.isnan(number):
+        raise InvalidQuery(f"the {what} must be a number of {unit}, got NaN")
+    return number
 
 
 def channel_name(count: int) -> str:
@@ -83,6 +102,11 @@ class Filters:
         object.__setattr__(self, "channels", channels)
         if self.path_prefix is not None and not str(self.path_prefix):
             object.__setattr__(self, "path_prefix", None)
+        for attr, what, unit in (("min_duration", "minimum duration", "seconds"),
+                                 ("max_duration", "maximum duration", "seconds"),
+                                 ("min_loudness", "minimum loudness", "LUFS"),
+                                 ("max_loudness", "maximum loudness", "LUFS")):
+            object.__setattr__(self, attr, _number(getattr(self, attr), what, unit))
         for name, value in (("minimum", self.min_duration), ("maximum", self.max_duration)):
             if value is not None and value < 0:
                 raise InvalidQuery(f"the {name} duration must be ≥ 0 seconds, got {value}")

@@ -69,7 +69,7 @@ from engine.segments import SegmentPolicy
 from engine.rerank import RawSidecar, rerank_factor, reranked_search, sidecar_path
 from engine.vector_access import all_vectors, reconstruct, search_parameters
 
-__all__ = ["SoundIndex", "Hit", "Filters", "FileVectors"]
+__all__ = ["SoundIndex", "Hit", "Filters", "FileVectors", "IndexClosed"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,74 @@ EXCLUDE_WEIGHT = 0.5
 #: seconds between a stored marker time (kept to 0.1 s) and the start of the take it begins
 MARKER_TOLERANCE = 0.06
 _RELOAD_RETRIES = 3
+
+
+class IndexClosed(IndexNotFound):
+    """A :class:`SoundIndex` was used after :meth:`SoundIndex.close` (or its ``with`` block)."""
+
+
+def _check_k(k: Any) -> int:
+    """``k`` as an int ≥ 1 (an int or numpy integer, not a bool); InvalidQuery otherwise."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise InvalidQuery(f"k must be a whole number ≥ 1, got {k!r}")
+    if k < 1:
+        raise InvalidQuery(f"k must be ≥ 1, got {k}")
+    return int(k)
+
+
+def _check_times(start: float | None, end: float | None) -> None:
+    """InvalidQuery unless ``start``/``end`` (seconds, either may be None) are finite numbers
+    making a forward span (engine.zeroshot.check_span)."""
+    for name, value in (("start", start), ("end", end)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise InvalidQuery(f"the {name} time must be a number of seconds, got {value!r}")
+        if not np.isfinite(value):
+            raise InvalidQuery(f"the {name} time must be a finite number of seconds, got {value}")
+    zeroshot.check_span(start, end)
+
+
+def _check_rate(audio: Any, sample_rate: Any) -> None:
+    """InvalidQuery when a waveform query's ``sample_rate`` is not a positive whole number of Hz
+    (a path's rate is read from the file; a given one is left to engine.zeroshot)."""
+    if sample_rate is None or isinstance(audio, (str, Path)):
+        return
+    if (isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer))
+            or sample_rate <= 0):
+        raise InvalidQuery(f"sample_rate must be a whole number of Hz above 0, got {sample_rate!r}")
+
+
+def _one_or_many(items: Any) -> list[Any]:
+    """A list of ``items``; one string, path or id (not a sequence of them) is one item."""
+    if isinstance(items, (str, Path, int, np.integer)):
+        return [items]
+    return list(items)
+
+
+def query_matrix(queries: Any, dim: int | None = None) -> np.ndarray:
+    """Query vectors (one 1-D vector or 2-D rows) as unit float32 rows; InvalidQuery when they
+    are not numbers, not 1-D or 2-D, empty, hold NaN or Inf, or a row of zeros (no direction),
+    or, given ``dim``, have another width."""
+    try:
+        q = np.asarray(queries)
+    except (TypeError, ValueError) as e:
+        raise InvalidQuery(f"query vectors must be a 1-D or 2-D array of numbers ({e})") from e
+    if q.dtype.kind not in "biuf":
+        raise InvalidQuery(f"query vectors must be real numbers, got an array of {q.dtype}")
+    if q.ndim not in (1, 2):
+        raise InvalidQuery(f"query vectors must be one vector (1-D) or rows of vectors (2-D), got shape {q.shape}")
+    q = np.atleast_2d(q).astype(np.float32)
+    if q.shape[0] == 0:
+        raise InvalidQuery("no query vectors given")
+    if dim is not None and q.shape[1] != dim:
+        raise InvalidQuery(f"query vectors have {q.shape[1]} dims; the index holds {dim}-dim vectors")
+    if not np.isfinite(q).all():
+        raise InvalidQuery("query vectors hold NaN or Inf")
+    norms = np.linalg.norm(q.astype(np.float64), axis=1)
+    if not (norms > 0).all():
+        raise InvalidQuery("a query vector is all zeros: it points nowhere")
+    return np.ascontiguousarray((q / norms[:, None]).astype(np.float32))
 
 
 def excluded_texts(texts: Sequence[str] | str | None) -> list[str]:
@@ -258,6 +326,7 @@ class SoundIndex:
         self._snap: _Snapshot | None = None
         self._lock = threading.RLock()
         self._allowed_cache: dict[tuple[Any, Filters], np.ndarray] = {}
+        self._closed = False
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -326,8 +395,18 @@ class SoundIndex:
         return SegmentPolicy(float(self.model.window_seconds))
 
     def close(self) -> None:
+        """Let go of the catalog and the vectors. Idempotent; any later use raises
+        :class:`IndexClosed` (open the index again with :meth:`open`)."""
+        if self._closed:
+            return
+        self._closed = True
         self._snap = None
         self._catalog.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (or the ``with`` block ended)."""
+        return self._closed
 
     def __enter__(self) -> "SoundIndex":
         return self
@@ -338,6 +417,8 @@ class SoundIndex:
     # ------------------------------------------------------ replaced index folder
     def _current(self) -> CatalogHandle:
         """The handle on the folder now at the index's path, adopted if it is a new one."""
+        if self._closed:
+            raise IndexClosed(f"index {self.root} was closed; open it again with SoundIndex.open")
         handle = self._catalog.handle()
         if handle is self._handle:
             return handle
@@ -477,8 +558,11 @@ class SoundIndex:
         is that. With ``keywords``, files whose names and descriptions hold every word of an
         excluded text are left out of the keyword side.
         """
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str):
+            raise InvalidQuery(f"the search text must be a str, got {type(text).__name__}")
+        if not text.strip():
             raise InvalidQuery("the search text is empty; describe the sound, e.g. \"dog barking\"")
+        k = _check_k(k)
         if keywords and not per_file:
             raise InvalidQuery("keyword search ranks files; ask for the best segment per file")
         unwanted = excluded_texts(exclude)
@@ -600,6 +684,9 @@ class SoundIndex:
                      end: float | None = None) -> list[Hit]:
         """Files most like the given audio (its segment vectors' mean, re-normalised); with
         ``start``/``end`` (seconds), like that part of it."""
+        k = _check_k(k)
+        _check_rate(path_or_waveform, sample_rate)
+        _check_times(start, end)
         if start is None and end is None:
             return self._search_embedded(
                 lambda model: self._audio_vector(model, path_or_waveform, sample_rate), k, filters, per_file)
@@ -616,7 +703,8 @@ class SoundIndex:
         ``start``/``end`` (seconds), more like that moment: its segments inside the span are the
         query, or, for a span shorter than a segment, those overlapping it (a hit's
         ``start``/``end`` give exactly the segment it matched)."""
-        zeroshot.check_span(start, end)
+        k = _check_k(k)
+        _check_times(start, end)
 
         def run(conn: Connection, snap: _Snapshot) -> list[Hit]:
             file_id = self._resolve_file(conn, path_or_file_id)
@@ -644,7 +732,10 @@ class SoundIndex:
                          per_file: bool = True) -> list[Hit]:
         """"More like these": files that sound like the examples together. The query is the mean
         of the examples' unit vectors (an indexed file's from its stored segment vectors, any
-        other file embedded now), so what they share counts most. Paths or file ids."""
+        other file embedded now), so what they share counts most. Paths or file ids (one
+        path or id alone is one example)."""
+        k = _check_k(k)
+        examples = _one_or_many(examples)
         if len(examples) == 0:
             raise InvalidQuery("give at least one example to search by")
         indexed: dict[int, int] = {}          # position → file id
@@ -678,9 +769,12 @@ class SoundIndex:
 
     def search_vectors(self, queries: np.ndarray, k: int = 10, filters: Filters | None = None,
                        per_file: bool = True) -> list[Hit]:
-        """Search by unit vector(s); with several, a segment scores its best match to any.
-        Scores are cosines, so they are clamped to [-1, 1] (:func:`_reported`)."""
-        return self._search_query(queries, k, filters, per_file, fingerprint=None)
+        """Search by vector(s), one (1-D) or rows (2-D); with several, a segment scores its best
+        match to any. Each is scaled to unit length first, so scores are cosines, clamped to
+        [-1, 1] (:func:`_reported`). InvalidQuery for NaN/Inf, an all-zero vector, no rows, or
+        another width than the index's."""
+        k = _check_k(k)
+        return self._search_query(query_matrix(queries), k, filters, per_file, fingerprint=None)
 
     def _search_embedded(self, embed: Callable[[AudioTextModel], np.ndarray], k: int,
                          filters: Filters | None, per_file: bool, words: str | None = None,
@@ -877,6 +971,7 @@ class SoundIndex:
     # ------------------------------------------------------ audio and zero-shot
     def audio_vector(self, audio: zeroshot.AudioInput, sample_rate: int | None = None) -> np.ndarray:
         """Unit query vector of a file or waveform (mean of its segment vectors)."""
+        _check_rate(audio, sample_rate)
         return self._audio_vector(self.model, audio, sample_rate)
 
     def _audio_vector(self, model: AudioTextModel, audio: zeroshot.AudioInput,
@@ -885,21 +980,30 @@ class SoundIndex:
 
     def rank_texts(self, audio: zeroshot.AudioInput, texts: Sequence[str],
                    sample_rate: int | None = None) -> list[tuple[str, float]]:
-        """``(text, cosine)`` best first: which captions or labels fit ``audio``."""
+        """``(text, cosine)`` best first: which captions or labels fit ``audio`` (one string
+        is one text)."""
+        _check_rate(audio, sample_rate)
+        texts = [texts] if isinstance(texts, str) else list(texts)
         model = self.model                 # one model for both sides, even across a rebuild
         return zeroshot.rank_texts(model, self._audio_vector(model, audio, sample_rate), texts)
 
     def tag(self, audio: zeroshot.AudioInput, labels: Sequence[str] | None = None, top: int = 5,
             template: str = zeroshot.DEFAULT_TEMPLATE,
             sample_rate: int | None = None) -> list[dict[str, Any]]:
-        """Zero-shot tags ``{"label", "score", "cosine"}`` best first (see engine.zeroshot)."""
+        """Zero-shot tags ``{"label", "score", "cosine"}`` best first (see engine.zeroshot).
+        ``labels``: None or empty for the default vocabulary; one string is one label."""
         from engine.vocabulary import default_labels
+        _check_rate(audio, sample_rate)
+        if isinstance(labels, str):
+            labels = [labels]
         model = self.model
         labels = list(labels) if labels else default_labels(model)
         return zeroshot.tag(model, self._audio_vector(model, audio, sample_rate), labels, top, template)
 
     # --------------------------------------------------------------- catalog
     def _resolve_file(self, conn: Connection, path_or_file_id: str | Path | int) -> int:
+        if isinstance(path_or_file_id, (bool, np.bool_)):
+            raise InvalidQuery(f"a file is a path or a file id, not {path_or_file_id!r}")
         if isinstance(path_or_file_id, (int, np.integer)):
             found = conn.execute(select(File.id).where(File.id == int(path_or_file_id))).scalar()
         else:

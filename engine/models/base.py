@@ -1,8 +1,10 @@
 """The model contract every backend implements (DESIGN.md §2)."""
 from __future__ import annotations
 
+import functools
+import inspect
 from abc import ABC, abstractmethod
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -27,11 +29,25 @@ class AudioTextModel(ABC):
     fingerprint: str
     window_seconds: float
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every backend's embed methods first refuse the two easy slips of their argument:
+        one string to :meth:`embed_text` (it would embed each character) and one 1-D waveform
+        to :meth:`embed_audio` (each sample a clip: minutes of work and a row per sample)."""
+        super().__init_subclass__(**kwargs)
+        for attr, check in (("embed_text", _check_texts), ("embed_audio", _check_waveforms)):
+            method = cls.__dict__.get(attr)
+            if method is None or getattr(method, "_checks_batch", False) or \
+                    getattr(method, "__isabstractmethod__", False):
+                continue
+            setattr(cls, attr, _checked(method, check))
+
     @abstractmethod
     def embed_audio(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         """1-D float32 arrays at ``sample_rate`` → (N, dim) float32, rows L2-normalised.
 
-        Deterministic: a clip gives the same vector alone or in any batch.
+        Deterministic: a clip gives the same vector alone or in any batch, to float rounding
+        (bit-identical when embedded alone again; in a batch within about 2e-8 for the bundled
+        models).
         """
 
     @abstractmethod
@@ -41,6 +57,30 @@ class AudioTextModel(ABC):
     def __repr__(self) -> str:  # pragma: no cover - cosmetic
         return (f"{type(self).__name__}(name={self.name!r}, dim={self.dim}, "
                 f"sample_rate={self.sample_rate}, fingerprint={self.fingerprint[:12]!r})")
+
+
+def _check_texts(texts: Any) -> None:
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"embed_text takes a list of strings, not a single {type(texts).__name__}: "
+                        f"embed_text([{texts!r:.40}])")
+
+
+def _check_waveforms(waveforms: Any) -> None:
+    if isinstance(waveforms, np.ndarray) and waveforms.ndim == 1 and waveforms.dtype != object:
+        raise TypeError(f"embed_audio takes a list of waveforms, not one 1-D array of {len(waveforms)} "
+                        "samples: embed_audio([waveform])")
+
+
+def _checked(method: Callable[..., np.ndarray], check: Callable[[Any], None]) -> Callable[..., np.ndarray]:
+    params = list(inspect.signature(method).parameters)
+    key = params[1] if len(params) > 1 else None     # the batch's name, when given by keyword
+
+    @functools.wraps(method)
+    def embed(self: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+        check(args[0] if args else kwargs.get(key))
+        return method(self, *args, **kwargs)
+    embed._checks_batch = True  # type: ignore[attr-defined]
+    return embed
 
 
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:

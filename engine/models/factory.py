@@ -52,6 +52,12 @@ def _backend(model_type: str):
 def load_model(name_or_path: str | Path | None = None) -> AudioTextModel:
     """Build the model named by ``name_or_path`` (default: ``soundsift-base``)."""
     name = str(name_or_path) if name_or_path is not None else DEFAULT_MODEL
+    if not name.strip():
+        raise ModelUnavailable(
+            f"the model name is empty: use {', '.join(map(repr, BUNDLED))}, a local folder with config.json, "
+            "or a Hugging Face CLAP id (None: the default, soundsift-base)")
+    if name.strip() in BUNDLED:        # " soundsift-fast" from a config file is the bundled model
+        name = name.strip()
     folder = BUNDLED.get(name)
     if folder is not None and not (folder / "config.json").is_file():
         raise ModelUnavailable(
