@@ -138,6 +138,7 @@ def test_reports_take_a_source_name_that_is_not_utf8(tmp_path):
     md = write_retrieval_report(tmp_path / "r", result, {"text → audio": np.array([0.5, 1.0])}, source=source)
     text = md.read_text(encoding="utf-8")
     assert "simpl" in text and ".csv" in text
-    zs = {"top1": 0.5, "top5": 1.0, "per_class": {"a": 1.0, "b": 0.0}, "n": 2, "model": "m"}
+    zs = {"top1": 0.5, "top5": 1.0, "top10": 1.0, "mAP@10": 0.75, "per_class": {"a": 1.0, "b": 0.0}, "n": 2,
+          "model": "m"}
     md = write_zeroshot_report(tmp_path / "z", zs, np.eye(2, dtype=int), ["a", "b"], "{label}", source=source)
     assert "simpl" in md.read_text(encoding="utf-8")

@@ -78,7 +78,8 @@ def test_zeroshot_json_and_report(clotho, tiny_clap_dir, tmp_path):
               "--json", "--no-cache", "--template", "the sound of {label}", "--report", str(report))
     assert res.exit_code == 0, res.stderr
     got = json.loads(res.stdout)
-    assert set(got) == {"top1", "top5", "per_class", "per_fold", "n", "model", "t2a", "t2a_queries"}
+    assert set(got) == {"top1", "top5", "top10", "mAP@10", "per_class", "per_fold", "n", "model", "t2a",
+                        "t2a_queries"}
     assert got["t2a_queries"] == 4 and set(got["t2a"]) == RETRIEVAL_KEYS
     assert got["t2a"]["R@5"] == 1.0 and 1 <= got["t2a"]["mean_rank"] <= 4   # 4 clips: always within 5
     assert got["n"] == 4 and set(got["per_class"]) == {"low hum", "beep", "white noise", "synth sweep"}

@@ -372,8 +372,9 @@ def test_zeroshot_hand_case_with_folds():
     assert got["top1"] == 0.5 and got["top5"] == 1.0 and got["n"] == 4
     assert got["per_class"] == {"dog": 0.5, "rain": 0.0, "car horn": 1.0}
     assert list(got["per_fold"]) == ["1", "2", "10"]
-    assert got["per_fold"]["1"] == {"top1": 0.5, "top5": 1.0, "n": 2}
-    assert got["per_fold"]["10"] == {"top1": 0.0, "top5": 1.0, "n": 1}
+    assert got["per_fold"]["1"] == {"top1": 0.5, "top5": 1.0, "top10": 1.0, "mAP@10": 0.75, "n": 2}   # 1/1, 1/2
+    assert got["per_fold"]["10"] == {"top1": 0.0, "top5": 1.0, "top10": 1.0, "mAP@10": 0.5, "n": 1}
+    assert got["top10"] == 1.0 and got["mAP@10"] == (1 + 0.5 + 1 + 0.5) / 4
 
 
 def test_zeroshot_without_folds_and_top5_cut():
@@ -381,7 +382,14 @@ def test_zeroshot_without_folds_and_top5_cut():
     got = M.zeroshot_from_logits(logits, [4, 5], [f"c{i}" for i in range(7)])
     assert "per_fold" not in got
     assert got["top1"] == 0.0 and got["top5"] == 0.5              # rank 5 in, rank 6 out
+    assert got["top10"] == 1.0 and got["mAP@10"] == (1 / 5 + 1 / 6) / 2
     assert got["per_class"] == {"c4": 0.0, "c5": 0.0}
+
+
+def test_zeroshot_map_at_10_counts_nothing_past_rank_10():
+    logits = np.tile(np.arange(12, 0, -1, dtype=float), (2, 1))  # class 0 best … class 11 worst
+    got = M.zeroshot_from_logits(logits, [9, 10], [f"c{i}" for i in range(12)])
+    assert got["top10"] == 0.5 and got["mAP@10"] == (1 / 10) / 2   # rank 10 counts 1/10, rank 11 nothing
 
 
 def test_predictions_agree_with_pessimistic_ranks_and_confusion():

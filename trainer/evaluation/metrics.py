@@ -313,7 +313,7 @@ def zeroshot_from_logits(logits: np.ndarray, targets: Sequence[int], labels: Seq
     """:func:`zeroshot_metrics` on a precomputed (n_clips, n_classes) score matrix."""
     targets = np.asarray(targets, dtype=np.int64)
     ranks = class_ranks(logits, targets)
-    out: dict = {"top1": recall_at(ranks, 1), "top5": recall_at(ranks, 5), "per_class": {}}
+    out: dict = {**_class_rank_figures(ranks), "per_class": {}}
     for i, label in enumerate(labels):
         mask = targets == i
         if mask.any():
@@ -323,10 +323,19 @@ def zeroshot_from_logits(logits: np.ndarray, targets: Sequence[int], labels: Seq
         out["per_fold"] = {}
         for fold in sorted(set(folds_arr.tolist()), key=_natural_key):
             mask = folds_arr == fold
-            out["per_fold"][fold] = {"top1": recall_at(ranks[mask], 1),
-                                     "top5": recall_at(ranks[mask], 5), "n": int(mask.sum())}
+            out["per_fold"][fold] = {**_class_rank_figures(ranks[mask]), "n": int(mask.sum())}
     out["n"] = int(len(targets))
     return out
+
+
+def _class_rank_figures(ranks: np.ndarray) -> dict[str, float]:
+    """Zero-shot figures of the true classes' ranks: top-1, top-5, top-10 and mAP@10, the
+    mean over clips of 1/rank within 10 (0 beyond), as LAION-CLAP's zero-shot evaluation reports
+    them (its "R@5", "R@10", "mAP@10" rank the classes for each clip: top-5, top-10 here)."""
+    r = np.asarray(ranks, dtype=np.float64)
+    ap = np.where(r <= 10, 1.0 / r, 0.0)
+    return {"top1": recall_at(r, 1), "top5": recall_at(r, 5), "top10": recall_at(r, 10),
+            "mAP@10": float(ap.mean()) if r.size else 0.0}
 
 
 def _natural_key(text: str) -> tuple:

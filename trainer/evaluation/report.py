@@ -126,9 +126,9 @@ def write_zeroshot_report(out_dir: str | Path, result: Mapping, confusion: np.nd
         f"- clips: {result['n']}, classes: {len(labels)}",
         f"- prompt template: `{template}`",
         "",
-        "| top-1 | top-5 |",
-        "|---:|---:|",
-        f"| {100 * result['top1']:.2f} % | {100 * result['top5']:.2f} % |",
+        "| top-1 | top-5 | top-10 | mAP@10 |",
+        "|---:|---:|---:|---:|",
+        "| " + " | ".join(f"{100 * result[k]:.2f} %" for k in ("top1", "top5", "top10", "mAP@10")) + " |",
         "",
     ]
     if "t2a" in result:
@@ -137,9 +137,10 @@ def write_zeroshot_report(out_dir: str | Path, result: Mapping, confusion: np.nd
                   "| " + " | ".join(RETRIEVAL_KEYS) + " |", "|" + "---:|" * len(RETRIEVAL_KEYS),
                   "| " + " | ".join(_fmt(k, result["t2a"][k]) for k in RETRIEVAL_KEYS) + " |", ""]
     if result.get("per_fold"):
-        lines += ["## Per fold", "", "| fold | n | top-1 | top-5 |", "|---|---:|---:|---:|"]
+        lines += ["## Per fold", "", "| fold | n | top-1 | top-5 | top-10 | mAP@10 |", "|---|---:|---:|---:|---:|---:|"]
         for fold, row in result["per_fold"].items():
-            lines.append(f"| {fold} | {row['n']} | {100 * row['top1']:.2f} % | {100 * row['top5']:.2f} % |")
+            lines.append(f"| {fold} | {row['n']} | "
+                         + " | ".join(f"{100 * row[k]:.2f} %" for k in ("top1", "top5", "top10", "mAP@10")) + " |")
         lines.append("")
     lines += ["## Per class", "", "| class | top-1 |", "|---|---:|"]
     for label, acc in sorted(result["per_class"].items(), key=lambda kv: (-kv[1], kv[0])):

@@ -123,7 +123,8 @@ def _print_zeroshot(result: dict[str, Any]) -> None:
     from rich.table import Table
 
     out_console.print(f"zero-shot · {result['model']} · {count(result['n'], 'clip')}: "
-                      f"top-1 {100 * result['top1']:.2f}%, top-5 {100 * result['top5']:.2f}%",
+                      f"top-1 {100 * result['top1']:.2f}%, top-5 {100 * result['top5']:.2f}%, "
+                      f"top-10 {100 * result['top10']:.2f}%, mAP@10 {100 * result['mAP@10']:.2f}%",
                       highlight=False)
     t2a = result["t2a"]
     out_console.print(f"text → audio · {count(result['t2a_queries'], 'class query', 'class queries')}: "
@@ -131,10 +132,10 @@ def _print_zeroshot(result: dict[str, Any]) -> None:
                       highlight=False)
     if result.get("per_fold"):
         t = Table(title="per fold")
-        for col in ("fold", "n", "top-1", "top-5"):
+        for col in ("fold", "n", "top-1", "top-5", "top-10", "mAP@10"):
             t.add_column(col, justify="right")
         for fold, row in result["per_fold"].items():
-            t.add_row(fold, str(row["n"]), f"{100 * row['top1']:.2f}%", f"{100 * row['top5']:.2f}%")
+            t.add_row(fold, str(row["n"]), *(f"{100 * row[k]:.2f}%" for k in ("top1", "top5", "top10", "mAP@10")))
         out_console.print(t)
     t = Table(title="per class (top-1)")
     t.add_column("class")
