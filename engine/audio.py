@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -141,7 +142,7 @@ def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound:
     if is_sd2(p):
         return open_sd2(p)
     try:
-        return sf.SoundFile(p)
+        return sf.SoundFile(_openable(p))
     except sf.LibsndfileError as e:
         if e.code == UNSUPPORTED_ENCODING:      # a container libsndfile knows around a codec it does not
             return _through_ffmpeg(p, e)
@@ -156,6 +157,19 @@ def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound:
             raise
     log.debug("%s: opened as a stream (libsndfile stumbles on the ._ file beside it)", p)
     return _StreamSoundFile(p)
+
+
+def _openable(p: str) -> str | bytes:
+    """``p`` as soundfile can open it: its bytes where the name is not valid in the file
+    system's encoding (a Latin-1 name on a UTF-8 system, which Python holds with surrogate
+    escapes and soundfile's own ``str.encode`` refuses), else the str itself."""
+    if sys.platform == "win32":
+        return p
+    try:
+        p.encode(sys.getfilesystemencoding())
+    except UnicodeEncodeError:
+        return os.fsencode(p)
+    return p
 
 
 def _is_mp4(p: str) -> bool:

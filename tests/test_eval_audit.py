@@ -142,3 +142,20 @@ def test_reports_take_a_source_name_that_is_not_utf8(tmp_path):
           "model": "m"}
     md = write_zeroshot_report(tmp_path / "z", zs, np.eye(2, dtype=int), ["a", "b"], "{label}", source=source)
     assert "simpl" in md.read_text(encoding="utf-8")
+
+
+def test_audio_under_a_name_that_is_not_utf8_decodes(tmp_path):
+    """`soundsift eval … -a $'caf\\xe9' --no-cache` said "not readable as audio ('utf-8' codec can't
+    encode …)": soundfile encodes a str path strictly, and Python holds such a name with surrogate
+    escapes; engine.audio.open_sound hands it the bytes."""
+    import soundfile as sf
+
+    from engine.audio import audio_files, decode
+
+    folder = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9")
+    os.makedirs(folder)
+    wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)).astype(np.float32)
+    sf.write(os.fsencode(folder) + b"/t\xf6ne.wav", wave, 8000, format="WAV")
+    (found,) = audio_files([folder])
+    got = decode(str(found), 8000)
+    assert got.shape == (8000,) and np.allclose(got, wave, atol=1e-4)
