@@ -45,6 +45,13 @@ def _restore_root_logger():
     root.setLevel(level)
 
 
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """Label and audio embeddings cached on disk go to a folder of this test ($SOUNDSIFT_CACHE);
+    a test file takes it for every test with ``pytestmark = pytest.mark.usefixtures("private_cache")``."""
+    monkeypatch.setenv("SOUNDSIFT_CACHE", str(tmp_path / "cache"))
+
+
 def tone(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:
     t = np.arange(int(seconds * sr)) / sr
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)

@@ -19,9 +19,7 @@ from engine.query import SoundIndex
 from query_fixtures import FakeModel, FileSpec, write_index
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SOUNDSIFT_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")     # label embeddings cached in this test's folder (conftest)
 
 
 def test_words_split_names_as_libraries_write_them():

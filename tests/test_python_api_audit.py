@@ -16,9 +16,7 @@ from query_fixtures import FakeModel, FileSpec, write_index
 DIM = 16
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SOUNDSIFT_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")     # label embeddings cached in this test's folder (conftest)
 
 
 def unit(x) -> np.ndarray:

@@ -16,10 +16,7 @@ FORMATS = ["WAV", "FLAC", "OGG", "MP3"]
 RATES = [8000, 16000, 44100, 48000]
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    """Label embeddings cached on disk go to a folder of this test."""
-    monkeypatch.setenv("SOUNDSIFT_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")     # label embeddings cached in this test's folder (conftest)
 
 
 def random_library(seed: int = 0, n_files: int = 40) -> list[FileSpec]:

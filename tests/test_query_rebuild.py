@@ -32,10 +32,7 @@ from ui.components.overview_tab import OVERVIEW, TAB_KEY
 SR = 16000
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    """Label embeddings cached on disk go to a folder of this test."""
-    monkeypatch.setenv("SOUNDSIFT_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")     # label embeddings cached in this test's folder (conftest)
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,7 @@ from engine.models import load_model
 from engine.query import SoundIndex
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    """Label embeddings cached on disk go to a folder of this test."""
-    monkeypatch.setenv("SOUNDSIFT_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")     # label embeddings cached in this test's folder (conftest)
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,7 @@ SR = 16000
 LABELS = "beep,hiss,sweep"
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SOUNDSIFT_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")     # label embeddings cached in this test's folder (conftest)
 
 
 def run(*args):
