@@ -102,12 +102,17 @@ def relocate(index: str | Path | None, old: str | Path, new: str | Path, *,
              dry_run: bool = False) -> RelocationPlan:
     """Move the index's files under folder ``old`` to the same places under folder ``new``.
 
-    ``old`` is taken as written (it may be gone: an unmounted drive); ``new`` must be a folder
+    ``old`` is taken as written (it may be gone: an unmounted drive), or as what it resolves to
+    where the index holds nothing under it as written (a symbolic link); ``new`` must be a folder
     that exists and holds at least one of the files. Raises RelocationFailed (nothing changed)
     otherwise, and IndexNotFound for a missing index. ``dry_run``: plan and report, change nothing.
     """
     layout = existing_index(index)
     old_root = os.path.normpath(os.path.abspath(os.path.expanduser(str(old))))
+    # the catalog keeps resolved paths (indexer.scan.normalize_root): OLD named through a symbolic
+    # link (``~/Sounds`` → the drive), one left dangling by the unmounted drive included, is
+    # also looked up as what it resolves to
+    resolved_old = os.path.realpath(old_root)
     new_root = normalize_root(new)
     if not os.path.isdir(new_root):
         raise RelocationFailed(f"{new}: no such folder (mount the drive, or check the path); nothing was changed")
@@ -117,6 +122,10 @@ def relocate(index: str | Path | None, old: str | Path, new: str | Path, *,
         state = writer.catalog_state()
         reasons = writer.error_reasons()
         plan = plan_relocation(state, reasons, old_root, new_root)
+        if not plan.renames and resolved_old not in (old_root, new_root):
+            plan = plan_relocation(state, reasons, resolved_old, new_root)
+            if plan.renames:
+                old_root = resolved_old
         if not plan.renames:
             raise RelocationFailed(f"index {layout.root} holds no files under {old_root} "
                                    f"(it holds files under {_top_folders(state)}); nothing was changed")
