@@ -206,7 +206,8 @@ def difference_db(x: np.ndarray, y: np.ndarray) -> float:
     """How far two recordings (mono at RATE) are apart: aligned by :func:`best_lag`, the RMS of
     the difference of their level maps in dB once a constant gain is taken out, over the cells
     where either is more than 10 dB above the floor (two silent stretches agree without telling
-    anything). 0 for two silent recordings."""
+    anything). 0 for two silent recordings; infinite for a silent one and one that is heard
+    (the gain taken out would otherwise absorb all of a steady tone's difference from silence)."""
     lag = best_lag(x, y)
     return _map_difference(level_map(x[max(lag, 0):]), level_map(y[max(-lag, 0):]))
 
@@ -215,9 +216,12 @@ def _map_difference(a: np.ndarray, b: np.ndarray) -> float:
     """:func:`difference_db` of two aligned level maps."""
     m = min(len(a), len(b))
     a, b = a[:m], b[:m]
-    heard = np.maximum(a, b) > FLOOR_DB + 10.0
+    heard_a, heard_b = a > FLOOR_DB + 10.0, b > FLOOR_DB + 10.0
+    heard = heard_a | heard_b
     if not heard.any():
         return 0.0
+    if not (heard_a.any() and heard_b.any()):      # silence against a sound: not one recording
+        return float("inf")
     d = (a - b)[heard]
     return float(np.sqrt(((d - d.mean()) ** 2).mean()))
 

@@ -10,7 +10,7 @@ from engine.filters import Filters
 from ui.cli.app import app
 from ui.cli.common import (IndexOption, ProgressOption, VerboseOption, count, err_console, out_console, print_json,
                            relays_decoder_output, reports_errors, setup_logging, shows_progress)
-from ui.cli.results import clock, display_path, filter_options
+from ui.cli.results import clock, display_path, filter_options, say_why_none
 
 if TYPE_CHECKING:
     from engine.duplicates import DuplicateReport
@@ -59,6 +59,8 @@ def duplicates_command(
 
     with SoundIndex.open(index) as sound_index:
         fv = sound_index.file_vectors(filters)
+        if not len(fv.paths):           # say which filter value no indexed file has, as search does
+            say_why_none(sound_index, [], filters)
     bar_shown = shows_progress(progress)
     with Progress(console=err_console, transient=True, disable=not bar_shown) as bar:
         task = bar.add_task("comparing", total=None)
