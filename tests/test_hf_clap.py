@@ -251,3 +251,32 @@ def test_folder_without_tokenizer_is_model_unavailable(tiny_clap_dir, tmp_path):
         f.unlink()
     with pytest.raises(ModelUnavailable, match=r"no_tokenizer: could not load the CLAP checkpoint.*special tokens"):
         load_model(folder)
+
+
+def test_a_hub_id_is_loaded_from_the_cache_before_the_hub_is_asked():
+    """A checkpoint downloaded once loads with local_files_only (no hub request, no retries on
+    an offline machine); only what is not cached goes to the hub; a local folder is read as is."""
+    from engine.models.hf_clap import _from_cache_first
+
+    calls = []
+
+    class Cached:
+        @staticmethod
+        def from_pretrained(source, local_files_only=False):
+            calls.append(("cached", local_files_only))
+            return "model"
+
+    class NotCached:
+        @staticmethod
+        def from_pretrained(source, local_files_only=False):
+            calls.append(("not cached", local_files_only))
+            if local_files_only:
+                raise OSError("not in the cache")
+            return "downloaded"
+
+    assert _from_cache_first("laion/x", False, Cached) == ("model",) and calls == [("cached", True)]
+    calls.clear()
+    assert _from_cache_first("laion/x", False, Cached, NotCached) == ("model", "downloaded")
+    assert calls == [("cached", True), ("not cached", True), ("cached", False), ("not cached", False)]
+    calls.clear()
+    assert _from_cache_first("/models/x", True, Cached) == ("model",) and calls == [("cached", False)]

@@ -141,9 +141,8 @@ class HFClapModel(AudioTextModel):
             from engine.towers.minilm import quiet_loading
 
             with quiet_loading():
-                model = ClapModel.from_pretrained(source)
-                hf_features = HFFeatureExtractor.from_pretrained(source)
-                tokenizer = AutoTokenizer.from_pretrained(source)
+                model, hf_features, tokenizer = _from_cache_first(source, is_local, ClapModel,
+                                                                  HFFeatureExtractor, AutoTokenizer)
             _check_tokenizer(tokenizer, model.config)
         except Exception as e:  # noqa: BLE001 - every load failure is reported as ModelUnavailable
             reason = _first_sentence(e)
@@ -234,3 +233,17 @@ class HFClapModel(AudioTextModel):
                     attention_mask=tokens["attention_mask"].to(self.device)))
                 out[start: start + len(chunk)] = pooled.float().cpu().numpy()
         return l2_normalize(out)
+
+
+def _from_cache_first(source: str, is_local: bool, *loaders: Any) -> tuple[Any, ...]:
+    """``loader.from_pretrained(source)`` for each of ``loaders`` (model, feature extractor,
+    tokenizer); a hub id is tried from the local cache alone first (``local_files_only``), so a
+    checkpoint downloaded once loads without asking the hub, and an offline machine does not wait
+    through the hub client's retries (about 25 s) for what it already has; only what is not
+    cached asks the hub."""
+    if not is_local:
+        try:
+            return tuple(loader.from_pretrained(source, local_files_only=True) for loader in loaders)
+        except Exception as e:  # noqa: BLE001 - not (all) cached: ask the hub below
+            log.debug("%s is not in the local Hugging Face cache (%s); asking the hub", source, _first_sentence(e))
+    return tuple(loader.from_pretrained(source) for loader in loaders)
