@@ -19,6 +19,10 @@ were lost. :func:`find_moves` pairs the deleted files of a run with its new file
   equal-length renders unpacked from one archive) they are paired by file name, then by content
   fingerprint; what stays ambiguous is embedded again, as before.
 
+A path that is still there with another size or time may hold another path's old file too: two
+files that swapped names, a rotation of names. :func:`find_moves_among_changed` takes such paths
+on both sides by the same rules, where each gave its old file away and took another's.
+
 :mod:`indexer.relocate` is for what a run cannot see: the library's drive mounted at another path, or
 its top folder renamed, so the old paths are outside every root the run scans;
 :func:`moved_root_hint` notices that case in an ordinary run and names the command.
@@ -112,6 +116,32 @@ def find_moves(deleted: Sequence[str], new: Sequence[ScannedFile], state: Mappin
                 moves.append(Move(old, f.path, f.size, f.mtime_ns))
     moves += _pair_by_fingerprint(deleted, new, state, headers, moves)
     return sorted(moves, key=lambda m: m.old)
+
+
+def find_moves_among_changed(deleted: Sequence[str], new: Sequence[ScannedFile], changed: Sequence[ScannedFile],
+                             state: Mapping[str, tuple[int, int]], headers: Mapping[str, Header]) -> list[Move]:
+    """:func:`find_moves`, where a changed path (indexed, now with another size or time) may also
+    have given its old file to another path and taken another path's old file: two files that
+    swapped names, a rotation, ``mv b d; mv a b``. ``headers``: the catalog's header of each
+    deleted and changed path.
+
+    A changed path takes part only when it does both (its file moved away and another indexed
+    file moved in), so it ends with a moved row either way. One that only gives (``cp -p a e``, then a
+    re-rendered over) or only takes (``mv a b`` over an indexed b, whose recording is gone) stays
+    a changed file, embedded again with the user's tags kept, as before. Such paths are dropped
+    and the rest paired again until every changed path in the result does both.
+    """
+    taking = {f.path: f for f in changed}
+    while True:
+        olds = list(deleted) + sorted(taking)
+        moves = [m for m in find_moves(olds, list(new) + list(taking.values()), state, headers)
+                 if m.old != m.new]          # its own file at its own path: an edit after all
+        gave, took = {m.old for m in moves}, {m.new for m in moves}
+        half = {p for p in taking if (p in gave) != (p in took)}
+        if not half:
+            return moves
+        for p in half:
+            del taking[p]
 
 
 def _pair(olds: list[str], news: list[ScannedFile]) -> list[tuple[str, ScannedFile]]:

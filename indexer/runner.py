@@ -40,7 +40,7 @@ from indexer.index_model import model_for_run, model_meta, resolve_model
 from indexer.level_refresh import refresh_levels
 from indexer.links import link_scope
 from indexer.metadata_refresh import refresh_metadata
-from indexer.moves import find_moves, moved_root_hint
+from indexer.moves import find_moves_among_changed, moved_root_hint
 from indexer.interrupts import remembered
 from indexer.progress import AudioProgress
 from indexer.scan import (Diff, ScannedFile, ScanResult, describe_skipped, diff, normalize_root, scan,
@@ -317,10 +317,14 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     walked_roots = [os.path.abspath(os.path.expanduser(str(p))) for p in paths]
     linked = link_scope(writer.meta, walked_roots, roots, scanned.links)
     plan = diff(state, scanned.files, roots + linked.targets, keep_under=unlisted)
-    moves = find_moves(plan.deleted, plan.new, state, writer.headers(plan.deleted)) if plan.new else []
+    # a changed path may be one of two files that swapped names (indexer.moves): both sides are tried
+    moves = (find_moves_among_changed(plan.deleted, plan.new, plan.changed, state,
+                                      writer.headers(plan.deleted + [f.path for f in plan.changed]))
+             if plan.new or len(plan.changed) > 1 else [])
     if moves:                   # moved or renamed: the catalog rows follow, nothing is embedded again
         moved_old, moved_new = {m.old for m in moves}, {m.new for m in moves}
-        plan = Diff(new=[f for f in plan.new if f.path not in moved_new], changed=plan.changed,
+        plan = Diff(new=[f for f in plan.new if f.path not in moved_new],
+                    changed=[f for f in plan.changed if f.path not in moved_new],
                     deleted=[p for p in plan.deleted if p not in moved_old], unchanged=plan.unchanged)
     elif plan.new:
         moved_root_hint(state, plan.new, roots, layout.root)
