@@ -65,8 +65,8 @@ def test_eval_tables_of_one_clip(printed):
     patch(cmd_eval)
     figures = {"R@1": 1.0, "R@5": 1.0, "R@10": 1.0, "mAP@10": 1.0, "median_rank": 1.0, "mean_rank": 1.0}
     cmd_eval._print_retrieval({"model": "m", "n_audio": 1, "n_captions": 1, "t2a": figures, "a2t": figures})
-    cmd_eval._print_zeroshot({"model": "m", "n": 1, "top1": 1.0, "top5": 1.0, "t2a_queries": 1, "t2a": figures,
-                              "per_class": {"dog": 1.0}})
+    cmd_eval._print_zeroshot({"model": "m", "n": 1, "top1": 1.0, "top5": 1.0, "top10": 1.0, "mAP@10": 1.0,
+                              "t2a_queries": 1, "t2a": figures, "per_class": {"dog": 1.0}})
     said = text()
     assert "retrieval · m · 1 clip, 1 caption" in said
     assert "zero-shot · m · 1 clip:" in said and "text → audio · 1 class query:" in said

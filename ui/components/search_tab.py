@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import streamlit as st
 
-from engine.errors import SoundsiftError
+from engine.errors import InvalidQuery, SoundsiftError
 from engine.filters import Filters
 from ui.components import resources
 from ui.components.downloads import downloads, results_download
@@ -71,13 +71,18 @@ def seconds_text(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 60 else clock(seconds)
 
 
+def span_text(start: float, end: float) -> str:
+    """A matched span as cards and headings show it: ``2.0–12.0 s`` within the first minute, else
+    ``5:00.00–5:10.00``."""
+    return f"{start:.1f}–{end:.1f} s" if end < 60 else f"{seconds_text(start)}–{seconds_text(end)}"
+
+
 def card_facts(record: Any, hit: Any) -> str:
     """A result card's facts after its folder: duration, format, rate, channels beyond stereo,
     levels; then the match's span and score."""
     channels = f" · {record.channels} ch" if record.channels > 2 else ""
     levels = f" · {record.levels}" if record.levels else ""
-    span = (f"{hit.start:.1f}–{hit.end:.1f} s" if hit.end < 60
-            else f"{seconds_text(hit.start)}–{seconds_text(hit.end)}")
+    span = span_text(hit.start, hit.end)
     return (f"{seconds_text(record.duration)} · {record.format} · {record.sample_rate / 1000:g} kHz{channels}{levels}"
             f"  \nmatch {span} · score {hit.score:.3f}")
 
@@ -141,20 +146,41 @@ def unwanted_sounds(text: str | None) -> list[str]:
     return split_list(text)
 
 
+def check_still_indexed(index: Any, files: dict[int, str], then: str = "Search again.") -> None:
+    """InvalidQuery in the page's words when a file searched by ("More like this", the picks) has
+    left the index since its card was shown (re-indexed after it was moved, renamed or deleted);
+    the engine's own message names a bare file id and the command line."""
+    gone = []
+    for file_id, name in files.items():
+        try:
+            index.get_file(int(file_id))
+        except InvalidQuery:
+            gone.append(f"**{plain_markdown(name)}** (file id {int(file_id)})")
+    if gone:
+        raise InvalidQuery(
+            f"{', '.join(gone)} {'is' if len(gone) == 1 else 'are'} no "
+            "longer in the index: the library was re-indexed since the results were shown, and the file was "
+            f"moved, renamed or deleted. {then}")
+
+
 def current_search(index: Any, filters: Filters) -> Search | None:
     """What to search for, from the session state; None when nothing is asked yet."""
     by = st.session_state.get("search_by")
     picked = dict(st.session_state.get("picked", {}))
     if by and by.get("kind") == "picked" and picked:
         names = " + ".join(f"**{plain_markdown(n)}**" for n in picked.values())
-        return Search(f"More like {names}",
-                      lambda k: index.similar_to_files(list(picked), k=k, filters=filters),
+
+        def more_like_picks(k: int) -> list[Any]:
+            check_still_indexed(index, picked, "Clear the picks and pick again.")
+            return index.similar_to_files(list(picked), k=k, filters=filters)
+        return Search(f"More like {names}", more_like_picks,
                       "similar to " + ", ".join(picked.values()))
     if by and by.get("kind") == "similar":
         fid, start, end = by["file_id"], by.get("start"), by.get("end")
-        part = f" {start:.1f}–{end:.1f} s" if start is not None and end is not None else ""
+        part = f" {span_text(start, end)}" if start is not None and end is not None else ""   # as its card
 
         def more_like_it(k: int) -> list[Any]:
+            check_still_indexed(index, {fid: by["name"]})
             hits = index.similar_to_file(fid, k=k, filters=filters, start=start, end=end)
             if start is not None or end is not None:
                 return hits
@@ -237,6 +263,10 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
     if st.session_state["search_by"]:
         side.button("Back to text search", on_click=back_to_text, icon=":material/arrow_back:",
                     key="back_to_text")
+    if not hits and not root:      # no indexed file: no folder either (ui/app.py's choices)
+        st.info("The index holds no files yet: index a library first (soundsift index PATH --index NAME), "
+                "then search again.", icon=":material/search_off:")
+        return
     if not hits:
         st.info("Nothing found. Loosen the filters in the sidebar or describe the sound differently.",
                 icon=":material/search_off:")

@@ -6,6 +6,7 @@ from typing import Any
 import streamlit as st
 
 from engine.errors import SoundsiftError
+from engine.wording import count
 from ui.components.markdown_text import plain_markdown
 from ui.components.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_example
 
@@ -21,6 +22,17 @@ def parse_label_text(text: str) -> list[str] | None:
         if part not in labels:
             labels.append(part)
     return labels or None
+
+
+def label_text(label: str) -> str:
+    """A label as the Labels box takes it: in double quotes when it holds a comma, so a list of
+    them ("Walk, footsteps" 0.40, dog bark 0.30) reads as typed, not as more labels."""
+    return '"' + label.replace('"', '""') + '"' if "," in label else label
+
+
+def timeline_tags(tags: list[dict]) -> str:
+    """One segment's tags for the "Over time" table: label and score, comma-separated."""
+    return ", ".join(f"{label_text(t['label'])} {t['score']:.2f}" for t in tags)
 
 
 def render_tag_tab(index: Any) -> None:
@@ -79,9 +91,9 @@ def _render_timeline(index: Any, example: Any, data: bytes, labels: list[str] | 
     spans, _ = tag_timeline(example.waveform, labels, index=index, top=top, sample_rate=example.sample_rate,
                             markers=markers)
     takes = sum(s.marker is not None for s in spans)
-    st.markdown(f"**{plain_markdown(example.name)}** over time: {len(spans)} segments"
+    st.markdown(f"**{plain_markdown(example.name)}** over time: {count(len(spans), 'segment')}"
                 + (f", {takes} of them marked takes" if takes else "") + ":")
     st.dataframe([{"time": f"{clock(s.start)}–{clock(s.end)}", "take": s.marker or "",
-                   "tags": ", ".join(f"{t['label']} {t['score']:.2f}" for t in s.tags)} for s in spans],
+                   "tags": timeline_tags(s.tags)} for s in spans],
                  hide_index=True, width="stretch")
 
