@@ -56,3 +56,37 @@ def drop_read_override() -> None:
     for cap in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
         if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+#: a `--rebuild` of argv[1] into index argv[2] with a slow FakeModel, a commit after every file
+_SLOW_REBUILD = """
+import sys
+from indexer import build_index
+from tests.index_fakes import FakeModel
+build_index([sys.argv[1]], sys.argv[2], FakeModel(name="slow", fingerprint="slow-v1", delay=0.3),
+            workers=0, batch_size=1, checkpoint_files=1, progress=False, rebuild=True)
+"""
+
+
+def kill_a_rebuild(lib: Path, idx: Path) -> Path:
+    """Start a slow ``--rebuild`` of ``idx`` over ``lib`` in another process and kill -9 it once
+    its folder beside the index (``<idx>.rebuild-<pid>``) holds a first checkpoint; returns that
+    folder, left behind as a killed rebuild leaves it."""
+    import signal
+    import subprocess
+    import sys
+
+    from engine.layout import IndexLayout
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_REBUILD, str(lib), str(idx)], cwd=root,
+                            env=dict(os.environ, PYTHONPATH=str(root)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    folder = idx.with_name(f"{idx.name}.rebuild-{proc.pid}")
+    deadline = time.monotonic() + 60
+    while not IndexLayout(folder).index_json.exists():            # its first checkpoint is written
+        assert proc.poll() is None and time.monotonic() < deadline, "the rebuild ended or never checkpointed"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    return folder

@@ -16,10 +16,8 @@ import json
 import logging
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -31,10 +29,9 @@ from indexer import build_index
 from indexer.info import index_info
 from indexer.write import IndexWriter, WriterLock
 from tests.conftest import chirp, noise, tone, write
-from tests.index_fakes import FakeModel
+from tests.index_fakes import FakeModel, kill_a_rebuild
 from ui.cli import app
 
-ROOT = Path(__file__).resolve().parents[1]
 SR = 16000
 
 
@@ -107,15 +104,6 @@ def test_before_the_first_commit_a_given_model_replaces_the_one_the_index_starte
 
 
 # -- 2. a killed rebuild's folder goes at the next index run ---------------------------------------
-KILL_SCRIPT = """
-import pathlib, sys
-from indexer import build_index
-from tests.index_fakes import FakeModel
-build_index([sys.argv[1]], sys.argv[2], FakeModel(name="slow", fingerprint="slow-v1", delay=0.3),
-            workers=0, batch_size=1, checkpoint_files=1, progress=False, rebuild=True)
-"""
-
-
 def leftovers(idx: Path) -> list[str]:
     return sorted(p.name for p in idx.parent.iterdir() if p.name.startswith(idx.name + "."))
 
@@ -123,16 +111,7 @@ def leftovers(idx: Path) -> list[str]:
 def test_an_index_run_removes_what_a_rebuild_killed_with_sigkill_left(lib, tmp_path, caplog):
     idx = tmp_path / "rb"
     build_index([lib], idx, FakeModel(), workers=0, progress=False)
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(lib), str(idx)], cwd=ROOT,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    tmp = idx.with_name(f"rb.rebuild-{proc.pid}")
-    deadline = time.monotonic() + 60
-    while not IndexLayout(tmp).index_json.exists():            # its first checkpoint is written
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    tmp = kill_a_rebuild(lib, idx)
     assert leftovers(idx) == [tmp.name]
     with caplog.at_level(logging.INFO, logger="indexer.rebuild"):
         s = build_index([lib], idx, workers=0, progress=False)        # a plain run, no --rebuild

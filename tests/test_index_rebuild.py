@@ -12,8 +12,6 @@ import os
 import queue
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -33,11 +31,10 @@ from indexer import swap
 from indexer.info import index_info
 from indexer.write import IndexWriter, WriterLock
 from tests.conftest import chirp, noise, tone, write
-from tests.index_fakes import FakeModel
+from tests.index_fakes import FakeModel, kill_a_rebuild
 from tests.test_index_swap import break_exchange, needs_exchange
 from ui.cli import app
 
-ROOT = Path(__file__).resolve().parents[1]
 SR = 16000
 
 
@@ -318,29 +315,9 @@ def test_ctrl_c_during_the_swap_finishes_it_and_says_the_rebuilt_index_is_in_pla
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler     # handler restored
 
 
-KILL_SCRIPT = """
-import pathlib, sys
-from indexer import build_index
-from tests.index_fakes import FakeModel
-pathlib.Path(sys.argv[3]).touch()
-build_index([sys.argv[1]], sys.argv[2], FakeModel(name="slow", fingerprint="slow-v1", delay=0.3),
-            workers=0, batch_size=1, checkpoint_files=1, progress=False, rebuild=True)
-"""
-
-
 def test_a_killed_rebuild_leaves_the_old_index_and_the_next_one_cleans_up(built, lib, tmp_path):
     before = folder_bytes(built, but=(".lock",))      # a killed writer leaves its pid in .lock
-    ready = tmp_path / "ready"
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(lib), str(built), str(ready)],
-                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    tmp = built.with_name(f"{built.name}.rebuild-{proc.pid}")
-    deadline = time.monotonic() + 60
-    while not IndexLayout(tmp).index_json.exists():            # its first checkpoint is written
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    tmp = kill_a_rebuild(lib, built)
     assert folder_bytes(built, but=(".lock",)) == before and leftovers(built) == [tmp.name]
     assert top_path(built, model_a(), lib / "keep.wav") == str(lib / "keep.wav")
     s = build_index([lib], built, model_b(), workers=0, progress=False, rebuild=True)
