@@ -69,10 +69,10 @@ def test_http_servers_own_errors_are_json(served):
     a 70 kB address, 200 headers, a method it has no handler for) was an HTML page."""
     url, _, _ = served
     cases = [(b"GARBAGE\r\n\r\n", 400, "Bad request syntax"),
-             (b"GET /info HTTP/2.0\r\nHost: x\r\n\r\n", 505, "Invalid HTTP version"),
-             (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "Request-URI Too Long"),
+             (b"GET /info HTTP/2.0\r\nHost: localhost\r\n\r\n", 505, "Invalid HTTP version"),
+             (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n", 414, "Request-URI Too Long"),
              (b"GET /info HTTP/1.1\r\n" + b"X-A: b\r\n" * 200 + b"\r\n", 431, "Too many headers"),
-             (b"BREW /info HTTP/1.1\r\nHost: x\r\n\r\n", 501, "Unsupported method ('BREW')")]
+             (b"BREW /info HTTP/1.1\r\nHost: localhost\r\n\r\n", 501, "Unsupported method ('BREW')")]
     for request, status, said in cases:
         (got, headers, body), = _answers(_exchange(url, request))
         assert (got, headers["content-type"]) == (status, "application/json"), (request[:40], body[:200])
@@ -108,10 +108,11 @@ def test_options_and_trace_are_405_with_allow(served):
     url, _, beep = served
     for method, path, allow in (("OPTIONS", "/search", "GET"), ("OPTIONS", "/similar", "GET, POST"),
                                 ("TRACE", f"/audio/{beep}", "GET")):
-        (got, headers, body), = _answers(_exchange(url, f"{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()))
+        (got, headers, body), = _answers(_exchange(url, f"{method} {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                                                        .encode()))
         assert (got, headers.get("allow"), headers["content-type"]) == (405, allow, "application/json"), body
         assert f"not {method}" in json.loads(body)["error"]
-    (got, _, body), = _answers(_exchange(url, b"OPTIONS /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"))
+    (got, _, body), = _answers(_exchange(url, b"OPTIONS /nowhere HTTP/1.1\r\nHost: localhost\r\n\r\n"))
     assert got == 404 and "no route OPTIONS /nowhere" in json.loads(body)["error"]
 
 
@@ -120,12 +121,12 @@ def test_a_body_no_route_reads_is_not_taken_for_the_next_request(served):
     (a proxy in front would see one request and get two answers)."""
     url, _, _ = served
     smuggled = b"GET /nowhere HTTP/1.1\r\nX: y\r\n\r\n"
-    raw = _exchange(url, f"GET /info HTTP/1.1\r\nHost: x\r\nContent-Length: {len(smuggled)}\r\n\r\n".encode()
+    raw = _exchange(url, f"GET /info HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len(smuggled)}\r\n\r\n".encode()
                     + smuggled)
     answers = _answers(raw)
     assert [status for status, _, _ in answers] == [200], raw[:600]
     assert answers[0][1].get("connection") == "close"
-    raw = _exchange(url, b"GET /info HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    raw = _exchange(url, b"GET /info HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
                     + f"{len(smuggled):x}\r\n".encode() + smuggled + b"\r\n0\r\n\r\n")
     assert [status for status, _, _ in _answers(raw)] == [200], raw[:600]
 
@@ -144,7 +145,7 @@ def test_a_chunked_clip_is_read(served):
     conn.request("GET", "/info")                    # the connection is still good after it
     assert conn.getresponse().status == 200
     conn.close()
-    chunked = b"POST /tag?top=1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunked = b"POST /tag?top=1 HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
     for bad_chunks, said in ((b"zz\r\nabc\r\n0\r\n\r\n", "chunk"), (b"10\r\nabc", "chunk")):
         (got, headers, body), = _answers(_exchange(url, chunked + bad_chunks))
         assert got == 400 and said in json.loads(body)["error"] and headers.get("connection") == "close", body
@@ -155,7 +156,7 @@ def test_a_chunked_body_over_the_limit_is_413(served, monkeypatch):
     url, lib, _ = served
     monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", 10_000)
     wav = _wav(lib)
-    raw = _exchange(url, b"POST /similar HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    raw = _exchange(url, b"POST /similar HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
                     + f"{len(wav):x}\r\n".encode() + wav + b"\r\n0\r\n\r\n")
     (got, headers, body), = _answers(raw)
     assert got == 413 and "upload limit" in json.loads(body)["error"] and headers.get("connection") == "close"
@@ -170,7 +171,7 @@ def test_a_refused_upload_still_gets_its_answer(served, monkeypatch):
     monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", 10_000)
     body = bytes(4 * 2**20)
     for _ in range(3):
-        raw = _exchange(url, f"POST /similar HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        raw = _exchange(url, f"POST /similar HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len(body)}\r\n\r\n".encode()
                         + body)
         (got, headers, said), = _answers(raw)
         assert got == 413 and "upload limit" in json.loads(said)["error"] and headers["connection"] == "close"
@@ -181,7 +182,7 @@ def test_a_body_shorter_than_its_content_length_is_a_bad_request(served):
     url, lib, _ = served
     wav = _wav(lib)
     sent = wav[:len(wav) // 2]
-    raw = _exchange(url, f"POST /similar HTTP/1.1\r\nHost: x\r\nContent-Length: {len(wav)}\r\n\r\n".encode() + sent)
+    raw = _exchange(url, f"POST /similar HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len(wav)}\r\n\r\n".encode() + sent)
     (got, headers, body), = _answers(raw)
     assert got == 400, body[:300]
     assert f"ended after {len(sent)} of the {len(wav)} bytes" in json.loads(body)["error"]
@@ -193,7 +194,7 @@ def test_content_lengths_that_are_not_one_number(served):
     url, _, _ = served
     for header in ("Content-Length: \xb2", "Content-Length: \xb9\xb3", "Content-Length: 5\r\nContent-Length: 7",
                    "Content-Length: 7\r\nTransfer-Encoding: chunked"):
-        raw = _exchange(url, f"POST /tag HTTP/1.1\r\nHost: x\r\n{header}\r\n\r\nabcdefg".encode("latin-1"))
+        raw = _exchange(url, f"POST /tag HTTP/1.1\r\nHost: localhost\r\n{header}\r\n\r\nabcdefg".encode("latin-1"))
         answers = _answers(raw)
         assert [status for status, _, _ in answers] == [400], (header, raw[:500])
         assert answers[0][1].get("connection") == "close" and "Error" not in json.loads(answers[0][2])["error"]
@@ -209,7 +210,7 @@ def test_a_stalled_body_is_408_not_a_500_with_a_traceback(served, monkeypatch, c
     monkeypatch.setattr(SoundsiftHandler, "timeout", 0.5)
     caplog.set_level(logging.DEBUG, logger="ui.server")
     with socket.create_connection(_address(url), timeout=60) as sock:
-        sock.sendall(b"POST /similar HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + _wav(lib)[:1000])
+        sock.sendall(b"POST /similar HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n" + _wav(lib)[:1000])
         raw = b"".join(iter(lambda: sock.recv(65536), b""))       # the server answers and hangs up
     (got, headers, body), = _answers(raw)
     assert got == 408 and "Content-Length" in json.loads(body)["error"] and headers.get("connection") == "close"
@@ -222,8 +223,8 @@ def test_a_slow_client_does_not_hold_up_others(served):
     url, lib, _ = served
     slow = [socket.create_connection(_address(url), timeout=60) for _ in range(2)]
     try:
-        slow[0].sendall(b"GET /info HTTP/1.1\r\nHost: x\r\n")
-        slow[1].sendall(b"POST /similar HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\nRIFF")
+        slow[0].sendall(b"GET /info HTTP/1.1\r\nHost: localhost\r\n")
+        slow[1].sendall(b"POST /similar HTTP/1.1\r\nHost: localhost\r\nContent-Length: 50000\r\n\r\nRIFF")
         done = []
         worker = threading.Thread(target=lambda: done.append(get(f"{url}/search?q=beep&k=1")[0]))
         worker.start()
@@ -284,3 +285,18 @@ def test_small_parameter_slips(served):
     assert got == 400 and "unknown parameter '' for GET /search" in body["error"], body
     got, body, _ = get(f"{url}/search?q=beep&keywords=1&segments=1")
     assert got == 400 and "keywords=1" in body["error"] and "segments=1" in body["error"], body
+
+
+def test_a_loopback_server_answers_only_requests_for_this_machine(served):
+    """DNS rebinding: a page on evil.example whose name resolves to 127.0.0.1 sends Host:
+    evil.example; a server listening on loopback only refuses it (403) and answers localhost,
+    *.localhost and loopback addresses, with or without a port, and HTTP/1.0 without a Host."""
+    url, _, _ = served
+    for host in ("evil.example", "evil.example:8765", "192.168.1.20", "localhost.evil.example"):
+        (got, _, body), = _answers(_exchange(url, f"GET /info HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()))
+        assert got == 403 and "is not this machine" in json.loads(body)["error"], host
+    for host in ("localhost", "LOCALHOST:8765", "app.localhost", "127.0.0.1:8765", "127.1.2.3", "[::1]:8765"):
+        (got, _, body), = _answers(_exchange(url, f"GET /info HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()))
+        assert got == 200, (host, body)
+    (got, _, _), = _answers(_exchange(url, b"GET /info HTTP/1.0\r\n\r\n"))
+    assert got == 200

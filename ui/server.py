@@ -40,7 +40,8 @@ method it does not answer, OPTIONS and TRACE among them), 408 (a body that stopp
 answers what GET would, without the body; a body comes with a Content-Length or chunked
 (``Transfer-Encoding: chunked``). Only files the index holds are
 read from disk, by path or id, so a request cannot make the server read any other file; clips
-come in the request body. It listens on 127.0.0.1 unless told otherwise.
+come in the request body. It listens on 127.0.0.1 unless told otherwise, and there answers only
+requests whose ``Host`` is this machine (403 otherwise: DNS rebinding).
 """
 from __future__ import annotations
 
@@ -90,6 +91,11 @@ ID_ROUTES = frozenset({"/files", "/audio"})
 
 class NotFound(SoundsiftError):
     """A route, file id or path the server does not know (404)."""
+
+
+class ForeignHost(SoundsiftError):
+    """A request naming another host than this machine while the server listens on loopback
+    only (403): a page on another site reaching 127.0.0.1 through DNS rebinding."""
 
 
 class MethodNotAllowed(SoundsiftError):
@@ -257,12 +263,15 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
         self.extra_headers: list[tuple[str, str]] = []     # a route's own (an excerpt's ETag, its range)
         allow = ""                          # the Allow header of a 405
         try:
+            self.server.check_host(self.headers.get("Host"))
             route = self.server.route(method, url.path)
             query = Query(url.query)
             query.only(route.params, f"{method} {route.path}{'/ID' if route.path in ID_ROUTES else ''}")
             status, body, kind = route.answer(self, query, url.path)
         except NotFound as e:
             status, body, kind = HTTPStatus.NOT_FOUND, _json({"error": str(e)}), "application/json"
+        except ForeignHost as e:
+            status, body, kind = HTTPStatus.FORBIDDEN, _json({"error": str(e)}), "application/json"
         except MethodNotAllowed as e:
             status, body, kind = HTTPStatus.METHOD_NOT_ALLOWED, _json({"error": str(e)}), "application/json"
             allow = ", ".join(e.allowed)
@@ -424,6 +433,21 @@ class SoundsiftServer(ThreadingHTTPServer):
         ]
         self.routes = {(method, path): Route(path, answer, params) for method, path, answer, params in routes}
 
+    def check_host(self, host: str | None) -> None:
+        """ForeignHost when the server listens on a loopback address only and the request's
+        ``Host`` names another machine: a web page elsewhere whose name was made to resolve to
+        127.0.0.1 (DNS rebinding) would otherwise read the library through the user's browser.
+        No Host (HTTP/1.0), ``localhost``, ``*.localhost`` and loopback addresses pass; a server
+        shared on the network (``--host 0.0.0.0``) takes any name it is reached by."""
+        if host is None or not _is_loopback(str(self.server_address[0])):
+            return
+        name = _host_name(host)
+        if name == "localhost" or name.endswith(".localhost") or _is_loopback(name):
+            return
+        raise ForeignHost(f"Host {host!r} is not this machine: a server on {self.server_address[0]} answers "
+                          "requests for localhost or a loopback address only (serve it with --host to be "
+                          "reached by another name)")
+
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
@@ -571,6 +595,23 @@ class SoundsiftServer(ThreadingHTTPServer):
             return self.index.get_file(file_id)
         except InvalidQuery as e:
             raise NotFound(str(e)) from e
+
+
+def _host_name(host: str) -> str:
+    """The name in a ``Host`` header, without its port or an IPv6 address's brackets, lower case."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host[1:]
+    return (host.rsplit(":", 1)[0] if host.count(":") == 1 else host).rstrip(".")
+
+
+def _is_loopback(name: str) -> bool:
+    """Whether ``name`` is a loopback address (127.0.0.0/8, ::1); False for other names."""
+    import ipaddress
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _drain(sock: socket.socket) -> None:
