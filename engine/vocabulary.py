@@ -136,6 +136,13 @@ def split_list(text: str | None) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
+def quoted(item: str) -> str:
+    """``item`` as :func:`split_list` reads it back: in double quotes (inner ones doubled) when it
+    holds a comma, so a list of labels with scores ('"Walk, footsteps" 0.40, Rain 0.30') reads
+    as it is typed, not as more labels."""
+    return '"' + item.replace('"', '""') + '"' if "," in item else item
+
+
 def parse_labels(text: str) -> list[str]:
     """``"dog, rain ,car horn"`` → ``["dog", "rain", "car horn"]`` (:func:`split_list`: a label
     holding a comma in double quotes), each once."""

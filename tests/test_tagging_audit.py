@@ -46,6 +46,18 @@ def test_labels_argument_takes_a_quoted_label_with_a_comma():
     assert parse_labels("dog, Dog ,rain") == ["dog", "rain"]
 
 
+def test_a_tag_cell_quotes_a_label_holding_a_comma_so_it_reads_back():
+    """`soundsift tag DIR` printed 'Walk, footsteps 0.40, Rain 0.30': three labels to the eye;
+    quoted, the cell reads as --labels takes it, and quoting then splitting gives the labels back."""
+    from engine.vocabulary import quoted, split_list
+    from ui.cli.cmd_tag import _tag_cell
+
+    tags = [{"label": "Walk, footsteps", "score": 0.4}, {"label": "Rain", "score": 0.3},
+            {"label": 'a "12", b', "score": 0.1}]
+    assert _tag_cell(tags, 0.0) == '"Walk, footsteps" 0.40, Rain 0.30, "a ""12"", b" 0.10'
+    assert split_list(", ".join(quoted(t["label"]) for t in tags)) == [t["label"] for t in tags]
+
+
 @pytest.fixture
 def small_index(tmp_path, tiny_clap_dir):  # noqa: F811
     from indexer import build_index

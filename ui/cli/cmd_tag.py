@@ -150,7 +150,9 @@ def _none_above(min_score: float) -> str:
 
 
 def _tag_cell(tags: list[dict], min_score: float) -> str:
-    return ", ".join(f"{t['label']} {t['score']:.2f}" for t in tags) if tags else _none_above(min_score)
+    """Tags in one cell, best first; a label holding a comma in double quotes, as --labels takes it."""
+    from engine.vocabulary import quoted
+    return ", ".join(f"{quoted(t['label'])} {t['score']:.2f}" for t in tags) if tags else _none_above(min_score)
 
 
 def _print_tags(tags: list[dict], title: str, json_out: bool, min_score: float = 0.0) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 import streamlit as st
 
 from engine.errors import SoundsiftError
+from engine.vocabulary import quoted
 from engine.wording import count
 from ui.components.markdown_text import plain_markdown
 from ui.components.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_example
@@ -24,15 +25,9 @@ def parse_label_text(text: str) -> list[str] | None:
     return labels or None
 
 
-def label_text(label: str) -> str:
-    """A label as the Labels box takes it: in double quotes when it holds a comma, so a list of
-    them ("Walk, footsteps" 0.40, dog bark 0.30) reads as typed, not as more labels."""
-    return '"' + label.replace('"', '""') + '"' if "," in label else label
-
-
 def timeline_tags(tags: list[dict]) -> str:
     """One segment's tags for the "Over time" table: label and score, comma-separated."""
-    return ", ".join(f"{label_text(t['label'])} {t['score']:.2f}" for t in tags)
+    return ", ".join(f"{quoted(t['label'])} {t['score']:.2f}" for t in tags)
 
 
 def render_tag_tab(index: Any) -> None:
