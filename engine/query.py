@@ -97,19 +97,6 @@ def _check_k(k: Any) -> int:
     return int(k)
 
 
-def _check_times(start: float | None, end: float | None) -> None:
-    """InvalidQuery unless ``start``/``end`` (seconds, either may be None) are finite numbers
-    making a forward span (engine.zeroshot.check_span)."""
-    for name, value in (("start", start), ("end", end)):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise InvalidQuery(f"the {name} time must be a number of seconds, got {value!r}")
-        if not np.isfinite(value):
-            raise InvalidQuery(f"the {name} time must be a finite number of seconds, got {value}")
-    zeroshot.check_span(start, end)
-
-
 def _check_rate(audio: Any, sample_rate: Any) -> None:
     """InvalidQuery when a waveform query's ``sample_rate`` is not a positive whole number of Hz
     (a path's rate is read from the file; a given one is left to engine.zeroshot)."""
@@ -686,7 +673,7 @@ class SoundIndex:
         ``start``/``end`` (seconds), like that part of it."""
         k = _check_k(k)
         _check_rate(path_or_waveform, sample_rate)
-        _check_times(start, end)
+        zeroshot.check_span(start, end)
         if start is None and end is None:
             return self._search_embedded(
                 lambda model: self._audio_vector(model, path_or_waveform, sample_rate), k, filters, per_file)
@@ -704,7 +691,7 @@ class SoundIndex:
         query, or, for a span shorter than a segment, those overlapping it (a hit's
         ``start``/``end`` give exactly the segment it matched)."""
         k = _check_k(k)
-        _check_times(start, end)
+        zeroshot.check_span(start, end)
 
         def run(conn: Connection, snap: _Snapshot) -> list[Hit]:
             file_id = self._resolve_file(conn, path_or_file_id)

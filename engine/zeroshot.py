@@ -92,7 +92,15 @@ def _at_model_rate(model: AudioTextModel, waveform: np.ndarray, sample_rate: int
 
 
 def check_span(start: float | None, end: float | None) -> None:
-    """InvalidQuery unless ``start``/``end`` (seconds, either may be None) make a forward span."""
+    """InvalidQuery unless ``start``/``end`` (seconds, either may be None) are finite numbers
+    making a forward span (NaN compares false with everything, so it would pass the rest)."""
+    for name, value in (("start", start), ("end", end)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise InvalidQuery(f"the {name} time must be a number of seconds, got {value!r}")
+        if not np.isfinite(value):
+            raise InvalidQuery(f"the {name} time must be a finite number of seconds, got {value}")
     if start is not None and start < 0:
         raise InvalidQuery(f"the start time must be ≥ 0 s, not {start:g}")
     if end is not None and end <= 0:
