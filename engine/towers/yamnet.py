@@ -145,6 +145,12 @@ def lift_quiet_blocks(open_blocks: Callable[[bool], Iterable[np.ndarray]], min_p
         yield b if gain is None else _lifted(b, gain)
 
 
+def _posteriors(logits: np.ndarray) -> np.ndarray:
+    """Per-patch class posteriors (float64) of YAMNet's logits: the sigmoid."""
+    with np.errstate(over="ignore"):    # exp(-logit) is inf for logits below ≈ −709: posterior 0
+        return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+
+
 _LOGITS_NODE_OUTPUT = "class_scores_updated"
 _EMBEDDING_NODE_OUTPUT = "/model/Reshape_output_0_qdq"
 _RESHAPE_SHAPE_INPUT = "/model/Constant_output_0"
@@ -375,9 +381,7 @@ class YamnetTower:
     def clip_features(self, log_mel: np.ndarray) -> dict[str, np.ndarray]:
         """(frames, 64) log-mel of one view → mean posteriors (521,) and mean embedding (1024,)."""
         logits, embedding = self.run_patches(self.patches(log_mel))
-        with np.errstate(over="ignore"):    # exp(-logit) is inf for logits below ≈ −709: posterior 0
-            posteriors = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-        return {"posteriors": posteriors.mean(axis=0).astype(np.float32),
+        return {"posteriors": _posteriors(logits).mean(axis=0).astype(np.float32),
                 "embedding": embedding.mean(axis=0).astype(np.float32)}
 
     def stream_features(self, blocks: Iterable[np.ndarray], chunk_patches: int = STREAM_CHUNK_PATCHES
@@ -412,8 +416,7 @@ class YamnetTower:
             mel = mel[patches.shape[0] * PATCH_HOP_FRAMES:]
             for start in range(0, patches.shape[0], chunk_patches):
                 logits, embedding = self.run_patches(patches[start:start + chunk_patches])
-                with np.errstate(over="ignore"):
-                    sums["posteriors"] += (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).sum(axis=0)
+                sums["posteriors"] += _posteriors(logits).sum(axis=0)
                 sums["embedding"] += embedding.astype(np.float64).sum(axis=0)
                 n_patches += logits.shape[0]
 
