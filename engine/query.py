@@ -1025,6 +1025,15 @@ class SoundIndex:
             except InvalidQuery:
                 return None
 
+    def file_states(self, paths: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
+        """Each indexed path's (of ``paths``, default every file) ``(size, mtime_ns)`` as the
+        catalog recorded it when the file was indexed; paths not indexed are left out."""
+        query = select(File.path, File.size, File.mtime_ns)
+        if paths is not None:
+            query = query.where(File.path.in_([str(p) for p in paths]))
+        with self._read() as conn:
+            return {str(p): (int(size), int(mtime)) for p, size, mtime in conn.execute(query)}
+
     def get_file(self, file_id: int) -> dict[str, Any]:
         """Catalog record of one file: path, size, duration, format, rate, channels, segments,
         the metadata it carries (title, comment, bext description …; where it says nothing under

@@ -60,7 +60,7 @@ def tag_files(files: Sequence[str | Path], labels: Sequence[str] | None = None, 
     if index is not None:
         fv = index.file_vectors()
         stored = {os.path.realpath(p): (p, v) for p, v in zip(fv.paths, fv.vectors)}
-        as_indexed = _as_indexed(index)
+        as_indexed = index.file_states()
     kept: list[tuple[str, bool]] = []
     vectors: list[np.ndarray] = []
     errors: list[UnreadableAudio] = []
@@ -141,18 +141,6 @@ def tag_timeline(audio: str | Path | np.ndarray, labels: Sequence[str] | None = 
     return [SpanTags(a, b, name, _at_least(t, min_score)) for (_, a, b, name), t in zip(named, tags)], from_index
 
 
-def _as_indexed(index: Any, paths: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
-    """Each indexed path's (of ``paths``, default all) ``(size, mtime_ns)`` as the catalog recorded it."""
-    from sqlalchemy import select
-
-    from engine.catalog import File
-    query = select(File.path, File.size, File.mtime_ns)
-    if paths is not None:
-        query = query.where(File.path.in_(list(paths)))
-    with index._read() as conn:
-        return {str(p): (int(size), int(mtime)) for p, size, mtime in conn.execute(query)}
-
-
 def _unchanged(path: str, recorded: tuple[int, int] | None) -> bool:
     """Whether the file at ``path`` is still as indexed (``recorded``: its size and mtime_ns
     then): stored vectors describe its audio now. A file gone or unreadable is not."""
@@ -171,7 +159,7 @@ def _unchanged_in_index(index: Any, path: str | Path) -> bool:
         return False
     p = Path(path).expanduser()
     candidates = list(dict.fromkeys([str(path), str(p.absolute()), str(p.resolve())]))
-    as_indexed = _as_indexed(index, candidates)
+    as_indexed = index.file_states(candidates)
     for candidate in candidates:
         if candidate in as_indexed:
             if _unchanged(candidate, as_indexed[candidate]):

@@ -202,6 +202,15 @@ def test_similar_to_unknown_file_is_invalid(library):
     assert index.file_id_for_path("/lib/none.wav") is None
 
 
+def test_file_states_are_the_recorded_size_and_mtime_of_indexed_paths(library):
+    index, files, _ = library
+    every = index.file_states()
+    assert set(every) == {f.path for f in files}
+    assert every[files[0].path] == (1000, 0)               # as write_index recorded them
+    assert index.file_states([files[1].path, "/lib/none.wav"]) == {files[1].path: (1000, 0)}
+    assert index.file_states([]) == {}
+
+
 @pytest.fixture
 def tone_index(tmp_path):
     """One file per fake-model band, each holding that band's vector."""
