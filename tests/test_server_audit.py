@@ -300,3 +300,23 @@ def test_a_loopback_server_answers_only_requests_for_this_machine(served):
         assert got == 200, (host, body)
     (got, _, _), = _answers(_exchange(url, b"GET /info HTTP/1.0\r\n\r\n"))
     assert got == 200
+
+
+@pytest.mark.parametrize("host, shared", [("127.0.0.1", False), ("127.0.0.2", False), ("LOCALHOST", False),
+                                          ("::1", False), ("[::1]", False), ("0:0:0:0:0:0:0:1", False),
+                                          ("0.0.0.0", True), ("::", True), ("192.168.1.20", True),
+                                          ("studio.example", True), ("localhost.evil.example", True)])
+def test_the_serving_warning_and_the_host_check_agree_on_which_names_are_this_machine(host, shared, monkeypatch):
+    """`soundsift serve/ui --host 127.0.0.2` is as private as 127.0.0.1 (the whole 127/8 is loopback):
+    no warning about the network, and a warning for every address another machine can reach."""
+    import io
+
+    from rich.console import Console
+
+    from ui.cli import common
+    from ui.server import names_this_machine
+    out = io.StringIO()
+    monkeypatch.setattr(common, "err_console", Console(file=out, width=200))
+    common.warn_if_shared(host, "search your library")
+    assert ("anyone who can reach this address" in out.getvalue()) is shared
+    assert names_this_machine(host) is not shared

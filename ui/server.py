@@ -439,10 +439,9 @@ class SoundsiftServer(ThreadingHTTPServer):
         127.0.0.1 (DNS rebinding) would otherwise read the library through the user's browser.
         No Host (HTTP/1.0), ``localhost``, ``*.localhost`` and loopback addresses pass; a server
         shared on the network (``--host 0.0.0.0``) takes any name it is reached by."""
-        if host is None or not _is_loopback(str(self.server_address[0])):
+        if host is None or not names_this_machine(str(self.server_address[0])):
             return
-        name = _host_name(host)
-        if name == "localhost" or name.endswith(".localhost") or _is_loopback(name):
+        if names_this_machine(_host_name(host)):
             return
         raise ForeignHost(f"Host {host!r} is not this machine: a server on {self.server_address[0]} answers "
                           "requests for localhost or a loopback address only (serve it with --host to be "
@@ -605,8 +604,16 @@ def _host_name(host: str) -> str:
     return (host.rsplit(":", 1)[0] if host.count(":") == 1 else host).rstrip(".")
 
 
-def _is_loopback(name: str) -> bool:
-    """Whether ``name`` is a loopback address (127.0.0.0/8, ::1); False for other names."""
+def names_this_machine(name: str) -> bool:
+    """Whether ``name`` (a host name or address, as bound or as a ``Host`` header names it) can
+    only mean this machine: ``localhost``, ``*.localhost`` (RFC 6761) or a loopback address
+    (127.0.0.0/8, ::1, in brackets or not). The server's Host check and the CLI's warning about
+    serving on the network both ask this."""
+    name = name.strip().lower().rstrip(".")
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
     import ipaddress
     try:
         return ipaddress.ip_address(name).is_loopback

@@ -54,7 +54,8 @@ def shows_progress(flag: Optional[bool]) -> bool:
 
 def warn_if_shared(host: str, what: str) -> None:
     """Say on stderr that ``what`` is open to the network when ``host`` is not this machine's own."""
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    from ui.server import names_this_machine
+    if not names_this_machine(host):
         err_console.print(labelled("warning:", "yellow", f"serving on {host}: anyone who can reach this address can {what}"))
 
 
