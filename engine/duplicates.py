@@ -74,10 +74,12 @@ class DuplicateGroup:
     durations: list[float]
     difference_db: float
     identical: bool          # every file has the same bytes
+    keep: str | None = None  # the copy to keep (engine.keeper.best_copy): lossless, most bits, highest rate
+    formats: list[str] = field(default_factory=list)   # per path: "WAV 24-bit 96 kHz 2 ch" ("" unread)
 
     def to_dict(self) -> dict[str, Any]:
         return {"paths": self.paths, "durations": self.durations, "difference_db": round(self.difference_db, 3),
-                "identical": self.identical}
+                "identical": self.identical, "keep": self.keep, "formats": self.formats}
 
 
 @dataclass
@@ -320,8 +322,9 @@ def find_duplicates(paths: list[str], vectors: np.ndarray, durations: np.ndarray
     many pairs there are, then that often how far it got and about how long the rest takes (for
     a log file, where no bar is drawn). A pair whose files the audio already put in one group is
     not compared again. A file that cannot be decoded is reported once and left out of
-    every pair. Ctrl-C stops the comparing: the report holds the groups confirmed so far and
-    says so (``interrupted``)."""
+    every pair. Each group names the copy to keep and every file's format (engine.keeper).
+    Ctrl-C stops the comparing: the report holds the groups confirmed so far and says so
+    (``interrupted``)."""
     n = len(paths)
     if not (len(vectors) == len(durations) == len(sizes) == n):
         raise InvalidQuery(f"find_duplicates needs one vector, duration and size per path: got {n} paths, "
@@ -370,12 +373,21 @@ def find_duplicates(paths: list[str], vectors: np.ndarray, durations: np.ndarray
     worst: dict[int, float] = {}
     for (i, _j), score in scores.items():
         worst[root(i)] = max(worst.get(root(i), 0.0), score)
-    groups = [DuplicateGroup([paths[k] for k in files], [float(durations[k]) for k in files], worst[r],
-                             _same_bytes([paths[k] for k in files], [int(sizes[k]) for k in files]))
+    groups = [_with_keeper(DuplicateGroup([paths[k] for k in files], [float(durations[k]) for k in files], worst[r],
+                                          _same_bytes([paths[k] for k in files], [int(sizes[k]) for k in files])))
               for r, files in grouped.items()]
     groups.sort(key=lambda g: (g.difference_db, g.paths))
     return DuplicateReport(groups, len(paths), total, len(scores), recordings.unreadable,
                            compared=done, left_out=every - total, interrupted=interrupted)
+
+
+def _with_keeper(group: DuplicateGroup) -> DuplicateGroup:
+    """``group`` with the copy to keep and each file's format (headers only)."""
+    from engine.keeper import best_copy
+
+    group.keep, quality = best_copy(group.paths)
+    group.formats = [q.describe() if (q := quality[p]) is not None else "" for p in group.paths]
+    return group
 
 
 def copies_of(query: str, candidates: Sequence[tuple[str, float, float]],

@@ -216,7 +216,7 @@ def test_cli_json_and_filters(library):
     assert result.exit_code == 0, result.stderr
     groups = json.loads(result.stdout)
     assert sorted(len(g["paths"]) for g in groups) == [2, 4]
-    assert all(set(g) == {"paths", "durations", "difference_db", "identical"} for g in groups)
+    assert all(set(g) == {"paths", "durations", "difference_db", "identical", "keep", "formats"} for g in groups)
     assert [g["difference_db"] for g in groups] == sorted(g["difference_db"] for g in groups)
     assert groups[0]["identical"] and groups[0]["difference_db"] == 0.0
     only_weather = CliRunner().invoke(app, ["duplicates", "--index", str(index_dir), "--json",
@@ -262,6 +262,8 @@ def test_the_page_finds_them_on_request(tmp_path, tiny_clap_dir, monkeypatch):
     table = page.dataframe[0].value
     assert list(table["file"]) == ["doors/slam.wav", "slam.mp3"] and list(table["group"]) == [1, 1]
     assert not table["identical bytes"].any() and (table["difference (dB)"] < 1.0).all()
+    assert list(table["keep"]) == [True, False]                 # the WAV, not its MP3
+    assert list(table["format"]) == ["WAV 16-bit 44.1 kHz 1 ch", "MP3 (lossy) 44.1 kHz 1 ch"]
 
 
 def test_the_page_says_which_files_it_could_not_read(tmp_path, tiny_clap_dir, monkeypatch):

@@ -48,7 +48,10 @@ def duplicates_command(
 
     The stored vectors propose pairs of files of about the same duration; each pair is confirmed
     by decoding both, aligning them to the sample and comparing their levels band by band over
-    time, so two takes of one sound are not duplicates. JSON: `[{"paths", "durations", "difference_db", "identical"}]`, closest first.
+    time, so two takes of one sound are not duplicates. JSON: `[{"paths", "durations",
+    "difference_db", "identical", "keep", "formats"}]`, closest first; `keep` names the copy that
+    lost the least (lossless, then more bits, a higher sample rate, more channels, then the
+    shorter path).
 
     Ctrl-C stops the comparing and prints the groups confirmed so far (exit status 130)."""
     setup_logging(verbose)
@@ -96,9 +99,12 @@ def _print_groups(report: DuplicateReport, json_out: bool) -> None:
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("difference", justify="right", no_wrap=True)
     table.add_column("files", overflow="fold", ratio=1)
+    table.add_column("format", no_wrap=True)
     table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("keep", no_wrap=True)
     for rank, g in enumerate(report.groups, 1):
         kind = "identical bytes" if g.identical else f"{g.difference_db:.2f} dB"
         table.add_row(str(rank), kind, "\n".join(display_path(p) for p in g.paths),
-                      "\n".join(clock(d) for d in g.durations))
+                      "\n".join(g.formats or [""] * len(g.paths)), "\n".join(clock(d) for d in g.durations),
+                      "\n".join("keep" if p == g.keep else "" for p in g.paths))
     out_console.print(table)

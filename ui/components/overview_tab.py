@@ -118,9 +118,11 @@ def render_duplicates(index: Any, lib: Library, root: str) -> None:
                 bar.progress(i / n if n else 1.0, text=f"comparing pair {i:,} of {n:,}")
         report = find_duplicates(fv.paths, fv.vectors, fv.durations, fv.sizes, progress=progress)
         bar.empty()
-        rows = [{"group": n, "file": relative_to_root(path, root), "duration (s)": round(d, 2),
-                 "difference (dB)": round(g.difference_db, 2), "identical bytes": g.identical}
-                for n, g in enumerate(report.groups, 1) for path, d in zip(g.paths, g.durations)]
+        rows = [{"group": n, "file": relative_to_root(path, root), "format": form, "duration (s)": round(d, 2),
+                 "difference (dB)": round(g.difference_db, 2), "identical bytes": g.identical,
+                 "keep": path == g.keep}
+                for n, g in enumerate(report.groups, 1)
+                for path, d, form in zip(g.paths, g.durations, g.formats or [""] * len(g.paths))]
         unread = [f"{relative_to_root(e.path, root)}: {e.reason}" for e in report.unreadable]
         done = st.session_state[DUPLICATES] = (generation, rows, report.files, unread)
     if done is None or done[0] != generation:
