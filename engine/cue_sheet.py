@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import struct
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,12 +60,15 @@ def cue_time(text: str) -> float:
     return int(m.group(1)) * 60 + int(m.group(2)) + int(m.group(3)) / CUE_FRAMES
 
 
+#: a cue line's word: a double-quoted value (a cue sheet has no escapes), else a run of non-spaces
+_WORD = re.compile(r'"([^"]*)"?|(\S+)')
+
+
 def _words(line: str) -> list[str]:
-    """A cue line's words, quoted values kept whole (an unbalanced quote: split on spaces)."""
-    try:
-        return shlex.split(line, posix=True)
-    except ValueError:
-        return line.split()
+    """A cue line's words, double-quoted values kept whole and as written: an apostrophe
+    (``TITLE Dog's bark``) or a backslash (``FILE C:\\Rips\\disc12.wav WAVE``) is a character
+    like any other; a quote left open runs to the line's end."""
+    return [bare or quoted for quoted, bare in _WORD.findall(line)]
 
 
 def _parse(text: str) -> tuple[list[str], list[_Track]]:
@@ -95,13 +98,18 @@ def _parse(text: str) -> tuple[list[str], list[_Track]]:
     return files, tracks
 
 
+def _name(path: str) -> str:
+    """The file name a cue sheet's FILE value or a file's name compares as: either slash, A–Z
+    case aside, accents composed (a Mac's disk keeps "ü" as "u" and a combining diaeresis)."""
+    return unicodedata.normalize("NFC", os.path.basename(path.replace("\\", "/"))).lower()
+
+
 def _same_file(named: str, audio_name: str) -> bool:
-    return os.path.basename(named.replace("\\", "/")).lower() == audio_name.lower()
+    return _name(named) == _name(audio_name)
 
 
 def _same_stem(named: str, audio_name: str) -> bool:
-    return (os.path.splitext(os.path.basename(named.replace("\\", "/")))[0].lower()
-            == os.path.splitext(audio_name)[0].lower())
+    return os.path.splitext(_name(named))[0] == os.path.splitext(_name(audio_name))[0]
 
 
 def cue_tracks(text: str, audio_name: str | None = None) -> list[CueTrack]:

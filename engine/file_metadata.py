@@ -26,6 +26,7 @@ from typing import BinaryIO, Iterator
 from engine.audio import open_sound
 from engine.ffmpeg_audio import FFMPEG_EXTENSIONS, FFmpegSound
 from engine.cue_sheet import CueTrack, cue_tracks, flac_cuesheet_block, sidecar_tracks
+from engine.text_encoding import UTF16_BOMS, decode_text, one_line
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +101,12 @@ def with_sheet(found: dict[str, str]) -> dict[str, str]:
 #: sidecar ``.cue``, session 23); 6 also Ogg Vorbis/Opus/FLAC comments with UCS names and a
 #: ``CUESHEET``, an MP3's ID3v2 TXXX frames with UCS names, a WAV's or AIFF's ID3 chunk, and a
 #: WAV's iXML sync points as markers (session 24); 7 sets tool stamps ("Processed by SoX") aside
-#: as ``software`` instead of a comment (session 26). An index whose files were read by an older reader reads them
-#: again on its next `soundsift index` run (indexer.metadata_refresh).
-READER_VERSION = 7
+#: as ``software`` instead of a comment (session 26); 8 reads a WAV's or AIFF's chunk text written in
+#: Windows-1252 or UTF-16 (an AIFF's in Mac OS Roman) as such, keeps no control characters or markers past
+#: the audio, takes a field recorder's bext settings for no description, and reads the comments of a FLAC
+#: behind an ID3v2 tag (session 31). An index whose files were read by an older reader reads them again
+#: on its next `soundsift index` run (indexer.metadata_refresh).
+READER_VERSION = 8
 #: comments written by a tool on every file it touches (7: set aside as ``software``)
 TOOL_STAMP = re.compile(r"processed by sox", re.IGNORECASE)
 #: most markers kept per file (a file with more is a marker track, not labelled takes)
@@ -126,6 +130,10 @@ _MAX_CHUNKS = 64
 _MAX_TEXT_CHUNK = 1 << 20
 
 
+#: what libsndfile gives for chunk text it does not decode: U+FFFD for bytes that are not UTF-8,
+#: control characters for UTF-16 (its NUL bytes) — read again from the chunk then
+_GARBLED = re.compile(r"[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f]")
+
 #: RIFF LIST/INFO ids → the keys libsndfile gives them
 INFO_KEYS = {b"INAM": "title", b"ICMT": "comment", b"IART": "artist", b"IPRD": "album",
              b"IGNR": "genre", b"ICOP": "copyright", b"ISFT": "software", b"ICRD": "date"}
@@ -146,16 +154,20 @@ def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[s
     appended to ``problems``, or logged as a warning when no list is given. Raises what
     soundfile raises for a file it cannot open."""
     out: dict[str, str] = {}
+    garbled = set()                             # libsndfile's values it could not decode
     with open_sound(path) as f:
         for key, value in f.copy_metadata().items():
+            if _GARBLED.search(str(value)):
+                garbled.add(key)
             _put(out, key, value)
         tags = f.tags if isinstance(f, FFmpegSound) else None
+        duration = f.frames / f.samplerate if f.frames > 0 and f.samplerate > 0 else None
     with open(path, "rb") as f:                 # one open for the containers' own chunks
         riff = _riff_walk(f, path, problems)
         f.seek(0)
         comments = _comment_walk(f) if tags is None else _tag_fields(tags)
         f.seek(0)
-        aiff = aiff_markers(f)
+        aiff, aiff_texts = _aiff_walk(f)
         f.seek(0)
         id3 = container_id3(f)
     if id3 is not None:                         # a WAV's or AIFF's ID3 chunk, which libsndfile does not read
@@ -171,10 +183,11 @@ def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[s
         except (OSError, ValueError) as e:
             found = []
             _report(problems, path, f"cue sheet not read ({e})")
+        found = [m for m in found if duration is None or m.at < duration]     # none past the audio
         if found:
             _put(out, "markers", _markers(found))
-    for key, value in riff.items():
-        if key not in out or "\ufffd" in out[key]:
+    for key, value in {**aiff_texts, **riff}.items():      # a WAV's or AIFF's text libsndfile read as UTF-8
+        if key not in out or key in garbled:
             _put(out, key, value)
     for key, value in {**comments, **riff.ixml}.items():
         if key not in out or value.startswith(out[key]):
@@ -209,7 +222,9 @@ def content_fingerprint(path: str | Path) -> str:
 
 
 def _put(out: dict[str, str], key: str, value: object) -> None:
-    text = " ".join(str(value).replace("\x00", " ").split())
+    """``value`` under ``key`` on one line (control characters as spaces), cut to
+    :data:`MAX_VALUE` characters; nothing when it is empty."""
+    text = one_line(str(value))
     if text:
         out[str(key)] = text[:MAX_VALUE]
 
@@ -266,7 +281,7 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
     for cid, size in _chunk_heads(f):
         if cid == b"bext":
             body = f.read(min(size, 346))
-            out.update(description=_text(body[:256]), originator=_text(body[256:288]))
+            out.update(_bext_description(_text(body[:256])), originator=_text(body[256:288]))
             if len(body) >= 346:              # TimeReference: the samples since midnight at the file's start
                 time_reference = struct.unpack("<Q", body[338:346])[0]
         elif cid == b"LIST" and size <= _MAX_TEXT_CHUNK:
@@ -288,12 +303,13 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
                 _report(problems, path, f"iXML chunk not read ({e})")
         elif cid == b"data":
             data_size = size
-    if rate and cues and names:
-        named = sorted((offset, cue) for cue, offset in cues.items() if cue in names)[:MAX_MARKERS]
+    frames = data_size // block if data_size and block else None     # a streamed WAV may say 0
+    if rate and cues and names:             # a cue past the audio (left by a trim) marks nothing
+        named = sorted((offset, cue) for cue, offset in cues.items()
+                       if cue in names and (frames is None or offset < frames))[:MAX_MARKERS]
         out.marker_list = [Marker(offset / rate, names[cue], lengths[cue] / rate if lengths.get(cue) else None)
                            for offset, cue in named]
     elif rate and sync_points:              # a field recorder's cues: an iXML SYNC_POINT_LIST
-        frames = data_size // block if data_size is not None and block else None
         named = sorted((at if relative else at - time_reference, name, length)
                        for at, name, length, relative in sync_points if relative or time_reference is not None)
         out.marker_list = [Marker(at / rate, name, length / rate if length else None) for at, name, length in named
@@ -301,6 +317,22 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
     if out.marker_list:
         out.update(markers=_markers(out.marker_list))
     return out
+
+
+#: a line of the settings a field recorder writes as its bext description ("sSPEED=023.976-ND",
+#: "sTAKE=001", "sNOTE=door slam": Sound Devices; "zTAKE=…": Zoom), one setting a line
+_RECORDER_LINE = re.compile(r"[a-z][A-Z][A-Z0-9_]*=.*")
+
+
+def _bext_description(text: str) -> dict[str, str]:
+    """What a bext description says: itself as ``description``, or, where it is a field
+    recorder's settings one a line (:data:`_RECORDER_LINE`) — speed, take, user bits, track
+    names; not a description of the sound — only the recordist's note (``sNOTE``) as ``note``."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) < 2 or not all(_RECORDER_LINE.fullmatch(line) for line in lines):
+        return {"description": text}
+    notes = [value for key, _, value in (line.partition("=") for line in lines) if key[1:] == "NOTE"]
+    return {"note": notes[0]} if notes else {}
 
 
 #: Sony Wave64 names a chunk by a GUID: a RIFF chunk's four letters, then these 12 bytes
@@ -355,9 +387,10 @@ def _chunk_heads(f: BinaryIO, wave64: bool = False) -> Iterator[tuple[bytes, int
     (past its form header), as ``(id, size)`` with ``f`` at the chunk's body: whatever the caller
     reads of it, the next comes from the chunk after. An RF64 data chunk's size is its ds64
     chunk's (ds64 itself is not given); a Wave64 id is its GUID's four letters where the GUID
-    is a RIFF id's. Ends at the file's end, at a size it cannot know or that reaches past the
-    file's end (a chunk cut short is still given: its body is what the file holds), or after
-    :data:`_MAX_CHUNKS`."""
+    is a RIFF id's. An odd-sized chunk's pad byte is stepped over where it is a NUL (a writer that
+    leaves it out has the next chunk's id there). Ends at the file's end, at a size it cannot
+    know or that reaches past the file's end (a chunk cut short is still given: its body is what
+    the file holds), or after :data:`_MAX_CHUNKS`."""
     data_size64: int | None = None
     here = f.tell()
     file_size = f.seek(0, os.SEEK_END)                  # a file object or bytes in memory alike
@@ -392,6 +425,9 @@ def _chunk_heads(f: BinaryIO, wave64: bool = False) -> Iterator[tuple[bytes, int
             data_size64 = struct.unpack("<Q", body[8:16])[0] if len(body) >= 16 else None
         else:
             yield cid, size
+        if pad == 1 and not wave64:                     # a RIFF pad byte, unless its writer left it out
+            f.seek(start + size)
+            pad = 0 if f.read(1) not in (b"\x00", b"") else 1
         f.seek(start + size + pad)
 
 
@@ -435,12 +471,24 @@ def _cue_markers(tracks: list[CueTrack]) -> list[Marker]:
 
 def aiff_markers(f: BinaryIO) -> list[Marker]:
     """The named markers of the open AIFF or AIFC file ``f`` (its ``MARK`` chunk, placed by the
-    ``COMM`` chunk's sample rate), in time order, at most :data:`MAX_MARKERS`; none for any other
-    file. Chunk sizes are trusted only as far as the file goes."""
+    ``COMM`` chunk's sample rate; none past its frames), in time order, at most
+    :data:`MAX_MARKERS`; none for any other file. Chunk sizes are trusted only as far as the
+    file goes."""
+    return _aiff_walk(f)[0]
+
+
+#: AIFF text chunks → the keys libsndfile gives them
+AIFF_TEXT_KEYS = {b"NAME": "title", b"AUTH": "artist", b"(c) ": "copyright", b"ANNO": "comment"}
+
+
+def _aiff_walk(f: BinaryIO) -> tuple[list[Marker], dict[str, str]]:
+    """:func:`aiff_markers` of the open file ``f``, and what its text chunks say
+    (:data:`AIFF_TEXT_KEYS`, the first of each; UTF-8 where it decodes, else Mac OS Roman, as
+    the classic Mac tools that wrote most AIFF libraries did)."""
     head = f.read(12)
     if len(head) < 12 or head[:4] != b"FORM" or head[8:12] not in (b"AIFF", b"AIFC"):
-        return []
-    rate, points = 0.0, []
+        return [], {}
+    rate, points, frames, texts = 0.0, [], None, {}
     for _ in range(_MAX_CHUNKS):
         chunk = f.read(8)
         if len(chunk) < 8:
@@ -449,16 +497,30 @@ def aiff_markers(f: BinaryIO) -> list[Marker]:
         if cid == b"COMM" and size >= 18:
             body = f.read(size)
             rate = _extended(body[8:18]) if len(body) >= 18 else 0.0
+            frames = struct.unpack(">I", body[2:6])[0] if len(body) >= 6 else None
             f.seek(size & 1, 1)
         elif cid == b"MARK" and size <= _MAX_TEXT_CHUNK:
             points = _mark_points(f.read(size))
             f.seek(size & 1, 1)
+        elif cid in AIFF_TEXT_KEYS and size <= _MAX_TEXT_CHUNK:
+            _put_first(texts, AIFF_TEXT_KEYS[cid], _mac_text(f.read(size)))
+            f.seek(size & 1, 1)
         else:
             f.seek(size + (size & 1), 1)
     if rate <= 0:
-        return []
-    named = sorted((at, name) for at, name in points if name)[:MAX_MARKERS]
-    return [Marker(at / rate, name) for at, name in named]
+        return [], texts
+    named = sorted((at, name) for at, name in points if name and (frames is None or at < frames))[:MAX_MARKERS]
+    return [Marker(at / rate, name) for at, name in named], texts
+
+
+def _mac_text(raw: bytes) -> str:
+    """An AIFF string (a text chunk, a marker's name), up to a NUL: UTF-8 where it decodes, else
+    Mac OS Roman."""
+    raw = raw.split(b"\x00", 1)[0]
+    try:
+        return raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return raw.decode("mac_roman").strip()
 
 
 def _extended(b: bytes) -> float:
@@ -480,7 +542,7 @@ def _mark_points(body: bytes) -> list[tuple[int, str]]:
         if at + 7 > len(body):
             break
         position, length = struct.unpack(">I", body[at + 2:at + 6])[0], body[at + 6]
-        out.append((position, _text(body[at + 7:at + 7 + length])))
+        out.append((position, _mac_text(body[at + 7:at + 7 + length])))
         at += 7 + length + (0 if length % 2 else 1)      # the Pascal string pads to an even size
     return out
 
@@ -502,16 +564,25 @@ def _labels(body: bytes) -> dict[int, str]:
     if body[:4] != b"adtl":
         return {}
     found: dict[bytes, dict[int, str]] = {b"labl": {}, b"note": {}, b"ltxt": {}}
-    at = 4
-    while at + 12 <= len(body):
-        cid, size = body[at:at + 4], struct.unpack("<I", body[at + 4:at + 8])[0]
-        sub = body[at + 8:at + 8 + size]
+    for cid, sub in _subchunks(body):
         if cid in found and len(sub) >= 4:
             text = _text(sub[20:] if cid == b"ltxt" else sub[4:])
             if text:
                 found[cid].setdefault(struct.unpack("<I", sub[:4])[0], text)
-        at += 8 + size + (size & 1)
     return {**found[b"ltxt"], **found[b"note"], **found[b"labl"]}
+
+
+def _subchunks(body: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(id, body) of each sub-chunk of a LIST chunk's ``body`` after its 4-letter list type, as
+    far as it goes. An odd-sized one is followed by a pad byte, except where its writer left that
+    out (the next id follows at once: the byte is not NUL), which would lose every later one."""
+    at = 4
+    while at + 8 <= len(body):
+        cid, size = body[at:at + 4], struct.unpack("<I", body[at + 4:at + 8])[0]
+        yield cid, body[at + 8:at + 8 + size]
+        at += 8 + size
+        if size & 1 and body[at:at + 1] == b"\x00":
+            at += 1
 
 
 def _region_lengths(body: bytes) -> dict[int, int]:
@@ -519,13 +590,10 @@ def _region_lengths(body: bytes) -> dict[int, int]:
     if body[:4] != b"adtl":
         return {}
     out: dict[int, int] = {}
-    at = 4
-    while at + 12 <= len(body):
-        cid, size = body[at:at + 4], struct.unpack("<I", body[at + 4:at + 8])[0]
-        if cid == b"ltxt" and size >= 8 and at + 16 <= len(body):
-            cue, length = struct.unpack("<II", body[at + 8:at + 16])
+    for cid, sub in _subchunks(body):
+        if cid == b"ltxt" and len(sub) >= 8:
+            cue, length = struct.unpack("<II", sub[:8])
             out.setdefault(cue, length)
-        at += 8 + size + (size & 1)
     return out
 
 
@@ -627,7 +695,8 @@ def ixml_sync_points(root: ET.Element) -> list[tuple[int, str, int, bool]]:
 
 
 def comment_fields(path: str | Path) -> dict[str, str]:
-    """A FLAC or Ogg (Vorbis, Opus, FLAC) file's Vorbis comments, or an MP3's ID3v2 user text
+    """A FLAC (also one a tagger put an ID3v2 tag before) or Ogg (Vorbis, Opus, FLAC) file's
+    Vorbis comments, or an MP3's ID3v2 user text
     frames (``TXXX``), under the names library tools use for the UCS fields (CATEGORY,
     SUBCATEGORY, CATID, FXNAME, DESCRIPTION, KEYWORDS … as :data:`IXML_KEYS` maps them), first
     value of each key winning; {} for any other file. libsndfile gives only the standard keys
@@ -651,12 +720,29 @@ def _comment_walk(f: BinaryIO) -> CommentFields:
     f.seek(0)
     if magic == b"fLaC":
         return _flac_walk(f)
+    if magic[:3] == b"ID3" and _flac_after_id3(f):     # a tagger's ID3v2 tag before a FLAC stream
+        out = _flac_walk(f)
+        f.seek(0)
+        _ucs_comments(id3_user_texts(f), out)          # the FLAC's own comments first
+        return out
     if magic in (b"OggS", b"ID3\x03", b"ID3\x04"):
         out = CommentFields()
         entries = ogg_comments(f) if magic == b"OggS" else id3_user_texts(f)
         out.marker_list = _cue_markers(cue_tracks(_ucs_comments(entries, out)))
         return out
     return CommentFields()
+
+
+def _flac_after_id3(f: BinaryIO) -> bool:
+    """Whether the open file ``f``, at its start an ID3v2 tag, holds a FLAC stream right after
+    the tag (libFLAC, and so libsndfile, steps over such a tag); ``f`` is left at that stream
+    when it does, at its start when not."""
+    head = f.read(10)
+    end = 10 + _syncsafe(head[6:10]) + (10 if head[5:6] and head[5] & 0x10 else 0) if len(head) == 10 else 0
+    f.seek(end)
+    found = end > 0 and f.read(4) == b"fLaC"
+    f.seek(end if found else 0)
+    return found
 
 
 def _tag_fields(tags: dict[str, str]) -> CommentFields:
@@ -770,18 +856,27 @@ ID3_TEXT_FRAMES = {b"TIT2": "title", b"TPE1": "artist", b"TALB": "album", b"TCON
                    b"TCOP": "copyright", b"TDRC": "date", b"TYER": "date", b"TSSE": "software"}
 
 
+#: descriptions of the COMM frames a tool writes for itself, not a comment: iTunes' loudness
+#: (``iTunNORM``), gapless (``iTunSMPB``, ``iTunPGAP``) and CD lookup (``iTunes_CDDB_…``) numbers
+ID3_TOOL_COMMENTS = ("itun",)
+
+
 def id3_standard_fields(f: BinaryIO) -> dict[str, str]:
     """The standard fields (:data:`ID3_TEXT_FRAMES`, and the comment ``COMM``) of the ID3v2 tag
-    at the start of the open file ``f``, first frame of each key winning."""
+    at the start of the open file ``f``, first frame of each key winning; the comment is the
+    first COMM frame without a description, else the first with one, a tool's own numbers
+    (:data:`ID3_TOOL_COMMENTS`) left out."""
     out: dict[str, str] = {}
+    comments: list[tuple[str, str]] = []
     for frame, data in _id3_frames(f):
         if frame in ID3_TEXT_FRAMES:
-            values = _id3_strings(data)
+            _put_first(out, ID3_TEXT_FRAMES[frame], ", ".join(v for v in _id3_strings(data) if v) or None)
         elif frame == b"COMM" and len(data) > 4:
-            values = _id3_strings(data[:1] + data[4:])[1:]    # encoding, language, description, text
-        else:
-            continue
-        _put_first(out, ID3_TEXT_FRAMES.get(frame, "comment"), ", ".join(v for v in values if v) or None)
+            strings = _id3_strings(data[:1] + data[4:])          # encoding, language, description, text
+            if len(strings) >= 2 and not strings[0].lower().startswith(ID3_TOOL_COMMENTS):
+                comments.append((strings[0], ", ".join(v for v in strings[1:] if v)))
+    plain = [text for description, text in comments if not description] or [text for _, text in comments]
+    _put_first(out, "comment", next((text for text in plain if text), None))
     return out
 
 
@@ -814,7 +909,7 @@ def _id3_frames(f: BinaryIO) -> list[tuple[bytes, bytes]]:
                 continue
             if frame_flags[1] & 0x01:                  # a data length indicator before the data
                 data = data[4:]
-            if frame_flags[1] & 0x02:
+            if frame_flags[1] & 0x02 or flags & 0x80:     # unsynchronised: this frame, or the whole tag
                 data = data.replace(b"\xff\x00", b"\xff")
         if data:
             out.append((frame, data))
@@ -910,8 +1005,13 @@ def _vorbis_comments(body: bytes) -> list[str]:
 
 def _parse_xml(raw: bytes) -> ET.Element:
     """The XML in ``raw``, as declared; bytes that are not UTF-8 and do not parse as declared
-    (older tools write Latin-1 under a UTF-8 declaration, or none) are read as Latin-1.
-    ValueError when neither parses."""
+    (older tools write Latin-1 under a UTF-8 declaration, or none) are read as Latin-1. Space
+    before the XML declaration and whatever follows the iXML document's end (``</BWFXML>``: a
+    writer's padding) are left out. ValueError when neither parses."""
+    raw = raw.strip()
+    end = raw.rfind(b"</BWFXML>")
+    if end >= 0:
+        raw = raw[:end + len(b"</BWFXML>")]
     try:
         return ET.fromstring(raw)
     except ET.ParseError as e:
@@ -931,19 +1031,19 @@ def _info(body: bytes) -> dict[str, str]:
     out: dict[str, str] = {}
     if body[:4] != b"INFO":
         return out
-    at = 4
-    while at + 8 <= len(body):
-        cid, size = body[at:at + 4], struct.unpack("<I", body[at + 4:at + 8])[0]
+    for cid, sub in _subchunks(body):
         if cid in INFO_KEYS:
-            out[INFO_KEYS[cid]] = _text(body[at + 8:at + 8 + size])
-        at += 8 + size + (size & 1)
+            out[INFO_KEYS[cid]] = _text(sub)
     return out
 
 
 def _text(raw: bytes) -> str:
-    """A fixed-width bext string: NUL-padded, UTF-8 where it decodes, else Latin-1."""
-    raw = raw.split(b"\x00", 1)[0]
-    try:
-        return raw.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        return raw.decode("latin-1").strip()
+    """A RIFF chunk's string (bext, INFO, a cue label), up to its first NUL
+    (a fixed-width field is NUL-padded): UTF-16 where it starts with a byte-order mark (ended
+    by a NUL character), else UTF-8 where it decodes, else Windows-1252 (what Windows tools
+    write: "Rock’n’roll", "Door – slam"), else Latin-1 (engine.text_encoding.decode_text)."""
+    if raw[:2] in UTF16_BOMS:                 # whole characters, up to a NUL character
+        raw = _split_on(raw[:len(raw) - len(raw) % 2], b"\x00\x00")[0]
+    else:
+        raw = raw.split(b"\x00", 1)[0]
+    return decode_text(raw).strip()

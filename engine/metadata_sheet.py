@@ -29,7 +29,10 @@ metadata --sheet`` turns their descriptions into training captions.
 from __future__ import annotations
 
 import csv
+import io
 import os
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,8 +40,8 @@ from typing import Any
 from engine.audio import AUDIO_EXTENSIONS
 from engine.errors import InvalidQuery
 from engine.file_metadata import MAX_VALUE
-from engine.text_encoding import UTF16_BOMS, decode_text
-from engine.workbook import UNREADABLE_WORKBOOKS, WORKBOOK_SUFFIXES, workbook_tables
+from engine.text_encoding import UTF16_BOMS, decode_text, one_line
+from engine.workbook import UNREADABLE_WORKBOOKS, WORKBOOK_SUFFIXES, from_csv_text, workbook_tables
 
 #: column names (lower case, without spaces, ``_``, ``-`` or ``.``) that may name a row's file,
 #: most telling first
@@ -103,7 +106,9 @@ class SheetImport:
 
 
 def _normalise(column: str) -> str:
-    return "".join(ch for ch in column.lower() if ch not in " _-.\ufeff")
+    """A column name as :data:`FILE_COLUMNS` and :data:`FIELD_COLUMNS` spell it: lower case,
+    without any space (a no-break space too), ``_``, ``-``, ``.`` or byte-order mark."""
+    return "".join(ch for ch in column.lower() if not ch.isspace() and ch not in "_-.\ufeff")
 
 
 def _is_audio_name(value: str) -> bool:
@@ -145,12 +150,12 @@ def read_sheet(path: str | Path) -> Sheet:
         names = [_normalise(c) for c in header]
         keys = {i: FIELD_COLUMNS[n] for i, n in enumerate(names) if i != column and n in FIELD_COLUMNS}
         for row in table[at + 1:]:
-            value = row[column].strip() if column < len(row) else ""
+            value = from_csv_text(row[column].strip()) if column < len(row) else ""     # a name as written
             if not value:
                 continue
             fields: dict[str, str] = {}
             for i, key in keys.items():
-                text_ = " ".join(row[i].split())[:MAX_VALUE] if i < len(row) else ""
+                text_ = _cell(row[i])[:MAX_VALUE] if i < len(row) else ""
                 if text_:
                     fields.setdefault(key, text_)
             rows.append((value, fields))
@@ -164,13 +169,37 @@ def read_sheet(path: str | Path) -> Sheet:
                  skipped=[name for name, _, head in found if head is None and name])
 
 
+#: the line Excel reads the separator from, before the header ("sep=;", written for Excel in
+#: countries whose decimal comma makes ";" the separator)
+_SEPARATOR_LINE = re.compile(r'\ufeff?"?sep=([^\r\n"])[^\r\n]*(\r\n|\r|\n)', re.IGNORECASE)
+
+
+def _cell(text: str) -> str:
+    """A cell's text as a value: on one line (a line break inside a quoted cell, a control
+    character, as a space) and without the mark a CSV writer put before text a spreadsheet would
+    run as a formula (engine.workbook.from_csv_text: ``sheet export`` writes "'=…")."""
+    return from_csv_text(one_line(text))
+
+
 def _text_table(text: str) -> list[list[str]]:
-    """The non-empty rows of comma-, semicolon-, tab- or bar-separated text."""
-    try:
-        dialect = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|")
-    except csv.Error:
-        dialect = csv.excel_tab if "\t" in text.split("\n", 1)[0] else csv.excel
-    return [row for row in csv.reader(text.splitlines(), dialect) if any(c.strip() for c in row)]
+    """The non-empty rows of comma-, semicolon-, tab- or bar-separated text (the separator
+    Excel's "sep=;" first line names, else the one the text shows); a quoted cell may hold line
+    breaks (Excel writes a cell's several lines so)."""
+    said = _SEPARATOR_LINE.match(text)
+    if said:
+        text, dialect = text[said.end():], _with_delimiter(said.group(1))
+    else:
+        try:
+            dialect = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|")
+        except csv.Error:
+            dialect = csv.excel_tab if "\t" in text.split("\n", 1)[0] else csv.excel
+    lines = io.StringIO(text, newline="")         # each line keeps its end: csv reads quoted line breaks
+    return [row for row in csv.reader(lines, dialect) if any(c.strip() for c in row)]
+
+
+def _with_delimiter(delimiter: str) -> type[csv.Dialect]:
+    """Excel's CSV dialect with another separator."""
+    return type("SaidDialect", (csv.excel,), {"delimiter": delimiter})
 
 
 def _header(table: list[list[str]]) -> tuple[int, int] | None:
@@ -214,7 +243,12 @@ def _file_column(names: list[str], rows: list[list[str]]) -> int | None:
 
 
 def _parts(value: str) -> tuple[str, ...]:
-    return tuple(p for p in value.replace("\\", "/").lower().split("/") if p)
+    """A file value's folders and name, A–Z case aside, either slash, without the "." of a
+    relative path (``./Doors/creak.wav``, ``.\\creak.wav`` name what ``Doors/creak.wav`` and
+    ``creak.wav`` do), accents composed: a Mac's disk (HFS+) keeps "ü" as "u" and a combining
+    diaeresis, the sheet typed on Windows as one character."""
+    value = unicodedata.normalize("NFC", value)
+    return tuple(p for p in value.replace("\\", "/").lower().split("/") if p and p != ".")
 
 
 #: how well a row names an indexed file (:func:`match_score`): (the same full path, trailing folders

@@ -6,7 +6,10 @@ channels, the descriptions it carries or a library sheet gave it (FXName, Descri
 SubCategory, CatID, Keywords …), its named markers, measured levels, the user's own tags, the
 tags a tagger stored (``soundsift caption --index``), and, on request, its zero-shot tags from
 its stored vectors (no decoding). :func:`write_library_sheet` writes them as CSV (UTF-8 with a
-byte-order mark, so Excel reads the accents), tab-separated text or an ``.xlsx`` workbook.
+byte-order mark, so Excel reads the accents), tab-separated text or an ``.xlsx`` workbook. A
+description that starts like a formula ("=…", "+…", "-6 dB …", "@…") stays text: a text cell in
+the workbook, and in CSV with the apostrophe Excel reads as "text" before it (which ``sheet
+import`` takes off), so opening the sheet runs nothing a file or a vendor's sheet carried.
 ``soundsift sheet import`` reads such a sheet back (by its Pathname column), on this machine or
 another, so descriptions and tags travel between indexes.
 """
@@ -28,6 +31,8 @@ from engine.file_metadata import LEVEL_KEYS, SHEET_NAME_KEY, SHEET_PREFIX, with_
 from engine.filters import Filters
 from engine.layout import existing_index
 from engine.outputs import make_folder, output_file
+from engine.text_encoding import without_controls
+from engine.workbook import as_csv_text
 
 #: stored metadata key → the column it is written under (Soundminer's and BaseHead's names)
 METADATA_COLUMNS = {"title": "FXName", "description": "Description", "category": "Category",
@@ -154,19 +159,41 @@ def sheet_bytes(rows: list[dict[str, str]], suffix: str = ".csv") -> bytes:
         sheet = book.create_sheet("soundsift")
         sheet.append(list(EXPORT_COLUMNS))
         for row in rows:
-            sheet.append([_number(c, row[c]) for c in EXPORT_COLUMNS])
+            sheet.append([_xlsx_cell(sheet, c, row[c]) for c in EXPORT_COLUMNS])
         buffer = io.BytesIO()
         book.save(buffer)
         return buffer.getvalue()
     text = io.StringIO(newline="")
     writer = csv.writer(text, dialect=csv.excel if suffix == ".csv" else csv.excel_tab)
     writer.writerow(EXPORT_COLUMNS)
-    writer.writerows([row[c] for c in EXPORT_COLUMNS] for row in rows)
+    writer.writerows([_csv_cell(c, row[c]) for c in EXPORT_COLUMNS] for row in rows)
     return text.getvalue().encode("utf-8-sig")
 
 
 #: the columns written as numbers in a workbook
 _NUMERIC = {"Duration", "SampleRate", "Channels", "PeakdBFS", "LoudnessLUFS"}
+
+
+def _csv_cell(column: str, text: str) -> str:
+    """A CSV or tab-separated cell: a number as it is, a text that a spreadsheet would run as a
+    formula ("=…", "-6 dB …", "@…": a file's or a sheet's description) marked as text
+    (engine.workbook.as_csv_text; ``sheet import`` takes the mark off)."""
+    return text if column in _NUMERIC else as_csv_text(text)
+
+
+def _xlsx_cell(sheet: Any, column: str, text: str) -> Any:
+    """A workbook cell: a number for the numeric columns, else a text cell whatever it starts
+    with (openpyxl takes a string starting with "=" for a formula), without the control
+    characters a workbook cannot hold."""
+    if column in _NUMERIC:
+        return _number(column, text)
+    text = without_controls(text)
+    if not text.startswith("="):
+        return text
+    from openpyxl.cell import WriteOnlyCell
+    cell = WriteOnlyCell(sheet, value=text)
+    cell.data_type = "s"
+    return cell
 
 
 def _number(column: str, text: str) -> Any:

@@ -1,8 +1,13 @@
 """Text files written by other tools, in whatever encoding they used."""
 from __future__ import annotations
 
+import re
+
 #: the byte-order marks that open UTF-16 text (little- and big-endian)
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+#: control characters (C0 and DEL): no description means them, and a workbook cannot hold them
+#: (openpyxl refuses a whole .xlsx for one)
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def decode_text(raw: bytes) -> str:
@@ -21,3 +26,15 @@ def decode_text(raw: bytes) -> str:
         except UnicodeDecodeError:
             pass
     return raw.decode("latin-1")
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line: control characters (a bell, an escape, a NUL) as spaces, line
+    breaks and runs of whitespace as one space, the ends stripped."""
+    return " ".join(_CONTROLS.sub(" ", text).split())
+
+
+def without_controls(text: str) -> str:
+    """``text`` with its control characters other than tab and line ends as spaces (what a
+    workbook's cell can hold)."""
+    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", " ", text)

@@ -10,6 +10,7 @@ standard library (the displayed text of each cell, repeated cells and rows expan
 from __future__ import annotations
 
 import datetime as dt
+import re
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -29,6 +30,13 @@ MAX_REPEAT = 10_000
 MAX_COLUMNS = 1024
 #: largest uncompressed ``content.xml`` read (a zip bomb is not a metadata sheet)
 MAX_CONTENT_BYTES = 1 << 30
+
+#: what a spreadsheet takes a typed or imported cell to be a formula by when it starts with it
+#: (Excel, LibreOffice, Google Sheets): a description "=HYPERLINK(…)" or "-6 dB hit" from a file
+#: or a sheet must stay text
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: what marks such a text as text in a CSV (a leading apostrophe, as Excel shows a text cell typed so)
+TEXT_MARK = "'"
 
 _TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
 _TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
@@ -71,8 +79,29 @@ def _xlsx_rows(sheet: Any) -> Table:
     return [cells for cells in rows if any(c.strip() for c in cells)]
 
 
+def as_csv_text(text: str) -> str:
+    """``text`` for a CSV or tab-separated cell that a spreadsheet must not run as a formula:
+    with :data:`TEXT_MARK` before it when it starts with one of :data:`FORMULA_STARTS`
+    (:func:`from_csv_text` takes it off again)."""
+    return TEXT_MARK + text if text.startswith(FORMULA_STARTS) else text
+
+
+def from_csv_text(text: str) -> str:
+    """A CSV cell's text as :func:`as_csv_text` was given it: without the :data:`TEXT_MARK` it
+    put before a formula's first character."""
+    if text.startswith(TEXT_MARK) and text[len(TEXT_MARK):].startswith(FORMULA_STARTS):
+        return text[len(TEXT_MARK):]
+    return text
+
+
+#: how an .xlsx file writes a character XML cannot hold, or a carriage return ("_x000D_"; a
+#: literal "_x" is written "_x005F_x"), which openpyxl leaves as it is
+_OOXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
 def cell_text(value: Any) -> str:
-    """A cell's value as its text: "" for an empty cell, 12 for 12.0, a date without a zero time."""
+    """A cell's value as its text: "" for an empty cell, 12 for 12.0, a date without a zero
+    time, Excel's escaped characters ("Door_x000D_" for a line's carriage return) as themselves."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -83,6 +112,8 @@ def cell_text(value: Any) -> str:
         return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
     if isinstance(value, (dt.date, dt.time)):
         return value.isoformat()
+    if isinstance(value, str) and "_x" in value:
+        return _OOXML_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value)
     return str(value)
 
 
