@@ -20,8 +20,10 @@ were lost. :func:`find_moves` pairs the deleted files of a run with its new file
   fingerprint; what stays ambiguous is embedded again, as before.
 
 A path that is still there with another size or time may hold another path's old file too: two
-files that swapped names, a rotation of names. :func:`find_moves_among_changed` takes such paths
-on both sides by the same rules, where each gave its old file away and took another's.
+files that swapped names, a rotation of names, a file moved over an indexed one (``mv a b``).
+:func:`find_moves_among_changed` takes such paths on both sides by the same rules, where each took
+another's old file; one whose own old file went nowhere was overwritten (:func:`overwritten`): that
+recording leaves the index with its tags, and the row of the file moved there takes the path.
 
 :mod:`indexer.relocate` is for what a run cannot see: the library's drive mounted at another path, or
 its top folder renamed, so the old paths are outside every root the run scans;
@@ -40,7 +42,7 @@ from engine.audio import probe
 from engine.errors import UnreadableAudio
 from engine.file_metadata import content_fingerprint
 from engine.wording import count
-from indexer.scan import ScannedFile, under_roots
+from indexer.scan import ScannedFile, on_disk_spelling, under_roots
 
 log = logging.getLogger(__name__)
 
@@ -122,14 +124,16 @@ def find_moves_among_changed(deleted: Sequence[str], new: Sequence[ScannedFile],
                              state: Mapping[str, tuple[int, int]], headers: Mapping[str, Header]) -> list[Move]:
     """:func:`find_moves`, where a changed path (indexed, now with another size or time) may also
     have given its old file to another path and taken another path's old file: two files that
-    swapped names, a rotation, ``mv b d; mv a b``. ``headers``: the catalog's header of each
-    deleted and changed path.
+    swapped names, a rotation, ``mv b d; mv a b``, or a file moved over an indexed one (``mv a b``:
+    b took a's file, and b's own recording is gone; :func:`overwritten`). ``headers``: the
+    catalog's header of each deleted and changed path.
 
-    A changed path takes part only when it does both (its file moved away and another indexed
-    file moved in), so it ends with a moved row either way. One that only gives (``cp -p a e``, then a
-    re-rendered over) or only takes (``mv a b`` over an indexed b, whose recording is gone) stays
-    a changed file, embedded again with the user's tags kept, as before. Such paths are dropped
-    and the rest paired again until every changed path in the result does both.
+    A changed path takes part only when another indexed file moved in (by size, time, header and
+    fingerprint, as any move), so it ends with a moved row. One that only gives (``cp -p a e``,
+    then a re-rendered over: a copy or a move, which cannot be told) stays a changed file,
+    embedded again with the user's tags kept, as before; so does one edited in place, whose new
+    file is no indexed file's old one. Such paths are dropped and the rest paired again until every
+    changed path in the result takes.
     """
     taking = {f.path: f for f in changed}
     while True:
@@ -137,11 +141,20 @@ def find_moves_among_changed(deleted: Sequence[str], new: Sequence[ScannedFile],
         moves = [m for m in find_moves(olds, list(new) + list(taking.values()), state, headers)
                  if m.old != m.new]          # its own file at its own path: an edit after all
         gave, took = {m.old for m in moves}, {m.new for m in moves}
-        half = {p for p in taking if (p in gave) != (p in took)}
-        if not half:
+        giving_only = {p for p in taking if p in gave and p not in took}
+        if not giving_only:
             return moves
-        for p in half:
+        for p in giving_only:
             del taking[p]
+
+
+def overwritten(moves: Sequence[Move], changed: Sequence[ScannedFile]) -> dict[str, str]:
+    """The changed paths among ``moves``' new paths whose own indexed file went to no path of the
+    run (``mv a b`` over an indexed b): path → the old path of the file that now lies there.
+    Their rows go (their tags and captions with them); the moved file's row takes the path."""
+    gave = {m.old for m in moves}
+    changed_paths = {f.path for f in changed}
+    return {m.new: m.old for m in moves if m.new in changed_paths and m.new not in gave}
 
 
 def _pair(olds: list[str], news: list[ScannedFile]) -> list[tuple[str, ScannedFile]]:
@@ -187,6 +200,13 @@ def _pair_by_fingerprint(deleted: Sequence[str], new: Sequence[ScannedFile], sta
     return moves
 
 
+def spelt_so_on_disk(path: str) -> bool:
+    """Whether ``path`` is there as spelt: on a case-insensitive file system a folder renamed
+    only in case (``Sounds`` → ``sounds``) still opens by its old name, which is gone all the same
+    (:func:`indexer.scan.on_disk_spelling`)."""
+    return os.path.lexists(path) and on_disk_spelling(path) == path
+
+
 def _split_at_common_tail(old: str, new: str) -> tuple[str, str]:
     """The folders above the longest shared tail of two paths: ``/a/x/y.wav``, ``/b/x/y.wav`` →
     ``/a``, ``/b``."""
@@ -205,7 +225,7 @@ def moved_root_hint(state: Mapping[str, tuple[int, int]], new: Sequence[ScannedF
 
     A candidate has the same size, file name and modification time (or that time as a coarser
     filesystem keeps it, :func:`kept_time`) as exactly one indexed file, and that file's path
-    does not exist now.
+    does not exist now as spelt (:func:`spelt_so_on_disk`).
     """
     outside: dict[tuple[int, str], list[str]] = defaultdict(list)
     for path, (size, _) in state.items():
@@ -217,7 +237,7 @@ def moved_root_hint(state: Mapping[str, tuple[int, int]], new: Sequence[ScannedF
     for f in new:
         olds = [p for p in outside.get((f.size, os.path.basename(f.path)), ())
                 if kept_time(state[p][1], f.mtime_ns)]
-        if len(olds) == 1 and not os.path.lexists(olds[0]):
+        if len(olds) == 1 and not spelt_so_on_disk(olds[0]):
             votes[_split_at_common_tail(olds[0], f.path)] += 1
     if not votes:
         return None

@@ -25,10 +25,13 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.audio import AudioInfo
+from engine.catalog import SQL_CHUNK, File, FileMetadata, has_table
 from engine.errors import IndexLocationTaken, NothingToIndex
+from engine.file_metadata import CUE_SHEET_KEY
 from engine.layout import IndexLayout, resolve_index_dir
 from engine.models.base import AudioTextModel
 from engine.segments import SegmentPolicy
@@ -40,11 +43,11 @@ from indexer.index_model import model_for_run, model_meta, resolve_model
 from indexer.level_refresh import refresh_levels
 from indexer.links import link_scope
 from indexer.metadata_refresh import refresh_metadata
-from indexer.moves import find_moves_among_changed, moved_root_hint
+from indexer.moves import Move, find_moves_among_changed, moved_root_hint, overwritten
 from indexer.interrupts import remembered
 from indexer.progress import AudioProgress
 from indexer.scan import (Diff, ScannedFile, ScanResult, describe_skipped, diff, normalize_root, scan,
-                          under_roots)
+                          under_roots, walked_root)
 from indexer.take_refresh import files_missing_takes, files_with_changed_cue_sheets
 from indexer.write import Changes, IndexedFile, IndexWriter
 
@@ -256,23 +259,45 @@ def changed_since_scan(f: ScannedFile) -> bool:
     return (st.st_size, st.st_mtime_ns) != (f.size, f.mtime_ns)
 
 
-def warn_of_dropped_notes(writer: IndexWriter, plan: Diff, state: dict[str, tuple[int, int]]) -> None:
+def warn_of_dropped_notes(writer: IndexWriter, plan: Diff, state: dict[str, tuple[int, int]],
+                          replaced: dict[str, str] | None = None) -> None:
     """One warning naming the files this run drops that carry the user's own tags or captions,
-    which leave the index with them; and, for a file that looks moved but could not be told apart
-    from another of the same size, time and audio (indexer.moves), that it was."""
+    which leave the index with them; for a file that looks moved but could not be told apart
+    from another of the same size, time and audio (indexer.moves), that it was; for one another
+    indexed file was moved over (``replaced``: its path → that file's old path), that file."""
     notes = writer.users_notes(list(plan.deleted))
     if not notes:
         return
+    replaced = replaced or {}
     arrived = {(f.size, f.mtime_ns) for f in plan.new}
     shown = [f"{path} ({', '.join(labels[:5])}{' …' if len(labels) > 5 else ''})"
-             + (": moved or renamed along with a file of the same size, time and audio, and could "
-                "not be told apart from it" if tuple(state[path]) in arrived else "")
+             + (f": overwritten by {replaced[path]}, moved there" if path in replaced
+                else ": moved or renamed along with a file of the same size, time and audio, and could "
+                     "not be told apart from it" if tuple(state[path]) in arrived else "")
              for path, labels in list(notes.items())[:5]]
     n = len(notes)
     log.warning("%s gone from the library carried your tags or captions, which leave the index "
                 "with %s: %s%s. Add them to the files where they are now with `soundsift tags add`",
                 count(n, "file"), "it" if n == 1 else "them", "; ".join(shown),
                 f"; and {n - 5} more" if n > 5 else "")
+
+
+def moved_near_cue_sheets(writer: IndexWriter, moves: Sequence[Move], cue_folders: set[str]) -> bool:
+    """Whether a moved file may have another sidecar cue sheet at its new path than the one its
+    takes were cut with (engine.cue_sheet): its new folder holds a sheet, or it was cut with one."""
+    if not moves:
+        return False
+    if any(os.path.dirname(m.new) in cue_folders for m in moves):
+        return True
+    olds = sorted(m.old for m in moves)
+    with Session(writer.engine) as s:
+        if not has_table(s, "file_metadata"):
+            return False
+        for i in range(0, len(olds), SQL_CHUNK):
+            if s.scalar(select(func.count()).select_from(FileMetadata).join(File, File.id == FileMetadata.file_id)
+                        .where(File.path.in_(olds[i:i + SQL_CHUNK]), FileMetadata.key == CUE_SHEET_KEY)):
+                return True
+    return False
 
 
 def finish_summary(summary: IndexSummary, t_start: float) -> IndexSummary:
@@ -314,18 +339,22 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     unlisted += [r for r in roots if not os.path.lexists(r)]
     unlisted += scanned.held            # still being written (indexer.watch): next time
     state = writer.catalog_state()
-    walked_roots = [os.path.abspath(os.path.expanduser(str(p))) for p in paths]
+    walked_roots = [walked_root(p) for p in paths]
     linked = link_scope(writer.meta, walked_roots, roots, scanned.links)
     plan = diff(state, scanned.files, roots + linked.targets, keep_under=unlisted)
-    # a changed path may be one of two files that swapped names (indexer.moves): both sides are tried
+    # a changed path may be one of two files that swapped names, or hold a file moved over it
+    # (indexer.moves): both sides are tried
     moves = (find_moves_among_changed(plan.deleted, plan.new, plan.changed, state,
                                       writer.headers(plan.deleted + [f.path for f in plan.changed]))
-             if plan.new or len(plan.changed) > 1 else [])
+             if plan.new or (plan.changed and plan.deleted) or len(plan.changed) > 1 else [])
+    # a path a file was moved over (`mv a b` onto an indexed b): b's recording is gone, its row goes
+    replaced = overwritten(moves, plan.changed)
     if moves:                   # moved or renamed: the catalog rows follow, nothing is embedded again
         moved_old, moved_new = {m.old for m in moves}, {m.new for m in moves}
         plan = Diff(new=[f for f in plan.new if f.path not in moved_new],
                     changed=[f for f in plan.changed if f.path not in moved_new],
-                    deleted=[p for p in plan.deleted if p not in moved_old], unchanged=plan.unchanged)
+                    deleted=sorted([p for p in plan.deleted if p not in moved_old] + list(replaced)),
+                    unchanged=plan.unchanged)
     elif plan.new:
         moved_root_hint(state, plan.new, roots, layout.root)
     old_errors = [p for p in writer.error_paths()
@@ -343,15 +372,28 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
              len(plan.changed), len(plan.deleted), len(moves), len(plan.unchanged),
              count(len(scanned.errors), "unusable entry", "unusable entries"))
 
+    warn_of_dropped_notes(writer, plan, state, replaced)
+    moves_done = moved_near_cue_sheets(writer, moves, scanned.cue_folders())
+    if moves_done:              # at their new paths first: their sidecar cue sheets are looked at there
+        summary.generation = writer.commit(Changes(remove=sorted(replaced), moves=moves), meta)
+        summary.commits += 1
     # files indexed before the metadata reader learnt more (iXML …): read theirs again, once
     busy = {f.path for f in plan.new} | {f.path for f in plan.changed} | set(plan.deleted)
-    summary.metadata_reread = refresh_metadata(writer, busy, {m.old: m.new for m in moves})
+    summary.metadata_reread = refresh_metadata(writer, busy, {} if moves_done else {m.old: m.new for m in moves})
     # a sidecar cue sheet added, edited or removed beside an unchanged file: cut its takes again
     retake = set(files_with_changed_cue_sheets(writer, set(plan.unchanged), scanned.cue_folders()))
     if retake:
         log.info("%s %s a cue sheet that is new or changed since %s indexed: embedding %s again",
                  count(len(retake), "unchanged file"), *(("has", "it was", "it") if len(retake) == 1
                                                           else ("have", "they were", "them")))
+    # a file moved away from its cue sheet, or beside one that names it: cut its takes again
+    resheeted = (set(files_with_changed_cue_sheets(writer, {m.new for m in moves}, scanned.cue_folders()))
+                 if moves_done else set())
+    if resheeted:
+        log.info("%s %s another cue sheet at %s new place (or none): embedding %s again",
+                 count(len(resheeted), "moved file"), *(("has", "its", "it") if len(resheeted) == 1
+                                                        else ("have", "their", "them")))
+        retake |= resheeted
     # files indexed before their marked takes were cut (session 22): embed them again, once
     missing = set(files_missing_takes(writer, set(plan.unchanged) - retake, policy, int(model.sample_rate)))
     if missing:
@@ -365,8 +407,8 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
                     deleted=plan.deleted, unchanged=[p for p in plan.unchanged if p not in retake])
         summary.unchanged = len(plan.unchanged)
 
-    warn_of_dropped_notes(writer, plan, state)
-    pending = Changes(remove=list(plan.deleted), moves=moves)
+    pending = (Changes(remove=[p for p in plan.deleted if p not in replaced]) if moves_done
+               else Changes(remove=list(plan.deleted), moves=moves))
     summary.removed = len(plan.deleted)
     failures: dict[str, str] = {}
 

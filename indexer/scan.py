@@ -128,8 +128,55 @@ def printable(path: str) -> str:
 
 
 def normalize_root(root: str | Path) -> str:
-    """A root as an absolute path with symbolic links resolved (how catalog paths are kept)."""
-    return os.path.realpath(os.path.abspath(os.path.expanduser(str(root))))
+    """A root as an absolute path with symbolic links resolved and spelt as its folders list it
+    (:func:`on_disk_spelling`): how catalog paths are kept."""
+    return on_disk_spelling(os.path.realpath(walked_root(root)))
+
+
+def walked_root(root: str | Path) -> str:
+    """A root as :func:`scan` walks it and spells the paths under it: absolute, ``~`` expanded,
+    symbolic links kept, in the case its folders list it (:func:`on_disk_spelling`)."""
+    return on_disk_spelling(os.path.abspath(os.path.expanduser(str(root))))
+
+
+def on_disk_spelling(path: str) -> str:
+    """The absolute ``path`` with each folder or file name in the case its parent folder lists it.
+
+    On a case-insensitive file system (macOS's APFS and HFS+, a FAT or exFAT drive, an SMB share)
+    ``~/sounds`` opens ``~/Sounds``, and ``os.path.realpath`` keeps the case as typed; the files
+    under it, spelt that way, were not the indexed ones (they were all embedded again beside
+    them) and no ``tags add`` path matched. A name is looked up in its folder's listing only
+    where its other-case spelling also exists (a case-insensitive folder); a name the listing
+    holds as given, or that is not there, or a folder that cannot be listed, is kept as given.
+    """
+    parts = Path(path).parts
+    if len(parts) < 2 or not os.path.lexists(path):
+        return path
+    out = parts[0]
+    for i, name in enumerate(parts[1:], 1):
+        here = os.path.join(out, name)
+        if name.swapcase() != name and os.path.lexists(os.path.join(out, name.swapcase())):
+            try:
+                listed = os.listdir(out)
+            except OSError as e:
+                log.debug("%s: kept as typed (%s)", here, e)
+                return os.path.join(here, *parts[i + 1:])
+            if name not in listed:
+                folded = [n for n in listed
+                          if n.casefold() == name.casefold() and _same_entry(os.path.join(out, n), here)]
+                if len(folded) == 1:
+                    here = os.path.join(out, folded[0])
+        out = here
+    return out
+
+
+def _same_entry(listed: str, typed: str) -> bool:
+    """Whether the folder entry ``listed`` is what ``typed`` opens (False when either is gone)."""
+    try:
+        return os.path.samefile(listed, typed)
+    except OSError as e:
+        log.debug("%s is not taken for %s (%s)", listed, typed, e)
+        return False
 
 
 def scan(roots: Iterable[str | Path]) -> ScanResult:
@@ -140,7 +187,7 @@ def scan(roots: Iterable[str | Path]) -> ScanResult:
     result = ScanResult()
     visited_dirs: set[tuple[int, int]] = set()
     for root in roots:
-        given = os.path.abspath(os.path.expanduser(str(root)))
+        given = walked_root(root)
         if not os.path.lexists(given):
             result.errors.append(ScanError(printable(given), "not found: no such file or directory"))
             continue

@@ -11,6 +11,11 @@ after ``settle`` seconds: one still growing (a render being bounced, a copy in p
 left for a later cycle instead of being indexed half-written (no clock is compared, so a
 network drive's clock does not matter). While another writer holds the index (``soundsift caption --index``, a
 second ``soundsift index``), the run waits for the next cycle.
+
+Ctrl-C or SIGTERM (where the caller set no SIGTERM handler of its own; :mod:`indexer.interrupts`)
+stops a watch as it stops a plain run: inside a run the files already embedded are committed and
+:class:`indexer.runner.IndexInterrupted` is raised; between runs, where everything is committed,
+a KeyboardInterrupt. Setting ``stop`` ends it after the run in progress, returning normally.
 """
 from __future__ import annotations
 
@@ -18,11 +23,12 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from engine.errors import IndexBusy
 from engine.models.base import AudioTextModel
 from engine.wording import count
+from indexer.interrupts import Interrupted, remembered
 from indexer.runner import IndexSummary, build_index
 from indexer.scan import ScanResult, ScannedFile, scan
 
@@ -89,11 +95,20 @@ def watch_index(paths: Sequence[str | Path], index: str | Path | None = None,
                 on_run: Callable[[IndexSummary], None] | None = None,
                 stop: threading.Event | None = None, settle: float = SETTLE_SECONDS, **build_options) -> int:
     """Index ``paths`` into ``index`` now and again whenever they change, checking every
-    ``interval`` seconds, until ``stop`` is set (or Ctrl-C). A file that arrived or changed since
+    ``interval`` seconds, until ``stop`` is set (or Ctrl-C or SIGTERM, which raise
+    KeyboardInterrupt: see the module's docstring). A file that arrived or changed since
     the last walk and changes again within ``settle`` seconds waits for a later cycle (the first
     run indexes what is there, as `soundsift index` does). ``on_run`` gets each run's summary;
     ``build_options`` go to :func:`indexer.build_index`. Returns the number of runs."""
-    stop = stop or threading.Event()
+    with remembered() as interrupt:      # SIGTERM between runs too, not only inside one
+        return _watch(paths, index, model, interval, on_run, stop or threading.Event(), settle,
+                      interrupt, build_options)
+
+
+def _watch(paths: Sequence[str | Path], index: str | Path | None, model: AudioTextModel | str | Path | None,
+           interval: float, on_run: Callable[[IndexSummary], None] | None, stop: threading.Event,
+           settle: float, interrupt: Interrupted, build_options: dict[str, Any]) -> int:
+    """:func:`watch_index`'s runs, ``interrupt`` checked between them."""
     walked = scan(paths)                # one walk per run: the run indexes what the watcher saw
     before = snapshot(walked)
     summary = build_index(paths, index, model, scanned=walked, **build_options)
@@ -106,6 +121,7 @@ def watch_index(paths: Sequence[str | Path], index: str | Path | None = None,
         model = loaded if loaded.fingerprint == summary.model_fingerprint else summary.model
     log.info("watching %s every %g s (Ctrl-C stops)", ", ".join(map(str, paths)), interval)
     while not stop.wait(interval):
+        interrupt.check()               # a signal whose KeyboardInterrupt a finaliser swallowed
         walked = scan(paths)
         now = snapshot(walked)
         added, changed, removed = changes(before, now)

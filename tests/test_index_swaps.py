@@ -1,7 +1,7 @@
 """Files that swap or rotate names keep their rows (indexer.moves.find_moves_among_changed): a path
 whose new file is another path's old one is a move, not an edit, so the recording keeps its
-vectors, tags and captions at its new path and nothing is embedded again. A real edit, an
-overwrite and a copy beside a re-render stay what they were."""
+vectors, tags and captions at its new path and nothing is embedded again. A real edit and a
+copy beside a re-render stay what they were."""
 from __future__ import annotations
 
 import os
@@ -128,10 +128,10 @@ def test_an_edit_beside_a_swap_is_still_an_edit(lib, tmp_path):
     assert after[str(lib / "c.wav")]["tags"] == [("sweep", "user")]
 
 
-def test_an_overwrite_and_a_copy_beside_a_re_render_are_as_before(lib, tmp_path):
-    """Only a path whose old file also went to another path of the run takes part: ``mv a b`` over
-    an indexed b (b's recording is gone) stays a deleted a and an edited b, and ``cp -p c e`` before
-    c is re-rendered stays an edited c (its tags stay) and a new e."""
+def test_an_overwrite_moves_a_row_and_a_copy_beside_a_re_render_is_as_before(lib, tmp_path):
+    """``mv a b`` over an indexed b is a move: a's row takes the path b (b's recording is gone, and
+    its row with its tags); ``cp -p c e`` before c is re-rendered stays an edited c (its tags stay)
+    and a new e."""
     idx = tmp_path / "idx"
     index([lib], idx)
     label(idx, lib / "b.wav", "rain", "steady noise")
@@ -142,9 +142,10 @@ def test_an_overwrite_and_a_copy_beside_a_re_render_are_as_before(lib, tmp_path)
     write(lib / "c.wav", chirp(300, 900, 2.0, 16000), 16000)
     model = FakeModel()
     s = index([lib], idx, model)
-    assert (s.moved, s.updated, s.added, s.removed) == (0, 2, 1, 1) and model.calls
+    assert (s.moved, s.updated, s.added, s.removed) == (1, 1, 1, 1) and model.calls
     after = rows(idx)
-    assert after[str(lib / "b.wav")]["tags"] == [("rain", "user")]
+    assert after[str(lib / "b.wav")]["id"] == before[str(lib / "a.wav")]["id"]
+    assert after[str(lib / "b.wav")]["tags"] == []
     assert after[str(lib / "c.wav")]["tags"] == [("sweep", "user")]
     assert after[str(lib / "e.wav")]["id"] != before[str(lib / "c.wav")]["id"]
 

@@ -281,7 +281,7 @@ def test_sigterm_commits_the_finished_files_like_ctrl_c(library, tmp_path):
 
 
 def test_a_sigterm_handler_of_its_own_is_left_alone():
-    """``--watch`` (and a program embedding the indexer) sets its own SIGTERM handler, "finish the
+    """A program embedding the indexer may set its own SIGTERM handler, "finish the
     run, then stop"; an ignored SIGTERM stays ignored. Only Python's default is taken over, and
     only while the run works."""
     before = signal.getsignal(signal.SIGTERM)

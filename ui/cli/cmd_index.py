@@ -46,7 +46,8 @@ def index_command(
     watch: Optional[float] = typer.Option(
         None, "--watch", min=1.0, metavar="SECONDS",
         help="Keep going: look at PATH... every SECONDS (names, sizes, times; no audio read) and index "
-             "again when files were added, changed or removed. The model stays loaded. Ctrl-C stops."),
+             "again when files were added, changed or removed. The model stays loaded. Ctrl-C (or "
+             "SIGTERM) stops it as it stops a run: finished files kept, exit status 130."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout "
                                                         "(with --watch: one line per run)."),
     progress: ProgressOption = None,
@@ -93,12 +94,13 @@ def index_command(
 
 def _watch(paths: List[Path], index: Optional[str], model: Optional[str], interval: float, json_out: bool,
            options: dict[str, Any]) -> None:
-    """``--watch``: the first run's summary as usual, then one line per run."""
+    """``--watch``: the first run's summary as usual, then one line per run. Ctrl-C or SIGTERM
+    ends it as it ends a plain run, exit status 130 (a run in progress commits its finished files
+    first; with --json its summary, ``"interrupted": true``, is the last line)."""
     import json
-    import signal
-    import threading
     import time
 
+    from indexer.runner import IndexInterrupted
     from indexer.watch import watch_index
 
     runs = 0
@@ -117,13 +119,13 @@ def _watch(paths: List[Path], index: Optional[str], model: Optional[str], interv
                               + (f"{s['moved']} moved, " if s.get("moved") else "") + f"{s['failed']} failed "
                               f"({s['seconds']:.1f} s)", highlight=False)
         runs += 1
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())     # a service manager's stop: finish the run, then end
     try:
-        watch_index(paths, index, model, interval=interval, on_run=report, stop=stop, **options)
-    except KeyboardInterrupt:
-        pass
-    err_console.print("stopped watching", highlight=False)       # stdout: only the runs (JSON lines with --json)
+        watch_index(paths, index, model, interval=interval, on_run=report, **options)
+    except KeyboardInterrupt as stopped:      # Ctrl-C or SIGTERM (indexer.interrupts), in a run or between runs
+        if json_out and isinstance(stopped, IndexInterrupted):
+            report(stopped.summary)
+        err_console.print("stopped watching", highlight=False)   # stdout: only the runs (JSON lines with --json)
+        raise typer.Exit(130) from None
 
 
 def _print_summary(s: dict[str, Any]) -> None:
