@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import soundfile as sf
 
+from engine.workbook import as_csv_text
 from engine.audio import check_openable, go_to_frame, open_sound, read_frames, skip_frames
 from engine.errors import InvalidOutput, InvalidQuery, UnreadableAudio
 from engine.outputs import make_folder, output_folder
@@ -624,9 +625,9 @@ def _append_manifest(path: Path, items: Sequence[Exported], query: str) -> Path:
             writer = csv.writer(f)
             if new:
                 writer.writerow(MANIFEST_COLUMNS)
-            for it in items:
-                writer.writerow([it.path.name, it.kind, it.source, f"{it.start:.3f}", f"{it.end:.3f}",
-                                 f"{it.score:.4f}", it.rank, query])
+            for it in items:       # text a spreadsheet would run as a formula ("=…", "-rain") stays text
+                writer.writerow([as_csv_text(it.path.name), it.kind, as_csv_text(str(it.source)),
+                                 f"{it.start:.3f}", f"{it.end:.3f}", f"{it.score:.4f}", it.rank, as_csv_text(query)])
     except OSError as e:
         raise InvalidOutput(f"{path}: cannot write the manifest ({e.strerror or e})") from e
     return path

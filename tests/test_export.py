@@ -107,6 +107,18 @@ def test_export_copies_whole_files_cuts_spans_and_keeps_going(tmp_path):
         assert [r["query"] for r in csv.DictReader(f)] == ["thunder", "thunder", "dog", "storm", "dog"]
 
 
+def test_the_manifest_keeps_formula_like_names_and_queries_as_text(tmp_path):
+    """A query "-rain" or a file named "=cmd.wav" opened in a spreadsheet from soundsift-export.csv
+    must not run as a formula: such cells carry Excel's text apostrophe (numbers stay numbers)."""
+    source = write(tmp_path / "lib" / "=cmd.wav", tone(440, 1.0, SR), SR)
+    out = tmp_path / "picks"
+    export_hits([hit(source, 0.0, 1.0, 1.0, -0.25)], out, query="-rain")
+    with open(out / MANIFEST, newline="") as f:
+        row, = csv.DictReader(f)
+    assert row["query"] == "'-rain" and row["source"] == str(source) and row["score"] == "-0.2500"
+    assert row["exported"] == "01_=cmd.wav" and row["start"] == "0.000"
+
+
 def test_export_into_a_file_is_refused(tmp_path):
     src = write(tmp_path / "dog.wav", tone(440, 1.0, SR), SR)
     with pytest.raises(InvalidOutput, match="is a file; --export must name a folder"):
