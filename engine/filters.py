@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -60,14 +61,15 @@ class Filters:
     ``formats`` match either the container format soundfile reports (WAV, FLAC, OGG,
     MP3, AIFF, …) or the file's extension, case-insensitively: ``"wav"``, ``".flac"``,
     ``"opus"`` all work. ``path_prefix`` is a plain string prefix of the stored path
-    (a relative prefix is also tried as an absolute path). ``categories`` match the category a
-    file carries (UCS, from its iXML or FLAC comments, or an imported library sheet: ``"DOORS"``) or its CatID
+    (a relative prefix is also tried as an absolute path, and with its symbolic links resolved,
+    as the catalog stores paths; composed and decomposed accents alike: :func:`path_prefixes`).
+    ``categories`` match the category a file carries (UCS, from its iXML or FLAC comments, or an imported library sheet: ``"DOORS"``) or its CatID
     (``"DOORWood"``: category and subcategory), case-insensitively. ``channels`` are channel
     counts: ``(1,)`` mono files only, ``(2,)`` stereo. ``min_loudness``/``max_loudness`` (LUFS)
     keep files whose loudness measured at indexing lies in that range (files indexed before
     soundsift measured it have none, so such a filter leaves them out). ``tags`` keep files that
     carry any of them, whoever stored it (the user's own with `soundsift tags add`, or AudioSet
-    tags stored by `soundsift caption --index`), A–Z in any case.
+    tags stored by `soundsift caption --index`), A–Z in any case, accents composed or not.
     """
 
     min_duration: float | None = None
@@ -143,16 +145,12 @@ class Filters:
         if self.max_duration is not None:
             conds.append(File.duration <= float(self.max_duration))
         if self.path_prefix:
-            prefixes = {str(self.path_prefix)}
-            absolute = os.path.abspath(os.path.expanduser(str(self.path_prefix)))
-            if str(self.path_prefix).endswith(os.sep) and not absolute.endswith(os.sep):
-                absolute += os.sep
-            prefixes.add(absolute)
-            conds.append(or_(*(func.substr(File.path, 1, len(p)) == p for p in sorted(prefixes))))
+            prefixes = path_prefixes(str(self.path_prefix))
+            conds.append(or_(*(func.substr(File.path, 1, len(p)) == p for p in prefixes)))
         if self.formats:
             names = [f.upper() for f in self.formats]
             conds.append(or_(func.upper(File.format).in_(names),
-                             *(func.lower(File.path).like(f"%.{f}") for f in self.formats)))
+                             *(has_extension(f) for f in self.formats)))
         if self.sample_rates:
             conds.append(File.sample_rate.in_(self.sample_rates))
         if self.channels:
@@ -170,9 +168,10 @@ class Filters:
                 FileMetadata.key.in_(CATEGORY_FILTER_KEYS),
                 func.upper(FileMetadata.value).in_(sorted({c.upper() for c in self.categories})))))
         if self.tags:                   # SQLite's lower() folds A–Z only: compare like with like
+            labels = {unicodedata.normalize(nf, t) for t in self.tags for nf in ("NFC", "NFD")}
             conds.append(File.id.in_(select(Tag.file_id).where(or_(
-                Tag.label.in_(sorted(set(self.tags))),
-                func.lower(Tag.label).in_(sorted({ascii_lower(t) for t in self.tags}))))))
+                Tag.label.in_(sorted(labels)),
+                func.lower(Tag.label).in_(sorted({ascii_lower(t) for t in labels}))))))
         return conds
 
     def unavailable(self, facets: dict[str, Any], tags: Sequence[str] = (),
@@ -198,7 +197,8 @@ class Filters:
         miss("channel count", self.channels, facets["channels"], [str(c) for c in facets["channels"]], key=int)
         miss("category", self.categories, facets["categories"], facets["categories"][:20],
              key=lambda c: str(c).upper())
-        miss("tag", self.tags, tags, list(tags)[:20], key=lambda t: ascii_lower(str(t)))
+        miss("tag", self.tags, tags, list(tags)[:20],
+             key=lambda t: unicodedata.normalize("NFC", ascii_lower(str(t))))
         lo, hi = facets["min_duration"], facets["max_duration"]
         if self.min_duration is not None and self.min_duration > hi:
             out.append(f"no indexed file is {self.min_duration:g} s or longer (the longest: {hi:.1f} s)")
@@ -225,6 +225,26 @@ class Filters:
                 "sample_rates": list(self.sample_rates), "categories": list(self.categories),
                 "channels": list(self.channels), "min_loudness": self.min_loudness,
                 "max_loudness": self.max_loudness, "tags": list(self.tags)}
+
+
+def has_extension(extension: str) -> ColumnElement[bool]:
+    """A file's name ends in ``.extension`` (lower case; any case in the name): LIKE's ``%``
+    and ``_`` in ``extension`` stand for themselves, not any text (``--format "w_v"`` kept WAV
+    files)."""
+    return func.lower(File.path).endswith(f".{extension}", autoescape=True)
+
+
+def path_prefixes(prefix: str) -> list[str]:
+    """The forms of a ``path_prefix`` a stored path may start with: as given, as an absolute
+    path, and that with its symbolic links resolved (the catalog keeps resolved paths:
+    indexer.scan; ``~/Sounds`` may be a link to ``/Volumes/SFX``, macOS's ``/tmp`` is
+    ``/private/tmp``), each composed (NFC) and decomposed (NFD): names copied from macOS often
+    arrive decomposed, while a typed ``é`` is one character. A trailing separator is kept."""
+    absolute = os.path.abspath(os.path.expanduser(prefix))
+    forms = {prefix, absolute, os.path.realpath(absolute)}
+    if prefix.endswith(os.sep):
+        forms = {f if f.endswith(os.sep) else f + os.sep for f in forms}
+    return sorted({unicodedata.normalize(nf, f) for f in forms for nf in ("NFC", "NFD")})
 
 
 def ascii_lower(text: str) -> str:

@@ -5,8 +5,9 @@ Sound-effects libraries name their files for what they hold (``Door_Wood_Slam_03
 :class:`KeywordIndex` scores files by BM25 (Robertson & Zaragoza, 2009) over the words of their
 path, tags and captions; :func:`fuse` merges its ranking with the model's by reciprocal rank
 fusion (Cormack, Clarke & Büttcher, SIGIR 2009), which needs no calibration between a cosine and
-a BM25 score. Words are lower-cased, split at punctuation, underscores and camelCase, and
-stemmed (Snowball English), so "dog barking" finds ``DogBark_02.wav``.
+a BM25 score. Words are lower-cased, split at punctuation, underscores and camelCase (a word
+mixing letters and digits also counts as its letters: :func:`terms`), and stemmed (Snowball
+English), so "dog barking" finds ``DogBark_02.wav`` and "footsteps" ``Footsteps01.wav``.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ sound sounds audio recording recorded clip sample samples file files sfx fx
 
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _WORD = re.compile(r"[^\W_]+")
+_LETTERS = re.compile(r"[^\W\d_]+")
 
 
 class _Stems:
@@ -56,11 +58,30 @@ class _Stems:
 _stem = _Stems()
 
 
+def _raw_words(text: str) -> list[str]:
+    """``text`` split at punctuation, underscores and camelCase, lower-cased."""
+    return [w.lower() for w in _WORD.findall(_CAMEL.sub(" ", text))]
+
+
+def _searchable(word: str) -> bool:
+    """No stop words, no numbers, no single Latin letters (a single CJK character is a word)."""
+    return (len(word) > 1 or not word.isascii()) and not word.isdigit() and word not in STOP_WORDS
+
+
 def words(text: str) -> list[str]:
     """The searchable words of ``text``: split, lower-cased, stemmed; no stop words, no numbers,
     no single Latin letters (a single CJK character is a word)."""
-    raw = [w.lower() for w in _WORD.findall(_CAMEL.sub(" ", text))]
-    return [_stem(w) for w in raw if (len(w) > 1 or not w.isascii()) and not w.isdigit() and w not in STOP_WORDS]
+    return [_stem(w) for w in _raw_words(text) if _searchable(w)]
+
+
+def terms(text: str) -> list[str]:
+    """What a :class:`KeywordIndex` matches of ``text``: its :func:`words`, and the letters of
+    each word that mixes letters and digits, so a name numbered without a separator
+    (``Footsteps01.wav``, ``DoorSlam03``, ``kick808``) is found by its words ("footsteps"); the
+    whole word stays too, so "take3" finds take3 first."""
+    raw = _raw_words(text)
+    runs = [run for w in raw if not w.isalpha() and not w.isdigit() for run in _LETTERS.findall(w)]
+    return [_stem(w) for w in (*raw, *runs) if _searchable(w)]
 
 
 @dataclass
@@ -76,7 +97,7 @@ class KeywordIndex:
         """From ``(file_id, text)`` pairs (one file may come several times: its texts add up)."""
         bags: dict[int, Counter] = {}
         for file_id, text in docs:
-            bags.setdefault(int(file_id), Counter()).update(words(text))
+            bags.setdefault(int(file_id), Counter()).update(terms(text))
         ids = np.array(sorted(bags), dtype=np.int64)
         rows: dict[str, list[tuple[int, int]]] = {}
         for row, fid in enumerate(ids):
@@ -96,7 +117,7 @@ class KeywordIndex:
             return np.zeros(0, np.int64), np.zeros(0)
         avg = max(1e-9, float(self.lengths.mean()))
         norm = K1 * (1 - B + B * self.lengths / avg)
-        for word in dict.fromkeys(words(query)):
+        for word in dict.fromkeys(terms(query)):
             hit = self.postings.get(word)
             if hit is None:
                 continue
@@ -114,11 +135,11 @@ class KeywordIndex:
     def containing_all(self, text: str) -> np.ndarray:
         """File ids of the files holding every searchable word of ``text`` (none when it has no
         searchable word)."""
-        terms = list(dict.fromkeys(words(text)))
-        if not terms or any(t not in self.postings for t in terms):
+        wanted = list(dict.fromkeys(terms(text)))
+        if not wanted or any(t not in self.postings for t in wanted):
             return np.zeros(0, np.int64)
-        rows = self.postings[terms[0]][0]
-        for t in terms[1:]:
+        rows = self.postings[wanted[0]][0]
+        for t in wanted[1:]:
             rows = np.intersect1d(rows, self.postings[t][0])
         return self.file_ids[rows]
 

@@ -9,7 +9,8 @@ How a search runs:
    snapshot. Nothing is reopened while the generation stays the same.
 2. *Filters* (:class:`engine.filters.Filters`) become one SQL query for the allowed file
    ids; their segments are passed to FAISS as an ``IDSelectorBatch``, so the result is
-   exactly the top-k among the allowed segments.
+   exactly the top-k among the allowed segments (an IVF index probes 4× more of its lists,
+   up to all, while those probed hold fewer allowed segments than asked for).
 3. *Per file* (the default): the best segment of each file wins and its start/end are
    reported. FAISS is asked for more segments than k, and for more again until k
    distinct files are certain (or the allowed segments are exhausted).
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 from dataclasses import asdict, dataclass, field
@@ -61,13 +63,13 @@ from engine.catalog import ErrorRow, File, FileMetadata, Meta, SegmentRow, Tag, 
 from engine.errors import IndexBusy, IndexNotFound, InvalidQuery, ModelMismatch
 from engine.file_metadata import (ABOUT_LINE_KEYS, INDEXER_KEYS, LEVEL_KEYS, SEARCHED_KEYS_WITH_SHEETS, SHEET_NAME_KEY,
                                   SHEET_PREFIX, about_line, with_sheet)
-from engine.filters import Filters
+from engine.filters import Filters, has_extension
 from engine.layout import IndexLayout, missing_index, resolve_index_dir
 from engine.live_catalog import CatalogHandle, LiveCatalog
 from engine.models.base import AudioTextModel, l2_normalize
 from engine.segments import SegmentPolicy
-from engine.rerank import RawSidecar, rerank_factor, reranked_search, sidecar_path
-from engine.vector_access import all_vectors, reconstruct, search_parameters
+from engine.rerank import RawSidecar, candidates, rerank, rerank_factor, sidecar_path
+from engine.vector_access import all_vectors, probe_range, reconstruct, search_parameters
 
 __all__ = ["SoundIndex", "Hit", "Filters", "FileVectors", "IndexClosed"]
 
@@ -603,13 +605,13 @@ class SoundIndex:
         """Hits whose file has a named marker sharing words with ``text`` move to the segment
         around that marker (the one whose middle is nearest it; the most words in common, then the
         earliest marker), with that segment's cosine as score (:func:`_reported`)."""
-        from engine.keywords import words
-        wanted = set(words(text))
+        from engine.keywords import terms
+        wanted = set(terms(text))
         if not hits or not wanted:
             return
         found = _stored_markers(conn, [h.file_id for h in hits])
         for h in hits:
-            scored = [(len(wanted & set(words(name))), -at, name) for at, name in found.get(h.file_id, [])]
+            scored = [(len(wanted & set(terms(name))), -at, name) for at, name in found.get(h.file_id, [])]
             if not scored or max(scored)[0] == 0:
                 continue
             _, minus_at, name = max(scored)
@@ -849,6 +851,7 @@ class SoundIndex:
             selector = None
         if n_allowed == 0 or snap.index is None:
             return []
+        nprobe: int | None = None          # meta's, until the probed lists hold too few items
         search = self._searcher(snap, selector, n_allowed)
         if per_file:
             avg = max(1.0, len(snap.seg_ids) / max(1, snap.n_files))
@@ -856,7 +859,13 @@ class SoundIndex:
         else:
             fetch = min(n_allowed, k)
         while True:
-            D, I = search(q, fetch)
+            D, I, found, wanted = search(q, fetch)
+            if found < wanted:     # the lists probed held fewer allowed items than needed
+                wider = self._wider_probe(snap, nprobe, 4.0 if found == 0 else 1.25 * wanted / found)
+                if wider is not None:
+                    nprobe = wider
+                    search = self._searcher(snap, selector, n_allowed, nprobe)
+                    continue
             best = self._best(snap, D, I, per_file)
             # every unseen item scores ≤ the fetch-th score of each query
             full = I[:, -1] >= 0
@@ -869,22 +878,66 @@ class SoundIndex:
         return self._hits(conn, snap, top, per_file, cosine=cosine)
 
     @staticmethod
-    def _searcher(snap: _Snapshot, selector: Any, n_allowed: int) -> Any:
-        """``(queries, n) → (scores, ids)`` for this snapshot: GPU copy when unfiltered,
-        else the CPU index with the id selector; re-ranked where the index wants it."""
-        if selector is None and snap.gpu is not None:
+    def _tuned_nprobe(snap: _Snapshot) -> tuple[int, int] | None:
+        """``(nprobe, nlist)``: the lists an IVF index probes as tuned (meta's, else the
+        file's) and all its lists; None for an index without lists."""
+        probes = probe_range(snap.index)
+        if probes is None:
+            return None
+        stored, nlist = probes
+        return int(snap.params.get("nprobe") or stored), nlist
+
+    @classmethod
+    def _wider_probe(cls, snap: _Snapshot, nprobe: int | None, grow: float) -> int | None:
+        """The next ``nprobe`` of an IVF index whose probed lists (``nprobe``; None: the tuned
+        value) held too few allowed items: about ``grow`` × more (1.25–4×, at least one more),
+        up to every list; None when the index has no lists or all were probed already.
+
+        nprobe is tuned for recall on the whole index: a filter keeping few files (or a
+        per-file search asking for many segments) can find too few of its items, or none, in
+        the lists nearest the query, though more exist in the others."""
+        tuned = cls._tuned_nprobe(snap)
+        if tuned is None:
+            return None
+        current, nlist = nprobe or tuned[0], tuned[1]
+        if current >= nlist:
+            return None
+        return min(nlist, max(current + 1, math.ceil(current * min(4.0, max(1.25, grow)))))
+
+    @staticmethod
+    def _searcher(snap: _Snapshot, selector: Any, n_allowed: int, nprobe: int | None = None) -> Any:
+        """``(queries, n) → (scores, ids, found, wanted)`` for this snapshot: GPU copy when
+        unfiltered, else the CPU index with the id selector; re-ranked where the index wants it
+        (from ``n · rerank`` candidates, at most ``n_allowed``). ``found``: the fewest items (or
+        candidates to re-rank) the index gave a query; ``wanted``: how many it should have: ``n``,
+        and for a filtered re-ranked search half the candidates the tuned nprobe's lists hold
+        on average (the pool the tuning measured recall with; a filter keeping a share of the
+        files finds that share of it in those lists). ``nprobe``: lists to probe instead of the
+        tuned value (on the CPU copy)."""
+        if selector is None and snap.gpu is not None and nprobe is None:
             def base(q: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
                 with snap.gpu_lock:            # faiss GPU resources are not thread-safe
                     return snap.gpu.search(q, n)
         else:
-            params = search_parameters(snap.index, selector, snap.params)
+            params = search_parameters(snap.index, selector,
+                                       snap.params if nprobe is None else {**snap.params, "nprobe": nprobe})
 
             def base(q: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
                 return snap.index.search(q, n, params=params)
         factor = snap.rerank
-        if not factor:
-            return base
-        return lambda q, n: reranked_search(base, q, n, factor, snap.raw.vectors, limit=n_allowed)
+        tuned = SoundIndex._tuned_nprobe(snap) if factor and selector is not None else None
+        # half the candidates the tuned lists hold on average: lists vary in size, and a filter
+        # keeping most files should not probe more lists for that alone
+        pool = math.ceil(tuned[0] * snap.ntotal / tuned[1] / 2) if tuned else 0
+
+        def search(q: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+            if not factor:
+                D, I = base(q, n)
+                return D, I, int((I >= 0).sum(axis=1).min()), n
+            cand = candidates(base, q, n, factor, limit=n_allowed)
+            found = int((cand >= 0).sum(axis=1).min())
+            return (*rerank(q, cand, snap.raw.vectors, n), found, max(n, min(cand.shape[1], pool)))
+        return search
 
     @staticmethod
     def _best(snap: _Snapshot, D: np.ndarray, I: np.ndarray,
@@ -1077,7 +1130,7 @@ class SoundIndex:
         with self._read() as conn:
             tags = list(conn.execute(select(Tag.label).distinct()).scalars()) if filters.tags else []
             extensions = [f for f in filters.formats if conn.execute(
-                select(File.id).where(func.lower(File.path).like(f"%.{f}")).limit(1)).first()]
+                select(File.id).where(has_extension(f)).limit(1)).first()]
         return filters.unavailable(facets, tags, extensions)
 
     def facets(self) -> dict[str, Any]:

@@ -119,14 +119,20 @@ def rerank(queries: np.ndarray, cand_ids: np.ndarray, vectors: VectorsFn,
     return out_d, out_i
 
 
-def reranked_search(search: SearchFn, queries: np.ndarray, k: int, factor: int,
-                    vectors: VectorsFn, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``search`` for ``k · factor`` candidates (at most ``limit``), keep the exact top ``k``."""
+def candidates(search: SearchFn, queries: np.ndarray, k: int, factor: int,
+               limit: int | None = None) -> np.ndarray:
+    """Ids of the ``k · factor`` candidates (at most ``limit``, at least ``k``) ``search``
+    gives each query, -1 padded where it found fewer."""
     n = k * max(1, int(factor))
     if limit is not None:
         n = max(k, min(n, int(limit)))
-    _, cand = search(queries, n)
-    return rerank(queries, cand, vectors, k)
+    return search(queries, n)[1]
+
+
+def reranked_search(search: SearchFn, queries: np.ndarray, k: int, factor: int,
+                    vectors: VectorsFn, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``search`` for ``k · factor`` candidates (at most ``limit``), keep the exact top ``k``."""
+    return rerank(queries, candidates(search, queries, k, factor, limit), vectors, k)
 
 
 def rerank_factor(params: dict[str, Any] | None) -> int:
@@ -134,4 +140,4 @@ def rerank_factor(params: dict[str, Any] | None) -> int:
     return int((params or {}).get("rerank") or 0)
 
 
-__all__ = ["sidecar_path", "RawSidecar", "rerank", "reranked_search", "rerank_factor"]
+__all__ = ["sidecar_path", "RawSidecar", "rerank", "candidates", "reranked_search", "rerank_factor"]

@@ -54,6 +54,14 @@ def search_parameters(index: Any, selector: Any = None, params: dict[str, Any] |
     return ivf_params
 
 
+def probe_range(index: Any) -> tuple[int, int] | None:
+    """``(nprobe, nlist)`` of an IVF index as stored (its default lists probed, its lists in
+    all); None for an index without inverted lists (an exact one)."""
+    import faiss
+    ivf = _ivf(faiss.downcast_index(index))
+    return None if ivf is None else (int(ivf.nprobe), int(ivf.nlist))
+
+
 def reconstruct(index: Any, ids: np.ndarray) -> np.ndarray:
     """Stored vectors (len(ids), d) of the given vector ids."""
     ids = np.ascontiguousarray(ids, dtype=np.int64)

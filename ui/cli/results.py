@@ -10,11 +10,13 @@ from typing import Annotated, Any, Callable, List, Optional, Sequence, TypeVar
 
 import typer
 
-from ui.cli.common import MODEL_HELP, count, err_console, labelled, out_console, print_json
+from ui.cli.common import _CONTROL_ESCAPES, MODEL_HELP, count, err_console, labelled, out_console, print_json
 
 MIN_DURATION_HELP = "Only files at least this long (seconds)."
 MAX_DURATION_HELP = "Only files at most this long (seconds)."
-PATH_PREFIX_HELP = "Only files whose path starts with this prefix (e.g. a folder)."
+PATH_PREFIX_HELP = (
+    "Only files whose path starts with this prefix (e.g. a folder: end it with /, so that Doors/ leaves "
+    "out Doors2/); symbolic links in it are resolved, as the index stores paths.")
 FORMAT_HELP = "Only these formats or extensions (wav, flac, mp3 …); repeat or comma-separate."
 SAMPLE_RATE_HELP = "Only files at these sample rates (48000, 48k, 44.1kHz; 44.1 means kHz); repeat or comma-separate."
 CHANNELS_HELP = ("Only files with these channel counts (1 or mono, 2 or stereo, 6 or 5.1 …); repeat or "
@@ -230,6 +232,16 @@ def display_path(path: str) -> str:
     return path if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
 
 
+#: every control character → its escape, line breaks and tabs too: a table cell is one line
+_CELL_ESCAPES = {**_CONTROL_ESCAPES, ord("\n"): "\\n", ord("\t"): "\\t"}
+
+
+def cell(text: str) -> str:
+    r"""``text`` for one table cell: control characters shown as escapes, so a file named
+    ``esc\x1b[2Jbad.wav`` cannot clear the terminal, nor one holding a line break pass for two."""
+    return text.translate(_CELL_ESCAPES)
+
+
 NARROW_COLUMNS = 110  # below this terminal width the table shows one path column, no format and no about
 #: longest about line in the table (JSON keeps the line whole)
 TABLE_ABOUT_CHARS = 100
@@ -250,14 +262,14 @@ def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
         print_json([h.to_dict() for h in hits])
         return
     if not hits:
-        out_console.print(f"{title}: no results")
+        out_console.print(f"{cell(title)}: no results")
         return
     from rich.table import Table
 
     from engine.file_metadata import cut_at_word
     narrow = out_console.width < NARROW_COLUMNS
     names = ("path",) if narrow else ("file", "folder")
-    table = Table(title=title)
+    table = Table(title=cell(title))
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("score", justify="right", no_wrap=True)
     words = any(getattr(h, "keywords", None) is not None for h in hits)     # a keyword search
@@ -287,6 +299,6 @@ def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
         copy = ["same recording" if h.same_recording else ""] if same else []
         mark = [f"{clock(h.marker_at)} {h.marker}" if h.marker else ""] if marked else []
         about = [cut_at_word(h.about or "", TABLE_ABOUT_CHARS)] if described else []
-        table.add_row(str(rank), f"{h.score:.3f}", *bm25, *copy, *mark, *where, *about,
-                      f"{clock(h.start)}–{clock(h.end)}", clock(h.duration), *fmt)
+        table.add_row(str(rank), f"{h.score:.3f}", *bm25, *copy, *map(cell, [*mark, *where, *about]),
+                      f"{clock(h.start)}–{clock(h.end)}", clock(h.duration), *map(cell, fmt))
     out_console.print(table)
