@@ -64,11 +64,11 @@ class TerminalSafeFormatter(logging.Formatter):
     a file named ``esc\x1b[2Jbad.wav`` must not clear the user's terminal when a warning names it."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return super().format(record).translate(_CONTROL_ESCAPES)
+        return super().format(record).translate(CONTROL_ESCAPES)
 
 
 #: C0 and C1 control characters and DEL (line break and tab kept) → their escapes
-_CONTROL_ESCAPES = {c: chr(c).encode("unicode_escape").decode("ascii")
+CONTROL_ESCAPES = {c: chr(c).encode("unicode_escape").decode("ascii")
                     for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in "\n\t"}
 
 

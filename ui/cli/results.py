@@ -10,7 +10,7 @@ from typing import Annotated, Any, Callable, List, Optional, Sequence, TypeVar
 
 import typer
 
-from ui.cli.common import _CONTROL_ESCAPES, MODEL_HELP, count, err_console, labelled, out_console, print_json
+from ui.cli.common import CONTROL_ESCAPES, MODEL_HELP, count, err_console, labelled, out_console, print_json
 
 MIN_DURATION_HELP = "Only files at least this long (seconds)."
 MAX_DURATION_HELP = "Only files at most this long (seconds)."
@@ -233,7 +233,7 @@ def display_path(path: str) -> str:
 
 
 #: every control character → its escape, line breaks and tabs too: a table cell is one line
-_CELL_ESCAPES = {**_CONTROL_ESCAPES, ord("\n"): "\\n", ord("\t"): "\\t"}
+_CELL_ESCAPES = {**CONTROL_ESCAPES, ord("\n"): "\\n", ord("\t"): "\\t"}
 
 
 def cell(text: str) -> str:
