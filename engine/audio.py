@@ -300,8 +300,9 @@ def iter_blocks(path: str | Path, target_sr: int, *, block_seconds: float = BLOC
                 stats: dict[str, float] | None = None, notes: list[str] | None = None,
                 levels: dict[str, float] | None = None, start_seconds: float = 0.0) -> Iterator[np.ndarray]:
     """Yield mono float32 blocks of ``path`` resampled to ``target_sr``, from ``start_seconds``
-    on (the nearest frame at the file's own rate; a file that can seek is not read before it;
-    the resampler starts there, so drop a few ms of what comes first).
+    on (the nearest frame at the file's own rate, reached by :func:`go_to_frame`: a file whose
+    seek is exact is not read before it; the resampler starts there, so drop a few ms of what
+    comes first).
 
     ``levels`` (optional) receives, once the stream ends, the recording's peak and loudness
     measured on its native channels (engine.loudness: ``peak_dbfs``, ``loudness_lufs``).
@@ -395,9 +396,8 @@ SALVAGE_READS = (4096, 256, 16, 1)
 
 def _read_blocks(p: str, info: AudioInfo, block: int, notes: list[str] | None,
                  heard: list[str] | None, first: int = 0) -> Iterator[tuple[np.ndarray, bool]]:
-    """(frames × channels float32, is-last) blocks of ``p`` from frame ``first`` on (seeking
-    there when the file can, else reading past what comes before), salvaging what precedes a
-    break.
+    """(frames × channels float32, is-last) blocks of ``p`` from frame ``first`` on
+    (:func:`go_to_frame`), salvaging what precedes a break.
 
     libsndfile fails a whole read when the stream breaks anywhere inside it, so after a
     failed read the file is reopened at the same frame and read in small pieces up to the
@@ -409,7 +409,7 @@ def _read_blocks(p: str, info: AudioInfo, block: int, notes: list[str] | None,
             f = open_sound(p)
         with f:
             if first:
-                _skip_to(f, first, block)
+                go_to_frame(f, first, block)
             while True:
                 with _heard(heard):
                     data = _read(f, block)
@@ -447,7 +447,8 @@ def read_frames(f: Any, frames: int, dtype: str = "float32") -> np.ndarray:
 
 def skip_frames(f: Any, frames: int, block: int) -> None:
     """Read ``frames`` frames of ``f`` from where it is and throw them away (``block`` at a
-    time): how an MP3 is moved on, since a seek in it is not sample-exact (:data:`EXACT_SEEK_FORMATS`)."""
+    time): how a sound whose seek is not sample-exact (an MP3, an Ogg file: :data:`EXACT_SEEK_FORMATS`)
+    is moved on."""
     while frames > 0:
         got = _read(f, min(block, frames)).shape[0]
         if got == 0:
@@ -455,32 +456,31 @@ def skip_frames(f: Any, frames: int, block: int) -> None:
         frames -= got
 
 
+#: a seek in a sound that does not seek exactly (an MP3, an Ogg file: :data:`EXACT_SEEK_FORMATS`)
+#: goes this far before the frame wanted, and what lies between is read and thrown away. An MP3
+#: seek decodes up to 13 MP3 frames wrong after it (0.94 s at 8 kHz): this much read gives what a
+#: read from the start gives to float rounding (1.2e-7 at most over 8 random crops each of 61 MP3s
+#: from libsndfile, LAME and FFmpeg; 1e-6 at most over 1,557 positions in a 4 s and a 60 s MP3,
+#: session 31); an Opus decoder is settled and a Vorbis seek is outside the file's last page
+#: (where libsndfile's lands 48–88 frames late), so both gave every sample a read from the start
+#: gives, bit for bit, at 2,351 positions in 5–60 s files, their last frames included (session 31).
+SEEK_PREROLL_SECONDS = 2.0
+
+
 def go_to_frame(f: Any, frame: int, block: int = 1 << 16) -> None:
     """Move the sound ``f``, just opened, to ``frame`` for what is read next to be what reading
-    it from the start gives: a seek, but an MP3 is read up to there (libmpg123's seek is not
-    sample-exact: up to 0.36 off for the next few MP3 frames)."""
-    if getattr(f, "format", None) == "MP3":
-        skip_frames(f, frame, block)
-    else:
+    it from the start gives (to float rounding): a seek where that lands exactly
+    (:func:`seeks_exactly`), else a seek :data:`SEEK_PREROLL_SECONDS` before it and the frames
+    between read and thrown away, ``block`` at a time. The one rule for the player, export, the
+    block reader and training crops: a moment an hour into an Ogg or MP3 file costs a seek and
+    two seconds of decoding, not the hour before it."""
+    if seeks_exactly(f):
         f.seek(frame)
-
-
-#: an MP3 seek decodes up to 13 MP3 frames wrong after it (0.94 s at 8 kHz): reading this much
-#: after a seek before the frame wanted gives what a read from the start gives, to float rounding
-#: (1.2e-7 at most over 8 random crops each of 61 MP3s from libsndfile, LAME and FFmpeg)
-MP3_PREROLL_SECONDS = 1.0
-
-
-def seek_near_frame(f: Any, frame: int, block: int = 1 << 16) -> None:
-    """Move the sound ``f`` to ``frame`` at the cost of a seek, for a training crop: an MP3 is
-    sought :data:`MP3_PREROLL_SECONDS` before it and read up to it (:func:`go_to_frame` reads an
-    MP3 from its start, exact but slow for a crop deep into a long file)."""
-    if getattr(f, "format", None) == "MP3":
-        back = min(frame, int(MP3_PREROLL_SECONDS * f.samplerate))
+        return
+    back = min(frame, int(SEEK_PREROLL_SECONDS * f.samplerate))
+    if frame > back:
         f.seek(frame - back)
-        skip_frames(f, back, block)
-    else:
-        f.seek(frame)
+    skip_frames(f, back, block)
 
 
 def _read(f: Any, frames: int) -> np.ndarray:
@@ -514,10 +514,14 @@ def _read_mp3(f: sf.SoundFile, frames: int) -> np.ndarray:
     return out[:got]
 
 
-#: containers whose seek lands on the exact frame (PCM, and FLAC's seek table plus decoding);
-#: libsndfile's MP3 seek (libmpg123's) is up to 0.36 off for the next 1–13 MP3 frames, even to a
-#: frame's first sample, so compressed streams are read up to the frame instead
-EXACT_SEEK_FORMATS = {"WAV", "WAVEX", "RF64", "W64", "AIFF", "AIFC", "CAF", "AU", "FLAC"}
+#: containers whose seek lands on the exact frame (PCM, Sound Designer II's data fork among them,
+#: and FLAC's seek table plus decoding); libsndfile's MP3 seek (libmpg123's) is up to 0.36 off
+#: for the next 1–13 MP3 frames, even to a frame's first sample, and its Ogg seek is not exact
+#: either (libsndfile 1.2.2; tests/test_audio_audit.py): into a Vorbis file's last page (its
+#: last 0.02–0.4 s in the files measured) it lands 48–88 frames late, and after it an Opus
+#: decoder is not settled (up to 1.6e-3 off at 18 % of the positions tried at 16 kHz, 2e-7 at
+#: under 1 % at 48 kHz). Compressed streams are read up to the frame instead
+EXACT_SEEK_FORMATS = {"WAV", "WAVEX", "RF64", "W64", "AIFF", "AIFC", "CAF", "AU", "SD2", "FLAC"}
 
 
 def seeks_exactly(f: Any) -> bool:
@@ -526,14 +530,6 @@ def seeks_exactly(f: Any) -> bool:
     and says nothing of it)."""
     seekable = getattr(f, "seekable", None)
     return getattr(f, "format", None) in EXACT_SEEK_FORMATS and callable(seekable) and bool(seekable())
-
-
-def _skip_to(f: Any, frame: int, block: int) -> None:
-    """Move the open sound ``f`` to ``frame``: a seek where that is exact, else reads thrown away."""
-    if seeks_exactly(f):
-        f.seek(frame)
-        return
-    skip_frames(f, frame, block)
 
 
 def _salvage(p: str, start: int) -> list[np.ndarray]:
@@ -548,9 +544,9 @@ def _salvage(p: str, start: int) -> list[np.ndarray]:
     for size in SALVAGE_READS:
         try:
             with open_sound(p) as f:
-                f.seek(at)
+                go_to_frame(f, at)
                 while True:
-                    x = f.read(size, dtype="float32", always_2d=True)
+                    x = _read(f, size)
                     if x.shape[0]:
                         pieces.append(x)
                         at += x.shape[0]

@@ -7,10 +7,15 @@ uses — ``samplerate``, ``channels``, ``frames``, ``format``, ``subtype``, ``re
 ``copy_metadata`` — so :func:`engine.audio.open_sound` hands one out for these extensions and
 the indexer, the player, thumbnails, export and the trainer read them unchanged.
 
-``frames`` is what the container says (its duration at the stream's rate): an AAC stream's
-encoder delay makes it up to a frame (1024 samples) longer than what decodes; reading stops where
-the stream ends. ``seek`` decodes from the start up to the frame asked for (exact, if slow for
-long files: these formats are mostly short recordings).
+``frames`` is what the container says (its duration at the stream's rate). An AAC encoder adds
+priming samples before the sound (1024 by FFmpeg's encoder, 2112 by Apple's) and padding after it
+up to a whole 1024-sample frame; an MP4/M4A's edit list says which of them are sound, its duration
+counts only those, and FFmpeg's decoder drops the priming but not the padding. Reading an MP4/M4A
+therefore stops at ``frames`` (an AAC file then reads as long as the sound encoded, sample for
+sample where the edit list is right); any other stream is read to where it ends (a raw ADTS
+``.aac`` holds no length: its ``frames`` is FFmpeg's estimate from the bit rate). ``seek``
+decodes from the start up to the frame asked for (exact, if slow for long files: these formats
+are mostly short recordings).
 """
 from __future__ import annotations
 
@@ -60,13 +65,18 @@ class FFmpegSound:
         except BaseException:
             self._container.close()
             raise
+        self._end = self.frames if _states_exact_length(self._container, stream) else None
         self._frames_decoded = self._decode()
         self._pending = np.zeros((0, self.channels), np.float32)
         self._position = 0
 
     # -- soundfile's interface --------------------------------------------------------------
     def read(self, frames: int = -1, dtype: str = "float64", always_2d: bool = False) -> np.ndarray:
-        """The next ``frames`` frames (all that remain for -1), as (frames, channels) in [-1, 1)."""
+        """The next ``frames`` frames (all that remain for -1), as (frames, channels) in [-1, 1);
+        none past ``frames`` of an MP4/M4A (its encoder's padding: see the module docstring)."""
+        if self._end is not None:
+            left = max(0, self._end - self._position)
+            frames = left if frames < 0 else min(frames, left)
         parts, have = [self._pending], len(self._pending)
         while frames < 0 or have < frames:
             block = next(self._frames_decoded, None)
@@ -149,6 +159,18 @@ def _float_frames(raw: np.ndarray, sample_format: str, planar: bool, channels: i
             scaled = scaled - 128.0
         data = scaled / _FULL_SCALE[kind]
     return np.ascontiguousarray(data, dtype=np.float32)
+
+
+#: FFmpeg's demuxer for MP4, M4A and QuickTime: the stream's duration comes from its sample
+#: table and edit list, exact to the frame
+_EXACT_LENGTH_DEMUXERS = frozenset({"mov", "mp4", "m4a"})
+
+
+def _states_exact_length(container: Any, stream: Any) -> bool:
+    """Whether ``container`` gives ``stream``'s length exactly (an MP4/M4A whose stream says its
+    duration), so that decoded samples past it are the encoder's padding, not sound."""
+    return bool(stream.duration and stream.time_base
+                and _EXACT_LENGTH_DEMUXERS & set(str(container.format.name).split(",")))
 
 
 def _container_frames(container: Any, stream: Any, rate: int) -> int:

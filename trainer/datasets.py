@@ -46,7 +46,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from engine.audio import AUDIO_EXTENSIONS, audio_files, decode, open_sound, probe, read_frames, seek_near_frame
+from engine.audio import AUDIO_EXTENSIONS, audio_files, decode, go_to_frame, open_sound, probe, read_frames
 from engine.system_files import is_system_folder
 from engine.errors import InvalidDataset, UnreadableAudio
 from trainer.augment import AugmentConfig, ChannelAugment, mix_clips
@@ -509,7 +509,7 @@ def load_clip(audio: str | TarMember, sample_rate: int, seconds: float | None,
         start = int(rng.integers(0, info.frames - native + 1)) if rng is not None else 0
         lo, hi = max(0, start - margin), min(info.frames, start + native + margin)
         with open_sound(audio) as f:
-            seek_near_frame(f, lo)                    # an MP3's seek alone garbles the crop's start
+            go_to_frame(f, lo)                        # an MP3's or Ogg file's seek alone is not exact
             data, sr = read_frames(f, hi - lo), f.samplerate
         x = _mono(data)
         if sr != sample_rate:

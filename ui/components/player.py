@@ -50,15 +50,19 @@ def player_source(record: FileRecord, start: float = 0.0, *,
 
 
 def wav_excerpt(path: str, start: float, seconds: float) -> bytes:
-    """``seconds`` of ``path`` from ``start`` as 16-bit WAV bytes (native rate and channels)."""
+    """``seconds`` of ``path`` from ``start`` as 16-bit WAV bytes (native rate and channels);
+    UnreadableAudio when there is no audio there (a file emptied or cut short since it was indexed)."""
     try:
         with open_sound(path) as f:
             first = min(int(start * f.samplerate), max(0, f.frames - 1))
-            go_to_frame(f, first)                  # an MP3 is read up to there: its seek clicks
+            go_to_frame(f, first)                  # an MP3 or Ogg file: a seek 2 s early, then read
             data = read_frames(f, int(seconds * f.samplerate))
             rate = f.samplerate
     except Exception as e:
         raise UnreadableAudio(path, f"cannot be read for playback ({e})") from e
+    if len(data) == 0:
+        raise UnreadableAudio(path, f"holds no audio to play from {first / rate:.2f} s on "
+                              "(emptied or cut short since it was indexed?); re-index the library")
     buf = io.BytesIO()
     sf.write(buf, data, rate, format="WAV", subtype="PCM_16")
     return buf.getvalue()
