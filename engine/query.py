@@ -688,14 +688,21 @@ class SoundIndex:
     def similar_to_file(self, path_or_file_id: str | Path | int, k: int = 10,
                         filters: Filters | None = None, per_file: bool = True,
                         start: float | None = None, end: float | None = None) -> list[Hit]:
-        """"More like this" for an indexed file, from its stored vectors (it comes first). With
-        ``start``/``end`` (seconds), more like that moment: its segments inside the span are the
-        query, or, for a span shorter than a segment, those overlapping it (a hit's
-        ``start``/``end`` give exactly the segment it matched)."""
+        """"More like this" for an indexed file, from its stored vectors (it comes first, score 1).
+
+        With ``start``/``end`` (seconds), more like that moment: the stored vectors of its
+        segments inside the span are the query (nothing is decoded; a hit's ``start``/``end``
+        give exactly the segment it matched). A span holding no whole segment (shorter than one,
+        or straddling two) is decoded from the file and embedded, as :meth:`search_audio` does an
+        excerpt, so a 1 s door slam in a long field recording is the query, not the 10 s windows
+        around it; the file comes first as its stored segment holding most of the span (score 1:
+        the moment is its own). Such a span needs at least :data:`engine.zeroshot.MIN_SPAN` s.
+        When the file cannot be decoded now (moved, deleted or unreadable since it was indexed),
+        its stored segments overlapping the span are the query instead, with a logged warning."""
         k = _check_k(k)
         zeroshot.check_span(start, end)
 
-        def run(conn: Connection, snap: _Snapshot) -> list[Hit]:
+        def run(conn: Connection, snap: _Snapshot) -> list[Hit] | tuple[int, str, float, float]:
             file_id = self._resolve_file(conn, path_or_file_id)
             mine = snap.seg_file == file_id
             ids = snap.seg_ids[mine]
@@ -710,12 +717,77 @@ class SoundIndex:
                     raise InvalidQuery(f"{path} is {float(seg_end.max()):.2f} s long; "
                                        f"the start time {a:g} s is past its end")
                 inside = (seg_start >= a - 1e-6) & (seg_end <= b + 1e-6)
-                ids = ids[inside if inside.any() else overlap]
-            if len(ids) > MAX_QUERY_SEGMENTS:
-                ids = ids[np.linspace(0, len(ids) - 1, MAX_QUERY_SEGMENTS).round().astype(int)]
-            queries = snap.vectors(ids)
-            return _query_file_first(self._search(conn, snap, queries, k, filters, per_file), file_id)
-        return self._with_snapshot(run)
+                if not inside.any():    # a moment inside the segments: decoded (_similar_to_moment)
+                    path = conn.execute(select(File.path).where(File.id == file_id)).scalar()
+                    return file_id, str(path), a, min(b, float(seg_end.max()))
+                ids = ids[inside]
+            return self._similar_to_segments(conn, snap, file_id, ids, k, filters, per_file)
+        found = self._with_snapshot(run)
+        return found if isinstance(found, list) else self._similar_to_moment(*found, k, filters, per_file)
+
+    def _similar_to_segments(self, conn: Connection, snap: _Snapshot, file_id: int, ids: np.ndarray,
+                             k: int, filters: Filters | None, per_file: bool) -> list[Hit]:
+        """Search by the stored vectors of the segments ``ids`` (evenly spaced, at most
+        :data:`MAX_QUERY_SEGMENTS`), the file ``file_id`` first."""
+        if len(ids) > MAX_QUERY_SEGMENTS:
+            ids = ids[np.linspace(0, len(ids) - 1, MAX_QUERY_SEGMENTS).round().astype(int)]
+        return _query_file_first(self._search(conn, snap, snap.vectors(ids), k, filters, per_file), file_id)
+
+    @staticmethod
+    def _moment_segments(snap: _Snapshot, file_id: int, a: float, b: float) -> tuple[np.ndarray, np.ndarray]:
+        """The ids of file ``file_id``'s stored segments overlapping ``a``–``b`` s, and the seconds
+        of the span each holds."""
+        mine = snap.seg_file == file_id
+        held = np.minimum(snap.seg_end[mine], b) - np.maximum(snap.seg_start[mine], a)
+        return snap.seg_ids[mine][held > 0], held[held > 0]
+
+    def _similar_to_moment(self, file_id: int, path: str, a: float, b: float, k: int,
+                           filters: Filters | None, per_file: bool) -> list[Hit]:
+        """:meth:`similar_to_file` for the span ``a``–``b`` s of ``path`` that holds no whole
+        segment: that excerpt decoded and embedded is the query; where it cannot be decoded now,
+        the stored segments overlapping it are (a logged warning says why)."""
+        from engine.errors import UnreadableAudio
+        zeroshot.check_span_length(path, a, b, b - a)
+        query: list[np.ndarray] = []
+
+        def embed(model: AudioTextModel) -> np.ndarray:
+            wave, rate = zeroshot.excerpt(model, path, None, a, b)
+            query[:] = [self._audio_vector(model, wave, rate)]
+            return query[0]
+
+        def overlapping(conn: Connection, snap: _Snapshot) -> list[Hit]:
+            ids = self._moment_segments(snap, file_id, a, b)[0]
+            return self._similar_to_segments(conn, snap, file_id, ids, k, filters, per_file)
+
+        if not Path(path).is_file():
+            log.warning("%s is not on disk now (moved or deleted since it was indexed): more like its "
+                        "moment %g–%g s searches by its stored segments overlapping it", path, a, b)
+            return self._with_snapshot(overlapping)
+        try:
+            hits = self._search_embedded(embed, k, filters, per_file)
+        except UnreadableAudio as e:
+            log.warning("%s cannot be decoded now (%s): more like its moment %g–%g s searches by its "
+                        "stored segments overlapping it", path, e.reason, a, b)
+            return self._with_snapshot(overlapping)
+        return self._with_snapshot(lambda conn, snap: self._moment_first(
+            conn, snap, hits, file_id, a, b, query[0], k, filters, per_file))
+
+    def _moment_first(self, conn: Connection, snap: _Snapshot, hits: list[Hit], file_id: int, a: float,
+                      b: float, query: np.ndarray, k: int, filters: Filters | None, per_file: bool) -> list[Hit]:
+        """``hits`` (at most ``k``) led by the query file's own hit, as :meth:`similar_to_file`
+        gives it: its stored segment holding most of ``a``–``b`` s (of those, the one closest to
+        ``query``), score 1; unless ``filters`` leave the file out."""
+        ids, held = self._moment_segments(snap, file_id, a, b)
+        if filters is not None and filters.active:
+            keep = np.isin(ids, self._allowed(conn, snap, filters))
+            ids, held = ids[keep], held[keep]
+        if len(ids) == 0:           # filtered out (or gone from the index since the search)
+            return hits
+        closeness = snap.vectors(ids) @ np.asarray(query, np.float32).reshape(-1)
+        best = int(ids[np.lexsort((-closeness, -np.round(held, 6)))[0]])
+        own = self._hits(conn, snap, [(file_id, (1.0, best))], per_file, cosine=True)
+        rest = [h for h in hits if (h.file_id != file_id if per_file else h.segment_id != best)]
+        return (own + rest)[:k]
 
     def similar_to_files(self, examples: Sequence[str | Path | int], k: int = 10, filters: Filters | None = None,
                          per_file: bool = True) -> list[Hit]:

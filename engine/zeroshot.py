@@ -27,7 +27,7 @@ import numpy as np
 
 from engine.errors import InvalidQuery
 from engine.models.base import AudioTextModel, l2_normalize
-from engine.segments import SegmentPolicy, bounds_with_takes
+from engine.segments import MIN_TAKE, SegmentPolicy, bounds_with_takes
 
 #: what a query by example may be: a file path, or a waveform (with its sample rate)
 AudioInput = Union[str, Path, np.ndarray]
@@ -109,26 +109,51 @@ def check_span(start: float | None, end: float | None) -> None:
         raise InvalidQuery(f"the end time ({end:g} s) must come after the start time ({start:g} s)")
 
 
+#: shortest span of audio embedded as a query (seconds), as for a marked take (engine.segments.MIN_TAKE):
+#: the models take any clip of one sample or more (they repeat or pad it to their window), but a
+#: few milliseconds repeated say nothing of a sound
+MIN_SPAN = MIN_TAKE
+
+
+def check_span_length(what: str, start: float | None, end: float | None, seconds: float) -> None:
+    """InvalidQuery naming ``what`` (a file, "the example") when its span ``start``–``end``
+    holds fewer than :data:`MIN_SPAN` seconds of audio (``seconds``; a millisecond short is
+    let pass: a decoded span's two ends round to samples)."""
+    if seconds < MIN_SPAN - 1e-3:
+        span = f"{start or 0.0:g}–{'its end' if end is None else f'{end:g} s'}"
+        raise InvalidQuery(f"{what}: the span {span} holds {seconds:.3f} s of audio; a query by a moment "
+                           f"needs at least {MIN_SPAN:g} s")
+
+
 def excerpt(model: AudioTextModel, audio: AudioInput, sample_rate: int | None,
             start: float | None, end: float | None) -> tuple[np.ndarray, int]:
     """The part of ``audio`` from ``start`` to ``end`` seconds (None: its start / its end) as a
     mono waveform and its rate; a file is decoded at the model's rate, only up to ``end``.
-    InvalidQuery when the span starts past the end of the audio."""
+    InvalidQuery when the span starts past the end of the audio, or holds less than
+    :data:`MIN_SPAN` of it (said before decoding when ``end - start`` is shorter already)."""
     check_span(start, end)
+    what = str(audio) if isinstance(audio, (str, Path)) else "the example"
+    if start is not None and end is not None:
+        check_span_length(what, start, end, end - start)
     if isinstance(audio, (str, Path)):
         if not Path(audio).is_file():
             raise InvalidQuery(f"audio file {audio} does not exist")
-        return _file_excerpt(str(audio), int(model.sample_rate), start, end), int(model.sample_rate)
-    if sample_rate is None:
-        raise InvalidQuery("a waveform query needs its sample_rate (Hz)")
-    wave = _mono(audio)
-    rate = int(sample_rate)
-    a = int(round((start or 0.0) * rate))
-    b = len(wave) if end is None else min(len(wave), int(round(end * rate)))
-    if a >= len(wave):
-        raise InvalidQuery(f"the example is {len(wave) / rate:.2f} s long; the start time {start:g} s "
-                           "is past its end")
-    return np.ascontiguousarray(wave[a:b]), rate
+        rate = int(model.sample_rate)
+        wave = _file_excerpt(str(audio), rate, start, end)
+    else:
+        if sample_rate is None:
+            raise InvalidQuery("a waveform query needs its sample_rate (Hz)")
+        whole = _mono(audio)
+        rate = int(sample_rate)
+        a = int(round((start or 0.0) * rate))
+        b = len(whole) if end is None else min(len(whole), int(round(end * rate)))
+        if a >= len(whole):
+            raise InvalidQuery(f"the example is {len(whole) / rate:.2f} s long; the start time {start:g} s "
+                               "is past its end")
+        wave = np.ascontiguousarray(whole[a:b])
+    if start is not None or end is not None:
+        check_span_length(what, start, end, len(wave) / rate)
+    return wave, rate
 
 
 #: how much earlier than a moment's start the decoding of a file begins (the resampler settles)

@@ -44,8 +44,9 @@ def similar_command(
     several files, like all of them together (the mean of their vectors).
 
     An indexed file comes first with score ≈ 1; its stored segment vectors are the query (with
-    --start/--end, those inside the span, or overlapping it when it is shorter than a segment).
-    A file not in the index is embedded now (with --start/--end, only that excerpt). Results
+    --start/--end, those inside the span; a span holding no whole segment, such as a 1 s slam in
+    a long recording, is decoded and embedded itself, at least 0.1 s of it). A file not in the
+    index is embedded now (with --start/--end, only that excerpt). Results
     that hold AUDIO_FILE's very recording (a copy, its MP3, a quieter or resampled version; see
     `soundsift duplicates`) are marked: "same recording" in the table, `"same_recording": true`
     in JSON (whole files only, not with --start/--end or --all-segments)."""
