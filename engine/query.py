@@ -596,7 +596,7 @@ class SoundIndex:
         hits = self._hits(conn, snap, [(f, best[f]) for f in order], per_file=True, cosine=cosine)
         for h in hits:
             h.keywords = float(bm25.get(h.file_id, 0.0))
-        self._place_at_markers(conn, snap, [h for h in hits if h.keywords], text, q[0], cosine)
+        self._place_at_markers(conn, snap, hits, text, q[0], cosine)   # a marker word every file holds scores 0 yet names the take
         return hits
 
     @staticmethod

@@ -60,16 +60,23 @@ def warn_if_shared(host: str, what: str) -> None:
 
 
 class TerminalSafeFormatter(logging.Formatter):
-    r"""Log lines with control characters shown as escapes (``\x1b``), line breaks and tabs kept:
-    a file named ``esc\x1b[2Jbad.wav`` must not clear the user's terminal when a warning names it."""
+    r"""Log lines with control characters shown as escapes (``\x1b``, ``\u202e``), line breaks and
+    tabs kept: a file named ``esc\x1b[2Jbad.wav`` must not clear the user's terminal when a warning
+    names it, nor one named ``invoice\u202eVAW.exe`` read reversed (:data:`CONTROL_ESCAPES`)."""
 
     def format(self, record: logging.LogRecord) -> str:
         return super().format(record).translate(CONTROL_ESCAPES)
 
 
-#: C0 and C1 control characters and DEL (line break and tab kept) → their escapes
+#: Unicode's bidirectional controls (marks U+200E, U+200F, U+061C; embeddings and overrides
+#: U+202A–U+202E; isolates U+2066–U+2069), which make ``invoice\u202eVAW.exe`` read as
+#: ``invoiceexe.WAV``, and its line and paragraph separators U+2028, U+2029
+UNICODE_CONTROLS = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029)
+
+#: C0 and C1 control characters, DEL and :data:`UNICODE_CONTROLS` (line break and tab kept) →
+#: their escapes
 CONTROL_ESCAPES = {c: chr(c).encode("unicode_escape").decode("ascii")
-                    for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in "\n\t"}
+                    for c in (*range(0x20), *range(0x7F, 0xA0), *UNICODE_CONTROLS) if chr(c) not in "\n\t"}
 
 
 def setup_logging(verbose: bool = False) -> None:

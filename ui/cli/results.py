@@ -189,7 +189,8 @@ def export_results(hits: Sequence[Any], folder: Optional[Path], whole_files: boo
 
     result = export_hits(hits, folder, whole_files=whole_files, pad=pad, query=query)
     for path, reason in result.failed:
-        err_console.print(labelled("not exported:", "bold yellow", f"{path}: {reason}"), highlight=False, soft_wrap=True)
+        err_console.print(labelled("not exported:", "bold yellow", cell(f"{path}: {reason}")),
+                          highlight=False, soft_wrap=True)
     spans = sum(1 for w in result.written if w.kind == "excerpt")
     files = len(result.written) - spans
     err_console.print(f"exported {len(result.written)} of {count(len(hits), 'result')} to "
@@ -238,7 +239,8 @@ _CELL_ESCAPES = {**CONTROL_ESCAPES, ord("\n"): "\\n", ord("\t"): "\\t"}
 
 def cell(text: str) -> str:
     r"""``text`` for one table cell: control characters shown as escapes, so a file named
-    ``esc\x1b[2Jbad.wav`` cannot clear the terminal, nor one holding a line break pass for two."""
+    ``esc\x1b[2Jbad.wav`` cannot clear the terminal, nor one holding a line break pass for two,
+    nor one named ``invoice\u202eVAW.exe`` (a right-to-left override) read reversed."""
     return text.translate(_CELL_ESCAPES)
 
 
