@@ -254,3 +254,13 @@ def test_filtered_reranked_pq_search_reranks_a_full_candidate_pool(pq_library):
             truth = np.sort(raw.vectors(ids) @ q)[::-1][:5]
             hits = index.search_text(f"q{t}", k=5, filters=Filters(path_prefix=prefix), per_file=False)
             np.testing.assert_allclose([h.score for h in hits], truth, atol=1e-5)
+
+
+def test_every_table_path_shows_control_characters_as_escapes(tmp_path, monkeypatch):
+    """display_path serves the duplicates, tag and info tables too: a name with an escape
+    sequence or a right-to-left override reaches no terminal raw."""
+    from ui.cli.results import display_path
+    monkeypatch.chdir(tmp_path)
+    assert display_path(str(tmp_path / "a\x1b[2Jb.wav")) == "a\\x1b[2Jb.wav"
+    assert display_path("/elsewhere/invoice\u202evaw.exe") == "/elsewhere/invoice\\u202evaw.exe"
+    assert display_path(display_path("/x/a\tb.wav")) == "/x/a\\tb.wav"          # escaping twice changes nothing

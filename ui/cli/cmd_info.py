@@ -9,6 +9,7 @@ import typer
 
 from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, count, out_console, print_json, reports_errors, setup_logging
+from ui.cli.results import cell
 
 
 @app.command("info")
@@ -122,5 +123,5 @@ def _print_info(info: dict[str, Any]) -> None:
         e.add_column("file", overflow="fold")
         e.add_column("reason", overflow="fold")
         for row in info["errors"]:
-            e.add_row(row["path"], row["reason"])
+            e.add_row(cell(row["path"]), cell(row["reason"]))
         out_console.print(e)

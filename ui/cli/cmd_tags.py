@@ -8,7 +8,7 @@ import typer
 
 from ui.cli.app import MARKUP, SoundsiftTyper, app
 from ui.cli.common import IndexOption, VerboseOption, count, out_console, print_json, reports_errors, setup_logging
-from ui.cli.results import split_values
+from ui.cli.results import cell, split_values
 
 if TYPE_CHECKING:
     from indexer.user_tags import TagChange
@@ -96,6 +96,6 @@ def _report(change: "TagChange", verb: str, json_out: bool) -> None:
             line += " (they had them already)" if verb == "added" else " (none of them carried it)"
         out_console.print(line, highlight=False)
     for path in change.not_indexed:
-        err_console.print(f"error: {path}: not in the index (index it first)", highlight=False)
+        err_console.print(f"error: {cell(path)}: not in the index (index it first)", highlight=False)
     if change.not_indexed and not change.files:
         raise typer.Exit(1)

@@ -225,12 +225,13 @@ def parse_time(text: Optional[str]) -> Optional[float]:
 
 
 def display_path(path: str) -> str:
-    """A path relative to the working directory when it lies under it, else as given."""
+    """A path for the terminal: relative to the working directory when it lies under it, else as
+    given; its control characters as escapes (:func:`cell`)."""
     try:
         rel = os.path.relpath(path)
     except ValueError:  # another drive (Windows)
-        return path
-    return path if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
+        return cell(path)
+    return cell(path if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel)
 
 
 #: every control character → its escape, line breaks and tabs too: a table cell is one line
