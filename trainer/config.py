@@ -169,6 +169,7 @@ def config_from_dict(data: dict[str, Any], base_dir: str | Path = ".") -> TrainC
     """A :class:`TrainConfig` from a plain dict; data paths resolved against ``base_dir``."""
     cfg: TrainConfig = _build(TrainConfig, data, "config")
     base = Path(base_dir)
+    cfg.out_dir = str(Path(cfg.out_dir).expanduser())     # "~/runs/mine": not a folder named "~"
     for spec in cfg.data.train + cfg.data.val:
         if not spec.path:
             raise InvalidConfig(f"config.data: a {spec.format} dataset has no 'path'")
@@ -200,11 +201,38 @@ def _check(cfg: TrainConfig) -> None:
         raise InvalidConfig("config.data.train is empty; list at least one dataset (or set data.toy)")
     if cfg.optim.lr <= 0:
         raise InvalidConfig("config.optim.lr must be positive")
+    _check_counts(cfg)
+    _check_formats(cfg)
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", cfg.device):
         raise InvalidConfig(f"config.device {cfg.device!r}: use auto, cpu, cuda or cuda:N (or mps)")
     if "{label}" not in cfg.zeroshot_prompt:      # checked here so training never fails at its first validation
         raise InvalidConfig(f"config.zeroshot_prompt {cfg.zeroshot_prompt!r} has no {{label}} placeholder; "
                             'use e.g. "This is a sound of {label}."')
+
+
+def _check_counts(cfg: TrainConfig) -> None:
+    """Sizes and intervals a run could otherwise meet only late (a val_batch_size of 0 fails at
+    the first validation, after the steps; a clip_seconds of -1 trains on one-sample crops)."""
+    at_least = {"val_batch_size": (cfg.val_batch_size, 1), "checkpoint_every": (cfg.checkpoint_every, 0),
+                "keep_checkpoints": (cfg.keep_checkpoints, 0), "val_every": (cfg.val_every, 0),
+                "log_every": (cfg.log_every, 0), "data.num_workers": (cfg.data.num_workers, 0),
+                "optim.warmup_steps": (cfg.optim.warmup_steps, 0)}
+    for key, (value, least) in at_least.items():
+        if value < least:
+            raise InvalidConfig(f"config.{key} is {value}; it must be at least {least}")
+    if cfg.data.clip_seconds is not None and cfg.data.clip_seconds <= 0:
+        raise InvalidConfig(f"config.data.clip_seconds is {cfg.data.clip_seconds}; give a positive length "
+                            "in seconds, or leave it out for the model's window")
+
+
+def _check_formats(cfg: TrainConfig) -> None:
+    """A dataset format that is not one of trainer.datasets.FORMATS, named where it is."""
+    from trainer.datasets import FORMATS
+    for split in ("train", "val"):
+        for i, spec in enumerate(getattr(cfg.data, split)):
+            if spec.format not in FORMATS:
+                raise InvalidConfig(f"config.data.{split}[{i}].format {spec.format!r}: use one of "
+                                    f"{', '.join(FORMATS)}")
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

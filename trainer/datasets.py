@@ -18,7 +18,8 @@ Formats
             (list or ``;``-separated), optional ``source``. .csv/.tsv: the same column names;
             several captions in one cell are separated by ``|``, tags by ``;``; a cell written
             as a list (``["a", "b"]``, or ``['a', 'b']`` as pandas writes one) is that list.
-            Relative audio paths are relative to the manifest's folder. Columns not read
+            Relative audio paths are relative to the manifest's folder (``\\`` read as ``/``
+            when no file holds the name as written: a manifest made on Windows). Columns not read
             (but for soundsift's own bookkeeping: split, origin, duration, …), tags with
             commas but no ``;``, and list-like cells that are not lists are said in one
             warning per manifest. The evaluator reads these manifests with this reader.
@@ -36,6 +37,7 @@ import glob
 import io
 import json
 import logging
+import os
 import random
 import tarfile
 from dataclasses import dataclass, field
@@ -259,10 +261,20 @@ def _row_to_item(row: dict[str, Any], base: Path, where: str, *, caption_sep: st
             if unread else ""
         raise InvalidDataset(f"{where}: {audio} has neither captions nor tags; give it a 'caption' or 'tags' "
                              f"(a manifest is read from {MANIFEST_COLUMNS}){hint}")
+    return Item(str(manifest_audio_path(audio, base)), captions, tags, str(row.get("source") or "").strip())
+
+
+def manifest_audio_path(audio: str, base: Path) -> Path:
+    """Where a manifest's audio path points: relative ones against ``base``; a path written on
+    Windows (``sounds\\door.wav``) read with ``/`` where ``\\`` is no separator and no file holds
+    the name as written."""
     path = Path(audio).expanduser()
-    if not path.is_absolute():
-        path = base / path
-    return Item(str(path), captions, tags, str(row.get("source") or "").strip())
+    if "\\" in audio and os.sep == "/":
+        slashed = Path(audio.replace("\\", "/")).expanduser()
+        as_written = path if path.is_absolute() else base / path
+        if not as_written.exists():
+            path = slashed
+    return path if path.is_absolute() else base / path
 
 
 def _manifest_kind(path: Path) -> str:
@@ -377,14 +389,23 @@ def read_clotho(csv_path: str | Path, audio_dir: str | Path | None = None) -> li
         raise InvalidDataset(f"{csv_path}: Clotho CSV not found")
     audio_dir = Path(audio_dir) if audio_dir else csv_path.parent
     items = []
-    with csv_path.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        if "file_name" not in (reader.fieldnames or []):
-            raise InvalidDataset(f"{csv_path}: not a Clotho CSV (no 'file_name' column)")
-        for row in reader:
-            caps = [row[k].strip() for k in sorted(row) if k.startswith("caption") and row[k] and row[k].strip()]
-            if caps:
-                items.append(Item(str(audio_dir / row["file_name"]), caps, [], "clotho"))
+    try:
+        with csv_path.open(encoding="utf-8-sig", newline="") as f:   # -sig: as a spreadsheet saves it
+            reader = csv.DictReader(f)
+            if "file_name" not in (reader.fieldnames or []):
+                raise InvalidDataset(f"{csv_path}: not a Clotho CSV (no 'file_name' column)")
+            for row in reader:
+                if any(str(v).strip() for v in row.pop(None, None) or []):    # cells beyond the header's
+                    raise InvalidDataset(f"{csv_path}:{reader.line_num}: more fields than the header has; "
+                                         "quote captions that contain commas")
+                caps = [row[k].strip() for k in sorted(row)
+                        if k.startswith("caption") and row[k] and row[k].strip()]
+                if caps:
+                    items.append(Item(str(audio_dir / row["file_name"]), caps, [], "clotho"))
+    except UnicodeDecodeError as e:
+        raise InvalidDataset(f"{csv_path}: not UTF-8 text ({e.reason}); save the CSV as UTF-8") from e
+    except csv.Error as e:
+        raise InvalidDataset(f"{csv_path}: malformed CSV ({e})") from e
     if not items:
         raise InvalidDataset(f"{csv_path}: no captioned rows")
     return items
@@ -459,8 +480,35 @@ def read_items(kind: str, path: str | Path | Sequence[str | Path], *, audio_dir:
     raise InvalidDataset(f"unknown dataset format {kind!r}; use one of {', '.join(FORMATS)}")
 
 
-def drop_missing(items: list[Item]) -> list[Item]:
-    """Items whose audio file exists and has a readable header; the others are logged."""
+def audio_key(item: Item) -> str:
+    """What tells one audio file from another: the normalised path (``a/../b.wav`` is ``b.wav``),
+    or the shard and member."""
+    return str(item.audio) if isinstance(item.audio, TarMember) else os.path.normpath(item.audio)
+
+
+def merge_repeated(items: list[Item]) -> list[Item]:
+    """One item per audio file: rows naming a file already listed (one row per caption, as
+    AudioCaps and many spreadsheets have it, or a manifest listed twice) add their captions and
+    tags to its item. Left apart, copies of one clip would meet in a batch as each other's
+    negatives, and weigh that clip more."""
+    merged: dict[str, Item] = {}
+    for item in items:
+        key = audio_key(item)
+        first = merged.get(key)
+        if first is None:
+            merged[key] = Item(item.audio, list(item.captions), list(item.tags), item.source)
+            continue
+        first.captions = list(dict.fromkeys(first.captions + item.captions))
+        first.tags = list(dict.fromkeys(first.tags + item.tags))
+    if len(merged) < len(items):
+        log.info("%d rows name an audio file listed before; their captions and tags were added to its item "
+                 "(%d items)", len(items) - len(merged), len(merged))
+    return list(merged.values())
+
+
+def drop_missing(items: list[Item], what: str = "training") -> list[Item]:
+    """Items whose audio file exists and has a readable header; the others are logged
+    (``what``: which data, as the messages name it)."""
     kept, bad = [], []
     for item in items:
         if isinstance(item.audio, TarMember):
@@ -472,9 +520,14 @@ def drop_missing(items: list[Item]) -> list[Item]:
         except UnreadableAudio as e:
             bad.append(str(e))
     if bad:
-        log.warning("%d of %d training files unusable and left out, e.g. %s", len(bad), len(items), bad[0])
+        log.warning("%d of %d %s files unusable and left out, e.g. %s%s", len(bad), len(items), what, bad[0],
+                    " (--verbose lists them all)" if len(bad) > 1 else "")
+        for reason in bad[1:]:
+            log.debug("left out: %s", reason)
     if not kept:
-        raise InvalidDataset(f"none of the {len(items)} audio files could be read, e.g. {bad[0] if bad else '?'}")
+        raise InvalidDataset(f"none of the {len(items)} {what} audio files could be read, e.g. "
+                             f"{bad[0] if bad else '?'} (a manifest's relative paths are read from "
+                             "the manifest's folder)")
     return kept
 
 
@@ -561,6 +614,7 @@ class AudioTextDataset:
         self.augment_config = augment if augment is not None else AugmentConfig.off()
         self.augment = ChannelAugment(self.augment_config)
         self.seed = int(seed)
+        self._unreadable: set[str] = set()        # files said to fail mid-run (in this process)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -574,6 +628,24 @@ class AudioTextDataset:
         if not self.train:
             audio = load_clip(item.audio, self.sample_rate, self.clip_seconds, None)
             return {"audio": audio, "text": item.caption(None), "index": index}
+        for tried in range(len(self.items)):     # a file that fails now: the next one in its place
+            at = (index + tried) % len(self.items)
+            try:
+                return self._train_example(epoch, at)
+            except UnreadableAudio as e:
+                self._say_unreadable(e)
+        raise InvalidDataset(f"none of the {len(self.items)} training files could be decoded")
+
+    def _say_unreadable(self, error: UnreadableAudio) -> None:
+        """Warn once per file (and process) that a training file failed to decode mid-run."""
+        if str(error) not in self._unreadable:
+            self._unreadable.add(str(error))
+            log.warning("%s; the next training item is used in its place", error)
+
+    def _train_example(self, epoch: int, index: int) -> dict[str, Any]:
+        """The training example at ``index`` in ``epoch``: a random crop, a caption, maybe a mix,
+        channel augmentations; all drawn from ``(seed, epoch, index)``."""
+        item = self.items[index]
         rng = self._rng(epoch, index)
         py_rng = random.Random(int(rng.integers(2 ** 63)))
         audio = load_clip(item.audio, self.sample_rate, self.clip_seconds, rng)

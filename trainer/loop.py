@@ -17,14 +17,24 @@ On disk, under ``out_dir``::
 
 ``resume=True`` continues from the newest checkpoint: weights, optimizer, scheduler,
 AMP scaler, RNG states and the data position are restored, so the next step's loss is
-the one the uninterrupted run would have had.
+the one the uninterrupted run would have had. A resume with another batch size, seed, step
+count or training set continues with a warning (not exactly); one with another model config,
+or from a checkpoint that cannot be read, is one message naming the checkpoint.
+
+Ctrl-C (one process) finishes the step under way, checkpoints it and returns with
+``interrupted`` set; a second Ctrl-C stops at once. A checkpoint is written beside its final
+name, flushed and renamed, so a full disk or a crash never leaves one that --resume takes.
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
+import os
+import pickle
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.errors import InvalidConfig
+from engine.errors import InvalidConfig, UnreadableAudio
 from engine.zeroshot import DEFAULT_TEMPLATE, class_prompts
 from trainer.config import TrainConfig
 from trainer.datasets import AudioTextDataset, EpochBatchSampler, check_batch_size, collate
@@ -65,6 +75,7 @@ class TrainResult:
     seconds: float
     losses: list[float] = field(default_factory=list)      # per optimizer step of this process
     validation: dict[str, Any] | None = None
+    interrupted: bool = False                               # stopped by Ctrl-C (checkpointed at ``steps``)
 
 
 # --------------------------------------------------------------------------- schedule
@@ -122,13 +133,26 @@ def checkpoint_dirs(out_dir: str | Path) -> list[Path]:
 
 def refuse_earlier_run(out_dir: str | Path, resume: bool) -> None:
     """InvalidConfig when a run that does not ``resume`` would write into the checkpoints of an
-    earlier one: they would mix, pruning could keep the old ones, and a later --resume could
-    continue the wrong run."""
+    earlier one (they would mix, pruning could keep the old ones, and a later --resume could
+    continue the wrong run), or would replace a ``model`` folder there at its end (an earlier
+    run's model, or a folder of the user's in the --out they named)."""
     earlier = latest_checkpoint(out_dir)
     if earlier is not None and not resume:
         raise InvalidConfig(f"{out_dir} holds the checkpoints of an earlier run (newest: {earlier.name}); "
                             "--resume continues it; to start again give another --out, or remove "
                             f"{Path(out_dir) / 'checkpoints'}")
+    model = Path(out_dir) / "model"
+    if model.exists() and not resume:       # the finished run would replace it, whatever it holds
+        raise InvalidConfig(f"{out_dir} holds a folder 'model' ({_what_model_holds(model)}), which this run "
+                            f"would replace with its model; give another --out, or move {model} away")
+
+
+def _what_model_holds(folder: Path) -> str:
+    """A few words on an existing ``model`` folder, for the message refusing to replace it."""
+    if (folder / "config.json").is_file():
+        return "an earlier run's model"
+    names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    return f"{len(names)} {'entry' if len(names) == 1 else 'entries'}, e.g. {names[0]}" if names else "empty"
 
 
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
@@ -162,21 +186,28 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(out_dir: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, scaler: Any, keep: int, world_size: int = 1) -> Path:
+                    scheduler: Any, scaler: Any, keep: int, world_size: int = 1,
+                    run: dict[str, Any] | None = None) -> Path:
     """Write ``checkpoints/step-NNNNNNN`` (written beside, then renamed) and prune old ones;
-    ``world_size`` (the processes training) is kept, so a resume with another count is told."""
+    ``world_size`` (the processes training) and ``run`` (:func:`run_shape`) are kept, so a
+    resume with another count or shape is told."""
     from safetensors.torch import save_file
     root = out_dir / "checkpoints"
     final = root / f"step-{step:07d}"
     tmp = root / f".tmp-step-{step:07d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp)
-    save_file(_trainable_state(model), str(tmp / TRAINABLE_FILE))
-    torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else None, "rng": _rng_state(),
-                "world_size": world_size},
-               tmp / STATE_FILE)
+    try:
+        model.save_pretrained(tmp)
+        save_file(_trainable_state(model), str(tmp / TRAINABLE_FILE))
+        torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict() if scaler is not None else None, "rng": _rng_state(),
+                    "world_size": world_size, "run": run or {}},
+                   tmp / STATE_FILE)
+        _sync_folder(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)   # a full disk must not also keep the half-written files
+        raise
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
@@ -185,20 +216,38 @@ def save_checkpoint(out_dir: Path, step: int, model: nn.Module, optimizer: torch
     return final
 
 
+def _sync_folder(folder: Path) -> None:
+    """Flush a folder's files to the disk, so that a checkpoint renamed complete is complete
+    after a power cut too (the rename alone may reach the disk before the data)."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb+") as f:
+                os.fsync(f.fileno())
+
+
 def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                    scaler: Any, world_size: int = 1, batch_size: int | None = None) -> int:
+                    scaler: Any, world_size: int = 1, batch_size: int | None = None,
+                    run: dict[str, Any] | None = None) -> int:
     """Restore a checkpoint into live objects; returns its step. A checkpoint written by another
     number of processes than ``world_size`` is restored with a warning: the global batch (and
     so the rest of the run) is not the one the original run would have had."""
-    from safetensors.torch import load_file
-    weights = load_file(str(folder / TRAINABLE_FILE))
-    missing = set(_trainable_state(model)) - set(weights)
+    weights, state = _read_checkpoint(folder)
+    current = _trainable_state(model)
+    missing = set(current) - set(weights)
     if missing:
         raise InvalidConfig(f"{folder}: checkpoint lacks {len(missing)} trainable tensors "
                             f"(e.g. {sorted(missing)[0]}); was it made with another model config?")
+    for name, tensor in current.items():
+        if tuple(weights[name].shape) != tuple(tensor.shape):
+            raise InvalidConfig(f"{folder}: checkpoint tensor {name} has shape {tuple(weights[name].shape)} "
+                                f"and this config's model {tuple(tensor.shape)}: the checkpoint was made with "
+                                "another model config; resume with that config, or give another --out")
     model.load_state_dict(weights, strict=False)
-    state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(state["optimizer"])
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except ValueError as e:     # other parameter groups: other trainable towers
+        raise InvalidConfig(f"{folder}: the checkpoint's optimizer state does not fit this config's model ({e}); "
+                            "was it made with another model config (e.g. model.train_text_tower)?") from e
     scheduler.load_state_dict(state["scheduler"])
     if scaler is not None and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
@@ -209,7 +258,39 @@ def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optim
         log.warning("%s was written by a run of %d process%s and this one has %d%s: it continues, but "
                     "not as the original run would have; resume it with %d to continue exactly",
                     folder, saved, "" if saved == 1 else "es", world_size, batches, saved)
+    saved_run = dict(state.get("run") or {})
+    if run and "lr" in saved_run and saved_run.pop("lr") != run["lr"]:
+        log.warning("%s: optim.lr %g is not used; a resumed run keeps the rate of its checkpoint (%g)",
+                    folder, run["lr"], state["run"]["lr"])
+    changed = [f"{key} {saved_run[key]} → {value}" for key, value in (run or {}).items()
+               if key in saved_run and saved_run[key] != value]
+    if changed:
+        log.warning("%s was written by a run with other settings (%s): it continues, but not as the "
+                    "original run would have (other batches, another schedule)", folder, ", ".join(changed))
     return int(state["step"])
+
+
+def run_shape(cfg: TrainConfig, train_items: int) -> dict[str, Any]:
+    """What decides a run's batches and schedule, kept in each checkpoint: a --resume with other
+    values continues, but not exactly, and is told so."""
+    return {"batch_size": cfg.batch_size, "accum_steps": cfg.accum_steps, "seed": cfg.seed, "steps": cfg.steps,
+            "warmup_steps": cfg.optim.warmup_steps, "lr": cfg.optim.lr, "train_items": train_items}
+
+
+def _read_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A checkpoint's trainable tensors and trainer state; InvalidConfig naming the folder when
+    either file cannot be read (cut short by a crash or a full disk)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    try:
+        weights = load_file(str(folder / TRAINABLE_FILE))
+        state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, SafetensorError, EOFError, ValueError, pickle.UnpicklingError) as e:
+        earlier = [p.name for p in checkpoint_dirs(folder.parent.parent) if p.name < folder.name]
+        hint = (f"remove it to resume from {earlier[-1]}" if earlier
+                else "remove it and start again without --resume")
+        raise InvalidConfig(f"{folder}: checkpoint cannot be read ({e}); {hint}") from e
+    return weights, state
 
 
 # --------------------------------------------------------------------------- validation
@@ -310,6 +391,50 @@ def _average_gradients(params: list[torch.Tensor], world: int) -> None:
         p.grad.div_(world)
 
 
+class _StopRequest:
+    """Ctrl-C while training: the first asks the loop to stop after the step under way (and
+    checkpoint it, so --resume continues exactly); a second stops at once, as Ctrl-C does.
+
+    Installed only in the main thread of a single process over Python's own handler
+    (torchrun signals its processes itself)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and threading.current_thread() is threading.main_thread() \
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        self.requested = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("Ctrl-C: stopping after this step with a checkpoint (Ctrl-C again to stop at once)")
+
+    def __enter__(self) -> "_StopRequest":
+        if self.enabled:
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _validate_or_say(model: nn.Module, val_set: AudioTextDataset, cfg: TrainConfig, device: torch.device,
+                     step: int, jlog: _JsonlLog) -> dict[str, Any] | None:
+    """Validate at ``step`` and log it; a validation file that fails to decode now skips this
+    validation with a warning naming it, rather than ending the run before its checkpoint."""
+    try:
+        validation = validate(model, val_set, batch_size=cfg.val_batch_size, device=device,
+                              prompt=cfg.zeroshot_prompt)
+    except UnreadableAudio as e:
+        log.warning("step %d: validation skipped, %s", step, e)
+        jlog.write(event="validation_skipped", step=step, reason=str(e))
+        return None
+    jlog.write(event="validation", step=step, **validation)
+    log.info("step %d validation: %s", step, format_metrics(validation))
+    return validation
+
+
 def _seed_everything(seed: int) -> None:
     import random
     random.seed(seed)
@@ -354,7 +479,8 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
         if ckpt is None:
             log.warning("--resume: no checkpoint under %s; starting from step 0", out / "checkpoints")
         else:
-            step = load_checkpoint(ckpt, model, optimizer, scheduler, scaler, world, cfg.batch_size)
+            step = load_checkpoint(ckpt, model, optimizer, scheduler, scaler, world, cfg.batch_size,
+                                   run_shape(cfg, len(train_set)))
             log.info("resumed from %s (step %d)", ckpt, step)
             jlog.write(event="resume", step=step, checkpoint=str(ckpt))
     if step == 0:
@@ -372,16 +498,20 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
         # its own generator: starting the loader must not draw from the global RNG that
         # dropout and fusion crops use, or a resumed run would drift from the original
         generator=torch.Generator().manual_seed(cfg.seed))
-    batches = iter(loader)
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
     losses: list[float] = []
     validation: dict[str, Any] | None = None
+    interrupted = False
     started = time.perf_counter()
 
     from tqdm.auto import tqdm
     bar = tqdm(total=stop, initial=step, desc="train", unit="step", disable=not cfg.progress or rank != 0,
                dynamic_ncols=True)
+    stop_request = _StopRequest(enabled=world == 1)
+    batches = None
     try:
+        stop_request.__enter__()       # before the workers fork, so that they inherit it
+        batches = iter(loader)
         while step < stop:
             t0 = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
@@ -422,16 +552,21 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
                            logit_scale=float(model.logit_scale.detach().exp()), grad_norm=grad_norm,
                            seconds=time.perf_counter() - t0)
             if rank == 0 and val_set is not None and (step == cfg.steps or (cfg.val_every and step % cfg.val_every == 0)):
-                validation = validate(model, val_set, batch_size=cfg.val_batch_size, device=device,
-                                      prompt=cfg.zeroshot_prompt)
-                jlog.write(event="validation", step=step, **validation)
-                log.info("step %d validation: %s", step, format_metrics(validation))
-            if step == stop or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                validation = _validate_or_say(model, val_set, cfg, device, step, jlog) or validation
+            if (step == stop or stop_request.requested
+                    or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0)):
                 if rank == 0:
-                    save_checkpoint(out, step, model, optimizer, scheduler, scaler, cfg.keep_checkpoints, world)
+                    save_checkpoint(out, step, model, optimizer, scheduler, scaler, cfg.keep_checkpoints, world,
+                                    run_shape(cfg, len(train_set)))
                 if world > 1:
                     torch.distributed.barrier()
+            if stop_request.requested and step < stop:
+                interrupted = True
+                jlog.write(event="interrupted", step=step)
+                log.warning("stopped by Ctrl-C at step %d (checkpointed); --resume continues from there", step)
+                break
     finally:
+        stop_request.__exit__()
         bar.close()
         del batches, loader
 
@@ -449,4 +584,4 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
         jlog.write(event="end", step=step, seconds=seconds, model_dir=str(model_dir))
     if world > 1:   # every rank returns once rank 0's model folder is complete
         torch.distributed.barrier()
-    return TrainResult(out, model_dir, step, seconds, losses, validation)
+    return TrainResult(out, model_dir, step, seconds, losses, validation, interrupted)

@@ -14,7 +14,7 @@ from typing import Any
 from engine.errors import InvalidConfig, ModelUnavailable
 from engine.outputs import make_folder, output_folder
 from trainer.config import DatasetSpec, TrainConfig, load_config
-from trainer.datasets import AudioTextDataset, Item, drop_missing, read_items
+from trainer.datasets import AudioTextDataset, Item, audio_key, drop_missing, merge_repeated, read_items
 from trainer.distributed import barrier, torchrun_process_group
 from trainer.loop import TrainResult, fit, pick_device, refuse_earlier_run
 
@@ -80,13 +80,25 @@ def _fresh_config(spec: Any) -> Any:
         raise InvalidConfig(f"model.config: {e}") from e
 
 
-def load_items(specs: list[DatasetSpec], check_files: bool) -> list[Item]:
+def load_items(specs: list[DatasetSpec], check_files: bool, what: str = "training") -> list[Item]:
+    """The items of ``specs``, one per audio file (:func:`merge_repeated`), unreadable files
+    left out when ``check_files``; ``what`` names the data in messages."""
     items: list[Item] = []
     for spec in specs:
         found = read_items(spec.format, spec.path, audio_dir=spec.audio_dir)
         log.info("%s %s: %d items", spec.format, spec.path, len(found))
         items += found
-    return drop_missing(items) if check_files and items else items
+    items = merge_repeated(items)
+    return drop_missing(items, what) if check_files and items else items
+
+
+def warn_overlap(train_items: list[Item], val_items: list[Item]) -> None:
+    """Say when validation files are training files too: their figures would flatter the model."""
+    train = {audio_key(it) for it in train_items}
+    shared = [str(it.audio) for it in val_items if audio_key(it) in train]
+    if shared:
+        log.warning("%d of %d validation files are in the training data too (e.g. %s); the validation "
+                    "figures will flatter the model", len(shared), len(val_items), shared[0])
 
 
 def add_seq2seq_captions(items: list[Item], folder: str, prompt: str) -> None:
@@ -130,6 +142,7 @@ def run_training(config: TrainConfig | str | Path, *, resume: bool = False, out_
     trains on its share of every global batch; rank 0 writes the data, logs and model.
     """
     cfg = config if isinstance(config, TrainConfig) else load_config(config)
+    out_dir = Path(out_dir).expanduser() if out_dir is not None else None    # a quoted "~/runs/x"
     pick_device(cfg.device)                                  # a device this machine lacks: say so now
     output_folder(out_dir or cfg.out_dir)
     refuse_earlier_run(out_dir or cfg.out_dir, resume)      # before the data is made, not after
@@ -148,7 +161,8 @@ def _run_training(cfg: TrainConfig, rank: int, *, resume: bool, out_dir: str | P
     if rank != 0:
         prepare_data(cfg, out)
     train_items = load_items(cfg.data.train, cfg.data.check_files)
-    val_items = load_items(cfg.data.val, cfg.data.check_files) if cfg.data.val else []
+    val_items = load_items(cfg.data.val, cfg.data.check_files, "validation") if cfg.data.val else []
+    warn_overlap(train_items, val_items)
     if cfg.captions.seq2seq_model:
         add_seq2seq_captions(train_items, cfg.captions.seq2seq_model, cfg.captions.prompt)
     if model is None:

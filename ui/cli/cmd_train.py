@@ -59,6 +59,8 @@ def train_command(
     from trainer.distributed import exit_torchrun_process, launched_rank, launched_world_size
     if launched_rank() == 0:   # under torchrun, rank 0 alone reports (it wrote the model and log)
         _report(result, config, out, json_out)
+    if result.interrupted:     # Ctrl-C: checkpointed, said how to continue; the shell's code for SIGINT
+        raise typer.Exit(130)
     if launched_world_size() > 1:
         exit_torchrun_process(0)
 
