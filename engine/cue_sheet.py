@@ -10,9 +10,10 @@ else "Track 03" (the number a disc's booklet describes), from its ``INDEX 01`` t
 track's start. The indexer cuts each as a take and keyword search reads the titles.
 
 A file's sidecar is ``<name without extension>.cue`` or ``<name>.cue`` beside it (either case of
-``.cue``); a sheet naming several files gives each file its own tracks (matched by file name,
-then by name without extension, since a rip converted to FLAC keeps its ``.wav`` sheet), and a
-sheet naming one file applies to the file it sits beside whatever name it gives.
+``.cue``); a sheet naming several files, beside the audio or inside it (a ``CUESHEET``
+comment), gives each file its own tracks (matched by file name, then by name without extension,
+since a rip converted to FLAC keeps its ``.wav`` sheet), and a sheet naming one file applies to
+the file it sits beside or in whatever name it gives.
 """
 from __future__ import annotations
 

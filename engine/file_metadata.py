@@ -104,9 +104,12 @@ def with_sheet(found: dict[str, str]) -> dict[str, str]:
 #: as ``software`` instead of a comment (session 26); 8 reads a WAV's or AIFF's chunk text written in
 #: Windows-1252 or UTF-16 (an AIFF's in Mac OS Roman) as such, keeps no control characters or markers past
 #: the audio, takes a field recorder's bext settings for no description, and reads the comments of a FLAC
-#: behind an ID3v2 tag (session 31). An index whose files were read by an older reader reads them again
-#: on its next `soundsift index` run (indexer.metadata_refresh).
-READER_VERSION = 8
+#: behind an ID3v2 tag (session 31); 9 reads Vorbis comments written in Latin-1 or Windows-1252 as
+#: such, gives a file only its own tracks of an embedded cue sheet naming several files, and finds a
+#: WAV's or AIFF's ID3 chunk, and an AIFF's text and markers, after an odd-sized chunk without its
+#: pad byte (session 31). An index whose files were read by an older reader reads them again on its
+#: next `soundsift index` run (indexer.metadata_refresh).
+READER_VERSION = 9
 #: comments written by a tool on every file it touches (7: set aside as ``software``)
 TOOL_STAMP = re.compile(r"processed by sox", re.IGNORECASE)
 #: most markers kept per file (a file with more is a marker track, not labelled takes)
@@ -165,7 +168,7 @@ def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[s
     with open(path, "rb") as f:                 # one open for the containers' own chunks
         riff = _riff_walk(f, path, problems)
         f.seek(0)
-        comments = _comment_walk(f) if tags is None else _tag_fields(tags)
+        comments = _comment_walk(f) if tags is None else _tag_fields(tags, os.path.basename(str(path)))
         f.seek(0)
         aiff, aiff_texts = _aiff_walk(f)
         f.seek(0)
@@ -176,7 +179,7 @@ def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[s
                 _put(out, key, value)
         sheet = _ucs_comments(id3_user_texts(io.BytesIO(id3)), comments)
         if sheet and not comments.marker_list:
-            comments.marker_list = _cue_markers(cue_tracks(sheet))
+            comments.marker_list = _cue_markers(cue_tracks(sheet, os.path.basename(str(path))))
     if not riff.marker_list:
         try:
             found = aiff or comments.marker_list or _cue_markers(sidecar_tracks(path))
@@ -189,6 +192,8 @@ def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[s
     for key, value in {**aiff_texts, **riff}.items():      # a WAV's or AIFF's text libsndfile read as UTF-8
         if key not in out or key in garbled:
             _put(out, key, value)
+    for key in garbled & comments.standard.keys():          # a Vorbis comment written in Latin-1
+        _put(out, key, comments.standard[key])
     for key, value in {**comments, **riff.ixml}.items():
         if key not in out or value.startswith(out[key]):
             _put(out, key, value)
@@ -382,8 +387,9 @@ def _wave_chunks(f: BinaryIO, wanted: tuple[bytes, ...], limit: int, wave64: boo
     return found
 
 
-def _chunk_heads(f: BinaryIO, wave64: bool = False) -> Iterator[tuple[bytes, int]]:
-    """The chunks of a RIFF or RF64 (or, ``wave64``, Sony Wave64) WAVE file from ``f``'s place
+def _chunk_heads(f: BinaryIO, wave64: bool = False, big_endian: bool = False) -> Iterator[tuple[bytes, int]]:
+    """The chunks of a RIFF or RF64 (or, ``wave64``, Sony Wave64; or, ``big_endian``, an AIFF or
+    AIFC) file from ``f``'s place
     (past its form header), as ``(id, size)`` with ``f`` at the chunk's body: whatever the caller
     reads of it, the next comes from the chunk after. An RF64 data chunk's size is its ds64
     chunk's (ds64 itself is not given); a Wave64 id is its GUID's four letters where the GUID
@@ -407,7 +413,7 @@ def _chunk_heads(f: BinaryIO, wave64: bool = False) -> Iterator[tuple[bytes, int
             head = f.read(8)
             if len(head) < 8:
                 return
-            cid, size = head[:4], struct.unpack("<I", head[4:])[0]
+            cid, size = head[:4], struct.unpack(">I" if big_endian else "<I", head[4:])[0]
             if size == 0xFFFFFFFF:                 # a size kept in ds64 (the data chunk's, in RF64)
                 if cid != b"data" or data_size64 is None:
                     return
@@ -442,7 +448,7 @@ def named_markers(source: str | Path | BinaryIO) -> list[Marker]:
         if os.path.splitext(str(source))[1].lower() in FFMPEG_EXTENSIONS:     # its tags, read by FFmpeg
             try:
                 with FFmpegSound(str(source)) as f:
-                    found = _tag_fields(f.tags).marker_list
+                    found = _tag_fields(f.tags, os.path.basename(str(source))).marker_list
             except (OSError, ValueError):
                 raise
             except Exception as e:                 # PyAV's errors for a file it cannot open
@@ -489,24 +495,15 @@ def _aiff_walk(f: BinaryIO) -> tuple[list[Marker], dict[str, str]]:
     if len(head) < 12 or head[:4] != b"FORM" or head[8:12] not in (b"AIFF", b"AIFC"):
         return [], {}
     rate, points, frames, texts = 0.0, [], None, {}
-    for _ in range(_MAX_CHUNKS):
-        chunk = f.read(8)
-        if len(chunk) < 8:
-            break
-        cid, size = chunk[:4], struct.unpack(">I", chunk[4:])[0]
+    for cid, size in _chunk_heads(f, big_endian=True):     # a pad byte its writer left out, too
         if cid == b"COMM" and size >= 18:
             body = f.read(size)
             rate = _extended(body[8:18]) if len(body) >= 18 else 0.0
             frames = struct.unpack(">I", body[2:6])[0] if len(body) >= 6 else None
-            f.seek(size & 1, 1)
         elif cid == b"MARK" and size <= _MAX_TEXT_CHUNK:
             points = _mark_points(f.read(size))
-            f.seek(size & 1, 1)
         elif cid in AIFF_TEXT_KEYS and size <= _MAX_TEXT_CHUNK:
             _put_first(texts, AIFF_TEXT_KEYS[cid], _mac_text(f.read(size)))
-            f.seek(size & 1, 1)
-        else:
-            f.seek(size + (size & 1), 1)
     if rate <= 0:
         return [], texts
     named = sorted((at, name) for at, name in points if name and (frames is None or at < frames))[:MAX_MARKERS]
@@ -706,16 +703,25 @@ def comment_fields(path: str | Path) -> dict[str, str]:
 
 
 class CommentFields(dict):
-    """A FLAC or Ogg file's UCS-named Vorbis comments (the dict) and its cue sheet's tracks as
-    markers (``marker_list``: the ``CUESHEET`` comment's, else a FLAC CUESHEET block's)."""
+    """A FLAC or Ogg file's UCS-named Vorbis comments (the dict), its cue sheet's tracks as
+    markers (``marker_list``: the ``CUESHEET`` comment's, else a FLAC CUESHEET block's) and its
+    standard comments (``standard``: :data:`VORBIS_STANDARD_KEYS`, for where libsndfile, which
+    reads them as UTF-8 only, could not decode one)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.marker_list: list[Marker] = []
+        self.standard: dict[str, str] = {}
+
+
+#: the standard Vorbis comment names libsndfile gives (as these keys)
+VORBIS_STANDARD_KEYS = {"title": "title", "artist": "artist", "album": "album", "comment": "comment",
+                        "genre": "genre", "copyright": "copyright", "date": "date", "license": "license"}
 
 
 def _comment_walk(f: BinaryIO) -> CommentFields:
-    """:func:`comment_fields` of the open file ``f``, read from its start, and its cue sheet."""
+    """:func:`comment_fields` of the open file ``f``, read from its start, and its cue sheet
+    (a sheet naming several files: the tracks of the one named as ``f`` is, :func:`_file_name`)."""
     magic = f.read(4)
     f.seek(0)
     if magic == b"fLaC":
@@ -728,9 +734,17 @@ def _comment_walk(f: BinaryIO) -> CommentFields:
     if magic in (b"OggS", b"ID3\x03", b"ID3\x04"):
         out = CommentFields()
         entries = ogg_comments(f) if magic == b"OggS" else id3_user_texts(f)
-        out.marker_list = _cue_markers(cue_tracks(_ucs_comments(entries, out)))
+        out.marker_list = _cue_markers(cue_tracks(_ucs_comments(entries, out), _file_name(f)))
         return out
     return CommentFields()
+
+
+def _file_name(f: BinaryIO) -> str | None:
+    """The file name of the open file ``f`` (what its embedded cue sheet's FILE lines are
+    matched against, as a sidecar sheet's are: engine.cue_sheet.cue_tracks); None for bytes
+    without one (an upload: a sheet naming several files then gives all their tracks)."""
+    name = getattr(f, "name", None)
+    return os.path.basename(name) if isinstance(name, str) and name else None
 
 
 def _flac_after_id3(f: BinaryIO) -> bool:
@@ -745,30 +759,36 @@ def _flac_after_id3(f: BinaryIO) -> bool:
     return found
 
 
-def _tag_fields(tags: dict[str, str]) -> CommentFields:
+def _tag_fields(tags: dict[str, str], audio_name: str | None = None) -> CommentFields:
     """The UCS-named fields and the cue sheet's markers of a file's tags as FFmpeg reads them
-    (an M4A's freeform atoms, a WavPack or Monkey's Audio file's APEv2 tags …)."""
+    (an M4A's freeform atoms, a WavPack or Monkey's Audio file's APEv2 tags …); a sheet naming
+    several files gives the tracks of the one named ``audio_name``."""
     out = CommentFields()
-    out.marker_list = _cue_markers(cue_tracks(_ucs_comments([f"{k}={v}" for k, v in tags.items()], out)))
+    out.marker_list = _cue_markers(cue_tracks(_ucs_comments([f"{k}={v}" for k, v in tags.items()], out), audio_name))
     return out
 
 
 def _ucs_comments(entries: list[str], out: CommentFields) -> str:
     """Put the UCS-named ``KEY=value`` entries of a Vorbis comment block (or an ID3 tag's TXXX
-    frames) into ``out``; the text of its ``CUESHEET`` entry ("" when none)."""
+    frames) into ``out``, the standard ones into ``out.standard``; the text of its ``CUESHEET``
+    entry ("" when none)."""
     sheet = ""
     for entry in entries:
         name, _, value = entry.partition("=")
-        if name.strip().lower() == "cuesheet":
+        name = name.strip().lower()
+        if name == "cuesheet":
             sheet = sheet or value
-        key = IXML_KEYS.get(name.strip().lower())
+        key = IXML_KEYS.get(name)
         if key:
             _put_first(out, key, value)
+        if name in VORBIS_STANDARD_KEYS:
+            _put_first(out.standard, VORBIS_STANDARD_KEYS[name], value)
     return sheet
 
 
 def _flac_walk(f: BinaryIO) -> CommentFields:
-    """The comments and cue sheet of the open native FLAC file ``f``, read from its start."""
+    """The comments and cue sheet of the open native FLAC file ``f``, read from its start (a
+    ``CUESHEET`` comment naming several files: the tracks of the one named as ``f`` is)."""
     out = CommentFields()
     if f.read(4) != b"fLaC":
         return out
@@ -791,7 +811,7 @@ def _flac_walk(f: BinaryIO) -> CommentFields:
             f.seek(size, 1)
         if head[0] & 0x80:                             # the last metadata block
             break
-    tracks = cue_tracks(sheet) if sheet else block
+    tracks = cue_tracks(sheet, _file_name(f)) if sheet else block
     out.marker_list = _cue_markers(tracks)
     return out
 
@@ -917,27 +937,22 @@ def _id3_frames(f: BinaryIO) -> list[tuple[bytes, bytes]]:
 
 
 def container_id3(f: BinaryIO) -> bytes | None:
-    """The ID3 tag kept in an ``id3 `` / ``ID3 `` chunk of the open WAV or AIFF file ``f`` (where
-    Mp3tag, foobar2000 and some DAWs tag them), read from its start; None when it has none."""
+    """The ID3 tag kept in an ``id3 `` / ``ID3 `` chunk of the open WAV (RIFF or RF64) or AIFF
+    file ``f`` (where Mp3tag, foobar2000 and some DAWs tag them), read from its start, its
+    chunks walked as :func:`_chunk_heads` walks them (a pad byte its writer left out, an RF64
+    data chunk's size in ds64); None when it has none."""
     head = f.read(12)
     if len(head) < 12:
         return None
     if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
-        endian = "<"
+        big_endian = False
     elif head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
-        endian = ">"
+        big_endian = True
     else:
         return None
-    for _ in range(_MAX_CHUNKS):
-        chunk = f.read(8)
-        if len(chunk) < 8:
-            break
-        cid, size = chunk[:4], struct.unpack(endian + "I", chunk[4:])[0]
+    for cid, size in _chunk_heads(f, big_endian=big_endian):
         if cid in (b"id3 ", b"ID3 ") and size <= _MAX_TEXT_CHUNK:
             return f.read(size)
-        if size == 0xFFFFFFFF:                         # RF64's data: its size is elsewhere
-            break
-        f.seek(size + (size & 1), 1)
     return None
 
 
@@ -986,7 +1001,9 @@ def _split_on(raw: bytes, end: bytes) -> list[bytes]:
 
 
 def _vorbis_comments(body: bytes) -> list[str]:
-    """The ``KEY=value`` entries of a Vorbis comment block (lengths trusted as far as it goes)."""
+    """The ``KEY=value`` entries of a Vorbis comment block (lengths trusted as far as it goes):
+    UTF-8 as the format says, else Windows-1252, else Latin-1 (old taggers wrote their system's
+    code page; engine.text_encoding.decode_text)."""
     if len(body) < 8:
         return []
     at = 4 + struct.unpack("<I", body[:4])[0]              # past the vendor string
@@ -998,7 +1015,7 @@ def _vorbis_comments(body: bytes) -> list[str]:
         if at + 4 > len(body):
             break
         n, at = struct.unpack("<I", body[at:at + 4])[0], at + 4
-        entries.append(body[at:at + n].decode("utf-8", errors="replace"))
+        entries.append(decode_text(body[at:at + n]))
         at += n
     return entries
 

@@ -12,7 +12,8 @@ A row names its file in its file column (of :data:`FILE_COLUMNS`, the first whos
 mostly end in an audio extension, one of paths before one of bare names). How well a row names
 an indexed file is its :func:`match_score`: the same full path, then the more trailing folders
 in common (a sheet written on another machine: ``D:\\SFX\\Doors\\creak.wav`` against
-``/mnt/sfx/Doors/creak.wav``), then the same file name rather than only the same name before
+``/mnt/sfx/Doors/creak.wav``; a ``file://`` URL, as a DAW's or Soundminer's export writes,
+is the path it names), then the same file name rather than only the same name before
 its extension (A–Z case aside). A bare name (a Soundminer ``Filename`` column) matches every
 file of that name, else of that name with another extension, as a library converted to FLAC
 keeps its sheet; a path matches the files of its name, and those of its name with another
@@ -36,6 +37,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from engine.audio import AUDIO_EXTENSIONS
 from engine.errors import InvalidQuery
@@ -245,10 +247,33 @@ def _file_column(names: list[str], rows: list[list[str]]) -> int | None:
 def _parts(value: str) -> tuple[str, ...]:
     """A file value's folders and name, A–Z case aside, either slash, without the "." of a
     relative path (``./Doors/creak.wav``, ``.\\creak.wav`` name what ``Doors/creak.wav`` and
-    ``creak.wav`` do), accents composed: a Mac's disk (HFS+) keeps "ü" as "u" and a combining
-    diaeresis, the sheet typed on Windows as one character."""
-    value = unicodedata.normalize("NFC", value)
+    ``creak.wav`` do), a ``file://`` URL as the path it names (:func:`url_path`), accents
+    composed: a Mac's disk (HFS+) keeps "ü" as "u" and a combining diaeresis, the sheet typed
+    on Windows as one character."""
+    value = unicodedata.normalize("NFC", url_path(value))
     return tuple(p for p in value.replace("\\", "/").lower().split("/") if p and p != ".")
+
+
+#: a ``file:`` URL: its host (none, ``localhost`` or a server) and its path
+_FILE_URL = re.compile(r"file:(?://([^/]*))?(/.*)?", re.IGNORECASE | re.DOTALL)
+#: a Windows drive at a URL path's start (``/C:/``, or the old ``/C|/``)
+_URL_DRIVE = re.compile(r"/([A-Za-z])[:|](?=/|$)")
+
+
+def url_path(value: str) -> str:
+    """``value`` as a path where it is a ``file:`` URL (a DAW's or Soundminer's export names its
+    files so): percent-escapes decoded (UTF-8, else Windows-1252: engine.text_encoding), no host
+    for ``localhost`` or none, a server as a UNC path's (``//server/share/…``), a Windows drive
+    without the slash before it (``file:///C:/SFX/a.wav`` is ``C:/SFX/a.wav``); any other value
+    as it is."""
+    m = _FILE_URL.fullmatch(value.strip())
+    if not m:
+        return value
+    host, path = m.group(1) or "", decode_text(unquote_to_bytes(m.group(2) or ""))
+    drive = _URL_DRIVE.match(path)
+    if drive:
+        path = f"{drive.group(1)}:{path[drive.end():]}"
+    return path if host.lower() in ("", "localhost") else f"//{host}{path}"
 
 
 #: how well a row names an indexed file (:func:`match_score`): (the same full path, trailing folders

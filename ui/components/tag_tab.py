@@ -79,7 +79,9 @@ def _render_timeline(index: Any, example: Any, data: bytes, labels: list[str] | 
     from engine.tagging import tag_timeline
     from ui.cli.results import clock
     try:
-        markers = named_markers(io.BytesIO(data))
+        upload = io.BytesIO(data)
+        upload.name = example.name      # an embedded cue sheet naming several files: this one's tracks
+        markers = named_markers(upload)
     except (ValueError, OSError) as e:          # a damaged marker chunk
         st.caption(f"The file's markers could not be read ({e}); its windows alone are tagged.")
         markers = []

@@ -1,0 +1,180 @@
+"""What the session-31 metadata audit found and left: a library sheet naming its files by
+``file://`` URLs, an embedded cue sheet naming several files, an ID3 chunk after an odd-sized
+chunk without its pad byte, and Vorbis comments written in Latin-1 or Windows-1252."""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import soundfile as sf
+
+from engine.file_metadata import named_markers, read_metadata
+from engine.metadata_sheet import Sheet, match_rows, read_sheet
+from tests.conftest import noise, tone
+from tests.test_bad_inputs import ext80, pcm16, wav_bytes
+from tests.test_file_metadata import flac_with_comments
+from tests.test_metadata_audit import _id3v24, _riff
+
+
+def test_file_url_rows_match_the_files_their_paths_name():
+    """A DAW's or Soundminer's export names its files by ``file://`` URLs: percent-escapes
+    (a space, UTF-8 or Windows-1252 accents), ``localhost`` or no host, a Windows drive; "Door
+    Slam.wav" was looked for as "door%20slam.wav" and matched nothing."""
+    files = {1: "/Volumes/SFX/Doors/Door Slam.wav", 2: "/lib/Other/Door Slam.wav", 3: "/mnt/sfx/Wind/Tür.wav",
+             4: "/lib/SFX/Rain/Heavy Rain.flac", 5: "/lib/SFX/Hail/Hagel groß.wav"}
+    rows = [("file:///Volumes/SFX/Doors/Door%20Slam.wav", {"description": "by URL"}),
+            ("Door Slam.wav", {"description": "by name"}),
+            ("file://localhost/Volumes/SFX/Wind/T%C3%BCr.wav", {"description": "localhost"}),
+            ("file:///C:/SFX/Rain/Heavy%20Rain.wav", {"description": "drive"}),
+            ("FILE:///D|/SFX/Hail/Hagel%20gro%DF.wav", {"description": "code page"})]
+    described, report = match_rows(Sheet("s.csv", rows, "Pathname", {}, []), files)
+    assert described == {1: {"description": "by URL"}, 2: {"description": "by name"}, 3: {"description": "localhost"},
+                         4: {"description": "drive"}, 5: {"description": "code page"}}
+    assert not report.unmatched
+
+
+def test_a_sheet_of_file_urls_is_read_by_its_url_column(tmp_path):
+    """Soundminer's export: a bare ``Filename`` beside a URL ``Pathname``; the URLs are the paths,
+    so two same-named files in two folders keep their own rows."""
+    path = tmp_path / "export.csv"
+    path.write_text("Filename,Pathname,Description\r\n"
+                    "creak.wav,file:///Volumes/SFX/Wood%20Doors/creak.wav,Oak creak\r\n"
+                    "creak.wav,file:///Volumes/SFX/Metal%20Doors/creak.wav,Iron creak\r\n", encoding="utf-8")
+    sheet = read_sheet(path)
+    assert sheet.file_column == "Pathname"
+    described, report = match_rows(sheet, {1: "/srv/SFX/Wood Doors/creak.wav", 2: "/srv/SFX/Metal Doors/creak.wav"})
+    assert described == {1: {"description": "Oak creak"}, 2: {"description": "Iron creak"}}
+    assert report.shared_rows == 0 and not report.unmatched
+
+
+#: a cue sheet naming two files of one disc, each file's tracks from 00:00:00
+TWO_FILES = ('FILE "disc1.wav" WAVE\n TRACK 01 AUDIO\n  TITLE "Dog bark"\n  INDEX 01 00:00:00\n'
+             ' TRACK 02 AUDIO\n  TITLE "Cat meow"\n  INDEX 01 00:01:00\n'
+             'FILE "disc2.wav" WAVE\n TRACK 03 AUDIO\n  TITLE "Gate creak"\n  INDEX 01 00:00:00\n'
+             ' TRACK 04 AUDIO\n  TITLE "Gate latch"\n  INDEX 01 00:01:00\n')
+
+
+def test_an_embedded_cue_sheet_naming_several_files_gives_this_files_tracks(tmp_path):
+    """A FLAC's or Ogg file's CUESHEET comment naming two files gave each file both files'
+    tracks, merged ("Dog bark" and "Gate creak" both at 0:00), where a sidecar sheet gives each
+    file its own (by name, then by name without extension)."""
+    from tests.test_cue_sheets import ogg_with_comments
+    flac = flac_with_comments(tmp_path / "disc2.flac", {"CUESHEET": TWO_FILES}, wave=tone(300, 2.0, 16000))
+    assert read_metadata(flac)["markers"] == "0:00.0 Gate creak · 0:01.0 Gate latch"
+    assert [m.name for m in named_markers(flac)] == ["Gate creak", "Gate latch"]
+    ogg = ogg_with_comments(tmp_path / "disc1.ogg", {"CUESHEET": TWO_FILES}, seconds=2.0)
+    assert read_metadata(ogg)["markers"] == "0:00.0 Dog bark · 0:01.0 Cat meow"
+    assert [m.name for m in named_markers(ogg)] == ["Dog bark", "Cat meow"]
+    one = flac_with_comments(tmp_path / "renamed.flac", {"CUESHEET": TWO_FILES.split('FILE "disc2')[0]},
+                             wave=tone(300, 2.0, 16000))
+    assert read_metadata(one)["markers"] == "0:00.0 Dog bark · 0:01.0 Cat meow"     # one file: whatever its name
+
+
+def _odd_pcm24(frames: int) -> bytes:
+    """24-bit mono PCM of ``frames`` (an odd count: an odd number of bytes)."""
+    samples = (noise(frames / 16000, 16000) * 2 ** 22).astype("<i4")[:frames]
+    return samples.view("u1").reshape(-1, 4)[:, :3].tobytes()
+
+
+def test_an_id3_chunk_after_an_odd_chunk_without_its_pad_byte(tmp_path):
+    """An ``id3 `` chunk after a 24-bit mono recording's odd-sized data chunk, written without
+    the pad byte, was looked for one byte late and missed: the WAV's title and UCS category
+    (which libsndfile does not read) were lost."""
+    frames = 16_001
+    tag = _id3v24((b"TIT2", b"\x03Oak door"), (b"TXXX", b"\x03CATEGORY\x00DOORS"))
+    body = (b"WAVE" + _riff(b"fmt ", struct.pack("<HHIIHH", 1, 1, 16000, 48000, 3, 24))
+            + _riff(b"data", _odd_pcm24(frames), pad=False) + _riff(b"id3 ", tag))
+    path = tmp_path / "odd.wav"
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    assert sf.info(str(path)).frames == frames
+    found = read_metadata(path)
+    assert (found.get("title"), found.get("category")) == ("Oak door", "DOORS")
+
+
+def test_an_aiffs_chunks_after_an_odd_sound_chunk_without_its_pad_byte(tmp_path):
+    """The same in an AIFF: after an SSND chunk of odd size without its pad byte, the ID3 chunk,
+    the NAME chunk and the MARK chunk were all looked for one byte late."""
+    frames = 16_001
+    ssnd = struct.pack(">II", 0, 0) + (noise(frames / 16000, 16000) * 2 ** 22).astype(">i4").view("u1") \
+        .reshape(-1, 4)[:, 1:].tobytes()[:3 * frames]
+    comm = struct.pack(">hIh", 1, frames, 24) + ext80(16000.0)
+    mark = struct.pack(">HHIB", 1, 1, 8000, 4) + b"Slam" + b"\0"
+
+    def chunk(cid: bytes, body: bytes, pad: bool = True) -> bytes:
+        return cid + struct.pack(">I", len(body)) + body + (b"\0" if pad and len(body) % 2 else b"")
+    tag = _id3v24((b"TXXX", b"\x03CATEGORY\x00DOORS"),)
+    form = (b"AIFF" + chunk(b"COMM", comm) + chunk(b"SSND", ssnd, pad=False) + chunk(b"NAME", b"Oak door")
+            + chunk(b"MARK", mark) + chunk(b"ID3 ", tag))
+    path = tmp_path / "odd.aiff"
+    path.write_bytes(b"FORM" + struct.pack(">I", len(form)) + form)
+    assert len(ssnd) % 2 == 1 and sf.info(str(path)).frames == frames
+    found = read_metadata(path)
+    assert (found.get("title"), found.get("category"), found.get("markers")) == ("Oak door", "DOORS", "0:00.5 Slam")
+
+
+def _flac_with_raw_comments(path, entries: list[bytes]):
+    """A FLAC file whose Vorbis comment block holds ``entries`` as these bytes (``KEY=value`` in
+    whatever encoding a tagger wrote)."""
+    flac_with_comments(path, {}, wave=tone(300, 2.0, 16000))
+    raw, at, blocks = path.read_bytes(), 4, []
+    while True:
+        kind, size, last = raw[at] & 0x7F, int.from_bytes(raw[at + 1:at + 4], "big"), raw[at] & 0x80
+        if kind != 4:
+            blocks.append((kind, raw[at + 4:at + 4 + size]))
+        at += 4 + size
+        if last:
+            break
+    vorbis = (struct.pack("<I", 6) + b"tests!" + struct.pack("<I", len(entries))
+              + b"".join(struct.pack("<I", len(e)) + e for e in entries))
+    blocks.append((4, vorbis))
+    out = b"fLaC"
+    for i, (kind, body) in enumerate(blocks):
+        out += bytes([kind | (0x80 if i == len(blocks) - 1 else 0)]) + len(body).to_bytes(3, "big") + body
+    path.write_bytes(out + raw[at:])
+    return path
+
+
+def test_vorbis_comments_written_in_latin1_or_windows_1252_keep_their_accents(tmp_path):
+    """Old taggers wrote Vorbis comments in their system's code page, against the format's
+    UTF-8: the title libsndfile gives, the UCS fields and the cue sheet's titles came out with
+    U+FFFD where the accents were; UTF-8 comments read as before."""
+    sheet = 'FILE "tuer.wav" WAVE\n TRACK 01 AUDIO\n  TITLE "Tür zu"\n  INDEX 01 00:00:00\n'
+    path = _flac_with_raw_comments(tmp_path / "tuer.flac", [
+        "TITLE=Tür knarrt".encode("latin-1"), "ARTIST=Jürgen".encode("latin-1"),
+        "CATEGORY=TÜREN".encode("latin-1"), "DESCRIPTION=Große Tür – „alt“".encode("cp1252"),
+        "KEYWORDS=Tür, Holz".encode("utf-8"), b"CUESHEET=" + sheet.encode("cp1252")])
+    found = read_metadata(path)
+    assert {k: found.get(k) for k in ("title", "artist", "category", "description", "keywords", "markers")} == {
+        "title": "Tür knarrt", "artist": "Jürgen", "category": "TÜREN", "description": "Große Tür – „alt“",
+        "keywords": "Tür, Holz", "markers": "0:00.0 Tür zu"}
+    assert not any("\ufffd" in v for v in found.values())
+    assert np.isfinite(sf.info(str(path)).duration)
+
+
+def test_an_index_read_by_the_earlier_reader_reads_such_files_again(tmp_path, monkeypatch):
+    """An index whose files reader 8 read (Latin-1 comments as U+FFFD): its next run reads
+    their metadata again, once, without embedding them again, and keyword search finds "Tür"."""
+    import engine.file_metadata as file_metadata
+    import indexer.metadata_refresh as metadata_refresh
+    from engine.query import SoundIndex
+    from indexer import build_index
+    from tests.index_fakes import FakeModel
+    lib, idx = tmp_path / "lib", tmp_path / "idx"
+    lib.mkdir()
+    path = _flac_with_raw_comments(lib / "tuer.flac", ["TITLE=Tür knarrt".encode("latin-1"),
+                                                       "CATEGORY=TÜREN".encode("latin-1")]).resolve()
+
+    def run():
+        return build_index([lib], idx, FakeModel(), workers=0, progress=False)
+    with monkeypatch.context() as m:                       # reader 8: Vorbis comments as UTF-8 only
+        m.setattr(file_metadata, "decode_text", lambda raw: raw.decode("utf-8", errors="replace"))
+        m.setattr(metadata_refresh, "READER_VERSION", 8)
+        run()
+        with SoundIndex.open(idx, model=FakeModel()) as index:
+            assert index.get_file(index.file_id_for_path(path))["metadata"]["category"] == "T\ufffdREN"
+    s = run()
+    assert (s.metadata_reread, s.updated) == (1, 0)
+    with SoundIndex.open(idx, model=FakeModel()) as index:
+        meta = index.get_file(index.file_id_for_path(path))["metadata"]
+        assert (meta["title"], meta["category"]) == ("Tür knarrt", "TÜREN")
+    assert run().metadata_reread == 0
