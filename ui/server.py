@@ -42,9 +42,19 @@ answers what GET would, without the body; a body comes with a Content-Length or 
 read from disk, by path or id, so a request cannot make the server read any other file; clips
 come in the request body. It listens on 127.0.0.1 unless told otherwise, and there answers only
 requests whose ``Host`` is this machine (403 otherwise: DNS rebinding).
+
+Slow and many clients: a connection has :data:`HEAD_TIMEOUT_SECONDS` from opening (or from the
+end of its last answer) to send a whole request line and headers, however it drips them, else it
+is closed; a body, or an answer the client reads, may stall for at most
+:data:`CLIENT_TIMEOUT_SECONDS` (a body: 408); answers go out :data:`SEND_BLOCK_BYTES` at a time,
+so that limit is on a stall, not on a slow but steady reader. At most ``max_connections``
+(:data:`DEFAULT_MAX_CONNECTIONS`) are served at once, a thread each; one over that takes the place
+of the connection that has waited longest for a request (idle, or sending its head), or, when
+every one is busy, is answered 503 with ``Retry-After`` at once, by the listening thread.
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -52,6 +62,7 @@ import re
 import socket
 import string
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
@@ -76,8 +87,29 @@ MAX_AUDIO_SECONDS = 600.0
 #: what a client hanging up mid-answer raises when the answer is written (or stalling: the socket
 #: timeout below)
 HUNG_UP = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
-#: seconds a connection may stay silent (idle between requests, or not reading what is sent)
+#: seconds a connection may stay silent while sending a request body or reading an answer
 CLIENT_TIMEOUT_SECONDS = 120.0
+#: seconds a connection has, from opening or from the end of its last answer, to send a whole
+#: request line and headers: an idle keep-alive connection, or one dripping its headers a byte at
+#: a time (slowloris), is closed then. A client sends its head in one write as it opens or reuses
+#: a connection (milliseconds), and HTTP clients reopen a kept-alive connection the server closed
+#: (browsers, curl, urllib3/requests); Node's default is 5 s, Apache's 5 s, nginx's 60 s/75 s
+HEAD_TIMEOUT_SECONDS = 30.0
+#: connections served at once (a thread each); one more closes the one idle longest, or when
+#: all are busy is answered 503 with Retry-After. An idle one costs ~30 kB here (300 idle: RSS
+#: 90 -> 98 MB), a streamed preview a few MB; 64 is ten browsers' six connections plus scripts
+DEFAULT_MAX_CONNECTIONS = 64
+#: what an answer is written in: the socket timeout bounds each write, so a client reading
+#: 64 kB in CLIENT_TIMEOUT_SECONDS (0.5 kB/s) keeps its answer coming, one that stops does not
+SEND_BLOCK_BYTES = 1 << 16
+#: how long a new connection over the limit waits for the place of one closed to make room
+#: (:meth:`SoundsiftServer.make_room`; it frees in milliseconds)
+MAKE_ROOM_SECONDS = 1.0
+#: Retry-After of the 503 a connection over the limit gets, in seconds
+RETRY_AFTER_SECONDS = 1
+#: refused connections (already answered 503) read and dropped at once, before closing
+#: (LINGER_SECONDS each, at most): more close at once
+MAX_LINGERING = 256
 #: after answering a request whose body was not read (a 413, a 400 before the body, a GET with a
 #: body), what is read and dropped before the connection closes: closing with the client's bytes
 #: unread resets it, and a reset can wipe the answer before the client reads it
@@ -203,11 +235,70 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
 
     server: "SoundsiftServer"
     protocol_version = "HTTP/1.1"
-    #: a client silent this long (not sending its request, or not reading a streamed answer) is
-    #: dropped: each connection holds a thread and, while streaming, an open file
+    #: a client silent this long (not sending its body, or not reading an answer) is dropped:
+    #: each connection holds a thread and, while streaming, an open file
     timeout = CLIENT_TIMEOUT_SECONDS
+    #: the time to send a whole request line and headers (:meth:`handle_one_request`)
+    head_timeout = HEAD_TIMEOUT_SECONDS
+    #: unbuffered: :meth:`setup` puts its own buffer over reads it times
+    rbufsize = 0
+    #: when the request head being read must be complete (monotonic clock); None once it is
+    head_deadline: float | None = None
+    #: closed by the server while waiting for a head, to make room (SoundsiftServer.make_room)
+    evicted = False
     #: the connection closes with a request body unread: drain it first (:meth:`finish`)
     linger = False
+
+    def setup(self) -> None:
+        """As StreamRequestHandler's, with each read of the request given the time left to it
+        (:meth:`_before_read`)."""
+        super().setup()
+        self.rfile = io.BufferedReader(_TimedReads(self.rfile, self._before_read))
+
+    def handle_one_request(self) -> None:
+        """One request, its line and headers due within :attr:`head_timeout` (else the
+        connection closes: http.server's TimeoutError handling)."""
+        self.head_deadline = time.monotonic() + self.head_timeout
+        self.server.awaiting_head(self, True)
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.awaiting_head(self, False)
+
+    def parse_request(self) -> bool:
+        """http.server's, ending the head's deadline once the headers are read (or refused);
+        nothing for a connection closed to make room (what it read may be a cut-off request)."""
+        if self.evicted:
+            self.close_connection = True
+            return False
+        try:
+            return super().parse_request()
+        finally:
+            self._end_head()
+
+    def handle_expect_100(self) -> bool:
+        """``100 Continue`` once the head's deadline is over (the body's timeout holds then)."""
+        self._end_head()
+        return super().handle_expect_100()
+
+    def _end_head(self) -> None:
+        """Back to :attr:`timeout` for each read and write: the head is in, and the connection
+        is no longer one the server may close to make room."""
+        if self.head_deadline is not None:
+            self.server.awaiting_head(self, False)
+            self.head_deadline = None
+            self.connection.settimeout(self.timeout)
+
+    def _before_read(self) -> None:
+        """While the head is read, time each read out by what is left of its deadline."""
+        if self.evicted:
+            raise TimeoutError("closed while waiting for a request, to make room for another connection")
+        if self.head_deadline is None:
+            return
+        left = self.head_deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no whole request line and headers within {self.head_timeout:g} s")
+        self.connection.settimeout(left if self.timeout is None else min(left, self.timeout))
 
     def do_GET(self) -> None:  # noqa: N802 (the http.server name)
         self._answer("GET")
@@ -238,6 +329,7 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
         address over 64 kB, over 100 headers, a method with no handler) in JSON, as soundsift's are;
         with a status line even when the request line could not be read (http.server then
         answers as to HTTP/0.9: the page alone)."""
+        self._end_head()
         if self.request_version == "HTTP/0.9":
             self.request_version = "HTTP/1.0"
         error = message or self.responses.get(code, ("error",))[0]
@@ -307,7 +399,7 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
             self.end_headers()
             if method != "HEAD":
                 for block in (body if streamed else (body,)):
-                    self.wfile.write(block)
+                    self._send(block)
         except HUNG_UP as e:                # the client hung up: nobody to answer
             log.debug("%s %s: the client went away (%s)", method, self.path, e)
             self.close_connection = True
@@ -318,6 +410,13 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
         finally:
             if streamed:
                 body.close()
+
+    def _send(self, data: bytes) -> None:
+        """Write ``data`` :data:`SEND_BLOCK_BYTES` at a time: the socket's timeout bounds each
+        write, whole, so a slow but steady reader of a large answer is not cut off."""
+        view = memoryview(data)
+        for at in range(0, len(view), SEND_BLOCK_BYTES):
+            self.wfile.write(view[at:at + SEND_BLOCK_BYTES])
 
     def finish(self) -> None:
         super().finish()
@@ -399,6 +498,26 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
         raise InvalidQuery("the chunked request body does not end with a blank line after its last chunk")
 
 
+class _TimedReads(io.RawIOBase):
+    """A socket's reads (``raw``, its unbuffered file), ``before`` called ahead of each: the
+    handler sets the socket's timeout there, or raises TimeoutError when time is up."""
+
+    def __init__(self, raw: io.RawIOBase, before: Callable[[], None]) -> None:
+        super().__init__()
+        self._raw, self._before = raw, before
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        self._before()
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 #: a chunk's size line: hexadecimal digits, optional extensions (";name=value"), CRLF
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?\n")
 
@@ -416,10 +535,21 @@ class SoundsiftServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, index: SoundIndex, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
+    def __init__(self, index: SoundIndex, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, got {max_connections}")
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
+        #: refused connections being read and dropped before they close: (socket, until when)
+        self._lingering: list[tuple[socket.socket, float]] = []
+        self._warned_at = float("-inf")     # when a refusal was last logged as a warning
+        #: handlers waiting for a request head (idle, or sending one), the longest waiting first
+        self._awaiting: dict[SoundsiftHandler, None] = {}
+        self._awaiting_lock = threading.Lock()
         if ":" in host:                     # an IPv6 address (::1, ::): the class's family is IPv4's
             self.address_family = socket.AF_INET6
-        super().__init__((host, port), SoundsiftHandler)
+        super().__init__((host, port), SoundsiftHandler)      # (server_close if it cannot listen)
         self.index = index
         similar = ("start", "end", "k", "segments", *FILTER_PARAMS)
         routes = [
@@ -432,6 +562,101 @@ class SoundsiftServer(ThreadingHTTPServer):
             ("GET", "/sheet", self._sheet, ("zero_shot", "labels", "min_score", *FILTER_PARAMS)),
         ]
         self.routes = {(method, path): Route(path, answer, params) for method, path, answer, params in routes}
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread for the connection while fewer than ``max_connections`` are served; else
+        the place of one waiting for its request (:meth:`make_room`), or else a 503
+        (:meth:`_refuse`), from this (the listening) thread, which waits for no client."""
+        if not self._slots.acquire(blocking=False) and not (
+                self.make_room() and self._slots.acquire(timeout=MAKE_ROOM_SECONDS)):
+            self._refuse(request, client_address)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:               # no thread started: the slot is free again
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def awaiting_head(self, handler: SoundsiftHandler, waiting: bool) -> None:
+        """Note that ``handler`` waits for a request head (it may be closed to make room), or
+        no longer does."""
+        with self._awaiting_lock:
+            self._awaiting.pop(handler, None)
+            if waiting:
+                self._awaiting[handler] = None
+
+    def make_room(self) -> bool:
+        """Close the connection that has waited longest for a request head (kept alive and
+        idle, or sending one slowly), as nginx closes idle keep-alive connections when out of
+        them: its thread ends and its place frees. False when every connection is busy."""
+        with self._awaiting_lock:
+            if not self._awaiting:
+                return False
+            handler = next(iter(self._awaiting))
+            del self._awaiting[handler]
+            handler.evicted = True
+        log.debug("closing %s, which waits for a request, to make room", handler.client_address[0])
+        try:
+            handler.connection.shutdown(socket.SHUT_RDWR)       # its blocked read returns now
+        except OSError as e:                # it has just gone: its place frees all the same
+            log.debug("closing to make room: %s", e)
+        return True
+
+    def _refuse(self, sock: socket.socket, client_address: Any) -> None:
+        """Answer 503 with Retry-After and JSON, without blocking: the request already in the
+        socket is read first and what follows read and dropped for a while (:meth:`service_actions`),
+        so that closing does not reset the connection and wipe the answer."""
+        now = time.monotonic()
+        level = logging.WARNING if now - self._warned_at > 10 else logging.DEBUG     # not one a connection
+        if level == logging.WARNING:
+            self._warned_at = now
+        log.log(level, "%s refused (503): %d connections served already; soundsift serve --max-connections "
+                "raises the limit", client_address[0], self.max_connections)
+        body = _json({"error": f"the server is serving {self.max_connections} connections, its limit "
+                               f"(soundsift serve --max-connections); try again in a moment"})
+        head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nRetry-After: {RETRY_AFTER_SECONDS}\r\nConnection: close\r\n\r\n")
+        try:
+            sock.setblocking(False)
+            _read_what_is_there(sock)
+            sock.send(head.encode("ascii") + body)      # a fresh socket's buffer takes it whole
+            sock.shutdown(socket.SHUT_WR)
+        except OSError as e:                # gone already
+            log.debug("refusing %s: %s", client_address[0], e)
+            self.shutdown_request(sock)
+            return
+        if len(self._lingering) >= MAX_LINGERING:
+            self.shutdown_request(self._lingering.pop(0)[0])
+        self._lingering.append((sock, time.monotonic() + LINGER_SECONDS))
+
+    def service_actions(self) -> None:
+        """Between connections (serve_forever's loop): read and drop what refused clients still
+        send, and close them once they hang up or their LINGER_SECONDS are over."""
+        super().service_actions()
+        now, still = time.monotonic(), []
+        for sock, until in self._lingering:
+            try:
+                done = _read_what_is_there(sock) or now > until
+            except OSError as e:            # reset by the client: nothing more to read
+                log.debug("a refused connection: %s", e)
+                done = True
+            if done:
+                self.shutdown_request(sock)
+            else:
+                still.append((sock, until))
+        self._lingering = still
+
+    def server_close(self) -> None:
+        super().server_close()
+        for sock, _ in self._lingering:
+            self.shutdown_request(sock)
+        self._lingering = []
 
     def check_host(self, host: str | None) -> None:
         """ForeignHost when the server listens on a loopback address only and the request's
@@ -638,6 +863,21 @@ def _drain(sock: socket.socket) -> None:
         log.debug("closing after an unread body: %s", e)
 
 
+def _read_what_is_there(sock: socket.socket) -> bool:
+    """Read and drop what a non-blocking ``sock`` holds (at most LINGER_BYTES); whether the
+    client hung up (or sent too much to keep reading)."""
+    drained = 0
+    while drained < LINGER_BYTES:
+        try:
+            got = sock.recv(1 << 16)
+        except BlockingIOError:
+            return False
+        if not got:
+            return True
+        drained += len(got)
+    return True
+
+
 def _excerpt_etag(path: str, start: float, end: float) -> str:
     """A strong ETag for the excerpt ``start``–``end`` of ``path`` as the file is now: its size
     and modification time, and the span (a file rewritten in place gets a new one, so a player
@@ -697,11 +937,12 @@ def _clip(handler: SoundsiftHandler) -> Any:
 
 def serve(index: SoundIndex, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
           ready: Callable[[SoundsiftServer], None] | None = None,
-          stop: threading.Event | None = None) -> None:
-    """Answer requests on ``host``:``port`` until ``stop`` is set (or Ctrl-C); ``ready`` gets
-    the listening server (its ``url``; port 0 picks a free one)."""
+          stop: threading.Event | None = None, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+    """Answer requests on ``host``:``port`` until ``stop`` is set (or Ctrl-C), at most
+    ``max_connections`` at once; ``ready`` gets the listening server (its ``url``; port 0 picks
+    a free one)."""
     try:
-        server = SoundsiftServer(index, host, port)
+        server = SoundsiftServer(index, host, port, max_connections)
     except OSError as e:            # taken by another program, a port below 1024, an unknown host
         raise PortUnavailable(f"cannot listen on {host}:{port} ({e.strerror or e}); "
                               "choose another with --port, or stop what uses it") from e

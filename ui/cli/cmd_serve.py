@@ -16,6 +16,10 @@ def serve_command(
     port: int = typer.Option(8765, "--port", "-p", min=0, max=65535, help="Port to listen on (0: any free one)."),
     host: HostOption = "127.0.0.1",
     model: IndexModelOption = None,
+    max_connections: int = typer.Option(
+        64, "--max-connections", min=1,
+        help="Connections served at once (a thread each). One more closes the connection idle longest, "
+             "or when all are busy is answered 503 with Retry-After."),
     verbose: VerboseOption = False,
 ) -> None:
     """Answer searches as JSON over HTTP, the index and its model loaded once: milliseconds a
@@ -27,7 +31,9 @@ def serve_command(
     /files/ID, GET /audio/ID?start=&end= (a WAV preview), GET /info, GET /facets, GET /sheet (CSV).
     Errors are {"error": …} with 400 (a bad or unknown parameter), 404 (an unknown path or file), 405
     (a route asked with another method; an Allow header says which), 408 (a body that stopped
-    arriving) or 413 (a clip over the limit). --host ::1 serves IPv6.
+    arriving) or 413 (a clip over the limit), 503 over --max-connections. A connection that has
+    not sent a whole request 30 s after opening (or after its last answer) is closed, as is one
+    that stalls its body or its reading of an answer for 120 s. --host ::1 serves IPv6.
     Only indexed files are read from disk. Ctrl-C or SIGTERM stops it.
     """
     import signal
@@ -46,7 +52,7 @@ def serve_command(
             err_console.print(f"soundsift serve: index {sound_index.root} on {server.url}/ "
                               "(Ctrl+C stops)", highlight=False, soft_wrap=True)
         try:
-            serve(sound_index, host, port, ready=ready, stop=stop)
+            serve(sound_index, host, port, ready=ready, stop=stop, max_connections=max_connections)
         except KeyboardInterrupt:
             pass
     err_console.print("stopped serving", highlight=False)
