@@ -441,9 +441,10 @@ def test_ixml_after_the_audio_of_an_rf64_file(tmp_path):
 
 
 def flac_with_comments(path, comments: dict[str, str], wave: np.ndarray | None = None, rate: int = 16000,
-                       blocks_after: tuple[tuple[int, bytes], ...] = ()):
+                       blocks_after: tuple[tuple[int, bytes], ...] = (), raw_entries: list[bytes] | None = None):
     """A FLAC file of ``wave`` (a 0.5 s tone) whose Vorbis comment block holds ``comments``
-    (written after libsndfile's), then the metadata ``blocks_after`` ((type, body) each)."""
+    (written after libsndfile's; or ``raw_entries``, ``KEY=value`` as these bytes, in whatever
+    encoding a tagger wrote), then the metadata ``blocks_after`` ((type, body) each)."""
     write(path, tone(440, 0.5, rate) if wave is None else wave, rate, format="FLAC")
     raw = path.read_bytes()
     at, blocks = 4, []
@@ -454,7 +455,7 @@ def flac_with_comments(path, comments: dict[str, str], wave: np.ndarray | None =
         at += 4 + size
         if last:
             break
-    entries = [f"{k}={v}".encode() for k, v in comments.items()]
+    entries = raw_entries if raw_entries is not None else [f"{k}={v}".encode() for k, v in comments.items()]
     vorbis = (struct.pack("<I", 6) + b"tests!" + struct.pack("<I", len(entries))
               + b"".join(struct.pack("<I", len(e)) + e for e in entries))
     blocks = [b for b in blocks if b[0] != 4] + [(4, vorbis), *blocks_after]

@@ -153,17 +153,12 @@ BIDI = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\
 def test_bidirectional_controls_in_names_show_as_escapes_in_the_table(monkeypatch):
     """A right-to-left override made ``invoice\u202evaw.exe`` read "invoiceexe.wav" in the
     results table; every bidirectional control now shows as its escape. JSON keeps the name."""
-    from rich.console import Console
-
+    from tests.test_search_audit import table_texts
     from ui.cli import results
 
     path = "/lib/" + "".join(BIDI) + "/invoice\u202evaw.exe"
     hit = Hit(path, 0.0, 1.0, 0.5, 1, 1, 1.0, "WAV", 48000, about="Door\u2067 slam\u2028two")
-    for width in (80, 300):                     # one path column; file, folder and about columns
-        buf = io.StringIO()
-        monkeypatch.setattr(results, "out_console", Console(file=buf, width=width, markup=False))
-        results.show_hits([hit], False, "search 'x\u202e'")
-        text = buf.getvalue()
+    for text in table_texts(monkeypatch, hit, "search 'x\u202e'"):
         assert not set(text) & set(BIDI + ["\u2028"])
         assert r"invoice\u202evaw.exe" in text
     assert r"\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c" in text

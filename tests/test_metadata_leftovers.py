@@ -115,23 +115,7 @@ def test_an_aiffs_chunks_after_an_odd_sound_chunk_without_its_pad_byte(tmp_path)
 def _flac_with_raw_comments(path, entries: list[bytes]):
     """A FLAC file whose Vorbis comment block holds ``entries`` as these bytes (``KEY=value`` in
     whatever encoding a tagger wrote)."""
-    flac_with_comments(path, {}, wave=tone(300, 2.0, 16000))
-    raw, at, blocks = path.read_bytes(), 4, []
-    while True:
-        kind, size, last = raw[at] & 0x7F, int.from_bytes(raw[at + 1:at + 4], "big"), raw[at] & 0x80
-        if kind != 4:
-            blocks.append((kind, raw[at + 4:at + 4 + size]))
-        at += 4 + size
-        if last:
-            break
-    vorbis = (struct.pack("<I", 6) + b"tests!" + struct.pack("<I", len(entries))
-              + b"".join(struct.pack("<I", len(e)) + e for e in entries))
-    blocks.append((4, vorbis))
-    out = b"fLaC"
-    for i, (kind, body) in enumerate(blocks):
-        out += bytes([kind | (0x80 if i == len(blocks) - 1 else 0)]) + len(body).to_bytes(3, "big") + body
-    path.write_bytes(out + raw[at:])
-    return path
+    return flac_with_comments(path, {}, wave=tone(300, 2.0, 16000), raw_entries=entries)
 
 
 def test_vorbis_comments_written_in_latin1_or_windows_1252_keep_their_accents(tmp_path):

@@ -85,23 +85,32 @@ def test_unfiltered_per_file_search_asking_past_the_probed_lists_gets_k_files(tm
         assert [h.path for h in hits] == [p for p, _ in truth]
 
 
+def table_texts(monkeypatch, hit: Hit, title: str) -> list[str]:
+    """What ``soundsift search`` prints for ``hit`` as a table, at 80 columns (one path column)
+    and at 300 (file, folder and about columns)."""
+    from rich.console import Console
+
+    from ui.cli import results
+    texts = []
+    for width in (80, 300):
+        buf = io.StringIO()
+        monkeypatch.setattr(results, "out_console", Console(file=buf, width=width, markup=False))
+        results.show_hits([hit], False, title)
+        texts.append(buf.getvalue())
+    return texts
+
+
 def test_show_hits_table_shows_control_characters_in_names_as_escapes(tmp_path, monkeypatch):
     r"""A file named with an escape sequence cleared the terminal (``\x1b[2J``) or set its title
     when the table listed it, and a name holding a line break read as two rows; the log lines
     already escaped them (ui.cli.common.TerminalSafeFormatter). JSON keeps the name exactly."""
     import json
 
-    from rich.console import Console
-
     from ui.cli import results
 
     path = str(tmp_path / "evil\ndir" / "a\x1b[2Jb\x1b]0;owned\x07c\td.wav")
     hit = Hit(path, 0.0, 1.0, 0.5, 1, 1, 1.0, "WAV", 48000, about="Door\x1b[31m slam")
-    for width in (80, 300):                     # one path column; file, folder and about columns
-        buf = io.StringIO()
-        monkeypatch.setattr(results, "out_console", Console(file=buf, width=width, markup=False))
-        results.show_hits([hit], False, "search 'x'")
-        text = buf.getvalue()
+    for text in table_texts(monkeypatch, hit, "search 'x'"):
         assert "\x1b" not in text and "\x07" not in text and "\t" not in text
     assert len(text.splitlines()) == 6          # title, header, three rules and the hit's one line
     assert r"a\x1b[2Jb\x1b]0;owned\x07c\td.wav" in text and r"evil\ndir" in text

@@ -12,7 +12,7 @@ import torch
 
 from engine.errors import InvalidConfig
 from tests.conftest import write
-from tests.test_train_loop import KINDS, SR, TinyClap, datasets, make_cfg
+from tests.test_train_loop import SR, TinyClap, datasets, kinds_items, make_cfg
 from trainer.datasets import Item
 from trainer.loop import STATE_FILE, TRAINABLE_FILE, checkpoint_dirs, fit, latest_checkpoint
 
@@ -21,13 +21,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def items(tmp_path_factory) -> list[Item]:
-    root = tmp_path_factory.mktemp("sounds")
-    found = []
-    for label, make in KINDS.items():
-        for i in range(3):
-            path = write(root / label.replace(" ", "_") / f"{i}.wav", make(i), SR)
-            found.append(Item(str(path), [label], [label.split(" ", 1)[-1]]))
-    return found
+    return kinds_items(tmp_path_factory.mktemp("sounds"), 3)
 
 
 class CtrlCAt(TinyClap):

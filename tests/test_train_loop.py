@@ -64,15 +64,19 @@ KINDS = {
 }
 
 
-@pytest.fixture(scope="module")
-def toy_items(tmp_path_factory) -> list[Item]:
-    root = tmp_path_factory.mktemp("toy")
+def kinds_items(root: Path, per_kind: int) -> list[Item]:
+    """``per_kind`` generated clips of each of :data:`KINDS` under ``root``, captioned by kind."""
     items = []
     for label, make in KINDS.items():
-        for i in range(6):
+        for i in range(per_kind):
             path = write(root / label.replace(" ", "_") / f"{i}.wav", make(i), SR)
             items.append(Item(str(path), [label], [label.split(" ", 1)[-1]]))
     return items
+
+
+@pytest.fixture(scope="module")
+def toy_items(tmp_path_factory) -> list[Item]:
+    return kinds_items(tmp_path_factory.mktemp("toy"), 6)
 
 
 def make_cfg(tmp_path: Path, **kw):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -63,21 +64,32 @@ def library(root: Path, n: int) -> Path:
     return root.resolve()
 
 
+def stopped(proc: subprocess.Popen, sig: int, when: Callable[[], None], err_log: Path) -> tuple[str, str]:
+    """Send ``sig`` to the watching ``proc`` once ``when()`` returns; its stdout and stderr log,
+    after checking it ended with status 130, saying it stopped, without a traceback."""
+    try:
+        when()
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    log = err_log.read_text()
+    assert proc.returncode == 130, log[-2000:]
+    assert "stopped watching" in log and "Traceback" not in log
+    return out, log
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_watch_stopped_between_runs_ends_with_130(tmp_path, sig):
     lib, idx, marks = library(tmp_path / "lib", 1), tmp_path / "idx", tmp_path / "marks"
     with open(tmp_path / "err.log", "w") as err:
         proc = start(lib, idx, marks, 0.0, err)
-    try:
+
+    def first_run_done() -> None:
         first = json.loads(proc.stdout.readline())
         assert (first["added"], first["interrupted"]) == (1, False)
-        proc.send_signal(sig)
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    log = (tmp_path / "err.log").read_text()
-    assert proc.returncode == 130, log[-2000:]
-    assert out == "" and "stopped watching" in log and "Traceback" not in log
+    out, _ = stopped(proc, sig, first_run_done, tmp_path / "err.log")
+    assert out == ""
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -88,17 +100,13 @@ def test_a_watch_stopped_in_a_run_commits_its_finished_files_and_ends_with_130(t
     with open(tmp_path / "err.log", "w") as err:
         proc = start(lib, idx, marks, 0.3, err)
     third = Path(f"{marks}.embedded-3")       # files 1 and 2 are finished (one decoder: in order)
-    try:
+
+    def third_file_started() -> None:
         deadline = time.monotonic() + 120
         while not third.exists():
             assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "err.log").read_text()[-2000:]
             time.sleep(0.01)
-        proc.send_signal(sig)
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    log = (tmp_path / "err.log").read_text()
-    assert proc.returncode == 130, log[-2000:]
+    out, _ = stopped(proc, sig, third_file_started, tmp_path / "err.log")
     lines = out.splitlines()
     assert len(lines) == 1, out                 # the first run never finished
     summary = json.loads(lines[0])
@@ -106,7 +114,6 @@ def test_a_watch_stopped_in_a_run_commits_its_finished_files_and_ends_with_130(t
     assert summary["interrupted"] is True and 2 <= kept < N_FILES and summary["added"] == kept
     meta, seg_ids, ids = committed(idx)
     assert meta["counts"]["files"] == kept and seg_ids == ids.tolist()
-    assert "stopped watching" in log and "Traceback" not in log
 
 
 def test_a_sigterm_inside_nested_remembering_flags_every_level():
