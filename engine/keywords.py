@@ -57,7 +57,7 @@ def _cased(test: str) -> str:
 _UPPER, _LOWER = _cased("isupper"), _cased("islower")
 _CAMEL = re.compile(f"(?<=[{_LOWER}])(?=[{_UPPER}])|(?<=[{_UPPER}])(?=[{_UPPER}][{_LOWER}])")
 _WORD = re.compile(r"[^\W_]+")
-_LETTERS = re.compile(r"[^\W\d_]+")
+_RUNS = re.compile(r"[^\W\d_]+|\d+")          # the letters and the digits of a mixed word
 #: Chinese and Japanese write words without spaces between them: Han ideographs and kana
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
 _CJK_RUN = re.compile(f"[{_HAN}\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]+")
@@ -109,26 +109,35 @@ def _cjk_parts(word: str) -> list[str]:
     return [*pairs, *_HAN_CHAR.findall(word)]
 
 
+#: numbers of fewer digits say which take or variation a file is ("Slam_03"), not what it holds;
+#: longer ones name things: a drum machine ("TR-808"), a year, a frequency ("440 Hz")
+MIN_NUMBER_DIGITS = 3
+
+
 def _searchable(word: str) -> bool:
-    """No stop words, no numbers, no single Latin letters (a single CJK character is a word)."""
-    return (len(word) > 1 or not word.isascii()) and not word.isdigit() and word not in STOP_WORDS
+    """No stop words, no numbers under :data:`MIN_NUMBER_DIGITS` digits, no single Latin
+    letters (a single CJK character is a word)."""
+    if word.isdigit():
+        return len(word) >= MIN_NUMBER_DIGITS
+    return (len(word) > 1 or not word.isascii()) and word not in STOP_WORDS
 
 
 def words(text: str) -> list[str]:
-    """The searchable words of ``text``: split, lower-cased, stemmed; no stop words, no numbers,
-    no single Latin letters (a single CJK character is a word)."""
+    """The searchable words of ``text``: split, lower-cased, stemmed; no stop words, no numbers
+    of one or two digits, no single Latin letters (a single CJK character is a word)."""
     return [_stem(w) for w in _raw_words(text) if _searchable(w)]
 
 
 def terms(text: str) -> list[str]:
-    """What a :class:`KeywordIndex` matches of ``text``: its :func:`words`, and the letters of
-    each word that mixes letters and digits, so a name numbered without a separator
-    (``Footsteps01.wav``, ``DoorSlam03``, ``kick808``) is found by its words ("footsteps"); the
-    whole word stays too, so "take3" finds take3 first. A Chinese or Japanese word adds its
+    """What a :class:`KeywordIndex` matches of ``text``: its :func:`words`, and the letters (and
+    numbers of three digits or more) of each word that mixes letters and digits, so a name
+    numbered without a separator (``Footsteps01.wav``, ``DoorSlam03``, ``kick808``,
+    ``Sine_440Hz``) is found by its words ("footsteps", "808", "440"); the whole word stays too,
+    so "take3" finds take3 first. A Chinese or Japanese word adds its
     pairs of characters and its ideographs (:func:`_cjk_parts`), so "ドア" finds ``木のドア.wav``
     and "雷" ``雷雨.wav``, the whole word ranking first."""
     raw = _raw_words(text)
-    runs = [run for w in raw if not w.isalpha() and not w.isdigit() for run in _LETTERS.findall(w)]
+    runs = [run for w in raw if not w.isalpha() and not w.isdigit() for run in _RUNS.findall(w)]
     cjk = [] if text.isascii() else [part for w in raw for part in _cjk_parts(w)]
     return [_stem(w) for w in (*raw, *runs, *cjk) if _searchable(w)]
 

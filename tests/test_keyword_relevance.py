@@ -196,3 +196,17 @@ def test_a_file_that_could_not_be_exported_is_named_with_its_controls_escaped(mo
     text = buf.getvalue()
     assert "\x1b" not in text and "\u202e" not in text
     assert r"not exported: /lib/a\x1b[2Jb/invoice\u202evaw.exe: cannot read" in text
+
+
+def test_numbers_that_name_things_are_words_and_take_numbers_are_not():
+    """"808 kick" found nothing by its number (every number was dropped): a number of three digits
+    or more names a thing (a drum machine, a frequency, a year), standing alone or inside a word
+    (``Sine_440Hz``); one or two digits number takes and match nothing."""
+    index = KeywordIndex.build([(1, "/lib/Drums/TR-808_Kick_01.wav"), (2, "/lib/Drums/Kick_Acoustic_01.wav"),
+                                (3, "/lib/Tones/Sine_440Hz.wav"), (4, "/lib/Tones/Sine 1000 Hz.wav"),
+                                (5, "/lib/Rain/Rain_01.wav")])
+    ids, scores = index.scores("808 kick")
+    assert ids.tolist() == [1, 2] and scores[0] > scores[1]
+    assert index.scores("440")[0].tolist() == [3]
+    assert index.scores("1000 hz")[0].tolist()[0] == 4
+    assert index.scores("01")[0].tolist() == []

@@ -28,6 +28,7 @@ def test_words_split_names_as_libraries_write_them():
     assert words("This is a sound of dogs barking.") == ["dog", "bark"]      # stop words, stems
     assert words("Tür knallt, 雷") == ["tür", "knallt", "雷"]                  # any script
     assert words("a 1 22 x") == []
+    assert words("TR-808 Kick 01, 440 Hz") == ["tr", "808", "kick", "440", "hz"]   # numbers that name things
 
 
 def test_bm25_scores_equal_the_formula():
