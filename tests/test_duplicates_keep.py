@@ -101,3 +101,24 @@ def test_the_cli_shows_it_in_json_and_in_the_table(group):
     rows = [line for line in table.stdout.splitlines() if "slam" in line]
     kept = [line for line in rows if line.rstrip().rstrip("│").rstrip().endswith("keep")]
     assert len(rows) == 4 and len(kept) == 1 and "masters/slam.wav" in kept[0] and "24-bit" in kept[0]
+
+
+def test_on_a_narrow_terminal_each_file_keeps_its_own_format_and_mark(group):
+    """A long path folds over several lines; its format, duration and keep mark stay on its own
+    row (joined into one cell per group they drifted onto the next file's lines)."""
+    lib, index_dir = group
+    g, = json.loads(CliRunner().invoke(app, ["duplicates", "--index", str(index_dir), "--json"]).stdout)
+    table = CliRunner(env={"COLUMNS": "72"}).invoke(app, ["duplicates", "--index", str(index_dir)])
+    assert table.exit_code == 0, table.stderr
+    rows: list[list[str]] = []                     # per file: its path's pieces, format, keep mark
+    for line in table.stdout.splitlines():
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if len(cells) != 6:
+            continue                               # borders, title, header rule
+        if cells[3] and cells[3] != "format":
+            rows.append([cells[2], cells[3], cells[5]])
+        elif rows and cells[2] and not cells[3]:
+            rows[-1][0] += cells[2]
+    assert len(rows) == 4 and any(len(r[0]) > 30 for r in rows)      # the paths did fold
+    assert [(path.replace(" ", ""), form, "keep" if path == g["keep"] else "")      # a fold drops a space
+            for path, form in zip(g["paths"], g["formats"])] == [tuple(row) for row in rows]

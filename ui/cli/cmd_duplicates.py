@@ -102,9 +102,10 @@ def _print_groups(report: DuplicateReport, json_out: bool) -> None:
     table.add_column("format", no_wrap=True)
     table.add_column("duration", justify="right", no_wrap=True)
     table.add_column("keep", no_wrap=True)
-    for rank, g in enumerate(report.groups, 1):
+    for rank, g in enumerate(report.groups, 1):     # a row per file: a long path folds in its own row
         kind = "identical bytes" if g.identical else f"{g.difference_db:.2f} dB"
-        table.add_row(str(rank), kind, "\n".join(display_path(p) for p in g.paths),
-                      "\n".join(g.formats or [""] * len(g.paths)), "\n".join(clock(d) for d in g.durations),
-                      "\n".join("keep" if p == g.keep else "" for p in g.paths))
+        formats = g.formats or [""] * len(g.paths)
+        for i, (path, form, seconds) in enumerate(zip(g.paths, formats, g.durations)):
+            table.add_row(str(rank) if i == 0 else "", kind if i == 0 else "", display_path(path), form,
+                          clock(seconds), "keep" if path == g.keep else "", end_section=i == len(g.paths) - 1)
     out_console.print(table)
