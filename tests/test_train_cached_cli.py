@@ -235,3 +235,25 @@ def test_the_module_entry_point_takes_steps_and_out_too(corpus, tmp_path, capsys
     assert not (tmp_path / "config-out").exists()
     with pytest.raises(SystemExit):
         main([str(config), "--steps", "0"])
+
+
+def test_rows_naming_one_file_are_one_item_for_the_cached_trainer_too(tmp_path, monkeypatch):
+    """A manifest with a row per caption (AudioCaps' layout) gave the cached trainer one item per
+    row: copies of a clip met in a batch as each other's negatives. Now one item per file, with
+    every caption, as the loop's trainer reads it."""
+    import trainer.cached_train as cached
+    _manifest(tmp_path / "train.jsonl", "train")
+    _manifest(tmp_path / "val.jsonl", "val")
+    rows = (tmp_path / "train.jsonl").read_text().splitlines()
+    extra = dict(json.loads(rows[0]), captions=["a high beep"], tags=[])
+    (tmp_path / "train.jsonl").write_text("\n".join([*rows, json.dumps(extra)]) + "\n")
+    class Read(Exception):
+        """Raised by build_cache once it has the items: what follows needs real caches."""
+
+    def read(items, *args, **kwargs):
+        raise Read(items)
+    monkeypatch.setattr(cached, "build_cache", read)
+    with pytest.raises(Read) as got:
+        cached.load_splits(CachedTrainConfig.from_file(_config(tmp_path)))
+    train = got.value.args[0]
+    assert len(train) == len(CLIPS) and train[0].captions == ["beep", "the sound of beep", "a high beep"]

@@ -51,7 +51,7 @@ from engine.outputs import output_folder
 from engine.zeroshot import DEFAULT_TEMPLATE
 from trainer.augment import AugmentConfig
 from trainer.config import read_config_file
-from trainer.datasets import Item, read_manifest
+from trainer.datasets import Item, merge_repeated, read_manifest
 from trainer.precompute import FeatureCache, build_cache
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,9 @@ def _cache_settings(cfg: CachedTrainConfig) -> tuple[str, dict[str, Any]]:
 
 def load_splits(cfg: CachedTrainConfig) -> tuple[Split, Split]:
     """Build (or reuse) the training-view and validation-segment caches."""
-    train_items, val_items = read_manifest(cfg.train_manifest), read_manifest(cfg.val_manifest)
+    # one item per audio file, as the loop's trainer has it (rows per caption add their captions)
+    train_items = merge_repeated(read_manifest(cfg.train_manifest))
+    val_items = merge_repeated(read_manifest(cfg.val_manifest))
     tag, level = _cache_settings(cfg)
     cache_dir = Path(cfg.cache_dir)
     t0 = time.perf_counter()

