@@ -352,3 +352,19 @@ def test_an_out_dir_under_home_is_not_a_folder_named_tilde(tmp_path, monkeypatch
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     cfg = config_from_dict({**_run_config(tmp_path), "out_dir": "~/runs/mine"}, tmp_path)
     assert cfg.out_dir == str(tmp_path / "home" / "runs" / "mine")
+
+
+def test_a_run_after_one_that_kept_nothing_logs_only_its_own_events(tmp_path, items):
+    """A run that died before its first checkpoint left log.jsonl; the next run (it starts at
+    step 0: nothing to resume) appended to it, two runs' events in one log. The old log is set
+    aside as log.abandoned.jsonl."""
+    import json
+    train, _ = datasets(items)
+    cfg = make_cfg(tmp_path, steps=2, checkpoint_every=0)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True)
+    (out / "log.jsonl").write_text(json.dumps({"event": "start", "config": {"seed": 99}}) + "\n")
+    fit(TinyClap(), train, cfg)
+    events = [json.loads(line)["event"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert events.count("start") == 1 and events.count("step") == 2
+    assert json.loads((out / "log.abandoned.jsonl").read_text())["config"] == {"seed": 99}

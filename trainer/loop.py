@@ -370,6 +370,17 @@ class _JsonlLog:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
+def _set_aside_log_of_a_run_that_kept_nothing(jlog: _JsonlLog) -> None:
+    """A run starting at step 0 where ``log.jsonl`` exists follows one that ended before its
+    first checkpoint (a run with checkpoints is refused or resumed): its log is renamed
+    ``log.abandoned.jsonl`` (replacing an older one), so the log holds this run's events only."""
+    if not jlog.enabled or not jlog.path.is_file():
+        return
+    aside = jlog.path.with_name("log.abandoned.jsonl")
+    jlog.path.replace(aside)
+    log.info("%s held the log of a run that kept no checkpoint: moved to %s", jlog.path, aside.name)
+
+
 class RankSlice:
     """Under torch.distributed: each global batch of ``world × B`` keys, this rank's ``B``."""
 
@@ -484,6 +495,7 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
             log.info("resumed from %s (step %d)", ckpt, step)
             jlog.write(event="resume", step=step, checkpoint=str(ckpt))
     if step == 0:
+        _set_aside_log_of_a_run_that_kept_nothing(jlog)
         jlog.write(event="start", config=cfg.to_dict(), train_items=len(train_set),
                    val_items=len(val_set) if val_set is not None else 0, device=str(device))
 
