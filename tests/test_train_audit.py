@@ -368,3 +368,21 @@ def test_a_run_after_one_that_kept_nothing_logs_only_its_own_events(tmp_path, it
     events = [json.loads(line)["event"] for line in (out / "log.jsonl").read_text().splitlines()]
     assert events.count("start") == 1 and events.count("step") == 2
     assert json.loads((out / "log.abandoned.jsonl").read_text())["config"] == {"seed": 99}
+
+
+def test_the_toy_set_is_written_again_when_its_settings_change(tmp_path):
+    """An existing toy-data/ was reused whatever data.toy asked for now (other clips per class,
+    another seed): the run trained on the old set without a word."""
+    import json
+
+    from trainer.config import config_from_dict
+    from trainer.train import prepare_data
+
+    def toy_rows(per_class: int) -> int:
+        cfg = config_from_dict({"data": {"toy": {"per_class": per_class, "val_per_class": 1}},
+                                "out_dir": str(tmp_path / "out")})
+        prepare_data(cfg, tmp_path / "out")
+        return len((tmp_path / "out" / "toy-data" / "train.jsonl").read_text().splitlines())
+    two, three = toy_rows(2), toy_rows(3)
+    assert three == two * 3 // 2 and toy_rows(3) == three
+    assert json.loads((tmp_path / "out" / "toy-data" / "settings.json").read_text())["per_class"] == 3
