@@ -49,6 +49,7 @@ import logging
 import math
 import os
 import threading
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -1125,10 +1126,38 @@ class SoundIndex:
                 if str(alt) not in candidates:
                     candidates.append(str(alt))
             found = conn.execute(select(File.id).where(File.path.in_(candidates)).limit(1)).scalar()
+            if found is None:
+                found = self._other_normal_form(conn, candidates, str(p.absolute()))
         if found is None:
             raise InvalidQuery(f"{path_or_file_id} is not in index {self.root}; index it first, "
                                "or search by its audio instead (`soundsift similar` does that)")
         return int(found)
+
+    @staticmethod
+    def _other_normal_form(conn: Connection, candidates: list[str], typed: str) -> int | None:
+        """The indexed file that ``candidates`` (the spellings of the path ``typed``) name in their
+        other Unicode normal form: "é" typed composed (NFC) for a file indexed from a macOS HFS+
+        disk decomposed (NFD, "e" + U+0301), or the reverse. None where there is none, or where
+        ``typed`` opens another file than the indexed one (Linux keeps the two spellings apart;
+        APFS opens either)."""
+        forms = [f for c in candidates if not c.isascii()
+                 for f in (unicodedata.normalize("NFC", c), unicodedata.normalize("NFD", c))]
+        forms = [f for f in dict.fromkeys(forms) if f not in candidates]
+        if not forms:
+            return None
+        row = conn.execute(select(File.id, File.path).where(File.path.in_(forms)).limit(1)).first()
+        if row is None:
+            return None
+        if os.path.lexists(typed):
+            try:
+                same = os.path.samefile(typed, row.path)
+            except OSError as e:
+                log.debug("%s is not taken for %s (%s)", row.path, typed, e)
+                same = False
+            if not same:
+                log.debug("%s is another file than the indexed %s", typed, row.path)
+                return None
+        return int(row.id)
 
     def file_segments(self, path_or_file_id: str | Path | int) -> tuple[list[Hit], np.ndarray]:
         """An indexed file's stored segments in time order (as hits, score 0; a marked take named
