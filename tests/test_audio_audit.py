@@ -129,7 +129,7 @@ def test_the_player_and_export_cut_a_late_moment_of_an_ogg_file_exactly(sounds):
     path = sounds["vorbis"]
     whole = _whole(path)
     at = len(whole) - 5000                        # in the last Ogg page, where the seek lands late
-    played, rate = sf.read(io.BytesIO(wav_excerpt(str(path), (at + 0.5) / 44100, 0.05)),   # int(): frame `at`
+    played, rate = sf.read(io.BytesIO(wav_excerpt(str(path), at / 44100, 0.05)),
                            dtype="float32", always_2d=True)
     assert (len(played), rate) == (2205, 44100)
     assert np.abs(played - whole[at:at + len(played)]).max() <= 1 / 32768     # 16-bit WAV
@@ -202,3 +202,14 @@ def test_a_file_emptied_since_it_was_indexed_is_said_to_hold_nothing_to_play(tmp
         probe(path)
     with pytest.raises(UnreadableAudio, match=r"empty\.[a-z]+: holds no audio to play from 0.00 s on"):
         wav_excerpt(str(path), 2.0, 30.0)
+
+
+def test_the_player_starts_at_the_frame_a_time_names_as_export_does(tmp_path):
+    """A start of ``k / rate`` seconds is frame k (export rounds; the player truncated, so 15/44100 s,
+    which is 14.999… frames as a float, began a frame early)."""
+    x = _chirp_and_noise(44100, 0.2)
+    path = tmp_path / "x.wav"
+    sf.write(str(path), x, 44100, subtype="FLOAT")
+    for k in (15, 23, 30, 46, 53, 4410):
+        played, _ = sf.read(io.BytesIO(wav_excerpt(str(path), k / 44100, 0.01)), dtype="float32", always_2d=True)
+        assert np.abs(played[:10] - x[k:k + 10]).max() <= 1 / 32768, k

@@ -54,7 +54,7 @@ def wav_excerpt(path: str, start: float, seconds: float) -> bytes:
     UnreadableAudio when there is no audio there (a file emptied or cut short since it was indexed)."""
     try:
         with open_sound(path) as f:
-            first = min(int(start * f.samplerate), max(0, f.frames - 1))
+            first = min(int(round(start * f.samplerate)), max(0, f.frames - 1))     # as export: 15/44100 s is frame 15
             go_to_frame(f, first)                  # an MP3 or Ogg file: a seek 2 s early, then read
             data = read_frames(f, int(seconds * f.samplerate))
             rate = f.samplerate
