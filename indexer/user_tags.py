@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,8 @@ def _file_ids(s: Session, items: Sequence[str | Path | int], change: TagChange) 
         else:
             given = os.path.abspath(os.path.expanduser(str(item)))
             paths = list(dict.fromkeys([given, normalize_root(given)]))
+            if not os.path.lexists(given):      # not on disk (a drive unplugged): the catalog alone
+                paths += [f for nf in ("NFC", "NFD") if (f := unicodedata.normalize(nf, given)) not in paths]
             found = list(s.scalars(select(File.id).where(File.path.in_(paths))))
             if not found and os.path.isdir(given):
                 found = [fid for fid, p in s.execute(select(File.id, File.path)) if under_roots(p, paths)]

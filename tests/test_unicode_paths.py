@@ -120,3 +120,14 @@ def test_ascii_names_are_not_listed(tmp_path, monkeypatch):
     real = os.listdir
     monkeypatch.setattr(os, "listdir", lambda p=".": listed.append(p) or real(p))
     assert normalize_root(path) == path and listed == []
+
+
+def test_tags_add_takes_the_other_normal_form_of_a_file_whose_drive_is_unplugged(lib, tmp_path):
+    """With the file gone from disk (its drive unplugged), the catalog alone decides: a path typed
+    composed tags the file indexed decomposed."""
+    idx = tmp_path / "idx"
+    index([lib], idx)
+    typed = nfc(lib / "Café.wav")
+    os.replace(nfd(lib / "Café.wav"), tmp_path / "elsewhere.wav")       # the drive is gone
+    change = add_tags(idx, [typed], ["keeper"])
+    assert (change.files, change.changed, change.not_indexed) == (1, 1, [])
