@@ -56,6 +56,8 @@ def _cased(test: str) -> str:
 
 _UPPER, _LOWER = _cased("isupper"), _cased("islower")
 _CAMEL = re.compile(f"(?<=[{_LOWER}])(?=[{_UPPER}])|(?<=[{_UPPER}])(?=[{_UPPER}][{_LOWER}])")
+#: the same for ASCII text (most file names), which is its own NFKC form: a smaller class is faster
+_CAMEL_ASCII = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _WORD = re.compile(r"[^\W_]+")
 _RUNS = re.compile(r"[^\W\d_]+|\d+")          # the letters and the digits of a mixed word
 #: Chinese and Japanese write words without spaces between them: Han ideographs and kana
@@ -77,6 +79,8 @@ class _Stems:
     def __call__(self, word: str) -> str:
         stem = self._memo.get(word)
         if stem is None:
+            if word.isdigit():          # a number is its own stem (and names number in the thousands)
+                return word
             with self._lock:
                 if self._stemmer is None:
                     import snowballstemmer
@@ -93,6 +97,8 @@ def _raw_words(text: str) -> list[str]:
     or Japanese meets other letters; composed (NFKC: a macOS name writes ``ü`` as ``u`` and a
     combining diaeresis; full-width ``ＤＯＯＲ`` is ``DOOR``, half-width ``ﾄﾞｱ`` ``ドア``) and
     case-folded (``Straße`` → ``strasse``)."""
+    if text.isascii():
+        return [w.lower() for w in _WORD.findall(_CAMEL_ASCII.sub(" ", text))]
     text = _CAMEL.sub(" ", unicodedata.normalize("NFKC", text))
     if not text.isascii():
         text = _CJK_RUN.sub(r" \g<0> ", text)
@@ -109,28 +115,30 @@ def _cjk_parts(word: str) -> list[str]:
     return [*pairs, *_HAN_CHAR.findall(word)]
 
 
-#: numbers of fewer digits say which take or variation a file is ("Slam_03"), not what it holds;
-#: longer ones name things: a drum machine ("TR-808"), a year, a frequency ("440 Hz")
-MIN_NUMBER_DIGITS = 3
+#: numbers of three or four digits not starting with 0 name things: a drum machine ("TR-808"), a
+#: frequency ("440 Hz", "1000 Hz"), a year; shorter ones, and those with a leading zero or more
+#: digits, number takes and files ("Slam_03", "_00127", "_38211"), which say nothing of the sound
+NAMING_NUMBER_DIGITS = (3, 4)
 
 
 def _searchable(word: str) -> bool:
-    """No stop words, no numbers under :data:`MIN_NUMBER_DIGITS` digits, no single Latin
-    letters (a single CJK character is a word)."""
+    """No stop words, no numbers but those that name things (:data:`NAMING_NUMBER_DIGITS`), no
+    single Latin letters (a single CJK character is a word)."""
     if word.isdigit():
-        return len(word) >= MIN_NUMBER_DIGITS
+        return len(word) in NAMING_NUMBER_DIGITS and not word.startswith("0")
     return (len(word) > 1 or not word.isascii()) and word not in STOP_WORDS
 
 
 def words(text: str) -> list[str]:
     """The searchable words of ``text``: split, lower-cased, stemmed; no stop words, no numbers
-    of one or two digits, no single Latin letters (a single CJK character is a word)."""
+    but those of three or four digits without a leading zero, no single Latin letters (a single
+    CJK character is a word)."""
     return [_stem(w) for w in _raw_words(text) if _searchable(w)]
 
 
 def terms(text: str) -> list[str]:
     """What a :class:`KeywordIndex` matches of ``text``: its :func:`words`, and the letters (and
-    numbers of three digits or more) of each word that mixes letters and digits, so a name
+    the numbers :func:`words` keeps) of each word that mixes letters and digits, so a name
     numbered without a separator (``Footsteps01.wav``, ``DoorSlam03``, ``kick808``,
     ``Sine_440Hz``) is found by its words ("footsteps", "808", "440"); the whole word stays too,
     so "take3" finds take3 first. A Chinese or Japanese word adds its

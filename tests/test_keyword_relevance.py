@@ -199,9 +199,9 @@ def test_a_file_that_could_not_be_exported_is_named_with_its_controls_escaped(mo
 
 
 def test_numbers_that_name_things_are_words_and_take_numbers_are_not():
-    """"808 kick" found nothing by its number (every number was dropped): a number of three digits
-    or more names a thing (a drum machine, a frequency, a year), standing alone or inside a word
-    (``Sine_440Hz``); one or two digits number takes and match nothing."""
+    """"808 kick" found nothing by its number (every number was dropped): a number of three or four
+    digits names a thing (a drum machine, a frequency, a year), standing alone or inside a word
+    (``Sine_440Hz``); take and file numbers ("01", "00127", "38211") match nothing."""
     index = KeywordIndex.build([(1, "/lib/Drums/TR-808_Kick_01.wav"), (2, "/lib/Drums/Kick_Acoustic_01.wav"),
                                 (3, "/lib/Tones/Sine_440Hz.wav"), (4, "/lib/Tones/Sine 1000 Hz.wav"),
                                 (5, "/lib/Rain/Rain_01.wav")])
@@ -210,3 +210,5 @@ def test_numbers_that_name_things_are_words_and_take_numbers_are_not():
     assert index.scores("440")[0].tolist() == [3]
     assert index.scores("1000 hz")[0].tolist()[0] == 4
     assert index.scores("01")[0].tolist() == []
+    numbered = KeywordIndex.build([(1, "Door_Slam_00127.wav"), (2, "Door_Slam_38211.wav"), (3, "Door_0808.wav")])
+    assert [numbered.scores(q)[0].tolist() for q in ("00127", "38211", "0808")] == [[], [], []]
