@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import time
 from pathlib import Path
@@ -21,6 +20,8 @@ from sqlalchemy import (Float, ForeignKey, Index, Integer, String, Text, create_
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from engine.durable import replace_durably
 
 SCHEMA_VERSION = 1
 
@@ -184,14 +185,7 @@ def _create_schema(path: Path) -> None:
         Base.metadata.create_all(engine)
     finally:
         engine.dispose()
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(str(path.parent), os.O_RDONLY)       # the rename, durable
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    replace_durably(tmp, path)
 
 
 def wal_pending(path: str | Path) -> bool:

@@ -19,6 +19,8 @@ from typing import Any
 import faiss
 import numpy as np
 
+from engine.durable import fsync_dir
+
 log = logging.getLogger(__name__)
 
 #: set to "0" to keep indexes on the CPU even where faiss sees a CUDA GPU
@@ -71,15 +73,6 @@ def write_index_atomic(index: faiss.Index, path: str | Path) -> None:
         raise
     os.replace(tmp, path)
     fsync_dir(path.parent)
-
-
-def fsync_dir(folder: str | Path) -> None:
-    """Make a rename inside ``folder`` durable."""
-    fd = os.open(str(folder), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def as_query(x: np.ndarray) -> np.ndarray:

@@ -46,7 +46,7 @@ from engine.errors import IndexBusy, IndexNotFound, RebuildFailed, SoundsiftErro
 from engine.file_metadata import SHEET_PREFIX
 from engine.layout import IndexLayout
 from engine.models.base import AudioTextModel
-from engine.vectors import fsync_dir
+from engine.durable import fsync_dir
 from engine.wording import count
 from indexer.scan import normalize_root, under_roots
 from indexer.swap import exchange_paths

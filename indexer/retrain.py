@@ -25,7 +25,6 @@ recall of the re-ranked search.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -35,7 +34,8 @@ import numpy as np
 from engine.index_choice import (TARGET_RECALL, TUNING_MARGIN, IndexChoice, warm_start,
                                  recall_at_k, tune_nprobe, tune_reranked)
 from engine.rerank import sidecar_path
-from engine.vectors import fsync_dir, gpu_count
+from engine.durable import replace_durably
+from engine.vectors import gpu_count
 
 log = logging.getLogger(__name__)
 
@@ -230,10 +230,7 @@ def write_sidecar(path: Path, old: RawVectors | None, gone_ids: np.ndarray,
             out["v"][a:a + len(sel)] = chunk
     out.flush()
     del out
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    replace_durably(tmp, path)
     return read_sidecar(path)
 
 

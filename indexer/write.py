@@ -48,7 +48,8 @@ from engine.errors import IndexBusy, IndexNotFound, IndexReadOnly
 from engine.file_metadata import CUE_SHEET_KEY, LEVEL_KEYS, SHEET_PREFIX
 from engine.index_choice import IndexChoice, choose_index, default_memory_budget, needs_rebuild
 from engine.layout import READ_ONLY_ERRNOS, IndexLayout, lock_holder, read_only_error, require_writable
-from engine.vectors import fsync_dir, gpu_count, new_index, write_index_atomic
+from engine.durable import fsync_dir
+from engine.vectors import gpu_count, new_index, write_index_atomic
 from indexer.moves import Header, Move
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import pickle
 import shutil
 import signal
@@ -44,6 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.durable import fsync_file
 from engine.errors import InvalidConfig, UnreadableAudio
 from engine.zeroshot import DEFAULT_TEMPLATE, class_prompts
 from trainer.config import TrainConfig
@@ -221,8 +221,7 @@ def _sync_folder(folder: Path) -> None:
     after a power cut too (the rename alone may reach the disk before the data)."""
     for path in folder.rglob("*"):
         if path.is_file():
-            with path.open("rb+") as f:
-                os.fsync(f.fileno())
+            fsync_file(path)
 
 
 def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
