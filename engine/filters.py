@@ -21,6 +21,7 @@ from sqlalchemy.sql import Select
 from engine.catalog import File, FileMetadata, Tag
 from engine.errors import InvalidQuery
 from engine.file_metadata import CATEGORY_FILTER_KEYS
+from engine.text_encoding import normal_forms
 
 
 def _tuple(values: Iterable[Any] | Any | None) -> tuple[Any, ...]:
@@ -168,7 +169,7 @@ class Filters:
                 FileMetadata.key.in_(CATEGORY_FILTER_KEYS),
                 func.upper(FileMetadata.value).in_(sorted({c.upper() for c in self.categories})))))
         if self.tags:                   # SQLite's lower() folds A–Z only: compare like with like
-            labels = {unicodedata.normalize(nf, t) for t in self.tags for nf in ("NFC", "NFD")}
+            labels = {form for t in self.tags for form in normal_forms(t)}
             conds.append(File.id.in_(select(Tag.file_id).where(or_(
                 Tag.label.in_(sorted(labels)),
                 func.lower(Tag.label).in_(sorted({ascii_lower(t) for t in labels}))))))
@@ -244,7 +245,7 @@ def path_prefixes(prefix: str) -> list[str]:
     forms = {prefix, absolute, os.path.realpath(absolute)}
     if prefix.endswith(os.sep):
         forms = {f if f.endswith(os.sep) else f + os.sep for f in forms}
-    return sorted({unicodedata.normalize(nf, f) for f in forms for nf in ("NFC", "NFD")})
+    return sorted({form for f in forms for form in normal_forms(f)})
 
 
 def ascii_lower(text: str) -> str:

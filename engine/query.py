@@ -49,7 +49,6 @@ import logging
 import math
 import os
 import threading
-import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -69,6 +68,7 @@ from engine.layout import IndexLayout, missing_index, resolve_index_dir
 from engine.live_catalog import CatalogHandle, LiveCatalog
 from engine.models.base import AudioTextModel, l2_normalize
 from engine.segments import SegmentPolicy
+from engine.text_encoding import normal_forms
 from engine.rerank import RawSidecar, candidates, rerank, rerank_factor, sidecar_path
 from engine.vector_access import all_vectors, probe_range, reconstruct, search_parameters
 
@@ -1140,9 +1140,8 @@ class SoundIndex:
         disk decomposed (NFD, "e" + U+0301), or the reverse. None where there is none, or where
         ``typed`` opens another file than the indexed one (Linux keeps the two spellings apart;
         APFS opens either)."""
-        forms = [f for c in candidates if not c.isascii()
-                 for f in (unicodedata.normalize("NFC", c), unicodedata.normalize("NFD", c))]
-        forms = [f for f in dict.fromkeys(forms) if f not in candidates]
+        spellings = dict.fromkeys(form for c in candidates for form in normal_forms(c))
+        forms = [f for f in spellings if f not in candidates]
         if not forms:
             return None
         row = conn.execute(select(File.id, File.path).where(File.path.in_(forms)).limit(1)).first()

@@ -1,7 +1,8 @@
-"""Text files written by other tools, in whatever encoding they used."""
+"""Text written by other tools, in whatever encoding (and Unicode normal form) they used."""
 from __future__ import annotations
 
 import re
+import unicodedata
 
 #: the byte-order marks that open UTF-16 text (little- and big-endian)
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -38,3 +39,11 @@ def without_controls(text: str) -> str:
     """``text`` with its control characters other than tab and line ends as spaces (what a
     workbook's cell can hold)."""
     return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", " ", text)
+
+
+def normal_forms(text: str) -> list[str]:
+    """``text`` as given, composed (NFC) and decomposed (NFD), each once: the spellings one name
+    may have, typed ("é" one character) or copied from a macOS HFS+ disk ("e" and U+0301)."""
+    if text.isascii():
+        return [text]
+    return list(dict.fromkeys([text, unicodedata.normalize("NFC", text), unicodedata.normalize("NFD", text)]))

@@ -32,6 +32,7 @@ from typing import Iterable, Mapping
 from engine.audio import AUDIO_EXTENSIONS
 from engine.cue_sheet import sidecar_cue
 from engine.system_files import is_appledouble, is_system_folder
+from engine.text_encoding import normal_forms
 from engine.wording import count
 
 log = logging.getLogger(__name__)
@@ -171,17 +172,9 @@ def on_disk_spelling(path: str) -> str:
     return out
 
 
-def _normal_forms(name: str) -> list[str]:
-    """``name``'s NFC and NFD spellings other than ``name`` itself (none for ASCII)."""
-    if name.isascii():
-        return []
-    return [f for f in dict.fromkeys(unicodedata.normalize(form, name) for form in ("NFC", "NFD"))
-            if f != name]
-
-
 def _other_spelling_exists(folder: str, name: str) -> bool:
     """Whether ``folder`` has an entry for ``name`` in its other case or other normal form."""
-    others = ([name.swapcase()] if name.swapcase() != name else []) + _normal_forms(name)
+    others = ([name.swapcase()] if name.swapcase() != name else []) + normal_forms(name)[1:]
     return any(os.path.lexists(os.path.join(folder, o)) for o in others)
 
 

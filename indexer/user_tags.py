@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from engine.catalog import USER_TAG_SOURCE, File, Tag, open_catalog, set_meta
 from engine.errors import InvalidQuery
 from engine.filters import ascii_lower
 from engine.layout import existing_index
+from engine.text_encoding import normal_forms
 from indexer.scan import normalize_root, under_roots
 from indexer.write import WriterLock
 
@@ -87,7 +87,7 @@ def _file_ids(s: Session, items: Sequence[str | Path | int], change: TagChange) 
             given = os.path.abspath(os.path.expanduser(str(item)))
             paths = list(dict.fromkeys([given, normalize_root(given)]))
             if not os.path.lexists(given):      # not on disk (a drive unplugged): the catalog alone
-                paths += [f for nf in ("NFC", "NFD") if (f := unicodedata.normalize(nf, given)) not in paths]
+                paths += [form for form in normal_forms(given) if form not in paths]
             found = list(s.scalars(select(File.id).where(File.path.in_(paths))))
             if not found and os.path.isdir(given):
                 found = [fid for fid, p in s.execute(select(File.id, File.path)) if under_roots(p, paths)]
