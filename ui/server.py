@@ -849,7 +849,6 @@ def names_this_machine(name: str) -> bool:
 def _drain(sock: socket.socket) -> None:
     """Say the answer is complete (half-close), then read and drop what the client still sends,
     for at most LINGER_SECONDS and LINGER_BYTES, so that closing does not reset the connection."""
-    import time
     try:
         sock.shutdown(socket.SHUT_WR)
         deadline, drained = time.monotonic() + LINGER_SECONDS, 0
