@@ -48,7 +48,7 @@ from engine.errors import IndexBusy, IndexNotFound, IndexReadOnly
 from engine.file_metadata import CUE_SHEET_KEY, LEVEL_KEYS, SHEET_PREFIX
 from engine.index_choice import IndexChoice, choose_index, default_memory_budget, needs_rebuild
 from engine.layout import READ_ONLY_ERRNOS, IndexLayout, lock_holder, read_only_error, require_writable
-from engine.durable import fsync_dir
+from engine.durable import replace_durably
 from engine.vectors import gpu_count, new_index, write_index_atomic
 from indexer.moves import Header, Move
 
@@ -582,10 +582,7 @@ class IndexWriter:
         with open(tmp, "w") as f:
             json.dump(doc, f, indent=2)
             f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        replace_durably(tmp, path)
 
 
 #: meta keys that describe the FAISS index (written by every vector-changing commit)
