@@ -1178,14 +1178,24 @@ class SoundIndex:
             except InvalidQuery:
                 return None
 
-    def file_states(self, paths: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
-        """Each indexed path's (of ``paths``, default every file) ``(size, mtime_ns)`` as the
-        catalog recorded it when the file was indexed; paths not indexed are left out."""
-        query = select(File.path, File.size, File.mtime_ns)
-        if paths is not None:
-            query = query.where(File.path.in_([str(p) for p in paths]))
+    def file_states(self, paths: Sequence[str | Path] | None = None) -> dict[str, tuple[int, int]]:
+        """Each indexed file's ``(size, mtime_ns)`` as the catalog recorded it when the file was
+        indexed: every file's, under its catalog path; or, given ``paths``, theirs under the path
+        as given, each found as every look-up by path finds it (relative, through links, in the
+        other Unicode normal form); paths not indexed are left out."""
         with self._read() as conn:
-            return {str(p): (int(size), int(mtime)) for p, size, mtime in conn.execute(query)}
+            if paths is None:
+                return {str(p): (int(size), int(mtime)) for p, size, mtime in
+                        conn.execute(select(File.path, File.size, File.mtime_ns))}
+            found = {}
+            for given in paths:
+                try:
+                    file_id = self._resolve_file(conn, given)
+                except InvalidQuery:
+                    continue
+                size, mtime = conn.execute(select(File.size, File.mtime_ns).where(File.id == file_id)).one()
+                found[str(given)] = (int(size), int(mtime))
+            return found
 
     def get_file(self, file_id: int) -> dict[str, Any]:
         """Catalog record of one file: path, size, duration, format, rate, channels, segments,

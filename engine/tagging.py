@@ -155,17 +155,12 @@ def _unchanged(path: str, recorded: tuple[int, int] | None) -> bool:
 
 def _unchanged_in_index(index: Any, path: str | Path) -> bool:
     """Whether ``index`` holds ``path`` as it is now (not edited since it was indexed)."""
-    if index.file_id_for_path(path) is None:
+    recorded = index.file_states([path]).get(str(path))
+    if recorded is None:
         return False
-    p = Path(path).expanduser()
-    candidates = list(dict.fromkeys([str(path), str(p.absolute()), str(p.resolve())]))
-    as_indexed = index.file_states(candidates)
-    for candidate in candidates:
-        if candidate in as_indexed:
-            if _unchanged(candidate, as_indexed[candidate]):
-                return True
-            log.info("%s changed since it was indexed: tagging its audio as it is now", path)
-            return False
+    if _unchanged(str(Path(path).expanduser()), recorded):
+        return True
+    log.info("%s changed since it was indexed: tagging its audio as it is now", path)
     return False
 
 
