@@ -124,9 +124,8 @@ def _zero_shot_tags(sound_index: Any, filters: Filters | None, top: int, labels:
         return {}
     model = sound_index.model
     tagged = zeroshot.tag_many(model, np.asarray(vectors.vectors), list(labels) if labels else default_labels(model),
-                               top, template or zeroshot.DEFAULT_TEMPLATE)
-    return {int(fid): [t["label"] for t in tags if t["score"] >= min_score]
-            for fid, tags in zip(vectors.file_ids, tagged)}
+                               top, template or zeroshot.DEFAULT_TEMPLATE, min_score)
+    return {int(fid): [t["label"] for t in tags] for fid, tags in zip(vectors.file_ids, tagged)}
 
 
 def write_library_sheet(rows: list[dict[str, str]], path: str | Path) -> Path:

@@ -81,13 +81,8 @@ def tag_files(files: Sequence[str | Path], labels: Sequence[str] | None = None, 
         vectors.append(np.asarray(vector, np.float32))
     if not kept:
         return [], errors
-    tags = zeroshot.tag_many(the_model, np.stack(vectors), labels, top, template)
-    return [FileTags(p, _at_least(t, min_score), from_index) for (p, from_index), t in zip(kept, tags)], errors
-
-
-def _at_least(tags: list[dict[str, Any]], min_score: float) -> list[dict[str, Any]]:
-    """``tags`` scoring ``min_score`` or more (``soundsift tag --min-score``, as ``sheet export``'s)."""
-    return [t for t in tags if t["score"] >= min_score]
+    tags = zeroshot.tag_many(the_model, np.stack(vectors), labels, top, template, min_score)
+    return [FileTags(p, t, from_index) for (p, from_index), t in zip(kept, tags)], errors
 
 
 @dataclass
@@ -137,8 +132,8 @@ def tag_timeline(audio: str | Path | np.ndarray, labels: Sequence[str] | None = 
         named = _in_time_order(spans, markers, int(the_model.sample_rate))
     if not named:
         return [], from_index
-    tags = zeroshot.tag_many(the_model, vectors[[i for i, *_ in named]], labels, top, template)
-    return [SpanTags(a, b, name, _at_least(t, min_score)) for (_, a, b, name), t in zip(named, tags)], from_index
+    tags = zeroshot.tag_many(the_model, vectors[[i for i, *_ in named]], labels, top, template, min_score)
+    return [SpanTags(a, b, name, t) for (_, a, b, name), t in zip(named, tags)], from_index
 
 
 def _unchanged(path: str, recorded: tuple[int, int] | None) -> bool:

@@ -320,8 +320,9 @@ def tag(model: AudioTextModel, audio_vector: np.ndarray, labels: Sequence[str], 
 
 
 def tag_many(model: AudioTextModel, audio_vectors: np.ndarray, labels: Sequence[str], top: int = 5,
-             template: str = DEFAULT_TEMPLATE) -> list[list[dict[str, Any]]]:
-    """:func:`tag` for each row of ``audio_vectors`` (n, dim), the labels embedded once."""
+             template: str = DEFAULT_TEMPLATE, min_score: float = 0.0) -> list[list[dict[str, Any]]]:
+    """:func:`tag` for each row of ``audio_vectors`` (n, dim), the labels embedded once: its best
+    ``top`` tags, less those scoring below ``min_score`` (a row may keep none)."""
     labels = list(dict.fromkeys(str(label).strip() for label in labels if str(label).strip()))
     if not labels:
         raise InvalidQuery("tag needs at least one label")
@@ -334,5 +335,6 @@ def tag_many(model: AudioTextModel, audio_vectors: np.ndarray, labels: Sequence[
     out = []
     for p, c in zip(probs, cos):
         order = np.argsort(-p, kind="stable")[:top]
-        out.append([{"label": labels[i], "score": float(p[i]), "cosine": float(c[i])} for i in order])
+        out.append([{"label": labels[i], "score": float(p[i]), "cosine": float(c[i])} for i in order
+                    if p[i] >= min_score])
     return out
