@@ -25,13 +25,10 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.audio import AudioInfo
-from engine.catalog import SQL_CHUNK, File, FileMetadata, has_table
 from engine.errors import IndexLocationTaken, NothingToIndex
-from engine.file_metadata import CUE_SHEET_KEY
 from engine.layout import IndexLayout, resolve_index_dir
 from engine.models.base import AudioTextModel
 from engine.segments import SegmentPolicy
@@ -48,7 +45,7 @@ from indexer.interrupts import remembered
 from indexer.progress import AudioProgress
 from indexer.scan import (Diff, ScannedFile, ScanResult, describe_skipped, diff, normalize_root, scan,
                           under_roots, walked_root)
-from indexer.take_refresh import files_missing_takes, files_with_changed_cue_sheets
+from indexer.take_refresh import cut_with_cue_sheets, files_missing_takes, files_with_changed_cue_sheets
 from indexer.write import Changes, IndexedFile, IndexWriter
 
 log = logging.getLogger(__name__)
@@ -289,15 +286,8 @@ def moved_near_cue_sheets(writer: IndexWriter, moves: Sequence[Move], cue_folder
         return False
     if any(os.path.dirname(m.new) in cue_folders for m in moves):
         return True
-    olds = sorted(m.old for m in moves)
-    with Session(writer.engine) as s:
-        if not has_table(s, "file_metadata"):
-            return False
-        for i in range(0, len(olds), SQL_CHUNK):
-            if s.scalar(select(func.count()).select_from(FileMetadata).join(File, File.id == FileMetadata.file_id)
-                        .where(File.path.in_(olds[i:i + SQL_CHUNK]), FileMetadata.key == CUE_SHEET_KEY)):
-                return True
-    return False
+    cut_with = cut_with_cue_sheets(writer)
+    return any(m.old in cut_with for m in moves)
 
 
 def finish_summary(summary: IndexSummary, t_start: float) -> IndexSummary:

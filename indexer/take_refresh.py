@@ -63,14 +63,22 @@ def files_missing_takes(writer: IndexWriter, present: set[str], policy: SegmentP
     return sorted(due)
 
 
+def cut_with_cue_sheets(writer: IndexWriter) -> dict[str, str]:
+    """Path → the state of the sidecar cue sheet its segments were cut with, for every indexed
+    file that was cut with one."""
+    with Session(writer.engine) as s:
+        if not has_table(s, "file_metadata"):
+            return {}
+        return {path: state for path, state in s.execute(
+            select(File.path, FileMetadata.value).join(FileMetadata, FileMetadata.file_id == File.id)
+            .where(FileMetadata.key == CUE_SHEET_KEY))}
+
+
 def files_with_changed_cue_sheets(writer: IndexWriter, present: set[str], cue_folders: set[str]) -> list[str]:
     """The paths among ``present`` whose sidecar cue sheet is not the one their segments were cut
     with (added, edited, renamed or removed since), sorted. Looked at: the files in
     ``cue_folders`` (the folders the walk found a sheet in) and the files embedded with a sheet."""
-    with Session(writer.engine) as s:
-        stored = {path: state for path, state in s.execute(
-            select(File.path, FileMetadata.value).join(FileMetadata, FileMetadata.file_id == File.id)
-            .where(FileMetadata.key == CUE_SHEET_KEY))} if has_table(s, "file_metadata") else {}
+    stored = cut_with_cue_sheets(writer)
     looked = {p for p in present if os.path.dirname(p) in cue_folders} | (set(stored) & present)
     due = []
     for path in sorted(looked):
