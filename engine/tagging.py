@@ -20,6 +20,7 @@ import numpy as np
 
 from engine import zeroshot
 from engine.errors import InvalidQuery, UnreadableAudio
+from engine.file_state import FileState, state_now
 from engine.models.base import AudioTextModel
 
 log = logging.getLogger(__name__)
@@ -136,16 +137,10 @@ def tag_timeline(audio: str | Path | np.ndarray, labels: Sequence[str] | None = 
     return [SpanTags(a, b, name, t) for (_, a, b, name), t in zip(named, tags)], from_index
 
 
-def _unchanged(path: str, recorded: tuple[int, int] | None) -> bool:
+def _unchanged(path: str, recorded: FileState | None) -> bool:
     """Whether the file at ``path`` is still as indexed (``recorded``: its size and mtime_ns
     then): stored vectors describe its audio now. A file gone or unreadable is not."""
-    if recorded is None:
-        return False
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return (int(st.st_size), int(st.st_mtime_ns)) == recorded
+    return recorded is not None and state_now(path) == recorded
 
 
 def _unchanged_in_index(index: Any, path: str | Path) -> bool:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from engine.audio import AudioInfo
 from engine.errors import IndexLocationTaken, NothingToIndex
+from engine.file_state import state_now
 from engine.layout import IndexLayout, resolve_index_dir
 from engine.models.base import AudioTextModel
 from engine.segments import SegmentPolicy
@@ -249,11 +250,8 @@ def check_new_index_location(layout: IndexLayout) -> None:
 
 def changed_since_scan(f: ScannedFile) -> bool:
     """Whether the file the scan saw as ``f`` now has another size or time (gone: not this)."""
-    try:
-        st = os.stat(f.path)
-    except OSError:
-        return False
-    return (st.st_size, st.st_mtime_ns) != (f.size, f.mtime_ns)
+    now = state_now(f.path)
+    return now is not None and now != f.state
 
 
 def warn_of_dropped_notes(writer: IndexWriter, plan: Diff, state: dict[str, tuple[int, int]],

@@ -31,6 +31,7 @@ from typing import Iterable, Mapping
 
 from engine.audio import AUDIO_EXTENSIONS
 from engine.cue_sheet import sidecar_cue
+from engine.file_state import FileState
 from engine.system_files import is_appledouble, is_system_folder
 from engine.text_encoding import normal_forms
 from engine.wording import count
@@ -45,6 +46,11 @@ class ScannedFile:
     path: str
     size: int
     mtime_ns: int
+
+    @property
+    def state(self) -> FileState:
+        """``(size, mtime_ns)`` as the walk found it (engine.file_state)."""
+        return self.size, self.mtime_ns
 
 
 @dataclass(frozen=True)

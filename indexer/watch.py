@@ -20,12 +20,12 @@ a KeyboardInterrupt. Setting ``stop`` ends it after the run in progress, returni
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from engine.errors import IndexBusy
+from engine.file_state import state_now
 from engine.models.base import AudioTextModel
 from engine.wording import count
 from indexer.interrupts import Interrupted, remembered
@@ -58,16 +58,7 @@ def changes(before: Snapshot, after: Snapshot) -> tuple[int, int, int]:
 def still_written(files: Sequence[ScannedFile]) -> list[str]:
     """The paths among ``files`` (as a walk found them) whose size or modification time is not
     that any more, or that are gone: a render or a copy still writing them."""
-    out = []
-    for f in files:
-        try:
-            st = os.stat(f.path)
-        except OSError:
-            out.append(f.path)
-            continue
-        if (int(st.st_size), int(st.st_mtime_ns)) != (f.size, f.mtime_ns):
-            out.append(f.path)
-    return out
+    return [f.path for f in files if state_now(f.path) != f.state]
 
 
 def hold_growing(walked: ScanResult, before: Snapshot, settle: float, stop: threading.Event) -> bool:
