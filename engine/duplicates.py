@@ -77,6 +77,10 @@ class DuplicateGroup:
     keep: str | None = None  # the copy to keep (engine.keeper.best_copy): lossless, most bits, highest rate
     formats: list[str] = field(default_factory=list)   # per path: "WAV 24-bit 96 kHz 2 ch" ("" unread)
 
+    def __post_init__(self) -> None:
+        if not self.formats:            # not described yet: one empty entry per path, for renderers
+            self.formats = [""] * len(self.paths)
+
     def to_dict(self) -> dict[str, Any]:
         return {"paths": self.paths, "durations": self.durations, "difference_db": round(self.difference_db, 3),
                 "identical": self.identical, "keep": self.keep, "formats": self.formats}

@@ -104,8 +104,7 @@ def _print_groups(report: DuplicateReport, json_out: bool) -> None:
     table.add_column("keep", no_wrap=True)
     for rank, g in enumerate(report.groups, 1):     # a row per file: a long path folds in its own row
         kind = "identical bytes" if g.identical else f"{g.difference_db:.2f} dB"
-        formats = g.formats or [""] * len(g.paths)
-        for i, (path, form, seconds) in enumerate(zip(g.paths, formats, g.durations)):
+        for i, (path, form, seconds) in enumerate(zip(g.paths, g.formats, g.durations)):
             table.add_row(str(rank) if i == 0 else "", kind if i == 0 else "", display_path(path), form,
                           clock(seconds), "keep" if path == g.keep else "", end_section=i == len(g.paths) - 1)
     out_console.print(table)
