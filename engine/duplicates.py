@@ -76,14 +76,21 @@ class DuplicateGroup:
     identical: bool          # every file has the same bytes
     keep: str | None = None  # the copy to keep (engine.keeper.best_copy): lossless, most bits, highest rate
     formats: list[str] = field(default_factory=list)   # per path: "WAV 24-bit 96 kHz 2 ch" ("" unread)
+    same_file: list[list[str]] = field(default_factory=list)  # paths naming one file on disk (hard links)
 
     def __post_init__(self) -> None:
         if not self.formats:            # not described yet: one empty entry per path, for renderers
             self.formats = [""] * len(self.paths)
 
+    def is_link(self, path: str) -> bool:
+        """Whether ``path`` names the same file on disk as another path of the group (a hard
+        link): removing that name frees no space."""
+        return any(path in names for names in self.same_file)
+
     def to_dict(self) -> dict[str, Any]:
         return {"paths": self.paths, "durations": self.durations, "difference_db": round(self.difference_db, 3),
-                "identical": self.identical, "keep": self.keep, "formats": self.formats}
+                "identical": self.identical, "keep": self.keep, "formats": self.formats,
+                "same_file": self.same_file}
 
 
 @dataclass
@@ -391,7 +398,21 @@ def _with_keeper(group: DuplicateGroup) -> DuplicateGroup:
 
     group.keep, quality = best_copy(group.paths)
     group.formats = [q.describe() if (q := quality[p]) is not None else "" for p in group.paths]
+    group.same_file = hard_links(group.paths)
     return group
+
+
+def hard_links(paths: Sequence[str]) -> list[list[str]]:
+    """The sets of ``paths`` (in their order) that are one file on disk: the same device and
+    inode, so deleting one of the names frees nothing. A path that cannot be stat'ed is in none."""
+    by_file: dict[tuple[int, int], list[str]] = {}
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        by_file.setdefault((st.st_dev, st.st_ino), []).append(p)
+    return [names for names in by_file.values() if len(names) > 1]
 
 
 def copies_of(query: str, candidates: Sequence[tuple[str, float, float]],
@@ -472,6 +493,9 @@ def _same_bytes(paths: list[str], sizes: list[int]) -> bool:
     """Whether every file has the same bytes (sizes first, then SHA-256)."""
     if len(set(sizes)) > 1:
         return False
+    links = hard_links(paths)
+    if len(links) == 1 and len(links[0]) == len(paths):
+        return True                     # one file under several names: nothing to read
     digests = set()
     for p in paths:
         h = hashlib.sha256()

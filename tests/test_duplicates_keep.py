@@ -122,3 +122,30 @@ def test_on_a_narrow_terminal_each_file_keeps_its_own_format_and_mark(group):
     assert len(rows) == 4 and any(len(r[0]) > 30 for r in rows)      # the paths did fold
     assert [(path.replace(" ", ""), form, "keep" if path == g["keep"] else "")      # a fold drops a space
             for path, form in zip(g["paths"], g["formats"])] == [tuple(row) for row in rows]
+
+
+def test_hard_links_are_named_as_one_file_and_marked_in_the_table(tmp_path):
+    """Two names of one file on disk (a hard link) are a duplicate whose deletion frees nothing:
+    the group says which paths are one file (JSON ``same_file``, the table's ``hard link``)."""
+    import os
+    lib = tmp_path / "lib"
+    original = write(lib / "a" / "slam.wav", slam(), SR, subtype="PCM_24")
+    (lib / "b").mkdir()
+    os.link(original, lib / "b" / "slam.wav")
+    write(lib / "c" / "slam.wav", slam(), SR, subtype="PCM_16")        # a real second copy
+    index_dir = tmp_path / "i"
+    build_index([lib], index_dir, FakeModel(), workers=1, progress=False)
+    result = CliRunner().invoke(app, ["duplicates", "--index", str(index_dir), "--json"])
+    assert result.exit_code == 0, result.stderr
+    g, = json.loads(result.stdout)
+    real = lib.resolve()
+    assert g["same_file"] == [[str(real / "a" / "slam.wav"), str(real / "b" / "slam.wav")]]
+    assert not g["identical"]                      # the 16-bit copy has other bytes
+    table = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["duplicates", "--index", str(index_dir)])
+    marks = {line.split("│")[3].strip(): line.split("│")[6].strip()
+             for line in table.stdout.splitlines() if "slam.wav" in line}
+    assert marks == {f"{real}/a/slam.wav": "keep, hard link", f"{real}/b/slam.wav": "hard link",
+                     f"{real}/c/slam.wav": ""}
+    g, = find_duplicates([str(real / "a" / "slam.wav"), str(real / "b" / "slam.wav")],   # links only
+                         np.ones((2, 4), np.float32), np.array([3.0, 3.0]), np.array([1, 1])).groups
+    assert g.identical and g.is_link(g.paths[0]) and g.is_link(g.paths[1])

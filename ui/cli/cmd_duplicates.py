@@ -13,7 +13,7 @@ from ui.cli.common import (IndexOption, ProgressOption, VerboseOption, count, er
 from ui.cli.results import clock, display_path, filter_options, say_why_none
 
 if TYPE_CHECKING:
-    from engine.duplicates import DuplicateReport
+    from engine.duplicates import DuplicateGroup, DuplicateReport
 
 log = logging.getLogger("soundsift.duplicates")
 
@@ -106,5 +106,12 @@ def _print_groups(report: DuplicateReport, json_out: bool) -> None:
         kind = "identical bytes" if g.identical else f"{g.difference_db:.2f} dB"
         for i, (path, form, seconds) in enumerate(zip(g.paths, g.formats, g.durations)):
             table.add_row(str(rank) if i == 0 else "", kind if i == 0 else "", display_path(path), form,
-                          clock(seconds), "keep" if path == g.keep else "", end_section=i == len(g.paths) - 1)
+                          clock(seconds), _keep_mark(g, path), end_section=i == len(g.paths) - 1)
     out_console.print(table)
+
+
+def _keep_mark(group: DuplicateGroup, path: str) -> str:
+    """The keep column: ``keep`` for the copy to keep; ``hard link`` for a name of a file another
+    path of the group also names (deleting it frees nothing)."""
+    marks = (["keep"] if path == group.keep else []) + (["hard link"] if group.is_link(path) else [])
+    return ", ".join(marks)
