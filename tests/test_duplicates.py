@@ -216,7 +216,7 @@ def test_cli_json_and_filters(library):
     assert result.exit_code == 0, result.stderr
     groups = json.loads(result.stdout)
     assert sorted(len(g["paths"]) for g in groups) == [2, 4]
-    assert all(set(g) == {"paths", "durations", "difference_db", "identical", "keep", "formats"} for g in groups)
+    assert all(set(g) == {"paths", "durations", "difference_db", "identical", "keep", "formats", "same_file"} for g in groups)
     assert [g["difference_db"] for g in groups] == sorted(g["difference_db"] for g in groups)
     assert groups[0]["identical"] and groups[0]["difference_db"] == 0.0
     only_weather = CliRunner().invoke(app, ["duplicates", "--index", str(index_dir), "--json",
