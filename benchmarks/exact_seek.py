@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/exact_seek.py [--minutes 60] [--at 59] [--subtype VORBIS|OPUS]
                                               [--rate 44100] [--channels 2] [--repeats 3] [--keep DIR]
+                                              [--export-before-rev 1eb0931]
 
 libsndfile's seek in an Ogg file is not sample-exact (engine.audio.EXACT_SEEK_FORMATS), so
 :func:`engine.audio.go_to_frame` seeks :data:`engine.audio.SEEK_PREROLL_SECONDS` early and reads
@@ -11,13 +12,20 @@ from ``--at`` minutes) moved there by a plain seek (session 30's rule), a read f
 (exact, and what the rule is checked against) and go_to_frame, ``repeats`` times each,
 interleaved; prints one JSON object: the best seconds of each, their ratios to the seek
 (measured in this run), and how far each excerpt was from the exact one (largest sample
-difference), there and at :data:`TAIL_SECONDS` before the end.
+difference), there and at :data:`TAIL_SECONDS` before the end. It also times the last
+:data:`PART_BYTES` of an export of the whole recording (``excerpt_stream(...).part``, an HTTP
+range of the "download the span" WAV) by engine/export.py as of ``--export-before-rev`` (its
+blocks read on from the excerpt's start, up to the part) and as now (go_to_frame from where the
+file is: a seek 2 s early), and how many 16-bit steps their bytes differ by.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import json
+import subprocess
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -27,8 +35,13 @@ from typing import Any, Iterator
 import numpy as np
 import soundfile as sf
 
+import engine.export as export
 import ui.components.player as player
 from engine.audio import go_to_frame, skip_frames
+
+ROOT = Path(__file__).resolve().parent.parent
+#: the bytes of the export's range timed (its last ones)
+PART_BYTES = 1 << 20
 
 #: the excerpt also compared (untimed) at these seconds before the end: an Ogg Vorbis file's
 #: last page (its last 0.02–0.4 s), where libsndfile's seek lands late
@@ -86,6 +99,31 @@ def preview(path: Path, start: float, move: Any) -> tuple[float, np.ndarray]:
     return took, sf.read(io.BytesIO(wav), dtype="float32", always_2d=True)[0]
 
 
+def old_export(rev: str) -> Any:
+    """engine/export.py at ``rev``, as a module of its own (importing today's engine.audio …)."""
+    src = subprocess.run(["git", "show", f"{rev}:engine/export.py"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "export_before.py"
+        path.write_text(src)
+        spec = importlib.util.spec_from_file_location("export_before", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module                 # its dataclasses look their module up
+        spec.loader.exec_module(module)
+    return module
+
+
+def last_part(module: Any, path: Path, end: float) -> tuple[float, bytes]:
+    """(seconds taken, bytes) of the last :data:`PART_BYTES` of ``module``'s export of all of ``path``."""
+    t0 = time.perf_counter()
+    with module.excerpt_stream(path, 0.0, end) as stream:
+        data_bytes = stream.length - stream.header_length                  # 16-bit frames (and no pad byte)
+        first = stream.header_length + (data_bytes - PART_BYTES) // stream.frame_bytes * stream.frame_bytes
+        with stream.part(first, stream.length - 1) as part:
+            data = b"".join(part)
+    return time.perf_counter() - t0, data
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=int, default=60)
@@ -95,8 +133,11 @@ def main() -> None:
     ap.add_argument("--channels", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--keep", type=Path, default=None, help="write the recording here and keep it")
+    ap.add_argument("--export-before-rev", default="1eb0931",
+                    help="git revision of engine/export.py to compare the export's range with")
     args = ap.parse_args()
     at = args.at if args.at is not None else max(0.0, args.minutes - 1.0)
+    exports = {"before": old_export(args.export_before_rev), "now": export}
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
@@ -115,6 +156,13 @@ def main() -> None:
         before, now = best["seek (session 30)"], best["go_to_frame (now)"]
         exact = audio["read from the start"]
         end = sf.info(str(path)).duration
+        part_times: dict[str, list[float]] = {name: [] for name in exports}
+        parts: dict[str, bytes] = {}
+        for _ in range(args.repeats):
+            for name, module in exports.items():
+                took, parts[name] = last_part(module, path, end)
+                part_times[name].append(took)
+        steps = np.abs(np.frombuffer(parts["before"], "<i2").astype(int) - np.frombuffer(parts["now"], "<i2")).max()
         tail = {back: {name: _difference(preview(path, end - back, moves[name])[1],
                                          preview(path, end - back, read_from_start)[1])
                        for name in ("seek (session 30)", "go_to_frame (now)")}
@@ -128,6 +176,10 @@ def main() -> None:
             "read_from_start_over_seek": round(best["read from the start"] / before, 1) if before else None,
             "max_abs_diff_from_exact": {name: _difference(audio[name], exact) for name in moves},
             "max_abs_diff_from_exact_s_before_end": tail,
+            "export_last_part": {"bytes": PART_BYTES, "before_rev": args.export_before_rev,
+                                 "best_s": {name: round(min(t), 4) for name, t in part_times.items()},
+                                 "before_over_now": round(min(part_times["before"]) / min(part_times["now"]), 1),
+                                 "max_16_bit_steps_apart": int(steps)},
         }, indent=1))
 
 

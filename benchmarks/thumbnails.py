@@ -1,7 +1,7 @@
 """Waveform thumbnail benchmark (run by hand): a result card's thumbnail of long files, before
 and after sampling long files and keeping each file's envelope across moments.
 
-    .venv/bin/python benchmarks/thumbnails.py [FILE ...] [--before-rev 1baf695] [--minutes 10]
+    .venv/bin/python benchmarks/thumbnails.py [FILE ...] [--before-rev 1baf695] [--minutes 10] [--m4a]
 
 "Before" is ``ui/components/thumbnails.py`` as of ``--before-rev`` (loaded from git, so both run
 in this process on the same page cache); "after" is the working tree's. For each file it prints
@@ -12,7 +12,9 @@ one: mean and largest |difference| per column, as a fraction of the file's peak 
 largest difference is a short event the sampling stepped over; under a card's own moment it
 is read in full and shows). Without FILE it uses the long files
 of an audit library in /tmp/longaudit/lib/long if there, else writes a ``--minutes`` 96 kHz
-6-channel 24-bit WAV in a temporary folder. The files are read once before timing, so the
+6-channel 24-bit WAV in a temporary folder (with ``--m4a``, a 44.1 kHz stereo AAC M4A, which
+FFmpeg decodes: compare it with ``--before-rev`` at a revision that read such files whole, e.g.
+1eb0931). The files are read once before timing, so the
 numbers are for a warm page cache; a cold disk makes "before" (the whole file) much slower and
 "after" (about 1,300 short reads) somewhat slower.
 """
@@ -67,6 +69,34 @@ def make_wav(folder: str, minutes: float) -> str:
     return path
 
 
+def make_m4a(folder: str, minutes: float) -> str:
+    """A ``minutes`` 44.1 kHz stereo AAC M4A (FFmpeg's encoder, through PyAV) of quiet noise with
+    a loud tone for a second every minute."""
+    import fractions
+
+    import av
+    sr = 44100
+    path = os.path.join(folder, f"bench_{minutes:g}min_44k_stereo_aac.m4a")
+    rng = np.random.default_rng(0)
+    with av.open(path, "w") as out:
+        stream = out.add_stream("aac", rate=sr, layout="stereo")
+        stream.codec_context.format = "fltp"
+        for second in range(int(minutes * 60)):
+            x = 0.02 * rng.standard_normal(sr)
+            if second % 60 == 30:
+                x += 0.8 * np.sin(2 * np.pi * 440 * np.arange(sr) / sr)
+            pair = np.stack([x, 0.5 * x]).astype(np.float32)
+            for i in range(0, sr, 1024):       # the last frame of a second is short: timestamps keep it in place
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pair[:, i:i + 1024]), format="fltp",
+                                                   layout="stereo")
+                frame.sample_rate, frame.pts, frame.time_base = sr, second * sr + i, fractions.Fraction(1, sr)
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
 def warm(path: str) -> None:
     with open(path, "rb") as f:
         while f.read(1 << 24):
@@ -85,16 +115,19 @@ def main() -> None:
     ap.add_argument("--before-rev", default="1baf695", help="git revision of the 'before' code")
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the generated WAV")
     ap.add_argument("--no-warm", action="store_true", help="do not read each file before timing")
+    ap.add_argument("--m4a", action="store_true", help="generate an AAC M4A (read by FFmpeg) instead of the WAV")
     args = ap.parse_args()
 
     files = args.files or sorted(p for p in glob.glob(AUDIT_FILES) if not p.endswith(".cue"))
     tmp = None
     if not files:
         tmp = tempfile.TemporaryDirectory(prefix="thumb_bench_")
-        print(f"writing a {args.minutes:g}-minute 96 kHz 6-channel 24-bit file in {tmp.name} …")
-        files = [make_wav(tmp.name, args.minutes)]
+        kind = "44.1 kHz stereo AAC M4A" if args.m4a else "96 kHz 6-channel 24-bit WAV"
+        print(f"writing a {args.minutes:g}-minute {kind} in {tmp.name} …")
+        files = [(make_m4a if args.m4a else make_wav)(tmp.name, args.minutes)]
 
     before = old_module(args.before_rev)
+    from engine.audio import probe
     from ui.components import thumbnails as after
 
     print(f"before: thumbnails.py at {args.before_rev}; after: working tree")
@@ -102,8 +135,7 @@ def main() -> None:
           f"{'ratio':>6} {'2nd':>8} | {'mean|d|':>7} {'max|d|':>7}")
     try:
         for path in files:
-            info = sf.info(path)
-            dur = info.frames / info.samplerate
+            dur = probe(path).duration                        # FFmpeg's formats too
             if not args.no_warm:
                 warm(path)
             a, b = 0.25 * dur, 0.75 * dur                      # two moments of the same file

@@ -467,20 +467,24 @@ def skip_frames(f: Any, frames: int, block: int) -> None:
 SEEK_PREROLL_SECONDS = 2.0
 
 
-def go_to_frame(f: Any, frame: int, block: int = 1 << 16) -> None:
-    """Move the sound ``f``, just opened, to ``frame`` for what is read next to be what reading
-    it from the start gives (to float rounding): a seek where that lands exactly
-    (:func:`seeks_exactly`), else a seek :data:`SEEK_PREROLL_SECONDS` before it and the frames
-    between read and thrown away, ``block`` at a time. The one rule for the player, export, the
-    block reader and training crops: a moment an hour into an Ogg or MP3 file costs a seek and
-    two seconds of decoding, not the hour before it."""
+def go_to_frame(f: Any, frame: int, block: int = 1 << 16, at: int = 0) -> None:
+    """Move the sound ``f``, now at frame ``at`` (0: just opened), to ``frame`` for what is read
+    next to be what reading it from the start gives (to float rounding): a seek where that lands
+    exactly (:func:`seeks_exactly`); else, when ``frame`` is at most :data:`SEEK_PREROLL_SECONDS`
+    past ``at``, the frames between read and thrown away, ``block`` at a time; else a seek that
+    far before it and the frames between read and thrown away. The one rule for the player,
+    export (its blocks too: ``at`` is where the last read left the file), the block reader and
+    training crops: a moment an hour into an Ogg or MP3 file costs a seek and two seconds of
+    decoding, not the hour before it, and a just-opened MP3 is not sought to its start
+    (libmpg123 then decodes a little differently)."""
     if seeks_exactly(f):
         f.seek(frame)
         return
-    back = min(frame, int(SEEK_PREROLL_SECONDS * f.samplerate))
-    if frame > back:
-        f.seek(frame - back)
-    skip_frames(f, back, block)
+    preroll = int(SEEK_PREROLL_SECONDS * f.samplerate)
+    if not at <= frame <= at + preroll:
+        at = max(0, frame - preroll)
+        f.seek(at)
+    skip_frames(f, frame - at, block)
 
 
 def _read(f: Any, frames: int) -> np.ndarray:

@@ -34,7 +34,7 @@ import numpy as np
 import soundfile as sf
 
 from engine.workbook import as_csv_text
-from engine.audio import check_openable, go_to_frame, open_sound, read_frames, skip_frames
+from engine.audio import check_openable, go_to_frame, open_sound, read_frames
 from engine.errors import InvalidOutput, InvalidQuery, UnreadableAudio
 from engine.outputs import make_folder, output_folder
 from engine.wav_chunks import SourceChunks, data_offset, excerpt_header, source_chunks
@@ -207,10 +207,13 @@ class ExcerptStream:
 
     def part(self, first: int, last: int) -> "ExcerptStream":
         """Bytes ``first``–``last`` (inclusive) of this excerpt, as a stream of their own that
-        takes over the file (iterate and close that one, not this). What comes before
-        ``first`` is not read where the file seeks exactly (else it is read and thrown away, so
-        the bytes are those of the whole excerpt); a float excerpt's peaks are measured only when
-        the part holds the header."""
+        takes over the file (iterate and close that one, not this). Its first block is reached
+        by :func:`engine.audio.go_to_frame` from where the file is: what comes before it is not
+        read where the file seeks exactly, and of an Ogg or MP3 file at most
+        :data:`~engine.audio.SEEK_PREROLL_SECONDS` of it is read and thrown away (the bytes are
+        those of the whole excerpt; an MP3's to its decoder's float rounding, a 16-bit sample at
+        most one step off); a float excerpt's peaks are measured only when the part holds the
+        header."""
         if not 0 <= first <= last < self.length or self._from_byte is None:
             raise ValueError(f"bytes {first}-{last} are not a part of this {self.length}-byte excerpt")
         part = ExcerptStream(last - first + 1, _first_bytes(self._from_byte(first), last - first + 1),
@@ -314,18 +317,20 @@ def _excerpt_stream(path: str, f: Any, start: float, end: float, block_bytes: in
                            f"{data_bytes / 2**30:.1f} GB as WAV, more than a WAV holds (4 GB); ask for a shorter one")
     measured = out_subtype not in ("FLOAT", "DOUBLE")          # a float WAV's PEAK chunk holds its peaks
     unread = [pending]                                         # the first block, while the file is just past it
+    at = first + len(pending)                                  # the frame the file is at
 
     def from_byte(offset: int) -> Iterator[bytes]:
         """The excerpt's bytes from ``offset`` on, read from the file as they are sent."""
-        nonlocal made, measured
+        nonlocal made, measured, at
         if offset < header_length:
             if not measured:                                   # read the span once before: its peaks
                 unread.clear()
                 try:
-                    f.seek(first)                              # float: a PCM source, which seeks exactly
-                    peaks, _ = _peaks(f, count, block, dtype, channels)
+                    go_to_frame(f, first, block, at)           # float: a PCM source, which seeks exactly
+                    peaks, seen = _peaks(f, count, block, dtype, channels)
                 except Exception as e:
                     raise _unreadable_for_export(path, e) from e
+                at = first + seen
                 made, measured = header(peaks), True
             yield made[offset:]
             offset = header_length
@@ -333,15 +338,20 @@ def _excerpt_stream(path: str, f: Any, start: float, end: float, block_bytes: in
         sent = frame - frame % block                            # blocks as the whole excerpt reads them
         skip += (frame - sent) * frame_bytes
         data, ended = (unread.pop() if unread and sent == 0 else None), False
-        if data is None and sent < count:
-            _seek_block(path, f, first, sent, block, moved_on=block if unread else None)
         unread.clear()
+        if data is None and sent < count:
+            try:
+                go_to_frame(f, first + sent, block, at)        # Ogg, MP3: read on from here if it is near
+            except Exception as e:
+                raise _unreadable_for_export(path, e) from e
+            at = first + sent
         while sent < count:
             if data is None and not ended:
                 try:
                     data = read_frames(f, min(block, count - sent), dtype)
                 except Exception as e:
                     raise _unreadable_for_export(path, e) from e
+                at += len(data)
                 if len(data) == 0:
                     log.warning("%s ended %.2f s early (cut short since it was indexed?); the excerpt "
                                 "is completed with silence", path, (count - sent) / rate)
@@ -356,24 +366,6 @@ def _excerpt_stream(path: str, f: Any, start: float, end: float, block_bytes: in
 
     return ExcerptStream(header_length + data_bytes + (data_bytes & 1), from_byte(0), first / rate, last / rate,
                          f.close, header_length=header_length, frame_bytes=frame_bytes, from_byte=from_byte)
-
-
-def _seek_block(path: str, f: Any, first: int, frame: int, block: int, moved_on: int | None) -> None:
-    """Move ``f`` to frame ``first + frame`` (``frame`` a multiple of ``block``) so that what is
-    read next is what reading the excerpt from its start gives: a seek where it lands exactly;
-    else (Ogg, MP3 …) the blocks before it read and thrown away, from where ``f`` is when it has
-    ``moved_on`` frames past ``first`` (just past the first block), else from ``first``."""
-    from engine.audio import seeks_exactly
-    try:
-        if seeks_exactly(f):
-            f.seek(first + frame)
-            return
-        if moved_on is None or moved_on > frame:
-            f.seek(first)                       # not reached for an MP3: its part starts past the first block
-            moved_on = 0
-        skip_frames(f, frame - moved_on, block)
-    except Exception as e:
-        raise _unreadable_for_export(path, e) from e
 
 
 def _with_peak_time(wav: bytes, stamp: int) -> bytes:

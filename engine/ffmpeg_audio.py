@@ -15,12 +15,14 @@ therefore stops at ``frames`` (an AAC file then reads as long as the sound encod
 sample where the edit list is right); any other stream is read to where it ends (a raw ADTS
 ``.aac`` holds no length: its ``frames`` is FFmpeg's estimate from the bit rate). ``seek``
 decodes from the start up to the frame asked for (exact, if slow for long files: these formats
-are mostly short recordings).
+are mostly short recordings). ``seek_near`` goes by the container's index instead, decoding only
+from shortly before the frame (what a waveform thumbnail of an hour-long M4A needs: a few
+moments of it, not the hour before each).
 """
 from __future__ import annotations
 
 import os
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
@@ -36,6 +38,11 @@ _STANDARD_TAGS = {"title": "title", "artist": "artist", "album": "album", "comme
                   "track": "tracknumber"}
 #: integer sample formats → their full scale
 _FULL_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
+#: frames :meth:`FFmpegSound.seek_near` decodes before the frame asked for, so that the decoder has
+#: settled there (an AAC frame's output needs the frame before it: after 1024 frames, tones in an
+#: M4A's AAC gave the samples a read from the start gives, bit for bit, wherever tried; noise AAC
+#: codes as noise (PNS) is drawn anew after a seek: as loud, not the same samples)
+NEAR_PREROLL = 2048
 
 
 class FFmpegSound:
@@ -96,14 +103,31 @@ class FFmpegSound:
         if whence != 0:
             raise ValueError("FFmpegSound seeks from the start only")
         if frame < self._position:                     # decode again from the start
-            self._container.close()
-            self._container = _open(self._av, self._source)
-            self._frames_decoded = self._decode()
-            self._pending = np.zeros((0, self.channels), np.float32)
-            self._position = 0
-        while self._position < frame:
-            if not len(self.read(min(frame - self._position, 1 << 16), dtype="float32", always_2d=True)):
-                break
+            self._restart()
+        self._read_on(frame)
+        return self._position
+
+    def seek_near(self, frame: int) -> int:
+        """Go to ``frame`` by the container's index, decoding from :data:`NEAR_PREROLL` frames
+        before it (:meth:`seek` decodes from the start), and say which frame it is at: ``frame``
+        where the container's timestamps count samples (MP4/M4A), near it where they are coarser
+        (a millisecond in WMA) or the index lands later. What is read from there is what a read
+        from the start gives once the decoder has settled (:data:`NEAR_PREROLL`).
+        A moment near the start, or just ahead, is read on to instead. For drawing a waveform;
+        ValueError (FFmpeg's words) when the container does not seek."""
+        frame = max(0, int(frame))
+        if self._position <= frame <= self._position + NEAR_PREROLL:
+            self._read_on(frame)                       # as near as the preroll: read on to it
+            return self._position
+        if frame <= NEAR_PREROLL:                      # its start (the encoder's priming): from the start
+            self._restart()
+            self._read_on(frame)
+            return self._position
+        try:
+            self._seek_container(frame)
+        except Exception:
+            self._restart()                            # a seek that failed half-way leaves nothing to read on from
+            raise
         return self._position
 
     def copy_metadata(self) -> dict[str, str]:
@@ -119,20 +143,90 @@ class FFmpegSound:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    def near_frames(self) -> int | None:
+        """The most frames :meth:`seek_near` decodes before the frame it lands on: its
+        :data:`NEAR_PREROLL` and a packet either side of it (1024 frames of AAC, a WavPack block
+        of up to seconds); None when the stream says nothing of its packets' length."""
+        packet = self._packet_frames()
+        return NEAR_PREROLL + 2 * packet if packet else None
+
+    def _packet_frames(self) -> int:
+        """Frames a packet decodes to: the codec's frame size, else the first packet's length
+        (0 when neither is known, or the source is a file object, not opened twice)."""
+        stream = self._container.streams.audio[0]
+        if stream.codec_context.frame_size:
+            return int(stream.codec_context.frame_size)
+        if not isinstance(self._source, str):
+            return 0
+        with _open(self._av, self._source) as container:
+            first = container.streams.audio[0]
+            for packet in container.demux(first):
+                if packet.duration and packet.time_base:
+                    return int(round(packet.duration * packet.time_base * self.samplerate))
+                if packet.size:
+                    return 0
+        return 0
+
     # -- decoding ---------------------------------------------------------------------------
+    def _restart(self) -> None:
+        """Back to the start: the container opened again, nothing decoded."""
+        self._container.close()
+        self._container = _open(self._av, self._source)
+        self._frames_decoded = self._decode()
+        self._pending = np.zeros((0, self.channels), np.float32)
+        self._position = 0
+
+    def _read_on(self, frame: int) -> None:
+        """Decode on from where it is up to ``frame`` (or the end)."""
+        while self._position < frame:
+            if not len(self.read(min(frame - self._position, 1 << 16), dtype="float32", always_2d=True)):
+                break
+
+    def _seek_container(self, frame: int) -> None:
+        """:meth:`seek_near` by the index: the container sought to the packet at or before
+        :data:`NEAR_PREROLL` frames before ``frame``, then the frames decoded before ``frame``
+        (by their timestamps) dropped unread."""
+        stream = self._container.streams.audio[0]
+        if not stream.time_base:
+            raise ValueError("the stream has no time base to seek by")
+        start, scale = stream.start_time or 0, float(stream.time_base) * self.samplerate
+        try:
+            self._container.seek(start + int((frame - NEAR_PREROLL) / scale), stream=stream)
+        except self._av.error.FFmpegError as e:
+            raise ValueError(getattr(e, "strerror", None) or str(e)) from e
+        decoded = self._decoded()
+        self._pending, self._position = np.zeros((0, self.channels), np.float32), frame
+        for got in decoded:
+            if got.pts is None:
+                raise ValueError("decoded audio without timestamps to seek by")
+            at = round((got.pts - start) * scale)
+            if at + got.samples > frame:
+                cut = max(0, frame - at)
+                self._pending, self._position = self._block(got)[cut:], at + cut
+                break
+        self._frames_decoded = self._decode(decoded)
+
     def _count_frames(self) -> int:
         """The stream's length found by decoding it (for a container that does not say)."""
         with _open(self._av, self._source) as container:
             return sum(frame.samples for frame in container.decode(container.streams.audio[0]))
 
-    def _decode(self):
-        """(frames, channels) float32 blocks of the first audio stream, in order; a stream that
-        breaks off raises ValueError with FFmpeg's words for it."""
+    def _decode(self, decoded: Iterator[Any] | None = None) -> Iterator[np.ndarray]:
+        """(frames, channels) float32 blocks of ``decoded`` (default: :meth:`_decoded`), in order."""
+        for frame in self._decoded() if decoded is None else decoded:
+            yield self._block(frame)
+
+    def _decoded(self) -> Iterator[Any]:
+        """FFmpeg's decoded frames of the first audio stream from where the container is; a
+        stream that breaks off raises ValueError with FFmpeg's words for it."""
         try:
-            for frame in self._container.decode(self._container.streams.audio[0]):
-                yield _float_frames(frame.to_ndarray(), frame.format.name, frame.format.is_planar, self.channels)
+            yield from self._container.decode(self._container.streams.audio[0])
         except self._av.error.FFmpegError as e:
             raise ValueError(getattr(e, "strerror", None) or str(e)) from e
+
+    def _block(self, frame: Any) -> np.ndarray:
+        """A decoded frame's samples as (frames, channels) float32."""
+        return _float_frames(frame.to_ndarray(), frame.format.name, frame.format.is_planar, self.channels)
 
 
 def _open(av: Any, source: str | BinaryIO) -> Any:

@@ -1,10 +1,11 @@
 """Waveform thumbnails: a min/max envelope read in blocks, drawn as a small PNG.
 
 The envelope is computed at the file's own rate in bounded memory; a file over two minutes
-long that seeks is sampled (a few short reads under each column) so an hour-long file costs
-no more than a short one, and each file's envelope is kept per process, whichever moment of it
-is shown. The matching segment is drawn in another colour so a result shows where
-in the file the match lies, and the file's named markers (its takes) as violet ticks.
+long that seeks is sampled (a few short reads under each column; in a file FFmpeg reads, an
+M4A, each reached by its container's index) so an hour-long file costs no more than a short
+one, and each file's envelope is kept per process, whichever moment of it is shown. The
+matching segment is drawn in another colour so a result shows where in the file the match
+lies, and the file's named markers (its takes) as violet ticks.
 """
 from __future__ import annotations
 
@@ -51,8 +52,9 @@ def envelope(path: str | Path, columns: int = 320, block_frames: int = 1 << 16, 
     min/max is then that of its samples (a click shorter than the gaps between reads may be
     missed; anything lasting a good part of a column shows: :func:`file_envelope` reads the
     columns under a card's own moment in full). Formats read through FFmpeg (``.m4a``, ``.wv``
-    …) seek by decoding from the start and are read whole whatever their length (an hour-long
-    one costs what decoding it does, once per file thanks to :func:`file_envelope`).
+    …) are sampled too, each read reached by the container's index
+    (:meth:`~engine.ffmpeg_audio.FFmpegSound.seek_near`: a little is decoded before it), where
+    that decodes less than the whole file; a container that does not seek is read whole.
     """
     return _measure(path, columns, block_frames, sample_above, reads_per_column, read_frames)[0]
 
@@ -101,9 +103,12 @@ def _sampled(f, frames: int, cols: int, sample_above: float | None, reads_per_co
         return False
     if frames <= sample_above * max(1, int(f.samplerate)):
         return False
+    if callable(getattr(f, "seek_near", None)):     # FFmpegSound: by its index, decoding a little before each read
+        near = f.near_frames()
+        return near is not None and cols * reads_per_column * (read_frames + near) < frames
     if cols * reads_per_column * read_frames >= frames:     # sampling would read it all anyway
         return False
-    seekable = getattr(f, "seekable", None)     # FFmpegSound has none: it seeks by decoding
+    seekable = getattr(f, "seekable", None)
     try:
         return bool(seekable()) if callable(seekable) else False
     except Exception as e:          # libsndfile's never raises; were another reader's to, read it whole
@@ -154,10 +159,10 @@ def _sampled_min_max(f, edges: np.ndarray, reads_per_column: int,
     starts = np.clip(np.round(centres - read_frames / 2), a, np.maximum(a, b - read_frames)).astype(np.int64)
     for c in range(cols):
         for at in np.unique(starts[c]):
+            at = _jump(f, int(at))
             n = int(min(read_frames, edges[c + 1] - at))
             if n <= 0:
                 continue
-            f.seek(int(at))
             data = f.read(n, dtype="float32", always_2d=True)
             if data.shape[0] == 0:
                 continue
@@ -165,6 +170,17 @@ def _sampled_min_max(f, edges: np.ndarray, reads_per_column: int,
             lo[c] = min(lo[c], mono.min())
             hi[c] = max(hi[c], mono.max())
     return lo, hi
+
+
+def _jump(f, frame: int) -> int:
+    """Move ``f`` to ``frame`` for a read of its waveform, and say which frame it is at: a file
+    FFmpeg reads by its container's index (its ``seek_near``: at or just past ``frame``), any
+    other by its seek."""
+    near = getattr(f, "seek_near", None)
+    if callable(near):
+        return int(near(frame))
+    f.seek(frame)
+    return frame
 
 
 class _Envelope(NamedTuple):
@@ -194,7 +210,8 @@ def file_envelope(path: str | Path, columns: int = 320, span: tuple[float, float
         if entry is not None:
             _CACHE.move_to_end(key)
     if entry is None:
-        env, sampled, frames, rate = _measure(p, columns)
+        env, sampled, frames, rate = _measure(p, columns, sample_above=SAMPLE_ABOVE_S,
+                                              reads_per_column=SAMPLE_READS, read_frames=SAMPLE_FRAMES)
         env.flags.writeable = False
         entry = _Envelope(env, np.zeros(columns, bool) if sampled else None, frames, rate)
         _remember(key, entry)
@@ -229,8 +246,7 @@ def _refine(p: str, key: tuple, entry: _Envelope, span: tuple[float, float]) -> 
     c0, c1 = int(todo[0]), int(todo[-1])
     try:
         with open_sound(p) as f:
-            f.seek(int(edges[c0]))
-            pos, stop = int(edges[c0]), int(edges[c1 + 1])
+            pos, stop = _jump(f, int(edges[c0])), int(edges[c1 + 1])
             while pos < stop:
                 data = f.read(min(1 << 16, stop - pos), dtype="float32", always_2d=True)
                 if data.shape[0] == 0:
