@@ -531,6 +531,18 @@ class SoundIndex:
         self._with_snapshot(lambda conn, snap: None)
         return self._snap is not None and self._snap.key != before
 
+    def version(self) -> str:
+        """A short id of the index's committed state, for a client that keeps answers: it changes
+        with every commit (``soundsift index``: a new generation, or only its error rows), a
+        rebuild, and every change of tags, captions or file metadata in between (each writer
+        stamps the meta table: ``updated_at``, ``tags_changed_at``, ``metadata_replaced_at``), and
+        stays while none happens. One read of the meta table; read it before the answer it labels
+        (a commit in between then labels a newer answer with the older id, never the reverse)."""
+        import hashlib
+        with self._read() as conn:
+            rows = conn.exec_driver_sql("SELECT key, value FROM meta ORDER BY key").fetchall()
+        return hashlib.sha256(json.dumps([list(r) for r in rows]).encode()).hexdigest()[:16]
+
     # ---------------------------------------------------------------- searching
     def search_text(self, text: str, k: int = 10, filters: Filters | None = None,
                     per_file: bool = True, keywords: bool = False, exclude: Sequence[str] = (),

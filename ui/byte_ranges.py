@@ -3,7 +3,8 @@
 A browser's ``<audio>`` element asks for parts of a long WAV (``Range: bytes=1048576-``) to seek
 in it before it has all of it; ``soundsift serve`` answers them for ``/audio``. One range is
 served; a header asking for several, for another unit, or not following the grammar is ignored
-(the whole answer is sent, as RFC 9110 allows).
+(the whole answer is sent, as RFC 9110 allows). :func:`etag_listed` reads ``If-None-Match``,
+with which a browser revalidates what it keeps (304 when its ETag is listed).
 """
 from __future__ import annotations
 
@@ -60,3 +61,23 @@ def requested_range(header: str | None, total: int) -> ByteRange | None:
     if start >= total:
         raise Unsatisfiable(header, total)
     return ByteRange(start, min(int(last), total - 1) if last else total - 1, total)
+
+
+def etag_listed(header: str | None, tag: str) -> bool:
+    """Whether ``header`` (an ``If-None-Match`` value: ``*`` or a comma-separated list of ETags)
+    names ``tag``, compared weakly (``W/"x"`` names ``"x"``) as RFC 9110 §13.1.2 says; False for
+    no header."""
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    return any(_opaque(listed) == _opaque(tag) for listed in _ETAG.findall(header))
+
+
+#: one entity tag in a list: optionally weak, then a quoted string (which may hold commas)
+_ETAG = re.compile(r'(?:W/)?"[^"]*"')
+
+
+def _opaque(tag: str) -> str:
+    """An entity tag without its weakness indicator."""
+    return tag.strip().removeprefix("W/")

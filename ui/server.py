@@ -35,13 +35,23 @@ A bad request gets ``{"error": "…"}`` with 400 (a bad parameter, one the route
 that is not UTF-8 once percent-decoded, audio that cannot be read, a body whose framing is not one
 clear length), 404 (a path the index does not hold, an unknown file id or route, path segments a
 route does not take, a preview of a file deleted since it was indexed), 405 (a route asked with a
-method it does not answer, OPTIONS and TRACE among them), 408 (a body that stopped arriving) or 413
-(a clip over the upload limit); http.server's own refusals (414, 431, 501, 505) are JSON too. HEAD
+method it does not answer, TRACE and OPTIONS that is no CORS preflight among them), 408 (a body
+that stopped arriving) or 413 (a clip over the upload limit); http.server's own refusals (414,
+431, 501, 505) are JSON too. HEAD
 answers what GET would, without the body; a body comes with a Content-Length or chunked
 (``Transfer-Encoding: chunked``). Only files the index holds are
 read from disk, by path or id, so a request cannot make the server read any other file; clips
 come in the request body. It listens on 127.0.0.1 unless told otherwise, and there answers only
 requests whose ``Host`` is this machine (403 otherwise: DNS rebinding).
+
+Web pages and caches: pages on the origins ``allow_origins`` names (``soundsift serve
+--allow-origin``; none by default, never ``*``) may call the API from a browser: their CORS
+preflight is answered 204, their answers carry ``Access-Control-Allow-Origin`` (and every answer
+``Vary: Origin``); a preflight from any other origin is 403. The Host check comes first, for
+preflights too. Each answer of a route carries ``X-Index-Version`` (SoundIndex.version, read
+before the answer: it changes whenever the index does, so a client keeping answers knows when to
+drop them; ``/info`` has it as ``version``); ``/audio`` answers ``If-None-Match`` naming its ETag
+with 304, without opening the file.
 
 Slow and many clients: a connection has :data:`HEAD_TIMEOUT_SECONDS` from opening (or from the
 end of its last answer) to send a whole request line and headers, however it drips them, else it
@@ -50,7 +60,8 @@ is closed; a body, or an answer the client reads, may stall for at most
 so that limit is on a stall, not on a slow but steady reader. At most ``max_connections``
 (:data:`DEFAULT_MAX_CONNECTIONS`) are served at once, a thread each; one over that takes the place
 of the connection that has waited longest for a request (idle, or sending its head), or, when
-every one is busy, is answered 503 with ``Retry-After`` at once, by the listening thread.
+every one is busy, is answered 503 with ``Retry-After`` at once, by the listening thread. A burst
+of connections waits in the listen queue (:data:`LISTEN_BACKLOG`) while that thread is busy.
 """
 from __future__ import annotations
 
@@ -72,7 +83,7 @@ import numpy as np
 
 from engine.errors import InvalidQuery, PortUnavailable, SoundsiftError, UnreadableAudio
 from engine.query import SoundIndex
-from ui.byte_ranges import Unsatisfiable, requested_range
+from ui.byte_ranges import Unsatisfiable, etag_listed, requested_range
 
 if TYPE_CHECKING:
     from engine.export import ExcerptStream
@@ -107,6 +118,18 @@ SEND_BLOCK_BYTES = 1 << 16
 MAKE_ROOM_SECONDS = 1.0
 #: Retry-After of the 503 a connection over the limit gets, in seconds
 RETRY_AFTER_SECONDS = 1
+#: connections the kernel completes and queues while the listening thread is busy (listen()'s
+#: backlog; socketserver's 5 dropped the rest of a burst, whose clients retried a second or more
+#: later, and gave up after their connect timeout). 511 is nginx's, Apache's and Node's default;
+#: the kernel caps it at net.core.somaxconn (4096 on Linux since 5.4, 128 before). A queued
+#: connection costs the kernel a socket, and is accepted in microseconds once the thread is free
+LISTEN_BACKLOG = 511
+#: seconds a browser may keep a CORS preflight's answer (Access-Control-Max-Age)
+PREFLIGHT_MAX_AGE = 600
+#: request headers a page on an allowed origin may send (beyond those CORS always allows)
+CORS_REQUEST_HEADERS = ("Content-Type", "Range", "If-Range", "If-None-Match", "X-Filename")
+#: response headers such a page may read (beyond Content-Type, Content-Length …)
+CORS_EXPOSED_HEADERS = ("ETag", "Accept-Ranges", "Content-Range", "Retry-After", "X-Index-Version")
 #: refused connections (already answered 503) read and dropped at once, before closing
 #: (LINGER_SECONDS each, at most): more close at once
 MAX_LINGERING = 256
@@ -128,6 +151,10 @@ class NotFound(SoundsiftError):
 class ForeignHost(SoundsiftError):
     """A request naming another host than this machine while the server listens on loopback
     only (403): a page on another site reaching 127.0.0.1 through DNS rebinding."""
+
+
+class ForeignOrigin(SoundsiftError):
+    """A CORS preflight from an origin ``soundsift serve --allow-origin`` did not name (403)."""
 
 
 class MethodNotAllowed(SoundsiftError):
@@ -248,6 +275,8 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
     evicted = False
     #: the connection closes with a request body unread: drain it first (:meth:`finish`)
     linger = False
+    #: SoundIndex.version as the request's answer began (its X-Index-Version header)
+    index_version = ""
 
     def setup(self) -> None:
         """As StreamRequestHandler's, with each read of the request given the time left to it
@@ -318,7 +347,7 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:  # noqa: N802 (what GET would answer, without the body)
         self._answer("HEAD")
 
-    def do_OPTIONS(self) -> None:  # noqa: N802 (405 with Allow, as any method a route does not answer)
+    def do_OPTIONS(self) -> None:  # noqa: N802 (a CORS preflight; else 405 with Allow, as any unanswered method)
         self._answer("OPTIONS")
 
     def do_TRACE(self) -> None:  # noqa: N802
@@ -355,14 +384,20 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
         self.extra_headers: list[tuple[str, str]] = []     # a route's own (an excerpt's ETag, its range)
         allow = ""                          # the Allow header of a 405
         try:
-            self.server.check_host(self.headers.get("Host"))
-            route = self.server.route(method, url.path)
-            query = Query(url.query)
-            query.only(route.params, f"{method} {route.path}{'/ID' if route.path in ID_ROUTES else ''}")
-            status, body, kind = route.answer(self, query, url.path)
+            self.server.check_host(self.headers.get("Host"))       # first: a CORS preflight too
+            if method == "OPTIONS" and self.headers.get("Access-Control-Request-Method") is not None:
+                status, body, kind = self.server.preflight(self, url.path)
+            else:
+                route = self.server.route(method, url.path)
+                query = Query(url.query)
+                query.only(route.params, f"{method} {route.path}{'/ID' if route.path in ID_ROUTES else ''}")
+                # read before the answer: a commit in between labels a newer answer with the older id
+                self.index_version = self.server.index.version()
+                self.extra_headers.append(("X-Index-Version", self.index_version))
+                status, body, kind = route.answer(self, query, url.path)
         except NotFound as e:
             status, body, kind = HTTPStatus.NOT_FOUND, _json({"error": str(e)}), "application/json"
-        except ForeignHost as e:
+        except (ForeignHost, ForeignOrigin) as e:
             status, body, kind = HTTPStatus.FORBIDDEN, _json({"error": str(e)}), "application/json"
         except MethodNotAllowed as e:
             status, body, kind = HTTPStatus.METHOD_NOT_ALLOWED, _json({"error": str(e)}), "application/json"
@@ -373,7 +408,7 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
             status, body, kind = HTTPStatus.REQUEST_TIMEOUT, _json({"error": str(e)}), "application/json"
         except RangeNotSatisfiable as e:
             status, body, kind = HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, _json({"error": str(e)}), "application/json"
-            self.extra_headers = [("Content-Range", f"bytes */{e.total}")]
+            self.extra_headers = [("Content-Range", f"bytes */{e.total}")]     # not the excerpt's ETag
         except (InvalidQuery, UnreadableAudio) as e:
             status, body, kind = HTTPStatus.BAD_REQUEST, _json({"error": str(e)}), "application/json"
         except SoundsiftError as e:       # the index went missing, a mismatched model …
@@ -382,14 +417,16 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
             log.exception("%s %s failed", method, self.path)
             status = HTTPStatus.INTERNAL_SERVER_ERROR
             body, kind = _json({"error": f"{type(e).__name__}: {e}"}), "application/json"
+        self.extra_headers += self.server.cors_headers(self.headers.get("Origin"))
         if not self.body_read and self._announces_body():
             self.close_connection = True    # its unread body must not be taken for the next request
             self.linger = True
         streamed = not isinstance(body, bytes)      # an ExcerptStream (GET /audio): sent as it is read
         try:
             self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(body.length if streamed else len(body)))
+            if status not in (HTTPStatus.NO_CONTENT, HTTPStatus.NOT_MODIFIED):     # no body, by their status
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(body.length if streamed else len(body)))
             if allow:
                 self.send_header("Allow", allow)
             for name, value in self.extra_headers:
@@ -534,12 +571,16 @@ class SoundsiftServer(ThreadingHTTPServer):
     """The HTTP server over one open SoundIndex (see the module docstring for the routes)."""
 
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, index: SoundIndex, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS, allow_origins: Sequence[str] = ()) -> None:
+        """Listen on ``host``:``port``; ``allow_origins``: origins whose pages may call the API
+        (CORS; each as :func:`cors_origin` reads it), none by default."""
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, got {max_connections}")
         self.max_connections = max_connections
+        self.allow_origins = frozenset(cors_origin(origin) for origin in allow_origins)
         self._slots = threading.BoundedSemaphore(max_connections)
         #: refused connections being read and dropped before they close: (socket, until when)
         self._lingering: list[tuple[socket.socket, float]] = []
@@ -677,19 +718,57 @@ class SoundsiftServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
-    def route(self, method: str, path: str) -> Route:
-        """The route answering ``method`` on ``path``: NotFound for an unknown path (segments after
-        one a route does not take among them), MethodNotAllowed for a known one asked wrongly."""
+    def methods(self, method: str, path: str) -> tuple[str, list[str]]:
+        """The route path of ``path`` (``/files`` for ``/files/ID``) and the methods it answers;
+        NotFound, naming ``method``, for an unknown path (segments after one a route does not
+        take among them)."""
         first, *rest = path.strip("/").split("/")
         base = "/" + first
         allowed = sorted(m for m, p in self.routes if p == base)
-        method = "GET" if method == "HEAD" and "GET" in allowed else method     # GET, its body left out
         if not allowed or len(rest) > (1 if base in ID_ROUTES else 0):
+            shown = "GET" if method == "HEAD" and "GET" in allowed else method
             known = sorted(f"{m} {p}{'/ID' if p in ID_ROUTES else ''}" for m, p in self.routes)
-            raise NotFound(f"no route {method} {path}; the routes are: {', '.join(known)}")
+            raise NotFound(f"no route {shown} {path}; the routes are: {', '.join(known)}")
+        return base, allowed
+
+    def route(self, method: str, path: str) -> Route:
+        """The route answering ``method`` on ``path``: NotFound for an unknown path (segments after
+        one a route does not take among them), MethodNotAllowed for a known one asked wrongly."""
+        base, allowed = self.methods(method, path)
+        method = "GET" if method == "HEAD" and "GET" in allowed else method     # GET, its body left out
         if method not in allowed:       # the route is there, not for this method
             raise MethodNotAllowed(f"{base} answers {' and '.join(allowed)}, not {method}", allowed)
         return self.routes[(method, base)]
+
+    def preflight(self, handler: SoundsiftHandler, path: str) -> tuple[int, bytes, str]:
+        """A CORS preflight (OPTIONS with ``Access-Control-Request-Method``) for ``path``: 204
+        saying what a page on an allowed origin may send there (the browser then sends the
+        request itself); ForeignOrigin (403) for any other origin, NotFound for an unknown path."""
+        base, allowed = self.methods("OPTIONS", path)
+        origin = handler.headers.get("Origin")
+        if origin not in self.allow_origins:
+            listed = ", ".join(sorted(self.allow_origins)) or "none"
+            raise ForeignOrigin(f"pages on {origin or 'no origin'} may not call this API (allowed origins: {listed}); "
+                                f"soundsift serve --allow-origin ORIGIN lets a page on ORIGIN call it")
+        methods = allowed + (["HEAD"] if "GET" in allowed else [])
+        handler.extra_headers += [("Access-Control-Allow-Methods", ", ".join(methods)),
+                                  ("Access-Control-Allow-Headers", ", ".join(CORS_REQUEST_HEADERS)),
+                                  ("Access-Control-Max-Age", str(PREFLIGHT_MAX_AGE))]
+        if (handler.headers.get("Access-Control-Request-Private-Network") or "").strip().lower() == "true":
+            # Chrome's Private Network Access: a page on a public origin calling this loopback server
+            handler.extra_headers.append(("Access-Control-Allow-Private-Network", "true"))
+        return HTTPStatus.NO_CONTENT, b"", ""
+
+    def cors_headers(self, origin: str | None) -> list[tuple[str, str]]:
+        """The CORS headers of an answer to a request from ``origin`` (its ``Origin`` header):
+        none unless origins are allowed; then ``Vary: Origin``, and for an allowed one
+        ``Access-Control-Allow-Origin`` naming it, with the headers its page may read."""
+        if not self.allow_origins:
+            return []
+        if origin not in self.allow_origins:    # browsers send the origin as cors_origin writes it
+            return [("Vary", "Origin")]
+        return [("Vary", "Origin"), ("Access-Control-Allow-Origin", origin),
+                ("Access-Control-Expose-Headers", ", ".join(CORS_EXPOSED_HEADERS))]
 
     # -- routes --------------------------------------------------------------------------
     def _search(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
@@ -741,10 +820,11 @@ class SoundsiftServer(ThreadingHTTPServer):
     def _file(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         return HTTPStatus.OK, _json(self._record(path)), "application/json"
 
-    def _audio(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, "ExcerptStream", str]:
+    def _audio(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, "bytes | ExcerptStream", str]:
         """The span as WAV (engine.export.excerpt_stream: the bytes excerpt_wav makes, written
         a block at a time as they are read; the handler closes it), or the part of it a
-        ``Range`` header asks for (206; ``If-Range`` with another ETag gets all of it)."""
+        ``Range`` header asks for (206; ``If-Range`` with another ETag gets all of it), or 304
+        when ``If-None-Match`` names its ETag (the file is not opened)."""
         from engine.export import excerpt_stream
         record = self._record(path)
         start = q.time("start") or 0.0
@@ -758,6 +838,9 @@ class SoundsiftServer(ThreadingHTTPServer):
             raise InvalidQuery(f"a span of {end - start:g} s is longer than the {MAX_AUDIO_SECONDS:g} s "
                                "/audio sends; ask for a part")
         tag = _excerpt_etag(record["path"], start, end)
+        if tag is not None and etag_listed(handler.headers.get("If-None-Match"), tag):
+            handler.extra_headers += [("Accept-Ranges", "bytes"), ("ETag", tag)]
+            return HTTPStatus.NOT_MODIFIED, b"", "audio/wav"     # the client holds these bytes
         wanted = handler.headers.get("Range")
         if_range = handler.headers.get("If-Range")
         if if_range is not None and if_range.strip() != tag:
@@ -768,7 +851,7 @@ class SoundsiftServer(ThreadingHTTPServer):
             if not os.path.lexists(record["path"]):
                 raise NotFound(f"{e} (file id {record['file_id']}; re-index to drop it)") from e
             raise
-        handler.extra_headers += [("Accept-Ranges", "bytes"), ("ETag", tag)]
+        handler.extra_headers += [("Accept-Ranges", "bytes"), *([("ETag", tag)] if tag is not None else [])]
         try:
             part = requested_range(wanted, stream.length)
         except Unsatisfiable as e:
@@ -780,7 +863,8 @@ class SoundsiftServer(ThreadingHTTPServer):
         return HTTPStatus.PARTIAL_CONTENT, stream.part(part.first, part.last), "audio/wav"
 
     def _info(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
-        return HTTPStatus.OK, _json(self.index.info()), "application/json"
+        """SoundIndex.info, with ``version`` (SoundIndex.version, as the X-Index-Version header)."""
+        return HTTPStatus.OK, _json({**self.index.info(), "version": handler.index_version}), "application/json"
 
     def _facets(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         return HTTPStatus.OK, _json(self.index.facets()), "application/json"
@@ -877,18 +961,43 @@ def _read_what_is_there(sock: socket.socket) -> bool:
     return True
 
 
-def _excerpt_etag(path: str, start: float, end: float) -> str:
+def _excerpt_etag(path: str, start: float, end: float) -> str | None:
     """A strong ETag for the excerpt ``start``–``end`` of ``path`` as the file is now: its size
     and modification time, and the span (a file rewritten in place gets a new one, so a player
-    that asks for the rest of an excerpt with ``If-Range`` gets all of the new one instead)."""
+    that asks for the rest of an excerpt with ``If-Range`` gets all of the new one instead, and
+    one revalidating with ``If-None-Match`` gets the new one, not 304); None when the file cannot
+    be looked at (excerpt_stream then says why it cannot be read)."""
     import hashlib
     try:
         st = os.stat(path)
-        made = f"{st.st_size}:{st.st_mtime_ns}"
-    except OSError:                     # excerpt_stream says why it cannot be read
-        made = "missing"
+    except OSError:
+        return None
+    made = f"{st.st_size}:{st.st_mtime_ns}"
     digest = hashlib.sha256(f"{path}\0{made}\0{start!r}\0{end!r}".encode("utf-8", "surrogateescape"))
     return f'"{digest.hexdigest()[:32]}"'
+
+
+def cors_origin(text: str) -> str:
+    """``text`` as an origin a page's requests name in ``Origin`` (``scheme://host[:port]``, in
+    lower case, without a default port: ``HTTP://LocalHost:80/`` is ``http://localhost``);
+    ValueError saying why for anything else: ``*`` or ``null`` (every page, or any sandboxed
+    one), a path, a query, a user name, no host."""
+    given = text.strip()
+    if given in ("*", "null"):
+        raise ValueError(f"{given!r} would let {'every web page' if given == '*' else 'any sandboxed page or file'} "
+                         "the browser opens read the library; name each origin, e.g. http://localhost:3000")
+    parts = urlsplit(given)
+    try:
+        port = parts.port
+    except ValueError as e:
+        raise ValueError(f"{given!r} has a bad port ({e})") from e
+    if (not given.isascii() or not parts.scheme or not parts.hostname or parts.path not in ("", "/")
+            or parts.query or parts.fragment or "@" in parts.netloc or given.endswith(("?", "#"))):
+        raise ValueError(f"{given!r} is not an origin: give scheme://host[:port] as the page's address "
+                         "bar shows it, without a path (e.g. http://localhost:3000; a host in ASCII, xn-- form)")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return f"{parts.scheme}://{host}" + ("" if port is None or port == default else f":{port}")
 
 
 def _file_id(text: str) -> int | None:
@@ -936,12 +1045,13 @@ def _clip(handler: SoundsiftHandler) -> Any:
 
 def serve(index: SoundIndex, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
           ready: Callable[[SoundsiftServer], None] | None = None,
-          stop: threading.Event | None = None, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+          stop: threading.Event | None = None, max_connections: int = DEFAULT_MAX_CONNECTIONS,
+          allow_origins: Sequence[str] = ()) -> None:
     """Answer requests on ``host``:``port`` until ``stop`` is set (or Ctrl-C), at most
-    ``max_connections`` at once; ``ready`` gets the listening server (its ``url``; port 0 picks
-    a free one)."""
+    ``max_connections`` at once, pages on ``allow_origins`` allowed to call it (CORS);
+    ``ready`` gets the listening server (its ``url``; port 0 picks a free one)."""
     try:
-        server = SoundsiftServer(index, host, port, max_connections)
+        server = SoundsiftServer(index, host, port, max_connections, allow_origins)
     except OSError as e:            # taken by another program, a port below 1024, an unknown host
         raise PortUnavailable(f"cannot listen on {host}:{port} ({e.strerror or e}); "
                               "choose another with --port, or stop what uses it") from e

@@ -1,12 +1,23 @@
 """``soundsift serve``: answer searches over HTTP with the index and model kept open."""
 from __future__ import annotations
 
+from typing import List, Optional
+
 import typer
 
 from ui.cli.app import app
 from ui.cli.common import (HostOption, IndexOption, VerboseOption, err_console, reports_errors, setup_logging,
                            warn_if_shared)
 from ui.cli.results import IndexModelOption
+
+
+def _origins(given: Optional[List[str]]) -> Optional[List[str]]:
+    """``--allow-origin`` values as origins (ui.server.cors_origin), or the reason one is not."""
+    from ui.server import cors_origin
+    try:
+        return [cors_origin(origin) for origin in given] if given else given
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from e
 
 
 @app.command("serve")
@@ -20,6 +31,10 @@ def serve_command(
         64, "--max-connections", min=1,
         help="Connections served at once (a thread each). One more closes the connection idle longest, "
              "or when all are busy is answered 503 with Retry-After."),
+    allow_origin: Optional[List[str]] = typer.Option(
+        None, "--allow-origin", metavar="ORIGIN", callback=_origins,
+        help="Let web pages on ORIGIN (e.g. http://localhost:3000) call the API from the browser (CORS); "
+             "repeatable. None by default: any page the user visits could otherwise read the library."),
     verbose: VerboseOption = False,
 ) -> None:
     """Answer searches as JSON over HTTP, the index and its model loaded once: milliseconds a
@@ -35,6 +50,10 @@ def serve_command(
     not sent a whole request 30 s after opening (or after its last answer) is closed, as is one
     that stalls its body or its reading of an answer for 120 s. --host ::1 serves IPv6.
     Only indexed files are read from disk. Ctrl-C or SIGTERM stops it.
+
+    Answers carry X-Index-Version, which changes when the index does; /audio answers
+    If-None-Match naming its ETag with 304. --allow-origin lets a web app on another origin call
+    the API from the browser.
     """
     import signal
     import threading
@@ -49,10 +68,12 @@ def serve_command(
     with SoundIndex.open(index, model=model) as sound_index:
         sound_index.model                      # loaded now, not on the first request
         def ready(server) -> None:
-            err_console.print(f"soundsift serve: index {sound_index.root} on {server.url}/ "
+            pages = f"; pages on {', '.join(sorted(server.allow_origins))} may call it" if server.allow_origins else ""
+            err_console.print(f"soundsift serve: index {sound_index.root} on {server.url}/{pages} "
                               "(Ctrl+C stops)", highlight=False, soft_wrap=True)
         try:
-            serve(sound_index, host, port, ready=ready, stop=stop, max_connections=max_connections)
+            serve(sound_index, host, port, ready=ready, stop=stop, max_connections=max_connections,
+                  allow_origins=allow_origin or ())
         except KeyboardInterrupt:
             pass
     err_console.print("stopped serving", highlight=False)
