@@ -313,8 +313,8 @@ def test_a_file_that_fails_mid_run_does_not_end_the_run(tmp_path, items, caplog)
 
 
 def test_a_validation_file_that_fails_mid_run_skips_that_validation_only(tmp_path, items, caplog):
-    """The last validation runs before the last checkpoint and the model are written: a
-    validation file gone by then used to end the run with neither."""
+    """The last validation runs before the model is written: a validation file gone by then used
+    to end the run with no model and no last checkpoint."""
     import json
     import shutil
 

@@ -22,14 +22,19 @@ count or training set continues with a warning (not exactly); one with another m
 or from a checkpoint that cannot be read, is one message naming the checkpoint.
 
 Ctrl-C (one process) finishes the step under way, checkpoints it and returns with
-``interrupted`` set; a second Ctrl-C stops at once. A checkpoint is written beside its final
-name, flushed and renamed, so a full disk or a crash never leaves one that --resume takes.
+``interrupted`` set; a second Ctrl-C stops at once. Under torchrun, SIGINT or SIGTERM to any
+rank (torchrun forwards the one it gets) stops every rank after the same step, checkpointed by
+rank 0. A checkpoint is written beside its final name, flushed and renamed, so a full disk or a
+crash never leaves one that --resume takes. A checkpoint due at a step is written before that
+step's validation, and a validation that fails is said and logged, not the end of the run: the
+result's ``validation_error`` names the cause when the final validation failed.
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
+import os
 import pickle
 import shutil
 import signal
@@ -76,6 +81,7 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)      # per optimizer step of this process
     validation: dict[str, Any] | None = None
     interrupted: bool = False                               # stopped by Ctrl-C (checkpointed at ``steps``)
+    validation_error: str | None = None                     # why the final validation failed (the model is complete)
 
 
 # --------------------------------------------------------------------------- schedule
@@ -402,47 +408,93 @@ def _average_gradients(params: list[torch.Tensor], world: int) -> None:
 
 
 class _StopRequest:
-    """Ctrl-C while training: the first asks the loop to stop after the step under way (and
-    checkpoint it, so --resume continues exactly); a second stops at once, as Ctrl-C does.
+    """A request to stop while training, honoured after the step under way (checkpointed, so
+    --resume continues exactly).
 
-    Installed only in the main thread of a single process over Python's own handler
-    (torchrun signals its processes itself)."""
+    One process: Ctrl-C (SIGINT) asks for it; a second Ctrl-C stops at once, as Ctrl-C does.
+    Several processes (torch.distributed, e.g. torchrun): SIGINT or SIGTERM to any rank asks for
+    it; torchrun forwards the one it gets to every worker, and a terminal's Ctrl-C reaches each
+    worker both directly and through torchrun, so a repeated signal changes nothing here
+    (torchrun kills the workers after its ``--shutdown-timeout``, 30 s). The ranks agree after
+    every step (:meth:`agreed`), so all stop at the same step.
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and threading.current_thread() is threading.main_thread() \
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        self.requested = False
+    Installed only in the main thread, and only over the signals' default handlers; a stop of
+    several processes leaves it installed, as they are about to exit."""
+
+    def __init__(self, world: int = 1) -> None:
+        self.world = world
+        defaults = {signal.SIGINT: signal.default_int_handler}
+        if world > 1:
+            defaults[signal.SIGTERM] = signal.SIG_DFL
+        main = threading.current_thread() is threading.main_thread()
+        self.signals = [sig for sig, default in defaults.items() if main and signal.getsignal(sig) is default]
+        self.requested = False              # this process was asked to stop
+        self.stopping = False               # the ranks agreed to stop (any rank was asked)
+        self.cause: str | None = None       # the signal this process got first ("Ctrl-C", "SIGTERM")
+        self._pid = os.getpid()
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
+        if signum != signal.SIGINT and os.getpid() != self._pid:
+            signal.signal(signum, signal.SIG_DFL)       # a forked DataLoader worker: SIGTERM ends it
+            os.kill(os.getpid(), signum)
+            return
+        if self.requested or self.stopping:
+            if self.world == 1:
+                raise KeyboardInterrupt
+            log.debug("%s again: already stopping", signal.Signals(signum).name)
+            return
         self.requested = True
-        log.warning("Ctrl-C: stopping after this step with a checkpoint (Ctrl-C again to stop at once)")
+        self.cause = "Ctrl-C" if signum == signal.SIGINT and self.world == 1 else signal.Signals(signum).name
+        if self.world == 1:
+            log.warning("Ctrl-C: stopping after this step with a checkpoint (Ctrl-C again to stop at once)")
+        else:
+            log.warning("%s: stopping after this step with the other ranks, with a checkpoint", self.cause)
+
+    def agreed(self, device: torch.device) -> bool:
+        """Whether to stop after this step: this process was asked to, or (several processes)
+        any rank was. Under torch.distributed every rank calls it once per step."""
+        if self.world == 1:
+            self.stopping = self.requested
+        else:
+            flag = torch.tensor([1.0 if self.requested else 0.0], device=device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            self.stopping = bool(flag.item())
+        return self.stopping
 
     def __enter__(self) -> "_StopRequest":
-        if self.enabled:
-            signal.signal(signal.SIGINT, self._handle)
+        for sig in self.signals:
+            signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.enabled:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if self.world > 1 and (self.stopping or self.requested):
+            return      # kept while the stopped ranks meet and exit: torchrun signals them too, maybe late
+        for sig in self.signals:
+            signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
 
 
 def _validate_or_say(model: nn.Module, val_set: AudioTextDataset, cfg: TrainConfig, device: torch.device,
-                     step: int, jlog: _JsonlLog) -> dict[str, Any] | None:
-    """Validate at ``step`` and log it; a validation file that fails to decode now skips this
-    validation with a warning naming it, rather than ending the run before its checkpoint."""
+                     step: int, jlog: _JsonlLog) -> tuple[dict[str, Any] | None, str | None]:
+    """Validate at ``step`` and log it; returns ``(figures, None)``, or ``(None, cause)`` when
+    the validation failed. A validation file that fails to decode skips this validation with a
+    warning naming it (no cause); any other error (a bad batch, out of memory) is a warning and a
+    ``validation_failed`` log event naming it, and training goes on: the run is not lost."""
     try:
         validation = validate(model, val_set, batch_size=cfg.val_batch_size, device=device,
                               prompt=cfg.zeroshot_prompt)
     except UnreadableAudio as e:
         log.warning("step %d: validation skipped, %s", step, e)
         jlog.write(event="validation_skipped", step=step, reason=str(e))
-        return None
+        return None, None
+    except Exception as e:      # noqa: BLE001 - said and logged; the trained steps must not be lost to it
+        cause = f"{type(e).__name__}: {e}"
+        log.warning("step %d: validation failed (%s); training goes on", step, cause,
+                    exc_info=log.isEnabledFor(logging.DEBUG))
+        jlog.write(event="validation_failed", step=step, reason=cause)
+        return None, cause
     jlog.write(event="validation", step=step, **validation)
     log.info("step %d validation: %s", step, format_metrics(validation))
-    return validation
+    return validation, None
 
 
 def _seed_everything(seed: int) -> None:
@@ -512,13 +564,14 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
     losses: list[float] = []
     validation: dict[str, Any] | None = None
+    validation_error: str | None = None
     interrupted = False
     started = time.perf_counter()
 
     from tqdm.auto import tqdm
     bar = tqdm(total=stop, initial=step, desc="train", unit="step", disable=not cfg.progress or rank != 0,
                dynamic_ncols=True)
-    stop_request = _StopRequest(enabled=world == 1)
+    stop_request = _StopRequest(world)
     batches = None
     try:
         stop_request.__enter__()       # before the workers fork, so that they inherit it
@@ -562,19 +615,22 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
                 jlog.write(event="step", step=step, loss=step_loss, lr=step_lr,
                            logit_scale=float(model.logit_scale.detach().exp()), grad_norm=grad_norm,
                            seconds=time.perf_counter() - t0)
-            if rank == 0 and val_set is not None and (step == cfg.steps or (cfg.val_every and step % cfg.val_every == 0)):
-                validation = _validate_or_say(model, val_set, cfg, device, step, jlog) or validation
-            if (step == stop or stop_request.requested
-                    or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0)):
-                if rank == 0:
+            stopping = stop_request.agreed(device)          # every rank, every step: the same answer
+            if step == stop or stopping or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                if rank == 0:       # before validation, which must not lose the steps if it fails
                     save_checkpoint(out, step, model, optimizer, scheduler, scaler, cfg.keep_checkpoints, world,
                                     run_shape(cfg, len(train_set)))
                 if world > 1:
                     torch.distributed.barrier()
-            if stop_request.requested and step < stop:
+            if rank == 0 and val_set is not None and (step == cfg.steps or (cfg.val_every and step % cfg.val_every == 0)):
+                figures, failed = _validate_or_say(model, val_set, cfg, device, step, jlog)
+                validation = figures or validation
+                validation_error = failed if step == cfg.steps else None
+            if stopping and step < stop:
                 interrupted = True
+                cause = stop_request.cause or "another rank's signal"
                 jlog.write(event="interrupted", step=step)
-                log.warning("stopped by Ctrl-C at step %d (checkpointed); --resume continues from there", step)
+                log.warning("stopped by %s at step %d (checkpointed); --resume continues from there", cause, step)
                 break
     finally:
         stop_request.__exit__()
@@ -591,8 +647,10 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
         tmp.rename(model_dir)
         summary = {"steps": step, "seconds": seconds, "last_loss": losses[-1] if losses else None,
                    "validation": validation, "model_dir": str(model_dir)}
+        if validation_error:
+            summary["validation_error"] = validation_error
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         jlog.write(event="end", step=step, seconds=seconds, model_dir=str(model_dir))
     if world > 1:   # every rank returns once rank 0's model folder is complete
         torch.distributed.barrier()
-    return TrainResult(out, model_dir, step, seconds, losses, validation, interrupted)
+    return TrainResult(out, model_dir, step, seconds, losses, validation, interrupted, validation_error)

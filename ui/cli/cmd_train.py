@@ -9,7 +9,7 @@ import typer
 
 from engine.errors import InvalidConfig
 from ui.cli.app import app
-from ui.cli.common import VerboseOption, count, err_console, print_json, reports_errors, setup_logging
+from ui.cli.common import VerboseOption, count, err_console, labelled, print_json, reports_errors, setup_logging
 
 if TYPE_CHECKING:
     from trainer.loop import TrainResult
@@ -59,10 +59,19 @@ def train_command(
     from trainer.distributed import exit_torchrun_process, launched_rank, launched_world_size
     if launched_rank() == 0:   # under torchrun, rank 0 alone reports (it wrote the model and log)
         _report(result, config, out, json_out)
-    if result.interrupted:     # Ctrl-C: checkpointed, said how to continue; the shell's code for SIGINT
-        raise typer.Exit(130)
+        if result.validation_error:
+            err_console.print(labelled("error:", "bold red",
+                                       f"the final validation failed ({result.validation_error}); the model in "
+                                       f"{result.model_dir} is complete, without final validation figures: lower "
+                                       "val_batch_size or fix the validation set, then measure it with soundsift "
+                                       "eval retrieval"), highlight=False, soft_wrap=True)
+    # Ctrl-C (SIGINT/SIGTERM under torchrun): checkpointed, said how to continue; the shell's code
+    # for SIGINT. A failed final validation: the model is written, its figures are not.
+    code = 130 if result.interrupted else 1 if result.validation_error else 0
     if launched_world_size() > 1:
-        exit_torchrun_process(0)
+        exit_torchrun_process(code)
+    if code:
+        raise typer.Exit(code)
 
 
 def _report(result: TrainResult, config: Path, out: Optional[Path], json_out: bool) -> None:
@@ -72,6 +81,8 @@ def _report(result: TrainResult, config: Path, out: Optional[Path], json_out: bo
                "last_loss": result.losses[-1] if result.losses else None,
                "model_dir": str(result.model_dir) if result.model_dir.is_dir() else None,
                "validation": result.validation}
+    if result.validation_error:
+        summary["validation_error"] = result.validation_error
     if json_out:
         print_json(summary)
         return
