@@ -246,6 +246,17 @@ def test_a_validation_failing_mid_run_is_said_and_the_run_goes_on(tmp_path, item
                for r in caplog.records)
 
 
+def test_figures_from_an_earlier_step_say_which_step_when_the_final_validation_fails(tmp_path, items):
+    """When the final validation fails, the result's figures are the last ones that worked, and
+    the result and summary.json say which step they are from (they were shown as the final ones)."""
+    train, _ = datasets(items)
+    cfg = make_cfg(tmp_path, steps=4, val_every=2)
+    result = fit(FailsToValidate(ValueError("a bad batch"), {2}), train, cfg, val_set=_val_set(items))
+    assert result.validation is not None and result.validated_at == 2
+    assert result.validation_error == "ValueError: a bad batch"
+    assert json.loads((Path(cfg.out_dir) / "summary.json").read_text())["validation_step"] == 2
+
+
 def test_ctrl_c_during_the_final_validation_keeps_the_final_checkpoint(tmp_path, items):
     """The final checkpoint is written before the final validation: a second Ctrl-C (or a crash)
     there no longer loses the run."""

@@ -82,6 +82,7 @@ class TrainResult:
     validation: dict[str, Any] | None = None
     interrupted: bool = False                               # stopped by Ctrl-C (checkpointed at ``steps``)
     validation_error: str | None = None                     # why the final validation failed (the model is complete)
+    validated_at: int | None = None                         # the step ``validation`` was measured at
 
 
 # --------------------------------------------------------------------------- schedule
@@ -564,6 +565,7 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
     losses: list[float] = []
     validation: dict[str, Any] | None = None
+    validated_at: int | None = None
     validation_error: str | None = None
     interrupted = False
     started = time.perf_counter()
@@ -624,7 +626,8 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
                     torch.distributed.barrier()
             if rank == 0 and val_set is not None and (step == cfg.steps or (cfg.val_every and step % cfg.val_every == 0)):
                 figures, failed = _validate_or_say(model, val_set, cfg, device, step, jlog)
-                validation = figures or validation
+                if figures:
+                    validation, validated_at = figures, step
                 validation_error = failed if step == cfg.steps else None
             if stopping and step < stop:
                 interrupted = True
@@ -646,11 +649,12 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
         shutil.rmtree(model_dir, ignore_errors=True)
         tmp.rename(model_dir)
         summary = {"steps": step, "seconds": seconds, "last_loss": losses[-1] if losses else None,
-                   "validation": validation, "model_dir": str(model_dir)}
+                   "validation": validation, "validation_step": validated_at, "model_dir": str(model_dir)}
         if validation_error:
             summary["validation_error"] = validation_error
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         jlog.write(event="end", step=step, seconds=seconds, model_dir=str(model_dir))
     if world > 1:   # every rank returns once rank 0's model folder is complete
         torch.distributed.barrier()
-    return TrainResult(out, model_dir, step, seconds, losses, validation, interrupted, validation_error)
+    return TrainResult(out, model_dir, step, seconds, losses, validation, interrupted, validation_error,
+                       validated_at)

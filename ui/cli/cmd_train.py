@@ -80,7 +80,7 @@ def _report(result: TrainResult, config: Path, out: Optional[Path], json_out: bo
                "first_loss": result.losses[0] if result.losses else None,
                "last_loss": result.losses[-1] if result.losses else None,
                "model_dir": str(result.model_dir) if result.model_dir.is_dir() else None,
-               "validation": result.validation}
+               "validation": result.validation, "validation_step": result.validated_at}
     if result.validation_error:
         summary["validation_error"] = result.validation_error
     if json_out:
@@ -98,7 +98,8 @@ def _report(result: TrainResult, config: Path, out: Optional[Path], json_out: bo
                           + (f" --out {out}" if out else ""))
     if result.validation:
         from trainer.loop import format_metrics
-        err_console.print(f"validation: {format_metrics(result.validation)}", highlight=False)
+        at = "" if result.validated_at in (None, result.steps) else f" (at step {result.validated_at})"
+        err_console.print(f"validation{at}: {format_metrics(result.validation)}", highlight=False)
 
 
 def _train_cached(config: Path, out: Optional[Path], steps: Optional[int], json_out: bool) -> None:
