@@ -8,6 +8,10 @@ fusion (Cormack, Clarke & Büttcher, SIGIR 2009), which needs no calibration bet
 a BM25 score. Words are case-folded, split at punctuation, underscores and camelCase (a word
 mixing letters and digits also counts as its letters: :func:`terms`), and stemmed (Snowball
 English), so "dog barking" finds ``DogBark_02.wav`` and "footsteps" ``Footsteps01.wav``.
+A word written without separators (``DOORSLAM``, ``gunshot``) also counts as its parts when
+every part is a word the library spells out elsewhere or a common sound word
+(:func:`split_compound`), and a query's words also match written together, so "door slam"
+finds ``DOORSLAM_Wood_01.wav`` and "doorslam" ``Door_Slam_02.wav``.
 A word that nearly every file holds, such as the folders above a library, matches none
 (:meth:`KeywordIndex.scores`).
 """
@@ -18,7 +22,8 @@ import re
 import threading
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -45,6 +50,39 @@ IRREGULAR_PLURALS = {
     "mice": "mouse", "lice": "louse", "men": "man", "women": "woman", "children": "child",
     "oxen": "ox", "buses": "bus", "gases": "gas",
 }
+#: the shortest part a word written without separators is split into: "the" + "rapist" is no
+#: split of "therapist" ("the" is a stop word) and no 1- or 2-letter word ("a", "by") is a part
+COMPOUND_MIN_PART = 3
+#: the shortest part known from the library's own words alone, not from :func:`sound_words`: the
+#: three-letter words of descriptions and names ("der", "ten", "ron") end and begin too many
+#: longer ones ("bartender" is no "bar" + "ten" + "der", "hottest" no "hot" + "test")
+LIBRARY_MIN_PART = 4
+#: the longest word tried as a compound (a run of letters longer than this is a hash or a code)
+COMPOUND_MAX_LENGTH = 40
+#: what a part found inside a compound counts for beside the same word written on its own: a
+#: split is a guess ("carpet" is "car" + "pet" to a library holding both), so "car" ranks
+#: ``Car_Pass_01`` above ``Carpet_Walk`` and "door" ``Door_Creak`` above ``DOORSLAM``
+COMPOUND_PART_WEIGHT = 0.5
+#: the most query words written together that are also looked up as one ("car pass by" →
+#: "carpassby")
+JOINED_WORDS = 3
+#: words that sound libraries write into compounds (``WHOOSHBIG``, ``CARPASSBY``, ``KICKDRUM``)
+#: and neither sound label list holds (:func:`sound_words`)
+SOUND_NAMING_WORDS = frozenset("""
+shot shots clap hit hits kick snare tom hihat cymbal crash ride passby pass flyby fly zip zap
+whoosh swoosh swish swipe sweep riser drone stinger boom impact slam bang thud hum buzz loop
+big small heavy light soft hard short long fast slow low high deep close distant far near
+wood metal glass stone water wind rain fire ice snow door gate
+""".split()) - STOP_WORDS
+#: short words and word pieces that begin or end many longer English words ("office" is not
+#: "off" + "ice", "message" not "mess" + "age", "present" not "pre" + "sent", "network" not
+#: "net" + "work"): never a part of a compound
+NO_PARTS = frozenset("""
+age all any are can did end for get had has her him his how its may nor not now off one our
+out own per put see she too two use was way who why yet you ion ing ous est ent ant ate ive
+pre pro com con non sur inc ian led ted red ers ism ist ize ful ties able ible less ness ment
+fully mid new hat net etc doo sci ska
+""".split())
 
 
 def _cased(test: str) -> str:
@@ -136,6 +174,16 @@ def words(text: str) -> list[str]:
     return [_stem(w) for w in _raw_words(text) if _searchable(w)]
 
 
+def _spelled(text: str) -> list[str]:
+    """The words :func:`terms` stems, before stemming and before leaving out the unsearchable:
+    ``text``'s words, the runs of letters and digits of each word mixing them, and the pairs and
+    ideographs of each Chinese or Japanese word."""
+    raw = _raw_words(text)
+    runs = [run for w in raw if not w.isalpha() and not w.isdigit() for run in _RUNS.findall(w)]
+    cjk = [] if text.isascii() else [part for w in raw for part in _cjk_parts(w)]
+    return [*raw, *runs, *cjk]
+
+
 def terms(text: str) -> list[str]:
     """What a :class:`KeywordIndex` matches of ``text``: its :func:`words`, and the letters (and
     the numbers :func:`words` keeps) of each word that mixes letters and digits, so a name
@@ -143,11 +191,112 @@ def terms(text: str) -> list[str]:
     ``Sine_440Hz``) is found by its words ("footsteps", "808", "440"); the whole word stays too,
     so "take3" finds take3 first. A Chinese or Japanese word adds its
     pairs of characters and its ideographs (:func:`_cjk_parts`), so "ドア" finds ``木のドア.wav``
-    and "雷" ``雷雨.wav``, the whole word ranking first."""
-    raw = _raw_words(text)
-    runs = [run for w in raw if not w.isalpha() and not w.isdigit() for run in _RUNS.findall(w)]
-    cjk = [] if text.isascii() else [part for w in raw for part in _cjk_parts(w)]
-    return [_stem(w) for w in (*raw, *runs, *cjk) if _searchable(w)]
+    and "雷" ``雷雨.wav``, the whole word ranking first. (A :class:`KeywordIndex` also splits
+    compounds with its library's words: :func:`split_compound`.)"""
+    return [_stem(w) for w in _spelled(text) if _searchable(w)]
+
+
+@lru_cache(maxsize=1)
+def sound_words() -> frozenset[str]:
+    """Words every library knows as parts of a compound (:func:`split_compound`): those of
+    soundsift's everyday-sound labels (``engine/data/vocabulary.txt``), of the AudioSet class
+    names, and :data:`SOUND_NAMING_WORDS`; "gunshot" is "gun" + "shot" in any library."""
+    from engine.vocabulary import audioset_descriptions, everyday_labels
+    labels = [*everyday_labels(), *(name for name, _ in audioset_descriptions())]
+    return _part_words(w for label in labels for w in _raw_words(label)) | SOUND_NAMING_WORDS
+
+
+def _part_words(spelled: Iterable[str], shortest: int = COMPOUND_MIN_PART) -> frozenset[str]:
+    """Of the words ``spelled``, those that may be a part of a compound: letters only, at least
+    ``shortest`` of them, no stop word and none of :data:`NO_PARTS`."""
+    return frozenset(w for w in set(spelled) if len(w) >= shortest and w.isalpha()
+                     and w not in STOP_WORDS and w not in NO_PARTS)
+
+
+def _is_compound_candidate(word: str) -> bool:
+    """Whether ``word`` may be split: letters only (no Chinese or Japanese: :func:`_cjk_parts`),
+    long enough for two parts."""
+    return (2 * COMPOUND_MIN_PART <= len(word) <= COMPOUND_MAX_LENGTH and word.isalpha()
+            and (word.isascii() or not _CJK_RUN.search(word)))
+
+
+def split_compound(word: str, known: frozenset[str] | set[str]) -> tuple[str, ...]:
+    """``word`` (lower case, as :func:`_raw_words` gives it) as the fewest ``known`` words
+    written together, each of at least :data:`COMPOUND_MIN_PART` letters (the last may add a
+    plural "s": "gunshots" → gun, shots); ``()`` when there is no such split or ``word`` is no
+    candidate. Among splits into as many parts, the one whose shortest part is longest, then
+    the one with the longest first part. ``word`` itself never counts as a part of itself."""
+    if not _is_compound_candidate(word):
+        return ()
+    n, least = len(word), COMPOUND_MIN_PART
+    heads = [j for j in range(least, n - least + 1) if word[:j] in known]
+    if not heads:
+        return ()                       # most words: no known word starts them
+    two = [(min(j, n - j), j) for j in heads if _fits(word, j, n, known)]
+    if two:                             # most compounds: two parts, found without the search below
+        j = max(two)[1]
+        return word[:j], word[j:]
+    # best[i]: (parts, -shortest part, -first part, parts) of the best split of word[:i]
+    best: list[tuple[int, int, int, tuple[str, ...]] | None] = [None] * (n + 1)
+    best[0] = (0, -n, 0, ())
+    for j in range(least, n + 1):
+        for i in range(0, j - least + 1):
+            prev = best[i]
+            if prev is None or (i == 0 and j == n) or not _fits(word, i, j, known):
+                continue
+            cand = (prev[0] + 1, max(prev[1], -(j - i)), prev[2] if i else -j, (*prev[3], word[i:j]))
+            if best[j] is None or cand[:3] < best[j][:3]:
+                best[j] = cand
+    return best[n][3] if best[n] is not None else ()
+
+
+def _fits(word: str, i: int, j: int, known: frozenset[str] | set[str]) -> bool:
+    """Whether ``word[i:j]`` may be a part of ``word``: a ``known`` word (or, ending the word,
+    a known word and a plural "s"), and not the doubled consonant and "ing" of a verb
+    ("drip" + "ping" is no split of "dripping", "kid" + "ding" none of "kidding")."""
+    part = word[i:j]
+    if part not in known and not (j == len(word) and len(part) > COMPOUND_MIN_PART
+                                  and part[-1] == "s" and part[:-1] in known):
+        return False
+    return not (i and part[1:] == "ing" and part[0] == word[i - 1])
+
+
+def _inflected_from(word: str, known: frozenset[str] | set[str]) -> str | None:
+    """The ``known`` word that ``word`` inflects (its Snowball stem, or that and "e":
+    "barking" → bark, "generates" → generate, "gunshots" → gunshot), split in its place: the
+    inflection's ending is no part ("barking" is not "bar" + "king"). ``None`` when it is none."""
+    stem = _stem(word)
+    if stem == word or not word.startswith(stem):
+        return None
+    return next((w for w in (stem, stem + "e") if w in known and w != word), None)
+
+
+def _compound_tree(word: str, known: frozenset[str] | set[str],
+                   memo: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]
+                   ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(leaves, inner)`` of ``word`` split again and again (:func:`split_compound`): the words
+    it ends up as (itself when it does not split) and the compounds between (``doorslamheavy``
+    → leaves door, slam, heavy; inner doorslam when the library spells that out too)."""
+    found = memo.get(word)
+    if found is None:
+        base = _inflected_from(word, known)
+        parts = split_compound(base, known) if base else split_compound(word, known)
+        if not parts:
+            found = ((word,), ())
+        else:
+            leaves: list[str] = []
+            inner: list[str] = []
+            for part in parts:
+                sub_leaves, sub_inner = _compound_tree(part, known, memo)
+                leaves += sub_leaves
+                inner += sub_inner if sub_leaves == (part,) else [part, *sub_inner]
+            found = (tuple(dict.fromkeys(leaves)), tuple(dict.fromkeys(inner)))
+        memo[word] = found
+    return found
+
+
+def _stems(spelled: Iterable[str]) -> list[str]:
+    return [_stem(w) for w in spelled if _searchable(w)]
 
 
 @dataclass
@@ -157,22 +306,49 @@ class KeywordIndex:
     file_ids: np.ndarray                 # (n,) file ids, aligned with the rows below
     postings: dict[str, tuple[np.ndarray, np.ndarray]]   # word → (rows, term counts)
     lengths: np.ndarray                  # (n,) words per file
+    #: the words a compound may be split into (:func:`split_compound`): those the library spells
+    #: out and :func:`sound_words`
+    known: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
     def build(cls, docs: Iterable[tuple[int, str]]) -> "KeywordIndex":
-        """From ``(file_id, text)`` pairs (one file may come several times: its texts add up)."""
-        bags: dict[int, Counter] = {}
+        """From ``(file_id, text)`` pairs (one file may come several times: its texts add up).
+
+        A word written without separators (``DOORSLAM``, ``thunderclap``) also counts as its
+        parts (:func:`split_compound` with the library's words and :func:`sound_words`), each
+        :data:`COMPOUND_PART_WEIGHT` times as often as the word."""
+        bags: dict[int, Counter] = {}          # file id → its words as written (stemmed below, once each)
         for file_id, text in docs:
-            bags.setdefault(int(file_id), Counter()).update(terms(text))
+            bags.setdefault(int(file_id), Counter()).update([w for w in _spelled(text) if _searchable(w)])
         ids = np.array(sorted(bags), dtype=np.int64)
         rows: dict[str, list[tuple[int, int]]] = {}
         for row, fid in enumerate(ids):
             for word, count in bags[int(fid)].items():
                 rows.setdefault(word, []).append((row, count))
-        postings = {w: (np.array([r for r, _ in rc], np.int64), np.array([c for _, c in rc], np.float64))
-                    for w, rc in rows.items()}
         lengths = np.array([sum(bags[int(f)].values()) for f in ids], np.float64)
-        return cls(ids, postings, lengths)
+        postings = _by_stem(rows)
+        known = _part_words(rows, LIBRARY_MIN_PART) | sound_words()
+        _add_compound_parts(postings, lengths, [w for w in rows if _is_compound_candidate(w)], known)
+        return cls(ids, postings, lengths, known)
+
+    def _query_words(self, query: str) -> tuple[list[str], list[tuple[str, ...]]]:
+        """The stems :meth:`scores` matches of ``query``: its :func:`terms`, the compounds its
+        words written together would be ("door slam" → doorslam, up to :data:`JOINED_WORDS`
+        words) and the compounds its compounds are made of; and the stems of the parts of each
+        compound it writes ("doorslam" → door, slam), which match a file only together."""
+        spelled = _spelled(query)
+        plain = _stems(spelled)
+        raw = [w for w in _raw_words(query) if w.isalpha()]
+        joined = ["".join(raw[i:i + n]) for n in range(2, JOINED_WORDS + 1) for i in range(len(raw) - n + 1)]
+        plain += [s for s in _stems(joined) if s in self.postings]
+        together: list[tuple[str, ...]] = []
+        memo: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        for word in dict.fromkeys(w for w in spelled if _is_compound_candidate(w)):
+            leaves, inner = _compound_tree(word, self.known, memo)
+            if leaves != (word,):
+                plain += _stems(inner)
+                together.append(tuple(dict.fromkeys(_stems(leaves))))
+        return list(dict.fromkeys(plain)), together
 
     def scores(self, query: str, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(file_ids, scores)`` of the files matching any query word, best first (ties by
@@ -183,7 +359,9 @@ class KeywordIndex:
         a score near 0, ordered by nothing but name lengths. A query made of such words alone
         matches no file (the search is then the sound match alone). Among a single file there
         is nothing to tell apart: its words match. Other words score as BM25 has it, their IDF
-        over the whole index."""
+        over the whole index. Query words written together count as one word too ("gun shot"
+        finds ``GUNSHOT``), and the parts of a query's compound score in the files holding all
+        of them ("doorslam" finds ``Door_Slam``; "carpet" no file holding "car" alone)."""
         n = len(self.file_ids)
         total = np.zeros(n)
         if n == 0:
@@ -191,13 +369,33 @@ class KeywordIndex:
         avg = max(1e-9, float(self.lengths.mean()))
         norm = K1 * (1 - B + B * self.lengths / avg)
         among = None if allowed is None else np.isin(self.file_ids, allowed)
-        for word in dict.fromkeys(terms(query)):
+
+        def add(word: str, only: np.ndarray | None = None) -> None:
+            """BM25 of ``word`` added to the files at the rows marked in ``only`` (all: None)."""
             hit = self.postings.get(word)
             if hit is None or _says_nothing(hit[0], among, n):
-                continue
+                return
             rows, tf = hit
             idf = math.log(1 + (n - len(rows) + 0.5) / (len(rows) + 0.5))
+            if only is not None:
+                keep = only[rows]
+                rows, tf = rows[keep], tf[keep]
             total[rows] += idf * tf * (K1 + 1) / (tf + norm[rows])
+
+        plain, together = self._query_words(query)
+        for word in plain:
+            add(word)
+        scored = set(plain)
+        for parts in together:
+            holding = self._rows_holding(parts)
+            if not len(holding):
+                continue
+            only = np.zeros(n, bool)
+            only[holding] = True
+            for part in parts:
+                if part not in scored:
+                    add(part, only)
+                    scored.add(part)
         keep = total > 0
         if allowed is not None:
             keep &= np.isin(self.file_ids, allowed)
@@ -205,17 +403,98 @@ class KeywordIndex:
         order = np.lexsort((ids, -sc))
         return ids[order], sc[order]
 
+    def _rows_holding(self, stems: Sequence[str]) -> np.ndarray:
+        """Rows of the files holding every one of ``stems`` (none for no stems)."""
+        if not stems or any(t not in self.postings for t in stems):
+            return np.zeros(0, np.int64)
+        rows = self.postings[stems[0]][0]
+        for t in stems[1:]:
+            rows = np.intersect1d(rows, self.postings[t][0], assume_unique=True)
+        return rows
 
     def containing_all(self, text: str) -> np.ndarray:
         """File ids of the files holding every searchable word of ``text`` (none when it has no
-        searchable word)."""
-        wanted = list(dict.fromkeys(terms(text)))
-        if not wanted or any(t not in self.postings for t in wanted):
+        searchable word). A compound counts as held where all its parts are ("doorslam" is in
+        ``Door_Slam``; "door slam" in ``DOORSLAM`` when that splits), and so do the words of
+        ``text`` written together as one ("gun shot" is in ``GUNSHOT``)."""
+        memo: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        rows: np.ndarray | None = None
+        for word in dict.fromkeys(w for w in _spelled(text) if _searchable(w)):
+            held = self._rows_holding([_stem(word)])
+            if _is_compound_candidate(word):
+                leaves = _compound_tree(word, self.known, memo)[0]
+                if leaves != (word,):
+                    held = np.union1d(held, self._rows_holding(list(dict.fromkeys(_stems(leaves)))))
+            rows = held if rows is None else np.intersect1d(rows, held)
+        if rows is None:
             return np.zeros(0, np.int64)
-        rows = self.postings[wanted[0]][0]
-        for t in wanted[1:]:
-            rows = np.intersect1d(rows, self.postings[t][0])
+        raw = [w for w in _raw_words(text) if w.isalpha()]
+        if 2 <= len(raw) <= JOINED_WORDS:
+            rows = np.union1d(rows, self._rows_holding(_stems(["".join(raw)])))
         return self.file_ids[rows]
+
+
+def _by_stem(rows: dict[str, list[tuple[int, int]]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Postings by stem (:func:`_stem`) from ``(row, count)`` lists by word as written: the
+    counts of a file's words of one stem ("door", "doors") add up."""
+    spellings: dict[str, list[str]] = {}
+    for word in rows:
+        spellings.setdefault(_stem(word), []).append(word)
+    postings = {}
+    for stem, words_ in spellings.items():
+        pairs = rows[words_[0]] if len(words_) == 1 else [rc for w in words_ for rc in rows[w]]
+        at, counts = np.array([r for r, _ in pairs], np.int64), np.array([c for _, c in pairs], np.float64)
+        if len(words_) > 1:
+            at, inverse = np.unique(at, return_inverse=True)
+            counts = np.bincount(inverse, weights=counts)
+        postings[stem] = at, counts
+    return postings
+
+
+def _parts_by_stem(candidates: Iterable[str], known: frozenset[str]) -> dict[str, set[str]]:
+    """The stems of the parts (:func:`_compound_tree`: the inner compounds as well as the
+    leaves) of each compound among ``candidates`` (words as written), by the compound's stem."""
+    memo: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    parts_of: dict[str, set[str]] = {}
+    for word in candidates:
+        leaves, inner = _compound_tree(word, known, memo)
+        if leaves != (word,):
+            stem = _stem(word)
+            parts_of.setdefault(stem, set()).update(p for p in _stems((*inner, *leaves)) if p != stem)
+    return parts_of
+
+
+def _add_compound_parts(postings: dict[str, tuple[np.ndarray, np.ndarray]], lengths: np.ndarray,
+                        candidates: Iterable[str], known: frozenset[str]) -> None:
+    """Count the parts of the compounds among ``candidates`` (the library's words that may be
+    compounds, as written: :func:`_parts_by_stem`) in the files holding them, each
+    :data:`COMPOUND_PART_WEIGHT` times the compound's count, in ``postings`` and ``lengths``."""
+    parts_of = _parts_by_stem(candidates, known)
+    held = [stem for stem in parts_of if stem in postings]      # not a stop word ("without")
+    if not held:
+        return
+    sizes = [len(postings[stem][0]) for stem in held]
+    rows = np.concatenate([postings[stem][0] for stem in held])
+    tf = np.concatenate([postings[stem][1] for stem in held])
+    parts_per_row = np.repeat([len(parts_of[stem]) for stem in held], sizes)
+    lengths += np.bincount(rows, weights=COMPOUND_PART_WEIGHT * parts_per_row * tf, minlength=len(lengths))
+    holders: dict[str, list[str]] = {}          # a part's stem → the compounds' stems holding it
+    for stem in held:
+        for part in parts_of[stem]:
+            holders.setdefault(part, []).append(stem)
+    postings.update({part: _merged([postings[part]] if part in postings else [],
+                                   [postings[stem] for stem in stems])
+                     for part, stems in holders.items()})
+
+
+def _merged(own: list[tuple[np.ndarray, np.ndarray]],
+            compounds: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """A part's postings: its ``own`` (none when the library never writes it apart) and those
+    of the ``compounds`` holding it at :data:`COMPOUND_PART_WEIGHT`, a file's counts added up."""
+    rows, inverse = np.unique(np.concatenate([*(r for r, _ in own), *(r for r, _ in compounds)]),
+                              return_inverse=True)
+    counts = np.concatenate([*(c for _, c in own), COMPOUND_PART_WEIGHT * np.concatenate([c for _, c in compounds])])
+    return rows, np.bincount(inverse, weights=counts)
 
 
 def _says_nothing(rows: np.ndarray, among: np.ndarray | None, n: int) -> bool:
