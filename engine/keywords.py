@@ -299,6 +299,27 @@ def _stems(spelled: Iterable[str]) -> list[str]:
     return [_stem(w) for w in spelled if _searchable(w)]
 
 
+def terms_with_parts(text: str, known: frozenset[str] | None = None, join: bool = False) -> set[str]:
+    """The stems of ``text``'s :func:`terms`, and of the parts and inner compounds of each word
+    it writes without separators (:func:`split_compound` with ``known``, by default
+    :func:`sound_words`: "GATELATCH" → gate, latch); with ``join``, also of its words written
+    together (up to :data:`JOINED_WORDS`: "gate latch" → gatelatch). For matching one short
+    text against another without a library's :class:`KeywordIndex`, as marker names are."""
+    known = sound_words() if known is None else known
+    spelled = _spelled(text)
+    out = set(_stems(spelled))
+    memo: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    for word in dict.fromkeys(w for w in spelled if _is_compound_candidate(w)):
+        leaves, inner = _compound_tree(word, known, memo)
+        if leaves != (word,):
+            out.update(_stems(leaves), _stems(inner))
+    if join:
+        raw = [w for w in _raw_words(text) if w.isalpha()]
+        out.update(_stems("".join(raw[i:i + n]) for n in range(2, JOINED_WORDS + 1)
+                          for i in range(len(raw) - n + 1)))
+    return out
+
+
 @dataclass
 class KeywordIndex:
     """BM25 over one bag of words per file."""

@@ -615,16 +615,17 @@ class SoundIndex:
     @staticmethod
     def _place_at_markers(conn: Connection, snap: _Snapshot, hits: list[Hit], text: str, q: np.ndarray,
                           cosine: bool = True) -> None:
-        """Hits whose file has a named marker sharing words with ``text`` move to the segment
+        """Hits whose file has a named marker sharing words with ``text`` (a word written
+        together counting as its parts: "GATELATCH" for "gate latch") move to the segment
         around that marker (the one whose middle is nearest it; the most words in common, then the
         earliest marker), with that segment's cosine as score (:func:`_reported`)."""
-        from engine.keywords import terms
-        wanted = set(terms(text))
+        from engine.keywords import terms_with_parts
+        wanted = terms_with_parts(text, join=True)      # "gate latch" also as gatelatch
         if not hits or not wanted:
             return
         found = _stored_markers(conn, [h.file_id for h in hits])
         for h in hits:
-            scored = [(len(wanted & set(terms(name))), -at, name) for at, name in found.get(h.file_id, [])]
+            scored = [(len(wanted & terms_with_parts(name)), -at, name) for at, name in found.get(h.file_id, [])]
             if not scored or max(scored)[0] == 0:
                 continue
             _, minus_at, name = max(scored)
