@@ -169,6 +169,9 @@ def test_a_page_on_an_allowed_origin_may_call_the_api(library):
         assert status == 403 and "access-control-allow-origin" not in headers
         assert "--allow-origin" in body.decode() and "https://elsewhere.example" in body.decode()
 
+        status, headers, _ = ask(address, "FETCH", "/info", Origin=APP)          # http.server's own refusal
+        assert status == 501 and headers["access-control-allow-origin"] == APP
+
         # OPTIONS that is no preflight, and a preflight for no route, are what they were
         status, headers, _ = ask(address, "OPTIONS", "/search", Origin=APP)
         assert status == 405 and headers["allow"] == "GET"

@@ -355,7 +355,8 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own refusals (a request line it cannot read, HTTP/2 spoken as text, an
-        address over 64 kB, over 100 headers, a method with no handler) in JSON, as soundsift's are;
+        address over 64 kB, over 100 headers, a method with no handler) in JSON, as soundsift's are,
+        with the CORS headers of the request's origin where its headers were read;
         with a status line even when the request line could not be read (http.server then
         answers as to HTTP/0.9: the page alone)."""
         self._end_head()
@@ -371,6 +372,9 @@ class SoundsiftHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Connection", "close")
+        headers = getattr(self, "headers", None)        # None when the request line was not read
+        for name, value in self.server.cors_headers(headers.get("Origin") if headers is not None else None):
+            self.send_header(name, value)               # a page on an allowed origin reads the refusal
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
