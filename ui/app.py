@@ -74,14 +74,18 @@ def main() -> None:
     root = choices.folders[0] if choices.folders else ""
     filters = render_filters(choices)
 
-    def tags_for(hit):
-        return lib.stored_tags(hit.file_id, top=3) or _zero_shot_tags(key, generation, model, hit.file_id)
+    def tags_of(hits) -> dict[int, list[dict]]:
+        """Each result's tags: those `soundsift caption` stored (one catalog query for the page),
+        else its file vector's zero-shot ones."""
+        stored = lib.stored_tags([h.file_id for h in hits], top=3)
+        return {int(h.file_id): stored.get(int(h.file_id)) or _zero_shot_tags(key, generation, model, h.file_id)
+                for h in hits}
 
     st.markdown("### :material/graphic_eq: soundsift")
     # on_change="rerun": the tabs report which one is open, so the Overview runs only then
     search, tag, overview = st.tabs(["Search", "Tag", OVERVIEW], key=TAB_KEY, on_change="rerun")
     with search:
-        render_search_tab(index, lib, filters, root, tags_for, choices.tags)
+        render_search_tab(index, lib, filters, root, tags_of, choices.tags)
     with tag:
         render_tag_tab(index)
     if overview.open:

@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -117,13 +118,20 @@ class Library:
                                   marks=tuple(at for at, _ in parse_markers(about.get(r.id, {}).get("markers", ""))))
                     for r in rows}
 
-    def stored_tags(self, file_id: int, top: int = 5) -> list[dict]:
-        """Tags `soundsift caption` stored for a file, best first (may be empty; not the user's own)."""
+    def stored_tags(self, file_ids: Sequence[int], top: int = 5) -> dict[int, list[dict]]:
+        """The top ``top`` tags `soundsift caption` stored for each of ``file_ids`` that has some,
+        best first (not the user's own), in one query for a page of results."""
+        ids = [int(i) for i in file_ids]
+        rank = func.row_number().over(partition_by=Tag.file_id, order_by=(Tag.score.desc(), Tag.id)).label("rank")
+        ranked = (select(Tag.file_id, Tag.label, Tag.score, rank)
+                  .where(Tag.file_id.in_(ids), Tag.source != USER_TAG_SOURCE).subquery())
+        out: dict[int, list[dict]] = {}
         with Session(self._engine) as s:
-            rows = s.execute(select(Tag.label, Tag.score).where(Tag.file_id == int(file_id),
-                                                                Tag.source != USER_TAG_SOURCE)
-                             .order_by(Tag.score.desc()).limit(top))
-            return [{"label": label, "score": float(score)} for label, score in rows]
+            for fid, label, score in s.execute(select(ranked.c.file_id, ranked.c.label, ranked.c.score)
+                                               .where(ranked.c.rank <= top)
+                                               .order_by(ranked.c.file_id, ranked.c.rank)):
+                out.setdefault(int(fid), []).append({"label": label, "score": float(score)})
+        return out
 
     def user_tags(self, file_ids: list[int]) -> dict[int, list[str]]:
         """The user's own tags of each of ``file_ids`` that has some, in the order they were added."""

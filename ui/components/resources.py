@@ -1,11 +1,16 @@
-"""What the page loads once per process (st.cache_resource) or per input (st.cache_data)."""
+"""What the page loads once per process (st.cache_resource) or per input (st.cache_data), and a
+page of result cards' waveforms and audio, read a few cards at once (:func:`cards_media`)."""
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator, Sequence
 
 import streamlit as st
 
+from engine.errors import SoundsiftError
 from ui.components.library import FileRecord, Library
 from ui.components.player import PlayerSource, player_source
 from ui.components.server import INDEX_ENV, MODEL_ENV
@@ -52,3 +57,57 @@ def _player(path: str, size: int, mtime_ns: int, record: FileRecord, start: floa
 def player(record: FileRecord, start: float) -> PlayerSource:
     """Audio for st.audio, cached for the few files most recently shown."""
     return _player(record.path, record.size, record.mtime_ns, record, round(float(start), 3))
+
+
+#: result cards whose waveform and audio are read at once (at most one a core): reading and
+#: decoding run in libsndfile, outside the GIL, so a page of long or compressed files is drawn
+#: sooner than one card after another (24 such cards 1.1–1.5x on 2 shared cores:
+#: benchmarks/page_cards.py)
+CARD_WORKERS = min(4, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class CardMedia:
+    """What a result card shows of its file: the waveform PNG and the player's audio, or why not
+    (``error``, in UnreadableAudio's words: the file is named). A waveform drawn before the
+    player failed is still shown."""
+
+    png: bytes | None = None
+    player: PlayerSource | None = None
+    error: str | None = None
+
+
+def card_media(record: FileRecord, start: float, end: float, play_from: float) -> CardMedia:
+    """The card of ``record`` matching ``start``–``end`` s: its waveform (the match highlighted)
+    and its audio, played from ``play_from`` s."""
+    try:
+        png = thumbnail(record.path, record.size, record.mtime_ns, record.duration, start, end, record.marks)
+    except SoundsiftError as e:
+        return CardMedia(error=str(e))
+    try:
+        return CardMedia(png, player(record, play_from))
+    except SoundsiftError as e:
+        return CardMedia(png, error=str(e))
+
+
+def cards_media(cards: Sequence[tuple[FileRecord, float, float, float]],
+                workers: int | None = None) -> Iterator[CardMedia]:
+    """:func:`card_media` of each card (its arguments), in the cards' order, up to ``workers``
+    at once (None: :data:`CARD_WORKERS`; 1: one after another). Each is yielded as soon as it
+    and those before it are ready, so the first cards show while the later ones are read; one
+    card's unreadable file is that card's ``error`` and leaves the others alone. The threads
+    share the page run's Streamlit context, so the cached loaders behave as on its own thread."""
+    workers = CARD_WORKERS if workers is None else workers
+    if workers <= 1 or len(cards) <= 1:
+        for card in cards:
+            yield card_media(*card)
+        return
+    from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
+    ctx = get_script_run_ctx(suppress_warning=True)     # None outside a page run
+    pool = ThreadPoolExecutor(min(workers, len(cards)), thread_name_prefix="soundsift-card",
+                              initializer=add_script_run_ctx if ctx is not None else None, initargs=(None, ctx))
+    try:
+        for future in [pool.submit(card_media, *card) for card in cards]:
+            yield future.result()
+    finally:       # a rerun stops the page mid-way: the cards not begun are dropped
+        pool.shutdown(wait=True, cancel_futures=True)

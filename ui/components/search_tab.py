@@ -12,6 +12,7 @@ What is searched is held in ``st.session_state``:
 """
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -40,6 +41,7 @@ class Search:
     title: str
     run: Callable[[int], list[Any]]
     query: str = ""
+    by_file: tuple[int, float | None, float | None] | None = None    # "more like" one file: its id, span
 
 
 def _reset_page() -> None:
@@ -93,6 +95,27 @@ def moment(hit: Any, duration: float) -> tuple[float | None, float | None]:
     if hit.end - hit.start < duration - 0.05:
         return float(hit.start), float(hit.end)
     return None, None
+
+
+def more_like_span(hit: Any, duration: float,
+                   by_file: tuple[int, float | None, float | None] | None = None) -> tuple[float | None, float | None]:
+    """The span a card's "more like this" searches by. On the card of the file a "more like"
+    search was by (``by_file``: its id and span), the span that search was by, as
+    ``soundsift similar FILE --start --end`` takes it: that card shows the stored segment holding
+    most of the moment (a 1 s slam's 10 s window), not the moment chosen. Else :func:`moment`."""
+    if by_file is not None and int(hit.file_id) == int(by_file[0]):
+        return by_file[1], by_file[2]
+    return moment(hit, duration)
+
+
+def more_like_help(hit: Any, span: tuple[float | None, float | None]) -> str:
+    """A card's "More like this" tooltip: which sound it searches by."""
+    start, end = span
+    if start is None or end is None:        # the page searches by a whole file or a start–end
+        return "Sounds like this file"
+    if (start, end) == (float(hit.start), float(hit.end)):
+        return "Sounds like the match shown here"
+    return f"Sounds like the moment searched by ({span_text(start, end)})"
 
 
 def toggle_pick(file_id: int, name: str) -> None:
@@ -187,7 +210,7 @@ def current_search(index: Any, filters: Filters) -> Search | None:
             from engine.duplicates import mark_copies
             return mark_copies(index.get_file(fid)["path"], hits, copies=_copies)
         return Search(f"More like **{plain_markdown(by['name'])}**{part}", more_like_it,
-                      f"similar to {by['name']}{part}")
+                      f"similar to {by['name']}{part}", by_file=(int(fid), start, end))
     if by and by.get("kind") == "example":
         upload = st.session_state.get(by["widget"])
         if upload is not None:
@@ -215,9 +238,11 @@ def current_search(index: Any, filters: Filters) -> Search | None:
 
 
 def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
-                      tags_for: Callable[[Any], list[dict]], known_tags: Sequence[str] = ()) -> None:
-    """Draw the tab: inputs, then the results of the current search. ``known_tags``: every tag of
-    the user's in the library (the sidebar's choices), offered on each card."""
+                      tags_of: Callable[[list[Any]], dict[int, list[dict]]], known_tags: Sequence[str] = ()) -> None:
+    """Draw the tab: inputs, then the results of the current search. ``tags_of``: the tags of the
+    hits shown, by file id; ``known_tags``: every tag of the user's in the library (the sidebar's
+    choices), offered on each card. The cards' waveforms and audio are read a few at once
+    (resources.cards_media) and drawn in rank order."""
     st.session_state.setdefault("shown", PAGE)
     st.session_state.setdefault("search_by", None)
     describe, without = st.columns([3, 1])
@@ -272,17 +297,21 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
                 icon=":material/search_off:")
         return
     records = lib.files([h.file_id for h in hits[:shown]])
+    # the index changed under us: a hit the catalog lacks gets no card; never play what it lacks
+    cards = [(rank, hit, records[hit.file_id]) for rank, hit in enumerate(hits[:shown], start=1)
+             if hit.file_id in records]
     own = lib.user_tags([h.file_id for h in hits[:shown]])
+    tags = tags_of([hit for _, hit, _ in cards])
     known = tuple(known_tags)
     show_tag_error()
     listed = []
-    for rank, hit in enumerate(hits[:shown], start=1):
-        record = records.get(hit.file_id)
-        if record is None:  # the index changed under us; never play what the catalog lacks
-            continue
-        render_result(rank, hit, record, root, tags_for(hit),
-                      CardTags(lib.layout.root, hit.file_id, tuple(own.get(hit.file_id, ())), known))
-        listed.append((hit, record))
+    media = resources.cards_media([(record, hit.start, hit.end, play_from(hit)) for _, hit, record in cards])
+    with closing(media):        # a rerun stopping the page here drops the cards not yet read
+        for (rank, hit, record), card in zip(cards, media):
+            render_result(rank, hit, record, root, tags.get(int(hit.file_id), []),
+                          CardTags(lib.layout.root, hit.file_id, tuple(own.get(hit.file_id, ())), known),
+                          more=more_like_span(hit, record.duration, search.by_file), media=card)
+            listed.append((hit, record))
     with st.container(horizontal=True, gap="small"):
         if len(hits) > shown:
             st.button("Show more", on_click=show_more, icon=":material/expand_more:", key="show_more")
@@ -303,12 +332,21 @@ def render_picks() -> None:
         st.button("Clear picks", on_click=clear_picks, key="clear_picks", type="tertiary")
 
 
+def play_from(hit: Any) -> float:
+    """Where a card's player starts: the take's marker when the hit names one, else the match."""
+    return hit.marker_at if getattr(hit, "marker", None) else hit.start
+
+
 def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict],
-                  own_tags: CardTags | None = None) -> None:
+                  own_tags: CardTags | None = None,
+                  more: tuple[float | None, float | None] | None = None,
+                  media: resources.CardMedia | None = None) -> None:
     """One result card: name, folder, facts, tags (the model's; the user's, editable, with
-    ``own_tags``), thumbnail, player, downloads, "more like this"."""
+    ``own_tags``), thumbnail, player, downloads, "more like this" (by the span ``more``, by
+    default the card's own: :func:`moment`). ``media``: its thumbnail and audio when already
+    read (resources.cards_media), else read here."""
     with st.container(border=True):
-        info, media = st.columns([5, 6], vertical_alignment="center")
+        info, side = st.columns([5, 6], vertical_alignment="center")
         with info:
             st.markdown(f"**{rank}. {plain_markdown(record.name)}**")
             folder = relative_to_root(record.folder, root)
@@ -327,23 +365,22 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict],
                 st.markdown(" ".join(f":blue-badge[{plain_markdown(t['label'])}]" for t in tags))
             if own_tags is not None:
                 render_card_tags(own_tags, rank)
-            span = moment(hit, record.duration)
+            span = more if more is not None else moment(hit, record.duration)
             st.checkbox("Pick", value=hit.file_id in st.session_state.get("picked", {}), key=f"pick_{hit.file_id}",
                         on_change=toggle_pick, args=(hit.file_id, record.name),
                         help="Pick several results, then search for more like all of them together")
             st.button("More like this", key=f"more_{rank}_{hit.file_id}", on_click=more_like,
                       args=(hit.file_id, record.name, *span),
-                      help="Sounds like the match shown here" if span[0] is not None
-                      else "Sounds like this file", icon=":material/graph_3:", type="secondary")
-        with media:
-            try:
-                png = resources.thumbnail(record.path, record.size, record.mtime_ns,
-                                          record.duration, hit.start, hit.end, record.marks)
-                st.image(png, width="stretch")
-                src = resources.player(record, hit.marker_at if getattr(hit, "marker", None) else hit.start)
-            except SoundsiftError as e:
-                st.warning(str(e), icon=":material/warning:")
+                      help=more_like_help(hit, span), icon=":material/graph_3:", type="secondary")
+        with side:
+            if media is None:
+                media = resources.card_media(record, hit.start, hit.end, play_from(hit))
+            if media.png is not None:
+                st.image(media.png, width="stretch")
+            if media.error is not None:         # the file cannot be drawn or played now: it says why
+                st.warning(media.error, icon=":material/warning:")
                 return
+            src = media.player
             st.audio(src.data, format=src.mime, start_time=src.start_time)
             if src.excerpt_offset is not None:
                 st.caption(f"excerpt from {src.excerpt_offset:.1f} s")
