@@ -266,6 +266,25 @@ def test_the_page_finds_them_on_request(tmp_path, tiny_clap_dir, monkeypatch):
     assert list(table["format"]) == ["WAV 16-bit 44.1 kHz 1 ch", "MP3 (lossy) 44.1 kHz 1 ch"]
 
 
+def test_the_page_marks_hard_links(tmp_path, tiny_clap_dir, monkeypatch):
+    """Two names of one file are a group whose rows say "hard link": deleting one frees nothing."""
+    import os
+    from tests.ui_library import page_on
+    lib = tmp_path / "lib"
+    write(lib / "slam.wav", take(4), SR)
+    os.link(lib / "slam.wav", lib / "slam_linked.wav")
+    write(lib / "tone.wav", tone(330, 3.0, SR), SR)
+    build_index([lib], tmp_path / "idx", str(tiny_clap_dir), workers=0, progress=False)
+    page = page_on(tmp_path / "idx", monkeypatch)
+    page.session_state[TAB_KEY] = OVERVIEW
+    page.run()
+    next(b for b in page.button if b.label == "Find duplicates").click().run()
+    assert not page.exception
+    table = page.dataframe[0].value
+    assert list(table["file"]) == ["slam.wav", "slam_linked.wav"]
+    assert list(table["hard link"]) == [True, True] and table["identical bytes"].all()
+
+
 def test_the_page_says_which_files_it_could_not_read(tmp_path, tiny_clap_dir, monkeypatch):
     from tests.ui_library import page_on
     lib = tmp_path / "lib"

@@ -120,9 +120,9 @@ def render_duplicates(index: Any, lib: Library, root: str) -> None:
         bar.empty()
         rows = [{"group": n, "file": relative_to_root(path, root), "format": form, "duration (s)": round(d, 2),
                  "difference (dB)": round(g.difference_db, 2), "identical bytes": g.identical,
-                 "keep": path == g.keep}
+                 "keep": path == g.keep, "hard link": g.is_link(path)}
                 for n, g in enumerate(report.groups, 1)
-                for path, d, form in zip(g.paths, g.durations, g.formats or [""] * len(g.paths))]
+                for path, d, form in zip(g.paths, g.durations, g.formats)]
         unread = [f"{relative_to_root(e.path, root)}: {e.reason}" for e in report.unreadable]
         done = st.session_state[DUPLICATES] = (generation, rows, report.files, unread)
     if done is None or done[0] != generation:
