@@ -3,10 +3,12 @@ page of result cards' waveforms and audio, read a few cards at once (:func:`card
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import streamlit as st
 
@@ -49,14 +51,45 @@ def thumbnail(path: str, size: int, mtime_ns: int, duration: float,
     return waveform_png(path, duration, start, end, marks=marks)
 
 
-@st.cache_data(max_entries=24, show_spinner=False)
-def _player(path: str, size: int, mtime_ns: int, record: FileRecord, start: float) -> PlayerSource:
-    return player_source(record, start)
+#: bytes of players' audio kept across reruns (the most recently shown first). A count of entries
+#: (24 before session 32) was thrashed by a page of more cards ("Show more" twice: 30), each rerun
+#: then reading every card's audio again
+PLAYER_CACHE_BYTES = 256 * 2**20
+
+
+class _PlayerCache:
+    """Players by (path, size, mtime_ns, start), least recently used dropped first once their
+    audio passes ``budget`` bytes (the newest is always kept); safe for the card threads."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self._items: OrderedDict[tuple, PlayerSource] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, make: Callable[[], PlayerSource]) -> PlayerSource:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        made = make()                   # outside the lock: other cards read meanwhile
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = made
+                self._bytes += len(made.data)
+            while self._bytes > self.budget and len(self._items) > 1:
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= len(dropped.data)
+        return made
+
+
+_players = _PlayerCache(PLAYER_CACHE_BYTES)
 
 
 def player(record: FileRecord, start: float) -> PlayerSource:
-    """Audio for st.audio, cached for the few files most recently shown."""
-    return _player(record.path, record.size, record.mtime_ns, record, round(float(start), 3))
+    """Audio for st.audio, kept for the files most recently shown (:data:`PLAYER_CACHE_BYTES`)."""
+    start = round(float(start), 3)
+    return _players.get((record.path, record.size, record.mtime_ns, start), lambda: player_source(record, start))
 
 
 #: result cards whose waveform and audio are read at once (at most one a core): reading and
