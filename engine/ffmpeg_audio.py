@@ -12,8 +12,11 @@ priming samples before the sound (1024 by FFmpeg's encoder, 2112 by Apple's) and
 up to a whole 1024-sample frame; an MP4/M4A's edit list says which of them are sound, its duration
 counts only those, and FFmpeg's decoder drops the priming but not the padding. Reading an MP4/M4A
 therefore stops at ``frames`` (an AAC file then reads as long as the sound encoded, sample for
-sample where the edit list is right); any other stream is read to where it ends (a raw ADTS
-``.aac`` holds no length: its ``frames`` is FFmpeg's estimate from the bit rate). ``seek``
+sample where the edit list is right). iTunes writes no edit list, only an ``iTunSMPB`` tag (priming,
+padding, frames of sound): FFmpeg drops the priming it names, and ``frames`` is the tag's count. Any
+other stream is read to where it ends; a raw ADTS ``.aac`` holds no length (FFmpeg's estimate from
+the bit rate can be off many times over for VBR), so its frames are counted when it is opened, from
+the ADTS headers, demuxed but not decoded. ``seek``
 decodes from the start up to the frame asked for (exact, if slow for long files: these formats
 are mostly short recordings). ``seek_near`` goes by the container's index instead, decoding only
 from shortly before the frame (what a waveform thumbnail of an hour-long M4A needs: a few
@@ -69,10 +72,16 @@ class FFmpegSound:
                            or str(self._container.format.name).split(",")[0].upper())
             self.subtype = str(context.name).upper()
             self.tags = {str(k).lower(): str(v) for k, v in {**self._container.metadata, **stream.metadata}.items()}
+            if _estimates_length(self._container):     # raw ADTS: FFmpeg's guess from the bit rate
+                self.frames = self._demuxed_frames() or self.frames
+                stream = self._container.streams.audio[0]
         except BaseException:
             self._container.close()
             raise
         self._end = self.frames if _states_exact_length(self._container, stream) else None
+        sound = _itunes_sound_frames(self.tags.get("itunsmpb"), self.frames)
+        if sound is not None and _EXACT_LENGTH_DEMUXERS & set(str(self._container.format.name).split(",")):
+            self.frames = self._end = sound            # no edit list dropped the padding: iTunSMPB says
         self._frames_decoded = self._decode()
         self._pending = np.zeros((0, self.channels), np.float32)
         self._position = 0
@@ -206,6 +215,24 @@ class FFmpegSound:
                 break
         self._frames_decoded = self._decode(decoded)
 
+    def _demuxed_frames(self) -> int:
+        """The stream's length in frames as its packets say (demuxed, not decoded: each ADTS
+        frame's header gives its length), the container opened again after; 0 when a packet does
+        not say. A stream that breaks off is counted up to there (where decoding stops too)."""
+        stream = self._container.streams.audio[0]
+        total, time_base = 0, stream.time_base          # (read before the container is closed)
+        try:
+            for packet in self._container.demux(stream):
+                if packet.size and not packet.duration:
+                    total = 0
+                    break
+                total += packet.duration or 0
+        except self._av.error.FFmpegError:
+            pass                                       # read() raises it, in FFmpeg's words, at that point
+        self._container.close()
+        self._container = _open(self._av, self._source)
+        return int(round(float(total * time_base) * self.samplerate)) if time_base else 0
+
     def _count_frames(self) -> int:
         """The stream's length found by decoding it (for a container that does not say)."""
         with _open(self._av, self._source) as container:
@@ -265,6 +292,30 @@ def _states_exact_length(container: Any, stream: Any) -> bool:
     duration), so that decoded samples past it are the encoder's padding, not sound."""
     return bool(stream.duration and stream.time_base
                 and _EXACT_LENGTH_DEMUXERS & set(str(container.format.name).split(",")))
+
+
+#: FFmpeg's demuxer for a raw ADTS stream (``.aac``), which holds no length: FFmpeg estimates
+#: one from the bit rate of its start, far off for VBR (a quiet start, then a loud sound)
+_ESTIMATING_DEMUXERS = frozenset({"aac"})
+
+
+def _estimates_length(container: Any) -> bool:
+    """Whether ``container``'s length is FFmpeg's estimate from the bit rate (raw ADTS)."""
+    return bool(_ESTIMATING_DEMUXERS & set(str(container.format.name).split(",")))
+
+
+def _itunes_sound_frames(smpb: str | None, frames: int) -> int | None:
+    """The frames of sound an ``iTunSMPB`` tag (Apple's: hex words, the 2nd the priming, the
+    3rd the padding, the 4th the sound's frames) says an AAC stream of ``frames`` frames holds,
+    where the stream counts more than the sound, as far as the priming and padding go (an
+    M4A without an edit list, as iTunes writes them); None otherwise (no tag, one that does
+    not parse, or one left stale by an edit: a length it cannot be)."""
+    words = (smpb or "").split()
+    try:
+        priming, padding, sound = (int(w, 16) for w in words[1:4])
+    except ValueError:
+        return None
+    return sound if 0 < sound < frames <= sound + priming + padding else None
 
 
 def _container_frames(container: Any, stream: Any, rate: int) -> int:

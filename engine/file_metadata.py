@@ -107,9 +107,10 @@ def with_sheet(found: dict[str, str]) -> dict[str, str]:
 #: behind an ID3v2 tag (session 31); 9 reads Vorbis comments written in Latin-1 or Windows-1252 as
 #: such, gives a file only its own tracks of an embedded cue sheet naming several files, and finds a
 #: WAV's or AIFF's ID3 chunk, and an AIFF's text and markers, after an odd-sized chunk without its
-#: pad byte (session 31). An index whose files were read by an older reader reads them again on its
-#: next `soundsift index` run (indexer.metadata_refresh).
-READER_VERSION = 9
+#: pad byte (session 31); 10 places a WAV's cue points written by dwPosition alone (:func:`_cue_points`;
+#: session 32). An index whose files were read by an older reader reads them
+#: again on its next `soundsift index` run (indexer.metadata_refresh).
+READER_VERSION = 10
 #: comments written by a tool on every file it touches (7: set aside as ``software``)
 TOOL_STAMP = re.compile(r"processed by sox", re.IGNORECASE)
 #: most markers kept per file (a file with more is a marker track, not labelled takes)
@@ -310,8 +311,12 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
             data_size = size
     frames = data_size // block if data_size and block else None     # a streamed WAV may say 0
     if rate and cues and names:             # a cue past the audio (left by a trim) marks nothing
-        named = sorted((offset, cue) for cue, offset in cues.items()
-                       if cue in names and (frames is None or offset < frames))[:MAX_MARKERS]
+        named = sorted((offset, cue) for cue, offset in cues.items() if cue in names)
+        past = [names[cue] for offset, cue in named if frames is not None and offset >= frames]
+        if past:
+            _report(problems, path, f"{len(past)} cue marker(s) past the end of the audio ({frames / rate:.2f} s) "
+                                    f"left out: {', '.join(past[:5])}{' …' if len(past) > 5 else ''}")
+        named = [(offset, cue) for offset, cue in named if frames is None or offset < frames][:MAX_MARKERS]
         out.marker_list = [Marker(offset / rate, names[cue], lengths[cue] / rate if lengths.get(cue) else None)
                            for offset, cue in named]
     elif rate and sync_points:              # a field recorder's cues: an iXML SYNC_POINT_LIST
@@ -545,15 +550,18 @@ def _mark_points(body: bytes) -> list[tuple[int, str]]:
 
 
 def _cue_points(body: bytes) -> dict[int, int]:
-    """Cue point id → sample offset, from a ``cue `` chunk's body."""
+    """Cue point id → sample offset, from a ``cue `` chunk's body. The RIFF spec puts a point's
+    frame in dwSampleOffset (counted from dwBlockStart, 0 in a WAV of one data chunk) and its
+    place in the play order in dwPosition (the same frame without a playlist); most editors write
+    both, some only dwPosition. So dwSampleOffset is taken, unless it is 0 for every point while
+    some dwPosition is not: then the points are where their dwPosition says."""
     if len(body) < 4:
         return {}
     count = struct.unpack("<I", body[:4])[0]
-    points = {}
-    for at in range(4, min(len(body), 4 + 24 * count) - 23, 24):
-        cue_id, _, _, _, _, offset = struct.unpack("<II4sIII", body[at:at + 24])
-        points[cue_id] = offset
-    return points
+    points = [struct.unpack("<II4sIII", body[at:at + 24])
+              for at in range(4, min(len(body), 4 + 24 * count) - 23, 24)]
+    by_position = all(point[5] == 0 for point in points) and any(point[1] for point in points)
+    return {point[0]: point[1] if by_position else point[5] for point in points}
 
 
 def _labels(body: bytes) -> dict[int, str]:

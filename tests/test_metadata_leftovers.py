@@ -1,18 +1,22 @@
 """What the session-31 metadata audit found and left: a library sheet naming its files by
 ``file://`` URLs, an embedded cue sheet naming several files, an ID3 chunk after an odd-sized
-chunk without its pad byte, and Vorbis comments written in Latin-1 or Windows-1252."""
+chunk without its pad byte, and Vorbis comments written in Latin-1 or Windows-1252; and what
+session 32 found: WAV cue points written by dwPosition alone, a raw ADTS file's length guessed
+from its bit rate, an iTunes M4A's priming and padding told by iTunSMPB alone."""
 from __future__ import annotations
 
+import fractions
 import struct
 
 import numpy as np
+import pytest
 import soundfile as sf
 
-from engine.file_metadata import named_markers, read_metadata
+from engine.file_metadata import Marker, named_markers, read_metadata
 from engine.metadata_sheet import Sheet, match_rows, read_sheet
 from tests.conftest import noise, tone
 from tests.test_bad_inputs import ext80, pcm16, wav_bytes
-from tests.test_file_metadata import flac_with_comments
+from tests.test_file_metadata import adtl_chunk, flac_with_comments, riff_chunk
 from tests.test_metadata_audit import _id3v24, _riff
 
 
@@ -162,3 +166,159 @@ def test_an_index_read_by_the_earlier_reader_reads_such_files_again(tmp_path, mo
         meta = index.get_file(index.file_id_for_path(path))["metadata"]
         assert (meta["title"], meta["category"]) == ("Tür knarrt", "TÜREN")
     assert run().metadata_reread == 0
+
+
+def _cue_chunk(*points: tuple[int, int, int]) -> bytes:
+    """A ``cue `` chunk of (cue id, dwPosition, dwSampleOffset) points in the data chunk."""
+    return riff_chunk(b"cue ", struct.pack("<I", len(points)) + b"".join(
+        struct.pack("<II4sIII", cue, position, b"data", 0, 0, offset) for cue, position, offset in points))
+
+
+def _marked_wav(path, *points: tuple[int, int, int]):
+    """One second of 16 kHz noise with ``points`` named Creak, Latch, Slam … (labl; ltxt for the
+    second: a 16000-sample region)."""
+    names = ["Creak", "Latch", "Slam", "Thud"]
+    labels = [(b"ltxt" if i == 1 else b"labl", cue, names[i]) for i, (cue, _, _) in enumerate(points)]
+    path.write_bytes(wav_bytes(pcm16(noise(1.0, 16000)), extra_chunks=_cue_chunk(*points) + adtl_chunk(*labels)))
+    return path
+
+
+def test_cue_points_written_by_dw_position_alone_land_where_it_says(tmp_path):
+    """Some editors write a cue point's frame only in dwPosition (dwSampleOffset 0 for every
+    point): all its markers landed at 0:00. Both styles, and both fields, give the same markers,
+    their labl and ltxt names and the ltxt region; where some dwSampleOffset is set, dwSampleOffset
+    counts (dwPosition is then the play order's, whatever it says)."""
+    expected = [Marker(0.0, "Creak"), Marker(0.5, "Latch", 1.0), Marker(0.75, "Slam")]
+    for name, points in [("by_offset", ((1, 0, 0), (2, 0, 8000), (3, 0, 12000))),
+                         ("by_position", ((1, 0, 0), (2, 8000, 0), (3, 12000, 0))),
+                         ("by_both", ((1, 0, 0), (2, 8000, 8000), (3, 12000, 12000))),
+                         ("offsets_win", ((1, 7, 0), (2, 9, 8000), (3, 11, 12000)))]:
+        path = _marked_wav(tmp_path / f"{name}.wav", *points)
+        assert named_markers(path) == expected, name
+        assert read_metadata(path)["markers"] == "0:00.0 Creak · 0:00.5 Latch · 0:00.8 Slam", name
+
+
+def test_cue_points_past_the_end_are_left_out_with_a_reason(tmp_path):
+    """dwPosition-only points, one past the audio (left by a trim, or a position in bytes):
+    the others are kept, the one past the end is left out and read_metadata says so, naming it."""
+    path = _marked_wav(tmp_path / "trimmed.wav", (1, 4000, 0), (2, 8000, 0), (3, 40_000, 0), (4, 16_000, 0))
+    problems: list[str] = []
+    assert read_metadata(path, problems)["markers"] == "0:00.2 Creak · 0:00.5 Latch"
+    assert problems == ["2 cue marker(s) past the end of the audio (1.00 s) left out: Thud, Slam"]
+    assert named_markers(path) == [Marker(0.25, "Creak"), Marker(0.5, "Latch", 1.0)]
+
+
+def _adts(path, signal: np.ndarray, rate: int = 48000):
+    """Mono ``signal`` as a raw ADTS ``.aac`` (FFmpeg's AAC encoder: VBR by content)."""
+    import av
+    with av.open(str(path), "w", format="adts") as out:
+        stream = out.add_stream("aac", rate=rate, layout="mono")
+        stream.codec_context.format = "fltp"
+        for i in range(0, len(signal), 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(signal[None, i:i + 1024]), format="fltp",
+                                               layout="mono")
+            frame.sample_rate = rate
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def test_a_raw_adts_files_length_is_counted_not_guessed_from_its_bit_rate(tmp_path):
+    """A raw ADTS ``.aac`` holds no length; FFmpeg guesses one from the bit rate of its start:
+    69 s for 2 s of silence then 2 s of noise, 2.4 s for the reverse of 8 s. Its frames are
+    counted instead (as many as decode: the encoder's priming and padding with them), so the
+    header and the decoded audio agree and indexing says nothing of a truncated file."""
+    from engine.audio import open_sound, probe
+    from engine.segments import SegmentPolicy
+    from indexer import decode
+    rng = np.random.default_rng(3)
+    quiet_first = np.concatenate([np.zeros(96_000), 0.5 * rng.standard_normal(96_000)]).astype(np.float32)
+    loud_first = np.concatenate([0.5 * rng.standard_normal(96_000), np.zeros(288_000)]).astype(np.float32)
+    for name, signal in [("quiet_first", quiet_first), ("loud_first", loud_first)]:
+        path = _adts(tmp_path / f"{name}.aac", signal)
+        frames = probe(path).frames
+        assert len(signal) <= frames <= len(signal) + 2048, name
+        with open_sound(str(path)) as f:
+            assert len(f.read(dtype="float32")) == frames, name
+        with open(path, "rb") as raw:                  # an upload: the same file object read after counting
+            from engine.ffmpeg_audio import FFmpegSound
+            with FFmpegSound(raw, name=path.name) as f:
+                assert (f.frames, len(f.read(dtype="float32"))) == (frames, frames), name
+        events = list(decode.decode_file(decode.DecodeJob(0, str(path)), 16000, SegmentPolicy(1.0)))
+        done = events[-1]
+        assert isinstance(done, decode.FileDecoded), name
+        assert done.duration == pytest.approx(frames / 48000, abs=0.01), name
+        assert not [n for n in done.notes if "shorter than" in n], name
+        assert events[0].of == pytest.approx(frames / 48000, abs=0.01), name
+
+
+def _atom(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(body)) + kind + body
+
+
+def _with_itunsmpb(data: bytes, value: str) -> bytes:
+    """An MP4 file's bytes (its moov after its mdat, as FFmpeg writes it) with an iTunes
+    freeform ``----`` atom (com.apple.iTunes, iTunSMPB) added to its moov/udta/meta/ilst."""
+    extra = _atom(b"----", _atom(b"mean", b"\0" * 4 + b"com.apple.iTunes") + _atom(b"name", b"\0" * 4 + b"iTunSMPB")
+                  + _atom(b"data", struct.pack(">II", 1, 0) + value.encode()))
+    at, end, heads = 0, len(data), []
+    for kind in (b"moov", b"udta", b"meta", b"ilst"):
+        while struct.unpack_from(">4s", data, at + 4)[0] != kind:
+            at += struct.unpack_from(">I", data, at)[0]
+            assert at < end, kind
+        heads.append(at)
+        end = at + struct.unpack_from(">I", data, at)[0]
+        at += 12 if kind == b"meta" else 8            # meta is a full box: version and flags first
+    out = bytearray(data[:end] + extra + data[end:])
+    for head in heads:
+        struct.pack_into(">I", out, head, struct.unpack_from(">I", out, head)[0] + len(extra))
+    assert out.find(b"mdat") < heads[0]               # nothing moved that the sample table points at
+    return bytes(out)
+
+
+def _m4a_without_edit_list(path, signal: np.ndarray, rate: int = 48000):
+    """Mono ``signal`` as AAC in an M4A without an edit list (as iTunes writes them)."""
+    import av
+    with av.open(str(path), "w", format="ipod", options={"use_editlist": "0"}) as out:
+        out.metadata["title"] = "Sweep"
+        stream = out.add_stream("aac", rate=rate, layout="mono")
+        stream.codec_context.format = "fltp"
+        for i in range(0, len(signal), 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(signal[None, i:i + 1024]), format="fltp",
+                                               layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, i, fractions.Fraction(1, rate)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    assert b"elst" not in path.read_bytes()
+    return path
+
+
+def test_an_itunes_m4a_without_an_edit_list_reads_as_long_as_its_itunsmpb_says(tmp_path):
+    """iTunes writes no edit list, only an iTunSMPB tag (priming, padding, frames of sound):
+    FFmpeg drops the priming it names, but the stream's length still counted it and the padding,
+    so the file read 1024 frames longer than it is, and ended in 352 frames of padding. Its
+    frames are the tag's, read to the sample, seek_near landing where a read from the start
+    does; a tag left stale by an edit (more sound than the stream holds) is not believed."""
+    from engine.audio import probe
+    from engine.ffmpeg_audio import FFmpegSound
+    t = np.arange(100_000) / 48000
+    sweep = (0.3 * np.sin(2 * np.pi * (200 * t + 800 * t * t))).astype(np.float32)
+    plain = _m4a_without_edit_list(tmp_path / "plain.m4a", sweep).read_bytes()
+    smpb = " 00000000 00000400 00000160 00000000000186A0" + " 00000000" * 8    # 1024, 352, 100000
+    path = tmp_path / "itunes.m4a"
+    path.write_bytes(_with_itunsmpb(plain, smpb))
+    assert probe(path).frames == 100_000
+    with FFmpegSound(str(path)) as f:
+        whole = f.read(dtype="float32")
+        assert len(whole) == 100_000
+        assert np.mean(np.abs(whole - sweep)) < 0.02        # in time (the priming dropped): 0.24 a priming late
+        assert f.seek_near(60_000) == 60_000
+        assert np.abs(f.read(4096, dtype="float32") - whole[60_000:64_096]).max() < 1e-3
+    stale = tmp_path / "stale.m4a"
+    stale.write_bytes(_with_itunsmpb(plain, " 00000000 00000400 00000160 00000000000F4240"))   # 1 000 000
+    with FFmpegSound(str(stale)) as f:
+        assert f.frames > 100_000                           # the stream's length, as without the tag
