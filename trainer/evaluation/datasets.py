@@ -40,6 +40,10 @@ from trainer.jsonl import iter_objects
 
 
 
+# formats whose papers score each caption against its own clip only (LAION-CLAP, DCASE task 6b)
+PAPER_FORMATS = ("clotho", "audiocaps")
+
+
 @dataclass
 class RetrievalSet:
     """Audio clips and their captions; ``caption_audio[c]`` is caption c's clip index."""
@@ -48,6 +52,17 @@ class RetrievalSet:
     audio_paths: list[Path]
     captions: list[str]
     caption_audio: list[int]
+
+    @property
+    def relevance_texts(self) -> list[str] | None:
+        """The caption texts :func:`trainer.evaluation.metrics.caption_relevance` compares, or None.
+
+        None for Clotho and AudioCaps: each caption's one right answer is its own clip, as
+        LAION-CLAP and DCASE score them (AudioCaps' test split writes 71 caption texts for
+        several clips; counting those clips as right answers would lift figures above the
+        papers'). A manifest's captions: clips sharing a caption text are each a right answer.
+        """
+        return None if self.format in PAPER_FORMATS else self.captions
 
 
 @dataclass
@@ -90,7 +105,8 @@ def _read_rows(path: Path) -> tuple[list[str], list[_Row]]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-            header = next(reader, None)
+            # blank lines above the header are skipped, as blank lines below it
+            header = next((cells for cells in reader if any(c.strip() for c in cells)), None)
             if not header:
                 raise InvalidDataset(f"{path}: empty file; expected a header row")
             header = [h.strip() for h in header]
@@ -140,6 +156,17 @@ def _cell(path: Path, row: _Row, column: str) -> str:
     if not value:
         raise InvalidDataset(f"{path}: line {row.line}: empty {column!r}")
     return value
+
+
+def _label(path: Path, row: _Row, column: str) -> str:
+    """The row's class name as :func:`label_text` gives it; InvalidDataset when nothing is left
+    (a label "_" would be a class with an empty prompt)."""
+    raw = _cell(path, row, column)
+    label = label_text(raw)
+    if not label:
+        raise InvalidDataset(f"{path}: line {row.line}: {column!r} is {raw!r}, no class name once "
+                             "underscores become spaces")
+    return label
 
 
 def _integer(path: Path, row: _Row, column: str) -> int:
@@ -310,7 +337,7 @@ def _numbered_classes(path: Path, rows: list[_Row], root: Path, fmt: str, file_c
     audio, ids, folds = [], [], []
     for row in rows:
         class_id = _integer(path, row, id_col)
-        label = label_text(_cell(path, row, name_col))
+        label = _label(path, row, name_col)
         if names.setdefault(class_id, label) != label:
             raise InvalidDataset(f"{path}: line {row.line}: {id_col} {class_id} is {label!r} here but "
                                  f"{names[class_id]!r} earlier; one id must name one class")
@@ -340,7 +367,7 @@ def _generic_classes(path: Path, rows: list[_Row], root: Path, has_folds: bool) 
         if not p.is_file():
             missing.add(row.line, repr(name))
         audio.append(p)
-        raw_labels.append(label_text(_cell(path, row, "label")))
+        raw_labels.append(_label(path, row, "label"))
         if has_folds:
             folds.append(_cell(path, row, "fold"))
     missing.raise_if_any()

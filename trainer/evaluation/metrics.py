@@ -6,10 +6,13 @@ Protocol (LAION-CLAP's evaluation, Wu et al., ICASSP 2023), with one extension f
   after :func:`caption_key` (surrounding whitespace stripped, inner runs of whitespace made one
   space, casefolded), so "Footsteps" and "footsteps " are the same text. A caption query's
   relevant audios are all audios that have its text; an audio's relevant captions are all
-  captions whose text it has. When no text is shared between two audios (Clotho, AudioCaps),
-  that is LAION's rule exactly: a caption's one audio, an audio's own captions. When several
-  clips share a caption (a labelled manifest: many clips "footsteps"), any of them is a right
-  answer, as in :func:`label_t2a_metrics`. Without the caption texts, captions are all distinct.
+  captions whose text it has. When no text is shared between two audios, that is LAION's rule
+  exactly: a caption's one audio, an audio's own captions. When several clips share a caption
+  (a labelled manifest: many clips "footsteps"), any of them is a right answer, as in
+  :func:`label_t2a_metrics`. Without the caption texts, captions are all distinct: LAION's and
+  DCASE's rule whatever the texts, which ``soundsift eval`` uses for Clotho and AudioCaps
+  (AudioCaps' test split writes 71 texts for several clips; see
+  :attr:`trainer.evaluation.datasets.RetrievalSet.relevance_texts`).
 * **text→audio**: every caption queries all audio. R@k = share of captions with a relevant
   audio within k; mAP@10 = mean over captions of AP@10 (below) — with one relevant audio,
   1/rank when rank ≤ 10, else 0, as LAION.

@@ -2,9 +2,15 @@
 
 Retrieval: ``report.md`` + ``recall_at_k.png`` (R@k curves, text→audio and audio→text).
 Zero-shot: ``report.md`` + ``confusion_matrix.png`` + ``per_class_accuracy.png``.
+
+Every plot is drawn in memory before any file is written, and each file is replaced whole
+(written beside it, then renamed), so a plot that fails leaves the folder as it was rather than
+half a report. Class names are drawn as written: a "$" in one never starts matplotlib's math mode.
 """
 from __future__ import annotations
 
+import io
+import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -25,8 +31,35 @@ def _figure(width: float, height: float):
     return fig
 
 
+def _png(fig) -> bytes:
+    """The figure drawn as PNG bytes (drawing errors raise here, before any file is written)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _write_files(out: Path, files: Mapping[str, bytes]) -> None:
+    """Each of ``files`` (name → bytes) written whole into ``out``: beside, then renamed."""
+    for name, data in files.items():
+        tmp = out / f".{name}.tmp"
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, out / name)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def _save(fig, out: Path) -> Path:
+    _write_files(out.parent, {out.name: _png(fig)})
+    return out
+
+
 def plot_recall_curves(curves: Mapping[str, np.ndarray], out: Path) -> Path:
     """One line per direction: R@k against k = 1 … len(curve)."""
+    return _save(_recall_figure(curves), out)
+
+
+def _recall_figure(curves: Mapping[str, np.ndarray]):
     fig = _figure(6, 4)
     ax = fig.add_subplot()
     for name, curve in curves.items():
@@ -39,12 +72,15 @@ def plot_recall_curves(curves: Mapping[str, np.ndarray], out: Path) -> Path:
     ax.legend()
     ax.set_title("Retrieval recall@k")
     fig.tight_layout()
-    fig.savefig(out, format="png")
-    return out
+    return fig
 
 
 def plot_confusion(matrix: np.ndarray, labels: Sequence[str], out: Path) -> Path:
     """Row-normalised confusion matrix (true class down, predicted across)."""
+    return _save(_confusion_figure(matrix, labels), out)
+
+
+def _confusion_figure(matrix: np.ndarray, labels: Sequence[str]):
     n = len(labels)
     size = min(4 + 0.22 * n, 24)
     fig = _figure(size, size)
@@ -53,31 +89,34 @@ def plot_confusion(matrix: np.ndarray, labels: Sequence[str], out: Path) -> Path
     norm = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=float), where=rows > 0)
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     fontsize = max(4, 10 - n // 10)
-    ax.set_xticks(range(n), labels, rotation=90, fontsize=fontsize)
-    ax.set_yticks(range(n), labels, fontsize=fontsize)
+    ax.set_xticks(range(n), labels, rotation=90, fontsize=fontsize, parse_math=False)
+    ax.set_yticks(range(n), labels, fontsize=fontsize, parse_math=False)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("Zero-shot confusion matrix (row-normalised)")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
-    fig.savefig(out, format="png")
-    return out
+    return fig
 
 
 def plot_per_class(per_class: Mapping[str, float], out: Path) -> Path:
     """Horizontal bars of per-class top-1 accuracy, best on top."""
+    return _save(_per_class_figure(per_class), out)
+
+
+def _per_class_figure(per_class: Mapping[str, float]):
     items = sorted(per_class.items(), key=lambda kv: kv[1])
     fig = _figure(7, max(3, 0.22 * len(items) + 1))
     ax = fig.add_subplot()
     ax.barh(range(len(items)), [v for _, v in items], color="tab:blue")
-    ax.set_yticks(range(len(items)), [k for k, _ in items], fontsize=max(4, 10 - len(items) // 10))
+    ax.set_yticks(range(len(items)), [k for k, _ in items], fontsize=max(4, 10 - len(items) // 10),
+                  parse_math=False)
     ax.set_xlim(0, 1)
     ax.set_xlabel("top-1 accuracy")
     ax.set_title("Per-class accuracy")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out, format="png")
-    return out
+    return fig
 
 
 def _fmt(key: str, value: float) -> str:
@@ -85,18 +124,22 @@ def _fmt(key: str, value: float) -> str:
 
 
 def write_retrieval_report(out_dir: str | Path, result: Mapping, curves: Mapping[str, np.ndarray],
-                           source: str = "") -> Path:
-    """``report.md`` and ``recall_at_k.png`` in ``out_dir``; returns the Markdown path."""
-    out = make_folder(out_dir)
-    plot_recall_curves(curves, out / "recall_at_k.png")
+                           source: str = "", shared_captions: bool = True) -> Path:
+    """``report.md`` and ``recall_at_k.png`` in ``out_dir``; returns the Markdown path.
+
+    ``shared_captions``: whether clips sharing a caption text were each a right answer (a
+    manifest) or each caption's own clip alone (Clotho, AudioCaps), as the protocol line says.
+    """
+    png = _png(_recall_figure(curves))
+    relevance = ("clips sharing a caption text are each a right answer" if shared_captions
+                 else "each caption's own clip is its one right answer")
     lines = [
         "# Retrieval evaluation",
         "",
         f"- model: `{result['model']}`",
         *([f"- data: `{source}`"] if source else []),
         f"- audio clips: {result['n_audio']}, captions: {result['n_captions']}",
-        "- protocol: LAION-CLAP (R@k; mAP@10 as AP@10; clips sharing a caption text are each a right answer; "
-        "ties ranked pessimistically)",
+        f"- protocol: LAION-CLAP (R@k; mAP@10 as AP@10; {relevance}; ties ranked pessimistically)",
         "",
         "| direction | " + " | ".join(RETRIEVAL_KEYS) + " |",
         "|---|" + "---:|" * len(RETRIEVAL_KEYS),
@@ -105,19 +148,24 @@ def write_retrieval_report(out_dir: str | Path, result: Mapping, curves: Mapping
         row = result[direction]
         lines.append(f"| {title} | " + " | ".join(_fmt(k, row[k]) for k in RETRIEVAL_KEYS) + " |")
     lines += ["", "![recall@k](recall_at_k.png)", ""]
-    md = out / "report.md"
+    return _write_report(out_dir, lines, {"recall_at_k.png": png})
+
+
+def _write_report(out_dir: str | Path, lines: Sequence[str], pngs: Mapping[str, bytes]) -> Path:
+    """The plots, then ``report.md``, into ``out_dir`` (made if missing); returns report.md's path."""
+    out = make_folder(out_dir)
     # a name that is not UTF-8 (surrogate escapes) is written escaped, not a traceback
-    md.write_text("\n".join(lines), encoding="utf-8", errors="backslashreplace")
-    return md
+    md = "\n".join(lines).encode("utf-8", errors="backslashreplace")
+    _write_files(out, {**pngs, "report.md": md})
+    return out / "report.md"
 
 
 def write_zeroshot_report(out_dir: str | Path, result: Mapping, confusion: np.ndarray,
                           labels: Sequence[str], template: str, source: str = "",
                           query_template: str = LABEL_QUERY_TEMPLATE) -> Path:
     """``report.md``, ``confusion_matrix.png`` and ``per_class_accuracy.png`` in ``out_dir``."""
-    out = make_folder(out_dir)
-    plot_confusion(confusion, labels, out / "confusion_matrix.png")
-    plot_per_class(result["per_class"], out / "per_class_accuracy.png")
+    pngs = {"confusion_matrix.png": _png(_confusion_figure(confusion, labels)),
+            "per_class_accuracy.png": _png(_per_class_figure(result["per_class"]))}
     lines = [
         "# Zero-shot classification",
         "",
@@ -147,7 +195,4 @@ def write_zeroshot_report(out_dir: str | Path, result: Mapping, confusion: np.nd
         lines.append(f"| {label} | {100 * acc:.2f} % |")
     lines += ["", "![per-class accuracy](per_class_accuracy.png)", "",
               "![confusion matrix](confusion_matrix.png)", ""]
-    md = out / "report.md"
-    # a name that is not UTF-8 (surrogate escapes) is written escaped, not a traceback
-    md.write_text("\n".join(lines), encoding="utf-8", errors="backslashreplace")
-    return md
+    return _write_report(out_dir, lines, pngs)

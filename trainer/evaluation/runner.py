@@ -16,7 +16,7 @@ from engine.outputs import output_folder
 from engine.zeroshot import DEFAULT_TEMPLATE, LABEL_QUERY_TEMPLATE, class_prompts
 from trainer.evaluation import metrics
 from trainer.evaluation.cache import EmbeddingCache
-from trainer.evaluation.datasets import load_classification, load_retrieval
+from trainer.evaluation.datasets import RetrievalSet, load_classification, load_retrieval
 from trainer.evaluation.embed import DEFAULT_BATCH_SIZE, embed_audio_files, embed_texts
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,20 @@ def _warn_not_finite(vectors: np.ndarray, names: list[str], what: str, model: Au
                     bad.size, len(names), what, names[bad[0]])
 
 
+def _note_shared_captions(data: RetrievalSet) -> None:
+    """Log how many caption texts several clips share, and how they are scored."""
+    clips: dict[str, set[int]] = {}
+    for caption, a in zip(data.captions, data.caption_audio):
+        clips.setdefault(metrics.caption_key(caption), set()).add(a)
+    shared = [key for key, owners in clips.items() if len(owners) > 1]
+    if not shared:
+        return
+    how = ("each caption's right answer is its own clip alone, as in LAION-CLAP and DCASE"
+           if data.relevance_texts is None else "every clip with the text is a right answer")
+    log.info("%s: %d caption texts are written for more than one clip (first: %r); %s",
+             data.format, len(shared), shared[0], how)
+
+
 def evaluate_retrieval(csv_path: str | Path, audio_dir: str | Path | None = None,
                        model: AudioTextModel | str | Path | None = None, *,
                        batch_size: int = DEFAULT_BATCH_SIZE, cache_dir: str | Path | None = None,
@@ -70,8 +84,11 @@ def evaluate_retrieval(csv_path: str | Path, audio_dir: str | Path | None = None
     audio = _embed_audio(m, data.audio_paths, batch_size, cache_dir, use_cache, progress)
     text = embed_texts(m, data.captions, batch_size=batch_size, progress=progress)
     _warn_not_finite(text, data.captions, "caption", m)
-    # clips sharing a caption text are each a right answer (metrics.caption_relevance)
-    figures = metrics.retrieval_metrics(audio, text, data.caption_audio, data.captions)
+    # Clotho/AudioCaps: a caption's own clip is its one right answer, as the papers score them;
+    # a manifest: clips sharing a caption text are each a right answer (RetrievalSet.relevance_texts)
+    texts = data.relevance_texts
+    _note_shared_captions(data)
+    figures = metrics.retrieval_metrics(audio, text, data.caption_audio, texts)
     result = {"t2a": figures["t2a"], "a2t": figures["a2t"], "n_audio": len(data.audio_paths),
               "n_captions": len(data.captions), "model": m.name}
     if report_dir is not None:
@@ -80,12 +97,13 @@ def evaluate_retrieval(csv_path: str | Path, audio_dir: str | Path | None = None
         max_k = min(CURVE_MAX_K, len(data.audio_paths))
         curves = {
             "text → audio": metrics.recall_curve(
-                metrics.ranks_t2a(sim, data.caption_audio, data.captions), max_k),
+                metrics.ranks_t2a(sim, data.caption_audio, texts), max_k),
             "audio → text": metrics.recall_curve(
-                np.array([r[0] for r in metrics.ranks_a2t(sim, data.caption_audio, data.captions)]),
+                np.array([r[0] for r in metrics.ranks_a2t(sim, data.caption_audio, texts)]),
                 min(CURVE_MAX_K, len(data.captions))),
         }
-        write_retrieval_report(report_dir, result, curves, source=str(csv_path))
+        write_retrieval_report(report_dir, result, curves, source=str(csv_path),
+                               shared_captions=texts is not None)
     return result
 
 
