@@ -33,6 +33,7 @@ class FileTags:
     path: str
     tags: list[dict[str, Any]]
     from_index: bool          # tagged from the index's stored vectors, without decoding
+    seconds: float | None = None    # its length (None when unknown); see :func:`too_short`
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "tags": self.tags, "from_index": self.from_index}
@@ -57,12 +58,14 @@ def tag_files(files: Sequence[str | Path], labels: Sequence[str] | None = None, 
     the_model = index.model if index is not None else model
     labels = list(labels) if labels else default_labels(the_model)
     stored: dict[str, tuple[str, np.ndarray]] = {}
+    lengths: dict[str, float] = {}
     as_indexed: dict[str, tuple[int, int]] = {}
     if index is not None:
         fv = index.file_vectors()
         stored = {os.path.realpath(p): (p, v) for p, v in zip(fv.paths, fv.vectors)}
+        lengths = {p: float(d) for p, d in zip(fv.paths, fv.durations)}
         as_indexed = index.file_states()
-    kept: list[tuple[str, bool]] = []
+    kept: list[tuple[str, bool, float | None]] = []
     vectors: list[np.ndarray] = []
     errors: list[UnreadableAudio] = []
     for f in files:
@@ -72,18 +75,30 @@ def tag_files(files: Sequence[str | Path], labels: Sequence[str] | None = None, 
             log.info("%s changed since it was indexed: tagging its audio as it is now", path)
             vector = None
         from_index = vector is not None
+        seconds = lengths.get(indexed_as) if from_index else None
         if vector is None:
             try:
-                vector = index.audio_vector(path) if index is not None else zeroshot.audio_query_vector(the_model, path)
+                policy = index.policy if index is not None else None
+                vector, seconds = zeroshot.file_query_vector(the_model, path, policy)
             except UnreadableAudio as e:
                 errors.append(e)
                 continue
-        kept.append((path, from_index))
+        kept.append((path, from_index, seconds))
         vectors.append(np.asarray(vector, np.float32))
     if not kept:
         return [], errors
     tags = zeroshot.tag_many(the_model, np.stack(vectors), labels, top, template, min_score)
-    return [FileTags(p, t, from_index) for (p, from_index), t in zip(kept, tags)], errors
+    return [FileTags(p, t, from_index, seconds) for (p, from_index, seconds), t in zip(kept, tags)], errors
+
+
+#: a sound shorter than this (seconds) is too short to be told apart: the models pad it to their
+#: shortest clip (YAMNet with zeros to 0.975 s), and a 10 ms beep is tagged "Silence"
+SHORT_SOUND = zeroshot.MIN_SPAN
+
+
+def too_short(seconds: float | None) -> bool:
+    """Whether a sound ``seconds`` long is shorter than :data:`SHORT_SOUND` (its tags say little of it)."""
+    return seconds is not None and seconds < SHORT_SOUND
 
 
 @dataclass

@@ -14,9 +14,9 @@
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import importlib.util
-import io
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -44,12 +44,17 @@ def _clean(labels: list[str]) -> list[str]:
     return list(seen.values())
 
 
+def _uncommented(text: str) -> list[str]:
+    """The lines of a labels file that are not ``#`` comments."""
+    return [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
+
+
 def _parse_lines(text: str) -> list[str]:
-    return _clean([ln for ln in text.splitlines() if not ln.lstrip().startswith("#")])
+    return _clean(_uncommented(text))
 
 
 def _parse_csv(text: str, source: str) -> list[str]:
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(_uncommented(text))     # a comment line is neither the header nor a label
     fields = {f.strip().lower(): f for f in (reader.fieldnames or [])}
     column = next((fields[c] for c in _CSV_COLUMNS if c in fields), None)
     if column is None:
@@ -104,13 +109,21 @@ def default_labels(model: Any = None) -> list[str]:
     return list(everyday_labels())
 
 
+def _decoded_text(data: bytes) -> str:
+    """A labels file's text: UTF-16 when it starts with that byte-order mark (Excel's "Unicode
+    Text", Notepad's "Unicode"), else UTF-8, a byte-order mark (Notepad, Excel) not being a label."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16")
+    return data.decode("utf-8-sig")
+
+
 def load_labels_file(path: str | Path) -> list[str]:
     """Labels from a text file (one per line) or a CSV with a display_name/label/name column."""
     p = Path(path).expanduser()
     if p.is_dir():                  # reading it said "[Errno 21] Is a directory"
         raise InvalidQuery(f"{p}: is a folder; --labels-file must name a text file")
     try:
-        text = p.read_text(encoding="utf-8-sig")      # a byte-order mark (Notepad, Excel) is not a label
+        text = _decoded_text(p.read_bytes())
     except FileNotFoundError as e:
         raise InvalidQuery(f"labels file {p} does not exist; give a text file with one label "
                            "per line") from e
@@ -120,6 +133,15 @@ def load_labels_file(path: str | Path) -> list[str]:
     if not labels:
         raise InvalidQuery(f"labels file {p} holds no labels; write one label per line")
     return labels
+
+
+def one_label_note(labels: list[str], advice: str) -> str | None:
+    """What to tell a user scoring sounds against one label: a score is the label's share among
+    the labels given (a softmax), so a lone label scores 1 for every sound. None for more labels."""
+    if len(labels) != 1:
+        return None
+    return (f"one label ({labels[0]!r}): a score is a label's share among the labels given, so it scores 1 "
+            f"for every sound; {advice}")
 
 
 def split_list(text: str | None) -> list[str]:

@@ -218,6 +218,14 @@ def file_segment_vectors(model: AudioTextModel, path: str | Path, policy: Segmen
     return spans, np.concatenate(vectors)
 
 
+def file_query_vector(model: AudioTextModel, path: str | Path, policy: SegmentPolicy | None = None
+                      ) -> tuple[np.ndarray, float]:
+    """:func:`audio_query_vector` of a file, and the seconds of audio it decoded to (the end of
+    its last segment), which tell a sound too short to be told apart (engine.tagging.too_short)."""
+    spans, vectors = file_segment_vectors(model, path, _policy(model, policy))
+    return l2_normalize(vectors.mean(axis=0)), max(end for _, end in spans)
+
+
 def audio_query_vector(model: AudioTextModel, audio: AudioInput, sample_rate: int | None = None,
                        policy: SegmentPolicy | None = None) -> np.ndarray:
     """One unit vector (dim,) for ``audio``: mean of its segment vectors, re-normalised."""

@@ -277,8 +277,8 @@ def test_tag_with_index_uses_stored_vectors(indexed, tmp_path, monkeypatch):
     lib, index_dir = indexed
     outside = write(tmp_path / "outside.wav", chirp(100, 6000, 3.0, 16000), 16000)
     decoded: list[str] = []
-    real = zeroshot.audio_query_vector
-    monkeypatch.setattr(zeroshot, "audio_query_vector",
+    real = zeroshot.file_query_vector
+    monkeypatch.setattr(zeroshot, "file_query_vector",
                         lambda model, audio, *a, **k: decoded.append(str(audio)) or real(model, audio, *a, **k))
     result = run("tag", lib, outside, "--index", index_dir, "--labels", "dog,rain,siren", "--top", 3, "--json")
     assert result.exit_code == 0, result.stderr

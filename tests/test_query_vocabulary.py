@@ -49,7 +49,7 @@ def test_unusable_labels_files_are_reported(tmp_path):
     with pytest.raises(InvalidQuery, match="no labels"):
         load_labels_file(empty)
     binary = tmp_path / "bin.txt"
-    binary.write_bytes(b"\xff\xfe\x00dog")
+    binary.write_bytes(b"\xff\x00dog")     # not a UTF-16 byte-order mark (ff fe): that reads as UTF-16
     with pytest.raises(InvalidQuery, match="UTF-8"):
         load_labels_file(binary)
 

@@ -88,6 +88,7 @@ class YamnetTagger:
         self.tower = yamnet.shared_tower(0, weights)
         self.labels = list(yamnet.class_names())
         self.sample_rate = yamnet.SAMPLE_RATE
+        self.seconds: float | None = None     # the audio the last :meth:`scores` read, in seconds
 
     def scores(self, path: str | Path, chunk_patches: int | None = None) -> np.ndarray:
         """The file's mean posteriors (521,), read and run in bounded pieces (at most
@@ -109,6 +110,7 @@ class YamnetTagger:
         found = self.tower.stream_features(lifted, chunk_patches or yamnet.STREAM_CHUNK_PATCHES)
         if decoded == 0:                    # as engine.audio.decode says it
             raise UnreadableAudio(str(path), f"too short: not one sample left once resampled to {self.sample_rate} Hz")
+        self.seconds = decoded / self.sample_rate
         return found["posteriors"]
 
 
@@ -119,10 +121,11 @@ class ZeroShotTagger:
         self.model = model
         self.labels = list(dict.fromkeys(str(x).strip() for x in labels if str(x).strip()))
         self.template = template
+        self.seconds: float | None = None     # the audio the last :meth:`tags` read, in seconds
 
     def tags(self, path: str | Path, top_k: int, threshold: float) -> list[TagScore]:
         from engine import zeroshot
-        vector = zeroshot.audio_query_vector(self.model, path)
+        vector, self.seconds = zeroshot.file_query_vector(self.model, path)
         found = zeroshot.tag(self.model, vector, self.labels, top=top_k, template=self.template)
         return [TagScore(t["label"], t["score"], "zeroshot") for t in found if t["score"] >= threshold]
 
@@ -168,7 +171,20 @@ def caption_files(files: Sequence[Path], *, source: str = "yamnet", model: Any =
         done.append(CaptionedFile(str(path), tags, captions_from_tags([t.label for t in tags], captions_per_file)))
         if not tags:
             log.info("%s: no tag reached the threshold %.2f; no captions", path, threshold)
+        else:
+            _warn_if_too_short(path, (yam or zs).seconds, tags)
     return done, errors
+
+
+def _warn_if_too_short(path: str | Path, seconds: float | None, tags: Sequence[TagScore]) -> None:
+    """A warning for a file too short for its tags to say what it is (engine.tagging.too_short):
+    the taggers pad it to their shortest clip, and a 10 ms beep's tag and captions say "Silence"."""
+    from engine.tagging import SHORT_SOUND, too_short
+    from engine.vocabulary import quoted
+    if too_short(seconds):
+        log.warning("%s is %.3f s long, under %g s: too short for the taggers to tell what it is, so its tags "
+                    "(%s) and captions say little of it; leave it out of a training manifest", path, seconds,
+                    SHORT_SOUND, ", ".join(quoted(t.label) for t in tags))
 
 
 def described_files(files: Sequence[Path], captions_per_file: int = 3, sheet: str | Path | None = None

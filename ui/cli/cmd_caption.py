@@ -30,6 +30,12 @@ def _index_model(index: Optional[str]) -> Optional[str]:
         engine.dispose()
 
 
+def _why_none(source: str, threshold: float) -> str:
+    """Why a file that was read got no captions."""
+    return ("no description, title, comment or keywords" if source == "metadata" else
+            f"no tag reached --threshold {threshold:g}")
+
+
 @app.command("caption")
 @reports_errors
 @relays_decoder_output
@@ -100,20 +106,41 @@ def caption_command(
             from engine.models import load_model
             the_model = load_model(model or (_index_model(index) if index else None))
             if labels is not None or labels_file:
-                from engine.vocabulary import load_labels_file, parse_labels
+                from engine.vocabulary import load_labels_file, one_label_note, parse_labels
                 label_list = parse_labels(labels) if labels is not None else load_labels_file(labels_file)
+                note = one_label_note(label_list, "every file gets it as a tag, at any --threshold; give the "
+                                                  "other things the sounds may be as labels too")
+                if note:
+                    err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
         rows, errors = caption_files(files, source=source, model=the_model, labels=label_list, top_k=top_k,
                                      threshold=threshold, captions_per_file=captions_per_file, sheet=sheet)
-        written = write_manifest(rows, out)
+        # no captions: a manifest already there (an earlier run's) is kept, not emptied
+        written = write_manifest(rows, out) if any(r.captions for r in rows) else 0
         stored = store_in_catalog(index, rows) if index else None
     if json_out:
-        print_json({"manifest": str(out), "rows": written, "failed": [str(e) for e in errors],
+        print_json({"manifest": str(out) if written else None, "rows": written, "failed": [str(e) for e in errors],
                     "missing": [str(p) for p in missing], "stored": stored,
                     "files": [r.manifest_row() for r in rows]})
-        return
-    err_console.print(f"captioned {written} of {count(len(files), 'file')} → {out}"
+    else:
+        _say_what_was_done(written, len(files), out, rows, errors, missing, stored, source, threshold)
+    if not written:         # an empty manifest trains nothing: say why, and fail the command
+        why = ("none of them could be read" if len(errors) == len(files) else
+               "none of them carries a description, title or comment (their metadata), and no --sheet "
+               "describes them" if source == "metadata" else "no tag reached --threshold")
+        err_console.print(labelled("error:", "bold red", f"no captions: {why}"), highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def _say_what_was_done(written: int, n_files: int, out: Path, rows: list, errors: list, missing: list,
+                       stored: Optional[dict], source: str, threshold: float) -> None:
+    """`caption`'s summary on stderr: the files captioned, unreadable, left without captions and
+    not found, then what the index stored."""
+    uncaptioned = sum(not r.captions for r in rows)
+    err_console.print(f"captioned {written} of {count(n_files, 'file')} → {out}" + ("" if written else " not written")
                       + (f"; {len(errors)} unreadable" if errors else "")
-                      + (f"; {count(len(missing), 'path')} not found" if missing else ""), highlight=False)
+                      + (f"; {uncaptioned} without captions ({_why_none(source, threshold)})" if uncaptioned else "")
+                      + (f"; {count(len(missing), 'path')} not found" if missing else ""),
+                      highlight=False, soft_wrap=True)
     if stored is not None:          # said even when nothing was written: the catalog changed
         outside, bare = stored["not_in_index"], stored["left_bare"]
         err_console.print(f"stored {count(stored['tags'], 'tag')} and {count(stored['captions'], 'caption')} for "
@@ -122,9 +149,3 @@ def caption_command(
                           + (f"; {count(bare, 'file')} got none (no tag reached --threshold): "
                              f"{'its' if bare == 1 else 'their'} earlier tags and captions removed" if bare else ""),
                           highlight=False)
-    if not written:         # an empty manifest trains nothing: say why, and fail the command
-        why = ("none of them could be read" if len(errors) == len(files) else
-               "none of them carries a description, title or comment (their metadata), and no --sheet "
-               "describes them" if source == "metadata" else "no tag reached --threshold")
-        err_console.print(labelled("error:", "bold red", f"no captions: {why}"), highlight=False)
-        raise typer.Exit(1)

@@ -55,7 +55,8 @@ def tag_command(
     soundsift-base and soundsift-fast, 495 everyday sounds for other models). One file gives
     its tags; a folder or several files give each file's top tags (unreadable files, and paths
     that do not exist among several, are reported and skipped); --timeline gives one file's tags
-    segment by segment.
+    segment by segment. A note on stderr says when the scores say little: one label (it scores 1
+    for every sound) or a sound under 0.1 s (too short for the model to tell what it is).
     """
     setup_logging(verbose)
     from engine.errors import InvalidQuery
@@ -93,11 +94,13 @@ def tag_command(
     n_labels = len(label_list)
     if one_file:
         _print_tags(tagged[0].tags, f"{paths[0].name} — {name}, {count(n_labels, 'label')}", json_out, min_score)
-        return
-    if json_out:
+    elif json_out:
         print_json([t.to_dict() for t in tagged])
     else:
         _print_file_tags(tagged, f"{count(len(tagged), 'file')} — {name}, {count(n_labels, 'label')}", min_score)
+    _say_notes(label_list, [(t.path, t.seconds) for t in tagged])
+    if one_file:
+        return
     skipped = ([f"{len(errors)} of {count(len(files), 'file')} could not be read"] if errors else []) + (
         [f"{count(len(missing), 'path')} not found"] if missing else [])
     if skipped:
@@ -117,13 +120,18 @@ def _tag_timeline(path: Path, label_list: Optional[list], index: Optional[str], 
                                          template=template, min_score=min_score)
     if json_out:
         print_json([s.to_dict() for s in spans])
-        return
+    else:
+        _print_timeline(path, spans, from_index, f"{tagger.name}, {count(len(label_list), 'label')}", min_score)
+    _say_notes(label_list, [(str(path), max((s.end for s in spans), default=None))])
+
+
+def _print_timeline(path: Path, spans: list, from_index: bool, what: str, min_score: float) -> None:
+    """The timeline's table: a row per segment, the take its marker names, its tags."""
     from rich.table import Table
 
     from ui.cli.results import clock
     source = "stored vectors" if from_index else "decoded"
-    table = Table(title=f"{path.name} — {tagger.name}, {count(len(label_list), 'label')}, "
-                        f"{count(len(spans), 'segment')} ({source})")
+    table = Table(title=f"{path.name} — {what}, {count(len(spans), 'segment')} ({source})")
     table.add_column("time", no_wrap=True)
     table.add_column("take", overflow="fold")
     table.add_column("tags (score)", overflow="fold", ratio=1)
@@ -142,6 +150,22 @@ def _tagging_source(index: Optional[str], model: Optional[str]) -> Iterator[tupl
     from engine.query import SoundIndex
     with SoundIndex.open(index, model=model) as sound_index:
         yield None, sound_index
+
+
+def _say_notes(labels: list[str], lengths: list[tuple[str, Optional[float]]]) -> None:
+    """A note on stderr for what makes the scores say little: one label (it scores 1 for every
+    sound) and each sound too short to be told apart (engine.tagging.too_short)."""
+    from engine.tagging import SHORT_SOUND, too_short
+    from engine.vocabulary import one_label_note
+    from ui.cli.common import err_console
+    from ui.cli.results import display_path
+
+    notes = [one_label_note(labels, "compare the cosines (--json) or give other labels too")]
+    notes += [f"{display_path(path)} is {seconds:.3f} s long, under {SHORT_SOUND:g} s: too short for the model "
+              "to tell what it is (it hears it padded to its shortest clip), so its tags say little of it (a "
+              "sound this short is often tagged Silence)" for path, seconds in lengths if too_short(seconds)]
+    for note in filter(None, notes):
+        err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
 
 
 def _none_above(min_score: float) -> str:
