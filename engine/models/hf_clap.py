@@ -4,7 +4,8 @@ Works with fused (``laion/clap-htsat-fused``) and unfused (``laion/clap-htsat-un
 checkpoints and the ``laion/larger_clap_*`` ones; the checkpoint's own config says which. Audio
 preprocessing equals transformers' ``ClapProcessor`` without its randomness (see
 :mod:`engine.models.clap_features`); text goes through the checkpoint's own tokenizer,
-truncated to its maximum length.
+truncated to its maximum length and padded on the right. Weights run in float32, whatever dtype
+they are stored in.
 """
 from __future__ import annotations
 
@@ -174,6 +175,7 @@ class HFClapModel(AudioTextModel):
                 "has audio_config.enable_fusion = false; fix preprocessor_config.json "
                 "('truncation': 'rand_trunc') or the model config")
         features = ClapFeatures.from_transformers(hf_features, device=dev)
+        model = _in_float32(model, name)
         fingerprint = cls._fingerprint(model, features, tokenizer)
         model = model.to(dev).eval()
         batch = 64 if dev.type == "cuda" else 16
@@ -226,13 +228,30 @@ class HFClapModel(AudioTextModel):
         with torch.inference_mode():
             for start in range(0, len(texts), self.text_batch_size):
                 chunk = texts[start: start + self.text_batch_size]
-                tokens = self.tokenizer(chunk, padding=True, truncation=True,
+                # right padding whatever the tokenizer config says: the pooler reads token 0,
+                # which left padding would make a pad token for every text but the longest
+                tokens = self.tokenizer(chunk, padding=True, padding_side="right", truncation=True,
                                         max_length=self.text_max_length, return_tensors="pt")
                 pooled = _pooled(self.model.get_text_features(
                     input_ids=tokens["input_ids"].to(self.device),
                     attention_mask=tokens["attention_mask"].to(self.device)))
                 out[start: start + len(chunk)] = pooled.float().cpu().numpy()
         return l2_normalize(out)
+
+
+def _in_float32(model: "torch.nn.Module", name: str) -> "torch.nn.Module":
+    """``model`` with float32 weights: transformers 5 loads a checkpoint saved in float16 or
+    bfloat16 as it is stored, and its audio tower then fails on the float32 features ("mixed
+    dtype"); float32 also gives the same vectors as transformers 4, which always upcast."""
+    import torch
+
+    tensors = [*model.parameters(), *model.buffers()]
+    stored = sorted({str(t.dtype).removeprefix("torch.") for t in tensors
+                     if t.is_floating_point() and t.dtype != torch.float32})
+    if not stored:
+        return model
+    log.info("%s: weights stored as %s are run in float32", name, "/".join(stored))
+    return model.float()
 
 
 def _from_cache_first(source: str, is_local: bool, *loaders: Any) -> tuple[Any, ...]:
