@@ -270,6 +270,15 @@ def test_report_draws_class_names_with_dollar_signs_as_written(tmp_path):
     assert r"$\cash$ register" in md.read_text()
 
 
+def test_a_class_name_with_a_bar_stays_one_table_cell(tmp_path):
+    labels = ["on|off switch", "dog"]
+    md = report.write_zeroshot_report(tmp_path / "r", zeroshot_result(labels),
+                                      np.eye(2, dtype=int), labels, "{label}")
+    row = next(line for line in md.read_text().splitlines() if "switch" in line)
+    assert row == "| on\\|off switch | 0.00 % |"
+    assert len(row.replace("\\|", "").strip("|").split("|")) == 2         # two cells, not three
+
+
 def test_a_failing_plot_leaves_no_half_report(tmp_path, monkeypatch):
     out = tmp_path / "r"
     out.mkdir()

@@ -160,6 +160,12 @@ def _write_report(out_dir: str | Path, lines: Sequence[str], pngs: Mapping[str, 
     return out / "report.md"
 
 
+def _cell(text: object) -> str:
+    """``text`` as one Markdown table cell: a ``|`` escaped, line breaks made spaces (a class
+    named "on|off switch" broke its row into three cells)."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
 def write_zeroshot_report(out_dir: str | Path, result: Mapping, confusion: np.ndarray,
                           labels: Sequence[str], template: str, source: str = "",
                           query_template: str = LABEL_QUERY_TEMPLATE) -> Path:
@@ -187,12 +193,12 @@ def write_zeroshot_report(out_dir: str | Path, result: Mapping, confusion: np.nd
     if result.get("per_fold"):
         lines += ["## Per fold", "", "| fold | n | top-1 | top-5 | top-10 | mAP@10 |", "|---|---:|---:|---:|---:|---:|"]
         for fold, row in result["per_fold"].items():
-            lines.append(f"| {fold} | {row['n']} | "
+            lines.append(f"| {_cell(fold)} | {row['n']} | "
                          + " | ".join(f"{100 * row[k]:.2f} %" for k in ("top1", "top5", "top10", "mAP@10")) + " |")
         lines.append("")
     lines += ["## Per class", "", "| class | top-1 |", "|---|---:|"]
     for label, acc in sorted(result["per_class"].items(), key=lambda kv: (-kv[1], kv[0])):
-        lines.append(f"| {label} | {100 * acc:.2f} % |")
+        lines.append(f"| {_cell(label)} | {100 * acc:.2f} % |")
     lines += ["", "![per-class accuracy](per_class_accuracy.png)", "",
               "![confusion matrix](confusion_matrix.png)", ""]
     return _write_report(out_dir, lines, pngs)
