@@ -260,3 +260,15 @@ def test_if_none_match_lists_are_read_as_rfc_9110_says():
     assert etag_listed("*", '"a"') and etag_listed('"a,b", "c"', '"a,b"')
     assert not etag_listed(None, '"a"') and not etag_listed('"ab"', '"a"') and not etag_listed('"a,b"', '"a"')
     assert not etag_listed("", '"a"') and not etag_listed("a", '"a"')
+
+
+def test_serve_gives_back_the_sigterm_handler_it_found(tmp_path):
+    """`soundsift serve` catches SIGTERM while it serves; it left its handler installed after
+    returning (an error, or a stop), so a later SIGTERM to the same process was swallowed."""
+    import signal
+
+    from ui.cli import app
+    before = signal.getsignal(signal.SIGTERM)
+    result = CliRunner().invoke(app, ["serve", "--index", str(tmp_path / "no index here")])
+    assert result.exit_code != 0
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -63,17 +63,20 @@ def serve_command(
 
     setup_logging(verbose)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    warn_if_shared(host, "search your library and play its files")
-    with SoundIndex.open(index, model=model) as sound_index:
-        sound_index.model                      # loaded now, not on the first request
-        def ready(server) -> None:
-            pages = f"; pages on {', '.join(sorted(server.allow_origins))} may call it" if server.allow_origins else ""
-            err_console.print(f"soundsift serve: index {sound_index.root} on {server.url}/{pages} "
-                              "(Ctrl+C stops)", highlight=False, soft_wrap=True)
-        try:
-            serve(sound_index, host, port, ready=ready, stop=stop, max_connections=max_connections,
-                  allow_origins=allow_origin or ())
-        except KeyboardInterrupt:
-            pass
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        warn_if_shared(host, "search your library and play its files")
+        with SoundIndex.open(index, model=model) as sound_index:
+            sound_index.model                      # loaded now, not on the first request
+            def ready(server) -> None:
+                pages = f"; pages on {', '.join(sorted(server.allow_origins))} may call it" if server.allow_origins else ""
+                err_console.print(f"soundsift serve: index {sound_index.root} on {server.url}/{pages} "
+                                  "(Ctrl+C stops)", highlight=False, soft_wrap=True)
+            try:
+                serve(sound_index, host, port, ready=ready, stop=stop, max_connections=max_connections,
+                      allow_origins=allow_origin or ())
+            except KeyboardInterrupt:
+                pass
+    finally:                                   # the caller's handler again (a test run, an embedding app)
+        signal.signal(signal.SIGTERM, previous)
     err_console.print("stopped serving", highlight=False)
