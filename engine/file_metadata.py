@@ -171,7 +171,7 @@ def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[s
         f.seek(0)
         comments = _comment_walk(f) if tags is None else _tag_fields(tags, os.path.basename(str(path)))
         f.seek(0)
-        aiff, aiff_texts = _aiff_walk(f)
+        aiff, aiff_texts, aiff_end = _aiff_walk(f)
         f.seek(0)
         id3 = container_id3(f)
     if id3 is not None:                         # a WAV's or AIFF's ID3 chunk, which libsndfile does not read
@@ -181,15 +181,18 @@ def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[s
         sheet = _ucs_comments(id3_user_texts(io.BytesIO(id3)), comments)
         if sheet and not comments.marker_list:
             comments.marker_list = _cue_markers(cue_tracks(sheet, os.path.basename(str(path))))
-    if not riff.marker_list:
-        try:
-            found = aiff or comments.marker_list or _cue_markers(sidecar_tracks(path))
-        except (OSError, ValueError) as e:
-            found = []
-            _report(problems, path, f"cue sheet not read ({e})")
-        found = [m for m in found if duration is None or m.at < duration]     # none past the audio
+    if not riff.marker_list:                    # none past the audio: libsndfile's length, or an AIFF's COMM if less
+        end = min((e for e in (duration, aiff_end) if e is not None), default=None)
+        found = _before_end(aiff, end, "AIFF marker", path, problems)
+        if not found:
+            try:
+                found = comments.marker_list or _cue_markers(sidecar_tracks(path))
+            except (OSError, ValueError) as e:
+                found = []
+                _report(problems, path, f"cue sheet not read ({e})")
+            found = _before_end(found, duration, "cue sheet track", path, problems)
         if found:
-            _put(out, "markers", _markers(found))
+            _put(out, "markers", _markers(found[:MAX_MARKERS]))
     for key, value in {**aiff_texts, **riff}.items():      # a WAV's or AIFF's text libsndfile read as UTF-8
         if key not in out or key in garbled:
             _put(out, key, value)
@@ -312,16 +315,18 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
     frames = data_size // block if data_size and block else None     # a streamed WAV may say 0
     if rate and cues and names:             # a cue past the audio (left by a trim) marks nothing
         named = sorted((offset, cue) for cue, offset in cues.items() if cue in names)
-        past = [names[cue] for offset, cue in named if frames is not None and offset >= frames]
-        if past:
-            _report(problems, path, f"{len(past)} cue marker(s) past the end of the audio ({frames / rate:.2f} s) "
-                                    f"left out: {', '.join(past[:5])}{' …' if len(past) > 5 else ''}")
+        if frames is not None:
+            _report_past_end(problems, path, "cue marker", [names[cue] for offset, cue in named if offset >= frames],
+                             frames / rate)
         named = [(offset, cue) for offset, cue in named if frames is None or offset < frames][:MAX_MARKERS]
         out.marker_list = [Marker(offset / rate, names[cue], lengths[cue] / rate if lengths.get(cue) else None)
                            for offset, cue in named]
     elif rate and sync_points:              # a field recorder's cues: an iXML SYNC_POINT_LIST
         named = sorted((at if relative else at - time_reference, name, length)
                        for at, name, length, relative in sync_points if relative or time_reference is not None)
+        if frames is not None:
+            _report_past_end(problems, path, "iXML sync point", [name for at, name, _ in named if at >= frames],
+                             frames / rate)
         out.marker_list = [Marker(at / rate, name, length / rate if length else None) for at, name, length in named
                            if at >= 0 and (frames is None or at < frames)][:MAX_MARKERS]
     if out.marker_list:
@@ -485,20 +490,23 @@ def aiff_markers(f: BinaryIO) -> list[Marker]:
     ``COMM`` chunk's sample rate; none past its frames), in time order, at most
     :data:`MAX_MARKERS`; none for any other file. Chunk sizes are trusted only as far as the
     file goes."""
-    return _aiff_walk(f)[0]
+    markers, _, end = _aiff_walk(f)
+    return [m for m in markers if end is None or m.at < end][:MAX_MARKERS]
 
 
 #: AIFF text chunks → the keys libsndfile gives them
 AIFF_TEXT_KEYS = {b"NAME": "title", b"AUTH": "artist", b"(c) ": "copyright", b"ANNO": "comment"}
 
 
-def _aiff_walk(f: BinaryIO) -> tuple[list[Marker], dict[str, str]]:
-    """:func:`aiff_markers` of the open file ``f``, and what its text chunks say
+def _aiff_walk(f: BinaryIO) -> tuple[list[Marker], dict[str, str], float | None]:
+    """The named markers of the open AIFF or AIFC file ``f`` in time order, those past its end
+    too (its callers leave them out: read_metadata says so), what its text chunks say
     (:data:`AIFF_TEXT_KEYS`, the first of each; UTF-8 where it decodes, else Mac OS Roman, as
-    the classic Mac tools that wrote most AIFF libraries did)."""
+    the classic Mac tools that wrote most AIFF libraries did), and its length in seconds by
+    ``COMM`` (None when not known)."""
     head = f.read(12)
     if len(head) < 12 or head[:4] != b"FORM" or head[8:12] not in (b"AIFF", b"AIFC"):
-        return [], {}
+        return [], {}, None
     rate, points, frames, texts = 0.0, [], None, {}
     for cid, size in _chunk_heads(f, big_endian=True):     # a pad byte its writer left out, too
         if cid == b"COMM" and size >= 18:
@@ -510,9 +518,9 @@ def _aiff_walk(f: BinaryIO) -> tuple[list[Marker], dict[str, str]]:
         elif cid in AIFF_TEXT_KEYS and size <= _MAX_TEXT_CHUNK:
             _put_first(texts, AIFF_TEXT_KEYS[cid], _mac_text(f.read(size)))
     if rate <= 0:
-        return [], texts
-    named = sorted((at, name) for at, name in points if name and (frames is None or at < frames))[:MAX_MARKERS]
-    return [Marker(at / rate, name) for at, name in named], texts
+        return [], texts, None
+    named = sorted((at, name) for at, name in points if name)
+    return [Marker(at / rate, name) for at, name in named], texts, None if frames is None else frames / rate
 
 
 def _mac_text(raw: bytes) -> str:
@@ -628,6 +636,29 @@ def _report(problems: list[str] | None, path: str | Path, reason: str) -> None:
         log.warning("%s: %s", path, reason)
     else:
         problems.append(reason)
+
+
+#: markers named at most in the note on those past the end of the audio
+PAST_END_NAMED = 5
+
+
+def _report_past_end(problems: list[str] | None, path: str | Path, kind: str, names: list[str], end: float) -> None:
+    """One note (:func:`_report`) on the ``kind`` markers left out for being past the end of the
+    audio (``end`` seconds; left by a trim): how many, and the first :data:`PAST_END_NAMED` names
+    in time order. Nothing when ``names`` is empty."""
+    if names:
+        more = " …" if len(names) > PAST_END_NAMED else ""
+        _report(problems, path, f"{len(names)} {kind}(s) past the end of the audio ({end:.2f} s) left out: "
+                                f"{', '.join(names[:PAST_END_NAMED])}{more}")
+
+
+def _before_end(markers: list[Marker], end: float | None, kind: str, path: str | Path,
+                problems: list[str] | None) -> list[Marker]:
+    """``markers`` before ``end`` (seconds; None: all), those past it reported (:func:`_report_past_end`)."""
+    if end is None:
+        return markers
+    _report_past_end(problems, path, kind, [m.name for m in markers if m.at >= end], end)
+    return [m for m in markers if m.at < end]
 
 
 #: iXML USER (Soundminer, BaseHead: the UCS fields) and ASWG element names, lower-cased, and
