@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -99,6 +99,25 @@ SHORT_SOUND = zeroshot.MIN_SPAN
 def too_short(seconds: float | None) -> bool:
     """Whether a sound ``seconds`` long is shorter than :data:`SHORT_SOUND` (its tags say little of it)."""
     return seconds is not None and seconds < SHORT_SOUND
+
+
+def short_sound_note(name: str, seconds: float) -> str:
+    """What to tell a user of the tags of ``name``, a sound ``seconds`` long (:func:`too_short`)."""
+    return (f"{name} is {seconds:.3f} s long, under {SHORT_SOUND:g} s: too short for the model to tell what it is "
+            "(it hears it padded to its shortest clip), so its tags say little of it (a sound this short is "
+            "often tagged Silence)")
+
+
+def tag_notes(labels: Sequence[str], lengths: Iterable[tuple[str, float | None]], advice: str) -> list[str]:
+    """The notes to show with zero-shot tags whose scores say little, the same wherever tags are
+    shown (``soundsift tag``, the page's Tag tab, the HTTP API's /tag): one label among ``labels``
+    (it scores 1 for every sound; ``advice`` says what to do instead, in the words of that place:
+    engine.vocabulary.one_label_note), and each sound ``(name, seconds)`` too short to be told
+    apart (:func:`short_sound_note`). Empty when the scores can be read as they are."""
+    from engine.vocabulary import one_label_note
+    notes = [one_label_note(list(labels), advice)]
+    notes += [short_sound_note(name, seconds) for name, seconds in lengths if too_short(seconds)]
+    return [note for note in notes if note]
 
 
 @dataclass

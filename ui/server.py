@@ -14,7 +14,8 @@ POST   ``/similar``          the body is a clip (WAV, FLAC, MP3 …): files that
                              like its part ``start``–``end``); ``k``; ``segments=1``; filters
 GET    ``/tag``              ``file`` (indexed), ``labels`` (comma-separated; default the model's
                              vocabulary), ``top``: zero-shot tags from its stored vectors
-POST   ``/tag``              the body is a clip: its zero-shot tags
+POST   ``/tag``              the body is a clip: its zero-shot tags (both: the notes ``soundsift
+                             tag`` prints, when the scores say little, in :data:`NOTES_HEADER`)
 GET    ``/files/ID``         the file's record (path, format, segments, metadata, levels)
 GET    ``/audio/ID``         WAV of an indexed file, or of its span ``start``–``end`` (a preview;
                              at most :data:`MAX_AUDIO_SECONDS`, the file's start by default;
@@ -128,8 +129,11 @@ LISTEN_BACKLOG = 511
 PREFLIGHT_MAX_AGE = 600
 #: request headers a page on an allowed origin may send (beyond those CORS always allows)
 CORS_REQUEST_HEADERS = ("Content-Type", "Range", "If-Range", "If-None-Match", "X-Filename")
+#: the header of a /tag answer whose scores say little (one label, a sound under 0.1 s): the
+#: notes ``soundsift tag`` prints, as a JSON list of strings (the body stays the list of tags)
+NOTES_HEADER = "X-Soundsift-Notes"
 #: response headers such a page may read (beyond Content-Type, Content-Length …)
-CORS_EXPOSED_HEADERS = ("ETag", "Accept-Ranges", "Content-Range", "Retry-After", "X-Index-Version")
+CORS_EXPOSED_HEADERS = ("ETag", "Accept-Ranges", "Content-Range", "Retry-After", "X-Index-Version", NOTES_HEADER)
 #: refused connections (already answered 503) read and dropped at once, before closing
 #: (LINGER_SECONDS each, at most): more close at once
 MAX_LINGERING = 256
@@ -810,15 +814,21 @@ class SoundsiftServer(ThreadingHTTPServer):
     def _tag(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         from engine import zeroshot
         from engine.vocabulary import default_labels
-        vector = self.index.file_vector(self._indexed(q)[0])
+        file_id, record = self._indexed(q)
+        vector = self.index.file_vector(file_id)
         model = self.index.model
         labels = q.listed("labels") or default_labels(model)
-        return HTTPStatus.OK, _json(zeroshot.tag(model, vector, labels, q.count("top", 5))), "application/json"
+        tags = zeroshot.tag(model, vector, labels, q.count("top", 5))
+        record = record or self.index.get_file(file_id)
+        _say_notes(handler, labels, record["path"], record["duration"])
+        return HTTPStatus.OK, _json(tags), "application/json"
 
     def _tag_clip(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         clip = _clip(handler)
-        tags = self.index.tag(clip.waveform, labels=q.listed("labels") or None, top=q.count("top", 5),
+        labels = q.listed("labels")
+        tags = self.index.tag(clip.waveform, labels=labels or None, top=q.count("top", 5),
                               sample_rate=clip.sample_rate)
+        _say_notes(handler, labels, clip.name, clip.duration)
         return HTTPStatus.OK, _json(tags), "application/json"
 
     def _file(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
@@ -1038,6 +1048,16 @@ def _plain(obj: Any) -> Any:
 
 def _hits(hits: list) -> tuple[int, bytes, str]:
     return HTTPStatus.OK, _json([h.to_dict() for h in hits]), "application/json"
+
+
+def _say_notes(handler: SoundsiftHandler, labels: Sequence[str], name: str, seconds: float | None) -> None:
+    """The notes ``soundsift tag`` prints when the scores say little (engine.tagging.tag_notes:
+    one label, a sound too short to be told apart), as the :data:`NOTES_HEADER` of a /tag
+    answer: a JSON list of strings, ASCII-escaped (a label or file name may hold any character)."""
+    from engine.tagging import tag_notes
+    notes = tag_notes(labels, [(name, seconds)], "compare the cosines or give other labels too")
+    if notes:
+        handler.extra_headers.append((NOTES_HEADER, json.dumps(notes, ensure_ascii=True)))
 
 
 def _clip(handler: SoundsiftHandler) -> Any:

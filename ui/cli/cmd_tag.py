@@ -154,17 +154,15 @@ def _tagging_source(index: Optional[str], model: Optional[str]) -> Iterator[tupl
 
 def _say_notes(labels: list[str], lengths: list[tuple[str, Optional[float]]]) -> None:
     """A note on stderr for what makes the scores say little: one label (it scores 1 for every
-    sound) and each sound too short to be told apart (engine.tagging.too_short)."""
-    from engine.tagging import SHORT_SOUND, too_short
-    from engine.vocabulary import one_label_note
+    sound) and each sound too short to be told apart, worded as the page and the HTTP API word
+    them (engine.tagging.tag_notes)."""
+    from engine.tagging import tag_notes
     from ui.cli.common import err_console
     from ui.cli.results import display_path
 
-    notes = [one_label_note(labels, "compare the cosines (--json) or give other labels too")]
-    notes += [f"{display_path(path)} is {seconds:.3f} s long, under {SHORT_SOUND:g} s: too short for the model "
-              "to tell what it is (it hears it padded to its shortest clip), so its tags say little of it (a "
-              "sound this short is often tagged Silence)" for path, seconds in lengths if too_short(seconds)]
-    for note in filter(None, notes):
+    notes = tag_notes(labels, [(display_path(path), seconds) for path, seconds in lengths],
+                      "compare the cosines (--json) or give other labels too")
+    for note in notes:
         err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
 
 

@@ -69,6 +69,15 @@ def render_tag_tab(index: Any) -> None:
         column_config={"score": st.column_config.ProgressColumn(
             "score", min_value=0.0, max_value=max(1e-6, max(float(t["score"]) for t in tags)),
             format="%.3f")} if tags else None)
+    _show_notes(labels, example)
+
+
+def _show_notes(labels: list[str] | None, example: Any) -> None:
+    """The notes ``soundsift tag`` prints when the scores say little (engine.tagging.tag_notes):
+    one label typed (it scores 1.00 for any sound) and an upload too short to be told apart."""
+    from engine.tagging import tag_notes
+    for note in tag_notes(labels or [], [(example.name, example.duration)], "give other labels too"):
+        st.info(f"**Note:** {plain_markdown(note)}", icon=":material/info:")
 
 
 def _render_timeline(index: Any, example: Any, data: bytes, labels: list[str] | None, top: int) -> None:
@@ -93,4 +102,5 @@ def _render_timeline(index: Any, example: Any, data: bytes, labels: list[str] | 
     st.dataframe([{"time": f"{clock(s.start)}–{clock(s.end)}", "take": s.marker or "",
                    "tags": timeline_tags(s.tags)} for s in spans],
                  hide_index=True, width="stretch")
+    _show_notes(labels, example)
 
