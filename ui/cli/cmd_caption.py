@@ -56,8 +56,9 @@ def caption_command(
     labels_file: Optional[Path] = typer.Option(None, "--labels-file", help="Zero-shot labels, one per line "
                                                                               "(--source model/both)."),
     top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="Keep at most this many tags per file."),
-    threshold: float = typer.Option(0.2, "--threshold", "-t", min=0.0, max=1.0,
-                                    help="Minimum tag score (YAMNet posterior / zero-shot softmax)."),
+    threshold: float = typer.Option(0.2, "--threshold", "--min-score", "-t", min=0.0, max=1.0,
+                                    help="Minimum tag score (YAMNet posterior / zero-shot softmax); --min-score "
+                                         "as `soundsift tag` and `sheet export` call it."),
     captions_per_file: int = typer.Option(3, "--captions", min=1, help="Captions written per file."),
     sheet: Optional[Path] = typer.Option(None, "--sheet",
                                          help="With --source metadata: a library's metadata sheet (CSV, "

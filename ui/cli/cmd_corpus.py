@@ -106,7 +106,9 @@ def audit_command(
                                          help="Let the model's default vocabulary (AudioSet classes for "
                                               "soundsift-base) compete with the manifest's labels."),
     min_clips: int = typer.Option(3, "--min-clips", min=1, help="Report groups with at least this many clips."),
-    top: int = typer.Option(25, "--top", min=1, help="How many of the worst groups to print."),
+    top: int = typer.Option(25, "--top", "--top-k", "-k", min=1,
+                            help="How many of the worst groups to print (also -k/--top-k, the name other "
+                                 "commands give a count)."),
     json_out: bool = typer.Option(False, "--json", help="Print the whole report as JSON on stdout."),
     progress: ProgressOption = None,
     verbose: VerboseOption = False,

@@ -8,8 +8,9 @@ import typer
 
 from engine.filters import Filters
 from ui.cli.app import app
-from ui.cli.common import (IndexOption, ProgressOption, VerboseOption, count, err_console, out_console, print_json,
-                           relays_decoder_output, reports_errors, setup_logging, shows_progress)
+from ui.cli.common import (INTERRUPTED_EXIT, IndexOption, ProgressOption, VerboseOption, count, err_console,
+                           out_console, print_json, relays_decoder_output, reports_errors, setup_logging,
+                           shows_progress)
 from ui.cli.results import clock, display_path, filter_options, say_why_none
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def duplicates_command(
                  count(report.left_out, "more pair"), min_cosine, per_file)
     _print_groups(report, json_out)
     if report.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(INTERRUPTED_EXIT)
 
 
 def _print_groups(report: DuplicateReport, json_out: bool) -> None:

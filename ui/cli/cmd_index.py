@@ -10,8 +10,8 @@ from typing import Any, List, Optional
 import typer
 
 from ui.cli.app import app
-from ui.cli.common import (MODEL_HELP, IndexOption, ProgressOption, VerboseOption, count, err_console, out_console,
-                           print_json, reports_errors, setup_logging, shows_progress)
+from ui.cli.common import (INTERRUPTED_EXIT, MODEL_HELP, IndexOption, ProgressOption, VerboseOption, count,
+                           err_console, out_console, print_json, reports_errors, setup_logging, shows_progress)
 
 
 @app.command("index")
@@ -85,7 +85,7 @@ def index_command(
     except IndexInterrupted as stopped:     # the warning said what was kept; --json says it too
         if json_out:
             print_json(stopped.summary.to_dict())
-        raise typer.Exit(130) from None
+        raise typer.Exit(INTERRUPTED_EXIT) from None
     if json_out:
         print_json(summary.to_dict())
     else:
@@ -125,7 +125,7 @@ def _watch(paths: List[Path], index: Optional[str], model: Optional[str], interv
         if json_out and isinstance(stopped, IndexInterrupted):
             report(stopped.summary)
         err_console.print("stopped watching", highlight=False)   # stdout: only the runs (JSON lines with --json)
-        raise typer.Exit(130) from None
+        raise typer.Exit(INTERRUPTED_EXIT) from None
 
 
 def _print_summary(s: dict[str, Any]) -> None:

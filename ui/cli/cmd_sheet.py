@@ -116,12 +116,17 @@ def remove_command(
     name: Annotated[str, typer.Argument(help="The sheet's file name as `soundsift sheet list` shows it, or its path "
                                              "(which tells two sheets of one name apart).")],
     index: IndexOption = None,
+    json_out: Annotated[bool, typer.Option("--json", help='Print {"sheet", "files"} on stdout.')] = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Take away what a sheet said of the files."""
     setup_logging(verbose)
     from indexer.metadata_sheet import remove_sheet
-    out_console.print(f"{name}: removed from {count(remove_sheet(index, name), 'file')}", highlight=False)
+    files = remove_sheet(index, name)
+    if json_out:
+        print_json({"sheet": name, "files": files})
+        return
+    out_console.print(f"{name}: removed from {count(files, 'file')}", highlight=False)
 
 
 @sheet_app.command("export")
@@ -141,6 +146,7 @@ def export_command(
     min_score: Annotated[float, typer.Option(
         "--min-score", min=0.0, max=1.0, help="With --zero-shot: leave out tags scoring below this.")] = 0.1,
     model: IndexModelOption = None,
+    json_out: Annotated[bool, typer.Option("--json", help='Print {"out", "files"} on stdout.')] = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Write a library sheet of the indexed files: one row per file with its name and path,
@@ -167,5 +173,8 @@ def export_command(
         with SoundIndex.open(index, model=model) as sound_index:
             rows = library_rows(index, filters, sound_index=sound_index, zero_shot=zero_shot, labels=label_list,
                                 min_score=min_score)
-    write_library_sheet(rows, out)
+    written = write_library_sheet(rows, out)
+    if json_out:
+        print_json({"out": str(written), "files": len(rows)})
+        return
     out_console.print(f"wrote {count(len(rows), 'file')} to {out}", highlight=False)

@@ -29,7 +29,9 @@ def tag_command(
     labels_file: Optional[Path] = typer.Option(
         None, "--labels-file", help="Text file with one label per line (or a CSV with a "
                                     "display_name/label/name column)."),
-    top: int = typer.Option(5, "--top", "-t", min=1, help="Number of labels to show."),
+    top: int = typer.Option(5, "--top", "-t", "--top-k", "-k", min=1,
+                            help="Number of labels to show (also -k/--top-k, the name search, similar and "
+                                 "caption give a count)."),
     min_score: float = typer.Option(0.0, "--min-score", min=0.0, max=1.0,
                                     help="Leave out tags scoring below this (of the --top best); a file or "
                                          "segment with none left says so."),

@@ -27,7 +27,9 @@ def train_command(
         None, "--max-steps", min=1,
         help="Stop after this many steps but keep the schedule of --steps (checkpoint, then --resume later)."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides the config)."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    progress: Optional[bool] = typer.Option(
+        None, "--progress/--no-progress", help="Progress bar on stderr (default: the config's \"progress\", "
+                                               "on unless it says false)."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
     verbose: VerboseOption = False,
 ) -> None:
@@ -54,7 +56,7 @@ def train_command(
         return
 
     from trainer.train import run_training
-    cfg = load_config(config, steps=steps, device=device, progress=False if no_progress else None)
+    cfg = load_config(config, steps=steps, device=device, progress=progress)
     result = run_training(cfg, resume=resume, out_dir=out, max_steps=max_steps)
     from trainer.distributed import exit_torchrun_process, launched_rank, launched_world_size
     if launched_rank() == 0:   # under torchrun, rank 0 alone reports (it wrote the model and log)

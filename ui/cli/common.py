@@ -21,7 +21,9 @@ from engine.wording import count  # noqa: F401 - the commands' count(n, noun): o
 #: markup in what it prints: file names hold brackets ("hit [v2].wav", "[sfx] doors/", "mix[/]…")
 #: that markup would eat or choke on; a styled label goes through :func:`labelled`.
 err_console = Console(stderr=True, markup=False)
-out_console = Console(markup=False)
+#: soft_wrap: a one-line message on stdout (``wrote 4 files to PATH``) stays one line in a pipe or at
+#: a narrow $COLUMNS, where rich would break it (a path too) at the width; tables still fit it
+out_console = Console(markup=False, soft_wrap=True)
 
 
 def labelled(label: str, style: str, text: object) -> Text:
@@ -110,13 +112,23 @@ def relays_decoder_output(fn: F) -> F:
 _REFUSED_WRITES = READ_ONLY_ERRNOS | {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}    # EFBIG: over a size limit
 
 
+#: the exit status of a command Ctrl-C stopped (the shell's 128 + SIGINT), in every command
+INTERRUPTED_EXIT = 130
+
+
 def reports_errors(fn: F) -> F:
     """Turn a SoundsiftError into one clear line on stderr and exit code 1; so too a write the
-    machine refuses (permission denied, a read-only drive, a full disk), naming the file."""
+    machine refuses (permission denied, a read-only drive, a full disk), naming the file. A
+    Ctrl-C (or a SIGTERM the indexer turned into one) the command did not handle itself is
+    ``interrupted`` on stderr and exit status 130, as in the commands that do, whatever the
+    installed Typer does (before its own 130, Click said "Aborted!" and exit 1, a failed run's)."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except KeyboardInterrupt as e:
+            err_console.print("interrupted", style="bold yellow", highlight=False)
+            raise typer.Exit(INTERRUPTED_EXIT) from e
         except SoundsiftError as e:
             err_console.print(labelled("error:", "bold red", e), highlight=False, soft_wrap=True)
             raise typer.Exit(1) from e
