@@ -52,6 +52,9 @@ def main() -> None:
         names = sorted(lab for lab, n in count.items() if n >= args.min_clips)
         print(f"{len(fv.paths)} files, {sum(count.values())} labelled, {len(names)} labels with "
               f">= {args.min_clips} clips")
+        if not names:       # else a table of nan: the index's paths are not the manifests' (copies?)
+            raise SystemExit(f"no label has {args.min_clips} indexed clips: index the manifests' own audio "
+                             "files (their paths must match), or lower --min-clips")
 
         def top(text: str, k: int, **kw) -> list[str | None]:
             return [label.get(h.path) for h in index.search_text(text, k=k, **kw)]
