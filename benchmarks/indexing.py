@@ -12,12 +12,19 @@ one run measures:
     time per stage;
   * model only: ``embed_audio`` on pre-decoded 48 kHz segments at several batch sizes
     (best one kept) — the ceiling the pipeline is compared with;
-  * naive: one file at a time, decode → resample → embed each segment alone.
+  * naive: one file at a time, decode → resample → embed each segment alone;
+  * with ``--before-too``: the pipeline again with the model as it ran before session 32 (its
+    onnxruntime sessions left spinning after each run, onnxruntime's default, and soundsift's aisfx
+    frontend on torch's threads rather than one), the two in alternating rounds (``--rounds``), their
+    ratio, and the largest difference between the two models' vectors of the probe segments
+    (0: these are scheduling settings and change no number).
 Prints one JSON object (also written with --out).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import sys
@@ -109,6 +116,57 @@ def naive(model, paths: list[Path]) -> tuple[float, int, float]:
     return time.perf_counter() - t, n, audio
 
 
+@contextlib.contextmanager
+def spinning_sessions():
+    """Inside, new onnxruntime tower sessions busy-wait after each run (and YAMNet gets a tower of
+    its own): a model loaded here runs its towers as before session 32."""
+    from engine.towers import onnx_export, yamnet
+
+    plain = onnx_export.session_options
+    shared = dict(yamnet._SHARED)
+    yamnet._SHARED.clear()
+    onnx_export.session_options = functools.partial(plain, spinning=True)
+    try:
+        yield
+    finally:
+        onnx_export.session_options = plain
+        yamnet._SHARED.clear()
+        yamnet._SHARED.update(shared)
+
+
+def load_as_before(name: str):
+    """``name`` loaded as it ran before session 32: spinning sessions, the aisfx frontend on torch's
+    threads (the model's vectors are the same)."""
+    from engine.models import load_model
+
+    with spinning_sessions():
+        model = load_model(name)
+    frontend = getattr(getattr(model, "module", None), "aisfx_frontend", None)
+    if frontend is not None:
+        frontend.torch_threads = None
+    return model
+
+
+def alternating_rounds(models: dict[str, object], paths: list[Path], workdir: Path, rounds: int,
+                       **kw) -> dict[str, dict[str, list[float]]]:
+    """Wall seconds of ``build_index`` into a fresh index per model, alternating, ``rounds`` times,
+    and the CPU seconds of this process (the model's side; the decoders run in others)."""
+    import shutil
+
+    from indexer import build_index
+
+    seconds: dict[str, dict[str, list[float]]] = {"wall": {n: [] for n in models}, "cpu": {n: [] for n in models}}
+    for r in range(rounds):
+        for name, model in (models.items() if r % 2 == 0 else reversed(models.items())):
+            idx = workdir / f"index-{os.getpid()}-{name}-{r}"
+            cpu = time.process_time()
+            wall = build_index(paths, idx, model, progress=False, **kw).seconds
+            seconds["wall"][name].append(round(wall, 2))
+            seconds["cpu"][name].append(round(time.process_time() - cpu, 2))
+            shutil.rmtree(idx, ignore_errors=True)
+    return seconds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="indexing throughput benchmark")
     ap.add_argument("--files", type=int, default=500)
@@ -121,6 +179,9 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "soundsift-bench")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--model", help="a model for load_model (default: a random real-size HF CLAP)")
+    ap.add_argument("--before-too", action="store_true",
+                    help="also time the pipeline with the model as it ran before session 32 (same vectors)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds for --before-too")
     args = ap.parse_args()
 
     import torch
@@ -178,6 +239,16 @@ def main() -> None:
         "ratios": {"pipeline_vs_model_only": round(pipe_rate / best_rate, 3),
                    "pipeline_vs_naive": round(pipe_rate / naive_rate, 3)},
     }
+    if args.before_too:
+        before = load_as_before(args.model or str(args.workdir / "clap-htsat-unfused-random"))
+        diff = float(np.abs(model.embed_audio(segs) - before.embed_audio(segs)).max())
+        rounds = alternating_rounds({"now": model, "before": before}, paths, args.workdir, args.rounds,
+                                    workers=args.workers, batch_size=args.batch_size or int(best_bs))
+        med = {kind: {k: float(np.median(v)) for k, v in by.items()} for kind, by in rounds.items()}
+        result["now_vs_before"] = {"seconds": rounds, "median_seconds": med,
+                                   "speedup": round(med["wall"]["before"] / med["wall"]["now"], 3),
+                                   "cpu_ratio": round(med["cpu"]["before"] / med["cpu"]["now"], 3),
+                                   "max_abs_vector_difference": diff}
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

@@ -602,10 +602,13 @@ class SoundsiftClapModel(AudioTextModel):
         The wrapper never trains its module, so the aisfx CNN is swapped for its faster inference
         copy (:func:`engine.towers.aisfx.fastest_for_inference`: batch norm folded, run with
         onnxruntime; equal to float rounding), or, with ``aisfx_int8``, for the folder's int8
-        copy (:func:`engine.towers.aisfx.quantized_for_inference`). The trainer and its feature
-        caches use the module as saved.
+        copy (:func:`engine.towers.aisfx.quantized_for_inference`). Its aisfx frontend runs on one
+        torch thread (:class:`engine.towers.aisfx.AisfxFrontend`; same numbers, faster on 2 cores).
+        The trainer and its feature caches use the module as saved.
         """
         module = SoundsiftClap.from_pretrained(path)
+        if module.aisfx_frontend is not None:
+            module.aisfx_frontend.torch_threads = 1
         if module.aisfx is not None and module.config.aisfx_int8:
             from engine.towers.aisfx import INT8_FILE, quantized_for_inference
             module.aisfx = quantized_for_inference(Path(path) / INT8_FILE, module.config.onnx_threads)

@@ -11,9 +11,11 @@ file whose keys are this module's ``state_dict`` keys.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -57,17 +59,44 @@ def _mel_matrix() -> torch.Tensor:
     return torch.from_numpy(weights.astype(np.float32))
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run this thread's torch work with ``n`` intra-op threads (None: as set), restored after.
+    With torch's OpenMP backend the setting belongs to the calling thread: other threads keep theirs."""
+    before = torch.get_num_threads()
+    if n is None or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class AisfxFrontend(nn.Module):
-    """44.1 kHz waveform → (frames, 96) normalised log-mel, ≈43 frames per second."""
+    """44.1 kHz waveform → (frames, 96) normalised log-mel, ≈43 frames per second.
+
+    ``torch_threads``: intra-op threads for one call (None: torch's setting). The model's inference
+    copy uses 1 (:meth:`engine.models.soundsift_clap.SoundsiftClapModel.load`): these are a few
+    millisecond-long element-wise passes, FFTs and a small product, and on 2 cores, beside the
+    onnxruntime towers and the decoder processes, a second thread made them wait for a core far
+    longer than it saved (``benchmarks/indexing.py --before-too``). Same numbers either way.
+    """
 
     frames_per_second = SAMPLE_RATE / FRAME_HOP
 
-    def __init__(self) -> None:
+    def __init__(self, torch_threads: int | None = None) -> None:
         super().__init__()
+        self.torch_threads = torch_threads
         self.register_buffer("window", torch.hann_window(FRAME_LENGTH, periodic=False), persistent=False)
         self.register_buffer("mel", _mel_matrix(), persistent=False)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        with torch_threads(self.torch_threads):
+            return self._log_mel(waveform)
+
+    def _log_mel(self, waveform: torch.Tensor) -> torch.Tensor:
         w = waveform.reshape(-1).to(torch.float32)
         peak = w.abs().max() if w.numel() else w.new_tensor(0.0)
         if peak > 0:
@@ -157,9 +186,9 @@ class OnnxEmbeddingNet(nn.Module):
             raise ValueError("give either the net or its ONNX graph")
         self.out_dim = net.out_dim if net is not None else EMBEDDING_DIM
         self.quantized = graph is not None
-        options = ort.SessionOptions()
-        if num_threads:
-            options.intra_op_num_threads = num_threads
+        from engine.towers.onnx_export import session_options
+
+        options = session_options(num_threads)
         self._session = ort.InferenceSession(graph if graph is not None else _onnx_bytes(net), options,
                                              providers=["CPUExecutionProvider"])
 

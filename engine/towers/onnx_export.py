@@ -12,15 +12,27 @@ from torch import nn
 from engine.towers.cache import cache_dir, keep
 
 
-def session_options(num_threads: int = 0):
+#: onnxruntime's switch for its intra-op threads busy-waiting after a run (its default "1")
+SPINNING_KEY = "session.intra_op.allow_spinning"
+
+
+def session_options(num_threads: int = 0, *, spinning: bool = False):
     """onnxruntime options for a frozen tower: ``num_threads`` intra-op threads (0: its default),
-    one inter-op thread, warnings and below not logged."""
+    one inter-op thread, warnings and below not logged, and (unless ``spinning``) threads that
+    sleep instead of busy-waiting once a run ends.
+
+    The towers run in turn with torch (the aisfx frontend, the projections) and beside the decoder
+    processes: on 2 cores, threads left spinning after each run starved those, and in an indexing
+    run the aisfx frontend took ≈ 10× its time alone (``benchmarks/indexing.py --before-too``).
+    Spinning is a scheduling setting only: the graph, its optimisation level and every output are
+    the same."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(num_threads)
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    options.add_session_config_entry(SPINNING_KEY, "1" if spinning else "0")
     return options
 
 
