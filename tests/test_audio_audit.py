@@ -9,7 +9,6 @@ encoder's priming, engine.ffmpeg_audio its padding. Files of 0 and 1 samples are
 message or a valid result."""
 from __future__ import annotations
 
-import fractions
 import io
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from engine.audio import (SEEK_PREROLL_SECONDS, decode, go_to_frame, iter_segmen
 from engine.errors import UnreadableAudio
 from engine.export import excerpt_wav
 from engine.segments import SegmentPolicy
+from tests.ffmpeg_files import encode
 from ui.components.player import wav_excerpt
 
 #: name → (format, subtype, rate, seconds): the sounds whose "move to a frame" is checked
@@ -151,20 +151,7 @@ def encode_aac(path: Path, signal: np.ndarray, sr: int = 44100) -> Path:
     """(channels, n) ``signal`` as AAC in an M4A written by FFmpeg, with timestamps on its frames,
     so the encoder's priming is marked (a negative first timestamp → the M4A's edit list), as
     any encoder that writes M4A files marks it."""
-    import av
-    layout = "stereo" if len(signal) == 2 else "mono"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("aac", rate=sr, layout=layout)
-        stream.codec_context.format = "fltp"
-        for i in range(0, signal.shape[1], 1024):
-            chunk = np.ascontiguousarray(signal[:, i:i + 1024])
-            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
-            frame.sample_rate, frame.pts, frame.time_base = sr, i, fractions.Fraction(1, sr)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+    return encode(path, "aac", signal, sr)
 
 
 def test_an_m4a_reads_as_long_as_the_sound_encoded_without_priming_or_padding(tmp_path):

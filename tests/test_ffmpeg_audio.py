@@ -9,6 +9,7 @@ import pytest
 from engine.audio import decode, open_sound, probe
 from engine.errors import UnreadableAudio
 from engine.file_metadata import Marker, named_markers, read_metadata
+from tests import ffmpeg_files
 
 SR = 44100
 
@@ -20,26 +21,10 @@ def stereo(seconds: float = 2.0) -> np.ndarray:
 
 
 def encode(path, codec: str, signal: np.ndarray, tags: dict[str, str] | None = None):
-    """``signal`` (channels, n) written by FFmpeg's ``codec`` encoder, with container ``tags``."""
-    import av
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """``signal`` (channels, n) written by FFmpeg's ``codec`` encoder, with container ``tags``
+    (an M4A's as freeform atoms: ``movflags=use_metadata_tags``)."""
     options = {"movflags": "use_metadata_tags"} if path.suffix == ".m4a" else {}
-    planar = {"aac": "fltp", "alac": "s16p", "wavpack": "s16p"}[codec]
-    with av.open(str(path), "w", options=options) as out:
-        out.metadata.update(tags or {})
-        stream = out.add_stream(codec, rate=SR, layout="stereo" if len(signal) == 2 else "mono")
-        stream.codec_context.format = planar               # else the encoder's first format (WavPack: 8-bit)
-        for i in range(0, signal.shape[1], 1024):
-            chunk = signal[:, i:i + 1024]
-            if planar == "s16p":
-                chunk = np.round(chunk * 32767).astype(np.int16)
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=planar, layout=stream.layout.name)
-            frame.sample_rate = SR
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+    return ffmpeg_files.encode(path, codec, signal, SR, timestamps=False, options=options, tags=tags)
 
 
 @pytest.mark.parametrize("codec, suffix", [("alac", ".m4a"), ("wavpack", ".wv")])

@@ -4,7 +4,6 @@ sampled as a long WAV is, each read reached by the container's index
 moment, not the file before it; where the container does not seek, the file is read whole."""
 from __future__ import annotations
 
-import fractions
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 import engine.ffmpeg_audio as ffmpeg_audio
 from engine.audio import downmix, open_sound
 from engine.ffmpeg_audio import NEAR_PREROLL, FFmpegSound
+from tests.ffmpeg_files import encode
 from ui.components import thumbnails
 
 SR = 8000
@@ -20,7 +20,7 @@ SECONDS = 60
 N = SECONDS * SR
 EVENT = (40.0, 43.0)          # a loud tone, seconds
 #: name → (suffix, codec, sample format)
-KINDS = {"aac": (".m4a", "aac", "fltp"), "alac": (".m4a", "alac", "s16p"), "wavpack": (".wv", "wavpack", "s16p")}
+KINDS = {"aac": (".m4a", "aac"), "alac": (".m4a", "alac"), "wavpack": (".wv", "wavpack")}
 
 
 def _signal() -> np.ndarray:
@@ -33,30 +33,11 @@ def _signal() -> np.ndarray:
     return x.astype(np.float32)
 
 
-def _encode(path: Path, codec: str, sample_format: str, x: np.ndarray) -> Path:
-    """Mono ``x`` written by FFmpeg's ``codec`` encoder (PyAV), with timestamps on its frames."""
-    import av
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=SR, layout="mono")
-        stream.codec_context.format = sample_format
-        for i in range(0, len(x), 1024):
-            chunk = x[None, i:i + 1024]
-            if sample_format == "s16p":
-                chunk = np.round(chunk * 32767).astype(np.int16)
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=sample_format, layout="mono")
-            frame.sample_rate, frame.pts, frame.time_base = SR, i, fractions.Fraction(1, SR)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("ffmpeg_thumbs")
     x = _signal()
-    return {name: _encode(folder / f"{name}{suffix}", codec, fmt, x) for name, (suffix, codec, fmt) in KINDS.items()}
+    return {name: encode(folder / f"{name}{suffix}", codec, x, SR) for name, (suffix, codec) in KINDS.items()}
 
 
 def _whole(path: Path) -> np.ndarray:

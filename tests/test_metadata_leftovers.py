@@ -5,7 +5,6 @@ session 32 found: WAV cue points written by dwPosition alone, a raw ADTS file's 
 from its bit rate, an iTunes M4A's priming and padding told by iTunSMPB alone."""
 from __future__ import annotations
 
-import fractions
 import struct
 
 import numpy as np
@@ -15,6 +14,7 @@ import soundfile as sf
 from engine.file_metadata import Marker, named_markers, read_metadata
 from engine.metadata_sheet import Sheet, match_rows, read_sheet
 from tests.conftest import noise, tone
+from tests.ffmpeg_files import encode
 from tests.test_bad_inputs import ext80, pcm16, wav_bytes
 from tests.test_file_metadata import adtl_chunk, flac_with_comments, riff_chunk
 from tests.test_metadata_audit import _id3v24, _riff
@@ -210,19 +210,7 @@ def test_cue_points_past_the_end_are_left_out_with_a_reason(tmp_path):
 
 def _adts(path, signal: np.ndarray, rate: int = 48000):
     """Mono ``signal`` as a raw ADTS ``.aac`` (FFmpeg's AAC encoder: VBR by content)."""
-    import av
-    with av.open(str(path), "w", format="adts") as out:
-        stream = out.add_stream("aac", rate=rate, layout="mono")
-        stream.codec_context.format = "fltp"
-        for i in range(0, len(signal), 1024):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(signal[None, i:i + 1024]), format="fltp",
-                                               layout="mono")
-            frame.sample_rate = rate
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+    return encode(path, "aac", signal, rate, timestamps=False, container="adts")
 
 
 def test_a_raw_adts_files_length_is_counted_not_guessed_from_its_bit_rate(tmp_path):
@@ -280,19 +268,7 @@ def _with_itunsmpb(data: bytes, value: str) -> bytes:
 
 def _m4a_without_edit_list(path, signal: np.ndarray, rate: int = 48000):
     """Mono ``signal`` as AAC in an M4A without an edit list (as iTunes writes them)."""
-    import av
-    with av.open(str(path), "w", format="ipod", options={"use_editlist": "0"}) as out:
-        out.metadata["title"] = "Sweep"
-        stream = out.add_stream("aac", rate=rate, layout="mono")
-        stream.codec_context.format = "fltp"
-        for i in range(0, len(signal), 1024):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(signal[None, i:i + 1024]), format="fltp",
-                                               layout="mono")
-            frame.sample_rate, frame.pts, frame.time_base = rate, i, fractions.Fraction(1, rate)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    encode(path, "aac", signal, rate, container="ipod", options={"use_editlist": "0"}, tags={"title": "Sweep"})
     assert b"elst" not in path.read_bytes()
     return path
 

@@ -10,6 +10,7 @@ import select
 import socket
 import threading
 import time
+import urllib.parse
 from typing import Iterator
 
 import pytest
@@ -21,8 +22,9 @@ from indexer.user_tags import add_tags
 from tests.conftest import noise, tone, write
 from tests.index_fakes import FakeModel
 from tests.test_server_audit import _answers
+from tests.test_server_slow_clients import serving as serving_at
 from ui.byte_ranges import etag_listed
-from ui.server import SoundsiftServer, cors_origin, serve
+from ui.server import SoundsiftServer, cors_origin
 
 SR = 16_000
 #: a deadline only (the test fails when it passes): never how fast the server must be
@@ -43,21 +45,11 @@ def library(tmp_path) -> Iterator[tuple[SoundIndex, object]]:
 
 @contextlib.contextmanager
 def serving(index: SoundIndex, **options) -> Iterator[tuple[str, int]]:
-    """``index`` served on a free port of 127.0.0.1 for the ``with`` block; yields (host, port)."""
-    ready, stop, found = threading.Event(), threading.Event(), {}
-
-    def started(server):
-        found["address"] = server.server_address[:2]
-        ready.set()
-    thread = threading.Thread(target=serve, args=(index,), kwargs=dict(port=0, ready=started, stop=stop, **options))
-    thread.start()
-    try:
-        assert ready.wait(PATIENCE)
-        yield found["address"]
-    finally:
-        stop.set()
-        thread.join(PATIENCE)
-    assert not thread.is_alive()
+    """``index`` served on a free port of 127.0.0.1 for the ``with`` block (tests.test_server_slow_clients.serving);
+    yields (host, port)."""
+    with serving_at(index, **options) as url:
+        parts = urllib.parse.urlsplit(url)
+        yield parts.hostname, parts.port
 
 
 def ask(address: tuple[str, int], method: str, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:

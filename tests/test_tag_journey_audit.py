@@ -9,24 +9,12 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from typer.testing import CliRunner
 
 from conftest import noise, tone, write
 from engine.vocabulary import load_labels_file
-from ui.cli import app
-
-SR = 16000
-LABELS = "beep,hiss,sweep"
+from test_tag_caption_leftovers import LABELS, SR, run, said     # the same CLI helpers and labels
 
 pytestmark = pytest.mark.usefixtures("private_cache")     # label embeddings cached in this test's folder (conftest)
-
-
-def run(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def said(text: str) -> str:
-    return " ".join(text.split())
 
 
 @pytest.fixture
