@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import sys
 import time
 from contextlib import contextmanager
@@ -464,6 +465,8 @@ def skip_frames(f: Any, frames: int, block: int) -> None:
 #: session 31); an Opus decoder is settled and a Vorbis seek is outside the file's last page
 #: (where libsndfile's lands 48–88 frames late), so both gave every sample a read from the start
 #: gives, bit for bit, at 2,351 positions in 5–60 s files, their last frames included (session 31).
+#: A last page can span more than this (2.5 s of a quiet tone), so a seek in an Ogg file also
+#: lands before its last page (:func:`ogg_last_page_start`, session 32).
 SEEK_PREROLL_SECONDS = 2.0
 
 
@@ -483,8 +486,58 @@ def go_to_frame(f: Any, frame: int, block: int = 1 << 16, at: int = 0) -> None:
     preroll = int(SEEK_PREROLL_SECONDS * f.samplerate)
     if not at <= frame <= at + preroll:
         at = max(0, frame - preroll)
+        last_page = ogg_last_page_start(f)
+        if last_page is not None:       # libsndfile's seek into an Ogg file's last page lands late
+            at = min(at, last_page)
         f.seek(at)
     skip_frames(f, frame - at, block)
+
+
+#: how far an Ogg file's end is read to find its last two pages (a page is at most 65,307 bytes)
+_OGG_TAIL_BYTES = 3 * 65_307
+#: how far before the first frame of an Ogg file's last page a seek may land (an Opus granule
+#: counts 48 kHz samples and its encoder's pre-skip: this covers both)
+_OGG_LAST_PAGE_MARGIN_SECONDS = 0.1
+
+
+def ogg_last_page_start(f: Any) -> int | None:
+    """The frame before which a seek in the Ogg file ``f`` (open in libsndfile) must land: the
+    first frame of its last page, less a margin. libsndfile's seek to a frame inside an Ogg
+    file's last page lands late (48–88 frames in Vorbis; 32 in a 2.5 s last page of a quiet
+    tone: a page of low-bit-rate audio can span seconds, longer than
+    :data:`SEEK_PREROLL_SECONDS`). None for a file that is no Ogg or whose pages cannot be read."""
+    if getattr(f, "format", None) != "OGG" or not isinstance(getattr(f, "name", None), str):
+        return None
+    try:
+        size = os.path.getsize(f.name)
+        with open(f.name, "rb") as raw:
+            raw.seek(max(0, size - _OGG_TAIL_BYTES))
+            tail = raw.read()
+    except OSError:
+        return None
+    granules = _page_granules(tail)
+    if len(granules) < 2:
+        return None
+    per_granule = f.samplerate / (48000 if getattr(f, "subtype", None) == "OPUS" else f.samplerate)
+    start = int(granules[-2] * per_granule - _OGG_LAST_PAGE_MARGIN_SECONDS * f.samplerate)
+    return max(0, start)
+
+
+def _page_granules(data: bytes) -> list[int]:
+    """The granule positions of the Ogg pages of the last logical stream in ``data`` (the end of
+    a file), in order, pages without one (-1) left out."""
+    pages: list[tuple[int, int]] = []           # (serial, granule)
+    at = data.find(b"OggS")
+    while at >= 0 and at + 27 <= len(data):
+        version, = struct.unpack_from("<B", data, at + 4)
+        if version == 0:
+            granule, serial = struct.unpack_from("<qI", data, at + 6)
+            pages.append((serial, granule))
+        at = data.find(b"OggS", at + 4)
+    if not pages:
+        return []
+    last_serial = pages[-1][0]
+    return [g for serial, g in pages if serial == last_serial and g >= 0]
 
 
 def _read(f: Any, frames: int) -> np.ndarray:
