@@ -993,25 +993,54 @@ def _excerpt_etag(path: str, start: float, end: float) -> str | None:
 
 def cors_origin(text: str) -> str:
     """``text`` as an origin a page's requests name in ``Origin`` (``scheme://host[:port]``, in
-    lower case, without a default port: ``HTTP://LocalHost:80/`` is ``http://localhost``);
+    lower case, without a default port, an IPv6 address compressed: ``HTTP://LocalHost:80/`` is
+    ``http://localhost``, ``http://[0:0:0:0:0:0:0:1]`` ``http://[::1]``);
     ValueError saying why for anything else: ``*`` or ``null`` (every page, or any sandboxed
     one), a path, a query, a user name, no host."""
     given = text.strip()
     if given in ("*", "null"):
         raise ValueError(f"{given!r} would let {'every web page' if given == '*' else 'any sandboxed page or file'} "
                          "the browser opens read the library; name each origin, e.g. http://localhost:3000")
-    parts = urlsplit(given)
+    not_origin = (f"{given!r} is not an origin: give scheme://host[:port] as the page's address bar shows it, "
+                  "without a path (e.g. http://localhost:3000; a host in ASCII, xn-- form)")
+    try:
+        parts = urlsplit(given)
+    except ValueError as e:             # an IPv6 host's bracket not closed, or no address inside
+        raise ValueError(f"{not_origin} ({e})") from e
     try:
         port = parts.port
     except ValueError as e:
         raise ValueError(f"{given!r} has a bad port ({e})") from e
     if (not given.isascii() or not parts.scheme or not parts.hostname or parts.path not in ("", "/")
             or parts.query or parts.fragment or "@" in parts.netloc or given.endswith(("?", "#"))):
-        raise ValueError(f"{given!r} is not an origin: give scheme://host[:port] as the page's address "
-                         "bar shows it, without a path (e.g. http://localhost:3000; a host in ASCII, xn-- form)")
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        raise ValueError(not_origin)
+    host = parts.hostname
+    if ":" in host:                     # IPv6: browsers send it compressed, [::1] for [0:0:0:0:0:0:0:1]
+        try:
+            host = f"[{_ipv6_as_browsers_write(host)}]"
+        except ValueError as e:
+            raise ValueError(f"{not_origin} ({e})") from e
     default = {"http": 80, "https": 443}.get(parts.scheme)
     return f"{parts.scheme}://{host}" + ("" if port is None or port == default else f":{port}")
+
+
+def _ipv6_as_browsers_write(address: str) -> str:
+    """The IPv6 ``address`` as a browser writes it in an ``Origin`` (the WHATWG URL standard's
+    serializer): lower-case groups without leading zeros, the first longest run of two or more
+    zero groups as ``::``, no dotted IPv4 part; ValueError for no address or one with a zone
+    (``%eth0``: no browser takes one in a URL)."""
+    import ipaddress
+    if "%" in address:
+        raise ValueError(f"{address!r} names a zone, which browsers do not take in an address")
+    groups = [format(int(g, 16), "x") for g in ipaddress.IPv6Address(address).exploded.split(":")]
+    start, length = 0, 0
+    for i in range(len(groups)):
+        run = next((n for n in range(len(groups) - i) if groups[i + n] != "0"), len(groups) - i)
+        if run > length:
+            start, length = i, run
+    if length < 2:
+        return ":".join(groups)
+    return ":".join(groups[:start]) + "::" + ":".join(groups[start + length:])
 
 
 def _file_id(text: str) -> int | None:
