@@ -78,5 +78,6 @@ def serve_command(
             except KeyboardInterrupt:
                 pass
     finally:                                   # the caller's handler again (a test run, an embedding app)
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:               # None: one set outside Python, which cannot be put back
+            signal.signal(signal.SIGTERM, previous)
     err_console.print("stopped serving", highlight=False)
