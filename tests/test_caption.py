@@ -180,6 +180,10 @@ def test_caption_into_an_index_being_written_is_refused_like_index(tmp_path, lib
     assert _caption_rows(index) == (6, 6) and out.is_file()
     with WriterLock(IndexLayout(index).lock):            # and the lock was released afterwards
         pass
+    nothing = CliRunner().invoke(app, [*args[:-3], "--threshold", "1", "--json"])   # no tag reaches 1
+    assert nothing.exit_code == 1 and json.loads(nothing.stdout)["stored"] is None
+    assert "keeps its tags and captions" in " ".join(nothing.output.split())
+    assert _caption_rows(index) == (6, 6)               # a failed run removed them all before
 
 
 def test_caption_into_a_missing_index_fails_before_any_work(tmp_path, library):

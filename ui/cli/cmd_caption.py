@@ -115,9 +115,10 @@ def caption_command(
                     err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
         rows, errors = caption_files(files, source=source, model=the_model, labels=label_list, top_k=top_k,
                                      threshold=threshold, captions_per_file=captions_per_file, sheet=sheet)
-        # no captions: a manifest already there (an earlier run's) is kept, not emptied
+        # no captions: a manifest already there (an earlier run's) is kept, not emptied, and the
+        # index keeps the tags and captions it has (the run fails: it changes nothing)
         written = write_manifest(rows, out) if any(r.captions for r in rows) else 0
-        stored = store_in_catalog(index, rows) if index else None
+        stored = store_in_catalog(index, rows) if index and written else None
     if json_out:
         print_json({"manifest": str(out) if written else None, "rows": written, "failed": [str(e) for e in errors],
                     "missing": [str(p) for p in missing], "stored": stored,
@@ -128,7 +129,8 @@ def caption_command(
         why = ("none of them could be read" if len(errors) == len(files) else
                "none of them carries a description, title or comment (their metadata), and no --sheet "
                "describes them" if source == "metadata" else "no tag reached --threshold")
-        err_console.print(labelled("error:", "bold red", f"no captions: {why}"), highlight=False, soft_wrap=True)
+        kept = f"; index {index} keeps its tags and captions" if index else ""
+        err_console.print(labelled("error:", "bold red", f"no captions: {why}{kept}"), highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
