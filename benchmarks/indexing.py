@@ -18,6 +18,9 @@ one run measures:
     frontend on torch's threads rather than one), the two in alternating rounds (``--rounds``), their
     ratio, and the largest difference between the two models' vectors of the probe segments
     (0: these are scheduling settings and change no number).
+  * with ``--workers-list 0 1 2``: the pipeline at each decoder count (0 decodes in the indexing
+    process), in alternating rounds, with each round's speedup over the first count
+    (``--formats wav,flac,mp3 --rates 44100,48000`` narrows the library).
 Prints one JSON object (also written with --out).
 """
 from __future__ import annotations
@@ -66,13 +69,22 @@ def lengths(n_files: int, minutes: float, rng: np.random.Generator) -> list[floa
     return [float(max(0.2, v)) for v in rng.permutation(x)]
 
 
-def make_library(folder: Path, n_files: int, minutes: float, seed: int = 0) -> list[Path]:
+def make_library(folder: Path, n_files: int, minutes: float, seed: int = 0,
+                 formats: list[str] | None = None, rates: list[int] | None = None) -> list[Path]:
+    """``n_files`` noisy tones cycling through ``formats`` × ``rates`` (default all of them).
+
+    Written in blocks through a temp name: libvorbis overflows its stack encoding one long
+    buffer (an ``alloca`` as large as the buffer; libsndfile#1095, python-soundfile#396) and a
+    crash there left a headers-only ``.ogg`` that later runs kept, since existing files are reused.
+    """
     rng = np.random.default_rng(seed)
+    fmts = [(e, kw) for e, kw in FORMATS if formats is None or e in formats]
+    rates = rates or RATES
     paths = []
     for i, seconds in enumerate(lengths(n_files, minutes, rng)):
-        ext, kw = FORMATS[i % len(FORMATS)]
-        sr = RATES[(i // len(FORMATS)) % len(RATES)]
-        if ext == "mp3" and sr == 96000:
+        ext, kw = fmts[i % len(fmts)]
+        sr = rates[(i // len(fmts)) % len(rates)]
+        if ext == "mp3" and sr > 48000:
             sr = 48000                      # MP3 tops out at 48 kHz
         n = int(seconds * sr)
         t = np.arange(n) / sr
@@ -82,9 +94,22 @@ def make_library(folder: Path, n_files: int, minutes: float, seed: int = 0) -> l
         p = folder / f"d{i % 10}" / f"s{i:04d}.{ext}"
         p.parent.mkdir(parents=True, exist_ok=True)
         if not p.exists():
-            sf.write(str(p), x.astype(np.float32), sr, **kw)
+            write_in_blocks(p, x.astype(np.float32), sr, **kw)
         paths.append(p)
     return paths
+
+
+def write_in_blocks(path: Path, x: np.ndarray, sr: int, block: int = 65536, **kw) -> None:
+    """``sf.write`` ``block`` frames at a time, into a temp name renamed when complete."""
+    tmp = path.with_name(f".{path.stem}.part{path.suffix}")     # the suffix names the format
+    try:
+        with sf.SoundFile(str(tmp), "w", sr, 1 if x.ndim == 1 else x.shape[1], **kw) as f:
+            for i in range(0, len(x), block):
+                f.write(x[i:i + block])
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(path)
 
 
 def model_only(model, segments: list[np.ndarray], batch_sizes: list[int]) -> dict[str, float]:
@@ -148,9 +173,10 @@ def load_as_before(name: str):
 
 
 def alternating_rounds(models: dict[str, object], paths: list[Path], workdir: Path, rounds: int,
-                       **kw) -> dict[str, dict[str, list[float]]]:
-    """Wall seconds of ``build_index`` into a fresh index per model, alternating, ``rounds`` times,
-    and the CPU seconds of this process (the model's side; the decoders run in others)."""
+                       per_run: dict[str, dict] | None = None, **kw) -> dict[str, dict[str, list[float]]]:
+    """Wall seconds of ``build_index`` into a fresh index per run (``models`` name → model, with
+    ``per_run[name]`` added to ``kw``), alternating, ``rounds`` times, and the CPU seconds of this
+    process (the model's side; worker decoders run in others, in-process ones count here)."""
     import shutil
 
     from indexer import build_index
@@ -160,11 +186,26 @@ def alternating_rounds(models: dict[str, object], paths: list[Path], workdir: Pa
         for name, model in (models.items() if r % 2 == 0 else reversed(models.items())):
             idx = workdir / f"index-{os.getpid()}-{name}-{r}"
             cpu = time.process_time()
-            wall = build_index(paths, idx, model, progress=False, **kw).seconds
+            wall = build_index(paths, idx, model, progress=False, **{**kw, **(per_run or {}).get(name, {})}).seconds
             seconds["wall"][name].append(round(wall, 2))
             seconds["cpu"][name].append(round(time.process_time() - cpu, 2))
             shutil.rmtree(idx, ignore_errors=True)
     return seconds
+
+
+def compare_workers(model, paths: list[Path], workdir: Path, rounds: int, counts: list[int],
+                    **kw) -> dict[str, object]:
+    """The pipeline at each decoder count in ``counts``, alternating; median seconds, each round's
+    speedup over ``counts[0]`` (a gain is real only if every round shows it) and the median's."""
+    names = {f"workers={n}": {"workers": n} for n in counts}
+    rounds_s = alternating_rounds({name: model for name in names}, paths, workdir, rounds, per_run=names, **kw)
+    wall = rounds_s["wall"]
+    base = next(iter(names))
+    med = {k: float(np.median(v)) for k, v in wall.items()}
+    return {"cpus": os.cpu_count(), "seconds": rounds_s, "median_seconds": med,
+            "speedup_vs_first": {k: round(med[base] / med[k], 3) for k in names},
+            "speedup_vs_first_by_round": {k: [round(a / b, 3) for a, b in zip(wall[base], wall[k])]
+                                          for k in names}}
 
 
 def main() -> None:
@@ -181,7 +222,12 @@ def main() -> None:
     ap.add_argument("--model", help="a model for load_model (default: a random real-size HF CLAP)")
     ap.add_argument("--before-too", action="store_true",
                     help="also time the pipeline with the model as it ran before session 32 (same vectors)")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds for --before-too")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds for --before-too / --workers-list")
+    ap.add_argument("--workers-list", type=int, nargs="+", metavar="N",
+                    help="also time the pipeline at each of these decoder counts (0: in-process), "
+                         "in alternating rounds, with ratios to the first")
+    ap.add_argument("--formats", help="comma-separated library formats (default: wav,flac,ogg,mp3,aiff)")
+    ap.add_argument("--rates", help="comma-separated library sample rates (default: 16000 to 96000)")
     args = ap.parse_args()
 
     import torch
@@ -194,7 +240,11 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     model = load_model(args.model or str(make_model(args.workdir / "clap-htsat-unfused-random")))
-    paths = make_library(args.workdir / f"lib-{args.files}-{args.minutes:g}", args.files, args.minutes)
+    formats = args.formats.split(",") if args.formats else None
+    rates = [int(r) for r in args.rates.split(",")] if args.rates else None
+    tag = "".join(f"-{v}" for v in (args.formats, args.rates) if v).replace(",", "_")
+    paths = make_library(args.workdir / f"lib-{args.files}-{args.minutes:g}{tag}", args.files, args.minutes,
+                         formats=formats, rates=rates)
     setup_s = time.perf_counter() - t
     policy = SegmentPolicy(window=model.window_seconds)
 
@@ -249,6 +299,9 @@ def main() -> None:
                                    "speedup": round(med["wall"]["before"] / med["wall"]["now"], 3),
                                    "cpu_ratio": round(med["cpu"]["before"] / med["cpu"]["now"], 3),
                                    "max_abs_vector_difference": diff}
+    if args.workers_list:
+        result["workers"] = compare_workers(model, paths, args.workdir, args.rounds, args.workers_list,
+                                            batch_size=args.batch_size or int(best_bs))
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

@@ -80,7 +80,11 @@ DecodeEvent = Union[SegmentReady, FileDecoded, FileFailed]
 
 
 def default_workers() -> int:
-    """Half the CPU cores (at least 1, at most 8): the model needs the others."""
+    """Half the CPU cores (at least 1, at most 8): the model needs the others.
+
+    Decoding costs about a quarter of the model's CPU time, so this keeps ahead of the model; on
+    2 cores neither 2 decoders nor in-process decoding was consistently faster than 1
+    (``benchmarks/indexing.py --workers-list 1 2 0``, README "Indexing")."""
     return max(1, min(8, (os.cpu_count() or 2) // 2))
 
 
