@@ -112,3 +112,28 @@ def test_frontend_threads_leave_the_vectors(sleeping):
     finally:
         sleeping.module.aisfx_frontend.torch_threads = 1
         torch.set_num_threads(threads)
+
+
+def test_the_frontend_leaves_torch_threads_alone_outside_the_main_thread(sleeping):
+    """torch_threads(1) in a request thread made torch's process default 1 for a moment, and a
+    thread starting torch then (another request) kept one thread for its life (helper-84)."""
+    import threading
+
+    import torch
+
+    frontend = sleeping.module.aisfx_frontend
+    seen: list[tuple[int, int]] = []
+    real = frontend._log_mel
+
+    def in_a_thread() -> None:
+        before = torch.get_num_threads()
+        frontend._log_mel = lambda w: seen.append((before, torch.get_num_threads())) or real(w)
+        frontend(torch.from_numpy(noise(0.5, SR, seed=6)))
+    try:
+        worker = threading.Thread(target=in_a_thread)
+        worker.start()
+        worker.join()
+    finally:
+        del frontend._log_mel
+    assert len(seen) == 1 and seen[0][1] == seen[0][0]
+

@@ -61,10 +61,13 @@ def _mel_matrix() -> torch.Tensor:
 
 @contextlib.contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
-    """Run this thread's torch work with ``n`` intra-op threads (None: as set), restored after.
-    With torch's OpenMP backend the setting belongs to the calling thread: other threads keep theirs."""
+    """Run this thread's torch work with ``n`` intra-op threads (None: as set), restored after;
+    in the main thread only (the indexer's and the trainer's model calls). torch also takes the
+    setting as the process default meanwhile, and a thread that first uses torch then keeps it for
+    its life (a server's request thread, a page run): elsewhere nothing is changed."""
+    import threading
     before = torch.get_num_threads()
-    if n is None or n == before:
+    if n is None or n == before or threading.current_thread() is not threading.main_thread():
         yield
         return
     torch.set_num_threads(n)
