@@ -7,6 +7,7 @@ Every failure becomes :class:`~engine.errors.UnreadableAudio` naming the file an
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import struct
@@ -509,18 +510,30 @@ def ogg_last_page_start(f: Any) -> int | None:
     if getattr(f, "format", None) != "OGG" or not isinstance(getattr(f, "name", None), str):
         return None
     try:
-        size = os.path.getsize(f.name)
-        with open(f.name, "rb") as raw:
+        st = os.stat(f.name)
+    except OSError:
+        return None
+    granule = _last_page_granule(f.name, st.st_size, st.st_mtime_ns)
+    if granule is None:
+        return None
+    per_granule = f.samplerate / (48000 if getattr(f, "subtype", None) == "OPUS" else f.samplerate)
+    start = int(granule * per_granule - _OGG_LAST_PAGE_MARGIN_SECONDS * f.samplerate)
+    return max(0, start)
+
+
+@functools.lru_cache(maxsize=256)
+def _last_page_granule(path: str, size: int, mtime_ns: int) -> int | None:
+    """The granule position that ends the page before an Ogg file's last one (where the last
+    page starts), read from the file's end once per file version (``size``, ``mtime_ns``: the
+    cache key), not at every seek of a preview, an export range or a training crop."""
+    try:
+        with open(path, "rb") as raw:
             raw.seek(max(0, size - _OGG_TAIL_BYTES))
             tail = raw.read()
     except OSError:
         return None
     granules = _page_granules(tail)
-    if len(granules) < 2:
-        return None
-    per_granule = f.samplerate / (48000 if getattr(f, "subtype", None) == "OPUS" else f.samplerate)
-    start = int(granules[-2] * per_granule - _OGG_LAST_PAGE_MARGIN_SECONDS * f.samplerate)
-    return max(0, start)
+    return granules[-2] if len(granules) >= 2 else None
 
 
 def _page_granules(data: bytes) -> list[int]:
