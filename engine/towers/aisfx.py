@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -65,7 +66,6 @@ def torch_threads(n: int | None) -> Iterator[None]:
     in the main thread only (the indexer's and the trainer's model calls). torch also takes the
     setting as the process default meanwhile, and a thread that first uses torch then keeps it for
     its life (a server's request thread, a page run): elsewhere nothing is changed."""
-    import threading
     before = torch.get_num_threads()
     if n is None or n == before or threading.current_thread() is not threading.main_thread():
         yield
