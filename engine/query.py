@@ -1117,14 +1117,39 @@ class SoundIndex:
             template: str = zeroshot.DEFAULT_TEMPLATE,
             sample_rate: int | None = None) -> list[dict[str, Any]]:
         """Zero-shot tags ``{"label", "score", "cosine"}`` best first (see engine.zeroshot).
-        ``labels``: None or empty for the default vocabulary; one string is one label."""
+        ``labels``: None or empty for the default vocabulary; one string is one label.
+        :meth:`tag_with_notes` also says when the scores say little."""
+        return self.tag_with_notes(audio, labels, top, template, sample_rate)[0]
+
+    def tag_with_notes(self, audio: zeroshot.AudioInput, labels: Sequence[str] | None = None, top: int = 5,
+                       template: str = zeroshot.DEFAULT_TEMPLATE, sample_rate: int | None = None, *,
+                       name: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+        """:meth:`tag`'s tags, and the notes ``soundsift tag``, the page and the HTTP API's /tag
+        give with them when the scores say little (engine.tagging.tag_notes): one label (it scores
+        1 for every sound) and a sound under 0.1 s (too short to be told apart); none when the
+        scores can be read as they are. ``name``: what a note calls the sound (default: the
+        path given, or "the waveform")."""
+        from engine.tagging import COSINE_ADVICE, tag_notes
         from engine.vocabulary import default_labels
         _check_rate(audio, sample_rate)
         if isinstance(labels, str):
             labels = [labels]
         model = self.model
         labels = list(labels) if labels else default_labels(model)
-        return zeroshot.tag(model, self._audio_vector(model, audio, sample_rate), labels, top, template)
+        vector, seconds = self._audio_vector_and_seconds(model, audio, sample_rate)
+        tags = zeroshot.tag(model, vector, labels, top, template)
+        if name is None:
+            name = str(audio) if isinstance(audio, (str, Path)) else "the waveform"
+        return tags, tag_notes(labels, [(name, seconds)], COSINE_ADVICE)
+
+    def _audio_vector_and_seconds(self, model: AudioTextModel, audio: zeroshot.AudioInput,
+                                  sample_rate: int | None) -> tuple[np.ndarray, float]:
+        """:meth:`_audio_vector`, and the seconds of audio it was made of (the end of its last
+        segment: a file's length as decoded, a waveform's)."""
+        if isinstance(audio, (str, Path)):
+            return zeroshot.file_query_vector(model, audio, self.policy)
+        spans, vectors = zeroshot.waveform_segment_vectors(model, audio, sample_rate, self.policy)
+        return l2_normalize(vectors.mean(axis=0)), max(end for _, end in spans)
 
     # --------------------------------------------------------------- catalog
     def _resolve_file(self, conn: Connection, path_or_file_id: str | Path | int) -> int:

@@ -108,6 +108,11 @@ def short_sound_note(name: str, seconds: float) -> str:
             "often tagged Silence)")
 
 
+#: what a one-label note (:func:`tag_notes`) advises where each tag's cosine is given too (the
+#: Python API's SoundIndex.tag_with_notes, the HTTP API's /tag)
+COSINE_ADVICE = "compare the cosines or give other labels too"
+
+
 def tag_notes(labels: Sequence[str], lengths: Iterable[tuple[str, float | None]], advice: str) -> list[str]:
     """The notes to show with zero-shot tags whose scores say little, the same wherever tags are
     shown (``soundsift tag``, the page's Tag tab, the HTTP API's /tag): one label among ``labels``

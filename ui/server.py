@@ -61,7 +61,9 @@ is closed; a body, or an answer the client reads, may stall for at most
 so that limit is on a stall, not on a slow but steady reader. At most ``max_connections``
 (:data:`DEFAULT_MAX_CONNECTIONS`) are served at once, a thread each; one over that takes the place
 of the connection that has waited longest for a request (idle, or sending its head), or, when
-every one is busy, is answered 503 with ``Retry-After`` at once, by the listening thread. A burst
+every one is busy, is answered 503 with ``Retry-After`` at once, by the listening thread (with
+origins allowed, once it has read the request head's ``Origin``, without waiting on it, for
+:data:`REFUSED_HEAD_SECONDS` at most: the answer carries that origin's CORS headers). A burst
 of connections waits in the listen queue (:data:`LISTEN_BACKLOG`) while that thread is busy.
 """
 from __future__ import annotations
@@ -135,8 +137,16 @@ NOTES_HEADER = "X-Soundsift-Notes"
 #: response headers such a page may read (beyond Content-Type, Content-Length …)
 CORS_EXPOSED_HEADERS = ("ETag", "Accept-Ranges", "Content-Range", "Retry-After", "X-Index-Version", NOTES_HEADER)
 #: refused connections (already answered 503) read and dropped at once, before closing
-#: (LINGER_SECONDS each, at most): more close at once
+#: (LINGER_SECONDS each, at most): more close at once; as many may wait for their request head
 MAX_LINGERING = 256
+#: with origins allowed, how long a connection refused while every place is busy may take to send
+#: its request head, whose Origin says whether a page may read the 503 (CORS); the listening
+#: thread reads it between connections, never waiting on it. A client sends its head as it
+#: connects; one that has not by then (a browser's preconnect) gets the 503 with Vary: Origin alone
+REFUSED_HEAD_SECONDS = 1.0
+#: the most of a refused connection's request head read for its Origin (a browser's is a few kB);
+#: a longer head gets the 503 with Vary: Origin alone
+REFUSED_HEAD_BYTES = 1 << 16
 #: after answering a request whose body was not read (a 413, a 400 before the body, a GET with a
 #: body), what is read and dropped before the connection closes: closing with the client's bytes
 #: unread resets it, and a reset can wipe the answer before the client reads it
@@ -575,6 +585,40 @@ class Route(NamedTuple):
     params: tuple[str, ...] = ()
 
 
+class _Refusal:
+    """A connection over the limit, to be answered 503 by the listening thread once what its
+    request head says of its Origin is known (:meth:`SoundsiftServer._refuse`)."""
+
+    def __init__(self, sock: socket.socket, host: str) -> None:
+        self.sock, self.host = sock, host
+        self.until = time.monotonic() + REFUSED_HEAD_SECONDS
+        self.sent = bytearray()                 # what the client has sent, up to REFUSED_HEAD_BYTES
+
+    def read(self) -> bool:
+        """Read what the client has sent of its head, without waiting (the socket does not
+        block); whether no more is to come: the head is complete, or cut short by a hang-up, or
+        over REFUSED_HEAD_BYTES. OSError when the connection is reset."""
+        while _request_head(self.sent) is None and len(self.sent) < REFUSED_HEAD_BYTES:
+            try:
+                got = self.sock.recv(REFUSED_HEAD_BYTES - len(self.sent))
+            except BlockingIOError:
+                return False
+            if not got:
+                return True
+            self.sent += got
+        return True
+
+    def origin(self) -> str | None:
+        """The ``Origin`` of the request head read (the first, as http.server's headers give
+        it); None when it names none, or was not read whole."""
+        head = _request_head(self.sent)
+        for line in (head or b"").split(b"\n")[1:]:            # after the request line
+            name, colon, value = line.partition(b":")
+            if colon and name.lower() == b"origin":
+                return value.strip().decode("latin-1")
+        return None
+
+
 class SoundsiftServer(ThreadingHTTPServer):
     """The HTTP server over one open SoundIndex (see the module docstring for the routes)."""
 
@@ -592,6 +636,8 @@ class SoundsiftServer(ThreadingHTTPServer):
         self._slots = threading.BoundedSemaphore(max_connections)
         #: refused connections being read and dropped before they close: (socket, until when)
         self._lingering: list[tuple[socket.socket, float]] = []
+        #: refused connections whose 503 waits for their request head (its Origin), oldest first
+        self._refusing: list[_Refusal] = []
         self._warned_at = float("-inf")     # when a refusal was last logged as a warning
         #: handlers waiting for a request head (idle, or sending one), the longest waiting first
         self._awaiting: dict[SoundsiftHandler, None] = {}
@@ -658,26 +704,49 @@ class SoundsiftServer(ThreadingHTTPServer):
         return True
 
     def _refuse(self, sock: socket.socket, client_address: Any) -> None:
-        """Answer 503 with Retry-After and JSON, without blocking: the request already in the
-        socket is read first and what follows read and dropped for a while (:meth:`service_actions`),
-        so that closing does not reset the connection and wipe the answer."""
+        """Answer 503 with Retry-After and JSON, without blocking (:meth:`_answer_refused`). With
+        origins allowed, the answer carries the CORS headers of the request's ``Origin``, so a page
+        on an allowed origin reads it: a head not in the socket yet is read as it comes, between
+        connections (:meth:`service_actions`), for REFUSED_HEAD_SECONDS at most."""
         now = time.monotonic()
         level = logging.WARNING if now - self._warned_at > 10 else logging.DEBUG     # not one a connection
         if level == logging.WARNING:
             self._warned_at = now
         log.log(level, "%s refused (503): %d connections served already; soundsift serve --max-connections "
                 "raises the limit", client_address[0], self.max_connections)
-        body = _json({"error": f"the server is serving {self.max_connections} connections, its limit "
-                               f"(soundsift serve --max-connections); try again in a moment"})
-        head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\nRetry-After: {RETRY_AFTER_SECONDS}\r\nConnection: close\r\n\r\n")
+        refusal = _Refusal(sock, client_address[0])
         try:
             sock.setblocking(False)
+            known = not self.allow_origins or refusal.read()
+        except OSError as e:                # reset already
+            log.debug("refusing %s: %s", refusal.host, e)
+            self.shutdown_request(sock)
+            return
+        if known:
+            self._answer_refused(refusal)
+            return
+        if len(self._refusing) >= MAX_LINGERING:
+            self._answer_refused(self._refusing.pop(0))
+        self._refusing.append(refusal)
+
+    def _answer_refused(self, refusal: _Refusal) -> None:
+        """Send a refused connection its 503 (the CORS headers of its Origin, where its head was
+        read), then read and drop what it sends for a while (:meth:`service_actions`): the
+        request still in the socket is read first, so that closing does not reset the connection
+        and wipe the answer."""
+        body = _json({"error": f"the server is serving {self.max_connections} connections, its limit "
+                               f"(soundsift serve --max-connections); try again in a moment"})
+        cors = "".join(f"{name}: {value}\r\n" for name, value in self.cors_headers(refusal.origin()))
+        head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nRetry-After: {RETRY_AFTER_SECONDS}\r\n{cors}"
+                f"Connection: close\r\n\r\n")
+        sock = refusal.sock
+        try:
             _read_what_is_there(sock)
             sock.send(head.encode("ascii") + body)      # a fresh socket's buffer takes it whole
             sock.shutdown(socket.SHUT_WR)
         except OSError as e:                # gone already
-            log.debug("refusing %s: %s", client_address[0], e)
+            log.debug("refusing %s: %s", refusal.host, e)
             self.shutdown_request(sock)
             return
         if len(self._lingering) >= MAX_LINGERING:
@@ -685,10 +754,25 @@ class SoundsiftServer(ThreadingHTTPServer):
         self._lingering.append((sock, time.monotonic() + LINGER_SECONDS))
 
     def service_actions(self) -> None:
-        """Between connections (serve_forever's loop): read and drop what refused clients still
-        send, and close them once they hang up or their LINGER_SECONDS are over."""
+        """Between connections (serve_forever's loop): answer the refused connections whose
+        request head has come (or whose REFUSED_HEAD_SECONDS are over), read and drop what
+        refused clients still send, and close them once they hang up or their LINGER_SECONDS
+        are over."""
         super().service_actions()
-        now, still = time.monotonic(), []
+        now, waiting = time.monotonic(), []
+        for refusal in self._refusing:
+            try:
+                known = refusal.read() or now > refusal.until
+            except OSError as e:            # reset by the client: no one to answer
+                log.debug("refusing %s: %s", refusal.host, e)
+                self.shutdown_request(refusal.sock)
+                continue
+            if known:
+                self._answer_refused(refusal)
+            else:
+                waiting.append(refusal)
+        self._refusing = waiting
+        still = []
         for sock, until in self._lingering:
             try:
                 done = _read_what_is_there(sock) or now > until
@@ -703,9 +787,9 @@ class SoundsiftServer(ThreadingHTTPServer):
 
     def server_close(self) -> None:
         super().server_close()
-        for sock, _ in self._lingering:
+        for sock in [r.sock for r in self._refusing] + [sock for sock, _ in self._lingering]:
             self.shutdown_request(sock)
-        self._lingering = []
+        self._refusing, self._lingering = [], []
 
     def check_host(self, host: str | None) -> None:
         """ForeignHost when the server listens on a loopback address only and the request's
@@ -813,6 +897,7 @@ class SoundsiftServer(ThreadingHTTPServer):
 
     def _tag(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         from engine import zeroshot
+        from engine.tagging import COSINE_ADVICE, tag_notes
         from engine.vocabulary import default_labels
         file_id, record = self._indexed(q)
         vector = self.index.file_vector(file_id)
@@ -820,15 +905,14 @@ class SoundsiftServer(ThreadingHTTPServer):
         labels = q.listed("labels") or default_labels(model)
         tags = zeroshot.tag(model, vector, labels, q.count("top", 5))
         record = record or self.index.get_file(file_id)
-        _say_notes(handler, labels, record["path"], record["duration"])
+        _say_notes(handler, tag_notes(labels, [(record["path"], record["duration"])], COSINE_ADVICE))
         return HTTPStatus.OK, _json(tags), "application/json"
 
     def _tag_clip(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         clip = _clip(handler)
-        labels = q.listed("labels")
-        tags = self.index.tag(clip.waveform, labels=labels or None, top=q.count("top", 5),
-                              sample_rate=clip.sample_rate)
-        _say_notes(handler, labels, clip.name, clip.duration)
+        tags, notes = self.index.tag_with_notes(clip.waveform, labels=q.listed("labels") or None,
+                                                top=q.count("top", 5), sample_rate=clip.sample_rate, name=clip.name)
+        _say_notes(handler, notes)
         return HTTPStatus.OK, _json(tags), "application/json"
 
     def _file(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
@@ -975,6 +1059,15 @@ def _read_what_is_there(sock: socket.socket) -> bool:
     return True
 
 
+def _request_head(sent: bytes | bytearray) -> bytes | None:
+    """The request line and headers at the start of ``sent`` (empty lines before them passed
+    over, as RFC 9112 lets a server do), up to the empty line that ends them; None until that
+    has come."""
+    sent = bytes(sent).lstrip(b"\r\n")
+    ends = [at for at in (sent.find(b"\r\n\r\n"), sent.find(b"\n\n")) if at >= 0]
+    return sent[:min(ends)] if ends else None
+
+
 def _excerpt_etag(path: str, start: float, end: float) -> str | None:
     """A strong ETag for the excerpt ``start``–``end`` of ``path`` as the file is now: its size
     and modification time, and the span (a file rewritten in place gets a new one, so a player
@@ -1079,12 +1172,10 @@ def _hits(hits: list) -> tuple[int, bytes, str]:
     return HTTPStatus.OK, _json([h.to_dict() for h in hits]), "application/json"
 
 
-def _say_notes(handler: SoundsiftHandler, labels: Sequence[str], name: str, seconds: float | None) -> None:
+def _say_notes(handler: SoundsiftHandler, notes: list[str]) -> None:
     """The notes ``soundsift tag`` prints when the scores say little (engine.tagging.tag_notes:
     one label, a sound too short to be told apart), as the :data:`NOTES_HEADER` of a /tag
     answer: a JSON list of strings, ASCII-escaped (a label or file name may hold any character)."""
-    from engine.tagging import tag_notes
-    notes = tag_notes(labels, [(name, seconds)], "compare the cosines or give other labels too")
     if notes:
         handler.extra_headers.append((NOTES_HEADER, json.dumps(notes, ensure_ascii=True)))
 
