@@ -8,7 +8,7 @@ audio no longer than the model's window that is simply its one embedding.
 Tag scores are probability-like: ``softmax(logit_scale · cosine)`` over the label set,
 with the model's ``logit_scale`` when it exposes one and :data:`DEFAULT_LOGIT_SCALE`
 (CLAP's trained value, ≈ 100) otherwise; each tag also carries its raw ``cosine``.
-Label text embeddings are cached per (model fingerprint, template, labels): in memory,
+Label text embeddings are cached per (model text fingerprint, template, labels): in memory,
 and on disk under ``<soundsift cache>/labels/`` (``$SOUNDSIFT_CACHE``, else
 ``~/.cache/soundsift``), so ``soundsift tag`` over a vocabulary of hundreds of labels
 encodes them once per model, not once per call.
@@ -251,7 +251,7 @@ def class_prompts(labels: Sequence[str], template: str) -> list[str]:
 def label_vectors(model: AudioTextModel, labels: Sequence[str],
                   template: str = DEFAULT_TEMPLATE) -> np.ndarray:
     """Embeddings of ``template`` filled with each label (:func:`class_prompts`), cached per model."""
-    key = (str(model.fingerprint), template, tuple(labels))
+    key = (str(getattr(model, "text_fingerprint", model.fingerprint)), template, tuple(labels))
     with _label_lock:
         cached = _label_cache.get(key)
         if cached is not None:

@@ -16,7 +16,8 @@ class AudioTextModel(ABC):
       name            how the user asked for it ("soundsift-base", "laion/…", a folder)
       sample_rate     rate (Hz) the waveforms given to :meth:`embed_audio` must have
       dim             embedding size
-      fingerprint     identifies weights + preprocessing; stored in every index
+      fingerprint     identifies weights + preprocessing; stored in every index, which
+                      holds audio vectors: a model of another fingerprint asks for a rebuild
       window_seconds  longest audio embedded as one piece; the indexer cuts longer
                       files into segments of this length (engine.segments)
       logit_scale     optional: the trained temperature exp(t) of cosine logits, used to
@@ -53,6 +54,14 @@ class AudioTextModel(ABC):
     @abstractmethod
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """Strings → (N, dim) float32, rows L2-normalised."""
+
+    @property
+    def text_fingerprint(self) -> str:
+        """Identifies how this model makes text vectors: the key of text vectors cached on disk
+        (engine.zeroshot's label vectors). :attr:`fingerprint` unless a backend's text encoding
+        has settings of its own that leave its audio vectors alone (HFClapModel's token limit),
+        so changing them makes cached text vectors again without asking indexes for a rebuild."""
+        return str(self.fingerprint)
 
     def __repr__(self) -> str:  # pragma: no cover - cosmetic
         return (f"{type(self).__name__}(name={self.name!r}, dim={self.dim}, "

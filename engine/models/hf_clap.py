@@ -3,15 +3,17 @@
 Works with fused (``laion/clap-htsat-fused``) and unfused (``laion/clap-htsat-unfused``)
 checkpoints and the ``laion/larger_clap_*`` ones; the checkpoint's own config says which. Audio
 preprocessing equals transformers' ``ClapProcessor`` without its randomness (see
-:mod:`engine.models.clap_features`); text goes through the checkpoint's own tokenizer,
-truncated to its maximum length and padded on the right. Weights run in float32, whatever dtype
-they are stored in.
+:mod:`engine.models.clap_features`); text goes through the checkpoint's own tokenizer, padded on
+the right and cut at 77 tokens, the length LAION-CLAP trains and infers with (see
+:data:`LAION_CLAP_TEXT_TOKENS`; ``$SOUNDSIFT_CLAP_TEXT_TOKENS`` or ``text_max_tokens`` sets
+another). Weights run in float32, whatever dtype they are stored in.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -29,6 +31,19 @@ log = logging.getLogger(__name__)
 
 #: bump when preprocessing or pooling changes in a way that changes vectors
 BACKEND_VERSION = "hf-clap/1"
+#: bump when text encoding changes in a way that changes text vectors; it enters the text
+#: fingerprint, so label vectors cached on disk (engine.zeroshot) with the earlier encoding are made
+#: again (indexes hold audio vectors only: they stay). Up to session 32 no key said how text was
+#: encoded: the tokenizer's own padding side and limit (512 for laion/*); 2: right padding, 77-token limit.
+TEXT_PIPELINE_VERSION = "hf-clap-text/2"
+#: tokens a text is cut at by default. LAION-CLAP, which trained every laion/* checkpoint, tokenizes
+#: with RoBERTa to ``max_length=77`` in training (src/laion_clap/training/data.py, ``tokenizer``:
+#: "max_length is default to 77 from the OpenAI CLIP parameters") and in its inference API
+#: (src/laion_clap/hook.py, ``CLAP_Module.tokenizer``); the converted checkpoints keep roberta-base's
+#: tokenizer, whose ``model_max_length`` (512) no CLAP training text ever reached.
+LAION_CLAP_TEXT_TOKENS = 77
+#: environment variable setting another limit (whole number, 3 to the checkpoint's own limit)
+TEXT_TOKENS_ENV = "SOUNDSIFT_CLAP_TEXT_TOKENS"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
 
@@ -98,13 +113,15 @@ class HFClapModel(AudioTextModel):
     """
 
     def __init__(self, model, features: "ClapFeatures", tokenizer, *, name: str,
-                 fingerprint: str, device: "torch.device", audio_batch_size: int = 16,
-                 text_batch_size: int = 64) -> None:
+                 content_digest: str, device: "torch.device", audio_batch_size: int = 16,
+                 text_batch_size: int = 64, text_max_tokens: int | None = None) -> None:
+        """``content_digest``: :meth:`_content_digest_of` the weights, audio features and tokenizer;
+        ``text_max_tokens``: :attr:`text_max_length` (None: :meth:`_checked_text_tokens`'s default)."""
         self.model = model
         self.features = features
         self.tokenizer = tokenizer
         self.name = name
-        self.fingerprint = fingerprint
+        self._content_digest = content_digest
         self.device = device
         self.sample_rate = features.params.sampling_rate
         self.window_seconds = features.params.max_length_s
@@ -115,16 +132,66 @@ class HFClapModel(AudioTextModel):
         self.audio_batch_size = audio_batch_size
         self.text_batch_size = text_batch_size
         max_pos = int(model.config.text_config.max_position_embeddings) - 2  # RoBERTa offset
-        self.text_max_length = min(int(tokenizer.model_max_length), max_pos)
+        #: the most tokens the checkpoint's tokenizer and text model take (512 for laion/*)
+        self.text_limit = min(int(tokenizer.model_max_length), max_pos)
+        self.text_max_length = self._checked_text_tokens(text_max_tokens)
+
+    @property
+    def text_max_length(self) -> int:
+        """Tokens (``<s>`` and ``</s>`` included) a text is cut at: LAION-CLAP's 77 unless set
+        otherwise, at most :attr:`text_limit`. Part of :attr:`text_fingerprint`."""
+        return self._text_max_length
+
+    @text_max_length.setter
+    def text_max_length(self, tokens: int) -> None:
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or not 3 <= tokens <= self.text_limit:
+            raise ValueError(f"{self.name}: text_max_length must be a whole number of tokens from 3 to "
+                             f"{self.text_limit} (this checkpoint's limit), not {tokens!r}")
+        self._text_max_length = tokens
+
+    def _checked_text_tokens(self, tokens: int | None) -> int:
+        """``tokens``, else ``$SOUNDSIFT_CLAP_TEXT_TOKENS``, else LAION-CLAP's 77 (capped at the
+        checkpoint's limit); ModelUnavailable naming the variable when it is not a valid count."""
+        if tokens is not None:
+            return tokens
+        env = os.environ.get(TEXT_TOKENS_ENV, "").strip()
+        if not env:
+            return min(LAION_CLAP_TEXT_TOKENS, self.text_limit)
+        if not env.isdigit() or not 3 <= int(env) <= self.text_limit:
+            raise ModelUnavailable(f"${TEXT_TOKENS_ENV}={env!r}: expected a whole number of tokens "
+                                   f"from 3 to {self.text_limit} ({self.name}'s limit), or unset for "
+                                   f"LAION-CLAP's {LAION_CLAP_TEXT_TOKENS}")
+        return int(env)
+
+    @property
+    def fingerprint(self) -> str:
+        """Weights, audio preprocessing and tokenizer (hashed once at load): what an index's
+        audio vectors depend on. The same as before the text settings below existed, so indexes
+        built with a checkpoint stay valid whatever its text limit."""
+        return f"{BACKEND_VERSION}:{self._content_digest}"
+
+    @property
+    def text_fingerprint(self) -> str:
+        """:attr:`fingerprint` plus the text encoding in use (:data:`TEXT_PIPELINE_VERSION`,
+        :attr:`text_max_length`, right padding): text vectors cached under it were made the way
+        this model makes them now."""
+        text = {"pipeline": TEXT_PIPELINE_VERSION, "max_tokens": self.text_max_length,
+                "padding": "right"}
+        h = hashlib.sha256(self._content_digest.encode())
+        h.update(json.dumps(text, sort_keys=True).encode())
+        return f"{BACKEND_VERSION}:{h.hexdigest()}"
 
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, path_or_id: str | Path, name: str | None = None, *,
-             device: "str | torch.device | None" = None) -> "HFClapModel":
+             device: "str | torch.device | None" = None,
+             text_max_tokens: int | None = None) -> "HFClapModel":
         """Load a CLAP checkpoint from a local folder or a hub id (cached or downloaded).
 
+        ``text_max_tokens``: where texts are cut (None: ``$SOUNDSIFT_CLAP_TEXT_TOKENS``, else 77).
         Raises :class:`ModelUnavailable` when it cannot be had (offline and not cached,
-        missing weights or processor files).
+        missing weights or processor files) or the variable is not a valid token count, and
+        ValueError when ``text_max_tokens`` is not.
         """
         source = str(path_or_id)
         name = name or source
@@ -156,11 +223,13 @@ class HFClapModel(AudioTextModel):
                 f"could not load {source} from the Hugging Face hub (offline or unknown id?): "
                 f"{reason}. Connect once so transformers can download and cache "
                 "it, or pass a local folder with config.json and weights") from e
-        return cls.from_parts(model, hf_features, tokenizer, name=name, device=device)
+        return cls.from_parts(model, hf_features, tokenizer, name=name, device=device,
+                              text_max_tokens=text_max_tokens)
 
     @classmethod
     def from_parts(cls, model, hf_features, tokenizer, *, name: str,
-                   device: "str | torch.device | None" = None) -> "HFClapModel":
+                   device: "str | torch.device | None" = None,
+                   text_max_tokens: int | None = None) -> "HFClapModel":
         """Wrap an already loaded transformers ClapModel + ClapFeatureExtractor + tokenizer."""
         from engine.models.clap_features import ClapFeatures
 
@@ -176,25 +245,27 @@ class HFClapModel(AudioTextModel):
                 "('truncation': 'rand_trunc') or the model config")
         features = ClapFeatures.from_transformers(hf_features, device=dev)
         model = _in_float32(model, name)
-        fingerprint = cls._fingerprint(model, features, tokenizer)
+        digest = cls._content_digest_of(model, features, tokenizer)
         model = model.to(dev).eval()
         batch = 64 if dev.type == "cuda" else 16
-        return cls(model, features, tokenizer, name=name, fingerprint=fingerprint, device=dev,
-                   audio_batch_size=batch)
+        return cls(model, features, tokenizer, name=name, content_digest=digest, device=dev,
+                   audio_batch_size=batch, text_max_tokens=text_max_tokens)
 
     @staticmethod
-    def _fingerprint(model, features: "ClapFeatures", tokenizer) -> str:
+    def _content_digest_of(model, features: "ClapFeatures", tokenizer) -> str:
+        """sha256 over the weights, audio preprocessing and tokenizer (:attr:`fingerprint`; what
+        :attr:`text_fingerprint` adds the text encoding to)."""
         preprocessing = {
             "backend": BACKEND_VERSION,
             "features": features.params.__dict__,
             "crops": "front-window / fusion front-middle-back fixed",
-            "text_max_length": int(tokenizer.model_max_length),
+            "text_max_length": int(tokenizer.model_max_length),   # the tokenizer's (key kept: old indexes)
             "tokenizer": _tokenizer_digest(tokenizer),
         }
         h = hashlib.sha256()
         h.update(weights_digest(model).encode())
         h.update(json.dumps(preprocessing, sort_keys=True).encode())
-        return f"{BACKEND_VERSION}:{h.hexdigest()}"
+        return h.hexdigest()
 
     # ---------------------------------------------------------------- embedding
     def embed_audio(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
@@ -215,7 +286,7 @@ class HFClapModel(AudioTextModel):
         return l2_normalize(out)
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
-        """Strings → (N, dim) L2-normalised; each text truncated to the tokenizer's limit."""
+        """Strings → (N, dim) L2-normalised; each text cut at :attr:`text_max_length` tokens."""
         import torch
 
         if isinstance(texts, str):
