@@ -14,9 +14,12 @@ counts only those, and FFmpeg's decoder drops the priming but not the padding. R
 therefore stops at ``frames`` (an AAC file then reads as long as the sound encoded, sample for
 sample where the edit list is right). iTunes writes no edit list, only an ``iTunSMPB`` tag (priming,
 padding, frames of sound): FFmpeg drops the priming it names, and ``frames`` is the tag's count. Any
-other stream is read to where it ends; a raw ADTS ``.aac`` holds no length (FFmpeg's estimate from
-the bit rate can be off many times over for VBR), so its frames are counted when it is opened, from
-the ADTS headers, demuxed but not decoded. ``seek``
+other stream is read to where it ends; a raw stream — ADTS ``.aac``, ``.ac3``, ``.mp2``, ``.amr``
+— holds no length (FFmpeg's estimate from the bit rate of its start is off many times over
+where the rate changes: VBR AAC, AMR's silence frames, two encodings joined end to end), so its
+frames are counted when it is opened, from the frame headers, demuxed but not decoded. AMR is
+decoded by OpenCORE's decoder where PyAV's FFmpeg has it (FFmpeg's own cannot decode the
+silence frames of an AMR recorded with DTX). ``seek``
 decodes from the start up to the frame asked for (exact, if slow for long files: these formats
 are mostly short recordings). ``seek_near`` goes by the container's index instead, decoding only
 from shortly before the frame (what a waveform thumbnail of an hour-long M4A needs: a few
@@ -72,7 +75,7 @@ class FFmpegSound:
                            or str(self._container.format.name).split(",")[0].upper())
             self.subtype = str(context.name).upper()
             self.tags = {str(k).lower(): str(v) for k, v in {**self._container.metadata, **stream.metadata}.items()}
-            if _estimates_length(self._container):     # raw ADTS: FFmpeg's guess from the bit rate
+            if _estimates_length(self._container, stream):     # a raw stream: FFmpeg's guess from the bit rate
                 self.frames = self._demuxed_frames() or self.frames
                 stream = self._container.streams.audio[0]
         except BaseException:
@@ -216,9 +219,10 @@ class FFmpegSound:
         self._frames_decoded = self._decode(decoded)
 
     def _demuxed_frames(self) -> int:
-        """The stream's length in frames as its packets say (demuxed, not decoded: each ADTS
-        frame's header gives its length), the container opened again after; 0 when a packet does
-        not say. A stream that breaks off is counted up to there (where decoding stops too)."""
+        """The stream's length in frames as its packets say (demuxed, not decoded: each ADTS,
+        AC-3, MPEG audio or AMR frame's header gives its length), the container opened again
+        after; 0 when a packet does not say. A stream that breaks off is counted up to there
+        (where decoding stops too)."""
         stream = self._container.streams.audio[0]
         total, time_base = 0, stream.time_base          # (read before the container is closed)
         try:
@@ -244,10 +248,17 @@ class FFmpegSound:
             yield self._block(frame)
 
     def _decoded(self) -> Iterator[Any]:
-        """FFmpeg's decoded frames of the first audio stream from where the container is; a
-        stream that breaks off raises ValueError with FFmpeg's words for it."""
+        """FFmpeg's decoded frames of the first audio stream from where the container is (by
+        :func:`_preferred_decoder` where it names one); a stream that breaks off raises
+        ValueError with FFmpeg's words for it."""
+        stream = self._container.streams.audio[0]
         try:
-            yield from self._container.decode(self._container.streams.audio[0])
+            decoder = _preferred_decoder(self._av, stream)
+            if decoder is None:
+                yield from self._container.decode(stream)
+            else:                                      # its last, empty packet flushes the decoder
+                for packet in self._container.demux(stream):
+                    yield from decoder.decode(packet)
         except self._av.error.FFmpegError as e:
             raise ValueError(getattr(e, "strerror", None) or str(e)) from e
 
@@ -268,6 +279,26 @@ def _open(av: Any, source: str | BinaryIO) -> Any:
         if isinstance(e, OSError):
             raise
         raise ValueError(getattr(e, "strerror", None) or str(e)) from e
+
+
+#: decoders taken instead of FFmpeg's own for a codec, where PyAV's FFmpeg carries them: FFmpeg's
+#: AMR decoders cannot decode the comfort-noise (SID) frames an encoder with DTX writes in silences
+#: ("Not yet implemented in FFmpeg"), which left such a recording unreadable; OpenCORE's do
+_PREFERRED_DECODERS = {"amrnb": "libopencore_amrnb", "amrwb": "libopencore_amrwb"}
+
+
+def _preferred_decoder(av: Any, stream: Any) -> Any:
+    """A new decoder context of :data:`_PREFERRED_DECODERS` for ``stream``'s codec; None where
+    there is none (FFmpeg's own decodes it then)."""
+    name = _PREFERRED_DECODERS.get(str(stream.codec_context.name))
+    if name is None:
+        return None
+    try:
+        decoder = av.CodecContext.create(name, "r")
+    except av.codec.codec.UnknownCodecError:        # a build without OpenCORE
+        return None
+    decoder.sample_rate = stream.codec_context.sample_rate
+    return decoder
 
 
 def _float_frames(raw: np.ndarray, sample_format: str, planar: bool, channels: int) -> np.ndarray:
@@ -294,14 +325,24 @@ def _states_exact_length(container: Any, stream: Any) -> bool:
                 and _EXACT_LENGTH_DEMUXERS & set(str(container.format.name).split(",")))
 
 
-#: FFmpeg's demuxer for a raw ADTS stream (``.aac``), which holds no length: FFmpeg estimates
-#: one from the bit rate of its start, far off for VBR (a quiet start, then a loud sound)
-_ESTIMATING_DEMUXERS = frozenset({"aac"})
+#: FFmpeg's demuxers for raw streams, which hold no length: ADTS (``.aac``), AC-3 and E-AC-3,
+#: AMR. FFmpeg estimates one from the bit rate of the stream's start, far off where the rate
+#: changes (VBR AAC with a quiet start; AMR, whose silence frames are 6 bytes, its speech 32; two
+#: encodings joined end to end: an AC-3 of 4 s said 16.1 s, an AMR of 4 s 9.0 s, session 33)
+_ESTIMATING_DEMUXERS = frozenset({"aac", "ac3", "eac3", "amr"})
+#: FFmpeg's MPEG audio demuxer, and the codecs whose raw streams in it are counted likewise (MPEG
+#: layer I and II, ``.mp2``: 4 s said 14.1 s). An MP3's length it takes from a Xing or Info
+#: header, where one is, which also says the encoder's delay that decoding drops: left as it is
+_MPEG_AUDIO_DEMUXER, _COUNTED_MPEG_CODECS = "mp3", frozenset({"mp1", "mp2", "mp1float", "mp2float"})
 
 
-def _estimates_length(container: Any) -> bool:
-    """Whether ``container``'s length is FFmpeg's estimate from the bit rate (raw ADTS)."""
-    return bool(_ESTIMATING_DEMUXERS & set(str(container.format.name).split(",")))
+def _estimates_length(container: Any, stream: Any) -> bool:
+    """Whether ``container``'s length for ``stream`` is FFmpeg's estimate from the bit rate (a
+    raw ADTS, AC-3, AMR or MPEG layer I/II stream)."""
+    demuxers = set(str(container.format.name).split(","))
+    if _MPEG_AUDIO_DEMUXER in demuxers:
+        return str(stream.codec_context.name) in _COUNTED_MPEG_CODECS
+    return bool(_ESTIMATING_DEMUXERS & demuxers)
 
 
 def _itunes_sound_frames(smpb: str | None, frames: int) -> int | None:

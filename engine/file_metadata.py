@@ -108,9 +108,11 @@ def with_sheet(found: dict[str, str]) -> dict[str, str]:
 #: such, gives a file only its own tracks of an embedded cue sheet naming several files, and finds a
 #: WAV's or AIFF's ID3 chunk, and an AIFF's text and markers, after an odd-sized chunk without its
 #: pad byte (session 31); 10 places a WAV's cue points written by dwPosition alone (:func:`_cue_points`;
-#: session 32). An index whose files were read by an older reader reads them
-#: again on its next `soundsift index` run (indexer.metadata_refresh).
-READER_VERSION = 10
+#: session 32); 11 places a WAV's cue points by their dwBlockStart too, and counts an ADPCM or GSM
+#: WAV's frames by its blocks' (its markers were all "past the end" before; session 33). An index
+#: whose files were read by an older reader reads them again on its next `soundsift index` run
+#: (indexer.metadata_refresh).
+READER_VERSION = 11
 #: comments written by a tool on every file it touches (7: set aside as ``software``)
 TOOL_STAMP = re.compile(r"processed by sox", re.IGNORECASE)
 #: most markers kept per file (a file with more is a marker track, not labelled takes)
@@ -183,16 +185,18 @@ def read_metadata(path: str | Path, problems: list[str] | None = None) -> dict[s
             comments.marker_list = _cue_markers(cue_tracks(sheet, os.path.basename(str(path))))
     if not riff.marker_list:                    # none past the audio: libsndfile's length, or an AIFF's COMM if less
         end = min((e for e in (duration, aiff_end) if e is not None), default=None)
-        found = _before_end(aiff, end, "AIFF marker", path, problems)
+        kind = "AIFF marker"
+        found = _before_end(aiff, end, kind, path, problems)
         if not found:
+            kind = "cue sheet track"
             try:
                 found = comments.marker_list or _cue_markers(sidecar_tracks(path))
             except (OSError, ValueError) as e:
                 found = []
                 _report(problems, path, f"cue sheet not read ({e})")
-            found = _before_end(found, duration, "cue sheet track", path, problems)
+            found = _before_end(found, duration, kind, path, problems)
         if found:
-            _put(out, "markers", _markers(found[:MAX_MARKERS]))
+            _put(out, "markers", _markers(_first_markers(found, kind, path, problems)))
     for key, value in {**aiff_texts, **riff}.items():      # a WAV's or AIFF's text libsndfile read as UTF-8
         if key not in out or key in garbled:
             _put(out, key, value)
@@ -284,9 +288,9 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
     head = f.read(12)
     if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
         return out
-    rate, cues, names, lengths = 0, {}, {}, {}
+    rate, cue_body, names, lengths = 0, b"", {}, {}
     time_reference: int | None = None                 # bext's, in samples since midnight
-    block, data_size, sync_points = 0, None, []
+    blocks, data_size, fact_frames, sync_points = (0, 0), None, None, []
     for cid, size in _chunk_heads(f):
         if cid == b"bext":
             body = f.read(min(size, 346))
@@ -300,10 +304,11 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
             lengths.update(_region_lengths(body))
         elif cid == b"fmt " and size >= 8:
             body = f.read(size)
-            rate = struct.unpack("<I", body[4:8])[0]
-            block = struct.unpack("<H", body[12:14])[0] if len(body) >= 14 else 0
+            rate, blocks = struct.unpack("<I", body[4:8])[0], _wave_blocks(body)
+        elif cid == b"fact" and size >= 4:      # a compressed WAV's length in frames
+            fact_frames = struct.unpack("<I", f.read(4))[0]
         elif cid == b"cue " and size <= _MAX_TEXT_CHUNK:
-            cues = _cue_points(f.read(size))
+            cue_body = f.read(size)             # placed once the fmt chunk, wherever it is, says how
         elif cid == b"iXML" and size <= _MAX_TEXT_CHUNK:
             try:
                 root = _parse_xml(f.read(size).split(b"\x00", 1)[0])
@@ -312,26 +317,53 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
                 _report(problems, path, f"iXML chunk not read ({e})")
         elif cid == b"data":
             data_size = size
-    frames = data_size // block if data_size and block else None     # a streamed WAV may say 0
-    if rate and cues and names:             # a cue past the audio (left by a trim) marks nothing
+    frames = _wave_frames(data_size, blocks, fact_frames)
+    cues, unplaced = _cue_points(cue_body, blocks)
+    if rate and names and (cues or unplaced):   # a cue past the audio (left by a trim) marks nothing
+        _report_unplaced(problems, path, [(names[cue], why) for cue, why in sorted(unplaced.items()) if cue in names])
         named = sorted((offset, cue) for cue, offset in cues.items() if cue in names)
         if frames is not None:
             _report_past_end(problems, path, "cue marker", [names[cue] for offset, cue in named if offset >= frames],
                              frames / rate)
-        named = [(offset, cue) for offset, cue in named if frames is None or offset < frames][:MAX_MARKERS]
-        out.marker_list = [Marker(offset / rate, names[cue], lengths[cue] / rate if lengths.get(cue) else None)
-                           for offset, cue in named]
+        named = [(offset, cue) for offset, cue in named if frames is None or offset < frames]
+        out.marker_list = _first_markers([Marker(offset / rate, names[cue], lengths[cue] / rate
+                                                 if lengths.get(cue) else None) for offset, cue in named],
+                                         "cue marker", path, problems)
     elif rate and sync_points:              # a field recorder's cues: an iXML SYNC_POINT_LIST
-        named = sorted((at if relative else at - time_reference, name, length)
-                       for at, name, length, relative in sync_points if relative or time_reference is not None)
-        if frames is not None:
-            _report_past_end(problems, path, "iXML sync point", [name for at, name, _ in named if at >= frames],
-                             frames / rate)
-        out.marker_list = [Marker(at / rate, name, length / rate if length else None) for at, name, length in named
-                           if at >= 0 and (frames is None or at < frames)][:MAX_MARKERS]
+        out.marker_list = _first_markers(_placed_sync_points(sync_points, rate, frames, time_reference, path, problems),
+                                         "iXML sync point", path, problems)
     if out.marker_list:
         out.update(markers=_markers(out.marker_list))
     return out
+
+
+def _placed_sync_points(points: list[tuple[int, str, int, bool]], rate: int, frames: int | None,
+                        time_reference: int | None, path: str | Path, problems: list[str] | None) -> list[Marker]:
+    """The iXML sync ``points`` (:func:`ixml_sync_points`) of a WAV of ``frames`` frames (None: not
+    known) at ``rate`` as markers in time order: RELATIVE ones from the file's start, ABSOLUTE
+    ones from midnight less the bext ``time_reference``. One note each (:func:`_report`) for
+    those left out: past the end of the audio, before the file's start (an ABSOLUTE point earlier
+    than the time reference), and ABSOLUTE ones in a file without a bext time reference."""
+    unreferenced = [name for _, name, _, relative in points if not relative and time_reference is None]
+    _report_left_out(problems, path, "ABSOLUTE iXML sync point", unreferenced,
+                     why="the file has no bext time reference to place them by")
+    named = sorted((at if relative else at - time_reference, name, length)
+                   for at, name, length, relative in points if relative or time_reference is not None)
+    why = ("" if time_reference is None
+           else f"earlier than its bext time reference, {_time_of_day(time_reference / rate)}")
+    _report_left_out(problems, path, "iXML sync point", [name for at, name, _ in named if at < 0],
+                     "before the file's start", why)
+    if frames is not None:
+        _report_past_end(problems, path, "iXML sync point", [name for at, name, _ in named if at >= frames],
+                         frames / rate)
+    return [Marker(at / rate, name, length / rate if length else None) for at, name, length in named
+            if at >= 0 and (frames is None or at < frames)]
+
+
+def _time_of_day(seconds: float) -> str:
+    """Seconds since midnight as ``hh:mm:ss.sss`` (a bext time reference)."""
+    minutes, sec = divmod(seconds, 60)
+    return f"{int(minutes // 60):02d}:{int(minutes % 60):02d}:{sec:06.3f}"
 
 
 #: a line of the settings a field recorder writes as its bext description ("sSPEED=023.976-ND",
@@ -466,7 +498,7 @@ def named_markers(source: str | Path | BinaryIO) -> list[Marker]:
         else:
             with open(source, "rb") as f:
                 found = named_markers(f)
-        return found or _cue_markers(sidecar_tracks(source))
+        return (found or _cue_markers(sidecar_tracks(source)))[:MAX_MARKERS]
     try:
         found = _riff_walk(source, "upload", []).marker_list
         if not found:
@@ -477,12 +509,13 @@ def named_markers(source: str | Path | BinaryIO) -> list[Marker]:
             found = _comment_walk(source).marker_list
     except struct.error as e:       # a chunk cut shorter than its fields
         raise ValueError(f"a damaged marker chunk ({e})") from e
-    return found
+    return found[:MAX_MARKERS]
 
 
 def _cue_markers(tracks: list[CueTrack]) -> list[Marker]:
-    """A cue sheet's tracks as markers (the first :data:`MAX_MARKERS`)."""
-    return [Marker(t.at, t.name, t.length) for t in tracks[:MAX_MARKERS]]
+    """A cue sheet's tracks as markers (all of them: their readers keep the first
+    :data:`MAX_MARKERS`, read_metadata saying so of the rest)."""
+    return [Marker(t.at, t.name, t.length) for t in tracks]
 
 
 def aiff_markers(f: BinaryIO) -> list[Marker]:
@@ -557,19 +590,95 @@ def _mark_points(body: bytes) -> list[tuple[int, str]]:
     return out
 
 
-def _cue_points(body: bytes) -> dict[int, int]:
-    """Cue point id → sample offset, from a ``cue `` chunk's body. The RIFF spec puts a point's
-    frame in dwSampleOffset (counted from dwBlockStart, 0 in a WAV of one data chunk) and its
-    place in the play order in dwPosition (the same frame without a playlist); most editors write
-    both, some only dwPosition. So dwSampleOffset is taken, unless it is 0 for every point while
-    some dwPosition is not: then the points are where their dwPosition says."""
+#: WAV format tags whose block (nBlockAlign bytes) holds one frame: PCM, IEEE float, A-law, µ-law
+_FRAME_BLOCK_TAGS = frozenset({0x0001, 0x0003, 0x0006, 0x0007})
+#: WAV format tags whose fmt chunk gives the frames a block holds (wSamplesPerBlock, after cbSize):
+#: Microsoft ADPCM, IMA ADPCM, GSM 6.10 (the block-coded formats libsndfile reads in a WAV)
+_SAMPLES_PER_BLOCK_TAGS = frozenset({0x0002, 0x0011, 0x0031})
+_WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+
+
+def _wave_blocks(fmt: bytes) -> tuple[int, int]:
+    """(bytes a block, frames a block) of a WAV's ``fmt`` chunk body: its nBlockAlign, and 1 for
+    PCM, float, A-law and µ-law (an extensible fmt's subformat too), its wSamplesPerBlock for
+    ADPCM and GSM 6.10; frames 0 where the chunk does not say (MPEG in a WAV: a frame of its own
+    size, not a block), bytes 0 for a chunk too short to say."""
+    if len(fmt) < 14:
+        return 0, 0
+    tag, align = struct.unpack_from("<H", fmt)[0], struct.unpack_from("<H", fmt, 12)[0]
+    if tag == _WAVE_FORMAT_EXTENSIBLE:
+        tag = struct.unpack_from("<H", fmt, 24)[0] if len(fmt) >= 40 else 0    # the subformat GUID's tag
+        return align, 1 if tag in _FRAME_BLOCK_TAGS else 0
+    if tag in _FRAME_BLOCK_TAGS:
+        return align, 1
+    if tag in _SAMPLES_PER_BLOCK_TAGS and len(fmt) >= 20 and struct.unpack_from("<H", fmt, 16)[0] >= 2:
+        return align, struct.unpack_from("<H", fmt, 18)[0]
+    return align, 0
+
+
+def _wave_frames(data_size: int | None, blocks: tuple[int, int], fact_frames: int | None) -> int | None:
+    """A WAV's length in frames, by its data chunk's size (``data_size``; a streamed WAV may say
+    0) and its ``blocks`` (:func:`_wave_blocks`), or for a compressed one by its ``fact`` chunk
+    where it has one; None where neither says."""
+    size, per_block = blocks
+    if per_block != 1 and fact_frames:
+        return fact_frames
+    if not data_size or not size or not per_block:
+        return None
+    return -(-data_size // size) * per_block            # a last block cut short still holds frames
+
+
+def _cue_points(body: bytes, blocks: tuple[int, int] = (0, 0)) -> tuple[dict[int, int], dict[int, str]]:
+    """Cue point id → the frame it marks, from a ``cue `` chunk's body, and cue point id → why
+    the file does not place it. The RIFF spec puts a point in the block (of the WAV's ``blocks``,
+    :func:`_wave_blocks`) that starts dwBlockStart bytes into the data chunk, dwSampleOffset
+    frames into it: for PCM the block is a frame and dwBlockStart 0, so dwSampleOffset is the
+    frame; for ADPCM a block holds hundreds. dwPosition is the point's place in the play order
+    (the same frame without a playlist); most editors write both, some only dwPosition. So a
+    point is where dwBlockStart and dwSampleOffset say, unless both are 0 for every point while
+    some dwPosition is not: then where its dwPosition says. A dwSampleOffset past its block's
+    frames that falls in that block is taken as counted from the data's start (a writer that
+    filled in both from there). Not placed: a point in a silence (``slnt``) chunk of a wave list
+    (a form libsndfile does not read), or in a block the file's format or its numbers do not
+    place. dwChunkStart is not read: the file has one data chunk, the point is in it."""
     if len(body) < 4:
-        return {}
+        return {}, {}
     count = struct.unpack("<I", body[:4])[0]
     points = [struct.unpack("<II4sIII", body[at:at + 24])
               for at in range(4, min(len(body), 4 + 24 * count) - 23, 24)]
-    by_position = all(point[5] == 0 for point in points) and any(point[1] for point in points)
-    return {point[0]: point[1] if by_position else point[5] for point in points}
+    by_position = all(point[4] == 0 and point[5] == 0 for point in points) and any(point[1] for point in points)
+    placed: dict[int, int] = {}
+    unplaced: dict[int, str] = {}
+    for cue, position, chunk, _chunk_start, block_start, offset in points:
+        if chunk.lower() == b"slnt":
+            unplaced[cue] = "in a silence ('slnt') chunk of a wave list, which soundsift does not read"
+        elif by_position:
+            placed[cue] = position
+        elif block_start == 0:
+            placed[cue] = offset
+        else:
+            at = _in_block(block_start, offset, blocks)
+            if isinstance(at, int):
+                placed[cue] = at
+            else:
+                unplaced[cue] = at
+    return placed, unplaced
+
+
+def _in_block(block_start: int, offset: int, blocks: tuple[int, int]) -> int | str:
+    """The frame ``offset`` frames into the block ``block_start`` bytes into the data chunk (of
+    ``blocks``: bytes and frames a block), or why there is none."""
+    size, per_block = blocks
+    if not size or not per_block:
+        return f"dwBlockStart {block_start} in a format whose fmt chunk gives no frames a block"
+    if block_start % size:
+        return f"dwBlockStart {block_start} is not where one of its {size}-byte blocks starts"
+    first = block_start // size * per_block
+    if offset < per_block:
+        return first + offset
+    if first <= offset < first + per_block:             # counted from the data's start, not the block's
+        return offset
+    return f"dwSampleOffset {offset} is not in the block at dwBlockStart {block_start}"
 
 
 def _labels(body: bytes) -> dict[int, str]:
@@ -646,10 +755,35 @@ def _report_past_end(problems: list[str] | None, path: str | Path, kind: str, na
     """One note (:func:`_report`) on the ``kind`` markers left out for being past the end of the
     audio (``end`` seconds; left by a trim): how many, and the first :data:`PAST_END_NAMED` names
     in time order. Nothing when ``names`` is empty."""
+    _report_left_out(problems, path, kind, names, f"past the end of the audio ({end:.2f} s)")
+
+
+def _report_left_out(problems: list[str] | None, path: str | Path, kind: str, names: list[str], where: str = "",
+                     why: str = "") -> None:
+    """One note (:func:`_report`) on the ``kind`` markers left out, ``where`` they are and ``why``
+    (either may be ""): how many, and the first :data:`PAST_END_NAMED` of their ``names``
+    ("2 iXML sync point(s) before the file's start left out (…): Slate, Clap"). Nothing when
+    ``names`` is empty."""
     if names:
         more = " …" if len(names) > PAST_END_NAMED else ""
-        _report(problems, path, f"{len(names)} {kind}(s) past the end of the audio ({end:.2f} s) left out: "
-                                f"{', '.join(names[:PAST_END_NAMED])}{more}")
+        said = " ".join(part for part in (f"{len(names)} {kind}(s)", where, "left out") if part)
+        _report(problems, path, f"{said}{f' ({why})' if why else ''}: {', '.join(names[:PAST_END_NAMED])}{more}")
+
+
+def _first_markers(markers: list[Marker], kind: str, path: str | Path, problems: list[str] | None) -> list[Marker]:
+    """The first :data:`MAX_MARKERS` of ``markers`` (in time order); those after them reported
+    in one note (:func:`_report`)."""
+    _report_left_out(problems, path, kind, [m.name for m in markers[MAX_MARKERS:]], f"after the first {MAX_MARKERS}",
+                     f"a file keeps at most {MAX_MARKERS} markers")
+    return markers[:MAX_MARKERS]
+
+
+def _report_unplaced(problems: list[str] | None, path: str | Path, unplaced: list[tuple[str, str]]) -> None:
+    """One note (:func:`_report`) on the named cue points the file does not place ((name, why)
+    pairs, :func:`_cue_points`), their reasons each said once."""
+    reasons = "; ".join(dict.fromkeys(why for _, why in unplaced))
+    _report_left_out(problems, path, "cue marker", [name for name, _ in unplaced],
+                     why=f"the file does not place them: {reasons}")
 
 
 def _before_end(markers: list[Marker], end: float | None, kind: str, path: str | Path,
