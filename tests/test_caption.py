@@ -229,7 +229,7 @@ def test_caption_from_the_descriptions_files_carry(tmp_path, library):
     empty = CliRunner().invoke(app, ["caption", str(lib / "plain.wav"), "--source", "metadata", "--out",
                                      str(tmp_path / "none.jsonl")])       # says nothing of itself: no manifest to train on
     said = " ".join(empty.stderr.split())
-    assert empty.exit_code == 1 and "captioned 0 of 1 file " in said
+    assert empty.exit_code == 1 and "captioned 0 of 1 file " in " ".join(empty.stdout.split())     # the summary: stdout
     assert "error: no captions: none of them carries a description, title or comment" in said
 
 

@@ -287,7 +287,7 @@ def test_sheet_commands(lib, tmp_path):
     assert json.loads(listed.stdout) == {"BBCSoundEffects.csv": 2}
     (tmp_path / "none.csv").write_text("Filename,Description\nnothing.wav,Nothing\n")
     none = run(app, ["sheet", "import", str(tmp_path / "none.csv"), "--index", str(idx), "--json"])
-    assert none.exit_code == 1 and json.loads(none.stdout)["matched_rows"] == 0
+    assert none.exit_code == 1 and json.loads(none.stdout)[0]["matched_rows"] == 0
     gone = run(app, ["sheet", "remove", "BBCSoundEffects.csv", "--index", str(idx)])
     assert gone.exit_code == 0 and "removed from 2 files" in gone.stdout
     bad = run(app, ["sheet", "import", str(tmp_path / "missing.csv"), "--index", str(idx)])
@@ -519,7 +519,7 @@ def test_an_index_run_points_at_spreadsheets_not_imported(lib, tmp_path, capsys)
     assert summary.sheets_not_imported == [str(lib / "BBCSoundEffects.csv")]
     from ui.cli.cmd_index import _print_summary
     _print_summary(summary.to_dict())                                          # what `soundsift index` prints
-    printed = " ".join(capsys.readouterr().out.split())
+    printed = " ".join(capsys.readouterr().err.split())                     # a note: stderr
     assert "spreadsheets among the files, not imported as library sheets: BBCSoundEffects.csv" in printed
     assert f"soundsift sheet import SHEET --index {idx}" in printed
     import_sheet(idx, lib / "BBCSoundEffects.csv")

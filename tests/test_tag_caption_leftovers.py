@@ -154,8 +154,8 @@ def test_caption_warns_of_each_missing_path_and_captions_the_rest(takes, tmp_pat
     assert report["rows"] == 2 and report["missing"] == [str(gone)]
     assert said(result.stderr).count(f"{gone}: no such file or folder") == 1
     plain = run(*args)
-    assert plain.exit_code == 0 and "captioned 2 of 2 files" in said(plain.stderr)
-    assert "1 path not found" in said(plain.stderr)
+    assert plain.exit_code == 0 and "captioned 2 of 2 files" in said(plain.stdout)     # the summary: stdout
+    assert "1 path not found" in said(plain.stdout)
     nothing = run("caption", gone, tmp_path / "gone.flac", "--out", out)
     assert nothing.exit_code == 1 and said(nothing.stderr).count("no such file or folder") == 2
 
@@ -176,17 +176,17 @@ def test_audio_files_still_refuses_a_missing_path_unless_asked_to_collect_it(tak
 
 def test_tag_min_score_leaves_out_lower_tags_for_files_timelines_and_json(takes, tiny_clap_dir):  # noqa: F811
     beep = takes / "beep.wav"
-    every = json.loads(run("tag", beep, "-m", tiny_clap_dir, "--labels", LABELS, "--json").stdout)
+    every = json.loads(run("tag", beep, "-m", tiny_clap_dir, "--labels", LABELS, "--json").stdout)[0]["tags"]
     scores = [t["score"] for t in every]
     assert len(scores) == 3 and scores[0] > scores[1]
     cut = (scores[0] + scores[1]) / 2
     kept = json.loads(run("tag", beep, "-m", tiny_clap_dir, "--labels", LABELS, "--json",
-                          "--min-score", cut).stdout)
+                          "--min-score", cut).stdout)[0]["tags"]
     assert kept == every[:1]
     none = run("tag", beep, "-m", tiny_clap_dir, "--labels", LABELS, "--min-score", 0.99)
     assert none.exit_code == 0 and "no tag scores 0.99 or more" in said(none.stdout)
     assert json.loads(run("tag", beep, "-m", tiny_clap_dir, "--labels", LABELS, "--json",
-                          "--min-score", 0.99).stdout) == []
+                          "--min-score", 0.99).stdout)[0]["tags"] == []
 
     rows = json.loads(run("tag", takes, "-m", tiny_clap_dir, "--labels", LABELS, "--json",
                           "--min-score", cut).stdout)
@@ -233,14 +233,14 @@ def test_caption_index_counts_files_left_without_tags_apart(takes, tmp_path, tin
             "--model", tiny_clap_dir, "--labels", LABELS, "--threshold", "0", "--top-k", "2"]
     first = run(*args)
     assert first.exit_code == 0, first.output
-    assert "stored 4 tags and 6 captions for 2 files in the index" in said(first.stderr)
+    assert "stored 4 tags and 6 captions for 2 files in the index" in said(first.stdout)
 
     real = caption_loop.ZeroShotTagger.tags
     monkeypatch.setattr(caption_loop.ZeroShotTagger, "tags",        # hiss.wav: nothing certain enough now
                         lambda self, path, *a: [] if Path(path).name == "hiss.wav" else real(self, path, *a))
     again = run(*args)
     assert again.exit_code == 0, again.output
-    line = said(again.stderr)
+    line = said(again.stdout)
     assert "stored 2 tags and 3 captions for 1 file in the index" in line
     assert "1 file got none (no tag reached --threshold): its earlier tags and captions removed" in line
     engine = open_catalog(index / "catalog.db")

@@ -125,8 +125,8 @@ def test_caption_counts_the_files_it_wrote_no_captions_for(folder, tmp_path, tin
     result = run("caption", folder, "--out", tmp_path / "m.jsonl", "--source", "model", "-m", tiny_clap_dir,
                  "--labels", LABELS, "--threshold", "0.2")
     assert result.exit_code == 0, result.output
-    assert "captioned 2 of 3 files" in said(result.stderr)
-    assert "; 1 without captions (no tag reached --threshold 0.2)" in said(result.stderr)
+    assert "captioned 2 of 3 files" in said(result.stdout)
+    assert "; 1 without captions (no tag reached --threshold 0.2)" in said(result.stdout)
 
 
 def test_caption_from_metadata_counts_the_files_that_describe_nothing(tmp_path):
@@ -138,8 +138,8 @@ def test_caption_from_metadata_counts_the_files_that_describe_nothing(tmp_path):
     write(lib / "bare.wav", tone(300, 0.5, SR), SR)
     result = run("caption", lib, "--source", "metadata", "--out", tmp_path / "m.jsonl")
     assert result.exit_code == 0, result.output
-    assert "captioned 1 of 2 files" in said(result.stderr)
-    assert "1 without captions (no description, title, comment or keywords)" in said(result.stderr)
+    assert "captioned 1 of 2 files" in said(result.stdout)
+    assert "1 without captions (no description, title, comment or keywords)" in said(result.stdout)
 
 
 @pytest.mark.parametrize("json_out", [False, True])
@@ -159,4 +159,4 @@ def test_a_caption_run_that_captions_nothing_keeps_the_manifest_there_and_fails(
         report = json.loads(result.stdout)
         assert report["rows"] == 0 and report["manifest"] is None and len(report["failed"]) == 1
     else:
-        assert f"captioned 0 of 1 file → {out} not written; 1 unreadable" in said(result.stderr)
+        assert f"captioned 0 of 1 file → {out} not written; 1 unreadable" in said(result.stdout)

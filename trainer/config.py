@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import sys
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -112,10 +113,15 @@ class TrainConfig:
     val_batch_size: int = 32
     log_every: int = 1
     zeroshot_prompt: str = DEFAULT_TEMPLATE
-    progress: bool = True
+    progress: bool | None = None        # the progress bar on stderr; None: when stderr is a terminal
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def shows_progress(self) -> bool:
+        """``progress`` when the config or ``--progress/--no-progress`` set it, else the bar only
+        when stderr is a terminal (a log file would fill with its redraws), as every command's bars."""
+        return sys.stderr.isatty() if self.progress is None else self.progress
 
 
 def _build(cls: type, data: Any, where: str) -> Any:

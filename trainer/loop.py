@@ -571,8 +571,8 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
     started = time.perf_counter()
 
     from tqdm.auto import tqdm
-    bar = tqdm(total=stop, initial=step, desc="train", unit="step", disable=not cfg.progress or rank != 0,
-               dynamic_ncols=True)
+    bar = tqdm(total=stop, initial=step, desc="train", unit="step",
+               disable=not cfg.shows_progress() or rank != 0, dynamic_ncols=True)
     stop_request = _StopRequest(world)
     batches = None
     try:

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ui.cli.app import app
-from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, count, err_console, labelled,
+from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, count, err_console, labelled, out_console,
                            present_audio_files, print_json, relays_decoder_output, reports_errors, setup_logging)
 
 
@@ -64,7 +64,9 @@ def caption_command(
                                          help="With --source metadata: a library's metadata sheet (CSV, "
                                               "tab-separated, .xlsx or .ods, as `soundsift sheet import` reads) whose "
                                               "descriptions join the files' own."),
-    json_out: bool = typer.Option(False, "--json", help="Print the captioned files as JSON on stdout."),
+    json_out: bool = typer.Option(False, "--json", help='Print {"manifest", "rows", "failed", "missing", "stored", '
+                                                        '"files"} on stdout; each of "files" is its manifest row '
+                                                        '(its path as "audio") with "path" as other commands name it.'),
     verbose: VerboseOption = False,
 ) -> None:
     """Caption unlabeled audio from its tags (BLAT) and write a training manifest.
@@ -122,7 +124,7 @@ def caption_command(
     if json_out:
         print_json({"manifest": str(out) if written else None, "rows": written, "failed": [str(e) for e in errors],
                     "missing": [str(p) for p in missing], "stored": stored,
-                    "files": [r.manifest_row() for r in rows]})
+                    "files": [{"path": r.path, **r.manifest_row()} for r in rows]})
     else:
         _say_what_was_done(written, len(files), out, rows, errors, missing, stored, source, threshold)
     if not written:         # an empty manifest trains nothing: say why, and fail the command
@@ -136,17 +138,17 @@ def caption_command(
 
 def _say_what_was_done(written: int, n_files: int, out: Path, rows: list, errors: list, missing: list,
                        stored: Optional[dict], source: str, threshold: float) -> None:
-    """`caption`'s summary on stderr: the files captioned, unreadable, left without captions and
-    not found, then what the index stored."""
+    """`caption`'s summary on stdout (its result, as `index` and `sheet export` print theirs): the
+    files captioned, unreadable, left without captions and not found, then what the index stored."""
     uncaptioned = sum(not r.captions for r in rows)
-    err_console.print(f"captioned {written} of {count(n_files, 'file')} → {out}" + ("" if written else " not written")
+    out_console.print(f"captioned {written} of {count(n_files, 'file')} → {out}" + ("" if written else " not written")
                       + (f"; {len(errors)} unreadable" if errors else "")
                       + (f"; {uncaptioned} without captions ({_why_none(source, threshold)})" if uncaptioned else "")
                       + (f"; {count(len(missing), 'path')} not found" if missing else ""),
                       highlight=False, soft_wrap=True)
     if stored is not None:          # said even when nothing was written: the catalog changed
         outside, bare = stored["not_in_index"], stored["left_bare"]
-        err_console.print(f"stored {count(stored['tags'], 'tag')} and {count(stored['captions'], 'caption')} for "
+        out_console.print(f"stored {count(stored['tags'], 'tag')} and {count(stored['captions'], 'caption')} for "
                           f"{count(stored['files'] - bare, 'file')} in the index"
                           + (f" ({count(outside, 'file')} not indexed)" if outside else "")
                           + (f"; {count(bare, 'file')} got none (no tag reached --threshold): "

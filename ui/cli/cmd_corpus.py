@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ui.cli.app import MARKUP, SoundsiftTyper, app
-from ui.cli.common import (ProgressOption, VerboseOption, count, err_console, print_json, reports_errors,
+from ui.cli.common import (ProgressOption, VerboseOption, count, out_console, print_json, reports_errors,
                            setup_logging, shows_progress)
 
 corpus_app = SoundsiftTyper(help="Build the offline training corpus (see trainer/corpus); write label CSVs from it.",
@@ -45,8 +45,9 @@ def build_command(
     if json_out:
         print_json(summary.__dict__)
     else:
-        err_console.print(f"{summary.train} training + {summary.val} validation clips in {out} "
-                          f"({sum(summary.seconds.values()):.0f} s of audio); see {out / 'stats.json'}")
+        out_console.print(f"{summary.train} training + {summary.val} validation clips in {out} "
+                          f"({sum(summary.seconds.values()):.0f} s of audio); see {out / 'stats.json'}",
+                          highlight=False)
 
 
 def _names(values: Optional[List[str]]) -> Optional[List[str]]:
@@ -90,7 +91,7 @@ def labels_command(
     if json_out:
         print_json(summary)
         return
-    err_console.print(f"{count(summary['rows'], 'row')}, {count(summary['labels'], 'label')} → {out}"
+    out_console.print(f"{count(summary['rows'], 'row')}, {count(summary['labels'], 'label')} → {out}"
                       + (f" ({result.excluded} excluded)" if result.excluded else "")
                       + f"; evaluate with: soundsift eval zeroshot {out} -a {manifest.parent} -m MODEL",
                       highlight=False)

@@ -162,9 +162,9 @@ def _print_summary(s: dict[str, Any]) -> None:
     sheets = s.get("sheets_not_imported") or []
     if sheets:
         names = ", ".join(os.path.basename(p) for p in sheets[:3]) + (f" (+{len(sheets) - 3} more)" if len(sheets) > 3 else "")
-        out_console.print(f"spreadsheets among the files, not imported as library sheets: {names}; if one describes "
-                          f"the sounds, `soundsift sheet import SHEET --index {s['index']}` makes its descriptions "
-                          "searchable", style="dim", highlight=False)
+        err_console.print(f"note: spreadsheets among the files, not imported as library sheets: {names}; if one "
+                          f"describes the sounds, `soundsift sheet import SHEET --index {s['index']}` makes its "
+                          "descriptions searchable", highlight=False, soft_wrap=True)   # a note: stderr
     st = Table(title="time per stage (s)")
     st.add_column("stage")
     st.add_column("seconds", justify="right")

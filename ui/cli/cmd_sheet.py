@@ -34,7 +34,9 @@ def import_command(
     under: Annotated[Optional[Path], typer.Option(
         "--under", help="Only the indexed files under this folder (the library the sheet describes).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Match and report; change nothing.")] = False,
-    json_out: JsonOption = False,
+    json_out: Annotated[bool, typer.Option(
+        "--json", help='Print a list on stdout, a report per sheet imported (one sheet too): [{"sheet", '
+                       '"rows", "matched_rows", "files", "unmatched", …}].')] = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Describe indexed files by a library's sheet: each row's file (a Filename, File,
@@ -67,8 +69,8 @@ def import_command(
         if report.unmatched:
             err_console.print(f"{report.sheet}: no indexed file for {count(len(report.unmatched), 'row')}, e.g. "
                               + ", ".join(report.unmatched[:5]), highlight=False)
-    if json_out:
-        print_json(reports[0].to_dict() if len(sheets) == 1 else [r.to_dict() for r in reports])
+    if json_out:                # a list whatever the number of sheets: one shape for scripts
+        print_json([r.to_dict() for r in reports])
     if failed or any(r.rows and not r.matched_rows for r in reports):
         raise typer.Exit(1)
 

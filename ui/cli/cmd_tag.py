@@ -46,9 +46,9 @@ def tag_command(
                                        "model's windows, 10 s every 5 s for soundsift-base, and each take its "
                                        "named markers mark), so a long recording says what it holds when."),
     json_out: bool = typer.Option(False, "--json",
-                                  help='Print [{"label", "score", "cosine"}] on stdout, best first; for a '
-                                       'folder or several files [{"path", "tags", "from_index"}]; with '
-                                       '--timeline [{"start", "end", "tags", "marker" (takes only)}].'),
+                                  help='Print [{"path", "tags", "from_index"}] on stdout, a record per file '
+                                       '(one file too), its tags [{"label", "score", "cosine"}] best first; '
+                                       'with --timeline [{"start", "end", "tags", "marker" (takes only)}].'),
     verbose: VerboseOption = False,
 ) -> None:
     """Zero-shot tags: score = softmax over the labels of the model's scaled cosine.
@@ -94,10 +94,10 @@ def tag_command(
     if not tagged:
         raise InvalidQuery(f"none of the {len(files)} files could be read; the first: {errors[0]}")
     n_labels = len(label_list)
-    if one_file:
-        _print_tags(tagged[0].tags, f"{paths[0].name} — {name}, {count(n_labels, 'label')}", json_out, min_score)
-    elif json_out:
+    if json_out:                # one record per file whatever the number of paths: one shape for scripts
         print_json([t.to_dict() for t in tagged])
+    elif one_file:
+        _print_tags(tagged[0].tags, f"{paths[0].name} — {name}, {count(n_labels, 'label')}", min_score)
     else:
         _print_file_tags(tagged, f"{count(len(tagged), 'file')} — {name}, {count(n_labels, 'label')}", min_score)
     _say_notes(label_list, [(t.path, t.seconds) for t in tagged])
@@ -179,10 +179,8 @@ def _tag_cell(tags: list[dict], min_score: float) -> str:
     return ", ".join(f"{quoted(t['label'])} {t['score']:.2f}" for t in tags) if tags else _none_above(min_score)
 
 
-def _print_tags(tags: list[dict], title: str, json_out: bool, min_score: float = 0.0) -> None:
-    if json_out:
-        print_json(tags)
-        return
+def _print_tags(tags: list[dict], title: str, min_score: float = 0.0) -> None:
+    """One file's tags as a table (label, score, cosine), best first."""
     if not tags:
         out_console.print(f"{title}: {_none_above(min_score)}", highlight=False)
         return

@@ -9,7 +9,8 @@ import typer
 
 from engine.errors import InvalidConfig
 from ui.cli.app import app
-from ui.cli.common import VerboseOption, count, err_console, labelled, print_json, reports_errors, setup_logging
+from ui.cli.common import (VerboseOption, count, err_console, labelled, out_console, print_json, reports_errors,
+                           setup_logging)
 
 if TYPE_CHECKING:
     from trainer.loop import TrainResult
@@ -28,8 +29,8 @@ def train_command(
         help="Stop after this many steps but keep the schedule of --steps (checkpoint, then --resume later)."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides the config)."),
     progress: Optional[bool] = typer.Option(
-        None, "--progress/--no-progress", help="Progress bar on stderr (default: the config's \"progress\", "
-                                               "on unless it says false)."),
+        None, "--progress/--no-progress", help="Progress bar on stderr (default: the config's \"progress\" "
+                                               "when it says true or false, else when stderr is a terminal)."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
     verbose: VerboseOption = False,
 ) -> None:
@@ -77,7 +78,8 @@ def train_command(
 
 
 def _report(result: TrainResult, config: Path, out: Optional[Path], json_out: bool) -> None:
-    """Print a loop run's summary (JSON on stdout with --json; a line on stderr otherwise)."""
+    """Print a loop run's summary: JSON on stdout with --json; otherwise what was trained and its
+    validation figures on stdout, or for a stopped run how to continue on stderr."""
     summary = {"out_dir": str(result.out_dir), "steps": result.steps, "seconds": round(result.seconds, 3),
                "first_loss": result.losses[0] if result.losses else None,
                "last_loss": result.losses[-1] if result.losses else None,
@@ -89,8 +91,8 @@ def _report(result: TrainResult, config: Path, out: Optional[Path], json_out: bo
         print_json(summary)
         return
     if summary["model_dir"]:
-        err_console.print(f"trained {count(result.steps, 'step')} in {result.seconds:.1f} s "
-                          f"→ model in {result.model_dir}")
+        out_console.print(f"trained {count(result.steps, 'step')} in {result.seconds:.1f} s "
+                          f"→ model in {result.model_dir}", highlight=False)
     else:
         from trainer.distributed import launched_world_size
         world = launched_world_size()
@@ -101,7 +103,7 @@ def _report(result: TrainResult, config: Path, out: Optional[Path], json_out: bo
     if result.validation:
         from trainer.loop import format_metrics
         at = "" if result.validated_at in (None, result.steps) else f" (at step {result.validated_at})"
-        err_console.print(f"validation{at}: {format_metrics(result.validation)}", highlight=False)
+        out_console.print(f"validation{at}: {format_metrics(result.validation)}", highlight=False)
 
 
 def _train_cached(config: Path, out: Optional[Path], steps: Optional[int], json_out: bool) -> None:
@@ -123,15 +125,16 @@ def _train_cached(config: Path, out: Optional[Path], steps: Optional[int], json_
     if json_out:
         print_json(summary)
         return
-    err_console.print(f"trained {count(cfg.steps, 'step')} in {summary['seconds']:.1f} s → model in {model_dir}")
+    out_console.print(f"trained {count(cfg.steps, 'step')} in {summary['seconds']:.1f} s → model in {model_dir}",
+                      highlight=False)
     if cfg.final_with_val:
         if held_out is not None:
-            err_console.print(f"validation (seed {cfg.seed}, trained without the validation clips): "
+            out_console.print(f"validation (seed {cfg.seed}, trained without the validation clips): "
                               f"{_figures(held_out)}", highlight=False)
-        err_console.print(f"on the validation clips, which the saved model also trained on: {_figures(report['final'])}",
+        out_console.print(f"on the validation clips, which the saved model also trained on: {_figures(report['final'])}",
                           highlight=False)
     else:
-        err_console.print(f"validation: {_figures(report['final'])}", highlight=False)
+        out_console.print(f"validation: {_figures(report['final'])}", highlight=False)
     err_console.print(f"(the start and the baseline are logged above; all in {model_dir / 'training_report.json'})",
                       highlight=False)
 
