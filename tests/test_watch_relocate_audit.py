@@ -5,8 +5,6 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
-
 from indexer import build_index
 from tests.conftest import noise, tone, write
 from tests.index_fakes import FakeModel
