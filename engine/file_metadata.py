@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import re
 import struct
@@ -109,10 +110,12 @@ def with_sheet(found: dict[str, str]) -> dict[str, str]:
 #: WAV's or AIFF's ID3 chunk, and an AIFF's text and markers, after an odd-sized chunk without its
 #: pad byte (session 31); 10 places a WAV's cue points written by dwPosition alone (:func:`_cue_points`;
 #: session 32); 11 places a WAV's cue points by their dwBlockStart too, and counts an ADPCM or GSM
-#: WAV's frames by its blocks' (its markers were all "past the end" before; session 33). An index
+#: WAV's frames by its blocks' (its markers were all "past the end" before; session 33); 12 places a WAV's
+#: ABSOLUTE iXML sync points by the iXML chunk's own time reference where it has no bext chunk (they
+#: were left out; session 33). An index
 #: whose files were read by an older reader reads them again on its next `soundsift index` run
 #: (indexer.metadata_refresh).
-READER_VERSION = 11
+READER_VERSION = 12
 #: comments written by a tool on every file it touches (7: set aside as ``software``)
 TOOL_STAMP = re.compile(r"processed by sox", re.IGNORECASE)
 #: most markers kept per file (a file with more is a marker track, not labelled takes)
@@ -290,6 +293,7 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
         return out
     rate, cue_body, names, lengths = 0, b"", {}, {}
     time_reference: int | None = None                 # bext's, in samples since midnight
+    ixml_reference: tuple[int, float | None] | None = None   # the iXML chunk's own (ixml_time_reference)
     blocks, data_size, fact_frames, sync_points = (0, 0), None, None, []
     for cid, size in _chunk_heads(f):
         if cid == b"bext":
@@ -313,6 +317,7 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
             try:
                 root = _parse_xml(f.read(size).split(b"\x00", 1)[0])
                 out.ixml, sync_points = _ixml_fields(root), ixml_sync_points(root)
+                ixml_reference = ixml_time_reference(root)
             except ValueError as e:
                 _report(problems, path, f"iXML chunk not read ({e})")
         elif cid == b"data":
@@ -330,7 +335,9 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
                                                  if lengths.get(cue) else None) for offset, cue in named],
                                          "cue marker", path, problems)
     elif rate and sync_points:              # a field recorder's cues: an iXML SYNC_POINT_LIST
-        out.marker_list = _first_markers(_placed_sync_points(sync_points, rate, frames, time_reference, path, problems),
+        reference = ((time_reference, "bext") if time_reference is not None
+                     else (_at_rate(*ixml_reference, rate), "iXML") if ixml_reference is not None else None)
+        out.marker_list = _first_markers(_placed_sync_points(sync_points, rate, frames, reference, path, problems),
                                          "iXML sync point", path, problems)
     if out.marker_list:
         out.update(markers=_markers(out.marker_list))
@@ -338,19 +345,22 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
 
 
 def _placed_sync_points(points: list[tuple[int, str, int, bool]], rate: int, frames: int | None,
-                        time_reference: int | None, path: str | Path, problems: list[str] | None) -> list[Marker]:
+                        reference: tuple[int, str] | None, path: str | Path,
+                        problems: list[str] | None) -> list[Marker]:
     """The iXML sync ``points`` (:func:`ixml_sync_points`) of a WAV of ``frames`` frames (None: not
     known) at ``rate`` as markers in time order: RELATIVE ones from the file's start, ABSOLUTE
-    ones from midnight less the bext ``time_reference``. One note each (:func:`_report`) for
-    those left out: past the end of the audio, before the file's start (an ABSOLUTE point earlier
-    than the time reference), and ABSOLUTE ones in a file without a bext time reference."""
+    ones from midnight less the file's time ``reference`` (samples since midnight, and the chunk
+    that gave it: "bext", else "iXML"). One note each (:func:`_report`) for those left out: past
+    the end of the audio, before the file's start (an ABSOLUTE point earlier than the time
+    reference), and ABSOLUTE ones in a file with no time reference."""
+    time_reference, source = reference if reference is not None else (None, "")
     unreferenced = [name for _, name, _, relative in points if not relative and time_reference is None]
     _report_left_out(problems, path, "ABSOLUTE iXML sync point", unreferenced,
-                     why="the file has no bext time reference to place them by")
+                     why="the file has no bext or iXML time reference to place them by")
     named = sorted((at if relative else at - time_reference, name, length)
                    for at, name, length, relative in points if relative or time_reference is not None)
     why = ("" if time_reference is None
-           else f"earlier than its bext time reference, {_time_of_day(time_reference / rate)}")
+           else f"earlier than its {source} time reference, {_time_of_day(time_reference / rate)}")
     _report_left_out(problems, path, "iXML sync point", [name for at, name, _ in named if at < 0],
                      "before the file's start", why)
     if frames is not None:
@@ -358,6 +368,11 @@ def _placed_sync_points(points: list[tuple[int, str, int, bool]], rate: int, fra
                          frames / rate)
     return [Marker(at / rate, name, length / rate if length else None) for at, name, length in named
             if at >= 0 and (frames is None or at < frames)]
+
+
+def _at_rate(samples: int, counted_at: float | None, rate: int) -> int:
+    """``samples`` counted at ``counted_at`` Hz (None: at ``rate``) as samples at ``rate``."""
+    return samples if counted_at in (None, rate) else round(samples * rate / counted_at)
 
 
 def _time_of_day(seconds: float) -> str:
@@ -862,6 +877,40 @@ def ixml_sync_points(root: ET.Element) -> list[tuple[int, str, int, bool]]:
         relative = (point.findtext("SYNC_POINT_TYPE") or "RELATIVE").strip().upper() != "ABSOLUTE"
         out.append((at, name, max(length, 0), relative))
     return out
+
+
+#: where an iXML chunk says its file starts, in the order read (parent, high, low, and the element
+#: giving the rate the samples are counted at; None: the file's): BEXT's copy of the bext
+#: TimeReference, then SPEED's timestamp (iXML spec 1.x-3.x, ixml.info / gallery.co.uk/ixml:
+#: BWF_TIME_REFERENCE_LOW/HIGH, TIMESTAMP_SAMPLES_SINCE_MIDNIGHT_LO/HI at TIMESTAMP_SAMPLE_RATE)
+IXML_TIME_REFERENCES = (("BEXT", "BWF_TIME_REFERENCE_HIGH", "BWF_TIME_REFERENCE_LOW", None),
+                        ("SPEED", "TIMESTAMP_SAMPLES_SINCE_MIDNIGHT_HI", "TIMESTAMP_SAMPLES_SINCE_MIDNIGHT_LO",
+                         "TIMESTAMP_SAMPLE_RATE"))
+_SAMPLE_COUNT = re.compile(r"[0-9]+")
+
+
+def ixml_time_reference(root: ET.Element) -> tuple[int, float | None] | None:
+    """Where a parsed iXML document says its file starts: (samples since midnight, the rate
+    they are counted at, None for the file's), from the first of :data:`IXML_TIME_REFERENCES`
+    whose low element holds a sample count (a missing high element counts as 0); None when
+    none does. What a reader falls back on where a WAV has no bext chunk."""
+    for parent, high_name, low_name, rate_name in IXML_TIME_REFERENCES:
+        block = root.find(f".//{parent}")
+        if block is None:
+            continue
+        low, high = (block.findtext(low_name) or "").strip(), (block.findtext(high_name) or "0").strip()
+        if not (_SAMPLE_COUNT.fullmatch(low) and _SAMPLE_COUNT.fullmatch(high)):
+            continue
+        counted_at, text = None, block.findtext(rate_name) if rate_name else None
+        if text is not None:
+            try:
+                counted_at = float(text)
+            except ValueError:
+                continue
+            if not (math.isfinite(counted_at) and counted_at > 0):
+                continue
+        return (int(high) << 32) + int(low), counted_at
+    return None
 
 
 def comment_fields(path: str | Path) -> dict[str, str]:

@@ -13,9 +13,10 @@ module puts it back into libsndfile's header:
   (version 2) set to "not used" (7FFFh, EBU Tech 3285: they measured the whole recording) and a
   CodingHistory line (EBU R 98) saying soundsift cut it; the UMID is kept, since it names the
   material the excerpt is a part of;
-- iXML is copied byte for byte but for its sample counts: the timestamps (TIMESTAMP_SAMPLES_
-  SINCE_MIDNIGHT_HI/LO, BWF_TIME_REFERENCE_HI/LO) moved by the same frames, and the sync points
-  that count from the file's start (RELATIVE) moved back, those outside the excerpt left out.
+- iXML is copied byte for byte but for its sample counts: the timestamps (SPEED's TIMESTAMP_
+  SAMPLES_SINCE_MIDNIGHT_HI/LO, BEXT's BWF_TIME_REFERENCE_HIGH/LOW) moved by the same frames, and
+  the sync points that count from the file's start (RELATIVE) moved back, those outside the
+  excerpt left out.
 
 Both new chunks go after fmt, where EBU Tech 3285 puts bext, so the header is still everything
 before the data chunk (/audio's byte ranges count on it). A source chunk that cannot be used is
@@ -225,9 +226,13 @@ def excerpt_bext(body: bytes, first: int, line: str) -> bytes:
     return made + b"\x00" * (len(made) & 1)                    # an even size: some readers need one
 
 
-#: iXML's 64-bit sample counts, each as a _HI and a _LO element
-_IXML_TIMESTAMP = "TIMESTAMP_SAMPLES_SINCE_MIDNIGHT"
-_IXML_TIME_REFERENCE = "BWF_TIME_REFERENCE"
+#: iXML's 64-bit sample counts, each as its (high, low) 32-bit elements, spelt as the iXML spec
+#: (1.x to 3.x, ixml.info / gallery.co.uk/ixml) and its writers spell them: SPEED's timestamp ends
+#: in _HI/_LO, BEXT's copy of the bext TimeReference in _HIGH/_LOW (Adobe XMP Toolkit's
+#: iXMLMetadata.cpp, REAPER's WDL/metadata.h "IXML:BEXT:BWF_TIME_REFERENCE_HIGH"; no writer
+#: found spells the latter _HI/_LO)
+_IXML_TIMESTAMP = ("TIMESTAMP_SAMPLES_SINCE_MIDNIGHT_HI", "TIMESTAMP_SAMPLES_SINCE_MIDNIGHT_LO")
+_IXML_TIME_REFERENCE = ("BWF_TIME_REFERENCE_HIGH", "BWF_TIME_REFERENCE_LOW")
 _SYNC_POINT = re.compile(rb"[ \t]*<SYNC_POINT(?:\s[^>]*)?>.*?</SYNC_POINT\s*>[ \t]*(?:\r?\n)?", re.S)
 
 
@@ -240,15 +245,15 @@ def _element(name: str) -> re.Pattern[bytes]:
 def excerpt_ixml(body: bytes, first: int, frames: int, rate: int) -> bytes:
     """The source's iXML chunk ``body`` for the excerpt of ``frames`` frames from its frame
     ``first``, byte for byte but for its sample counts: TIMESTAMP_SAMPLES_SINCE_MIDNIGHT (in
-    TIMESTAMP_SAMPLE_RATE samples, where it says) and BWF_TIME_REFERENCE moved on, RELATIVE
+    TIMESTAMP_SAMPLE_RATE samples, where it says) and BWF_TIME_REFERENCE_HIGH/LOW moved on, RELATIVE
     sync points moved back (those outside the excerpt left out, SYNC_POINT_COUNT lowered to
     match). ValueError when one of them does not hold a number or cannot be written back."""
     stamp_rate = _number(body, "TIMESTAMP_SAMPLE_RATE")
     if stamp_rate is not None and not (math.isfinite(stamp_rate) and stamp_rate > 0):
         raise ValueError(f"its iXML TIMESTAMP_SAMPLE_RATE is {stamp_rate:g}")
     stamp_shift = first if stamp_rate in (None, rate) else round(first * stamp_rate / rate)
-    body = _moved_pair(body, _IXML_TIMESTAMP, stamp_shift)
-    body = _moved_pair(body, _IXML_TIME_REFERENCE, first)
+    body = _moved_pair(body, *_IXML_TIMESTAMP, stamp_shift)
+    body = _moved_pair(body, *_IXML_TIME_REFERENCE, first)
     return _moved_sync_points(body, first, frames)
 
 
@@ -271,21 +276,21 @@ def _count(text: bytes, name: str) -> int:
     return int(text)
 
 
-def _moved_pair(body: bytes, name: str, shift: int) -> bytes:
-    """``body`` with each ``name``_HI/_LO pair (a 64-bit sample count) moved by ``shift``; a
-    _LO without _HI is a 32-bit count. ValueError when the pairs do not match up or a count
-    does not fit once moved."""
-    highs = list(_element(name + "_HI").finditer(body))
-    lows = list(_element(name + "_LO").finditer(body))
+def _moved_pair(body: bytes, high_name: str, low_name: str, shift: int) -> bytes:
+    """``body`` with each ``high_name``/``low_name`` pair (a 64-bit sample count) moved by
+    ``shift``; a low element without a high one is a 32-bit count. ValueError when the pairs do
+    not match up or a count does not fit once moved."""
+    highs = list(_element(high_name).finditer(body))
+    lows = list(_element(low_name).finditer(body))
     if highs and len(highs) != len(lows):
-        raise ValueError(f"its iXML {name}_HI and _LO do not come in pairs")
+        raise ValueError(f"its iXML {high_name} and {low_name} do not come in pairs")
     edits = []
     for i, low in enumerate(lows):
         high = highs[i] if highs else None
-        value = (_count(high.group(1), name + "_HI") << 32 if high else 0) + _count(low.group(1), name + "_LO")
+        value = (_count(high.group(1), high_name) << 32 if high else 0) + _count(low.group(1), low_name)
         value += shift
         if not 0 <= value < (1 << 64 if high else 1 << 32):
-            raise ValueError(f"its iXML {name} does not fit its fields once moved to the excerpt")
+            raise ValueError(f"its iXML {low_name} does not fit its fields once moved to the excerpt")
         edits.append((low.span(1), str(value & 0xFFFFFFFF).encode()))
         if high:
             edits.append((high.span(1), str(value >> 32).encode()))

@@ -261,9 +261,8 @@ def ixml(stamp: int, reference: int, points: list[str], count: int | None = None
     <TRACK><CHANNEL_INDEX>1</CHANNEL_INDEX><NAME>Roof L</NAME></TRACK>
     <TRACK><CHANNEL_INDEX>4</CHANNEL_INDEX><NAME>LFE</NAME></TRACK>
   </TRACK_LIST>
-  <BEXT><BWF_TIME_REFERENCE_LOW>ignored</BWF_TIME_REFERENCE_LOW>
-    <BWF_TIME_REFERENCE_HI>{reference >> 32}</BWF_TIME_REFERENCE_HI>
-    <BWF_TIME_REFERENCE_LO>{reference & 0xFFFFFFFF}</BWF_TIME_REFERENCE_LO>
+  <BEXT><BWF_TIME_REFERENCE_LOW>{reference & 0xFFFFFFFF}</BWF_TIME_REFERENCE_LOW>
+    <BWF_TIME_REFERENCE_HIGH>{reference >> 32}</BWF_TIME_REFERENCE_HIGH>
   </BEXT>
   <SYNC_POINT_LIST><SYNC_POINT_COUNT>{len(points) if count is None else count}</SYNC_POINT_COUNT>
 {"".join(p + chr(10) for p in points)}  </SYNC_POINT_LIST>
@@ -446,7 +445,7 @@ def test_a_stereo_bwf_without_a_mask_stays_plain_pcm_and_no_bext_is_invented(tmp
     found = chunks_of(both(only_ixml, 0.5, 0.75))
     assert b"bext" not in found
     assert b"<TIMESTAMP_SAMPLES_SINCE_MIDNIGHT_LO>%d<" % (SR + 96_000 // 2) in found[b"iXML"]    # 0.5 s of its 96 kHz
-    assert b"<BWF_TIME_REFERENCE_LO>%d<" % (SR + SR // 2) in found[b"iXML"]                       # 0.5 s of the file's
+    assert b"<BWF_TIME_REFERENCE_LOW>%d<" % (SR + SR // 2) in found[b"iXML"]                      # 0.5 s of the file's
 
 
 def test_a_broken_bext_or_ixml_is_left_out_with_one_warning(tmp_path, caplog):

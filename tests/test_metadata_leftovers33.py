@@ -137,7 +137,7 @@ def test_absolute_sync_points_without_a_time_reference_are_named_in_one_note(tmp
     path.write_bytes(wav_bytes(pcm16(noise(1.0, 16000)), extra_chunks=_ixml(points)))
     problems: list[str] = []
     assert read_metadata(path, problems)["markers"] == "0:00.2 Door"
-    assert problems == ["1 ABSOLUTE iXML sync point(s) left out (the file has no bext time reference to place "
+    assert problems == ["1 ABSOLUTE iXML sync point(s) left out (the file has no bext or iXML time reference to place "
                         "them by): Slate"]
 
 
