@@ -16,6 +16,7 @@ index beside the old one and swaps it in (:mod:`indexer.rebuild`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -44,6 +45,7 @@ from indexer.metadata_refresh import refresh_metadata
 from indexer.moves import Move, find_moves_among_changed, moved_root_hint, overwritten
 from indexer.interrupts import remembered
 from indexer.progress import AudioProgress
+from indexer.same_file import indexed_names, other_names, said_of
 from indexer.scan import (Diff, ScannedFile, ScanResult, describe_skipped, diff, normalize_root, scan,
                           under_roots, walked_root)
 from indexer.take_refresh import cut_with_cue_sheets, files_missing_takes, files_with_changed_cue_sheets
@@ -81,6 +83,8 @@ class IndexSummary:
     updated: int = 0
     removed: int = 0
     moved: int = 0                      # indexed files found at another path (indexer.moves)
+    same_file: int = 0                  # of added + updated: names of a file on disk embedded under another
+                                        # (hard links), in this run or before, given its vectors (indexer.same_file)
     unchanged: int = 0
     failed: int = 0
     metadata_reread: int = 0            # unchanged files whose embedded metadata was read again
@@ -298,6 +302,25 @@ def finish_summary(summary: IndexSummary, t_start: float) -> IndexSummary:
     return summary
 
 
+def copies_of_indexed(writer: IndexWriter, plan: Diff, retake: set[str], state: dict[str, tuple[int, int]],
+                      meta: dict[str, Any]) -> list[IndexedFile]:
+    """The new and changed files of ``plan`` that are other names of a file it keeps as indexed
+    (hard links; indexer.same_file), each as that file is indexed, so nothing is embedded again;
+    none where the index cannot give its vectors back exactly or holds another model's."""
+    if not plan.unchanged or not writer.copies_read_exactly() or any(
+            writer.meta.get(k) != meta[k] for k in ("model_fingerprint", "dim", "segment_policy")):
+        return []
+    arrived = [f for f in plan.new + plan.changed if f.path not in retake]
+    found = indexed_names(arrived, {p: state[p] for p in plan.unchanged})
+    if not found:
+        return []
+    log.info("%s of files indexed under another name (hard links): their rows and vectors are copied",
+             count(len(found), "new name"))
+    by_path = {f.path: f for f in arrived}
+    return writer.indexed_copies([(indexed, by_path[path]) for path, indexed in sorted(found.items())],
+                                 int(meta["dim"]))
+
+
 def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel,
                opts: RunOptions, summary: IndexSummary, *,
                keep_on_interrupt: bool = True) -> dict[str, str]:
@@ -408,11 +431,26 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     for e in scanned.errors:
         fail(e.path, e.reason)
 
+    # a new name of a file this run keeps indexed under another (a hard link made since): copied
+    copies = copies_of_indexed(writer, plan, retake, state, meta)
+    if copies:
+        copied, was_indexed = {f.path for f in copies}, {f.path for f in plan.changed}
+        pending.add += copies
+        pending.keep.update({path: False for path in copied & was_indexed})    # the user's tags stay
+        summary.updated += len(copied & was_indexed)
+        summary.added += len(copied - was_indexed)
+        summary.same_file += len(copies)
+        plan = Diff(new=[f for f in plan.new if f.path not in copied],
+                    changed=[f for f in plan.changed if f.path not in copied],
+                    deleted=plan.deleted, unchanged=plan.unchanged)
+
     # smallest first: a few hour-long recordings no longer hold every short file behind them, so the
     # progress bar moves, the first checkpoint holds many files and Ctrl-C keeps them
     changed_paths = {f.path for f in plan.changed}
     todo = sorted(plan.new + plan.changed, key=lambda f: (f.size, f.path))
     work = {i: _Work(f, changed=f.path in changed_paths, same_audio=f.path in retake) for i, f in enumerate(todo)}
+    # other names of one file on disk (hard links): decoded and embedded under the first only
+    names = other_names(todo)
     last_commit = time.perf_counter()
     commit_cost = 0.0
 
@@ -436,11 +474,20 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
         order = sorted(w.bounds)
         vectors = (np.stack([w.vectors[i] for i in order]) if order
                    else np.zeros((0, model.dim), np.float32))
-        pending.add.append(IndexedFile(w.scanned.path, w.scanned.size, w.scanned.mtime_ns,
-                                       w.info, w.duration, [w.bounds[i] for i in order],
-                                       vectors))
+        segments = [w.bounds[i] for i in order]
         summary.n_segments += len(order)
         summary.audio_seconds += w.duration
+        record(job, w, w.info, w.duration, segments, vectors)
+        for other in names.pop(job, ()):        # its other names: the same audio, rows of their own
+            o = work.pop(other)
+            record(other, o, dataclasses.replace(w.info, path=o.scanned.path), w.duration, segments, vectors)
+            summary.same_file += 1
+
+    def record(job: int, w: _Work, info: AudioInfo, duration: float, segments: list[tuple[float, float]],
+               vectors: np.ndarray) -> None:
+        """Queue the file of ``job`` (``w``) for the next commit, as decoded and embedded."""
+        pending.add.append(IndexedFile(w.scanned.path, w.scanned.size, w.scanned.mtime_ns,
+                                       info, duration, segments, vectors))
         if changed_since_scan(w.scanned):
             log.warning("%s changed while it was being indexed (still being written?): it is indexed as it "
                         "was read, and the next run indexes it again (`--watch` waits for such files)",
@@ -472,7 +519,8 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
                desc="indexing", file=sys.stderr, disable=not progress or not todo, dynamic_ncols=True)
     shown = AudioProgress(bar, len(todo))
     batcher = SegmentBatcher(model, batch_size)
-    jobs = [DecodeJob(i, f.path) for i, f in enumerate(todo)]
+    followers = {j for others in names.values() for j in others}
+    jobs = [DecodeJob(i, f.path) for i, f in enumerate(todo) if i not in followers]
     events = iter_decoded(jobs, int(model.sample_rate), policy, workers=workers,
                           queue_size=max(2 * batch_size, 4 * max(1, workers)))
     interrupt = stack.enter_context(remembered())
@@ -499,14 +547,16 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
                 if w.ready:
                     finish(ev.job)
             elif isinstance(ev, FileFailed):
-                w = work.pop(ev.job)
-                fail(w.scanned.path, ev.reason)
+                first = work[ev.job].scanned.path
                 for note in ev.notes:
-                    log.debug("%s: the decoder also said: %s", w.scanned.path, note)
-                if w.changed:           # indexed before: nothing is lost for a file that reads badly now
-                    log.warning("%s: its earlier index entry (vectors, tags, captions) stays until it reads "
-                                "again; the next run tries it again", w.scanned.path)
-                shown.done(ev.job, w.scanned.size)
+                    log.debug("%s: the decoder also said: %s", first, note)
+                for job in [ev.job, *names.pop(ev.job, ())]:     # its other names read no better
+                    w = work.pop(job)
+                    fail(w.scanned.path, said_of(ev.reason, first, w.scanned.path))
+                    if w.changed:       # indexed before: nothing is lost for a file that reads badly now
+                        log.warning("%s: its earlier index entry (vectors, tags, captions) stays until it "
+                                    "reads again; the next run tries it again", w.scanned.path)
+                    shown.done(job, w.scanned.size)
             n_done = len(pending.add) + len(pending.errors)
             if n_done and checkpoint_due(n_done, time.perf_counter() - last_commit, commit_cost,
                                          checkpoint_files, checkpoint_seconds):

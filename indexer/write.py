@@ -51,6 +51,7 @@ from engine.layout import READ_ONLY_ERRNOS, IndexLayout, lock_holder, read_only_
 from engine.durable import replace_durably
 from engine.vectors import gpu_count, new_index, write_index_atomic
 from indexer.moves import Header, Move
+from indexer.scan import ScannedFile
 
 log = logging.getLogger(__name__)
 
@@ -339,6 +340,36 @@ class IndexWriter:
                                  .where(File.path.in_(paths[i:i + 500])))
                 out.update({r.path: Header(r.sample_rate, r.channels, r.format, r.subtype or "", r.duration,
                                            r.value) for r in rows})
+        return out
+
+    def copies_read_exactly(self) -> bool:
+        """Whether :meth:`indexed_copies` can read stored vectors back as they were embedded: an
+        exact ``IDMap2,Flat`` index (IVF needs a direct map it does not keep; SQ8 and PQ, and their
+        float16 sidecars, hold them rounded)."""
+        return self.meta.get("index_kind", "flat") == "flat"
+
+    def indexed_copies(self, names: list[tuple[str, ScannedFile]], dim: int) -> list[IndexedFile]:
+        """Each pair (indexed path, ScannedFile of another name of that file on disk) as the name is
+        indexed (indexer.same_file): the indexed file's header, segments, stored vectors and the
+        metadata read from it (not the ``sheet:`` rows a library sheet gave its path); only where
+        :meth:`copies_read_exactly`."""
+        from engine.vector_access import reconstruct
+        index = self._live_index(dim)
+        out = []
+        with Session(self.engine) as s:
+            for path, other in names:
+                row = s.scalar(select(File).where(File.path == path))
+                segs = s.execute(select(SegmentRow.id, SegmentRow.start, SegmentRow.end)
+                                 .where(SegmentRow.file_id == row.id).order_by(SegmentRow.id)).all()
+                pairs = s.execute(select(FileMetadata.key, FileMetadata.value)
+                                  .where(FileMetadata.file_id == row.id, FileMetadata.key.not_like(SHEET_PREFIX + "%"))
+                                  .order_by(FileMetadata.id)).all()
+                info = AudioInfo(other.path, int(round(row.duration * row.sample_rate)), row.sample_rate,
+                                 row.channels, row.format, row.subtype or "", tuple(map(tuple, pairs)))
+                ids = np.asarray([i for i, _, _ in segs], np.int64)
+                vectors = reconstruct(index, ids) if len(ids) else np.zeros((0, dim), np.float32)
+                out.append(IndexedFile(other.path, other.size, other.mtime_ns, info, row.duration,
+                                       [(a, b) for _, a, b in segs], vectors))
         return out
 
     # -- the commit ----------------------------------------------------------------------

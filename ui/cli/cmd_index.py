@@ -139,6 +139,8 @@ def _print_summary(s: dict[str, Any]) -> None:
         t.add_row(key, str(s[key]))
     if s.get("moved"):
         t.add_row("moved or renamed", f"{s['moved']} (kept their vectors, tags and captions)")
+    if s.get("same_file"):
+        t.add_row("other names of a file", f"{count(s['same_file'], 'hard link')} (given its vectors, not embedded again)")
     if s.get("metadata_reread"):
         t.add_row("metadata read again", f"{count(s['metadata_reread'], 'unchanged file')} (a newer reader)")
     if s.get("levels_measured"):
