@@ -377,8 +377,8 @@ def _at_rate(samples: int, counted_at: float | None, rate: int) -> int:
 
 def _time_of_day(seconds: float) -> str:
     """Seconds since midnight as ``hh:mm:ss.sss`` (a bext time reference)."""
-    minutes, sec = divmod(seconds, 60)
-    return f"{int(minutes // 60):02d}:{int(minutes % 60):02d}:{sec:06.3f}"
+    minutes, ms = divmod(round(seconds * 1000), 60_000)     # rounded first: never "…:60.000"
+    return f"{minutes // 60:02d}:{minutes % 60:02d}:{ms / 1000:06.3f}"
 
 
 #: a line of the settings a field recorder writes as its bext description ("sSPEED=023.976-ND",
@@ -640,7 +640,9 @@ def _wave_frames(data_size: int | None, blocks: tuple[int, int], fact_frames: in
         return fact_frames
     if not data_size or not size or not per_block:
         return None
-    return -(-data_size // size) * per_block            # a last block cut short still holds frames
+    if per_block == 1:                                  # a frame cut short is none (libsndfile's count)
+        return data_size // size
+    return -(-data_size // size) * per_block            # a last ADPCM block cut short still holds frames
 
 
 def _cue_points(body: bytes, blocks: tuple[int, int] = (0, 0)) -> tuple[dict[int, int], dict[int, str]]:

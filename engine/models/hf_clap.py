@@ -157,7 +157,9 @@ class HFClapModel(AudioTextModel):
         env = os.environ.get(TEXT_TOKENS_ENV, "").strip()
         if not env:
             return min(LAION_CLAP_TEXT_TOKENS, self.text_limit)
-        if not env.isdigit() or not 3 <= int(env) <= self.text_limit:
+        # ASCII digits, few enough for int(): "²" is a digit to isdigit() but not to int(), and
+        # int() refuses a number of more than 4300 digits
+        if not (env.isascii() and env.isdigit() and len(env) < 10) or not 3 <= int(env) <= self.text_limit:
             raise ModelUnavailable(f"${TEXT_TOKENS_ENV}={env!r}: expected a whole number of tokens "
                                    f"from 3 to {self.text_limit} ({self.name}'s limit), or unset for "
                                    f"LAION-CLAP's {LAION_CLAP_TEXT_TOKENS}")
