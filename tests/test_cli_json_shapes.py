@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -312,3 +312,6 @@ def test_train_config_progress_follows_the_terminal_unless_set(tmp_path, monkeyp
     assert load_config(TOY).shows_progress() is False                       # a log file or a pipe: off
     assert load_config(written[True]).shows_progress() is True              # the config's true stands
     assert load_config(TOY, progress=True).shows_progress() is True         # so does --progress
+    monkeypatch.setitem(sys.modules, "ipykernel", ModuleType("ipykernel"))
+    assert load_config(TOY).shows_progress() is True                        # a notebook: tqdm's widget
+    assert load_config(written[False]).shows_progress() is False

@@ -120,8 +120,11 @@ class TrainConfig:
 
     def shows_progress(self) -> bool:
         """``progress`` when the config or ``--progress/--no-progress`` set it, else the bar only
-        when stderr is a terminal (a log file would fill with its redraws), as every command's bars."""
-        return sys.stderr.isatty() if self.progress is None else self.progress
+        when stderr is a terminal (a log file would fill with its redraws), as every command's bars,
+        or in a Jupyter kernel (whose stderr is no terminal, and where tqdm.auto draws a widget)."""
+        if self.progress is not None:
+            return self.progress
+        return sys.stderr.isatty() or "ipykernel" in sys.modules
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
