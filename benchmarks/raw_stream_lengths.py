@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]
 #: format → (suffix, encoder, muxer, sample rate, (low, high) bit rates, file header bytes)
 FORMATS = {
     "AC-3": (".ac3", "ac3", "ac3", 48000, (64_000, 448_000), 0),
@@ -32,24 +34,13 @@ FORMATS = {
 
 def encode(path: Path, codec: str, muxer: str, signal: np.ndarray, rate: int, bit_rate: int,
            options: dict[str, str] | None = None) -> Path:
-    """Mono ``signal`` written to ``path`` by FFmpeg's ``codec`` encoder at ``bit_rate``."""
-    import av
-    sample_format = "s16" if codec in ("mp2", "libopencore_amrnb") else "fltp"
-    with av.open(str(path), "w", format=muxer) as out:
-        stream = out.add_stream(codec, rate=rate, layout="mono", options=options or {})
-        stream.codec_context.bit_rate = bit_rate
-        stream.codec_context.format = sample_format
-        for i in range(0, len(signal), 1 << 14):
-            chunk = signal[None, i:i + (1 << 14)]
-            if sample_format == "s16":
-                chunk = np.round(chunk * 32767).astype(np.int16)
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=sample_format, layout="mono")
-            frame.sample_rate = rate
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+    """Mono ``signal`` written to ``path`` by FFmpeg's ``codec`` encoder at ``bit_rate`` into the
+    raw stream format ``muxer`` (tests.ffmpeg_files.encode)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests.ffmpeg_files import encode as ffmpeg_encode
+    return ffmpeg_encode(path, codec, signal, rate, timestamps=False, container=muxer, bit_rate=bit_rate,
+                         codec_options=options)
 
 
 def lengths(path: Path) -> dict[str, float]:

@@ -14,6 +14,7 @@ import soundfile as sf
 
 from engine.file_metadata import MAX_MARKERS, Marker, named_markers, read_metadata
 from tests.conftest import noise
+from tests.ffmpeg_files import encode
 from tests.test_bad_inputs import pcm16, wav_bytes
 from tests.test_file_metadata import adtl_chunk, bext_chunk, riff_chunk, sync_point
 
@@ -191,23 +192,7 @@ def _raw_stream(path, codec: str, signal: np.ndarray, rate: int, bit_rate: int,
                 options: dict[str, str] | None = None):
     """Mono ``signal`` as a raw stream by FFmpeg's ``codec`` encoder at ``bit_rate`` (E-AC-3 in
     a file named ``.ac3``, as E-AC-3 rips often are)."""
-    import av
-    sample_format = "fltp" if codec in ("ac3", "eac3") else "s16"
-    with av.open(str(path), "w", format="eac3" if codec == "eac3" else None) as out:
-        stream = out.add_stream(codec, rate=rate, layout="mono", options=options or {})
-        stream.codec_context.bit_rate = bit_rate
-        stream.codec_context.format = sample_format
-        for i in range(0, len(signal), 1024):
-            chunk = signal[i:i + 1024][None, :]
-            if sample_format == "s16":
-                chunk = np.round(chunk * 32767).astype(np.int16)
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=sample_format, layout="mono")
-            frame.sample_rate = rate
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+    return encode(path, codec, signal, rate, timestamps=False, bit_rate=bit_rate, codec_options=options)
 
 
 def _joined(path, first, second, header: int = 0):
