@@ -41,7 +41,7 @@ from urllib.parse import unquote_to_bytes
 
 from engine.audio import AUDIO_EXTENSIONS
 from engine.errors import InvalidQuery
-from engine.file_metadata import MAX_VALUE
+from engine.metadata_values import MAX_VALUE
 from engine.text_encoding import UTF16_BOMS, decode_text, one_line
 from engine.workbook import UNREADABLE_WORKBOOKS, WORKBOOK_SUFFIXES, from_csv_text, workbook_tables
 

@@ -284,9 +284,9 @@ def _all_meta(conn: Connection) -> dict[str, Any]:
 
 
 def _markers_of(fields: dict[int, dict[str, str]]) -> dict[int, list[tuple[float, str]]]:
-    """File id → its named markers ((seconds, name), in time order; engine.file_metadata.
+    """File id → its named markers ((seconds, name), in time order; engine.markers.
     parse_markers) from :func:`engine.catalog.stored_metadata`' rows, for the files that have some."""
-    from engine.file_metadata import parse_markers
+    from engine.markers import parse_markers
     return {fid: parse_markers(f["markers"]) for fid, f in fields.items() if f.get("markers")}
 
 

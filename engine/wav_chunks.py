@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from engine.file_metadata import wave_chunks
+from engine.iff_chunks import wave_chunks
 
 log = logging.getLogger("soundsift.export")
 

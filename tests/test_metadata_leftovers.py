@@ -142,7 +142,7 @@ def test_vorbis_comments_written_in_latin1_or_windows_1252_keep_their_accents(tm
 def test_an_index_read_by_the_earlier_reader_reads_such_files_again(tmp_path, monkeypatch):
     """An index whose files reader 8 read (Latin-1 comments as U+FFFD): its next run reads
     their metadata again, once, without embedding them again, and keyword search finds "Tür"."""
-    import engine.file_metadata as file_metadata
+    import engine.tag_comments as tag_comments
     import indexer.metadata_refresh as metadata_refresh
     from engine.query import SoundIndex
     from indexer import build_index
@@ -155,7 +155,7 @@ def test_an_index_read_by_the_earlier_reader_reads_such_files_again(tmp_path, mo
     def run():
         return build_index([lib], idx, FakeModel(), workers=0, progress=False)
     with monkeypatch.context() as m:                       # reader 8: Vorbis comments as UTF-8 only
-        m.setattr(file_metadata, "decode_text", lambda raw: raw.decode("utf-8", errors="replace"))
+        m.setattr(tag_comments, "decode_text", lambda raw: raw.decode("utf-8", errors="replace"))
         m.setattr(metadata_refresh, "READER_VERSION", 8)
         run()
         with SoundIndex.open(idx, model=FakeModel()) as index:

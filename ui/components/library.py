@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from engine.catalog import USER_TAG_SOURCE, File, Meta, Tag, stored_metadata
 from engine.errors import InvalidQuery
-from engine.file_metadata import ABOUT_LINE_KEYS, LEVEL_KEYS, about_line, parse_markers, with_sheet
+from engine.file_metadata import ABOUT_LINE_KEYS, LEVEL_KEYS, about_line, with_sheet
 from engine.layout import IndexLayout
 from engine.live_catalog import LiveCatalog
+from engine.markers import parse_markers
 
 
 @dataclass(frozen=True)
