@@ -81,3 +81,47 @@ def audio_tools():
     t = Tools()
     t.tone, t.noise, t.chirp, t.write = tone, noise, chirp, write
     return t
+
+
+#: MiniLM vectors already computed in this run: (texts, chunk size, weights signature) → tensor
+_MINILM_VECTORS: dict[tuple, "torch.Tensor"] = {}
+
+
+def _weights_signature(module) -> tuple:
+    """What tells two text towers' weights apart, cheaply: per tensor, its name, shape, device,
+    dtype, sum and sum of squares. Equal signatures: the same weights."""
+    import torch
+
+    signature = []
+    with torch.no_grad():
+        for name, t in module.state_dict().items():
+            flat = t.reshape(-1) if t.is_floating_point() else t.reshape(-1).double()
+            signature.append((name, tuple(t.shape), str(t.device), str(t.dtype), float(flat.sum()),
+                              float(flat @ flat)))
+    return tuple(signature)
+
+
+@pytest.fixture(scope="module")
+def minilm_memo():
+    """``MiniLMTextTower.encode_many`` computes a list of texts once per run: a frozen tower with
+    the same weights asked for the same list again gets a copy of the vectors it gave the first
+    time (every ``init_baseline`` and cached-trainer run encodes the 521 AudioSet class names).
+    A trainable tower always computes. The first call in a
+    run (or a test run alone) goes through the real network. A test file takes it for all its
+    tests and module fixtures with ``pytestmark = pytest.mark.usefixtures("minilm_memo")``."""
+    from engine.towers.minilm import MiniLMTextTower
+
+    real = MiniLMTextTower.encode_many
+
+    def encode_many(self, texts, chunk_size: int = 128):
+        texts = [str(t) for t in texts]
+        if self.trainable:
+            return real(self, texts, chunk_size)
+        key = (tuple(texts), chunk_size, _weights_signature(self.encoder))
+        if key not in _MINILM_VECTORS:
+            _MINILM_VECTORS[key] = real(self, texts, chunk_size).clone()
+        return _MINILM_VECTORS[key].clone()
+
+    with pytest.MonkeyPatch.context() as patch:      # for the whole test file, its module fixtures too
+        patch.setattr(MiniLMTextTower, "encode_many", encode_many)
+        yield

@@ -75,9 +75,21 @@ def test_commands_refuse_unusable_outputs_in_one_line(places, args, message):
     assert not any((places / "a_folder").iterdir()) and (places / "a_file").read_text() == "x"
 
 
+#: a child's script: each command of argv[1] (a JSON list of argument lists) run through the CLI;
+#: printed, as JSON, each one's exit code, stderr and the exception it raised other than its exit
+_RUN_IN_CHILD = """
+import json, sys
+from typer.testing import CliRunner
+from ui.cli import app
+runs = [CliRunner().invoke(app, args) for args in json.loads(sys.argv[1])]
+print(json.dumps([[r.exit_code, r.stderr, None if r.exception is None or isinstance(r.exception, SystemExit)
+                   else repr(r.exception)] for r in runs]))
+"""
+
+
 def test_a_place_the_user_cannot_write_is_refused_before_any_work(places):
     """A folder without write permission (checked by a child that obeys permissions even as
-    root): one line naming it, nothing written, no traceback."""
+    root; one child runs the three commands): one line naming it, nothing written, no traceback."""
     import os
     import subprocess
     import sys
@@ -87,16 +99,20 @@ def test_a_place_the_user_cannot_write_is_refused_before_any_work(places):
     shut = places / "shut"
     shut.mkdir()
     shut.chmod(0o555)
+    commands = [["caption", f"{places}/audio", "--out", f"{shut}/m.jsonl"],
+                ["train", TOY, "--out", f"{shut}/toy"],
+                ["eval", "zeroshot", f"{places}/labels.csv", "-a", f"{places}/audio", "--report",
+                 f"{shut}/report", "--no-cache"]]
     try:
-        for args in (["caption", f"{places}/audio", "--out", f"{shut}/m.jsonl"],
-                     ["train", TOY, "--out", f"{shut}/toy"],
-                     ["eval", "zeroshot", f"{places}/labels.csv", "-a", f"{places}/audio", "--report",
-                      f"{shut}/report", "--no-cache"]):
-            done = subprocess.run([sys.executable, "-m", "ui.cli", *args], capture_output=True, text=True,
-                                  preexec_fn=drop_read_override, timeout=300,
-                                  env={**os.environ, "COLUMNS": "200"})
-            said = " ".join(done.stderr.split())
-            assert done.returncode == 1, (args, done.stderr)
+        child = subprocess.run([sys.executable, "-c", _RUN_IN_CHILD, json.dumps(commands)], capture_output=True,
+                               text=True, preexec_fn=drop_read_override, timeout=300,
+                               cwd=Path(__file__).resolve().parents[1], env={**os.environ, "COLUMNS": "200"})
+        assert child.returncode == 0, child.stderr
+        runs = json.loads(child.stdout)
+        assert len(runs) == len(commands)
+        for args, (code, stderr, exception) in zip(commands, runs):
+            said = " ".join(stderr.split())
+            assert code == 1 and exception is None, (args, stderr, exception)
             assert f"cannot write in {shut} (permission denied)" in said and "Traceback" not in said, args
         assert list(shut.iterdir()) == []
     finally:

@@ -22,6 +22,9 @@ from trainer.precompute import FeatureCache, build_cache
 
 SR = 16000
 
+# each run builds its modules with init_baseline, which encodes the 521 AudioSet class names
+pytestmark = pytest.mark.usefixtures("minilm_memo")
+
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):

@@ -11,6 +11,9 @@ from engine.prompt_carriers import CARRIERS, strip_carrier
 from engine.towers import yamnet
 from engine.zeroshot import DEFAULT_TEMPLATE
 
+# each module's init_baseline encodes the 521 AudioSet class names: once per run is enough
+pytestmark = pytest.mark.usefixtures("minilm_memo")
+
 
 @pytest.mark.parametrize("text, read", [
     ("This is a sound of dog barking.", "dog barking"),       # the zero-shot prompt

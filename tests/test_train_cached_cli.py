@@ -23,6 +23,9 @@ from ui.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 16000
+
+# each run builds its modules with init_baseline, which encodes the 521 AudioSet class names
+pytestmark = pytest.mark.usefixtures("minilm_memo")
 CLIPS = {"beep": lambda: tone(880, 1.5, SR), "hiss": lambda: noise(1.5, SR, seed=3),
          "sweep": lambda: chirp(300, 3000, 1.5, SR), "hum": lambda: tone(60, 1.5, SR, amp=0.3)}
 

@@ -314,23 +314,28 @@ class SoundsiftClap(nn.Module):
         the text side's class table becomes E; with ``minilm_mix``, the frozen table of the
         baseline's part becomes the MiniLM vectors of the bare class names.
         """
-        was_training = self.training
-        self.eval()
-        # MiniLM vectors are unit length; several templates average them (one stays as it is)
-        per_template = [self.text.encode_many(texts) for texts in self.class_texts()]
-        emb = per_template[0] if len(per_template) == 1 else torch.stack(per_template).mean(0)
-        n = emb.shape[0]
-        if self.config.space == "audioset":
+        from engine.towers.yamnet import NUM_CLASSES, class_names
+
+        n = NUM_CLASSES
+        if self.config.space == "audioset":    # a malformed prior is refused before any text is encoded
             prior = torch.full((n,), 1.0) if class_prior is None else torch.as_tensor(
                 np.asarray(class_prior, dtype=np.float32))
             if prior.shape != (n,) or not bool(torch.all(prior >= 0)):
                 raise ValueError(f"class_prior must be {n} non-negative numbers")
+        was_training = self.training
+        self.eval()
+        # MiniLM vectors are unit length; several templates average them (one stays as it is)
+        class_texts = self.class_texts()
+        per_template = [self.text.encode_many(texts) for texts in class_texts]
+        emb = per_template[0] if len(per_template) == 1 else torch.stack(per_template).mean(0)
+        if self.config.space == "audioset":
             self.class_proj.weight.copy_(torch.diag((prior + 1e-3) ** -self.config.class_prior_power))
             self.class_text.copy_(emb)
             self.log_text_temperature.fill_(math.log(self.config.text_temperature))
-            if self.mix_class_table is not None:
-                from engine.towers.yamnet import class_names
-                self.mix_class_table.copy_(self.text.encode_many(class_names()))
+            if self.mix_class_table is not None:     # the bare names: encoded already when a template is "{}"
+                names = list(class_names())
+                bare = [v for texts, v in zip(class_texts, per_template) if texts == names]
+                self.mix_class_table.copy_(bare[0] if bare else self.text.encode_many(names))
         else:
             self.class_proj.weight.copy_(emb.T)
         self._zero_extra_branches()
