@@ -134,10 +134,13 @@ def with_sheet(found: dict[str, str]) -> dict[str, str]:
 #: session 32); 11 places a WAV's cue points by their dwBlockStart too, and counts an ADPCM or GSM
 #: WAV's frames by its blocks' (its markers were all "past the end" before; session 33); 12 places a WAV's
 #: ABSOLUTE iXML sync points by the iXML chunk's own time reference where it has no bext chunk (they
-#: were left out; session 33). An index
+#: were left out; session 33); 13 keeps a WAV's markers up to the frames libsndfile decodes (an ADPCM
+#: or GSM WAV's fact chunk says fewer: the last block's padding; a WAV cut short holds fewer than its
+#: data chunk says), and takes a WAV's iXML sync points where none of its named cue points is placed
+#: (session 33). An index
 #: whose files were read by an older reader reads them again on its next `soundsift index` run
 #: (indexer.metadata_refresh).
-READER_VERSION = 12
+READER_VERSION = 13
 #: comments written by a tool on every file it touches (7: set aside as ``software``)
 TOOL_STAMP = re.compile(r"processed by sox", re.IGNORECASE)
 

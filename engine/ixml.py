@@ -27,22 +27,27 @@ def _placed_sync_points(points: list[tuple[int, str, int, bool]], rate: int, fra
     known) at ``rate`` as markers in time order: RELATIVE ones from the file's start, ABSOLUTE
     ones from midnight less the file's time ``reference`` (samples since midnight, and the chunk
     that gave it: "bext", else "iXML"). One note each (:func:`_report`) for those left out: past
-    the end of the audio, before the file's start (an ABSOLUTE point earlier than the time
-    reference), and ABSOLUTE ones in a file with no time reference."""
+    the end of the audio, before the file's start (a RELATIVE point by a negative offset, an
+    ABSOLUTE one for being earlier than the time reference: a note each), and ABSOLUTE ones in a
+    file with no time reference."""
     time_reference, source = reference if reference is not None else (None, "")
     unreferenced = [name for _, name, _, relative in points if not relative and time_reference is None]
     _report_left_out(problems, path, "ABSOLUTE iXML sync point", unreferenced,
                      why="the file has no bext or iXML time reference to place them by")
-    named = sorted((at if relative else at - time_reference, name, length)
+    named = sorted((at if relative else at - time_reference, name, length, relative)
                    for at, name, length, relative in points if relative or time_reference is not None)
-    why = ("" if time_reference is None
-           else f"earlier than its {source} time reference, {_time_of_day(time_reference / rate)}")
-    _report_left_out(problems, path, "iXML sync point", [name for at, name, _ in named if at < 0],
-                     "before the file's start", why)
+    _report_left_out(problems, path, "RELATIVE iXML sync point",
+                     [name for at, name, _, relative in named if at < 0 and relative],
+                     "before the file's start", "a negative offset")
+    if time_reference is not None:
+        why = f"earlier than its {source} time reference, {_time_of_day(time_reference / rate)}"
+        _report_left_out(problems, path, "iXML sync point",
+                         [name for at, name, _, relative in named if at < 0 and not relative],
+                         "before the file's start", why)
     if frames is not None:
-        _report_past_end(problems, path, "iXML sync point", [name for at, name, _ in named if at >= frames],
+        _report_past_end(problems, path, "iXML sync point", [name for at, name, _, _ in named if at >= frames],
                          frames / rate)
-    return [Marker(at / rate, name, length / rate if length else None) for at, name, length in named
+    return [Marker(at / rate, name, length / rate if length else None) for at, name, length, _ in named
             if at >= 0 and (frames is None or at < frames)]
 
 

@@ -5,12 +5,14 @@ recorder's settings, the recordist's note) and its Originator; the ``LIST``/``IN
 (:data:`INFO_KEYS`), decoded as the tool that wrote them did (UTF-16, UTF-8, Windows-1252,
 Latin-1: :func:`_text`); the iXML chunk's fields (engine.ixml), kept apart; and the file's
 named markers: its ``cue `` points, placed by the fmt chunk's blocks as the RIFF spec says
-(:func:`_cue_points`) and named by an ``adtl`` LIST's ``labl``/``note``/``ltxt`` texts, else its
-iXML sync points placed by the bext (else iXML) time reference. engine.file_metadata.read_metadata
-ranks these against libsndfile's values; the chunks are walked by engine.iff_chunks.
+(:func:`_cue_points`) and named by an ``adtl`` LIST's ``labl``/``note``/``ltxt`` texts, else (no
+named cue point placed) its iXML sync points placed by the bext (else iXML) time reference.
+engine.file_metadata.read_metadata ranks these against libsndfile's values; the chunks are walked
+by engine.iff_chunks.
 """
 from __future__ import annotations
 
+import os
 import re
 import struct
 from pathlib import Path
@@ -86,13 +88,16 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
                 ixml_reference = ixml_time_reference(root)
             except ValueError as e:
                 _report(problems, path, f"iXML chunk not read ({e})")
-        elif cid == b"data":
-            data_size = size
+        elif cid == b"data":                    # as far as the file goes (a file cut short: libsndfile's count)
+            here = f.tell()
+            data_size = min(size, f.seek(0, os.SEEK_END) - here)
+            f.seek(here)
     frames = _wave_frames(data_size, blocks, fact_frames)
     cues, unplaced = _cue_points(cue_body, blocks)
-    if rate and names and (cues or unplaced):   # a cue past the audio (left by a trim) marks nothing
+    named = sorted((offset, cue) for cue, offset in cues.items() if cue in names)
+    if rate:
         _report_unplaced(problems, path, [(names[cue], why) for cue, why in sorted(unplaced.items()) if cue in names])
-        named = sorted((offset, cue) for cue, offset in cues.items() if cue in names)
+    if rate and named:                      # a cue past the audio (left by a trim) marks nothing
         if frames is not None:
             _report_past_end(problems, path, "cue marker", [names[cue] for offset, cue in named if offset >= frames],
                              frames / rate)
@@ -100,7 +105,7 @@ def _riff_walk(f: BinaryIO, path: str | Path, problems: list[str] | None) -> Rif
         out.marker_list = _first_markers([Marker(offset / rate, names[cue], lengths[cue] / rate
                                                  if lengths.get(cue) else None) for offset, cue in named],
                                          "cue marker", path, problems)
-    elif rate and sync_points:              # a field recorder's cues: an iXML SYNC_POINT_LIST
+    elif rate and sync_points:              # a field recorder's cues (an iXML SYNC_POINT_LIST): no named cue placed
         reference = ((time_reference, "bext") if time_reference is not None
                      else (_at_rate(*ixml_reference, rate), "iXML") if ixml_reference is not None else None)
         out.marker_list = _first_markers(_placed_sync_points(sync_points, rate, frames, reference, path, problems),
@@ -158,17 +163,19 @@ def _wave_blocks(fmt: bytes) -> tuple[int, int]:
 
 
 def _wave_frames(data_size: int | None, blocks: tuple[int, int], fact_frames: int | None) -> int | None:
-    """A WAV's length in frames, by its data chunk's size (``data_size``; a streamed WAV may say
-    0) and its ``blocks`` (:func:`_wave_blocks`), or for a compressed one by its ``fact`` chunk
-    where it has one; None where neither says."""
+    """A WAV's length in frames as libsndfile decodes it (the length soundsift gives the file), by
+    its data chunk's size (``data_size``, as far as the file goes; a streamed WAV may say 0) and
+    its ``blocks`` (:func:`_wave_blocks`); for a compressed one whose blocks do not say, by its
+    ``fact`` chunk; None where neither says. libsndfile decodes an ADPCM or GSM 6.10 WAV's every
+    block, the last one whole, and reads no fact chunk: the fact count (the samples encoded, per
+    the RIFF spec) falls short of the decoded length by the last block's padding, up to a block
+    (GSM 6.10: 16104 in a fact chunk, 16640 frames decoded), and a file cut short holds less."""
     size, per_block = blocks
-    if per_block != 1 and fact_frames:
-        return fact_frames
-    if not data_size or not size or not per_block:
-        return None
-    if per_block == 1:                                  # a frame cut short is none (libsndfile's count)
+    if data_size and size and per_block == 1:           # a frame cut short is none (libsndfile's count)
         return data_size // size
-    return -(-data_size // size) * per_block            # a last ADPCM block cut short still holds frames
+    if data_size and size and per_block:                # a last block cut short is decoded whole
+        return -(-(data_size + data_size % 2) // size) * per_block     # an odd size's pad byte counted too
+    return fact_frames if per_block != 1 and fact_frames else None
 
 
 def _cue_points(body: bytes, blocks: tuple[int, int] = (0, 0)) -> tuple[dict[int, int], dict[int, str]]:

@@ -144,10 +144,11 @@ class HFClapModel(AudioTextModel):
 
     @text_max_length.setter
     def text_max_length(self, tokens: int) -> None:
-        if isinstance(tokens, bool) or not isinstance(tokens, int) or not 3 <= tokens <= self.text_limit:
+        # a numpy integer (a count read from an array or a config) is a whole number too; a bool is not
+        if isinstance(tokens, bool) or not isinstance(tokens, (int, np.integer)) or not 3 <= tokens <= self.text_limit:
             raise ValueError(f"{self.name}: text_max_length must be a whole number of tokens from 3 to "
                              f"{self.text_limit} (this checkpoint's limit), not {tokens!r}")
-        self._text_max_length = tokens
+        self._text_max_length = int(tokens)
 
     def _checked_text_tokens(self, tokens: int | None) -> int:
         """``tokens``, else ``$SOUNDSIFT_CLAP_TEXT_TOKENS``, else LAION-CLAP's 77 (capped at the

@@ -41,14 +41,18 @@ def train_command(
     trainer/configs/soundsift_base.json) trains soundsift-base's projections on cached frozen
     features instead and writes the model folder to OUT (default: the config's "out")."""
     setup_logging(verbose)
+    from engine.outputs import output_folder
     from trainer.config import load_config, trainer_of
 
+    # the output place is checked before torch loads (a second or more), as run_training checks it
     if trainer_of(config) == "cached-features":
         rejected = [flag for flag, given in (("--resume", resume), ("--max-steps", max_steps is not None),
                                              ("--device", device is not None)) if given]
         if rejected:
             raise InvalidConfig(f"{config}: {', '.join(rejected)} cannot be used with a cached-features config "
                                 "(it trains on the CPU in one go, without checkpoints); use --steps and --out only")
+        if out is not None:                     # the config's own out: read by cached_train, which needs torch
+            output_folder(out)
         from trainer.distributed import launched_world_size
         if launched_world_size() > 1:
             raise InvalidConfig(f"{config}: a cached-features config trains in one process on the CPU; "
@@ -56,8 +60,9 @@ def train_command(
         _train_cached(config, out, steps, json_out)
         return
 
-    from trainer.train import run_training
     cfg = load_config(config, steps=steps, device=device, progress=progress)
+    output_folder(out.expanduser() if out is not None else cfg.out_dir)
+    from trainer.train import run_training
     result = run_training(cfg, resume=resume, out_dir=out, max_steps=max_steps)
     from trainer.distributed import exit_torchrun_process, launched_rank, launched_world_size
     if launched_rank() == 0:   # under torchrun, rank 0 alone reports (it wrote the model and log)
