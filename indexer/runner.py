@@ -85,6 +85,8 @@ class IndexSummary:
     moved: int = 0                      # indexed files found at another path (indexer.moves)
     same_file: int = 0                  # of added + updated: names of a file on disk embedded under another
                                         # (hard links), in this run or before, given its vectors (indexer.same_file)
+    same_audio: int = 0                 # of added + updated: byte-identical copies of a file embedded in this
+                                        # run or before (another file on disk), given its vectors (indexer.same_file)
     unchanged: int = 0
     failed: int = 0
     metadata_reread: int = 0            # unchanged files whose embedded metadata was read again
@@ -303,22 +305,28 @@ def finish_summary(summary: IndexSummary, t_start: float) -> IndexSummary:
 
 
 def copies_of_indexed(writer: IndexWriter, plan: Diff, retake: set[str], state: dict[str, tuple[int, int]],
-                      meta: dict[str, Any]) -> list[IndexedFile]:
-    """The new and changed files of ``plan`` that are other names of a file it keeps as indexed
-    (hard links; indexer.same_file), each as that file is indexed, so nothing is embedded again;
+                      meta: dict[str, Any]) -> tuple[list[IndexedFile], set[str]]:
+    """The new and changed files of ``plan`` with the audio of a file it keeps as indexed (hard
+    links and identical copies; indexer.same_file), each as that file is indexed, so nothing is
+    embedded again, and the paths of those that are copies rather than other names of its file;
     none where the index cannot give its vectors back exactly or holds another model's."""
     if not plan.unchanged or not writer.copies_read_exactly() or any(
             writer.meta.get(k) != meta[k] for k in ("model_fingerprint", "dim", "segment_policy")):
-        return []
+        return [], set()
     arrived = [f for f in plan.new + plan.changed if f.path not in retake]
-    found = indexed_names(arrived, {p: state[p] for p in plan.unchanged})
+    found, copies = indexed_names(arrived, {p: state[p] for p in plan.unchanged},
+                                  lambda paths: {p: h.fingerprint for p, h in writer.headers(paths).items()})
     if not found:
-        return []
-    log.info("%s of files indexed under another name (hard links): their rows and vectors are copied",
-             count(len(found), "new name"))
+        return [], set()
+    said = []
+    if links := len(found) - len(copies):
+        said.append(f"{count(links, 'new name')} of files indexed under another (hard links)")
+    if copies:
+        said.append(f"{count(len(copies), 'identical copy', 'identical copies')} of indexed files")
+    log.info("%s: their rows and vectors are copied", " and ".join(said))
     by_path = {f.path: f for f in arrived}
     return writer.indexed_copies([(indexed, by_path[path]) for path, indexed in sorted(found.items())],
-                                 int(meta["dim"]))
+                                 int(meta["dim"])), copies
 
 
 def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel,
@@ -431,15 +439,16 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     for e in scanned.errors:
         fail(e.path, e.reason)
 
-    # a new name of a file this run keeps indexed under another (a hard link made since): copied
-    copies = copies_of_indexed(writer, plan, retake, state, meta)
+    # a new name or copy of a file this run keeps indexed under another (a hard link made since): copied
+    copies, identical = copies_of_indexed(writer, plan, retake, state, meta)
     if copies:
         copied, was_indexed = {f.path for f in copies}, {f.path for f in plan.changed}
         pending.add += copies
         pending.keep.update({path: False for path in copied & was_indexed})    # the user's tags stay
         summary.updated += len(copied & was_indexed)
         summary.added += len(copied - was_indexed)
-        summary.same_file += len(copies)
+        summary.same_file += len(copies) - len(identical)
+        summary.same_audio += len(identical)
         plan = Diff(new=[f for f in plan.new if f.path not in copied],
                     changed=[f for f in plan.changed if f.path not in copied],
                     deleted=plan.deleted, unchanged=plan.unchanged)
@@ -449,8 +458,8 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     changed_paths = {f.path for f in plan.changed}
     todo = sorted(plan.new + plan.changed, key=lambda f: (f.size, f.path))
     work = {i: _Work(f, changed=f.path in changed_paths, same_audio=f.path in retake) for i, f in enumerate(todo)}
-    # other names of one file on disk (hard links): decoded and embedded under the first only
-    names = other_names(todo)
+    # other names of one file on disk (hard links) and copies of it: decoded and embedded under the first only
+    names, identical_jobs = other_names(todo)
     last_commit = time.perf_counter()
     commit_cost = 0.0
 
@@ -481,7 +490,10 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
         for other in names.pop(job, ()):        # its other names: the same audio, rows of their own
             o = work.pop(other)
             record(other, o, dataclasses.replace(w.info, path=o.scanned.path), w.duration, segments, vectors)
-            summary.same_file += 1
+            if other in identical_jobs:
+                summary.same_audio += 1
+            else:
+                summary.same_file += 1
 
     def record(job: int, w: _Work, info: AudioInfo, duration: float, segments: list[tuple[float, float]],
                vectors: np.ndarray) -> None:

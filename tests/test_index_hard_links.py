@@ -1,5 +1,6 @@
-"""Several names of one file (hard links) are decoded and embedded once, and every name keeps rows
-of its own (indexer.same_file): the catalog and the vectors are those a library of copies gets."""
+"""Several names of one file (hard links) and byte-identical copies are decoded and embedded once,
+and every path keeps rows of its own (indexer.same_file): the catalog and the vectors are those a
+library embedded file by file gets."""
 from __future__ import annotations
 
 import os
@@ -15,7 +16,8 @@ from engine.catalog import File, FileMetadata, SegmentRow, get_meta, open_catalo
 from engine.layout import IndexLayout
 from engine.query import SoundIndex
 from engine.vector_access import reconstruct
-from indexer import build_index, decode
+from engine.file_metadata import FINGERPRINT_BLOCK, content_fingerprint
+from indexer import build_index, decode, runner, same_file
 from tests.conftest import chirp, noise, tone, write
 from tests.index_fakes import FakeModel
 from tests.test_cue_sheets import DISC
@@ -25,6 +27,15 @@ SR = 16000
 
 def index(root: Path, idx: Path, model: FakeModel | None = None):
     return build_index([str(root)], idx, model or FakeModel(), workers=0, progress=False)
+
+
+def plain_index(root: Path, idx: Path, model: FakeModel | None = None):
+    """``root`` indexed file by file: no path taken for another (what a library of copies got
+    before indexer.same_file)."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(runner, "other_names", lambda files: ({}, set()))
+        m.setattr(runner, "indexed_names", lambda *args: ({}, set()))
+        return index(root, idx, model)
 
 
 def embedded(model: FakeModel) -> int:
@@ -89,13 +100,113 @@ def test_names_of_one_file_are_embedded_once_with_the_rows_and_vectors_of_copies
     s = index(linked, tmp_path / "idx", model)
     copies = copies_of(linked, tmp_path / "copies")
     plain_model = FakeModel()
-    plain = index(copies, tmp_path / "plain", plain_model)
+    plain = plain_index(copies, tmp_path / "plain", plain_model)
 
     # rain (5 s: 4 windows), door (3 s: 2) and beep (1.5 s: 1), each once; the copies 4 + 4 + 2 more
     assert embedded(model) == 7 and embedded(plain_model) == 17
     assert_same(snapshot(tmp_path / "idx", linked), snapshot(tmp_path / "plain", copies))
-    assert (s.added, s.same_file, s.failed, s.n_segments) == (6, 3, 0, 7)
+    assert (s.added, s.same_file, s.same_audio, s.failed, s.n_segments) == (6, 3, 0, 0, 7)
     assert s.totals == plain.totals
+
+
+def test_identical_copies_are_embedded_once_with_the_rows_and_vectors_of_a_plain_index(linked, tmp_path):
+    """Copies (another inode, another time: `cp`, a pack unpacked twice) are one audio too."""
+    copies = tmp_path / "copies"
+    shutil.copytree(linked, copies)             # new times: only the bytes are the same
+    model = FakeModel()
+    s = index(copies, tmp_path / "idx", model)
+    assert embedded(model) == 7
+    assert (s.added, s.same_file, s.same_audio, s.n_segments) == (6, 0, 3, 7)
+    plain = plain_index(copies, tmp_path / "plain")
+    assert_same(snapshot(tmp_path / "idx", copies), snapshot(tmp_path / "plain", copies))
+    assert s.totals == plain.totals
+
+
+def test_a_copy_differing_in_one_byte_between_the_sampled_blocks_is_embedded_on_its_own(tmp_path):
+    """Two renders of one length may differ only where the content fingerprint does not look: the
+    whole bytes decide (SHA-256), and equal-length renders that differ are never read whole."""
+    lib = (tmp_path / "lib").resolve()
+    rain = write(lib / "rain.wav", noise(5.0, SR, seed=1), SR)
+    (lib / "pack").mkdir()
+    shutil.copy(rain, lib / "pack" / "rain.wav")
+    edit = lib / "pack" / "rain edit.wav"
+    data = bytearray(rain.read_bytes())
+    at = len(data) // 4                         # between the start block and the middle one
+    assert FINGERPRINT_BLOCK < at < len(data) // 2 - FINGERPRINT_BLOCK
+    data[at] ^= 0x01
+    edit.write_bytes(bytes(data))
+    write(lib / "other.wav", noise(5.0, SR, seed=2), SR)       # the same size, other audio
+    assert content_fingerprint(edit) == content_fingerprint(rain) != content_fingerprint(lib / "other.wav")
+    hashed = []
+    real = same_file.file_sha256
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(same_file, "file_sha256", lambda path: hashed.append(os.path.basename(path)) or real(path))
+        model = FakeModel()
+        s = index(lib, tmp_path / "idx", model)
+    assert sorted(hashed) == ["rain edit.wav", "rain.wav", "rain.wav"]   # not other.wav
+    assert embedded(model) == 3 * 4 and (s.added, s.same_audio) == (4, 1)
+    plain_index(lib, tmp_path / "plain")
+    assert_same(snapshot(tmp_path / "idx", lib), snapshot(tmp_path / "plain", lib))
+
+
+def test_a_copy_of_an_indexed_file_gets_its_rows_and_vectors_and_deleting_one_keeps_the_other(linked, tmp_path):
+    idx = tmp_path / "idx"
+    index(linked, idx)
+    (linked / "Pack").mkdir()
+    shutil.copy(linked / "door.wav", linked / "Pack" / "door.wav")
+    shutil.copy(linked / "beep.wav", linked / "Pack" / "beep copy.wav")
+    model = FakeModel()
+    s = index(linked, idx, model)
+    assert (s.added, s.unchanged, s.same_file, s.same_audio, embedded(model)) == (2, 6, 0, 2, 0)
+    plain_index(copies_of(linked, tmp_path / "copies"), tmp_path / "plain")
+    assert_same(snapshot(idx, linked), snapshot(tmp_path / "plain", tmp_path / "copies"))
+
+    before = snapshot(idx, linked)
+    (linked / "beep.wav").unlink()              # the copy it was embedded as
+    model = FakeModel()
+    s = index(linked, idx, model)
+    assert (s.removed, s.added, embedded(model)) == (1, 0, 0)
+    del before["beep.wav"]
+    assert_same(snapshot(idx, linked), before)
+
+
+def test_indexed_files_of_a_new_files_size_are_compared_by_their_stored_fingerprints(tmp_path, monkeypatch):
+    """Fixed-length renders all share a size: a new one reads its own fingerprint only, the indexed
+    ones' come from the catalog, and none is read whole unless the fingerprints agree."""
+    lib = (tmp_path / "lib").resolve()
+    for seed in range(3):
+        write(lib / f"render {seed}.wav", noise(1.0, SR, seed=seed), SR)
+    idx = tmp_path / "idx"
+    index(lib, idx)
+    write(lib / "render 3.wav", noise(1.0, SR, seed=3), SR)
+    read = []
+    for name in ("content_fingerprint", "file_sha256"):
+        real = getattr(same_file, name)
+        monkeypatch.setattr(same_file, name, lambda path, real=real, name=name:
+                            read.append((name, os.path.basename(path))) or real(path))
+    model = FakeModel()
+    s = index(lib, idx, model)
+    assert read == [("content_fingerprint", "render 3.wav")]
+    assert (s.added, s.same_audio, embedded(model)) == (1, 0, 1)
+    read.clear()
+    shutil.copy(lib / "render 1.wav", lib / "render 1 copy.wav")
+    s = index(lib, idx, FakeModel())
+    assert sorted(read) == [("content_fingerprint", "render 1 copy.wav"),
+                            ("file_sha256", "render 1 copy.wav"), ("file_sha256", "render 1.wav")]
+    assert (s.added, s.same_audio) == (1, 1)
+
+
+def test_an_index_that_rounds_its_vectors_embeds_a_new_copy_again(linked, tmp_path, monkeypatch):
+    from indexer.write import IndexWriter
+    idx = tmp_path / "idx"
+    index(linked, idx)
+    monkeypatch.setattr(IndexWriter, "copies_read_exactly", lambda self: False)
+    shutil.copy2(linked / "beep.wav", linked / "beep copy.wav")     # its time too: rows alike
+    model = FakeModel()
+    s = index(linked, idx, model)
+    assert (s.added, s.same_audio, embedded(model)) == (1, 0, 1)
+    got = snapshot(idx, linked)
+    assert_same({"b": got["beep copy.wav"]}, {"b": got["beep.wav"]})
 
 
 def test_search_lists_every_name_and_deleting_one_keeps_the_others(linked, tmp_path):
@@ -137,7 +248,7 @@ def test_a_new_name_of_an_indexed_file_gets_its_rows_and_vectors(linked, tmp_pat
     s = index(linked, idx, model)
     assert (s.added, s.unchanged, embedded(model)) == (1, 6, 0)
     assert s.same_file == 1
-    index(copies, tmp_path / "plain")
+    plain_index(copies, tmp_path / "plain")
     assert_same(snapshot(idx, linked), snapshot(tmp_path / "plain", copies))
 
 
@@ -175,8 +286,8 @@ def test_names_with_other_cue_sheets_or_extensions_are_embedded_each(tmp_path):
     assert got["disc12.wav"]["spans"] != got["plain/disc12.wav"]["spans"]
     assert embedded(model) == len(got["disc12.wav"]["spans"]) + 2 * len(got["plain/disc12.wav"]["spans"])
     assert (s.added, s.same_file) == (4, 1)
-    plain = index(copies_of(lib, tmp_path / "copies"), tmp_path / "plain")
-    assert plain.same_file == 0
+    plain = plain_index(copies_of(lib, tmp_path / "copies"), tmp_path / "plain")
+    assert plain.same_file == plain.same_audio == 0
     assert_same(got, snapshot(tmp_path / "plain", tmp_path / "copies"))
 
 
@@ -237,13 +348,34 @@ def test_the_index_command_counts_the_names_given_another_names_vectors(linked, 
     from ui.cli import app
     idx = str(tmp_path / "idx")
     args = ["index", str(linked), "--index", idx, "--model", str(tiny_clap_dir), "--workers", "0"]
+    shutil.copy(linked / "door.wav", linked / "door copy.wav")
     table = CliRunner().invoke(app, args)
     assert table.exit_code == 0, table.output
     said = " ".join(table.stdout.split())
     assert "other names of a file" in said and "3 hard links (given its vectors, not embedded again)" in said
+    assert "identical copies" in said and "1 copy of another file, byte for byte" in said
     (linked / "more").mkdir()
     os.link(linked / "beep.wav", linked / "more" / "beep.wav")
     again = CliRunner().invoke(app, args + ["--json"])
     assert again.exit_code == 0, again.output
     summary = json.loads(again.stdout)
-    assert (summary["added"], summary["same_file"], summary["n_segments"]) == (1, 1, 0)
+    assert (summary["added"], summary["same_file"], summary["same_audio"], summary["n_segments"]) == (1, 1, 0, 0)
+
+
+def test_copies_whose_embedded_cue_sheet_gives_each_name_other_takes_are_embedded_each(tmp_path):
+    """An embedded cue sheet naming several files gives a file the tracks of its own name: two
+    byte-identical copies named disc1.flac and disc2.flac carry other markers and are cut into
+    other takes, so neither is given the other's rows (a copy under its own name still is)."""
+    from tests.test_file_metadata import flac_with_comments
+    from tests.test_metadata_leftovers import TWO_FILES
+    lib = (tmp_path / "lib").resolve()
+    first = flac_with_comments(lib / "disc1.flac", {"CUESHEET": TWO_FILES}, wave=noise(3.0, SR, seed=4))
+    shutil.copy(first, lib / "disc2.flac")
+    (lib / "pack").mkdir()
+    shutil.copy(first, lib / "pack" / "disc1.flac")
+    summary = index(lib, tmp_path / "idx")
+    assert (summary.same_file, summary.same_audio) == (0, 1)            # pack/disc1.flac only
+    got = snapshot(tmp_path / "idx", lib)
+    assert dict(got["disc1.flac"]["metadata"])["markers"] == "0:00.0 Dog bark · 0:01.0 Cat meow"
+    assert dict(got["disc2.flac"]["metadata"])["markers"] == "0:00.0 Gate creak · 0:01.0 Gate latch"
+    assert got["pack/disc1.flac"]["spans"] == got["disc1.flac"]["spans"]

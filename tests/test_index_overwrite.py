@@ -107,13 +107,15 @@ def test_a_move_over_an_indexed_file_onto_a_drive_with_coarser_times(lib, tmp_pa
 
 def test_a_copy_laid_over_an_indexed_file_while_the_original_stays_is_an_edit(lib, tmp_path):
     """``cp -p a b``: a is still there, so b's new file is a copy, not a's recording moved; b is
-    embedded again and keeps b's tags, and a keeps its own."""
+    updated (given a's vectors, an identical copy: indexer.same_file) and keeps b's tags, and a
+    keeps its own."""
     idx = tmp_path / "idx"
     before = tagged(idx, lib)
     shutil.copy2(lib / "Doors" / "a.wav", lib / "b.wav")
     model = FakeModel()
     s = index([lib], idx, model)
-    assert model.calls and (s.moved, s.updated, s.added, s.removed, s.unchanged) == (0, 1, 0, 0, 2)
+    assert not model.calls and (s.moved, s.updated, s.added, s.removed, s.unchanged) == (0, 1, 0, 0, 2)
+    assert s.same_audio == 1
     after = rows(idx)
     assert after[str(lib / "b.wav")]["tags"] == [("rain", "user")]
     assert after[str(lib / "Doors" / "a.wav")] == before[str(lib / "Doors" / "a.wav")]

@@ -141,6 +141,9 @@ def _print_summary(s: dict[str, Any]) -> None:
         t.add_row("moved or renamed", f"{s['moved']} (kept their vectors, tags and captions)")
     if s.get("same_file"):
         t.add_row("other names of a file", f"{count(s['same_file'], 'hard link')} (given its vectors, not embedded again)")
+    if s.get("same_audio"):
+        t.add_row("identical copies", f"{count(s['same_audio'], 'copy', 'copies')} of another file, byte for byte "
+                                      "(given its vectors, not embedded again)")
     if s.get("metadata_reread"):
         t.add_row("metadata read again", f"{count(s['metadata_reread'], 'unchanged file')} (a newer reader)")
     if s.get("levels_measured"):
