@@ -4,15 +4,11 @@ short to be told apart): ``SoundIndex.tag_with_notes`` returns (tags, notes), in
 engine.tagging.tag_notes; ``SoundIndex.tag`` still returns the list of tags alone."""
 from __future__ import annotations
 
-from typing import Iterator
-
 import numpy as np
 import pytest
 
-from engine.query import SoundIndex
-from indexer import build_index
 from tests.conftest import noise, tone, write
-from tests.index_fakes import FakeModel
+from tests.test_server_slow_clients import index  # noqa: F401  (one beep, indexed, opened with FakeModel)
 
 SR = 16_000
 SHORT = "is 0.010 s long, under 0.1 s: too short for the model to tell what it is"
@@ -20,16 +16,6 @@ ADVICE = "compare the cosines or give other labels too"       # as the HTTP API'
 ONE_LABEL = "one label ('beep'): a score is a label's share among the labels given, so it scores 1"
 
 pytestmark = pytest.mark.usefixtures("private_cache")
-
-
-@pytest.fixture(scope="module")
-def index(tmp_path_factory) -> Iterator[SoundIndex]:
-    """An index of one beep, opened with the stand-in model (the clips tagged are not indexed)."""
-    tmp = tmp_path_factory.mktemp("api_tag_notes")
-    write(tmp / "lib" / "beep.wav", tone(880, 1.0, SR), SR)
-    build_index([tmp / "lib"], tmp / "idx", FakeModel(), workers=0, progress=False)
-    with SoundIndex.open(tmp / "idx", model=FakeModel()) as opened:
-        yield opened
 
 
 def test_a_short_waveform_gets_its_note_named_as_asked(index):
