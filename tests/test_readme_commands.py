@@ -437,12 +437,18 @@ def check_argparse(script: Path, words: Sequence[str]) -> str | None:
     return None
 
 
-def _module_file(module: str) -> Path | None:
+def _module_path(module: str, package_file: str) -> Path | None:
+    """``module``'s file in this repository: ``module.py``, else the package's ``package_file``
+    (``__main__.py``: what ``python -m`` runs; ``__init__.py``: what an import reads)."""
     base = ROOT.joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__main__.py"):
+    for candidate in (base.with_suffix(".py"), base / package_file):
         if candidate.is_file():
             return candidate
     return None
+
+
+def _module_file(module: str) -> Path | None:
+    return _module_path(module, "__main__.py")
 
 
 def _top_level_names(tree: ast.Module) -> set[str]:
@@ -471,11 +477,7 @@ def _top_level_names(tree: ast.Module) -> set[str]:
 
 
 def _module_source(module: str) -> Path | None:
-    base = ROOT.joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
+    return _module_path(module, "__init__.py")
 
 
 def check_snippet(code: str) -> str | None:
