@@ -15,34 +15,45 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import NamedTuple
 
 from engine.markers import Marker, _report_left_out, _report_past_end
 from engine.metadata_values import _put_first
 
 
-def _placed_sync_points(points: list[tuple[int, str, int, bool]], rate: int, frames: int | None,
+class SyncPoint(NamedTuple):
+    """A named cue of an iXML ``SYNC_POINT_LIST`` (:func:`ixml_sync_points`)."""
+
+    at: int                 #: samples from the file's start (RELATIVE) or from midnight (ABSOLUTE)
+    name: str               #: its SYNC_POINT_COMMENT, blanks collapsed
+    length: int             #: its SYNC_POINT_EVENT_DURATION in samples, 0 for none
+    relative: bool          #: RELATIVE (the default) rather than ABSOLUTE
+    unreadable: str = ""    #: why its numbers cannot be read ("" when they can): it is left out
+
+
+def _placed_sync_points(points: list[SyncPoint], rate: int, frames: int | None,
                         reference: tuple[int, str] | None, path: str | Path,
                         problems: list[str] | None) -> list[Marker]:
     """The iXML sync ``points`` (:func:`ixml_sync_points`) of a WAV of ``frames`` frames (None: not
     known) at ``rate`` as markers in time order: RELATIVE ones from the file's start, ABSOLUTE
     ones from midnight less the file's time ``reference`` (samples since midnight, and the chunk
-    that gave it: "bext", else "iXML"). One note each (:func:`_report`) for those left out: past
-    the end of the audio, before the file's start (a RELATIVE point by a negative offset, an
-    ABSOLUTE one for being earlier than the time reference: a note each), and ABSOLUTE ones in a
-    file with no time reference."""
+    that gave it: "bext", else "iXML"). One note each (:func:`_report`) for those left out: those
+    whose numbers are not sample counts, past the end of the audio, ABSOLUTE ones earlier than
+    the time reference, and ABSOLUTE ones in a file with no time reference."""
     time_reference, source = reference if reference is not None else (None, "")
-    unreferenced = [name for _, name, _, relative in points if not relative and time_reference is None]
+    unreadable = [p for p in points if p.unreadable]
+    reasons = list(dict.fromkeys(p.unreadable for p in unreadable))
+    _report_left_out(problems, path, "iXML sync point", [p.name for p in unreadable],
+                     why=reasons[0] + (" …" if len(reasons) > 1 else "") if reasons else "")
+    points = [p for p in points if not p.unreadable]
+    unreferenced = [p.name for p in points if not p.relative and time_reference is None]
     _report_left_out(problems, path, "ABSOLUTE iXML sync point", unreferenced,
                      why="the file has no bext or iXML time reference to place them by")
     named = sorted((at if relative else at - time_reference, name, length, relative)
-                   for at, name, length, relative in points if relative or time_reference is not None)
-    _report_left_out(problems, path, "RELATIVE iXML sync point",
-                     [name for at, name, _, relative in named if at < 0 and relative],
-                     "before the file's start", "a negative offset")
-    if time_reference is not None:
+                   for at, name, length, relative, _ in points if relative or time_reference is not None)
+    if time_reference is not None:      # only an ABSOLUTE point can be: a RELATIVE one's count is not negative
         why = f"earlier than its {source} time reference, {_time_of_day(time_reference / rate)}"
-        _report_left_out(problems, path, "iXML sync point",
-                         [name for at, name, _, relative in named if at < 0 and not relative],
+        _report_left_out(problems, path, "iXML sync point", [name for at, name, _, _ in named if at < 0],
                          "before the file's start", why)
     if frames is not None:
         _report_past_end(problems, path, "iXML sync point", [name for at, name, _, _ in named if at >= frames],
@@ -104,26 +115,40 @@ def _ixml_fields(root: ET.Element) -> dict[str, str]:
     return out
 
 
-def ixml_sync_points(root: ET.Element) -> list[tuple[int, str, int, bool]]:
+def ixml_sync_points(root: ET.Element) -> list[SyncPoint]:
     """The named cues of an iXML ``SYNC_POINT_LIST`` (what production and field recorders
-    write when the recordist presses a cue button and names it): (sample offset, its
-    ``SYNC_POINT_COMMENT``, its ``SYNC_POINT_EVENT_DURATION`` in samples or 0, whether the
-    offset counts from the file's start — ``RELATIVE`` — rather than from midnight like the
-    bext time reference — ``ABSOLUTE``). Cues without a comment are left out: a marker needs a
-    name; a cue whose numbers do not parse is left out too."""
+    write when the recordist presses a cue button and names it): the sample count
+    ``SYNC_POINT_HIGH``/``LOW`` give, its ``SYNC_POINT_COMMENT``, its ``SYNC_POINT_EVENT_DURATION``
+    in samples or 0, whether the count is from the file's start — ``RELATIVE`` — rather than
+    from midnight like the bext time reference — ``ABSOLUTE``. Cues without a comment are left
+    out: a marker needs a name. A cue whose numbers are not sample counts (unsigned decimal
+    integers, as the spec's 32-bit halves are: "-4000" or "n/a" is not one) comes back with
+    why, to be left out with a note (:func:`_placed_sync_points`)."""
     out = []
     for point in root.iter("SYNC_POINT"):
         name = " ".join((point.findtext("SYNC_POINT_COMMENT") or "").split())
         if not name:
             continue
-        try:
-            at = (int(point.findtext("SYNC_POINT_HIGH") or 0) << 32) | int(point.findtext("SYNC_POINT_LOW") or 0)
-            length = int(point.findtext("SYNC_POINT_EVENT_DURATION") or 0)
-        except ValueError:
-            continue
         relative = (point.findtext("SYNC_POINT_TYPE") or "RELATIVE").strip().upper() != "ABSOLUTE"
-        out.append((at, name, max(length, 0), relative))
+        try:
+            at = (_sample_count(point, "SYNC_POINT_HIGH") << 32) | _sample_count(point, "SYNC_POINT_LOW")
+            length = _sample_count(point, "SYNC_POINT_EVENT_DURATION")
+        except ValueError as e:
+            out.append(SyncPoint(0, name, 0, relative, str(e)))
+            continue
+        out.append(SyncPoint(at, name, length, relative))
     return out
+
+
+def _sample_count(point: ET.Element, name: str) -> int:
+    """The sample count the ``name`` element of ``point`` holds, 0 where it has none or it is
+    empty. ValueError naming the element and its text when that is not a count."""
+    text = (point.findtext(name) or "").strip()
+    if not text:
+        return 0
+    if not _SAMPLE_COUNT.fullmatch(text):
+        raise ValueError(f"{name} holds {text[:40]!r}, not a sample count")
+    return int(text)
 
 
 #: where an iXML chunk says its file starts, in the order read (parent, high, low, and the element

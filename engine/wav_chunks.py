@@ -16,7 +16,9 @@ module puts it back into libsndfile's header:
 - iXML is copied byte for byte but for its sample counts: the timestamps (SPEED's TIMESTAMP_
   SAMPLES_SINCE_MIDNIGHT_HI/LO, BEXT's BWF_TIME_REFERENCE_HIGH/LOW) moved by the same frames, and
   the sync points that count from the file's start (RELATIVE) moved back, those outside the
-  excerpt left out.
+  excerpt left out; and for its BEXT block's copy of bext, which says what bext does: the same
+  CodingHistory line at the end of BWF_CODING_HISTORY and its loudness elements (BWF_LOUDNESS_
+  VALUE …) emptied, an iXML reader's "not used".
 
 Both new chunks go after fmt, where EBU Tech 3285 puts bext, so the header is still everything
 before the data chunk (/audio's byte ranges count on it). A source chunk that cannot be used is
@@ -131,11 +133,11 @@ def excerpt_header(path: str, header: bytes, source: SourceChunks, *, first: int
     fmt = next(body for cid, body in chunks if cid == b"fmt ")
     channels, bits = struct.unpack_from("<H", fmt, 2)[0], struct.unpack_from("<H", fmt, 14)[0]
     extra = []
+    line = coding_history_line(subtype, rate, bits, channels, first / rate, last / rate)
     if source.bext is not None:
-        line = coding_history_line(subtype, rate, bits, channels, first / rate, last / rate)
         _keep(extra, path, b"bext", lambda: excerpt_bext(source.bext, first, line))
     if source.ixml is not None:
-        _keep(extra, path, b"iXML", lambda: excerpt_ixml(source.ixml, first, last - first, rate))
+        _keep(extra, path, b"iXML", lambda: excerpt_ixml(source.ixml, first, last - first, rate, line))
     made = bytearray()
     for cid, body in chunks:
         if cid == b"fmt ":
@@ -233,6 +235,16 @@ def excerpt_bext(body: bytes, first: int, line: str) -> bytes:
 #: found spells the latter _HI/_LO)
 _IXML_TIMESTAMP = ("TIMESTAMP_SAMPLES_SINCE_MIDNIGHT_HI", "TIMESTAMP_SAMPLES_SINCE_MIDNIGHT_LO")
 _IXML_TIME_REFERENCE = ("BWF_TIME_REFERENCE_HIGH", "BWF_TIME_REFERENCE_LOW")
+#: the iXML BEXT block's copies of bext's version 2 loudness fields (EBU Tech 3285's names in
+#: capitals after BWF_, as the iXML spec's BEXT list and its writers spell them: REAPER's
+#: WDL/metadata.h, the iXML C++ writers' BEXT elements), a decimal text where they are written
+_IXML_LOUDNESS = ("BWF_LOUDNESS_VALUE", "BWF_LOUDNESS_RANGE", "BWF_MAX_TRUE_PEAK_LEVEL",
+                  "BWF_MAX_MOMENTARY_LOUDNESS", "BWF_MAX_SHORT_TERM_LOUDNESS")
+#: the iXML BEXT block's copy of bext's CodingHistory: its text (group 2, entities left as they
+#: are) between its tags, or an empty element written ``<BWF_CODING_HISTORY/>``
+_IXML_CODING_HISTORY = re.compile(rb"(<BWF_CODING_HISTORY(?:\s[^>]*)?)(?:>([^<]*)</BWF_CODING_HISTORY\s*>|\s*/>)")
+#: line ends and blanks at the end of a CodingHistory text, written or as character references
+_HISTORY_TAIL = re.compile(rb"(?:\s|&#(?:13|10|x0*[dDaA]);)+$")
 _SYNC_POINT = re.compile(rb"[ \t]*<SYNC_POINT(?:\s[^>]*)?>.*?</SYNC_POINT\s*>[ \t]*(?:\r?\n)?", re.S)
 
 
@@ -242,12 +254,15 @@ def _element(name: str) -> re.Pattern[bytes]:
     return re.compile(rb"<" + n + rb"(?:\s[^>]*)?>\s*([^<]*?)\s*</" + n + rb"\s*>")
 
 
-def excerpt_ixml(body: bytes, first: int, frames: int, rate: int) -> bytes:
+def excerpt_ixml(body: bytes, first: int, frames: int, rate: int, line: str = "") -> bytes:
     """The source's iXML chunk ``body`` for the excerpt of ``frames`` frames from its frame
     ``first``, byte for byte but for its sample counts: TIMESTAMP_SAMPLES_SINCE_MIDNIGHT (in
     TIMESTAMP_SAMPLE_RATE samples, where it says) and BWF_TIME_REFERENCE_HIGH/LOW moved on, RELATIVE
     sync points moved back (those outside the excerpt left out, SYNC_POINT_COUNT lowered to
-    match). ValueError when one of them does not hold a number or cannot be written back."""
+    match); and its BEXT block saying what the excerpt's bext chunk does, ``line`` the
+    CodingHistory line bext gains (:func:`_excerpt_bext_copy`). ValueError when a count does not
+    hold a number or cannot be written back."""
+    body = _excerpt_bext_copy(body, line)
     stamp_rate = _number(body, "TIMESTAMP_SAMPLE_RATE")
     if stamp_rate is not None and not (math.isfinite(stamp_rate) and stamp_rate > 0):
         raise ValueError(f"its iXML TIMESTAMP_SAMPLE_RATE is {stamp_rate:g}")
@@ -255,6 +270,30 @@ def excerpt_ixml(body: bytes, first: int, frames: int, rate: int) -> bytes:
     body = _moved_pair(body, *_IXML_TIMESTAMP, stamp_shift)
     body = _moved_pair(body, *_IXML_TIME_REFERENCE, first)
     return _moved_sync_points(body, first, frames)
+
+
+def _excerpt_bext_copy(body: bytes, line: str) -> bytes:
+    """``body`` with its BEXT block saying of the excerpt what its bext chunk does, where it has
+    the elements: ``line`` (a CodingHistory line, CR LF at its end; "": none) after the text of
+    each BWF_CODING_HISTORY, on a line of its own (CR LF written as that text writes its own:
+    as character references where it does, which an XML reader keeps), and the text of each
+    loudness element (:data:`_IXML_LOUDNESS`: they measured the whole recording) taken out, as
+    a writer leaves one it has no value for."""
+    edits = [(found.span(1), b"") for name in _IXML_LOUDNESS for found in _element(name).finditer(body)
+             if found.group(1)]
+    body = _edited(body, edits)
+    if not line:
+        return body
+
+    def appended(found: re.Match[bytes]) -> bytes:
+        history = (found.group(2) or b"").lstrip()
+        escaped = re.search(rb"&#(?:13|x0*[dD]);", history) is not None     # its CRs written so XML keeps them
+        end = b"&#13;&#10;" if escaped else b"\r\n"
+        history = _HISTORY_TAIL.sub(b"", history)
+        text = (history + end if history else b"") + line.encode("ascii").replace(b"\r\n", end)
+        return found.group(1) + b">" + text + b"</BWF_CODING_HISTORY>"
+
+    return _IXML_CODING_HISTORY.sub(appended, body)
 
 
 def _number(body: bytes, name: str) -> float | None:

@@ -25,7 +25,8 @@ RATE = 16000
 def test_a_relative_sync_point_with_a_negative_offset_is_said_as_such(tmp_path):
     """A RELATIVE point counts from the file's start, whatever the time reference: one at -4000
     samples was said to be "earlier than its bext time reference", the reason for an ABSOLUTE
-    one. Each now has its own note, the ABSOLUTE one's unchanged."""
+    one. Each now has its own note, the ABSOLUTE one's unchanged (since session 34 the RELATIVE
+    one's says its count is not one: tests/test_ixml_sync_point_counts.py)."""
     start = 10 * 3600 * RATE
     points = [sync_point(0, "Bump", low="-4000"), sync_point(start - RATE, "Slate", "ABSOLUTE"),
               sync_point(8000, "Car pass")]
@@ -34,7 +35,7 @@ def test_a_relative_sync_point_with_a_negative_offset_is_said_as_such(tmp_path):
     problems: list[str] = []
     assert read_metadata(path, problems)["markers"] == "0:00.5 Car pass"
     assert problems == [
-        "1 RELATIVE iXML sync point(s) before the file's start left out (a negative offset): Bump",
+        "1 iXML sync point(s) left out (SYNC_POINT_LOW holds '-4000', not a sample count): Bump",
         "1 iXML sync point(s) before the file's start left out (earlier than its bext time reference, "
         "10:00:00.000): Slate"]
 

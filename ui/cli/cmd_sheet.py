@@ -48,7 +48,8 @@ def import_command(
     them (a field the file carries itself comes first). Importing a sheet of the same file name
     again replaces what it said; they stay with the files when moved, edited or re-embedded.
     A sheet that cannot be read is said and the others are imported; the exit code is 1 when one
-    failed or matched no indexed file.
+    failed or matched no indexed file, and when none could be imported that is the error (no
+    --json list), as for one sheet.
     """
     setup_logging(verbose)
     from engine.errors import InvalidQuery
@@ -69,6 +70,8 @@ def import_command(
         if report.unmatched:
             err_console.print(f"{report.sheet}: no indexed file for {count(len(report.unmatched), 'row')}, e.g. "
                               + ", ".join(report.unmatched[:5]), highlight=False)
+    if not reports:             # as `tag` of files none of which can be read: an error, no empty list
+        raise InvalidQuery(f"none of the {len(sheets)} sheets could be imported (errors above)")
     if json_out:                # a list whatever the number of sheets: one shape for scripts
         print_json([r.to_dict() for r in reports])
     if failed or any(r.rows and not r.matched_rows for r in reports):
