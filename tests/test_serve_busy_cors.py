@@ -14,7 +14,7 @@ from typing import Iterator
 
 import pytest
 
-import ui.server
+import ui.http_connections
 from engine.query import SoundIndex
 from tests.test_server_audit import _address, _answers
 from tests.test_server_slow_clients import PATIENCE, _busy
@@ -100,7 +100,7 @@ def test_a_busy_503_names_no_other_origin(index):  # noqa: F811
 def test_a_head_that_does_not_come_gets_the_503_without_an_origin(index, monkeypatch):  # noqa: F811
     """A connection that sends nothing (a browser's preconnect) is not held for ever: after
     REFUSED_HEAD_SECONDS it gets its 503, whose origin is not known."""
-    monkeypatch.setattr(ui.server, "REFUSED_HEAD_SECONDS", 0.2, raising=False)
+    monkeypatch.setattr(ui.http_connections, "REFUSED_HEAD_SECONDS", 0.2)     # read where _Refusal reads it
     with full_server(index) as (url, refused):
         status, headers, _ = refused_answer(url, refused, b"")
     assert status == 503 and headers["vary"] == "Origin" and "access-control-allow-origin" not in headers

@@ -12,8 +12,8 @@ from ui.cli.results import IndexModelOption
 
 
 def _origins(given: Optional[List[str]]) -> Optional[List[str]]:
-    """``--allow-origin`` values as origins (ui.server.cors_origin), or the reason one is not."""
-    from ui.server import cors_origin
+    """``--allow-origin`` values as origins (ui.http_origins.cors_origin), or the reason one is not."""
+    from ui.http_origins import cors_origin
     try:
         return [cors_origin(origin) for origin in given] if given else given
     except ValueError as e:

@@ -1,0 +1,254 @@
+"""The routes of ``soundsift serve``: which paths answer which methods with which parameters
+(:class:`Route`), and the answers themselves (:class:`RouteAnswers`, a part of SoundsiftServer:
+search, similar, tag, files, audio, info, facets, sheet), as JSON, CSV or WAV."""
+from __future__ import annotations
+
+import json
+import os
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from urllib.parse import unquote
+
+import numpy as np
+
+from engine.errors import InvalidQuery, UnreadableAudio
+from ui.byte_ranges import Unsatisfiable, etag_listed, requested_range
+from ui.http_request import NotFound, Query, RangeNotSatisfiable
+
+if TYPE_CHECKING:
+    from engine.export import ExcerptStream
+    from engine.query import SoundIndex
+    from ui.http_handler import SoundsiftHandler
+
+#: longest span ``/audio`` sends, and what it sends without ``end`` (a preview: 600 s of 96 kHz
+#: 6-channel 24-bit audio is 1 GB, streamed a block at a time, not held in memory)
+MAX_AUDIO_SECONDS = 600.0
+#: the header of a /tag answer whose scores say little (one label, a sound under 0.1 s): the
+#: notes ``soundsift tag`` prints, as a JSON list of strings (the body stays the list of tags)
+NOTES_HEADER = "X-Soundsift-Notes"
+FILTER_PARAMS = ("min_duration", "max_duration", "path_prefix", "format", "sample_rate", "category",
+                 "channels", "min_loudness", "max_loudness", "tagged")
+#: routes followed by one more path segment, a file id (``/files/ID``)
+ID_ROUTES = frozenset({"/files", "/audio"})
+
+
+class Route(NamedTuple):
+    """A route: its path (``/files`` for ``/files/ID``), what answers it, the parameters it reads."""
+
+    path: str
+    answer: Callable[[SoundsiftHandler, Query, str], tuple[int, "bytes | ExcerptStream", str]]
+    params: tuple[str, ...] = ()
+
+
+class RouteAnswers:
+    """The route answers of SoundsiftServer (``self`` is the server): each takes the handler, the
+    request's Query and its path, and gives the status, the body and its Content-Type."""
+
+    index: SoundIndex
+
+    def _route_table(self) -> dict[tuple[str, str], Route]:
+        """The routes by (method, path): what answers each, the parameters each reads."""
+        similar = ("start", "end", "k", "segments", *FILTER_PARAMS)
+        routes = [
+            ("GET", "/search", self._search, ("q", "k", "keywords", "not", "segments", *FILTER_PARAMS)),
+            ("GET", "/similar", self._similar, ("file", *similar)),
+            ("POST", "/similar", self._similar_clip, similar),
+            ("GET", "/tag", self._tag, ("file", "labels", "top")), ("POST", "/tag", self._tag_clip, ("labels", "top")),
+            ("GET", "/files", self._file, ()), ("GET", "/audio", self._audio, ("start", "end")),
+            ("GET", "/info", self._info, ()), ("GET", "/facets", self._facets, ()),
+            ("GET", "/sheet", self._sheet, ("zero_shot", "labels", "min_score", *FILTER_PARAMS)),
+        ]
+        return {(method, path): Route(path, answer, params) for method, path, answer, params in routes}
+
+    # -- routes --------------------------------------------------------------------------
+    def _search(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        text = q.text("q")
+        if text is None:
+            raise InvalidQuery("q (the text to search for) is missing")
+        if q.flag("keywords") and q.flag("segments"):   # the engine's refusal names neither parameter
+            raise InvalidQuery("keywords=1 ranks files, so it cannot be combined with segments=1; leave one out")
+        hits = self.index.search_text(text, k=q.count("k", 10), filters=q.filters(),
+                                      per_file=not q.flag("segments"), keywords=q.flag("keywords"),
+                                      exclude=q.listed("not"))
+        return _hits(hits)
+
+    def _similar(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        from engine.duplicates import mark_copies
+        file_id, record = self._indexed(q)
+        start, end, per_file = q.time("start"), q.time("end"), not q.flag("segments")
+        hits = self.index.similar_to_file(file_id, k=q.count("k", 10), filters=q.filters(),
+                                          per_file=per_file, start=start, end=end)
+        if per_file and start is None and end is None:      # as `soundsift similar --json` marks them
+            hits = mark_copies((record or self.index.get_file(file_id))["path"], hits)
+        return _hits(hits)
+
+    def _similar_clip(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        from engine.duplicates import copies_of_waveform, mark_copies
+        clip = _clip(handler)
+        start, end, per_file = q.time("start"), q.time("end"), not q.flag("segments")
+        hits = self.index.search_audio(clip.waveform, k=q.count("k", 10), filters=q.filters(),
+                                       per_file=per_file, sample_rate=clip.sample_rate, start=start, end=end)
+        if per_file and start is None and end is None:      # files holding the clip's very recording
+            hits = mark_copies(None, hits, copies=lambda _none, candidates: copies_of_waveform(
+                clip.waveform, clip.sample_rate, candidates))
+        return _hits(hits)
+
+    def _tag(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        from engine import zeroshot
+        from engine.tagging import COSINE_ADVICE, tag_notes
+        from engine.vocabulary import default_labels
+        file_id, record = self._indexed(q)
+        vector = self.index.file_vector(file_id)
+        model = self.index.model
+        labels = q.listed("labels") or default_labels(model)
+        tags = zeroshot.tag(model, vector, labels, q.count("top", 5))
+        record = record or self.index.get_file(file_id)
+        _say_notes(handler, tag_notes(labels, [(record["path"], record["duration"])], COSINE_ADVICE))
+        return HTTPStatus.OK, _json(tags), "application/json"
+
+    def _tag_clip(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        clip = _clip(handler)
+        tags, notes = self.index.tag_with_notes(clip.waveform, labels=q.listed("labels") or None,
+                                                top=q.count("top", 5), sample_rate=clip.sample_rate, name=clip.name)
+        _say_notes(handler, notes)
+        return HTTPStatus.OK, _json(tags), "application/json"
+
+    def _file(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        return HTTPStatus.OK, _json(self._record(path)), "application/json"
+
+    def _audio(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, "bytes | ExcerptStream", str]:
+        """The span as WAV (engine.export.excerpt_stream: the bytes excerpt_wav makes, written
+        a block at a time as they are read; the handler closes it), or the part of it a
+        ``Range`` header asks for (206; ``If-Range`` with another ETag gets all of it), or 304
+        when ``If-None-Match`` names its ETag (the file is not opened)."""
+        from engine.export import excerpt_stream
+        record = self._record(path)
+        start = q.time("start") or 0.0
+        if start >= record["duration"]:
+            raise InvalidQuery(f"start ({start:g} s) is past the end of the file ({record['duration']:g} s)")
+        given_end = q.time("end")
+        end = min(record["duration"], start + MAX_AUDIO_SECONDS) if given_end is None else given_end
+        if end <= start:
+            raise InvalidQuery(f"end ({end:g} s) must come after start ({start:g} s)")
+        if end - start > MAX_AUDIO_SECONDS:
+            raise InvalidQuery(f"a span of {end - start:g} s is longer than the {MAX_AUDIO_SECONDS:g} s "
+                               "/audio sends; ask for a part")
+        tag = _excerpt_etag(record["path"], start, end)
+        if tag is not None and etag_listed(handler.headers.get("If-None-Match"), tag):
+            handler.extra_headers += [("Accept-Ranges", "bytes"), ("ETag", tag)]
+            return HTTPStatus.NOT_MODIFIED, b"", "audio/wav"     # the client holds these bytes
+        wanted = handler.headers.get("Range")
+        if_range = handler.headers.get("If-Range")
+        if if_range is not None and if_range.strip() != tag:
+            wanted = None                   # the client holds another version: all of this one
+        try:
+            stream = excerpt_stream(record["path"], start, end)
+        except UnreadableAudio as e:        # indexed, then deleted or renamed: not a bad request
+            if not os.path.lexists(record["path"]):
+                raise NotFound(f"{e} (file id {record['file_id']}; re-index to drop it)") from e
+            raise
+        handler.extra_headers += [("Accept-Ranges", "bytes"), *([("ETag", tag)] if tag is not None else [])]
+        try:
+            part = requested_range(wanted, stream.length)
+        except Unsatisfiable as e:
+            stream.close()
+            raise RangeNotSatisfiable(str(e), e.total) from e
+        if part is None:
+            return HTTPStatus.OK, stream, "audio/wav"
+        handler.extra_headers.append(("Content-Range", part.content_range()))
+        return HTTPStatus.PARTIAL_CONTENT, stream.part(part.first, part.last), "audio/wav"
+
+    def _info(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        """SoundIndex.info, with ``version`` (SoundIndex.version, as the X-Index-Version header)."""
+        return HTTPStatus.OK, _json({**self.index.info(), "version": handler.index_version}), "application/json"
+
+    def _facets(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        return HTTPStatus.OK, _json(self.index.facets()), "application/json"
+
+    def _sheet(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
+        from engine.sheet_export import library_rows, sheet_bytes
+        zero_shot = q.count("zero_shot", 0) if q.number("zero_shot", 0, low=0) != 0 else 0
+        rows = library_rows(self.index.root, q.filters(), sound_index=self.index, zero_shot=zero_shot,
+                            labels=q.listed("labels") or None, min_score=q.number("min_score", 0.1, low=0, high=1))
+        return HTTPStatus.OK, sheet_bytes(rows, ".csv"), "text/csv; charset=utf-8"
+
+    # -- helpers -------------------------------------------------------------------------
+    def _indexed(self, q: Query) -> tuple[int, dict[str, Any] | None]:
+        """The file id ``file`` names (an indexed path or a file id), with its record when reading
+        it was how the id was checked (None for a path); NotFound when the index lacks it."""
+        given = q.text("file")
+        if given is None:
+            raise InvalidQuery("file (an indexed path or file id) is missing")
+        if _file_id(given) is not None:
+            record = self._record(f"/files/{given}")
+            return int(record["file_id"]), record
+        if "\x00" in given:
+            raise NotFound(f"{given!r} is not a path (it holds a NUL character)")
+        found = self.index.file_id_for_path(given)
+        if found is None:
+            raise NotFound(f"{given} is not in index {self.index.root}; POST the clip instead")
+        return found, None
+
+    def _record(self, path: str) -> dict[str, Any]:
+        """The record (SoundIndex.get_file) of the file whose id ends ``/files/ID`` or ``/audio/ID``;
+        NotFound for an id the index does not hold."""
+        file_id = _file_id(unquote(path.rstrip("/").rsplit("/", 1)[-1]))
+        if file_id is None:
+            raise NotFound(f"{path}: give a file id (a number, as hits' file_id)")
+        try:
+            return self.index.get_file(file_id)
+        except InvalidQuery as e:
+            raise NotFound(str(e)) from e
+
+
+def _excerpt_etag(path: str, start: float, end: float) -> str | None:
+    """A strong ETag for the excerpt ``start``–``end`` of ``path`` as the file is now: its size
+    and modification time, and the span (a file rewritten in place gets a new one, so a player
+    that asks for the rest of an excerpt with ``If-Range`` gets all of the new one instead, and
+    one revalidating with ``If-None-Match`` gets the new one, not 304); None when the file cannot
+    be looked at (excerpt_stream then says why it cannot be read)."""
+    import hashlib
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    made = f"{st.st_size}:{st.st_mtime_ns}"
+    digest = hashlib.sha256(f"{path}\0{made}\0{start!r}\0{end!r}".encode("utf-8", "surrogateescape"))
+    return f'"{digest.hexdigest()[:32]}"'
+
+
+def _file_id(text: str) -> int | None:
+    """``text`` as a file id: ASCII digits of a number SQLite can hold, else None (a path, or
+    no id at all; "²" and "٣" are digits to str.isdigit, not ids)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return None
+    return int(text)
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, default=_plain).encode("utf-8")
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def _hits(hits: list) -> tuple[int, bytes, str]:
+    return HTTPStatus.OK, _json([h.to_dict() for h in hits]), "application/json"
+
+
+def _say_notes(handler: SoundsiftHandler, notes: list[str]) -> None:
+    """The notes ``soundsift tag`` prints when the scores say little (engine.tagging.tag_notes:
+    one label, a sound too short to be told apart), as the :data:`NOTES_HEADER` of a /tag
+    answer: a JSON list of strings, ASCII-escaped (a label or file name may hold any character)."""
+    if notes:
+        handler.extra_headers.append((NOTES_HEADER, json.dumps(notes, ensure_ascii=True)))
+
+
+def _clip(handler: SoundsiftHandler) -> Any:
+    from ui.components.uploads import read_example
+    data = handler.body()
+    name = handler.headers.get("X-Filename") or "request body"
+    return read_example(name, data)
