@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Iterable, Iterator, Sequence
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from engine.catalog import USER_TAG_SOURCE, File, Tag, open_catalog, set_meta
+from engine.catalog import USER_TAG_SOURCE, ErrorRow, File, Tag, open_catalog, set_meta
 from engine.errors import InvalidQuery
 from engine.filters import ascii_lower
 from engine.layout import existing_index
@@ -37,13 +38,21 @@ class TagChange:
     files: int = 0                                           # indexed files the paths named
     changed: int = 0                                         # tag rows added or removed
     not_indexed: list[str] = field(default_factory=list)     # paths the index does not hold
+    reasons: dict[str, str] = field(default_factory=dict)    # each of them → why, in a few words
 
     def to_dict(self) -> dict[str, object]:
-        return {"files": self.files, "changed": self.changed, "not_indexed": self.not_indexed}
+        return {"files": self.files, "changed": self.changed, "not_indexed": self.not_indexed,
+                "reasons": self.reasons}
+
+
+def tag_key(tag: str) -> str:
+    """What makes two spellings one tag: A–Z case and composed or decomposed accents aside (as
+    ``Filters.tags`` and ``--tagged`` compare them)."""
+    return unicodedata.normalize("NFC", ascii_lower(tag))
 
 
 def clean_tags(tags: Iterable[str]) -> list[str]:
-    """Tags as stored: whitespace collapsed, empty ones dropped, one per A–Z-insensitive spelling;
+    """Tags as stored: whitespace collapsed, empty ones dropped, one per :func:`tag_key`;
     InvalidQuery for none at all or one longer than MAX_TAG_LENGTH characters."""
     out: dict[str, str] = {}
     for tag in tags:
@@ -52,7 +61,7 @@ def clean_tags(tags: Iterable[str]) -> list[str]:
             raise InvalidQuery(f"tag {t[:40]!r}… is {len(t)} characters long; tags are at most "
                                f"{MAX_TAG_LENGTH} (a caption can be longer)")
         if t:
-            out.setdefault(ascii_lower(t), t)
+            out.setdefault(tag_key(t), t)
     if not out:
         raise InvalidQuery("no tag given (an empty tag cannot be stored)")
     return list(out.values())
@@ -93,30 +102,53 @@ def _file_ids(s: Session, items: Sequence[str | Path | int], change: TagChange) 
                 found = [fid for fid, p in s.execute(select(File.id, File.path)) if under_roots(p, paths)]
         if not found:
             change.not_indexed.append(str(item))
+            change.reasons[str(item)] = _why_not_indexed(s, item)
         ids.update(dict.fromkeys(found))
     change.files = len(ids)
     return list(ids)
 
 
+def _why_not_indexed(s: Session, item: str | Path | int) -> str:
+    """Why ``item`` names no indexed file: no such id, no such file, a file that could not be
+    indexed (the reason its error row gives), a folder holding none, or one never indexed."""
+    if isinstance(item, int):
+        return f"no indexed file has id {item}"
+    given = os.path.abspath(os.path.expanduser(str(item)))
+    if not os.path.lexists(given):
+        return "no such file or folder"
+    paths = list(dict.fromkeys([given, normalize_root(given)]))
+    if os.path.isdir(given):
+        failed = sum(1 for (p,) in s.execute(select(ErrorRow.path)) if under_roots(p, paths))
+        if failed:
+            return (f"no file under it is in the index; {failed} could not be indexed "
+                    "(`soundsift info` lists them with their reasons)")
+        return "no file under it is in the index (index it first)"
+    reason = s.scalars(select(ErrorRow.reason).where(ErrorRow.path.in_(paths))).first()
+    if reason is not None:
+        return f"could not be indexed: {' '.join(str(reason).split())}"
+    return "not in the index (index it first)"
+
+
 def add_tags(index: str | Path | None, items: Sequence[str | Path | int], tags: Iterable[str]) -> TagChange:
     """Give the indexed files ``items`` (paths, folders, file ids) each of ``tags`` (a file that
-    has a tag in any A–Z case already keeps it as it is). One transaction."""
+    has a tag in any A–Z case or accent form already keeps it as it is). One transaction."""
     wanted = clean_tags(tags)
     change = TagChange()
     with _catalog(index, write=True) as s:
         for fid in _file_ids(s, items, change):
-            have = {ascii_lower(t) for t in s.scalars(select(Tag.label).where(
+            have = {tag_key(t) for t in s.scalars(select(Tag.label).where(
                 Tag.file_id == fid, Tag.source == USER_TAG_SOURCE))}
-            new = [t for t in wanted if ascii_lower(t) not in have]
+            new = [t for t in wanted if tag_key(t) not in have]
             s.add_all(Tag(file_id=fid, label=t, score=1.0, source=USER_TAG_SOURCE) for t in new)
             change.changed += len(new)
     return change
 
 
 def remove_tags(index: str | Path | None, items: Sequence[str | Path | int], tags: Iterable[str]) -> TagChange:
-    """Take ``tags`` (any A–Z case) off the indexed files ``items``; only the user's own tags
-    go (AudioSet tags stored by `soundsift caption` are replaced by running it again)."""
-    unwanted = sorted({ascii_lower(t) for t in clean_tags(tags)})
+    """Take ``tags`` (any A–Z case, accents composed or not) off the indexed files ``items``; only
+    the user's own tags go (AudioSet tags stored by `soundsift caption` are replaced by running it
+    again)."""
+    unwanted = sorted({ascii_lower(form) for t in clean_tags(tags) for form in normal_forms(t)})
     change = TagChange()
     with _catalog(index, write=True) as s:
         ids = _file_ids(s, items, change)
@@ -129,10 +161,22 @@ def remove_tags(index: str | Path | None, items: Sequence[str | Path | int], tag
 
 
 def tag_counts(index: str | Path | None, source: str | None = USER_TAG_SOURCE) -> dict[str, int]:
-    """Tag → number of files carrying it, most used first (``source`` None: every source)."""
+    """Tag → number of files carrying it, most used first (``source`` None: every source). The
+    spellings of one tag (:func:`tag_key`: "keeper", "Keeper") are one entry, under the spelling
+    most files carry (on a tie, the one added first)."""
     with _catalog(index, write=False) as s:
-        q = select(Tag.label, func.count(func.distinct(Tag.file_id))).group_by(Tag.label)
-        if source is not None:
-            q = q.where(Tag.source == source)
-        rows = s.execute(q).all()
-    return dict(sorted(((str(label), int(n)) for label, n in rows), key=lambda kv: (-kv[1], kv[0].lower())))
+        mine = [Tag.source == source] if source is not None else []
+        rows = s.execute(select(Tag.label, func.count(func.distinct(Tag.file_id)), func.min(Tag.id))
+                         .where(*mine).group_by(Tag.label)).all()
+        spellings: dict[str, list[tuple[int, int, str]]] = {}
+        for label, n, first in rows:
+            spellings.setdefault(tag_key(str(label)), []).append((-int(n), int(first), str(label)))
+        counts: dict[str, int] = {}
+        for forms in spellings.values():
+            forms.sort()
+            n = -forms[0][0]
+            if len(forms) > 1:                  # a file may carry several spellings: count it once
+                n = int(s.scalar(select(func.count(func.distinct(Tag.file_id))).where(
+                    *mine, Tag.label.in_([label for _, _, label in forms]))) or 0)
+            counts[forms[0][2]] = n
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].lower())))

@@ -63,7 +63,10 @@ def list_command(
     json_out: bool = typer.Option(False, "--json", help='Print {"tag": files} on stdout, most used first.'),
     verbose: VerboseOption = False,
 ) -> None:
-    """Every tag of the index and how many files carry it, most used first."""
+    """Every tag of the index and how many files carry it, most used first.
+
+    Spellings that differ only in case ("keeper", "Keeper") are one tag, shown as most files spell it.
+    """
     setup_logging(verbose)
     from rich.table import Table
 
@@ -86,7 +89,7 @@ def list_command(
 
 def _report(change: "TagChange", verb: str, json_out: bool) -> None:
     """The change in one line (why nothing changed, when nothing did), then each path the index
-    does not hold as an error line; exit code 1 when no path named an indexed file."""
+    does not hold as an error line saying why; exit code 1 when no path named an indexed file."""
     from ui.cli.common import err_console
     if json_out:
         print_json(change.to_dict())
@@ -96,6 +99,7 @@ def _report(change: "TagChange", verb: str, json_out: bool) -> None:
             line += " (they had them already)" if verb == "added" else " (none of them carried it)"
         out_console.print(line, highlight=False)
     for path in change.not_indexed:
-        err_console.print(f"error: {cell(path)}: not in the index (index it first)", highlight=False)
+        why = change.reasons.get(path, "not in the index (index it first)")
+        err_console.print(f"error: {cell(path)}: {cell(why)}", highlight=False)
     if change.not_indexed and not change.files:
         raise typer.Exit(1)
