@@ -2,13 +2,15 @@
 one that lost the least of it.
 
 Lossless before lossy (an MP3 or Ogg of a WAV has lost what the codec threw away, whatever its
-bit rate), then more bits per sample, a higher sample rate, more channels; among equals the
-shorter path (a copy's name is usually the longer one: ``x (1).wav``, ``Copy of x.wav``,
-``x copy.wav``), then the first in alphabetical order. Only the header is read.
+bit rate), then more bits per sample, a higher sample rate, more channels; among equals a file
+whose name is not marked as a copy (``x (1).wav``, ``Copy of x.wav``, ``x copy.wav``,
+``x - Copy.wav``: :func:`is_copy_name`), wherever each lies, then the shorter path, then the first
+in alphabetical order. Only the header is read.
 """
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass
 from typing import Sequence
@@ -22,6 +24,15 @@ log = logging.getLogger(__name__)
 _LOSSLESS = re.compile(r"^(PCM|FLOAT|DOUBLE|ALAC|FLAC|DWVW|WAVPACK|TTA|APE|MLP|TRUEHD|SHORTEN)")
 #: bits per sample where the encoding says: PCM_24, ALAC_20, FFmpeg's pcm_s24le …
 _BITS = re.compile(r"(?:PCM|ALAC|DWVW)_?[SUF]?(\d+)")
+#: what copying adds to a file's stem: a browser's or Windows' ``x (1)``, macOS's ``x copy`` and
+#: ``x copy 2``, Windows' ``x - Copy``, ``x - Copy (2)``, ``Copy of x`` and ``Copy (2) of x``,
+#: GNOME's ``x (copy)``, ``x (another copy)`` and ``x (3rd copy)``
+_COPY_MARK = re.compile(r"""\s?\(\d+\)$
+                            | \scopy(?:\s\d+)?$
+                            | \s-\scopy(?:\s\(\d+\))?$
+                            | ^copy(?:\s\(\d+\))?\sof\s
+                            | \s\((?:copy|another\scopy|\d+(?:st|nd|rd|th)\scopy)\)$""",
+                        re.IGNORECASE | re.VERBOSE)
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,13 @@ def copy_quality(path: str) -> CopyQuality | None:
     return CopyQuality(path, lossless, bits, info.sample_rate, info.channels, info.format, info.subtype)
 
 
+def is_copy_name(path: str) -> bool:
+    """Whether the file name of ``path`` (not its folders) carries a mark copying adds:
+    ``x (1).wav``, ``x copy.wav``, ``x copy 2.wav``, ``x - Copy.wav``, ``Copy of x.wav`` …"""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return bool(_COPY_MARK.search(stem))
+
+
 def best_copy(paths: Sequence[str]) -> tuple[str, dict[str, CopyQuality | None]]:
     """The path to keep of ``paths`` (files holding one recording; see the module doc) and each
     path's :class:`CopyQuality` (None where the header could not be read: such a file is
@@ -69,6 +87,6 @@ def best_copy(paths: Sequence[str]) -> tuple[str, dict[str, CopyQuality | None]]
     def rank(p: str) -> tuple:
         q = quality[p]
         if q is None:
-            return (1, 0, 0, 0, 0, len(p), p)
-        return (0, -q.lossless, -q.bits, -q.sample_rate, -q.channels, len(p), p)
+            return (1, 0, 0, 0, 0, is_copy_name(p), len(p), p)
+        return (0, -q.lossless, -q.bits, -q.sample_rate, -q.channels, is_copy_name(p), len(p), p)
     return min(paths, key=rank), quality

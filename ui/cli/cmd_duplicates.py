@@ -20,6 +20,11 @@ log = logging.getLogger("soundsift.duplicates")
 
 #: without a progress bar, a line on stderr this often (seconds) while pairs are compared
 REPORT_EVERY = 60.0
+#: the fewest characters of a path the table's files column may show on a line beside the format,
+#: duration and keep columns; narrower, those go on a line under each path
+MIN_PATH_CHARS = 40
+_WIDE_COLUMNS = ("#", "difference", "files", "format", "duration", "keep")
+_PATH_COLUMN = 2
 
 
 @app.command("duplicates")
@@ -51,8 +56,8 @@ def duplicates_command(
     by decoding both, aligning them to the sample and comparing their levels band by band over
     time, so two takes of one sound are not duplicates. JSON: `[{"paths", "durations",
     "difference_db", "identical", "keep", "formats"}]`, closest first; `keep` names the copy that
-    lost the least (lossless, then more bits, a higher sample rate, more channels, then the
-    shorter path).
+    lost the least (lossless, then more bits, a higher sample rate, more channels, then a name
+    not marked as a copy such as `x (1).wav` or `x copy.wav`, then the shorter path).
 
     Ctrl-C stops the comparing and prints the groups confirmed so far (exit status 130)."""
     setup_logging(verbose)
@@ -84,7 +89,9 @@ def duplicates_command(
 
 
 def _print_groups(report: DuplicateReport, json_out: bool) -> None:
-    """The groups as JSON on stdout, or as a table; an interrupted search says so."""
+    """The groups as JSON on stdout, or as a table (a row per file; where the width leaves the
+    paths too little room, each file's format, duration and mark on a line under its path); an
+    interrupted search says so."""
     if report.interrupted:
         err_console.print(f"interrupted: {report.compared} of {count(report.candidates, 'pair')} compared; "
                           "these are the groups found in them")
@@ -96,19 +103,47 @@ def _print_groups(report: DuplicateReport, json_out: bool) -> None:
         return
     from rich.table import Table
 
+    rows = _rows(report.groups)
+    stacked = not _paths_fit(rows, out_console.width)
     table = Table(title=f"{count(len(report.groups), 'group')} of duplicates among {count(report.files, 'file')}")
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("difference", justify="right", no_wrap=True)
     table.add_column("files", overflow="fold", ratio=1)
-    table.add_column("format", no_wrap=True)
-    table.add_column("duration", justify="right", no_wrap=True)
-    table.add_column("keep", no_wrap=True)
-    for rank, g in enumerate(report.groups, 1):     # a row per file: a long path folds in its own row
+    if not stacked:
+        table.add_column("format", no_wrap=True)
+        table.add_column("duration", justify="right", no_wrap=True)
+        table.add_column("keep", no_wrap=True)
+    for row, last in rows:                          # a row per file: a long path folds in its own row
+        if stacked:                                 # its format, duration and mark on a line under it
+            details = " · ".join(text for text in row[3:] if text)
+            row = (*row[:2], f"{row[2]}\n  {details}")
+        table.add_row(*row, end_section=last)
+    out_console.print(table)
+
+
+def _rows(groups: list[DuplicateGroup]) -> list[tuple[tuple[str, ...], bool]]:
+    """Per file, the wide table's cells (rank and difference on a group's first file, path,
+    format, duration, keep mark) and whether it is its group's last."""
+    rows = []
+    for rank, g in enumerate(groups, 1):
         kind = "identical bytes" if g.identical else f"{g.difference_db:.2f} dB"
         for i, (path, form, seconds) in enumerate(zip(g.paths, g.formats, g.durations)):
-            table.add_row(str(rank) if i == 0 else "", kind if i == 0 else "", display_path(path), form,
-                          clock(seconds), _keep_mark(g, path), end_section=i == len(g.paths) - 1)
-    out_console.print(table)
+            rows.append(((str(rank) if i == 0 else "", kind if i == 0 else "", display_path(path), form,
+                          clock(seconds), _keep_mark(g, path)), i == len(g.paths) - 1))
+    return rows
+
+
+def _paths_fit(rows: list[tuple[tuple[str, ...], bool]], width: int) -> bool:
+    """Whether a table of ``width`` columns with a column each for format, duration and keep mark
+    leaves the paths ``MIN_PATH_CHARS`` (or the longest path, when shorter); else each file's
+    details go under its path (an 80-column terminal or pipe left the paths no room at all)."""
+    from rich.cells import cell_len
+
+    cells = list(zip(_WIDE_COLUMNS, *(row for row, _ in rows)))
+    fixed = sum(max(map(cell_len, column)) for i, column in enumerate(cells) if i != _PATH_COLUMN)
+    borders = 3 * len(_WIDE_COLUMNS) + 1           # a space each side of every cell, a rule between
+    longest = max(map(cell_len, cells[_PATH_COLUMN][1:]))
+    return width - fixed - borders >= min(longest, MIN_PATH_CHARS)
 
 
 def _keep_mark(group: DuplicateGroup, path: str) -> str:
