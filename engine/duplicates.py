@@ -74,7 +74,7 @@ class DuplicateGroup:
     durations: list[float]
     difference_db: float
     identical: bool          # every file has the same bytes
-    keep: str | None = None  # the copy to keep (engine.keeper.best_copy): lossless, most bits, highest rate
+    keep: str | None = None  # the copy to keep (engine.keeper.best_copy: lossless, most bits …, an unmarked name)
     formats: list[str] = field(default_factory=list)   # per path: "WAV 24-bit 96 kHz 2 ch" ("" unread)
     same_file: list[list[str]] = field(default_factory=list)  # paths naming one file on disk (hard links)
 
