@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
           "T2A R@1: baseline / start / trained")
     for source in held:
         rest, test = subset(pool, pool_sources != source), subset(train, sources == source, clean_only=True)
-        module = build_module(cfg, class_prior(rest.cache))
+        module = build_module(cfg, class_prior(rest.cache), bank)     # the first fold loads MiniLM
         if bank is None:     # every text of the split, once (MiniLM is the same frozen tower each fold)
             bank = TextBank(module.text, f"{cfg.cache_dir}/text_minilm.npz")
             bank.add([c for it in pool.items for c in it.captions] + train.labels
@@ -140,7 +140,7 @@ def each_validation_source(cfg: CachedTrainConfig, train: Split, val: Split) -> 
         test = subset(val, val_sources == source)
         runs = {}
         for name, pool in (("alone", train), ("joined", subset(joined, joined_sources != source))):
-            module = build_module(cfg, class_prior(pool.cache))
+            module = build_module(cfg, class_prior(pool.cache), bank)
             if bank is None:
                 bank = TextBank(module.text, f"{cfg.cache_dir}/text_minilm.npz")
                 bank.add([c for it in joined.items for c in it.captions] + joined.labels

@@ -224,10 +224,15 @@ def validation_as_training(cfg: CachedTrainConfig, train: Split, val: Split) -> 
 
 
 class TextBank:
-    """Frozen MiniLM vectors of strings, computed once (and kept in ``path`` when given)."""
+    """Frozen MiniLM vectors of strings, computed once (and kept in ``path`` when given).
+
+    The modules of a run share its tower and the class tables :meth:`encode_list` keeps
+    (:func:`build_module` with ``bank``), so MiniLM loads and encodes the class texts once.
+    """
 
     def __init__(self, text_tower, path: str | Path | None = None) -> None:
         self.tower = text_tower
+        self.lists: dict[tuple[str, ...], torch.Tensor] = {}
         self.index: dict[str, int] = {}
         self.vectors = torch.zeros(0, 384)
         self.path = Path(path) if path else None
@@ -258,6 +263,15 @@ class TextBank:
     def __call__(self, texts: Sequence[str]) -> torch.Tensor:
         return self.vectors[[self.index[t] for t in texts]]
 
+    @torch.no_grad()
+    def encode_list(self, texts: Sequence[str]) -> torch.Tensor:
+        """The tower's ``encode_many`` of a whole list (as ``init_baseline`` encodes class texts;
+        chunks padded alike, so the same numbers), computed once per list and kept in memory."""
+        key = tuple(texts)
+        if key not in self.lists:
+            self.lists[key] = self.tower.encode_many(list(key))
+        return self.lists[key].clone()
+
 
 # --------------------------------------------------------------------------- model on features
 
@@ -283,13 +297,23 @@ def model_config(cfg: CachedTrainConfig):
                                **space)
 
 
-def build_module(cfg: CachedTrainConfig, prior: np.ndarray | None = None):
-    """A baseline-initialised SoundsiftClap with the variant's branches (unfused) in ``cfg.space``."""
+def build_module(cfg: CachedTrainConfig, prior: np.ndarray | None = None, bank: TextBank | None = None):
+    """A baseline-initialised SoundsiftClap with the variant's branches (unfused) in ``cfg.space``;
+    with ``bank``, on its text tower and class tables (:meth:`TextBank.encode_list`)."""
     from engine.models.soundsift_clap import SoundsiftClap
 
     branches = VARIANTS[cfg.variant]
-    module = SoundsiftClap(model_config(cfg), aisfx_weights=cfg.aisfx_weights if branches["aisfx"] else None)
-    module.init_baseline(prior)
+    module = SoundsiftClap(model_config(cfg), aisfx_weights=cfg.aisfx_weights if branches["aisfx"] else None,
+                           text_tower=bank.tower if bank else None)
+    return init_module(module, cfg, prior, bank)
+
+
+def init_module(module, cfg: CachedTrainConfig, prior: np.ndarray | None = None, bank: TextBank | None = None):
+    """Set ``module`` (built for ``cfg``, trained or not) to the start :func:`build_module` gives a
+    new one with ``prior``, tensor for tensor; the final run of ``final_with_val`` re-initialises
+    the seeds' module so, with the joined class prior, instead of building (and encoding) anew."""
+    branches = VARIANTS[cfg.variant]
+    module.init_baseline(prior, encode=bank.encode_list if bank else None)
     if not branches["class"]:
         with torch.no_grad():
             module.class_proj.weight.zero_()
@@ -390,7 +414,7 @@ def _figures(module, bank: TextBank, audio: np.ndarray, clip_labels: Sequence[st
 def tag_text_baseline(val: Split, bank: TextBank, seen_labels: set[str] | None = None,
                       exclude: Sequence[str] = ()) -> dict[str, float]:
     """:func:`evaluate` of the issue's training-free tag–text baseline (MiniLM space, posteriors only)."""
-    return evaluate(build_module(CachedTrainConfig(variant="yamnet-class")), val, bank, seen_labels, exclude)
+    return evaluate(build_module(CachedTrainConfig(variant="yamnet-class"), bank=bank), val, bank, seen_labels, exclude)
 
 
 def score(metrics: dict[str, float]) -> float:
@@ -461,11 +485,13 @@ def train_run(module, cfg: CachedTrainConfig, train: Split, val: Split, bank: Te
 
 
 def prepare(cfg: CachedTrainConfig):
-    """Caches, the module, its initial state and the text bank for a config."""
+    """Caches, the module, its initial state and the text bank (its text tower) for a config."""
+    from engine.towers.minilm import MiniLMTextTower
+
     torch.set_num_threads(cfg.threads)
     train, val = load_splits(cfg)
-    module = build_module(cfg, class_prior(train.cache))
-    bank = TextBank(module.text, Path(cfg.cache_dir) / "text_minilm.npz")
+    bank = TextBank(MiniLMTextTower(), Path(cfg.cache_dir) / "text_minilm.npz")
+    module = build_module(cfg, class_prior(train.cache), bank)
     labels = sorted(set(val.labels))
     bank.add(module.query_texts([c for it in train.items for c in it.captions] + train.labels + labels
                                 + [PROMPT.format(label=x) for x in labels]))
@@ -505,7 +531,7 @@ def run(cfg: CachedTrainConfig, out: str | Path | None = None) -> dict[str, Any]
     if cfg.final_with_val:      # the recipe is judged above; the shipped model hears every source
         train = validation_as_training(cfg, train, val)
         seen = set(train.labels)
-        module = build_module(cfg, class_prior(train.cache))
+        init_module(module, cfg, class_prior(train.cache), bank)     # as a new module would start
         init_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
         bank.add(module.query_texts([c for it in val.items for c in it.captions]))
         log.info("final run: %d training clips, the validation clips among them", len(train.items))

@@ -46,7 +46,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -56,6 +56,9 @@ from engine.errors import ModelUnavailable
 from engine.models.base import AudioTextModel, l2_normalize
 from engine.prompt_carriers import strip_carrier
 from engine.towers.yamnet import MAX_LIFT_DB
+
+if TYPE_CHECKING:
+    from engine.towers.minilm import MiniLMTextTower
 
 MODEL_TYPE = "soundsift-clap"
 #: bumped when this module's audio preprocessing changes (enters the fingerprint)
@@ -225,7 +228,10 @@ class SoundsiftClap(nn.Module):
     """
 
     def __init__(self, config: SoundsiftClapConfig | None = None, *,
-                 aisfx_weights: str | Path | None = None) -> None:
+                 aisfx_weights: str | Path | None = None,
+                 text_tower: MiniLMTextTower | None = None) -> None:
+        """``text_tower``: a frozen MiniLMTextTower to share (a trainer's modules load MiniLM once);
+        by default the module loads its own."""
         super().__init__()
         from engine.towers import yamnet
         from engine.towers.fusion import ViewAttention
@@ -233,7 +239,9 @@ class SoundsiftClap(nn.Module):
 
         self.config = config = config or SoundsiftClapConfig()
         config.check()
-        self.text = MiniLMTextTower(trainable=config.text_trainable)
+        if text_tower is not None and (text_tower.trainable or config.text_trainable):
+            raise ValueError("only a frozen text tower can be shared, by a model whose text is not trainable")
+        self.text = text_tower if text_tower is not None else MiniLMTextTower(trainable=config.text_trainable)
         if config.space == "minilm" and self.text.dim != config.dim:
             raise ModelUnavailable(f"config dim {config.dim} does not match the text tower's {self.text.dim}")
         self._yamnet = yamnet.shared_tower(config.onnx_threads, config.yamnet_weights)  # frozen, not an nn.Module
@@ -304,7 +312,8 @@ class SoundsiftClap(nn.Module):
         return [[t.format(n, name=n, description=d) for n, d in zip(names, descriptions)] for t in templates]
 
     @torch.no_grad()
-    def init_baseline(self, class_prior: np.ndarray | torch.Tensor | None = None) -> "SoundsiftClap":
+    def init_baseline(self, class_prior: np.ndarray | torch.Tensor | None = None, *,
+                      encode: Callable[[list[str]], torch.Tensor] | None = None) -> "SoundsiftClap":
         """The training-free start; every extra branch zeroed.
 
         ``"minilm"``: the class projection becomes E (MiniLM embeddings of the class texts, the
@@ -313,6 +322,11 @@ class SoundsiftClap(nn.Module):
         with ``class_prior`` the mean posterior per class over a corpus (uniform when None), and
         the text side's class table becomes E; with ``minilm_mix``, the frozen table of the
         baseline's part becomes the MiniLM vectors of the bare class names.
+
+        ``encode`` turns one list of class texts into its MiniLM vectors (by default the text
+        tower's ``encode_many``); a trainer building several modules passes one that remembers
+        the lists it has encoded. Called again, it sets the same tensors anew (a trained module's
+        included) and leaves the rest (aisfx CNN, fusion, residual MLP's first layer) as it is.
         """
         from engine.towers.yamnet import NUM_CLASSES, class_names
 
@@ -326,7 +340,8 @@ class SoundsiftClap(nn.Module):
         self.eval()
         # MiniLM vectors are unit length; several templates average them (one stays as it is)
         class_texts = self.class_texts()
-        per_template = [self.text.encode_many(texts) for texts in class_texts]
+        encode = encode or self.text.encode_many
+        per_template = [encode(texts) for texts in class_texts]
         emb = per_template[0] if len(per_template) == 1 else torch.stack(per_template).mean(0)
         if self.config.space == "audioset":
             self.class_proj.weight.copy_(torch.diag((prior + 1e-3) ** -self.config.class_prior_power))
@@ -335,7 +350,7 @@ class SoundsiftClap(nn.Module):
             if self.mix_class_table is not None:     # the bare names: encoded already when a template is "{}"
                 names = list(class_names())
                 bare = [v for texts, v in zip(class_texts, per_template) if texts == names]
-                self.mix_class_table.copy_(bare[0] if bare else self.text.encode_many(names))
+                self.mix_class_table.copy_(bare[0] if bare else encode(names))
         else:
             self.class_proj.weight.copy_(emb.T)
         self._zero_extra_branches()
