@@ -16,9 +16,10 @@ module puts it back into libsndfile's header:
 - iXML is copied byte for byte but for its sample counts: the timestamps (SPEED's TIMESTAMP_
   SAMPLES_SINCE_MIDNIGHT_HI/LO, BEXT's BWF_TIME_REFERENCE_HIGH/LOW) moved by the same frames, and
   the sync points that count from the file's start (RELATIVE) moved back, those outside the
-  excerpt left out; and for its BEXT block's copy of bext, which says what bext does: the same
-  CodingHistory line at the end of BWF_CODING_HISTORY and its loudness elements (BWF_LOUDNESS_
-  VALUE …) emptied, an iXML reader's "not used".
+  excerpt left out (and those whose numbers are not sample counts, with a warning: the rest of
+  the chunk is kept for them); and for its BEXT block's copy of bext, which says what bext
+  does: the same CodingHistory line at the end of BWF_CODING_HISTORY and its loudness elements
+  (BWF_LOUDNESS_VALUE …) emptied, an iXML reader's "not used".
 
 Both new chunks go after fmt, where EBU Tech 3285 puts bext, so the header is still everything
 before the data chunk (/audio's byte ranges count on it). A source chunk that cannot be used is
@@ -26,6 +27,7 @@ left out with one warning naming the file and the reason; the audio is exported 
 """
 from __future__ import annotations
 
+import html
 import logging
 import math
 import re
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Callable
 
 from engine.iff_chunks import wave_chunks
+from engine.markers import _report_left_out
 
 log = logging.getLogger("soundsift.export")
 
@@ -137,7 +140,10 @@ def excerpt_header(path: str, header: bytes, source: SourceChunks, *, first: int
     if source.bext is not None:
         _keep(extra, path, b"bext", lambda: excerpt_bext(source.bext, first, line))
     if source.ixml is not None:
-        _keep(extra, path, b"iXML", lambda: excerpt_ixml(source.ixml, first, last - first, rate, line))
+        notes: list[str] = []
+        _keep(extra, path, b"iXML", lambda: excerpt_ixml(source.ixml, first, last - first, rate, line, notes))
+        for note in notes:
+            _warn_once(f"{path}: the excerpt's iXML chunk has {note}")
     made = bytearray()
     for cid, body in chunks:
         if cid == b"fmt ":
@@ -243,25 +249,36 @@ _IXML_LOUDNESS = ("BWF_LOUDNESS_VALUE", "BWF_LOUDNESS_RANGE", "BWF_MAX_TRUE_PEAK
 #: the iXML BEXT block's copy of bext's CodingHistory: its text (group 2, entities left as they
 #: are) between its tags, or an empty element written ``<BWF_CODING_HISTORY/>``
 _IXML_CODING_HISTORY = re.compile(rb"(<BWF_CODING_HISTORY(?:\s[^>]*)?)(?:>([^<]*)</BWF_CODING_HISTORY\s*>|\s*/>)")
-#: line ends and blanks at the end of a CodingHistory text, written or as character references
-_HISTORY_TAIL = re.compile(rb"(?:\s|&#(?:13|10|x0*[dDaA]);)+$")
-_SYNC_POINT = re.compile(rb"[ \t]*<SYNC_POINT(?:\s[^>]*)?>.*?</SYNC_POINT\s*>[ \t]*(?:\r?\n)?", re.S)
+#: a CR or LF written as a character reference (``&#13;``, ``&#010;``, ``&#xA;`` …)
+_LINE_END_REFERENCE = re.compile(rb"&#(?:0*1[03]|x0*[dDaA]);")
+#: a SYNC_POINT element, with the blanks before it and the blanks and line end after it; each
+#: try at one stops at the next SYNC_POINT tag, and starts where a run of blanks does, so a
+#: writer's padding or a chunk of unclosed SYNC_POINTs is not scanned again from each byte
+_SYNC_POINT = re.compile(rb"(?<![ \t])[ \t]*<SYNC_POINT(?:\s[^>]*)?>(?:[^<]|<(?!/?SYNC_POINT[\s>]))*"
+                         rb"</SYNC_POINT\s*>[ \t]*(?:\r?\n)?")
 
 
 def _element(name: str) -> re.Pattern[bytes]:
-    """An iXML element ``<name>text</name>``: group 1 is its text, blanks around it left out."""
+    """An iXML element ``<name>text</name>``: group 1 is its text, blanks around it left out.
+    Each run of blanks has one way to be matched (inside the text only when more text follows
+    it, after it only right after a non-blank), so a long run is not scanned again from each of
+    its bytes."""
     n = re.escape(name.encode())
-    return re.compile(rb"<" + n + rb"(?:\s[^>]*)?>\s*([^<]*?)\s*</" + n + rb"\s*>")
+    text = rb"((?:[^<\s](?:[^<\s]|\s+(?=[^<\s]))*)?)"
+    return re.compile(rb"<" + n + rb"(?:\s[^>]*)?>\s*" + text + rb"(?:(?<=\S)\s+)?</" + n + rb"\s*>")
 
 
-def excerpt_ixml(body: bytes, first: int, frames: int, rate: int, line: str = "") -> bytes:
+def excerpt_ixml(body: bytes, first: int, frames: int, rate: int, line: str = "",
+                 notes: list[str] | None = None) -> bytes:
     """The source's iXML chunk ``body`` for the excerpt of ``frames`` frames from its frame
     ``first``, byte for byte but for its sample counts: TIMESTAMP_SAMPLES_SINCE_MIDNIGHT (in
     TIMESTAMP_SAMPLE_RATE samples, where it says) and BWF_TIME_REFERENCE_HIGH/LOW moved on, RELATIVE
     sync points moved back (those outside the excerpt left out, SYNC_POINT_COUNT lowered to
-    match); and its BEXT block saying what the excerpt's bext chunk does, ``line`` the
-    CodingHistory line bext gains (:func:`_excerpt_bext_copy`). ValueError when a count does not
-    hold a number or cannot be written back."""
+    match; those whose numbers cannot be moved too, said in a note onto ``notes``, a warning
+    when None: :func:`_moved_sync_points`); and its BEXT block saying what the excerpt's bext
+    chunk does, ``line`` the CodingHistory line bext gains (:func:`_excerpt_bext_copy`).
+    ValueError when a timestamp or TIMESTAMP_SAMPLE_RATE does not hold a number or cannot be
+    written back: the excerpt's timecode would be the recording's."""
     body = _excerpt_bext_copy(body, line)
     stamp_rate = _number(body, "TIMESTAMP_SAMPLE_RATE")
     if stamp_rate is not None and not (math.isfinite(stamp_rate) and stamp_rate > 0):
@@ -269,7 +286,7 @@ def excerpt_ixml(body: bytes, first: int, frames: int, rate: int, line: str = ""
     stamp_shift = first if stamp_rate in (None, rate) else round(first * stamp_rate / rate)
     body = _moved_pair(body, *_IXML_TIMESTAMP, stamp_shift)
     body = _moved_pair(body, *_IXML_TIME_REFERENCE, first)
-    return _moved_sync_points(body, first, frames)
+    return _moved_sync_points(body, first, frames, notes)
 
 
 def _excerpt_bext_copy(body: bytes, line: str) -> bytes:
@@ -287,13 +304,26 @@ def _excerpt_bext_copy(body: bytes, line: str) -> bytes:
 
     def appended(found: re.Match[bytes]) -> bytes:
         history = (found.group(2) or b"").lstrip()
-        escaped = re.search(rb"&#(?:13|x0*[dD]);", history) is not None     # its CRs written so XML keeps them
+        escaped = re.search(rb"&#(?:0*13|x0*[dD]);", history) is not None     # its CRs written so XML keeps them
         end = b"&#13;&#10;" if escaped else b"\r\n"
-        history = _HISTORY_TAIL.sub(b"", history)
+        history = _without_line_ends(history)
         text = (history + end if history else b"") + line.encode("ascii").replace(b"\r\n", end)
         return found.group(1) + b">" + text + b"</BWF_CODING_HISTORY>"
 
     return _IXML_CODING_HISTORY.sub(appended, body)
+
+
+def _without_line_ends(text: bytes) -> bytes:
+    """``text`` without the blanks and the CR and LF character references (``&#13;&#10;``,
+    ``&#xA;`` …) at its end; in one pass back from the end, however long the text."""
+    end = len(text)
+    while True:
+        while end and text[end - 1:end].isspace():
+            end -= 1
+        at = text.rfind(b"&#", 0, end)
+        if at < 0 or not _LINE_END_REFERENCE.fullmatch(text, at, end):
+            return text[:end]
+        end = at
 
 
 def _number(body: bytes, name: str) -> float | None:
@@ -345,11 +375,14 @@ def _edited(body: bytes, edits: list[tuple[tuple[int, int], bytes]]) -> bytes:
     return bytes(out + body[at:])
 
 
-def _moved_sync_points(body: bytes, first: int, frames: int) -> bytes:
+def _moved_sync_points(body: bytes, first: int, frames: int, notes: list[str] | None = None) -> bytes:
     """``body`` with its RELATIVE sync points (the default, as engine.file_metadata reads them)
     moved back by ``first``, those that fall outside the ``frames`` of the excerpt left out and
-    SYNC_POINT_COUNT lowered by as many; ABSOLUTE ones (since midnight) stay as they are."""
-    removed = 0
+    SYNC_POINT_COUNT lowered by as many (where it holds a count); ABSOLUTE ones (since midnight)
+    stay as they are. A RELATIVE point whose numbers are not sample counts (as engine.ixml reads
+    them: a missing or empty one is 0) is left out too, the rest of the chunk kept: one note onto
+    ``notes`` names those points and the first reason (a warning when ``notes`` is None)."""
+    removed, unreadable = 0, []
 
     def moved(point: re.Match[bytes]) -> bytes:
         nonlocal removed
@@ -357,24 +390,54 @@ def _moved_sync_points(body: bytes, first: int, frames: int) -> bytes:
         kind = _element("SYNC_POINT_TYPE").search(block)
         if kind is not None and kind.group(1).strip().upper() == b"ABSOLUTE":
             return block
-        high, low = _element("SYNC_POINT_HIGH").search(block), _element("SYNC_POINT_LOW").search(block)
-        if low is None:
-            raise ValueError("its iXML has a SYNC_POINT without SYNC_POINT_LOW")
-        at = (_count(high.group(1), "SYNC_POINT_HIGH") << 32 if high else 0) + _count(low.group(1), "SYNC_POINT_LOW")
-        at -= first
-        if not 0 <= at < frames:
-            removed += 1
-            return b""
-        if high is None and at >= 1 << 32:
-            raise ValueError("its iXML SYNC_POINT_LOW does not fit once moved to the excerpt")
-        edits = [(low.span(1), str(at & 0xFFFFFFFF).encode())]
-        if high is not None:
-            edits.append((high.span(1), str(at >> 32).encode()))
-        return _edited(block, edits)
+        try:
+            edited = _moved_sync_point(block, first, frames)
+        except ValueError as e:
+            unreadable.append((_sync_point_name(block), str(e)))
+            edited = b""
+        removed += not edited
+        return edited
 
     body = _SYNC_POINT.sub(moved, body)
+    said: list[str] = [] if notes is None else notes
+    reasons = list(dict.fromkeys(why for _, why in unreadable))
+    _report_left_out(said, "", "sync point", [name for name, _ in unreadable],
+                     why=reasons[0] + (" …" if len(reasons) > 1 else "") if reasons else "")
+    if notes is None and said:
+        log.warning("the excerpt's iXML chunk has %s", said[0])
     count = _element("SYNC_POINT_COUNT").search(body)
-    if removed and count is not None:
-        left = max(0, _count(count.group(1), "SYNC_POINT_COUNT") - removed)
+    if removed and count is not None and count.group(1).isdigit():
+        left = max(0, int(count.group(1)) - removed)
         body = _edited(body, [(count.span(1), str(left).encode())])
     return body
+
+
+def _moved_sync_point(block: bytes, first: int, frames: int) -> bytes:
+    """A RELATIVE SYNC_POINT ``block`` moved back by ``first``; b"" when it falls outside the
+    ``frames`` of the excerpt. ValueError when its numbers are not sample counts or do not fit
+    once moved."""
+    high, low = _element("SYNC_POINT_HIGH").search(block), _element("SYNC_POINT_LOW").search(block)
+    at = (_point_count(high, "SYNC_POINT_HIGH") << 32) + _point_count(low, "SYNC_POINT_LOW") - first
+    if not 0 <= at < frames:
+        return b""
+    if high is None and at >= 1 << 32:
+        raise ValueError("SYNC_POINT_LOW does not fit in 32 bits once moved to the excerpt")
+    edits = [(found.span(1), str(value).encode())
+             for found, value in ((low, at & 0xFFFFFFFF), (high, at >> 32)) if found is not None]
+    return _edited(block, edits)
+
+
+def _point_count(found: re.Match[bytes] | None, name: str) -> int:
+    """The sample count a sync point's ``name`` element (``found``) holds, 0 where it has none or
+    it is empty (as engine.ixml reads it). ValueError naming the element and its text otherwise."""
+    text = found.group(1) if found is not None else b""
+    if text and not text.isdigit():
+        raise ValueError(f"{name} holds {text[:40].decode('utf-8', 'replace')!r}, not a sample count")
+    return int(text or 0)
+
+
+def _sync_point_name(block: bytes) -> str:
+    """A SYNC_POINT ``block``'s SYNC_POINT_COMMENT, blanks collapsed, or "unnamed"."""
+    comment = _element("SYNC_POINT_COMMENT").search(block)
+    name = " ".join(html.unescape(comment.group(1).decode("utf-8", "replace")).split()) if comment else ""
+    return name or "unnamed"
