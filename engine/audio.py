@@ -137,9 +137,19 @@ def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound:
     writes there on exFAT and network drives, fails ("bad resource fork") instead of reading the
     MP3. When that twin exists the file is opened again as a plain stream, which libsndfile reads
     without looking beside it.
+
+    Inside :func:`relaying_decoder_output`, what a decoder prints while the file is opened
+    (libmpg123's "Warning: Xing stream size off …" for a cut MP3) is logged under its name;
+    so it is in :func:`read_frames`, :func:`skip_frames` and :func:`go_to_frame`.
     """
     p = str(path)
-    if os.path.splitext(p)[1].lower() in FFMPEG_EXTENSIONS | VIDEO_EXTENSIONS or _is_mp4(p):
+    with _relayed(p):
+        return _open_sound(p)
+
+
+def _open_sound(p: str) -> sf.SoundFile | FFmpegSound:
+    """:func:`open_sound` itself."""
+    if os.path.splitext(p)[1].lower() in FFMPEG_EXTENSIONS | VIDEO_EXTENSIONS or _is_mp4(p) or _is_adts(p):
         return FFmpegSound(p)
     if is_sd2(p):
         return open_sd2(p)
@@ -182,6 +192,32 @@ def _is_mp4(p: str) -> bool:
             return f.read(12)[4:8] == b"ftyp"
     except OSError:
         return False                            # libsndfile gives the reason
+
+
+def _is_adts(p: str) -> bool:
+    """Whether ``p`` is a raw AAC stream (ADTS: two frames in a row, after an ID3v2 tag if any),
+    whatever its name: libsndfile's MP3 reader takes one named .mp3 for MPEG layer II and decodes
+    noise. An MPEG audio frame header never has ADTS's layer bits (00, "reserved")."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(10)
+            start = 0
+            if head[:3] == b"ID3" and len(head) == 10:          # an ID3v2 tag: its size is syncsafe
+                start = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10]))
+                start += 10 if head[5] & 0x10 else 0           # and a footer
+            f.seek(start)
+            frame = f.read(7)
+            if not _adts_sync(frame):
+                return False
+            f.seek(start + ((frame[3] & 0x03) << 11 | frame[4] << 3 | frame[5] >> 5))
+            return _adts_sync(f.read(2))
+    except OSError:
+        return False                            # libsndfile gives the reason
+
+
+def _adts_sync(header: bytes) -> bool:
+    """Whether ``header`` starts an ADTS frame: 12 sync bits, then layer 00."""
+    return len(header) >= 2 and header[0] == 0xFF and header[1] & 0xF6 == 0xF0
 
 
 #: libsndfile's SF_ERR_UNRECOGNISED_FORMAT ("Format not recognised") and
@@ -264,6 +300,8 @@ def _short(e: BaseException) -> str:
 
 
 _relaying = 0          # > 0 inside relaying_decoder_output()
+_capturing = 0         # > 0 while fd 2 is captured for one file (_heard): calls inside add to that
+_said: set[tuple[str, str]] = set()     # (file, line) logged as a warning in this relay: said once
 
 
 @contextmanager
@@ -283,19 +321,65 @@ def relaying_decoder_output() -> Iterator[None]:
         yield
     finally:
         _relaying -= 1
+        if not _relaying:
+            _said.clear()
 
 
 @contextmanager
 def _heard(lines: list[str] | None) -> Iterator[None]:
     """Capture fd 2 during the block into ``lines`` (nothing when ``lines`` is None)."""
+    global _capturing
     if lines is None:
         yield
         return
-    with StderrCapture() as captured:
-        try:
+    _capturing += 1
+    try:
+        with StderrCapture() as captured:
+            try:
+                yield
+            finally:
+                lines.extend(captured.take_lines())
+    finally:
+        _capturing -= 1
+
+
+@contextmanager
+def _relayed(path: str) -> Iterator[None]:
+    """Inside :func:`relaying_decoder_output`, what the decoders print during the block (opening
+    ``path``, a read or a seek in it) is said under ``path`` (:func:`_say_heard`), unless a
+    capture for the file is under way already (:func:`iter_blocks`' own, which says it once at
+    the end); elsewhere the block runs as it is."""
+    if not _relaying or _capturing:
+        yield
+        return
+    heard: list[str] = []
+    try:
+        with _heard(heard):
             yield
-        finally:
-            lines.extend(captured.take_lines())
+    except BaseException:
+        _say_heard(path, heard, failed=True)
+        raise
+    _say_heard(path, heard, failed=False)
+
+
+def _say_heard(path: str, heard: Sequence[str], failed: bool, notes: list[str] | None = None) -> None:
+    """What the decoders printed about ``path`` (each distinct line once): debug detail for a file
+    that failed, else to ``notes`` when given, else a warning in this module's log (once per file
+    and line while :func:`relaying_decoder_output` lasts)."""
+    for line in summarised(heard):
+        if failed:
+            log.debug("%s: the decoder also said: %s", path, line)
+        elif notes is not None:
+            notes.append(line)
+        elif (path, line) not in _said:
+            _said.add((path, line))
+            log.warning("%s: %s", path, line)
+
+
+def _sound_name(f: Any) -> str:
+    """The path of the open sound ``f`` (through its stream for one read as a stream)."""
+    name = getattr(f, "name", None)
+    return name if isinstance(name, str) else str(getattr(name, "name", name))
 
 
 def iter_blocks(path: str | Path, target_sr: int, *, block_seconds: float = BLOCK_SECONDS,
@@ -321,16 +405,11 @@ def iter_blocks(path: str | Path, target_sr: int, *, block_seconds: float = BLOC
     try:
         yield from _decoded_blocks(p, target_sr, block_seconds, stats, notes, heard, levels, start_seconds)
     except Exception as e:
-        for line in summarised(heard or []):
-            log.debug("%s: the decoder also said: %s", p, line)
+        _say_heard(p, heard or [], failed=True)
         if isinstance(e, UnreadableAudio):
             raise
         raise UnreadableAudio(p, f"decoding failed ({_short(e)})") from e   # e.g. the resampler
-    for line in summarised(heard or []):
-        if notes is not None:
-            notes.append(line)
-        else:
-            log.warning("%s: %s", p, line)
+    _say_heard(p, heard or [], failed=False, notes=notes)
 
 
 def downmix(data: np.ndarray) -> np.ndarray:
@@ -411,7 +490,8 @@ def _read_blocks(p: str, info: AudioInfo, block: int, notes: list[str] | None,
             f = open_sound(p)
         with f:
             if first:
-                go_to_frame(f, first, block)
+                with _heard(heard):
+                    go_to_frame(f, first, block)
             while True:
                 with _heard(heard):
                     data = _read(f, block)
@@ -444,18 +524,20 @@ def read_frames(f: Any, frames: int, dtype: str = "float32") -> np.ndarray:
     """Up to ``frames`` frames × channels of the open sound ``f`` from where it is, as ``dtype``
     (fewer at its end); a float32 read of an MP3 through :func:`_read_mp3`, so reads of any
     lengths add up to one whole read."""
-    return _read(f, frames) if dtype == "float32" else f.read(frames, dtype=dtype, always_2d=True)
+    with _relayed(_sound_name(f)):
+        return _read(f, frames) if dtype == "float32" else f.read(frames, dtype=dtype, always_2d=True)
 
 
 def skip_frames(f: Any, frames: int, block: int) -> None:
     """Read ``frames`` frames of ``f`` from where it is and throw them away (``block`` at a
     time): how a sound whose seek is not sample-exact (an MP3, an Ogg file: :data:`EXACT_SEEK_FORMATS`)
     is moved on."""
-    while frames > 0:
-        got = _read(f, min(block, frames)).shape[0]
-        if got == 0:
-            return
-        frames -= got
+    with _relayed(_sound_name(f)):
+        while frames > 0:
+            got = _read(f, min(block, frames)).shape[0]
+            if got == 0:
+                return
+            frames -= got
 
 
 #: a seek in a sound that does not seek exactly (an MP3, an Ogg file: :data:`EXACT_SEEK_FORMATS`)
@@ -481,17 +563,18 @@ def go_to_frame(f: Any, frame: int, block: int = 1 << 16, at: int = 0) -> None:
     training crops: a moment an hour into an Ogg or MP3 file costs a seek and two seconds of
     decoding, not the hour before it, and a just-opened MP3 is not sought to its start
     (libmpg123 then decodes a little differently)."""
-    if seeks_exactly(f):
-        f.seek(frame)
-        return
-    preroll = int(SEEK_PREROLL_SECONDS * f.samplerate)
-    if not at <= frame <= at + preroll:
-        at = max(0, frame - preroll)
-        last_page = ogg_last_page_start(f)
-        if last_page is not None:       # libsndfile's seek into an Ogg file's last page lands late
-            at = min(at, last_page)
-        f.seek(at)
-    skip_frames(f, frame - at, block)
+    with _relayed(_sound_name(f)):
+        if seeks_exactly(f):
+            f.seek(frame)
+            return
+        preroll = int(SEEK_PREROLL_SECONDS * f.samplerate)
+        if not at <= frame <= at + preroll:
+            at = max(0, frame - preroll)
+            last_page = ogg_last_page_start(f)
+            if last_page is not None:       # libsndfile's seek into an Ogg file's last page lands late
+                at = min(at, last_page)
+            f.seek(at)
+        skip_frames(f, frame - at, block)
 
 
 #: how far an Ogg file's end is read to find its last two pages (a page is at most 65,307 bytes)

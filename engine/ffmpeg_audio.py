@@ -51,6 +51,23 @@ _FULL_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 92233720
 NEAR_PREROLL = 2048
 
 
+#: what a demuxer's files are called where the file's extension is not one of its own (an AAC
+#: download named ``.mp3``, a file without an extension): an MP4 holding audio is an M4A
+_DEMUXER_NAMES = {"mov": "M4A", "matroska": "MKA", "asf": "WMA"}
+
+
+def container_name(name: str, demuxer: Any) -> str:
+    """The format of the file ``name`` that FFmpeg's ``demuxer`` (an ``av.ContainerFormat``) reads,
+    as the catalog keeps it and ``--format`` matches it: the extension where the demuxer takes
+    it (``M4A``, ``WV``, ``AAC``, ``MP4`` …), else the container decoded (an M4A or a raw AAC
+    stream named ``.mp3`` is ``M4A`` or ``AAC``, not ``MP3``: :data:`_DEMUXER_NAMES`)."""
+    extension = os.path.splitext(name)[1].lstrip(".").lower()
+    if extension and extension in {str(e).lower() for e in (demuxer.extensions or ())}:
+        return extension.upper()
+    first = str(demuxer.name).split(",")[0]
+    return _DEMUXER_NAMES.get(first, first.upper())
+
+
 class FFmpegSound:
     """An audio file (a path, or a binary file object and its ``name``) decoded by FFmpeg, read
     like a ``soundfile.SoundFile`` (see the module docstring). OSError when it cannot be opened;
@@ -71,8 +88,7 @@ class FFmpegSound:
             self.channels = max(1, len(context.layout.channels)) if context.layout else 1
             self.frames = (_container_frames(self._container, stream, self.samplerate)      # (a file object is
                            or (self._count_frames() if isinstance(source, str) else 0))   # not opened twice)
-            self.format = (os.path.splitext(self.name)[1].lstrip(".").upper()
-                           or str(self._container.format.name).split(",")[0].upper())
+            self.format = container_name(self.name, self._container.format)
             self.subtype = str(context.name).upper()
             self.tags = {str(k).lower(): str(v) for k, v in {**self._container.metadata, **stream.metadata}.items()}
             if _estimates_length(self._container, stream):     # a raw stream: FFmpeg's guess from the bit rate

@@ -6,8 +6,9 @@ full read of every file on every run; size + mtime_ns is what rsync and make tru
 
 :func:`scan` never raises for a bad entry: broken symbolic links, symbolic-link loops,
 directories that cannot be listed and names that are not valid UTF-8 come back as
-:class:`ScanError` rows; the walk goes on. :func:`diff` is a pure function of the
-catalog's state and the scan.
+:class:`ScanError` rows; the walk goes on. :func:`diff` is a function of the catalog's
+state and the scan, and of the disk only for the indexed files the walk does not take (a file
+without an audio extension, indexed because it was given by name: :func:`given_by_name`).
 
 What an operating system leaves beside a library is not walked and not reported as a failure,
 only counted: the ``._Name.wav`` AppleDouble files macOS writes next to every file it copies to
@@ -350,12 +351,21 @@ def diff(catalog_state: Mapping[str, tuple[int, int]], scanned: Mapping[str, Sca
     Only catalog files under the scanned roots can be ``deleted``: files indexed from
     other roots are left alone (their drive may just be unmounted). Files under
     ``keep_under`` (folders the walk could not list this time) are not deleted either.
+    A catalog file whose name the walk passes over (no audio extension: indexed because it was
+    given by name, :func:`scan`) is looked at on disk instead (:func:`given_by_name`): deleted
+    only when it is gone, changed when its size or mtime is.
     """
     roots = list(roots)
     keep_under = list(keep_under)
+    found = dict(scanned)
+    for p in catalog_state:
+        if p not in found and not is_audio_name(os.path.basename(p)) and _folder_walked(p, roots):
+            kept = given_by_name(p)
+            if kept is not None:
+                found[p] = kept
     new, changed, unchanged = [], [], []
-    for path in sorted(scanned):
-        f = scanned[path]
+    for path in sorted(found):
+        f = found[path]
         known = catalog_state.get(path)
         if known is None:
             new.append(f)
@@ -364,5 +374,28 @@ def diff(catalog_state: Mapping[str, tuple[int, int]], scanned: Mapping[str, Sca
         else:
             unchanged.append(path)
     deleted = sorted(p for p in catalog_state
-                     if p not in scanned and under_roots(p, roots) and not under_roots(p, keep_under))
+                     if p not in found and under_roots(p, roots) and not under_roots(p, keep_under))
     return Diff(new=new, changed=changed, deleted=deleted, unchanged=unchanged)
+
+
+def _folder_walked(path: str, roots: Iterable[str]) -> bool:
+    """Whether a walk of ``roots`` lists the folder of ``path``: under a root, and in no hidden
+    or system folder below it (whose files, with or without an audio extension, are dropped)."""
+    for root in roots:
+        if under_roots(path, [root]):
+            below = os.path.relpath(os.path.dirname(path), root)
+            return below == "." or not any(is_system_folder(d) for d in below.split(os.sep))
+    return False
+
+
+def given_by_name(path: str) -> ScannedFile | None:
+    """The indexed file ``path`` as it is on disk now, None when it is gone or no regular file:
+    for a file the walk of its folder does not take (no audio extension), which was indexed
+    because it was given by name (``soundsift index "lib/no_extension"``) and is kept by later
+    walks of its folder as long as it is there."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        log.debug("%s: gone (%s)", printable(path), e)
+        return None
+    return ScannedFile(path, int(st.st_size), int(st.st_mtime_ns)) if stat.S_ISREG(st.st_mode) else None
