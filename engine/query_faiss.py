@@ -1,0 +1,162 @@
+"""FAISS searches of one snapshot: the top files (or segments) for query vectors, allowed
+segments passed as an id selector, the probed IVF lists widened while they hold too few of them,
+re-ranked where the index is compressed; and the stored vectors' best segment per file."""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+
+from engine.query_snapshot import _Snapshot
+from engine.rerank import candidates, rerank
+from engine.vector_access import probe_range, search_parameters
+
+#: the query layer's logger (engine.query's, as before these parts moved out of it)
+log = logging.getLogger("engine.query")
+
+
+def rank_segments(snap: _Snapshot, q: np.ndarray, k: int, per_file: bool,
+                  allowed: np.ndarray | None) -> list[tuple[int, tuple[float, int]]]:
+    """The top ``k`` (key, (score, segment id)) for the query vectors ``q``, best first, by
+    their scores as FAISS gives them: keys are file ids (``per_file``: each file's best
+    segment) or segment ids. ``allowed``: the sorted ids of the segments a filter keeps (None:
+    every segment)."""
+    import faiss
+    n_allowed = snap.ntotal
+    if allowed is not None:
+        n_allowed = len(allowed)
+        selector = faiss.IDSelectorBatch(allowed)
+    else:
+        selector = None
+    if n_allowed == 0 or snap.index is None:
+        return []
+    nprobe: int | None = None          # meta's, until the probed lists hold too few items
+    search = searcher(snap, selector, n_allowed)
+    if per_file:
+        avg = max(1.0, len(snap.seg_ids) / max(1, snap.n_files))
+        fetch = min(n_allowed, int(k * avg * 2) + 16)
+    else:
+        fetch = min(n_allowed, k)
+    while True:
+        D, I, found, wanted = search(q, fetch)
+        if found < wanted:     # the lists probed held fewer allowed items than needed
+            wider = wider_probe(snap, nprobe, 4.0 if found == 0 else 1.25 * wanted / found)
+            if wider is not None:
+                nprobe = wider
+                search = searcher(snap, selector, n_allowed, nprobe)
+                continue
+        best = best_per_key(snap, D, I, per_file)
+        # every unseen item scores ≤ the fetch-th score of each query
+        full = I[:, -1] >= 0
+        threshold = float(D[full, -1].max()) if full.any() else -np.inf
+        certain = sum(1 for s, _ in best.values() if s >= threshold)
+        if not per_file or certain >= k or fetch >= n_allowed:
+            break
+        fetch = min(n_allowed, fetch * 4)
+    return sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
+
+
+def tuned_nprobe(snap: _Snapshot) -> tuple[int, int] | None:
+    """``(nprobe, nlist)``: the lists an IVF index probes as tuned (meta's, else the
+    file's) and all its lists; None for an index without lists."""
+    probes = probe_range(snap.index)
+    if probes is None:
+        return None
+    stored, nlist = probes
+    return int(snap.params.get("nprobe") or stored), nlist
+
+
+def wider_probe(snap: _Snapshot, nprobe: int | None, grow: float) -> int | None:
+    """The next ``nprobe`` of an IVF index whose probed lists (``nprobe``; None: the tuned
+    value) held too few allowed items: about ``grow`` × more (1.25–4×, at least one more),
+    up to every list; None when the index has no lists or all were probed already.
+
+    nprobe is tuned for recall on the whole index: a filter keeping few files (or a
+    per-file search asking for many segments) can find too few of its items, or none, in
+    the lists nearest the query, though more exist in the others."""
+    tuned = tuned_nprobe(snap)
+    if tuned is None:
+        return None
+    current, nlist = nprobe or tuned[0], tuned[1]
+    if current >= nlist:
+        return None
+    return min(nlist, max(current + 1, math.ceil(current * min(4.0, max(1.25, grow)))))
+
+
+def searcher(snap: _Snapshot, selector: Any, n_allowed: int, nprobe: int | None = None) -> Any:
+    """``(queries, n) → (scores, ids, found, wanted)`` for this snapshot: GPU copy when
+    unfiltered, else the CPU index with the id selector; re-ranked where the index wants it
+    (from ``n · rerank`` candidates, at most ``n_allowed``). ``found``: the fewest items (or
+    candidates to re-rank) the index gave a query; ``wanted``: how many it should have: ``n``,
+    and for a filtered re-ranked search half the candidates the tuned nprobe's lists hold
+    on average (the pool the tuning measured recall with; a filter keeping a share of the
+    files finds that share of it in those lists). ``nprobe``: lists to probe instead of the
+    tuned value (on the CPU copy)."""
+    if selector is None and snap.gpu is not None and nprobe is None:
+        def base(q: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+            with snap.gpu_lock:            # faiss GPU resources are not thread-safe
+                return snap.gpu.search(q, n)
+    else:
+        params = search_parameters(snap.index, selector,
+                                   snap.params if nprobe is None else {**snap.params, "nprobe": nprobe})
+
+        def base(q: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+            return snap.index.search(q, n, params=params)
+    factor = snap.rerank
+    tuned = tuned_nprobe(snap) if factor and selector is not None else None
+    # half the candidates the tuned lists hold on average: lists vary in size, and a filter
+    # keeping most files should not probe more lists for that alone
+    pool = math.ceil(tuned[0] * snap.ntotal / tuned[1] / 2) if tuned else 0
+
+    def search(q: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+        if not factor:
+            D, I = base(q, n)
+            return D, I, int((I >= 0).sum(axis=1).min()), n
+        cand = candidates(base, q, n, factor, limit=n_allowed)
+        found = int((cand >= 0).sum(axis=1).min())
+        return (*rerank(q, cand, snap.raw.vectors, n), found, max(n, min(cand.shape[1], pool)))
+    return search
+
+
+def best_per_key(snap: _Snapshot, D: np.ndarray, I: np.ndarray,
+                 per_file: bool) -> dict[int, tuple[float, int]]:
+    """key (file id, or segment id) → (best score, its segment id)."""
+    valid = I >= 0
+    ids, scores = I[valid], D[valid]
+    rows = np.minimum(snap.rows(ids), max(0, len(snap.seg_ids) - 1))
+    known = snap.seg_ids[rows] == ids if len(snap.seg_ids) else np.zeros(len(ids), bool)
+    if not known.all():   # vectors without a catalog row: never report a wrong file
+        log.warning("ignoring %d vector ids missing from the catalog", int((~known).sum()))
+        ids, scores, rows = ids[known], scores[known], rows[known]
+    order = np.argsort(-scores, kind="stable")
+    ids, scores, rows = ids[order], scores[order], rows[order]
+    keys = snap.seg_file[rows] if per_file else ids
+    _, first = np.unique(keys, return_index=True)
+    return {int(keys[i]): (float(scores[i]), int(ids[i])) for i in first}
+
+
+def best_segments(snap: _Snapshot, file_ids: np.ndarray, q: np.ndarray) -> dict[int, tuple[float, int]]:
+    """file id → (best cosine with ``q``, its segment id), from the stored vectors."""
+    mask = np.isin(snap.seg_file, file_ids)
+    if not mask.any() or snap.index is None:
+        return {}
+    ids, files = snap.seg_ids[mask], snap.seg_file[mask]
+    cos = snap.vectors(ids) @ q
+    order = np.lexsort((-cos, files))                     # by file, best segment first
+    keys, first = np.unique(files[order], return_index=True)
+    return {int(f): (float(cos[order][i]), int(ids[order][i])) for f, i in zip(keys, first)}
+
+
+def _describe(index: Any) -> str:
+    """A short name of a FAISS index's structure, e.g. 'IDMap2,FlatIP'."""
+    if index is None:
+        return "empty"
+    import faiss
+    parts, cur = [], faiss.downcast_index(index)
+    while cur is not None:
+        parts.append(type(cur).__name__.removeprefix("Index"))
+        inner = getattr(cur, "index", None)
+        cur = faiss.downcast_index(inner) if inner is not None else None
+    return ",".join(parts)
