@@ -3,9 +3,10 @@
 For a new model (or new weights of the same one) every vector has to be made again.
 Holding the index's writer lock for the whole run (another writer gets IndexBusy):
 
-1. refuse up front what the rebuild would lose: files of the index outside the given
-   PATH... (it can only re-embed what it scans), entries of the index folder that
-   soundsift did not write (the folder is replaced as a whole);
+1. refuse up front what the rebuild would lose: files of the index the walk of the given
+   PATH... does not reach (it can only re-embed what it scans; a file reached through a
+   symbolic link is kept by its resolved path, outside them: indexer.links), entries of the
+   index folder that soundsift did not write (the folder is replaced as a whole);
 2. build a complete index in the sibling folder ``<index>.rebuild-<pid>``, with the same
    stages and checkpoints as any run; its generations continue the old index's numbers,
    so a reader holding the old one open sees a new generation, never a same-named file;
@@ -27,6 +28,7 @@ that index (an index run, a rebuild: :func:`remove_stale_siblings`) removes it.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -41,14 +43,14 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from engine.catalog import Caption, File, FileMetadata, Tag, get_meta, has_table, open_catalog
+from engine.catalog import Caption, ErrorRow, File, FileMetadata, Tag, get_meta, has_table, open_catalog
 from engine.errors import IndexBusy, IndexNotFound, RebuildFailed, SoundsiftError
 from engine.file_metadata import SHEET_PREFIX
 from engine.layout import IndexLayout
 from engine.models.base import AudioTextModel
 from engine.durable import fsync_dir
 from engine.wording import count
-from indexer.scan import normalize_root, under_roots
+from indexer.scan import ScanResult, normalize_root, scan, under_roots
 from indexer.swap import exchange_paths
 from indexer.write import DERIVED_CAPTION_SOURCES, DERIVED_TAG_SOURCES, IndexWriter, WriterLock, human_size
 
@@ -70,7 +72,8 @@ class _OldIndex:
     """What the rebuild needs to know of the index it replaces."""
 
     meta: dict[str, Any]
-    files: list[str]
+    files: dict[str, tuple[int, int]]       # path → (size, mtime_ns)
+    errors: list[str]                       # paths of its error rows (files that failed)
 
     @property
     def generation(self) -> int:
@@ -99,7 +102,8 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
     summary = IndexSummary(index=str(layout.root), rebuild=True)
     with WriterLock(live.lock):
         old = _read_old(live)
-        _refuse_losses(live, old, paths)
+        scanned = _refuse_losses(live, old, paths, opts.scanned)
+        opts = dataclasses.replace(opts, scanned=scanned)      # index_into walks no second time
         model = _load(model)
         summary.previous_model = str(old.meta.get("model_name") or "")
         summary.previous_model_fingerprint = str(old.meta.get("model_fingerprint") or "")
@@ -111,11 +115,13 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
             raise RebuildFailed(f"cannot create {tmp} to rebuild {root} in ({e}); "
                                 "nothing was changed") from e
         log.info("rebuilding %s (%s) with model %r in %s", root, old.describe(), model.name, tmp)
+        log.info("%s", _plan_line(layout.root, old, scanned))
         writer = IndexWriter(IndexLayout(tmp), memory_budget=memory_budget,
                              after_generation=old.generation)
         try:
             writer.open()
-            failures = index_into(writer, paths, model, opts, summary, keep_on_interrupt=False)
+            failures = index_into(writer, paths, model, opts, summary, keep_on_interrupt=False,
+                                  plan_logged=True)
             _count_against(summary, old, writer)
             _refuse_unlisted(old, failures)
             summary.carried_over, summary.not_carried_over = carry_over(live.catalog, writer.engine)
@@ -272,27 +278,64 @@ def _read_old(live: IndexLayout) -> _OldIndex:
     engine = open_catalog(live.catalog)
     try:
         with Session(engine) as s:
-            return _OldIndex(get_meta(s), list(s.scalars(select(File.path))))
+            files = {p: (size, mt) for p, size, mt in s.execute(select(File.path, File.size, File.mtime_ns))}
+            return _OldIndex(get_meta(s), files, list(s.scalars(select(ErrorRow.path))))
     finally:
         engine.dispose()
 
 
-def _refuse_losses(live: IndexLayout, old: _OldIndex, paths: Sequence[str | Path]) -> None:
-    """RebuildFailed when the rebuild would drop indexed files or the user's own files."""
+def _refuse_losses(live: IndexLayout, old: _OldIndex, paths: Sequence[str | Path],
+                   scanned: ScanResult | None) -> ScanResult:
+    """RebuildFailed when the rebuild would drop indexed files or the user's own files.
+
+    Returns the walk of ``paths`` (``scanned``, else made now, after the checks that need none)
+    that tells which indexed files they reach.
+    """
     missing = [str(p) for p in paths if not os.path.exists(os.path.expanduser(str(p)))]
     if missing:
         raise RebuildFailed(
             f"{', '.join(missing)}: no such file or folder; a rebuild of {live.root} would drop "
             "every file the index holds there (an unmounted drive?). Nothing was changed")
+    _refuse_foreign(live)
+    scanned = scanned if scanned is not None else scan(paths)
+    _refuse_unreached(live, old, paths, scanned)
+    return scanned
+
+
+def _refuse_unreached(live: IndexLayout, old: _OldIndex, paths: Sequence[str | Path],
+                      scanned: ScanResult) -> None:
+    """RebuildFailed when the index holds files the walk of ``paths`` does not reach.
+
+    Reached: a file under the given paths, one the walk found (also through a symbolic link, kept
+    by its resolved path), or one under a folder such a link points to (it was deleted there: an
+    index run drops it too, indexer.links). A file a link points to that is missing is not: its
+    drive may only be unmounted, and a rebuild cannot keep what it does not re-embed.
+    """
     roots = [normalize_root(p) for p in paths]
-    outside = sorted(p for p in old.files if not under_roots(p, roots))
-    if outside:
-        folders = sorted({os.path.dirname(p) for p in outside})
+    targets = sorted(set(scanned.links.values()))
+    reached = roots + [t for t in targets if os.path.exists(t)]
+    unreached = sorted(p for p in old.files if p not in scanned.files and not under_roots(p, reached))
+    dangling = {link: target for link, target in scanned.links.items()
+                if not os.path.exists(target) and any(under_roots(p, [target]) for p in unreached)}
+    if dangling:
+        cut_off = [p for p in unreached if under_roots(p, dangling.values())]
+        shown = ", ".join(f"{link} → {target}" for link, target in sorted(dangling.items())[:3])
+        raise RebuildFailed(
+            f"index {live.root} holds {count(len(cut_off), 'file')} reached through symbolic links "
+            f"whose targets are missing ({shown}{' …' if len(dangling) > 3 else ''}); a rebuild keeps "
+            "only what it re-embeds: mount their drive, or run `soundsift index` without --rebuild "
+            "first to drop them. Nothing was changed")
+    if unreached:
+        folders = sorted({os.path.dirname(p) for p in unreached})
         shown = ", ".join(folders[:3]) + (f" and {len(folders) - 3} more" if len(folders) > 3 else "")
         raise RebuildFailed(
-            f"index {live.root} also holds {count(len(outside), 'file')} outside the given paths (in "
+            f"index {live.root} also holds {count(len(unreached), 'file')} outside the given paths (in "
             f"{shown}); a rebuild keeps only what it re-embeds, so give every folder the index "
             "was built from. Nothing was changed")
+
+
+def _refuse_foreign(live: IndexLayout) -> None:
+    """RebuildFailed when the index folder holds entries soundsift did not write."""
     foreign = live.foreign_entries()
     if foreign:
         names = ", ".join(p.name for p in foreign[:5]) + (" …" if len(foreign) > 5 else "")
@@ -302,14 +345,32 @@ def _refuse_losses(live: IndexLayout, old: _OldIndex, paths: Sequence[str | Path
             "Nothing was changed")
 
 
+def _plan_line(index: Path, old: _OldIndex, scanned: ScanResult) -> str:
+    """What the rebuild embeds, counted against the index it replaces as the summary counts it
+    (:func:`_count_against`): the files it held are updated, the others added, and those it held
+    that the walk did not find removed. (Counted against the fresh folder, every file is new.)"""
+    found = scanned.files
+    before = [p for p in found if p in old.files]
+    changed = sum(old.files[p] != (found[p].size, found[p].mtime_ns) for p in before)
+    new = [p for p in found if p not in old.files]
+    retried = len(set(new) & set(old.errors))
+    gone = sum(p not in found for p in old.files)
+    return (f"{index}: rebuilding {count(len(found), 'file')}: {len(before)} indexed before ({changed} "
+            f"changed since), {len(new) - retried} new"
+            + (f" (and {retried} that failed before, tried again)" if retried else "")
+            + f", {count(gone, 'indexed file')} not found, "
+            + count(len(scanned.errors), "unusable entry", "unusable entries"))
+
+
 def _refuse_unlisted(old: _OldIndex, failures: dict[str, str]) -> None:
     """RebuildFailed when folders that hold indexed files could not be listed this time.
 
     An ordinary run keeps such files (their folder may be unmounted); a rebuild cannot
-    re-embed them, and would drop them.
+    re-embed them, and would drop them. A folder reached through a symbolic link holds them by
+    its resolved path, as the catalog keeps them.
     """
     folders = [p for p in failures if os.path.isdir(p)]
-    held = {f: sum(under_roots(p, [f]) for p in old.files) for f in folders}
+    held = {f: sum(under_roots(p, [normalize_root(f)]) for p in old.files) for f in folders}
     held = {f: n for f, n in held.items() if n}
     if held:
         where = ", ".join(f"{f} ({failures[f]}; {count(n, 'indexed file')})" for f, n in sorted(held.items()))

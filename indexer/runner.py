@@ -331,13 +331,15 @@ def copies_of_indexed(writer: IndexWriter, plan: Diff, retake: set[str], state: 
 
 def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel,
                opts: RunOptions, summary: IndexSummary, *,
-               keep_on_interrupt: bool = True) -> dict[str, str]:
+               keep_on_interrupt: bool = True, plan_logged: bool = False) -> dict[str, str]:
     """Scan, decode, embed and commit ``paths`` into the open ``writer``; returns the failures
     (path → reason), which ``summary.errors`` also lists, interrupted or not.
 
     Fills in ``summary`` (counts, timings, generation, totals, errors). ``keep_on_interrupt``:
     Ctrl-C commits the files already embedded before it propagates (False: it propagates
-    at once; a rebuild throws its unfinished index away anyway).
+    at once; a rebuild throws its unfinished index away anyway). ``plan_logged``: the caller
+    said what the run embeds (a rebuild, counted against the index it replaces), so the line
+    counting against ``writer``'s is debug detail.
     """
     layout = writer.layout
     workers, batch_size = opts.workers, opts.batch_size
@@ -386,10 +388,11 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     if scanned.skipped:
         log.info("not scanned: %s", describe_skipped(scanned.skipped))
     retried = len(set(old_errors) & {f.path for f in plan.new})
-    log.info("%s: %d new%s, %d changed, %d deleted, %d moved, %d unchanged, %s", layout.root,
-             len(plan.new) - retried, f" (and {retried} that failed before, tried again)" if retried else "",
-             len(plan.changed), len(plan.deleted), len(moves), len(plan.unchanged),
-             count(len(scanned.errors), "unusable entry", "unusable entries"))
+    log.log(logging.DEBUG if plan_logged else logging.INFO,
+            "%s: %d new%s, %d changed, %d deleted, %d moved, %d unchanged, %s", layout.root,
+            len(plan.new) - retried, f" (and {retried} that failed before, tried again)" if retried else "",
+            len(plan.changed), len(plan.deleted), len(moves), len(plan.unchanged),
+            count(len(scanned.errors), "unusable entry", "unusable entries"))
 
     warn_of_dropped_notes(writer, plan, state, replaced)
     moves_done = moved_near_cue_sheets(writer, moves, scanned.cue_folders())

@@ -389,20 +389,19 @@ def test_a_missing_path_or_a_foreign_file_is_refused(built, lib, tmp_path):
 
 
 def test_files_in_a_folder_that_cannot_be_listed_are_not_dropped(built, lib, monkeypatch):
-    from indexer import runner
     from indexer.scan import ScanError
     write(lib / "sub" / "x.wav", tone(300, 1.0, SR), SR)
     build_index([lib], built, model_a(), workers=0, progress=False)
     before = folder_bytes(built)
     sub = str(lib / "sub")
-    real_scan = runner.scan
+    real_scan = rebuilding.scan             # the rebuild walks before it refuses what it would lose
 
     def scan_without_sub(paths):            # as when sub/ turns unreadable (root ignores chmod)
         result = real_scan(paths)
         result.files = {p: f for p, f in result.files.items() if not p.startswith(sub + os.sep)}
         result.errors.append(ScanError(sub, "cannot list folder: permission denied", folder=True))
         return result
-    monkeypatch.setattr(runner, "scan", scan_without_sub)
+    monkeypatch.setattr(rebuilding, "scan", scan_without_sub)
     with pytest.raises(RebuildFailed, match=r"could not list .*sub \(cannot list folder: permission "
                                             r"denied; 1 indexed file\).*the index is unchanged"):
         build_index([lib], built, model_b(), workers=0, progress=False, rebuild=True)
