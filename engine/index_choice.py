@@ -131,7 +131,8 @@ _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def parse_memory_budget(text: str | int) -> int:
-    """Bytes from ``"4G"``, ``"512MiB"``, ``"1.5GB"``, ``"25%"`` (of physical memory) or an int."""
+    """Bytes from ``"4G"``, ``"512MiB"``, ``"1.5GB"``, ``"25%"`` (of physical memory, at most
+    100%) or an int; ValueError saying what it takes for anything else."""
     if isinstance(text, int):
         value = text
     else:
@@ -141,6 +142,9 @@ def parse_memory_budget(text: str | int) -> int:
             raise ValueError(f"memory budget {text!r} is not a size; write e.g. 4G, 512M, 25% "
                              "or a number of bytes")
         number, unit = float(m.group(1)), m.group(2)
+        if unit == "%" and number > 100:
+            raise ValueError(f"memory budget {text!r} is more than this machine's memory; give a share "
+                             "of at most 100% (25% is the default), or a size such as 4G")
         value = int(number / 100 * physical_memory()) if unit == "%" else int(number * _UNITS[unit])
     if value <= 0:
         raise ValueError(f"memory budget {text!r} must be more than 0 bytes")

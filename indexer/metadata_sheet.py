@@ -170,6 +170,24 @@ def imported_sheets(s: Session) -> set[tuple[str, str | None]]:
     return {src for found in _sheet_sources(s).values() for src in found}
 
 
+def sheets_describing(s: Session, paths: list[str]) -> dict[str, list[tuple[str, str | None]]]:
+    """Indexed path → (name, absolute path or None) of each sheet that describes it, oldest first,
+    the standing one last, for each of ``paths`` that a sheet describes: what leaves the index with
+    those files' rows, and which sheet to import again to describe them once they are back."""
+    if not paths or not has_table(s, "file_metadata"):
+        return {}
+    rows: dict[str, list[tuple[str, str]]] = {}
+    for i in range(0, len(paths), _SQL_CHUNK):
+        for path, key, value in s.execute(select(File.path, FileMetadata.key, FileMetadata.value)
+                                          .join(FileMetadata, FileMetadata.file_id == File.id)
+                                          .where(File.path.in_(paths[i:i + _SQL_CHUNK]),
+                                                 FileMetadata.key.like(SHEET_PREFIX + "%"))
+                                          .order_by(File.path, FileMetadata.id)):
+            rows.setdefault(path, []).append((key, value))
+    layers = {path: [layer.source for layer in _layers(found)] for path, found in rows.items()}
+    return {path: sources for path, sources in layers.items() if sources}
+
+
 def _sheet_sources(s: Session) -> dict[int, list[tuple[str, str | None]]]:
     """File id → (name, absolute path or None) of each sheet that describes it, oldest first,
     the standing one last, for every described file."""

@@ -8,7 +8,7 @@ model sat idle waiting for decoded audio.
 
 Failed files are retried on every run (a failure costs little: most fail at the header),
 so ``failed`` counts the failures of this run and a file that was fixed is picked up
-without any flag.
+without any flag (a ``--watch`` cycle leaves the ones that did not change since: ``not_retried``).
 
 ``build_index(..., rebuild=True)`` runs the same stages (:func:`index_into`) into a fresh
 index beside the old one and swaps it in (:mod:`indexer.rebuild`).
@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -99,6 +100,7 @@ class IndexSummary:
     files_per_second: float = 0.0       # (added + updated + failed) / seconds
     x_realtime: float = 0.0             # audio_seconds / seconds
     timings: dict[str, float] = field(default_factory=dict)
+    workers: int = 0                    # decoder processes of the run (0: decoded in this process)
     generation: int = 0
     commits: int = 0
     totals: dict[str, Any] = field(default_factory=dict)   # files/segments/errors in the index
@@ -169,6 +171,7 @@ class RunOptions:
     checkpoint_files: int = CHECKPOINT_FILES
     checkpoint_seconds: float = CHECKPOINT_SECONDS
     scanned: ScanResult | None = None   # a walk of the paths already made (indexer.watch), else walked
+    not_retried: frozenset[str] = frozenset()   # failed before and unchanged since (indexer.watch): left as they are
 
 
 def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | None = None,
@@ -177,7 +180,7 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
                 checkpoint_files: int = CHECKPOINT_FILES,
                 checkpoint_seconds: float = CHECKPOINT_SECONDS,
                 memory_budget: int | str | None = None, rebuild: bool = False,
-                scanned: ScanResult | None = None) -> IndexSummary:
+                scanned: ScanResult | None = None, not_retried: Iterable[str] = ()) -> IndexSummary:
     """Index the audio files under ``paths`` into ``index`` (name or folder), incrementally.
 
     ``model``: an AudioTextModel, a name/folder for :func:`engine.load_model`, or None for
@@ -191,6 +194,9 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
     (:mod:`indexer.rebuild`); an index that does not exist yet is simply built.
     ``scanned``: :func:`indexer.scan.scan` of ``paths`` made by the caller just before (the
     watcher's walk), so the folders are not walked twice.
+    ``not_retried``: paths of files (or walk errors) that failed before and have not changed
+    since (the watcher knows): not tried again, their error rows kept. A plain run gives none,
+    so every failed file is tried again.
     Bad files become error rows and WARNING log lines; they never stop the run.
     """
     t_start = time.perf_counter()
@@ -200,7 +206,8 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
     opts = RunOptions(workers=default_workers() if workers is None else max(0, int(workers)),
                       batch_size=DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size),
                       progress=progress, checkpoint_files=checkpoint_files,
-                      checkpoint_seconds=checkpoint_seconds, scanned=scanned)
+                      checkpoint_seconds=checkpoint_seconds, scanned=scanned,
+                      not_retried=frozenset(not_retried))
     if memory_budget is not None:
         from engine.index_choice import parse_memory_budget
         memory_budget = parse_memory_budget(memory_budget)
@@ -230,7 +237,37 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
             if not summary.interrupted:     # before the run's work began: nothing to report
                 raise
             raise IndexInterrupted(finish_summary(summary, t_start)) from e
+        warn_if_budget_unused(writer, memory_budget)
     return finish_summary(summary, t_start)
+
+
+def warn_if_budget_unused(writer: IndexWriter, memory_budget: int | None) -> None:
+    """A warning when the run was given a memory budget (bytes) that the index does not use
+    now: the index type is chosen at a commit that changes vectors, and this run made none."""
+    held = writer.meta.get("memory_budget")
+    if memory_budget is None or held == memory_budget:
+        return
+    from indexer.write import human_size
+    log.warning("--memory-budget %s was not applied: the index type is chosen when a run adds, changes "
+                "or removes files, and this one did none of that; the index keeps %s. Give it again "
+                "on such a run", human_size(memory_budget),
+                f"its budget of {human_size(held)} (`soundsift info`)" if held else "the budget it was built with")
+
+
+def left_failing(plan: Diff, scanned: ScanResult, not_retried: frozenset[str]) -> tuple[Diff, set[str]]:
+    """``plan`` without the files of ``not_retried`` (failed before, unchanged since: a watch's
+    cycle leaves them for the file to change), and the paths among them this walk met (files or
+    entries it could not use), whose error rows stay; one line says how many there are."""
+    if not not_retried:
+        return plan, set()
+    kept = ({f.path for f in plan.new + plan.changed} | {e.path for e in scanned.errors}) & not_retried
+    if not kept:
+        return plan, kept
+    log.info("%s that failed before and did not change since %s not tried again (`soundsift info` lists "
+             "%s; %s tried when %s, or by a run without --watch)", count(len(kept), "file"),
+             *(("is", "it", "it is", "it changes") if len(kept) == 1 else ("are", "them", "each is", "it changes")))
+    return Diff(new=[f for f in plan.new if f.path not in kept], changed=[f for f in plan.changed if f.path not in kept],
+                deleted=plan.deleted, unchanged=plan.unchanged), kept
 
 
 def check_new_index_location(layout: IndexLayout) -> None:
@@ -263,24 +300,52 @@ def changed_since_scan(f: ScannedFile) -> bool:
 def warn_of_dropped_notes(writer: IndexWriter, plan: Diff, state: dict[str, tuple[int, int]],
                           replaced: dict[str, str] | None = None) -> None:
     """One warning naming the files this run drops that carry the user's own tags or captions,
-    which leave the index with them; for a file that looks moved but could not be told apart
-    from another of the same size, time and audio (indexer.moves), that it was; for one another
-    indexed file was moved over (``replaced``: its path → that file's old path), that file."""
-    notes = writer.users_notes(list(plan.deleted))
-    if not notes:
+    or what an imported library sheet said of them (indexer.metadata_sheet), which leave the
+    index with them, and the sheets to import again once the files are back; for a file that
+    looks moved but could not be told apart from another of the same size, time and audio
+    (indexer.moves), that it was; for one another indexed file was moved over (``replaced``: its
+    path → that file's old path), that file."""
+    deleted = list(plan.deleted)
+    notes = writer.users_notes(deleted)
+    sheets = _sheets_of(writer, deleted)
+    if not notes and not sheets:
         return
+    labelled = {path: notes.get(path, []) + [f"sheet {name}" for name, _ in sheets.get(path, [])]
+                for path in sorted(set(notes) | set(sheets))}
     replaced = replaced or {}
     arrived = {(f.size, f.mtime_ns) for f in plan.new}
     shown = [f"{path} ({', '.join(labels[:5])}{' …' if len(labels) > 5 else ''})"
              + (f": overwritten by {replaced[path]}, moved there" if path in replaced
                 else ": moved or renamed along with a file of the same size, time and audio, and could "
                      "not be told apart from it" if tuple(state[path]) in arrived else "")
-             for path, labels in list(notes.items())[:5]]
-    n = len(notes)
-    log.warning("%s gone from the library carried your tags or captions, which leave the index "
-                "with %s: %s%s. Add them to the files where they are now with `soundsift tags add`",
-                count(n, "file"), "it" if n == 1 else "them", "; ".join(shown),
-                f"; and {n - 5} more" if n > 5 else "")
+             for path, labels in list(labelled.items())[:5]]
+    n = len(labelled)
+    what = ("your tags, captions or library-sheet descriptions" if notes and sheets
+            else "your tags or captions" if notes else "descriptions from a library sheet")
+    advice = []
+    if notes:
+        advice.append(f"Add {'your tags and captions' if sheets else 'them'} to the files where they are "
+                      "now with `soundsift tags add`")
+    if sheets:
+        named = sorted({path or name for found in sheets.values() for name, path in found})
+        advice.append(f"Import {'the sheet' if len(named) == 1 else 'the sheets'} again once the files are back, "
+                      "and they are described again: "
+                      + "; ".join(f"`soundsift sheet import {shlex.quote(sheet)} --index "
+                                  f"{shlex.quote(str(writer.layout.root))}`" for sheet in named[:3])
+                      + (f" (and {count(len(named) - 3, 'other sheet')})" if len(named) > 3 else ""))
+    log.warning("%s gone from the library carried %s, which leave the index with %s: %s%s. %s",
+                count(n, "file"), what, "it" if n == 1 else "them", "; ".join(shown),
+                f"; and {n - 5} more" if n > 5 else "", ". ".join(advice))
+
+
+def _sheets_of(writer: IndexWriter, paths: list[str]) -> dict[str, list[tuple[str, str | None]]]:
+    """Indexed path → the library sheets (name, path) that describe it, for each of ``paths``
+    that one does (indexer.metadata_sheet.sheets_describing)."""
+    if not paths:
+        return {}
+    from indexer.metadata_sheet import sheets_describing
+    with Session(writer.engine) as s:
+        return sheets_describing(s, paths)
 
 
 def moved_near_cue_sheets(writer: IndexWriter, moves: Sequence[Move], cue_folders: set[str]) -> bool:
@@ -350,6 +415,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     policy = SegmentPolicy(window=float(model.window_seconds))
     meta = model_meta(model)
     summary.model, summary.model_fingerprint = meta["model_name"], model.fingerprint
+    summary.workers = workers
 
     # stage 1: scan and diff
     t = time.perf_counter()
@@ -363,6 +429,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     walked_roots = [walked_root(p) for p in paths]
     linked = link_scope(writer.meta, walked_roots, roots, scanned.links)
     plan = diff(state, scanned.files, roots + linked.targets, keep_under=unlisted)
+    plan, kept_failing = left_failing(plan, scanned, opts.not_retried)
     # a changed path may be one of two files that swapped names, or hold a file moved over it
     # (indexer.moves): both sides are tried
     moves = (find_moves_among_changed(plan.deleted, plan.new, plan.changed, state,
@@ -440,7 +507,8 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
         pending.errors[path] = reason
 
     for e in scanned.errors:
-        fail(e.path, e.reason)
+        if e.path not in kept_failing:
+            fail(e.path, e.reason)
 
     # a new name or copy of a file this run keeps indexed under another (a hard link made since): copied
     copies, identical = copies_of_indexed(writer, plan, retake, state, meta)
@@ -602,7 +670,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
         stack.close()
     if work:   # every job reports exactly once; anything left is a bug, not a bad file
         raise RuntimeError(f"{count(len(work), 'file')} neither indexed nor failed; please report this")
-    pending.clear_errors = [p for p in old_errors if p not in failures]
+    pending.clear_errors = [p for p in old_errors if p not in failures and p not in kept_failing]
     if pending or not writer.meta.get("vectors_file"):   # a new index gets its first generation
         commit()
     if linked.changes(writer.meta):     # what the next run may drop under the links' targets

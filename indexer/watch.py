@@ -4,12 +4,13 @@
 index again when what they hold changed. Looking is a walk of the folders (names, sizes and
 modification times; no audio is read), so it also works on network drives, where file-system
 notifications do not arrive. The model is loaded once and kept between runs. A run starts only
-when the walk differs from the one before the previous run, so a file that stays unreadable
-is not retried every cycle (it is retried when it changes, or on the next plain
-``soundsift index``). A file that arrived or changed since the last walk is looked at again
-after ``settle`` seconds: one still growing (a render being bounced, a copy in progress) is
-left for a later cycle instead of being indexed half-written (no clock is compared, so a
-network drive's clock does not matter). While another writer holds the index (``soundsift caption --index``, a
+when the walk differs from the one before the previous run, and a file that failed is tried
+again only when it changed since (its size or modification time; :func:`unchanged_failures`), so
+a file that stays unreadable is neither retried nor warned about every cycle that sees another
+change (a plain ``soundsift index`` retries every failed file). A file that arrived or changed
+since the last walk is looked at again after ``settle`` seconds: one still growing (a render
+being bounced, a copy in progress) is left for a later cycle instead of being indexed
+half-written (no clock is compared, so a network drive's clock does not matter). While another writer holds the index (``soundsift caption --index``, a
 second ``soundsift index``), the run waits for the next cycle.
 
 Ctrl-C or SIGTERM (where the caller set no SIGTERM handler of its own; :mod:`indexer.interrupts`)
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 
 #: a walk of the library: path → (size, mtime_ns) of every audio file and cue sheet found
 Snapshot = dict[str, tuple[int, int]]
+#: the files (or entries the walk could not use) that failed in a run: path → (size, mtime_ns) as
+#: that run's walk found it, None for an entry that was no file it could read (indexer.scan.ScanError)
+Failures = dict[str, tuple[int, int] | None]
 #: seconds between a walk and the second look at what changed (a file being written changes meanwhile)
 SETTLE_SECONDS = 2.0
 
@@ -59,6 +63,21 @@ def still_written(files: Sequence[ScannedFile]) -> list[str]:
     """The paths among ``files`` (as a walk found them) whose size or modification time is not
     that any more, or that are gone: a render or a copy still writing them."""
     return [f.path for f in files if state_now(f.path) != f.state]
+
+
+def failed_in(summary: IndexSummary, walked: ScanResult, kept: Failures) -> Failures:
+    """What failed and stays failed after a run of ``walked``: the failures of ``summary``, each
+    with its state as the walk found it, and ``kept`` (those the run did not try again)."""
+    return {**kept, **{e["path"]: (walked.files[e["path"]].state if e["path"] in walked.files else None)
+                       for e in summary.errors}}
+
+
+def unchanged_failures(failed: Failures, walked: ScanResult) -> Failures:
+    """The failures of ``failed`` that ``walked`` finds as they were when they failed (the same
+    size and modification time; an unusable entry still one): not worth trying again."""
+    unusable = {e.path for e in walked.errors}
+    return {p: sig for p, sig in failed.items()
+            if (walked.files[p].state == sig if p in walked.files else sig is None and p in unusable)}
 
 
 def hold_growing(walked: ScanResult, before: Snapshot, settle: float, stop: threading.Event) -> bool:
@@ -103,6 +122,7 @@ def _watch(paths: Sequence[str | Path], index: str | Path | None, model: AudioTe
     walked = scan(paths)                # one walk per run: the run indexes what the watcher saw
     before = snapshot(walked)
     summary = build_index(paths, index, model, scanned=walked, **build_options)
+    failed = failed_in(summary, walked, {})
     runs = 1
     if on_run is not None:
         on_run(summary)
@@ -127,11 +147,13 @@ def _watch(paths: Sequence[str | Path], index: str | Path | None, model: AudioTe
             if not (added or changed or removed):
                 continue
         log.info("%d added, %d changed, %d removed since the last run: indexing", added, changed, removed)
+        left = unchanged_failures(failed, walked)
         try:
-            summary = build_index(paths, index, model, scanned=walked, **build_options)
+            summary = build_index(paths, index, model, scanned=walked, not_retried=left, **build_options)
         except IndexBusy as e:              # another writer (caption --index, an index run) holds it
             log.warning("%s; trying again in %g s", e, interval)
             continue
+        failed = failed_in(summary, walked, left)
         before = now
         runs += 1
         if on_run is not None:

@@ -66,12 +66,7 @@ def index_command(
     from indexer import build_index
     from indexer.runner import IndexInterrupted
 
-    from engine.index_choice import parse_memory_budget
-
-    try:
-        budget = parse_memory_budget(memory_budget) if memory_budget is not None else None
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--memory-budget") from e
+    budget = _memory_budget(memory_budget)
     options = dict(workers=workers, batch_size=batch_size,
                    progress=shows_progress(progress),
                    checkpoint_files=checkpoint_files, checkpoint_seconds=checkpoint_seconds, memory_budget=budget)
@@ -88,8 +83,25 @@ def index_command(
         raise typer.Exit(INTERRUPTED_EXIT) from None
     if json_out:
         print_json(summary.to_dict())
+        _note_sheets(summary.to_dict())         # notes go to stderr with --json too
     else:
         _print_summary(summary.to_dict())
+
+
+def _memory_budget(given: Optional[str]) -> Optional[int]:
+    """``--memory-budget`` in bytes (None: not given, after checking $SOUNDSIFT_MEMORY_BUDGET,
+    which the run would read); a value soundsift cannot use is one line, exit code 1
+    (InvalidQuery), before any work."""
+    from engine.errors import InvalidQuery
+    from engine.index_choice import MEMORY_BUDGET_ENV, default_memory_budget, parse_memory_budget
+
+    try:
+        if given is not None:
+            return parse_memory_budget(given)
+        default_memory_budget()
+        return None
+    except ValueError as e:
+        raise InvalidQuery(f"{'--memory-budget' if given is not None else '$' + MEMORY_BUDGET_ENV}: {e}") from e
 
 
 def _watch(paths: List[Path], index: Optional[str], model: Optional[str], interval: float, json_out: bool,
@@ -111,6 +123,8 @@ def _watch(paths: List[Path], index: Optional[str], model: Optional[str], interv
         if json_out:
             sys.stdout.write(json.dumps(s, ensure_ascii=False) + "\n")
             sys.stdout.flush()
+            if runs == 0:
+                _note_sheets(s)
         elif runs == 0:
             _print_summary(s)
         else:
@@ -154,7 +168,7 @@ def _print_summary(s: dict[str, Any]) -> None:
     t.add_row("segments embedded", str(s["n_segments"]))
     t.add_row("audio", f"{s['audio_seconds']:.1f} s")
     t.add_row("wall time", f"{s['seconds']:.2f} s")
-    t.add_row("speed", f"{s['files_per_second']:.2f} files/s, {s['x_realtime']:.1f}× real time")
+    t.add_row("speed", _speed(s))
     totals = s.get("totals") or {}
     t.add_row("index now holds", f"{count(totals.get('files', 0), 'file')}, "
                                  f"{count(totals.get('segments', 0), 'segment')}, "
@@ -164,17 +178,45 @@ def _print_summary(s: dict[str, Any]) -> None:
         t.add_row("carried over", f"{count(kept['tags'], 'tag')}, {count(kept['captions'], 'caption')} "
                                   f"(not: {count(left['tags'], 'tag')}, {count(left['captions'], 'caption')})")
     out_console.print(t)
-    sheets = s.get("sheets_not_imported") or []
-    if sheets:
-        names = ", ".join(os.path.basename(p) for p in sheets[:3]) + (f" (+{len(sheets) - 3} more)" if len(sheets) > 3 else "")
-        err_console.print(f"note: spreadsheets among the files, not imported as library sheets: {names}; if one "
-                          f"describes the sounds, `soundsift sheet import SHEET --index {s['index']}` makes its "
-                          "descriptions searchable", highlight=False, soft_wrap=True)   # a note: stderr
+    _note_sheets(s)
     st = Table(title="time per stage (s)")
     st.add_column("stage")
     st.add_column("seconds", justify="right")
     for stage, sec in s["timings"].items():
         st.add_row(stage, f"{sec:.3f}")
     out_console.print(st)
-    out_console.print("decode and resample run in worker processes, beside embed; "
-                      "decode_wait is the time the model waited for audio.", style="dim")
+    footnote = _stages_footnote(s)
+    if footnote:
+        out_console.print(footnote, style="dim")
+
+
+def _note_sheets(s: dict[str, Any]) -> None:
+    """The note on stderr (with --json too) naming the spreadsheets among the files that were
+    not imported as library sheets (``sheets_not_imported``), if any."""
+    sheets = s.get("sheets_not_imported") or []
+    if sheets:
+        names = ", ".join(os.path.basename(p) for p in sheets[:3]) + (f" (+{len(sheets) - 3} more)" if len(sheets) > 3 else "")
+        err_console.print(f"note: spreadsheets among the files, not imported as library sheets: {names}; if one "
+                          f"describes the sounds, `soundsift sheet import SHEET --index {s['index']}` makes its "
+                          "descriptions searchable", highlight=False, soft_wrap=True)
+
+
+def _speed(s: dict[str, Any]) -> str:
+    """The summary's speed row: files per second and times real time of what was embedded, or
+    that nothing was (a speed of files skipped, copied or failing says nothing)."""
+    if not s["n_segments"]:
+        return "nothing embedded" if s["added"] or s["updated"] or s["failed"] else "nothing to embed"
+    return f"{s['files_per_second']:.2f} files/s, {s['x_realtime']:.1f}× real time"
+
+
+def _stages_footnote(s: dict[str, Any]) -> str:
+    """Where decode and resample ran (``workers``: 0 in this process), to read the stage times
+    by; none for a run that decoded nothing."""
+    if not s["n_segments"] and not s["failed"]:
+        return ""
+    workers = s.get("workers")
+    if workers == 0:
+        return ("decode and resample ran in this process (--workers 0), between the model's batches; "
+                "decode_wait is the time they kept the model waiting.")
+    where = f"{count(workers, 'worker process', 'worker processes')}" if workers else "worker processes"
+    return f"decode and resample ran in {where}, beside embed; decode_wait is the time the model waited for audio."
