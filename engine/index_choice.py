@@ -22,6 +22,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from engine.errors import InvalidConfig
+
 EXACT_MAX = 100_000
 MIN_NLIST = 256
 SQ8_BYTES_PER_DIM = 1
@@ -157,10 +159,14 @@ def physical_memory() -> int:
 
 
 def default_memory_budget() -> int:
-    """$SOUNDSIFT_MEMORY_BUDGET if set, else a quarter of physical memory."""
+    """$SOUNDSIFT_MEMORY_BUDGET if set, else a quarter of physical memory; InvalidConfig naming the
+    variable when it holds no budget."""
     env = os.environ.get(MEMORY_BUDGET_ENV, "").strip()
     if env:
-        return parse_memory_budget(env)
+        try:
+            return parse_memory_budget(env)
+        except ValueError as e:         # every command that writes an index: one line naming it
+            raise InvalidConfig(f"${MEMORY_BUDGET_ENV}: {e}") from e
     return int(DEFAULT_BUDGET_SHARE * physical_memory())
 
 

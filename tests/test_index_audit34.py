@@ -188,6 +188,20 @@ def test_a_budget_from_the_environment_soundsift_cannot_use_is_one_line(tmp_path
     assert not (tmp_path / "idx").exists()
 
 
+def test_a_budget_from_the_environment_is_one_line_in_every_command_that_writes_an_index(tmp_path, monkeypatch):
+    """`index` checked $SOUNDSIFT_MEMORY_BUDGET before its work; `relocate` (which opens an index
+    writer too) ended in a ValueError traceback."""
+    lib, idx = (tmp_path / "lib").resolve(), tmp_path / "idx"
+    write(lib / "dog.wav", tone(440, 1.0, SR), SR)
+    index(lib, idx)
+    os.rename(lib, tmp_path / "elsewhere")                      # the library moved: relocate it
+    monkeypatch.setenv("SOUNDSIFT_MEMORY_BUDGET", "lots")
+    r = run("relocate", str(lib), str(tmp_path / "elsewhere"), "--index", str(idx))
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output      # said, not a traceback
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: $SOUNDSIFT_MEMORY_BUDGET: memory budget 'lots'"), lines
+
+
 def test_a_budget_over_all_memory_is_refused_and_all_of_it_is_taken():
     with pytest.raises(ValueError, match="at most 100%"):
         parse_memory_budget("150%")
