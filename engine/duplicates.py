@@ -469,12 +469,14 @@ def _copies_among(x: np.ndarray, candidates: Sequence[tuple[str, float, float]],
 
 
 def mark_copies(query: str | None, hits: Sequence[Any],
-                copies: Callable[[str | None, list[tuple[str, float, float]]], dict[str, float]] | None = None
-                ) -> list[Any]:
+                copies: Callable[[str | None, list[tuple[str, float, float]]], dict[str, float]] | None = None,
+                itself: bool | None = None) -> list[Any]:
     """"More like" ``query`` results (objects with ``path``, ``duration``, ``score``; dataclasses)
     with ``same_recording`` set: True for a copy (:func:`copies_of`, or the ``copies`` function
     given, e.g. a cached one or :func:`copies_of_waveform` for a clip in memory, whose ``query``
-    is None), False for another file, None for the query file itself."""
+    is None), False for another file, ``itself`` for the query file: True where every hit must
+    carry the mark (JSON: it is the same recording), None where a display badges only the
+    query's copies (the table, the page)."""
     from dataclasses import replace
 
     candidates = [(h.path, h.duration, h.score) for h in hits]
@@ -485,7 +487,7 @@ def mark_copies(query: str | None, hits: Sequence[Any],
     else:
         found = copies(query, candidates)
     me = os.path.realpath(query) if query is not None else None
-    return [replace(h, same_recording=None if me is not None and os.path.realpath(h.path) == me
+    return [replace(h, same_recording=itself if me is not None and os.path.realpath(h.path) == me
                     else h.path in found) for h in hits]
 
 

@@ -146,8 +146,7 @@ class Filters:
         if self.max_duration is not None:
             conds.append(File.duration <= float(self.max_duration))
         if self.path_prefix:
-            prefixes = path_prefixes(str(self.path_prefix))
-            conds.append(or_(*(func.substr(File.path, 1, len(p)) == p for p in prefixes)))
+            conds.append(starts_with(str(self.path_prefix)))
         if self.formats:
             names = [f.upper() for f in self.formats]
             conds.append(or_(func.upper(File.format).in_(names),
@@ -176,12 +175,17 @@ class Filters:
         return conds
 
     def unavailable(self, facets: dict[str, Any], tags: Sequence[str] = (),
-                    extensions: Sequence[str] = ()) -> list[str]:
+                    extensions: Sequence[str] = (), unheld_prefix: str | None = None) -> list[str]:
         """Why this filter can keep no file of an index, one sentence per value no file has:
         ``facets`` as :meth:`engine.query.SoundIndex.facets` gives them, ``tags`` every tag the
-        index holds, ``extensions`` the asked formats some file's name ends in. Empty when every
-        value exists (then the filter and the query together keep nothing)."""
+        index holds, ``extensions`` the asked formats some file's name ends in, ``unheld_prefix``
+        (given when no indexed file's path starts with ``path_prefix``) the folder all indexed
+        files lie under ("" for an empty index). Empty when every value exists (then the filter
+        and the query together keep nothing)."""
         out: list[str] = []
+        if self.path_prefix and unheld_prefix is not None:
+            here = f"every file under {unheld_prefix}" if unheld_prefix else "none"
+            out.append(f"no indexed file has path prefix {self.path_prefix} (this index: {here})")
 
         def miss(what: str, wanted: Sequence[Any], have: Sequence[Any], shown: Sequence[str],
                  key: Callable[[Any], Any] = str) -> None:
@@ -233,6 +237,11 @@ def has_extension(extension: str) -> ColumnElement[bool]:
     and ``_`` in ``extension`` stand for themselves, not any text (``--format "w_v"`` kept WAV
     files)."""
     return func.lower(File.path).endswith(f".{extension}", autoescape=True)
+
+
+def starts_with(prefix: str) -> ColumnElement[bool]:
+    """A file's stored path starts with ``prefix`` in one of its forms (:func:`path_prefixes`)."""
+    return or_(*(func.substr(File.path, 1, len(p)) == p for p in path_prefixes(prefix)))
 
 
 def path_prefixes(prefix: str) -> list[str]:

@@ -432,7 +432,7 @@ class SoundIndex:
         :data:`MAX_QUERY_SEGMENTS`), the file ``file_id`` first."""
         if len(ids) > MAX_QUERY_SEGMENTS:
             ids = ids[np.linspace(0, len(ids) - 1, MAX_QUERY_SEGMENTS).round().astype(int)]
-        return _query_file_first(self._search(conn, snap, snap.vectors(ids), k, filters, per_file), file_id)
+        return self._search(conn, snap, snap.vectors(ids), k, filters, per_file, first=(file_id,))
 
     @staticmethod
     def _moment_segments(snap: _Snapshot, file_id: int, a: float, b: float) -> tuple[np.ndarray, np.ndarray]:
@@ -495,7 +495,8 @@ class SoundIndex:
         """"More like these": files that sound like the examples together. The query is the mean
         of the examples' unit vectors (an indexed file's from its stored segment vectors, any
         other file embedded now), so what they share counts most. Paths or file ids (one
-        path or id alone is one example)."""
+        path or id alone is one example). An indexed example comes ahead of the hits it ties
+        with (a byte-identical copy of it), the first given foremost."""
         k = _check_k(k)
         examples = _one_or_many(examples)
         if len(examples) == 0:
@@ -515,7 +516,7 @@ class SoundIndex:
             outside = [self._audio_vector(model, e, None) for i, e in enumerate(examples) if i not in indexed]
             stored = self._with_snapshot(lambda conn, snap: [self._file_vector(snap, f) for f in indexed.values()])
             return l2_normalize(np.mean(np.vstack([*stored, *outside]), axis=0))
-        return self._search_embedded(embed, k, filters, per_file)
+        return self._search_embedded(embed, k, filters, per_file, first=list(indexed.values()))
 
     def file_vector(self, path_or_file_id: str | Path | int) -> np.ndarray:
         """An indexed file's unit vector from its stored segment vectors (nothing is decoded)."""
@@ -541,17 +542,19 @@ class SoundIndex:
 
     def _search_embedded(self, embed: Callable[[AudioTextModel], np.ndarray], k: int,
                          filters: Filters | None, per_file: bool, words: str | None = None,
-                         unwanted_words: Sequence[str] = (), cosine: bool = True) -> list[Hit]:
+                         unwanted_words: Sequence[str] = (), cosine: bool = True,
+                         first: Sequence[int] = ()) -> list[Hit]:
         """Search by the query ``embed(model)`` makes with the index's model; made again with
         the new model when a rebuild swaps in another one between embedding and searching.
         ``words``: fuse with a keyword search for them, without files matching ``unwanted_words``
-        (:meth:`search_text`). ``cosine``: the query is unit vectors (:func:`_reported`)."""
+        (:meth:`search_text`). ``cosine``: the query is unit vectors (:func:`_reported`).
+        ``first``: the indexed files searched by, ahead of their ties (:meth:`_query_files_first`)."""
         for _ in range(_RELOAD_RETRIES):
             model = self.model
             try:
                 return self._search_query(embed(model), k, filters, per_file,
                                           fingerprint=str(model.fingerprint), words=words,
-                                          unwanted_words=unwanted_words, cosine=cosine)
+                                          unwanted_words=unwanted_words, cosine=cosine, first=first)
             except _QueryModelChanged:
                 log.info("%s: the index changed model during a query; embedding it again", self.root)
         raise IndexBusy(f"index {self.root} changed model {_RELOAD_RETRIES} times during one query "
@@ -559,10 +562,11 @@ class SoundIndex:
 
     def _search_query(self, queries: np.ndarray, k: int, filters: Filters | None, per_file: bool,
                       fingerprint: str | None, words: str | None = None,
-                      unwanted_words: Sequence[str] = (), cosine: bool = True) -> list[Hit]:
+                      unwanted_words: Sequence[str] = (), cosine: bool = True,
+                      first: Sequence[int] = ()) -> list[Hit]:
         """Search by query vectors made by the model with ``fingerprint`` (None: unknown);
         with ``words``, fused with a keyword search for them. ``cosine``: the queries are unit
-        vectors, their scores cosines (:func:`_reported`)."""
+        vectors, their scores cosines (:func:`_reported`). ``first``: as :meth:`_search`'s."""
         from engine.vectors import as_query
         q = as_query(queries)
 
@@ -574,7 +578,7 @@ class SoundIndex:
                                    f"holds {snap.dim}-dim vectors")
             if words is not None:
                 return self._keyword_search(conn, snap, words, q, k, filters, unwanted_words, cosine)
-            return self._search(conn, snap, q, k, filters, per_file, cosine)
+            return self._search(conn, snap, q, k, filters, per_file, cosine, first)
         return self._with_snapshot(run)
 
     def allowed_segment_ids(self, filters: Filters) -> np.ndarray:
@@ -588,14 +592,42 @@ class SoundIndex:
         return allowed_segments(conn, snap, self.root, filters, self._allowed_cache)
 
     def _search(self, conn: Connection, snap: _Snapshot, q: np.ndarray, k: int,
-                filters: Filters | None, per_file: bool, cosine: bool = True) -> list[Hit]:
+                filters: Filters | None, per_file: bool, cosine: bool = True,
+                first: Sequence[int] = ()) -> list[Hit]:
         """The top ``k`` hits (files, or segments without ``per_file``) for the query vectors
         ``q``, ranked by their scores as FAISS gives them; ``cosine``: the query is unit vectors,
-        and the hits report their scores clamped to [-1, 1] (:func:`_reported`)."""
+        and the hits report their scores clamped to [-1, 1] (:func:`_reported`). ``first``: the
+        ids of the indexed files searched by, each ahead of the hits it ties with
+        (:meth:`_query_files_first`)."""
         if k < 1:
             raise InvalidQuery(f"k must be ≥ 1, got {k}")
         allowed = self._allowed(conn, snap, filters) if filters is not None and filters.active else None
-        return self._hits(conn, snap, rank_segments(snap, q, k, per_file, allowed), per_file, cosine=cosine)
+        hits = self._hits(conn, snap, rank_segments(snap, q, k, per_file, allowed), per_file, cosine=cosine)
+        return self._query_files_first(conn, snap, hits, q, k, allowed, per_file, cosine, first) if first else hits
+
+    def _query_files_first(self, conn: Connection, snap: _Snapshot, hits: list[Hit], q: np.ndarray, k: int,
+                           allowed: np.ndarray | None, per_file: bool, cosine: bool,
+                           files: Sequence[int]) -> list[Hit]:
+        """``hits`` (the top ``k``) with each query file of ``files`` ahead of the hits it ties
+        with, the first one foremost (:func:`_query_file_first`), before the list is cut to ``k``:
+        a byte-identical copy scores 1.000 too, and FAISS orders ties by id, so the top ``k``
+        may hold the copy and not the file searched by. A query file missing from ``hits`` is
+        found by a search of its own segments (those ``allowed`` keeps; none: the filter leaves
+        it out) and placed by its score, so it is cut again when it does not tie."""
+        order = list(dict.fromkeys(int(f) for f in files))
+        found = {h.file_id for h in hits}
+        for file_id in order:
+            if file_id in found:
+                continue
+            own = np.sort(snap.seg_ids[snap.seg_file == file_id])
+            if allowed is not None:
+                own = own[np.isin(own, allowed)]
+            if len(own):
+                hits = hits + self._hits(conn, snap, rank_segments(snap, q, 1, per_file, own), per_file,
+                                         cosine=cosine)
+        for file_id in reversed(order):
+            hits = _query_file_first(hits, file_id)
+        return hits[:k]
 
     def _hits(self, conn: Connection, snap: _Snapshot, top: list[tuple[int, tuple[float, int]]],
               per_file: bool, cosine: bool = False) -> list[Hit]:
@@ -735,12 +767,13 @@ class SoundIndex:
 
     def why_no_file(self, filters: Filters) -> list[str]:
         """The values of ``filters`` no indexed file has (:meth:`Filters.unavailable`), for a
-        search that found nothing: a format, rate, category or tag the index does not hold, a
-        duration or loudness beyond every file's."""
+        search that found nothing: a path prefix no file's path starts with, a format, rate,
+        category or tag the index does not hold, a duration or loudness beyond every file's."""
         facets = self.facets()
         with self._read() as conn:
             tags, extensions = query_catalog.held_by_index(conn, filters)
-        return filters.unavailable(facets, tags, extensions)
+            unheld = query_catalog.unheld_prefix(conn, filters)
+        return filters.unavailable(facets, tags, extensions, unheld)
 
     def facets(self) -> dict[str, Any]:
         """What the filters can choose from: formats, sample rates, channel counts, duration

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from engine.catalog import ErrorRow, File, FileMetadata, SegmentRow, Tag, has_table
 from engine.errors import InvalidQuery
 from engine.file_metadata import INDEXER_KEYS, LEVEL_KEYS, SHEET_NAME_KEY, SHEET_PREFIX, with_sheet
-from engine.filters import Filters, has_extension
+from engine.filters import Filters, has_extension, starts_with
 from engine.models.base import l2_normalize
 from engine.query_faiss import _describe
 from engine.query_hits import FileVectors
@@ -155,6 +155,21 @@ def held_by_index(conn: Connection, filters: Filters) -> tuple[list[str], list[s
     extensions = [f for f in filters.formats if conn.execute(
         select(File.id).where(has_extension(f)).limit(1)).first()]
     return tags, extensions
+
+
+def unheld_prefix(conn: Connection, filters: Filters) -> str | None:
+    """When no indexed file's path starts with ``filters``' path prefix, the folder every indexed
+    file lies under (the common folder of the first and last paths in order, so of all; "" for an
+    empty index); None when some file's does, or no prefix is asked for
+    (:meth:`Filters.unavailable`)."""
+    if not filters.path_prefix or conn.execute(
+            select(File.id).where(starts_with(str(filters.path_prefix))).limit(1)).first():
+        return None
+    first, last = conn.execute(select(func.min(File.path), func.max(File.path))).one()
+    if first is None:
+        return ""
+    common = os.path.commonprefix([first, last])
+    return common[:common.rfind(os.sep) + 1] or os.sep
 
 
 def facets(conn: Connection) -> dict[str, Any]:

@@ -663,7 +663,7 @@ WRONG_COMMANDS = [
     (fenced("soundsift search rain -k ten"), "ten"),                            # the wrong type
     (fenced("soundsift search rain -k 0"), "-k"),                               # out of range
     (fenced("soundsift relocate old new extra"), "extra"),                      # too many arguments
-    (fenced("soundsift index --index mylib"), "'paths'"),                      # a required argument
+    (fenced("soundsift index --index mylib"), "'PATH...'"),                    # a required argument
     (fenced("soundsift serve --allow-origin '*'"), "--allow-origin"),           # soundsift's own callback
     (fenced("soundsift search rain --sample-rate fast"), "--sample-rate"),      # soundsift's own readers
     (fenced("soundsift duplicates --channels stereoo"), "stereoo"),

@@ -251,7 +251,7 @@ def test_copies_of_the_query_are_marked_over_http(tmp_path):
     with SoundIndex.open(tmp_path / "idx", model=FakeModel()) as index, serving(index) as url:
         _, hits, _ = get(f"{url}/similar?file={quote(str(beep.resolve()))}&k=3")
         marks = {h["path"].rsplit("/", 1)[1]: h.get("same_recording") for h in hits}
-        assert marks == {"beep.wav": None, "beep_copy.flac": True, "other_beep.wav": False}
+        assert marks == {"beep.wav": True, "beep_copy.flac": True, "other_beep.wav": False}
         _, posted, _ = get(f"{url}/similar?k=3", data=beep.read_bytes())
         marks = {h["path"].rsplit("/", 1)[1]: h.get("same_recording") for h in posted}
         assert marks == {"beep.wav": True, "beep_copy.flac": True, "other_beep.wav": False}
@@ -294,7 +294,7 @@ def test_unknown_query_parameters_are_bad_requests(served):
     url, lib = served
     got, body, _ = get(f"{url}/search?q=dog&limt=5")
     assert got == 400 and "unknown parameter limt for GET /search" in body["error"]
-    assert "q, k, keywords, not, segments, min_duration" in body["error"] and "tagged" in body["error"]
+    assert "q, k, keywords, not, not_weight, segments, min_duration" in body["error"] and "tagged" in body["error"]
     got, body, _ = get(f"{url}/info?verbose=1&x=2")
     assert got == 400 and "unknown parameters verbose, x for GET /info; it takes none" in body["error"]
     got, body, _ = get(f"{url}/similar?k=1&file=1", data=(lib / "beep.wav").read_bytes())    # file: GET only

@@ -78,7 +78,7 @@ def test_the_server_is_put_together_from_its_parts():
         assert sorted(server.routes) == [("GET", "/audio"), ("GET", "/facets"), ("GET", "/files"), ("GET", "/info"),
                                          ("GET", "/search"), ("GET", "/sheet"), ("GET", "/similar"), ("GET", "/tag"),
                                          ("POST", "/similar"), ("POST", "/tag")]
-        assert server.routes[("POST", "/tag")].params == ("labels", "top")
+        assert server.routes[("POST", "/tag")].params == ("labels", "k", "top")
         assert server.max_connections == 3 and server.allow_origins == frozenset({"http://localhost"})
         assert server.route("HEAD", "/files/7").path == "/files"
     finally:

@@ -81,6 +81,14 @@ class Query:
         value = self.values.get(name, default)
         return value.strip() if isinstance(value, str) and value.strip() else default
 
+    def required(self, name: str, what: str) -> str:
+        """The text of parameter ``name`` (``what`` says what it is); InvalidQuery saying whether
+        it is missing (not given) or empty (``q=`` or only spaces)."""
+        value = self.text(name)
+        if value is None:
+            raise InvalidQuery(f"{name} ({what}) is {'empty' if name in self.values else 'missing'}")
+        return value
+
     def number(self, name: str, default: float | None = None, low: float | None = None,
                high: float | None = None) -> float | None:
         value = self.text(name)
@@ -109,7 +117,16 @@ class Query:
         except typer.BadParameter as e:
             raise InvalidQuery(f"{name}: {e.message}") from e
 
-    def count(self, name: str, default: int) -> int:
+    def count(self, name: str, default: int, older: str | None = None) -> int:
+        """A whole number from 1 to MAX_K (``default`` when not given). ``older``: another name
+        old clients give it by (``top`` for ``k``), read when ``name`` is not given; both given
+        and different: InvalidQuery naming both."""
+        if older is not None and self.text(older) is not None:
+            if self.text(name) is None:
+                return self.count(older, default)
+            if self.count(name, default) != self.count(older, default):
+                raise InvalidQuery(f"{name}={self.text(name)} and {older}={self.text(older)} disagree; "
+                                   f"give one ({name}; {older} is its older name)")
         value = self.number(name, default, low=1)
         if value != int(value) or value > MAX_K:
             raise InvalidQuery(f"{name} must be a whole number from 1 to {MAX_K}, got {self.text(name)!r}")

@@ -50,10 +50,12 @@ class RouteAnswers:
         """The routes by (method, path): what answers each, the parameters each reads."""
         similar = ("start", "end", "k", "segments", *FILTER_PARAMS)
         routes = [
-            ("GET", "/search", self._search, ("q", "k", "keywords", "not", "segments", *FILTER_PARAMS)),
+            ("GET", "/search", self._search,
+             ("q", "k", "keywords", "not", "not_weight", "segments", *FILTER_PARAMS)),
             ("GET", "/similar", self._similar, ("file", *similar)),
             ("POST", "/similar", self._similar_clip, similar),
-            ("GET", "/tag", self._tag, ("file", "labels", "top")), ("POST", "/tag", self._tag_clip, ("labels", "top")),
+            ("GET", "/tag", self._tag, ("file", "labels", "k", "top")),
+            ("POST", "/tag", self._tag_clip, ("labels", "k", "top")),
             ("GET", "/files", self._file, ()), ("GET", "/audio", self._audio, ("start", "end")),
             ("GET", "/info", self._info, ()), ("GET", "/facets", self._facets, ()),
             ("GET", "/sheet", self._sheet, ("zero_shot", "labels", "min_score", *FILTER_PARAMS)),
@@ -62,14 +64,14 @@ class RouteAnswers:
 
     # -- routes --------------------------------------------------------------------------
     def _search(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
-        text = q.text("q")
-        if text is None:
-            raise InvalidQuery("q (the text to search for) is missing")
+        from engine.query import EXCLUDE_WEIGHT
+        text = q.required("q", "the text to search for")
         if q.flag("keywords") and q.flag("segments"):   # the engine's refusal names neither parameter
             raise InvalidQuery("keywords=1 ranks files, so it cannot be combined with segments=1; leave one out")
         hits = self.index.search_text(text, k=q.count("k", 10), filters=q.filters(),
                                       per_file=not q.flag("segments"), keywords=q.flag("keywords"),
-                                      exclude=q.listed("not"))
+                                      exclude=q.listed("not"),
+                                      exclude_weight=q.number("not_weight", EXCLUDE_WEIGHT, low=0, high=10))
         return _hits(hits)
 
     def _similar(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
@@ -79,7 +81,7 @@ class RouteAnswers:
         hits = self.index.similar_to_file(file_id, k=q.count("k", 10), filters=q.filters(),
                                           per_file=per_file, start=start, end=end)
         if per_file and start is None and end is None:      # as `soundsift similar --json` marks them
-            hits = mark_copies((record or self.index.get_file(file_id))["path"], hits)
+            hits = mark_copies((record or self.index.get_file(file_id))["path"], hits, itself=True)
         return _hits(hits)
 
     def _similar_clip(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
@@ -101,7 +103,7 @@ class RouteAnswers:
         vector = self.index.file_vector(file_id)
         model = self.index.model
         labels = q.listed("labels") or default_labels(model)
-        tags = zeroshot.tag(model, vector, labels, q.count("top", 5))
+        tags = zeroshot.tag(model, vector, labels, q.count("k", 5, older="top"))
         record = record or self.index.get_file(file_id)
         _say_notes(handler, tag_notes(labels, [(record["path"], record["duration"])], COSINE_ADVICE))
         return HTTPStatus.OK, _json(tags), "application/json"
@@ -109,7 +111,8 @@ class RouteAnswers:
     def _tag_clip(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         clip = _clip(handler)
         tags, notes = self.index.tag_with_notes(clip.waveform, labels=q.listed("labels") or None,
-                                                top=q.count("top", 5), sample_rate=clip.sample_rate, name=clip.name)
+                                                top=q.count("k", 5, older="top"), sample_rate=clip.sample_rate,
+                                                name=clip.name)
         _say_notes(handler, notes)
         return HTTPStatus.OK, _json(tags), "application/json"
 
@@ -176,9 +179,7 @@ class RouteAnswers:
     def _indexed(self, q: Query) -> tuple[int, dict[str, Any] | None]:
         """The file id ``file`` names (an indexed path or a file id), with its record when reading
         it was how the id was checked (None for a path); NotFound when the index lacks it."""
-        given = q.text("file")
-        if given is None:
-            raise InvalidQuery("file (an indexed path or file id) is missing")
+        given = q.required("file", "an indexed path or file id")
         if _file_id(given) is not None:
             record = self._record(f"/files/{given}")
             return int(record["file_id"]), record

@@ -3,19 +3,23 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
 from engine.errors import InvalidQuery
 from engine.filters import Filters
 from ui.cli.app import app
-from ui.cli.common import IndexOption, VerboseOption, relays_decoder_output, reports_errors, setup_logging
+from ui.cli.common import (IndexOption, VerboseOption, err_console, relays_decoder_output, reports_errors,
+                           setup_logging)
 from ui.cli.results import (AllSegmentsOption, ExportOption, IndexModelOption, PadOption, WholeFilesOption,
                             check_export, clock, export_results, filter_options, parse_time, say_why_none,
                             show_hits)
 
 log = logging.getLogger("soundsift.similar")
+
+#: seconds an --end may lie past the file's end unremarked (times are shown to the hundredth)
+END_SLACK = 0.005
 
 
 @app.command("similar")
@@ -33,7 +37,8 @@ def similar_command(
     filters: Optional[Filters] = None,      # replaced by the filter options (filter_options)
     start: Optional[str] = typer.Option(None, "--start", help="Only the part of AUDIO_FILE from this "
                                         "time: seconds (83.5) or minutes:seconds (1:23.5), as matches are shown."),
-    end: Optional[str] = typer.Option(None, "--end", help="Only the part of AUDIO_FILE up to this time."),
+    end: Optional[str] = typer.Option(None, "--end", help="Only the part of AUDIO_FILE up to this time "
+                                      "(one past its end is cut to its end, with a note)."),
     export: ExportOption = None,
     whole_files: WholeFilesOption = False,
     pad: PadOption = 0.0,
@@ -49,7 +54,8 @@ def similar_command(
     index is embedded now (with --start/--end, only that excerpt). Results
     that hold AUDIO_FILE's very recording (a copy, its MP3, a quieter or resampled version; see
     `soundsift duplicates`) are marked: "same recording" in the table, `"same_recording": true`
-    in JSON (whole files only, not with --start/--end or --all-segments)."""
+    in JSON, where AUDIO_FILE's own hit is true too and every other hit false (whole files only,
+    not with --start/--end or --all-segments)."""
     setup_logging(verbose)
     from engine.query import SoundIndex
 
@@ -66,8 +72,12 @@ def similar_command(
     else:
         audio_file = audio_files[0]
         span = {"start": parse_time(start), "end": parse_time(end)}
+        shown_end = span["end"]
         with SoundIndex.open(index, model=model) as sound_index:
             file_id = sound_index.file_id_for_path(audio_file)
+            if span["end"] is not None:         # an end past the file's: cut to its end, with a note
+                span["end"], shown_end = _within_file(audio_file, span["start"], span["end"],
+                                                      _file_seconds(sound_index, audio_file, file_id))
             if file_id is not None:
                 log.debug("%s is indexed (file id %d): using its stored vectors", audio_file, file_id)
                 hits = sound_index.similar_to_file(file_id, k=k, filters=filters, per_file=per_file, **span)
@@ -78,9 +88,38 @@ def similar_command(
             say_why_none(sound_index, hits, filters)
         if per_file and start is None and end is None:      # which hits are copies of this very recording
             from engine.duplicates import mark_copies
-            hits = mark_copies(str(audio_file), hits)
-        part = (f" {clock(span['start'] or 0.0)}–{'end' if span['end'] is None else clock(span['end'])}"
+            # JSON: every hit carries the mark, AUDIO_FILE's own true; the table shows only its copies
+            hits = mark_copies(str(audio_file), hits, itself=True if json_out else None)
+        part = (f" {clock(span['start'] or 0.0)}–{'end' if shown_end is None else clock(shown_end)}"
                 if start is not None or end is not None else "")
         shown, query = f"{audio_file.name}{part}", f"{audio_file}{part}"
     show_hits(hits, json_out, f"similar to {shown}")
     export_results(hits, export, whole_files, pad, f"similar to {query}")
+
+
+def _file_seconds(sound_index: Any, audio_file: Path, file_id: Optional[int]) -> Optional[float]:
+    """AUDIO_FILE's length in seconds: the catalog's for an indexed file, else its header's;
+    None when it cannot be read (the search that follows says what is wrong with it)."""
+    if file_id is not None:
+        return float(sound_index.get_file(file_id)["duration"])
+    if not audio_file.is_file():
+        return None
+    from engine.audio import probe
+    from engine.errors import UnreadableAudio
+    try:
+        return probe(audio_file).duration
+    except UnreadableAudio as e:
+        log.debug("%s: no length from its header (%s); the search reads it", audio_file, e)
+        return None
+
+
+def _within_file(audio_file: Path, start: Optional[float], end: float,
+                 seconds: Optional[float]) -> tuple[Optional[float], float]:
+    """``(end to search by, end to show)``: an ``end`` past the file's ``seconds`` is cut to its
+    end (None: to its end; shown as its length), and one note on stderr says so. A start past
+    the end is left to the search, which refuses it."""
+    if seconds is None or end <= seconds + END_SLACK or (start or 0.0) >= seconds:
+        return end, end
+    err_console.print(f"note: {audio_file} is {clock(seconds)} long, so --end {clock(end)} is past its end: "
+                      f"more like {clock(start or 0.0)}–{clock(seconds)}", highlight=False, soft_wrap=True)
+    return None, seconds

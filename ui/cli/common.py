@@ -33,7 +33,8 @@ def labelled(label: str, style: str, text: object) -> Text:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-INDEX_HELP = "Index name (a folder under indexes/) or path to an index folder."
+INDEX_HELP = ("Index name (a folder under `$SOUNDSIFT_INDEX_HOME`, else under indexes/ in the current "
+              "folder) or path to an index folder.")
 MODEL_HELP = ("Model: 'soundsift-base', 'soundsift-fast' (about 4× faster, less accurate), a local model "
               "folder, or a laion/* CLAP id.")
 
