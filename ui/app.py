@@ -19,12 +19,13 @@ from engine.errors import SoundsiftError
 from ui.components import resources
 from ui.components.library import FilterChoices
 from ui.components.overview_tab import OVERVIEW, TAB_KEY, build_map_data, render_overview_tab
+from ui.components.page_icon import page_icon
 from ui.components.result_tags import ResultTagger
 from ui.components.search_tab import render_search_tab
 from ui.components.sidebar import render_filters
 from ui.components.tag_tab import render_tag_tab
 
-st.set_page_config(page_title="soundsift", page_icon=":material/graphic_eq:", layout="wide")
+st.set_page_config(page_title="soundsift", page_icon=page_icon(), layout="wide")    # drawn here: no font fetched
 
 
 @st.cache_data(show_spinner="Drawing the library map…", max_entries=4)

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from engine.errors import UnreadableAudio
 from engine.export import excerpt_name, excerpt_wav, export_zip, is_whole_file, take_name
 from ui.components.markdown_text import plain_markdown
+from ui.components.times import span_text
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
 
@@ -44,7 +45,7 @@ def downloads(hit: Any, record: Any) -> list[dict[str, Any]]:
     if not is_whole_file(start, end, float(record.duration)):
         buttons.append(dict(label="Match", data=_deferred(excerpt_bytes, record.path, start, end),
                             file_name=excerpt_name(name, start, end, take_name(hit)), mime="audio/wav",
-                            help=f"Download {start:.1f}–{end:.1f} s of {plain_markdown(name)} as WAV (its own sample "
+                            help=f"Download {span_text(start, end)} of {plain_markdown(name)} as WAV (its own sample "
                                  "rate and bit depth)"))
     too_large = record.size > MAX_FILE_BYTES
     buttons.append(dict(label="File", data=_deferred(file_bytes, record.path), file_name=name,

@@ -12,6 +12,7 @@ from ui.components.downloads import library_sheet_download
 from ui.components.library import Library, relative_to_root
 from ui.components.library_map import map_rows, pca_2d, selected_file_id
 from ui.components.markdown_text import plain_markdown
+from ui.components.times import seconds_text
 
 TAB_KEY = "tab"                 # session key of the page's tabs: the label of the open one
 OVERVIEW = "Overview"           # this tab's label
@@ -95,7 +96,7 @@ def play_picked(lib: Library, root: str, file_id: int) -> None:
     except SoundsiftError as e:
         st.warning(str(e), icon=":material/warning:")
         return
-    st.markdown(f"**{plain_markdown(record.name)}** · {record.duration:.1f} s")
+    st.markdown(f"**{plain_markdown(record.name)}** · {seconds_text(record.duration)}")
     st.audio(src.data, format=src.mime, start_time=src.start_time)
 
 

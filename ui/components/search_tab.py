@@ -24,6 +24,8 @@ from ui.components import resources
 from ui.components.downloads import downloads, results_download
 from ui.components.library import Library, relative_to_root
 from ui.components.markdown_text import plain_markdown
+from ui.components.player import EXCERPT_SECONDS
+from ui.components.times import excerpt_note, seconds_text, span_text
 from ui.components.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_example
 from ui.components.user_tags import CardTags, render_card_tags, show_tag_error
 
@@ -66,17 +68,11 @@ def more_like(file_id: int, name: str, start: float | None = None, end: float | 
     _reset_page()
 
 
-def seconds_text(seconds: float) -> str:
-    """``12.3 s`` under a minute, else ``m:ss.ff`` / ``h:mm:ss.ff`` as the CLI shows times (an
-    hour-long file read "3600.0 s", a moment in it "2470.0–2472.0 s")."""
-    from ui.cli.results import clock
-    return f"{seconds:.1f} s" if seconds < 60 else clock(seconds)
-
-
-def span_text(start: float, end: float) -> str:
-    """A matched span as cards and headings show it: ``2.0–12.0 s`` within the first minute, else
-    ``5:00.00–5:10.00``."""
-    return f"{start:.1f}–{end:.1f} s" if end < 60 else f"{seconds_text(start)}–{seconds_text(end)}"
+def card_folder(folder: str, root: str) -> str:
+    """A card's folder: below the library root, or the root in full for a file directly in it (a
+    library of one flat folder had "." on every card), as the sidebar's Folder box names it."""
+    shown = relative_to_root(folder, root)
+    return folder if shown == "." else shown
 
 
 def card_facts(record: Any, hit: Any) -> str:
@@ -222,7 +218,7 @@ def current_search(index: Any, filters: Filters) -> Search | None:
                                           sample_rate=example.sample_rate)
                 return mark_copies(None, hits, copies=lambda _none, candidates: copies_of_waveform(
                     example.waveform, example.sample_rate, candidates))    # the upload's very recording
-            return Search(f"Sounds like **{plain_markdown(example.name)}** ({example.duration:.1f} s)",
+            return Search(f"Sounds like **{plain_markdown(example.name)}** ({seconds_text(example.duration)})",
                           like_example, f"sounds like {example.name}")
         st.session_state["search_by"] = None
     text = (st.session_state.get("q") or "").strip()
@@ -278,16 +274,16 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
             return
         shown = int(st.session_state["shown"])
         hits = search.run(shown + 1)
-    except SoundsiftError as e:
+    except SoundsiftError as e:         # the picks and the way back stay: the message may ask for them
+        render_picks()
         st.error(str(e), icon=":material/error:")
+        render_back_to_text(st)
         return
 
     render_picks()
     head, side = st.columns([4, 1], vertical_alignment="center")
     head.markdown(f"{search.title} · {min(len(hits), shown)} shown")
-    if st.session_state["search_by"]:
-        side.button("Back to text search", on_click=back_to_text, icon=":material/arrow_back:",
-                    key="back_to_text")
+    render_back_to_text(side)
     if not hits and not root:      # no indexed file: no folder either (ui/app.py's choices)
         st.info("The index holds no files yet: index a library first (soundsift index PATH --index NAME), "
                 "then search again.", icon=":material/search_off:")
@@ -319,14 +315,25 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
                            **results_download(listed, search.query))
 
 
+def render_back_to_text(where: Any) -> None:
+    """The "Back to text search" button in ``where`` (st or a column), while the search is by a file,
+    the picks or an example."""
+    if st.session_state.get("search_by"):
+        where.button("Back to text search", on_click=back_to_text, icon=":material/arrow_back:",
+                     key="back_to_text")
+
+
 def render_picks() -> None:
-    """The files picked as examples, and "More like these" once there are any."""
+    """The files picked as examples, and "More like these" once there are any. Its place is kept
+    while there are none: the first pick drew the row above the cards, moving every card down the
+    page's element tree, and the browser stopped and rewound the player being listened to."""
+    row = st.container()
     picked = st.session_state.get("picked", {})
     if not picked:
         return
-    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+    with row.container(horizontal=True, vertical_alignment="center", gap="small"):
         st.caption(f":material/playlist_add_check: Picked: {', '.join(plain_markdown(n) for n in picked.values())}")
-        st.button(f"More like {'these ' + str(len(picked)) if len(picked) > 1 else 'this one'}",
+        st.button(f"More like {f'these ({len(picked)})' if len(picked) > 1 else 'this one'}",
                   on_click=more_like_picked, icon=":material/graph_3:", key="more_like_picked",
                   help="Sounds like all the picked files together (soundsift similar A B …)")
         st.button("Clear picks", on_click=clear_picks, key="clear_picks", type="tertiary")
@@ -349,7 +356,7 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict],
         info, side = st.columns([5, 6], vertical_alignment="center")
         with info:
             st.markdown(f"**{rank}. {plain_markdown(record.name)}**")
-            folder = relative_to_root(record.folder, root)
+            folder = card_folder(record.folder, root)
             st.caption(f":material/folder: {plain_markdown(folder)} · {card_facts(record, hit)}")
             if record.about:
                 st.caption(plain_markdown(record.about))
@@ -382,8 +389,9 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict],
                 return
             src = media.player
             st.audio(src.data, format=src.mime, start_time=src.start_time)
-            if src.excerpt_offset is not None:
-                st.caption(f"excerpt from {src.excerpt_offset:.1f} s")
+            note = excerpt_note(src.excerpt_offset, EXCERPT_SECONDS, record.duration)
+            if note:
+                st.caption(note)
             with st.container(horizontal=True, gap="small"):
                 for n, button in enumerate(downloads(hit, record)):
                     st.download_button(key=f"download_{n}_{rank}_{hit.file_id}", on_click="ignore",

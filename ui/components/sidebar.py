@@ -45,12 +45,19 @@ def slider_top(longest: float) -> float:
     return float(max(1, math.ceil(longest)))
 
 
+def slider_format(step: float) -> str:
+    """A slider's number format for its step: "%.1f" for half seconds, "%.0f" for whole seconds or LU
+    (Streamlit's default writes every float with two decimals: "-29.00")."""
+    return "%.0f" if float(step).is_integer() else "%.1f"
+
+
 def render_filters(choices: FilterChoices) -> Filters:
     """Draw the filters in the sidebar and return what they select."""
     with st.sidebar:
         st.header("Filters")
         top = slider_top(choices.max_duration)
-        duration = st.slider("Duration (s)", 0.0, top, (0.0, top), step=0.5 if top <= 60 else 1.0,
+        step = 0.5 if top <= 60 else 1.0
+        duration = st.slider("Duration (s)", 0.0, top, (0.0, top), step=step, format=slider_format(step),
                              key="f_duration", help="Only files whose length lies in this range.")
         root = choices.folders[0] if choices.folders else ""
         folder = st.selectbox(
@@ -68,7 +75,8 @@ def render_filters(choices: FilterChoices) -> Filters:
         if choices.loudness is not None:
             low, high = loudness_slider(choices.loudness)
             if high > low:
-                loudness = st.slider("Loudness (LUFS)", low, high, (low, high), step=1.0, key="f_loudness",
+                loudness = st.slider("Loudness (LUFS)", low, high, (low, high), step=1.0, format=slider_format(1.0),
+                                     key="f_loudness",
                                      help="Only files whose loudness (ITU-R BS.1770, measured when indexed) lies "
                                           "in this range: quiet room tones at the left, hot takes at the right.")
         categories = (st.multiselect("Category", choices.categories, key="f_categories", placeholder="any category",

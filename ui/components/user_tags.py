@@ -40,8 +40,9 @@ def save_tags(card: CardTags, key: str) -> None:
 
 def render_card_tags(card: CardTags, rank: int) -> None:
     """The file's tags as badges, and a "Tags" popover to add or remove them."""
+    badges = st.container()     # always drawn: the popover keeps its place when the first tag is added
     if card.tags:
-        st.markdown(" ".join(f":green-badge[:material/sell: {plain_markdown(t)}]" for t in card.tags))
+        badges.markdown(" ".join(f":green-badge[:material/sell: {plain_markdown(t)}]" for t in card.tags))
     key = f"user_tags_{rank}_{card.file_id}_{len(card.tags)}_{hash(card.tags)}"
     with st.popover("Tags", icon=":material/sell:", help="Your own tags on this file: searches find it by "
                     "them, and the sidebar's Tagged filter keeps only files with them (soundsift tags add)"):

@@ -1,0 +1,41 @@
+"""Times as the page writes them: a card's duration and match, a marker, a player's excerpt, a
+download's span. One format for one span, as the CLI shows matches (ui.cli.results.clock)."""
+from __future__ import annotations
+
+#: below this many seconds a time gets hundredths (it would read "1.0 s" from here on)
+SHORT = 0.995
+
+
+def seconds_text(seconds: float) -> str:
+    """``12.3 s`` under a minute (as rounded to the tenth), ``0.05 s`` under a second (a 30 ms click
+    is not "0.0 s"), else ``m:ss.ff`` / ``h:mm:ss.ff`` as the CLI shows times (not "3600.0 s" for
+    an hour-long file)."""
+    if round(seconds, 1) >= 60:
+        return _clock(seconds)
+    return f"{seconds:.2f} s" if seconds < SHORT else f"{seconds:.1f} s"
+
+
+def span_text(start: float, end: float) -> str:
+    """A span as cards, headings and downloads show it: ``2.0–12.0 s`` within the first minute,
+    ``0.00–0.05 s`` within the first second, else both ends as a clock, ``0:55.00–1:05.00`` (not
+    "55.0 s–1:05.00")."""
+    if round(end, 1) >= 60:
+        return f"{_clock(start)}–{_clock(end)}"
+    return f"{start:.2f}–{end:.2f} s" if end < SHORT else f"{start:.1f}–{end:.1f} s"
+
+
+def excerpt_note(offset: float | None, seconds: float, duration: float) -> str | None:
+    """What a card says under a player given an excerpt of ``seconds`` from ``offset`` s of a file of
+    ``duration`` s (ui.components.player): which part of the file it plays, since the player counts
+    from 0:00; None when it plays the whole file (a short AIFF converted to WAV) or no excerpt."""
+    if offset is None:
+        return None
+    end = min(float(duration), float(offset) + float(seconds))
+    if offset <= 0 and end >= duration:
+        return None
+    return f"excerpt {span_text(offset, end)} of the file"
+
+
+def _clock(seconds: float) -> str:
+    from ui.cli.results import clock      # imported when needed: ui.cli loads typer (half a second)
+    return clock(seconds)
