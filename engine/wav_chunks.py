@@ -16,8 +16,10 @@ module puts it back into libsndfile's header:
 - iXML is copied byte for byte but for its sample counts: the timestamps (SPEED's TIMESTAMP_
   SAMPLES_SINCE_MIDNIGHT_HI/LO, BEXT's BWF_TIME_REFERENCE_HIGH/LOW) moved by the same frames, and
   the sync points that count from the file's start (RELATIVE) moved back, those outside the
-  excerpt left out (and those whose numbers are not sample counts, with a warning: the rest of
-  the chunk is kept for them); and for its BEXT block's copy of bext, which says what bext
+  excerpt left out; a timestamp or sync point whose numbers cannot be moved (not sample counts,
+  or SPEED's TIMESTAMP_SAMPLE_RATE not a rate) is left out alone, with a warning, the rest of
+  the chunk kept (copied unmoved, it would say the excerpt starts where the recording does);
+  and for its BEXT block's copy of bext, which says what bext
   does: the same CodingHistory line at the end of BWF_CODING_HISTORY and its loudness elements
   (BWF_LOUDNESS_VALUE …) emptied, an iXML reader's "not used".
 
@@ -128,8 +130,9 @@ def excerpt_header(path: str, header: bytes, source: SourceChunks, *, first: int
     """libsndfile's WAV ``header`` (``RIFF`` … the data chunk's 8-byte head) of the excerpt of
     frames ``first``–``last`` of ``path`` in WAV ``subtype``, with what it keeps of ``source``:
     the fmt chunk made extensible with its mask, its bext and iXML moved to the excerpt after
-    fmt. ``header`` itself when the source has none of them. A bext or iXML chunk that cannot
-    be moved is left out, with a warning naming the file and the reason."""
+    fmt. ``header`` itself when the source has none of them. A bext chunk that cannot be moved
+    is left out, and of an iXML chunk the timestamps and sync points that cannot be
+    (:func:`excerpt_ixml`), with a warning naming the file, what and why."""
     if not source:
         return header
     chunks, data_at = header_chunks(header)
@@ -258,14 +261,18 @@ _SYNC_POINT = re.compile(rb"(?<![ \t])[ \t]*<SYNC_POINT(?:\s[^>]*)?>(?:[^<]|<(?!
                          rb"</SYNC_POINT\s*>[ \t]*(?:\r?\n)?")
 
 
-def _element(name: str) -> re.Pattern[bytes]:
+def _element(name: str, markup: bool = False) -> re.Pattern[bytes]:
     """An iXML element ``<name>text</name>``: group 1 is its text, blanks around it left out.
-    Each run of blanks has one way to be matched (inside the text only when more text follows
-    it, after it only right after a non-blank), so a long run is not scanned again from each of
-    its bytes."""
+    ``markup``: the text may hold markup too (a CDATA section, a comment, a child element: an
+    XML reader does not read such an element as its bytes), up to the next tag of that name;
+    a self-closing ``<name/>`` is no such element. Each run of blanks has one way to be matched
+    (inside the text only when more text follows it, after it only right after a non-blank),
+    so a long run is not scanned again from each of its bytes."""
     n = re.escape(name.encode())
-    text = rb"((?:[^<\s](?:[^<\s]|\s+(?=[^<\s]))*)?)"
-    return re.compile(rb"<" + n + rb"(?:\s[^>]*)?>\s*" + text + rb"(?:(?<=\S)\s+)?</" + n + rb"\s*>")
+    char = rb"(?:[^<\s]|<(?!/?" + n + rb"[\s>/]))" if markup else rb"[^<\s]"
+    text = rb"((?:" + char + rb"(?:" + char + rb"|\s+(?=" + char + rb"))*)?)"
+    opening = rb"<" + n + rb"(?:\s[^>]*)?" + (rb"(?<!/)>" if markup else rb">")
+    return re.compile(opening + rb"\s*" + text + rb"(?:(?<=\S)\s+)?</" + n + rb"\s*>")
 
 
 def excerpt_ixml(body: bytes, first: int, frames: int, rate: int, line: str = "",
@@ -274,19 +281,59 @@ def excerpt_ixml(body: bytes, first: int, frames: int, rate: int, line: str = ""
     ``first``, byte for byte but for its sample counts: TIMESTAMP_SAMPLES_SINCE_MIDNIGHT (in
     TIMESTAMP_SAMPLE_RATE samples, where it says) and BWF_TIME_REFERENCE_HIGH/LOW moved on, RELATIVE
     sync points moved back (those outside the excerpt left out, SYNC_POINT_COUNT lowered to
-    match; those whose numbers cannot be moved too, said in a note onto ``notes``, a warning
-    when None: :func:`_moved_sync_points`); and its BEXT block saying what the excerpt's bext
-    chunk does, ``line`` the CodingHistory line bext gains (:func:`_excerpt_bext_copy`).
-    ValueError when a timestamp or TIMESTAMP_SAMPLE_RATE does not hold a number or cannot be
-    written back: the excerpt's timecode would be the recording's."""
+    match: :func:`_moved_sync_points`); and its BEXT block saying what the excerpt's bext chunk
+    does, ``line`` the CodingHistory line bext gains (:func:`_excerpt_bext_copy`). What cannot
+    be moved is left out, never copied as it was (the excerpt's timecode would be the
+    recording's): a timestamp pair whose halves are not sample counts or do not fit once moved,
+    SPEED's pair and its TIMESTAMP_SAMPLE_RATE where that is not a rate, a sync point whose
+    numbers are not sample counts; each kind said in one note onto ``notes`` (a warning when
+    None), the rest of the chunk kept."""
     body = _excerpt_bext_copy(body, line)
-    stamp_rate = _number(body, "TIMESTAMP_SAMPLE_RATE")
-    if stamp_rate is not None and not (math.isfinite(stamp_rate) and stamp_rate > 0):
-        raise ValueError(f"its iXML TIMESTAMP_SAMPLE_RATE is {stamp_rate:g}")
-    stamp_shift = first if stamp_rate in (None, rate) else round(first * stamp_rate / rate)
-    body = _moved_pair(body, *_IXML_TIMESTAMP, stamp_shift)
-    body = _moved_pair(body, *_IXML_TIME_REFERENCE, first)
-    return _moved_sync_points(body, first, frames, notes)
+    left_out: list[tuple[str, str]] = []            # (element, why) of the timecode elements left out
+    stamp = _element("TIMESTAMP_SAMPLE_RATE", markup=True).search(body)
+    try:
+        stamp_rate = _stamp_rate(stamp)
+    except ValueError as e:                         # SPEED's timestamp counts samples at a rate no one knows
+        highs, lows = _pair(body, *_IXML_TIMESTAMP)
+        edits = _left_out(body, [stamp, *highs, *lows], str(e), left_out)
+    else:
+        stamp_shift = first if stamp_rate in (None, rate) else round(first * stamp_rate / rate)
+        edits = _moved_pair(body, *_IXML_TIMESTAMP, stamp_shift, left_out)
+    edits += _moved_pair(body, *_IXML_TIME_REFERENCE, first, left_out)
+    _note_left_out(notes, "timecode element", left_out)
+    return _moved_sync_points(_edited(body, edits), first, frames, notes)
+
+
+def _stamp_rate(found: re.Match[bytes] | None) -> float | None:
+    """The rate SPEED's timestamp counts samples at: the number the TIMESTAMP_SAMPLE_RATE element
+    ``found`` holds, None where there is none. ValueError when it is not a positive number."""
+    if found is None:
+        return None
+    text = found.group(1)
+    try:
+        stamp_rate = float(text)
+    except ValueError:
+        raise ValueError(f"TIMESTAMP_SAMPLE_RATE holds {_shown(text)}, not a number") from None
+    if not (math.isfinite(stamp_rate) and stamp_rate > 0):
+        raise ValueError(f"TIMESTAMP_SAMPLE_RATE is {stamp_rate:g}, not a sample rate")
+    return stamp_rate
+
+
+def _shown(text: bytes) -> str:
+    """An element's ``text`` as a note quotes it: its first 40 bytes, as a Python string."""
+    return repr(text[:40].decode("utf-8", "replace"))
+
+
+def _note_left_out(notes: list[str] | None, kind: str, left_out: list[tuple[str, str]]) -> None:
+    """One note onto ``notes`` (a warning when None) on the ``kind`` left out of the excerpt's
+    iXML chunk, ``left_out`` their (name, why): how many, their names and the first reason
+    (:func:`engine.markers._report_left_out`). Nothing when ``left_out`` is empty."""
+    said: list[str] = [] if notes is None else notes
+    reasons = list(dict.fromkeys(why for _, why in left_out))
+    why = reasons[0] + (" …" if len(reasons) > 1 else "") if reasons else ""
+    _report_left_out(said, "", kind, [name for name, _ in left_out], why=why)
+    if notes is None and said:
+        log.warning("the excerpt's iXML chunk has %s", said[0])
 
 
 def _excerpt_bext_copy(body: bytes, line: str) -> bytes:
@@ -326,50 +373,77 @@ def _without_line_ends(text: bytes) -> bytes:
         end = at
 
 
-def _number(body: bytes, name: str) -> float | None:
-    """The number the first ``name`` element of ``body`` holds, None when there is none.
-    ValueError when it holds something else."""
-    found = _element(name).search(body)
-    if found is None:
-        return None
-    try:
-        return float(found.group(1))
-    except ValueError:
-        raise ValueError(f"its iXML {name} holds {found.group(1)[:40]!r}, not a number") from None
+def _pair(body: bytes, high_name: str, low_name: str) -> tuple[list[re.Match[bytes]], list[re.Match[bytes]]]:
+    """The ``high_name`` and the ``low_name`` elements of ``body``, in the order written, markup
+    and all (:func:`_element`: one an XML reader reads otherwise is not copied unmoved)."""
+    return (list(_element(high_name, markup=True).finditer(body)),
+            list(_element(low_name, markup=True).finditer(body)))
+
+
+def _moved_pair(body: bytes, high_name: str, low_name: str, shift: int,
+                left_out: list[tuple[str, str]]) -> list[tuple[tuple[int, int], bytes]]:
+    """The edits of ``body`` moving each ``high_name``/``low_name`` pair (a 64-bit sample count)
+    by ``shift``; a low element without a high one is a 32-bit count, an empty high one 0 (as
+    engine.ixml reads them). A pair that cannot be moved is left out, both its elements
+    (:func:`_left_out`, onto ``left_out``): a half that is not a sample count, a count that does
+    not fit once moved, and every pair when they do not match up."""
+    highs, lows = _pair(body, high_name, low_name)
+    if highs and len(highs) != len(lows):
+        return _left_out(body, [*highs, *lows], f"{high_name} and {low_name} do not come in pairs", left_out)
+    edits = []
+    for i, low in enumerate(lows):
+        high = highs[i] if highs else None
+        try:
+            value = (_count(high.group(1) or b"0", high_name) << 32 if high else 0) + _count(low.group(1), low_name)
+            value += shift
+            if not 0 <= value < (1 << 64 if high else 1 << 32):
+                raise ValueError(f"{low_name} does not fit its fields once moved to the excerpt")
+        except ValueError as e:
+            edits += _left_out(body, [high, low], str(e), left_out)
+            continue
+        edits.append((low.span(1), str(value & 0xFFFFFFFF).encode()))
+        if high:
+            edits.append((high.span(1), str(value >> 32).encode()))
+    return edits
 
 
 def _count(text: bytes, name: str) -> int:
     """A sample count an element holds (decimal digits). ValueError otherwise."""
     if not re.fullmatch(rb"\d+", text):
-        raise ValueError(f"its iXML {name} holds {text[:40]!r}, not a sample count")
+        raise ValueError(f"{name} holds {_shown(text)}, not a sample count")
     return int(text)
 
 
-def _moved_pair(body: bytes, high_name: str, low_name: str, shift: int) -> bytes:
-    """``body`` with each ``high_name``/``low_name`` pair (a 64-bit sample count) moved by
-    ``shift``; a low element without a high one is a 32-bit count. ValueError when the pairs do
-    not match up or a count does not fit once moved."""
-    highs = list(_element(high_name).finditer(body))
-    lows = list(_element(low_name).finditer(body))
-    if highs and len(highs) != len(lows):
-        raise ValueError(f"its iXML {high_name} and {low_name} do not come in pairs")
+def _left_out(body: bytes, elements: list[re.Match[bytes] | None], why: str,
+              left_out: list[tuple[str, str]]) -> list[tuple[tuple[int, int], bytes]]:
+    """The edits of ``body`` taking out its ``elements`` (None: none), each with its line where
+    it stands alone on one; (its name, ``why``) onto ``left_out`` for each."""
     edits = []
-    for i, low in enumerate(lows):
-        high = highs[i] if highs else None
-        value = (_count(high.group(1), high_name) << 32 if high else 0) + _count(low.group(1), low_name)
-        value += shift
-        if not 0 <= value < (1 << 64 if high else 1 << 32):
-            raise ValueError(f"its iXML {low_name} does not fit its fields once moved to the excerpt")
-        edits.append((low.span(1), str(value & 0xFFFFFFFF).encode()))
-        if high:
-            edits.append((high.span(1), str(value >> 32).encode()))
-    return _edited(body, edits)
+    for found in elements:
+        if found is not None:
+            edits.append((_line_span(body, *found.span()), b""))
+            left_out.append((found.group(0)[1:].split(b">", 1)[0].split()[0].decode("ascii", "replace"), why))
+    return edits
+
+
+def _line_span(body: bytes, start: int, end: int) -> tuple[int, int]:
+    """The span ``start``–``end`` of ``body``, widened to its whole line (line end included)
+    where nothing but blanks stands beside it there."""
+    line_start = body.rfind(b"\n", 0, start) + 1
+    line_end = body.find(b"\n", end)
+    line_end = len(body) if line_end < 0 else line_end + 1
+    if body[line_start:start].strip(b" \t") or body[end:line_end].strip(b" \t\r\n"):
+        return start, end
+    return line_start, line_end
 
 
 def _edited(body: bytes, edits: list[tuple[tuple[int, int], bytes]]) -> bytes:
-    """``body`` with each span replaced by its bytes (spans that do not overlap)."""
+    """``body`` with each span replaced by its bytes; a span inside one before it is dropped (an
+    element inside one taken out is taken out with it)."""
     out, at = bytearray(), 0
     for (start, end), text in sorted(edits):
+        if start < at:
+            continue
         out += body[at:start] + text
         at = end
     return bytes(out + body[at:])
@@ -399,12 +473,7 @@ def _moved_sync_points(body: bytes, first: int, frames: int, notes: list[str] | 
         return edited
 
     body = _SYNC_POINT.sub(moved, body)
-    said: list[str] = [] if notes is None else notes
-    reasons = list(dict.fromkeys(why for _, why in unreadable))
-    _report_left_out(said, "", "sync point", [name for name, _ in unreadable],
-                     why=reasons[0] + (" …" if len(reasons) > 1 else "") if reasons else "")
-    if notes is None and said:
-        log.warning("the excerpt's iXML chunk has %s", said[0])
+    _note_left_out(notes, "sync point", unreadable)
     count = _element("SYNC_POINT_COUNT").search(body)
     if removed and count is not None and count.group(1).isdigit():
         left = max(0, int(count.group(1)) - removed)

@@ -2,8 +2,9 @@
 held a number that is not a sample count (a SYNC_POINT_LOW of "-4000" or "n/a"): one bad cue
 cost the excerpt its scene, take, track names, UCS fields and timecode. Now that point alone is
 left out, as the metadata reader leaves it out (engine.ixml), SYNC_POINT_COUNT lowered to
-match, and one warning names the file, the points and the reason; a broken timestamp still
-keeps the chunk out (copied unmoved, it would say the excerpt starts where the recording does)."""
+match, and one warning names the file, the points and the reason; a broken timestamp is left
+out alone too (copied unmoved, it would say the excerpt starts where the recording does:
+tests/test_excerpt_timestamps34.py)."""
 from __future__ import annotations
 
 import logging
@@ -76,12 +77,15 @@ def test_without_a_notes_list_the_left_out_points_are_a_warning(caplog):
 @pytest.mark.parametrize("broken", [(b"_LO>%d<" % RATE, b"_LO>4.8e4<"),
                                     (b"_RATE>96000<", b"_RATE>n/a<"),
                                     (b"_HIGH>0<", b"_HIGH>-1<")])
-def test_a_broken_timestamp_still_keeps_the_chunk_out(broken):
-    """As before: a timestamp that cannot be moved cannot be copied either (a reader that took
-    "4.8e4" or "-1" would place the excerpt where the recording starts)."""
+def test_a_broken_timestamp_is_left_out_not_copied(broken):
+    """A timestamp that cannot be moved cannot be copied either (a reader that took "4.8e4" or
+    "-1" would place the excerpt where the recording starts): it is left out, the sync points
+    still moved."""
     body = ixml(RATE, RATE, [sync_point(RATE // 2, "Drip")]).replace(*broken, 1)
-    with pytest.raises(ValueError, match="TIMESTAMP_SAMPLE|BWF_TIME_REFERENCE"):
-        excerpt_ixml(body, FIRST, RATE, RATE)
+    notes: list[str] = []
+    moved = excerpt_ixml(body, FIRST, RATE, RATE, notes=notes)
+    assert len(notes) == 1 and re.search("TIMESTAMP_SAMPLE|BWF_TIME_REFERENCE", notes[0])
+    assert broken[1][1:] not in moved and b"<SYNC_POINT_LOW>%d<" % (RATE // 2 - FIRST) in moved
 
 
 @pytest.mark.parametrize("history, made", [

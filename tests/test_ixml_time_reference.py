@@ -69,11 +69,15 @@ def test_an_excerpts_ixml_bwf_time_reference_moves_with_its_bext_chunk(tmp_path)
     assert element(found[b"iXML"], "TIMESTAMP_SAMPLES_SINCE_MIDNIGHT_LO") == moved & 0xFFFFFFFF
 
 
-def test_excerpt_ixml_moves_bwf_time_reference_low_and_high_and_refuses_a_broken_one():
+def test_excerpt_ixml_moves_bwf_time_reference_low_and_high_and_leaves_out_a_broken_one():
+    """A broken pair is left out, both its halves, with a note (the whole chunk was refused)."""
     body = ixml([], reference=(3 << 32) + 0xFFFFFF00)
     assert reference_in(excerpt_ixml(body, 0x200, 100, RATE)) == (4 << 32) + 0x100   # a carry into HIGH
-    with pytest.raises(ValueError, match="BWF_TIME_REFERENCE_LOW holds b'n/a', not a sample count"):
-        excerpt_ixml(ixml([], low="n/a"), 10, 100, RATE)
+    notes: list[str] = []
+    moved = excerpt_ixml(ixml([], low="n/a"), 10, 100, RATE, notes=notes)
+    assert notes == ["2 timecode element(s) left out (BWF_TIME_REFERENCE_LOW holds 'n/a', not a sample count): "
+                     "BWF_TIME_REFERENCE_HIGH, BWF_TIME_REFERENCE_LOW"]
+    assert b"BWF_TIME_REFERENCE" not in moved and b"<BWF_ORIGINATOR>Sound Devices<" in moved
 
 
 def test_an_excerpt_of_a_wav_without_bext_places_its_absolute_cues_by_the_moved_ixml(tmp_path):
