@@ -11,7 +11,11 @@ Holding the index's writer lock for the whole run (another writer gets IndexBusy
    stages and checkpoints as any run; its generations continue the old index's numbers,
    so a reader holding the old one open sees a new generation, never a same-named file;
 3. carry over the tags and captions of files whose identity (path, size, mtime_ns: see
-   indexer.scan) is the same in both (:func:`carry_over` says which rows);
+   indexer.scan) is the same in both, and of files moved or renamed since the index was last
+   run, found as an index run finds them (:func:`find_rebuild_moves`, indexer.moves), to their
+   new paths (:func:`carry_over` says which rows); refuse when files the index holds could not
+   be read this time (:func:`_refuse_unread`: an index run keeps their entries until they read
+   again, a rebuild would drop them with the user's tags);
 4. swap: exchange the two folders in one atomic step (indexer.swap: Linux renameat2), so
    the index path always holds a complete index, and rename the old one, now at the
    temporary path, to ``<index>.replaced-<pid>``; where the exchange is not available,
@@ -50,9 +54,11 @@ from engine.layout import IndexLayout
 from engine.models.base import AudioTextModel
 from engine.durable import fsync_dir
 from engine.wording import count
-from indexer.scan import ScanResult, normalize_root, scan, under_roots
+from indexer.moves import Move, find_moves_among_changed, overwritten
+from indexer.scan import ScanResult, diff, normalize_root, scan, under_roots
 from indexer.swap import exchange_paths
-from indexer.write import DERIVED_CAPTION_SOURCES, DERIVED_TAG_SOURCES, IndexWriter, WriterLock, human_size
+from indexer.write import (DERIVED_CAPTION_SOURCES, DERIVED_TAG_SOURCES, IndexWriter, WriterLock, catalog_headers,
+                           human_size)
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +110,7 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
         old = _read_old(live)
         scanned = _refuse_losses(live, old, paths, opts.scanned)
         opts = dataclasses.replace(opts, scanned=scanned)      # index_into walks no second time
+        moves, replaced = find_rebuild_moves(live, old, paths, scanned)
         model = _load(model)
         summary.previous_model = str(old.meta.get("model_name") or "")
         summary.previous_model_fingerprint = str(old.meta.get("model_fingerprint") or "")
@@ -115,16 +122,17 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
             raise RebuildFailed(f"cannot create {tmp} to rebuild {root} in ({e}); "
                                 "nothing was changed") from e
         log.info("rebuilding %s (%s) with model %r in %s", root, old.describe(), model.name, tmp)
-        log.info("%s", _plan_line(layout.root, old, scanned))
+        log.info("%s", _plan_line(layout.root, old, scanned, moves, replaced))
         writer = IndexWriter(IndexLayout(tmp), memory_budget=memory_budget,
                              after_generation=old.generation)
         try:
             writer.open()
             failures = index_into(writer, paths, model, opts, summary, keep_on_interrupt=False,
                                   plan_logged=True)
-            _count_against(summary, old, writer)
+            _count_against(summary, old, writer, moves, replaced)
             _refuse_unlisted(old, failures)
-            summary.carried_over, summary.not_carried_over = carry_over(live.catalog, writer.engine)
+            _refuse_unread(old, failures, moves)
+            summary.carried_over, summary.not_carried_over = carry_over(live.catalog, writer.engine, moves)
             writer.close_catalog()
             with _sigint_held() as interrupted:
                 aside = _swap(root, tmp)
@@ -174,20 +182,24 @@ def _sigint_held() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
-def carry_over(old_catalog: Path, new_engine: Engine) -> tuple[dict[str, int], dict[str, int]]:
+def carry_over(old_catalog: Path, new_engine: Engine,
+               moves: Sequence[Move] = ()) -> tuple[dict[str, int], dict[str, int]]:
     """Copy tags and captions from the old catalog to the new one; returns (carried, not carried).
 
-    Rows of files with the same path, size and mtime_ns in both are candidates: every tag and
+    Rows of files with the same path, size and mtime_ns in both are candidates, and so are those of
+    ``moves`` (files moved or renamed since: :func:`find_rebuild_moves`), at their new paths: every tag and
     caption is copied except the ones a CLAP model derived from the audio (tags whose source is
     in MODEL_TAG_SOURCES, and captions generated from them: TAG_CAPTION_SOURCES on a file that
     had such tags); `soundsift caption --index … --source model` makes them again with the new
     model. Everything else (YAMNet tags, the user's tags and captions, other sources) is copied:
     no rebuild recomputes it. A file edited in place since (the same path, another size or time)
     keeps the user's own rows only (indexer.write.DERIVED_*_SOURCES describe the old audio), as
-    an index run does; a deleted or now unreadable file's rows go. What an imported library sheet
-    said of a file (its ``sheet:`` metadata rows, not counted) follows it by path. One
-    transaction on the new catalog.
+    an index run does, unless another indexed file moved to its path (its recording is then gone:
+    indexer.moves.overwritten); a deleted file's rows go. What an imported library sheet said of a
+    file (its ``sheet:`` metadata rows, not counted) follows it as its tags do. One transaction on
+    the new catalog.
     """
+    moved = {m.old: m.new for m in moves}
     old_engine = open_catalog(old_catalog)
     try:
         with Session(old_engine) as s:
@@ -205,9 +217,11 @@ def carry_over(old_catalog: Path, new_engine: Engine) -> tuple[dict[str, int], d
         rows = s.execute(select(File.id, File.path, File.size, File.mtime_ns)).all()
         new_ids = {(p, size, mt): fid for fid, p, size, mt in rows}
         by_path = {p: fid for fid, p, _, _ in rows}
-        target = {fid: new_ids.get(key) for fid, key in old_files.items()}
+        target = {fid: by_path.get(moved[key[0]]) if key[0] in moved else new_ids.get(key)
+                  for fid, key in old_files.items()}
+        taken = set(moved.values())         # paths another indexed file moved to: not edited in place
         edited = {fid: by_path[key[0]] for fid, key in old_files.items()      # the same path, other content
-                  if target[fid] is None and key[0] in by_path}
+                  if target[fid] is None and key[0] in by_path and key[0] not in taken}
         model_tagged = {t.file_id for t in tags if t.source in MODEL_TAG_SOURCES}
         tag_rows, caption_rows = [], []
         for t in tags:
@@ -242,10 +256,16 @@ def carry_over(old_catalog: Path, new_engine: Engine) -> tuple[dict[str, int], d
         if sheet_rows:
             s.execute(insert(FileMetadata), sheet_rows)
     carried = {"tags": len(tag_rows), "captions": len(caption_rows)}
+    followed = {target[fid] for fid, key in old_files.items() if key[0] in moved and target[fid] is not None}
+    if followed:
+        n = sum(r["file_id"] in followed for r in tag_rows + caption_rows)
+        log.info("%s moved or renamed since the index was last run kept %s at %s new %s",
+                 count(len(followed), "file"), count(n, "tag and caption", "tags and captions"),
+                 *(("its", "path") if len(followed) == 1 else ("their", "paths")))
     dropped = {"tags": len(tags) - len(tag_rows), "captions": len(captions) - len(caption_rows)}
     if gone:
-        log.info("%s of files deleted or unreadable since %s made, or made from the audio of files "
-                 "changed since, %s not carried over", count(gone, "tag or caption", "tags and captions"),
+        log.info("%s of files deleted (or moved over by another) since %s made, or made from the audio of "
+                 "files changed since, %s not carried over", count(gone, "tag or caption", "tags and captions"),
                  *(("it was", "was") if gone == 1 else ("they were", "were")))
     if derived:
         log.info("%s made by the previous model %s not carried over; `soundsift caption PATH... "
@@ -345,21 +365,44 @@ def _refuse_foreign(live: IndexLayout) -> None:
             "Nothing was changed")
 
 
-def _plan_line(index: Path, old: _OldIndex, scanned: ScanResult) -> str:
+def _plan_line(index: Path, old: _OldIndex, scanned: ScanResult, moves: Sequence[Move] = (),
+               replaced: dict[str, str] | None = None) -> str:
     """What the rebuild embeds, counted against the index it replaces as the summary counts it
-    (:func:`_count_against`): the files it held are updated, the others added, and those it held
-    that the walk did not find removed. (Counted against the fresh folder, every file is new.)"""
+    (:func:`_count_against`): the files it held are updated, the others added, those found at
+    another path moved, and those it held that the walk did not find (or that another file was
+    moved over) removed. (Counted against the fresh folder, every file is new.)"""
     found = scanned.files
-    before = [p for p in found if p in old.files]
+    moved_old, moved_new = {m.old for m in moves}, {m.new for m in moves}
+    before = [p for p in found if p in old.files and p not in moved_new]
     changed = sum(old.files[p] != (found[p].size, found[p].mtime_ns) for p in before)
-    new = [p for p in found if p not in old.files]
+    new = [p for p in found if p not in old.files and p not in moved_new]
     retried = len(set(new) & set(old.errors))
-    gone = sum(p not in found for p in old.files)
+    gone = sum(p not in found and p not in moved_old for p in old.files) + len(replaced or {})
     return (f"{index}: rebuilding {count(len(found), 'file')}: {len(before)} indexed before ({changed} "
             f"changed since), {len(new) - retried} new"
             + (f" (and {retried} that failed before, tried again)" if retried else "")
+            + (f", {len(moves)} moved or renamed" if moves else "")
             + f", {count(gone, 'indexed file')} not found, "
             + count(len(scanned.errors), "unusable entry", "unusable entries"))
+
+
+def find_rebuild_moves(live: IndexLayout, old: _OldIndex, paths: Sequence[str | Path],
+                       scanned: ScanResult) -> tuple[list[Move], dict[str, str]]:
+    """The files of the index the walk found at another path (moved or renamed since it was last
+    run), paired as an index run pairs them (indexer.moves: size, time, audio header, content
+    fingerprint, one to one), and the paths such a file was moved over (path → the old path of the
+    file that lies there now: indexer.moves.overwritten). Their rows follow them (:func:`carry_over`)."""
+    roots = [normalize_root(p) for p in paths] + sorted(set(scanned.links.values()))
+    plan = diff(old.files, scanned.files, roots)
+    if not plan.deleted and not plan.changed:       # nothing left a path: nothing moved
+        return [], {}
+    engine = open_catalog(live.catalog)
+    try:
+        headers = catalog_headers(engine, plan.deleted + [f.path for f in plan.changed])
+    finally:
+        engine.dispose()
+    moves = find_moves_among_changed(plan.deleted, plan.new, plan.changed, old.files, headers)
+    return moves, overwritten(moves, plan.changed)
 
 
 def _refuse_unlisted(old: _OldIndex, failures: dict[str, str]) -> None:
@@ -378,6 +421,23 @@ def _refuse_unlisted(old: _OldIndex, failures: dict[str, str]) -> None:
                             "make the folders readable and run again")
 
 
+def _refuse_unread(old: _OldIndex, failures: dict[str, str], moves: Sequence[Move]) -> None:
+    """RebuildFailed when files the index holds (at their paths, or moved) could not be read this
+    time. An index run keeps their entries (vectors, tags, captions) until they read again; a
+    rebuild cannot re-embed them, and would drop them with the user's tags."""
+    held = set(old.files) | {m.new for m in moves}
+    unread = sorted(p for p in failures if p in held)
+    if unread:
+        shown = "; ".join(f"{p} ({failures[p]})" for p in unread[:3])
+        it, its, reads = ("it", "its", "it reads") if len(unread) == 1 else ("them", "their", "they read")
+        raise RebuildFailed(
+            f"{count(len(unread), 'indexed file')} could not be read this time: {shown}"
+            + (f"; and {len(unread) - 3} more" if len(unread) > 3 else "")
+            + f". The rebuild would drop {it} with {its} tags and captions (an index run keeps {it} until "
+            f"{reads} again): make {it} readable, or move {it} out of the given folders to let {it} go, "
+            "and run again")
+
+
 def _load(model: AudioTextModel | str | Path | None) -> AudioTextModel:
     if isinstance(model, AudioTextModel):
         return model
@@ -385,13 +445,18 @@ def _load(model: AudioTextModel | str | Path | None) -> AudioTextModel:
     return load_model(model if model is not None else DEFAULT_MODEL)
 
 
-def _count_against(summary: Any, old: _OldIndex, writer: IndexWriter) -> None:
-    """Counts relative to the replaced index: new files added, known ones updated, the rest removed."""
+def _count_against(summary: Any, old: _OldIndex, writer: IndexWriter, moves: Sequence[Move] = (),
+                   replaced: dict[str, str] | None = None) -> None:
+    """Counts relative to the replaced index, as an index run counts: new files added, known ones
+    updated, those found at another path moved, the rest (and those another file was moved over:
+    ``replaced``) removed."""
     with Session(writer.engine) as s:
         now = set(s.scalars(select(File.path)))
     before = set(old.files)
-    summary.added, summary.updated = len(now - before), len(now & before)
-    summary.removed, summary.unchanged = len(before - now), 0
+    moved_old, moved_new = {m.old for m in moves}, {m.new for m in moves}
+    summary.added, summary.updated = len(now - before - moved_new), len((now & before) - moved_new)
+    summary.removed = len(before - now - moved_old) + len(replaced or {})
+    summary.moved, summary.unchanged = len(moves), 0
 
 
 def _swap(root: Path, new_root: Path) -> Path:

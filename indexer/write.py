@@ -38,6 +38,7 @@ from typing import Any, Callable
 
 import numpy as np
 from sqlalchemy import and_, delete, func, select, text, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -330,17 +331,7 @@ class IndexWriter:
     def headers(self, paths: list[str]) -> dict[str, Header]:
         """The audio header the catalog holds for each of ``paths`` that is indexed, with its
         content fingerprint where it has one (files indexed since session 22)."""
-        out = {}
-        with Session(self.engine) as s:
-            for i in range(0, len(paths), 500):
-                rows = s.execute(select(File.path, File.sample_rate, File.channels, File.format, File.subtype,
-                                        File.duration, FileMetadata.value)
-                                 .outerjoin(FileMetadata, (FileMetadata.file_id == File.id)
-                                            & (FileMetadata.key == "fingerprint"))
-                                 .where(File.path.in_(paths[i:i + 500])))
-                out.update({r.path: Header(r.sample_rate, r.channels, r.format, r.subtype or "", r.duration,
-                                           r.value) for r in rows})
-        return out
+        return catalog_headers(self.engine, paths)
 
     def copies_read_exactly(self) -> bool:
         """Whether :meth:`indexed_copies` can read stored vectors back as they were embedded: an
@@ -619,6 +610,22 @@ class IndexWriter:
 #: meta keys that describe the FAISS index (written by every vector-changing commit)
 INDEX_META_KEYS = ("index_type", "index_kind", "faiss_factory", "index_params", "recall_at_10",
                    "trained_on", "memory_budget")
+
+
+def catalog_headers(engine: Engine, paths: list[str]) -> dict[str, Header]:
+    """:meth:`IndexWriter.headers` of the catalog behind ``engine`` (also one no writer holds
+    open: the index a rebuild replaces, indexer.rebuild)."""
+    out = {}
+    with Session(engine) as s:
+        for i in range(0, len(paths), 500):
+            rows = s.execute(select(File.path, File.sample_rate, File.channels, File.format, File.subtype,
+                                    File.duration, FileMetadata.value)
+                             .outerjoin(FileMetadata, (FileMetadata.file_id == File.id)
+                                        & (FileMetadata.key == "fingerprint"))
+                             .where(File.path.in_(paths[i:i + 500])))
+            out.update({r.path: Header(r.sample_rate, r.channels, r.format, r.subtype or "", r.duration,
+                                       r.value) for r in rows})
+    return out
 
 
 def _disk_full(e: DBAPIError) -> bool:

@@ -41,7 +41,7 @@ def index_command(
         False, "--rebuild",
         help="Re-embed every file under PATH... with --model (default soundsift-base, not the index's "
              "own model) into a fresh index that replaces this one once complete; tags and captions of "
-             "unchanged files are carried over. Until then the index stays searchable; a failed or "
+             "unchanged, moved or renamed files are carried over. Until then the index stays searchable; a failed or "
              "interrupted rebuild leaves it as it was. For a changed or another model."),
     watch: Optional[float] = typer.Option(
         None, "--watch", min=1.0, metavar="SECONDS",
@@ -152,7 +152,8 @@ def _print_summary(s: dict[str, Any]) -> None:
     for key in ("added", "updated", "removed", "unchanged", "failed"):
         t.add_row(key, str(s[key]))
     if s.get("moved"):
-        t.add_row("moved or renamed", f"{s['moved']} (kept their vectors, tags and captions)")
+        kept = "tags and captions" if s.get("rebuild") else "vectors, tags and captions"   # a rebuild embeds all
+        t.add_row("moved or renamed", f"{s['moved']} (kept their {kept})")
     if s.get("same_file"):
         t.add_row("other names of a file", f"{count(s['same_file'], 'hard link')} (given its vectors, not embedded again)")
     if s.get("same_audio"):
