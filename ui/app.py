@@ -22,7 +22,7 @@ from ui.components.overview_tab import OVERVIEW, TAB_KEY, build_map_data, render
 from ui.components.page_icon import page_icon
 from ui.components.result_tags import ResultTagger
 from ui.components.search_tab import render_search_tab
-from ui.components.sidebar import render_filters
+from ui.components.sidebar import FILTERED_TAB, render_filters
 from ui.components.tag_tab import render_tag_tab
 
 st.set_page_config(page_title="soundsift", page_icon=page_icon(), layout="wide")    # drawn here: no font fetched
@@ -73,7 +73,7 @@ def main() -> None:
     # categories come from metadata, tags change between generations
     choices = _choices(key, generation + lib.metadata_stamp() + lib.tags_stamp(), model)
     root = choices.folders[0] if choices.folders else ""
-    filters = render_filters(choices)
+    filters = render_filters(choices, st.session_state.get(TAB_KEY))      # which tab they narrow, said
 
     def tags_of(hits) -> dict[int, list[dict]]:
         """Each result's tags: those `soundsift caption` stored (one catalog query for the page),
@@ -84,7 +84,7 @@ def main() -> None:
 
     st.markdown("### :material/graphic_eq: soundsift")
     # on_change="rerun": the tabs report which one is open, so the Overview runs only then
-    search, tag, overview = st.tabs(["Search", "Tag", OVERVIEW], key=TAB_KEY, on_change="rerun")
+    search, tag, overview = st.tabs([FILTERED_TAB, "Tag", OVERVIEW], key=TAB_KEY, on_change="rerun")
     with search:
         render_search_tab(index, lib, filters, root, tags_of, choices.tags)
     with tag:

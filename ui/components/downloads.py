@@ -4,16 +4,21 @@ results shown as one zip; the library's sheet.
 The bytes are made only when the button is clicked (Streamlit calls the function then, on its
 own thread), so a page of results costs no extra decoding. The excerpt is exactly what
 ``soundsift search --export`` cuts (engine.export); the file is served as stored, up to
-``MAX_FILE_BYTES``.
+``MAX_FILE_BYTES``. A card whose file has gone since it was indexed says so instead of offering
+its downloads (:func:`gone_note`); one gone between the card's drawing and the click fails in the
+browser as Streamlit fails it, and the server log gets one line saying why, not a traceback
+(:class:`OneLineDownloadErrors`).
 """
 from __future__ import annotations
 
 import functools
+import logging
 import mimetypes
+import os
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.errors import UnreadableAudio
+from engine.errors import SoundsiftError, UnreadableAudio
 from engine.export import excerpt_name, excerpt_wav, export_zip, is_whole_file, take_name
 from ui.components.markdown_text import plain_markdown
 from ui.components.times import span_text
@@ -33,6 +38,17 @@ def file_bytes(path: str) -> bytes:
     except OSError as e:
         raise UnreadableAudio(path, f"cannot be read for download ({e.strerror or e}); "
                                     "re-index the library if it moved") from e
+
+
+def gone_note(record: Any) -> str | None:
+    """What a card says instead of its downloads when its file is no longer where the catalog
+    has it (moved, renamed or deleted since it was indexed: its player may still play what the
+    page read before); None while it is there."""
+    if os.path.isfile(record.path):
+        return None
+    return (f":material/warning: No download: {plain_markdown(record.name)} is no longer at "
+            f"{plain_markdown(record.folder)} (moved, renamed or deleted since it was indexed); "
+            "index the library again")
 
 
 def downloads(hit: Any, record: Any) -> list[dict[str, Any]]:
@@ -90,6 +106,44 @@ def _exported_bytes(hit: Any, record: Any) -> int:
 
 def _deferred(fn: Callable[..., bytes], *args: Any) -> Callable[[], bytes]:
     return functools.partial(fn, *args)
+
+
+#: the logger Streamlit reports a download's failed bytes on ("Failed to generate file for download")
+STREAMLIT_DOWNLOAD_LOGGER = "streamlit.runtime.backend_operation_handler"
+
+
+class OneLineDownloadErrors(logging.Filter):
+    """Streamlit logs a download whose bytes could not be made with the traceback of the error.
+    When it is soundsift's own (SoundsiftError: a file gone or unreadable, the message naming it),
+    the record becomes one line of that message; any other error keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        reason = _soundsift_error(record.exc_info[1] if record.exc_info else None)
+        if reason is not None:
+            record.msg, record.args = "Download not made: %s", (str(reason),)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _soundsift_error(error: BaseException | None) -> SoundsiftError | None:
+    """The SoundsiftError ``error`` is, or was raised from (Streamlit wraps the callable's)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, SoundsiftError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def quiet_download_errors() -> None:
+    """Log soundsift's download errors on Streamlit's logger in one line (once per process)."""
+    logger = logging.getLogger(STREAMLIT_DOWNLOAD_LOGGER)
+    if not any(isinstance(f, OneLineDownloadErrors) for f in logger.filters):
+        logger.addFilter(OneLineDownloadErrors())
+
+
+quiet_download_errors()
 
 
 def library_sheet_bytes(index_dir: str) -> bytes:

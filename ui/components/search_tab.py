@@ -21,7 +21,7 @@ import streamlit as st
 from engine.errors import InvalidQuery, SoundsiftError
 from engine.filters import Filters
 from ui.components import resources
-from ui.components.downloads import downloads, results_download
+from ui.components.downloads import downloads, gone_note, results_download
 from ui.components.library import Library, relative_to_root
 from ui.components.markdown_text import plain_markdown
 from ui.components.player import EXCERPT_SECONDS
@@ -44,6 +44,7 @@ class Search:
     run: Callable[[int], list[Any]]
     query: str = ""
     by_file: tuple[int, float | None, float | None] | None = None    # "more like" one file: its id, span
+    by: str | None = None        # what a search not by text is by, in words ("example"); None: by text
 
 
 def _reset_page() -> None:
@@ -70,7 +71,7 @@ def more_like(file_id: int, name: str, start: float | None = None, end: float | 
 
 def card_folder(folder: str, root: str) -> str:
     """A card's folder: below the library root, or the root in full for a file directly in it (a
-    library of one flat folder had "." on every card), as the sidebar's Folder box names it."""
+    library of one flat folder had "." on every card), as the sidebar's Folder help names it."""
     shown = relative_to_root(folder, root)
     return folder if shown == "." else shown
 
@@ -165,6 +166,16 @@ def unwanted_sounds(text: str | None) -> list[str]:
     return split_list(text)
 
 
+def without_note(search: Search | None, unwanted: Sequence[str]) -> str | None:
+    """The caption under the "Without" box when the sounds in it change nothing (they apply to
+    text searches only: ``soundsift search --not``); None when they do, or there are none."""
+    if not unwanted or (search is not None and search.by is None):
+        return None
+    if search is None:
+        return ":material/info: Applies to a text search: describe the sound too."
+    return f":material/info: Applies to text searches only, not to this search by {search.by}."
+
+
 def check_still_indexed(index: Any, files: dict[int, str], then: str = "Search again.") -> None:
     """InvalidQuery in the page's words when a file searched by ("More like this", the picks) has
     left the index since its card was shown (re-indexed after it was moved, renamed or deleted);
@@ -193,7 +204,7 @@ def current_search(index: Any, filters: Filters) -> Search | None:
             check_still_indexed(index, picked, "Clear the picks and pick again.")
             return index.similar_to_files(list(picked), k=k, filters=filters)
         return Search(f"More like {names}", more_like_picks,
-                      "similar to " + ", ".join(picked.values()))
+                      "similar to " + ", ".join(picked.values()), by="the picked files")
     if by and by.get("kind") == "similar":
         fid, start, end = by["file_id"], by.get("start"), by.get("end")
         part = f" {span_text(start, end)}" if start is not None and end is not None else ""   # as its card
@@ -206,7 +217,7 @@ def current_search(index: Any, filters: Filters) -> Search | None:
             from engine.duplicates import mark_copies
             return mark_copies(index.get_file(fid)["path"], hits, copies=_copies)
         return Search(f"More like **{plain_markdown(by['name'])}**{part}", more_like_it,
-                      f"similar to {by['name']}{part}", by_file=(int(fid), start, end))
+                      f"similar to {by['name']}{part}", by_file=(int(fid), start, end), by="a file")
     if by and by.get("kind") == "example":
         upload = st.session_state.get(by["widget"])
         if upload is not None:
@@ -219,7 +230,7 @@ def current_search(index: Any, filters: Filters) -> Search | None:
                 return mark_copies(None, hits, copies=lambda _none, candidates: copies_of_waveform(
                     example.waveform, example.sample_rate, candidates))    # the upload's very recording
             return Search(f"Sounds like **{plain_markdown(example.name)}** ({seconds_text(example.duration)})",
-                          like_example, f"sounds like {example.name}")
+                          like_example, f"sounds like {example.name}", by="example")
         st.session_state["search_by"] = None
     text = (st.session_state.get("q") or "").strip()
     if text:
@@ -247,7 +258,8 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
     without.text_input("Without", key="not", bind="query-params", on_change=on_text_change,
                        placeholder="e.g. thunder, wind", icon=":material/block:",
                        help="Sounds you don't want: results that sound like them rank lower "
-                            "(soundsift search --not). Comma-separate several.")
+                            "(soundsift search --not). Comma-separate several. Text searches only.")
+    without_caption = without.container()      # says so when this search is not by text
     st.toggle("Also match names, descriptions, tags and captions", key="keywords", bind="query-params",
               on_change=_reset_page,
               help="Words of the query found in a file's path, the description it carries, its tags "
@@ -265,6 +277,9 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
 
     try:
         search = current_search(index, filters)
+        note = without_note(search, unwanted_sounds(st.session_state.get("not")))
+        if note:
+            without_caption.caption(note)
         if search is None:
             st.caption("Type what you hear in your head, or try one of these:")
             cols = st.columns(len(EXAMPLES))
@@ -393,6 +408,9 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict],
             if note:
                 st.caption(note)
             with st.container(horizontal=True, gap="small"):
-                for n, button in enumerate(downloads(hit, record)):
+                gone = gone_note(record)        # a download of it would fail in the browser unexplained
+                if gone:
+                    st.caption(gone)
+                for n, button in enumerate(downloads(hit, record) if not gone else []):
                     st.download_button(key=f"download_{n}_{rank}_{hit.file_id}", on_click="ignore",
                                        icon=":material/download:", type="tertiary", **button)

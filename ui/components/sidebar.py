@@ -9,8 +9,10 @@ import streamlit as st
 
 from engine.filters import Filters, channel_name
 from ui.components.library import FilterChoices, folder_prefix, relative_to_root
+from ui.components.markdown_text import plain_markdown
 
 ALL_FOLDERS = "(whole library)"
+FILTERED_TAB = "Search"         # the page's tab the filters narrow (ui/app.py's first tab)
 
 
 def filters_from_choices(duration: tuple[float, float] | None, longest: float, folder: str | None,
@@ -51,19 +53,36 @@ def slider_format(step: float) -> str:
     return "%.0f" if float(step).is_integer() else "%.1f"
 
 
-def render_filters(choices: FilterChoices) -> Filters:
-    """Draw the filters in the sidebar and return what they select."""
+def filters_scope(open_tab: str | None) -> str:
+    """The caption under the filters' header: which tab they narrow, and that the open one (the
+    Tag tab, the Overview) is not, when it is another."""
+    if open_tab is None or open_tab == FILTERED_TAB:
+        return f"They narrow the {FILTERED_TAB} tab's results."
+    return f":material/info: They narrow the {FILTERED_TAB} tab's results only: the {open_tab} tab is not filtered."
+
+
+def folder_choices(folders: Sequence[str]) -> list[str]:
+    """The Folder box's options: the whole library, then every folder below its root (the root,
+    ``folders[0]``, is the whole library again)."""
+    return [ALL_FOLDERS, *folders[1:]]
+
+
+def render_filters(choices: FilterChoices, open_tab: str | None = None) -> Filters:
+    """Draw the filters in the sidebar and return what they select; ``open_tab``: the label of the
+    page's open tab (None: the first, Search)."""
     with st.sidebar:
         st.header("Filters")
+        st.caption(filters_scope(open_tab))
         top = slider_top(choices.max_duration)
         step = 0.5 if top <= 60 else 1.0
         duration = st.slider("Duration (s)", 0.0, top, (0.0, top), step=step, format=slider_format(step),
                              key="f_duration", help="Only files whose length lies in this range.")
         root = choices.folders[0] if choices.folders else ""
         folder = st.selectbox(
-            "Folder", [ALL_FOLDERS] + choices.folders, key="f_folder",
-            format_func=lambda f: f if f == ALL_FOLDERS else (relative_to_root(f, root) if f != root else f),
-            help="Only files inside this folder (and its subfolders).")
+            "Folder", folder_choices(choices.folders), key="f_folder",
+            format_func=lambda f: f if f == ALL_FOLDERS else relative_to_root(f, root),
+            help="Only files inside this folder (and its subfolders)"
+                 + (f"; the whole library is {plain_markdown(root)}." if root else "."))
         formats = st.multiselect("Format", choices.formats, key="f_formats",
                                  placeholder="any format")
         rates = st.multiselect("Sample rate", choices.sample_rates, key="f_rates",

@@ -38,6 +38,15 @@ def save_tags(card: CardTags, key: str) -> None:
         st.session_state[ERROR_KEY] = f"Tags not saved: {e}"
 
 
+def tag_choices(card: CardTags) -> list[str]:
+    """The popover's choices, A–Z: the file's tags as it carries them, then the library's others,
+    one per tag (indexer.user_tags.tag_key: a file's "Keeper" stands for the library's "keeper")."""
+    from indexer.user_tags import tag_key
+
+    own = {tag_key(t) for t in card.tags}
+    return sorted([*card.tags, *(t for t in dict.fromkeys(card.known) if tag_key(t) not in own)], key=str.lower)
+
+
 def render_card_tags(card: CardTags, rank: int) -> None:
     """The file's tags as badges, and a "Tags" popover to add or remove them."""
     badges = st.container()     # always drawn: the popover keeps its place when the first tag is added
@@ -46,7 +55,7 @@ def render_card_tags(card: CardTags, rank: int) -> None:
     key = f"user_tags_{rank}_{card.file_id}_{len(card.tags)}_{hash(card.tags)}"
     with st.popover("Tags", icon=":material/sell:", help="Your own tags on this file: searches find it by "
                     "them, and the sidebar's Tagged filter keeps only files with them (soundsift tags add)"):
-        st.multiselect("Tags of this file", sorted(set(card.known) | set(card.tags), key=str.lower),
+        st.multiselect("Tags of this file", tag_choices(card),
                        default=list(card.tags), key=key, accept_new_options=True,
                        placeholder="type a tag and press Enter", on_change=save_tags, args=(card, key))
 
