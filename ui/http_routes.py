@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 #: longest span ``/audio`` sends, and what it sends without ``end`` (a preview: 600 s of 96 kHz
 #: 6-channel 24-bit audio is 1 GB, streamed a block at a time, not held in memory)
 MAX_AUDIO_SECONDS = 600.0
-#: the header of a /tag answer whose scores say little (one label, a sound under 0.1 s): the
-#: notes ``soundsift tag`` prints, as a JSON list of strings (the body stays the list of tags)
+#: the header carrying the notes the CLI prints on stderr, as a JSON list of strings (the body
+#: stays what it was): a /tag answer whose scores say little (one label, a sound under 0.1 s), a
+#: /similar ``end`` past the file's or clip's end (cut to it), a filtered /search or /similar
+#: that found nothing because no indexed file has a filter's value
 NOTES_HEADER = "X-Soundsift-Notes"
 FILTER_PARAMS = ("min_duration", "max_duration", "path_prefix", "format", "sample_rate", "category",
                  "channels", "min_loudness", "max_loudness", "tagged")
@@ -68,31 +70,42 @@ class RouteAnswers:
         text = q.required("q", "the text to search for")
         if q.flag("keywords") and q.flag("segments"):   # the engine's refusal names neither parameter
             raise InvalidQuery("keywords=1 ranks files, so it cannot be combined with segments=1; leave one out")
-        hits = self.index.search_text(text, k=q.count("k", 10), filters=q.filters(),
+        filters = q.filters()
+        hits = self.index.search_text(text, k=q.count("k", 10), filters=filters,
                                       per_file=not q.flag("segments"), keywords=q.flag("keywords"),
                                       exclude=q.listed("not"),
                                       exclude_weight=q.number("not_weight", EXCLUDE_WEIGHT, low=0, high=10))
+        _say_notes(handler, self._why_none(hits, filters))
         return _hits(hits)
 
     def _similar(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         from engine.duplicates import mark_copies
         file_id, record = self._indexed(q)
         start, end, per_file = q.time("start"), q.time("end"), not q.flag("segments")
-        hits = self.index.similar_to_file(file_id, k=q.count("k", 10), filters=q.filters(),
+        whole, filters, notes = start is None and end is None, q.filters(), []
+        if end is not None:                 # an end past the file's: cut to its end, with a note
+            record = record or self.index.get_file(file_id)
+            end, notes = _cut_end(record["path"], start, end, float(record["duration"]))
+        hits = self.index.similar_to_file(file_id, k=q.count("k", 10), filters=filters,
                                           per_file=per_file, start=start, end=end)
-        if per_file and start is None and end is None:      # as `soundsift similar --json` marks them
+        if per_file and whole:              # as `soundsift similar --json` marks them
             hits = mark_copies((record or self.index.get_file(file_id))["path"], hits, itself=True)
+        _say_notes(handler, notes + self._why_none(hits, filters))
         return _hits(hits)
 
     def _similar_clip(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         from engine.duplicates import copies_of_waveform, mark_copies
         clip = _clip(handler)
         start, end, per_file = q.time("start"), q.time("end"), not q.flag("segments")
-        hits = self.index.search_audio(clip.waveform, k=q.count("k", 10), filters=q.filters(),
+        whole, filters, notes = start is None and end is None, q.filters(), []
+        if end is not None:                 # an end past the clip's: cut to its end, with a note
+            end, notes = _cut_end(clip.name, start, end, clip.duration)
+        hits = self.index.search_audio(clip.waveform, k=q.count("k", 10), filters=filters,
                                        per_file=per_file, sample_rate=clip.sample_rate, start=start, end=end)
-        if per_file and start is None and end is None:      # files holding the clip's very recording
+        if per_file and whole:              # files holding the clip's very recording
             hits = mark_copies(None, hits, copies=lambda _none, candidates: copies_of_waveform(
                 clip.waveform, clip.sample_rate, candidates))
+        _say_notes(handler, notes + self._why_none(hits, filters))
         return _hits(hits)
 
     def _tag(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
@@ -176,6 +189,11 @@ class RouteAnswers:
         return HTTPStatus.OK, sheet_bytes(rows, ".csv"), "text/csv; charset=utf-8"
 
     # -- helpers -------------------------------------------------------------------------
+    def _why_none(self, hits: list, filters: Any) -> list[str]:
+        """For a filtered search that found nothing, the filter values no indexed file has
+        (SoundIndex.why_no_file, as the CLI's notes say them); else none (nothing is looked up)."""
+        return self.index.why_no_file(filters) if not hits and filters is not None else []
+
     def _indexed(self, q: Query) -> tuple[int, dict[str, Any] | None]:
         """The file id ``file`` names (an indexed path or a file id), with its record when reading
         it was how the id was checked (None for a path); NotFound when the index lacks it."""
@@ -241,11 +259,22 @@ def _hits(hits: list) -> tuple[int, bytes, str]:
 
 
 def _say_notes(handler: SoundsiftHandler, notes: list[str]) -> None:
-    """The notes ``soundsift tag`` prints when the scores say little (engine.tagging.tag_notes:
-    one label, a sound too short to be told apart), as the :data:`NOTES_HEADER` of a /tag
-    answer: a JSON list of strings, ASCII-escaped (a label or file name may hold any character)."""
+    """The notes the CLI prints on stderr (``soundsift tag``'s when the scores say little,
+    engine.tagging.tag_notes; ``similar``'s for an end past the file's; ``search`` and
+    ``similar``'s for a filter value no indexed file has), as the :data:`NOTES_HEADER` of the
+    answer: a JSON list of strings, ASCII-escaped (a label or file name may hold any character);
+    no header without notes. Call it once an answer, with all of them."""
     if notes:
         handler.extra_headers.append((NOTES_HEADER, json.dumps(notes, ensure_ascii=True)))
+
+
+def _cut_end(name: str, start: float | None, end: float, seconds: float) -> tuple[float | None, list[str]]:
+    """``(end to search by, notes)`` for the span ``start``–``end`` of ``name``, ``seconds`` long:
+    an end past its end is cut to it (None) with the note ``soundsift similar --end`` prints
+    (engine.query_span.cut_to_length), the parameter called ``end``."""
+    from engine.query_span import cut_to_length
+    cut = cut_to_length(name, start, end, seconds, "end")
+    return cut.end, [] if cut.note is None else [cut.note]
 
 
 def _clip(handler: SoundsiftHandler) -> Any:

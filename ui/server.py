@@ -9,9 +9,11 @@ threads and follows new generations and rebuilds by itself) and answers JSON ove
 GET    ``/search``           ``q`` text; ``k``; ``keywords=1``; ``not`` (comma-separated sounds
                              not wanted); ``segments=1`` (every matching segment); filters
 GET    ``/similar``          ``file`` (an indexed path or file id), ``start``/``end`` (seconds or
-                             m:ss); ``k``; ``segments=1``; filters
+                             m:ss; an ``end`` past the file's is cut to it, with a note in
+                             :data:`NOTES_HEADER`); ``k``; ``segments=1``; filters
 POST   ``/similar``          the body is a clip (WAV, FLAC, MP3 …): files that sound like it (or
-                             like its part ``start``–``end``); ``k``; ``segments=1``; filters
+                             like its part ``start``–``end``, cut as above); ``k``;
+                             ``segments=1``; filters
 GET    ``/tag``              ``file`` (indexed), ``labels`` (comma-separated; default the model's
                              vocabulary), ``top``: zero-shot tags from its stored vectors
 POST   ``/tag``              the body is a clip: its zero-shot tags (both: the notes ``soundsift
@@ -30,7 +32,9 @@ GET    ``/sheet``            the library sheet of the files the filters keep, as
 
 Filters (as the CLI's options): ``min_duration``, ``max_duration``, ``path_prefix``,
 ``format``, ``sample_rate``, ``category``, ``channels``, ``min_loudness``, ``max_loudness``,
-``tagged``. Hits are ``Hit.to_dict`` (as ``soundsift search --json``).
+``tagged``. Hits are ``Hit.to_dict`` (as ``soundsift search --json``). A filtered search or
+similar that finds nothing names, in :data:`NOTES_HEADER`, each filter value no indexed file has
+(SoundIndex.why_no_file, as the CLI's notes do).
 
 A bad request gets ``{"error": "…"}`` with 400 (a bad parameter, one the route does not take, one
 that is not UTF-8 once percent-decoded, audio that cannot be read, a body whose framing is not one

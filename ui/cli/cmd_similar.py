@@ -18,9 +18,6 @@ from ui.cli.results import (AllSegmentsOption, ExportOption, IndexModelOption, P
 
 log = logging.getLogger("soundsift.similar")
 
-#: seconds an --end may lie past the file's end unremarked (times are shown to the hundredth)
-END_SLACK = 0.005
-
 
 @app.command("similar")
 @reports_errors
@@ -76,8 +73,7 @@ def similar_command(
         with SoundIndex.open(index, model=model) as sound_index:
             file_id = sound_index.file_id_for_path(audio_file)
             if span["end"] is not None:         # an end past the file's: cut to its end, with a note
-                span["end"], shown_end = _within_file(audio_file, span["start"], span["end"],
-                                                      _file_seconds(sound_index, audio_file, file_id))
+                span["end"], shown_end = _within_file(sound_index, audio_file, file_id, span["start"], span["end"])
             if file_id is not None:
                 log.debug("%s is indexed (file id %d): using its stored vectors", audio_file, file_id)
                 hits = sound_index.similar_to_file(file_id, k=k, filters=filters, per_file=per_file, **span)
@@ -97,29 +93,14 @@ def similar_command(
     export_results(hits, export, whole_files, pad, f"similar to {query}")
 
 
-def _file_seconds(sound_index: Any, audio_file: Path, file_id: Optional[int]) -> Optional[float]:
-    """AUDIO_FILE's length in seconds: the catalog's for an indexed file, else its header's;
-    None when it cannot be read (the search that follows says what is wrong with it)."""
-    if file_id is not None:
-        return float(sound_index.get_file(file_id)["duration"])
-    if not audio_file.is_file():
-        return None
-    from engine.audio import probe
-    from engine.errors import UnreadableAudio
-    try:
-        return probe(audio_file).duration
-    except UnreadableAudio as e:
-        log.debug("%s: no length from its header (%s); the search reads it", audio_file, e)
-        return None
-
-
-def _within_file(audio_file: Path, start: Optional[float], end: float,
-                 seconds: Optional[float]) -> tuple[Optional[float], float]:
-    """``(end to search by, end to show)``: an ``end`` past the file's ``seconds`` is cut to its
-    end (None: to its end; shown as its length), and one note on stderr says so. A start past
-    the end is left to the search, which refuses it."""
-    if seconds is None or end <= seconds + END_SLACK or (start or 0.0) >= seconds:
-        return end, end
-    err_console.print(f"note: {audio_file} is {clock(seconds)} long, so --end {clock(end)} is past its end: "
-                      f"more like {clock(start or 0.0)}–{clock(seconds)}", highlight=False, soft_wrap=True)
-    return None, seconds
+def _within_file(sound_index: Any, audio_file: Path, file_id: Optional[int], start: Optional[float],
+                 end: float) -> tuple[Optional[float], Optional[float]]:
+    """``(end to search by, end to show)``: an ``end`` past AUDIO_FILE's end is cut to its end
+    (engine.query_span: cut_to_length, its length from file_seconds), with one note on stderr
+    saying so."""
+    from engine.query_span import cut_to_length, file_seconds
+    seconds = file_seconds(sound_index, audio_file if file_id is None else file_id)
+    cut = cut_to_length(str(audio_file), start, end, seconds, "--end")
+    if cut.note is not None:
+        err_console.print(f"note: {cut.note}", highlight=False, soft_wrap=True)
+    return cut.end, cut.shown

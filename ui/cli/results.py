@@ -10,6 +10,7 @@ from typing import Annotated, Any, Callable, List, Optional, Sequence, TypeVar
 
 import typer
 
+from engine.query_span import clock    # times as hits show them (the engine's notes write them so too)
 from ui.cli.common import CONTROL_ESCAPES, MODEL_HELP, count, err_console, labelled, out_console, print_json
 
 MIN_DURATION_HELP = "Only files at least this long (seconds)."
@@ -196,15 +197,6 @@ def export_results(hits: Sequence[Any], folder: Optional[Path], whole_files: boo
     err_console.print(f"exported {len(result.written)} of {count(len(hits), 'result')} to "
                       f"{display_path(str(folder))} ({count(files, 'file')} copied, {count(spans, 'span')} cut out)",
                       highlight=False, soft_wrap=True)
-
-
-def clock(seconds: float) -> str:
-    """``m:ss.ff``, or ``h:mm:ss.ff`` from an hour on, as matches are shown (and --start/--end
-    read them); rounded to the hundredth first, so 59.999 s is ``1:00.00``, not ``0:60.00``."""
-    hundredths = int(round(max(0.0, seconds) * 100))
-    m, s = divmod(hundredths, 6000)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s / 100:05.2f}" if h else f"{m}:{s / 100:05.2f}"
 
 
 def parse_time(text: Optional[str]) -> Optional[float]:
