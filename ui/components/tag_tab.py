@@ -86,7 +86,7 @@ def _render_timeline(index: Any, example: Any, data: bytes, labels: list[str] | 
 
     from engine.file_metadata import named_markers
     from engine.tagging import tag_timeline
-    from ui.cli.results import clock
+    from engine.query_span import clock
     try:
         upload = io.BytesIO(data)
         upload.name = example.name      # an embedded cue sheet naming several files: this one's tracks

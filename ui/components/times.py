@@ -37,5 +37,5 @@ def excerpt_note(offset: float | None, seconds: float, duration: float) -> str |
 
 
 def _clock(seconds: float) -> str:
-    from ui.cli.results import clock      # imported when needed: ui.cli loads typer (half a second)
+    from engine.query_span import clock      # the CLI's times (ui.cli.results re-exports it)
     return clock(seconds)
