@@ -100,6 +100,6 @@ def _report(change: "TagChange", verb: str, json_out: bool) -> None:
         out_console.print(line, highlight=False)
     for path in change.not_indexed:
         why = change.reasons.get(path, "not in the index (index it first)")
-        err_console.print(f"error: {cell(path)}: {cell(why)}", highlight=False)
+        err_console.print(f"error: {cell(path)}: {cell(why)}", highlight=False, soft_wrap=True)   # one line however long
     if change.not_indexed and not change.files:
         raise typer.Exit(1)
