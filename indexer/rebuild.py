@@ -15,7 +15,11 @@ Holding the index's writer lock for the whole run (another writer gets IndexBusy
    run, found as an index run finds them (:func:`find_rebuild_moves`, indexer.moves), to their
    new paths (:func:`carry_over` says which rows); refuse when files the index holds could not
    be read this time (:func:`_refuse_unread`: an index run keeps their entries until they read
-   again, a rebuild would drop them with the user's tags);
+   again, a rebuild would drop them with the user's tags): before anything is embedded when a
+   header does not open (:func:`refuse_unreadable_headers`), else at the first such file that
+   fails to decode, the rest not embedded; the files really deleted since that carried the
+   user's notes are named in one warning before embedding, as an index run names them
+   (indexer.runner.warn_of_dropped_notes);
 4. swap: exchange the two folders in one atomic step (indexer.swap: Linux renameat2), so
    the index path always holds a complete index, and rename the old one, now at the
    temporary path, to ``<index>.replaced-<pid>``; where the exchange is not available,
@@ -41,21 +45,22 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from engine.audio import probe
 from engine.catalog import Caption, ErrorRow, File, FileMetadata, Tag, get_meta, has_table, open_catalog
-from engine.errors import IndexBusy, IndexNotFound, RebuildFailed, SoundsiftError
+from engine.errors import IndexBusy, IndexNotFound, RebuildFailed, SoundsiftError, UnreadableAudio
 from engine.file_metadata import SHEET_PREFIX
 from engine.layout import IndexLayout
 from engine.models.base import AudioTextModel
 from engine.durable import fsync_dir
 from engine.wording import count
 from indexer.moves import Move, find_moves_among_changed, overwritten
-from indexer.scan import ScanResult, diff, normalize_root, scan, under_roots
+from indexer.scan import Diff, ScanResult, diff, normalize_root, scan, under_roots
 from indexer.swap import exchange_paths
 from indexer.write import (DERIVED_CAPTION_SOURCES, DERIVED_TAG_SOURCES, IndexWriter, WriterLock, catalog_headers,
                            human_size)
@@ -109,9 +114,12 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
     with WriterLock(live.lock):
         old = _read_old(live)
         scanned = _refuse_losses(live, old, paths, opts.scanned)
-        opts = dataclasses.replace(opts, scanned=scanned)      # index_into walks no second time
         moves, replaced = find_rebuild_moves(live, old, paths, scanned)
+        refuse_unreadable_headers(old, scanned, moves)          # before the model and hours of embedding
+        opts = dataclasses.replace(opts, scanned=scanned,       # index_into walks no second time
+                                   on_failure=_stop_at_unread(old, moves))
         model = _load(model)
+        _warn_of_dropped(layout.root, live, old, paths, scanned, moves, replaced)     # as an index run warns
         summary.previous_model = str(old.meta.get("model_name") or "")
         summary.previous_model_fingerprint = str(old.meta.get("model_fingerprint") or "")
         remove_stale_siblings(root)
@@ -421,11 +429,80 @@ def _refuse_unlisted(old: _OldIndex, failures: dict[str, str]) -> None:
                             "make the folders readable and run again")
 
 
+def refuse_unreadable_headers(old: _OldIndex, scanned: ScanResult, moves: Sequence[Move]) -> None:
+    """RebuildFailed before anything is embedded when files the index holds that the walk found
+    (at their paths, or moved) do not open now: their audio header is read
+    (engine.audio.probe, as decoding starts), and the walk's own failures are looked at
+    (:func:`_refuse_unlisted`, :func:`_refuse_unread`: the same refusals a finished run would give,
+    hours later). A file whose header opens but whose audio fails to decode stops the run at
+    once instead (:func:`_stop_at_unread`)."""
+    held = _held(old, moves)
+    failures = {e.path: e.reason for e in scanned.errors}
+    failures.update(_unreadable_headers([p for p in sorted(scanned.files) if p in held and p not in failures]))
+    try:
+        _refuse_unlisted(old, failures)
+        _refuse_unread(old, failures, moves)
+    except RebuildFailed as e:
+        raise RebuildFailed(f"{e}. Nothing was embedded: the index is unchanged ({old.describe()})") from None
+
+
+def _unreadable_headers(paths: Sequence[str]) -> dict[str, str]:
+    """Path → why its audio header does not open (engine.audio.probe), for each of ``paths`` whose does not."""
+    failed: dict[str, str] = {}
+    for path in paths:
+        try:
+            probe(path)
+        except UnreadableAudio as e:
+            failed[path] = e.reason
+        except Exception as e:      # noqa: BLE001 — decoding would fail the file just so (indexer.decode)
+            failed[path] = f"decoding failed: {type(e).__name__}: {e}"
+    log.debug("read the audio headers of %s the index holds: %s do not open",
+              count(len(paths), "file"), len(failed))
+    return failed
+
+
+def _stop_at_unread(old: _OldIndex, moves: Sequence[Move]) -> Callable[[str, str], None]:
+    """The run's ``on_failure`` (indexer.runner.RunOptions): RebuildFailed (:func:`_refuse_unread`)
+    at the first file the index holds that fails, so the rest is not embedded for nothing."""
+    held = _held(old, moves)
+
+    def stop(path: str, reason: str) -> None:
+        if path in held:
+            _refuse_unread(old, {path: reason}, moves)
+    return stop
+
+
+def _held(old: _OldIndex, moves: Sequence[Move]) -> set[str]:
+    """The paths of files the index holds: where it holds them, and where they moved to."""
+    return set(old.files) | {m.new for m in moves}
+
+
+def _warn_of_dropped(index: Path, live: IndexLayout, old: _OldIndex, paths: Sequence[str | Path],
+                     scanned: ScanResult, moves: Sequence[Move], replaced: dict[str, str]) -> None:
+    """The warning an index run gives (indexer.runner.warn_of_dropped_notes) for the files the rebuild
+    drops, deleted since (not moved) or moved over by another, that carry the user's tags, captions
+    or library-sheet rows; ``index`` as the user named it, for the `soundsift sheet import` it gives."""
+    from indexer.runner import warn_of_dropped_notes
+    roots = [normalize_root(p) for p in paths] + sorted(set(scanned.links.values()))
+    plan = diff(old.files, scanned.files, roots)
+    moved_old, moved_new = {m.old for m in moves}, {m.new for m in moves}
+    plan = Diff(new=[f for f in plan.new if f.path not in moved_new], changed=[],
+                deleted=sorted([p for p in plan.deleted if p not in moved_old] + list(replaced)),
+                unchanged=[])
+    if not plan.deleted:
+        return
+    engine = open_catalog(live.catalog)
+    try:
+        warn_of_dropped_notes(engine, index, plan, old.files, replaced)
+    finally:
+        engine.dispose()
+
+
 def _refuse_unread(old: _OldIndex, failures: dict[str, str], moves: Sequence[Move]) -> None:
     """RebuildFailed when files the index holds (at their paths, or moved) could not be read this
     time. An index run keeps their entries (vectors, tags, captions) until they read again; a
     rebuild cannot re-embed them, and would drop them with the user's tags."""
-    held = set(old.files) | {m.new for m in moves}
+    held = _held(old, moves)
     unread = sorted(p for p in failures if p in held)
     if unread:
         shown = "; ".join(f"{p} ({failures[p]})" for p in unread[:3])

@@ -24,9 +24,10 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from engine.audio import AudioInfo
@@ -50,7 +51,7 @@ from indexer.same_file import indexed_names, other_names, said_of
 from indexer.scan import (Diff, ScannedFile, ScanResult, describe_skipped, diff, normalize_root, scan,
                           under_roots, walked_root)
 from indexer.take_refresh import cut_with_cue_sheets, files_missing_takes, files_with_changed_cue_sheets
-from indexer.write import Changes, IndexedFile, IndexWriter
+from indexer.write import Changes, IndexedFile, IndexWriter, catalog_users_notes
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +173,9 @@ class RunOptions:
     checkpoint_seconds: float = CHECKPOINT_SECONDS
     scanned: ScanResult | None = None   # a walk of the paths already made (indexer.watch), else walked
     not_retried: frozenset[str] = frozenset()   # failed before and unchanged since (indexer.watch): left as they are
+    #: called with (path, reason) as each file fails; it may raise to stop the run (a rebuild stops
+    #: at the first file it would drop: indexer.rebuild)
+    on_failure: Callable[[str, str], None] | None = None
 
 
 def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | None = None,
@@ -297,17 +301,18 @@ def changed_since_scan(f: ScannedFile) -> bool:
     return now is not None and now != f.state
 
 
-def warn_of_dropped_notes(writer: IndexWriter, plan: Diff, state: dict[str, tuple[int, int]],
+def warn_of_dropped_notes(catalog: Engine, index: Path, plan: Diff, state: dict[str, tuple[int, int]],
                           replaced: dict[str, str] | None = None) -> None:
-    """One warning naming the files this run drops that carry the user's own tags or captions,
+    """One warning naming the files this run drops (``plan.deleted``, rows of the catalog behind
+    ``catalog``, of the index at ``index``) that carry the user's own tags or captions,
     or what an imported library sheet said of them (indexer.metadata_sheet), which leave the
     index with them, and the sheets to import again once the files are back; for a file that
     looks moved but could not be told apart from another of the same size, time and audio
     (indexer.moves), that it was; for one another indexed file was moved over (``replaced``: its
     path → that file's old path), that file."""
     deleted = list(plan.deleted)
-    notes = writer.users_notes(deleted)
-    sheets = _sheets_of(writer, deleted)
+    notes = catalog_users_notes(catalog, deleted)
+    sheets = _sheets_of(catalog, deleted)
     if not notes and not sheets:
         return
     labelled = {path: notes.get(path, []) + [f"sheet {name}" for name, _ in sheets.get(path, [])]
@@ -331,20 +336,20 @@ def warn_of_dropped_notes(writer: IndexWriter, plan: Diff, state: dict[str, tupl
         advice.append(f"Import {'the sheet' if len(named) == 1 else 'the sheets'} again once the files are back, "
                       "and they are described again: "
                       + "; ".join(f"`soundsift sheet import {shlex.quote(sheet)} --index "
-                                  f"{shlex.quote(str(writer.layout.root))}`" for sheet in named[:3])
+                                  f"{shlex.quote(str(index))}`" for sheet in named[:3])
                       + (f" (and {count(len(named) - 3, 'other sheet')})" if len(named) > 3 else ""))
     log.warning("%s gone from the library carried %s, which leave the index with %s: %s%s. %s",
                 count(n, "file"), what, "it" if n == 1 else "them", "; ".join(shown),
                 f"; and {n - 5} more" if n > 5 else "", ". ".join(advice))
 
 
-def _sheets_of(writer: IndexWriter, paths: list[str]) -> dict[str, list[tuple[str, str | None]]]:
+def _sheets_of(catalog: Engine, paths: list[str]) -> dict[str, list[tuple[str, str | None]]]:
     """Indexed path → the library sheets (name, path) that describe it, for each of ``paths``
     that one does (indexer.metadata_sheet.sheets_describing)."""
     if not paths:
         return {}
     from indexer.metadata_sheet import sheets_describing
-    with Session(writer.engine) as s:
+    with Session(catalog) as s:
         return sheets_describing(s, paths)
 
 
@@ -461,7 +466,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
             len(plan.changed), len(plan.deleted), len(moves), len(plan.unchanged),
             count(len(scanned.errors), "unusable entry", "unusable entries"))
 
-    warn_of_dropped_notes(writer, plan, state, replaced)
+    warn_of_dropped_notes(writer.engine, layout.root, plan, state, replaced)
     moves_done = moved_near_cue_sheets(writer, moves, scanned.cue_folders())
     if moves_done:              # at their new paths first: their sidecar cue sheets are looked at there
         summary.generation = writer.commit(Changes(remove=sorted(replaced), moves=moves), meta)
@@ -505,6 +510,8 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
         log.warning("skipped %s: %s", path, reason)
         failures[path] = reason
         pending.errors[path] = reason
+        if opts.on_failure is not None:
+            opts.on_failure(path, reason)
 
     for e in scanned.errors:
         if e.path not in kept_failing:

@@ -313,20 +313,7 @@ class IndexWriter:
     def users_notes(self, paths: list[str]) -> dict[str, list[str]]:
         """The user's own tags (labels) and captions (``"caption: …"``) on each of ``paths`` that
         has any: what would be lost with the file's rows (derived ones are made again)."""
-        out: dict[str, list[str]] = {}
-        with Session(self.engine) as s:
-            for i in range(0, len(paths), 500):
-                chunk = paths[i:i + 500]
-                for path, label in s.execute(select(File.path, Tag.label).join(Tag, Tag.file_id == File.id)
-                                             .where(File.path.in_(chunk), Tag.source.not_in(DERIVED_TAG_SOURCES))
-                                             .order_by(File.path, Tag.label)):
-                    out.setdefault(path, []).append(label)
-                captions = (select(File.path, Caption.text).join(Caption, Caption.file_id == File.id)
-                            .where(File.path.in_(chunk), Caption.source.not_in(DERIVED_CAPTION_SOURCES))
-                            .order_by(File.path, Caption.id))
-                for path, caption in s.execute(captions):
-                    out.setdefault(path, []).append(f"caption: {caption}")
-        return out
+        return catalog_users_notes(self.engine, paths)
 
     def headers(self, paths: list[str]) -> dict[str, Header]:
         """The audio header the catalog holds for each of ``paths`` that is indexed, with its
@@ -625,6 +612,25 @@ def catalog_headers(engine: Engine, paths: list[str]) -> dict[str, Header]:
                              .where(File.path.in_(paths[i:i + 500])))
             out.update({r.path: Header(r.sample_rate, r.channels, r.format, r.subtype or "", r.duration,
                                        r.value) for r in rows})
+    return out
+
+
+def catalog_users_notes(engine: Engine, paths: list[str]) -> dict[str, list[str]]:
+    """:meth:`IndexWriter.users_notes` of the catalog behind ``engine`` (also one no writer holds
+    open: the index a rebuild replaces, indexer.rebuild)."""
+    out: dict[str, list[str]] = {}
+    with Session(engine) as s:
+        for i in range(0, len(paths), 500):
+            chunk = paths[i:i + 500]
+            for path, label in s.execute(select(File.path, Tag.label).join(Tag, Tag.file_id == File.id)
+                                         .where(File.path.in_(chunk), Tag.source.not_in(DERIVED_TAG_SOURCES))
+                                         .order_by(File.path, Tag.label)):
+                out.setdefault(path, []).append(label)
+            captions = (select(File.path, Caption.text).join(Caption, Caption.file_id == File.id)
+                        .where(File.path.in_(chunk), Caption.source.not_in(DERIVED_CAPTION_SOURCES))
+                        .order_by(File.path, Caption.id))
+            for path, caption in s.execute(captions):
+                out.setdefault(path, []).append(f"caption: {caption}")
     return out
 
 
