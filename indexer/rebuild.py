@@ -60,7 +60,7 @@ from engine.models.base import AudioTextModel
 from engine.durable import fsync_dir
 from engine.wording import count
 from indexer.moves import Move, find_moves_among_changed, overwritten
-from indexer.scan import Diff, ScanResult, diff, normalize_root, scan, under_roots
+from indexer.scan import Diff, ScanResult, diff, kept_by_name, normalize_root, scan, under_roots
 from indexer.swap import exchange_paths
 from indexer.write import (DERIVED_CAPTION_SOURCES, DERIVED_TAG_SOURCES, IndexWriter, WriterLock, catalog_headers,
                            human_size)
@@ -326,6 +326,8 @@ def _refuse_losses(live: IndexLayout, old: _OldIndex, paths: Sequence[str | Path
             "every file the index holds there (an unmounted drive?). Nothing was changed")
     _refuse_foreign(live)
     scanned = scanned if scanned is not None else scan(paths)
+    # files indexed by name without an audio extension: the walk passes over them, an index run keeps them
+    scanned.files.update(kept_by_name(old.files, scanned.files, [normalize_root(p) for p in paths]))
     _refuse_unreached(live, old, paths, scanned)
     return scanned
 

@@ -357,12 +357,7 @@ def diff(catalog_state: Mapping[str, tuple[int, int]], scanned: Mapping[str, Sca
     """
     roots = list(roots)
     keep_under = list(keep_under)
-    found = dict(scanned)
-    for p in catalog_state:
-        if p not in found and not is_audio_name(os.path.basename(p)) and _folder_walked(p, roots):
-            kept = given_by_name(p)
-            if kept is not None:
-                found[p] = kept
+    found = {**scanned, **kept_by_name(catalog_state, scanned, roots)}
     new, changed, unchanged = [], [], []
     for path in sorted(found):
         f = found[path]
@@ -376,6 +371,22 @@ def diff(catalog_state: Mapping[str, tuple[int, int]], scanned: Mapping[str, Sca
     deleted = sorted(p for p in catalog_state
                      if p not in found and under_roots(p, roots) and not under_roots(p, keep_under))
     return Diff(new=new, changed=changed, deleted=deleted, unchanged=unchanged)
+
+
+def kept_by_name(indexed: Iterable[str], scanned: Mapping[str, ScannedFile],
+                 roots: Iterable[str]) -> dict[str, ScannedFile]:
+    """The files of ``indexed`` (catalog paths) that the walk of ``roots`` (``scanned``) passes
+    over for want of an audio extension, indexed because they were given by name, as they are on
+    disk now (:func:`given_by_name`; those gone are not among them): what a walk of their folder
+    keeps (:func:`diff`, and a rebuild's walk, indexer.rebuild)."""
+    roots = list(roots)
+    out = {}
+    for p in indexed:
+        if p not in scanned and not is_audio_name(os.path.basename(p)) and _folder_walked(p, roots):
+            kept = given_by_name(p)
+            if kept is not None:
+                out[p] = kept
+    return out
 
 
 def _folder_walked(path: str, roots: Iterable[str]) -> bool:
