@@ -93,6 +93,16 @@ def test_a_filter_value_no_file_has_is_named_when_nothing_is_found(served):
     assert hits == [] and notes == ["no indexed file has sample rate 96000 (this index: 16000 Hz)"]
 
 
+def test_a_sheet_of_no_file_says_which_filter_value_no_file_has(served):
+    """GET /sheet with filters keeping no file answered a header-only CSV and no hint."""
+    url, _ = served
+    with urllib.request.urlopen(f"{url}/sheet?format=xyz", timeout=60) as r:
+        rows, notes = r.read().decode().splitlines(), r.headers.get(NOTES_HEADER)
+    assert len(rows) == 1 and json.loads(notes) == ["no indexed file has format xyz (this index: WAV)"]
+    with urllib.request.urlopen(f"{url}/sheet?format=wav", timeout=60) as r:
+        assert len(r.read().decode().splitlines()) == 4 and r.headers.get(NOTES_HEADER) is None
+
+
 def test_both_notes_come_in_one_header(served):
     url, lib = served
     _, hits, notes = ask(f"{url}/similar?file={quote(str(lib / 'long.wav'))}&start=11&end=15&format=xyz")

@@ -184,8 +184,10 @@ class RouteAnswers:
     def _sheet(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         from engine.sheet_export import library_rows, sheet_bytes
         zero_shot = q.count("zero_shot", 0) if q.number("zero_shot", 0, low=0) != 0 else 0
-        rows = library_rows(self.index.root, q.filters(), sound_index=self.index, zero_shot=zero_shot,
+        filters = q.filters()
+        rows = library_rows(self.index.root, filters, sound_index=self.index, zero_shot=zero_shot,
                             labels=q.listed("labels") or None, min_score=q.number("min_score", 0.1, low=0, high=1))
+        _say_notes(handler, self._why_none(rows, filters))       # a header-only sheet: which filter value
         return HTTPStatus.OK, sheet_bytes(rows, ".csv"), "text/csv; charset=utf-8"
 
     # -- helpers -------------------------------------------------------------------------
