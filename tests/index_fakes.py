@@ -43,6 +43,14 @@ class FakeModel(AudioTextModel):
         return l2_normalize(np.ones((len(texts), self.dim), np.float32))
 
 
+
+class WideModel(FakeModel):
+    """Another model than FakeModel: another dim and a shorter window (so other segments); the
+    new model of the rebuild tests."""
+
+    dim = 12
+    window_seconds = 1.0
+
 def drop_read_override() -> None:
     """``preexec_fn`` for a subprocess that must obey file permissions even as root.
 

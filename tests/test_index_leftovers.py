@@ -29,7 +29,7 @@ from indexer import build_index
 from indexer.info import index_info
 from indexer.write import IndexWriter, WriterLock
 from tests.conftest import chirp, noise, tone, write
-from tests.index_fakes import FakeModel, kill_a_rebuild
+from tests.index_fakes import FakeModel, WideModel, kill_a_rebuild
 from ui.cli import app
 
 SR = 16000
@@ -37,11 +37,6 @@ SR = 16000
 
 class Killed(BaseException):
     """Stands for SIGKILL inside a run: nothing after it runs, nothing is tidied."""
-
-
-class WideModel(FakeModel):
-    dim = 12
-    window_seconds = 1.0
 
 
 @pytest.fixture

@@ -31,18 +31,11 @@ from indexer import swap
 from indexer.info import index_info
 from indexer.write import IndexWriter, WriterLock
 from tests.conftest import chirp, noise, tone, write
-from tests.index_fakes import FakeModel, kill_a_rebuild
+from tests.index_fakes import FakeModel, WideModel, kill_a_rebuild
 from tests.test_index_swap import break_exchange, needs_exchange
 from ui.cli import app
 
 SR = 16000
-
-
-class WideModel(FakeModel):
-    """Model B: another dim and a shorter window than FakeModel (so other segments)."""
-
-    dim = 12
-    window_seconds = 1.0
 
 
 def model_a() -> FakeModel:

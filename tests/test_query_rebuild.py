@@ -25,7 +25,7 @@ from engine.models import load_model
 from engine.query import SoundIndex
 from indexer import build_index
 from tests.conftest import chirp, noise, tone, write
-from tests.index_fakes import FakeModel
+from tests.index_fakes import FakeModel, WideModel
 from tests.tiny_models import make_tiny_clap
 from ui.components.overview_tab import OVERVIEW, TAB_KEY
 
@@ -108,11 +108,6 @@ def test_an_explicit_model_that_no_longer_matches_raises_model_mismatch(lib, tmp
 
 
 # -- fake models: a change of dimension, the swap window, readers in threads --------------------
-class WideModel(FakeModel):
-    """Model B: another dim and a shorter window than FakeModel."""
-
-    dim = 12
-    window_seconds = 1.0
 
 
 @pytest.fixture

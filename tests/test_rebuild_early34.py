@@ -21,16 +21,9 @@ from engine.errors import RebuildFailed
 from engine.layout import IndexLayout
 from indexer import build_index
 from tests.conftest import chirp, noise, tone, write
-from tests.index_fakes import FakeModel
+from tests.index_fakes import FakeModel, WideModel
 
 SR = 16000
-
-
-class WideModel(FakeModel):
-    """The new model: another dim and window than FakeModel."""
-
-    dim = 12
-    window_seconds = 1.0
 
 
 def new_model() -> WideModel:
