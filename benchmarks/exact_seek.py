@@ -21,11 +21,8 @@ file is: a seek 2 s early), and how many 16-bit steps their bytes differ by.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -38,6 +35,7 @@ import soundfile as sf
 import engine.export as export
 import ui.components.player as player
 from engine.audio import go_to_frame, skip_frames
+from revision_module import module_at
 
 ROOT = Path(__file__).resolve().parent.parent
 #: the bytes of the export's range timed (its last ones)
@@ -101,16 +99,7 @@ def preview(path: Path, start: float, move: Any) -> tuple[float, np.ndarray]:
 
 def old_export(rev: str) -> Any:
     """engine/export.py at ``rev``, as a module of its own (importing today's engine.audio …)."""
-    src = subprocess.run(["git", "show", f"{rev}:engine/export.py"], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "export_before.py"
-        path.write_text(src)
-        spec = importlib.util.spec_from_file_location("export_before", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module                 # its dataclasses look their module up
-        spec.loader.exec_module(module)
-    return module
+    return module_at(rev, "engine/export.py", "export_before")
 
 
 def last_part(module: Any, path: Path, end: float) -> tuple[float, bytes]:

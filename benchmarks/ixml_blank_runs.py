@@ -15,34 +15,16 @@ Both give the same bytes.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Callable
 
 import engine.wav_chunks as now
+from revision_module import module_at
 
 ROOT = Path(__file__).resolve().parents[1]
 LINE = "A=PCM,F=48000,W=16,M=stereo,T=soundsift excerpt 0.250-0.750 s\r\n"
-
-
-def module_at(rev: str) -> ModuleType:
-    """engine/wav_chunks.py as of ``rev``, imported under another name."""
-    src = subprocess.run(["git", "show", f"{rev}:engine/wav_chunks.py"], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "wav_chunks_before.py"
-        path.write_text(src)
-        spec = importlib.util.spec_from_file_location("wav_chunks_before", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module                 # its dataclasses look their module up
-        spec.loader.exec_module(module)
-    return module
 
 
 def bodies(size: int) -> dict[str, bytes]:
@@ -73,7 +55,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--before-rev", default="8c36776")
     args = parser.parse_args()
-    before = module_at(args.before_rev)
+    before = module_at(args.before_rev, "engine/wav_chunks.py", "wav_chunks_before")
     report: dict[str, object] = {"size": args.size}
     for name, body in bodies(args.size).items():
         then, old = best(lambda: before.excerpt_ixml(body, 12_000, 24_000, 48_000, LINE), args.repeats)
