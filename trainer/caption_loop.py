@@ -287,7 +287,8 @@ def store_in_catalog(index: str | Path | None, rows: Sequence[CaptionedFile]) ->
     finally:
         engine.dispose()
     if missing:
-        log.warning("%d captioned files are not in index %s; index them first to store their captions",
-                    missing, layout.root)
+        log.warning("%s not in index %s; index %s first to store %s captions",
+                    "1 captioned file is" if missing == 1 else f"{missing} captioned files are", layout.root,
+                    "it" if missing == 1 else "them", "its" if missing == 1 else "their")
     return {"files": stored, "not_in_index": missing, "tags": tags_written, "captions": captions_written,
             "left_bare": left_bare}

@@ -285,4 +285,7 @@ def load_config(path: str | Path, **overrides: Any) -> TrainConfig:
         raise InvalidConfig(f"{path}: a {data['trainer']!r} config, not a loop config; "
                             f"run it with: soundsift train {path}")
     data.update({k: v for k, v in overrides.items() if v is not None})
-    return config_from_dict(data, path.parent)
+    try:
+        return config_from_dict(data, path.parent)
+    except InvalidConfig as e:          # "config.steps: …" alone does not say which file is wrong
+        raise InvalidConfig(f"{path}: {e}") from e

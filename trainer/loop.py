@@ -83,6 +83,7 @@ class TrainResult:
     interrupted: bool = False                               # stopped by Ctrl-C (checkpointed at ``steps``)
     validation_error: str | None = None                     # why the final validation failed (the model is complete)
     validated_at: int | None = None                         # the step ``validation`` was measured at
+    resumed_at: int = 0                                     # the checkpoint's step this run began at
 
 
 # --------------------------------------------------------------------------- schedule
@@ -324,9 +325,11 @@ def validate(model: TrainableModel, dataset: AudioTextDataset, *, batch_size: in
     texts are every embedded caption equal to one of its captions (as ``soundsift eval
     retrieval``); with distinct captions, each item's own caption only.
 
-    Zero-shot classes are the distinct first tags; each class is the prompt with its label
-    (:func:`engine.zeroshot.class_prompts`, as tagging and the evaluator fill it).
+    Zero-shot classes are the distinct first tags, case folded as the evaluator reads labels; each
+    class is the prompt with its label (:func:`engine.zeroshot.class_prompts`, as tagging and the
+    evaluator fill it).
     """
+    from trainer.evaluation.datasets import label_key
     from trainer.evaluation.metrics import retrieval_metrics, zeroshot_metrics
     device = torch.device(device)
     was_training = getattr(model, "training", False)
@@ -337,17 +340,29 @@ def validate(model: TrainableModel, dataset: AudioTextDataset, *, batch_size: in
         out: dict[str, Any] = retrieval_metrics(audio, text, list(range(len(dataset))),
                                                 captions=[item.caption(None) for item in items],
                                                 audio_captions=[item.captions for item in items])
-        labels = sorted({item.tags[0] for item in dataset.items if item.tags})
         tagged = [i for i, item in enumerate(dataset.items) if item.tags]
+        keys, labels = _zero_shot_classes([dataset.items[i].tags[0] for i in tagged])
         if len(labels) >= 2:
             class_emb = model.encode_text(class_prompts(labels, prompt)).float().cpu().numpy()
-            targets = [labels.index(dataset.items[i].tags[0]) for i in tagged]
+            targets = [keys.index(label_key(dataset.items[i].tags[0])) for i in tagged]
             zs = zeroshot_metrics(audio[tagged], class_emb, targets, labels)
             out["zeroshot"] = {"top1": zs["top1"], "top5": zs["top5"], "n": zs["n"], "classes": len(labels)}
         out["n"] = len(dataset)
         return out
     finally:
         model.train(was_training)
+
+
+def _zero_shot_classes(first_tags: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(class keys, class names) of the items' first tags: tags that differ only in case or
+    underscores are one class, named by their first spelling, as ``soundsift eval zeroshot``
+    reads labels ("Dog" and "dog" as two classes would tie and both rank pessimistically)."""
+    from trainer.evaluation.datasets import label_key
+    names: dict[str, str] = {}
+    for tag in first_tags:
+        names.setdefault(label_key(tag), tag)
+    keys = sorted(names)
+    return keys, [names[k] for k in keys]
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:
@@ -551,6 +566,7 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
         jlog.write(event="start", config=cfg.to_dict(), train_items=len(train_set),
                    val_items=len(val_set) if val_set is not None else 0, device=str(device))
 
+    resumed_at = step
     stop = min(cfg.steps, max_steps) if max_steps is not None else cfg.steps
     sampler: Any = EpochBatchSampler(len(train_set), cfg.batch_size * world, cfg.seed,
                                      start_batch=step * cfg.accum_steps)
@@ -657,4 +673,4 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
     if world > 1:   # every rank returns once rank 0's model folder is complete
         torch.distributed.barrier()
     return TrainResult(out, model_dir, step, seconds, losses, validation, interrupted, validation_error,
-                       validated_at)
+                       validated_at, resumed_at)

@@ -91,6 +91,10 @@ def audit_manifest(manifest: str | Path, model: AudioTextModel, *, template: str
     taken = {x.lower() for x in own}          # "White noise" does not compete with "white noise"
     extra = sorted({x for x in map(label_text, extra_labels) if x and x.lower() not in taken})
     labels = sorted(own) + extra
+    if len(labels) < 2:                       # its own label would rank first for every clip
+        raise InvalidDataset(f"{manifest}: every clip is labelled {labels[0]!r}, so no other label competes "
+                             "and every group would rank it first; add --with-vocabulary (the model's "
+                             "labels compete) or audit it with other labelled clips")
     index = {label: i for i, label in enumerate(labels)}
     audio = embed_audio_files(model, [p for p, _, _ in rows], batch_size=batch_size, progress=progress)
     text = embed_texts(model, class_prompts(labels, template), batch_size=batch_size, progress=progress)

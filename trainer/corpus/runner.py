@@ -158,6 +158,9 @@ def build_corpus(out: Path, sources: list[str] | None = None, *, max_per_label: 
         log.info("  source %-18s %5d", source, n)
     for label, n in list(summary.per_label.items())[:30]:
         log.info("  label  %-28s %5d", label, n)
+    if summary.train == 0:                 # train.jsonl is empty: `soundsift train` would refuse it
+        log.warning("training split is empty: every source built (%s) is held out for validation "
+                    "(--val-sources)", ", ".join(sources))
     if summary.val < min_val:
         log.warning("validation split has %d clips, fewer than %d: hold out more sources "
                     "(--val-sources)", summary.val, min_val)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.errors import InvalidDataset
 from engine.models.base import AudioTextModel
 from engine.outputs import output_folder
 from engine.zeroshot import DEFAULT_TEMPLATE, LABEL_QUERY_TEMPLATE, class_prompts
@@ -78,6 +79,7 @@ def evaluate_retrieval(csv_path: str | Path, audio_dir: str | Path | None = None
     if report_dir is not None:
         output_folder(report_dir, "--report")
     data = load_retrieval(csv_path, audio_dir)     # check the CSV before loading a model
+    _need_two_answers(csv_path, data)
     m = _model(model)
     log.info("retrieval: %d audio clips, %d captions (%s format)", len(data.audio_paths),
              len(data.captions), data.format)
@@ -127,6 +129,7 @@ def evaluate_zeroshot(csv_path: str | Path, audio_dir: str | Path | None = None,
     data = load_classification(csv_path, audio_dir)
     prompts = class_prompts(data.labels, template)
     queries = class_prompts(data.labels, query_template)
+    _need_two_classes(csv_path, data.labels)
     m = _model(model)
     log.info("zero-shot: %d clips, %d classes (%s format)", len(data.audio_paths),
              len(data.labels), data.format)
@@ -148,3 +151,27 @@ def evaluate_zeroshot(csv_path: str | Path, audio_dir: str | Path | None = None,
         write_zeroshot_report(report_dir, result, confusion, data.labels, template, source=str(csv_path),
                               query_template=query_template)
     return result
+
+
+def _need_two_answers(csv_path: str | Path, data: RetrievalSet) -> None:
+    """Refuse a set where every clip answers every query (one clip, or one caption text that all
+    clips share): each figure would be 100 % whatever the model."""
+    if len(data.audio_paths) < 2:
+        what = f"one audio clip ({data.audio_paths[0].name}), the right answer to every caption" \
+            if data.audio_paths else "no audio clip"
+        raise InvalidDataset(f"{csv_path}: {what}; retrieval needs at least 2 clips (with one, every "
+                             "figure is 100 %)")
+    texts = data.relevance_texts
+    if texts is not None and len({metrics.caption_key(t) for t in texts}) < 2:
+        raise InvalidDataset(f"{csv_path}: every clip is captioned {texts[0]!r}, so each is a right answer to "
+                             "every query; retrieval needs at least 2 different captions (with one, every "
+                             "figure is 100 %)")
+
+
+def _need_two_classes(csv_path: str | Path, labels: list[str]) -> None:
+    """Refuse a one-class set: its only class always ranks first, so every figure would be 100 %."""
+    if len(labels) < 2:
+        only = f"every clip is labelled {labels[0]!r}" if labels else "no clip has a label"
+        raise InvalidDataset(f"{csv_path}: {only}; zero-shot ranks a clip's "
+                             "class among the others, so it needs at least 2 classes (with one, every "
+                             "figure is 100 %)")

@@ -8,8 +8,8 @@ from typing import List, Optional
 import typer
 
 from ui.cli.app import MARKUP, SoundsiftTyper, app
-from ui.cli.common import (ProgressOption, VerboseOption, count, out_console, print_json, reports_errors,
-                           setup_logging, shows_progress)
+from ui.cli.common import (ProgressOption, VerboseOption, count, err_console, out_console, print_json,
+                           reports_errors, setup_logging, shows_progress)
 
 corpus_app = SoundsiftTyper(help="Build the offline training corpus (see trainer/corpus); write label CSVs from it.",
                          no_args_is_help=True, add_completion=False,
@@ -131,3 +131,6 @@ def audit_command(
         print_json(asdict(report))
         return
     print("\n".join(format_report(report, top)))
+    if not report.groups:                     # an empty table alone reads as "nothing to listen to"
+        err_console.print(f"no (source, label) group has {min_clips} clips or more, so none is ranked; "
+                          "lower --min-clips", highlight=False, soft_wrap=True)

@@ -19,14 +19,15 @@ eval_app = SoundsiftTyper(
 )
 app.add_typer(eval_app, name="eval")
 
-AUDIO_DIR_HELP = "Folder holding the audio files the CSV names."
+AUDIO_DIR_HELP = ("Folder holding the audio files the CSV names (default: the CSV's own folder, where a "
+                  "training manifest's paths start, as soundsift train reads them).")
 REPORT_HELP = "Also write report.md and PNG plots into this folder."
 CACHE_HELP = ("Embedding cache folder (default: embeddings/ in $SOUNDSIFT_CACHE, else "
               "~/.cache/soundsift/embeddings).")
 
 
 # Option declarations both eval commands take.
-AudioDirOption = Annotated[Path, typer.Option("--audio-dir", "-a", help=AUDIO_DIR_HELP)]
+AudioDirOption = Annotated[Optional[Path], typer.Option("--audio-dir", "-a", help=AUDIO_DIR_HELP)]
 EvalModelOption = Annotated[Optional[str], typer.Option("--model", "-m", help=MODEL_HELP + " Default: soundsift-base.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the figures as JSON on stdout.")]
 ReportOption = Annotated[Optional[Path], typer.Option("--report", help=REPORT_HELP)]
@@ -50,7 +51,7 @@ def _show(result: dict[str, Any], json_out: bool, print_table: Callable[[dict[st
 def retrieval_command(
     csv: Path = typer.Argument(..., help="Clotho (file_name, caption_1…5), AudioCaps "
                                "(audiocap_id, youtube_id, start_time, caption) or manifest (audio, caption) CSV."),
-    audio_dir: AudioDirOption = ...,
+    audio_dir: AudioDirOption = None,
     model: EvalModelOption = None,
     json_out: JsonOption = False,
     report: ReportOption = None,
@@ -77,7 +78,7 @@ def retrieval_command(
 def zeroshot_command(
     csv: Path = typer.Argument(..., help="ESC-50 (filename, fold, target, category), UrbanSound8K "
                                "(slice_file_name, fold, classID, class) or generic (audio, label) CSV."),
-    audio_dir: AudioDirOption = ...,
+    audio_dir: AudioDirOption = None,
     model: EvalModelOption = None,
     template: str = typer.Option(DEFAULT_TEMPLATE, "--template", "-t",
                                  help="Prompt per class; {label} is replaced by the class name."),

@@ -66,7 +66,7 @@ def train_command(
     result = run_training(cfg, resume=resume, out_dir=out, max_steps=max_steps)
     from trainer.distributed import exit_torchrun_process, launched_rank, launched_world_size
     if launched_rank() == 0:   # under torchrun, rank 0 alone reports (it wrote the model and log)
-        _report(result, config, out, json_out)
+        _report(result, config, out, json_out, _rerun_options(steps, device))
         if result.validation_error:
             err_console.print(labelled("error:", "bold red",
                                        f"the final validation failed ({result.validation_error}); the model in "
@@ -82,9 +82,17 @@ def train_command(
         raise typer.Exit(code)
 
 
-def _report(result: TrainResult, config: Path, out: Optional[Path], json_out: bool) -> None:
+def _rerun_options(steps: Optional[int], device: Optional[str]) -> str:
+    """The overrides a continuation must repeat: without --steps, --resume would run the config's
+    steps (another schedule); without --device, another device."""
+    return "".join(f" {flag} {value}" for flag, value in (("--steps", steps), ("--device", device))
+                   if value is not None)
+
+
+def _report(result: TrainResult, config: Path, out: Optional[Path], json_out: bool, overrides: str = "") -> None:
     """Print a loop run's summary: JSON on stdout with --json; otherwise what was trained and its
-    validation figures on stdout, or for a stopped run how to continue on stderr."""
+    validation figures on stdout; for a stopped run, how to continue on stderr, with --json too
+    (``overrides``: the command line's options that the continuation repeats)."""
     summary = {"out_dir": str(result.out_dir), "steps": result.steps, "seconds": round(result.seconds, 3),
                "first_loss": result.losses[0] if result.losses else None,
                "last_loss": result.losses[-1] if result.losses else None,
@@ -92,23 +100,35 @@ def _report(result: TrainResult, config: Path, out: Optional[Path], json_out: bo
                "validation": result.validation, "validation_step": result.validated_at}
     if result.validation_error:
         summary["validation_error"] = result.validation_error
-    if json_out:
-        print_json(summary)
-        return
-    if summary["model_dir"]:
-        out_console.print(f"trained {count(result.steps, 'step')} in {result.seconds:.1f} s "
-                          f"→ model in {result.model_dir}", highlight=False)
-    else:
+    stopped = not summary["model_dir"]
+    if stopped:                  # a note on stderr, with --json too (the JSON has no command to run)
         from trainer.distributed import launched_world_size
         world = launched_world_size()
         launch = (f"torchrun --standalone --nproc_per_node {world} -m ui.cli train" if world > 1
                   else "soundsift train")               # the same number of processes resumes exactly
         err_console.print(f"stopped at step {result.steps}; continue with: {launch} {config} --resume"
-                          + (f" --out {out}" if out else ""))
+                          + (f" --out {out}" if out else "") + overrides, highlight=False, soft_wrap=True)
+    if json_out:
+        print_json(summary)
+        return
+    if not stopped:
+        out_console.print(f"{_what_was_trained(result)} → model in {result.model_dir}", highlight=False)
     if result.validation:
         from trainer.loop import format_metrics
         at = "" if result.validated_at in (None, result.steps) else f" (at step {result.validated_at})"
         out_console.print(f"validation{at}: {format_metrics(result.validation)}", highlight=False)
+
+
+def _what_was_trained(result: TrainResult) -> str:
+    """"trained N steps in S s", or for a resumed run the steps this run took and where it began
+    (``result.steps`` is the step reached, ``result.seconds`` this run's time alone)."""
+    start, end = result.resumed_at, result.steps
+    if start == 0:
+        return f"trained {count(end, 'step')} in {result.seconds:.1f} s"
+    if start >= end:
+        return f"nothing left to train: the run had reached its step {end}"
+    return (f"trained steps {start + 1}–{end} (resumed at step {start}; "
+            f"{count(end - start, 'step')} in {result.seconds:.1f} s)")
 
 
 def _train_cached(config: Path, out: Optional[Path], steps: Optional[int], json_out: bool) -> None:
