@@ -244,3 +244,14 @@ def test_caption_says_one_file_not_in_the_index_in_the_singular(tmp_path, tiny_c
     assert json.loads(got.stdout)["stored"]["not_in_index"] == 1
     said = caplog.text + got.stderr
     assert "1 captioned file is not in index" in said and "index it first to store its captions" in said
+
+
+def test_corpus_audit_names_a_missing_manifest_before_loading_a_model(tmp_path):
+    """The model loaded first: a missing manifest was said only after it (seconds for
+    soundsift-base), and with a model that cannot load, never."""
+    from typer.testing import CliRunner
+
+    from ui.cli import app
+    gone = tmp_path / "gone.jsonl"
+    r = CliRunner().invoke(app, ["corpus", "audit", str(gone), "--model", str(tmp_path / "no_such_model")])
+    assert r.exit_code == 1 and r.stderr.strip() == f"error: {gone}: no such file", r.output

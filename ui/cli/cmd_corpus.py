@@ -119,10 +119,13 @@ def audit_command(
     setup_logging(verbose)
     from dataclasses import asdict
 
+    from engine.errors import InvalidDataset
     from engine.models import load_model
     from engine.vocabulary import default_labels
     from trainer.corpus.audit import audit_manifest, format_report
 
+    if not manifest.is_file():                # said before seconds of loading a model
+        raise InvalidDataset(f"{manifest}: no such file" if not manifest.exists() else f"{manifest}: not a file")
     the_model = load_model(model)
     extra = default_labels(the_model) if with_vocabulary else ()
     report = audit_manifest(manifest, the_model, extra_labels=extra, min_clips=min_clips,
