@@ -83,10 +83,17 @@ def is_whole_file(start: float, end: float, duration: float) -> bool:
 
 
 def excerpt_name(source: str | Path, start: float, end: float, take: str | None = None) -> str:
-    """The file name of an excerpt: ``<stem>_<start>-<end>s.wav`` (seconds, one decimal), with
-    the take's name after the stem when the excerpt is a marked take (``street_Siren passing_…``)."""
+    """The file name of an excerpt: ``<stem>_<start>-<end>s.wav`` (seconds: :func:`name_seconds`),
+    with the take's name after the stem when the excerpt is a marked take (``street_Siren passing_…``)."""
     named = f"_{portable_name(take.strip())}" if take and take.strip() else ""
-    return fitting_name(f"{Path(source).stem}{named}_{start:.1f}-{end:.1f}s.wav")
+    return fitting_name(f"{Path(source).stem}{named}_{name_seconds(start)}-{name_seconds(end)}s.wav")
+
+
+def name_seconds(seconds: float) -> str:
+    """Seconds as an excerpt's name gives them: one decimal where that is exact (``15.0``), else
+    to the millisecond (``9.75``: a 0.25 s pad named "9.8" would claim a span it does not hold)."""
+    text = f"{seconds:.3f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
 
 
 def take_name(hit: Any) -> str | None:
@@ -541,8 +548,11 @@ def export_zip(hits: Sequence[Any], *, whole_files: bool = False, pad: float = 0
 
 def _copy(source: Path, target: Path) -> None:
     """``source`` copied to ``target``: UnreadableAudio when the source cannot be read (checked
-    first), InvalidOutput when the copy then fails (the target's side: permission, full disk)."""
+    first; an empty file too: emptied since it was indexed, it holds no result), InvalidOutput
+    when the copy then fails (the target's side: permission, full disk)."""
     check_openable(str(source))
+    if source.stat().st_size == 0:
+        raise UnreadableAudio(str(source), "empty: the file is 0 bytes now")
     try:
         shutil.copy2(source, target)
     except OSError as e:
@@ -572,8 +582,9 @@ def portable_name(name: str) -> str:
 #: the longest file name, in UTF-8 bytes, that ext4, APFS, NTFS and exFAT all take (the last two
 #: count 255 UTF-16 units, which UTF-8 never has fewer bytes than)
 NAME_MAX_BYTES = 255
-#: characters kept at the end of a shortened name's stem (an excerpt's times, "_12.5-22.5s")
-_KEPT_TAIL = 16
+#: characters kept at the end of a shortened name's stem (an excerpt's times, "_12.5-22.5s",
+#: "_3600.125-3610.125s")
+_KEPT_TAIL = 20
 
 
 def fitting_name(name: str, max_bytes: int = NAME_MAX_BYTES) -> str:

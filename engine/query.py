@@ -74,7 +74,7 @@ from engine.models.base import AudioTextModel, l2_normalize
 from engine.query_catalog import allowed_segments, resolve_file
 from engine.query_faiss import rank_segments
 from engine.query_hits import FileVectors, Hit, _query_file_first, _reported
-from engine.query_inputs import _check_k, _check_rate, _one_or_many, excluded_texts, query_matrix
+from engine.query_inputs import _check_filters, _check_k, _check_rate, _one_or_many, excluded_texts, query_matrix
 from engine.query_keywords import fused_ranking
 from engine.query_markers import _markers_of, name_takes, place_at_markers
 from engine.query_snapshot import (_all_meta, _finished_meta, _generation_key, _QueryModelChanged, _ReadTxn, _Replaced,
@@ -335,7 +335,7 @@ class SoundIndex:
             raise InvalidQuery(f"the search text must be a str, got {type(text).__name__}")
         if not text.strip():
             raise InvalidQuery("the search text is empty; describe the sound, e.g. \"dog barking\"")
-        k = _check_k(k)
+        k, filters = _check_k(k), _check_filters(filters)
         if keywords and not per_file:
             raise InvalidQuery("keyword search ranks files; ask for the best segment per file")
         unwanted = excluded_texts(exclude)
@@ -374,7 +374,7 @@ class SoundIndex:
                      end: float | None = None) -> list[Hit]:
         """Files most like the given audio (its segment vectors' mean, re-normalised); with
         ``start``/``end`` (seconds), like that part of it."""
-        k = _check_k(k)
+        k, filters = _check_k(k), _check_filters(filters)
         _check_rate(path_or_waveform, sample_rate)
         zeroshot.check_span(start, end)
         if start is None and end is None:
@@ -400,7 +400,7 @@ class SoundIndex:
         the moment is its own). Such a span needs at least :data:`engine.zeroshot.MIN_SPAN` s.
         When the file cannot be decoded now (moved, deleted or unreadable since it was indexed),
         its stored segments overlapping the span are the query instead, with a logged warning."""
-        k = _check_k(k)
+        k, filters = _check_k(k), _check_filters(filters)
         zeroshot.check_span(start, end)
 
         def run(conn: Connection, snap: _Snapshot) -> list[Hit] | tuple[int, str, float, float]:
@@ -497,7 +497,7 @@ class SoundIndex:
         other file embedded now), so what they share counts most. Paths or file ids (one
         path or id alone is one example). An indexed example comes ahead of the hits it ties
         with (a byte-identical copy of it), the first given foremost."""
-        k = _check_k(k)
+        k, filters = _check_k(k), _check_filters(filters)
         examples = _one_or_many(examples)
         if len(examples) == 0:
             raise InvalidQuery("give at least one example to search by")
@@ -537,7 +537,7 @@ class SoundIndex:
         match to any. Each is scaled to unit length first, so scores are cosines, clamped to
         [-1, 1] (:func:`_reported`). InvalidQuery for NaN/Inf, an all-zero vector, no rows, or
         another width than the index's."""
-        k = _check_k(k)
+        k, filters = _check_k(k), _check_filters(filters)
         return self._search_query(query_matrix(queries), k, filters, per_file, fingerprint=None)
 
     def _search_embedded(self, embed: Callable[[AudioTextModel], np.ndarray], k: int,
@@ -790,5 +790,6 @@ class SoundIndex:
         """Every file's mean segment vector (unit length), duration and size: for the UI's
         library map, tagging from stored vectors and finding duplicates. ``filters``: only the
         files they keep."""
+        filters = _check_filters(filters)
         return self._with_snapshot(
             lambda conn, snap: query_catalog.file_vectors(conn, snap, self.root, self.meta, filters))

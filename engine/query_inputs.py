@@ -1,5 +1,5 @@
 """What a caller gives :class:`engine.query.SoundIndex`, checked before anything is searched:
-``k``, a waveform's sample rate, examples, query vectors and excluded texts (InvalidQuery
+``k``, the filters, a waveform's sample rate, examples, query vectors and excluded texts (InvalidQuery
 otherwise)."""
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from engine.errors import InvalidQuery
+from engine.filters import Filters
 
 
 def _check_k(k: Any) -> int:
@@ -18,6 +19,15 @@ def _check_k(k: Any) -> int:
     if k < 1:
         raise InvalidQuery(f"k must be ≥ 1, got {k}")
     return int(k)
+
+
+def _check_filters(filters: Any) -> Filters | None:
+    """``filters`` as given: None or an :class:`engine.filters.Filters`; InvalidQuery for
+    anything else (a dict of its fields: ``Filters(**d)`` makes one)."""
+    if filters is not None and not isinstance(filters, Filters):
+        raise InvalidQuery(f"filters must be an engine.filters.Filters, e.g. Filters(min_duration=2.0), "
+                           f"or None; got {type(filters).__name__}")
+    return filters
 
 
 def _check_rate(audio: Any, sample_rate: Any) -> None:

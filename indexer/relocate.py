@@ -114,6 +114,11 @@ def relocate(index: str | Path | None, old: str | Path, new: str | Path, *,
     # also looked up as what it resolves to
     resolved_old = os.path.realpath(old_root)
     new_root = normalize_root(new)
+    for given, root, name in ((old, old_root, "OLD"), (new, new_root, "NEW")):
+        if os.path.isfile(root):
+            raise RelocationFailed(f"{given}: a file, not a folder (relocate moves every indexed file under "
+                                   f"the folder OLD to the same place under the folder NEW; give the folder "
+                                   f"as {name}); nothing was changed")
     if not os.path.isdir(new_root):
         raise RelocationFailed(f"{new}: no such folder (mount the drive, or check the path); nothing was changed")
     if old_root == new_root:

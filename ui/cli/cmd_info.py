@@ -43,6 +43,11 @@ def _duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def _megabytes(size: int) -> str:
+    """A file's size in MB, in kB below 0.1 MB (a small index's vectors read "0.0 MB")."""
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
+
+
 def _print_info(info: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -85,7 +90,7 @@ def _print_info(info: dict[str, Any]) -> None:
             t.add_row("memory budget", f"{info['memory_budget'] / 2**30:.2f} GiB")
         size = info.get("vectors_bytes")
         t.add_row("vectors file", f"{info.get('vectors_file')}"
-                                  + (f" ({size / 1e6:.1f} MB)" if size is not None else " (missing)"))
+                                  + (f" ({_megabytes(size)})" if size is not None else " (missing)"))
         t.add_row("generation", str(info.get("generation")))
         if info.get("updated_at"):
             t.add_row("updated", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["updated_at"])))

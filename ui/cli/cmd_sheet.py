@@ -9,7 +9,7 @@ import typer
 from ui.cli.app import MARKUP, SoundsiftTyper, app
 from ui.cli.common import (IndexOption, VerboseOption, count, err_console, labelled, out_console, print_json,
                            reports_errors, setup_logging)
-from ui.cli.results import IndexModelOption, filter_options
+from ui.cli.results import IndexModelOption, filter_options, say_why_none
 
 sheet_app = SoundsiftTyper(
     help="A library's metadata spreadsheet (CSV, tab-separated, .xlsx or .ods: the BBC archive's, a "
@@ -163,7 +163,7 @@ def export_command(
     setup_logging(verbose)
     from engine.errors import InvalidQuery
     from engine.sheet_export import check_sheet_output, library_rows, write_library_sheet
-    from engine.vocabulary import load_labels_file, parse_labels
+    from engine.vocabulary import load_labels_file, one_label_note, parse_labels
 
     check_sheet_output(out)
     if (labels or labels_file) and not zero_shot:
@@ -175,9 +175,16 @@ def export_command(
     else:
         from engine.query import SoundIndex
         label_list = parse_labels(labels) if labels else load_labels_file(labels_file) if labels_file else None
+        lone = one_label_note(label_list or [], "give other labels too")
+        if lone:            # every file's ZeroShotTags would be that label, as `tag` says
+            err_console.print(f"note: {lone}", highlight=False, soft_wrap=True)
         with SoundIndex.open(index, model=model) as sound_index:
             rows = library_rows(index, filters, sound_index=sound_index, zero_shot=zero_shot, labels=label_list,
                                 min_score=min_score)
+    if not rows and filters is not None:     # say which filter value no indexed file has, as search does
+        from engine.query import SoundIndex
+        with SoundIndex.open(index) as sound_index:
+            say_why_none(sound_index, [], filters)
     written = write_library_sheet(rows, out)
     if json_out:
         print_json({"out": str(written), "files": len(rows)})

@@ -171,12 +171,15 @@ def say_why_none(sound_index: Any, hits: Sequence[Any], filters: Any) -> None:
 
 def check_export(folder: Optional[Path], whole_files: bool, pad: float) -> None:
     """Refuse a bad --export before any work: a file given as the folder, or its companion
-    options without it."""
+    options without it; a note when --pad has nothing to pad (--whole-files)."""
     from engine.errors import InvalidOutput
     from engine.outputs import output_folder
 
     if folder is not None:
         output_folder(folder, "--export")
+        if whole_files and pad:
+            err_console.print("note: --pad has no effect with --whole-files (each result's whole file is copied)",
+                              highlight=False, soft_wrap=True)
     elif whole_files or pad:
         raise InvalidOutput("--whole-files and --pad say how to --export; give --export FOLDER too")
 
