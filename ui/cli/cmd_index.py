@@ -90,18 +90,18 @@ def index_command(
 
 def _memory_budget(given: Optional[str]) -> Optional[int]:
     """``--memory-budget`` in bytes (None: not given, after checking $SOUNDSIFT_MEMORY_BUDGET,
-    which the run would read); a value soundsift cannot use is one line, exit code 1
-    (InvalidQuery), before any work."""
+    which the run would read: InvalidConfig naming it); a value soundsift cannot use is one line,
+    exit code 1 (InvalidQuery), before any work."""
     from engine.errors import InvalidQuery
-    from engine.index_choice import MEMORY_BUDGET_ENV, default_memory_budget, parse_memory_budget
+    from engine.index_choice import default_memory_budget, parse_memory_budget
 
-    try:
-        if given is not None:
-            return parse_memory_budget(given)
+    if given is None:
         default_memory_budget()
         return None
+    try:
+        return parse_memory_budget(given)
     except ValueError as e:
-        raise InvalidQuery(f"{'--memory-budget' if given is not None else '$' + MEMORY_BUDGET_ENV}: {e}") from e
+        raise InvalidQuery(f"--memory-budget: {e}") from e
 
 
 def _watch(paths: List[Path], index: Optional[str], model: Optional[str], interval: float, json_out: bool,
