@@ -422,6 +422,32 @@ def _shard_paths(spec: str | Path | Sequence[str | Path]) -> list[Path]:
     return [p]
 
 
+# the first bytes of compressed files, which a random-access shard cannot be
+COMPRESSED_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+TAR_BLOCK = 512
+
+
+def _unreadable_shard(tar_path: Path, error: tarfile.ReadError) -> str:
+    """The message for a shard tarfile cannot read: a compressed file, a truncated one (tarfile's
+    "unexpected end of data", or a header cut short), or not a tar at all."""
+    with tar_path.open("rb") as f:
+        head = f.read(8)
+    kind = next((name for magic, name in COMPRESSED_MAGIC.items() if head.startswith(magic)), None)
+    if kind is None and ("unexpected end of data" in str(error) or "truncated header" in str(error)):
+        return (f"{tar_path}: the shard is truncated ({error}); copy or download it again")
+    what = f"a {kind}-compressed file" if kind else f"not an uncompressed tar shard ({error})"
+    return f"{tar_path}: {what}; WebDataset shards must be plain .tar for random access"
+
+
+def _refuse_cut_shard(tar_path: Path) -> None:
+    """InvalidDataset for a shard cut inside a member's header, which tarfile reads as the end of
+    the archive: a tar file is whole 512-byte blocks."""
+    size = tar_path.stat().st_size
+    if size % TAR_BLOCK:
+        raise InvalidDataset(f"{tar_path}: the shard is truncated ({size} bytes, not whole {TAR_BLOCK}-byte "
+                             "tar blocks); copy or download it again")
+
+
 def read_webdataset(shards: str | Path | Sequence[str | Path]) -> list[Item]:
     """Items of WebDataset tar shards (a file, a folder of .tar, a glob, or a list)."""
     paths = _shard_paths(shards)
@@ -446,10 +472,10 @@ def read_webdataset(shards: str | Path | Sequence[str | Path]) -> list[Item]:
                     elif "." + ext.lower().rsplit(".", 1)[-1] in AUDIO_EXTENSIONS:
                         group["audio"] = TarMember(str(tar_path), m.name, m.offset_data, m.size)
         except tarfile.ReadError as e:
-            raise InvalidDataset(f"{tar_path}: not an uncompressed tar shard ({e}); "
-                                 "WebDataset shards must be plain .tar for random access") from e
+            raise InvalidDataset(_unreadable_shard(tar_path, e)) from e
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise InvalidDataset(f"{tar_path}: a .json member is not valid JSON ({e})") from e
+        _refuse_cut_shard(tar_path)
         for key, group in groups.items():
             if "audio" not in group or "json" not in group:
                 log.warning("%s: sample %r lacks audio or json; skipped", tar_path, key)

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from engine.errors import InvalidConfig, ModelUnavailable
+from engine.errors import InvalidConfig, InvalidDataset, ModelUnavailable
 from engine.outputs import make_folder, output_folder
 from trainer.config import DatasetSpec, TrainConfig, load_config
-from trainer.datasets import AudioTextDataset, Item, audio_key, drop_missing, merge_repeated, read_items
+from trainer.datasets import (AudioTextDataset, Item, audio_key, check_batch_size, drop_missing, merge_repeated,
+                              read_items)
 from trainer.distributed import barrier, torchrun_process_group
 from trainer.loop import TrainResult, fit, pick_device, refuse_earlier_run
 
@@ -140,26 +145,83 @@ def prepare_data(cfg: TrainConfig, out_dir: Path) -> None:
 
 
 def run_training(config: TrainConfig | str | Path, *, resume: bool = False, out_dir: str | Path | None = None,
-                 max_steps: int | None = None, model: Any = None) -> TrainResult:
+                 max_steps: int | None = None, model: Any = None, source: str | Path | None = None) -> TrainResult:
     """Train as ``config`` says; returns the run's :class:`~trainer.loop.TrainResult`.
 
     ``out_dir`` overrides the config's; ``model`` (a trainable module) replaces
-    :func:`build_model`, for tests and custom towers. Launched by ``torchrun`` with several
-    processes, each joins the process group for the run (:mod:`trainer.distributed`) and
-    trains on its share of every global batch; rank 0 writes the data, logs and model.
+    :func:`build_model`, for tests and custom towers; ``source`` is the config file a loaded
+    ``config`` came from, named in messages about its values. A run that fails before it kept
+    anything (a log, a checkpoint, a model) leaves the output folder as it found it. Launched by
+    ``torchrun`` with several processes, each joins the process group for the run
+    (:mod:`trainer.distributed`) and trains on its share of every global batch; rank 0 writes the
+    data, logs and model.
     """
+    if not isinstance(config, TrainConfig):
+        source = config if source is None else source
     cfg = config if isinstance(config, TrainConfig) else load_config(config)
     out_dir = Path(out_dir).expanduser() if out_dir is not None else None    # a quoted "~/runs/x"
     pick_device(cfg.device)                                  # a device this machine lacks: say so now
     output_folder(out_dir or cfg.out_dir)
     refuse_earlier_run(out_dir or cfg.out_dir, resume)      # before the data is made, not after
     check_model_spec(cfg)
-    with torchrun_process_group(cfg.device) as (rank, _world):
-        return _run_training(cfg, rank, resume=resume, out_dir=out_dir, max_steps=max_steps, model=model)
+    with torchrun_process_group(cfg.device) as (rank, world):
+        with _undone_on_failure(Path(out_dir or cfg.out_dir), enabled=rank == 0):
+            return _run_training(cfg, rank, world, resume=resume, out_dir=out_dir, max_steps=max_steps,
+                                 model=model, source=source)
 
 
-def _run_training(cfg: TrainConfig, rank: int, *, resume: bool, out_dir: str | Path | None,
-                  max_steps: int | None, model: Any) -> TrainResult:
+# what a run writes before it trains: removed again when it fails before keeping anything else
+SETUP_FILES = frozenset({"train_config.json", "toy-data"})
+
+
+@contextmanager
+def _undone_on_failure(out: Path, enabled: bool = True) -> Iterator[None]:
+    """On an exception, undo what the run made in ``out`` when it kept nothing but its setup
+    (:data:`SETUP_FILES`): the entries that were not there before, and ``out`` itself when the run
+    made it. A run that wrote a log, checkpoint or model keeps everything."""
+    before = set(os.listdir(out)) if enabled and out.is_dir() else None
+    existed = out.is_dir()
+    try:
+        yield
+    except BaseException:
+        if enabled and out.is_dir():
+            try:
+                _undo_setup(out, before or set(), existed)
+            except OSError as e:           # the run's own error is the one to report
+                log.warning("%s: could not remove what the failed run made there (%s)", out, e)
+        raise
+
+
+def _undo_setup(out: Path, before: set[str], existed: bool) -> None:
+    """Remove the entries of ``out`` not in ``before`` when all are setup files; then ``out``
+    when it is empty and did not exist before."""
+    new = set(os.listdir(out)) - before
+    if not new <= SETUP_FILES:
+        return
+    for name in new:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    if not existed and not any(out.iterdir()):
+        out.rmdir()
+    if new or not existed:
+        log.info("%s: the run failed before training; removed what it had made there", out)
+
+
+def _check_batch_size(n_items: int, cfg: TrainConfig, world: int, source: str | Path | None) -> None:
+    """:func:`~trainer.datasets.check_batch_size`, its message naming the config file ``source``."""
+    try:
+        check_batch_size(n_items, cfg.batch_size, world)
+    except InvalidDataset as e:
+        if source is None:
+            raise
+        raise InvalidDataset(f"{source}: {e}") from e
+
+
+def _run_training(cfg: TrainConfig, rank: int, world: int, *, resume: bool, out_dir: str | Path | None,
+                  max_steps: int | None, model: Any, source: str | Path | None) -> TrainResult:
     out = make_folder(out_dir or cfg.out_dir)
     cfg.out_dir = str(out)
     if rank == 0:   # the toy set is written once; the other ranks read it after the barrier
@@ -179,6 +241,7 @@ def _run_training(cfg: TrainConfig, rank: int, *, resume: bool, out_dir: str | P
     train_set = AudioTextDataset(train_items, sample_rate, clip, train=True, augment=cfg.data.augment,
                                  seed=cfg.seed)
     val_set = AudioTextDataset(val_items, sample_rate, clip, train=False) if val_items else None
+    _check_batch_size(len(train_set), cfg, world, source)      # before train_config.json is written
     if rank == 0:
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     log.info("training on %d items (%d validation), %d steps of %d×%d, crops of %.2f s at %d Hz → %s",

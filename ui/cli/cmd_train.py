@@ -63,7 +63,7 @@ def train_command(
     cfg = load_config(config, steps=steps, device=device, progress=progress)
     output_folder(out.expanduser() if out is not None else cfg.out_dir)
     from trainer.train import run_training
-    result = run_training(cfg, resume=resume, out_dir=out, max_steps=max_steps)
+    result = run_training(cfg, resume=resume, out_dir=out, max_steps=max_steps, source=config)
     from trainer.distributed import exit_torchrun_process, launched_rank, launched_world_size
     if launched_rank() == 0:   # under torchrun, rank 0 alone reports (it wrote the model and log)
         _report(result, config, out, json_out, _rerun_options(steps, device))
