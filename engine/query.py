@@ -743,6 +743,11 @@ class SoundIndex:
             except InvalidQuery:
                 return None
 
+    def failed_reason(self, path: str | Path) -> str | None:
+        """Why ``path`` (not in the index) could not be indexed: its error row's reason, or None."""
+        with self._read() as conn:
+            return query_catalog.failed_reason(conn, query_catalog.path_spellings(path))
+
     def file_states(self, paths: Sequence[str | Path] | None = None) -> dict[str, tuple[int, int]]:
         """Each indexed file's ``(size, mtime_ns)`` as the catalog recorded it when the file was
         indexed: every file's, under its catalog path; or, given ``paths``, theirs under the path

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 from sqlalchemy import Float, cast, func, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
 
 from engine.catalog import ErrorRow, File, FileMetadata, SegmentRow, Tag, has_table
 from engine.errors import InvalidQuery
@@ -29,24 +30,67 @@ log = logging.getLogger("engine.query")
 
 def resolve_file(conn: Connection, root: Path, path_or_file_id: str | Path | int) -> int:
     """The file id of an indexed file given by id or path (relative, through links, in the other
-    Unicode normal form); InvalidQuery naming the index at ``root`` when it holds no such file."""
+    Unicode normal form); InvalidQuery naming the index at ``root`` when it holds no such file
+    (with its error row's reason for a file it could not index)."""
     if isinstance(path_or_file_id, (bool, np.bool_)):
         raise InvalidQuery(f"a file is a path or a file id, not {path_or_file_id!r}")
     if isinstance(path_or_file_id, (int, np.integer)):
         found = conn.execute(select(File.id).where(File.id == int(path_or_file_id))).scalar()
     else:
-        candidates = [str(path_or_file_id)]
+        candidates = path_spellings(path_or_file_id)
         p = Path(path_or_file_id).expanduser()
-        for alt in (p.absolute(), p.resolve()):
-            if str(alt) not in candidates:
-                candidates.append(str(alt))
         found = conn.execute(select(File.id).where(File.path.in_(candidates)).limit(1)).scalar()
         if found is None:
             found = other_normal_form(conn, candidates, str(p.absolute()))
+        if found is None and (reason := failed_reason(conn, candidates)) is not None:
+            raise InvalidQuery(f"{path_or_file_id} is not in index {root}: it could not be indexed: {reason}")
     if found is None:
         raise InvalidQuery(f"{path_or_file_id} is not in index {root}; index it first, "
                            "or search by its audio instead (`soundsift similar` does that)")
     return int(found)
+
+
+def why_not_indexed(conn: Connection | Session, item: str | Path | int,
+                    spellings: Sequence[str] | None = None) -> str:
+    """Why ``item`` names no indexed file: no such id, no such file, a file that could not be
+    indexed (the reason its error row gives), a folder holding none, or one never indexed.
+    ``spellings``: the paths the catalog may keep ``item`` as (by default as typed, absolute and
+    with links resolved)."""
+    if isinstance(item, (int, np.integer)):
+        return f"no indexed file has id {item}"
+    given = os.path.abspath(os.path.expanduser(str(item)))
+    if not os.path.lexists(given):
+        return "no such file or folder"
+    paths = list(dict.fromkeys(spellings or [given, os.path.realpath(given)]))
+    if os.path.isdir(given):
+        failed = sum(1 for (p,) in conn.execute(select(ErrorRow.path)) if _under(p, paths))
+        if failed:
+            return (f"no file under it is in the index; {failed} could not be indexed "
+                    "(`soundsift info` lists them with their reasons)")
+        return "no file under it is in the index (index it first)"
+    reason = failed_reason(conn, paths)
+    if reason is not None:
+        return f"could not be indexed: {reason}"
+    return "not in the index (index it first)"
+
+
+def failed_reason(conn: Connection | Session, paths: Sequence[str]) -> str | None:
+    """Why the file the catalog keeps as one of ``paths`` (spellings of one path) could not be
+    indexed: its error row's reason on one line; None where it has no error row."""
+    reason = conn.scalars(select(ErrorRow.reason).where(ErrorRow.path.in_(list(paths)))).first()
+    return None if reason is None else " ".join(str(reason).split())
+
+
+def _under(path: str, folders: Sequence[str]) -> bool:
+    """Whether ``path`` is one of ``folders`` or lies inside one (indexer.scan.under_roots; the
+    engine imports nothing from the indexer)."""
+    return any(path == f or path.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
+
+
+def path_spellings(path: str | Path) -> list[str]:
+    """The catalog paths ``path`` may name: as typed, absolute, and with links resolved."""
+    p = Path(path).expanduser()
+    return list(dict.fromkeys([str(path), str(p.absolute()), str(p.resolve())]))
 
 
 def other_normal_form(conn: Connection, candidates: list[str], typed: str) -> int | None:

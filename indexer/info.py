@@ -71,6 +71,8 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
         engine.dispose()
     info: dict[str, Any] = {"index": str(layout.root.resolve())}
     info.update({k: meta.get(k) for k in META_KEYS})
+    if not n_segments:      # no vectors: nothing was measured (indexes before session 34 stored 1.0)
+        info["recall_at_10"] = None
     vectors = layout.root / meta["vectors_file"] if meta.get("vectors_file") else None
     info["vectors_bytes"] = vectors.stat().st_size if vectors is not None and vectors.is_file() else None
     info["counts"] = {"files": n_files, "segments": n_segments, "errors": n_errors, "described": described,

@@ -28,6 +28,7 @@ from typing import Any, Iterable
 from engine.errors import RelocationFailed
 from engine.file_metadata import content_fingerprint
 from engine.layout import existing_index
+from engine.wording import count
 from indexer.metadata_sheet import move_sheet_paths
 from indexer.moves import Move
 from indexer.scan import normalize_root, under_roots
@@ -52,8 +53,14 @@ class RelocationPlan:
     errors: dict[str, str] = field(default_factory=dict)     # error rows: old path → new path
     generation: int = 0                                      # the generation committed (0: dry run)
 
+    @property
+    def moved(self) -> int:
+        """The files whose row moved (the others' rows merged into the one already at the new place)."""
+        return len(self.renames) - len(self.merged)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"old": self.old, "new": self.new, "files": len(self.renames), "merged": len(self.merged),
+        return {"old": self.old, "new": self.new, "files": len(self.renames), "moved": self.moved,
+                "merged": len(self.merged),
                 "missing": len(self.missing), "retimed": self.retimed, "errors": len(self.errors),
                 "generation": self.generation, "missing_paths": self.missing[:50]}
 
@@ -158,8 +165,10 @@ def relocate(index: str | Path | None, old: str | Path, new: str | Path, *,
                                    f"{new_root} ({'' if n == 1 else 'e.g. '}{plan.missing[0]}): is it "
                                    "the right folder? Nothing was changed")
         if plan.missing:
-            log.debug("%d of the %d files are not at the new place (e.g. %s); the next `soundsift index "
-                        "%s` drops them", len(plan.missing), len(plan.renames), plan.missing[0], new_root)
+            log.debug("%d of %s %s not at the new place (e.g. %s); the next `soundsift index %s` drops %s",
+                      len(plan.missing), count(len(plan.renames), "file"),
+                      "is" if len(plan.missing) == 1 else "are", plan.missing[0], new_root,
+                      "it" if len(plan.missing) == 1 else "them")
         if dry_run:
             return plan
         targets = set(plan.renames.values())
@@ -171,8 +180,8 @@ def relocate(index: str | Path | None, old: str | Path, new: str | Path, *,
         rows = move_sheet_paths(layout.catalog,        # a library's sheet moved with it
                                 lambda p: new_path(p, old_root, new_root) if under_roots(p, [old_root]) else None)
         log.debug("%d sheet rows now name their sheet under %s", rows, new_root)
-    log.debug("relocated %d files from %s to %s (generation %d)", len(plan.renames), old_root, new_root,
-             plan.generation)
+    log.debug("relocated %s from %s to %s, merged %d (generation %d)", count(plan.moved, "file"), old_root,
+              new_root, len(plan.merged), plan.generation)
     return plan
 
 

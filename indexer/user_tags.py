@@ -20,10 +20,11 @@ from typing import Iterable, Iterator, Sequence
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from engine.catalog import USER_TAG_SOURCE, ErrorRow, File, Tag, open_catalog, set_meta
+from engine.catalog import USER_TAG_SOURCE, File, Tag, open_catalog, set_meta
 from engine.errors import InvalidQuery
 from engine.filters import ascii_lower
 from engine.layout import existing_index
+from engine.query_catalog import why_not_indexed
 from engine.text_encoding import normal_forms
 from indexer.scan import normalize_root, under_roots
 from indexer.write import WriterLock
@@ -109,24 +110,12 @@ def _file_ids(s: Session, items: Sequence[str | Path | int], change: TagChange) 
 
 
 def _why_not_indexed(s: Session, item: str | Path | int) -> str:
-    """Why ``item`` names no indexed file: no such id, no such file, a file that could not be
-    indexed (the reason its error row gives), a folder holding none, or one never indexed."""
+    """Why ``item`` names no indexed file (engine.query_catalog.why_not_indexed, with the path
+    also as the catalog spells it: links resolved, in the case its folders list it)."""
     if isinstance(item, int):
-        return f"no indexed file has id {item}"
+        return why_not_indexed(s, item)
     given = os.path.abspath(os.path.expanduser(str(item)))
-    if not os.path.lexists(given):
-        return "no such file or folder"
-    paths = list(dict.fromkeys([given, normalize_root(given)]))
-    if os.path.isdir(given):
-        failed = sum(1 for (p,) in s.execute(select(ErrorRow.path)) if under_roots(p, paths))
-        if failed:
-            return (f"no file under it is in the index; {failed} could not be indexed "
-                    "(`soundsift info` lists them with their reasons)")
-        return "no file under it is in the index (index it first)"
-    reason = s.scalars(select(ErrorRow.reason).where(ErrorRow.path.in_(paths))).first()
-    if reason is not None:
-        return f"could not be indexed: {' '.join(str(reason).split())}"
-    return "not in the index (index it first)"
+    return why_not_indexed(s, item, [given, normalize_root(given)])
 
 
 def add_tags(index: str | Path | None, items: Sequence[str | Path | int], tags: Iterable[str]) -> TagChange:

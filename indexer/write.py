@@ -568,7 +568,8 @@ class IndexWriter:
                 for ids, vecs in raw.chunks():
                     index.add_with_ids(np.ascontiguousarray(vecs), ids)
             trained = n if choice.nlist else 0
-        params, recall = {}, 1.0
+        # exact search finds the true neighbours (recall 1); with no vectors nothing was searched
+        params, recall = {}, (1.0 if n else None)
         if choice.nlist:
             if raw is None:
                 raw = retrain.raw_from_index(index)
@@ -577,7 +578,7 @@ class IndexWriter:
         self.retrain_seconds += time.perf_counter() - t0
         return index, {"index_type": INDEX_TYPES.get(choice.kind, choice.kind),
                        "index_kind": choice.kind, "faiss_factory": choice.factory,
-                       "index_params": params, "recall_at_10": round(recall, 4),
+                       "index_params": params, "recall_at_10": None if recall is None else round(recall, 4),
                        "trained_on": trained, "memory_budget": self.memory_budget}
 
     def write_index_json(self) -> None:

@@ -207,7 +207,9 @@ class RouteAnswers:
             raise NotFound(f"{given!r} is not a path (it holds a NUL character)")
         found = self.index.file_id_for_path(given)
         if found is None:
-            raise NotFound(f"{given} is not in index {self.index.root}; POST the clip instead")
+            why = self.index.failed_reason(given)
+            raise NotFound(f"{given} is not in index {self.index.root}"
+                           + (f": it could not be indexed: {why}" if why else "; POST the clip instead"))
         return found, None
 
     def _record(self, path: str) -> dict[str, Any]:

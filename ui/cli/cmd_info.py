@@ -84,6 +84,8 @@ def _print_info(info: dict[str, Any]) -> None:
             t.add_row("index parameters", str(info["index_params"]))
         if info.get("recall_at_10") is not None:
             t.add_row("recall@10 (measured)", f"{info['recall_at_10']:.3f}")
+        elif not c["segments"]:
+            t.add_row("recall@10", "— (not measured: no vectors)")
         if info.get("trained_on"):
             t.add_row("trained on", f"{count(info['trained_on'], 'vector')} (retrained when ~4× more or fewer)")
         if info.get("memory_budget"):

@@ -34,8 +34,7 @@ def relocate_command(
     if json_out:
         print_json(dict(result, dry_run=dry_run))
         return
-    verb = "would move" if dry_run else "moved"
-    out_console.print(f"{verb} {count(result['files'], 'indexed file')} from {plan.old} to {plan.new}"
+    out_console.print(f"{_moved(result['files'], result['merged'], dry_run)} from {plan.old} to {plan.new}"
                       + ("" if dry_run else f" (generation {plan.generation})"), highlight=False)
     if plan.merged:
         out_console.print(f"{count(len(plan.merged), 'file')} already indexed at the new place too: the row there "
@@ -47,5 +46,19 @@ def relocate_command(
         out_console.print(f"{count(len(plan.errors), 'file')} that failed before: the error rows moved too",
                           highlight=False)
     if plan.missing:
-        out_console.print(f"{count(len(plan.missing), 'file')} not at the new place (e.g. {plan.missing[0]}): "
-                          f"the next `soundsift index {plan.new}` drops them", highlight=False)
+        n = len(plan.missing)
+        out_console.print(f"{count(n, 'file')} not at the new place ({'' if n == 1 else 'e.g. '}{plan.missing[0]}): "
+                          f"the next `soundsift index {plan.new}` drops {'it' if n == 1 else 'them'}",
+                          highlight=False)
+
+
+def _moved(files: int, merged: int, dry_run: bool) -> str:
+    """``moved 5 indexed files, merged 1 indexed file into the row already there`` (``would move …,
+    would merge …`` in a dry run): a row merged into the one already at the new place is not said
+    as moved."""
+    moved = count(files - merged, "indexed file")
+    if not merged:
+        return f"{'would move' if dry_run else 'moved'} {moved}"
+    merges = (f"{'would merge' if dry_run else 'merged'} {count(merged, 'indexed file')} into "
+              f"{'the row' if merged == 1 else 'rows'} already there")
+    return f"{'would move' if dry_run else 'moved'} {moved}, {merges}"

@@ -78,6 +78,7 @@ def similar_command(
                 log.debug("%s is indexed (file id %d): using its stored vectors", audio_file, file_id)
                 hits = sound_index.similar_to_file(file_id, k=k, filters=filters, per_file=per_file, **span)
             else:
+                _refuse_failed(sound_index, audio_file)
                 if audio_file.is_file():        # else the search says what is wrong with the path
                     log.info("%s is not in the index: embedding it", audio_file)
                 hits = sound_index.search_audio(str(audio_file), k=k, filters=filters, per_file=per_file, **span)
@@ -91,6 +92,15 @@ def similar_command(
         shown, query = f"{audio_file.name}{part}", f"{audio_file}{part}"
     show_hits(hits, json_out, f"similar to {shown}")
     export_results(hits, export, whole_files, pad, f"similar to {query}")
+
+
+def _refuse_failed(sound_index: Any, audio_file: Path) -> None:
+    """InvalidQuery saying why AUDIO_FILE could not be indexed (its error row's reason), where
+    the last index run failed on it: embedding it would load the model only to fail the same way."""
+    why = sound_index.failed_reason(audio_file)
+    if why is not None:
+        raise InvalidQuery(f"{audio_file} is not in index {sound_index.root}: it could not be indexed: {why} "
+                           "(fix or replace the file and run `soundsift index` again)")
 
 
 def _within_file(sound_index: Any, audio_file: Path, file_id: Optional[int], start: Optional[float],
