@@ -97,12 +97,18 @@ def test_similar_cli_on_a_file_that_failed_says_why(with_failed):
     assert "could not be indexed" in result.stderr and "index it first" not in result.stderr, result.stderr
 
 
-def test_info_on_an_index_with_no_vectors_measured_no_recall(tmp_path):
+def _index_of_one_broken_file(tmp_path) -> Path:
+    """An index whose one file could not be read: it holds no vectors."""
     lib = (tmp_path / "lib").resolve()
-    (lib / "broken.wav").parent.mkdir()
+    lib.mkdir()
     (lib / "broken.wav").write_bytes(b"not audio at all" * 8)
     idx = tmp_path / "idx"
     _index(lib, idx)
+    return idx
+
+
+def test_info_on_an_index_with_no_vectors_measured_no_recall(tmp_path):
+    idx = _index_of_one_broken_file(tmp_path)
     from engine.catalog import get_meta, open_catalog
     from sqlalchemy.orm import Session
     engine = open_catalog(idx / "catalog.db")
@@ -119,11 +125,7 @@ def test_info_on_an_index_with_no_vectors_measured_no_recall(tmp_path):
 
 
 def test_info_of_an_older_empty_index_that_stored_1_0_shows_none(tmp_path):
-    lib = (tmp_path / "lib").resolve()
-    lib.mkdir()
-    (lib / "broken.wav").write_bytes(b"not audio at all" * 8)
-    idx = tmp_path / "idx"
-    _index(lib, idx)
+    idx = _index_of_one_broken_file(tmp_path)
     from engine.catalog import open_catalog, set_meta
     from sqlalchemy.orm import Session
     engine = open_catalog(idx / "catalog.db")
