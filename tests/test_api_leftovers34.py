@@ -145,3 +145,6 @@ def test_info_of_an_indexed_library_still_shows_its_recall(tmp_path):
     _index(lib, tmp_path / "idx")
     as_json = json.loads(CliRunner().invoke(app, ["info", "--index", str(tmp_path / "idx"), "--json"]).stdout)
     assert as_json["recall_at_10"] == 1.0              # exact search over one vector
+    table = CliRunner().invoke(app, ["info", "--index", str(tmp_path / "idx")], env={"COLUMNS": "200"}).stdout
+    row = next(line for line in table.splitlines() if "recall@10" in line)
+    assert "(exact search)" in row and "measured" not in row, row    # 1.0 by construction, not measured

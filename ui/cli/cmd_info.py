@@ -82,8 +82,9 @@ def _print_info(info: dict[str, Any]) -> None:
         t.add_row("index type", f"{info.get('index_type')} ({info.get('faiss_factory')}, {info.get('metric')})")
         if info.get("index_params"):
             t.add_row("index parameters", str(info["index_params"]))
-        if info.get("recall_at_10") is not None:
-            t.add_row("recall@10 (measured)", f"{info['recall_at_10']:.3f}")
+        if info.get("recall_at_10") is not None:     # an exact index's 1.0 is so by construction
+            exact = info.get("index_kind", "flat") == "flat"
+            t.add_row(f"recall@10 ({'exact search' if exact else 'measured'})", f"{info['recall_at_10']:.3f}")
         elif not c["segments"]:
             t.add_row("recall@10", "— (not measured: no vectors)")
         if info.get("trained_on"):
