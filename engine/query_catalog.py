@@ -17,6 +17,7 @@ from engine.catalog import ErrorRow, File, FileMetadata, SegmentRow, Tag, has_ta
 from engine.errors import InvalidQuery
 from engine.file_metadata import INDEXER_KEYS, LEVEL_KEYS, SHEET_NAME_KEY, SHEET_PREFIX, with_sheet
 from engine.filters import Filters, has_extension, starts_with
+from engine.folder_paths import under_roots
 from engine.models.base import l2_normalize
 from engine.query_faiss import _describe
 from engine.query_hits import FileVectors
@@ -63,7 +64,7 @@ def why_not_indexed(conn: Connection | Session, item: str | Path | int,
         return "no such file or folder"
     paths = list(dict.fromkeys(spellings or [given, os.path.realpath(given)]))
     if os.path.isdir(given):
-        failed = sum(1 for (p,) in conn.execute(select(ErrorRow.path)) if _under(p, paths))
+        failed = sum(1 for (p,) in conn.execute(select(ErrorRow.path)) if under_roots(p, paths))
         if failed:
             return (f"no file under it is in the index; {failed} could not be indexed "
                     "(`soundsift info` lists them with their reasons)")
@@ -79,12 +80,6 @@ def failed_reason(conn: Connection | Session, paths: Sequence[str]) -> str | Non
     indexed: its error row's reason on one line; None where it has no error row."""
     reason = conn.scalars(select(ErrorRow.reason).where(ErrorRow.path.in_(list(paths)))).first()
     return None if reason is None else " ".join(str(reason).split())
-
-
-def _under(path: str, folders: Sequence[str]) -> bool:
-    """Whether ``path`` is one of ``folders`` or lies inside one (indexer.scan.under_roots; the
-    engine imports nothing from the indexer)."""
-    return any(path == f or path.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
 
 
 def path_spellings(path: str | Path) -> list[str]:

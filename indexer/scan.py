@@ -33,6 +33,7 @@ from typing import Iterable, Mapping
 from engine.audio import AUDIO_EXTENSIONS
 from engine.cue_sheet import sidecar_cue
 from engine.file_state import FileState
+from engine.folder_paths import under_roots          # (indexer modules import it from here)
 from engine.system_files import is_appledouble, is_system_folder
 from engine.text_encoding import normal_forms
 from engine.wording import count
@@ -334,14 +335,6 @@ def _add_cue_sheet(path: str, result: ScanResult) -> None:
         log.debug("cue sheet %s not recorded (%s)", printable(path), e)
         return
     result.cue_sheets.setdefault(real, (int(st.st_size), int(st.st_mtime_ns)))
-
-
-def under_roots(path: str, roots: Iterable[str]) -> bool:
-    """True if ``path`` is one of ``roots`` or lies inside one of them."""
-    for root in roots:
-        if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
-            return True
-    return False
 
 
 def diff(catalog_state: Mapping[str, tuple[int, int]], scanned: Mapping[str, ScannedFile],
