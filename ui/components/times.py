@@ -1,6 +1,8 @@
 """Times as the page writes them: a card's duration and match, a marker, a player's excerpt, a
-download's span. One format for one span, as the CLI shows matches (ui.cli.results.clock)."""
+download's span. One format for one span, as the CLI shows matches (engine.query_span.clock)."""
 from __future__ import annotations
+
+from engine.query_span import clock
 
 #: below this many seconds a time gets hundredths (it would read "1.0 s" from here on)
 SHORT = 0.995
@@ -11,7 +13,7 @@ def seconds_text(seconds: float) -> str:
     is not "0.0 s"), else ``m:ss.ff`` / ``h:mm:ss.ff`` as the CLI shows times (not "3600.0 s" for
     an hour-long file)."""
     if round(seconds, 1) >= 60:
-        return _clock(seconds)
+        return clock(seconds)
     return f"{seconds:.2f} s" if seconds < SHORT else f"{seconds:.1f} s"
 
 
@@ -20,7 +22,7 @@ def span_text(start: float, end: float) -> str:
     ``0.00–0.05 s`` within the first second, else both ends as a clock, ``0:55.00–1:05.00`` (not
     "55.0 s–1:05.00")."""
     if round(end, 1) >= 60:
-        return f"{_clock(start)}–{_clock(end)}"
+        return f"{clock(start)}–{clock(end)}"
     return f"{start:.2f}–{end:.2f} s" if end < SHORT else f"{start:.1f}–{end:.1f} s"
 
 
@@ -34,8 +36,3 @@ def excerpt_note(offset: float | None, seconds: float, duration: float) -> str |
     if offset <= 0 and end >= duration:
         return None
     return f"excerpt {span_text(offset, end)} of the file"
-
-
-def _clock(seconds: float) -> str:
-    from engine.query_span import clock      # the CLI's times (ui.cli.results re-exports it)
-    return clock(seconds)
