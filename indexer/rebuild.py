@@ -114,12 +114,13 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
     with WriterLock(live.lock):
         old = _read_old(live)
         scanned = _refuse_losses(live, old, paths, opts.scanned)
-        moves, replaced = find_rebuild_moves(live, old, paths, scanned)
+        plan = _plan_against_old(old, paths, scanned)
+        moves, replaced = find_rebuild_moves(live, old, plan)
         refuse_unreadable_headers(old, scanned, moves)          # before the model and hours of embedding
         opts = dataclasses.replace(opts, scanned=scanned,       # index_into walks no second time
                                    on_failure=_stop_at_unread(old, moves))
         model = _load(model)
-        _warn_of_dropped(layout.root, live, old, paths, scanned, moves, replaced)     # as an index run warns
+        _warn_of_dropped(layout.root, live, old, plan, moves, replaced)     # as an index run warns
         summary.previous_model = str(old.meta.get("model_name") or "")
         summary.previous_model_fingerprint = str(old.meta.get("model_fingerprint") or "")
         remove_stale_siblings(root)
@@ -396,14 +397,19 @@ def _plan_line(index: Path, old: _OldIndex, scanned: ScanResult, moves: Sequence
             + count(len(scanned.errors), "unusable entry", "unusable entries"))
 
 
-def find_rebuild_moves(live: IndexLayout, old: _OldIndex, paths: Sequence[str | Path],
-                       scanned: ScanResult) -> tuple[list[Move], dict[str, str]]:
+def _plan_against_old(old: _OldIndex, paths: Sequence[str | Path], scanned: ScanResult) -> Diff:
+    """The walk of ``paths`` (``scanned``) compared with the index the rebuild replaces, as an index
+    run compares them (indexer.scan.diff; the folders the walk's links lead to among the roots)."""
+    roots = [normalize_root(p) for p in paths] + sorted(set(scanned.links.values()))
+    return diff(old.files, scanned.files, roots)
+
+
+def find_rebuild_moves(live: IndexLayout, old: _OldIndex, plan: Diff) -> tuple[list[Move], dict[str, str]]:
     """The files of the index the walk found at another path (moved or renamed since it was last
     run), paired as an index run pairs them (indexer.moves: size, time, audio header, content
     fingerprint, one to one), and the paths such a file was moved over (path → the old path of the
-    file that lies there now: indexer.moves.overwritten). Their rows follow them (:func:`carry_over`)."""
-    roots = [normalize_root(p) for p in paths] + sorted(set(scanned.links.values()))
-    plan = diff(old.files, scanned.files, roots)
+    file that lies there now: indexer.moves.overwritten). ``plan``: the walk against the old index
+    (:func:`_plan_against_old`). Their rows follow them (:func:`carry_over`)."""
     if not plan.deleted and not plan.changed:       # nothing left a path: nothing moved
         return [], {}
     engine = open_catalog(live.catalog)
@@ -479,23 +485,22 @@ def _held(old: _OldIndex, moves: Sequence[Move]) -> set[str]:
     return set(old.files) | {m.new for m in moves}
 
 
-def _warn_of_dropped(index: Path, live: IndexLayout, old: _OldIndex, paths: Sequence[str | Path],
-                     scanned: ScanResult, moves: Sequence[Move], replaced: dict[str, str]) -> None:
+def _warn_of_dropped(index: Path, live: IndexLayout, old: _OldIndex, plan: Diff,
+                     moves: Sequence[Move], replaced: dict[str, str]) -> None:
     """The warning an index run gives (indexer.runner.warn_of_dropped_notes) for the files the rebuild
     drops, deleted since (not moved) or moved over by another, that carry the user's tags, captions
-    or library-sheet rows; ``index`` as the user named it, for the `soundsift sheet import` it gives."""
+    or library-sheet rows; ``plan``: the walk against the old index (:func:`_plan_against_old`);
+    ``index`` as the user named it, for the `soundsift sheet import` it gives."""
     from indexer.runner import warn_of_dropped_notes
-    roots = [normalize_root(p) for p in paths] + sorted(set(scanned.links.values()))
-    plan = diff(old.files, scanned.files, roots)
     moved_old, moved_new = {m.old for m in moves}, {m.new for m in moves}
-    plan = Diff(new=[f for f in plan.new if f.path not in moved_new], changed=[],
-                deleted=sorted([p for p in plan.deleted if p not in moved_old] + list(replaced)),
-                unchanged=[])
-    if not plan.deleted:
+    dropped = Diff(new=[f for f in plan.new if f.path not in moved_new], changed=[],
+                   deleted=sorted([p for p in plan.deleted if p not in moved_old] + list(replaced)),
+                   unchanged=[])
+    if not dropped.deleted:
         return
     engine = open_catalog(live.catalog)
     try:
-        warn_of_dropped_notes(engine, index, plan, old.files, replaced)
+        warn_of_dropped_notes(engine, index, dropped, old.files, replaced)
     finally:
         engine.dispose()
 
