@@ -28,6 +28,7 @@ from engine.stderr_capture import StderrCapture, summarised
 from engine.sound_designer import SD2_EXTENSION, is_sd2, open_sd2
 from engine.segments import MIN_TAKE, SegmentPolicy, regular_take, take_bounds
 from engine.system_files import is_appledouble, is_system_folder
+from engine.tag_comments import id3v2_end
 
 #: the containers libsndfile reads
 SNDFILE_EXTENSIONS = frozenset({
@@ -200,11 +201,7 @@ def _is_adts(p: str) -> bool:
     noise. An MPEG audio frame header never has ADTS's layer bits (00, "reserved")."""
     try:
         with open(p, "rb") as f:
-            head = f.read(10)
-            start = 0
-            if head[:3] == b"ID3" and len(head) == 10:          # an ID3v2 tag: its size is syncsafe
-                start = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10]))
-                start += 10 if head[5] & 0x10 else 0           # and a footer
+            start = id3v2_end(f.read(10))
             f.seek(start)
             frame = f.read(7)
             if not _adts_sync(frame):

@@ -84,8 +84,7 @@ def _flac_after_id3(f: BinaryIO) -> bool:
     """Whether the open file ``f``, at its start an ID3v2 tag, holds a FLAC stream right after
     the tag (libFLAC, and so libsndfile, steps over such a tag); ``f`` is left at that stream
     when it does, at its start when not."""
-    head = f.read(10)
-    end = 10 + _syncsafe(head[6:10]) + (10 if head[5:6] and head[5] & 0x10 else 0) if len(head) == 10 else 0
+    end = id3v2_end(f.read(10))
     f.seek(end)
     found = end > 0 and f.read(4) == b"fLaC"
     f.seek(end if found else 0)
@@ -287,6 +286,14 @@ def container_id3(f: BinaryIO) -> bytes | None:
         if cid in (b"id3 ", b"ID3 ") and size <= _MAX_TEXT_CHUNK:
             return f.read(size)
     return None
+
+
+def id3v2_end(head: bytes) -> int:
+    """Where what follows an ID3v2 tag starts (its 10-byte header, its syncsafe size, and a footer
+    where its flags say so), given a file's first 10 bytes ``head``; 0 when they hold no tag."""
+    if len(head) < 10 or head[:3] != b"ID3":
+        return 0
+    return 10 + _syncsafe(head[6:10]) + (10 if head[5] & 0x10 else 0)
 
 
 def _syncsafe(b: bytes) -> int:
