@@ -150,7 +150,7 @@ def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound:
 
 def _open_sound(p: str) -> sf.SoundFile | FFmpegSound:
     """:func:`open_sound` itself."""
-    if os.path.splitext(p)[1].lower() in FFMPEG_EXTENSIONS | VIDEO_EXTENSIONS or _is_mp4(p) or _is_adts(p):
+    if os.path.splitext(p)[1].lower() in FFMPEG_EXTENSIONS | VIDEO_EXTENSIONS or _aac_whatever_its_name(p):
         return FFmpegSound(p)
     if is_sd2(p):
         return open_sd2(p)
@@ -185,23 +185,18 @@ def _openable(p: str) -> str | bytes:
     return p
 
 
-def _is_mp4(p: str) -> bool:
-    """Whether ``p`` starts as an MP4/M4A file does (an ``ftyp`` box): a download named .mp3
-    that is AAC in MP4, which libsndfile's MP3 reader would take for a garbled MPEG stream."""
+def _aac_whatever_its_name(p: str) -> bool:
+    """Whether ``p`` holds AAC that libsndfile's MP3 reader would take for MPEG audio, read from
+    its first bytes once: an MP4/M4A file (an ``ftyp`` box: a download named .mp3, decoded as a
+    garbled MPEG stream), or a raw AAC stream (ADTS: two frames in a row, after an ID3v2 tag if
+    any; one named .mp3 is decoded as MPEG layer II noise). An MPEG audio frame header never has
+    ADTS's layer bits (00, "reserved")."""
     try:
         with open(p, "rb") as f:
-            return f.read(12)[4:8] == b"ftyp"
-    except OSError:
-        return False                            # libsndfile gives the reason
-
-
-def _is_adts(p: str) -> bool:
-    """Whether ``p`` is a raw AAC stream (ADTS: two frames in a row, after an ID3v2 tag if any),
-    whatever its name: libsndfile's MP3 reader takes one named .mp3 for MPEG layer II and decodes
-    noise. An MPEG audio frame header never has ADTS's layer bits (00, "reserved")."""
-    try:
-        with open(p, "rb") as f:
-            start = id3v2_end(f.read(10))
+            head = f.read(12)
+            if head[4:8] == b"ftyp":
+                return True
+            start = id3v2_end(head[:10])
             f.seek(start)
             frame = f.read(7)
             if not _adts_sync(frame):
