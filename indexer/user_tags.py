@@ -154,18 +154,23 @@ def tag_counts(index: str | Path | None, source: str | None = USER_TAG_SOURCE) -
     spellings of one tag (:func:`tag_key`: "keeper", "Keeper") are one entry, under the spelling
     most files carry (on a tie, the one added first)."""
     with _catalog(index, write=False) as s:
-        mine = [Tag.source == source] if source is not None else []
-        rows = s.execute(select(Tag.label, func.count(func.distinct(Tag.file_id)), func.min(Tag.id))
-                         .where(*mine).group_by(Tag.label)).all()
-        spellings: dict[str, list[tuple[int, int, str]]] = {}
-        for label, n, first in rows:
-            spellings.setdefault(tag_key(str(label)), []).append((-int(n), int(first), str(label)))
-        counts: dict[str, int] = {}
-        for forms in spellings.values():
-            forms.sort()
-            n = -forms[0][0]
-            if len(forms) > 1:                  # a file may carry several spellings: count it once
-                n = int(s.scalar(select(func.count(func.distinct(Tag.file_id))).where(
-                    *mine, Tag.label.in_([label for _, _, label in forms]))) or 0)
-            counts[forms[0][2]] = n
+        return tags_counted(s, source)
+
+
+def tags_counted(s: Session, source: str | None = USER_TAG_SOURCE) -> dict[str, int]:
+    """:func:`tag_counts` in the session ``s`` on a catalog already open (the page's)."""
+    mine = [Tag.source == source] if source is not None else []
+    rows = s.execute(select(Tag.label, func.count(func.distinct(Tag.file_id)), func.min(Tag.id))
+                     .where(*mine).group_by(Tag.label)).all()
+    spellings: dict[str, list[tuple[int, int, str]]] = {}
+    for label, n, first in rows:
+        spellings.setdefault(tag_key(str(label)), []).append((-int(n), int(first), str(label)))
+    counts: dict[str, int] = {}
+    for forms in spellings.values():
+        forms.sort()
+        n = -forms[0][0]
+        if len(forms) > 1:                  # a file may carry several spellings: count it once
+            n = int(s.scalar(select(func.count(func.distinct(Tag.file_id))).where(
+                *mine, Tag.label.in_([label for _, _, label in forms]))) or 0)
+        counts[forms[0][2]] = n
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].lower())))

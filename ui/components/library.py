@@ -146,8 +146,9 @@ class Library:
     def user_tag_names(self) -> list[str]:
         """Every tag the user gave a file of this library, A–Z, once per tag ("keeper" and "Keeper"
         are one: indexer.user_tags.tag_key) under the spelling `soundsift tags list` shows."""
-        from indexer.user_tags import tag_counts
-        return sorted(tag_counts(self.layout.root), key=str.lower)
+        from indexer.user_tags import tags_counted
+        with Session(self._engine) as s:
+            return sorted(tags_counted(s), key=str.lower)
 
     def tags_stamp(self) -> str:
         """Changes whenever tags were added or removed (indexer.user_tags, `soundsift caption`)."""
