@@ -26,7 +26,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
@@ -41,7 +41,7 @@ from engine.metadata_sheet import SheetImport, match_rows, read_sheet
 from indexer.scan import normalize_root, under_roots
 from indexer.write import WriterLock
 
-
+T = TypeVar("T")
 
 
 @dataclass
@@ -282,13 +282,33 @@ def _clear_sheet_rows(s: Session, file_ids: list[int]) -> None:
 
 def sheet_counts(index: str | Path | None) -> dict[str, int]:
     """Each imported sheet (file name) → how many indexed files it describes, most first."""
-    layout = existing_index(index)
-    engine = open_catalog(layout.catalog)
+    return _read_catalog(index, sheet_counts_in)
+
+
+def sheets_described(index: str | Path | None) -> dict[tuple[str, str | None], int]:
+    """Each imported sheet as (file name, absolute path or None for one imported before paths
+    were kept) → how many indexed files it describes, most first, then by name and path."""
+    counts = _read_catalog(index, _described_counts)
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0][0], item[0][1] or "")))
+
+
+def _read_catalog(index: str | Path | None, read: Callable[[Session], T]) -> T:
+    """``read`` on a session of ``index``'s catalog, closed after."""
+    engine = open_catalog(existing_index(index).catalog)
     try:
         with Session(engine) as s:
-            return sheet_counts_in(s)
+            return read(s)
     finally:
         engine.dispose()
+
+
+def _described_counts(s: Session) -> dict[tuple[str, str | None], int]:
+    """(name, path) → the files whose standing sheet it is (the one imported last of those that
+    describe each)."""
+    counts: dict[tuple[str, str | None], int] = {}
+    for sources in _sheet_sources(s).values():
+        counts[sources[-1]] = counts.get(sources[-1], 0) + 1
+    return counts
 
 
 def sheet_counts_in(s: Session) -> dict[str, int]:
@@ -296,9 +316,7 @@ def sheet_counts_in(s: Session) -> dict[str, int]:
     file metadata was stored). A sheet is listed by its file name, or by its path where several
     imported sheets share that name. A file counts for the sheet whose rows stand (the one
     imported last of those that describe it)."""
-    counts: dict[tuple[str, str | None], int] = {}
-    for sources in _sheet_sources(s).values():
-        counts[sources[-1]] = counts.get(sources[-1], 0) + 1
+    counts = _described_counts(s)
     names: dict[str, int] = {}
     for name, _ in counts:
         names[name] = names.get(name, 0) + 1

@@ -52,7 +52,7 @@ def test_caption_with_model_tags_writes_manifest_and_stores_in_index(tmp_path, l
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["rows"] == 3 and len(report["failed"]) == 1 and "broken.wav" in report["failed"][0]
+    assert report["rows"] == 3 and len(report["errors"]) == 1 and report["errors"][0]["path"].endswith("broken.wav")
     assert report["stored"] == {"files": 3, "not_in_index": 0, "tags": 6, "captions": 9, "left_bare": 0}
 
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -217,7 +217,7 @@ def test_caption_from_the_descriptions_files_carry(tmp_path, library):
     result = CliRunner().invoke(app, ["caption", str(lib), "--source", "metadata", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["rows"] == 2 and len(report["failed"]) == 1 and "broken.wav" in report["failed"][0]
+    assert report["rows"] == 2 and len(report["errors"]) == 1 and report["errors"][0]["path"].endswith("broken.wav")
     rows = {Path(r["audio"]).name: r for r in map(json.loads, out.read_text().splitlines())}
     assert rows["door.flac"]["captions"] == ["Door slam, oak"] and rows["door.flac"]["tags"] == []
     assert {r["source"] for r in rows.values()} == {"metadata"}

@@ -153,7 +153,7 @@ def test_tag_k_is_top_and_caption_min_score_is_threshold(indexed, tiny_clap_dir,
     by_k = run("tag", lib / "tone.wav", "--index", index_dir, "-l", "dog,rain,bell", "-k", 2, "--json")
     by_top = run("tag", lib / "tone.wav", "--index", index_dir, "-l", "dog,rain,bell", "--top", 2, "--json")
     assert by_k.exit_code == 0, by_k.output
-    assert json.loads(by_k.stdout) == json.loads(by_top.stdout) and len(json.loads(by_k.stdout)[0]["tags"]) == 2
+    assert json.loads(by_k.stdout) == json.loads(by_top.stdout) and len(json.loads(by_k.stdout)["files"][0]["tags"]) == 2
     outs = {}
     for flag in ("--min-score", "--threshold"):
         result = run("caption", lib / "tone.wav", "--source", "model", "-m", tiny_clap_dir, "-l", "dog,rain",

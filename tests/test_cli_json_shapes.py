@@ -1,5 +1,6 @@
 """What the CLI prints for scripts: one JSON shape whatever the number of inputs (`tag`, `sheet
-import`), a file named ``path`` in `caption`'s records too, stdout holding only the JSON document
+import`), a file named ``path`` in `caption`'s records too, a file a command could not use as
+``{"path", "reason"}`` in an ``"errors"`` list in every command, stdout holding only the JSON document
 with --json (warnings and notes on stderr), results on stdout without it, and `train`'s progress
 bar off when stderr is not a terminal unless asked for."""
 from __future__ import annotations
@@ -53,7 +54,7 @@ def test_tag_json_is_a_record_per_file_for_one_file_too(library, tiny_clap_dir):
     lib, _, _ = library
     one = run("tag", lib / "tone.wav", "-m", tiny_clap_dir, "--labels", "dog,rain,bell", "--top", 2, "--json")
     assert one.exit_code == 0, one.output
-    records = json.loads(one.stdout)
+    records = json.loads(one.stdout)["files"]
     assert isinstance(records, list) and len(records) == 1, records
     assert set(records[0]) == {"path", "tags", "from_index"}
     assert records[0]["path"] == str(lib / "tone.wav") and records[0]["from_index"] is False
@@ -61,7 +62,7 @@ def test_tag_json_is_a_record_per_file_for_one_file_too(library, tiny_clap_dir):
     several = run("tag", lib / "tone.wav", lib / "hiss.wav", "-m", tiny_clap_dir, "--labels", "dog,rain,bell",
                   "--top", 2, "--json")
     assert several.exit_code == 0, several.output
-    rows = json.loads(several.stdout)
+    rows = json.loads(several.stdout)["files"]
     assert [set(r) for r in rows] == [set(records[0])] * 2
     assert rows[0]["path"] == records[0]["path"]
     assert [t["label"] for t in rows[0]["tags"]] == [t["label"] for t in records[0]["tags"]]
@@ -131,10 +132,11 @@ def _json_commands(lib: Path, index: Path, model: Path, tmp: Path) -> dict[str, 
         "search": (["search", "a tone", "--index", index, "--format", "xyz"], 0, "note:"),
         "similar": (["similar", lib / "tone.wav", "--index", index, "--format", "xyz"], 0, "note:"),
         "duplicates": (["duplicates", "--index", index, "--format", "xyz", "--progress"], 0, "note:"),
-        "tag": (["tag", lib / "tone.wav", gone, "-m", model, "--labels", "dog"], 0, "gone.wav: no such file"),
+        "tag": (["tag", lib / "tone.wav", lib / "broken.wav", gone, "-m", model, "--labels", "dog"], 0,
+                "gone.wav: no such file"),
         "tag --timeline": (["tag", lib / "tone.wav", "--timeline", "-m", model, "--labels", "dog"], 0, "note:"),
-        "caption": (["caption", lib / "tone.wav", gone, "--source", "model", "-m", model, "--labels", "dog",
-                     "--threshold", 0, "--out", tmp / "m.jsonl"], 0, "gone.wav: no such file"),
+        "caption": (["caption", lib / "tone.wav", lib / "broken.wav", gone, "--source", "model", "-m", model,
+                     "--labels", "dog", "--threshold", 0, "--out", tmp / "m.jsonl"], 0, "gone.wav: no such file"),
         "tags add": (["tags", "add", "keeper", lib / "tone.wav", outside, "--index", index], 0,
                      "outside.wav: not in the index"),
         "tags remove": (["tags", "remove", "nothing", lib / "tone.wav", outside, "--index", index], 0,
@@ -172,6 +174,57 @@ def test_json_stdout_is_only_the_json_document(command, library, tiny_clap_dir, 
         assert result.stdout == ""
     else:
         json.loads(result.stdout)                          # and stdout is one JSON document, nothing else
+
+
+#: the commands whose run above meets a file it cannot use (not audio, not indexed, not there)
+WITH_ERRORS = ("caption", "corpus audit", "index", "info", "tag", "tags add", "tags remove")
+
+
+def _walk(value: object):
+    """Every (key, value) in a JSON document, nested ones too."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield k, v
+            yield from _walk(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _walk(v)
+
+
+@pytest.mark.parametrize("command", WITH_ERRORS)
+def test_a_file_a_command_could_not_use_is_path_and_reason_in_errors(command, library, tiny_clap_dir,
+                                                                     tmp_path):  # noqa: F811
+    """`caption` said them as "PATH: REASON" strings under "failed", `corpus audit` under
+    "skipped", `tags add` as "not_indexed" paths beside a "reasons" object, `tag` not at all:
+    each now lists them as `index` does, and none keeps a list under the old names."""
+    lib, index, _ = library
+    args, code, _ = _json_commands(lib, index, tiny_clap_dir, tmp_path)[command]
+    result = run(*args, "--json")
+    assert result.exit_code == code, result.output
+    document = json.loads(result.stdout)
+    errors = document["errors"]
+    assert errors and all(set(e) - {"at"} == {"path", "reason"} for e in errors), errors    # info's say when (at)
+    assert all(isinstance(e["path"], str) and isinstance(e["reason"], str) and e["reason"] for e in errors)
+    for key in ("failed", "skipped", "not_indexed", "reasons"):
+        assert not any(k == key and isinstance(v, list) for k, v in _walk(document)), key
+
+
+def test_no_command_names_a_count_errors_or_keys_records_by_name(library, tiny_clap_dir, tmp_path):  # noqa: F811
+    """Across the --json commands: a top-level "errors" is never a count (`relocate` said one;
+    counts nested in "totals" and "counts" keep the name), and `sheet list` and `tags list` give
+    records, not an object keyed by names (whose keys changed from names to paths when two sheets
+    shared a name)."""
+    lib, index, _ = library
+    commands = _json_commands(lib, index, tiny_clap_dir, tmp_path)
+    for command in ("relocate", "index", "caption", "tag", "tags add", "tags list", "sheet list"):
+        args, code, _ = commands[command]
+        result = run(*args, "--json")
+        assert result.exit_code == code, result.output
+        document = json.loads(result.stdout)
+        if command in ("sheet list", "tags list"):
+            assert isinstance(document, list), (command, document)
+        else:
+            assert isinstance(document.get("errors", []), list), (command, document)
 
 
 # -- 4. without --json: results on stdout, notes on stderr -----------------------------------------

@@ -214,13 +214,13 @@ def test_tag_json_contract(indexed, tmp_path, tiny_clap_dir):  # noqa: F811
     lib, _ = indexed
     audio = lib / "a" / "tone.wav"
     tags = json_out(run("tag", audio, "--model", tiny_clap_dir, "--labels", "dog,rain,siren,piano",
-                        "--top", 3, "--json"))[0]["tags"]
+                        "--top", 3, "--json"))["files"][0]["tags"]
     assert len(tags) == 3 and {t["label"] for t in tags} <= {"dog", "rain", "siren", "piano"}
     assert all(isinstance(t["score"], float) and 0 <= t["score"] <= 1 for t in tags)
     assert [t["score"] for t in tags] == sorted((t["score"] for t in tags), reverse=True)
     labels_file = tmp_path / "labels.txt"
     labels_file.write_text("dog\nrain\n", encoding="utf-8")
-    tags = json_out(run("tag", audio, "-m", tiny_clap_dir, "--labels-file", labels_file, "--json"))[0]["tags"]
+    tags = json_out(run("tag", audio, "-m", tiny_clap_dir, "--labels-file", labels_file, "--json"))["files"][0]["tags"]
     assert sorted(t["label"] for t in tags) == ["dog", "rain"]
     assert sum(t["score"] for t in tags) == pytest.approx(1.0)
     table = run("tag", audio, "-m", tiny_clap_dir, "--labels", "dog,rain")
@@ -258,11 +258,11 @@ def test_tag_folder_gives_each_file_its_tags_and_skips_unreadable(indexed, tmp_p
     (folder / "broken.wav").write_text("not audio")
     result = run("tag", folder, "-m", tiny_clap_dir, "--labels", "dog,rain,siren", "--top", 2, "--json")
     assert result.exit_code == 0, result.stderr
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["files"]
     assert [r["path"] for r in rows] == [str(folder / "hum.wav"), str(folder / "sub" / "hiss.flac")]
     assert all(len(r["tags"]) == 2 and not r["from_index"] for r in rows)
     single = json_out(run("tag", folder / "hum.wav", "-m", tiny_clap_dir, "--labels", "dog,rain,siren",
-                          "--top", 2, "--json"))[0]["tags"]
+                          "--top", 2, "--json"))["files"][0]["tags"]
     assert [t["label"] for t in rows[0]["tags"]] == [t["label"] for t in single]     # as tagged alone
     assert [t["score"] for t in rows[0]["tags"]] == pytest.approx([t["score"] for t in single], abs=1e-6)
     assert "broken.wav" in " ".join(result.stderr.split()) and "1 of 3 files could not be read" in result.stderr
@@ -282,7 +282,7 @@ def test_tag_with_index_uses_stored_vectors(indexed, tmp_path, monkeypatch):
                         lambda model, audio, *a, **k: decoded.append(str(audio)) or real(model, audio, *a, **k))
     result = run("tag", lib, outside, "--index", index_dir, "--labels", "dog,rain,siren", "--top", 3, "--json")
     assert result.exit_code == 0, result.stderr
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["files"]
     assert decoded == [str(outside)]                          # only the file the index lacks
     assert {r["path"]: r["from_index"] for r in rows} == {
         **{str(p): True for p in sorted(lib.rglob("*.*"))}, str(outside): False}

@@ -299,7 +299,7 @@ def test_cli_reads_work_and_writes_fail_with_one_line(copies, monkeypatch):
     assert info.exit_code == 0, info.output
     assert {**json.loads(info.stdout), "index": None} == {**json.loads(expected.stdout), "index": None}
     listed = runner.invoke(app, ["tags", "list", "--index", str(ro), "--json"])
-    assert listed.exit_code == 0 and json.loads(listed.stdout) == {"favourite": 1}, listed.output
+    assert listed.exit_code == 0 and json.loads(listed.stdout) == [{"tag": "favourite", "files": 1}], listed.output
     for args in (["tags", "add", "loud", str(lib / "hum.wav")], ["index", str(lib)]):
         result = runner.invoke(app, [*args, "--index", str(ro)])
         assert result.exit_code == 1, result.output

@@ -284,7 +284,7 @@ def test_sheet_commands(lib, tmp_path):
     assert "columns not used: secs, CDNumber, tracknum" in done.stdout
     assert "no indexed file for 1 row, e.g. 07076099.wav" in done.stderr
     listed = run(app, ["sheet", "list", "--index", str(idx), "--json"])
-    assert json.loads(listed.stdout) == {"BBCSoundEffects.csv": 2}
+    assert json.loads(listed.stdout) == [{"sheet": "BBCSoundEffects.csv", "path": str(sheet.resolve()), "files": 2}]
     (tmp_path / "none.csv").write_text("Filename,Description\nnothing.wav,Nothing\n")
     none = run(app, ["sheet", "import", str(tmp_path / "none.csv"), "--index", str(idx), "--json"])
     assert none.exit_code == 1 and json.loads(none.stdout)[0]["matched_rows"] == 0

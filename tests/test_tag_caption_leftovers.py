@@ -131,7 +131,7 @@ def test_tag_warns_of_each_missing_path_and_tags_the_rest(takes, tmp_path, tiny_
     result = run("tag", takes / "beep.wav", gone, takes / "hiss.wav", "-m", tiny_clap_dir, "--labels", LABELS,
                  "--json")
     assert result.exit_code == 0, result.output
-    assert [Path(r["path"]).name for r in json.loads(result.stdout)] == ["beep.wav", "hiss.wav"]
+    assert [Path(r["path"]).name for r in json.loads(result.stdout)["files"]] == ["beep.wav", "hiss.wav"]
     assert said(result.stderr).count(f"{gone}: no such file or folder") == 1
     assert "1 path not found" in said(result.stderr) and "error" not in result.stderr
     table = run("tag", takes, gone, "-m", tiny_clap_dir, "--labels", LABELS)    # a folder beside it too
@@ -176,20 +176,20 @@ def test_audio_files_still_refuses_a_missing_path_unless_asked_to_collect_it(tak
 
 def test_tag_min_score_leaves_out_lower_tags_for_files_timelines_and_json(takes, tiny_clap_dir):  # noqa: F811
     beep = takes / "beep.wav"
-    every = json.loads(run("tag", beep, "-m", tiny_clap_dir, "--labels", LABELS, "--json").stdout)[0]["tags"]
+    every = json.loads(run("tag", beep, "-m", tiny_clap_dir, "--labels", LABELS, "--json").stdout)["files"][0]["tags"]
     scores = [t["score"] for t in every]
     assert len(scores) == 3 and scores[0] > scores[1]
     cut = (scores[0] + scores[1]) / 2
     kept = json.loads(run("tag", beep, "-m", tiny_clap_dir, "--labels", LABELS, "--json",
-                          "--min-score", cut).stdout)[0]["tags"]
+                          "--min-score", cut).stdout)["files"][0]["tags"]
     assert kept == every[:1]
     none = run("tag", beep, "-m", tiny_clap_dir, "--labels", LABELS, "--min-score", 0.99)
     assert none.exit_code == 0 and "no tag scores 0.99 or more" in said(none.stdout)
     assert json.loads(run("tag", beep, "-m", tiny_clap_dir, "--labels", LABELS, "--json",
-                          "--min-score", 0.99).stdout)[0]["tags"] == []
+                          "--min-score", 0.99).stdout)["files"][0]["tags"] == []
 
     rows = json.loads(run("tag", takes, "-m", tiny_clap_dir, "--labels", LABELS, "--json",
-                          "--min-score", cut).stdout)
+                          "--min-score", cut).stdout)["files"]
     assert len(rows) == 2 and all(t["score"] >= cut for r in rows for t in r["tags"])
     assert [t["label"] for t in rows[0]["tags"]] == [every[0]["label"]]
     table = run("tag", takes, "-m", tiny_clap_dir, "--labels", LABELS, "--min-score", 0.99)

@@ -62,7 +62,7 @@ def test_tag_with_one_label_says_its_score_is_1_for_every_sound(folder, tiny_cla
     "door slam 1.00" for every file and said nothing."""
     result = run("tag", folder, "-m", tiny_clap_dir, "--labels", "door slam, Door  Slam", "--json")
     assert result.exit_code == 0, result.output
-    assert {t["score"] for row in json.loads(result.stdout) for t in row["tags"]} == {1.0}
+    assert {t["score"] for row in json.loads(result.stdout)["files"] for t in row["tags"]} == {1.0}
     assert "note: one label ('door slam'): a score is a label's share among the labels given, so it scores 1 " \
            "for every sound" in said(result.stderr)
     timeline = run("tag", folder / "hiss.wav", "--timeline", "-m", tiny_clap_dir, "--labels", "door slam")
@@ -89,7 +89,7 @@ def test_tag_says_a_sound_too_short_to_tell_is_one(folder, tmp_path, tiny_clap_d
     assert said(many.stderr).count(note) == 1
     assert "beep.wav is" not in many.stderr and "hiss.wav is" not in many.stderr
     as_json = run("tag", folder, "-m", tiny_clap_dir, "--labels", LABELS, "--json")
-    assert len(json.loads(as_json.stdout)) == 3 and note in said(as_json.stderr)      # stdout stays JSON
+    assert len(json.loads(as_json.stdout)["files"]) == 3 and note in said(as_json.stderr)      # stdout stays JSON
     for args in ([folder / "blip.wav"], [folder / "blip.wav", "--timeline"]):
         one = run("tag", *args, "-m", tiny_clap_dir, "--labels", LABELS)
         assert one.exit_code == 0 and note in said(one.stderr), one.output
@@ -99,7 +99,7 @@ def test_tag_says_a_sound_too_short_to_tell_is_one(folder, tmp_path, tiny_clap_d
     index = tmp_path / "idx"
     build_index([folder], index=index, model=str(tiny_clap_dir), workers=0, progress=False)
     stored = run("tag", folder, "--index", index, "--labels", LABELS, "--json")       # the catalog's durations
-    assert stored.exit_code == 0 and all(r["from_index"] for r in json.loads(stored.stdout)), stored.output
+    assert stored.exit_code == 0 and all(r["from_index"] for r in json.loads(stored.stdout)["files"]), stored.output
     assert said(stored.stderr).count(note) == 1
     timeline = run("tag", folder / "blip.wav", "--timeline", "--index", index, "--labels", LABELS)
     assert "(stored vectors)" in timeline.stdout and note in said(timeline.stderr)
@@ -157,6 +157,6 @@ def test_a_caption_run_that_captions_nothing_keeps_the_manifest_there_and_fails(
     assert "error: no captions: none of them could be read" in said(result.stderr)
     if json_out:
         report = json.loads(result.stdout)
-        assert report["rows"] == 0 and report["manifest"] is None and len(report["failed"]) == 1
+        assert report["rows"] == 0 and report["manifest"] is None and len(report["errors"]) == 1
     else:
         assert f"captioned 0 of 1 file → {out} not written; 1 unreadable" in said(result.stdout)

@@ -83,10 +83,10 @@ def test_tag_with_index_embeds_a_file_edited_since_it_was_indexed(small_index, t
     lib, index_dir = small_index
     edited = lib / "beep.wav"
     _rewrite(edited, noise(2.0 if same_length else 7.0, SR, seed=9))
-    rows = json.loads(run("tag", lib, "--index", index_dir, "--labels", LABELS, "--top", 3, "--json").stdout)
+    rows = json.loads(run("tag", lib, "--index", index_dir, "--labels", LABELS, "--top", 3, "--json").stdout)["files"]
     assert {r["path"]: r["from_index"] for r in rows} == {str(edited): False, str(lib / "sweep.wav"): True}
     alone = run("tag", edited, "-m", tiny_clap_dir, "--labels", LABELS, "--top", 3, "--json")
-    now = json.loads(alone.stdout)[0]["tags"]
+    now = json.loads(alone.stdout)["files"][0]["tags"]
     got = next(r["tags"] for r in rows if r["path"] == str(edited))
     assert [t["label"] for t in got] == [t["label"] for t in now]
     assert [t["score"] for t in got] == pytest.approx([t["score"] for t in now], abs=1e-5)
@@ -105,7 +105,7 @@ def test_a_file_named_twice_is_tagged_and_captioned_once(tmp_path, tiny_clap_dir
     write(lib / "beep.wav", tone(1000, 1.0, SR), SR)
     write(lib / "hiss.wav", noise(1.0, SR), SR)
     again = lib / ".." / "lib" / "beep.wav"
-    rows = json.loads(run("tag", lib, again, "-m", tiny_clap_dir, "--labels", LABELS, "--json").stdout)
+    rows = json.loads(run("tag", lib, again, "-m", tiny_clap_dir, "--labels", LABELS, "--json").stdout)["files"]
     assert sorted(r["path"] for r in rows) == [str(lib / "beep.wav"), str(lib / "hiss.wav")]
     out = tmp_path / "m.jsonl"
     result = run("caption", lib, again, "--source", "model", "-m", tiny_clap_dir, "--labels", LABELS,

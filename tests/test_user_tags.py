@@ -96,9 +96,9 @@ def test_tags_command_and_tagged_filter(indexed, tmp_path):
     runner = CliRunner()
     r = runner.invoke(app, ["tags", "add", "whoosh, keeper", str(lib / "Whooshes"), "--index", str(idx), "--json"])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout) == {"files": 2, "changed": 4, "not_indexed": [], "reasons": {}}
+    assert json.loads(r.stdout) == {"files": 2, "changed": 4, "errors": []}
     r = runner.invoke(app, ["tags", "list", "--index", str(idx), "--json"])
-    assert json.loads(r.stdout) == {"keeper": 2, "whoosh": 2}
+    assert json.loads(r.stdout) == [{"tag": "keeper", "files": 2}, {"tag": "whoosh", "files": 2}]
     r = runner.invoke(app, ["tags", "remove", "keeper", str(lib / "Whooshes" / "whoosh_slow.wav"), "--index", str(idx)])
     assert r.exit_code == 0 and "removed 1 tag on 1 file" in r.stdout
     r = runner.invoke(app, ["tags", "remove", "keeper", str(lib / "Whooshes" / "whoosh_slow.wav"), "--index", str(idx)])
@@ -127,7 +127,7 @@ def test_a_tag_holding_a_comma_is_given_in_double_quotes(indexed):
                             "--index", str(idx), "--json"])
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["tags", "list", "--index", str(idx), "--json"])
-    assert json.loads(r.stdout) == {"Inside, small room": 1, "keeper": 1}
+    assert json.loads(r.stdout) == [{"tag": "Inside, small room", "files": 1}, {"tag": "keeper", "files": 1}]
     r = runner.invoke(app, ["similar", str(lib / "beep.wav"), "--index", str(idx), "--tagged",
                             '"Inside, small room"', "--json"])
     assert r.exit_code == 0, r.output

@@ -52,7 +52,7 @@ def test_list_counts_a_tag_once_whatever_its_case(indexed):
     assert tag_counts(idx) == {"keeper": 4, "ep3": 3}
     r = tags_cli("list", "--index", idx, "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout) == {"keeper": 4, "ep3": 3}
+    assert json.loads(r.stdout) == [{"tag": "keeper", "files": 4}, {"tag": "ep3", "files": 3}]
     r = tags_cli("list", "--index", idx)
     rows = [line.split() for line in r.stdout.splitlines()]
     assert [row for row in rows if any(cell.lower() == "keeper" for cell in row)] == [["│", "keeper", "│", "4", "│"]]
@@ -93,7 +93,7 @@ def test_all_sources_count_a_file_carrying_two_spellings_once(indexed):
     assert tag_counts(idx) == {"keeper": 3}
     assert tag_counts(idx, source=None) == {"keeper": 3}
     r = tags_cli("list", "--index", idx, "--all", "--json")
-    assert json.loads(r.stdout) == {"keeper": 3}
+    assert json.loads(r.stdout) == [{"tag": "keeper", "files": 3}]
 
 
 def said(result: Result) -> str:
@@ -117,9 +117,10 @@ def test_add_says_why_a_path_names_no_indexed_file(indexed, tmp_path):
     r = tags_cli("add", "x", lib / "Café.wav", bad, gone, "--index", idx, "--json")
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
-    assert (out["files"], out["changed"], out["not_indexed"]) == (1, 1, [str(bad), str(gone)])
-    assert out["reasons"][str(gone)] == "no such file or folder"
-    assert out["reasons"][str(bad)].startswith("could not be indexed: ")
+    assert (out["files"], out["changed"], [e["path"] for e in out["errors"]]) == (1, 1, [str(bad), str(gone)])
+    reasons = {e["path"]: e["reason"] for e in out["errors"]}
+    assert reasons[str(gone)] == "no such file or folder"
+    assert reasons[str(bad)].startswith("could not be indexed: ")
     assert said(r).count("error: ") == 2                                 # one line each
 
 

@@ -54,10 +54,10 @@ class AuditReport:
     labels: int                               # the manifest's own labels
     extra_labels: int                         # further labels they competed against
     groups: list[GroupAudit]                  # worst first (highest median rank)
-    skipped: list[str] = field(default_factory=list)    # "path: reason" of unreadable files
+    skipped: list[dict[str, str]] = field(default_factory=list)    # {"path", "reason"} of each unreadable file
 
 
-def _rows(manifest: Path, skipped: list[str]) -> list[tuple[Path, str, str]]:
+def _rows(manifest: Path, skipped: list[dict[str, str]]) -> list[tuple[Path, str, str]]:
     """(audio path, label, source) of every item (:func:`labelled_rows`; the label as prompts use it).
 
     A file that is not readable audio is left out with a warning and its reason in ``skipped``.
@@ -68,7 +68,7 @@ def _rows(manifest: Path, skipped: list[str]) -> list[tuple[Path, str, str]]:
             probe(item.path)
         except UnreadableAudio as e:
             log.warning("%s: left out of the audit: %s", item.where, e)
-            skipped.append(str(e))
+            skipped.append({"path": e.path, "reason": e.reason})
             continue
         out.append((item.path, label_text(item.label), str(item.row.get("source") or "")))
     if not out:
@@ -85,7 +85,7 @@ def audit_manifest(manifest: str | Path, model: AudioTextModel, *, template: str
     are left out of the report (not of the scoring).
     """
     manifest = Path(manifest)
-    skipped: list[str] = []
+    skipped: list[dict[str, str]] = []
     rows = _rows(manifest, skipped)
     own = {label for _, label, _ in rows}
     taken = {x.lower() for x in own}          # "White noise" does not compete with "white noise"
@@ -131,5 +131,5 @@ def format_report(report: AuditReport, top: int | None = None) -> Sequence[str]:
     for g in report.groups[:top]:
         heard = ", ".join(f"{name} ({n})" for name, n in g.heard_as)
         lines.append(f"{g.median_rank:g} | {g.top1:.2f} | {g.clips} | {g.source or '-'} | {g.label} | {heard}")
-    lines += [f"left out (unreadable): {reason}" for reason in report.skipped]
+    lines += [f"left out (unreadable): {s['path']}: {s['reason']}" for s in report.skipped]
     return lines

@@ -8,8 +8,9 @@ from typing import List, Optional
 import typer
 
 from ui.cli.app import app
-from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, count, err_console, labelled, out_console,
-                           present_audio_files, print_json, relays_decoder_output, reports_errors, setup_logging)
+from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, count, err_console, error_records, labelled,
+                           out_console, present_audio_files, print_json, relays_decoder_output, reports_errors,
+                           setup_logging)
 
 
 def _index_model(index: Optional[str]) -> Optional[str]:
@@ -64,9 +65,11 @@ def caption_command(
                                          help="With --source metadata: a library's metadata sheet (CSV, "
                                               "tab-separated, .xlsx or .ods, as `soundsift sheet import` reads) whose "
                                               "descriptions join the files' own."),
-    json_out: bool = typer.Option(False, "--json", help='Print {"manifest", "rows", "failed", "missing", "stored", '
-                                                        '"files"} on stdout; each of "files" is its manifest row '
-                                                        '(its path as "audio") with "path" as other commands name it.'),
+    json_out: bool = typer.Option(False, "--json", help='Print {"manifest", "rows", "errors", "missing", "stored", '
+                                                        '"files"} on stdout: "errors" the unreadable files '
+                                                        '[{"path", "reason"}] as `index` lists them; each of "files" '
+                                                        'is its manifest row (its path as "audio") with "path" as '
+                                                        'other commands name it.'),
     verbose: VerboseOption = False,
 ) -> None:
     """Caption unlabeled audio from its tags (BLAT) and write a training manifest.
@@ -122,7 +125,7 @@ def caption_command(
         written = write_manifest(rows, out) if any(r.captions for r in rows) else 0
         stored = store_in_catalog(index, rows) if index and written else None
     if json_out:
-        print_json({"manifest": str(out) if written else None, "rows": written, "failed": [str(e) for e in errors],
+        print_json({"manifest": str(out) if written else None, "rows": written, "errors": error_records(errors),
                     "missing": [str(p) for p in missing], "stored": stored,
                     "files": [{"path": r.path, **r.manifest_row()} for r in rows]})
     else:

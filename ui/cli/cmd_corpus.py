@@ -110,7 +110,10 @@ def audit_command(
     top: int = typer.Option(25, "--top", "--top-k", "-k", min=1,
                             help="How many of the worst groups to print (also -k/--top-k, the name other "
                                  "commands give a count)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the whole report as JSON on stdout."),
+    json_out: bool = typer.Option(False, "--json", help='Print the whole report as JSON on stdout: {"manifest", '
+                                                        '"model", "clips", "labels", "extra_labels", "groups", '
+                                                        '"errors"}, "errors" the unreadable clips left out '
+                                                        '[{"path", "reason"}] as `index` lists them.'),
     progress: ProgressOption = None,
     verbose: VerboseOption = False,
 ) -> None:
@@ -130,8 +133,9 @@ def audit_command(
     extra = default_labels(the_model) if with_vocabulary else ()
     report = audit_manifest(manifest, the_model, extra_labels=extra, min_clips=min_clips,
                             progress=shows_progress(progress))
-    if json_out:
-        print_json(asdict(report))
+    if json_out:                # the unreadable clips under the name and shape every command gives them
+        found = asdict(report)
+        print_json({**{k: v for k, v in found.items() if k != "skipped"}, "errors": found["skipped"]})
         return
     print("\n".join(format_report(report, top)))
     if not report.groups:                     # an empty table alone reads as "nothing to listen to"

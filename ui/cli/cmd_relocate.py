@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -16,7 +17,10 @@ def relocate_command(
     new: Path = typer.Argument(..., help="The folder that holds them now."),
     index: IndexOption = None,
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would change; change nothing."),
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    json_out: bool = typer.Option(False, "--json", help='Print {"old", "new", "files", "moved", "merged", '
+                                                        '"missing", "retimed", "failed", "generation", '
+                                                        '"missing_paths", "dry_run"} on stdout ("generation" null '
+                                                        'in a dry run: nothing was committed).'),
     verbose: VerboseOption = False,
 ) -> None:
     """Point the index's files under OLD at the same files under NEW, without embedding them again.
@@ -32,7 +36,7 @@ def relocate_command(
     plan = relocate(index, old, new, dry_run=dry_run)
     result = plan.to_dict()
     if json_out:
-        print_json(dict(result, dry_run=dry_run))
+        print_json(_as_json(result, dry_run))
         return
     out_console.print(f"{_moved(result['files'], result['merged'], dry_run)} from {plan.old} to {plan.new}"
                       + ("" if dry_run else f" (generation {plan.generation})"), highlight=False)
@@ -50,6 +54,14 @@ def relocate_command(
         out_console.print(f"{count(n, 'file')} not at the new place ({'' if n == 1 else 'e.g. '}{plan.missing[0]}): "
                           f"the next `soundsift index {plan.new}` drops {'it' if n == 1 else 'them'}",
                           highlight=False)
+
+
+def _as_json(result: dict[str, Any], dry_run: bool) -> dict[str, Any]:
+    """The plan as --json prints it: counts, ``failed`` the files whose error rows moved (a count,
+    as `index` counts its failures; top-level ``errors`` is a list of {"path", "reason"} in every
+    command), and ``generation`` null in a dry run, which commits none."""
+    out = {("failed" if k == "errors" else k): v for k, v in result.items()}
+    return dict(out, generation=None if dry_run else out["generation"], dry_run=dry_run)
 
 
 def _moved(files: int, merged: int, dry_run: bool) -> str:

@@ -20,8 +20,6 @@ sheet_app = SoundsiftTyper(
 )
 app.add_typer(sheet_app, name="sheet")
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
-
 
 @sheet_app.command("import")
 @reports_errors
@@ -99,14 +97,23 @@ def _print_import(report: Any) -> None:
 
 @sheet_app.command("list")
 @reports_errors
-def list_command(index: IndexOption = None, json_out: JsonOption = False, verbose: VerboseOption = False) -> None:
+def list_command(
+    index: IndexOption = None,
+    json_out: Annotated[bool, typer.Option(
+        "--json", help='Print a list on stdout, a record per sheet, most files first: [{"sheet", "path", '
+                       '"files"}] ("sheet" its file name, as `sheet import` and `sheet remove` name it; "path" '
+                       'null for a sheet imported before paths were kept).')] = False,
+    verbose: VerboseOption = False,
+) -> None:
     """The sheets imported into the index and how many files each describes."""
     setup_logging(verbose)
+    if json_out:                # one record shape whether or not two sheets share a name
+        from indexer.metadata_sheet import sheets_described
+        print_json([{"sheet": name, "path": path, "files": n}
+                    for (name, path), n in sheets_described(index).items()])
+        return
     from indexer.metadata_sheet import sheet_counts
     counts = sheet_counts(index)
-    if json_out:
-        print_json(counts)
-        return
     if not counts:
         out_console.print("no sheet imported: `soundsift sheet import SHEET.csv --index …` imports one",
                           highlight=False)

@@ -10,7 +10,7 @@ import typer
 
 from engine.zeroshot import DEFAULT_TEMPLATE
 from ui.cli.app import app
-from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, count, out_console,
+from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, count, error_records, out_console,
                            present_audio_files, print_json, relays_decoder_output, reports_errors, setup_logging)
 
 TEMPLATE_HELP = "Prompt each label is put in; must contain {label}."
@@ -46,9 +46,12 @@ def tag_command(
                                        "model's windows, 10 s every 5 s for soundsift-base, and each take its "
                                        "named markers mark), so a long recording says what it holds when."),
     json_out: bool = typer.Option(False, "--json",
-                                  help='Print [{"path", "tags", "from_index"}] on stdout, a record per file '
-                                       '(one file too), its tags [{"label", "score", "cosine"}] best first; '
-                                       'with --timeline [{"start", "end", "tags", "marker" (takes only)}].'),
+                                  help='Print {"files", "errors", "missing"} on stdout: "files" a record per '
+                                       'file tagged (one file too), [{"path", "tags", "from_index"}], its tags '
+                                       '[{"label", "score", "cosine"}] best first; "errors" the files that could '
+                                       'not be read, [{"path", "reason"}] as `index` lists them; "missing" the '
+                                       'paths that do not exist. With --timeline [{"start", "end", "tags", '
+                                       '"marker" (takes only)}].'),
     verbose: VerboseOption = False,
 ) -> None:
     """Zero-shot tags: score = softmax over the labels of the model's scaled cosine.
@@ -56,7 +59,7 @@ def tag_command(
     Labels default to the shipped vocabulary (AudioSet's 521 classes for the bundled
     soundsift-base and soundsift-fast, 495 everyday sounds for other models). One file gives
     its tags; a folder or several files give each file's top tags (unreadable files, and paths
-    that do not exist among several, are reported and skipped); --timeline gives one file's tags
+    that do not exist among several, are reported, in --json too, and skipped); --timeline gives one file's tags
     segment by segment. A note on stderr says when the scores say little: one label (it scores 1
     for every sound) or a sound under 0.1 s (too short for the model to tell what it is).
     """
@@ -95,7 +98,8 @@ def tag_command(
         raise InvalidQuery(f"none of the {len(files)} files could be read; the first: {errors[0]}")
     n_labels = len(label_list)
     if json_out:                # one record per file whatever the number of paths: one shape for scripts
-        print_json([t.to_dict() for t in tagged])
+        print_json({"files": [t.to_dict() for t in tagged], "errors": error_records(errors),
+                    "missing": [str(p) for p in missing]})
     elif one_file:
         _print_tags(tagged[0].tags, f"{paths[0].name} — {name}, {count(n_labels, 'label')}", min_score)
     else:

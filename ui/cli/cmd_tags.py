@@ -25,7 +25,9 @@ app.add_typer(tags_app, name="tags")
 # Arguments and options `add` and `remove` share.
 TagsArgument = Annotated[str, typer.Argument(help="The tag, or several separated by commas (\"whoosh, favourite\").")]
 PathsArgument = Annotated[List[Path], typer.Argument(help="Indexed files, or folders (every indexed file under them).")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+JsonOption = Annotated[bool, typer.Option("--json", help='Print {"files", "changed", "errors"} on stdout: the indexed '
+                                                         'files named, the tags added or removed, and each path the '
+                                                         'index does not hold as [{"path", "reason"}].')]
 
 
 @tags_app.command("add")
@@ -60,7 +62,7 @@ def remove_command(
 def list_command(
     index: IndexOption = None,
     every_source: bool = typer.Option(False, "--all", help="Also the AudioSet tags `soundsift caption` stored."),
-    json_out: bool = typer.Option(False, "--json", help='Print {"tag": files} on stdout, most used first.'),
+    json_out: bool = typer.Option(False, "--json", help='Print [{"tag", "files"}] on stdout, most used first.'),
     verbose: VerboseOption = False,
 ) -> None:
     """Every tag of the index and how many files carry it, most used first.
@@ -73,8 +75,8 @@ def list_command(
     from engine.catalog import USER_TAG_SOURCE
     from indexer.user_tags import tag_counts
     counts = tag_counts(index, source=None if every_source else USER_TAG_SOURCE)
-    if json_out:
-        print_json(counts)
+    if json_out:                # a list of records, as `sheet list` prints: the order is the ranking
+        print_json([{"tag": tag, "files": n} for tag, n in counts.items()])
         return
     if not counts:
         out_console.print("no tags yet: `soundsift tags add TAG PATH... --index …` adds some", highlight=False)
@@ -92,14 +94,20 @@ def _report(change: "TagChange", verb: str, json_out: bool) -> None:
     does not hold as an error line saying why; exit code 1 when no path named an indexed file."""
     from ui.cli.common import err_console
     if json_out:
-        print_json(change.to_dict())
+        print_json({"files": change.files, "changed": change.changed, "errors": [
+            {"path": path, "reason": _why(change, path)} for path in change.not_indexed]})
     elif change.files:
         line = f"{verb} {count(change.changed, 'tag')} on {count(change.files, 'file')}"
         if not change.changed:
             line += " (they had them already)" if verb == "added" else " (none of them carried it)"
         out_console.print(line, highlight=False)
     for path in change.not_indexed:
-        why = change.reasons.get(path, "not in the index (index it first)")
-        err_console.print(f"error: {cell(path)}: {cell(why)}", highlight=False, soft_wrap=True)   # one line however long
+        err_console.print(f"error: {cell(path)}: {cell(_why(change, path))}", highlight=False,
+                          soft_wrap=True)   # one line however long
     if change.not_indexed and not change.files:
         raise typer.Exit(1)
+
+
+def _why(change: "TagChange", path: str) -> str:
+    """Why ``path``, one of ``change.not_indexed``, names no indexed file."""
+    return change.reasons.get(path, "not in the index (index it first)")

@@ -31,7 +31,9 @@ def train_command(
     progress: Optional[bool] = typer.Option(
         None, "--progress/--no-progress", help="Progress bar on stderr (default: the config's \"progress\" "
                                                "when it says true or false, else when stderr is a terminal)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
+    json_out: bool = typer.Option(False, "--json", help='Print the run summary as JSON on stdout ({"trainer", '
+                                                        '"out_dir", "model_dir", "steps", "seconds", …}; a key '
+                                                        'the run has no value for is null, not left out).'),
     verbose: VerboseOption = False,
 ) -> None:
     """Train a model from a config; the result is a model folder --model accepts.
@@ -93,13 +95,13 @@ def _report(result: TrainResult, config: Path, out: Optional[Path], json_out: bo
     """Print a loop run's summary: JSON on stdout with --json; otherwise what was trained and its
     validation figures on stdout; for a stopped run, how to continue on stderr, with --json too
     (``overrides``: the command line's options that the continuation repeats)."""
-    summary = {"out_dir": str(result.out_dir), "steps": result.steps, "seconds": round(result.seconds, 3),
+    summary = {"trainer": "loop", "out_dir": str(result.out_dir), "steps": result.steps,
+               "seconds": round(result.seconds, 3),
                "first_loss": result.losses[0] if result.losses else None,
                "last_loss": result.losses[-1] if result.losses else None,
                "model_dir": str(result.model_dir) if result.model_dir.is_dir() else None,
-               "validation": result.validation, "validation_step": result.validated_at}
-    if result.validation_error:
-        summary["validation_error"] = result.validation_error
+               "validation": result.validation, "validation_step": result.validated_at,
+               "validation_error": result.validation_error or None}     # a summary's keys are always there
     stopped = not summary["model_dir"]
     if stopped:                  # a note on stderr, with --json too (the JSON has no command to run)
         from trainer.distributed import launched_world_size
@@ -145,8 +147,7 @@ def _train_cached(config: Path, out: Optional[Path], steps: Optional[int], json_
                "final_trained_on_validation": report["final_trained_on_validation"],
                **{k: _finite(report[k]) for k in ("baseline", "start", "final")}}
     held_out = report["seeds"].get(str(cfg.seed))
-    if cfg.final_with_val and held_out is not None:
-        summary["held_out"] = _finite(held_out)
+    summary["held_out"] = _finite(held_out) if cfg.final_with_val and held_out is not None else None
     if json_out:
         print_json(summary)
         return

@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional, TypeVar
+from typing import Annotated, Any, Callable, Iterable, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -94,6 +94,12 @@ def print_json(obj: Any) -> None:
     """Write one JSON document to stdout."""
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
     sys.stdout.flush()
+
+
+def error_records(errors: Iterable[Any]) -> list[dict[str, str]]:
+    """Files that could not be used, as every command's --json lists them (``"errors"``, as
+    `index` does): ``{"path", "reason"}`` each, from errors carrying those two (UnreadableAudio)."""
+    return [{"path": str(e.path), "reason": str(e.reason)} for e in errors]
 
 
 def relays_decoder_output(fn: F) -> F:
