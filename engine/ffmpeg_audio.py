@@ -32,6 +32,8 @@ from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
+from engine.errors import UnreadableAudio
+
 #: extensions read through FFmpeg (the formats libsndfile does not read)
 FFMPEG_EXTENSIONS = frozenset({".m4a", ".m4b", ".aac", ".alac", ".wma", ".ape", ".wv", ".mka", ".ac3", ".tta",
                                ".mp2", ".amr", ".dts"})
@@ -49,6 +51,27 @@ _FULL_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 92233720
 #: M4A's AAC gave the samples a read from the start gives, bit for bit, wherever tried; noise AAC
 #: codes as noise (PNS) is drawn anew after a seek: as loud, not the same samples)
 NEAR_PREROLL = 2048
+
+
+#: how the reason a file gets begins when FFmpeg itself cannot be loaded (:class:`FFmpegUnavailable`)
+FFMPEG_UNAVAILABLE = "FFmpeg could not be started"
+
+
+class FFmpegUnavailable(UnreadableAudio):
+    """FFmpeg (PyAV and the libraries its wheel carries) cannot be loaded in this process: every
+    file it would read fails alike, the decoder's fault and not the file's, so a caller that reads
+    many (a rebuild) says so once instead of naming each file as unreadable."""
+
+
+def _load_av(name: str) -> Any:
+    """The ``av`` module; :class:`FFmpegUnavailable` for the file ``name`` when it cannot be
+    imported (not installed, or its FFmpeg libraries do not load)."""
+    try:
+        import av
+    except (ImportError, OSError) as e:
+        raise FFmpegUnavailable(name, f"{FFMPEG_UNAVAILABLE} (PyAV: {e}); install it again: "
+                                      "pip install --force-reinstall av") from e
+    return av
 
 
 #: what a demuxer's files are called where the file's extension is not one of its own (an AAC
@@ -71,11 +94,12 @@ def container_name(name: str, demuxer: Any) -> str:
 class FFmpegSound:
     """An audio file (a path, or a binary file object and its ``name``) decoded by FFmpeg, read
     like a ``soundfile.SoundFile`` (see the module docstring). OSError when it cannot be opened;
-    ValueError, in FFmpeg's words, when it is not audio FFmpeg reads or holds no audio stream."""
+    ValueError, in FFmpeg's words, when it is not audio FFmpeg reads or holds no audio stream;
+    :class:`FFmpegUnavailable` when FFmpeg itself cannot be loaded."""
 
     def __init__(self, source: str | BinaryIO, name: str | None = None) -> None:
-        import av
         self.name = name or str(source)
+        av = _load_av(self.name)
         self._source = source
         self._av = av
         self._container = _open(av, source)

@@ -680,7 +680,7 @@ class SoundIndex:
         """``(text, cosine)`` best first: which captions or labels fit ``audio`` (one string
         is one text)."""
         _check_rate(audio, sample_rate)
-        texts = [texts] if isinstance(texts, str) else list(texts)
+        texts = zeroshot.listed_texts(texts, "rank_texts", "text")     # before the audio is decoded
         model = self.model                 # one model for both sides, even across a rebuild
         return zeroshot.rank_texts(model, self._audio_vector(model, audio, sample_rate), texts)
 
@@ -688,7 +688,8 @@ class SoundIndex:
             template: str = zeroshot.DEFAULT_TEMPLATE,
             sample_rate: int | None = None) -> list[dict[str, Any]]:
         """Zero-shot tags ``{"label", "score", "cosine"}`` best first (see engine.zeroshot).
-        ``labels``: None or empty for the default vocabulary; one string is one label.
+        ``labels``: None for the default vocabulary; one string is one label; an empty list is
+        an InvalidQuery, as it is for :meth:`rank_texts`.
         :meth:`tag_with_notes` also says when the scores say little."""
         return self.tag_with_notes(audio, labels, top, template, sample_rate)[0]
 
@@ -703,10 +704,9 @@ class SoundIndex:
         from engine.tagging import COSINE_ADVICE, tag_notes
         from engine.vocabulary import default_labels
         _check_rate(audio, sample_rate)
-        if isinstance(labels, str):
-            labels = [labels]
         model = self.model
-        labels = list(labels) if labels else default_labels(model)
+        labels = default_labels(model) if labels is None else zeroshot.listed_texts(
+            labels, "tag", "label", "; leave labels out (None) for the default vocabulary")
         vector, seconds = self._audio_vector_and_seconds(model, audio, sample_rate)
         tags = zeroshot.tag(model, vector, labels, top, template)
         if name is None:
@@ -747,6 +747,13 @@ class SoundIndex:
         """Why ``path`` (not in the index) could not be indexed: its error row's reason, or None."""
         with self._read() as conn:
             return query_catalog.failed_reason(conn, query_catalog.path_spellings(path))
+
+    def why_not_indexed(self, path: str | Path) -> str:
+        """Why ``path`` names no indexed file, in words (engine.query_catalog.why_not_indexed): no
+        such file, one that could not be indexed (its error row's reason), a folder, or one never
+        indexed."""
+        with self._read() as conn:
+            return query_catalog.why_not_indexed(conn, path, query_catalog.path_spellings(path))
 
     def file_states(self, paths: Sequence[str | Path] | None = None) -> dict[str, tuple[int, int]]:
         """Each indexed file's ``(size, mtime_ns)`` as the catalog recorded it when the file was

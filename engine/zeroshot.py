@@ -297,12 +297,21 @@ def _write_cached(path: Path, vectors: np.ndarray) -> None:
         log.warning("could not cache label embeddings in %s (%s); they will be encoded again", path, e)
 
 
+def listed_texts(texts: str | Sequence[str] | None, what: str, item: str, hint: str = "") -> list[str]:
+    """``texts`` as a list (one string is one item); InvalidQuery saying ``what`` ("rank_texts",
+    "tag") needs at least one ``item``, then ``hint``, when none is given: an empty list is a
+    slip, not a request for defaults."""
+    items = [texts] if isinstance(texts, str) else [] if texts is None else list(texts)
+    if not items:
+        raise InvalidQuery(f"{what} needs at least one {item}, got {'None' if texts is None else 'an empty list'}"
+                           f"{hint}")
+    return items
+
+
 def rank_texts(model: AudioTextModel, audio_vector: np.ndarray,
                texts: Sequence[str]) -> list[tuple[str, float]]:
     """``(text, cosine)`` for each text, best match to ``audio_vector`` first."""
-    texts = list(texts)
-    if not texts:
-        raise InvalidQuery("rank_texts needs at least one text")
+    texts = listed_texts(texts, "rank_texts", "text")
     scores = text_vectors(model, texts) @ np.asarray(audio_vector, np.float32).reshape(-1)
     order = np.argsort(-scores, kind="stable")
     return [(texts[i], float(scores[i])) for i in order]
@@ -331,9 +340,10 @@ def tag_many(model: AudioTextModel, audio_vectors: np.ndarray, labels: Sequence[
              template: str = DEFAULT_TEMPLATE, min_score: float = 0.0) -> list[list[dict[str, Any]]]:
     """:func:`tag` for each row of ``audio_vectors`` (n, dim), the labels embedded once: its best
     ``top`` tags, less those scoring below ``min_score`` (a row may keep none)."""
-    labels = list(dict.fromkeys(str(label).strip() for label in labels if str(label).strip()))
+    given = listed_texts(labels, "tag", "label")
+    labels = list(dict.fromkeys(str(label).strip() for label in given if str(label).strip()))
     if not labels:
-        raise InvalidQuery("tag needs at least one label")
+        raise InvalidQuery(f"tag needs at least one label, got only blank ones ({given!r:.80})")
     if top < 1:
         raise InvalidQuery(f"top must be ≥ 1, got {top}")
     cos = np.asarray(audio_vectors, np.float32) @ label_vectors(model, labels, template).T   # (n, labels)

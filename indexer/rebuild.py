@@ -42,6 +42,7 @@ import os
 import shutil
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,7 @@ from sqlalchemy.orm import Session
 from engine.audio import probe
 from engine.catalog import Caption, ErrorRow, File, FileMetadata, Tag, get_meta, has_table, open_catalog
 from engine.errors import IndexBusy, IndexNotFound, RebuildFailed, SoundsiftError, UnreadableAudio
+from engine.ffmpeg_audio import FFMPEG_UNAVAILABLE
 from engine.file_metadata import SHEET_PREFIX
 from engine.layout import IndexLayout
 from engine.models.base import AudioTextModel
@@ -73,6 +75,16 @@ MODEL_TAG_SOURCES = frozenset({"zeroshot"})
 #: caption sources generated from the file's tags (BLAT): not carried over when those
 #: tags included model tags (a caption run replaces a file's tags and captions together)
 TAG_CAPTION_SOURCES = frozenset({"blat"})
+
+#: how a file's failure reason begins when no file was at fault but the decoder: the decoder
+#: processes did not start (indexer.decode.DecodePool's wording), or FFmpeg could not be loaded
+#: (engine.ffmpeg_audio.FFmpegUnavailable)
+DECODER_FAULTS = ("decoder processes could not start", FFMPEG_UNAVAILABLE)
+#: files whose headers the up-front check reads at once: I/O bound, so a cold or network disk
+#: answers several reads at a time (benchmarks/rebuild_header_check.py)
+HEADER_THREADS = 8
+#: from this many indexed files on, the header check says when it starts (a pause explained)
+HEADER_NOTICE = 2000
 
 REBUILD_SUFFIX = ".rebuild-"
 REPLACED_SUFFIX = ".replaced-"
@@ -455,18 +467,49 @@ def refuse_unreadable_headers(old: _OldIndex, scanned: ScanResult, moves: Sequen
 
 
 def _unreadable_headers(paths: Sequence[str]) -> dict[str, str]:
-    """Path → why its audio header does not open (engine.audio.probe), for each of ``paths`` whose does not."""
-    failed: dict[str, str] = {}
-    for path in paths:
-        try:
-            probe(path)
-        except UnreadableAudio as e:
-            failed[path] = e.reason
-        except Exception as e:      # noqa: BLE001 — decoding would fail the file just so (indexer.decode)
-            failed[path] = f"decoding failed: {type(e).__name__}: {e}"
+    """Path → why its audio header does not open (engine.audio.probe), for each of ``paths`` whose
+    does not, in the order of ``paths``; read :data:`HEADER_THREADS` at a time."""
+    if len(paths) >= HEADER_NOTICE:
+        log.info("checking %s indexed files can still be read …", f"{len(paths):,}")
+    threads = min(HEADER_THREADS, len(paths)) if _threads_may_read() else 1
+    if threads > 1:
+        with ThreadPoolExecutor(threads, thread_name_prefix="soundsift-header") as pool:
+            reasons = list(pool.map(_header_failure, paths))
+    else:
+        reasons = [_header_failure(p) for p in paths]
+    failed = {p: why for p, why in zip(paths, reasons) if why is not None}
     log.debug("read the audio headers of %s the index holds: %s do not open",
               count(len(paths), "file"), len(failed))
     return failed
+
+
+def _header_failure(path: str) -> str | None:
+    """Why ``path``'s audio header does not open (engine.audio.probe), or None where it opens."""
+    try:
+        probe(path)
+    except UnreadableAudio as e:
+        return e.reason
+    except Exception as e:      # noqa: BLE001 — decoding would fail the file just so (indexer.decode)
+        return f"decoding failed: {type(e).__name__}: {e}"
+    return None
+
+
+def _threads_may_read() -> bool:
+    """Whether files may be opened in several threads: not while engine.audio relays what the
+    decoders print (it redirects the process's stderr around each open, one file at a time)."""
+    from engine import audio
+    return not audio._relaying
+
+
+def _refuse_decoder_fault(failures: dict[str, str]) -> None:
+    """RebuildFailed saying the decoder could not be started, where that is why files failed
+    (:data:`DECODER_FAULTS`): no file is at fault, so none is named as unreadable."""
+    stopped = [p for p, why in failures.items() if why.startswith(DECODER_FAULTS)]
+    if stopped:
+        which = (f"it stopped at {stopped[0]}" if len(stopped) == 1 else
+                 f"{count(len(stopped), 'file')} could not be read for it, the first {stopped[0]}")
+        raise RebuildFailed(f"the decoder could not be started: {failures[stopped[0]]}; no file is at "
+                            f"fault ({which}): fix the decoder and run again")
 
 
 def _stop_at_unread(old: _OldIndex, moves: Sequence[Move]) -> Callable[[str, str], None]:
@@ -475,6 +518,7 @@ def _stop_at_unread(old: _OldIndex, moves: Sequence[Move]) -> Callable[[str, str
     held = _held(old, moves)
 
     def stop(path: str, reason: str) -> None:
+        _refuse_decoder_fault({path: reason})
         if path in held:
             _refuse_unread(old, {path: reason}, moves)
     return stop
@@ -509,6 +553,7 @@ def _refuse_unread(old: _OldIndex, failures: dict[str, str], moves: Sequence[Mov
     """RebuildFailed when files the index holds (at their paths, or moved) could not be read this
     time. An index run keeps their entries (vectors, tags, captions) until they read again; a
     rebuild cannot re-embed them, and would drop them with the user's tags."""
+    _refuse_decoder_fault(failures)
     held = _held(old, moves)
     unread = sorted(p for p in failures if p in held)
     if unread:

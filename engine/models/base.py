@@ -31,9 +31,11 @@ class AudioTextModel(ABC):
     window_seconds: float
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Every backend's embed methods first refuse the two easy slips of their argument:
-        one string to :meth:`embed_text` (it would embed each character) and one 1-D waveform
-        to :meth:`embed_audio` (each sample a clip: minutes of work and a row per sample)."""
+        """Every backend's embed methods first refuse the easy slips of their argument: one
+        string to :meth:`embed_text` (it would embed each character), one 1-D waveform to
+        :meth:`embed_audio` (each sample a clip: minutes of work and a row per sample), and a
+        waveform of 0 samples in its batch (nothing to embed: each backend once gave its own
+        answer, an error or the vector of silence)."""
         super().__init_subclass__(**kwargs)
         for attr, check in (("embed_text", _check_texts), ("embed_audio", _check_waveforms)):
             method = cls.__dict__.get(attr)
@@ -44,7 +46,8 @@ class AudioTextModel(ABC):
 
     @abstractmethod
     def embed_audio(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
-        """1-D float32 arrays at ``sample_rate`` → (N, dim) float32, rows L2-normalised.
+        """1-D float32 arrays at ``sample_rate`` → (N, dim) float32, rows L2-normalised. Each clip
+        holds at least one sample: ValueError naming the clip ("waveform 2: …") for an empty one.
 
         Deterministic: a clip gives the same vector alone or in any batch, to float rounding
         (bit-identical when embedded alone again; in a batch within about 2e-8 for the bundled
@@ -78,6 +81,10 @@ def _check_waveforms(waveforms: Any) -> None:
     if isinstance(waveforms, np.ndarray) and waveforms.ndim == 1 and waveforms.dtype != object:
         raise TypeError(f"embed_audio takes a list of waveforms, not one 1-D array of {len(waveforms)} "
                         "samples: embed_audio([waveform])")
+    for i, waveform in enumerate(waveforms if isinstance(waveforms, (list, tuple, np.ndarray)) else ()):
+        if 0 in np.shape(waveform):
+            raise ValueError(f"waveform {i}: cannot embed an empty waveform (0 samples); "
+                             "a clip needs at least one sample")
 
 
 def _checked(method: Callable[..., np.ndarray], check: Callable[[Any], None]) -> Callable[..., np.ndarray]:

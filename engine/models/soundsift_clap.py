@@ -644,6 +644,8 @@ class SoundsiftClapModel(AudioTextModel):
         return class_names()
 
     def embed_audio(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        """Mono float32 clips at ``sample_rate`` (any length > 0; ValueError naming an empty one,
+        AudioTextModel's check) → (N, dim) L2-normalised."""
         if len(waveforms) == 0:
             return np.zeros((0, self.dim), np.float32)
         with torch.inference_mode():

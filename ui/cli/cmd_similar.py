@@ -62,6 +62,7 @@ def similar_command(
         if start is not None or end is not None:
             raise InvalidQuery("--start and --end take a moment of one file; give one AUDIO_FILE with them")
         with SoundIndex.open(index, model=model) as sound_index:
+            audio_files = _usable_examples(sound_index, audio_files)
             hits = sound_index.similar_to_files([str(p) for p in audio_files], k=k, filters=filters,
                                                 per_file=per_file)
             say_why_none(sound_index, hits, filters)
@@ -92,6 +93,27 @@ def similar_command(
         shown, query = f"{audio_file.name}{part}", f"{audio_file}{part}"
     show_hits(hits, json_out, f"similar to {shown}")
     export_results(hits, export, whole_files, pad, f"similar to {query}")
+
+
+def _usable_examples(sound_index: Any, audio_files: List[Path]) -> List[Path]:
+    """The AUDIO_FILEs a search by several can use: the indexed ones, and files the index does
+    not hold and has no reason to refuse (embedded now). One that does not exist, a folder, or a
+    file the last index run could not read is said once with its reason
+    (engine.query_catalog.why_not_indexed) and left out, not decoded to fail again;
+    InvalidQuery when none is left."""
+    usable, left_out = [], {}
+    for path in audio_files:
+        if sound_index.file_id_for_path(path) is not None or (
+                path.is_file() and sound_index.failed_reason(path) is None):
+            usable.append(path)
+        else:
+            left_out[path] = sound_index.why_not_indexed(path)
+    if not usable:
+        raise InvalidQuery(f"none of the {len(audio_files)} AUDIO_FILEs can be searched by: "
+                           + "; ".join(f"{p}: {why}" for p, why in left_out.items()))
+    for path, why in left_out.items():
+        log.warning("%s: %s; left out of the search", path, why)
+    return usable
 
 
 def _refuse_failed(sound_index: Any, audio_file: Path) -> None:
