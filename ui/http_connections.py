@@ -49,6 +49,11 @@ REFUSED_HEAD_BYTES = 1 << 16
 #: unread resets it, and a reset can wipe the answer before the client reads it
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 64 * 2**20
+#: when the server stops (Ctrl-C, SIGTERM), how long the requests being answered have to finish
+#: (a search takes milliseconds, a long clip's embedding seconds); idle connections close at once
+STOP_GRACE_SECONDS = 10.0
+#: how long the requests cut off then have to end (a stream ends at its next write)
+CUT_WAIT_SECONDS = 1.0
 
 
 class _Refusal:
@@ -103,6 +108,11 @@ class ConnectionLimit:
         #: handlers waiting for a request head (idle, or sending one), the longest waiting first
         self._awaiting: dict[SoundsiftHandler, None] = {}
         self._awaiting_lock = threading.Lock()
+        #: the connections served (a thread each), and a signal when one ends (the same lock)
+        self._open: set[socket.socket] = set()
+        self._one_closed = threading.Condition(self._awaiting_lock)
+        #: set by :meth:`finish_requests`: answers close their connection, no request is waited for
+        self.stopping = False
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """A thread for the connection while fewer than ``max_connections`` are served; else
@@ -112,24 +122,35 @@ class ConnectionLimit:
                 self.make_room() and self._slots.acquire(timeout=MAKE_ROOM_SECONDS)):
             self._refuse(request, client_address)
             return
+        with self._awaiting_lock:           # here, not in the thread: known once serve_forever returns
+            self._open.add(request)
         try:
             super().process_request(request, client_address)
         except BaseException:               # no thread started: the slot is free again
-            self._slots.release()
+            self._closed(request)
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            self._closed(request)
+
+    def _closed(self, request: Any) -> None:
+        """The connection ``request`` is over: its place is free (and finish_requests told)."""
+        with self._awaiting_lock:
+            self._open.discard(request)
+            self._one_closed.notify_all()
+        self._slots.release()
 
     def awaiting_head(self, handler: SoundsiftHandler, waiting: bool) -> None:
         """Note that ``handler`` waits for a request head (it may be closed to make room), or
         no longer does."""
         with self._awaiting_lock:
             self._awaiting.pop(handler, None)
-            if waiting:
+            if waiting and self.stopping:   # no next request once stopping: its read ends at once
+                handler.evicted = True
+            elif waiting:
                 self._awaiting[handler] = None
 
     def make_room(self) -> bool:
@@ -143,11 +164,42 @@ class ConnectionLimit:
             del self._awaiting[handler]
             handler.evicted = True
         log.debug("closing %s, which waits for a request, to make room", handler.client_address[0])
-        try:
-            handler.connection.shutdown(socket.SHUT_RDWR)       # its blocked read returns now
-        except OSError as e:                # it has just gone: its place frees all the same
-            log.debug("closing to make room: %s", e)
+        _cut(handler.connection, "closing to make room")        # its blocked read returns now
         return True
+
+    def finish_requests(self, seconds: float = STOP_GRACE_SECONDS) -> int:
+        """Once serve_forever has returned (no connection is accepted): close the connections
+        waiting for a request, let the requests being answered finish for ``seconds`` at most
+        (their answers close their connections), then cut those still going; the number of
+        those whose threads still run a moment later (busy in the model: a process that exits
+        now aborts, "terminate called without an active exception"). Stopping used to leave
+        them all to the interpreter's exit: no answer, and that abort."""
+        with self._awaiting_lock:
+            self.stopping = True
+            idle = list(self._awaiting)
+            self._awaiting.clear()
+            for handler in idle:
+                handler.evicted = True
+        for handler in idle:
+            _cut(handler.connection, "closing an idle connection to stop")
+        deadline = time.monotonic() + seconds
+        with self._awaiting_lock:
+            if self._open and seconds > 0:
+                log.info("finishing %d request%s before stopping (%g s at most)", len(self._open),
+                         "s" if len(self._open) > 1 else "", seconds)
+            while self._open and (left := deadline - time.monotonic()) > 0:
+                self._one_closed.wait(left)
+            going = list(self._open)
+        if going:
+            log.warning("stopping: %d request%s still being answered after %g s, cut off", len(going),
+                        "s" if len(going) > 1 else "", seconds)
+        for sock in going:
+            _cut(sock, "cutting a request off to stop")
+        with self._awaiting_lock:           # a streamed answer ends at its next write; a model call does not
+            deadline = time.monotonic() + CUT_WAIT_SECONDS
+            while self._open and (left := deadline - time.monotonic()) > 0:
+                self._one_closed.wait(left)
+            return len(self._open)
 
     def _refuse(self, sock: socket.socket, client_address: Any) -> None:
         """Answer 503 with Retry-After and JSON, without blocking (:meth:`_answer_refused`). With
@@ -236,6 +288,14 @@ class ConnectionLimit:
         for sock in [r.sock for r in self._refusing] + [sock for sock, _ in self._lingering]:
             self.shutdown_request(sock)
         self._refusing, self._lingering = [], []
+
+
+def _cut(sock: socket.socket, doing: str) -> None:
+    """Shut ``sock`` both ways: the thread blocked on it returns now (its handler ends)."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError as e:                    # it has just gone: its place frees all the same
+        log.debug("%s: %s", doing, e)
 
 
 def _drain(sock: socket.socket) -> None:

@@ -82,15 +82,20 @@ class SoundsiftHandler(RequestBody, BaseHTTPRequestHandler):
         if self.evicted:
             self.close_connection = True
             return False
+        self.continue_due = False
         try:
             return super().parse_request()
         finally:
             self._end_head()
 
     def handle_expect_100(self) -> bool:
-        """``100 Continue`` once the head's deadline is over (the body's timeout holds then)."""
+        """``Expect: 100-continue``: the ``100 Continue`` is sent when a route reads the body
+        (RequestBody.body), not now, so a request answered without its body (413 over the upload
+        limit, 405, a 400 for a parameter) does not first invite the client to send it; the
+        head's deadline is over (the body's timeout holds)."""
         self._end_head()
-        return super().handle_expect_100()
+        self.continue_due = True
+        return True
 
     def _end_head(self) -> None:
         """Back to :attr:`timeout` for each read and write: the head is in, and the connection
@@ -170,16 +175,17 @@ class SoundsiftHandler(RequestBody, BaseHTTPRequestHandler):
         self.extra_headers: list[tuple[str, str]] = []     # a route's own (an excerpt's ETag, its range)
         allow = ""                          # the Allow header of a 405
         try:
-            self.server.check_host(self.headers.get("Host"))       # first: a CORS preflight too
+            # first, a CORS preflight too; an absolute target (GET http://host/path) names the host
+            self.server.check_host(url.netloc if url.scheme else self._host())
             if method == "OPTIONS" and self.headers.get("Access-Control-Request-Method") is not None:
                 status, body, kind = self.server.preflight(self, url.path)
             else:
                 route = self.server.route(method, url.path)
-                query = Query(url.query)
-                query.only(route.params, f"{method} {route.path}{'/ID' if route.path in ID_ROUTES else ''}")
                 # read before the answer: a commit in between labels a newer answer with the older id
                 self.index_version = self.server.index.version()
                 self.extra_headers.append(("X-Index-Version", self.index_version))
+                query = Query(url.query)
+                query.only(route.params, f"{method} {route.path}{'/ID' if route.path in ID_ROUTES else ''}")
                 status, body, kind = route.answer(self, query, url.path)
         except NotFound as e:
             status, body, kind = HTTPStatus.NOT_FOUND, _json({"error": str(e)}), "application/json"
@@ -194,7 +200,8 @@ class SoundsiftHandler(RequestBody, BaseHTTPRequestHandler):
             status, body, kind = HTTPStatus.REQUEST_TIMEOUT, _json({"error": str(e)}), "application/json"
         except RangeNotSatisfiable as e:
             status, body, kind = HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, _json({"error": str(e)}), "application/json"
-            self.extra_headers = [("Content-Range", f"bytes */{e.total}")]     # not the excerpt's ETag
+            self.extra_headers = [(name, value) for name, value in self.extra_headers if name != "ETag"]
+            self.extra_headers.append(("Content-Range", f"bytes */{e.total}"))    # not the excerpt's ETag
         except (InvalidQuery, UnreadableAudio) as e:
             status, body, kind = HTTPStatus.BAD_REQUEST, _json({"error": str(e)}), "application/json"
         except SoundsiftError as e:       # the index went missing, a mismatched model …
@@ -207,6 +214,8 @@ class SoundsiftHandler(RequestBody, BaseHTTPRequestHandler):
         if not self.body_read and self._announces_body():
             self.close_connection = True    # its unread body must not be taken for the next request
             self.linger = True
+        if self.server.stopping:            # the last answer on this connection: the server stops
+            self.close_connection = True
         streamed = not isinstance(body, bytes)      # an ExcerptStream (GET /audio): sent as it is read
         try:
             self.send_response(status)
@@ -233,6 +242,19 @@ class SoundsiftHandler(RequestBody, BaseHTTPRequestHandler):
         finally:
             if streamed:
                 body.close()
+
+    def _host(self) -> str | None:
+        """The request's one ``Host``: None for an HTTP/1.0 request without one; InvalidQuery
+        (400, as RFC 9112 §3.2 says) for an HTTP/1.1 request without one, or with several (the
+        first checked, another used by whatever reads it next)."""
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) > 1:
+            raise InvalidQuery(f"the request names {len(hosts)} hosts ({', '.join(map(repr, hosts))}); "
+                               "send one Host header")
+        if not hosts and self.request_version != "HTTP/1.0":
+            raise InvalidQuery(f"an {self.request_version} request must name its host in a Host header "
+                               "(e.g. Host: localhost)")
+        return hosts[0] if hosts else None
 
     def _send(self, data: bytes) -> None:
         """Write ``data`` :data:`SEND_BLOCK_BYTES` at a time: the socket's timeout bounds each

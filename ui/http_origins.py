@@ -18,7 +18,8 @@ PREFLIGHT_MAX_AGE = 600
 #: request headers a page on an allowed origin may send (beyond those CORS always allows)
 CORS_REQUEST_HEADERS = ("Content-Type", "Range", "If-Range", "If-None-Match", "X-Filename")
 #: response headers such a page may read (beyond Content-Type, Content-Length …)
-CORS_EXPOSED_HEADERS = ("ETag", "Accept-Ranges", "Content-Range", "Retry-After", "X-Index-Version", NOTES_HEADER)
+CORS_EXPOSED_HEADERS = ("ETag", "Accept-Ranges", "Content-Range", "Content-Disposition", "Retry-After", "Allow",
+                        "X-Index-Version", NOTES_HEADER)
 
 
 class OriginPolicy:

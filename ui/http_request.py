@@ -117,23 +117,30 @@ class Query:
         except typer.BadParameter as e:
             raise InvalidQuery(f"{name}: {e.message}") from e
 
-    def count(self, name: str, default: int, older: str | None = None) -> int:
-        """A whole number from 1 to MAX_K (``default`` when not given). ``older``: another name
-        old clients give it by (``top`` for ``k``), read when ``name`` is not given; both given
-        and different: InvalidQuery naming both."""
+    def count(self, name: str, default: int, older: str | None = None, low: int = 1) -> int:
+        """A whole number from ``low`` to MAX_K (``default`` when not given). ``older``: another
+        name old clients give it by (``top`` for ``k``), read when ``name`` is not given; both
+        given and different: InvalidQuery naming both."""
         if older is not None and self.text(older) is not None:
             if self.text(name) is None:
-                return self.count(older, default)
-            if self.count(name, default) != self.count(older, default):
+                return self.count(older, default, low=low)
+            if self.count(name, default, low=low) != self.count(older, default, low=low):
                 raise InvalidQuery(f"{name}={self.text(name)} and {older}={self.text(older)} disagree; "
                                    f"give one ({name}; {older} is its older name)")
-        value = self.number(name, default, low=1)
+        value = self.number(name, default, low=low)
         if value != int(value) or value > MAX_K:
-            raise InvalidQuery(f"{name} must be a whole number from 1 to {MAX_K}, got {self.text(name)!r}")
+            raise InvalidQuery(f"{name} must be a whole number from {low} to {MAX_K}, got {self.text(name)!r}")
         return int(value)
 
     def flag(self, name: str) -> bool:
-        return (self.text(name) or "").lower() in ("1", "true", "yes", "on")
+        """Whether flag ``name`` is on (``1``, ``true``, ``yes``, ``on``) rather than off (left
+        out, empty, ``0``, ``false``, ``no``, ``off``); InvalidQuery for any other value, which
+        was read as off."""
+        value = (self.text(name) or "").lower()
+        if value in _FLAG_ON or value in _FLAG_OFF:
+            return value in _FLAG_ON
+        raise InvalidQuery(f"{name} is on or off: give {name}=1 (true, yes, on) or {name}=0 (false, no, off), "
+                           f"got {self.text(name)!r}")
 
     def listed(self, name: str) -> list[str]:
         from engine.vocabulary import split_list
@@ -156,6 +163,11 @@ class RequestBody:
     timeout: float | None
     #: whether the body was read (else a body the request announced is drained before closing)
     body_read: bool
+    #: the client waits for ``100 Continue`` before sending its body (``Expect: 100-continue``):
+    #: sent once the body is wanted and its length is within the limit (:meth:`_invite_body`)
+    continue_due: bool = False
+    send_response_only: Callable[..., None]
+    end_headers: Callable[[], None]
 
     def _announces_body(self) -> bool:
         """Whether the request says a body follows (a Content-Length above 0, or a Transfer-Encoding)."""
@@ -177,6 +189,7 @@ class RequestBody:
             if [c.strip().lower() for c in ",".join(codings).split(",")] != ["chunked"]:
                 raise InvalidQuery(f"Transfer-Encoding {', '.join(codings)!r} is not read here; send the clip "
                                    "with a Content-Length or as Transfer-Encoding: chunked")
+            self._invite_body()
             data = self._chunks(MAX_UPLOAD_BYTES)
         else:
             if len(lengths) > 1:
@@ -188,12 +201,24 @@ class RequestBody:
             if length > MAX_UPLOAD_BYTES:
                 raise TooLarge(f"{length / 2**20:.1f} MiB is more than the {MAX_UPLOAD_BYTES / 2**20:.0f} MiB upload "
                                "limit; send only the part of the clip you want to search by")
+            if length > 0:
+                self._invite_body()
             data = self._read(length, f"the {length} bytes its Content-Length announced") if length > 0 else b""
             if len(data) < length:
                 raise InvalidQuery(f"the request body ended after {len(data)} of the {length} bytes its "
                                    "Content-Length announced")
         self.body_read = True
         return data
+
+    def _invite_body(self) -> None:
+        """``100 Continue``, once, where the client waits for it before sending its body."""
+        if self.continue_due:
+            self.continue_due = False
+            try:
+                self.send_response_only(100)
+                self.end_headers()
+            except OSError as e:            # the client hung up while waiting
+                raise InvalidQuery(f"the client went away before sending its body ({e})") from e
 
     def _read(self, size: int, waiting_for: str, line: bool = False) -> bytes:
         """``size`` bytes of the body (a line of at most ``size`` with ``line``); RequestTimeout
@@ -251,6 +276,10 @@ class _TimedReads(io.RawIOBase):
         self._raw.close()
         super().close()
 
+
+#: the values a flag parameter (``segments=1``) takes, in lower case
+_FLAG_ON = ("1", "true", "yes", "on")
+_FLAG_OFF = ("", "0", "false", "no", "off")
 
 #: a chunk's size line: hexadecimal digits, optional extensions (";name=value"), CRLF
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?\n")

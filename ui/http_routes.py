@@ -7,7 +7,7 @@ import json
 import os
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import numpy as np
 
@@ -137,7 +137,7 @@ class RouteAnswers:
         a block at a time as they are read; the handler closes it), or the part of it a
         ``Range`` header asks for (206; ``If-Range`` with another ETag gets all of it), or 304
         when ``If-None-Match`` names its ETag (the file is not opened)."""
-        from engine.export import excerpt_stream
+        from engine.export import excerpt_name, excerpt_stream
         record = self._record(path)
         start = q.time("start") or 0.0
         if start >= record["duration"]:
@@ -163,7 +163,8 @@ class RouteAnswers:
             if not os.path.lexists(record["path"]):
                 raise NotFound(f"{e} (file id {record['file_id']}; re-index to drop it)") from e
             raise
-        handler.extra_headers += [("Accept-Ranges", "bytes"), *([("ETag", tag)] if tag is not None else [])]
+        handler.extra_headers += [("Accept-Ranges", "bytes"), *([("ETag", tag)] if tag is not None else []),
+                                  ("Content-Disposition", _disposition(excerpt_name(record["path"], start, end)))]
         try:
             part = requested_range(wanted, stream.length)
         except Unsatisfiable as e:
@@ -183,7 +184,7 @@ class RouteAnswers:
 
     def _sheet(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         from engine.sheet_export import library_rows, sheet_bytes
-        zero_shot = q.count("zero_shot", 0) if q.number("zero_shot", 0, low=0) != 0 else 0
+        zero_shot = q.count("zero_shot", 0, low=0)
         filters = q.filters()
         rows = library_rows(self.index.root, filters, sound_index=self.index, zero_shot=zero_shot,
                             labels=q.listed("labels") or None, min_score=q.number("min_score", 0.1, low=0, high=1))
@@ -240,6 +241,14 @@ def _excerpt_etag(path: str, start: float, end: float) -> str | None:
     return f'"{digest.hexdigest()[:32]}"'
 
 
+def _disposition(name: str) -> str:
+    """``Content-Disposition`` naming ``name`` (a browser saving the preview, or ``curl -OJ``, uses
+    it rather than the id): shown inline, the name in ASCII and, for any other character, as
+    RFC 8187 UTF-8 (a header is Latin-1 on the wire)."""
+    plain = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    return f'inline; filename="{plain}"' + ("" if plain == name else f"; filename*=UTF-8''{quote(name, safe='')}")
+
+
 def _file_id(text: str) -> int | None:
     """``text`` as a file id: ASCII digits of a number SQLite can hold, else None (a path, or
     no id at all; "²" and "٣" are digits to str.isdigit, not ids)."""
@@ -282,7 +291,24 @@ def _cut_end(name: str, start: float | None, end: float, seconds: float) -> tupl
 
 
 def _clip(handler: SoundsiftHandler) -> Any:
+    """The clip the request body holds (its name: ``X-Filename``, else "request body");
+    InvalidQuery for a multipart form (FormData, curl -F), before its body is read (curl
+    --data-binary labels a clip application/x-www-form-urlencoded: the bytes are read all the same)."""
     from ui.components.uploads import read_example
+    kind = (handler.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        raise InvalidQuery("the request body is a multipart form (multipart/form-data); send the clip's own bytes "
+                           "as the body (fetch(url, {method: 'POST', body: file}), curl --data-binary @clip.wav)")
     data = handler.body()
-    name = handler.headers.get("X-Filename") or "request body"
-    return read_example(name, data)
+    return read_example(_header_text(handler.headers.get("X-Filename")) or "request body", data)
+
+
+def _header_text(value: str | None) -> str | None:
+    """A header's ``value`` as its sender wrote it: http.server reads the bytes as Latin-1, and
+    a client writes a name such as ``雨.wav`` as UTF-8; Latin-1 that is not UTF-8 is kept."""
+    if value is None:
+        return None
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value

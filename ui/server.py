@@ -37,14 +37,16 @@ similar that finds nothing names, in :data:`NOTES_HEADER`, each filter value no 
 (SoundIndex.why_no_file, as the CLI's notes do).
 
 A bad request gets ``{"error": "…"}`` with 400 (a bad parameter, one the route does not take, one
-that is not UTF-8 once percent-decoded, audio that cannot be read, a body whose framing is not one
-clear length), 404 (a path the index does not hold, an unknown file id or route, path segments a
+that is not UTF-8 once percent-decoded, a flag neither on nor off, audio that cannot be read or a
+multipart form instead of it, a body whose framing is not one clear length, an HTTP/1.1 request
+without one ``Host``), 404 (a path the index does not hold, an unknown file id or route, path segments a
 route does not take, a preview of a file deleted since it was indexed), 405 (a route asked with a
 method it does not answer, TRACE and OPTIONS that is no CORS preflight among them), 408 (a body
-that stopped arriving) or 413 (a clip over the upload limit); http.server's own refusals (414,
-431, 501, 505) are JSON too. HEAD
+that stopped arriving), 413 (a clip over the upload limit) or 416 (a ``Range`` past the end of
+``/audio``'s answer); http.server's own refusals (414, 431, 501, 505) are JSON too. HEAD
 answers what GET would, without the body; a body comes with a Content-Length or chunked
-(``Transfer-Encoding: chunked``). Only files the index holds are
+(``Transfer-Encoding: chunked``), and ``Expect: 100-continue`` gets its ``100 Continue`` once a
+route reads the body (a clip over the limit gets its 413 before sending it). Only files the index holds are
 read from disk, by path or id, so a request cannot make the server read any other file; clips
 come in the request body. It listens on 127.0.0.1 unless told otherwise, and there answers only
 requests whose ``Host`` is this machine (403 otherwise: DNS rebinding).
@@ -69,6 +71,8 @@ every one is busy, is answered 503 with ``Retry-After`` at once, by the listenin
 origins allowed, once it has read the request head's ``Origin``, without waiting on it, for
 :data:`REFUSED_HEAD_SECONDS` at most: the answer carries that origin's CORS headers). A burst
 of connections waits in the listen queue (:data:`LISTEN_BACKLOG`) while that thread is busy.
+Stopping (Ctrl-C, SIGTERM, ``stop``), the server closes its idle connections and lets the
+requests being answered finish, for :data:`STOP_GRACE_SECONDS` at most, before it returns.
 
 The server is split by job: ui.http_request (the query string, the body, the error classes),
 ui.http_handler (SoundsiftHandler: one connection's requests and answers), ui.http_routes (the
@@ -87,7 +91,7 @@ from engine.errors import PortUnavailable
 from engine.query import SoundIndex
 from ui.http_connections import (DEFAULT_MAX_CONNECTIONS, LINGER_BYTES, LINGER_SECONDS, LISTEN_BACKLOG,
                                  MAKE_ROOM_SECONDS, MAX_LINGERING, REFUSED_HEAD_BYTES, REFUSED_HEAD_SECONDS,
-                                 RETRY_AFTER_SECONDS, ConnectionLimit)
+                                 RETRY_AFTER_SECONDS, STOP_GRACE_SECONDS, ConnectionLimit)
 from ui.http_handler import (CLIENT_TIMEOUT_SECONDS, HEAD_TIMEOUT_SECONDS, HUNG_UP, SEND_BLOCK_BYTES,
                              SoundsiftHandler)
 from ui.http_origins import (CORS_EXPOSED_HEADERS, CORS_REQUEST_HEADERS, PREFLIGHT_MAX_AGE, OriginPolicy,
@@ -102,7 +106,7 @@ __all__ = [
     "DEFAULT_PORT", "SoundsiftServer", "serve", "log",
     # ui.http_connections
     "DEFAULT_MAX_CONNECTIONS", "LINGER_BYTES", "LINGER_SECONDS", "LISTEN_BACKLOG", "MAKE_ROOM_SECONDS",
-    "MAX_LINGERING", "REFUSED_HEAD_BYTES", "REFUSED_HEAD_SECONDS", "RETRY_AFTER_SECONDS",
+    "MAX_LINGERING", "REFUSED_HEAD_BYTES", "REFUSED_HEAD_SECONDS", "RETRY_AFTER_SECONDS", "STOP_GRACE_SECONDS",
     # ui.http_handler
     "CLIENT_TIMEOUT_SECONDS", "HEAD_TIMEOUT_SECONDS", "HUNG_UP", "SEND_BLOCK_BYTES", "SoundsiftHandler",
     # ui.http_origins
@@ -168,24 +172,49 @@ class SoundsiftServer(ConnectionLimit, OriginPolicy, RouteAnswers, ThreadingHTTP
 def serve(index: SoundIndex, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
           ready: Callable[[SoundsiftServer], None] | None = None,
           stop: threading.Event | None = None, max_connections: int = DEFAULT_MAX_CONNECTIONS,
-          allow_origins: Sequence[str] = ()) -> None:
+          allow_origins: Sequence[str] = ()) -> int:
     """Answer requests on ``host``:``port`` until ``stop`` is set (or Ctrl-C), at most
     ``max_connections`` at once, pages on ``allow_origins`` allowed to call it (CORS);
-    ``ready`` gets the listening server (its ``url``; port 0 picks a free one)."""
+    ``ready`` gets the listening server (its ``url``; port 0 picks a free one). Stopping, the
+    requests being answered finish (STOP_GRACE_SECONDS at most; a second Ctrl-C cuts them off
+    at once); the number cut off whose threads still run, inside the model, is returned."""
     try:
         server = SoundsiftServer(index, host, port, max_connections, allow_origins)
     except OSError as e:            # taken by another program, a port below 1024, an unknown host
-        raise PortUnavailable(f"cannot listen on {host}:{port} ({e.strerror or e}); "
-                              "choose another with --port, or stop what uses it") from e
+        raise PortUnavailable(f"cannot listen on {host}:{port} ({e.strerror or e}); {_listen_advice(e)}") from e
     if ready is not None:
-        ready(server)
+        try:
+            ready(server)           # (soundsift serve loads the model there: the port is known free)
+        except BaseException:
+            server.server_close()
+            raise
     stop = stop or threading.Event()
     worker = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
     worker.start()
     try:
         while not stop.wait(0.2):
             pass
+    except KeyboardInterrupt:       # Ctrl-C: stop, as stop.set() does
+        pass
     finally:
-        server.shutdown()
+        server.shutdown()           # no new connection; then those open finish, STOP_GRACE_SECONDS at most
+    try:
+        running = server.finish_requests()
+    except KeyboardInterrupt:       # Ctrl-C again while they finish: cut them off now
+        running = server.finish_requests(0)
+    finally:
         server.server_close()
         worker.join(10)
+    return running
+
+
+def _listen_advice(error: OSError) -> str:
+    """What to do when listening failed with ``error``: another ``--host`` for a name or address
+    that is not this machine's, another ``--port`` for one taken or reserved."""
+    import errno
+    if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+        return ("--host must name this machine: an address of one of its interfaces (127.0.0.1, ::1, "
+                "0.0.0.0 for all) or a name that resolves to one")
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return "ports below 1024 need administrator rights; choose another with --port"
+    return "choose another with --port, or stop what uses it"

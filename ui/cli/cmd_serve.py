@@ -44,18 +44,23 @@ def serve_command(
     search`: min_duration, path_prefix, format, category, tagged …), GET /similar?file=PATH_OR_ID,
     POST /similar with a clip as the body, GET /tag?file=…&labels=dog,rain, POST /tag, GET
     /files/ID, GET /audio/ID?start=&end= (a WAV preview), GET /info, GET /facets, GET /sheet (CSV).
-    Errors are {"error": …} with 400 (a bad or unknown parameter), 404 (an unknown path or file), 405
-    (a route asked with another method; an Allow header says which), 408 (a body that stopped
-    arriving) or 413 (a clip over the limit), 503 over --max-connections. A connection that has
-    not sent a whole request 30 s after opening (or after its last answer) is closed, as is one
-    that stalls its body or its reading of an answer for 120 s. --host ::1 serves IPv6.
-    Only indexed files are read from disk. Ctrl-C or SIGTERM stops it.
+    Errors are {"error": …} with 400 (a bad or unknown parameter), 403 (a Host not this machine),
+    404 (an unknown path or file), 405 (a route asked with another method; an Allow header says
+    which), 408 (a body that stopped arriving), 413 (a clip over the limit), 416 (a Range past the
+    end of /audio's answer) or 503 (over --max-connections, or the index unreadable).
+
+    A connection that has not sent a whole request 30 s after opening (or after its last answer)
+    is closed, as is one that stalls its body or its reading of an answer for 120 s. --host ::1
+    serves IPv6. Only indexed files are read from disk. Ctrl-C or SIGTERM stops it once the
+    requests being answered are (10 s at most; Ctrl-C again: at once).
 
     Answers carry X-Index-Version, which changes when the index does; /audio answers
     If-None-Match naming its ETag with 304. --allow-origin lets a web app on another origin call
     the API from the browser.
     """
+    import os
     import signal
+    import sys
     import threading
 
     from engine.query import SoundIndex
@@ -67,16 +72,22 @@ def serve_command(
     try:
         warn_if_shared(host, "search your library and play its files")
         with SoundIndex.open(index, model=model) as sound_index:
-            sound_index.model                      # loaded now, not on the first request
             def ready(server) -> None:
+                sound_index.model       # loaded once listening (a port taken is said at once), not on a request
                 pages = f"; pages on {', '.join(sorted(server.allow_origins))} may call it" if server.allow_origins else ""
                 err_console.print(f"soundsift serve: index {sound_index.root} on {server.url}/{pages} "
                                   "(Ctrl+C stops)", highlight=False, soft_wrap=True)
             try:
-                serve(sound_index, host, port, ready=ready, stop=stop, max_connections=max_connections,
-                      allow_origins=allow_origin or ())
-            except KeyboardInterrupt:
-                pass
+                running = serve(sound_index, host, port, ready=ready, stop=stop, max_connections=max_connections,
+                                allow_origins=allow_origin or ())
+            except KeyboardInterrupt:       # before serving began (the model loading)
+                running = 0
+            if running:         # a request cut off inside the model: Python's exit would abort the process
+                err_console.print(f"stopped serving ({running} request{'s' if running > 1 else ''} cut off "
+                                  "while the model answered it)", highlight=False)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(0)
     finally:                                   # the caller's handler again (a test run, an embedding app)
         if previous is not None:               # None: one set outside Python, which cannot be put back
             signal.signal(signal.SIGTERM, previous)
