@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from engine.catalog import ErrorRow, File, FileMetadata, SegmentRow, get_meta, has_table, open_catalog
 from engine.file_metadata import SEARCHED_KEYS_WITH_SHEETS, SHEET_PREFIX
 from engine.layout import IndexLayout, missing_index, resolve_index_dir
-from indexer.metadata_sheet import sheet_counts_in
+from indexer.metadata_sheet import sheets_described_in
 
 #: meta keys shown as they are (those written by the indexer, and by index tuning)
 META_KEYS = ("model_name", "model_fingerprint", "dim", "sample_rate", "segment_policy",
@@ -40,7 +40,7 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
             described = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
                                        .where(FileMetadata.key.in_(SEARCHED_KEYS_WITH_SHEETS))) or 0)
                          if has_table(s, "file_metadata") else 0)
-            sheets = sheet_counts_in(s)
+            sheets = sheets_described_in(s)     # records, as `sheet list --json` prints them
             marked = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
                                    .where(FileMetadata.key == "markers")) or 0)
                       if has_table(s, "file_metadata") else 0)

@@ -285,11 +285,17 @@ def sheet_counts(index: str | Path | None) -> dict[str, int]:
     return _read_catalog(index, sheet_counts_in)
 
 
-def sheets_described(index: str | Path | None) -> dict[tuple[str, str | None], int]:
-    """Each imported sheet as (file name, absolute path or None for one imported before paths
-    were kept) → how many indexed files it describes, most first, then by name and path."""
-    counts = _read_catalog(index, _described_counts)
-    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0][0], item[0][1] or "")))
+def sheets_described(index: str | Path | None) -> list[dict[str, str | int | None]]:
+    """Each imported sheet as `sheet list --json` and `info --json` list it (:func:`sheets_described_in`)."""
+    return _read_catalog(index, sheets_described_in)
+
+
+def sheets_described_in(s: Session) -> list[dict[str, str | int | None]]:
+    """Each imported sheet on an open session of the catalog, a record ``{"sheet", "path", "files"}``:
+    its file name, its absolute path (None for one imported before paths were kept) and how many
+    indexed files it describes (those whose standing sheet it is), most first, then by name and path."""
+    counts = sorted(_described_counts(s).items(), key=lambda item: (-item[1], item[0][0], item[0][1] or ""))
+    return [{"sheet": name, "path": path, "files": n} for (name, path), n in counts]
 
 
 def _read_catalog(index: str | Path | None, read: Callable[[Session], T]) -> T:

@@ -102,12 +102,13 @@ def test_filters_given_as_a_dict_are_one_clear_error(library):
 
 
 def test_info_gives_a_small_vectors_file_in_kB_not_0_0_MB(library):
+    from indexer.write import human_size     # the one size formatter (cmd_info had a twin)
     _, index_dir = library
     result = CliRunner().invoke(app, ["info", "--index", str(index_dir)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if "vectors file" in line)
     size = json.loads(CliRunner().invoke(app, ["info", "--index", str(index_dir), "--json"]).stdout)["vectors_bytes"]
-    assert size < 100_000 and f"({size / 1e3:.1f} kB)" in row and "0.0 MB" not in row
+    assert size < 100_000 and f"({human_size(size)})" in row and "0.0 MiB" not in row
 
 
 def test_pad_with_whole_files_says_it_pads_nothing(library, tmp_path):

@@ -78,13 +78,14 @@ def test_sheet_import_json_is_a_list_for_one_sheet_too(library, tmp_path):
     second.write_text("Filename,Description\nhiss.wav,Hiss of a radio\n")
     one = run("sheet", "import", first, "--index", index, "--json")
     assert one.exit_code == 0, one.output
-    reports = json.loads(one.stdout)
+    reports = json.loads(one.stdout)["sheets"]
+    assert json.loads(one.stdout)["errors"] == []
     assert isinstance(reports, list) and [r["sheet"] for r in reports] == ["first.csv"], reports
     assert reports[0]["matched_rows"] == 1
     both = run("sheet", "import", first, second, "--index", index, "--json")
     assert both.exit_code == 0, both.output
-    assert [r["sheet"] for r in json.loads(both.stdout)] == ["first.csv", "second.csv"]
-    assert [set(r) for r in json.loads(both.stdout)] == [set(reports[0])] * 2
+    assert [r["sheet"] for r in json.loads(both.stdout)["sheets"]] == ["first.csv", "second.csv"]
+    assert [set(r) for r in json.loads(both.stdout)["sheets"]] == [set(reports[0])] * 2
 
 
 # -- 2. caption's records name their file `path` ----------------------------------------------------
@@ -173,7 +174,32 @@ def test_json_stdout_is_only_the_json_document(command, library, tiny_clap_dir, 
     if code:
         assert result.stdout == ""
     else:
-        json.loads(result.stdout)                          # and stdout is one JSON document, nothing else
+        document = json.loads(result.stdout)               # and stdout is one JSON document, nothing else
+        _check_top_level(command, document)
+
+
+#: the commands whose --json is a list: of records (a hit, a tag, a sheet each) or of names (`corpus list`)
+RECORD_LISTS = ("search", "similar", "tags list", "sheet list", "corpus list")
+#: summaries' objects of counts under keys of their own (not the names of files, sheets or tags):
+#: `info`'s counts, `index`'s totals, what a rebuild carried over (or not), the kinds of entries not scanned
+FIXED_COUNTS = ("counts", "totals", "carried_over", "not_carried_over", "skipped")
+
+
+def _check_top_level(command: str, document: object) -> None:
+    """A list only for RECORD_LISTS, each item a record (or a name); every other command an
+    object (`duplicates`, `sheet import` and `tag --timeline` printed bare lists, with no room for
+    the files they could not use or the file they were about), whose "errors", when there, is a
+    list, and none of whose values is an object of counts keyed by names (`info`'s "sheets" was:
+    named things with counts are lists of records)."""
+    if command in RECORD_LISTS:
+        assert isinstance(document, list), (command, document)
+        assert all(isinstance(item, (dict, str)) for item in document), (command, document)
+        return
+    assert isinstance(document, dict), (command, document)
+    assert isinstance(document.get("errors", []), list), (command, document)
+    for key, value in document.items():
+        keyed_counts = isinstance(value, dict) and value and all(isinstance(v, int) for v in value.values())
+        assert not keyed_counts or key in FIXED_COUNTS, (command, key, value)
 
 
 #: the commands whose run above meets a file it cannot use (not audio, not indexed, not there)

@@ -154,7 +154,9 @@ def test_cli_ctrl_c_prints_what_it_found_and_exits_130(library, monkeypatch):
     result = CliRunner().invoke(app, ["duplicates", "--index", str(index_dir), "--json", "--no-progress"])
     assert result.exit_code == 130, result.output
     assert "interrupted: 1 of" in result.stderr and "pairs compared" in result.stderr
-    groups = json.loads(result.stdout)
+    document = json.loads(result.stdout)
+    groups = document["groups"]
+    assert document["interrupted"] is True and document["compared"] < document["candidates"]
     assert len(groups) <= 1 and all(len(g["paths"]) == 2 for g in groups)
 
 
@@ -166,7 +168,7 @@ def test_cli_says_how_many_pairs_and_what_the_cap_left_out(library, caplog):
     assert "not compared: each file meets its 1 closest (--per-file)" in result.stderr
     everything = CliRunner().invoke(app, ["duplicates", "--index", str(index_dir), "--json", "--per-file", "0"])
     assert "not compared" not in everything.stderr
-    assert sorted(len(g["paths"]) for g in json.loads(everything.stdout)) == [2, 4]
+    assert sorted(len(g["paths"]) for g in json.loads(everything.stdout)["groups"]) == [2, 4]
 
 
 def test_off_a_terminal_it_logs_how_far_it_got_and_how_long_is_left(library, caplog, monkeypatch):
@@ -214,14 +216,14 @@ def test_cli_json_and_filters(library):
     lib, index_dir = library
     result = CliRunner().invoke(app, ["duplicates", "--index", str(index_dir), "--json"])
     assert result.exit_code == 0, result.stderr
-    groups = json.loads(result.stdout)
+    groups = json.loads(result.stdout)["groups"]
     assert sorted(len(g["paths"]) for g in groups) == [2, 4]
     assert all(set(g) == {"paths", "durations", "difference_db", "identical", "keep", "formats", "same_file"} for g in groups)
     assert [g["difference_db"] for g in groups] == sorted(g["difference_db"] for g in groups)
     assert groups[0]["identical"] and groups[0]["difference_db"] == 0.0
     only_weather = CliRunner().invoke(app, ["duplicates", "--index", str(index_dir), "--json",
                                             "--path-prefix", str(lib.resolve() / "weather")])
-    assert [len(g["paths"]) for g in json.loads(only_weather.stdout)] == [2]
+    assert [len(g["paths"]) for g in json.loads(only_weather.stdout)["groups"]] == [2]
     table = CliRunner().invoke(app, ["duplicates", "--index", str(index_dir), "--format", "mp3"])
     assert table.exit_code == 0 and "no duplicates among 1 file\n" in table.stdout
 

@@ -133,7 +133,7 @@ def test_duplicates_piped_at_80_columns_names_every_file_and_keeps_the_unmarked_
     build_index([lib], index_dir, FakeModel(), workers=1, progress=False)
     result = CliRunner().invoke(app, ["duplicates", "--index", str(index_dir), "--json"])
     assert result.exit_code == 0, result.stderr
-    g, = json.loads(result.stdout)
+    g, = json.loads(result.stdout)["groups"]
     assert g["keep"] == str(original.resolve())
     table = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["duplicates", "--index", str(index_dir)])
     assert table.exit_code == 0, table.stderr

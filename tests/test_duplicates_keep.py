@@ -95,7 +95,7 @@ def test_the_cli_shows_it_in_json_and_in_the_table(group):
     lib, index_dir = group
     result = CliRunner().invoke(app, ["duplicates", "--index", str(index_dir), "--json"])
     assert result.exit_code == 0, result.stderr
-    g, = json.loads(result.stdout)
+    g, = json.loads(result.stdout)["groups"]
     assert g["keep"] == str(lib / "masters" / "slam.wav") and len(g["formats"]) == len(g["paths"]) == 4
     table = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["duplicates", "--index", str(index_dir)])
     assert table.exit_code == 0, table.stderr
@@ -110,7 +110,7 @@ def test_on_a_narrow_terminal_each_file_keeps_its_own_format_and_mark(group):
     the paths get 42 characters beside the other columns; narrower, the details go under each
     path (tests/test_duplicates_audit34.py)."""
     lib, index_dir = group
-    g, = json.loads(CliRunner().invoke(app, ["duplicates", "--index", str(index_dir), "--json"]).stdout)
+    g, = json.loads(CliRunner().invoke(app, ["duplicates", "--index", str(index_dir), "--json"]).stdout)["groups"]
     table = CliRunner(env={"COLUMNS": "106"}).invoke(app, ["duplicates", "--index", str(index_dir)])
     assert table.exit_code == 0, table.stderr
     rows: list[list[str]] = []                     # per file: its path's pieces, format, keep mark
@@ -140,7 +140,7 @@ def test_hard_links_are_named_as_one_file_and_marked_in_the_table(tmp_path):
     build_index([lib], index_dir, FakeModel(), workers=1, progress=False)
     result = CliRunner().invoke(app, ["duplicates", "--index", str(index_dir), "--json"])
     assert result.exit_code == 0, result.stderr
-    g, = json.loads(result.stdout)
+    g, = json.loads(result.stdout)["groups"]
     real = lib.resolve()
     assert g["same_file"] == [[str(real / "a" / "slam.wav"), str(real / "b" / "slam.wav")]]
     assert not g["identical"]                      # the 16-bit copy has other bytes

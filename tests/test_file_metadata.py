@@ -681,7 +681,7 @@ def test_a_timeline_tags_each_segment_and_names_the_takes(tmp_path, tiny_clap_di
         r = CliRunner().invoke(app, ["tag", str(takes), "--timeline", "--json", "--labels", "door,wind,latch,hinge",
                                      "--top", "2", *extra])
         assert r.exit_code == 0, r.stderr
-        return json.loads(r.stdout)
+        return json.loads(r.stdout)["segments"]
     stored, decoded = timeline("--index", str(idx)), timeline("--model", str(tiny_clap_dir))
     for spans in (stored, decoded):
         assert [t for s in spans for t in (s["start"], s["end"])] == pytest.approx([t for span in expected for t in span])

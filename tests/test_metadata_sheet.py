@@ -203,7 +203,7 @@ def test_a_sheet_describes_numbered_files_for_search_filters_and_the_card(lib, t
     assert sheet_counts(idx) == {"BBCSoundEffects.csv": 2}
     from indexer.info import index_info
     assert index_info(idx)["counts"]["described"] == 2
-    assert index_info(idx)["sheets"] == {"BBCSoundEffects.csv": 2}
+    assert [(r["sheet"], r["files"]) for r in index_info(idx)["sheets"]] == [("BBCSoundEffects.csv", 2)]
 
 
 def test_what_the_file_says_comes_first_and_paths_pick_the_folder(tmp_path):
@@ -287,7 +287,7 @@ def test_sheet_commands(lib, tmp_path):
     assert json.loads(listed.stdout) == [{"sheet": "BBCSoundEffects.csv", "path": str(sheet.resolve()), "files": 2}]
     (tmp_path / "none.csv").write_text("Filename,Description\nnothing.wav,Nothing\n")
     none = run(app, ["sheet", "import", str(tmp_path / "none.csv"), "--index", str(idx), "--json"])
-    assert none.exit_code == 1 and json.loads(none.stdout)[0]["matched_rows"] == 0
+    assert none.exit_code == 1 and json.loads(none.stdout)["sheets"][0]["matched_rows"] == 0
     gone = run(app, ["sheet", "remove", "BBCSoundEffects.csv", "--index", str(idx)])
     assert gone.exit_code == 0 and "removed from 2 files" in gone.stdout
     bad = run(app, ["sheet", "import", str(tmp_path / "missing.csv"), "--index", str(idx)])
@@ -298,7 +298,7 @@ def test_sheet_commands(lib, tmp_path):
     several = run(app, ["sheet", "import", str(tmp_path / "nameless.csv"), str(tmp_path / "trains.csv"),
                         "--index", str(idx), "--json"])
     assert several.exit_code == 1 and "nameless.csv: no column names the files" in " ".join(several.stderr.split())
-    assert [r["sheet"] for r in json.loads(several.stdout)] == ["trains.csv"]
+    assert [r["sheet"] for r in json.loads(several.stdout)["sheets"]] == ["trains.csv"]
     assert sheet_counts(idx)["trains.csv"] == 1
     from openpyxl import Workbook                             # a vendor's workbook: the same rows, two worksheets
     book = Workbook()

@@ -56,9 +56,10 @@ def test_several_unreadable_sheets_are_the_commands_error_as_one_is(indexed):
 
 
 def test_a_sheet_imported_beside_an_unreadable_one_is_still_the_json_list(indexed):
-    """One sheet imported and one not: the list of the one imported, exit code 1 for the other."""
+    """One sheet imported and one not: the list of the one imported, exit code 1 for the other
+    (listed in "errors", json_shapes35b)."""
     index, good, no_column, _ = indexed
     result = run("sheet", "import", no_column, good, "--index", index, "--json", "--dry-run")
     assert result.exit_code == 1, result.output
-    assert [r["sheet"] for r in json.loads(result.stdout)] == ["good.csv"]
+    assert [r["sheet"] for r in json.loads(result.stdout)["sheets"]] == ["good.csv"]
     assert "none of the" not in result.stderr

@@ -196,7 +196,7 @@ def test_tag_min_score_leaves_out_lower_tags_for_files_timelines_and_json(takes,
     assert table.exit_code == 0 and said(table.stdout).count("no tag scores 0.99 or more") == 2
 
     spans = json.loads(run("tag", beep, "-m", tiny_clap_dir, "--labels", LABELS, "--timeline", "--json",
-                           "--min-score", cut).stdout)
+                           "--min-score", cut).stdout)["segments"]
     assert spans and all(t["score"] >= cut for s in spans for t in s["tags"])
     low = run("tag", beep, "-m", tiny_clap_dir, "--labels", LABELS, "--timeline", "--min-score", 0.99)
     assert low.exit_code == 0 and "no tag scores 0.99 or more" in said(low.stdout)

@@ -92,7 +92,7 @@ def test_tag_with_index_embeds_a_file_edited_since_it_was_indexed(small_index, t
     assert [t["score"] for t in got] == pytest.approx([t["score"] for t in now], abs=1e-5)
     timeline = run("tag", edited, "--index", index_dir, "--labels", LABELS, "--timeline", "--json")
     assert timeline.exit_code == 0, timeline.stderr
-    spans = json.loads(timeline.stdout)
+    spans = json.loads(timeline.stdout)["segments"]
     assert spans[-1]["end"] == pytest.approx(2.0 if same_length else 7.0)
     table = run("tag", edited, "--index", index_dir, "--labels", LABELS, "--timeline")
     assert "(decoded)" in table.stdout

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
 from engine.filters import Filters
 from ui.cli.app import app
 from ui.cli.common import (INTERRUPTED_EXIT, IndexOption, ProgressOption, VerboseOption, count, err_console,
-                           out_console, print_json, relays_decoder_output, reports_errors, setup_logging,
-                           shows_progress)
+                           error_records, out_console, print_json, relays_decoder_output, reports_errors,
+                           setup_logging, shows_progress)
 from ui.cli.results import clock, display_path, filter_options, say_why_none
 
 if TYPE_CHECKING:
@@ -45,7 +45,10 @@ def duplicates_command(
                                  help="Compare each file with at most this many others, its closest by "
                                       "the stored vectors (a copy comes first); 0: every pair over "
                                       "--min-cosine (hours for tens of thousands of similar files)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the groups as a JSON list on stdout."),
+    json_out: bool = typer.Option(False, "--json", help='Print {"groups", "files", "candidates", "compared", '
+                                                        '"errors", "interrupted"} on stdout: the groups closest '
+                                                        'first, the files and pairs gone through, and the files '
+                                                        'that could not be decoded, [{"path", "reason"}].'),
     progress: ProgressOption = None,
     verbose: VerboseOption = False,
 ) -> None:
@@ -54,12 +57,14 @@ def duplicates_command(
 
     The stored vectors propose pairs of files of about the same duration; each pair is confirmed
     by decoding both, aligning them to the sample and comparing their levels band by band over
-    time, so two takes of one sound are not duplicates. JSON: `[{"paths", "durations",
-    "difference_db", "identical", "keep", "formats"}]`, closest first; `keep` names the copy that
+    time, so two takes of one sound are not duplicates. JSON: `{"groups", "files", "candidates",
+    "compared", "errors", "interrupted"}`, its groups `[{"paths", "durations", "difference_db",
+    "identical", "keep", "formats"}]`, closest first; `keep` names the copy that
     lost the least (lossless, then more bits, a higher sample rate, more channels, then a name
     not marked as a copy such as `x (1).wav` or `x copy.wav`, then the shorter path).
 
-    Ctrl-C stops the comparing and prints the groups confirmed so far (exit status 130)."""
+    Ctrl-C stops the comparing and prints the groups confirmed so far (exit status 130; in JSON
+    "interrupted" true)."""
     setup_logging(verbose)
     from rich.progress import Progress
 
@@ -96,7 +101,7 @@ def _print_groups(report: DuplicateReport, json_out: bool) -> None:
         err_console.print(f"interrupted: {report.compared} of {count(report.candidates, 'pair')} compared; "
                           "these are the groups found in them")
     if json_out:
-        print_json([g.to_dict() for g in report.groups])
+        print_json(_as_json(report))
         return
     if not report.groups:
         out_console.print(f"no duplicates among {count(report.files, 'file')}")
@@ -119,6 +124,15 @@ def _print_groups(report: DuplicateReport, json_out: bool) -> None:
             row = (*row[:2], f"{row[2]}\n  {details}")
         table.add_row(*row, end_section=last)
     out_console.print(table)
+
+
+def _as_json(report: DuplicateReport) -> dict[str, Any]:
+    """The report as --json prints it: the groups, what the text says of the search (files, pairs
+    proposed and compared), the files that could not be decoded as `index` lists them, and whether
+    Ctrl-C stopped it (the groups are then those found so far)."""
+    return {"groups": [g.to_dict() for g in report.groups], "files": report.files,
+            "candidates": report.candidates, "compared": report.compared,
+            "errors": error_records(report.unreadable), "interrupted": report.interrupted}
 
 
 def _rows(groups: list[DuplicateGroup]) -> list[tuple[tuple[str, ...], bool]]:

@@ -43,14 +43,18 @@ def _duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def _megabytes(size: int) -> str:
-    """A file's size in MB, in kB below 0.1 MB (a small index's vectors read "0.0 MB")."""
-    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
+def _sheet_names(sheets: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """Each sheet record's (name, files) for the table: its file name, or its path where several
+    imported sheets share that name (as `sheet list` shows them)."""
+    names = [r["sheet"] for r in sheets]
+    return [((r["path"] or r["sheet"]) if names.count(r["sheet"]) > 1 else r["sheet"], r["files"])
+            for r in sheets]
 
 
 def _print_info(info: dict[str, Any]) -> None:
     from rich.table import Table
 
+    from indexer.write import human_size
     c = info["counts"]
     t = Table(title=f"index {info['index']}", show_header=False)
     t.add_row("files", str(c["files"]) + (f" ({c['described']} described: title, comment … in the file or an imported sheet)"
@@ -60,7 +64,8 @@ def _print_info(info: dict[str, Any]) -> None:
                                                 "with named markers)" if marked else ""))
     t.add_row("errors", str(c["errors"]))
     if info.get("sheets"):
-        t.add_row("library sheets", " · ".join(f"{name} ({count(n, 'file')})" for name, n in info["sheets"].items()))
+        t.add_row("library sheets", " · ".join(f"{name} ({count(n, 'file')})"
+                                               for name, n in _sheet_names(info["sheets"])))
     t.add_row("total duration", _duration(info["total_duration"]))
     levels = info.get("loudness") or {}
     if levels.get("measured_files"):
@@ -93,7 +98,7 @@ def _print_info(info: dict[str, Any]) -> None:
             t.add_row("memory budget", f"{info['memory_budget'] / 2**30:.2f} GiB")
         size = info.get("vectors_bytes")
         t.add_row("vectors file", f"{info.get('vectors_file')}"
-                                  + (f" ({_megabytes(size)})" if size is not None else " (missing)"))
+                                  + (f" ({human_size(size)})" if size is not None else " (missing)"))
         t.add_row("generation", str(info.get("generation")))
         if info.get("updated_at"):
             t.add_row("updated", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["updated_at"])))

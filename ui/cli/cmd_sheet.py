@@ -33,8 +33,9 @@ def import_command(
         "--under", help="Only the indexed files under this folder (the library the sheet describes).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Match and report; change nothing.")] = False,
     json_out: Annotated[bool, typer.Option(
-        "--json", help='Print a list on stdout, a report per sheet imported (one sheet too): [{"sheet", '
-                       '"rows", "matched_rows", "files", "unmatched", …}].')] = False,
+        "--json", help='Print {"sheets", "errors"} on stdout: "sheets" a report per sheet imported (one '
+                       'sheet too), [{"sheet", "rows", "matched_rows", "files", "unmatched", …}]; "errors" '
+                       'the sheets that could not be read, [{"path", "reason"}].')] = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Describe indexed files by a library's sheet: each row's file (a Filename, File,
@@ -45,14 +46,14 @@ def import_command(
     Keyword search finds the files by them, `--category` filters by them, the page's card shows
     them (a field the file carries itself comes first). Importing a sheet of the same file name
     again replaces what it said; they stay with the files when moved, edited or re-embedded.
-    A sheet that cannot be read is said and the others are imported; the exit code is 1 when one
-    failed or matched no indexed file, and when none could be imported that is the error (no
-    --json list), as for one sheet.
+    A sheet that cannot be read is said (in --json's "errors" too) and the others are imported; the
+    exit code is 1 when one failed or matched no indexed file, and when none could be imported that
+    is the error (no --json), as for one sheet.
     """
     setup_logging(verbose)
     from engine.errors import InvalidQuery
     from indexer.metadata_sheet import import_sheet
-    reports, failed = [], 0
+    reports, failed = [], []
     for sheet in sheets:
         try:
             report = import_sheet(index, sheet, under=under, dry_run=dry_run)
@@ -60,7 +61,7 @@ def import_command(
             if len(sheets) == 1:
                 raise
             err_console.print(labelled("error:", "bold red", e), highlight=False, soft_wrap=True)
-            failed += 1
+            failed.append(_unread(sheet, e))
             continue
         reports.append(report)
         if not json_out:
@@ -70,10 +71,17 @@ def import_command(
                               + ", ".join(report.unmatched[:5]), highlight=False)
     if not reports:             # as `tag` of files none of which can be read: an error, no empty list
         raise InvalidQuery(f"none of the {len(sheets)} sheets could be imported (errors above)")
-    if json_out:                # a list whatever the number of sheets: one shape for scripts
-        print_json([r.to_dict() for r in reports])
+    if json_out:                # a list of reports whatever the number of sheets: one shape for scripts
+        print_json({"sheets": [r.to_dict() for r in reports], "errors": failed})
     if failed or any(r.rows and not r.matched_rows for r in reports):
         raise typer.Exit(1)
+
+
+def _unread(sheet: Path, error: Exception) -> dict[str, str]:
+    """A sheet that could not be read as --json lists it, ``{"path", "reason"}`` as `index` lists a
+    file (the reason without the path its message starts with)."""
+    reason, prefix = str(error), f"{sheet}: "
+    return {"path": str(sheet), "reason": reason[len(prefix):] if reason.startswith(prefix) else reason}
 
 
 def _print_import(report: Any) -> None:
@@ -109,8 +117,7 @@ def list_command(
     setup_logging(verbose)
     if json_out:                # one record shape whether or not two sheets share a name
         from indexer.metadata_sheet import sheets_described
-        print_json([{"sheet": name, "path": path, "files": n}
-                    for (name, path), n in sheets_described(index).items()])
+        print_json(sheets_described(index))
         return
     from indexer.metadata_sheet import sheet_counts
     counts = sheet_counts(index)

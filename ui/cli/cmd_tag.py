@@ -50,8 +50,9 @@ def tag_command(
                                        'file tagged (one file too), [{"path", "tags", "from_index"}], its tags '
                                        '[{"label", "score", "cosine"}] best first; "errors" the files that could '
                                        'not be read, [{"path", "reason"}] as `index` lists them; "missing" the '
-                                       'paths that do not exist. With --timeline [{"start", "end", "tags", '
-                                       '"marker" (takes only)}].'),
+                                       'paths that do not exist. With --timeline {"path", "from_index", '
+                                       '"segments"}, its segments [{"start", "end", "tags", "marker" (takes '
+                                       'only)}] in time order.'),
     verbose: VerboseOption = False,
 ) -> None:
     """Zero-shot tags: score = softmax over the labels of the model's scaled cosine.
@@ -125,7 +126,8 @@ def _tag_timeline(path: Path, label_list: Optional[list], index: Optional[str], 
         spans, from_index = tag_timeline(path, label_list, model=the_model, index=sound_index, top=top,
                                          template=template, min_score=min_score)
     if json_out:
-        print_json([s.to_dict() for s in spans])
+        print_json({"path": str(path), "from_index": from_index,    # as --json's "files" records name theirs
+                    "segments": [s.to_dict() for s in spans]})
     else:
         _print_timeline(path, spans, from_index, f"{tagger.name}, {count(len(label_list), 'label')}", min_score)
     _say_notes(label_list, [(str(path), max((s.end for s in spans), default=None))])
