@@ -62,14 +62,20 @@ def tag_files(files: Sequence[str | Path], labels: Sequence[str] | None = None, 
     as_indexed: dict[str, tuple[int, int]] = {}
     if index is not None:
         fv = index.file_vectors()
-        stored = {os.path.realpath(p): (p, v) for p, v in zip(fv.paths, fv.vectors)}
+        stored = {p: (p, v) for p, v in zip(fv.paths, fv.vectors)}      # the catalog keeps resolved paths
         lengths = {p: float(d) for p, d in zip(fv.paths, fv.durations)}
         as_indexed = index.file_states()
     kept: list[tuple[str, bool, float | None]] = []
     vectors: list[np.ndarray] = []
     errors: list[UnreadableAudio] = []
+    resolved_all = index is None
     for f in files:
         path = str(f)
+        if os.path.realpath(path) not in stored and not resolved_all:
+            # a catalog path that resolves otherwise now (a link made since): resolve them all,
+            # once (0.9 s at 40,000 files, which a file the catalog holds as it is never waits for)
+            stored.update({os.path.realpath(p): pv for p, pv in list(stored.items())})
+            resolved_all = True
         indexed_as, vector = stored.get(os.path.realpath(path), (None, None))
         if indexed_as is not None and not _unchanged(indexed_as, as_indexed.get(indexed_as)):
             log.info("%s changed since it was indexed: tagging its audio as it is now", path)

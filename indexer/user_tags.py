@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from engine.catalog import USER_TAG_SOURCE, File, Tag, open_catalog, set_meta
@@ -26,7 +26,7 @@ from engine.filters import ascii_lower
 from engine.layout import existing_index
 from engine.query_catalog import why_not_indexed
 from engine.text_encoding import normal_forms
-from indexer.scan import normalize_root, under_roots
+from indexer.scan import normalize_root
 from indexer.write import WriterLock
 
 MAX_TAG_LENGTH = 100
@@ -100,13 +100,25 @@ def _file_ids(s: Session, items: Sequence[str | Path | int], change: TagChange) 
                 paths += [form for form in normal_forms(given) if form not in paths]
             found = list(s.scalars(select(File.id).where(File.path.in_(paths))))
             if not found and os.path.isdir(given):
-                found = [fid for fid, p in s.execute(select(File.id, File.path)) if under_roots(p, paths)]
+                found = _ids_under(s, paths)
         if not found:
             change.not_indexed.append(str(item))
             change.reasons[str(item)] = _why_not_indexed(s, item)
         ids.update(dict.fromkeys(found))
     change.files = len(ids)
     return list(ids)
+
+
+def _ids_under(s: Session, folders: Sequence[str]) -> list[int]:
+    """The ids of the indexed files inside any of ``folders`` (spellings of one folder), read as
+    ranges of the path index: every file's path was read and compared once per folder given, so
+    `tags add TAG` with the 400 folders of a 40,000-file library compared 16 million paths."""
+    found: dict[int, None] = {}
+    for folder in folders:
+        inside = folder.rstrip(os.sep) + os.sep
+        after = inside[:-1] + chr(ord(os.sep) + 1)        # the first path past every "folder/…"
+        found.update(dict.fromkeys(s.scalars(select(File.id).where(File.path > inside, File.path < after))))
+    return sorted(found)
 
 
 def _why_not_indexed(s: Session, item: str | Path | int) -> str:
@@ -124,13 +136,24 @@ def add_tags(index: str | Path | None, items: Sequence[str | Path | int], tags: 
     wanted = clean_tags(tags)
     change = TagChange()
     with _catalog(index, write=True) as s:
-        for fid in _file_ids(s, items, change):
-            have = {tag_key(t) for t in s.scalars(select(Tag.label).where(
-                Tag.file_id == fid, Tag.source == USER_TAG_SOURCE))}
-            new = [t for t in wanted if tag_key(t) not in have]
-            s.add_all(Tag(file_id=fid, label=t, score=1.0, source=USER_TAG_SOURCE) for t in new)
-            change.changed += len(new)
+        ids = _file_ids(s, items, change)
+        have = _user_tag_keys(s, ids)
+        rows = [{"file_id": fid, "label": t, "score": 1.0, "source": USER_TAG_SOURCE}
+                for fid in ids for t in wanted if tag_key(t) not in have.get(fid, ())]
+        if rows:        # one executemany: a folder of 40,000 files was 80,000 statements
+            s.execute(insert(Tag), rows)
+        change.changed = len(rows)
     return change
+
+
+def _user_tag_keys(s: Session, ids: Sequence[int]) -> dict[int, set[str]]:
+    """The :func:`tag_key` of each user tag the files ``ids`` carry, read 500 files a query."""
+    have: dict[int, set[str]] = {}
+    for i in range(0, len(ids), 500):
+        for fid, label in s.execute(select(Tag.file_id, Tag.label).where(
+                Tag.file_id.in_(ids[i:i + 500]), Tag.source == USER_TAG_SOURCE)):
+            have.setdefault(int(fid), set()).add(tag_key(str(label)))
+    return have
 
 
 def remove_tags(index: str | Path | None, items: Sequence[str | Path | int], tags: Iterable[str]) -> TagChange:
