@@ -558,7 +558,7 @@ def test_named_cue_markers_are_read_searched_and_shown(tmp_path):
                          ("take_302.wav", 0.0): None, ("take_303.wav", 0.0): None, ("take_303.wav", 0.1): "Click"}
     from ui.components.library import Library
     record = Library(tmp_path / "idx").files([file_id])[file_id]
-    assert record.about == "markers 0:00.5 Hinge squeal · 0:01.5 Wind gust · 0:03.5 Gate latch"
+    assert record.about == "markers 0.50 s Hinge squeal · 1.5 s Wind gust · 3.5 s Gate latch"   # as the card writes times
     assert record.marks == (0.5, 1.5, 3.5)                 # ticked on the card's waveform
 
 

@@ -528,7 +528,8 @@ def test_the_results_shown_download_as_one_zip(app, ui_library):
         assert names[1] == "02_dog_bark.wav" and zf.read(names[1]) == ui_library.path("dog_bark.wav").read_bytes()
         assert re.fullmatch(r"01_thunder_far_(0\.0-10\.0|2\.0-12\.0)s\.wav", names[0])
         assert "distant thunder" in zf.read("soundsift-export.csv").decode()
-    record = SimpleNamespace(duration=12.0, size=dl.MAX_FILE_BYTES + 1, sample_rate=22_050, channels=1)
+    record = SimpleNamespace(duration=12.0, size=dl.MAX_FILE_BYTES + 1, sample_rate=22_050, channels=1,
+                             path=str(ui_library.path("thunder_far.wav")))     # there: a file gone is left out
     whole = SimpleNamespace(start=0.0, end=12.0)
     assert dl.results_download([(whole, record)], "q")["disabled"]
     assert not dl.results_download([(SimpleNamespace(start=2.0, end=12.0), record)], "q")["disabled"]  # a span of it

@@ -350,7 +350,8 @@ def test_map_rows_and_picked_point():
     assert selected_file_id({"selection": {"pick": [{"file_id": "../../etc/passwd"}]}}) is None
     assert selected_file_id(None) is None
     rows = map_rows([1, 2, 3], ["/lib/x.wav", "/elsewhere/y.wav", "z.wav"], np.zeros((3, 2)), root="/lib")
-    assert [(r["name"], r["folder"]) for r in rows] == [("x.wav", "."), ("y.wav", "/elsewhere"), ("z.wav", ".")]
+    # a file directly in the root is in the root, named in full as on its card (the legend said ".")
+    assert [(r["name"], r["folder"]) for r in rows] == [("x.wav", "/lib"), ("y.wav", "/elsewhere"), ("z.wav", ".")]
 
 
 # --- filters, links, labels -----------------------------------------------------------

@@ -15,6 +15,7 @@ import functools
 import logging
 import mimetypes
 import os
+import stat
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,20 +33,45 @@ def excerpt_bytes(path: str, start: float, end: float) -> bytes:
 
 
 def file_bytes(path: str) -> bytes:
-    """The stored file, byte for byte."""
+    """The stored file, byte for byte; UnreadableAudio when it cannot be read or is empty now (it
+    was an empty download, where the zip's export refuses an empty file)."""
     try:
-        return Path(path).read_bytes()
+        data = Path(path).read_bytes()
     except OSError as e:
         raise UnreadableAudio(path, f"cannot be read for download ({e.strerror or e}); "
                                     "re-index the library if it moved") from e
+    if not data:
+        raise UnreadableAudio(path, "empty: the file is 0 bytes now; index the library again")
+    return data
+
+
+#: why a result's file cannot be downloaded now (:func:`unavailable`)
+GONE, EMPTY = "gone", "empty"
+
+
+def unavailable(path: str) -> str | None:
+    """:data:`GONE` when no file is at ``path`` now (moved, renamed or deleted since it was
+    indexed), :data:`EMPTY` when it holds 0 bytes (a failed copy or sync: its download was an empty
+    file, and the zip's export refuses it), None while it can be downloaded."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return GONE
+    if not stat.S_ISREG(found.st_mode):
+        return GONE
+    return EMPTY if found.st_size == 0 else None
 
 
 def gone_note(record: Any) -> str | None:
     """What a card says instead of its downloads when its file is no longer where the catalog
-    has it (moved, renamed or deleted since it was indexed: its player may still play what the
-    page read before); None while it is there."""
-    if os.path.isfile(record.path):
+    has it, or is empty now (:func:`unavailable`; its player may still play what the page read
+    before); None while it is there."""
+    why = unavailable(record.path)
+    if why is None:
         return None
+    if why == EMPTY:
+        return (f":material/warning: No download: {plain_markdown(record.name)} is empty now (0 bytes; "
+                f"{record.size:,} bytes when it was indexed); index the library again")
     return (f":material/warning: No download: {plain_markdown(record.name)} is no longer at "
             f"{plain_markdown(record.folder)} (moved, renamed or deleted since it was indexed); "
             "index the library again")
@@ -80,19 +106,36 @@ def results_zip(hits: list[Any], query: str) -> bytes:
 
 def results_download(listed: list[tuple[Any, Any]], query: str) -> dict[str, Any]:
     """The "download these results" button (``st.download_button`` keyword arguments without
-    key) for the cards shown, as (hit, catalog record) pairs; disabled when the files it would
-    hold pass ``MAX_FILE_BYTES`` together."""
+    key) for the cards shown, as (hit, catalog record) pairs. It counts those whose file can be
+    downloaded (:func:`unavailable`); the others, gone or empty, are named beside it
+    (:func:`left_out_note`) and, as one gone between the drawing and the click, listed in the
+    zip's not-exported.txt (engine.export.export_zip), so each file keeps its card's rank in its
+    name. Disabled when the files it would hold pass ``MAX_FILE_BYTES`` together, or there are none."""
+    kept = [(hit, record) for hit, record in listed if unavailable(record.path) is None]
     hits = [hit for hit, _ in listed]
-    size = sum(_exported_bytes(hit, record) for hit, record in listed)
+    size = sum(_exported_bytes(hit, record) for hit, record in kept)
     too_large = size > MAX_FILE_BYTES
-    n = len(hits)
-    return dict(label=f"Download these {n} results (.zip)" if n != 1 else "Download this result (.zip)",
+    n = len(kept)
+    return dict(label=(f"Download these {n} results (.zip)" if n > 1 else
+                       "Download this result (.zip)" if n == 1 else "Download the results (.zip)"),
                 data=_deferred(results_zip, hits, query), file_name="soundsift-results.zip",
-                mime="application/zip", disabled=too_large or not hits,
+                mime="application/zip", disabled=too_large or not kept,
                 help=(f"About {size / 2**20:.0f} MB: too large to download through the page; use "
                       "soundsift search --export") if too_large else
                      "Each result as soundsift search --export writes it: the file, or the matched span of a "
                      "longer one as WAV, named by rank, with soundsift-export.csv saying where each came from")
+
+
+def left_out_note(listed: list[tuple[Any, Any]]) -> str | None:
+    """What the page says beside the zip button of the cards ``listed`` (hit, record) when some
+    files are gone or empty now (:func:`unavailable`): they are left out of it; None when none is."""
+    said = {GONE: "no longer where it was indexed", EMPTY: "empty now"}
+    left = [f"{plain_markdown(record.name)} ({said[why]})" for why, record in
+            ((unavailable(record.path), record) for _, record in listed) if why is not None]
+    if not left:
+        return None
+    shown = ", ".join(left[:3]) + (f" and {len(left) - 3} more" if len(left) > 3 else "")
+    return f":material/warning: Not in the zip: {shown}; index the library again"
 
 
 def _exported_bytes(hit: Any, record: Any) -> int:

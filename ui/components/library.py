@@ -20,6 +20,7 @@ from engine.file_metadata import ABOUT_LINE_KEYS, LEVEL_KEYS, about_line, with_s
 from engine.layout import IndexLayout
 from engine.live_catalog import LiveCatalog
 from engine.markers import parse_markers
+from ui.components.times import with_marker_times
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class Library:
         with Session(self._engine) as s:
             rows = list(s.scalars(select(File).where(File.id.in_(ids))))
             about = {fid: with_sheet(found) for fid, found in stored_metadata(s, ids, SHOWN_KEYS).items()}
-            return {r.id: replace(self._record(r), about=about_line(about.get(r.id, {})),
+            return {r.id: replace(self._record(r), about=about_line(with_marker_times(about.get(r.id, {}))),
                                   levels=_levels(about.get(r.id, {})),
                                   marks=tuple(at for at, _ in parse_markers(about.get(r.id, {}).get("markers", ""))))
                     for r in rows}

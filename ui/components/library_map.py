@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ui.components.library import relative_to_root
+from ui.components.folder_names import card_folder
 
 
 def pca_2d(vectors: np.ndarray) -> np.ndarray:
@@ -43,13 +43,13 @@ def pca_2d(vectors: np.ndarray) -> np.ndarray:
 
 def map_rows(file_ids: Sequence[int], paths: Sequence[str], xy: np.ndarray,
              root: str | None = None) -> list[dict[str, Any]]:
-    """One dict per point: file_id, name, folder (below ``root``), x, y."""
+    """One dict per point: file_id, name, folder (below ``root``, or ``root`` itself in full), x, y."""
     folders: dict[str, str] = {}          # a few hundred folders for tens of thousands of files
 
     def folder_of(parent: str) -> str:
         if parent not in folders:
             folder = str(Path(parent))
-            folders[parent] = relative_to_root(folder, root) if root else folder
+            folders[parent] = card_folder(folder, root) if root else folder      # as cards name it
         return folders[parent]
 
     rows = []

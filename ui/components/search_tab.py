@@ -19,10 +19,12 @@ from typing import Any, Callable, Sequence
 import streamlit as st
 
 from engine.errors import InvalidQuery, SoundsiftError
+from engine.file_metadata import cut_at_word
 from engine.filters import Filters
 from ui.components import resources
-from ui.components.downloads import downloads, gone_note, results_download
-from ui.components.library import Library, relative_to_root
+from ui.components.downloads import downloads, gone_note, left_out_note, results_download
+from ui.components.folder_names import card_folder
+from ui.components.library import Library
 from ui.components.markdown_text import plain_markdown
 from ui.components.player import EXCERPT_SECONDS
 from ui.components.times import excerpt_note, seconds_text, span_text
@@ -31,6 +33,8 @@ from ui.components.user_tags import CardTags, render_card_tags, show_tag_error
 
 PAGE = 10
 EXAMPLES = ("rain on a window", "dog barking", "door knock", "birds chirping")
+#: characters of a text query the results' heading repeats (a pasted page of text filled the screen)
+HEADING_CHARS = 120
 UPLOAD_KEY = "example_upload"
 RECORD_KEY = "example_recording"
 
@@ -67,13 +71,6 @@ def more_like(file_id: int, name: str, start: float | None = None, end: float | 
     st.session_state["search_by"] = {"kind": "similar", "file_id": int(file_id), "name": name,
                                      "start": start, "end": end}
     _reset_page()
-
-
-def card_folder(folder: str, root: str) -> str:
-    """A card's folder: below the library root, or the root in full for a file directly in it (a
-    library of one flat folder had "." on every card), as the sidebar's Folder help names it."""
-    shown = relative_to_root(folder, root)
-    return folder if shown == "." else shown
 
 
 def card_facts(record: Any, hit: Any) -> str:
@@ -131,7 +128,9 @@ def more_like_picked() -> None:
 
 def clear_picks() -> None:
     for file_id in st.session_state.get("picked", {}):
-        st.session_state.pop(f"pick_{file_id}", None)      # its box is drawn again, unticked
+        # set, not dropped: only a value set is sent to the browser, whose box stayed ticked and
+        # picked the file again with the next search
+        st.session_state[f"pick_{file_id}"] = False
     st.session_state["picked"] = {}
     if (st.session_state.get("search_by") or {}).get("kind") == "picked":
         st.session_state["search_by"] = None
@@ -237,7 +236,8 @@ def current_search(index: Any, filters: Filters) -> Search | None:
         keywords = bool(st.session_state.get("keywords"))
         unwanted = unwanted_sounds(st.session_state.get("not"))
         without = " without " + ", ".join(f"**{plain_markdown(u)}**" for u in unwanted) if unwanted else ""
-        return Search(f"Results for **{plain_markdown(text)}**{without}" + (" (sound + names)" if keywords else ""),
+        shown = plain_markdown(cut_at_word(text, HEADING_CHARS))
+        return Search(f"Results for **{shown}**{without}" + (" (sound + names)" if keywords else ""),
                       lambda k: index.search_text(text, k=k, filters=filters, per_file=True,
                                                   keywords=keywords, exclude=unwanted),
                       text + "".join(f" not {u!r}" for u in unwanted))
@@ -300,8 +300,7 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
     head.markdown(f"{search.title} · {min(len(hits), shown)} shown")
     render_back_to_text(side)
     if not hits and not root:      # no indexed file: no folder either (ui/app.py's choices)
-        st.info("The index holds no files yet: index a library first (soundsift index PATH --index NAME), "
-                "then search again.", icon=":material/search_off:")
+        st.info(empty_index_note(len(index.errors())), icon=":material/search_off:")
         return
     if not hits:
         st.info("Nothing found. Loosen the filters in the sidebar or describe the sound differently.",
@@ -328,6 +327,19 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
             st.button("Show more", on_click=show_more, icon=":material/expand_more:", key="show_more")
         st.download_button(key="download_results", on_click="ignore", icon=":material/folder_zip:",
                            **results_download(listed, search.query))
+        left_out = left_out_note(listed)        # files gone since they were indexed: not zipped
+        if left_out:
+            st.caption(left_out)
+
+
+def empty_index_note(failed: int) -> str:
+    """What the Search tab says over an index holding no file, of which ``failed`` files could not be
+    indexed: "index a library first" read wrong when one was, and none of its files could be read."""
+    if not failed:
+        return ("The index holds no files yet: index a library first (soundsift index PATH --index NAME), "
+                "then search again.")
+    return (f"The index holds no files: the {'file' if failed == 1 else f'{failed:,} files'} indexed could not "
+            "be read (the Overview tab's Failed files says why). Index a library of audio files, then search again.")
 
 
 def render_back_to_text(where: Any) -> None:

@@ -8,6 +8,7 @@ from typing import Sequence
 import streamlit as st
 
 from engine.filters import Filters, channel_name
+from ui.components.duration_filter import render_duration
 from ui.components.library import FilterChoices, folder_prefix, relative_to_root
 from ui.components.markdown_text import plain_markdown
 
@@ -73,10 +74,7 @@ def render_filters(choices: FilterChoices, open_tab: str | None = None) -> Filte
     with st.sidebar:
         st.header("Filters")
         st.caption(filters_scope(open_tab))
-        top = slider_top(choices.max_duration)
-        step = 0.5 if top <= 60 else 1.0
-        duration = st.slider("Duration (s)", 0.0, top, (0.0, top), step=step, format=slider_format(step),
-                             key="f_duration", help="Only files whose length lies in this range.")
+        duration = render_duration(slider_top(choices.max_duration))      # ui/components/duration_filter
         root = choices.folders[0] if choices.folders else ""
         folder = st.selectbox(
             "Folder", folder_choices(choices.folders), key="f_folder",

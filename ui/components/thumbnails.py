@@ -19,7 +19,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from engine.audio import downmix, open_sound
+from engine.audio import check_openable, downmix, open_sound
 from engine.errors import UnreadableAudio
 
 WAVE = (74, 111, 165, 255)
@@ -65,6 +65,9 @@ def _measure(path: str | Path, columns: int, block_frames: int = 1 << 16,
     """:func:`envelope`, whether it was sampled, the file's frames and its rate."""
     p = str(path)
     sampled = False
+    check_openable(p)       # the OS's reason (deleted since it was indexed …): libsndfile says "System error"
+    if os.path.getsize(p) == 0:
+        raise UnreadableAudio(p, "empty: the file is 0 bytes now")
     try:
         with open_sound(p) as f:
             frames = int(f.frames)

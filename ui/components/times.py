@@ -2,6 +2,7 @@
 download's span. One format for one span, as the CLI shows matches (engine.query_span.clock)."""
 from __future__ import annotations
 
+from engine.markers import MARKER_SEPARATOR, parse_markers
 from engine.query_span import clock
 
 #: below this many seconds a time gets hundredths (it would read "1.0 s" from here on)
@@ -15,6 +16,15 @@ def seconds_text(seconds: float) -> str:
     if round(seconds, 1) >= 60:
         return clock(seconds)
     return f"{seconds:.2f} s" if seconds < SHORT else f"{seconds:.1f} s"
+
+
+def stop_text(seconds: float) -> str:
+    """A slider's stop: ``0.5 s``, ``45 s`` under a minute, else a clock without the hundredths a
+    whole second does not need, ``1:30``, ``1:00:00`` (``1:00:00.50`` when there are some)."""
+    if seconds < 60:
+        return f"{seconds:g} s"
+    text = clock(seconds)
+    return text[:-3] if text.endswith(".00") else text
 
 
 def span_text(start: float, end: float) -> str:
@@ -36,3 +46,23 @@ def excerpt_note(offset: float | None, seconds: float, duration: float) -> str |
     if offset <= 0 and end >= duration:
         return None
     return f"excerpt {span_text(offset, end)} of the file"
+
+
+def markers_text(stored: str) -> str:
+    """A file's named markers as its card lists them: the catalog's value (engine.markers,
+    ``0:01.2 Door slam · 0:03.5 Creak``, kept to the tenth) with each time as the card writes
+    times, ``1.2 s Door slam · 3.5 s Creak`` (the badge of a marker a search found reads "at 1.2 s"),
+    every one a clock, ``0:03.20 Start · 1:01.50 Gate latch``, when the last passes a minute (as
+    :func:`span_text` writes a span); a value it cannot read, as stored."""
+    found = parse_markers(stored)
+    if not found:
+        return stored
+    as_clock = round(max(at for at, _ in found), 1) >= 60
+    return MARKER_SEPARATOR.join(f"{clock(at) if as_clock else seconds_text(at)} {name}" for at, name in found)
+
+
+def with_marker_times(found: dict[str, str]) -> dict[str, str]:
+    """A file's stored metadata (key → value) with its ``markers`` as :func:`markers_text` writes them."""
+    if not found.get("markers"):
+        return found
+    return {**found, "markers": markers_text(found["markers"])}
