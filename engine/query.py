@@ -15,6 +15,9 @@ How a search runs:
    reported. FAISS is asked for more segments than k, and for more again until k
    distinct files are certain (or the allowed segments are exhausted).
 4. The hits' files are read in one SQL query.
+5. *One hit per recording* (the default; ``collapse_copies=False`` turns it off): hits that are
+   hard links or byte-identical copies of one file become one, listing the others as ``copies``,
+   and more candidates are fetched until ``k`` recordings are certain (engine.query_copies).
 
 Compressed (PQ) indexes are searched with *exact re-ranking* (engine.rerank): FAISS
 returns ``k · rerank`` candidates (filters applied there, as an id selector), which are
@@ -55,6 +58,7 @@ import json
 import logging
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -72,6 +76,7 @@ from engine.layout import IndexLayout, missing_index, resolve_index_dir
 from engine.live_catalog import CatalogHandle, LiveCatalog
 from engine.models.base import AudioTextModel, l2_normalize
 from engine.query_catalog import allowed_segments, resolve_file
+from engine.query_copies import distinct_recordings, led_by
 from engine.query_faiss import rank_segments
 from engine.query_hits import FileVectors, Hit, _query_file_first, _reported
 from engine.query_inputs import _check_filters, _check_k, _check_rate, _one_or_many, excluded_texts, query_matrix
@@ -317,8 +322,12 @@ class SoundIndex:
     # ---------------------------------------------------------------- searching
     def search_text(self, text: str, k: int = 10, filters: Filters | None = None,
                     per_file: bool = True, keywords: bool = False, exclude: Sequence[str] = (),
-                    exclude_weight: float = EXCLUDE_WEIGHT) -> list[Hit]:
+                    exclude_weight: float = EXCLUDE_WEIGHT, collapse_copies: bool = True) -> list[Hit]:
         """Files (or segments, with ``per_file=False``) best matching ``text``.
+
+        ``collapse_copies`` (the default): the names of one recording (hard links, byte-identical
+        copies) are one hit, listing the others as ``copies``, and ``k`` recordings are returned
+        (engine.query_copies); False: each name is a hit of its own.
 
         With ``keywords``, files whose path, embedded description, tags or captions hold the
         query's words rank up too: the sound match and a BM25 keyword match (engine.keywords) are fused by reciprocal
@@ -347,13 +356,15 @@ class SoundIndex:
             return vectors[:1] - exclude_weight * vectors[1:].sum(axis=0, keepdims=True)
         return self._search_embedded(embed, k, filters, per_file, words=text if keywords else None,
                                      unwanted_words=unwanted if keywords else (),
-                                     cosine=not (unwanted and exclude_weight))
+                                     cosine=not (unwanted and exclude_weight), collapse=collapse_copies)
 
     def _keyword_search(self, conn: Connection, snap: _Snapshot, text: str, q: np.ndarray, k: int,
-                        filters: Filters | None, unwanted: Sequence[str] = (), cosine: bool = True) -> list[Hit]:
+                        filters: Filters | None, unwanted: Sequence[str] = (), cosine: bool = True,
+                        collapse: bool = False) -> list[Hit]:
         """The fused ranking of :meth:`search_text` with ``keywords``, in one snapshot; files
         whose words match an ``unwanted`` text are left out of the keyword side. ``cosine``:
-        the hits' scores are cosines (:func:`_reported`)."""
+        the hits' scores are cosines (:func:`_reported`). ``collapse``: one hit per recording
+        (engine.query_copies), its copies also found among the sound side's files."""
         if k < 1:
             raise InvalidQuery(f"k must be ≥ 1, got {k}")
         pool = max(KEYWORD_POOL, 5 * k)
@@ -361,34 +372,44 @@ class SoundIndex:
         allowed = None
         if filters is not None and filters.active:
             allowed = np.unique(snap.seg_file[snap.rows(self._allowed(conn, snap, filters))])
-        top, bm25 = fused_ranking(conn, snap, text, q[0], k, pool, by_sound, allowed, unwanted)
-        hits = self._hits(conn, snap, top, per_file=True, cosine=cosine)
-        for h in hits:
-            h.keywords = float(bm25.get(h.file_id, 0.0))
-        place_at_markers(conn, snap, hits, text, q[0], cosine)   # a marker word every file holds scores 0 yet names the take
-        return hits
+
+        def fused(n: int) -> list[Hit]:
+            top, bm25 = fused_ranking(conn, snap, text, q[0], n, pool, by_sound, allowed, unwanted)
+            hits = self._hits(conn, snap, top, per_file=True, cosine=cosine)
+            for h in hits:
+                h.keywords = float(bm25.get(h.file_id, 0.0))
+            # a marker word every file holds scores 0 yet names the take
+            place_at_markers(conn, snap, hits, text, q[0], cosine)
+            return hits
+        if not collapse:
+            return fused(k)
+        sound = [replace(h, score=_reported(h.score, cosine)) for h in by_sound]   # scored as the hits are
+        return distinct_recordings(fused, k, by_score=False, extra=sound)
 
     def search_audio(self, path_or_waveform: zeroshot.AudioInput, k: int = 10,
                      filters: Filters | None = None, per_file: bool = True,
                      sample_rate: int | None = None, start: float | None = None,
-                     end: float | None = None) -> list[Hit]:
+                     end: float | None = None, collapse_copies: bool = True) -> list[Hit]:
         """Files most like the given audio (its segment vectors' mean, re-normalised); with
-        ``start``/``end`` (seconds), like that part of it."""
+        ``start``/``end`` (seconds), like that part of it. ``collapse_copies``: as
+        :meth:`search_text`'s."""
         k, filters = _check_k(k), _check_filters(filters)
         _check_rate(path_or_waveform, sample_rate)
         zeroshot.check_span(start, end)
         if start is None and end is None:
             return self._search_embedded(
-                lambda model: self._audio_vector(model, path_or_waveform, sample_rate), k, filters, per_file)
+                lambda model: self._audio_vector(model, path_or_waveform, sample_rate), k, filters, per_file,
+                collapse=collapse_copies)
 
         def embed(model: AudioTextModel) -> np.ndarray:
             wave, rate = zeroshot.excerpt(model, path_or_waveform, sample_rate, start, end)
             return self._audio_vector(model, wave, rate)
-        return self._search_embedded(embed, k, filters, per_file)
+        return self._search_embedded(embed, k, filters, per_file, collapse=collapse_copies)
 
     def similar_to_file(self, path_or_file_id: str | Path | int, k: int = 10,
                         filters: Filters | None = None, per_file: bool = True,
-                        start: float | None = None, end: float | None = None) -> list[Hit]:
+                        start: float | None = None, end: float | None = None,
+                        collapse_copies: bool = True) -> list[Hit]:
         """"More like this" for an indexed file, from its stored vectors (it comes first, score 1).
 
         With ``start``/``end`` (seconds), more like that moment: the stored vectors of its
@@ -399,7 +420,10 @@ class SoundIndex:
         around it; the file comes first as its stored segment holding most of the span (score 1:
         the moment is its own). Such a span needs at least :data:`engine.zeroshot.MIN_SPAN` s.
         When the file cannot be decoded now (moved, deleted or unreadable since it was indexed),
-        its stored segments overlapping the span are the query instead, with a logged warning."""
+        its stored segments overlapping the span are the query instead, with a logged warning.
+
+        ``collapse_copies``: as :meth:`search_text`'s; the file's own hard links and byte-identical
+        copies are listed as ``copies`` of its own hit, which leads whatever its name."""
         k, filters = _check_k(k), _check_filters(filters)
         zeroshot.check_span(start, end)
 
@@ -422,17 +446,18 @@ class SoundIndex:
                     path = conn.execute(select(File.path).where(File.id == file_id)).scalar()
                     return file_id, str(path), a, min(b, float(seg_end.max()))
                 ids = ids[inside]
-            return self._similar_to_segments(conn, snap, file_id, ids, k, filters, per_file)
+            return self._similar_to_segments(conn, snap, file_id, ids, k, filters, per_file, collapse_copies)
         found = self._with_snapshot(run)
-        return found if isinstance(found, list) else self._similar_to_moment(*found, k, filters, per_file)
+        return found if isinstance(found, list) else self._similar_to_moment(*found, k, filters, per_file,
+                                                                             collapse_copies)
 
     def _similar_to_segments(self, conn: Connection, snap: _Snapshot, file_id: int, ids: np.ndarray,
-                             k: int, filters: Filters | None, per_file: bool) -> list[Hit]:
+                             k: int, filters: Filters | None, per_file: bool, collapse: bool = False) -> list[Hit]:
         """Search by the stored vectors of the segments ``ids`` (evenly spaced, at most
-        :data:`MAX_QUERY_SEGMENTS`), the file ``file_id`` first."""
+        :data:`MAX_QUERY_SEGMENTS`), the file ``file_id`` first; ``collapse``: one hit per recording."""
         if len(ids) > MAX_QUERY_SEGMENTS:
             ids = ids[np.linspace(0, len(ids) - 1, MAX_QUERY_SEGMENTS).round().astype(int)]
-        return self._search(conn, snap, snap.vectors(ids), k, filters, per_file, first=(file_id,))
+        return self._search(conn, snap, snap.vectors(ids), k, filters, per_file, first=(file_id,), collapse=collapse)
 
     @staticmethod
     def _moment_segments(snap: _Snapshot, file_id: int, a: float, b: float) -> tuple[np.ndarray, np.ndarray]:
@@ -443,7 +468,7 @@ class SoundIndex:
         return snap.seg_ids[mine][held > 0], held[held > 0]
 
     def _similar_to_moment(self, file_id: int, path: str, a: float, b: float, k: int,
-                           filters: Filters | None, per_file: bool) -> list[Hit]:
+                           filters: Filters | None, per_file: bool, collapse: bool = False) -> list[Hit]:
         """:meth:`similar_to_file` for the span ``a``–``b`` s of ``path`` that holds no whole
         segment: that excerpt decoded and embedded is the query; where it cannot be decoded now,
         the stored segments overlapping it are (a logged warning says why)."""
@@ -458,14 +483,14 @@ class SoundIndex:
 
         def overlapping(conn: Connection, snap: _Snapshot) -> list[Hit]:
             ids = self._moment_segments(snap, file_id, a, b)[0]
-            return self._similar_to_segments(conn, snap, file_id, ids, k, filters, per_file)
+            return self._similar_to_segments(conn, snap, file_id, ids, k, filters, per_file, collapse)
 
         if not Path(path).is_file():
             log.warning("%s is not on disk now (moved or deleted since it was indexed): more like its "
                         "moment %g–%g s searches by its stored segments overlapping it", path, a, b)
             return self._with_snapshot(overlapping)
         try:
-            hits = self._search_embedded(embed, k, filters, per_file)
+            hits = self._search_embedded(embed, k, filters, per_file, collapse=collapse)
         except UnreadableAudio as e:
             log.warning("%s cannot be decoded now (%s): more like its moment %g–%g s searches by its "
                         "stored segments overlapping it", path, e.reason, a, b)
@@ -487,16 +512,18 @@ class SoundIndex:
         closeness = snap.vectors(ids) @ np.asarray(query, np.float32).reshape(-1)
         best = int(ids[np.lexsort((-closeness, -np.round(held, 6)))[0]])
         own = self._hits(conn, snap, [(file_id, (1.0, best))], per_file, cosine=True)
-        rest = [h for h in hits if (h.file_id != file_id if per_file else h.segment_id != best)]
-        return (own + rest)[:k]
+        if not own:                 # the catalog lost the file (logged by _hits)
+            return hits
+        return led_by(own[0], hits, lambda h: h.file_id == file_id if per_file else h.segment_id == best)[:k]
 
     def similar_to_files(self, examples: Sequence[str | Path | int], k: int = 10, filters: Filters | None = None,
-                         per_file: bool = True) -> list[Hit]:
+                         per_file: bool = True, collapse_copies: bool = True) -> list[Hit]:
         """"More like these": files that sound like the examples together. The query is the mean
         of the examples' unit vectors (an indexed file's from its stored segment vectors, any
         other file embedded now), so what they share counts most. Paths or file ids (one
         path or id alone is one example). An indexed example comes ahead of the hits it ties
-        with (a byte-identical copy of it), the first given foremost."""
+        with (a byte-identical copy of it), the first given foremost. ``collapse_copies``: as
+        :meth:`similar_to_file`'s."""
         k, filters = _check_k(k), _check_filters(filters)
         examples = _one_or_many(examples)
         if len(examples) == 0:
@@ -516,7 +543,8 @@ class SoundIndex:
             outside = [self._audio_vector(model, e, None) for i, e in enumerate(examples) if i not in indexed]
             stored = self._with_snapshot(lambda conn, snap: [self._file_vector(snap, f) for f in indexed.values()])
             return l2_normalize(np.mean(np.vstack([*stored, *outside]), axis=0))
-        return self._search_embedded(embed, k, filters, per_file, first=list(indexed.values()))
+        return self._search_embedded(embed, k, filters, per_file, first=list(indexed.values()),
+                                     collapse=collapse_copies)
 
     def file_vector(self, path_or_file_id: str | Path | int) -> np.ndarray:
         """An indexed file's unit vector from its stored segment vectors (nothing is decoded)."""
@@ -532,29 +560,32 @@ class SoundIndex:
         return l2_normalize(snap.vectors(ids).mean(axis=0))
 
     def search_vectors(self, queries: np.ndarray, k: int = 10, filters: Filters | None = None,
-                       per_file: bool = True) -> list[Hit]:
+                       per_file: bool = True, collapse_copies: bool = True) -> list[Hit]:
         """Search by vector(s), one (1-D) or rows (2-D); with several, a segment scores its best
         match to any. Each is scaled to unit length first, so scores are cosines, clamped to
         [-1, 1] (:func:`_reported`). InvalidQuery for NaN/Inf, an all-zero vector, no rows, or
-        another width than the index's."""
+        another width than the index's. ``collapse_copies``: as :meth:`search_text`'s."""
         k, filters = _check_k(k), _check_filters(filters)
-        return self._search_query(query_matrix(queries), k, filters, per_file, fingerprint=None)
+        return self._search_query(query_matrix(queries), k, filters, per_file, fingerprint=None,
+                                  collapse=collapse_copies)
 
     def _search_embedded(self, embed: Callable[[AudioTextModel], np.ndarray], k: int,
                          filters: Filters | None, per_file: bool, words: str | None = None,
                          unwanted_words: Sequence[str] = (), cosine: bool = True,
-                         first: Sequence[int] = ()) -> list[Hit]:
+                         first: Sequence[int] = (), collapse: bool = False) -> list[Hit]:
         """Search by the query ``embed(model)`` makes with the index's model; made again with
         the new model when a rebuild swaps in another one between embedding and searching.
         ``words``: fuse with a keyword search for them, without files matching ``unwanted_words``
         (:meth:`search_text`). ``cosine``: the query is unit vectors (:func:`_reported`).
-        ``first``: the indexed files searched by, ahead of their ties (:meth:`_query_files_first`)."""
+        ``first``: the indexed files searched by, ahead of their ties (:meth:`_query_files_first`).
+        ``collapse``: one hit per recording (engine.query_copies)."""
         for _ in range(_RELOAD_RETRIES):
             model = self.model
             try:
                 return self._search_query(embed(model), k, filters, per_file,
                                           fingerprint=str(model.fingerprint), words=words,
-                                          unwanted_words=unwanted_words, cosine=cosine, first=first)
+                                          unwanted_words=unwanted_words, cosine=cosine, first=first,
+                                          collapse=collapse)
             except _QueryModelChanged:
                 log.info("%s: the index changed model during a query; embedding it again", self.root)
         raise IndexBusy(f"index {self.root} changed model {_RELOAD_RETRIES} times during one query "
@@ -563,10 +594,11 @@ class SoundIndex:
     def _search_query(self, queries: np.ndarray, k: int, filters: Filters | None, per_file: bool,
                       fingerprint: str | None, words: str | None = None,
                       unwanted_words: Sequence[str] = (), cosine: bool = True,
-                      first: Sequence[int] = ()) -> list[Hit]:
+                      first: Sequence[int] = (), collapse: bool = False) -> list[Hit]:
         """Search by query vectors made by the model with ``fingerprint`` (None: unknown);
         with ``words``, fused with a keyword search for them. ``cosine``: the queries are unit
-        vectors, their scores cosines (:func:`_reported`). ``first``: as :meth:`_search`'s."""
+        vectors, their scores cosines (:func:`_reported`). ``first``, ``collapse``: as
+        :meth:`_search`'s."""
         from engine.vectors import as_query
         q = as_query(queries)
 
@@ -577,8 +609,8 @@ class SoundIndex:
                 raise InvalidQuery(f"query vectors have {q.shape[1]} dims; index {self.root} "
                                    f"holds {snap.dim}-dim vectors")
             if words is not None:
-                return self._keyword_search(conn, snap, words, q, k, filters, unwanted_words, cosine)
-            return self._search(conn, snap, q, k, filters, per_file, cosine, first)
+                return self._keyword_search(conn, snap, words, q, k, filters, unwanted_words, cosine, collapse)
+            return self._search(conn, snap, q, k, filters, per_file, cosine, first, collapse)
         return self._with_snapshot(run)
 
     def allowed_segment_ids(self, filters: Filters) -> np.ndarray:
@@ -593,17 +625,22 @@ class SoundIndex:
 
     def _search(self, conn: Connection, snap: _Snapshot, q: np.ndarray, k: int,
                 filters: Filters | None, per_file: bool, cosine: bool = True,
-                first: Sequence[int] = ()) -> list[Hit]:
+                first: Sequence[int] = (), collapse: bool = False) -> list[Hit]:
         """The top ``k`` hits (files, or segments without ``per_file``) for the query vectors
         ``q``, ranked by their scores as FAISS gives them; ``cosine``: the query is unit vectors,
         and the hits report their scores clamped to [-1, 1] (:func:`_reported`). ``first``: the
         ids of the indexed files searched by, each ahead of the hits it ties with
-        (:meth:`_query_files_first`)."""
+        (:meth:`_query_files_first`), each leading its recording. ``collapse``: the top ``k``
+        recordings, each name of one listed as ``copies`` of its hit
+        (engine.query_copies.distinct_recordings), the filter applied first."""
         if k < 1:
             raise InvalidQuery(f"k must be ≥ 1, got {k}")
         allowed = self._allowed(conn, snap, filters) if filters is not None and filters.active else None
-        hits = self._hits(conn, snap, rank_segments(snap, q, k, per_file, allowed), per_file, cosine=cosine)
-        return self._query_files_first(conn, snap, hits, q, k, allowed, per_file, cosine, first) if first else hits
+
+        def ranked(n: int) -> list[Hit]:
+            hits = self._hits(conn, snap, rank_segments(snap, q, n, per_file, allowed), per_file, cosine=cosine)
+            return self._query_files_first(conn, snap, hits, q, n, allowed, per_file, cosine, first) if first else hits
+        return distinct_recordings(ranked, k, first) if collapse else ranked(k)
 
     def _query_files_first(self, conn: Connection, snap: _Snapshot, hits: list[Hit], q: np.ndarray, k: int,
                            allowed: np.ndarray | None, per_file: bool, cosine: bool,

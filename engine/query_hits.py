@@ -32,6 +32,7 @@ class Hit:
     marker_at: float | None = None    # or one the query's words found (keyword search); its time (seconds)
     about: str | None = None          # what the file says it is, or a library sheet says of it (one line)
     missing: bool | None = None       # True: not on disk now (moved without relocate, an unmounted drive)
+    copies: list[str] = field(default_factory=list)   # other names of this recording (engine.query_copies)
 
     def __post_init__(self) -> None:
         if not self.folder:
@@ -42,7 +43,8 @@ class Hit:
         (``keywords`` only from a keyword search, ``same_recording`` only where it was checked,
         ``marker`` and ``marker_at`` only where the hit is a marked take or a keyword search found
         a named marker, ``about`` only where the file or a library sheet describes it, ``missing``
-        only for a file not on disk now)."""
+        only for a file not on disk now; ``copies`` always: the other names of its recording, hard
+        links and byte-identical copies, that the search collapsed into it, ``[]`` when none)."""
         d = asdict(self)
         for optional in ("keywords", "same_recording", "marker", "marker_at", "about", "missing"):
             if d[optional] is None:

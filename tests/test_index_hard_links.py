@@ -214,10 +214,12 @@ def test_search_lists_every_name_and_deleting_one_keeps_the_others(linked, tmp_p
     index(linked, idx)
     names = [linked / "rain.wav", linked / "Favourites" / "rain.wav", linked / "Favourites" / "rain heavy.wav"]
     with SoundIndex.open(idx, model=FakeModel()) as si:
-        hits = si.similar_to_file(str(names[1]), k=3)
+        hits = si.similar_to_file(str(names[1]), k=3, collapse_copies=False)
         assert sorted(h.path for h in hits) == sorted(map(str, names))      # identical vectors: none hidden
         assert hits[0].path == str(names[1])
         assert all(h.score == pytest.approx(1.0, abs=1e-5) for h in hits)
+        one = si.similar_to_file(str(names[1]), k=3)[0]                     # by default one hit listing all
+        assert one.path == str(names[1]) and sorted(one.copies) == sorted(map(str, (names[0], names[2])))
 
     before = snapshot(idx, linked)
     names[0].unlink()

@@ -294,7 +294,7 @@ def test_unknown_query_parameters_are_bad_requests(served):
     url, lib = served
     got, body, _ = get(f"{url}/search?q=dog&limt=5")
     assert got == 400 and "unknown parameter limt for GET /search" in body["error"]
-    assert "q, k, keywords, not, not_weight, segments, min_duration" in body["error"] and "tagged" in body["error"]
+    assert "q, k, keywords, not, not_weight, segments, all_copies, min_duration" in body["error"] and "tagged" in body["error"]
     got, body, _ = get(f"{url}/info?verbose=1&x=2")
     assert got == 400 and "unknown parameters verbose, x for GET /info; it takes none" in body["error"]
     got, body, _ = get(f"{url}/similar?k=1&file=1", data=(lib / "beep.wav").read_bytes())    # file: GET only

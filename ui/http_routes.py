@@ -50,10 +50,10 @@ class RouteAnswers:
 
     def _route_table(self) -> dict[tuple[str, str], Route]:
         """The routes by (method, path): what answers each, the parameters each reads."""
-        similar = ("start", "end", "k", "segments", *FILTER_PARAMS)
+        similar = ("start", "end", "k", "segments", "all_copies", *FILTER_PARAMS)
         routes = [
             ("GET", "/search", self._search,
-             ("q", "k", "keywords", "not", "not_weight", "segments", *FILTER_PARAMS)),
+             ("q", "k", "keywords", "not", "not_weight", "segments", "all_copies", *FILTER_PARAMS)),
             ("GET", "/similar", self._similar, ("file", *similar)),
             ("POST", "/similar", self._similar_clip, similar),
             ("GET", "/tag", self._tag, ("file", "labels", "k", "top")),
@@ -74,7 +74,8 @@ class RouteAnswers:
         hits = self.index.search_text(text, k=q.count("k", 10), filters=filters,
                                       per_file=not q.flag("segments"), keywords=q.flag("keywords"),
                                       exclude=q.listed("not"),
-                                      exclude_weight=q.number("not_weight", EXCLUDE_WEIGHT, low=0, high=10))
+                                      exclude_weight=q.number("not_weight", EXCLUDE_WEIGHT, low=0, high=10),
+                                      collapse_copies=not q.flag("all_copies"))
         _say_notes(handler, self._why_none(hits, filters))
         return _hits(hits)
 
@@ -87,7 +88,8 @@ class RouteAnswers:
             record = record or self.index.get_file(file_id)
             end, notes = _cut_end(record["path"], start, end, float(record["duration"]))
         hits = self.index.similar_to_file(file_id, k=q.count("k", 10), filters=filters,
-                                          per_file=per_file, start=start, end=end)
+                                          per_file=per_file, start=start, end=end,
+                                          collapse_copies=not q.flag("all_copies"))
         if per_file and whole:              # as `soundsift similar --json` marks them
             hits = mark_copies((record or self.index.get_file(file_id))["path"], hits, itself=True)
         _say_notes(handler, notes + self._why_none(hits, filters))
@@ -101,7 +103,8 @@ class RouteAnswers:
         if end is not None:                 # an end past the clip's: cut to its end, with a note
             end, notes = _cut_end(clip.name, start, end, clip.duration)
         hits = self.index.search_audio(clip.waveform, k=q.count("k", 10), filters=filters,
-                                       per_file=per_file, sample_rate=clip.sample_rate, start=start, end=end)
+                                       per_file=per_file, sample_rate=clip.sample_rate, start=start, end=end,
+                                       collapse_copies=not q.flag("all_copies"))
         if per_file and whole:              # files holding the clip's very recording
             hits = mark_copies(None, hits, copies=lambda _none, candidates: copies_of_waveform(
                 clip.waveform, clip.sample_rate, candidates))

@@ -9,8 +9,9 @@ from engine.filters import Filters
 from engine.query import EXCLUDE_WEIGHT
 from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, reports_errors, setup_logging
-from ui.cli.results import (AllSegmentsOption, ExportOption, IndexModelOption, PadOption, WholeFilesOption,
-                            check_export, export_results, filter_options, say_why_none, show_hits, split_values)
+from ui.cli.results import (AllCopiesOption, AllSegmentsOption, ExportOption, IndexModelOption, PadOption,
+                            WholeFilesOption, check_export, export_results, filter_options, say_why_none, show_hits,
+                            split_values)
 
 
 @app.command("search")
@@ -22,6 +23,7 @@ def search_command(
     k: int = typer.Option(10, "-k", "--top-k", min=1, help="Number of results."),
     json_out: bool = typer.Option(False, "--json", help="Print results as a JSON list on stdout."),
     all_segments: AllSegmentsOption = False,
+    all_copies: AllCopiesOption = False,
     exclude: Optional[List[str]] = typer.Option(None, "--not", help="Sounds not wanted, e.g. --not thunder: "
                                                 "segments that sound like them score lower (cosine minus "
                                                 "--not-weight × their cosine); repeat or comma-separate."),
@@ -38,7 +40,8 @@ def search_command(
     model: IndexModelOption = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """Search an index by text. JSON: [{"path", "start", "end", "score", …}], best first."""
+    """Search an index by text. JSON: [{"path", "start", "end", "score", …, "copies"}], best first:
+    one result per recording, its other names (hard links, byte-identical copies) in "copies"."""
     setup_logging(verbose)
     from engine.errors import InvalidQuery
     from engine.query import SoundIndex
@@ -50,7 +53,8 @@ def search_command(
         raise InvalidQuery("--keywords ranks whole files, so it does not go with --all-segments; drop one")
     with SoundIndex.open(index, model=model) as sound_index:
         hits = sound_index.search_text(text, k=k, filters=filters, per_file=not all_segments,
-                                       keywords=keywords, exclude=unwanted, exclude_weight=exclude_weight)
+                                       keywords=keywords, exclude=unwanted, exclude_weight=exclude_weight,
+                                       collapse_copies=not all_copies)
         say_why_none(sound_index, hits, filters)
     without = "".join(f" not {u!r}" for u in unwanted)
     show_hits(hits, json_out, f"search {text!r}{without}" + (" (sound + keywords)" if keywords else ""))

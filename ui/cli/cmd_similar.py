@@ -12,9 +12,9 @@ from engine.filters import Filters
 from ui.cli.app import app
 from ui.cli.common import (IndexOption, VerboseOption, err_console, relays_decoder_output, reports_errors,
                            setup_logging)
-from ui.cli.results import (AllSegmentsOption, ExportOption, IndexModelOption, PadOption, WholeFilesOption,
-                            check_export, clock, export_results, filter_options, parse_time, say_why_none,
-                            show_hits)
+from ui.cli.results import (AllCopiesOption, AllSegmentsOption, ExportOption, IndexModelOption, PadOption,
+                            WholeFilesOption, check_export, clock, export_results, filter_options, parse_time,
+                            say_why_none, show_hits)
 
 log = logging.getLogger("soundsift.similar")
 
@@ -31,6 +31,7 @@ def similar_command(
     k: int = typer.Option(10, "-k", "--top-k", min=1, help="Number of results."),
     json_out: bool = typer.Option(False, "--json", help="Print results as a JSON list on stdout."),
     all_segments: AllSegmentsOption = False,
+    all_copies: AllCopiesOption = False,
     filters: Optional[Filters] = None,      # replaced by the filter options (filter_options)
     start: Optional[str] = typer.Option(None, "--start", help="Only the part of AUDIO_FILE from this "
                                         "time: seconds (83.5) or minutes:seconds (1:23.5), as matches are shown."),
@@ -52,7 +53,9 @@ def similar_command(
     that hold AUDIO_FILE's very recording (a copy, its MP3, a quieter or resampled version; see
     `soundsift duplicates`) are marked: "same recording" in the table, `"same_recording": true`
     in JSON, where AUDIO_FILE's own hit is true too and every other hit false (whole files only,
-    not with --start/--end or --all-segments)."""
+    not with --start/--end or --all-segments). Names of one recording (hard links, byte-identical
+    copies) are one result listing the others ("also at", JSON "copies"; --all-copies: each its
+    own); AUDIO_FILE's own leads its names whatever they are called."""
     setup_logging(verbose)
     from engine.query import SoundIndex
 
@@ -64,7 +67,7 @@ def similar_command(
         with SoundIndex.open(index, model=model) as sound_index:
             audio_files = _usable_examples(sound_index, audio_files)
             hits = sound_index.similar_to_files([str(p) for p in audio_files], k=k, filters=filters,
-                                                per_file=per_file)
+                                                per_file=per_file, collapse_copies=not all_copies)
             say_why_none(sound_index, hits, filters)
         shown, query = " + ".join(p.name for p in audio_files), ", ".join(map(str, audio_files))
     else:
@@ -77,12 +80,14 @@ def similar_command(
                 span["end"], shown_end = _within_file(sound_index, audio_file, file_id, span["start"], span["end"])
             if file_id is not None:
                 log.debug("%s is indexed (file id %d): using its stored vectors", audio_file, file_id)
-                hits = sound_index.similar_to_file(file_id, k=k, filters=filters, per_file=per_file, **span)
+                hits = sound_index.similar_to_file(file_id, k=k, filters=filters, per_file=per_file,
+                                                   collapse_copies=not all_copies, **span)
             else:
                 _refuse_failed(sound_index, audio_file)
                 if audio_file.is_file():        # else the search says what is wrong with the path
                     log.info("%s is not in the index: embedding it", audio_file)
-                hits = sound_index.search_audio(str(audio_file), k=k, filters=filters, per_file=per_file, **span)
+                hits = sound_index.search_audio(str(audio_file), k=k, filters=filters, per_file=per_file,
+                                                collapse_copies=not all_copies, **span)
             say_why_none(sound_index, hits, filters)
         if per_file and start is None and end is None:      # which hits are copies of this very recording
             from engine.duplicates import mark_copies

@@ -25,12 +25,15 @@ CHANNELS_HELP = ("Only files with these channel counts (1 or mono, 2 or stereo, 
 CATEGORY_HELP = ("Only files whose library category (UCS: from iXML, FLAC/Ogg comments, ID3 or an imported "
                  "sheet: DOORS) or CatID (DOORWood) is one of these; repeat or comma-separate.")
 ALL_SEGMENTS_HELP = "List every matching segment instead of the best segment per file."
+ALL_COPIES_HELP = ("List every name of a recording as a result of its own: hard links and byte-identical "
+                   "copies, which by default are one result listing the others (\"also at\"; JSON \"copies\").")
 EXPORT_HELP = ("Also write the results into this folder, ranked: a whole-file match as a copy of the file, a "
                "match on part of a longer recording as that span cut out (WAV at its own rate and bit depth); "
                "soundsift-export.csv lists where each came from.")
 
 # Option declarations the search-like commands share (``name: AllSegmentsOption = False`` …).
 AllSegmentsOption = Annotated[bool, typer.Option("--all-segments", help=ALL_SEGMENTS_HELP)]
+AllCopiesOption = Annotated[bool, typer.Option("--all-copies", help=ALL_COPIES_HELP)]
 MinDurationOption = Annotated[Optional[float], typer.Option("--min-duration", min=0, help=MIN_DURATION_HELP)]
 MaxDurationOption = Annotated[Optional[float], typer.Option("--max-duration", min=0, help=MAX_DURATION_HELP)]
 PathPrefixOption = Annotated[Optional[str], typer.Option("--path-prefix", help=PATH_PREFIX_HELP)]
@@ -252,7 +255,8 @@ def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
     wrap. A terminal narrower than ``NARROW_COLUMNS`` gets one path column instead of file,
     folder and format (and no "about": what a file or its library sheet says it is). JSON keeps
     the full paths. A file not on disk now (moved without `soundsift relocate`, an unmounted drive)
-    says so after its name. A keyword search adds its BM25 ("words")
+    says so after its name, and the other names of its recording (hard links, byte-identical copies:
+    ``copies``) each on an indented "also at:" line under it. A keyword search adds its BM25 ("words")
     and the named markers it found ("marker"), "more like this" a "copy" column when some hits
     hold the query's very recording.
     """
@@ -291,12 +295,19 @@ def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
     for rank, h in enumerate(hits, 1):
         folder = display_path(h.folder)
         name = os.path.basename(h.path) + (" (not on disk)" if getattr(h, "missing", None) else "")
-        where = [os.path.join(folder, name)] if narrow else [name, folder]
+        where = [cell(os.path.join(folder, name)) if narrow else cell(name), *([] if narrow else [folder])]
+        where[0] = "\n".join([where[0], *also_at(h)])
         fmt = [] if narrow else [f"{h.format} {h.sample_rate / 1000:g} kHz"]
         bm25 = [f"{h.keywords or 0.0:.2f}"] if words else []
         copy = ["same recording" if h.same_recording else ""] if same else []
         mark = [f"{clock(h.marker_at)} {h.marker}" if h.marker else ""] if marked else []
         about = [cut_at_word(h.about or "", TABLE_ABOUT_CHARS)] if described else []
-        table.add_row(str(rank), f"{h.score:.3f}", *bm25, *copy, *map(cell, [*mark, *where, *about]),
+        table.add_row(str(rank), f"{h.score:.3f}", *bm25, *copy, *map(cell, mark), *where, *map(cell, about),
                       f"{clock(h.start)}–{clock(h.end)}", clock(h.duration), *map(cell, fmt))
     out_console.print(table)
+
+
+def also_at(hit: Any) -> list[str]:
+    """The lines a table shows under a hit for the other names of its recording (``copies``: hard
+    links, byte-identical copies): ``  also at: PATH`` each, as :func:`display_path` writes it."""
+    return [f"  also at: {display_path(p)}" for p in getattr(hit, "copies", None) or ()]

@@ -12,6 +12,7 @@ What is searched is held in ``st.session_state``:
 """
 from __future__ import annotations
 
+import os
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -81,6 +82,17 @@ def card_facts(record: Any, hit: Any) -> str:
     span = span_text(hit.start, hit.end)
     return (f"{seconds_text(record.duration)} · {record.format} · {record.sample_rate / 1000:g} kHz{channels}{levels}"
             f"  \nmatch {span} · score {hit.score:.3f}")
+
+
+def copies_caption(hit: Any, root: str) -> str | None:
+    """A card's line naming the other names of its recording (``copies``: hard links,
+    byte-identical copies), each as its folder is shown (:func:`card_folder`); None when none."""
+    copies = getattr(hit, "copies", None) or ()
+    if not copies:
+        return None
+    names = (plain_markdown(os.path.join(card_folder(os.path.dirname(p), root), os.path.basename(p)))
+             for p in copies)
+    return ":material/content_copy: also at " + " · ".join(names)
 
 
 def moment(hit: Any, duration: float) -> tuple[float | None, float | None]:
@@ -387,6 +399,10 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict],
             st.caption(f":material/folder: {plain_markdown(folder)} · {card_facts(record, hit)}")
             if record.about:
                 st.caption(plain_markdown(record.about))
+            also = copies_caption(hit, root)
+            if also:
+                st.caption(also, help="Other names of this recording (hard links, byte-identical copies), "
+                                      "one result for all of them")
             if getattr(hit, "marker", None):
                 st.markdown(f":violet-badge[:material/bookmark: {plain_markdown(hit.marker)} "
                             f"at {seconds_text(hit.marker_at)}]",
