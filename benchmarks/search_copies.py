@@ -1,5 +1,7 @@
 """What one hit per recording costs a search (engine.query_copies): collapsed (the default) against
-``collapse_copies=False`` (``--all-copies``), in one process, interleaved.
+``collapse_copies=False`` (``--all-copies``), in one process, interleaved; the first search by a
+file against the same search repeated (the page reruns it at every click, the HTTP server answers
+many: the copies' SHA-256 is kept for the process, engine.towers.cache.cached_file_sha256).
 
 Run by hand (not a test):
     .venv/bin/python benchmarks/search_copies.py [--files 200] [--seconds 10] [--queries 50] [--k 10]
@@ -8,13 +10,16 @@ Run by hand (not a test):
 Writes ``--files`` recordings (noise and chirps, ``--seconds`` long, 48 kHz 16-bit, so all of one
 size), gives every fourth one (``--every``; 0: none) three more names (a hard link, and two byte-identical copies in other
 folders), indexes them with tests.index_fakes.FakeModel (8 dims: FAISS costs next to nothing, so the
-ratio is the query layer's worst case; a real model's text embedding adds its milliseconds to both)
-and times ``SoundIndex.search_vectors`` by the stored vector of each of ``--queries`` files, half with
-copies (their copies are read, once per search: the cache lasts a search) and half without, each way
-in turn. Prints the medians (ms), the ratio collapsed / all copies of each kind, how many files a
-collapsed search read (whole, for their SHA-256) and how many copies it listed, as one JSON object.
-FakeModel tells the chirps apart poorly, so a top 10 holds several recordings with copies: a
-search that reads much.
+ratio is the query layer's worst case; a real model's text embedding adds its milliseconds to both),
+waits until the files are older than engine.towers.cache.RECENT_CHANGE_NS (digests of files
+changed since are not kept), and times ``SoundIndex.search_vectors`` by the stored vector of each
+of ``--queries`` files, half with copies and half without: each pick searched collapsed with no
+digest kept (``first``: the process's digests forgotten before it; the files are in the page
+cache), the same search again (``again``: the digests kept) and with all copies, the three in
+turn. Prints the medians (ms), the ratios first / all copies, again / all copies and first /
+again of each kind, how many files a first and a repeated search read (whole, for their
+SHA-256) and how many copies a search listed, as one JSON object. FakeModel tells the chirps
+apart poorly, so a top 10 holds several recordings with copies: a search that reads much.
 """
 from __future__ import annotations
 
@@ -72,7 +77,7 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=4, help="every n-th recording gets copies (0: none)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    import engine.query_copies as query_copies
+    import engine.towers.cache as cache
     from engine.query import SoundIndex
     from indexer import build_index
     from tests.index_fakes import FakeModel
@@ -80,17 +85,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         lib = Path(tmp) / "lib"
         recordings = make_library(lib, args.files, args.seconds, args.every)
+        made = time.time_ns()
         build_index([str(lib)], Path(tmp) / "idx", FakeModel(), workers=0, progress=False)
-        read = []
-        original = query_copies.SameRecording
-
-        class Counted(original):                    # how many files a collapsed search hashes
-            def __init__(self) -> None:
-                super().__init__()
-                read.append(self)
-        query_copies.SameRecording = Counted
-        times: dict[str, list[float]] = {f"{kind}_{how}": [] for kind in ("with_copies", "without")
-                                         for how in ("collapsed", "all_copies")}
+        time.sleep(max(0.0, (made + cache.RECENT_CHANGE_NS - time.time_ns()) / 1e9))
+        read: list[str] = []
+        sha256 = cache.file_sha256
+        cache.file_sha256 = lambda path, *a: read.append(str(path)) or sha256(path, *a)   # files read
+        ways = ("first", "again", "all_copies")
+        times: dict[str, list[float]] = {f"{kind}_{how}": [] for kind in ("with_copies", "without") for how in ways}
+        reads: dict[str, list[int]] = {name: [] for name in times if not name.endswith("all_copies")}
         with SoundIndex.open(Path(tmp) / "idx", model=FakeModel()) as index:
             with_copies = [p for i, p in enumerate(recordings) if i % (args.every or 4) == 0]
             without = [p for i, p in enumerate(recordings) if i % (args.every or 4) != 0]
@@ -99,24 +102,32 @@ def main() -> None:
             vectors = {p: index.file_vector(str(p)) for _, p in picks}
             for _, p in picks[:5]:                  # warm: page cache, snapshot
                 index.search_vectors(vectors[p], k=args.k)
-            rounds = 0
-            for kind, p in picks:
-                order = ("collapsed", "all_copies") if rounds % 2 == 0 else ("all_copies", "collapsed")
-                for how in order:
-                    times[f"{kind}_{how}"].append(timed(lambda: index.search_vectors(
-                        vectors[p], k=args.k, collapse_copies=how == "collapsed")))
-                rounds += 1
+
+            def search(vector: np.ndarray, name: str) -> None:
+                """Times one search (``name``: kind_way) into ``times``, the files it read into ``reads``."""
+                if name.endswith("first"):
+                    with cache._digests_lock:       # as in a new process
+                        cache._digests.clear()
+                read.clear()
+                times[name].append(timed(lambda: index.search_vectors(
+                    vector, k=args.k, collapse_copies=not name.endswith("all_copies"))))
+                if name in reads:
+                    reads[name].append(len(read))
+            for rounds, (kind, p) in enumerate(picks):
+                for how in (ways, ("all_copies", "first", "again"))[rounds % 2]:
+                    search(vectors[p], f"{kind}_{how}")
             listed = [sum(len(h.copies) for h in index.search_vectors(vectors[p], k=args.k)) for _, p in picks]
+        cache.file_sha256 = sha256
         size = recordings[0].stat().st_size
         medians = {name: round(statistics.median(v), 3) for name, v in times.items()}
-        collapsed_reads = [r.read for r in read[5:5 + len(picks)]]
+        ratio = {f"{kind}_{a}_over_{b}": round(medians[f"{kind}_{a}"] / medians[f"{kind}_{b}"], 3)
+                 for kind in ("with_copies", "without")
+                 for a, b in (("first", "all_copies"), ("again", "all_copies"), ("first", "again"))}
         print(json.dumps({
             "files": args.files, "names": args.files + 3 * len(with_copies) * bool(args.every), "file_bytes": size, "k": args.k,
-            "queries": args.queries, "median_ms": medians,
-            "ratio_with_copies": round(medians["with_copies_collapsed"] / medians["with_copies_all_copies"], 3),
-            "ratio_without": round(medians["without_collapsed"] / medians["without_all_copies"], 3),
-            "files_read_per_collapsed_search": {"median": statistics.median(collapsed_reads),
-                                                "max": max(collapsed_reads)},
+            "queries": args.queries, "median_ms": medians, "ratios": ratio,
+            "files_read_per_search": {name: {"median": statistics.median(n), "max": max(n)}
+                                      for name, n in reads.items()},
             "copies_listed_per_search_median": statistics.median(listed),
         }, indent=1))
 

@@ -19,7 +19,6 @@ wave, whose harmonics start at 9 kHz, are the same there.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -31,6 +30,7 @@ import numpy as np
 
 from engine.audio import decode
 from engine.errors import InvalidQuery, UnreadableAudio
+from engine.towers.cache import cached_file_sha256
 from engine.wording import count
 
 log = logging.getLogger(__name__)
@@ -505,13 +505,9 @@ def _same_bytes(paths: list[str], sizes: list[int]) -> bool:
         return True                     # one file under several names: nothing to read
     digests = set()
     for p in paths:
-        h = hashlib.sha256()
         try:
-            with open(p, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
+            digests.add(cached_file_sha256(p))
         except OSError as e:
             log.warning("%s: not read to compare bytes (%s)", p, e)
             return False
-        digests.add(h.hexdigest())
     return len(digests) == 1

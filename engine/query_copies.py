@@ -3,12 +3,14 @@ which lists the others as its ``copies``.
 
 Two hits are one recording only where that is certain, never from their scores alone: names of
 one file on disk (hard links: the same device and inode) or files of the same size whose bytes
-are all the same (SHA-256, engine.towers.cache.file_sha256). Only hits that already tie on
+are all the same (SHA-256, engine.towers.cache.cached_file_sha256). Only hits that already tie on
 duration, matched span and score (within :data:`engine.query_hits._TIE`, the rounding of
 identical vectors: the indexer gives copies the first name's vectors, indexer.same_file) are
 looked at, are stat'ed, and only those of them that share a size with another file on disk are
-read, each at most once per search (:class:`SameRecording`). A hit that cannot be stat'ed or read
-stays a hit of its own (logged).
+hashed, each at most once per search (:class:`SameRecording`) and read only the first time in
+the process while the file is unchanged (the digest is kept by path, device, inode, size, mtime
+and ctime: the page and the HTTP server search again and again). A hit that cannot be stat'ed
+or read stays a hit of its own (logged).
 
 Which name leads: the first in the search's order, unless it is marked as a copy
 (engine.keeper.is_copy_name: ``x (1).wav``, ``Copy of x.wav`` …) and another is not; a file
@@ -25,19 +27,20 @@ from typing import Callable, Sequence
 
 from engine.keeper import is_copy_name
 from engine.query_hits import _TIE, Hit
-from engine.towers.cache import file_sha256
+from engine.towers.cache import cached_file_sha256
 
 log = logging.getLogger(__name__)
 
 
 class SameRecording:
     """Tells which of some paths are one recording (hard links, byte-identical copies); each path
-    is stat'ed and read at most once (one instance per search)."""
+    is stat'ed and hashed at most once (one instance per search; digests outlive it:
+    :func:`engine.towers.cache.cached_file_sha256`)."""
 
     def __init__(self) -> None:
         self._stat: dict[str, tuple[int, int, int] | None] = {}   # path → (device, inode, size)
         self._digest: dict[str, str | None] = {}
-        self.read = 0                                              # files hashed (for benchmarks)
+        self.read = 0               # digests looked up (read unless the process keeps them; for tests)
 
     def _file(self, path: str) -> tuple[int, int, int] | None:
         if path not in self._stat:
@@ -53,7 +56,7 @@ class SameRecording:
     def _sha256(self, path: str) -> str | None:
         if path not in self._digest:
             try:
-                self._digest[path] = file_sha256(path)
+                self._digest[path] = cached_file_sha256(path)
                 self.read += 1
             except OSError as e:
                 log.warning("%s: its bytes cannot be read to compare it with the hits it ties with (%s); "

@@ -1,9 +1,14 @@
-"""Where soundsift keeps files it derives once from installed packages (e.g. unzipped ONNX)."""
+"""Where soundsift keeps files it derives once from installed packages (e.g. unzipped ONNX), and
+the SHA-256 of files it has read (:func:`file_sha256`; :func:`cached_file_sha256` keeps each
+unchanged file's digest for the process)."""
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
+import threading
+import time
+from collections import OrderedDict
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -25,6 +30,45 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+#: how many files' digests :func:`cached_file_sha256` keeps (least recently used ones go first)
+DIGEST_CACHE_SIZE = 4096
+#: a file changed less than this long ago (ns) is hashed again at every call: a write in the same
+#: tick of its timestamps (2 s on FAT) would leave its key unchanged
+RECENT_CHANGE_NS = 3_000_000_000
+
+_DigestKey = tuple[str, int, int, int, int, int]
+_digests: OrderedDict[_DigestKey, str] = OrderedDict()
+_digests_lock = threading.Lock()
+
+
+def _digest_key(path: str) -> _DigestKey:
+    """What tells a file's bytes unchanged: its resolved path, device, inode, size, mtime and
+    ctime (ns)."""
+    st = os.stat(path)
+    return path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def cached_file_sha256(path: str | os.PathLike[str]) -> str:
+    """:func:`file_sha256` of ``path``, read once per process while the file is unchanged (the
+    same resolved path, device, inode, size, mtime and ctime; :data:`DIGEST_CACHE_SIZE` files
+    kept, thread-safe). A file changed in the last :data:`RECENT_CHANGE_NS` is read at every call.
+    Raises ``OSError`` as reading it would."""
+    real = os.path.realpath(path)
+    key = _digest_key(real)
+    with _digests_lock:
+        digest = _digests.get(key)
+        if digest is not None:
+            _digests.move_to_end(key)
+            return digest
+    digest = file_sha256(Path(real))                    # outside the lock: threads hash at once
+    if time.time_ns() - max(key[4], key[5]) >= RECENT_CHANGE_NS:    # else a write may hide in its tick
+        with _digests_lock:
+            _digests[key] = digest
+            while len(_digests) > DIGEST_CACHE_SIZE:
+                _digests.popitem(last=False)
+    return digest
 
 
 def keep(path: Path, data: bytes, what: str) -> None:
