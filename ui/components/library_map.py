@@ -1,4 +1,5 @@
-"""The library map: file vectors projected to 2-D (PCA), one point per file."""
+"""The library map: file vectors projected to 2-D (PCA), one point per file, coloured by folder (by
+top-level folder where the folders outnumber the colours)."""
 from __future__ import annotations
 
 import os
@@ -58,6 +59,44 @@ def map_rows(file_ids: Sequence[int], paths: Sequence[str], xy: np.ndarray,
         rows.append({"file_id": int(fid), "name": name, "folder": folder_of(parent),
                      "x": float(x), "y": float(y)})
     return rows
+
+
+#: colours of the map's scheme (Vega's "tableau10"); more folders than these repeat them
+MAP_COLOURS = 10
+MAP_SCHEME = "tableau10"
+
+
+def top_folder(folder: str) -> str:
+    """The top-level folder below the library root of ``folder`` as :func:`map_rows` names it
+    (below the root, or in full: the root itself, a folder outside it)."""
+    parts = Path(folder).parts
+    return folder if os.path.isabs(folder) or not parts else parts[0]
+
+
+def colour_by_folder(rows: list[dict[str, Any]]) -> tuple[str | list[str], list[str]]:
+    """Set each row's ``colour``; the legend's title and its entries in order. A row's colour is
+    its folder while the folders fit the :data:`MAP_COLOURS` colours; else its top-level folder
+    (400 folders repeated ten colours in a legend Vega cuts at 30 entries), the largest
+    :data:`MAP_COLOURS` - 1 by name and the rest as one "other" entry when even those are more.
+    The ``folder`` the tooltip shows stays in full."""
+    folders = {r["folder"] for r in rows}
+    if len(folders) <= MAP_COLOURS:
+        for r in rows:
+            r["colour"] = r["folder"]
+        return "Folder", sorted(folders)
+    tops = {f: top_folder(f) for f in folders}
+    sizes: dict[str, int] = {}
+    for r in rows:
+        sizes[tops[r["folder"]]] = sizes.get(tops[r["folder"]], 0) + 1
+    ranked = sorted(sizes, key=lambda t: (-sizes[t], t))          # the largest first
+    named = ranked if len(ranked) <= MAP_COLOURS else ranked[:MAP_COLOURS - 1]
+    other = f"other ({len(ranked) - len(named):,} top folders)"
+    kept = set(named)
+    for r in rows:
+        top = tops[r["folder"]]
+        r["colour"] = top if top in kept else other
+    # two lines: Vega cuts a legend title at 180 px
+    return ["Top folder", f"of {len(folders):,} folders"], named if len(named) == len(ranked) else [*named, other]
 
 
 def selected_file_id(selection: Any, param: str = "pick") -> int | None:

@@ -3,6 +3,7 @@ request, and failed files. The page runs it only while the tab is open (ui/app.p
 map, the one costly part (seconds for tens of thousands of files), is drawn last."""
 from __future__ import annotations
 
+import shlex
 from typing import Any, Callable, Sequence
 
 import streamlit as st
@@ -10,7 +11,8 @@ import streamlit as st
 from ui.components import resources
 from ui.components.downloads import library_sheet_download
 from ui.components.library import Library, relative_to_root
-from ui.components.library_map import map_rows, pca_2d, selected_file_id
+from ui.components.library_map import (MAP_COLOURS, MAP_SCHEME, colour_by_folder, map_rows, pca_2d,
+                                       selected_file_id)
 from ui.components.markdown_text import plain_markdown
 from ui.components.times import seconds_text
 
@@ -19,6 +21,8 @@ OVERVIEW = "Overview"           # this tab's label
 MAP_KEY = "library_map"
 MAP_PICK = "map_file_id"        # file id of the point last picked on the map
 MAX_MAP_POINTS = 20_000
+#: rows of the Failed files table: the latest ones; `soundsift info --errors N --json` lists them all
+FAILED_SHOWN = 200
 DUPLICATES = "duplicates"       # session key: (generation, rows, files compared, unreadable) of the last search
 
 
@@ -33,11 +37,11 @@ def render_overview_tab(index: Any, lib: Library, root: str, map_data: Callable[
     points (ui/app.py caches them per index generation); it is called after the rest is drawn,
     so the counts, duplicates and failed files show while the map is computed."""
     info = index.info()
-    failed = index.errors()
+    n_failed = int(info.get("errors") or 0)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Files", f"{int(info.get('files') or 0):,}")
     c2.metric("Segments", f"{int(info.get('segments') or 0):,}")
-    c3.metric("Failed files", f"{len(failed):,}")
+    c3.metric("Failed files", f"{n_failed:,}")
     c4.metric("Dimensions", f"{info.get('dim', '?')}")
     st.caption(f"Model **{info.get('model', '?')}** · {info.get('sample_rate', '?')} Hz · "
                f"{info.get('index_type', '?')} · generation {info.get('generation', '?')} · "
@@ -50,12 +54,7 @@ def render_overview_tab(index: Any, lib: Library, root: str, map_data: Callable[
 
     render_duplicates(index, lib, root)
 
-    st.subheader(f"Failed files ({len(failed)})")
-    if failed:
-        st.dataframe([{"path": f["path"], "reason": f["reason"]} for f in failed],
-                     hide_index=True, width="stretch")
-    else:
-        st.caption("Every file was indexed.")
+    render_failed(index, n_failed, str(info.get("index") or lib.layout.root))
 
     with map_box:
         rows = map_data()
@@ -68,23 +67,59 @@ def render_overview_tab(index: Any, lib: Library, root: str, map_data: Callable[
                 play_picked(lib, root, int(pick))
 
 
-def render_map(rows: list[dict]) -> None:
-    """Scatter of the files, coloured by folder; hover names them, clicking picks one."""
+def render_failed(index: Any, n_failed: int, index_dir: str) -> None:
+    """The files that could not be indexed, newest first: the latest :data:`FAILED_SHOWN` of
+    ``n_failed`` (a library of thousands of broken files was one table of every row), and the
+    command listing them all."""
+    st.subheader(f"Failed files ({n_failed:,})")
+    if not n_failed:
+        st.caption("Every file was indexed.")
+        return
+    failed = index.errors(limit=FAILED_SHOWN)
+    st.dataframe([{"path": f["path"], "reason": f["reason"]} for f in failed], hide_index=True, width="stretch")
+    note = failed_note(len(failed), n_failed, index_dir)
+    if note:
+        st.caption(note)
+
+
+def failed_note(shown: int, n_failed: int, index_dir: str) -> str | None:
+    """The caption under a Failed files table showing ``shown`` of ``n_failed`` rows: how many more
+    there are and the command listing every one; None when all are shown."""
+    rest = n_failed - shown
+    if rest <= 0:
+        return None
+    return (f"The latest {shown:,} shown; {rest:,} more {'is' if rest == 1 else 'are'} listed by "
+            f"`soundsift info --index {shlex.quote(index_dir)} --errors {n_failed} --json`.")
+
+
+def map_chart(rows: list[dict]) -> Any:
+    """The map's Altair chart: the files, coloured by folder, or by top-level folder where there
+    are more folders than colours (library_map.colour_by_folder, the legend title saying so);
+    hover names a file and its folder in full, clicking picks one."""
     import altair as alt
     import pandas as pd
 
+    title, entries = colour_by_folder(rows)
     frame = pd.DataFrame(rows)
     pick = alt.selection_point(name="pick", fields=["file_id"], on="click")
-    chart = (alt.Chart(frame).mark_circle(size=70, opacity=0.85)
-             .encode(x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
-                     color=alt.Color("folder:N", legend=alt.Legend(title="Folder", orient="right")),
-                     tooltip=[alt.Tooltip("name:N", title="File"), alt.Tooltip("folder:N", title="Folder")],
-                     size=alt.condition(pick, alt.value(140), alt.value(60)))
-             .add_params(pick).properties(height=380))
+    return (alt.Chart(frame).mark_circle(size=70, opacity=0.85)
+            .encode(x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
+                    color=alt.Color("colour:N", sort=entries, scale=alt.Scale(scheme=MAP_SCHEME),
+                                    legend=alt.Legend(title=title, orient="right")),
+                    tooltip=[alt.Tooltip("name:N", title="File"), alt.Tooltip("folder:N", title="Folder")],
+                    size=alt.condition(pick, alt.value(140), alt.value(60)))
+            .add_params(pick).properties(height=380))
+
+
+def render_map(rows: list[dict]) -> None:
+    """The map (:func:`map_chart`) and how to read it."""
+    chart = map_chart(rows)
     st.altair_chart(chart, key=MAP_KEY, on_select=on_map_select, selection_mode="pick",
                     width="stretch")
+    grouped = any(r["colour"] != r["folder"] for r in rows)
     st.caption("Files that sound alike lie close together (PCA of the file vectors). "
-               "Hover a point for its name; click it to listen.")
+               + (f"Coloured by top-level folder: more folders than the {MAP_COLOURS} colours. " if grouped else "")
+               + "Hover a point for its name and folder; click it to listen.")
 
 
 def play_picked(lib: Library, root: str, file_id: int) -> None:

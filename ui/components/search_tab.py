@@ -103,13 +103,19 @@ def moment(hit: Any, duration: float) -> tuple[float | None, float | None]:
     return None, None
 
 
+def is_query_file(hit: Any, by_file: tuple[int, float | None, float | None] | None) -> bool:
+    """Whether ``hit`` is the file a "more like" search was by (``by_file``: its id and span):
+    its card is marked "this file", as `soundsift similar` lists the file itself first."""
+    return by_file is not None and int(hit.file_id) == int(by_file[0])
+
+
 def more_like_span(hit: Any, duration: float,
                    by_file: tuple[int, float | None, float | None] | None = None) -> tuple[float | None, float | None]:
     """The span a card's "more like this" searches by. On the card of the file a "more like"
     search was by (``by_file``: its id and span), the span that search was by, as
     ``soundsift similar FILE --start --end`` takes it: that card shows the stored segment holding
     most of the moment (a 1 s slam's 10 s window), not the moment chosen. Else :func:`moment`."""
-    if by_file is not None and int(hit.file_id) == int(by_file[0]):
+    if by_file is not None and is_query_file(hit, by_file):
         return by_file[1], by_file[2]
     return moment(hit, duration)
 
@@ -332,7 +338,8 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
         for (rank, hit, record), card in zip(cards, media):
             render_result(rank, hit, record, root, tags.get(int(hit.file_id), []),
                           CardTags(lib.layout.root, hit.file_id, tuple(own.get(hit.file_id, ())), known),
-                          more=more_like_span(hit, record.duration, search.by_file), media=card)
+                          more=more_like_span(hit, record.duration, search.by_file), media=card,
+                          itself=is_query_file(hit, search.by_file))
             listed.append((hit, record))
     with st.container(horizontal=True, gap="small"):
         if len(hits) > shown:
@@ -386,11 +393,12 @@ def play_from(hit: Any) -> float:
 def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict],
                   own_tags: CardTags | None = None,
                   more: tuple[float | None, float | None] | None = None,
-                  media: resources.CardMedia | None = None) -> None:
+                  media: resources.CardMedia | None = None, itself: bool = False) -> None:
     """One result card: name, folder, facts, tags (the model's; the user's, editable, with
     ``own_tags``), thumbnail, player, downloads, "more like this" (by the span ``more``, by
     default the card's own: :func:`moment`). ``media``: its thumbnail and audio when already
-    read (resources.cards_media), else read here."""
+    read (resources.cards_media), else read here. ``itself``: the card is of the file a "more
+    like" search was by, badged "this file"."""
     with st.container(border=True):
         info, side = st.columns([5, 6], vertical_alignment="center")
         with info:
@@ -407,6 +415,9 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict],
                 st.markdown(f":violet-badge[:material/bookmark: {plain_markdown(hit.marker)} "
                             f"at {seconds_text(hit.marker_at)}]",
                             help="A marker in the file whose name has the query's words; playback starts there")
+            if itself:
+                st.markdown(":gray-badge[:material/my_location: this file]",
+                            help="The file you asked for more like: it matches itself best")
             if getattr(hit, "same_recording", None):
                 st.markdown(":orange-badge[:material/content_copy: same recording]",
                             help="A copy of the file you asked for more like: the same recording, "

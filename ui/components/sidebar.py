@@ -14,6 +14,8 @@ from ui.components.markdown_text import plain_markdown
 
 ALL_FOLDERS = "(whole library)"
 FILTERED_TAB = "Search"         # the page's tab the filters narrow (ui/app.py's first tab)
+#: the sidebar's one line over an index holding no file (none indexed yet, or none readable)
+NOTHING_TO_FILTER = "Nothing to filter yet: the index holds no files."
 
 
 def filters_from_choices(duration: tuple[float, float] | None, longest: float, folder: str | None,
@@ -73,6 +75,9 @@ def render_filters(choices: FilterChoices, open_tab: str | None = None) -> Filte
     page's open tab (None: the first, Search)."""
     with st.sidebar:
         st.header("Filters")
+        if not choices.folders:         # no indexed file: a 0–1 s slider and empty boxes said nothing
+            st.caption(NOTHING_TO_FILTER)
+            return Filters()
         st.caption(filters_scope(open_tab))
         duration = render_duration(slider_top(choices.max_duration))      # ui/components/duration_filter
         root = choices.folders[0] if choices.folders else ""
