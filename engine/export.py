@@ -117,9 +117,12 @@ def _span_frames(path: str, rate: int, frames: int, start: float, end: float,
                  pad: float = 0.0) -> tuple[int, int]:
     """The frames ``start``–``end`` s (± ``pad``) cover in a file of ``frames`` at ``rate``,
     clamped to it; UnreadableAudio when nothing of it is inside (the file changed since it was
-    indexed)."""
+    indexed), or when it starts inside but is shorter than one sample (it holds no frame)."""
     first = max(0, int(round((start - pad) * rate)))
     last = min(frames, int(round((end + pad) * rate)))
+    if last <= first and start - pad < frames / rate and (end - start + 2 * pad) * rate < 1:
+        raise UnreadableAudio(path, f"the span {start:g}–{end:g} s is shorter than one sample (1/{rate} s); "
+                                    "ask for a longer one")
     if last <= first:
         raise UnreadableAudio(path, f"the span {start:.2f}–{end:.2f} s is not inside the file "
                                     f"({frames / rate:.2f} s long); re-index it if it changed")

@@ -9,10 +9,10 @@ import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from engine.errors import InvalidQuery, SoundsiftError, UnreadableAudio
-from ui.http_connections import _drain
+from ui.http_connections import RETRY_AFTER_SECONDS, _drain
 from ui.http_request import (ForeignHost, ForeignOrigin, MethodNotAllowed, NotFound, Query, RangeNotSatisfiable,
                              RequestBody, RequestTimeout, TooLarge, _TimedReads)
 from ui.http_routes import ID_ROUTES, _json
@@ -171,6 +171,7 @@ class SoundsiftHandler(RequestBody, BaseHTTPRequestHandler):
 
     def _answer(self, method: str) -> None:
         url = urlsplit(self.path)           # not urlparse: it would drop a ";…" after the path
+        path = unquote(url.path)            # once, whole: /%69nfo is /info, /files/%31 is /files/1
         self.body_read = False
         self.extra_headers: list[tuple[str, str]] = []     # a route's own (an excerpt's ETag, its range)
         allow = ""                          # the Allow header of a 405
@@ -178,15 +179,15 @@ class SoundsiftHandler(RequestBody, BaseHTTPRequestHandler):
             # first, a CORS preflight too; an absolute target (GET http://host/path) names the host
             self.server.check_host(url.netloc if url.scheme else self._host())
             if method == "OPTIONS" and self.headers.get("Access-Control-Request-Method") is not None:
-                status, body, kind = self.server.preflight(self, url.path)
+                status, body, kind = self.server.preflight(self, path)
             else:
-                route = self.server.route(method, url.path)
+                route = self.server.route(method, path)
                 # read before the answer: a commit in between labels a newer answer with the older id
                 self.index_version = self.server.index.version()
                 self.extra_headers.append(("X-Index-Version", self.index_version))
                 query = Query(url.query)
                 query.only(route.params, f"{method} {route.path}{'/ID' if route.path in ID_ROUTES else ''}")
-                status, body, kind = route.answer(self, query, url.path)
+                status, body, kind = route.answer(self, query, path)
         except NotFound as e:
             status, body, kind = HTTPStatus.NOT_FOUND, _json({"error": str(e)}), "application/json"
         except (ForeignHost, ForeignOrigin) as e:
@@ -206,6 +207,7 @@ class SoundsiftHandler(RequestBody, BaseHTTPRequestHandler):
             status, body, kind = HTTPStatus.BAD_REQUEST, _json({"error": str(e)}), "application/json"
         except SoundsiftError as e:       # the index went missing, a mismatched model …
             status, body, kind = HTTPStatus.SERVICE_UNAVAILABLE, _json({"error": str(e)}), "application/json"
+            self.extra_headers.append(("Retry-After", str(RETRY_AFTER_SECONDS)))    # as the busy 503's
         except Exception as e:            # a bug: said to the client and logged with its traceback
             log.exception("%s %s failed", method, self.path)
             status = HTTPStatus.INTERNAL_SERVER_ERROR

@@ -143,8 +143,16 @@ class Query:
                            f"got {self.text(name)!r}")
 
     def listed(self, name: str) -> list[str]:
+        """The comma-separated items of ``name`` (engine.vocabulary.split_list: ``a,b``, an item
+        holding a comma in double quotes); [] when it is not given or empty, InvalidQuery when it
+        is given but lists nothing (``labels=,,,``), which would otherwise read as not given."""
         from engine.vocabulary import split_list
-        return split_list(self.text(name))          # "a,b" ('"Walk, footsteps",b': quoted)
+        given = self.text(name)
+        items = split_list(given)
+        if given is not None and not items:
+            raise InvalidQuery(f"{name}={given!r} lists nothing (only commas, quotes or spaces); give "
+                               f"comma-separated values (e.g. {name}=a,b), or leave {name} out")
+        return items
 
     def filters(self) -> Any:
         from ui.cli.results import make_filters

@@ -7,7 +7,7 @@ import json
 import os
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import numpy as np
 
@@ -133,7 +133,12 @@ class RouteAnswers:
         return HTTPStatus.OK, _json(tags), "application/json"
 
     def _file(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
-        return HTTPStatus.OK, _json(self._record(path)), "application/json"
+        """The file's record (SoundIndex.get_file), with ``missing`` as hits have it (Hit.missing:
+        true for a file not on disk now, left out otherwise)."""
+        record = self._record(path)
+        if not os.path.exists(record["path"]):      # as engine.query marks hits
+            record["missing"] = True
+        return HTTPStatus.OK, _json(record), "application/json"
 
     def _audio(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, "bytes | ExcerptStream", str]:
         """The span as WAV (engine.export.excerpt_stream: the bytes excerpt_wav makes, written
@@ -152,6 +157,7 @@ class RouteAnswers:
         if end - start > MAX_AUDIO_SECONDS:
             raise InvalidQuery(f"a span of {end - start:g} s is longer than the {MAX_AUDIO_SECONDS:g} s "
                                "/audio sends; ask for a part")
+        end = min(end, record["duration"])  # the span served (an end past the file's: to its end), as its ETag says
         tag = _excerpt_etag(record["path"], start, end)
         if tag is not None and etag_listed(handler.headers.get("If-None-Match"), tag):
             handler.extra_headers += [("Accept-Ranges", "bytes"), ("ETag", tag)]
@@ -217,9 +223,10 @@ class RouteAnswers:
         return found, None
 
     def _record(self, path: str) -> dict[str, Any]:
-        """The record (SoundIndex.get_file) of the file whose id ends ``/files/ID`` or ``/audio/ID``;
+        """The record (SoundIndex.get_file) of the file whose id ends ``/files/ID`` or ``/audio/ID``
+        (``path`` percent-decoded);
         NotFound for an id the index does not hold."""
-        file_id = _file_id(unquote(path.rstrip("/").rsplit("/", 1)[-1]))
+        file_id = _file_id(path.rstrip("/").rsplit("/", 1)[-1])      # (the handler percent-decoded it)
         if file_id is None:
             raise NotFound(f"{path}: give a file id (a number, as hits' file_id)")
         try:

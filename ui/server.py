@@ -14,13 +14,15 @@ GET    ``/similar``          ``file`` (an indexed path or file id), ``start``/``
 POST   ``/similar``          the body is a clip (WAV, FLAC, MP3 …): files that sound like it (or
                              like its part ``start``–``end``, cut as above); ``k``;
                              ``segments=1``; filters
-GET    ``/tag``              ``file`` (indexed), ``labels`` (comma-separated; default the model's
+GET    ``/tag``              ``file`` (indexed), ``labels`` (comma-separated; left out: the model's
                              vocabulary), ``top``: zero-shot tags from its stored vectors
 POST   ``/tag``              the body is a clip: its zero-shot tags (both: the notes ``soundsift
                              tag`` prints, when the scores say little, in :data:`NOTES_HEADER`)
-GET    ``/files/ID``         the file's record (path, format, segments, metadata, levels)
+GET    ``/files/ID``         the file's record (path, format, segments, metadata, levels;
+                             ``missing``, as hits have it, for a file no longer on disk)
 GET    ``/audio/ID``         WAV of an indexed file, or of its span ``start``–``end`` (a preview;
-                             at most :data:`MAX_AUDIO_SECONDS`, the file's start by default;
+                             at most :data:`MAX_AUDIO_SECONDS`, the file's start by default,
+                             an ``end`` past the file's cut to it;
                              streamed as it is read, so a long span costs no more memory); a
                              ``Range`` header gets that part (206), so a player can seek in it
 GET    ``/info``             the index's counts, model, index type
@@ -37,19 +39,23 @@ similar that finds nothing names, in :data:`NOTES_HEADER`, each filter value no 
 (SoundIndex.why_no_file, as the CLI's notes do).
 
 A bad request gets ``{"error": "…"}`` with 400 (a bad parameter, one the route does not take, one
-that is not UTF-8 once percent-decoded, a flag neither on nor off, audio that cannot be read or a
-multipart form instead of it, a body whose framing is not one clear length, an HTTP/1.1 request
+that is not UTF-8 once percent-decoded, a flag neither on nor off, a list that lists nothing
+(``labels=,,,``), audio that cannot be read or a multipart form instead of it, an ``/audio`` span
+shorter than one sample, a body whose framing is not one clear length, an HTTP/1.1 request
 without one ``Host``), 404 (a path the index does not hold, an unknown file id or route, path segments a
 route does not take, a preview of a file deleted since it was indexed), 405 (a route asked with a
 method it does not answer, TRACE and OPTIONS that is no CORS preflight among them), 408 (a body
 that stopped arriving), 413 (a clip over the upload limit) or 416 (a ``Range`` past the end of
-``/audio``'s answer); http.server's own refusals (414, 431, 501, 505) are JSON too. HEAD
+``/audio``'s answer) or 503 (an index that cannot be read, with ``Retry-After``);
+http.server's own refusals (414, 431, 501, 505) are JSON too. The path is percent-decoded
+once, as a whole (``/%69nfo`` is ``/info``), before it is routed. HEAD
 answers what GET would, without the body; a body comes with a Content-Length or chunked
 (``Transfer-Encoding: chunked``), and ``Expect: 100-continue`` gets its ``100 Continue`` once a
 route reads the body (a clip over the limit gets its 413 before sending it). Only files the index holds are
 read from disk, by path or id, so a request cannot make the server read any other file; clips
 come in the request body. It listens on 127.0.0.1 unless told otherwise, and there answers only
-requests whose ``Host`` is this machine (403 otherwise: DNS rebinding).
+requests whose ``Host`` is this machine (403 otherwise: DNS rebinding); on all interfaces
+(``0.0.0.0``, ``::``) its ``url`` is the loopback one.
 
 Web pages and caches: pages on the origins ``allow_origins`` names (``soundsift serve
 --allow-origin``; none by default, never ``*``) may call the API from a browser: their CORS
@@ -143,8 +149,18 @@ class SoundsiftServer(ConnectionLimit, OriginPolicy, RouteAnswers, ThreadingHTTP
 
     @property
     def url(self) -> str:
+        """The address a browser or client on this machine opens: the one listened on, or for
+        all interfaces (``0.0.0.0``, ``::``) this machine's loopback one (:attr:`all_interfaces`)."""
         host, port = self.server_address[:2]
+        if self.all_interfaces:
+            host = "::1" if ":" in host else "127.0.0.1"
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    @property
+    def all_interfaces(self) -> bool:
+        """Whether it listens on every interface (``--host 0.0.0.0`` or ``::``): other machines
+        reach it at this one's addresses, not at :attr:`url`."""
+        return self.server_address[0] in ("0.0.0.0", "::")
 
     def methods(self, method: str, path: str) -> tuple[str, list[str]]:
         """The route path of ``path`` (``/files`` for ``/files/ID``) and the methods it answers;

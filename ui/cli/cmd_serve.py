@@ -51,7 +51,8 @@ def serve_command(
 
     A connection that has not sent a whole request 30 s after opening (or after its last answer)
     is closed, as is one that stalls its body or its reading of an answer for 120 s. --host ::1
-    serves IPv6. Only indexed files are read from disk. Ctrl-C or SIGTERM stops it once the
+    serves IPv6; --host 0.0.0.0 (or ::) every interface, the address printed being this
+    machine's loopback one. Only indexed files are read from disk. Ctrl-C or SIGTERM stops it once the
     requests being answered are (10 s at most; Ctrl-C again: at once).
 
     Answers carry X-Index-Version, which changes when the index does; /audio answers
@@ -75,8 +76,10 @@ def serve_command(
             def ready(server) -> None:
                 sound_index.model       # loaded once listening (a port taken is said at once), not on a request
                 pages = f"; pages on {', '.join(sorted(server.allow_origins))} may call it" if server.allow_origins else ""
-                err_console.print(f"soundsift serve: index {sound_index.root} on {server.url}/{pages} "
-                                  "(Ctrl+C stops)", highlight=False, soft_wrap=True)
+                everywhere = (f" (listening on all interfaces: other machines reach it at this machine's address, "
+                              f"port {server.server_address[1]})" if server.all_interfaces else "")
+                err_console.print(f"soundsift serve: index {sound_index.root} on {server.url}/{everywhere}"
+                                  f"{pages} (Ctrl+C stops)", highlight=False, soft_wrap=True)
             try:
                 running = serve(sound_index, host, port, ready=ready, stop=stop, max_connections=max_connections,
                                 allow_origins=allow_origin or ())
