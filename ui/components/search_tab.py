@@ -318,7 +318,7 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
     head.markdown(f"{search.title} · {min(len(hits), shown)} shown")
     render_back_to_text(side)
     if not hits and not root:      # no indexed file: no folder either (ui/app.py's choices)
-        st.info(empty_index_note(len(index.errors())), icon=":material/search_off:")
+        st.info(empty_index_note(index.info()["errors"]), icon=":material/search_off:")   # a count, not every row
         return
     if not hits:
         st.info("Nothing found. Loosen the filters in the sidebar or describe the sound differently.",
