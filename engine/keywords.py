@@ -21,10 +21,13 @@ import math
 import re
 import threading
 import unicodedata
+import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, Iterable, Sequence
 
 import numpy as np
 
@@ -339,8 +342,13 @@ class KeywordIndex:
         parts (:func:`split_compound` with the library's words and :func:`sound_words`), each
         :data:`COMPOUND_PART_WEIGHT` times as often as the word."""
         bags: dict[int, Counter] = {}          # file id → its words as written (stemmed below, once each)
+        seen: dict[str, list[str]] = {}        # a library repeats its folders, tags and categories
         for file_id, text in docs:
-            bags.setdefault(int(file_id), Counter()).update([w for w in _spelled(text) if _searchable(w)])
+            found = seen.get(text)
+            if found is None:
+                found = seen[text] = [w for w in _spelled(text) if _searchable(w)]
+            bags.setdefault(int(file_id), Counter()).update(found)
+        del seen
         ids = np.array(sorted(bags), dtype=np.int64)
         rows: dict[str, list[tuple[int, int]]] = {}
         for row, fid in enumerate(ids):
@@ -351,6 +359,43 @@ class KeywordIndex:
         known = _part_words(rows, LIBRARY_MIN_PART) | sound_words()
         _add_compound_parts(postings, lengths, [w for w in rows if _is_compound_candidate(w)], known)
         return cls(ids, postings, lengths, known)
+
+    def save(self, fh: BinaryIO, key: str) -> None:
+        """Write the index to the open binary file ``fh`` (an uncompressed ``.npz``: flat arrays
+        and newline-joined words, no pickles) with ``key``, which :meth:`load` must be given back."""
+        stems = list(self.postings)
+        sizes = [len(self.postings[t][0]) for t in stems]
+        np.savez(fh, key=_text_array([key]), file_ids=self.file_ids, lengths=self.lengths,
+                 stems=_text_array(stems), starts=np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]),
+                 rows=np.concatenate([self.postings[t][0] for t in stems] or [np.zeros(0, np.int64)]),
+                 counts=np.concatenate([self.postings[t][1] for t in stems] or [np.zeros(0)]),
+                 known=_text_array(sorted(self.known)))
+
+    @classmethod
+    def load(cls, file: str | Path, key: str) -> "KeywordIndex | None":
+        """The index :meth:`save` wrote to ``file`` with ``key``; ``None`` when it was written
+        with another key (stale). ValueError (or OSError) when ``file`` cannot be read or does
+        not hold a whole index."""
+        try:
+            z = np.load(file, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise ValueError(f"{file}: not a whole keyword index (one array)")
+            with z:
+                if _text_list(z["key"]) != [key]:
+                    return None
+                file_ids, lengths, starts = z["file_ids"], z["lengths"], z["starts"]
+                rows, counts = z["rows"], z["counts"]
+                stems, known = _text_list(z["stems"]), _text_list(z["known"])
+        except (KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            raise ValueError(f"{file}: not a whole keyword index ({e})") from e
+        n = len(file_ids)
+        if (len(lengths) != n or len(starts) != len(stems) + 1 or starts[0] != 0 or starts[-1] != len(rows)
+                or len(counts) != len(rows) or np.any(np.diff(starts) < 1)
+                or (len(rows) and (rows.min() < 0 or rows.max() >= n))):
+            raise ValueError(f"{file}: its arrays do not fit together")
+        bounds = starts.tolist()
+        postings = {t: (rows[a:b], counts[a:b]) for t, a, b in zip(stems, bounds, bounds[1:])}
+        return cls(file_ids, postings, lengths, frozenset(known))
 
     def _query_words(self, query: str) -> tuple[list[str], list[tuple[str, ...]]]:
         """The stems :meth:`scores` matches of ``query``: its :func:`terms`, the compounds its
@@ -453,6 +498,17 @@ class KeywordIndex:
         if 2 <= len(raw) <= JOINED_WORDS:
             rows = np.union1d(rows, self._rows_holding(_stems(["".join(raw)])))
         return self.file_ids[rows]
+
+
+def _text_array(texts: Sequence[str]) -> np.ndarray:
+    """``texts`` (none holding a newline: words never do) as one array of UTF-8 bytes."""
+    return np.frombuffer("\n".join(texts).encode(), np.uint8)
+
+
+def _text_list(array: np.ndarray) -> list[str]:
+    """The texts :func:`_text_array` wrote."""
+    text = array.tobytes().decode()
+    return text.split("\n") if text else []
 
 
 def _by_stem(rows: dict[str, list[tuple[int, int]]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:

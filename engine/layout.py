@@ -5,6 +5,8 @@
   vectors-<generation>.faiss   the FAISS index of one committed generation
   index.json               human-readable mirror of the catalog's metadata
   .lock                    held by the one writer
+  keywords.npz             the keyword (BM25) index of the last keyword search, a cache
+                           (engine.query_keywords: rebuilt whenever it is stale or unreadable)
 The catalog's ``meta.vectors_file`` names the FAISS file that belongs to its last
 commit, so a reader always gets a catalog and vectors of the same generation.
 """
@@ -25,8 +27,9 @@ DEFAULT_INDEX = "default"
 #: what soundsift writes in an index folder (names, then glob patterns); anything else is not its own
 OWN_NAMES = frozenset({"catalog.db", "catalog.db-wal", "catalog.db-shm", "catalog.db-journal",
                        "catalog.db.new", "catalog.db.new-journal",     # a new catalog's tables (engine.catalog)
-                       "index.json", "index.json.tmp", ".lock"})
-OWN_PATTERNS = ("vectors-*.faiss", "vectors-*.faiss.tmp", "vectors-*.raw.npy", "vectors-*.raw.npy.tmp")
+                       "index.json", "index.json.tmp", ".lock", "keywords.npz"})
+OWN_PATTERNS = ("vectors-*.faiss", "vectors-*.faiss.tmp", "vectors-*.raw.npy", "vectors-*.raw.npy.tmp",
+                "keywords.npz.*.tmp")
 #: errno of a write refused because the folder (or file) cannot be written: a read-only mount or
 #: share, or no write permission
 READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
@@ -73,6 +76,11 @@ class IndexLayout:
     @property
     def lock(self) -> Path:
         return self.root / ".lock"
+
+    @property
+    def keyword_cache(self) -> Path:
+        """The keyword index kept between processes (engine.query_keywords)."""
+        return self.root / "keywords.npz"
 
     def vectors_file(self, generation: int) -> Path:
         return self.root / f"vectors-{generation:06d}.faiss"
