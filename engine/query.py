@@ -796,7 +796,7 @@ class SoundIndex:
         """Each indexed file's ``(size, mtime_ns)`` as the catalog recorded it when the file was
         indexed: every file's, under its catalog path; or, given ``paths``, theirs under the path
         as given, each found as every look-up by path finds it (relative, through links, in the
-        other Unicode normal form); paths not indexed are left out."""
+        other Unicode normal form; a few hundred paths a query); paths not indexed are left out."""
         with self._read() as conn:
             return query_catalog.file_states(conn, self.root, paths)
 
@@ -835,10 +835,14 @@ class SoundIndex:
         """Counts, model, fingerprint, dim, index type, generation, failed-file count."""
         return self._with_snapshot(lambda conn, snap: query_catalog.info(conn, snap, self.root, self.meta))
 
-    def file_vectors(self, filters: Filters | None = None) -> FileVectors:
+    def file_vectors(self, filters: Filters | None = None,
+                     paths: Sequence[str | Path] | None = None) -> FileVectors:
         """Every file's mean segment vector (unit length), duration and size: for the UI's
         library map, tagging from stored vectors and finding duplicates. ``filters``: only the
-        files they keep."""
+        files they keep. ``paths``: only the files the catalog keeps at these paths (as it keeps
+        them: absolute, links resolved; others are left out), whose vectors alone are read, a few
+        hundred paths a query: tagging a few files of a large index reads only theirs."""
         filters = _check_filters(filters)
+        wanted = None if paths is None else [str(p) for p in _one_or_many(paths)]
         return self._with_snapshot(
-            lambda conn, snap: query_catalog.file_vectors(conn, snap, self.root, self.meta, filters))
+            lambda conn, snap: query_catalog.file_vectors(conn, snap, self.root, self.meta, filters, wanted))

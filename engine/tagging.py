@@ -2,10 +2,10 @@
 or for each moment of one file (:func:`tag_timeline`).
 
 Files an index already holds are tagged from its stored vectors (the mean of their segment
-vectors, as :meth:`engine.query.SoundIndex.file_vectors` gives), so tagging an indexed library
-decodes nothing; other files, and indexed files edited since (their size or modification time
-is not the one the catalog recorded, as the indexer tells a changed file), are decoded and
-embedded with the same model and segment policy.
+vectors, as :meth:`engine.query.SoundIndex.file_vectors` gives for the paths asked: only theirs
+are read), so tagging an indexed library decodes nothing; other files, and indexed files edited
+since (their size or modification time is not the one the catalog recorded, as the indexer tells
+a changed file), are decoded and embedded with the same model and segment policy.
 A file that cannot be read is reported and skipped, never fatal.
 """
 from __future__ import annotations
@@ -57,31 +57,20 @@ def tag_files(files: Sequence[str | Path], labels: Sequence[str] | None = None, 
 
     the_model = index.model if index is not None else model
     labels = list(labels) if labels else default_labels(the_model)
-    stored: dict[str, tuple[str, np.ndarray]] = {}
-    lengths: dict[str, float] = {}
-    as_indexed: dict[str, tuple[int, int]] = {}
+    stored: dict[str, tuple[str, np.ndarray, float]] = {}
+    as_indexed: dict[str, FileState] = {}
     if index is not None:
-        fv = index.file_vectors()
-        stored = {p: (p, v) for p, v in zip(fv.paths, fv.vectors)}      # the catalog keeps resolved paths
-        lengths = {p: float(d) for p, d in zip(fv.paths, fv.durations)}
-        as_indexed = index.file_states()
+        stored, as_indexed = _stored_vectors(index, [str(f) for f in files])
     kept: list[tuple[str, bool, float | None]] = []
     vectors: list[np.ndarray] = []
     errors: list[UnreadableAudio] = []
-    resolved_all = index is None
     for f in files:
         path = str(f)
-        if os.path.realpath(path) not in stored and not resolved_all:
-            # a catalog path that resolves otherwise now (a link made since): resolve them all,
-            # once (0.9 s at 40,000 files, which a file the catalog holds as it is never waits for)
-            stored.update({os.path.realpath(p): pv for p, pv in list(stored.items())})
-            resolved_all = True
-        indexed_as, vector = stored.get(os.path.realpath(path), (None, None))
+        indexed_as, vector, seconds = stored.get(path, (None, None, None))
         if indexed_as is not None and not _unchanged(indexed_as, as_indexed.get(indexed_as)):
             log.info("%s changed since it was indexed: tagging its audio as it is now", path)
             vector = None
         from_index = vector is not None
-        seconds = lengths.get(indexed_as) if from_index else None
         if vector is None:
             try:
                 policy = index.policy if index is not None else None
@@ -95,6 +84,26 @@ def tag_files(files: Sequence[str | Path], labels: Sequence[str] | None = None, 
         return [], errors
     tags = zeroshot.tag_many(the_model, np.stack(vectors), labels, top, template, min_score)
     return [FileTags(p, t, from_index, seconds) for (p, from_index, seconds), t in zip(kept, tags)], errors
+
+
+def _stored_vectors(index: Any, paths: Sequence[str]
+                    ) -> tuple[dict[str, tuple[str, np.ndarray, float]], dict[str, FileState]]:
+    """What ``index`` holds of the files at ``paths``: (catalog path, stored vector, seconds) of
+    each it holds, by the path as given, and the recorded state of each catalog path. Only these
+    files' rows and vectors are read (a few hundred paths a query), never every file's."""
+    resolved = {path: os.path.realpath(path) for path in paths}    # the catalog keeps resolved paths
+    fv = index.file_vectors(paths=sorted(set(resolved.values())))
+    held = {p: (p, v, float(d)) for p, v, d in zip(fv.paths, fv.vectors, fv.durations)}
+    unfound = set(resolved.values()) - held.keys()
+    if unfound:
+        # a catalog path that resolves otherwise now (a link made since): resolve them all, once
+        # (0.9 s at 40,000 files, which a file the catalog holds as it is never waits for)
+        elsewhere = {p: real for p in index.file_states() if (real := os.path.realpath(p)) in unfound}
+        if elsewhere:
+            fv = index.file_vectors(paths=sorted(elsewhere))
+            held.update({elsewhere[p]: (p, v, float(d)) for p, v, d in zip(fv.paths, fv.vectors, fv.durations)})
+    stored = {path: held[real] for path, real in resolved.items() if real in held}
+    return stored, index.file_states(sorted({p for p, _, _ in stored.values()}))
 
 
 #: a sound shorter than this (seconds) is too short to be told apart: the models pad it to their
