@@ -12,25 +12,12 @@ import pytest
 
 from engine.query import SoundIndex
 from indexer import build_index
-from tests.conftest import noise, tone, write
+from tests.conftest import tone, write
 from tests.index_fakes import FakeModel
 from tests.test_server import get, serving
-from tests.test_server_audit import _address, _answers, _exchange
+from tests.test_server_audit import _address, _answers, _exchange, served  # noqa: F401  (its fixture: two files served)
 
 SR = 16_000
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """Two files indexed and served; yields (base url, library folder, the beep's file id)."""
-    tmp = tmp_path_factory.mktemp("audit35")
-    lib = (tmp / "lib").resolve()
-    write(lib / "beep.wav", tone(880, 2.0, SR), SR)
-    write(lib / "hiss.wav", noise(1.0, SR, seed=3), SR)
-    build_index([lib], tmp / "idx", FakeModel(), workers=0, progress=False)
-    with SoundIndex.open(tmp / "idx", model=FakeModel()) as index, serving(index) as url:
-        _, hits, _ = get(f"{url}/search?q=beep&k=2")
-        yield url, lib, next(h["file_id"] for h in hits if h["path"].endswith("beep.wav"))
 
 
 def _first_answer(url: str, head: bytes) -> bytes:

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import noise, tone, write
 from tests.test_file_metadata import adtl_chunk, cue_chunk, with_trailing_chunk
+from tests.test_page_leftovers34 import _clean, _searched
 from tests.ui_library import as_shown, page_on
 
 SR = 16_000
@@ -58,20 +59,6 @@ def audit_index(tmp_path_factory, tiny_clap_dir) -> Path:  # noqa: F811
 def _file_id(index: Path, name: str) -> int:
     with sqlite3.connect(index / "catalog.db") as db:
         return next(i for i, p in db.execute("SELECT id, path FROM files") if Path(p).name == name)
-
-
-def _clean(app) -> None:
-    assert not app.exception and not app.error, [e.value for e in [*app.exception, *app.error]]
-
-
-def _searched(index: Path, monkeypatch, query: str = "a sound", **params: str):
-    app = page_on(index, monkeypatch)
-    app.query_params["q"] = query
-    for name, value in params.items():
-        app.query_params[name] = value
-    app.run()
-    _clean(app)
-    return app
 
 
 def _names(app) -> list[str]:

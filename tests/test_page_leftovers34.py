@@ -55,9 +55,9 @@ def _clean(app) -> None:
     assert not app.exception and not app.error, [e.value for e in [*app.exception, *app.error]]
 
 
-def _searched(index: Path, monkeypatch, **params: str):
+def _searched(index: Path, monkeypatch, query: str = "a sound", **params: str):
     app = page_on(index, monkeypatch)
-    app.query_params["q"] = "a sound"
+    app.query_params["q"] = query
     for name, value in params.items():
         app.query_params[name] = value
     app.run()

@@ -15,10 +15,9 @@ import pytest
 
 import engine.towers.cache as cache
 from engine.query import SoundIndex
-from indexer import build_index
-from tests.conftest import noise, tone, write
+from tests.conftest import tone, write
 from tests.index_fakes import FakeModel
-from tests.test_search_copies35 import a_vector, rel
+from tests.test_search_copies35 import a_vector, library, rel  # noqa: F401  (library: a.wav under four names, flipped.wav, others)
 
 SR = 16000
 
@@ -42,25 +41,6 @@ def opened(monkeypatch) -> list[str]:
         return real_open(file, mode, *a, **k)
     monkeypatch.setattr(builtins, "open", counting)
     return seen
-
-
-@pytest.fixture
-def library(tmp_path) -> tuple[Path, Path]:
-    """``a.wav`` under four names (``links/a.wav`` a hard link, ``Copy of a.wav`` and
-    ``other/a-backup.wav`` byte-identical copies), ``flipped.wav`` (its samples negated: same
-    size, same vectors, other bytes) and two other recordings, indexed with FakeModel."""
-    lib = (tmp_path / "lib").resolve()
-    a = write(lib / "a.wav", tone(440, 2.0, SR), SR)
-    shutil.copyfile(a, lib / "Copy of a.wav")
-    (lib / "links").mkdir()
-    os.link(a, lib / "links" / "a.wav")
-    (lib / "other").mkdir()
-    shutil.copyfile(a, lib / "other" / "a-backup.wav")
-    write(lib / "flipped.wav", -tone(440, 2.0, SR), SR)
-    write(lib / "noise.wav", noise(2.0, SR, seed=3), SR)
-    write(lib / "low.wav", tone(150, 2.0, SR), SR)
-    build_index([lib], tmp_path / "idx", FakeModel(), workers=0, progress=False)
-    return lib, tmp_path / "idx"
 
 
 def read_in(lib: Path, opened: list[str]) -> set[str]:
