@@ -11,17 +11,36 @@ command's work (find_duplicates) at the default cosine.
 
     .venv/bin/soundsift index corpus/audio --index /tmp/corpus_idx --model soundsift-fast
     .venv/bin/python benchmarks/duplicates.py /tmp/corpus_idx --min-cosine 0.8
+
+``--before-after`` instead times a revision's engine/duplicates.py (``--rev``, default HEAD;
+benchmarks/revision_module.py) against today's in one run: choosing the pairs (the per-file
+cap) on the whole index, time and peak of traced memory, and ``find_duplicates`` on the files
+under ``--path-prefix`` (a sample: the comparing takes minutes per 10,000 files), ``--rounds``
+alternating runs each, with how often each file was decoded; it stops if the two differ in the
+pairs, groups or differences found:
+
+    .venv/bin/python benchmarks/commands_at_scale.py build /tmp/scale35
+    .venv/bin/python benchmarks/duplicates.py /tmp/scale35/index --before-after \
+        --path-prefix /tmp/scale35/library/Doors/Vol_01
 """
 from __future__ import annotations
 
 import argparse
+import statistics
+import sys
 import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
-from engine import duplicates as dup
-from engine.audio import decode
-from engine.query import SoundIndex
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine import duplicates as dup  # noqa: E402
+from engine.audio import decode  # noqa: E402
+from engine.filters import Filters  # noqa: E402
+from engine.query import SoundIndex  # noqa: E402
 
 BINS = [0, 0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 1.0, 1.2, 1.5, 2, 3, 5, 10, np.inf]
 
@@ -31,7 +50,14 @@ def main() -> None:
     ap.add_argument("index")
     ap.add_argument("--min-cosine", type=float, default=0.8)
     ap.add_argument("--copies", type=int, default=60)
+    ap.add_argument("--before-after", action="store_true", help="time --rev's module against today's")
+    ap.add_argument("--rev", default="HEAD")
+    ap.add_argument("--path-prefix", help="--before-after: compare only the files under it")
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
+    if args.before_after:
+        before_after(args.index, args.rev, args.path_prefix, args.rounds)
+        return
     with SoundIndex.open(args.index) as index:
         fv = index.file_vectors()
     pairs = dup.candidate_pairs(fv.vectors, fv.durations, args.min_cosine)
@@ -73,6 +99,70 @@ def main() -> None:
     print(f"find_duplicates at the defaults: {report.candidates} pairs, {report.confirmed} confirmed, "
           f"{len(report.groups)} groups ({sum(g.identical for g in report.groups)} byte-identical), "
           f"{time.perf_counter() - t0:.1f} s")
+
+
+def _capped(module, fv) -> tuple[tuple[np.ndarray, ...], float, float]:
+    """``module``'s pairs under the default cap on ``fv``: (i, j, cosine), seconds, peak MB traced."""
+    tracemalloc.start()
+    t = time.perf_counter()
+    if hasattr(module, "closest_candidates"):
+        pairs = module.closest_candidates(fv.vectors, fv.durations, dup.PER_FILE)[:3]
+    else:
+        pairs = module.closest_per_file(*module.candidate_arrays(fv.vectors, fv.durations), dup.PER_FILE)
+    seconds = time.perf_counter() - t
+    peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
+    tracemalloc.stop()
+    return pairs, seconds, peak
+
+
+def _find(module, fv) -> tuple[object, float, Counter]:
+    """``module.find_duplicates`` on ``fv`` at the defaults: its report, seconds, decodes per file."""
+    decodes: Counter = Counter()
+    real = module.decode
+
+    def counting(path, rate, *args, **kwargs):
+        decodes[path] += 1
+        return real(path, rate, *args, **kwargs)
+    module.decode = counting
+    try:
+        t = time.perf_counter()
+        report = module.find_duplicates(fv.paths, fv.vectors, fv.durations, fv.sizes)
+        return report, time.perf_counter() - t, decodes
+    finally:
+        module.decode = real
+
+
+def before_after(index: str, rev: str, path_prefix: str | None, rounds: int) -> None:
+    """``rev``'s engine/duplicates.py against today's (see the module doc); ratios before / after."""
+    from benchmarks.revision_module import module_at
+
+    before = module_at(rev, "engine/duplicates.py", "duplicates_before")
+    with SoundIndex.open(index) as si:
+        whole = si.file_vectors()
+        sample = si.file_vectors(Filters(path_prefix=path_prefix)) if path_prefix else whole
+    print(f"{rev} against today's engine/duplicates.py; {len(whole.paths)} files indexed, "
+          f"{len(sample.paths)} compared{f' (under {path_prefix})' if path_prefix else ''}")
+    (old_pairs, old_s, old_mb), (new_pairs, new_s, new_mb) = _capped(before, whole), _capped(dup, whole)
+    if not all(np.array_equal(a, b) for a, b in zip(old_pairs, new_pairs)):
+        raise SystemExit("the capped pairs differ")
+    print(f"choosing the pairs (cap {dup.PER_FILE}) on all {len(whole.paths)} files: {len(new_pairs[0])} pairs, "
+          f"the same; {old_s:.1f} s → {new_s:.1f} s ({old_s / new_s:.1f} ×), peak traced memory "
+          f"{old_mb:.0f} → {new_mb:.0f} MB ({old_mb / new_mb:.1f} ×)")
+    times: dict[str, list[float]] = {"before": [], "after": []}
+    for _ in range(rounds):
+        found = {}
+        for name, module in (("before", before), ("after", dup)):
+            report, seconds, decodes = _find(module, sample)
+            times[name].append(seconds)
+            found[name] = ([g.to_dict() for g in report.groups], report.candidates, report.confirmed)
+            print(f"  {name}: {seconds:.1f} s, {report.candidates} pairs, {report.confirmed} confirmed, "
+                  f"{len(report.groups)} groups; {sum(decodes.values())} decodes of {len(decodes)} files "
+                  f"(at most {max(decodes.values(), default=0)} of one)", flush=True)
+        if found["before"] != found["after"]:
+            raise SystemExit("the groups differ")
+    mid = {name: statistics.median(ts) for name, ts in times.items()}
+    print(f"find_duplicates, median of {rounds}: {mid['before']:.1f} s → {mid['after']:.1f} s "
+          f"({mid['before'] / mid['after']:.2f} ×), the same groups and differences")
 
 
 if __name__ == "__main__":

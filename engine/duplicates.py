@@ -24,7 +24,8 @@ import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from functools import lru_cache
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -66,8 +67,11 @@ FLOOR_DB = -60.0
 MIN_COSINE, MAX_DIFFERENCE_DB = 0.9, 1.0
 #: each file is compared with at most this many others: its closest pairs by cosine (a pair is
 #: kept when it is among either file's closest). Unrelated generated sounds can all pass 0.9 (a
-#: 40,000-file test library gave 2.8 million pairs, hours of decoding); a copy ranks first.
+#: 40,000-file test library, benchmarks/commands_at_scale.py, gives 35 million pairs, hours of
+#: decoding; 428,974 under the cap); a copy ranks first.
 PER_FILE = 16
+#: the largest per-file cap whose highest cosines are tracked file by file (closest_candidates)
+MOST_TRACKED = 256
 
 
 @dataclass
@@ -117,28 +121,80 @@ def longest_match(duration: np.ndarray | float) -> np.ndarray | float:
     return duration + np.maximum(DURATION_SLACK, DURATION_SHARE * duration)
 
 
-def candidate_arrays(vectors: np.ndarray, durations: np.ndarray, min_cosine: float = MIN_COSINE
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`candidate_pairs` as three arrays (i, j, cosine), in the order they are compared
-    (by the duration of the shorter file)."""
+def _sweep(vectors: np.ndarray, durations: np.ndarray, min_cosine: float
+           ) -> tuple[np.ndarray, Iterator[tuple[int, np.ndarray, np.ndarray]]]:
+    """The order of the rows by duration, and per row ``a`` of that order that has any, its pairs
+    with the rows after it within the slack at ``min_cosine`` or more: (a, their positions in the
+    order, cosines). What every candidate function sweeps, so they see the same cosines."""
     order = np.argsort(durations, kind="stable")
     d = np.asarray(durations, np.float64)[order]
     v = np.asarray(vectors, np.float32)[order]
     reach = np.searchsorted(d, longest_match(d), side="right")
+
+    def pairs() -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        for a in range(len(d)):
+            if reach[a] <= a + 1:
+                continue
+            cos = v[a + 1:reach[a]] @ v[a]
+            hit = np.flatnonzero(cos >= min_cosine)
+            if len(hit):
+                yield a, a + 1 + hit, cos[hit].astype(np.float32)
+    return order, pairs()
+
+
+def candidate_arrays(vectors: np.ndarray, durations: np.ndarray, min_cosine: float = MIN_COSINE
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`candidate_pairs` as three arrays (i, j, cosine), in the order they are compared
+    (by the duration of the shorter file)."""
+    order, swept = _sweep(vectors, durations, min_cosine)
     firsts, seconds, cosines = [], [], []
-    for a in range(len(d)):
-        if reach[a] <= a + 1:
-            continue
-        cos = v[a + 1:reach[a]] @ v[a]
-        hit = np.flatnonzero(cos >= min_cosine)
-        if len(hit):
-            firsts.append(np.full(len(hit), order[a], np.int64))
-            seconds.append(order[a + 1 + hit].astype(np.int64))
-            cosines.append(cos[hit].astype(np.float32))
+    for a, others, cos in swept:
+        firsts.append(np.full(len(others), order[a], np.int64))
+        seconds.append(order[others].astype(np.int64))
+        cosines.append(cos)
+    return _joined(firsts, seconds, cosines)
+
+
+def _joined(firsts: list[np.ndarray], seconds: list[np.ndarray], cosines: list[np.ndarray]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Swept pairs as (i, j, cosine) arrays, i < j."""
     if not firsts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     x, y, c = np.concatenate(firsts), np.concatenate(seconds), np.concatenate(cosines)
     return np.minimum(x, y), np.maximum(x, y), c
+
+
+def closest_candidates(vectors: np.ndarray, durations: np.ndarray, per_file: int, min_cosine: float = MIN_COSINE
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """``closest_per_file(*candidate_arrays(vectors, durations, min_cosine), per_file)``, the same
+    pairs in the same order, and how many pairs passed ``min_cosine`` in all, without holding
+    them all (40,000 generated sounds: 35 million pairs, 4.5 GB): a first sweep keeps each file's
+    ``per_file`` highest cosines, a second only the pairs at or above either file's lowest of them
+    (its rank among them is then what it is among all its pairs). A cap over
+    :data:`MOST_TRACKED` (those cosines are a float per cap and file) takes all pairs instead."""
+    if per_file > MOST_TRACKED:
+        i, j, c = candidate_arrays(vectors, durations, min_cosine)
+        return (*closest_per_file(i, j, c, per_file), len(i))
+    order, swept = _sweep(vectors, durations, min_cosine)
+    best = np.full((len(order), per_file), -np.inf, np.float32)    # per position: its highest cosines
+    every = 0
+    for a, others, cos in swept:
+        every += len(cos)
+        mine = np.concatenate([best[a], cos])
+        best[a] = mine[np.argpartition(-mine, per_file - 1)[:per_file]] if len(mine) > per_file else mine
+        rows = best[others]
+        low = rows.argmin(axis=1)
+        higher = cos > rows[np.arange(len(others)), low]
+        best[others[higher], low[higher]] = cos[higher]
+    lowest = best.min(axis=1)                # the per_file-th highest cosine (-inf: fewer pairs)
+    firsts, seconds, cosines = [], [], []
+    for a, others, cos in _sweep(vectors, durations, min_cosine)[1]:
+        near = (cos >= lowest[a]) | (cos >= lowest[others])
+        if near.any():
+            firsts.append(np.full(int(near.sum()), order[a], np.int64))
+            seconds.append(order[others[near]].astype(np.int64))
+            cosines.append(cos[near])
+    return (*closest_per_file(*_joined(firsts, seconds, cosines), per_file), every)
 
 
 def closest_per_file(i: np.ndarray, j: np.ndarray, cosine: np.ndarray, per_file: int
@@ -180,14 +236,22 @@ def level_map(x: np.ndarray) -> np.ndarray:
     if len(x) < FRAME:
         x = np.pad(x, (0, FRAME - len(x)))
     frames = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP]
-    window = np.hanning(FRAME).astype(np.float32)
-    freqs = np.fft.rfftfreq(FRAME, 1.0 / RATE)
-    band = np.searchsorted(np.geomspace(60.0, RATE / 2, BANDS + 1), freqs, side="right") - 1
-    to_bands = (band[:, None] == np.arange(BANDS)[None, :]).astype(np.float64)     # bins × bands
+    window, to_bands = _analysis()
     energy = np.concatenate([(np.abs(np.fft.rfft(frames[i:i + 4096] * window, axis=1)) ** 2) @ to_bands
                              for i in range(0, len(frames), 4096)])
     level = 10.0 * np.log10(energy / max(float(energy.max()), 1e-20) + 1e-30)
     return np.maximum(level, FLOOR_DB).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _analysis() -> tuple[np.ndarray, np.ndarray]:
+    """:func:`level_map`'s window and its bins × bands matrix, made once (read-only)."""
+    window = np.hanning(FRAME).astype(np.float32)
+    freqs = np.fft.rfftfreq(FRAME, 1.0 / RATE)
+    band = np.searchsorted(np.geomspace(60.0, RATE / 2, BANDS + 1), freqs, side="right") - 1
+    to_bands = (band[:, None] == np.arange(BANDS)[None, :]).astype(np.float64)     # bins × bands
+    window.flags.writeable = to_bands.flags.writeable = False
+    return window, to_bands
 
 
 def best_lag(x: np.ndarray, y: np.ndarray) -> int:
@@ -264,21 +328,33 @@ class _LeastRecentlyUsed:
             self.bytes -= self.kept.popitem(last=False)[1].nbytes
         return value
 
+    def drop(self, key: Any) -> None:
+        """Forget ``key`` (nothing if it is not kept)."""
+        value = self.kept.pop(key, None)
+        if value is not None:
+            self.bytes -= value.nbytes
+
 
 class _Recordings:
     """The files' audio at RATE, decoded once while pairs still need them, with what every pair
     of a file would compute again: its level map from the first sample and its head's spectrum
     (per FFT size). Audio and maps (:data:`CACHE_BYTES`) are kept apart from the spectra
     (:data:`SPECTRA_BYTES`, complex64), which are larger but quicker to make again than a file
-    is to decode. A file that cannot be decoded is reported once (``unreadable``) and is None
-    from then on."""
+    is to decode. ``uses``: how many pairs each file is in; once the last of them is done
+    (:meth:`done`) all of the file is let go, so the budgets hold the files still to come and
+    a file is decoded again only when those alone exceed them (40,000 generated sounds: once
+    each; a budget only over the least recently used had 4 % decoded twice or three times and
+    made spectra 275,000 times for 40,000 files). A file that cannot be decoded is reported once
+    (``unreadable``) and is None from then on."""
 
-    def __init__(self, paths: list[str]):
+    def __init__(self, paths: list[str], uses: np.ndarray):
         self.paths = paths
         self.heard = _LeastRecentlyUsed(CACHE_BYTES)
         self.spectra = _LeastRecentlyUsed(SPECTRA_BYTES)
         self.failed: set[int] = set()
         self.unreadable: list[UnreadableAudio] = []
+        self.left = np.array(uses, np.int64)           # pairs still to come, per file
+        self.sizes: dict[int, set[int]] = {}           # FFT sizes a file's head spectrum was made at
 
     def audio(self, i: int) -> np.ndarray | None:
         if i in self.failed:
@@ -291,18 +367,32 @@ class _Recordings:
             self.failed.add(i)
             return None
 
+    def spectrum(self, i: int, x: np.ndarray, n: int) -> np.ndarray:
+        """File i's head spectrum at FFT size ``n`` (``x``: its audio)."""
+        self.sizes.setdefault(i, set()).add(n)
+        return self.spectra.get((i, n), lambda: _head_spectrum(x, n).astype(np.complex64))
+
     def difference(self, i: int, j: int) -> float | None:
         """:func:`difference_db` of files i and j; None when either cannot be decoded."""
         x, y = self.audio(i), self.audio(j)
         if x is None or y is None:
             return None
         n = _fft_size(len(x), len(y))
-        lag = _lag_of(self.spectra.get((i, n), lambda: _head_spectrum(x, n).astype(np.complex64)),
-                      self.spectra.get((j, n), lambda: _head_spectrum(y, n).astype(np.complex64)),
-                      n, len(x), len(y))
+        lag = _lag_of(self.spectrum(i, x, n), self.spectrum(j, y, n), n, len(x), len(y))
         a = self.heard.get(("map", i), lambda: level_map(x)) if lag <= 0 else level_map(x[lag:])
         b = self.heard.get(("map", j), lambda: level_map(y)) if lag >= 0 else level_map(y[-lag:])
         return _map_difference(a, b)
+
+    def done(self, i: int, j: int) -> None:
+        """The pair (i, j) is through (compared or not needed): a file none of whose pairs is
+        left is let go."""
+        for k in (i, j):
+            self.left[k] -= 1
+            if self.left[k] <= 0:
+                self.heard.drop(("audio", k))
+                self.heard.drop(("map", k))
+                for n in self.sizes.pop(k, ()):
+                    self.spectra.drop((k, n))
 
 
 class _Pace:
@@ -347,11 +437,12 @@ def find_duplicates(paths: list[str], vectors: np.ndarray, durations: np.ndarray
                            f"{len(vectors)} vectors, {len(durations)} durations, {len(sizes)} sizes")
     if per_file is not None and per_file < 0:
         raise InvalidQuery(f"per_file must be ≥ 0 (0 or None: every pair), got {per_file}")
-    firsts, seconds, cosines = candidate_arrays(vectors, durations, min_cosine)
-    every = len(firsts)
     if per_file:                    # None or 0: every pair over min_cosine (as `--per-file 0`)
-        firsts, seconds, cosines = closest_per_file(firsts, seconds, cosines, per_file)
-    recordings = _Recordings(paths)
+        firsts, seconds, cosines, every = closest_candidates(vectors, durations, per_file, min_cosine)
+    else:
+        firsts, seconds, cosines = candidate_arrays(vectors, durations, min_cosine)
+        every = len(firsts)
+    recordings = _Recordings(paths, np.bincount(np.concatenate([firsts, seconds]), minlength=n))
     parent = list(range(len(paths)))
 
     def root(i: int) -> int:
@@ -374,6 +465,7 @@ def find_duplicates(paths: list[str], vectors: np.ndarray, durations: np.ndarray
                 if score is not None and score <= max_difference_db:
                     scores[(i, j)] = score
                     parent[root(j)] = root(i)
+            recordings.done(i, j)
             done += 1
             if progress is not None:
                 progress(done, total)
