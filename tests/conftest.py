@@ -31,6 +31,21 @@ def _restore_main_module():
         sys.modules["__main__"] = main
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _python_sigint():
+    """Ctrl-C as Python handles it, however the run was started: a shell starting ``make test``
+    in the background (``make test &``, a script's ``( … & )``) leaves SIGINT ignored, and the
+    tests of what Ctrl-C does (the trainer's, the watch's) then see nothing arrive."""
+    import signal
+
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if ignored:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.fixture(autouse=True)
 def _restore_root_logger():
     """The CLI's ``setup_logging`` reconfigures the root logger (level INFO, its own stderr
