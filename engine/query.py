@@ -364,7 +364,8 @@ class SoundIndex:
         """The fused ranking of :meth:`search_text` with ``keywords``, in one snapshot; files
         whose words match an ``unwanted`` text are left out of the keyword side. ``cosine``:
         the hits' scores are cosines (:func:`_reported`). ``collapse``: one hit per recording
-        (engine.query_copies), its copies also found among the sound side's files."""
+        (engine.query_copies), its copies also found among the sound side's files (placed at
+        their markers as the hits are, so a leader found there names the marker too)."""
         if k < 1:
             raise InvalidQuery(f"k must be ≥ 1, got {k}")
         pool = max(KEYWORD_POOL, 5 * k)
@@ -384,6 +385,8 @@ class SoundIndex:
         if not collapse:
             return fused(k)
         sound = [replace(h, score=_reported(h.score, cosine)) for h in by_sound]   # scored as the hits are
+        # placed as the hits are: a copy's leader may come from here, and ties only where the spans match
+        place_at_markers(conn, snap, sound, text, q[0], cosine)
         return distinct_recordings(fused, k, by_score=False, extra=sound)
 
     def search_audio(self, path_or_waveform: zeroshot.AudioInput, k: int = 10,

@@ -3,11 +3,13 @@ of paths, tags, captions and descriptions (engine.keywords), and its ranking fus
 sound's by reciprocal rank."""
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
 import os
 import threading
+import time
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -25,6 +27,8 @@ from engine.query_snapshot import _Snapshot
 
 #: the query layer's logger (engine.query's)
 log = logging.getLogger("engine.query")
+#: seconds unchanged after which a keyword index's temporary file is a killed writer's leftover
+LEFTOVER_SECONDS = 3600.0
 
 
 def fused_ranking(conn: Connection, snap: _Snapshot, text: str, q: np.ndarray, k: int, pool: int,
@@ -115,10 +119,13 @@ def _kept_or_built(conn: Connection, snap: _Snapshot, stamp: tuple[Any, ...]) ->
 
 
 def _keep(word_index: Any, path: Path, key: str) -> None:
-    """Write ``word_index`` to ``path`` with ``key`` atomically; a folder that refuses it is logged."""
+    """Write ``word_index`` to ``path`` with ``key`` atomically; a folder that refuses it is
+    logged. Temporary files a writer killed mid-write left (older than
+    :data:`LEFTOVER_SECONDS`) are removed first, each logged."""
     if not folder_writable(path.parent):
         log.debug("%s: the index folder is read-only; the keyword index is not kept", path)
         return
+    _remove_leftovers(path)
     tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
         with open(tmp, "wb") as fh:
@@ -130,6 +137,24 @@ def _keep(word_index: Any, path: Path, key: str) -> None:
             tmp.unlink(missing_ok=True)
         except OSError:             # said above; a leftover .tmp is soundsift's own (engine.layout)
             pass
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Remove the ``<path>.<pid>-<thread>.tmp`` files :func:`_keep` wrote that have not changed
+    for :data:`LEFTOVER_SECONDS` (their writer was killed before renaming them; a fresh one may
+    be another process's, still writing), logging each; one that cannot be removed is logged."""
+    cutoff = time.time() - LEFTOVER_SECONDS
+    for tmp in path.parent.glob(f"{glob.escape(path.name)}.*.tmp"):
+        try:
+            if tmp.stat().st_mtime >= cutoff:
+                continue
+            tmp.unlink()
+        except FileNotFoundError:   # another process removed it (or renamed it into place) meanwhile
+            continue
+        except OSError as e:
+            log.info("%s: a leftover of an unfinished keyword index write could not be removed (%s)", tmp, e)
+            continue
+        log.info("%s: removed, left by a keyword index write that never finished", tmp)
 
 
 def _index_root(conn: Connection) -> Path | None:

@@ -1,5 +1,6 @@
 """A query's span against its audio's length: an end past the audio's end is cut to that end,
-with a note saying so (``soundsift similar --end``, the HTTP API's ``/similar`` ``end``), and
+with a note saying so (``soundsift similar --end``, the HTTP API's ``/similar`` and ``/audio``
+``end``), and
 times as the CLI, the page and the notes write them (:func:`clock`)."""
 from __future__ import annotations
 
@@ -35,15 +36,16 @@ def clock(seconds: float) -> str:
 
 
 def cut_to_length(name: str, start: float | None, end: float | None, seconds: float | None,
-                  end_param: str = "end") -> SpanEnd:
+                  end_param: str = "end", then: str = "more like") -> SpanEnd:
     """The span ``start``–``end`` of the audio ``name`` (``seconds`` long; None: not known) as
     searched: an ``end`` past its end is cut to its end, and the note says so, calling the end
-    ``end_param`` (``--end`` on the command line). A start past the end is left to the search,
-    which refuses it; an unknown length leaves the span as given."""
+    ``end_param`` (``--end`` on the command line) and the span kept ``then`` it (``more like``
+    for a search; ``sending`` for the HTTP API's ``/audio``). A start past the end is left to
+    the search, which refuses it; an unknown length leaves the span as given."""
     if end is None or seconds is None or end <= seconds + END_SLACK or (start or 0.0) >= seconds:
         return SpanEnd(end, end, None)
     return SpanEnd(None, seconds, f"{name} is {clock(seconds)} long, so {end_param} {clock(end)} is past its end: "
-                                  f"more like {clock(start or 0.0)}–{clock(seconds)}")
+                                  f"{then} {clock(start or 0.0)}–{clock(seconds)}")
 
 
 def file_seconds(index: SoundIndex, path_or_file_id: str | Path | int) -> float | None:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 MAX_AUDIO_SECONDS = 600.0
 #: the header carrying the notes the CLI prints on stderr, as a JSON list of strings (the body
 #: stays what it was): a /tag answer whose scores say little (one label, a sound under 0.1 s), a
-#: /similar ``end`` past the file's or clip's end (cut to it), a filtered /search or /similar
+#: /similar or /audio ``end`` past the file's or clip's end (cut to it), a filtered /search or /similar
 #: that found nothing because no indexed file has a filter's value
 NOTES_HEADER = "X-Soundsift-Notes"
 FILTER_PARAMS = ("min_duration", "max_duration", "path_prefix", "format", "sample_rate", "category",
@@ -144,8 +144,10 @@ class RouteAnswers:
         """The span as WAV (engine.export.excerpt_stream: the bytes excerpt_wav makes, written
         a block at a time as they are read; the handler closes it), or the part of it a
         ``Range`` header asks for (206; ``If-Range`` with another ETag gets all of it), or 304
-        when ``If-None-Match`` names its ETag (the file is not opened)."""
+        when ``If-None-Match`` names its ETag (the file is not opened); an ``end`` past the
+        file's is cut to it, with a note (:data:`NOTES_HEADER`) saying so."""
         from engine.export import excerpt_name, excerpt_stream
+        from engine.query_span import cut_to_length
         record = self._record(path)
         start = q.time("start") or 0.0
         if start >= record["duration"]:
@@ -158,9 +160,13 @@ class RouteAnswers:
             raise InvalidQuery(f"a span of {end - start:g} s is longer than the {MAX_AUDIO_SECONDS:g} s "
                                "/audio sends; ask for a part")
         end = min(end, record["duration"])  # the span served (an end past the file's: to its end), as its ETag says
+        # from the catalog's length, so a 304 says it too without opening the file
+        cut = cut_to_length(record["path"], start, given_end, float(record["duration"]), "end", "sending")
+        notes = [] if cut.note is None else [cut.note]
         tag = _excerpt_etag(record["path"], start, end)
         if tag is not None and etag_listed(handler.headers.get("If-None-Match"), tag):
             handler.extra_headers += [("Accept-Ranges", "bytes"), ("ETag", tag)]
+            _say_notes(handler, notes)
             return HTTPStatus.NOT_MODIFIED, b"", "audio/wav"     # the client holds these bytes
         wanted = handler.headers.get("Range")
         if_range = handler.headers.get("If-Range")
@@ -179,6 +185,7 @@ class RouteAnswers:
         except Unsatisfiable as e:
             stream.close()
             raise RangeNotSatisfiable(str(e), e.total) from e
+        _say_notes(handler, notes)
         if part is None:
             return HTTPStatus.OK, stream, "audio/wav"
         handler.extra_headers.append(("Content-Range", part.content_range()))
