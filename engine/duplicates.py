@@ -11,7 +11,10 @@ their first :data:`ALIGN_SECONDS` within :data:`MAX_SHIFT_SECONDS` (so encoder d
 trimmed lead-in do not count; a few milliseconds off would cost a noisy sound 1–2 dB below),
 then turned into level maps (dB in :data:`BANDS` bands every :data:`HOP` samples) and compared
 at the best constant gain (so a quieter copy does not count). Pairs whose maps differ by at
-most ``max_difference_db`` (RMS) join one group. Byte-identical groups are marked as such.
+most ``max_difference_db`` (RMS) join one group, unless either file holds more heard audio
+outside the stretch the other covers than :func:`allowed_unmatched` (a longer tone, a beep cut
+later; codec padding and added silence are not heard, a trimmed attack is short).
+Byte-identical groups are marked as such.
 
 A file that is only part of another (an edit, a loop cut from a longer take) is not found: its
 duration differs. Sounds are compared up to 8 kHz: a 3 kHz square wave and a 3 kHz triangle
@@ -53,6 +56,14 @@ CACHE_BYTES, SPECTRA_BYTES = 512 * 2 ** 20, 256 * 2 ** 20
 DURATION_SLACK, DURATION_SHARE = 0.15, 0.02
 #: level maps are floored this far below a file's loudest cell (dB)
 FLOOR_DB = -60.0
+#: heard audio (1 ms blocks within 50 dB of a file's loudest) that a file may hold outside the
+#: stretch the other covers once aligned, as a share of the shorter file's duration (and at most
+#: the duration slack): a trimmed attack or lead-in, codec padding and added silence pass; a 150 ms
+#: 3 kHz tone against a 60 ms one (90 ms heard, 15 allowed) or a beep cut later does not
+#: (benchmarks/short_duplicates.py)
+UNMATCHED_SHARE = 0.25
+#: the blocks (samples at RATE) in which heard audio is counted
+HEARD_BLOCK = 16
 #: defaults: candidate threshold on the mean vectors' cosine, and the largest level difference
 #: (dB RMS) of a duplicate. Indexed with soundsift-base, the 1,973 clips of the training corpus
 #: give 9,804 pairs at cosine 0.8: 84 differ by at most 0.8 dB (copies of a sample in two drum
@@ -289,9 +300,54 @@ def difference_db(x: np.ndarray, y: np.ndarray) -> float:
     the difference of their level maps in dB once a constant gain is taken out, over the cells
     where either is more than 10 dB above the floor (two silent stretches agree without telling
     anything). 0 for two silent recordings; infinite for a silent one and one that is heard
-    (the gain taken out would otherwise absorb all of a steady tone's difference from silence)."""
+    (the gain taken out would otherwise absorb all of a steady tone's difference from silence),
+    and for two files one of which holds more heard audio outside the stretch both cover than
+    :func:`allowed_unmatched` (the maps are compared over that stretch only)."""
     lag = best_lag(x, y)
+    if _unmatched(x, y, lag):
+        return float("inf")
     return _map_difference(level_map(x[max(lag, 0):]), level_map(y[max(-lag, 0):]))
+
+
+def unmatched_seconds(x: np.ndarray, y: np.ndarray, lag: int) -> float:
+    """The larger of the two files' heard seconds outside the stretch both cover when aligned at
+    ``lag`` (as :func:`best_lag` gives it): what the level maps, compared over that stretch only,
+    do not see (a 150 ms tone's last 90 ms against a 60 ms one). Heard: a :data:`HEARD_BLOCK`
+    whose energy is more than ``FLOOR_DB + 10`` dB (−50 dB) relative to the file's loudest."""
+    a, b = max(lag, 0), max(-lag, 0)
+    m = max(min(len(x) - a, len(y) - b), 0)
+    return max(_heard_seconds(x, a, a + m), _heard_seconds(y, b, b + m))
+
+
+def _heard_seconds(x: np.ndarray, start: int, end: int) -> float:
+    """Seconds of heard blocks of ``x`` before ``start`` and from ``end`` on."""
+    if start <= 0 and end >= len(x):
+        return 0.0
+    n = len(x) // HEARD_BLOCK * HEARD_BLOCK
+    blocks = np.concatenate([_block_energy(x[i:min(i + 2 ** 20, n)]) for i in range(0, n, 2 ** 20)]
+                            or [np.zeros(0)])
+    if not len(blocks) or blocks.max() <= 0.0:
+        return 0.0
+    heard = blocks > blocks.max() * 10.0 ** ((FLOOR_DB + 10.0) / 10.0)
+    first, last = start // HEARD_BLOCK, -(-end // HEARD_BLOCK)
+    return float(heard[:first].sum() + heard[last:].sum()) * HEARD_BLOCK / RATE
+
+
+def _block_energy(x: np.ndarray) -> np.ndarray:
+    """Mean square of ``x`` per :data:`HEARD_BLOCK` (its length a multiple of it), in float64."""
+    c = np.asarray(x, np.float64).reshape(-1, HEARD_BLOCK)
+    return np.einsum("ij,ij->i", c, c) / HEARD_BLOCK
+
+
+def allowed_unmatched(shorter: float) -> float:
+    """The heard seconds a file may hold outside its pair's stretch when the shorter of the two
+    lasts ``shorter`` seconds (:data:`UNMATCHED_SHARE` of it, at most the duration slack)."""
+    return float(min(UNMATCHED_SHARE * shorter, longest_match(shorter) - shorter))
+
+
+def _unmatched(x: np.ndarray, y: np.ndarray, lag: int) -> bool:
+    """Whether either file holds more heard audio outside the other than :func:`allowed_unmatched`."""
+    return unmatched_seconds(x, y, lag) > allowed_unmatched(min(len(x), len(y)) / RATE)
 
 
 def _map_difference(a: np.ndarray, b: np.ndarray) -> float:
@@ -379,6 +435,8 @@ class _Recordings:
             return None
         n = _fft_size(len(x), len(y))
         lag = _lag_of(self.spectrum(i, x, n), self.spectrum(j, y, n), n, len(x), len(y))
+        if _unmatched(x, y, lag):
+            return float("inf")
         a = self.heard.get(("map", i), lambda: level_map(x)) if lag <= 0 else level_map(x[lag:])
         b = self.heard.get(("map", j), lambda: level_map(y)) if lag >= 0 else level_map(y[-lag:])
         return _map_difference(a, b)
