@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import soundfile as sf
@@ -17,6 +16,7 @@ import soxr
 from engine.audio import decode
 from engine.duplicates import RATE, allowed_unmatched, difference_db, find_duplicates, unmatched_seconds
 from tests.conftest import noise, tone, write
+from tests.test_same_recording35 import mp3 as mp3_at
 
 SR = 44100
 
@@ -36,14 +36,7 @@ def beep(seconds: float) -> np.ndarray:
 
 
 def mp3(x: np.ndarray, kbps: int, path: Path) -> Path:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libmp3lame", rate=SR, layout="mono")
-        stream.bit_rate = kbps * 1000
-        frame = av.AudioFrame.from_ndarray(x[None, :], format="fltp", layout="mono")
-        frame.sample_rate = SR
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            out.mux(packet)
-    return path
+    return mp3_at(x, kbps, path, SR)
 
 
 def groups_of(paths: list[Path]) -> list[set[str]]:

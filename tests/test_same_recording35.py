@@ -47,13 +47,13 @@ def _resonance(x: np.ndarray, freq: float, bandwidth: float) -> np.ndarray:
     return lfilter([1.0], [1.0, -2 * r * np.cos(2 * np.pi * freq / SR), r * r], x)
 
 
-def mp3(x: np.ndarray, kbps: int, path: Path) -> Path:
-    """``x`` as a mono MP3 at ``kbps`` (LAME, through PyAV's FFmpeg)."""
+def mp3(x: np.ndarray, kbps: int, path: Path, rate: int = SR) -> Path:
+    """``x`` (mono at ``rate``) as a mono MP3 at ``kbps`` (LAME, through PyAV's FFmpeg)."""
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libmp3lame", rate=SR, layout="mono")
+        stream = out.add_stream("libmp3lame", rate=rate, layout="mono")
         stream.bit_rate = kbps * 1000
         frame = av.AudioFrame.from_ndarray(x[None, :], format="fltp", layout="mono")
-        frame.sample_rate = SR
+        frame.sample_rate = rate
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             out.mux(packet)
     return path
