@@ -81,7 +81,7 @@ from engine.query_faiss import rank_segments
 from engine.query_hits import FileVectors, Hit, _query_file_first, _reported
 from engine.query_inputs import _check_filters, _check_k, _check_rate, _one_or_many, excluded_texts, query_matrix
 from engine.query_keywords import fused_ranking
-from engine.query_markers import _markers_of, name_takes, place_at_markers
+from engine.query_markers import _markers_of, name_takes, place_at_markers, score_exactly
 from engine.query_snapshot import (_all_meta, _finished_meta, _generation_key, _QueryModelChanged, _ReadTxn, _Replaced,
                                    _Snapshot, _VectorsGone, load_snapshot)
 from engine.segments import SegmentPolicy
@@ -379,12 +379,15 @@ class SoundIndex:
             hits = self._hits(conn, snap, top, per_file=True, cosine=cosine)
             for h in hits:
                 h.keywords = float(bm25.get(h.file_id, 0.0))
+            # scored alike, from FAISS or the stored vectors (the keyword side's), so copies tie
+            score_exactly(snap, hits, q[0], cosine)
             # a marker word every file holds scores 0 yet names the take
             place_at_markers(conn, snap, hits, text, q[0], cosine)
             return hits
         if not collapse:
             return fused(k)
-        sound = [replace(h, score=_reported(h.score, cosine)) for h in by_sound]   # scored as the hits are
+        sound = [replace(h) for h in by_sound]          # by_sound ranks every round: left as found
+        score_exactly(snap, sound, q[0], cosine)        # scored as the hits are
         # placed as the hits are: a copy's leader may come from here, and ties only where the spans match
         place_at_markers(conn, snap, sound, text, q[0], cosine)
         return distinct_recordings(fused, k, by_score=False, extra=sound)

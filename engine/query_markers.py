@@ -43,12 +43,25 @@ def name_takes(snap: _Snapshot, hits: list[Hit], found: dict[int, list[tuple[flo
             h.marker_at = h.start
 
 
+def score_exactly(snap: _Snapshot, hits: Sequence[Hit], q: np.ndarray, cosine: bool = True) -> None:
+    """Each hit's score: its segment's stored vector · ``q``, in float64 (:func:`_reported`), so
+    hits of identical vectors score alike however they were found: FAISS's scores are an SQ8/PQ
+    index's approximations, and even a flat one rounds its sums otherwise than numpy, which an
+    excluded text's large scores carry past the copies' tie (1e-6)."""
+    if not hits:
+        return
+    scores = snap.vectors(np.array([h.segment_id for h in hits], dtype=np.int64)).astype(np.float64) \
+        @ np.asarray(q, dtype=np.float64)
+    for h, score in zip(hits, scores.tolist()):
+        h.score = _reported(score, cosine)
+
+
 def place_at_markers(conn: Connection, snap: _Snapshot, hits: list[Hit], text: str, q: np.ndarray,
                      cosine: bool = True) -> None:
     """Hits whose file has a named marker sharing words with ``text`` (a word written
     together counting as its parts: "GATELATCH" for "gate latch") move to the segment
     around that marker (the one whose middle is nearest it; the most words in common, then the
-    earliest marker), with that segment's cosine as score (:func:`_reported`)."""
+    earliest marker), with that segment's cosine as score (:func:`score_exactly`)."""
     from engine.keywords import terms_with_parts
     wanted = terms_with_parts(text, join=True)      # "gate latch" also as gatelatch
     if not hits or not wanted:
@@ -72,5 +85,5 @@ def place_at_markers(conn: Connection, snap: _Snapshot, hits: list[Hit], text: s
         else:
             i = int(np.flatnonzero(around)[np.argmin(np.abs((starts + ends)[around] / 2 - at))])
         h.start, h.end, h.segment_id = float(starts[i]), float(ends[i]), int(ids[i])
-        h.score = _reported(float(snap.vectors(ids[i:i + 1])[0] @ q), cosine)
+        score_exactly(snap, [h], q, cosine)
         h.marker, h.marker_at = name, float(starts[i]) if at_take.any() else float(at)
