@@ -241,7 +241,16 @@ def has_extension(extension: str) -> ColumnElement[bool]:
 
 def starts_with(prefix: str) -> ColumnElement[bool]:
     """A file's stored path starts with ``prefix`` in one of its forms (:func:`path_prefixes`)."""
-    return or_(*(func.substr(File.path, 1, len(p)) == p for p in path_prefixes(prefix)))
+    return or_(*(path_starts(p) for p in path_prefixes(prefix)))
+
+
+def path_starts(prefix: str) -> ColumnElement[bool]:
+    """A file's stored path starts with ``prefix`` exactly: a range of the path index (from
+    ``prefix`` up to the first text past every one starting with it), which SQLite reads as
+    such, where comparing each path's first characters read every row."""
+    if not prefix:
+        return File.path.is_not(None)
+    return and_(File.path >= prefix, File.path < prefix[:-1] + chr(ord(prefix[-1]) + 1))
 
 
 def path_prefixes(prefix: str) -> list[str]:

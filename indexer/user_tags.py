@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from engine.catalog import USER_TAG_SOURCE, File, Tag, open_catalog, set_meta
 from engine.errors import InvalidQuery
-from engine.filters import ascii_lower
+from engine.filters import ascii_lower, path_starts
 from engine.layout import existing_index
 from engine.query_catalog import why_not_indexed
 from engine.text_encoding import normal_forms
@@ -116,8 +116,7 @@ def _ids_under(s: Session, folders: Sequence[str]) -> list[int]:
     found: dict[int, None] = {}
     for folder in folders:
         inside = folder.rstrip(os.sep) + os.sep
-        after = inside[:-1] + chr(ord(os.sep) + 1)        # the first path past every "folder/…"
-        found.update(dict.fromkeys(s.scalars(select(File.id).where(File.path > inside, File.path < after))))
+        found.update(dict.fromkeys(s.scalars(select(File.id).where(path_starts(inside)))))
     return sorted(found)
 
 
