@@ -31,29 +31,20 @@ import same_recording_threshold as srt  # noqa: E402
 
 from engine import duplicates as dup  # noqa: E402
 from engine.audio import decode  # noqa: E402
-
-SR = 44100
-
-
-def _ramped(x: np.ndarray, ms: float = 3.0) -> np.ndarray:
-    r = int(ms / 1000 * SR)
-    w = np.ones(len(x), np.float32)
-    w[:r], w[-r:] = np.linspace(0, 1, r), np.linspace(1, 0, r)
-    return (x * w).astype(np.float32)
+from tests.test_duplicates_short35 import SR, beep as beep_for, ramped  # noqa: E402  (the tests' sounds)
 
 
 def tone(ms: int) -> np.ndarray:
     t = np.arange(int(ms / 1000 * SR)) / SR
-    return _ramped(0.5 * np.sin(2 * np.pi * 3000 * t))
+    return ramped(0.5 * np.sin(2 * np.pi * 3000 * t))
 
 
 def click(ms: int) -> np.ndarray:
-    return _ramped(0.3 * np.random.default_rng(3).standard_normal(int(ms / 1000 * SR)), 1.0)
+    return ramped(0.3 * np.random.default_rng(3).standard_normal(int(ms / 1000 * SR)), 1.0)
 
 
 def beep(ms: int) -> np.ndarray:
-    t = np.arange(int(ms / 1000 * SR)) / SR
-    return (0.4 * np.sin(2 * np.pi * 1000 * t) * np.exp(-20 * t)).astype(np.float32)
+    return beep_for(ms / 1000)
 
 
 def outside_ms(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
