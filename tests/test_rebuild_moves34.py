@@ -22,17 +22,9 @@ from engine.file_metadata import SHEET_PREFIX
 from engine.layout import IndexLayout
 from indexer import build_index
 from tests.conftest import chirp, noise, tone, write
-from tests.index_fakes import FakeModel, WideModel
+from tests.test_index_rebuild import model_a as old_model, model_b as new_model
 
 SR = 16000
-
-
-def old_model() -> FakeModel:
-    return FakeModel(name="fake", fingerprint="fake-v1")
-
-
-def new_model() -> WideModel:
-    return WideModel(name="wide", fingerprint="wide-v1")
 
 
 @pytest.fixture
