@@ -1,11 +1,15 @@
-"""Decoding speed by format: libsndfile's (WAV, FLAC, MP3, Ogg Vorbis) against FFmpeg's through
-engine.ffmpeg_audio (M4A with AAC or ALAC, WavPack), all through engine.audio.decode to 16 kHz mono
-as the indexer reads them.
+"""Decoding speed by format: libsndfile's (WAV, FLAC, MP3, Ogg Vorbis, Ogg Opus) against FFmpeg's
+through engine.ffmpeg_audio (M4A with AAC or ALAC, WavPack, and an Ogg Opus file libsndfile would
+misread: its granule positions start past 0, so engine.audio has FFmpeg read it), all through
+engine.audio.decode to 16 kHz mono as the indexer reads them. The two Opus files are the same
+libopus encoding, its timestamps starting at 0 and at 1,105 (an MP3's priming).
 
 Run by hand:  .venv/bin/python benchmarks/decoders.py [--seconds 60] [--repeats 3]
 The same stereo 44.1 kHz recording (a chord, noise and clicks) is written in each format into a
 temporary folder, then decoded ``repeats`` times each, interleaved; prints one JSON object:
-per format the best seconds per file, × real time and the ratio to WAV, measured in this run.
+per format the best seconds per file, × real time and the ratio to WAV, measured in this run; and
+for the two Ogg Opus files the best seconds of an export of their last second (FFmpeg's seek
+decodes from the start), and their ratio.
 """
 from __future__ import annotations
 
@@ -40,6 +44,11 @@ def write_all(folder: Path, x: np.ndarray) -> dict[str, Path]:
             for i in range(0, x.shape[1], 1 << 16):       # in blocks: libsndfile's Vorbis encoder
                 f.write(np.ascontiguousarray(x[:, i:i + (1 << 16)].T))   # crashes on a minute at once
         out[name.upper()] = path
+    import soxr
+    at_48k = np.ascontiguousarray(soxr.resample(x.T, SR, 48000).T, dtype=np.float32)    # Opus's rate
+    for name, start in (("OPUS", 0), ("OPUS by FFmpeg", 1105)):    # the same encoding, read by each
+        out[name] = folder / f"rec_{start}.opus"
+        _encode(out[name], "libopus", "flt", at_48k, rate=48000, start=start, container="ogg")
     for name, suffix, codec, sample_format in (("M4A AAC", ".m4a", "aac", "fltp"),
                                                ("M4A ALAC", "_alac.m4a", "alac", "s16p"),
                                                ("WV", ".wv", "wavpack", "s16p")):
@@ -49,17 +58,26 @@ def write_all(folder: Path, x: np.ndarray) -> dict[str, Path]:
     return out
 
 
-def _encode(path: Path, codec: str, sample_format: str, x: np.ndarray) -> None:
+def _encode(path: Path, codec: str, sample_format: str, x: np.ndarray, rate: int = SR,
+            start: int | None = None, container: str | None = None) -> None:
+    """``x`` (2, n) encoded by FFmpeg's ``codec``; ``start``: the frames' timestamps begin there."""
+    import fractions
+
     import av
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=SR, layout="stereo")
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate, layout="stereo")
         stream.codec_context.format = sample_format
-        for i in range(0, x.shape[1], 1024):
-            chunk = x[:, i:i + 1024]
+        step = stream.codec_context.frame_size or 1024
+        for i in range(0, x.shape[1], step):
+            chunk = x[:, i:i + step]
             if sample_format == "s16p":
                 chunk = np.round(chunk * 32767).astype(np.int16)
+            if sample_format == "flt":                                # interleaved
+                chunk = chunk.T.reshape(1, -1)
             frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=sample_format, layout="stereo")
-            frame.sample_rate = SR
+            frame.sample_rate = rate
+            if start is not None:
+                frame.pts, frame.time_base = start + i, fractions.Fraction(1, rate)
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode(None):
@@ -73,17 +91,25 @@ def main() -> None:
     args = ap.parse_args()
 
     from engine.audio import decode
+    from engine.export import excerpt_wav
     with tempfile.TemporaryDirectory() as tmp:
         files = write_all(Path(tmp), recording(args.seconds))
         best = {name: float("inf") for name in files}
+        last = {name: float("inf") for name in ("OPUS", "OPUS by FFmpeg")}
         for _ in range(args.repeats):
             for name, path in files.items():
                 t = time.perf_counter()
                 decode(path, 16000)
                 best[name] = min(best[name], time.perf_counter() - t)
+            for name in last:                       # a preview of the last second: a seek near the end
+                t = time.perf_counter()
+                excerpt_wav(files[name], args.seconds - 1.0, args.seconds)
+                last[name] = min(last[name], time.perf_counter() - t)
     print(json.dumps({"seconds_of_audio": args.seconds, "repeats": args.repeats, "formats": {
         name: {"seconds": round(sec, 4), "x_realtime": round(args.seconds / sec, 1),
-               "ratio_to_wav": round(sec / best["WAV"], 2)} for name, sec in best.items()}}, indent=1))
+               "ratio_to_wav": round(sec / best["WAV"], 2)} for name, sec in best.items()},
+        "last_second_excerpt": {name: {"seconds": round(sec, 4), "ratio_to_libsndfile": round(sec / last["OPUS"], 2)}
+                                for name, sec in last.items()}}, indent=1))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import struct
 import sys
 import time
@@ -129,7 +130,9 @@ def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound:
     """``soundfile.SoundFile(path)`` for reading, also beside macOS's ``._<name>`` files; for the
     formats libsndfile does not read (``.m4a``, ``.wv`` …: :data:`FFMPEG_EXTENSIONS`) and for
     a video's sound (a query clip: ``VIDEO_EXTENSIONS``) an
-    :class:`~engine.ffmpeg_audio.FFmpegSound`, which reads the same way; for a Sound Designer II
+    :class:`~engine.ffmpeg_audio.FFmpegSound`, which reads the same way, as for a file libsndfile
+    refuses that FFmpeg reads and an Ogg Opus file libsndfile would read late
+    (:func:`_opus_frames_misread`); for a Sound Designer II
     file an :class:`~engine.sound_designer.Sd2SoundFile` (its resource fork found beside it or in
     an unpacked zip's ``__MACOSX``; :class:`UnreadableAudio` when it is nowhere).
 
@@ -155,10 +158,10 @@ def _open_sound(p: str) -> sf.SoundFile | FFmpegSound:
     if is_sd2(p):
         return open_sd2(p)
     try:
-        return sf.SoundFile(_openable(p))
+        return _unless_misread(p, sf.SoundFile(_openable(p)))
     except sf.LibsndfileError as e:
-        if e.code == UNSUPPORTED_ENCODING:      # a container libsndfile knows around a codec it does not
-            return _through_ffmpeg(p, e)
+        if e.code in (UNSUPPORTED_ENCODING, MALFORMED_FILE):    # a container libsndfile knows, around a
+            return _through_ffmpeg(p, e, say_both=True)        # codec it does not or data it will not take
         if os.path.isfile(appledouble_twin(p)):
             pass                                # read as a stream, below
         elif e.code == UNRECOGNISED_FORMAT:     # an M4A named .mp3, say: FFmpeg may know it
@@ -212,24 +215,93 @@ def _adts_sync(header: bytes) -> bool:
     return len(header) >= 2 and header[0] == 0xFF and header[1] & 0xF6 == 0xF0
 
 
-#: libsndfile's SF_ERR_UNRECOGNISED_FORMAT ("Format not recognised") and
-#: SF_ERR_UNSUPPORTED_ENCODING ("Supported file format but unsupported encoding": ALAC in a CAF
-#: that FFmpeg wrote, for one); FFmpeg is asked before either is given as the reason
-UNRECOGNISED_FORMAT, UNSUPPORTED_ENCODING = 1, 4
+#: libsndfile's SF_ERR_UNRECOGNISED_FORMAT ("Format not recognised"), SF_ERR_MALFORMED_FILE
+#: ("Supported file format but file is malformed": an Ogg Opus file of one page that FFmpeg wrote
+#: from audio whose timestamps do not start at 0, whose starting granule position libsndfile 1.2.2
+#: calls ambiguous) and SF_ERR_UNSUPPORTED_ENCODING ("Supported file
+#: format but unsupported encoding": ALAC in a CAF that FFmpeg wrote, for one); FFmpeg is asked
+#: before any is given as the reason
+UNRECOGNISED_FORMAT, MALFORMED_FILE, UNSUPPORTED_ENCODING = 1, 3, 4
 
 
-def _through_ffmpeg(p: str, refused: Exception) -> FFmpegSound:
-    """``p``, which libsndfile refused (its format or its encoding), read by FFmpeg; ``refused``
-    (libsndfile's reason) raised again when FFmpeg cannot read it either, or sees no rate."""
+class RefusedByBoth(sf.LibsndfileError):
+    """libsndfile's refusal of a file in a container it knows, with FFmpeg's reason for not
+    reading it either: "… file is malformed. (FFmpeg: End of file)"."""
+
+    def __init__(self, code: int, prefix: str, ffmpeg_reason: str) -> None:
+        super().__init__(code, prefix)
+        self.ffmpeg_reason = ffmpeg_reason
+        self.args = (code, prefix, ffmpeg_reason)           # as it is built again from a pickle
+
+    def __str__(self) -> str:
+        return f"{super().__str__()} (FFmpeg: {self.ffmpeg_reason})"
+
+
+def _through_ffmpeg(p: str, refused: sf.LibsndfileError, say_both: bool = False) -> FFmpegSound:
+    """``p``, which libsndfile refused (its format, its encoding or its data), read by FFmpeg;
+    ``refused`` (libsndfile's reason) raised again when FFmpeg cannot read it either, or sees no
+    rate or no samples; with FFmpeg's reason beside it (:class:`RefusedByBoth`) where ``say_both``
+    (a container libsndfile knows, so FFmpeg's reason says more than "not audio")."""
     try:
-        found = FFmpegSound(p)
-        if found.samplerate <= 0 or found.channels <= 0:    # bytes FFmpeg's probe took for a stream
-            found.close()
-            raise ValueError(f"FFmpeg sees {found.channels} channels at {found.samplerate} Hz")
+        found = _ffmpeg_sound(p)
     except Exception as e:                      # noqa: BLE001 — libsndfile's reason is the one to give
         log.debug("%s: FFmpeg cannot read it either (%s)", p, e)
+        if say_both:
+            raise RefusedByBoth(refused.code, refused.prefix, _short(e)) from None
         raise refused from None
     log.debug("%s: libsndfile does not read it (%s); read by FFmpeg", p, refused)
+    return found
+
+
+def _ffmpeg_sound(p: str) -> FFmpegSound:
+    """``p`` opened by FFmpeg; ValueError where FFmpeg's probe took bytes for a stream without a
+    rate or channels, or finds no samples in it."""
+    found = FFmpegSound(p)
+    if found.samplerate <= 0 or found.channels <= 0 or found.frames <= 0:
+        found.close()
+        if found.frames <= 0 < found.samplerate:
+            raise ValueError("no samples in it")
+        raise ValueError(f"FFmpeg sees {found.channels} channels at {found.samplerate} Hz")
+    return found
+
+
+#: what libsndfile's log says of an Ogg Opus file it opened (SFC_GET_LOG_INFO, soundfile's
+#: ``extra_info``): the encoder's pre-skip and the granule position the stream starts at
+_PRE_SKIP_LOG = re.compile(r"^\s*Preskip\s*:\s*(\d+) samples", re.MULTILINE)
+_GRANULE_OFFSET_LOG = re.compile(r"^\s*Granule pos offset\s*:\s*(\d+)\s*$", re.MULTILINE)
+
+
+def _opus_frames_misread(f: Any) -> int:
+    """How many 48 kHz samples of the encoder's pre-skip libsndfile leaves at the start of the Ogg
+    Opus file open in ``f`` (0 for any other sound).
+
+    libsndfile drops the pre-skip while the decoded position, counted from the stream's first
+    granule position, is below it: right for a stream that starts at 0, but one that starts later
+    (what FFmpeg writes for audio whose first timestamp is not 0: an MP3's priming, a cut from
+    the middle of a recording) keeps up to all of the pre-skip (312 samples from libopus: 6.5 ms)
+    and drops as much of its end, so every moment is read that much late (libsndfile 1.2.2)."""
+    if getattr(f, "format", None) != "OGG" or getattr(f, "subtype", None) != "OPUS":
+        return 0
+    log_text = str(getattr(f, "extra_info", "") or "")
+    pre_skip, offset = _PRE_SKIP_LOG.findall(log_text), _GRANULE_OFFSET_LOG.findall(log_text)
+    if not pre_skip or not offset:
+        return 0
+    return min(int(pre_skip[-1]), int(offset[-1]))
+
+
+def _unless_misread(p: str, f: sf.SoundFile) -> sf.SoundFile | FFmpegSound:
+    """``f`` (``p`` just opened by libsndfile), or ``p`` read by FFmpeg instead where libsndfile
+    would misread it (:func:`_opus_frames_misread`); ``f`` itself when FFmpeg cannot read it."""
+    late = _opus_frames_misread(f)
+    if not late:
+        return f
+    try:
+        found = _ffmpeg_sound(p)
+    except Exception as e:                      # noqa: BLE001 — libsndfile's reading, late as it is
+        log.debug("%s: libsndfile reads it %d samples late and FFmpeg cannot (%s)", p, late, e)
+        return f
+    log.debug("%s: read by FFmpeg (libsndfile keeps %d samples of the Opus pre-skip)", p, late)
+    f.close()
     return found
 
 

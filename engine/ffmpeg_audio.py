@@ -19,7 +19,10 @@ other stream is read to where it ends; a raw stream — ADTS ``.aac``, ``.ac3``,
 where the rate changes: VBR AAC, AMR's silence frames, two encodings joined end to end), so its
 frames are counted when it is opened, from the frame headers, demuxed but not decoded. AMR is
 decoded by OpenCORE's decoder where PyAV's FFmpeg has it (FFmpeg's own cannot decode the
-silence frames of an AMR recorded with DTX). ``seek``
+silence frames of an AMR recorded with DTX). An Ogg Opus file (one libsndfile refuses or misreads:
+engine.audio) is counted so too: its packets' frames less the encoder's pre-skip, which FFmpeg's
+decoder drops and its length (the last granule position, with any the stream starts at) counts.
+``seek``
 decodes from the start up to the frame asked for (exact, if slow for long files: these formats
 are mostly short recordings). ``seek_near`` goes by the container's index instead, decoding only
 from shortly before the frame (what a waveform thumbnail of an hour-long M4A needs: a few
@@ -117,6 +120,10 @@ class FFmpegSound:
             self.tags = {str(k).lower(): str(v) for k, v in {**self._container.metadata, **stream.metadata}.items()}
             if _estimates_length(self._container, stream):     # a raw stream: FFmpeg's guess from the bit rate
                 self.frames = self._demuxed_frames() or self.frames
+                stream = self._container.streams.audio[0]
+            elif _is_ogg_opus(self._container, stream):         # FFmpeg's length counts the pre-skip
+                counted = self._demuxed_frames()
+                self.frames = max(0, counted - _opus_pre_skip(stream, self.samplerate)) if counted else self.frames
                 stream = self._container.streams.audio[0]
         except BaseException:
             self._container.close()
@@ -383,6 +390,27 @@ def _estimates_length(container: Any, stream: Any) -> bool:
     if _MPEG_AUDIO_DEMUXER in demuxers:
         return str(stream.codec_context.name) in _COUNTED_MPEG_CODECS
     return bool(_ESTIMATING_DEMUXERS & demuxers)
+
+
+#: FFmpeg's Ogg demuxer; an Opus stream in it starts with its encoder's pre-skip (``OpusHead``'s
+#: bytes 10–11: 48 kHz samples the decoder drops) and may start at a granule position other than 0
+_OGG_DEMUXER, _OPUS_HEAD = "ogg", b"OpusHead"
+
+
+def _is_ogg_opus(container: Any, stream: Any) -> bool:
+    """Whether ``stream`` is Opus in an Ogg file: FFmpeg's length for it (the last granule
+    position) counts the pre-skip and any starting granule position, which decoding drops."""
+    return (_OGG_DEMUXER in str(container.format.name).split(",")
+            and str(stream.codec_context.name) in ("opus", "libopus"))
+
+
+def _opus_pre_skip(stream: Any, rate: int) -> int:
+    """The frames at ``rate`` an Ogg Opus ``stream``'s header says the decoder drops at its start
+    (0 when it has no ``OpusHead``)."""
+    head = bytes(stream.codec_context.extradata or b"")
+    if len(head) < 12 or not head.startswith(_OPUS_HEAD):
+        return 0
+    return int(round(int.from_bytes(head[10:12], "little") * rate / 48000))
 
 
 def _itunes_sound_frames(smpb: str | None, frames: int) -> int | None:
