@@ -18,7 +18,7 @@ from engine.errors import InvalidQuery
 from engine.query import SoundIndex
 from indexer import build_index
 from indexer.user_tags import add_tags
-from tests.conftest import noise, tone, write
+from tests.conftest import catalog_session, noise, tone, write
 from tests.index_fakes import FakeModel
 from tests.test_http_notes34 import ask
 from tests.test_server import serving
@@ -109,14 +109,9 @@ def _index_of_one_broken_file(tmp_path) -> Path:
 
 def test_info_on_an_index_with_no_vectors_measured_no_recall(tmp_path):
     idx = _index_of_one_broken_file(tmp_path)
-    from engine.catalog import get_meta, open_catalog
-    from sqlalchemy.orm import Session
-    engine = open_catalog(idx / "catalog.db")
-    try:
-        with Session(engine) as s:
-            assert get_meta(s).get("recall_at_10") is None     # the writer stores no made-up 1.0
-    finally:
-        engine.dispose()
+    from engine.catalog import get_meta
+    with catalog_session(idx) as s:
+        assert get_meta(s).get("recall_at_10") is None     # the writer stores no made-up 1.0
     as_json = json.loads(CliRunner().invoke(app, ["info", "--index", str(idx), "--json"]).stdout)
     assert as_json["counts"]["segments"] == 0 and as_json["recall_at_10"] is None
     table = CliRunner().invoke(app, ["info", "--index", str(idx)], env={"COLUMNS": "200"}).stdout
@@ -126,15 +121,9 @@ def test_info_on_an_index_with_no_vectors_measured_no_recall(tmp_path):
 
 def test_info_of_an_older_empty_index_that_stored_1_0_shows_none(tmp_path):
     idx = _index_of_one_broken_file(tmp_path)
-    from engine.catalog import open_catalog, set_meta
-    from sqlalchemy.orm import Session
-    engine = open_catalog(idx / "catalog.db")
-    try:
-        with Session(engine) as s:
-            set_meta(s, recall_at_10=1.0)           # as indexes written before the fix hold it
-            s.commit()
-    finally:
-        engine.dispose()
+    from engine.catalog import set_meta
+    with catalog_session(idx, write=True) as s:
+        set_meta(s, recall_at_10=1.0)           # as indexes written before the fix hold it
     as_json = json.loads(CliRunner().invoke(app, ["info", "--index", str(idx), "--json"]).stdout)
     assert as_json["recall_at_10"] is None
 

@@ -27,12 +27,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from engine.catalog import ErrorRow, File, SegmentRow, open_catalog
-from engine.layout import IndexLayout
+from engine.catalog import ErrorRow, File, SegmentRow
 from indexer import build_index
-from tests.conftest import chirp, noise, tone, write
+from tests.conftest import catalog_session, chirp, noise, tone, write
 from tests.index_fakes import FakeModel, drop_read_override
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,12 +152,10 @@ def corpus(tmp_path_factory):
     kinds = build_corpus(lib)
     idx = tmp_path_factory.mktemp("badidx")
     summary = build_index([lib], idx, FakeModel(), workers=1, batch_size=4, progress=False)
-    eng = open_catalog(IndexLayout(idx).catalog)
-    with Session(eng) as s:
+    with catalog_session(idx) as s:
         files = {f.path: (f.channels, f.sample_rate, f.format) for f in s.scalars(select(File))}
         n_segments = len(list(s.scalars(select(SegmentRow.id))))
         errors = {e.path: e.reason for e in s.scalars(select(ErrorRow))}
-    eng.dispose()
     return lib, kinds, summary, files, errors, n_segments
 
 

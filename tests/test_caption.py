@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from engine.catalog import Caption, File, Tag, open_catalog
-from tests.conftest import chirp, noise, tone, write
+from engine.catalog import Caption, File, Tag
+from tests.conftest import catalog_session, chirp, noise, tone, write
 from trainer.captions import captions_from_tags
 from trainer.caption_loop import TagScore, merge_tags, top_tags
 from trainer.datasets import read_manifest
@@ -67,13 +66,9 @@ def test_caption_with_model_tags_writes_manifest_and_stores_in_index(tmp_path, l
     assert [i.captions for i in items] == [r["captions"] for r in rows]
 
     def catalog_state():
-        engine = open_catalog(index / "catalog.db")
-        try:
-            with Session(engine) as s:
-                caps = s.execute(select(File.path, Caption.text, Caption.source).join(Caption)).all()
-                tags = s.execute(select(File.path, Tag.label, Tag.source).join(Tag)).all()
-        finally:
-            engine.dispose()
+        with catalog_session(index) as s:
+            caps = s.execute(select(File.path, Caption.text, Caption.source).join(Caption)).all()
+            tags = s.execute(select(File.path, Tag.label, Tag.source).join(Tag)).all()
         return sorted(caps), sorted(tags)
 
     caps, tags = catalog_state()
@@ -137,12 +132,8 @@ def test_caption_errors_are_one_line(tmp_path, library):
 
 
 def _caption_rows(index: Path) -> tuple[int, int]:
-    engine = open_catalog(index / "catalog.db")
-    try:
-        with Session(engine) as s:
-            return len(s.scalars(select(Caption.id)).all()), len(s.scalars(select(Tag.id)).all())
-    finally:
-        engine.dispose()
+    with catalog_session(index) as s:
+        return len(s.scalars(select(Caption.id)).all()), len(s.scalars(select(Tag.id)).all())
 
 
 def test_caption_into_an_index_being_written_is_refused_like_index(tmp_path, library, tiny_clap_dir, monkeypatch):

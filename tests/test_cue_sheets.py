@@ -17,7 +17,7 @@ from engine.text_encoding import decode_text
 from indexer import build_index
 from indexer.scan import scan
 from indexer.watch import changes, snapshot
-from tests.conftest import noise, write
+from tests.conftest import catalog_session, noise, write
 from tests.index_fakes import FakeModel
 from tests.test_file_metadata import flac_with_comments
 
@@ -175,14 +175,10 @@ def test_an_added_edited_or_removed_cue_sheet_cuts_the_takes_again(tmp_path):
         assert hit.marker == "Thunder clap"
         assert index.get_file(hit.file_id)["metadata"]["markers"].endswith("0:04.2 Thunder clap")
 
-    from engine.catalog import Meta, open_catalog, set_meta      # an older metadata reader: the re-read
-    from engine.layout import IndexLayout                      # keeps the sheet the takes were cut with
-    from sqlalchemy.orm import Session
-    engine = open_catalog(IndexLayout(idx).catalog)
-    with Session(engine) as s_, s_.begin():
+    from engine.catalog import Meta, set_meta      # an older metadata reader: the re-read
+    with catalog_session(idx, write=True) as s_:   # keeps the sheet the takes were cut with
         s_.query(Meta).filter(Meta.key == "metadata_reader").delete()
         set_meta(s_, metadata_reader=4)
-    engine.dispose()
     s = run()
     assert (s.metadata_reread, s.updated) == (2, 0)
 

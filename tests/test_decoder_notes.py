@@ -17,7 +17,7 @@ from engine.segments import SegmentPolicy
 from engine.stderr_capture import StderrCapture
 from indexer import build_index
 from indexer.decode import DecodeJob, DecodePool, FileFailed
-from tests.conftest import tone, write
+from tests.conftest import catalog_session, tone, write
 from tests.index_fakes import FakeModel
 
 
@@ -134,10 +134,8 @@ def test_a_truncated_flac_decodes_up_to_the_cut_and_says_where_it_stopped(tmp_pa
 
 def test_the_indexer_keeps_a_truncated_flac_with_one_warning(tmp_path, caplog):
     from sqlalchemy import select
-    from sqlalchemy.orm import Session
 
-    from engine.catalog import SegmentRow, open_catalog
-    from engine.layout import IndexLayout
+    from engine.catalog import SegmentRow
 
     lib = tmp_path / "lib"
     lib.mkdir()
@@ -147,10 +145,8 @@ def test_the_indexer_keeps_a_truncated_flac_with_one_warning(tmp_path, caplog):
     assert (summary.added, summary.failed) == (1, 0)
     warned = [r.getMessage() for r in caplog.records if r.name == "indexer.runner"]
     assert len(warned) == 1 and warned[0].startswith(f"{path}: decoding stopped at ")
-    eng = open_catalog(IndexLayout(tmp_path / "idx").catalog)
-    with Session(eng) as s:
+    with catalog_session(tmp_path / "idx") as s:
         ends = [seg.end for seg in s.scalars(select(SegmentRow))]
-    eng.dispose()
     assert 1.2 < max(ends) < 1.5
 
 

@@ -9,14 +9,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from engine.catalog import FileMetadata, open_catalog
+from engine.catalog import FileMetadata
 from engine.file_metadata import MAX_VALUE, ixml_fields, read_metadata, riff_fields
-from engine.layout import IndexLayout
 from engine.query import SoundIndex
 from indexer import build_index
-from tests.conftest import noise, tone, write
+from tests.conftest import catalog_session, noise, tone, write
 from tests.index_fakes import FakeModel
 from tests.test_bad_inputs import pcm16, wav_bytes
 
@@ -114,10 +112,8 @@ def test_the_indexer_stores_it_and_keyword_search_finds_it(tmp_path):
         f.write(tone(600, 1.0, 16000))
     summary = build_index([lib], tmp_path / "idx", FakeModel(), workers=1, progress=False)
     assert summary.added == 4 and summary.failed == 0
-    engine = open_catalog(IndexLayout(tmp_path / "idx").catalog)
-    with Session(engine) as s:
+    with catalog_session(tmp_path / "idx") as s:
         rows = {(key, value) for key, value in s.execute(select(FileMetadata.key, FileMetadata.value))}
-    engine.dispose()
     assert set(TAGS.items()) | {("description", "Rain on a tin roof"), ("copyright", "Acme Works")} <= rows
     from indexer.info import index_info
     assert index_info(tmp_path / "idx")["counts"]["described"] == 2     # a copyright alone describes nothing
@@ -276,22 +272,18 @@ def test_a_metadata_note_does_not_hide_the_truncation_note(tmp_path, monkeypatch
 def _forget_ixml(index_dir) -> None:
     """Make the catalog look as a session-18 index run left it: no iXML fields, reader 1."""
     from engine.catalog import Meta, set_meta
-    engine = open_catalog(IndexLayout(index_dir).catalog)
-    with Session(engine) as s, s.begin():
+    with catalog_session(index_dir, write=True) as s:
         s.query(FileMetadata).filter(FileMetadata.key.in_(("category", "subcategory", "catid", "keywords",
                                                            "library", "designer", "note", "title",
                                                            "description"))).delete()
         s.query(Meta).filter(Meta.key == "metadata_reader").delete()
         set_meta(s, metadata_reader=1)
-    engine.dispose()
 
 
 def _reader(index_dir):
     from engine.catalog import get_meta
-    engine = open_catalog(IndexLayout(index_dir).catalog)
-    with Session(engine) as s:
+    with catalog_session(index_dir) as s:
         meta = get_meta(s)
-    engine.dispose()
     return meta.get("metadata_reader"), meta["generation"]
 
 
@@ -377,10 +369,8 @@ def test_search_by_library_category(tmp_path):
         assert found("rain", "Doors") == {str(door), str(rain)}
         assert found("WOOD") == set()                                     # a subcategory alone is not a category
         assert index.file_vectors(Filters(categories=("rain",))).paths == [str(rain)]
-    engine = open_catalog(IndexLayout(idx).catalog)                       # a catalog from before session 18
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE file_metadata")
-    engine.dispose()
+    with catalog_session(idx, write=True) as s:                           # a catalog from before session 18
+        s.connection().exec_driver_sql("DROP TABLE file_metadata")
     with SoundIndex.open(idx, model=FakeModel()) as index:
         assert index.facets()["categories"] == []
         with pytest.raises(InvalidQuery, match="holds no embedded metadata yet.*soundsift index"):
@@ -603,22 +593,18 @@ def test_an_index_from_before_takes_embeds_its_marked_files_again_once(tmp_path,
                     if h.path == str(takes.resolve())}
     assert segments() == {(0.0, 2.0), (1.0, 3.0), (2.0, 4.0)}
     from engine.catalog import File, Tag
-    engine = open_catalog(IndexLayout(idx).catalog)         # tags `soundsift caption --index` stored
-    with Session(engine) as s, s.begin():
+    with catalog_session(idx, write=True) as s:             # tags `soundsift caption --index` stored
         fid = s.scalar(select(File.id).where(File.path == str(takes.resolve())))
         s.add_all([Tag(file_id=fid, label="Door", score=0.8, source="yamnet"),
                    Tag(file_id=fid, label="keeper", score=1.0, source="user")])
-    engine.dispose()
     model = FakeModel()
     summary = build_index([lib], idx, model, workers=0, progress=False)
     assert (summary.updated, summary.unchanged, summary.added) == (2, 1, 0)   # take_301 and take_303 (Click)
     assert segments() == {(0.0, 2.0), (1.0, 3.0), (2.0, 4.0), (0.5, 1.5), (1.5, 2.5), (3.5, 4.0)}
-    engine = open_catalog(IndexLayout(idx).catalog)         # the same audio: every tag stays
-    with Session(engine) as s:
+    with catalog_session(idx) as s:                         # the same audio: every tag stays
         assert sorted(s.execute(select(Tag.label, Tag.source).join(File, File.id == Tag.file_id)
                                 .where(File.path == str(takes.resolve()))).all()) == [("Door", "yamnet"),
                                                                                        ("keeper", "user")]
-    engine.dispose()
     again = build_index([lib], idx, FakeModel(), workers=0, progress=False)
     assert (again.updated, again.unchanged) == (0, 3)
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from engine.index_choice import parse_memory_budget, physical_memory
 from indexer import build_index
 from indexer.metadata_sheet import import_sheet, sheet_counts
-from tests.conftest import noise, tone, write
+from tests.conftest import catalog_session, noise, tone, write
 from tests.index_fakes import FakeModel
 from ui.cli import app
 
@@ -209,8 +209,7 @@ def test_a_budget_over_all_memory_is_refused_and_all_of_it_is_taken():
 
 
 def test_a_budget_given_to_a_run_that_writes_no_vectors_is_said_not_applied(tmp_path, caplog):
-    from engine.catalog import get_meta, open_catalog
-    from engine.layout import IndexLayout
+    from engine.catalog import get_meta
     lib, idx = tmp_path / "lib", tmp_path / "idx"
     write(lib / "dog.wav", tone(440, 1.0, SR), SR)
     index(lib, idx, memory_budget="1G")
@@ -222,13 +221,8 @@ def test_a_budget_given_to_a_run_that_writes_no_vectors_is_said_not_applied(tmp_
     assert said == ["--memory-budget 2.0 GiB was not applied: the index type is chosen when a run adds, "
                     "changes or removes files, and this one did none of that; the index keeps its budget of "
                     "1.0 GiB (`soundsift info`). Give it again on such a run"]
-    engine = open_catalog(IndexLayout(idx).catalog)
-    try:
-        from sqlalchemy.orm import Session
-        with Session(engine) as s:
-            assert get_meta(s).get("memory_budget") == 1 << 30
-    finally:
-        engine.dispose()
+    with catalog_session(idx) as s:
+        assert get_meta(s).get("memory_budget") == 1 << 30
     caplog.clear()
     write(lib / "cat.wav", tone(660, 1.0, SR), SR)
     with caplog.at_level(logging.WARNING, logger="indexer.runner"):

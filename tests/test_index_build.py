@@ -14,17 +14,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from engine.audio import decode, iter_segments
-from engine.catalog import ErrorRow, File, SegmentRow, get_meta, open_catalog
+from engine.catalog import ErrorRow, File, SegmentRow, get_meta
 from engine.errors import IndexBusy, IndexLocationTaken, ModelMismatch, ModelUnavailable, NothingToIndex
 from engine.layout import IndexLayout
 from engine.query import SoundIndex
 from engine.segments import SegmentPolicy, segment_bounds
 from indexer import build_index
 from indexer.write import WriterLock
-from tests.conftest import chirp, noise, tone, write
+from tests.conftest import catalog_session, chirp, noise, tone, write
 from tests.index_fakes import FakeModel
 
 SUMMARY_KEYS = {"added", "updated", "removed", "unchanged", "failed", "n_segments", "seconds",
@@ -95,8 +94,7 @@ def built(library, tmp_path_factory):
 
 
 def catalog_rows(idx: Path):
-    eng = open_catalog(IndexLayout(idx).catalog)
-    with Session(eng) as s:
+    with catalog_session(idx) as s:
         files = {f.path: f for f in s.scalars(select(File))}
         segs = {}
         for seg in s.scalars(select(SegmentRow).order_by(SegmentRow.id)):
@@ -105,7 +103,6 @@ def catalog_rows(idx: Path):
         meta = get_meta(s)
         for f in files.values():
             s.expunge(f)
-    eng.dispose()
     return files, segs, errors, meta
 
 
@@ -238,11 +235,8 @@ def test_a_library_copied_by_a_mac_indexes_without_a_failure_per_file(lib_copy, 
     assert (s.added, s.failed, s.skipped) == (len(good), len(bad), {SKIPPED_METADATA: len(good)})
     assert not any(os.path.basename(p).startswith("._") for p in catalog_rows(idx)[2])
 
-    engine = open_catalog(IndexLayout(idx).catalog)   # as an older soundsift left it: an error row per twin
-    with Session(engine) as session:
+    with catalog_session(idx, write=True) as session:   # as an older soundsift left it: an error row per twin
         session.add_all(ErrorRow(path=str(t), reason="not readable as audio", at=1.0) for t in twins)
-        session.commit()
-    engine.dispose()
     s = build_index([lib], idx, FakeModel(), workers=0, progress=False)
     errors = catalog_rows(idx)[2]
     assert s.failed == len(bad) and len(errors) == len(bad) and not any("._" in p for p in errors)
@@ -513,10 +507,8 @@ def test_short_files_are_indexed_before_long_ones(tmp_path):
     for i in range(3):
         write(lib / f"b_hit_{i}.wav", tone(300 + 100 * i, 0.5, 16000), 16000)
     build_index([lib], tmp_path / "idx", FakeModel(), workers=1, checkpoint_files=1, progress=False)
-    engine = open_catalog(IndexLayout(tmp_path / "idx").catalog)
-    with Session(engine) as s:
+    with catalog_session(tmp_path / "idx") as s:
         committed = [Path(p).name for p in s.scalars(select(File.path).order_by(File.id))]
-    engine.dispose()
     assert committed == ["b_hit_0.wav", "b_hit_1.wav", "b_hit_2.wav", "a_field_recording.wav"]
 
 

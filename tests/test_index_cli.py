@@ -4,13 +4,12 @@ from __future__ import annotations
 import json
 import re
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import chirp, noise, tone, write
+from tests.conftest import catalog_session, chirp, noise, tone, write
 from ui.cli import app
 
 
@@ -68,15 +67,11 @@ def test_index_then_info_json(lib, tmp_path, tiny_clap_dir):  # noqa: F811
     assert re.search(r"loudness\s+│ -\d+\.\d … -\d+\.\d LUFS\s+│", r.stdout)
     assert "one per marked take" in " ".join(re.sub(r"[│┃]", " ", r.stdout).split())
     from sqlalchemy import delete
-    from sqlalchemy.orm import Session
 
-    from engine.catalog import FileMetadata, open_catalog
-    from engine.layout import IndexLayout
-    engine = open_catalog(IndexLayout(Path(idx)).catalog)   # one file indexed before levels were measured
-    with Session(engine) as s, s.begin():
+    from engine.catalog import FileMetadata
+    with catalog_session(idx, write=True) as s:     # one file indexed before levels were measured
         first = s.query(FileMetadata.file_id).filter(FileMetadata.key == "loudness_lufs").first()[0]
         s.execute(delete(FileMetadata).where(FileMetadata.file_id == first, FileMetadata.key == "loudness_lufs"))
-    engine.dispose()
     r = run("info", "--index", idx)
     cells = " ".join(re.sub(r"[│┃]", " ", r.stdout).split())      # the table may wrap the row
     assert "(2 of 3 files measured; `soundsift index … --rebuild` measures the others)" in cells

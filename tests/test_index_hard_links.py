@@ -10,15 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from engine.catalog import File, FileMetadata, SegmentRow, get_meta, open_catalog
-from engine.layout import IndexLayout
+from engine.catalog import File, FileMetadata, SegmentRow, get_meta
 from engine.query import SoundIndex
 from engine.vector_access import reconstruct
 from engine.file_metadata import FINGERPRINT_BLOCK, content_fingerprint
 from indexer import build_index, decode, runner, same_file
-from tests.conftest import chirp, noise, tone, write
+from tests.conftest import catalog_session, chirp, noise, tone, write
 from tests.index_fakes import FakeModel
 from tests.test_cue_sheets import DISC
 
@@ -47,23 +45,19 @@ def snapshot(idx: Path, root: Path) -> dict[str, dict]:
     """Path relative to ``root`` → the file's catalog row (no id or time), its segments' spans and
     stored vectors, and its metadata rows."""
     import faiss
-    engine = open_catalog(IndexLayout(idx).catalog)
-    try:
-        with Session(engine) as s:
-            vectors = faiss.read_index(str(idx / get_meta(s)["vectors_file"]))
-            out = {}
-            for f in s.scalars(select(File)):
-                segs = s.execute(select(SegmentRow.id, SegmentRow.start, SegmentRow.end)
-                                 .where(SegmentRow.file_id == f.id).order_by(SegmentRow.id)).all()
-                out[os.path.relpath(f.path, root)] = {
-                    "row": (f.size, f.mtime_ns, f.duration, f.sample_rate, f.channels, f.format, f.subtype),
-                    "spans": [(a, b) for _, a, b in segs],
-                    "vectors": reconstruct(vectors, np.array([i for i, _, _ in segs], np.int64)),
-                    "metadata": sorted(s.execute(select(FileMetadata.key, FileMetadata.value)
-                                                 .where(FileMetadata.file_id == f.id)).all())}
-            return out
-    finally:
-        engine.dispose()
+    with catalog_session(idx) as s:
+        vectors = faiss.read_index(str(idx / get_meta(s)["vectors_file"]))
+        out = {}
+        for f in s.scalars(select(File)):
+            segs = s.execute(select(SegmentRow.id, SegmentRow.start, SegmentRow.end)
+                             .where(SegmentRow.file_id == f.id).order_by(SegmentRow.id)).all()
+            out[os.path.relpath(f.path, root)] = {
+                "row": (f.size, f.mtime_ns, f.duration, f.sample_rate, f.channels, f.format, f.subtype),
+                "spans": [(a, b) for _, a, b in segs],
+                "vectors": reconstruct(vectors, np.array([i for i, _, _ in segs], np.int64)),
+                "metadata": sorted(s.execute(select(FileMetadata.key, FileMetadata.value)
+                                             .where(FileMetadata.file_id == f.id)).all())}
+        return out
 
 
 def assert_same(got: dict[str, dict], want: dict[str, dict]) -> None:

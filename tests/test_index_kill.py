@@ -22,15 +22,14 @@ import faiss
 import numpy as np
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from engine.audio import iter_segments
-from engine.catalog import ErrorRow, File, SegmentRow, get_meta, open_catalog
+from engine.catalog import ErrorRow, File, SegmentRow, get_meta
 from engine.layout import IndexLayout
 from engine.query import SoundIndex
 from engine.segments import SegmentPolicy
 from indexer import build_index
-from tests.conftest import chirp, noise, write
+from tests.conftest import catalog_session, chirp, noise, write
 from tests.index_fakes import FakeModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,11 +97,8 @@ def start(lib: Path, idx: Path, log: Path, delay: float = 0.2) -> subprocess.Pop
 def generation(idx: Path) -> int:
     if not IndexLayout(idx).catalog.exists():
         return 0
-    eng = open_catalog(IndexLayout(idx).catalog)
-    with Session(eng) as s:
-        gen = int(get_meta(s).get("generation", 0))
-    eng.dispose()
-    return gen
+    with catalog_session(idx) as s:
+        return int(get_meta(s).get("generation", 0))
 
 
 def finished(log: Path) -> bool:
@@ -112,14 +108,12 @@ def finished(log: Path) -> bool:
 def check_consistent(idx: Path, lib: Path) -> dict[str, int]:
     """One committed generation, whole: returns path → number of segments."""
     layout = IndexLayout(idx)
-    eng = open_catalog(layout.catalog)
-    with Session(eng) as s:
+    with catalog_session(idx) as s:
         meta = get_meta(s)
         files = {f.id: (f.path, f.size, f.mtime_ns) for f in s.scalars(select(File))}
         segs = s.execute(select(SegmentRow.id, SegmentRow.file_id, SegmentRow.start, SegmentRow.end)
                          .order_by(SegmentRow.id)).all()
         n_errors = len(list(s.scalars(select(ErrorRow.id))))
-    eng.dispose()
     if not meta.get("vectors_file"):          # killed before the first commit
         assert not files and not segs
         return {}

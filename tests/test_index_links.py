@@ -9,23 +9,18 @@ import os
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from engine.catalog import File, open_catalog
-from engine.layout import IndexLayout
+from engine.catalog import File
 from indexer import build_index
-from tests.conftest import tone, write
+from tests.conftest import catalog_session, tone, write
 from tests.index_fakes import FakeModel
 
 SR = 16000
 
 
 def indexed(idx: Path) -> set[str]:
-    engine = open_catalog(IndexLayout(idx).catalog)
-    with Session(engine) as s:
-        paths = set(s.scalars(select(File.path)))
-    engine.dispose()
-    return paths
+    with catalog_session(idx) as s:
+        return set(s.scalars(select(File.path)))
 
 
 def run(roots: list[Path], idx: Path):

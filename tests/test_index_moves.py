@@ -11,18 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from engine.catalog import Caption, ErrorRow, File, SegmentRow, Tag, open_catalog
+from engine.catalog import Caption, ErrorRow, File, SegmentRow, Tag
 from engine.errors import IndexNotFound, RelocationFailed
-from engine.layout import IndexLayout
 from engine.query import SoundIndex
 from indexer import build_index
 from indexer.moves import Header, find_moves, kept_time
 from indexer.relocate import relocate
 from indexer.scan import ScannedFile
-from tests.conftest import chirp, noise, tone, write
+from tests.conftest import catalog_session, chirp, noise, tone, write
 from tests.index_fakes import FakeModel
 from ui.cli import app
 
@@ -45,41 +43,29 @@ def index(paths, idx: Path, model: FakeModel | None = None):
 
 def rows(idx: Path) -> dict[str, dict]:
     """path → id, segment ids, tags, captions of every indexed file."""
-    engine = open_catalog(IndexLayout(idx).catalog)
-    try:
-        with Session(engine) as s:
-            out = {}
-            for f in s.scalars(select(File)):
-                out[f.path] = {
-                    "id": f.id, "mtime_ns": f.mtime_ns,
-                    "segments": list(s.scalars(select(SegmentRow.id).where(SegmentRow.file_id == f.id)
-                                               .order_by(SegmentRow.id))),
-                    "tags": sorted(s.execute(select(Tag.label, Tag.source).where(Tag.file_id == f.id)).all()),
-                    "captions": sorted(s.scalars(select(Caption.text).where(Caption.file_id == f.id)))}
-            return out
-    finally:
-        engine.dispose()
+    with catalog_session(idx) as s:
+        out = {}
+        for f in s.scalars(select(File)):
+            out[f.path] = {
+                "id": f.id, "mtime_ns": f.mtime_ns,
+                "segments": list(s.scalars(select(SegmentRow.id).where(SegmentRow.file_id == f.id)
+                                           .order_by(SegmentRow.id))),
+                "tags": sorted(s.execute(select(Tag.label, Tag.source).where(Tag.file_id == f.id)).all()),
+                "captions": sorted(s.scalars(select(Caption.text).where(Caption.file_id == f.id)))}
+        return out
 
 
 def error_paths(idx: Path) -> list[str]:
-    engine = open_catalog(IndexLayout(idx).catalog)
-    try:
-        with Session(engine) as s:
-            return sorted(s.scalars(select(ErrorRow.path)))
-    finally:
-        engine.dispose()
+    with catalog_session(idx) as s:
+        return sorted(s.scalars(select(ErrorRow.path)))
 
 
 def label(idx: Path, path: Path, tag: str, caption: str) -> None:
     """The user's own tag and caption on ``path`` (what `soundsift caption --index` stores)."""
-    engine = open_catalog(IndexLayout(idx).catalog)
-    try:
-        with Session(engine) as s, s.begin():
-            fid = s.scalar(select(File.id).where(File.path == str(path)))
-            s.add(Tag(file_id=fid, label=tag, score=1.0, source="user"))
-            s.add(Caption(file_id=fid, text=caption, source="user"))
-    finally:
-        engine.dispose()
+    with catalog_session(idx, write=True) as s:
+        fid = s.scalar(select(File.id).where(File.path == str(path)))
+        s.add(Tag(file_id=fid, label=tag, score=1.0, source="user"))
+        s.add(Caption(file_id=fid, text=caption, source="user"))
 
 
 def test_moved_and_renamed_files_keep_their_rows_and_nothing_is_embedded_again(lib, tmp_path):
@@ -160,27 +146,21 @@ def test_another_render_of_the_same_length_and_time_is_not_taken_for_the_deleted
 
     os.replace(tmp_path / "kick_01.wav", lib / "kick_01.wav")     # back: kick_01 new, kick_02 indexed
     index([lib], idx)
-    engine = open_catalog(IndexLayout(idx).catalog)      # as a catalog from before session 22
-    with Session(engine) as s_, s_.begin():
+    with catalog_session(idx, write=True) as s_:         # as a catalog from before session 22
         s_.query(FileMetadata).filter(FileMetadata.key == "fingerprint").delete()
-    engine.dispose()
     (lib / "kick_01.wav").rename(tmp_path / "moved_kick.wav")
     shutil.move(str(tmp_path / "moved_kick.wav"), lib / "renamed_kick.wav")
     s = index([lib], idx, FakeModel())
     assert (s.moved, s.added) == (1, 0)                   # a true rename still pairs without it
 
     from engine.catalog import Meta, set_meta               # an older metadata reader: read again, once,
-    engine = open_catalog(IndexLayout(idx).catalog)       # and the fingerprints come back with it
-    with Session(engine) as s_, s_.begin():
+    with catalog_session(idx, write=True) as s_:          # and the fingerprints come back with it
         s_.query(FileMetadata).filter(FileMetadata.key == "fingerprint").delete()
         s_.query(Meta).filter(Meta.key == "metadata_reader").delete()
         set_meta(s_, metadata_reader=3)
-    engine.dispose()
     assert index([lib], idx).metadata_reread == 2
-    engine = open_catalog(IndexLayout(idx).catalog)
-    with Session(engine) as s_:
+    with catalog_session(idx) as s_:
         assert s_.query(FileMetadata).filter(FileMetadata.key == "fingerprint").count() == 2
-    engine.dispose()
 
 
 def test_ambiguous_candidates_pair_by_name_or_not_at_all(tmp_path):
@@ -235,13 +215,11 @@ def test_a_file_edited_in_place_keeps_the_users_tags_and_captions(lib, tmp_path)
     index([lib], idx)
     slam = lib / "Doors" / "door_slam.wav"
     label(idx, slam, "keeper", "the take we used in episode 3")
-    engine = open_catalog(IndexLayout(idx).catalog)       # what `soundsift caption --index` stores
-    with Session(engine) as s, s.begin():
+    with catalog_session(idx, write=True) as s:           # what `soundsift caption --index` stores
         fid = s.scalar(select(File.id).where(File.path == str(slam)))
         s.add_all([Tag(file_id=fid, label="Door", score=0.8, source="yamnet"),
                    Tag(file_id=fid, label="slam", score=0.3, source="zeroshot"),
                    Caption(file_id=fid, text="a door", source="blat")])
-    engine.dispose()
     write(slam, noise(1.2, 16000, seed=7), 16000)          # trimmed in place
     s = index([lib], idx)
     assert (s.updated, s.moved, s.added) == (1, 0, 0)
@@ -285,10 +263,8 @@ def test_a_move_onto_a_drive_with_coarser_times_keeps_its_rows(lib, tmp_path):
         {k: before[str(lib / "rain.wav")][k] for k in ("id", "segments", "tags", "captions")}
     assert moved["mtime_ns"] == os.stat(lib / "FAT" / "rain_moved.wav").st_mtime_ns   # the time now on disk
 
-    engine = open_catalog(IndexLayout(idx).catalog)       # as a catalog from before session 22
-    with Session(engine) as s_, s_.begin():
+    with catalog_session(idx, write=True) as s_:          # as a catalog from before session 22
         s_.query(FileMetadata).filter(FileMetadata.key == "fingerprint").delete()
-    engine.dispose()
     st = os.stat(lib / "FAT" / "rain_moved.wav")
     os.rename(lib / "FAT" / "rain_moved.wav", lib / "rain.wav")
     os.utime(lib / "rain.wav", ns=(st.st_atime_ns, st.st_mtime_ns - 1_000_000_000))
@@ -480,12 +456,10 @@ def test_a_rebuild_keeps_the_users_tags_on_a_file_edited_since(lib, tmp_path):
     slam = lib / "Doors" / "door_slam.wav"
     label(idx, slam, "keeper", "the take we used in episode 3")
     label(idx, lib / "rain.wav", "wet", "rain on the roof")
-    engine = open_catalog(IndexLayout(idx).catalog)
-    with Session(engine) as s, s.begin():
+    with catalog_session(idx, write=True) as s:
         fid = s.scalar(select(File.id).where(File.path == str(slam)))
         s.add_all([Tag(file_id=fid, label="Door", score=0.8, source="yamnet"),
                    Caption(file_id=fid, text="a door", source="blat")])
-    engine.dispose()
     write(slam, noise(1.2, 16000, seed=7), 16000)          # edited in place, then the index rebuilt
     s = build_index([str(lib)], idx, FakeModel(), workers=0, progress=False, rebuild=True)
     assert s.rebuild

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from engine.catalog import SegmentRow, get_meta, open_catalog
+from engine.catalog import SegmentRow, get_meta
 from engine.filters import Filters
 from engine.layout import IndexLayout
 from engine.query import SoundIndex
-from tests.conftest import chirp, noise, write
+from tests.conftest import catalog_session, chirp, noise, write
 from tests.index_fakes import FakeModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,12 +44,8 @@ def make_library(lib: Path, seed: int, names: list[str]) -> None:
 
 
 def catalog_generation_and_segments(idx: Path) -> tuple[int, set[int]]:
-    eng = open_catalog(IndexLayout(idx).catalog)
-    with Session(eng) as s:
-        gen = int(get_meta(s).get("generation", 0))
-        ids = set(s.scalars(select(SegmentRow.id)))
-    eng.dispose()
-    return gen, ids
+    with catalog_session(idx) as s:
+        return int(get_meta(s).get("generation", 0)), set(s.scalars(select(SegmentRow.id)))
 
 
 def search_while(proc: subprocess.Popen, idx: Path, lib: Path, add_only: bool) -> set[int]:

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from engine.catalog import Caption, File, SegmentRow, Tag, open_catalog
+from engine.catalog import Caption, File, SegmentRow, Tag
 from engine.errors import IndexBusy, IndexNotFound, ModelMismatch, RebuildFailed
 from engine.layout import IndexLayout
 from engine.query import SoundIndex
@@ -30,7 +29,7 @@ from indexer import rebuild as rebuilding
 from indexer import swap
 from indexer.info import index_info
 from indexer.write import IndexWriter, WriterLock
-from tests.conftest import chirp, noise, tone, write
+from tests.conftest import catalog_session, chirp, noise, tone, write
 from tests.index_fakes import FakeModel, WideModel, kill_a_rebuild
 from tests.test_index_swap import break_exchange, needs_exchange
 from ui.cli import app
@@ -57,39 +56,30 @@ def lib(tmp_path) -> Path:
 
 
 def segments_by_path(idx: Path) -> dict[str, list[tuple[float, float]]]:
-    eng = open_catalog(IndexLayout(idx).catalog)
-    try:
-        with Session(eng) as s:
-            out: dict[str, list[tuple[float, float]]] = {}
-            for path, a, b in s.execute(select(File.path, SegmentRow.start, SegmentRow.end)
-                                        .join(SegmentRow).order_by(SegmentRow.id)):
-                out.setdefault(path, []).append((a, b))
-            return out
-    finally:
-        eng.dispose()
+    with catalog_session(idx) as s:
+        out: dict[str, list[tuple[float, float]]] = {}
+        for path, a, b in s.execute(select(File.path, SegmentRow.start, SegmentRow.end)
+                                    .join(SegmentRow).order_by(SegmentRow.id)):
+            out.setdefault(path, []).append((a, b))
+        return out
 
 
 def notes(idx: Path) -> tuple[dict[str, set], dict[str, set]]:
     """Tags (label, score, source) and captions (text, source) of every file, by file name."""
-    eng = open_catalog(IndexLayout(idx).catalog)
-    try:
-        with Session(eng) as s:
-            tags: dict[str, set] = {}
-            for path, label, score, source in s.execute(
-                    select(File.path, Tag.label, Tag.score, Tag.source).join(Tag)):
-                tags.setdefault(Path(path).name, set()).add((label, score, source))
-            caps: dict[str, set] = {}
-            for path, text, source in s.execute(select(File.path, Caption.text, Caption.source).join(Caption)):
-                caps.setdefault(Path(path).name, set()).add((text, source))
-            return tags, caps
-    finally:
-        eng.dispose()
+    with catalog_session(idx) as s:
+        tags: dict[str, set] = {}
+        for path, label, score, source in s.execute(
+                select(File.path, Tag.label, Tag.score, Tag.source).join(Tag)):
+            tags.setdefault(Path(path).name, set()).add((label, score, source))
+        caps: dict[str, set] = {}
+        for path, text, source in s.execute(select(File.path, Caption.text, Caption.source).join(Caption)):
+            caps.setdefault(Path(path).name, set()).add((text, source))
+        return tags, caps
 
 
 def add_notes(idx: Path) -> None:
     """What `soundsift caption --index` and a user would have stored: every source there is."""
-    eng = open_catalog(IndexLayout(idx).catalog)
-    with Session(eng) as s, s.begin():
+    with catalog_session(idx, write=True) as s:
         ids = {Path(p).name: i for i, p in s.execute(select(File.id, File.path))}
         s.add_all([
             Tag(file_id=ids["keep.wav"], label="sweep", score=0.9, source="yamnet"),
@@ -105,7 +95,6 @@ def add_notes(idx: Path) -> None:
             Tag(file_id=ids["gone.wav"], label="beep", score=0.5, source="user"),
             Caption(file_id=ids["gone.wav"], text="short beep", source="user"),
         ])
-    eng.dispose()
 
 
 @pytest.fixture
@@ -606,11 +595,9 @@ def test_retrained_default_model_cli_rebuild(tmp_path, monkeypatch, tiny_clap_di
     r = run("index", lib, "--index", idx, "--workers", "0", "--json")
     assert r.exit_code == 0, r.output
     old_fp = json.loads(r.stdout)["model_fingerprint"]
-    eng = open_catalog(IndexLayout(idx).catalog)
-    with Session(eng) as s, s.begin():
+    with catalog_session(idx, write=True) as s:
         s.add(Tag(file_id=s.scalar(select(File.id).where(File.path == str(lib.resolve() / "tone.wav"))),
                   label="beep", score=0.9, source="yamnet"))
-    eng.dispose()
 
     monkeypatch.setitem(factory.BUNDLED, "soundsift-base", tiny_fused_clap_dir)   # retrained
     r = run("search", "beep", "--index", idx)

@@ -22,10 +22,9 @@ import faiss
 import numpy as np
 import pytest
 from sqlalchemy import event, select
-from sqlalchemy.orm import Session
 
 from engine.audio import AudioInfo
-from engine.catalog import Base, File, SegmentRow, get_meta, open_catalog
+from engine.catalog import Base, File, SegmentRow, get_meta
 from engine.errors import IndexNotFound
 from engine.layout import IndexLayout
 from engine.vectors import new_index, write_index_atomic
@@ -34,7 +33,7 @@ from indexer.info import index_info
 from indexer.interrupts import remembered
 from indexer.runner import check_new_index_location
 from indexer.write import Changes, IndexedFile, IndexWriter
-from tests.conftest import chirp, write
+from tests.conftest import catalog_session, chirp, write
 from tests.index_fakes import FakeModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,11 +61,9 @@ def added(path: str, n_segments: int, seed: int) -> IndexedFile:
 
 def committed(idx: Path) -> tuple[dict, list[int], np.ndarray]:
     """The catalog's meta, its segment ids and the ids in the vectors file it names."""
-    eng = open_catalog(IndexLayout(idx).catalog)
-    with Session(eng) as s:
+    with catalog_session(idx) as s:
         meta = get_meta(s)
         seg_ids = list(s.scalars(select(SegmentRow.id).order_by(SegmentRow.id)))
-    eng.dispose()
     index = faiss.read_index(str(idx / meta["vectors_file"]))
     ids = np.sort(faiss.vector_to_array(index.id_map)) if index.ntotal else np.zeros(0, np.int64)
     return meta, seg_ids, ids
@@ -273,10 +270,8 @@ def test_sigterm_commits_the_finished_files_like_ctrl_c(library, tmp_path):
     s = build_index([library], idx, FakeModel(), workers=0, progress=False)
     assert s.added == N_FILES - kept and s.unchanged == kept
     meta, seg_ids, ids = committed(idx)
-    eng = open_catalog(IndexLayout(idx).catalog)
-    with Session(eng) as sess:
+    with catalog_session(idx) as sess:
         paths = sorted(sess.scalars(select(File.path)))
-    eng.dispose()
     assert paths == sorted(str(p) for p in library.iterdir()) and seg_ids == ids.tolist()
 
 

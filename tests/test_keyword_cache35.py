@@ -9,15 +9,15 @@ import logging
 import numpy as np
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 import engine.query_keywords as query_keywords
-from engine.catalog import Caption, File, open_catalog
+from engine.catalog import Caption, File
 from engine.keywords import KeywordIndex
 from engine.layout import IndexLayout
 from engine.query import SoundIndex
 from indexer.user_tags import add_tags
 from query_fixtures import FakeModel, FileSpec, write_index
+from tests.conftest import catalog_session
 
 pytestmark = pytest.mark.usefixtures("private_cache")     # label embeddings cached in this test's folder (conftest)
 
@@ -78,12 +78,9 @@ def test_a_user_tag_added_later_is_found(index_root, builds):
 def test_a_caption_added_later_is_found(index_root):
     root, model = index_root
     assert all(kw == 0 for _, kw in _search(root, model, "gravel footsteps", k=8))
-    engine = open_catalog(IndexLayout(root).catalog)
-    with Session(engine) as s:
+    with catalog_session(root, write=True) as s:
         fid = s.scalar(select(File.id).where(File.path == "/lib/misc/x17.wav"))
         s.add(Caption(file_id=fid, text="footsteps on gravel", source="test"))
-        s.commit()
-    engine.dispose()
     hits = _search(root, model, "gravel footsteps")
     assert hits[0][0] == "/lib/misc/x17.wav" and hits[0][1] > 0
 
@@ -160,11 +157,9 @@ def test_paths_read_as_folder_and_name_give_the_words_of_the_whole_path(tmp_path
              "/ＤＯＯＲ/ﾄﾞｱ/Straße.wav", "/lib/ＤＯＯＲSlam/KickDrum808.aif", "/Cafe\u0301Bar/x.wav"]
     model = FakeModel(DIM)
     write_index(tmp_path / "idx", [FileSpec(p, model.band_vector(3)) for p in paths], dim=DIM)
-    engine = open_catalog(IndexLayout(tmp_path / "idx").catalog)
-    with engine.connect() as conn:
-        split = query_keywords.build_keyword_index(conn)
-        ids = dict(conn.exec_driver_sql("SELECT path, id FROM files").fetchall())
-    engine.dispose()
+    with catalog_session(tmp_path / "idx") as s:
+        split = query_keywords.build_keyword_index(s.connection())
+        ids = dict(s.connection().exec_driver_sql("SELECT path, id FROM files").fetchall())
     whole = KeywordIndex.build([(ids[p], p.rsplit(".", 1)[0]) for p in paths])
     assert split.postings.keys() == whole.postings.keys() and {"café", "ドア", "door", "doorslam"} <= split.postings.keys()
     np.testing.assert_array_equal(split.lengths, whole.lengths)

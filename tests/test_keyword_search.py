@@ -8,15 +8,14 @@ import math
 import numpy as np
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from engine.catalog import Caption, File, open_catalog
+from engine.catalog import Caption, File
 from engine.errors import InvalidQuery
 from engine.filters import Filters
 from engine.keywords import B, K1, KeywordIndex, fuse, words
-from engine.layout import IndexLayout
 from engine.query import SoundIndex
 from query_fixtures import FakeModel, FileSpec, write_index
+from tests.conftest import catalog_session
 
 
 pytestmark = pytest.mark.usefixtures("private_cache")     # label embeddings cached in this test's folder (conftest)
@@ -101,12 +100,9 @@ def test_keyword_search_keeps_to_the_filters_and_ranks_files(named_index):
 def test_captions_stored_later_are_searched_without_a_new_generation(named_index):
     index, _, root = named_index
     assert all(h.keywords == 0.0 for h in index.search_text("gravel footsteps", k=8, keywords=True))
-    engine = open_catalog(IndexLayout(root).catalog)
-    with Session(engine) as s:
+    with catalog_session(root, write=True) as s:
         fid = s.scalar(select(File.id).where(File.path == "/lib/misc/x17.wav"))
         s.add(Caption(file_id=fid, text="footsteps on gravel", source="test"))
-        s.commit()
-    engine.dispose()
     hits = index.search_text("gravel footsteps", k=3, keywords=True)
     assert hits[0].path == "/lib/misc/x17.wav" and hits[0].keywords > 0
 

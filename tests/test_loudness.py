@@ -68,13 +68,11 @@ def test_gates_silence_and_short_clips():
 def test_the_indexer_measures_each_file_and_searches_filter_by_it(tmp_path):
     """Levels stored at indexing (on the native channels), kept when the metadata is read
     again, filtered on, and shown on the page's cards."""
-    from engine.catalog import Meta, open_catalog, set_meta
+    from engine.catalog import Meta, set_meta
     from engine.filters import Filters
-    from engine.layout import IndexLayout
     from engine.query import SoundIndex
     from indexer import build_index
-    from sqlalchemy.orm import Session
-    from tests.conftest import write
+    from tests.conftest import catalog_session, write
     from tests.index_fakes import FakeModel
     sr = 48_000
     tone = np.sin(2 * np.pi * 997 * np.arange(3 * sr) / sr)
@@ -95,11 +93,9 @@ def test_the_indexer_measures_each_file_and_searches_filter_by_it(tmp_path):
     assert loudness(max_loudness=-30) == ["room_tone.wav"]
     assert loudness(min_loudness=-30, max_loudness=-10) == ["speech.flac"]
 
-    engine = open_catalog(IndexLayout(idx).catalog)         # an older reader: the metadata is read again
-    with Session(engine) as s, s.begin():
+    with catalog_session(idx, write=True) as s:             # an older reader: the metadata is read again
         s.query(Meta).filter(Meta.key == "metadata_reader").delete()
         set_meta(s, metadata_reader=1)
-    engine.dispose()
     assert build_index([lib], idx, FakeModel(), workers=1, progress=False).metadata_reread == 3
     assert loudness(max_loudness=-30) == ["room_tone.wav"]                       # measured levels kept
 
@@ -116,14 +112,11 @@ def test_files_indexed_before_levels_were_measured_are_measured_once(tmp_path, c
     import logging
     import os
 
-    from sqlalchemy.orm import Session
-
-    from engine.catalog import FileMetadata, open_catalog
+    from engine.catalog import FileMetadata
     from engine.filters import Filters
-    from engine.layout import IndexLayout
     from engine.query import SoundIndex
     from indexer import build_index
-    from tests.conftest import write
+    from tests.conftest import catalog_session, write
     from tests.index_fakes import FakeModel
     sr = 44_100
     tone = np.sin(2 * np.pi * 997 * np.arange(2 * sr) / sr)
@@ -132,10 +125,8 @@ def test_files_indexed_before_levels_were_measured_are_measured_once(tmp_path, c
     write(lib / "room_tone.wav", 0.01 * tone, sr)
     write(lib / "speech.wav", 0.1 * tone, sr)
     build_index([lib], idx, FakeModel(), workers=0, progress=False)
-    engine = open_catalog(IndexLayout(idx).catalog)           # as an index from before session 20
-    with Session(engine) as s, s.begin():
+    with catalog_session(idx, write=True) as s:               # as an index from before session 20
         s.query(FileMetadata).filter(FileMetadata.key.in_(["peak_dbfs", "loudness_lufs"])).delete()
-    engine.dispose()
     speech = lib / "speech.wav"                                # unreadable now, same size and times
     st = speech.stat()
     saved = speech.read_bytes()

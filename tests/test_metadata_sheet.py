@@ -15,7 +15,7 @@ from engine.query import SoundIndex
 from indexer import build_index
 from engine.metadata_sheet import read_sheet
 from indexer.metadata_sheet import import_sheet, remove_sheet, sheet_counts
-from tests.conftest import noise, tone, write
+from tests.conftest import catalog_session, noise, tone, write
 from tests.index_fakes import FakeModel
 from ui.cli import app
 
@@ -250,14 +250,10 @@ def test_a_sheet_stays_with_its_files_and_goes_when_removed(lib, tmp_path):
         with SoundIndex.open(idx, model=FakeModel()) as si:
             hits = [h for h in si.search_text("meadow", k=3, keywords=True) if h.keywords > 0]
             return hits[0].path if hits else None
-    from engine.catalog import Meta, open_catalog, set_meta     # an older metadata reader: read again
-    from engine.layout import IndexLayout
-    from sqlalchemy.orm import Session
-    engine = open_catalog(IndexLayout(idx).catalog)
-    with Session(engine) as s, s.begin():
+    from engine.catalog import Meta, set_meta                   # an older metadata reader: read again
+    with catalog_session(idx, write=True) as s:
         s.query(Meta).filter(Meta.key == "metadata_reader").delete()
         set_meta(s, metadata_reader=1)
-    engine.dispose()
     assert index(lib, idx).metadata_reread == 3 and skylark() == str(lib / "07076051.wav")
     write(lib / "07076051.wav", noise(2.5, 16000, seed=3), 16000)            # edited in place
     assert index(lib, idx).updated == 1 and skylark() == str(lib / "07076051.wav")
@@ -386,17 +382,14 @@ def test_a_sheet_for_a_large_library_imports_in_chunks(lib, tmp_path, monkeypatc
     from sqlalchemy import insert
 
     import engine.catalog
-    from engine.catalog import File, open_catalog
-    from engine.layout import IndexLayout
+    from engine.catalog import File
     idx = tmp_path / "idx"
     index(lib, idx)
     n = 2_500
-    engine_ = open_catalog(IndexLayout(idx).catalog)      # catalog rows only: the import reads no audio
-    with engine_.begin() as conn:
-        conn.execute(insert(File), [{"path": f"/archive/{i:08d}.wav", "size": 1, "mtime_ns": 1, "duration": 1.0,
-                                     "sample_rate": 44100, "channels": 1, "format": "WAV", "subtype": "PCM_16",
-                                     "indexed_at": clock.time()} for i in range(n)])
-    engine_.dispose()
+    with catalog_session(idx, write=True) as s:           # catalog rows only: the import reads no audio
+        s.execute(insert(File), [{"path": f"/archive/{i:08d}.wav", "size": 1, "mtime_ns": 1, "duration": 1.0,
+                                  "sample_rate": 44100, "channels": 1, "format": "WAV", "subtype": "PCM_16",
+                                  "indexed_at": clock.time()} for i in range(n)])
     pragmas = engine.catalog._sqlite_pragmas
 
     def held_to_999(dbapi_conn, record):
@@ -558,14 +551,10 @@ def test_sheets_of_one_name_in_two_folders_are_two_sheets(tmp_path):
     assert sheet_counts(idx) == {"metadata.csv": 1}                             # unambiguous again
     assert "description" not in described()["door.wav"][0]
     # rows from before paths were kept: the same sheet's next import replaces them
-    from engine.catalog import FileMetadata, open_catalog
+    from engine.catalog import FileMetadata
     from engine.file_metadata import SHEET_PATH_KEY
-    from engine.layout import IndexLayout
-    from sqlalchemy.orm import Session
-    engine_ = open_catalog(IndexLayout(idx).catalog)
-    with Session(engine_) as s_, s_.begin():
+    with catalog_session(idx, write=True) as s_:
         s_.query(FileMetadata).filter(FileMetadata.key == SHEET_PATH_KEY).delete()
-    engine_.dispose()
     assert sheet_counts(idx) == {"metadata.csv": 1}
     two.write_text("Filename,Description\nnothing.wav,x\n")                   # now describes no indexed file
     import_sheet(idx, two)                                # unpathed rows of that name: replaced, as before
@@ -718,9 +707,6 @@ def test_a_sheet_among_the_files_moves_with_them_on_relocate(lib, tmp_path):
 
     from indexer.metadata_sheet import imported_sheets
     from indexer.relocate import relocate
-    from engine.catalog import open_catalog
-    from engine.layout import IndexLayout
-    from sqlalchemy.orm import Session
     (lib / "BBCSoundEffects.csv").write_text(BBC)
     (lib / "older.csv").write_text(BBC.replace("meadow", "pasture"))
     idx = tmp_path / "idx"
@@ -730,11 +716,9 @@ def test_a_sheet_among_the_files_moves_with_them_on_relocate(lib, tmp_path):
     moved = (tmp_path / "SFX").resolve()
     shutil.copytree(lib, moved)
     relocate(idx, lib, moved)
-    engine = open_catalog(IndexLayout(idx).catalog)
-    with Session(engine) as s:
+    with catalog_session(idx) as s:
         assert imported_sheets(s) == {("BBCSoundEffects.csv", str(moved / "BBCSoundEffects.csv")),
                                       ("older.csv", str(moved / "older.csv"))}
-    engine.dispose()
     shutil.rmtree(lib)
     assert index(moved, idx).sheets_not_imported == []
     import_sheet(idx, moved / "BBCSoundEffects.csv")        # the same sheet: its rows replaced, not doubled

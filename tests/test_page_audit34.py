@@ -5,13 +5,13 @@ these (2)", and sliders without hundredths (streamlit AppTest on a tiny-CLAP ind
 from __future__ import annotations
 
 import re
-import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from tests.conftest import noise, tone, write
+from tests.test_page_leftovers34 import _file_id
 from tests.ui_library import page_on
 
 SR = 22_050
@@ -31,11 +31,6 @@ def audit_index(tmp_path_factory, tiny_clap_dir) -> Path:  # noqa: F811
     summary = build_index([root], index=base / "index", model=str(tiny_clap_dir), workers=0, progress=False)
     assert summary.added == 4, summary
     return base / "index"
-
-
-def _file_id(index: Path, name: str) -> int:
-    with sqlite3.connect(index / "catalog.db") as db:
-        return next(i for i, p in db.execute("SELECT id, path FROM files") if Path(p).name == name)
 
 
 def _searched(index: Path, monkeypatch):

@@ -5,16 +5,17 @@ the rest of the card write times, and the library root named on the map as on a 
 from __future__ import annotations
 
 import io
-import sqlite3
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from sqlalchemy import select
 
-from tests.conftest import noise, tone, write
+from engine.catalog import File
+from tests.conftest import catalog_session, noise, tone, write
 from tests.test_file_metadata import adtl_chunk, cue_chunk, with_trailing_chunk
-from tests.test_page_leftovers34 import _clean, _searched
+from tests.test_page_leftovers34 import _clean, _file_id, _searched
 from tests.ui_library import as_shown, page_on
 
 SR = 16_000
@@ -54,11 +55,6 @@ def _index(base: Path, tiny_clap_dir: Path) -> Path:
 def audit_index(tmp_path_factory, tiny_clap_dir) -> Path:  # noqa: F811
     """The index of :func:`_build`'s library (not to be changed: a test that deletes builds its own)."""
     return _index(tmp_path_factory.mktemp("page_audit35"), tiny_clap_dir)
-
-
-def _file_id(index: Path, name: str) -> int:
-    with sqlite3.connect(index / "catalog.db") as db:
-        return next(i for i, p in db.execute("SELECT id, path FROM files") if Path(p).name == name)
 
 
 def _names(app) -> list[str]:
@@ -184,8 +180,8 @@ def test_the_map_names_the_library_root_as_a_card_does(audit_index, monkeypatch)
     ".", where its card names the root in full."""
     from ui.components.overview_tab import build_map_data
     root = str((audit_index.parent / "library").resolve())
-    with sqlite3.connect(audit_index / "catalog.db") as db:
-        ids, paths = zip(*db.execute("SELECT id, path FROM files ORDER BY id"))
+    with catalog_session(audit_index) as s:
+        ids, paths = zip(*s.execute(select(File.id, File.path).order_by(File.id)))
     import numpy as np
     rows = build_map_data(ids, np.eye(len(ids), 8, dtype=np.float32), paths, root)
     folders = {r["name"]: r["folder"] for r in rows}

@@ -4,15 +4,15 @@ an unreadable file's card says why and leaves the others alone (streamlit AppTes
 index of its own: one of its files is broken after indexing)."""
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 import soundfile as sf
+from sqlalchemy import delete, select
 
-from engine.catalog import USER_TAG_SOURCE
-from tests.conftest import chirp, noise, tone, write
+from engine.catalog import USER_TAG_SOURCE, File, Tag
+from tests.conftest import catalog_session, chirp, noise, tone, write
 from tests.ui_library import page_on
 from ui.components import resources
 from ui.components.library import FileRecord, Library
@@ -133,13 +133,13 @@ def test_stored_tags_of_a_page_come_in_one_query_best_first(cards_index):
     among them; a file without any is left out."""
     root, index = cards_index
     lib = Library(index)
-    with sqlite3.connect(index / "catalog.db") as db:
-        ids = dict((Path(p).name, i) for i, p in db.execute("SELECT id, path FROM files"))
+    with catalog_session(index, write=True) as s:
+        ids = {Path(p).name: i for i, p in s.execute(select(File.id, File.path))}
         beep, sweep = ids["beep.wav"], ids["sweep.flac"]
-        db.executemany("INSERT INTO tags (file_id, label, score, source) VALUES (?, ?, ?, ?)",
-                       [(beep, "Beep", 0.3, "zeroshot"), (beep, "Sine", 0.6, "zeroshot"),
-                        (beep, "Alarm", 0.5, "zeroshot"), (beep, "mine", 1.0, USER_TAG_SOURCE),
-                        (sweep, "Whoosh", 0.4, "zeroshot")])
+        s.add_all(Tag(file_id=fid, label=label, score=score, source=source) for fid, label, score, source in
+                  [(beep, "Beep", 0.3, "zeroshot"), (beep, "Sine", 0.6, "zeroshot"),
+                   (beep, "Alarm", 0.5, "zeroshot"), (beep, "mine", 1.0, USER_TAG_SOURCE),
+                   (sweep, "Whoosh", 0.4, "zeroshot")])
     try:
         statements = []
         from sqlalchemy import event
@@ -154,5 +154,5 @@ def test_stored_tags_of_a_page_come_in_one_query_best_first(cards_index):
                         sweep: [{"label": "Whoosh", "score": 0.4}]}
         assert len([s for s in statements if "tags" in s]) == 1
     finally:
-        with sqlite3.connect(index / "catalog.db") as db:
-            db.execute("DELETE FROM tags")
+        with catalog_session(index, write=True) as s:
+            s.execute(delete(Tag))

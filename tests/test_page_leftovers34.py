@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from tests.conftest import noise, tone, write
+from engine.catalog import File
+from tests.conftest import catalog_session, noise, tone, write
 from tests.ui_library import page_on
 
 SR = 22_050
@@ -47,8 +48,9 @@ def _own_index(tmp_path: Path, tiny_clap_dir: Path) -> Path:
 
 
 def _file_id(index: Path, name: str) -> int:
-    with sqlite3.connect(index / "catalog.db") as db:
-        return next(i for i, p in db.execute("SELECT id, path FROM files") if Path(p).name == name)
+    """The catalog id of the indexed file named ``name``."""
+    with catalog_session(index) as s:
+        return next(i for i, p in s.execute(select(File.id, File.path)) if Path(p).name == name)
 
 
 def _clean(app) -> None:

@@ -12,8 +12,10 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from engine import vectors
+from engine.catalog import File, SegmentRow
 from engine.filters import Filters
 from engine.index_choice import recall_at_k
 from engine.models.base import AudioTextModel, l2_normalize
@@ -21,6 +23,7 @@ from engine.query import SoundIndex
 from engine.rerank import RawSidecar, rerank, sidecar_path
 from indexer.info import index_info
 from test_index_retrain import DIM, META, clustered, commit, files
+from tests.conftest import catalog_session
 
 PQ_BUDGET = 40_000          # 3000 × 32-d: float32 384 kB, SQ8 96 kB, PQ4 codes 12 kB
 N_FILES, PER_FILE = 300, 10
@@ -65,10 +68,8 @@ def brute_force_files(raw: RawSidecar, seg_file: dict[int, str], q: np.ndarray, 
 
 
 def segment_paths(root: Path) -> dict[int, str]:
-    import sqlite3
-    with sqlite3.connect(root / "catalog.db") as db:
-        return dict(db.execute("SELECT segments.id, files.path FROM segments JOIN files "
-                               "ON files.id = segments.file_id"))
+    with catalog_session(root) as s:
+        return dict(s.execute(select(SegmentRow.id, File.path).join(File, File.id == SegmentRow.file_id)).all())
 
 
 def test_pq_tier_is_tuned_with_reranking(pq_index):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import chirp, noise, tone, write
+from conftest import catalog_session, chirp, noise, tone, write
 from engine.errors import ModelMismatch
 from engine.filters import Filters
 from engine.models import load_model
@@ -46,13 +46,11 @@ def stored(index: SoundIndex) -> tuple[dict[int, str], np.ndarray, np.ndarray]:
     import faiss
     from sqlalchemy import select
 
-    from engine.catalog import File, SegmentRow, open_catalog
+    from engine.catalog import File, SegmentRow
     from engine.vectors import read_index
-    engine = open_catalog(index.layout.catalog)
-    with engine.connect() as c:
-        paths = dict(c.execute(select(File.id, File.path)).all())
-        seg_file = dict(c.execute(select(SegmentRow.id, SegmentRow.file_id)).all())
-    engine.dispose()
+    with catalog_session(index.layout.root) as s:
+        paths = dict(s.execute(select(File.id, File.path)).all())
+        seg_file = dict(s.execute(select(SegmentRow.id, SegmentRow.file_id)).all())
     fx = read_index(index.root / index.info()["vectors_file"], mmap=False)
     ids = faiss.vector_to_array(fx.id_map)
     vecs = np.stack([fx.reconstruct(int(i)) for i in ids])

@@ -12,26 +12,20 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from engine.catalog import File, open_catalog
+from engine.catalog import File
 from engine.errors import RebuildFailed
-from engine.layout import IndexLayout
 from indexer import build_index
-from tests.conftest import chirp, noise, tone, write
+from tests.conftest import catalog_session, chirp, noise, tone, write
 from ui.cli import app
 
 SR = 16000
 
 
 def indexed(idx: Path) -> set[str]:
-    eng = open_catalog(IndexLayout(idx).catalog)
-    try:
-        with Session(eng) as s:
-            return set(s.scalars(select(File.path)))
-    finally:
-        eng.dispose()
+    with catalog_session(idx) as s:
+        return set(s.scalars(select(File.path)))
 
 
 def leftovers(idx: Path) -> list[str]:

@@ -14,13 +14,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from engine.catalog import Caption, File, Tag, open_catalog
+from engine.catalog import Caption, File, Tag
 from engine.errors import RebuildFailed
-from engine.layout import IndexLayout
 from indexer import build_index
-from tests.conftest import chirp, noise, tone, write
+from tests.conftest import catalog_session, chirp, noise, tone, write
 from tests.index_fakes import FakeModel, WideModel
 
 SR = 16000
@@ -52,24 +50,16 @@ def by_size(lib: Path) -> list[str]:
 
 def tag(idx: Path, path: Path, label: str) -> None:
     """A user tag and caption on the indexed file at ``path``."""
-    eng = open_catalog(IndexLayout(idx).catalog)
-    try:
-        with Session(eng) as s, s.begin():
-            fid = s.scalar(select(File.id).where(File.path == str(path)))
-            s.add_all([Tag(file_id=fid, label=label, score=1.0, source="user"),
-                       Caption(file_id=fid, text=f"{label} caption", source="user")])
-    finally:
-        eng.dispose()
+    with catalog_session(idx, write=True) as s:
+        fid = s.scalar(select(File.id).where(File.path == str(path)))
+        s.add_all([Tag(file_id=fid, label=label, score=1.0, source="user"),
+                   Caption(file_id=fid, text=f"{label} caption", source="user")])
 
 
 def indexed(idx: Path) -> dict[str, int]:
     """Indexed path → its file id (a rebuild gives new ids: the same ids mean the same index)."""
-    eng = open_catalog(IndexLayout(idx).catalog)
-    try:
-        with Session(eng) as s:
-            return {path: fid for path, fid in s.execute(select(File.path, File.id))}
-    finally:
-        eng.dispose()
+    with catalog_session(idx) as s:
+        return {path: fid for path, fid in s.execute(select(File.path, File.id))}
 
 
 def leftovers(idx: Path) -> list[str]:

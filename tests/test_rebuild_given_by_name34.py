@@ -6,12 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from engine.catalog import File, Tag, open_catalog
-from engine.layout import IndexLayout
+from engine.catalog import File, Tag
 from indexer import build_index
-from tests.conftest import noise, tone, write
+from tests.conftest import catalog_session, noise, tone, write
 from tests.index_fakes import FakeModel
 
 SR = 16000
@@ -19,16 +17,12 @@ SR = 16000
 
 def indexed(idx: Path) -> dict[str, list[str]]:
     """Indexed path → the user's tags on it."""
-    eng = open_catalog(IndexLayout(idx).catalog)
-    try:
-        with Session(eng) as s:
-            out: dict[str, list[str]] = {str(p): [] for p in s.scalars(select(File.path))}
-            for path, label in s.execute(select(File.path, Tag.label).join(Tag, Tag.file_id == File.id)
-                                         .where(Tag.source == "user")):
-                out[str(path)].append(str(label))
-            return out
-    finally:
-        eng.dispose()
+    with catalog_session(idx) as s:
+        out: dict[str, list[str]] = {str(p): [] for p in s.scalars(select(File.path))}
+        for path, label in s.execute(select(File.path, Tag.label).join(Tag, Tag.file_id == File.id)
+                                     .where(Tag.source == "user")):
+            out[str(path)].append(str(label))
+        return out
 
 
 def test_a_rebuild_keeps_a_file_given_by_name_without_an_audio_extension(tmp_path):

@@ -14,14 +14,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from engine.catalog import Caption, File, FileMetadata, Tag, open_catalog
+from engine.catalog import Caption, File, FileMetadata, Tag
 from engine.errors import RebuildFailed
 from engine.file_metadata import SHEET_PREFIX
-from engine.layout import IndexLayout
 from indexer import build_index
-from tests.conftest import chirp, noise, tone, write
+from tests.conftest import catalog_session, chirp, noise, tone, write
 from tests.test_index_rebuild import model_a as old_model, model_b as new_model
 
 SR = 16000
@@ -40,34 +38,26 @@ def lib(tmp_path) -> Path:
 def annotate(idx: Path, name: str, word: str) -> None:
     """What a user and a library sheet say of the file named ``name``: a user tag and caption, a
     YAMNet tag and a sheet description, each carrying ``word``."""
-    eng = open_catalog(IndexLayout(idx).catalog)
-    try:
-        with Session(eng) as s, s.begin():
-            fid = next(i for i, p in s.execute(select(File.id, File.path)) if Path(p).name == name)
-            s.add_all([Tag(file_id=fid, label=f"{word} tag", score=1.0, source="user"),
-                       Tag(file_id=fid, label=f"{word} yamnet", score=0.5, source="yamnet"),
-                       Caption(file_id=fid, text=f"{word} caption", source="user"),
-                       FileMetadata(file_id=fid, key=SHEET_PREFIX + "description", value=f"{word} sheet")])
-    finally:
-        eng.dispose()
+    with catalog_session(idx, write=True) as s:
+        fid = next(i for i, p in s.execute(select(File.id, File.path)) if Path(p).name == name)
+        s.add_all([Tag(file_id=fid, label=f"{word} tag", score=1.0, source="user"),
+                   Tag(file_id=fid, label=f"{word} yamnet", score=0.5, source="yamnet"),
+                   Caption(file_id=fid, text=f"{word} caption", source="user"),
+                   FileMetadata(file_id=fid, key=SHEET_PREFIX + "description", value=f"{word} sheet")])
 
 
 def notes(idx: Path, lib: Path) -> dict[str, set[str]]:
     """Every indexed file (path under ``lib``) → its tags, captions and sheet rows, as text."""
-    eng = open_catalog(IndexLayout(idx).catalog)
-    try:
-        with Session(eng) as s:
-            out: dict[str, set[str]] = {os.path.relpath(p, lib): set() for p in s.scalars(select(File.path))}
-            for path, label in s.execute(select(File.path, Tag.label).join(Tag)):
-                out[os.path.relpath(path, lib)].add(label)
-            for path, text in s.execute(select(File.path, Caption.text).join(Caption)):
-                out[os.path.relpath(path, lib)].add(text)
-            for path, value in s.execute(select(File.path, FileMetadata.value).join(FileMetadata)
-                                         .where(FileMetadata.key.like(SHEET_PREFIX + "%"))):
-                out[os.path.relpath(path, lib)].add(value)
-            return out
-    finally:
-        eng.dispose()
+    with catalog_session(idx) as s:
+        out: dict[str, set[str]] = {os.path.relpath(p, lib): set() for p in s.scalars(select(File.path))}
+        for path, label in s.execute(select(File.path, Tag.label).join(Tag)):
+            out[os.path.relpath(path, lib)].add(label)
+        for path, text in s.execute(select(File.path, Caption.text).join(Caption)):
+            out[os.path.relpath(path, lib)].add(text)
+        for path, value in s.execute(select(File.path, FileMetadata.value).join(FileMetadata)
+                                     .where(FileMetadata.key.like(SHEET_PREFIX + "%"))):
+            out[os.path.relpath(path, lib)].add(value)
+        return out
 
 
 def built(lib: Path, tmp_path: Path) -> Path:

@@ -8,13 +8,12 @@ import unicodedata
 
 import numpy as np
 import pytest
-from sqlalchemy.orm import Session
 
-from engine.catalog import File, Tag, open_catalog
+from engine.catalog import File, Tag
 from engine.filters import Filters
-from engine.layout import IndexLayout
 from engine.query import Hit, SoundIndex
 from query_fixtures import FakeModel, FileSpec, write_index
+from tests.conftest import catalog_session
 
 DIM = 16
 
@@ -150,13 +149,10 @@ def accents(tmp_path):
              FileSpec(path=f"/lib/{NFC}/b.wav", vectors=rng.standard_normal(DIM)),
              FileSpec(path="/lib/Other/c.wav", vectors=rng.standard_normal(DIM))]
     write_index(tmp_path / "idx", files, dim=DIM)
-    engine = open_catalog(IndexLayout(tmp_path / "idx").catalog)
-    with Session(engine) as s:
+    with catalog_session(tmp_path / "idx", write=True) as s:
         ids = {f.path: f.id for f in s.query(File)}
         s.add_all([Tag(file_id=ids[files[0].path], label=f"{NFD} noise", score=1.0, source="user"),
                    Tag(file_id=ids[files[2].path], label=f"{NFC} NOISE", score=1.0, source="user")])
-        s.commit()
-    engine.dispose()
     with SoundIndex.open(tmp_path / "idx", model=FakeModel(DIM)) as index:
         yield index, files
 

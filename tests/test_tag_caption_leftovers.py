@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from conftest import chirp, noise, tone, write
+from conftest import catalog_session, chirp, noise, tone, write
 from ui.cli import app
 
 SR = 16000
@@ -223,7 +222,7 @@ def test_a_folder_given_as_labels_file_is_named_as_one(takes, tmp_path, tiny_cla
 def test_caption_index_counts_files_left_without_tags_apart(takes, tmp_path, tiny_clap_dir, monkeypatch):  # noqa: F811
     """A file no tag reached the threshold for has its earlier tags removed: it is not counted
     among the files tags were stored for, and the line says it was left with none."""
-    from engine.catalog import File, Tag, open_catalog
+    from engine.catalog import File, Tag
     from indexer import build_index
     import trainer.caption_loop as caption_loop
 
@@ -243,10 +242,6 @@ def test_caption_index_counts_files_left_without_tags_apart(takes, tmp_path, tin
     line = said(again.stdout)
     assert "stored 2 tags and 3 captions for 1 file in the index" in line
     assert "1 file got none (no tag reached --threshold): its earlier tags and captions removed" in line
-    engine = open_catalog(index / "catalog.db")
-    try:
-        with Session(engine) as s:
-            tagged = {Path(p).name for p in s.scalars(select(File.path).join(Tag, Tag.file_id == File.id))}
-    finally:
-        engine.dispose()
+    with catalog_session(index) as s:
+        tagged = {Path(p).name for p in s.scalars(select(File.path).join(Tag, Tag.file_id == File.id))}
     assert tagged == {"beep.wav"}

@@ -9,14 +9,12 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from engine.catalog import Tag, open_catalog
-from engine.layout import IndexLayout
+from engine.catalog import Tag
 from indexer import build_index
 from indexer.user_tags import add_tags, remove_tags, tag_counts
-from tests.conftest import chirp, noise, tone, write
+from tests.conftest import catalog_session, chirp, noise, tone, write
 from tests.index_fakes import FakeModel
 from ui.cli import app
 
@@ -83,13 +81,9 @@ def test_all_sources_count_a_file_carrying_two_spellings_once(indexed):
     """With --all a file may hold "keeper" (yours) and "Keeper" (a caption source): one file."""
     lib, idx = indexed
     add_tags(idx, [lib / "Foley"], ["keeper"])
-    engine = open_catalog(IndexLayout(idx).catalog)
-    try:
-        with Session(engine) as s, s.begin():
-            for fid in s.scalars(select(Tag.file_id).order_by(Tag.file_id)).all()[:2]:
-                s.add(Tag(file_id=fid, label="Keeper", score=0.9, source="audioset"))
-    finally:
-        engine.dispose()
+    with catalog_session(idx, write=True) as s:
+        for fid in s.scalars(select(Tag.file_id).order_by(Tag.file_id)).all()[:2]:
+            s.add(Tag(file_id=fid, label="Keeper", score=0.9, source="audioset"))
     assert tag_counts(idx) == {"keeper": 3}
     assert tag_counts(idx, source=None) == {"keeper": 3}
     r = tags_cli("list", "--index", idx, "--all", "--json")
