@@ -16,13 +16,22 @@ seconds, refused, reset), how many connects waited a second or more (the kernel 
 handshake and the client retried), and the slowest connect::
 
     .venv/bin/python benchmarks/serve.py INDEX --burst 200 [--load 4] [--connect-timeout 3]
+
+``--teardown N`` measures instead how long the process takes to end once it has said "stopped
+serving" (SIGTERM after a search, a more-like-this and a clip's embedding), N times each, alternating
+as it is and with its exit's garbage collection put back (``exit_without_collecting`` made a no-op),
+and prints the medians and their ratio::
+
+    .venv/bin/python benchmarks/serve.py INDEX --teardown 3
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -124,6 +133,53 @@ def compare_bursts(args: argparse.Namespace) -> None:
           f"{a['slowest end (s)'] / max(b['slowest end (s)'], 1e-6):.0f}× as late with {old}")
 
 
+def teardown_seconds(index: str, collect: bool) -> tuple[float, float]:
+    """SIGTERM to "stopped serving", and from there to the process's end, of ``soundsift serve
+    --index INDEX`` after a few requests; ``collect``: with the exit's garbage collection."""
+    import numpy as np
+    import soundfile as sf
+    patch = "import ui.server; ui.server.exit_without_collecting = lambda: None; " if collect else ""
+    code = patch + "import sys; from ui.cli import main; sys.argv[0] = 'soundsift'; main()"
+    server = subprocess.Popen([sys.executable, "-c", code, "serve", "--index", index, "--port", "0"], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    line = server.stderr.readline()
+    found = re.search(r"on (http://[^/\s;]+)/", line)
+    if not found:
+        server.kill()
+        raise SystemExit(f"soundsift serve did not start: {line}{server.stderr.read()}")
+    url = found.group(1)
+    clip = io.BytesIO()
+    sf.write(clip, 0.3 * np.sin(np.arange(5 * 48_000) * (2 * np.pi * 440 / 48_000)), 48_000, format="WAV")
+    with urllib.request.urlopen(f"{url}/search?q=rain&k=5", timeout=300) as r:
+        hits = json.loads(r.read())
+    requests = [urllib.request.Request(f"{url}/similar?k=5", data=clip.getvalue(), method="POST")]
+    requests += [f"{url}/similar?file={hits[0]['file_id']}&k=5"] if hits else []
+    for request in requests:
+        with urllib.request.urlopen(request, timeout=300) as r:
+            r.read()
+    start = time.perf_counter()
+    server.send_signal(signal.SIGTERM)
+    for line in server.stderr:
+        if "stopped serving" in line:
+            break
+    stopped = time.perf_counter()
+    server.stderr.read()
+    server.wait(300)
+    return stopped - start, time.perf_counter() - stopped
+
+
+def compare_teardowns(args: argparse.Namespace) -> None:
+    """The time from "stopped serving" to the process's end, as it is and collecting at exit."""
+    found: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(args.teardown):
+        for collect in (True, False):
+            found[collect].append(teardown_seconds(args.index, collect)[1])
+    now, before = statistics.median(found[False]), statistics.median(found[True])
+    print(f"{args.index}: from 'stopped serving' to the process's end, median of {args.teardown}: "
+          f"{now:.2f} s as it is ({', '.join(f'{x:.2f}' for x in found[False])}), {before:.2f} s collecting "
+          f"at exit ({', '.join(f'{x:.2f}' for x in found[True])}): {before / max(now, 1e-6):.1f}× as long")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("index", help="an index name or folder")
@@ -133,7 +189,11 @@ def main() -> None:
     ap.add_argument("--load", type=int, default=4, help="searching threads during the burst")
     ap.add_argument("--connect-timeout", type=float, default=3.0)
     ap.add_argument("--old-backlog", type=int, default=5, help="the backlog to compare with (socketserver's)")
+    ap.add_argument("--teardown", type=int, default=0, help="measure the process's end, this many times, instead")
     args = ap.parse_args()
+    if args.teardown:
+        compare_teardowns(args)
+        return
     if args.burst:
         compare_bursts(args)
         return

@@ -20,8 +20,10 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Callable, Iterator, Sequence, Union
 
 import numpy as np
 
@@ -44,14 +46,33 @@ log = logging.getLogger(__name__)
 
 _label_cache: OrderedDict[tuple[str, str, tuple[str, ...]], np.ndarray] = OrderedDict()
 _label_lock = threading.Lock()
+#: what is called before each batch of segments is embedded, in this thread (None: nothing):
+#: soundsift serve stops there the work of a client that hung up or ran past its time limit
+_between_batches: ContextVar[Callable[[], None] | None] = ContextVar("between_batches", default=None)
 
 
 def _policy(model: AudioTextModel, policy: SegmentPolicy | None) -> SegmentPolicy:
     return policy if policy is not None else SegmentPolicy(float(model.window_seconds))
 
 
+@contextmanager
+def checking_between_batches(check: Callable[[], None]) -> Iterator[None]:
+    """Call ``check`` before each batch of segments this thread embeds (:data:`EMBED_BATCH` at
+    a time: a file's are decoded a batch at a time too) while inside: what it raises stops the
+    embedding there and passes up (ui.http_handler: a client gone, a request past its time)."""
+    token = _between_batches.set(check)
+    try:
+        yield
+    finally:
+        _between_batches.reset(token)
+
+
 def _embed_in_batches(model: AudioTextModel, pieces: list[np.ndarray]) -> np.ndarray:
-    out = [model.embed_audio(pieces[i:i + EMBED_BATCH]) for i in range(0, len(pieces), EMBED_BATCH)]
+    check, out = _between_batches.get(), []
+    for i in range(0, len(pieces), EMBED_BATCH):
+        if check is not None:
+            check()
+        out.append(model.embed_audio(pieces[i:i + EMBED_BATCH]))
     return np.concatenate(out).astype(np.float32, copy=False)
 
 

@@ -56,6 +56,21 @@ STOP_GRACE_SECONDS = 10.0
 CUT_WAIT_SECONDS = 1.0
 
 
+def _server_name() -> str:
+    """``soundsift/VERSION`` (the installed package's), the ``Server`` header of every answer:
+    http.server's own names the Python version too, which tells a caller on another machine
+    (``--host``) which interpreter's flaws to try."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return f"soundsift/{version('soundsift')}"
+    except PackageNotFoundError:          # run from a source tree that is not installed
+        return "soundsift"
+
+
+#: the ``Server`` header of every answer (SoundsiftHandler.version_string, the 503 of a refusal)
+SERVER_NAME = _server_name()
+
+
 class _Refusal:
     """A connection over the limit, to be answered 503 by the listening thread once what its
     request head says of its Origin is known (:meth:`SoundsiftServer._refuse`)."""
@@ -235,7 +250,7 @@ class ConnectionLimit:
         body = _json({"error": f"the server is serving {self.max_connections} connections, its limit "
                                f"(soundsift serve --max-connections); try again in a moment"})
         cors = "".join(f"{name}: {value}\r\n" for name, value in self.cors_headers(refusal.origin()))
-        head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        head = (f"HTTP/1.1 503 Service Unavailable\r\nServer: {SERVER_NAME}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\nRetry-After: {RETRY_AFTER_SECONDS}\r\n{cors}"
                 f"Connection: close\r\n\r\n")
         sock = refusal.sock

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import logging
+import select
+import socket
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
@@ -12,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from engine.errors import InvalidQuery, SoundsiftError, UnreadableAudio
-from ui.http_connections import RETRY_AFTER_SECONDS, _drain
-from ui.http_request import (ForeignHost, ForeignOrigin, MethodNotAllowed, NotFound, Query, RangeNotSatisfiable,
-                             RequestBody, RequestTimeout, TooLarge, _TimedReads)
+from engine.zeroshot import checking_between_batches
+from ui.http_connections import RETRY_AFTER_SECONDS, SERVER_NAME, _drain
+from ui.http_request import (ClientGone, ForeignHost, ForeignOrigin, MethodNotAllowed, NotFound, OverTime, Query,
+                             RangeNotSatisfiable, RequestBody, RequestTimeout, TooLarge, _TimedReads)
 from ui.http_routes import ID_ROUTES, _json
 
 if TYPE_CHECKING:
@@ -37,6 +40,12 @@ HEAD_TIMEOUT_SECONDS = 30.0
 #: what an answer is written in: the socket timeout bounds each write, so a client reading
 #: 64 kB in CLIENT_TIMEOUT_SECONDS (0.5 kB/s) keeps its answer coming, one that stops does not
 SEND_BLOCK_BYTES = 1 << 16
+#: seconds a request's work may take (``soundsift serve --request-timeout``; 0: no limit), from
+#: when the request is in (its body read): past it, the work stops at its next checkpoint (a batch
+#: of a clip's segments, :meth:`SoundsiftHandler.checkpoint`) and the client gets 503. A search
+#: takes milliseconds; a 50 MiB upload is at most ~55 min of MP3, ~330 segments of 10 s, which a
+#: CLAP model on a laptop's CPU embeds in a minute or two; a thread busier than this is stuck
+REQUEST_TIMEOUT_SECONDS = 300.0
 
 
 class SoundsiftHandler(RequestBody, BaseHTTPRequestHandler):
@@ -59,6 +68,8 @@ class SoundsiftHandler(RequestBody, BaseHTTPRequestHandler):
     linger = False
     #: SoundIndex.version as the request's answer began (its X-Index-Version header)
     index_version = ""
+    #: when the request's work began (monotonic clock): its route began, or its body was read
+    work_started = 0.0
 
     def setup(self) -> None:
         """As StreamRequestHandler's, with each read of the request given the time left to it
@@ -115,6 +126,31 @@ class SoundsiftHandler(RequestBody, BaseHTTPRequestHandler):
         if left <= 0:
             raise TimeoutError(f"no whole request line and headers within {self.head_timeout:g} s")
         self.connection.settimeout(left if self.timeout is None else min(left, self.timeout))
+
+    def version_string(self) -> str:
+        """The ``Server`` header: soundsift and its version, not http.server's Python version."""
+        return SERVER_NAME
+
+    def begin_work(self) -> None:
+        """The request is in (its body read, where it has one): the time its work may take
+        (the server's ``request_timeout``) counts from now, and nothing starts for a client that
+        has hung up already (:meth:`checkpoint`'s ClientGone)."""
+        self.work_started = time.monotonic()
+        self.checkpoint("before it began")
+
+    def checkpoint(self, stage: str = "before its next batch of segments") -> None:
+        """Where a request's work may stop (:meth:`begin_work`, and before each batch of
+        segments embedded: engine.zeroshot.checking_between_batches, set around each route):
+        ClientGone when the client has hung up, OverTime once the work has run past the
+        server's ``request_timeout``; ``stage`` says where, for the log and the 503."""
+        if _hung_up(self.connection):       # (or the server, stopping, cut the connection off)
+            who = "the server cut it off to stop" if self.server.stopping else "the client hung up before its answer"
+            raise ClientGone(f"{who}; its work stopped {stage}")
+        limit = self.server.request_timeout
+        if limit and time.monotonic() - self.work_started > limit:
+            raise OverTime(f"the request's work took more than the server's {limit:g} s limit (soundsift serve "
+                           f"--request-timeout) and was stopped {stage}; send a shorter clip, or only the part "
+                           "to search by (start, end)")
 
     def do_GET(self) -> None:  # noqa: N802 (the http.server name)
         self._answer("GET")
@@ -173,6 +209,7 @@ class SoundsiftHandler(RequestBody, BaseHTTPRequestHandler):
         url = urlsplit(self.path)           # not urlparse: it would drop a ";…" after the path
         path = unquote(url.path)            # once, whole: /%69nfo is /info, /files/%31 is /files/1
         self.body_read = False
+        self.work_started = time.monotonic()
         self.extra_headers: list[tuple[str, str]] = []     # a route's own (an excerpt's ETag, its range)
         allow = ""                          # the Allow header of a 405
         try:
@@ -187,7 +224,15 @@ class SoundsiftHandler(RequestBody, BaseHTTPRequestHandler):
                 self.extra_headers.append(("X-Index-Version", self.index_version))
                 query = Query(url.query)
                 query.only(route.params, f"{method} {route.path}{'/ID' if route.path in ID_ROUTES else ''}")
-                status, body, kind = route.answer(self, query, path)
+                with checking_between_batches(self.checkpoint):     # a clip's embedding stops there
+                    status, body, kind = route.answer(self, query, path)
+        except ClientGone as e:             # nobody to answer: nothing is sent, the connection closes
+            log.info("%s %s: %s", method, self.path, e)
+            self.close_connection = True
+            return
+        except OverTime as e:               # 503, not 504: no gateway timed out; no Retry-After either
+            log.warning("%s %s: %s", method, self.path, e)
+            status, body, kind = HTTPStatus.SERVICE_UNAVAILABLE, _json({"error": str(e)}), "application/json"
         except NotFound as e:
             status, body, kind = HTTPStatus.NOT_FOUND, _json({"error": str(e)}), "application/json"
         except (ForeignHost, ForeignOrigin) as e:
@@ -269,3 +314,19 @@ class SoundsiftHandler(RequestBody, BaseHTTPRequestHandler):
         super().finish()
         if self.linger:
             _drain(self.connection)
+
+
+def _hung_up(sock: socket.socket) -> bool:
+    """Whether the client has closed ``sock`` (its end of the stream has come, as from a client
+    that hung up or shut its side down, or it was reset; as Go's net/http and nginx take it),
+    looked at without waiting and without taking a byte it sent (a next request stays)."""
+    try:
+        if hasattr(select, "poll"):         # any descriptor number (select.select's stop at 1024)
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            readable = bool(poller.poll(0))
+        else:
+            readable = bool(select.select([sock], [], [], 0)[0])
+        return readable and not sock.recv(1, socket.MSG_PEEK)
+    except (OSError, ValueError):           # reset by the client, or closed here already
+        return True

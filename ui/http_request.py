@@ -54,6 +54,16 @@ class RequestTimeout(SoundsiftError):
     """A request body that stopped arriving for the handler's timeout (408)."""
 
 
+class ClientGone(SoundsiftError):
+    """The client hung up (or closed its side of the connection) before its answer: the work
+    for it stops at the next checkpoint (SoundsiftHandler.checkpoint) and nothing is sent."""
+
+
+class OverTime(SoundsiftError):
+    """A request's work ran past the server's time limit (``soundsift serve --request-timeout``):
+    503 without Retry-After (the same request would take as long again)."""
+
+
 class Query:
     """A request's query string: typed, checked parameters (InvalidQuery names the bad one)."""
 

@@ -81,6 +81,7 @@ class RouteAnswers:
 
     def _similar(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         from engine.duplicates import mark_copies
+        handler.checkpoint("before it began")      # a client gone already (a moment is decoded and embedded)
         file_id, record = self._indexed(q)
         start, end, per_file = q.time("start"), q.time("end"), not q.flag("segments")
         whole, filters, notes = start is None and end is None, q.filters(), []
@@ -317,6 +318,7 @@ def _clip(handler: SoundsiftHandler) -> Any:
         raise InvalidQuery("the request body is a multipart form (multipart/form-data); send the clip's own bytes "
                            "as the body (fetch(url, {method: 'POST', body: file}), curl --data-binary @clip.wav)")
     data = handler.body()
+    handler.begin_work()                # the time limit counts from here; nothing starts for a client gone
     return read_example(_header_text(handler.headers.get("X-Filename")) or "request body", data)
 
 

@@ -46,8 +46,9 @@ without one ``Host``), 404 (a path the index does not hold, an unknown file id o
 route does not take, a preview of a file deleted since it was indexed), 405 (a route asked with a
 method it does not answer, TRACE and OPTIONS that is no CORS preflight among them), 408 (a body
 that stopped arriving), 413 (a clip over the upload limit) or 416 (a ``Range`` past the end of
-``/audio``'s answer) or 503 (an index that cannot be read, with ``Retry-After``);
-http.server's own refusals (414, 431, 501, 505) are JSON too. The path is percent-decoded
+``/audio``'s answer) or 503 (an index that cannot be read, with ``Retry-After``; a request whose
+work ran past ``request_timeout``, without); http.server's own refusals (414, 431, 501, 505) are
+JSON too. Every answer's ``Server`` is ``soundsift/VERSION`` (:data:`SERVER_NAME`), not Python's. The path is percent-decoded
 once, as a whole (``/%69nfo`` is ``/info``), before it is routed. HEAD
 answers what GET would, without the body; a body comes with a Content-Length or chunked
 (``Transfer-Encoding: chunked``), and ``Expect: 100-continue`` gets its ``100 Continue`` once a
@@ -80,6 +81,12 @@ of connections waits in the listen queue (:data:`LISTEN_BACKLOG`) while that thr
 Stopping (Ctrl-C, SIGTERM, ``stop``), the server closes its idle connections and lets the
 requests being answered finish, for :data:`STOP_GRACE_SECONDS` at most, before it returns.
 
+Work for nobody: a request's work stops at its checkpoints (SoundsiftHandler.checkpoint: once
+its body is read or its route begins, and before each batch of a clip's segments is embedded,
+engine.zeroshot.checking_between_batches) when its client has hung up (nothing is sent; one INFO
+line), when its connection was cut off to stop, or when it has run past ``request_timeout``
+(:data:`REQUEST_TIMEOUT_SECONDS`; 503).
+
 The server is split by job: ui.http_request (the query string, the body, the error classes),
 ui.http_handler (SoundsiftHandler: one connection's requests and answers), ui.http_routes (the
 routes and their answers), ui.http_origins (the Host check and CORS), ui.http_connections (the
@@ -91,34 +98,36 @@ import logging
 import socket
 import threading
 from http.server import ThreadingHTTPServer
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from engine.errors import PortUnavailable
 from engine.query import SoundIndex
 from ui.http_connections import (DEFAULT_MAX_CONNECTIONS, LINGER_BYTES, LINGER_SECONDS, LISTEN_BACKLOG,
                                  MAKE_ROOM_SECONDS, MAX_LINGERING, REFUSED_HEAD_BYTES, REFUSED_HEAD_SECONDS,
-                                 RETRY_AFTER_SECONDS, STOP_GRACE_SECONDS, ConnectionLimit)
-from ui.http_handler import (CLIENT_TIMEOUT_SECONDS, HEAD_TIMEOUT_SECONDS, HUNG_UP, SEND_BLOCK_BYTES,
-                             SoundsiftHandler)
+                                 RETRY_AFTER_SECONDS, SERVER_NAME, STOP_GRACE_SECONDS, ConnectionLimit)
+from ui.http_handler import (CLIENT_TIMEOUT_SECONDS, HEAD_TIMEOUT_SECONDS, HUNG_UP, REQUEST_TIMEOUT_SECONDS,
+                             SEND_BLOCK_BYTES, SoundsiftHandler)
 from ui.http_origins import (CORS_EXPOSED_HEADERS, CORS_REQUEST_HEADERS, PREFLIGHT_MAX_AGE, OriginPolicy,
                              cors_origin, names_this_machine)
-from ui.http_request import (MAX_K, ForeignHost, ForeignOrigin, MethodNotAllowed, NotFound, Query,
-                             RangeNotSatisfiable, RequestTimeout, TooLarge)
+from ui.http_request import (MAX_K, ClientGone, ForeignHost, ForeignOrigin, MethodNotAllowed, NotFound, OverTime,
+                             Query, RangeNotSatisfiable, RequestTimeout, TooLarge)
 from ui.http_routes import FILTER_PARAMS, ID_ROUTES, MAX_AUDIO_SECONDS, NOTES_HEADER, Route, RouteAnswers
 
 #: what ui.server offers: its own names, and the public ones its parts hold now, importable from
 #: here as they were before it was split (private helpers are imported from their part)
 __all__ = [
-    "DEFAULT_PORT", "SoundsiftServer", "serve", "log",
+    "DEFAULT_PORT", "SoundsiftServer", "serve", "exit_without_collecting", "log",
     # ui.http_connections
     "DEFAULT_MAX_CONNECTIONS", "LINGER_BYTES", "LINGER_SECONDS", "LISTEN_BACKLOG", "MAKE_ROOM_SECONDS",
-    "MAX_LINGERING", "REFUSED_HEAD_BYTES", "REFUSED_HEAD_SECONDS", "RETRY_AFTER_SECONDS", "STOP_GRACE_SECONDS",
+    "MAX_LINGERING", "REFUSED_HEAD_BYTES", "REFUSED_HEAD_SECONDS", "RETRY_AFTER_SECONDS", "SERVER_NAME",
+    "STOP_GRACE_SECONDS",
     # ui.http_handler
-    "CLIENT_TIMEOUT_SECONDS", "HEAD_TIMEOUT_SECONDS", "HUNG_UP", "SEND_BLOCK_BYTES", "SoundsiftHandler",
+    "CLIENT_TIMEOUT_SECONDS", "HEAD_TIMEOUT_SECONDS", "HUNG_UP", "REQUEST_TIMEOUT_SECONDS", "SEND_BLOCK_BYTES",
+    "SoundsiftHandler",
     # ui.http_origins
     "CORS_EXPOSED_HEADERS", "CORS_REQUEST_HEADERS", "PREFLIGHT_MAX_AGE", "cors_origin", "names_this_machine",
     # ui.http_request
-    "MAX_K", "ForeignHost", "ForeignOrigin", "MethodNotAllowed", "NotFound", "Query",
+    "MAX_K", "ClientGone", "ForeignHost", "ForeignOrigin", "MethodNotAllowed", "NotFound", "OverTime", "Query",
     "RangeNotSatisfiable", "RequestTimeout", "TooLarge",
     # ui.http_routes
     "FILTER_PARAMS", "ID_ROUTES", "MAX_AUDIO_SECONDS", "NOTES_HEADER", "Route",
@@ -136,9 +145,14 @@ class SoundsiftServer(ConnectionLimit, OriginPolicy, RouteAnswers, ThreadingHTTP
     request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, index: SoundIndex, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                 max_connections: int = DEFAULT_MAX_CONNECTIONS, allow_origins: Sequence[str] = ()) -> None:
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS, allow_origins: Sequence[str] = (),
+                 request_timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
         """Listen on ``host``:``port``; ``allow_origins``: origins whose pages may call the API
-        (CORS; each as :func:`cors_origin` reads it), none by default."""
+        (CORS; each as :func:`cors_origin` reads it), none by default; ``request_timeout``: the
+        seconds a request's work may take (0: no limit; ValueError below 0)."""
+        if not request_timeout >= 0:        # (NaN too)
+            raise ValueError(f"request_timeout must be 0 (no limit) or more seconds, got {request_timeout}")
+        self.request_timeout = request_timeout
         self._limit_connections(max_connections)
         self.allow_origins = frozenset(cors_origin(origin) for origin in allow_origins)
         if ":" in host:                     # an IPv6 address (::1, ::): the class's family is IPv4's
@@ -161,6 +175,17 @@ class SoundsiftServer(ConnectionLimit, OriginPolicy, RouteAnswers, ThreadingHTTP
         """Whether it listens on every interface (``--host 0.0.0.0`` or ``::``): other machines
         reach it at this one's addresses, not at :attr:`url`."""
         return self.server_address[0] in ("0.0.0.0", "::")
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection's thread failed: a client that hung up (reset) while http.server wrote one
+        of its own refusals, or read a request line, is one DEBUG line, not socketserver's
+        traceback on stderr (which anything else still gets)."""
+        import sys
+        error = sys.exc_info()[1]
+        if isinstance(error, HUNG_UP):
+            log.debug("%s: the client went away (%s)", client_address[0], error)
+        else:
+            super().handle_error(request, client_address)
 
     def methods(self, method: str, path: str) -> tuple[str, list[str]]:
         """The route path of ``path`` (``/files`` for ``/files/ID``) and the methods it answers;
@@ -188,14 +213,15 @@ class SoundsiftServer(ConnectionLimit, OriginPolicy, RouteAnswers, ThreadingHTTP
 def serve(index: SoundIndex, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
           ready: Callable[[SoundsiftServer], None] | None = None,
           stop: threading.Event | None = None, max_connections: int = DEFAULT_MAX_CONNECTIONS,
-          allow_origins: Sequence[str] = ()) -> int:
+          allow_origins: Sequence[str] = (), request_timeout: float = REQUEST_TIMEOUT_SECONDS) -> int:
     """Answer requests on ``host``:``port`` until ``stop`` is set (or Ctrl-C), at most
-    ``max_connections`` at once, pages on ``allow_origins`` allowed to call it (CORS);
+    ``max_connections`` at once, pages on ``allow_origins`` allowed to call it (CORS), each
+    request's work stopped past ``request_timeout`` seconds (0: never);
     ``ready`` gets the listening server (its ``url``; port 0 picks a free one). Stopping, the
     requests being answered finish (STOP_GRACE_SECONDS at most; a second Ctrl-C cuts them off
     at once); the number cut off whose threads still run, inside the model, is returned."""
     try:
-        server = SoundsiftServer(index, host, port, max_connections, allow_origins)
+        server = SoundsiftServer(index, host, port, max_connections, allow_origins, request_timeout)
     except OSError as e:            # taken by another program, a port below 1024, an unknown host
         raise PortUnavailable(f"cannot listen on {host}:{port} ({e.strerror or e}); {_listen_advice(e)}") from e
     if ready is not None:
@@ -222,6 +248,20 @@ def serve(index: SoundIndex, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
         server.server_close()
         worker.join(10)
     return running
+
+
+def exit_without_collecting() -> None:
+    """Let this process's exit skip collecting its whole heap (``soundsift serve``, once its
+    model is loaded): ``gc.freeze`` as an exit handler. The interpreter's finalization
+    collected the hundreds of thousands of objects torch and transformers make, over and over:
+    2–3 s of the seconds ``soundsift serve`` took to end once stopped (perf: gc_collect_main);
+    frozen, they are freed with the process. The exit handlers still run, and files are still
+    flushed and closed as modules are torn down (by reference counts); only garbage in reference
+    cycles is left uncollected, whose finalizers Python does not promise to run at exit anyway."""
+    import atexit
+    import gc
+    atexit.unregister(gc.freeze)        # registered once, however often this is called
+    atexit.register(gc.freeze)
 
 
 def _listen_advice(error: OSError) -> str:

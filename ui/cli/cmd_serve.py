@@ -35,6 +35,10 @@ def serve_command(
         None, "--allow-origin", metavar="ORIGIN", callback=_origins,
         help="Let web pages on ORIGIN (e.g. http://localhost:3000) call the API from the browser (CORS); "
              "repeatable. None by default: any page the user visits could otherwise read the library."),
+    request_timeout: float = typer.Option(
+        300.0, "--request-timeout", min=0.0, metavar="SECONDS",
+        help="Stop a request's work (embedding an uploaded clip) past this many seconds, answering 503 "
+             "(0: no limit)."),
     verbose: VerboseOption = False,
 ) -> None:
     """Answer searches as JSON over HTTP, the index and its model loaded once: milliseconds a
@@ -47,7 +51,8 @@ def serve_command(
     Errors are {"error": …} with 400 (a bad or unknown parameter), 403 (a Host not this machine),
     404 (an unknown path or file), 405 (a route asked with another method; an Allow header says
     which), 408 (a body that stopped arriving), 413 (a clip over the limit), 416 (a Range past the
-    end of /audio's answer) or 503 (over --max-connections, or the index unreadable).
+    end of /audio's answer) or 503 (over --max-connections, the index unreadable, or a request's
+    work past --request-timeout; a client that hangs up stops its clip's embedding too).
 
     A connection that has not sent a whole request 30 s after opening (or after its last answer)
     is closed, as is one that stalls its body or its reading of an answer for 120 s. --host ::1
@@ -65,9 +70,10 @@ def serve_command(
     import threading
 
     from engine.query import SoundIndex
-    from ui.server import serve
+    from ui.server import exit_without_collecting, serve
 
     setup_logging(verbose)
+    exit_without_collecting()       # seconds of garbage collection at exit, once torch is loaded
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -82,7 +88,7 @@ def serve_command(
                                   f"{pages} (Ctrl+C stops)", highlight=False, soft_wrap=True)
             try:
                 running = serve(sound_index, host, port, ready=ready, stop=stop, max_connections=max_connections,
-                                allow_origins=allow_origin or ())
+                                allow_origins=allow_origin or (), request_timeout=request_timeout)
             except KeyboardInterrupt:       # before serving began (the model loading)
                 running = 0
             if running:         # a request cut off inside the model: Python's exit would abort the process
