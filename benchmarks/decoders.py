@@ -8,8 +8,11 @@ Run by hand:  .venv/bin/python benchmarks/decoders.py [--seconds 60] [--repeats 
 The same stereo 44.1 kHz recording (a chord, noise and clicks) is written in each format into a
 temporary folder, then decoded ``repeats`` times each, interleaved; prints one JSON object:
 per format the best seconds per file, × real time and the ratio to WAV, measured in this run; and
-for the two Ogg Opus files the best seconds of an export of their last second (FFmpeg's seek
-decodes from the start), and their ratio.
+the best seconds of an export of the last second (engine.export.excerpt_wav: a seek near the end)
+of the Ogg Opus file libsndfile reads and of each file FFmpeg reads, the latter both ways in the
+same run: "before", FFmpegSound.seek decoding from the start (its private ``_decode_from_start``),
+and "after", by the container's index (AAC is decoded from the start either way: its noise
+bands are drawn anew after a seek), with their ratio and the ratio to libsndfile's Opus.
 """
 from __future__ import annotations
 
@@ -92,24 +95,31 @@ def main() -> None:
 
     from engine.audio import decode
     from engine.export import excerpt_wav
+    from engine.ffmpeg_audio import FFmpegSound
     with tempfile.TemporaryDirectory() as tmp:
         files = write_all(Path(tmp), recording(args.seconds))
         best = {name: float("inf") for name in files}
-        last = {name: float("inf") for name in ("OPUS", "OPUS by FFmpeg")}
+        by_ffmpeg = ("OPUS by FFmpeg", "M4A AAC", "M4A ALAC", "WV")
+        last = {name: float("inf") for name in ("OPUS", *by_ffmpeg, *(f"{n} before" for n in by_ffmpeg))}
         for _ in range(args.repeats):
             for name, path in files.items():
                 t = time.perf_counter()
                 decode(path, 16000)
                 best[name] = min(best[name], time.perf_counter() - t)
             for name in last:                       # a preview of the last second: a seek near the end
+                FFmpegSound._decode_from_start = name.endswith(" before")
                 t = time.perf_counter()
-                excerpt_wav(files[name], args.seconds - 1.0, args.seconds)
+                excerpt_wav(files[name.removesuffix(" before")], args.seconds - 1.0, args.seconds)
                 last[name] = min(last[name], time.perf_counter() - t)
+            FFmpegSound._decode_from_start = False
     print(json.dumps({"seconds_of_audio": args.seconds, "repeats": args.repeats, "formats": {
         name: {"seconds": round(sec, 4), "x_realtime": round(args.seconds / sec, 1),
                "ratio_to_wav": round(sec / best["WAV"], 2)} for name, sec in best.items()},
-        "last_second_excerpt": {name: {"seconds": round(sec, 4), "ratio_to_libsndfile": round(sec / last["OPUS"], 2)}
-                                for name, sec in last.items()}}, indent=1))
+        "last_second_excerpt": {"OPUS": {"seconds": round(last["OPUS"], 4)}, **{
+            name: {"before_seconds": round(last[f"{name} before"], 4), "after_seconds": round(last[name], 4),
+                   "before_over_after": round(last[f"{name} before"] / last[name], 2),
+                   "after_ratio_to_libsndfile_opus": round(last[name] / last["OPUS"], 2)} for name in by_ffmpeg}}},
+        indent=1))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Every failure becomes :class:`~engine.errors.UnreadableAudio` naming the file an
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import os
 import re
@@ -17,7 +18,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -175,6 +176,30 @@ def _open_sound(p: str) -> sf.SoundFile | FFmpegSound:
     return _StreamSoundFile(p)
 
 
+def open_sound_bytes(data: bytes, name: str) -> sf.SoundFile | FFmpegSound:
+    """A file's bytes in memory (an uploaded query clip, a WebDataset shard's member, a corpus
+    source's file) opened as :func:`open_sound` opens a file called ``name``: by FFmpeg for its
+    extensions and AAC whatever its name, else by libsndfile, and by FFmpeg where libsndfile
+    refuses the bytes or would read an Ogg Opus stream late. Where neither reads them,
+    libsndfile's error as :func:`open_sound` raises it (FFmpeg's reason beside it for a
+    container libsndfile knows; FFmpeg's alone for a name FFmpeg reads)."""
+    if os.path.splitext(name)[1].lower() in FFMPEG_EXTENSIONS | VIDEO_EXTENSIONS or _holds_aac(io.BytesIO(data)):
+        return FFmpegSound(io.BytesIO(data), name)
+    try:
+        return _unless_misread(io.BytesIO(data), sf.SoundFile(io.BytesIO(data)), name)
+    except sf.LibsndfileError as e:             # (bytes: its reason is the data's, never the file system's)
+        return _through_ffmpeg(io.BytesIO(data), e, say_both=e.code in (UNSUPPORTED_ENCODING, MALFORMED_FILE),
+                               name=name)
+
+
+def read_sound_bytes(data: bytes, name: str) -> tuple[np.ndarray, int]:
+    """The whole of a file's bytes in memory called ``name`` (:func:`open_sound_bytes`) as
+    frames × channels float32, and its sample rate: a file libsndfile reads right gives what
+    ``soundfile.read`` gives, sample for sample."""
+    with open_sound_bytes(data, name) as f:
+        return f.read(dtype="float32", always_2d=True), int(f.samplerate)
+
+
 def _openable(p: str) -> str | bytes:
     """``p`` as soundfile can open it: its bytes where the name is not valid in the file
     system's encoding (a Latin-1 name on a UTF-8 system, which Python holds with surrogate
@@ -189,25 +214,31 @@ def _openable(p: str) -> str | bytes:
 
 
 def _aac_whatever_its_name(p: str) -> bool:
-    """Whether ``p`` holds AAC that libsndfile's MP3 reader would take for MPEG audio, read from
-    its first bytes once: an MP4/M4A file (an ``ftyp`` box: a download named .mp3, decoded as a
-    garbled MPEG stream), or a raw AAC stream (ADTS: two frames in a row, after an ID3v2 tag if
-    any; one named .mp3 is decoded as MPEG layer II noise). An MPEG audio frame header never has
-    ADTS's layer bits (00, "reserved")."""
+    """Whether the file ``p`` holds AAC that libsndfile's MP3 reader would take for MPEG audio
+    (:func:`_holds_aac`)."""
     try:
         with open(p, "rb") as f:
-            head = f.read(12)
-            if head[4:8] == b"ftyp":
-                return True
-            start = id3v2_end(head[:10])
-            f.seek(start)
-            frame = f.read(7)
-            if not _adts_sync(frame):
-                return False
-            f.seek(start + ((frame[3] & 0x03) << 11 | frame[4] << 3 | frame[5] >> 5))
-            return _adts_sync(f.read(2))
+            return _holds_aac(f)
     except OSError:
         return False                            # libsndfile gives the reason
+
+
+def _holds_aac(f: BinaryIO) -> bool:
+    """Whether the binary file ``f`` holds AAC that libsndfile's MP3 reader would take for MPEG
+    audio, read from its first bytes once: an MP4/M4A file (an ``ftyp`` box: a download named
+    .mp3, decoded as a garbled MPEG stream), or a raw AAC stream (ADTS: two frames in a row, after
+    an ID3v2 tag if any; one named .mp3 is decoded as MPEG layer II noise). An MPEG audio frame
+    header never has ADTS's layer bits (00, "reserved")."""
+    head = f.read(12)
+    if head[4:8] == b"ftyp":
+        return True
+    start = id3v2_end(head[:10])
+    f.seek(start)
+    frame = f.read(7)
+    if not _adts_sync(frame):
+        return False
+    f.seek(start + ((frame[3] & 0x03) << 11 | frame[4] << 3 | frame[5] >> 5))
+    return _adts_sync(f.read(2))
 
 
 def _adts_sync(header: bytes) -> bool:
@@ -237,29 +268,33 @@ class RefusedByBoth(sf.LibsndfileError):
         return f"{super().__str__()} (FFmpeg: {self.ffmpeg_reason})"
 
 
-def _through_ffmpeg(p: str, refused: sf.LibsndfileError, say_both: bool = False) -> FFmpegSound:
-    """``p``, which libsndfile refused (its format, its encoding or its data), read by FFmpeg;
-    ``refused`` (libsndfile's reason) raised again when FFmpeg cannot read it either, or sees no
-    rate or no samples; with FFmpeg's reason beside it (:class:`RefusedByBoth`) where ``say_both``
-    (a container libsndfile knows, so FFmpeg's reason says more than "not audio")."""
+def _through_ffmpeg(p: str | BinaryIO, refused: sf.LibsndfileError, say_both: bool = False,
+                    name: str | None = None) -> FFmpegSound:
+    """``p`` (a path, or a file in memory called ``name``), which libsndfile refused (its format,
+    its encoding or its data), read by FFmpeg; ``refused`` (libsndfile's reason) raised again when
+    FFmpeg cannot read it either, or sees no rate or no samples; with FFmpeg's reason beside it
+    (:class:`RefusedByBoth`) where ``say_both`` (a container libsndfile knows, so FFmpeg's reason
+    says more than "not audio")."""
     try:
-        found = _ffmpeg_sound(p)
+        found = _ffmpeg_sound(p, name)
     except Exception as e:                      # noqa: BLE001 — libsndfile's reason is the one to give
-        log.debug("%s: FFmpeg cannot read it either (%s)", p, e)
+        log.debug("%s: FFmpeg cannot read it either (%s)", name or p, e)
         if say_both:
             raise RefusedByBoth(refused.code, refused.prefix, _short(e)) from None
         raise refused from None
-    log.debug("%s: libsndfile does not read it (%s); read by FFmpeg", p, refused)
+    log.debug("%s: libsndfile does not read it (%s); read by FFmpeg", name or p, refused)
     return found
 
 
-def _ffmpeg_sound(p: str) -> FFmpegSound:
-    """``p`` opened by FFmpeg; ValueError where FFmpeg's probe took bytes for a stream without a
-    rate or channels, or finds no samples in it."""
-    found = FFmpegSound(p)
-    if found.samplerate <= 0 or found.channels <= 0 or found.frames <= 0:
+def _ffmpeg_sound(p: str | BinaryIO, name: str | None = None) -> FFmpegSound:
+    """``p`` (a path, or a file in memory called ``name``) opened by FFmpeg; ValueError where
+    FFmpeg's probe took bytes for a stream without a rate or channels, or finds no samples in a
+    file (one in memory is not decoded twice to count them: its reader says so when it is empty)."""
+    found = FFmpegSound(p, name)
+    empty = found.frames <= 0 and isinstance(p, str)
+    if found.samplerate <= 0 or found.channels <= 0 or empty:
         found.close()
-        if found.frames <= 0 < found.samplerate:
+        if empty and found.samplerate > 0:
             raise ValueError("no samples in it")
         raise ValueError(f"FFmpeg sees {found.channels} channels at {found.samplerate} Hz")
     return found
@@ -289,18 +324,19 @@ def _opus_frames_misread(f: Any) -> int:
     return min(int(pre_skip[-1]), int(offset[-1]))
 
 
-def _unless_misread(p: str, f: sf.SoundFile) -> sf.SoundFile | FFmpegSound:
-    """``f`` (``p`` just opened by libsndfile), or ``p`` read by FFmpeg instead where libsndfile
-    would misread it (:func:`_opus_frames_misread`); ``f`` itself when FFmpeg cannot read it."""
+def _unless_misread(p: str | BinaryIO, f: sf.SoundFile, name: str | None = None) -> sf.SoundFile | FFmpegSound:
+    """``f`` (``p``, a path or a file in memory called ``name``, just opened by libsndfile), or
+    ``p`` read by FFmpeg instead where libsndfile would misread it (:func:`_opus_frames_misread`);
+    ``f`` itself when FFmpeg cannot read it."""
     late = _opus_frames_misread(f)
     if not late:
         return f
     try:
-        found = _ffmpeg_sound(p)
+        found = _ffmpeg_sound(p, name)
     except Exception as e:                      # noqa: BLE001 — libsndfile's reading, late as it is
-        log.debug("%s: libsndfile reads it %d samples late and FFmpeg cannot (%s)", p, late, e)
+        log.debug("%s: libsndfile reads it %d samples late and FFmpeg cannot (%s)", name or p, late, e)
         return f
-    log.debug("%s: read by FFmpeg (libsndfile keeps %d samples of the Opus pre-skip)", p, late)
+    log.debug("%s: read by FFmpeg (libsndfile keeps %d samples of the Opus pre-skip)", name or p, late)
     f.close()
     return found
 
@@ -743,8 +779,10 @@ EXACT_SEEK_FORMATS = {"WAV", "WAVEX", "RF64", "W64", "AIFF", "AIFC", "CAF", "AU"
 
 def seeks_exactly(f: Any) -> bool:
     """Whether a seek in the open sound ``f`` lands on the exact frame: libsndfile's, in one of
-    :data:`EXACT_SEEK_FORMATS` (an FFmpeg-read file, whatever its container, seeks by decoding
-    and says nothing of it)."""
+    :data:`EXACT_SEEK_FORMATS`, and FFmpeg's (:meth:`FFmpegSound.seek`: by the container's
+    index and decoding on to the frame, or decoding from the start where that is not exact)."""
+    if isinstance(f, FFmpegSound):
+        return True
     seekable = getattr(f, "seekable", None)
     return getattr(f, "format", None) in EXACT_SEEK_FORMATS and callable(seekable) and bool(seekable())
 

@@ -23,13 +23,18 @@ silence frames of an AMR recorded with DTX). An Ogg Opus file (one libsndfile re
 engine.audio) is counted so too: its packets' frames less the encoder's pre-skip, which FFmpeg's
 decoder drops and its length (the last granule position, with any the stream starts at) counts.
 ``seek``
-decodes from the start up to the frame asked for (exact, if slow for long files: these formats
-are mostly short recordings). ``seek_near`` goes by the container's index instead, decoding only
-from shortly before the frame (what a waveform thumbnail of an hour-long M4A needs: a few
-moments of it, not the hour before each).
+is exact: in Opus, MP3, ALAC and WavPack it goes by the container's index to a codec's preroll
+before the frame (:data:`SEEK_PREROLL_FRAMES`) and decodes on from there, placing each decoded
+frame by its timestamp (an export of a long file's last second decodes about that second); in
+the others — AAC among them, whose noise bands (PNS) the decoder draws anew after a seek — and
+where the timestamps are coarser than a frame (Matroska, WMA) it decodes from the start up to the
+frame. ``seek_near`` goes by the index in every codec, decoding only from shortly before the
+frame (what a waveform thumbnail of an hour-long M4A needs: a few moments of it, not the hour
+before each, as loud if not the same noise).
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, BinaryIO, Iterator
 
@@ -54,6 +59,23 @@ _FULL_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 92233720
 #: M4A's AAC gave the samples a read from the start gives, bit for bit, wherever tried; noise AAC
 #: codes as noise (PNS) is drawn anew after a seek: as loud, not the same samples)
 NEAR_PREROLL = 2048
+#: frames :meth:`FFmpegSound.seek` decodes before the frame asked for after going there by the
+#: container's index, by FFmpeg's codec name: what each decoder needs to give there, sample for
+#: sample, what a decode from the start gives. Opus: 2 s at the 48 kHz FFmpeg decodes it at (its
+#: decoder's state converges slowly: 80 ms, RFC 7845's preroll, left errors up to 1.3e-3, 0.34 s
+#: 1.5e-8; engine.audio's preroll for libsndfile's Ogg seek is 2 s too); MP3: 10 frames (a frame
+#: may take its data from up to 511 bytes before it, its bit reservoir: 9 frames back at 8 kbit/s,
+#: and overlaps the one before); ALAC and WavPack packets decode on their own. Every sample alike
+#: at 66 positions (0, the middle, the last frame, past the end, 60 at random) in each of 14 files
+#: of 10–20 s (tones, noise, clicks; Opus at 8–128 kbit/s, SILK and CELT, 16 and 48 kHz, granules
+#: from 0 and past it; MP3 at 8–32 kbit/s, 8 and 44.1 kHz), from a fresh file and going back and
+#: forth in one (session 36). Not AAC: a noise band the encoder codes as noise (PNS, which FFmpeg's
+#: encoder uses) is drawn by the decoder from a random state only a decode from the start gives
+#: (up to 0.24 off after a seek, at 6 of 103 positions in a 12 s file). A codec not named here is
+#: decoded from the start
+SEEK_PREROLL_FRAMES = {"opus": 96000, "mp3float": 10 * 1152, "mp3": 10 * 1152, "alac": 0, "wavpack": 0}
+#: how far ahead :meth:`FFmpegSound.seek` reads on instead of seeking by the index
+READ_ON_FRAMES = 4 * NEAR_PREROLL
 
 
 #: how the reason a file gets begins when FFmpeg itself cannot be loaded (:class:`FFmpegUnavailable`)
@@ -94,11 +116,18 @@ def container_name(name: str, demuxer: Any) -> str:
     return _DEMUXER_NAMES.get(first, first.upper())
 
 
+log = logging.getLogger(__name__)
+
+
 class FFmpegSound:
     """An audio file (a path, or a binary file object and its ``name``) decoded by FFmpeg, read
     like a ``soundfile.SoundFile`` (see the module docstring). OSError when it cannot be opened;
     ValueError, in FFmpeg's words, when it is not audio FFmpeg reads or holds no audio stream;
     :class:`FFmpegUnavailable` when FFmpeg itself cannot be loaded."""
+
+    #: :meth:`seek` decodes from the start every time, as before it went by the index (for
+    #: benchmarks/decoders.py's before/after)
+    _decode_from_start = False
 
     def __init__(self, source: str | BinaryIO, name: str | None = None) -> None:
         self.name = name or str(source)
@@ -135,6 +164,7 @@ class FFmpegSound:
         self._frames_decoded = self._decode()
         self._pending = np.zeros((0, self.channels), np.float32)
         self._position = 0
+        self._reference: tuple[int, int] | bool | None = None     # :meth:`_timeline`, once found
 
     # -- soundfile's interface --------------------------------------------------------------
     def read(self, frames: int = -1, dtype: str = "float64", always_2d: bool = False) -> np.ndarray:
@@ -158,17 +188,24 @@ class FFmpegSound:
         return out if always_2d or self.channels > 1 else out[:, 0]
 
     def seek(self, frame: int, whence: int = 0) -> int:
-        """Go to ``frame`` (from the start; ``whence`` other than 0 is not supported)."""
+        """Go to ``frame`` (from the start; ``whence`` other than 0 is not supported), exactly:
+        what is read from there is what a read from the start gives (to the decoder's float
+        rounding). A frame more than :data:`READ_ON_FRAMES` ahead, or behind, is reached by the
+        container's index and :data:`SEEK_PREROLL_FRAMES` of decoding before it, in the codecs
+        that settle there (:meth:`_seek_by_index`); by decoding from the start in the others
+        (and where the index lands too late); a frame just ahead by reading on."""
         if whence != 0:
             raise ValueError("FFmpegSound seeks from the start only")
-        if frame < self._position:                     # decode again from the start
-            self._restart()
+        frame = max(0, int(frame))
+        if not self._position <= frame <= self._position + READ_ON_FRAMES:
+            if not self._seek_by_index(min(frame, self.frames - 1)) and frame < self._position:
+                self._restart()                        # decode again from the start
         self._read_on(frame)
         return self._position
 
     def seek_near(self, frame: int) -> int:
         """Go to ``frame`` by the container's index, decoding from :data:`NEAR_PREROLL` frames
-        before it (:meth:`seek` decodes from the start), and say which frame it is at: ``frame``
+        before it (:meth:`seek` does so only where it is exact), and say which frame it is at: ``frame``
         where the container's timestamps count samples (MP4/M4A), near it where they are coarser
         (a millisecond in WMA) or the index lands later. What is read from there is what a read
         from the start gives once the decoder has settled (:data:`NEAR_PREROLL`).
@@ -265,6 +302,75 @@ class FFmpegSound:
                 break
         self._frames_decoded = self._decode(decoded)
 
+    def _seek_by_index(self, frame: int) -> bool:
+        """:meth:`seek` by the container's index: the container sought to the packet at or before
+        the codec's :data:`SEEK_PREROLL_FRAMES` before ``frame``, decoded from there and the
+        frames before ``frame`` dropped, each placed by its timestamp on the timeline of a decode
+        from the start (:meth:`_timeline`); whether it got there. False, nothing changed, where
+        :meth:`_seek_preroll` says no or ``frame`` is within the preroll of the start; False, back
+        at the start, where the index landed later than the preroll, a decoded frame has no
+        timestamp (an Ogg file's last page), the stream ends before ``frame`` or FFmpeg's seek
+        fails."""
+        preroll = self._seek_preroll()
+        if preroll is None or frame <= preroll:
+            return False
+        timeline = self._timeline()
+        if timeline is None:
+            return False
+        stream = self._container.streams.audio[0]
+        scale, (ref_pts, ref_frame) = float(stream.time_base) * self.samplerate, timeline
+        try:
+            self._container.seek(ref_pts + (frame - preroll - ref_frame) * _ticks_per_frame(stream, self.samplerate),
+                                 stream=stream)
+            decoded, settled_from = self._decoded(), frame - preroll
+            for got in decoded:
+                at = ref_frame + round((got.pts - ref_pts) * scale) if got.pts is not None else frame + 1
+                if at > settled_from:                  # landed too late for the decoder to settle
+                    break
+                settled_from = frame
+                if at + got.samples > frame:
+                    self._pending, self._position = self._block(got)[frame - at:], frame
+                    self._frames_decoded = self._decode(decoded)
+                    return True
+        except (ValueError, self._av.error.FFmpegError) as e:
+            log.debug("%s: FFmpeg's seek to frame %d failed (%s): decoding from the start", self.name, frame, e)
+        self._restart()
+        return False
+
+    def _timeline(self) -> tuple[int, int] | None:
+        """(timestamp, frame) of the second frame a decode from the start gives: where the
+        timestamps of the frames after it place them (the first may be cut by more than its
+        timestamp says: FFmpeg's Opus decoder drops its resampler's delay, 24 frames, from a SILK
+        stream's first frame). Found once, in a second opening of the file; None where the
+        stream has fewer than two frames or they have no timestamps."""
+        if self._reference is None:
+            found: tuple[int, int] | bool = False
+            try:
+                with _open(self._av, self._source) as container:
+                    first = None
+                    for got in container.decode(container.streams.audio[0]):
+                        if first is not None:
+                            found = (int(got.pts), first) if got.pts is not None else False
+                            break
+                        first = got.samples
+            except (OSError, ValueError, self._av.error.FFmpegError) as e:    # read() says it, at that point
+                log.debug("%s: its first frames do not decode (%s): sought by decoding from the start", self.name, e)
+            self._reference = found
+        return self._reference or None
+
+    def _seek_preroll(self) -> int | None:
+        """The frames :meth:`_seek_by_index` decodes before the frame sought in this stream's codec
+        (:data:`SEEK_PREROLL_FRAMES`); None where it does not seek by the index: a codec not
+        named there, timestamps coarser than a frame (Matroska's and WMA's milliseconds), a raw
+        stream without an index (ADTS, AC-3 …), a file object (read whole, not sought)."""
+        stream = self._container.streams.audio[0]
+        preroll = SEEK_PREROLL_FRAMES.get(str(stream.codec_context.name))
+        if (preroll is None or self._decode_from_start or not isinstance(self._source, str) or not self.samplerate
+                or _ticks_per_frame(stream, self.samplerate) is None
+                or _estimates_length(self._container, stream)):
+            return None
+        return preroll
+
     def _demuxed_frames(self) -> int:
         """The stream's length in frames as its packets say (demuxed, not decoded: each ADTS,
         AC-3, MPEG audio or AMR frame's header gives its length), the container opened again
@@ -312,6 +418,16 @@ class FFmpegSound:
     def _block(self, frame: Any) -> np.ndarray:
         """A decoded frame's samples as (frames, channels) float32."""
         return _float_frames(frame.to_ndarray(), frame.format.name, frame.format.is_planar, self.channels)
+
+
+def _ticks_per_frame(stream: Any, rate: int) -> int | None:
+    """How many of ``stream``'s time base ticks one frame at ``rate`` lasts, where that is a whole
+    number (MP4/M4A and WavPack count frames, Ogg Opus 48 kHz samples, MP3 1/14,112,000 s);
+    None where a tick is coarser or the ticks do not divide evenly."""
+    if not stream.time_base or not rate:
+        return None
+    ticks = 1 / (stream.time_base * rate)
+    return int(ticks) if ticks.denominator == 1 and ticks >= 1 else None
 
 
 def _open(av: Any, source: str | BinaryIO) -> Any:

@@ -25,16 +25,16 @@ Formats
             warning per manifest. The evaluator reads these manifests with this reader.
   folders   ``root/<label>/*.wav``: the folder name is the tag.
   clotho    Clotho CSV (``file_name, caption_1 … caption_5``) with an audio folder.
-  webdataset  uncompressed ``.tar`` shards: ``<key>.flac|wav|mp3|ogg`` + ``<key>.json``
-            with ``"text"`` (string or list) and optional ``"tag"``/``"tags"``
-            (the LAION-Audio-630K layout).
+  webdataset  uncompressed ``.tar`` shards: ``<key>.flac|wav|mp3|ogg`` (or any extension the
+            indexer reads: ``.m4a``, ``.opus`` …, decoded from memory as engine.audio decodes
+            a file of that name) + ``<key>.json`` with ``"text"`` (string or list) and optional
+            ``"tag"``/``"tags"`` (the LAION-Audio-630K layout).
 """
 from __future__ import annotations
 
 import ast
 import csv
 import glob
-import io
 import json
 import logging
 import os
@@ -45,10 +45,10 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
-import soundfile as sf
 import soxr
 
-from engine.audio import AUDIO_EXTENSIONS, audio_files, decode, go_to_frame, open_sound, probe, read_frames
+from engine.audio import (AUDIO_EXTENSIONS, audio_files, decode, go_to_frame, open_sound, probe, read_frames,
+                          read_sound_bytes)
 from engine.system_files import is_system_folder
 from engine.errors import InvalidDataset, UnreadableAudio
 from trainer.augment import AugmentConfig, ChannelAugment, mix_clips
@@ -573,7 +573,7 @@ def load_clip(audio: str | TarMember, sample_rate: int, seconds: float | None,
     where = str(audio)
     try:
         if isinstance(audio, TarMember):
-            data, sr = sf.read(io.BytesIO(audio.read()), dtype="float32", always_2d=True)
+            data, sr = read_sound_bytes(audio.read(), audio.name)     # as a file of its name is read
             x = _mono(data)
             if sr != sample_rate:
                 x = soxr.resample(x, sr, sample_rate)

@@ -3,7 +3,6 @@ and a manifest row."""
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import tempfile
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from engine.audio import read_sound_bytes
 from trainer.corpus.captions import label_captions
 from trainer.corpus.clips import Candidate
 
@@ -44,7 +44,7 @@ def load_audio(c: Candidate) -> tuple[np.ndarray, int]:
     """(frames × channels float32, rate) of a candidate, decoded or rendered."""
     try:
         if c.read is not None:
-            data, sr = sf.read(io.BytesIO(c.read()), dtype="float32", always_2d=True)
+            data, sr = read_sound_bytes(c.read(), c.origin)     # as the indexer reads a file of its name
         elif c.render is not None:
             with tempfile.TemporaryDirectory(prefix="soundsift-corpus-") as tmp:
                 wav = Path(tmp) / "clip.wav"

@@ -1,19 +1,17 @@
-"""Query-by-example uploads and recordings: checked for size, decoded in memory.
+"""Query-by-example uploads and recordings: checked for size, decoded in memory by the decoder
+the indexer would read the file with (engine.audio.read_sound_bytes).
 
 Nothing uploaded is written anywhere, least of all into the library.
 """
 from __future__ import annotations
 
-import io
-import os
 import re
 from dataclasses import dataclass
 
 import numpy as np
-import soundfile as sf
 
+from engine.audio import read_sound_bytes
 from engine.errors import InvalidQuery, UnreadableAudio
-from engine.ffmpeg_audio import FFMPEG_EXTENSIONS, VIDEO_EXTENSIONS, FFmpegSound
 
 MAX_UPLOAD_MB = 50
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
@@ -47,18 +45,12 @@ def read_example(name: str, data: bytes, max_bytes: int | None = None) -> Exampl
             "upload limit; trim the file to the part you want to search by")
     if not data:
         raise UnreadableAudio(name, "empty upload")
-    try:
-        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    try:                                        # as the indexer reads a file of that name
+        samples, rate = read_sound_bytes(data, name)
     except Exception as e:
-        try:                                    # a format libsndfile does not read (.m4a, .wv …)
-            with FFmpegSound(io.BytesIO(data), name) as f:
-                samples, rate = f.read(dtype="float32", always_2d=True), f.samplerate
-        except Exception as ffmpeg_error:       # say the reader's reason that fits the file's name
-            ffmpeg_named = os.path.splitext(name)[1].lower() in FFMPEG_EXTENSIONS | VIDEO_EXTENSIONS
-            reason = ffmpeg_error if ffmpeg_named else e
-            said = re.sub(r"^Error opening <[^>]*>: ", "", str(reason).strip())    # not the buffer's repr
-            raise UnreadableAudio(name, f"not readable as audio ({said[:200]}); "
-                                  f"upload one of: {', '.join(UPLOAD_TYPES)}") from reason
+        said = re.sub(r"^Error opening <[^>]*>: ", "", str(e).strip())     # not the buffer's repr
+        raise UnreadableAudio(name, f"not readable as audio ({said[:200]}); "
+                              f"upload one of: {', '.join(UPLOAD_TYPES)}") from e
     if samples.shape[0] == 0:
         raise UnreadableAudio(name, "empty: the upload holds no samples")
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
