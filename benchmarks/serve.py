@@ -138,7 +138,7 @@ def teardown_seconds(index: str, collect: bool) -> tuple[float, float]:
     --index INDEX`` after a few requests; ``collect``: with the exit's garbage collection."""
     import numpy as np
     import soundfile as sf
-    patch = "import ui.server; ui.server.exit_without_collecting = lambda: None; " if collect else ""
+    patch = "import ui.cli.common; ui.cli.common.exit_without_collecting = lambda: None; " if collect else ""
     code = patch + "import sys; from ui.cli import main; sys.argv[0] = 'soundsift'; main()"
     server = subprocess.Popen([sys.executable, "-c", code, "serve", "--index", index, "--port", "0"], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -116,7 +116,7 @@ from ui.http_routes import FILTER_PARAMS, ID_ROUTES, MAX_AUDIO_SECONDS, NOTES_HE
 #: what ui.server offers: its own names, and the public ones its parts hold now, importable from
 #: here as they were before it was split (private helpers are imported from their part)
 __all__ = [
-    "DEFAULT_PORT", "SoundsiftServer", "serve", "exit_without_collecting", "log",
+    "DEFAULT_PORT", "SoundsiftServer", "serve", "log",
     # ui.http_connections
     "DEFAULT_MAX_CONNECTIONS", "LINGER_BYTES", "LINGER_SECONDS", "LISTEN_BACKLOG", "MAKE_ROOM_SECONDS",
     "MAX_LINGERING", "REFUSED_HEAD_BYTES", "REFUSED_HEAD_SECONDS", "RETRY_AFTER_SECONDS", "SERVER_NAME",
@@ -248,20 +248,6 @@ def serve(index: SoundIndex, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
         server.server_close()
         worker.join(10)
     return running
-
-
-def exit_without_collecting() -> None:
-    """Let this process's exit skip collecting its whole heap (``soundsift serve``, once its
-    model is loaded): ``gc.freeze`` as an exit handler. The interpreter's finalization
-    collected the hundreds of thousands of objects torch and transformers make, over and over:
-    2–3 s of the seconds ``soundsift serve`` took to end once stopped (perf: gc_collect_main);
-    frozen, they are freed with the process. The exit handlers still run, and files are still
-    flushed and closed as modules are torn down (by reference counts); only garbage in reference
-    cycles is left uncollected, whose finalizers Python does not promise to run at exit anyway."""
-    import atexit
-    import gc
-    atexit.unregister(gc.freeze)        # registered once, however often this is called
-    atexit.register(gc.freeze)
 
 
 def _listen_advice(error: OSError) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from ui.cli import common
 from ui.cli.app import app
 
 __all__ = ["app", "main"]
@@ -24,5 +25,6 @@ _register_commands()
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (its exit skips collecting the heap: common.exit_without_collecting)."""
+    common.exit_without_collecting()
     app()

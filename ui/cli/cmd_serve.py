@@ -70,10 +70,9 @@ def serve_command(
     import threading
 
     from engine.query import SoundIndex
-    from ui.server import exit_without_collecting, serve
+    from ui.server import serve
 
     setup_logging(verbose)
-    exit_without_collecting()       # seconds of garbage collection at exit, once torch is loaded
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
