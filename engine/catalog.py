@@ -3,7 +3,8 @@
 Segment ids are the FAISS vector ids (``AUTOINCREMENT``: an id is never reused, so a
 vector id can never point at the wrong segment). The database runs in WAL mode so
 readers keep answering while a writer commits; in a folder that cannot be written (a read-only
-mount or share) it is opened read-only (:func:`open_catalog`).
+mount or share) it is opened read-only (:func:`open_catalog`). A caller that reads or writes an
+index's catalog once opens it with :func:`catalog_session`.
 """
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import json
 import logging
 import sqlite3
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import quote
 
 from sqlalchemy import (Float, ForeignKey, Index, Integer, String, Text, create_engine, event,
@@ -22,6 +24,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from engine.durable import replace_durably
+
+if TYPE_CHECKING:
+    from engine.layout import IndexLayout
 
 SCHEMA_VERSION = 1
 
@@ -166,6 +171,31 @@ def open_catalog(path: str | Path, *, create: bool = False) -> Engine:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         Base.metadata.create_all(engine)
     return engine
+
+
+@contextmanager
+def catalog_session(index: str | Path | IndexLayout | None, *, write: bool = False) -> Iterator[Session]:
+    """A session on the catalog of an index, its engine disposed on leaving (on an exception too).
+
+    ``index``: as ``--index`` names one (a name under the index home, a folder, None for the
+    default; IndexNotFound naming the folder when it holds no catalog), or the IndexLayout the
+    caller resolved already. Opened by :func:`open_catalog`: read-only in a folder this process
+    cannot write. ``write``: in one transaction, committed on leaving and rolled back on an
+    exception; a caller that writes takes the index's WriterLock around it (indexer.write).
+    """
+    from engine.layout import IndexLayout, existing_index
+
+    layout = index if isinstance(index, IndexLayout) else existing_index(index)
+    engine = open_catalog(layout.catalog)
+    try:
+        with Session(engine) as s:
+            if not write:
+                yield s
+                return
+            with s.begin():
+                yield s
+    finally:
+        engine.dispose()
 
 
 #: where a new catalog's tables are made before it is renamed into place (engine.layout.OWN_NAMES)

@@ -23,9 +23,8 @@ from typing import Any, Sequence
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from engine.catalog import SQL_CHUNK, USER_TAG_SOURCE, File, Tag, open_catalog, stored_metadata
+from engine.catalog import SQL_CHUNK, USER_TAG_SOURCE, File, Tag, catalog_session, stored_metadata
 from engine.errors import InvalidOutput, InvalidQuery
 from engine.file_metadata import LEVEL_KEYS, SHEET_NAME_KEY, SHEET_PREFIX, with_sheet
 from engine.filters import Filters
@@ -66,30 +65,26 @@ def library_rows(index: str | Path | None, filters: Filters | None = None, *, so
     same index as ``sound_index``, ``ZeroShotTags`` holds each file's best ``zero_shot`` labels
     (``labels``, default the model's vocabulary) whose score is at least ``min_score``."""
     layout = existing_index(index)
-    engine = open_catalog(layout.catalog)
-    try:
-        with Session(engine) as s:
-            if filters is not None:
-                filters.check_catalog(s, layout.root)
-            query = select(File.id, File.path, File.duration, File.sample_rate, File.channels, File.format)
-            if filters is not None and filters.active:
-                query = query.where(*filters.conditions())
-            files = s.execute(query.order_by(File.path)).all()
-            ids = [int(f.id) for f in files]
-            keys = [*METADATA_COLUMNS, *LEVEL_KEYS, SHEET_NAME_KEY, *(SHEET_PREFIX + k for k in METADATA_COLUMNS)]
-            metadata = stored_metadata(s, ids, keys)
-            user: dict[int, list[str]] = defaultdict(list)
-            stored: dict[int, list[tuple[float, str]]] = defaultdict(list)
-            for i in range(0, len(ids), SQL_CHUNK):
-                for fid, label, score, source in s.execute(
-                        select(Tag.file_id, Tag.label, Tag.score, Tag.source)
-                        .where(Tag.file_id.in_(ids[i:i + SQL_CHUNK])).order_by(Tag.id)):
-                    if source == USER_TAG_SOURCE:
-                        user[fid].append(label)
-                    else:
-                        stored[fid].append((-float(score), label))
-    finally:
-        engine.dispose()
+    with catalog_session(layout) as s:
+        if filters is not None:
+            filters.check_catalog(s, layout.root)
+        query = select(File.id, File.path, File.duration, File.sample_rate, File.channels, File.format)
+        if filters is not None and filters.active:
+            query = query.where(*filters.conditions())
+        files = s.execute(query.order_by(File.path)).all()
+        ids = [int(f.id) for f in files]
+        keys = [*METADATA_COLUMNS, *LEVEL_KEYS, SHEET_NAME_KEY, *(SHEET_PREFIX + k for k in METADATA_COLUMNS)]
+        metadata = stored_metadata(s, ids, keys)
+        user: dict[int, list[str]] = defaultdict(list)
+        stored: dict[int, list[tuple[float, str]]] = defaultdict(list)
+        for i in range(0, len(ids), SQL_CHUNK):
+            for fid, label, score, source in s.execute(
+                    select(Tag.file_id, Tag.label, Tag.score, Tag.source)
+                    .where(Tag.file_id.in_(ids[i:i + SQL_CHUNK])).order_by(Tag.id)):
+                if source == USER_TAG_SOURCE:
+                    user[fid].append(label)
+                else:
+                    stored[fid].append((-float(score), label))
     zero = _zero_shot_tags(sound_index, filters, zero_shot, labels, min_score, template) if zero_shot else {}
     rows = []
     for f in files:

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Float, cast, func, select
-from sqlalchemy.orm import Session
 
-from engine.catalog import ErrorRow, File, FileMetadata, SegmentRow, get_meta, has_table, open_catalog
+from engine.catalog import ErrorRow, File, FileMetadata, SegmentRow, catalog_session, get_meta, has_table
 from engine.file_metadata import SEARCHED_KEYS_WITH_SHEETS, SHEET_PREFIX
-from engine.layout import IndexLayout, missing_index, resolve_index_dir
+from engine.layout import IndexLayout, existing_index
 from indexer.metadata_sheet import sheets_described_in
 
 #: meta keys shown as they are (those written by the indexer, and by index tuning)
@@ -26,49 +25,43 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
 
     Raises IndexNotFound when there is no catalog at the resolved folder.
     """
-    layout = IndexLayout(resolve_index_dir(index))
-    if not layout.catalog.is_file():
-        raise missing_index(layout.root, index)
-    engine = open_catalog(layout.catalog)
-    try:
-        with Session(engine) as s:
-            meta = get_meta(s)
-            n_files = int(s.scalar(select(func.count()).select_from(File)) or 0)
-            n_segments = int(s.scalar(select(func.count()).select_from(SegmentRow)) or 0)
-            n_errors = int(s.scalar(select(func.count()).select_from(ErrorRow)) or 0)
-            duration = float(s.scalar(select(func.coalesce(func.sum(File.duration), 0.0))) or 0.0)
-            described = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
-                                       .where(FileMetadata.key.in_(SEARCHED_KEYS_WITH_SHEETS))) or 0)
-                         if has_table(s, "file_metadata") else 0)
-            sheets = sheets_described_in(s)     # records, as `sheet list --json` prints them
-            marked = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
-                                   .where(FileMetadata.key == "markers")) or 0)
-                      if has_table(s, "file_metadata") else 0)
-            categories = ([{"category": c, "files": int(n)} for c, n in s.execute(
-                               select(FileMetadata.value, func.count(func.distinct(FileMetadata.file_id)))
-                               .where(FileMetadata.key.in_(("category", SHEET_PREFIX + "category")))
-                               .group_by(FileMetadata.value)
-                               .order_by(func.count(func.distinct(FileMetadata.file_id)).desc(), FileMetadata.value))]
-                          if has_table(s, "file_metadata") else [])
-            formats = [{"format": fmt, "files": int(n), "duration": float(d or 0.0)}
-                       for fmt, n, d in s.execute(
-                           select(File.format, func.count(), func.sum(File.duration))
-                           .group_by(File.format).order_by(func.count().desc(), File.format))]
-            rates = [{"sample_rate": int(sr), "files": int(n)}
-                     for sr, n in s.execute(select(File.sample_rate, func.count())
-                                            .group_by(File.sample_rate).order_by(File.sample_rate))]
-            measured = (s.execute(select(func.count(), func.min(cast(FileMetadata.value, Float)),
-                                         func.max(cast(FileMetadata.value, Float)))
-                                  .where(FileMetadata.key == "loudness_lufs")).one()
-                        if has_table(s, "file_metadata") else (0, None, None))
-            channels = [{"channels": int(ch), "files": int(n)}
-                        for ch, n in s.execute(select(File.channels, func.count())
-                                               .group_by(File.channels).order_by(File.channels))]
-            errors = [{"path": e.path, "reason": e.reason, "at": e.at}
-                      for e in s.scalars(select(ErrorRow).order_by(ErrorRow.at.desc(), ErrorRow.path)
-                                         .limit(max(0, errors_limit)))]
-    finally:
-        engine.dispose()
+    layout = existing_index(index)
+    with catalog_session(layout) as s:
+        meta = get_meta(s)
+        n_files = int(s.scalar(select(func.count()).select_from(File)) or 0)
+        n_segments = int(s.scalar(select(func.count()).select_from(SegmentRow)) or 0)
+        n_errors = int(s.scalar(select(func.count()).select_from(ErrorRow)) or 0)
+        duration = float(s.scalar(select(func.coalesce(func.sum(File.duration), 0.0))) or 0.0)
+        described = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
+                                   .where(FileMetadata.key.in_(SEARCHED_KEYS_WITH_SHEETS))) or 0)
+                     if has_table(s, "file_metadata") else 0)
+        sheets = sheets_described_in(s)     # records, as `sheet list --json` prints them
+        marked = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
+                               .where(FileMetadata.key == "markers")) or 0)
+                  if has_table(s, "file_metadata") else 0)
+        categories = ([{"category": c, "files": int(n)} for c, n in s.execute(
+                           select(FileMetadata.value, func.count(func.distinct(FileMetadata.file_id)))
+                           .where(FileMetadata.key.in_(("category", SHEET_PREFIX + "category")))
+                           .group_by(FileMetadata.value)
+                           .order_by(func.count(func.distinct(FileMetadata.file_id)).desc(), FileMetadata.value))]
+                      if has_table(s, "file_metadata") else [])
+        formats = [{"format": fmt, "files": int(n), "duration": float(d or 0.0)}
+                   for fmt, n, d in s.execute(
+                       select(File.format, func.count(), func.sum(File.duration))
+                       .group_by(File.format).order_by(func.count().desc(), File.format))]
+        rates = [{"sample_rate": int(sr), "files": int(n)}
+                 for sr, n in s.execute(select(File.sample_rate, func.count())
+                                        .group_by(File.sample_rate).order_by(File.sample_rate))]
+        measured = (s.execute(select(func.count(), func.min(cast(FileMetadata.value, Float)),
+                                     func.max(cast(FileMetadata.value, Float)))
+                              .where(FileMetadata.key == "loudness_lufs")).one()
+                    if has_table(s, "file_metadata") else (0, None, None))
+        channels = [{"channels": int(ch), "files": int(n)}
+                    for ch, n in s.execute(select(File.channels, func.count())
+                                           .group_by(File.channels).order_by(File.channels))]
+        errors = [{"path": e.path, "reason": e.reason, "at": e.at}
+                  for e in s.scalars(select(ErrorRow).order_by(ErrorRow.at.desc(), ErrorRow.path)
+                                     .limit(max(0, errors_limit)))]
     info: dict[str, Any] = {"index": str(layout.root.resolve())}
     info.update({k: meta.get(k) for k in META_KEYS})
     if not n_segments:      # no vectors: nothing was measured (indexes before session 34 stored 1.0)

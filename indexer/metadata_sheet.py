@@ -32,7 +32,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.catalog import SQL_CHUNK as _SQL_CHUNK
-from engine.catalog import File, FileMetadata, has_table, open_catalog, set_meta
+from engine.catalog import File, FileMetadata, catalog_session, has_table, open_catalog, set_meta
 from engine.errors import InvalidQuery
 from engine.file_metadata import (SHEET_NAME_KEY, SHEET_PATH_KEY, SHEET_PREFIX, SHEET_SHADOWED_KEY,
                                   SHEET_SOURCE_KEYS)
@@ -105,26 +105,22 @@ def remove_sheet(index: str | Path | None, name: str) -> int:
     too, the latest imported of those stands again. InvalidQuery when no file carries it, or
     when a bare name is that of several sheets (then its path tells which)."""
     layout = existing_index(index)
-    engine = open_catalog(layout.catalog)
-    try:
-        with WriterLock(layout.lock), Session(engine) as s, s.begin():
-            sources = _sheet_sources(s)
-            named = {src for found in sources.values() for src in found if _names(src, name)}
-            if not named:
-                known = sorted(sheet_counts_in(s))
-                raise InvalidQuery(f"no file of index {layout.root} is described by a sheet named {name!r}"
-                                   + (f" (sheets: {', '.join(known)})" if known else " (no sheet was imported)"))
-            if len(named) > 1:
-                paths = sorted(str(path) for _, path in named if path)
-                raise InvalidQuery(f"several sheets are named {name!r}: {', '.join(paths)}; give the path of "
-                                   "the one to remove")
-            ids = sorted(fid for fid, found in sources.items() if named & set(found))
-            stacks = _stacks(s, ids)
-            _write_stacks(s, {fid: [layer for layer in stack if layer.source not in named]
-                              for fid, stack in stacks.items()})
-            set_meta(s, metadata_replaced_at=time.time())
-    finally:
-        engine.dispose()
+    with WriterLock(layout.lock), catalog_session(layout, write=True) as s:
+        sources = _sheet_sources(s)
+        named = {src for found in sources.values() for src in found if _names(src, name)}
+        if not named:
+            known = sorted(sheet_counts_in(s))
+            raise InvalidQuery(f"no file of index {layout.root} is described by a sheet named {name!r}"
+                               + (f" (sheets: {', '.join(known)})" if known else " (no sheet was imported)"))
+        if len(named) > 1:
+            paths = sorted(str(path) for _, path in named if path)
+            raise InvalidQuery(f"several sheets are named {name!r}: {', '.join(paths)}; give the path of "
+                               "the one to remove")
+        ids = sorted(fid for fid, found in sources.items() if named & set(found))
+        stacks = _stacks(s, ids)
+        _write_stacks(s, {fid: [layer for layer in stack if layer.source not in named]
+                          for fid, stack in stacks.items()})
+        set_meta(s, metadata_replaced_at=time.time())
     return len(ids)
 
 
@@ -300,12 +296,8 @@ def sheets_described_in(s: Session) -> list[dict[str, str | int | None]]:
 
 def _read_catalog(index: str | Path | None, read: Callable[[Session], T]) -> T:
     """``read`` on a session of ``index``'s catalog, closed after."""
-    engine = open_catalog(existing_index(index).catalog)
-    try:
-        with Session(engine) as s:
-            return read(s)
-    finally:
-        engine.dispose()
+    with catalog_session(index) as s:
+        return read(s)
 
 
 def _described_counts(s: Session) -> dict[tuple[str, str | None], int]:

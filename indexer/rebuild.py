@@ -53,7 +53,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from engine.audio import probe
-from engine.catalog import Caption, ErrorRow, File, FileMetadata, Tag, get_meta, has_table, open_catalog
+from engine.catalog import (Caption, ErrorRow, File, FileMetadata, Tag, catalog_session, get_meta, has_table,
+                            open_catalog)
 from engine.errors import IndexBusy, IndexNotFound, RebuildFailed, SoundsiftError, UnreadableAudio
 from engine.ffmpeg_audio import FFMPEG_UNAVAILABLE
 from engine.file_metadata import SHEET_PREFIX
@@ -316,13 +317,9 @@ def check_not_half_swapped(root: Path) -> None:
 
 # -- steps ---------------------------------------------------------------------------------
 def _read_old(live: IndexLayout) -> _OldIndex:
-    engine = open_catalog(live.catalog)
-    try:
-        with Session(engine) as s:
-            files = {p: (size, mt) for p, size, mt in s.execute(select(File.path, File.size, File.mtime_ns))}
-            return _OldIndex(get_meta(s), files, list(s.scalars(select(ErrorRow.path))))
-    finally:
-        engine.dispose()
+    with catalog_session(live) as s:
+        files = {p: (size, mt) for p, size, mt in s.execute(select(File.path, File.size, File.mtime_ns))}
+        return _OldIndex(get_meta(s), files, list(s.scalars(select(ErrorRow.path))))
 
 
 def _refuse_losses(live: IndexLayout, old: _OldIndex, paths: Sequence[str | Path],

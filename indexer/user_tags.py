@@ -20,7 +20,7 @@ from typing import Iterable, Iterator, Sequence
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from engine.catalog import USER_TAG_SOURCE, File, Tag, open_catalog, set_meta
+from engine.catalog import USER_TAG_SOURCE, File, Tag, catalog_session, set_meta
 from engine.errors import InvalidQuery
 from engine.filters import ascii_lower, path_starts
 from engine.layout import existing_index
@@ -73,17 +73,13 @@ def _catalog(index: str | Path | None, *, write: bool) -> Iterator[Session]:
     """A session on the index's catalog; ``write``: under the writer lock, in one transaction
     that also stamps ``tags_changed_at`` (readers redo what they keep of tags)."""
     layout = existing_index(index)
-    engine = open_catalog(layout.catalog)
-    try:
-        if not write:
-            with Session(engine) as s:
-                yield s
-            return
-        with WriterLock(layout.lock), Session(engine) as s, s.begin():
+    if not write:
+        with catalog_session(layout) as s:
             yield s
-            set_meta(s, tags_changed_at=time.time())
-    finally:
-        engine.dispose()
+        return
+    with WriterLock(layout.lock), catalog_session(layout, write=True) as s:
+        yield s
+        set_meta(s, tags_changed_at=time.time())
 
 
 def _file_ids(s: Session, items: Sequence[str | Path | int], change: TagChange) -> list[int]:

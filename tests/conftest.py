@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ import soundfile as sf
 
 if TYPE_CHECKING:
     import torch
-    from sqlalchemy.orm import Session
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -21,6 +19,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # The tiny random CLAP checkpoints, as session fixtures for every test module: defined once
 # here, so each is built once per run (a module importing them would get its own copy).
 from tests.tiny_models import tiny_clap_dir, tiny_fused_clap_dir  # noqa: E402,F401
+
+# A session on an index's catalog, opened as the product opens it (read-only in a folder that
+# cannot be written; ``write=True``: one transaction, committed on leaving), its engine disposed
+# on leaving: a test that edits a catalog "as an older soundsift left it" or reads what a command
+# stored takes this instead of opening the catalog by hand.
+from engine.catalog import catalog_session  # noqa: E402,F401
 
 
 @pytest.fixture(autouse=True)
@@ -92,30 +96,6 @@ def write(path: Path, data: np.ndarray, sr: int, **kw) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), data, sr, **kw)
     return path
-
-
-@contextmanager
-def catalog_session(index: str | Path, *, write: bool = False) -> Iterator["Session"]:
-    """A session on the catalog of the index folder ``index``, opened as the product opens it
-    (engine.catalog.open_catalog: read-only in a folder that cannot be written), its engine
-    disposed on leaving. ``write``: in one transaction, committed on leaving (rolled back on an
-    exception). A test that edits a catalog "as an older soundsift left it" or reads what a
-    command stored takes this instead of opening the catalog by hand."""
-    from sqlalchemy.orm import Session
-
-    from engine.catalog import open_catalog
-    from engine.layout import IndexLayout
-
-    engine = open_catalog(IndexLayout(Path(index)).catalog)
-    try:
-        with Session(engine) as s:
-            if not write:
-                yield s
-                return
-            with s.begin():
-                yield s
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture

@@ -258,34 +258,29 @@ def store_in_catalog(index: str | Path | None, rows: Sequence[CaptionedFile]) ->
     does, so this never writes beside an index run.
     """
     from sqlalchemy import delete, select
-    from sqlalchemy.orm import Session
 
-    from engine.catalog import Caption, File, Tag, open_catalog, set_meta
+    from engine.catalog import Caption, File, Tag, catalog_session, set_meta
     from engine.layout import existing_index
 
     layout = existing_index(index)
-    engine = open_catalog(layout.catalog)
     stored = missing = tags_written = captions_written = left_bare = 0
-    try:
-        with Session(engine) as session, session.begin():
-            for row in rows:
-                candidates = list(dict.fromkeys([row.path, os.path.realpath(row.path)]))
-                file_id = session.scalar(select(File.id).where(File.path.in_(candidates)))
-                if file_id is None:
-                    missing += 1
-                    continue
-                sources = {t.source for t in row.tags} | {"yamnet", "zeroshot"}
-                session.execute(delete(Tag).where(Tag.file_id == file_id, Tag.source.in_(sources)))
-                session.execute(delete(Caption).where(Caption.file_id == file_id, Caption.source == CAPTION_SOURCE))
-                session.add_all(Tag(file_id=file_id, label=t.label, score=t.score, source=t.source) for t in row.tags)
-                session.add_all(Caption(file_id=file_id, text=c, source=CAPTION_SOURCE) for c in row.captions)
-                stored += 1
-                left_bare += not row.tags and not row.captions
-                tags_written += len(row.tags)
-                captions_written += len(row.captions)
-            set_meta(session, tags_changed_at=time.time())      # readers rebuild what they keep of tags
-    finally:
-        engine.dispose()
+    with catalog_session(layout, write=True) as session:
+        for row in rows:
+            candidates = list(dict.fromkeys([row.path, os.path.realpath(row.path)]))
+            file_id = session.scalar(select(File.id).where(File.path.in_(candidates)))
+            if file_id is None:
+                missing += 1
+                continue
+            sources = {t.source for t in row.tags} | {"yamnet", "zeroshot"}
+            session.execute(delete(Tag).where(Tag.file_id == file_id, Tag.source.in_(sources)))
+            session.execute(delete(Caption).where(Caption.file_id == file_id, Caption.source == CAPTION_SOURCE))
+            session.add_all(Tag(file_id=file_id, label=t.label, score=t.score, source=t.source) for t in row.tags)
+            session.add_all(Caption(file_id=file_id, text=c, source=CAPTION_SOURCE) for c in row.captions)
+            stored += 1
+            left_bare += not row.tags and not row.captions
+            tags_written += len(row.tags)
+            captions_written += len(row.captions)
+        set_meta(session, tags_changed_at=time.time())      # readers rebuild what they keep of tags
     if missing:
         log.warning("%s not in index %s; index %s first to store %s captions",
                     "1 captioned file is" if missing == 1 else f"{missing} captioned files are", layout.root,

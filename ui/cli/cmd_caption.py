@@ -15,20 +15,14 @@ from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, count, err_con
 
 def _index_model(index: Optional[str]) -> Optional[str]:
     """The model an existing index was built with (its catalog's ``model_name``)."""
-    from sqlalchemy.orm import Session
-
-    from engine.catalog import get_meta, open_catalog
+    from engine.catalog import catalog_session, get_meta
     from engine.layout import IndexLayout, resolve_index_dir
 
-    catalog = IndexLayout(resolve_index_dir(index)).catalog
-    if not catalog.is_file():
+    layout = IndexLayout(resolve_index_dir(index))
+    if not layout.catalog.is_file():
         return None
-    engine = open_catalog(catalog)
-    try:
-        with Session(engine) as s:
-            return get_meta(s).get("model_name")
-    finally:
-        engine.dispose()
+    with catalog_session(layout) as s:
+        return get_meta(s).get("model_name")
 
 
 def _why_none(source: str, threshold: float) -> str:
