@@ -16,10 +16,20 @@ changed since are not kept), and times ``SoundIndex.search_vectors`` by the stor
 of ``--queries`` files, half with copies and half without: each pick searched collapsed with no
 digest kept (``first``: the process's digests forgotten before it; the files are in the page
 cache), the same search again (``again``: the digests kept) and with all copies, the three in
-turn. Prints the medians (ms), the ratios first / all copies, again / all copies and first /
-again of each kind, how many files a first and a repeated search read (whole, for their
-SHA-256) and how many copies a search listed, as one JSON object. FakeModel tells the chirps
-apart poorly, so a top 10 holds several recordings with copies: a search that reads much.
+turn. Prints the medians (ms of wall time, and of the searching thread's CPU time: steadier on
+a busy machine), the ratios first / all copies, again / all copies and first / again of each
+kind, how many files a first and a repeated search read (whole, for their SHA-256) and how many
+copies a search listed, as one JSON object. FakeModel tells the chirps apart poorly, so a top 10
+holds several recordings with copies: a search that reads much. Also counted, unaffected by the
+machine's load: FAISS rankings (``rank_segments`` calls) and hits built (entries given to
+``SoundIndex._hits``, its catalog lookups) per search, medians.
+
+``--threads 1``: FAISS searches on one thread. On a machine whose cores are all busy, a search's
+OpenMP workers wait for a core, and the searching thread spins at their barrier: milliseconds a
+FAISS call, more than the rest of the search, and as many times as the search asks FAISS.
+
+``--code DIR``: time the code of another tree (e.g. ``git archive HEAD | tar -x -C DIR``) with
+this same script, for a before/after comparison; the output names the engine it imported.
 """
 from __future__ import annotations
 
@@ -62,10 +72,11 @@ def make_library(folder: Path, files: int, seconds: float, every: int = 4) -> li
     return recordings
 
 
-def timed(fn) -> float:
-    t = time.perf_counter()
+def timed(fn) -> tuple[float, float]:
+    """Wall and CPU milliseconds of ``fn()`` (this thread's CPU: not FAISS's OpenMP workers')."""
+    t, cpu = time.perf_counter(), time.thread_time()
     fn()
-    return (time.perf_counter() - t) * 1000
+    return (time.perf_counter() - t) * 1000, (time.thread_time() - cpu) * 1000
 
 
 def main() -> None:
@@ -75,8 +86,15 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=50)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--every", type=int, default=4, help="every n-th recording gets copies (0: none)")
+    ap.add_argument("--code", type=Path, default=ROOT, help="the tree whose engine is timed (default: this one)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="FAISS's OpenMP threads (0: its own; 1 is steadier on a busy machine)")
     args = ap.parse_args()
-    sys.path.insert(0, str(ROOT))
+    if args.threads:
+        import faiss
+        faiss.omp_set_num_threads(args.threads)
+    sys.path.insert(0, str(args.code.resolve()))
+    import engine.query as query
     import engine.towers.cache as cache
     from engine.query import SoundIndex
     from indexer import build_index
@@ -94,6 +112,19 @@ def main() -> None:
         ways = ("first", "again", "all_copies")
         times: dict[str, list[float]] = {f"{kind}_{how}": [] for kind in ("with_copies", "without") for how in ways}
         reads: dict[str, list[int]] = {name: [] for name in times if not name.endswith("all_copies")}
+        cpu_times: dict[str, list[float]] = {name: [] for name in times}
+        work: dict[str, list[tuple[int, int]]] = {name: [] for name in times}     # (rankings, hits built)
+        counts = [0, 0]
+        rank_segments, hits_of = query.rank_segments, SoundIndex._hits
+
+        def counting_rank(*a, **kw):
+            counts[0] += 1
+            return rank_segments(*a, **kw)
+
+        def counting_hits(self, conn, snap, top, *a, **kw):
+            counts[1] += len(top)
+            return hits_of(self, conn, snap, top, *a, **kw)
+        query.rank_segments, SoundIndex._hits = counting_rank, counting_hits
         with SoundIndex.open(Path(tmp) / "idx", model=FakeModel()) as index:
             with_copies = [p for i, p in enumerate(recordings) if i % (args.every or 4) == 0]
             without = [p for i, p in enumerate(recordings) if i % (args.every or 4) != 0]
@@ -109,8 +140,12 @@ def main() -> None:
                     with cache._digests_lock:       # as in a new process
                         cache._digests.clear()
                 read.clear()
-                times[name].append(timed(lambda: index.search_vectors(
-                    vector, k=args.k, collapse_copies=not name.endswith("all_copies"))))
+                counts[:] = [0, 0]
+                wall, cpu = timed(lambda: index.search_vectors(
+                    vector, k=args.k, collapse_copies=not name.endswith("all_copies")))
+                times[name].append(wall)
+                cpu_times[name].append(cpu)
+                work[name].append((counts[0], counts[1]))
                 if name in reads:
                     reads[name].append(len(read))
             for rounds, (kind, p) in enumerate(picks):
@@ -118,17 +153,26 @@ def main() -> None:
                     search(vectors[p], f"{kind}_{how}")
             listed = [sum(len(h.copies) for h in index.search_vectors(vectors[p], k=args.k)) for _, p in picks]
         cache.file_sha256 = sha256
+        query.rank_segments, SoundIndex._hits = rank_segments, hits_of
         size = recordings[0].stat().st_size
         medians = {name: round(statistics.median(v), 3) for name, v in times.items()}
-        ratio = {f"{kind}_{a}_over_{b}": round(medians[f"{kind}_{a}"] / medians[f"{kind}_{b}"], 3)
-                 for kind in ("with_copies", "without")
-                 for a, b in (("first", "all_copies"), ("again", "all_copies"), ("first", "again"))}
+        cpu_medians = {name: round(statistics.median(v), 3) for name, v in cpu_times.items()}
+
+        def ratios(of: dict[str, float]) -> dict[str, float]:
+            return {f"{kind}_{a}_over_{b}": round(of[f"{kind}_{a}"] / of[f"{kind}_{b}"], 3)
+                    for kind in ("with_copies", "without")
+                    for a, b in (("first", "all_copies"), ("again", "all_copies"), ("first", "again"))}
         print(json.dumps({
+            "code": str(Path(query.__file__).resolve().parents[1]), "faiss_threads": args.threads or "its own",
             "files": args.files, "names": args.files + 3 * len(with_copies) * bool(args.every), "file_bytes": size, "k": args.k,
-            "queries": args.queries, "median_ms": medians, "ratios": ratio,
+            "queries": args.queries, "median_ms": medians, "ratios": ratios(medians),
+            "cpu_median_ms": cpu_medians, "cpu_ratios": ratios(cpu_medians),
             "files_read_per_search": {name: {"median": statistics.median(n), "max": max(n)}
                                       for name, n in reads.items()},
             "copies_listed_per_search_median": statistics.median(listed),
+            "per_search_median": {name: {"rankings": statistics.median(r for r, _ in w),
+                                         "hits_built": statistics.median(h for _, h in w)}
+                                  for name, w in work.items()},
         }, indent=1))
 
 

@@ -17,7 +17,8 @@ How a search runs:
 4. The hits' files are read in one SQL query.
 5. *One hit per recording* (the default; ``collapse_copies=False`` turns it off): hits that are
    hard links or byte-identical copies of one file become one, listing the others as ``copies``,
-   and more candidates are fetched until ``k`` recordings are certain (engine.query_copies).
+   and more candidates are fetched until ``k`` recordings are certain (engine.query_copies): how
+   many, FAISS's ranking tells before any hit is built (copies score exactly alike), each built once.
 
 Compressed (PQ) indexes are searched with *exact re-ranking* (engine.rerank): FAISS
 returns ``k · rerank`` candidates (filters applied there, as an id selector), which are
@@ -76,9 +77,10 @@ from engine.layout import IndexLayout, missing_index, resolve_index_dir
 from engine.live_catalog import CatalogHandle, LiveCatalog
 from engine.models.base import AudioTextModel, l2_normalize
 from engine.query_catalog import allowed_segments, resolve_file
-from engine.query_copies import distinct_recordings, led_by
+from engine.query_copies import (HitsOnce, SameRecording, collapse_copies, distinct_recordings, led_by, planned,
+                                 tied_segments)
 from engine.query_faiss import rank_segments
-from engine.query_hits import FileVectors, Hit, _query_file_first, _reported
+from engine.query_hits import _TIE, FileVectors, Hit, _query_file_first, _reported
 from engine.query_inputs import _check_filters, _check_k, _check_rate, _one_or_many, excluded_texts, query_matrix
 from engine.query_keywords import fused_ranking
 from engine.query_markers import _markers_of, name_takes, place_at_markers, score_exactly
@@ -374,8 +376,9 @@ class SoundIndex:
         if filters is not None and filters.active:
             allowed = np.unique(snap.seg_file[snap.rows(self._allowed(conn, snap, filters))])
 
-        def fused(n: int) -> list[Hit]:
-            top, bm25 = fused_ranking(conn, snap, text, q[0], n, pool, by_sound, allowed, unwanted)
+        bm25: dict[int, float] = {}
+
+        def built(top: list[tuple[int, tuple[float, int]]]) -> list[Hit]:
             hits = self._hits(conn, snap, top, per_file=True, cosine=cosine)
             for h in hits:
                 h.keywords = float(bm25.get(h.file_id, 0.0))
@@ -384,13 +387,58 @@ class SoundIndex:
             # a marker word every file holds scores 0 yet names the take
             place_at_markers(conn, snap, hits, text, q[0], cosine)
             return hits
+        build = HitsOnce(built)         # a collapsed search's rounds build each hit once
+
+        def fused(n: int) -> list[Hit]:
+            top, scores = fused_ranking(conn, snap, text, q[0], n, pool, by_sound, allowed, unwanted)
+            bm25.update(scores)
+            return build(top)
         if not collapse:
             return fused(k)
         sound = [replace(h) for h in by_sound]          # by_sound ranks every round: left as found
         score_exactly(snap, sound, q[0], cosine)        # scored as the hits are
         # placed as the hits are: a copy's leader may come from here, and ties only where the spans match
         place_at_markers(conn, snap, sound, text, q[0], cosine)
-        return distinct_recordings(fused, k, by_score=False, extra=sound)
+        last: list[Hit] = []
+
+        def fused_kept(n: int) -> list[Hit]:
+            last[:] = fused(n)
+            return last
+        kept = distinct_recordings(fused_kept, k, by_score=False, extra=sound)
+        outside = self._copies_outside(conn, snap, kept, last, by_sound, pool, filters, text, q[0], cosine)
+        # the last round again, with the names neither side met: they only ever join a recording
+        return collapse_copies(last, SameRecording(), (), [*sound, *outside], k) if outside else kept
+
+    def _copies_outside(self, conn: Connection, snap: _Snapshot, kept: Sequence[Hit], met: Sequence[Hit],
+                        by_sound: Sequence[Hit], pool: int, filters: Filters | None, text: str,
+                        q: np.ndarray, cosine: bool) -> list[Hit]:
+        """Candidates for names of the keyword search's recordings ``kept`` that neither its fused
+        candidates ``met`` nor the sound side's ``pool`` best files ``by_sound`` hold: a hit the
+        words brought in from below the pool has its copies' sound score, so they are below it
+        too. Found as the segments at the hit's span whose stored vectors are its own
+        (:func:`engine.query_copies.tied_segments`), among those ``filters`` allow; only their
+        files' rows are read. Scored and placed at markers as the hits are (``q``, ``text``,
+        ``cosine``); none where the pool holds every allowed file."""
+        if len(by_sound) < pool:
+            return []
+        floor = min(h.score for h in by_sound)
+        pooled = {h.file_id: h.score for h in by_sound}
+        known = pooled.keys() | {h.file_id for h in met}
+        allowed = self._allowed(conn, snap, filters) if filters is not None and filters.active else None
+        found: dict[int, tuple[float, int]] = {}
+        for h in kept:
+            if pooled.get(h.file_id, -np.inf) > floor + _TIE:
+                continue                    # above the pool's last: its copies are in the pool
+            segs = np.array(tied_segments(snap, h.segment_id, allowed), dtype=np.int64)
+            for fid, seg in zip(snap.seg_file[snap.rows(segs)].tolist(), segs.tolist()):
+                if fid not in known and fid not in found:
+                    found[fid] = (h.score, seg)
+        if not found:
+            return []
+        hits = self._hits(conn, snap, list(found.items()), per_file=True, cosine=cosine)
+        score_exactly(snap, hits, q, cosine)
+        place_at_markers(conn, snap, hits, text, q, cosine)
+        return hits
 
     def search_audio(self, path_or_waveform: zeroshot.AudioInput, k: int = 10,
                      filters: Filters | None = None, per_file: bool = True,
@@ -643,10 +691,27 @@ class SoundIndex:
             raise InvalidQuery(f"k must be ≥ 1, got {k}")
         allowed = self._allowed(conn, snap, filters) if filters is not None and filters.active else None
 
+        rankings: dict[int, list[tuple[int, tuple[float, int]]]] = {}
+        # a collapsed search's rounds build each hit once
+        build = HitsOnce(lambda top: self._hits(conn, snap, top, per_file, cosine=cosine), per_file)
+
+        def ranking(n: int) -> list[tuple[int, tuple[float, int]]]:
+            if n not in rankings:
+                rankings[n] = rank_segments(snap, q, n, per_file, allowed)
+            return rankings[n]
+
+        def spans(n: int) -> list[tuple[float, float, float]]:
+            rows = snap.rows(np.array([seg for _, (_, seg) in ranking(n)], dtype=np.int64))
+            return list(zip([score for _, (score, _) in ranking(n)], snap.seg_start[rows].tolist(),
+                            snap.seg_end[rows].tolist()))
+
         def ranked(n: int) -> list[Hit]:
-            hits = self._hits(conn, snap, rank_segments(snap, q, n, per_file, allowed), per_file, cosine=cosine)
+            hits = build(ranking(n))
             return self._query_files_first(conn, snap, hits, q, n, allowed, per_file, cosine, first) if first else hits
-        return distinct_recordings(ranked, k, first) if collapse else ranked(k)
+        if not collapse:
+            return ranked(k)
+        # as many candidates as the ranking's ties ask for, before any hit is built
+        return distinct_recordings(ranked, k, first, start=planned(spans, k))
 
     def _query_files_first(self, conn: Connection, snap: _Snapshot, hits: list[Hit], q: np.ndarray, k: int,
                            allowed: np.ndarray | None, per_file: bool, cosine: bool,

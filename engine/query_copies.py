@@ -15,7 +15,10 @@ or read stays a hit of its own (logged).
 Which name leads: the first in the search's order, unless it is marked as a copy
 (engine.keeper.is_copy_name: ``x (1).wav``, ``Copy of x.wav`` …) and another is not; a file
 searched by ("more like this") always leads its own recording. The search asks for more
-candidates until ``k`` recordings are certain (:func:`distinct_recordings`).
+candidates until ``k`` recordings are certain (:func:`distinct_recordings`): how many, FAISS's
+ranking tells before any hit is built (:func:`planned`: names of one recording score exactly
+alike), and each hit is built once (:class:`HitsOnce`). A keyword search's copies that neither of
+its sides met are found by their stored vectors (:func:`tied_segments`).
 """
 from __future__ import annotations
 
@@ -23,7 +26,9 @@ import logging
 import os
 from collections import Counter
 from dataclasses import replace
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
+
+import numpy as np
 
 from engine.keeper import is_copy_name
 from engine.query_hits import _TIE, Hit
@@ -151,22 +156,109 @@ def collapse_copies(hits: Sequence[Hit], same: SameRecording, first: Sequence[in
     return out
 
 
-def distinct_recordings(search: Callable[[int], list[Hit]], k: int, first: Sequence[int] = (),
-                        by_score: bool = True, extra: Sequence[Hit] = ()) -> list[Hit]:
-    """The top ``k`` recordings: ``search(n)`` (the top ``n`` hits) collapsed
-    (:func:`collapse_copies`), ``n`` growing from ``k + 1`` until ``k`` recordings are found and,
-    for hits ranked ``by_score``, the last candidate scores below the ``k``-th recording (so none
-    of its copies is left unseen), or the search has no more candidates. One
-    :class:`SameRecording` serves every round."""
-    same = SameRecording()
+#: one entry of a ranking: (key: file id, or segment id; (score, segment id))
+Ranked = tuple[int, tuple[float, int]]
+
+
+class HitsOnce:
+    """The hits of a ranking that grows from round to round (:func:`distinct_recordings`), each
+    entry built once: ``build`` (a ranking's hits, with their catalog lookups; an entry it drops,
+    a file the catalog lost, is no hit) runs only on the entries no earlier round had. ``per_file``:
+    a hit is its entry's by file id, else by segment id (``build`` may move a hit to another
+    segment of its file: a keyword search's marker)."""
+
+    def __init__(self, build: Callable[[list[Ranked]], list[Hit]], per_file: bool = True) -> None:
+        self._build = build
+        self._per_file = per_file
+        self._hits: dict[Ranked, Hit | None] = {}
+
+    def __call__(self, top: Sequence[Ranked]) -> list[Hit]:
+        """The hits of ``top``, in its order."""
+        new = list(dict.fromkeys(e for e in top if e not in self._hits))
+        if new:
+            made = {h.file_id if self._per_file else h.segment_id: h for h in self._build(new)}
+            self._hits.update((e, made.get(e[0])) for e in new)
+        return [h for h in (self._hits[e] for e in top) if h is not None]
+
+
+def _more(scores: Sequence[float], recordings: int, n: int, k: int) -> int:
+    """How many candidates to ask for after ``n`` (scoring ``scores``, best first) held
+    ``recordings``: short of ``k``, as many more as the copies found so far suggest (at least
+    twice as many); else (the last candidate ties with the ``k``-th recording: more of its names
+    may follow) ``n`` and twice the candidates tied with the last, at least ``k + 1`` more."""
+    if recordings < k:
+        return max(2 * n, -(-n * (k + 1) // max(1, recordings)) * 5 // 4)
+    tied = sum(1 for s in scores if abs(s - scores[-1]) <= _TIE)
+    return n + max(k + 1, 2 * tied)
+
+
+def planned(rank: Callable[[int], Sequence[tuple[float, float, float]]], k: int) -> int:
+    """How many candidates :func:`distinct_recordings` starts from, told by the ranking alone,
+    before any hit is built: ``n`` grows from ``k + 1`` as there (:func:`_more`) until the top
+    ``n`` of ``rank(n)`` ((score, start, end), best first) hold ``k`` that differ (names of one
+    recording share its vectors, so one ranking scores them exactly alike: more than one may be
+    one recording only where all three are equal), the last scoring below the ``k``-th, or
+    ``rank`` has no more. Without copies: ``k + 1``, as before; a guess, never a decision (each
+    round checks the hits themselves)."""
     n = k + 1
+    while True:
+        found = rank(n)
+        if len(found) < n:
+            return n
+        differ = list(dict.fromkeys(found))
+        if len(differ) >= k and found[-1][0] < differ[k - 1][0] - _TIE:
+            return n
+        n = _more([score for score, _, _ in found], len(differ), n, k)
+
+
+def distinct_recordings(search: Callable[[int], list[Hit]], k: int, first: Sequence[int] = (),
+                        by_score: bool = True, extra: Sequence[Hit] = (), start: int | None = None) -> list[Hit]:
+    """The top ``k`` recordings: ``search(n)`` (the top ``n`` hits) collapsed
+    (:func:`collapse_copies`), ``n`` growing from ``start`` (default ``k + 1``; :func:`planned`
+    tells one from the ranking) until ``k`` recordings are found and, for hits ranked
+    ``by_score``, the last candidate scores below the ``k``-th recording (so none of its copies
+    is left unseen), or the search has no more candidates (:func:`_more`). One
+    :class:`SameRecording` serves every round (a ``search`` that builds each hit once:
+    :class:`HitsOnce`)."""
+    same = SameRecording()
+    n = max(k + 1, start or 0)
     while True:
         hits = search(n)
         kept = collapse_copies(hits, same, first, extra, k)
         if len(hits) < n or (len(kept) >= k and (not by_score or hits[-1].score < kept[k - 1].score - _TIE)):
             return kept
-        # short of k: as many more as the copies found so far suggest (at least twice as many)
-        n = max(2 * n, -(-n * (k + 1) // max(1, len(kept))) * 5 // 4)
+        n = _more([h.score for h in hits], len(kept), n, k)
+
+
+def tied_segments(snap: Any, seg: int, allowed: np.ndarray | None, limit: int = 4096) -> list[int]:
+    """The segments of the snapshot ``snap`` at segment ``seg``'s span (the same start and end;
+    of those ``allowed``: sorted ids a filter keeps; None: all) whose stored vectors are
+    ``seg``'s own (scoring against it as it does itself, within :data:`_TIE`): a copy's, the
+    indexer gives it the first name's segments and vectors; ``seg`` among them. Read from the
+    stored vectors where at most ``limit`` segments share the span, else FAISS's ranking among
+    them (engine.query_faiss.rank_segments), more asked for while all it gave tie. Empty where
+    ``allowed`` leaves ``seg`` out."""
+    from engine.query_faiss import rank_segments
+    row = snap.rows(np.array([seg], dtype=np.int64))[0]
+    ids = snap.seg_ids[(snap.seg_start == snap.seg_start[row]) & (snap.seg_end == snap.seg_end[row])]
+    if allowed is not None:
+        ids = ids[np.isin(ids, allowed)]
+    if seg not in ids:
+        return []
+    vector = snap.vectors(np.array([seg], dtype=np.int64))
+    if len(ids) <= limit:
+        scores = snap.vectors(ids).astype(np.float64) @ vector[0].astype(np.float64)
+        return ids[np.abs(scores - scores[ids == seg][0]) <= _TIE].tolist()
+    n = 16
+    while True:
+        top = dict((key, score) for key, (score, _) in rank_segments(snap, vector, n, False, ids))
+        if seg in top:
+            tied = [key for key, score in top.items() if abs(score - top[seg]) <= _TIE]
+            if len(top) < n or len(tied) < n:
+                return tied
+        elif len(top) < n:          # an approximate index that does not find it
+            return []
+        n *= 4                      # all tie, or more tie with it than were asked for
 
 
 def led_by(own: Hit, hits: Sequence[Hit], is_own: Callable[[Hit], bool]) -> list[Hit]:
