@@ -91,7 +91,7 @@ ABOUT_CHARS = 280
 def about_line(found: dict[str, str], limit: int = ABOUT_CHARS) -> str:
     """One line saying what a file is, from its metadata (after :func:`with_sheet`): the
     category when there is one, then the distinct title, description and comment, then its
-    named markers when ``found`` holds them ("DOORS / WOOD: Door creak — … — markers 0:01.2
+    named markers when ``found`` holds them ("DOORS / WOOD: Door creak — … — markers 0:01.25
     Creak"), cut at a word to ``limit`` characters; "" when it says nothing."""
     parts = [found[k] for k in ABOUT_KEYS if found.get(k)]
     if found.get("markers"):
@@ -137,10 +137,11 @@ def with_sheet(found: dict[str, str]) -> dict[str, str]:
 #: were left out; session 33); 13 keeps a WAV's markers up to the frames libsndfile decodes (an ADPCM
 #: or GSM WAV's fact chunk says fewer: the last block's padding; a WAV cut short holds fewer than its
 #: data chunk says), and takes a WAV's iXML sync points where none of its named cue points is placed
-#: (session 33). An index
+#: (session 33); 14 stores markers to the hundredth, "0:01.25 Door slam" (to the tenth before;
+#: engine.markers, session 36). An index
 #: whose files were read by an older reader reads them again on its next `soundsift index` run
 #: (indexer.metadata_refresh).
-READER_VERSION = 13
+READER_VERSION = 14
 #: comments written by a tool on every file it touches (7: set aside as ``software``)
 TOOL_STAMP = re.compile(r"processed by sox", re.IGNORECASE)
 

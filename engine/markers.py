@@ -3,10 +3,11 @@
 A marker (:class:`Marker`) is a named point or region a file marks: a WAVE cue point
 (engine.riff_metadata), an AIFF ``MARK`` entry (engine.aiff_metadata), an iXML sync point
 (engine.ixml), a cue sheet's track (engine.cue_sheet, engine.tag_comments). A file keeps at most
-:data:`MAX_MARKERS`; the catalog stores them as one ``markers`` value ("0:01.2 Door slam · 0:03.5
-Creak", :func:`_markers`), which :func:`parse_markers` reads back. Markers a reader leaves out (past
-the end of the audio, before the file's start, after the first :data:`MAX_MARKERS`) are said in
-one note each (:func:`_report_left_out`). engine.file_metadata.named_markers chooses a file's.
+:data:`MAX_MARKERS`; the catalog stores them as one ``markers`` value ("0:01.25 Door slam ·
+0:03.50 Creak", :func:`_markers`; to the tenth before session 36), which :func:`parse_markers`
+reads back, either way. Markers a reader leaves out (past the end of the audio, before the file's
+start, after the first :data:`MAX_MARKERS`) are said in one note each (:func:`_report_left_out`).
+engine.file_metadata.named_markers chooses a file's.
 """
 from __future__ import annotations
 
@@ -40,22 +41,31 @@ def _cue_markers(tracks: list[CueTrack]) -> list[Marker]:
 
 
 MARKER_SEPARATOR = " · "
-_MARKER = re.compile(r"(\d+):(\d\d\.\d) (.+)")
+#: a stored marker: minutes, seconds to the hundredth (to the tenth in catalogs read before
+#: session 36, which are read as they are), then its name (any text, digits and colons too)
+_MARKER = re.compile(r"(\d+):(\d\d\.\d\d?) (.+)")
+
+
+def marker_time(seconds: float) -> str:
+    """A marker's time as the catalog stores it, ``m:ss.ff`` (minutes past 59 as they are,
+    ``75:00.00``): rounded to the hundredth first, so 59.996 s is ``1:00.00``, not ``0:60.00``."""
+    minutes, hundredths = divmod(int(round(max(0.0, seconds) * 100)), 6000)
+    return f"{minutes}:{hundredths / 100:05.2f}"
 
 
 def _markers(markers: list[Marker]) -> str:
-    """The named cue points as ``"0:01.2 Door slam · 0:03.5 Creak"``, in time order."""
-    return MARKER_SEPARATOR.join(f"{int(m.at // 60)}:{m.at % 60:04.1f} {m.name.replace('·', ' ')}"
-                                 for m in markers)
+    """The named cue points as ``"0:01.25 Door slam · 0:03.50 Creak"`` (:func:`marker_time`), in time order."""
+    return MARKER_SEPARATOR.join(f"{marker_time(m.at)} {m.name.replace('·', ' ')}" for m in markers)
 
 
 def parse_markers(text: str) -> list[tuple[float, str]]:
-    """``(seconds, name)`` of the ``markers`` value read_metadata gives, in its order."""
+    """``(seconds, name)`` of the ``markers`` value read_metadata gives, in its order: times to
+    the hundredth, or to the tenth as catalogs read before session 36 hold them."""
     out = []
     for part in text.split(MARKER_SEPARATOR):
         m = _MARKER.fullmatch(part.strip())
         if m:
-            out.append((int(m.group(1)) * 60 + float(m.group(2)), m.group(3)))
+            out.append((round(int(m.group(1)) * 60 + float(m.group(2)), 2), m.group(3)))
     return out
 
 

@@ -110,7 +110,7 @@ def test_a_sidecar_cue_sheet_names_the_takes_of_a_long_recording(tmp_path):
     assert sidecar_cue(disc) == str(lib / "disc12.cue")
     assert named_markers(disc) == [Marker(0.0, "Dog barking", 1.4), Marker(1.6, "Rain on a roof", pytest.approx(2.6)),
                                    Marker(4.2, "Door slam", None)]
-    assert read_metadata(disc)["markers"] == "0:00.0 Dog barking · 0:01.6 Rain on a roof · 0:04.2 Door slam"
+    assert read_metadata(disc)["markers"] == "0:00.00 Dog barking · 0:01.60 Rain on a roof · 0:04.20 Door slam"
     assert named_markers(io.BytesIO(disc.read_bytes())) == []       # an upload has no sidecar
 
     other = write(lib / "hum.wav", noise(1.0, 16000, seed=5), 16000)       # the name.ext.cue form
@@ -138,7 +138,7 @@ def test_a_flacs_cue_sheet_comment_and_its_cuesheet_block(tmp_path):
     assert named_markers(numbered) == [Marker(0.0, "Track 01", 5.0), Marker(6.4, "Track 02", pytest.approx(6.5867, abs=1e-4)),
                                        Marker(pytest.approx(12.9867, abs=1e-4), "Track 03", pytest.approx(7.0133, abs=1e-4))]
     assert named_markers(io.BytesIO(numbered.read_bytes())) == named_markers(numbered)
-    assert read_metadata(numbered)["markers"] == "0:00.0 Track 01 · 0:06.4 Track 02 · 0:13.0 Track 03"
+    assert read_metadata(numbered)["markers"] == "0:00.00 Track 01 · 0:06.40 Track 02 · 0:12.99 Track 03"
     # a block cut short gives what it holds
     short = flac_with_comments(tmp_path / "short.flac", {}, wave, 44100, ((5, block[:396 + 36 + 12 + 20]),))
     assert [m.name for m in named_markers(short)] == ["Track 01"]
@@ -173,7 +173,7 @@ def test_an_added_edited_or_removed_cue_sheet_cuts_the_takes_again(tmp_path):
     with SoundIndex.open(idx, model=FakeModel()) as index:
         hit = index.search_text("thunder clap", k=1, keywords=True)[0]
         assert hit.marker == "Thunder clap"
-        assert index.get_file(hit.file_id)["metadata"]["markers"].endswith("0:04.2 Thunder clap")
+        assert index.get_file(hit.file_id)["metadata"]["markers"].endswith("0:04.20 Thunder clap")
 
     from engine.catalog import Meta, set_meta      # an older metadata reader: the re-read
     with catalog_session(idx, write=True) as s_:   # keeps the sheet the takes were cut with
@@ -238,7 +238,7 @@ def test_an_ogg_files_comments_and_cue_sheet(tmp_path, subtype):
     found = read_metadata(path)
     assert {k: found.get(k) for k in ("category", "title", "description", "markers")} == {
         "category": "AMBIENCE", "title": "Disc 12 field recordings", "description": "Dogs, rain and doors",
-        "markers": "0:00.0 Dog barking · 0:01.6 Rain on a roof · 0:04.2 Door slam"}
+        "markers": "0:00.00 Dog barking · 0:01.60 Rain on a roof · 0:04.20 Door slam"}
     assert named_markers(io.BytesIO(path.read_bytes())) == [
         Marker(0.0, "Dog barking", 1.4), Marker(1.6, "Rain on a roof", pytest.approx(2.6)), Marker(4.2, "Door slam", None)]
     plain = ogg_with_comments(tmp_path / "plain.ogg", {}, subtype)

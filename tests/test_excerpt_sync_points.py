@@ -40,7 +40,7 @@ def test_one_malformed_sync_point_is_left_out_not_the_whole_ixml_chunk(tmp_path,
     problems: list[str] = []
     read = read_metadata(cut, problems)
     assert (read["category"], read["catid"], read["note"]) == ("RAIN", "RAINMetl", "roof mics & ambi")
-    assert read["markers"] == "0:00.2 Drip" and problems == []
+    assert read["markers"] == "0:00.25 Drip" and problems == []
 
 
 def test_the_writer_reads_a_points_numbers_as_the_reader_does():

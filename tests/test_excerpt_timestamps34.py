@@ -62,7 +62,7 @@ def test_a_malformed_speed_timestamp_is_left_out_alone_not_the_whole_ixml_chunk(
     problems: list[str] = []
     read = read_metadata(cut, problems)
     assert (read["category"], read["catid"], read["note"]) == ("RAIN", "RAINMetl", "roof mics & ambi")
-    assert read["markers"] == "0:00.2 Gust" and problems == []          # 10:00:00.5 is 0.25 s into the excerpt
+    assert read["markers"] == "0:00.25 Gust" and problems == []          # 10:00:00.5 is 0.25 s into the excerpt
 
 
 #: (what the source's text becomes, the elements left out, the note's reason)
@@ -119,7 +119,7 @@ def test_both_timestamps_broken_are_one_note_and_the_chunk_has_no_time_reference
     cut = tmp_path / "cut.wav"
     cut.write_bytes(both(tmp_path / "take.wav", 0.25, 0.75))
     problems: list[str] = []
-    assert read_metadata(cut, problems)["markers"] == "0:00.2 Drip"
+    assert read_metadata(cut, problems)["markers"] == "0:00.25 Drip"
     assert problems == ["1 ABSOLUTE iXML sync point(s) left out (the file has no bext or iXML time reference "
                         "to place them by): Gust"]
 

@@ -383,7 +383,7 @@ def test_an_excerpt_of_a_field_recording_keeps_its_layout_bext_and_ixml(tmp_path
     for key in ("description", "originator", "category", "subcategory", "catid", "title", "keywords", "note"):
         assert ours.get(key) == theirs.get(key), key
     assert theirs["category"] == "RAIN" and theirs["originator"] == "FieldRec 8"
-    assert ours["markers"] == "0:00.5 Thunder · 0:00.5 Gust"                         # where they fall in the excerpt
+    assert ours["markers"] == "0:00.50 Thunder · 0:00.50 Gust"                         # where they fall in the excerpt
 
 
 @pytest.mark.parametrize("layout", ["after", "rf64", "w64"])

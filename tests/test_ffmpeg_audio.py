@@ -70,7 +70,7 @@ def test_tags_read_by_ffmpeg_carry_library_fields_and_a_cue_sheet(tmp_path):
     found = read_metadata(path)
     assert {k: found.get(k) for k in ("title", "category", "catid", "markers")} == {
         "title": "Gates and hinges", "category": "DOORS", "catid": "DOORMetl",
-        "markers": "0:00.0 Hinge squeal · 0:01.0 Gate latch"}
+        "markers": "0:00.00 Hinge squeal · 0:01.00 Gate latch"}
     assert named_markers(path) == [Marker(0.0, "Hinge squeal", 1.0), Marker(1.0, "Gate latch", None)]
 
 

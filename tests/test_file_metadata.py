@@ -517,9 +517,9 @@ def test_named_cue_markers_are_read_searched_and_shown(tmp_path):
     shows them."""
     lib = tmp_path / "lib"
     takes, unnamed, cut = take_library(lib)
-    assert read_metadata(takes) == {"markers": "0:00.5 Hinge squeal · 0:01.5 Wind gust · 0:03.5 Gate latch"}
+    assert read_metadata(takes) == {"markers": "0:00.50 Hinge squeal · 0:01.50 Wind gust · 0:03.50 Gate latch"}
     assert read_metadata(unnamed) == {}
-    assert read_metadata(cut) == {"markers": "0:00.1 Click"}
+    assert read_metadata(cut) == {"markers": "0:00.10 Click"}
     from engine.file_metadata import parse_markers
     assert parse_markers(read_metadata(takes)["markers"]) == [(0.5, "Hinge squeal"), (1.5, "Wind gust"),
                                                               (3.5, "Gate latch")]
@@ -548,7 +548,7 @@ def test_named_cue_markers_are_read_searched_and_shown(tmp_path):
                          ("take_302.wav", 0.0): None, ("take_303.wav", 0.0): None, ("take_303.wav", 0.1): "Click"}
     from ui.components.library import Library
     record = Library(tmp_path / "idx").files([file_id])[file_id]
-    assert record.about == "markers 0.50 s Hinge squeal · 1.5 s Wind gust · 3.5 s Gate latch"   # as the card writes times
+    assert record.about == "markers 0.50 s Hinge squeal · 1.50 s Wind gust · 3.50 s Gate latch"   # as the card writes times
     assert record.marks == (0.5, 1.5, 3.5)                 # ticked on the card's waveform
 
 
@@ -573,7 +573,7 @@ def test_a_marker_found_by_its_name_on_the_command_line_and_the_page(tmp_path, t
     assert not page.exception
     names = [md.value for md in page.markdown if md.value.startswith("**")]
     assert names[0] == "**1. take\\_301.wav**"
-    assert any(md.value.startswith(":violet-badge[:material/bookmark: Gate latch at 3.5 s]") for md in page.markdown)
+    assert any(md.value.startswith(":violet-badge[:material/bookmark: Gate latch at 3.50 s]") for md in page.markdown)
     assert page.get("audio")[0].proto.start_time == 3
 
 
@@ -632,7 +632,7 @@ def test_an_aiff_files_named_markers_are_read_and_cut_as_takes(tmp_path):
                                           (3, 60_000, ""), (4, 77_175, "Zip")])
     assert sf.info(str(path)).frames == 88_200                         # still a readable AIFF
     assert named_markers(path) == [Marker(0.5, "Keys jingle"), Marker(1.5, "Cloth rustle"), Marker(3.5, "Zip")]
-    assert read_metadata(path)["markers"] == "0:00.5 Keys jingle · 0:01.5 Cloth rustle · 0:03.5 Zip"
+    assert read_metadata(path)["markers"] == "0:00.50 Keys jingle · 0:01.50 Cloth rustle · 0:03.50 Zip"
     build_index([lib], tmp_path / "idx", FakeModel(), workers=0, progress=False)
     with SoundIndex.open(tmp_path / "idx", model=FakeModel()) as index:
         spans = {(h.start, h.end): h.marker for h in index.search_text("zip", k=50, per_file=False)}
@@ -760,7 +760,7 @@ def test_a_field_recorders_cues_in_ixml_are_named_markers(tmp_path):
                                           riff_chunk(b"iXML", ixml.encode())))
     assert named_markers(field) == [Marker(1.0, "Car pass by", 0.5), Marker(2.5, "Plane overhead", None)]
     found = read_metadata(field)
-    assert (found["markers"], found["description"]) == ("0:01.0 Car pass by · 0:02.5 Plane overhead", "Roadside, morning")
+    assert (found["markers"], found["description"]) == ("0:01.00 Car pass by · 0:02.50 Plane overhead", "Roadside, morning")
     # a named cue chunk is the file's own markers: the iXML cues then stay unread
     both = tmp_path / "both.wav"
     both.write_bytes(with_trailing_chunk(wav_bytes(pcm16(noise(4.0, 16000, seed=9))),

@@ -372,6 +372,6 @@ def test_copies_whose_embedded_cue_sheet_gives_each_name_other_takes_are_embedde
     summary = index(lib, tmp_path / "idx")
     assert (summary.same_file, summary.same_audio) == (0, 1)            # pack/disc1.flac only
     got = snapshot(tmp_path / "idx", lib)
-    assert dict(got["disc1.flac"]["metadata"])["markers"] == "0:00.0 Dog bark · 0:01.0 Cat meow"
-    assert dict(got["disc2.flac"]["metadata"])["markers"] == "0:00.0 Gate creak · 0:01.0 Gate latch"
+    assert dict(got["disc1.flac"]["metadata"])["markers"] == "0:00.00 Dog bark · 0:01.00 Cat meow"
+    assert dict(got["disc2.flac"]["metadata"])["markers"] == "0:00.00 Gate creak · 0:01.00 Gate latch"
     assert got["pack/disc1.flac"]["spans"] == got["disc1.flac"]["spans"]

@@ -33,14 +33,14 @@ def notes(tmp_path, points: list[str]) -> tuple[str, list[str]]:
 
 def test_a_negative_high_half_is_not_a_count_not_74_hours_before_the_file(tmp_path):
     markers, problems = notes(tmp_path, [point("Bump", "4000", high="-1"), sync_point(8000, "Car pass")])
-    assert markers == "0:00.5 Car pass"
+    assert markers == "0:00.50 Car pass"
     assert problems == ["1 iXML sync point(s) left out (SYNC_POINT_HIGH holds '-1', not a sample count): Bump"]
 
 
 def test_a_negative_absolute_point_is_not_earlier_than_the_time_reference(tmp_path):
     markers, problems = notes(tmp_path, [point("Slate", "-16000", kind="ABSOLUTE"),
                                          sync_point(START + 4000, "Clap", "ABSOLUTE")])
-    assert markers == "0:00.2 Clap"
+    assert markers == "0:00.25 Clap"
     assert problems == ["1 iXML sync point(s) left out (SYNC_POINT_LOW holds '-16000', not a sample count): Slate"]
 
 
@@ -49,7 +49,7 @@ def test_points_whose_numbers_are_not_counts_are_named_in_one_note_not_dropped_u
     if they were counts. One note names them all, with the first reason (… for more)."""
     markers, problems = notes(tmp_path, [point("Broken", "n/a"), point("Signed", "+4000"), point("Grouped", "4_000"),
                                          point("Backwards", "4000", duration="-800"), point(" Door ", " 8000 ")])
-    assert markers == "0:00.5 Door"                         # blanks around a count are the XML's layout
+    assert markers == "0:00.50 Door"                         # blanks around a count are the XML's layout
     assert problems == ["4 iXML sync point(s) left out (SYNC_POINT_LOW holds 'n/a', not a sample count …): "
                         "Broken, Signed, Grouped, Backwards"]
     assert named_markers(tmp_path / "take.wav") == [Marker(0.5, "Door")]

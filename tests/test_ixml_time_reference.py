@@ -89,7 +89,7 @@ def test_an_excerpt_of_a_wav_without_bext_places_its_absolute_cues_by_the_moved_
     cut = tmp_path / "cut.wav"
     cut.write_bytes(excerpt_wav(src, 0.5, 1.5, fade=0)[0])
     problems: list[str] = []
-    assert read_metadata(cut, problems)["markers"] == "0:00.5 Gust"
+    assert read_metadata(cut, problems)["markers"] == "0:00.50 Gust"
     assert problems == []
 
 
@@ -107,7 +107,7 @@ def test_absolute_sync_points_are_placed_by_the_ixml_bext_copy_without_a_bext_ch
     path = tmp_path / "no_bext.wav"
     path.write_bytes(wav if where == "before fmt" else with_trailing_chunk(wav, chunk))
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"] == "0:00.2 Door · 0:00.5 Slate"
+    assert read_metadata(path, problems)["markers"] == "0:00.25 Door · 0:00.50 Slate"
     assert problems == ["1 iXML sync point(s) before the file's start left out (earlier than its iXML time "
                         "reference, 80:00:00.000): Before"]
     assert named_markers(path) == [Marker(0.25, "Door"), Marker(0.5, "Slate")]
@@ -121,7 +121,7 @@ def test_speeds_timestamp_is_read_at_its_own_sample_rate_where_bext_and_its_copy
     path.write_bytes(wav_bytes(pcm16(noise(1.0, RATE)), extra_chunks=riff_chunk(
         b"iXML", ixml(points, stamp=TEN_AM * 48_000, stamp_rate=48_000))))
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"] == "0:00.8 Clap"
+    assert read_metadata(path, problems)["markers"] == "0:00.75 Clap"
     assert problems == []
     assert named_markers(path) == [Marker(0.75, "Clap")]
 
@@ -149,7 +149,7 @@ def test_absolute_sync_points_with_no_time_reference_anywhere_are_still_named_in
     path = tmp_path / "unplaced.wav"
     path.write_bytes(wav_bytes(pcm16(noise(1.0, RATE)), extra_chunks=riff_chunk(b"iXML", ixml(points, low="n/a"))))
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"] == "0:00.2 Door"
+    assert read_metadata(path, problems)["markers"] == "0:00.25 Door"
     assert problems == ["1 ABSOLUTE iXML sync point(s) left out (the file has no bext or iXML time reference "
                         "to place them by): Slate"]
     with caplog.at_level(logging.WARNING):

@@ -35,7 +35,7 @@ def test_aiff_markers_past_the_end_are_named_in_one_note(tmp_path, caplog):
     path = tmp_path / "gate.aif"
     path.write_bytes(_aiff(16000, 16000, [(1, 4000, "Hinge"), (2, 20000, "Latch"), (3, 16000, "Slam")]))
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"] == "0:00.2 Hinge"
+    assert read_metadata(path, problems)["markers"] == "0:00.25 Hinge"
     assert problems == ["2 AIFF marker(s) past the end of the audio (1.00 s) left out: Slam, Latch"]
     with caplog.at_level(logging.WARNING):
         assert named_markers(path) == [Marker(0.25, "Hinge")]
@@ -53,7 +53,7 @@ def test_a_cut_aiffs_markers_past_its_data_are_named_in_one_note(tmp_path):
     path = tmp_path / "cut.aif"
     path.write_bytes(raw[:4] + struct.pack(">I", len(raw) - 8) + raw[8:])
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"] == "0:00.2 Hinge"
+    assert read_metadata(path, problems)["markers"] == "0:00.25 Hinge"
     assert problems == ["2 AIFF marker(s) past the end of the audio (1.00 s) left out: Creak, Latch"]
 
 
@@ -69,7 +69,7 @@ def test_ixml_sync_points_past_the_end_are_named_in_one_note(tmp_path, caplog):
     late = [sync_point(16_000 + 1000 * i, f"Late {i}") for i in range(7)]
     path.write_bytes(_ixml_wav([sync_point(8_000, "Car pass"), *late]))
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"] == "0:00.5 Car pass"
+    assert read_metadata(path, problems)["markers"] == "0:00.50 Car pass"
     assert problems == ["7 iXML sync point(s) past the end of the audio (1.00 s) left out: "
                         "Late 0, Late 1, Late 2, Late 3, Late 4 …"]
     with caplog.at_level(logging.WARNING):
@@ -90,7 +90,7 @@ def test_sidecar_cue_sheet_tracks_past_the_end_are_named_in_one_note(tmp_path):
     path.write_bytes(wav_bytes(pcm16(tone(220, 2.0, 16000))))
     (tmp_path / "rain.cue").write_text(SHEET)
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"] == "0:00.0 Drizzle · 0:01.0 Downpour"
+    assert read_metadata(path, problems)["markers"] == "0:00.00 Drizzle · 0:01.00 Downpour"
     assert problems == ["2 cue sheet track(s) past the end of the audio (2.00 s) left out: Thunder, Track 04"]
 
 
@@ -99,7 +99,7 @@ def test_an_embedded_cue_sheets_tracks_past_the_end_are_named_in_one_note(tmp_pa
     path = tmp_path / "rain.flac"
     flac_with_comments(path, {"CUESHEET": SHEET.replace("rain.wav", "rain.flac")}, wave=tone(220, 2.0, 16000))
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"] == "0:00.0 Drizzle · 0:01.0 Downpour"
+    assert read_metadata(path, problems)["markers"] == "0:00.00 Drizzle · 0:01.00 Downpour"
     assert problems == ["2 cue sheet track(s) past the end of the audio (2.00 s) left out: Thunder, Track 04"]
 
 
@@ -122,7 +122,7 @@ def test_a_cue_sheet_ffmpeg_reads_from_tags_says_so_too(tmp_path, caplog):
     from tests.test_ffmpeg_audio import encode, stereo
     path = encode(tmp_path / "rain.wv", "wavpack", stereo(2.0), {"Cuesheet": SHEET.replace("rain.wav", "rain.wv")})
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"] == "0:00.0 Drizzle · 0:01.0 Downpour"
+    assert read_metadata(path, problems)["markers"] == "0:00.00 Drizzle · 0:01.00 Downpour"
     assert problems == ["2 cue sheet track(s) past the end of the audio (2.00 s) left out: Thunder, Track 04"]
     with caplog.at_level(logging.WARNING):
         named_markers(path)

@@ -105,7 +105,7 @@ def test_aiff_text_chunks_and_marker_names_in_mac_roman(tmp_path):
     path.write_bytes(raw[:4] + struct.pack(">I", len(raw) - 8 + len(chunks)) + raw[8:12] + chunks + raw[12:])
     assert sf.info(str(path)).frames == 16000
     found = read_metadata(path)
-    assert (found["title"], found["comment"], found["markers"]) == ("Tür – knarrt", "Große Tür", "0:00.5 Tür")
+    assert (found["title"], found["comment"], found["markers"]) == ("Tür – knarrt", "Große Tür", "0:00.50 Tür")
 
 
 def test_markers_past_the_end_of_the_audio_are_left_out(tmp_path):
@@ -115,16 +115,16 @@ def test_markers_past_the_end_of_the_audio_are_left_out(tmp_path):
     wav = tmp_path / "trimmed.wav"
     wav.write_bytes(wav_bytes(pcm16(noise(1.0, 16000)), extra_chunks=cue_chunk((1, 8000), (2, 8000), (3, 32000))
                               + adtl_chunk((b"labl", 1, "Creak"), (b"labl", 2, "Latch"), (b"labl", 3, "Slam"))))
-    assert read_metadata(wav)["markers"] == "0:00.5 Creak · 0:00.5 Latch"
+    assert read_metadata(wav)["markers"] == "0:00.50 Creak · 0:00.50 Latch"
     assert [m.name for m in named_markers(wav)] == ["Creak", "Latch"]
     aiff = tmp_path / "trimmed.aiff"
     aiff_with_markers(aiff, 1.0, 16000, [(1, 4000, "Creak"), (2, 16000, "Slam")])
-    assert named_markers(aiff) == [Marker(0.25, "Creak")] and read_metadata(aiff)["markers"] == "0:00.2 Creak"
+    assert named_markers(aiff) == [Marker(0.25, "Creak")] and read_metadata(aiff)["markers"] == "0:00.25 Creak"
     flac = tmp_path / "take.flac"
     write(flac, tone(300, 2.0, 16000), 16000)
     (tmp_path / "take.cue").write_text('FILE "take.wav" WAVE\n TRACK 01 AUDIO\n  TITLE "Hum"\n  INDEX 01 00:00:00\n'
                                        ' TRACK 02 AUDIO\n  TITLE "Gone"\n  INDEX 01 00:05:00\n')
-    assert read_metadata(flac)["markers"] == "0:00.0 Hum"
+    assert read_metadata(flac)["markers"] == "0:00.00 Hum"
 
 
 def test_a_hand_written_cue_sheet_keeps_apostrophes_and_windows_paths():
@@ -215,7 +215,7 @@ def test_a_flac_behind_an_id3_tag_keeps_its_ucs_comments_and_cue_sheet(tmp_path)
     path.write_bytes(tag + frame + padding + flac)
     assert sf.info(str(path)).frames == 32000
     found = read_metadata(path)
-    assert (found["category"], found["catid"], found["markers"]) == ("DOORS", "DOORWood", "0:00.0 Creak · 0:01.0 Slam")
+    assert (found["category"], found["catid"], found["markers"]) == ("DOORS", "DOORWood", "0:00.00 Creak · 0:01.00 Slam")
     assert [m.name for m in named_markers(path)] == ["Creak", "Slam"]
 
 
@@ -256,7 +256,7 @@ def test_odd_sized_chunks_written_without_their_pad_byte(tmp_path):
     assert sf.info(str(path)).frames == frames
     found = read_metadata(path)
     assert (found["title"], found["comment"], found["artist"], found["markers"]) == (
-        "Door", "Heavy oak", "Jane", "0:00.5 Slam")
+        "Door", "Heavy oak", "Jane", "0:00.50 Slam")
 
 
 def _id3v24(*frames: tuple[bytes, bytes], unsynchronised: bool = False) -> bytes:

@@ -64,14 +64,14 @@ def test_an_embedded_cue_sheet_naming_several_files_gives_this_files_tracks(tmp_
     file its own (by name, then by name without extension)."""
     from tests.test_cue_sheets import ogg_with_comments
     flac = flac_with_comments(tmp_path / "disc2.flac", {"CUESHEET": TWO_FILES}, wave=tone(300, 2.0, 16000))
-    assert read_metadata(flac)["markers"] == "0:00.0 Gate creak · 0:01.0 Gate latch"
+    assert read_metadata(flac)["markers"] == "0:00.00 Gate creak · 0:01.00 Gate latch"
     assert [m.name for m in named_markers(flac)] == ["Gate creak", "Gate latch"]
     ogg = ogg_with_comments(tmp_path / "disc1.ogg", {"CUESHEET": TWO_FILES}, seconds=2.0)
-    assert read_metadata(ogg)["markers"] == "0:00.0 Dog bark · 0:01.0 Cat meow"
+    assert read_metadata(ogg)["markers"] == "0:00.00 Dog bark · 0:01.00 Cat meow"
     assert [m.name for m in named_markers(ogg)] == ["Dog bark", "Cat meow"]
     one = flac_with_comments(tmp_path / "renamed.flac", {"CUESHEET": TWO_FILES.split('FILE "disc2')[0]},
                              wave=tone(300, 2.0, 16000))
-    assert read_metadata(one)["markers"] == "0:00.0 Dog bark · 0:01.0 Cat meow"     # one file: whatever its name
+    assert read_metadata(one)["markers"] == "0:00.00 Dog bark · 0:01.00 Cat meow"     # one file: whatever its name
 
 
 def _odd_pcm24(frames: int) -> bytes:
@@ -113,7 +113,7 @@ def test_an_aiffs_chunks_after_an_odd_sound_chunk_without_its_pad_byte(tmp_path)
     path.write_bytes(b"FORM" + struct.pack(">I", len(form)) + form)
     assert len(ssnd) % 2 == 1 and sf.info(str(path)).frames == frames
     found = read_metadata(path)
-    assert (found.get("title"), found.get("category"), found.get("markers")) == ("Oak door", "DOORS", "0:00.5 Slam")
+    assert (found.get("title"), found.get("category"), found.get("markers")) == ("Oak door", "DOORS", "0:00.50 Slam")
 
 
 def _flac_with_raw_comments(path, entries: list[bytes]):
@@ -134,7 +134,7 @@ def test_vorbis_comments_written_in_latin1_or_windows_1252_keep_their_accents(tm
     found = read_metadata(path)
     assert {k: found.get(k) for k in ("title", "artist", "category", "description", "keywords", "markers")} == {
         "title": "Tür knarrt", "artist": "Jürgen", "category": "TÜREN", "description": "Große Tür – „alt“",
-        "keywords": "Tür, Holz", "markers": "0:00.0 Tür zu"}
+        "keywords": "Tür, Holz", "markers": "0:00.00 Tür zu"}
     assert not any("\ufffd" in v for v in found.values())
     assert np.isfinite(sf.info(str(path)).duration)
 
@@ -195,7 +195,7 @@ def test_cue_points_written_by_dw_position_alone_land_where_it_says(tmp_path):
                          ("offsets_win", ((1, 7, 0), (2, 9, 8000), (3, 11, 12000)))]:
         path = _marked_wav(tmp_path / f"{name}.wav", *points)
         assert named_markers(path) == expected, name
-        assert read_metadata(path)["markers"] == "0:00.0 Creak · 0:00.5 Latch · 0:00.8 Slam", name
+        assert read_metadata(path)["markers"] == "0:00.00 Creak · 0:00.50 Latch · 0:00.75 Slam", name
 
 
 def test_cue_points_past_the_end_are_left_out_with_a_reason(tmp_path):
@@ -203,7 +203,7 @@ def test_cue_points_past_the_end_are_left_out_with_a_reason(tmp_path):
     the others are kept, the one past the end is left out and read_metadata says so, naming it."""
     path = _marked_wav(tmp_path / "trimmed.wav", (1, 4000, 0), (2, 8000, 0), (3, 40_000, 0), (4, 16_000, 0))
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"] == "0:00.2 Creak · 0:00.5 Latch"
+    assert read_metadata(path, problems)["markers"] == "0:00.25 Creak · 0:00.50 Latch"
     assert problems == ["2 cue marker(s) past the end of the audio (1.00 s) left out: Thud, Slam"]
     assert named_markers(path) == [Marker(0.25, "Creak"), Marker(0.5, "Latch", 1.0)]
 

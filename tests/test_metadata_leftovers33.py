@@ -63,7 +63,7 @@ def test_an_adpcm_wavs_cue_points_are_placed_by_their_block(tmp_path):
     meta = read_metadata(path, problems)
     assert problems == []
     assert named_markers(path) == expected
-    assert meta["markers"] == " · ".join(f"0:{m.at:04.1f} {m.name}" for m in expected)
+    assert meta["markers"] == " · ".join(f"0:{m.at:05.2f} {m.name}" for m in expected)
 
 
 def test_a_pcm_wavs_cue_point_by_block_start_alone_or_both_counted_from_the_start(tmp_path):
@@ -74,7 +74,7 @@ def test_a_pcm_wavs_cue_point_by_block_start_alone_or_both_counted_from_the_star
     path = tmp_path / "pcm.wav"
     path.write_bytes(wav_bytes(pcm16(noise(1.0, 16000)), extra_chunks=extra + _labels("Creak", "Latch", "Slam")))
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"] == "0:00.2 Creak · 0:00.5 Latch · 0:00.8 Slam"
+    assert read_metadata(path, problems)["markers"] == "0:00.25 Creak · 0:00.50 Latch · 0:00.75 Slam"
     assert problems == []
     assert named_markers(path) == [Marker(0.25, "Creak"), Marker(0.5, "Latch"), Marker(0.75, "Slam")]
 
@@ -89,7 +89,7 @@ def test_cue_points_the_file_does_not_place_are_named_in_one_note(tmp_path, capl
     path = tmp_path / "odd.wav"
     path.write_bytes(_with_chunks(wav, extra + _labels("Creak", "Pause", "Latch", "Slam")))
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"] == f"0:{(per_block + 5) / 16000:04.1f} Creak"
+    assert read_metadata(path, problems)["markers"] == f"0:{(per_block + 5) / 16000:05.2f} Creak"
     assert problems == [
         "3 cue marker(s) left out (the file does not place them: in a silence ('slnt') chunk of a wave list, "
         f"which soundsift does not read; dwBlockStart {block + 3} is not where one of its {block}-byte blocks "
@@ -123,7 +123,7 @@ def test_ixml_sync_points_before_the_files_start_are_named_in_one_note(tmp_path,
     path = tmp_path / "roadside.wav"
     path.write_bytes(wav_bytes(pcm16(noise(1.0, 16000)), extra_chunks=_bext(start) + _ixml(points)))
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"] == "0:00.5 Car pass"
+    assert read_metadata(path, problems)["markers"] == "0:00.50 Car pass"
     assert problems == ["2 iXML sync point(s) before the file's start left out (earlier than its bext time "
                         "reference, 10:00:00.000): Slate, Clap"]
     with caplog.at_level(logging.WARNING):
@@ -137,7 +137,7 @@ def test_absolute_sync_points_without_a_time_reference_are_named_in_one_note(tmp
     path = tmp_path / "no_bext.wav"
     path.write_bytes(wav_bytes(pcm16(noise(1.0, 16000)), extra_chunks=_ixml(points)))
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"] == "0:00.2 Door"
+    assert read_metadata(path, problems)["markers"] == "0:00.25 Door"
     assert problems == ["1 ABSOLUTE iXML sync point(s) left out (the file has no bext or iXML time reference to place "
                         "them by): Slate"]
 
@@ -154,7 +154,7 @@ def test_cue_markers_past_the_200_kept_are_counted_in_one_note(tmp_path):
     path = tmp_path / "hits.wav"
     path.write_bytes(wav_bytes(pcm16(noise(6.0, 16000)), extra_chunks=extra))
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"].startswith("0:00.0 Hit 000 · 0:00.0 Hit 001")
+    assert read_metadata(path, problems)["markers"].startswith("0:00.00 Hit 000 · 0:00.02 Hit 001")
     assert problems == ["37 cue marker(s) after the first 200 left out (a file keeps at most 200 markers): "
                         "Hit 200, Hit 201, Hit 202, Hit 203, Hit 204 …"]
     assert len(named_markers(path)) == MAX_MARKERS
@@ -180,7 +180,7 @@ def test_cue_sheet_tracks_past_the_200_kept_are_counted_in_one_note(tmp_path):
         for i in range(MAX_MARKERS + 3))
     (tmp_path / "log.cue").write_text(sheet)
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"].startswith("0:00.0 Event 000 · 0:00.0 Event 001")
+    assert read_metadata(path, problems)["markers"].startswith("0:00.00 Event 000 · 0:00.04 Event 001")
     assert problems == ["3 cue sheet track(s) after the first 200 left out (a file keeps at most 200 markers): "
                         "Event 200, Event 201, Event 202"]
     assert len(named_markers(path)) == MAX_MARKERS

@@ -154,23 +154,25 @@ def test_the_duration_stops_grow_with_the_length():
 def test_markers_are_written_as_the_card_writes_times(audit_index, monkeypatch):
     """The take's card listed its markers as the catalog keeps them, "0:01.5 Door slam · 1:01.5
     Gate latch", beside a duration "1:10.00" and a badge "Door slam at 1.5 s": as a clock in
-    hundredths now, as the card writes a span that passes a minute; the badge as before."""
+    hundredths now, as the card writes a span that passes a minute; the badge to the hundredth
+    as the catalog keeps markers since session 36, "at 1.50 s"."""
     app = _searched(audit_index, monkeypatch, "door slam", keywords="true")
     about = [as_shown(c.value) for c in app.caption if "markers" in c.value]
     assert about == ["markers 0:01.50 Door slam · 1:01.50 Gate latch"], about
     badges = [m.value for m in app.markdown if ":material/bookmark:" in m.value]
-    assert badges == [":violet-badge[:material/bookmark: Door slam at 1.5 s]"], badges
+    assert badges == [":violet-badge[:material/bookmark: Door slam at 1.50 s]"], badges
 
 
 def test_markers_within_the_first_minute_read_as_the_card_s_seconds():
-    """A take's markers all within its first minute: "1.2 s Door slam" as its badge and its match
-    write that moment, not "0:01.2"; a value the page cannot read is shown as stored."""
+    """A take's markers all within its first minute: "1.20 s Door slam" as its badge and its match
+    write that moment, not "0:01.2" (to the hundredth since session 36, a catalog's one-decimal
+    value from before too); a value the page cannot read is shown as stored."""
     from ui.components.times import markers_text, with_marker_times
-    assert markers_text("0:00.5 Click · 0:01.2 Door slam · 0:03.5 Creak") == "0.50 s Click · 1.2 s Door slam · 3.5 s Creak"
+    assert markers_text("0:00.5 Click · 0:01.2 Door slam · 0:03.5 Creak") == "0.50 s Click · 1.20 s Door slam · 3.50 s Creak"
     assert markers_text("0:01.2 Door slam · 61:05.3 End") == "0:01.20 Door slam · 1:01:05.30 End"
     assert markers_text("not a marker") == "not a marker"
     assert with_marker_times({"title": "x"}) == {"title": "x"}
-    assert with_marker_times({"markers": "0:01.2 A"}) == {"markers": "1.2 s A"}
+    assert with_marker_times({"markers": "0:01.2 A"}) == {"markers": "1.20 s A"}
 
 
 # 4. the map ----------------------------------------------------------------------------------------

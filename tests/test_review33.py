@@ -25,7 +25,7 @@ def test_a_cue_point_at_the_end_of_a_pcm_wav_with_a_partial_frame_is_past_the_en
     libsndfile reads 16000 frames; the frames the markers are checked against were counted by
     rounding the bytes up to a block, as for ADPCM, whose last block cut short still holds
     frames. A PCM frame cut short is no frame, so the cue at 16000 marked the end of the audio
-    as a take ("0:01.0 End") instead of being left out with a note, as it was before."""
+    as a take ("0:01.00 End") instead of being left out with a note, as it was before."""
     import soundfile as sf
 
     from engine.file_metadata import Marker, named_markers, read_metadata
@@ -38,7 +38,7 @@ def test_a_cue_point_at_the_end_of_a_pcm_wav_with_a_partial_frame_is_past_the_en
     path.write_bytes(wav_bytes(pcm16(noise(1.0, 16000)) + b"\x00", extra_chunks=cue_chunk((1, 16000), (2, 8000)) + labels))
     assert sf.info(str(path)).frames == 16000
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"] == "0:00.5 Mid"
+    assert read_metadata(path, problems)["markers"] == "0:00.50 Mid"
     assert problems == ["1 cue marker(s) past the end of the audio (1.00 s) left out: End"]
     assert named_markers(path) == [Marker(0.5, "Mid")]
 
@@ -58,6 +58,6 @@ def test_a_time_reference_a_sample_before_the_minute_is_said_as_the_minute(tmp_p
     path = tmp_path / "roadside.wav"
     path.write_bytes(wav_bytes(pcm16(noise(1.0, 16000)), extra_chunks=_bext(start) + _ixml(points)))
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"] == "0:00.5 Car pass"
+    assert read_metadata(path, problems)["markers"] == "0:00.50 Car pass"
     assert problems == ["1 iXML sync point(s) before the file's start left out (earlier than its bext time "
                         "reference, 10:01:00.000): Slate"]

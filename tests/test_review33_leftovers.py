@@ -33,7 +33,7 @@ def test_a_relative_sync_point_with_a_negative_offset_is_said_as_such(tmp_path):
     path = tmp_path / "roadside.wav"
     path.write_bytes(wav_bytes(pcm16(noise(1.0, RATE)), extra_chunks=_bext(start) + _ixml(points)))
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"] == "0:00.5 Car pass"
+    assert read_metadata(path, problems)["markers"] == "0:00.50 Car pass"
     assert problems == [
         "1 iXML sync point(s) left out (SYNC_POINT_LOW holds '-4000', not a sample count): Bump",
         "1 iXML sync point(s) before the file's start left out (earlier than its bext time reference, "
@@ -140,7 +140,7 @@ def test_ixml_sync_points_are_the_markers_where_no_named_cue_point_is_placed(tmp
     path = tmp_path / "field.wav"
     path.write_bytes(wav_bytes(pcm16(noise(1.0, RATE)), extra_chunks=extra))
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"] == "0:00.5 Car pass"
+    assert read_metadata(path, problems)["markers"] == "0:00.50 Car pass"
     assert problems == ["1 cue marker(s) left out (the file does not place them: in a silence ('slnt') chunk "
                         "of a wave list, which soundsift does not read): Pause"]
     assert named_markers(path) == [Marker(0.5, "Car pass")]
@@ -181,5 +181,5 @@ def test_a_pcm_wav_cut_short_is_counted_by_the_frames_it_holds(tmp_path):
     path.write_bytes(whole[:-RATE])                         # the last 8000 frames' 16000 bytes
     assert sf.info(str(path)).frames == 8000
     problems: list[str] = []
-    assert read_metadata(path, problems)["markers"] == "0:00.2 Creak"
+    assert read_metadata(path, problems)["markers"] == "0:00.25 Creak"
     assert problems == ["1 cue marker(s) past the end of the audio (0.50 s) left out: Lost"]

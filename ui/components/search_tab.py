@@ -28,7 +28,7 @@ from ui.components.folder_names import card_folder
 from ui.components.library import Library
 from ui.components.markdown_text import plain_markdown
 from ui.components.player import EXCERPT_SECONDS
-from ui.components.times import excerpt_note, seconds_text, span_text
+from ui.components.times import excerpt_note, marker_text, seconds_text, span_text
 from ui.components.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_example
 from ui.components.user_tags import CardTags, render_card_tags, show_tag_error
 
@@ -413,7 +413,7 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict],
                                       "one result for all of them")
             if getattr(hit, "marker", None):
                 st.markdown(f":violet-badge[:material/bookmark: {plain_markdown(hit.marker)} "
-                            f"at {seconds_text(hit.marker_at)}]",
+                            f"at {marker_text(hit.marker_at)}]",
                             help="A marker in the file whose name has the query's words; playback starts there")
             if itself:
                 st.markdown(":gray-badge[:material/my_location: this file]",

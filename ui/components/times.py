@@ -48,17 +48,27 @@ def excerpt_note(offset: float | None, seconds: float, duration: float) -> str |
     return f"excerpt {span_text(offset, end)} of the file"
 
 
+def marker_text(seconds: float) -> str:
+    """A named marker's time as a card lists it and a search's badge says it: to the hundredth,
+    as the catalog keeps it (engine.markers.marker_time) and the CLI's marker column writes it,
+    ``2.25 s`` under a minute, else a clock, ``1:01.50`` (59.996 s is ``1:00.00``, as stored)."""
+    if round(seconds * 100) >= 6000:
+        return clock(seconds)
+    return f"{round(seconds * 100) / 100:.2f} s"
+
+
 def markers_text(stored: str) -> str:
     """A file's named markers as its card lists them: the catalog's value (engine.markers,
-    ``0:01.2 Door slam · 0:03.5 Creak``, kept to the tenth) with each time as the card writes
-    times, ``1.2 s Door slam · 3.5 s Creak`` (the badge of a marker a search found reads "at 1.2 s"),
-    every one a clock, ``0:03.20 Start · 1:01.50 Gate latch``, when the last passes a minute (as
-    :func:`span_text` writes a span); a value it cannot read, as stored."""
+    ``0:01.25 Door slam · 0:03.50 Creak``, to the hundredth; to the tenth in a catalog read before
+    session 36) with each time as :func:`marker_text` writes it, ``1.25 s Door slam · 3.50 s Creak``
+    (the badge of a marker a search found reads "at 1.25 s"), every one a clock,
+    ``0:03.20 Start · 1:01.50 Gate latch``, when the last reaches a minute (as :func:`span_text`
+    writes a span); a value it cannot read, as stored."""
     found = parse_markers(stored)
     if not found:
         return stored
-    as_clock = round(max(at for at, _ in found), 1) >= 60
-    return MARKER_SEPARATOR.join(f"{clock(at) if as_clock else seconds_text(at)} {name}" for at, name in found)
+    as_clock = round(max(at for at, _ in found) * 100) >= 6000
+    return MARKER_SEPARATOR.join(f"{clock(at) if as_clock else marker_text(at)} {name}" for at, name in found)
 
 
 def with_marker_times(found: dict[str, str]) -> dict[str, str]:
