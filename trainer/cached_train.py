@@ -90,6 +90,8 @@ class CachedTrainConfig:
     aisfx_weights: str | None = None    # frozen aisfx branch (converted EmbeddingNet)
     yamnet_min_peak_db: float | None = None   # quiet audio lifted to this peak for YAMNet (SoundsiftClapConfig)
     yamnet_weights: str = "int8"        # YAMNet's "int8" export or its "float" weights (SoundsiftClapConfig)
+    yamnet_pool_db: float | None = None  # YAMNet's sound-aware pooling (SoundsiftClapConfig)
+    yamnet_short_pad: str = "zeros"     # how YAMNet pads views shorter than a patch (SoundsiftClapConfig)
     variant: str = "yamnet"             # a key of VARIANTS
     space: str = "minilm"               # the model's shared space: "minilm" or "audioset"
     class_prior_power: float = 0.5      # "audioset": posteriors / prior ** power
@@ -186,8 +188,13 @@ def _cache_settings(cfg: CachedTrainConfig) -> tuple[str, dict[str, Any]]:
         tag += f"_minpeak{cfg.yamnet_min_peak_db:g}"
     if cfg.yamnet_weights != "int8":
         tag += f"_{cfg.yamnet_weights}"
+    if cfg.yamnet_pool_db is not None:
+        tag += f"_pool{cfg.yamnet_pool_db:g}"
+    if cfg.yamnet_short_pad != "zeros":
+        tag += f"_{cfg.yamnet_short_pad}"
     return tag, {"aisfx_weights": cfg.aisfx_weights, "yamnet_min_peak_db": cfg.yamnet_min_peak_db,
-                 "yamnet_weights": cfg.yamnet_weights}
+                 "yamnet_weights": cfg.yamnet_weights, "yamnet_pool_db": cfg.yamnet_pool_db,
+                 "yamnet_short_pad": cfg.yamnet_short_pad}
 
 
 def load_splits(cfg: CachedTrainConfig) -> tuple[Split, Split]:
@@ -294,6 +301,7 @@ def model_config(cfg: CachedTrainConfig):
                                class_text_template=cfg.class_text_template, minilm_mix=cfg.minilm_mix,
                                query_carriers=list(cfg.query_carriers),
                                yamnet_min_peak_db=cfg.yamnet_min_peak_db, yamnet_weights=cfg.yamnet_weights,
+                               yamnet_pool_db=cfg.yamnet_pool_db, yamnet_short_pad=cfg.yamnet_short_pad,
                                **space)
 
 

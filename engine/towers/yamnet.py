@@ -53,6 +53,11 @@ PATCH_HOP_FRAMES = 48       # 0.48 s
 MIN_SAMPLES = (PATCH_FRAMES - 1) * FRAME_HOP + FRAME_LENGTH
 #: the weight sets :class:`YamnetTower` runs (see the module docstring)
 WEIGHTS = ("int8", "float")
+#: how :meth:`YamnetTower.pad` fills audio shorter than one patch (config ``yamnet_short_pad``):
+#: with zeros, as YAMNet does, or with the sound itself repeated ("tile")
+SHORT_PADS = ("zeros", "tile")
+#: dB per unit of the log-mel (natural log of a magnitude): 20 / ln 10
+DB_PER_LOG_MEL = 20.0 / float(np.log(10.0))
 #: patches per network call when a whole recording is tagged (:meth:`YamnetTower.stream_features`):
 #: what onnxruntime holds at once (≈ 2.7 MB a patch) stays bounded whatever the recording's length
 STREAM_CHUNK_PATCHES = 64
@@ -143,6 +148,49 @@ def lift_quiet_blocks(open_blocks: Callable[[bool], Iterable[np.ndarray]], min_p
     blocks = held if held is not None else (np.asarray(b, dtype=np.float32).reshape(-1) for b in open_blocks(True))
     for b in blocks:
         yield b if gain is None else _lifted(b, gain)
+
+
+def patch_levels(patches: np.ndarray) -> np.ndarray:
+    """(P, 1, 96, 64) log-mel patches → (P,) int levels: the whole dB by which each patch's loudest
+    log-mel cell stands above YAMNet's floor (``log(0.001)``); 0 where nothing does (digital
+    silence, or sound below what YAMNet's log-mel shows)."""
+    top = np.asarray(patches).reshape(len(patches), -1).max(axis=1).astype(np.float64)
+    return np.maximum(np.floor((top - np.log(LOG_OFFSET)) * DB_PER_LOG_MEL + 1e-6), 0).astype(np.int64)
+
+
+def sounding(levels: np.ndarray, pool_db: float | None) -> np.ndarray:
+    """Which patches of levels ``levels`` (:func:`patch_levels`) sound-aware pooling keeps: those
+    above the floor and at most ``pool_db`` dB below the loudest patch. All of them where that
+    would keep none (a silent view) or ``pool_db`` is None (the plain mean)."""
+    levels = np.asarray(levels)
+    if pool_db is None or levels.size == 0 or levels.max() <= 0:
+        return np.ones(levels.shape, bool)
+    return (levels > 0) & (levels >= levels.max() - pool_db)
+
+
+class _LevelSums:
+    """Per-patch posteriors and embeddings summed by patch level (float64), so that the mean over
+    the patches :func:`sounding` keeps can be taken at the end of a stream in bounded memory
+    (a level is a whole dB: a hundred or so sums at most)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[int, list] = {}
+
+    def add(self, levels: np.ndarray, logits: np.ndarray, embedding: np.ndarray) -> None:
+        posteriors, embedding = _posteriors(logits), embedding.astype(np.float64)
+        for level in np.unique(levels):
+            rows = levels == level
+            entry = self.sums.setdefault(int(level), [np.zeros(NUM_CLASSES), np.zeros(EMBEDDING_DIM), 0])
+            entry[0] += posteriors[rows].sum(axis=0)
+            entry[1] += embedding[rows].sum(axis=0)
+            entry[2] += int(rows.sum())
+
+    def mean(self, pool_db: float | None) -> dict[str, np.ndarray]:
+        levels = np.array(sorted(self.sums))
+        kept = [self.sums[int(lv)] for lv in levels[sounding(levels, pool_db)]]
+        n = sum(e[2] for e in kept)
+        return {"posteriors": (sum(e[0] for e in kept) / n).astype(np.float32),
+                "embedding": (sum(e[1] for e in kept) / n).astype(np.float32)}
 
 
 def _posteriors(logits: np.ndarray) -> np.ndarray:
@@ -349,16 +397,21 @@ class YamnetTower:
 
     # -- frontend -------------------------------------------------------------------------
     @staticmethod
-    def pad(waveform: np.ndarray) -> np.ndarray:
-        """Zero-pad audio shorter than one patch (0.975 s), as YAMNet does."""
+    def pad(waveform: np.ndarray, short_pad: str = "zeros") -> np.ndarray:
+        """Pad audio shorter than one patch (0.975 s) to one patch: with zeros, as YAMNet does, or
+        with ``short_pad`` "tile", with the sound repeated (empty audio is zero-padded either way)."""
+        if short_pad not in SHORT_PADS:
+            raise ValueError(f"short_pad must be one of {', '.join(SHORT_PADS)}, not {short_pad!r}")
         w = np.asarray(waveform, dtype=np.float32).reshape(-1)
+        if 0 < w.size < MIN_SAMPLES and short_pad == "tile":
+            w = np.tile(w, -(-MIN_SAMPLES // w.size))[:MIN_SAMPLES]
         if w.size < MIN_SAMPLES:
             w = np.pad(w, (0, MIN_SAMPLES - w.size))
         return w
 
-    def log_mel(self, waveform: np.ndarray) -> np.ndarray:
-        """1-D 16 kHz waveform → (frames, 64) log-mel, one frame per 10 ms."""
-        w = self.pad(waveform)
+    def log_mel(self, waveform: np.ndarray, short_pad: str = "zeros") -> np.ndarray:
+        """1-D 16 kHz waveform → (frames, 64) log-mel, one frame per 10 ms (:meth:`pad` first)."""
+        w = self.pad(waveform, short_pad)
         return self._frames_log_mel(w, 1 + (w.size - FRAME_LENGTH) // FRAME_HOP)
 
     @staticmethod
@@ -378,31 +431,40 @@ class YamnetTower:
         logits, embedding = self._session.run(["logits", "embedding"], {"log_mel": patches})
         return logits, embedding
 
-    def clip_features(self, log_mel: np.ndarray) -> dict[str, np.ndarray]:
-        """(frames, 64) log-mel of one view → mean posteriors (521,) and mean embedding (1024,)."""
-        logits, embedding = self.run_patches(self.patches(log_mel))
+    def clip_features(self, log_mel: np.ndarray, pool_db: float | None = None) -> dict[str, np.ndarray]:
+        """(frames, 64) log-mel of one view → mean posteriors (521,) and mean embedding (1024,)
+        over its patches; with ``pool_db``, over the patches that carry sound only
+        (:func:`sounding`: digital silence, and patches more than ``pool_db`` dB below the
+        loudest, are left out unless that leaves none)."""
+        patches = self.patches(log_mel)
+        logits, embedding = self.run_patches(patches)
+        if pool_db is not None:
+            keep = sounding(patch_levels(patches), pool_db)
+            logits, embedding = logits[keep], embedding[keep]
         return {"posteriors": _posteriors(logits).mean(axis=0).astype(np.float32),
                 "embedding": embedding.mean(axis=0).astype(np.float32)}
 
-    def stream_features(self, blocks: Iterable[np.ndarray], chunk_patches: int = STREAM_CHUNK_PATCHES
-                        ) -> dict[str, np.ndarray]:
+    def stream_features(self, blocks: Iterable[np.ndarray], chunk_patches: int = STREAM_CHUNK_PATCHES,
+                        pool_db: float | None = None, short_pad: str = "zeros") -> dict[str, np.ndarray]:
         """:meth:`clip_features` of :meth:`log_mel` of the waveform whose consecutive pieces
-        ``blocks`` yields (equal to float tolerance), in bounded memory: frames and patches are
-        made as the audio comes in, and the network sees at most ``chunk_patches`` patches per
-        call, so a whole hour-long recording costs what a minute does (with a decoder that
-        streams too: engine.audio.iter_blocks)."""
+        ``blocks`` yields (equal to float tolerance; ``pool_db`` and ``short_pad`` as there), in
+        bounded memory: frames and patches are made as the audio comes in, and the network sees
+        at most ``chunk_patches`` patches per call, so a whole hour-long recording costs what a
+        minute does (with a decoder that streams too: engine.audio.iter_blocks)."""
         if chunk_patches < 1:
             raise ValueError(f"chunk_patches must be at least 1, not {chunk_patches}")
+        if short_pad not in SHORT_PADS:
+            raise ValueError(f"short_pad must be one of {', '.join(SHORT_PADS)}, not {short_pad!r}")
         piece = chunk_patches * PATCH_HOP_FRAMES * FRAME_HOP     # samples taken in at a time
         wave = np.zeros(0, np.float32)          # samples of frames not yet made
         mel = np.zeros((0, N_MELS), np.float32)  # frames of patches not yet run
-        sums = {"posteriors": np.zeros(NUM_CLASSES), "embedding": np.zeros(EMBEDDING_DIM)}
-        n_patches = 0
+        sums = _LevelSums()
+        head = np.zeros(0, np.float32)         # the first samples, for a short sound tiled at the end
         total = 0
         full_chunk = (chunk_patches - 1) * PATCH_HOP_FRAMES + PATCH_FRAMES     # frames of chunk_patches patches
 
         def take(samples: np.ndarray, last: bool = False) -> None:
-            nonlocal wave, mel, n_patches
+            nonlocal wave, mel
             wave = np.concatenate([wave, samples])
             n_frames = 1 + (wave.size - FRAME_LENGTH) // FRAME_HOP if wave.size >= FRAME_LENGTH else 0
             if n_frames:
@@ -415,18 +477,22 @@ class YamnetTower:
                 patches = patches[:patches.shape[0] // chunk_patches * chunk_patches]
             mel = mel[patches.shape[0] * PATCH_HOP_FRAMES:]
             for start in range(0, patches.shape[0], chunk_patches):
-                logits, embedding = self.run_patches(patches[start:start + chunk_patches])
-                sums["posteriors"] += _posteriors(logits).sum(axis=0)
-                sums["embedding"] += embedding.astype(np.float64).sum(axis=0)
-                n_patches += logits.shape[0]
+                chunk = patches[start:start + chunk_patches]
+                logits, embedding = self.run_patches(chunk)
+                levels = np.zeros(len(chunk), np.int64) if pool_db is None else patch_levels(chunk)
+                sums.add(levels, logits, embedding)
 
         for block in blocks:
             block = np.asarray(block, dtype=np.float32).reshape(-1)
+            if head.size < MIN_SAMPLES:
+                head = np.concatenate([head, block[:MIN_SAMPLES - head.size]])
             total += block.size
             for start in range(0, block.size, piece):
                 take(block[start:start + piece])
+        if short_pad == "tile" and 0 < total < MIN_SAMPLES:       # all of it is in ``head``
+            return self.clip_features(self.log_mel(head, short_pad), pool_db)
         take(np.zeros(max(0, MIN_SAMPLES - total), np.float32), last=True)     # as pad(): zeros up to one patch
-        return {key: (value / n_patches).astype(np.float32) for key, value in sums.items()}
+        return sums.mean(pool_db)
 
     def _frames_log_mel(self, w: np.ndarray, n_frames: int) -> np.ndarray:
         """The first ``n_frames`` log-mel frames of ``w`` (as :meth:`log_mel`, without padding)."""
@@ -434,12 +500,14 @@ class YamnetTower:
         spectrum = np.abs(np.fft.rfft(frames * self._window, n=FFT_LENGTH)).astype(np.float32)
         return np.log(spectrum @ self._mel + LOG_OFFSET).astype(np.float32)
 
-    def features(self, waveforms: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        """16 kHz waveforms → {"posteriors": (N, 521), "embedding": (N, 1024)}, mean over patches.
+    def features(self, waveforms: Sequence[np.ndarray], pool_db: float | None = None,
+                 short_pad: str = "zeros") -> dict[str, np.ndarray]:
+        """16 kHz waveforms → {"posteriors": (N, 521), "embedding": (N, 1024)}, mean over patches
+        (``pool_db``, ``short_pad``: :meth:`clip_features`, :meth:`pad`).
 
         Every clip is run alone, so its features never depend on the rest of the batch.
         """
-        per_clip = [self.clip_features(self.log_mel(w)) for w in waveforms]
+        per_clip = [self.clip_features(self.log_mel(w, short_pad), pool_db) for w in waveforms]
         return {key: np.stack([f[key] for f in per_clip]) if per_clip
                 else np.zeros((0, NUM_CLASSES if key == "posteriors" else EMBEDDING_DIM), np.float32)
                 for key in ("posteriors", "embedding")}
