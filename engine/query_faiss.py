@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -15,6 +16,32 @@ from engine.vector_access import probe_range, search_parameters
 
 #: the query layer's logger (engine.query's, as before these parts moved out of it)
 log = logging.getLogger("engine.query")
+
+#: CPU searches of at most this many query vectors (one: a text or sound query; ``similar``
+#: searches with a file's segments) run on one FAISS (OpenMP) thread. At FAISS's default count
+#: a flat index's one-query search waits on its OpenMP workers: 2 cores, 905-d, default ÷ one
+#: thread 1.65–6 idle and 3.5 loaded at 40,000 vectors, 3.1 at 400,000, 2.6 with 4 threads
+#: searching at once; IVF-Flat/SQ8 and 2,000 vectors alike (0.9–1.2). Batches of 8 were mixed
+#: (0.5–16; flat 400,000 loaded 0.63), so they keep the default (benchmarks/faiss_threads.py)
+ONE_THREAD_MAX_QUERIES = 1
+
+
+@contextmanager
+def one_omp_thread() -> Iterator[None]:
+    """FAISS's parallel regions started by the calling thread use one thread, until the block
+    ends. OpenMP's thread count (``omp_set_num_threads``) is a setting of the calling thread
+    (libgomp keeps it per thread): the server's other searching threads, and indexing,
+    duplicate finding or training elsewhere in the process keep their own count."""
+    import faiss
+    before = faiss.omp_get_max_threads()
+    if before == 1:
+        yield
+        return
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def rank_segments(snap: _Snapshot, q: np.ndarray, k: int, per_file: bool,
@@ -93,7 +120,8 @@ def searcher(snap: _Snapshot, selector: Any, n_allowed: int, nprobe: int | None 
     and for a filtered re-ranked search half the candidates the tuned nprobe's lists hold
     on average (the pool the tuning measured recall with; a filter keeping a share of the
     files finds that share of it in those lists). ``nprobe``: lists to probe instead of the
-    tuned value (on the CPU copy)."""
+    tuned value (on the CPU copy). A CPU search of one query runs on one FAISS thread
+    (:func:`one_omp_thread`)."""
     if selector is None and snap.gpu is not None and nprobe is None:
         def base(q: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
             with snap.gpu_lock:            # faiss GPU resources are not thread-safe
@@ -103,7 +131,10 @@ def searcher(snap: _Snapshot, selector: Any, n_allowed: int, nprobe: int | None 
                                    snap.params if nprobe is None else {**snap.params, "nprobe": nprobe})
 
         def base(q: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-            return snap.index.search(q, n, params=params)
+            if len(q) > ONE_THREAD_MAX_QUERIES:
+                return snap.index.search(q, n, params=params)
+            with one_omp_thread():
+                return snap.index.search(q, n, params=params)
     factor = snap.rerank
     tuned = tuned_nprobe(snap) if factor and selector is not None else None
     # half the candidates the tuned lists hold on average: lists vary in size, and a filter
