@@ -76,7 +76,9 @@ def merge_tags(*groups: Sequence[TagScore], top_k: int) -> list[TagScore]:
 
 
 class YamnetTagger:
-    """AudioSet tags from YAMNet: sigmoid posteriors averaged over the file's 0.96 s patches.
+    """AudioSet tags from YAMNet: sigmoid posteriors averaged over the file's 0.96 s patches that
+    carry sound (``yamnet.SOUND_POOL_DB``, as the bundled models pool them: a beep in a file of
+    silence was tagged "Silence" first).
 
     A file whose peak is below ``yamnet.QUIET_PEAK_DB`` is lifted to it first (as soundsift-base
     does), so a quietly recorded file is not tagged as silence. ``weights``: YAMNet's float
@@ -107,7 +109,8 @@ class YamnetTagger:
                 yield block
 
         lifted = yamnet.lift_quiet_blocks(blocks, yamnet.QUIET_PEAK_DB, yamnet.MAX_LIFT_DB)
-        found = self.tower.stream_features(lifted, chunk_patches or yamnet.STREAM_CHUNK_PATCHES)
+        found = self.tower.stream_features(lifted, chunk_patches or yamnet.STREAM_CHUNK_PATCHES,
+                                           pool_db=yamnet.SOUND_POOL_DB)
         if decoded == 0:                    # as engine.audio.decode says it
             raise UnreadableAudio(str(path), f"too short: not one sample left once resampled to {self.sample_rate} Hz")
         self.seconds = decoded / self.sample_rate

@@ -66,6 +66,10 @@ FRONTEND_VERSION = "yamnet-tf-frontend-1+graph-float-logits-1"
 
 #: the level soundsift lifts quieter audio to for YAMNet (soundsift-base, the caption tagger)
 QUIET_PEAK_DB = -20.0
+#: the bundled models' sound-aware pooling (their config's ``yamnet_pool_db``, session 36): a patch
+#: more than this many dB below a view's loudest is left out of its mean (:func:`sounding`); soundsift
+#: caption's YAMNet tags pool so too
+SOUND_POOL_DB = 40.0
 #: the most gain :func:`lift_quiet` applies there (dB), so near-silence stays quiet
 MAX_LIFT_DB = 40.0
 
