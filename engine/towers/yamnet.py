@@ -197,6 +197,12 @@ class _LevelSums:
                 "embedding": (sum(e[1] for e in kept) / n).astype(np.float32)}
 
 
+def _check_short_pad(short_pad: str) -> None:
+    """ValueError for a ``short_pad`` that is not one of :data:`SHORT_PADS`."""
+    if short_pad not in SHORT_PADS:
+        raise ValueError(f"short_pad must be one of {', '.join(SHORT_PADS)}, not {short_pad!r}")
+
+
 def _posteriors(logits: np.ndarray) -> np.ndarray:
     """Per-patch class posteriors (float64) of YAMNet's logits: the sigmoid."""
     with np.errstate(over="ignore"):    # exp(-logit) is inf for logits below ≈ −709: posterior 0
@@ -404,8 +410,7 @@ class YamnetTower:
     def pad(waveform: np.ndarray, short_pad: str = "zeros") -> np.ndarray:
         """Pad audio shorter than one patch (0.975 s) to one patch: with zeros, as YAMNet does, or
         with ``short_pad`` "tile", with the sound repeated (empty audio is zero-padded either way)."""
-        if short_pad not in SHORT_PADS:
-            raise ValueError(f"short_pad must be one of {', '.join(SHORT_PADS)}, not {short_pad!r}")
+        _check_short_pad(short_pad)
         w = np.asarray(waveform, dtype=np.float32).reshape(-1)
         if 0 < w.size < MIN_SAMPLES and short_pad == "tile":
             w = np.tile(w, -(-MIN_SAMPLES // w.size))[:MIN_SAMPLES]
@@ -457,8 +462,7 @@ class YamnetTower:
         minute does (with a decoder that streams too: engine.audio.iter_blocks)."""
         if chunk_patches < 1:
             raise ValueError(f"chunk_patches must be at least 1, not {chunk_patches}")
-        if short_pad not in SHORT_PADS:
-            raise ValueError(f"short_pad must be one of {', '.join(SHORT_PADS)}, not {short_pad!r}")
+        _check_short_pad(short_pad)
         piece = chunk_patches * PATCH_HOP_FRAMES * FRAME_HOP     # samples taken in at a time
         wave = np.zeros(0, np.float32)          # samples of frames not yet made
         mel = np.zeros((0, N_MELS), np.float32)  # frames of patches not yet run
@@ -488,7 +492,7 @@ class YamnetTower:
 
         for block in blocks:
             block = np.asarray(block, dtype=np.float32).reshape(-1)
-            if head.size < MIN_SAMPLES:
+            if short_pad == "tile" and head.size < MIN_SAMPLES:
                 head = np.concatenate([head, block[:MIN_SAMPLES - head.size]])
             total += block.size
             for start in range(0, block.size, piece):
