@@ -26,6 +26,7 @@ import soxr
 
 from engine.errors import InvalidQuery, UnreadableAudio
 from engine.ffmpeg_audio import FFMPEG_EXTENSIONS, VIDEO_EXTENSIONS, FFmpegSound
+from engine.ogg_chain import ByteRange, ChainedOgg, LinkFormat, OggLink, link_format, ogg_links
 from engine.stderr_capture import StderrCapture, summarised
 from engine.sound_designer import SD2_EXTENSION, is_sd2, open_sd2
 from engine.segments import MIN_TAKE, SegmentPolicy, regular_take, take_bounds
@@ -127,7 +128,7 @@ def appledouble_twin(path: str) -> str:
     return os.path.join(folder, "._" + name)
 
 
-def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound:
+def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound | ChainedOgg:
     """``soundfile.SoundFile(path)`` for reading, also beside macOS's ``._<name>`` files; for the
     formats libsndfile does not read (``.m4a``, ``.wv`` …: :data:`FFMPEG_EXTENSIONS`) and for
     a video's sound (a query clip: ``VIDEO_EXTENSIONS``) an
@@ -135,7 +136,9 @@ def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound:
     refuses that FFmpeg reads and an Ogg Opus file libsndfile would read late
     (:func:`_opus_frames_misread`); for a Sound Designer II
     file an :class:`~engine.sound_designer.Sd2SoundFile` (its resource fork found beside it or in
-    an unpacked zip's ``__MACOSX``; :class:`UnreadableAudio` when it is nowhere).
+    an unpacked zip's ``__MACOSX``; :class:`UnreadableAudio` when it is nowhere); for a chained
+    Ogg file (``cat a.ogg b.ogg``) a :class:`~engine.ogg_chain.ChainedOgg` reading every link
+    (:func:`_chain`).
 
     Given a path to a file it does not recognise at once (an MP3 among them), libsndfile looks for
     a Sound Designer II resource fork in ``._<name>`` and, finding the AppleDouble file macOS
@@ -152,12 +155,15 @@ def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound:
         return _open_sound(p)
 
 
-def _open_sound(p: str) -> sf.SoundFile | FFmpegSound:
+def _open_sound(p: str) -> sf.SoundFile | FFmpegSound | ChainedOgg:
     """:func:`open_sound` itself."""
     if os.path.splitext(p)[1].lower() in FFMPEG_EXTENSIONS | VIDEO_EXTENSIONS or _aac_whatever_its_name(p):
         return FFmpegSound(p)
     if is_sd2(p):
         return open_sd2(p)
+    chain = _file_chain(p)
+    if chain is not None:
+        return _open_chain(p, chain, lambda: open(p, "rb"))
     try:
         return _unless_misread(p, sf.SoundFile(_openable(p)))
     except sf.LibsndfileError as e:
@@ -176,20 +182,132 @@ def _open_sound(p: str) -> sf.SoundFile | FFmpegSound:
     return _StreamSoundFile(p)
 
 
-def open_sound_bytes(data: bytes, name: str) -> sf.SoundFile | FFmpegSound:
+def open_sound_bytes(data: bytes, name: str) -> sf.SoundFile | FFmpegSound | ChainedOgg:
     """A file's bytes in memory (an uploaded query clip, a WebDataset shard's member, a corpus
     source's file) opened as :func:`open_sound` opens a file called ``name``: by FFmpeg for its
     extensions and AAC whatever its name, else by libsndfile, and by FFmpeg where libsndfile
     refuses the bytes or would read an Ogg Opus stream late. Where neither reads them,
     libsndfile's error as :func:`open_sound` raises it (FFmpeg's reason beside it for a
-    container libsndfile knows; FFmpeg's alone for a name FFmpeg reads)."""
+    container libsndfile knows; FFmpeg's alone for a name FFmpeg reads); a chained Ogg stream
+    as :func:`open_sound` reads one."""
     if os.path.splitext(name)[1].lower() in FFMPEG_EXTENSIONS | VIDEO_EXTENSIONS or _holds_aac(io.BytesIO(data)):
         return FFmpegSound(io.BytesIO(data), name)
+    links = ogg_links(io.BytesIO(data), len(data)) if data[:4] == b"OggS" else []
+    if len(links) > 1:
+        return _open_chain(name, _chain(name, links, lambda: io.BytesIO(data)), lambda: io.BytesIO(data))
+    return _open_stream(io.BytesIO(data), name)
+
+
+def _open_stream(source: BinaryIO, name: str) -> sf.SoundFile | FFmpegSound:
+    """The sound in the binary file ``source`` (read from its start) called ``name``: by
+    libsndfile, or by FFmpeg where libsndfile refuses it or would read an Ogg Opus stream late."""
     try:
-        return _unless_misread(io.BytesIO(data), sf.SoundFile(io.BytesIO(data)), name)
+        return _unless_misread(source, sf.SoundFile(source), name)
     except sf.LibsndfileError as e:             # (bytes: its reason is the data's, never the file system's)
-        return _through_ffmpeg(io.BytesIO(data), e, say_both=e.code in (UNSUPPORTED_ENCODING, MALFORMED_FILE),
-                               name=name)
+        source.seek(0)
+        return _through_ffmpeg(source, e, say_both=e.code in (UNSUPPORTED_ENCODING, MALFORMED_FILE), name=name)
+
+
+@dataclass(frozen=True)
+class _Chain:
+    """A chained Ogg file's links that are read, what each holds, and whether all are read by
+    FFmpeg (:func:`_chain`)."""
+
+    links: tuple[OggLink, ...]
+    formats: tuple[LinkFormat, ...]
+    by_ffmpeg: bool
+    note: str | None = None             # why the links after the last of ``links`` are not read
+
+
+def _file_chain(p: str) -> _Chain | None:
+    """The links of the file ``p`` where it is a chained Ogg file (:func:`_chain`); None for any
+    other file, or one that cannot be read (its decoder then says why)."""
+    try:
+        st = os.stat(p)
+    except OSError:
+        return None
+    return _chain_of_file(p, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _chain_of_file(path: str, size: int, mtime_ns: int) -> _Chain | None:
+    """:func:`_file_chain`, found once per file version (``size``, ``mtime_ns``: the cache key),
+    not at every opening of it (a probe, the reading, a preview): the page headers of an Ogg
+    file (engine.ogg_chain.ogg_links), and each link of a chain opened once."""
+    try:
+        with open(path, "rb", buffering=0) as raw:
+            links = ogg_links(raw, size) if raw.read(4) == b"OggS" else []
+    except OSError:
+        return None
+    return _chain(path, links, lambda: open(path, "rb")) if len(links) > 1 else None
+
+
+def _open_link(name: str, link: OggLink, raw: Any, ffmpeg: bool = False) -> tuple[Any, BinaryIO]:
+    """A link of the chained Ogg file ``name`` (``raw()`` opens its bytes anew) opened as a file
+    of its own (:func:`_open_stream`; by FFmpeg where ``ffmpeg``), and the bytes it reads."""
+    view = ByteRange(raw(), link.start, link.end, name)
+    try:
+        return (_ffmpeg_sound(view, name) if ffmpeg else _open_stream(view, name)), view
+    except BaseException:
+        view.close()
+        raise
+
+
+def _chain(name: str, links: Sequence[OggLink], raw: Any) -> _Chain:
+    """The links of the chained Ogg file ``name`` to read, each opened once to see what it holds.
+    Links must share a rate and channel count; Opus links that do not share a rate (libsndfile
+    decodes each at the rate its encoder was given, FFmpeg one libsndfile refuses at 48 kHz)
+    are all read by FFmpeg, at Opus's 48 kHz; any others are :class:`UnreadableAudio` naming
+    the two that differ. A link neither decoder opens (a recording stopped just as a link began)
+    ends the chain: the links before it are read, and the chain's note says so (:func:`iter_blocks`
+    gives it); the first link's error is raised as it is."""
+    unread: list[str] = []
+
+    def formats(ffmpeg: bool) -> list[LinkFormat]:
+        found = []
+        unread.clear()
+        for i, link in enumerate(links):
+            try:
+                sound, view = _open_link(name, link, raw, ffmpeg)
+            except Exception as e:
+                if not i:
+                    raise
+                unread.append(f"link {i + 1} of the {len(links)} of this chained Ogg file is not readable "
+                              f"({_short(e)}): read up to it")
+                break
+            try:
+                found.append(link_format(sound))
+            finally:
+                sound.close()
+                view.close()
+        return found
+
+    found = formats(False)
+    by_ffmpeg = _differ(found) is not None and all(f.subtype == "OPUS" for f in found)
+    if by_ffmpeg:
+        found = formats(True)
+    differ = _differ(found)
+    if differ is not None:
+        raise UnreadableAudio(name, f"a chained Ogg file whose links differ ({differ}): not read; "
+                                    "convert it to one stream")
+    return _Chain(tuple(links[:len(found)]), tuple(found), by_ffmpeg, unread[0] if unread else None)
+
+
+def _open_chain(name: str, chain: _Chain, raw: Any) -> ChainedOgg:
+    """The chained Ogg file ``name`` (``raw()`` opens its bytes anew) as one sound."""
+    log.debug("%s: a chained Ogg file of %d links", name, len(chain.links))
+    return ChainedOgg(name, list(chain.links), list(chain.formats),
+                      lambda i: _open_link(name, chain.links[i], raw, chain.by_ffmpeg), chain.note)
+
+
+def _differ(formats: Sequence[LinkFormat]) -> str | None:
+    """Where the links of a chain first differ in rate or channels, in words; None where they agree."""
+    first = formats[0]
+    for i, f in enumerate(formats[1:], start=2):
+        if (f.samplerate, f.channels) != (first.samplerate, first.channels):
+            return (f"link 1: {first.samplerate} Hz, {first.channels} channel(s); "
+                    f"link {i}: {f.samplerate} Hz, {f.channels} channel(s)")
+    return None
 
 
 def read_sound_bytes(data: bytes, name: str) -> tuple[np.ndarray, int]:
@@ -325,12 +443,22 @@ def _opus_frames_misread(f: Any) -> int:
 
 
 def _unless_misread(p: str | BinaryIO, f: sf.SoundFile, name: str | None = None) -> sf.SoundFile | FFmpegSound:
-    """``f`` (``p``, a path or a file in memory called ``name``, just opened by libsndfile), or
-    ``p`` read by FFmpeg instead where libsndfile would misread it (:func:`_opus_frames_misread`);
-    ``f`` itself when FFmpeg cannot read it."""
+    """``f`` (``p``, a path or a file in memory called ``name``, just opened by libsndfile), ready
+    to read from its start. Where libsndfile would misread it as opened
+    (:func:`_opus_frames_misread`), ``f`` sought to frame 0 first: libsndfile then drops the
+    pre-skip right, and reads every sample an encoding of the same audio from granule 0 gives,
+    at the rate the encoder was given (the Ogg Opus files of tests/test_opus_fallback40.py and
+    benchmarks/offset_opus.py); ``p`` read by FFmpeg instead only where that seek fails, and
+    ``f`` as it is when FFmpeg cannot read it either."""
     late = _opus_frames_misread(f)
     if not late:
         return f
+    try:
+        f.seek(0)
+        log.debug("%s: sought to its start (libsndfile keeps %d samples of the Opus pre-skip before)", name or p, late)
+        return f
+    except Exception as e:                      # noqa: BLE001 — FFmpeg's reading instead
+        log.debug("%s: libsndfile reads it %d samples late and cannot seek to its start (%s)", name or p, late, e)
     try:
         found = _ffmpeg_sound(p, name)
     except Exception as e:                      # noqa: BLE001 — libsndfile's reading, late as it is
@@ -589,6 +717,8 @@ def _read_blocks(p: str, info: AudioInfo, block: int, notes: list[str] | None,
         with _heard(heard):
             f = open_sound(p)
         with f:
+            if isinstance(f, ChainedOgg) and f.note:      # (said outside the capture of fd 2)
+                _note(p, f.note, notes)
             if first:
                 with _heard(heard):
                     go_to_frame(f, first, block)
@@ -614,6 +744,11 @@ def _read_blocks(p: str, info: AudioInfo, block: int, notes: list[str] | None,
         yield np.zeros((0, info.channels), np.float32), True
     message = (f"decoding stopped at {kept / info.sample_rate:.2f} s of {info.duration:.2f} s "
                f"({reason}): keeping the audio before it")
+    _note(p, message, notes)
+
+
+def _note(p: str, message: str, notes: list[str] | None) -> None:
+    """``message`` about the file ``p`` added to ``notes`` when given, else a warning in this module's log."""
     if notes is not None:
         notes.append(message)
     else:
@@ -690,7 +825,8 @@ def ogg_last_page_start(f: Any) -> int | None:
     file's last page lands late (48–88 frames in Vorbis; 32 in a 2.5 s last page of a quiet
     tone: a page of low-bit-rate audio can span seconds, longer than
     :data:`SEEK_PREROLL_SECONDS`). None for a file that is no Ogg or whose pages cannot be read."""
-    if getattr(f, "format", None) != "OGG" or not isinstance(getattr(f, "name", None), str):
+    if (getattr(f, "format", None) != "OGG" or not isinstance(getattr(f, "name", None), str)
+            or isinstance(f, ChainedOgg)):      # (its seek keeps out of each link's last page itself)
         return None
     try:
         st = os.stat(f.name)

@@ -91,18 +91,19 @@ def test_a_short_opus_file_libsndfile_refuses_is_read_by_ffmpeg(tmp_path, second
 
 @pytest.mark.parametrize("rate", [48000, 16000])
 def test_an_opus_file_whose_granules_start_past_zero_is_read_on_time(tmp_path, rate):
-    """libsndfile opens it but keeps the pre-skip: every moment 6.5 ms late; FFmpeg reads it."""
+    """libsndfile opens it but keeps the pre-skip: every moment 6.5 ms late; read after a seek to
+    its start, at its own rate (tests/test_opus_offset_seek.py)."""
     path = opus(tmp_path / "gate.opus", clicked(2.0, rate), rate, start=LATER_START)
     with sf.SoundFile(str(path)) as f:                                 # the misread, as libsndfile gives it
         assert click_time(f.read(dtype="float32"), f.samplerate) == pytest.approx(1.0065, abs=2 / rate)
     info = probe(path)
-    assert (info.frames, info.sample_rate) == (96000, 48000)
+    assert (info.frames, info.sample_rate) == (2 * rate, rate)
     assert click_time(decode(path, 16000), 16000) == pytest.approx(1.0, abs=2 / 16000)
     from engine.export import excerpt_wav
     data, start, end = excerpt_wav(path, 0.9, 1.1)                     # an export, a preview's span
     cut, cut_rate = sf.read(io.BytesIO(data))
-    assert (cut_rate, start, end) == (48000, 0.9, 1.1)
-    assert click_time(cut, cut_rate) == pytest.approx(0.1, abs=2 / 48000)
+    assert (cut_rate, start, end) == (rate, 0.9, 1.1)
+    assert click_time(cut, cut_rate) == pytest.approx(0.1, abs=2 / rate)
 
 
 def soundfile_opus(path: Path, x: np.ndarray, rate: int) -> Path:
