@@ -14,6 +14,7 @@ import os
 import re
 import struct
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -537,11 +538,15 @@ def relaying_decoder_output() -> Iterator[None]:
     """Inside this context, what C decoders print to stderr while a file is read (libmpg123's
     "Note: Illegal Audio-MPEG-Header …") is said under that file's name — its ``notes``, or
     this module's log (a warning for a file that decoded, debug detail for one that failed) —
-    instead of as anonymous lines on the terminal.
+    instead of as anonymous lines on the terminal; each file and line once while it lasts.
 
     stderr (fd 2) is process-wide and is redirected during each libsndfile call: use it where
     no other thread writes to stderr meanwhile (the command-line commands that decode in their
-    own process; the indexer's decoder processes capture their stderr themselves).
+    own process; the indexer's decoder processes capture their stderr themselves). Outside it,
+    a call about an MP3 in a process running one Python thread says them the same way
+    (:func:`_bare_call`: ``probe(path)`` from a Python shell logs a cut MP3's "Warning: Xing
+    stream size off …" as a warning of this module, at each call); with other threads about,
+    they are left on stderr.
     """
     global _relaying
     _relaying += 1
@@ -571,13 +576,40 @@ def _heard(lines: list[str] | None) -> Iterator[None]:
         _capturing -= 1
 
 
+#: threads known never to write to stderr: tqdm's monitor (it only tunes its bars' refresh rate),
+#: which stays once a bar was drawn (a model download, an index built)
+_QUIET_THREADS = frozenset({"tqdm_monitor"})
+#: the names of the sounds whose decoder prints: libmpg123, libsndfile's for MPEG audio (PyAV keeps
+#: FFmpeg's log off; libFLAC, libvorbis and libopus print nothing). A capture opens a temporary
+#: file each time: a bare call spends that on these alone
+_TALKING_EXTENSIONS = frozenset({".mp3", ".mp2", ".mp1", ".mpga"})
+
+
+def _bare_call(path: str) -> bool:
+    """Whether a call outside :func:`relaying_decoder_output` (a library user's ``probe(path)``)
+    captures fd 2 for itself, for a sound whose decoder prints (:data:`_TALKING_EXTENSIONS`; MPEG
+    audio under another name is left as it is): no capture is under way in this process (an
+    indexer decoder process's own, which keeps the lines as the file's notes) and no other Python
+    thread could write to stderr meanwhile (a server's, the page's, a progress bar's), so no line
+    of theirs is taken for the file's and no two threads swap fd 2 about."""
+    if StderrCapture.active or os.path.splitext(path)[1].lower() not in _TALKING_EXTENSIONS:
+        return False
+    me = threading.current_thread()
+    return all(t is me or t.name in _QUIET_THREADS for t in threading.enumerate())
+
+
+def _says_heard(path: str) -> bool:
+    """Whether what the decoders print about ``path`` is captured and said under its name here."""
+    return bool(_relaying) or _bare_call(path)
+
+
 @contextmanager
 def _relayed(path: str) -> Iterator[None]:
-    """Inside :func:`relaying_decoder_output`, what the decoders print during the block (opening
-    ``path``, a read or a seek in it) is said under ``path`` (:func:`_say_heard`), unless a
-    capture for the file is under way already (:func:`iter_blocks`' own, which says it once at
-    the end); elsewhere the block runs as it is."""
-    if not _relaying or _capturing:
+    """Inside :func:`relaying_decoder_output`, or in a bare call (:func:`_bare_call`), what the
+    decoders print during the block (opening ``path``, a read or a seek in it) is said under
+    ``path`` (:func:`_say_heard`), unless a capture for the file is under way already
+    (:func:`iter_blocks`' own, which says it once at the end); elsewhere the block runs as it is."""
+    if _capturing or not _says_heard(path):
         yield
         return
     heard: list[str] = []
@@ -593,14 +625,15 @@ def _relayed(path: str) -> Iterator[None]:
 def _say_heard(path: str, heard: Sequence[str], failed: bool, notes: list[str] | None = None) -> None:
     """What the decoders printed about ``path`` (each distinct line once): debug detail for a file
     that failed, else to ``notes`` when given, else a warning in this module's log (once per file
-    and line while :func:`relaying_decoder_output` lasts)."""
+    and line while :func:`relaying_decoder_output` lasts; at each call outside it)."""
     for line in summarised(heard):
         if failed:
             log.debug("%s: the decoder also said: %s", path, line)
         elif notes is not None:
             notes.append(line)
         elif (path, line) not in _said:
-            _said.add((path, line))
+            if _relaying:
+                _said.add((path, line))
             log.warning("%s: %s", path, line)
 
 
@@ -625,11 +658,11 @@ def iter_blocks(path: str | Path, target_sr: int, *, block_seconds: float = BLOC
     that breaks off after some audio decoded (a truncated or damaged FLAC) ends where it
     broke: the audio before the break is kept, and one line saying where and why goes to
     ``notes`` when given, else to this module's logger as a warning. A stream that yields
-    nothing at all raises UnreadableAudio. Inside :func:`relaying_decoder_output`, what the
-    C decoders print meanwhile is said the same way.
+    nothing at all raises UnreadableAudio. Inside :func:`relaying_decoder_output` (and in a
+    bare call: :func:`_bare_call`), what the C decoders print meanwhile is said the same way.
     """
     p = str(path)
-    heard: list[str] | None = [] if _relaying else None
+    heard: list[str] | None = [] if _says_heard(p) else None
     try:
         yield from _decoded_blocks(p, target_sr, block_seconds, stats, notes, heard, levels, start_seconds)
     except Exception as e:

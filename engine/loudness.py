@@ -23,7 +23,12 @@ BLOCK = 0.4                 # seconds per gating block
 STEP = 0.1                  # seconds between block starts (75 % overlap)
 ABSOLUTE_GATE = -70.0       # LUFS
 RELATIVE_GATE = -10.0       # LU below the absolutely gated loudness
-SILENCE_DB = -120.0         # what a recording of digital silence is given, peak and loudness alike
+#: what a recording of digital silence is given, peak and loudness alike, and the loudness of one
+#: whose every block lies under the absolute gate (BS.1770 gives it none). Catalogs store it as
+#: measured ("-120.0"), so a loudness filter counts such a file below any range; what people and
+#: programs read says it in words (:func:`level_text`: "silent", "under -70") or as null
+#: (:func:`level_number`), never as a measurement of −120.
+SILENCE_DB = -120.0
 
 
 def k_weighting(sample_rate: int) -> np.ndarray:
@@ -100,3 +105,44 @@ class LevelMeter:
         peak = 20 * math.log10(self.peak) if self.peak > 0 else SILENCE_DB
         return {"peak_dbfs": round(max(peak, SILENCE_DB), 1) + 0.0,
                 "loudness_lufs": round(max(loudness, SILENCE_DB), 1) + 0.0}
+
+
+def level_number(stored: float | str | None) -> float | None:
+    """A stored peak (dBFS) or loudness (LUFS) as JSON gives it: the number, or None for
+    :data:`SILENCE_DB` (nothing above the floor was measured: digital silence, or for loudness
+    every block under the −70 LUFS gate)."""
+    if stored is None:
+        return None
+    value = float(stored)
+    return None if value <= SILENCE_DB else value
+
+
+def level_text(stored: float | str | None, silent: bool = True) -> str:
+    """A stored peak or loudness as a table, the page or a sheet shows it: ``"-23.4"`` (one
+    decimal, no unit), ``""`` when not measured, and for :data:`SILENCE_DB` ``"silent"`` where
+    the recording is digitally ``silent`` (its peak at the floor too), else ``"under -70"``
+    (a loudness under the absolute gate: a very quiet room tone, not a measurement)."""
+    if stored is None or str(stored).strip() == "":
+        return ""
+    value = level_number(stored)
+    if value is not None:
+        return f"{value:.1f}"
+    return "silent" if silent else f"under {ABSOLUTE_GATE:.0f}"
+
+
+def levels_text(found: dict[str, str]) -> str:
+    """"-23.4 LUFS · peak -0.3 dBFS" from a file's stored levels (``loudness_lufs``,
+    ``peak_dbfs``), "silent" for digital silence, "under -70 LUFS · peak -61.2 dBFS" for a
+    recording too quiet for the loudness gate, "" when there are none."""
+    if "loudness_lufs" not in found:
+        return ""
+    if digitally_silent(found):
+        return "silent"
+    loudness = level_text(found["loudness_lufs"], silent=False)
+    return f"{loudness} LUFS · peak {level_text(found.get('peak_dbfs')) or '?'} dBFS"
+
+
+def digitally_silent(found: dict[str, str]) -> bool:
+    """Whether a file's stored levels say digital silence: its peak at :data:`SILENCE_DB`."""
+    peak = found.get("peak_dbfs")
+    return peak is not None and str(peak).strip() != "" and level_number(peak) is None

@@ -18,6 +18,7 @@ from engine.errors import InvalidQuery
 from engine.file_metadata import INDEXER_KEYS, LEVEL_KEYS, SHEET_NAME_KEY, SHEET_PREFIX, with_sheet
 from engine.filters import Filters, has_extension, starts_with
 from engine.folder_paths import under_roots
+from engine.loudness import level_number
 from engine.models.base import l2_normalize
 from engine.query_faiss import _describe
 from engine.query_hits import FileVectors
@@ -219,7 +220,7 @@ def get_file(conn: Connection, root: Path, file_id: int) -> dict[str, Any]:
             "segments": [{"segment_id": int(s.id), "start": float(s.start), "end": float(s.end)}
                          for s in segs],
             "metadata": {k: v for k, v in with_sheet(embedded).items() if k not in INDEXER_KEYS},
-            "levels": {k: float(embedded[k]) for k in LEVEL_KEYS if k in embedded},
+            "levels": {k: level_number(embedded[k]) for k in LEVEL_KEYS if k in embedded},
             **({"sheet": embedded[SHEET_NAME_KEY]} if SHEET_NAME_KEY in embedded else {})}
 
 

@@ -29,6 +29,7 @@ from engine.errors import InvalidOutput, InvalidQuery
 from engine.file_metadata import LEVEL_KEYS, SHEET_NAME_KEY, SHEET_PREFIX, with_sheet
 from engine.filters import Filters
 from engine.layout import existing_index
+from engine.loudness import SILENCE_DB, digitally_silent, level_text
 from engine.outputs import make_folder, output_file
 from engine.text_encoding import without_controls
 from engine.workbook import as_csv_text
@@ -93,17 +94,14 @@ def library_rows(index: str | Path | None, filters: Filters | None = None, *, so
         row = {"Filename": Path(f.path).name, "Pathname": f.path, "Duration": f"{float(f.duration):.3f}",
                "SampleRate": str(int(f.sample_rate)), "Channels": str(int(f.channels)), "Format": f.format,
                **{column: described.get(key, "") for key, column in METADATA_COLUMNS.items()},
-               "PeakdBFS": _level(found.get("peak_dbfs")), "LoudnessLUFS": _level(found.get("loudness_lufs")),
+               "PeakdBFS": level_text(found.get("peak_dbfs")),
+               "LoudnessLUFS": level_text(found.get("loudness_lufs"), digitally_silent(found)),
                "UserTags": TAG_SEPARATOR.join(dict.fromkeys(user.get(int(f.id), []))),
                "StoredTags": TAG_SEPARATOR.join(dict.fromkeys(label for _, label in sorted(stored.get(int(f.id), [])))),
                "ZeroShotTags": TAG_SEPARATOR.join(zero.get(int(f.id), [])),
                "Sheet": found.get(SHEET_NAME_KEY, "")}
         rows.append(row)
     return rows
-
-
-def _level(value: str | None) -> str:
-    return "" if value is None else f"{float(value):.1f}"
 
 
 def _zero_shot_tags(sound_index: Any, filters: Filters | None, top: int, labels: Sequence[str] | None,
@@ -166,6 +164,8 @@ def sheet_bytes(rows: list[dict[str, str]], suffix: str = ".csv") -> bytes:
 
 #: the columns written as numbers in a workbook
 _NUMERIC = {"Duration", "SampleRate", "Channels", "PeakdBFS", "LoudnessLUFS"}
+#: what a level column says instead of a number (engine.loudness.level_text): a text cell
+_LEVEL_WORDS = {level_text(SILENCE_DB, silent) for silent in (True, False)}
 
 
 def _csv_cell(column: str, text: str) -> str:
@@ -191,7 +191,7 @@ def _xlsx_cell(sheet: Any, column: str, text: str) -> Any:
 
 
 def _number(column: str, text: str) -> Any:
-    if column in _NUMERIC and text:
+    if column in _NUMERIC and text and text not in _LEVEL_WORDS:
         value = float(text)
         return int(value) if value.is_integer() and column in ("SampleRate", "Channels") else value
     return text

@@ -29,12 +29,15 @@ class StderrCapture:
     """
 
     MAX_LINES = MAX_LINES
+    #: captures under way in this process (engine.audio leaves fd 2 to them)
+    active = 0
 
     def __enter__(self) -> "StderrCapture":
         sys.stderr.flush()
         self._file = tempfile.TemporaryFile(buffering=0)
         self._saved = os.dup(2)
         os.dup2(self._file.fileno(), 2)
+        StderrCapture.active += 1
         return self
 
     def take_lines(self) -> list[str]:
@@ -51,6 +54,7 @@ class StderrCapture:
         return summarised(self.take_lines(), self.MAX_LINES)
 
     def __exit__(self, *exc: object) -> None:
+        StderrCapture.active -= 1
         left = self.take()
         os.dup2(self._saved, 2)
         os.close(self._saved)

@@ -10,6 +10,7 @@ from sqlalchemy import Float, cast, func, select
 from engine.catalog import ErrorRow, File, FileMetadata, SegmentRow, catalog_session, get_meta, has_table
 from engine.file_metadata import SEARCHED_KEYS_WITH_SHEETS, SHEET_PREFIX
 from engine.layout import IndexLayout, existing_index
+from engine.loudness import SILENCE_DB
 from indexer.metadata_sheet import sheets_described_in
 
 #: meta keys shown as they are (those written by the indexer, and by index tuning)
@@ -52,10 +53,7 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
         rates = [{"sample_rate": int(sr), "files": int(n)}
                  for sr, n in s.execute(select(File.sample_rate, func.count())
                                         .group_by(File.sample_rate).order_by(File.sample_rate))]
-        measured = (s.execute(select(func.count(), func.min(cast(FileMetadata.value, Float)),
-                                     func.max(cast(FileMetadata.value, Float)))
-                              .where(FileMetadata.key == "loudness_lufs")).one()
-                    if has_table(s, "file_metadata") else (0, None, None))
+        measured = (_loudness_range(s) if has_table(s, "file_metadata") else (0, 0, None, None))
         channels = [{"channels": int(ch), "files": int(n)}
                     for ch, n in s.execute(select(File.channels, func.count())
                                            .group_by(File.channels).order_by(File.channels))]
@@ -76,12 +74,23 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
     info["sheets"] = sheets
     info["sample_rates"] = rates
     info["channels"] = channels
-    info["loudness"] = {"measured_files": int(measured[0] or 0),
-                        "quietest_lufs": None if measured[1] is None else float(measured[1]),
-                        "loudest_lufs": None if measured[2] is None else float(measured[2])}
+    info["loudness"] = {"measured_files": int(measured[0] or 0), "silent_files": int(measured[1] or 0),
+                        "quietest_lufs": None if measured[2] is None else float(measured[2]),
+                        "loudest_lufs": None if measured[3] is None else float(measured[3])}
     info["errors"] = errors
     info["versions"] = _versions(layout)
     return info
+
+
+def _loudness_range(s: Any) -> tuple[int, int, float | None, float | None]:
+    """(files measured, of them silent or under the −70 LUFS gate — stored as
+    engine.loudness.SILENCE_DB —, quietest and loudest loudness of the others)."""
+    value = cast(FileMetadata.value, Float)
+    measured = FileMetadata.key == "loudness_lufs"
+    silent = value <= SILENCE_DB
+    n, n_silent = s.execute(select(func.count(), func.count().filter(silent)).where(measured)).one()
+    quietest, loudest = s.execute(select(func.min(value), func.max(value)).where(measured, ~silent)).one()
+    return int(n or 0), int(n_silent or 0), quietest, loudest
 
 
 def _versions(layout: IndexLayout) -> dict[str, str]:

@@ -11,7 +11,8 @@ import typer
 
 from ui.cli.app import app
 from ui.cli.common import (INTERRUPTED_EXIT, MODEL_HELP, IndexOption, ProgressOption, VerboseOption, count,
-                           err_console, out_console, print_json, reports_errors, setup_logging, shows_progress)
+                           err_console, labelled, out_console, print_json, reports_errors, setup_logging,
+                           shows_progress)
 
 
 @app.command("index")
@@ -24,7 +25,10 @@ def index_command(
         help=MODEL_HELP + " Default: the model the index was built with; 'soundsift-base' for a new "
                           "one, and with --rebuild."),
     workers: Optional[int] = typer.Option(
-        None, "--workers", "-w", min=0, help="Decoder processes (0: decode in this process). Default: half the cores."),
+        None, "--workers", "-j", min=0,
+        help="Decoder processes, as make -j (0: decode in this process). Default: half the cores."),
+    old_workers: Optional[int] = typer.Option(
+        None, "-w", min=0, hidden=True, help="Deprecated spelling of --workers (-w is --keywords in search)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1,
                                              help="Segments per model call (default 16)."),
     checkpoint_files: int = typer.Option(
@@ -66,6 +70,7 @@ def index_command(
     from indexer import build_index
     from indexer.runner import IndexInterrupted
 
+    workers = _workers(workers, old_workers)
     budget = _memory_budget(memory_budget)
     options = dict(workers=workers, batch_size=batch_size,
                    progress=shows_progress(progress),
@@ -86,6 +91,19 @@ def index_command(
         _note_sheets(summary.to_dict())         # notes go to stderr with --json too
     else:
         _print_summary(summary.to_dict())
+
+
+def _workers(given: Optional[int], old: Optional[int]) -> Optional[int]:
+    """``--workers``/``-j``, or the deprecated ``-w`` (which means ``--keywords`` to `search`) with a
+    warning on stderr: a script writing ``index -w 4`` keeps working and is told the new spelling."""
+    if old is None:
+        return given
+    if given is not None:
+        raise typer.BadParameter("-w is the old spelling of --workers: give -j (or --workers) alone",
+                                 param_hint="-w")
+    err_console.print(labelled("warning:", "yellow", f"`soundsift index -w {old}` is deprecated (in `soundsift "
+                               f"search`, -w is --keywords): write -j {old} or --workers {old}"))
+    return old
 
 
 def _memory_budget(given: Optional[str]) -> Optional[int]:

@@ -37,6 +37,16 @@ def info_command(
 CATEGORIES_SHOWN = 12
 
 
+def _loudness_range(levels: dict[str, Any]) -> str:
+    """"-48.2 … -14.2 LUFS", and how many files are silent or under the −70 LUFS gate (stored as
+    −120, engine.loudness.SILENCE_DB: no measurement to put in the range)."""
+    silent = int(levels.get("silent_files") or 0)
+    if levels.get("quietest_lufs") is None:
+        return f"{count(silent, 'file')}, all silent or under -70 LUFS"
+    shown = f"{levels['quietest_lufs']:.1f} … {levels['loudest_lufs']:.1f} LUFS"
+    return shown + (f", and {count(silent, 'file')} silent or under -70" if silent else "")
+
+
 def _duration(seconds: float) -> str:
     h, rest = divmod(int(round(seconds)), 3600)
     m, s = divmod(rest, 60)
@@ -69,7 +79,7 @@ def _print_info(info: dict[str, Any]) -> None:
     t.add_row("total duration", _duration(info["total_duration"]))
     levels = info.get("loudness") or {}
     if levels.get("measured_files"):
-        t.add_row("loudness", f"{levels['quietest_lufs']:.1f} … {levels['loudest_lufs']:.1f} LUFS"
+        t.add_row("loudness", _loudness_range(levels)
                   + ("" if levels["measured_files"] == c["files"] else
                      f" ({levels['measured_files']} of {count(c['files'], 'file')} measured; "
                      "`soundsift index … --rebuild` measures the others)"))

@@ -170,10 +170,10 @@ SHOWN_KEYS = (*ABOUT_LINE_KEYS, *MARKER_KEYS, *LEVEL_KEYS)
 
 
 def _levels(found: dict[str, str]) -> str:
-    """"-23.4 LUFS · peak -0.3 dBFS" from the measured levels, or "" when there are none."""
-    if "loudness_lufs" not in found:
-        return ""
-    return f"{found['loudness_lufs']} LUFS · peak {found.get('peak_dbfs', '?')} dBFS"
+    """"-23.4 LUFS · peak -0.3 dBFS" from the measured levels ("silent" for digital silence:
+    engine.loudness.levels_text), or "" when there are none."""
+    from engine.loudness import levels_text
+    return levels_text(found)
 
 
 def folders_of(paths: list[str]) -> list[str]:
