@@ -18,7 +18,7 @@ from engine.zeroshot import checking_between_batches
 from ui.http_connections import RETRY_AFTER_SECONDS, SERVER_NAME, _drain
 from ui.http_request import (ClientGone, ForeignHost, ForeignOrigin, MethodNotAllowed, NotFound, OverTime, Query,
                              RangeNotSatisfiable, RequestBody, RequestTimeout, TooLarge, _TimedReads)
-from ui.http_routes import ID_ROUTES, _json
+from ui.http_routes import ID_ROUTES, OVER_TIME_ADVICE, _json
 
 if TYPE_CHECKING:
     from ui.server import SoundsiftServer
@@ -42,9 +42,10 @@ HEAD_TIMEOUT_SECONDS = 30.0
 SEND_BLOCK_BYTES = 1 << 16
 #: seconds a request's work may take (``soundsift serve --request-timeout``; 0: no limit), from
 #: when the request is in (its body read): past it, the work stops at its next checkpoint (a batch
-#: of a clip's segments, :meth:`SoundsiftHandler.checkpoint`) and the client gets 503. A search
-#: takes milliseconds; a 50 MiB upload is at most ~55 min of MP3, ~330 segments of 10 s, which a
-#: CLAP model on a laptop's CPU embeds in a minute or two; a thread busier than this is stuck
+#: of a clip's segments, of a sheet's files zero-shot tagged: :meth:`SoundsiftHandler.checkpoint`)
+#: and the client gets 503. A search takes milliseconds; a 50 MiB upload is at most ~55 min of
+#: MP3, ~330 segments of 10 s, which a CLAP model on a laptop's CPU embeds in a minute or two; a
+#: thread busier than this is stuck
 REQUEST_TIMEOUT_SECONDS = 300.0
 
 
@@ -70,6 +71,8 @@ class SoundsiftHandler(RequestBody, BaseHTTPRequestHandler):
     index_version = ""
     #: when the request's work began (monotonic clock): its route began, or its body was read
     work_started = 0.0
+    #: the route being answered (``/sheet``; ``/files`` for ``/files/ID``), "" before one is found
+    route_path = ""
 
     def setup(self) -> None:
         """As StreamRequestHandler's, with each read of the request given the time left to it
@@ -138,19 +141,20 @@ class SoundsiftHandler(RequestBody, BaseHTTPRequestHandler):
         self.work_started = time.monotonic()
         self.checkpoint("before it began")
 
-    def checkpoint(self, stage: str = "before its next batch of segments") -> None:
-        """Where a request's work may stop (:meth:`begin_work`, and before each batch of
-        segments embedded: engine.zeroshot.checking_between_batches, set around each route):
-        ClientGone when the client has hung up, OverTime once the work has run past the
-        server's ``request_timeout``; ``stage`` says where, for the log and the 503."""
+    def checkpoint(self, stage: str) -> None:
+        """Where a request's work may stop (:meth:`begin_work`, and before each batch of a
+        clip's segments embedded, of texts embedded or of vectors tagged (a sheet's zero-shot
+        column): engine.zeroshot.checking_between_batches, set around each route): ClientGone
+        when the client has hung up, OverTime once the work has run past the server's
+        ``request_timeout``; ``stage`` says where, for the log and the 503."""
         if _hung_up(self.connection):       # (or the server, stopping, cut the connection off)
             who = "the server cut it off to stop" if self.server.stopping else "the client hung up before its answer"
             raise ClientGone(f"{who}; its work stopped {stage}")
         limit = self.server.request_timeout
         if limit and time.monotonic() - self.work_started > limit:
+            advice = OVER_TIME_ADVICE.get(self.route_path, "ask for less")
             raise OverTime(f"the request's work took more than the server's {limit:g} s limit (soundsift serve "
-                           f"--request-timeout) and was stopped {stage}; send a shorter clip, or only the part "
-                           "to search by (start, end)")
+                           f"--request-timeout) and was stopped {stage}; {advice}")
 
     def do_GET(self) -> None:  # noqa: N802 (the http.server name)
         self._answer("GET")
@@ -211,6 +215,7 @@ class SoundsiftHandler(RequestBody, BaseHTTPRequestHandler):
         self.body_read = False
         self.work_started = time.monotonic()
         self.extra_headers: list[tuple[str, str]] = []     # a route's own (an excerpt's ETag, its range)
+        self.route_path = ""
         allow = ""                          # the Allow header of a 405
         try:
             # first, a CORS preflight too; an absolute target (GET http://host/path) names the host
@@ -219,12 +224,13 @@ class SoundsiftHandler(RequestBody, BaseHTTPRequestHandler):
                 status, body, kind = self.server.preflight(self, path)
             else:
                 route = self.server.route(method, path)
+                self.route_path = route.path
                 # read before the answer: a commit in between labels a newer answer with the older id
                 self.index_version = self.server.index.version()
                 self.extra_headers.append(("X-Index-Version", self.index_version))
                 query = Query(url.query)
                 query.only(route.params, f"{method} {route.path}{'/ID' if route.path in ID_ROUTES else ''}")
-                with checking_between_batches(self.checkpoint):     # a clip's embedding stops there
+                with checking_between_batches(self.checkpoint):     # a clip's embedding, a sheet's tags stop there
                     status, body, kind = route.answer(self, query, path)
         except ClientGone as e:             # nobody to answer: nothing is sent, the connection closes
             log.info("%s %s: %s", method, self.path, e)

@@ -82,10 +82,11 @@ Stopping (Ctrl-C, SIGTERM, ``stop``), the server closes its idle connections and
 requests being answered finish, for :data:`STOP_GRACE_SECONDS` at most, before it returns.
 
 Work for nobody: a request's work stops at its checkpoints (SoundsiftHandler.checkpoint: once
-its body is read or its route begins, and before each batch of a clip's segments is embedded,
-engine.zeroshot.checking_between_batches) when its client has hung up (nothing is sent; one INFO
-line), when its connection was cut off to stop, or when it has run past ``request_timeout``
-(:data:`REQUEST_TIMEOUT_SECONDS`; 503).
+its body is read or its route begins, before each batch of a clip's segments is embedded and of
+a sheet's files zero-shot tagged, engine.zeroshot.checking_between_batches, and before a sheet's
+CSV is written) when its client has hung up (nothing is sent; one INFO line), when its connection
+was cut off to stop, or when it has run past ``request_timeout`` (:data:`REQUEST_TIMEOUT_SECONDS`;
+503, advising what to ask instead: ui.http_routes.OVER_TIME_ADVICE).
 
 The server is split by job: ui.http_request (the query string, the body, the error classes),
 ui.http_handler (SoundsiftHandler: one connection's requests and answers), ui.http_routes (the

@@ -37,7 +37,8 @@ def serve_command(
              "repeatable. None by default: any page the user visits could otherwise read the library."),
     request_timeout: float = typer.Option(
         300.0, "--request-timeout", min=0.0, metavar="SECONDS",
-        help="Stop a request's work (embedding an uploaded clip) past this many seconds, answering 503 "
+        help="Stop a request's work (embedding an uploaded clip, a sheet's zero-shot tags) past this many "
+             "seconds, answering 503 "
              "(0: no limit)."),
     verbose: VerboseOption = False,
 ) -> None:
@@ -52,7 +53,7 @@ def serve_command(
     404 (an unknown path or file), 405 (a route asked with another method; an Allow header says
     which), 408 (a body that stopped arriving), 413 (a clip over the limit), 416 (a Range past the
     end of /audio's answer) or 503 (over --max-connections, the index unreadable, or a request's
-    work past --request-timeout; a client that hangs up stops its clip's embedding too).
+    work past --request-timeout; a client that hangs up stops its clip's embedding or its sheet's tagging too).
 
     A connection that has not sent a whole request 30 s after opening (or after its last answer)
     is closed, as is one that stalls its body or its reading of an answer for 120 s. --host ::1
