@@ -32,11 +32,11 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.catalog import SQL_CHUNK as _SQL_CHUNK
-from engine.catalog import File, FileMetadata, catalog_session, has_table, open_catalog, set_meta
+from engine.catalog import Base, File, FileMetadata, catalog_session, has_table, set_meta
 from engine.errors import InvalidQuery
 from engine.file_metadata import (SHEET_NAME_KEY, SHEET_PATH_KEY, SHEET_PREFIX, SHEET_SHADOWED_KEY,
                                   SHEET_SOURCE_KEYS)
-from engine.layout import existing_index
+from engine.layout import IndexLayout, existing_index
 from engine.metadata_sheet import SheetImport, match_rows, read_sheet
 from indexer.scan import normalize_root, under_roots
 from indexer.write import WriterLock
@@ -70,32 +70,29 @@ def import_sheet(index: str | Path | None, sheet_path: str | Path, under: str | 
     sheet = read_sheet(sheet_path)
     source = str(Path(sheet_path).resolve())
     layout = existing_index(index)
-    engine = open_catalog(layout.catalog, create=True)        # a catalog from before file_metadata gains it
-    try:
-        with Session(engine) as s:
-            files = dict(s.execute(select(File.id, File.path)).all())
-        if under is not None:
-            root = normalize_root(under)
-            files = {fid: p for fid, p in files.items() if under_roots(p, [root])}
-            if not files:
-                raise InvalidQuery(f"index {layout.root} holds no files under {root}")
-        described, report = match_rows(sheet, files)
-        report.dry_run = dry_run
-        if dry_run:
-            return report
-        with WriterLock(layout.lock), Session(engine) as s, s.begin():
-            before = {fid for fid, sources in _sheet_sources(s).items()
-                      if any(_is_sheet(src, sheet.name, source) for src in sources)}
-            wanted, alive = sorted(described), set()          # files an index run may have removed meanwhile
-            for i in range(0, len(wanted), _SQL_CHUNK):
-                alive.update(s.scalars(select(File.id).where(File.id.in_(wanted[i:i + _SQL_CHUNK]))))
-            stacks = _stacks(s, sorted(before | alive))
-            _write_stacks(s, {fid: [layer for layer in stack if not _is_sheet(layer.source, sheet.name, source)]
-                              + ([Layer(sheet.name, source, described[fid])] if fid in alive else [])
-                              for fid, stack in stacks.items()})
-            set_meta(s, metadata_replaced_at=time.time())
-    finally:
-        engine.dispose()
+    with catalog_session(layout) as s:
+        files = dict(s.execute(select(File.id, File.path)).all())
+    if under is not None:
+        root = normalize_root(under)
+        files = {fid: p for fid, p in files.items() if under_roots(p, [root])}
+        if not files:
+            raise InvalidQuery(f"index {layout.root} holds no files under {root}")
+    described, report = match_rows(sheet, files)
+    report.dry_run = dry_run
+    if dry_run:
+        return report
+    with WriterLock(layout.lock), catalog_session(layout, write=True) as s:
+        Base.metadata.create_all(s.connection())          # a catalog from before file_metadata gains it
+        before = {fid for fid, sources in _sheet_sources(s).items()
+                  if any(_is_sheet(src, sheet.name, source) for src in sources)}
+        wanted, alive = sorted(described), set()          # files an index run may have removed meanwhile
+        for i in range(0, len(wanted), _SQL_CHUNK):
+            alive.update(s.scalars(select(File.id).where(File.id.in_(wanted[i:i + _SQL_CHUNK]))))
+        stacks = _stacks(s, sorted(before | alive))
+        _write_stacks(s, {fid: [layer for layer in stack if not _is_sheet(layer.source, sheet.name, source)]
+                          + ([Layer(sheet.name, source, described[fid])] if fid in alive else [])
+                          for fid, stack in stacks.items()})
+        set_meta(s, metadata_replaced_at=time.time())
     return report
 
 
@@ -124,40 +121,37 @@ def remove_sheet(index: str | Path | None, name: str) -> int:
     return len(ids)
 
 
-def move_sheet_paths(catalog: str | Path, moved: Callable[[str], str | None]) -> int:
+def move_sheet_paths(index: str | Path | IndexLayout, moved: Callable[[str], str | None]) -> int:
     """Record each imported sheet at the path ``moved`` gives for its recorded one (None: it
     stays), standing and shadowed layers alike: after ``soundsift relocate``, a sheet that lay
     under the old folder is under the new one, and importing it again from there replaces its
-    rows as importing it from the old place did. The caller holds the index's writer lock; one
-    transaction. Returns the rows changed."""
-    engine = open_catalog(catalog)
-    try:
-        with Session(engine) as s, s.begin():
-            if not has_table(s, "file_metadata"):
-                return 0
-            changes = []
-            for row_id, key, value in s.execute(select(FileMetadata.id, FileMetadata.key, FileMetadata.value)
-                                                .where(FileMetadata.key.in_((SHEET_PATH_KEY, SHEET_SHADOWED_KEY)))):
-                if key == SHEET_PATH_KEY:
-                    new = moved(value)
-                    if new is not None and new != value:
-                        changes.append({"row": row_id, "value": new})
-                    continue
-                layers = json.loads(value)
-                for layer in layers:
-                    new = moved(layer["path"]) if layer.get("path") else None
-                    if new is not None:
-                        layer["path"] = new
-                made = json.dumps(layers, ensure_ascii=False)
-                if made != value:
-                    changes.append({"row": row_id, "value": made})
-            if changes:
-                table = FileMetadata.__table__
-                s.connection().execute(update(table).where(table.c.id == bindparam("row"))
-                                       .values(value=bindparam("value")), changes)
-            return len(changes)
-    finally:
-        engine.dispose()
+    rows as importing it from the old place did. ``index``: as catalog_session takes it (the
+    IndexLayout the caller holds). The caller holds the index's writer lock; one transaction.
+    Returns the rows changed."""
+    with catalog_session(index, write=True) as s:
+        if not has_table(s, "file_metadata"):
+            return 0
+        changes = []
+        for row_id, key, value in s.execute(select(FileMetadata.id, FileMetadata.key, FileMetadata.value)
+                                            .where(FileMetadata.key.in_((SHEET_PATH_KEY, SHEET_SHADOWED_KEY)))):
+            if key == SHEET_PATH_KEY:
+                new = moved(value)
+                if new is not None and new != value:
+                    changes.append({"row": row_id, "value": new})
+                continue
+            layers = json.loads(value)
+            for layer in layers:
+                new = moved(layer["path"]) if layer.get("path") else None
+                if new is not None:
+                    layer["path"] = new
+            made = json.dumps(layers, ensure_ascii=False)
+            if made != value:
+                changes.append({"row": row_id, "value": made})
+        if changes:
+            table = FileMetadata.__table__
+            s.connection().execute(update(table).where(table.c.id == bindparam("row"))
+                                   .values(value=bindparam("value")), changes)
+        return len(changes)
 
 
 def imported_sheets(s: Session) -> set[tuple[str, str | None]]:

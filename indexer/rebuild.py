@@ -154,7 +154,7 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
             _count_against(summary, old, writer, moves, replaced)
             _refuse_unlisted(old, failures)
             _refuse_unread(old, failures, moves)
-            summary.carried_over, summary.not_carried_over = carry_over(live.catalog, writer.engine, moves)
+            summary.carried_over, summary.not_carried_over = carry_over(live, writer.engine, moves)
             writer.close_catalog()
             with _sigint_held() as interrupted:
                 aside = _swap(root, tmp)
@@ -204,9 +204,10 @@ def _sigint_held() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
-def carry_over(old_catalog: Path, new_engine: Engine,
+def carry_over(old: IndexLayout, new_engine: Engine,
                moves: Sequence[Move] = ()) -> tuple[dict[str, int], dict[str, int]]:
-    """Copy tags and captions from the old catalog to the new one; returns (carried, not carried).
+    """Copy tags and captions from the catalog of the index ``old`` to the one ``new_engine``
+    (the rebuild's IndexWriter's, which it closes) writes; returns (carried, not carried).
 
     Rows of files with the same path, size and mtime_ns in both are candidates, and so are those of
     ``moves`` (files moved or renamed since: :func:`find_rebuild_moves`), at their new paths: every tag and
@@ -222,18 +223,14 @@ def carry_over(old_catalog: Path, new_engine: Engine,
     the new catalog.
     """
     moved = {m.old: m.new for m in moves}
-    old_engine = open_catalog(old_catalog)
-    try:
-        with Session(old_engine) as s:
-            old_files = {fid: (p, size, mt) for fid, p, size, mt in
-                         s.execute(select(File.id, File.path, File.size, File.mtime_ns))}
-            tags = s.execute(select(Tag.file_id, Tag.label, Tag.score, Tag.source)).all()
-            captions = s.execute(select(Caption.file_id, Caption.text, Caption.source)).all()
-            sheets = (s.execute(select(FileMetadata.file_id, FileMetadata.key, FileMetadata.value)
-                                .where(FileMetadata.key.like(SHEET_PREFIX + "%"))).all()
-                      if has_table(s, "file_metadata") else [])
-    finally:
-        old_engine.dispose()
+    with catalog_session(old) as s:
+        old_files = {fid: (p, size, mt) for fid, p, size, mt in
+                     s.execute(select(File.id, File.path, File.size, File.mtime_ns))}
+        tags = s.execute(select(Tag.file_id, Tag.label, Tag.score, Tag.source)).all()
+        captions = s.execute(select(Caption.file_id, Caption.text, Caption.source)).all()
+        sheets = (s.execute(select(FileMetadata.file_id, FileMetadata.key, FileMetadata.value)
+                            .where(FileMetadata.key.like(SHEET_PREFIX + "%"))).all()
+                  if has_table(s, "file_metadata") else [])
     gone = derived = 0          # rows not carried over: their file's content left / made by a model
     with Session(new_engine) as s, s.begin():
         rows = s.execute(select(File.id, File.path, File.size, File.mtime_ns)).all()

@@ -177,7 +177,7 @@ def relocate(index: str | Path | None, old: str | Path, new: str | Path, *,
                           clear_errors=sorted(plan.errors))
         meta = {k: writer.meta[k] for k in MODEL_META_KEYS if k in writer.meta}
         plan.generation = writer.commit(changes, meta)
-        rows = move_sheet_paths(layout.catalog,        # a library's sheet moved with it
+        rows = move_sheet_paths(layout,        # a library's sheet moved with it
                                 lambda p: new_path(p, old_root, new_root) if under_roots(p, [old_root]) else None)
         log.debug("%d sheet rows now name their sheet under %s", rows, new_root)
     log.debug("relocated %s from %s to %s, merged %d (generation %d)", count(plan.moved, "file"), old_root,
