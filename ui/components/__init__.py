@@ -7,4 +7,5 @@ uploads     query-by-example uploads: size check, decode in memory
 library_map 2-D projection of file vectors
 links       shareable search addresses (?q=…)
 server      starting `streamlit run ui/app.py` on an index
+keyboard    the result cards' Tab stops and j / k between results (a script in the browser)
 """

@@ -20,7 +20,7 @@ from engine.file_metadata import ABOUT_LINE_KEYS, LEVEL_KEYS, about_line, with_s
 from engine.layout import IndexLayout
 from engine.live_catalog import LiveCatalog
 from engine.markers import parse_markers
-from ui.components.times import with_marker_times
+from ui.components.times import take_times, with_marker_times
 
 
 @dataclass(frozen=True)
@@ -109,16 +109,23 @@ class Library:
                     "changed since the results were shown: search again")
             return self._record(row)
 
-    def files(self, file_ids: list[int]) -> dict[int, FileRecord]:
-        """Records of the given ids that exist (missing ids are left out), with what they carry."""
+    def files(self, file_ids: list[int],
+              takes: dict[int, tuple[str, float]] | None = None) -> dict[int, FileRecord]:
+        """Records of the given ids that exist (missing ids are left out), with what they carry.
+        ``takes``: file id → the marker a search named on it and its time (a hit's marker and
+        marker_at), which its about line and waveform ticks give at that time (times.take_times)."""
         ids = [int(i) for i in file_ids]
+        takes = takes or {}
         with Session(self._engine) as s:
             rows = list(s.scalars(select(File).where(File.id.in_(ids))))
             about = {fid: with_sheet(found) for fid, found in stored_metadata(s, ids, SHOWN_KEYS).items()}
-            return {r.id: replace(self._record(r), about=about_line(with_marker_times(about.get(r.id, {}))),
-                                  levels=_levels(about.get(r.id, {})),
-                                  marks=tuple(at for at, _ in parse_markers(about.get(r.id, {}).get("markers", ""))))
-                    for r in rows}
+            out = {}
+            for r in rows:
+                found, take = about.get(r.id, {}), takes.get(r.id)
+                marks = take_times(parse_markers(found.get("markers", "")), take)
+                out[r.id] = replace(self._record(r), about=about_line(with_marker_times(found, take)),
+                                    levels=_levels(found), marks=tuple(at for at, _ in marks))
+            return out
 
     def stored_tags(self, file_ids: Sequence[int], top: int = 5) -> dict[int, list[dict]]:
         """The top ``top`` tags `soundsift caption` stored for each of ``file_ids`` that has some,

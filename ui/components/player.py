@@ -31,6 +31,13 @@ class PlayerSource:
     start_time: float
     excerpt_offset: float | None = None  # file time of the excerpt's first sample
 
+    def seconds(self, duration: float, excerpt_seconds: float = EXCERPT_SECONDS) -> float:
+        """How long the audio it plays is, of a file of ``duration`` s: the whole file, or the
+        excerpt (``excerpt_seconds`` from its offset, or to the file's end)."""
+        if self.excerpt_offset is None:
+            return float(duration)
+        return max(0.0, min(float(excerpt_seconds), float(duration) - float(self.excerpt_offset)))
+
 
 def player_source(record: FileRecord, start: float = 0.0, *,
                   max_whole_bytes: int = MAX_WHOLE_BYTES,

@@ -25,10 +25,12 @@ from engine.filters import Filters
 from ui.components import resources
 from ui.components.downloads import downloads, gone_note, left_out_note, results_download
 from ui.components.folder_names import card_folder
+from ui.components.keyboard import KEYS_HELP, card_key, render_card_keys
 from ui.components.library import Library
 from ui.components.markdown_text import plain_markdown
 from ui.components.player import EXCERPT_SECONDS
-from ui.components.times import excerpt_note, marker_text, seconds_text, span_text
+from ui.components.times import (excerpt_note, marker_text, player_label, player_length_note, seconds_text,
+                                 span_text)
 from ui.components.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_example
 from ui.components.user_tags import CardTags, render_card_tags, show_tag_error
 
@@ -315,7 +317,7 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
 
     render_picks()
     head, side = st.columns([4, 1], vertical_alignment="center")
-    head.markdown(f"{search.title} · {min(len(hits), shown)} shown")
+    head.markdown(f"{search.title} · {min(len(hits), shown)} shown", help=KEYS_HELP)
     render_back_to_text(side)
     if not hits and not root:      # no indexed file: no folder either (ui/app.py's choices)
         st.info(empty_index_note(index.info()["errors"]), icon=":material/search_off:")   # a count, not every row
@@ -324,7 +326,10 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
         st.info("Nothing found. Loosen the filters in the sidebar or describe the sound differently.",
                 icon=":material/search_off:")
         return
-    records = lib.files([h.file_id for h in hits[:shown]])
+    # a take's marker at the time its badge says, in its card's list too (an old catalog: to the tenth)
+    records = lib.files([h.file_id for h in hits[:shown]],
+                        takes={int(h.file_id): (h.marker, float(h.marker_at)) for h in hits[:shown]
+                               if getattr(h, "marker", None)})
     # the index changed under us: a hit the catalog lacks gets no card; never play what it lacks
     cards = [(rank, hit, records[hit.file_id]) for rank, hit in enumerate(hits[:shown], start=1)
              if hit.file_id in records]
@@ -349,6 +354,7 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
         left_out = left_out_note(listed)        # files gone since they were indexed: not zipped
         if left_out:
             st.caption(left_out)
+        render_card_keys()          # Tab through a card's actions only; j / k to the next / previous
 
 
 def empty_index_note(failed: int) -> str:
@@ -399,7 +405,7 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict],
     default the card's own: :func:`moment`). ``media``: its thumbnail and audio when already
     read (resources.cards_media), else read here. ``itself``: the card is of the file a "more
     like" search was by, badged "this file"."""
-    with st.container(border=True):
+    with st.container(border=True, key=card_key(rank)):       # its keyboard stops: ui.components.keyboard
         info, side = st.columns([5, 6], vertical_alignment="center")
         with info:
             st.markdown(f"**{rank}. {plain_markdown(record.name)}**")
@@ -442,10 +448,12 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict],
                 st.warning(media.error, icon=":material/warning:")
                 return
             src = media.player
-            st.audio(src.data, format=src.mime, start_time=src.start_time)
-            note = excerpt_note(src.excerpt_offset, EXCERPT_SECONDS, record.duration)
-            if note:
-                st.caption(note)
+            played = src.seconds(record.duration)
+            st.audio(src.data, format=src.mime, start_time=src.start_time, alt=player_label(record.name, played))
+            for note in (excerpt_note(src.excerpt_offset, EXCERPT_SECONDS, record.duration),
+                         player_length_note(played)):      # its clock says 0:00 / 0:00 under a second
+                if note:
+                    st.caption(note)
             with st.container(horizontal=True, gap="small"):
                 gone = gone_note(record)        # a download of it would fail in the browser unexplained
                 if gone:

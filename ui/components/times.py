@@ -48,6 +48,21 @@ def excerpt_note(offset: float | None, seconds: float, duration: float) -> str |
     return f"excerpt {span_text(offset, end)} of the file"
 
 
+def player_length_note(seconds: float) -> str | None:
+    """What a card says beside a player of ``seconds`` of audio whose length the browser's clock
+    cannot show: it counts whole seconds, and a 0.4 s click reads "0:00 / 0:00". Under a second,
+    its length as the card's facts write it, ``plays 0.40 s`` (:func:`seconds_text`); else None."""
+    if seconds >= 1:
+        return None
+    return f":material/timer: plays {seconds_text(seconds)}"
+
+
+def player_label(name: str, seconds: float) -> str:
+    """A card's player as a screen reader names it (the audio element's label): the file and
+    how long the audio it plays is, ``dog_bark.wav, 1.5 s`` (:func:`seconds_text`)."""
+    return f"{name}, {seconds_text(seconds)}"
+
+
 def marker_text(seconds: float) -> str:
     """A named marker's time as a card lists it and a search's badge says it: to the hundredth,
     as the catalog keeps it (engine.markers.marker_time) and the CLI's marker column writes it,
@@ -57,22 +72,41 @@ def marker_text(seconds: float) -> str:
     return f"{round(seconds * 100) / 100:.2f} s"
 
 
-def markers_text(stored: str) -> str:
+def take_times(found: list[tuple[float, str]], take: tuple[str, float] | None) -> list[tuple[float, str]]:
+    """A file's stored markers (``found``: (seconds, name)) with the one a search named on it
+    (``take``: the hit's marker and marker_at) at the take's time: the marker of that name
+    nearest it within engine.query_markers.MARKER_TOLERANCE. A catalog read before session 36
+    keeps "0:02.2 Door slam" where the take starts at 2.25 s; the card's list, its waveform's
+    tick and the badge then write one value. ``found`` as it is when ``take`` is None or names
+    none of them."""
+    from engine.query_markers import MARKER_TOLERANCE
+    if take is None:
+        return found
+    name, at = take
+    near = [(abs(t - at), i) for i, (t, n) in enumerate(found) if n == name and abs(t - at) <= MARKER_TOLERANCE]
+    if not near:
+        return found
+    _, i = min(near)
+    return [(float(at), n) if j == i else (t, n) for j, (t, n) in enumerate(found)]
+
+
+def markers_text(stored: str, take: tuple[str, float] | None = None) -> str:
     """A file's named markers as its card lists them: the catalog's value (engine.markers,
     ``0:01.25 Door slam · 0:03.50 Creak``, to the hundredth; to the tenth in a catalog read before
     session 36) with each time as :func:`marker_text` writes it, ``1.25 s Door slam · 3.50 s Creak``
-    (the badge of a marker a search found reads "at 1.25 s"), every one a clock,
-    ``0:03.20 Start · 1:01.50 Gate latch``, when the last reaches a minute (as :func:`span_text`
-    writes a span); a value it cannot read, as stored."""
-    found = parse_markers(stored)
+    (the badge of a marker a search found reads "at 1.25 s"; that marker, ``take``, at the badge's
+    time: :func:`take_times`), every one a clock, ``0:03.20 Start · 1:01.50 Gate latch``, when the
+    last reaches a minute (as :func:`span_text` writes a span); a value it cannot read, as stored."""
+    found = take_times(parse_markers(stored), take)
     if not found:
         return stored
     as_clock = round(max(at for at, _ in found) * 100) >= 6000
     return MARKER_SEPARATOR.join(f"{clock(at) if as_clock else marker_text(at)} {name}" for at, name in found)
 
 
-def with_marker_times(found: dict[str, str]) -> dict[str, str]:
-    """A file's stored metadata (key → value) with its ``markers`` as :func:`markers_text` writes them."""
+def with_marker_times(found: dict[str, str], take: tuple[str, float] | None = None) -> dict[str, str]:
+    """A file's stored metadata (key → value) with its ``markers`` as :func:`markers_text` writes them
+    (``take``: the marker a search named on the file, at its time)."""
     if not found.get("markers"):
         return found
-    return {**found, "markers": markers_text(found["markers"])}
+    return {**found, "markers": markers_text(found["markers"], take)}
