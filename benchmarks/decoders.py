@@ -1,15 +1,16 @@
 """Decoding speed by format: libsndfile's (WAV, FLAC, MP3, Ogg Vorbis, Ogg Opus) against FFmpeg's
-through engine.ffmpeg_audio (M4A with AAC or ALAC, WavPack, and an Ogg Opus file libsndfile would
-misread: its granule positions start past 0, so engine.audio has FFmpeg read it), all through
-engine.audio.decode to 16 kHz mono as the indexer reads them. The two Opus files are the same
-libopus encoding, its timestamps starting at 0 and at 1,105 (an MP3's priming).
+through engine.ffmpeg_audio (M4A with AAC or ALAC, WavPack), all through engine.audio.decode to
+16 kHz mono as the indexer reads them. The two Opus files are the same libopus encoding, its
+timestamps starting at 0 and at 1,105 (an MP3's priming: "OPUS offset", which libsndfile reads
+late as opened, so engine.audio seeks it to its start first; benchmarks/offset_opus.py compares
+that with FFmpeg's reading of it).
 
 Run by hand:  .venv/bin/python benchmarks/decoders.py [--seconds 60] [--repeats 3]
 The same stereo 44.1 kHz recording (a chord, noise and clicks) is written in each format into a
 temporary folder, then decoded ``repeats`` times each, interleaved; prints one JSON object:
 per format the best seconds per file, × real time and the ratio to WAV, measured in this run; and
 the best seconds of an export of the last second (engine.export.excerpt_wav: a seek near the end)
-of the Ogg Opus file libsndfile reads and of each file FFmpeg reads, the latter both ways in the
+of the Ogg Opus file and of each file FFmpeg reads, the latter both ways in the
 same run: "before", FFmpegSound.seek decoding from the start (its private ``_decode_from_start``),
 and "after", by the container's index (AAC is decoded from the start either way: its noise
 bands are drawn anew after a seek), with their ratio and the ratio to libsndfile's Opus.
@@ -49,7 +50,7 @@ def write_all(folder: Path, x: np.ndarray) -> dict[str, Path]:
         out[name.upper()] = path
     import soxr
     at_48k = np.ascontiguousarray(soxr.resample(x.T, SR, 48000).T, dtype=np.float32)    # Opus's rate
-    for name, start in (("OPUS", 0), ("OPUS by FFmpeg", 1105)):    # the same encoding, read by each
+    for name, start in (("OPUS", 0), ("OPUS offset", 1105)):    # the same encoding, from 0 and offset
         out[name] = folder / f"rec_{start}.opus"
         _encode(out[name], "libopus", "flt", at_48k, rate=48000, start=start, container="ogg")
     for name, suffix, codec, sample_format in (("M4A AAC", ".m4a", "aac", "fltp"),
@@ -99,7 +100,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         files = write_all(Path(tmp), recording(args.seconds))
         best = {name: float("inf") for name in files}
-        by_ffmpeg = ("OPUS by FFmpeg", "M4A AAC", "M4A ALAC", "WV")
+        by_ffmpeg = ("M4A AAC", "M4A ALAC", "WV")
         last = {name: float("inf") for name in ("OPUS", *by_ffmpeg, *(f"{n} before" for n in by_ffmpeg))}
         for _ in range(args.repeats):
             for name, path in files.items():
