@@ -30,6 +30,16 @@ FAISS call, more than the rest of the search, and as many times as the search as
 
 ``--code DIR``: time the code of another tree (e.g. ``git archive HEAD | tar -x -C DIR``) with
 this same script, for a before/after comparison; the output names the engine it imported.
+
+``--before REV``: also time each collapsed search (``first_before``, ``again_before``, in turn
+with the others) as the code before this option searched, in this same process: each length of
+FAISS's ranking asked of FAISS (``engine.query.exact_ranking`` says no index is exact: no ranking
+cut from a longer one, none told beyond its length) and the SHA-256 looked up by the
+``engine/towers/cache.py`` of the git revision ``REV`` (one before session 39's: the path
+resolved at every lookup; its own digests kept). Adds the ratios before / after. ``--pad N``: N
+more recordings of one second (noise, no copies) in a folder of their own, a larger index for
+FAISS to rank; ``--dim D``: the stand-in model's vectors D wide (a real model's 512: a FAISS
+ranking then costs what it does).
 """
 from __future__ import annotations
 
@@ -38,10 +48,12 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import soundfile as sf
@@ -72,6 +84,24 @@ def make_library(folder: Path, files: int, seconds: float, every: int = 4) -> li
     return recordings
 
 
+def pad_library(folder: Path, files: int) -> None:
+    """``files`` recordings of one second of noise (each its own length: none ties with another
+    on size), no copies."""
+    rng = np.random.default_rng(1)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(files):
+        sf.write(folder / f"pad_{i:05d}.wav", (0.1 * rng.standard_normal(SR + i)).astype(np.float32), SR,
+                 subtype="PCM_16")
+
+
+def load_module(source: str, name: str) -> ModuleType:
+    """A module of its own run from the text ``source``."""
+    module = ModuleType(name)
+    sys.modules[name] = module
+    exec(compile(source, f"<{name}>", "exec"), module.__dict__)
+    return module
+
+
 def timed(fn) -> tuple[float, float]:
     """Wall and CPU milliseconds of ``fn()`` (this thread's CPU: not FAISS's OpenMP workers')."""
     t, cpu = time.perf_counter(), time.thread_time()
@@ -89,6 +119,10 @@ def main() -> None:
     ap.add_argument("--code", type=Path, default=ROOT, help="the tree whose engine is timed (default: this one)")
     ap.add_argument("--threads", type=int, default=0,
                     help="FAISS's OpenMP threads (0: its own; 1 is steadier on a busy machine)")
+    ap.add_argument("--before", default=None,
+                    help="also time collapsed searches as before: rankings by length, this git revision's digest lookup")
+    ap.add_argument("--pad", type=int, default=0, help="more one-second recordings without copies")
+    ap.add_argument("--dim", type=int, default=0, help="the stand-in model's width (default: FakeModel's, 8)")
     args = ap.parse_args()
     if args.threads:
         import faiss
@@ -99,17 +133,30 @@ def main() -> None:
     from engine.query import SoundIndex
     from indexer import build_index
     from tests.index_fakes import FakeModel
+    if args.dim:
+        FakeModel = type("WideFakeModel", (FakeModel,), {"dim": args.dim})     # noqa: N806
 
     with tempfile.TemporaryDirectory() as tmp:
         lib = Path(tmp) / "lib"
         recordings = make_library(lib, args.files, args.seconds, args.every)
+        if args.pad:
+            pad_library(lib / "Padding", args.pad)
         made = time.time_ns()
         build_index([str(lib)], Path(tmp) / "idx", FakeModel(), workers=0, progress=False)
         time.sleep(max(0.0, (made + cache.RECENT_CHANGE_NS - time.time_ns()) / 1e9))
         read: list[str] = []
         sha256 = cache.file_sha256
         cache.file_sha256 = lambda path, *a: read.append(str(path)) or sha256(path, *a)   # files read
-        ways = ("first", "again", "all_copies")
+        ways: tuple[str, ...] = ("first", "again", "all_copies")
+        before = None
+        if args.before:
+            before = load_module(subprocess.run(
+                ["git", "-C", str(ROOT), "show", f"{args.before}:engine/towers/cache.py"],
+                check=True, capture_output=True, text=True).stdout, "cache_before")
+            before.file_sha256 = cache.file_sha256      # counted alike (it hashes through its own name)
+            ways += ("first_before", "again_before")
+        import engine.query_copies as query_copies
+        lookup, exact = query_copies.cached_file_sha256, getattr(query, "exact_ranking", None)
         times: dict[str, list[float]] = {f"{kind}_{how}": [] for kind in ("with_copies", "without") for how in ways}
         reads: dict[str, list[int]] = {name: [] for name in times if not name.endswith("all_copies")}
         cpu_times: dict[str, list[float]] = {name: [] for name in times}
@@ -136,21 +183,32 @@ def main() -> None:
 
             def search(vector: np.ndarray, name: str) -> None:
                 """Times one search (``name``: kind_way) into ``times``, the files it read into ``reads``."""
-                if name.endswith("first"):
-                    with cache._digests_lock:       # as in a new process
-                        cache._digests.clear()
+                as_before = name.endswith("_before")
+                module = before if as_before else cache
+                if "_first" in name:
+                    with module._digests_lock:      # as in a new process
+                        module._digests.clear()
+                        getattr(module, "_resolved", {}).clear()
+                query_copies.cached_file_sha256 = module.cached_file_sha256 if as_before else lookup
+                if exact is not None:
+                    query.exact_ranking = (lambda snap: False) if as_before else exact
                 read.clear()
                 counts[:] = [0, 0]
                 wall, cpu = timed(lambda: index.search_vectors(
                     vector, k=args.k, collapse_copies=not name.endswith("all_copies")))
+                query_copies.cached_file_sha256 = lookup
+                if exact is not None:
+                    query.exact_ranking = exact
                 times[name].append(wall)
                 cpu_times[name].append(cpu)
                 work[name].append((counts[0], counts[1]))
                 if name in reads:
                     reads[name].append(len(read))
+            units = [("first", "again"), ("all_copies",)] + [("first_before", "again_before")] * bool(before)
             for rounds, (kind, p) in enumerate(picks):
-                for how in (ways, ("all_copies", "first", "again"))[rounds % 2]:
-                    search(vectors[p], f"{kind}_{how}")
+                for unit in units[rounds % len(units):] + units[:rounds % len(units)]:     # in turn
+                    for how in unit:                # a first search, then again (its digests kept)
+                        search(vectors[p], f"{kind}_{how}")
             listed = [sum(len(h.copies) for h in index.search_vectors(vectors[p], k=args.k)) for _, p in picks]
         cache.file_sha256 = sha256
         query.rank_segments, SoundIndex._hits = rank_segments, hits_of
@@ -158,13 +216,15 @@ def main() -> None:
         medians = {name: round(statistics.median(v), 3) for name, v in times.items()}
         cpu_medians = {name: round(statistics.median(v), 3) for name, v in cpu_times.items()}
 
+        pairs = [("first", "all_copies"), ("again", "all_copies"), ("first", "again")]
+        pairs += [("first_before", "first"), ("again_before", "again")] * bool(before)
+
         def ratios(of: dict[str, float]) -> dict[str, float]:
             return {f"{kind}_{a}_over_{b}": round(of[f"{kind}_{a}"] / of[f"{kind}_{b}"], 3)
-                    for kind in ("with_copies", "without")
-                    for a, b in (("first", "all_copies"), ("again", "all_copies"), ("first", "again"))}
+                    for kind in ("with_copies", "without") for a, b in pairs}
         print(json.dumps({
             "code": str(Path(query.__file__).resolve().parents[1]), "faiss_threads": args.threads or "its own",
-            "files": args.files, "names": args.files + 3 * len(with_copies) * bool(args.every), "file_bytes": size, "k": args.k,
+            "files": args.files, "padding": args.pad, "before": args.before, "names": args.files + 3 * len(with_copies) * bool(args.every), "file_bytes": size, "k": args.k,
             "queries": args.queries, "median_ms": medians, "ratios": ratios(medians),
             "cpu_median_ms": cpu_medians, "cpu_ratios": ratios(cpu_medians),
             "files_read_per_search": {name: {"median": statistics.median(n), "max": max(n)}

@@ -77,8 +77,8 @@ from engine.layout import IndexLayout, missing_index, resolve_index_dir
 from engine.live_catalog import CatalogHandle, LiveCatalog
 from engine.models.base import AudioTextModel, l2_normalize
 from engine.query_catalog import allowed_segments, resolve_file
-from engine.query_copies import (HitsOnce, SameRecording, collapse_copies, distinct_recordings, led_by, planned,
-                                 tied_segments)
+from engine.query_copies import (HitsOnce, Rankings, SameRecording, collapse_copies, distinct_recordings, exact_ranking,
+                                 led_by, planned, tied_segments)
 from engine.query_faiss import rank_segments
 from engine.query_hits import _TIE, FileVectors, Hit, _query_file_first, _reported
 from engine.query_inputs import _check_filters, _check_k, _check_rate, _one_or_many, excluded_texts, query_matrix
@@ -691,14 +691,10 @@ class SoundIndex:
             raise InvalidQuery(f"k must be ≥ 1, got {k}")
         allowed = self._allowed(conn, snap, filters) if filters is not None and filters.active else None
 
-        rankings: dict[int, list[tuple[int, tuple[float, int]]]] = {}
-        # a collapsed search's rounds build each hit once
+        # a collapsed search's rounds rank once where the index is exact (mostly), and build each hit once
+        exact = collapse and exact_ranking(snap)
+        ranking = Rankings(lambda n: rank_segments(snap, q, n, per_file, allowed, spare=exact), exact)
         build = HitsOnce(lambda top: self._hits(conn, snap, top, per_file, cosine=cosine), per_file)
-
-        def ranking(n: int) -> list[tuple[int, tuple[float, int]]]:
-            if n not in rankings:
-                rankings[n] = rank_segments(snap, q, n, per_file, allowed)
-            return rankings[n]
 
         def spans(n: int) -> list[tuple[float, float, float]]:
             rows = snap.rows(np.array([seg for _, (_, seg) in ranking(n)], dtype=np.int64))

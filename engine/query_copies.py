@@ -17,8 +17,9 @@ Which name leads: the first in the search's order, unless it is marked as a copy
 searched by ("more like this") always leads its own recording. The search asks for more
 candidates until ``k`` recordings are certain (:func:`distinct_recordings`): how many, FAISS's
 ranking tells before any hit is built (:func:`planned`: names of one recording score exactly
-alike), and each hit is built once (:class:`HitsOnce`). A keyword search's copies that neither of
-its sides met are found by their stored vectors (:func:`tied_segments`).
+alike; on a flat index mostly from its first ranking, :class:`Rankings`), and each hit is built
+once (:class:`HitsOnce`). A keyword search's copies that neither of its sides met are found by
+their stored vectors (:func:`tied_segments`).
 """
 from __future__ import annotations
 
@@ -179,6 +180,44 @@ class HitsOnce:
             made = {h.file_id if self._per_file else h.segment_id: h for h in self._build(new)}
             self._hits.update((e, made.get(e[0])) for e in new)
         return [h for h in (self._hits[e] for e in top) if h is not None]
+
+
+class Rankings:
+    """A search's rankings by length (``rank(n)``: its top ``n`` entries, best first), each
+    asked once. ``exact``: the index ranks exactly (:func:`exact_ranking`) and ``rank(n)`` may
+    give more than ``n`` (the entries FAISS's ranking of ``n`` tells for certain,
+    engine.query_faiss.rank_segments ``spare``): a ranking is then cut from one asked before
+    where that holds enough entries, or fewer than were asked for (every entry there is), and a
+    top ``k`` full of copies (:func:`planned` asks for more) is mostly ranked once."""
+
+    def __init__(self, rank: Callable[[int], list[Ranked]], exact: bool = False) -> None:
+        self._rank = rank
+        self._exact = exact
+        self._by_length: dict[int, list[Ranked]] = {}       # asked for → given
+        self.asked: list[int] = []          # the lengths asked of ``rank``, in order (for tests)
+
+    def __call__(self, n: int) -> list[Ranked]:
+        """The top ``n`` entries."""
+        if n in self._by_length:
+            return self._by_length[n][:n]
+        if self._exact:
+            for asked, got in self._by_length.items():
+                if len(got) >= n or len(got) < asked:
+                    return got[:n]
+        self.asked.append(n)
+        self._by_length[n] = self._rank(n)
+        return self._by_length[n][:n]
+
+
+def exact_ranking(snap: Any) -> bool:
+    """Whether the snapshot ``snap`` ranks exactly on the CPU: a flat index (no inverted lists to
+    probe, no GPU copy), scores straight from FAISS (not re-ranked). Its top ``n``
+    (engine.query_faiss.rank_segments) then hold every key that scores above the ``n``-th, as
+    the first ``n`` of its top ``m > n`` do: the two differ at most in which keys tied with the
+    ``n``-th they hold (FAISS keeps any of equal scores), where no collapsed search stops (it asks
+    for more while its last candidate ties with a recording it returns, :func:`distinct_recordings`)."""
+    from engine.vector_access import probe_range
+    return snap.index is not None and probe_range(snap.index) is None and not snap.rerank and snap.gpu is None
 
 
 def _more(scores: Sequence[float], recordings: int, n: int, k: int) -> int:

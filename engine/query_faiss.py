@@ -45,11 +45,12 @@ def one_omp_thread() -> Iterator[None]:
 
 
 def rank_segments(snap: _Snapshot, q: np.ndarray, k: int, per_file: bool,
-                  allowed: np.ndarray | None) -> list[tuple[int, tuple[float, int]]]:
+                  allowed: np.ndarray | None, spare: bool = False) -> list[tuple[int, tuple[float, int]]]:
     """The top ``k`` (key, (score, segment id)) for the query vectors ``q``, best first, by
     their scores as FAISS gives them: keys are file ids (``per_file``: each file's best
     segment) or segment ids. ``allowed``: the sorted ids of the segments a filter keeps (None:
-    every segment)."""
+    every segment). ``spare``: also the keys after the top ``k`` that the segments fetched rank
+    for certain (each scoring at least every segment not fetched), at no further cost."""
     import faiss
     n_allowed = snap.ntotal
     if allowed is not None:
@@ -82,7 +83,7 @@ def rank_segments(snap: _Snapshot, q: np.ndarray, k: int, per_file: bool,
         if not per_file or certain >= k or fetch >= n_allowed:
             break
         fetch = min(n_allowed, fetch * 4)
-    return sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
+    return sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:max(k, certain) if spare else k]
 
 
 def tuned_nprobe(snap: _Snapshot) -> tuple[int, int] | None:

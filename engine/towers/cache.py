@@ -40,34 +40,69 @@ RECENT_CHANGE_NS = 3_000_000_000
 
 _DigestKey = tuple[str, int, int, int, int, int]
 _digests: OrderedDict[_DigestKey, str] = OrderedDict()
+#: a path as given, in one state of the file it names (the key's fields after the path) → the
+#: path resolved then: :func:`os.path.realpath` costs a system call per folder of the path, a
+#: stat one in all
+_resolved: OrderedDict[_DigestKey, str] = OrderedDict()
 _digests_lock = threading.Lock()
 
 
 def _digest_key(path: str) -> _DigestKey:
-    """What tells a file's bytes unchanged: its resolved path, device, inode, size, mtime and
-    ctime (ns)."""
+    """``path`` and the device, inode, size, mtime and ctime (ns) of the file it names (links
+    followed): with ``path`` resolved, what tells a file's bytes unchanged."""
     st = os.stat(path)
     return path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
+def _kept(cache: OrderedDict[_DigestKey, str], key: _DigestKey) -> str | None:
+    """``cache[key]``, now the most recently used (None where missing); under the lock."""
+    found = cache.get(key)
+    if found is not None:
+        cache.move_to_end(key)
+    return found
+
+
+def _keep(cache: OrderedDict[_DigestKey, str], key: _DigestKey, value: str) -> None:
+    """``cache[key] = value``, the least recently used going past :data:`DIGEST_CACHE_SIZE`;
+    under the lock."""
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > DIGEST_CACHE_SIZE:
+        cache.popitem(last=False)
+
+
 def cached_file_sha256(path: str | os.PathLike[str]) -> str:
     """:func:`file_sha256` of ``path``, read once per process while the file is unchanged (the
-    same resolved path, device, inode, size, mtime and ctime; :data:`DIGEST_CACHE_SIZE` files
-    kept, thread-safe). A file changed in the last :data:`RECENT_CHANGE_NS` is read at every call.
-    Raises ``OSError`` as reading it would."""
+    same resolved path, device, inode, size, mtime and ctime; names of one file through symbolic
+    links share its digest; :data:`DIGEST_CACHE_SIZE` files kept, thread-safe). A file changed in
+    the last :data:`RECENT_CHANGE_NS` is read at every call. Raises ``OSError`` as reading it
+    would.
+
+    A path is resolved (:func:`os.path.realpath`) the first time it is seen naming the file in
+    its state (a stat tells: the file's device, inode, size and times), not at every call: a
+    digest is found by the resolved path only while that path's file is in the very state it
+    was read in."""
+    given = _digest_key(os.fspath(path))                 # the file the path names now
+    with _digests_lock:
+        real = _resolved.get(given)
+        if real is not None:
+            digest = _kept(_digests, (real, *given[1:]))
+            if digest is not None:
+                _resolved.move_to_end(given)
+                return digest
     real = os.path.realpath(path)
     key = _digest_key(real)
     with _digests_lock:
-        digest = _digests.get(key)
-        if digest is not None:
-            _digests.move_to_end(key)
+        digest = _kept(_digests, key)
+    if digest is None:
+        digest = file_sha256(Path(real))                # outside the lock: threads hash at once
+        if time.time_ns() - max(key[4], key[5]) < RECENT_CHANGE_NS:     # a write may hide in its tick
             return digest
-    digest = file_sha256(Path(real))                    # outside the lock: threads hash at once
-    if time.time_ns() - max(key[4], key[5]) >= RECENT_CHANGE_NS:    # else a write may hide in its tick
         with _digests_lock:
-            _digests[key] = digest
-            while len(_digests) > DIGEST_CACHE_SIZE:
-                _digests.popitem(last=False)
+            _keep(_digests, key, digest)
+    if key[1:] == given[1:]:                            # resolved while the path named this file
+        with _digests_lock:
+            _keep(_resolved, given, real)
     return digest
 
 
