@@ -21,6 +21,7 @@ from sqlalchemy.sql import Select
 from engine.catalog import File, FileMetadata, Tag
 from engine.errors import InvalidQuery
 from engine.file_metadata import CATEGORY_FILTER_KEYS
+from engine.loudness import ABSOLUTE_GATE, SILENCE_DB
 from engine.text_encoding import normal_forms
 
 
@@ -209,15 +210,30 @@ class Filters:
             out.append(f"no indexed file is {self.min_duration:g} s or longer (the longest: {hi:.1f} s)")
         if self.max_duration is not None and self.max_duration < lo:
             out.append(f"no indexed file is {self.max_duration:g} s or shorter (the shortest: {lo:.1f} s)")
-        loudness = facets["loudness"]
-        if (self.min_loudness is not None or self.max_loudness is not None) and loudness is None:
-            out.append("no indexed file has a measured loudness yet (`soundsift index` measures it)")
-        elif loudness is not None:
-            quietest, loudest = loudness
-            if self.min_loudness is not None and self.min_loudness > loudest:
-                out.append(f"no indexed file is {self.min_loudness:g} LUFS or louder (the loudest: {loudest:.1f})")
-            if self.max_loudness is not None and self.max_loudness < quietest:
-                out.append(f"no indexed file is {self.max_loudness:g} LUFS or quieter (the quietest: {quietest:.1f})")
+        out += self._no_loudness(facets["loudness"], int(facets.get("silent_files") or 0))
+        return out
+
+    def _no_loudness(self, measured: tuple[float, float] | None, silent: int) -> list[str]:
+        """:meth:`unavailable`'s sentences for the loudness bounds, given the measured files'
+        range (``facets["loudness"]``) and how many files are silent or under the −70 LUFS gate
+        (``facets["silent_files"]``): stored as SILENCE_DB, they count as below any range, so a
+        maximum keeps them and a minimum leaves them out."""
+        low, high = self.min_loudness, self.max_loudness
+        if low is None and high is None:
+            return []
+        if silent and (low is None or low <= SILENCE_DB) and (high is None or high >= SILENCE_DB):
+            return []                   # the silent files are kept
+        if measured is None and not silent:
+            return ["no indexed file has a measured loudness yet (`soundsift index` measures it)"]
+        quiet_words = f"silent or under {ABSOLUTE_GATE:.0f}"
+        out = []
+        if low is not None and (measured is None or low > measured[1]):
+            loudest = (f"the loudest: {measured[1]:.1f}" if measured is not None
+                       else f"every measured one is {quiet_words}")
+            out.append(f"no indexed file is {low:g} LUFS or louder ({loudest})")
+        if high is not None and (measured is None or high < measured[0]) and not (silent and high >= SILENCE_DB):
+            quietest = quiet_words if silent or measured is None else f"{measured[0]:.1f}"
+            out.append(f"no indexed file is {high:g} LUFS or quieter (the quietest: {quietest})")
         return out
 
     def file_ids_query(self) -> Select[Any]:

@@ -893,8 +893,9 @@ class SoundIndex:
 
     def facets(self) -> dict[str, Any]:
         """What the filters can choose from: formats, sample rates, channel counts, duration
-        range, the library categories files carry (empty when none does) and the range of
-        measured loudness (LUFS; None when no file was measured)."""
+        range, the library categories files carry (empty when none does), the range of
+        measured loudness (LUFS; None when no file was measured) and ``silent_files``, those
+        silent or under the −70 LUFS gate, which that range leaves out."""
         with self._read() as conn:
             return query_catalog.facets(conn)
 

@@ -18,7 +18,7 @@ from engine.errors import InvalidQuery
 from engine.file_metadata import INDEXER_KEYS, LEVEL_KEYS, SHEET_NAME_KEY, SHEET_PREFIX, with_sheet
 from engine.filters import Filters, has_extension, starts_with
 from engine.folder_paths import under_roots
-from engine.loudness import level_number
+from engine.loudness import SILENCE_DB, level_number
 from engine.models.base import l2_normalize
 from engine.query_faiss import _describe
 from engine.query_hits import FileVectors
@@ -256,8 +256,22 @@ def unheld_prefix(conn: Connection, filters: Filters) -> str | None:
     return common[:common.rfind(os.sep) + 1] or os.sep
 
 
+def loudness_range(conn: Connection | Session) -> tuple[int, int, float | None, float | None]:
+    """(files measured, of them silent or under the −70 LUFS gate — stored as
+    engine.loudness.SILENCE_DB —, quietest and loudest loudness of the others) of a catalog
+    holding file_metadata: what `soundsift info` and :func:`facets` say of loudness."""
+    value = cast(FileMetadata.value, Float)
+    measured = FileMetadata.key == "loudness_lufs"
+    silent = value <= SILENCE_DB
+    n, n_silent = conn.execute(select(func.count(), func.count().filter(silent)).where(measured)).one()
+    quietest, loudest = conn.execute(select(func.min(value), func.max(value)).where(measured, ~silent)).one()
+    return int(n or 0), int(n_silent or 0), quietest, loudest
+
+
 def facets(conn: Connection) -> dict[str, Any]:
-    """:meth:`engine.query.SoundIndex.facets`, read in ``conn``."""
+    """:meth:`engine.query.SoundIndex.facets`, read in ``conn``: ``loudness`` is the range of
+    the measured files (:func:`loudness_range`), ``silent_files`` those it leaves out, silent or
+    under the −70 LUFS gate (a loudness filter counts them below any range)."""
     formats = sorted(conn.execute(select(File.format).distinct()).scalars())
     rates = sorted(conn.execute(select(File.sample_rate).distinct()).scalars())
     channels = sorted(conn.execute(select(File.channels).distinct()).scalars())
@@ -266,13 +280,11 @@ def facets(conn: Connection) -> dict[str, Any]:
                                       .where(FileMetadata.key.in_(("category", SHEET_PREFIX + "category")))
                                       .distinct()).scalars(), key=str.upper)
                   if has_table(conn, "file_metadata") else [])
-    quietest, loudest = (conn.execute(select(func.min(cast(FileMetadata.value, Float)),
-                                             func.max(cast(FileMetadata.value, Float)))
-                                      .where(FileMetadata.key == "loudness_lufs")).one()
-                         if has_table(conn, "file_metadata") else (None, None))
+    _, silent, quietest, loudest = loudness_range(conn) if has_table(conn, "file_metadata") else (0, 0, None, None)
     return {"formats": formats, "sample_rates": [int(r) for r in rates], "channels": [int(c) for c in channels],
             "min_duration": float(lo or 0.0), "max_duration": float(hi or 0.0), "categories": categories,
-            "loudness": None if quietest is None else (float(quietest), float(loudest))}
+            "loudness": None if quietest is None else (float(quietest), float(loudest)),
+            "silent_files": silent}
 
 
 def info(conn: Connection, snap: _Snapshot, root: Path, meta: dict[str, Any]) -> dict[str, Any]:

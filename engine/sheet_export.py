@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,6 +34,7 @@ from engine.loudness import SILENCE_DB, digitally_silent, level_text
 from engine.outputs import make_folder, output_file
 from engine.text_encoding import without_controls
 from engine.workbook import as_csv_text
+from engine.zeroshot import between_batches
 
 #: stored metadata key → the column it is written under (Soundminer's and BaseHead's names)
 METADATA_COLUMNS = {"title": "FXName", "description": "Description", "category": "Category",
@@ -72,26 +74,34 @@ def library_rows(index: str | Path | None, filters: Filters | None = None, *, so
         query = select(File.id, File.path, File.duration, File.sample_rate, File.channels, File.format)
         if filters is not None and filters.active:
             query = query.where(*filters.conditions())
-        files = s.execute(query.order_by(File.path)).all()
-        ids = [int(f.id) for f in files]
-        keys = [*METADATA_COLUMNS, *LEVEL_KEYS, SHEET_NAME_KEY, *(SHEET_PREFIX + k for k in METADATA_COLUMNS)]
-        metadata = stored_metadata(s, ids, keys)
+        files: list[Any] = []
+        metadata: dict[int, dict[str, str]] = {}
         user: dict[int, list[str]] = defaultdict(list)
         stored: dict[int, list[tuple[float, str]]] = defaultdict(list)
+        keys = [*METADATA_COLUMNS, *LEVEL_KEYS, SHEET_NAME_KEY, *(SHEET_PREFIX + k for k in METADATA_COLUMNS)]
+        for batch in s.connection().execute(query.order_by(File.path)).partitions(SQL_CHUNK):
+            between_batches("files read from the catalog")       # soundsift serve's /sheet stops here
+            files += batch
+        ids = sorted(int(f.id) for f in files)          # in id order: the look-ups read the catalog's pages in turn
         for i in range(0, len(ids), SQL_CHUNK):
+            between_batches("files' metadata and tags")
+            chunk = ids[i:i + SQL_CHUNK]
+            metadata.update(stored_metadata(s, chunk, keys))
             for fid, label, score, source in s.execute(
                     select(Tag.file_id, Tag.label, Tag.score, Tag.source)
-                    .where(Tag.file_id.in_(ids[i:i + SQL_CHUNK])).order_by(Tag.id)):
+                    .where(Tag.file_id.in_(chunk)).order_by(Tag.id)):
                 if source == USER_TAG_SOURCE:
                     user[fid].append(label)
                 else:
                     stored[fid].append((-float(score), label))
     zero = _zero_shot_tags(sound_index, filters, zero_shot, labels, min_score, template) if zero_shot else {}
     rows = []
-    for f in files:
+    for n, f in enumerate(files):
+        if n % SQL_CHUNK == 0:
+            between_batches("sheet rows")
         found = metadata.get(int(f.id), {})
         described = with_sheet(found)
-        row = {"Filename": Path(f.path).name, "Pathname": f.path, "Duration": f"{float(f.duration):.3f}",
+        row = {"Filename": os.path.basename(f.path), "Pathname": f.path, "Duration": f"{float(f.duration):.3f}",
                "SampleRate": str(int(f.sample_rate)), "Channels": str(int(f.channels)), "Format": f.format,
                **{column: described.get(key, "") for key, column in METADATA_COLUMNS.items()},
                "PeakdBFS": level_text(found.get("peak_dbfs")),

@@ -5,12 +5,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Float, cast, func, select
+from sqlalchemy import func, select
 
 from engine.catalog import ErrorRow, File, FileMetadata, SegmentRow, catalog_session, get_meta, has_table
 from engine.file_metadata import SEARCHED_KEYS_WITH_SHEETS, SHEET_PREFIX
 from engine.layout import IndexLayout, existing_index
-from engine.loudness import SILENCE_DB
+from engine.query_catalog import loudness_range
 from indexer.metadata_sheet import sheets_described_in
 
 #: meta keys shown as they are (those written by the indexer, and by index tuning)
@@ -53,7 +53,7 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
         rates = [{"sample_rate": int(sr), "files": int(n)}
                  for sr, n in s.execute(select(File.sample_rate, func.count())
                                         .group_by(File.sample_rate).order_by(File.sample_rate))]
-        measured = (_loudness_range(s) if has_table(s, "file_metadata") else (0, 0, None, None))
+        measured = (loudness_range(s) if has_table(s, "file_metadata") else (0, 0, None, None))
         channels = [{"channels": int(ch), "files": int(n)}
                     for ch, n in s.execute(select(File.channels, func.count())
                                            .group_by(File.channels).order_by(File.channels))]
@@ -80,17 +80,6 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
     info["errors"] = errors
     info["versions"] = _versions(layout)
     return info
-
-
-def _loudness_range(s: Any) -> tuple[int, int, float | None, float | None]:
-    """(files measured, of them silent or under the −70 LUFS gate — stored as
-    engine.loudness.SILENCE_DB —, quietest and loudest loudness of the others)."""
-    value = cast(FileMetadata.value, Float)
-    measured = FileMetadata.key == "loudness_lufs"
-    silent = value <= SILENCE_DB
-    n, n_silent = s.execute(select(func.count(), func.count().filter(silent)).where(measured)).one()
-    quietest, loudest = s.execute(select(func.min(value), func.max(value)).where(measured, ~silent)).one()
-    return int(n or 0), int(n_silent or 0), quietest, loudest
 
 
 def _versions(layout: IndexLayout) -> dict[str, str]:

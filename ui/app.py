@@ -45,7 +45,7 @@ def _choices(index_dir: str, generation: str, model: str | None) -> FilterChoice
     lib = resources.library(index_dir)
     return FilterChoices(facets["max_duration"], lib.folders(),
                          [str(f) for f in facets["formats"]], facets["sample_rates"], facets["categories"],
-                         facets["channels"], facets["loudness"])
+                         facets["channels"], facets["loudness"], silent_files=facets["silent_files"])
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

@@ -58,8 +58,9 @@ class FilterChoices:
     sample_rates: list[int]
     categories: list[str] = field(default_factory=list)    # library categories files carry (UCS)
     channels: list[int] = field(default_factory=list)      # channel counts of the files
-    loudness: tuple[float, float] | None = None             # quietest and loudest file (LUFS), if measured
+    loudness: tuple[float, float] | None = None             # quietest and loudest measured file (LUFS), if any
     tags: list[str] = field(default_factory=list)          # the user's own tags (indexer.user_tags)
+    silent_files: int = 0                                   # files silent or under -70 LUFS (out of loudness)
 
 
 class Library:

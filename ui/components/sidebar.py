@@ -8,6 +8,7 @@ from typing import Sequence
 import streamlit as st
 
 from engine.filters import Filters, channel_name
+from engine.loudness import ABSOLUTE_GATE
 from ui.components.duration_filter import render_duration
 from ui.components.library import FilterChoices, folder_prefix, relative_to_root
 from ui.components.markdown_text import plain_markdown
@@ -21,8 +22,10 @@ NOTHING_TO_FILTER = "Nothing to filter yet: the index holds no files."
 def filters_from_choices(duration: tuple[float, float] | None, longest: float, folder: str | None,
                          formats: list[str], rates: list[int], categories: Sequence[str] = (),
                          channels: Sequence[int] = (), loudness: tuple[float, float] | None = None,
-                         loudness_range: tuple[float, float] | None = None, tags: Sequence[str] = ()) -> Filters:
-    """Filters for the sidebar's values; a slider left at its full range filters nothing."""
+                         loudness_range: tuple[float, float] | None = None, tags: Sequence[str] = (),
+                         silent_files: int = 0) -> Filters:
+    """Filters for the sidebar's values; a slider left at its full range filters nothing (the
+    loudness slider's left end keeps the ``silent_files`` too: :func:`loudness_slider`)."""
     lo = hi = None
     if duration is not None:
         top = slider_top(longest)
@@ -31,7 +34,7 @@ def filters_from_choices(duration: tuple[float, float] | None, longest: float, f
     prefix = folder_prefix(folder) if folder and folder != ALL_FOLDERS else None
     quiet = loud = None
     if loudness is not None and loudness_range is not None:       # a slider end left where it was: no bound
-        low, high = loudness_slider(loudness_range)
+        low, high = loudness_slider(loudness_range, silent_files)
         quiet = float(loudness[0]) if loudness[0] > low else None
         loud = float(loudness[1]) if loudness[1] < high else None
     return Filters(min_duration=lo, max_duration=hi, path_prefix=prefix,
@@ -40,9 +43,23 @@ def filters_from_choices(duration: tuple[float, float] | None, longest: float, f
                    tags=tuple(tags))
 
 
-def loudness_slider(measured: tuple[float, float]) -> tuple[float, float]:
-    """The loudness slider's ends: the quietest and loudest file, to whole LU outwards."""
-    return float(math.floor(measured[0])), float(math.ceil(measured[1]))
+def loudness_slider(measured: tuple[float, float], silent_files: int = 0) -> tuple[float, float]:
+    """The loudness slider's ends: the quietest and loudest measured file, to whole LU outwards,
+    and one step further left when there are ``silent_files`` (silent or under the −70 LUFS gate,
+    which a loudness filter counts below any range): the left end keeps them, its next stop,
+    the quietest measured file's, leaves them out and nothing else."""
+    return float(math.floor(measured[0]) - (1 if silent_files else 0)), float(math.ceil(measured[1]))
+
+
+def loudness_help(silent_files: int) -> str:
+    """The loudness slider's help: what it keeps, and where the ``silent_files`` go."""
+    text = ("Only files whose loudness (ITU-R BS.1770, measured when indexed) lies "
+            "in this range: quiet room tones at the left, hot takes at the right.")
+    if silent_files:
+        files = f"{silent_files} file{'' if silent_files == 1 else 's'}"
+        text += (f" {files} silent or under {ABSOLUTE_GATE:.0f} LUFS count as quieter than any: the left end "
+                 "keeps them, one step right leaves them out.")
+    return text
 
 
 def slider_top(longest: float) -> float:
@@ -95,12 +112,10 @@ def render_filters(choices: FilterChoices, open_tab: str | None = None) -> Filte
                     if len(choices.channels) > 1 else [])
         loudness = None
         if choices.loudness is not None:
-            low, high = loudness_slider(choices.loudness)
+            low, high = loudness_slider(choices.loudness, choices.silent_files)
             if high > low:
                 loudness = st.slider("Loudness (LUFS)", low, high, (low, high), step=1.0, format=slider_format(1.0),
-                                     key="f_loudness",
-                                     help="Only files whose loudness (ITU-R BS.1770, measured when indexed) lies "
-                                          "in this range: quiet room tones at the left, hot takes at the right.")
+                                     key="f_loudness", help=loudness_help(choices.silent_files))
         categories = (st.multiselect("Category", choices.categories, key="f_categories", placeholder="any category",
                                      help="The library category files carry (UCS, from their iXML or FLAC metadata).")
                       if choices.categories else [])
@@ -109,7 +124,7 @@ def render_filters(choices: FilterChoices, open_tab: str | None = None) -> Filte
                                     "soundsift tags add).")
                 if choices.tags else [])
         filters = filters_from_choices(duration, choices.max_duration, folder, formats, rates, categories, channels,
-                                       loudness, choices.loudness, tags)
+                                       loudness, choices.loudness, tags, choices.silent_files)
         if filters.active:
             st.caption("Filters are on: results come only from the files they keep.")
     return filters
