@@ -134,8 +134,8 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
                                    on_failure=_stop_at_unread(old, moves))
         model = _load(model)
         _warn_of_dropped(layout.root, live, old, plan, moves, replaced)     # as an index run warns
-        summary.previous_model = str(old.meta.get("model_name") or "")
-        summary.previous_model_fingerprint = str(old.meta.get("model_fingerprint") or "")
+        summary.previous_model = str(old.meta.get("model_name") or "") or None     # None: not recorded
+        summary.previous_model_fingerprint = str(old.meta.get("model_fingerprint") or "") or None
         remove_stale_siblings(root)
         tmp = root.with_name(f"{root.name}{REBUILD_SUFFIX}{os.getpid()}")
         try:

@@ -111,8 +111,8 @@ class IndexSummary:
     interrupted: bool = False           # Ctrl-C: the counts are what the last commit kept
     # --rebuild (indexer.rebuild): the index was re-embedded into a fresh one that replaced it
     rebuild: bool = False
-    previous_model: str = ""            # the model of the index it replaced
-    previous_model_fingerprint: str = ""
+    previous_model: str | None = None   # the model of the index it replaced (None: no rebuild)
+    previous_model_fingerprint: str | None = None
     carried_over: dict[str, int] = field(default_factory=lambda: {"tags": 0, "captions": 0})
     not_carried_over: dict[str, int] = field(default_factory=lambda: {"tags": 0, "captions": 0})
 

@@ -32,7 +32,7 @@ def ui_command(
     if not IndexLayout(index_dir).catalog.is_file():
         raise missing_index(index_dir, index)
     warn_if_shared(host, "search and play your library")
-    err_console.print(f"soundsift ui: index {index_dir} on http://{host}:{port}/ (Ctrl+C stops)")
+    err_console.print(f"soundsift ui: index {index_dir} on http://{host}:{port}/ (Ctrl+C stops)", soft_wrap=True)
     sys.stdout.flush()
     sys.stderr.flush()
     exec_page(index_dir, port=port, host=host, model=model)

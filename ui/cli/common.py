@@ -59,7 +59,8 @@ def warn_if_shared(host: str, what: str) -> None:
     """Say on stderr that ``what`` is open to the network when ``host`` is not this machine's own."""
     from ui.http_origins import names_this_machine
     if not names_this_machine(host):
-        err_console.print(labelled("warning:", "yellow", f"serving on {host}: anyone who can reach this address can {what}"))
+        err_console.print(labelled("warning:", "yellow", f"serving on {host}: anyone who can reach this address can {what}"),
+                          soft_wrap=True)
 
 
 class TerminalSafeFormatter(logging.Formatter):
