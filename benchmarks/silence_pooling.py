@@ -4,10 +4,12 @@ Scores soundsift-clap models on the by-source validation split of a cached-train
 as recorded, and **in silence**: every validation clip placed at a seeded random offset inside
 digital silence of max(5 s, its length + 2 s) — what a sound library's padded file looks like —
 then cut into the indexer's segments as usual. Features are computed from the audio by each
-model's own towers, so its YAMNet pooling (``yamnet_pool_db``) and short-sound padding
-(``yamnet_short_pad``) are what is measured. Then, per model, the top AudioSet class (YAMNet's
-posteriors as the model pools them) and the zero-shot pick among the smoke test's labels
-(benchmarks/soundsift_base.py) of a 1 kHz beep of 10 / 30 / 100 ms and of a single 20 ms click.
+model's own towers, so its YAMNet pooling (``yamnet_pool_db``), short-sound padding
+(``yamnet_short_pad``) and silence trimming (``yamnet_trim_silence``) are what is measured; the
+segments that are all digital silence (which still enter a file's mean of segment vectors) are
+counted. Then, per model, the top AudioSet class (YAMNet's posteriors as the model pools them)
+and the zero-shot pick among the smoke test's labels (benchmarks/soundsift_base.py) of a 1 kHz
+beep of 10 / 30 / 100 ms and of a single 20 ms click.
 
     .venv/bin/python benchmarks/silence_pooling.py trainer/configs/soundsift_base.json \\
         runs/soundsift-base/model/held-out OTHER_MODEL_FOLDER
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.towers.yamnet import loud_samples
 from engine.zeroshot import DEFAULT_TEMPLATE
 from trainer.cached_train import CachedTrainConfig, Split, TextBank, evaluate, note_if_trained_on_validation
 from trainer.datasets import load_clip, read_manifest
@@ -123,6 +126,10 @@ def main(argv: list[str] | None = None) -> None:
     if not args.short_only:
         print(f"{len(items)} validation clips; in silence: at a random offset (seed {args.seed}) inside "
               f"max({SILENCE_SECONDS:g} s, length + {SILENCE_EXTRA_SECONDS:g} s) of digital silence")
+        for name, per_item in conditions.items():
+            silent = [sum(not loud_samples(seg).size for seg in segs) for segs in per_item]
+            print(f"{name}: {sum(map(len, per_item))} segments, {sum(silent)} of them all digital silence "
+                  f"(in {sum(1 for n in silent if n)} files)")
         print("model | condition | segments | zero-shot top-1 | T2A R@1 | T2A R@5 | everyday: zero-shot / T2A R@1 / R@5 | s")
     picks = {}
     for folder in args.models:

@@ -92,6 +92,7 @@ class CachedTrainConfig:
     yamnet_weights: str = "int8"        # YAMNet's "int8" export or its "float" weights (SoundsiftClapConfig)
     yamnet_pool_db: float | None = None  # YAMNet's sound-aware pooling (SoundsiftClapConfig)
     yamnet_short_pad: str = "zeros"     # how YAMNet pads views shorter than a patch (SoundsiftClapConfig)
+    yamnet_trim_silence: bool = False   # a view's edge digital silence cut before YAMNet (SoundsiftClapConfig)
     variant: str = "yamnet"             # a key of VARIANTS
     space: str = "minilm"               # the model's shared space: "minilm" or "audioset"
     class_prior_power: float = 0.5      # "audioset": posteriors / prior ** power
@@ -192,9 +193,11 @@ def _cache_settings(cfg: CachedTrainConfig) -> tuple[str, dict[str, Any]]:
         tag += f"_pool{cfg.yamnet_pool_db:g}"
     if cfg.yamnet_short_pad != "zeros":
         tag += f"_{cfg.yamnet_short_pad}"
+    if cfg.yamnet_trim_silence:
+        tag += "_trim"
     return tag, {"aisfx_weights": cfg.aisfx_weights, "yamnet_min_peak_db": cfg.yamnet_min_peak_db,
                  "yamnet_weights": cfg.yamnet_weights, "yamnet_pool_db": cfg.yamnet_pool_db,
-                 "yamnet_short_pad": cfg.yamnet_short_pad}
+                 "yamnet_short_pad": cfg.yamnet_short_pad, "yamnet_trim_silence": cfg.yamnet_trim_silence}
 
 
 def load_splits(cfg: CachedTrainConfig) -> tuple[Split, Split]:
@@ -302,7 +305,7 @@ def model_config(cfg: CachedTrainConfig):
                                query_carriers=list(cfg.query_carriers),
                                yamnet_min_peak_db=cfg.yamnet_min_peak_db, yamnet_weights=cfg.yamnet_weights,
                                yamnet_pool_db=cfg.yamnet_pool_db, yamnet_short_pad=cfg.yamnet_short_pad,
-                               **space)
+                               yamnet_trim_silence=cfg.yamnet_trim_silence, **space)
 
 
 def build_module(cfg: CachedTrainConfig, prior: np.ndarray | None = None, bank: TextBank | None = None):

@@ -146,17 +146,19 @@ def eval_segments(item: Item, sample_rate: int, window_seconds: float) -> list[n
 
 def feature_model(aisfx_weights: str | Path | None = None, window_seconds: float = 10.0,
                   yamnet_min_peak_db: float | None = None, yamnet_weights: str = "int8",
-                  yamnet_pool_db: float | None = None, yamnet_short_pad: str = "zeros"):
+                  yamnet_pool_db: float | None = None, yamnet_short_pad: str = "zeros",
+                  yamnet_trim_silence: bool = False):
     """An eval-mode SoundsiftClap whose frozen towers produce the features (aisfx when weights
     given; quiet input lifted to ``yamnet_min_peak_db`` before YAMNet when not None; YAMNet's
-    ``yamnet_weights``, its sound-aware pooling ``yamnet_pool_db`` and short-sound padding
-    ``yamnet_short_pad``, as the model config keys)."""
+    ``yamnet_weights``, its sound-aware pooling ``yamnet_pool_db``, short-sound padding
+    ``yamnet_short_pad`` and silence trimming ``yamnet_trim_silence``, as the model config keys)."""
     from engine.models.soundsift_clap import SoundsiftClap, SoundsiftClapConfig
 
     config = SoundsiftClapConfig(use_aisfx=aisfx_weights is not None, aisfx_trainable=False,
                                  window_seconds=window_seconds, fusion=False, text_adapter=False,
                                  yamnet_min_peak_db=yamnet_min_peak_db, yamnet_weights=yamnet_weights,
-                                 yamnet_pool_db=yamnet_pool_db, yamnet_short_pad=yamnet_short_pad)
+                                 yamnet_pool_db=yamnet_pool_db, yamnet_short_pad=yamnet_short_pad,
+                                 yamnet_trim_silence=yamnet_trim_silence)
     return SoundsiftClap(config, aisfx_weights=aisfx_weights).eval()
 
 
@@ -175,7 +177,8 @@ def extract(model, waves: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
 
 
 #: cache settings stored only when they differ from these defaults, so older caches stay valid
-_OPTIONAL_META = {"yamnet_weights": "int8", "yamnet_pool_db": None, "yamnet_short_pad": "zeros"}
+_OPTIONAL_META = {"yamnet_weights": "int8", "yamnet_pool_db": None, "yamnet_short_pad": "zeros",
+                  "yamnet_trim_silence": False}
 
 
 def _continues(old: dict[str, Any], new: dict[str, Any], items: Sequence[Item]) -> bool:
@@ -197,7 +200,8 @@ def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed
                 augment: AugmentConfig | None = None, aisfx_weights: str | Path | None = None,
                 window_seconds: float = 10.0, yamnet_min_peak_db: float | None = None,
                 yamnet_weights: str = "int8", yamnet_pool_db: float | None = None,
-                yamnet_short_pad: str = "zeros", first_index: int = 0, save_every: int = 100,
+                yamnet_short_pad: str = "zeros", yamnet_trim_silence: bool = False,
+                first_index: int = 0, save_every: int = 100,
                 model=None) -> FeatureCache:
     """Compute (or finish) the feature cache at ``path`` for ``items``.
 
@@ -206,8 +210,8 @@ def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed
     first items of ``items`` (a manifest that grew at its end); its finished items are kept.
     ``yamnet_min_peak_db``: quiet audio is lifted to it for YAMNet (:func:`engine.towers.yamnet.lift_quiet`).
     ``yamnet_weights``: which YAMNet network hears the audio (``engine.towers.yamnet.WEIGHTS``).
-    ``yamnet_pool_db``, ``yamnet_short_pad``: YAMNet's sound-aware pooling and short-sound padding
-    (the model config keys of those names).
+    ``yamnet_pool_db``, ``yamnet_short_pad``, ``yamnet_trim_silence``: YAMNet's sound-aware pooling,
+    short-sound padding and silence trimming (the model config keys of those names).
     ``first_index``: the views' random draws take item ``i`` as item ``first_index + i``, so the
     cache of a second manifest draws as if it were appended to the first one.
     """
@@ -220,7 +224,7 @@ def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed
     if first_index:
         meta["first_index"] = int(first_index)          # only when set, so older caches stay valid
     for key, value in (("yamnet_weights", yamnet_weights), ("yamnet_pool_db", yamnet_pool_db),
-                       ("yamnet_short_pad", yamnet_short_pad)):
+                       ("yamnet_short_pad", yamnet_short_pad), ("yamnet_trim_silence", yamnet_trim_silence)):
         if value != _OPTIONAL_META[key]:
             meta[key] = value                           # likewise
     meta["augment"] = json.loads(json.dumps(meta["augment"]))   # tuples → lists, as stored
@@ -237,7 +241,7 @@ def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed
     if cache.done_items() >= len(items):
         return cache
     model = model or feature_model(aisfx_weights, window_seconds, yamnet_min_peak_db, yamnet_weights,
-                                   yamnet_pool_db, yamnet_short_pad)
+                                   yamnet_pool_db, yamnet_short_pad, yamnet_trim_silence)
     rate = int(model.sample_rate)
     channel = ChannelAugment(augment or AugmentConfig())
     t0, start = time.perf_counter(), cache.done_items()
@@ -277,13 +281,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="YAMNet's sound-aware pooling threshold (dB), as the model config yamnet_pool_db")
     p.add_argument("--short-pad", choices=("zeros", "tile"), default="zeros",
                    help="how YAMNet pads audio shorter than one patch, as the model config yamnet_short_pad")
+    p.add_argument("--trim-silence", action="store_true",
+                   help="cut a view's leading and trailing digital silence before YAMNet, as the model config "
+                        "yamnet_trim_silence")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     items = merge_repeated(read_manifest(args.manifest))       # as cached_train reads it
     cache = build_cache(items, args.out, views=args.views, seed=args.seed, aisfx_weights=args.aisfx,
                         window_seconds=args.window, yamnet_min_peak_db=args.min_peak_db,
                         yamnet_weights=args.yamnet_weights, yamnet_pool_db=args.pool_db,
-                        yamnet_short_pad=args.short_pad)
+                        yamnet_short_pad=args.short_pad, yamnet_trim_silence=args.trim_silence)
     print(f"{args.out}: {len(cache)} rows for {cache.done_items()} items")
 
 

@@ -115,6 +115,9 @@ class SoundsiftClapConfig:
     # how a view shorter than one YAMNet patch is filled (engine.towers.yamnet.SHORT_PADS):
     # "zeros" as YAMNet does, or "tile" (the sound repeated)
     yamnet_short_pad: str = "zeros"
+    # leading and trailing digital silence cut from a view before YAMNet, a sound left shorter than
+    # one patch centred in it (engine.towers.yamnet.trimmed); False = the view as it is
+    yamnet_trim_silence: bool = False
     # leading phrases a query is read without ("This is a sound of {label}." → "{label}";
     # engine.prompt_carriers); [] = every query as written
     query_carriers: list[str] = field(default_factory=list)
@@ -174,6 +177,8 @@ class SoundsiftClapConfig:
         if self.yamnet_short_pad not in yamnet.SHORT_PADS:
             raise ModelUnavailable(f"config yamnet_short_pad must be one of {', '.join(yamnet.SHORT_PADS)}, "
                                    f"not {self.yamnet_short_pad!r}")
+        if not isinstance(self.yamnet_trim_silence, bool):
+            raise ModelUnavailable(f"config yamnet_trim_silence must be true or false, not {self.yamnet_trim_silence!r}")
         if self.space not in SPACES:
             raise ModelUnavailable(f"config space {self.space!r} is not one of {', '.join(SPACES)}")
         if self.space == "audioset" and self.dim != yamnet.NUM_CLASSES:
@@ -408,7 +413,7 @@ class SoundsiftClap(nn.Module):
                 import soxr
                 wave16 = soxr.resample(wave, cfg.sample_rate, yamnet.SAMPLE_RATE).astype(np.float32)
             wave16 = yamnet.lift_quiet(wave16, cfg.yamnet_min_peak_db, cfg.yamnet_max_gain_db)
-            frames = torch.from_numpy(self._yamnet.log_mel(wave16, cfg.yamnet_short_pad))
+            frames = torch.from_numpy(self._yamnet.log_mel(wave16, cfg.yamnet_short_pad, cfg.yamnet_trim_silence))
             if cfg.fusion:
                 views = fusion.fusion_views(frames, int(round(cfg.window_seconds * self._yamnet.frames_per_second)), pos)
             else:
@@ -603,8 +608,8 @@ def _fingerprinted(config: SoundsiftClapConfig) -> dict[str, Any]:
     """The config as the fingerprint hashes it: without the input-level keys while levelling is
     off, without ``minilm_mix`` while it is 0, without ``yamnet_weights`` while it is "int8",
     without ``aisfx_int8`` while it is off, without ``yamnet_pool_db`` while it is None and
-    without ``yamnet_short_pad`` while it is "zeros", so models saved before those keys existed
-    keep their fingerprint (and their indexes)."""
+    without ``yamnet_short_pad`` while it is "zeros", without ``yamnet_trim_silence`` while it is
+    off, so models saved before those keys existed keep their fingerprint (and their indexes)."""
     d = config.to_dict()
     if not d.get("aisfx_int8"):
         d.pop("aisfx_int8", None)
@@ -614,6 +619,8 @@ def _fingerprinted(config: SoundsiftClapConfig) -> dict[str, Any]:
         d.pop("yamnet_pool_db", None)
     if d.get("yamnet_short_pad") == "zeros":
         d.pop("yamnet_short_pad", None)
+    if not d.get("yamnet_trim_silence"):
+        d.pop("yamnet_trim_silence", None)
     if not d.get("minilm_mix"):
         d.pop("minilm_mix", None)
     if d.get("yamnet_min_peak_db") is None:

@@ -56,6 +56,10 @@ WEIGHTS = ("int8", "float")
 #: how :meth:`YamnetTower.pad` fills audio shorter than one patch (config ``yamnet_short_pad``):
 #: with zeros, as YAMNet does, or with the sound itself repeated ("tile")
 SHORT_PADS = ("zeros", "tile")
+#: the largest sample magnitude that is digital silence for ``yamnet_trim_silence`` (:func:`trimmed`):
+#: below half of a 16-bit file's smallest step, so a 16-bit file's silence, and a resampler's
+#: rounding around its zeros, count; any sound above about −96 dBFS does not
+SILENT_SAMPLE = 2.0 ** -16
 #: dB per unit of the log-mel (natural log of a magnitude): 20 / ln 10
 DB_PER_LOG_MEL = 20.0 / float(np.log(10.0))
 #: patches per network call when a whole recording is tagged (:meth:`YamnetTower.stream_features`):
@@ -162,6 +166,20 @@ def patch_levels(patches: np.ndarray) -> np.ndarray:
     return np.maximum(np.floor((top - np.log(LOG_OFFSET)) * DB_PER_LOG_MEL + 1e-6), 0).astype(np.int64)
 
 
+def loud_samples(waveform: np.ndarray) -> np.ndarray:
+    """Indices of the samples of ``waveform`` that are not digital silence (:data:`SILENT_SAMPLE`)."""
+    return np.flatnonzero(np.abs(np.asarray(waveform)) > SILENT_SAMPLE)
+
+
+def trimmed(waveform: np.ndarray) -> np.ndarray:
+    """``waveform`` without its leading and trailing digital silence (config
+    ``yamnet_trim_silence``; :meth:`YamnetTower.log_mel` then centres a sound left shorter than
+    one patch in its patch). Empty where nothing sounds."""
+    w = np.asarray(waveform, dtype=np.float32).reshape(-1)
+    loud = loud_samples(w)
+    return w[loud[0]:loud[-1] + 1] if loud.size else w[:0]
+
+
 def sounding(levels: np.ndarray, pool_db: float | None) -> np.ndarray:
     """Which patches of levels ``levels`` (:func:`patch_levels`) sound-aware pooling keeps: those
     above the floor and at most ``pool_db`` dB below the loudest patch. All of them where that
@@ -189,12 +207,52 @@ class _LevelSums:
             entry[1] += embedding[rows].sum(axis=0)
             entry[2] += int(rows.sum())
 
+    def merge(self, other: "_LevelSums") -> None:
+        """Add ``other``'s sums to these and empty it."""
+        for level, (post, emb, n) in other.sums.items():
+            entry = self.sums.setdefault(level, [np.zeros(NUM_CLASSES), np.zeros(EMBEDDING_DIM), 0])
+            entry[0] += post
+            entry[1] += emb
+            entry[2] += n
+        other.sums = {}
+
     def mean(self, pool_db: float | None) -> dict[str, np.ndarray]:
         levels = np.array(sorted(self.sums))
         kept = [self.sums[int(lv)] for lv in levels[sounding(levels, pool_db)]]
         n = sum(e[2] for e in kept)
         return {"posteriors": (sum(e[0] for e in kept) / n).astype(np.float32),
                 "embedding": (sum(e[1] for e in kept) / n).astype(np.float32)}
+
+
+class _Trim:
+    """Digital silence trimmed from a stream as :func:`trimmed` trims it from a whole waveform:
+    the leading silence is dropped as it comes; the position of the last sounding sample so far
+    tells which patches end inside the trimmed stream; the first patch's worth of samples is kept
+    for a sound shorter than a patch."""
+
+    def __init__(self) -> None:
+        self.kept = 0                       # samples passed on, from the first sounding one
+        self.last_loud = -1                 # index of the last sounding sample among them
+        self.head = np.zeros(0, np.float32)
+
+    def take(self, samples: np.ndarray) -> tuple[np.ndarray, bool]:
+        """The part of ``samples`` to pass on, and whether a sounding sample was among it."""
+        loud = loud_samples(samples)
+        if self.kept == 0:                  # still in the leading silence
+            if loud.size == 0:
+                return samples[:0], False
+            samples, loud = samples[loud[0]:], loud - loud[0]
+        if self.head.size < MIN_SAMPLES:
+            self.head = np.concatenate([self.head, samples[:MIN_SAMPLES - self.head.size]])
+        if loud.size:
+            self.last_loud = self.kept + int(loud[-1])
+        self.kept += samples.size
+        return samples, bool(loud.size)
+
+    def short(self) -> np.ndarray | None:
+        """The trimmed stream where it is shorter than one patch (empty where nothing sounded); else None."""
+        n = self.last_loud + 1
+        return self.head[:n] if n < MIN_SAMPLES else None
 
 
 def _check_short_pad(short_pad: str) -> None:
@@ -407,20 +465,25 @@ class YamnetTower:
 
     # -- frontend -------------------------------------------------------------------------
     @staticmethod
-    def pad(waveform: np.ndarray, short_pad: str = "zeros") -> np.ndarray:
-        """Pad audio shorter than one patch (0.975 s) to one patch: with zeros, as YAMNet does, or
-        with ``short_pad`` "tile", with the sound repeated (empty audio is zero-padded either way)."""
+    def pad(waveform: np.ndarray, short_pad: str = "zeros", centre: bool = False) -> np.ndarray:
+        """Pad audio shorter than one patch (0.975 s) to one patch: with zeros after it, as YAMNet
+        does, or on both sides with ``centre``; or with ``short_pad`` "tile", with the sound
+        repeated (empty audio is zero-padded either way)."""
         _check_short_pad(short_pad)
         w = np.asarray(waveform, dtype=np.float32).reshape(-1)
         if 0 < w.size < MIN_SAMPLES and short_pad == "tile":
             w = np.tile(w, -(-MIN_SAMPLES // w.size))[:MIN_SAMPLES]
         if w.size < MIN_SAMPLES:
-            w = np.pad(w, (0, MIN_SAMPLES - w.size))
+            before = (MIN_SAMPLES - w.size) // 2 if centre else 0
+            w = np.pad(w, (before, MIN_SAMPLES - w.size - before))
         return w
 
-    def log_mel(self, waveform: np.ndarray, short_pad: str = "zeros") -> np.ndarray:
-        """1-D 16 kHz waveform → (frames, 64) log-mel, one frame per 10 ms (:meth:`pad` first)."""
-        w = self.pad(waveform, short_pad)
+    def log_mel(self, waveform: np.ndarray, short_pad: str = "zeros", trim_silence: bool = False) -> np.ndarray:
+        """1-D 16 kHz waveform → (frames, 64) log-mel, one frame per 10 ms (:meth:`pad` first).
+        With ``trim_silence`` (config ``yamnet_trim_silence``), :func:`trimmed` before that, and
+        a sound left shorter than a patch centred in it: a 10 ms beep or a click in the middle of
+        its patch, heard by the frames on both sides of it, not at an edge of one patch or two."""
+        w = self.pad(trimmed(waveform), short_pad, centre=True) if trim_silence else self.pad(waveform, short_pad)
         return self._frames_log_mel(w, 1 + (w.size - FRAME_LENGTH) // FRAME_HOP)
 
     @staticmethod
@@ -454,12 +517,14 @@ class YamnetTower:
                 "embedding": embedding.mean(axis=0).astype(np.float32)}
 
     def stream_features(self, blocks: Iterable[np.ndarray], chunk_patches: int = STREAM_CHUNK_PATCHES,
-                        pool_db: float | None = None, short_pad: str = "zeros") -> dict[str, np.ndarray]:
+                        pool_db: float | None = None, short_pad: str = "zeros",
+                        trim_silence: bool = False) -> dict[str, np.ndarray]:
         """:meth:`clip_features` of :meth:`log_mel` of the waveform whose consecutive pieces
-        ``blocks`` yields (equal to float tolerance; ``pool_db`` and ``short_pad`` as there), in
-        bounded memory: frames and patches are made as the audio comes in, and the network sees
-        at most ``chunk_patches`` patches per call, so a whole hour-long recording costs what a
-        minute does (with a decoder that streams too: engine.audio.iter_blocks)."""
+        ``blocks`` yields (equal to float tolerance; ``pool_db``, ``short_pad`` and
+        ``trim_silence`` as there), in bounded memory: frames and patches are made as the audio
+        comes in, and the network sees at most ``chunk_patches`` patches per call, so a whole
+        hour-long recording costs what a minute does (with a decoder that streams too:
+        engine.audio.iter_blocks)."""
         if chunk_patches < 1:
             raise ValueError(f"chunk_patches must be at least 1, not {chunk_patches}")
         _check_short_pad(short_pad)
@@ -467,12 +532,19 @@ class YamnetTower:
         wave = np.zeros(0, np.float32)          # samples of frames not yet made
         mel = np.zeros((0, N_MELS), np.float32)  # frames of patches not yet run
         sums = _LevelSums()
+        after = _LevelSums()                    # trim_silence: patches that end after the last sounding sample
+        trim = _Trim() if trim_silence else None
         head = np.zeros(0, np.float32)         # the first samples, for a short sound tiled at the end
-        total = 0
+        total = ran = 0                         # samples taken in; patches run
         full_chunk = (chunk_patches - 1) * PATCH_HOP_FRAMES + PATCH_FRAMES     # frames of chunk_patches patches
+        patch_span = (PATCH_FRAMES - 1) * FRAME_HOP + FRAME_LENGTH              # samples a patch hears
 
         def take(samples: np.ndarray, last: bool = False) -> None:
-            nonlocal wave, mel
+            nonlocal wave, mel, ran
+            if trim is not None:
+                samples, loud = trim.take(samples)
+                if loud:                        # every patch run so far ends before this sounding sample
+                    sums.merge(after)
             wave = np.concatenate([wave, samples])
             n_frames = 1 + (wave.size - FRAME_LENGTH) // FRAME_HOP if wave.size >= FRAME_LENGTH else 0
             if n_frames:
@@ -488,15 +560,27 @@ class YamnetTower:
                 chunk = patches[start:start + chunk_patches]
                 logits, embedding = self.run_patches(chunk)
                 levels = np.zeros(len(chunk), np.int64) if pool_db is None else patch_levels(chunk)
-                sums.add(levels, logits, embedding)
+                inside = np.ones(len(chunk), bool)
+                if trim is not None:            # the trimmed waveform ends at its last sounding sample
+                    ends = (ran + np.arange(len(chunk))) * PATCH_HOP_FRAMES * FRAME_HOP + patch_span - 1
+                    inside = ends <= trim.last_loud
+                sums.add(levels[inside], logits[inside], embedding[inside])
+                after.add(levels[~inside], logits[~inside], embedding[~inside])
+                ran += len(chunk)
 
         for block in blocks:
             block = np.asarray(block, dtype=np.float32).reshape(-1)
-            if short_pad == "tile" and head.size < MIN_SAMPLES:
+            if short_pad == "tile" and trim is None and head.size < MIN_SAMPLES:
                 head = np.concatenate([head, block[:MIN_SAMPLES - head.size]])
             total += block.size
             for start in range(0, block.size, piece):
                 take(block[start:start + piece])
+        if trim is not None:
+            short = trim.short()
+            if short is not None:               # nothing sounded, or less than a patch once trimmed
+                return self.clip_features(self.log_mel(short, short_pad, trim_silence=True), pool_db)
+            take(np.zeros(0, np.float32), last=True)
+            return sums.mean(pool_db)
         if short_pad == "tile" and 0 < total < MIN_SAMPLES:       # all of it is in ``head``
             return self.clip_features(self.log_mel(head, short_pad), pool_db)
         take(np.zeros(max(0, MIN_SAMPLES - total), np.float32), last=True)     # as pad(): zeros up to one patch
@@ -509,13 +593,13 @@ class YamnetTower:
         return np.log(spectrum @ self._mel + LOG_OFFSET).astype(np.float32)
 
     def features(self, waveforms: Sequence[np.ndarray], pool_db: float | None = None,
-                 short_pad: str = "zeros") -> dict[str, np.ndarray]:
+                 short_pad: str = "zeros", trim_silence: bool = False) -> dict[str, np.ndarray]:
         """16 kHz waveforms → {"posteriors": (N, 521), "embedding": (N, 1024)}, mean over patches
-        (``pool_db``, ``short_pad``: :meth:`clip_features`, :meth:`pad`).
+        (``pool_db``: :meth:`clip_features`; ``short_pad``, ``trim_silence``: :meth:`log_mel`).
 
         Every clip is run alone, so its features never depend on the rest of the batch.
         """
-        per_clip = [self.clip_features(self.log_mel(w, short_pad), pool_db) for w in waveforms]
+        per_clip = [self.clip_features(self.log_mel(w, short_pad, trim_silence), pool_db) for w in waveforms]
         return {key: np.stack([f[key] for f in per_clip]) if per_clip
                 else np.zeros((0, NUM_CLASSES if key == "posteriors" else EMBEDDING_DIM), np.float32)
                 for key in ("posteriors", "embedding")}
