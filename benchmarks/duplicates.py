@@ -22,10 +22,20 @@ pairs, groups or differences found:
     .venv/bin/python benchmarks/commands_at_scale.py build /tmp/scale35
     .venv/bin/python benchmarks/duplicates.py /tmp/scale35/index --before-after \
         --path-prefix /tmp/scale35/library/Doors/Vol_01
+
+``--workers-list 0 1 2`` instead times ``find_duplicates(workers=N)`` on the files under
+``--path-prefix`` for each N in turn, ``--rounds`` rounds, and prints each N's median against the
+first's (workers: processes comparing the pairs; 0: this one), with how many decodes the spans
+cost (a file whose pairs fall in two workers' spans is decoded by both); it stops if the groups,
+differences or counts differ:
+
+    .venv/bin/python benchmarks/duplicates.py /tmp/scale35/index --workers-list 0 2 \
+        --path-prefix /tmp/scale35/library/Doors
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -54,7 +64,11 @@ def main() -> None:
     ap.add_argument("--rev", default="HEAD")
     ap.add_argument("--path-prefix", help="--before-after: compare only the files under it")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workers-list", type=int, nargs="+", help="time find_duplicates(workers=N) for each N")
     args = ap.parse_args()
+    if args.workers_list:
+        by_workers(args.index, args.workers_list, args.path_prefix, args.rounds)
+        return
     if args.before_after:
         before_after(args.index, args.rev, args.path_prefix, args.rounds)
         return
@@ -163,6 +177,41 @@ def before_after(index: str, rev: str, path_prefix: str | None, rounds: int) -> 
     mid = {name: statistics.median(ts) for name, ts in times.items()}
     print(f"find_duplicates, median of {rounds}: {mid['before']:.1f} s → {mid['after']:.1f} s "
           f"({mid['before'] / mid['after']:.2f} ×), the same groups and differences")
+
+
+def by_workers(index: str, counts: list[int], path_prefix: str | None, rounds: int) -> None:
+    """``find_duplicates(workers=N)`` for each of ``counts`` (see the module doc); ratios to the first."""
+    with SoundIndex.open(index) as si:
+        fv = si.file_vectors(Filters(path_prefix=path_prefix) if path_prefix else None)
+    i, j, _, _ = dup.closest_candidates(fv.vectors, fv.durations, dup.PER_FILE)
+    d = np.asarray(fv.durations, np.float64)
+    files = len(np.unique(np.r_[i, j]))
+    print(f"{len(fv.paths)} files{f' under {path_prefix}' if path_prefix else ''}, {len(i)} pairs of {files} files")
+    for n in counts:
+        if n:
+            bounds = dup._spans(dup.PAIR_OVERHEAD_SECONDS + d[i] + d[j], n)
+            decodes = sum(len(np.unique(np.r_[i[a:b], j[a:b]])) for a, b in zip(bounds[:-1], bounds[1:]))
+            print(f"  {n} workers: {decodes} decodes ({decodes / max(files, 1):.2f} per file)")
+    times: dict[int, list[float]] = {n: [] for n in counts}
+    first = None
+    for _ in range(rounds):
+        for n in counts:
+            t = time.perf_counter()
+            report = dup.find_duplicates(fv.paths, fv.vectors, fv.durations, fv.sizes, workers=n)
+            times[n].append(time.perf_counter() - t)
+            found = ([g.to_dict() for g in report.groups], report.candidates, report.compared, report.confirmed,
+                     [(e.path, e.reason) for e in report.unreadable])
+            first = found if first is None else first
+            if found != first:
+                raise SystemExit(f"workers={n} found other groups than workers={counts[0]}")
+            print(f"  workers={n}: {times[n][-1]:.1f} s, {report.compared} pairs, {report.confirmed} confirmed, "
+                  f"{len(report.groups)} groups", flush=True)
+    base = statistics.median(times[counts[0]])
+    for n in counts:
+        mid = statistics.median(times[n])
+        print(f"workers={n}: median {mid:.1f} s of {rounds}, {base / mid:.2f} × workers={counts[0]}'s speed")
+    print(f"the same groups, differences and counts for every worker count ({os.cpu_count()} cores; "
+          f"load average {os.getloadavg()[0]:.1f} at the end)")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from engine.audio import decode
-from engine.errors import InvalidQuery, UnreadableAudio
+from engine.errors import InvalidQuery, SoundsiftError, UnreadableAudio
 from engine.towers.cache import cached_file_sha256
 from engine.wording import count
 
@@ -247,22 +247,32 @@ def level_map(x: np.ndarray) -> np.ndarray:
     if len(x) < FRAME:
         x = np.pad(x, (0, FRAME - len(x)))
     frames = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP]
-    window, to_bands = _analysis()
-    energy = np.concatenate([(np.abs(np.fft.rfft(frames[i:i + 4096] * window, axis=1)) ** 2) @ to_bands
-                             for i in range(0, len(frames), 4096)])
+    window, edges, filled = _analysis()
+    energy = np.concatenate([_band_sums(np.abs(np.fft.rfft(frames[i:i + 4096] * window, axis=1)) ** 2,
+                                        edges, filled) for i in range(0, len(frames), 4096)])
     level = 10.0 * np.log10(energy / max(float(energy.max()), 1e-20) + 1e-30)
     return np.maximum(level, FLOOR_DB).astype(np.float32)
 
 
+def _band_sums(power: np.ndarray, edges: np.ndarray, filled: np.ndarray) -> np.ndarray:
+    """Frames × bins ``power`` summed per band (bins ``edges[b]`` to ``edges[b + 1]``) in float64;
+    0 in a band with no bin. The same sums as a product with a bins × bands 0/1 matrix, to the
+    bit, without BLAS: its threads made most of a map's time on a busy machine (3 s of audio:
+    13 ms a map at load 4 on 2 cores, 3 ms in one thread; the sums 0.1 ms)."""
+    return np.add.reduceat(power, edges, axis=1, dtype=np.float64)[:, :-1] * filled
+
+
 @lru_cache(maxsize=1)
-def _analysis() -> tuple[np.ndarray, np.ndarray]:
-    """:func:`level_map`'s window and its bins × bands matrix, made once (read-only)."""
+def _analysis() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`level_map`'s window, where each band's bins start (and the last ends) and which
+    bands hold a bin, made once (read-only)."""
     window = np.hanning(FRAME).astype(np.float32)
     freqs = np.fft.rfftfreq(FRAME, 1.0 / RATE)
     band = np.searchsorted(np.geomspace(60.0, RATE / 2, BANDS + 1), freqs, side="right") - 1
-    to_bands = (band[:, None] == np.arange(BANDS)[None, :]).astype(np.float64)     # bins × bands
-    window.flags.writeable = to_bands.flags.writeable = False
-    return window, to_bands
+    edges = np.searchsorted(band, np.arange(BANDS + 1), side="left")    # bins of band b: edges[b]:edges[b + 1]
+    filled = (edges[1:] > edges[:-1]).astype(np.float64)                 # (the Nyquist bin is past the last)
+    window.flags.writeable = edges.flags.writeable = filled.flags.writeable = False
+    return window, edges, filled
 
 
 def best_lag(x: np.ndarray, y: np.ndarray) -> int:
@@ -403,8 +413,8 @@ class _Recordings:
     made spectra 275,000 times for 40,000 files). A file that cannot be decoded is reported once
     (``unreadable``) and is None from then on."""
 
-    def __init__(self, paths: list[str], uses: np.ndarray):
-        self.paths = paths
+    def __init__(self, paths: list[str], uses: np.ndarray, say_failures: bool = True):
+        self.paths, self.say_failures = paths, say_failures
         self.heard = _LeastRecentlyUsed(CACHE_BYTES)
         self.spectra = _LeastRecentlyUsed(SPECTRA_BYTES)
         self.failed: set[int] = set()
@@ -418,7 +428,8 @@ class _Recordings:
         try:
             return self.heard.get(("audio", i), lambda: decode(self.paths[i], RATE))
         except UnreadableAudio as e:
-            log.warning("%s", e)
+            if self.say_failures:
+                log.warning("%s", e)
             self.unreadable.append(e)
             self.failed.add(i)
             return None
@@ -475,10 +486,281 @@ class _Pace:
                  f"{left / 60:.0f} min" if left >= 90 else f"{left:.0f} s")
 
 
+#: fewer pairs than this are compared in this process unless workers are asked for: starting
+#: them (processes, imports) took 1–2 s on a busy 2-core machine, as long as about 500 pairs of 1 s
+WORKERS_FROM = 2000
+#: the most processes the command's default starts (:func:`default_workers`)
+MAX_DEFAULT_WORKERS = 16
+#: a worker sends its outcomes this many pairs at a time
+WORKER_BATCH = 32
+#: a pair's outcome as a worker sends it: not received (yet), a difference, a file unreadable,
+#: or not compared because the worker's own earlier pairs already joined its two files
+_WAITING, _SCORED, _UNREADABLE, _JOINED = 0, 1, 2, 3
+
+
+def default_workers() -> int:
+    """Every core this process may run on (at most :data:`MAX_DEFAULT_WORKERS`): comparing pairs
+    is all the work, with no model beside it as in `index` (whose decoders take half the cores).
+    On 2 cores, one worker ran 0.95x and two 1.68x as fast as this process (4,000 files, load
+    about 1: benchmarks/duplicates.py --workers-list 0 1 2)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):           # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_DEFAULT_WORKERS, cores))
+
+
+def _spans(work: np.ndarray, parts: int) -> np.ndarray:
+    """Where ``parts`` contiguous spans of about equal summed ``work`` start, and the end: each
+    cut where the work before it is closest to its share."""
+    before = np.r_[0.0, np.cumsum(work)]
+    share = before[-1] * np.arange(1, parts) / parts
+    after = np.minimum(np.searchsorted(before, share), len(work))          # the first cut at or past it
+    cuts = np.where(before[after] - share <= share - before[np.maximum(after - 1, 0)], after, after - 1)
+    return np.unique(np.r_[0, np.clip(cuts, 0, len(work)), len(work)])
+
+
+class _Joined:
+    """Files joined by the pairs the audio confirmed (union–find), and those pairs' differences."""
+
+    def __init__(self, files: int):
+        self.parent = list(range(files))
+        self.scores: dict[tuple[int, int], float] = {}
+
+    def root(self, i: int) -> int:
+        parent = self.parent
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def together(self, i: int, j: int) -> bool:
+        return self.root(i) == self.root(j)
+
+    def add(self, i: int, j: int, score: float | None, max_difference_db: float) -> None:
+        """Join i and j when their difference (None: unreadable) is at most ``max_difference_db``."""
+        if score is not None and score <= max_difference_db:
+            self.scores[(i, j)] = score
+            self.parent[self.root(j)] = self.root(i)
+
+
+def _compare_span(recordings: _Recordings, firsts: np.ndarray, seconds: np.ndarray,
+                  max_difference_db: float) -> Iterator[tuple[int, float]]:
+    """Per pair of a span, in order: (outcome, difference). A pair whose files the span's own
+    earlier pairs joined is not compared (the parent, which knows at least those, skips it too)."""
+    joined = _Joined(len(recordings.paths))
+    for i, j in zip(firsts.tolist(), seconds.tolist()):
+        if joined.together(i, j):
+            yield _JOINED, 0.0
+        else:
+            score = recordings.difference(i, j)
+            joined.add(i, j, score, max_difference_db)
+            yield (_UNREADABLE, 0.0) if score is None else (_SCORED, score)
+        recordings.done(i, j)
+
+
+class _RecordsKept(logging.Handler):
+    """A worker's log records, made picklable, until they are sent to the parent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.msg, record.args, record.exc_info, record.exc_text = record.getMessage(), None, None, None
+        self.records.append(record)
+
+    def take(self) -> list[logging.LogRecord]:
+        taken, self.records = self.records, []
+        return taken
+
+
+def _worker_main(tasks: Any, results: Any, paths: list[str], max_difference_db: float, level: int,
+                 parent_pid: int) -> None:
+    """One comparing process: take a span (start, firsts, seconds), send its outcomes
+    :data:`WORKER_BATCH` pairs at a time with the files it could not decode and what it logged
+    (a decoder's messages, under the file's name), until a None arrives. Ctrl-C is the parent's
+    to handle; the worker ends if the parent is gone (as `index`'s decoders)."""
+    import signal
+
+    from engine.audio import relaying_decoder_output
+    from indexer.decode import _exit_when_orphaned
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_when_orphaned(parent_pid)
+    kept = _RecordsKept()
+    logging.getLogger().addHandler(kept)
+    logging.getLogger().setLevel(level)
+    with relaying_decoder_output():
+        while (task := tasks.get()) is not None:
+            start, firsts, seconds = task
+            recordings = _Recordings(paths, np.bincount(np.concatenate([firsts, seconds]), minlength=len(paths)),
+                                     say_failures=False)
+            outcomes: list[tuple[int, float]] = []
+            sent_failures = 0
+            for outcome in _compare_span(recordings, firsts, seconds, max_difference_db):
+                outcomes.append(outcome)
+                if len(outcomes) == WORKER_BATCH:
+                    sent_failures = _send(results, start, outcomes, recordings, sent_failures, kept)
+                    start, outcomes = start + WORKER_BATCH, []
+            _send(results, start, outcomes, recordings, sent_failures, kept)
+
+
+def _send(results: Any, start: int, outcomes: list[tuple[int, float]], recordings: _Recordings,
+          sent_failures: int, kept: _RecordsKept) -> int:
+    """Send outcomes of the pairs from ``start`` on, the failures after the first ``sent_failures``
+    and the log records; returns how many failures are sent."""
+    failed = [(e.path, e.reason) for e in recordings.unreadable[sent_failures:]]
+    results.put((start, outcomes, failed, kept.take()))
+    return len(recordings.unreadable)
+
+
+class _ComparedElsewhere:
+    """The pairs' differences computed by ``workers`` processes (started as `index` starts its
+    decoders), each on one contiguous span of the pair order of about equal work (its files'
+    seconds): a file's pairs lie close together in that order, so it is decoded by one worker,
+    rarely two, and let go after its span's last pair. A worker does not compare a pair its own
+    span already joined. Outcomes arrive in any order; :meth:`replay` then goes through them in
+    the pair order as one process would, so the groups are the same."""
+
+    def __init__(self, paths: list[str], firsts: np.ndarray, seconds: np.ndarray, work: np.ndarray,
+                 workers: int, max_difference_db: float):
+        import multiprocessing as mp
+
+        from indexer.decode import START_METHOD
+
+        self.paths, self.firsts, self.seconds = paths, firsts, seconds
+        self.state = np.zeros(len(firsts), np.int8)
+        self.scores = np.zeros(len(firsts), np.float64)
+        self.received = 0
+        self.failed: dict[str, str] = {}         # file → reason, as workers found them
+        self.reported: set[str] = set()
+        self.unreadable: list[UnreadableAudio] = []
+        self.said: set[tuple[str, int, str]] = set()
+        bounds = _spans(work, workers)
+        ctx = mp.get_context(START_METHOD)
+        self.tasks, self.results = ctx.Queue(), ctx.Queue()
+        self.spans = list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+        self.procs = [ctx.Process(target=_worker_main, daemon=True, name="soundsift-duplicates",
+                                  args=(self.tasks, self.results, paths, max_difference_db,
+                                        logging.getLogger().getEffectiveLevel(), os.getpid()))
+                      for _ in self.spans]
+
+    def run(self, progress: Callable[[int, int], None] | None, pace: _Pace | None) -> None:
+        """Start the workers and take every outcome, saying how many pairs are through as they come."""
+        for a, b in self.spans:
+            self.tasks.put((a, self.firsts[a:b], self.seconds[a:b]))
+        for proc in self.procs:
+            self.tasks.put(None)
+            proc.start()
+        while self.received < len(self.state):
+            if self._receive():
+                if progress is not None:
+                    progress(self.received, len(self.state))
+                if pace is not None:
+                    pace.log(self.received)
+
+    def _receive(self) -> bool:
+        """Take one batch of outcomes, if one comes within half a second. A worker that died is
+        an error: its pairs would never come."""
+        import queue
+
+        try:
+            start, outcomes, failed, records = self.results.get(timeout=0.5)
+        except queue.Empty:
+            dead = [p for p in self.procs if p.exitcode not in (None, 0)]
+            if dead:
+                raise SoundsiftError(f"a process comparing pairs died (exit code {dead[0].exitcode}); "
+                                     "--workers 0 (workers=0) compares them in this process")
+            return False
+        for path, reason in failed:
+            self.failed.setdefault(path, reason)
+        for record in records:          # what the worker logged (decoder messages): once each
+            key = (record.name, record.levelno, record.getMessage())
+            if key not in self.said:
+                self.said.add(key)
+                logging.getLogger(record.name).handle(record)
+        if outcomes:
+            state, score = zip(*outcomes)
+            self.state[start:start + len(outcomes)] = state
+            self.scores[start:start + len(outcomes)] = score
+            self.received += len(outcomes)
+        return True
+
+    def replay(self, joined: _Joined, max_difference_db: float) -> int:
+        """Join the pairs received, in the pair order, skipping those already joined as one
+        process would (a pair not received: not compared); how many pairs were received. A file
+        that could not be decoded is said here, at the first pair that compares it."""
+        for p, (i, j) in enumerate(zip(self.firsts.tolist(), self.seconds.tolist())):
+            if self.state[p] == _WAITING or joined.together(i, j):
+                continue
+            if self.state[p] == _JOINED:    # cannot be: the worker knew less than this replay
+                raise AssertionError(f"pair {p} was joined in its worker but not in the replay")
+            for k in (i, j):
+                if self.paths[k] in self.failed and self.paths[k] not in self.reported:
+                    self.reported.add(self.paths[k])
+                    self.unreadable.append(UnreadableAudio(self.paths[k], self.failed[self.paths[k]]))
+                    log.warning("%s", self.unreadable[-1])
+            joined.add(i, j, float(self.scores[p]) if self.state[p] == _SCORED else None, max_difference_db)
+        return self.received
+
+    def close(self) -> None:
+        """Stop the workers (terminated when still comparing, after Ctrl-C) and wait for them."""
+        started = [proc for proc in self.procs if proc.pid is not None]
+        for proc in started:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in started:
+            proc.join(timeout=5)
+        for q in (self.tasks, self.results):
+            q.cancel_join_thread()
+            q.close()
+
+
+def _compare_here(paths: list[str], firsts: np.ndarray, seconds: np.ndarray, max_difference_db: float,
+                  joined: _Joined, progress: Callable[[int, int], None] | None, pace: _Pace | None
+                  ) -> tuple[int, list[UnreadableAudio], bool]:
+    """Compare the pairs in this process, in order, skipping those already joined: how many
+    were gone through, the files that could not be decoded, and whether Ctrl-C stopped it."""
+    recordings = _Recordings(paths, np.bincount(np.concatenate([firsts, seconds]), minlength=len(paths)))
+    done, total = 0, len(firsts)
+    try:
+        for i, j in zip(firsts.tolist(), seconds.tolist()):
+            if not joined.together(i, j):
+                joined.add(i, j, recordings.difference(i, j), max_difference_db)
+            recordings.done(i, j)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+            if pace is not None:
+                pace.log(done)
+    except KeyboardInterrupt:
+        return done, recordings.unreadable, True
+    return done, recordings.unreadable, False
+
+
+def _compare_elsewhere(paths: list[str], firsts: np.ndarray, seconds: np.ndarray, work: np.ndarray,
+                       workers: int, max_difference_db: float, joined: _Joined,
+                       progress: Callable[[int, int], None] | None, pace: _Pace | None
+                       ) -> tuple[int, list[UnreadableAudio], bool]:
+    """:func:`_compare_here` in ``workers`` processes (:class:`_ComparedElsewhere`): the same
+    groups; after Ctrl-C, those of every pair compared by then (the workers are stopped)."""
+    pool = _ComparedElsewhere(paths, firsts, seconds, work, workers, max_difference_db)
+    interrupted = False
+    try:
+        pool.run(progress, pace)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        pool.close()
+    return pool.replay(joined, max_difference_db), pool.unreadable, interrupted
+
+
 def find_duplicates(paths: list[str], vectors: np.ndarray, durations: np.ndarray, sizes: np.ndarray,
                     min_cosine: float = MIN_COSINE, max_difference_db: float = MAX_DIFFERENCE_DB,
                     progress: Callable[[int, int], None] | None = None,
-                    per_file: int | None = PER_FILE, report_every: float | None = None) -> DuplicateReport:
+                    per_file: int | None = PER_FILE, report_every: float | None = None,
+                    workers: int | None = 0) -> DuplicateReport:
     """Groups of ``paths`` holding the same recording (see the module doc). ``vectors`` are the
     files' unit mean vectors; ``per_file``: how many pairs a file takes part in at most (its
     closest; None or 0: all, as ``--per-file 0``; see :func:`closest_per_file`); ``progress(done, total)`` is called
@@ -487,52 +769,43 @@ def find_duplicates(paths: list[str], vectors: np.ndarray, durations: np.ndarray
     a log file, where no bar is drawn). A pair whose files the audio already put in one group is
     not compared again. A file that cannot be decoded is reported once and left out of
     every pair. Each group names the copy to keep and every file's format (engine.keeper).
-    Ctrl-C stops the comparing: the report holds the groups confirmed so far and says so
-    (``interrupted``)."""
+    ``workers``: processes comparing the pairs (0: this one; see :class:`_ComparedElsewhere`),
+    the same groups either way; None: every core (:func:`default_workers`), for
+    :data:`WORKERS_FROM` pairs or more. Ctrl-C stops the comparing (and the workers): the report holds
+    the groups confirmed so far and says so (``interrupted``)."""
     n = len(paths)
     if not (len(vectors) == len(durations) == len(sizes) == n):
         raise InvalidQuery(f"find_duplicates needs one vector, duration and size per path: got {n} paths, "
                            f"{len(vectors)} vectors, {len(durations)} durations, {len(sizes)} sizes")
     if per_file is not None and per_file < 0:
         raise InvalidQuery(f"per_file must be ≥ 0 (0 or None: every pair), got {per_file}")
+    if workers is not None and workers < 0:
+        raise InvalidQuery(f"workers must be ≥ 0 (0: compare in this process), got {workers}")
     if per_file:                    # None or 0: every pair over min_cosine (as `--per-file 0`)
         firsts, seconds, cosines, every = closest_candidates(vectors, durations, per_file, min_cosine)
     else:
         firsts, seconds, cosines = candidate_arrays(vectors, durations, min_cosine)
         every = len(firsts)
-    recordings = _Recordings(paths, np.bincount(np.concatenate([firsts, seconds]), minlength=n))
-    parent = list(range(len(paths)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    scores: dict[tuple[int, int], float] = {}
-    total, done, interrupted = len(firsts), 0, False
+    total = len(firsts)
     seconds_of = np.asarray(durations, np.float64)
     pace = (_Pace(seconds_of[firsts] + seconds_of[seconds], len(paths), report_every)
             if report_every is not None else None)
     if progress is not None:
         progress(0, total)
-    try:
-        for i, j in zip(firsts.tolist(), seconds.tolist()):
-            if root(i) != root(j):
-                score = recordings.difference(i, j)
-                if score is not None and score <= max_difference_db:
-                    scores[(i, j)] = score
-                    parent[root(j)] = root(i)
-            recordings.done(i, j)
-            done += 1
-            if progress is not None:
-                progress(done, total)
-            if pace is not None:
-                pace.log(done)
-    except KeyboardInterrupt:
-        interrupted = True
+    joined = _Joined(n)
+    if workers is None:
+        workers = default_workers() if total >= WORKERS_FROM else 0
+    if workers and total:
+        done, unreadable, interrupted = _compare_elsewhere(
+            paths, firsts, seconds, PAIR_OVERHEAD_SECONDS + seconds_of[firsts] + seconds_of[seconds], workers,
+            max_difference_db, joined, progress, pace)
+    else:
+        done, unreadable, interrupted = _compare_here(paths, firsts, seconds, max_difference_db, joined,
+                                                      progress, pace)
+    if interrupted:
         log.warning("interrupted after %d of %s: the groups are those confirmed so far", done,
                     count(total, "pair"))
+    scores, root = joined.scores, joined.root
     grouped: dict[int, list[int]] = {}
     for k in sorted({k for pair in scores for k in pair}, key=lambda k: paths[k]):
         grouped.setdefault(root(k), []).append(k)
@@ -543,7 +816,7 @@ def find_duplicates(paths: list[str], vectors: np.ndarray, durations: np.ndarray
                                           _same_bytes([paths[k] for k in files], [int(sizes[k]) for k in files])))
               for r, files in grouped.items()]
     groups.sort(key=lambda g: (g.difference_db, g.paths))
-    return DuplicateReport(groups, len(paths), total, len(scores), recordings.unreadable,
+    return DuplicateReport(groups, len(paths), total, len(scores), unreadable,
                            compared=done, left_out=every - total, interrupted=interrupted)
 
 

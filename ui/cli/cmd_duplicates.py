@@ -46,6 +46,10 @@ def duplicates_command(
                                  help="Compare each file with at most this many others, its closest by "
                                       "the stored vectors (a copy comes first); 0: every pair over "
                                       "--min-cosine (hours for tens of thousands of similar files)."),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", "-j", min=0,
+        help="Processes comparing the pairs, as make -j (0: in this process; the same groups either "
+             "way). Default: every core (this process for under 2,000 pairs)."),
     json_out: bool = typer.Option(False, "--json", help='Print {"groups", "files", "candidates", "compared", '
                                                         '"errors", "interrupted"} on stdout: the groups closest '
                                                         'first, the files and pairs gone through, and the files '
@@ -64,8 +68,8 @@ def duplicates_command(
     lost the least (lossless, then more bits, a higher sample rate, more channels, then a name
     not marked as a copy such as `x (1).wav` or `x copy.wav`, then the shorter path).
 
-    Ctrl-C stops the comparing and prints the groups confirmed so far (exit status 130; in JSON
-    "interrupted" true)."""
+    Ctrl-C stops the comparing (and its worker processes) and prints the groups confirmed so far
+    (exit status 130; in JSON "interrupted" true)."""
     setup_logging(verbose)
     from rich.progress import Progress
 
@@ -83,7 +87,8 @@ def duplicates_command(
                                  min_cosine=min_cosine, max_difference_db=max_difference,
                                  progress=lambda done, total: bar.update(task, completed=done, total=total),
                                  per_file=per_file or None,
-                                 report_every=None if bar_shown else REPORT_EVERY)
+                                 report_every=None if bar_shown else REPORT_EVERY,
+                                 workers=workers)
     log.info("%s, %s compared on their audio, %d confirmed, %s", count(report.files, "file"),
              count(report.compared, "pair"), report.confirmed, count(len(report.groups), "group"))
     if report.left_out:
