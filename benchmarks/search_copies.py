@@ -35,7 +35,7 @@ this same script, for a before/after comparison; the output names the engine it 
 with the others) as the code before this option searched, in this same process: each length of
 FAISS's ranking asked of FAISS (``engine.query.exact_ranking`` says no index is exact: no ranking
 cut from a longer one, none told beyond its length) and the SHA-256 looked up by the
-``engine/towers/cache.py`` of the git revision ``REV`` (one before session 39's: the path
+``engine/towers/cache.py`` of the git revision ``REV`` (one before session 37's: the path
 resolved at every lookup; its own digests kept). Adds the ratios before / after. ``--pad N``: N
 more recordings of one second (noise, no copies) in a folder of their own, a larger index for
 FAISS to rank; ``--dim D``: the stand-in model's vectors D wide (a real model's 512: a FAISS

@@ -1,4 +1,4 @@
-"""What the README audit of session 39 found wrong in the code it describes (README's "null when
+"""What the README audit of session 37 found wrong in the code it describes (README's "null when
 it has nothing to say": a command's summary key with no value is null, not a made-up value)."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A sheet's catalog read stops where its client hung up (session 39): ``GET /sheet`` checked
+"""A sheet's catalog read stops where its client hung up (session 37): ``GET /sheet`` checked
 the client before the read and between zero-shot batches, but read the whole catalog first
 (1.1 s at 40,000 files, ~25 s at a million). engine.sheet_export.library_rows reads the files,
 their metadata and tags, and builds the rows a batch of engine.catalog.SQL_CHUNK files at a

@@ -1,4 +1,4 @@
-"""Silent files and the loudness range (session 39): digital silence and a recording under the
+"""Silent files and the loudness range (session 37): digital silence and a recording under the
 −70 LUFS gate are stored as −120 (engine.loudness.SILENCE_DB). ``/facets`` and the page's
 loudness slider gave that −120 as the quietest loudness, so the slider began at −120 LU; they
 give the measured files' range now, as ``soundsift info`` does, and count the others apart
