@@ -22,7 +22,7 @@ import sys
 import time
 import tracemalloc
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -30,13 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def _median_seconds(work: Callable[[], Any], rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from benchmarks.page_tag_choices import median_seconds as _median_seconds  # noqa: E402
 
 
 def _tagging(model: Any, vectors: np.ndarray, labels: list[str], rows: int) -> tuple[float, int]:
