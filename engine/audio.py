@@ -27,7 +27,8 @@ import soxr
 
 from engine.errors import InvalidQuery, UnreadableAudio
 from engine.ffmpeg_audio import FFMPEG_EXTENSIONS, VIDEO_EXTENSIONS, FFmpegSound
-from engine.ogg_chain import ByteRange, ChainedOgg, LinkFormat, OggLink, link_format, ogg_links
+from engine.ogg_chain import (ByteRange, ChainedOgg, LinkFormat, OggLink, link_format, ogg_links, ogg_start,
+                              read_link_by_link)
 from engine.stderr_capture import StderrCapture, summarised
 from engine.sound_designer import SD2_EXTENSION, is_sd2, open_sd2
 from engine.segments import MIN_TAKE, SegmentPolicy, regular_take, take_bounds
@@ -168,8 +169,8 @@ def _open_sound(p: str) -> sf.SoundFile | FFmpegSound | ChainedOgg:
     try:
         return _unless_misread(p, sf.SoundFile(_openable(p)))
     except sf.LibsndfileError as e:
-        if e.code in (UNSUPPORTED_ENCODING, MALFORMED_FILE):    # a container libsndfile knows, around a
-            return _through_ffmpeg(p, e, say_both=True)        # codec it does not or data it will not take
+        if e.code in (UNSUPPORTED_ENCODING, MALFORMED_FILE) or _begins_ogg(p):  # a container libsndfile
+            return _through_ffmpeg(p, e, say_both=True)   # knows, around a codec or data it will not take
         if os.path.isfile(appledouble_twin(p)):
             pass                                # read as a stream, below
         elif e.code == UNRECOGNISED_FORMAT:     # an M4A named .mp3, say: FFmpeg may know it
@@ -193,8 +194,8 @@ def open_sound_bytes(data: bytes, name: str) -> sf.SoundFile | FFmpegSound | Cha
     as :func:`open_sound` reads one."""
     if os.path.splitext(name)[1].lower() in FFMPEG_EXTENSIONS | VIDEO_EXTENSIONS or _holds_aac(io.BytesIO(data)):
         return FFmpegSound(io.BytesIO(data), name)
-    links = ogg_links(io.BytesIO(data), len(data)) if data[:4] == b"OggS" else []
-    if len(links) > 1:
+    links = ogg_links(io.BytesIO(data), len(data))
+    if read_link_by_link(links):
         return _open_chain(name, _chain(name, links, lambda: io.BytesIO(data)), lambda: io.BytesIO(data))
     return _open_stream(io.BytesIO(data), name)
 
@@ -217,12 +218,25 @@ class _Chain:
     links: tuple[OggLink, ...]
     formats: tuple[LinkFormat, ...]
     by_ffmpeg: bool
-    note: str | None = None             # why the links after the last of ``links`` are not read
+    note: str | None = None             # what of the file is not read (links before or after ``links``), and why
+
+
+def _begins_ogg(p: str) -> bool:
+    """Whether the file ``p`` begins with an Ogg page: any error libsndfile gives for one is its
+    reader's of what is inside (1.2.2 fails on the Ogg FLAC FFmpeg writes, "unknown error in flac
+    decoder", and on a Skeleton stream before the sound's, "File contains data in an
+    unimplemented format"), so FFmpeg is asked too."""
+    try:
+        with open(p, "rb") as f:
+            return f.read(4) == b"OggS"
+    except OSError:
+        return False
 
 
 def _file_chain(p: str) -> _Chain | None:
-    """The links of the file ``p`` where it is a chained Ogg file (:func:`_chain`); None for any
-    other file, or one that cannot be read (its decoder then says why)."""
+    """The links of the file ``p`` where it is a chained Ogg file, or an Ogg file whose first
+    link starts past other bytes (:func:`engine.ogg_chain.read_link_by_link`; :func:`_chain`);
+    None for any other file, or one that cannot be read (its decoder then says why)."""
     try:
         st = os.stat(p)
     except OSError:
@@ -237,10 +251,10 @@ def _chain_of_file(path: str, size: int, mtime_ns: int) -> _Chain | None:
     file (engine.ogg_chain.ogg_links), and each link of a chain opened once."""
     try:
         with open(path, "rb", buffering=0) as raw:
-            links = ogg_links(raw, size) if raw.read(4) == b"OggS" else []
+            links = ogg_links(raw, size)
     except OSError:
         return None
-    return _chain(path, links, lambda: open(path, "rb")) if len(links) > 1 else None
+    return _chain(path, links, lambda: open(path, "rb")) if read_link_by_link(links) else None
 
 
 def _open_link(name: str, link: OggLink, raw: Any, ffmpeg: bool = False) -> tuple[Any, BinaryIO]:
@@ -261,37 +275,53 @@ def _chain(name: str, links: Sequence[OggLink], raw: Any) -> _Chain:
     are all read by FFmpeg, at Opus's 48 kHz; any others are :class:`UnreadableAudio` naming
     the two that differ. A link neither decoder opens (a recording stopped just as a link began)
     ends the chain: the links before it are read, and the chain's note says so (:func:`iter_blocks`
-    gives it); the first link's error is raised as it is."""
+    gives it). Links neither opens before the first one that opens (a recording begun in a link,
+    its headers lost), and Ogg pages before the first link, are passed over, as players do, and
+    the note says so too; the first link's error is raised as it is where no link opens."""
     unread: list[str] = []
 
-    def formats(ffmpeg: bool) -> list[LinkFormat]:
-        found = []
+    def formats(ffmpeg: bool) -> tuple[int, list[LinkFormat]]:
+        found: list[LinkFormat] = []
+        first, first_error = 0, None
         unread.clear()
         for i, link in enumerate(links):
             try:
                 sound, view = _open_link(name, link, raw, ffmpeg)
             except Exception as e:
-                if not i:
-                    raise
-                unread.append(f"link {i + 1} of the {len(links)} of this chained Ogg file is not readable "
-                              f"({_short(e)}): read up to it")
-                break
+                if found:
+                    unread.append(f"link {i + 1} of the {len(links)} of this chained Ogg file is not readable "
+                                  f"({_short(e)}): read up to it")
+                    break
+                first_error = first_error or e
+                if i + 1 == len(links):
+                    raise first_error from None
+                first = i + 1
+                continue
             try:
                 found.append(link_format(sound))
             finally:
                 sound.close()
                 view.close()
-        return found
+        if first:
+            which = "link 1 of the" if first == 1 else f"links 1 to {first} of the"
+            unread.insert(0, f"{which} {len(links)} of this chained Ogg file {'is' if first == 1 else 'are'} not "
+                             f"readable ({_short(first_error)}): read from link {first + 1}")
+        return first, found
 
-    found = formats(False)
+    first, found = formats(False)
     by_ffmpeg = _differ(found) is not None and all(f.subtype == "OPUS" for f in found)
     if by_ffmpeg:
-        found = formats(True)
+        first, found = formats(True)
     differ = _differ(found)
     if differ is not None:
         raise UnreadableAudio(name, f"a chained Ogg file whose links differ ({differ}): not read; "
                                     "convert it to one stream")
-    return _Chain(tuple(links[:len(found)]), tuple(found), by_ffmpeg, unread[0] if unread else None)
+    with raw() as f:
+        headless = links[0].start - ogg_start(f)
+    if headless > 0:
+        unread.insert(0, f"its first {headless} bytes are Ogg pages of a stream begun before the file "
+                         "(no headers to decode them): read from the first stream that begins in it")
+    return _Chain(tuple(links[first:first + len(found)]), tuple(found), by_ffmpeg, "; ".join(unread) or None)
 
 
 def _open_chain(name: str, chain: _Chain, raw: Any) -> ChainedOgg:

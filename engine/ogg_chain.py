@@ -47,30 +47,91 @@ class OggLink:
 
 def ogg_links(f: BinaryIO, size: int) -> list[OggLink]:
     """The links of the Ogg file open in ``f`` (``size`` bytes), from its page headers; [] for a
-    file that does not start with an Ogg page. Where the pages stop making sense (a cut or
-    damaged file, junk after it), the last link found runs to the end: its decoder says what
-    it makes of it."""
+    file that does not start with an Ogg page (after an ID3v2 tag, which some taggers put before
+    one: :func:`ogg_start`). Where the pages stop making sense (junk between links, a page cut
+    short by a download resumed from the start, an ID3v1 tag or padding at the end), the next
+    page is looked for from just after the last one that made sense (:func:`_next_page`), as
+    players do; a link runs to where the next begins (or to the end of the file), and its
+    decoder says what it makes of what it holds."""
     links: list[list[int]] = []                 # [start, serial, granule before last, last granule]
-    at, begun = 0, False
+    at, begun, last = ogg_start(f), False, -1   # last: where the last page that made sense begins
     while at + _PAGE_HEADER.size <= size:
-        f.seek(at)
-        head = f.read(_PAGE_HEADER.size + 255)
-        if len(head) < _PAGE_HEADER.size:
-            break
-        magic, version, flags, granule, serial, _, _, count = _PAGE_HEADER.unpack_from(head)
-        if magic != b"OggS" or version != 0 or len(head) < _PAGE_HEADER.size + count:
-            break
+        page = _page_header(f, at)
+        if page is None:
+            if not links:
+                break                           # no Ogg page where the file begins
+            found = _next_page(f, last + 1, size)
+            if found is None:
+                break
+            at = found
+            continue
+        flags, granule, serial, length = page
         if flags & _BEGINS_STREAM and not begun:
             links.append([at, serial, -1, -1])
         begun = bool(flags & _BEGINS_STREAM)
-        if not links:
-            break                               # no stream begins where the file does
+        if not links:                           # pages of a stream begun before the file (a radio
+            last, at = at, at + length          # rip begun inside a song): no headers to decode them
+            continue
         if serial == links[-1][1] and granule >= 0:
             links[-1][2:] = links[-1][3], granule
-        at += _PAGE_HEADER.size + count + sum(head[_PAGE_HEADER.size:_PAGE_HEADER.size + count])
+        last, at = at, at + length
     ends = [link[0] for link in links[1:]] + [size]
     return [OggLink(start, end, before if before >= 0 else None)
             for (start, _, before, _), end in zip(links, ends)]
+
+
+def read_link_by_link(links: list[OggLink]) -> bool:
+    """Whether an Ogg file of ``links`` (:func:`ogg_links`) is read as a :class:`ChainedOgg`:
+    one of two links or more, or one whose stream starts past other bytes: an ID3v2 tag (which
+    libsndfile refuses: "embedding not supported for this file format"), or pages of a stream
+    begun before the file."""
+    return len(links) > 1 or bool(links) and links[0].start > 0
+
+
+def ogg_start(f: BinaryIO) -> int:
+    """Where the first Ogg page of the file open in ``f`` would begin: 0, or the length of an
+    ID3v2 tag before it (its 10-byte header, a synchsafe size, and a 10-byte footer where its
+    flags say)."""
+    f.seek(0)
+    head = f.read(10)
+    if len(head) < 10 or head[:3] != b"ID3" or any(b & 0x80 for b in head[6:10]):
+        return 0
+    size = int.from_bytes(bytes(head[6:10]), "big")
+    size = (size & 0x7F) | (size >> 8 & 0x7F) << 7 | (size >> 16 & 0x7F) << 14 | (size >> 24 & 0x7F) << 21
+    return 10 + size + (10 if head[5] & 0x10 else 0)
+
+
+def _page_header(f: BinaryIO, at: int) -> tuple[int, int, int, int] | None:
+    """The flags, granule position, serial number and whole length of the Ogg page at ``at``;
+    None where no whole page header is there."""
+    f.seek(at)
+    head = f.read(_PAGE_HEADER.size + 255)
+    if len(head) < _PAGE_HEADER.size:
+        return None
+    magic, version, flags, granule, serial, _, _, count = _PAGE_HEADER.unpack_from(head)
+    if magic != b"OggS" or version != 0 or len(head) < _PAGE_HEADER.size + count:
+        return None
+    return flags, granule, serial, _PAGE_HEADER.size + count + sum(head[_PAGE_HEADER.size:_PAGE_HEADER.size + count])
+
+
+#: how much of the file :func:`_next_page` reads at a time
+_SEARCH_CHUNK = 1 << 20
+
+
+def _next_page(f: BinaryIO, at: int, size: int) -> int | None:
+    """Where the first Ogg page header at or after ``at`` begins; None where none does."""
+    while at + _PAGE_HEADER.size <= size:
+        f.seek(at)
+        chunk = f.read(_SEARCH_CHUNK + 4)
+        if len(chunk) < 5:
+            return None
+        hit = chunk.find(b"OggS\x00")
+        while hit >= 0:
+            if _page_header(f, at + hit) is not None:
+                return at + hit
+            hit = chunk.find(b"OggS\x00", hit + 1)
+        at += _SEARCH_CHUNK
+    return None
 
 
 class ByteRange(io.RawIOBase):
@@ -138,7 +199,7 @@ class ChainedOgg:
     whole Ogg stream of its own) at its start and gives its sound and the file it reads (a
     :class:`ByteRange`), both closed with it; ``formats`` says what each holds (all at one
     rate, with one channel count: engine.audio checks). Only the link being read is open.
-    ``note`` says why links after these are not read, if any are not.
+    ``note`` says what of the file is not read and why, if any of it is not.
 
     ``seek`` is as exact as a link's decoder's, except that a seek into a link's last page goes
     to before it and reads on (libsndfile's lands late there); engine.audio's ``go_to_frame``
