@@ -17,7 +17,10 @@ benchmarks/revision_module.py) against today's in one run: choosing the pairs (t
 cap) on the whole index, time and peak of traced memory, and ``find_duplicates`` on the files
 under ``--path-prefix`` (a sample: the comparing takes minutes per 10,000 files), ``--rounds``
 alternating runs each, with how often each file was decoded; it stops if the two differ in the
-pairs, groups or differences found:
+pairs, groups or differences found. Before those it times the alignment alone (FFT sizes, head
+spectra, best lags) of every capped pair of the sample on audio decoded beforehand, listing the
+pairs whose lag differs and stopping unless each is a tie (two lags' |correlation| within
+``TIE`` of the product of the heads' norms, where complex64 rounding may pick either):
 
     .venv/bin/python benchmarks/commands_at_scale.py build /tmp/scale35
     .venv/bin/python benchmarks/duplicates.py /tmp/scale35/index --before-after \
@@ -162,6 +165,7 @@ def before_after(index: str, rev: str, path_prefix: str | None, rounds: int) -> 
     print(f"choosing the pairs (cap {dup.PER_FILE}) on all {len(whole.paths)} files: {len(new_pairs[0])} pairs, "
           f"the same; {old_s:.1f} s → {new_s:.1f} s ({old_s / new_s:.1f} ×), peak traced memory "
           f"{old_mb:.0f} → {new_mb:.0f} MB ({old_mb / new_mb:.1f} ×)")
+    alignment(before, sample, rounds)
     times: dict[str, list[float]] = {"before": [], "after": []}
     for _ in range(rounds):
         found = {}
@@ -177,6 +181,79 @@ def before_after(index: str, rev: str, path_prefix: str | None, rounds: int) -> 
     mid = {name: statistics.median(ts) for name, ts in times.items()}
     print(f"find_duplicates, median of {rounds}: {mid['before']:.1f} s → {mid['after']:.1f} s "
           f"({mid['before'] / mid['after']:.2f} ×), the same groups and differences")
+
+
+def _lags(module, fv, pairs: tuple[np.ndarray, np.ndarray], heard: dict[int, np.ndarray]
+          ) -> tuple[np.ndarray, float, int, int]:
+    """``module``'s alignment of every pair as ``find_duplicates`` does it (head spectra cached
+    per file and FFT size, complex64), on audio decoded beforehand: the lags, seconds, spectra
+    looked up and spectra made."""
+    i, j = pairs
+    recordings = module._Recordings(fv.paths, np.bincount(np.r_[i, j], minlength=len(fv.paths)))
+    lags = np.zeros(len(i), np.int64)
+    made, real = [0], module._head_spectrum
+
+    def counting(x: np.ndarray, n: int) -> np.ndarray:
+        made[0] += 1
+        return real(x, n)
+    module._head_spectrum = counting
+    try:
+        t = time.perf_counter()
+        for k, (a, b) in enumerate(zip(i.tolist(), j.tolist())):
+            x, y = heard[a], heard[b]
+            n = module._fft_size(len(x), len(y))
+            lags[k] = module._lag_of(recordings.spectrum(a, x, n), recordings.spectrum(b, y, n), n, len(x), len(y))
+        seconds = time.perf_counter() - t
+    finally:
+        module._head_spectrum = real
+    return lags, seconds, 2 * len(i), made[0]
+
+
+def alignment(before, fv, rounds: int) -> None:
+    """The alignment alone (FFT sizes, head spectra, lags) of ``before`` against today's on every
+    capped pair of ``fv``, ``rounds`` alternating runs; stops if a pair's lag differs."""
+    i, j, _, _ = dup.closest_candidates(fv.vectors, fv.durations, dup.PER_FILE)
+    heard = {k: decode(fv.paths[k], dup.RATE) for k in np.unique(np.r_[i, j]).tolist()}
+    times: dict[str, list[float]] = {"before": [], "after": []}
+    for _ in range(rounds):
+        found = {}
+        for name, module in (("before", before), ("after", dup)):
+            lags, seconds, looked, made = _lags(module, fv, (i, j), heard)
+            times[name].append(seconds)
+            found[name] = lags
+            print(f"  alignment {name}: {seconds:.2f} s for {len(i)} pairs; head spectra: {made} made for "
+                  f"{looked} look-ups ({1 - made / max(looked, 1):.1%} reused)", flush=True)
+        other = np.flatnonzero(found["before"] != found["after"])
+        ties = [_tie(heard[int(i[k])], heard[int(j[k])], int(found["before"][k]), int(found["after"][k]))
+                for k in other]
+        for k, tie in zip(other, ties):
+            print(f"    lag {found['before'][k]} → {found['after'][k]}: |correlation| {tie[0]:.3e} → {tie[1]:.3e} "
+                  f"of the product of the heads' norms (float64), {fv.paths[i[k]]}, {fv.paths[j[k]]}")
+        if any(abs(high - low) > TIE for high, low in ties):
+            raise SystemExit(f"the lags differ on {len(other)} pairs, not all of them ties")
+    mid = {name: statistics.median(ts) for name, ts in times.items()}
+    same = f"the same lag for {len(i) - len(other)} of {len(i)} pairs" + (
+        f"; {len(other)} differ, each a tie within {TIE:g}" if len(other) else "")
+    print(f"alignment, median of {rounds}: {mid['before']:.2f} s → {mid['after']:.2f} s "
+          f"({mid['before'] / mid['after']:.2f} ×), {same}")
+
+
+#: two lags whose |correlation| differ by at most this share of the product of the heads' norms
+#: tie: complex64 spectra's rounding may pick either (the cached spectra are complex64)
+TIE = 1e-4
+
+
+def _tie(x: np.ndarray, y: np.ndarray, old: int, new: int) -> tuple[float, float]:
+    """|correlation| of the heads of ``x`` and ``y`` at lags ``old`` and ``new`` in float64, as a
+    share of the product of their norms."""
+    a, b = x[:dup._head(len(x))].astype(np.float64), y[:dup._head(len(y))].astype(np.float64)
+    scale = max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-300)
+
+    def at(lag: int) -> float:                      # Σ a[t + lag] b[t]
+        u, v = a[max(lag, 0):], b[max(-lag, 0):]
+        m = min(len(u), len(v))
+        return abs(float(np.dot(u[:m], v[:m]))) / scale
+    return at(old), at(new)
 
 
 def by_workers(index: str, counts: list[int], path_prefix: str | None, rounds: int) -> None:

@@ -289,7 +289,15 @@ def _head(length: int) -> int:
 
 
 def _fft_size(len_x: int, len_y: int) -> int:
-    return 1 << int(np.ceil(np.log2(max(_head(len_x) + _head(len_y), 2))))
+    """The FFT size :func:`best_lag` uses on recordings of these lengths: the smallest power of
+    two at which the circular correlation holds no wrapped-around term at the lags it looks at
+    (within MAX_SHIFT_SECONDS), so its peak is the linear correlation's. Two heads longer than
+    the shift need their longer one's length plus the shift, not the sum of both (1.5 s files:
+    32,768 instead of 65,536); powers of two keep a file's spectrum shared by its pairs."""
+    shift = int(MAX_SHIFT_SECONDS * RATE)
+    la, lb = _head(len_x), _head(len_y)
+    need = max(la + min(shift, lb - 1), lb + min(shift, la - 1), 2)
+    return 1 << (need - 1).bit_length()
 
 
 def _head_spectrum(x: np.ndarray, n: int) -> np.ndarray:
@@ -300,9 +308,9 @@ def _lag_of(fx: np.ndarray, fy: np.ndarray, n: int, len_x: int, len_y: int) -> i
     """:func:`best_lag` from the two heads' spectra (size ``n``)."""
     shift = int(MAX_SHIFT_SECONDS * RATE)
     la, lb = _head(len_x), _head(len_y)
-    corr = np.fft.irfft(fx * np.conj(fy), n)                                 # corr[k] = Σ a[t + k] b[t]
-    lags = np.arange(max(-shift, 1 - lb), min(shift, la - 1) + 1)            # where the two overlap
-    return int(lags[np.argmax(np.abs(corr[lags % n]))])
+    corr = np.fft.irfft(fx * np.conj(fy), n)              # corr[k] = Σ a[t + k] b[t]; lag −k at corr[n − k]
+    low, high = max(-shift, 1 - lb), min(shift, la - 1)   # the lags where the two overlap, in order
+    return int(np.argmax(np.abs(np.concatenate((corr[n + low:], corr[:high + 1]))))) + low
 
 
 def difference_db(x: np.ndarray, y: np.ndarray) -> float:
