@@ -688,7 +688,8 @@ def iter_blocks(path: str | Path, target_sr: int, *, block_seconds: float = BLOC
     that breaks off after some audio decoded (a truncated or damaged FLAC) ends where it
     broke: the audio before the break is kept, and one line saying where and why goes to
     ``notes`` when given, else to this module's logger as a warning. A stream that yields
-    nothing at all raises UnreadableAudio. Inside :func:`relaying_decoder_output` (and in a
+    nothing at all raises UnreadableAudio; a ``start_seconds`` at or past the end its header
+    gives raises InvalidQuery saying so. Inside :func:`relaying_decoder_output` (and in a
     bare call: :func:`_bare_call`), what the C decoders print meanwhile is said the same way.
     """
     p = str(path)
@@ -697,7 +698,7 @@ def iter_blocks(path: str | Path, target_sr: int, *, block_seconds: float = BLOC
         yield from _decoded_blocks(p, target_sr, block_seconds, stats, notes, heard, levels, start_seconds)
     except Exception as e:
         _say_heard(p, heard or [], failed=True)
-        if isinstance(e, UnreadableAudio):
+        if isinstance(e, (UnreadableAudio, InvalidQuery)):
             raise
         raise UnreadableAudio(p, f"decoding failed ({_short(e)})") from e   # e.g. the resampler
     _say_heard(p, heard or [], failed=False, notes=notes)
@@ -726,6 +727,8 @@ def _decoded_blocks(p: str, target_sr: int, block_seconds: float, stats: dict[st
     if levels is not None and start_seconds:
         raise ValueError("levels are measured on the whole recording, not from start_seconds")
     first = int(start_seconds * info.sample_rate)
+    if first and 0 < info.frames <= first:
+        raise InvalidQuery(f"{p} is {info.duration:.2f} s long; the start time {start_seconds:g} s is past its end")
     meter = None
     if levels is not None:
         from engine.loudness import LevelMeter
