@@ -258,8 +258,11 @@ def unheld_prefix(conn: Connection, filters: Filters) -> str | None:
 
 def loudness_range(conn: Connection | Session) -> tuple[int, int, float | None, float | None]:
     """(files measured, of them silent or under the −70 LUFS gate — stored as
-    engine.loudness.SILENCE_DB —, quietest and loudest loudness of the others) of a catalog
-    holding file_metadata: what `soundsift info` and :func:`facets` say of loudness."""
+    engine.loudness.SILENCE_DB —, quietest and loudest loudness of the others) of a catalog:
+    what `soundsift info` and :func:`facets` say of loudness ((0, 0, None, None) for a catalog
+    older than file_metadata)."""
+    if not has_table(conn, "file_metadata"):
+        return 0, 0, None, None
     value = cast(FileMetadata.value, Float)
     measured = FileMetadata.key == "loudness_lufs"
     silent = value <= SILENCE_DB
@@ -280,7 +283,7 @@ def facets(conn: Connection) -> dict[str, Any]:
                                       .where(FileMetadata.key.in_(("category", SHEET_PREFIX + "category")))
                                       .distinct()).scalars(), key=str.upper)
                   if has_table(conn, "file_metadata") else [])
-    _, silent, quietest, loudest = loudness_range(conn) if has_table(conn, "file_metadata") else (0, 0, None, None)
+    _, silent, quietest, loudest = loudness_range(conn)
     return {"formats": formats, "sample_rates": [int(r) for r in rates], "channels": [int(c) for c in channels],
             "min_duration": float(lo or 0.0), "max_duration": float(hi or 0.0), "categories": categories,
             "loudness": None if quietest is None else (float(quietest), float(loudest)),

@@ -53,7 +53,7 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
         rates = [{"sample_rate": int(sr), "files": int(n)}
                  for sr, n in s.execute(select(File.sample_rate, func.count())
                                         .group_by(File.sample_rate).order_by(File.sample_rate))]
-        measured = (loudness_range(s) if has_table(s, "file_metadata") else (0, 0, None, None))
+        measured = loudness_range(s)
         channels = [{"channels": int(ch), "files": int(n)}
                     for ch, n in s.execute(select(File.channels, func.count())
                                            .group_by(File.channels).order_by(File.channels))]

@@ -19,6 +19,7 @@ from engine.errors import InvalidQuery
 from engine.file_metadata import ABOUT_LINE_KEYS, LEVEL_KEYS, about_line, with_sheet
 from engine.layout import IndexLayout
 from engine.live_catalog import LiveCatalog
+from engine.loudness import levels_text
 from engine.markers import parse_markers
 from ui.components.times import take_times, with_marker_times
 
@@ -125,7 +126,7 @@ class Library:
                 found, take = about.get(r.id, {}), takes.get(r.id)
                 marks = take_times(parse_markers(found.get("markers", "")), take)
                 out[r.id] = replace(self._record(r), about=about_line(with_marker_times(found, take)),
-                                    levels=_levels(found), marks=tuple(at for at, _ in marks))
+                                    levels=levels_text(found), marks=tuple(at for at, _ in marks))
             return out
 
     def stored_tags(self, file_ids: Sequence[int], top: int = 5) -> dict[int, list[dict]]:
@@ -175,13 +176,6 @@ class Library:
 MARKER_KEYS = ("markers",)
 #: every key a card reads: what its about line says (the file's or a library sheet's), the levels
 SHOWN_KEYS = (*ABOUT_LINE_KEYS, *MARKER_KEYS, *LEVEL_KEYS)
-
-
-def _levels(found: dict[str, str]) -> str:
-    """"-23.4 LUFS · peak -0.3 dBFS" from the measured levels ("silent" for digital silence:
-    engine.loudness.levels_text), or "" when there are none."""
-    from engine.loudness import levels_text
-    return levels_text(found)
 
 
 def folders_of(paths: list[str]) -> list[str]:
