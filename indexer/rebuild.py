@@ -53,8 +53,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from engine.audio import probe
-from engine.catalog import (Caption, ErrorRow, File, FileMetadata, Tag, catalog_session, get_meta, has_table,
-                            open_catalog)
+from engine.catalog import Caption, ErrorRow, File, FileMetadata, Tag, catalog_session, get_meta, has_table
 from engine.errors import IndexBusy, IndexNotFound, RebuildFailed, SoundsiftError, UnreadableAudio
 from engine.ffmpeg_audio import FFMPEG_UNAVAILABLE
 from engine.file_metadata import SHEET_PREFIX
@@ -418,11 +417,8 @@ def find_rebuild_moves(live: IndexLayout, old: _OldIndex, plan: Diff) -> tuple[l
     (:func:`_plan_against_old`). Their rows follow them (:func:`carry_over`)."""
     if not plan.deleted and not plan.changed:       # nothing left a path: nothing moved
         return [], {}
-    engine = open_catalog(live.catalog)
-    try:
-        headers = catalog_headers(engine, plan.deleted + [f.path for f in plan.changed])
-    finally:
-        engine.dispose()
+    with catalog_session(live) as s:
+        headers = catalog_headers(s.get_bind(), plan.deleted + [f.path for f in plan.changed])
     moves = find_moves_among_changed(plan.deleted, plan.new, plan.changed, old.files, headers)
     return moves, overwritten(moves, plan.changed)
 
@@ -536,11 +532,8 @@ def _warn_of_dropped(index: Path, live: IndexLayout, old: _OldIndex, plan: Diff,
                    unchanged=[])
     if not dropped.deleted:
         return
-    engine = open_catalog(live.catalog)
-    try:
-        warn_of_dropped_notes(engine, index, dropped, old.files, replaced)
-    finally:
-        engine.dispose()
+    with catalog_session(live) as s:
+        warn_of_dropped_notes(s.get_bind(), index, dropped, old.files, replaced)
 
 
 def _refuse_unread(old: _OldIndex, failures: dict[str, str], moves: Sequence[Move]) -> None:

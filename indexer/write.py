@@ -37,14 +37,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from sqlalchemy import and_, delete, func, select, text, update
+from sqlalchemy import and_, delete, func, null, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from engine.audio import AudioInfo
-from engine.catalog import (Caption, ErrorRow, File, FileMetadata, SegmentRow, Tag, get_meta, open_catalog,
-                            set_meta)
+from engine.catalog import (Caption, ErrorRow, File, FileMetadata, SegmentRow, Tag, get_meta, has_table,
+                            open_catalog, set_meta)
 from engine.errors import IndexBusy, IndexNotFound, IndexReadOnly
 from engine.file_metadata import CUE_SHEET_KEY, LEVEL_KEYS, SHEET_PREFIX
 from engine.index_choice import IndexChoice, choose_index, default_memory_budget, needs_rebuild
@@ -602,15 +602,18 @@ INDEX_META_KEYS = ("index_type", "index_kind", "faiss_factory", "index_params", 
 
 def catalog_headers(engine: Engine, paths: list[str]) -> dict[str, Header]:
     """:meth:`IndexWriter.headers` of the catalog behind ``engine`` (also one no writer holds
-    open: the index a rebuild replaces, indexer.rebuild)."""
+    open: the index a rebuild replaces, indexer.rebuild, which may be from before file_metadata:
+    then no file has a fingerprint)."""
     out = {}
     with Session(engine) as s:
+        stored = has_table(s, "file_metadata")
         for i in range(0, len(paths), 500):
-            rows = s.execute(select(File.path, File.sample_rate, File.channels, File.format, File.subtype,
-                                    File.duration, FileMetadata.value)
-                             .outerjoin(FileMetadata, (FileMetadata.file_id == File.id)
-                                        & (FileMetadata.key == "fingerprint"))
-                             .where(File.path.in_(paths[i:i + 500])))
+            query = select(File.path, File.sample_rate, File.channels, File.format, File.subtype, File.duration,
+                           FileMetadata.value if stored else null().label("value"))
+            if stored:
+                query = query.outerjoin(FileMetadata, (FileMetadata.file_id == File.id)
+                                                      & (FileMetadata.key == "fingerprint"))
+            rows = s.execute(query.where(File.path.in_(paths[i:i + 500])))
             out.update({r.path: Header(r.sample_rate, r.channels, r.format, r.subtype or "", r.duration,
                                        r.value) for r in rows})
     return out
