@@ -689,8 +689,10 @@ def iter_blocks(path: str | Path, target_sr: int, *, block_seconds: float = BLOC
     broke: the audio before the break is kept, and one line saying where and why goes to
     ``notes`` when given, else to this module's logger as a warning. A stream that yields
     nothing at all raises UnreadableAudio; a ``start_seconds`` at or past the end its header
-    gives raises InvalidQuery saying so. Inside :func:`relaying_decoder_output` (and in a
-    bare call: :func:`_bare_call`), what the C decoders print meanwhile is said the same way.
+    gives raises InvalidQuery saying so, and one before it but past the audio the file holds (a
+    FLAC, MP3 or ALAC cut short) :class:`StartPastAudio`, saying how much it holds. Inside
+    :func:`relaying_decoder_output` (and in a bare call: :func:`_bare_call`), what the C
+    decoders print meanwhile is said the same way.
     """
     p = str(path)
     heard: list[str] | None = [] if _says_heard(p) else None
@@ -738,7 +740,7 @@ def _decoded_blocks(p: str, target_sr: int, block_seconds: float, stats: dict[st
                  if info.sample_rate != target_sr else None)
     total = 0
     t = time.perf_counter()
-    for data, last in _read_blocks(p, info, block, notes, heard, first):
+    for data, last in _read_blocks(p, info, block, notes, heard, first, start_seconds):
         n = data.shape[0]
         mono = downmix(data)
         if n and not np.isfinite(mono).all():
@@ -759,9 +761,38 @@ def _decoded_blocks(p: str, target_sr: int, block_seconds: float, stats: dict[st
         if mono.size:
             yield np.ascontiguousarray(mono, dtype=np.float32)
     if total == 0:
-        raise UnreadableAudio(p, "empty: the file holds no samples")
+        raise _start_past_audio(p, info, first, start_seconds, heard) or UnreadableAudio(
+            p, "empty: the file holds no samples")
     if meter is not None:
         levels.update(meter.result())
+
+
+class StartPastAudio(InvalidQuery):
+    """A start time inside the length a file's header gives but past the audio the file holds
+    (one cut short, or damaged from there on): how much it holds, and what its header says."""
+
+    def __init__(self, path: str, start: float, held: float, promised: float) -> None:
+        super().__init__(f"{path} holds {held:.2f} s of audio, though its header says {promised:.2f} s "
+                         f"(the file is cut short or damaged there); the start time {start:g} s is past "
+                         "the audio it holds")
+        self.path, self.start, self.held, self.promised = path, start, held, promised
+
+    def __reduce__(self) -> tuple[Any, tuple[str, float, float, float]]:
+        return type(self), (self.path, self.start, self.held, self.promised)
+
+
+def _start_past_audio(p: str, info: AudioInfo, first: int, start_seconds: float,
+                      heard: list[str] | None) -> StartPastAudio | None:
+    """:class:`StartPastAudio` where the audio ``p`` holds (the frames that decode from its
+    start: :func:`_salvaged`) ends before frame ``first``, from which nothing was read; None
+    where it does not (the reason for reading nothing lies elsewhere) or ``first`` is 0."""
+    if not first:
+        return None
+    with _heard(heard):
+        held = sum(x.shape[0] for x in _salvaged(p, 0))
+    if held >= first:
+        return None
+    return StartPastAudio(p, start_seconds, held / info.sample_rate, info.duration)
 
 
 #: read sizes (frames) when salvaging the audio before a break: each next size starts where
@@ -770,9 +801,11 @@ SALVAGE_READS = (4096, 256, 16, 1)
 
 
 def _read_blocks(p: str, info: AudioInfo, block: int, notes: list[str] | None,
-                 heard: list[str] | None, first: int = 0) -> Iterator[tuple[np.ndarray, bool]]:
+                 heard: list[str] | None, first: int = 0,
+                 start_seconds: float = 0.0) -> Iterator[tuple[np.ndarray, bool]]:
     """(frames × channels float32, is-last) blocks of ``p`` from frame ``first`` on
-    (:func:`go_to_frame`), salvaging what precedes a break.
+    (:func:`go_to_frame`; ``start_seconds``, that frame as asked for, for
+    :class:`StartPastAudio` where nothing decodes from there), salvaging what precedes a break.
 
     libsndfile fails a whole read when the stream breaks anywhere inside it, so after a
     failed read the file is reopened at the same frame and read in small pieces up to the
@@ -802,13 +835,14 @@ def _read_blocks(p: str, info: AudioInfo, block: int, notes: list[str] | None,
         pieces = _salvage(p, first + total)
     reason = _short(error)
     kept = total + sum(x.shape[0] for x in pieces)
-    if kept == 0:
-        raise UnreadableAudio(p, f"decoding failed after 0 frames ({reason})") from error
+    if kept == 0:                       # (a start past where a FLAC cut short ends: said as such)
+        raise (_start_past_audio(p, info, first, start_seconds, heard)
+               or UnreadableAudio(p, f"decoding failed after 0 frames ({reason})")) from error
     for i, x in enumerate(pieces):
         yield x, i == len(pieces) - 1
     if not pieces:
         yield np.zeros((0, info.channels), np.float32), True
-    message = (f"decoding stopped at {kept / info.sample_rate:.2f} s of {info.duration:.2f} s "
+    message = (f"decoding stopped at {(first + kept) / info.sample_rate:.2f} s of {info.duration:.2f} s "
                f"({reason}): keeping the audio before it")
     _note(p, message, notes)
 
@@ -990,13 +1024,17 @@ def seeks_exactly(f: Any) -> bool:
 
 
 def _salvage(p: str, start: int) -> list[np.ndarray]:
-    """The frames of ``p`` from ``start`` up to the last one that decodes.
+    """The frames of ``p`` from ``start`` up to the last one that decodes (:func:`_salvaged`)."""
+    return list(_salvaged(p, start))
+
+
+def _salvaged(p: str, start: int) -> Iterator[np.ndarray]:
+    """The frames of ``p`` from ``start`` up to the last one that decodes, a piece at a time.
 
     The read that meets the break raises again (libsndfile then says only "Internal
     psf_fseek() failed."); it ends that read size's pass, and the caller reports the
     first failure's reason.
     """
-    pieces: list[np.ndarray] = []
     at = start
     for size in SALVAGE_READS:
         try:
@@ -1005,13 +1043,12 @@ def _salvage(p: str, start: int) -> list[np.ndarray]:
                 while True:
                     x = _read(f, size)
                     if x.shape[0]:
-                        pieces.append(x)
                         at += x.shape[0]
+                        yield x
                     if x.shape[0] < size:
-                        return pieces          # the end of the stream after all
+                        return                 # the end of the stream after all
         except Exception:  # the break itself: try smaller reads from here, then stop
             continue
-    return pieces
 
 
 def decode(path: str | Path, target_sr: int, stats: dict[str, float] | None = None,

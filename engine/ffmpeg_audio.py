@@ -22,6 +22,9 @@ decoded by OpenCORE's decoder where PyAV's FFmpeg has it (FFmpeg's own cannot de
 silence frames of an AMR recorded with DTX). An Ogg Opus file (one libsndfile refuses or misreads:
 engine.audio) is counted so too: its packets' frames less the encoder's pre-skip, which FFmpeg's
 decoder drops and its length (the last granule position, with any the stream starts at) counts.
+An Ogg Vorbis file's length is its granule positions' (:meth:`FFmpegSound._vorbis_frames`), as
+libsndfile reads it: FFmpeg starts the packets of one whose sound is all in one page a packet late
+and trims that packet's frames of sound off its end (a 1 s tone read 43,972 frames of 44,100).
 ``seek``
 is exact: in Opus, MP3, ALAC and WavPack it goes by the container's index to a codec's preroll
 before the frame (:data:`SEEK_PREROLL_FRAMES`) and decodes on from there, placing each decoded
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from typing import Any, BinaryIO, Iterator
 
 import numpy as np
@@ -131,6 +135,7 @@ class FFmpegSound:
 
     def __init__(self, source: str | BinaryIO, name: str | None = None) -> None:
         self.name = name or str(source)
+        self._trims_end = False                        # the end is cut at ``frames`` here, not by FFmpeg
         av = _load_av(self.name)
         self._source = source
         self._av = av
@@ -154,10 +159,13 @@ class FFmpegSound:
                 counted = self._demuxed_frames()
                 self.frames = max(0, counted - _opus_pre_skip(stream, self.samplerate)) if counted else self.frames
                 stream = self._container.streams.audio[0]
+            elif _is_ogg_vorbis(self._container, stream):       # FFmpeg misplaces a stream's first packet
+                self.frames = self._vorbis_frames()
+                stream = self._container.streams.audio[0]
         except BaseException:
             self._container.close()
             raise
-        self._end = self.frames if _states_exact_length(self._container, stream) else None
+        self._end = self.frames if _states_exact_length(self._container, stream) or self._trims_end else None
         sound = _itunes_sound_frames(self.tags.get("itunsmpb"), self.frames)
         if sound is not None and _EXACT_LENGTH_DEMUXERS & set(str(self._container.format.name).split(",")):
             self.frames = self._end = sound            # no edit list dropped the padding: iTunSMPB says
@@ -390,6 +398,39 @@ class FFmpegSound:
         self._container = _open(self._av, self._source)
         return int(round(float(total * time_base) * self.samplerate)) if time_base else 0
 
+    def _vorbis_frames(self) -> int:
+        """The length of an Ogg Vorbis stream in frames: its last granule position less the one
+        it starts at. FFmpeg's Ogg demuxer places the first packet (which decodes to nothing) by the
+        first page's granule position and the packets on it, except where that page is also the
+        last (a short or quiet sound, all in one page): it then starts the packets at 0, a packet
+        late, so the encoder's end trimming it works out drops that packet's frames of sound too
+        (128 of a 1 s tone: it read 43,972 frames of 44,100); and where the granule positions
+        start past 0, its start time (so its length) is a packet off. Where the stream is one
+        page, it is read here without FFmpeg's end trimming and cut at its granule position, or
+        at what it decodes to where that is less (a stream that starts past 0: the Vorbis
+        spec's reading, and libsndfile's); else its start is the first packet's timestamp and
+        duration. The container opened again after."""
+        stream = self._container.streams.audio[0]
+        first_page = _ogg_vorbis_first_audio_page(self._source)
+        time_base = stream.time_base
+        ticks = float(time_base) * self.samplerate if time_base else 0.0
+        try:
+            if first_page is not None and first_page[1]:         # the whole stream in one page
+                self._trims_end = True
+                decoded = sum(len(block) for block in self._decode())
+                frames = min(decoded, first_page[0])             # (a Vorbis granule counts frames)
+            else:                                               # FFmpeg's start less the first packet's
+                packet, frames = next(iter(self._container.demux(stream)), None), self.frames
+                if frames and packet is not None and packet.pts is not None and packet.duration and ticks:
+                    start = max(0, round((packet.pts + packet.duration) * ticks))
+                    frames = max(0, frames + round((stream.start_time or 0) * ticks) - start)
+        except (ValueError, self._av.error.FFmpegError) as e:   # read() says it, at that point
+            log.debug("%s: its Vorbis packets do not decode (%s): FFmpeg's length kept", self.name, e)
+            self._trims_end, frames = False, self.frames
+        self._container.close()
+        self._container = _open(self._av, self._source)
+        return frames
+
     def _count_frames(self) -> int:
         """The stream's length found by decoding it (for a container that does not say)."""
         with _open(self._av, self._source) as container:
@@ -405,6 +446,8 @@ class FFmpegSound:
         :func:`_preferred_decoder` where it names one); a stream that breaks off raises
         ValueError with FFmpeg's words for it."""
         stream = self._container.streams.audio[0]
+        if self._trims_end:                            # the decoder's start skips applied in _block
+            stream.codec_context.flags2 |= self._av.codec.context.Flags2.skip_manual
         try:
             decoder = _preferred_decoder(self._av, stream)
             if decoder is None:
@@ -416,8 +459,11 @@ class FFmpegSound:
             raise ValueError(getattr(e, "strerror", None) or str(e)) from e
 
     def _block(self, frame: Any) -> np.ndarray:
-        """A decoded frame's samples as (frames, channels) float32."""
-        return _float_frames(frame.to_ndarray(), frame.format.name, frame.format.is_planar, self.channels)
+        """A decoded frame's samples as (frames, channels) float32; where the decoder leaves its
+        skips to the reader (:meth:`_vorbis_frames`), less the frames it says to skip at the start
+        (those at the end are left to :meth:`read`'s cut at ``frames``)."""
+        block = _float_frames(frame.to_ndarray(), frame.format.name, frame.format.is_planar, self.channels)
+        return block[_start_skip(frame):] if self._trims_end else block
 
 
 def _ticks_per_frame(stream: Any, rate: int) -> int | None:
@@ -518,6 +564,57 @@ def _is_ogg_opus(container: Any, stream: Any) -> bool:
     position) counts the pre-skip and any starting granule position, which decoding drops."""
     return (_OGG_DEMUXER in str(container.format.name).split(",")
             and str(stream.codec_context.name) in ("opus", "libopus"))
+
+
+def _is_ogg_vorbis(container: Any, stream: Any) -> bool:
+    """Whether ``stream`` is Vorbis in an Ogg file (:meth:`FFmpegSound._vorbis_frames`)."""
+    return (_OGG_DEMUXER in str(container.format.name).split(",")
+            and str(stream.codec_context.name) in ("vorbis", "libvorbis"))
+
+
+#: the start of a Vorbis identification header, the first packet of a Vorbis stream; pages at
+#: most looked at for the first page of its sound
+_VORBIS_ID, _MAX_HEADER_PAGES = b"\x01vorbis", 64
+
+
+def _ogg_vorbis_first_audio_page(source: str | BinaryIO) -> tuple[int, bool] | None:
+    """(granule position, whether it ends the stream) of the first page of an Ogg file's Vorbis
+    stream whose granule position is past 0 (the first to end a packet of sound); None where
+    the pages do not say (no Vorbis stream among the first pages, a page cut short)."""
+    try:
+        if isinstance(source, str):
+            with open(source, "rb") as f:
+                return _first_audio_page(f)
+        source.seek(0)
+        return _first_audio_page(source)
+    except (OSError, struct.error):
+        return None
+
+
+def _first_audio_page(f: BinaryIO) -> tuple[int, bool] | None:
+    """:func:`_ogg_vorbis_first_audio_page` of the file open in ``f``."""
+    serial = None
+    for _ in range(_MAX_HEADER_PAGES):
+        head = f.read(27)
+        if len(head) < 27 or head[:4] != b"OggS":
+            return None
+        flags, granule, page_serial, count = head[5], *struct.unpack_from("<qI", head, 6), head[26]
+        lacing = f.read(count)
+        body = f.read(sum(lacing))
+        if serial is None and flags & 0x02 and body.startswith(_VORBIS_ID):
+            serial = page_serial
+        elif serial == page_serial and granule > 0:
+            return granule, bool(flags & 0x04)
+    return None
+
+
+def _start_skip(frame: Any) -> int:
+    """The frames a decoded ``frame`` says to drop from its start (its skip-samples side data,
+    there where the decoder leaves skipping to the caller); 0 where it says none."""
+    for data in frame.side_data:
+        if "SKIP_SAMPLES" in str(data.type).upper():
+            return int.from_bytes(bytes(data)[:4], "little")
+    return 0
 
 
 def _opus_pre_skip(stream: Any, rate: int) -> int:

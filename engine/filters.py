@@ -234,6 +234,10 @@ class Filters:
         if high is not None and (measured is None or high < measured[0]) and not (silent and high >= SILENCE_DB):
             quietest = quiet_words if silent or measured is None else f"{measured[0]:.1f}"
             out.append(f"no indexed file is {high:g} LUFS or quieter (the quietest: {quietest})")
+        elif high is not None and measured is not None and high < measured[0] and low is not None:
+            files = "file is" if silent == 1 else "files are"    # the minimum leaves the silent files out
+            out.append(f"no indexed file is between {low:g} and {high:g} LUFS (the quietest measured: "
+                       f"{measured[0]:.1f}; {silent} {files} {quiet_words})")
         return out
 
     def file_ids_query(self) -> Select[Any]:

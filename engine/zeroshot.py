@@ -198,7 +198,7 @@ def _file_excerpt(path: str, rate: int, start: float | None, end: float | None) 
     """Samples ``start``–``end`` s of a file at ``rate``, streamed: the file is read from just
     before ``start`` (a seek where its format allows) and decoding stops at ``end``, so a moment
     of an hour-long recording costs what that moment does."""
-    from engine.audio import iter_blocks, probe
+    from engine.audio import StartPastAudio, iter_blocks, probe
     begin = 0.0
     if start:
         length = probe(path).duration
@@ -208,13 +208,16 @@ def _file_excerpt(path: str, rate: int, start: float | None, end: float | None) 
     a = int(round(((start or 0.0) - begin) * rate))
     b = None if end is None else int(round((end - begin) * rate))
     kept, at = [], 0
-    for block in iter_blocks(path, rate, start_seconds=begin):
-        lo, hi = max(a - at, 0), len(block) if b is None else min(b - at, len(block))
-        if hi > lo:
-            kept.append(block[lo:hi])
-        at += len(block)
-        if b is not None and at >= b:
-            break
+    try:
+        for block in iter_blocks(path, rate, start_seconds=begin):
+            lo, hi = max(a - at, 0), len(block) if b is None else min(b - at, len(block))
+            if hi > lo:
+                kept.append(block[lo:hi])
+            at += len(block)
+            if b is not None and at >= b:
+                break
+    except StartPastAudio as e:         # (said with the start asked for, not the preroll's)
+        raise StartPastAudio(path, start or 0.0, e.held, e.promised) from None
     if not kept:
         raise InvalidQuery(f"{path} is {(at / rate) + begin:.2f} s long; the start time {start:g} s is past its end")
     return np.ascontiguousarray(np.concatenate(kept))
