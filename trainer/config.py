@@ -247,6 +247,9 @@ def _check_formats(cfg: TrainConfig) -> None:
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The top-level table of a ``.json`` or ``.toml`` config file, not yet checked."""
     path = Path(path)
+    if path.is_dir():
+        raise InvalidConfig(f"{path}: is a folder; give the training config file (.json or .toml) in it, "
+                            "e.g. trainer/configs/toy.json")
     if not path.is_file():
         raise InvalidConfig(f"{path}: config file not found")
     try:

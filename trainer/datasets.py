@@ -17,18 +17,23 @@ Formats
             list; also ``caption_1`` …), optional ``tags`` / ``tag`` / ``labels`` / ``label``
             (list or ``;``-separated), optional ``source``. .csv/.tsv: the same column names;
             several captions in one cell are separated by ``|``, tags by ``;``; a cell written
-            as a list (``["a", "b"]``, or ``['a', 'b']`` as pandas writes one) is that list.
+            as a list (``["a", "b"]``, or ``['a', 'b']`` as pandas writes one) is that list; a
+            .csv whose header has ``;`` or tabs and no comma is read with that separator.
+            Rows without an audio path or with neither captions nor tags are left out, counted
+            in one warning (an error when none is left).
             Relative audio paths are relative to the manifest's folder (``\\`` read as ``/``
             when no file holds the name as written: a manifest made on Windows). Columns not read
             (but for soundsift's own bookkeeping: split, origin, duration, …), tags with
             commas but no ``;``, and list-like cells that are not lists are said in one
             warning per manifest. The evaluator reads these manifests with this reader.
   folders   ``root/<label>/*.wav``: the folder name is the tag.
-  clotho    Clotho CSV (``file_name, caption_1 … caption_5``) with an audio folder.
+  clotho    Clotho CSV (``file_name, caption_1 … caption_5``) with an audio folder; rows without
+            captions are left out, counted in one warning.
   webdataset  uncompressed ``.tar`` shards: ``<key>.flac|wav|mp3|ogg`` (or any extension the
             indexer reads: ``.m4a``, ``.opus`` …, decoded from memory as engine.audio decodes
             a file of that name) + ``<key>.json`` with ``"text"`` (string or list) and optional
-            ``"tag"``/``"tags"`` (the LAION-Audio-630K layout).
+            ``"tag"``/``"tags"`` (the LAION-Audio-630K layout). Samples without audio, a valid
+            .json object or a text or tags are skipped, counted by reason in one warning.
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ import json
 import logging
 import os
 import random
+import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +53,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import soxr
 
-from engine.audio import (AUDIO_EXTENSIONS, audio_files, decode, go_to_frame, open_sound, probe, read_frames,
-                          read_sound_bytes)
+from engine.audio import (AUDIO_EXTENSIONS, audio_files, decode, go_to_frame, open_sound, open_sound_bytes, probe,
+                          read_frames, read_sound_bytes)
 from engine.system_files import is_system_folder
 from engine.errors import InvalidDataset, UnreadableAudio
 from trainer.augment import AugmentConfig, ChannelAugment, mix_clips
@@ -296,7 +302,7 @@ def _numbered_rows(path: Path, kind: str | None = None) -> Iterator[tuple[int, d
         return
     try:
         with path.open(encoding="utf-8-sig", newline="") as f:    # -sig: a spreadsheet's byte-order mark
-            reader = csv.DictReader(f, delimiter="\t" if kind == "tsv" else ",")
+            reader = csv.DictReader(f, delimiter=csv_delimiter(f, path, kind))
             if reader.fieldnames:
                 reader.fieldnames = [h.strip() for h in reader.fieldnames]   # "audio, caption"
             for row in reader:
@@ -312,6 +318,23 @@ def _numbered_rows(path: Path, kind: str | None = None) -> Iterator[tuple[int, d
         raise InvalidDataset(f"{path}: not UTF-8 text ({e.reason}); save the manifest as UTF-8") from e
     except csv.Error as e:
         raise InvalidDataset(f"{path}: malformed CSV ({e})") from e
+
+
+def csv_delimiter(f: Any, path: Path, kind: str = "csv") -> str:
+    """The cell separator of a CSV manifest or table open as ``f`` (left at its start): ``,``, or ``;`` or a
+    tab where the header has no comma but those (as a spreadsheet set to a European locale saves
+    "CSV", or a tab-separated file named .csv); a tab for ``kind`` "tsv"."""
+    if kind == "tsv":
+        return "\t"
+    start = f.tell()
+    header = next((line for line in f if line.strip()), "")
+    f.seek(start)
+    if "," not in header:
+        for sep, name in ((";", "';'"), ("\t", "tabs")):
+            if sep in header:
+                log.info("%s: cells separated by %s, read as such", path, name)
+                return sep
+    return ","
 
 
 def manifest_rows(path: str | Path, kind: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -332,22 +355,41 @@ class ManifestEntry:
 
 
 def read_manifest_entries(path: str | Path, audio_dir: str | Path | None = None, *,
-                          kind: str | None = None) -> list[ManifestEntry]:
+                          kind: str | None = None, skip_unusable_rows: bool = False) -> list[ManifestEntry]:
     """Every row of a manifest as a :class:`ManifestEntry` (see :func:`read_manifest`);
-    ``kind`` ("jsonl", "csv", "tsv") reads the file as that whatever its suffix."""
+    ``kind`` ("jsonl", "csv", "tsv") reads the file as that whatever its suffix. A row without
+    an audio path or without captions and tags is an InvalidDataset naming its line, or with
+    ``skip_unusable_rows`` left out (one warning for all, naming the first; an error when no row
+    is left)."""
     path = Path(path)
     base = Path(audio_dir) if audio_dir is not None else path.parent
     kind = kind or _manifest_kind(path)
     caption_sep = "\n" if kind == "jsonl" else "|"
     notes = _ManifestNotes()
-    entries = []
+    entries: list[ManifestEntry] = []
+    left_out: list[str] = []        # why each row left out was (skip_unusable_rows)
     for n, row in _numbered_rows(path, kind):
         where = f"{path}:{n}"
         notes.row(where, row)
-        item = _row_to_item(row, base, where, caption_sep=caption_sep, notes=notes)
+        try:
+            item = _row_to_item(row, base, where, caption_sep=caption_sep, notes=notes)
+        except InvalidDataset as e:
+            if not skip_unusable_rows:
+                raise
+            left_out.append(str(e))
+            continue
         entries.append(ManifestEntry(n, row_audio(row) or "", item))
+    if left_out and not entries:
+        raise InvalidDataset(left_out[0] if len(left_out) == 1
+                             else f"{path}: none of its {len(left_out)} rows can be used, e.g. {left_out[0]}")
     if not entries:
         raise InvalidDataset(f"{path}: manifest is empty")
+    if left_out:
+        log.warning("%s: %d of %d rows left out, e.g. %s%s", path, len(left_out), len(left_out) + len(entries),
+                    left_out[0], " (--verbose lists them all)" if len(left_out) > 1 else "")
+        for reason in left_out[1:]:
+            log.debug("left out: %s", reason)
+    _say_paths_from_the_current_folder(path, base, entries)
     warning = notes.warning(path)
     if warning:
         log.warning("%s", warning)
@@ -363,9 +405,25 @@ def read_manifest(path: str | Path, audio_dir: str | Path | None = None) -> list
     audio paths against ``audio_dir`` (default: the manifest's folder).
 
     Columns it does not read, tags that hold commas but no ``;``, and cells that look like a list
-    but are not one are said in one warning per manifest.
+    but are not one are said in one warning per manifest; so are rows left out for having no
+    audio path or neither captions nor tags (an error when that leaves none).
     """
-    return [e.item for e in read_manifest_entries(path, audio_dir)]
+    return [e.item for e in read_manifest_entries(path, audio_dir, skip_unusable_rows=True)]
+
+
+def _say_paths_from_the_current_folder(path: Path, base: Path, entries: Sequence[ManifestEntry]) -> None:
+    """Warn once when relative audio paths that are not found from ``base`` (the manifest's
+    folder, where they are read from) are found from the current folder: written for another
+    folder, they would only be said to be missing."""
+    found_here = [e for e in entries if e.audio and not Path(e.audio).is_absolute()
+                  and not os.path.exists(str(e.item.audio)) and os.path.exists(e.audio)]
+    if found_here:
+        first = found_here[0]
+        log.warning("%s: %d audio %s relative to the current folder, not to %s where a manifest's "
+                    "relative paths are read from (e.g. line %d: %s, looked for as %s); write them relative "
+                    "to the manifest's folder, or absolute", path, len(found_here),
+                    "path is" if len(found_here) == 1 else "paths are", base, first.line, first.audio,
+                    first.item.audio)
 
 
 def read_class_folders(root: str | Path) -> list[Item]:
@@ -389,9 +447,10 @@ def read_clotho(csv_path: str | Path, audio_dir: str | Path | None = None) -> li
         raise InvalidDataset(f"{csv_path}: Clotho CSV not found")
     audio_dir = Path(audio_dir) if audio_dir else csv_path.parent
     items = []
+    uncaptioned: list[str] = []         # "line: file" of rows whose captions are all empty
     try:
         with csv_path.open(encoding="utf-8-sig", newline="") as f:   # -sig: as a spreadsheet saves it
-            reader = csv.DictReader(f)
+            reader = csv.DictReader(f, delimiter=csv_delimiter(f, csv_path))
             if "file_name" not in (reader.fieldnames or []):
                 raise InvalidDataset(f"{csv_path}: not a Clotho CSV (no 'file_name' column)")
             for row in reader:
@@ -402,12 +461,17 @@ def read_clotho(csv_path: str | Path, audio_dir: str | Path | None = None) -> li
                         if k.startswith("caption") and row[k] and row[k].strip()]
                 if caps:
                     items.append(Item(str(audio_dir / row["file_name"]), caps, [], "clotho"))
+                elif any(str(v or "").strip() for v in row.values()):
+                    uncaptioned.append(f"line {reader.line_num}: {row['file_name']}")
     except UnicodeDecodeError as e:
         raise InvalidDataset(f"{csv_path}: not UTF-8 text ({e.reason}); save the CSV as UTF-8") from e
     except csv.Error as e:
         raise InvalidDataset(f"{csv_path}: malformed CSV ({e})") from e
     if not items:
         raise InvalidDataset(f"{csv_path}: no captioned rows")
+    if uncaptioned:
+        log.warning("%s: %d %s without captions left out (e.g. %s)", csv_path, len(uncaptioned),
+                    _rows(len(uncaptioned)), uncaptioned[0])
     return items
 
 
@@ -454,6 +518,7 @@ def read_webdataset(shards: str | Path | Sequence[str | Path]) -> list[Item]:
     if not paths:
         raise InvalidDataset(f"{shards}: no .tar shards found")
     items: list[Item] = []
+    skipped: dict[str, list[str]] = {}          # why → the samples ("shard:key") skipped for it
     for tar_path in paths:
         if not tar_path.is_file():
             raise InvalidDataset(f"{tar_path}: shard not found")
@@ -468,28 +533,66 @@ def read_webdataset(shards: str | Path | Sequence[str | Path]) -> list[Item]:
                     key = f"{folder}/{stem}" if folder else stem
                     group = groups.setdefault(key, {})
                     if ext.lower() == "json":
-                        group["json"] = json.loads(tar.extractfile(m).read().decode("utf-8"))
+                        group["json"] = _member_json(tar.extractfile(m).read())
                     elif "." + ext.lower().rsplit(".", 1)[-1] in AUDIO_EXTENSIONS:
                         group["audio"] = TarMember(str(tar_path), m.name, m.offset_data, m.size)
         except tarfile.ReadError as e:
             raise InvalidDataset(_unreadable_shard(tar_path, e)) from e
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise InvalidDataset(f"{tar_path}: a .json member is not valid JSON ({e})") from e
         _refuse_cut_shard(tar_path)
         for key, group in groups.items():
-            if "audio" not in group or "json" not in group:
-                log.warning("%s: sample %r lacks audio or json; skipped", tar_path, key)
-                continue
-            meta = group["json"]
-            captions = _split(meta.get("text", meta.get("caption")), "\n")
-            tags = _split(meta.get("tags", meta.get("tag")), ";")
-            if not captions and not tags:
-                log.warning("%s: sample %r has no text or tags; skipped", tar_path, key)
-                continue
-            items.append(Item(group["audio"], captions, tags, str(meta.get("source") or tar_path.parent.name)))
+            item, why = _webdataset_item(group, tar_path)
+            if item is None:
+                skipped.setdefault(why, []).append(f"{tar_path}:{key}")
+            else:
+                items.append(item)
+    if skipped:
+        _say_skipped_samples(shards, skipped, len(items))
     if not items:
         raise InvalidDataset(f"{shards}: shards hold no usable (audio, json) samples")
     return items
+
+
+#: what :func:`_member_json` gives for a member that is not JSON text
+_NOT_JSON = object()
+
+
+def _member_json(data: bytes) -> Any:
+    """A shard's .json member as data; :data:`_NOT_JSON` when it is not JSON text (its sample is
+    skipped)."""
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _NOT_JSON
+
+
+def _webdataset_item(group: dict[str, Any], tar_path: Path) -> tuple[Item | None, str]:
+    """The item of one shard sample's members, or ``(None, why it is skipped)``."""
+    if "audio" not in group:
+        return None, "without audio"
+    if "json" not in group:
+        return None, "without a .json"
+    meta = group["json"]
+    if meta is _NOT_JSON:
+        return None, "whose .json is not valid JSON"
+    if not isinstance(meta, dict):
+        return None, "whose .json is not a JSON object"
+    captions = _split(meta.get("text", meta.get("caption")), "\n")
+    tags = _split(meta.get("tags", meta.get("tag")), ";")
+    if not captions and not tags:
+        return None, 'whose .json has no "text" or "tags"'
+    return Item(group["audio"], captions, tags, str(meta.get("source") or tar_path.parent.name)), ""
+
+
+def _say_skipped_samples(shards: Any, skipped: dict[str, list[str]], kept: int) -> None:
+    """One warning for the samples of ``shards`` left out, by reason, each with a first example;
+    every one with --verbose."""
+    total = sum(len(v) for v in skipped.values())
+    reasons = ", ".join(f"{len(keys)} {why} (e.g. {keys[0]})" for why, keys in skipped.items())
+    log.warning("%s: %d of %d samples skipped: %s%s", shards, total, total + kept, reasons,
+                " (--verbose lists them all)" if total > 1 else "")
+    for why, keys in skipped.items():
+        for key in keys:
+            log.debug("skipped: %s: %s", key, why)
 
 
 def read_items(kind: str, path: str | Path | Sequence[str | Path], *, audio_dir: str | Path | None = None
@@ -532,16 +635,18 @@ def merge_repeated(items: list[Item]) -> list[Item]:
     return list(merged.values())
 
 
-def drop_missing(items: list[Item], what: str = "training") -> list[Item]:
+def drop_missing(items: list[Item], what: str = "training", *, open_members: bool = False) -> list[Item]:
     """Items whose audio file exists and has a readable header; the others are logged
-    (``what``: which data, as the messages name it)."""
+    (``what``: which data, as the messages name it). Audio inside tar shards is opened too with
+    ``open_members`` (it is read whole: meant for a validation set, which is decoded whole at
+    every validation anyway), else left to fail, and be replaced, when a step reads it."""
     kept, bad = [], []
     for item in items:
-        if isinstance(item.audio, TarMember):
+        if isinstance(item.audio, TarMember) and not open_members:
             kept.append(item)
             continue
         try:
-            probe(item.audio)
+            probe_member(item.audio) if isinstance(item.audio, TarMember) else probe(item.audio)
             kept.append(item)
         except UnreadableAudio as e:
             bad.append(str(e))
@@ -555,6 +660,22 @@ def drop_missing(items: list[Item], what: str = "training") -> list[Item]:
                              f"{bad[0] if bad else '?'} (a manifest's relative paths are read from "
                              "the manifest's folder)")
     return kept
+
+
+def probe_member(member: TarMember) -> None:
+    """UnreadableAudio naming a tar member whose audio cannot be opened, or holds no samples."""
+    try:
+        with open_sound_bytes(member.read(), member.name) as f:
+            frames = int(f.frames)
+    except Exception as e:      # noqa: BLE001 — whatever the decoder raises: the member is unreadable
+        raise UnreadableAudio(str(member), f"not readable as audio ({_member_reason(e, member)})") from e
+    if frames == 0:
+        raise UnreadableAudio(str(member), "empty: the member holds no samples")
+
+
+def _member_reason(e: BaseException, member: TarMember) -> str:
+    """A decoder's error about a member's bytes, naming the member instead of the buffer read."""
+    return re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", repr(member.name), str(e)).strip() or type(e).__name__
 
 
 # --------------------------------------------------------------------------- decoding
@@ -598,7 +719,8 @@ def load_clip(audio: str | TarMember, sample_rate: int, seconds: float | None,
     except UnreadableAudio:
         raise
     except Exception as e:
-        raise UnreadableAudio(where, f"could not be decoded for training ({e})") from e
+        reason = _member_reason(e, audio) if isinstance(audio, TarMember) else str(e)
+        raise UnreadableAudio(where, f"could not be decoded for training ({reason})") from e
 
 
 def _crop(x: np.ndarray, sr: int, seconds: float | None, rng: np.random.Generator | None) -> np.ndarray:
@@ -640,7 +762,7 @@ class AudioTextDataset:
         self.augment_config = augment if augment is not None else AugmentConfig.off()
         self.augment = ChannelAugment(self.augment_config)
         self.seed = int(seed)
-        self._unreadable: set[str] = set()        # files said to fail mid-run (in this process)
+        self._unreadable: set[str] = set()        # files (or tar members) said to fail mid-run, in this process
 
     def __len__(self) -> int:
         return len(self.items)
@@ -664,8 +786,8 @@ class AudioTextDataset:
 
     def _say_unreadable(self, error: UnreadableAudio) -> None:
         """Warn once per file (and process) that a training file failed to decode mid-run."""
-        if str(error) not in self._unreadable:
-            self._unreadable.add(str(error))
+        if error.path not in self._unreadable:
+            self._unreadable.add(error.path)
             log.warning("%s; the next training item is used in its place", error)
 
     def _train_example(self, epoch: int, index: int) -> dict[str, Any]:
@@ -713,7 +835,7 @@ def check_batch_size(n_items: int, batch_size: int, processes: int = 1) -> None:
     if batch_size * processes > n_items:
         whole = (f"the global batch {batch_size * processes} (batch_size {batch_size} × {processes} processes)"
                  if processes > 1 else f"batch size {batch_size}")
-        raise InvalidDataset(f"{whole} is larger than the training set ({n_items} items); "
+        raise InvalidDataset(f"{whole} is larger than the training set ({n_items} item{'' if n_items == 1 else 's'}); "
                              "lower batch_size or add data")
 
 

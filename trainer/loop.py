@@ -239,6 +239,7 @@ def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optim
     number of processes than ``world_size`` is restored with a warning: the global batch (and
     so the rest of the run) is not the one the original run would have had."""
     weights, state = _read_checkpoint(folder)
+    _refuse_another_model_config(folder, model)
     current = _trainable_state(model)
     missing = set(current) - set(weights)
     if missing:
@@ -275,6 +276,41 @@ def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optim
         log.warning("%s was written by a run with other settings (%s): it continues, but not as the "
                     "original run would have (other batches, another schedule)", folder, ", ".join(changed))
     return int(state["step"])
+
+
+#: model config keys that do not shape what is trained: how it runs, or written off by save_pretrained
+_RUNTIME_MODEL_KEYS = frozenset({"onnx_threads", "aisfx_int8", "sample_rate"})
+
+
+def _refuse_another_model_config(folder: Path, model: nn.Module) -> None:
+    """InvalidConfig when the checkpoint's ``config.json`` and the model being resumed differ in
+    a model setting: one that leaves every tensor's shape as it was (``window_seconds``, a YAMNet
+    option) would otherwise continue silently into a model that is neither. Models without a
+    ``config.to_dict()`` (or checkpoints without config.json) are not compared; a key the
+    checkpoint's config lacks (written before the key existed) counts as its default, where the
+    config class has ``from_dict``."""
+    config = getattr(model, "config", None)
+    to_dict = getattr(config, "to_dict", None)
+    saved_file = folder / "config.json"
+    if not callable(to_dict) or not saved_file.is_file():
+        return
+    try:
+        saved = json.loads(saved_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InvalidConfig(f"{saved_file}: cannot be read ({e}); remove {folder} to resume from an earlier "
+                            "checkpoint") from e
+    from_dict = getattr(type(config), "from_dict", None)
+    if callable(from_dict) and isinstance(saved, dict):
+        try:
+            saved = json.loads(json.dumps(from_dict(saved).to_dict()))      # its missing keys as their defaults
+        except Exception:   # noqa: BLE001 — a config this class refuses is compared as written: it differs
+            pass
+    current = json.loads(json.dumps(to_dict()))      # as config.json holds it (lists, not tuples)
+    changed = [f"{key} {saved.get(key)!r} → {current.get(key)!r}" for key in sorted(set(saved) | set(current))
+               if key not in _RUNTIME_MODEL_KEYS and saved.get(key) != current.get(key)]
+    if changed:
+        raise InvalidConfig(f"{folder}: the checkpoint was made with another model config ({', '.join(changed)}); "
+                            "resume with the config it was made with, or give another --out")
 
 
 def run_shape(cfg: TrainConfig, train_items: int) -> dict[str, Any]:

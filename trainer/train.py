@@ -80,21 +80,40 @@ def _fresh_config(spec: Any) -> Any:
     """``model.config`` as a SoundsiftClapConfig; InvalidConfig naming a bad key or value."""
     from engine.models.soundsift_clap import SoundsiftClapConfig
     try:
-        return SoundsiftClapConfig.from_dict(dict(spec.config))
+        config = SoundsiftClapConfig.from_dict(dict(spec.config))
+        config.check()          # a value the model would refuse when built: said as the config's
     except (ModelUnavailable, TypeError) as e:
         raise InvalidConfig(f"model.config: {e}") from e
+    return config
 
 
 def load_items(specs: list[DatasetSpec], check_files: bool, what: str = "training") -> list[Item]:
     """The items of ``specs``, one per audio file (:func:`merge_repeated`), unreadable files
-    left out when ``check_files``; ``what`` names the data in messages."""
+    left out when ``check_files`` (validation audio inside tar shards too, which is decoded whole
+    at every validation anyway); ``what`` names the data in messages."""
     items: list[Item] = []
     for spec in specs:
         found = read_items(spec.format, spec.path, audio_dir=spec.audio_dir)
         log.info("%s %s: %d items", spec.format, spec.path, len(found))
         items += found
     items = merge_repeated(items)
-    return drop_missing(items, what) if check_files and items else items
+    return drop_missing(items, what, open_members=what == "validation") if check_files and items else items
+
+
+def warn_trivial_validation(val_items: list[Item]) -> None:
+    """Say when every model would score 1.0 on the validation set (one clip, or clips that all
+    share their first caption, as ``soundsift eval`` refuses such sets): its figures say nothing."""
+    from trainer.evaluation.metrics import caption_key
+    if not val_items:
+        return
+    if len(val_items) == 1:
+        why = f"it holds one clip ({val_items[0].audio})"
+    elif len({caption_key(it.caption(None)) for it in val_items}) == 1:
+        why = f"its {len(val_items)} clips share one caption ({val_items[0].caption(None)!r})"
+    else:
+        return
+    log.warning("the validation set's figures will say nothing: %s, so every model retrieves it perfectly; "
+                "give data.val more clips with other captions", why)
 
 
 def warn_overlap(train_items: list[Item], val_items: list[Item]) -> None:
@@ -232,6 +251,7 @@ def _run_training(cfg: TrainConfig, rank: int, world: int, *, resume: bool, out_
     train_items = load_items(cfg.data.train, cfg.data.check_files)
     val_items = load_items(cfg.data.val, cfg.data.check_files, "validation") if cfg.data.val else []
     warn_overlap(train_items, val_items)
+    warn_trivial_validation(val_items)
     if cfg.captions.seq2seq_model:
         add_seq2seq_captions(train_items, cfg.captions.seq2seq_model, cfg.captions.prompt)
     if model is None:

@@ -35,7 +35,7 @@ from typing import Iterator
 
 from engine.audio import AUDIO_EXTENSIONS
 from engine.errors import InvalidDataset
-from trainer.datasets import JSONL_SUFFIXES, looks_like_manifest, read_manifest_entries
+from trainer.datasets import JSONL_SUFFIXES, csv_delimiter, looks_like_manifest, read_manifest_entries
 from trainer.jsonl import iter_objects
 
 
@@ -104,7 +104,7 @@ def _read_rows(path: Path) -> tuple[list[str], list[_Row]]:
         return _read_jsonl(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+            reader = csv.reader(f, delimiter=csv_delimiter(f, path, path.suffix.lower().lstrip(".")))
             # blank lines above the header are skipped, as blank lines below it
             header = next((cells for cells in reader if any(c.strip() for c in cells)), None)
             if not header:
@@ -251,7 +251,7 @@ def _manifest_pairs(path: Path, root: Path) -> list[tuple[Path, str]]:
     kind = "jsonl" if suffix in JSONL_SUFFIXES else "tsv" if suffix == ".tsv" else "csv"
     missing = _Missing(path, root)
     pairs = []
-    for entry in read_manifest_entries(path, root, kind=kind):
+    for entry in read_manifest_entries(path, root, kind=kind, skip_unusable_rows=True):   # as training leaves them out
         audio = Path(entry.item.audio)
         if not audio.is_file():
             missing.add(entry.line, repr(entry.audio))
