@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator, Sequence
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -341,12 +341,26 @@ def _differ(formats: Sequence[LinkFormat]) -> str | None:
     return None
 
 
-def read_sound_bytes(data: bytes, name: str) -> tuple[np.ndarray, int]:
+def read_sound_bytes(data: bytes, name: str, notes: list[str] | None = None) -> tuple[np.ndarray, int]:
     """The whole of a file's bytes in memory called ``name`` (:func:`open_sound_bytes`) as
     frames × channels float32, and its sample rate: a file libsndfile reads right gives what
-    ``soundfile.read`` gives, sample for sample."""
-    with open_sound_bytes(data, name) as f:
-        return f.read(dtype="float32", always_2d=True), int(f.samplerate)
+    ``soundfile.read`` gives, sample for sample. Bytes that break off after some audio decoded
+    (an upload cut short, or damaged from some point) are read as a file of them is
+    (:func:`iter_blocks`, by the same reader): the audio before the break is kept, and one line
+    saying where and why goes to ``notes`` when given, else to this module's log as a warning;
+    :class:`UnreadableAudio` where nothing before the break decodes."""
+    sound = open_sound_bytes(data, name)
+    try:
+        info = AudioInfo(name, int(sound.frames), int(sound.samplerate), int(sound.channels),
+                         str(sound.format), str(sound.subtype))
+    except BaseException:
+        sound.close()
+        raise
+    # one read of all of it (frames + 1: the read that ends short, so the last), as before
+    block = info.frames + 1 if info.frames > 0 else max(1024, int(BLOCK_SECONDS * info.sample_rate))
+    blocks = [x for x, _ in _read_blocks(name, info, block, notes, None, sound=sound,
+                                         reopen=lambda: open_sound_bytes(data, name))]
+    return (blocks[0] if len(blocks) == 1 else np.concatenate(blocks)), info.sample_rate
 
 
 def _openable(p: str) -> str | bytes:
@@ -802,7 +816,8 @@ SALVAGE_READS = (4096, 256, 16, 1)
 
 def _read_blocks(p: str, info: AudioInfo, block: int, notes: list[str] | None,
                  heard: list[str] | None, first: int = 0,
-                 start_seconds: float = 0.0) -> Iterator[tuple[np.ndarray, bool]]:
+                 start_seconds: float = 0.0, *, sound: Any = None,
+                 reopen: Callable[[], Any] | None = None) -> Iterator[tuple[np.ndarray, bool]]:
     """(frames × channels float32, is-last) blocks of ``p`` from frame ``first`` on
     (:func:`go_to_frame`; ``start_seconds``, that frame as asked for, for
     :class:`StartPastAudio` where nothing decodes from there), salvaging what precedes a break.
@@ -810,12 +825,17 @@ def _read_blocks(p: str, info: AudioInfo, block: int, notes: list[str] | None,
     libsndfile fails a whole read when the stream breaks anywhere inside it, so after a
     failed read the file is reopened at the same frame and read in small pieces up to the
     break. Blocks are only yielded once read, so a break never duplicates or drops audio.
+    ``reopen()`` opens the sound anew (by default the file ``p``: :func:`open_sound`; a file's
+    bytes in memory: :func:`read_sound_bytes`); ``sound``, an opening of it already made, is
+    read first instead of a new one (and closed here).
     """
+    reopen = reopen or functools.partial(open_sound, p)
     total = 0
     try:
-        with _heard(heard):
-            f = open_sound(p)
-        with f:
+        if sound is None:
+            with _heard(heard):
+                sound = reopen()
+        with sound as f:
             if isinstance(f, ChainedOgg) and f.note:      # (said outside the capture of fd 2)
                 _note(p, f.note, notes)
             if first:
@@ -832,7 +852,7 @@ def _read_blocks(p: str, info: AudioInfo, block: int, notes: list[str] | None,
     except Exception as e:
         error = e
     with _heard(heard):
-        pieces = _salvage(p, first + total)
+        pieces = _salvage(p, first + total, reopen)
     reason = _short(error)
     kept = total + sum(x.shape[0] for x in pieces)
     if kept == 0:                       # (a start past where a FLAC cut short ends: said as such)
@@ -1023,22 +1043,24 @@ def seeks_exactly(f: Any) -> bool:
     return getattr(f, "format", None) in EXACT_SEEK_FORMATS and callable(seekable) and bool(seekable())
 
 
-def _salvage(p: str, start: int) -> list[np.ndarray]:
+def _salvage(p: str, start: int, reopen: Callable[[], Any] | None = None) -> list[np.ndarray]:
     """The frames of ``p`` from ``start`` up to the last one that decodes (:func:`_salvaged`)."""
-    return list(_salvaged(p, start))
+    return list(_salvaged(p, start, reopen))
 
 
-def _salvaged(p: str, start: int) -> Iterator[np.ndarray]:
-    """The frames of ``p`` from ``start`` up to the last one that decodes, a piece at a time.
+def _salvaged(p: str, start: int, reopen: Callable[[], Any] | None = None) -> Iterator[np.ndarray]:
+    """The frames of ``p`` from ``start`` up to the last one that decodes, a piece at a time;
+    ``reopen()`` opens the sound each time (by default the file ``p``: :func:`open_sound`).
 
     The read that meets the break raises again (libsndfile then says only "Internal
     psf_fseek() failed."); it ends that read size's pass, and the caller reports the
     first failure's reason.
     """
+    reopen = reopen or functools.partial(open_sound, p)
     at = start
     for size in SALVAGE_READS:
         try:
-            with open_sound(p) as f:
+            with reopen() as f:
                 go_to_frame(f, at)
                 while True:
                     x = _read(f, size)

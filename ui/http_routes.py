@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 #: 6-channel 24-bit audio is 1 GB, streamed a block at a time, not held in memory)
 MAX_AUDIO_SECONDS = 600.0
 #: the header carrying the notes the CLI prints on stderr, as a JSON list of strings (the body
-#: stays what it was): a /tag answer whose scores say little (one label, a sound under 0.1 s), a
+#: stays what it was): a POSTed clip cut short (decoded up to the break, as a file is), a /tag
+#: answer whose scores say little (one label, a sound under 0.1 s), a
 #: /similar or /audio ``end`` past the file's or clip's end (cut to it), a filtered /search or /similar
 #: that found nothing because no indexed file has a filter's value
 NOTES_HEADER = "X-Soundsift-Notes"
@@ -107,9 +108,10 @@ class RouteAnswers:
         from engine.duplicates import copies_of_waveform, mark_copies
         clip = _clip(handler)
         start, end, per_file = q.time("start"), q.time("end"), not q.flag("segments")
-        whole, filters, notes = start is None and end is None, q.filters(), []
+        whole, filters, notes = start is None and end is None, q.filters(), list(clip.notes)
         if end is not None:                 # an end past the clip's: cut to its end, with a note
-            end, notes = _cut_end(clip.name, start, end, clip.duration)
+            end, cut = _cut_end(clip.name, start, end, clip.duration)
+            notes += cut
         hits = self.index.search_audio(clip.waveform, k=q.count("k", 10), filters=filters,
                                        per_file=per_file, sample_rate=clip.sample_rate, start=start, end=end,
                                        collapse_copies=not q.flag("all_copies"))
@@ -137,7 +139,7 @@ class RouteAnswers:
         tags, notes = self.index.tag_with_notes(clip.waveform, labels=q.listed("labels") or None,
                                                 top=q.count("k", 5, older="top"), sample_rate=clip.sample_rate,
                                                 name=clip.name)
-        _say_notes(handler, notes)
+        _say_notes(handler, [*clip.notes, *notes])
         return HTTPStatus.OK, _json(tags), "application/json"
 
     def _file(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
@@ -322,7 +324,8 @@ def _cut_end(name: str, start: float | None, end: float, seconds: float) -> tupl
 
 
 def _clip(handler: SoundsiftHandler) -> Any:
-    """The clip the request body holds (its name: ``X-Filename``, else "request body");
+    """The clip the request body holds (its name: ``X-Filename``, else "request body"; its
+    ``notes``, a clip cut short decoded up to the break, go in the answer's :data:`NOTES_HEADER`);
     InvalidQuery for a multipart form (FormData, curl -F), before its body is read (curl
     --data-binary labels a clip application/x-www-form-urlencoded: the bytes are read all the same)."""
     from ui.components.uploads import read_example

@@ -241,6 +241,8 @@ def current_search(index: Any, filters: Filters) -> Search | None:
         upload = st.session_state.get(by["widget"])
         if upload is not None:
             example = read_example(upload.name or "recording", upload.getvalue())
+            for note in example.notes:          # an upload cut short: searched by the audio before the break
+                st.info(f"**Note:** {plain_markdown(note)}", icon=":material/info:")
 
             def like_example(k: int) -> list[Any]:
                 from engine.duplicates import copies_of_waveform, mark_copies

@@ -73,10 +73,12 @@ def render_tag_tab(index: Any) -> None:
 
 
 def _show_notes(labels: list[str] | None, example: Any) -> None:
-    """The notes ``soundsift tag`` prints when the scores say little (engine.tagging.tag_notes):
-    one label typed (it scores 1.00 for any sound) and an upload too short to be told apart."""
+    """The notes ``soundsift tag`` prints: an upload cut short, tagged by the audio before the
+    break (its ``notes``), and when the scores say little (engine.tagging.tag_notes): one label
+    typed (it scores 1.00 for any sound) and an upload too short to be told apart."""
     from engine.tagging import tag_notes
-    for note in tag_notes(labels or [], [(example.name, example.duration)], "give other labels too"):
+    said = tag_notes(labels or [], [(example.name, example.duration)], "give other labels too")
+    for note in [*example.notes, *said]:
         st.info(f"**Note:** {plain_markdown(note)}", icon=":material/info:")
 
 

@@ -26,6 +26,9 @@ class ExampleAudio:
     name: str
     waveform: np.ndarray
     sample_rate: int
+    #: what decoding it had to say, each naming the upload: where an upload cut short stopped
+    #: decoding, the audio before it kept (engine.audio.read_sound_bytes)
+    notes: tuple[str, ...] = ()
 
     @property
     def duration(self) -> float:
@@ -33,7 +36,9 @@ class ExampleAudio:
 
 
 def read_example(name: str, data: bytes, max_bytes: int | None = None) -> ExampleAudio:
-    """Decode uploaded bytes; InvalidQuery if too large, UnreadableAudio if not audio.
+    """Decode uploaded bytes; InvalidQuery if too large, UnreadableAudio if not audio. Bytes
+    that break off after some audio (an upload cut short) keep the audio before the break, as a
+    file of them is read, and the note saying where it stopped is the example's ``notes``.
 
     ``max_bytes`` defaults to :data:`MAX_UPLOAD_BYTES` (Streamlit's server.maxUploadSize
     stops larger uploads first; this check holds wherever the bytes come from).
@@ -45,8 +50,12 @@ def read_example(name: str, data: bytes, max_bytes: int | None = None) -> Exampl
             "upload limit; trim the file to the part you want to search by")
     if not data:
         raise UnreadableAudio(name, "empty upload")
+    said_by_decoder: list[str] = []
     try:                                        # as the indexer reads a file of that name
-        samples, rate = read_sound_bytes(data, name)
+        samples, rate = read_sound_bytes(data, name, said_by_decoder)
+    except UnreadableAudio as e:                # (named by the upload's name already)
+        raise UnreadableAudio(name, f"not readable as audio ({e.reason}); "
+                              f"upload one of: {', '.join(UPLOAD_TYPES)}") from e
     except Exception as e:
         said = re.sub(r"^Error opening <[^>]*>: ", "", str(e).strip())     # not the buffer's repr
         raise UnreadableAudio(name, f"not readable as audio ({said[:200]}); "
@@ -56,4 +65,5 @@ def read_example(name: str, data: bytes, max_bytes: int | None = None) -> Exampl
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     if not np.isfinite(mono).all():
         raise UnreadableAudio(name, "contains NaN or Inf samples")
-    return ExampleAudio(name, np.ascontiguousarray(mono, dtype=np.float32), int(rate))
+    return ExampleAudio(name, np.ascontiguousarray(mono, dtype=np.float32), int(rate),
+                        tuple(f"{name}: {note}" for note in said_by_decoder))
