@@ -490,15 +490,13 @@ class SoundIndex:
             if start is not None or end is not None:
                 a, b = start or 0.0, np.inf if end is None else end
                 seg_start, seg_end = snap.seg_start[mine], snap.seg_end[mine]
-                overlap = (seg_end > a) & (seg_start < b)
-                if not overlap.any():   # segments tile the file: only a start past its end is left
-                    path = conn.execute(select(File.path).where(File.id == file_id)).scalar()
-                    raise InvalidQuery(f"{path} is {float(seg_end.max()):.2f} s long; "
-                                       f"the start time {a:g} s is past its end")
+                path, length = conn.execute(select(File.path, File.duration).where(File.id == file_id)).one()
+                length = float(seg_end.max()) if length is None else float(length)   # segments of silence left out
+                if a >= length:
+                    raise InvalidQuery(f"{path} is {length:.2f} s long; the start time {a:g} s is past its end")
                 inside = (seg_start >= a - 1e-6) & (seg_end <= b + 1e-6)
-                if not inside.any():    # a moment inside the segments: decoded (_similar_to_moment)
-                    path = conn.execute(select(File.path).where(File.id == file_id)).scalar()
-                    return file_id, str(path), a, min(b, float(seg_end.max()))
+                if not inside.any():    # a moment inside the file: decoded (_similar_to_moment)
+                    return file_id, str(path), a, min(b, length)
                 ids = ids[inside]
             return self._similar_to_segments(conn, snap, file_id, ids, k, filters, per_file, collapse_copies)
         found = self._with_snapshot(run)

@@ -3,7 +3,9 @@
 Audio given as a query (a path, or a waveform with its sample rate) is cut by the same
 fixed segment policy as the indexer (engine.segments); each segment is embedded and the
 **query vector is the mean of the segment vectors, re-normalised to unit length** — for
-audio no longer than the model's window that is simply its one embedding.
+audio no longer than the model's window that is simply its one embedding. Segments that are all
+digital silence are left out of audio that has sound elsewhere, as the indexer leaves them out
+(:func:`engine.segments.without_silence`), so a query file and its indexed copy get one vector.
 
 Tag scores are probability-like: ``softmax(logit_scale · cosine)`` over the label set,
 with the model's ``logit_scale`` when it exposes one and :data:`DEFAULT_LOGIT_SCALE`
@@ -29,7 +31,8 @@ import numpy as np
 
 from engine.errors import InvalidQuery
 from engine.models.base import AudioTextModel, l2_normalize
-from engine.segments import MIN_TAKE, SegmentPolicy, bounds_with_takes
+from engine.segments import (MIN_TAKE, SegmentPolicy, bounds_with_takes, is_silent, noting_end, silent_segment,
+                             take_starts, without_silence)
 
 #: what a query by example may be: a file path, or a waveform (with its sample rate)
 AudioInput = Union[str, Path, np.ndarray]
@@ -102,10 +105,14 @@ def waveform_segment_vectors(model: AudioTextModel, waveform: np.ndarray, sample
                              markers: Sequence[tuple[float, float | None]] = ()
                              ) -> tuple[list[tuple[float, float]], np.ndarray]:
     """:func:`file_segment_vectors` for a waveform (an upload): its segments' ``(start, end)``
-    seconds, its marked takes after the regular windows, and their embeddings."""
+    seconds, its marked takes after the regular windows, and their embeddings; those all digital
+    silence left out as the indexer leaves them out (:func:`engine.segments.without_silence`)."""
     x = _at_model_rate(model, waveform, sample_rate)
     rate = int(model.sample_rate)
-    bounds = bounds_with_takes(len(x), rate, _policy(model, policy), markers)
+    pol = _policy(model, policy)
+    exempt = take_starts(markers, rate, pol)
+    bounds = [ab for ab, _ in without_silence(bounds_with_takes(len(x), rate, pol, markers),
+                                              lambda ab: ab[0] not in exempt and is_silent(x[ab[0]:ab[1]]))]
     return ([(a / rate, b / rate) for a, b in bounds],
             _embed_in_batches(model, [np.ascontiguousarray(x[a:b]) for a, b in bounds]))
 
@@ -236,31 +243,43 @@ def file_segment_vectors(model: AudioTextModel, path: str | Path, policy: Segmen
                          markers: Sequence[tuple[float, float | None]] = ()
                          ) -> tuple[list[tuple[float, float]], np.ndarray]:
     """The ``(start, end)`` seconds and embeddings (n, dim) of a file's segments, in the order
-    the streaming decoder gives them (``markers``: its takes too, engine.audio.iter_segments);
-    only a batch of segments is held at a time."""
+    the streaming decoder gives them (``markers``: its takes too, engine.audio.iter_segments),
+    those all digital silence left out as the indexer leaves them out
+    (:func:`engine.segments.without_silence`); only a batch of segments is held at a time."""
+    spans, vectors, _ = _file_segments(model, path, policy, markers)
+    return spans, vectors
+
+
+def _file_segments(model: AudioTextModel, path: str | Path, policy: SegmentPolicy | None,
+                   markers: Sequence[tuple[float, float | None]] = ()
+                   ) -> tuple[list[tuple[float, float]], np.ndarray, float]:
+    """:func:`file_segment_vectors`, and the seconds of audio decoded (the end of its last segment,
+    left out or not)."""
     from engine.audio import iter_segments
     if Path(path).is_dir():
         raise InvalidQuery(f"{path} is a folder; give one audio file")
     if not Path(path).is_file():
         raise InvalidQuery(f"audio file {path} does not exist")
-    spans, vectors, batch = [], [], []
-    for seg in iter_segments(path, int(model.sample_rate), _policy(model, policy), markers=markers):
-        spans.append((seg.start, seg.end))                         # UnreadableAudio passes up
+    rate, pol = int(model.sample_rate), _policy(model, policy)
+    spans, vectors, batch, reached = [], [], [], {"end": 0.0}
+    segments = noting_end(iter_segments(path, rate, pol, markers=markers), reached)   # UnreadableAudio passes up
+    for seg, _ in without_silence(segments, silent_segment(rate, take_starts(markers, rate, pol))):
+        spans.append((seg.start, seg.end))
         batch.append(seg.waveform)
         if len(batch) == EMBED_BATCH:
             vectors.append(_embed_in_batches(model, batch))
             batch = []
     if batch:
         vectors.append(_embed_in_batches(model, batch))
-    return spans, np.concatenate(vectors)
+    return spans, np.concatenate(vectors), reached["end"]
 
 
 def file_query_vector(model: AudioTextModel, path: str | Path, policy: SegmentPolicy | None = None
                       ) -> tuple[np.ndarray, float]:
     """:func:`audio_query_vector` of a file, and the seconds of audio it decoded to (the end of
-    its last segment), which tell a sound too short to be told apart (engine.tagging.too_short)."""
-    spans, vectors = file_segment_vectors(model, path, _policy(model, policy))
-    return l2_normalize(vectors.mean(axis=0)), max(end for _, end in spans)
+    its last segment, silent or not), which tell a sound too short to be told apart (engine.tagging.too_short)."""
+    _, vectors, seconds = _file_segments(model, path, policy)
+    return l2_normalize(vectors.mean(axis=0)), seconds
 
 
 def audio_query_vector(model: AudioTextModel, audio: AudioInput, sample_rate: int | None = None,

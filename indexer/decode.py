@@ -11,6 +11,11 @@ a fresh worker takes its place. What the C decoders write to stderr in a worker 
 as the ``notes`` of that file's last event, so the indexer reports it under the file's name
 instead of as anonymous lines on the terminal.
 
+A segment that is all digital silence is left out here, in the worker, of a file that has sound
+elsewhere (:func:`engine.segments.without_silence`): it is neither sent nor embedded, and
+``FileDecoded.silent_left_out`` counts it; a file of silence throughout sends its first segment
+only (``SegmentReady.silent``).
+
 The events a :class:`DecodePool` yields, in order per file:
 ``SegmentReady``… then exactly one of ``FileDecoded`` or ``FileFailed``.
 """
@@ -33,7 +38,7 @@ from engine.cue_sheet import sidecar_state
 from engine.promised_length import promised_seconds
 from engine.file_metadata import CUE_SHEET_KEY, content_fingerprint, named_markers, read_metadata
 from engine.stderr_capture import StderrCapture
-from engine.segments import SegmentPolicy
+from engine.segments import SegmentPolicy, noting_end, silent_segment, take_starts, without_silence
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +61,18 @@ class SegmentReady:
     end: float
     waveform: np.ndarray
     of: float = 0.0                 # the file's duration as its header says (for progress)
+    silent: bool = False            # all digital silence, sent as the file has nothing else (module doc)
 
 
 @dataclass
 class FileDecoded:
     job: int
     info: AudioInfo
-    n_segments: int
+    n_segments: int                 # segments sent (SegmentReady), not those left out as silent
     duration: float                 # seconds actually decoded (the header may promise more)
     stats: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)     # warnings about this file (see the module doc)
+    silent_left_out: int = 0        # segments all digital silence, neither sent nor embedded (module doc)
 
 
 @dataclass
@@ -93,24 +100,27 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
     stats: dict[str, float] = {}
     notes: list[str] = []
     levels: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    reached = {"end": 0.0}      # the end of the audio decoded, silent segments left out or not
     n = 0
-    end = 0.0
     try:
         info = probe(job.path)            # names why a file cannot be opened (engine.audio.check_openable)
         info = _with_metadata(info, notes)
         takes = _marked_takes(job.path, notes)
         before_decoding = len(notes)
-        for seg in iter_segments(job.path, sample_rate, policy, stats=stats, notes=notes, levels=levels,
-                                 markers=takes):
-            yield SegmentReady(job.job, n, seg.start, seg.end, seg.waveform, info.duration)
+        segments = iter_segments(job.path, sample_rate, policy, stats=stats, notes=notes, levels=levels,
+                                 markers=takes)
+        silent = silent_segment(sample_rate, take_starts(takes, sample_rate, policy))
+        for seg, only_silence in without_silence(noting_end(segments, reached), silent, counts):
+            yield SegmentReady(job.job, n, seg.start, seg.end, seg.waveform, info.duration, only_silence)
             n += 1
-            end = max(end, seg.end)
     except UnreadableAudio as e:
         yield FileFailed(job.job, e.reason, stats)
         return
     except Exception as e:  # a decoder bug must fail one file, not the run
         yield FileFailed(job.job, f"decoding failed: {type(e).__name__}: {e}", stats)
         return
+    end = reached["end"]
     stop_noted = len(notes) > before_decoding           # a stop note already says where it ended
     promised = promised_seconds(job.path, info.frames, info.sample_rate)   # libsndfile's clips to the bytes there
     if not stop_noted and end < 0.98 * promised - 0.05:
@@ -128,7 +138,7 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
     except OSError as e:
         notes.append(f"cue sheet not read ({e.strerror or e})")
     info = dataclasses.replace(info, metadata=tuple(sorted(dict(info.metadata, **stored).items())))
-    yield FileDecoded(job.job, info, n, end, stats, notes)
+    yield FileDecoded(job.job, info, n, end, stats, notes, counts.get("silent_left_out", 0))
 
 
 def _with_metadata(info: AudioInfo, notes: list[str]) -> AudioInfo:

@@ -96,6 +96,9 @@ class IndexSummary:
     skipped: dict[str, int] = field(default_factory=dict)   # system entries not scanned (indexer.scan)
     sheets_not_imported: list[str] = field(default_factory=list)   # spreadsheets in the library no import named
     n_segments: int = 0                 # segments embedded in this run
+    silent_left_out: int = 0            # segments all digital silence of files with sound elsewhere: neither
+                                        # embedded nor stored (engine.segments.without_silence)
+    files_of_silence: int = 0           # files of digital silence throughout, kept as their first segment
     audio_seconds: float = 0.0          # duration of the files indexed in this run
     seconds: float = 0.0                # wall time of the run
     files_per_second: float = 0.0       # (added + updated + failed) / seconds
@@ -154,8 +157,9 @@ class _Work:
     vectors: dict[int, np.ndarray] = field(default_factory=dict)
     info: AudioInfo | None = None
     duration: float = 0.0
-    n_segments: int = -1
+    n_segments: int = -1                # segments the decoder sent (those left out as silent are not)
     header_seconds: float = 0.0         # how long its header says it is (the progress bar's measure)
+    silent: bool = False                # digital silence throughout: its first segment stands for it
 
     @property
     def ready(self) -> bool:
@@ -364,6 +368,20 @@ def moved_near_cue_sheets(writer: IndexWriter, moves: Sequence[Move], cue_folder
     return any(m.old in cut_with for m in moves)
 
 
+def log_silence(summary: IndexSummary) -> None:
+    """One line saying how many segments of digital silence the run left out, and how many files
+    are silence throughout (each kept as its first segment), if any."""
+    said = []
+    if summary.silent_left_out:
+        said.append(f"{count(summary.silent_left_out, 'silent segment')} left out of files with sound elsewhere")
+    if summary.files_of_silence:
+        n = summary.files_of_silence
+        said.append(f"{count(n, 'file')} of digital silence throughout, {'kept' if n == 1 else 'each kept'} as "
+                    "its first segment")
+    if said:
+        log.info("%s (all digital silence: engine.segments.SILENT_PEAK)", "; ".join(said))
+
+
 def finish_summary(summary: IndexSummary, t_start: float) -> IndexSummary:
     """Count the failures :func:`index_into` left on the summary and fill in the speed figures."""
     summary.failed = len(summary.errors)
@@ -563,6 +581,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
                    else np.zeros((0, model.dim), np.float32))
         segments = [w.bounds[i] for i in order]
         summary.n_segments += len(order)
+        summary.files_of_silence += w.silent
         summary.audio_seconds += w.duration
         record(job, w, w.info, w.duration, segments, vectors)
         for other in names.pop(job, ()):        # its other names: the same audio, rows of their own
@@ -625,6 +644,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
             if isinstance(ev, SegmentReady):
                 work[ev.job].bounds[ev.index] = (ev.start, ev.end)
                 work[ev.job].header_seconds = ev.of
+                work[ev.job].silent |= ev.silent
                 deliver(batcher.add((ev.job, ev.index), ev.waveform))
                 continue
             timings["decode"] += ev.stats.get("decode", 0.0)
@@ -634,6 +654,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
                 for note in ev.notes:
                     log.warning("%s: %s", w.scanned.path, note)
                 w.info, w.n_segments, w.duration = ev.info, ev.n_segments, ev.duration
+                summary.silent_left_out += ev.silent_left_out
                 if w.ready:
                     finish(ev.job)
             elif isinstance(ev, FileFailed):
@@ -677,6 +698,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
         stack.close()
     if work:   # every job reports exactly once; anything left is a bug, not a bad file
         raise RuntimeError(f"{count(len(work), 'file')} neither indexed nor failed; please report this")
+    log_silence(summary)
     pending.clear_errors = [p for p in old_errors if p not in failures and p not in kept_failing]
     if pending or not writer.meta.get("vectors_file"):   # a new index gets its first generation
         commit()

@@ -21,7 +21,8 @@ Gentle adaptation, so the AudioSet knowledge stays the foundation:
 * a fixed number of steps (chosen on the by-source validation split, reported with its curve).
 
 Validation (:func:`evaluate`) on the by-source split: a clip's vector is the re-normalised mean
-of its segment vectors; zero-shot top-1/top-5 over the distinct validation labels with the prompt
+of its segment vectors, those all digital silence left out as the indexer leaves them out
+(:func:`sounding_rows`); zero-shot top-1/top-5 over the distinct validation labels with the prompt
 "This is a sound of {label}." (also split into labels seen / unseen in training); text→audio
 R@1/R@5 with the bare label as the query and every clip of that label relevant; audio→text R@1
 over the bare labels. With ``everyday_exclude``, the same figures are also reported (suffix
@@ -371,12 +372,30 @@ def encode_texts(module, bank: TextBank, texts: Sequence[str]) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- evaluation
 
+def sounding_rows(cache: FeatureCache) -> np.ndarray:
+    """The rows (indices, in order) of a validation cache that enter its clips' means: an item's
+    segments that are all digital silence (``peak`` at most :data:`engine.segments.SILENT_PEAK`)
+    are left out when it has one that is not, its first kept when it has none, as the indexer
+    does (:func:`engine.segments.without_silence`). Every row of a cache without peaks."""
+    from itertools import groupby
+
+    from engine.segments import SILENT_PEAK, without_silence
+
+    if cache.peak is None:
+        return np.arange(len(cache))
+    order = np.argsort(cache.item, kind="stable")
+    kept = [row for _, rows in groupby(order.tolist(), key=lambda r: int(cache.item[r]))
+            for row, _ in without_silence(rows, lambda r: float(cache.peak[r]) <= SILENT_PEAK)]
+    return np.sort(np.asarray(kept, np.int64))
+
+
 @torch.no_grad()
 def clip_vectors(module, split: Split) -> np.ndarray:
-    """One vector per item: the re-normalised mean of its segment vectors."""
-    seg = project_rows(module, split.cache, slice(None)).numpy().astype(np.float64)
+    """One vector per item: the re-normalised mean of its segment vectors (:func:`sounding_rows`)."""
+    rows = sounding_rows(split.cache)
+    seg = project_rows(module, split.cache, rows).numpy().astype(np.float64)
     out = np.zeros((len(split.items), seg.shape[1]))
-    np.add.at(out, split.cache.item, seg)
+    np.add.at(out, split.cache.item[rows], seg)
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 

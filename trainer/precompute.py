@@ -10,7 +10,11 @@ view in a :class:`FeatureCache` (one ``.npz``):
 * ``posteriors`` (N, 521): YAMNet class posteriors, mean over 0.96 s patches;
 * ``embedding`` (N, 1024): YAMNet pooled embedding, mean over patches;
 * ``aisfx`` (N, 512), optional: the *frozen* aisfx EmbeddingNet, mean over its blocks;
-* ``item`` / ``view``: which manifest item and which view each row holds.
+* ``item`` / ``view``: which manifest item and which view each row holds;
+* ``peak`` (N,): the largest sample magnitude of the waveform each row was computed from, so a
+  clip's mean can leave out its segments of digital silence as the indexer does
+  (:func:`engine.segments.without_silence`). A cache made before it was kept gets it on its next
+  :func:`build_cache` (the audio decoded again; the features are not recomputed).
 
 For evaluation (``views=0``) the rows are instead the indexer's segments of the whole clip
 (:func:`engine.segments.segment_bounds`, the model window, 50 % hop), so a clip's vector can be
@@ -40,7 +44,7 @@ from trainer.datasets import Item, load_clip
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-ARRAYS = ("posteriors", "embedding", "aisfx", "item", "view")
+ARRAYS = ("posteriors", "embedding", "aisfx", "item", "view", "peak")
 
 
 @dataclass
@@ -53,6 +57,7 @@ class FeatureCache:
     view: np.ndarray
     aisfx: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    peak: np.ndarray | None = None      # (N,) largest |sample| of each row's waveform; None: not kept
 
     def __len__(self) -> int:
         return int(self.item.shape[0])
@@ -61,22 +66,27 @@ class FeatureCache:
     def empty(cls, with_aisfx: bool, meta: dict[str, Any] | None = None) -> "FeatureCache":
         return cls(np.zeros((0, 521), np.float32), np.zeros((0, 1024), np.float32),
                    np.zeros(0, np.int64), np.zeros(0, np.int64),
-                   np.zeros((0, 512), np.float32) if with_aisfx else None, dict(meta or {}))
+                   np.zeros((0, 512), np.float32) if with_aisfx else None, dict(meta or {}),
+                   np.zeros(0, np.float32))
 
     def extend(self, rows: dict[str, np.ndarray]) -> None:
-        """Append rows (a dict with the array names of :data:`ARRAYS`)."""
+        """Append rows (a dict with the array names of :data:`ARRAYS`; rows without ``peak``
+        leave the cache without peaks)."""
         self.posteriors = np.concatenate([self.posteriors, rows["posteriors"]])
         self.embedding = np.concatenate([self.embedding, rows["embedding"]])
         self.item = np.concatenate([self.item, rows["item"]])
         self.view = np.concatenate([self.view, rows["view"]])
         if self.aisfx is not None:
             self.aisfx = np.concatenate([self.aisfx, rows["aisfx"]])
+        peak = rows.get("peak")
+        self.peak = None if self.peak is None or peak is None else np.concatenate([self.peak, peak])
 
     def take(self, rows: np.ndarray, item: np.ndarray | None = None) -> "FeatureCache":
         """The rows selected by ``rows`` (a mask or indices), optionally with new item ids."""
         return FeatureCache(self.posteriors[rows], self.embedding[rows],
                             self.item[rows] if item is None else item, self.view[rows],
-                            None if self.aisfx is None else self.aisfx[rows], dict(self.meta))
+                            None if self.aisfx is None else self.aisfx[rows], dict(self.meta),
+                            None if self.peak is None else self.peak[rows])
 
     def done_items(self) -> int:
         """How many items (a prefix of the manifest) are complete."""
@@ -102,7 +112,8 @@ class FeatureCache:
                     raise InvalidDataset(f"{path}: feature cache version {meta.get('version')} is not "
                                          f"{CACHE_VERSION}; delete it and run the precompute again")
                 return cls(posteriors=data["posteriors"], embedding=data["embedding"], item=data["item"],
-                           view=data["view"], aisfx=data["aisfx"] if "aisfx" in data else None, meta=meta)
+                           view=data["view"], aisfx=data["aisfx"] if "aisfx" in data else None, meta=meta,
+                           peak=data["peak"] if "peak" in data else None)
         except (OSError, ValueError, KeyError) as e:
             raise InvalidDataset(f"{path}: unreadable feature cache ({e}); delete it and run the precompute again") from e
 
@@ -131,6 +142,11 @@ def train_views(item: Item, index: int, sample_rate: int, window_seconds: float,
         start = int(rng.integers(0, len(whole) - n + 1)) if len(whole) > n else 0
         out.append(augment(whole[start:start + n], sample_rate, rng))
     return out
+
+
+def peaks(waves: Sequence[np.ndarray]) -> np.ndarray:
+    """The largest sample magnitude of each waveform (0 for an empty one), the cache's ``peak``."""
+    return np.array([float(np.max(np.abs(w))) if len(w) else 0.0 for w in waves], np.float32)
 
 
 def eval_segments(item: Item, sample_rate: int, window_seconds: float) -> list[np.ndarray]:
@@ -238,6 +254,8 @@ def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed
             log.info("%s: the manifest grew from %d to %d items; the cache is extended", path.name,
                      cache.meta["items"], len(items))
             cache.meta.update(items=meta["items"], items_sha1=meta["items_sha1"])
+    if views == 0 and cache.peak is None:
+        _add_eval_peaks(cache, items, path, window_seconds, _sample_rate(model, aisfx_weights is not None))
     if cache.done_items() >= len(items):
         return cache
     model = model or feature_model(aisfx_weights, window_seconds, yamnet_min_peak_db, yamnet_weights,
@@ -250,6 +268,7 @@ def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed
         waves = (train_views(item, first_index + index, rate, window_seconds, views, channel, seed) if views > 0
                  else eval_segments(item, rate, window_seconds))
         rows = extract(model, waves)
+        rows["peak"] = peaks(waves)
         rows["item"] = np.full(len(waves), index, np.int64)
         rows["view"] = np.arange(len(waves), dtype=np.int64)
         cache.extend(rows)
@@ -259,6 +278,31 @@ def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed
             rate_s = (index + 1 - start) / max(time.perf_counter() - t0, 1e-9)
             log.info("%s: %d/%d items (%.2f items/s)", path.name, index + 1, len(items), rate_s)
     return cache
+
+
+def _sample_rate(model, aisfx: bool) -> int:
+    """The rate ``model`` (None: the feature model, with aisfx or not) hears audio at."""
+    from engine.towers import aisfx as aisfx_tower, yamnet
+
+    if model is not None:
+        return int(model.sample_rate)
+    return aisfx_tower.SAMPLE_RATE if aisfx else yamnet.SAMPLE_RATE
+
+
+def _add_eval_peaks(cache: FeatureCache, items: Sequence[Item], path: Path, window_seconds: float,
+                    rate: int) -> None:
+    """Give an evaluation cache made before peaks were kept (``cache.peak`` None) the peak of each
+    of its rows, from the audio decoded again as :func:`eval_segments` cuts it (the features stay),
+    and save it; InvalidDataset when the audio no longer cuts into its rows."""
+    found = [peaks(eval_segments(item, rate, window_seconds)) for item in items[:cache.done_items()]]
+    joined = np.concatenate(found) if found else np.zeros(0, np.float32)
+    if len(joined) != len(cache):
+        raise InvalidDataset(f"{path}: its {len(cache)} rows are not the {len(joined)} segments its clips cut into "
+                             "now; delete it and run the precompute again")
+    cache.peak = joined
+    cache.save(path)
+    log.info("%s: the peak of each of its %d segments added (digital silence is left out of a clip's mean)",
+             path.name, len(cache))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

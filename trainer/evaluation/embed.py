@@ -3,7 +3,8 @@
 A clip no longer than ``model.window_seconds`` is embedded whole. A longer clip is cut
 by the indexer's segment policy (:class:`engine.segments.SegmentPolicy` with the model's
 window, 50 % hop, end-aligned tail) and its vector is the mean of the segment vectors,
-re-normalised to unit length — the same pieces the index holds, summarised per file.
+re-normalised to unit length — the same pieces the index holds, summarised per file (segments
+all digital silence left out as the indexer leaves them out: engine.segments.without_silence).
 Audio is decoded by :mod:`engine.audio` (mono, resampled to ``model.sample_rate``);
 decoding runs in a few threads ahead of the model.
 """
@@ -20,7 +21,7 @@ from tqdm import tqdm
 
 from engine.audio import iter_segments
 from engine.models.base import AudioTextModel, l2_normalize
-from engine.segments import SegmentPolicy
+from engine.segments import SegmentPolicy, silent_segment, without_silence
 from trainer.evaluation.cache import EmbeddingCache
 
 DEFAULT_BATCH_SIZE = 32
@@ -34,7 +35,7 @@ def segment_policy(model: AudioTextModel) -> SegmentPolicy:
 def policy_key(model: AudioTextModel) -> str:
     """Cache key part naming how a file becomes one vector."""
     p = segment_policy(model)
-    return f"mean-of-segments;window={p.window:g};hop={p.hop_seconds:g};sr={model.sample_rate}"
+    return f"mean-of-sounding-segments;window={p.window:g};hop={p.hop_seconds:g};sr={model.sample_rate}"
 
 
 def _decoded(paths: Sequence[Path], model: AudioTextModel, workers: int) -> Iterator[list[np.ndarray]]:
@@ -42,7 +43,8 @@ def _decoded(paths: Sequence[Path], model: AudioTextModel, workers: int) -> Iter
     policy = segment_policy(model)
 
     def load(p: Path) -> list[np.ndarray]:
-        return [s.waveform for s in iter_segments(p, model.sample_rate, policy)]
+        segments = iter_segments(p, model.sample_rate, policy)
+        return [s.waveform for s, _ in without_silence(segments, silent_segment(int(model.sample_rate)))]
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         pending: deque = deque()

@@ -185,6 +185,8 @@ def _print_summary(s: dict[str, Any]) -> None:
         from indexer.scan import describe_skipped
         t.add_row("not scanned", describe_skipped(s["skipped"]))
     t.add_row("segments embedded", str(s["n_segments"]))
+    if s.get("silent_left_out"):
+        t.add_row("silent segments", f"{s['silent_left_out']} left out (digital silence, in files with sound elsewhere)")
     t.add_row("audio", f"{s['audio_seconds']:.1f} s")
     t.add_row("wall time", f"{s['seconds']:.2f} s")
     t.add_row("speed", _speed(s))
