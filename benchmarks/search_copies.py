@@ -40,6 +40,15 @@ resolved at every lookup; its own digests kept). Adds the ratios before / after.
 more recordings of one second (noise, no copies) in a folder of their own, a larger index for
 FAISS to rank; ``--dim D``: the stand-in model's vectors D wide (a real model's 512: a FAISS
 ranking then costs what it does).
+
+``--rankings-before REV``: instead, a collapsed search by each of the ``--files`` recordings (its
+stored vector, ``--k``), as this tree ranks and as the git revision ``REV``'s
+``engine/query_copies.py`` (``planned``, ``Rankings``) and ``engine/query_faiss.py``
+(``rank_segments``) did, loaded into this same process, the two in turn: how many searches asked
+FAISS's ranking (``rank_segments``) once, twice …, how many FAISS scans (index searches) they
+made, the candidates they built into hits, whether every search returned the same hits (paths,
+copies, spans, scores, in order), and the mean and median ms of each way (the digests kept: each
+search run once before) and their ratios before / now. ``--k`` may be given several times.
 """
 from __future__ import annotations
 
@@ -102,6 +111,100 @@ def load_module(source: str, name: str) -> ModuleType:
     return module
 
 
+def git_module(rev: str, path: str, name: str) -> ModuleType:
+    """The file ``path`` of the git revision ``rev`` of this repository, as a module ``name``."""
+    return load_module(subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{path}"], check=True,
+                                      capture_output=True, text=True).stdout, name)
+
+
+def rankings_before_and_now(index, recordings: list[Path], ks: list[int], rev: str) -> dict:
+    """``--rankings-before``: each recording's collapsed search at each of ``ks``, as ranked now
+    and by ``rev``'s ``planned``, ``Rankings`` and ``rank_segments`` (swapped into
+    engine.query in turn), counted (rankings, FAISS scans, hits built), compared and timed."""
+    import engine.query as query
+    import engine.query_faiss as query_faiss
+    from engine.query import SoundIndex
+    old_copies = git_module(rev, "engine/query_copies.py", "query_copies_before")
+    old_faiss = git_module(rev, "engine/query_faiss.py", "query_faiss_before")
+
+    class OldRankings(old_copies.Rankings):
+        """``rev``'s rankings; ``told`` (asked by this tree's query layer) tells only the top n."""
+
+        def told(self, n: int):
+            return self(n)
+    counts = {"rankings": 0, "scans": 0, "built": 0}
+
+    def counting_searcher(make):
+        def searcher(*a, **kw):
+            search = make(*a, **kw)
+
+            def counted(q, n):
+                counts["scans"] += 1
+                return search(q, n)
+            return counted
+        return searcher
+    old_faiss.searcher = counting_searcher(old_faiss.searcher)
+    ways = {"now": (query.planned, query.Rankings, query.rank_segments, counting_searcher(query_faiss.searcher)),
+            "before": (old_copies.planned, OldRankings, old_faiss.rank_segments, old_faiss.searcher)}
+    hits_of = SoundIndex._hits
+
+    def run(way: str, vector: np.ndarray, k: int) -> tuple[list[dict], float, tuple[int, int, int]]:
+        planned, rankings, rank_segments, searcher = ways[way]
+
+        def counting_rank(*a, **kw):
+            counts["rankings"] += 1
+            return rank_segments(*a, **kw)
+
+        def counting_hits(self, conn, snap, top, *a, **kw):
+            counts["built"] += len(top)
+            return hits_of(self, conn, snap, top, *a, **kw)
+        saved = query.planned, query.Rankings, query.rank_segments, query_faiss.searcher
+        query.planned, query.Rankings, query.rank_segments, query_faiss.searcher = (
+            planned, rankings, counting_rank, searcher)
+        SoundIndex._hits = counting_hits
+        try:
+            counts.update(rankings=0, scans=0, built=0)
+            t = time.perf_counter()
+            hits = index.search_vectors(vector, k=k)
+            ms = (time.perf_counter() - t) * 1000
+        finally:
+            query.planned, query.Rankings, query.rank_segments, query_faiss.searcher = saved
+            SoundIndex._hits = hits_of
+        return [h.to_dict() for h in hits], ms, (counts["rankings"], counts["scans"], counts["built"])
+
+    vectors = [index.file_vector(str(p)) for p in recordings]
+    out: dict = {"rankings_before": rev, "searches": len(recordings), "by_k": {}}
+    for k in ks:
+        found: dict[str, list] = {"now": [], "before": []}
+        ms: dict[str, list[float]] = {"now": [], "before": []}
+        work: dict[str, list[tuple[int, int, int]]] = {"now": [], "before": []}
+        for i, vector in enumerate(vectors):
+            order = ("now", "before") if i % 2 == 0 else ("before", "now")
+            for way in order:
+                run(way, vector, k)                 # its digests kept, its pages cached
+            for way in order:
+                hits, took, did = run(way, vector, k)
+                found[way].append(hits)
+                ms[way].append(took)
+                work[way].append(did)
+
+        def histogram(values: list[int]) -> dict[str, int]:
+            return {str(v): values.count(v) for v in sorted(set(values))}
+        means = {way: round(statistics.fmean(v), 3) for way, v in ms.items()}
+        medians = {way: round(statistics.median(v), 3) for way, v in ms.items()}
+        out["by_k"][str(k)] = {
+            "same_results": found["now"] == found["before"],
+            "searches_differing": sum(a != b for a, b in zip(found["now"], found["before"])),
+            "searches_by_rankings": {way: histogram([r for r, _, _ in w]) for way, w in work.items()},
+            "searches_by_faiss_scans": {way: histogram([s for _, s, _ in w]) for way, w in work.items()},
+            "hits_built": {way: sum(b for _, _, b in w) for way, w in work.items()},
+            "mean_ms": means, "median_ms": medians,
+            "ratios_before_over_now": {"mean": round(means["before"] / means["now"], 3),
+                                       "median": round(medians["before"] / medians["now"], 3)},
+        }
+    return out
+
+
 def timed(fn) -> tuple[float, float]:
     """Wall and CPU milliseconds of ``fn()`` (this thread's CPU: not FAISS's OpenMP workers')."""
     t, cpu = time.perf_counter(), time.thread_time()
@@ -114,7 +217,8 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--queries", type=int, default=50)
-    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--k", type=int, action="append", default=None,
+                    help="results a search returns (default 10; several with --rankings-before)")
     ap.add_argument("--every", type=int, default=4, help="every n-th recording gets copies (0: none)")
     ap.add_argument("--code", type=Path, default=ROOT, help="the tree whose engine is timed (default: this one)")
     ap.add_argument("--threads", type=int, default=0,
@@ -123,7 +227,11 @@ def main() -> None:
                     help="also time collapsed searches as before: rankings by length, this git revision's digest lookup")
     ap.add_argument("--pad", type=int, default=0, help="more one-second recordings without copies")
     ap.add_argument("--dim", type=int, default=0, help="the stand-in model's width (default: FakeModel's, 8)")
+    ap.add_argument("--rankings-before", default=None, metavar="REV",
+                    help="count and time each recording's search as ranked now and at this git revision")
     args = ap.parse_args()
+    ks = args.k or [10]
+    args.k = ks[0]
     if args.threads:
         import faiss
         faiss.omp_set_num_threads(args.threads)
@@ -144,6 +252,12 @@ def main() -> None:
         made = time.time_ns()
         build_index([str(lib)], Path(tmp) / "idx", FakeModel(), workers=0, progress=False)
         time.sleep(max(0.0, (made + cache.RECENT_CHANGE_NS - time.time_ns()) / 1e9))
+        if args.rankings_before:
+            with SoundIndex.open(Path(tmp) / "idx", model=FakeModel()) as index:
+                print(json.dumps(rankings_before_and_now(index, recordings, ks, args.rankings_before)
+                                 | {"files": args.files, "padding": args.pad, "dim": args.dim or FakeModel.dim,
+                                    "faiss_threads": args.threads or "its own"}, indent=1))
+            return
         read: list[str] = []
         sha256 = cache.file_sha256
         cache.file_sha256 = lambda path, *a: read.append(str(path)) or sha256(path, *a)   # files read
@@ -189,7 +303,8 @@ def main() -> None:
                     with module._digests_lock:      # as in a new process
                         module._digests.clear()
                         getattr(module, "_resolved", {}).clear()
-                query_copies.cached_file_sha256 = module.cached_file_sha256 if as_before else lookup
+                query_copies.cached_file_sha256 = ((lambda path, st=None: module.cached_file_sha256(path))
+                                                   if as_before else lookup)       # (its own stat)
                 if exact is not None:
                     query.exact_ranking = (lambda snap: False) if as_before else exact
                 read.clear()

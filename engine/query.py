@@ -694,9 +694,10 @@ class SoundIndex:
         ranking = Rankings(lambda n: rank_segments(snap, q, n, per_file, allowed, spare=exact), exact)
         build = HitsOnce(lambda top: self._hits(conn, snap, top, per_file, cosine=cosine), per_file)
 
-        def spans(n: int) -> list[tuple[float, float, float]]:
-            rows = snap.rows(np.array([seg for _, (_, seg) in ranking(n)], dtype=np.int64))
-            return list(zip([score for _, (score, _) in ranking(n)], snap.seg_start[rows].tolist(),
+        def spans(n: int) -> list[tuple[float, float, float]]:     # the top n, and any more it told
+            told = ranking.told(n)
+            rows = snap.rows(np.array([seg for _, (_, seg) in told], dtype=np.int64))
+            return list(zip([score for _, (score, _) in told], snap.seg_start[rows].tolist(),
                             snap.seg_end[rows].tolist()))
 
         def ranked(n: int) -> list[Hit]:

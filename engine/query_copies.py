@@ -44,25 +44,27 @@ class SameRecording:
     :func:`engine.towers.cache.cached_file_sha256`)."""
 
     def __init__(self) -> None:
-        self._stat: dict[str, tuple[int, int, int] | None] = {}   # path → (device, inode, size)
+        self._stat: dict[str, os.stat_result | None] = {}
         self._digest: dict[str, str | None] = {}
         self.read = 0               # digests looked up (read unless the process keeps them; for tests)
 
     def _file(self, path: str) -> tuple[int, int, int] | None:
+        """``path``'s (device, inode, size), stat'ed once (None, logged, where it cannot be)."""
         if path not in self._stat:
             try:
-                st = os.stat(path)
-                self._stat[path] = (st.st_dev, st.st_ino, st.st_size)
+                self._stat[path] = os.stat(path)
             except OSError as e:
                 log.warning("%s: cannot be compared with the hits it ties with (%s); listed as a hit of "
                             "its own", path, e.strerror or e)
                 self._stat[path] = None
-        return self._stat[path]
+        st = self._stat[path]
+        return None if st is None else (st.st_dev, st.st_ino, st.st_size)
 
     def _sha256(self, path: str) -> str | None:
+        """``path``'s SHA-256 (kept digests found by its stat here), None (logged) where unread."""
         if path not in self._digest:
             try:
-                self._digest[path] = cached_file_sha256(path)
+                self._digest[path] = cached_file_sha256(path, self._stat.get(path))
                 self.read += 1
             except OSError as e:
                 log.warning("%s: its bytes cannot be read to compare it with the hits it ties with (%s); "
@@ -188,7 +190,9 @@ class Rankings:
     give more than ``n`` (the entries FAISS's ranking of ``n`` tells for certain,
     engine.query_faiss.rank_segments ``spare``): a ranking is then cut from one asked before
     where that holds enough entries, or fewer than were asked for (every entry there is), and a
-    top ``k`` full of copies (:func:`planned` asks for more) is mostly ranked once."""
+    top ``k`` full of copies (:func:`planned` asks for more) is mostly ranked once: :meth:`told`
+    gives :func:`planned` every entry a ranking knows, so it takes the fewest that hold ``k``
+    recordings where they are known rather than asking FAISS for a longer guess."""
 
     def __init__(self, rank: Callable[[int], list[Ranked]], exact: bool = False) -> None:
         self._rank = rank
@@ -198,15 +202,19 @@ class Rankings:
 
     def __call__(self, n: int) -> list[Ranked]:
         """The top ``n`` entries."""
-        if n in self._by_length:
-            return self._by_length[n][:n]
-        if self._exact:
+        return self.told(n)[:n]
+
+    def told(self, n: int) -> list[Ranked]:
+        """The top ``n`` entries and, where the index is exact, those after them that the ranking
+        serving them told for certain (none asked of FAISS for them)."""
+        if n not in self._by_length and self._exact:
             for asked, got in self._by_length.items():
                 if len(got) >= n or len(got) < asked:
-                    return got[:n]
-        self.asked.append(n)
-        self._by_length[n] = self._rank(n)
-        return self._by_length[n][:n]
+                    return got
+        if n not in self._by_length:
+            self.asked.append(n)
+            self._by_length[n] = self._rank(n)
+        return self._by_length[n] if self._exact else self._by_length[n][:n]
 
 
 def exact_ranking(snap: Any) -> bool:
@@ -231,23 +239,41 @@ def _more(scores: Sequence[float], recordings: int, n: int, k: int) -> int:
     return n + max(k + 1, 2 * tied)
 
 
+def _enough(found: Sequence[tuple[float, float, float]], k: int) -> int | None:
+    """The fewest of ``found`` ((score, start, end), best first) whose top holds ``k`` that
+    differ, the last scoring below the ``k``-th (:func:`planned`); None where all do not."""
+    differ: dict[tuple[float, float, float], None] = {}
+    kth: float | None = None
+    for m, entry in enumerate(found, 1):
+        if kth is None:
+            differ.setdefault(entry)
+            if len(differ) == k:
+                kth = entry[0]
+        elif entry[0] < kth - _TIE:
+            return m
+    return None
+
+
 def planned(rank: Callable[[int], Sequence[tuple[float, float, float]]], k: int) -> int:
     """How many candidates :func:`distinct_recordings` starts from, told by the ranking alone,
     before any hit is built: ``n`` grows from ``k + 1`` as there (:func:`_more`) until the top
     ``n`` of ``rank(n)`` ((score, start, end), best first) hold ``k`` that differ (names of one
     recording share its vectors, so one ranking scores them exactly alike: more than one may be
     one recording only where all three are equal), the last scoring below the ``k``-th, or
-    ``rank`` has no more. Without copies: ``k + 1``, as before; a guess, never a decision (each
-    round checks the hits themselves)."""
+    ``rank`` has no more. ``rank(n)`` may also give entries after the top ``n`` that it knows
+    (:meth:`Rankings.told`): the fewest of them that hold enough are then taken without asking
+    for more. Without copies: ``k + 1``, as before; a guess, never a decision (each round checks
+    the hits themselves)."""
     n = k + 1
     while True:
         found = rank(n)
         if len(found) < n:
             return n
-        differ = list(dict.fromkeys(found))
-        if len(differ) >= k and found[-1][0] < differ[k - 1][0] - _TIE:
-            return n
-        n = _more([score for score, _, _ in found], len(differ), n, k)
+        enough = _enough(found, k)
+        if enough is not None:
+            return max(n, enough)
+        top = found[:n]
+        n = _more([score for score, _, _ in top], len(dict.fromkeys(top)), n, k)
 
 
 def distinct_recordings(search: Callable[[int], list[Hit]], k: int, first: Sequence[int] = (),

@@ -47,10 +47,11 @@ _resolved: OrderedDict[_DigestKey, str] = OrderedDict()
 _digests_lock = threading.Lock()
 
 
-def _digest_key(path: str) -> _DigestKey:
+def _digest_key(path: str, st: os.stat_result | None = None) -> _DigestKey:
     """``path`` and the device, inode, size, mtime and ctime (ns) of the file it names (links
-    followed): with ``path`` resolved, what tells a file's bytes unchanged."""
-    st = os.stat(path)
+    followed; ``st``: its :func:`os.stat` just taken): with ``path`` resolved, what tells a
+    file's bytes unchanged."""
+    st = os.stat(path) if st is None else st
     return path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
@@ -71,7 +72,7 @@ def _keep(cache: OrderedDict[_DigestKey, str], key: _DigestKey, value: str) -> N
         cache.popitem(last=False)
 
 
-def cached_file_sha256(path: str | os.PathLike[str]) -> str:
+def cached_file_sha256(path: str | os.PathLike[str], st: os.stat_result | None = None) -> str:
     """:func:`file_sha256` of ``path``, read once per process while the file is unchanged (the
     same resolved path, device, inode, size, mtime and ctime; names of one file through symbolic
     links share its digest; :data:`DIGEST_CACHE_SIZE` files kept, thread-safe). A file changed in
@@ -81,8 +82,8 @@ def cached_file_sha256(path: str | os.PathLike[str]) -> str:
     A path is resolved (:func:`os.path.realpath`) the first time it is seen naming the file in
     its state (a stat tells: the file's device, inode, size and times), not at every call: a
     digest is found by the resolved path only while that path's file is in the very state it
-    was read in."""
-    given = _digest_key(os.fspath(path))                 # the file the path names now
+    was read in. ``st``: the caller's :func:`os.stat` of ``path``, just taken (not taken again)."""
+    given = _digest_key(os.fspath(path), st)             # the file the path names now
     with _digests_lock:
         real = _resolved.get(given)
         if real is not None:
