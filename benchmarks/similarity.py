@@ -18,7 +18,8 @@ import argparse
 import numpy as np
 import torch
 
-from trainer.cached_train import CachedTrainConfig, Split, clip_vectors, load_splits, note_if_trained_on_validation
+from trainer.cached_train import (CachedTrainConfig, Split, clip_vectors, load_splits, note_if_trained_on_validation,
+                                  sounding_rows)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -26,9 +27,11 @@ def unit(x: np.ndarray) -> np.ndarray:
 
 
 def clip_means(split: Split, rows: np.ndarray) -> np.ndarray:
-    """Per-clip mean of per-segment rows."""
+    """Per-clip mean of per-segment rows, those all digital silence left out as the models'
+    clip vectors leave them out (trainer.cached_train.sounding_rows)."""
+    kept = sounding_rows(split.cache)
     out = np.zeros((len(split.items), rows.shape[1]))
-    np.add.at(out, split.cache.item, rows)
+    np.add.at(out, split.cache.item[kept], rows[kept])
     return out
 
 
