@@ -139,8 +139,8 @@ def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound | ChainedOgg:
     (:func:`_opus_frames_misread`); for a Sound Designer II
     file an :class:`~engine.sound_designer.Sd2SoundFile` (its resource fork found beside it or in
     an unpacked zip's ``__MACOSX``; :class:`UnreadableAudio` when it is nowhere); for a chained
-    Ogg file (``cat a.ogg b.ogg``) a :class:`~engine.ogg_chain.ChainedOgg` reading every link
-    (:func:`_chain`).
+    Ogg file (``cat a.ogg b.ogg``), or one cut short inside a page, a
+    :class:`~engine.ogg_chain.ChainedOgg` reading every link (:func:`_chain`).
 
     Given a path to a file it does not recognise at once (an MP3 among them), libsndfile looks for
     a Sound Designer II resource fork in ``._<name>`` and, finding the AppleDouble file macOS
@@ -260,7 +260,7 @@ def _chain_of_file(path: str, size: int, mtime_ns: int) -> _Chain | None:
 def _open_link(name: str, link: OggLink, raw: Any, ffmpeg: bool = False) -> tuple[Any, BinaryIO]:
     """A link of the chained Ogg file ``name`` (``raw()`` opens its bytes anew) opened as a file
     of its own (:func:`_open_stream`; by FFmpeg where ``ffmpeg``), and the bytes it reads."""
-    view = ByteRange(raw(), link.start, link.end, name)
+    view = ByteRange(raw(), link.start, link.end, name, link.tail)
     try:
         return (_ffmpeg_sound(view, name) if ffmpeg else _open_stream(view, name)), view
     except BaseException:
@@ -277,7 +277,9 @@ def _chain(name: str, links: Sequence[OggLink], raw: Any) -> _Chain:
     ends the chain: the links before it are read, and the chain's note says so (:func:`iter_blocks`
     gives it). Links neither opens before the first one that opens (a recording begun in a link,
     its headers lost), and Ogg pages before the first link, are passed over, as players do, and
-    the note says so too; the first link's error is raised as it is where no link opens."""
+    the note says so too; the first link's error is raised as it is where no link opens. A file
+    cut short inside a page is read up to the packets it holds whole, and the note says where
+    decoding stops (:func:`_cut_short_note`)."""
     unread: list[str] = []
 
     def formats(ffmpeg: bool) -> tuple[int, list[LinkFormat]]:
@@ -316,12 +318,31 @@ def _chain(name: str, links: Sequence[OggLink], raw: Any) -> _Chain:
     if differ is not None:
         raise UnreadableAudio(name, f"a chained Ogg file whose links differ ({differ}): not read; "
                                     "convert it to one stream")
+    cut_note = _cut_short_note(links, found, first)
+    if cut_note:
+        unread.append(cut_note)
     with raw() as f:
         headless = links[0].start - ogg_start(f)
     if headless > 0:
         unread.insert(0, f"its first {headless} bytes are Ogg pages of a stream begun before the file "
                          "(no headers to decode them): read from the first stream that begins in it")
     return _Chain(tuple(links[first:first + len(found)]), tuple(found), by_ffmpeg, "; ".join(unread) or None)
+
+
+def _cut_short_note(links: Sequence[OggLink], found: Sequence[LinkFormat], first: int) -> str | None:
+    """What :func:`iter_blocks` says of an Ogg file cut short inside a page (its last link's
+    :attr:`~engine.ogg_chain.OggLink.cut_at`; read as its complete pages and that page's whole
+    packets: engine.ogg_chain.rebuilt_cut_page): where decoding stops, as for any file cut short;
+    None for one that is not, whose last link is not read, or where no audio is left before the
+    cut (a link cut short inside its headers is not readable as audio: its decoder's reason)."""
+    cut = links[-1].cut_at
+    if cut is None or first + len(found) < len(links):
+        return None
+    frames = sum(f.frames for f in found)
+    if frames <= 0:
+        return None                             # (probe: "empty: the file holds no samples")
+    return (f"decoding stopped at {frames / found[0].samplerate:.2f} s (the file is cut short inside the Ogg "
+            f"page that begins at byte {cut}): keeping the audio before it")
 
 
 def _open_chain(name: str, chain: _Chain, raw: Any) -> ChainedOgg:
