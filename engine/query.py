@@ -519,6 +519,15 @@ class SoundIndex:
         held = np.minimum(snap.seg_end[mine], b) - np.maximum(snap.seg_start[mine], a)
         return snap.seg_ids[mine][held > 0], held[held > 0]
 
+    @staticmethod
+    def _nearest_segment(snap: _Snapshot, file_id: int, a: float, b: float) -> np.ndarray:
+        """The id of file ``file_id``'s stored segment nearest in time to ``a``–``b`` s (the first
+        of those as near), as an array of one; for a moment no segment overlaps: digital silence
+        left out of a file with sound elsewhere (engine.segments.without_silence)."""
+        mine = snap.seg_file == file_id
+        gap = np.maximum(snap.seg_start[mine] - b, a - snap.seg_end[mine])
+        return snap.seg_ids[mine][np.argsort(gap, kind="stable")[:1]]
+
     def _similar_to_moment(self, file_id: int, path: str, a: float, b: float, k: int,
                            filters: Filters | None, per_file: bool, collapse: bool = False) -> list[Hit]:
         """:meth:`similar_to_file` for the span ``a``–``b`` s of ``path`` that holds no whole
@@ -533,20 +542,26 @@ class SoundIndex:
             query[:] = [self._audio_vector(model, wave, rate)]
             return query[0]
 
-        def overlapping(conn: Connection, snap: _Snapshot) -> list[Hit]:
-            ids = self._moment_segments(snap, file_id, a, b)[0]
-            return self._similar_to_segments(conn, snap, file_id, ids, k, filters, per_file, collapse)
+        def overlapping(why: str) -> list[Hit]:
+            """The search by the stored segments overlapping the moment, since the file ``why``
+            (warned); refused, named, when none does: a moment of digital silence left out."""
+            def run(conn: Connection, snap: _Snapshot) -> list[Hit]:
+                ids = self._moment_segments(snap, file_id, a, b)[0]
+                if len(ids) == 0:
+                    raise InvalidQuery(f"{path} {why}, and its moment {a:g}–{b:g} s is digital silence the index "
+                                       "left out (no stored segment holds it): nothing to search by; give a span "
+                                       "holding its sound, or index the file again where it is now")
+                log.warning("%s %s: more like its moment %g–%g s searches by its stored segments overlapping it",
+                            path, why, a, b)
+                return self._similar_to_segments(conn, snap, file_id, ids, k, filters, per_file, collapse)
+            return self._with_snapshot(run)
 
         if not Path(path).is_file():
-            log.warning("%s is not on disk now (moved or deleted since it was indexed): more like its "
-                        "moment %g–%g s searches by its stored segments overlapping it", path, a, b)
-            return self._with_snapshot(overlapping)
+            return overlapping("is not on disk now (moved or deleted since it was indexed)")
         try:
             hits = self._search_embedded(embed, k, filters, per_file, collapse=collapse)
         except UnreadableAudio as e:
-            log.warning("%s cannot be decoded now (%s): more like its moment %g–%g s searches by its "
-                        "stored segments overlapping it", path, e.reason, a, b)
-            return self._with_snapshot(overlapping)
+            return overlapping(f"cannot be decoded now ({e.reason})")
         return self._with_snapshot(lambda conn, snap: self._moment_first(
             conn, snap, hits, file_id, a, b, query[0], k, filters, per_file))
 
@@ -554,8 +569,12 @@ class SoundIndex:
                       b: float, query: np.ndarray, k: int, filters: Filters | None, per_file: bool) -> list[Hit]:
         """``hits`` (at most ``k``) led by the query file's own hit, as :meth:`similar_to_file`
         gives it: its stored segment holding most of ``a``–``b`` s (of those, the one closest to
-        ``query``), score 1; unless ``filters`` leave the file out."""
+        ``query``; none holding any, a moment of left-out silence: the one nearest it), score 1;
+        unless ``filters`` leave the file out."""
         ids, held = self._moment_segments(snap, file_id, a, b)
+        if len(ids) == 0:           # the moment is digital silence the indexer left out: the nearest
+            ids = self._nearest_segment(snap, file_id, a, b)
+            held = np.zeros(len(ids))
         if filters is not None and filters.active:
             keep = np.isin(ids, self._allowed(conn, snap, filters))
             ids, held = ids[keep], held[keep]
