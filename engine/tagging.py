@@ -212,14 +212,7 @@ def _decoded_segments(model: AudioTextModel, path: str, policy: Any
                       ) -> tuple[list[tuple[float, float]], np.ndarray, list[Any]]:
     """The segments of a file not in an index, cut as the indexer cuts them (marked takes too),
     their vectors and the file's markers."""
-    from engine.file_metadata import named_markers
-    try:
-        markers = named_markers(path) if os.path.isfile(path) else []
-    except OSError as e:
-        raise UnreadableAudio(path, f"cannot be read ({e.strerror or e})") from e
-    except ValueError as e:             # the audio may still decode: its windows alone are tagged
-        log.warning("%s: markers not read (%s); tagging its windows only", path, e)
-        markers = []
+    markers = zeroshot.file_markers(path)
     spans, vectors = zeroshot.file_segment_vectors(model, path, policy, [(m.at, m.length) for m in markers])
     return spans, vectors, markers
 

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator, Sequence, Union
 
 import numpy as np
 
-from engine.errors import InvalidQuery
+from engine.errors import InvalidQuery, UnreadableAudio
 from engine.models.base import AudioTextModel, l2_normalize
 from engine.segments import (MIN_TAKE, SegmentPolicy, bounds_with_takes, is_silent, noting_end, silent_segment,
                              take_starts, without_silence)
@@ -274,11 +274,28 @@ def _file_segments(model: AudioTextModel, path: str | Path, policy: SegmentPolic
     return spans, np.concatenate(vectors), reached["end"]
 
 
+def file_markers(path: str | Path) -> list[Any]:
+    """The named markers of the file at ``path`` (engine.file_metadata.named_markers), whose takes
+    the indexer cuts as segments of their own; UnreadableAudio where the file cannot be read,
+    none (with a warning) where only its markers cannot."""
+    from engine.file_metadata import named_markers
+    try:
+        return named_markers(str(path)) if Path(path).is_file() else []
+    except OSError as e:
+        raise UnreadableAudio(str(path), f"cannot be read ({e.strerror or e})") from e
+    except ValueError as e:             # the audio may still decode: its windows alone are embedded
+        log.warning("%s: markers not read (%s); embedding its windows only", path, e)
+        return []
+
+
 def file_query_vector(model: AudioTextModel, path: str | Path, policy: SegmentPolicy | None = None
                       ) -> tuple[np.ndarray, float]:
     """:func:`audio_query_vector` of a file, and the seconds of audio it decoded to (the end of
-    its last segment, silent or not), which tell a sound too short to be told apart (engine.tagging.too_short)."""
-    _, vectors, seconds = _file_segments(model, path, policy)
+    its last segment, silent or not), which tell a sound too short to be told apart (engine.tagging.too_short).
+    Its marked takes are segments too (:func:`file_markers`), as in the index, so the vector is
+    the one its indexed copy's stored segments give."""
+    takes = [(m.at, m.length) for m in file_markers(path)]
+    _, vectors, seconds = _file_segments(model, path, policy, takes)
     return l2_normalize(vectors.mean(axis=0)), seconds
 
 

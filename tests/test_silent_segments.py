@@ -168,6 +168,25 @@ def test_a_silent_marked_take_is_kept_and_not_cut_again_on_every_run(tmp_path):
     assert (again.updated, again.unchanged, again.n_segments) == (0, 1, 0)
 
 
+def test_a_file_with_marked_takes_gets_its_indexed_vector_when_decoded(tmp_path):
+    """`tag FILE` / `similar FILE` of a file whose markers cut takes embed its takes too, as the
+    index stores them, so the decoded vector is the stored segments' mean (before session 38 the
+    takes entered the index's mean only: the two differed for every marked file)."""
+    lib = tmp_path / "lib"
+    wave = np.concatenate([noise(3.0, SR, seed=4), tone(440.0, 3.0, SR), noise(2.0, SR, seed=5)]).astype(np.float32)
+    write(lib / "takes.wav", wave, SR)
+    (lib / "takes.cue").write_text('FILE "takes.wav" WAVE\n  TRACK 01 AUDIO\n    TITLE "Tone"\n'
+                                   '    INDEX 01 00:03:38\n  TRACK 02 AUDIO\n    TITLE "Hiss"\n'
+                                   '    INDEX 01 00:06:20\n')    # 3.507 s, 6.267 s: not window starts
+    idx = tmp_path / "idx"
+    build_index([lib], idx, FakeModel(), workers=0, progress=False)
+    assert len(stored_spans(idx, lib / "takes.wav")) == 7 + 2                # 2 s windows every 1 s, 2 takes
+    with SoundIndex.open(idx, model=FakeModel()) as index:
+        stored = index.file_vector(str(lib / "takes.wav"))
+    decoded, _ = zeroshot.file_query_vector(FakeModel(), lib / "takes.wav")
+    np.testing.assert_allclose(decoded, stored, atol=1e-5)
+
+
 # ------------------------------------------------------------------ the trainer's means
 
 
