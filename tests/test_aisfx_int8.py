@@ -17,6 +17,9 @@ from engine.towers import aisfx
 from tests.conftest import chirp, noise, tone, write
 from trainer.quantize_aisfx import quantize
 
+# each init_baseline encodes the 521 class names with MiniLM: once per run, not once per model
+pytestmark = pytest.mark.usefixtures("minilm_memo")
+
 SR = 44100
 
 

@@ -20,7 +20,8 @@ SR = 16000
 REPO = Path(__file__).resolve().parents[1]
 TOY = REPO / "trainer" / "configs" / "toy.json"
 
-pytestmark = pytest.mark.usefixtures("private_cache")     # label embeddings cached in this test's folder (conftest)
+# label embeddings cached in this test's folder; the class names each `train` encodes, once per run (conftest)
+pytestmark = pytest.mark.usefixtures("private_cache", "minilm_memo")
 
 
 def run(*args):

@@ -37,32 +37,29 @@ def _old_lag_of(fx: np.ndarray, fy: np.ndarray, n: int, len_x: int, len_y: int) 
     return int(lags[np.argmax(np.abs(corr[lags % n]))])
 
 
-def _old_best_lag(x: np.ndarray, y: np.ndarray) -> int:
+def _cached_lags(x: np.ndarray, y: np.ndarray, old_fx: np.ndarray, old_fy: np.ndarray) -> tuple[int, int]:
+    """(old, new) lag from complex64 head spectra, as find_duplicates caches them; ``old_fx`` and
+    ``old_fy``: the float64 head spectra at the old size, computed once by the caller."""
     n = _old_fft_size(len(x), len(y))
-    return _old_lag_of(dup._head_spectrum(x, n), dup._head_spectrum(y, n), n, len(x), len(y))
-
-
-def _cached_lags(x: np.ndarray, y: np.ndarray) -> tuple[int, int]:
-    """(old, new) lag from complex64 head spectra, as find_duplicates caches them."""
-    lags = []
-    for size, lag_of in ((_old_fft_size, _old_lag_of), (dup._fft_size, dup._lag_of)):
-        n = size(len(x), len(y))
-        fx, fy = (dup._head_spectrum(z, n).astype(np.complex64) for z in (x, y))
-        lags.append(lag_of(fx, fy, n, len(x), len(y)))
-    return lags[0], lags[1]
+    old = _old_lag_of(old_fx.astype(np.complex64), old_fy.astype(np.complex64), n, len(x), len(y))
+    n = dup._fft_size(len(x), len(y))
+    fx, fy = (dup._head_spectrum(z, n).astype(np.complex64) for z in (x, y))
+    return old, dup._lag_of(fx, fy, n, len(x), len(y))
 
 
 def _assert_the_old_lag_or_a_tie(x: np.ndarray, y: np.ndarray) -> bool:
     """best_lag and the cached lag of (x, y) are the old ones when the old peak of |correlation|
     (float64) stands out beyond rounding, else within rounding of it; whether it stood out."""
     n = _old_fft_size(len(x), len(y))
-    corr = np.abs(np.fft.irfft(dup._head_spectrum(x, n) * np.conj(dup._head_spectrum(y, n)), n))
+    fx, fy = dup._head_spectrum(x, n), dup._head_spectrum(y, n)       # float64, the old size: once
+    corr = np.abs(np.fft.irfft(fx * np.conj(fy), n))
     lags = np.arange(max(-SHIFT, 1 - dup._head(len(y))), min(SHIFT, dup._head(len(x)) - 1) + 1)
     height = corr[lags % n]
     top = float(height.max())
+    old_best_lag = int(lags[np.argmax(height)])      # _old_lag_of(fx, fy, …): the same correlation read the same way
     scale = float(np.linalg.norm(x[:dup._head(len(x))]) * np.linalg.norm(y[:dup._head(len(y))]))   # Cauchy–Schwarz
     clear = True
-    for (old, new), tolerance in (((_old_best_lag(x, y), dup.best_lag(x, y)), 1e-9), (_cached_lags(x, y), 1e-4)):
+    for (old, new), tolerance in (((old_best_lag, dup.best_lag(x, y)), 1e-9), (_cached_lags(x, y, fx, fy), 1e-4)):
         runner_up = float(np.delete(height, old - lags[0]).max(initial=0.0))
         if runner_up < top - tolerance * scale:
             assert new == old, (len(x), len(y), old, new)

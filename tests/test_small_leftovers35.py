@@ -21,6 +21,9 @@ from indexer import build_index
 from tests.conftest import chirp, noise, tone, write
 from tests.index_fakes import FakeModel, WideModel
 
+# each init_baseline encodes the 521 class names with MiniLM: once per run, not once per model
+pytestmark = pytest.mark.usefixtures("minilm_memo")
+
 SR = 16000
 
 

@@ -15,6 +15,9 @@ from engine.models.soundsift_clap import SoundsiftClap, SoundsiftClapConfig
 from engine.towers import yamnet
 from tests.conftest import chirp, noise, tone
 
+# each init_baseline encodes the 521 class names with MiniLM: once per run, not once per model
+pytestmark = pytest.mark.usefixtures("minilm_memo")
+
 SR = 16000
 
 

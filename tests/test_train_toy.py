@@ -17,6 +17,9 @@ from ui.cli import app
 REPO = Path(__file__).resolve().parents[1]
 TOY = REPO / "trainer" / "configs" / "toy.json"
 
+# the model each `train` builds encodes the 521 class names with MiniLM: once per run (conftest)
+pytestmark = pytest.mark.usefixtures("minilm_memo")
+
 
 def test_toy_config_trains_into_a_model_folder_load_model_reads(tmp_path):
     out = tmp_path / "toy"

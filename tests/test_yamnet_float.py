@@ -16,6 +16,9 @@ from engine.towers import yamnet, yamnet_net
 from tests.conftest import chirp, noise, tone
 from trainer import convert_yamnet, tf_checkpoint
 
+# each init_baseline encodes the 521 class names with MiniLM: once per run, not once per model
+pytestmark = pytest.mark.usefixtures("minilm_memo")
+
 SR = 16000
 
 
