@@ -21,17 +21,8 @@ import indexer.runner as runner
 from engine.layout import IndexLayout
 from indexer.scan import scan
 from tests.test_catalog_session43 import catalog_handles
+from tests.test_catalog_sessions39 import without_file_metadata
 from tests.test_rebuild_moves34 import built, every, leftovers, lib, notes, rebuild  # noqa: F401 (lib: fixture)
-
-
-def without_file_metadata(idx: Path) -> None:
-    """The catalog as soundsift wrote it before the file_metadata table."""
-    db = sqlite3.connect(IndexLayout(idx).catalog)
-    try:
-        with db:
-            db.execute("DROP TABLE file_metadata")
-    finally:
-        db.close()
 
 
 def moved_and_deleted(lib: Path) -> None:

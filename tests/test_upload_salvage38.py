@@ -5,10 +5,7 @@ session 38 a FLAC cut short, or an MP3 whose end is garbage, was "not readable a
 to the HTTP API or uploaded on the page, though `soundsift similar FILE` searched by it."""
 from __future__ import annotations
 
-import json
 import logging
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +18,7 @@ from engine.query import SoundIndex
 from indexer import build_index
 from tests.conftest import noise, tone, write
 from tests.index_fakes import FakeModel
+from tests.test_http_notes34 import ask as ask_http
 from tests.test_server import serving
 from tests.ui_library import ui_library  # noqa: F401
 from ui.components.uploads import read_example
@@ -144,14 +142,8 @@ def served(tmp_path_factory):
 
 
 def ask(url: str, data: bytes, name: str) -> tuple[int, object, list[str] | None]:
-    """(status, JSON body, the notes of the X-Soundsift-Notes header or None without one)."""
-    request = urllib.request.Request(url, data=data, method="POST", headers={"X-Filename": name})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as r:
-            status, body, notes = r.status, r.read(), r.headers.get(NOTES_HEADER)
-    except urllib.error.HTTPError as e:
-        status, body, notes = e.code, e.read(), e.headers.get(NOTES_HEADER)
-    return status, json.loads(body), None if notes is None else json.loads(notes)
+    """(status, JSON body, the notes of the X-Soundsift-Notes header or None) of POSTing ``data`` named ``name``."""
+    return ask_http(url, data, {"X-Filename": name})
 
 
 @pytest.mark.parametrize("ext,how", [("flac", "cut"), ("flac", "damaged"), ("mp3", "damaged")])
