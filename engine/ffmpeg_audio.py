@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 from typing import Any, BinaryIO, Iterator
 
 import numpy as np
@@ -572,40 +571,18 @@ def _is_ogg_vorbis(container: Any, stream: Any) -> bool:
             and str(stream.codec_context.name) in ("vorbis", "libvorbis"))
 
 
-#: the start of a Vorbis identification header, the first packet of a Vorbis stream; pages at
-#: most looked at for the first page of its sound
-_VORBIS_ID, _MAX_HEADER_PAGES = b"\x01vorbis", 64
-
-
 def _ogg_vorbis_first_audio_page(source: str | BinaryIO) -> tuple[int, bool] | None:
-    """(granule position, whether it ends the stream) of the first page of an Ogg file's Vorbis
-    stream whose granule position is past 0 (the first to end a packet of sound); None where
-    the pages do not say (no Vorbis stream among the first pages, a page cut short)."""
+    """:func:`engine.ogg_chain.vorbis_first_sound_page` of an Ogg file (a path, or bytes open);
+    None where it cannot be read."""
+    from engine.ogg_chain import vorbis_first_sound_page
     try:
         if isinstance(source, str):
             with open(source, "rb") as f:
-                return _first_audio_page(f)
+                return vorbis_first_sound_page(f)
         source.seek(0)
-        return _first_audio_page(source)
-    except (OSError, struct.error):
+        return vorbis_first_sound_page(source)
+    except OSError:
         return None
-
-
-def _first_audio_page(f: BinaryIO) -> tuple[int, bool] | None:
-    """:func:`_ogg_vorbis_first_audio_page` of the file open in ``f``."""
-    serial = None
-    for _ in range(_MAX_HEADER_PAGES):
-        head = f.read(27)
-        if len(head) < 27 or head[:4] != b"OggS":
-            return None
-        flags, granule, page_serial, count = head[5], *struct.unpack_from("<qI", head, 6), head[26]
-        lacing = f.read(count)
-        body = f.read(sum(lacing))
-        if serial is None and flags & 0x02 and body.startswith(_VORBIS_ID):
-            serial = page_serial
-        elif serial == page_serial and granule > 0:
-            return granule, bool(flags & 0x04)
-    return None
 
 
 def _start_skip(frame: Any) -> int:

@@ -142,6 +142,32 @@ def _page_header(f: BinaryIO, at: int) -> tuple[int, int, int, int] | None:
     return flags, granule, serial, _PAGE_HEADER.size + count + sum(head[_PAGE_HEADER.size:_PAGE_HEADER.size + count])
 
 
+#: the start of a Vorbis identification header, the first packet of a Vorbis stream
+VORBIS_ID = b"\x01vorbis"
+
+
+def vorbis_first_sound_page(f: BinaryIO, max_pages: int = 64) -> tuple[int, bool] | None:
+    """(granule position, whether it ends the stream) of the first page of the Ogg file open in
+    ``f`` whose Vorbis stream's granule position is past 0 (the first to end a packet of sound),
+    looking at most ``max_pages`` pages from the file's start; None where they do not say (no
+    Vorbis stream among them, a page cut short)."""
+    serial, at = None, 0
+    for _ in range(max_pages):
+        page = _page_header(f, at)
+        if page is None:
+            return None
+        flags, granule, page_serial, length = page
+        if serial is None and flags & _BEGINS_STREAM:
+            f.seek(at)
+            whole = f.read(length)                  # (a stream's first page: its id header, small)
+            if whole[_PAGE_HEADER.size + whole[_PAGE_HEADER.size - 1]:].startswith(VORBIS_ID):
+                serial = page_serial
+        elif serial == page_serial and granule > 0:
+            return granule, bool(flags & _ENDS_STREAM)
+        at += length
+    return None
+
+
 def _begins_page(f: BinaryIO, at: int, size: int) -> bool:
     """Whether the bytes from ``at`` to the file's end (``size``) are the start of an Ogg page
     header, too short to be a whole one."""
@@ -299,7 +325,7 @@ class _StreamPackets:
         stream is neither Vorbis nor Opus, or its headers did not say enough)."""
         self.count += 1
         if self.count == 1:
-            self.codec = ("vorbis" if packet[:7] == b"\x01vorbis" and len(packet) > 28
+            self.codec = ("vorbis" if packet.startswith(VORBIS_ID) and len(packet) > 28
                           else "opus" if packet[:8] == b"OpusHead" else None)
             if self.codec == "vorbis":
                 self.blocksizes = (1 << (packet[28] & 0x0F), 1 << (packet[28] >> 4))
