@@ -281,12 +281,11 @@ def build_cache(items: Sequence[Item], path: str | Path, *, views: int = 0, seed
 
 
 def _sample_rate(model, aisfx: bool) -> int:
-    """The rate ``model`` (None: the feature model, with aisfx or not) hears audio at."""
-    from engine.towers import aisfx as aisfx_tower, yamnet
+    """The rate ``model`` (None: the feature model, with aisfx or not: its config's rate, as
+    :func:`feature_model` builds it) hears audio at."""
+    from engine.models.soundsift_clap import SoundsiftClapConfig
 
-    if model is not None:
-        return int(model.sample_rate)
-    return aisfx_tower.SAMPLE_RATE if aisfx else yamnet.SAMPLE_RATE
+    return int(model.sample_rate) if model is not None else SoundsiftClapConfig(use_aisfx=aisfx).sample_rate
 
 
 def _add_eval_peaks(cache: FeatureCache, items: Sequence[Item], path: Path, window_seconds: float,
