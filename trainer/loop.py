@@ -303,8 +303,8 @@ def _refuse_another_model_config(folder: Path, model: nn.Module) -> None:
     if callable(from_dict) and isinstance(saved, dict):
         try:
             saved = json.loads(json.dumps(from_dict(saved).to_dict()))      # its missing keys as their defaults
-        except Exception:   # noqa: BLE001 — a config this class refuses is compared as written: it differs
-            pass
+        except Exception as e:   # noqa: BLE001 — a config this class refuses is compared as written: it differs
+            log.debug("%s: compared as written (this model's config class refuses it: %s)", saved_file, e)
     current = json.loads(json.dumps(to_dict()))      # as config.json holds it (lists, not tuples)
     changed = [f"{key} {saved.get(key)!r} → {current.get(key)!r}" for key in sorted(set(saved) | set(current))
                if key not in _RUNTIME_MODEL_KEYS and saved.get(key) != current.get(key)]
