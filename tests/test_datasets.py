@@ -68,10 +68,17 @@ def test_csv_manifest_errors_name_the_line(library, tmp_path, text, needle):
         read_manifest(m)
 
 
-def test_bad_jsonl_line_is_reported(tmp_path):
+def test_bad_jsonl_line_is_reported(tmp_path, caplog):
+    """A bad line costs that line, said with its number (session 39: it stopped the run); a file
+    whose lines are mostly not JSON objects is refused."""
     m = tmp_path / "bad.jsonl"
     m.write_text('{"audio": "a.wav", "caption": "x"}\n{not json\n')
-    with pytest.raises(InvalidDataset, match=r"bad.jsonl:2: not valid JSON"):
+    [item] = read_manifest(m)
+    assert item.captions == ["x"]
+    assert "1 of 2 rows left out, e.g. " in caplog.text and "bad.jsonl:2: not valid JSON" in caplog.text
+    m.write_text('{"audio": "a.wav", "caption": "x"}\n{not json\n[1, 2]\n')
+    with pytest.raises(InvalidDataset, match=r"bad.jsonl: 2 of its 3 rows are not JSON objects, e.g. .*bad.jsonl:2: "
+                                             r"not valid JSON"):
         read_manifest(m)
 
 

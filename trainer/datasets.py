@@ -18,11 +18,16 @@ Formats
             (list or ``;``-separated), optional ``source``. .csv/.tsv: the same column names;
             several captions in one cell are separated by ``|``, tags by ``;``; a cell written
             as a list (``["a", "b"]``, or ``['a', 'b']`` as pandas writes one) is that list; a
-            .csv whose header has ``;`` or tabs and no comma is read with that separator.
-            Rows without an audio path or with neither captions nor tags are left out, counted
-            in one warning (an error when none is left).
+            .csv (or .txt, as Excel saves "Unicode Text") whose header has ``;`` or tabs and no
+            comma is read with that separator. Text is UTF-8, or UTF-16 after its byte-order mark.
+            Cells holding NaN, None or null (a missing value as pandas or Python writes one) are
+            empty. Rows without an audio path or with neither captions nor tags, and lines that
+            are no row (not a JSON object, more cells than the header, a quoted cell running on
+            over lines that look like rows), are left out, counted in one warning (an error when
+            none is left, or when most lines are no rows).
             Relative audio paths are relative to the manifest's folder (``\\`` read as ``/``
-            when no file holds the name as written: a manifest made on Windows). Columns not read
+            when no file holds the name as written: a manifest made on Windows; a ``file://``
+            URI is the file it names). Captions that are only a number, columns not read
             (but for soundsift's own bookkeeping: split, origin, duration, …), tags with
             commas but no ``;``, and list-like cells that are not lists are said in one
             warning per manifest. The evaluator reads these manifests with this reader.
@@ -42,6 +47,7 @@ import csv
 import glob
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -53,13 +59,14 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import soxr
 
-from engine.audio import (AUDIO_EXTENSIONS, audio_files, decode, go_to_frame, open_sound, open_sound_bytes, probe,
-                          read_frames, read_sound_bytes)
+from engine.audio import (AUDIO_EXTENSIONS, AudioInfo, audio_files, decode, go_to_frame, open_sound,
+                          open_sound_bytes, probe, read_frames, read_sound_bytes)
 from engine.system_files import is_system_folder
 from engine.errors import InvalidDataset, UnreadableAudio
+from engine.towers import yamnet
 from trainer.augment import AugmentConfig, ChannelAugment, mix_clips
 from trainer.captions import captions_from_tags, keyword_to_caption
-from trainer.jsonl import iter_objects
+from trainer.jsonl import iter_objects, not_text, open_text
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +110,7 @@ class Item:
     captions: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     source: str = ""
+    seconds: float | None = None        # the audio's length, where its header was read (drop_missing)
 
     def caption(self, rng: random.Random | None = None) -> str:
         """A caption: a random one of ``captions`` (or from ``tags``) with ``rng``, else the first."""
@@ -116,12 +124,28 @@ class Item:
 
 # --------------------------------------------------------------------------- readers
 
-def _split(value: Any, sep: str) -> list[str]:
+#: a cell's text that stands for no value, as pandas, numpy and Python write one (NaN, None, null)
+_MISSING_TEXTS = frozenset({"nan", "none", "null", "<na>"})
+#: a caption that is only a number (an id or a class number in the caption column)
+_NUMBER = re.compile(r"[-+]?(\d+([.,]\d*)?|[.,]\d+)([eE][-+]?\d+)?")
+
+
+def _missing(value: Any) -> bool:
+    """Whether a cell holds no value: None, a float NaN (JSON's ``NaN``, as Python writes pandas'
+    missing values), or text that writes one (``nan``, ``None``, ``null``)."""
     if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return isinstance(value, str) and value.strip().lower() in _MISSING_TEXTS
+
+
+def _split(value: Any, sep: str) -> list[str]:
+    if _missing(value):
         return []
     if isinstance(value, (list, tuple)):
-        return [str(v).strip() for v in value if str(v).strip()]
-    return [v.strip() for v in str(value).split(sep) if v.strip()]
+        return [str(v).strip() for v in value if not _missing(v) and str(v).strip()]
+    return [v.strip() for v in str(value).split(sep) if v.strip() and not _missing(v)]
 
 
 def _list_cell(text: str) -> list[str] | None:
@@ -153,6 +177,8 @@ class _ManifestNotes:
         self.comma_tags: list[tuple[str, str]] = []      # (where, cell): commas but no ';'
         self.bad_lists: list[tuple[str, str, str]] = []  # (where, column, cell): [ … ] but not a list
         self.lists: list[tuple[str, str, str]] = []      # (where, column, cell) read as lists
+        self.missing: list[tuple[str, str, str]] = []    # (where, column, cell) holding NaN/None: no value
+        self.numbers: list[tuple[str, str]] = []         # (where, caption) that is only a number
 
     def row(self, where: str, row: dict[str, Any]) -> None:
         for key, value in row.items():
@@ -181,6 +207,12 @@ class _ManifestNotes:
                          "a JSON list of strings, so it is read as text"
                          + (f" ({more} more such {'cell' if more == 1 else 'cells'})" if more else "")
                          + "; quote each item: [\"a\", \"b\"]")
+        if self.numbers:
+            where, caption = self.numbers[0]
+            more = len(self.numbers) - 1
+            parts.append(f"the caption {caption!r} (line {_line(where)}) is only a number"
+                         + (f" ({more} more such {'caption' if more == 1 else 'captions'})" if more else "")
+                         + "; it is trained on as that text (an id or a class number in the caption column?)")
         if not parts:
             return None
         if len(parts) == 1:
@@ -205,7 +237,11 @@ def _cell_values(row: dict[str, Any], key: str, sep: str, where: str, notes: _Ma
     """The values of one caption or tag cell: a list as it is, a cell written as a list as that
     list, else the text split at ``sep``."""
     value = row.get(key)
-    if value is None or isinstance(value, (list, tuple)):
+    if _missing(value):
+        if notes is not None and value is not None and str(value).strip():
+            notes.missing.append((where, key, str(value)))
+        return []
+    if isinstance(value, (list, tuple)):
         return _split(value, sep)
     text = str(value)
     listed = _list_cell(text)
@@ -223,7 +259,8 @@ def _cell_values(row: dict[str, Any], key: str, sep: str, where: str, notes: _Ma
 
 def row_audio(row: dict[str, Any]) -> str | None:
     """A manifest row's audio path as written (``audio``, ``path``, ``file`` …), or None."""
-    audio = next((str(row[k]).strip() for k in _AUDIO_KEYS if row.get(k) and str(row[k]).strip()), None)
+    audio = next((str(row[k]).strip() for k in _AUDIO_KEYS
+                  if row.get(k) and not _missing(row[k]) and str(row[k]).strip()), None)
     return audio or None
 
 
@@ -241,7 +278,9 @@ def row_captions(row: dict[str, Any], caption_sep: str, where: str = "",
     ``caption_sep``), then ``caption_1``, ``caption_2`` …"""
     captions = [c for key in _CAPTION_KEYS for c in _cell_values(row, key, caption_sep, where, notes)]
     captions += [str(row[k]).strip() for k in sorted(k for k in row if isinstance(k, str))
-                 if k.startswith("caption_") and row[k] is not None and str(row[k]).strip()]
+                 if k.startswith("caption_") and not _missing(row[k]) and str(row[k]).strip()]
+    if notes is not None:
+        notes.numbers += [(where, c) for c in captions if _NUMBER.fullmatch(c)]
     return list(dict.fromkeys(captions))
 
 
@@ -274,6 +313,7 @@ def manifest_audio_path(audio: str, base: Path) -> Path:
     """Where a manifest's audio path points: relative ones against ``base``; a path written on
     Windows (``sounds\\door.wav``) read with ``/`` where ``\\`` is no separator and no file holds
     the name as written."""
+    audio = _uri_path(audio)
     path = Path(audio).expanduser()
     if "\\" in audio and os.sep == "/":
         slashed = Path(audio.replace("\\", "/")).expanduser()
@@ -283,41 +323,97 @@ def manifest_audio_path(audio: str, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
+def _uri_path(audio: str) -> str:
+    """The local path a ``file:`` URI names (``file:///data/a%20b.wav`` → ``/data/a b.wav``, as a
+    file manager's "copy link" or Python's ``Path.as_uri()`` writes it); any other text as it is."""
+    if not audio.lower().startswith("file:"):
+        return audio
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname     # imported here: it brings http and ssl along
+    parts = urlparse(audio)
+    if parts.netloc not in ("", "localhost"):       # file://server/share/a.wav: a network share
+        return url2pathname(f"//{parts.netloc}{parts.path}")
+    return url2pathname(parts.path)
+
+
 def _manifest_kind(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix in JSONL_SUFFIXES:
         return "jsonl"
-    if suffix in (".csv", ".tsv"):
-        return suffix[1:]
-    raise InvalidDataset(f"{path}: unknown manifest type; use .jsonl or .csv")
+    if suffix == ".tsv":
+        return "tsv"
+    if suffix in (".csv", ".txt"):      # .txt: Excel's "Unicode Text" and "Text (Tab delimited)"
+        return "csv"                    # (the separator read from the header: csv_delimiter)
+    raise InvalidDataset(f"{path}: unknown manifest type; use .jsonl, .csv or .tsv")
 
 
-def _numbered_rows(path: Path, kind: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line, raw row)`` of a manifest; ``kind`` ("jsonl", "csv", "tsv") overrides the suffix."""
+def _numbered_rows(path: Path, kind: str | None = None,
+                   bad: list[str] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line, raw row)`` of a manifest; ``kind`` ("jsonl", "csv", "tsv") overrides the suffix. A
+    line that is no row (not a JSON object, more cells than the header) is an InvalidDataset
+    naming it, or with ``bad`` given, its message goes there and the line is passed over."""
     if not path.is_file():
         raise InvalidDataset(f"{path}: manifest not found")
     kind = kind or _manifest_kind(path)
     if kind == "jsonl":
-        yield from iter_objects(path)
+        yield from iter_objects(path, bad)
         return
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as f:    # -sig: a spreadsheet's byte-order mark
-            reader = csv.DictReader(f, delimiter=csv_delimiter(f, path, kind))
+    with open_text(path, newline="") as f:      # a spreadsheet's byte-order mark read, UTF-16 too
+        last = 1                                # the line the last row (or the header) ended on
+        try:
+            delimiter = csv_delimiter(f, path, kind)
+            reader = csv.DictReader(f, delimiter=delimiter)
             if reader.fieldnames:
                 reader.fieldnames = [h.strip() for h in reader.fieldnames]   # "audio, caption"
+            last = reader.line_num
             for row in reader:
-                extra = row.pop(None, None)     # cells beyond the header's
-                if extra and any(str(v).strip() for v in extra):
-                    raise InvalidDataset(
-                        f"{path}:{reader.line_num}: {len(reader.fieldnames) + len(extra)} fields where the "
-                        f"header has {len(reader.fieldnames)}; quote cells that contain commas")
+                start, last = last + 1, reader.line_num
+                message = _row_trouble(path, start, reader.line_num, row, len(reader.fieldnames or ()), delimiter)
+                if message:
+                    if bad is None:
+                        raise InvalidDataset(message)
+                    bad.append(message)
+                    continue
                 if not any(v and v.strip() for v in row.values()):
                     continue                    # a blank row (",,")
                 yield reader.line_num, row
-    except UnicodeDecodeError as e:
-        raise InvalidDataset(f"{path}: not UTF-8 text ({e.reason}); save the manifest as UTF-8") from e
-    except csv.Error as e:
-        raise InvalidDataset(f"{path}: malformed CSV ({e})") from e
+        except UnicodeDecodeError as e:
+            raise not_text(path, f, e) from e
+        except csv.Error as e:
+            raise InvalidDataset(f"{path}: malformed CSV from line {last + 1} ({e}){_csv_error_hint(e)}") from e
+
+
+def _csv_error_hint(error: csv.Error) -> str:
+    """What likely caused a CSV reader's error, as the end of its message."""
+    if "field larger than field limit" in str(error):
+        return "; a quote left unclosed there runs on to the end of the file"
+    return ""
+
+
+def _row_trouble(path: Path, start: int, end: int, row: dict[Any, Any], header: int, delimiter: str) -> str | None:
+    """Why a CSV row read from lines ``start``–``end`` is no row, or None: more cells than the
+    ``header`` (an unquoted comma; the extra cells are popped from ``row``), or a quoted cell that runs
+    on over lines holding what look like rows of their own (a quote left unclosed swallows them)."""
+    extra = row.pop(None, None)     # cells beyond the header's
+    if extra and any(str(v).strip() for v in extra):
+        return (f"{path}:{end}: {header + len(extra)} fields where the header has {header}; "
+                "quote cells that contain commas")
+    if end > start:
+        swallowed = sum(_looks_like_a_row(line, delimiter) for v in row.values() if isinstance(v, str)
+                        for line in v.splitlines()[1:])
+        if swallowed:
+            return (f"{path}:{start}: a quoted cell runs on to line {end}, taking in what look like {swallowed} "
+                    f"more {_rows(swallowed)} (a quote left unclosed?)")
+    return None
+
+
+#: a line naming an audio file, as a manifest row does (:func:`_looks_like_a_row`)
+_AUDIO_NAME = re.compile(r"\.(" + "|".join(sorted(e.lstrip(".") for e in AUDIO_EXTENSIONS)) + r")\b", re.IGNORECASE)
+
+
+def _looks_like_a_row(line: str, delimiter: str) -> bool:
+    """Whether a line inside a quoted cell looks like a manifest row: a separator and an audio file's name."""
+    return delimiter in line and _AUDIO_NAME.search(line) is not None
 
 
 def csv_delimiter(f: Any, path: Path, kind: str = "csv") -> str:
@@ -358,17 +454,19 @@ def read_manifest_entries(path: str | Path, audio_dir: str | Path | None = None,
                           kind: str | None = None, skip_unusable_rows: bool = False) -> list[ManifestEntry]:
     """Every row of a manifest as a :class:`ManifestEntry` (see :func:`read_manifest`);
     ``kind`` ("jsonl", "csv", "tsv") reads the file as that whatever its suffix. A row without
-    an audio path or without captions and tags is an InvalidDataset naming its line, or with
-    ``skip_unusable_rows`` left out (one warning for all, naming the first; an error when no row
-    is left)."""
+    an audio path or without captions and tags, or a line that is no row (not a JSON object, more
+    cells than the header), is an InvalidDataset naming its line, or with ``skip_unusable_rows``
+    left out (one warning for all, naming the first; an error when no row is left, or when most
+    lines are no rows: a file that is not such a manifest)."""
     path = Path(path)
     base = Path(audio_dir) if audio_dir is not None else path.parent
     kind = kind or _manifest_kind(path)
     caption_sep = "\n" if kind == "jsonl" else "|"
     notes = _ManifestNotes()
     entries: list[ManifestEntry] = []
-    left_out: list[str] = []        # why each row left out was (skip_unusable_rows)
-    for n, row in _numbered_rows(path, kind):
+    malformed: list[str] = []       # why each line that is no row was passed over (skip_unusable_rows)
+    unusable: list[str] = []        # why each row without audio, or captions and tags, was left out
+    for n, row in _numbered_rows(path, kind, malformed if skip_unusable_rows else None):
         where = f"{path}:{n}"
         notes.row(where, row)
         try:
@@ -376,12 +474,15 @@ def read_manifest_entries(path: str | Path, audio_dir: str | Path | None = None,
         except InvalidDataset as e:
             if not skip_unusable_rows:
                 raise
-            left_out.append(str(e))
+            unusable.append(str(e))
             continue
         entries.append(ManifestEntry(n, row_audio(row) or "", item))
+    left_out = malformed + unusable
+    if len(left_out) == 1 and not entries:
+        raise InvalidDataset(left_out[0])
+    _refuse_mostly_malformed(path, kind, malformed, len(left_out) + len(entries))
     if left_out and not entries:
-        raise InvalidDataset(left_out[0] if len(left_out) == 1
-                             else f"{path}: none of its {len(left_out)} rows can be used, e.g. {left_out[0]}")
+        raise InvalidDataset(f"{path}: none of its {len(left_out)} rows can be used, e.g. {left_out[0]}")
     if not entries:
         raise InvalidDataset(f"{path}: manifest is empty")
     if left_out:
@@ -390,14 +491,29 @@ def read_manifest_entries(path: str | Path, audio_dir: str | Path | None = None,
         for reason in left_out[1:]:
             log.debug("left out: %s", reason)
     _say_paths_from_the_current_folder(path, base, entries)
+    _say_windows_drive_paths(path, entries)
     warning = notes.warning(path)
     if warning:
         log.warning("%s", warning)
+    if notes.missing:
+        where, key, cell = notes.missing[0]
+        log.info("%s: %d caption/tag cells hold no value (e.g. %s %r, line %s: a missing value as pandas or "
+                 "Python writes one) and are read as empty", path, len(notes.missing), key, cell.strip(), _line(where))
     if notes.lists:
         where, key, cell = notes.lists[0]
         log.info("%s: %d caption/tag cells written as lists (e.g. %s %r, line %s) read as lists",
                  path, len(notes.lists), key, cell.strip(), _line(where))
     return entries
+
+
+def _refuse_mostly_malformed(path: Path, kind: str, malformed: Sequence[str], rows: int) -> None:
+    """InvalidDataset when more than half of a manifest's ``rows`` are ``malformed`` (not a JSON
+    object, more cells than the header): a file that is not such a manifest, or a CSV whose
+    captions hold unquoted commas, which leaving most of it out would not mend."""
+    if len(malformed) * 2 > rows:
+        what = "are not JSON objects" if kind == "jsonl" else "have more cells than the header"
+        raise InvalidDataset(f"{path}: {len(malformed)} of its {rows} rows {what}, e.g. {malformed[0]}; "
+                             f"is it a {'JSON Lines' if kind == 'jsonl' else kind.upper()} manifest?")
 
 
 def read_manifest(path: str | Path, audio_dir: str | Path | None = None) -> list[Item]:
@@ -426,6 +542,23 @@ def _say_paths_from_the_current_folder(path: Path, base: Path, entries: Sequence
                     first.item.audio)
 
 
+#: a path that starts with a Windows drive (``C:\\Sounds\\a.wav``, ``D:/a.wav``)
+_WINDOWS_DRIVE = re.compile(r"[A-Za-z]:[\\/]")
+
+
+def _say_windows_drive_paths(path: Path, entries: Sequence[ManifestEntry]) -> None:
+    """Warn once, where drive letters are no part of a path (not Windows), when audio paths start
+    with one and no file is there: they would only be said to be missing, as relative paths."""
+    if os.name == "nt":
+        return
+    drive = [e for e in entries if _WINDOWS_DRIVE.match(e.audio) and not os.path.exists(str(e.item.audio))]
+    if drive:
+        first = drive[0]
+        log.warning("%s: %d audio %s with a Windows drive (e.g. line %d: %s), which this system has not; write "
+                    "them relative to the manifest's folder and copy the sounds beside it", path, len(drive),
+                    "path starts" if len(drive) == 1 else "paths start", first.line, first.audio)
+
+
 def read_class_folders(root: str | Path) -> list[Item]:
     """``root/<label>/<audio>``: each file tagged with its folder's name (macOS's ``._`` files and
     hidden or system folders passed over, engine.system_files)."""
@@ -448,27 +581,36 @@ def read_clotho(csv_path: str | Path, audio_dir: str | Path | None = None) -> li
     audio_dir = Path(audio_dir) if audio_dir else csv_path.parent
     items = []
     uncaptioned: list[str] = []         # "line: file" of rows whose captions are all empty
-    try:
-        with csv_path.open(encoding="utf-8-sig", newline="") as f:   # -sig: as a spreadsheet saves it
+    overfull: list[str] = []            # messages of rows with more cells than the header
+    with open_text(csv_path, newline="") as f:      # a spreadsheet's byte-order mark read, UTF-16 too
+        try:
             reader = csv.DictReader(f, delimiter=csv_delimiter(f, csv_path))
             if "file_name" not in (reader.fieldnames or []):
                 raise InvalidDataset(f"{csv_path}: not a Clotho CSV (no 'file_name' column)")
             for row in reader:
                 if any(str(v).strip() for v in row.pop(None, None) or []):    # cells beyond the header's
-                    raise InvalidDataset(f"{csv_path}:{reader.line_num}: more fields than the header has; "
-                                         "quote captions that contain commas")
+                    overfull.append(f"{csv_path}:{reader.line_num}: more fields than the header has; "
+                                    "quote captions that contain commas")
+                    continue
                 caps = [row[k].strip() for k in sorted(row)
                         if k.startswith("caption") and row[k] and row[k].strip()]
                 if caps:
                     items.append(Item(str(audio_dir / row["file_name"]), caps, [], "clotho"))
                 elif any(str(v or "").strip() for v in row.values()):
                     uncaptioned.append(f"line {reader.line_num}: {row['file_name']}")
-    except UnicodeDecodeError as e:
-        raise InvalidDataset(f"{csv_path}: not UTF-8 text ({e.reason}); save the CSV as UTF-8") from e
-    except csv.Error as e:
-        raise InvalidDataset(f"{csv_path}: malformed CSV ({e})") from e
+        except UnicodeDecodeError as e:
+            raise not_text(csv_path, f, e, "CSV") from e
+        except csv.Error as e:
+            raise InvalidDataset(f"{csv_path}: malformed CSV ({e})") from e
+    if overfull and len(overfull) * 2 > len(overfull) + len(items) + len(uncaptioned):
+        raise InvalidDataset(overfull[0] if len(overfull) == 1 else
+                             f"{csv_path}: {len(overfull)} of its {len(overfull) + len(items) + len(uncaptioned)} "
+                             f"rows have more cells than the header, e.g. {overfull[0]}")
     if not items:
         raise InvalidDataset(f"{csv_path}: no captioned rows")
+    if overfull:
+        log.warning("%s: %d %s with more cells than the header left out, e.g. %s", csv_path, len(overfull),
+                    _rows(len(overfull)), overfull[0])
     if uncaptioned:
         log.warning("%s: %d %s without captions left out (e.g. %s)", csv_path, len(uncaptioned),
                     _rows(len(uncaptioned)), uncaptioned[0])
@@ -646,7 +788,8 @@ def drop_missing(items: list[Item], what: str = "training", *, open_members: boo
             kept.append(item)
             continue
         try:
-            probe_member(item.audio) if isinstance(item.audio, TarMember) else probe(item.audio)
+            info = probe_member(item.audio) if isinstance(item.audio, TarMember) else probe(item.audio)
+            item.seconds = info.frames / info.sample_rate if info.sample_rate > 0 else None
             kept.append(item)
         except UnreadableAudio as e:
             bad.append(str(e))
@@ -662,15 +805,39 @@ def drop_missing(items: list[Item], what: str = "training", *, open_members: boo
     return kept
 
 
-def probe_member(member: TarMember) -> None:
-    """UnreadableAudio naming a tar member whose audio cannot be opened, or holds no samples."""
+def probe_member(member: TarMember) -> AudioInfo:
+    """What a tar member's header says; UnreadableAudio naming a member whose audio cannot be
+    opened, or holds no samples."""
     try:
         with open_sound_bytes(member.read(), member.name) as f:
-            frames = int(f.frames)
+            info = AudioInfo(str(member), int(f.frames), int(f.samplerate), int(f.channels), str(f.format),
+                             str(f.subtype))
     except Exception as e:      # noqa: BLE001 — whatever the decoder raises: the member is unreadable
         raise UnreadableAudio(str(member), f"not readable as audio ({_member_reason(e, member)})") from e
-    if frames == 0:
+    if info.frames == 0:
         raise UnreadableAudio(str(member), "empty: the member holds no samples")
+    return info
+
+
+#: clips shorter than this are said to be repeated (:func:`say_short_clips`): one YAMNet patch
+#: (0.975 s), the shortest stretch the audio tower hears. Shorter, a crop's repeats of the clip fall
+#: inside one patch, so the tower hears a loop (a 0.05 s click repeated 20 times a second: a buzz)
+#: where `index` and `tag` hear the sound once, padded with silence
+SHORT_CLIP_SECONDS = yamnet.MIN_SAMPLES / yamnet.SAMPLE_RATE
+
+
+def say_short_clips(items: Sequence[Item], crop_seconds: float, what: str = "training") -> None:
+    """One warning counting the ``items`` (their length known: :func:`drop_missing` read it) shorter
+    than :data:`SHORT_CLIP_SECONDS` and than the crop, which are repeated to fill it; they are kept."""
+    short = [it for it in items if it.seconds is not None and it.seconds < min(SHORT_CLIP_SECONDS, crop_seconds)]
+    if not short:
+        return
+    first = min(short, key=lambda it: it.seconds or 0.0)
+    log.warning("%d of %d %s clips are shorter than %.3g s (one patch of the audio tower), e.g. %s (%.3g s): "
+                "each is repeated to fill its %.3g s crop, so the model hears a loop of it where search hears it "
+                "once, padded with silence; they are kept (leave them out of the manifest, or pad them with "
+                "silence, to train on them as search hears them)", len(short), len(items), what,
+                SHORT_CLIP_SECONDS, first.audio, first.seconds, crop_seconds)
 
 
 def _member_reason(e: BaseException, member: TarMember) -> str:

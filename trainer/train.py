@@ -19,7 +19,7 @@ from engine.errors import InvalidConfig, InvalidDataset, ModelUnavailable
 from engine.outputs import make_folder, output_folder
 from trainer.config import DatasetSpec, TrainConfig, load_config
 from trainer.datasets import (AudioTextDataset, Item, audio_key, check_batch_size, drop_missing, merge_repeated,
-                              read_items)
+                              read_items, say_short_clips)
 from trainer.distributed import barrier, torchrun_process_group
 from trainer.loop import TrainResult, fit, pick_device, refuse_earlier_run
 
@@ -258,6 +258,8 @@ def _run_training(cfg: TrainConfig, rank: int, world: int, *, resume: bool, out_
         model = build_model(cfg)
     sample_rate = int(model.sample_rate)
     clip = cfg.data.clip_seconds or float(getattr(model, "window_seconds", None) or model.config.window_seconds)
+    say_short_clips(train_items, clip)
+    say_short_clips(val_items, clip, "validation")
     train_set = AudioTextDataset(train_items, sample_rate, clip, train=True, augment=cfg.data.augment,
                                  seed=cfg.seed)
     val_set = AudioTextDataset(val_items, sample_rate, clip, train=False) if val_items else None
