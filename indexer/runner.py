@@ -319,7 +319,8 @@ def warn_of_dropped_notes(catalog: Engine, index: Path, plan: Diff, state: dict[
     sheets = _sheets_of(catalog, deleted)
     if not notes and not sheets:
         return
-    labelled = {path: notes.get(path, []) + [f"sheet {name}" for name, _ in sheets.get(path, [])]
+    labelled = {path: notes.get(path, []) + [f"sheet {name or os.path.basename(sheet or '') or _NO_SHEET}"
+                                             for name, sheet in sheets.get(path, [])]
                 for path in sorted(set(notes) | set(sheets))}
     replaced = replaced or {}
     arrived = {(f.size, f.mtime_ns) for f in plan.new}
@@ -336,15 +337,31 @@ def warn_of_dropped_notes(catalog: Engine, index: Path, plan: Diff, state: dict[
         advice.append(f"Add {'your tags and captions' if sheets else 'them'} to the files where they are "
                       "now with `soundsift tags add`")
     if sheets:
-        named = sorted({path or name for found in sheets.values() for name, path in found})
+        advice.extend(_reimport_advice(index, [source for found in sheets.values() for source in found]))
+    log.warning("%s gone from the library carried %s, which leave the index with %s: %s%s. %s",
+                count(n, "file"), what, "it" if n == 1 else "them", "; ".join(shown),
+                f"; and {n - 5} more" if n > 5 else "", ". ".join(advice))
+
+
+_NO_SHEET = "rows naming no sheet file"
+
+
+def _reimport_advice(index: Path, sources: list[tuple[str, str | None]]) -> list[str]:
+    """What to do about the dropped rows of the sheets ``sources`` (name, path): the `soundsift sheet
+    import` of each sheet named; for rows naming none (written into the catalog by hand, not by an
+    import), that they cannot be imported again."""
+    named = sorted({path or name for name, path in sources if path or name})
+    advice = []
+    if named:
         advice.append(f"Import {'the sheet' if len(named) == 1 else 'the sheets'} again once the files are back, "
                       "and they are described again: "
                       + "; ".join(f"`soundsift sheet import {shlex.quote(sheet)} --index "
                                   f"{shlex.quote(str(index))}`" for sheet in named[:3])
                       + (f" (and {count(len(named) - 3, 'other sheet')})" if len(named) > 3 else ""))
-    log.warning("%s gone from the library carried %s, which leave the index with %s: %s%s. %s",
-                count(n, "file"), what, "it" if n == 1 else "them", "; ".join(shown),
-                f"; and {n - 5} more" if n > 5 else "", ". ".join(advice))
+    if any(not (path or name) for name, path in sources):
+        advice.append("The sheet rows naming no sheet file cannot be imported again: no sheet file is recorded "
+                      "for them (they were written into the catalog by hand, not by `soundsift sheet import`)")
+    return advice
 
 
 def _sheets_of(catalog: Engine, paths: list[str]) -> dict[str, list[tuple[str, str | None]]]:
