@@ -673,9 +673,12 @@ class SoundsiftClapModel(AudioTextModel):
 
     def embed_audio(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         """Mono float32 clips at ``sample_rate`` (any length > 0; ValueError naming an empty one,
-        AudioTextModel's check) → (N, dim) L2-normalised."""
+        AudioTextModel's check) → (N, dim) L2-normalised. A clip the indexer calls digital silence
+        (:func:`engine.segments.is_silent`: dither, a codec's residue) is heard as the zeros it
+        stands for: the towers would lift it (YAMNet by up to 40 dB, aisfx to full scale) into noise."""
         if len(waveforms) == 0:
             return np.zeros((0, self.dim), np.float32)
+        waveforms = [_as_heard(w) for w in waveforms]
         with torch.inference_mode():
             out = self.module.encode_audio(waveforms)
         return l2_normalize(out.cpu().numpy())
@@ -688,6 +691,14 @@ class SoundsiftClapModel(AudioTextModel):
             chunks = [self.module.encode_text(texts[i:i + self.text_batch_size])
                       for i in range(0, len(texts), self.text_batch_size)]
         return l2_normalize(torch.cat(chunks).cpu().numpy())
+
+
+def _as_heard(waveform: np.ndarray) -> np.ndarray:
+    """``waveform`` as :meth:`SoundsiftClapModel.embed_audio` embeds it: zeros where it is all digital
+    silence (so every silent file has one vector, tagged *Silence*), else as it is."""
+    from engine.segments import is_silent
+    w = np.asarray(waveform, dtype=np.float32)
+    return np.zeros_like(w) if is_silent(w) else w
 
 
 def write_baseline(folder: str | Path, config: SoundsiftClapConfig | None = None,
