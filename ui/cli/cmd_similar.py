@@ -112,7 +112,8 @@ def _usable_examples(sound_index: Any, audio_files: List[Path]) -> List[Path]:
                 path.is_file() and sound_index.failed_reason(path) is None):
             usable.append(path)
         else:
-            left_out[path] = sound_index.why_not_indexed(path)
+            left_out[path] = ("a folder, not a sound file (name the files in it)" if path.is_dir()
+                              else sound_index.why_not_indexed(path))
     if not usable:
         raise InvalidQuery(f"none of the {len(audio_files)} AUDIO_FILEs can be searched by: "
                            + "; ".join(f"{p}: {why}" for p, why in left_out.items()))
