@@ -44,15 +44,19 @@ ranking then costs what it does).
 ``--rankings-before REV``: instead, a collapsed search by each of the ``--files`` recordings (its
 stored vector, ``--k``), as this tree ranks and as the git revision ``REV``'s
 ``engine/query_copies.py`` (``planned``, ``Rankings``) and ``engine/query_faiss.py``
-(``rank_segments``) did, loaded into this same process, the two in turn: how many searches asked
+(``rank_segments``, given only the arguments it takes: no ``scans`` before session 39) did,
+loaded into this same process, the two in turn: how many searches asked
 FAISS's ranking (``rank_segments``) once, twice …, how many FAISS scans (index searches) they
 made, the candidates they built into hits, whether every search returned the same hits (paths,
 copies, spans, scores, in order), and the mean and median ms of each way (the digests kept: each
-search run once before) and their ratios before / now. ``--k`` may be given several times.
+search run once before), the mean µs a search spent in ``rank_segments``, and their ratios
+before / now. ``--k`` may be given several times; ``--segments``: also each recording's search
+of segments (``per_file=False``), keyed ``"k segments"``.
 """
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import shutil
@@ -117,10 +121,11 @@ def git_module(rev: str, path: str, name: str) -> ModuleType:
                                       capture_output=True, text=True).stdout, name)
 
 
-def rankings_before_and_now(index, recordings: list[Path], ks: list[int], rev: str) -> dict:
-    """``--rankings-before``: each recording's collapsed search at each of ``ks``, as ranked now
-    and by ``rev``'s ``planned``, ``Rankings`` and ``rank_segments`` (swapped into
-    engine.query in turn), counted (rankings, FAISS scans, hits built), compared and timed."""
+def rankings_before_and_now(index, recordings: list[Path], ks: list[int], rev: str, segments: bool = False) -> dict:
+    """``--rankings-before``: each recording's collapsed search at each of ``ks`` (``segments``:
+    also of segments), as ranked now and by ``rev``'s ``planned``, ``Rankings`` and
+    ``rank_segments`` (swapped into engine.query in turn), counted (rankings, FAISS scans, hits
+    built), compared and timed (each search, and its time in ``rank_segments``)."""
     import engine.query as query
     import engine.query_faiss as query_faiss
     from engine.query import SoundIndex
@@ -128,11 +133,13 @@ def rankings_before_and_now(index, recordings: list[Path], ks: list[int], rev: s
     old_faiss = git_module(rev, "engine/query_faiss.py", "query_faiss_before")
 
     class OldRankings(old_copies.Rankings):
-        """``rev``'s rankings; ``told`` (asked by this tree's query layer) tells only the top n."""
+        """``rev``'s rankings; ``told`` (asked by this tree's query layer) tells only the top n
+        where ``rev``'s have none (before session 38)."""
 
-        def told(self, n: int):
-            return self(n)
-    counts = {"rankings": 0, "scans": 0, "built": 0}
+        if not hasattr(old_copies.Rankings, "told"):
+            def told(self, n: int):
+                return self(n)
+    counts = {"rankings": 0, "scans": 0, "built": 0, "rank_s": 0.0}
 
     def counting_searcher(make):
         def searcher(*a, **kw):
@@ -148,12 +155,17 @@ def rankings_before_and_now(index, recordings: list[Path], ks: list[int], rev: s
             "before": (old_copies.planned, OldRankings, old_faiss.rank_segments, old_faiss.searcher)}
     hits_of = SoundIndex._hits
 
-    def run(way: str, vector: np.ndarray, k: int) -> tuple[list[dict], float, tuple[int, int, int]]:
+    def run(way: str, vector: np.ndarray, k: int, per_file: bool) -> tuple[list[dict], float, tuple]:
         planned, rankings, rank_segments, searcher = ways[way]
+        takes = inspect.signature(rank_segments).parameters
 
         def counting_rank(*a, **kw):
             counts["rankings"] += 1
-            return rank_segments(*a, **kw)
+            t = time.perf_counter()
+            try:
+                return rank_segments(*a, **{name: v for name, v in kw.items() if name in takes})   # (rev's: no scans)
+            finally:
+                counts["rank_s"] += time.perf_counter() - t
 
         def counting_hits(self, conn, snap, top, *a, **kw):
             counts["built"] += len(top)
@@ -163,27 +175,28 @@ def rankings_before_and_now(index, recordings: list[Path], ks: list[int], rev: s
             planned, rankings, counting_rank, searcher)
         SoundIndex._hits = counting_hits
         try:
-            counts.update(rankings=0, scans=0, built=0)
+            counts.update(rankings=0, scans=0, built=0, rank_s=0.0)
             t = time.perf_counter()
-            hits = index.search_vectors(vector, k=k)
+            hits = index.search_vectors(vector, k=k, per_file=per_file)
             ms = (time.perf_counter() - t) * 1000
         finally:
             query.planned, query.Rankings, query.rank_segments, query_faiss.searcher = saved
             SoundIndex._hits = hits_of
-        return [h.to_dict() for h in hits], ms, (counts["rankings"], counts["scans"], counts["built"])
+        return [h.to_dict() for h in hits], ms, (counts["rankings"], counts["scans"], counts["built"],
+                                                 counts["rank_s"] * 1e6)
 
     vectors = [index.file_vector(str(p)) for p in recordings]
     out: dict = {"rankings_before": rev, "searches": len(recordings), "by_k": {}}
-    for k in ks:
+    for k, per_file in [(k, True) for k in ks] + [(k, False) for k in ks if segments]:
         found: dict[str, list] = {"now": [], "before": []}
         ms: dict[str, list[float]] = {"now": [], "before": []}
-        work: dict[str, list[tuple[int, int, int]]] = {"now": [], "before": []}
+        work: dict[str, list[tuple]] = {"now": [], "before": []}
         for i, vector in enumerate(vectors):
             order = ("now", "before") if i % 2 == 0 else ("before", "now")
             for way in order:
-                run(way, vector, k)                 # its digests kept, its pages cached
+                run(way, vector, k, per_file)       # its digests kept, its pages cached
             for way in order:
-                hits, took, did = run(way, vector, k)
+                hits, took, did = run(way, vector, k, per_file)
                 found[way].append(hits)
                 ms[way].append(took)
                 work[way].append(did)
@@ -192,15 +205,18 @@ def rankings_before_and_now(index, recordings: list[Path], ks: list[int], rev: s
             return {str(v): values.count(v) for v in sorted(set(values))}
         means = {way: round(statistics.fmean(v), 3) for way, v in ms.items()}
         medians = {way: round(statistics.median(v), 3) for way, v in ms.items()}
-        out["by_k"][str(k)] = {
+        ranking_us = {way: round(statistics.fmean(w[3] for w in v), 1) for way, v in work.items()}
+        out["by_k"][str(k) + ("" if per_file else " segments")] = {
             "same_results": found["now"] == found["before"],
             "searches_differing": sum(a != b for a, b in zip(found["now"], found["before"])),
-            "searches_by_rankings": {way: histogram([r for r, _, _ in w]) for way, w in work.items()},
-            "searches_by_faiss_scans": {way: histogram([s for _, s, _ in w]) for way, w in work.items()},
-            "hits_built": {way: sum(b for _, _, b in w) for way, w in work.items()},
+            "searches_by_rankings": {way: histogram([w[0] for w in v]) for way, v in work.items()},
+            "searches_by_faiss_scans": {way: histogram([w[1] for w in v]) for way, v in work.items()},
+            "hits_built": {way: sum(w[2] for w in v) for way, v in work.items()},
             "mean_ms": means, "median_ms": medians,
+            "rank_segments_us_per_search_mean": ranking_us,
             "ratios_before_over_now": {"mean": round(means["before"] / means["now"], 3),
-                                       "median": round(medians["before"] / medians["now"], 3)},
+                                       "median": round(medians["before"] / medians["now"], 3),
+                                       "rank_segments": round(ranking_us["before"] / ranking_us["now"], 3)},
         }
     return out
 
@@ -229,6 +245,8 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=0, help="the stand-in model's width (default: FakeModel's, 8)")
     ap.add_argument("--rankings-before", default=None, metavar="REV",
                     help="count and time each recording's search as ranked now and at this git revision")
+    ap.add_argument("--segments", action="store_true",
+                    help="with --rankings-before: also each recording's search of segments (per_file=False)")
     args = ap.parse_args()
     ks = args.k or [10]
     args.k = ks[0]
@@ -254,7 +272,7 @@ def main() -> None:
         time.sleep(max(0.0, (made + cache.RECENT_CHANGE_NS - time.time_ns()) / 1e9))
         if args.rankings_before:
             with SoundIndex.open(Path(tmp) / "idx", model=FakeModel()) as index:
-                print(json.dumps(rankings_before_and_now(index, recordings, ks, args.rankings_before)
+                print(json.dumps(rankings_before_and_now(index, recordings, ks, args.rankings_before, args.segments)
                                  | {"files": args.files, "padding": args.pad, "dim": args.dim or FakeModel.dim,
                                     "faiss_threads": args.threads or "its own"}, indent=1))
             return

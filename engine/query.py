@@ -79,7 +79,7 @@ from engine.models.base import AudioTextModel, l2_normalize
 from engine.query_catalog import allowed_segments, resolve_file
 from engine.query_copies import (HitsOnce, Rankings, SameRecording, collapse_copies, distinct_recordings, exact_ranking,
                                  led_by, planned, tied_segments)
-from engine.query_faiss import rank_segments
+from engine.query_faiss import Scans, rank_segments
 from engine.query_hits import _TIE, FileVectors, Hit, _query_file_first, _reported
 from engine.query_inputs import _check_filters, _check_k, _check_rate, _one_or_many, excluded_texts, query_matrix
 from engine.query_keywords import fused_ranking
@@ -710,7 +710,8 @@ class SoundIndex:
 
         # a collapsed search's rounds rank once where the index is exact (mostly), and build each hit once
         exact = collapse and exact_ranking(snap)
-        ranking = Rankings(lambda n: rank_segments(snap, q, n, per_file, allowed, spare=exact), exact)
+        scans = Scans() if exact else None          # one ranking's scans size the next one's fetch
+        ranking = Rankings(lambda n: rank_segments(snap, q, n, per_file, allowed, spare=exact, scans=scans), exact)
         build = HitsOnce(lambda top: self._hits(conn, snap, top, per_file, cosine=cosine), per_file)
 
         def spans(n: int) -> list[tuple[float, float, float]]:     # the top n, and any more it told

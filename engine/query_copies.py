@@ -192,7 +192,9 @@ class Rankings:
     where that holds enough entries, or fewer than were asked for (every entry there is), and a
     top ``k`` full of copies (:func:`planned` asks for more) is mostly ranked once: :meth:`told`
     gives :func:`planned` every entry a ranking knows, so it takes the fewest that hold ``k``
-    recordings where they are known rather than asking FAISS for a longer guess."""
+    recordings where they are known rather than asking FAISS for a longer guess. Where it must
+    ask again, ``rank`` sizes that ranking's fetch from what the first one's scans learned
+    (engine.query_faiss.Scans: one FAISS scan, not a small one and a fourfold one)."""
 
     def __init__(self, rank: Callable[[int], list[Ranked]], exact: bool = False) -> None:
         self._rank = rank

@@ -44,13 +44,45 @@ def one_omp_thread() -> Iterator[None]:
         faiss.omp_set_num_threads(before)
 
 
+class Scans:
+    """What one query's FAISS scans of files learned: the most segments fetched and how many
+    files they ranked for certain (:func:`rank_segments`). A later ranking of the same query on
+    an exact index (a collapsed search asking for more, engine.query_copies.Rankings) starts
+    from a fetch sized by that instead of by the library's average segments per file: near a
+    query with copies each file holds several of the top segments, and a fetch sized by the
+    average was scanned again, four times larger. (A search of segments fetches what it asks
+    for: fetching more, to be told more, cost more than the third ranking it saved, 6 of 200
+    searches at k 10, benchmarks/search_copies.py ``--segments``.)"""
+
+    def __init__(self) -> None:
+        self.fetched = 0            # the most segments one scan fetched
+        self.certain = 0            # the files that scan ranked for certain
+
+    def note(self, fetch: int, certain: int) -> None:
+        """One scan fetched ``fetch`` segments that ranked ``certain`` files for certain."""
+        if fetch > self.fetched:
+            self.fetched, self.certain = fetch, certain
+
+    def first_fetch(self, k: int, default: int) -> int:
+        """The segments to fetch first for ``k`` files: four times those the largest scan so far
+        fetched per file it ranked for certain (deeper, more of each file's segments rank
+        ahead of the next file's best: 1.3 to 2.7 times as many at 20,350 files, 9 segments
+        each near the query, benchmarks/search_copies.py), never fewer than ``default``."""
+        if not self.fetched or self.certain >= k:
+            return default
+        return max(default, -(-4 * k * self.fetched // max(1, self.certain)))
+
+
 def rank_segments(snap: _Snapshot, q: np.ndarray, k: int, per_file: bool,
-                  allowed: np.ndarray | None, spare: bool = False) -> list[tuple[int, tuple[float, int]]]:
+                  allowed: np.ndarray | None, spare: bool = False,
+                  scans: Scans | None = None) -> list[tuple[int, tuple[float, int]]]:
     """The top ``k`` (key, (score, segment id)) for the query vectors ``q``, best first, by
     their scores as FAISS gives them: keys are file ids (``per_file``: each file's best
     segment) or segment ids. ``allowed``: the sorted ids of the segments a filter keeps (None:
     every segment). ``spare``: also the keys after the top ``k`` that the segments fetched rank
-    for certain (each scoring at least every segment not fetched), at no further cost."""
+    for certain (each scoring at least every segment not fetched), at no further cost.
+    ``scans``: the query's scans so far (an exact index only), noted here and sizing the first
+    fetch of files (:class:`Scans`)."""
     import faiss
     n_allowed = snap.ntotal
     if allowed is not None:
@@ -64,7 +96,8 @@ def rank_segments(snap: _Snapshot, q: np.ndarray, k: int, per_file: bool,
     search = searcher(snap, selector, n_allowed)
     if per_file:
         avg = max(1.0, len(snap.seg_ids) / max(1, snap.n_files))
-        fetch = min(n_allowed, int(k * avg * 2) + 16)
+        fetch = int(k * avg * 2) + 16
+        fetch = min(n_allowed, scans.first_fetch(k, fetch) if scans is not None else fetch)
     else:
         fetch = min(n_allowed, k)
     while True:
@@ -75,15 +108,18 @@ def rank_segments(snap: _Snapshot, q: np.ndarray, k: int, per_file: bool,
                 nprobe = wider
                 search = searcher(snap, selector, n_allowed, nprobe)
                 continue
-        best = best_per_key(snap, D, I, per_file)
+        keys, scores, ids = best_ranked(snap, D, I, per_file)
         # every unseen item scores ≤ the fetch-th score of each query
         full = I[:, -1] >= 0
-        threshold = float(D[full, -1].max()) if full.any() else -np.inf
-        certain = sum(1 for s, _ in best.values() if s >= threshold)
+        threshold = D[full, -1].max() if full.any() else -np.inf
+        certain = int(np.count_nonzero(scores >= threshold))
+        if scans is not None:
+            scans.note(fetch, certain)
         if not per_file or certain >= k or fetch >= n_allowed:
             break
         fetch = min(n_allowed, fetch * 4)
-    return sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:max(k, certain) if spare else k]
+    m = max(k, certain) if spare else k
+    return list(zip(keys[:m].tolist(), zip(scores[:m].tolist(), ids[:m].tolist())))
 
 
 def tuned_nprobe(snap: _Snapshot) -> tuple[int, int] | None:
@@ -155,6 +191,15 @@ def searcher(snap: _Snapshot, selector: Any, n_allowed: int, nprobe: int | None 
 def best_per_key(snap: _Snapshot, D: np.ndarray, I: np.ndarray,
                  per_file: bool) -> dict[int, tuple[float, int]]:
     """key (file id, or segment id) → (best score, its segment id)."""
+    keys, scores, ids = best_ranked(snap, D, I, per_file)
+    return dict(zip(keys.tolist(), zip(scores.tolist(), ids.tolist())))
+
+
+def best_ranked(snap: _Snapshot, D: np.ndarray, I: np.ndarray,
+                per_file: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each key's (file id, or segment id) best score and its segment id among FAISS's
+    ``D``, ``I`` (of any of the queries), best first, keys of one score by id: (keys, scores,
+    segment ids) as arrays (no Python object per entry: 8-dim FAISS costs less than them)."""
     valid = I >= 0
     ids, scores = I[valid], D[valid]
     rows = np.minimum(snap.rows(ids), max(0, len(snap.seg_ids) - 1))
@@ -166,7 +211,8 @@ def best_per_key(snap: _Snapshot, D: np.ndarray, I: np.ndarray,
     ids, scores, rows = ids[order], scores[order], rows[order]
     keys = snap.seg_file[rows] if per_file else ids
     _, first = np.unique(keys, return_index=True)
-    return {int(keys[i]): (float(scores[i]), int(ids[i])) for i in first}
+    first = first[np.lexsort((keys[first], -scores[first]))]
+    return keys[first], scores[first], ids[first]
 
 
 def best_segments(snap: _Snapshot, file_ids: np.ndarray, q: np.ndarray) -> dict[int, tuple[float, int]]:
