@@ -151,10 +151,14 @@ LEVEL_KEYS = ("peak_dbfs", "loudness_lufs")
 #: the sidecar cue sheet a file's segments were cut with (engine.cue_sheet.sidecar_state): kept
 #: until the file is embedded again, so an added, edited or removed sheet is noticed
 CUE_SHEET_KEY = "cue_sheet"
+#: how many of a file's segments were left out as digital silence (engine.segments.without_silence),
+#: and "1" for a file of silence throughout: stored since session 39 for each file embedded or judged
+#: (indexer.silence_refresh); a file without the first was indexed before and is not judged yet
+SILENCE_KEYS = ("silent_left_out", "silence_throughout")
 #: everything the indexer stores beside what a file says: its levels, its content fingerprint
-#: (:func:`content_fingerprint`, which tells a moved file from another of the same size and time)
-#: and its sidecar cue sheet's state
-INDEXER_KEYS = (*LEVEL_KEYS, "fingerprint", CUE_SHEET_KEY)
+#: (:func:`content_fingerprint`, which tells a moved file from another of the same size and time),
+#: its sidecar cue sheet's state and its silence
+INDEXER_KEYS = (*LEVEL_KEYS, "fingerprint", CUE_SHEET_KEY, *SILENCE_KEYS)
 #: bytes read at each of a file's start, middle and end for its fingerprint
 FINGERPRINT_BLOCK = 16_384
 

@@ -36,7 +36,7 @@ from engine.audio import AudioInfo, iter_segments, probe
 from engine.errors import UnreadableAudio
 from engine.cue_sheet import sidecar_state
 from engine.promised_length import promised_seconds
-from engine.file_metadata import CUE_SHEET_KEY, content_fingerprint, named_markers, read_metadata
+from engine.file_metadata import CUE_SHEET_KEY, SILENCE_KEYS, content_fingerprint, named_markers, read_metadata
 from engine.stderr_capture import StderrCapture
 from engine.segments import SegmentPolicy, noting_end, silent_segment, take_starts, without_silence
 
@@ -103,6 +103,7 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
     counts: dict[str, int] = {}
     reached = {"end": 0.0}      # the end of the audio decoded, silent segments left out or not
     n = 0
+    throughout = False          # silence throughout: its first segment sent for it
     try:
         info = probe(job.path)            # names why a file cannot be opened (engine.audio.check_openable)
         info = _with_metadata(info, notes)
@@ -113,6 +114,7 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
         silent = silent_segment(sample_rate, take_starts(takes, sample_rate, policy))
         for seg, only_silence in without_silence(noting_end(segments, reached), silent, counts):
             yield SegmentReady(job.job, n, seg.start, seg.end, seg.waveform, info.duration, only_silence)
+            throughout |= only_silence
             n += 1
     except UnreadableAudio as e:
         yield FileFailed(job.job, e.reason, stats)
@@ -128,6 +130,7 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
                      "indexing the audio that decodes")
     # measured while decoding, stored beside what the file says of itself (engine.file_metadata.INDEXER_KEYS)
     stored = {k: f"{v:.1f}" for k, v in levels.items()}
+    stored.update(silence_rows(counts.get("silent_left_out", 0), throughout))   # judged (indexer.silence_refresh)
     try:
         stored["fingerprint"] = content_fingerprint(job.path)
     except OSError as e:        # only moves lose by it (indexer.moves): a note, not a failure
@@ -139,6 +142,15 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
         notes.append(f"cue sheet not read ({e.strerror or e})")
     info = dataclasses.replace(info, metadata=tuple(sorted(dict(info.metadata, **stored).items())))
     yield FileDecoded(job.job, info, n, end, stats, notes, counts.get("silent_left_out", 0))
+
+
+def silence_rows(left_out: int, throughout: bool) -> dict[str, str]:
+    """The catalog rows (engine.file_metadata.SILENCE_KEYS) saying that a file's silence was judged:
+    ``left_out`` segments left out, and whether it is silence throughout (no row when not)."""
+    rows = {SILENCE_KEYS[0]: str(int(left_out))}
+    if throughout:
+        rows[SILENCE_KEYS[1]] = "1"
+    return rows
 
 
 def _with_metadata(info: AudioInfo, notes: list[str]) -> AudioInfo:

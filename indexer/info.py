@@ -5,10 +5,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, cast, func, select
+from sqlalchemy.orm import Session
 
 from engine.catalog import ErrorRow, File, FileMetadata, SegmentRow, catalog_session, get_meta, has_table
-from engine.file_metadata import SEARCHED_KEYS_WITH_SHEETS, SHEET_PREFIX
+from engine.file_metadata import SEARCHED_KEYS_WITH_SHEETS, SHEET_PREFIX, SILENCE_KEYS
 from engine.layout import IndexLayout, existing_index
 from engine.query_catalog import loudness_range
 from indexer.metadata_sheet import sheets_described_in
@@ -54,6 +55,7 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
                  for sr, n in s.execute(select(File.sample_rate, func.count())
                                         .group_by(File.sample_rate).order_by(File.sample_rate))]
         measured = loudness_range(s)
+        silence = silence_counts(s, n_files)
         channels = [{"channels": int(ch), "files": int(n)}
                     for ch, n in s.execute(select(File.channels, func.count())
                                            .group_by(File.channels).order_by(File.channels))]
@@ -67,7 +69,7 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
     vectors = layout.root / meta["vectors_file"] if meta.get("vectors_file") else None
     info["vectors_bytes"] = vectors.stat().st_size if vectors is not None and vectors.is_file() else None
     info["counts"] = {"files": n_files, "segments": n_segments, "errors": n_errors, "described": described,
-                      "marked": marked}
+                      "marked": marked, **silence}
     info["total_duration"] = duration
     info["formats"] = formats
     info["categories"] = categories
@@ -80,6 +82,20 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
     info["errors"] = errors
     info["versions"] = _versions(layout)
     return info
+
+
+def silence_counts(s: Session, n_files: int) -> dict[str, int]:
+    """``silent_left_out``: how many segments the catalog's files left out as digital silence (the
+    sum of their rows of that key, engine.file_metadata.SILENCE_KEYS); ``files_of_silence``: how
+    many are silence throughout; ``silence_not_judged``: how many files neither counts yet (indexed
+    before session 39: the next ``soundsift index`` run judges those on disk, indexer.silence_refresh)."""
+    if not has_table(s, "file_metadata"):
+        return {"silent_left_out": 0, "files_of_silence": 0, "silence_not_judged": n_files}
+    left_out, judged = s.execute(select(func.coalesce(func.sum(cast(FileMetadata.value, Integer)), 0), func.count())
+                                 .where(FileMetadata.key == SILENCE_KEYS[0])).one()
+    throughout = s.scalar(select(func.count()).where(FileMetadata.key == SILENCE_KEYS[1]))
+    return {"silent_left_out": int(left_out or 0), "files_of_silence": int(throughout or 0),
+            "silence_not_judged": max(0, n_files - int(judged or 0))}
 
 
 def _versions(layout: IndexLayout) -> dict[str, str]:

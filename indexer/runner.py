@@ -48,6 +48,7 @@ from indexer.moves import Move, find_moves_among_changed, moved_root_hint, overw
 from indexer.interrupts import remembered
 from indexer.progress import AudioProgress
 from indexer.same_file import indexed_names, other_names, said_of
+from indexer.silence_refresh import refresh_silence
 from indexer.scan import (Diff, ScannedFile, ScanResult, describe_skipped, diff, normalize_root, scan,
                           under_roots, walked_root)
 from indexer.take_refresh import cut_with_cue_sheets, files_missing_takes, files_with_changed_cue_sheets
@@ -99,6 +100,9 @@ class IndexSummary:
     silent_left_out: int = 0            # segments all digital silence of files with sound elsewhere: neither
                                         # embedded nor stored (engine.segments.without_silence)
     files_of_silence: int = 0           # files of digital silence throughout, kept as their first segment
+    silence_judged: int = 0             # unchanged files indexed before session 39 whose silence was judged now
+                                        # (decoded only: indexer.silence_refresh)
+    silent_segments_dropped: int = 0    # their stored segments of digital silence dropped (rows and vectors)
     audio_seconds: float = 0.0          # duration of the files indexed in this run
     seconds: float = 0.0                # wall time of the run
     files_per_second: float = 0.0       # (added + updated + failed) / seconds
@@ -721,11 +725,20 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
         commit()
     if linked.changes(writer.meta):     # what the next run may drop under the links' targets
         writer.update_meta(**linked.meta())
-    # files indexed before loudness was measured (session 20): measure theirs, once, by decoding
-    t = time.perf_counter()              # nothing else runs now: every core measures (1.8× on 2)
-    summary.levels_measured = refresh_levels(writer, set(plan.unchanged) | {m.new for m in moves},
-                                             min(16, os.cpu_count() or 1) if workers else 0, progress)
-    if summary.levels_measured:
+    # files indexed before their silence was left out (session 38) or judged (39): drop their stored
+    # silent segments, once, by decoding; those indexed before loudness was measured (session 20) have
+    # it measured in the same decode, the rest below
+    present = set(plan.unchanged) | {m.new for m in moves}
+    cores = min(16, os.cpu_count() or 1) if workers else 0     # nothing else runs now: every core decodes
+    t = time.perf_counter()
+    silence = refresh_silence(writer, present, meta, policy, cores, progress)
+    summary.silence_judged, summary.silent_segments_dropped = silence.judged, silence.dropped
+    if silence.judged:
+        timings["silence"] = time.perf_counter() - t
+    # files indexed before loudness was measured (session 20) and not measured above: once, by decoding
+    t = time.perf_counter()              # (1.8× on 2 cores)
+    summary.levels_measured = len(silence.levels) + refresh_levels(writer, present, cores, progress)
+    if summary.levels_measured > len(silence.levels):
         timings["loudness"] = time.perf_counter() - t
     summary.generation = writer.generation
     summary.totals = dict(writer.meta.get("counts", {}))

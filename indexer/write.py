@@ -46,7 +46,7 @@ from engine.audio import AudioInfo
 from engine.catalog import (Caption, ErrorRow, File, FileMetadata, SegmentRow, Tag, get_meta, has_table,
                             open_catalog, set_meta)
 from engine.errors import IndexBusy, IndexNotFound, IndexReadOnly
-from engine.file_metadata import CUE_SHEET_KEY, LEVEL_KEYS, SHEET_PREFIX
+from engine.file_metadata import CUE_SHEET_KEY, LEVEL_KEYS, SHEET_PREFIX, SILENCE_KEYS
 from engine.index_choice import IndexChoice, choose_index, default_memory_budget, needs_rebuild
 from engine.layout import READ_ONLY_ERRNOS, IndexLayout, lock_holder, read_only_error, require_writable
 from engine.durable import replace_durably
@@ -96,10 +96,15 @@ class Changes:
     keep: dict[str, bool] = field(default_factory=dict)      # path of an added file indexed before →
                                                              # its tags and captions stay: all (True:
                                                              # the same audio), or the user's (False)
+    drop_segments: list[int] = field(default_factory=list)   # ids of stored segments whose rows and
+                                                             # vectors go, their files staying
+                                                             # (indexer.silence_refresh)
+    file_rows: dict[str, dict[str, str | None]] = field(default_factory=dict)   # indexed path → key →
+                                                             # the indexer's row set to value (None: gone)
 
     def __bool__(self) -> bool:
         return bool(self.add or self.remove or self.errors or self.clear_errors or self.moves
-                    or self.absorb)
+                    or self.absorb or self.drop_segments or self.file_rows)
 
 
 def package_versions() -> dict[str, str]:
@@ -387,13 +392,14 @@ class IndexWriter:
         dim = int(meta["dim"])
         index = self._live_index(dim)
         # a move keeps the vectors but is a new generation all the same: readers hold paths per generation
-        vectors_change = (bool(changes.add or changes.remove or changes.moves or changes.absorb)
-                          or self.vectors_path is None)
+        vectors_change = (bool(changes.add or changes.remove or changes.moves or changes.absorb
+                               or changes.drop_segments) or self.vectors_path is None)
         gen = self.generation + 1 if vectors_change else self.generation
         new_file = self.layout.vectors_file(gen)
         gone_paths = sorted(set(changes.remove) | {f.path for f in changes.add} | set(changes.absorb))
         with Session(self.engine) as s:
-            gone_ids = _segment_ids_of(s, gone_paths)
+            gone_ids = sorted(set(_segment_ids_of(s, gone_paths))
+                              | set(_existing_segment_ids(s, changes.drop_segments)))
             next_id = _next_segment_id(s)
         # step 1: the vectors of generation gen, written beside the current file
         if gone_ids:
@@ -430,6 +436,10 @@ class IndexWriter:
                     s.execute(delete(File).where(File.path.in_(gone_paths)))
                 if changes.moves:
                     _move(s, changes.moves)
+                for i in range(0, len(changes.drop_segments), 500):
+                    s.execute(delete(SegmentRow).where(SegmentRow.id.in_(changes.drop_segments[i:i + 500])))
+                if changes.file_rows:
+                    _set_file_rows(s, changes.file_rows)
                 for f, ids in zip(changes.add, ids_per_file):
                     row = File(path=f.path, size=f.size, mtime_ns=f.mtime_ns, duration=f.duration,
                                sample_rate=f.info.sample_rate, channels=f.info.channels,
@@ -487,8 +497,9 @@ class IndexWriter:
         transaction, without touching vectors or the generation; ``reader``: the metadata
         reader version every indexed file has now been read with (None: not all of them).
         What the file says (and its fingerprint) is replaced; its measured levels, the state of
-        the cue sheet its segments were cut with and what an imported library sheet says stay."""
-        self._replace_file_metadata(found, and_(FileMetadata.key.not_in((*LEVEL_KEYS, CUE_SHEET_KEY)),
+        the cue sheet its segments were cut with, its silence (SILENCE_KEYS) and what an imported
+        library sheet says stay."""
+        self._replace_file_metadata(found, and_(FileMetadata.key.not_in((*LEVEL_KEYS, CUE_SHEET_KEY, *SILENCE_KEYS)),
                                                 FileMetadata.key.not_like(SHEET_PREFIX + "%")),
                                     {} if reader is None else {"metadata_reader": reader})
 
@@ -724,6 +735,28 @@ def _segment_ids_of(s: Session, paths: list[str]) -> list[int]:
         chunk = paths[i:i + 500]
         ids += s.scalars(select(SegmentRow.id).join(File).where(File.path.in_(chunk)))
     return ids
+
+
+def _existing_segment_ids(s: Session, ids: list[int]) -> list[int]:
+    """Those of ``ids`` the catalog holds (a segment whose file goes too is removed once)."""
+    out: list[int] = []
+    for i in range(0, len(ids), 500):
+        out += s.scalars(select(SegmentRow.id).where(SegmentRow.id.in_(ids[i:i + 500])))
+    return out
+
+
+def _set_file_rows(s: Session, rows: dict[str, dict[str, str | None]]) -> None:
+    """Set the indexer's rows of indexed files (path → key → value; None: the row goes); a path
+    not indexed (gone in the same commit) is passed over."""
+    paths = sorted(rows)
+    ids: dict[str, int] = {}
+    for i in range(0, len(paths), 500):
+        ids.update(s.execute(select(File.path, File.id).where(File.path.in_(paths[i:i + 500]))).all())
+    for path, pairs in rows.items():
+        if path not in ids:
+            continue
+        s.execute(delete(FileMetadata).where(FileMetadata.file_id == ids[path], FileMetadata.key.in_(sorted(pairs))))
+        s.add_all(FileMetadata(file_id=ids[path], key=k, value=v) for k, v in pairs.items() if v is not None)
 
 
 def _next_segment_id(s: Session) -> int:

@@ -187,6 +187,10 @@ def _print_summary(s: dict[str, Any]) -> None:
     t.add_row("segments embedded", str(s["n_segments"]))
     if s.get("silent_left_out"):
         t.add_row("silent segments", f"{s['silent_left_out']} left out (digital silence, in files with sound elsewhere)")
+    if s.get("silence_judged"):
+        t.add_row("silence judged", f"{count(s['silence_judged'], 'unchanged file')} indexed before it was left out: "
+                                    f"{count(s.get('silent_segments_dropped', 0), 'stored segment')} of digital "
+                                    "silence dropped (nothing embedded again)")
     t.add_row("audio", f"{s['audio_seconds']:.1f} s")
     t.add_row("wall time", f"{s['seconds']:.2f} s")
     t.add_row("speed", _speed(s))

@@ -61,6 +61,19 @@ def _sheet_names(sheets: list[dict[str, Any]]) -> list[tuple[str, int]]:
             for r in sheets]
 
 
+def _silence_text(c: dict[str, int]) -> str:
+    """The ``silent segments`` row of the counts ``c``: how many were left out, how many files are
+    silence throughout, and how many files were indexed before either was judged."""
+    said = [f"{c.get('silent_left_out', 0)} left out (digital silence, in files with sound elsewhere)"]
+    if c.get("files_of_silence"):
+        n = c["files_of_silence"]
+        said.append(f"{count(n, 'file')} of silence throughout, {'each ' if n > 1 else ''}kept as its first segment")
+    if c.get("silence_not_judged"):
+        said.append(f"{count(c['silence_not_judged'], 'file')} indexed before this was judged "
+                    "(the next `soundsift index` run judges those on disk)")
+    return "; ".join(said)
+
+
 def _print_info(info: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -73,6 +86,8 @@ def _print_info(info: dict[str, Any]) -> None:
     t.add_row("segments", str(c["segments"]) + (f" (with the takes of {count(marked, 'file')} "
                                                 "with named markers)" if marked else ""))
     t.add_row("errors", str(c["errors"]))
+    if c.get("silent_left_out") or c.get("files_of_silence") or c.get("silence_not_judged"):
+        t.add_row("silent segments", _silence_text(c))
     if info.get("sheets"):
         t.add_row("library sheets", " · ".join(f"{name} ({count(n, 'file')})"
                                                for name, n in _sheet_names(info["sheets"])))
