@@ -105,6 +105,16 @@ class IndexClosed(IndexNotFound):
     """A :class:`SoundIndex` was used after :meth:`SoundIndex.close` (or its ``with`` block)."""
 
 
+def _check_example_path(path: str | Path) -> None:
+    """InvalidQuery for an example of :meth:`SoundIndex.similar_to_files` (not in the index) that
+    no audio can come from: a folder, worded as ``soundsift similar`` words it, or a path that
+    does not exist."""
+    if Path(path).is_dir():
+        raise InvalidQuery(f"{path} is a folder, not a sound file (name the files in it)")
+    if not Path(path).exists():
+        raise InvalidQuery(f"audio file {path} does not exist")
+
+
 class SoundIndex:
     """A read-only view of one index: search by text, audio or indexed file; tag; info.
 
@@ -594,7 +604,10 @@ class SoundIndex:
         other file embedded now), so what they share counts most. Paths or file ids (one
         path or id alone is one example). An indexed example comes ahead of the hits it ties
         with (a byte-identical copy of it), the first given foremost. ``collapse_copies``: as
-        :meth:`similar_to_file`'s."""
+        :meth:`similar_to_file`'s. An example no audio can come from is the query's InvalidQuery,
+        naming it, as every unusable example is (an id not in the index, a file that cannot be
+        decoded): a folder or a path that does not exist is said before any example is embedded.
+        Nothing is left out unsaid: ``soundsift similar`` leaves such examples out itself, warning."""
         k, filters = _check_k(k), _check_filters(filters)
         examples = _one_or_many(examples)
         if len(examples) == 0:
@@ -609,6 +622,9 @@ class SoundIndex:
                         indexed[i] = resolve_file(conn, self.root, str(e))
                     except InvalidQuery:
                         pass                   # not in the index: embedded below
+        for i, e in enumerate(examples):
+            if i not in indexed:
+                _check_example_path(e)
 
         def embed(model: AudioTextModel) -> np.ndarray:
             outside = [self._audio_vector(model, e, None) for i, e in enumerate(examples) if i not in indexed]

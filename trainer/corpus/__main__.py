@@ -7,13 +7,15 @@ from __future__ import annotations
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the ``soundsift corpus`` command group under this module's name (it exits the process
-    with the command's status, as Click's standalone mode does)."""
+    """Run the ``soundsift corpus`` command group under this module's name, as ``soundsift`` runs
+    (:func:`ui.cli.common.run_command_line`; it exits the process with the command's status, as
+    Click's standalone mode does)."""
     import typer.main
 
     from ui.cli.cmd_corpus import corpus_app
+    from ui.cli.common import run_command_line
 
-    typer.main.get_command(corpus_app).main(args=argv, prog_name="python -m trainer.corpus")
+    run_command_line(typer.main.get_command(corpus_app), args=argv, prog_name="python -m trainer.corpus")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ _register_commands()
 
 
 def main() -> None:
-    """Console-script entry point (its exit skips collecting the heap: common.exit_without_collecting)."""
-    common.exit_without_collecting()
-    app()
+    """Console-script entry point (common.run_command_line: its exit skips collecting the heap, and
+    a stdout closed early ends it quietly)."""
+    import typer.main
+
+    common.run_command_line(typer.main.get_command(app))

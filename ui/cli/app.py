@@ -6,6 +6,8 @@ from typing import Any, get_args
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from ui.cli.common import stops_quietly_when_output_closes
+
 #: help texts are Markdown: paragraphs reflow to the terminal's width (rich mode keeps every
 #: source line break, which left ragged lines) and `code` is shown as code
 MARKUP = "markdown"
@@ -101,10 +103,20 @@ class FlagsCommand(TyperCommand):
 
 
 class FlagsGroup(TyperGroup):
-    """A command group whose help reads for a person (:func:`_readable_help`)."""
+    """A command group whose help reads for a person (:func:`_readable_help`), and which stops
+    quietly when its stdout closes early, help and ``--version`` (printed while its context is
+    made) as its commands (run by invoke): :func:`ui.cli.common.stops_quietly_when_output_closes`."""
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _readable_help(super().get_params(ctx))
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with stops_quietly_when_output_closes():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with stops_quietly_when_output_closes():
+            return super().invoke(ctx)
 
 
 class SoundsiftTyper(typer.Typer):

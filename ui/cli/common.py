@@ -1,13 +1,15 @@
 """What every CLI command shares: JSON output, logging to stderr, error reporting."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
 import logging
+import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterable, Optional, TypeVar
+from typing import Annotated, Any, Callable, Iterable, Iterator, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -96,6 +98,67 @@ def exit_without_collecting() -> None:
     import gc
     atexit.unregister(gc.freeze)        # registered once, however often this is called
     atexit.register(gc.freeze)
+
+
+#: the exit status of a command whose stdout closed before it finished writing (``soundsift search …
+#: | head -1``): the shell's 128 + SIGPIPE, the status cat or grep end with there (as Ctrl-C's is
+#: 128 + SIGINT, :data:`INTERRUPTED_EXIT`), so it is told apart from a failure (1), and a
+#: ``set -o pipefail`` script sees what it sees for them
+CLOSED_OUTPUT_EXIT = 141
+
+
+def _stop_writing_stdout() -> typer.Exit:
+    """After a write to a closed stdout: point stdout at /dev/null, so what is still buffered
+    goes nowhere instead of failing again at exit ("Exception ignored … BrokenPipeError"; as
+    Python's docs on SIGPIPE advise), and the Exit ending the command with CLOSED_OUTPUT_EXIT."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+    return typer.Exit(CLOSED_OUTPUT_EXIT)
+
+
+@contextlib.contextmanager
+def stops_quietly_when_output_closes() -> Iterator[None]:
+    """Run a command (:meth:`ui.cli.app.FlagsGroup.invoke`), its stdout flushed at the end, so that
+    a reader that stopped early (``| head -1``) ends it quietly: no traceback, nothing on stderr,
+    exit status :data:`CLOSED_OUTPUT_EXIT` (Click's own handling exited 1, a failure's status,
+    saying nothing, or Python said "Exception ignored … BrokenPipeError" at exit)."""
+    try:
+        yield
+    except BrokenPipeError as e:
+        raise _stop_writing_stdout() from e
+    except BaseException as e:                  # an Exit(1) after partial output, too: flushed here
+        if not _flushed_stdout():
+            raise _stop_writing_stdout() from e
+        raise
+    if not _flushed_stdout():
+        raise _stop_writing_stdout()
+
+
+def _flushed_stdout() -> bool:
+    """Flush stdout; False when its reader is gone (BrokenPipeError)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return False
+    return True
+
+
+def _raise_broken_pipe(console: Console) -> None:
+    """rich's hook for a closed output (:meth:`rich.console.Console.on_broken_pipe`), which by default
+    exits 1 silently: the BrokenPipeError is raised on, to :func:`stops_quietly_when_output_closes`."""
+    raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+def run_command_line(command: Any, args: Optional[list[str]] = None, prog_name: Optional[str] = None) -> None:
+    """Run a Click ``command`` as a program (``soundsift``, ``python -m trainer.corpus``): its exit
+    skips collecting the heap (:func:`exit_without_collecting`), and every rich console, help's
+    too, leaves a closed stdout to :func:`stops_quietly_when_output_closes`."""
+    exit_without_collecting()
+    Console.on_broken_pipe = _raise_broken_pipe      # type: ignore[method-assign]
+    command.main(args=args, prog_name=prog_name)
 
 
 def setup_logging(verbose: bool = False) -> None:
