@@ -34,7 +34,7 @@ import numpy as np
 import soundfile as sf
 
 from engine.workbook import as_csv_text
-from engine.audio import check_openable, go_to_frame, open_sound, read_frames
+from engine.audio import check_openable, go_to_frame, open_sound, probe, read_frames
 from engine.errors import InvalidOutput, InvalidQuery, UnreadableAudio
 from engine.outputs import make_folder, output_folder
 from engine.wav_chunks import SourceChunks, data_offset, excerpt_header, source_chunks
@@ -551,11 +551,13 @@ def export_zip(hits: Sequence[Any], *, whole_files: bool = False, pad: float = 0
 
 def _copy(source: Path, target: Path) -> None:
     """``source`` copied to ``target``: UnreadableAudio when the source cannot be read (checked
-    first; an empty file too: emptied since it was indexed, it holds no result), InvalidOutput
-    when the copy then fails (the target's side: permission, full disk)."""
+    first; an empty file too: emptied since it was indexed, it holds no result; and one whose
+    header is no audio's now: overwritten since, by a web page or a text, it is not the result),
+    InvalidOutput when the copy then fails (the target's side: permission, full disk)."""
     check_openable(str(source))
     if source.stat().st_size == 0:
         raise UnreadableAudio(str(source), "empty: the file is 0 bytes now")
+    probe(source)
     try:
         shutil.copy2(source, target)
     except OSError as e:
