@@ -19,6 +19,7 @@ import stat
 from pathlib import Path
 from typing import Any, Callable
 
+from engine.audio import probe
 from engine.errors import SoundsiftError, UnreadableAudio
 from engine.export import excerpt_name, excerpt_wav, export_zip, is_whole_file, take_name
 from ui.components.markdown_text import plain_markdown
@@ -34,7 +35,9 @@ def excerpt_bytes(path: str, start: float, end: float) -> bytes:
 
 def file_bytes(path: str) -> bytes:
     """The stored file, byte for byte; UnreadableAudio when it cannot be read or is empty now (it
-    was an empty download, where the zip's export refuses an empty file)."""
+    was an empty download, where the zip's export refuses an empty file), or when its header is no
+    audio's now (overwritten since it was indexed, by a web page or a text: not the result; as
+    engine.export copies a whole file)."""
     try:
         data = Path(path).read_bytes()
     except OSError as e:
@@ -42,6 +45,7 @@ def file_bytes(path: str) -> bytes:
                                     "re-index the library if it moved") from e
     if not data:
         raise UnreadableAudio(path, "empty: the file is 0 bytes now; index the library again")
+    probe(path)
     return data
 
 
