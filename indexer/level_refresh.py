@@ -20,6 +20,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Iterator
 
 from sqlalchemy import exists, select
@@ -38,6 +39,14 @@ CHECKPOINT_SECONDS = 60.0
 
 #: one file's outcome: (path, levels, None) or (path, None, why it could not be measured)
 Measured = tuple[str, "dict[str, float] | None", "str | None"]
+
+
+@dataclass
+class LevelRefresh:
+    """What :func:`refresh_levels` has stored, kept up to date as it stores (so an interrupted
+    pass's caller can say what it kept)."""
+
+    stored: int = 0                 # files whose levels are now stored
 
 
 def unmeasured(writer: IndexWriter, present: set[str]) -> list[str]:
@@ -79,11 +88,14 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def refresh_levels(writer: IndexWriter, present: set[str], workers: int = 0, progress: bool = False) -> int:
+def refresh_levels(writer: IndexWriter, present: set[str], workers: int = 0, progress: bool = False,
+                   done: LevelRefresh | None = None) -> int:
     """Measure and store the levels of the indexed files among ``present`` (those this run
     found on disk as indexed: unchanged or moved; not the files of an unmounted drive) that have
     none, in ``workers`` processes (0: this one), with a progress bar on stderr when
-    ``progress``; returns how many were stored."""
+    ``progress``; returns how many were stored. ``done`` is kept up to date as they are stored:
+    after a Ctrl-C (KeyboardInterrupt, raised once what was measured is stored) it says how many."""
+    done = done if done is not None else LevelRefresh()
     paths = unmeasured(writer, present)
     if not paths:
         return 0
@@ -94,23 +106,22 @@ def refresh_levels(writer: IndexWriter, present: set[str], workers: int = 0, pro
     started = last = time.perf_counter()
     found: dict[str, dict[str, float]] = {}
     missed: list[str] = []
-    stored = 0
 
     def store() -> None:
-        nonlocal found, stored, last
+        nonlocal found, last
         if found:
             writer.replace_levels(found)
-            stored += len(found)
+            done.stored += len(found)
             found = {}
         last = time.perf_counter()
 
-    done = 0
+    n = 0
     bar = tqdm(total=len(paths), unit="file", desc="loudness", file=sys.stderr, disable=not progress,
                dynamic_ncols=True)
     try:
         with logging_redirect_tqdm() if progress else contextlib.nullcontext():
             for path, levels, why in _measured(paths, workers):
-                done += 1
+                n += 1
                 bar.update(1)
                 if levels:
                     found[path] = levels
@@ -118,9 +129,9 @@ def refresh_levels(writer: IndexWriter, present: set[str], workers: int = 0, pro
                     missed.append(f"{path}: {why}")
                 if len(found) >= CHECKPOINT_FILES or time.perf_counter() - last >= CHECKPOINT_SECONDS:
                     store()
-                    log.info("loudness measured for %d of %s", stored, count(len(paths), "file"))
+                    log.info("loudness measured for %d of %s", done.stored, count(len(paths), "file"))
     except BrokenProcessPool:       # a decoder crashed the process (not a Python error): stop here
-        left = len(paths) - done
+        left = len(paths) - n
         log.warning("a decoder process died while measuring loudness; %s %s left for the "
                     "next run", count(left, "file"), "is" if left == 1 else "are")
     finally:                        # Ctrl-C too: what is measured is kept
@@ -129,5 +140,5 @@ def refresh_levels(writer: IndexWriter, present: set[str], workers: int = 0, pro
     if missed:
         log.warning("loudness of %s not measured (the next run tries again), e.g. %s",
                     count(len(missed), "indexed file"), missed[0])
-    log.info("loudness of %s measured in %.1f s", count(stored, "file"), time.perf_counter() - started)
-    return stored
+    log.info("loudness of %s measured in %.1f s", count(done.stored, "file"), time.perf_counter() - started)
+    return done.stored

@@ -41,14 +41,14 @@ from indexer.decode import (DecodeJob, FileDecoded, FileFailed, SegmentReady, de
                             iter_decoded)
 from indexer.embed import DEFAULT_BATCH_SIZE, SegmentBatcher
 from indexer.index_model import model_for_run, model_meta, resolve_model
-from indexer.level_refresh import refresh_levels
+from indexer.level_refresh import LevelRefresh, refresh_levels
 from indexer.links import link_scope
 from indexer.metadata_refresh import refresh_metadata
 from indexer.moves import Move, find_moves_among_changed, moved_root_hint, overwritten
-from indexer.interrupts import remembered
+from indexer.interrupts import Interrupted, remembered
 from indexer.progress import AudioProgress
 from indexer.same_file import indexed_names, other_names, said_of
-from indexer.silence_refresh import refresh_silence
+from indexer.silence_refresh import SilenceRefresh, refresh_silence
 from indexer.scan import (Diff, ScannedFile, ScanResult, describe_skipped, diff, normalize_root, scan,
                           under_roots, walked_root)
 from indexer.take_refresh import cut_with_cue_sheets, files_missing_takes, files_with_changed_cue_sheets
@@ -115,7 +115,7 @@ class IndexSummary:
     model: str = ""
     model_fingerprint: str = ""
     errors: list[dict[str, str]] = field(default_factory=list)   # failures of this run
-    interrupted: bool = False           # Ctrl-C: the counts are what the last commit kept
+    interrupted: bool = False           # Ctrl-C (anywhere in the run): the counts are what its commits kept
     # --rebuild (indexer.rebuild): the index was re-embedded into a fresh one that replaced it
     rebuild: bool = False
     previous_model: str | None = None   # the model of the index it replaced (None: no rebuild)
@@ -128,8 +128,9 @@ class IndexSummary:
 
 
 class IndexInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a run, after the finished files were committed; ``summary`` says what the
-    index now holds (``interrupted`` true). Still a KeyboardInterrupt to every caller."""
+    """Ctrl-C during a run (its scan, its embedding and commits, a pass over files indexed before),
+    after what was done was committed; ``summary`` says what the index now holds (``interrupted``
+    true). Still a KeyboardInterrupt to every caller."""
 
     def __init__(self, summary: IndexSummary) -> None:
         super().__init__()
@@ -438,18 +439,68 @@ def copies_of_indexed(writer: IndexWriter, plan: Diff, retake: set[str], state: 
                                  int(meta["dim"])), copies
 
 
+@dataclass
+class _Stage:
+    """Where a run is: the warning of a run interrupted there says what was kept, and what is left."""
+
+    doing: str = ""                     # "": scanning, embedding or committing its own files; else
+                                        # "silence" or "loudness", a pass over files indexed before
+
+
 def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel,
                opts: RunOptions, summary: IndexSummary, *,
                keep_on_interrupt: bool = True, plan_logged: bool = False) -> dict[str, str]:
-    """Scan, decode, embed and commit ``paths`` into the open ``writer``; returns the failures
-    (path → reason), which ``summary.errors`` also lists, interrupted or not.
+    """Scan, decode, embed and commit ``paths`` into the open ``writer``, then bring the files it
+    holds from older versions up to date (silence, loudness); returns the failures (path → reason),
+    which ``summary.errors`` also lists, interrupted or not.
 
     Fills in ``summary`` (counts, timings, generation, totals, errors). ``keep_on_interrupt``:
-    Ctrl-C commits the files already embedded before it propagates (False: it propagates
+    Ctrl-C (or SIGTERM: :mod:`indexer.interrupts`) anywhere in the run commits the files already
+    embedded (a pass over older files commits what it did), fills in ``summary`` as the index now
+    is (``interrupted`` true) and says so in one warning before it propagates (False: it propagates
     at once; a rebuild throws its unfinished index away anyway). ``plan_logged``: the caller
     said what the run embeds (a rebuild, counted against the index it replaces), so the line
     counting against ``writer``'s is debug detail.
     """
+    failures: dict[str, str] = {}
+    stage = _Stage()
+    with remembered() as interrupt:     # for the whole run: a swallowed Ctrl-C, and SIGTERM, in every stage
+        try:
+            _run(writer, paths, model, opts, summary, failures, stage, interrupt, keep_on_interrupt, plan_logged)
+        except KeyboardInterrupt:
+            if keep_on_interrupt:
+                say_kept(writer, summary, failures, stage)
+            raise
+    return failures
+
+
+def say_kept(writer: IndexWriter, summary: IndexSummary, failures: dict[str, str], stage: _Stage) -> None:
+    """Fill in ``summary`` for a run interrupted in ``stage`` (its commits done): what the index now
+    holds, ``interrupted`` true; and one warning saying so, and what the next run does."""
+    summary.interrupted = True
+    summary.errors = [{"path": p, "reason": r} for p, r in failures.items()]
+    summary.generation = writer.generation
+    summary.totals = dict(writer.meta.get("counts", {}))
+    if stage.doing == "silence":
+        during = (f" while looking for digital silence in files indexed before it was left out (judged in "
+                  f"{count(summary.silence_judged, 'file')}, {count(summary.silent_segments_dropped, 'stored segment')} "
+                  "dropped: kept)")
+        rest = "judge the rest"
+    elif stage.doing == "loudness":
+        during = (" while measuring the loudness of files indexed before it was measured "
+                  f"({count(summary.levels_measured, 'file')} measured: kept)")
+        rest = "measure the rest"
+    else:
+        during, rest = "", "index the rest"
+    log.warning("interrupted%s: %s now holds %s (generation %d); run the same command again to %s",
+                during, writer.layout.root, count(summary.totals.get("files", 0), "file"), writer.generation, rest)
+
+
+def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel, opts: RunOptions,
+         summary: IndexSummary, failures: dict[str, str], stage: _Stage, interrupt: Interrupted,
+         keep_on_interrupt: bool, plan_logged: bool) -> None:
+    """:func:`index_into`'s stages, ``stage`` kept up to date, ``interrupt`` checked between them;
+    ``failures`` filled in as files fail."""
     layout = writer.layout
     workers, batch_size = opts.workers, opts.batch_size
     checkpoint_files, checkpoint_seconds, progress = (opts.checkpoint_files,
@@ -492,7 +543,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     old_errors = [p for p in writer.error_paths()
                   if under_roots(p, roots) and not under_roots(p, unlisted)]
     timings["scan"] = time.perf_counter() - t
-    summary.moved = len(moves)
+    interrupt.check()           # a Ctrl-C whose KeyboardInterrupt a finaliser swallowed
     summary.unchanged = len(plan.unchanged)
     summary.skipped = dict(scanned.skipped)
     summary.sheets_not_imported = _sheets_not_imported(writer, scanned.spreadsheets)
@@ -510,6 +561,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     if moves_done:              # at their new paths first: their sidecar cue sheets are looked at there
         summary.generation = writer.commit(Changes(remove=sorted(replaced), moves=moves), meta)
         summary.commits += 1
+        summary.moved = len(moves)
     # files indexed before the metadata reader learnt more (iXML …): read theirs again, once
     busy = {f.path for f in plan.new} | {f.path for f in plan.changed} | set(plan.deleted)
     summary.metadata_reread = refresh_metadata(writer, busy, {} if moves_done else {m.old: m.new for m in moves})
@@ -543,7 +595,7 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     pending = (Changes(remove=[p for p in plan.deleted if p not in replaced]) if moves_done
                else Changes(remove=list(plan.deleted), moves=moves))
     summary.removed = len(plan.deleted)
-    failures: dict[str, str] = {}
+    summary.moved = len(moves)          # committed with the run's first commit (a Ctrl-C from here on makes it)
 
     def fail(path: str, reason: str) -> None:
         log.warning("skipped %s: %s", path, reason)
@@ -552,31 +604,6 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
         if opts.on_failure is not None:
             opts.on_failure(path, reason)
 
-    for e in scanned.errors:
-        if e.path not in kept_failing:
-            fail(e.path, e.reason)
-
-    # a new name or copy of a file this run keeps indexed under another (a hard link made since): copied
-    copies, identical = copies_of_indexed(writer, plan, retake, state, meta)
-    if copies:
-        copied, was_indexed = {f.path for f in copies}, {f.path for f in plan.changed}
-        pending.add += copies
-        pending.keep.update({path: False for path in copied & was_indexed})    # the user's tags stay
-        summary.updated += len(copied & was_indexed)
-        summary.added += len(copied - was_indexed)
-        summary.same_file += len(copies) - len(identical)
-        summary.same_audio += len(identical)
-        plan = Diff(new=[f for f in plan.new if f.path not in copied],
-                    changed=[f for f in plan.changed if f.path not in copied],
-                    deleted=plan.deleted, unchanged=plan.unchanged)
-
-    # smallest first: a few hour-long recordings no longer hold every short file behind them, so the
-    # progress bar moves, the first checkpoint holds many files and Ctrl-C keeps them
-    changed_paths = {f.path for f in plan.changed}
-    todo = sorted(plan.new + plan.changed, key=lambda f: (f.size, f.path))
-    work = {i: _Work(f, changed=f.path in changed_paths, same_audio=f.path in retake) for i, f in enumerate(todo)}
-    # other names of one file on disk (hard links) and copies of it: decoded and embedded under the first only
-    names, identical_jobs = other_names(todo)
     last_commit = time.perf_counter()
     commit_cost = 0.0
 
@@ -642,19 +669,44 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
 
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
-    stack = contextlib.ExitStack()
-    if progress and todo:
-        stack.enter_context(logging_redirect_tqdm())   # warnings print above the bar
-    bar = tqdm(total=sum(f.size for f in todo), unit="B", unit_scale=True, unit_divisor=1024,
-               desc="indexing", file=sys.stderr, disable=not progress or not todo, dynamic_ncols=True)
-    shown = AudioProgress(bar, len(todo))
-    batcher = SegmentBatcher(model, batch_size)
-    followers = {j for others in names.values() for j in others}
-    jobs = [DecodeJob(i, f.path) for i, f in enumerate(todo) if i not in followers]
-    events = iter_decoded(jobs, int(model.sample_rate), policy, workers=workers,
-                          queue_size=max(2 * batch_size, 4 * max(1, workers)))
-    interrupt = stack.enter_context(remembered())
+    stack = contextlib.ExitStack()      # the progress bar and the decoders, closed when the files are done
     try:
+        for e in scanned.errors:
+            if e.path not in kept_failing:
+                fail(e.path, e.reason)
+
+        # a new name or copy of a file this run keeps indexed under another (a hard link made since): copied
+        copies, identical = copies_of_indexed(writer, plan, retake, state, meta)
+        if copies:
+            copied, was_indexed = {f.path for f in copies}, {f.path for f in plan.changed}
+            pending.add += copies
+            pending.keep.update({path: False for path in copied & was_indexed})    # the user's tags stay
+            summary.updated += len(copied & was_indexed)
+            summary.added += len(copied - was_indexed)
+            summary.same_file += len(copies) - len(identical)
+            summary.same_audio += len(identical)
+            plan = Diff(new=[f for f in plan.new if f.path not in copied],
+                        changed=[f for f in plan.changed if f.path not in copied],
+                        deleted=plan.deleted, unchanged=plan.unchanged)
+
+        # smallest first: a few hour-long recordings no longer hold every short file behind them, so the
+        # progress bar moves, the first checkpoint holds many files and Ctrl-C keeps them
+        changed_paths = {f.path for f in plan.changed}
+        todo = sorted(plan.new + plan.changed, key=lambda f: (f.size, f.path))
+        work = {i: _Work(f, changed=f.path in changed_paths, same_audio=f.path in retake) for i, f in enumerate(todo)}
+        # other names of one file on disk (hard links) and copies of it: decoded and embedded under the first only
+        names, identical_jobs = other_names(todo)
+        if progress and todo:
+            stack.enter_context(logging_redirect_tqdm())   # warnings print above the bar
+        bar = stack.enter_context(tqdm(total=sum(f.size for f in todo), unit="B", unit_scale=True, unit_divisor=1024,
+                                       desc="indexing", file=sys.stderr, disable=not progress or not todo,
+                                       dynamic_ncols=True))
+        shown = AudioProgress(bar, len(todo))
+        batcher = SegmentBatcher(model, batch_size)
+        followers = {j for others in names.values() for j in others}
+        jobs = [DecodeJob(i, f.path) for i, f in enumerate(todo) if i not in followers]
+        events = stack.enter_context(contextlib.closing(iter_decoded(
+            jobs, int(model.sample_rate), policy, workers=workers, queue_size=max(2 * batch_size, 4 * max(1, workers)))))
         while True:
             interrupt.check()       # a Ctrl-C whose KeyboardInterrupt a finaliser swallowed
             t = time.perf_counter()
@@ -694,51 +746,53 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
                                          checkpoint_files, checkpoint_seconds):
                 commit()
         deliver(batcher.flush())
+        stack.close()
+        if work:   # every job reports exactly once; anything left is a bug, not a bad file
+            raise RuntimeError(f"{count(len(work), 'file')} neither indexed nor failed; please report this")
+        log_silence(summary)
+        pending.clear_errors = [p for p in old_errors if p not in failures and p not in kept_failing]
+        if pending or not writer.meta.get("vectors_file"):   # a new index gets its first generation
+            commit()
     except KeyboardInterrupt:
-        # Ctrl-C: keep what is finished. The files already embedded are committed as
-        # one more generation (a second Ctrl-C during that commit leaves the previous
-        # generation intact: a commit is atomic); the rest waits for the next run.
+        # Ctrl-C: keep what is finished. The files already embedded (and the files removed,
+        # moved, copied) are committed as one more generation (a second Ctrl-C during that
+        # commit leaves the previous generation intact: a commit is atomic); the rest waits for
+        # the next run. index_into says what the index holds.
         if not keep_on_interrupt:
             raise
-        events.close()
-        bar.close()
         stack.close()
         if pending:
             commit()
-        summary.interrupted = True
-        summary.errors = [{"path": p, "reason": r} for p, r in failures.items()]
-        summary.generation = writer.generation
-        summary.totals = dict(writer.meta.get("counts", {}))
-        log.warning("interrupted: %s now holds %s (generation %d); run the same "
-                    "command again to index the rest", layout.root,
-                    count(writer.meta.get("counts", {}).get("files", 0), "file"), writer.generation)
         raise
     finally:
-        events.close()
-        bar.close()
         stack.close()
-    if work:   # every job reports exactly once; anything left is a bug, not a bad file
-        raise RuntimeError(f"{count(len(work), 'file')} neither indexed nor failed; please report this")
-    log_silence(summary)
-    pending.clear_errors = [p for p in old_errors if p not in failures and p not in kept_failing]
-    if pending or not writer.meta.get("vectors_file"):   # a new index gets its first generation
-        commit()
     if linked.changes(writer.meta):     # what the next run may drop under the links' targets
         writer.update_meta(**linked.meta())
+    stage.doing = "silence"
+    interrupt.check()
     # files indexed before their silence was left out (session 38) or judged (39): drop their stored
     # silent segments, once, by decoding; those indexed before loudness was measured (session 20) have
-    # it measured in the same decode, the rest below
+    # it measured in the same decode, the rest below. Each commits what it did as it goes (a Ctrl-C too)
     present = set(plan.unchanged) | {m.new for m in moves}
     cores = min(16, os.cpu_count() or 1) if workers else 0     # nothing else runs now: every core decodes
     t = time.perf_counter()
-    silence = refresh_silence(writer, present, meta, policy, cores, progress)
-    summary.silence_judged, summary.silent_segments_dropped = silence.judged, silence.dropped
+    silence = SilenceRefresh()
+    try:
+        refresh_silence(writer, present, meta, policy, cores, progress, done=silence)
+    finally:
+        summary.silence_judged, summary.silent_segments_dropped = silence.judged, silence.dropped
+        summary.levels_measured = len(silence.levels)
     if silence.judged:
         timings["silence"] = time.perf_counter() - t
+    stage.doing, levels = "loudness", LevelRefresh()
+    interrupt.check()
     # files indexed before loudness was measured (session 20) and not measured above: once, by decoding
     t = time.perf_counter()              # (1.8× on 2 cores)
-    summary.levels_measured = len(silence.levels) + refresh_levels(writer, present, cores, progress)
-    if summary.levels_measured > len(silence.levels):
+    try:
+        refresh_levels(writer, present, cores, progress, done=levels)
+    finally:
+        summary.levels_measured = len(silence.levels) + levels.stored
+    if levels.stored:
         timings["loudness"] = time.perf_counter() - t
     summary.generation = writer.generation
     summary.totals = dict(writer.meta.get("counts", {}))
@@ -747,4 +801,3 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     timings["index_tuning"] = writer.retrain_seconds      # part of "write"
     summary.timings = {k: round(v, 4) for k, v in timings.items()}
     summary.errors = [{"path": p, "reason": r} for p, r in failures.items()]
-    return failures

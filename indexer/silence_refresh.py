@@ -70,7 +70,7 @@ class Judged:
 
 @dataclass
 class SilenceRefresh:
-    """What :func:`refresh_silence` did."""
+    """What :func:`refresh_silence` did (kept up to date as it stores: what an interrupted pass kept)."""
 
     judged: int = 0                 # files whose silence is now stored
     dropped: int = 0                # stored segments dropped as silent (rows and vectors)
@@ -161,13 +161,15 @@ def silent_stored(writer: IndexWriter, judged: list[Judged], sample_rate: int) -
 
 
 def refresh_silence(writer: IndexWriter, present: set[str], meta: dict[str, Any], policy: SegmentPolicy,
-                    workers: int = 0, progress: bool = False) -> SilenceRefresh:
+                    workers: int = 0, progress: bool = False, done: SilenceRefresh | None = None) -> SilenceRefresh:
     """Judge the silence of the indexed files among ``present`` (found on disk as indexed) that
     were never judged, and drop their stored segments that are silent, in ``workers`` processes
     (0: this one), with a progress bar on stderr when ``progress``. ``meta``: the model keys of
     the run (indexer.write.IndexWriter.commit). Those with no measured loudness have it measured
-    in the same decode (stored, and returned)."""
-    done = SilenceRefresh()
+    in the same decode (stored, and returned). ``done`` (returned) is kept up to date as the pass
+    stores: after a Ctrl-C (KeyboardInterrupt, raised once what was judged is stored) it says what
+    was kept."""
+    done = done if done is not None else SilenceRefresh()
     paths = unjudged(writer, present)
     if not paths:
         return done

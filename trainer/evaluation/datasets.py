@@ -36,7 +36,7 @@ from typing import Iterator
 from engine.audio import AUDIO_EXTENSIONS
 from engine.errors import InvalidDataset
 from trainer.datasets import JSONL_SUFFIXES, csv_delimiter, looks_like_manifest, read_manifest_entries
-from trainer.jsonl import iter_objects
+from trainer.jsonl import iter_objects, not_text, open_text
 
 
 
@@ -94,7 +94,9 @@ def label_key(label: str) -> str:
 
 # --------------------------------------------------------------------------- reading
 def _read_rows(path: Path) -> tuple[list[str], list[_Row]]:
-    """Header and rows of a CSV (or JSON Lines) file; every cell stripped."""
+    """Header and rows of a CSV (or JSON Lines) file; every cell stripped. Its text is read as a
+    training manifest's is (:func:`trainer.jsonl.open_text`: UTF-8, or UTF-16 after a byte-order
+    mark); text in another encoding is one InvalidDataset naming the file."""
     if path.is_dir():
         raise InvalidDataset(f"{path}: is a folder; pass the dataset's CSV (a folder per class is not "
                              "read: list the clips in an audio, label CSV)")
@@ -102,8 +104,9 @@ def _read_rows(path: Path) -> tuple[list[str], list[_Row]]:
         raise InvalidDataset(f"{path}: no such file; pass the dataset's CSV")
     if path.suffix.lower() in JSONL_SUFFIXES:
         return _read_jsonl(path)
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
+    # UTF-8 with or without a byte-order mark, or UTF-16 (Excel's "Unicode Text"), as manifests are read
+    with open_text(path, newline="") as f:
+        try:
             reader = csv.reader(f, delimiter=csv_delimiter(f, path, path.suffix.lower().lstrip(".")))
             # blank lines above the header are skipped, as blank lines below it
             header = next((cells for cells in reader if any(c.strip() for c in cells)), None)
@@ -119,10 +122,10 @@ def _read_rows(path: Path) -> tuple[list[str], list[_Row]]:
                         f"{path}: line {reader.line_num}: {len(cells)} fields where the header has "
                         f"{len(header)}; quote cells that contain commas")
                 rows.append(_Row(reader.line_num, {h: c.strip() for h, c in zip(header, cells)}))
-    except UnicodeDecodeError as e:
-        raise InvalidDataset(f"{path}: not UTF-8 text ({e.reason}); save the CSV as UTF-8") from e
-    except csv.Error as e:
-        raise InvalidDataset(f"{path}: malformed CSV ({e})") from e
+        except UnicodeDecodeError as e:
+            raise not_text(path, f, e, "CSV") from e
+        except csv.Error as e:
+            raise InvalidDataset(f"{path}: malformed CSV ({e})") from e
     if not rows:
         raise InvalidDataset(f"{path}: no data rows below the header")
     return header, rows
