@@ -588,18 +588,18 @@ class SoundsiftClap(nn.Module):
 def fingerprint_of(folder: str | Path, config: SoundsiftClapConfig) -> str:
     """SHA-256 over config.json, model.safetensors, the frozen towers' files and preprocessing."""
     from engine.towers import aisfx, minilm, yamnet
-    from engine.towers.cache import file_sha256
+    from engine.towers.cache import stored_file_sha256
 
     folder = Path(folder)
     h = hashlib.sha256()
     h.update(json.dumps(_fingerprinted(config), sort_keys=True).encode())
-    h.update(file_sha256(folder / WEIGHTS_FILE).encode())
+    h.update(stored_file_sha256(folder / WEIGHTS_FILE).encode())
     parts = [PREPROCESSING_VERSION, yamnet.weights_id(config.yamnet_weights), yamnet.FRONTEND_VERSION,
              minilm.weights_id()]
     if config.use_aisfx:
         parts.append(aisfx.FRONTEND_VERSION)
     if config.aisfx_int8 and (folder / aisfx.INT8_FILE).is_file():      # check(): only with use_aisfx
-        parts.append(file_sha256(folder / aisfx.INT8_FILE))
+        parts.append(stored_file_sha256(folder / aisfx.INT8_FILE))
     h.update("|".join(parts).encode())
     return h.hexdigest()
 

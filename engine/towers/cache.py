@@ -1,6 +1,6 @@
 """Where soundsift keeps files it derives once from installed packages (e.g. unzipped ONNX), and
 the SHA-256 of files it has read (:func:`file_sha256`; :func:`cached_file_sha256` keeps each
-unchanged file's digest for the process)."""
+unchanged file's digest for the process, :func:`stored_file_sha256` on disk for later ones too)."""
 from __future__ import annotations
 
 import hashlib
@@ -118,3 +118,41 @@ def keep(path: Path, data: bytes, what: str) -> None:
         os.replace(tmp, path)
     except OSError as e:
         log.warning("could not keep %s in %s (%s); it is made again next time", what, path, e)
+
+
+#: sub-folder of :func:`cache_dir` holding :func:`stored_file_sha256`'s digests, one small file each
+DIGESTS_FOLDER = "file-digests"
+
+
+def _stored_digest_path(key: _DigestKey) -> Path:
+    """Where :func:`stored_file_sha256` keeps the digest of the file in the state ``key`` names."""
+    name = hashlib.sha256(repr(key).encode()).hexdigest()
+    return cache_dir() / DIGESTS_FOLDER / f"{name}.sha256"
+
+
+def stored_file_sha256(path: str | os.PathLike[str]) -> str:
+    """:func:`cached_file_sha256` of ``path``, kept on disk too (:func:`cache_dir`) for later
+    processes: a one-shot command (``soundsift search``) fingerprinting a model then reads no
+    weights it does not run. The disk copy is keyed as the process one is (the resolved path,
+    device, inode, size, mtime and ctime), so an edited or replaced file is hashed anew; a file
+    changed in the last :data:`RECENT_CHANGE_NS` is hashed at every call and not kept. An
+    unreadable or malformed kept digest is ignored; one that cannot be written costs a warning."""
+    real = os.path.realpath(path)
+    key = _digest_key(real)
+    with _digests_lock:
+        digest = _kept(_digests, key)
+    if digest is not None:
+        return digest
+    stored = _stored_digest_path(key)
+    try:
+        text = stored.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+        with _digests_lock:
+            _keep(_digests, key, text)
+        return text
+    digest = cached_file_sha256(real)
+    if time.time_ns() - max(key[4], key[5]) >= RECENT_CHANGE_NS and _digest_key(real) == key:
+        keep(stored, digest.encode("ascii"), f"the SHA-256 of {real}")
+    return digest

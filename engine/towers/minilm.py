@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from engine.errors import ModelUnavailable
-from engine.towers.cache import file_sha256
+from engine.towers.cache import stored_file_sha256
 
 HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 DIM = 384
@@ -37,7 +37,7 @@ def weights_id() -> str:
     """What identifies the text weights: SHA-256 of the bundled safetensors, else the hub id."""
     folder = bundled_folder()
     if folder is not None and (folder / "model.safetensors").is_file():
-        return "minilm-sha256:" + file_sha256(folder / "model.safetensors")
+        return "minilm-sha256:" + stored_file_sha256(folder / "model.safetensors")
     return "hub:" + HUB_ID
 
 

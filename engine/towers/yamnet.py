@@ -30,7 +30,7 @@ import threading
 import zipfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -440,26 +440,42 @@ class YamnetTower:
         if weights not in WEIGHTS:
             raise ModelUnavailable(f"YAMNet weights {weights!r} are not one of {', '.join(WEIGHTS)}")
         self.weights = weights
-        self._session = self._float = None
+        self._float = None
+        # the int8 graph's session options, edited graph (kept in the cache after the first edit)
+        # and file, taken now; its session is built on the first run (:attr:`_session`): a process
+        # that embeds only text (soundsift search) never pays for it
+        self._int8: tuple[Any, bytes, Path] | None = None
+        self._built_session = None
+        self._session_lock = threading.Lock()
         if weights == "float":
             from engine.towers import yamnet_net
             self._float = yamnet_net.fastest_for_inference(yamnet_net.load_net(), num_threads)
         else:
-            self._session = self._int8_session(num_threads)
+            from engine.towers.onnx_export import session_options
+            path = extracted_onnx()
+            self._int8 = (session_options(num_threads), _edited_graph(path), path)
         self._mel = _mel_matrix()
         self._window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(FRAME_LENGTH) / FRAME_LENGTH)).astype(np.float32)
         self.fingerprint_parts = (weights_id(weights), FRONTEND_VERSION)
 
+    @property
+    def _session(self):
+        """The int8 graph's onnxruntime session (None with float weights), built on first use with
+        the options taken when the tower was made; one per tower, thread-safe."""
+        if self._built_session is None and self._int8 is not None:
+            with self._session_lock:
+                if self._built_session is None:
+                    self._built_session = self._int8_session(*self._int8)
+        return self._built_session
+
     @staticmethod
-    def _int8_session(num_threads: int):
+    def _int8_session(options: Any, graph: bytes, path: Path):
+        """An onnxruntime session of ``graph``, the edited int8 graph of the export at ``path`` (a
+        :class:`ModelUnavailable` naming it when onnxruntime cannot load it)."""
         import onnxruntime as ort
 
-        from engine.towers.onnx_export import session_options
-
-        options = session_options(num_threads)
-        path = extracted_onnx()
         try:
-            return ort.InferenceSession(_edited_graph(path), options, providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own untyped errors
             raise ModelUnavailable(f"{path}: onnxruntime could not load the edited YAMNet graph ({e})") from e
 
