@@ -385,7 +385,7 @@ def test_typed_labels():
 def test_streamlit_is_started_headless_on_localhost_without_telemetry():
     cmd = streamlit_command(8600, "127.0.0.1")
     opts = dict(zip(cmd[5::2], cmd[6::2]))
-    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith(os.path.join("ui", "app.py"))
+    assert cmd[1:4] == ["-m", "ui.components.server", "run"] and cmd[4].endswith(os.path.join("ui", "app.py"))
     assert opts["--server.address"] == "127.0.0.1" and opts["--server.port"] == "8600"
     assert opts["--server.headless"] == "true"
     assert opts["--browser.gatherUsageStats"] == "false"

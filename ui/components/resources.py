@@ -7,7 +7,6 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import streamlit as st
@@ -15,25 +14,19 @@ import streamlit as st
 from engine.errors import SoundsiftError
 from ui.components.library import FileRecord, Library
 from ui.components.player import PlayerSource, player_source
-from ui.components.server import INDEX_ENV, MODEL_ENV
-
-
-def index_dir_from_env() -> Path:
-    """The index the page serves: $SOUNDSIFT_UI_INDEX (a name or a folder), else 'default'."""
-    from engine.layout import resolve_index_dir
-    return resolve_index_dir(os.environ.get(INDEX_ENV) or None).resolve()
-
-
-def model_from_env() -> str | None:
-    """A model override from $SOUNDSIFT_UI_MODEL; None uses the index's own model."""
-    return os.environ.get(MODEL_ENV) or None
+from ui.components import server
+from ui.components.server import index_dir_from_env, model_from_env  # noqa: F401  (the page's)
 
 
 @st.cache_resource(show_spinner="Loading the index and its model…")
 def sound_index(index_dir: str, model: str | None):
-    """The query layer on ``index_dir`` (it follows new generations and rebuilds by itself)."""
-    from engine.query import SoundIndex
-    return SoundIndex.open(index_dir, model=model)
+    """The query layer on ``index_dir`` (it follows new generations and rebuilds by itself): the one
+    the server started opening (ui.components.server.warm_up) when it did, its error raised here
+    once (a later call opens the index again)."""
+    warming = server.warming(index_dir, model)
+    if warming is not None:
+        return warming.result()
+    return server.open_index(index_dir, model)
 
 
 @st.cache_resource(show_spinner=False)
