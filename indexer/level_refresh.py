@@ -13,15 +13,9 @@ the next run tries again.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
-import multiprocessing as mp
-import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Iterator
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
@@ -29,7 +23,7 @@ from sqlalchemy.orm import Session
 from engine.catalog import File, FileMetadata, has_table
 from engine.errors import UnreadableAudio
 from engine.wording import count
-from indexer.decode import START_METHOD
+from indexer.refresh_pass import each_file
 from indexer.write import IndexWriter
 
 log = logging.getLogger(__name__)
@@ -70,24 +64,6 @@ def measure(path: str) -> Measured:
         return path, None, f"{type(e).__name__}: {e}"
 
 
-def _measured(paths: list[str], workers: int) -> Iterator[Measured]:
-    if workers <= 0 or len(paths) < 2:
-        yield from map(measure, paths)
-        return
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(START_METHOD),
-                               initializer=_ignore_interrupts)
-    try:
-        yield from pool.map(measure, paths, chunksize=4)
-    finally:                        # Ctrl-C: the files not started yet are not waited for
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _ignore_interrupts() -> None:
-    """Ctrl-C reaches the whole process group: the indexing process stores what is measured."""
-    import signal
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def refresh_levels(writer: IndexWriter, present: set[str], workers: int = 0, progress: bool = False,
                    done: LevelRefresh | None = None) -> int:
     """Measure and store the levels of the indexed files among ``present`` (those this run
@@ -99,8 +75,6 @@ def refresh_levels(writer: IndexWriter, present: set[str], workers: int = 0, pro
     paths = unmeasured(writer, present)
     if not paths:
         return 0
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
     log.info("measuring the loudness of %s indexed before soundsift measured it (decoding "
              "only, once; nothing is embedded again)", count(len(paths), "file"))
     started = last = time.perf_counter()
@@ -115,14 +89,10 @@ def refresh_levels(writer: IndexWriter, present: set[str], workers: int = 0, pro
             found = {}
         last = time.perf_counter()
 
-    n = 0
-    bar = tqdm(total=len(paths), unit="file", desc="loudness", file=sys.stderr, disable=not progress,
-               dynamic_ncols=True)
     try:
-        with logging_redirect_tqdm() if progress else contextlib.nullcontext():
-            for path, levels, why in _measured(paths, workers):
-                n += 1
-                bar.update(1)
+        with each_file(measure, paths, workers=workers, progress=progress, desc="loudness",
+                       doing="measuring loudness") as measured:
+            for path, levels, why in measured:
                 if levels:
                     found[path] = levels
                 else:
@@ -130,12 +100,7 @@ def refresh_levels(writer: IndexWriter, present: set[str], workers: int = 0, pro
                 if len(found) >= CHECKPOINT_FILES or time.perf_counter() - last >= CHECKPOINT_SECONDS:
                     store()
                     log.info("loudness measured for %d of %s", done.stored, count(len(paths), "file"))
-    except BrokenProcessPool:       # a decoder crashed the process (not a Python error): stop here
-        left = len(paths) - n
-        log.warning("a decoder process died while measuring loudness; %s %s left for the "
-                    "next run", count(left, "file"), "is" if left == 1 else "are")
     finally:                        # Ctrl-C too: what is measured is kept
-        bar.close()
         store()
     if missed:
         log.warning("loudness of %s not measured (the next run tries again), e.g. %s",

@@ -23,17 +23,12 @@ drops segments rewrites the vectors), so an interrupted pass keeps it. A file th
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
-import multiprocessing as mp
-import sys
 import time
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
@@ -43,8 +38,9 @@ from engine.errors import UnreadableAudio
 from engine.file_metadata import SILENCE_KEYS
 from engine.segments import SegmentPolicy, silent_segment, take_starts, without_silence
 from engine.wording import count
-from indexer.decode import START_METHOD, _marked_takes, silence_rows
-from indexer.level_refresh import _ignore_interrupts, unmeasured
+from indexer.decode import _marked_takes, silence_rows
+from indexer.level_refresh import unmeasured
+from indexer.refresh_pass import each_file
 from indexer.write import Changes, IndexWriter
 
 log = logging.getLogger(__name__)
@@ -122,21 +118,6 @@ def judge(path: str, with_levels: bool, sample_rate: int, policy: SegmentPolicy)
     return Judged(path, frozenset(found), counts.get("silent_left_out", 0), throughout, levels)
 
 
-def _judged(paths: list[str], measure_too: set[str], sample_rate: int, policy: SegmentPolicy,
-            workers: int) -> Iterator[Judged]:
-    one = functools.partial(judge, sample_rate=sample_rate, policy=policy)
-    wanted = [p in measure_too for p in paths]
-    if workers <= 0 or len(paths) < 2:
-        yield from map(one, paths, wanted)
-        return
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(START_METHOD),
-                               initializer=_ignore_interrupts)
-    try:
-        yield from pool.map(one, paths, wanted, chunksize=4)
-    finally:                        # Ctrl-C: the files not started yet are not waited for
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
 def silent_stored(writer: IndexWriter, judged: list[Judged], sample_rate: int) -> list[int]:
     """The ids of the stored segments of ``judged`` files to drop: the rule
     (engine.segments.without_silence) over each file's stored segments in their order, a
@@ -174,8 +155,6 @@ def refresh_silence(writer: IndexWriter, present: set[str], meta: dict[str, Any]
     if not paths:
         return done
     measure_too = set(unmeasured(writer, set(paths)))
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
     sample_rate = int(meta["sample_rate"])
     log.info("looking for digital silence in %s indexed before soundsift left it out (decoding "
              "only, once; nothing is embedded again)", count(len(paths), "file"))
@@ -202,14 +181,11 @@ def refresh_silence(writer: IndexWriter, present: set[str], meta: dict[str, Any]
             cost = time.perf_counter() - t
         last = time.perf_counter()
 
-    n = 0
-    bar = tqdm(total=len(paths), unit="file", desc="silence", file=sys.stderr, disable=not progress,
-               dynamic_ncols=True)
+    one = functools.partial(judge, sample_rate=sample_rate, policy=policy)
     try:
-        with logging_redirect_tqdm() if progress else contextlib.nullcontext():
-            for j in _judged(paths, measure_too, sample_rate, policy, workers):
-                n += 1
-                bar.update(1)
+        with each_file(one, paths, [p in measure_too for p in paths], workers=workers, progress=progress,
+                       desc="silence", doing="looking for silence") as judged:
+            for j in judged:
                 if j.why is None:
                     found.append(j)
                 else:
@@ -218,12 +194,7 @@ def refresh_silence(writer: IndexWriter, present: set[str], meta: dict[str, Any]
                                             CHECKPOINT_SECONDS):    # as the indexer's own, slow commits spaced out
                     store()
                     log.info("silence judged in %d of %s", done.judged, count(len(paths), "file"))
-    except BrokenProcessPool:       # a decoder crashed the process (not a Python error): stop here
-        left = len(paths) - n
-        log.warning("a decoder process died while looking for silence; %s %s left for the next run",
-                    count(left, "file"), "is" if left == 1 else "are")
     finally:                        # Ctrl-C too: what is judged is kept
-        bar.close()
         store()
     if missed:
         log.warning("silence of %s not judged (%s its segments; the next run tries again), e.g. %s",
