@@ -125,7 +125,23 @@ def missing_index(root: Path, index: str | Path | None) -> "IndexNotFound":
     if index is not None and is_index_name(str(index)):
         where = (f" (a bare name is a folder under {index_home()}: $SOUNDSIFT_INDEX_HOME, else indexes/ in the "
                  "current folder; give the index folder's path to use one elsewhere)")
+        here = index_here(str(index), root)
+        if here is not None:
+            return IndexNotFound(f"no index at {root}{where}; {here} is an index folder: pass --index {here}")
     return IndexNotFound(f"no index at {root}{where}; build one with `soundsift index PATH... --index {index or root}`")
+
+
+def index_here(name: str, root: Path) -> str | None:
+    """``./name`` when the bare name ``name`` (which resolved to ``root``, under :func:`index_home`)
+    is also an index folder in the current folder (it holds a catalog), as ``--index ./name`` would
+    open it; else None."""
+    here = Path(name)
+    try:
+        if IndexLayout(here).catalog.is_file() and here.resolve() != root.resolve():
+            return f".{os.sep}{name}"
+    except OSError:        # a folder that cannot be looked into here holds no index that can be opened
+        return None
+    return None
 
 
 def writer_process(root: str | Path) -> str | None:

@@ -1,10 +1,12 @@
 """What the search-like commands share: filter options → Filters, hits → table or JSON."""
 from __future__ import annotations
 
+import csv
 import functools
 import inspect
 import math
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Callable, List, Optional, Sequence, TypeVar
 
@@ -194,6 +196,11 @@ def export_results(hits: Sequence[Any], folder: Optional[Path], whole_files: boo
         return
     from engine.export import export_hits
 
+    earlier = earlier_export(folder)
+    if earlier is not None:
+        err_console.print(f"note: {display_path(str(folder))} already holds {earlier}: these results are added "
+                          "beside it, ranked from 01 again (a name taken gets \" (2)\"); soundsift-export.csv's "
+                          "query column says which search wrote each file", highlight=False, soft_wrap=True)
     result = export_hits(hits, folder, whole_files=whole_files, pad=pad, query=query)
     for path, reason in result.failed:
         err_console.print(labelled("not exported:", "bold yellow", cell(f"{path}: {reason}")),
@@ -203,6 +210,26 @@ def export_results(hits: Sequence[Any], folder: Optional[Path], whole_files: boo
     err_console.print(f"exported {len(result.written)} of {count(len(hits), 'result')} to "
                       f"{display_path(str(folder))} ({count(files, 'file')} copied, {count(spans, 'span')} cut out)",
                       highlight=False, soft_wrap=True)
+
+
+def earlier_export(folder: Path) -> Optional[str]:
+    """What an earlier export left in ``folder``, as a note says it (``an export of 12 files, last
+    query 'rain'``), from its soundsift-export.csv; None when it has none (a new or empty folder)."""
+    from engine.export import MANIFEST
+    from engine.workbook import from_csv_text
+
+    manifest = Path(folder) / MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        with open(manifest, newline="", encoding="utf-8", errors="replace") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, csv.Error) as e:       # the export goes on; appending to it reports what is wrong
+        return f"an export ({MANIFEST} unreadable: {getattr(e, 'strerror', None) or e})"
+    if not rows:
+        return f"an export ({MANIFEST} lists no file)"
+    last = from_csv_text(rows[-1].get("query") or "")
+    return f"an export of {count(len(rows), 'file')}, last query {cell(repr(last))}"
 
 
 def parse_time(text: Optional[str]) -> Optional[float]:
@@ -251,9 +278,10 @@ TABLE_ABOUT_CHARS = 100
 def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
     """Hits as a JSON list (``Hit.to_dict``) on stdout, or a readable table.
 
-    Paths are shown relative to the working directory when under it; figures and times never
-    wrap. A terminal narrower than ``NARROW_COLUMNS`` gets one path column instead of file,
-    folder and format (and no "about": what a file or its library sheet says it is). JSON keeps
+    Paths are shown relative to the working directory when under it, and wrap after a "/", not
+    inside a name the column can hold (:class:`PathCell`; a wide table's file column is sized to
+    its names: :func:`file_column_width`); figures and times never wrap. A terminal narrower
+    than ``NARROW_COLUMNS`` gets one path column instead of file, folder and format (and no "about": what a file or its library sheet says it is). JSON keeps
     the full paths. A file not on disk now (moved without `soundsift relocate`, an unmounted drive)
     says so after its name, and the other names of its recording (hard links, byte-identical copies:
     ``copies``) each on an indented "also at:" line under it. A keyword search adds its BM25 ("words")
@@ -284,7 +312,7 @@ def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
     if marked:
         table.add_column("marker", overflow="fold")
     for name in names:
-        table.add_column(name, overflow="fold", ratio=1)
+        table.add_column(name, overflow="fold", ratio=1)    # PathCell: wraps after a "/", not inside a name
     described = not narrow and any(getattr(h, "about", None) for h in hits)   # what files say they are
     if described:
         table.add_column("about", overflow="fold", ratio=2)
@@ -292,19 +320,122 @@ def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
     table.add_column("duration", justify="right", no_wrap=True)
     if not narrow:
         table.add_column("format", no_wrap=True)
+    rows = []
     for rank, h in enumerate(hits, 1):
         folder = display_path(h.folder)
         name = os.path.basename(h.path) + (" (not on disk)" if getattr(h, "missing", None) else "")
-        where = [cell(os.path.join(folder, name)) if narrow else cell(name), *([] if narrow else [folder])]
-        where[0] = "\n".join([where[0], *also_at(h)])
+        first = cell(os.path.join(folder, name)) if narrow else cell(name)
+        where = [PathCell("\n".join([first, *also_at(h)])), *([] if narrow else [PathCell(folder)])]
         fmt = [] if narrow else [f"{h.format} {h.sample_rate / 1000:g} kHz"]
         bm25 = [f"{h.keywords or 0.0:.2f}"] if words else []
         copy = ["same recording" if h.same_recording else ""] if same else []
         mark = [f"{clock(h.marker_at)} {h.marker}" if h.marker else ""] if marked else []
         about = [cut_at_word(h.about or "", TABLE_ABOUT_CHARS)] if described else []
-        table.add_row(str(rank), f"{h.score:.3f}", *bm25, *copy, *map(cell, mark), *where, *map(cell, about),
-                      f"{clock(h.start)}–{clock(h.end)}", clock(h.duration), *map(cell, fmt))
+        rows.append((str(rank), f"{h.score:.3f}", *bm25, *copy, *map(cell, mark), *where, *map(cell, about),
+                     f"{clock(h.start)}–{clock(h.end)}", clock(h.duration), *map(cell, fmt)))
+    if not narrow:
+        at = [c.header for c in table.columns].index("file")
+        table.columns[at].width = file_column_width(table, rows, at, out_console.width)
+    for row in rows:
+        table.add_row(*row)
     out_console.print(table)
+
+
+#: the least width each other wrapping column (folder, about, marker) keeps beside a file column
+#: widened to its longest name (:func:`file_column_width`)
+MIN_SIDE_COLUMN = 12
+
+
+def file_column_width(table: Any, rows: Sequence[Sequence[Any]], at: int, width: int) -> Optional[int]:
+    """The width to fix the file column (``at``) of ``table`` at, so that a terminal ``width``
+    columns wide that cannot show every cell whole still shows each file name on one line: rich
+    would narrow the widest wrapping columns alike, folding a name mid-word (``dog-bark│ing.wav``)
+    as readily as a folder. The longest name's width, less where the other wrapping columns
+    (folder, about, marker) would keep under :data:`MIN_SIDE_COLUMN` each (or their own width;
+    a longer name then wraps: :func:`wrap_path`); None, rich's own layout, when every cell fits
+    or the file column would get under :data:`MIN_SIDE_COLUMN` itself."""
+    from rich.cells import cell_len
+
+    columns = list(zip(*rows))
+    widths = [max(cell_len(str(c.header)), *(_longest_line(v) for v in column))
+              for c, column in zip(table.columns, columns)]
+    wrapping = [i for i, c in enumerate(table.columns) if not c.no_wrap]
+    spare = width - sum(w for i, w in enumerate(widths) if i not in wrapping) - (3 * len(widths) + 1)
+    if sum(widths[i] for i in wrapping) <= spare:
+        return None
+    names = max(cell_len(str(v).split("\n", 1)[0]) for v in columns[at])
+    fitted = min(names, spare - sum(min(widths[i], MIN_SIDE_COLUMN) for i in wrapping if i != at))
+    return fitted if fitted >= MIN_SIDE_COLUMN else None
+
+
+def _longest_line(value: Any) -> int:
+    """Cells of the longest line of a cell's text."""
+    from rich.cells import cell_len
+    return max(cell_len(line) for line in str(value).split("\n"))
+
+
+#: where a path may break across lines: after a separator or a space, else (a name wider than the
+#: column) after one of these
+_PATH_SEPARATORS = "".join(sorted({"/", os.sep}))
+_NAME_BREAKS = "-_"
+
+
+def _pieces(text: str, breaks: str) -> list[str]:
+    """``text`` cut after each run of ``breaks`` characters and after each run of spaces."""
+    chars = re.escape(breaks)
+    return [p for p in re.findall(rf"[^{chars} ]*(?:[{chars}]+| +|$)", text) if p]
+
+
+def wrap_path(line: str, width: int) -> list[str]:
+    """One line of a path cell as lines of at most ``width`` cells, cut after a path separator or a
+    space, so that a file or folder name narrower than ``width`` is never cut; a name wider starts
+    a line and is cut after a "-" or "_" (a piece wider still is left for rich to fold)."""
+    from rich.cells import cell_len
+
+    lines: list[str] = []
+    current = ""
+    for piece in _pieces(line, _PATH_SEPARATORS):
+        parts = [piece]
+        if cell_len(piece.rstrip(" ")) > width:        # a name wider than a line: on lines of its own
+            parts = _pieces(piece, _NAME_BREAKS)
+            if current.strip(" "):
+                lines.append(current.rstrip(" "))
+                current = ""
+        for part in parts:
+            if current.strip(" ") and cell_len((current + part).rstrip(" ")) > width:
+                lines.append(current.rstrip(" "))
+                current = part
+            else:
+                current += part
+    return [*lines, current.rstrip(" ")]
+
+
+class PathCell:
+    """A table cell of paths, one a line (a file name, its folder, "also at: PATH"), that wraps
+    where a path may break (:func:`wrap_path`) at the width its column gets: rich folds a path at
+    whatever character meets the column's edge, splitting a file name (``…/gcompris/do│g-barking``).
+    Its text is shown as it is (no console markup)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __rich_measure__(self, console: Any, options: Any) -> Any:
+        from rich.cells import cell_len
+        from rich.measure import Measurement
+
+        lines = self.text.split("\n")
+        pieces = [p.rstrip(" ") for line in lines for p in _pieces(line, _PATH_SEPARATORS)]
+        return Measurement(max(map(cell_len, pieces), default=1), max(map(cell_len, lines), default=1))
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.text import Text
+
+        width = max(1, options.max_width)
+        yield Text("\n".join(w for line in self.text.split("\n") for w in wrap_path(line, width)),
+                   overflow="fold")
 
 
 def also_at(hit: Any) -> list[str]:
