@@ -114,7 +114,10 @@ def test_every_path_is_shown_beside_or_above_its_own_details(width):
     assert [("".join(pieces).replace(" ", ""), details) for pieces, details in files] == \
         [(path.replace(" ", ""), details) for path, details in EXPECTED], text
     for (pieces, _), (path, _) in zip(files, EXPECTED):      # no path in 17-character pieces
-        assert len(pieces[0]) >= min(len(path), 40), text
+        assert len(pieces[0]) >= min(len(path), 30), text
+        # since session 39 a path wider than its column breaks after a "/", its file name whole
+        if len(pieces) > 1:
+            assert all(p.endswith("/") for p in pieces[:-1]) and pieces[-1].strip() == os.path.basename(path), text
     assert ("┃ format" in text) == (width == 200)          # wide enough: the columns as before
 
 

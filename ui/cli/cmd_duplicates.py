@@ -11,7 +11,7 @@ from ui.cli.app import app
 from ui.cli.common import (INTERRUPTED_EXIT, IndexOption, ProgressOption, VerboseOption, count, err_console,
                            error_records, out_console, print_json, relays_decoder_output, reports_errors,
                            setup_logging, shows_progress)
-from ui.cli.results import clock, display_path, filter_options, say_why_none
+from ui.cli.results import PathCell, clock, display_path, filter_options, say_why_none
 
 if TYPE_CHECKING:
     from engine.duplicates import DuplicateGroup, DuplicateReport
@@ -128,7 +128,7 @@ def _print_groups(report: DuplicateReport, json_out: bool) -> None:
         if stacked:                                 # its format, duration and mark on a line under it
             details = " · ".join(text for text in row[3:] if text)
             row = (*row[:2], f"{row[2]}\n  {details}")
-        table.add_row(*row, end_section=last)
+        table.add_row(*row[:2], PathCell(row[2]), *row[3:], end_section=last)   # broken after a "/", not in a name
     out_console.print(table)
 
 
