@@ -26,8 +26,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from engine.durable import replace_durably
 
 if TYPE_CHECKING:
+    from engine.errors import IndexUnreadable
     from engine.layout import IndexLayout
 
+#: the catalog's layout; a new one stores it in meta ``schema_version`` and a soundsift refuses a
+#: catalog of a higher one (:func:`check_catalog`), which a later release may read differently
 SCHEMA_VERSION = 1
 
 log = logging.getLogger(__name__)
@@ -150,7 +153,8 @@ def open_catalog(path: str | Path, *, create: bool = False) -> Engine:
     In a folder this process cannot write (a read-only mount or share) the catalog is opened
     read-only (:func:`_read_only_engine`), also with ``create`` when it exists (its schema is
     there already; every writer takes the index's WriterLock first, which refuses such a folder
-    with IndexReadOnly), and IndexReadOnly when it does not.
+    with IndexReadOnly), and IndexReadOnly when it does not. IndexUnreadable, before anything is
+    written, when the file is damaged or not a catalog this soundsift reads (:func:`check_catalog`).
     """
     from engine.layout import folder_writable, read_only_error
 
@@ -166,6 +170,11 @@ def open_catalog(path: str | Path, *, create: bool = False) -> Engine:
         _create_schema(path)
     engine = create_engine(f"sqlite:///{path}", future=True)
     event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        check_catalog(engine, path, create=create)
+    except BaseException:
+        engine.dispose()
+        raise
     if create:
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
@@ -213,9 +222,100 @@ def _create_schema(path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp}", future=True)
     try:
         Base.metadata.create_all(engine)
+        with Session(engine) as s, s.begin():
+            set_meta(s, schema_version=SCHEMA_VERSION)     # check_catalog refuses a newer one
     finally:
         engine.dispose()
     replace_durably(tmp, path)
+
+
+#: SQLite's primary result codes of a file that is damaged or not a database (sqlite.org/rescode.html)
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+
+def _damaged(error: DBAPIError) -> bool:
+    """Whether ``error`` says the catalog file itself is damaged or not SQLite (not a lock, a
+    permission or a full disk)."""
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    return any(m in str(error.orig) for m in ("file is not a database", "disk image is malformed"))
+
+
+def damaged_catalog(path: Path, why: str) -> "IndexUnreadable":
+    """The IndexUnreadable of the catalog at ``path`` that cannot be used (``why``), with what to do."""
+    from engine.errors import IndexUnreadable
+    root = path.parent
+    return IndexUnreadable(
+        f"{path} {why}: restore it (or the whole folder {root}) from a backup, or move the folder aside and "
+        f"index again with `soundsift index FOLDER... --index {root}` (its tags and captions are lost with it)")
+
+
+#: the tables and columns every catalog soundsift wrote has, which every reader reads
+_CORE_COLUMNS = {"meta": ("key", "value"), "files": ("id", "path", "size", "mtime_ns"),
+                 "segments": ("id", "file_id", "start", "end")}
+
+
+def check_catalog(engine: Engine, path: Path, *, create: bool = False) -> None:
+    """IndexUnreadable unless the catalog at ``path`` (opened by ``engine``) reads as soundsift's:
+    an SQLite file (not truncated, not overwritten by other bytes) with a ``meta`` table, of a
+    :data:`SCHEMA_VERSION` this soundsift reads. With ``create`` (a writer), a file with no tables
+    at all is taken as a new catalog (made by an older soundsift killed before its first
+    commit) unless the folder holds vectors or index.json, the signs of a committed index whose
+    catalog was emptied; every other damage is refused, so a writer never writes over it."""
+    try:
+        with engine.connect() as conn:
+            tables = {name for (name,) in conn.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            version = (conn.exec_driver_sql("SELECT value FROM meta WHERE key = 'schema_version'").scalar()
+                       if "meta" in tables else None)
+            lacking = [f"{table}.{column}" for table, columns in _CORE_COLUMNS.items() if table in tables
+                       for column in sorted(set(columns) - {row[1] for row in conn.exec_driver_sql(
+                           f"PRAGMA table_info({table})")})]
+    except DBAPIError as e:
+        if not _damaged(e):
+            raise
+        what = "is not an SQLite database" if "not a database" in str(e.orig) else "is damaged"
+        raise damaged_catalog(path, f"{what} ({e.orig}; truncated or overwritten?)") from e
+    if not tables:
+        _check_empty(path, create)
+        return
+    if "meta" not in tables:
+        raise damaged_catalog(path, f"is not a soundsift catalog (no meta table; it holds "
+                                    f"{', '.join(sorted(tables)[:3])})")
+    _check_schema(path, version)
+    if lacking or not _CORE_COLUMNS.keys() <= tables:
+        what = ", ".join(lacking or sorted(_CORE_COLUMNS.keys() - tables))
+        raise damaged_catalog(path, f"is not a catalog this soundsift reads (no {what}: damaged, "
+                                    "or written by a newer soundsift?)")
+
+
+def _check_empty(path: Path, create: bool) -> None:
+    """IndexUnreadable for the catalog at ``path`` that holds no tables, unless a writer (``create``)
+    may make them: nothing beside it (no vectors, no index.json) says an index was committed there."""
+    from engine.layout import IndexLayout
+
+    layout = IndexLayout(path.parent)
+    if create and not layout.vector_files() and not layout.index_json.is_file():
+        return
+    size = path.stat().st_size
+    raise damaged_catalog(path, "is empty (0 bytes; truncated?)" if size == 0 else
+                          f"holds no tables ({size} bytes; truncated?)")
+
+
+def _check_schema(path: Path, version: str | None) -> None:
+    """IndexUnreadable when the catalog at ``path`` records (meta ``version``, JSON) a schema newer
+    than :data:`SCHEMA_VERSION`, or one that is not a number; None: one from before it was recorded."""
+    if version is None:
+        return
+    try:
+        schema = int(json.loads(version))
+    except (ValueError, TypeError) as e:
+        raise damaged_catalog(path, f"has an unreadable schema_version ({version!r})") from e
+    if schema > SCHEMA_VERSION:
+        from engine.errors import IndexUnreadable
+        raise IndexUnreadable(f"{path} was written by a newer soundsift (catalog schema {schema}; this one reads "
+                              f"up to {SCHEMA_VERSION}): use that soundsift with it, or upgrade this one")
 
 
 def wal_pending(path: str | Path) -> bool:
@@ -265,8 +365,7 @@ def _read_only_engine(path: Path) -> Engine:
                            creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False))
     event.listen(engine, "connect", _sqlite_pragmas)
     try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT count(*) FROM sqlite_master")
+        check_catalog(engine, path)
     except DBAPIError as e:
         engine.dispose()
         unfinished = ("" if "immutable" in params else
@@ -274,6 +373,9 @@ def _read_only_engine(path: Path) -> Engine:
                       "its folder can be written, or copy it to a folder you can write")
         raise IndexReadOnly(f"index {path.parent}: the folder is read-only and its catalog cannot be read "
                             f"here ({e.orig}){unfinished}") from e
+    except BaseException:
+        engine.dispose()
+        raise
     log.debug("%s: the folder is read-only; catalog opened with %s", path.parent, uri)
     return engine
 

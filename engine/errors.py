@@ -77,3 +77,8 @@ class IndexReadOnly(SoundsiftError):
 
 class PortUnavailable(SoundsiftError):
     """``soundsift serve`` could not listen where asked (the port is taken, or not allowed)."""
+
+
+class IndexUnreadable(SoundsiftError):
+    """An index's catalog or vectors file cannot be read: damaged (truncated, overwritten, not
+    SQLite or not FAISS), missing, or written by a newer soundsift; nothing was changed."""

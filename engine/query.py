@@ -308,8 +308,8 @@ class SoundIndex:
                 last = e
                 self._catalog.reopen(handle)
         if isinstance(last, _VectorsGone):
-            raise IndexNotFound(f"vectors file {last} of index {self.root} is missing; "
-                                "re-run `soundsift index` to repair the index") from last
+            from engine.vectors import unreadable_vectors
+            raise unreadable_vectors(str(last)) from last
         raise IndexBusy(f"index {self.root} was replaced {_RELOAD_RETRIES} times while one query "
                         "read it (is it being rebuilt over and over?); search again") from last
 

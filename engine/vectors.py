@@ -14,12 +14,15 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
 
 from engine.durable import fsync_dir
+
+if TYPE_CHECKING:
+    from engine.errors import IndexUnreadable
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,31 @@ def read_index(path: str | Path, mmap: bool = True) -> faiss.Index:
                 log.debug("%s: cannot memory-map with flag %#x (%s); trying the next way",
                           path, flag, str(e).splitlines()[0] if str(e) else e)
     return faiss.read_index(str(path), base)
+
+
+def unreadable_vectors(path: str | Path) -> "IndexUnreadable":
+    """The IndexUnreadable of an index's current vectors file ``path`` that is missing or does not
+    read as FAISS, with what to do: its vectors can only be made again (the caller chains faiss's
+    own error, a C++ one that names no file)."""
+    from engine.errors import IndexUnreadable
+
+    path = Path(path)
+    if not path.exists():
+        why = "is missing (deleted, or not copied with the rest of the index?)"
+    else:
+        why = f"cannot be read as FAISS vectors ({path.stat().st_size} bytes: truncated or overwritten?)"
+    return IndexUnreadable(f"{path} {why}: restore it from a backup, or re-embed the index with "
+                           f"`soundsift index FOLDER... --index {path.parent} --rebuild`")
+
+
+def check_readable(path: str | Path) -> None:
+    """IndexUnreadable (:func:`unreadable_vectors`) unless ``path`` opens as a FAISS index; a
+    memory-mapped read where the type allows it (:func:`read_index`), so only its header and
+    layout are read, not every vector."""
+    try:
+        read_index(path, mmap=True)
+    except (RuntimeError, OSError) as e:
+        raise unreadable_vectors(path) from e
 
 
 def write_index_atomic(index: faiss.Index, path: str | Path) -> None:

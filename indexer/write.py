@@ -50,7 +50,7 @@ from engine.file_metadata import CUE_SHEET_KEY, LEVEL_KEYS, SHEET_PREFIX, SILENC
 from engine.index_choice import IndexChoice, choose_index, default_memory_budget, needs_rebuild
 from engine.layout import READ_ONLY_ERRNOS, IndexLayout, lock_holder, read_only_error, require_writable
 from engine.durable import replace_durably
-from engine.vectors import gpu_count, new_index, write_index_atomic
+from engine.vectors import check_readable, gpu_count, new_index, unreadable_vectors, write_index_atomic
 from indexer.moves import Header, Move
 from indexer.scan import ScannedFile
 
@@ -224,11 +224,24 @@ class IndexWriter:
             self.engine = open_catalog(self.layout.catalog, create=True)
             with Session(self.engine) as s:
                 self.meta = get_meta(s)
+            self._check_vectors_present()
             self._delete_orphans()
             self._remove_killed_rebuilds()
         except BaseException:
             self.close()
             raise
+
+    def _check_vectors_present(self) -> None:
+        """IndexUnreadable when the vectors file the catalog names is gone (while it holds segments)
+        or does not open as FAISS: a run would fail at its first commit, or commit nothing and say
+        the index is up to date while no search can read it."""
+        path = self.vectors_path
+        if path is None:
+            return
+        if path.is_file():
+            check_readable(path)
+        elif int(self.meta.get("counts", {}).get("segments", 0)):
+            raise unreadable_vectors(path)
 
     def close(self) -> None:
         self.close_catalog()
@@ -361,11 +374,12 @@ class IndexWriter:
             path = self.vectors_path
             if path is not None and path.is_file():
                 import faiss
-                self._index = faiss.read_index(str(path))  # writable copy in memory
+                try:
+                    self._index = faiss.read_index(str(path))  # writable copy in memory
+                except RuntimeError as e:
+                    raise unreadable_vectors(path) from e
             elif path is not None and int(self.meta.get("counts", {}).get("segments", 0)):
-                raise IndexNotFound(
-                    f"{path} (the vectors of {self.layout.root}) is missing; delete the index "
-                    "folder and index again, or index into another --index")
+                raise unreadable_vectors(path)
             else:
                 self._index = new_index(dim)
         return self._index
