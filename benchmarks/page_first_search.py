@@ -2,8 +2,8 @@
 (run by hand).
 
 ``soundsift ui`` serves one index, so its model is known seconds before anyone searches; since
-session 39 the server process (ui.components.server.main) starts opening the index and loading
-its model in a background thread (ui.components.resources.warm_up) before Streamlit serves.
+session 39 the server process (ui.components.server.main) opens the index and loads its model in
+a background thread (ui.components.server.warm_up) as soon as Streamlit serves.
 Before, the page's script loaded them only once a browser connected and searched.
 
 Two measurements:
