@@ -68,7 +68,7 @@ def test_an_index_that_fails_to_open_ahead_shows_its_error_on_the_page_every_tim
     for _ in range(2):              # then opened again, on the page's next run (it may be repaired meanwhile)
         at.run()
         assert not at.exception
-        assert [e.value for e in at.error if "vectors file" in e.value and "re-run `soundsift index`" in e.value]
+        assert [e.value for e in at.error if ".faiss is missing" in e.value and "--rebuild" in e.value]
     assert counted["models"] == []
 
 
