@@ -17,13 +17,9 @@ import logging
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import exists, select
-from sqlalchemy.orm import Session
-
-from engine.catalog import File, FileMetadata, has_table
 from engine.errors import UnreadableAudio
 from engine.wording import count
-from indexer.refresh_pass import each_file
+from indexer.refresh_pass import each_file, files_without
 from indexer.write import IndexWriter
 
 log = logging.getLogger(__name__)
@@ -44,12 +40,8 @@ class LevelRefresh:
 
 
 def unmeasured(writer: IndexWriter, present: set[str]) -> list[str]:
-    """The indexed paths among ``present`` that have no measured loudness."""
-    with Session(writer.engine) as s:
-        if not has_table(s, "file_metadata"):
-            return []
-        measured = exists().where(FileMetadata.file_id == File.id, FileMetadata.key == "loudness_lufs")
-        return [p for p in s.scalars(select(File.path).where(~measured).order_by(File.path)) if p in present]
+    """The indexed paths among ``present`` that have no measured loudness, sorted."""
+    return files_without(writer, present, "loudness_lufs")
 
 
 def measure(path: str) -> Measured:

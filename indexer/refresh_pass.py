@@ -16,12 +16,27 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from engine.catalog import File, FileMetadata, has_table
 from engine.wording import count
 from indexer.decode import START_METHOD
+from indexer.write import IndexWriter
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
+
+
+def files_without(writer: IndexWriter, present: set[str], key: str) -> list[str]:
+    """The indexed paths among ``present`` with no ``key`` row beside their metadata (what an older
+    indexer did not store: a pass's files to do), sorted."""
+    with Session(writer.engine) as s:
+        if not has_table(s, "file_metadata"):
+            return []
+        stored = exists().where(FileMetadata.file_id == File.id, FileMetadata.key == key)
+        return [p for p in s.scalars(select(File.path).where(~stored).order_by(File.path)) if p in present]
 
 
 def _ignore_interrupts() -> None:

@@ -30,17 +30,17 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.catalog import SQL_CHUNK, File, FileMetadata, SegmentRow, has_table
+from engine.catalog import SQL_CHUNK, File, SegmentRow
 from engine.errors import UnreadableAudio
 from engine.file_metadata import SILENCE_KEYS
 from engine.segments import SegmentPolicy, silent_segment, take_starts, without_silence
 from engine.wording import count
 from indexer.decode import _marked_takes, silence_rows
 from indexer.level_refresh import unmeasured
-from indexer.refresh_pass import each_file
+from indexer.refresh_pass import each_file, files_without
 from indexer.write import Changes, IndexWriter
 
 log = logging.getLogger(__name__)
@@ -82,11 +82,7 @@ def bounds(start: float, end: float, sample_rate: int) -> Bounds:
 def unjudged(writer: IndexWriter, present: set[str]) -> list[str]:
     """The indexed paths among ``present`` whose silence was never judged (no
     ``silent_left_out`` row: indexed before session 39), sorted."""
-    with Session(writer.engine) as s:
-        if not has_table(s, "file_metadata"):
-            return []
-        judged = exists().where(FileMetadata.file_id == File.id, FileMetadata.key == SILENCE_KEYS[0])
-        return [p for p in s.scalars(select(File.path).where(~judged).order_by(File.path)) if p in present]
+    return files_without(writer, present, SILENCE_KEYS[0])
 
 
 def judge(path: str, with_levels: bool, sample_rate: int, policy: SegmentPolicy) -> Judged:
