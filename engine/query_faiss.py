@@ -188,13 +188,6 @@ def searcher(snap: _Snapshot, selector: Any, n_allowed: int, nprobe: int | None 
     return search
 
 
-def best_per_key(snap: _Snapshot, D: np.ndarray, I: np.ndarray,
-                 per_file: bool) -> dict[int, tuple[float, int]]:
-    """key (file id, or segment id) → (best score, its segment id)."""
-    keys, scores, ids = best_ranked(snap, D, I, per_file)
-    return dict(zip(keys.tolist(), zip(scores.tolist(), ids.tolist())))
-
-
 def best_ranked(snap: _Snapshot, D: np.ndarray, I: np.ndarray,
                 per_file: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each key's (file id, or segment id) best score and its segment id among FAISS's

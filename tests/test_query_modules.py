@@ -74,7 +74,7 @@ def test_sound_index_keeps_its_public_api():
 def test_moved_code_logs_under_the_engine_query_logger(monkeypatch, caplog):
     """A logging set-up (or a test) that listens to ``engine.query`` hears the parts too."""
     from engine import vectors
-    from engine.query_faiss import best_per_key
+    from engine.query_faiss import best_ranked
     from engine.query_snapshot import _gpu_copy, _Snapshot
 
     def broken(index, nprobe=None, float16=False):
@@ -87,7 +87,8 @@ def test_moved_code_logs_under_the_engine_query_logger(monkeypatch, caplog):
                      np.zeros(2), np.ones(2), 2)
     with caplog.at_level(logging.WARNING, logger="engine.query"):
         assert _gpu_copy(object(), {}, "flat") is None
-        best = best_per_key(snap, np.array([[0.9, 0.8, 0.7]], np.float32), np.array([[12, 11, 10]]), True)
+        keys, scores, seg_ids = best_ranked(snap, np.array([[0.9, 0.8, 0.7]], np.float32), np.array([[12, 11, 10]]), True)
+        best = dict(zip(keys.tolist(), zip(scores.tolist(), seg_ids.tolist())))
     assert best == {2: (pytest.approx(0.8), 11), 1: (pytest.approx(0.7), 10)}   # id 12 has no catalog row
     said = {r.getMessage(): r.name for r in caplog.records}
     assert said == {"cannot copy the index to the GPU (no room on the GPU); searching on the CPU": "engine.query",
