@@ -92,6 +92,13 @@ def chirp(f0: float, f1: float, seconds: float, sr: int, amp: float = 0.5) -> np
     return (amp * np.sin(phase)).astype(np.float32)
 
 
+def padded(sound: np.ndarray, seconds: float, at: float, sr: int) -> np.ndarray:
+    """``sound`` ``at`` seconds into ``seconds`` of digital silence."""
+    out = np.zeros(int(seconds * sr), np.float32)
+    out[int(at * sr):int(at * sr) + len(sound)] = sound
+    return out
+
+
 def write(path: Path, data: np.ndarray, sr: int, **kw) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), data, sr, **kw)

@@ -18,35 +18,27 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
 from engine.catalog import File, FileMetadata, SegmentRow
+from engine.file_metadata import LEVEL_KEYS, SILENCE_KEYS
 from indexer import build_index
 from indexer.info import index_info
 from indexer.runner import IndexInterrupted, IndexSummary
-from tests.conftest import catalog_session, noise, tone, write
+from tests.conftest import catalog_session, noise, padded, tone, write
 from tests.index_fakes import FakeModel
+from tests.test_silence_refresh39 import forget_rows, old_index
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 16000
-SILENCE_KEYS = ("silent_left_out", "silence_throughout")    # engine.file_metadata.SILENCE_KEYS
-LEVEL_KEYS = ("peak_dbfs", "loudness_lufs")
-
-
-def padded(seed: int, seconds: float = 8.0) -> np.ndarray:
-    """2 s of noise, then digital silence to ``seconds``."""
-    out = np.zeros(int(seconds * SR), np.float32)
-    out[:2 * SR] = noise(2.0, SR, seed=seed)
-    return out
 
 
 @pytest.fixture
 def library(tmp_path) -> Path:
     lib = tmp_path / "lib"
     for i, name in enumerate(("a.wav", "b.wav", "c.wav", "d.wav")):
-        write(lib / name, padded(seed=i), SR)
+        write(lib / name, padded(noise(2.0, SR, seed=i), 8.0, 0.0, SR), SR)   # 2 s of noise, then silence
     return lib.resolve()
 
 
@@ -57,21 +49,6 @@ def sigint():
     inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, inherited)
-
-
-def forget(idx: Path, keys: tuple[str, ...]) -> None:
-    """Remove the rows an older indexer never wrote."""
-    with catalog_session(idx, write=True) as s:
-        s.execute(delete(FileMetadata).where(FileMetadata.key.in_(keys)))
-        s.commit()
-
-
-def old_index(lib: Path, idx: Path, monkeypatch) -> None:
-    """An index as the indexer before session 38 left it: every segment stored, silence and all."""
-    with monkeypatch.context() as m:
-        m.setattr("indexer.decode.without_silence", lambda segments, silent, counts=None: ((s, False) for s in segments))
-        build_index([lib], idx, FakeModel(), workers=0, progress=False)
-    forget(idx, SILENCE_KEYS)
 
 
 def segments_of(idx: Path) -> dict[str, int]:
@@ -147,7 +124,7 @@ def test_ctrl_c_in_the_loudness_pass_says_what_the_run_kept(library, tmp_path, m
 
     idx = tmp_path / "idx"
     build_index([library], idx, FakeModel(), workers=0, progress=False)
-    forget(idx, LEVEL_KEYS)                                  # as an index from before session 20
+    forget_rows(idx, LEVEL_KEYS)                                  # as an index from before session 20
     write(library / "e.wav", tone(300, 3.0, SR), SR)
     monkeypatch.setattr(level_refresh, "CHECKPOINT_FILES", 1)
     monkeypatch.setattr(level_refresh, "measure", ctrl_c_at_call(3, level_refresh.measure))

@@ -23,7 +23,7 @@ from engine.query import SoundIndex
 from engine.vector_access import reconstruct
 from indexer import build_index
 from indexer.info import index_info
-from tests.conftest import catalog_session, noise, tone, write
+from tests.conftest import catalog_session, noise, padded, tone, write
 from tests.index_fakes import FakeModel
 
 SILENCE_KEYS = ("silent_left_out", "silence_throughout")     # the rows (engine.file_metadata.SILENCE_KEYS)
@@ -37,27 +37,22 @@ class NoEmbedding(FakeModel):
         raise AssertionError(f"embedded {len(waveforms)} segments")
 
 
-def padded(sound: np.ndarray, seconds: float, at: float) -> np.ndarray:
-    out = np.zeros(int(seconds * SR), np.float32)
-    out[int(at * SR):int(at * SR) + len(sound)] = sound
-    return out
-
 
 @pytest.fixture
 def library(tmp_path):
     lib = tmp_path / "lib"
-    write(lib / "padded.wav", padded(noise(2.0, SR, seed=4), 25.0, 11.0), SR)     # windows 10-12 … 12-14 sound
+    write(lib / "padded.wav", padded(noise(2.0, SR, seed=4), 25.0, 11.0, SR), SR)     # windows 10-12 … 12-14 sound
     write(lib / "silence.wav", np.zeros(7 * SR, np.float32), SR)
     write(lib / "sound.wav", tone(300, 5.0, SR), SR)
-    write(lib / "reel.wav", padded(noise(2.0, SR, seed=2), 8.0, 0.0), SR)            # sound 0-2 s, then silence
+    write(lib / "reel.wav", padded(noise(2.0, SR, seed=2), 8.0, 0.0, SR), SR)            # sound 0-2 s, then silence
     (lib / "reel.cue").write_text('FILE "reel.wav" WAVE\n  TRACK 01 AUDIO\n    TITLE "Sound"\n'
                                   '    INDEX 01 00:00:00\n  TRACK 02 AUDIO\n    TITLE "Pause"\n'
                                   '    INDEX 01 00:04:38\n')            # 4.5067 s: a take over silence
     return lib
 
 
-def forget_judgement(idx, keys=SILENCE_KEYS) -> None:
-    """Remove the rows a pre-session-39 indexer never wrote."""
+def forget_rows(idx, keys=SILENCE_KEYS) -> None:
+    """Remove the rows an older indexer never wrote (by default, those of a pre-session-39 one)."""
     with catalog_session(idx, write=True) as s:
         s.execute(delete(FileMetadata).where(FileMetadata.key.in_(keys)))
         s.commit()
@@ -69,7 +64,7 @@ def old_index(lib, idx, monkeypatch) -> None:
         m.setattr("indexer.decode.without_silence",
                   lambda segments, silent, counts=None: ((s, False) for s in segments))
         build_index([lib], idx, FakeModel(), workers=0, progress=False)
-    forget_judgement(idx)
+    forget_rows(idx)
 
 
 def stored(idx, path) -> dict[tuple[float, float], tuple[int, np.ndarray]]:
@@ -148,7 +143,7 @@ def test_an_old_index_drops_its_silent_segments_without_embedding(library, tmp_p
 def test_an_index_of_session_38_is_judged_once_and_keeps_every_segment(library, tmp_path):
     idx = tmp_path / "idx"
     build_index([library], idx, FakeModel(), workers=0, progress=False)
-    forget_judgement(idx)
+    forget_rows(idx)
     generation = json.loads((idx / "index.json").read_text())["generation"]
     s = build_index([library], idx, NoEmbedding(), workers=0, progress=False)
     assert (s.silence_judged, s.silent_segments_dropped, s.generation) == (4, 0, generation)
@@ -181,7 +176,7 @@ def test_a_file_without_levels_is_measured_in_the_same_decode(library, tmp_path,
     idx = tmp_path / "idx"
     build_index([library], idx, FakeModel(), workers=0, progress=False)
     levels = rows_of(idx, "loudness_lufs")
-    forget_judgement(idx, (*SILENCE_KEYS, *LEVEL_KEYS))              # indexed before session 20
+    forget_rows(idx, (*SILENCE_KEYS, *LEVEL_KEYS))              # indexed before session 20
     monkeypatch.setattr("indexer.level_refresh.measure", lambda path: pytest.fail(f"{path} decoded twice"))
     s = build_index([library], idx, NoEmbedding(), workers=0, progress=False)
     assert (s.silence_judged, s.levels_measured) == (4, 4)

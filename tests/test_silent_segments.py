@@ -17,17 +17,11 @@ from engine.query import SoundIndex
 from engine.segments import SILENT_PEAK, SegmentPolicy, is_silent, without_silence
 from engine.tagging import tag_files
 from indexer import build_index
-from tests.conftest import catalog_session, noise, tone, write
+from tests.conftest import catalog_session, noise, padded, tone, write
 from tests.index_fakes import FakeModel
 
 SR = 16000          # FakeModel's rate: no resampling, so which windows hold sound is exact
 
-
-def padded(sound: np.ndarray, seconds: float, at: float, sr: int = SR) -> np.ndarray:
-    """``sound`` ``at`` seconds into ``seconds`` of digital silence."""
-    out = np.zeros(int(seconds * sr), np.float32)
-    out[int(at * sr):int(at * sr) + len(sound)] = sound
-    return out
 
 
 def stored_spans(idx, path) -> list[tuple[float, float]]:
@@ -87,7 +81,7 @@ def test_dithered_16_bit_silence_is_silent_and_room_tone_and_a_quiet_sound_are_n
 @pytest.fixture
 def library(tmp_path):
     lib = tmp_path / "lib"
-    write(lib / "padded.wav", padded(noise(2.0, SR, seed=4), 25.0, 11.0), SR)      # windows 10-12, 11-13, 12-14 sound
+    write(lib / "padded.wav", padded(noise(2.0, SR, seed=4), 25.0, 11.0, SR), SR)      # windows 10-12, 11-13, 12-14 sound
     write(lib / "silence.wav", np.zeros(7 * SR, np.float32), SR)
     write(lib / "sound.wav", tone(300, 5.0, SR), SR)
     return lib
@@ -153,7 +147,7 @@ def test_a_silent_marked_take_is_kept_and_not_cut_again_on_every_run(tmp_path):
     """A cue sheet's take over digital silence in a file with sound keeps its segment (its marker
     finds it), so the next run does not think its takes were never cut."""
     lib = tmp_path / "lib"
-    wave = padded(noise(2.0, SR, seed=2), 8.0, 0.0)                  # sound 0-2 s, silence 2-8 s
+    wave = padded(noise(2.0, SR, seed=2), 8.0, 0.0, SR)                  # sound 0-2 s, silence 2-8 s
     write(lib / "reel.wav", wave, SR)
     (lib / "reel.cue").write_text('FILE "reel.wav" WAVE\n  TRACK 01 AUDIO\n    TITLE "Sound"\n'
                                   '    INDEX 01 00:00:00\n  TRACK 02 AUDIO\n    TITLE "Pause"\n'
@@ -206,7 +200,7 @@ def test_validation_means_leave_out_silent_rows_and_old_caches_get_peaks(tmp_pat
 
     # a validation cache saved before peaks were kept gets them from its audio, features unchanged
     root = tmp_path / "corpus"
-    rows = [{"audio": str(write(root / "padded.flac", padded(noise(1.0, SR), 25.0, 2.0), SR)), "tags": ["a"],
+    rows = [{"audio": str(write(root / "padded.flac", padded(noise(1.0, SR), 25.0, 2.0, SR), SR)), "tags": ["a"],
              "captions": ["a"]},
             {"audio": str(write(root / "beep.flac", tone(880, 1.0, SR), SR)), "tags": ["b"], "captions": ["b"]}]
     (root / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -11,17 +11,11 @@ from engine.errors import InvalidQuery
 from engine.query import SoundIndex
 from engine.tagging import tag_timeline
 from indexer import build_index
-from tests.conftest import noise, tone, write
+from tests.conftest import noise, padded, tone, write
 from tests.index_fakes import FakeModel
 
 SR = 16000          # FakeModel's rate: 2 s windows every 1 s, no resampling
 
-
-def padded(sound: np.ndarray, seconds: float, at: float) -> np.ndarray:
-    """``sound`` ``at`` seconds into ``seconds`` of digital silence."""
-    out = np.zeros(int(seconds * SR), np.float32)
-    out[int(at * SR):int(at * SR) + len(sound)] = sound
-    return out
 
 
 @pytest.fixture
@@ -29,7 +23,7 @@ def indexed(tmp_path):
     """padded.wav: 2 s of noise at 11 s in 25 s of silence (stored: 10-12, 11-13, 12-14 only);
     silence.wav: silence throughout (its first segment, the vector a moment of silence gets)."""
     lib = tmp_path / "lib"
-    write(lib / "padded.wav", padded(noise(2.0, SR, seed=4), 25.0, 11.0), SR)
+    write(lib / "padded.wav", padded(noise(2.0, SR, seed=4), 25.0, 11.0, SR), SR)
     write(lib / "silence.wav", np.zeros(7 * SR, np.float32), SR)
     write(lib / "sound.wav", tone(300, 5.0, SR), SR)
     idx = tmp_path / "idx"
