@@ -55,6 +55,12 @@ def _digest_key(path: str, st: os.stat_result | None = None) -> _DigestKey:
     return path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
+def _settled(key: _DigestKey) -> bool:
+    """Whether the file in the state ``key`` names was last changed :data:`RECENT_CHANGE_NS` ago or
+    more, so its digest may be kept: a write in the same tick of its timestamps would hide."""
+    return time.time_ns() - max(key[4], key[5]) >= RECENT_CHANGE_NS
+
+
 def _kept(cache: OrderedDict[_DigestKey, str], key: _DigestKey) -> str | None:
     """``cache[key]``, now the most recently used (None where missing); under the lock."""
     found = cache.get(key)
@@ -97,7 +103,7 @@ def cached_file_sha256(path: str | os.PathLike[str], st: os.stat_result | None =
         digest = _kept(_digests, key)
     if digest is None:
         digest = file_sha256(Path(real))                # outside the lock: threads hash at once
-        if time.time_ns() - max(key[4], key[5]) < RECENT_CHANGE_NS:     # a write may hide in its tick
+        if not _settled(key):
             return digest
         with _digests_lock:
             _keep(_digests, key, digest)
@@ -153,6 +159,6 @@ def stored_file_sha256(path: str | os.PathLike[str]) -> str:
             _keep(_digests, key, text)
         return text
     digest = cached_file_sha256(real)
-    if time.time_ns() - max(key[4], key[5]) >= RECENT_CHANGE_NS and _digest_key(real) == key:
+    if _settled(key) and _digest_key(real) == key:
         keep(stored, digest.encode("ascii"), f"the SHA-256 of {real}")
     return digest
