@@ -105,16 +105,6 @@ class IndexClosed(IndexNotFound):
     """A :class:`SoundIndex` was used after :meth:`SoundIndex.close` (or its ``with`` block)."""
 
 
-def _check_example_path(path: str | Path) -> None:
-    """InvalidQuery for an example of :meth:`SoundIndex.similar_to_files` (not in the index) that
-    no audio can come from: a folder, worded as ``soundsift similar`` words it, or a path that
-    does not exist."""
-    if Path(path).is_dir():
-        raise InvalidQuery(f"{path} is a folder, not a sound file (name the files in it)")
-    if not Path(path).exists():
-        raise InvalidQuery(f"audio file {path} does not exist")
-
-
 class SoundIndex:
     """A read-only view of one index: search by text, audio or indexed file; tag; info.
 
@@ -623,8 +613,8 @@ class SoundIndex:
                     except InvalidQuery:
                         pass                   # not in the index: embedded below
         for i, e in enumerate(examples):
-            if i not in indexed:
-                _check_example_path(e)
+            if i not in indexed:       # a folder worded as `soundsift similar` words it
+                zeroshot.check_audio_path(e, "is a folder, not a sound file (name the files in it)")
 
         def embed(model: AudioTextModel) -> np.ndarray:
             outside = [self._audio_vector(model, e, None) for i, e in enumerate(examples) if i not in indexed]

@@ -250,16 +250,22 @@ def file_segment_vectors(model: AudioTextModel, path: str | Path, policy: Segmen
     return spans, vectors
 
 
+def check_audio_path(path: str | Path, folder: str = "is a folder; give one audio file") -> None:
+    """InvalidQuery when no audio can come from ``path``: a folder (said as ``folder`` says it) or
+    no file at all; before anything is decoded."""
+    if Path(path).is_dir():
+        raise InvalidQuery(f"{path} {folder}")
+    if not Path(path).is_file():
+        raise InvalidQuery(f"audio file {path} does not exist")
+
+
 def _file_segments(model: AudioTextModel, path: str | Path, policy: SegmentPolicy | None,
                    markers: Sequence[tuple[float, float | None]] = ()
                    ) -> tuple[list[tuple[float, float]], np.ndarray, float]:
     """:func:`file_segment_vectors`, and the seconds of audio decoded (the end of its last segment,
     left out or not)."""
     from engine.audio import iter_segments
-    if Path(path).is_dir():
-        raise InvalidQuery(f"{path} is a folder; give one audio file")
-    if not Path(path).is_file():
-        raise InvalidQuery(f"audio file {path} does not exist")
+    check_audio_path(path)
     rate, pol = int(model.sample_rate), _policy(model, policy)
     spans, vectors, batch, reached = [], [], [], {"end": 0.0}
     segments = noting_end(iter_segments(path, rate, pol, markers=markers), reached)   # UnreadableAudio passes up
