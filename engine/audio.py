@@ -372,7 +372,7 @@ def read_sound_bytes(data: bytes, name: str, notes: list[str] | None = None) -> 
     :class:`UnreadableAudio` where nothing before the break decodes."""
     sound = open_sound_bytes(data, name)
     try:
-        info = _header_info(name, sound)
+        info = header_info(name, sound)
     except BaseException:
         sound.close()
         raise
@@ -534,7 +534,7 @@ def _unless_misread(p: str | BinaryIO, f: sf.SoundFile, name: str | None = None)
     return found
 
 
-def _header_info(name: str, f: Any) -> AudioInfo:
+def header_info(name: str, f: Any) -> AudioInfo:
     """What the header of the sound open as ``f`` (called ``name``) says: :class:`AudioInfo`."""
     return AudioInfo(name, int(f.frames), int(f.samplerate), int(f.channels),
                      CONTAINER_NAMES.get(str(f.format), str(f.format)), str(f.subtype))
@@ -545,7 +545,7 @@ def probe(path: str | Path) -> AudioInfo:
     p = str(path)
     try:
         with open_sound(p) as f:
-            info = _header_info(p, f)
+            info = header_info(p, f)
     except UnreadableAudio:
         raise
     except Exception as e:  # soundfile raises LibsndfileError/RuntimeError/TypeError

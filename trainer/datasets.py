@@ -59,8 +59,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import soxr
 
-from engine.audio import (AUDIO_EXTENSIONS, AudioInfo, audio_files, decode, go_to_frame, open_sound,
-                          open_sound_bytes, probe, read_frames, read_sound_bytes)
+from engine.audio import (AUDIO_EXTENSIONS, AudioInfo, audio_files, decode, go_to_frame, header_info,
+                          open_sound, open_sound_bytes, probe, read_frames, read_sound_bytes)
 from engine.system_files import is_system_folder
 from engine.errors import InvalidDataset, UnreadableAudio
 from engine.towers import yamnet
@@ -810,8 +810,7 @@ def probe_member(member: TarMember) -> AudioInfo:
     opened, or holds no samples."""
     try:
         with open_sound_bytes(member.read(), member.name) as f:
-            info = AudioInfo(str(member), int(f.frames), int(f.samplerate), int(f.channels), str(f.format),
-                             str(f.subtype))
+            info = header_info(str(member), f)
     except Exception as e:      # noqa: BLE001 — whatever the decoder raises: the member is unreadable
         raise UnreadableAudio(str(member), f"not readable as audio ({_member_reason(e, member)})") from e
     if info.frames == 0:
