@@ -588,7 +588,9 @@ def _ogg_vorbis_first_audio_page(source: str | BinaryIO) -> tuple[int, bool] | N
 def _start_skip(frame: Any) -> int:
     """The frames a decoded ``frame`` says to drop from its start (its skip-samples side data,
     there where the decoder leaves skipping to the caller); 0 where it says none."""
-    for data in frame.side_data:
+    side_data = frame.side_data
+    for entry in side_data:         # PyAV 18.1.1 iterates its types (a mapping), earlier ones its entries
+        data = entry if hasattr(entry, "type") else side_data[entry]
         if "SKIP_SAMPLES" in str(data.type).upper():
             return int.from_bytes(bytes(data)[:4], "little")
     return 0
