@@ -13,11 +13,14 @@ A sound designer takes what a search found into a session folder. Each hit becom
 
 A manifest, ``soundsift-export.csv``, gains one row per file written (what it is, where it came
 from, the span, the score, the query), so a folder filled by several searches stays traceable.
-A hit that cannot be read is reported (file and reason) and the others are still written.
+A hit that cannot be read is reported (file and reason) and the others are still written; so
+is one whose file changed since it was indexed (:func:`changed_since_indexed`), whose match
+was found in audio the file no longer holds.
 """
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import logging
 import os
@@ -36,6 +39,7 @@ import soundfile as sf
 from engine.workbook import as_csv_text
 from engine.audio import check_openable, go_to_frame, open_sound, probe, read_frames
 from engine.errors import InvalidOutput, InvalidQuery, UnreadableAudio
+from engine.file_state import FileState, state_now
 from engine.outputs import make_folder, output_folder
 from engine.wav_chunks import SourceChunks, data_offset, excerpt_header, source_chunks
 
@@ -101,6 +105,36 @@ def take_name(hit: Any) -> str | None:
     marker), else None (a keyword hit around a marker is not the take)."""
     marker, at = getattr(hit, "marker", None), getattr(hit, "marker_at", None)
     return marker if marker and at is not None and abs(float(at) - float(hit.start)) < 1e-6 else None
+
+
+def indexed_state(hit: Any) -> FileState | None:
+    """``(size, mtime_ns)`` of a hit's (or catalog record's) file as the catalog recorded it when
+    it was indexed (engine.query.Hit.size, .mtime_ns); None when it does not say (made by hand)."""
+    size, mtime_ns = getattr(hit, "size", None), getattr(hit, "mtime_ns", None)
+    return None if size is None or mtime_ns is None else (int(size), int(mtime_ns))
+
+
+def changed_since_indexed(path: str | Path, indexed: FileState | None) -> str | None:
+    """Why the file at ``path`` is not the one indexed as ``indexed`` (``(size, mtime_ns)``): its
+    size or modification time is another now, the rule by which ``soundsift index`` takes a file
+    as changed and indexes it again (indexer.scan; one stat, no read). None when it is the same,
+    when ``indexed`` is None, or when the file cannot be stat'ed (gone: reading it says so)."""
+    now = state_now(path)
+    if indexed is None or now is None or now == tuple(indexed):
+        return None
+    (size, mtime), (size_then, mtime_then) = now, indexed
+    what = (f"{size:,} bytes now, {size_then:,} when it was indexed" if size != size_then else
+            f"modified {_clock(mtime)} now, {_clock(mtime_then)} when it was indexed")
+    return (f"changed since it was indexed ({what}): its match was found in the audio it held then; "
+            "run `soundsift index` on its folder again, then search again")
+
+
+def _clock(mtime_ns: int) -> str:
+    """A modification time (ns since 1970) as local time to the second."""
+    try:
+        return datetime.datetime.fromtimestamp(mtime_ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return f"{mtime_ns} ns"
 
 
 def excerpt_subtype(subtype: str) -> str:
@@ -480,7 +514,10 @@ def export_hits(hits: Sequence[Any], folder: str | Path, *, whole_files: bool = 
     match (or every hit with ``whole_files``), else the matched span as a WAV excerpt.
 
     Nothing in ``folder`` is overwritten: a name already there gets " (2)", " (3)" … A result
-    that cannot be read is reported in ``failed`` and the others are written; a folder that
+    that cannot be read is reported in ``failed`` and the others are written; so is one whose
+    file changed since it was indexed (:func:`changed_since_indexed`, against the hit's ``size``
+    and ``mtime_ns``), a whole file too: its match, and its score, are of audio it no longer
+    holds (a span cut from it now would be another sound, or past its end); a folder that
     cannot be written to (no permission, a full disk) is an InvalidOutput naming it, raised
     after the manifest has recorded what was written before. ``pad`` and ``fade`` are seconds,
     finite and ≥ 0 (InvalidQuery otherwise, before anything is written).
@@ -510,6 +547,11 @@ def _export_each(hits: Sequence[Any], out: Path, result: ExportResult, whole_fil
     for rank, hit in enumerate(hits, start=1):
         source = Path(hit.path)
         start, end = float(hit.start), min(float(hit.end), float(hit.duration))
+        changed = changed_since_indexed(source, indexed_state(hit))
+        if changed is not None:
+            log.debug("not exported: %s: %s", source, changed)     # result.failed: the caller says it
+            result.failed.append((str(source), changed))
+            continue
         try:
             if whole_files or is_whole_file(start, end, float(hit.duration)):
                 target = _free_path(out, f"{rank:0{width}d}_{source.name}")

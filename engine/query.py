@@ -772,7 +772,7 @@ class SoundIndex:
         for i in range(0, len(wanted), _SQL_CHUNK):
             chunk = tuple(wanted[i:i + _SQL_CHUNK])
             files.update((r[0], r) for r in conn.exec_driver_sql(
-                "SELECT id, path, duration, format, sample_rate FROM files WHERE id IN "
+                "SELECT id, path, duration, format, sample_rate, size, mtime_ns FROM files WHERE id IN "
                 f"({','.join('?' * len(chunk))})", chunk).fetchall())
         hits = []
         for (_, (score, seg)), row, fid in zip(top, rows, file_ids):
@@ -780,11 +780,11 @@ class SoundIndex:
             if f is None:  # the catalog lost the file: a broken commit; skip it, loudly
                 log.warning("%s: segment %d points at missing file %d", self.root, seg, fid)
                 continue
-            _, path, duration, fmt, rate = f
+            _, path, duration, fmt, rate, size, mtime_ns = f
             hits.append(Hit(path=path, start=float(snap.seg_start[row]), end=float(snap.seg_end[row]),
                             score=_reported(score, cosine), file_id=int(fid), segment_id=seg,
-                            duration=float(duration),
-                            format=str(fmt), sample_rate=int(rate)))
+                            duration=float(duration), format=str(fmt), sample_rate=int(rate),
+                            size=int(size), mtime_ns=int(mtime_ns)))
         fields = stored_metadata(conn, [h.file_id for h in hits], ("markers", *ABOUT_LINE_KEYS))   # one lookup
         name_takes(snap, hits, _markers_of(fields))
         on_disk = {p: os.path.exists(p) for p in {h.path for h in hits}}

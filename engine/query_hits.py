@@ -33,6 +33,8 @@ class Hit:
     about: str | None = None          # what the file says it is, or a library sheet says of it (one line)
     missing: bool | None = None       # True: not on disk now (moved without relocate, an unmounted drive)
     copies: list[str] = field(default_factory=list)   # other names of this recording (engine.query_copies)
+    size: int | None = None           # the file as it was indexed: bytes and modification time (ns), the
+    mtime_ns: int | None = None       # state the indexer compares (engine.file_state); export checks it
 
     def __post_init__(self) -> None:
         if not self.folder:
@@ -44,8 +46,10 @@ class Hit:
         ``marker`` and ``marker_at`` only where the hit is a marked take or a keyword search found
         a named marker, ``about`` only where the file or a library sheet describes it, ``missing``
         only for a file not on disk now; ``copies`` always: the other names of its recording, hard
-        links and byte-identical copies, that the search collapsed into it, ``[]`` when none)."""
+        links and byte-identical copies, that the search collapsed into it, ``[]`` when none).
+        ``size`` and ``mtime_ns`` are not in it: they are what export checks the file against."""
         d = asdict(self)
+        del d["size"], d["mtime_ns"]
         for optional in ("keywords", "same_recording", "marker", "marker_at", "about", "missing"):
             if d[optional] is None:
                 del d[optional]
