@@ -3,8 +3,10 @@ measured on the corpus (run by hand; no model, no index).
 
 Positives: clips of corpus/audio (``--per-source`` of each source, evenly spaced in name order;
 their first ``--seconds``, mono),
-each encoded as a library would hold it — MP3 (LAME through PyAV's ffmpeg) at 32–192 kbps mono
-and stereo, Ogg Vorbis q0–q5 (libsndfile's libvorbis), Opus 24–96 kbps (libsndfile's libopus),
+each encoded as a library would hold it — MP3 (LAME through PyAV's ffmpeg, at FFmpeg's default
+quality; 128 kbps mono also at LAME's -q 0, 2 and 7: which LAME is printed, PyAV 18.1.0's wheel
+carries LAME 3.100, 18.1.1's one that tags its MP3s "LAME4.1") at 32–192 kbps mono and stereo,
+Ogg Vorbis q0–q5 (libsndfile's libvorbis), Opus 24–96 kbps (libsndfile's libopus),
 resampled to 48/22.05/16/8 kHz, 6 and 12 dB quieter, 8-bit — and as an editor's export adds:
 10 ms fades, 5 ms of silence added or 3 ms trimmed at the start (then MP3 128/64 kbps).
 Negatives: pairs that must not be marked — other clips of the same sound from the same source
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -58,8 +61,10 @@ MP3_RATES = {8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000}
 Variant = Callable[[np.ndarray, int, Path], Path]
 
 
-def _av_encode(x: np.ndarray, sr: int, path: Path, codec: str, bit_rate: int, channels: int) -> Path:
-    """``x`` (mono) encoded by PyAV's ffmpeg ``codec`` at ``bit_rate`` with ``channels`` channels."""
+def _av_encode(x: np.ndarray, sr: int, path: Path, codec: str, bit_rate: int, channels: int,
+               options: dict[str, str] | None = None) -> Path:
+    """``x`` (mono) encoded by PyAV's ffmpeg ``codec`` at ``bit_rate`` with ``channels`` channels
+    (``options``: the encoder's)."""
     import av
 
     rate = sr if sr in MP3_RATES else 44100          # what a converter does with a rate MP3 lacks
@@ -68,7 +73,7 @@ def _av_encode(x: np.ndarray, sr: int, path: Path, codec: str, bit_rate: int, ch
     data = np.repeat(x[None, :], channels, axis=0).astype(np.float32)
     layout = "mono" if channels == 1 else "stereo"
     with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=rate, layout=layout)
+        stream = out.add_stream(codec, rate=rate, layout=layout, options=options or {})
         stream.bit_rate = bit_rate
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format="fltp", layout=layout)
         frame.sample_rate = rate
@@ -79,8 +84,22 @@ def _av_encode(x: np.ndarray, sr: int, path: Path, codec: str, bit_rate: int, ch
     return path
 
 
-def mp3(kbps: int, channels: int) -> Variant:
-    return lambda x, sr, d: _av_encode(x, sr, d / f"mp3_{kbps}_{channels}.mp3", "libmp3lame", kbps * 1000, channels)
+def mp3(kbps: int, channels: int, quality: int | None = None) -> Variant:
+    """MP3 by PyAV's LAME at ``kbps``; ``quality``: LAME's -q (0 its slowest psychoacoustics, 7 and
+    up none), else FFmpeg's default (:func:`lame_version` says which LAME)."""
+    options = {} if quality is None else {"compression_level": str(quality)}
+    return lambda x, sr, d: _av_encode(x, sr, d / f"mp3_{kbps}_{channels}_q{quality}.mp3", "libmp3lame",
+                                       kbps * 1000, channels, options)
+
+
+def lame_version() -> str:
+    """The LAME in PyAV's FFmpeg, as the Info tag of an MP3 it writes names it ("LAME3.100"; PyAV
+    18.1.1's wheel writes "LAME4.1"), and PyAV's version."""
+    import av
+    with tempfile.TemporaryDirectory() as d:
+        data = mp3(192, 1)(np.zeros(22050, np.float32), 22050, Path(d)).read_bytes()
+    tag = re.search(rb"LAME\d+\.\d+", data)
+    return f"{tag.group().decode() if tag else 'no LAME tag'} (PyAV {av.__version__})"
 
 
 def opus(kbps: int) -> Variant:
@@ -171,6 +190,7 @@ VARIANTS: dict[str, Variant] = {
     "fades 10 ms": edited(fades, name="fades"),
     "5 ms added": edited(pad_start, name="pad"),
     "3 ms trimmed": edited(trim_start, name="trim"),
+    **{f"LAME -q {q}: mp3 128 kbps, mono": mp3(128, 1, q) for q in (0, 2, 7)},
     "export (fades, 5 ms) mp3 128 stereo": edited(export, mp3(128, 2), "export128"),
     "export (fades, 5 ms) mp3 64 mono": edited(export, mp3(64, 1), "export64"),
     "3 ms trimmed, mp3 32 mono": edited(trim_start, mp3(32, 1), "trim32"),
@@ -333,7 +353,8 @@ def main() -> None:
             corpus_copies.append((a["source"], f"{a['audio']} = {b['audio']}", d))
         else:
             negatives["another clip of the label"].append((a["source"], f"{a['audio']} ~ {b['audio']}", d))
-    print(f"{len(clips)} clips of {len(rows)}, first {args.seconds:g} s; {time.perf_counter() - t0:.0f} s")
+    print(f"{len(clips)} clips of {len(rows)}, first {args.seconds:g} s; {time.perf_counter() - t0:.0f} s; "
+          f"MP3s by {lame_version()}")
     for what, counts in (("outside the duration slack (never compared)", uncompared),
                          (f"left within {COPY_RESIDUAL_DB:g} dB of the waveform (not counted)", unchanged)):
         if counts:
@@ -351,6 +372,7 @@ def _column(rows: list[tuple[str, str, np.ndarray]], k: int, generated: bool | N
 
 #: the table README's duplicates section shows: variants by family, in VARIANTS' order
 FAMILIES = {"MP3 mono 32/48/64/96/128/192 kbps": "kbps mono", "MP3 stereo 32/48/64/96/128/192 kbps": "kbps stereo",
+            "MP3 mono 128 kbps, LAME -q 0/2/7": "LAME -q",
             "Vorbis q0–q5": "vorbis q", "Opus 24/32/48/64/96 kbps": "opus ",
             "resampled 48/22.05/16/8 kHz": "resampled ", "gain −6/−12 dB, 8-bit": ("gain", "8-bit"),
             "10 ms fades, 5 ms added, 3 ms cut": ("fades", "added", "trimmed")}

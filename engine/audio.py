@@ -861,8 +861,8 @@ def _read_blocks(p: str, info: AudioInfo, block: int, notes: list[str] | None,
             with _heard(heard):
                 sound = reopen()
         with sound as f:
-            if isinstance(f, ChainedOgg) and f.note:      # (said outside the capture of fd 2)
-                _note(p, f.note, notes)
+            if isinstance(f, (ChainedOgg, FFmpegSound)) and f.note:    # (said outside the capture of fd 2)
+                _note(p, f.note, notes)                               # (links unread; AMR silence frames)
             if first:
                 with _heard(heard):
                     go_to_frame(f, first, block)

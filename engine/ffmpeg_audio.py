@@ -18,9 +18,10 @@ other stream is read to where it ends; a raw stream — ADTS ``.aac``, ``.ac3``,
 — holds no length (FFmpeg's estimate from the bit rate of its start is off many times over
 where the rate changes: VBR AAC, AMR's silence frames, two encodings joined end to end), so its
 frames are counted when it is opened, from the frame headers, demuxed but not decoded. AMR is
-decoded by OpenCORE's decoder where PyAV's FFmpeg has it (FFmpeg's own cannot decode the
-silence frames of an AMR recorded with DTX). An Ogg Opus file (one libsndfile refuses or misreads:
-engine.audio) is counted so too: its packets' frames less the encoder's pre-skip, which FFmpeg's
+decoded by OpenCORE's decoder where PyAV's FFmpeg has it; FFmpeg's own (PyAV 18.1.1's wheel has
+no OpenCORE) cannot decode the silence frames of an AMR recorded with DTX, which are read as
+silence of their length instead, and :attr:`FFmpegSound.note` says how many. An Ogg Opus file
+(one libsndfile refuses or misreads: engine.audio) is counted so too: its packets' frames less the encoder's pre-skip, which FFmpeg's
 decoder drops and its length (the last granule position, with any the stream starts at) counts.
 An Ogg Vorbis file's length is its granule positions' (:meth:`FFmpegSound._vorbis_frames`), as
 libsndfile reads it: FFmpeg starts the packets of one whose sound is all in one page a packet late
@@ -134,6 +135,9 @@ class FFmpegSound:
 
     def __init__(self, source: str | BinaryIO, name: str | None = None) -> None:
         self.name = name or str(source)
+        #: what of the file is read otherwise than it was recorded, and why (AMR's silence frames
+        #: where FFmpeg cannot decode them: :func:`_undecoded_amr_types`), for the reader to say
+        self.note: str | None = None
         self._trims_end = False                        # the end is cut at ``frames`` here, not by FFmpeg
         av = _load_av(self.name)
         self._source = source
@@ -385,14 +389,19 @@ class FFmpegSound:
         (where decoding stops too)."""
         stream = self._container.streams.audio[0]
         total, time_base = 0, stream.time_base          # (read before the container is closed)
+        undecoded, silent, packets = _undecoded_amr_types(self._av, stream), 0, 0
         try:
             for packet in self._container.demux(stream):
                 if packet.size and not packet.duration:
                     total = 0
                     break
                 total += packet.duration or 0
+                packets += bool(packet.size)
+                silent += bool(undecoded) and _amr_frame_type(packet) in undecoded
         except self._av.error.FFmpegError:
             pass                                       # read() raises it, in FFmpeg's words, at that point
+        if silent:
+            self.note = _amr_silence_note(silent, packets)
         self._container.close()
         self._container = _open(self._av, self._source)
         return int(round(float(total * time_base) * self.samplerate)) if time_base else 0
@@ -449,13 +458,30 @@ class FFmpegSound:
             stream.codec_context.flags2 |= self._av.codec.context.Flags2.skip_manual
         try:
             decoder = _preferred_decoder(self._av, stream)
-            if decoder is None:
+            undecoded = _undecoded_amr_types(self._av, stream) if decoder is None else frozenset()
+            if decoder is None and not undecoded:
                 yield from self._container.decode(stream)
             else:                                      # its last, empty packet flushes the decoder
                 for packet in self._container.demux(stream):
-                    yield from decoder.decode(packet)
+                    if undecoded and _amr_frame_type(packet) in undecoded:
+                        yield self._silence(packet)
+                    else:
+                        yield from (decoder or stream.codec_context).decode(packet)
         except self._av.error.FFmpegError as e:
             raise ValueError(getattr(e, "strerror", None) or str(e)) from e
+
+    def _silence(self, packet: Any) -> Any:
+        """A decoded frame of silence as long as the AMR ``packet`` (a frame FFmpeg's decoder cannot
+        decode: :func:`_undecoded_amr_types`), placed at its timestamp. Where the file's opening did
+        not count them (AMR in a container other than a raw ``.amr``), the first is logged."""
+        if self.note is None:
+            self.note = _amr_silence_note(None, None)
+            log.warning("%s: %s", self.name, self.note)
+        seconds = float(packet.duration * packet.time_base) if packet.duration and packet.time_base else AMR_FRAME_SECONDS
+        frame = self._av.AudioFrame.from_ndarray(np.zeros((1, round(seconds * self.samplerate)), np.float32),
+                                                 format="flt", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = self.samplerate, packet.pts, packet.time_base
+        return frame
 
     def _block(self, frame: Any) -> np.ndarray:
         """A decoded frame's samples as (frames, channels) float32; where the decoder leaves its
@@ -507,6 +533,38 @@ def _preferred_decoder(av: Any, stream: Any) -> Any:
         return None
     decoder.sample_rate = stream.codec_context.sample_rate
     return decoder
+
+
+#: the frame types (bits 1–4 of an AMR frame's first byte: RFC 4867 §5.3) that FFmpeg's own AMR
+#: decoders cannot decode, by codec: AMR-NB's comfort-noise (SID) frames 8–11, AMR-WB's 9, a lost
+#: frame (WB 14), no data (15), the types reserved between. An encoder with DTX writes the SID
+#: and no-data frames where it is quiet; FFmpeg's decoders fail on each ("Not yet implemented in
+#: FFmpeg", "Invalid data found when processing input"): without OpenCORE (PyAV 18.1.1's wheel)
+#: they are read as silence of their length (:meth:`FFmpegSound._silence`), not comfort noise
+_UNDECODED_AMR_TYPES = {"amrnb": frozenset(range(8, 16)), "amrwb": frozenset(range(9, 16))}
+#: how long one AMR frame lasts (seconds), whatever its type
+AMR_FRAME_SECONDS = 0.02
+
+
+def _undecoded_amr_types(av: Any, stream: Any) -> frozenset[int]:
+    """The frame types of :data:`_UNDECODED_AMR_TYPES` for ``stream``'s codec where FFmpeg's own
+    decoder reads it (no :func:`_preferred_decoder`); empty for any other stream."""
+    kinds = _UNDECODED_AMR_TYPES.get(str(stream.codec_context.name), frozenset())
+    return kinds if kinds and _preferred_decoder(av, stream) is None else frozenset()
+
+
+def _amr_frame_type(packet: Any) -> int | None:
+    """The frame type in an AMR ``packet``'s header byte (its first: RFC 4867 §5.3); None for
+    an empty packet."""
+    return (bytes(packet)[0] >> 3) & 0x0F if packet.size else None
+
+
+def _amr_silence_note(silent: int | None, frames: int | None) -> str:
+    """What a reader says of an AMR file whose ``silent`` frames of ``frames`` (None: uncounted)
+    are read as silence (:data:`_UNDECODED_AMR_TYPES`)."""
+    which = f"{silent} of its {frames} frames are" if silent is not None else "some of its frames are"
+    return (f"{which} AMR silence frames (DTX's comfort noise or no data), which FFmpeg's own decoder "
+            "cannot decode (PyAV's FFmpeg has no OpenCORE decoder): read as silence")
 
 
 def _float_frames(raw: np.ndarray, sample_format: str, planar: bool, channels: int) -> np.ndarray:

@@ -202,11 +202,48 @@ def _joined(path, first, second, header: int = 0):
     return path
 
 
+#: AMR frames' sizes in bytes, their header byte included, by frame type (RFC 4867 §5.3): AMR-NB's
+#: speech modes 0–7 (4.75–12.2 kbit/s), AMR-WB's 0–8 (6.6–23.85 kbit/s)
+AMR_SPEECH_BYTES = {"nb": (13, 14, 16, 18, 20, 21, 27, 32), "wb": (18, 24, 33, 37, 41, 47, 51, 59, 61)}
+#: the silence frames OpenCORE's AMR-NB encoder writes with DTX (header byte first): where it turns
+#: quiet a SID_FIRST, then a SID_UPDATE (its comfort noise, the quietest) every 8th frame and
+#: NO_DATA between; AMR-WB's SID (type 9) here all zeros after its header
+AMR_SILENCE = {"nb": (bytes.fromhex("4426c783680e"), bytes.fromhex("4426c783681e"), b"\x7c"),
+               "wb": (b"\x4c" + bytes(5), b"\x4c" + bytes(5), b"\x7c")}
+#: a raw AMR file's first bytes
+AMR_MAGIC = {"nb": b"#!AMR\n", "wb": b"#!AMR-WB\n"}
+
+
+def amr_by_hand(path, *runs: tuple[int | None, int], kind: str = "nb", seed: int = 0):
+    """A raw AMR file (``kind``: "nb" or "wb") written frame by frame, without an encoder (PyAV
+    18.1.1's wheel has none): ``runs`` of (frame type, how many), a speech type's frames of random
+    bits (every pattern decodes: a loud buzz), None a DTX silence (:data:`AMR_SILENCE`)."""
+    rng, frames = np.random.default_rng(seed), []
+    for frame_type, count in runs:
+        for i in range(count):
+            if frame_type is None:
+                first, update, no_data = AMR_SILENCE[kind]
+                frames.append(first if i == 0 else update if i % 8 == 3 else no_data)
+            else:
+                size = AMR_SPEECH_BYTES[kind][frame_type]
+                frames.append(bytes([frame_type << 3 | 4]) + rng.bytes(size - 1))   # (its quality bit set)
+    path.write_bytes(AMR_MAGIC[kind] + b"".join(frames))
+    return path
+
+
+def _opencore(codec: str = "libopencore_amrnb") -> None:
+    """Skip where PyAV's FFmpeg has no OpenCORE AMR encoder (PyAV 18.1.1's wheel)."""
+    import av
+    if codec not in av.codecs_available:
+        pytest.skip(f"PyAV {av.__version__}'s FFmpeg has no {codec} encoder")
+
+
 @pytest.mark.parametrize("suffix, codec, rate, rates, header", [
     (".ac3", "ac3", 48000, (64_000, 448_000), 0),           # FFmpeg said 16.1 s for 4 s
     (".ac3", "eac3", 48000, (96_000, 640_000), 0),          # 15.5 s for 4 s
     (".mp2", "mp2", 48000, (64_000, 384_000), 0),           # 14.1 s for 4 s
     (".amr", "libopencore_amrnb", 8000, (4750, 12200), 6),  # 7.0 s for 4 s
+    (".amr", "by hand", 8000, (0, 7), 6),                   # AMR-NB modes 0 and 7: 4.75, 12.2 kbit/s
 ])
 def test_a_raw_streams_length_is_counted_where_its_bit_rate_changes(tmp_path, suffix, codec, rates, rate, header):
     """A raw AC-3, E-AC-3, MP2 or AMR stream holds no length: FFmpeg's guess from the bit rate of its
@@ -214,8 +251,14 @@ def test_a_raw_streams_length_is_counted_where_its_bit_rate_changes(tmp_path, su
     (or the reverse, too short). Its frames are counted from their headers instead, as many as
     decode."""
     from engine.audio import open_sound, probe
-    low = _raw_stream(tmp_path / f"low{suffix}", codec, noise(2.0, rate, seed=1) * 0.5, rate, rates[0])
-    high = _raw_stream(tmp_path / f"high{suffix}", codec, noise(2.0, rate, seed=2) * 0.5, rate, rates[1])
+    if codec == "by hand":
+        low = amr_by_hand(tmp_path / f"low{suffix}", (rates[0], 100), seed=1)
+        high = amr_by_hand(tmp_path / f"high{suffix}", (rates[1], 100), seed=2)
+    else:
+        if codec.startswith("libopencore"):
+            _opencore(codec)
+        low = _raw_stream(tmp_path / f"low{suffix}", codec, noise(2.0, rate, seed=1) * 0.5, rate, rates[0])
+        high = _raw_stream(tmp_path / f"high{suffix}", codec, noise(2.0, rate, seed=2) * 0.5, rate, rates[1])
     for path in (_joined(tmp_path / f"low_high{suffix}", low, high, header),
                  _joined(tmp_path / f"high_low{suffix}", high, low, header)):
         frames = probe(path).frames
@@ -224,26 +267,94 @@ def test_a_raw_streams_length_is_counted_where_its_bit_rate_changes(tmp_path, su
             assert len(f.read(dtype="float32")) == frames, path.name
 
 
-def test_amr_silence_frames_do_not_stretch_its_length(tmp_path):
+def _dtx_memo(path, source: str):
+    """4 s of AMR-NB at 12.2 kbit/s recorded with DTX, 2 s of silence first: by OpenCORE's
+    encoder (skipped where PyAV has none) or :func:`amr_by_hand`."""
+    if source == "by hand":
+        return amr_by_hand(path, (None, 100), (7, 100))
+    _opencore()
+    signal = np.concatenate([np.zeros(16000, np.float32), noise(2.0, 8000, seed=3) * 0.5])
+    return _raw_stream(path, "libopencore_amrnb", signal, 8000, 12200, {"dtx": "1"})
+
+
+@pytest.mark.parametrize("source", ["OpenCORE", "by hand"])
+def test_amr_silence_frames_do_not_stretch_its_length(tmp_path, source):
     """AMR with DTX writes 6-byte silence frames where speech frames are 32: a quiet start made
-    FFmpeg's guess 9.0 s for 4 s. Counted, it is 4 s (FFmpeg's own AMR decoder cannot decode
-    those frames: the count is the demuxer's)."""
+    FFmpeg's guess 9.0 s for 4 s. Counted, it is 4 s (the count is the demuxer's, not a decoder's)."""
     from engine.audio import probe
-    signal = np.concatenate([np.zeros(16000, np.float32), noise(2.0, 8000, seed=3) * 0.5])
-    path = _raw_stream(tmp_path / "memo.amr", "libopencore_amrnb", signal, 8000, 12200, {"dtx": "1"})
-    assert probe(path).frames == pytest.approx(32000, abs=160)
+    assert probe(_dtx_memo(tmp_path / "memo.amr", source)).frames == pytest.approx(32000, abs=160)
 
 
-def test_an_amr_recorded_with_dtx_decodes(tmp_path):
+@pytest.fixture(params=["as PyAV's FFmpeg has them", "FFmpeg's own"])
+def amr_decoders(request, monkeypatch):
+    """Whether AMR is decoded by OpenCORE where PyAV's FFmpeg has it (PyAV 18.1.0's wheel), or
+    by FFmpeg's own decoder as where it has not (18.1.1's): True where by FFmpeg's own."""
+    import av
+    import engine.ffmpeg_audio as ffmpeg_audio
+    if request.param == "FFmpeg's own":
+        monkeypatch.setattr(ffmpeg_audio, "_PREFERRED_DECODERS", {})
+    return request.param == "FFmpeg's own" or "libopencore_amrnb" not in av.codecs_available
+
+
+@pytest.mark.parametrize("source", ["OpenCORE", "by hand"])
+def test_an_amr_recorded_with_dtx_decodes(tmp_path, source, amr_decoders):
     """FFmpeg's AMR decoder cannot decode DTX's silence frames ("Not yet implemented in FFmpeg"):
-    such a recording was unreadable. OpenCORE's decoder reads it: as many frames as counted,
-    silence where it was quiet, sound where it was not, from the start or after a seek."""
-    from engine.audio import open_sound
-    signal = np.concatenate([np.zeros(16000, np.float32), noise(2.0, 8000, seed=3) * 0.5])
-    path = _raw_stream(tmp_path / "memo.amr", "libopencore_amrnb", signal, 8000, 12200, {"dtx": "1"})
+    such a recording was unreadable. OpenCORE's decoder reads them as comfort noise; without
+    OpenCORE (PyAV 18.1.1) they are read as silence of their length, and the file's note says
+    so: as many frames as counted either way, silence where it was quiet, sound where it was not,
+    from the start or after a seek."""
+    from engine.audio import iter_blocks, open_sound
+    path = _dtx_memo(tmp_path / "memo.amr", source)
     with open_sound(str(path)) as f:
         x = f.read(dtype="float32")
-        assert len(x) == f.frames
+        assert len(x) == f.frames == pytest.approx(32000, abs=160)
         assert np.abs(x[:12000]).max() < 0.05 < np.sqrt(np.mean(x[20000:30000] ** 2))
         f.seek(24000)
         assert np.array_equal(f.read(800, dtype="float32"), x[24000:24800])
+    notes: list[str] = []
+    assert sum(map(len, iter_blocks(path, 8000, notes=notes))) == len(x)
+    silent = 100 if source == "by hand" else 93
+    assert notes == ([f"{silent} of its {len(x) // 160} frames are AMR silence frames (DTX's comfort noise or "
+                      "no data), which FFmpeg's own decoder cannot decode (PyAV's FFmpeg has no OpenCORE "
+                      "decoder): read as silence"] if amr_decoders else [])
+    if amr_decoders:                                    # (OpenCORE's encoder starts with 7 speech frames)
+        assert not x[2000:16000].any()
+
+
+def test_an_amr_wb_recorded_with_dtx_decodes_by_ffmpegs_own_decoder(tmp_path, monkeypatch):
+    """AMR-WB's silence frames (SID, type 9; no data, 15) are read as silence of their length by
+    FFmpeg's own decoder too, as AMR-NB's."""
+    import engine.ffmpeg_audio as ffmpeg_audio
+    from engine.audio import iter_blocks, open_sound
+    monkeypatch.setattr(ffmpeg_audio, "_PREFERRED_DECODERS", {})
+    path = amr_by_hand(tmp_path / "memo.amr", (None, 100), (8, 50), (None, 50), kind="wb")
+    with open_sound(str(path)) as f:
+        x = f.read(dtype="float32")
+        assert (f.samplerate, len(x), f.frames) == (16000, 64000, 64000)
+    assert not x[:32000].any() and not x[48000:].any() and np.sqrt(np.mean(x[32000:48000] ** 2)) > 0.05
+    notes: list[str] = []
+    assert sum(map(len, iter_blocks(path, 16000, notes=notes))) == 64000
+    assert len(notes) == 1 and notes[0].startswith("150 of its 200 frames are AMR silence frames")
+
+
+def test_amr_silence_frames_in_a_3gp_are_read_as_silence_and_logged(tmp_path, monkeypatch, caplog):
+    """In a container other than a raw ``.amr`` (a phone's ``.3gp``) the frames are not counted
+    when it is opened: FFmpeg's own decoder reads its silence frames as silence all the same, and
+    the first is logged under the file's name."""
+    import av
+    import engine.ffmpeg_audio as ffmpeg_audio
+    monkeypatch.setattr(ffmpeg_audio, "_PREFERRED_DECODERS", {})
+    raw, path = amr_by_hand(tmp_path / "memo.amr", (7, 50), (None, 100), (7, 50)), tmp_path / "memo.3gp"
+    with av.open(str(raw)) as source, av.open(str(path), "w", format="3gp") as out:
+        stream = out.add_stream_from_template(source.streams.audio[0])
+        for packet in source.demux(source.streams.audio[0]):
+            if packet.size:
+                packet.stream = stream
+                out.mux(packet)
+    with caplog.at_level(logging.WARNING, logger="engine.ffmpeg_audio"):
+        with ffmpeg_audio.FFmpegSound(str(path)) as f:
+            x = f.read(dtype="float32")
+    assert len(x) == 32000 and not x[8000:24000].any() and np.abs(x[:8000]).max() > 0.05
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: some of its frames are AMR silence frames (DTX's comfort noise or no data), which FFmpeg's "
+        "own decoder cannot decode (PyAV's FFmpeg has no OpenCORE decoder): read as silence"]

@@ -3,7 +3,12 @@
 recording, a 32 kbps one is not (its codec noise costs 1.5–4 dB, where other takes of a sound
 and edits of it already lie: the speech with a second voice 36 dB under it is closer), and
 another take is far. The duration slack covers what the codecs add (MP3 encoder delay and padding,
-Opus pre-skip), so a short clip's MP3 and Opus are still compared."""
+Opus pre-skip), so a short clip's MP3 and Opus are still compared.
+
+The MP3s are LAME's at -q 7 (a fast mode), whose MP3s measure the same whether PyAV 18.1.0's LAME
+3.100 or 18.1.1's "LAME4.1" makes them (0.067 dB for this speech at 128 kbps). At FFmpeg's default
+quality they do not: 0.09 and 0.86 dB (LAME 3.100 at -q 0: 0.97), the difference mostly in the
+level map's quietest heard cells; on the corpus's recordings far less (README, "duplicates")."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,10 +52,16 @@ def _resonance(x: np.ndarray, freq: float, bandwidth: float) -> np.ndarray:
     return lfilter([1.0], [1.0, -2 * r * np.cos(2 * np.pi * freq / SR), r * r], x)
 
 
+#: LAME's -q for the MP3s here: MP3s that measure alike from either PyAV wheel's LAME (module docstring)
+LAME_QUALITY = 7
+
+
 def mp3(x: np.ndarray, kbps: int, path: Path, rate: int = SR) -> Path:
-    """``x`` (mono at ``rate``) as a mono MP3 at ``kbps`` (LAME, through PyAV's FFmpeg)."""
+    """``x`` (mono at ``rate``) as a mono MP3 at ``kbps`` (LAME at :data:`LAME_QUALITY`, through
+    PyAV's FFmpeg)."""
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libmp3lame", rate=rate, layout="mono")
+        stream = out.add_stream("libmp3lame", rate=rate, layout="mono",
+                                options={"compression_level": str(LAME_QUALITY)})
         stream.bit_rate = kbps * 1000
         frame = av.AudioFrame.from_ndarray(x[None, :], format="fltp", layout="mono")
         frame.sample_rate = rate
