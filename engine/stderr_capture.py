@@ -2,10 +2,13 @@
 under the name of the file it is about instead of as anonymous lines on the terminal."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
-from typing import Iterable
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 
 #: distinct lines kept per file; the rest are counted
 MAX_LINES = 6
@@ -62,3 +65,58 @@ class StderrCapture:
         if left:
             sys.stderr.write("\n".join(left) + "\n")
             sys.stderr.flush()
+
+
+#: one :func:`capturing_beside_threads` at a time in this process: two threads swapping fd 2
+#: about would each take the other's lines, and the later to end would put back the earlier's file
+_BESIDE_THREADS = threading.RLock()
+
+
+@contextmanager
+def capturing_beside_threads() -> Iterator[StderrCapture]:
+    """A :class:`StderrCapture` for a process where other threads run (``soundsift serve``'s, the
+    page's), for what C libraries print during a short block (an upload decoded): one such capture
+    at a time, and the log handlers that write to stderr (fd 2's file) write past it meanwhile, to
+    a duplicate of fd 2 (:func:`_logging_past_fd2`), so no log line of another thread, or of this
+    one, is taken for the library's. A thread writing to ``sys.stderr`` itself meanwhile is
+    still taken."""
+    with _BESIDE_THREADS, _logging_past_fd2(), StderrCapture() as captured:
+        yield captured
+
+
+def _same_file_as_fd2(stream: Any) -> bool:
+    """Whether ``stream`` writes to the file fd 2 is open on (a terminal, a pipe, a log file)."""
+    try:
+        mine, fd2 = os.fstat(stream.fileno()), os.fstat(2)
+    except (AttributeError, OSError, ValueError):         # no file (a StringIO), or one closed
+        return False
+    return (mine.st_dev, mine.st_ino) == (fd2.st_dev, fd2.st_ino)
+
+
+def _stderr_handlers() -> list[logging.StreamHandler]:
+    """The logging handlers, on any logger, writing to stderr's file (not a log file's handler)."""
+    loggers = [logging.getLogger(), *(x for x in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(x, logging.Logger))]
+    found = {id(h): h for x in loggers for h in x.handlers
+             if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+             and _same_file_as_fd2(h.stream)}
+    return list(found.values())
+
+
+@contextmanager
+def _logging_past_fd2() -> Iterator[None]:
+    """The logging handlers writing to stderr (:func:`_stderr_handlers`) write to a duplicate of
+    fd 2 during the block, so a capture of fd 2 begun inside it does not take their lines."""
+    handlers = _stderr_handlers()
+    if not handlers:
+        yield
+        return
+    encoding = getattr(handlers[0].stream, "encoding", None) or "utf-8"
+    past = os.fdopen(os.dup(2), "w", encoding=encoding, errors="backslashreplace", buffering=1)
+    swapped = [(h, h.setStream(past)) for h in handlers]
+    try:
+        yield
+    finally:
+        for handler, stream in swapped:
+            handler.setStream(stream)
+        past.close()

@@ -131,9 +131,35 @@ DIGESTS_FOLDER = "file-digests"
 
 
 def _stored_digest_path(key: _DigestKey) -> Path:
-    """Where :func:`stored_file_sha256` keeps the digest of the file in the state ``key`` names."""
-    name = hashlib.sha256(repr(key).encode()).hexdigest()
-    return cache_dir() / DIGESTS_FOLDER / f"{name}.sha256"
+    """Where :func:`stored_file_sha256` keeps the digest of the file in the state ``key`` names:
+    ``<path>-<state>.sha256`` (each a hash), so the entries of one path share their first part
+    (:func:`_prune_stale_digests`)."""
+    path, state = (hashlib.sha256(repr(k).encode()).hexdigest()[:32] for k in (key[0], key))
+    return cache_dir() / DIGESTS_FOLDER / f"{path}-{state}.sha256"
+
+
+def _prune_stale_digests(current: Path) -> None:
+    """Remove the kept digests of ``current``'s path other than ``current`` (states of the file
+    gone by: a new version fingerprinted left one per version) and those named as before
+    ``<path>-<state>`` (never read now). Safe beside other processes: one that finds an entry
+    gone hashes the file again, one reading an entry reads it whole (an open file outlives its
+    name; where it cannot be removed it stays, said at debug level), and a temporary file being
+    written (:func:`keep`'s ``….sha256.tmpPID``) is left alone."""
+    prefix = current.name.split("-", 1)[0] + "-"
+    try:
+        with os.scandir(current.parent) as entries:
+            stale = [e.path for e in entries if e.name.endswith(".sha256") and e.name != current.name
+                     and (e.name.startswith(prefix) or "-" not in e.name)]
+    except OSError as e:
+        log.debug("could not list the kept digests in %s (%s)", current.parent, e)
+        return
+    for path in stale:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:               # another process pruned it first
+            pass
+        except OSError as e:
+            log.debug("could not remove the stale digest %s (%s)", path, e)
 
 
 def stored_file_sha256(path: str | os.PathLike[str]) -> str:
@@ -141,8 +167,9 @@ def stored_file_sha256(path: str | os.PathLike[str]) -> str:
     processes: a one-shot command (``soundsift search``) fingerprinting a model then reads no
     weights it does not run. The disk copy is keyed as the process one is (the resolved path,
     device, inode, size, mtime and ctime), so an edited or replaced file is hashed anew; a file
-    changed in the last :data:`RECENT_CHANGE_NS` is hashed at every call and not kept. An
-    unreadable or malformed kept digest is ignored; one that cannot be written costs a warning."""
+    changed in the last :data:`RECENT_CHANGE_NS` is hashed at every call and not kept; keeping a
+    file's digest removes those kept for its path's earlier states (:func:`_prune_stale_digests`).
+    An unreadable or malformed kept digest is ignored; one that cannot be written costs a warning."""
     real = os.path.realpath(path)
     key = _digest_key(real)
     with _digests_lock:
@@ -161,4 +188,5 @@ def stored_file_sha256(path: str | os.PathLike[str]) -> str:
     digest = cached_file_sha256(real)
     if _settled(key) and _digest_key(real) == key:
         keep(stored, digest.encode("ascii"), f"the SHA-256 of {real}")
+        _prune_stale_digests(stored)
     return digest

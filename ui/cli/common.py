@@ -4,9 +4,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import io
 import json
 import logging
 import os
+import select
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterable, Iterator, Optional, TypeVar
@@ -100,50 +102,131 @@ def exit_without_collecting() -> None:
     atexit.register(gc.freeze)
 
 
-#: the exit status of a command whose stdout closed before it finished writing (``soundsift search …
-#: | head -1``): the shell's 128 + SIGPIPE, the status cat or grep end with there (as Ctrl-C's is
-#: 128 + SIGINT, :data:`INTERRUPTED_EXIT`), so it is told apart from a failure (1), and a
-#: ``set -o pipefail`` script sees what it sees for them
+#: the exit status of a command whose stdout or stderr closed before it finished writing
+#: (``soundsift search … | head -1``): the shell's 128 + SIGPIPE, the status cat or grep end with
+#: there (as Ctrl-C's is 128 + SIGINT, :data:`INTERRUPTED_EXIT`), so it is told apart from a
+#: failure (1), and a ``set -o pipefail`` script sees what it sees for them
 CLOSED_OUTPUT_EXIT = 141
 
 
-def _stop_writing_stdout() -> typer.Exit:
-    """After a write to a closed stdout: point stdout at /dev/null, so what is still buffered
-    goes nowhere instead of failing again at exit ("Exception ignored … BrokenPipeError"; as
-    Python's docs on SIGPIPE advise), and the Exit ending the command with CLOSED_OUTPUT_EXIT."""
+class _WatchedOutput(io.RawIOBase):
+    """The file under a standard stream (:func:`_watched`): each write is written whole or
+    raises, and a write its reader was gone for (BrokenPipeError) is remembered
+    (:attr:`reader_gone`), whoever caught the error (logging and warnings swallow it).
+
+    Unbuffered (``PYTHONUNBUFFERED``, ``python -u``), CPython's text stream writes straight to
+    the file and drops what a short write left (a pipe whose reader closed mid-write): the
+    command went on as if all was printed and exited 0, or 141, by the timing."""
+
+    def __init__(self, file: io.FileIO) -> None:
+        super().__init__()
+        self._file = file
+        self.reader_gone = False
+
+    @property
+    def name(self) -> Any:
+        return self._file.name
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def isatty(self) -> bool:
+        return self._file.isatty()
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        try:
+            while done < len(view):
+                written = self._file.write(view[done:])
+                if written is None:                       # a non-blocking file, full: wait
+                    select.select([], [self._file], [])
+                    continue
+                done += written
+        except BrokenPipeError:
+            self.reader_gone = True
+            raise
+        return done
+
+
+def _watched(stream: Any) -> Any:
+    """``sys.stdout`` or ``sys.stderr`` anew over a :class:`_WatchedOutput` of its file, buffered,
+    line-buffered and written through as it was; a stream that is no file's (a test's capture, a
+    stream already watched) as it is."""
+    buffer = getattr(stream, "buffer", None)
+    raw = buffer.raw if isinstance(buffer, io.BufferedWriter) else buffer
+    if not isinstance(raw, io.FileIO):
+        return stream
+    stream.flush()
+    watched = _WatchedOutput(raw)
+    anew = io.TextIOWrapper(io.BufferedWriter(watched) if raw is not buffer else watched,
+                            encoding=stream.encoding, errors=stream.errors,
+                            line_buffering=stream.line_buffering, write_through=stream.write_through)
+    anew.mode = getattr(stream, "mode", "w")           # as Python's own standard streams say
+    return anew
+
+
+def _reader_gone(stream: Any) -> bool:
+    """Whether the reader of ``stream`` (stdout or stderr) is gone: flushing it fails, or a write
+    to it did (:class:`_WatchedOutput`)."""
+    if stream is None:
+        return False
+    try:
+        stream.flush()
+    except BrokenPipeError:
+        return True
+    except (OSError, ValueError):               # not a pipe's error; a stream closed
+        return False
+    buffer = getattr(stream, "buffer", None)
+    return bool(getattr(getattr(buffer, "raw", buffer), "reader_gone", False))
+
+
+def _closed_outputs() -> list[Any]:
+    """Those of stdout and stderr whose reader is gone (:func:`_reader_gone`)."""
+    return [s for s in (sys.stdout, sys.stderr) if _reader_gone(s)]
+
+
+def _stop_writing(streams: list[Any]) -> typer.Exit:
+    """After a write to a closed stdout or stderr: point each of ``streams`` at /dev/null, so what
+    is still buffered, and what is written there later (a log line, an exit handler's), goes
+    nowhere instead of failing again ("Exception ignored … BrokenPipeError", or exit status 120
+    where stderr's last flush fails; as Python's docs on SIGPIPE advise), and the Exit ending
+    the command with CLOSED_OUTPUT_EXIT."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, sys.stdout.fileno())
+        for stream in streams:
+            os.dup2(devnull, stream.fileno())
     finally:
         os.close(devnull)
+    for stream in streams:
+        stream.flush()                          # what a failed write left buffered: to /dev/null
     return typer.Exit(CLOSED_OUTPUT_EXIT)
 
 
 @contextlib.contextmanager
 def stops_quietly_when_output_closes() -> Iterator[None]:
-    """Run a command (:meth:`ui.cli.app.FlagsGroup.invoke`), its stdout flushed at the end, so that
-    a reader that stopped early (``| head -1``) ends it quietly: no traceback, nothing on stderr,
-    exit status :data:`CLOSED_OUTPUT_EXIT` (Click's own handling exited 1, a failure's status,
-    saying nothing, or Python said "Exception ignored … BrokenPipeError" at exit)."""
+    """Run a command (:meth:`ui.cli.app.FlagsGroup.invoke`), stdout and stderr flushed at the end,
+    so that a reader of either that stopped early (``| head -1``) ends it quietly: no traceback,
+    nothing more on stderr, exit status :data:`CLOSED_OUTPUT_EXIT` (Click's own handling exited
+    1, a failure's status, saying nothing, or Python said "Exception ignored … BrokenPipeError"
+    at exit). Under :func:`run_command_line` a write that failed is remembered even where it
+    was caught (a log line to a closed stderr), so the status is 141 whether or not the
+    streams are buffered (``PYTHONUNBUFFERED``)."""
     try:
         yield
-    except BrokenPipeError as e:
-        raise _stop_writing_stdout() from e
+    except BrokenPipeError as e:                # (a BrokenPipeError no stream is known for: stdout's, as ever)
+        raise _stop_writing(_closed_outputs() or [sys.stdout]) from e
     except BaseException as e:                  # an Exit(1) after partial output, too: flushed here
-        if not _flushed_stdout():
-            raise _stop_writing_stdout() from e
+        closed = _closed_outputs()
+        if closed:
+            raise _stop_writing(closed) from e
         raise
-    if not _flushed_stdout():
-        raise _stop_writing_stdout()
-
-
-def _flushed_stdout() -> bool:
-    """Flush stdout; False when its reader is gone (BrokenPipeError)."""
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        return False
-    return True
+    closed = _closed_outputs()
+    if closed:
+        raise _stop_writing(closed)
 
 
 def _raise_broken_pipe(console: Console) -> None:
@@ -154,9 +237,11 @@ def _raise_broken_pipe(console: Console) -> None:
 
 def run_command_line(command: Any, args: Optional[list[str]] = None, prog_name: Optional[str] = None) -> None:
     """Run a Click ``command`` as a program (``soundsift``, ``python -m trainer.corpus``): its exit
-    skips collecting the heap (:func:`exit_without_collecting`), and every rich console, help's
-    too, leaves a closed stdout to :func:`stops_quietly_when_output_closes`."""
+    skips collecting the heap (:func:`exit_without_collecting`), stdout and stderr are watched
+    for a reader that is gone (:func:`_watched`), and every rich console, help's too, leaves a
+    closed stdout or stderr to :func:`stops_quietly_when_output_closes`."""
     exit_without_collecting()
+    sys.stdout, sys.stderr = _watched(sys.stdout), _watched(sys.stderr)
     Console.on_broken_pipe = _raise_broken_pipe      # type: ignore[method-assign]
     command.main(args=args, prog_name=prog_name)
 

@@ -1,10 +1,12 @@
 """Query-by-example uploads and recordings: checked for size, decoded in memory by the decoder
-the indexer would read the file with (engine.audio.read_sound_bytes).
+the indexer would read the file with (engine.audio.read_sound_bytes); what C decoders print
+meanwhile is debug detail under the upload's name, not anonymous lines on the server's stderr.
 
 Nothing uploaded is written anywhere, least of all into the library.
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 
@@ -12,6 +14,9 @@ import numpy as np
 
 from engine.audio import read_sound_bytes
 from engine.errors import InvalidQuery, UnreadableAudio
+from engine.stderr_capture import capturing_beside_threads, summarised
+
+log = logging.getLogger(__name__)
 
 MAX_UPLOAD_MB = 50
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
@@ -52,7 +57,7 @@ def read_example(name: str, data: bytes, max_bytes: int | None = None) -> Exampl
         raise UnreadableAudio(name, "empty upload")
     said_by_decoder: list[str] = []
     try:                                        # as the indexer reads a file of that name
-        samples, rate = read_sound_bytes(data, name, said_by_decoder)
+        samples, rate = _decode(name, data, said_by_decoder)
     except UnreadableAudio as e:                # (named by the upload's name already)
         raise UnreadableAudio(name, f"not readable as audio ({e.reason}); "
                               f"upload one of: {', '.join(UPLOAD_TYPES)}") from e
@@ -67,3 +72,17 @@ def read_example(name: str, data: bytes, max_bytes: int | None = None) -> Exampl
         raise UnreadableAudio(name, "contains NaN or Inf samples")
     return ExampleAudio(name, np.ascontiguousarray(mono, dtype=np.float32), int(rate),
                         tuple(f"{name}: {note}" for note in said_by_decoder))
+
+
+def _decode(name: str, data: bytes, notes: list[str]) -> tuple[np.ndarray, int]:
+    """:func:`read_sound_bytes` of the upload ``name``, what the C decoders print to stderr
+    meanwhile (libmpg123's "Note: Illegal Audio-MPEG-Header …", "Warning: Xing stream size off
+    …") taken (:func:`capturing_beside_threads`: the server and the page run threads) and logged
+    as debug detail under its name: the upload's notes keep the one line saying where decoding
+    stopped, a failure its one error, and the server's log no anonymous lines."""
+    with capturing_beside_threads() as captured:
+        try:
+            return read_sound_bytes(data, name, notes)
+        finally:
+            for line in summarised(captured.take_lines()):
+                log.debug("%s: the decoder said: %s", name, line)
