@@ -175,6 +175,7 @@ def open_catalog(path: str | Path, *, create: bool = False) -> Engine:
     except BaseException:
         engine.dispose()
         raise
+    _report_damage(engine, path)
     if create:
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
@@ -233,13 +234,56 @@ def _create_schema(path: Path) -> None:
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 
 
-def _damaged(error: DBAPIError) -> bool:
-    """Whether ``error`` says the catalog file itself is damaged or not SQLite (not a lock, a
-    permission or a full disk)."""
-    code = getattr(error.orig, "sqlite_errorcode", None)
+#: the first bytes of every SQLite database file (sqlite.org/fileformat.html)
+_SQLITE_HEADER = b"SQLite format 3\0"
+
+
+def _damage_said(error: BaseException) -> str | None:
+    """What the DBAPI ``error`` (sqlite3's) says of a catalog file that is itself damaged or not
+    SQLite, for :func:`damaged_catalog`; None for any other error (a lock, a permission, a full disk)."""
+    code = getattr(error, "sqlite_errorcode", None)
     if code is not None:
-        return code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
-    return any(m in str(error.orig) for m in ("file is not a database", "disk image is malformed"))
+        damaged = code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    else:
+        damaged = any(m in str(error) for m in ("file is not a database", "disk image is malformed"))
+    if not damaged:
+        return None
+    what = "is not an SQLite database" if "not a database" in str(error) else "is damaged"
+    return f"{what} ({error}; truncated or overwritten?)"
+
+
+def _file_damage(path: Path) -> str | None:
+    """What is wrong with the catalog file at ``path`` by its size and first bytes alone (emptied,
+    or overwritten by other bytes), for :func:`damaged_catalog`; None when it starts as SQLite
+    (or cannot be read: that is not damage to report)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_SQLITE_HEADER))
+    except OSError:
+        return None
+    if not head:
+        return "is empty (0 bytes; truncated?)"
+    if head != _SQLITE_HEADER:
+        return "is not an SQLite database (it does not start as one; truncated or overwritten?)"
+    return None
+
+
+def _report_damage(engine: Engine, path: Path) -> None:
+    """Make a query on ``engine`` that finds the catalog at ``path`` damaged raise IndexUnreadable
+    naming it (:func:`damaged_catalog`) instead of SQLAlchemy's DatabaseError: a catalog emptied,
+    cut short or overwritten in place while it is open (``soundsift serve``, the page, a long
+    command), which :func:`check_catalog` saw whole when it was opened. The engine's pooled
+    connections are dropped with it (as on a lost connection), so a catalog restored in place is
+    read afresh by the next query: nothing needs restarting."""
+    def on_error(context: Any) -> None:
+        error = context.original_exception
+        why = _damage_said(error) or (_file_damage(path) if isinstance(error, sqlite3.Error) else None)
+        if why is None:
+            return
+        context.is_disconnect = True            # the pool is dropped: no connection keeps stale pages
+        raise damaged_catalog(path, why)        # SQLAlchemy chains it to the sqlite3 error
+
+    event.listen(engine, "handle_error", on_error)
 
 
 def damaged_catalog(path: Path, why: str) -> "IndexUnreadable":
@@ -273,10 +317,10 @@ def check_catalog(engine: Engine, path: Path, *, create: bool = False) -> None:
                        for column in sorted(set(columns) - {row[1] for row in conn.exec_driver_sql(
                            f"PRAGMA table_info({table})")})]
     except DBAPIError as e:
-        if not _damaged(e):
+        why = _damage_said(e.orig)
+        if why is None:
             raise
-        what = "is not an SQLite database" if "not a database" in str(e.orig) else "is damaged"
-        raise damaged_catalog(path, f"{what} ({e.orig}; truncated or overwritten?)") from e
+        raise damaged_catalog(path, why) from e
     if not tables:
         _check_empty(path, create)
         return
@@ -376,6 +420,7 @@ def _read_only_engine(path: Path) -> Engine:
     except BaseException:
         engine.dispose()
         raise
+    _report_damage(engine, path)
     log.debug("%s: the folder is read-only; catalog opened with %s", path.parent, uri)
     return engine
 

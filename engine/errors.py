@@ -80,5 +80,6 @@ class PortUnavailable(SoundsiftError):
 
 
 class IndexUnreadable(SoundsiftError):
-    """An index's catalog or vectors file cannot be read: damaged (truncated, overwritten, not
-    SQLite or not FAISS), missing, or written by a newer soundsift; nothing was changed."""
+    """An index's catalog or vectors file (or, where the demo reads it, its index.json) cannot be
+    read: damaged (truncated, overwritten, not SQLite or not FAISS), missing, or written by a newer
+    soundsift; nothing was changed. Also when the catalog is damaged in place while it is open."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,10 +39,54 @@ def new_index(dim: int) -> faiss.Index:
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
 
+#: a FAISS file smaller than this is read whole, not memory-mapped (:func:`_safe_to_map`): it holds
+#: a few vectors at most, so reading it whole costs nothing
+MMAP_MIN_BYTES = 4096
+
+#: faiss's header of each index in a file: fourcc, d, ntotal, two unused int64, is_trained, metric
+_HEADER = struct.Struct("<4siqqqBi")
+
+
+def _flat_length(head: bytes) -> int | None:
+    """The length of the ``IDMap2,Flat`` file (:func:`new_index`) whose first bytes are ``head``, by
+    faiss's layout: the two headers, then the codes and the ids, each array after its int64 length;
+    None for a file of another type (or too short to say)."""
+    if len(head) < 2 * _HEADER.size:
+        return None
+    outer, inner = _HEADER.unpack_from(head, 0), _HEADER.unpack_from(head, _HEADER.size)
+    if outer[0] != b"IxM2" or inner[0] not in (b"IxFI", b"IxF2"):
+        return None
+    d, n = outer[1], outer[2]
+    return 2 * _HEADER.size + 8 + n * d * 4 + 8 + n * 8
+
+
+def _safe_to_map(path: str | Path) -> bool:
+    """Whether faiss's memory-mapped reader may be given ``path``: given a file cut short it may
+    crash the process (SIGSEGV, faiss 1.15.1: an ``IDMap2,Flat`` file cut inside a header field, at
+    bytes 25–31 or 62–68) or load it (cut inside its last id), where its plain reader raises. False
+    for a file under :data:`MMAP_MIN_BYTES` (read plainly); RuntimeError, as faiss's own, for an
+    ``IDMap2,Flat`` file of another length than its header implies (reading it plainly would first
+    allocate all the vectors it claims); True otherwise, and when it cannot be looked at (faiss then
+    says why, as before)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2 * _HEADER.size)
+            size = os.fstat(f.fileno()).st_size
+    except OSError:
+        return True
+    if size < MMAP_MIN_BYTES:
+        return False
+    expected = _flat_length(head)
+    if expected is not None and expected != size:
+        raise RuntimeError(f"{path}: {size} bytes, where its header (IDMap2,Flat) says {expected}")
+    return True
+
+
 def read_index(path: str | Path, mmap: bool = True) -> faiss.Index:
-    """Load a FAISS file read-only; memory-mapped where the index type allows it."""
+    """Load a FAISS file read-only; memory-mapped where the index type allows it and the file is
+    safe to map (:func:`_safe_to_map`)."""
     base = faiss.IO_FLAG_READ_ONLY
-    if mmap:
+    if mmap and _safe_to_map(path):
         for flag in MMAP_FLAGS:
             try:
                 return faiss.read_index(str(path), base | flag)

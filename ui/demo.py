@@ -116,36 +116,63 @@ def generate(folder: Path = DEMO_DIR) -> list[Path]:
 
 
 def _run(args: list[str]) -> None:
+    """Run ``soundsift ARGS`` as a user types it; a command that fails has said why in its own
+    line: the demo stops with its exit status, without a traceback of its own."""
     print("$ soundsift " + " ".join(shlex.quote(a) for a in args), flush=True)
-    subprocess.run([sys.executable, "-m", "ui.cli", *args], check=True)
+    done = subprocess.run([sys.executable, "-m", "ui.cli", *args])
+    if done.returncode != 0:
+        raise SystemExit(done.returncode)
 
 
 def built_with_older_model(index: str = INDEX) -> bool:
     """Whether the demo index exists but was built with another soundsift-base than the one
-    installed (an upgrade that retrained the weights), so indexing it again must re-embed it."""
-    import json
-
+    installed (an upgrade that retrained the weights), so indexing it again must re-embed it.
+    IndexUnreadable naming its index.json when that cannot be read (damaged, half-written)."""
     from engine.layout import IndexLayout, resolve_index_dir
     from engine.models.factory import BUNDLED, DEFAULT_MODEL
     from engine.models.soundsift_clap import SoundsiftClapConfig, fingerprint_of
 
-    index_json = IndexLayout(resolve_index_dir(index)).index_json
-    if not index_json.is_file():
+    layout = IndexLayout(resolve_index_dir(index))
+    if not layout.index_json.is_file():
         return False
-    recorded = json.loads(index_json.read_text()).get("model_fingerprint")
+    recorded = _recorded(layout.index_json).get("model_fingerprint")
     folder = BUNDLED[DEFAULT_MODEL]
     current = fingerprint_of(folder, SoundsiftClapConfig.from_file(folder / "config.json"))
     return recorded is not None and recorded != current
+
+
+def _recorded(index_json: Path) -> dict:
+    """What the index's ``index_json`` records; IndexUnreadable, naming it and what to do, when it
+    is not a JSON object (cut short, overwritten) or cannot be read."""
+    import json
+
+    try:
+        recorded = json.loads(index_json.read_text())
+        if not isinstance(recorded, dict):
+            raise ValueError(f"it holds a JSON {type(recorded).__name__}, not an object")
+    except (OSError, ValueError) as e:
+        from engine.errors import IndexUnreadable
+        why = e.strerror.lower() if isinstance(e, OSError) and e.strerror else str(e)
+        raise IndexUnreadable(f"{index_json} cannot be read ({why}; damaged or half-written?): the demo "
+                              f"index is made from generated sounds, so delete the folder {index_json.parent} "
+                              "and run the demo again") from e
+    return recorded
 
 
 def main(argv: list[str] | None = None) -> None:
     """Generate the demo library under demo/, index it as "demo", search and tag it (`make demo`)."""
     import argparse
 
+    from engine.errors import SoundsiftError
+
     argparse.ArgumentParser(prog="python -m ui.demo", description=main.__doc__).parse_args(argv)
     files = generate()
     print(f"demo library: {len(files)} files in {DEMO_DIR}/", flush=True)
-    rebuild = built_with_older_model()
+    try:
+        rebuild = built_with_older_model()
+    except SoundsiftError as e:             # one line, as the commands it runs say theirs
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1) from e
     if rebuild:
         from engine.models.factory import DEFAULT_MODEL
         print(f"the demo index was built with an older {DEFAULT_MODEL!r}; re-embedding it", flush=True)

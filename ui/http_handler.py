@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from engine.errors import InvalidQuery, SoundsiftError, UnreadableAudio
+from engine.errors import IndexUnreadable, InvalidQuery, SoundsiftError, UnreadableAudio
 from engine.zeroshot import checking_between_batches
 from ui.http_connections import RETRY_AFTER_SECONDS, SERVER_NAME, _drain
 from ui.http_request import (ClientGone, ForeignHost, ForeignOrigin, MethodNotAllowed, NotFound, OverTime, Query,
@@ -256,7 +256,9 @@ class SoundsiftHandler(RequestBody, BaseHTTPRequestHandler):
             self.extra_headers.append(("Content-Range", f"bytes */{e.total}"))    # not the excerpt's ETag
         except (InvalidQuery, UnreadableAudio) as e:
             status, body, kind = HTTPStatus.BAD_REQUEST, _json({"error": str(e)}), "application/json"
-        except SoundsiftError as e:       # the index went missing, a mismatched model …
+        except SoundsiftError as e:       # the index went missing, a mismatched model, a damaged catalog …
+            if isinstance(e, IndexUnreadable):      # the operator's to mend (restored, it is read again)
+                log.warning("%s %s: %s", method, self.path, e)
             status, body, kind = HTTPStatus.SERVICE_UNAVAILABLE, _json({"error": str(e)}), "application/json"
             self.extra_headers.append(("Retry-After", str(RETRY_AFTER_SECONDS)))    # as the busy 503's
         except Exception as e:            # a bug: said to the client and logged with its traceback

@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, count, out_console, print_json, reports_errors, setup_logging
 from ui.cli.results import cell
+
+if TYPE_CHECKING:
+    from engine.errors import IndexUnreadable
 
 
 @app.command("info")
@@ -27,10 +31,29 @@ def info_command(
     from indexer.info import index_info
 
     info = index_info(index, errors_limit=errors)
+    unreadable = _vectors_error(info)
     if json_out:
-        print_json(info)
+        print_json(info if unreadable is None else {**info, "error": str(unreadable)})
     else:
-        _print_info(info)
+        _print_info(info, unreadable is not None)
+    if unreadable is not None:      # what the catalog holds was shown; a script sees the failure
+        raise unreadable
+
+
+def _vectors_error(info: dict[str, Any]) -> "IndexUnreadable | None":
+    """IndexUnreadable (engine.vectors.unreadable_vectors) when the vectors file the catalog of
+    ``info`` (indexer.info.index_info) names is missing or does not read as FAISS, which every
+    search would stop at; None when it reads, or no commit has named one yet."""
+    from engine.errors import IndexUnreadable
+    from engine.vectors import check_readable
+
+    if info.get("generation") is None or not info.get("vectors_file"):
+        return None
+    try:
+        check_readable(Path(info["index"]) / info["vectors_file"])
+    except IndexUnreadable as e:
+        return e
+    return None
 
 
 #: library categories listed in the table (all of them in --json)
@@ -74,7 +97,8 @@ def _silence_text(c: dict[str, int]) -> str:
     return "; ".join(said)
 
 
-def _print_info(info: dict[str, Any]) -> None:
+def _print_info(info: dict[str, Any], vectors_unreadable: bool = False) -> None:
+    """The tables of ``info``; ``vectors_unreadable``: its vectors file does not read as FAISS."""
     from rich.table import Table
 
     from indexer.write import human_size
@@ -123,7 +147,9 @@ def _print_info(info: dict[str, Any]) -> None:
             t.add_row("memory budget", f"{info['memory_budget'] / 2**30:.2f} GiB")
         size = info.get("vectors_bytes")
         t.add_row("vectors file", f"{info.get('vectors_file')}"
-                                  + (f" ({human_size(size)})" if size is not None else " (missing)"))
+                                  + (" (missing)" if size is None else
+                                     f" ({human_size(size)}, unreadable)" if vectors_unreadable else
+                                     f" ({human_size(size)})"))
         t.add_row("generation", str(info.get("generation")))
         if info.get("updated_at"):
             t.add_row("updated", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["updated_at"])))
