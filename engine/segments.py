@@ -17,7 +17,10 @@ segment, or shorter than :data:`MIN_TAKE`, adds none.
 A segment that is all digital silence (:func:`is_silent`: no sample above :data:`SILENT_PEAK`)
 is left out of a file that has sound elsewhere (:func:`without_silence`), so a 3 s sound padded
 to 40 s is not a vector of mostly silence; a file that is silence throughout keeps its first
-segment, and a segment starting at a named marker's take is never left out.
+segment. A marked take is judged as a window is: one of digital silence (a "Pause" marked over
+a gap) is left out too, so it no longer enters the file's vector (the mean of its segments), and
+a silent file with markers is a file of silence throughout (until session 40 such a take was
+kept, and made a silent file look as if it had sound).
 """
 from __future__ import annotations
 
@@ -132,8 +135,9 @@ def is_silent(waveform: np.ndarray) -> bool:
 
 
 def take_starts(markers: Sequence[tuple[float, float | None]], sample_rate: int, policy: SegmentPolicy) -> set[int]:
-    """Sample offsets where the takes of ``markers`` (:func:`take_bounds`) start: a segment starting
-    there is never left out for silence (the marker's take is found by its start)."""
+    """Sample offsets at ``sample_rate`` where the takes of ``markers`` (:func:`take_bounds`) start:
+    the indexer notes those whose take it left out as silence (:func:`silent_segment`), so a take
+    missing from the index is not taken for one never cut (indexer.take_refresh)."""
     return {a for a, _ in take_bounds(markers, sample_rate, policy)} if markers else set()
 
 
@@ -166,13 +170,18 @@ def without_silence(segments: Iterable[S], silent: Callable[[S], bool],
         yield held[0], True
 
 
-def silent_segment(sample_rate: int, exempt: Collection[int] = ()) -> Callable[[object], bool]:
-    """A ``silent`` test for :func:`without_silence` of segments with ``start`` (seconds) and
-    ``waveform``: :func:`is_silent`, but never for one starting at a sample offset in ``exempt``
-    (:func:`take_starts`)."""
+def silent_segment(sample_rate: int, takes: Collection[int] = (),
+                   silent_takes: set[int] | None = None) -> Callable[[object], bool]:
+    """A ``silent`` test for :func:`without_silence` of segments with ``start`` (seconds) and a
+    ``waveform`` at ``sample_rate`` (the model's, where :data:`SILENT_PEAK` is judged):
+    :func:`is_silent`, for a marked take as for a window. ``silent_takes`` gets the offset of each
+    silent one starting where a take does (``takes``: :func:`take_starts`)."""
     def silent(seg: object) -> bool:
-        start = int(round(getattr(seg, "start") * sample_rate))
-        return start not in exempt and is_silent(getattr(seg, "waveform"))
+        if not is_silent(getattr(seg, "waveform")):
+            return False
+        if silent_takes is not None and (start := int(round(getattr(seg, "start") * sample_rate))) in takes:
+            silent_takes.add(start)
+        return True
     return silent
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from engine.errors import InvalidQuery, UnreadableAudio
 from engine.models.base import AudioTextModel, l2_normalize
 from engine.segments import (MIN_TAKE, SegmentPolicy, bounds_with_takes, is_silent, noting_end, silent_segment,
-                             take_starts, without_silence)
+                             without_silence)
 
 #: what a query by example may be: a file path, or a waveform (with its sample rate)
 AudioInput = Union[str, Path, np.ndarray]
@@ -110,9 +110,8 @@ def waveform_segment_vectors(model: AudioTextModel, waveform: np.ndarray, sample
     x = _at_model_rate(model, waveform, sample_rate)
     rate = int(model.sample_rate)
     pol = _policy(model, policy)
-    exempt = take_starts(markers, rate, pol)
     bounds = [ab for ab, _ in without_silence(bounds_with_takes(len(x), rate, pol, markers),
-                                              lambda ab: ab[0] not in exempt and is_silent(x[ab[0]:ab[1]]))]
+                                              lambda ab: is_silent(x[ab[0]:ab[1]]))]
     return ([(a / rate, b / rate) for a, b in bounds],
             _embed_in_batches(model, [np.ascontiguousarray(x[a:b]) for a, b in bounds]))
 
@@ -269,7 +268,7 @@ def _file_segments(model: AudioTextModel, path: str | Path, policy: SegmentPolic
     rate, pol = int(model.sample_rate), _policy(model, policy)
     spans, vectors, batch, reached = [], [], [], {"end": 0.0}
     segments = noting_end(iter_segments(path, rate, pol, markers=markers), reached)   # UnreadableAudio passes up
-    for seg, _ in without_silence(segments, silent_segment(rate, take_starts(markers, rate, pol))):
+    for seg, _ in without_silence(segments, silent_segment(rate)):
         spans.append((seg.start, seg.end))
         batch.append(seg.waveform)
         if len(batch) == EMBED_BATCH:

@@ -104,6 +104,7 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
     reached = {"end": 0.0}      # the end of the audio decoded, silent segments left out or not
     n = 0
     throughout = False          # silence throughout: its first segment sent for it
+    silent_takes: set[int] = set()  # where its marked takes left out as silence start
     try:
         info = probe(job.path)            # names why a file cannot be opened (engine.audio.check_openable)
         info = _with_metadata(info, notes)
@@ -111,7 +112,7 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
         before_decoding = len(notes)
         segments = iter_segments(job.path, sample_rate, policy, stats=stats, notes=notes, levels=levels,
                                  markers=takes)
-        silent = silent_segment(sample_rate, take_starts(takes, sample_rate, policy))
+        silent = silent_segment(sample_rate, take_starts(takes, sample_rate, policy), silent_takes)
         for seg, only_silence in without_silence(noting_end(segments, reached), silent, counts):
             yield SegmentReady(job.job, n, seg.start, seg.end, seg.waveform, info.duration, only_silence)
             throughout |= only_silence
@@ -130,7 +131,7 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
                      "indexing the audio that decodes")
     # measured while decoding, stored beside what the file says of itself (engine.file_metadata.INDEXER_KEYS)
     stored = {k: f"{v:.1f}" for k, v in levels.items()}
-    stored.update(silence_rows(counts.get("silent_left_out", 0), throughout))   # judged (indexer.silence_refresh)
+    stored.update(silence_rows(counts.get("silent_left_out", 0), throughout, silent_takes))   # indexer.silence_refresh
     try:
         stored["fingerprint"] = content_fingerprint(job.path)
     except OSError as e:        # only moves lose by it (indexer.moves): a note, not a failure
@@ -144,10 +145,11 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
     yield FileDecoded(job.job, info, n, end, stats, notes, counts.get("silent_left_out", 0))
 
 
-def silence_rows(left_out: int, throughout: bool) -> dict[str, str]:
+def silence_rows(left_out: int, throughout: bool, silent_takes: Iterable[int] = ()) -> dict[str, str]:
     """The catalog rows (engine.file_metadata.SILENCE_KEYS) saying that a file's silence was judged:
-    ``left_out`` segments left out, and whether it is silence throughout (no row when not)."""
-    rows = {SILENCE_KEYS[0]: str(int(left_out))}
+    ``left_out`` segments left out, whether it is silence throughout (no row when not), and where
+    its marked takes left out start (``silent_takes``, samples at the model's rate)."""
+    rows = {SILENCE_KEYS[0]: str(int(left_out)), SILENCE_KEYS[2]: " ".join(map(str, sorted(silent_takes)))}
     if throughout:
         rows[SILENCE_KEYS[1]] = "1"
     return rows

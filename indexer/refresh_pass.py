@@ -29,14 +29,18 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 
-def files_without(writer: IndexWriter, present: set[str], key: str) -> list[str]:
+def files_without(writer: IndexWriter, present: set[str], key: str, having: str | None = None) -> list[str]:
     """The indexed paths among ``present`` with no ``key`` row beside their metadata (what an older
-    indexer did not store: a pass's files to do), sorted."""
+    indexer did not store: a pass's files to do), of those with a ``having`` row only where given,
+    sorted."""
     with Session(writer.engine) as s:
         if not has_table(s, "file_metadata"):
             return []
         stored = exists().where(FileMetadata.file_id == File.id, FileMetadata.key == key)
-        return [p for p in s.scalars(select(File.path).where(~stored).order_by(File.path)) if p in present]
+        query = select(File.path).where(~stored)
+        if having is not None:
+            query = query.where(exists().where(FileMetadata.file_id == File.id, FileMetadata.key == having))
+        return [p for p in s.scalars(query.order_by(File.path)) if p in present]
 
 
 def _ignore_interrupts() -> None:

@@ -65,6 +65,10 @@ CHECKPOINT_SECONDS = 60.0
 #: instead of growing with the square of the library
 SLOW_COMMIT_SECONDS, WRITE_SHARE = 0.25, 0.05
 STAGES = ("scan", "decode", "resample", "embed", "write")
+#: the counts of an :class:`IndexSummary` that grow as files are queued for a commit: what the
+#: run's commits put in the index once committed (:func:`committed_counts`)
+QUEUED_COUNTS = ("added", "updated", "removed", "moved", "same_file", "same_audio", "n_segments",
+                 "silent_left_out", "files_of_silence", "audio_seconds")
 
 
 def checkpoint_due(files: int, seconds: float, last_cost: float, checkpoint_files: int,
@@ -151,6 +155,19 @@ def _sheets_not_imported(writer: IndexWriter, spreadsheets: list[str]) -> list[s
                   if os.path.realpath(p) not in paths and os.path.basename(p) not in unpathed)
 
 
+def committed_counts(summary: IndexSummary) -> dict[str, Any]:
+    """The :data:`QUEUED_COUNTS` of ``summary`` as they are: after a commit, what the index holds
+    of the run; put back with :func:`restore_counts` when a Ctrl-C leaves what was queued since
+    uncommitted (a second one during the commit after the first)."""
+    return {k: getattr(summary, k) for k in QUEUED_COUNTS}
+
+
+def restore_counts(summary: IndexSummary, counts: dict[str, Any]) -> None:
+    """Put ``summary``'s :data:`QUEUED_COUNTS` back to ``counts`` (:func:`committed_counts`)."""
+    for k, v in counts.items():
+        setattr(summary, k, v)
+
+
 @dataclass
 class _Work:
     """A file on its way through decode and embed."""
@@ -165,6 +182,7 @@ class _Work:
     n_segments: int = -1                # segments the decoder sent (those left out as silent are not)
     header_seconds: float = 0.0         # how long its header says it is (the progress bar's measure)
     silent: bool = False                # digital silence throughout: its first segment stands for it
+    silent_left_out: int = 0            # segments the decoder left out as digital silence
 
     @property
     def ready(self) -> bool:
@@ -415,19 +433,20 @@ def finish_summary(summary: IndexSummary, t_start: float) -> IndexSummary:
 
 
 def copies_of_indexed(writer: IndexWriter, plan: Diff, retake: set[str], state: dict[str, tuple[int, int]],
-                      meta: dict[str, Any]) -> tuple[list[IndexedFile], set[str]]:
+                      meta: dict[str, Any]) -> tuple[list[IndexedFile], set[str], dict[str, str]]:
     """The new and changed files of ``plan`` with the audio of a file it keeps as indexed (hard
     links and identical copies; indexer.same_file), each as that file is indexed, so nothing is
-    embedded again, and the paths of those that are copies rather than other names of its file;
-    none where the index cannot give its vectors back exactly or holds another model's."""
+    embedded again; the paths of those that are copies rather than other names of its file; and
+    each one's path → the indexed path it is a copy of. None where the index cannot give its
+    vectors back exactly or holds another model's."""
     if not plan.unchanged or not writer.copies_read_exactly() or any(
             writer.meta.get(k) != meta[k] for k in ("model_fingerprint", "dim", "segment_policy")):
-        return [], set()
+        return [], set(), {}
     arrived = [f for f in plan.new + plan.changed if f.path not in retake]
     found, copies = indexed_names(arrived, {p: state[p] for p in plan.unchanged},
                                   lambda paths: {p: h.fingerprint for p, h in writer.headers(paths).items()})
     if not found:
-        return [], set()
+        return [], set(), {}
     said = []
     if links := len(found) - len(copies):
         said.append(f"{count(links, 'new name')} of files indexed under another (hard links)")
@@ -436,7 +455,7 @@ def copies_of_indexed(writer: IndexWriter, plan: Diff, retake: set[str], state: 
     log.info("%s: their rows and vectors are copied", " and ".join(said))
     by_path = {f.path: f for f in arrived}
     return writer.indexed_copies([(indexed, by_path[path]) for path, indexed in sorted(found.items())],
-                                 int(meta["dim"])), copies
+                                 int(meta["dim"])), copies, found
 
 
 @dataclass
@@ -561,7 +580,7 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
     if moves_done:              # at their new paths first: their sidecar cue sheets are looked at there
         summary.generation = writer.commit(Changes(remove=sorted(replaced), moves=moves), meta)
         summary.commits += 1
-        summary.moved = len(moves)
+        summary.moved, summary.removed = len(moves), len(replaced)
     # files indexed before the metadata reader learnt more (iXML …): read theirs again, once
     busy = {f.path for f in plan.new} | {f.path for f in plan.changed} | set(plan.deleted)
     summary.metadata_reread = refresh_metadata(writer, busy, {} if moves_done else {m.old: m.new for m in moves})
@@ -594,6 +613,7 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
 
     pending = (Changes(remove=[p for p in plan.deleted if p not in replaced]) if moves_done
                else Changes(remove=list(plan.deleted), moves=moves))
+    committed = committed_counts(summary)   # the counts as the index holds them (updated by each commit)
     summary.removed = len(plan.deleted)
     summary.moved = len(moves)          # committed with the run's first commit (a Ctrl-C from here on makes it)
 
@@ -616,9 +636,11 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
         except BaseException:
             if writer.generation != before:     # interrupted after the catalog committed
                 pending = Changes()
+                committed.update(committed_counts(summary))
             raise
         summary.commits += 1
         pending = Changes()
+        committed.update(committed_counts(summary))
         now = time.perf_counter()
         commit_cost, last_commit = now - last_commit_started, now
 
@@ -629,6 +651,7 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
                    else np.zeros((0, model.dim), np.float32))
         segments = [w.bounds[i] for i in order]
         summary.n_segments += len(order)
+        summary.silent_left_out += w.silent_left_out
         summary.files_of_silence += w.silent
         summary.audio_seconds += w.duration
         record(job, w, w.info, w.duration, segments, vectors)
@@ -670,13 +693,14 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
     stack = contextlib.ExitStack()      # the progress bar and the decoders, closed when the files are done
+    copied_from: dict[str, str] = {}
     try:
         for e in scanned.errors:
             if e.path not in kept_failing:
                 fail(e.path, e.reason)
 
         # a new name or copy of a file this run keeps indexed under another (a hard link made since): copied
-        copies, identical = copies_of_indexed(writer, plan, retake, state, meta)
+        copies, identical, copied_from = copies_of_indexed(writer, plan, retake, state, meta)
         if copies:
             copied, was_indexed = {f.path for f in copies}, {f.path for f in plan.changed}
             pending.add += copies
@@ -727,7 +751,7 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
                 for note in ev.notes:
                     log.warning("%s: %s", w.scanned.path, note)
                 w.info, w.n_segments, w.duration = ev.info, ev.n_segments, ev.duration
-                summary.silent_left_out += ev.silent_left_out
+                w.silent_left_out = ev.silent_left_out
                 if w.ready:
                     finish(ev.job)
             elif isinstance(ev, FileFailed):
@@ -761,8 +785,12 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
         if not keep_on_interrupt:
             raise
         stack.close()
-        if pending:
-            commit()
+        try:
+            if pending:
+                commit()
+        finally:
+            if pending:     # a second Ctrl-C during that commit: the files queued since the last are not in
+                restore_counts(summary, committed)      # the index, and the summary does not count them
         raise
     finally:
         stack.close()
@@ -773,12 +801,13 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
     # files indexed before their silence was left out (session 38) or judged (39): drop their stored
     # silent segments, once, by decoding; those indexed before loudness was measured (session 20) have
     # it measured in the same decode, the rest below. Each commits what it did as it goes (a Ctrl-C too)
+    # (a copy given an old file's rows is judged with it, from that file's decode: indexer.silence_refresh)
     present = set(plan.unchanged) | {m.new for m in moves}
     cores = min(16, os.cpu_count() or 1) if workers else 0     # nothing else runs now: every core decodes
     t = time.perf_counter()
     silence = SilenceRefresh()
     try:
-        refresh_silence(writer, present, meta, policy, cores, progress, done=silence)
+        refresh_silence(writer, present, meta, policy, cores, progress, done=silence, same=copied_from)
     finally:
         summary.silence_judged, summary.silent_segments_dropped = silence.judged, silence.dropped
         summary.levels_measured = len(silence.levels)
@@ -789,7 +818,7 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
     # files indexed before loudness was measured (session 20) and not measured above: once, by decoding
     t = time.perf_counter()              # (1.8× on 2 cores)
     try:
-        refresh_levels(writer, present, cores, progress, done=levels)
+        refresh_levels(writer, present | set(copied_from), cores, progress, done=levels)
     finally:
         summary.levels_measured = len(silence.levels) + levels.stored
     if levels.stored:

@@ -10,8 +10,15 @@ embedded: each is decoded at the model's rate, cut by the index's segment policy
 takes (as the decoder cuts it: indexer.decode), in the run's decoder processes, and the stored
 segments the same rule finds silent (by their stored start and end) are dropped, rows and vectors,
 in a new generation; nothing is embedded and the model is not loaded. A file of silence throughout
-keeps its first stored segment, and a segment starting at a marked take is kept. A file indexed
-by session 38's code has no row either: it is decoded once too, and nothing is dropped.
+keeps its first stored segment; a silent marked take is dropped as a window is. A file indexed
+by session 38's code has no row either: it is decoded once too, and nothing is dropped (but a
+silent marked take, which that code kept). Until session 40 a marked take was kept, silent or
+not: a file with named markers judged before (no ``silent_takes`` row) is judged again, once, so
+a silent take leaves its vector and a silent file is one of silence throughout.
+
+A new name or byte-identical copy of such a file, added in the same run with the file's rows and
+vectors (indexer.same_file), is given the file's judgement in the same commit (``same``): it is not
+decoded again, and does not wait for the next run.
 
 A file that also has no measured loudness (indexed before session 20) has its levels measured in
 the same decode (indexer.level_refresh would decode it again otherwise).
@@ -23,12 +30,13 @@ drops segments rewrites the vectors), so an interrupted pass keeps it. A file th
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -41,6 +49,7 @@ from engine.wording import count
 from indexer.decode import _marked_takes, silence_rows
 from indexer.level_refresh import unmeasured
 from indexer.refresh_pass import each_file, files_without
+from indexer.same_file import said_of
 from indexer.write import Changes, IndexWriter
 
 log = logging.getLogger(__name__)
@@ -57,9 +66,10 @@ class Judged:
 
     path: str
     silent: frozenset[Bounds] = frozenset()    # (start, end) samples at the model's rate of its silent
-                                               # segments (marked takes are never silent)
+                                               # segments (marked takes too)
     left_out: int = 0                          # segments the rule leaves out of the decoded ones
     throughout: bool = False                   # silence throughout: its first segment stands for it
+    silent_takes: frozenset[int] = frozenset()  # where its marked takes left out start (samples)
     levels: dict[str, float] | None = None     # measured in the same decode, when asked
     why: str | None = None
 
@@ -80,9 +90,11 @@ def bounds(start: float, end: float, sample_rate: int) -> Bounds:
 
 
 def unjudged(writer: IndexWriter, present: set[str]) -> list[str]:
-    """The indexed paths among ``present`` whose silence was never judged (no
-    ``silent_left_out`` row: indexed before session 39), sorted."""
-    return files_without(writer, present, SILENCE_KEYS[0])
+    """The indexed paths among ``present`` whose silence was never judged (no ``silent_left_out``
+    row: indexed before session 39), or judged by a rule that kept a silent marked take (named
+    markers, and no ``silent_takes`` row: judged before session 40), sorted."""
+    return sorted({*files_without(writer, present, SILENCE_KEYS[0]),
+                   *files_without(writer, present, SILENCE_KEYS[2], having="markers")})
 
 
 def judge(path: str, with_levels: bool, sample_rate: int, policy: SegmentPolicy) -> Judged:
@@ -94,9 +106,10 @@ def judge(path: str, with_levels: bool, sample_rate: int, policy: SegmentPolicy)
     found: set[Bounds] = set()
     counts: dict[str, int] = {}
     throughout = False
+    silent_takes: set[int] = set()
     try:
         takes = _marked_takes(path, notes)
-        rule = silent_segment(sample_rate, take_starts(takes, sample_rate, policy))
+        rule = silent_segment(sample_rate, take_starts(takes, sample_rate, policy), silent_takes)
 
         def silent(seg: Any) -> bool:
             if rule(seg):
@@ -111,7 +124,8 @@ def judge(path: str, with_levels: bool, sample_rate: int, policy: SegmentPolicy)
         return Judged(path, why=e.reason)
     except Exception as e:  # a decoder bug must cost one file's judgement, not the run
         return Judged(path, why=f"{type(e).__name__}: {e}")
-    return Judged(path, frozenset(found), counts.get("silent_left_out", 0), throughout, levels)
+    return Judged(path, frozenset(found), counts.get("silent_left_out", 0), throughout, frozenset(silent_takes),
+                  levels)
 
 
 def silent_stored(writer: IndexWriter, judged: list[Judged], sample_rate: int) -> list[int]:
@@ -137,20 +151,38 @@ def silent_stored(writer: IndexWriter, judged: list[Judged], sample_rate: int) -
     return sorted(drop)
 
 
+def followers_of(paths: list[str], same: Mapping[str, str]) -> dict[str, list[str]]:
+    """Path → those of ``paths`` that ``same`` (path → the indexed path whose rows and vectors it
+    was given) gives its rows, for the paths among ``paths`` that have some."""
+    judged_here = set(paths)
+    out: dict[str, list[str]] = defaultdict(list)
+    for p in paths:
+        if same.get(p) in judged_here:
+            out[same[p]].append(p)
+    return dict(out)
+
+
 def refresh_silence(writer: IndexWriter, present: set[str], meta: dict[str, Any], policy: SegmentPolicy,
-                    workers: int = 0, progress: bool = False, done: SilenceRefresh | None = None) -> SilenceRefresh:
+                    workers: int = 0, progress: bool = False, done: SilenceRefresh | None = None,
+                    same: Mapping[str, str] | None = None) -> SilenceRefresh:
     """Judge the silence of the indexed files among ``present`` (found on disk as indexed) that
     were never judged, and drop their stored segments that are silent, in ``workers`` processes
     (0: this one), with a progress bar on stderr when ``progress``. ``meta``: the model keys of
     the run (indexer.write.IndexWriter.commit). Those with no measured loudness have it measured
-    in the same decode (stored, and returned). ``done`` (returned) is kept up to date as the pass
-    stores: after a Ctrl-C (KeyboardInterrupt, raised once what was judged is stored) it says what
-    was kept."""
+    in the same decode (stored, and returned). ``same``: path → the indexed path whose rows and
+    vectors it was given in this run (indexer.same_file: a new name or identical copy); one whose
+    file is judged here is given that judgement, in the same commit, without being decoded.
+    ``done`` (returned) is kept up to date as the pass stores: after a Ctrl-C (KeyboardInterrupt,
+    raised once what was judged is stored) it says what was kept."""
     done = done if done is not None else SilenceRefresh()
-    paths = unjudged(writer, present)
+    same = same or {}
+    paths = unjudged(writer, present | set(same))
     if not paths:
         return done
-    measure_too = set(unmeasured(writer, set(paths)))
+    followers = followers_of(paths, same)
+    given = {p for names in followers.values() for p in names}
+    decoded = [p for p in paths if p not in given]
+    measure_too = set(unmeasured(writer, set(decoded)))
     sample_rate = int(meta["sample_rate"])
     log.info("looking for digital silence in %s indexed before soundsift left it out (decoding "
              "only, once; nothing is embedded again)", count(len(paths), "file"))
@@ -169,8 +201,9 @@ def refresh_silence(writer: IndexWriter, present: set[str], meta: dict[str, Any]
                 writer.replace_levels(levels)
                 done.levels.update(levels)
             drop = silent_stored(writer, found, sample_rate)
-            writer.commit(Changes(drop_segments=drop, file_rows={
-                j.path: {SILENCE_KEYS[1]: None, **silence_rows(j.left_out, j.throughout)} for j in found}), meta)
+            rows = {j.path: {SILENCE_KEYS[1]: None, **silence_rows(j.left_out, j.throughout, j.silent_takes)}
+                    for j in found}
+            writer.commit(Changes(drop_segments=drop, file_rows=rows), meta)
             done.judged += len(found)
             done.dropped += len(drop)
             found = []
@@ -179,13 +212,14 @@ def refresh_silence(writer: IndexWriter, present: set[str], meta: dict[str, Any]
 
     one = functools.partial(judge, sample_rate=sample_rate, policy=policy)
     try:
-        with each_file(one, paths, [p in measure_too for p in paths], workers=workers, progress=progress,
+        with each_file(one, decoded, [p in measure_too for p in decoded], workers=workers, progress=progress,
                        desc="silence", doing="looking for silence") as judged:
-            for j in judged:
-                if j.why is None:
-                    found.append(j)
-                else:
-                    missed.append(f"{j.path}: {j.why}")
+            for first in judged:       # and its other names, judged alike (module doc)
+                for j in [first, *(dataclasses.replace(first, path=p) for p in followers.get(first.path, ()))]:
+                    if j.why is None:
+                        found.append(j)
+                    else:
+                        missed.append(f"{j.path}: {said_of(j.why, first.path, j.path)}")
                 if found and checkpoint_due(len(found), time.perf_counter() - last, cost, CHECKPOINT_FILES,
                                             CHECKPOINT_SECONDS):    # as the indexer's own, slow commits spaced out
                     store()

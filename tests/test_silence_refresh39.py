@@ -1,7 +1,7 @@
 """An index built before session 38 stored the digital silence of its files; the next `soundsift
 index` run drops those stored segments, rows and vectors, without embedding anything (session 39):
 its file vectors become what `tag FILE` / `similar FILE` decode, a file of silence keeps one
-segment, a silent marked take is kept, a file that cannot be read now keeps its rows until a later
+segment, a silent marked take goes too (session 40), a file that cannot be read now keeps its rows until a later
 run; every file embedded or judged stores how many segments were left out, and `info` sums them."""
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from sqlalchemy import delete, select
 from engine import zeroshot
 from engine.catalog import File, FileMetadata, SegmentRow
 from engine.file_metadata import LEVEL_KEYS
+from engine.segments import is_silent
 from engine.query import SoundIndex
 from engine.vector_access import reconstruct
 from indexer import build_index
@@ -26,7 +27,7 @@ from indexer.info import index_info
 from tests.conftest import catalog_session, noise, padded, tone, write
 from tests.index_fakes import FakeModel
 
-SILENCE_KEYS = ("silent_left_out", "silence_throughout")     # the rows (engine.file_metadata.SILENCE_KEYS)
+SILENCE_KEYS = ("silent_left_out", "silence_throughout", "silent_takes")  # the rows (engine.file_metadata.SILENCE_KEYS)
 SR = 16000          # FakeModel's rate: no resampling, so which windows hold sound is exact
 
 
@@ -67,6 +68,18 @@ def old_index(lib, idx, monkeypatch) -> None:
     forget_rows(idx)
 
 
+def take_kept_index(lib, idx, monkeypatch, forget=SILENCE_KEYS) -> None:
+    """An index as session 38 left it: silence left out, but a segment starting at a marked take
+    at 4.5067 s (reel.wav's "Pause") kept, silent as it is, and no silence rows; with ``forget``
+    the rule's row only, as session 39 left it (judged, by the rule that kept the take)."""
+    take = int(round((4 + 38 / 75) * SR))
+    with monkeypatch.context() as m:
+        m.setattr("indexer.decode.silent_segment", lambda rate, *_: lambda seg: (
+            int(round(seg.start * rate)) != take and is_silent(seg.waveform)))
+        build_index([lib], idx, FakeModel(), workers=0, progress=False)
+    forget_rows(idx, forget)
+
+
 def stored(idx, path) -> dict[tuple[float, float], tuple[int, np.ndarray]]:
     """(start, end) → (segment id, stored vector) of the indexed file at ``path``."""
     name = json.loads((idx / "index.json").read_text())["vectors_file"]
@@ -95,10 +108,10 @@ def rows_of(idx, key: str) -> dict[str, str]:
 def test_every_embedded_file_stores_how_many_silent_segments_it_left_out(library, tmp_path):
     idx = tmp_path / "idx"
     build_index([library], idx, FakeModel(), workers=0, progress=False)
-    # padded: 24 windows, 3 sound; silence: 6, the first kept; reel: 7 windows (2 sound) + the kept take
-    assert rows_of(idx, SILENCE_KEYS[0]) == {"padded.wav": "21", "silence.wav": "5", "sound.wav": "0", "reel.wav": "5"}
+    # padded: 24 windows, 3 sound; silence: 6, the first kept; reel: 7 windows (2 sound) + the silent take
+    assert rows_of(idx, SILENCE_KEYS[0]) == {"padded.wav": "21", "silence.wav": "5", "sound.wav": "0", "reel.wav": "6"}
     assert rows_of(idx, SILENCE_KEYS[1]) == {"silence.wav": "1"}
-    assert silence_counts(idx) == {"silent_left_out": 31, "files_of_silence": 1, "silence_not_judged": 0}
+    assert silence_counts(idx) == {"silent_left_out": 32, "files_of_silence": 1, "silence_not_judged": 0}
     with SoundIndex.open(idx, model=FakeModel()) as index:      # the indexer's own rows, not the file's metadata
         assert not set(SILENCE_KEYS) & set(index.get_file(index.file_id_for_path(library / "silence.wav"))["metadata"])
 
@@ -114,22 +127,22 @@ def test_an_old_index_drops_its_silent_segments_without_embedding(library, tmp_p
 
     with caplog.at_level(logging.INFO, logger="indexer"):
         s = build_index([library], idx, NoEmbedding(), workers=workers, progress=False)
-    assert (s.unchanged, s.n_segments, s.silence_judged, s.silent_segments_dropped) == (4, 0, 4, 21 + 5 + 5)
-    assert s.to_dict()["silent_segments_dropped"] == 31 and s.totals["segments"] == 3 + 1 + 4 + 3
+    assert (s.unchanged, s.n_segments, s.silence_judged, s.silent_segments_dropped) == (4, 0, 4, 21 + 5 + 6)
+    assert s.to_dict()["silent_segments_dropped"] == 32 and s.totals["segments"] == 3 + 1 + 4 + 2
     assert s.generation == generation + 1
     assert [r.getMessage() for r in caplog.records if "judged in 4 files" in r.getMessage()][0].endswith(
-        "31 stored segments dropped (digital silence, in files indexed before it was left out)")
+        "32 stored segments dropped (digital silence, in files indexed before it was left out)")
 
     after = {name: stored(idx, library / name) for name in before}
     assert sorted(after["padded.wav"]) == [(10.0, 12.0), (11.0, 13.0), (12.0, 14.0)]
     assert sorted(after["silence.wav"]) == [(0.0, 2.0)]                          # found, by its first segment
-    assert sorted(after["reel.wav"]) == [(0.0, 2.0), (1.0, 3.0), (4.507, 6.507)]            # the silent take stays
+    assert sorted(after["reel.wav"]) == [(0.0, 2.0), (1.0, 3.0)]                # the silent take goes too
     assert len(after["sound.wav"]) == 4
     for name, kept in after.items():                                            # the rest as they were stored
         for span, (sid, vector) in kept.items():
             assert before[name][span][0] == sid
             np.testing.assert_array_equal(vector, before[name][span][1])
-    assert silence_counts(idx) == {"silent_left_out": 31, "files_of_silence": 1, "silence_not_judged": 0}
+    assert silence_counts(idx) == {"silent_left_out": 32, "files_of_silence": 1, "silence_not_judged": 0}
 
     with SoundIndex.open(idx, model=FakeModel()) as index:      # the indexed vector is the decoded one now
         for name in ("padded.wav", "reel.wav", "silence.wav"):
@@ -140,14 +153,13 @@ def test_an_old_index_drops_its_silent_segments_without_embedding(library, tmp_p
     assert (again.silence_judged, again.silent_segments_dropped, again.generation) == (0, 0, s.generation)
 
 
-def test_an_index_of_session_38_is_judged_once_and_keeps_every_segment(library, tmp_path):
+def test_an_index_of_session_38_is_judged_once_and_drops_only_its_silent_takes(library, tmp_path, monkeypatch):
     idx = tmp_path / "idx"
-    build_index([library], idx, FakeModel(), workers=0, progress=False)
-    forget_rows(idx)
+    take_kept_index(library, idx, monkeypatch)
     generation = json.loads((idx / "index.json").read_text())["generation"]
     s = build_index([library], idx, NoEmbedding(), workers=0, progress=False)
-    assert (s.silence_judged, s.silent_segments_dropped, s.generation) == (4, 0, generation)
-    assert silence_counts(idx) == {"silent_left_out": 31, "files_of_silence": 1, "silence_not_judged": 0}
+    assert (s.silence_judged, s.silent_segments_dropped, s.generation) == (4, 1, generation + 1)
+    assert silence_counts(idx) == {"silent_left_out": 32, "files_of_silence": 1, "silence_not_judged": 0}
 
 
 def test_a_file_unreadable_now_keeps_its_segments_and_is_judged_by_a_later_run(library, tmp_path, monkeypatch, caplog):
@@ -159,7 +171,7 @@ def test_a_file_unreadable_now_keeps_its_segments_and_is_judged_by_a_later_run(l
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     with caplog.at_level(logging.WARNING, logger="indexer"):
         s = build_index([library], idx, NoEmbedding(), workers=0, progress=False)
-    assert (s.unchanged, s.silence_judged, s.silent_segments_dropped) == (4, 3, 5 + 5)
+    assert (s.unchanged, s.silence_judged, s.silent_segments_dropped) == (4, 3, 5 + 6)
     said = [r.getMessage() for r in caplog.records if "not judged" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith("silence of 1 indexed file not judged (it keeps its segments")
     assert len(stored(idx, path)) == 24 and "padded.wav" not in rows_of(idx, SILENCE_KEYS[0])
@@ -174,9 +186,9 @@ def test_a_file_unreadable_now_keeps_its_segments_and_is_judged_by_a_later_run(l
 
 def test_a_file_without_levels_is_measured_in_the_same_decode(library, tmp_path, monkeypatch):
     idx = tmp_path / "idx"
-    build_index([library], idx, FakeModel(), workers=0, progress=False)
+    old_index(library, idx, monkeypatch)
     levels = rows_of(idx, "loudness_lufs")
-    forget_rows(idx, (*SILENCE_KEYS, *LEVEL_KEYS))              # indexed before session 20
+    forget_rows(idx, LEVEL_KEYS)                                # indexed before session 20
     monkeypatch.setattr("indexer.level_refresh.measure", lambda path: pytest.fail(f"{path} decoded twice"))
     s = build_index([library], idx, NoEmbedding(), workers=0, progress=False)
     assert (s.silence_judged, s.levels_measured) == (4, 4)
@@ -193,7 +205,7 @@ def test_info_and_the_summary_table_say_it(library, tmp_path, monkeypatch):
         "(the next `soundsift index` run judges those on disk)")
     s = build_index([library], idx, NoEmbedding(), workers=0, progress=False)
     assert _silence_text(silence_counts(idx)) == (
-        "31 left out (digital silence, in files with sound elsewhere); 1 file of silence throughout, "
+        "32 left out (digital silence, in files with sound elsewhere); 1 file of silence throughout, "
         "kept as its first segment")
     from rich.console import Console
     from ui.cli import cmd_index
@@ -201,7 +213,7 @@ def test_info_and_the_summary_table_say_it(library, tmp_path, monkeypatch):
     monkeypatch.setattr(cmd_index, "out_console", Console(file=buf, width=300))
     _print_summary(s.to_dict())
     said = " ".join(re.sub(r"[│┃]", " ", buf.getvalue()).split())
-    assert ("silence judged 4 unchanged files indexed before it was left out: 31 stored segments of digital "
+    assert ("silence judged 4 unchanged files indexed before it was left out: 32 stored segments of digital "
             "silence dropped (nothing embedded again)") in said
 
 
@@ -215,7 +227,7 @@ def test_reading_metadata_again_keeps_the_silence_rows(library, tmp_path):
         writer.update_meta(metadata_reader=0)
     s = build_index([library], idx, NoEmbedding(), workers=0, progress=False)
     assert (s.metadata_reread, s.silence_judged) == (4, 0)
-    assert rows_of(idx, SILENCE_KEYS[0]) == {"padded.wav": "21", "silence.wav": "5", "sound.wav": "0", "reel.wav": "5"}
+    assert rows_of(idx, SILENCE_KEYS[0]) == {"padded.wav": "21", "silence.wav": "5", "sound.wav": "0", "reel.wav": "6"}
     assert rows_of(idx, SILENCE_KEYS[1]) == {"silence.wav": "1"}
 
 
