@@ -142,7 +142,9 @@ class CachedTrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise InvalidConfig(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            from trainer.config import with_guesses
+            raise InvalidConfig(f"{path}: unknown key(s) {', '.join(with_guesses(unknown, known))}; "
+                                f"known: {', '.join(sorted(known))}")
         cfg = cls(**data)
         if cfg.trainer != "cached-features":
             raise InvalidConfig(f"{path}: trainer {cfg.trainer!r} is not 'cached-features'; "
@@ -597,8 +599,9 @@ def note_if_trained_on_validation(model, folder: str | Path) -> bool:
 
 
 def _save(module, folder: Path, trained: dict[str, Any]) -> None:
+    from trainer.loop import save_model
     module.config.extra = {"trained": trained}
-    module.save_pretrained(folder)
+    save_model(module, folder)          # its weights as readable as its config.json
 
 
 def _rounded(m: dict[str, float]) -> dict[str, float]:

@@ -24,7 +24,7 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection, Sequence
 
 from engine.errors import InvalidConfig
 from engine.zeroshot import DEFAULT_TEMPLATE
@@ -136,7 +136,8 @@ def _build(cls: type, data: Any, where: str) -> Any:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise InvalidConfig(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+            raise InvalidConfig(f"{where}: unknown key(s) {', '.join(with_guesses(unknown, names))}; "
+                                f"known: {', '.join(sorted(names))}")
         return cls(**{k: _build(hints[k], v, f"{where}.{k}") for k, v in data.items()})
     origin = typing.get_origin(cls)
     args = typing.get_args(cls)
@@ -169,9 +170,41 @@ def _build(cls: type, data: Any, where: str) -> Any:
     return data
 
 
+#: keys other trainers (Hugging Face's Trainer, open_clip) name otherwise → this config's
+_OTHER_NAMES = {"learning_rate": "lr", "output_dir": "out_dir", "max_steps": "steps", "num_steps": "steps",
+                "train_batch_size": "batch_size", "per_device_train_batch_size": "batch_size",
+                "gradient_accumulation_steps": "accum_steps", "warmup": "warmup_steps", "wd": "weight_decay"}
+
+
+def with_guesses(unknown: Sequence[str], names: Collection[str]) -> list[str]:
+    """Each unknown key, with the known one it stands for when it looks like a typo of it or is
+    another trainer's name for it ("batchsize (did you mean batch_size?)"); the list of every
+    known key that follows does not say which was meant."""
+    import difflib
+    out = []
+    for key in unknown:
+        other = _OTHER_NAMES.get(str(key).lower())
+        close = [other] if other in names else difflib.get_close_matches(str(key).lower(), sorted(names), n=1,
+                                                                            cutoff=0.75)
+        out.append(f"{key} (did you mean {close[0]}?)" if close else str(key))
+    return out
+
+
 def _resolve(path: str, base: Path) -> str:
     p = Path(path).expanduser()
     return str(p if p.is_absolute() else base / p)
+
+
+def _model_folder_path(value: str, base: Path) -> str:
+    """``model.init``: a relative folder beside the config file when it is there, else as given,
+    from the current folder (where an earlier run's ``out_dir`` put its model); a bundled name
+    as it is. "./runs/mine/model" and "runs/mine/model" are one folder: the first was looked for
+    beside the config only, and a model the current folder held was "no model folder"."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return str(path)
+    beside = base / path
+    return str(beside) if beside.is_dir() else value
 
 
 def config_from_dict(data: dict[str, Any], base_dir: str | Path = ".") -> TrainConfig:
@@ -186,10 +219,8 @@ def config_from_dict(data: dict[str, Any], base_dir: str | Path = ".") -> TrainC
                      else _resolve(spec.path, base))
         if spec.audio_dir:
             spec.audio_dir = _resolve(spec.audio_dir, base)
-    for name in ("init",):
-        value = getattr(cfg.model, name)
-        if value and (value.startswith((".", "~", "/")) or (base / value).is_dir()):
-            setattr(cfg.model, name, _resolve(value, base))
+    if cfg.model.init:
+        cfg.model.init = _model_folder_path(cfg.model.init, base)
     if cfg.captions.seq2seq_model:
         cfg.captions.seq2seq_model = _resolve(cfg.captions.seq2seq_model, base)
     _check(cfg)

@@ -297,16 +297,22 @@ def _row_to_item(row: dict[str, Any], base: Path, where: str, *, caption_sep: st
     audio = row_audio(row)
     if not audio:
         raise InvalidDataset(f"{where}: no audio path (expected a column/key named "
-                             f"{', '.join(repr(k) for k in _AUDIO_KEYS)})")
+                             f"{', '.join(repr(k) for k in _AUDIO_KEYS)}){_unread_hint(row)}")
     captions = row_captions(row, caption_sep, where, notes)
     tags = row_tags(row, where, notes)
     if not captions and not tags:
-        unread = [k for k, v in row.items() if not _is_read(k) and v is not None and str(v).strip()]
-        hint = f"; its {', '.join(repr(k) for k in unread)} {'is' if len(unread) == 1 else 'are'} not read" \
-            if unread else ""
         raise InvalidDataset(f"{where}: {audio} has neither captions nor tags; give it a 'caption' or 'tags' "
-                             f"(a manifest is read from {MANIFEST_COLUMNS}){hint}")
+                             f"(a manifest is read from {MANIFEST_COLUMNS}){_unread_hint(row)}")
     return Item(str(manifest_audio_path(audio, base)), captions, tags, str(row.get("source") or "").strip())
+
+
+def _unread_hint(row: dict[str, Any]) -> str:
+    """'; its 'wav', 'desc' are not read': the row's filled columns the manifest reader does not
+    read, for the message refusing it (a table whose audio column is named 'wav' said only
+    which names it expected, not that its own went unread)."""
+    unread = [k for k, v in row.items() if not _is_read(k) and v is not None and str(v).strip()]
+    return f"; its {', '.join(repr(k) for k in unread)} {'is' if len(unread) == 1 else 'are'} not read" \
+        if unread else ""
 
 
 def manifest_audio_path(audio: str, base: Path) -> Path:

@@ -19,7 +19,8 @@ On disk, under ``out_dir``::
 AMP scaler, RNG states and the data position are restored, so the next step's loss is
 the one the uninterrupted run would have had. A resume with another batch size, seed, step
 count or training set continues with a warning (not exactly); one with another model config,
-or from a checkpoint that cannot be read, is one message naming the checkpoint.
+or from a checkpoint that cannot be read, is one message naming the checkpoint. A resume of a
+run that has reached its steps (:func:`finished_run`) trains and writes nothing.
 
 Ctrl-C (one process) finishes the step under way, checkpoints it and returns with
 ``interrupted`` set; a second Ctrl-C stops at once. Under torchrun, SIGINT or SIGTERM to any
@@ -208,6 +209,7 @@ def save_checkpoint(out_dir: Path, step: int, model: nn.Module, optimizer: torch
     try:
         model.save_pretrained(tmp)
         save_file(_trainable_state(model), str(tmp / TRAINABLE_FILE))
+        readable_as_config(tmp)
         torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "scaler": scaler.state_dict() if scaler is not None else None, "rng": _rng_state(),
                     "world_size": world_size, "run": run or {}},
@@ -222,6 +224,28 @@ def save_checkpoint(out_dir: Path, step: int, model: nn.Module, optimizer: torch
     for old in checkpoint_dirs(out_dir)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def save_model(model: Any, folder: str | Path) -> None:
+    """``model.save_pretrained(folder)``, its weights then as readable as its config.json
+    (:func:`readable_as_config`)."""
+    model.save_pretrained(folder)
+    readable_as_config(folder)
+
+
+def readable_as_config(folder: str | Path) -> None:
+    """Give the ``.safetensors`` files in ``folder`` the permissions of its ``config.json``.
+    safetensors 0.8 writes through a temporary file of mode 0600 whatever the umask
+    (safetensors/safetensors#782), so a model folder another account reads (a team's server,
+    ``soundsift serve`` run as a service user, a Docker image) held a config it could read and
+    weights it could not; config.json is written as every other file is, under the umask."""
+    config = Path(folder) / "config.json"
+    if not config.is_file():
+        return
+    mode = config.stat().st_mode & 0o666
+    for weights in Path(folder).glob("*.safetensors"):
+        if weights.stat().st_mode & 0o777 != mode:
+            os.chmod(weights, mode)
 
 
 def _sync_folder(folder: Path) -> None:
@@ -278,8 +302,9 @@ def load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optim
     return int(state["step"])
 
 
-#: model config keys that do not shape what is trained: how it runs, or written off by save_pretrained
-_RUNTIME_MODEL_KEYS = frozenset({"onnx_threads", "aisfx_int8", "sample_rate"})
+#: model config keys that do not shape what is trained: how it runs, written off by save_pretrained,
+#: or ``extra`` (a record of how the weights were trained: soundsift-base's figures, this loop's run)
+_RUNTIME_MODEL_KEYS = frozenset({"onnx_threads", "aisfx_int8", "sample_rate", "extra"})
 
 
 def _refuse_another_model_config(folder: Path, model: nn.Module) -> None:
@@ -317,7 +342,58 @@ def run_shape(cfg: TrainConfig, train_items: int) -> dict[str, Any]:
     """What decides a run's batches and schedule, kept in each checkpoint: a --resume with other
     values continues, but not exactly, and is told so."""
     return {"batch_size": cfg.batch_size, "accum_steps": cfg.accum_steps, "seed": cfg.seed, "steps": cfg.steps,
-            "warmup_steps": cfg.optim.warmup_steps, "lr": cfg.optim.lr, "train_items": train_items}
+            "warmup_steps": cfg.optim.warmup_steps, "lr": cfg.optim.lr, "train_items": train_items,
+            "clip_seconds": cfg.data.clip_seconds}      # other crops: other batches (not kept before session 40)
+
+
+def training_record(model: Any) -> dict[str, Any] | None:
+    """``model``'s record of how it was trained (its config's ``extra["trained"]``), or None."""
+    extra = getattr(getattr(model, "config", None), "extra", None)
+    record = extra.get("trained") if isinstance(extra, dict) else None
+    return record if isinstance(record, dict) else None
+
+
+def record_training(model: Any, cfg: TrainConfig, step: int, train_items: int,
+                    started_from: dict[str, Any] | None) -> None:
+    """Say in ``model``'s config (``extra["trained"]``, saved in its config.json) how this run
+    trained it. A fine-tuned folder kept the record of the model it started from: its
+    config.json described soundsift-base's 600 cached-feature steps and held-out figures, not
+    the fine-tune. That record (``started_from``, :func:`training_record` of the model before
+    the run) is kept inside, and ``validation_clips_trained_on`` stays true where it was (the
+    weights descend from a model that heard those clips). A model whose config has no
+    ``extra`` is left as it is."""
+    config = getattr(model, "config", None)
+    if config is None or not isinstance(getattr(config, "extra", None), dict):
+        return
+    trained: dict[str, Any] = {"trainer": "loop", "init": cfg.model.init, "steps": step, "seed": cfg.seed,
+                               "batch_size": cfg.batch_size * cfg.accum_steps, "train_items": train_items}
+    if started_from is not None:
+        if started_from.get("validation_clips_trained_on"):
+            trained["validation_clips_trained_on"] = True
+        trained["started_from"] = started_from
+    config.extra = {**config.extra, "trained": trained}
+
+
+def finished_run(out_dir: str | Path, steps: int) -> TrainResult | None:
+    """The result of the run in ``out_dir`` when it has already reached ``steps``: its newest
+    checkpoint is there, and its ``model`` folder and ``summary.json`` were written. A
+    ``--resume`` of it has nothing to train; it read all its data again and then rewrote the
+    model and the summary, whose validation figures, last loss and time became those of a run
+    of no steps (null, null, 0.02 s). None when the run is not finished."""
+    out = Path(out_dir)
+    checkpoint = latest_checkpoint(out)
+    model_dir = out / "model"
+    if checkpoint is None or not (model_dir / "config.json").is_file():
+        return None
+    try:
+        reached = int(checkpoint.name.removeprefix("step-"))
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if reached < steps or not isinstance(summary, dict) or summary.get("steps") != reached:
+        return None
+    return TrainResult(out, model_dir, reached, 0.0, validation=summary.get("validation"),
+                       validated_at=summary.get("validation_step"), resumed_at=reached)
 
 
 def _read_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -570,6 +646,11 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
     """
     out = Path(out_dir or cfg.out_dir)
     refuse_earlier_run(out, resume)
+    done = finished_run(out, cfg.steps) if resume else None
+    if done is not None:
+        log.info("%s: the run had reached its step %d; nothing left to train (its model and summary kept)",
+                 out, done.steps)
+        return done
     rank, world = rank_and_world()
     check_batch_size(len(train_set), cfg.batch_size, world)     # before anything is written to out
     out.mkdir(parents=True, exist_ok=True)
@@ -577,6 +658,7 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
     if device.type == "cuda" and world > 1 and device.index is None:
         device = torch.device("cuda", local_device_index(rank))
     _seed_everything(cfg.seed)
+    started_from = training_record(model)       # the start's record, kept inside this run's
     model.to(device).train()
     optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
                                   betas=cfg.optim.betas, eps=cfg.optim.eps)
@@ -672,6 +754,7 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
             stopping = stop_request.agreed(device)          # every rank, every step: the same answer
             if step == stop or stopping or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                 if rank == 0:       # before validation, which must not lose the steps if it fails
+                    record_training(model, cfg, step, len(train_set), started_from)
                     save_checkpoint(out, step, model, optimizer, scheduler, scaler, cfg.keep_checkpoints, world,
                                     run_shape(cfg, len(train_set)))
                 if world > 1:
@@ -697,7 +780,8 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
     if step >= cfg.steps and rank == 0:
         tmp = out / ".model.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
+        record_training(model, cfg, step, len(train_set), started_from)
+        save_model(model, tmp)
         shutil.rmtree(model_dir, ignore_errors=True)
         tmp.rename(model_dir)
         summary = {"steps": step, "seconds": seconds, "last_loss": losses[-1] if losses else None,

@@ -21,7 +21,7 @@ from trainer.config import DatasetSpec, TrainConfig, load_config
 from trainer.datasets import (AudioTextDataset, Item, audio_key, check_batch_size, drop_missing, merge_repeated,
                               read_items, say_short_clips)
 from trainer.distributed import barrier, torchrun_process_group
-from trainer.loop import TrainResult, fit, pick_device, refuse_earlier_run
+from trainer.loop import TrainResult, finished_run, fit, pick_device, refuse_earlier_run
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,8 @@ def _model_folder(init: str) -> Path:
     from engine.models.factory import BUNDLED
     folder = BUNDLED.get(init) or Path(init).expanduser()
     if not (folder / "config.json").is_file():
-        raise InvalidConfig(f"model.init {init!r}: no model folder with config.json there; "
+        where = "" if folder.is_absolute() else f" (looked for beside the config file, then in {Path.cwd()})"
+        raise InvalidConfig(f"model.init {init!r}: no model folder with config.json there{where}; "
                             "use 'soundsift-base', a soundsift-clap folder, or leave it empty for a fresh model")
     return folder
 
@@ -182,6 +183,9 @@ def run_training(config: TrainConfig | str | Path, *, resume: bool = False, out_
     pick_device(cfg.device)                                  # a device this machine lacks: say so now
     output_folder(out_dir or cfg.out_dir)
     refuse_earlier_run(out_dir or cfg.out_dir, resume)      # before the data is made, not after
+    done = finished_run(out_dir or cfg.out_dir, cfg.steps) if resume else None
+    if done is not None:                                     # nothing to train: its data is not read again
+        return done
     check_model_spec(cfg)
     with torchrun_process_group(cfg.device) as (rank, world):
         with _undone_on_failure(Path(out_dir or cfg.out_dir), enabled=rank == 0):

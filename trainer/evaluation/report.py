@@ -54,12 +54,25 @@ def _save(fig, out: Path) -> Path:
     return out
 
 
-def plot_recall_curves(curves: Mapping[str, np.ndarray], out: Path) -> Path:
-    """One line per direction: R@k against k = 1 … len(curve)."""
-    return _save(_recall_figure(curves), out)
+def plot_subject(model: str, source: str = "", width: int = 60) -> str:
+    """The second line of a plot's title: the model and the data file's name, cut at its start
+    to ``width`` characters (a PNG opened apart from its report.md said neither, so the plots of
+    a fine-tune and of its start looked alike)."""
+    text = f"{model} on {Path(source).name}" if source else str(model)
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")     # a name not UTF-8, as report.md writes it
+    return text if len(text) <= width else "…" + text[-(width - 1):]
 
 
-def _recall_figure(curves: Mapping[str, np.ndarray]):
+def _title(ax, title: str, subject: str) -> None:
+    ax.set_title(f"{title}\n{subject}" if subject else title, parse_math=False)
+
+
+def plot_recall_curves(curves: Mapping[str, np.ndarray], out: Path, subject: str = "") -> Path:
+    """One line per direction: R@k against k = 1 … len(curve); ``subject``: :func:`plot_subject`."""
+    return _save(_recall_figure(curves, subject), out)
+
+
+def _recall_figure(curves: Mapping[str, np.ndarray], subject: str = ""):
     fig = _figure(6, 4)
     ax = fig.add_subplot()
     for name, curve in curves.items():
@@ -70,17 +83,17 @@ def _recall_figure(curves: Mapping[str, np.ndarray]):
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend()
-    ax.set_title("Retrieval recall@k")
+    _title(ax, "Retrieval recall@k", subject)
     fig.tight_layout()
     return fig
 
 
-def plot_confusion(matrix: np.ndarray, labels: Sequence[str], out: Path) -> Path:
+def plot_confusion(matrix: np.ndarray, labels: Sequence[str], out: Path, subject: str = "") -> Path:
     """Row-normalised confusion matrix (true class down, predicted across)."""
-    return _save(_confusion_figure(matrix, labels), out)
+    return _save(_confusion_figure(matrix, labels, subject), out)
 
 
-def _confusion_figure(matrix: np.ndarray, labels: Sequence[str]):
+def _confusion_figure(matrix: np.ndarray, labels: Sequence[str], subject: str = ""):
     n = len(labels)
     size = min(4 + 0.22 * n, 24)
     fig = _figure(size, size)
@@ -93,18 +106,18 @@ def _confusion_figure(matrix: np.ndarray, labels: Sequence[str]):
     ax.set_yticks(range(n), labels, fontsize=fontsize, parse_math=False)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title("Zero-shot confusion matrix (row-normalised)")
+    _title(ax, "Zero-shot confusion matrix (row-normalised)", subject)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     return fig
 
 
-def plot_per_class(per_class: Mapping[str, float], out: Path) -> Path:
+def plot_per_class(per_class: Mapping[str, float], out: Path, subject: str = "") -> Path:
     """Horizontal bars of per-class top-1 accuracy, best on top."""
-    return _save(_per_class_figure(per_class), out)
+    return _save(_per_class_figure(per_class, subject), out)
 
 
-def _per_class_figure(per_class: Mapping[str, float]):
+def _per_class_figure(per_class: Mapping[str, float], subject: str = ""):
     items = sorted(per_class.items(), key=lambda kv: kv[1])
     fig = _figure(7, max(3, 0.22 * len(items) + 1))
     ax = fig.add_subplot()
@@ -113,7 +126,7 @@ def _per_class_figure(per_class: Mapping[str, float]):
                   parse_math=False)
     ax.set_xlim(0, 1)
     ax.set_xlabel("top-1 accuracy")
-    ax.set_title("Per-class accuracy")
+    _title(ax, "Per-class accuracy", subject)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -130,7 +143,7 @@ def write_retrieval_report(out_dir: str | Path, result: Mapping, curves: Mapping
     ``shared_captions``: whether clips sharing a caption text were each a right answer (a
     manifest) or each caption's own clip alone (Clotho, AudioCaps), as the protocol line says.
     """
-    png = _png(_recall_figure(curves))
+    png = _png(_recall_figure(curves, plot_subject(result["model"], source)))
     relevance = ("clips sharing a caption text are each a right answer" if shared_captions
                  else "each caption's own clip is its one right answer")
     lines = [
@@ -170,8 +183,9 @@ def write_zeroshot_report(out_dir: str | Path, result: Mapping, confusion: np.nd
                           labels: Sequence[str], template: str, source: str = "",
                           query_template: str = LABEL_QUERY_TEMPLATE) -> Path:
     """``report.md``, ``confusion_matrix.png`` and ``per_class_accuracy.png`` in ``out_dir``."""
-    pngs = {"confusion_matrix.png": _png(_confusion_figure(confusion, labels)),
-            "per_class_accuracy.png": _png(_per_class_figure(result["per_class"]))}
+    subject = plot_subject(result["model"], source)
+    pngs = {"confusion_matrix.png": _png(_confusion_figure(confusion, labels, subject)),
+            "per_class_accuracy.png": _png(_per_class_figure(result["per_class"], subject))}
     lines = [
         "# Zero-shot classification",
         "",
