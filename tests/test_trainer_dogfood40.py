@@ -256,3 +256,15 @@ def test_a_resume_with_other_crops_is_told_it_is_no_longer_exact(tmp_path, items
         fit(TinyClap(), train, cfg, resume=True, max_steps=2)
     assert any("written by a run with other settings (clip_seconds None → 0.25)" in r.getMessage()
                for r in caplog.records)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_the_engines_own_save_gives_weights_their_configs_permissions(tmp_path, umask_022):
+    """save_pretrained itself, as `python -m engine.models.soundsift_clap runs/baseline` and any
+    script call it outside the trainer, wrote model.safetensors 0600 beside a 0644 config.json."""
+    from engine.models.soundsift_clap import CONFIG_FILE, WEIGHTS_FILE, SoundsiftClap, SoundsiftClapConfig
+    from engine.towers import yamnet
+    folder = SoundsiftClap(SoundsiftClapConfig(space="audioset", dim=yamnet.NUM_CLASSES, text_adapter=False)
+                           ).init_baseline().save_pretrained(tmp_path / "m")
+    modes = {name: (folder / name).stat().st_mode & 0o777 for name in (CONFIG_FILE, WEIGHTS_FILE)}
+    assert modes == {CONFIG_FILE: 0o644, WEIGHTS_FILE: 0o644}

@@ -51,6 +51,7 @@ from torch import nn
 
 from engine.durable import fsync_file
 from engine.errors import InvalidConfig, UnreadableAudio
+from engine.models.soundsift_clap import readable_as_config
 from engine.zeroshot import DEFAULT_TEMPLATE, class_prompts
 from trainer.config import TrainConfig
 from trainer.datasets import AudioTextDataset, EpochBatchSampler, check_batch_size, collate
@@ -231,21 +232,6 @@ def save_model(model: Any, folder: str | Path) -> None:
     (:func:`readable_as_config`)."""
     model.save_pretrained(folder)
     readable_as_config(folder)
-
-
-def readable_as_config(folder: str | Path) -> None:
-    """Give the ``.safetensors`` files in ``folder`` the permissions of its ``config.json``.
-    safetensors 0.8 writes through a temporary file of mode 0600 whatever the umask
-    (safetensors/safetensors#782), so a model folder another account reads (a team's server,
-    ``soundsift serve`` run as a service user, a Docker image) held a config it could read and
-    weights it could not; config.json is written as every other file is, under the umask."""
-    config = Path(folder) / "config.json"
-    if not config.is_file():
-        return
-    mode = config.stat().st_mode & 0o666
-    for weights in Path(folder).glob("*.safetensors"):
-        if weights.stat().st_mode & 0o777 != mode:
-            os.chmod(weights, mode)
 
 
 def _sync_folder(folder: Path) -> None:

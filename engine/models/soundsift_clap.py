@@ -44,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -232,6 +233,22 @@ class AudioFeatures:
     posteriors: torch.Tensor
     embedding: torch.Tensor
     aisfx_blocks: list[torch.Tensor] | None = None
+
+
+
+def readable_as_config(folder: str | Path) -> None:
+    """Give the ``.safetensors`` files in ``folder`` the permissions of its ``config.json``.
+    safetensors 0.8 writes through a temporary file of mode 0600 whatever the umask
+    (safetensors/safetensors#782), so a model folder another account reads (a team's server,
+    ``soundsift serve`` run as a service user, a Docker image) held a config it could read and
+    weights it could not; config.json is written as every other file is, under the umask."""
+    config = Path(folder) / CONFIG_FILE
+    if not config.is_file():
+        return
+    mode = config.stat().st_mode & 0o666
+    for weights in Path(folder).glob("*.safetensors"):
+        if weights.stat().st_mode & 0o777 != mode:
+            os.chmod(weights, mode)
 
 
 class SoundsiftClap(nn.Module):
@@ -559,6 +576,7 @@ class SoundsiftClap(nn.Module):
         config = replace(self.config, aisfx_int8=False).to_dict()
         (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         save_file(self.trainable_state_dict(), str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+        readable_as_config(folder)
         return folder
 
     @classmethod
