@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -45,9 +46,14 @@ def index_home() -> Path:
 def resolve_index_dir(name_or_dir: str | Path | None = None) -> Path:
     """A bare name means ``<index home>/<name>``; anything path-like is used as given.
 
-    Path-like: contains a path separator, or starts with ``.`` or ``~`` (so ``./lib``
-    is a folder here while ``lib`` is ``indexes/lib``, whatever folders exist here).
+    Path-like: a :class:`~pathlib.Path`, or text that contains a path separator or starts with
+    ``.`` or ``~`` (so ``./lib`` is a folder here while ``lib`` is ``indexes/lib``, whatever
+    folders exist here). A Path is a folder as it stands: the one this function returned for
+    ``--index ./lib``, ``Path("lib")``, opens that folder again, not ``indexes/lib`` (the HTTP
+    server's ``/sheet`` of an index served as ``--index ./lib`` said there was no index).
     """
+    if isinstance(name_or_dir, PurePath):
+        return Path(name_or_dir).expanduser()
     if name_or_dir is None or str(name_or_dir) == "":
         return index_home() / DEFAULT_INDEX
     text = str(name_or_dir)
@@ -57,6 +63,15 @@ def resolve_index_dir(name_or_dir: str | Path | None = None) -> Path:
 def is_index_name(text: str) -> bool:
     """Whether ``--index text`` is a bare name (looked up under :func:`index_home`), not a path."""
     return bool(text) and os.sep not in text and not text.startswith((".", "~"))
+
+
+def index_option(root: str | Path) -> str:
+    """The index folder ``root`` as the value of an ``--index`` in a command a message suggests,
+    ready to paste into a shell: quoted where it holds spaces or quotes, and a folder of the current
+    one (``idx``, which ``--index ./idx`` resolves to) written ``./idx``, since ``--index idx`` is
+    the bare name of another index, ``<index home>/idx``."""
+    text = str(root)
+    return shlex.quote(f".{os.sep}{text}" if is_index_name(text) else text)
 
 
 @dataclass(frozen=True)
@@ -119,16 +134,18 @@ def missing_index(root: Path, index: str | Path | None) -> "IndexNotFound":
         if others:
             return IndexNotFound(
                 f"no index at {root}: it holds other files ({others[0].name} …), not an index. An index "
-                f"needs a folder of its own: build one with `soundsift index {root} --index NAME`, "
-                "then search with --index NAME")
+                f"needs a folder of its own: build one with `soundsift index {shlex.quote(str(root))} --index "
+                "NAME`, then search with --index NAME")
     where = ""
     if index is not None and is_index_name(str(index)):
         where = (f" (a bare name is a folder under {index_home()}: $SOUNDSIFT_INDEX_HOME, else indexes/ in the "
                  "current folder; give the index folder's path to use one elsewhere)")
         here = index_here(str(index), root)
         if here is not None:
-            return IndexNotFound(f"no index at {root}{where}; {here} is an index folder: pass --index {here}")
-    return IndexNotFound(f"no index at {root}{where}; build one with `soundsift index PATH... --index {index or root}`")
+            return IndexNotFound(f"no index at {root}{where}; {here} is an index folder: pass --index "
+                                 f"{shlex.quote(here)}")
+    named = shlex.quote(str(index)) if index is not None and is_index_name(str(index)) else index_option(root)
+    return IndexNotFound(f"no index at {root}{where}; build one with `soundsift index PATH... --index {named}`")
 
 
 def index_here(name: str, root: Path) -> str | None:

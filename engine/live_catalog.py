@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 
 from engine.catalog import open_catalog, read_only_mode, wal_pending
 from engine.errors import IndexNotFound
-from engine.layout import IndexLayout
+from engine.layout import IndexLayout, index_option
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class LiveCatalog:
                             f"index {self.root} is gone (no {IndexLayout(self.root).catalog}, "
                             f"waited {sum(self.missing_waits):.2g} s for it): it was deleted or "
                             "moved; open it where it is now, or build it again with "
-                            f"`soundsift index PATH... --index {self.root}`") from e
+                            f"`soundsift index PATH... --index {index_option(self.root)}`") from e
                     _sleep(waits.pop(0))
             self._handle = fresh
         same = (fresh.folder_id, fresh.catalog_id) == (stale.folder_id, stale.catalog_id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from engine.layout import index_option
 from engine.models.base import AudioTextModel
 
 #: the command placeholder for the folders an index was built from (not recorded)
@@ -35,7 +36,7 @@ def short_fingerprint(fingerprint: str, digits: int = 12) -> str:
 
 def rebuild_command(index_root: str | Path, model_name: str | None = None) -> str:
     """The command that re-embeds ``index_root`` with ``model_name`` (None: the default model)."""
-    cmd = f"soundsift index {PATHS} --index {shlex.quote(str(index_root))} --rebuild"
+    cmd = f"soundsift index {PATHS} --index {index_option(index_root)} --rebuild"
     return cmd + (f" --model {shlex.quote(model_name)}" if model_name else "")
 
 

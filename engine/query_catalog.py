@@ -17,7 +17,7 @@ from engine.catalog import SQL_CHUNK, ErrorRow, File, FileMetadata, SegmentRow, 
 from engine.errors import InvalidQuery
 from engine.file_metadata import INDEXER_KEYS, LEVEL_KEYS, SHEET_NAME_KEY, SHEET_PREFIX, with_sheet
 from engine.filters import Filters, has_extension, starts_with
-from engine.folder_paths import under_roots
+from engine.folder_paths import on_disk_spelling, under_roots
 from engine.loudness import SILENCE_DB, level_number
 from engine.models.base import l2_normalize
 from engine.query_faiss import _describe
@@ -95,8 +95,11 @@ def other_normal_form(conn: Connection, candidates: list[str], typed: str) -> in
     other Unicode normal form: "é" typed composed (NFC) for a file indexed from a macOS HFS+
     disk decomposed (NFD, "e" + U+0301), or the reverse. None where there is none, or where
     ``typed`` opens another file than the indexed one (Linux keeps the two spellings apart;
-    APFS opens either)."""
-    spellings = dict.fromkeys(form for c in candidates for form in normal_forms(c))
+    APFS opens either). A path whose names mix the two forms (a folder named composed here
+    holding files copied decomposed from an HFS+ disk) is found by its spelling on disk
+    (:func:`engine.folder_paths.on_disk_spelling`), name by name."""
+    spellings = dict.fromkeys([*(form for c in candidates for form in normal_forms(c)),
+                               *([on_disk_spelling(typed)] if not typed.isascii() else [])])
     forms = [f for f in spellings if f not in candidates]
     if not forms:
         return None

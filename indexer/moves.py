@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from typing import Mapping, Sequence
 from engine.audio import probe
 from engine.errors import UnreadableAudio
 from engine.file_metadata import content_fingerprint
+from engine.layout import index_option
 from engine.wording import count
 from indexer.scan import ScannedFile, on_disk_spelling, under_roots
 
@@ -245,6 +247,6 @@ def moved_root_hint(state: Mapping[str, tuple[int, int]], new: Sequence[ScannedF
     log.warning("%d of the %s %s indexed before under %s, which is not there now. If the "
                 "library moved, stop this run (Ctrl-C keeps what is done) and run `soundsift relocate "
                 "%s %s --index %s`: it keeps %s vectors, tags and captions instead of embedding %s "
-                "again", n, count(len(new), "new file"), "was" if n == 1 else "were", old, old, new_folder,
-                index, *(("its", "it") if n == 1 else ("their", "them")))
+                "again", n, count(len(new), "new file"), "was" if n == 1 else "were", old, shlex.quote(old),
+                shlex.quote(new_folder), index_option(index), *(("its", "it") if n == 1 else ("their", "them")))
     return old, new_folder, n

@@ -49,7 +49,7 @@ def test_relocate_says_one_missing_file_as_it_and_a_merged_row_as_merged(tmp_pat
     _index(new / "a.wav", idx)                     # a.wav indexed at the new place already: merged
     out = " ".join(_relocate(str(old), str(new), "--index", str(idx)).split())
     assert "moved 2 indexed files, merged 1 indexed file into the row already there" in out, out
-    assert f"1 file not at the new place ({new / 'c.wav'}): the next `soundsift index {new}` drops it" in out, out
+    assert f"1 file not at the new place ({new / 'c.wav'}): the next `soundsift index {new} --index {idx}` drops it" in out, out
     dry = " ".join(_relocate(str(new), str(old), "--index", str(idx), "--dry-run").split())
     assert "would move 3 indexed files from" in dry and "merge" not in dry, dry
     as_json = json.loads(_relocate(str(new), str(old), "--index", str(idx), "--dry-run", "--json"))

@@ -9,6 +9,7 @@ from typing import Any, List, Optional
 
 import typer
 
+from engine.layout import index_option
 from ui.cli.app import app
 from ui.cli.common import (INTERRUPTED_EXIT, MODEL_HELP, IndexOption, ProgressOption, VerboseOption, count,
                            err_console, labelled, out_console, print_json, reports_errors, setup_logging,
@@ -72,6 +73,7 @@ def index_command(
 
     workers = _workers(workers, old_workers)
     budget = _memory_budget(memory_budget)
+    _warn_of_the_index_here(index)
     options = dict(workers=workers, batch_size=batch_size,
                    progress=shows_progress(progress),
                    checkpoint_files=checkpoint_files, checkpoint_seconds=checkpoint_seconds, memory_budget=budget)
@@ -104,6 +106,22 @@ def _workers(given: Optional[int], old: Optional[int]) -> Optional[int]:
     err_console.print(labelled("warning:", "yellow", f"`soundsift index -w {old}` is deprecated (in `soundsift "
                                f"search`, -w is --keywords): write -j {old} or --workers {old}"))
     return old
+
+
+def _warn_of_the_index_here(index: Optional[str]) -> None:
+    """A warning on stderr when ``--index NAME``, a bare name, is about to make a new index under
+    the index home while ``./NAME`` here is an index folder (which ``--index ./NAME`` opens, and the
+    search commands point at): the run would embed the whole library again into another index."""
+    from engine.layout import IndexLayout, index_here, is_index_name, resolve_index_dir
+    if index is None or not is_index_name(index):
+        return
+    root = resolve_index_dir(index)
+    here = None if IndexLayout(root).catalog.is_file() else index_here(index, root)
+    if here is not None:
+        err_console.print(labelled("warning:", "yellow", f"{here} is an index folder, but --index {index} is a bare "
+                                   f"name: this run makes a new index at {root} and embeds every file into it. "
+                                   f"To update {here}, stop it (Ctrl-C) and pass --index {index_option(here)}"),
+                          highlight=False, soft_wrap=True)
 
 
 def _memory_budget(given: Optional[str]) -> Optional[int]:
@@ -222,7 +240,7 @@ def _note_sheets(s: dict[str, Any]) -> None:
     if sheets:
         names = ", ".join(os.path.basename(p) for p in sheets[:3]) + (f" (+{len(sheets) - 3} more)" if len(sheets) > 3 else "")
         err_console.print(f"note: spreadsheets among the files, not imported as library sheets: {names}; if one "
-                          f"describes the sounds, `soundsift sheet import SHEET --index {s['index']}` makes its "
+                          f"describes the sounds, `soundsift sheet import SHEET --index {index_option(s['index'])}` makes its "
                           "descriptions searchable", highlight=False, soft_wrap=True)
 
 

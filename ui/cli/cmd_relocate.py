@@ -1,6 +1,7 @@
 """``soundsift relocate OLD NEW``: the library moved (another mount point, a renamed folder)."""
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +51,11 @@ def relocate_command(
         out_console.print(f"{count(len(plan.errors), 'file')} that failed before: the error rows moved too",
                           highlight=False)
     if plan.missing:
-        n = len(plan.missing)
+        from engine.layout import index_option, resolve_index_dir
+        index_root, n = resolve_index_dir(index), len(plan.missing)
         out_console.print(f"{count(n, 'file')} not at the new place ({'' if n == 1 else 'e.g. '}{plan.missing[0]}): "
-                          f"the next `soundsift index {plan.new}` drops {'it' if n == 1 else 'them'}",
-                          highlight=False)
+                          f"the next `soundsift index {shlex.quote(plan.new)} --index {index_option(index_root)}` "
+                          f"drops {'it' if n == 1 else 'them'}", highlight=False)
 
 
 def _as_json(result: dict[str, Any], dry_run: bool) -> dict[str, Any]:

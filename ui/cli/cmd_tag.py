@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, List, Optional
@@ -72,6 +73,7 @@ def tag_command(
         raise InvalidQuery("give --labels or --labels-file, not both")
     label_list = (parse_labels(labels) if labels is not None
                   else load_labels_file(labels_file) if labels_file else None)
+    paths = [_as_on_disk(p) for p in paths]
     one_file = len(paths) == 1 and paths[0].is_file()
     if timeline:
         if not one_file:
@@ -113,6 +115,18 @@ def tag_command(
     if skipped:
         from ui.cli.common import err_console
         err_console.print(f"{'; '.join(skipped)} (warnings above)", highlight=False)
+
+
+def _as_on_disk(path: Path) -> Path:
+    """``path`` as the disk spells its names where it does not exist as typed but does so spelt (a
+    name typed with its accents composed, "é", for a file copied from a macOS HFS+ disk, which keeps
+    them decomposed: engine.folder_paths.on_disk_spelling), so that it is tagged, and found in the
+    index, as that file; else as given."""
+    from engine.folder_paths import on_disk_spelling
+    if os.path.lexists(path) or str(path).isascii():
+        return path
+    spelt = on_disk_spelling(os.path.abspath(os.path.expanduser(str(path))))
+    return Path(spelt) if os.path.lexists(spelt) else path
 
 
 def _tag_timeline(path: Path, label_list: Optional[list], index: Optional[str], model: Optional[str],
