@@ -207,7 +207,11 @@ def _open_stream(source: BinaryIO, name: str) -> sf.SoundFile | FFmpegSound:
         return _unless_misread(source, sf.SoundFile(source), name)
     except sf.LibsndfileError as e:             # (bytes: its reason is the data's, never the file system's)
         source.seek(0)
-        return _through_ffmpeg(source, e, say_both=e.code in (UNSUPPORTED_ENCODING, MALFORMED_FILE), name=name)
+        begins_ogg = source.read(4) == b"OggS"  # (FFmpeg's reason beside it, as for a file: _begins_ogg)
+        refused = _data_refusal(e, source)      # (read from its start)
+        source.seek(0)
+        return _through_ffmpeg(source, refused, name=name,
+                               say_both=e.code in (UNSUPPORTED_ENCODING, MALFORMED_FILE) or begins_ogg)
 
 
 @dataclass(frozen=True)
@@ -438,6 +442,68 @@ def _adts_sync(header: bytes) -> bool:
 UNRECOGNISED_FORMAT, MALFORMED_FILE, UNSUPPORTED_ENCODING = 1, 3, 4
 
 
+#: libsndfile's SFE_BAD_FILE, "File does not exist or is not a regular file (possibly a pipe?)":
+#: what 1.2.2's MP3 reader says of data it took for MPEG audio but cannot start decoding (and,
+#: given a path, of a file named .mp3 it does not recognise), of a file that is there or of bytes
+#: in memory alike (:func:`_mp3_start_reason` gives the true reason, else :data:`NOT_RECOGNISED`)
+BAD_FILE = 7
+#: the reason given for :data:`BAD_FILE` where what libsndfile refused does not begin as an MP3 does
+NOT_RECOGNISED = "format not recognised: no audio stream found"
+
+
+class DataRefused(sf.LibsndfileError):
+    """libsndfile's refusal of bytes in memory (its code and prefix kept) in words true of them,
+    where its own speak of a file that does not exist (:data:`BAD_FILE`)."""
+
+    def __init__(self, code: int, prefix: str, reason: str) -> None:
+        super().__init__(code, prefix)
+        self.reason = reason
+        self.args = (code, prefix, reason)                  # as it is built again from a pickle
+
+    @property
+    def error_string(self) -> str:
+        return self.reason
+
+
+def _data_refusal(e: sf.LibsndfileError, source: BinaryIO) -> sf.LibsndfileError:
+    """``e``, libsndfile's refusal of the binary file ``source`` (a file's bytes in memory), as
+    :class:`DataRefused` saying what is wrong with them where its words (:data:`BAD_FILE`) are
+    of a file that does not exist, or where bytes that begin as an MP3 does are "not recognised"
+    (too few for its MP3 reader to look at: :func:`_mp3_start_reason`); else ``e`` itself."""
+    if e.code not in (BAD_FILE, UNRECOGNISED_FORMAT):
+        return e
+    size = source.seek(0, io.SEEK_END)
+    source.seek(0)
+    reason = _mp3_start_reason(source, size) or (NOT_RECOGNISED if e.code == BAD_FILE else None)
+    return e if reason is None else DataRefused(e.code, e.prefix, reason)
+
+
+def _mp3_start_reason(f: BinaryIO, size: int) -> str | None:
+    """Why libsndfile's MP3 reader could not start decoding the ``size`` bytes of the binary file
+    ``f`` (read from its start), where they begin as an MP3 does (an MPEG audio frame header,
+    after an ID3v2 tag if any): cut short or damaged; None where they do not."""
+    head = f.read(10)
+    tag_end = id3v2_end(head)
+    if tag_end and size < tag_end + 4:
+        return (f"cut short: its {size} bytes end {'inside' if size < tag_end else 'after'} the ID3 tag "
+                f"an MP3 begins with ({tag_end} bytes), before any audio")
+    f.seek(tag_end)
+    if not _mpeg_frame_header(f.read(4)):
+        return None
+    return (f"cut short or damaged: its {size} bytes begin as an MP3 does (an MPEG audio frame"
+            f"{' after an ID3 tag' if tag_end else ''}), but no audio decodes from them")
+
+
+def _mpeg_frame_header(header: bytes) -> bool:
+    """Whether ``header`` (4 bytes) is an MPEG audio frame header: 11 sync bits, then a version,
+    layer, bitrate and sample rate none of which is the "reserved" or "bad" value."""
+    if len(header) < 4 or header[0] != 0xFF or header[1] & 0xE0 != 0xE0:
+        return False
+    version, layer = header[1] >> 3 & 0x03, header[1] >> 1 & 0x03
+    bitrate, rate = header[2] >> 4, header[2] >> 2 & 0x03
+    return version != 1 and layer != 0 and bitrate != 15 and rate != 3
+
+
 class RefusedByBoth(sf.LibsndfileError):
     """libsndfile's refusal of a file in a container it knows, with FFmpeg's reason for not
     reading it either: "… file is malformed. (FFmpeg: End of file)"."""
@@ -581,14 +647,20 @@ def check_openable(path: str) -> None:
         raise UnreadableAudio(path, f"cannot be opened: {e.strerror or e}") from e
 
 
-#: libsndfile's reason for an unrecognised MP3 stream, although the file is there
+#: libsndfile's words for :data:`BAD_FILE`, although the file is there
 _MISLEADING = "File does not exist or is not a regular file"
 
 
 def _clear_reason(path: str, e: BaseException) -> str:
-    """libsndfile's reason, except one that would send the user looking for a file that is right there."""
+    """libsndfile's reason, except one that would send the user looking for a file that is right
+    there: what is wrong with the file instead (:func:`_mp3_start_reason`, as for its bytes in
+    memory, else :data:`NOT_RECOGNISED`)."""
     if _MISLEADING in str(e) and os.path.isfile(path):
-        return "format not recognised: no audio stream found"
+        try:
+            with open(path, "rb") as f:
+                return _mp3_start_reason(f, os.fstat(f.fileno()).st_size) or NOT_RECOGNISED
+        except OSError:                         # (gone or unreadable since libsndfile tried it)
+            return NOT_RECOGNISED
     return _short(e)
 
 

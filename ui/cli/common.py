@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import select
+import stat
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterable, Iterator, Optional, TypeVar
@@ -36,6 +37,8 @@ def labelled(label: str, style: str, text: object) -> Text:
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+log = logging.getLogger(__name__)
 
 INDEX_HELP = ("Index name (a folder under `$SOUNDSIFT_INDEX_HOME`, else under indexes/ in the current "
               "folder) or path to an index folder.")
@@ -189,6 +192,41 @@ def _closed_outputs() -> list[Any]:
     return [s for s in (sys.stdout, sys.stderr) if _reader_gone(s)]
 
 
+def _unwatched_pipes() -> list[Any]:
+    """Those of stdout and stderr whose reader may be gone unseen: a pipe or socket written to
+    without :class:`_WatchedOutput` (a command run in-process, not by :func:`run_command_line`),
+    whose failed write an unbuffered stream leaves no trace of. A test's capture, a file or a
+    terminal has no reader to lose, and a watched stream says whether it lost it."""
+    return [s for s in (sys.stdout, sys.stderr) if s is not None and not _is_watched(s) and _on_pipe(s)]
+
+
+def _is_watched(stream: Any) -> bool:
+    """Whether ``stream`` writes through a :class:`_WatchedOutput` (:func:`_watched`)."""
+    buffer = getattr(stream, "buffer", None)
+    return isinstance(getattr(buffer, "raw", buffer), _WatchedOutput)
+
+
+def _on_pipe(stream: Any) -> bool:
+    """Whether ``stream`` writes to a pipe or a socket (whose reader can go)."""
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (OSError, ValueError):               # no file under it (a test's capture), or closed
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def _broken_pipe_failure(e: BrokenPipeError) -> typer.Exit:
+    """A BrokenPipeError neither stdout nor stderr accounts for (a socket's, a subprocess's pipe
+    that closed at the other end) said as the failure it is, in one line on stderr (its traceback
+    in the debug log: ``--verbose``), and the Exit ending the command with status 1."""
+    log.debug("a broken pipe not stdout's or stderr's", exc_info=e)
+    where = f"{e.filename}: " if e.filename else ""
+    err_console.print(labelled("error:", "bold red", f"{where}broken pipe: what this command wrote to (not its "
+                               "stdout or stderr: a socket, another process's pipe) was closed at the other end"),
+                      highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
 def _stop_writing(streams: list[Any]) -> typer.Exit:
     """After a write to a closed stdout or stderr: point each of ``streams`` at /dev/null, so what
     is still buffered, and what is written there later (a log line, an exit handler's), goes
@@ -214,11 +252,17 @@ def stops_quietly_when_output_closes() -> Iterator[None]:
     1, a failure's status, saying nothing, or Python said "Exception ignored … BrokenPipeError"
     at exit). Under :func:`run_command_line` a write that failed is remembered even where it
     was caught (a log line to a closed stderr), so the status is 141 whether or not the
-    streams are buffered (``PYTHONUNBUFFERED``)."""
+    streams are buffered (``PYTHONUNBUFFERED``), and a BrokenPipeError that neither stream
+    accounts for (a socket's, a subprocess's pipe) is a failure: one line, status 1
+    (:func:`_broken_pipe_failure`). Where a stream cannot tell (a pipe written to unwatched,
+    :func:`_unwatched_pipes`) such an error is still taken for its reader's, stdout's first."""
     try:
         yield
-    except BrokenPipeError as e:                # (a BrokenPipeError no stream is known for: stdout's, as ever)
-        raise _stop_writing(_closed_outputs() or [sys.stdout]) from e
+    except BrokenPipeError as e:
+        closed = _closed_outputs() or _unwatched_pipes()[:1]
+        if not closed:
+            raise _broken_pipe_failure(e) from e
+        raise _stop_writing(closed) from e
     except BaseException as e:                  # an Exit(1) after partial output, too: flushed here
         closed = _closed_outputs()
         if closed:

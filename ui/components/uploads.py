@@ -62,8 +62,7 @@ def read_example(name: str, data: bytes, max_bytes: int | None = None) -> Exampl
         raise UnreadableAudio(name, f"not readable as audio ({e.reason}); "
                               f"upload one of: {', '.join(UPLOAD_TYPES)}") from e
     except Exception as e:
-        said = re.sub(r"^Error opening <[^>]*>: ", "", str(e).strip())     # not the buffer's repr
-        raise UnreadableAudio(name, f"not readable as audio ({said[:200]}); "
+        raise UnreadableAudio(name, f"not readable as audio ({_decoder_reason(e)[:200]}); "
                               f"upload one of: {', '.join(UPLOAD_TYPES)}") from e
     if samples.shape[0] == 0:
         raise UnreadableAudio(name, "empty: the upload holds no samples")
@@ -72,6 +71,16 @@ def read_example(name: str, data: bytes, max_bytes: int | None = None) -> Exampl
         raise UnreadableAudio(name, "contains NaN or Inf samples")
     return ExampleAudio(name, np.ascontiguousarray(mono, dtype=np.float32), int(rate),
                         tuple(f"{name}: {note}" for note in said_by_decoder))
+
+
+def _decoder_reason(e: BaseException) -> str:
+    """A decoder's error about an upload without soundfile's "Error opening …: " (the buffer's
+    repr, or the upload's name, which the message gives already)."""
+    said = str(e).strip()
+    prefix = getattr(e, "prefix", "")          # soundfile.LibsndfileError's
+    if isinstance(prefix, str) and prefix and said.startswith(prefix.strip()):
+        said = said[len(prefix.strip()):].strip()
+    return re.sub(r"^Error opening <[^>]*>: ", "", said) or type(e).__name__
 
 
 def _decode(name: str, data: bytes, notes: list[str]) -> tuple[np.ndarray, int]:
