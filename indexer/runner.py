@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from engine.audio import AudioInfo
 from engine.errors import IndexLocationTaken, NothingToIndex
 from engine.file_state import state_now
-from engine.layout import IndexLayout, resolve_index_dir
+from engine.layout import IndexLayout, index_option, resolve_index_dir
 from engine.models.base import AudioTextModel
 from engine.segments import SegmentPolicy
 from engine.wording import count
@@ -379,7 +379,7 @@ def _reimport_advice(index: Path, sources: list[tuple[str, str | None]]) -> list
         advice.append(f"Import {'the sheet' if len(named) == 1 else 'the sheets'} again once the files are back, "
                       "and they are described again: "
                       + "; ".join(f"`soundsift sheet import {shlex.quote(sheet)} --index "
-                                  f"{shlex.quote(str(index))}`" for sheet in named[:3])
+                                  f"{index_option(index)}`" for sheet in named[:3])
                       + (f" (and {count(len(named) - 3, 'other sheet')})" if len(named) > 3 else ""))
     if any(not (path or name) for name, path in sources):
         advice.append("The sheet rows naming no sheet file cannot be imported again: no sheet file is recorded "

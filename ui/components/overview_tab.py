@@ -3,11 +3,11 @@ request, and failed files. The page runs it only while the tab is open (ui/app.p
 map, the one costly part (seconds for tens of thousands of files), is drawn last."""
 from __future__ import annotations
 
-import shlex
 from typing import Any, Callable, Sequence
 
 import streamlit as st
 
+from engine.layout import index_option
 from ui.components import resources
 from ui.components.downloads import library_sheet_download
 from ui.components.library import Library, relative_to_root
@@ -89,7 +89,7 @@ def failed_note(shown: int, n_failed: int, index_dir: str) -> str | None:
     if rest <= 0:
         return None
     return (f"The latest {shown:,} shown; {rest:,} more {'is' if rest == 1 else 'are'} listed by "
-            f"`soundsift info --index {shlex.quote(index_dir)} --errors {n_failed} --json`.")
+            f"`soundsift info --index {index_option(index_dir)} --errors {n_failed} --json`.")
 
 
 def map_chart(rows: list[dict]) -> Any:
