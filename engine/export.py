@@ -119,7 +119,12 @@ def changed_since_indexed(path: str | Path, indexed: FileState | None) -> str | 
     size or modification time is another now, the rule by which ``soundsift index`` takes a file
     as changed and indexes it again (indexer.scan; one stat, no read). None when it is the same,
     when ``indexed`` is None, or when the file cannot be stat'ed (gone: reading it says so)."""
-    now = state_now(path)
+    return changed_from(state_now(path), indexed)
+
+
+def changed_from(now: FileState | None, indexed: FileState | None) -> str | None:
+    """:func:`changed_since_indexed` of a file whose state is ``now`` (engine.file_state.state_now:
+    the stat a caller made for more than this, as ``serve``'s ``/audio`` for its ETag)."""
     if indexed is None or now is None or now == tuple(indexed):
         return None
     (size, mtime), (size_then, mtime_then) = now, indexed

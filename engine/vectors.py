@@ -82,9 +82,32 @@ def _safe_to_map(path: str | Path) -> bool:
     return True
 
 
-def read_index(path: str | Path, mmap: bool = True) -> faiss.Index:
+#: the catalog's meta key holding the byte length of the vectors file its last commit wrote
+#: (indexer.write); indexes committed before session 40 have none
+LENGTH_KEY = "vectors_bytes_written"
+
+
+def check_length(path: str | Path, length: int | None) -> None:
+    """RuntimeError, as faiss's own, when ``path`` is not the ``length`` bytes its commit wrote
+    (:data:`LENGTH_KEY`): a file cut short, or grown, since. faiss's memory-mapped reader may crash
+    the process (SIGSEGV, faiss 1.15.1) on a file cut inside a header field of any index type the
+    indexer builds (an ``IVF…,Flat`` file at the inverted lists' header, past its coarse
+    quantizer) and loads one cut inside its last ids, so the length is compared before faiss sees
+    the file. Nothing is compared where ``length`` is None (an index committed before lengths
+    were recorded: read as before); OSError when ``path`` cannot be looked at."""
+    if length is None:
+        return
+    size = os.stat(path).st_size
+    if size != int(length):
+        raise RuntimeError(f"{path}: {size} bytes, where the commit that wrote it recorded {int(length)}")
+
+
+def read_index(path: str | Path, mmap: bool = True, length: int | None = None) -> faiss.Index:
     """Load a FAISS file read-only; memory-mapped where the index type allows it and the file is
-    safe to map (:func:`_safe_to_map`)."""
+    safe to map (:func:`_safe_to_map`). ``length``: the bytes its commit recorded (the catalog's
+    :data:`LENGTH_KEY`; None where it has none): another length is faiss's RuntimeError
+    (:func:`check_length`), before the file is read."""
+    check_length(path, length)
     base = faiss.IO_FLAG_READ_ONLY
     if mmap and _safe_to_map(path):
         for flag in MMAP_FLAGS:
@@ -111,18 +134,19 @@ def unreadable_vectors(path: str | Path) -> "IndexUnreadable":
                            f"`soundsift index FOLDER... --index {path.parent} --rebuild`")
 
 
-def check_readable(path: str | Path) -> None:
-    """IndexUnreadable (:func:`unreadable_vectors`) unless ``path`` opens as a FAISS index; a
-    memory-mapped read where the type allows it (:func:`read_index`), so only its header and
-    layout are read, not every vector."""
+def check_readable(path: str | Path, length: int | None = None) -> None:
+    """IndexUnreadable (:func:`unreadable_vectors`) unless ``path`` opens as a FAISS index of the
+    ``length`` its commit recorded (:func:`read_index`; None: any length); a memory-mapped read
+    where the type allows it, so only its header and layout are read, not every vector."""
     try:
-        read_index(path, mmap=True)
+        read_index(path, mmap=True, length=length)
     except (RuntimeError, OSError) as e:
         raise unreadable_vectors(path) from e
 
 
-def write_index_atomic(index: faiss.Index, path: str | Path) -> None:
-    """Write ``index`` to ``path`` via a temporary file, fsync, and rename.
+def write_index_atomic(index: faiss.Index, path: str | Path) -> int:
+    """Write ``index`` to ``path`` via a temporary file, fsync, and rename; returns the bytes
+    written (what a commit records, :data:`LENGTH_KEY`).
 
     The bytes go through a Python file (``faiss.PyCallbackIOWriter``), not faiss's own
     ``fopen``: a refused write (a full disk, no permission, a read-only drive, an I/O error) is
@@ -139,6 +163,7 @@ def write_index_atomic(index: faiss.Index, path: str | Path) -> None:
             faiss.write_index(index, faiss.PyCallbackIOWriter(f.write))
             f.flush()
             os.fsync(f.fileno())
+            written = os.fstat(f.fileno()).st_size
     except BaseException as e:
         tmp.unlink(missing_ok=True)
         if isinstance(e, OSError) and e.filename is None:    # a failed write() names no file
@@ -146,6 +171,7 @@ def write_index_atomic(index: faiss.Index, path: str | Path) -> None:
         raise
     os.replace(tmp, path)
     fsync_dir(path.parent)
+    return written
 
 
 def as_query(x: np.ndarray) -> np.ndarray:

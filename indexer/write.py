@@ -50,7 +50,8 @@ from engine.file_metadata import CUE_SHEET_KEY, LEVEL_KEYS, SHEET_PREFIX, SILENC
 from engine.index_choice import IndexChoice, choose_index, default_memory_budget, needs_rebuild
 from engine.layout import READ_ONLY_ERRNOS, IndexLayout, lock_holder, read_only_error, require_writable
 from engine.durable import replace_durably
-from engine.vectors import check_readable, gpu_count, new_index, unreadable_vectors, write_index_atomic
+from engine.vectors import (LENGTH_KEY, check_length, check_readable, gpu_count, new_index, unreadable_vectors,
+                            write_index_atomic)
 from indexer.moves import Header, Move
 from indexer.scan import ScannedFile
 
@@ -234,12 +235,13 @@ class IndexWriter:
     def _check_vectors_present(self) -> None:
         """IndexUnreadable when the vectors file the catalog names is gone (while it holds segments)
         or does not open as FAISS: a run would fail at its first commit, or commit nothing and say
-        the index is up to date while no search can read it."""
+        the index is up to date while no search can read it; also when it is not the length its
+        commit recorded (engine.vectors.check_length)."""
         path = self.vectors_path
         if path is None:
             return
         if path.is_file():
-            check_readable(path)
+            check_readable(path, self.meta.get(LENGTH_KEY))
         elif int(self.meta.get("counts", {}).get("segments", 0)):
             raise unreadable_vectors(path)
 
@@ -375,8 +377,9 @@ class IndexWriter:
             if path is not None and path.is_file():
                 import faiss
                 try:
+                    check_length(path, self.meta.get(LENGTH_KEY))
                     self._index = faiss.read_index(str(path))  # writable copy in memory
-                except RuntimeError as e:
+                except (RuntimeError, OSError) as e:
                     raise unreadable_vectors(path) from e
             elif path is not None and int(self.meta.get("counts", {}).get("segments", 0)):
                 raise unreadable_vectors(path)
@@ -431,12 +434,13 @@ class IndexWriter:
         if len(new_ids):            # one call: per-call overhead is large for IVF types
             index.add_with_ids(new_vecs, new_ids)
         index_meta = {k: self.meta[k] for k in INDEX_META_KEYS if k in self.meta}
-        if vectors_change:          # only error rows changed: the vectors file stays
+        written: dict[str, int] = {}     # the new file's length, which every reader compares (engine.vectors)
+        if vectors_change:          # only error rows changed: the vectors file (and its length) stays
             try:
                 index, index_meta = self._arrange(index, dim, gen, new_file,
                                                   np.asarray(gone_ids, np.int64), new_ids, new_vecs)
                 self._index = index
-                write_index_atomic(index, new_file)
+                written[LENGTH_KEY] = write_index_atomic(index, new_file)
             except Exception:
                 self._discard_uncommitted(new_file)    # a lossy type's sidecar, already written
                 raise
@@ -475,7 +479,7 @@ class IndexWriter:
                 s.flush()
                 counts = _counts(s)
                 new_meta = dict(meta, vectors_file=new_file.name, generation=gen, counts=counts,
-                                metric=METRIC, updated_at=time.time(), **index_meta)
+                                metric=METRIC, updated_at=time.time(), **index_meta, **written)
                 set_meta(s, **new_meta)
         except BaseException as e:
             # rolled back: the file written in step 1 is no generation's; on a full disk it holds

@@ -244,6 +244,9 @@ def test_an_unchanged_preview_is_revalidated_with_304(library):
 
         write(lib / "beep.wav", tone(440, 1.0, SR), SR)          # rewritten in place
         status, headers, body = ask(address, "GET", f"/audio/{beep}", If_None_Match=tag)
+        assert status == 409 and b"changed since it was indexed" in body      # not the indexed audio (session 40)
+        build_index([lib], lib.parent / "idx", FakeModel(), workers=0, progress=False)     # indexed again
+        status, headers, body = ask(address, "GET", f"/audio/{_file_id(address, 'beep.wav')}", If_None_Match=tag)
         assert status == 200 and headers["etag"] != tag and body[:4] == b"RIFF" and body != wav
 
 

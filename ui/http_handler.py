@@ -18,7 +18,7 @@ from engine.zeroshot import checking_between_batches
 from ui.http_connections import RETRY_AFTER_SECONDS, SERVER_NAME, _drain
 from ui.http_request import (ClientGone, ForeignHost, ForeignOrigin, MethodNotAllowed, NotFound, OverTime, Query,
                              RangeNotSatisfiable, RequestBody, RequestTimeout, TooLarge, _TimedReads)
-from ui.http_routes import ID_ROUTES, OVER_TIME_ADVICE, _json
+from ui.http_routes import ID_ROUTES, OVER_TIME_ADVICE, Conflict, _json
 
 if TYPE_CHECKING:
     from ui.server import SoundsiftServer
@@ -241,6 +241,8 @@ class SoundsiftHandler(RequestBody, BaseHTTPRequestHandler):
             status, body, kind = HTTPStatus.SERVICE_UNAVAILABLE, _json({"error": str(e)}), "application/json"
         except NotFound as e:
             status, body, kind = HTTPStatus.NOT_FOUND, _json({"error": str(e)}), "application/json"
+        except Conflict as e:
+            status, body, kind = HTTPStatus.CONFLICT, _json({"error": str(e)}), "application/json"
         except (ForeignHost, ForeignOrigin) as e:
             status, body, kind = HTTPStatus.FORBIDDEN, _json({"error": str(e)}), "application/json"
         except MethodNotAllowed as e:

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from engine.errors import InvalidQuery, UnreadableAudio
+from engine.errors import InvalidQuery, SoundsiftError, UnreadableAudio
 from ui.byte_ranges import Unsatisfiable, etag_listed, requested_range
 from ui.http_request import NotFound, Query, RangeNotSatisfiable
 
@@ -40,6 +40,11 @@ OVER_TIME_ADVICE = {
     "/tag": "send a shorter clip, or fewer labels",
     "/sheet": "ask for the sheet of fewer files (path_prefix, category or another filter), or without zero_shot",
 }
+
+
+class Conflict(SoundsiftError):
+    """409: what a route would answer from is not what the index holds of it now (``/audio`` of
+    a file changed since it was indexed: its catalog length and the hits' times are of other audio)."""
 
 
 class Route(NamedTuple):
@@ -155,10 +160,18 @@ class RouteAnswers:
         a block at a time as they are read; the handler closes it), or the part of it a
         ``Range`` header asks for (206; ``If-Range`` with another ETag gets all of it), or 304
         when ``If-None-Match`` names its ETag (the file is not opened); an ``end`` past the
-        file's is cut to it, with a note (:data:`NOTES_HEADER`) saying so."""
-        from engine.export import excerpt_name, excerpt_stream
+        file's is cut to it, with a note (:data:`NOTES_HEADER`) saying so. :class:`Conflict` (409)
+        for a file changed since it was indexed (another size or mtime: engine.export.changed_from,
+        as export and the page's downloads refuse it): its span is other sound now, or past its end.
+        One stat of the file, for both that and the ETag."""
+        from engine.export import changed_from, excerpt_name, excerpt_stream
+        from engine.file_state import state_now
         from engine.query_span import cut_to_length
         record = self._record(path)
+        now = state_now(record["path"])
+        changed = changed_from(now, self.index.file_states([record["path"]]).get(record["path"]))
+        if changed is not None:
+            raise Conflict(f"{record['path']}: {changed}")
         start = q.time("start") or 0.0
         if start >= record["duration"]:
             raise InvalidQuery(f"start ({start:g} s) is past the end of the file ({record['duration']:g} s)")
@@ -173,7 +186,7 @@ class RouteAnswers:
         # from the catalog's length, so a 304 says it too without opening the file
         cut = cut_to_length(record["path"], start, given_end, float(record["duration"]), "end", "sending")
         notes = [] if cut.note is None else [cut.note]
-        tag = _excerpt_etag(record["path"], start, end)
+        tag = _excerpt_etag(record["path"], now, start, end)
         if tag is not None and etag_listed(handler.headers.get("If-None-Match"), tag):
             handler.extra_headers += [("Accept-Ranges", "bytes"), ("ETag", tag)]
             _say_notes(handler, notes)
@@ -258,18 +271,17 @@ class RouteAnswers:
             raise NotFound(str(e)) from e
 
 
-def _excerpt_etag(path: str, start: float, end: float) -> str | None:
-    """A strong ETag for the excerpt ``start``–``end`` of ``path`` as the file is now: its size
-    and modification time, and the span (a file rewritten in place gets a new one, so a player
-    that asks for the rest of an excerpt with ``If-Range`` gets all of the new one instead, and
-    one revalidating with ``If-None-Match`` gets the new one, not 304); None when the file cannot
-    be looked at (excerpt_stream then says why it cannot be read)."""
+def _excerpt_etag(path: str, now: tuple[int, int] | None, start: float, end: float) -> str | None:
+    """A strong ETag for the excerpt ``start``–``end`` of ``path`` as the file is now (``now``:
+    its size and modification time, engine.file_state.state_now), and the span (a file rewritten
+    in place gets a new one, so a player that asks for the rest of an excerpt with ``If-Range``
+    gets all of the new one instead, and one revalidating with ``If-None-Match`` gets the new one,
+    not 304); None when the file cannot be looked at (``now`` None: excerpt_stream then says why
+    it cannot be read)."""
     import hashlib
-    try:
-        st = os.stat(path)
-    except OSError:
+    if now is None:
         return None
-    made = f"{st.st_size}:{st.st_mtime_ns}"
+    made = f"{now[0]}:{now[1]}"
     digest = hashlib.sha256(f"{path}\0{made}\0{start!r}\0{end!r}".encode("utf-8", "surrogateescape"))
     return f'"{digest.hexdigest()[:32]}"'
 
