@@ -23,7 +23,8 @@ both differ from an indexed file's names another file (``new/hello.mp3`` is not
 name in several folders), and a file several rows name takes the fields of those that name it
 best (the first of them a key where they tie), so an exact path outranks a longer trailing
 path, which outranks a name alone, whatever the rows' order. The columns :data:`FIELD_COLUMNS`
-knows become metadata keys (engine.file_metadata); the indexer stores them with the indexed
+knows become metadata keys (engine.file_metadata), a ``UserTags`` column's cells the files' own
+tags (:data:`USER_TAGS_KEY`); the indexer stores them with the indexed
 files (indexer.metadata_sheet, ``soundsift sheet import``) and ``soundsift caption --source
 metadata --sheet`` turns their descriptions into training captions.
 """
@@ -62,6 +63,12 @@ FIELD_COLUMNS = {
     "artist": "artist", "notes": "note", "note": "note", "comment": "comment", "comments": "comment",
     "location": "location", "recordinglocation": "location", "genre": "genre",
 }
+#: the column (normalised) of the user's own tags, as ``soundsift sheet export`` writes them
+#: (engine.sheet_export: "keeper, ep3", a tag holding a comma in double quotes), and the key its
+#: cells are kept under in a row's fields: not a metadata key (indexer.metadata_sheet sets the
+#: file's tags from it, indexer.user_tags, and stores it nowhere else)
+USER_TAGS_COLUMN = "usertags"
+USER_TAGS_KEY = "user tags"
 #: largest sheet read (the BBC archive's 33,000 rows are 5 MB)
 MAX_SHEET_BYTES = 200 << 20
 #: how far down a sheet its header row is looked for (vendors put a title and a blank row above it)
@@ -98,13 +105,25 @@ class SheetImport:
     worksheets: list[str] = field(default_factory=list)
     skipped_worksheets: list[str] = field(default_factory=list)
     dry_run: bool = False
+    # the user's own tags a UserTags column set (indexer.user_tags.TagsSet's counts)
+    tag_files: int = 0                                       # files whose tags it changed
+    tags_added: int = 0
+    tags_removed: int = 0
+    tags_left: int = 0                                       # files with tags whose UserTags cell is empty
+
+    @property
+    def sets_tags(self) -> bool:
+        """Whether the sheet has a UserTags column (its cells set the files' own tags)."""
+        return USER_TAGS_KEY in self.columns.values()
 
     def to_dict(self) -> dict[str, Any]:
         return {"sheet": self.sheet, "rows": self.rows, "matched_rows": self.matched_rows, "files": self.files,
                 "shared_rows": self.shared_rows, "unmatched": len(self.unmatched),
                 "unmatched_examples": self.unmatched[:20], "file_column": self.file_column,
                 "columns": self.columns, "unused_columns": self.unused_columns, "worksheets": self.worksheets,
-                "skipped_worksheets": self.skipped_worksheets, "dry_run": self.dry_run}
+                "skipped_worksheets": self.skipped_worksheets, "dry_run": self.dry_run,
+                "tag_files": self.tag_files, "tags_added": self.tags_added, "tags_removed": self.tags_removed,
+                "tags_left": self.tags_left}
 
 
 def _normalise(column: str) -> str:
@@ -151,13 +170,16 @@ def read_sheet(path: str | Path) -> Sheet:
         header = [c.strip() for c in table[at]]
         names = [_normalise(c) for c in header]
         keys = {i: FIELD_COLUMNS[n] for i, n in enumerate(names) if i != column and n in FIELD_COLUMNS}
+        keys.update({i: USER_TAGS_KEY for i, n in enumerate(names) if i != column and n == USER_TAGS_COLUMN})
         for row in table[at + 1:]:
             value = from_csv_text(row[column].strip()) if column < len(row) else ""     # a name as written
             if not value:
                 continue
             fields: dict[str, str] = {}
             for i, key in keys.items():
-                text_ = _cell(row[i])[:MAX_VALUE] if i < len(row) else ""
+                text_ = _cell(row[i]) if i < len(row) else ""
+                if key != USER_TAGS_KEY:        # a tag list is not cut: a tag cut in two would be stored
+                    text_ = text_[:MAX_VALUE]
                 if text_:
                     fields.setdefault(key, text_)
             rows.append((value, fields))
@@ -193,6 +215,8 @@ def _text_table(text: str) -> list[list[str]]:
     else:
         try:
             dialect = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|")
+            if dialect.escapechar is None:      # a quote in a quoted cell is doubled, as Excel and `sheet export` write
+                dialect.doublequote = True      # it (the sniffer rarely sees it so: 'a, ""b""' read as 'a, "b')
         except csv.Error:
             dialect = csv.excel_tab if "\t" in text.split("\n", 1)[0] else csv.excel
     lines = io.StringIO(text, newline="")         # each line keeps its end: csv reads quoted line breaks

@@ -11,7 +11,8 @@ description that starts like a formula ("=…", "+…", "-6 dB …", "@…") sta
 the workbook, and in CSV with the apostrophe Excel reads as "text" before it (which ``sheet
 import`` takes off), so opening the sheet runs nothing a file or a vendor's sheet carried.
 ``soundsift sheet import`` reads such a sheet back (by its Pathname column), on this machine or
-another, so descriptions and tags travel between indexes.
+another, so descriptions and tags travel between indexes (its ``UserTags`` cells set the files'
+own tags: indexer.metadata_sheet).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import io
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from sqlalchemy import select
@@ -49,6 +50,14 @@ EXPORT_COLUMNS = ("Filename", "Pathname", "Duration", "SampleRate", "Channels", 
 SHEET_FORMATS = {".csv": "comma-separated", ".tsv": "tab-separated", ".txt": "tab-separated", ".xlsx": "Excel"}
 #: separator of several tags in one cell
 TAG_SEPARATOR = ", "
+
+
+def tag_cell(tags: Iterable[str]) -> str:
+    """Tags as one cell: each once, separated by :data:`TAG_SEPARATOR`, one holding a comma in
+    double quotes (and one holding a quote too, it doubled: ``keeper, "Walk, footsteps", "12"" vinyl"``),
+    as ``sheet import`` reads a UserTags cell back (engine.vocabulary.split_list); no tag, an empty cell."""
+    return TAG_SEPARATOR.join('"' + t.replace('"', '""') + '"' if "," in t or '"' in t else t
+                              for t in dict.fromkeys(tags))
 
 
 def check_sheet_output(path: str | Path) -> Path:
@@ -106,9 +115,9 @@ def library_rows(index: str | Path | None, filters: Filters | None = None, *, so
                **{column: described.get(key, "") for key, column in METADATA_COLUMNS.items()},
                "PeakdBFS": level_text(found.get("peak_dbfs")),
                "LoudnessLUFS": level_text(found.get("loudness_lufs"), digitally_silent(found)),
-               "UserTags": TAG_SEPARATOR.join(dict.fromkeys(user.get(int(f.id), []))),
-               "StoredTags": TAG_SEPARATOR.join(dict.fromkeys(label for _, label in sorted(stored.get(int(f.id), [])))),
-               "ZeroShotTags": TAG_SEPARATOR.join(zero.get(int(f.id), [])),
+               "UserTags": tag_cell(user.get(int(f.id), [])),
+               "StoredTags": tag_cell(label for _, label in sorted(stored.get(int(f.id), []))),
+               "ZeroShotTags": tag_cell(zero.get(int(f.id), [])),
                "Sheet": found.get(SHEET_NAME_KEY, "")}
         rows.append(row)
     return rows

@@ -11,6 +11,12 @@ or relocated; importing a sheet again (same file name) replaces what it said, an
 :func:`remove_sheet` takes it away. Writes take the index's writer lock, as the user's own tags
 do (indexer.user_tags).
 
+A ``UserTags`` column (``sheet export`` writes one) is no field: each cell is its file's whole list
+of the user's own tags, set in the same transaction (indexer.user_tags.set_tags_in: tags not in
+the cell taken off, the others added); an empty cell leaves the file's tags as they are (a sheet
+from elsewhere wipes nothing) and a cell "-" takes them all off. They are the user's tags from
+then on: :func:`remove_sheet` leaves them.
+
 Where several sheets describe a file, the one imported last stands: its fields are the file's
 ``sheet:`` rows (with ``sheet:sheet`` and ``sheet:path`` naming it), and what the others say
 is kept beside them, oldest first, as a JSON list in one ``sheet:shadowed`` row (read by this
@@ -37,8 +43,9 @@ from engine.errors import InvalidQuery
 from engine.file_metadata import (SHEET_NAME_KEY, SHEET_PATH_KEY, SHEET_PREFIX, SHEET_SHADOWED_KEY,
                                   SHEET_SOURCE_KEYS)
 from engine.layout import IndexLayout, existing_index
-from engine.metadata_sheet import SheetImport, match_rows, read_sheet
+from engine.metadata_sheet import USER_TAGS_KEY, SheetImport, match_rows, read_sheet
 from indexer.scan import normalize_root, under_roots
+from indexer.user_tags import cell_tags, set_tags_in, tagged_files
 from indexer.write import WriterLock
 
 T = TypeVar("T")
@@ -78,8 +85,12 @@ def import_sheet(index: str | Path | None, sheet_path: str | Path, under: str | 
         if not files:
             raise InvalidQuery(f"index {layout.root} holds no files under {root}")
     described, report = match_rows(sheet, files)
+    tags = _sheet_tags(sheet_path, described, files)
     report.dry_run = dry_run
     if dry_run:
+        if report.sets_tags:
+            with catalog_session(layout) as s:
+                _set_tags(s, report, described, tags, dry_run=True)
         return report
     with WriterLock(layout.lock), catalog_session(layout, write=True) as s:
         Base.metadata.create_all(s.connection())          # a catalog from before file_metadata gains it
@@ -92,8 +103,40 @@ def import_sheet(index: str | Path | None, sheet_path: str | Path, under: str | 
         _write_stacks(s, {fid: [layer for layer in stack if not _is_sheet(layer.source, sheet.name, source)]
                           + ([Layer(sheet.name, source, described[fid])] if fid in alive else [])
                           for fid, stack in stacks.items()})
+        if report.sets_tags:
+            _set_tags(s, report, {fid: described[fid] for fid in alive},
+                      {fid: t for fid, t in tags.items() if fid in alive})
         set_meta(s, metadata_replaced_at=time.time())
     return report
+
+
+def _sheet_tags(sheet_path: str | Path, described: dict[int, dict[str, str]],
+                files: dict[int, str]) -> dict[int, list[str]]:
+    """File id → the user tags its UserTags cell gives it (indexer.user_tags.cell_tags: "-" none),
+    taken out of ``described`` (tags are no sheet field: they are the file's own, kept when the
+    sheet is removed); a file whose cell is empty or names no tag is not among them. InvalidQuery
+    naming the sheet and the file for a cell that cannot be tags."""
+    tags: dict[int, list[str]] = {}
+    for fid, fields in described.items():
+        cell = fields.pop(USER_TAGS_KEY, None)
+        if cell is None:
+            continue
+        try:
+            found = cell_tags(cell)
+        except InvalidQuery as e:
+            raise InvalidQuery(f"{sheet_path}: the UserTags of {files[fid]}: {e}") from e
+        if found is not None:
+            tags[fid] = found
+    return tags
+
+
+def _set_tags(s: Session, report: SheetImport, described: dict[int, dict[str, str]],
+              tags: dict[int, list[str]], dry_run: bool = False) -> None:
+    """Set the user tags ``tags`` gives (indexer.user_tags.set_tags_in) and count in ``report``
+    what changed, and the files the sheet describes that carry tags its cells leave empty."""
+    done = set_tags_in(s, tags, dry_run=dry_run)
+    report.tag_files, report.tags_added, report.tags_removed = done.files, done.added, done.removed
+    report.tags_left = len(tagged_files(s, sorted(set(described) - set(tags))))
 
 
 def remove_sheet(index: str | Path | None, name: str) -> int:

@@ -99,6 +99,7 @@ class IndexSummary:
     metadata_reread: int = 0            # unchanged files whose embedded metadata was read again
     levels_measured: int = 0            # unchanged files indexed before loudness was measured, measured now
     skipped: dict[str, int] = field(default_factory=dict)   # system entries not scanned (indexer.scan)
+    skipped_folders: list[str] = field(default_factory=list)   # the hidden or system folders among them
     sheets_not_imported: list[str] = field(default_factory=list)   # spreadsheets in the library no import named
     n_segments: int = 0                 # segments embedded in this run
     silent_left_out: int = 0            # segments all digital silence of files with sound elsewhere: neither
@@ -564,10 +565,10 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
     timings["scan"] = time.perf_counter() - t
     interrupt.check()           # a Ctrl-C whose KeyboardInterrupt a finaliser swallowed
     summary.unchanged = len(plan.unchanged)
-    summary.skipped = dict(scanned.skipped)
+    summary.skipped, summary.skipped_folders = dict(scanned.skipped), list(scanned.skipped_folders)
     summary.sheets_not_imported = _sheets_not_imported(writer, scanned.spreadsheets)
     if scanned.skipped:
-        log.info("not scanned: %s", describe_skipped(scanned.skipped))
+        log.info("not scanned: %s", describe_skipped(scanned.skipped, scanned.skipped_folders))
     retried = len(set(old_errors) & {f.path for f in plan.new})
     log.log(logging.DEBUG if plan_logged else logging.INFO,
             "%s: %d new%s, %d changed, %d deleted, %d moved, %d unchanged, %s", layout.root,

@@ -11,8 +11,8 @@ state and the scan, and of the disk only for the indexed files the walk does not
 without an audio extension, indexed because it was given by name: :func:`given_by_name`).
 
 What an operating system leaves beside a library is not walked and not reported as a failure,
-only counted: the ``._Name.wav`` AppleDouble files macOS writes next to every file it copies to
-an exFAT or network drive (4 KB of Finder metadata each, recognised by their magic number),
+only counted (the folders also named): the ``._Name.wav`` AppleDouble files macOS writes next to
+every file it copies to an exFAT or network drive (4 KB of Finder metadata each, recognised by their magic number),
 ``__MACOSX`` folders of unpacked zips, hidden folders (``.Trashes``, ``.Spotlight-V100``,
 ``.Trash-1000``, ``.git`` …) and Windows' ``$RECYCLE.BIN`` and ``System Volume Information``.
 A folder given as a root is walked whatever its name. (``.m4a``, ``.wma``, ``.wv`` … are read
@@ -27,7 +27,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 from engine.audio import AUDIO_EXTENSIONS
 from engine.cue_sheet import sidecar_cue
@@ -70,10 +70,26 @@ SKIPPED_FOLDERS = "hidden or system folders"
 _SKIPPED_ONE = {SKIPPED_METADATA: "macOS metadata file (._*)", SKIPPED_FOLDERS: "hidden or system folder"}
 
 
-def describe_skipped(skipped: Mapping[str, int]) -> str:
+#: how many of the folders passed over :func:`describe_skipped` names before "and N more"
+NAMED_FOLDERS = 3
+
+
+def describe_skipped(skipped: Mapping[str, int], folders: Sequence[str] = ()) -> str:
     """What a walk passed over (kind → count, :attr:`ScanResult.skipped`), with each count agreeing
-    with its kind: ``1 macOS metadata file (._*), 3 hidden or system folders``."""
-    return ", ".join(count(n, _SKIPPED_ONE.get(kind, kind), kind) for kind, n in skipped.items())
+    with its kind, the hidden or system folders named after their count (``folders``:
+    :attr:`ScanResult.skipped_folders`, the first :data:`NAMED_FOLDERS`, then how many more):
+    ``1 macOS metadata file (._*), 4 hidden or system folders (/lib/.git, /lib/.Trashes,
+    /lib/A/.Spotlight-V100 and 1 more)``."""
+    return ", ".join(count(n, _SKIPPED_ONE.get(kind, kind), kind) + (_named(folders) if kind == SKIPPED_FOLDERS else "")
+                     for kind, n in skipped.items())
+
+
+def _named(folders: Sequence[str]) -> str:
+    """`` (A, B, C and N more)``: the first :data:`NAMED_FOLDERS` of ``folders``; nothing for none."""
+    if not folders:
+        return ""
+    more = len(folders) - NAMED_FOLDERS
+    return f" ({', '.join(folders[:NAMED_FOLDERS])}{f' and {more} more' if more > 0 else ''})"
 
 
 #: spreadsheets a library may describe its files in (engine.metadata_sheet): noted by the walk,
@@ -99,6 +115,7 @@ class ScanResult:
     held: list[str] = field(default_factory=list)
     spreadsheets: list[str] = field(default_factory=list)    # CSV, TSV, .xlsx, .ods … among the files
     links: dict[str, str] = field(default_factory=dict)      # symbolic links met: path → resolved target
+    skipped_folders: list[str] = field(default_factory=list)  # the hidden or system folders passed over
 
     def cue_folders(self) -> set[str]:
         """The folders that hold a cue sheet (where an audio file may have a sidecar)."""
@@ -107,6 +124,8 @@ class ScanResult:
     def skip(self, kind: str, path: str) -> None:
         log.debug("not scanned (%s): %s", kind, printable(path))
         self.skipped[kind] = self.skipped.get(kind, 0) + 1
+        if kind == SKIPPED_FOLDERS:
+            self.skipped_folders.append(printable(path))
 
 
 @dataclass(frozen=True)

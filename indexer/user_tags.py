@@ -3,7 +3,8 @@
 They live in the catalog's ``tags`` table with source ``user`` (score 1), beside the AudioSet
 tags ``soundsift caption --index`` stores, so they are keyword-searched with the file, kept when
 the file is moved or renamed (indexer.moves) or the index rebuilt (indexer.rebuild), and a
-search can be restricted to them (``Filters.tags``, ``--tagged``). Writes take the index's writer
+search can be restricted to them (``Filters.tags``, ``--tagged``); a library sheet's ``UserTags``
+column sets them too (``soundsift sheet import``: :func:`set_tags_in`). Writes take the index's writer
 lock (IndexBusy while an index run holds it: a rebuild copies tags when it finishes, and a tag
 written beside it would be lost).
 """
@@ -30,6 +31,9 @@ from indexer.scan import normalize_root
 from indexer.write import WriterLock
 
 MAX_TAG_LENGTH = 100
+#: a library sheet's UserTags cell that takes every one of its file's tags off (an empty cell
+#: leaves them as they are: indexer.metadata_sheet)
+NO_TAGS = "-"
 
 
 @dataclass
@@ -44,6 +48,15 @@ class TagChange:
     def to_dict(self) -> dict[str, object]:
         return {"files": self.files, "changed": self.changed, "not_indexed": self.not_indexed,
                 "reasons": self.reasons}
+
+
+@dataclass
+class TagsSet:
+    """What :func:`set_tags_in` did (or, with ``dry_run``, would do)."""
+
+    files: int = 0          # files whose tags changed
+    added: int = 0          # tag rows added
+    removed: int = 0        # tag rows removed
 
 
 def tag_key(tag: str) -> str:
@@ -66,6 +79,18 @@ def clean_tags(tags: Iterable[str]) -> list[str]:
     if not out:
         raise InvalidQuery("no tag given (an empty tag cannot be stored)")
     return list(out.values())
+
+
+def cell_tags(text: str) -> list[str] | None:
+    """The tags a library sheet's UserTags cell gives its file, as ``sheet export`` writes them
+    (comma-separated, one holding a comma in double quotes: engine.vocabulary.split_list):
+    [] for :data:`NO_TAGS` ("-": none), None for a cell that names no tag (no opinion);
+    InvalidQuery (:func:`clean_tags`) for a tag too long."""
+    from engine.vocabulary import split_list
+    if text.strip() == NO_TAGS:
+        return []
+    tags = split_list(text)
+    return clean_tags(tags) if tags else None
 
 
 @contextmanager
@@ -165,6 +190,46 @@ def remove_tags(index: str | Path | None, items: Sequence[str | Path | int], tag
                 func.lower(Tag.label).in_(unwanted)))
             change.changed += int(result.rowcount or 0)
     return change
+
+
+def set_tags_in(s: Session, wanted: dict[int, list[str]], dry_run: bool = False) -> TagsSet:
+    """Make the user tags of each file of ``wanted`` (id → tags as :func:`clean_tags` gives them)
+    exactly those: the others taken off, the missing ones added (a tag the file has in another
+    A–Z case or accent form stays as it is, as :func:`add_tags` keeps it). ``s``: a session on
+    the catalog; unless ``dry_run``, one writing under the index's writer lock, whose transaction
+    this stamps ``tags_changed_at`` when a tag changed (readers redo what they keep of tags)."""
+    done = TagsSet()
+    ids = sorted(wanted)
+    have: dict[int, list[tuple[int, str]]] = {}
+    for i in range(0, len(ids), 500):
+        for row_id, fid, label in s.execute(select(Tag.id, Tag.file_id, Tag.label).where(
+                Tag.file_id.in_(ids[i:i + 500]), Tag.source == USER_TAG_SOURCE).order_by(Tag.id)):
+            have.setdefault(int(fid), []).append((int(row_id), str(label)))
+    gone: list[int] = []
+    rows = []
+    for fid in ids:
+        keys = {tag_key(t) for t in wanted[fid]}
+        carried = {tag_key(label) for _, label in have.get(fid, [])}
+        off = [row_id for row_id, label in have.get(fid, []) if tag_key(label) not in keys]
+        on = [{"file_id": fid, "label": t, "score": 1.0, "source": USER_TAG_SOURCE}
+              for t in wanted[fid] if tag_key(t) not in carried]
+        gone += off
+        rows += on
+        done.files += bool(off or on)
+    done.added, done.removed = len(rows), len(gone)
+    if dry_run or not (rows or gone):
+        return done
+    for i in range(0, len(gone), 500):
+        s.execute(delete(Tag).where(Tag.id.in_(gone[i:i + 500])))
+    if rows:
+        s.execute(insert(Tag), rows)
+    set_meta(s, tags_changed_at=time.time())
+    return done
+
+
+def tagged_files(s: Session, ids: Sequence[int]) -> set[int]:
+    """Those of the files ``ids`` that carry a user tag."""
+    return set(_user_tag_keys(s, ids))
 
 
 def tag_counts(index: str | Path | None, source: str | None = USER_TAG_SOURCE) -> dict[str, int]:

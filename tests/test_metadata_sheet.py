@@ -459,7 +459,8 @@ def test_the_index_exports_its_own_sheet_and_another_index_reads_it(lib, tmp_pat
     index(copy, other)
     report = import_sheet(other, workbook)
     assert (report.file_column, report.files, report.shared_rows) == ("Pathname", 4, 0)    # not by Filename
-    assert report.columns["Description"] == "description" and "UserTags" in report.unused_columns
+    assert report.columns["Description"] == "description" and report.columns["UserTags"] == "user tags"
+    assert (report.tag_files, report.tags_added) == (1, 2)                     # other.wav's "keeper, ep3"
     with SoundIndex.open(other, model=FakeModel()) as si:
         described = {h.path: si.get_file(h.file_id)["metadata"].get("description")
                      for h in si.search_text("x", k=10)}

@@ -201,7 +201,7 @@ def _print_summary(s: dict[str, Any]) -> None:
         t.add_row("loudness measured", f"{count(s['levels_measured'], 'unchanged file')} (indexed before it was)")
     if s.get("skipped"):
         from indexer.scan import describe_skipped
-        t.add_row("not scanned", describe_skipped(s["skipped"]))
+        t.add_row("not scanned", describe_skipped(s["skipped"], s.get("skipped_folders") or ()))
     t.add_row("segments embedded", str(s["n_segments"]))
     if s.get("silent_left_out"):
         t.add_row("silent segments", f"{s['silent_left_out']} left out (digital silence, in files with sound elsewhere)")

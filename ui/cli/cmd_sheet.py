@@ -34,7 +34,8 @@ def import_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Match and report; change nothing.")] = False,
     json_out: Annotated[bool, typer.Option(
         "--json", help='Print {"sheets", "errors"} on stdout: "sheets" a report per sheet imported (one '
-                       'sheet too), [{"sheet", "rows", "matched_rows", "files", "unmatched", …}]; "errors" '
+                       'sheet too), [{"sheet", "rows", "matched_rows", "files", "unmatched", …, "tag_files", '
+                       '"tags_added", "tags_removed", "tags_left"}]; "errors" '
                        'the sheets that could not be read, [{"path", "reason"}].')] = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -44,7 +45,10 @@ def import_command(
     SubCategory, CatID, Keywords, Library, CDName, Designer, Notes …
 
     Keyword search finds the files by them, `--category` filters by them, the page's card shows
-    them (a field the file carries itself comes first). Importing a sheet of the same file name
+    them (a field the file carries itself comes first). A UserTags column (as `sheet export` writes
+    it: "keeper, ep3") sets each file's own tags to its cell, adding and removing as `soundsift tags`
+    does; an empty cell leaves them as they are, a cell holding "-" takes them all off. Tags set so
+    are yours: `sheet remove` leaves them. Importing a sheet of the same file name
     again replaces what it said; they stay with the files when moved, edited or re-embedded.
     A sheet that cannot be read is said (in --json's "errors" too) and the others are imported; the
     exit code is 1 when one failed or matched no indexed file, and when none could be imported that
@@ -101,6 +105,24 @@ def _print_import(report: Any) -> None:
     if report.shared_rows:
         out_console.print(f"{count(report.shared_rows, 'row')} matched several files (the same name in several "
                           "folders: each got the row)", highlight=False)
+    if report.sets_tags:
+        _print_tags(report)
+
+
+def _print_tags(report: Any) -> None:
+    """What the sheet's UserTags column did to your tags, and the files with tags whose cell is empty."""
+    if report.tag_files:
+        verb = "would change" if report.dry_run else "changed"
+        out_console.print(f"your tags: {verb} on {count(report.tag_files, 'file')} ({report.tags_added} added, "
+                          f"{report.tags_removed} removed) as the UserTags column says", highlight=False)
+    else:
+        out_console.print("your tags: no change (every file already has the tags its UserTags cell lists)",
+                          highlight=False)
+    if report.tags_left:
+        one = report.tags_left == 1
+        err_console.print(f"note: {count(report.tags_left, 'file')} with tags {'has' if one else 'have'} an empty "
+                          f"UserTags cell, so {'its' if one else 'their'} tags stay as they are (a cell holding \"-\" "
+                          "takes a file's tags off)", highlight=False, soft_wrap=True)
 
 
 @sheet_app.command("list")
