@@ -289,10 +289,12 @@ def _report_damage(engine: Engine, path: Path) -> None:
 def damaged_catalog(path: Path, why: str) -> "IndexUnreadable":
     """The IndexUnreadable of the catalog at ``path`` that cannot be used (``why``), with what to do."""
     from engine.errors import IndexUnreadable
+    from engine.layout import index_option
     root = path.parent
     return IndexUnreadable(
         f"{path} {why}: restore it (or the whole folder {root}) from a backup, or move the folder aside and "
-        f"index again with `soundsift index FOLDER... --index {root}` (its tags and captions are lost with it)")
+        f"index again with `soundsift index FOLDER... --index {index_option(root)}` (its tags and captions are "
+        "lost with it)")
 
 
 #: the tables and columns every catalog soundsift wrote has, which every reader reads

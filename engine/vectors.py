@@ -124,6 +124,7 @@ def unreadable_vectors(path: str | Path) -> "IndexUnreadable":
     read as FAISS, with what to do: its vectors can only be made again (the caller chains faiss's
     own error, a C++ one that names no file)."""
     from engine.errors import IndexUnreadable
+    from engine.layout import index_option
 
     path = Path(path)
     if not path.exists():
@@ -131,7 +132,7 @@ def unreadable_vectors(path: str | Path) -> "IndexUnreadable":
     else:
         why = f"cannot be read as FAISS vectors ({path.stat().st_size} bytes: truncated or overwritten?)"
     return IndexUnreadable(f"{path} {why}: restore it from a backup, or re-embed the index with "
-                           f"`soundsift index FOLDER... --index {path.parent} --rebuild`")
+                           f"`soundsift index FOLDER... --index {index_option(path.parent)} --rebuild`")
 
 
 def check_readable(path: str | Path, length: int | None = None) -> None:

@@ -27,3 +27,13 @@ def test_what_index_option_writes_opens_the_same_folder():
         value = index_option(root)
         unquoted = value[1:-1] if value.startswith("'") else value
         assert resolve_index_dir(unquoted).resolve() == Path(root).resolve()
+
+
+def test_damaged_index_advice_names_a_folder_here_as_dot_slash(tmp_path, monkeypatch):
+    from engine.catalog import damaged_catalog
+    from engine.vectors import unreadable_vectors
+    monkeypatch.chdir(tmp_path)
+    assert "--index ./idx` (its tags" in str(damaged_catalog(Path("idx") / "catalog.db", "is empty"))
+    assert "--index ./idx --rebuild`" in str(unreadable_vectors(Path("idx") / "vectors-000001.faiss"))
+    spaced = Path("SFX Drive") / "idx"
+    assert "--index 'SFX Drive/idx' --rebuild`" in str(unreadable_vectors(spaced / "vectors-000001.faiss"))
