@@ -69,6 +69,10 @@ FIELD_COLUMNS = {
 #: file's tags from it, indexer.user_tags, and stores it nowhere else)
 USER_TAGS_COLUMN = "usertags"
 USER_TAGS_KEY = "user tags"
+#: columns (normalised) only ``soundsift sheet export`` writes (engine.sheet_export.EXPORT_COLUMNS):
+#: a sheet holding one is soundsift's own export, whose cells echo what the files showed
+#: (:attr:`Sheet.export`)
+EXPORT_ONLY_COLUMNS = (USER_TAGS_COLUMN, "storedtags", "zeroshottags")
 #: largest sheet read (the BBC archive's 33,000 rows are 5 MB)
 MAX_SHEET_BYTES = 200 << 20
 #: how far down a sheet its header row is looked for (vendors put a title and a blank row above it)
@@ -87,6 +91,7 @@ class Sheet:
     unused: list[str]
     worksheets: list[str] = field(default_factory=list)     # a workbook's worksheets read
     skipped: list[str] = field(default_factory=list)        # … and those without a file column
+    export: bool = False                                    # a column of EXPORT_ONLY_COLUMNS: soundsift's export
 
 
 @dataclass
@@ -110,6 +115,11 @@ class SheetImport:
     tags_added: int = 0
     tags_removed: int = 0
     tags_left: int = 0                                       # files with tags whose UserTags cell is empty
+    # cells left out as what the file already shows (indexer.metadata_sheet: only changes are stored)
+    unchanged_cells: int = 0
+    unchanged_files: int = 0                                 # matched files whose row changed nothing
+    own_first_cells: int = 0                                 # cells stored of fields the file carries itself
+    export: bool = False                                     # soundsift's own export (Sheet.export)
 
     @property
     def sets_tags(self) -> bool:
@@ -123,7 +133,9 @@ class SheetImport:
                 "columns": self.columns, "unused_columns": self.unused_columns, "worksheets": self.worksheets,
                 "skipped_worksheets": self.skipped_worksheets, "dry_run": self.dry_run,
                 "tag_files": self.tag_files, "tags_added": self.tags_added, "tags_removed": self.tags_removed,
-                "tags_left": self.tags_left}
+                "tags_left": self.tags_left, "unchanged_cells": self.unchanged_cells,
+                "unchanged_files": self.unchanged_files, "own_first_cells": self.own_first_cells,
+                "export": self.export}
 
 
 def _normalise(column: str) -> str:
@@ -166,9 +178,11 @@ def read_sheet(path: str | Path) -> Sheet:
     rows: list[tuple[str, dict[str, str]]] = []
     used: dict[str, str] = {}
     unused: list[str] = []
+    export = False
     for _, table, (at, column) in read:
         header = [c.strip() for c in table[at]]
         names = [_normalise(c) for c in header]
+        export = export or any(n in EXPORT_ONLY_COLUMNS for n in names)
         keys = {i: FIELD_COLUMNS[n] for i, n in enumerate(names) if i != column and n in FIELD_COLUMNS}
         keys.update({i: USER_TAGS_KEY for i, n in enumerate(names) if i != column and n == USER_TAGS_COLUMN})
         for row in table[at + 1:]:
@@ -190,7 +204,22 @@ def read_sheet(path: str | Path) -> Sheet:
     return Sheet(path.name, rows, first_table[first_at][first_column].strip(), used,
                  [h for h in unused if h not in used],
                  worksheets=[name for name, _, _ in read if name],
-                 skipped=[name for name, _, head in found if head is None and name])
+                 skipped=[name for name, _, head in found if head is None and name], export=export)
+
+
+def comparable(value: str) -> str:
+    """A value as a sheet's cell compares with what a file shows (:func:`same_value`): on one line,
+    cut as a cell is (:func:`read_sheet`), accents composed."""
+    return unicodedata.normalize("NFC", one_line(value)[:MAX_VALUE])
+
+
+def same_value(cell: str, shown: str | None) -> bool:
+    """Whether a sheet's cell says what the file already shows for its field (``shown``, None for
+    nothing): the same text once both are on one line (a line break, a run of spaces, a control
+    character as one space; the ends stripped) and cut as a cell is, accents composed (a Mac's
+    decomposed "é" is the typed one) — case counts: "door" for "Door" is an edit. As
+    ``sheet export`` writes a value and :func:`read_sheet` reads it back, the two are the same."""
+    return shown is not None and comparable(cell) == comparable(shown)
 
 
 #: the line Excel reads the separator from, before the header ("sep=;", written for Excel in

@@ -12,7 +12,8 @@ the workbook, and in CSV with the apostrophe Excel reads as "text" before it (wh
 import`` takes off), so opening the sheet runs nothing a file or a vendor's sheet carried.
 ``soundsift sheet import`` reads such a sheet back (by its Pathname column), on this machine or
 another, so descriptions and tags travel between indexes (its ``UserTags`` cells set the files'
-own tags: indexer.metadata_sheet).
+own tags: indexer.metadata_sheet); read back into the same index, only the cells the user
+changed are stored (engine.metadata_sheet.same_value: a cell as exported says what the file shows).
 """
 from __future__ import annotations
 

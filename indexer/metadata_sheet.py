@@ -9,7 +9,9 @@ own value is shown first. ``--under FOLDER`` keeps to one library's files. The r
 their files when they are moved, renamed, edited or re-embedded, and when the index is rebuilt
 or relocated; importing a sheet again (same file name) replaces what it said, and
 :func:`remove_sheet` takes it away. Writes take the index's writer lock, as the user's own tags
-do (indexer.user_tags).
+do (indexer.user_tags). Only what a sheet changes is stored (:func:`_changed_fields`): a cell
+saying what the file already shows is left out, and a row of such cells describes nothing, so
+``sheet export`` imported back stores the user's edits alone.
 
 A ``UserTags`` column (``sheet export`` writes one) is no field: each cell is its file's whole list
 of the user's own tags, set in the same transaction (indexer.user_tags.set_tags_in: tags not in
@@ -38,12 +40,12 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.catalog import SQL_CHUNK as _SQL_CHUNK
-from engine.catalog import Base, File, FileMetadata, catalog_session, has_table, set_meta
+from engine.catalog import Base, File, FileMetadata, catalog_session, has_table, set_meta, stored_metadata
 from engine.errors import InvalidQuery
 from engine.file_metadata import (SHEET_NAME_KEY, SHEET_PATH_KEY, SHEET_PREFIX, SHEET_SHADOWED_KEY,
                                   SHEET_SOURCE_KEYS)
 from engine.layout import IndexLayout, existing_index
-from engine.metadata_sheet import USER_TAGS_KEY, SheetImport, match_rows, read_sheet
+from engine.metadata_sheet import FIELD_COLUMNS, USER_TAGS_KEY, SheetImport, match_rows, read_sheet, same_value
 from indexer.scan import normalize_root, under_roots
 from indexer.user_tags import cell_tags, set_tags_in, tagged_files
 from indexer.write import WriterLock
@@ -72,7 +74,8 @@ def import_sheet(index: str | Path | None, sheet_path: str | Path, under: str | 
     """Describe the indexed files (those under ``under`` when given) by the sheet at
     ``sheet_path``; what that sheet (the same file, by its absolute path) said before is
     replaced, and for a file it describes, its rows stand over any other sheet's (kept beneath,
-    to stand again when this one is removed). One transaction under the index's writer lock;
+    to stand again when this one is removed); a cell saying what the file already shows is not
+    stored (:func:`_changed_fields`). One transaction under the index's writer lock;
     ``dry_run``: match and report, change nothing."""
     sheet = read_sheet(sheet_path)
     source = str(Path(sheet_path).resolve())
@@ -86,10 +89,11 @@ def import_sheet(index: str | Path | None, sheet_path: str | Path, under: str | 
             raise InvalidQuery(f"index {layout.root} holds no files under {root}")
     described, report = match_rows(sheet, files)
     tags = _sheet_tags(sheet_path, described, files)
-    report.dry_run = dry_run
+    report.dry_run, report.export = dry_run, sheet.export
     if dry_run:
-        if report.sets_tags:
-            with catalog_session(layout) as s:
+        with catalog_session(layout) as s:
+            _changed_fields(s, described, report, (sheet.name, source), sheet.export)
+            if report.sets_tags:
                 _set_tags(s, report, described, tags, dry_run=True)
         return report
     with WriterLock(layout.lock), catalog_session(layout, write=True) as s:
@@ -99,15 +103,54 @@ def import_sheet(index: str | Path | None, sheet_path: str | Path, under: str | 
         wanted, alive = sorted(described), set()          # files an index run may have removed meanwhile
         for i in range(0, len(wanted), _SQL_CHUNK):
             alive.update(s.scalars(select(File.id).where(File.id.in_(wanted[i:i + _SQL_CHUNK]))))
-        stacks = _stacks(s, sorted(before | alive))
+        changed = _changed_fields(s, {fid: described[fid] for fid in alive}, report, (sheet.name, source),
+                                  sheet.export)
+        stacks = _stacks(s, sorted(before | set(changed)))
         _write_stacks(s, {fid: [layer for layer in stack if not _is_sheet(layer.source, sheet.name, source)]
-                          + ([Layer(sheet.name, source, described[fid])] if fid in alive else [])
+                          + ([Layer(sheet.name, source, changed[fid])] if fid in changed else [])
                           for fid, stack in stacks.items()})
         if report.sets_tags:
             _set_tags(s, report, {fid: described[fid] for fid in alive},
                       {fid: t for fid, t in tags.items() if fid in alive})
         set_meta(s, metadata_replaced_at=time.time())
     return report
+
+
+#: the metadata keys a sheet's columns give (engine.metadata_sheet.FIELD_COLUMNS)
+_FIELD_KEYS = tuple(sorted(set(FIELD_COLUMNS.values())))
+
+
+def _changed_fields(s: Session, described: dict[int, dict[str, str]], report: SheetImport,
+                    source: tuple[str, str], export: bool) -> dict[int, dict[str, str]]:
+    """File id → the fields of ``described`` (the sheet ``source``'s, name and path) that say
+    something the file does not already show, for each file they leave some to: a cell equal
+    (engine.metadata_sheet.same_value) to the file's own value of its field is left out, so a
+    later change to the file's own metadata is not masked by a stale copy, and a row saying only
+    what the file says describes nothing. Of soundsift's own export (``export``), whose cells echo
+    what `sheet export` showed, a cell equal to what another sheet's rows standing beneath say
+    is left out too, and a changed row's file keeps showing the rest of those rows (they are
+    copied into its new layer, which stands over them). Counts the cells and the files left
+    out in ``report`` (``files``: the files still described), and the cells kept of a field the
+    file carries itself with another value (its own value is what is shown: ``own_first_cells``)."""
+    ids = sorted(described)
+    own = stored_metadata(s, ids, _FIELD_KEYS)
+    stacks = _stacks(s, ids) if export and has_table(s, "file_metadata") else {}
+    changed: dict[int, dict[str, str]] = {}
+    report.unchanged_cells = report.unchanged_files = report.own_first_cells = 0
+    for fid in ids:
+        mine = own.get(fid, {})
+        below = [layer for layer in stacks.get(fid, []) if not _is_sheet(layer.source, *source)]
+        beneath = {k: v for k, v in below[-1].fields.items() if not same_value(v, mine.get(k))} if below else {}
+        shown = {**beneath, **mine}
+        fields = {k: v for k, v in described[fid].items() if not same_value(v, shown.get(k))}
+        report.unchanged_cells += len(described[fid]) - len(fields)
+        report.own_first_cells += sum(1 for key in fields if mine.get(key))
+        if fields:
+            changed[fid] = {**beneath, **fields}
+        else:
+            report.unchanged_files += 1
+    report.files = len(changed)
+    return changed
 
 
 def _sheet_tags(sheet_path: str | Path, described: dict[int, dict[str, str]],

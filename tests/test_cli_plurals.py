@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import re
-from types import SimpleNamespace
 
 import pytest
 from rich.console import Console
@@ -51,11 +50,12 @@ def test_sheet_import_and_export_of_one_row(printed):
     from ui.cli import cmd_sheet
     patch, text = printed
     patch(cmd_sheet)
-    cmd_sheet._print_import(SimpleNamespace(
-        dry_run=False, sheet="s.csv", files=1, matched_rows=1, rows=1, file_column="File", worksheets=[],
-        skipped_worksheets=[], columns={}, unused_columns=[], shared_rows=1))
+    from engine.metadata_sheet import SheetImport
+    cmd_sheet._print_import(SheetImport("s.csv", files=1, matched_rows=1, rows=1, file_column="File", shared_rows=1,
+                                        unchanged_cells=1, unchanged_files=1))
     said = text()
     assert "s.csv: described 1 indexed file from 1 of 1 row (files named in column 'File')" in said
+    assert "unchanged: 1 cell left out" in said and "1 matched file changed nothing" in said
     assert "1 row matched several files" in said
 
 

@@ -83,6 +83,7 @@ def test_export_edit_import_sets_the_tags_the_cells_list(indexed, tmp_path):
     cells["whoosh_slow.wav"]["UserTags"] = "-"                           # every tag off
     cells["room_tone.wav"]["UserTags"] = "ambience, \"Inside, small room\""   # a tag holding a comma
     cells["beep.wav"]["UserTags"] = ""                                   # no opinion: "ui" stays
+    cells["beep.wav"]["Description"] = "A UI beep"                      # a description: the sheet describes beep.wav
     write_csv(sheet, rows)
 
     done = run(app, ["sheet", "import", str(sheet), "--index", str(idx), "--json"])

@@ -35,7 +35,8 @@ def import_command(
     json_out: Annotated[bool, typer.Option(
         "--json", help='Print {"sheets", "errors"} on stdout: "sheets" a report per sheet imported (one '
                        'sheet too), [{"sheet", "rows", "matched_rows", "files", "unmatched", …, "tag_files", '
-                       '"tags_added", "tags_removed", "tags_left"}]; "errors" '
+                       '"tags_added", "tags_removed", "tags_left", "unchanged_cells", "unchanged_files", '
+                       '"own_first_cells", "export"}]; "errors" '
                        'the sheets that could not be read, [{"path", "reason"}].')] = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -48,7 +49,9 @@ def import_command(
     them (a field the file carries itself comes first). A UserTags column (as `sheet export` writes
     it: "keeper, ep3") sets each file's own tags to its cell, adding and removing as `soundsift tags`
     does; an empty cell leaves them as they are, a cell holding "-" takes them all off. Tags set so
-    are yours: `sheet remove` leaves them. Importing a sheet of the same file name
+    are yours: `sheet remove` leaves them. A cell saying what the file already shows (its own
+    metadata; of a `sheet export`, an earlier sheet's too) is left out, and a row of such cells
+    describes nothing: only what you changed is stored. Importing a sheet of the same file name
     again replaces what it said; they stay with the files when moved, edited or re-embedded.
     A sheet that cannot be read is said (in --json's "errors" too) and the others are imported; the
     exit code is 1 when one failed or matched no indexed file, and when none could be imported that
@@ -70,6 +73,7 @@ def import_command(
         reports.append(report)
         if not json_out:
             _print_import(report)
+        _note_own_first(report)
         if report.unmatched:
             err_console.print(f"{report.sheet}: no indexed file for {count(len(report.unmatched), 'row')}, e.g. "
                               + ", ".join(report.unmatched[:5]), highlight=False)
@@ -93,6 +97,7 @@ def _print_import(report: Any) -> None:
     verb = "would describe" if report.dry_run else "described"
     out_console.print(f"{report.sheet}: {verb} {count(report.files, 'indexed file')} from {report.matched_rows} of "
                       f"{count(report.rows, 'row')} (files named in column {report.file_column!r})", highlight=False)
+    _print_unchanged(report)
     if report.worksheets:
         skipped = (f"; skipped, no file column: {', '.join(report.skipped_worksheets)}"
                    if report.skipped_worksheets else "")
@@ -107,6 +112,34 @@ def _print_import(report: Any) -> None:
                           "folders: each got the row)", highlight=False)
     if report.sets_tags:
         _print_tags(report)
+
+
+def _print_unchanged(report: Any) -> None:
+    """The cells left out as what the files already show, and a sheet that so describes no file."""
+    shown = "their own metadata or an earlier sheet's" if report.export else "their own metadata"
+    if report.unchanged_cells:
+        left = "would be left out" if report.dry_run else "left out"
+        out_console.print(f"unchanged: {count(report.unchanged_cells, 'cell')} {left}, already what the files show "
+                          f"({shown}); {count(report.unchanged_files, 'matched file')} changed nothing",
+                          highlight=False, soft_wrap=True)
+    if report.matched_rows and not report.files:
+        stored = "nothing of it would be stored" if report.dry_run else "nothing of it is stored"
+        tags = (f", though its UserTags cells {'would change' if report.dry_run else 'changed'} your tags"
+                if report.tag_files else "")
+        out_console.print(f"{report.sheet} describes no indexed file: every row it matched says only what the file "
+                          f"already shows, so {stored} and `sheet list` does not list it{tags}",
+                          highlight=False, soft_wrap=True)
+
+
+def _note_own_first(report: Any) -> None:
+    """On stderr (with --json too): the changed cells of fields the files carry themselves, whose
+    own values still show first."""
+    if report.own_first_cells:
+        one = report.own_first_cells == 1
+        err_console.print(f"note: {report.sheet}: {count(report.own_first_cells, 'changed cell')} "
+                          f"{'is' if one else 'are'} of a field the file carries itself with another value: search "
+                          "finds the sheet's too, but the file's own value is what the card, --json and `sheet "
+                          "export` show (change it in the file to change that)", highlight=False, soft_wrap=True)
 
 
 def _print_tags(report: Any) -> None:
