@@ -35,6 +35,7 @@ from engine.query import SoundIndex
 from indexer import build_index
 from tests.conftest import chirp, noise, tone, write
 from tests.index_fakes import FakeModel, drop_read_override
+from tests.test_damaged_catalog39 import _cut_half, _vectors
 from tests.test_server import serving
 from ui.cli import app
 
@@ -61,15 +62,6 @@ def idx(built, tmp_path) -> Path:
     copy = tmp_path / "idx"
     shutil.copytree(built[1], copy)
     return copy
-
-
-def _vectors(idx: Path) -> Path:
-    return next(idx.glob("vectors-*.faiss"))
-
-
-def _cut_half(path: Path) -> None:
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
 
 
 #: damage to the catalog done in place (same file: what an open engine keeps reading), and the

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_streams40 import environment
 from ui.cli.common import CLOSED_OUTPUT_EXIT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,14 +56,6 @@ if sys.argv.pop(1) == "main":
 else:
     command.main()
 """
-
-
-def environment(unbuffered: bool) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-    env["PYTHONPATH"] = str(ROOT)
-    if unbuffered:
-        env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 @pytest.fixture()

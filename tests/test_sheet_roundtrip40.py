@@ -4,7 +4,6 @@ metadata, or an earlier sheet's) is left out, a row of such cells describes noth
 report counts what was left out."""
 from __future__ import annotations
 
-import csv
 import json
 import os
 import unicodedata
@@ -21,6 +20,7 @@ from indexer import build_index
 from indexer.metadata_sheet import import_sheet, remove_sheet, sheet_counts
 from tests.conftest import noise, tone, write
 from tests.index_fakes import FakeModel
+from tests.test_sheet_user_tags40 import read_csv, write_csv
 from ui.cli import app
 
 run = CliRunner().invoke
@@ -75,18 +75,6 @@ def sheet_fields(idx: Path) -> dict[str, dict[str, str]]:
 def exported(idx: Path) -> dict[str, dict[str, str]]:
     """File name → its `sheet export` row."""
     return {r["Filename"]: r for r in library_rows(idx)}
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def write_csv(path: Path, rows: list[dict[str, str]]) -> None:
-    with open(path, "w", encoding="utf-8-sig", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def export_csv(idx: Path, sheet: Path) -> dict[str, dict[str, str]]:
