@@ -79,7 +79,7 @@ def load_snapshot(conn: Connection, root: Path, key: tuple[Any, Any], meta: dict
     """The snapshot of the generation ``key`` (vectors file, generation) of the index at ``root``,
     whose meta is ``meta``, read in ``conn``'s transaction; _VectorsGone when its vectors file
     cannot be read (a writer moved on)."""
-    from engine.vectors import LENGTH_KEY, read_index
+    from engine.vectors import read_index, recorded_length
     rows = conn.exec_driver_sql('SELECT id, file_id, start, "end" FROM segments ORDER BY id').fetchall()
     # as plain tuples: numpy reads SQLAlchemy rows one item at a time (0.87 s for 40,247, not 0.02 s)
     arr = np.array([tuple(r) for r in rows], dtype=np.float64).reshape(-1, 4)
@@ -92,7 +92,7 @@ def load_snapshot(conn: Connection, root: Path, key: tuple[Any, Any], meta: dict
         if not path.is_absolute():
             path = root / path
         try:
-            index = read_index(path, mmap=True, length=meta.get(LENGTH_KEY))
+            index = read_index(path, mmap=True, length=recorded_length(meta))
             if rerank_factor(params) and sidecar_path(path).is_file():
                 raw = RawSidecar(sidecar_path(path), sorted_ids=seg_ids)
         except (RuntimeError, OSError) as e:

@@ -94,9 +94,12 @@ def _same_file_as_fd2(stream: Any) -> bool:
 
 
 def _stderr_handlers() -> list[logging.StreamHandler]:
-    """The logging handlers, on any logger, writing to stderr's file (not a log file's handler)."""
-    loggers = [logging.getLogger(), *(x for x in logging.Logger.manager.loggerDict.values()
-                                      if isinstance(x, logging.Logger))]
+    """The logging handlers, on any logger, writing to stderr's file (not a log file's handler).
+    The loggers are copied out in one step (``list`` of the dict, under the GIL): another thread
+    making a logger meanwhile (a module imported on the server's thread) made an iteration step
+    by step fail with "dictionary changed size during iteration"."""
+    known = list(logging.Logger.manager.loggerDict.values())
+    loggers = [logging.getLogger(), *(x for x in known if isinstance(x, logging.Logger))]
     found = {id(h): h for x in loggers for h in x.handlers
              if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
              and _same_file_as_fd2(h.stream)}

@@ -85,6 +85,19 @@ def _safe_to_map(path: str | Path) -> bool:
 #: the catalog's meta key holding the byte length of the vectors file its last commit wrote
 #: (indexer.write); indexes committed before session 40 have none
 LENGTH_KEY = "vectors_bytes_written"
+#: the meta key naming the vectors file :data:`LENGTH_KEY` is the length of (its ``vectors_file``
+#: then): a commit by a soundsift from before session 40 names a new file and leaves both as they were
+LENGTH_OF_KEY = "vectors_bytes_of"
+
+
+def recorded_length(meta: dict[str, Any]) -> int | None:
+    """The length the catalog's ``meta`` records of the vectors file it names (:data:`LENGTH_KEY`),
+    for :func:`check_length`; None where it records none, or one of another file (:data:`LENGTH_OF_KEY`:
+    an older soundsift committed since, writing a new file and no length; read as before)."""
+    length = meta.get(LENGTH_KEY)
+    if length is None or meta.get(LENGTH_OF_KEY) != meta.get("vectors_file"):
+        return None
+    return int(length)
 
 
 def check_length(path: str | Path, length: int | None) -> None:

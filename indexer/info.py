@@ -17,7 +17,8 @@ from indexer.metadata_sheet import sheets_described_in
 #: meta keys shown as they are (those written by the indexer, and by index tuning)
 META_KEYS = ("model_name", "model_fingerprint", "dim", "sample_rate", "segment_policy",
              "index_type", "index_kind", "faiss_factory", "metric", "index_params", "recall_at_10",
-             "trained_on", "memory_budget", "generation", "vectors_file", "vectors_bytes_written", "updated_at")
+             "trained_on", "memory_budget", "generation", "vectors_file", "vectors_bytes_written",
+             "vectors_bytes_of", "updated_at")
 
 
 def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[str, Any]:

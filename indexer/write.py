@@ -50,8 +50,8 @@ from engine.file_metadata import CUE_SHEET_KEY, LEVEL_KEYS, SHEET_PREFIX, SILENC
 from engine.index_choice import IndexChoice, choose_index, default_memory_budget, needs_rebuild
 from engine.layout import READ_ONLY_ERRNOS, IndexLayout, lock_holder, read_only_error, require_writable
 from engine.durable import replace_durably
-from engine.vectors import (LENGTH_KEY, check_length, check_readable, gpu_count, new_index, unreadable_vectors,
-                            write_index_atomic)
+from engine.vectors import (LENGTH_KEY, LENGTH_OF_KEY, check_length, check_readable, gpu_count, new_index,
+                            recorded_length, unreadable_vectors, write_index_atomic)
 from indexer.moves import Header, Move
 from indexer.scan import ScannedFile
 
@@ -241,7 +241,7 @@ class IndexWriter:
         if path is None:
             return
         if path.is_file():
-            check_readable(path, self.meta.get(LENGTH_KEY))
+            check_readable(path, recorded_length(self.meta))
         elif int(self.meta.get("counts", {}).get("segments", 0)):
             raise unreadable_vectors(path)
 
@@ -377,7 +377,7 @@ class IndexWriter:
             if path is not None and path.is_file():
                 import faiss
                 try:
-                    check_length(path, self.meta.get(LENGTH_KEY))
+                    check_length(path, recorded_length(self.meta))
                     self._index = faiss.read_index(str(path))  # writable copy in memory
                 except (RuntimeError, OSError) as e:
                     raise unreadable_vectors(path) from e
@@ -434,13 +434,14 @@ class IndexWriter:
         if len(new_ids):            # one call: per-call overhead is large for IVF types
             index.add_with_ids(new_vecs, new_ids)
         index_meta = {k: self.meta[k] for k in INDEX_META_KEYS if k in self.meta}
-        written: dict[str, int] = {}     # the new file's length, which every reader compares (engine.vectors)
+        written: dict[str, Any] = {}     # the new file's length and name, which readers compare (engine.vectors)
         if vectors_change:          # only error rows changed: the vectors file (and its length) stays
             try:
                 index, index_meta = self._arrange(index, dim, gen, new_file,
                                                   np.asarray(gone_ids, np.int64), new_ids, new_vecs)
                 self._index = index
                 written[LENGTH_KEY] = write_index_atomic(index, new_file)
+                written[LENGTH_OF_KEY] = new_file.name
             except Exception:
                 self._discard_uncommitted(new_file)    # a lossy type's sidecar, already written
                 raise

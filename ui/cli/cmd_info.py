@@ -45,12 +45,12 @@ def _vectors_error(info: dict[str, Any]) -> "IndexUnreadable | None":
     ``info`` (indexer.info.index_info) names is missing or does not read as FAISS, which every
     search would stop at; None when it reads, or no commit has named one yet."""
     from engine.errors import IndexUnreadable
-    from engine.vectors import LENGTH_KEY, check_readable
+    from engine.vectors import check_readable, recorded_length
 
     if info.get("generation") is None or not info.get("vectors_file"):
         return None
     try:
-        check_readable(Path(info["index"]) / info["vectors_file"], info.get(LENGTH_KEY))
+        check_readable(Path(info["index"]) / info["vectors_file"], recorded_length(info))
     except IndexUnreadable as e:
         return e
     return None
