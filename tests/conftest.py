@@ -20,6 +20,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # here, so each is built once per run (a module importing them would get its own copy).
 from tests.tiny_models import tiny_clap_dir, tiny_fused_clap_dir  # noqa: E402,F401
 
+# The indexed library the page's tests share (tests/ui_library.py), a session fixture too: loaded
+# here as a plugin so it is built once per run; a test module takes it by naming it, never by
+# importing it. (An import here would be circular: ui_library takes its tones from this file.)
+pytest_plugins = ["tests.ui_library"]
+
 # A session on an index's catalog, opened as the product opens it (read-only in a folder that
 # cannot be written; ``write=True``: one transaction, committed on leaving), its engine disposed
 # on leaving: a test that edits a catalog "as an older soundsift left it" or reads what a command

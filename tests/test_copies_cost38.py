@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from engine.query_copies import SameRecording, collapse_copies
 from indexer import build_index
 from tests.conftest import chirp, noise, tone, write
 from tests.index_fakes import FakeModel
+from tests.ui_library import changes, folder_state
 
 pytestmark = pytest.mark.usefixtures("private_cache")
 
@@ -50,13 +52,19 @@ def _library(lib: Path, copies: bool) -> None:
     shutil.copyfile(lib / "Long" / "sweep.wav", lib / "Pack" / "sweep copy.wav")
 
 
-@pytest.fixture(params=[True, False], ids=["copies", "no-copies"])
-def indexed(request, tmp_path) -> tuple[Path, Path]:
-    """A library (:func:`_library`, with and without copies) and its index."""
-    lib = (tmp_path / "lib").resolve()
+@pytest.fixture(scope="module", params=[True, False], ids=["copies", "no-copies"])
+def indexed(request, tmp_path_factory) -> Iterator[tuple[Path, Path]]:
+    """A library (:func:`_library`, with and without copies) and its index, built once per module:
+    its tests only search them, and leaving checks that none changed them."""
+    base = tmp_path_factory.mktemp("indexed")
+    lib = (base / "lib").resolve()
     _library(lib, request.param)
-    build_index([lib], tmp_path / "idx", FakeModel(), workers=0, progress=False)
-    return lib, tmp_path / "idx"
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("SOUNDSIFT_CACHE", str(base / "cache"))          # as private_cache does for a test
+        build_index([lib], base / "idx", FakeModel(), workers=0, progress=False)
+    built = folder_state(base)
+    yield lib, base / "idx"
+    assert not (changed := changes(built, folder_state(base))), f"a test changed the shared index: {changed}"
 
 
 class _Rebuilt:

@@ -6,6 +6,7 @@ and collapsing every candidate at once, return)."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,13 +19,16 @@ from tests.conftest import noise, tone, write
 from tests.index_fakes import FakeModel
 from tests.test_copies_cost38 import FILTERS, SR, every_recording, shown
 from tests.test_copies_cost39 import by_length, rankings  # noqa: F401  (fixtures)
+from tests.ui_library import changes, folder_state
 
 pytestmark = pytest.mark.usefixtures("private_cache")
 
 
-@pytest.fixture
-def take_of_ten(tmp_path) -> tuple[Path, Path]:
-    """A take under ten names, a tone and thirty noises, each of one segment."""
+@pytest.fixture(scope="module")
+def take_of_ten(tmp_path_factory) -> Iterator[tuple[Path, Path]]:
+    """A take under ten names, a tone and thirty noises, each of one segment, indexed once per
+    module: its tests only search them, and leaving checks that none changed them."""
+    tmp_path = tmp_path_factory.mktemp("take_of_ten")
     lib = (tmp_path / "lib").resolve()
     take = write(lib / "Takes" / "take.wav", tone(330, 2.0, SR), SR)
     for i in range(9):
@@ -33,8 +37,12 @@ def take_of_ten(tmp_path) -> tuple[Path, Path]:
     write(lib / "Tones" / "mid.wav", tone(1200, 2.0, SR), SR)
     for i in range(30):
         write(lib / "Noise" / f"rain {i:02d}.wav", noise(2.0, SR, seed=i), SR)
-    build_index([lib], tmp_path / "idx", FakeModel(), workers=0, progress=False)
-    return lib, tmp_path / "idx"
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("SOUNDSIFT_CACHE", str(tmp_path / "cache"))      # as private_cache does for a test
+        build_index([lib], tmp_path / "idx", FakeModel(), workers=0, progress=False)
+    built = folder_state(tmp_path)
+    yield lib, tmp_path / "idx"
+    assert not (changed := changes(built, folder_state(tmp_path))), f"a test changed the shared index: {changed}"
 
 
 def test_the_fewest_candidates_the_first_ranking_told_are_taken(take_of_ten, rankings, by_length):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_ui import heading, no_exception, result_names
-from tests.ui_library import UiLibrary, page_on, ui_library  # noqa: F401
+from tests.ui_library import UiLibrary, page_on
 
 
 def thunder_id(ui_library: UiLibrary) -> int:  # noqa: F811

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import streamlit as st
 
-from tests.ui_library import UiLibrary, page_on, ui_library  # noqa: F401
+from tests.ui_library import UiLibrary, page_on
 from ui.components import server
 from ui.components.screenshot import free_port
 

@@ -16,7 +16,7 @@ from indexer import build_index
 from tests.conftest import tone, write
 from tests.index_fakes import FakeModel
 from tests.test_server import serving
-from tests.ui_library import SR, UiLibrary, ui_library, wav_bytes  # noqa: F401
+from tests.ui_library import SR, UiLibrary, wav_bytes
 from ui.components.server import INDEX_ENV, MODEL_ENV
 
 APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"

@@ -10,8 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import tone
-from tests.ui_library import (SR, THUNDER_COMMENT, THUNDER_TITLE, UiLibrary, as_shown, ui_library,  # noqa: F401
-                              wav_bytes)
+from tests.ui_library import SR, THUNDER_COMMENT, THUNDER_TITLE, UiLibrary, as_shown, wav_bytes  # noqa: F401
 from ui.components import search_tab
 from ui.components.markdown_text import plain_markdown
 from ui.components.server import INDEX_ENV, MODEL_ENV

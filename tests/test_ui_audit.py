@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import tone
-from tests.ui_library import SR, UiLibrary, page_on, ui_library, wav_bytes  # noqa: F401
+from tests.ui_library import SR, UiLibrary, page_on, wav_bytes  # noqa: F401
 from ui.components.tag_tab import parse_label_text
 
 

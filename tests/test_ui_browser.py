@@ -14,7 +14,7 @@ import soundfile as sf
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.ui_library import UiLibrary, ui_library  # noqa: F401
+from tests.ui_library import UiLibrary
 from ui.components.screenshot import chromium_page, search_url, serving, wait_for_results
 
 

@@ -20,7 +20,6 @@ from tests.conftest import noise, tone, write
 from tests.index_fakes import FakeModel
 from tests.test_http_notes34 import ask as ask_http
 from tests.test_server import serving
-from tests.ui_library import ui_library  # noqa: F401
 from ui.components.uploads import read_example
 
 SR = 44_100

@@ -5,8 +5,11 @@ file, so every filter, the failed-files table and the map have something to show
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import re
+import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,9 +74,44 @@ def wav_bytes(wave: np.ndarray, sr: int = SR) -> bytes:
     return buf.getvalue()
 
 
+#: what an index folder changes on its own while it is only searched: SQLite's write-ahead log and
+#: shared memory (the catalog is compared by its rows instead) and the keyword search's cache
+READ_SIDE_FILES = frozenset({"catalog.db", "catalog.db-wal", "catalog.db-shm", "keywords.npz"})
+
+
+def catalog_rows(catalog: Path) -> str:
+    """A SQLite catalog's schema and rows as SQL, read through its write-ahead log."""
+    conn = sqlite3.connect(f"{catalog.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return "\n".join(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def folder_state(folder: Path) -> dict[str, tuple[int, str]]:
+    """Every file under ``folder``: its path relative to it → (size, SHA-1 of its bytes); a
+    catalog.db by its rows (``<path> (rows)``), the files in READ_SIDE_FILES left out."""
+    state = {}
+    for f in sorted(folder.rglob("*")):
+        if f.is_file() and f.name not in READ_SIDE_FILES:
+            state[f.relative_to(folder).as_posix()] = (f.stat().st_size, hashlib.sha1(f.read_bytes()).hexdigest())
+        elif f.name == "catalog.db":
+            rows = catalog_rows(f).encode()
+            state[f"{f.relative_to(folder).as_posix()} (rows)"] = (len(rows), hashlib.sha1(rows).hexdigest())
+    return state
+
+
+def changes(before: dict[str, tuple[int, str]], after: dict[str, tuple[int, str]]) -> list[str]:
+    """What differs between two ``folder_state``s: each path added, removed or changed, sorted."""
+    return sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
+
+
 @pytest.fixture(scope="session")
-def ui_library(tmp_path_factory, tiny_clap_dir) -> UiLibrary:  # noqa: F811
-    """The library, indexed once per session with the tiny CLAP model."""
+def ui_library(tmp_path_factory, tiny_clap_dir) -> Iterator[UiLibrary]:
+    """The library, indexed once per session with the tiny CLAP model (a plugin of conftest.py:
+    take it by name, never import it, or each importing module builds its own). Every module
+    sees the same folders, so a test must not change them: one that tags, deletes, imports a
+    sheet or writes the catalog copies the folder first. Leaving the session checks that none did."""
     from indexer import build_index
 
     base = tmp_path_factory.mktemp("ui_library")
@@ -83,4 +121,7 @@ def ui_library(tmp_path_factory, tiny_clap_dir) -> UiLibrary:  # noqa: F811
     summary = build_index([root], index=index_dir, model=str(tiny_clap_dir), workers=0,
                           progress=False)
     assert summary.added == 5 and summary.failed == 1, summary
-    return UiLibrary(root, index_dir, dog)
+    built = folder_state(base)
+    yield UiLibrary(root, index_dir, dog)
+    changed = changes(built, folder_state(base))
+    assert not changed, f"a test changed the shared ui_library under {base} (give it its own copy): {changed}"
