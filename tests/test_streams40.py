@@ -221,3 +221,16 @@ def test_log_lines_written_meanwhile_are_not_taken_for_the_decoders(monkeypatch,
     assert example.notes == ()
     assert said_by_the_decoder(caplog) == ["clip.wav: the decoder said: libfoo: a note on the clip"]
     assert capfd.readouterr().err == "GET /search?q=rain: 200\n"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("args", [["--help"], ["search", "--help"]], ids=["help", "command help"])
+def test_help_to_a_full_disk_is_one_line(args):
+    """`soundsift --help > /dev/full`: help is written while the arguments are parsed, before any
+    command's reports_errors, so the full disk was a 40-line traceback; now the line a command's
+    own output to a full disk gets, exit status 1."""
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-c", "from ui.cli import main; main()", *args], stdout=full,
+                              stderr=subprocess.PIPE, text=True, env=environment(False), cwd=ROOT, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == ["error: no space left on device"], done.stderr

@@ -287,7 +287,28 @@ def run_command_line(command: Any, args: Optional[list[str]] = None, prog_name: 
     exit_without_collecting()
     sys.stdout, sys.stderr = _watched(sys.stdout), _watched(sys.stderr)
     Console.on_broken_pipe = _raise_broken_pipe      # type: ignore[method-assign]
-    command.main(args=args, prog_name=prog_name)
+    try:
+        command.main(args=args, prog_name=prog_name)
+    except OSError as e:        # --help or a usage text, written before any command's reports_errors
+        if e.errno not in _REFUSED_WRITES:
+            raise
+        _say_refused_write(e)
+        _discard_output(sys.stdout)
+        raise SystemExit(1) from e
+
+
+def _discard_output(stream: Any) -> None:
+    """Point ``stream`` (stdout) at /dev/null and drop what it holds unwritten, so that the exit's
+    flush does not fail again ("Exception ignored …") after the one line said why."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+        stream.flush()
+    except (OSError, ValueError) as e:      # no file under it (a test's capture): nothing to drop
+        log.debug("stdout left as it is: %s", e)
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -350,11 +371,16 @@ def reports_errors(fn: F) -> F:
         except OSError as e:
             if e.errno not in _REFUSED_WRITES:
                 raise
-            where = f"{e.filename}: " if e.filename else ""
-            err_console.print(labelled("error:", "bold red", f"{where}{(e.strerror or str(e)).lower()}"),
-                              highlight=False, soft_wrap=True)
+            _say_refused_write(e)
             raise typer.Exit(1) from e
     return wrapper  # type: ignore[return-value]
+
+
+def _say_refused_write(e: OSError) -> None:
+    """One line on stderr for a write the machine refused (:data:`_REFUSED_WRITES`), naming the file."""
+    where = f"{e.filename}: " if e.filename else ""
+    err_console.print(labelled("error:", "bold red", f"{where}{(e.strerror or str(e)).lower()}"),
+                      highlight=False, soft_wrap=True)
 
 
 def present_audio_files(paths: list[Path], logger: logging.Logger) -> tuple[list[Path], list[Path]]:
