@@ -49,8 +49,8 @@ from indexer.interrupts import Interrupted, remembered
 from indexer.progress import AudioProgress
 from indexer.same_file import indexed_names, other_names, said_of
 from indexer.silence_refresh import SilenceRefresh, refresh_silence
-from indexer.scan import (Diff, ScannedFile, ScanResult, describe_skipped, diff, normalize_root, scan,
-                          under_roots, walked_root)
+from indexer.scan import (Diff, ScannedFile, ScanResult, capped_folders, describe_skipped, diff, normalize_root,
+                          scan, under_roots, walked_root)
 from indexer.take_refresh import cut_with_cue_sheets, files_missing_takes, files_with_changed_cue_sheets
 from indexer.write import Changes, IndexedFile, IndexWriter, catalog_users_notes
 
@@ -129,7 +129,9 @@ class IndexSummary:
     not_carried_over: dict[str, int] = field(default_factory=lambda: {"tags": 0, "captions": 0})
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["skipped_folders"], d["skipped_folders_more"] = capped_folders(self.skipped_folders)
+        return d
 
 
 class IndexInterrupted(KeyboardInterrupt):

@@ -72,6 +72,14 @@ _SKIPPED_ONE = {SKIPPED_METADATA: "macOS metadata file (._*)", SKIPPED_FOLDERS: 
 
 #: how many of the folders passed over :func:`describe_skipped` names before "and N more"
 NAMED_FOLDERS = 3
+#: how many of the folders passed over a run's ``--json`` summary lists (:func:`capped_folders`)
+LISTED_FOLDERS = 100
+
+
+def capped_folders(folders: Sequence[str]) -> tuple[list[str], int]:
+    """The first :data:`LISTED_FOLDERS` of ``folders`` sorted, and how many more were left off."""
+    ordered = sorted(folders)
+    return ordered[:LISTED_FOLDERS], max(0, len(ordered) - LISTED_FOLDERS)
 
 
 def describe_skipped(skipped: Mapping[str, int], folders: Sequence[str] = ()) -> str:
@@ -80,15 +88,16 @@ def describe_skipped(skipped: Mapping[str, int], folders: Sequence[str] = ()) ->
     :attr:`ScanResult.skipped_folders`, the first :data:`NAMED_FOLDERS`, then how many more):
     ``1 macOS metadata file (._*), 4 hidden or system folders (/lib/.git, /lib/.Trashes,
     /lib/A/.Spotlight-V100 and 1 more)``."""
-    return ", ".join(count(n, _SKIPPED_ONE.get(kind, kind), kind) + (_named(folders) if kind == SKIPPED_FOLDERS else "")
+    return ", ".join(count(n, _SKIPPED_ONE.get(kind, kind), kind) + (_named(folders, n) if kind == SKIPPED_FOLDERS else "")
                      for kind, n in skipped.items())
 
 
-def _named(folders: Sequence[str]) -> str:
-    """`` (A, B, C and N more)``: the first :data:`NAMED_FOLDERS` of ``folders``; nothing for none."""
+def _named(folders: Sequence[str], total: int) -> str:
+    """`` (A, B, C and N more)``: the first :data:`NAMED_FOLDERS` of ``folders`` (``total`` in all:
+    the list may be capped, :func:`capped_folders`); nothing for none."""
     if not folders:
         return ""
-    more = len(folders) - NAMED_FOLDERS
+    more = max(total, len(folders)) - NAMED_FOLDERS
     return f" ({', '.join(folders[:NAMED_FOLDERS])}{f' and {more} more' if more > 0 else ''})"
 
 
