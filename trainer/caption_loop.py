@@ -52,8 +52,11 @@ class CaptionedFile:
     captions: list[str] = field(default_factory=list)
     source: str = CAPTION_SOURCE      # where the captions came from: "blat" (tags), "metadata"
 
-    def manifest_row(self) -> dict[str, Any]:
-        return {"audio": self.path, "captions": self.captions, "tags": [t.label for t in self.tags],
+    def manifest_row(self, folder: str | Path | None = None) -> dict[str, Any]:
+        """The file's manifest row; its audio path relative to ``folder`` (the manifest's) where
+        the file lies under it (:func:`manifest_path`)."""
+        audio = self.path if folder is None else manifest_path(self.path, folder)
+        return {"audio": audio, "captions": self.captions, "tags": [t.label for t in self.tags],
                 "tag_scores": [{"label": t.label, "score": round(t.score, 6), "source": t.source} for t in self.tags],
                 "source": self.source}
 
@@ -237,8 +240,21 @@ def described_files(files: Sequence[Path], captions_per_file: int = 3, sheet: st
     return done, errors
 
 
+def manifest_path(path: str | Path, folder: str | Path) -> str:
+    """``path`` as a manifest in ``folder`` names it: relative to that folder (``/``-separated)
+    where the file lies under it, so the manifest and its sounds can move together, as the trainer
+    reads relative paths against the manifest's folder (trainer.datasets.read_manifest); absolute
+    otherwise (a path climbing out with ``..`` would break when the manifest alone moves)."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return absolute.relative_to(Path(os.path.abspath(folder))).as_posix()
+    except ValueError:
+        return str(absolute)
+
+
 def write_manifest(rows: Sequence[CaptionedFile], out: str | Path) -> int:
-    """Write the captioned files as a JSONL training manifest; returns the rows written.
+    """Write the captioned files as a JSONL training manifest; returns the rows written. Audio
+    under the manifest's folder is named relative to it (:func:`manifest_path`).
 
     Files without any tag above the threshold are left out (they have nothing to say).
     """
@@ -246,7 +262,8 @@ def write_manifest(rows: Sequence[CaptionedFile], out: str | Path) -> int:
     make_folder(out.parent)
     kept = [r for r in rows if r.captions]
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r.manifest_row(), ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
+    tmp.write_text("".join(json.dumps(r.manifest_row(out.parent), ensure_ascii=False) + "\n" for r in kept),
+                   encoding="utf-8")
     os.replace(tmp, out)
     return len(kept)
 
