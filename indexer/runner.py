@@ -363,7 +363,12 @@ def warn_of_dropped_notes(catalog: Engine, index: Path, plan: Diff, state: dict[
         advice.append(f"Add {'your tags and captions' if sheets else 'them'} to the files where they are "
                       "now with `soundsift tags add`")
     if sheets:
-        advice.extend(_reimport_advice(index, [source for found in sheets.values() for source in found]))
+        back = [source for path, found in sheets.items() if path not in replaced for source in found]
+        if back:                # (an overwritten file's recording is gone: its row would describe the other)
+            advice.extend(_reimport_advice(index, back))
+        if len(back) < sum(map(len, sheets.values())):
+            advice.append("A sheet row of a file that another was moved over now names that other "
+                          "recording: edit or delete the row before importing its sheet again")
     log.warning("%s gone from the library carried %s, which leave the index with %s: %s%s. %s",
                 count(n, "file"), what, "it" if n == 1 else "them", "; ".join(shown),
                 f"; and {n - 5} more" if n > 5 else "", ". ".join(advice))
