@@ -92,7 +92,8 @@ def import_sheet(index: str | Path | None, sheet_path: str | Path, under: str | 
     report.dry_run, report.export = dry_run, sheet.export
     if dry_run:
         with catalog_session(layout) as s:
-            _changed_fields(s, described, report, (sheet.name, source), sheet.export)
+            layers = _stacks(s, sorted(described)) if sheet.export and has_table(s, "file_metadata") else {}
+            _changed_fields(s, described, report, (sheet.name, source), layers)
             if report.sets_tags:
                 _set_tags(s, report, described, tags, dry_run=True)
         return report
@@ -103,12 +104,12 @@ def import_sheet(index: str | Path | None, sheet_path: str | Path, under: str | 
         wanted, alive = sorted(described), set()          # files an index run may have removed meanwhile
         for i in range(0, len(wanted), _SQL_CHUNK):
             alive.update(s.scalars(select(File.id).where(File.id.in_(wanted[i:i + _SQL_CHUNK]))))
+        stacks = _stacks(s, sorted(before | alive))       # read once: an export's cells compare with them
         changed = _changed_fields(s, {fid: described[fid] for fid in alive}, report, (sheet.name, source),
-                                  sheet.export)
-        stacks = _stacks(s, sorted(before | set(changed)))
+                                  stacks if sheet.export else {})
         _write_stacks(s, {fid: [layer for layer in stack if not _is_sheet(layer.source, sheet.name, source)]
                           + ([Layer(sheet.name, source, changed[fid])] if fid in changed else [])
-                          for fid, stack in stacks.items()})
+                          for fid, stack in stacks.items() if fid in before or fid in changed})
         if report.sets_tags:
             _set_tags(s, report, {fid: described[fid] for fid in alive},
                       {fid: t for fid, t in tags.items() if fid in alive})
@@ -121,20 +122,20 @@ _FIELD_KEYS = tuple(sorted(set(FIELD_COLUMNS.values())))
 
 
 def _changed_fields(s: Session, described: dict[int, dict[str, str]], report: SheetImport,
-                    source: tuple[str, str], export: bool) -> dict[int, dict[str, str]]:
+                    source: tuple[str, str], stacks: dict[int, list[Layer]]) -> dict[int, dict[str, str]]:
     """File id → the fields of ``described`` (the sheet ``source``'s, name and path) that say
     something the file does not already show, for each file they leave some to: a cell equal
     (engine.metadata_sheet.same_value) to the file's own value of its field is left out, so a
     later change to the file's own metadata is not masked by a stale copy, and a row saying only
-    what the file says describes nothing. Of soundsift's own export (``export``), whose cells echo
-    what `sheet export` showed, a cell equal to what another sheet's rows standing beneath say
-    is left out too, and a changed row's file keeps showing the rest of those rows (they are
-    copied into its new layer, which stands over them). Counts the cells and the files left
+    what the file says describes nothing. Of soundsift's own export, whose cells echo what
+    `sheet export` showed, ``stacks`` holds each file's sheet layers (:func:`_stacks`; empty for
+    another sheet): a cell equal to what another sheet's rows standing beneath say is left out
+    too, and a changed row's file keeps showing the rest of those rows (they are copied into its
+    new layer, which stands over them). Counts the cells and the files left
     out in ``report`` (``files``: the files still described), and the cells kept of a field the
     file carries itself with another value (its own value is what is shown: ``own_first_cells``)."""
     ids = sorted(described)
     own = stored_metadata(s, ids, _FIELD_KEYS)
-    stacks = _stacks(s, ids) if export and has_table(s, "file_metadata") else {}
     changed: dict[int, dict[str, str]] = {}
     report.unchanged_cells = report.unchanged_files = report.own_first_cells = 0
     for fid in ids:
