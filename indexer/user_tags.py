@@ -166,14 +166,20 @@ def add_tags(index: str | Path | None, items: Sequence[str | Path | int], tags: 
     return change
 
 
-def _user_tag_keys(s: Session, ids: Sequence[int]) -> dict[int, set[str]]:
-    """The :func:`tag_key` of each user tag the files ``ids`` carry, read 500 files a query."""
-    have: dict[int, set[str]] = {}
+def _user_tag_rows(s: Session, ids: Sequence[int]) -> dict[int, list[tuple[int, str]]]:
+    """File id → (row id, label) of each user tag the files ``ids`` carry, in the order they were
+    added, read 500 files a query."""
+    have: dict[int, list[tuple[int, str]]] = {}
     for i in range(0, len(ids), 500):
-        for fid, label in s.execute(select(Tag.file_id, Tag.label).where(
-                Tag.file_id.in_(ids[i:i + 500]), Tag.source == USER_TAG_SOURCE)):
-            have.setdefault(int(fid), set()).add(tag_key(str(label)))
+        for row_id, fid, label in s.execute(select(Tag.id, Tag.file_id, Tag.label).where(
+                Tag.file_id.in_(ids[i:i + 500]), Tag.source == USER_TAG_SOURCE).order_by(Tag.id)):
+            have.setdefault(int(fid), []).append((int(row_id), str(label)))
     return have
+
+
+def _user_tag_keys(s: Session, ids: Sequence[int]) -> dict[int, set[str]]:
+    """The :func:`tag_key` of each user tag the files ``ids`` carry (:func:`_user_tag_rows`)."""
+    return {fid: {tag_key(label) for _, label in rows} for fid, rows in _user_tag_rows(s, ids).items()}
 
 
 def remove_tags(index: str | Path | None, items: Sequence[str | Path | int], tags: Iterable[str]) -> TagChange:
@@ -200,11 +206,7 @@ def set_tags_in(s: Session, wanted: dict[int, list[str]], dry_run: bool = False)
     this stamps ``tags_changed_at`` when a tag changed (readers redo what they keep of tags)."""
     done = TagsSet()
     ids = sorted(wanted)
-    have: dict[int, list[tuple[int, str]]] = {}
-    for i in range(0, len(ids), 500):
-        for row_id, fid, label in s.execute(select(Tag.id, Tag.file_id, Tag.label).where(
-                Tag.file_id.in_(ids[i:i + 500]), Tag.source == USER_TAG_SOURCE).order_by(Tag.id)):
-            have.setdefault(int(fid), []).append((int(row_id), str(label)))
+    have = _user_tag_rows(s, ids)
     gone: list[int] = []
     rows = []
     for fid in ids:
