@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from engine.audio import probe
 from engine.errors import SoundsiftError, UnreadableAudio
-from engine.export import (changed_since_indexed, excerpt_name, excerpt_wav, export_zip, indexed_state,
+from engine.export import (changed_from, changed_since_indexed, excerpt_name, excerpt_wav, export_zip, indexed_state,
                            is_whole_file, take_name)
 from engine.file_state import FileState
 from ui.components.markdown_text import plain_markdown
@@ -73,7 +73,7 @@ def unavailable(path: str, indexed: FileState | None = None) -> str | None:
     indexed), :data:`EMPTY` when it holds 0 bytes (a failed copy or sync: its download was an empty
     file, and the zip's export refuses it), :data:`CHANGED` when its size or modification time is
     not ``indexed`` (``(size, mtime_ns)`` when it was indexed; replaced or edited since, so what
-    was matched is not in it: engine.export.changed_since_indexed), None while it can be downloaded."""
+    was matched is not in it: engine.export.changed_from), None while it can be downloaded."""
     try:
         found = os.stat(path)
     except OSError:
@@ -82,7 +82,8 @@ def unavailable(path: str, indexed: FileState | None = None) -> str | None:
         return GONE
     if found.st_size == 0:
         return EMPTY
-    return CHANGED if changed_since_indexed(path, indexed) is not None else None
+    now = (int(found.st_size), int(found.st_mtime_ns))      # the stat above (engine.file_state.state_now's)
+    return CHANGED if changed_from(now, indexed) is not None else None
 
 
 def gone_note(record: Any) -> str | None:
