@@ -183,8 +183,8 @@ def _reader_gone(stream: Any) -> bool:
         return True
     except (OSError, ValueError):               # not a pipe's error; a stream closed
         return False
-    buffer = getattr(stream, "buffer", None)
-    return bool(getattr(getattr(buffer, "raw", buffer), "reader_gone", False))
+    watch = _watch_of(stream)
+    return watch is not None and watch.reader_gone
 
 
 def _closed_outputs() -> list[Any]:
@@ -197,13 +197,14 @@ def _unwatched_pipes() -> list[Any]:
     without :class:`_WatchedOutput` (a command run in-process, not by :func:`run_command_line`),
     whose failed write an unbuffered stream leaves no trace of. A test's capture, a file or a
     terminal has no reader to lose, and a watched stream says whether it lost it."""
-    return [s for s in (sys.stdout, sys.stderr) if s is not None and not _is_watched(s) and _on_pipe(s)]
+    return [s for s in (sys.stdout, sys.stderr) if s is not None and _watch_of(s) is None and _on_pipe(s)]
 
 
-def _is_watched(stream: Any) -> bool:
-    """Whether ``stream`` writes through a :class:`_WatchedOutput` (:func:`_watched`)."""
+def _watch_of(stream: Any) -> _WatchedOutput | None:
+    """The :class:`_WatchedOutput` ``stream`` writes through (:func:`_watched`); None for another."""
     buffer = getattr(stream, "buffer", None)
-    return isinstance(getattr(buffer, "raw", buffer), _WatchedOutput)
+    raw = getattr(buffer, "raw", buffer)
+    return raw if isinstance(raw, _WatchedOutput) else None
 
 
 def _on_pipe(stream: Any) -> bool:
