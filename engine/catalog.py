@@ -234,6 +234,8 @@ def _create_schema(path: Path) -> None:
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 
 
+#: what :func:`damaged_catalog` says of a catalog file of 0 bytes, found at open or in use
+EMPTIED = "is empty (0 bytes; truncated?)"
 #: the first bytes of every SQLite database file (sqlite.org/fileformat.html)
 _SQLITE_HEADER = b"SQLite format 3\0"
 
@@ -262,7 +264,7 @@ def _file_damage(path: Path) -> str | None:
     except OSError:
         return None
     if not head:
-        return "is empty (0 bytes; truncated?)"
+        return EMPTIED
     if head != _SQLITE_HEADER:
         return "is not an SQLite database (it does not start as one; truncated or overwritten?)"
     return None
@@ -345,7 +347,7 @@ def _check_empty(path: Path, create: bool) -> None:
     if create and not layout.vector_files() and not layout.index_json.is_file():
         return
     size = path.stat().st_size
-    raise damaged_catalog(path, "is empty (0 bytes; truncated?)" if size == 0 else
+    raise damaged_catalog(path, EMPTIED if size == 0 else
                           f"holds no tables ({size} bytes; truncated?)")
 
 
