@@ -14,26 +14,14 @@ from typer.testing import CliRunner
 from engine.errors import InvalidQuery
 from engine.filters import Filters
 from engine.query import SoundIndex
-from indexer import build_index
 from indexer.metadata_sheet import import_sheet, sheet_counts
 from indexer.user_tags import add_tags, tag_counts
-from tests.conftest import chirp, noise, tone, write
+from tests.conftest import noise, tone, write
 from tests.index_fakes import FakeModel
+from tests.test_user_tags import indexed  # noqa: F401  (the library: four files in two folders)
 from ui.cli import app
 
 run = CliRunner().invoke
-
-
-@pytest.fixture
-def indexed(tmp_path) -> tuple[Path, Path]:
-    lib = (tmp_path / "Library").resolve()
-    write(lib / "Whooshes" / "whoosh_fast.wav", chirp(300, 3000, 1.0, 16000), 16000)
-    write(lib / "Whooshes" / "whoosh_slow.wav", chirp(200, 2000, 2.0, 16000), 16000)
-    write(lib / "Ambience" / "room_tone.wav", noise(2.0, 16000, seed=4, amp=0.05), 16000)
-    write(lib / "beep.wav", tone(1000, 0.5, 16000), 16000)
-    idx = tmp_path / "idx"
-    build_index([str(lib)], idx, FakeModel(), workers=0, progress=False)
-    return lib, idx
 
 
 def user_tags(idx: Path) -> dict[str, list[str]]:
@@ -65,7 +53,7 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> None:
         writer.writerows(rows)
 
 
-def test_export_edit_import_sets_the_tags_the_cells_list(indexed, tmp_path):
+def test_export_edit_import_sets_the_tags_the_cells_list(indexed, tmp_path):  # noqa: F811
     """The round trip a sound designer makes: export, tag in the spreadsheet (add to one, change
     another's list, "-" on a third, leave a fourth's cell empty), import: `tags list` and
     `--tagged` show exactly the sheet's tags; importing it again changes nothing; `sheet remove`
@@ -113,7 +101,7 @@ def test_export_edit_import_sets_the_tags_the_cells_list(indexed, tmp_path):
                               "whoosh_fast.wav": ["Transition", "keeper"]}
 
 
-def test_a_workbook_round_trip_and_a_dry_run(indexed, tmp_path):
+def test_a_workbook_round_trip_and_a_dry_run(indexed, tmp_path):  # noqa: F811
     """An .xlsx export edited in openpyxl: --dry-run counts what would change and changes nothing;
     the import then does it, and what it says matches; a tag that differs only in case is the
     tag the file has already (as `tags add` takes it)."""
@@ -156,7 +144,7 @@ def test_a_quote_doubled_inside_a_quoted_cell_is_one_quote(tmp_path):
         ("whoosh.wav", {"description": "Whoosh, fast", "note": "y"})]
 
 
-def test_a_sheet_from_elsewhere_with_an_empty_usertags_column_wipes_nothing(indexed, tmp_path):
+def test_a_sheet_from_elsewhere_with_an_empty_usertags_column_wipes_nothing(indexed, tmp_path):  # noqa: F811
     """A sheet of descriptions whose UserTags column is empty (another tool's, another index's
     export of untagged files) describes the files and leaves their tags as they are."""
     lib, idx = indexed
@@ -171,7 +159,7 @@ def test_a_sheet_from_elsewhere_with_an_empty_usertags_column_wipes_nothing(inde
     assert tag_counts(idx) == {"keeper": 4}
 
 
-def test_a_cell_that_cannot_be_tags_names_the_sheet_and_file_and_changes_nothing(indexed, tmp_path):
+def test_a_cell_that_cannot_be_tags_names_the_sheet_and_file_and_changes_nothing(indexed, tmp_path):  # noqa: F811
     """A tag longer than `tags add` stores: one error naming the sheet, the file and why, and
     nothing of the sheet is imported (its other rows' tags neither)."""
     lib, idx = indexed
