@@ -21,7 +21,7 @@ from engine.query_copies import SameRecording, collapse_copies
 from indexer import build_index
 from tests.conftest import chirp, noise, tone, write
 from tests.index_fakes import FakeModel
-from tests.ui_library import changes, folder_state
+from tests.ui_library import left_unchanged
 
 pytestmark = pytest.mark.usefixtures("private_cache")
 
@@ -62,9 +62,8 @@ def indexed(request, tmp_path_factory) -> Iterator[tuple[Path, Path]]:
     with pytest.MonkeyPatch.context() as m:
         m.setenv("SOUNDSIFT_CACHE", str(base / "cache"))          # as private_cache does for a test
         build_index([lib], base / "idx", FakeModel(), workers=0, progress=False)
-    built = folder_state(base)
-    yield lib, base / "idx"
-    assert not (changed := changes(built, folder_state(base))), f"a test changed the shared index: {changed}"
+    with left_unchanged(base, "the shared index"):
+        yield lib, base / "idx"
 
 
 class _Rebuilt:

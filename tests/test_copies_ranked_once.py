@@ -19,7 +19,7 @@ from tests.conftest import noise, tone, write
 from tests.index_fakes import FakeModel
 from tests.test_copies_cost38 import FILTERS, SR, every_recording, shown
 from tests.test_copies_cost39 import by_length, rankings  # noqa: F401  (fixtures)
-from tests.ui_library import changes, folder_state
+from tests.ui_library import left_unchanged
 
 pytestmark = pytest.mark.usefixtures("private_cache")
 
@@ -40,9 +40,8 @@ def take_of_ten(tmp_path_factory) -> Iterator[tuple[Path, Path]]:
     with pytest.MonkeyPatch.context() as m:
         m.setenv("SOUNDSIFT_CACHE", str(tmp_path / "cache"))      # as private_cache does for a test
         build_index([lib], tmp_path / "idx", FakeModel(), workers=0, progress=False)
-    built = folder_state(tmp_path)
-    yield lib, tmp_path / "idx"
-    assert not (changed := changes(built, folder_state(tmp_path))), f"a test changed the shared index: {changed}"
+    with left_unchanged(tmp_path, "the shared index"):
+        yield lib, tmp_path / "idx"
 
 
 def test_the_fewest_candidates_the_first_ranking_told_are_taken(take_of_ten, rankings, by_length):

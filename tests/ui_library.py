@@ -10,6 +10,7 @@ import io
 import re
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +107,16 @@ def changes(before: dict[str, tuple[int, str]], after: dict[str, tuple[int, str]
     return sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
 
 
+@contextmanager
+def left_unchanged(folder: Path, what: str) -> Iterator[None]:
+    """Around a shared fixture's ``yield``: fail on leaving if any test changed what is under
+    ``folder`` (:func:`changes`), naming ``what`` it holds; a test that changes it takes a copy."""
+    built = folder_state(folder)
+    yield
+    changed = changes(built, folder_state(folder))
+    assert not changed, f"a test changed {what} under {folder} (give it its own copy): {changed}"
+
+
 @pytest.fixture(scope="session")
 def ui_library(tmp_path_factory, tiny_clap_dir) -> Iterator[UiLibrary]:
     """The library, indexed once per session with the tiny CLAP model (a plugin of conftest.py:
@@ -121,7 +132,5 @@ def ui_library(tmp_path_factory, tiny_clap_dir) -> Iterator[UiLibrary]:
     summary = build_index([root], index=index_dir, model=str(tiny_clap_dir), workers=0,
                           progress=False)
     assert summary.added == 5 and summary.failed == 1, summary
-    built = folder_state(base)
-    yield UiLibrary(root, index_dir, dog)
-    changed = changes(built, folder_state(base))
-    assert not changed, f"a test changed the shared ui_library under {base} (give it its own copy): {changed}"
+    with left_unchanged(base, "the shared ui_library"):
+        yield UiLibrary(root, index_dir, dog)
