@@ -47,6 +47,7 @@ from indexer.metadata_refresh import refresh_metadata
 from indexer.moves import Move, find_moves_among_changed, moved_root_hint, overwritten
 from indexer.interrupts import Interrupted, remembered
 from indexer.progress import AudioProgress
+from indexer.reencodes import LISTED_PAIRS, Pairing, candidates
 from indexer.same_file import indexed_names, other_names, said_of
 from indexer.silence_refresh import SilenceRefresh, refresh_silence
 from indexer.scan import (Diff, ScannedFile, ScanResult, capped_folders, describe_skipped, diff, normalize_root,
@@ -67,7 +68,7 @@ SLOW_COMMIT_SECONDS, WRITE_SHARE = 0.25, 0.05
 STAGES = ("scan", "decode", "resample", "embed", "write")
 #: the counts of an :class:`IndexSummary` that grow as files are queued for a commit: what the
 #: run's commits put in the index once committed (:func:`committed_counts`)
-QUEUED_COUNTS = ("added", "updated", "removed", "moved", "same_file", "same_audio", "n_segments",
+QUEUED_COUNTS = ("added", "updated", "removed", "moved", "reencoded", "same_file", "same_audio", "n_segments",
                  "silent_left_out", "files_of_silence", "audio_seconds")
 
 
@@ -90,6 +91,9 @@ class IndexSummary:
     updated: int = 0
     removed: int = 0
     moved: int = 0                      # indexed files found at another path (indexer.moves)
+    reencoded: int = 0                  # of updated: indexed files converted in place (rain_01.wav → rain_01.flac),
+                                        # their tags, captions and sheet rows carried over (indexer.reencodes)
+    reencoded_files: list[dict[str, str]] = field(default_factory=list)   # those pairs, {"old", "new"}
     same_file: int = 0                  # of added + updated: names of a file on disk embedded under another
                                         # (hard links), in this run or before, given its vectors (indexer.same_file)
     same_audio: int = 0                 # of added + updated: byte-identical copies of a file embedded in this
@@ -131,6 +135,8 @@ class IndexSummary:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["skipped_folders"], d["skipped_folders_more"] = capped_folders(self.skipped_folders)
+        d["reencoded_files"] = d["reencoded_files"][:LISTED_PAIRS]
+        d["reencoded_files_more"] = max(0, len(self.reencoded_files) - LISTED_PAIRS)
         return d
 
 
@@ -169,6 +175,7 @@ def restore_counts(summary: IndexSummary, counts: dict[str, Any]) -> None:
     """Put ``summary``'s :data:`QUEUED_COUNTS` back to ``counts`` (:func:`committed_counts`)."""
     for k, v in counts.items():
         setattr(summary, k, v)
+    del summary.reencoded_files[summary.reencoded:]     # the pairs of the files not committed
 
 
 @dataclass
@@ -440,6 +447,18 @@ def finish_summary(summary: IndexSummary, t_start: float) -> IndexSummary:
     return summary
 
 
+def reencode_candidates(writer: IndexWriter, plan: Diff, meta: dict[str, Any]) -> Pairing:
+    """The deleted and new files of ``plan`` that may be one file converted in place
+    (indexer.reencodes.candidates), with the old files' lengths and stored file vectors; none
+    where the index holds another model's vectors (they cannot be compared)."""
+    pairs = candidates(plan.deleted, plan.new) if plan.deleted and plan.new else {}
+    if not pairs or any(writer.meta.get(k) != meta[k] for k in ("model_fingerprint", "dim")):
+        return Pairing({}, {}, {})
+    olds = sorted(pairs.values())
+    return Pairing(pairs, {p: h.duration for p, h in writer.headers(olds).items()},
+                   writer.file_vectors(olds, int(meta["dim"])))
+
+
 def copies_of_indexed(writer: IndexWriter, plan: Diff, retake: set[str], state: dict[str, tuple[int, int]],
                       meta: dict[str, Any]) -> tuple[list[IndexedFile], set[str], dict[str, str]]:
     """The new and changed files of ``plan`` with the audio of a file it keeps as indexed (hard
@@ -567,6 +586,13 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
                     unchanged=plan.unchanged)
     elif plan.new:
         moved_root_hint(state, plan.new, roots, layout.root)
+    # a file converted in place (rain_01.wav → rain_01.flac): its old row stays until the new one is
+    # embedded and taken for the same recording, or not (indexer.reencodes)
+    reencoding = reencode_candidates(writer, plan, meta)
+    if reencoding:
+        paired_olds = set(reencoding.olds.values())
+        plan = Diff(new=plan.new, changed=plan.changed, unchanged=plan.unchanged,
+                    deleted=[p for p in plan.deleted if p not in paired_olds])
     old_errors = [p for p in writer.error_paths()
                   if under_roots(p, roots) and not under_roots(p, unlisted)]
     timings["scan"] = time.perf_counter() - t
@@ -580,7 +606,7 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
     log.log(logging.DEBUG if plan_logged else logging.INFO,
             "%s: %d new%s, %d changed, %d deleted, %d moved, %d unchanged, %s", layout.root,
             len(plan.new) - retried, f" (and {retried} that failed before, tried again)" if retried else "",
-            len(plan.changed), len(plan.deleted), len(moves), len(plan.unchanged),
+            len(plan.changed), len(plan.deleted) + len(reencoding), len(moves), len(plan.unchanged),
             count(len(scanned.errors), "unusable entry", "unusable entries"))
 
     warn_of_dropped_notes(writer.engine, layout.root, plan, state, replaced)
@@ -590,7 +616,8 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
         summary.commits += 1
         summary.moved, summary.removed = len(moves), len(replaced)
     # files indexed before the metadata reader learnt more (iXML …): read theirs again, once
-    busy = {f.path for f in plan.new} | {f.path for f in plan.changed} | set(plan.deleted)
+    busy = ({f.path for f in plan.new} | {f.path for f in plan.changed} | set(plan.deleted)
+            | set(reencoding.olds.values()))
     summary.metadata_reread = refresh_metadata(writer, busy, {} if moves_done else {m.old: m.new for m in moves})
     # a sidecar cue sheet added, edited or removed beside an unchanged file: cut its takes again
     retake = set(files_with_changed_cue_sheets(writer, set(plan.unchanged), scanned.cue_folders()))
@@ -625,10 +652,21 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
     summary.removed = len(plan.deleted)
     summary.moved = len(moves)          # committed with the run's first commit (a Ctrl-C from here on makes it)
 
+    def let_go(path: str) -> None:
+        """New file ``path`` of a candidate re-encode is not embedded: the old file is a deleted one."""
+        if (old := reencoding.let_go(path)) is not None:
+            gone(old)
+
+    def gone(old: str) -> None:
+        warn_of_dropped_notes(writer.engine, layout.root, Diff(new=[], changed=[], deleted=[old], unchanged=[]), state)
+        pending.remove.append(old)
+        summary.removed += 1
+
     def fail(path: str, reason: str) -> None:
         log.warning("skipped %s: %s", path, reason)
         failures[path] = reason
         pending.errors[path] = reason
+        let_go(path)
         if opts.on_failure is not None:
             opts.on_failure(path, reason)
 
@@ -680,11 +718,22 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
             log.warning("%s changed while it was being indexed (still being written?): it is indexed as it "
                         "was read, and the next run indexes it again (`--watch` waits for such files)",
                         w.scanned.path)
+        pair = reencoding.decide(w.scanned.path, duration, vectors)
         if w.changed:               # the user's tags and captions stay (all of them, for the same audio)
             pending.keep[w.scanned.path] = w.same_audio
             summary.updated += 1
+        elif pair is not None and pair[1]:      # converted in place: it takes the old file's tags, captions, sheet rows
+            pending.remove.append(pair[0])
+            pending.inherit[w.scanned.path] = pair[0]
+            summary.updated += 1
+            summary.reencoded += 1
+            summary.reencoded_files.append({"old": pair[0], "new": w.scanned.path})
+            log.debug("%s was re-encoded as %s: its tags, captions and library-sheet rows stay with it",
+                      pair[0], w.scanned.path)
         else:
             summary.added += 1
+            if pair is not None:    # another recording under the name after all
+                gone(pair[0])
         shown.done(job, w.scanned.size)
 
     def deliver(pairs: Iterable[tuple[tuple[int, int], np.ndarray]]) -> None:
@@ -725,6 +774,8 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
         # progress bar moves, the first checkpoint holds many files and Ctrl-C keeps them
         changed_paths = {f.path for f in plan.changed}
         todo = sorted(plan.new + plan.changed, key=lambda f: (f.size, f.path))
+        for path in sorted(set(reencoding.olds) - {f.path for f in todo}):     # copies of indexed files
+            let_go(path)
         work = {i: _Work(f, changed=f.path in changed_paths, same_audio=f.path in retake) for i, f in enumerate(todo)}
         # other names of one file on disk (hard links) and copies of it: decoded and embedded under the first only
         names, identical_jobs = other_names(todo)

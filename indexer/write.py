@@ -49,6 +49,7 @@ from engine.errors import IndexBusy, IndexNotFound, IndexReadOnly
 from engine.file_metadata import CUE_SHEET_KEY, LEVEL_KEYS, SHEET_PREFIX, SILENCE_KEYS
 from engine.index_choice import IndexChoice, choose_index, default_memory_budget, needs_rebuild
 from engine.layout import READ_ONLY_ERRNOS, IndexLayout, lock_holder, read_only_error, require_writable
+from engine.models.base import l2_normalize
 from engine.durable import replace_durably
 from engine.vectors import (LENGTH_KEY, LENGTH_OF_KEY, check_length, check_readable, gpu_count, new_index,
                             recorded_length, unreadable_vectors, write_index_atomic)
@@ -97,6 +98,10 @@ class Changes:
     keep: dict[str, bool] = field(default_factory=dict)      # path of an added file indexed before →
                                                              # its tags and captions stay: all (True:
                                                              # the same audio), or the user's (False)
+    inherit: dict[str, str] = field(default_factory=dict)   # path of an added file → the path of the
+                                                             # file it re-encodes (indexer.reencodes),
+                                                             # removed in the same commit: its tags,
+                                                             # captions and sheet rows, all of them
     drop_segments: list[int] = field(default_factory=list)   # ids of stored segments whose rows and
                                                              # vectors go, their files staying
                                                              # (indexer.silence_refresh)
@@ -105,7 +110,7 @@ class Changes:
 
     def __bool__(self) -> bool:
         return bool(self.add or self.remove or self.errors or self.clear_errors or self.moves
-                    or self.absorb or self.drop_segments or self.file_rows)
+                    or self.absorb or self.drop_segments or self.file_rows or self.inherit)
 
 
 def package_versions() -> dict[str, str]:
@@ -370,6 +375,32 @@ class IndexWriter:
                                        [(a, b) for _, a, b in segs], vectors))
         return out
 
+    def file_vectors(self, paths: list[str], dim: int) -> dict[str, np.ndarray]:
+        """Each indexed path of ``paths`` that has stored segments → its unit file vector (the
+        mean of their vectors, re-normalised): read exactly from an exact index, from the float16
+        sidecar of a compressed one; none where they cannot be read (said at debug level)."""
+        from indexer.retrain import raw_from_index, read_sidecar, vectors_by_id
+        rows: list[tuple[str, int]] = []
+        with Session(self.engine) as s:
+            for i in range(0, len(paths), 500):
+                rows += s.execute(select(File.path, SegmentRow.id).join(SegmentRow, SegmentRow.file_id == File.id)
+                                  .where(File.path.in_(paths[i:i + 500]))).all()
+        if not rows:
+            return {}
+        try:
+            side = self.sidecar_path
+            raw = read_sidecar(side) if side is not None else raw_from_index(self._live_index(dim))
+        except (ValueError, OSError) as e:
+            log.debug("%s: stored vectors not read (%s)", self.layout.root, e)
+            return {}
+        ids = np.asarray([i for _, i in rows], np.int64)
+        vectors = vectors_by_id(raw)(ids)
+        found = np.isin(ids, raw.ids)
+        by_path: dict[str, list[int]] = {}
+        for row, (path, _) in enumerate(rows):
+            by_path.setdefault(path, []).append(row)
+        return {path: l2_normalize(vectors[r].mean(axis=0)) for path, r in by_path.items() if found[r].all()}
+
     # -- the commit ----------------------------------------------------------------------
     def _live_index(self, dim: int):
         if self._index is None:
@@ -451,6 +482,9 @@ class IndexWriter:
                 if changes.absorb:
                     _absorb(s, changes.absorb)
                 kept = _kept_rows(s, changes.keep)
+                if changes.inherit:     # read before the old rows go below
+                    taken = _kept_rows(s, dict.fromkeys(changes.inherit.values(), True))
+                    kept.update({new: taken[old] for new, old in changes.inherit.items() if old in taken})
                 if gone_paths:
                     s.execute(delete(File).where(File.path.in_(gone_paths)))
                 if changes.moves:

@@ -166,7 +166,8 @@ def _watch(paths: List[Path], index: Optional[str], model: Optional[str], interv
         else:
             out_console.print(f"{time.strftime('%H:%M:%S')} generation {s['generation']}: {s['added']} added, "
                               f"{s['updated']} updated, {s['removed']} removed, "
-                              + (f"{s['moved']} moved, " if s.get("moved") else "") + f"{s['failed']} failed "
+                              + (f"{s['moved']} moved, " if s.get("moved") else "")
+                              + (f"{s['reencoded']} re-encoded, " if s.get("reencoded") else "") + f"{s['failed']} failed "
                               f"({s['seconds']:.1f} s)", highlight=False)
         runs += 1
     try:
@@ -190,6 +191,10 @@ def _print_summary(s: dict[str, Any]) -> None:
     if s.get("moved"):
         kept = "tags and captions" if s.get("rebuild") else "vectors, tags and captions"   # a rebuild embeds all
         t.add_row("moved or renamed", f"{s['moved']} (kept their {kept})")
+    if s.get("reencoded"):
+        from indexer.reencodes import named
+        t.add_row("re-encoded in place", f"{s['reencoded']} of the updated (kept their tags, captions and sheet rows): "
+                                         f"{named(s['reencoded_files'], s['reencoded'])}")
     if s.get("same_file"):
         t.add_row("other names of a file", f"{count(s['same_file'], 'hard link')} (given its vectors, not embedded again)")
     if s.get("same_audio"):

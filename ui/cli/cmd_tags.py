@@ -38,7 +38,8 @@ def add_command(
 ) -> None:
     """Tag indexed files. A file keeps a tag it has already (in any case of A–Z).
 
-    Tags stay with a file when it is moved or renamed, and when the index is rebuilt.
+    Tags stay with a file when it is moved or renamed, converted to another format in its folder
+    (rain_01.wav → rain_01.flac, the original deleted), and when the index is rebuilt.
     """
     setup_logging(verbose)
     from indexer.user_tags import add_tags
