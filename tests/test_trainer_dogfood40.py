@@ -119,7 +119,7 @@ def test_a_fine_tuned_model_records_its_own_training(tmp_path, items):
         trained = json.loads((folder / "config.json").read_text())["extra"]["trained"]
         assert trained == {"trainer": "loop", "init": "soundsift-base", "steps": steps, "seed": 1, "batch_size": 8,
                            "train_items": len(items), "validation_clips_trained_on": True,
-                           "started_from": BASE_RECORD}
+                           "started_from": BASE_RECORD, "data": make_cfg_data(tmp_path)}
 
 
 def test_a_model_without_a_training_record_gets_one_without_a_start(tmp_path, items):
@@ -128,7 +128,14 @@ def test_a_model_without_a_training_record_gets_one_without_a_start(tmp_path, it
     fit(RecordedClap(extra={}), train, cfg)
     trained = json.loads((Path(cfg.out_dir) / "model" / "config.json").read_text())["extra"]["trained"]
     assert trained == {"trainer": "loop", "init": None, "steps": 1, "seed": 1, "batch_size": 8,
-                       "train_items": len(items)}
+                       "train_items": len(items), "data": make_cfg_data(tmp_path)}
+
+
+def make_cfg_data(tmp_path: Path) -> list[dict]:
+    """The training data make_cfg's config names, as extra.trained records it (the loop's tests
+    pass their datasets to fit, so the file is not there: no fingerprint)."""
+    path = tmp_path / "unused.jsonl"
+    return [{"format": "manifest", "path": str(path), "resolved": str(path.resolve()), "fingerprint": None}]
 
 
 # --------------------------------------------------------------------------- who can read the weights

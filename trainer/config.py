@@ -110,6 +110,7 @@ class TrainConfig:
     checkpoint_every: int = 0           # steps; 0: only at the end
     keep_checkpoints: int = 2
     val_every: int = 0                  # steps; 0: only at the end
+    validate_at_start: bool | None = None   # also at step 0, before the first update; None: for a fine-tune (model.init)
     val_batch_size: int = 32
     log_every: int = 1
     zeroshot_prompt: str = DEFAULT_TEMPLATE
@@ -117,6 +118,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def validates_at_start(self) -> bool:
+        """``validate_at_start`` when the config sets it, else whether the run fine-tunes a model
+        (``model.init``): its log then holds the start's figures at step 0 beside its own."""
+        return self.validate_at_start if self.validate_at_start is not None else bool(self.model.init)
 
     def shows_progress(self) -> bool:
         """``progress`` when the config or ``--progress/--no-progress`` set it, else the bar only

@@ -28,7 +28,9 @@ rank (torchrun forwards the one it gets) stops every rank after the same step, c
 rank 0. A checkpoint is written beside its final name, flushed and renamed, so a full disk or a
 crash never leaves one that --resume takes. A checkpoint due at a step is written before that
 step's validation, and a validation that fails is said and logged, not the end of the run: the
-result's ``validation_error`` names the cause when the final validation failed.
+result's ``validation_error`` names the cause when the final validation failed. A fine-tune
+(``model.init``; config ``validate_at_start``) is also validated at step 0, before its first
+update, and not again by a --resume.
 """
 from __future__ import annotations
 
@@ -57,6 +59,7 @@ from trainer.config import TrainConfig
 from trainer.datasets import AudioTextDataset, EpochBatchSampler, check_batch_size, collate
 from trainer.distributed import local_device_index, rank_and_world
 from trainer.loss import MAX_LOG_SCALE, ContrastiveLoss
+from trainer.trained_on import data_record, training_record
 
 log = logging.getLogger(__name__)
 
@@ -332,27 +335,23 @@ def run_shape(cfg: TrainConfig, train_items: int) -> dict[str, Any]:
             "clip_seconds": cfg.data.clip_seconds}      # other crops: other batches (not kept before session 40)
 
 
-def training_record(model: Any) -> dict[str, Any] | None:
-    """``model``'s record of how it was trained (its config's ``extra["trained"]``), or None."""
-    extra = getattr(getattr(model, "config", None), "extra", None)
-    record = extra.get("trained") if isinstance(extra, dict) else None
-    return record if isinstance(record, dict) else None
-
-
 def record_training(model: Any, cfg: TrainConfig, step: int, train_items: int,
-                    started_from: dict[str, Any] | None) -> None:
+                    started_from: dict[str, Any] | None, data: list[dict[str, Any]] | None = None) -> None:
     """Say in ``model``'s config (``extra["trained"]``, saved in its config.json) how this run
     trained it. A fine-tuned folder kept the record of the model it started from: its
     config.json described soundsift-base's 600 cached-feature steps and held-out figures, not
     the fine-tune. That record (``started_from``, :func:`training_record` of the model before
     the run) is kept inside, and ``validation_clips_trained_on`` stays true where it was (the
-    weights descend from a model that heard those clips). A model whose config has no
-    ``extra`` is left as it is."""
+    weights descend from a model that heard those clips). ``data`` (:func:`trainer.trained_on.data_record`
+    of the config's training sets) says what this run trained on, so ``soundsift eval`` can warn
+    on it. A model whose config has no ``extra`` is left as it is."""
     config = getattr(model, "config", None)
     if config is None or not isinstance(getattr(config, "extra", None), dict):
         return
     trained: dict[str, Any] = {"trainer": "loop", "init": cfg.model.init, "steps": step, "seed": cfg.seed,
                                "batch_size": cfg.batch_size * cfg.accum_steps, "train_items": train_items}
+    if data:
+        trained["data"] = data
     if started_from is not None:
         if started_from.get("validation_clips_trained_on"):
             trained["validation_clips_trained_on"] = True
@@ -611,6 +610,21 @@ def _validate_or_say(model: nn.Module, val_set: AudioTextDataset, cfg: TrainConf
     return validation, None
 
 
+def _validate_at_start(model: nn.Module, val_set: AudioTextDataset, cfg: TrainConfig, device: torch.device,
+                       jlog: _JsonlLog) -> tuple[dict[str, Any] | None, str | None]:
+    """Validate the model as it starts (step 0, before the first update; ``validate_at_start``),
+    so a fine-tune's log holds its start's figures beside its own. The random states are kept as
+    they were, so the steps that follow are those of a run without it."""
+    import random
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        try:
+            return _validate_or_say(model, val_set, cfg, device, 0, jlog)
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+
 def _seed_everything(seed: int) -> None:
     import random
     random.seed(seed)
@@ -645,6 +659,7 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
         device = torch.device("cuda", local_device_index(rank))
     _seed_everything(cfg.seed)
     started_from = training_record(model)       # the start's record, kept inside this run's
+    trained_data = data_record(cfg.data.train) if rank == 0 else None     # what it trains on, for eval's warning
     model.to(device).train()
     optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
                                   betas=cfg.optim.betas, eps=cfg.optim.eps)
@@ -672,6 +687,11 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
 
     resumed_at = step
     stop = min(cfg.steps, max_steps) if max_steps is not None else cfg.steps
+    validation: dict[str, Any] | None = None
+    validated_at: int | None = None
+    if step == 0 and rank == 0 and val_set is not None and cfg.validates_at_start():
+        validation, _ = _validate_at_start(model, val_set, cfg, device, jlog)
+        validated_at = 0 if validation else None
     sampler: Any = EpochBatchSampler(len(train_set), cfg.batch_size * world, cfg.seed,
                                      start_batch=step * cfg.accum_steps)
     if world > 1:
@@ -684,8 +704,6 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
         generator=torch.Generator().manual_seed(cfg.seed))
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
     losses: list[float] = []
-    validation: dict[str, Any] | None = None
-    validated_at: int | None = None
     validation_error: str | None = None
     interrupted = False
     started = time.perf_counter()
@@ -740,7 +758,7 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
             stopping = stop_request.agreed(device)          # every rank, every step: the same answer
             if step == stop or stopping or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                 if rank == 0:       # before validation, which must not lose the steps if it fails
-                    record_training(model, cfg, step, len(train_set), started_from)
+                    record_training(model, cfg, step, len(train_set), started_from, trained_data)
                     save_checkpoint(out, step, model, optimizer, scheduler, scaler, cfg.keep_checkpoints, world,
                                     run_shape(cfg, len(train_set)))
                 if world > 1:
@@ -766,7 +784,7 @@ def fit(model: nn.Module, train_set: AudioTextDataset, cfg: TrainConfig, *,
     if step >= cfg.steps and rank == 0:
         tmp = out / ".model.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        record_training(model, cfg, step, len(train_set), started_from)
+        record_training(model, cfg, step, len(train_set), started_from, trained_data)
         save_model(model, tmp)
         shutil.rmtree(model_dir, ignore_errors=True)
         tmp.rename(model_dir)

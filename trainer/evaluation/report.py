@@ -151,6 +151,7 @@ def write_retrieval_report(out_dir: str | Path, result: Mapping, curves: Mapping
         "",
         f"- model: `{result['model']}`",
         *([f"- data: `{source}`"] if source else []),
+        *_warning_line(result),
         f"- audio clips: {result['n_audio']}, captions: {result['n_captions']}",
         f"- protocol: LAION-CLAP (R@k; mAP@10 as AP@10; {relevance}; ties ranked pessimistically)",
         "",
@@ -162,6 +163,11 @@ def write_retrieval_report(out_dir: str | Path, result: Mapping, curves: Mapping
         lines.append(f"| {title} | " + " | ".join(_fmt(k, row[k]) for k in RETRIEVAL_KEYS) + " |")
     lines += ["", "![recall@k](recall_at_k.png)", ""]
     return _write_report(out_dir, lines, {"recall_at_k.png": png})
+
+
+def _warning_line(result: Mapping) -> list[str]:
+    """The run's warning (the model trained on this data: runner's ``"warning"``), for report.md."""
+    return [f"- **warning**: {result['warning']}"] if result.get("warning") else []
 
 
 def _write_report(out_dir: str | Path, lines: Sequence[str], pngs: Mapping[str, bytes]) -> Path:
@@ -191,6 +197,7 @@ def write_zeroshot_report(out_dir: str | Path, result: Mapping, confusion: np.nd
         "",
         f"- model: `{result['model']}`",
         *([f"- data: `{source}`"] if source else []),
+        *_warning_line(result),
         f"- clips: {result['n']}, classes: {len(labels)}",
         f"- prompt template: `{template}`",
         "",

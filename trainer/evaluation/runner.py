@@ -51,6 +51,18 @@ def _warn_not_finite(vectors: np.ndarray, names: list[str], what: str, model: Au
                     bad.size, len(names), what, names[bad[0]])
 
 
+def _say_if_trained_on(model: AudioTextModel, csv_path: str | Path) -> dict[str, Any]:
+    """Warn (one line) when ``model``, or a model it started from, trained on ``csv_path``
+    (:func:`trainer.trained_on.trained_on_this`); returns what the result then carries,
+    ``"warning"`` and ``"trained_on_this"`` (nothing otherwise)."""
+    from trainer.trained_on import trained_on_this
+    found = trained_on_this(model, csv_path, model.name)
+    if found is None:
+        return {}
+    log.warning("%s", found.message)
+    return {"warning": found.message, "trained_on_this": found.as_json()}
+
+
 def _note_shared_captions(data: RetrievalSet) -> None:
     """Log how many caption texts several clips share, and how they are scored."""
     clips: dict[str, set[int]] = {}
@@ -81,6 +93,7 @@ def evaluate_retrieval(csv_path: str | Path, audio_dir: str | Path | None = None
     data = load_retrieval(csv_path, audio_dir)     # check the CSV before loading a model
     _need_two_answers(csv_path, data)
     m = _model(model)
+    trained_on = _say_if_trained_on(m, csv_path)
     log.info("retrieval: %d audio clips, %d captions (%s format)", len(data.audio_paths),
              len(data.captions), data.format)
     audio = _embed_audio(m, data.audio_paths, batch_size, cache_dir, use_cache, progress)
@@ -92,7 +105,7 @@ def evaluate_retrieval(csv_path: str | Path, audio_dir: str | Path | None = None
     _note_shared_captions(data)
     figures = metrics.retrieval_metrics(audio, text, data.caption_audio, texts)
     result = {"t2a": figures["t2a"], "a2t": figures["a2t"], "n_audio": len(data.audio_paths),
-              "n_captions": len(data.captions), "model": m.name}
+              "n_captions": len(data.captions), "model": m.name, **trained_on}
     if report_dir is not None:
         from trainer.evaluation.report import write_retrieval_report
         sim = audio.astype(np.float64) @ text.astype(np.float64).T
@@ -131,6 +144,7 @@ def evaluate_zeroshot(csv_path: str | Path, audio_dir: str | Path | None = None,
     queries = class_prompts(data.labels, query_template)
     _need_two_classes(csv_path, data.labels)
     m = _model(model)
+    trained_on = _say_if_trained_on(m, csv_path)
     log.info("zero-shot: %d clips, %d classes (%s format)", len(data.audio_paths),
              len(data.labels), data.format)
     audio = _embed_audio(m, data.audio_paths, batch_size, cache_dir, use_cache, progress)
@@ -144,6 +158,7 @@ def evaluate_zeroshot(csv_path: str | Path, audio_dir: str | Path | None = None,
     result["model"] = m.name
     result["t2a"] = metrics.label_t2a_metrics(audio, query_text, data.targets)
     result["t2a_queries"] = len(set(data.targets))
+    result.update(trained_on)
     if report_dir is not None:
         from trainer.evaluation.report import write_zeroshot_report
         predicted = metrics.predictions(logits, data.targets)
