@@ -72,6 +72,10 @@ SHEET_PATH_KEY = SHEET_PREFIX + "path"
 SHEET_SHADOWED_KEY = SHEET_PREFIX + "shadowed"
 #: the keys that say which sheet described a file, not what it said
 SHEET_SOURCE_KEYS = (SHEET_NAME_KEY, SHEET_PATH_KEY, SHEET_SHADOWED_KEY)
+#: a sheet's value that clears its field (a cell holding just "-"): the file shows nothing under
+#: that key, neither its own value nor an earlier sheet's (:func:`with_sheet`,
+#: engine.metadata_shown for the catalog's queries), until the sheet is removed
+SHEET_CLEARED = "-"
 #: the keys keyword search reads: the searched ones a file carries and the same from a sheet
 SEARCHED_KEYS_WITH_SHEETS = SEARCHED_KEYS + tuple(SHEET_PREFIX + k for k in SEARCHED_KEYS)
 #: the keys a category filter matches (a library's category, or its UCS CatID), from the file or a sheet
@@ -110,12 +114,38 @@ def cut_at_word(line: str, limit: int) -> str:
 
 def with_sheet(found: dict[str, str]) -> dict[str, str]:
     """A file's stored metadata (key → value) with a sheet's values under their plain keys where
-    the file itself says nothing under that key; the sheet keys themselves left out."""
-    out = {k: v for k, v in found.items() if not k.startswith(SHEET_PREFIX)}
-    for key, value in found.items():
-        if key.startswith(SHEET_PREFIX) and key not in SHEET_SOURCE_KEYS:
-            out.setdefault(key[len(SHEET_PREFIX):], value)
+    the file itself says nothing under that key, and without the keys the sheet clears
+    (:data:`SHEET_CLEARED`); the sheet keys themselves left out."""
+    return shown_values({k: v for k, v in found.items() if not k.startswith(SHEET_PREFIX)}, sheet_fields(found))
+
+
+def sheet_fields(found: dict[str, str]) -> dict[str, str]:
+    """The fields (plain key → value) the standing sheet gives a file, of its stored metadata
+    ``found``."""
+    return {k[len(SHEET_PREFIX):]: v for k, v in found.items()
+            if k.startswith(SHEET_PREFIX) and k not in SHEET_SOURCE_KEYS}
+
+
+def shown_values(own: dict[str, str], sheet: dict[str, str]) -> dict[str, str]:
+    """What a file shows (key → value): its ``own`` metadata first, a sheet's fields (``sheet``,
+    plain keys) where it says nothing, and neither under a key the sheet clears."""
+    out = dict(own)
+    for key, value in sheet.items():
+        if is_cleared(value):
+            out.pop(key, None)
+        else:
+            out.setdefault(key, value)
     return out
+
+
+def is_cleared(value: str | None) -> bool:
+    """Whether a sheet's value (or cell) clears its field (:data:`SHEET_CLEARED`)."""
+    return value is not None and value.strip() == SHEET_CLEARED
+
+
+def cleared_keys(sheet: dict[str, str]) -> set[str]:
+    """The keys of a sheet's fields (plain key → value, :func:`sheet_fields`) that it clears."""
+    return {k for k, v in sheet.items() if is_cleared(v)}
 
 
 #: what read_metadata reads: 1 libsndfile's fields, bext and LIST/INFO (session 18); 2 also the

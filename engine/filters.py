@@ -22,6 +22,7 @@ from engine.catalog import File, FileMetadata, Tag
 from engine.errors import InvalidQuery
 from engine.file_metadata import CATEGORY_FILTER_KEYS
 from engine.loudness import ABSOLUTE_GATE, SILENCE_DB
+from engine.metadata_shown import shown_rows
 from engine.text_encoding import normal_forms
 
 
@@ -167,7 +168,8 @@ class Filters:
         if self.categories:
             conds.append(File.id.in_(select(FileMetadata.file_id).where(
                 FileMetadata.key.in_(CATEGORY_FILTER_KEYS),
-                func.upper(FileMetadata.value).in_(sorted({c.upper() for c in self.categories})))))
+                func.upper(FileMetadata.value).in_(sorted({c.upper() for c in self.categories})),
+                shown_rows(few=True))))                     # not a category a sheet clears ("-")
         if self.tags:                   # SQLite's lower() folds A–Z only: compare like with like
             labels = {form for t in self.tags for form in normal_forms(t)}
             conds.append(File.id.in_(select(Tag.file_id).where(or_(

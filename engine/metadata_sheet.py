@@ -42,6 +42,7 @@ from urllib.parse import unquote_to_bytes
 
 from engine.audio import AUDIO_EXTENSIONS
 from engine.errors import InvalidQuery
+from engine.export_digest import DIGEST_COLUMN
 from engine.metadata_values import MAX_VALUE
 from engine.text_encoding import UTF16_BOMS, decode_text, one_line
 from engine.workbook import UNREADABLE_WORKBOOKS, WORKBOOK_SUFFIXES, from_csv_text, workbook_tables
@@ -69,10 +70,16 @@ FIELD_COLUMNS = {
 #: file's tags from it, indexer.user_tags, and stores it nowhere else)
 USER_TAGS_COLUMN = "usertags"
 USER_TAGS_KEY = "user tags"
+#: the column (normalised) of what each cell held when ``sheet export`` wrote the row
+#: (engine.export_digest), and the key its cell is kept under in a row's fields (no metadata key)
+EXPORT_DIGEST_COLUMN = DIGEST_COLUMN.lower()
+EXPORT_DIGEST_KEY = "export digest"
 #: columns (normalised) only ``soundsift sheet export`` writes (engine.sheet_export.EXPORT_COLUMNS):
 #: a sheet holding one is soundsift's own export, whose cells echo what the files showed
 #: (:attr:`Sheet.export`)
-EXPORT_ONLY_COLUMNS = (USER_TAGS_COLUMN, "storedtags", "zeroshottags")
+EXPORT_ONLY_COLUMNS = (USER_TAGS_COLUMN, "storedtags", "zeroshottags", EXPORT_DIGEST_COLUMN)
+#: the keys of a row's fields that are no metadata (indexer.metadata_sheet takes them out)
+NOT_STORED_KEYS = (USER_TAGS_KEY, EXPORT_DIGEST_KEY)
 #: largest sheet read (the BBC archive's 33,000 rows are 5 MB)
 MAX_SHEET_BYTES = 200 << 20
 #: how far down a sheet its header row is looked for (vendors put a title and a blank row above it)
@@ -119,6 +126,8 @@ class SheetImport:
     unchanged_cells: int = 0
     unchanged_files: int = 0                                 # matched files whose row changed nothing
     own_first_cells: int = 0                                 # cells stored of fields the file carries itself
+    as_exported_cells: int = 0                               # of unchanged_cells: as `sheet export` wrote them
+    cleared_cells: int = 0                                   # cells "-" stored: the field shows nothing
     export: bool = False                                     # soundsift's own export (Sheet.export)
 
     @property
@@ -135,6 +144,7 @@ class SheetImport:
                 "tag_files": self.tag_files, "tags_added": self.tags_added, "tags_removed": self.tags_removed,
                 "tags_left": self.tags_left, "unchanged_cells": self.unchanged_cells,
                 "unchanged_files": self.unchanged_files, "own_first_cells": self.own_first_cells,
+                "as_exported_cells": self.as_exported_cells, "cleared_cells": self.cleared_cells,
                 "export": self.export}
 
 
@@ -185,6 +195,7 @@ def read_sheet(path: str | Path) -> Sheet:
         export = export or any(n in EXPORT_ONLY_COLUMNS for n in names)
         keys = {i: FIELD_COLUMNS[n] for i, n in enumerate(names) if i != column and n in FIELD_COLUMNS}
         keys.update({i: USER_TAGS_KEY for i, n in enumerate(names) if i != column and n == USER_TAGS_COLUMN})
+        keys.update({i: EXPORT_DIGEST_KEY for i, n in enumerate(names) if i != column and n == EXPORT_DIGEST_COLUMN})
         for row in table[at + 1:]:
             value = from_csv_text(row[column].strip()) if column < len(row) else ""     # a name as written
             if not value:
@@ -192,7 +203,7 @@ def read_sheet(path: str | Path) -> Sheet:
             fields: dict[str, str] = {}
             for i, key in keys.items():
                 text_ = _cell(row[i]) if i < len(row) else ""
-                if key != USER_TAGS_KEY:        # a tag list is not cut: a tag cut in two would be stored
+                if key not in NOT_STORED_KEYS:  # a tag list is not cut: a tag cut in two would be stored
                     text_ = text_[:MAX_VALUE]
                 if text_:
                     fields.setdefault(key, text_)

@@ -19,6 +19,7 @@ from engine.file_metadata import INDEXER_KEYS, LEVEL_KEYS, SHEET_NAME_KEY, SHEET
 from engine.filters import Filters, has_extension, starts_with
 from engine.folder_paths import on_disk_spelling, under_roots
 from engine.loudness import SILENCE_DB, level_number
+from engine.metadata_shown import shown_rows
 from engine.models.base import l2_normalize
 from engine.query_faiss import _describe
 from engine.query_hits import FileVectors
@@ -283,7 +284,8 @@ def facets(conn: Connection) -> dict[str, Any]:
     channels = sorted(conn.execute(select(File.channels).distinct()).scalars())
     lo, hi = conn.execute(select(func.min(File.duration), func.max(File.duration))).one()
     categories = (sorted(conn.execute(select(FileMetadata.value)
-                                      .where(FileMetadata.key.in_(("category", SHEET_PREFIX + "category")))
+                                      .where(FileMetadata.key.in_(("category", SHEET_PREFIX + "category")),
+                                             shown_rows())
                                       .distinct()).scalars(), key=str.upper)
                   if has_table(conn, "file_metadata") else [])
     _, silent, quietest, loudest = loudness_range(conn)

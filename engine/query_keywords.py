@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from engine.catalog import has_table
 from engine.file_metadata import SEARCHED_KEYS_WITH_SHEETS
 from engine.layout import IndexLayout, folder_writable
+from engine.metadata_shown import shown_pairs
 from engine.query_faiss import best_segments
 from engine.query_hits import Hit
 from engine.query_snapshot import _Snapshot
@@ -85,9 +86,9 @@ def build_keyword_index(conn: Connection) -> Any:
     docs += conn.exec_driver_sql("SELECT file_id, label FROM tags").fetchall()
     docs += conn.exec_driver_sql("SELECT file_id, text FROM captions").fetchall()
     if has_table(conn, "file_metadata"):     # catalogs from before it have none
-        docs += conn.exec_driver_sql(
-            "SELECT file_id, value FROM file_metadata WHERE key IN "
-            f"({','.join('?' * len(SEARCHED_KEYS_WITH_SHEETS))})", SEARCHED_KEYS_WITH_SHEETS).fetchall()
+        docs += shown_pairs(conn.exec_driver_sql(       # a field a sheet clears ("-") is not searched
+            "SELECT file_id, key, value FROM file_metadata WHERE key IN "
+            f"({','.join('?' * len(SEARCHED_KEYS_WITH_SHEETS))})", SEARCHED_KEYS_WITH_SHEETS).fetchall())
     return KeywordIndex.build(docs)
 
 

@@ -13,7 +13,10 @@ import`` takes off), so opening the sheet runs nothing a file or a vendor's shee
 ``soundsift sheet import`` reads such a sheet back (by its Pathname column), on this machine or
 another, so descriptions and tags travel between indexes (its ``UserTags`` cells set the files'
 own tags: indexer.metadata_sheet); read back into the same index, only the cells the user
-changed are stored (engine.metadata_sheet.same_value: a cell as exported says what the file shows).
+changed are stored (engine.metadata_sheet.same_value: a cell as exported says what the file shows;
+the ``ExportDigest`` column records what each cell held, engine.export_digest, so a cell left
+alone stores nothing though the file changed since). A field a sheet clears is written "-", as
+``sheet import`` reads it back.
 """
 from __future__ import annotations
 
@@ -29,7 +32,10 @@ from sqlalchemy import select
 
 from engine.catalog import SQL_CHUNK, USER_TAG_SOURCE, File, Tag, catalog_session, stored_metadata
 from engine.errors import InvalidOutput, InvalidQuery
-from engine.file_metadata import LEVEL_KEYS, SHEET_NAME_KEY, SHEET_PREFIX, with_sheet
+from engine.export_digest import DIGEST_COLUMN, TAGS_DIGEST_KEY, index_digest, row_digest
+from engine.file_metadata import (LEVEL_KEYS, SHEET_CLEARED, SHEET_NAME_KEY, SHEET_PREFIX, cleared_keys, sheet_fields,
+                                  with_sheet)
+from engine.metadata_sheet import FIELD_COLUMNS
 from engine.filters import Filters
 from engine.layout import existing_index
 from engine.loudness import SILENCE_DB, digitally_silent, level_text
@@ -46,7 +52,9 @@ METADATA_COLUMNS = {"title": "FXName", "description": "Description", "category":
 #: every column, in the order written
 EXPORT_COLUMNS = ("Filename", "Pathname", "Duration", "SampleRate", "Channels", "Format",
                   *METADATA_COLUMNS.values(), "PeakdBFS", "LoudnessLUFS", "UserTags", "StoredTags",
-                  "ZeroShotTags", "Sheet")
+                  "ZeroShotTags", "Sheet", DIGEST_COLUMN)
+#: the metadata keys ``sheet import`` reads back from their columns (the digest records them)
+_READ_BACK = frozenset(FIELD_COLUMNS.values())
 #: what the sheet is written as, by the output's suffix
 SHEET_FORMATS = {".csv": "comma-separated", ".tsv": "tab-separated", ".txt": "tab-separated", ".xlsx": "Excel"}
 #: separator of several tags in one cell
@@ -104,6 +112,7 @@ def library_rows(index: str | Path | None, filters: Filters | None = None, *, so
                     user[fid].append(label)
                 else:
                     stored[fid].append((-float(score), label))
+    exported_from = index_digest(layout.root)
     zero = _zero_shot_tags(sound_index, filters, zero_shot, labels, min_score, template) if zero_shot else {}
     rows = []
     for n, f in enumerate(files):
@@ -111,15 +120,20 @@ def library_rows(index: str | Path | None, filters: Filters | None = None, *, so
             between_batches("sheet rows")
         found = metadata.get(int(f.id), {})
         described = with_sheet(found)
+        cleared = cleared_keys(sheet_fields(found))         # "-": a sheet clears the field (read back so)
+        fields = {key: SHEET_CLEARED if key in cleared else described.get(key, "") for key in METADATA_COLUMNS}
+        tags = tag_cell(user.get(int(f.id), []))
         row = {"Filename": os.path.basename(f.path), "Pathname": f.path, "Duration": f"{float(f.duration):.3f}",
                "SampleRate": str(int(f.sample_rate)), "Channels": str(int(f.channels)), "Format": f.format,
-               **{column: described.get(key, "") for key, column in METADATA_COLUMNS.items()},
+               **{column: fields[key] for key, column in METADATA_COLUMNS.items()},
                "PeakdBFS": level_text(found.get("peak_dbfs")),
                "LoudnessLUFS": level_text(found.get("loudness_lufs"), digitally_silent(found)),
-               "UserTags": tag_cell(user.get(int(f.id), [])),
+               "UserTags": tags,
                "StoredTags": tag_cell(label for _, label in sorted(stored.get(int(f.id), []))),
                "ZeroShotTags": tag_cell(zero.get(int(f.id), [])),
-               "Sheet": found.get(SHEET_NAME_KEY, "")}
+               "Sheet": found.get(SHEET_NAME_KEY, ""),
+               DIGEST_COLUMN: row_digest(exported_from, {**{k: v for k, v in fields.items() if k in _READ_BACK},
+                                                       TAGS_DIGEST_KEY: tags})}
         rows.append(row)
     return rows
 

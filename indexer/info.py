@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from engine.catalog import ErrorRow, File, FileMetadata, SegmentRow, catalog_session, get_meta, has_table
 from engine.file_metadata import SEARCHED_KEYS_WITH_SHEETS, SHEET_PREFIX, SILENCE_KEYS
 from engine.layout import IndexLayout, existing_index
+from engine.metadata_shown import shown_rows
 from engine.query_catalog import loudness_range
 from indexer.metadata_sheet import sheets_described_in
 
@@ -36,7 +37,7 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
         n_errors = int(s.scalar(select(func.count()).select_from(ErrorRow)) or 0)
         duration = float(s.scalar(select(func.coalesce(func.sum(File.duration), 0.0))) or 0.0)
         described = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
-                                   .where(FileMetadata.key.in_(SEARCHED_KEYS_WITH_SHEETS))) or 0)
+                                   .where(FileMetadata.key.in_(SEARCHED_KEYS_WITH_SHEETS), shown_rows())) or 0)
                      if has_table(s, "file_metadata") else 0)
         sheets = sheets_described_in(s)     # records, as `sheet list --json` prints them
         marked = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
@@ -44,7 +45,7 @@ def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[
                   if has_table(s, "file_metadata") else 0)
         categories = ([{"category": c, "files": int(n)} for c, n in s.execute(
                            select(FileMetadata.value, func.count(func.distinct(FileMetadata.file_id)))
-                           .where(FileMetadata.key.in_(("category", SHEET_PREFIX + "category")))
+                           .where(FileMetadata.key.in_(("category", SHEET_PREFIX + "category")), shown_rows())
                            .group_by(FileMetadata.value)
                            .order_by(func.count(func.distinct(FileMetadata.file_id)).desc(), FileMetadata.value))]
                       if has_table(s, "file_metadata") else [])

@@ -11,7 +11,11 @@ or relocated; importing a sheet again (same file name) replaces what it said, an
 :func:`remove_sheet` takes it away. Writes take the index's writer lock, as the user's own tags
 do (indexer.user_tags). Only what a sheet changes is stored (:func:`_changed_fields`): a cell
 saying what the file already shows is left out, and a row of such cells describes nothing, so
-``sheet export`` imported back stores the user's edits alone.
+``sheet export`` imported back stores the user's edits alone; an export also records what each
+of its cells held (engine.export_digest), so one imported after the files' own metadata changed
+stores nothing for the cells still as exported (:func:`_as_exported`). An empty cell changes
+nothing; a cell "-" clears its field (engine.file_metadata.SHEET_CLEARED): the file shows nothing
+there, neither its own value nor an earlier sheet's, until the sheet is removed.
 
 A ``UserTags`` column (``sheet export`` writes one) is no field: each cell is its file's whole list
 of the user's own tags, set in the same transaction (indexer.user_tags.set_tags_in: tags not in
@@ -36,16 +40,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine.catalog import SQL_CHUNK as _SQL_CHUNK
 from engine.catalog import Base, File, FileMetadata, catalog_session, has_table, set_meta, stored_metadata
 from engine.errors import InvalidQuery
-from engine.file_metadata import (SHEET_NAME_KEY, SHEET_PATH_KEY, SHEET_PREFIX, SHEET_SHADOWED_KEY,
-                                  SHEET_SOURCE_KEYS)
+from engine.export_digest import TAGS_DIGEST_KEY, index_digest, read_digest, unedited
+from engine.file_metadata import (SHEET_CLEARED, SHEET_NAME_KEY, SHEET_PATH_KEY, SHEET_PREFIX, SHEET_SHADOWED_KEY,
+                                  SHEET_SOURCE_KEYS, is_cleared, shown_values)
 from engine.layout import IndexLayout, existing_index
-from engine.metadata_sheet import FIELD_COLUMNS, USER_TAGS_KEY, SheetImport, match_rows, read_sheet, same_value
+from engine.metadata_sheet import (EXPORT_DIGEST_KEY, FIELD_COLUMNS, USER_TAGS_KEY, SheetImport, match_rows,
+                                   read_sheet, same_value)
 from indexer.scan import normalize_root, under_roots
 from indexer.user_tags import cell_tags, set_tags_in, tagged_files
 from indexer.write import WriterLock
@@ -88,31 +94,32 @@ def import_sheet(index: str | Path | None, sheet_path: str | Path, under: str | 
         if not files:
             raise InvalidQuery(f"index {layout.root} holds no files under {root}")
     described, report = match_rows(sheet, files)
-    tags = _sheet_tags(sheet_path, described, files)
+    digests = _export_digests(described, layout.root)
+    tags, unedited_tags = _sheet_tags(sheet_path, described, files, digests)
     report.dry_run, report.export = dry_run, sheet.export
     if dry_run:
         with catalog_session(layout) as s:
-            layers = _stacks(s, sorted(described)) if sheet.export and has_table(s, "file_metadata") else {}
-            _changed_fields(s, described, report, (sheet.name, source), layers)
+            layers = _stacks(s, sorted(described)) if has_table(s, "file_metadata") else {}
+            _changed_fields(s, described, report, (sheet.name, source), layers, sheet.export, digests)
             if report.sets_tags:
-                _set_tags(s, report, described, tags, dry_run=True)
+                _set_tags(s, report, described, tags, unedited_tags, dry_run=True)
         return report
     with WriterLock(layout.lock), catalog_session(layout, write=True) as s:
         Base.metadata.create_all(s.connection())          # a catalog from before file_metadata gains it
-        before = {fid for fid, sources in _sheet_sources(s).items()
-                  if any(_is_sheet(src, sheet.name, source) for src in sources)}
+        named = _named_in(s, sheet.name)                  # may hold this sheet's layers
         wanted, alive = sorted(described), set()          # files an index run may have removed meanwhile
         for i in range(0, len(wanted), _SQL_CHUNK):
             alive.update(s.scalars(select(File.id).where(File.id.in_(wanted[i:i + _SQL_CHUNK]))))
-        stacks = _stacks(s, sorted(before | alive))       # read once: an export's cells compare with them
+        stacks = _stacks(s, sorted(named | alive))        # read once: the cells compare with them
+        before = {fid for fid in named if any(_is_sheet(layer.source, sheet.name, source) for layer in stacks[fid])}
         changed = _changed_fields(s, {fid: described[fid] for fid in alive}, report, (sheet.name, source),
-                                  stacks if sheet.export else {})
+                                  stacks, sheet.export, digests)
         _write_stacks(s, {fid: [layer for layer in stack if not _is_sheet(layer.source, sheet.name, source)]
                           + ([Layer(sheet.name, source, changed[fid])] if fid in changed else [])
                           for fid, stack in stacks.items() if fid in before or fid in changed})
         if report.sets_tags:
             _set_tags(s, report, {fid: described[fid] for fid in alive},
-                      {fid: t for fid, t in tags.items() if fid in alive})
+                      {fid: t for fid, t in tags.items() if fid in alive}, unedited_tags)
         set_meta(s, metadata_replaced_at=time.time())
     return report
 
@@ -122,30 +129,48 @@ _FIELD_KEYS = tuple(sorted(set(FIELD_COLUMNS.values())))
 
 
 def _changed_fields(s: Session, described: dict[int, dict[str, str]], report: SheetImport,
-                    source: tuple[str, str], stacks: dict[int, list[Layer]]) -> dict[int, dict[str, str]]:
+                    source: tuple[str, str], stacks: dict[int, list[Layer]], export: bool,
+                    digests: dict[int, dict[str, str]]) -> dict[int, dict[str, str]]:
     """File id → the fields of ``described`` (the sheet ``source``'s, name and path) that say
     something the file does not already show, for each file they leave some to: a cell equal
     (engine.metadata_sheet.same_value) to the file's own value of its field is left out, so a
     later change to the file's own metadata is not masked by a stale copy, and a row saying only
-    what the file says describes nothing. Of soundsift's own export, whose cells echo what
-    `sheet export` showed, ``stacks`` holds each file's sheet layers (:func:`_stacks`; empty for
-    another sheet): a cell equal to what another sheet's rows standing beneath say is left out
-    too, and a changed row's file keeps showing the rest of those rows (they are copied into its
-    new layer, which stands over them). Counts the cells and the files left
-    out in ``report`` (``files``: the files still described), and the cells kept of a field the
-    file carries itself with another value (its own value is what is shown: ``own_first_cells``)."""
+    what the file says describes nothing. ``stacks`` holds each file's sheet layers (:func:`_stacks`).
+    Of soundsift's own export (``export``), whose cells echo what `sheet export` showed, a cell
+    equal to what another sheet's rows standing beneath say is left out too, and a changed row's
+    file keeps showing the rest of those rows (they are copied into its new layer, which stands
+    over them); a cell holding what the export wrote in it (``digests``: :func:`_export_digests`)
+    is no edit either: it keeps what this sheet said of that field, else is left out
+    (:func:`_as_exported`). A cell "-" (engine.file_metadata.SHEET_CLEARED) clears its field where
+    the file shows something under it (its own value or an earlier sheet's), else is left out.
+    Counts the cells and the files left out in ``report`` (``files``: the files still described),
+    the cells cleared, and the cells kept of a field the file carries itself with another value
+    (its own value is what is shown: ``own_first_cells``)."""
     ids = sorted(described)
     own = stored_metadata(s, ids, _FIELD_KEYS)
     changed: dict[int, dict[str, str]] = {}
     report.unchanged_cells = report.unchanged_files = report.own_first_cells = 0
+    report.as_exported_cells = report.cleared_cells = 0
     for fid in ids:
         mine = own.get(fid, {})
-        below = [layer for layer in stacks.get(fid, []) if not _is_sheet(layer.source, *source)]
-        beneath = {k: v for k, v in below[-1].fields.items() if not same_value(v, mine.get(k))} if below else {}
-        shown = {**beneath, **mine}
-        fields = {k: v for k, v in described[fid].items() if not same_value(v, shown.get(k))}
+        stack = stacks.get(fid, [])
+        below = [layer for layer in stack if not _is_sheet(layer.source, *source)]
+        under = below[-1].fields if below else {}
+        beneath = {k: v for k, v in under.items() if not same_value(v, mine.get(k))} if export else {}
+        shown = shown_values(mine, under)               # what the file shows without this sheet
+        compared = shown if export else {k: v for k, v in mine.items() if k in shown}     # not one cleared beneath
+        cells = _as_exported(described[fid], digests.get(fid), stack, source)
+        report.as_exported_cells += len(described[fid]) - len(cells)
+        fields = {}
+        for key, value in cells.items():
+            if is_cleared(value):
+                if key in shown:                        # "-" where nothing shows clears nothing
+                    fields[key] = SHEET_CLEARED
+            elif not same_value(value, compared.get(key)):
+                fields[key] = value
         report.unchanged_cells += len(described[fid]) - len(fields)
-        report.own_first_cells += sum(1 for key in fields if mine.get(key))
+        report.cleared_cells += sum(1 for v in fields.values() if v == SHEET_CLEARED)
+        report.own_first_cells += sum(1 for k, v in fields.items() if mine.get(k) and v != SHEET_CLEARED)
         if fields:
             changed[fid] = {**beneath, **fields}
         else:
@@ -154,16 +179,54 @@ def _changed_fields(s: Session, described: dict[int, dict[str, str]], report: Sh
     return changed
 
 
-def _sheet_tags(sheet_path: str | Path, described: dict[int, dict[str, str]],
-                files: dict[int, str]) -> dict[int, list[str]]:
+def _as_exported(cells: dict[str, str], recorded: dict[str, str] | None, stack: list[Layer],
+                 source: tuple[str, str]) -> dict[str, str]:
+    """A row's ``cells`` without those holding what ``sheet export`` wrote in them (``recorded``:
+    the row's engine.export_digest record; None: the row has none, every cell counts): the user
+    left them alone, so they change nothing — a cell this sheet (``source``) stored a value for
+    before keeps that value (``stack``: the file's layers), any other is left out, and a change
+    to the file's own metadata since the export shows rather than the export's stale copy."""
+    if not recorded:
+        return dict(cells)
+    said = next((layer.fields for layer in stack if _is_sheet(layer.source, *source)), {})
+    out = {}
+    for key, value in cells.items():
+        if not unedited(recorded, key, value):
+            out[key] = value
+        elif key in said:
+            out[key] = said[key]
+    return out
+
+
+def _export_digests(described: dict[int, dict[str, str]], root: Path) -> dict[int, dict[str, str]]:
+    """File id → its row's record of what ``sheet export`` of the index at ``root`` wrote in each
+    cell (engine.export_digest: key → digest), taken out of ``described``; a file whose row has
+    none, or one of another index (whose cells are news to this one), is not among them."""
+    digests, index = {}, index_digest(root)
+    for fid, fields in described.items():
+        cell = fields.pop(EXPORT_DIGEST_KEY, None)
+        recorded = read_digest(cell, index) if cell else {}
+        if recorded:
+            digests[fid] = recorded
+    return digests
+
+
+def _sheet_tags(sheet_path: str | Path, described: dict[int, dict[str, str]], files: dict[int, str],
+                digests: dict[int, dict[str, str]]) -> tuple[dict[int, list[str]], set[int]]:
     """File id → the user tags its UserTags cell gives it (indexer.user_tags.cell_tags: "-" none),
     taken out of ``described`` (tags are no sheet field: they are the file's own, kept when the
-    sheet is removed); a file whose cell is empty or names no tag is not among them. InvalidQuery
-    naming the sheet and the file for a cell that cannot be tags."""
+    sheet is removed); a file whose cell is empty, names no tag or holds what ``sheet export``
+    wrote in it (``digests``: the tags then, however they were changed since) is not among them,
+    and the last are the set returned beside. InvalidQuery naming the sheet and the file for a
+    cell that cannot be tags."""
     tags: dict[int, list[str]] = {}
+    as_exported: set[int] = set()
     for fid, fields in described.items():
         cell = fields.pop(USER_TAGS_KEY, None)
         if cell is None:
+            continue
+        if unedited(digests.get(fid, {}), TAGS_DIGEST_KEY, cell):
+            as_exported.add(fid)
             continue
         try:
             found = cell_tags(cell)
@@ -171,16 +234,17 @@ def _sheet_tags(sheet_path: str | Path, described: dict[int, dict[str, str]],
             raise InvalidQuery(f"{sheet_path}: the UserTags of {files[fid]}: {e}") from e
         if found is not None:
             tags[fid] = found
-    return tags
+    return tags, as_exported
 
 
 def _set_tags(s: Session, report: SheetImport, described: dict[int, dict[str, str]],
-              tags: dict[int, list[str]], dry_run: bool = False) -> None:
+              tags: dict[int, list[str]], as_exported: set[int], dry_run: bool = False) -> None:
     """Set the user tags ``tags`` gives (indexer.user_tags.set_tags_in) and count in ``report``
-    what changed, and the files the sheet describes that carry tags its cells leave empty."""
+    what changed, and the files the sheet describes that carry tags its cells leave empty (not
+    those whose cell is as exported, ``as_exported``)."""
     done = set_tags_in(s, tags, dry_run=dry_run)
     report.tag_files, report.tags_added, report.tags_removed = done.files, done.added, done.removed
-    report.tags_left = len(tagged_files(s, sorted(set(described) - set(tags))))
+    report.tags_left = len(tagged_files(s, sorted(set(described) - set(tags) - as_exported)))
 
 
 def remove_sheet(index: str | Path | None, name: str) -> int:
@@ -276,6 +340,20 @@ def _sheet_sources(s: Session) -> dict[int, list[tuple[str, str | None]]]:
         rows.setdefault(fid, []).append((key, value))
     layers = {fid: [layer.source for layer in _layers(found)] for fid, found in rows.items()}
     return {fid: sources for fid, sources in layers.items() if sources}
+
+
+def _named_in(s: Session, name: str) -> set[int]:
+    """The ids of the files a sheet of the file name ``name`` may describe, standing or shadowed:
+    those whose standing sheet has that name, or whose shadowed list names it (a superset of
+    what one sheet of that name describes, found without reading their layers: :func:`_stacks`
+    reads them once after)."""
+    if not has_table(s, "file_metadata"):
+        return set()
+    quoted = {json.dumps(name, ensure_ascii=False), json.dumps(name)}      # as written, or escaped
+    return set(s.scalars(select(FileMetadata.file_id).where(or_(
+        (FileMetadata.key == SHEET_NAME_KEY) & (FileMetadata.value == name),
+        (FileMetadata.key == SHEET_SHADOWED_KEY)
+        & or_(*(FileMetadata.value.contains(q, autoescape=True) for q in sorted(quoted)))))))
 
 
 def _stacks(s: Session, file_ids: list[int]) -> dict[int, list[Layer]]:

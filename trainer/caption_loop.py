@@ -202,7 +202,7 @@ def described_files(files: Sequence[Path], captions_per_file: int = 3, sheet: st
     words as training captions, no tagger involved. A file without any is kept with no captions
     (the manifest leaves it out)."""
     from engine.audio import probe
-    from engine.file_metadata import read_metadata
+    from engine.file_metadata import cleared_keys, read_metadata
 
     from_sheet: dict[int, dict[str, str]] = {}
     if sheet is not None:
@@ -226,6 +226,9 @@ def described_files(files: Sequence[Path], captions_per_file: int = 3, sheet: st
             errors.append(error)
             continue
         sheet_says = from_sheet.get(i, {})
+        cleared = cleared_keys(sheet_says)          # a cell "-": the field says nothing, the file's own value too
+        found = {k: v for k, v in found.items() if k not in cleared}
+        sheet_says = {k: v for k, v in sheet_says.items() if k not in cleared}
         captions = list(dict.fromkeys([found[k] for k in METADATA_CAPTION_KEYS if found.get(k)]
                                       + [sheet_says[k] for k in METADATA_CAPTION_KEYS if sheet_says.get(k)]
                                       ))[:captions_per_file]

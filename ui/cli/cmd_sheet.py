@@ -36,7 +36,7 @@ def import_command(
         "--json", help='Print {"sheets", "errors"} on stdout: "sheets" a report per sheet imported (one '
                        'sheet too), [{"sheet", "rows", "matched_rows", "files", "unmatched", …, "tag_files", '
                        '"tags_added", "tags_removed", "tags_left", "unchanged_cells", "unchanged_files", '
-                       '"own_first_cells", "export"}]; "errors" '
+                       '"own_first_cells", "as_exported_cells", "cleared_cells", "export"}]; "errors" '
                        'the sheets that could not be read, [{"path", "reason"}].')] = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -53,6 +53,11 @@ def import_command(
     metadata; of a `sheet export`, an earlier sheet's too) is left out, and a row of such cells
     describes nothing: only what you changed is stored. Importing a sheet of the same file name
     again replaces what it said; they stay with the files when moved, edited or re-embedded.
+
+    Of a `sheet export`, a cell still holding what the export wrote (its ExportDigest column
+    records it) changes nothing, though the file changed since. An empty cell changes nothing; a
+    cell holding "-" clears its field: the file shows nothing there, its own value hidden too,
+    until the sheet is removed.
     A sheet that cannot be read is said (in --json's "errors" too) and the others are imported; the
     exit code is 1 when one failed or matched no indexed file, and when none could be imported that
     is the error (no --json), as for one sheet.
@@ -119,8 +124,15 @@ def _print_unchanged(report: Any) -> None:
     shown = "their own metadata or an earlier sheet's" if report.export else "their own metadata"
     if report.unchanged_cells:
         left = "would be left out" if report.dry_run else "left out"
+        exported = (f" ({report.as_exported_cells} of the cells as the export wrote them, not edited since)"
+                    if report.as_exported_cells else "")
         out_console.print(f"unchanged: {count(report.unchanged_cells, 'cell')} {left}, already what the files show "
-                          f"({shown}); {count(report.unchanged_files, 'matched file')} changed nothing",
+                          f"({shown}); {count(report.unchanged_files, 'matched file')} changed nothing{exported}",
+                          highlight=False, soft_wrap=True)
+    if report.cleared_cells:
+        verb = "would clear" if report.dry_run else "cleared"
+        out_console.print(f"{verb}: {count(report.cleared_cells, 'field')} (cells \"-\": the file shows nothing there, "
+                          "neither its own value nor an earlier sheet's, until the sheet is removed)",
                           highlight=False, soft_wrap=True)
     if report.matched_rows and not report.files:
         stored = "nothing of it would be stored" if report.dry_run else "nothing of it is stored"
