@@ -47,7 +47,7 @@ def build(root: Path, n_segments: int, model, seed: int = 0) -> None:
     from engine.catalog import open_catalog, set_meta
     from engine.layout import IndexLayout
     from engine.segments import SegmentPolicy
-    from engine.vectors import new_index, write_index_atomic
+    from engine.vectors import LENGTH_KEY, LENGTH_OF_KEY, new_index, write_index_atomic
 
     rng = np.random.default_rng(seed)
     layout = IndexLayout(root)
@@ -75,11 +75,12 @@ def build(root: Path, n_segments: int, model, seed: int = 0) -> None:
     index = new_index(int(model.dim))
     index.add_with_ids(clustered_vectors(n_segments, int(model.dim), rng),
                        np.arange(1, n_segments + 1, dtype=np.int64))
-    write_index_atomic(index, layout.vectors_file(1))
+    written = write_index_atomic(index, layout.vectors_file(1))
     with Session(engine) as s:
         set_meta(s, model_name=model.name, model_fingerprint=model.fingerprint, dim=int(model.dim),
                  sample_rate=int(model.sample_rate), segment_policy=SegmentPolicy(window).as_dict(),
                  generation=1, vectors_file=layout.vectors_file(1).name,
+                 **{LENGTH_KEY: written, LENGTH_OF_KEY: layout.vectors_file(1).name},    # as indexer.write
                  counts={"files": len(files), "segments": n_segments})
         s.commit()
     engine.dispose()

@@ -270,16 +270,34 @@ def _file_damage(path: Path) -> str | None:
     return None
 
 
+def _schema_lost(error: BaseException) -> str | None:
+    """What the DBAPI ``error`` says of a catalog whose tables or columns changed in place since
+    it was opened (another program dropped a table, renamed a column: SQLite's "no such table:
+    segments", "no such column: start"), naming one of soundsift's own, for :func:`damaged_catalog`;
+    None for any other error, or one naming a table or column soundsift's schema does not have
+    (a query's own mistake, not the catalog's)."""
+    if not isinstance(error, sqlite3.OperationalError):
+        return None
+    said = str(error)
+    for prefix, known in (("no such table: ", set(Base.metadata.tables)),
+                          ("no such column: ", {c.name for t in Base.metadata.tables.values() for c in t.columns})):
+        if said.startswith(prefix) and said[len(prefix):].split(".")[-1].strip() in known:
+            return f"is not a catalog this soundsift reads any more ({said}: changed in place while it was open?)"
+    return None
+
+
 def _report_damage(engine: Engine, path: Path) -> None:
     """Make a query on ``engine`` that finds the catalog at ``path`` damaged raise IndexUnreadable
     naming it (:func:`damaged_catalog`) instead of SQLAlchemy's DatabaseError: a catalog emptied,
     cut short or overwritten in place while it is open (``soundsift serve``, the page, a long
-    command), which :func:`check_catalog` saw whole when it was opened. The engine's pooled
-    connections are dropped with it (as on a lost connection), so a catalog restored in place is
-    read afresh by the next query: nothing needs restarting."""
+    command), which :func:`check_catalog` saw whole when it was opened, or one whose tables or
+    columns another program dropped or renamed meanwhile (:func:`_schema_lost`). The engine's
+    pooled connections are dropped with it (as on a lost connection), so a catalog restored in
+    place is read afresh by the next query: nothing needs restarting."""
     def on_error(context: Any) -> None:
         error = context.original_exception
-        why = _damage_said(error) or (_file_damage(path) if isinstance(error, sqlite3.Error) else None)
+        why = (_damage_said(error) or (_file_damage(path) if isinstance(error, sqlite3.Error) else None)
+               or _schema_lost(error))          # (an emptied file has no tables either: said as emptied)
         if why is None:
             return
         context.is_disconnect = True            # the pool is dropped: no connection keeps stale pages

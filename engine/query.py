@@ -901,6 +901,13 @@ class SoundIndex:
         with self._read() as conn:
             return query_catalog.get_file(conn, self.root, file_id)
 
+    def get_file_and_state(self, file_id: int) -> tuple[dict[str, Any], tuple[int, int]]:
+        """:meth:`get_file`'s record and the file's ``(size, mtime_ns)`` when it was indexed (as
+        :meth:`file_states` gives it), read in one transaction: a commit (a re-index of the file)
+        cannot land between the two."""
+        with self._read() as conn:
+            return query_catalog.get_file_and_state(conn, self.root, file_id)
+
     def errors(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Files that could not be indexed: ``{"path", "reason", "at"}``, newest first."""
         with self._read() as conn:
@@ -924,9 +931,11 @@ class SoundIndex:
         with self._read() as conn:
             return query_catalog.facets(conn)
 
-    def info(self) -> dict[str, Any]:
-        """Counts, model, fingerprint, dim, index type, generation, failed-file count."""
-        return self._with_snapshot(lambda conn, snap: query_catalog.info(conn, snap, self.root, self.meta))
+    def info(self, full: bool = False) -> dict[str, Any]:
+        """Counts, model, fingerprint, dim, index type, generation, failed-file count; ``full``:
+        and every key of ``soundsift info --json`` (engine.query_catalog.info), all read in one
+        transaction."""
+        return self._with_snapshot(lambda conn, snap: query_catalog.info(conn, snap, self.root, self.meta, full))
 
     def file_vectors(self, filters: Filters | None = None,
                      paths: Sequence[str | Path] | None = None) -> FileVectors:

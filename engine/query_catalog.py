@@ -18,6 +18,7 @@ from engine.errors import InvalidQuery
 from engine.file_metadata import INDEXER_KEYS, LEVEL_KEYS, SHEET_NAME_KEY, SHEET_PREFIX, with_sheet
 from engine.filters import Filters, has_extension, starts_with
 from engine.folder_paths import on_disk_spelling, under_roots
+from engine.layout import IndexLayout
 from engine.loudness import SILENCE_DB, level_number
 from engine.metadata_shown import shown_rows
 from engine.models.base import l2_normalize
@@ -228,6 +229,14 @@ def get_file(conn: Connection, root: Path, file_id: int) -> dict[str, Any]:
             **({"sheet": embedded[SHEET_NAME_KEY]} if SHEET_NAME_KEY in embedded else {})}
 
 
+def get_file_and_state(conn: Connection, root: Path, file_id: int) -> tuple[dict[str, Any], tuple[int, int]]:
+    """:func:`get_file`'s record of ``file_id`` and its ``(size, mtime_ns)`` as indexed, both read
+    in ``conn``'s transaction (:meth:`engine.query.SoundIndex.get_file_and_state`)."""
+    record = get_file(conn, root, file_id)
+    size, mtime = conn.execute(select(File.size, File.mtime_ns).where(File.id == int(file_id))).one()
+    return record, (int(size), int(mtime))
+
+
 def errors(conn: Connection, limit: int | None = None) -> list[dict[str, Any]]:
     """:meth:`engine.query.SoundIndex.errors`, read in ``conn``."""
     stmt = select(ErrorRow.path, ErrorRow.reason, ErrorRow.at).order_by(ErrorRow.at.desc())
@@ -295,11 +304,16 @@ def facets(conn: Connection) -> dict[str, Any]:
             "silent_files": silent}
 
 
-def info(conn: Connection, snap: _Snapshot, root: Path, meta: dict[str, Any]) -> dict[str, Any]:
+def info(conn: Connection, snap: _Snapshot, root: Path, meta: dict[str, Any],
+         full: bool = False) -> dict[str, Any]:
     """:meth:`engine.query.SoundIndex.info` of the index at ``root`` (its meta ``meta``), from
-    ``snap`` and ``conn``."""
+    ``snap`` and ``conn``. ``full``: with every key of ``soundsift info --json`` too
+    (indexer.info.catalog_info, read in ``conn``'s transaction: the same snapshot) and its value
+    there (``index`` absolute, as it prints it), but for ``errors``, which stays the count here (the
+    latest error rows, ``info --json``'s ``errors``, are ``latest_errors``), and ``index_type``,
+    which for an index recording none is still described from its FAISS file here."""
     n_err = int(conn.execute(select(func.count(ErrorRow.id))).scalar() or 0)
-    return {
+    own = {
         "index": str(root),
         "model": meta.get("model_name"),
         "fingerprint": meta.get("model_fingerprint"),
@@ -314,6 +328,13 @@ def info(conn: Connection, snap: _Snapshot, root: Path, meta: dict[str, Any]) ->
         "vectors": snap.ntotal,
         "errors": n_err,
     }
+    if not full:
+        return own
+    from indexer.info import catalog_info       # (indexer.info reads the catalog as `info` does)
+    with Session(bind=conn) as s:               # joins conn's read transaction, ends nothing
+        summary = catalog_info(s, IndexLayout(root))
+    return {**own, **summary, "errors": own["errors"], "index_type": own["index_type"],
+            "latest_errors": summary["errors"]}
 
 
 def file_vectors(conn: Connection, snap: _Snapshot, root: Path, meta: dict[str, Any],

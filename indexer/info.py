@@ -25,45 +25,51 @@ META_KEYS = ("model_name", "model_fingerprint", "dim", "sample_rate", "segment_p
 def index_info(index: str | Path | None = None, errors_limit: int = 20) -> dict[str, Any]:
     """Counts (``described``: files carrying a title, description, comment … that keyword
     search reads), model, vectors file, format breakdown, the library categories files carry
-    (``--category`` filters by them) and the latest errors of an index.
+    (``--category`` filters by them) and the latest errors of an index (:func:`catalog_info`).
 
     Raises IndexNotFound when there is no catalog at the resolved folder.
     """
     layout = existing_index(index)
     with catalog_session(layout) as s:
-        meta = get_meta(s)
-        n_files = int(s.scalar(select(func.count()).select_from(File)) or 0)
-        n_segments = int(s.scalar(select(func.count()).select_from(SegmentRow)) or 0)
-        n_errors = int(s.scalar(select(func.count()).select_from(ErrorRow)) or 0)
-        duration = float(s.scalar(select(func.coalesce(func.sum(File.duration), 0.0))) or 0.0)
-        described = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
-                                   .where(FileMetadata.key.in_(SEARCHED_KEYS_WITH_SHEETS), shown_rows())) or 0)
-                     if has_table(s, "file_metadata") else 0)
-        sheets = sheets_described_in(s)     # records, as `sheet list --json` prints them
-        marked = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
-                               .where(FileMetadata.key == "markers")) or 0)
-                  if has_table(s, "file_metadata") else 0)
-        categories = ([{"category": c, "files": int(n)} for c, n in s.execute(
-                           select(FileMetadata.value, func.count(func.distinct(FileMetadata.file_id)))
-                           .where(FileMetadata.key.in_(("category", SHEET_PREFIX + "category")), shown_rows())
-                           .group_by(FileMetadata.value)
-                           .order_by(func.count(func.distinct(FileMetadata.file_id)).desc(), FileMetadata.value))]
-                      if has_table(s, "file_metadata") else [])
-        formats = [{"format": fmt, "files": int(n), "duration": float(d or 0.0)}
-                   for fmt, n, d in s.execute(
-                       select(File.format, func.count(), func.sum(File.duration))
-                       .group_by(File.format).order_by(func.count().desc(), File.format))]
-        rates = [{"sample_rate": int(sr), "files": int(n)}
-                 for sr, n in s.execute(select(File.sample_rate, func.count())
-                                        .group_by(File.sample_rate).order_by(File.sample_rate))]
-        measured = loudness_range(s)
-        silence = silence_counts(s, n_files)
-        channels = [{"channels": int(ch), "files": int(n)}
-                    for ch, n in s.execute(select(File.channels, func.count())
-                                           .group_by(File.channels).order_by(File.channels))]
-        errors = [{"path": e.path, "reason": e.reason, "at": e.at}
-                  for e in s.scalars(select(ErrorRow).order_by(ErrorRow.at.desc(), ErrorRow.path)
-                                     .limit(max(0, errors_limit)))]
+        return catalog_info(s, layout, errors_limit)
+
+
+def catalog_info(s: Session, layout: IndexLayout, errors_limit: int = 20) -> dict[str, Any]:
+    """:func:`index_info` of the index at ``layout``, its catalog read in ``s`` alone (a session
+    of its own, or one bound to a reader's read transaction: ``GET /info``, engine.query_catalog.info)."""
+    meta = get_meta(s)
+    n_files = int(s.scalar(select(func.count()).select_from(File)) or 0)
+    n_segments = int(s.scalar(select(func.count()).select_from(SegmentRow)) or 0)
+    n_errors = int(s.scalar(select(func.count()).select_from(ErrorRow)) or 0)
+    duration = float(s.scalar(select(func.coalesce(func.sum(File.duration), 0.0))) or 0.0)
+    described = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
+                               .where(FileMetadata.key.in_(SEARCHED_KEYS_WITH_SHEETS), shown_rows())) or 0)
+                 if has_table(s, "file_metadata") else 0)
+    sheets = sheets_described_in(s)     # records, as `sheet list --json` prints them
+    marked = (int(s.scalar(select(func.count(func.distinct(FileMetadata.file_id)))
+                           .where(FileMetadata.key == "markers")) or 0)
+              if has_table(s, "file_metadata") else 0)
+    categories = ([{"category": c, "files": int(n)} for c, n in s.execute(
+                       select(FileMetadata.value, func.count(func.distinct(FileMetadata.file_id)))
+                       .where(FileMetadata.key.in_(("category", SHEET_PREFIX + "category")), shown_rows())
+                       .group_by(FileMetadata.value)
+                       .order_by(func.count(func.distinct(FileMetadata.file_id)).desc(), FileMetadata.value))]
+                  if has_table(s, "file_metadata") else [])
+    formats = [{"format": fmt, "files": int(n), "duration": float(d or 0.0)}
+               for fmt, n, d in s.execute(
+                   select(File.format, func.count(), func.sum(File.duration))
+                   .group_by(File.format).order_by(func.count().desc(), File.format))]
+    rates = [{"sample_rate": int(sr), "files": int(n)}
+             for sr, n in s.execute(select(File.sample_rate, func.count())
+                                    .group_by(File.sample_rate).order_by(File.sample_rate))]
+    measured = loudness_range(s)
+    silence = silence_counts(s, n_files)
+    channels = [{"channels": int(ch), "files": int(n)}
+                for ch, n in s.execute(select(File.channels, func.count())
+                                       .group_by(File.channels).order_by(File.channels))]
+    errors = [{"path": e.path, "reason": e.reason, "at": e.at}
+              for e in s.scalars(select(ErrorRow).order_by(ErrorRow.at.desc(), ErrorRow.path)
+                                 .limit(max(0, errors_limit)))]
     info: dict[str, Any] = {"index": str(layout.root.resolve())}
     info.update({k: meta.get(k) for k in META_KEYS})
     if not n_segments:      # no vectors: nothing was measured (indexes before session 34 stored 1.0)

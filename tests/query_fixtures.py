@@ -18,7 +18,7 @@ from engine.catalog import ErrorRow, File, SegmentRow, open_catalog, set_meta
 from engine.layout import IndexLayout
 from engine.models.base import AudioTextModel, l2_normalize
 from engine.segments import SegmentPolicy
-from engine.vectors import new_index, write_index_atomic
+from engine.vectors import LENGTH_KEY, LENGTH_OF_KEY, new_index, write_index_atomic
 
 
 class FakeModel(AudioTextModel):
@@ -121,10 +121,11 @@ def write_index(root: Path, files: Sequence[FileSpec], *, model_name: str = "fak
                 index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
                 index.train(vecs)
             index.add_with_ids(vecs, ids)
-        write_index_atomic(index, layout.vectors_file(generation))
+        written = write_index_atomic(index, layout.vectors_file(generation))
         set_meta(s, model_name=model_name, model_fingerprint=fingerprint, dim=dim, sample_rate=8000,
                  segment_policy=SegmentPolicy(window).as_dict(), generation=generation,
                  vectors_file=layout.vectors_file(generation).name,
+                 **{LENGTH_KEY: written, LENGTH_OF_KEY: layout.vectors_file(generation).name},     # as indexer.write
                  counts={"files": len(files), "segments": len(seg_to_file)},
                  index_params=index_params or {})
         s.commit()

@@ -163,13 +163,15 @@ class RouteAnswers:
         file's is cut to it, with a note (:data:`NOTES_HEADER`) saying so. :class:`Conflict` (409)
         for a file changed since it was indexed (another size or mtime: engine.export.changed_from,
         as export and the page's downloads refuse it): its span is other sound now, or past its end.
-        One stat of the file, for both that and the ETag."""
+        One stat of the file, for both that and the ETag; the record and the state it is compared
+        with are one catalog read (SoundIndex.get_file_and_state: a re-index committing between two
+        reads paired the old record with the new state, and served a span of the old length)."""
         from engine.export import changed_from, excerpt_name, excerpt_stream
         from engine.file_state import state_now
         from engine.query_span import cut_to_length
-        record = self._record(path)
+        record, indexed = self._record_and_state(path)
         now = state_now(record["path"])
-        changed = changed_from(now, self.index.file_states([record["path"]]).get(record["path"]))
+        changed = changed_from(now, indexed)
         if changed is not None:
             raise Conflict(f"{record['path']}: {changed}")
         start = q.time("start") or 0.0
@@ -215,8 +217,10 @@ class RouteAnswers:
         return HTTPStatus.PARTIAL_CONTENT, stream.part(part.first, part.last), "audio/wav"
 
     def _info(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
-        """SoundIndex.info, with ``version`` (SoundIndex.version, as the X-Index-Version header)."""
-        return HTTPStatus.OK, _json({**self.index.info(), "version": handler.index_version}), "application/json"
+        """SoundIndex.info with every key of ``soundsift info --json`` (``full``, one catalog read),
+        and ``version`` (SoundIndex.version, as the X-Index-Version header)."""
+        return (HTTPStatus.OK, _json({**self.index.info(full=True), "version": handler.index_version}),
+                "application/json")
 
     def _facets(self, handler: SoundsiftHandler, q: Query, path: str) -> tuple[int, bytes, str]:
         return HTTPStatus.OK, _json(self.index.facets()), "application/json"
@@ -262,13 +266,27 @@ class RouteAnswers:
         """The record (SoundIndex.get_file) of the file whose id ends ``/files/ID`` or ``/audio/ID``
         (``path`` percent-decoded);
         NotFound for an id the index does not hold."""
-        file_id = _file_id(path.rstrip("/").rsplit("/", 1)[-1])      # (the handler percent-decoded it)
-        if file_id is None:
-            raise NotFound(f"{path}: give a file id (a number, as hits' file_id)")
         try:
-            return self.index.get_file(file_id)
+            return self.index.get_file(_path_file_id(path))
         except InvalidQuery as e:
             raise NotFound(str(e)) from e
+
+    def _record_and_state(self, path: str) -> tuple[dict[str, Any], tuple[int, int]]:
+        """:meth:`_record` and the file's ``(size, mtime_ns)`` as indexed, in one catalog read
+        (SoundIndex.get_file_and_state)."""
+        try:
+            return self.index.get_file_and_state(_path_file_id(path))
+        except InvalidQuery as e:
+            raise NotFound(str(e)) from e
+
+
+def _path_file_id(path: str) -> int:
+    """The file id ending ``/files/ID`` or ``/audio/ID`` (``path`` percent-decoded); NotFound when
+    it is no number."""
+    file_id = _file_id(path.rstrip("/").rsplit("/", 1)[-1])      # (the handler percent-decoded it)
+    if file_id is None:
+        raise NotFound(f"{path}: give a file id (a number, as hits' file_id)")
+    return file_id
 
 
 def _excerpt_etag(path: str, now: tuple[int, int] | None, start: float, end: float) -> str | None:

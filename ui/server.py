@@ -25,7 +25,8 @@ GET    ``/audio/ID``         WAV of an indexed file, or of its span ``start``–
                              an ``end`` past the file's cut to it;
                              streamed as it is read, so a long span costs no more memory); a
                              ``Range`` header gets that part (206), so a player can seek in it
-GET    ``/info``             the index's counts, model, index type
+GET    ``/info``             the index's counts, model, index type, and every key of
+                             ``soundsift info --json`` (its error rows as ``latest_errors``)
 GET    ``/facets``           what the filters can choose from (formats, rates, categories …)
 GET    ``/sheet``            the library sheet of the files the filters keep, as CSV (what
                              ``soundsift sheet export`` writes); ``zero_shot`` N adds each
