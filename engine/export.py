@@ -40,6 +40,7 @@ from engine.workbook import as_csv_text
 from engine.audio import check_openable, go_to_frame, open_sound, probe, read_frames
 from engine.errors import InvalidOutput, InvalidQuery, UnreadableAudio
 from engine.file_state import FileState, state_now
+from engine.keeper import is_lossless
 from engine.outputs import make_folder, output_folder
 from engine.wav_chunks import SourceChunks, data_offset, excerpt_header, source_chunks
 
@@ -144,12 +145,13 @@ def _clock(mtime_ns: int) -> str:
 
 def excerpt_subtype(subtype: str) -> str:
     """The WAV sample format for an excerpt of audio stored as ``subtype``: the same where WAV
-    holds it, 16-bit for lossy sources, else 24-bit."""
+    holds it, 16-bit for lossy sources (MP3, Vorbis, Opus, and the AAC, WMA, AC-3 … FFmpeg reads),
+    else 24-bit."""
     if subtype in LOSSY_SUBTYPES:
         return "PCM_16"
     if sf.check_format("WAV", subtype):
         return subtype
-    return "PCM_24"
+    return "PCM_24" if is_lossless(subtype) else "PCM_16"
 
 
 def _span_frames(path: str, rate: int, frames: int, start: float, end: float,

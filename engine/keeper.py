@@ -54,6 +54,12 @@ class CopyQuality:
         return " ".join(p for p in (self.format, depth, rate, f"{self.channels} ch") if p)
 
 
+def is_lossless(subtype: str) -> bool:
+    """Whether a file stored as ``subtype`` (a libsndfile subtype, an FFmpeg codec name) keeps
+    every sample as recorded: PCM, FLAC, ALAC, WavPack … (not MP3, Vorbis, Opus, AAC, WMA, AC-3)."""
+    return bool(_LOSSLESS.match(subtype.upper()))
+
+
 def copy_quality(path: str) -> CopyQuality | None:
     """The header's account of ``path``; None (logged) when it cannot be read."""
     try:
@@ -62,7 +68,7 @@ def copy_quality(path: str) -> CopyQuality | None:
         log.warning("%s; not considered as the copy to keep", e)
         return None
     subtype = info.subtype.upper()
-    lossless = bool(_LOSSLESS.match(subtype))
+    lossless = is_lossless(subtype)
     bits = 64 if subtype == "DOUBLE" else 32 if subtype == "FLOAT" else 0
     if lossless and (m := _BITS.search(subtype)):
         bits = int(m.group(1))

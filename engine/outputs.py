@@ -2,7 +2,9 @@
 
 A folder given where a file is written (or a file where a folder is), or a place this process
 may not write, is the user's slip, not a crash to be found after minutes of embedding or
-training: it is an :class:`InvalidOutput` naming the path.
+training: it is an :class:`InvalidOutput` naming the path. A ``~`` the shell left (a quoted
+``'~/Session/rain'``, a script's argument list) is the home folder, as in every path soundsift
+reads, not a folder named ``~`` made in the current one.
 """
 from __future__ import annotations
 
@@ -16,9 +18,9 @@ log = logging.getLogger(__name__)
 
 
 def output_file(path: str | Path, option: str = "--out") -> Path:
-    """``path`` as a Path, for a file to be (re)written (the caller makes missing folders);
-    InvalidOutput when it is a folder, or a file stands where one of its folders would go."""
-    path = Path(path)
+    """``path`` as a Path (``~`` expanded), for a file to be (re)written (the caller makes missing
+    folders); InvalidOutput when it is a folder, or a file stands where one of its folders would go."""
+    path = Path(path).expanduser()
     if path.is_dir():
         raise InvalidOutput(f"{path}: is a folder; {option} must name a file")
     _check_folders_above(path, option)
@@ -26,9 +28,9 @@ def output_file(path: str | Path, option: str = "--out") -> Path:
 
 
 def output_folder(path: str | Path, option: str = "--out") -> Path:
-    """``path`` as a Path, for a folder to be made or filled; InvalidOutput when it is a file,
-    or a file stands where one of the folders above it would go."""
-    path = Path(path)
+    """``path`` as a Path (``~`` expanded), for a folder to be made or filled; InvalidOutput when it
+    is a file, or a file stands where one of the folders above it would go."""
+    path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise InvalidOutput(f"{path}: is a file; {option} must name a folder")
     _check_folders_above(path, option)
@@ -37,8 +39,9 @@ def output_folder(path: str | Path, option: str = "--out") -> Path:
 
 def make_folder(path: str | Path) -> Path:
     """Make the output folder ``path`` (and those above it) if it is missing, and say so: a
-    mistyped ``--out`` should not become a new folder without a word."""
-    path = Path(path)
+    mistyped ``--out`` should not become a new folder without a word. ``~`` is the home folder,
+    as in :func:`output_folder` (which checks the place a caller then makes here)."""
+    path = Path(path).expanduser()
     if not path.is_dir():
         path.mkdir(parents=True, exist_ok=True)
         log.info("%s: made this folder (it did not exist)", path)

@@ -118,7 +118,7 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
     when another process writes the index, RebuildFailed when the rebuild is refused or
     fails (the index is then unchanged).
     """
-    from indexer.runner import IndexSummary, finish_summary, index_into
+    from indexer.runner import IndexSummary, _sheets_not_imported, finish_summary, index_into
 
     root = Path(os.path.realpath(layout.root))      # a linked index is rebuilt where it lives
     live = IndexLayout(root)
@@ -154,6 +154,8 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
             _refuse_unlisted(old, failures)
             _refuse_unread(old, failures, moves)
             summary.carried_over, summary.not_carried_over = carry_over(live, writer.engine, moves)
+            # index_into looked in the fresh catalog, before the imported sheets were carried over
+            summary.sheets_not_imported = _sheets_not_imported(writer, scanned.spreadsheets)
             writer.close_catalog()
             with _sigint_held() as interrupted:
                 aside = _swap(root, tmp)

@@ -46,7 +46,7 @@ def search_command(
     from engine.errors import InvalidQuery
     from engine.query import SoundIndex
 
-    unwanted = split_values(exclude)
+    unwanted = split_values(exclude, "--not")
 
     check_export(export, whole_files, pad)
     if keywords and all_segments:

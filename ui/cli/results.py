@@ -60,11 +60,22 @@ IndexModelOption = Annotated[Optional[str], typer.Option(
     "--model", "-m", help=MODEL_HELP + " Default: the model that built the index.")]
 
 
-def split_values(values: Optional[Sequence[str]]) -> list[str]:
+def split_values(values: Optional[Sequence[str]], option: Optional[str] = None) -> list[str]:
     """An option's values, each also split at commas (a value holding a comma in double quotes:
-    engine.vocabulary.split_list), stripped, empty ones dropped."""
+    engine.vocabulary.split_list), stripped, empty ones dropped. Given the ``option``'s name, a
+    value that lists nothing (``--tagged ""`` from an empty shell variable, ``--not ,``) is an
+    InvalidQuery naming it, as the HTTP API refuses ``tagged=,`` (ui.http_request.Query.listed):
+    dropped, it would widen the search to every file without a word."""
+    from engine.errors import InvalidQuery
     from engine.vocabulary import split_list
-    return [v for value in values or () for v in split_list(str(value))]
+    items: list[str] = []
+    for value in values or ():
+        listed = split_list(str(value))
+        if option is not None and not listed:
+            raise InvalidQuery(f"{option} {str(value)!r} lists nothing (only commas, quotes or spaces): "
+                               f"give at least one value, or leave {option} out")
+        items += listed
+    return items
 
 
 #: the filter options of the search-like commands (parameter → its declaration), in --help's order
@@ -111,12 +122,15 @@ def make_filters(min_duration: Optional[float], max_duration: Optional[float],
     from engine.filters import Filters
 
     name_of = name_of or cli_option
-    rate_values = tuple(parse_sample_rate(r, name_of("sample_rate")) for r in split_values(sample_rates))
-    channel_values = tuple(parse_channels(c, name_of("channels")) for c in split_values(channels))
+    def listed(values: Optional[Sequence[str]], param: str) -> tuple[str, ...]:
+        return tuple(split_values(values, name_of(param)))
+
+    rate_values = tuple(parse_sample_rate(r, name_of("sample_rate")) for r in listed(sample_rates, "sample_rate"))
+    channel_values = tuple(parse_channels(c, name_of("channels")) for c in listed(channels, "channels"))
     filters = Filters(min_duration=min_duration, max_duration=max_duration, path_prefix=path_prefix,
-                      formats=tuple(split_values(formats)), sample_rates=rate_values,
-                      categories=tuple(split_values(categories)), channels=channel_values,
-                      min_loudness=min_loudness, max_loudness=max_loudness, tags=tuple(split_values(tags)))
+                      formats=listed(formats, "format"), sample_rates=rate_values,
+                      categories=listed(categories, "category"), channels=channel_values,
+                      min_loudness=min_loudness, max_loudness=max_loudness, tags=listed(tags, "tagged"))
     return filters if filters.active else None
 
 
@@ -196,6 +210,7 @@ def export_results(hits: Sequence[Any], folder: Optional[Path], whole_files: boo
         return
     from engine.export import export_hits
 
+    folder = folder.expanduser()            # as engine.outputs.output_folder reads it
     earlier = earlier_export(folder)
     if earlier is not None:
         err_console.print(f"note: {display_path(str(folder))} already holds {earlier}: these results are added "
