@@ -184,9 +184,10 @@ CUE_SHEET_KEY = "cue_sheet"
 #: how many of a file's segments were left out as digital silence (engine.segments.without_silence),
 #: "1" for a file of silence throughout, and where its marked takes left out as silence start
 #: (sample offsets at the model's rate, space-separated; "" for none): stored for each file
-#: embedded or judged (indexer.silence_refresh), since session 39, the last since session 40. A
-#: file without the first was indexed before and is not judged yet; one with named markers but
-#: without the last was judged when a silent marked take was kept
+#: embedded or judged (indexer.silence_refresh), since session 39, the last since session 40 (since
+#: session 41 only for a file with a ``markers`` row or a silent take; session 40 stored "" for
+#: every other file too, read alike). A file without the first was indexed before and is not judged
+#: yet; one with named markers but without the last was judged when a silent marked take was kept
 SILENCE_KEYS = ("silent_left_out", "silence_throughout", "silent_takes")
 #: everything the indexer stores beside what a file says: its levels, its content fingerprint
 #: (:func:`content_fingerprint`, which tells a moved file from another of the same size and time),

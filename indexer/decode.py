@@ -131,7 +131,8 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
                      "indexing the audio that decodes")
     # measured while decoding, stored beside what the file says of itself (engine.file_metadata.INDEXER_KEYS)
     stored = {k: f"{v:.1f}" for k, v in levels.items()}
-    stored.update(silence_rows(counts.get("silent_left_out", 0), throughout, silent_takes))   # indexer.silence_refresh
+    stored.update(silence_rows(counts.get("silent_left_out", 0), throughout, silent_takes,   # indexer.silence_refresh
+                               marked="markers" in dict(info.metadata)))
     try:
         stored["fingerprint"] = content_fingerprint(job.path)
     except OSError as e:        # only moves lose by it (indexer.moves): a note, not a failure
@@ -145,11 +146,17 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
     yield FileDecoded(job.job, info, n, end, stats, notes, counts.get("silent_left_out", 0))
 
 
-def silence_rows(left_out: int, throughout: bool, silent_takes: Iterable[int] = ()) -> dict[str, str]:
+def silence_rows(left_out: int, throughout: bool, silent_takes: Iterable[int] = (),
+                 marked: bool = False) -> dict[str, str]:
     """The catalog rows (engine.file_metadata.SILENCE_KEYS) saying that a file's silence was judged:
     ``left_out`` segments left out, whether it is silence throughout (no row when not), and where
-    its marked takes left out start (``silent_takes``, samples at the model's rate)."""
-    rows = {SILENCE_KEYS[0]: str(int(left_out)), SILENCE_KEYS[2]: " ".join(map(str, sorted(silent_takes)))}
+    its marked takes left out start (``silent_takes``, samples at the model's rate; a row only for
+    a file with a ``markers`` row, ``marked``, where an empty one says its takes were judged, or
+    with such takes)."""
+    rows = {SILENCE_KEYS[0]: str(int(left_out))}
+    takes = " ".join(map(str, sorted(silent_takes)))
+    if takes or marked:
+        rows[SILENCE_KEYS[2]] = takes
     if throughout:
         rows[SILENCE_KEYS[1]] = "1"
     return rows

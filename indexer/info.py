@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Integer, cast, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Integer, cast, exists, func, select
+from sqlalchemy.orm import Session, aliased
 
 from engine.catalog import ErrorRow, File, FileMetadata, SegmentRow, catalog_session, get_meta, has_table
 from engine.file_metadata import SEARCHED_KEYS_WITH_SHEETS, SHEET_PREFIX, SILENCE_KEYS
@@ -95,15 +95,22 @@ def catalog_info(s: Session, layout: IndexLayout, errors_limit: int = 20) -> dic
 def silence_counts(s: Session, n_files: int) -> dict[str, int]:
     """``silent_left_out``: how many segments the catalog's files left out as digital silence (the
     sum of their rows of that key, engine.file_metadata.SILENCE_KEYS); ``files_of_silence``: how
-    many are silence throughout; ``silence_not_judged``: how many files neither counts yet (indexed
-    before session 39: the next ``soundsift index`` run judges those on disk, indexer.silence_refresh)."""
+    many are silence throughout; ``silence_not_judged``: how many files are not judged by the rule
+    of now yet: indexed before session 39 (no row), or with named markers judged by session 39,
+    which kept a silent marked take (no ``silent_takes`` row: those counts miss it). The next
+    ``soundsift index`` run judges those on disk (indexer.silence_refresh)."""
     if not has_table(s, "file_metadata"):
         return {"silent_left_out": 0, "files_of_silence": 0, "silence_not_judged": n_files}
     left_out, judged = s.execute(select(func.coalesce(func.sum(cast(FileMetadata.value, Integer)), 0), func.count())
                                  .where(FileMetadata.key == SILENCE_KEYS[0])).one()
     throughout = s.scalar(select(func.count()).where(FileMetadata.key == SILENCE_KEYS[1]))
+    row = aliased(FileMetadata)
+    takes_kept = s.scalar(select(func.count()).select_from(FileMetadata).where(     # judged by session 39
+        FileMetadata.key == "markers",      # fewer rows to start from than silent_left_out's
+        exists().where(row.file_id == FileMetadata.file_id, row.key == SILENCE_KEYS[0]),
+        ~exists().where(row.file_id == FileMetadata.file_id, row.key == SILENCE_KEYS[2])))
     return {"silent_left_out": int(left_out or 0), "files_of_silence": int(throughout or 0),
-            "silence_not_judged": max(0, n_files - int(judged or 0))}
+            "silence_not_judged": max(0, n_files - int(judged or 0) + int(takes_kept or 0))}
 
 
 def _versions(layout: IndexLayout) -> dict[str, str]:

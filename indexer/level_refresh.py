@@ -9,17 +9,20 @@ at its own rate (no resampling, no model) in the run's decoder processes, and it
 stored beside its metadata; nothing is embedded and the generation stays. What is measured is
 written every :data:`CHECKPOINT_FILES` files or :data:`CHECKPOINT_SECONDS`, so an interrupted
 pass keeps it. A file that cannot be read now keeps no levels (one warning for all of them), and
-the next run tries again.
+the next run tries again. A new name or byte-identical copy of such a file, given its rows in the
+same run (indexer.same_file), is given its levels too, not decoded again.
 """
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass
+from typing import Mapping
 
 from engine.errors import UnreadableAudio
 from engine.wording import count
-from indexer.refresh_pass import each_file, files_without
+from indexer.refresh_pass import each_file, files_without, followers_of
+from indexer.same_file import said_of
 from indexer.write import IndexWriter
 
 log = logging.getLogger(__name__)
@@ -57,16 +60,22 @@ def measure(path: str) -> Measured:
 
 
 def refresh_levels(writer: IndexWriter, present: set[str], workers: int = 0, progress: bool = False,
-                   done: LevelRefresh | None = None) -> int:
+                   done: LevelRefresh | None = None, same: Mapping[str, str] | None = None) -> int:
     """Measure and store the levels of the indexed files among ``present`` (those this run
-    found on disk as indexed: unchanged or moved; not the files of an unmounted drive) that have
-    none, in ``workers`` processes (0: this one), with a progress bar on stderr when
-    ``progress``; returns how many were stored. ``done`` is kept up to date as they are stored:
+    found on disk as indexed: unchanged or moved; not the files of an unmounted drive) and
+    ``same`` that have none, in ``workers`` processes (0: this one), with a progress bar on stderr
+    when ``progress``; returns how many were stored. ``same``: path → the indexed path whose rows
+    and vectors it was given in this run (indexer.same_file); one whose file is measured here is
+    given its levels without being decoded. ``done`` is kept up to date as they are stored:
     after a Ctrl-C (KeyboardInterrupt, raised once what was measured is stored) it says how many."""
     done = done if done is not None else LevelRefresh()
-    paths = unmeasured(writer, present)
+    same = same or {}
+    paths = unmeasured(writer, present | set(same))
     if not paths:
         return 0
+    followers = followers_of(paths, same)
+    given = {p for names in followers.values() for p in names}
+    decoded = [p for p in paths if p not in given]
     log.info("measuring the loudness of %s indexed before soundsift measured it (decoding "
              "only, once; nothing is embedded again)", count(len(paths), "file"))
     started = last = time.perf_counter()
@@ -82,13 +91,14 @@ def refresh_levels(writer: IndexWriter, present: set[str], workers: int = 0, pro
         last = time.perf_counter()
 
     try:
-        with each_file(measure, paths, workers=workers, progress=progress, desc="loudness",
+        with each_file(measure, decoded, workers=workers, progress=progress, desc="loudness",
                        doing="measuring loudness") as measured:
-            for path, levels, why in measured:
-                if levels:
-                    found[path] = levels
-                else:
-                    missed.append(f"{path}: {why}")
+            for first, levels, why in measured:
+                for path in (first, *followers.get(first, ())):     # and its other names, alike
+                    if levels:
+                        found[path] = levels
+                    else:
+                        missed.append(f"{path}: {said_of(why, first, path)}")
                 if len(found) >= CHECKPOINT_FILES or time.perf_counter() - last >= CHECKPOINT_SECONDS:
                     store()
                     log.info("loudness measured for %d of %s", done.stored, count(len(paths), "file"))

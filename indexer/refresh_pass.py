@@ -4,7 +4,8 @@ run's decoder processes, with a progress bar (indexer.level_refresh, indexer.sil
 :func:`each_file` maps a function over the files and yields its results in order; the caller
 stores them at its checkpoints, and stores the rest in a ``finally`` (Ctrl-C too). A decoder that
 crashes its process (not a Python error) stops the pass with one warning: the files left are the
-next run's.
+next run's. A new name or byte-identical copy given a file's rows in the same run is given that
+file's outcome too, not decoded again (:func:`followers_of`).
 """
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ import contextlib
 import logging
 import multiprocessing as mp
 import sys
+from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from engine.catalog import File, FileMetadata, has_table
+from engine.catalog import SQL_CHUNK, File, FileMetadata, has_table
 from engine.wording import count
 from indexer.decode import START_METHOD
 from indexer.write import IndexWriter
@@ -41,6 +43,32 @@ def files_without(writer: IndexWriter, present: set[str], key: str, having: str 
         if having is not None:
             query = query.where(exists().where(FileMetadata.file_id == File.id, FileMetadata.key == having))
         return [p for p in s.scalars(query.order_by(File.path)) if p in present]
+
+
+def files_with(writer: IndexWriter, paths: Iterable[str], key: str) -> set[str]:
+    """Those of the indexed ``paths`` with a ``key`` row beside their metadata."""
+    wanted = sorted(set(paths))
+    found: set[str] = set()
+    with Session(writer.engine) as s:
+        if not has_table(s, "file_metadata"):
+            return found
+        for i in range(0, len(wanted), SQL_CHUNK):
+            found.update(s.scalars(select(File.path).where(
+                File.path.in_(wanted[i:i + SQL_CHUNK]),
+                exists().where(FileMetadata.file_id == File.id, FileMetadata.key == key))))
+    return found
+
+
+def followers_of(paths: list[str], same: Mapping[str, str]) -> dict[str, list[str]]:
+    """Path → those of ``paths`` that ``same`` (path → the indexed path whose rows and vectors it
+    was given in this run: indexer.same_file) gives its rows, for the paths among ``paths`` that
+    have some: a pass decodes the first and gives the others its outcome."""
+    done_here = set(paths)
+    out: dict[str, list[str]] = defaultdict(list)
+    for p in paths:
+        if same.get(p) in done_here:
+            out[same[p]].append(p)
+    return dict(out)
 
 
 def _ignore_interrupts() -> None:

@@ -877,7 +877,7 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
     # files indexed before loudness was measured (session 20) and not measured above: once, by decoding
     t = time.perf_counter()              # (1.8× on 2 cores)
     try:
-        refresh_levels(writer, present | set(copied_from), cores, progress, done=levels)
+        refresh_levels(writer, present, cores, progress, done=levels, same=copied_from)
     finally:
         summary.levels_measured = len(silence.levels) + levels.stored
     if levels.stored:

@@ -48,7 +48,7 @@ from engine.segments import SegmentPolicy, silent_segment, take_starts, without_
 from engine.wording import count
 from indexer.decode import _marked_takes, silence_rows
 from indexer.level_refresh import unmeasured
-from indexer.refresh_pass import each_file, files_without
+from indexer.refresh_pass import each_file, files_with, files_without, followers_of
 from indexer.same_file import said_of
 from indexer.write import Changes, IndexWriter
 
@@ -151,17 +151,6 @@ def silent_stored(writer: IndexWriter, judged: list[Judged], sample_rate: int) -
     return sorted(drop)
 
 
-def followers_of(paths: list[str], same: Mapping[str, str]) -> dict[str, list[str]]:
-    """Path → those of ``paths`` that ``same`` (path → the indexed path whose rows and vectors it
-    was given) gives its rows, for the paths among ``paths`` that have some."""
-    judged_here = set(paths)
-    out: dict[str, list[str]] = defaultdict(list)
-    for p in paths:
-        if same.get(p) in judged_here:
-            out[same[p]].append(p)
-    return dict(out)
-
-
 def refresh_silence(writer: IndexWriter, present: set[str], meta: dict[str, Any], policy: SegmentPolicy,
                     workers: int = 0, progress: bool = False, done: SilenceRefresh | None = None,
                     same: Mapping[str, str] | None = None) -> SilenceRefresh:
@@ -201,7 +190,9 @@ def refresh_silence(writer: IndexWriter, present: set[str], meta: dict[str, Any]
                 writer.replace_levels(levels)
                 done.levels.update(levels)
             drop = silent_stored(writer, found, sample_rate)
-            rows = {j.path: {SILENCE_KEYS[1]: None, **silence_rows(j.left_out, j.throughout, j.silent_takes)}
+            marked = files_with(writer, [j.path for j in found], "markers")
+            rows = {j.path: {SILENCE_KEYS[1]: None, SILENCE_KEYS[2]: None,
+                             **silence_rows(j.left_out, j.throughout, j.silent_takes, j.path in marked)}
                     for j in found}
             writer.commit(Changes(drop_segments=drop, file_rows=rows), meta)
             done.judged += len(found)

@@ -201,8 +201,9 @@ def test_info_and_the_summary_table_say_it(library, tmp_path, monkeypatch):
     idx = tmp_path / "idx"
     old_index(library, idx, monkeypatch)
     assert _silence_text(silence_counts(idx)) == (
-        "0 left out (digital silence, in files with sound elsewhere); 4 files indexed before this was judged "
-        "(the next `soundsift index` run judges those on disk)")
+        "0 left out (digital silence, in files with sound elsewhere); 4 files not judged yet (indexed before "
+        "this was judged, or with markers before a silent take was left out: run `soundsift index` to judge "
+        "those on disk)")
     s = build_index([library], idx, NoEmbedding(), workers=0, progress=False)
     assert _silence_text(silence_counts(idx)) == (
         "32 left out (digital silence, in files with sound elsewhere); 1 file of silence throughout, "

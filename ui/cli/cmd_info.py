@@ -86,14 +86,15 @@ def _sheet_names(sheets: list[dict[str, Any]]) -> list[tuple[str, int]]:
 
 def _silence_text(c: dict[str, int]) -> str:
     """The ``silent segments`` row of the counts ``c``: how many were left out, how many files are
-    silence throughout, and how many files were indexed before either was judged."""
+    silence throughout, and how many files are not judged by the rule of now yet."""
     said = [f"{c.get('silent_left_out', 0)} left out (digital silence, in files with sound elsewhere)"]
     if c.get("files_of_silence"):
         n = c["files_of_silence"]
         said.append(f"{count(n, 'file')} of silence throughout, {'each ' if n > 1 else ''}kept as its first segment")
     if c.get("silence_not_judged"):
-        said.append(f"{count(c['silence_not_judged'], 'file')} indexed before this was judged "
-                    "(the next `soundsift index` run judges those on disk)")
+        said.append(f"{count(c['silence_not_judged'], 'file')} not judged yet (indexed before this was judged, "
+                    "or with markers before a silent take was left out: run `soundsift index` to judge "
+                    "those on disk)")
     return "; ".join(said)
 
 
