@@ -44,6 +44,13 @@ SNDFILE_EXTENSIONS = frozenset({
 #: Sound Designer II (engine.sound_designer)
 AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS | {SD2_EXTENSION}
 
+
+def is_audio_name(name: str) -> bool:
+    """True if ``name`` has one of :data:`AUDIO_EXTENSIONS` (case-insensitive): a file a walk of
+    its folder indexes (indexer.scan)."""
+    return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
+
+
 #: libsndfile's container names as a user knows them: a WAVE_FORMAT_EXTENSIBLE file (what SoX
 #: and many recorders write for 24-bit or multichannel audio) is a WAV
 CONTAINER_NAMES = {"WAVEX": "WAV"}

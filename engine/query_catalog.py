@@ -13,6 +13,7 @@ from sqlalchemy import Float, cast, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from engine.audio import is_audio_name
 from engine.catalog import SQL_CHUNK, ErrorRow, File, FileMetadata, SegmentRow, Tag, has_table
 from engine.errors import InvalidQuery
 from engine.file_metadata import INDEXER_KEYS, LEVEL_KEYS, SHEET_NAME_KEY, SHEET_PREFIX, with_sheet
@@ -57,7 +58,8 @@ def resolve_file(conn: Connection, root: Path, path_or_file_id: str | Path | int
 def why_not_indexed(conn: Connection | Session, item: str | Path | int,
                     spellings: Sequence[str] | None = None) -> str:
     """Why ``item`` names no indexed file: no such id, no such file, a file that could not be
-    indexed (the reason its error row gives), a folder holding none, or one never indexed.
+    indexed (the reason its error row gives), a folder holding none, a file without an audio
+    extension (which the walk of its folder passes over), or one never indexed.
     ``spellings``: the paths the catalog may keep ``item`` as (by default as typed, absolute and
     with links resolved)."""
     if isinstance(item, (int, np.integer)):
@@ -75,6 +77,10 @@ def why_not_indexed(conn: Connection | Session, item: str | Path | int,
     reason = failed_reason(conn, paths)
     if reason is not None:
         return f"could not be indexed: {reason}"
+    if not is_audio_name(given):            # the walk of its folder passes it over (indexer.scan)
+        extension = os.path.splitext(given)[1]
+        what = f"{extension!r} is not an audio extension" if extension else "it has no extension"
+        return f"not a sound file soundsift indexes ({what}: indexing its folder passes it over)"
     return "not in the index (index it first)"
 
 

@@ -491,6 +491,7 @@ class _Stage:
 
     doing: str = ""                     # "": scanning, embedding or committing its own files; else
                                         # "silence" or "loudness", a pass over files indexed before
+    times: Callable[[], dict[str, float]] | None = None    # the time per stage so far (set by _run)
 
 
 def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel,
@@ -524,6 +525,8 @@ def say_kept(writer: IndexWriter, summary: IndexSummary, failures: dict[str, str
     """Fill in ``summary`` for a run interrupted in ``stage`` (its commits done): what the index now
     holds, ``interrupted`` true; and one warning saying so, and what the next run does."""
     summary.interrupted = True
+    if stage.times is not None:
+        summary.timings = stage.times()
     summary.errors = [{"path": p, "reason": r} for p, r in failures.items()]
     summary.generation = writer.generation
     summary.totals = dict(writer.meta.get("counts", {}))
@@ -553,13 +556,25 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
                                                       opts.checkpoint_seconds, opts.progress)
     timings = {k: 0.0 for k in STAGES}
     timings["decode_wait"] = 0.0
+    batcher: SegmentBatcher | None = None
+
+    def times() -> dict[str, float]:
+        """The time per stage so far, as the summary gives it: of the stages that ran, a run
+        interrupted too (say_kept), its stage cut short counted to now."""
+        if not timings["scan"]:                 # interrupted while scanning
+            timings["scan"] = time.perf_counter() - scan_started
+        timings["embed"] = batcher.seconds if batcher is not None else 0.0
+        timings["write"] = writer.seconds
+        timings["index_tuning"] = writer.retrain_seconds      # part of "write"
+        return {k: round(v, 4) for k, v in timings.items()}
     policy = SegmentPolicy(window=float(model.window_seconds))
     meta = model_meta(model)
     summary.model, summary.model_fingerprint = meta["model_name"], model.fingerprint
     summary.workers = workers
 
     # stage 1: scan and diff
-    t = time.perf_counter()
+    t = scan_started = time.perf_counter()
+    stage.times = times
     roots = [normalize_root(p) for p in paths]
     scanned = opts.scanned if opts.scanned is not None else scan(paths)
     unlisted = [normalize_root(e.path) for e in scanned.errors if e.folder]
@@ -870,8 +885,8 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
     finally:
         summary.silence_judged, summary.silent_segments_dropped = silence.judged, silence.dropped
         summary.levels_measured = len(silence.levels)
-    if silence.judged:
-        timings["silence"] = time.perf_counter() - t
+        if silence.judged:                  # (a pass cut short by Ctrl-C too)
+            timings["silence"] = time.perf_counter() - t
     stage.doing, levels = "loudness", LevelRefresh()
     interrupt.check()
     # files indexed before loudness was measured (session 20) and not measured above: once, by decoding
@@ -880,12 +895,9 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
         refresh_levels(writer, present, cores, progress, done=levels, same=copied_from)
     finally:
         summary.levels_measured = len(silence.levels) + levels.stored
-    if levels.stored:
-        timings["loudness"] = time.perf_counter() - t
+        if levels.stored:                   # (a pass cut short by Ctrl-C too)
+            timings["loudness"] = time.perf_counter() - t
     summary.generation = writer.generation
     summary.totals = dict(writer.meta.get("counts", {}))
-    timings["embed"] = batcher.seconds
-    timings["write"] = writer.seconds
-    timings["index_tuning"] = writer.retrain_seconds      # part of "write"
-    summary.timings = {k: round(v, 4) for k, v in timings.items()}
+    summary.timings = times()
     summary.errors = [{"path": p, "reason": r} for p, r in failures.items()]

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from engine.audio import AUDIO_EXTENSIONS
+from engine.audio import is_audio_name     # (indexer modules import it from here)
 from engine.cue_sheet import sidecar_cue
 from engine.file_state import FileState
 from engine.folder_paths import on_disk_spelling, under_roots   # (indexer modules import them from here)
@@ -151,11 +151,6 @@ class Diff:
     changed: list[ScannedFile]
     deleted: list[str]
     unchanged: list[str]
-
-
-def is_audio_name(name: str) -> bool:
-    """True if ``name`` has one of the extensions libsndfile reads (case-insensitive)."""
-    return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
 
 
 def printable(path: str) -> str:

@@ -83,11 +83,15 @@ class RouteAnswers:
         text = q.required("q", "the text to search for")
         if q.flag("keywords") and q.flag("segments"):   # the engine's refusal names neither parameter
             raise InvalidQuery("keywords=1 ranks files, so it cannot be combined with segments=1; leave one out")
-        filters = q.filters()
+        filters, unwanted = q.filters(), q.listed("not")
+        weight = q.number("not_weight", low=0, high=10)
+        if weight is not None and not unwanted:         # else the weight would go unused without a word
+            raise InvalidQuery("not_weight is the weight of the sounds not=… excludes, and no not was given: "
+                               "add not=TEXT, or leave not_weight out")
         hits = self.index.search_text(text, k=q.count("k", 10), filters=filters,
                                       per_file=not q.flag("segments"), keywords=q.flag("keywords"),
-                                      exclude=q.listed("not"),
-                                      exclude_weight=q.number("not_weight", EXCLUDE_WEIGHT, low=0, high=10),
+                                      exclude=unwanted,
+                                      exclude_weight=EXCLUDE_WEIGHT if weight is None else weight,
                                       collapse_copies=not q.flag("all_copies"))
         _say_notes(handler, self._why_none(hits, filters))
         return _hits(hits)

@@ -259,10 +259,17 @@ def _speed(s: dict[str, Any]) -> str:
 
 def _stages_footnote(s: dict[str, Any]) -> str:
     """Where decode and resample ran (``workers``: 0 in this process), to read the stage times
-    by; none for a run that decoded nothing."""
-    if not s["n_segments"] and not s["failed"]:
-        return ""
+    by; for a run that embedded nothing, what its decode_wait was spent on (none where it is 0)."""
     workers = s.get("workers")
+    if not s["n_segments"]:             # no model waited for audio: the decoder started, and read files that failed
+        if not (s.get("timings") or {}).get("decode_wait"):
+            return ""
+        if not workers:
+            return ("nothing was embedded: decode_wait is the time the decoder (in this process, --workers 0) "
+                    "spent reading files that failed.")
+        return (f"nothing was embedded: decode_wait is the time the run waited on "
+                f"{count(workers, 'decoder worker process', 'decoder worker processes')} (starting, and reading "
+                "any file that failed).")
     if workers == 0:
         return ("decode and resample ran in this process (--workers 0), between the model's batches; "
                 "decode_wait is the time they kept the model waiting.")

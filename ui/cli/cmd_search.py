@@ -27,8 +27,9 @@ def search_command(
     exclude: Optional[List[str]] = typer.Option(None, "--not", help="Sounds not wanted, e.g. --not thunder: "
                                                 "segments that sound like them score lower (cosine minus "
                                                 "--not-weight × their cosine); repeat or comma-separate."),
-    exclude_weight: float = typer.Option(EXCLUDE_WEIGHT, "--not-weight", min=0.0, max=10.0,
-                                         help="How much each --not sound's cosine is taken off."),
+    exclude_weight: Optional[float] = typer.Option(None, "--not-weight", min=0.0, max=10.0,
+                                                   help="How much each --not sound's cosine is taken off "
+                                                   f"(default {EXCLUDE_WEIGHT:g}); only with --not."),
     keywords: bool = typer.Option(False, "--keywords", "-w", help="Also match the words of file and folder "
                                   "names, the descriptions files carry, tags and captions (BM25), fused with "
                                   "the sound match; JSON hits "
@@ -47,13 +48,17 @@ def search_command(
     from engine.query import SoundIndex
 
     unwanted = split_values(exclude, "--not")
+    if exclude_weight is not None and not unwanted:     # else the weight would go unused without a word
+        raise InvalidQuery("--not-weight is the weight of the sounds --not excludes, and no --not was given: "
+                           "add --not TEXT, or leave --not-weight out")
 
     check_export(export, whole_files, pad)
     if keywords and all_segments:
         raise InvalidQuery("--keywords ranks whole files, so it does not go with --all-segments; drop one")
     with SoundIndex.open(index, model=model) as sound_index:
         hits = sound_index.search_text(text, k=k, filters=filters, per_file=not all_segments,
-                                       keywords=keywords, exclude=unwanted, exclude_weight=exclude_weight,
+                                       keywords=keywords, exclude=unwanted,
+                                       exclude_weight=EXCLUDE_WEIGHT if exclude_weight is None else exclude_weight,
                                        collapse_copies=not all_copies)
         say_why_none(sound_index, hits, filters)
     without = "".join(f" not {u!r}" for u in unwanted)
