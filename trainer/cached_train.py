@@ -552,7 +552,8 @@ def run(cfg: CachedTrainConfig, out: str | Path | None = None) -> dict[str, Any]
     tag_text = baseline if same_start else tag_text_baseline(val, bank, seen, cfg.everyday_exclude)
     log.info("tag-text baseline: %s", _fmt(tag_text))
     out = Path(out or cfg.out)
-    trained: dict[str, Any] = {"variant": cfg.variant, "steps": cfg.steps, "seed": cfg.seed}
+    trained: dict[str, Any] = {"variant": cfg.variant, "steps": cfg.steps, "seed": cfg.seed,
+                               "data": trained_data(cfg, with_val=False)}
     runs = {}
     for seed in cfg.seeds:
         runs[seed] = train_run(module, cfg, train, val, bank, seed, init_state, seen)
@@ -575,6 +576,7 @@ def run(cfg: CachedTrainConfig, out: str | Path | None = None) -> dict[str, Any]
         trained["validation"] = _rounded(final)
     else:       # its own figures on the validation clips are fit, not validation
         trained["validation_clips_trained_on"] = True
+        trained["data"] = trained_data(cfg, with_val=True)
         if held_out is not None:
             trained["validation_without_them"] = _rounded(held_out)
     _save(module, out, trained)
@@ -596,6 +598,16 @@ def note_if_trained_on_validation(model, folder: str | Path) -> bool:
           f"the validation split are fit, not validation; the held-out model of its recipe is in "
           f"the training run's {HELD_OUT}/ folder", file=sys.stderr)
     return True
+
+
+def trained_data(cfg: CachedTrainConfig, with_val: bool) -> list[dict[str, Any]]:
+    """The record of the manifests a run trains on (:func:`trainer.trained_on.data_record`, as
+    ``soundsift train``'s loop keeps it): the training manifest, and the validation manifest too
+    for the final run of ``final_with_val``; ``soundsift eval`` on either then says its figures are fit."""
+    from trainer.config import DatasetSpec
+    from trainer.trained_on import data_record
+    paths = [cfg.train_manifest] + ([cfg.val_manifest] if with_val else [])
+    return data_record([DatasetSpec("manifest", path) for path in paths])
 
 
 def _save(module, folder: Path, trained: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Collection, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from engine.errors import InvalidConfig
 from engine.zeroshot import DEFAULT_TEMPLATE
@@ -142,7 +142,9 @@ def _build(cls: type, data: Any, where: str) -> Any:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise InvalidConfig(f"{where}: unknown key(s) {', '.join(with_guesses(unknown, names))}; "
+            sections = {k: {f.name for f in dataclasses.fields(hints[k])} for k in names
+                        if dataclasses.is_dataclass(hints[k])}
+            raise InvalidConfig(f"{where}: unknown key(s) {', '.join(with_guesses(unknown, names, sections))}; "
                                 f"known: {', '.join(sorted(names))}")
         return cls(**{k: _build(hints[k], v, f"{where}.{k}") for k, v in data.items()})
     origin = typing.get_origin(cls)
@@ -182,16 +184,21 @@ _OTHER_NAMES = {"learning_rate": "lr", "output_dir": "out_dir", "max_steps": "st
                 "gradient_accumulation_steps": "accum_steps", "warmup": "warmup_steps", "wd": "weight_decay"}
 
 
-def with_guesses(unknown: Sequence[str], names: Collection[str]) -> list[str]:
+def with_guesses(unknown: Sequence[str], names: Collection[str],
+                 sections: Mapping[str, Collection[str]] | None = None) -> list[str]:
     """Each unknown key, with the known one it stands for when it looks like a typo of it or is
-    another trainer's name for it ("batchsize (did you mean batch_size?)"); the list of every
-    known key that follows does not say which was meant."""
+    another trainer's name for it ("batchsize (did you mean batch_size?)"), or when it is a key
+    of one of ``sections`` (a table of this level: its name → its keys) written at this level
+    ("learning_rate (did you mean optim.lr?)", "clip_seconds (did you mean data.clip_seconds?)");
+    the list of every known key that follows does not say which was meant."""
     import difflib
     out = []
     for key in unknown:
         other = _OTHER_NAMES.get(str(key).lower())
-        close = [other] if other in names else difflib.get_close_matches(str(key).lower(), sorted(names), n=1,
-                                                                            cutoff=0.75)
+        in_section = [f"{section}.{name}" for section, keys in (sections or {}).items()
+                      for name in (str(key), other) if name in keys]
+        close = ([other] if other in names else in_section[:1] or
+                 difflib.get_close_matches(str(key).lower(), sorted(names), n=1, cutoff=0.75))
         out.append(f"{key} (did you mean {close[0]}?)" if close else str(key))
     return out
 

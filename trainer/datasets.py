@@ -783,11 +783,25 @@ def merge_repeated(items: list[Item]) -> list[Item]:
     return list(merged.values())
 
 
-def drop_missing(items: list[Item], what: str = "training", *, open_members: bool = False) -> list[Item]:
+MANIFEST_PATHS_HINT = "a manifest's relative paths are read from the manifest's folder"
+
+
+def paths_hint(kind: str, path: str | Path, audio_dir: str | Path | None = None) -> str:
+    """Where a dataset of format ``kind`` looks for its audio, said when none of it is found."""
+    if kind == "clotho":
+        folder = Path(audio_dir or Path(path).parent).resolve()
+        return (f"a Clotho CSV's files are read from its audio_dir, here {folder}"
+                f"{'' if audio_dir else ', the CSV folder: the config gives no audio_dir'}")
+    return MANIFEST_PATHS_HINT
+
+
+def drop_missing(items: list[Item], what: str = "training", *, open_members: bool = False,
+                 hint: str = MANIFEST_PATHS_HINT) -> list[Item]:
     """Items whose audio file exists and has a readable header; the others are logged
     (``what``: which data, as the messages name it). Audio inside tar shards is opened too with
     ``open_members`` (it is read whole: meant for a validation set, which is decoded whole at
-    every validation anyway), else left to fail, and be replaced, when a step reads it."""
+    every validation anyway), else left to fail, and be replaced, when a step reads it. ``hint``
+    (:func:`paths_hint`) says where the paths were read from when none of the files is usable."""
     kept, bad = [], []
     for item in items:
         if isinstance(item.audio, TarMember) and not open_members:
@@ -806,8 +820,7 @@ def drop_missing(items: list[Item], what: str = "training", *, open_members: boo
             log.debug("left out: %s", reason)
     if not kept:
         raise InvalidDataset(f"none of the {len(items)} {what} audio files could be read, e.g. "
-                             f"{bad[0] if bad else '?'} (a manifest's relative paths are read from "
-                             "the manifest's folder)")
+                             f"{bad[0] if bad else '?'} ({hint})")
     return kept
 
 

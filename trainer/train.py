@@ -19,7 +19,7 @@ from engine.errors import InvalidConfig, InvalidDataset, ModelUnavailable
 from engine.outputs import make_folder, output_folder
 from trainer.config import DatasetSpec, TrainConfig, load_config
 from trainer.datasets import (AudioTextDataset, Item, audio_key, check_batch_size, drop_missing, merge_repeated,
-                              read_items, say_short_clips)
+                              paths_hint, read_items, say_short_clips)
 from trainer.distributed import barrier, torchrun_process_group
 from trainer.loop import TrainResult, finished_run, fit, pick_device, refuse_earlier_run
 
@@ -98,7 +98,9 @@ def load_items(specs: list[DatasetSpec], check_files: bool, what: str = "trainin
         log.info("%s %s: %d items", spec.format, spec.path, len(found))
         items += found
     items = merge_repeated(items)
-    return drop_missing(items, what, open_members=what == "validation") if check_files and items else items
+    hint = "; ".join(dict.fromkeys(paths_hint(s.format, s.path, s.audio_dir) for s in specs))
+    return (drop_missing(items, what, open_members=what == "validation", hint=hint) if check_files and items
+            else items)
 
 
 def warn_trivial_validation(val_items: list[Item]) -> None:

@@ -43,7 +43,7 @@ def _show(result: dict[str, Any], json_out: bool, print_table: Callable[[dict[st
     else:
         print_table(result)
     if report is not None:
-        err_console.print(f"report written to {report / 'report.md'}", highlight=False)
+        err_console.print(f"report written to {report / 'report.md'}", highlight=False, soft_wrap=True)
 
 
 @eval_app.command("retrieval")

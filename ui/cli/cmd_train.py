@@ -162,7 +162,7 @@ def _train_cached(config: Path, out: Optional[Path], steps: Optional[int], json_
     else:
         out_console.print(f"validation: {_figures(report['final'])}", highlight=False)
     err_console.print(f"(the start and the baseline are logged above; all in {model_dir / 'training_report.json'})",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
 
 
 def _figures(figures: dict[str, float]) -> str:
