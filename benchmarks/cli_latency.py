@@ -7,7 +7,8 @@ Each command runs in a fresh Python process (``python -m ui.cli …``): ``search
 commands also run from that git revision's tree (``git archive REV``, extracted into a temporary
 folder and imported from there, the editable install's finder removed), in turn with the current
 tree's runs so that both see the same load; the output gives each side's median wall and CPU
-(user + system) seconds, the ratios before / now, and whether both printed the same results (``--json``). Build an index first, e.g.
+(user + system) seconds, the ratios before / now, whether both printed the same results (``--json``),
+and for ``search`` whether they ranked the same hits and by how much their scores differ. Build an index first, e.g.
 ``soundsift index demo/sounds --index /tmp/idx``.
 """
 from __future__ import annotations
@@ -58,6 +59,22 @@ def run_once(tree: Path, args: list[str]) -> tuple[float, float, str]:
     return took, cpu, done.stdout
 
 
+def compare_hits(before: set[str], now: set[str]) -> dict:
+    """For ``--json`` hit lists: whether every run of both trees ranked the same spans of the same
+    files, and the largest difference of a hit's score between them (a text vector made another
+    way, numpy instead of torch, moves scores in their last digits); {} for other output."""
+    try:
+        runs = [json.loads(text) for text in (*before, *now)]
+    except json.JSONDecodeError:
+        return {}
+    if not all(isinstance(hits, list) and all(isinstance(h, dict) and "score" in h for h in hits)
+               for hits in runs):
+        return {}
+    ranked = {tuple((h["path"], h["start"], h["end"]) for h in hits) for hits in runs}
+    diffs = [abs(a["score"] - b["score"]) for hits in runs[1:] for a, b in zip(runs[0], hits)]
+    return {"same_ranking": len(ranked) == 1, "max_score_diff": max(diffs, default=0.0)}
+
+
 def measure(trees: dict[str, Path], commands: dict[str, list[str]], runs: int) -> dict:
     """Each command ``runs`` times per tree, the trees taking turns; medians, ratios, same output."""
     out: dict = {"load_before": os.getloadavg()[0], "runs": runs, "commands": {}}
@@ -78,6 +95,7 @@ def measure(trees: dict[str, Path], commands: dict[str, list[str]], runs: int) -
             row["ratio_before_over_now"] = round(statistics.median(times["before"]) / statistics.median(times["now"]), 3)
             row["cpu_ratio_before_over_now"] = round(statistics.median(cpus["before"]) / statistics.median(cpus["now"]), 3)
             row["same_output"] = printed["before"] == printed["now"]
+            row.update(compare_hits(printed["before"], printed["now"]))
         out["commands"][name] = row
     out["load_after"] = os.getloadavg()[0]
     return out

@@ -122,6 +122,7 @@ class SoundIndex:
         self.meta = meta
         self._model = model
         self._given_model = model          # the caller's model (None: the index's own)
+        self._text_only = False            # load models for text queries only (SoundIndex.open)
         self._mismatch: str | None = None  # why the caller's model no longer fits a rebuilt index
         self._snap: _Snapshot | None = None
         self._lock = threading.RLock()
@@ -131,13 +132,16 @@ class SoundIndex:
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, index: str | Path | None = None,
-             model: AudioTextModel | str | Path | None = None) -> "SoundIndex":
+             model: AudioTextModel | str | Path | None = None, *, text_only: bool = False) -> "SoundIndex":
         """Open the index ``index`` (a name under indexes/, or a folder; default 'default').
 
         ``model``: an AudioTextModel, or a name/path for :func:`engine.models.load_model`;
         by default the model that built the index, loaded on first use (and the new one
         after a rebuild). A model whose fingerprint differs from the index's raises
         :class:`ModelMismatch`, at open and after a rebuild to another model.
+        ``text_only``: models are loaded with ``load_model(…, text_only=True)``, for a one-shot
+        command whose queries are texts (the same vectors, without importing torch where the
+        model allows; audio still works, loading the rest then).
         """
         root = resolve_index_dir(index)
         layout = IndexLayout(root)
@@ -148,10 +152,10 @@ class SoundIndex:
             handle = catalog.handle()
             meta = _finished_meta(root, handle)
             self = cls(root, catalog, handle, meta)
+            self._text_only = text_only
             if model is not None:
                 if not isinstance(model, AudioTextModel):
-                    from engine.models import load_model
-                    model = load_model(model)
+                    model = self._load_model(model)
                 self._check_model(model)
                 self._model = self._given_model = model
             self._with_snapshot(lambda conn, snap: None)
@@ -180,11 +184,14 @@ class SoundIndex:
         with self._lock:
             self._raise_mismatch()
             if self._model is None:
-                from engine.models import load_model
-                model = load_model(self.meta.get("model_name"))
+                model = self._load_model(self.meta.get("model_name"))
                 self._check_model(model)
                 self._model = model
             return self._model
+
+    def _load_model(self, name: str | Path | None) -> AudioTextModel:
+        from engine.models import load_model
+        return load_model(name, text_only=True) if self._text_only else load_model(name)
 
     @property
     def policy(self) -> SegmentPolicy:

@@ -32,12 +32,19 @@ BACKENDS: dict[str, str] = {
     "soundsift-clap": "engine.models.soundsift_clap:SoundsiftClapModel.load",
 }
 
+#: config.json "model_type" → the builder :func:`load_model` uses with ``text_only``: a model
+#: whose text vectors need no torch (the same vectors; audio loads the full model on first use)
+TEXT_BACKENDS: dict[str, str] = {
+    "soundsift-clap": "engine.models.soundsift_text:SoundsiftTextModel.load",
+}
+
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-def _backend(model_type: str):
+def _backend(model_type: str, text_only: bool = False):
     try:
-        target = BACKENDS[model_type]
+        target = TEXT_BACKENDS.get(model_type) if text_only else None
+        target = target or BACKENDS[model_type]
     except KeyError:
         raise ModelUnavailable(
             f"unknown model_type {model_type!r} in config.json; "
@@ -49,8 +56,12 @@ def _backend(model_type: str):
     return obj
 
 
-def load_model(name_or_path: str | Path | None = None) -> AudioTextModel:
-    """Build the model named by ``name_or_path`` (default: ``soundsift-base``)."""
+def load_model(name_or_path: str | Path | None = None, *, text_only: bool = False) -> AudioTextModel:
+    """Build the model named by ``name_or_path`` (default: ``soundsift-base``).
+
+    ``text_only``: for a one-shot command that embeds text and reads stored audio vectors; where
+    the backend has one (:data:`TEXT_BACKENDS`), a model that makes the same text vectors without
+    importing torch, and builds the full model only if it is given audio."""
     name = str(name_or_path) if name_or_path is not None else DEFAULT_MODEL
     if not name.strip():
         raise ModelUnavailable(
@@ -77,7 +88,7 @@ def load_model(name_or_path: str | Path | None = None) -> AudioTextModel:
             model_type = json.loads(config_path.read_text()).get("model_type", "")
         except json.JSONDecodeError as e:
             raise ModelUnavailable(f"{config_path}: not valid JSON ({e})") from e
-        return _backend(model_type)(str(folder), name=name)
+        return _backend(model_type, text_only)(str(folder), name=name)
     if _HUB_ID.match(name):
         return _backend("clap")(name, name=name)
     raise ModelUnavailable(

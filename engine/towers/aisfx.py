@@ -24,10 +24,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from engine.errors import ModelUnavailable
+from engine.towers import aisfx_ids
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 44100
+SAMPLE_RATE = aisfx_ids.SAMPLE_RATE
 FRAME_LENGTH = 2048
 FRAME_HOP = 1024
 N_MELS = 96
@@ -37,11 +38,10 @@ NORM_MAX = 9.457798957824707
 BLOCK_FRAMES = 100
 BLOCK_HOP = 50
 EMBEDDING_DIM = 512
-FRONTEND_VERSION = "aisfx-frontend-1"
+FRONTEND_VERSION = aisfx_ids.FRONTEND_VERSION
+INT8_FILE = aisfx_ids.INT8_FILE
 #: bumped when the ONNX export of the CNN changes (names its cache entries)
 ONNX_EXPORT_VERSION = "aisfx-onnx-1"
-#: a model folder's int8 copy of its aisfx CNN (config ``aisfx_int8``; trainer/quantize_aisfx.py)
-INT8_FILE = "aisfx_int8.onnx"
 
 
 def _mel_matrix() -> torch.Tensor:

@@ -5,19 +5,25 @@ through ``transformers.AutoModel`` imports most of transformers (about 2.4 s of 
 that embeds text: ``soundsift search``, ``tag``, ``index``); this module is the same network in
 about a hundred lines, with the same parameter names (so ``state_dict`` keys, and a fine-tuned
 text tower saved by the trainer, are unchanged), and its tokenizer is the folder's
-``tokenizer.json`` read by the ``tokenizers`` library. tests/test_bert_tower.py holds it to
-transformers' output.
+``tokenizer.json`` read by the ``tokenizers`` library (engine.towers.wordpiece).
+tests/test_bert_tower.py holds it to transformers' output; engine.towers.bert_numpy is its
+inference in numpy, for the commands that embed text only.
 """
 from __future__ import annotations
 
-import json
 import math
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
+
+from engine.towers.bert_numpy import check_plain_bert, encoder_state, folder_config
+from engine.towers.wordpiece import WordPieceTokenizer
+
+# WordPieceTokenizer lives in engine.towers.wordpiece (no torch), shared with the numpy inference
+__all__ = ["BertEncoder", "WordPieceTokenizer"]
 
 #: True while :meth:`BertEncoder.from_folder` builds an encoder whose every parameter the
 #: folder's weights then overwrite: its layers skip their random initialisation (≈ 0.15–0.4 s of
@@ -147,10 +153,7 @@ class BertEncoder(nn.Module):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
-        kind = config.get("position_embedding_type", "absolute")
-        if config.get("model_type") != "bert" or kind != "absolute" or config.get("hidden_act", "gelu") != "gelu":
-            raise ValueError(f"not a plain BERT (model_type {config.get('model_type')!r}, "
-                             f"positions {kind!r}, activation {config.get('hidden_act')!r})")
+        check_plain_bert(config)
         self.config = config
         self.embeddings = _Embeddings(config)
         self.encoder = _Encoder(config)
@@ -162,9 +165,8 @@ class BertEncoder(nn.Module):
         from safetensors.torch import load_file
 
         folder = Path(folder)
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        state = {k.removeprefix("bert."): v for k, v in load_file(str(folder / "model.safetensors")).items()
-                 if not k.endswith("position_ids")}
+        config = folder_config(folder)
+        state = encoder_state(load_file(str(folder / "model.safetensors")))
         token = _WEIGHTS_FOLLOW.set(True)       # every parameter is the file's (strict load below)
         try:
             model = cls(config)
@@ -179,21 +181,3 @@ class BertEncoder(nn.Module):
         for layer in self.encoder.layer:
             x = layer(x, bias)
         return x
-
-
-class WordPieceTokenizer:
-    """A folder's ``tokenizer.json`` (the Hugging Face fast tokenizer's own file): texts →
-    padded ``input_ids`` and ``attention_mask`` tensors, truncated to ``max_length`` tokens."""
-
-    def __init__(self, folder: str | Path, max_length: int) -> None:
-        from tokenizers import Tokenizer
-
-        self.tokenizer = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
-        pad = self.tokenizer.padding or {}
-        self.tokenizer.enable_truncation(max_length=max_length)
-        self.tokenizer.enable_padding(pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]"))
-
-    def __call__(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        encoded = self.tokenizer.encode_batch(list(texts))
-        return {"input_ids": torch.tensor([e.ids for e in encoded], dtype=torch.long),
-                "attention_mask": torch.tensor([e.attention_mask for e in encoded], dtype=torch.long)}

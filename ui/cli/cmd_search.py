@@ -55,7 +55,7 @@ def search_command(
     check_export(export, whole_files, pad)
     if keywords and all_segments:
         raise InvalidQuery("--keywords ranks whole files, so it does not go with --all-segments; drop one")
-    with SoundIndex.open(index, model=model) as sound_index:
+    with SoundIndex.open(index, model=model, text_only=True) as sound_index:     # no torch for a text query
         hits = sound_index.search_text(text, k=k, filters=filters, per_file=not all_segments,
                                        keywords=keywords, exclude=unwanted,
                                        exclude_weight=EXCLUDE_WEIGHT if exclude_weight is None else exclude_weight,

@@ -164,13 +164,15 @@ def _print_timeline(path: Path, spans: list, from_index: bool, what: str, min_sc
 
 @contextmanager
 def _tagging_source(index: Optional[str], model: Optional[str]) -> Iterator[tuple]:
-    """(model, None) without an index; (None, open SoundIndex) with one."""
+    """(model, None) without an index; (None, open SoundIndex) with one, whose model embeds the
+    labels without torch where it can (a file the index holds is tagged from its stored vectors;
+    another one loads the rest of the model)."""
     if index is None:
         from engine.models import load_model
         yield load_model(model), None
         return
     from engine.query import SoundIndex
-    with SoundIndex.open(index, model=model) as sound_index:
+    with SoundIndex.open(index, model=model, text_only=True) as sound_index:
         yield None, sound_index
 
 
