@@ -16,8 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from engine.errors import ModelMismatch
-from engine.mismatch import mismatch_message, model_ref
+from engine.errors import ModelMismatch, ModelUnavailable
+from engine.mismatch import PATHS, mismatch_message, model_ref, rebuild_command, short_fingerprint
 from engine.models.base import AudioTextModel
 from engine.segments import SegmentPolicy
 
@@ -121,3 +121,70 @@ class IndexedModel(AudioTextModel):
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         return self.loaded().embed_text(texts)
+
+
+def fingerprint_now(name: str) -> str | None:
+    """The fingerprint the soundsift model ``name`` (a bundled name or a model folder) has now,
+    taken from its files without loading it (engine.models.soundsift_config.fingerprint_of);
+    None for another kind of model (a laion/* checkpoint: known only once loaded) or one whose
+    folder or config.json is gone (loading it says why)."""
+    import json
+
+    from engine.models.factory import BUNDLED
+    from engine.models.soundsift_config import SoundsiftClapConfig, fingerprint_of
+
+    folder = BUNDLED.get(name.strip()) or Path(name).expanduser()
+    config = folder / "config.json"
+    try:
+        if json.loads(config.read_text()).get("model_type") != "soundsift-clap":
+            return None
+    except (OSError, ValueError):      # no such folder, a hub id, unreadable JSON
+        return None
+    return fingerprint_of(folder, SoundsiftClapConfig.from_file(config))
+
+
+def changed_since_indexed(meta: dict[str, Any], index_root: str | Path) -> str | None:
+    """What to say when the model an index records (``meta``: model_name, model_fingerprint) has
+    other weights under its name now (a soundsift upgrade, a retrained folder), so search,
+    tag and serve refuse the index until it is re-embedded; None while it matches, or
+    when that cannot be told without loading the model (:func:`fingerprint_now`)."""
+    name, recorded = meta.get("model_name"), meta.get("model_fingerprint")
+    if not name or not recorded:
+        return None
+    try:
+        now = fingerprint_now(str(name))
+    except (ModelUnavailable, OSError) as e:       # loading it will stop at the same
+        log.warning("cannot tell whether model %r has changed since index %s was built: %s", name, index_root, e)
+        return None
+    if now is None or now == recorded:
+        return None
+    from engine.models import DEFAULT_MODEL
+    rebuild = rebuild_command(index_root, None if name == DEFAULT_MODEL else str(name))
+    return (f"index {index_root} holds vectors of model {name!r} as it was (fingerprint "
+            f"{short_fingerprint(recorded)}), which has changed since (its fingerprint is now "
+            f"{short_fingerprint(now)}: a soundsift upgrade or retrained weights): search, tag and serve "
+            f"refuse the index until its files are embedded again: `{rebuild}` ({PATHS}: "
+            "the folders the index was built from)")
+
+
+#: (index folder, recorded fingerprint) already checked in this process: a --watch cycle that
+#: embeds nothing runs :func:`warn_if_changed` again, which neither hashes the weights again nor
+#: repeats its warning
+_CHECKED: set[tuple[str, str]] = set()
+
+
+def warn_if_changed(model: AudioTextModel, writer: Any) -> None:
+    """After a run over the index the open ``writer`` holds: a warning when the run embedded
+    nothing with the index's own model (:class:`IndexedModel`, never loaded, so never checked)
+    and that model has changed since the index was built (:func:`changed_since_indexed`). Such
+    a run succeeds, and without this the next search was the first to say the index needs
+    re-embedding."""
+    if not isinstance(model, IndexedModel) or model._model is not None:
+        return
+    key = (str(writer.layout.root), model.fingerprint)
+    if key in _CHECKED:
+        return
+    _CHECKED.add(key)
+    said = changed_since_indexed(writer.meta, writer.layout.root)
+    if said:
+        log.warning("%s", said)

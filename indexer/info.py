@@ -77,7 +77,7 @@ def catalog_info(s: Session, layout: IndexLayout, errors_limit: int = 20) -> dic
     vectors = layout.root / meta["vectors_file"] if meta.get("vectors_file") else None
     info["vectors_bytes"] = vectors.stat().st_size if vectors is not None and vectors.is_file() else None
     info["counts"] = {"files": n_files, "segments": n_segments, "errors": n_errors, "described": described,
-                      "marked": marked, **silence}
+                      "marked": marked, **silence, "metadata_not_reread": metadata_not_reread(meta, n_files)}
     info["total_duration"] = duration
     info["formats"] = formats
     info["categories"] = categories
@@ -90,6 +90,16 @@ def catalog_info(s: Session, layout: IndexLayout, errors_limit: int = 20) -> dic
     info["errors"] = errors
     info["versions"] = _versions(layout)
     return info
+
+
+def metadata_not_reread(meta: dict[str, Any], n_files: int) -> int:
+    """How many of the ``n_files`` indexed files carry embedded metadata (descriptions, markers …)
+    read by an older soundsift than this one: all of them while the catalog's metadata reader
+    (meta ``metadata_reader``, none before session 18) is older than READER_VERSION, which the
+    next `soundsift index` reads again (indexer.metadata_refresh); else 0. Until then keyword
+    search, the cards and sheet export miss what the older reader did not read."""
+    from engine.file_metadata import READER_VERSION
+    return n_files if n_files and int(meta.get("metadata_reader") or 0) < READER_VERSION else 0
 
 
 def silence_counts(s: Session, n_files: int) -> dict[str, int]:

@@ -40,7 +40,7 @@ from engine.wording import count
 from indexer.decode import (DecodeJob, FileDecoded, FileFailed, SegmentReady, default_workers,
                             iter_decoded)
 from indexer.embed import DEFAULT_BATCH_SIZE, SegmentBatcher
-from indexer.index_model import model_for_run, model_meta, resolve_model
+from indexer.index_model import model_for_run, model_meta, resolve_model, warn_if_changed
 from indexer.level_refresh import LevelRefresh, refresh_levels
 from indexer.links import link_scope
 from indexer.metadata_refresh import refresh_metadata
@@ -279,6 +279,7 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
                 raise
             raise IndexInterrupted(finish_summary(summary, t_start)) from e
         warn_if_budget_unused(writer, memory_budget)
+        warn_if_changed(model, writer)
     return finish_summary(summary, t_start)
 
 

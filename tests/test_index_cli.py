@@ -48,7 +48,8 @@ def test_index_then_info_json(lib, tmp_path, tiny_clap_dir):  # noqa: F811
     assert r.exit_code == 0, r.output
     info = json.loads(r.stdout)
     assert info["counts"] == {"files": 3, "segments": 3, "errors": 1, "described": 0, "marked": 0,
-                              "silent_left_out": 0, "files_of_silence": 0, "silence_not_judged": 0}
+                              "silent_left_out": 0, "files_of_silence": 0, "silence_not_judged": 0,
+                              "metadata_not_reread": 0}
     assert info["model_name"] == str(tiny_clap_dir.resolve()) and info["dim"] == 32
     assert info["sample_rate"] == 48000 and info["index_type"] == "Flat"
     assert info["faiss_factory"] == "IDMap2,Flat" and info["recall_at_10"] == 1.0

@@ -31,6 +31,9 @@ def info_command(
     from indexer.info import index_info
 
     info = index_info(index, errors_limit=errors)
+    changed = _model_changed(info)
+    if changed:     # only then: serve refuses such an index, so GET /info (every key of this) never has one
+        info["model_changed"] = changed
     unreadable = _vectors_error(info)
     if json_out:
         print_json(info if unreadable is None else {**info, "error": str(unreadable)})
@@ -38,6 +41,17 @@ def info_command(
         _print_info(info, unreadable is not None)
     if unreadable is not None:      # what the catalog holds was shown; a script sees the failure
         raise unreadable
+
+
+def _model_changed(info: dict[str, Any]) -> str | None:
+    """What to do when the model ``info``'s index was built with has other weights under its name
+    now (indexer.index_model.changed_since_indexed): searches refuse the index until it is
+    re-embedded. None while it matches, or cannot be told without loading the model."""
+    from indexer.index_model import changed_since_indexed
+
+    if info.get("generation") is None:
+        return None
+    return changed_since_indexed(info, info["index"])
 
 
 def _vectors_error(info: dict[str, Any]) -> "IndexUnreadable | None":
@@ -113,6 +127,10 @@ def _print_info(info: dict[str, Any], vectors_unreadable: bool = False) -> None:
     t.add_row("errors", str(c["errors"]))
     if c.get("silent_left_out") or c.get("files_of_silence") or c.get("silence_not_judged"):
         t.add_row("silent segments", _silence_text(c))
+    if c.get("metadata_not_reread"):
+        t.add_row("embedded metadata", f"of {count(c['metadata_not_reread'], 'file')} read by an older soundsift, "
+                  "which read less (descriptions, markers, cue sheets …): the next `soundsift index` of its folders "
+                  "reads it again, embedding nothing")
     if info.get("sheets"):
         t.add_row("library sheets", " · ".join(f"{name} ({count(n, 'file')})"
                                                for name, n in _sheet_names(info["sheets"])))
@@ -129,6 +147,8 @@ def _print_info(info: dict[str, Any], vectors_unreadable: bool = False) -> None:
     else:
         t.add_row("model", str(info.get("model_name")))
         t.add_row("fingerprint", str(info.get("model_fingerprint")))
+        if info.get("model_changed"):
+            t.add_row("model changed", info["model_changed"])
         t.add_row("dim / sample rate", f"{info.get('dim')} / {info.get('sample_rate')} Hz")
         policy = info.get("segment_policy") or {}
         if policy:
