@@ -44,6 +44,19 @@ class FakeModel(AudioTextModel):
 
 
 
+class CtrlCAtCall(FakeModel):
+    """FakeModel, but Ctrl-C lands in its ``n``-th embedding call."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def embed_audio(self, waveforms):
+        if len(self.calls) + 1 == self.n:
+            raise KeyboardInterrupt
+        return super().embed_audio(waveforms)
+
+
 class WideModel(FakeModel):
     """Another model than FakeModel: another dim and a shorter window (so other segments); the
     new model of the rebuild tests."""

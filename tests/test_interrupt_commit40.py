@@ -13,7 +13,7 @@ from engine.catalog import File
 from indexer import build_index
 from indexer.runner import IndexInterrupted, IndexSummary
 from tests.conftest import catalog_session, tone, write
-from tests.index_fakes import FakeModel
+from tests.index_fakes import CtrlCAtCall, FakeModel
 
 SR = 16000
 
@@ -24,19 +24,6 @@ def library(tmp_path) -> Path:
     for i, name in enumerate(("a.wav", "b.wav", "c.wav", "d.wav")):
         write(lib / name, tone(200 + 100 * i, 3.0, SR), SR)        # 2 segments each, no silence
     return lib.resolve()
-
-
-class CtrlCAtCall(FakeModel):
-    """FakeModel, but Ctrl-C lands in its ``n``-th embedding call."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.n = n
-
-    def embed_audio(self, waveforms):
-        if len(self.calls) + 1 == self.n:
-            raise KeyboardInterrupt
-        return super().embed_audio(waveforms)
 
 
 def second_ctrl_c_in_commit(monkeypatch, at: int) -> None:

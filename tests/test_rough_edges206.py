@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from engine.query import SoundIndex
 from indexer import build_index
 from tests.conftest import noise, tone, write
-from tests.index_fakes import FakeModel
+from tests.index_fakes import CtrlCAtCall, FakeModel
 from tests.test_server import get, serving
 from ui.cli import app
 
@@ -117,19 +117,6 @@ def test_tags_add_on_a_text_file_says_it_is_not_a_sound_file(fake_index):
 
 
 # --- 3. an interrupted index --json gives its time per stage --------------------------------------
-
-class CtrlCAtCall(FakeModel):
-    """FakeModel, but Ctrl-C lands in its ``n``-th embedding call."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.n = n
-
-    def embed_audio(self, waveforms):
-        if len(self.calls) + 1 == self.n:
-            raise KeyboardInterrupt
-        return super().embed_audio(waveforms)
-
 
 def test_interrupted_index_json_gives_the_time_of_the_stages_that_ran(tmp_path, fake_model_cli):
     lib = tmp_path / "lib"
