@@ -78,12 +78,15 @@ def more_like(file_id: int, name: str, start: float | None = None, end: float | 
 
 def card_facts(record: Any, hit: Any) -> str:
     """A result card's facts after its folder: duration, format, rate, channels beyond stereo,
-    levels; then the match's span and score."""
+    levels; then the match's span and score, and in a search that also matched names (the
+    keywords toggle) its words score, the BM25 the CLI's "words" column shows: a file found by
+    name ranks above files of a higher score, which read as a wrong order without it."""
     channels = f" · {record.channels} ch" if record.channels > 2 else ""
     levels = f" · {record.levels}" if record.levels else ""
     span = span_text(hit.start, hit.end)
+    words = getattr(hit, "keywords", None)
     return (f"{seconds_text(record.duration)} · {record.format} · {record.sample_rate / 1000:g} kHz{channels}{levels}"
-            f"  \nmatch {span} · score {hit.score:.3f}")
+            f"  \nmatch {span} · score {hit.score:.3f}" + (f" · words {words:.2f}" if words is not None else ""))
 
 
 def copies_caption(hit: Any, root: str) -> str | None:
@@ -344,7 +347,8 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
     with closing(media):        # a rerun stopping the page here drops the cards not yet read
         for (rank, hit, record), card in zip(cards, media):
             render_result(rank, hit, record, root, tags.get(int(hit.file_id), []),
-                          CardTags(lib.layout.root, hit.file_id, tuple(own.get(hit.file_id, ())), known),
+                          CardTags(lib.layout.root, hit.file_id, tuple(own.get(hit.file_id, ())), known,
+                                   name=record.name),
                           more=more_like_span(hit, record.duration, search.by_file), media=card,
                           itself=is_query_file(hit, search.by_file))
             listed.append((hit, record))

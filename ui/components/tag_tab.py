@@ -62,7 +62,8 @@ def render_tag_tab(index: Any) -> None:
         return
     st.audio(source.getvalue())
     vocabulary = "your labels" if labels else "the default vocabulary"
-    st.markdown(f"Top {len(tags)} tags for **{plain_markdown(example.name)}** from {vocabulary}:")
+    top_tags = "Top tag" if len(tags) == 1 else f"Top {len(tags)} tags"
+    st.markdown(f"{top_tags} for **{plain_markdown(example.name)}** from {vocabulary}:")
     st.dataframe(
         [{"label": t["label"], "score": round(float(t["score"]), 4)} for t in tags],
         hide_index=True, width="stretch",

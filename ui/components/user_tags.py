@@ -20,6 +20,7 @@ class CardTags:
     file_id: int
     tags: tuple[str, ...] = ()
     known: tuple[str, ...] = field(default=())      # every user tag of the library, to pick from
+    name: str = ""                                  # the file's name, as its card shows it
 
 
 def save_tags(card: CardTags, key: str) -> None:
@@ -30,12 +31,22 @@ def save_tags(card: CardTags, key: str) -> None:
     added = [t for t in chosen if t not in card.tags]
     removed = [t for t in card.tags if t not in chosen]
     try:
-        if added:
-            add_tags(card.index_root, [card.file_id], added)
-        if removed:
-            remove_tags(card.index_root, [card.file_id], removed)
+        changes = [change(card.index_root, [card.file_id], tags)
+                   for change, tags in ((add_tags, added), (remove_tags, removed)) if tags]
     except SoundsiftError as e:
         st.session_state[ERROR_KEY] = f"Tags not saved: {e}"
+        return
+    if any(c.not_indexed for c in changes):         # stored nothing: the file left the index meanwhile
+        st.session_state[ERROR_KEY] = not_indexed_message(card)
+
+
+def not_indexed_message(card: CardTags) -> str:
+    """What the page says when a card's tags could not be stored because its file is no longer in
+    the index: the library was re-indexed since the card was drawn (the file moved, renamed or
+    deleted), and indexer.user_tags stores nothing for a file id it no longer holds."""
+    named = f"{plain_markdown(card.name)} (file id {card.file_id})" if card.name else f"file id {card.file_id}"
+    return (f"Tags not saved: {named} is no longer in the index: the library was re-indexed since the "
+            "results were shown, and the file was moved, renamed or deleted. Search again.")
 
 
 def tag_choices(card: CardTags) -> list[str]:
