@@ -37,7 +37,8 @@ def clip_means(split: Split, rows: np.ndarray) -> np.ndarray:
 
 def retrieval(vectors: np.ndarray, labels: np.ndarray, sources: np.ndarray,
               other_sources: bool, k: int = 10) -> tuple[float, float, int]:
-    """(P@1, mAP@10, queries) of cosine retrieval; queries with no relevant candidate are skipped."""
+    """(P@1, mAP@10, queries) of cosine retrieval; queries with no relevant candidate are skipped
+    (none left: NaN, NaN, 0)."""
     v = unit(vectors)
     sims = v @ v.T
     p1, aps = [], []
@@ -51,7 +52,29 @@ def retrieval(vectors: np.ndarray, labels: np.ndarray, sources: np.ndarray,
         p1.append(hits[0])
         precision = np.cumsum(hits) / np.arange(1, k + 1)
         aps.append(float((precision * hits).sum() / min(relevant.sum(), k)))
+    if not p1:
+        return float("nan"), float("nan"), 0
     return float(np.mean(p1)), float(np.mean(aps)), len(p1)
+
+
+def print_tables(reps: dict[str, np.ndarray], labels: np.ndarray, sources: np.ndarray) -> None:
+    """The all-candidates table, then the other-sources-only one: skipped, with a line saying so,
+    when the split holds a single source (or no query has a same-label clip from another)."""
+    for other in (False, True):
+        title = "candidates from other sources only" if other else "all candidates"
+        if other and len(set(sources.tolist())) < 2:
+            print(f"{title}: skipped, a by-source figure needs two sources and this split holds one "
+                  f"({sources[0] if len(sources) else 'none'})")
+            continue
+        results = {name: retrieval(vectors, labels, sources, other) for name, vectors in reps.items()}
+        if not any(n for _, _, n in results.values()):
+            print(f"{title}: skipped, no clip has another of its label"
+                  + (" from another source" if other else ""))
+            continue
+        print(title)
+        print("representation | P@1 | mAP@10 | queries")
+        for name, (p1, map10, n) in results.items():
+            print(f"{name} | {p1:.3f} | {map10:.3f} | {n}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -88,12 +111,7 @@ def main(argv: list[str] | None = None) -> None:
             reps[f"model ⊕ {w:g}·aisfx (centred)"] = np.hstack([unit(own), w * centred])
     labels = np.array(val.labels)
     sources = np.array([it.source for it in val.items])
-    for other in (False, True):
-        print("candidates from other sources only" if other else "all candidates")
-        print("representation | P@1 | mAP@10 | queries")
-        for name, vectors in reps.items():
-            p1, map10, n = retrieval(vectors, labels, sources, other)
-            print(f"{name} | {p1:.3f} | {map10:.3f} | {n}")
+    print_tables(reps, labels, sources)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,11 @@ from trainer.captions import captions_from_tags
 
 Generator = Callable[[np.random.Generator, int, int], np.ndarray]
 
+#: the generator's version, recorded with the settings a toy-data/ folder was written with
+#: (trainer.train.prepare_data): raised whenever the same settings make other clips, so a
+#: folder an older generator wrote is written again. 2: clips at least one patch long.
+GENERATOR_VERSION = 2
+
 
 def _t(n: int, sr: int) -> np.ndarray:
     return np.arange(n) / sr

@@ -145,22 +145,24 @@ def add_seq2seq_captions(items: list[Item], folder: str, prompt: str) -> None:
 
 def prepare_data(cfg: TrainConfig, out_dir: Path) -> None:
     """Generate the toy set into ``out_dir/toy-data`` and add it to the config's datasets; one
-    written there before is reused only when it was made with the same ``data.toy`` settings
-    (``toy-data/settings.json``), else written again."""
+    written there before is reused only when it was made with the same ``data.toy`` settings by
+    the same generator (``toy-data/settings.json``, :data:`trainer.toy_data.GENERATOR_VERSION`),
+    else written again."""
     if cfg.data.toy is None:
         return
     import json
 
-    from trainer.toy_data import write_toy_set
+    from trainer.toy_data import GENERATOR_VERSION, write_toy_set
     t = cfg.data.toy
     folder = out_dir / "toy-data"
     train, val, stamp = folder / "train.jsonl", folder / "val.jsonl", folder / "settings.json"
     settings = {"per_class": t.per_class, "val_per_class": t.val_per_class, "seconds": t.seconds,
                 "sample_rate": t.sample_rate, "seed": t.seed}
-    made_so = stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")) == settings
+    stamped = {**settings, "generator": GENERATOR_VERSION}      # an older generator's clips differ
+    made_so = stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")) == stamped
     if not (train.is_file() and val.is_file() and made_so):
         train, val = write_toy_set(folder, **settings)
-        stamp.write_text(json.dumps(settings), encoding="utf-8")
+        stamp.write_text(json.dumps(stamped), encoding="utf-8")
     cfg.data.train = cfg.data.train + [DatasetSpec("manifest", str(train))]
     cfg.data.val = cfg.data.val + [DatasetSpec("manifest", str(val))]
     cfg.data.toy = None

@@ -50,12 +50,15 @@ def all_sources() -> list[str]:
 
 
 def check_source_names(sources: list[str], val_sources: list[str] | None = None) -> None:
-    """Raise :class:`CorpusError` for a source the recipe does not know, or a validation source
+    """Raise :class:`CorpusError` for a source the recipe does not know (one line: each unknown
+    name, the known one it looks like a typo of, then the known names), or a validation source
     that is not among ``sources``."""
+    from trainer.config import with_guesses
     known = all_sources()
     unknown = [s for s in [*sources, *(val_sources or [])] if s not in known]
     if unknown:
-        raise CorpusError(f"unknown corpus source(s) {unknown}; known: {known}")
+        raise CorpusError(f"unknown corpus source{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join(with_guesses(unknown, known))}; known: {', '.join(known)}")
     outside = [s for s in val_sources or [] if s not in sources]
     if outside:
         raise CorpusError(f"validation source(s) {outside} are not among the sources built {sources}")

@@ -267,7 +267,25 @@ def export_command(
         with SoundIndex.open(index) as sound_index:
             say_why_none(sound_index, [], filters)
     written = write_library_sheet(rows, out)
+    _note_metadata_not_reread(index, len(rows))
     if json_out:
         print_json({"out": str(written), "files": len(rows)})
         return
     out_console.print(f"wrote {count(len(rows), 'file')} to {out}", highlight=False)
+
+
+def _note_metadata_not_reread(index: Optional[Path], files: int) -> None:
+    """On stderr (with --json too): the exported files whose embedded metadata an older soundsift
+    read (indexer.info.metadata_not_reread), whose cells miss what that reader did not read."""
+    from engine.catalog import catalog_session, get_meta
+    from engine.layout import existing_index
+    from indexer.info import metadata_not_reread
+    with catalog_session(existing_index(index)) as s:
+        older = metadata_not_reread(get_meta(s), files)
+    if older:
+        one = older == 1
+        err_console.print(f"note: the embedded metadata of {count(older, 'file')} was read by an older soundsift, "
+                          "which read less (descriptions, markers, cue sheets …), so the sheet's FXName, "
+                          "Description … cells miss what it did not read; `soundsift index` of "
+                          f"{'its folder' if one else 'their folders'} reads it again, embedding nothing",
+                          highlight=False, soft_wrap=True)
