@@ -26,6 +26,7 @@ from engine.models.base import l2_normalize
 from engine.query_faiss import _describe
 from engine.query_hits import FileVectors
 from engine.query_snapshot import _Snapshot
+from engine.system_files import is_appledouble
 from engine.text_encoding import normal_forms
 from engine.vector_access import all_vectors
 
@@ -59,7 +60,8 @@ def why_not_indexed(conn: Connection | Session, item: str | Path | int,
                     spellings: Sequence[str] | None = None) -> str:
     """Why ``item`` names no indexed file: no such id, no such file, a file that could not be
     indexed (the reason its error row gives), a folder holding none, a file without an audio
-    extension (which the walk of its folder passes over), or one never indexed.
+    extension or a macOS ``._*`` metadata file (which the walk of its folder passes over), or one
+    never indexed.
     ``spellings``: the paths the catalog may keep ``item`` as (by default as typed, absolute and
     with links resolved)."""
     if isinstance(item, (int, np.integer)):
@@ -81,6 +83,9 @@ def why_not_indexed(conn: Connection | Session, item: str | Path | int,
         extension = os.path.splitext(given)[1]
         what = f"{extension!r} is not an audio extension" if extension else "it has no extension"
         return f"not a sound file soundsift indexes ({what}: indexing its folder passes it over)"
+    if is_appledouble(given, os.path.basename(given)):     # passed over as a system file (indexer.scan)
+        return ("not a sound file soundsift indexes (a macOS metadata file or resource fork, ._*, "
+                "which indexing its folder passes over as a system file)")
     return "not in the index (index it first)"
 
 

@@ -22,6 +22,7 @@ The events a :class:`DecodePool` yields, in order per file:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import multiprocessing as mp
 import os
@@ -186,13 +187,18 @@ def _marked_takes(path: str, notes: list[str]) -> list[tuple[float, float | None
 
 def iter_decoded(jobs: Iterable[DecodeJob], sample_rate: int, policy: SegmentPolicy,
                  workers: int = 0, queue_size: int = 64) -> Iterator[DecodeEvent]:
-    """Decode ``jobs``: in this process when ``workers`` is 0, else in a worker pool."""
+    """Decode ``jobs``: in this process when ``workers`` is 0, else in a worker pool, started
+    only when there is a job (a run over an unchanged library starts no process)."""
     if workers <= 0:
         for job in jobs:
             yield from decode_file(job, sample_rate, policy)
         return
+    pending = iter(jobs)
+    first = next(pending, None)
+    if first is None:
+        return
     with DecodePool(sample_rate, policy, workers, queue_size) as pool:
-        yield from pool.run(jobs)
+        yield from pool.run(itertools.chain([first], pending))
 
 
 # --- worker side ---------------------------------------------------------------------

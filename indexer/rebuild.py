@@ -116,9 +116,10 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
     moving to the current model is what a rebuild is for). ``opts`` is the runner's
     RunOptions. Returns the runner's IndexSummary with ``rebuild`` set. Raises IndexBusy
     when another process writes the index, RebuildFailed when the rebuild is refused or
-    fails (the index is then unchanged).
+    fails (the index is then unchanged), IndexInterrupted (a KeyboardInterrupt) on Ctrl-C once
+    the run began, its summary saying so (the index unchanged too).
     """
-    from indexer.runner import IndexSummary, _sheets_not_imported, finish_summary, index_into
+    from indexer.runner import IndexInterrupted, IndexSummary, _sheets_not_imported, finish_summary, index_into
 
     root = Path(os.path.realpath(layout.root))      # a linked index is rebuilt where it lives
     live = IndexLayout(root)
@@ -159,11 +160,13 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
             writer.close_catalog()
             with _sigint_held() as interrupted:
                 aside = _swap(root, tmp)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             writer.close()
             log.warning("interrupted: the rebuild of %s was abandoned; %s. The index is "
                         "unchanged (%s)", root, _remove_tmp(tmp), old.describe())
-            raise
+            if not summary.timings:         # before the run's work began: nothing to report
+                raise
+            raise IndexInterrupted(finish_summary(_abandoned(summary, old), t_start)) from e
         except Exception as e:
             writer.close()
             raise RebuildFailed(
@@ -184,6 +187,21 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
                     "index (model %r)", root, model.name)
         raise KeyboardInterrupt
     return finish_summary(summary, t_start)
+
+
+def _abandoned(summary: Any, old: "_OldIndex") -> Any:
+    """``summary`` (the runner's IndexSummary) of a rebuild interrupted after its run began, its
+    unfinished index thrown away: ``interrupted`` true, the index as it was (generation, totals),
+    nothing added, updated, removed or committed; the time of the stages that ran and the
+    failures stay."""
+    from indexer.runner import QUEUED_COUNTS, restore_counts
+
+    summary.interrupted = True
+    restore_counts(summary, {k: type(getattr(summary, k))() for k in QUEUED_COUNTS})
+    summary.commits = 0                 # its commits went to the folder thrown away
+    summary.generation = old.generation
+    summary.totals = dict(old.meta.get("counts", {}))
+    return summary
 
 
 @contextmanager

@@ -506,7 +506,8 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
     Ctrl-C (or SIGTERM: :mod:`indexer.interrupts`) anywhere in the run commits the files already
     embedded (a pass over older files commits what it did), fills in ``summary`` as the index now
     is (``interrupted`` true) and says so in one warning before it propagates (False: it propagates
-    at once; a rebuild throws its unfinished index away anyway). ``plan_logged``: the caller
+    at once, ``summary`` given only ``interrupted``, the time of the stages that ran and the
+    failures; a rebuild throws its unfinished index away anyway). ``plan_logged``: the caller
     said what the run embeds (a rebuild, counted against the index it replaces), so the line
     counting against ``writer``'s is debug detail.
     """
@@ -518,6 +519,11 @@ def index_into(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTex
         except KeyboardInterrupt:
             if keep_on_interrupt:
                 say_kept(writer, summary, failures, stage)
+            else:               # a rebuild: its summary still gives the stages that ran (indexer.rebuild)
+                summary.interrupted = True
+                if stage.times is not None:
+                    summary.timings = stage.times()
+                summary.errors = [{"path": p, "reason": r} for p, r in failures.items()]
             raise
     return failures
 
