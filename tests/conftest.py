@@ -16,6 +16,37 @@ if TYPE_CHECKING:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+
+#: set (to "1") where the call below gave child processes their thread counts, for
+#: tests/test_suite_threads197.py; the run's own OMP_NUM_THREADS leaves it unset
+CHILD_THREADS_SET = "SOUNDSIFT_TESTS_CHILD_THREADS_SET"
+
+
+def _one_openmp_thread_in_child_processes() -> None:
+    """Child processes the tests start (the CLI, `serve`, a trainer, decoder workers) run
+    torch's and FAISS's OpenMP work on one thread, as torchrun starts its ranks: their models are
+    tiny, and a second thread on two shared cores only spins (a one-process `train` of the torchrun
+    test: 10.4 -> 5.3 s of CPU, the same losses). This process keeps the counts it had: torch and
+    faiss are loaded first (the OpenMP runtime they share reads OMP_NUM_THREADS once, on loading),
+    torch's count is pinned before the variable is set (it reads it lazily again), and numpy's
+    OpenBLAS, which reads OMP_NUM_THREADS too, is given the usable cores in its own variable.
+    A variable already set by whoever started the run is left as it is."""
+    import importlib
+
+    import torch
+
+    importlib.import_module("faiss")
+    if "OMP_NUM_THREADS" in os.environ:
+        return
+    torch.set_num_threads(torch.get_num_threads())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(cores))
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ[CHILD_THREADS_SET] = "1"
+
+
+_one_openmp_thread_in_child_processes()
+
 # The tiny random CLAP checkpoints, as session fixtures for every test module: defined once
 # here, so each is built once per run (a module importing them would get its own copy).
 from tests.tiny_models import tiny_clap_dir, tiny_fused_clap_dir  # noqa: E402,F401
