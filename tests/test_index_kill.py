@@ -2,7 +2,8 @@
 
 Each round changes the library (rewrites, deletes, additions; seeded), starts an indexing
 process that commits after every file, and kills it with SIGKILL at a random moment after
-its imports (scan, decode, embed, or in the middle of a commit). After every kill the
+its imports (scan, decode, embed, or in the middle of a commit); every other round waits for
+the run's first commit first, so some kills land after one on a machine however loaded. After every kill the
 index must open as one committed generation: FAISS ids == catalog segment ids, counts in
 meta == rows, every file's segments follow the policy and its vectors are the model's
 embedding of the content that was committed. A final run completes with every file on
@@ -101,6 +102,14 @@ def generation(idx: Path) -> int:
         return int(get_meta(s).get("generation", 0))
 
 
+def wait_for_a_commit(idx: Path, before: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Return once the index's generation is past ``before``: the run ``proc`` has committed."""
+    deadline = time.monotonic() + timeout
+    while generation(idx) <= before:
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended or never committed"
+        time.sleep(0.01)
+
+
 def finished(log: Path) -> bool:
     return Path(str(log) + ".done").exists()
 
@@ -164,7 +173,11 @@ def test_sigkill_at_ten_random_moments_then_rerun_completes(library, tmp_path):
             mutate(library, rng, i)
         log = tmp_path / f"kill{i}.log"
         proc = start(library, idx, log)
-        time.sleep(delay)
+        if i % 2:       # after the run's first commit, however long a loaded machine takes to it
+            wait_for_a_commit(idx, before, proc)
+            time.sleep(delay / 10)
+        else:           # (0.171 s of these: before any commit, which follows a 0.2 s model call)
+            time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
         assert proc.returncode == -signal.SIGKILL
