@@ -20,6 +20,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 #: set (to "1") where the call below gave child processes their thread counts, for
 #: tests/test_suite_threads197.py; the run's own OMP_NUM_THREADS leaves it unset
 CHILD_THREADS_SET = "SOUNDSIFT_TESTS_CHILD_THREADS_SET"
+#: FAISS's OpenMP thread count in this process once the call below is done (later tests and
+#: the code they run set their own: torch.set_num_threads, engine.query_faiss.one_omp_thread)
+FAISS_THREADS_AT_START: int = 0
 
 
 def _one_openmp_thread_in_child_processes() -> None:
@@ -31,18 +34,21 @@ def _one_openmp_thread_in_child_processes() -> None:
     torch's count is pinned before the variable is set (it reads it lazily again), and numpy's
     OpenBLAS, which reads OMP_NUM_THREADS too, is given the usable cores in its own variable.
     A variable already set by whoever started the run is left as it is."""
+    global FAISS_THREADS_AT_START
     import importlib
 
     import torch
 
-    importlib.import_module("faiss")
+    faiss = importlib.import_module("faiss")
     if "OMP_NUM_THREADS" in os.environ:
+        FAISS_THREADS_AT_START = faiss.omp_get_max_threads()
         return
     torch.set_num_threads(torch.get_num_threads())
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(cores))
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ[CHILD_THREADS_SET] = "1"
+    FAISS_THREADS_AT_START = faiss.omp_get_max_threads()
 
 
 _one_openmp_thread_in_child_processes()
