@@ -17,7 +17,7 @@ from engine.audio import is_audio_name
 from engine.catalog import SQL_CHUNK, ErrorRow, File, FileMetadata, SegmentRow, Tag, has_table
 from engine.errors import InvalidQuery
 from engine.file_metadata import INDEXER_KEYS, LEVEL_KEYS, SHEET_NAME_KEY, SHEET_PREFIX, with_sheet
-from engine.filters import Filters, has_extension, starts_with
+from engine.filters import Filters, has_extension, path_starts, starts_with
 from engine.folder_paths import on_disk_spelling, under_roots
 from engine.layout import IndexLayout
 from engine.loudness import SILENCE_DB, level_number
@@ -26,7 +26,7 @@ from engine.models.base import l2_normalize
 from engine.query_faiss import _describe
 from engine.query_hits import FileVectors
 from engine.query_snapshot import _Snapshot
-from engine.system_files import is_appledouble
+from engine.system_files import is_appledouble, system_folder_of
 from engine.text_encoding import normal_forms
 from engine.vector_access import all_vectors
 
@@ -60,8 +60,9 @@ def why_not_indexed(conn: Connection | Session, item: str | Path | int,
                     spellings: Sequence[str] | None = None) -> str:
     """Why ``item`` names no indexed file: no such id, no such file, a file that could not be
     indexed (the reason its error row gives), a folder holding none, a file without an audio
-    extension or a macOS ``._*`` metadata file (which the walk of its folder passes over), or one
-    never indexed.
+    extension or a macOS ``._*`` metadata file (which the walk of its folder passes over), one in a
+    hidden or system folder that no indexed file is under (which a walk passes over whole), or
+    one never indexed.
     ``spellings``: the paths the catalog may keep ``item`` as (by default as typed, absolute and
     with links resolved)."""
     if isinstance(item, (int, np.integer)):
@@ -86,7 +87,17 @@ def why_not_indexed(conn: Connection | Session, item: str | Path | int,
     if is_appledouble(given, os.path.basename(given)):     # passed over as a system file (indexer.scan)
         return ("not a sound file soundsift indexes (a macOS metadata file or resource fork, ._*, "
                 "which indexing its folder passes over as a system file)")
+    folder = system_folder_of(given)
+    if folder is not None and not _indexes_under(conn, folder):    # passed over as a whole (indexer.scan)
+        return (f"not a sound file soundsift indexes (it is in {folder}, a hidden or system folder, "
+                "which indexing a folder above it passes over)")
     return "not in the index (index it first)"
+
+
+def _indexes_under(conn: Connection | Session, folder: str) -> bool:
+    """Whether the catalog holds a file under ``folder``: one indexed from it, as a root of its
+    own or by name, where a walk from above passes it over."""
+    return conn.execute(select(File.id).where(path_starts(folder.rstrip(os.sep) + os.sep)).limit(1)).first() is not None
 
 
 def failed_reason(conn: Connection | Session, paths: Sequence[str]) -> str | None:

@@ -20,6 +20,19 @@ def is_system_folder(name: str) -> bool:
     return name.startswith(".") or name in SYSTEM_FOLDERS
 
 
+def system_folder_of(path: str) -> str | None:
+    """The innermost hidden or system folder (:func:`is_system_folder`) among the folders of the
+    absolute ``path``, as a path; None where it lies in none."""
+    folder = os.path.dirname(path)
+    while True:
+        parent, name = os.path.split(folder)
+        if not name:
+            return None
+        if is_system_folder(name):
+            return folder
+        folder = parent
+
+
 def is_appledouble(path: str, name: str) -> bool:
     """True for macOS's ``._<name>`` companion of a file: Finder metadata or a resource fork, not
     audio. Recognised by the AppleDouble magic number, or, for a Sound Designer II file's fork

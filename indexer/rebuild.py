@@ -117,7 +117,8 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
     RunOptions. Returns the runner's IndexSummary with ``rebuild`` set. Raises IndexBusy
     when another process writes the index, RebuildFailed when the rebuild is refused or
     fails (the index is then unchanged), IndexInterrupted (a KeyboardInterrupt) on Ctrl-C once
-    the run began, its summary saying so (the index unchanged too).
+    the run began, its summary saying so: the index unchanged (``swapped_in`` false), or, for a
+    Ctrl-C during the swap (held until the swap is done), rebuilt (``swapped_in`` true).
     """
     from indexer.runner import IndexInterrupted, IndexSummary, _sheets_not_imported, finish_summary, index_into
 
@@ -182,10 +183,12 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
     log.info("rebuilt %s with model %r: %s, %s and %s carried over",
              root, model.name, count(summary.totals.get("files", 0), "file"),
              count(summary.carried_over["tags"], "tag"), count(summary.carried_over["captions"], "caption"))
-    if interrupted.is_set():
+    summary.swapped_in = True
+    if interrupted.is_set():            # the summary of the finished rebuild, which --json prints
         log.warning("interrupted during the swap, which was finished first: %s holds the rebuilt "
                     "index (model %r)", root, model.name)
-        raise KeyboardInterrupt
+        summary.interrupted = True
+        raise IndexInterrupted(finish_summary(summary, t_start))
     return finish_summary(summary, t_start)
 
 

@@ -129,6 +129,7 @@ class IndexSummary:
     rebuild: bool = False
     previous_model: str | None = None   # the model of the index it replaced (None: no rebuild)
     previous_model_fingerprint: str | None = None
+    swapped_in: bool = False            # the rebuilt index took the old one's place (false: the old one stays)
     carried_over: dict[str, int] = field(default_factory=lambda: {"tags": 0, "captions": 0})
     not_carried_over: dict[str, int] = field(default_factory=lambda: {"tags": 0, "captions": 0})
 

@@ -61,7 +61,8 @@ def check_source_names(sources: list[str], val_sources: list[str] | None = None)
                           f"{', '.join(with_guesses(unknown, known))}; known: {', '.join(known)}")
     outside = [s for s in val_sources or [] if s not in sources]
     if outside:
-        raise CorpusError(f"validation source(s) {outside} are not among the sources built {sources}")
+        raise CorpusError(f"validation source{'s' if len(outside) > 1 else ''} {', '.join(outside)} "
+                          f"{'are' if len(outside) > 1 else 'is'} not among the sources built: {', '.join(sources)}")
 
 
 def gather(sources: list[str], cache: Path, *, seed: int, synth_per_label: int
