@@ -941,7 +941,8 @@ class SoundIndex:
     def info(self, full: bool = False) -> dict[str, Any]:
         """Counts, model, fingerprint, dim, index type, generation, failed-file count; ``full``:
         and every key of ``soundsift info --json`` (engine.query_catalog.info), all read in one
-        transaction."""
+        transaction (that part kept from the last call until the catalog changes:
+        engine.query_catalog.catalog_summary)."""
         return self._with_snapshot(lambda conn, snap: query_catalog.info(conn, snap, self.root, self.meta, full))
 
     def file_vectors(self, filters: Filters | None = None,
