@@ -11,37 +11,14 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from typer.testing import CliRunner
-
 import indexer.decode
 from engine.system_files import APPLEDOUBLE_MAGIC
 from indexer import build_index
 from tests.conftest import tone, write
 from tests.index_fakes import CtrlCAtCall, FakeModel
-from ui.cli import app
+from tests.test_rough_edges206 import STAGES, _one_line, _run, fake_model_cli  # noqa: F401 (a fixture)
 
 SR = 16_000
-STAGES = {"scan", "decode", "resample", "embed", "write", "decode_wait", "index_tuning"}
-
-
-def _run(*args: str):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-@pytest.fixture
-def fake_model_cli(monkeypatch):
-    """`soundsift index` with the model given here (FakeModel by default) in place of the one it would load."""
-    import indexer
-    real, use = indexer.build_index, {"model": FakeModel()}
-    monkeypatch.setattr(indexer, "build_index",
-                        lambda paths, index=None, model=None, **kw: real(paths, index, use["model"], **kw))
-    return use
-
 
 # --- 1. no decoder process for a run with nothing to decode --------------------------------------
 

@@ -21,24 +21,15 @@ import pytest
 import indexer.info
 from engine.query import SoundIndex
 from indexer import build_index
-from tests.conftest import noise, tone, write
+from tests.conftest import tone, write
 from tests.index_fakes import FakeModel
+from tests.test_http_info_schema198 import built  # noqa: F401 (the fixture: two sounds and a broken file)
 from tests.test_server import get, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 16_000
 
 
-@pytest.fixture
-def built(tmp_path) -> tuple[Path, Path]:
-    """(library, index) of two sounds and a file that could not be indexed, by the fake model."""
-    lib = (tmp_path / "lib").resolve()
-    write(lib / "beep.wav", tone(880, 3.0, SR), SR)
-    write(lib / "hiss.wav", noise(2.0, SR, seed=3), SR)
-    (lib / "broken.wav").write_bytes(b"RIFF not really a wave file")
-    idx = (tmp_path / "idx").resolve()
-    build_index([lib], idx, FakeModel(), workers=0, progress=False)
-    return lib, idx
 
 
 @pytest.fixture
