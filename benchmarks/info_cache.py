@@ -20,12 +20,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sqlite3
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -34,25 +32,7 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.query import build  # noqa: E402
-
-
-@contextlib.contextmanager
-def served(index):
-    """``index`` served on a free port in a thread; yields its base url."""
-    from ui.server import serve
-    ready, stop, found = threading.Event(), threading.Event(), {}
-
-    def started(server):
-        found["url"] = server.url
-        ready.set()
-    thread = threading.Thread(target=serve, args=(index,), kwargs=dict(port=0, ready=started, stop=stop))
-    thread.start()
-    try:
-        assert ready.wait(60)
-        yield found["url"]
-    finally:
-        stop.set()
-        thread.join(60)
+from tests.test_server import serving  # noqa: E402
 
 
 def main() -> None:
@@ -74,7 +54,7 @@ def main() -> None:
                            [(i, "category", f"CAT{i % 40:02d}") for i in ids]
                            + [(i, "loudness_lufs", str(-10.0 - i % 50)) for i in ids])
         times: dict[str, list[float]] = {"read": [], "kept": [], "http": [], "after a commit": []}
-        with SoundIndex.open(root) as index, served(index) as url:
+        with SoundIndex.open(root) as index, serving(index) as url:
             expected = index.info(full=True)
             for r in range(args.rounds):
                 t = time.perf_counter()
