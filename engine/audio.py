@@ -40,9 +40,12 @@ SNDFILE_EXTENSIONS = frozenset({
     ".wav", ".wave", ".bwf", ".aif", ".aiff", ".aifc", ".flac", ".ogg", ".oga",
     ".opus", ".mp3", ".au", ".snd", ".caf", ".w64", ".rf64",
 })
-#: extensions scanned by the indexer: libsndfile's, those FFmpeg reads (engine.ffmpeg_audio) and
-#: Sound Designer II (engine.sound_designer)
-AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS | {SD2_EXTENSION}
+#: Ogg Speex's extension (speexenc's): an Ogg file, opened as the others are, read by FFmpeg as
+#: libsndfile 1.2.2 refuses Speex (:func:`_begins_ogg`), as Speex in ``.ogg`` or ``.oga`` is
+SPEEX_EXTENSION = ".spx"
+#: extensions scanned by the indexer: libsndfile's, those FFmpeg reads (engine.ffmpeg_audio), Ogg
+#: Speex and Sound Designer II (engine.sound_designer)
+AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS | {SPEEX_EXTENSION, SD2_EXTENSION}
 
 
 def is_audio_name(name: str) -> bool:
@@ -146,7 +149,7 @@ def open_sound(path: str | Path) -> sf.SoundFile | FFmpegSound | ChainedOgg:
     (:func:`_opus_frames_misread`); for a Sound Designer II
     file an :class:`~engine.sound_designer.Sd2SoundFile` (its resource fork found beside it or in
     an unpacked zip's ``__MACOSX``; :class:`UnreadableAudio` when it is nowhere); for a chained
-    Ogg file (``cat a.ogg b.ogg``), or one cut short inside a page, a
+    Ogg file (``cat a.ogg b.ogg``), or one cut short inside a page or just after one, a
     :class:`~engine.ogg_chain.ChainedOgg` reading every link (:func:`_chain`).
 
     Given a path to a file it does not recognise at once (an MP3 among them), libsndfile looks for
@@ -289,8 +292,9 @@ def _chain(name: str, links: Sequence[OggLink], raw: Any) -> _Chain:
     gives it). Links neither opens before the first one that opens (a recording begun in a link,
     its headers lost), and Ogg pages before the first link, are passed over, as players do, and
     the note says so too; the first link's error is raised as it is where no link opens. A file
-    cut short inside a page is read up to the packets it holds whole, and the note says where
-    decoding stops (:func:`_cut_short_note`)."""
+    cut short inside a page is read up to the packets it holds whole, one cut short just after a
+    page that does not end its stream as it is, and the note says where decoding stops
+    (:func:`_cut_short_note`)."""
     unread: list[str] = []
 
     def formats(ffmpeg: bool) -> tuple[int, list[LinkFormat]]:
@@ -343,17 +347,21 @@ def _chain(name: str, links: Sequence[OggLink], raw: Any) -> _Chain:
 def _cut_short_note(links: Sequence[OggLink], found: Sequence[LinkFormat], first: int) -> str | None:
     """What :func:`iter_blocks` says of an Ogg file cut short inside a page (its last link's
     :attr:`~engine.ogg_chain.OggLink.cut_at`; read as its complete pages and that page's whole
-    packets: engine.ogg_chain.rebuilt_cut_page): where decoding stops, as for any file cut short;
-    None for one that is not, whose last link is not read, or where no audio is left before the
-    cut (a link cut short inside its headers is not readable as audio: its decoder's reason)."""
-    cut = links[-1].cut_at
-    if cut is None or first + len(found) < len(links):
+    packets: engine.ogg_chain.rebuilt_cut_page) or just after one that does not end its stream
+    (:attr:`~engine.ogg_chain.OggLink.cut_after`; read as it is): where decoding stops, as for
+    any file cut short; None for one that is not, whose last link is not read, or where no audio
+    is left before the cut (a link cut short inside its headers is not readable as audio: its
+    decoder's reason)."""
+    last = links[-1]
+    if (last.cut_at is None and last.cut_after is None) or first + len(found) < len(links):
         return None
     frames = sum(f.frames for f in found)
     if frames <= 0:
         return None                             # (probe: "empty: the file holds no samples")
-    return (f"decoding stopped at {frames / found[0].samplerate:.2f} s (the file is cut short inside the Ogg "
-            f"page that begins at byte {cut}): keeping the audio before it")
+    where = (f"inside the Ogg page that begins at byte {last.cut_at}" if last.cut_at is not None else
+             f"after the Ogg page that ends at byte {last.cut_after}, which does not end its stream")
+    return (f"decoding stopped at {frames / found[0].samplerate:.2f} s (the file is cut short {where}): "
+            "keeping the audio before it")
 
 
 def _open_chain(name: str, chain: _Chain, raw: Any) -> ChainedOgg:
@@ -627,6 +635,8 @@ def probe(path: str | Path) -> AudioInfo:
             raise UnreadableAudio(p, "empty: the file is 0 bytes") from e
         raise UnreadableAudio(p, f"not readable as audio ({_clear_reason(p, e)})") from e
     if info.sample_rate <= 0:
+        if os.path.isfile(p) and os.path.getsize(p) == 0:   # (FFmpeg opens an empty .dts or .ac3)
+            raise UnreadableAudio(p, "empty: the file is 0 bytes")
         raise UnreadableAudio(p, f"invalid sample rate {info.sample_rate}")
     if info.channels <= 0:
         raise UnreadableAudio(p, "no audio channels")

@@ -14,8 +14,8 @@ counts only those, and FFmpeg's decoder drops the priming but not the padding. R
 therefore stops at ``frames`` (an AAC file then reads as long as the sound encoded, sample for
 sample where the edit list is right). iTunes writes no edit list, only an ``iTunSMPB`` tag (priming,
 padding, frames of sound): FFmpeg drops the priming it names, and ``frames`` is the tag's count. Any
-other stream is read to where it ends; a raw stream — ADTS ``.aac``, ``.ac3``, ``.mp2``, ``.amr``
-— holds no length (FFmpeg's estimate from the bit rate of its start is off many times over
+other stream is read to where it ends; a raw stream — ADTS ``.aac``, ``.ac3``, ``.mp2``, ``.amr``,
+``.dts`` — holds no length (FFmpeg's estimate from the bit rate of its start is off many times over
 where the rate changes: VBR AAC, AMR's silence frames, two encodings joined end to end), so its
 frames are counted when it is opened, from the frame headers, demuxed but not decoded. AMR is
 decoded by OpenCORE's decoder where PyAV's FFmpeg has it; FFmpeg's own (PyAV 18.1.1's wheel has
@@ -384,18 +384,22 @@ class FFmpegSound:
 
     def _demuxed_frames(self) -> int:
         """The stream's length in frames as its packets say (demuxed, not decoded: each ADTS,
-        AC-3, MPEG audio or AMR frame's header gives its length), the container opened again
+        AC-3, DTS, MPEG audio or AMR frame's header gives its length), the container opened again
         after; 0 when a packet does not say. A stream that breaks off is counted up to there
-        (where decoding stops too)."""
+        (where decoding stops too). Each packet's length is rounded to whole frames: the raw
+        AC-3 and DTS demuxers count in 90 kHz ticks, which a 44.1 kHz frame's 1536 or 512
+        samples are not a whole number of (summed as ticks, an AC-3 of 4 s at 44.1 kHz came 39
+        frames short of the 176,640 it decodes to)."""
         stream = self._container.streams.audio[0]
         total, time_base = 0, stream.time_base          # (read before the container is closed)
+        per_tick = float(time_base) * self.samplerate if time_base else 0.0
         undecoded, silent, packets = _undecoded_amr_types(self._av, stream), 0, 0
         try:
             for packet in self._container.demux(stream):
                 if packet.size and not packet.duration:
                     total = 0
                     break
-                total += packet.duration or 0
+                total += round((packet.duration or 0) * per_tick)
                 packets += bool(packet.size)
                 silent += bool(undecoded) and _amr_frame_type(packet) in undecoded
         except self._av.error.FFmpegError:
@@ -404,7 +408,7 @@ class FFmpegSound:
             self.note = _amr_silence_note(silent, packets)
         self._container.close()
         self._container = _open(self._av, self._source)
-        return int(round(float(total * time_base) * self.samplerate)) if time_base else 0
+        return int(total)
 
     def _vorbis_frames(self) -> int:
         """The length of an Ogg Vorbis stream in frames: its last granule position less the one
@@ -592,10 +596,12 @@ def _states_exact_length(container: Any, stream: Any) -> bool:
 
 
 #: FFmpeg's demuxers for raw streams, which hold no length: ADTS (``.aac``), AC-3 and E-AC-3,
-#: AMR. FFmpeg estimates one from the bit rate of the stream's start, far off where the rate
+#: AMR, DTS. FFmpeg estimates one from the bit rate of the stream's start, far off where the rate
 #: changes (VBR AAC with a quiet start; AMR, whose silence frames are 6 bytes, its speech 32; two
-#: encodings joined end to end: an AC-3 of 4 s said 16.1 s, an AMR of 4 s 9.0 s, session 33)
-_ESTIMATING_DEMUXERS = frozenset({"aac", "ac3", "eac3", "amr"})
+#: encodings joined end to end: an AC-3 of 4 s said 16.1 s, an AMR of 4 s 9.0 s, session 33; a
+#: DTS of 8 s 18.7 s, session 42), and off by the rate's rounding where it does not: a DTS
+#: header's nominal 1411.2 kbit/s is 1413 at 48 kHz (4.0051 s said for 4 s)
+_ESTIMATING_DEMUXERS = frozenset({"aac", "ac3", "eac3", "amr", "dts"})
 #: FFmpeg's MPEG audio demuxer, and the codecs whose raw streams in it are counted likewise (MPEG
 #: layer I and II, ``.mp2``: 4 s said 14.1 s). An MP3's length it takes from a Xing or Info
 #: header, where one is, which also says the encoder's delay that decoding drops: left as it is
@@ -604,7 +610,7 @@ _MPEG_AUDIO_DEMUXER, _COUNTED_MPEG_CODECS = "mp3", frozenset({"mp1", "mp2", "mp1
 
 def _estimates_length(container: Any, stream: Any) -> bool:
     """Whether ``container``'s length for ``stream`` is FFmpeg's estimate from the bit rate (a
-    raw ADTS, AC-3, AMR or MPEG layer I/II stream)."""
+    raw ADTS, AC-3, AMR, DTS or MPEG layer I/II stream)."""
     demuxers = set(str(container.format.name).split(","))
     if _MPEG_AUDIO_DEMUXER in demuxers:
         return str(stream.codec_context.name) in _COUNTED_MPEG_CODECS

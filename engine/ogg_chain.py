@@ -18,7 +18,9 @@ FFmpeg drop a page they cannot read whole, with every packet on it (up to 255: s
 Vorbis tone, about a second of the pages libsndfile writes), so its last link is read as its
 complete pages followed by that page rebuilt with the Vorbis or Opus packets it holds whole
 (:func:`rebuilt_cut_page`, its granule position counted from them), and :attr:`OggLink.cut_at`
-says where the file was cut.
+says where the file was cut. A file cut short just after a whole page is read as it is (each
+decoder reads its whole pages), but its last page does not end its stream (its end-of-stream flag,
+which every stream's last page carries, is not set): :attr:`OggLink.cut_after` says where it ends.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import bisect
 import io
 import itertools
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
@@ -48,13 +50,16 @@ class OggLink:
     pages that carry one). In a file cut short inside a page, its last link also has ``cut_at``
     (where that page begins: ``end`` is there) and ``tail``, the page rebuilt with the packets it
     holds whole (b"" where none are, or the stream is neither Vorbis nor Opus), read after
-    ``end`` (:func:`rebuilt_cut_page`)."""
+    ``end`` (:func:`rebuilt_cut_page`). In a file cut short just after a whole page, one that
+    does not end its stream (no end-of-stream flag), its last link has ``cut_after``: where that
+    page ends."""
 
     start: int
     end: int
     last_page_granule: int | None = None
     cut_at: int | None = None
     tail: bytes = b""
+    cut_after: int | None = None
 
 
 def ogg_links(f: BinaryIO, size: int) -> list[OggLink]:
@@ -66,11 +71,13 @@ def ogg_links(f: BinaryIO, size: int) -> list[OggLink]:
     players do; a link runs to where the next begins (or to the end of the file), and its
     decoder says what it makes of what it holds. A page the file's end cuts short (but one that
     begins a stream), or a page header after one that does not end its stream, ends the last
-    link where it begins (:attr:`OggLink.cut_at`; :func:`rebuilt_cut_page`)."""
+    link where it begins (:attr:`OggLink.cut_at`; :func:`rebuilt_cut_page`); a last whole page that
+    does not end its stream (a file cut short just after it) gives it :attr:`OggLink.cut_after`."""
     links: list[list[int]] = []                 # [start, serial, granule before last, last granule]
     at, begun, last = ogg_start(f), False, -1   # last: where the last page that made sense begins
     cut = None                                  # where a page cut short by the file's end begins
     ended = False                               # whether the last page ends its stream (EOS)
+    last_end = 0                                # where the last page that made sense ends
     while at < size:
         page = _page_header(f, at) if at + _PAGE_HEADER.size <= size else None
         if page is None:
@@ -98,6 +105,7 @@ def ogg_links(f: BinaryIO, size: int) -> list[OggLink]:
         if serial == links[-1][1] and granule >= 0:
             links[-1][2:] = links[-1][3], granule
         last, at = at, at + length
+        last_end = at
     ends = [link[0] for link in links[1:]] + [size]
     found = [OggLink(start, end, before if before >= 0 else None)
              for (start, _, before, _), end in zip(links, ends)]
@@ -105,6 +113,8 @@ def ogg_links(f: BinaryIO, size: int) -> list[OggLink]:
         tail = rebuilt_cut_page(f, found[-1].start, cut, size)
         before = links[-1][3] if tail else links[-1][2]     # the rebuilt page is the last
         found[-1] = OggLink(found[-1].start, cut, before if before >= 0 else None, cut, tail)
+    elif cut is None and found and not ended:   # the file's last whole page does not end its stream
+        found[-1] = replace(found[-1], cut_after=last_end)
     return found
 
 
@@ -112,8 +122,10 @@ def read_link_by_link(links: list[OggLink]) -> bool:
     """Whether an Ogg file of ``links`` (:func:`ogg_links`) is read as a :class:`ChainedOgg`:
     one of two links or more, one whose stream starts past other bytes (an ID3v2 tag, which
     libsndfile refuses: "embedding not supported for this file format", or pages of a stream
-    begun before the file), or one cut short inside a page (:attr:`OggLink.cut_at`)."""
-    return len(links) > 1 or bool(links) and (links[0].start > 0 or links[0].cut_at is not None)
+    begun before the file), or one cut short inside a page or after one
+    (:attr:`OggLink.cut_at`, :attr:`OggLink.cut_after`: its reader says so)."""
+    return len(links) > 1 or bool(links) and (links[0].start > 0 or links[0].cut_at is not None
+                                              or links[0].cut_after is not None)
 
 
 def ogg_start(f: BinaryIO) -> int:
