@@ -592,10 +592,10 @@ def _worker_main(tasks: Any, results: Any, paths: list[str], max_difference_db: 
     import signal
 
     from engine.audio import relaying_decoder_output
-    from indexer.decode import _exit_when_orphaned
+    from engine.worker_processes import exit_when_orphaned
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _exit_when_orphaned(parent_pid)
+    exit_when_orphaned(parent_pid)
     kept = _RecordsKept()
     logging.getLogger().addHandler(kept)
     logging.getLogger().setLevel(level)
@@ -635,7 +635,7 @@ class _ComparedElsewhere:
                  workers: int, max_difference_db: float):
         import multiprocessing as mp
 
-        from indexer.decode import START_METHOD
+        from engine.worker_processes import START_METHOD
 
         self.paths, self.firsts, self.seconds = paths, firsts, seconds
         self.state = np.zeros(len(firsts), np.int8)

@@ -331,7 +331,7 @@ def info(conn: Connection, snap: _Snapshot, root: Path, meta: dict[str, Any],
          full: bool = False) -> dict[str, Any]:
     """:meth:`engine.query.SoundIndex.info` of the index at ``root`` (its meta ``meta``), from
     ``snap`` and ``conn``. ``full``: with every key of ``soundsift info --json`` too
-    (indexer.info.catalog_info, read in ``conn``'s transaction: the same snapshot) and its value
+    (engine.catalog_info.catalog_info, read in ``conn``'s transaction: the same snapshot) and its value
     there (``index`` absolute, as it prints it), but for ``errors``, which stays the count here (the
     latest error rows, ``info --json``'s ``errors``, are ``latest_errors``), and ``index_type``,
     which for an index recording none is still described from its FAISS file here."""
@@ -364,7 +364,7 @@ SUMMARY_HELD = "soundsift.catalog_summary"
 
 
 def catalog_summary(conn: Connection, root: Path, vectors_file: Any) -> dict[str, Any]:
-    """indexer.info.catalog_info of the index at ``root`` (whose vectors file is ``vectors_file``,
+    """engine.catalog_info.catalog_info of the index at ``root`` (whose vectors file is ``vectors_file``,
     as the meta names it), read in ``conn``'s transaction; or, when nothing it reads can have
     changed since this connection last read it, a copy of that answer (``GET /info`` on a
     40,050-file index: 0.8 ms, not a catalog read of 128 ms each time; benchmarks/info_cache.py).
@@ -383,7 +383,7 @@ def catalog_summary(conn: Connection, root: Path, vectors_file: Any) -> dict[str
     held = conn.info.get(SUMMARY_HELD)
     if held is not None and held[0] == state:
         return copy.deepcopy(held[1])           # a caller may change its answer; the held one stays
-    from indexer.info import catalog_info       # (indexer.info reads the catalog as `info` does)
+    from engine.catalog_info import catalog_info    # (not above: it reads loudness_range from here)
     with Session(bind=conn) as s:               # joins conn's read transaction, ends nothing
         summary = catalog_info(s, IndexLayout(root))
     conn.info[SUMMARY_HELD] = (state, copy.deepcopy(summary))

@@ -27,7 +27,6 @@ import logging
 import multiprocessing as mp
 import os
 import queue
-import time
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Union
 
@@ -40,11 +39,9 @@ from engine.promised_length import promised_seconds
 from engine.file_metadata import CUE_SHEET_KEY, SILENCE_KEYS, content_fingerprint, named_markers, read_metadata
 from engine.stderr_capture import StderrCapture
 from engine.segments import SegmentPolicy, noting_end, silent_segment, take_starts, without_silence
+from engine.worker_processes import START_METHOD, exit_when_orphaned
 
 log = logging.getLogger(__name__)
-
-START_METHOD = "forkserver"
-
 
 @dataclass(frozen=True)
 class DecodeJob:
@@ -203,27 +200,6 @@ def iter_decoded(jobs: Iterable[DecodeJob], sample_rate: int, policy: SegmentPol
 
 # --- worker side ---------------------------------------------------------------------
 
-def _exit_when_orphaned(parent_pid: int, interval: float = 0.5) -> None:
-    """End this worker once the indexing process is gone (e.g. killed with SIGKILL).
-
-    A worker blocked on a full queue would otherwise wait forever, holding the forkserver,
-    the resource tracker and the terminal's pipes open.
-    """
-    import threading
-
-    def watch() -> None:
-        while True:
-            time.sleep(interval)
-            try:
-                os.kill(parent_pid, 0)
-            except ProcessLookupError:
-                os._exit(1)
-            except PermissionError:     # the pid was reused by another user's process
-                os._exit(1)
-
-    threading.Thread(target=watch, name="soundsift-orphan-watch", daemon=True).start()
-
-
 def _worker_main(tasks: "mp.Queue", results: "mp.Queue", sample_rate: int,
                  policy: SegmentPolicy, parent_pid: int) -> None:
     """Loop of one worker process: take a job, stream its events, until a None arrives."""
@@ -231,7 +207,7 @@ def _worker_main(tasks: "mp.Queue", results: "mp.Queue", sample_rate: int,
     # Ctrl-C reaches the whole process group: the indexing process decides what to do
     # (commit what is finished) and then stops its workers itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _exit_when_orphaned(parent_pid)
+    exit_when_orphaned(parent_pid)
     pid = os.getpid()
     with StderrCapture() as stderr:
         while True:

@@ -128,19 +128,16 @@ def fingerprint_now(name: str) -> str | None:
     taken from its files without loading it (engine.models.soundsift_config.fingerprint_of);
     None for another kind of model (a laion/* checkpoint: known only once loaded) or one whose
     folder or config.json is gone (loading it says why)."""
-    import json
-
-    from engine.models.factory import BUNDLED
+    from engine.models.factory import BUNDLED, model_type_of
     from engine.models.soundsift_config import SoundsiftClapConfig, fingerprint_of
 
     folder = BUNDLED.get(name.strip()) or Path(name).expanduser()
-    config = folder / "config.json"
     try:
-        if json.loads(config.read_text()).get("model_type") != "soundsift-clap":
+        if model_type_of(folder) != "soundsift-clap":
             return None
-    except (OSError, ValueError):      # no such folder, a hub id, unreadable JSON
+    except (OSError, ModelUnavailable):      # no such folder, a hub id, unreadable JSON
         return None
-    return fingerprint_of(folder, SoundsiftClapConfig.from_file(config))
+    return fingerprint_of(folder, SoundsiftClapConfig.from_file(folder / "config.json"))
 
 
 def changed_since_indexed(meta: dict[str, Any], index_root: str | Path) -> str | None:

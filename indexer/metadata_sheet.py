@@ -26,21 +26,21 @@ then on: :func:`remove_sheet` leaves them.
 Where several sheets describe a file, the one imported last stands: its fields are the file's
 ``sheet:`` rows (with ``sheet:sheet`` and ``sheet:path`` naming it), and what the others say
 is kept beside them, oldest first, as a JSON list in one ``sheet:shadowed`` row (read by this
-module alone; engine.file_metadata.with_sheet leaves it out with the other source keys, and
-``sheet:`` rows travel with their files). Removing or re-importing a sheet takes its :class:`Layer` out
-of each file's stack, and the latest of the rest stands again: removing the sheet imported
-last gives each file back what it had before that import.
+module and engine.sheet_layers alone; engine.file_metadata.with_sheet leaves it out with the other
+source keys, and ``sheet:`` rows travel with their files). Removing or re-importing a sheet takes its
+layer (engine.sheet_layers.Layer) out of each file's stack, and the latest of the rest stands again:
+removing the sheet imported last gives each file back what it had before that import.
 """
 from __future__ import annotations
 
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
 
 from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from engine.catalog import SQL_CHUNK as _SQL_CHUNK
@@ -48,31 +48,16 @@ from engine.catalog import Base, File, FileMetadata, catalog_session, has_table,
 from engine.errors import InvalidQuery
 from engine.export_digest import TAGS_DIGEST_KEY, index_digest, read_digest, unedited
 from engine.file_metadata import (SHEET_CLEARED, SHEET_NAME_KEY, SHEET_PATH_KEY, SHEET_PREFIX, SHEET_SHADOWED_KEY,
-                                  SHEET_SOURCE_KEYS, is_cleared, shown_values)
+                                  is_cleared, shown_values)
 from engine.layout import IndexLayout, existing_index
 from engine.metadata_sheet import (EXPORT_DIGEST_KEY, FIELD_COLUMNS, USER_TAGS_KEY, SheetImport, match_rows,
                                    read_sheet, same_value)
+from engine.sheet_layers import Layer, layers_of, sheet_counts_in, sheet_sources, sheets_described_in
 from indexer.scan import normalize_root, under_roots
 from indexer.user_tags import cell_tags, set_tags_in, tagged_files
 from indexer.write import WriterLock
 
 T = TypeVar("T")
-
-
-@dataclass
-class Layer:
-    """What one sheet says of one file: the sheet's file name, its absolute path (None for rows
-    stored before session 24, which have the name alone) and its fields (key → value, the
-    ``sheet:`` prefix left off)."""
-
-    sheet: str
-    path: str | None
-    fields: dict[str, str]
-
-    @property
-    def source(self) -> tuple[str, str | None]:
-        """The sheet as (name, path), as :func:`_names` and :func:`sheet_counts_in` know it."""
-        return self.sheet, self.path
 
 
 def import_sheet(index: str | Path | None, sheet_path: str | Path, under: str | Path | None = None,
@@ -254,8 +239,8 @@ def remove_sheet(index: str | Path | None, name: str) -> int:
     when a bare name is that of several sheets (then its path tells which)."""
     layout = existing_index(index)
     with WriterLock(layout.lock), catalog_session(layout, write=True) as s:
-        sources = _sheet_sources(s)
-        named = {src for found in sources.values() for src in found if _names(src, name)}
+        stacks = _stacks(s, sorted(_given_in(s, name)))      # read once: searched, then rewritten
+        named = {layer.source for stack in stacks.values() for layer in stack if _names(layer.source, name)}
         if not named:
             known = sorted(sheet_counts_in(s))
             raise InvalidQuery(f"no file of index {layout.root} is described by a sheet named {name!r}"
@@ -264,12 +249,11 @@ def remove_sheet(index: str | Path | None, name: str) -> int:
             paths = sorted(str(path) for _, path in named if path)
             raise InvalidQuery(f"several sheets are named {name!r}: {', '.join(paths)}; give the path of "
                                "the one to remove")
-        ids = sorted(fid for fid, found in sources.items() if named & set(found))
-        stacks = _stacks(s, ids)
+        described = {fid: stack for fid, stack in stacks.items() if any(layer.source in named for layer in stack)}
         _write_stacks(s, {fid: [layer for layer in stack if layer.source not in named]
-                          for fid, stack in stacks.items()})
+                          for fid, stack in described.items()})
         set_meta(s, metadata_replaced_at=time.time())
-    return len(ids)
+    return len(described)
 
 
 def move_sheet_paths(index: str | Path | IndexLayout, moved: Callable[[str], str | None]) -> int:
@@ -308,7 +292,21 @@ def move_sheet_paths(index: str | Path | IndexLayout, moved: Callable[[str], str
 def imported_sheets(s: Session) -> set[tuple[str, str | None]]:
     """(name, absolute path or None) of every sheet that describes some indexed file, its rows
     standing or shadowed by a later sheet's."""
-    return {src for found in _sheet_sources(s).values() for src in found}
+    return {src for found in sheet_sources(s).values() for src in found}
+
+
+def sheets_not_imported(catalog: Engine, spreadsheets: list[str]) -> list[str]:
+    """The spreadsheets found among a library's files (indexer.scan) that no sheet imported into
+    the catalog ``catalog`` is (by path; by name for sheets imported before their paths were
+    kept), sorted: what `index` and `index --rebuild` suggest importing."""
+    if not spreadsheets:
+        return []
+    with Session(catalog) as s:
+        imported = imported_sheets(s)
+    paths = {path for _, path in imported if path}
+    unpathed = {name for name, path in imported if not path}
+    return sorted(p for p in spreadsheets
+                  if os.path.realpath(p) not in paths and os.path.basename(p) not in unpathed)
 
 
 def sheets_describing(s: Session, paths: list[str]) -> dict[str, list[tuple[str, str | None]]]:
@@ -325,33 +323,28 @@ def sheets_describing(s: Session, paths: list[str]) -> dict[str, list[tuple[str,
                                                  FileMetadata.key.like(SHEET_PREFIX + "%"))
                                           .order_by(File.path, FileMetadata.id)):
             rows.setdefault(path, []).append((key, value))
-    layers = {path: [layer.source for layer in _layers(found)] for path, found in rows.items()}
+    layers = {path: [layer.source for layer in layers_of(found)] for path, found in rows.items()}
     return {path: sources for path, sources in layers.items() if sources}
 
 
-def _sheet_sources(s: Session) -> dict[int, list[tuple[str, str | None]]]:
-    """File id → (name, absolute path or None) of each sheet that describes it, oldest first,
-    the standing one last, for every described file."""
-    if not has_table(s, "file_metadata"):
-        return {}
-    rows: dict[int, list[tuple[str, str]]] = {}
-    for fid, key, value in s.execute(select(FileMetadata.file_id, FileMetadata.key, FileMetadata.value)
-                                     .where(FileMetadata.key.in_(SHEET_SOURCE_KEYS))):
-        rows.setdefault(fid, []).append((key, value))
-    layers = {fid: [layer.source for layer in _layers(found)] for fid, found in rows.items()}
-    return {fid: sources for fid, sources in layers.items() if sources}
+def _given_in(s: Session, given: str) -> set[int]:
+    """The ids of the files the sheet ``given`` names (as :func:`_names` reads it: a path, or a
+    bare file name) may describe, standing or shadowed (:func:`_named_in`)."""
+    if os.sep in given or "/" in given:
+        return _named_in(s, str(Path(given).expanduser().resolve()), SHEET_PATH_KEY)
+    return _named_in(s, given)
 
 
-def _named_in(s: Session, name: str) -> set[int]:
-    """The ids of the files a sheet of the file name ``name`` may describe, standing or shadowed:
-    those whose standing sheet has that name, or whose shadowed list names it (a superset of
-    what one sheet of that name describes, found without reading their layers: :func:`_stacks`
-    reads them once after)."""
+def _named_in(s: Session, name: str, key: str = SHEET_NAME_KEY) -> set[int]:
+    """The ids of the files a sheet of the file name ``name`` (of the path ``name`` with ``key``
+    SHEET_PATH_KEY) may describe, standing or shadowed: those whose standing sheet has that name,
+    or whose shadowed list names it (a superset of what one sheet of that name describes, found
+    without reading their layers: :func:`_stacks` reads them once after)."""
     if not has_table(s, "file_metadata"):
         return set()
     quoted = {json.dumps(name, ensure_ascii=False), json.dumps(name)}      # as written, or escaped
     return set(s.scalars(select(FileMetadata.file_id).where(or_(
-        (FileMetadata.key == SHEET_NAME_KEY) & (FileMetadata.value == name),
+        (FileMetadata.key == key) & (FileMetadata.value == name),
         (FileMetadata.key == SHEET_SHADOWED_KEY)
         & or_(*(FileMetadata.value.contains(q, autoescape=True) for q in sorted(quoted)))))))
 
@@ -366,26 +359,7 @@ def _stacks(s: Session, file_ids: list[int]) -> dict[int, list[Layer]]:
                                                 FileMetadata.key.like(SHEET_PREFIX + "%"))
                                          .order_by(FileMetadata.id)):
             rows[fid].append((key, value))
-    return {fid: _layers(found) for fid, found in rows.items()}
-
-
-def _layers(rows: list[tuple[str, str]]) -> list[Layer]:
-    """A file's layers, oldest first, from its ``sheet:`` rows (key, value): the shadowed ones
-    of its :data:`SHEET_SHADOWED_KEY` list, then the standing sheet's."""
-    shadowed: list[Layer] = []
-    name, path, fields = None, None, {}
-    for key, value in rows:
-        if key == SHEET_SHADOWED_KEY:
-            shadowed = [Layer(layer["sheet"], layer["path"], layer["fields"]) for layer in json.loads(value)]
-        elif key == SHEET_PATH_KEY:
-            path = value
-        elif key == SHEET_NAME_KEY:
-            name = value
-        else:
-            fields[key[len(SHEET_PREFIX):]] = value
-    if name is None and path is None and not fields:
-        return shadowed
-    return [*shadowed, Layer(name if name is not None else os.path.basename(path or ""), path, fields)]
+    return {fid: layers_of(found) for fid, found in rows.items()}
 
 
 def _write_stacks(s: Session, stacks: dict[int, list[Layer]]) -> None:
@@ -445,37 +419,7 @@ def sheets_described(index: str | Path | None) -> list[dict[str, str | int | Non
     return _read_catalog(index, sheets_described_in)
 
 
-def sheets_described_in(s: Session) -> list[dict[str, str | int | None]]:
-    """Each imported sheet on an open session of the catalog, a record ``{"sheet", "path", "files"}``:
-    its file name, its absolute path (None for one imported before paths were kept) and how many
-    indexed files it describes (those whose standing sheet it is), most first, then by name and path."""
-    counts = sorted(_described_counts(s).items(), key=lambda item: (-item[1], item[0][0], item[0][1] or ""))
-    return [{"sheet": name, "path": path, "files": n} for (name, path), n in counts]
-
-
 def _read_catalog(index: str | Path | None, read: Callable[[Session], T]) -> T:
     """``read`` on a session of ``index``'s catalog, closed after."""
     with catalog_session(index) as s:
         return read(s)
-
-
-def _described_counts(s: Session) -> dict[tuple[str, str | None], int]:
-    """(name, path) → the files whose standing sheet it is (the one imported last of those that
-    describe each)."""
-    counts: dict[tuple[str, str | None], int] = {}
-    for sources in _sheet_sources(s).values():
-        counts[sources[-1]] = counts.get(sources[-1], 0) + 1
-    return counts
-
-
-def sheet_counts_in(s: Session) -> dict[str, int]:
-    """:func:`sheet_counts` on an open session of the catalog (none for a catalog from before
-    file metadata was stored). A sheet is listed by its file name, or by its path where several
-    imported sheets share that name. A file counts for the sheet whose rows stand (the one
-    imported last of those that describe it)."""
-    counts = _described_counts(s)
-    names: dict[str, int] = {}
-    for name, _ in counts:
-        names[name] = names.get(name, 0) + 1
-    shown = {(path or name) if names[name] > 1 else name: n for (name, path), n in counts.items()}
-    return dict(sorted(shown.items(), key=lambda item: (-item[1], item[0])))

@@ -61,6 +61,7 @@ from engine.layout import IndexLayout
 from engine.models.base import AudioTextModel
 from engine.durable import fsync_dir
 from engine.wording import count
+from indexer.metadata_sheet import sheets_not_imported
 from indexer.moves import Move, find_moves_among_changed, overwritten
 from indexer.scan import Diff, ScanResult, diff, kept_by_name, normalize_root, scan, under_roots
 from indexer.swap import exchange_paths
@@ -120,7 +121,7 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
     the run began, its summary saying so: the index unchanged (``swapped_in`` false), or, for a
     Ctrl-C during the swap (held until the swap is done), rebuilt (``swapped_in`` true).
     """
-    from indexer.runner import IndexInterrupted, IndexSummary, _sheets_not_imported, finish_summary, index_into
+    from indexer.runner import IndexInterrupted, IndexSummary, finish_summary, index_into
 
     root = Path(os.path.realpath(layout.root))      # a linked index is rebuilt where it lives
     live = IndexLayout(root)
@@ -157,7 +158,7 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
             _refuse_unread(old, failures, moves)
             summary.carried_over, summary.not_carried_over = carry_over(live, writer.engine, moves)
             # index_into looked in the fresh catalog, before the imported sheets were carried over
-            summary.sheets_not_imported = _sheets_not_imported(writer, scanned.spreadsheets)
+            summary.sheets_not_imported = sheets_not_imported(writer.engine, scanned.spreadsheets)
             writer.close_catalog()
             with _sigint_held() as interrupted:
                 aside = _swap(root, tmp)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from engine.catalog import SQL_CHUNK, File, FileMetadata, has_table
 from engine.wording import count
-from indexer.decode import START_METHOD
+from engine.worker_processes import START_METHOD
 from indexer.write import IndexWriter
 
 log = logging.getLogger(__name__)

@@ -43,6 +43,7 @@ from indexer.embed import DEFAULT_BATCH_SIZE, SegmentBatcher
 from indexer.index_model import model_for_run, model_meta, resolve_model, warn_if_changed
 from indexer.level_refresh import LevelRefresh, refresh_levels
 from indexer.links import link_scope
+from indexer.metadata_sheet import sheets_not_imported
 from indexer.metadata_refresh import refresh_metadata
 from indexer.moves import Move, find_moves_among_changed, moved_root_hint, overwritten
 from indexer.interrupts import Interrupted, remembered
@@ -149,20 +150,6 @@ class IndexInterrupted(KeyboardInterrupt):
     def __init__(self, summary: IndexSummary) -> None:
         super().__init__()
         self.summary = summary
-
-
-def _sheets_not_imported(writer: IndexWriter, spreadsheets: list[str]) -> list[str]:
-    """The spreadsheets found among the library's files that no imported library sheet is
-    (by path; by name for sheets imported before their paths were kept), sorted."""
-    if not spreadsheets:
-        return []
-    from indexer.metadata_sheet import imported_sheets
-    with Session(writer.engine) as s:
-        imported = imported_sheets(s)
-    paths = {path for _, path in imported if path}
-    unpathed = {name for name, path in imported if not path}
-    return sorted(p for p in spreadsheets
-                  if os.path.realpath(p) not in paths and os.path.basename(p) not in unpathed)
 
 
 def committed_counts(summary: IndexSummary) -> dict[str, Any]:
@@ -622,7 +609,7 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
     interrupt.check()           # a Ctrl-C whose KeyboardInterrupt a finaliser swallowed
     summary.unchanged = len(plan.unchanged)
     summary.skipped, summary.skipped_folders = dict(scanned.skipped), list(scanned.skipped_folders)
-    summary.sheets_not_imported = _sheets_not_imported(writer, scanned.spreadsheets)
+    summary.sheets_not_imported = sheets_not_imported(writer.engine, scanned.spreadsheets)
     if scanned.skipped:
         log.info("not scanned: %s", describe_skipped(scanned.skipped, scanned.skipped_folders))
     retried = len(set(old_errors) & {f.path for f in plan.new})

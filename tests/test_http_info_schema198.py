@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import engine.catalog_info
 import engine.query_catalog
-import indexer.info
 from engine.catalog import catalog_session, get_meta
 from engine.file_state import state_now
 from engine.query import SoundIndex
@@ -89,14 +89,14 @@ def test_info_reads_its_old_keys_and_the_cli_ones_in_one_transaction(built, monk
     """A commit landing while /info is read (here: an error row added just before the `info --json`
     part is read) is seen by neither part, so its counts agree."""
     lib, idx = built
-    summary = indexer.info.catalog_info
+    summary = engine.catalog_info.catalog_info
 
     def commit_first(s, layout, errors_limit=20):
         with sqlite3.connect(idx / "catalog.db") as other:
             other.execute("INSERT INTO errors (path, reason, at) VALUES (?, ?, ?)", (str(lib / "late.wav"), "late", 1.0))
         return summary(s, layout, errors_limit)
 
-    monkeypatch.setattr(indexer.info, "catalog_info", commit_first)
+    monkeypatch.setattr(engine.catalog_info, "catalog_info", commit_first)
     with SoundIndex.open(idx, model=FakeModel()) as index:
         info = index.info(full=True)
         assert info["errors"] == info["counts"]["errors"] == len(info["latest_errors"]) == 1

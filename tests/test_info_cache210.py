@@ -1,7 +1,7 @@
 """``GET /info`` reads ``soundsift info --json``'s part of its answer once per catalog state
 (helper 210, session 41).
 
-Since session 41 /info carried every key of ``info --json`` (indexer.info.catalog_info), read
+Since session 41 /info carried every key of ``info --json`` (engine.catalog_info.catalog_info), read
 again on every request: ~150 ms a request on a 40,000-file index, which a dashboard polling /info
 paid each time. engine.query_catalog.catalog_summary now keeps that part with the catalog
 connection, until SQLite says another connection committed (``PRAGMA data_version``) or index.json
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-import indexer.info
+import engine.catalog_info
 from engine.query import SoundIndex
 from indexer import build_index
 from tests.conftest import tone, write
@@ -34,15 +34,15 @@ SR = 16_000
 
 @pytest.fixture
 def counted(monkeypatch) -> list[int]:
-    """indexer.info.catalog_info, counting its calls (one list item each)."""
+    """engine.catalog_info.catalog_info, counting its calls (one list item each)."""
     calls: list[int] = []
-    summary = indexer.info.catalog_info
+    summary = engine.catalog_info.catalog_info
 
     def counting(*args, **kwargs):
         calls.append(1)
         return summary(*args, **kwargs)
 
-    monkeypatch.setattr(indexer.info, "catalog_info", counting)
+    monkeypatch.setattr(engine.catalog_info, "catalog_info", counting)
     return calls
 
 

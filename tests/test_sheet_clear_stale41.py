@@ -256,8 +256,8 @@ def test_importing_an_export_again_reads_each_files_layers_once(library, tmp_pat
     other.write_text("Filename,Category\nbeep.wav,UI\n")
     import_sheet(idx, other)                 # beep's vendor layer now shadowed
     parsed = []
-    real = sheets._layers
-    monkeypatch.setattr(sheets, "_layers", lambda rows: parsed.append(rows) or real(rows))
+    real = sheets.layers_of
+    monkeypatch.setattr(sheets, "layers_of", lambda rows: parsed.append(rows) or real(rows))
     assert import_sheet(idx, vendor).files == 3
     assert len(parsed) == 3
     assert sheet_fields(idx)["beep.wav"] == {"description": "Beep"}

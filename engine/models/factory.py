@@ -56,6 +56,20 @@ def _backend(model_type: str, text_only: bool = False):
     return obj
 
 
+def model_type_of(folder: str | Path) -> str:
+    """The ``model_type`` the model folder ``folder``'s config.json names ("" when it names none):
+    which backend reads the folder (:data:`BACKENDS`). OSError when config.json cannot be read;
+    ModelUnavailable, naming the file, when it is not a JSON object."""
+    config_path = Path(folder) / "config.json"
+    try:
+        config = json.loads(config_path.read_text())
+    except ValueError as e:         # not JSON, or not UTF-8 text
+        raise ModelUnavailable(f"{config_path}: not valid JSON ({e})") from e
+    if not isinstance(config, dict):
+        raise ModelUnavailable(f"{config_path}: not a JSON object of model settings")
+    return str(config.get("model_type", ""))
+
+
 def load_model(name_or_path: str | Path | None = None, *, text_only: bool = False) -> AudioTextModel:
     """Build the model named by ``name_or_path`` (default: ``soundsift-base``).
 
@@ -84,11 +98,7 @@ def load_model(name_or_path: str | Path | None = None, *, text_only: bool = Fals
         config_path = folder / "config.json"
         if not config_path.is_file():
             raise ModelUnavailable(f"{folder}: no config.json; a model folder needs config.json and its weights")
-        try:
-            model_type = json.loads(config_path.read_text()).get("model_type", "")
-        except json.JSONDecodeError as e:
-            raise ModelUnavailable(f"{config_path}: not valid JSON ({e})") from e
-        return _backend(model_type, text_only)(str(folder), name=name)
+        return _backend(model_type_of(folder), text_only)(str(folder), name=name)
     if _HUB_ID.match(name):
         return _backend("clap")(name, name=name)
     raise ModelUnavailable(

@@ -276,10 +276,10 @@ def export_command(
 
 def _note_metadata_not_reread(index: Optional[Path], files: int) -> None:
     """On stderr (with --json too): the exported files whose embedded metadata an older soundsift
-    read (indexer.info.metadata_not_reread), whose cells miss what that reader did not read."""
+    read (engine.catalog_info.metadata_not_reread), whose cells miss what that reader did not read."""
     from engine.catalog import catalog_session, get_meta
+    from engine.catalog_info import metadata_not_reread
     from engine.layout import existing_index
-    from indexer.info import metadata_not_reread
     with catalog_session(existing_index(index)) as s:
         older = metadata_not_reread(get_meta(s), files)
     if older:
