@@ -189,10 +189,14 @@ CUE_SHEET_KEY = "cue_sheet"
 #: every other file too, read alike). A file without the first was indexed before and is not judged
 #: yet; one with named markers but without the last was judged when a silent marked take was kept
 SILENCE_KEYS = ("silent_left_out", "silence_throughout", "silent_takes")
+#: of a file cut short (its audio ends before its header says: an interrupted copy or download;
+#: indexer.decode), the seconds its header says, to the hundredth; no row for a whole file. Stored
+#: since session 42: a file indexed before has none until it is embedded again
+CUT_SHORT_KEY = "header_duration"
 #: everything the indexer stores beside what a file says: its levels, its content fingerprint
 #: (:func:`content_fingerprint`, which tells a moved file from another of the same size and time),
-#: its sidecar cue sheet's state and its silence
-INDEXER_KEYS = (*LEVEL_KEYS, "fingerprint", CUE_SHEET_KEY, *SILENCE_KEYS)
+#: its sidecar cue sheet's state, its silence and whether it is cut short
+INDEXER_KEYS = (*LEVEL_KEYS, "fingerprint", CUE_SHEET_KEY, *SILENCE_KEYS, CUT_SHORT_KEY)
 #: bytes read at each of a file's start, middle and end for its fingerprint
 FINGERPRINT_BLOCK = 16_384
 

@@ -71,7 +71,7 @@ from engine import query_catalog, zeroshot
 from engine.catalog import SQL_CHUNK as _SQL_CHUNK
 from engine.catalog import File, stored_metadata
 from engine.errors import IndexBusy, IndexNotFound, InvalidQuery, ModelMismatch
-from engine.file_metadata import ABOUT_LINE_KEYS, about_line, with_sheet
+from engine.file_metadata import ABOUT_LINE_KEYS, CUT_SHORT_KEY, about_line, with_sheet
 from engine.filters import Filters
 from engine.layout import IndexLayout, missing_index, resolve_index_dir
 from engine.live_catalog import CatalogHandle, LiveCatalog
@@ -103,6 +103,18 @@ _RELOAD_RETRIES = 3
 
 class IndexClosed(IndexNotFound):
     """A :class:`SoundIndex` was used after :meth:`SoundIndex.close` (or its ``with`` block)."""
+
+
+def _header_duration(value: str | None) -> float | None:
+    """A cut-short file's stored header duration (engine.file_metadata.CUT_SHORT_KEY) in seconds;
+    None for a whole file, or a row that is not a number (said in the log, not raised)."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        log.warning("a stored %s of %r is not a number: left out", CUT_SHORT_KEY, value)
+        return None
 
 
 class SoundIndex:
@@ -643,6 +655,18 @@ class SoundIndex:
             raise InvalidQuery(f"file id {file_id} has no vectors in this index")
         return l2_normalize(snap.vectors(ids).mean(axis=0))
 
+    def segment_vector(self, segment_id: int) -> np.ndarray:
+        """One stored segment's vector (a hit's ``segment_id``: the section it matched), as
+        :meth:`file_segments` gives it; InvalidQuery when the index no longer holds that segment
+        (its file re-indexed or removed since the search)."""
+        def run(conn: Connection, snap: _Snapshot) -> np.ndarray:
+            ids = np.array([int(segment_id)], np.int64)
+            row = snap.rows(ids)
+            if len(snap.seg_ids) == 0 or row[0] >= len(snap.seg_ids) or snap.seg_ids[row[0]] != ids[0]:
+                raise InvalidQuery(f"segment id {int(segment_id)} is not in this index (re-indexed since?)")
+            return snap.vectors(ids)[0]
+        return self._with_snapshot(run)
+
     def search_vectors(self, queries: np.ndarray, k: int = 10, filters: Filters | None = None,
                        per_file: bool = True, collapse_copies: bool = True) -> list[Hit]:
         """Search by vector(s), one (1-D) or rows (2-D); with several, a segment scores its best
@@ -792,13 +816,14 @@ class SoundIndex:
                             score=_reported(score, cosine), file_id=int(fid), segment_id=seg,
                             duration=float(duration), format=str(fmt), sample_rate=int(rate),
                             size=int(size), mtime_ns=int(mtime_ns)))
-        fields = stored_metadata(conn, [h.file_id for h in hits], ("markers", *ABOUT_LINE_KEYS))   # one lookup
-        name_takes(snap, hits, _markers_of(fields))
+        fields = stored_metadata(conn, [h.file_id for h in hits], ("markers", CUT_SHORT_KEY, *ABOUT_LINE_KEYS))
+        name_takes(snap, hits, _markers_of(fields))     # (one lookup above)
         on_disk = {p: os.path.exists(p) for p in {h.path for h in hits}}
         for h in hits:      # what the file (or a library sheet) says it is: category, title, description
-            said = {k: v for k, v in fields.get(h.file_id, {}).items() if k != "markers"}
+            said = {k: v for k, v in fields.get(h.file_id, {}).items() if k not in ("markers", CUT_SHORT_KEY)}
             h.about = about_line(with_sheet(said)) or None
             h.missing = None if on_disk[h.path] else True
+            h.header_duration = _header_duration(fields.get(h.file_id, {}).get(CUT_SHORT_KEY))
         return hits
 
     # ------------------------------------------------------ audio and zero-shot

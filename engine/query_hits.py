@@ -32,6 +32,7 @@ class Hit:
     marker_at: float | None = None    # or one the query's words found (keyword search); its time (seconds)
     about: str | None = None          # what the file says it is, or a library sheet says of it (one line)
     missing: bool | None = None       # True: not on disk now (moved without relocate, an unmounted drive)
+    header_duration: float | None = None   # a file cut short when indexed: the seconds its header says
     copies: list[str] = field(default_factory=list)   # other names of this recording (engine.query_copies)
     size: int | None = None           # the file as it was indexed: bytes and modification time (ns), the
     mtime_ns: int | None = None       # state the indexer compares (engine.file_state); export checks it
@@ -45,12 +46,14 @@ class Hit:
         (``keywords`` only from a keyword search, ``same_recording`` only where it was checked,
         ``marker`` and ``marker_at`` only where the hit is a marked take or a keyword search found
         a named marker, ``about`` only where the file or a library sheet describes it, ``missing``
-        only for a file not on disk now; ``copies`` always: the other names of its recording, hard
-        links and byte-identical copies, that the search collapsed into it, ``[]`` when none).
+        only for a file not on disk now, ``header_duration`` only for a file cut short (its audio,
+        ``duration``, ends before the seconds its header says); ``copies`` always: the other names
+        of its recording, hard links and byte-identical copies, that the search collapsed into it,
+        ``[]`` when none).
         ``size`` and ``mtime_ns`` are not in it: they are what export checks the file against."""
         d = asdict(self)
         del d["size"], d["mtime_ns"]
-        for optional in ("keywords", "same_recording", "marker", "marker_at", "about", "missing"):
+        for optional in ("keywords", "same_recording", "marker", "marker_at", "about", "missing", "header_duration"):
             if d[optional] is None:
                 del d[optional]
         return d

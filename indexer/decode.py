@@ -36,12 +36,14 @@ from engine.audio import AudioInfo, iter_segments, probe
 from engine.errors import UnreadableAudio
 from engine.cue_sheet import sidecar_state
 from engine.promised_length import promised_seconds
-from engine.file_metadata import CUE_SHEET_KEY, SILENCE_KEYS, content_fingerprint, named_markers, read_metadata
+from engine.file_metadata import (CUE_SHEET_KEY, CUT_SHORT_KEY, SILENCE_KEYS, content_fingerprint, named_markers,
+                                  read_metadata)
 from engine.stderr_capture import StderrCapture
 from engine.segments import SegmentPolicy, noting_end, silent_segment, take_starts, without_silence
 from engine.worker_processes import START_METHOD, exit_when_orphaned
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class DecodeJob:
@@ -124,11 +126,14 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
     end = reached["end"]
     stop_noted = len(notes) > before_decoding           # a stop note already says where it ended
     promised = promised_seconds(job.path, info.frames, info.sample_rate)   # libsndfile's clips to the bytes there
-    if not stop_noted and end < 0.98 * promised - 0.05:
+    cut_short = end < 0.98 * promised - 0.05
+    if cut_short and not stop_noted:
         notes.append(f"shorter than its header says ({end:.2f} s of {promised:.2f} s; truncated?): "
                      "indexing the audio that decodes")
     # measured while decoding, stored beside what the file says of itself (engine.file_metadata.INDEXER_KEYS)
     stored = {k: f"{v:.1f}" for k, v in levels.items()}
+    if cut_short:               # shown on its results (engine.query_hits.Hit.header_duration)
+        stored[CUT_SHORT_KEY] = f"{promised:.2f}"
     stored.update(silence_rows(counts.get("silent_left_out", 0), throughout, silent_takes,   # indexer.silence_refresh
                                marked="markers" in dict(info.metadata)))
     try:

@@ -46,7 +46,7 @@ from engine.audio import AudioInfo
 from engine.catalog import (Caption, ErrorRow, File, FileMetadata, SegmentRow, Tag, get_meta, has_table,
                             open_catalog, set_meta)
 from engine.errors import IndexBusy, IndexNotFound, IndexReadOnly
-from engine.file_metadata import CUE_SHEET_KEY, LEVEL_KEYS, SHEET_PREFIX, SILENCE_KEYS
+from engine.file_metadata import CUE_SHEET_KEY, CUT_SHORT_KEY, LEVEL_KEYS, SHEET_PREFIX, SILENCE_KEYS
 from engine.index_choice import IndexChoice, choose_index, default_memory_budget, needs_rebuild
 from engine.layout import READ_ONLY_ERRNOS, IndexLayout, lock_holder, read_only_error, require_writable
 from engine.models.base import l2_normalize
@@ -550,9 +550,10 @@ class IndexWriter:
         transaction, without touching vectors or the generation; ``reader``: the metadata
         reader version every indexed file has now been read with (None: not all of them).
         What the file says (and its fingerprint) is replaced; its measured levels, the state of
-        the cue sheet its segments were cut with, its silence (SILENCE_KEYS) and what an imported
-        library sheet says stay."""
-        self._replace_file_metadata(found, and_(FileMetadata.key.not_in((*LEVEL_KEYS, CUE_SHEET_KEY, *SILENCE_KEYS)),
+        the cue sheet its segments were cut with, its silence (SILENCE_KEYS), whether it was cut
+        short (CUT_SHORT_KEY) and what an imported library sheet says stay."""
+        kept = (*LEVEL_KEYS, CUE_SHEET_KEY, *SILENCE_KEYS, CUT_SHORT_KEY)
+        self._replace_file_metadata(found, and_(FileMetadata.key.not_in(kept),
                                                 FileMetadata.key.not_like(SHEET_PREFIX + "%")),
                                     {} if reader is None else {"metadata_reader": reader})
 

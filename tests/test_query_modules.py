@@ -34,10 +34,11 @@ MOVED = {
 }
 #: names defined in engine.query before the split that stay defined there
 STAYED = ["SoundIndex", "IndexClosed", "MAX_QUERY_SEGMENTS", "KEYWORD_POOL", "EXCLUDE_WEIGHT", "_RELOAD_RETRIES", "log"]
-#: SoundIndex's public methods and properties before the split (and failed_reason and why_not_indexed, added since)
+#: SoundIndex's public methods and properties before the split (and failed_reason, why_not_indexed and
+#: segment_vector, added since)
 PUBLIC = ["allowed_segment_ids", "audio_vector", "close", "closed", "errors", "facets", "failed_reason",
           "file_id_for_path", "file_segments", "file_states", "file_vector", "file_vectors", "get_file", "get_file_and_state", "info", "model", "open",
-          "policy", "rank_texts", "refresh", "search_audio", "search_text", "search_vectors", "similar_to_file",
+          "policy", "rank_texts", "refresh", "search_audio", "search_text", "search_vectors", "segment_vector", "similar_to_file",
           "similar_to_files", "tag", "tag_with_notes", "version", "why_no_file", "why_not_indexed"]
 
 

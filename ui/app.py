@@ -8,7 +8,8 @@ logic lives in ui/components/.
 The first load reads only what the sidebar and the empty Search tab show. Every file's
 vector (SoundIndex.file_vectors: seconds for tens of thousands of files) is read only for the
 Overview tab's library map, and that tab runs only while it is open; a result card's tags
-read its own file's vector. What they compute is cached per index generation.
+read its own file's vector (and, for a match on part of a longer file, that segment's). What they
+compute is cached per index generation.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from ui.components import resources
 from ui.components.library import FilterChoices
 from ui.components.overview_tab import OVERVIEW, TAB_KEY, build_map_data, render_overview_tab
 from ui.components.page_icon import page_icon
-from ui.components.result_tags import ResultTagger
+from ui.components.result_tags import HitTags, ResultTagger, is_section, vector_tags
 from ui.components.search_tab import render_search_tab
 from ui.components.sidebar import FILTERED_TAB, render_filters
 from ui.components.tag_tab import render_tag_tab
@@ -67,6 +68,18 @@ def _zero_shot_tags(index_dir: str, generation: str, model: str | None, file_id:
     return ResultTagger(index, np.array([int(file_id)]), vector[None, :])(file_id)
 
 
+@st.cache_data(show_spinner=False, max_entries=2000)
+def _section_tags(index_dir: str, generation: str, model: str | None, segment_id: int) -> list[dict]:
+    """The tags of the section a result matched, from that segment's stored vector (as
+    ``soundsift tag FILE --timeline --index`` tags it)."""
+    index = resources.sound_index(index_dir, model)
+    try:
+        vector = index.segment_vector(int(segment_id))
+    except SoundsiftError:           # gone from the index since the search: no tags
+        return []
+    return vector_tags(index, vector)
+
+
 def main() -> None:
     index_dir = resources.index_dir_from_env()
     model = resources.model_from_env()
@@ -87,11 +100,15 @@ def main() -> None:
     root = choices.folders[0] if choices.folders else ""
     filters = render_filters(choices, st.session_state.get(TAB_KEY))      # which tab they narrow, said
 
-    def tags_of(hits) -> dict[int, list[dict]]:
-        """Each result's tags: those `soundsift caption` stored (one catalog query for the page),
-        else its file vector's zero-shot ones."""
+    def tags_of(hits) -> dict[int, HitTags]:
+        """Each result's tags: its whole file's, those `soundsift caption` stored (one catalog
+        query for the page), else its file vector's zero-shot ones; for a match on part of a
+        longer file, that section's zero-shot ones too."""
         stored = lib.stored_tags([h.file_id for h in hits], top=3)
-        return {int(h.file_id): stored.get(int(h.file_id)) or _zero_shot_tags(key, generation, model, h.file_id)
+        return {int(h.file_id): HitTags(
+                    stored.get(int(h.file_id)) or _zero_shot_tags(key, generation, model, h.file_id),
+                    _section_tags(key, generation, model, h.segment_id)
+                    if is_section(h.start, h.end, h.duration) else None)
                 for h in hits}
 
     st.markdown("### :material/graphic_eq: soundsift")

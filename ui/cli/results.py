@@ -298,8 +298,8 @@ def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
     its names: :func:`file_column_width`); figures and times never wrap. A terminal narrower
     than ``NARROW_COLUMNS`` gets one path column instead of file, folder and format (and no "about": what a file or its library sheet says it is). JSON keeps
     the full paths. A file not on disk now (moved without `soundsift relocate`, an unmounted drive)
-    says so after its name, and the other names of its recording (hard links, byte-identical copies:
-    ``copies``) each on an indented "also at:" line under it. A keyword search adds its BM25 ("words")
+    says so after its name, as does one cut short when indexed (:func:`cut_short`), and the other
+    names of its recording (hard links, byte-identical copies: ``copies``) each on an indented "also at:" line under it. A keyword search adds its BM25 ("words")
     and the named markers it found ("marker"), "more like this" a "copy" column when some hits
     hold the query's very recording.
     """
@@ -338,7 +338,7 @@ def show_hits(hits: Sequence[Any], json_out: bool, title: str) -> None:
     rows = []
     for rank, h in enumerate(hits, 1):
         folder = display_path(h.folder)
-        name = os.path.basename(h.path) + (" (not on disk)" if getattr(h, "missing", None) else "")
+        name = os.path.basename(h.path) + (" (not on disk)" if getattr(h, "missing", None) else "") + cut_short(h)
         first = cell(os.path.join(folder, name)) if narrow else cell(name)
         where = [PathCell("\n".join([first, *also_at(h)])), *([] if narrow else [PathCell(folder)])]
         fmt = [] if narrow else [f"{h.format} {h.sample_rate / 1000:g} kHz"]
@@ -451,6 +451,14 @@ class PathCell:
         width = max(1, options.max_width)
         yield Text("\n".join(w for line in self.text.split("\n") for w in wrap_path(line, width)),
                    overflow="fold")
+
+
+def cut_short(hit: Any) -> str:
+    """What a table says after the name of a hit whose file was cut short when indexed (its audio,
+    the duration column, ends before its header says: an interrupted copy or download), ``" (cut
+    short: header says 1:00.00)"``; "" for a whole file."""
+    said = getattr(hit, "header_duration", None)
+    return f" (cut short: header says {clock(said)})" if said is not None else ""
 
 
 def also_at(hit: Any) -> list[str]:

@@ -29,6 +29,7 @@ from ui.components.keyboard import KEYS_HELP, card_key, render_card_keys
 from ui.components.library import Library
 from ui.components.markdown_text import plain_markdown
 from ui.components.player import EXCERPT_SECONDS
+from ui.components.result_tags import HitTags, is_section
 from ui.components.times import (excerpt_note, marker_text, player_label, player_length_note, seconds_text,
                                  span_text)
 from ui.components.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, read_example
@@ -100,10 +101,20 @@ def copies_caption(hit: Any, root: str) -> str | None:
     return ":material/content_copy: also at " + " · ".join(names)
 
 
+def cut_short_caption(hit: Any) -> str | None:
+    """A card's line for a file cut short when it was indexed (its audio ends before its header
+    says: an interrupted copy or download), as the CLI notes it after the name; None for a whole file."""
+    said = getattr(hit, "header_duration", None)
+    if said is None:
+        return None
+    return (f":material/content_cut: cut short: holds {seconds_text(hit.duration)} of the "
+            f"{seconds_text(said)} its header says (an interrupted copy or download?)")
+
+
 def moment(hit: Any, duration: float) -> tuple[float | None, float | None]:
     """The span "more like this" should search by: the hit's match when it is only part of a
     longer file (what the card shows and plays), else the whole file (None, None)."""
-    if hit.end - hit.start < duration - 0.05:
+    if is_section(hit.start, hit.end, duration):
         return float(hit.start), float(hit.end)
     return None, None
 
@@ -270,7 +281,7 @@ def current_search(index: Any, filters: Filters) -> Search | None:
 
 
 def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
-                      tags_of: Callable[[list[Any]], dict[int, list[dict]]], known_tags: Sequence[str] = ()) -> None:
+                      tags_of: Callable[[list[Any]], dict[int, HitTags]], known_tags: Sequence[str] = ()) -> None:
     """Draw the tab: inputs, then the results of the current search. ``tags_of``: the tags of the
     hits shown, by file id; ``known_tags``: every tag of the user's in the library (the sidebar's
     choices), offered on each card. The cards' waveforms and audio are read a few at once
@@ -346,7 +357,7 @@ def render_search_tab(index: Any, lib: Library, filters: Filters, root: str,
     media = resources.cards_media([(record, hit.start, hit.end, play_from(hit)) for _, hit, record in cards])
     with closing(media):        # a rerun stopping the page here drops the cards not yet read
         for (rank, hit, record), card in zip(cards, media):
-            render_result(rank, hit, record, root, tags.get(int(hit.file_id), []),
+            render_result(rank, hit, record, root, tags.get(int(hit.file_id), HitTags()),
                           CardTags(lib.layout.root, hit.file_id, tuple(own.get(hit.file_id, ())), known,
                                    name=record.name),
                           more=more_like_span(hit, record.duration, search.by_file), media=card,
@@ -402,13 +413,34 @@ def play_from(hit: Any) -> float:
     return hit.marker_at if getattr(hit, "marker", None) else hit.start
 
 
-def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict],
+def tag_badges(tags: Sequence[dict], colour: str = "blue") -> str:
+    """Tags as badges of ``colour``, best first, their labels shown as written."""
+    return " ".join(f":{colour}-badge[{plain_markdown(t['label'])}]" for t in tags)
+
+
+def render_model_tags(tags: HitTags) -> None:
+    """A card's model tags: on a match on part of a longer file, "this section:" (blue) and
+    "whole file:" (grey) each labelled, as the file's tags describe its whole length, not the
+    moment found; else the file's tags alone (blue)."""
+    if tags.section is None:
+        if tags.whole_file:
+            st.markdown(tag_badges(tags.whole_file))
+        return
+    if tags.section:
+        st.markdown(f"this section: {tag_badges(tags.section)}",
+                    help="The model's tags of the matched section alone (soundsift tag FILE --timeline --index)")
+    if tags.whole_file:
+        st.markdown(f"whole file: {tag_badges(tags.whole_file, 'gray')}",
+                    help="Tags of the whole recording, which may be about other sounds than the match")
+
+
+def render_result(rank: int, hit: Any, record: Any, root: str, tags: HitTags,
                   own_tags: CardTags | None = None,
                   more: tuple[float | None, float | None] | None = None,
                   media: resources.CardMedia | None = None, itself: bool = False) -> None:
-    """One result card: name, folder, facts, tags (the model's; the user's, editable, with
-    ``own_tags``), thumbnail, player, downloads, "more like this" (by the span ``more``, by
-    default the card's own: :func:`moment`). ``media``: its thumbnail and audio when already
+    """One result card: name, folder, facts, tags (the model's, ``tags``: :func:`render_model_tags`;
+    the user's, editable, with ``own_tags``), thumbnail, player, downloads, "more like this" (by
+    the span ``more``, by default the card's own: :func:`moment`). ``media``: its thumbnail and audio when already
     read (resources.cards_media), else read here. ``itself``: the card is of the file a "more
     like" search was by, badged "this file"."""
     with st.container(border=True, key=card_key(rank)):       # its keyboard stops: ui.components.keyboard
@@ -417,6 +449,9 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict],
             st.markdown(f"**{rank}. {plain_markdown(record.name)}**")
             folder = card_folder(record.folder, root)
             st.caption(f":material/folder: {plain_markdown(folder)} · {card_facts(record, hit)}")
+            cut = cut_short_caption(hit)
+            if cut:
+                st.caption(cut)
             if record.about:
                 st.caption(plain_markdown(record.about))
             also = copies_caption(hit, root)
@@ -434,8 +469,7 @@ def render_result(rank: int, hit: Any, record: Any, root: str, tags: list[dict],
                 st.markdown(":orange-badge[:material/content_copy: same recording]",
                             help="A copy of the file you asked for more like: the same recording, "
                                  "maybe in another format or at another level")
-            if tags:
-                st.markdown(" ".join(f":blue-badge[{plain_markdown(t['label'])}]" for t in tags))
+            render_model_tags(tags)
             if own_tags is not None:
                 render_card_tags(own_tags, rank)
             span = more if more is not None else moment(hit, record.duration)
