@@ -13,7 +13,10 @@ Holding the index's writer lock for the whole run (another writer gets IndexBusy
 3. carry over the tags and captions of files whose identity (path, size, mtime_ns: see
    indexer.scan) is the same in both, and of files moved or renamed since the index was last
    run, found as an index run finds them (:func:`find_rebuild_moves`, indexer.moves), to their
-   new paths (:func:`carry_over` says which rows); refuse when files the index holds could not
+   new paths (:func:`carry_over` says which rows), and of files converted in place since
+   (``rain_01.wav`` → ``rain_01.flac``), paired by an index run's rule (:func:`find_rebuild_reencodes`:
+   the new file embedded with the old index's model, compared with the old file's stored
+   vectors), to the new file; refuse when files the index holds could not
    be read this time (:func:`_refuse_unread`: an index run keeps their entries until they read
    again, a rebuild would drop them with the user's tags): before anything is embedded when a
    header does not open (:func:`refuse_unreadable_headers`), else at the first such file that
@@ -63,6 +66,7 @@ from engine.durable import fsync_dir
 from engine.wording import count
 from indexer.metadata_sheet import sheets_not_imported
 from indexer.moves import Move, find_moves_among_changed, overwritten
+from indexer.reencodes import Reencode, candidates, same_recording
 from indexer.scan import Diff, ScanResult, diff, kept_by_name, normalize_root, scan, under_roots
 from indexer.swap import exchange_paths
 from indexer.write import (DERIVED_CAPTION_SOURCES, DERIVED_TAG_SOURCES, IndexWriter, WriterLock, catalog_headers,
@@ -135,7 +139,8 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
         opts = dataclasses.replace(opts, scanned=scanned,       # index_into walks no second time
                                    on_failure=_stop_at_unread(old, moves))
         model = _load(model)
-        _warn_of_dropped(layout.root, live, old, plan, moves, replaced)     # as an index run warns
+        reencodes = find_rebuild_reencodes(live, old, plan, moves, model)
+        _warn_of_dropped(layout.root, live, old, plan, moves, replaced, reencodes)     # as an index run warns
         summary.previous_model = str(old.meta.get("model_name") or "") or None     # None: not recorded
         summary.previous_model_fingerprint = str(old.meta.get("model_fingerprint") or "") or None
         remove_stale_siblings(root)
@@ -146,17 +151,17 @@ def rebuild_index(paths: Sequence[str | Path], layout: IndexLayout,
             raise RebuildFailed(f"cannot create {tmp} to rebuild {root} in ({e}); "
                                 "nothing was changed") from e
         log.info("rebuilding %s (%s) with model %r in %s", root, old.describe(), model.name, tmp)
-        log.info("%s", _plan_line(layout.root, old, scanned, moves, replaced))
+        log.info("%s", _plan_line(layout.root, old, scanned, moves, replaced, reencodes))
         writer = IndexWriter(IndexLayout(tmp), memory_budget=memory_budget,
                              after_generation=old.generation)
         try:
             writer.open()
             failures = index_into(writer, paths, model, opts, summary, keep_on_interrupt=False,
                                   plan_logged=True)
-            _count_against(summary, old, writer, moves, replaced)
+            _count_against(summary, old, writer, moves, replaced, reencodes)
             _refuse_unlisted(old, failures)
             _refuse_unread(old, failures, moves)
-            summary.carried_over, summary.not_carried_over = carry_over(live, writer.engine, moves)
+            summary.carried_over, summary.not_carried_over = carry_over(live, writer.engine, moves, reencodes)
             # index_into looked in the fresh catalog, before the imported sheets were carried over
             summary.sheets_not_imported = sheets_not_imported(writer.engine, scanned.spreadsheets)
             writer.close_catalog()
@@ -227,8 +232,8 @@ def _sigint_held() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
-def carry_over(old: IndexLayout, new_engine: Engine,
-               moves: Sequence[Move] = ()) -> tuple[dict[str, int], dict[str, int]]:
+def carry_over(old: IndexLayout, new_engine: Engine, moves: Sequence[Move] = (),
+               reencodes: Sequence[Reencode] = ()) -> tuple[dict[str, int], dict[str, int]]:
     """Copy tags and captions from the catalog of the index ``old`` to the one ``new_engine``
     (the rebuild's IndexWriter's, which it closes) writes; returns (carried, not carried).
 
@@ -242,10 +247,13 @@ def carry_over(old: IndexLayout, new_engine: Engine,
     keeps the user's own rows only (indexer.write.DERIVED_*_SOURCES describe the old audio), as
     an index run does, unless another indexed file moved to its path (its recording is then gone:
     indexer.moves.overwritten); a deleted file's rows go. What an imported library sheet said of a
-    file (its ``sheet:`` metadata rows, not counted) follows it as its tags do. One transaction on
-    the new catalog.
+    file (its ``sheet:`` metadata rows, not counted) follows it as its tags do. ``reencodes``: files
+    converted in place since (:func:`find_rebuild_reencodes`), whose rows go to their new file as a
+    moved file's do. One transaction on the new catalog.
     """
     moved = {m.old: m.new for m in moves}
+    converted = {r.old: r.new for r in reencodes}
+    moved.update(converted)
     with catalog_session(old) as s:
         old_files = {fid: (p, size, mt) for fid, p, size, mt in
                      s.execute(select(File.id, File.path, File.size, File.mtime_ns))}
@@ -298,12 +306,18 @@ def carry_over(old: IndexLayout, new_engine: Engine,
         if sheet_rows:
             s.execute(insert(FileMetadata), sheet_rows)
     carried = {"tags": len(tag_rows), "captions": len(caption_rows)}
-    followed = {target[fid] for fid, key in old_files.items() if key[0] in moved and target[fid] is not None}
+    followed = {target[fid] for fid, key in old_files.items()
+                if key[0] in moved and key[0] not in converted and target[fid] is not None}
     if followed:
         n = sum(r["file_id"] in followed for r in tag_rows + caption_rows)
         log.info("%s moved or renamed since the index was last run kept %s at %s new %s",
                  count(len(followed), "file"), count(n, "tag and caption", "tags and captions"),
                  *(("its", "path") if len(followed) == 1 else ("their", "paths")))
+    took = {target[fid] for fid, key in old_files.items() if key[0] in converted and target[fid] is not None}
+    if took:
+        n = sum(r["file_id"] in took for r in tag_rows + caption_rows)
+        log.info("%s converted in place since the index was last run kept %s", count(len(took), "file"),
+                 count(n, "tag and caption", "tags and captions"))
     dropped = {"tags": len(tags) - len(tag_rows), "captions": len(captions) - len(caption_rows)}
     if gone:
         log.info("%s of files deleted (or moved over by another) since %s made, or made from the audio of "
@@ -406,7 +420,7 @@ def _refuse_foreign(live: IndexLayout) -> None:
 
 
 def _plan_line(index: Path, old: _OldIndex, scanned: ScanResult, moves: Sequence[Move] = (),
-               replaced: dict[str, str] | None = None) -> str:
+               replaced: dict[str, str] | None = None, reencodes: Sequence[Reencode] = ()) -> str:
     """What the rebuild embeds, counted against the index it replaces as the summary counts it
     (:func:`_count_against`): the files it held are updated, the others added, those found at
     another path moved, and those it held that the walk did not find (or that another file was
@@ -422,6 +436,7 @@ def _plan_line(index: Path, old: _OldIndex, scanned: ScanResult, moves: Sequence
             f"changed since), {len(new) - retried} new"
             + (f" (and {retried} that failed before, tried again)" if retried else "")
             + (f", {len(moves)} moved or renamed" if moves else "")
+            + (f", {len(reencodes)} of the new converted in place from files indexed before" if reencodes else "")
             + f", {count(gone, 'indexed file')} not found, "
             + count(len(scanned.errors), "unusable entry", "unusable entries"))
 
@@ -445,6 +460,64 @@ def find_rebuild_moves(live: IndexLayout, old: _OldIndex, plan: Diff) -> tuple[l
         headers = catalog_headers(s.get_bind(), plan.deleted + [f.path for f in plan.changed])
     moves = find_moves_among_changed(plan.deleted, plan.new, plan.changed, old.files, headers)
     return moves, overwritten(moves, plan.changed)
+
+
+def find_rebuild_reencodes(live: IndexLayout, old: _OldIndex, plan: Diff, moves: Sequence[Move],
+                           model: AudioTextModel) -> list[Reencode]:
+    """The files of the index converted in place since it was last run (``rain_01.wav`` deleted,
+    ``rain_01.flac`` new in its folder), paired by an index run's rule (indexer.reencodes: one
+    deleted and one new file of a folder and name, the lengths within 1 %, a cosine of at least
+    0.82 between the file vectors). The new file is embedded with the model of the old index's
+    vectors: ``model`` where it is that one, else that model loaded by name, if its fingerprint
+    is the index's; where neither can be, none is paired (a warning names them). Their rows go
+    to the new file (:func:`carry_over`)."""
+    moved_old, moved_new = {m.old for m in moves}, {m.new for m in moves}
+    pairs = candidates([p for p in plan.deleted if p not in moved_old], [f for f in plan.new if f.path not in moved_new])
+    if not pairs:
+        return []
+    judge = _model_of(old, model)
+    if judge is None:
+        shown = ", ".join(f"{old_path} → {os.path.basename(new)}" for new, old_path in sorted(pairs.items())[:3])
+        log.warning("%s may have been converted in place since the index was last run (%s%s), but the "
+                    "index's model %r (fingerprint %s) cannot be loaded to compare them: their tags, captions "
+                    "and sheet rows are not carried over. Run `soundsift index` with that model before "
+                    "--rebuild to keep them", count(len(pairs), "file"), shown, " …" if len(pairs) > 3 else "",
+                    old.meta.get("model_name"), old.meta.get("model_fingerprint"))
+        return []
+    from engine.segments import SegmentPolicy
+    from engine.zeroshot import file_query_vector
+    olds = sorted(pairs.values())
+    with catalog_session(live) as s:
+        seconds = {p: h.duration for p, h in catalog_headers(s.get_bind(), olds).items()}
+    vectors = IndexWriter.stored_file_vectors(live, olds, int(judge.dim))
+    policy = SegmentPolicy(window=float(judge.window_seconds))
+    found = []
+    for new, old_path in sorted(pairs.items()):
+        try:
+            vector, length = file_query_vector(judge, new, policy)
+        except (SoundsiftError, OSError) as e:      # decoding fails it again, said there
+            log.debug("%s: not compared with %s (%s)", new, old_path, e)
+            continue
+        if same_recording(seconds.get(old_path, -1.0), vectors.get(old_path), length, vector[None]):
+            found.append(Reencode(old_path, new))
+    return found
+
+
+def _model_of(old: _OldIndex, model: AudioTextModel) -> AudioTextModel | None:
+    """The model the old index's vectors were made with: ``model`` where its fingerprint is the
+    index's, else that model loaded by its recorded name, if its fingerprint still is; None else."""
+    fingerprint, name = old.meta.get("model_fingerprint"), old.meta.get("model_name")
+    if model.fingerprint == fingerprint:
+        return model
+    if not name:
+        return None
+    from engine.models import load_model
+    try:
+        loaded = load_model(name)
+    except Exception as e:      # noqa: BLE001 — any failure to load it means: not comparable
+        log.debug("the index's model %r was not loaded: %s: %s", name, type(e).__name__, e)
+        return None
+    return loaded if loaded.fingerprint == fingerprint else None
 
 
 def _refuse_unlisted(old: _OldIndex, failures: dict[str, str]) -> None:
@@ -544,13 +617,15 @@ def _held(old: _OldIndex, moves: Sequence[Move]) -> set[str]:
 
 
 def _warn_of_dropped(index: Path, live: IndexLayout, old: _OldIndex, plan: Diff,
-                     moves: Sequence[Move], replaced: dict[str, str]) -> None:
+                     moves: Sequence[Move], replaced: dict[str, str], reencodes: Sequence[Reencode] = ()) -> None:
     """The warning an index run gives (indexer.runner.warn_of_dropped_notes) for the files the rebuild
     drops, deleted since (not moved) or moved over by another, that carry the user's tags, captions
     or library-sheet rows; ``plan``: the walk against the old index (:func:`_plan_against_old`);
-    ``index`` as the user named it, for the `soundsift sheet import` it gives."""
+    ``index`` as the user named it, for the `soundsift sheet import` it gives; files converted in
+    place (``reencodes``) keep theirs."""
     from indexer.runner import warn_of_dropped_notes
-    moved_old, moved_new = {m.old for m in moves}, {m.new for m in moves}
+    moved_old = {m.old for m in moves} | {r.old for r in reencodes}
+    moved_new = {m.new for m in moves} | {r.new for r in reencodes}
     dropped = Diff(new=[f for f in plan.new if f.path not in moved_new], changed=[],
                    deleted=sorted([p for p in plan.deleted if p not in moved_old] + list(replaced)),
                    unchanged=[])
@@ -586,10 +661,10 @@ def _load(model: AudioTextModel | str | Path | None) -> AudioTextModel:
 
 
 def _count_against(summary: Any, old: _OldIndex, writer: IndexWriter, moves: Sequence[Move] = (),
-                   replaced: dict[str, str] | None = None) -> None:
+                   replaced: dict[str, str] | None = None, reencodes: Sequence[Reencode] = ()) -> None:
     """Counts relative to the replaced index, as an index run counts: new files added, known ones
     updated, those found at another path moved, the rest (and those another file was moved over:
-    ``replaced``) removed."""
+    ``replaced``) removed; a file converted in place (``reencodes``) updated and re-encoded."""
     with Session(writer.engine) as s:
         now = set(s.scalars(select(File.path)))
     before = set(old.files)
@@ -597,6 +672,12 @@ def _count_against(summary: Any, old: _OldIndex, writer: IndexWriter, moves: Seq
     summary.added, summary.updated = len(now - before - moved_new), len((now & before) - moved_new)
     summary.removed = len(before - now - moved_old) + len(replaced or {})
     summary.moved, summary.unchanged = len(moves), 0
+    took = [r for r in reencodes if r.new in now]
+    summary.added -= len(took)
+    summary.updated += len(took)
+    summary.removed -= len(took)
+    summary.reencoded = len(took)
+    summary.reencoded_files = [{"old": r.old, "new": r.new} for r in took]
 
 
 def _swap(root: Path, new_root: Path) -> Path:

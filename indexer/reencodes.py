@@ -13,13 +13,22 @@ re-normalised) has a cosine of at least :data:`MIN_COSINE` to the old file's sto
 (measured: ``benchmarks/reencode_threshold.py``). The new file then takes the old one's tags,
 captions and sheet rows (indexer.write.Changes.inherit); its vectors, segments, levels and
 embedded metadata are its own. A refused pair is a deleted file and a new one, as before.
+
+A ``--watch`` (indexer.watch) may see the two halves in different runs: the new file in one and
+the original deleted in a later one, or the original deleted first. It tells each run what its
+runs did within a window (:class:`AcrossRuns`): a file one of them added (and paired with nothing)
+counts as new in the run where a file of its name is deleted, by the same rule (one to one among
+this run's new files and those, then :func:`same_recording` on the two stored vectors), and takes
+the deleted file's rows; a deleted file carrying the user's notes whose name no new file has
+(:func:`unmatched`) stays indexed until the window is up, so a file of its name arriving meanwhile
+is paired in that run as in one.
 """
 from __future__ import annotations
 
 import logging
 import os
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -100,6 +109,31 @@ def named(pairs: Sequence[Mapping[str, str]], total: int) -> str:
     shown = ", ".join(f"{p['old']} → {os.path.basename(p['new'])}" for p in pairs[:NAMED_PAIRS])
     more = total - min(len(pairs), NAMED_PAIRS)
     return shown + (f" and {more} more (--verbose names all)" if more > 0 else "")
+
+
+def unmatched(deleted: Sequence[str], arrived: Sequence[str]) -> list[str]:
+    """The paths of ``deleted`` whose folder and name without extension (:func:`name_key`) no
+    other deleted path and no path of ``arrived`` has: the original of a conversion whose new file
+    has not arrived yet, were it one (a name two deleted files share never pairs)."""
+    gone: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for path in deleted:
+        gone[name_key(path)].append(path)
+    taken = {name_key(p) for p in arrived}
+    return sorted(paths[0] for key, paths in gone.items() if len(paths) == 1 and key not in taken)
+
+
+@dataclass
+class AcrossRuns:
+    """What a ``--watch`` tells one run of its runs before, so that a conversion whose new file and
+    deleted original fall in different runs is paired as one run pairs it (indexer.watch), and
+    what the run tells back (``added``, ``kept``)."""
+
+    arrived: frozenset[str] = frozenset()   # files its runs added lately, paired with nothing: new
+                                            # files still, for a deleted file of their name
+    let_go: frozenset[str] = frozenset()    # deleted files kept by its runs whose time is up: removed
+    added: list[str] = field(default_factory=list)      # the run's files added, paired with nothing
+    kept: list[str] = field(default_factory=list)       # the run's deleted files kept for a later run
+
 
 @dataclass
 class Pairing:

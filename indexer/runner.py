@@ -43,12 +43,13 @@ from indexer.embed import DEFAULT_BATCH_SIZE, SegmentBatcher
 from indexer.index_model import model_for_run, model_meta, resolve_model, warn_if_changed
 from indexer.level_refresh import LevelRefresh, refresh_levels
 from indexer.links import link_scope
-from indexer.metadata_sheet import sheets_not_imported
 from indexer.metadata_refresh import refresh_metadata
+from indexer.metadata_sheet import sheets_not_imported
 from indexer.moves import Move, find_moves_among_changed, moved_root_hint, overwritten
 from indexer.interrupts import Interrupted, remembered
 from indexer.progress import AudioProgress
-from indexer.reencodes import LISTED_PAIRS, Pairing, candidates
+from indexer.reencodes import (LISTED_PAIRS, AcrossRuns, Pairing, Reencode, candidates, same_recording,
+                               unmatched)
 from indexer.same_file import indexed_names, other_names, said_of
 from indexer.silence_refresh import SilenceRefresh, refresh_silence
 from indexer.scan import (Diff, ScannedFile, ScanResult, capped_folders, describe_skipped, diff, normalize_root,
@@ -92,6 +93,8 @@ class IndexSummary:
     updated: int = 0
     removed: int = 0
     moved: int = 0                      # indexed files found at another path (indexer.moves)
+    kept_for_reencode: int = 0          # deleted files with the user's notes a --watch keeps indexed a while, for
+                                        # a file of their name arriving in a later run (indexer.reencodes)
     reencoded: int = 0                  # of updated: indexed files converted in place (rain_01.wav → rain_01.flac),
                                         # their tags, captions and sheet rows carried over (indexer.reencodes)
     reencoded_files: list[dict[str, str]] = field(default_factory=list)   # those pairs, {"old", "new"}
@@ -201,6 +204,8 @@ class RunOptions:
     #: called with (path, reason) as each file fails; it may raise to stop the run (a rebuild stops
     #: at the first file it would drop: indexer.rebuild)
     on_failure: Callable[[str, str], None] | None = None
+    #: a --watch's runs before (indexer.watch): conversions in place across runs; None: a plain run
+    across: AcrossRuns | None = None
 
 
 def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | None = None,
@@ -209,7 +214,8 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
                 checkpoint_files: int = CHECKPOINT_FILES,
                 checkpoint_seconds: float = CHECKPOINT_SECONDS,
                 memory_budget: int | str | None = None, rebuild: bool = False,
-                scanned: ScanResult | None = None, not_retried: Iterable[str] = ()) -> IndexSummary:
+                scanned: ScanResult | None = None, not_retried: Iterable[str] = (),
+                across: AcrossRuns | None = None) -> IndexSummary:
     """Index the audio files under ``paths`` into ``index`` (name or folder), incrementally.
 
     ``model``: an AudioTextModel, a name/folder for :func:`engine.load_model`, or None for
@@ -226,6 +232,9 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
     ``not_retried``: paths of files (or walk errors) that failed before and have not changed
     since (the watcher knows): not tried again, their error rows kept. A plain run gives none,
     so every failed file is tried again.
+    ``across``: what a ``--watch``'s runs before did (indexer.reencodes.AcrossRuns), so a file
+    converted in place whose two halves fall in different runs is paired; filled in with what this
+    run added and kept. A plain run gives none.
     Bad files become error rows and WARNING log lines; they never stop the run.
     """
     t_start = time.perf_counter()
@@ -236,7 +245,7 @@ def build_index(paths: Sequence[str | Path] | str | Path, index: str | Path | No
                       batch_size=DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size),
                       progress=progress, checkpoint_files=checkpoint_files,
                       checkpoint_seconds=checkpoint_seconds, scanned=scanned,
-                      not_retried=frozenset(not_retried))
+                      not_retried=frozenset(not_retried), across=across)
     if memory_budget is not None:
         from engine.index_choice import parse_memory_budget
         memory_budget = parse_memory_budget(memory_budget)
@@ -436,16 +445,50 @@ def finish_summary(summary: IndexSummary, t_start: float) -> IndexSummary:
     return summary
 
 
-def reencode_candidates(writer: IndexWriter, plan: Diff, meta: dict[str, Any]) -> Pairing:
+def reencode_candidates(writer: IndexWriter, plan: Diff, meta: dict[str, Any],
+                        arrived: Sequence[ScannedFile] = ()) -> tuple[Pairing, list[Reencode]]:
     """The deleted and new files of ``plan`` that may be one file converted in place
     (indexer.reencodes.candidates), with the old files' lengths and stored file vectors; none
-    where the index holds another model's vectors (they cannot be compared)."""
-    pairs = candidates(plan.deleted, plan.new) if plan.deleted and plan.new else {}
-    if not pairs or any(writer.meta.get(k) != meta[k] for k in ("model_fingerprint", "dim")):
-        return Pairing({}, {}, {})
+    where the index holds another model's vectors (they cannot be compared). ``arrived``: files a
+    ``--watch``'s earlier runs added lately (unchanged in ``plan``), new files as well for the
+    rule; their pairs are decided now, on the two stored vectors, and the second value lists those
+    taken for one recording (the rest are a deleted file and an indexed one)."""
+    pairs = candidates(plan.deleted, list(plan.new) + list(arrived)) if plan.deleted and (plan.new or arrived) else {}
+    if not pairs or not same_vectors(writer, meta):
+        return Pairing({}, {}, {}), []
+    earlier = {f.path for f in arrived}
+    late = {new: old for new, old in pairs.items() if new in earlier}
     olds = sorted(pairs.values())
-    return Pairing(pairs, {p: h.duration for p, h in writer.headers(olds).items()},
-                   writer.file_vectors(olds, int(meta["dim"])))
+    headers = writer.headers(olds + sorted(late))
+    vectors = writer.file_vectors(olds + sorted(late), int(meta["dim"]))
+    seconds = {p: h.duration for p, h in headers.items()}
+    taken = [Reencode(old, new) for new, old in sorted(late.items())
+             if new in seconds and new in vectors
+             and same_recording(seconds.get(old, -1.0), vectors.get(old), seconds[new], vectors[new][None])]
+    now = {new: old for new, old in pairs.items() if new not in earlier}
+    return Pairing(now, {p: seconds[p] for p in now.values() if p in seconds},
+                   {p: vectors[p] for p in now.values() if p in vectors}), taken
+
+
+def same_vectors(writer: IndexWriter, meta: dict[str, Any]) -> bool:
+    """Whether the index holds vectors of the run's model (``meta``), comparable with its own."""
+    return all(writer.meta.get(k) == meta[k] for k in ("model_fingerprint", "dim"))
+
+
+def kept_for_reencodes(writer: IndexWriter, plan: Diff, arrived: Sequence[str], across: AcrossRuns | None,
+                       meta: dict[str, Any]) -> list[str]:
+    """The deleted files of ``plan`` that a ``--watch`` (``across``) keeps indexed for a while: those
+    carrying the user's tags, captions or library-sheet rows whose name no new file of the run (nor
+    one ``arrived`` lately) has (indexer.reencodes.unmatched), unless their time is up; a file of
+    their name arriving in a later run takes them as a conversion in place. None in a plain run."""
+    if across is None or not plan.deleted or not same_vectors(writer, meta):
+        return []
+    waiting = [p for p in unmatched(plan.deleted, [f.path for f in plan.new] + list(arrived))
+               if p not in across.let_go]
+    if not waiting:
+        return []
+    noted = set(writer.users_notes(waiting)) | set(_sheets_of(writer.engine, waiting))
+    return [p for p in waiting if p in noted]
 
 
 def copies_of_indexed(writer: IndexWriter, plan: Diff, retake: set[str], state: dict[str, tuple[int, int]],
@@ -598,11 +641,21 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
         moved_root_hint(state, plan.new, roots, layout.root)
     # a file converted in place (rain_01.wav → rain_01.flac): its old row stays until the new one is
     # embedded and taken for the same recording, or not (indexer.reencodes)
-    reencoding = reencode_candidates(writer, plan, meta)
-    if reencoding:
-        paired_olds = set(reencoding.olds.values())
+    # (a --watch: also with a file one of its runs added lately, or in a later run: indexer.reencodes)
+    across = opts.across
+    arrived = ([scanned.files[p] for p in plan.unchanged if p in across.arrived and p in scanned.files]
+               if across is not None else [])
+    reencoding, late = reencode_candidates(writer, plan, meta, arrived)
+    kept = kept_for_reencodes(writer, Diff(new=plan.new, changed=[], unchanged=[], deleted=[
+        p for p in plan.deleted if p not in set(reencoding.olds.values()) | {r.old for r in late}]),
+        [f.path for f in arrived], across, meta)
+    if reencoding or late or kept:
+        paired_olds = set(reencoding.olds.values()) | {r.old for r in late} | set(kept)
         plan = Diff(new=plan.new, changed=plan.changed, unchanged=plan.unchanged,
                     deleted=[p for p in plan.deleted if p not in paired_olds])
+    if across is not None:
+        across.kept[:] = kept
+    summary.kept_for_reencode = len(kept)
     old_errors = [p for p in writer.error_paths()
                   if under_roots(p, roots) and not under_roots(p, unlisted)]
     timings["scan"] = time.perf_counter() - t
@@ -616,7 +669,7 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
     log.log(logging.DEBUG if plan_logged else logging.INFO,
             "%s: %d new%s, %d changed, %d deleted, %d moved, %d unchanged, %s", layout.root,
             len(plan.new) - retried, f" (and {retried} that failed before, tried again)" if retried else "",
-            len(plan.changed), len(plan.deleted) + len(reencoding), len(moves), len(plan.unchanged),
+            len(plan.changed), len(plan.deleted) + len(reencoding) + len(late), len(moves), len(plan.unchanged),
             count(len(scanned.errors), "unusable entry", "unusable entries"))
 
     warn_of_dropped_notes(writer.engine, layout.root, plan, state, replaced)
@@ -627,7 +680,7 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
         summary.moved, summary.removed = len(moves), len(replaced)
     # files indexed before the metadata reader learnt more (iXML …): read theirs again, once
     busy = ({f.path for f in plan.new} | {f.path for f in plan.changed} | set(plan.deleted)
-            | set(reencoding.olds.values()))
+            | set(reencoding.olds.values()) | {r.old for r in late} | set(kept))
     summary.metadata_reread = refresh_metadata(writer, busy, {} if moves_done else {m.old: m.new for m in moves})
     # a sidecar cue sheet added, edited or removed beside an unchanged file: cut its takes again
     retake = set(files_with_changed_cue_sheets(writer, set(plan.unchanged), scanned.cue_folders()))
@@ -661,6 +714,14 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
     committed = committed_counts(summary)   # the counts as the index holds them (updated by each commit)
     summary.removed = len(plan.deleted)
     summary.moved = len(moves)          # committed with the run's first commit (a Ctrl-C from here on makes it)
+    if late:                            # converted in place, its new file added by an earlier --watch run
+        pending.absorb.update({r.old: r.new for r in late})
+        summary.updated += len(late)
+        summary.reencoded += len(late)
+        summary.reencoded_files += [{"old": r.old, "new": r.new} for r in late]
+        for r in late:
+            log.debug("%s was re-encoded as %s (indexed in an earlier run): its tags, captions and library-sheet "
+                      "rows go with it", r.old, r.new)
 
     def let_go(path: str) -> None:
         """New file ``path`` of a candidate re-encode is not embedded: the old file is a deleted one."""
@@ -742,6 +803,8 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
                       pair[0], w.scanned.path)
         else:
             summary.added += 1
+            if across is not None:
+                across.added.append(w.scanned.path)
             if pair is not None:    # another recording under the name after all
                 gone(pair[0])
         shown.done(job, w.scanned.size)

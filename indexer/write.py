@@ -401,6 +401,19 @@ class IndexWriter:
             by_path.setdefault(path, []).append(row)
         return {path: l2_normalize(vectors[r].mean(axis=0)) for path, r in by_path.items() if found[r].all()}
 
+    @classmethod
+    def stored_file_vectors(cls, layout: IndexLayout, paths: list[str], dim: int) -> dict[str, np.ndarray]:
+        """:meth:`file_vectors` of the index at ``layout`` read without taking its lock: the index a
+        rebuild replaces, whose lock the rebuild holds (indexer.rebuild)."""
+        reader = cls(layout)
+        reader.engine = open_catalog(layout.catalog)
+        try:
+            reader._reload_meta()
+            return reader.file_vectors(paths, dim)
+        finally:
+            reader.close_catalog()
+            reader._index = None
+
     # -- the commit ----------------------------------------------------------------------
     def _live_index(self, dim: int):
         if self._index is None:

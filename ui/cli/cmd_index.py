@@ -167,7 +167,9 @@ def _watch(paths: List[Path], index: Optional[str], model: Optional[str], interv
             out_console.print(f"{time.strftime('%H:%M:%S')} generation {s['generation']}: {s['added']} added, "
                               f"{s['updated']} updated, {s['removed']} removed, "
                               + (f"{s['moved']} moved, " if s.get("moved") else "")
-                              + (f"{s['reencoded']} re-encoded, " if s.get("reencoded") else "") + f"{s['failed']} failed "
+                              + (f"{s['reencoded']} re-encoded, " if s.get("reencoded") else "")
+                              + (f"{s['kept_for_reencode']} deleted kept a while for a conversion, "
+                                 if s.get("kept_for_reencode") else "") + f"{s['failed']} failed "
                               f"({s['seconds']:.1f} s)", highlight=False)
         runs += 1
     try:
