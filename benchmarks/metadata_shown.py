@@ -3,17 +3,20 @@
 A library sheet's cell "-" clears its field (engine.metadata_shown.shown_rows): ``info``'s count
 of described files, its categories, the page's category list and ``--category`` read only the
 rows a file shows. This builds a synthetic catalog (``--files`` files, ten metadata rows each,
-one file in ``--every`` with its description cleared, 50 categories) in a temporary folder and
+one file in ``--every`` with its description cleared, none with ``--every 0``, 50 categories) in a temporary folder and
 times ``info``'s count of described files, and the ``--category`` filter's file ids, without the
 condition, with it (``shown_rows()``; the filter's ``shown_rows(few=True)``), and with it written
-as one correlated subquery per row (the first way tried), in alternating rounds; prints the
-medians and the ratios, measured in one run::
+as one correlated subquery per row (the first way tried), in alternating rounds, on that catalog
+and on a copy without its index of the cleared cells (``ix_file_metadata_cleared``: a catalog from
+before session 42 that no writer has opened since, read as every catalog was before); prints the
+medians and the ratios to the plain query on the same catalog, measured in one run::
 
     .venv/bin/python benchmarks/metadata_shown.py [--files 33000] [--every 100] [--rounds 5]
 """
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -61,32 +64,43 @@ def main() -> None:
                 {"file_id": i, "key": k, "value": _value(i, k, args.every)}
                 for i in range(1, args.files + 1) for k in KEYS])
             s.commit()
-            described = {"plain": (), "shown_rows()": (shown_rows(),), "per-row subquery": (per_row_subquery(),)}
-            filtered = {"plain": (), "shown_rows(few=True)": (shown_rows(few=True),), "shown_rows()": (shown_rows(),)}
-            times: dict[tuple[str, str], list[float]] = {}
-            counts: dict[tuple[str, str], int] = {}
-            for _ in range(args.rounds):
+        engine.dispose()
+        shutil.copyfile(f"{folder}/catalog.db", f"{folder}/before.db")
+        before = create_engine(f"sqlite:///{folder}/before.db")
+        with before.begin() as conn:
+            conn.exec_driver_sql("DROP INDEX ix_file_metadata_cleared")
+        engines = {"": create_engine(f"sqlite:///{folder}/catalog.db"), " no index": before}
+        described = {"plain": (), "shown_rows()": (shown_rows(),), "per-row subquery": (per_row_subquery(),)}
+        filtered = {"plain": (), "shown_rows(few=True)": (shown_rows(few=True),), "shown_rows()": (shown_rows(),)}
+        times: dict[tuple[str, str], list[float]] = {}
+        counts: dict[tuple[str, str], int] = {}
+        sessions = {label: Session(e) for label, e in engines.items()}
+        for _ in range(args.rounds):
+            for label, s in sessions.items():
                 for name, extra in described.items():
                     start = time.perf_counter()
-                    counts["described", name] = s.scalar(
+                    counts["described" + label, name] = s.scalar(
                         select(func.count(func.distinct(FileMetadata.file_id)))
                         .where(FileMetadata.key.in_(SEARCHED_KEYS_WITH_SHEETS), *extra))
-                    times.setdefault(("described", name), []).append(time.perf_counter() - start)
+                    times.setdefault(("described" + label, name), []).append(time.perf_counter() - start)
                 for name, extra in filtered.items():
                     start = time.perf_counter()
-                    counts["--category", name] = len(s.scalars(
+                    counts["--category" + label, name] = len(s.scalars(
                         select(FileMetadata.file_id).where(FileMetadata.key.in_(CATEGORY_FILTER_KEYS),
                                                            func.upper(FileMetadata.value).in_(["CAT7"]), *extra)).all())
-                    times.setdefault(("--category", name), []).append(time.perf_counter() - start)
-        engine.dispose()
+                    times.setdefault(("--category" + label, name), []).append(time.perf_counter() - start)
+        for s in sessions.values():
+            s.close()
+        for e in engines.values():
+            e.dispose()
     for (query, name), found in times.items():
         median, base = statistics.median(found), statistics.median(times[query, "plain"])
-        print(f"{query:>10} {name:>20}: {median * 1000:8.1f} ms  ×{median / base:5.2f}  ({counts[query, name]} files)")
+        print(f"{query:>19} {name:>20}: {median * 1000:8.1f} ms  ×{median / base:5.2f}  ({counts[query, name]} files)")
 
 
 def _value(file_id: int, key: str, every: int) -> str:
-    """A synthetic metadata value: "-" for one description in ``every``, a category of 50."""
-    if key == "sheet:description" and file_id % every == 0:
+    """A synthetic metadata value: "-" for one description in ``every`` (none for 0), a category of 50."""
+    if key == "sheet:description" and every and file_id % every == 0:
         return "-"
     return f"CAT{file_id % 50}" if key.endswith("category") else f"value {file_id}"
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import quote
 
-from sqlalchemy import (Float, ForeignKey, Index, Integer, String, Text, create_engine, event,
-                        select, text)
+from sqlalchemy import (Connection, Float, ForeignKey, Index, Integer, String, Text, create_engine, event,
+                        literal, select, text)
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
@@ -139,6 +139,23 @@ class Meta(Base):
 
 Index("ix_tags_label", Tag.label)
 
+#: how a library sheet's cell "-" is stored: the value of its field's ``sheet:`` row
+#: (engine.file_metadata.SHEET_CLEARED; written inline, so that SQLite sees the partial index serves the query)
+CLEARED_VALUE = literal("-", literal_execute=True)
+#: the few rows of cleared cells, so that engine.metadata_shown finds them without reading the whole table
+Index("ix_file_metadata_cleared", FileMetadata.file_id, FileMetadata.key, FileMetadata.value,
+      sqlite_where=FileMetadata.value == CLEARED_VALUE)
+
+
+def create_tables(conn: Connection | Engine) -> None:
+    """Make the tables and indexes the catalog behind ``conn`` lacks: a catalog written by an
+    older soundsift gains them when a writer opens it (:func:`open_catalog` with ``create``, a
+    sheet import). SQLAlchemy's ``create_all`` makes an index only with its table."""
+    Base.metadata.create_all(conn)
+    for table in Base.metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
+
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
@@ -179,7 +196,8 @@ def open_catalog(path: str | Path, *, create: bool = False) -> Engine:
     if create:
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-        Base.metadata.create_all(engine)
+        with engine.begin() as conn:
+            create_tables(conn)
     return engine
 
 

@@ -44,7 +44,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from engine.catalog import SQL_CHUNK as _SQL_CHUNK
-from engine.catalog import Base, File, FileMetadata, catalog_session, has_table, set_meta, stored_metadata
+from engine.catalog import File, FileMetadata, catalog_session, create_tables, has_table, set_meta, stored_metadata
 from engine.errors import InvalidQuery
 from engine.export_digest import TAGS_DIGEST_KEY, index_digest, read_digest, unedited
 from engine.file_metadata import (SHEET_CLEARED, SHEET_NAME_KEY, SHEET_PATH_KEY, SHEET_PREFIX, SHEET_SHADOWED_KEY,
@@ -90,7 +90,7 @@ def import_sheet(index: str | Path | None, sheet_path: str | Path, under: str | 
                 _set_tags(s, report, described, tags, unedited_tags, dry_run=True)
         return report
     with WriterLock(layout.lock), catalog_session(layout, write=True) as s:
-        Base.metadata.create_all(s.connection())          # a catalog from before file_metadata gains it
+        create_tables(s.connection())          # a catalog from before file_metadata (its indexes) gains it
         named = _named_in(s, sheet.name)                  # may hold this sheet's layers
         wanted, alive = sorted(described), set()          # files an index run may have removed meanwhile
         for i in range(0, len(wanted), _SQL_CHUNK):

@@ -2,8 +2,9 @@
 
 ``soundsift train`` writes each training set into the model's ``config.json``
 (``extra.trained.data``, :func:`data_record`): its format, its path as the run read it (the
-config's path joined to the config's folder), that path resolved, and a fingerprint cheap to
-compute (:func:`dataset_fingerprint`). A fine-tune keeps the record of the model it started from
+config's path joined to the config's folder, normalised), that path resolved (both relative to
+the repository for data inside it, :func:`recorded_path`), and a fingerprint cheap to compute
+(:func:`dataset_fingerprint`). A fine-tune keeps the record of the model it started from
 as ``started_from``, so the chain of data is visible. :func:`trained_on_this` finds the set an
 evaluation file is, by fingerprint or by resolved path, in a model's record or its start's: the
 figures of a model on its own training data are fit, not validation.
@@ -67,22 +68,43 @@ def dataset_fingerprint(fmt: str, path: str | Path | Sequence[str | Path]) -> st
         return None
 
 
-def _resolved(path: str | Path | Sequence[str | Path]) -> str | list[str]:
+#: the checkout soundsift runs from: training data under it (the project's corpus/) is recorded
+#: relative to it (:func:`recorded_path`)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def recorded_path(path: str | Path, resolve: bool = True) -> str:
+    """``path`` as a training record holds it: normalised (``a/b/../c`` is ``a/c``) and, with
+    ``resolve``, resolved (``resolved``, ``audio_dir``); one inside the repository relative to
+    it, so that a model trained on the project's corpus and copied into engine/models/weights/
+    names no machine's folder in its committed config.json (whose content the model's fingerprint
+    hashes: it is the same wherever the model was trained); others absolute, as resolved."""
+    full = Path(path).resolve() if resolve else Path(os.path.normpath(path))
+    if full.is_absolute():
+        try:
+            return full.relative_to(REPO_ROOT).as_posix()
+        except ValueError:
+            pass
+    return str(full)
+
+
+def _recorded(path: str | Path | Sequence[str | Path], resolve: bool) -> str | list[str]:
     if isinstance(path, (list, tuple)):
-        return [str(Path(p).resolve()) for p in path]
-    return str(Path(path).resolve())
+        return [recorded_path(p, resolve) for p in path]
+    return recorded_path(path, resolve)
 
 
 def data_record(specs: Sequence[Any]) -> list[dict[str, Any]]:
     """The record of training sets (:class:`trainer.config.DatasetSpec`) kept in a trained
-    model's ``extra.trained.data``: ``format``, ``path`` (as the run read it), ``resolved``,
-    ``fingerprint`` and, for Clotho, ``audio_dir``."""
+    model's ``extra.trained.data``: ``format``, ``path`` (as the run read it, normalised),
+    ``resolved``, ``fingerprint`` and, for Clotho, ``audio_dir`` (:func:`recorded_path`)."""
     out = []
     for spec in specs:
-        entry: dict[str, Any] = {"format": spec.format, "path": spec.path, "resolved": _resolved(spec.path),
+        entry: dict[str, Any] = {"format": spec.format, "path": _recorded(spec.path, resolve=False),
+                                 "resolved": _recorded(spec.path, resolve=True),
                                  "fingerprint": dataset_fingerprint(spec.format, spec.path)}
         if getattr(spec, "audio_dir", None):
-            entry["audio_dir"] = str(Path(spec.audio_dir).resolve())
+            entry["audio_dir"] = recorded_path(spec.audio_dir)
         out.append(entry)
     return out
 
@@ -137,7 +159,7 @@ def trained_on_this(model: Any, data_file: str | Path, name: str | None = None) 
     if not any(isinstance(r.get("data"), list) for r in chain):
         return None
     path = Path(data_file)
-    resolved = str(path.resolve())
+    resolved = (str(path.resolve()), recorded_path(path))     # recorded before session 42, and since
     try:
         content = file_sha256(path)
     except OSError:
@@ -147,7 +169,7 @@ def trained_on_this(model: Any, data_file: str | Path, name: str | None = None) 
             if not isinstance(entry, dict):
                 continue
             by = ("fingerprint" if content is not None and entry.get("fingerprint") == content
-                  else "path" if entry.get("resolved") == resolved else None)
+                  else "path" if entry.get("resolved") in resolved else None)
             if by is not None:
                 ancestor = chain[generation - 1].get("init") if generation else None
                 return TrainedOnThis(name or str(getattr(model, "name", "the model")), str(entry.get("path")), by,
