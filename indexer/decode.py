@@ -273,26 +273,47 @@ class DecodePool:
             self._tasks.put(None)
         while pending:
             try:
-                kind, pid, payload = self._results.get(timeout=0.5)
+                message = self._results.get(timeout=0.5)
             except queue.Empty:
                 yield from self._reap_dead(pending)
                 continue
-            if kind == "start":
-                self._current[pid] = payload
-                self._deaths_before_work = 0
-                continue
-            event: DecodeEvent = payload
-            if isinstance(event, (FileDecoded, FileFailed)):
-                pending.discard(event.job)
-                self._current.pop(pid, None)
-            yield event
+            yield from self._take(message, pending)
+
+    def _take(self, message: tuple[str, int, object], pending: set[int]) -> Iterator[DecodeEvent]:
+        """The event a worker's ``message`` carries, if any (a "start" only says which job it took)."""
+        kind, pid, payload = message
+        if kind == "start":
+            self._current[pid] = payload
+            self._deaths_before_work = 0
+            return
+        event: DecodeEvent = payload
+        if isinstance(event, (FileDecoded, FileFailed)):
+            pending.discard(event.job)
+            self._current.pop(pid, None)
+        yield event
+
+    def _drain(self, pending: set[int]) -> Iterator[DecodeEvent]:
+        """The events of every message already in the results queue."""
+        while True:
+            try:
+                message = self._results.get(block=False)
+            except queue.Empty:
+                return
+            yield from self._take(message, pending)
 
     def _reap_dead(self, pending: set[int]) -> Iterator[DecodeEvent]:
-        """Fail the file a dead worker was on, and start a replacement worker."""
-        for pid, proc in list(self._procs.items()):
-            if proc.is_alive():
-                continue
+        """Fail the file a dead worker was on, and start a replacement worker.
+
+        What the dead workers sent is read first: the wait for a message may have timed out just
+        before a worker sent its last events and exited (a slow file on a loaded machine), and a
+        worker that has exited has all it sent in the queue. Only a job still pending after that
+        was lost with its worker; its events never follow its FileFailed."""
+        dead = [(pid, proc) for pid, proc in self._procs.items() if not proc.is_alive()]
+        for pid, _ in dead:
             del self._procs[pid]
+        if dead:
+            yield from self._drain(pending)
+        for pid, proc in dead:
             job = self._current.pop(pid, None)
             if proc.exitcode == 0:
                 continue
@@ -313,7 +334,7 @@ class DecodePool:
             if pending:
                 self._spawn()       # the dead worker left its stop sentinel for this one
         if pending and not self._procs:
-            # every worker has exited and the queue is empty: a job was lost with a
+            # every worker has exited and all they sent is read: a job was lost with a
             # worker that died before it could report it
             for job in sorted(pending):
                 yield FileFailed(job, "decoder process lost while decoding this file")

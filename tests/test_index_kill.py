@@ -3,7 +3,9 @@
 Each round changes the library (rewrites, deletes, additions; seeded), starts an indexing
 process that commits after every file, and kills it with SIGKILL at a random moment after
 its imports (scan, decode, embed, or in the middle of a commit); every other round waits for
-the run's first commit first, so some kills land after one on a machine however loaded. After every kill the
+the run's first commit first, so some kills land after one on a machine however loaded. The
+run knows the moment too, and starts no model call and no commit after it: on a loaded machine
+the kill may land late, but never after the run has ended (it waits for the kill). After every kill the
 index must open as one committed generation: FAISS ids == catalog segment ids, counts in
 meta == rows, every file's segments follow the policy and its vectors are the model's
 embedding of the content that was committed. A final run completes with every file on
@@ -41,18 +43,46 @@ SEED = 20240601
 #: the run a test interrupts: marks "ready" after its imports and "done" at the end (in
 #: files: decoder processes inherit stdout, so a pipe would stay open after a SIGKILL);
 #: slow model calls (argv[4] seconds each), one decoder process, a commit after every file.
+#: argv[5], the moment the test kills at (see :func:`start`): "" none, "ready+S" S seconds after
+#: "ready", "commit+S" S seconds after the run's first commit. From then on a model call or a
+#: commit waits for the kill (and says so in the log): the run cannot end before the kill lands.
 #: An interrupted run writes its summary beside the log (".summary.json").
 #: Ctrl-C raises KeyboardInterrupt in it as in a terminal, even when the test runner itself was
 #: started with SIGINT ignored (a background job without job control passes SIG_IGN on).
 SCRIPT = """
-import json, pathlib, signal, sys
+import json, pathlib, signal, sys, time
 signal.signal(signal.SIGINT, signal.default_int_handler)
 from indexer import build_index
 from indexer.runner import IndexInterrupted
+from indexer.write import IndexWriter
 from tests.index_fakes import FakeModel
+after, _, seconds = sys.argv[5].partition("+")
+due = [None]
+
+def wait_for_the_kill(what):
+    if due[0] is not None and time.monotonic() >= due[0]:
+        print(f"kill due: {what} waits for it", file=sys.stderr, flush=True)
+        time.sleep(120)
+
+class Held(FakeModel):
+    def embed_audio(self, waveforms):
+        wait_for_the_kill("a model call")
+        return super().embed_audio(waveforms)
+
+real_commit = IndexWriter.commit
+def commit(self, *args, **kwargs):
+    wait_for_the_kill("a commit")
+    generation = real_commit(self, *args, **kwargs)
+    if after == "commit" and due[0] is None:
+        due[0] = time.monotonic() + float(seconds)
+    return generation
+IndexWriter.commit = commit
+
+if after == "ready":
+    due[0] = time.monotonic() + float(seconds)
 pathlib.Path(sys.argv[3] + ".ready").touch()
 try:
-    build_index([sys.argv[1]], sys.argv[2], FakeModel(delay=float(sys.argv[4])), workers=1, batch_size=2,
+    build_index([sys.argv[1]], sys.argv[2], Held(delay=float(sys.argv[4])), workers=1, batch_size=2,
                 checkpoint_files=1, progress=False)
 except IndexInterrupted as e:
     pathlib.Path(sys.argv[3] + ".summary.json").write_text(json.dumps(e.summary.to_dict()))
@@ -81,11 +111,13 @@ def mutate(lib: Path, rng: np.random.Generator, round_no: int) -> None:
     write_file(lib / f"r{round_no:02d}.{'wav' if round_no % 2 else 'flac'}", rng)
 
 
-def start(lib: Path, idx: Path, log: Path, delay: float = 0.2) -> subprocess.Popen:
-    """Start an indexing process (``delay`` s per model call) and return once its imports are done."""
+def start(lib: Path, idx: Path, log: Path, delay: float = 0.2, kill_at: str = "") -> subprocess.Popen:
+    """Start an indexing process (``delay`` s per model call) and return once its imports are done.
+    ``kill_at``: when the test kills it ("ready+S" or "commit+S"; SCRIPT), or "" (never: it runs
+    to its end unless interrupted)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(lib), str(idx), str(log), str(delay)],
+        proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(lib), str(idx), str(log), str(delay), kill_at],
                                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
     ready = Path(str(log) + ".ready")
     deadline = time.monotonic() + 60
@@ -117,6 +149,9 @@ def finished(log: Path) -> bool:
 def check_consistent(idx: Path, lib: Path) -> dict[str, int]:
     """One committed generation, whole: returns path → number of segments."""
     layout = IndexLayout(idx)
+    if not layout.catalog.exists():           # killed before the index was created (a loaded machine)
+        assert not layout.root.exists() or not layout.vector_files()
+        return {}
     with catalog_session(idx) as s:
         meta = get_meta(s)
         files = {f.id: (f.path, f.size, f.mtime_ns) for f in s.scalars(select(File))}
@@ -172,11 +207,12 @@ def test_sigkill_at_ten_random_moments_then_rerun_completes(library, tmp_path):
         if i:
             mutate(library, rng, i)
         log = tmp_path / f"kill{i}.log"
-        proc = start(library, idx, log)
         if i % 2:       # after the run's first commit, however long a loaded machine takes to it
+            proc = start(library, idx, log, kill_at=f"commit+{delay / 10}")
             wait_for_a_commit(idx, before, proc)
             time.sleep(delay / 10)
         else:           # (0.171 s of these: before any commit, which follows a 0.2 s model call)
+            proc = start(library, idx, log, kill_at=f"ready+{delay}")
             time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
