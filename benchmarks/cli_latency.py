@@ -1,9 +1,12 @@
 """Wall time of one-shot ``soundsift`` commands, as a sound designer typing at the shell pays it.
 
-    python benchmarks/cli_latency.py --index IDX [--before REV] [--runs N] [--query TEXT]
+    python benchmarks/cli_latency.py --index IDX [--before REV] [--runs N] [--query TEXT] [--commands NAMES]
 
 Each command runs in a fresh Python process (``python -m ui.cli …``): ``search QUERY --index IDX``
-(model load + text tower + index), ``--version`` (bare start-up). With ``--before REV`` the same
+(model load + text tower + index), ``--version`` (bare start-up), ``--help`` (start-up and the
+help text) and ``info --index IDX --json`` (start-up, the catalog and the vectors file's header: a
+command that loads no model); ``--commands`` picks some of them (``--commands version,help,info``
+measures start-up alone). With ``--before REV`` the same
 commands also run from that git revision's tree (``git archive REV``, extracted into a temporary
 folder and imported from there, the editable install's finder removed), in turn with the current
 tree's runs so that both see the same load; the output gives each side's median wall and CPU
@@ -101,14 +104,26 @@ def measure(trees: dict[str, Path], commands: dict[str, list[str]], runs: int) -
     return out
 
 
+#: the commands timed, by name (``--commands``)
+COMMANDS = ("search", "version", "help", "info")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--index", required=True, help="an index built with soundsift index")
     ap.add_argument("--before", default=None, help="also time this git revision's tree (e.g. HEAD)")
     ap.add_argument("--runs", type=int, default=5, help="runs per command and tree (default 5)")
     ap.add_argument("--query", default="dog barking", help="the search text (default 'dog barking')")
+    ap.add_argument("--commands", default=",".join(COMMANDS),
+                    help=f"which commands to time, comma-separated (default all: {','.join(COMMANDS)})")
     args = ap.parse_args(argv)
-    commands = {"search": ["search", args.query, "--index", args.index, "--json"], "version": ["--version"]}
+    names = [n.strip() for n in args.commands.split(",") if n.strip()]
+    unknown = [n for n in names if n not in COMMANDS]
+    if unknown or not names:
+        ap.error(f"--commands takes some of {', '.join(COMMANDS)}; got {args.commands!r}")
+    every = {"search": ["search", args.query, "--index", args.index, "--json"], "version": ["--version"],
+             "help": ["--help"], "info": ["info", "--index", args.index, "--json"]}
+    commands = {name: every[name] for name in names}
     with tempfile.TemporaryDirectory(prefix="cli_latency_") as tmp:
         trees = {"now": REPO}
         if args.before:

@@ -77,6 +77,7 @@ from engine.layout import IndexLayout, missing_index, resolve_index_dir
 from engine.live_catalog import CatalogHandle, LiveCatalog
 from engine.models.base import AudioTextModel, l2_normalize
 from engine.query_catalog import allowed_segments, resolve_file
+from engine.query_defaults import EXCLUDE_WEIGHT
 from engine.query_copies import (HitsOnce, Rankings, SameRecording, collapse_copies, distinct_recordings, exact_ranking,
                                  led_by, planned, tied_segments)
 from engine.query_faiss import Scans, rank_segments
@@ -96,8 +97,6 @@ log = logging.getLogger(__name__)
 MAX_QUERY_SEGMENTS = 32
 #: files taken from each side (sound, keywords) before a keyword search fuses them (at least 5 k)
 KEYWORD_POOL = 100
-#: how much each excluded text's cosine is taken from a segment's score (search_text ``exclude``)
-EXCLUDE_WEIGHT = 0.5
 _RELOAD_RETRIES = 3
 
 

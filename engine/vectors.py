@@ -17,12 +17,13 @@ import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import faiss
 import numpy as np
 
 from engine.durable import fsync_dir
 
 if TYPE_CHECKING:
+    import faiss
+
     from engine.errors import IndexUnreadable
 
 log = logging.getLogger(__name__)
@@ -30,12 +31,19 @@ log = logging.getLogger(__name__)
 #: set to "0" to keep indexes on the CPU even where faiss sees a CUDA GPU
 GPU_ENV = "SOUNDSIFT_GPU"
 
-MMAP_FLAGS = tuple(f for f in (getattr(faiss, "IO_FLAG_MMAP_IFC", None), faiss.IO_FLAG_MMAP)
-                   if f is not None)
+# faiss is imported by the functions that use it: a command that reads only the catalog
+# (`soundsift tags list`, `sheet list`) starts without it
+
+
+def mmap_flags() -> tuple[int, ...]:
+    """faiss's memory-mapping read flags that this faiss has, ``IO_FLAG_MMAP_IFC`` first (:func:`read_index`)."""
+    import faiss
+    return tuple(f for f in (getattr(faiss, "IO_FLAG_MMAP_IFC", None), faiss.IO_FLAG_MMAP) if f is not None)
 
 
 def new_index(dim: int) -> faiss.Index:
     """An empty exact index (inner product) whose ids are the catalog's segment ids."""
+    import faiss
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
 
@@ -120,10 +128,12 @@ def read_index(path: str | Path, mmap: bool = True, length: int | None = None) -
     safe to map (:func:`_safe_to_map`). ``length``: the bytes its commit recorded (the catalog's
     :data:`LENGTH_KEY`; None where it has none): another length is faiss's RuntimeError
     (:func:`check_length`), before the file is read."""
+    import faiss
+
     check_length(path, length)
     base = faiss.IO_FLAG_READ_ONLY
     if mmap and _safe_to_map(path):
-        for flag in MMAP_FLAGS:
+        for flag in mmap_flags():
             try:
                 return faiss.read_index(str(path), base | flag)
             except RuntimeError as e:
@@ -170,6 +180,8 @@ def write_index_atomic(index: faiss.Index, path: str | Path) -> int:
     place. On any failure the temporary file is removed (on a full disk it holds the space the
     next attempt needs) and ``path`` is untouched.
     """
+    import faiss
+
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -202,6 +214,7 @@ def gpu_count() -> int:
     """CUDA GPUs faiss can use (0 with faiss-cpu, or when $SOUNDSIFT_GPU is "0")."""
     if os.environ.get(GPU_ENV, "").strip() == "0":
         return 0
+    import faiss
     get = getattr(faiss, "get_num_gpus", None)
     return int(get()) if get is not None else 0
 
@@ -218,6 +231,8 @@ def to_gpu(index: faiss.Index, nprobe: int | None = None, float16: bool = False)
     exact. Raises RuntimeError when no GPU is usable; callers check :func:`gpu_count` first.
     """
     global _gpu_resources
+    import faiss
+
     if gpu_count() == 0:
         raise RuntimeError("no CUDA GPU is visible to faiss (faiss-cpu, or $SOUNDSIFT_GPU=0)")
     if _gpu_resources is None:
@@ -232,6 +247,7 @@ def to_gpu(index: faiss.Index, nprobe: int | None = None, float16: bool = False)
 
 def to_cpu(index: faiss.Index) -> faiss.Index:
     """``index`` back in CPU memory (a no-op for a CPU index): what gets written to disk."""
+    import faiss
     if hasattr(faiss, "index_gpu_to_cpu") and "Gpu" in type(index).__name__:
         return faiss.index_gpu_to_cpu(index)
     return index

@@ -31,15 +31,13 @@ import numpy as np
 
 from engine.errors import InvalidQuery, UnreadableAudio
 from engine.models.base import AudioTextModel, l2_normalize
+from engine.query_defaults import DEFAULT_TEMPLATE, LABEL_QUERY_TEMPLATE  # noqa: F401 - imported from here too
 from engine.segments import (MIN_TAKE, SegmentPolicy, bounds_with_takes, is_silent, noting_end, silent_segment,
                              without_silence)
 
 #: what a query by example may be: a file path, or a waveform (with its sample rate)
 AudioInput = Union[str, Path, np.ndarray]
 
-DEFAULT_TEMPLATE = "This is a sound of {label}."
-#: a class's text→audio query when a labelled set is evaluated (`soundsift eval zeroshot`)
-LABEL_QUERY_TEMPLATE = "{label}"
 DEFAULT_LOGIT_SCALE = 100.0
 EMBED_BATCH = 16
 TEXT_BATCH = 64

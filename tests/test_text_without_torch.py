@@ -114,21 +114,30 @@ def test_a_model_whose_text_tower_was_trained_is_loaded_with_torch(tmp_path):
     assert isinstance(load_model(str(folder), text_only=True), SoundsiftClapModel)
 
 
-#: runs the CLI from this tree and writes, as it exits, whether torch was imported
-_CLI_NOTING_TORCH = ("import atexit, runpy, sys\n"
-                     "note = sys.argv[1]\n"
-                     "atexit.register(lambda: open(note, 'w').write(str('torch' in sys.modules)))\n"
-                     "sys.argv = ['soundsift', *sys.argv[2:]]\n"
-                     "runpy.run_module('ui.cli', run_name='__main__')\n")
+#: runs the CLI from this tree and writes, as it exits, which of the modules named in argv[2]
+#: (comma-separated) were imported, as a JSON list
+_CLI_NOTING_IMPORTS = ("import atexit, json, runpy, sys\n"
+                       "note, watched = sys.argv[1], sys.argv[2].split(',')\n"
+                       "atexit.register(lambda: open(note, 'w').write(json.dumps([m for m in watched "
+                       "if m in sys.modules])))\n"
+                       "sys.argv = ['soundsift', *sys.argv[3:]]\n"
+                       "runpy.run_module('ui.cli', run_name='__main__')\n")
+
+
+def cli_noting_imports(tmp_path: Path, modules: list[str], *args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """``soundsift ARGS`` run in a fresh process from this tree (it must succeed), and which of
+    ``modules`` it had imported when it exited."""
+    note = tmp_path / "imported.json"
+    done = subprocess.run([sys.executable, "-c", _CLI_NOTING_IMPORTS, str(note), ",".join(modules), *args],
+                          cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    return done, set(json.loads(note.read_text()))
 
 
 def _cli_noting_torch(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, bool]:
-    note = tmp_path / "torch_imported"
-    done = subprocess.run([sys.executable, "-c", _CLI_NOTING_TORCH, str(note), *args], cwd=REPO,
-                          capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert done.returncode == 0, done.stderr
-    return done, note.read_text() == "True"
+    done, imported = cli_noting_imports(tmp_path, ["torch"], *args)
+    return done, "torch" in imported
 
 
 def test_a_cli_text_search_never_imports_torch_and_ranks_as_the_torch_model_does(tmp_path):

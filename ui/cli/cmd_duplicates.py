@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from engine.filters import Filters
 from ui.cli.app import app
 from ui.cli.common import (INTERRUPTED_EXIT, IndexOption, ProgressOption, VerboseOption, count, err_console,
                            error_records, out_console, print_json, relays_decoder_output, reports_errors,
@@ -33,7 +32,7 @@ _PATH_COLUMN = 2
 @filter_options
 def duplicates_command(
     index: IndexOption = None,
-    filters: Optional[Filters] = None,      # replaced by the filter options (filter_options)
+    filters: Optional[Any] = None,          # replaced by the filter options (filter_options): engine.filters.Filters
     max_difference: float = typer.Option(1.0, "--max-difference", min=0.0,
                                          help="Largest level difference of two duplicates, dB RMS once "
                                               "aligned in time and gain (lossless copies and MP3s of 96 "

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from engine.zeroshot import DEFAULT_TEMPLATE, LABEL_QUERY_TEMPLATE
+from engine.query_defaults import DEFAULT_TEMPLATE, LABEL_QUERY_TEMPLATE
 from ui.cli.app import MARKUP, SoundsiftTyper, app
 from ui.cli.common import (MODEL_HELP, ProgressOption, VerboseOption, count, err_console, out_console, print_json,
                            reports_errors, setup_logging, shows_progress)

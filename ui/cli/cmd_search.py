@@ -1,12 +1,11 @@
 """``soundsift search "TEXT"``: the files of an index that best match a description."""
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
-from engine.filters import Filters
-from engine.query import EXCLUDE_WEIGHT
+from engine.query_defaults import EXCLUDE_WEIGHT
 from ui.cli.app import app
 from ui.cli.common import IndexOption, VerboseOption, reports_errors, setup_logging
 from ui.cli.results import (AllCopiesOption, AllSegmentsOption, ExportOption, IndexModelOption, PadOption,
@@ -34,7 +33,7 @@ def search_command(
                                   "names, the descriptions files carry, tags and captions (BM25), fused with "
                                   "the sound match; JSON hits "
                                   "gain \"keywords\". Ranks files, so not with --all-segments."),
-    filters: Optional[Filters] = None,      # replaced by the filter options (filter_options)
+    filters: Optional[Any] = None,          # replaced by the filter options (filter_options): engine.filters.Filters
     export: ExportOption = None,
     whole_files: WholeFilesOption = False,
     pad: PadOption = 0.0,

@@ -8,7 +8,6 @@ from typing import Any, List, Optional
 import typer
 
 from engine.errors import InvalidQuery
-from engine.filters import Filters
 from ui.cli.app import app
 from ui.cli.common import (IndexOption, VerboseOption, err_console, relays_decoder_output, reports_errors,
                            setup_logging)
@@ -32,7 +31,7 @@ def similar_command(
     json_out: bool = typer.Option(False, "--json", help="Print results as a JSON list on stdout."),
     all_segments: AllSegmentsOption = False,
     all_copies: AllCopiesOption = False,
-    filters: Optional[Filters] = None,      # replaced by the filter options (filter_options)
+    filters: Optional[Any] = None,          # replaced by the filter options (filter_options): engine.filters.Filters
     start: Optional[str] = typer.Option(None, "--start", help="Only the part of AUDIO_FILE from this "
                                         "time: seconds (83.5) or minutes:seconds (1:23.5), as matches are shown."),
     end: Optional[str] = typer.Option(None, "--end", help="Only the part of AUDIO_FILE up to this time "

@@ -9,7 +9,7 @@ from typing import Iterator, List, Optional
 
 import typer
 
-from engine.zeroshot import DEFAULT_TEMPLATE
+from engine.query_defaults import DEFAULT_TEMPLATE
 from ui.cli.app import app
 from ui.cli.common import (INDEX_HELP, MODEL_HELP, VerboseOption, count, error_records, out_console,
                            present_audio_files, print_json, relays_decoder_output, reports_errors, setup_logging)
