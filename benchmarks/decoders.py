@@ -12,8 +12,9 @@ per format the best seconds per file, × real time and the ratio to WAV, measure
 the best seconds of an export of the last second (engine.export.excerpt_wav: a seek near the end)
 of the Ogg Opus file and of each file FFmpeg reads, the latter both ways in the
 same run: "before", FFmpegSound.seek decoding from the start (its private ``_decode_from_start``),
-and "after", by the container's index (AAC is decoded from the start either way: its noise
-bands are drawn anew after a seek), with their ratio and the ratio to libsndfile's Opus.
+and "after", by the container's index (AAC's frames checked by a second decoder, and decoded
+from the start from where a noise band parts the two: benchmarks/aac_seek.py), with their ratio
+and the ratio to libsndfile's Opus.
 """
 from __future__ import annotations
 

@@ -26,15 +26,17 @@ decoder drops and its length (the last granule position, with any the stream sta
 An Ogg Vorbis file's length is its granule positions' (:meth:`FFmpegSound._vorbis_frames`), as
 libsndfile reads it: FFmpeg starts the packets of one whose sound is all in one page a packet late
 and trims that packet's frames of sound off its end (a 1 s tone read 43,972 frames of 44,100).
-``seek``
-is exact: in Opus, MP3, ALAC and WavPack it goes by the container's index to a codec's preroll
-before the frame (:data:`SEEK_PREROLL_FRAMES`) and decodes on from there, placing each decoded
-frame by its timestamp (an export of a long file's last second decodes about that second); in
-the others — AAC among them, whose noise bands (PNS) the decoder draws anew after a seek — and
-where the timestamps are coarser than a frame (Matroska, WMA) it decodes from the start up to the
-frame. ``seek_near`` goes by the index in every codec, decoding only from shortly before the
-frame (what a waveform thumbnail of an hour-long M4A needs: a few moments of it, not the hour
-before each, as loud if not the same noise).
+``seek`` is exact: in Opus, MP3, ALAC, WavPack and AAC it goes by the container's index to a
+codec's preroll before the frame (:data:`SEEK_PREROLL_FRAMES`) and decodes on from there, placing each decoded
+frame by its timestamp (an export of a long file's last second decodes about that second). AAC's
+noise bands (PNS) are drawn from a state only a decode from the start gives, so there every frame
+decoded after the seek is checked against a second decoder whose state differs
+(:func:`_noise_drawn_decoder`): where the two part (a frame with a noise band), the frames from
+there on are those of a decode from the start. In the other codecs, a raw stream (ADTS ``.aac``,
+AC-3, MP2 …: no index), and where the timestamps are coarser than a frame (Matroska, WMA) it
+decodes from the start up to the frame. ``seek_near`` goes by the index in every codec, decoding
+only from shortly before the frame (what a waveform thumbnail of an hour-long M4A needs: a few
+moments of it, not the hour before each, as loud if not the same noise).
 """
 from __future__ import annotations
 
@@ -73,11 +75,21 @@ NEAR_PREROLL = 2048
 #: at 66 positions (0, the middle, the last frame, past the end, 60 at random) in each of 14 files
 #: of 10–20 s (tones, noise, clicks; Opus at 8–128 kbit/s, SILK and CELT, 16 and 48 kHz, granules
 #: from 0 and past it; MP3 at 8–32 kbit/s, 8 and 44.1 kHz), from a fresh file and going back and
-#: forth in one (session 36). Not AAC: a noise band the encoder codes as noise (PNS, which FFmpeg's
-#: encoder uses) is drawn by the decoder from a random state only a decode from the start gives
-#: (up to 0.24 off after a seek, at 6 of 103 positions in a 12 s file). A codec not named here is
-#: decoded from the start
-SEEK_PREROLL_FRAMES = {"opus": 96000, "mp3float": 10 * 1152, "mp3": 10 * 1152, "alac": 0, "wavpack": 0}
+#: forth in one (session 36). Not Vorbis: FFmpeg's timestamps misplace a page's packets where its
+#: blocks change size (around a click's short blocks: in a 12 s file by libsndfile, 448 frames
+#: early after a seek to its middle, session 42). AAC (LC, mono or stereo, in a container with an
+#: index): two packets, one for the overlap a frame's output shares with the frame before; but a
+#: band the encoder codes as noise (PNS, which FFmpeg's encoder uses, even on a tone's quiet high
+#: bands) is drawn by the decoder from a random state only a decode from the start gives (up to
+#: 0.26 off after a seek), so its frames are checked (:data:`CHECKED_CODECS`). A codec not named
+#: here is decoded from the start
+SEEK_PREROLL_FRAMES = {"opus": 96000, "mp3float": 10 * 1152, "mp3": 10 * 1152, "alac": 0, "wavpack": 0,
+                       "aac": NEAR_PREROLL}
+#: codecs whose frames after a seek by the index are decoded twice, by two decoders whose random
+#: states differ (:func:`_noise_drawn_decoder`), and kept only where both give the same samples:
+#: those the state did not touch, so a decode from the start gives them too. Frames that differ
+#: (a noise band) and all after them are decoded from the start instead
+CHECKED_CODECS = frozenset({"aac"})
 #: how far ahead :meth:`FFmpegSound.seek` reads on instead of seeking by the index
 READ_ON_FRAMES = 4 * NEAR_PREROLL
 
@@ -203,8 +215,9 @@ class FFmpegSound:
         what is read from there is what a read from the start gives (to the decoder's float
         rounding). A frame more than :data:`READ_ON_FRAMES` ahead, or behind, is reached by the
         container's index and :data:`SEEK_PREROLL_FRAMES` of decoding before it, in the codecs
-        that settle there (:meth:`_seek_by_index`); by decoding from the start in the others
-        (and where the index lands too late); a frame just ahead by reading on."""
+        that settle there (:meth:`_seek_by_index`; in :data:`CHECKED_CODECS` only while two
+        decoders agree); by decoding from the start in the others (and where the index lands
+        too late); a frame just ahead by reading on."""
         if whence != 0:
             raise ValueError("FFmpegSound seeks from the start only")
         frame = max(0, int(frame))
@@ -320,8 +333,9 @@ class FFmpegSound:
         from the start (:meth:`_timeline`); whether it got there. False, nothing changed, where
         :meth:`_seek_preroll` says no or ``frame`` is within the preroll of the start; False, back
         at the start, where the index landed later than the preroll, a decoded frame has no
-        timestamp (an Ogg file's last page), the stream ends before ``frame`` or FFmpeg's seek
-        fails."""
+        timestamp (an Ogg file's last page), the stream ends before ``frame``, FFmpeg's seek
+        fails or, in :data:`CHECKED_CODECS`, the two decoders part before ``frame`` is read
+        (afterwards: :meth:`_checked_blocks`)."""
         preroll = self._seek_preroll()
         if preroll is None or frame <= preroll:
             return False
@@ -333,17 +347,20 @@ class FFmpegSound:
         try:
             self._container.seek(ref_pts + (frame - preroll - ref_frame) * _ticks_per_frame(stream, self.samplerate),
                                  stream=stream)
-            decoded, settled_from = self._decoded(), frame - preroll
+            checked = str(stream.codec_context.name) in CHECKED_CODECS
+            decoded, settled_from = self._checked_decoded() if checked else self._decoded(), frame - preroll
             for got in decoded:
                 at = ref_frame + round((got.pts - ref_pts) * scale) if got.pts is not None else frame + 1
                 if at > settled_from:                  # landed too late for the decoder to settle
                     break
                 settled_from = frame
                 if at + got.samples > frame:
-                    self._pending, self._position = self._block(got)[frame - at:], frame
-                    self._frames_decoded = self._decode(decoded)
+                    block = self._block(got)
+                    self._pending, self._position = block[frame - at:], frame
+                    self._frames_decoded = (self._checked_blocks(decoded, at + len(block)) if checked
+                                            else self._decode(decoded))
                     return True
-        except (ValueError, self._av.error.FFmpegError) as e:
+        except (ValueError, self._av.error.FFmpegError) as e:     # (_DecodersParted among them)
             log.debug("%s: FFmpeg's seek to frame %d failed (%s): decoding from the start", self.name, frame, e)
         self._restart()
         return False
@@ -373,14 +390,56 @@ class FFmpegSound:
         """The frames :meth:`_seek_by_index` decodes before the frame sought in this stream's codec
         (:data:`SEEK_PREROLL_FRAMES`); None where it does not seek by the index: a codec not
         named there, timestamps coarser than a frame (Matroska's and WMA's milliseconds), a raw
-        stream without an index (ADTS, AC-3 …), a file object (read whole, not sought)."""
+        stream without an index (ADTS, AC-3 …), a file object (read whole, not sought), an AAC
+        stream whose frames cannot be checked (:func:`_aac_noise_packet`: HE-AAC, more than
+        two channels)."""
         stream = self._container.streams.audio[0]
-        preroll = SEEK_PREROLL_FRAMES.get(str(stream.codec_context.name))
+        name = str(stream.codec_context.name)
+        preroll = SEEK_PREROLL_FRAMES.get(name)
         if (preroll is None or self._decode_from_start or not isinstance(self._source, str) or not self.samplerate
                 or _ticks_per_frame(stream, self.samplerate) is None
-                or _estimates_length(self._container, stream)):
+                or _estimates_length(self._container, stream)
+                or (name in CHECKED_CODECS and _aac_noise_packet(stream) is None)):
             return None
         return preroll
+
+    def _checked_decoded(self) -> Iterator[Any]:
+        """The decoded frames of the first audio stream from where the container is, as
+        :meth:`_decoded` gives them, each decoded by two new decoders, one of them with its random
+        state moved on (:func:`_noise_drawn_decoder`): :class:`_DecodersParted` at the first frame
+        the two decode differently (one with a noise band, whose samples only a decode from the
+        start gives), or where the second decoder cannot be made."""
+        stream = self._container.streams.audio[0]
+        try:
+            decoder, other = _new_decoder(self._av, stream), _noise_drawn_decoder(self._av, stream)
+            for packet in self._container.demux(stream):           # its last, empty packet flushes both
+                mine, theirs = decoder.decode(packet), other.decode(packet)
+                if len(mine) != len(theirs):
+                    raise _DecodersParted(f"{len(mine)} and {len(theirs)} frames of a packet")
+                for got, check in zip(mine, theirs):
+                    if got.samples != check.samples or not np.array_equal(got.to_ndarray(), check.to_ndarray()):
+                        raise _DecodersParted(f"a frame at {got.pts} decoded two ways")
+                    yield got
+        except self._av.error.FFmpegError as e:
+            raise ValueError(getattr(e, "strerror", None) or str(e)) from e
+
+    def _checked_blocks(self, decoded: Iterator[Any], at: int) -> Iterator[np.ndarray]:
+        """:meth:`_decode`'s blocks of the checked frames ``decoded`` (:meth:`_checked_decoded`),
+        the first of them at frame ``at``; from where the two decoders part on, a decode from the
+        start's (the container opened again), cut at the frame reached."""
+        try:
+            for frame in decoded:
+                block = self._block(frame)
+                yield block
+                at += len(block)
+        except _DecodersParted as e:
+            log.debug("%s: %s at frame %d: decoding from the start", self.name, e, at)
+            self._container.close()
+            self._container = _open(self._av, self._source)
+            for block in self._decode():
+                if at < len(block):
+                    yield block[at:]
+                at = max(0, at - len(block))
 
     def _demuxed_frames(self) -> int:
         """The stream's length in frames as its packets say (demuxed, not decoded: each ADTS,
@@ -493,6 +552,68 @@ class FFmpegSound:
         (those at the end are left to :meth:`read`'s cut at ``frames``)."""
         block = _float_frames(frame.to_ndarray(), frame.format.name, frame.format.is_planar, self.channels)
         return block[_start_skip(frame):] if self._trims_end else block
+
+
+class _DecodersParted(ValueError):
+    """The two decoders of :meth:`FFmpegSound._checked_decoded` decoded a frame differently."""
+
+
+def _new_decoder(av: Any, stream: Any) -> Any:
+    """A new decoder for ``stream``'s codec, set up as its own (its extradata, rate and layout)."""
+    context = stream.codec_context
+    decoder = av.CodecContext.create(str(context.name), "r")
+    decoder.extradata = context.extradata
+    decoder.sample_rate = context.sample_rate
+    if context.layout:
+        decoder.layout = context.layout
+    return decoder
+
+
+#: the syntax elements (ISO/IEC 14496-3 §4.4.2.1) :func:`_aac_noise_packet` writes: a single
+#: channel element (SCE) for mono, a channel pair element (CPE) for stereo, then the end
+_SCE, _CPE, _END = 0, 1, 7
+#: an AAC individual channel stream of one long window whose one scale factor band is coded as
+#: noise (PNS), as (value, bits): global gain, ics_info (reserved bit, window sequence, window
+#: shape, max_sfb 1, no prediction), section data (codebook 13, NOISE_HCB, for one band), its
+#: noise energy (9 bits), no pulse, TNS or gain control data; a noise band has no spectral data
+#: the sample rates an AudioSpecificConfig's 4-bit index names (ISO/IEC 14496-3 §1.6.3.4)
+_AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+_NOISE_ICS = ((100, 8), (0, 1), (0, 2), (0, 1), (1, 6), (0, 1), (13, 4), (1, 5), (256, 9), (0, 1), (0, 1), (0, 1))
+
+
+def _aac_noise_packet(stream: Any) -> bytes | None:
+    """An AAC frame for ``stream``'s decoder whose one band is noise, so that decoding it draws
+    from the decoder's random state (:func:`_noise_drawn_decoder`); None where ``stream`` is not
+    AAC-LC (its AudioSpecificConfig's object type 2: not HE-AAC, whose SBR keeps more state that
+    a seek loses) of one or two channels."""
+    context = stream.codec_context
+    config = bytes(context.extradata or b"")
+    if len(config) < 2 or str(context.profile or "") != "LC" or config[0] >> 3 != 2:
+        return None
+    rate_index = (config[0] & 0x07) << 1 | config[1] >> 7     # after 5 bits of object type
+    channels = (config[1] >> 3) & 0x0F                         # and 4 of the rate's index
+    if (rate_index >= len(_AAC_RATES) or _AAC_RATES[rate_index] != context.sample_rate    # (implicit SBR
+            or channels not in (1, 2) or channels != len(context.layout.channels if context.layout else ())):
+        return None                                                                       # doubles it)
+    fields = ([(_SCE, 3), (0, 4), *_NOISE_ICS] if channels == 1
+              else [(_CPE, 3), (0, 4), (0, 1), *_NOISE_ICS, *_NOISE_ICS])    # (no common window)
+    bits = "".join(format(value, f"0{n}b") for value, n in [*fields, (_END, 3)])
+    bits += "0" * (-len(bits) % 8)
+    return int(bits, 2).to_bytes(len(bits) // 8, "big")
+
+
+def _noise_drawn_decoder(av: Any, stream: Any) -> Any:
+    """A new decoder for ``stream`` (AAC) whose random state has been moved on from a new one's
+    (and so from any other's that has decoded the same frames since it was new): it has decoded
+    :func:`_aac_noise_packet` and been flushed. :class:`_DecodersParted` where that packet did not
+    decode to noise (the state might not have moved)."""
+    packet = _aac_noise_packet(stream)
+    decoder = _new_decoder(av, stream)
+    frames = decoder.decode(av.Packet(packet)) if packet is not None else []
+    if not any(frame.to_ndarray().any() for frame in frames):
+        raise _DecodersParted("the noise packet drew no noise")
+    decoder.flush_buffers()
+    return decoder
 
 
 def _ticks_per_frame(stream: Any, rate: int) -> int | None:
