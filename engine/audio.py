@@ -59,6 +59,9 @@ def is_audio_name(name: str) -> bool:
 CONTAINER_NAMES = {"WAVEX": "WAV"}
 
 BLOCK_SECONDS = 20.0
+#: how the note on a sound that breaks off says where its audio ends (:func:`iter_blocks`, an Ogg
+#: file cut short), so a reader of its ``notes`` tells it from what a decoder printed meanwhile
+STOPPED_AT = "decoding stopped at"
 
 log = logging.getLogger(__name__)
 
@@ -360,7 +363,7 @@ def _cut_short_note(links: Sequence[OggLink], found: Sequence[LinkFormat], first
         return None                             # (probe: "empty: the file holds no samples")
     where = (f"inside the Ogg page that begins at byte {last.cut_at}" if last.cut_at is not None else
              f"after the Ogg page that ends at byte {last.cut_after}, which does not end its stream")
-    return (f"decoding stopped at {frames / found[0].samplerate:.2f} s (the file is cut short {where}): "
+    return (f"{STOPPED_AT} {frames / found[0].samplerate:.2f} s (the file is cut short {where}): "
             "keeping the audio before it")
 
 
@@ -976,9 +979,16 @@ def _read_blocks(p: str, info: AudioInfo, block: int, notes: list[str] | None,
         yield x, i == len(pieces) - 1
     if not pieces:
         yield np.zeros((0, info.channels), np.float32), True
-    message = (f"decoding stopped at {(first + kept) / info.sample_rate:.2f} s of {info.duration:.2f} s "
+    message = (f"{STOPPED_AT} {(first + kept) / info.sample_rate:.2f} s of {info.duration:.2f} s "
                f"({reason}): keeping the audio before it")
     _note(p, message, notes)
+
+
+def says_where_it_stopped(note: str) -> bool:
+    """Whether a note of :func:`iter_blocks` says where a sound that breaks off stops
+    (:data:`STOPPED_AT`), rather than being a line a decoder printed (libmpg123's "Warning: Xing
+    stream size off …" of a cut MP3, said in the same ``notes`` in a bare call) or another note."""
+    return STOPPED_AT in note
 
 
 def _note(p: str, message: str, notes: list[str] | None) -> None:

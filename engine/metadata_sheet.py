@@ -128,6 +128,10 @@ class SheetImport:
     own_first_cells: int = 0                                 # cells stored of fields the file carries itself
     as_exported_cells: int = 0                               # of unchanged_cells: as `sheet export` wrote them
     cleared_cells: int = 0                                   # cells "-" stored: the field shows nothing
+    # an earlier sheet's fields that no longer show, as this sheet's rows stand over that sheet's
+    shadowed_cells: int = 0
+    shadowed_files: int = 0
+    shadowed_fields: dict[str, list[str]] = field(default_factory=dict)   # that sheet's name → the fields
     export: bool = False                                     # soundsift's own export (Sheet.export)
 
     @property
@@ -145,6 +149,7 @@ class SheetImport:
                 "tags_left": self.tags_left, "unchanged_cells": self.unchanged_cells,
                 "unchanged_files": self.unchanged_files, "own_first_cells": self.own_first_cells,
                 "as_exported_cells": self.as_exported_cells, "cleared_cells": self.cleared_cells,
+                "shadowed_cells": self.shadowed_cells, "shadowed_files": self.shadowed_files,
                 "export": self.export}
 
 

@@ -81,7 +81,7 @@ from engine.query_defaults import EXCLUDE_WEIGHT
 from engine.query_copies import (HitsOnce, Rankings, SameRecording, collapse_copies, distinct_recordings, exact_ranking,
                                  led_by, planned, tied_segments)
 from engine.query_faiss import Scans, rank_segments
-from engine.query_hits import _TIE, FileVectors, Hit, _query_file_first, _reported
+from engine.query_hits import _TIE, FileVectors, Hit, _query_file_first, _reported, header_seconds
 from engine.query_inputs import _check_filters, _check_k, _check_rate, _one_or_many, excluded_texts, query_matrix
 from engine.query_keywords import fused_ranking
 from engine.query_markers import _markers_of, name_takes, place_at_markers, score_exactly
@@ -102,18 +102,6 @@ _RELOAD_RETRIES = 3
 
 class IndexClosed(IndexNotFound):
     """A :class:`SoundIndex` was used after :meth:`SoundIndex.close` (or its ``with`` block)."""
-
-
-def _header_duration(value: str | None) -> float | None:
-    """A cut-short file's stored header duration (engine.file_metadata.CUT_SHORT_KEY) in seconds;
-    None for a whole file, or a row that is not a number (said in the log, not raised)."""
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        log.warning("a stored %s of %r is not a number: left out", CUT_SHORT_KEY, value)
-        return None
 
 
 class SoundIndex:
@@ -822,7 +810,7 @@ class SoundIndex:
             said = {k: v for k, v in fields.get(h.file_id, {}).items() if k not in ("markers", CUT_SHORT_KEY)}
             h.about = about_line(with_sheet(said)) or None
             h.missing = None if on_disk[h.path] else True
-            h.header_duration = _header_duration(fields.get(h.file_id, {}).get(CUT_SHORT_KEY))
+            h.header_duration = header_seconds(fields.get(h.file_id, {}).get(CUT_SHORT_KEY))
         return hits
 
     # ------------------------------------------------------ audio and zero-shot
@@ -926,9 +914,9 @@ class SoundIndex:
     def get_file(self, file_id: int) -> dict[str, Any]:
         """Catalog record of one file: path, size, duration, format, rate, channels, segments,
         the metadata it carries (title, comment, bext description …; where it says nothing under
-        a key, what an imported library sheet says, and ``sheet`` names that sheet) and its
+        a key, what an imported library sheet says, and ``sheet`` names that sheet), its
         ``levels`` measured when it was indexed (``peak_dbfs``, ``loudness_lufs``; empty for
-        files indexed before)."""
+        files indexed before) and, for a file cut short, ``header_duration`` as its hits carry it."""
         with self._read() as conn:
             return query_catalog.get_file(conn, self.root, file_id)
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from engine.audio import is_audio_name
 from engine.catalog import SQL_CHUNK, ErrorRow, File, FileMetadata, SegmentRow, Tag, has_table
 from engine.errors import InvalidQuery
-from engine.file_metadata import INDEXER_KEYS, LEVEL_KEYS, SHEET_NAME_KEY, SHEET_PREFIX, with_sheet
+from engine.file_metadata import CUT_SHORT_KEY, INDEXER_KEYS, LEVEL_KEYS, SHEET_NAME_KEY, SHEET_PREFIX, with_sheet
 from engine.filters import Filters, has_extension, path_starts, starts_with
 from engine.folder_paths import on_disk_spelling, under_roots
 from engine.layout import IndexLayout
@@ -25,7 +25,7 @@ from engine.loudness import SILENCE_DB, level_number
 from engine.metadata_shown import shown_rows
 from engine.models.base import l2_normalize
 from engine.query_faiss import _describe
-from engine.query_hits import FileVectors
+from engine.query_hits import FileVectors, header_seconds
 from engine.query_snapshot import _Snapshot
 from engine.system_files import is_appledouble, system_folder_of
 from engine.text_encoding import normal_forms
@@ -242,6 +242,7 @@ def get_file(conn: Connection, root: Path, file_id: int) -> dict[str, Any]:
                                   .where(FileMetadata.file_id == int(file_id))
                                   .order_by(FileMetadata.key)).all())
                 if has_table(conn, "file_metadata") else {})
+    header_duration = header_seconds(embedded.get(CUT_SHORT_KEY))     # a file cut short, as its hits say
     return {"file_id": int(f.id), "path": f.path, "folder": os.path.dirname(f.path),
             "size": int(f.size), "duration": float(f.duration), "format": f.format,
             "subtype": f.subtype, "sample_rate": int(f.sample_rate), "channels": int(f.channels),
@@ -249,7 +250,8 @@ def get_file(conn: Connection, root: Path, file_id: int) -> dict[str, Any]:
                          for s in segs],
             "metadata": {k: v for k, v in with_sheet(embedded).items() if k not in INDEXER_KEYS},
             "levels": {k: level_number(embedded[k]) for k in LEVEL_KEYS if k in embedded},
-            **({"sheet": embedded[SHEET_NAME_KEY]} if SHEET_NAME_KEY in embedded else {})}
+            **({"sheet": embedded[SHEET_NAME_KEY]} if SHEET_NAME_KEY in embedded else {}),
+            **({"header_duration": header_duration} if header_duration is not None else {})}
 
 
 def get_file_and_state(conn: Connection, root: Path, file_id: int) -> tuple[dict[str, Any], tuple[int, int]]:

@@ -2,11 +2,16 @@
 (one vector per file) and how a hit's score is reported and the query file placed among ties."""
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+
+from engine.file_metadata import CUT_SHORT_KEY
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -57,6 +62,19 @@ class Hit:
             if d[optional] is None:
                 del d[optional]
         return d
+
+
+def header_seconds(value: str | None) -> float | None:
+    """A cut-short file's stored header duration (engine.file_metadata.CUT_SHORT_KEY row) in
+    seconds, as :attr:`Hit.header_duration` and a file record (engine.query_catalog.get_file) give
+    it; None for a whole file, or a row that is not a number (said in the log, not raised)."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        log.warning("a stored %s of %r is not a number: left out", CUT_SHORT_KEY, value)
+        return None
 
 
 @dataclass

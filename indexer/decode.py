@@ -32,7 +32,7 @@ from typing import Iterable, Iterator, Union
 
 import numpy as np
 
-from engine.audio import AudioInfo, iter_segments, probe
+from engine.audio import AudioInfo, iter_segments, probe, says_where_it_stopped
 from engine.errors import UnreadableAudio
 from engine.cue_sheet import sidecar_state
 from engine.promised_length import promised_seconds
@@ -124,7 +124,8 @@ def decode_file(job: DecodeJob, sample_rate: int, policy: SegmentPolicy) -> Iter
         yield FileFailed(job.job, f"decoding failed: {type(e).__name__}: {e}", stats)
         return
     end = reached["end"]
-    stop_noted = len(notes) > before_decoding           # a stop note already says where it ended
+    # a stop note already says where it ended (not a decoder's line, which a decode in this process notes too)
+    stop_noted = any(says_where_it_stopped(note) for note in notes[before_decoding:])
     promised = promised_seconds(job.path, info.frames, info.sample_rate)   # libsndfile's clips to the bytes there
     cut_short = end < 0.98 * promised - 0.05
     if cut_short and not stop_noted:

@@ -129,13 +129,15 @@ def _changed_fields(s: Session, described: dict[int, dict[str, str]], report: Sh
     (:func:`_as_exported`). A cell "-" (engine.file_metadata.SHEET_CLEARED) clears its field where
     the file shows something under it (its own value or an earlier sheet's), else is left out.
     Counts the cells and the files left out in ``report`` (``files``: the files still described),
-    the cells cleared, and the cells kept of a field the file carries itself with another value
-    (its own value is what is shown: ``own_first_cells``)."""
+    the cells cleared, the cells kept of a field the file carries itself with another value
+    (its own value is what is shown: ``own_first_cells``), and the fields of the sheet standing
+    beneath that no longer show, this sheet's row standing over its row (``shadowed_cells``)."""
     ids = sorted(described)
     own = stored_metadata(s, ids, _FIELD_KEYS)
     changed: dict[int, dict[str, str]] = {}
     report.unchanged_cells = report.unchanged_files = report.own_first_cells = 0
-    report.as_exported_cells = report.cleared_cells = 0
+    report.as_exported_cells = report.cleared_cells = report.shadowed_cells = report.shadowed_files = 0
+    report.shadowed_fields = {}
     for fid in ids:
         mine = own.get(fid, {})
         stack = stacks.get(fid, [])
@@ -158,10 +160,26 @@ def _changed_fields(s: Session, described: dict[int, dict[str, str]], report: Sh
         report.own_first_cells += sum(1 for k, v in fields.items() if mine.get(k) and v != SHEET_CLEARED)
         if fields:
             changed[fid] = {**beneath, **fields}
+            _count_shadowed(report, below, changed[fid], mine)
         else:
             report.unchanged_files += 1
     report.files = len(changed)
     return changed
+
+
+def _count_shadowed(report: SheetImport, below: list[Layer], fields: dict[str, str], mine: dict[str, str]) -> None:
+    """Count in ``report`` what the sheet standing beneath (``below``'s last layer) says of a file
+    that no longer shows once ``fields`` stand over it: its fields the new layer leaves out, other
+    than "-" and than a value the file carries itself (``mine``), which shows as before."""
+    if not below:
+        return
+    hidden = sorted(k for k, v in below[-1].fields.items()
+                    if k not in fields and not is_cleared(v) and not same_value(v, mine.get(k)))
+    if hidden:
+        report.shadowed_cells += len(hidden)
+        report.shadowed_files += 1
+        known = report.shadowed_fields.setdefault(below[-1].sheet, [])
+        known.extend(k for k in hidden if k not in known)
 
 
 def _as_exported(cells: dict[str, str], recorded: dict[str, str] | None, stack: list[Layer],

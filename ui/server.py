@@ -19,7 +19,8 @@ GET    ``/tag``              ``file`` (indexed), ``labels`` (comma-separated; le
 POST   ``/tag``              the body is a clip: its zero-shot tags (both: the notes ``soundsift
                              tag`` prints, when the scores say little, in :data:`NOTES_HEADER`)
 GET    ``/files/ID``         the file's record (path, format, segments, metadata, levels;
-                             ``missing``, as hits have it, for a file no longer on disk)
+                             ``missing`` and ``header_duration`` as hits have them: a file no
+                             longer on disk, one cut short)
 GET    ``/audio/ID``         WAV of an indexed file, or of its span ``start``–``end`` (a preview;
                              at most :data:`MAX_AUDIO_SECONDS`, the file's start by default,
                              an ``end`` past the file's cut to it;

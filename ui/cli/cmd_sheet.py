@@ -36,7 +36,8 @@ def import_command(
         "--json", help='Print {"sheets", "errors"} on stdout: "sheets" a report per sheet imported (one '
                        'sheet too), [{"sheet", "rows", "matched_rows", "files", "unmatched", …, "tag_files", '
                        '"tags_added", "tags_removed", "tags_left", "unchanged_cells", "unchanged_files", '
-                       '"own_first_cells", "as_exported_cells", "cleared_cells", "export"}]; "errors" '
+                       '"own_first_cells", "as_exported_cells", "cleared_cells", "shadowed_cells", "shadowed_files", '
+                       '"export"}]; "errors" '
                        'the sheets that could not be read, [{"path", "reason"}].')] = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -79,6 +80,7 @@ def import_command(
         if not json_out:
             _print_import(report)
         _note_own_first(report)
+        _note_shadowed(report)
         if report.unmatched:
             err_console.print(f"{report.sheet}: no indexed file for {count(len(report.unmatched), 'row')}, e.g. "
                               + ", ".join(report.unmatched[:5]), highlight=False)
@@ -152,6 +154,20 @@ def _note_own_first(report: Any) -> None:
                           f"{'is' if one else 'are'} of a field the file carries itself with another value: search "
                           "finds the sheet's too, but the file's own value is what the card, --json and `sheet "
                           "export` show (change it in the file to change that)", highlight=False, soft_wrap=True)
+
+
+def _note_shadowed(report: Any) -> None:
+    """On stderr (with --json too): the fields an earlier sheet gave files that no longer show, as
+    this sheet's rows stand over that sheet's (README "Library metadata sheets")."""
+    if report.shadowed_cells:
+        which = "; ".join(f"{name}: {', '.join(keys)}" for name, keys in report.shadowed_fields.items())
+        verbs = ("would stand", "would no longer show") if report.dry_run else ("stand", "no longer show")
+        err_console.print(f"note: {report.sheet}: its rows {verbs[0]} over an earlier sheet's for "
+                          f"{count(report.shadowed_files, 'file')}, so {count(report.shadowed_cells, 'field')} "
+                          f"that sheet gave {'it' if report.shadowed_files == 1 else 'them'} {verbs[1]} ({which}); "
+                          f"give those columns in {report.sheet} to keep them (`soundsift sheet remove "
+                          f"{report.sheet}` takes its rows off again and gives them back)",
+                          highlight=False, soft_wrap=True)
 
 
 def _print_tags(report: Any) -> None:
