@@ -646,8 +646,9 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
     arrived = ([scanned.files[p] for p in plan.unchanged if p in across.arrived and p in scanned.files]
                if across is not None else [])
     reencoding, late = reencode_candidates(writer, plan, meta, arrived)
+    # (a path a file was moved over is no conversion's original: its row goes as the move lands)
     kept = kept_for_reencodes(writer, Diff(new=plan.new, changed=[], unchanged=[], deleted=[
-        p for p in plan.deleted if p not in set(reencoding.olds.values()) | {r.old for r in late}]),
+        p for p in plan.deleted if p not in set(reencoding.olds.values()) | {r.old for r in late} | set(replaced)]),
         [f.path for f in arrived], across, meta)
     if reencoding or late or kept:
         paired_olds = set(reencoding.olds.values()) | {r.old for r in late} | set(kept)
