@@ -25,6 +25,21 @@ CHILD_THREADS_SET = "SOUNDSIFT_TESTS_CHILD_THREADS_SET"
 FAISS_THREADS_AT_START: int = 0
 
 
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def own_openmp_threads() -> int:
+    """The OpenMP thread count the call below gives this process's own torch and FAISS work: the
+    usable cores, or in a pytest-xdist worker (``pytest -n N``: $PYTEST_XDIST_WORKER is set) its
+    share of them, so that N workers' threads do not outnumber the cores (2 workers, 2 cores: 1)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return usable_cores()
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    return max(1, usable_cores() // int(workers)) if workers.isdigit() and int(workers) > 0 else 1
+
+
 def _one_openmp_thread_in_child_processes() -> None:
     """Child processes the tests start (the CLI, `serve`, a trainer, decoder workers) run
     torch's and FAISS's OpenMP work on one thread, as torchrun starts its ranks: their models are
@@ -33,25 +48,45 @@ def _one_openmp_thread_in_child_processes() -> None:
     faiss are loaded first (the OpenMP runtime they share reads OMP_NUM_THREADS once, on loading),
     torch's count is pinned before the variable is set (it reads it lazily again), and numpy's
     OpenBLAS, which reads OMP_NUM_THREADS too, is given the usable cores in its own variable.
-    A variable already set by whoever started the run is left as it is."""
+    A variable already set by whoever started the run is left as it is.
+
+    Under pytest-xdist the controller, which runs no tests, does this first, and its workers
+    inherit its OMP_NUM_THREADS=1 (with CHILD_THREADS_SET): a worker loads torch and faiss with
+    its share of the cores instead (:func:`own_openmp_threads`), then sets 1 again for its
+    children."""
     global FAISS_THREADS_AT_START
     import importlib
 
+    from_controller = bool(os.environ.get("PYTEST_XDIST_WORKER")) and os.environ.get(CHILD_THREADS_SET) == "1"
+    if from_controller:                 # an xdist worker, given OMP_NUM_THREADS=1 by the controller's call
+        os.environ["OMP_NUM_THREADS"] = str(own_openmp_threads())
     import torch
 
     faiss = importlib.import_module("faiss")
-    if "OMP_NUM_THREADS" in os.environ:
+    if "OMP_NUM_THREADS" in os.environ and not from_controller:
         FAISS_THREADS_AT_START = faiss.omp_get_max_threads()
         return
     torch.set_num_threads(torch.get_num_threads())
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(cores))
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(usable_cores()))
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ[CHILD_THREADS_SET] = "1"
     FAISS_THREADS_AT_START = faiss.omp_get_max_threads()
 
 
 _one_openmp_thread_in_child_processes()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Child processes get no terminal size this run was not given. GNU readline, which pytest
+    imports on starting (``_pytest.capture._readline_workaround``), puts COLUMNS=80 and LINES=24
+    into the process's C environment, which ``os.environ`` does not show and child processes
+    inherit: pytest-xdist's workers, started after this hook, built the CLI's rich consoles at a
+    fixed 80 columns, and a test's ``CliRunner(env={"COLUMNS": ...})`` changed nothing. A size in
+    ``os.environ`` (the run's own) stays."""
+    for name in ("COLUMNS", "LINES"):
+        if name not in os.environ:
+            os.unsetenv(name)
 
 # The tiny random CLAP checkpoints, as session fixtures for every test module: defined once
 # here, so each is built once per run (a module importing them would get its own copy).

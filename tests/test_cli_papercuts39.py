@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from tests.cli_width import wide_terminal
 from tests.conftest import noise, tone, write
 from ui.cli import app
 
@@ -123,7 +124,7 @@ def test_info_keeps_silent_files_out_of_the_loudness_range(levels_index):
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["loudness"] == {"measured_files": 3, "silent_files": 2,
                                                    "quietest_lufs": -23.0, "loudest_lufs": -23.0}
-    table = runner.invoke(app, ["info", "--index", str(idx)], env={"COLUMNS": "200"})
+    table = runner.invoke(app, ["info", "--index", str(idx)], env=wide_terminal(idx))
     assert table.exit_code == 0, table.output
     said = " ".join(table.stdout.split())
     assert "-23.0 … -23.0 LUFS, and 2 files silent or under -70" in said and "-120" not in said

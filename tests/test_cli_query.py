@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from conftest import chirp, noise, tone, write
 from engine.query import SoundIndex
+from tests.cli_width import wide_terminal
 from ui.cli import app
 
 runner = CliRunner()
@@ -266,7 +267,8 @@ def test_tag_folder_gives_each_file_its_tags_and_skips_unreadable(indexed, tmp_p
     assert [t["label"] for t in rows[0]["tags"]] == [t["label"] for t in single]     # as tagged alone
     assert [t["score"] for t in rows[0]["tags"]] == pytest.approx([t["score"] for t in single], abs=1e-6)
     assert "broken.wav" in " ".join(result.stderr.split()) and "1 of 3 files could not be read" in result.stderr
-    table = run("tag", folder, "-m", tiny_clap_dir, "--labels", "dog,rain,siren")
+    table = runner.invoke(app, ["tag", str(folder), "-m", str(tiny_clap_dir), "--labels", "dog,rain,siren"],
+                          env=wide_terminal(folder))
     assert table.exit_code == 0 and "hum.wav" in table.stdout and "2 files" in table.stdout
 
 

@@ -17,6 +17,7 @@ from engine.duplicates import find_duplicates
 from engine.keeper import best_copy, copy_quality
 from engine.query import SoundIndex
 from indexer import build_index
+from tests.cli_width import wide_terminal
 from tests.conftest import write
 from tests.index_fakes import FakeModel
 from ui.cli import app
@@ -97,7 +98,7 @@ def test_the_cli_shows_it_in_json_and_in_the_table(group):
     assert result.exit_code == 0, result.stderr
     g, = json.loads(result.stdout)["groups"]
     assert g["keep"] == str(lib / "masters" / "slam.wav") and len(g["formats"]) == len(g["paths"]) == 4
-    table = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["duplicates", "--index", str(index_dir)])
+    table = CliRunner(env=wide_terminal(lib)).invoke(app, ["duplicates", "--index", str(index_dir)])
     assert table.exit_code == 0, table.stderr
     rows = [line for line in table.stdout.splitlines() if "slam" in line]
     kept = [line for line in rows if line.rstrip().rstrip("│").rstrip().endswith("keep")]
@@ -144,7 +145,7 @@ def test_hard_links_are_named_as_one_file_and_marked_in_the_table(tmp_path):
     real = lib.resolve()
     assert g["same_file"] == [[str(real / "a" / "slam.wav"), str(real / "b" / "slam.wav")]]
     assert not g["identical"]                      # the 16-bit copy has other bytes
-    table = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["duplicates", "--index", str(index_dir)])
+    table = CliRunner(env=wide_terminal(real)).invoke(app, ["duplicates", "--index", str(index_dir)])
     marks = {line.split("│")[3].strip(): line.split("│")[6].strip()
              for line in table.stdout.splitlines() if "slam.wav" in line}
     assert marks == {f"{real}/a/slam.wav": "keep, hard link", f"{real}/b/slam.wav": "hard link",

@@ -13,6 +13,7 @@ import pytest
 import engine.query_faiss
 from engine.query import Filters, SoundIndex
 from indexer import build_index
+from tests import conftest
 from tests.conftest import chirp, noise, tone, write
 from tests.index_fakes import FakeModel
 
@@ -107,15 +108,20 @@ def test_a_search_uses_one_faiss_thread_in_its_own_thread_only(index_dir, monkey
 @pytest.mark.parametrize("per_file", [True, False])
 def test_hits_are_those_of_faiss_default_thread_count(index_dir, monkeypatch, filters, per_file):
     """The same paths, segments and scores whether the search runs on one FAISS thread or on
-    FAISS's default count. ``"Pack"``: the files under the library's ``Pack/``."""
+    FAISS's default count, two at least (a pytest-xdist worker's own default may be one:
+    tests/conftest.py). ``"Pack"``: the files under the library's ``Pack/``."""
     if filters == "Pack":
         filters = pack(index_dir)
 
-    def hits() -> list[tuple[str, float, float]]:
+    def hits(threads: int = 0) -> list[tuple[str, float, float]]:
+        def search() -> list:
+            if threads:
+                faiss.omp_set_num_threads(threads)      # this new thread's own count
+            assert faiss.omp_get_max_threads() == (threads or conftest.FAISS_THREADS_AT_START)
+            return index.search_text("a bright tone", k=6, filters=filters, per_file=per_file)
         with SoundIndex.open(index_dir, model=FakeModel()) as index:
-            return [(h.path, h.start, h.score) for h in in_thread(
-                lambda: index.search_text("a bright tone", k=6, filters=filters, per_file=per_file))]
+            return [(h.path, h.start, h.score) for h in in_thread(search)]
     one = hits()
     monkeypatch.setattr(engine.query_faiss, "ONE_THREAD_MAX_QUERIES", 0)
-    default = hits()
+    default = hits(max(2, conftest.FAISS_THREADS_AT_START))
     assert one and one == default

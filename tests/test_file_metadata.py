@@ -556,13 +556,15 @@ def test_a_marker_found_by_its_name_on_the_command_line_and_the_page(tmp_path, t
     """The table's "marker" column; the card's badge, and its player starting at the marker."""
     from typer.testing import CliRunner
 
+    from tests.cli_width import wide_terminal
     from tests.ui_library import page_on
     from ui.cli import app
     lib = tmp_path / "lib"
     take_library(lib)
     idx = tmp_path / "idx"
     build_index([lib], idx, str(tiny_clap_dir), workers=0, progress=False)
-    table = CliRunner().invoke(app, ["search", "gate latch", "--index", str(idx), "--keywords"], env={"COLUMNS": "160"})
+    table = CliRunner().invoke(app, ["search", "gate latch", "--index", str(idx), "--keywords"],
+                               env=wide_terminal(lib, spare=160))
     assert table.exit_code == 0, table.stderr
     assert "marker" in table.stdout and "0:03.50 Gate latch" in table.stdout
 

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from indexer import build_index
+from tests.cli_width import wide_terminal
 from tests.conftest import noise, tone, write
 from tests.index_fakes import FakeModel
 from ui.cli import app
@@ -158,5 +159,5 @@ def test_info_json_sheets_are_the_records_sheet_list_prints(tmp_path):
     listed = json.loads(run("sheet", "list", "--index", index, "--json").stdout)
     assert json.loads(info.stdout)["sheets"] == listed
     assert sorted(r["path"] for r in listed) == [str(one), str(two)]
-    table = " ".join(CliRunner(env={"COLUMNS": "300"}).invoke(app, ["info", "--index", str(index)]).stdout.split())
+    table = " ".join(CliRunner(env=wide_terminal(one, two)).invoke(app, ["info", "--index", str(index)]).stdout.split())
     assert str(one) in table and str(two) in table                    # a person still sees them apart

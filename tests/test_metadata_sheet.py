@@ -15,6 +15,7 @@ from engine.query import SoundIndex
 from indexer import build_index
 from engine.metadata_sheet import read_sheet
 from indexer.metadata_sheet import import_sheet, remove_sheet, sheet_counts
+from tests.cli_width import wide_terminal
 from tests.conftest import catalog_session, noise, tone, write
 from tests.index_fakes import FakeModel
 from ui.cli import app
@@ -346,7 +347,7 @@ def test_hits_say_what_the_files_are(lib, tmp_path, tiny_clap_dir):
     sheet.write_text(BBC)
     import_sheet(idx, sheet)
     run = CliRunner().invoke
-    table = run(app, ["search", "skylark", "-w", "--index", str(idx), "-k", "3"], env={"COLUMNS": "200"})
+    table = run(app, ["search", "skylark", "-w", "--index", str(idx), "-k", "3"], env=wide_terminal(lib))
     assert table.exit_code == 0, table.stderr
     assert "about" in table.stdout and "Nature: Birds: Skylark singing high above a meadow" in table.stdout
     hits = json.loads(run(app, ["search", "steam", "-w", "--index", str(idx), "-k", "3", "--json"]).stdout)

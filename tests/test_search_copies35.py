@@ -19,6 +19,7 @@ from engine.filters import Filters
 from engine.query import SoundIndex
 from engine.query_hits import Hit
 from indexer import build_index
+from tests.cli_width import wide_terminal
 from tests.conftest import chirp, noise, tone, write
 from tests.index_fakes import FakeModel
 
@@ -167,7 +168,7 @@ def test_cli_search_and_similar_list_copies_unless_all_copies(library, fake_mode
                                            "--all-copies"]).stdout)
     assert {rel(lib, h["path"]) for h in every} >= NAMES and all(h["copies"] == [] for h in every)
     table = runner.invoke(app, ["similar", str(lib / "a.wav"), "--index", str(idx), "-k", "3"],
-                          env={"COLUMNS": "200"})
+                          env=wide_terminal(lib, lib))           # the folder column; "also at:" paths
     assert table.exit_code == 0, table.output
     assert table.stdout.count("also at:") == 3 and "other/a-backup.wav" in table.stdout
     similar = json.loads(runner.invoke(app, ["similar", str(lib / "a.wav"), "--index", str(idx), "-k", "5",

@@ -16,6 +16,7 @@ from engine.filters import Filters
 from engine.query import SoundIndex
 from indexer.metadata_sheet import import_sheet, sheet_counts
 from indexer.user_tags import add_tags, tag_counts
+from tests.cli_width import wide_terminal
 from tests.conftest import noise, tone, write
 from tests.index_fakes import FakeModel
 from tests.test_user_tags import indexed  # noqa: F401  (the library: four files in two folders)
@@ -184,7 +185,7 @@ def test_index_names_the_hidden_or_system_folders_it_did_not_scan(tmp_path, tiny
         write(lib / folder / "hidden.wav", tone(500, 0.5, 16000), 16000)
     idx = tmp_path / "idx"
     done = run(app, ["index", str(lib), "--index", str(idx), "--model", str(tiny_clap_dir), "-j", "0"],
-               env={"COLUMNS": "400"})
+               env=wide_terminal(lib, lib, lib, idx))
     assert done.exit_code == 0, done.output
     said = " ".join(done.stdout.split())
     assert (f"4 hidden or system folders ({lib / '$RECYCLE.BIN'}, {lib / '.Trashes'}, {lib / '.git'} "

@@ -1,6 +1,8 @@
 """The suite's child processes run OpenMP (torch, FAISS) on one thread, as torchrun starts its
 ranks, while the pytest process keeps FAISS's default count (tests/conftest.py): the searches'
-own thread handling is tested against that default (test_faiss_threads46.py)."""
+own thread handling is tested against that default (test_faiss_threads46.py). A pytest-xdist
+worker (``pytest -n N``) runs its own on its share of the cores instead: N workers on N cores,
+one thread each."""
 from __future__ import annotations
 
 import os
@@ -28,5 +30,8 @@ def test_children_use_one_openmp_thread_and_this_process_faiss_default():
         assert child[0] == int(os.environ["OMP_NUM_THREADS"]), child       # torch may cap it at the cores
         return
     assert child == (1, 1), child
-    # OpenMP's default, the usable cores, as conftest left it (read then: tests run later set their own)
-    assert conftest.FAISS_THREADS_AT_START == len(os.sched_getaffinity(0))
+    # OpenMP's default, the usable cores, as conftest left it (read then: tests run later set their own);
+    # in an xdist worker the cores over the workers
+    cores, workers = len(os.sched_getaffinity(0)), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    own = max(1, cores // int(workers)) if os.environ.get("PYTEST_XDIST_WORKER") else cores
+    assert conftest.FAISS_THREADS_AT_START == own == conftest.own_openmp_threads()

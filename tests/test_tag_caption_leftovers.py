@@ -12,6 +12,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from conftest import catalog_session, chirp, noise, tone, write
+from tests.cli_width import wide_terminal
 from ui.cli import app
 
 SR = 16000
@@ -133,7 +134,8 @@ def test_tag_warns_of_each_missing_path_and_tags_the_rest(takes, tmp_path, tiny_
     assert [Path(r["path"]).name for r in json.loads(result.stdout)["files"]] == ["beep.wav", "hiss.wav"]
     assert said(result.stderr).count(f"{gone}: no such file or folder") == 1
     assert "1 path not found" in said(result.stderr) and "error" not in result.stderr
-    table = run("tag", takes, gone, "-m", tiny_clap_dir, "--labels", LABELS)    # a folder beside it too
+    table = CliRunner().invoke(app, ["tag", str(takes), str(gone), "-m", str(tiny_clap_dir), "--labels", LABELS],
+                               env=wide_terminal(takes))                # a folder beside it too
     assert table.exit_code == 0 and "beep.wav" in table.stdout and "hiss.wav" in table.stdout
     nothing = run("tag", gone, tmp_path / "gone.flac", "-m", tiny_clap_dir, "--labels", LABELS)
     assert nothing.exit_code == 1                         # nothing left to do

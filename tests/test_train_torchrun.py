@@ -77,7 +77,9 @@ def test_a_stopped_run_says_how_to_continue_it_with_as_many_processes(tmp_path, 
     from trainer.loop import TrainResult
     from ui.cli import cmd_train
     monkeypatch.setattr(distributed, "launched_world_size", lambda: world)
-    monkeypatch.setattr(cmd_train.err_console, "width", 300)
+    # rich's width setter fixes the width: patched through it, the undo left stderr's console at a fixed
+    # 80 columns for the rest of the run ($COLUMNS of later tests unread); _width's undo gives None back
+    monkeypatch.setattr(cmd_train.err_console, "_width", 300)
     with cmd_train.err_console.capture() as captured:
         cmd_train._report(TrainResult(tmp_path, tmp_path / "model", 2, 1.0), Path("mine.json"), None, False)
     launch = ("torchrun --standalone --nproc_per_node 2 -m ui.cli train" if world == 2 else "soundsift train")
