@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fractions
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,3 +52,51 @@ def encode(path: Path, codec: str, signal: np.ndarray, rate: int, *, timestamps:
         for packet in stream.encode(None):
             out.mux(packet)
     return path
+
+
+def seek_signal(rate: int, seconds: float, channels: int = 2, seed: int = 7) -> np.ndarray:
+    """(channels, n) float32 for seek tests: a rising tone, bursts of noise, a click every second."""
+    t = np.arange(int(seconds * rate)) / rate
+    rng = np.random.default_rng(seed)
+    x = 0.2 * np.sin(2 * np.pi * (300 + 25 * t) * t) + 0.1 * rng.standard_normal(len(t)) * (np.sin(3 * t) > 0.5)
+    x[(t % 1.0) < 0.002] = 0.9
+    return np.tile(x, (channels, 1)).astype(np.float32)
+
+
+class CountedContainer:
+    """An FFmpeg container (PyAV's) counting into ``counts`` the frames it decodes and, with
+    ``demuxed``, the frames its demuxed packets hold (those decoded by a decoder of their own)."""
+
+    def __init__(self, container: Any, counts: list[int], demuxed: bool = False) -> None:
+        self._container, self._counts, self._demuxed = container, counts, demuxed
+
+    def decode(self, *a, **kw):
+        for frame in self._container.decode(*a, **kw):
+            self._counts.append(frame.samples)
+            yield frame
+
+    def demux(self, *a, **kw):
+        for packet in self._container.demux(*a, **kw):
+            rate = packet.stream.codec_context.sample_rate
+            if self._demuxed and packet.duration and packet.time_base and rate:
+                self._counts.append(round(packet.duration * packet.time_base * rate))
+            yield packet
+
+    def __getattr__(self, name: str):
+        return getattr(self._container, name)
+
+    def __enter__(self) -> "CountedContainer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._container.close()
+
+
+def count_ffmpeg_frames(monkeypatch: Any, demuxed: bool = False) -> list[int]:
+    """The frames engine.ffmpeg_audio decodes (and, with ``demuxed``, demuxes) from now on: every
+    container it opens is a :class:`CountedContainer`."""
+    import engine.ffmpeg_audio as ffmpeg_audio
+    counts: list[int] = []
+    real = ffmpeg_audio._open
+    monkeypatch.setattr(ffmpeg_audio, "_open", lambda av, source: CountedContainer(real(av, source), counts, demuxed))
+    return counts

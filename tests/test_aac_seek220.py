@@ -20,19 +20,14 @@ import soundfile as sf
 
 import engine.ffmpeg_audio as ffmpeg_audio
 from engine.ffmpeg_audio import FFmpegSound
-from tests.ffmpeg_files import encode
+from tests.ffmpeg_files import count_ffmpeg_frames, encode, seek_signal
 
 SR = 44100
 SECONDS = 30
 
 
 def _signal(rate: int, seconds: float = SECONDS, channels: int = 2) -> np.ndarray:
-    """(channels, n) float32: a rising tone, bursts of noise, a click every second."""
-    t = np.arange(int(seconds * rate)) / rate
-    rng = np.random.default_rng(7)
-    x = 0.2 * np.sin(2 * np.pi * (300 + 25 * t) * t) + 0.1 * rng.standard_normal(len(t)) * (np.sin(3 * t) > 0.5)
-    x[(t % 1.0) < 0.002] = 0.9
-    return np.tile(x, (channels, 1)).astype(np.float32)
+    return seek_signal(rate, seconds, channels, seed=7)
 
 
 def _vorbis(path: Path, x: np.ndarray, rate: int, start: int = 0) -> Path:
@@ -73,41 +68,10 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-class _Counting:
-    """An FFmpeg container (PyAV's) counting into ``counts`` the frames it decodes and the frames
-    its demuxed packets hold (decoded by a decoder of their own)."""
-
-    def __init__(self, container, counts: list[int]) -> None:
-        self._container, self._counts = container, counts
-
-    def decode(self, *a, **kw):
-        for frame in self._container.decode(*a, **kw):
-            self._counts.append(frame.samples)
-            yield frame
-
-    def demux(self, *a, **kw):
-        for packet in self._container.demux(*a, **kw):
-            if packet.duration and packet.time_base and packet.stream.codec_context.sample_rate:
-                self._counts.append(round(packet.duration * packet.time_base * packet.stream.codec_context.sample_rate))
-            yield packet
-
-    def __getattr__(self, name: str):
-        return getattr(self._container, name)
-
-    def __enter__(self) -> "_Counting":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._container.close()
-
-
 @pytest.fixture
 def decoded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The frames FFmpeg decodes or demuxes from now on."""
-    counts: list[int] = []
-    real = ffmpeg_audio._open
-    monkeypatch.setattr(ffmpeg_audio, "_open", lambda av, source: _Counting(real(av, source), counts))
-    return counts
+    return count_ffmpeg_frames(monkeypatch, demuxed=True)
 
 
 def _whole(path: Path) -> np.ndarray:

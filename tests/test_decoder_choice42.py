@@ -28,7 +28,7 @@ import soundfile as sf
 from engine.audio import open_sound, seeks_exactly
 from engine.errors import UnreadableAudio
 from engine.ffmpeg_audio import NEAR_PREROLL, FFmpegSound
-from tests.ffmpeg_files import encode
+from tests.ffmpeg_files import encode, seek_signal
 from tests.test_ffmpeg_thumbnails import decoded  # noqa: F401 — the fixture counting decoded frames
 from tests.test_opus_fallback40 import LATER_START, click_time, clicked, opus
 
@@ -165,12 +165,7 @@ SECONDS = 12
 
 
 def _signal(rate: int, seconds: float = SECONDS, channels: int = 2) -> np.ndarray:
-    """(channels, n) float32: a rising tone, bursts of noise, a click every second."""
-    t = np.arange(int(seconds * rate)) / rate
-    rng = np.random.default_rng(11)
-    x = 0.2 * np.sin(2 * np.pi * (300 + 25 * t) * t) + 0.1 * rng.standard_normal(len(t)) * (np.sin(3 * t) > 0.5)
-    x[(t % 1.0) < 0.002] = 0.9
-    return np.tile(x, (channels, 1)).astype(np.float32)
+    return seek_signal(rate, seconds, channels, seed=11)
 
 
 def _mp3(path: Path, x: np.ndarray, rate: int) -> Path:

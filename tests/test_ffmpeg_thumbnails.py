@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import engine.ffmpeg_audio as ffmpeg_audio
 from engine.audio import downmix, open_sound
 from engine.ffmpeg_audio import NEAR_PREROLL, FFmpegSound
-from tests.ffmpeg_files import encode
+from tests.ffmpeg_files import count_ffmpeg_frames, encode
 from ui.components import thumbnails
 
 SR = 8000
@@ -51,35 +50,11 @@ def _reference(mono: np.ndarray, columns: int) -> np.ndarray:
     return np.array([[mono[a:b].min(), mono[a:b].max()] for a, b in zip(edges[:-1], edges[1:])], np.float32)
 
 
-class _Counted:
-    """An FFmpeg container (PyAV's) whose decoded frames are counted into ``counts``."""
-
-    def __init__(self, container, counts: list[int]) -> None:
-        self._container, self._counts = container, counts
-
-    def decode(self, *a, **kw):
-        for frame in self._container.decode(*a, **kw):
-            self._counts.append(frame.samples)
-            yield frame
-
-    def __getattr__(self, name: str):
-        return getattr(self._container, name)
-
-    def __enter__(self) -> "_Counted":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._container.close()
-
-
 @pytest.fixture
 def decoded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The frames FFmpeg decodes from now on (each decoded frame's length, converted to samples
     or not)."""
-    counts: list[int] = []
-    real = ffmpeg_audio._open
-    monkeypatch.setattr(ffmpeg_audio, "_open", lambda av, source: _Counted(real(av, source), counts))
-    return counts
+    return count_ffmpeg_frames(monkeypatch)
 
 
 @pytest.mark.parametrize("kind", KINDS)
