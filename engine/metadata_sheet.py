@@ -127,6 +127,7 @@ class SheetImport:
     unchanged_files: int = 0                                 # matched files whose row changed nothing
     own_first_cells: int = 0                                 # cells stored of fields the file carries itself
     as_exported_cells: int = 0                               # of unchanged_cells: as `sheet export` wrote them
+    nothing_to_clear_cells: int = 0                          # of unchanged_cells: "-" where the file shows nothing
     cleared_cells: int = 0                                   # cells "-" stored: the field shows nothing
     # an earlier sheet's fields that no longer show, as this sheet's rows stand over that sheet's
     shadowed_cells: int = 0
@@ -148,7 +149,8 @@ class SheetImport:
                 "tag_files": self.tag_files, "tags_added": self.tags_added, "tags_removed": self.tags_removed,
                 "tags_left": self.tags_left, "unchanged_cells": self.unchanged_cells,
                 "unchanged_files": self.unchanged_files, "own_first_cells": self.own_first_cells,
-                "as_exported_cells": self.as_exported_cells, "cleared_cells": self.cleared_cells,
+                "as_exported_cells": self.as_exported_cells,
+                "nothing_to_clear_cells": self.nothing_to_clear_cells, "cleared_cells": self.cleared_cells,
                 "shadowed_cells": self.shadowed_cells, "shadowed_files": self.shadowed_files,
                 "export": self.export}
 

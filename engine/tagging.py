@@ -34,9 +34,12 @@ class FileTags:
     tags: list[dict[str, Any]]
     from_index: bool          # tagged from the index's stored vectors, without decoding
     seconds: float | None = None    # its length (None when unknown); see :func:`too_short`
+    missing: bool = False     # not on disk now: tagged from what the index stored of it
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "tags": self.tags, "from_index": self.from_index}
+        """``"missing": true`` only for a file not on disk now (as search hits say it)."""
+        out = {"path": self.path, "tags": self.tags, "from_index": self.from_index}
+        return {**out, "missing": True} if self.missing else out
 
 
 def tag_files(files: Sequence[str | Path], labels: Sequence[str] | None = None, *,
@@ -61,13 +64,14 @@ def tag_files(files: Sequence[str | Path], labels: Sequence[str] | None = None, 
     as_indexed: dict[str, FileState] = {}
     if index is not None:
         stored, as_indexed = _stored_vectors(index, [str(f) for f in files])
-    kept: list[tuple[str, bool, float | None]] = []
+    kept: list[tuple[str, bool, float | None, bool]] = []
     vectors: list[np.ndarray] = []
     errors: list[UnreadableAudio] = []
     for f in files:
         path = str(f)
         indexed_as, vector, seconds = stored.get(path, (None, None, None))
-        if indexed_as is not None and not _unchanged(indexed_as, as_indexed.get(indexed_as)):
+        gone = indexed_as is not None and not os.path.lexists(path)    # its stored vectors are all there is
+        if indexed_as is not None and not gone and not _unchanged(indexed_as, as_indexed.get(indexed_as)):
             log.info("%s changed since it was indexed: tagging its audio as it is now", path)
             vector = None
         from_index = vector is not None
@@ -78,12 +82,12 @@ def tag_files(files: Sequence[str | Path], labels: Sequence[str] | None = None, 
             except UnreadableAudio as e:
                 errors.append(e)
                 continue
-        kept.append((path, from_index, seconds))
+        kept.append((path, from_index, seconds, gone))
         vectors.append(np.asarray(vector, np.float32))
     if not kept:
         return [], errors
     tags = zeroshot.tag_many(the_model, np.stack(vectors), labels, top, template, min_score)
-    return [FileTags(p, t, from_index, seconds) for (p, from_index, seconds), t in zip(kept, tags)], errors
+    return [FileTags(p, t, from_index, seconds, gone) for (p, from_index, seconds, gone), t in zip(kept, tags)], errors
 
 
 def _stored_vectors(index: Any, paths: Sequence[str]

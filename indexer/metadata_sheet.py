@@ -137,6 +137,7 @@ def _changed_fields(s: Session, described: dict[int, dict[str, str]], report: Sh
     changed: dict[int, dict[str, str]] = {}
     report.unchanged_cells = report.unchanged_files = report.own_first_cells = 0
     report.as_exported_cells = report.cleared_cells = report.shadowed_cells = report.shadowed_files = 0
+    report.nothing_to_clear_cells = 0
     report.shadowed_fields = {}
     for fid in ids:
         mine = own.get(fid, {})
@@ -153,6 +154,8 @@ def _changed_fields(s: Session, described: dict[int, dict[str, str]], report: Sh
             if is_cleared(value):
                 if key in shown:                        # "-" where nothing shows clears nothing
                     fields[key] = SHEET_CLEARED
+                else:
+                    report.nothing_to_clear_cells += 1
             elif not same_value(value, compared.get(key)):
                 fields[key] = value
         report.unchanged_cells += len(described[fid]) - len(fields)

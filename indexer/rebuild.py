@@ -309,15 +309,13 @@ def carry_over(old: IndexLayout, new_engine: Engine, moves: Sequence[Move] = (),
     followed = {target[fid] for fid, key in old_files.items()
                 if key[0] in moved and key[0] not in converted and target[fid] is not None}
     if followed:
-        n = sum(r["file_id"] in followed for r in tag_rows + caption_rows)
         log.info("%s moved or renamed since the index was last run kept %s at %s new %s",
-                 count(len(followed), "file"), count(n, "tag and caption", "tags and captions"),
+                 count(len(followed), "file"), _tags_and_captions(tag_rows, caption_rows, followed),
                  *(("its", "path") if len(followed) == 1 else ("their", "paths")))
     took = {target[fid] for fid, key in old_files.items() if key[0] in converted and target[fid] is not None}
     if took:
-        n = sum(r["file_id"] in took for r in tag_rows + caption_rows)
         log.info("%s converted in place since the index was last run kept %s", count(len(took), "file"),
-                 count(n, "tag and caption", "tags and captions"))
+                 _tags_and_captions(tag_rows, caption_rows, took))
     dropped = {"tags": len(tags) - len(tag_rows), "captions": len(captions) - len(caption_rows)}
     if gone:
         log.info("%s of files deleted (or moved over by another) since %s made, or made from the audio of "
@@ -329,6 +327,15 @@ def carry_over(old: IndexLayout, new_engine: Engine, moves: Sequence[Move] = (),
                  count(derived, "zero-shot tag or caption", "zero-shot tags and captions"),
                  *(("was", "it") if derived == 1 else ("were", "them")))
     return carried, dropped
+
+
+def _tags_and_captions(tag_rows: Sequence[dict], caption_rows: Sequence[dict], files: set[int]) -> str:
+    """How many of the carried tags and captions ``files`` have, each counted under its own name:
+    "1 tag", "2 tags and 1 caption", "no tag or caption"."""
+    tags = sum(r["file_id"] in files for r in tag_rows)
+    captions = sum(r["file_id"] in files for r in caption_rows)
+    said = [count(n, word) for n, word in ((tags, "tag"), (captions, "caption")) if n]
+    return " and ".join(said) or "no tag or caption"
 
 
 def check_not_half_swapped(root: Path) -> None:
@@ -555,13 +562,20 @@ def refuse_unreadable_headers(old: _OldIndex, scanned: ScanResult, moves: Sequen
 
 def _unreadable_headers(paths: Sequence[str]) -> dict[str, str]:
     """Path → why its audio header does not open (engine.audio.probe), for each of ``paths`` whose
-    does not, in the order of ``paths``; read :data:`HEADER_THREADS` at a time."""
+    does not, in the order of ``paths``; read :data:`HEADER_THREADS` at a time, but for the MPEG
+    audio, whose decoder prints ("Warning: Xing stream size off …"): read first, in this thread
+    alone, so that engine.audio captures what it prints and says it under the file's name."""
     if len(paths) >= HEADER_NOTICE:
         log.info("checking %s indexed files can still be read …", f"{len(paths):,}")
     threads = min(HEADER_THREADS, len(paths)) if _threads_may_read() else 1
     if threads > 1:
+        from engine.audio import _TALKING_EXTENSIONS
+        talking = [p for p in paths if os.path.splitext(p)[1].lower() in _TALKING_EXTENSIONS]
+        reason = {p: _header_failure(p) for p in talking}
+        rest = [p for p in paths if p not in reason]
         with ThreadPoolExecutor(threads, thread_name_prefix="soundsift-header") as pool:
-            reasons = list(pool.map(_header_failure, paths))
+            reason.update(zip(rest, pool.map(_header_failure, rest)))
+        reasons = [reason[p] for p in paths]
     else:
         reasons = [_header_failure(p) for p in paths]
     failed = {p: why for p, why in zip(paths, reasons) if why is not None}

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence
 
 import typer
 
@@ -90,9 +91,9 @@ def index_command(
         raise typer.Exit(INTERRUPTED_EXIT) from None
     if json_out:
         print_json(summary.to_dict())
-        _note_sheets(summary.to_dict())         # notes go to stderr with --json too
+        _note_sheets(summary.to_dict(), paths)  # notes go to stderr with --json too
     else:
-        _print_summary(summary.to_dict())
+        _print_summary(summary.to_dict(), paths)
 
 
 def _workers(given: Optional[int], old: Optional[int]) -> Optional[int]:
@@ -160,9 +161,9 @@ def _watch(paths: List[Path], index: Optional[str], model: Optional[str], interv
             sys.stdout.write(json.dumps(s, ensure_ascii=False) + "\n")
             sys.stdout.flush()
             if runs == 0:
-                _note_sheets(s)
+                _note_sheets(s, paths)
         elif runs == 0:
-            _print_summary(s)
+            _print_summary(s, paths)
         else:
             out_console.print(f"{time.strftime('%H:%M:%S')} generation {s['generation']}: {s['added']} added, "
                               f"{s['updated']} updated, {s['removed']} removed, "
@@ -181,7 +182,7 @@ def _watch(paths: List[Path], index: Optional[str], model: Optional[str], interv
         raise typer.Exit(INTERRUPTED_EXIT) from None
 
 
-def _print_summary(s: dict[str, Any]) -> None:
+def _print_summary(s: dict[str, Any], paths: Sequence[Path] = ()) -> None:
     from rich.table import Table
 
     title = f"index {s['index']} (generation {s['generation']})"
@@ -228,7 +229,7 @@ def _print_summary(s: dict[str, Any]) -> None:
         t.add_row("carried over", f"{count(kept['tags'], 'tag')}, {count(kept['captions'], 'caption')} "
                                   f"(not: {count(left['tags'], 'tag')}, {count(left['captions'], 'caption')})")
     out_console.print(t)
-    _note_sheets(s)
+    _note_sheets(s, paths)
     st = Table(title="time per stage (s)")
     st.add_column("stage")
     st.add_column("seconds", justify="right")
@@ -240,15 +241,32 @@ def _print_summary(s: dict[str, Any]) -> None:
         out_console.print(footnote, style="dim")
 
 
-def _note_sheets(s: dict[str, Any]) -> None:
+def _note_sheets(s: dict[str, Any], paths: Sequence[Path] = ()) -> None:
     """The note on stderr (with --json too) naming the spreadsheets among the files that were
-    not imported as library sheets (``sheets_not_imported``), if any."""
+    not imported as library sheets (``sheets_not_imported``), if any: each by its path in the
+    library given (``paths``, as the user wrote them), and a lone one in the ready-to-run import."""
     sheets = s.get("sheets_not_imported") or []
     if sheets:
-        names = ", ".join(os.path.basename(p) for p in sheets[:3]) + (f" (+{len(sheets) - 3} more)" if len(sheets) > 3 else "")
+        given = [_as_given(p, paths) for p in sheets]
+        names = ", ".join(name for name, _ in given[:3]) + (f" (+{len(sheets) - 3} more)" if len(sheets) > 3 else "")
+        sheet = shlex.quote(given[0][1]) if len(sheets) == 1 and given[0][1] else "SHEET"
         err_console.print(f"note: spreadsheets among the files, not imported as library sheets: {names}; if one "
-                          f"describes the sounds, `soundsift sheet import SHEET --index {index_option(s['index'])}` makes its "
-                          "descriptions searchable", highlight=False, soft_wrap=True)
+                          f"describes the sounds, `soundsift sheet import {sheet} --index {index_option(s['index'])}` "
+                          "makes its descriptions searchable", highlight=False, soft_wrap=True)
+
+
+def _as_given(sheet: str, paths: Sequence[Path]) -> tuple[str, str | None]:
+    """A spreadsheet found in the library: its path under the given library folder holding it
+    (a bare name at the folder's top; two folders' metadata.csv told apart), and its path as the
+    user would write it (that folder as given, joined to it), None where no given folder holds it."""
+    real = os.path.realpath(sheet)
+    for root in sorted(paths, key=lambda p: -len(os.path.realpath(p))):         # the deepest folder first
+        rel = os.path.relpath(real, os.path.realpath(root))
+        if rel == ".":
+            return os.path.basename(sheet), str(root)
+        if not rel.startswith(os.pardir + os.sep) and rel != os.pardir:
+            return rel, os.path.join(str(root), rel)
+    return (os.path.basename(sheet), None) if not paths else (sheet, sheet)
 
 
 def _speed(s: dict[str, Any]) -> str:

@@ -36,8 +36,8 @@ def import_command(
         "--json", help='Print {"sheets", "errors"} on stdout: "sheets" a report per sheet imported (one '
                        'sheet too), [{"sheet", "rows", "matched_rows", "files", "unmatched", …, "tag_files", '
                        '"tags_added", "tags_removed", "tags_left", "unchanged_cells", "unchanged_files", '
-                       '"own_first_cells", "as_exported_cells", "cleared_cells", "shadowed_cells", "shadowed_files", '
-                       '"export"}]; "errors" '
+                       '"own_first_cells", "as_exported_cells", "nothing_to_clear_cells", "cleared_cells", '
+                       '"shadowed_cells", "shadowed_files", "export"}]; "errors" '
                        'the sheets that could not be read, [{"path", "reason"}].')] = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -128,9 +128,15 @@ def _print_unchanged(report: Any) -> None:
         left = "would be left out" if report.dry_run else "left out"
         exported = (f" ({report.as_exported_cells} of the cells as the export wrote them, not edited since)"
                     if report.as_exported_cells else "")
-        out_console.print(f"unchanged: {count(report.unchanged_cells, 'cell')} {left}, already what the files show "
-                          f"({shown}); {count(report.unchanged_files, 'matched file')} changed nothing{exported}",
-                          highlight=False, soft_wrap=True)
+        nothing = report.nothing_to_clear_cells
+        said = []
+        if report.unchanged_cells - nothing:
+            said.append(f"{count(report.unchanged_cells - nothing, 'cell')} {left}, already what the files show "
+                        f"({shown})")
+        if nothing:
+            said.append(f"{count(nothing, 'cell')} \"-\" {left}, nothing to clear (the file shows nothing there)")
+        out_console.print(f"unchanged: {'; '.join(said)}; {count(report.unchanged_files, 'matched file')} changed "
+                          f"nothing{exported}", highlight=False, soft_wrap=True)
     if report.cleared_cells:
         verb = "would clear" if report.dry_run else "cleared"
         out_console.print(f"{verb}: {count(report.cleared_cells, 'field')} (cells \"-\": the file shows nothing there, "

@@ -5,7 +5,7 @@ import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import typer
 
@@ -84,10 +84,15 @@ def tag_command(
                                   "are several" if not single else "is not a file"))
         _tag_timeline(paths[0], label_list, index, model, top, template, json_out, min_score)
         return
-    files, missing = present_audio_files(paths, log)
     with _tagging_source(index, model) as (the_model, sound_index):
         from engine.tagging import tag_files
         from engine.vocabulary import default_labels
+
+        gone = _indexed_not_on_disk(paths, sound_index)
+        here = [p for p in paths if p not in gone]
+        files, missing = present_audio_files(here, log) if here else ([], [])
+        files += gone
+        one_file = one_file or (len(paths) == 1 and bool(gone))
 
         tagger = sound_index.model if sound_index else the_model
         name, label_list = tagger.name, label_list or default_labels(tagger)
@@ -104,10 +109,14 @@ def tag_command(
         print_json({"files": [t.to_dict() for t in tagged], "errors": error_records(errors),
                     "missing": [str(p) for p in missing]})
     elif one_file:
-        _print_tags(tagged[0].tags, f"{paths[0].name} — {name}, {count(n_labels, 'label')}", min_score)
+        where = " (not on disk)" if tagged[0].missing else ""
+        _print_tags(tagged[0].tags, f"{paths[0].name}{where} — {name}, {count(n_labels, 'label')}", min_score)
     else:
         _print_file_tags(tagged, f"{count(len(tagged), 'file')} — {name}, {count(n_labels, 'label')}", min_score)
     _say_notes(label_list, [(t.path, t.seconds) for t in tagged])
+    for t in tagged:
+        if t.missing:
+            log.warning("%s: not on disk: tagged from the vectors the index stored of it", t.path)
     if one_file:
         return
     skipped = ([f"{len(errors)} of {count(len(files), 'file')} could not be read"] if errors else []) + (
@@ -115,6 +124,16 @@ def tag_command(
     if skipped:
         from ui.cli.common import err_console
         err_console.print(f"{'; '.join(skipped)} (warnings above)", highlight=False)
+
+
+def _indexed_not_on_disk(paths: list[Path], sound_index: Any) -> list[Path]:
+    """Of ``paths``, those not on disk now (moved, deleted, an unmounted drive) that the index
+    holds: tagged from its stored vectors, as `soundsift similar` finds sounds like them."""
+    if sound_index is None:
+        return []
+    absent = [p for p in paths if not os.path.lexists(p)]
+    held = sound_index.file_states([str(p) for p in absent]) if absent else {}
+    return [p for p in absent if str(p) in held]
 
 
 def _as_on_disk(path: Path) -> Path:

@@ -225,6 +225,19 @@ def export_results(hits: Sequence[Any], folder: Optional[Path], whole_files: boo
     err_console.print(f"exported {len(result.written)} of {count(len(hits), 'result')} to "
                       f"{display_path(str(folder))} ({count(files, 'file')} copied, {count(spans, 'span')} cut out)",
                       highlight=False, soft_wrap=True)
+    _note_cut_short_copies(hits, result.written)
+
+
+def _note_cut_short_copies(hits: Sequence[Any], written: Sequence[Any]) -> None:
+    """A note on stderr naming the files copied whole that were cut short when indexed (their
+    audio ends before their header says: :func:`cut_short`): the copy is as cut as the file."""
+    copied = {w.source for w in written if w.kind == "file"}
+    short = sorted({str(Path(h.path)) for h in hits if getattr(h, "header_duration", None) is not None} & copied)
+    if short:
+        names = ", ".join(display_path(p) for p in short[:3]) + (f" (+{len(short) - 3} more)" if len(short) > 3 else "")
+        err_console.print(f"note: copied as {'it is' if len(short) == 1 else 'they are'}, cut short (the audio ends "
+                          f"before the header says: an interrupted copy or download): {names}",
+                          highlight=False, soft_wrap=True)
 
 
 def earlier_export(folder: Path) -> Optional[str]:
