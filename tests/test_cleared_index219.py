@@ -139,3 +139,11 @@ def test_a_read_only_catalog_without_the_index_answers_the_same(built, tmp_path,
     assert answers(ro) == expected
     monkeypatch.undo()
     assert INDEX_NAME not in index_names(ro)
+
+
+def test_the_index_serves_the_value_a_sheet_clears_with():
+    """engine.catalog spells the cleared value inline for its partial index (it imports nothing of
+    engine.file_metadata): the two must stay one value."""
+    from engine.catalog import CLEARED_VALUE
+    from engine.file_metadata import SHEET_CLEARED
+    assert CLEARED_VALUE.value == SHEET_CLEARED
