@@ -746,6 +746,13 @@ _QUIET_THREADS = frozenset({"tqdm_monitor"})
 _TALKING_EXTENSIONS = frozenset({".mp3", ".mp2", ".mp1", ".mpga"})
 
 
+def decoder_talks(path: str) -> bool:
+    """Whether the decoder of ``path`` prints to stderr as it opens or reads it, by its name
+    (:data:`_TALKING_EXTENSIONS`: MPEG audio): a caller reading files on threads reads these in
+    one thread, where what is printed can be captured and said under the file's name."""
+    return os.path.splitext(path)[1].lower() in _TALKING_EXTENSIONS
+
+
 def _bare_call(path: str) -> bool:
     """Whether a call outside :func:`relaying_decoder_output` (a library user's ``probe(path)``)
     captures fd 2 for itself, for a sound whose decoder prints (:data:`_TALKING_EXTENSIONS`; MPEG
@@ -753,7 +760,7 @@ def _bare_call(path: str) -> bool:
     indexer decoder process's own, which keeps the lines as the file's notes) and no other Python
     thread could write to stderr meanwhile (a server's, the page's, a progress bar's), so no line
     of theirs is taken for the file's and no two threads swap fd 2 about."""
-    if StderrCapture.active or os.path.splitext(path)[1].lower() not in _TALKING_EXTENSIONS:
+    if StderrCapture.active or not decoder_talks(path):
         return False
     me = threading.current_thread()
     return all(t is me or t.name in _QUIET_THREADS for t in threading.enumerate())

@@ -569,8 +569,8 @@ def _unreadable_headers(paths: Sequence[str]) -> dict[str, str]:
         log.info("checking %s indexed files can still be read …", f"{len(paths):,}")
     threads = min(HEADER_THREADS, len(paths)) if _threads_may_read() else 1
     if threads > 1:
-        from engine.audio import _TALKING_EXTENSIONS
-        talking = [p for p in paths if os.path.splitext(p)[1].lower() in _TALKING_EXTENSIONS]
+        from engine.audio import decoder_talks
+        talking = [p for p in paths if decoder_talks(p)]
         reason = {p: _header_failure(p) for p in talking}
         rest = [p for p in paths if p not in reason]
         with ThreadPoolExecutor(threads, thread_name_prefix="soundsift-header") as pool:
