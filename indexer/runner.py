@@ -646,12 +646,13 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
     arrived = ([scanned.files[p] for p in plan.unchanged if p in across.arrived and p in scanned.files]
                if across is not None else [])
     reencoding, late = reencode_candidates(writer, plan, meta, arrived)
+    paired_olds = set(reencoding.olds.values()) | {r.old for r in late}
     # (a path a file was moved over is no conversion's original: its row goes as the move lands)
+    not_kept = paired_olds | set(replaced)
     kept = kept_for_reencodes(writer, Diff(new=plan.new, changed=[], unchanged=[], deleted=[
-        p for p in plan.deleted if p not in set(reencoding.olds.values()) | {r.old for r in late} | set(replaced)]),
-        [f.path for f in arrived], across, meta)
-    if reencoding or late or kept:
-        paired_olds = set(reencoding.olds.values()) | {r.old for r in late} | set(kept)
+        p for p in plan.deleted if p not in not_kept]), [f.path for f in arrived], across, meta)
+    paired_olds |= set(kept)                # rows staying for now: removed by no deletion of this run
+    if paired_olds:
         plan = Diff(new=plan.new, changed=plan.changed, unchanged=plan.unchanged,
                     deleted=[p for p in plan.deleted if p not in paired_olds])
     if across is not None:
@@ -681,7 +682,7 @@ def _run(writer: IndexWriter, paths: Sequence[str | Path], model: AudioTextModel
         summary.moved, summary.removed = len(moves), len(replaced)
     # files indexed before the metadata reader learnt more (iXML …): read theirs again, once
     busy = ({f.path for f in plan.new} | {f.path for f in plan.changed} | set(plan.deleted)
-            | set(reencoding.olds.values()) | {r.old for r in late} | set(kept))
+            | paired_olds)
     summary.metadata_reread = refresh_metadata(writer, busy, {} if moves_done else {m.old: m.new for m in moves})
     # a sidecar cue sheet added, edited or removed beside an unchanged file: cut its takes again
     retake = set(files_with_changed_cue_sheets(writer, set(plan.unchanged), scanned.cue_folders()))
